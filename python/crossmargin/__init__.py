@@ -1,0 +1,39 @@
+"""crossmargin: cross-collateralized margin over millions of accounts, with a Rust core.
+
+Quick start::
+
+    import crossmargin as cm
+    u = cm.Universe.from_toml("examples/universe.toml")
+    book = cm.read_book("book/")            # balances.* and positions.*
+    r = cm.Engine(u).evaluate(book)         # MarginResult: numpy columns per account
+    r.summary(); r.to_pandas()
+"""
+
+from crossmargin import exceptions, reference
+from crossmargin._core import __version__
+from crossmargin.book import Book
+from crossmargin.engine import Engine
+from crossmargin.exceptions import BookError, ConfigError, CrossmarginError, PriceError
+from crossmargin.io import read_book, write_book
+from crossmargin.result import MarginResult
+from crossmargin.table import Table
+from crossmargin.universe import Asset, Market, Universe
+
+__all__ = [
+    "Asset",
+    "Book",
+    "BookError",
+    "ConfigError",
+    "CrossmarginError",
+    "Engine",
+    "MarginResult",
+    "Market",
+    "PriceError",
+    "Table",
+    "Universe",
+    "__version__",
+    "exceptions",
+    "read_book",
+    "reference",
+    "write_book",
+]

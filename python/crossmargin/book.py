@@ -1,0 +1,341 @@
+"""The book: balances and positions as two long columnar tables.
+
+Rows need not be sorted and account ids are arbitrary int64. Symbols are dictionary-encoded
+here; the Rust core groups the rows by account into CSR arrays once, on construction, and
+every later call reuses that grouping. Columns are kept as given (no copy when they already
+have the right dtype), so the book can be handed on, written out or checked by the
+pure-Python reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from crossmargin import _core
+from crossmargin.exceptions import BookError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from crossmargin.universe import Universe
+
+BALANCE_COLUMNS = ("account", "asset", "qty")
+POSITION_COLUMNS = ("account", "market", "qty", "entry_price", "isolated_margin")
+
+
+@dataclass(frozen=True)
+class SymbolColumn:
+    """A dictionary-encoded column: ``codes`` index ``labels``; with ``labels=None`` the codes
+    are already indices into the universe's list."""
+
+    codes: np.ndarray
+    labels: tuple[str, ...] | None
+
+    @property
+    def n_codes(self) -> int:
+        if self.labels is not None:
+            return len(self.labels)
+        return int(self.codes.max()) + 1 if len(self.codes) else 0
+
+    def remap(self, index: Mapping[str, int], n: int, table: str, column: str) -> np.ndarray:
+        """Book codes → universe indices; an unknown symbol names its first row."""
+        if self.labels is None:
+            bad = np.flatnonzero(self.codes >= n)
+            if len(bad):
+                r = int(bad[0])
+                raise BookError(
+                    f"{table} row {r}: {column} index {int(self.codes[r])} is out of range "
+                    f"(the universe has {n})",
+                    table=table,
+                    row=r,
+                    column=column,
+                )
+            return np.arange(self.n_codes, dtype=np.uint32)
+        unknown = [k for k, s in enumerate(self.labels) if s not in index]
+        if unknown:
+            rows = {k: int(np.argmax(self.codes == k)) for k in unknown}
+            k = min(rows, key=rows.__getitem__)
+            r = rows[k]
+            raise BookError(
+                f"{table} row {r}: unknown {column} '{self.labels[k]}'",
+                table=table,
+                row=r,
+                column=column,
+            )
+        return np.array([index[s] for s in self.labels], dtype=np.uint32)
+
+    def symbols(self, names: tuple[str, ...] | list[str]) -> np.ndarray:
+        """The column as symbols (object array)."""
+        table = np.array(self.labels if self.labels is not None else names, dtype=object)
+        return table[self.codes] if len(self.codes) else np.array([], dtype=object)
+
+
+class Book:
+    """Balances and positions, grouped by account once.
+
+    Build with :meth:`from_arrays`, :meth:`from_pandas`, :meth:`from_arrow`,
+    :meth:`from_polars` or :func:`crossmargin.read_book`.
+    """
+
+    __slots__ = ("_accounts", "_grouped", "_remaps", "balances", "positions")
+
+    balances: dict[str, Any]
+    positions: dict[str, Any]
+
+    def __init__(self, balances: dict[str, Any], positions: dict[str, Any]) -> None:
+        self.balances = balances
+        self.positions = positions
+        b, p = balances, positions
+        self._grouped = _core.GroupedBook(
+            b["account"],
+            b["asset"].codes,
+            b["qty"],
+            p["account"],
+            p["market"].codes,
+            p["qty"],
+            p["entry_price"],
+            p["isolated_margin"],
+            b["asset"].n_codes,
+            p["market"].n_codes,
+        )
+        self._accounts: np.ndarray | None = None
+        self._remaps: dict[int, tuple[Any, np.ndarray, np.ndarray]] = {}
+
+    # ---- constructors ------------------------------------------------------------------
+    @classmethod
+    def from_arrays(
+        cls, balances: Mapping[str, Any] | None = None, positions: Mapping[str, Any] | None = None
+    ) -> Book:
+        """Columns as numpy arrays (or anything array-like). ``asset`` / ``market`` hold
+        symbols (str) or integer indices into the universe's lists; ``isolated_margin`` may
+        be omitted (all cross); either table may be omitted."""
+        return cls(_balances(balances or {}), _positions(positions or {}))
+
+    @classmethod
+    def from_pandas(
+        cls, balances: pd.DataFrame | None = None, positions: pd.DataFrame | None = None
+    ) -> Book:
+        return cls.from_arrays(
+            None if balances is None else {c: balances[c] for c in balances.columns},
+            None if positions is None else {c: positions[c] for c in positions.columns},
+        )
+
+    @classmethod
+    def from_arrow(cls, balances: pa.Table | None = None, positions: pa.Table | None = None) -> Book:
+        return cls.from_arrays(
+            None if balances is None else {n: balances.column(n) for n in balances.column_names},
+            None if positions is None else {n: positions.column(n) for n in positions.column_names},
+        )
+
+    @classmethod
+    def from_polars(cls, balances: Any = None, positions: Any = None) -> Book:
+        return cls.from_arrow(
+            None if balances is None else balances.to_arrow(),
+            None if positions is None else positions.to_arrow(),
+        )
+
+    # ---- facts -------------------------------------------------------------------------
+    @property
+    def accounts(self) -> np.ndarray:
+        """Account ids that appear in either table, ascending (the results' row order)."""
+        if self._accounts is None:
+            self._accounts = self._grouped.accounts()
+            self._accounts.setflags(write=False)
+        return self._accounts
+
+    @property
+    def n_accounts(self) -> int:
+        return int(self._grouped.n_accounts)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the input columns (the size a benchmark compares memory against)."""
+        total = 0
+        for t in (self.balances, self.positions):
+            for v in t.values():
+                total += v.codes.nbytes if isinstance(v, SymbolColumn) else v.nbytes
+        return total
+
+    def __len__(self) -> int:
+        return self.n_accounts
+
+    def __repr__(self) -> str:
+        return (
+            f"Book(accounts={self.n_accounts}, balances={len(self.balances['qty'])}, "
+            f"positions={len(self.positions['qty'])})"
+        )
+
+    def remaps(self, universe: Universe) -> tuple[np.ndarray, np.ndarray]:
+        """(asset, market) code → universe index tables; cached per universe."""
+        hit = self._remaps.get(id(universe))
+        if hit is not None and hit[0] is universe:
+            return hit[1], hit[2]
+        a = self.balances["asset"].remap(
+            universe.asset_index, len(universe.assets), "balances", "asset"
+        )
+        m = self.positions["market"].remap(
+            universe.market_index, len(universe.markets), "positions", "market"
+        )
+        self._remaps[id(universe)] = (universe, a, m)
+        return a, m
+
+    def to_pandas(self, universe: Universe) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The two tables with symbols spelled out."""
+        import pandas as pd
+
+        a_names = [a.symbol for a in universe.assets]
+        m_names = [m.symbol for m in universe.markets]
+        b = {k: (v.symbols(a_names) if k == "asset" else v) for k, v in self.balances.items()}
+        p = {k: (v.symbols(m_names) if k == "market" else v) for k, v in self.positions.items()}
+        return pd.DataFrame(b), pd.DataFrame(p)
+
+
+# ---- column conversion -----------------------------------------------------------------
+def _balances(cols: Mapping[str, Any]) -> dict[str, Any]:
+    n = _length(cols, BALANCE_COLUMNS, "balances")
+    return {
+        "account": _accounts(cols.get("account", ()), "balances", n),
+        "asset": _symbols(cols.get("asset", ()), "balances", "asset"),
+        "qty": _floats(cols.get("qty", ()), "balances", "qty"),
+    }
+
+
+def _positions(cols: Mapping[str, Any]) -> dict[str, Any]:
+    n = _length(cols, POSITION_COLUMNS[:4], "positions")
+    iso = cols.get("isolated_margin")
+    return {
+        "account": _accounts(cols.get("account", ()), "positions", n),
+        "market": _symbols(cols.get("market", ()), "positions", "market"),
+        "qty": _floats(cols.get("qty", ()), "positions", "qty"),
+        "entry_price": _floats(cols.get("entry_price", ()), "positions", "entry_price"),
+        "isolated_margin": np.zeros(n) if iso is None else _floats(iso, "positions", "isolated_margin"),
+    }
+
+
+def _length(cols: Mapping[str, Any], required: tuple[str, ...], table: str) -> int:
+    if not cols:
+        return 0
+    missing = [c for c in required if c not in cols]
+    if missing:
+        raise BookError(
+            f"{table}: missing column '{missing[0]}' (needs {', '.join(required)})",
+            table=table,
+            column=missing[0],
+        )
+    return len(cols["account"])
+
+
+def _numpy(values: Any) -> np.ndarray:
+    if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):
+        try:
+            return np.asarray(values.to_numpy(zero_copy_only=False))
+        except TypeError:
+            return np.asarray(values.to_numpy())
+    return np.asarray(values)
+
+
+def _accounts(values: Any, table: str, n: int) -> np.ndarray:
+    a = _numpy(values)
+    if a.dtype.kind == "u" and len(a) and a.max() > np.iinfo(np.int64).max:
+        r = int(np.argmax(a > np.iinfo(np.int64).max))
+        raise BookError(
+            f"{table} row {r}: account {a[r]} does not fit in int64",
+            table=table,
+            row=r,
+            column="account",
+        )
+    if a.dtype.kind == "f" and len(a):
+        bad = ~np.isfinite(a) | (a != np.round(a))
+        if bad.any():
+            r = int(np.argmax(bad))
+            raise BookError(
+                f"{table} row {r}: account {a[r]} is not an integer id",
+                table=table,
+                row=r,
+                column="account",
+            )
+    elif a.dtype.kind not in "iu" and len(a):
+        raise BookError(
+            f"{table}: column 'account' must hold integer ids, got {a.dtype}",
+            table=table,
+            column="account",
+        )
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _floats(values: Any, table: str, column: str) -> np.ndarray:
+    a = _numpy(values)
+    try:
+        return np.ascontiguousarray(a, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BookError(
+            f"{table}: column '{column}' must be numeric, got {a.dtype}", table=table, column=column
+        ) from None
+
+
+def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
+    """Dictionary-encodes a symbol column (hash-based, via pyarrow) or takes integer indices."""
+    import pyarrow as pa
+
+    if hasattr(values, "cat") and hasattr(values.cat, "codes"):  # pandas categorical
+        codes = np.asarray(values.cat.codes)
+        labels = tuple(str(x) for x in values.cat.categories)
+        return _coded(codes, labels, table, column)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array) and pa.types.is_dictionary(values.type):
+        codes = values.indices.to_numpy(zero_copy_only=False)
+        codes = np.where(values.is_null().to_numpy(zero_copy_only=False), -1, codes)
+        return _coded(codes, tuple(str(x) for x in values.dictionary.to_pylist()), table, column)
+    if isinstance(values, pa.Array) and (
+        pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
+    ):
+        values = values.to_numpy(zero_copy_only=False)
+    a = values if isinstance(values, pa.Array) else _numpy(values)
+    if isinstance(a, np.ndarray) and a.dtype.kind in "iuf":
+        if a.dtype.kind == "f" and len(a) and (~np.isfinite(a) | (a != np.round(a))).any():
+            r = int(np.argmax(~np.isfinite(a) | (a != np.round(a))))
+            raise BookError(
+                f"{table} row {r}: {column} {a[r]} is neither a symbol nor an index",
+                table=table,
+                row=r,
+                column=column,
+            )
+        bad = (a < 0) | (a >= 2**32 - 1)
+        if len(a) and bad.any():
+            r = int(np.argmax(bad))
+            raise BookError(
+                f"{table} row {r}: {column} index {a[r]} is out of range",
+                table=table,
+                row=r,
+                column=column,
+            )
+        return SymbolColumn(np.ascontiguousarray(a, dtype=np.uint32), None)
+    try:
+        arr = a if isinstance(a, pa.Array) else pa.array(a, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        raise BookError(
+            f"{table}: column '{column}' must hold symbols (str) or integer indices",
+            table=table,
+            column=column,
+        ) from None
+    enc = arr.dictionary_encode()
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    if enc.null_count:
+        codes = np.where(enc.is_null().to_numpy(zero_copy_only=False), -1, codes)
+    return _coded(codes, tuple(enc.dictionary.to_pylist()), table, column)
+
+
+def _coded(codes: np.ndarray, labels: tuple[str, ...], table: str, column: str) -> SymbolColumn:
+    if len(codes) and (codes < 0).any():
+        r = int(np.argmax(codes < 0))
+        raise BookError(f"{table} row {r}: {column} is missing", table=table, row=r, column=column)
+    return SymbolColumn(np.ascontiguousarray(codes, dtype=np.uint32), labels)
+
+
+__all__ = ["BALANCE_COLUMNS", "POSITION_COLUMNS", "Book", "SymbolColumn"]

@@ -1,0 +1,80 @@
+"""Price overrides for one call, resolved into the engine's two price vectors.
+
+``prices`` is either a mapping of symbols to prices or a pair of arrays
+``(asset_prices, marks)`` in universe order. In a mapping a key may name:
+
+- an underlying index (``"BTC"``): every market on it and the asset of that symbol move by
+  the factor ``price / reference price``, so a basis between perp and future is kept;
+- an asset (``"USDC"``): that asset's USD price;
+- a market (``"BTCUSDT"``): that market's mark.
+
+Keys are applied in that order, so an explicit mark wins over its underlying's move.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from crossmargin.exceptions import PriceError
+from crossmargin.universe import Universe
+
+PriceOverrides = Mapping[str, float] | tuple[Any, Any] | None
+
+
+def base_prices(universe: Universe) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        np.array([a.price for a in universe.assets], dtype=np.float64),
+        np.array([m.mark for m in universe.markets], dtype=np.float64),
+    )
+
+
+def resolve(universe: Universe, prices: PriceOverrides) -> tuple[np.ndarray, np.ndarray]:
+    """(asset_prices, marks) for one call."""
+    if prices is None:
+        return base_prices(universe)
+    if isinstance(prices, tuple | list):
+        if len(prices) != 2:
+            raise PriceError("prices: expected a mapping or a pair (asset_prices, marks)")
+        a = np.ascontiguousarray(prices[0], dtype=np.float64)
+        m = np.ascontiguousarray(prices[1], dtype=np.float64)
+        return a, m
+    if not isinstance(prices, Mapping):
+        raise PriceError(f"prices: expected a mapping or a pair of arrays, got {type(prices).__name__}")
+    assets, marks = base_prices(universe)
+    unknown = [
+        k
+        for k in prices
+        if k not in universe.underlyings and k not in universe.asset_index and k not in universe.market_index
+    ]
+    if unknown:
+        raise PriceError(f"prices[{unknown[0]}]: not an asset, market or underlying", field=unknown[0])
+    for key, value in prices.items():
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise PriceError(f"prices[{key}]: {value!r} is not a number", field=key) from None
+        if not math.isfinite(v) or v <= 0:
+            raise PriceError(f"prices[{key}]: {v} must be finite and > 0", field=key)
+    for key, value in prices.items():
+        if key in universe.underlyings:
+            factor = float(value) / universe.reference_price(key)
+            for k, m in enumerate(universe.markets):
+                if m.underlying == key:
+                    marks[k] = m.mark * factor
+            if key in universe.asset_index:
+                i = universe.asset_index[key]
+                assets[i] = universe.assets[i].price * factor
+    for key, value in prices.items():
+        if key in universe.asset_index:
+            assets[universe.asset_index[key]] = float(value)
+    for key, value in prices.items():
+        if key in universe.market_index:
+            marks[universe.market_index[key]] = float(value)
+    return assets, marks
+
+
+__all__ = ["PriceOverrides", "base_prices", "resolve"]

@@ -1,0 +1,125 @@
+"""Seeded synthetic books that look like an exchange's: many small retail accounts, a few
+whales, hedged market makers, some borrowers, a slice of isolated positions.
+
+Shape by default (the shape DESIGN §8 measures): about 3 balances and 4 positions per
+account, rows shuffled (unsorted input), dense int64 account ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from crossmargin.book import Book
+from crossmargin.universe import Universe
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Knobs of the generator; every draw comes from one seeded generator."""
+
+    n_accounts: int = 1_000_000
+    seed: int = 7
+    mean_balances: float = 3.0
+    mean_positions: float = 4.0
+    median_equity_usd: float = 2_000.0
+    whale_fraction: float = 0.002
+    market_maker_fraction: float = 0.01
+    borrower_fraction: float = 0.08
+    isolated_fraction: float = 0.05
+    median_leverage: float = 3.0
+    first_account_id: int = 10_000_000
+    shuffle: bool = True
+
+
+def _pick_distinct(rng: np.random.Generator, n: int, weights: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of n accounts, counts[a] distinct items drawn by weight (Efraimidis–Spirakis):
+    returns (account index, item index) per draw."""
+    k = len(weights)
+    keys = rng.random((n, k)) ** (1.0 / weights)
+    order = np.argsort(-keys, axis=1)
+    take = np.arange(k)[None, :] < counts[:, None]
+    acct = np.broadcast_to(np.arange(n)[:, None], (n, k))[take]
+    return acct, order[take]
+
+
+def generate(universe: Universe, config: SynthConfig | None = None, **overrides: object) -> Book:
+    """A synthetic book over ``universe`` (uses its asset prices and marks)."""
+    cfg = config or SynthConfig()
+    if overrides:
+        cfg = SynthConfig(**{**cfg.__dict__, **overrides})  # type: ignore[arg-type]
+    rng = np.random.default_rng(cfg.seed)
+    n = int(cfg.n_accounts)
+    na, nm = len(universe.assets), len(universe.markets)
+    prices = np.array([a.price for a in universe.assets])
+    marks = np.array([m.mark for m in universe.markets])
+    cs = np.array([m.contract_size for m in universe.markets])
+    inverse = np.array([m.inverse for m in universe.markets])
+    settle = np.array([universe.asset_index[m.settle] for m in universe.markets])
+
+    # Who is who: equity scale per account.
+    kind = rng.random(n)
+    whale = kind < cfg.whale_fraction
+    maker = (kind >= cfg.whale_fraction) & (kind < cfg.whale_fraction + cfg.market_maker_fraction)
+    equity = rng.lognormal(np.log(cfg.median_equity_usd), 1.3, n)
+    equity[whale] *= 2_000.0
+    equity[maker] *= 300.0
+
+    # Balances: stablecoins most likely; distinct assets per account.
+    asset_w = np.array([4.0 if a.symbol.startswith("USD") else 1.0 for a in universe.assets])
+    p_bal = min(max((cfg.mean_balances - 1.0) / max(na - 1, 1), 0.0), 1.0)
+    n_bal = 1 + rng.binomial(max(na - 1, 0), p_bal, n)
+    b_acct, b_asset = _pick_distinct(rng, n, asset_w, n_bal)
+    share = rng.dirichlet(np.ones(3), len(b_acct))[:, 0] * 3.0 / n_bal[b_acct]
+    b_usd = equity[b_acct] * share
+    b_qty = b_usd / np.where(prices[b_asset] > 0, prices[b_asset], 1.0)
+    # Borrowers: one of their balances turns into a loan of up to half their equity.
+    borrower = rng.random(n) < cfg.borrower_fraction
+    first_row = np.r_[0, np.cumsum(n_bal)[:-1]]
+    loan_rows = first_row[borrower & (n_bal > 1)]
+    b_qty[loan_rows] = -np.abs(b_qty[loan_rows]) * rng.uniform(0.1, 0.5, len(loan_rows))
+
+    # Positions: distinct markets per account, long or short; makers hedge (net ~ flat).
+    p_pos = min(cfg.mean_positions / max(nm, 1), 1.0)
+    n_pos = rng.binomial(nm, p_pos, n) if nm else np.zeros(n, dtype=np.int64)
+    p_acct, p_market = _pick_distinct(rng, n, np.ones(max(nm, 1)), n_pos)
+    lev = rng.lognormal(np.log(cfg.median_leverage), 0.8, n)
+    lev[maker] = rng.uniform(0.5, 2.0, maker.sum())
+    notional_usd = equity[p_acct] * lev[p_acct] / np.maximum(n_pos[p_acct], 1) * rng.uniform(0.3, 1.7, len(p_acct))
+    side = np.where(rng.random(len(p_acct)) < 0.55, 1.0, -1.0)
+    m_mark = marks[p_market]
+    settle_px = prices[settle[p_market]]
+    # Linear: qty × cs × mark = notional; inverse: qty × cs = notional in USD.
+    qty = np.where(
+        inverse[p_market],
+        notional_usd / cs[p_market],
+        notional_usd / (cs[p_market] * m_mark * np.maximum(settle_px, 1e-12)),
+    )
+    qty = np.round(side * qty, 3)
+    entry = m_mark * np.exp(rng.normal(0.0, 0.04, len(p_acct)))
+    iso = np.zeros(len(p_acct))
+    isolated = rng.random(len(p_acct)) < cfg.isolated_fraction
+    iso_usd = notional_usd[isolated] / rng.uniform(5.0, 25.0, isolated.sum())
+    iso[isolated] = iso_usd / np.maximum(settle_px[isolated], 1e-12)
+
+    ids = np.int64(cfg.first_account_id) + np.arange(n, dtype=np.int64)
+    bal_order = rng.permutation(len(b_acct)) if cfg.shuffle else np.arange(len(b_acct))
+    pos_order = rng.permutation(len(p_acct)) if cfg.shuffle else np.arange(len(p_acct))
+    return Book.from_arrays(
+        balances={
+            "account": ids[b_acct][bal_order],
+            "asset": b_asset.astype(np.uint32)[bal_order],
+            "qty": b_qty[bal_order],
+        },
+        positions={
+            "account": ids[p_acct][pos_order],
+            "market": p_market.astype(np.uint32)[pos_order],
+            "qty": qty[pos_order],
+            "entry_price": entry[pos_order],
+            "isolated_margin": iso[pos_order],
+        },
+    )
+
+
+__all__ = ["SynthConfig", "generate"]

@@ -1,0 +1,270 @@
+"""The risk configuration: collateral assets, derivative markets, and the rules between.
+
+Frozen dataclasses, validated once: the Rust core compiles them into flat tables on
+construction and every bad value raises :class:`~crossmargin.exceptions.ConfigError`
+naming its field, e.g. ``markets[BTCUSDT].brackets[2].mmr``.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from crossmargin import _core
+from crossmargin.exceptions import ConfigError
+
+MARKET_KINDS = ("perp", "future")
+
+
+def _float(value: Any, name: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: {value!r} is not a number", field=name) from None
+
+
+def _rows(value: Any, width: int, name: str) -> tuple[tuple[float, ...], ...]:
+    try:
+        rows = tuple(tuple(r) for r in value)
+    except TypeError:
+        raise ConfigError(f"{name}: expected a list of {width}-tuples", field=name) from None
+    for k, r in enumerate(rows):
+        if len(r) != width:
+            raise ConfigError(
+                f"{name}[{k}]: expected {width} numbers, got {len(r)}", field=f"{name}[{k}]"
+            )
+    return tuple(tuple(_float(x, f"{name}[{k}]") for x in r) for k, r in enumerate(rows))
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A collateral asset; every balance is in one.
+
+    ``weight_*`` is 1 − haircut for positive balances, ``liability_weight_*`` (≥ 1) applies
+    to borrows. ``haircut_tiers`` are ``(usd_value_upper_bound, rate)`` slices (OKX/Bybit
+    style); above a finite last bound a value counts nothing. ``imf_factor`` is Drift v2's
+    size discount of the weight by sqrt(quantity) (docs/ARCHITECTURE.md, "Size discount").
+    """
+
+    symbol: str
+    price: float
+    weight_initial: float = 1.0
+    weight_maint: float = 1.0
+    liability_weight_initial: float = 1.0
+    liability_weight_maint: float = 1.0
+    haircut_tiers: Sequence[tuple[float, float]] | None = None
+    imf_factor: float = 0.0
+
+    def __post_init__(self) -> None:
+        f = f"assets[{self.symbol}]"
+        if not isinstance(self.symbol, str) or not self.symbol:
+            raise ConfigError(f"{f}.symbol: must be a non-empty string", field=f"{f}.symbol")
+        for name in (
+            "price",
+            "weight_initial",
+            "weight_maint",
+            "liability_weight_initial",
+            "liability_weight_maint",
+            "imf_factor",
+        ):
+            object.__setattr__(self, name, _float(getattr(self, name), f"{f}.{name}"))
+        tiers = _rows(self.haircut_tiers or (), 2, f"{f}.haircut_tiers")
+        object.__setattr__(self, "haircut_tiers", tiers or None)
+
+    def _core_tuple(self) -> tuple[Any, ...]:
+        return (
+            self.symbol,
+            self.price,
+            self.weight_initial,
+            self.weight_maint,
+            self.liability_weight_initial,
+            self.liability_weight_maint,
+            list(self.haircut_tiers or ()),
+            self.imf_factor,
+        )
+
+
+@dataclass(frozen=True)
+class Market:
+    """A perpetual or dated future, linear or inverse, settled in ``settle`` (an asset).
+
+    ``brackets`` are Binance-style leverage tiers ``(notional_upper_bound, imr, mmr)`` on
+    settle-asset notional; the requirement is ``notional × rate − cum`` with ``cum`` making it
+    continuous. For an inverse market ``contract_size`` is in quote units (e.g. 100 USD).
+    """
+
+    symbol: str
+    kind: str
+    settle: str
+    underlying: str
+    mark: float
+    brackets: Sequence[tuple[float, float, float]]
+    contract_size: float = 1.0
+    inverse: bool = False
+    imf_factor: float = 0.0
+    upnl_weight_initial: float = 1.0
+    upnl_weight_maint: float = 1.0
+
+    def __post_init__(self) -> None:
+        f = f"markets[{self.symbol}]"
+        if not isinstance(self.symbol, str) or not self.symbol:
+            raise ConfigError(f"{f}.symbol: must be a non-empty string", field=f"{f}.symbol")
+        if self.kind not in MARKET_KINDS:
+            raise ConfigError(
+                f"{f}.kind: {self.kind!r} is not one of {', '.join(MARKET_KINDS)}",
+                field=f"{f}.kind",
+            )
+        for name in ("settle", "underlying"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"{f}.{name}: must be a non-empty string", field=f"{f}.{name}")
+        for name in (
+            "mark",
+            "contract_size",
+            "imf_factor",
+            "upnl_weight_initial",
+            "upnl_weight_maint",
+        ):
+            object.__setattr__(self, name, _float(getattr(self, name), f"{f}.{name}"))
+        if not isinstance(self.inverse, bool):
+            raise ConfigError(f"{f}.inverse: must be true or false", field=f"{f}.inverse")
+        object.__setattr__(self, "brackets", _rows(self.brackets, 3, f"{f}.brackets"))
+
+    def _core_tuple(self) -> tuple[Any, ...]:
+        return (
+            self.symbol,
+            self.kind,
+            self.settle,
+            self.underlying,
+            self.mark,
+            self.contract_size,
+            self.inverse,
+            list(self.brackets),
+            self.imf_factor,
+            self.upnl_weight_initial,
+            self.upnl_weight_maint,
+        )
+
+
+@dataclass(frozen=True)
+class Universe:
+    """Assets and markets, validated and compiled once.
+
+    ``underlying_prices`` gives each index a reference price; by default it is the price of
+    the asset of the same symbol, else the mark of the first market on that index. A price
+    override on an underlying (``prices={"BTC": 60_000}``) moves every market on it and every
+    asset of that symbol by the same factor.
+    """
+
+    assets: Sequence[Asset]
+    markets: Sequence[Market] = ()
+    underlying_prices: Mapping[str, float] = field(default_factory=dict)
+    _compiled: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "assets", tuple(self.assets))
+        object.__setattr__(self, "markets", tuple(self.markets))
+        for kind, items, cls in (("assets", self.assets, Asset), ("markets", self.markets, Market)):
+            for i, x in enumerate(items):
+                if not isinstance(x, cls):
+                    raise ConfigError(
+                        f"{kind}[{i}]: expected {cls.__name__}, got {type(x).__name__}",
+                        field=f"{kind}[{i}]",
+                    )
+        compiled = _core.CompiledUniverse(
+            [a._core_tuple() for a in self.assets], [m._core_tuple() for m in self.markets]
+        )
+        object.__setattr__(self, "_compiled", compiled)
+        refs = dict(self.underlying_prices)
+        for name, p in refs.items():
+            f = f"underlying_prices[{name}]"
+            if name not in self.underlyings:
+                raise ConfigError(f"{f}: no market has this underlying", field=f)
+            if not (math.isfinite(_float(p, f)) and float(p) > 0):
+                raise ConfigError(f"{f}: {p} must be finite and > 0", field=f)
+        object.__setattr__(self, "underlying_prices", refs)
+
+    # ---- construction ------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Universe:
+        """Builds from the TOML layout: ``assets`` and ``markets`` lists of tables, optional
+        ``underlying_prices`` table."""
+        known = {"assets", "markets", "underlying_prices", "meta"}
+        for key in data:
+            if key not in known:
+                raise ConfigError(f"{key}: unknown top-level key", field=str(key))
+        assets = [_build(Asset, "assets", i, a) for i, a in enumerate(data.get("assets", []))]
+        markets = [_build(Market, "markets", i, m) for i, m in enumerate(data.get("markets", []))]
+        return cls(assets, markets, dict(data.get("underlying_prices", {})))
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Universe:
+        """Loads a universe file (see ``examples/universe.toml``)."""
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: no such file", field=str(p)) from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p}: invalid TOML: {e}", field=str(p)) from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def demo(cls) -> Universe:
+        """The universe shipped with the package (the same as ``examples/universe.toml``)."""
+        return cls.from_toml(Path(__file__).parent / "data" / "universe.toml")
+
+    # ---- lookups -----------------------------------------------------------------------
+    @cached_property
+    def asset_index(self) -> dict[str, int]:
+        return {a.symbol: i for i, a in enumerate(self.assets)}
+
+    @cached_property
+    def market_index(self) -> dict[str, int]:
+        return {m.symbol: i for i, m in enumerate(self.markets)}
+
+    @cached_property
+    def underlyings(self) -> tuple[str, ...]:
+        """Distinct index names of the markets, in order of first appearance."""
+        return tuple(self._compiled.underlyings)
+
+    def reference_price(self, underlying: str) -> float:
+        if underlying in self.underlying_prices:
+            return float(self.underlying_prices[underlying])
+        if underlying in self.asset_index:
+            return self.assets[self.asset_index[underlying]].price
+        return next(m.mark for m in self.markets if m.underlying == underlying)
+
+    def brackets_with_amounts(self, market: str) -> list[tuple[float, float, float, float, float]]:
+        """``(bound, imr, mmr, cum_initial, cum_maint)`` rows of a market, as the engine
+        uses them (``cum_maint`` is Binance's "maintenance amount")."""
+        try:
+            k = self.market_index[market]
+        except KeyError:
+            raise ConfigError(f"markets[{market}]: unknown market", field=market) from None
+        return list(self._compiled.brackets(k))
+
+
+def _build(cls: type[Any], kind: str, i: int, row: Any) -> Any:
+    if not isinstance(row, Mapping):
+        raise ConfigError(f"{kind}[{i}]: expected a table", field=f"{kind}[{i}]")
+    label = row.get("symbol", i)
+    names = set(cls.__dataclass_fields__) - {"_compiled"}
+    for key in row:
+        if key not in names:
+            raise ConfigError(f"{kind}[{label}].{key}: unknown field", field=f"{kind}[{label}].{key}")
+    try:
+        return cls(**row)
+    except TypeError as e:
+        raise ConfigError(f"{kind}[{label}]: {e}", field=f"{kind}[{label}]") from None
+
+
+def symbols(items: Iterable[Asset | Market]) -> list[str]:
+    return [x.symbol for x in items]
+
+
+__all__ = ["MARKET_KINDS", "Asset", "Market", "Universe"]

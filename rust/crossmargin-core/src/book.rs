@@ -1,0 +1,478 @@
+//! The book: balances and positions grouped by account into CSR arrays, once.
+//!
+//! Input rows are long and unsorted, with arbitrary int64 account ids and symbols already
+//! encoded as small integer codes (the Python layer dictionary-encodes them). Grouping:
+//! ids → dense indices (a direct table when ids are dense, a sort otherwise), a stable
+//! counting sort by account, then each account's rows ordered by code. Duplicate balance
+//! rows are summed in input order; a duplicate position is an error naming both rows.
+//! The grouped book is independent of any universe; codes are mapped to universe indices
+//! by a small remap table at evaluation time.
+
+use rayon::prelude::*;
+
+use crate::error::{CoreError, Result, Table};
+
+/// Balance rows as given (column slices of equal length).
+#[derive(Debug, Clone, Copy)]
+pub struct BalanceInput<'a> {
+    pub account: &'a [i64],
+    pub code: &'a [u32],
+    pub qty: &'a [f64],
+}
+
+/// Position rows as given. `isolated_margin`: 0 or NaN = cross, > 0 = isolated.
+#[derive(Debug, Clone, Copy)]
+pub struct PositionInput<'a> {
+    pub account: &'a [i64],
+    pub code: &'a [u32],
+    pub qty: &'a [f64],
+    pub entry_price: &'a [f64],
+    pub isolated_margin: &'a [f64],
+}
+
+/// Balances grouped by account: rows of account `a` are `offsets[a]..offsets[a + 1]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Balances {
+    pub offsets: Vec<usize>,
+    pub code: Vec<u32>,
+    pub qty: Vec<f64>,
+}
+
+/// Positions grouped by account; `row` is each position's row in the input table.
+/// `isolated_margin` is normalised: 0 for cross, > 0 for isolated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Positions {
+    pub offsets: Vec<usize>,
+    pub code: Vec<u32>,
+    pub qty: Vec<f64>,
+    pub entry_price: Vec<f64>,
+    pub isolated_margin: Vec<f64>,
+    pub row: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupedBook {
+    /// Account ids, ascending and unique; index = dense account number.
+    pub accounts: Vec<i64>,
+    pub balances: Balances,
+    pub positions: Positions,
+    pub n_asset_codes: u32,
+    pub n_market_codes: u32,
+}
+
+/// One account's rows, as the margin kernels read them.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountRows<'a> {
+    pub bal_code: &'a [u32],
+    pub bal_qty: &'a [f64],
+    pub pos_code: &'a [u32],
+    pub pos_qty: &'a [f64],
+    pub pos_entry: &'a [f64],
+    pub pos_isolated: &'a [f64],
+}
+
+impl GroupedBook {
+    pub fn n_accounts(&self) -> usize {
+        self.accounts.len()
+    }
+
+    #[inline]
+    pub fn account(&self, a: usize) -> AccountRows<'_> {
+        let b = self.balances.offsets[a]..self.balances.offsets[a + 1];
+        let p = self.positions.offsets[a]..self.positions.offsets[a + 1];
+        AccountRows {
+            bal_code: &self.balances.code[b.clone()],
+            bal_qty: &self.balances.qty[b],
+            pos_code: &self.positions.code[p.clone()],
+            pos_qty: &self.positions.qty[p.clone()],
+            pos_entry: &self.positions.entry_price[p.clone()],
+            pos_isolated: &self.positions.isolated_margin[p],
+        }
+    }
+
+    /// Bytes held by the grouped arrays.
+    pub fn nbytes(&self) -> usize {
+        let b = &self.balances;
+        let p = &self.positions;
+        self.accounts.len() * 8
+            + (b.offsets.len() + p.offsets.len()) * 8
+            + b.code.len() * 12
+            + p.code.len() * (4 + 8 * 3 + 4)
+    }
+}
+
+/// Groups the two tables by account. Errors name the first offending row.
+pub fn group(
+    bal: BalanceInput<'_>,
+    pos: PositionInput<'_>,
+    n_asset_codes: u32,
+    n_market_codes: u32,
+) -> Result<GroupedBook> {
+    validate_balances(&bal, n_asset_codes)?;
+    validate_positions(&pos, n_market_codes)?;
+    if bal.account.len() >= u32::MAX as usize || pos.account.len() >= u32::MAX as usize {
+        return Err(CoreError::book(
+            Table::Positions,
+            u32::MAX as usize,
+            "account",
+            "more than 2^32 rows in one table",
+        ));
+    }
+
+    let (accounts, dense) = dense_accounts(&[bal.account, pos.account]);
+    let n = accounts.len();
+    let (bal_dense, pos_dense) = (&dense[0], &dense[1]);
+
+    // Balances: group, order by code within the account, sum duplicates (input order).
+    let (offsets, perm) = counting_sort(bal_dense, n);
+    let perm = sort_within(&offsets, perm, bal.code);
+    let mut balances = Balances {
+        offsets: Vec::with_capacity(n + 1),
+        code: Vec::with_capacity(perm.len()),
+        qty: Vec::with_capacity(perm.len()),
+    };
+    balances.offsets.push(0);
+    for a in 0..n {
+        let mut last: Option<u32> = None;
+        for &r in &perm[offsets[a]..offsets[a + 1]] {
+            let (c, q) = (bal.code[r as usize], bal.qty[r as usize]);
+            if last == Some(c) {
+                *balances.qty.last_mut().expect("a previous row exists") += q;
+            } else {
+                balances.code.push(c);
+                balances.qty.push(q);
+                last = Some(c);
+            }
+        }
+        balances.offsets.push(balances.code.len());
+    }
+
+    // Positions: group, order by code, a repeated code is an error.
+    let (offsets, perm) = counting_sort(pos_dense, n);
+    let perm = sort_within(&offsets, perm, pos.code);
+    for a in 0..n {
+        let rows = &perm[offsets[a]..offsets[a + 1]];
+        for w in rows.windows(2) {
+            if pos.code[w[0] as usize] == pos.code[w[1] as usize] {
+                let (r0, r1) = (w[0].min(w[1]) as usize, w[0].max(w[1]) as usize);
+                return Err(CoreError::Book {
+                    table: Table::Positions,
+                    row: r1,
+                    other_row: Some(r0),
+                    column: "market",
+                    message: format!("duplicate position of account {} in one market; a position is the account's net position", accounts[a]),
+                });
+            }
+        }
+    }
+    let gather = |col: &[f64]| -> Vec<f64> { perm.par_iter().map(|&r| col[r as usize]).collect() };
+    let iso: Vec<f64> = perm
+        .par_iter()
+        .map(|&r| {
+            let m = pos.isolated_margin[r as usize];
+            if m.is_nan() {
+                0.0
+            } else {
+                m
+            }
+        })
+        .collect();
+    let positions = Positions {
+        offsets,
+        code: perm.par_iter().map(|&r| pos.code[r as usize]).collect(),
+        qty: gather(pos.qty),
+        entry_price: gather(pos.entry_price),
+        isolated_margin: iso,
+        row: perm,
+    };
+
+    Ok(GroupedBook {
+        accounts,
+        balances,
+        positions,
+        n_asset_codes,
+        n_market_codes,
+    })
+}
+
+fn validate_balances(b: &BalanceInput<'_>, n_codes: u32) -> Result<()> {
+    let n = b.account.len();
+    for (col, len) in [("asset", b.code.len()), ("qty", b.qty.len())] {
+        if len != n {
+            return Err(CoreError::book(
+                Table::Balances,
+                len.min(n),
+                col,
+                format!("column '{col}' has {len} rows, 'account' has {n}"),
+            ));
+        }
+    }
+    let bad = (0..n)
+        .into_par_iter()
+        .find_first(|&r| b.code[r] >= n_codes || !b.qty[r].is_finite());
+    if let Some(r) = bad {
+        if b.code[r] >= n_codes {
+            return Err(CoreError::book(
+                Table::Balances,
+                r,
+                "asset",
+                format!("asset code {} is out of range (0..{n_codes})", b.code[r]),
+            ));
+        }
+        return Err(CoreError::book(
+            Table::Balances,
+            r,
+            "qty",
+            format!("qty {} is not finite", b.qty[r]),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_positions(p: &PositionInput<'_>, n_codes: u32) -> Result<()> {
+    let n = p.account.len();
+    for (col, len) in [
+        ("market", p.code.len()),
+        ("qty", p.qty.len()),
+        ("entry_price", p.entry_price.len()),
+        ("isolated_margin", p.isolated_margin.len()),
+    ] {
+        if len != n {
+            return Err(CoreError::book(
+                Table::Positions,
+                len.min(n),
+                col,
+                format!("column '{col}' has {len} rows, 'account' has {n}"),
+            ));
+        }
+    }
+    let row_error = |r: usize| -> Option<CoreError> {
+        let (q, e, m) = (p.qty[r], p.entry_price[r], p.isolated_margin[r]);
+        if p.code[r] >= n_codes {
+            return Some(CoreError::book(
+                Table::Positions,
+                r,
+                "market",
+                format!("market code {} is out of range (0..{n_codes})", p.code[r]),
+            ));
+        }
+        if !q.is_finite() {
+            return Some(CoreError::book(
+                Table::Positions,
+                r,
+                "qty",
+                format!("qty {q} is not finite"),
+            ));
+        }
+        if !e.is_finite() || e < 0.0 || (e == 0.0 && q != 0.0) {
+            return Some(CoreError::book(
+                Table::Positions,
+                r,
+                "entry_price",
+                format!("entry_price {e} must be finite and > 0"),
+            ));
+        }
+        if m.is_infinite() || m < 0.0 {
+            return Some(CoreError::book(
+                Table::Positions,
+                r,
+                "isolated_margin",
+                format!("isolated_margin {m} must be finite and ≥ 0 (0 or NaN means cross)"),
+            ));
+        }
+        None
+    };
+    match (0..n)
+        .into_par_iter()
+        .find_first(|&r| row_error(r).is_some())
+    {
+        Some(r) => Err(row_error(r).expect("row has an error")),
+        None => Ok(()),
+    }
+}
+
+/// Sorted unique ids over all columns, and each column's rows as dense indices.
+fn dense_accounts(cols: &[&[i64]]) -> (Vec<i64>, Vec<Vec<u32>>) {
+    let total: usize = cols.iter().map(|c| c.len()).sum();
+    if total == 0 {
+        return (vec![], cols.iter().map(|_| vec![]).collect());
+    }
+    let min = cols
+        .iter()
+        .filter_map(|c| c.par_iter().copied().min())
+        .min()
+        .expect("non-empty");
+    let max = cols
+        .iter()
+        .filter_map(|c| c.par_iter().copied().max())
+        .max()
+        .expect("non-empty");
+    let range = (max as i128 - min as i128 + 1) as u128;
+
+    if range <= (2 * total + 1024) as u128 {
+        // Dense ids (the common case): a direct table from id − min to dense index.
+        let range = range as usize;
+        let mut table = vec![u32::MAX; range];
+        for c in cols {
+            for &id in c.iter() {
+                table[(id - min) as usize] = 0;
+            }
+        }
+        let mut accounts = Vec::new();
+        for (off, slot) in table.iter_mut().enumerate() {
+            if *slot == 0 {
+                *slot = accounts.len() as u32;
+                accounts.push(min + off as i64);
+            }
+        }
+        let dense = cols
+            .iter()
+            .map(|c| c.par_iter().map(|&id| table[(id - min) as usize]).collect())
+            .collect();
+        return (accounts, dense);
+    }
+
+    // Sparse ids: sort the distinct ids and binary-search each row.
+    let mut accounts: Vec<i64> = Vec::with_capacity(total);
+    for c in cols {
+        accounts.extend_from_slice(c);
+    }
+    accounts.par_sort_unstable();
+    accounts.dedup();
+    accounts.shrink_to_fit();
+    let dense = cols
+        .iter()
+        .map(|c| {
+            c.par_iter()
+                .map(|id| accounts.binary_search(id).expect("id was collected") as u32)
+                .collect()
+        })
+        .collect();
+    (accounts, dense)
+}
+
+/// Stable counting sort of rows by dense account: (offsets, row permutation).
+fn counting_sort(dense: &[u32], n: usize) -> (Vec<usize>, Vec<u32>) {
+    let mut offsets = vec![0usize; n + 1];
+    for &a in dense {
+        offsets[a as usize + 1] += 1;
+    }
+    for a in 0..n {
+        offsets[a + 1] += offsets[a];
+    }
+    let mut cursor = offsets[..n].to_vec();
+    let mut perm = vec![0u32; dense.len()];
+    for (r, &a) in dense.iter().enumerate() {
+        let c = &mut cursor[a as usize];
+        perm[*c] = r as u32;
+        *c += 1;
+    }
+    (offsets, perm)
+}
+
+/// Orders each account's rows by (code, input row): the result depends only on the set of
+/// rows, not on their input order, apart from the order in which duplicates are summed.
+fn sort_within(offsets: &[usize], mut perm: Vec<u32>, code: &[u32]) -> Vec<u32> {
+    for a in 0..offsets.len() - 1 {
+        let s = &mut perm[offsets[a]..offsets[a + 1]];
+        if s.len() > 1 {
+            s.sort_unstable_by_key(|&r| (code[r as usize], r));
+        }
+    }
+    perm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book(bal: (&[i64], &[u32], &[f64]), pos: (&[i64], &[u32], &[f64])) -> Result<GroupedBook> {
+        let n = pos.0.len();
+        let entry = vec![100.0; n];
+        let iso = vec![f64::NAN; n];
+        group(
+            BalanceInput {
+                account: bal.0,
+                code: bal.1,
+                qty: bal.2,
+            },
+            PositionInput {
+                account: pos.0,
+                code: pos.1,
+                qty: pos.2,
+                entry_price: &entry,
+                isolated_margin: &iso,
+            },
+            4,
+            4,
+        )
+    }
+
+    #[test]
+    fn accounts_are_sorted_unique_over_both_tables() {
+        let g = book(
+            (&[30, 10, 30], &[0, 1, 2], &[1.0, 2.0, 3.0]),
+            (&[20, 10], &[0, 0], &[1.0, -1.0]),
+        )
+        .unwrap();
+        assert_eq!(g.accounts, vec![10, 20, 30]);
+        assert_eq!(g.balances.offsets, vec![0, 1, 1, 3]);
+        assert_eq!(g.positions.offsets, vec![0, 1, 2, 2]);
+        assert_eq!(g.positions.row, vec![1, 0]);
+    }
+
+    #[test]
+    fn sparse_ids_group_like_dense_ones() {
+        let ids = [i64::MAX, i64::MIN, 0, i64::MIN];
+        let g = book(
+            (&ids, &[0, 0, 0, 1], &[1.0, 2.0, 3.0, 4.0]),
+            (&[], &[], &[]),
+        )
+        .unwrap();
+        assert_eq!(g.accounts, vec![i64::MIN, 0, i64::MAX]);
+        assert_eq!(g.balances.code, vec![0, 1, 0, 0]);
+        assert_eq!(g.balances.qty, vec![2.0, 4.0, 3.0, 1.0]);
+    }
+
+    #[test]
+    fn duplicate_balances_are_summed() {
+        let g = book((&[1, 1, 1], &[2, 0, 2], &[1.5, 1.0, 2.0]), (&[], &[], &[])).unwrap();
+        assert_eq!(g.balances.code, vec![0, 2]);
+        assert_eq!(g.balances.qty, vec![1.0, 3.5]);
+    }
+
+    #[test]
+    fn duplicate_positions_name_both_rows() {
+        let e = book((&[], &[], &[]), (&[5, 7, 5], &[1, 1, 1], &[1.0, 1.0, 2.0])).unwrap_err();
+        assert_eq!(
+            e,
+            CoreError::Book {
+                table: Table::Positions,
+                row: 2,
+                other_row: Some(0),
+                column: "market",
+                message: "duplicate position of account 5 in one market; a position is the account's net position".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn bad_rows_are_named() {
+        let e = book((&[1, 2], &[0, 9], &[1.0, 1.0]), (&[], &[], &[])).unwrap_err();
+        assert!(
+            e.to_string().starts_with("balances row 1: asset code 9"),
+            "{e}"
+        );
+        let e = book((&[1, 2], &[0, 0], &[1.0, f64::NAN]), (&[], &[], &[])).unwrap_err();
+        assert!(e.to_string().starts_with("balances row 1: qty NaN"), "{e}");
+        let e = book((&[1], &[0, 0], &[1.0]), (&[], &[], &[])).unwrap_err();
+        assert!(e.to_string().contains("column 'asset' has 2 rows"), "{e}");
+    }
+
+    #[test]
+    fn empty_book_groups_to_no_accounts() {
+        let g = book((&[], &[], &[]), (&[], &[], &[])).unwrap();
+        assert_eq!(g.n_accounts(), 0);
+        assert_eq!(g.balances.offsets, vec![0]);
+    }
+}

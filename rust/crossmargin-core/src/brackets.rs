@@ -1,0 +1,229 @@
+//! Leverage brackets (Binance USDⓈ-M style): tiers of notional with an initial and a
+//! maintenance rate. The requirement in a tier is `notional × rate_k − cum_k`, with
+//! `cum_k` chosen so the requirement is continuous in notional.
+//!
+//! Source: Binance, "Leverage and Margin of USDⓈ-M Futures": maintenance margin =
+//! position notional × maintenance margin rate − maintenance amount, where the maintenance
+//! amount of bracket k is `floor_k × (mmr_k − mmr_{k−1}) + amount_{k−1}`.
+
+use crate::error::{CoreError, Result};
+use crate::mode::{Mode, PerMode};
+
+/// One bracket as configured: notional upper bound (settle-asset units), initial and
+/// maintenance margin rates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bracket {
+    pub bound: f64,
+    pub imr: f64,
+    pub mmr: f64,
+}
+
+/// All markets' brackets, flattened (CSR by market) with the continuity amounts
+/// precomputed once.
+#[derive(Debug, Clone, Default)]
+pub struct BracketTable {
+    offsets: Vec<usize>,
+    bound: Vec<f64>,
+    rate: PerMode<Vec<f64>>,
+    cum: PerMode<Vec<f64>>,
+}
+
+impl BracketTable {
+    pub fn new() -> Self {
+        BracketTable {
+            offsets: vec![0],
+            ..Default::default()
+        }
+    }
+
+    /// Validates and appends one market's brackets; `field` prefixes error messages.
+    pub fn push(&mut self, brackets: &[Bracket], field: &str) -> Result<()> {
+        if brackets.is_empty() {
+            return Err(CoreError::config(
+                format!("{field}.brackets"),
+                "at least one bracket is required",
+            ));
+        }
+        let mut prev: Option<Bracket> = None;
+        let mut cum = [0.0f64; 2];
+        for (k, b) in brackets.iter().enumerate() {
+            let f = format!("{field}.brackets[{k}]");
+            if b.bound.is_nan() || b.bound <= 0.0 {
+                return Err(CoreError::config(
+                    format!("{f}.bound"),
+                    format!("{} must be a positive number (inf allowed)", b.bound),
+                ));
+            }
+            for (name, r) in [("imr", b.imr), ("mmr", b.mmr)] {
+                if !r.is_finite() || !(0.0..=1.0).contains(&r) {
+                    return Err(CoreError::config(
+                        format!("{f}.{name}"),
+                        format!("{r} must be in [0, 1]"),
+                    ));
+                }
+            }
+            if b.mmr > b.imr {
+                return Err(CoreError::config(
+                    format!("{f}.mmr"),
+                    format!("maintenance rate {} exceeds initial rate {}", b.mmr, b.imr),
+                ));
+            }
+            if let Some(p) = prev {
+                if b.bound <= p.bound || p.bound.is_infinite() {
+                    return Err(CoreError::config(
+                        format!("{f}.bound"),
+                        format!(
+                            "bounds must increase strictly: {} after {}",
+                            b.bound, p.bound
+                        ),
+                    ));
+                }
+                if b.imr < p.imr || b.mmr < p.mmr {
+                    return Err(CoreError::config(
+                        f,
+                        "rates must not decrease from one bracket to the next",
+                    ));
+                }
+                cum[0] += p.bound * (b.imr - p.imr);
+                cum[1] += p.bound * (b.mmr - p.mmr);
+            }
+            self.bound.push(b.bound);
+            self.rate[0].push(b.imr);
+            self.rate[1].push(b.mmr);
+            self.cum[0].push(cum[0]);
+            self.cum[1].push(cum[1]);
+            prev = Some(*b);
+        }
+        self.offsets.push(self.bound.len());
+        Ok(())
+    }
+
+    /// Tier index (global) holding `notional` for `market`: the first whose bound is
+    /// ≥ notional; notional beyond the last bound stays in the last tier.
+    #[inline]
+    pub fn tier(&self, market: usize, notional: f64) -> usize {
+        let (lo, hi) = (self.offsets[market], self.offsets[market + 1]);
+        let mut k = lo;
+        while k + 1 < hi && notional > self.bound[k] {
+            k += 1;
+        }
+        k
+    }
+
+    /// (initial, maintenance) requirement of a position of `notional` in `market`.
+    #[inline]
+    pub fn requirement(&self, market: usize, notional: f64) -> PerMode<f64> {
+        let k = self.tier(market, notional);
+        [
+            notional * self.rate[0][k] - self.cum[0][k],
+            notional * self.rate[1][k] - self.cum[1][k],
+        ]
+    }
+
+    /// The rate of the first bracket (the base rate a size premium scales from).
+    pub fn base_rate(&self, market: usize, mode: Mode) -> f64 {
+        self.rate[mode.index()][self.offsets[market]]
+    }
+
+    /// The configured brackets of `market` with their continuity amounts
+    /// `(bound, imr, mmr, cum_initial, cum_maint)`.
+    pub fn rows(&self, market: usize) -> impl Iterator<Item = (f64, f64, f64, f64, f64)> + '_ {
+        (self.offsets[market]..self.offsets[market + 1]).map(|k| {
+            (
+                self.bound[k],
+                self.rate[0][k],
+                self.rate[1][k],
+                self.cum[0][k],
+                self.cum[1][k],
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(b: &[(f64, f64, f64)]) -> BracketTable {
+        let mut t = BracketTable::new();
+        let v: Vec<Bracket> = b
+            .iter()
+            .map(|&(bound, imr, mmr)| Bracket { bound, imr, mmr })
+            .collect();
+        t.push(&v, "markets[X]").unwrap();
+        t
+    }
+
+    #[test]
+    fn maintenance_amount_follows_binance_rule() {
+        // cum_k = floor_k × (mmr_k − mmr_{k−1}) + cum_{k−1}
+        let t = table(&[
+            (50_000.0, 0.008, 0.004),
+            (250_000.0, 0.01, 0.005),
+            (f64::INFINITY, 0.02, 0.01),
+        ]);
+        let cums: Vec<f64> = t.rows(0).map(|r| r.4).collect();
+        assert_eq!(cums, vec![0.0, 50.0, 50.0 + 250_000.0 * 0.005]);
+    }
+
+    #[test]
+    fn requirement_is_continuous_at_bracket_edges() {
+        let t = table(&[
+            (50_000.0, 0.008, 0.004),
+            (250_000.0, 0.01, 0.005),
+            (f64::INFINITY, 0.02, 0.01),
+        ]);
+        for edge in [50_000.0, 250_000.0] {
+            let below = t.requirement(0, edge * (1.0 - 1e-12));
+            let above = t.requirement(0, edge * (1.0 + 1e-12));
+            for m in 0..2 {
+                assert!((below[m] - above[m]).abs() < 1e-6, "edge {edge} mode {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_unsorted_bounds_and_decreasing_rates() {
+        let mut t = BracketTable::new();
+        let bad = [
+            Bracket {
+                bound: 10.0,
+                imr: 0.1,
+                mmr: 0.05,
+            },
+            Bracket {
+                bound: 5.0,
+                imr: 0.2,
+                mmr: 0.1,
+            },
+        ];
+        let e = t.push(&bad, "markets[X]").unwrap_err();
+        assert!(
+            e.to_string().contains("markets[X].brackets[1].bound"),
+            "{e}"
+        );
+        let bad = [
+            Bracket {
+                bound: 10.0,
+                imr: 0.1,
+                mmr: 0.05,
+            },
+            Bracket {
+                bound: 50.0,
+                imr: 0.05,
+                mmr: 0.05,
+            },
+        ];
+        assert!(t.push(&bad, "m").is_err());
+        let bad = [Bracket {
+            bound: 10.0,
+            imr: 0.1,
+            mmr: 0.2,
+        }];
+        assert!(t
+            .push(&bad, "m")
+            .unwrap_err()
+            .to_string()
+            .contains("exceeds initial"));
+    }
+}

@@ -1,0 +1,140 @@
+//! Tiered collateral haircuts (OKX "discount rate" tiers, Bybit "collateral value ratio"
+//! tiers): the USD value of a positive balance is cut into slices by tier bounds and each
+//! slice counts at its tier's rate. Above the last finite bound a value counts nothing,
+//! as a table whose highest tier is a cap.
+//!
+//! Source: OKX, "Discount rate" of the multi-currency margin mode (per-currency tiers of
+//! USD value); Bybit, "Collateral value ratio" of the Unified Trading Account.
+
+use crate::error::{CoreError, Result};
+
+/// All assets' tiers, flattened (CSR by asset). An asset without tiers has an empty
+/// range and keeps its full value.
+#[derive(Debug, Clone)]
+pub struct HaircutTable {
+    offsets: Vec<usize>,
+    bound: Vec<f64>,
+    rate: Vec<f64>,
+    /// Discounted value accumulated below the tier's lower bound.
+    base: Vec<f64>,
+}
+
+impl Default for HaircutTable {
+    fn default() -> Self {
+        HaircutTable {
+            offsets: vec![0],
+            bound: vec![],
+            rate: vec![],
+            base: vec![],
+        }
+    }
+}
+
+impl HaircutTable {
+    /// Validates and appends one asset's tiers `[(usd_upper_bound, rate), ...]`.
+    pub fn push(&mut self, tiers: &[(f64, f64)], field: &str) -> Result<()> {
+        let mut lower = 0.0f64;
+        let mut base = 0.0f64;
+        for (k, &(bound, rate)) in tiers.iter().enumerate() {
+            let f = format!("{field}.haircut_tiers[{k}]");
+            if bound.is_nan() || bound <= lower || (k > 0 && lower.is_infinite()) {
+                return Err(CoreError::config(
+                    format!("{f}.bound"),
+                    format!("{bound} must be positive and above the previous bound {lower}"),
+                ));
+            }
+            if !rate.is_finite() || !(0.0..=1.0).contains(&rate) {
+                return Err(CoreError::config(
+                    format!("{f}.rate"),
+                    format!("{rate} must be in [0, 1]"),
+                ));
+            }
+            self.bound.push(bound);
+            self.rate.push(rate);
+            self.base.push(base);
+            base += (bound - lower) * rate;
+            lower = bound;
+        }
+        self.offsets.push(self.bound.len());
+        Ok(())
+    }
+
+    pub fn has_tiers(&self, asset: usize) -> bool {
+        self.offsets[asset + 1] > self.offsets[asset]
+    }
+
+    /// Discounted value of a positive USD `value` of `asset` (before the collateral weight).
+    #[inline]
+    pub fn discounted(&self, asset: usize, value: f64) -> f64 {
+        let (lo, hi) = (self.offsets[asset], self.offsets[asset + 1]);
+        if lo == hi {
+            return value;
+        }
+        let mut k = lo;
+        while k < hi && value > self.bound[k] {
+            k += 1;
+        }
+        if k == hi {
+            // Beyond the last finite bound: the excess counts nothing.
+            let last = hi - 1;
+            let lower = if last > lo { self.bound[last - 1] } else { 0.0 };
+            return self.base[last] + (self.bound[last] - lower) * self.rate[last];
+        }
+        let lower = if k > lo { self.bound[k - 1] } else { 0.0 };
+        self.base[k] + (value - lower) * self.rate[k]
+    }
+
+    /// `(bound, rate)` rows of `asset`.
+    pub fn rows(&self, asset: usize) -> impl Iterator<Item = (f64, f64)> + '_ {
+        (self.offsets[asset]..self.offsets[asset + 1]).map(|k| (self.bound[k], self.rate[k]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(t: &[(f64, f64)]) -> HaircutTable {
+        let mut h = HaircutTable::default();
+        h.push(t, "assets[BTC]").unwrap();
+        h
+    }
+
+    #[test]
+    fn slices_count_at_their_own_rate() {
+        let h = table(&[(100.0, 1.0), (1000.0, 0.5), (f64::INFINITY, 0.1)]);
+        assert_eq!(h.discounted(0, 50.0), 50.0);
+        assert_eq!(h.discounted(0, 100.0), 100.0);
+        assert_eq!(h.discounted(0, 600.0), 100.0 + 250.0);
+        assert_eq!(h.discounted(0, 2000.0), 100.0 + 450.0 + 100.0);
+    }
+
+    #[test]
+    fn value_above_a_finite_last_bound_counts_nothing() {
+        let h = table(&[(100.0, 1.0), (1000.0, 0.5)]);
+        assert_eq!(h.discounted(0, 5000.0), 550.0);
+    }
+
+    #[test]
+    fn discounted_value_is_continuous_at_tier_edges() {
+        let h = table(&[(100.0, 0.9), (1000.0, 0.5), (f64::INFINITY, 0.1)]);
+        for edge in [100.0f64, 1000.0] {
+            let d = h.discounted(0, edge * (1.0 + 1e-12)) - h.discounted(0, edge * (1.0 - 1e-12));
+            assert!(d.abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn rejects_overlapping_tiers() {
+        let mut h = HaircutTable::default();
+        let e = h
+            .push(&[(100.0, 1.0), (100.0, 0.5)], "assets[BTC]")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("assets[BTC].haircut_tiers[1].bound"),
+            "{e}"
+        );
+        assert!(h.push(&[(100.0, 1.5)], "a").is_err());
+    }
+}

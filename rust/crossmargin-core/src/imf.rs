@@ -1,0 +1,49 @@
+//! Size discount / premium by the square root of size (Drift protocol v2, "imf factor";
+//! programs/drift/src/math/margin.rs: `calculate_size_discount_asset_weight`,
+//! `calculate_size_premium_liability_weight`). In floating point, with `size` in base
+//! units (asset quantity, or |contracts × contract_size| for a market):
+//!
+//! - asset weight:      w' = min(w, 1.1 / (1 + imf·sqrt(size)))
+//! - liability weight:  w' = max(w, 0.8·w + imf·sqrt(size))
+//! - margin rate:       r' = max(r, 0.8·r + imf·sqrt(size))
+//!
+//! With `imf = 0` every function returns its input unchanged.
+
+/// Size-discounted collateral weight.
+#[inline]
+pub fn discounted_weight(weight: f64, imf: f64, size: f64) -> f64 {
+    if imf == 0.0 {
+        return weight;
+    }
+    weight.min(1.1 / (1.0 + imf * size.abs().sqrt()))
+}
+
+/// Size-premium liability weight or margin rate.
+#[inline]
+pub fn premium_weight(weight: f64, imf: f64, size: f64) -> f64 {
+    if imf == 0.0 {
+        return weight;
+    }
+    weight.max(0.8 * weight + imf * size.abs().sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_factor_is_identity() {
+        assert_eq!(discounted_weight(0.8, 0.0, 1e12), 0.8);
+        assert_eq!(premium_weight(1.2, 0.0, 1e12), 1.2);
+    }
+
+    #[test]
+    fn small_sizes_keep_the_configured_weight_and_large_ones_move_it() {
+        assert_eq!(discounted_weight(0.8, 0.001, 1.0), 0.8);
+        // 1.1 / (1 + 0.001·sqrt(1e6)) = 1.1 / 2 = 0.55
+        assert!((discounted_weight(0.8, 0.001, 1e6) - 0.55).abs() < 1e-15);
+        // 0.8·0.05 + 0.001·sqrt(1e4) = 0.04 + 0.1 = 0.14
+        assert!((premium_weight(0.05, 0.001, 1e4) - 0.14).abs() < 1e-15);
+        assert_eq!(premium_weight(0.05, 0.001, 1.0), 0.05);
+    }
+}

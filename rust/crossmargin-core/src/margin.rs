@@ -1,0 +1,307 @@
+//! The standard cross-margin model (DESIGN §4): per account equity, weighted collateral,
+//! borrow liabilities, uPnL and bracket requirements of cross positions, isolated
+//! positions beside the pool.
+
+use rayon::prelude::*;
+
+use crate::book::{AccountRows, GroupedBook};
+use crate::error::{CoreError, Result};
+use crate::imf;
+use crate::mode::PerMode;
+use crate::universe::Universe;
+
+/// Prices for one evaluation, by universe index: asset prices (USD) and market marks.
+#[derive(Debug, Clone, Copy)]
+pub struct Prices<'a> {
+    pub asset: &'a [f64],
+    pub mark: &'a [f64],
+}
+
+/// Book codes → universe indices, for assets and markets.
+#[derive(Debug, Clone, Copy)]
+pub struct Remap<'a> {
+    pub asset: &'a [u32],
+    pub market: &'a [u32],
+}
+
+/// Everything a kernel reads, checked once per call.
+#[derive(Debug, Clone, Copy)]
+pub struct MarginContext<'a> {
+    pub universe: &'a Universe,
+    pub prices: Prices<'a>,
+    pub remap: Remap<'a>,
+}
+
+impl<'a> MarginContext<'a> {
+    pub fn new(
+        universe: &'a Universe,
+        book: &GroupedBook,
+        prices: Prices<'a>,
+        remap: Remap<'a>,
+    ) -> Result<Self> {
+        let (na, nm) = (universe.n_assets(), universe.n_markets());
+        check_prices(
+            "asset prices",
+            prices.asset,
+            na,
+            &universe.assets.symbol,
+            true,
+        )?;
+        check_prices("marks", prices.mark, nm, &universe.markets.symbol, false)?;
+        check_remap("asset", remap.asset, book.n_asset_codes, na)?;
+        check_remap("market", remap.market, book.n_market_codes, nm)?;
+        Ok(MarginContext {
+            universe,
+            prices,
+            remap,
+        })
+    }
+}
+
+fn check_prices(what: &str, p: &[f64], n: usize, symbols: &[String], zero_ok: bool) -> Result<()> {
+    if p.len() != n {
+        return Err(CoreError::price(
+            what,
+            format!("{} values given for {n} symbols", p.len()),
+        ));
+    }
+    for (x, s) in p.iter().zip(symbols) {
+        if !x.is_finite() || *x < 0.0 || (!zero_ok && *x == 0.0) {
+            let need = if zero_ok {
+                "finite and ≥ 0"
+            } else {
+                "finite and > 0"
+            };
+            return Err(CoreError::price(
+                format!("{what}[{s}]"),
+                format!("{x} must be {need}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_remap(what: &str, remap: &[u32], n_codes: u32, n: usize) -> Result<()> {
+    if remap.len() != n_codes as usize {
+        return Err(CoreError::config(
+            format!("{what} remap"),
+            format!("{} entries for {n_codes} book codes", remap.len()),
+        ));
+    }
+    if let Some(bad) = remap.iter().find(|&&i| i as usize >= n) {
+        return Err(CoreError::config(
+            format!("{what} remap"),
+            format!("index {bad} is out of range (0..{n})"),
+        ));
+    }
+    Ok(())
+}
+
+/// One position's numbers in USD at the context's prices.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PositionMargin {
+    pub notional: f64,
+    pub upnl: f64,
+    /// (initial, maintenance) requirement.
+    pub requirement: PerMode<f64>,
+}
+
+/// Linear: notional = |q|·cs·mark, uPnL = q·cs·(mark − entry).
+/// Inverse (Binance COIN-M / Bybit inverse): notional = |q|·cs/mark in coin,
+/// uPnL = q·cs·(1/entry − 1/mark) in coin. Amounts convert to USD at the settle price.
+/// Requirement: the bracket requirement on settle-asset notional, at least the Drift-style
+/// size premium on the first bracket's rate.
+#[inline]
+pub fn position_margin(
+    u: &Universe,
+    market: usize,
+    qty: f64,
+    entry: f64,
+    mark: f64,
+    settle_price: f64,
+) -> PositionMargin {
+    let mt = &u.markets;
+    let size = qty * mt.contract_size[market];
+    let (notional, upnl) = if mt.inverse[market] {
+        let pnl = if qty == 0.0 {
+            0.0
+        } else {
+            size * (1.0 / entry - 1.0 / mark)
+        };
+        (size.abs() / mark, pnl)
+    } else {
+        (size.abs() * mark, size * (mark - entry))
+    };
+    let mut req = mt.brackets.requirement(market, notional);
+    let imf = mt.imf_factor[market];
+    if imf > 0.0 {
+        for (m, r) in req.iter_mut().enumerate() {
+            let base = mt.brackets.base_rate(market, crate::mode::Mode::BOTH[m]);
+            *r = r.max(notional * imf::premium_weight(base, imf, size));
+        }
+    }
+    PositionMargin {
+        notional: notional * settle_price,
+        upnl: upnl * settle_price,
+        requirement: [req[0] * settle_price, req[1] * settle_price],
+    }
+}
+
+/// An account's margin (DESIGN §4). Requirements are of cross positions only.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AccountMargin {
+    pub equity: f64,
+    pub upnl: f64,
+    pub adj_equity: PerMode<f64>,
+    pub requirement: PerMode<f64>,
+    pub isolated_liquidatable: bool,
+}
+
+impl AccountMargin {
+    pub fn free_collateral(&self) -> f64 {
+        self.adj_equity[0] - self.requirement[0]
+    }
+
+    /// mm / adj_equity_maint; 0 without requirement, +inf when the pool is exhausted.
+    pub fn margin_ratio(&self) -> f64 {
+        let (adj, mm) = (self.adj_equity[1], self.requirement[1]);
+        if mm == 0.0 {
+            0.0
+        } else if adj <= 0.0 {
+            f64::INFINITY
+        } else {
+            mm / adj
+        }
+    }
+
+    pub fn liquidatable(&self) -> bool {
+        self.adj_equity[1] < self.requirement[1] || self.isolated_liquidatable
+    }
+
+    pub fn bankrupt(&self) -> bool {
+        self.equity < 0.0
+    }
+}
+
+/// One account under the standard model; reads like DESIGN §4.
+pub fn evaluate_account(rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> AccountMargin {
+    let u = ctx.universe;
+    let at = &u.assets;
+    let mut m = AccountMargin::default();
+
+    for (&code, &qty) in rows.bal_code.iter().zip(rows.bal_qty) {
+        let i = ctx.remap.asset[code as usize] as usize;
+        let value = qty * ctx.prices.asset[i];
+        m.equity += value;
+        if qty > 0.0 {
+            let discounted = at.haircuts.discounted(i, value);
+            for (mode, adj) in m.adj_equity.iter_mut().enumerate() {
+                *adj +=
+                    discounted * imf::discounted_weight(at.weight[mode][i], at.imf_factor[i], qty);
+            }
+        } else if qty < 0.0 {
+            for (mode, adj) in m.adj_equity.iter_mut().enumerate() {
+                *adj += value
+                    * imf::premium_weight(at.liability_weight[mode][i], at.imf_factor[i], qty);
+            }
+        }
+    }
+
+    for j in 0..rows.pos_code.len() {
+        let k = ctx.remap.market[rows.pos_code[j] as usize] as usize;
+        let settle_price = ctx.prices.asset[u.markets.settle[k] as usize];
+        let p = position_margin(
+            u,
+            k,
+            rows.pos_qty[j],
+            rows.pos_entry[j],
+            ctx.prices.mark[k],
+            settle_price,
+        );
+        m.upnl += p.upnl;
+        m.equity += p.upnl;
+        let isolated = rows.pos_isolated[j];
+        if isolated > 0.0 {
+            let margin = isolated * settle_price;
+            m.equity += margin;
+            if margin + p.upnl < p.requirement[1] {
+                m.isolated_liquidatable = true;
+            }
+        } else {
+            for mode in 0..2 {
+                m.adj_equity[mode] +=
+                    p.upnl.min(0.0) + p.upnl.max(0.0) * u.markets.upnl_weight[mode][k];
+                m.requirement[mode] += p.requirement[mode];
+            }
+        }
+    }
+    m
+}
+
+/// Per-account results as columns, in dense account order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MarginColumns {
+    pub equity: Vec<f64>,
+    pub upnl: Vec<f64>,
+    pub adj_equity_initial: Vec<f64>,
+    pub adj_equity_maint: Vec<f64>,
+    pub im: Vec<f64>,
+    pub mm: Vec<f64>,
+    pub free_collateral: Vec<f64>,
+    pub margin_ratio: Vec<f64>,
+    pub liquidatable: Vec<bool>,
+    pub bankrupt: Vec<bool>,
+}
+
+/// Accounts per parallel task: large enough to amortise scheduling, small enough to balance.
+const CHUNK: usize = 2048;
+
+/// Evaluates every account on the current rayon pool. Each account is computed alone, so
+/// the results do not depend on the number of threads.
+pub fn evaluate(book: &GroupedBook, ctx: &MarginContext<'_>) -> MarginColumns {
+    let n = book.n_accounts();
+    let mut out = MarginColumns {
+        equity: vec![0.0; n],
+        upnl: vec![0.0; n],
+        adj_equity_initial: vec![0.0; n],
+        adj_equity_maint: vec![0.0; n],
+        im: vec![0.0; n],
+        mm: vec![0.0; n],
+        free_collateral: vec![0.0; n],
+        margin_ratio: vec![0.0; n],
+        liquidatable: vec![false; n],
+        bankrupt: vec![false; n],
+    };
+    (
+        out.equity.par_chunks_mut(CHUNK),
+        out.upnl.par_chunks_mut(CHUNK),
+        out.adj_equity_initial.par_chunks_mut(CHUNK),
+        out.adj_equity_maint.par_chunks_mut(CHUNK),
+        out.im.par_chunks_mut(CHUNK),
+        out.mm.par_chunks_mut(CHUNK),
+        out.free_collateral.par_chunks_mut(CHUNK),
+        out.margin_ratio.par_chunks_mut(CHUNK),
+        out.liquidatable.par_chunks_mut(CHUNK),
+        out.bankrupt.par_chunks_mut(CHUNK),
+    )
+        .into_par_iter()
+        .enumerate()
+        .for_each(
+            |(c, (eq, up, adj_i, adj_m, im, mm, free, ratio, liq, bankrupt))| {
+                for j in 0..eq.len() {
+                    let r = evaluate_account(book.account(c * CHUNK + j), ctx);
+                    eq[j] = r.equity;
+                    up[j] = r.upnl;
+                    adj_i[j] = r.adj_equity[0];
+                    adj_m[j] = r.adj_equity[1];
+                    im[j] = r.requirement[0];
+                    mm[j] = r.requirement[1];
+                    free[j] = r.free_collateral();
+                    ratio[j] = r.margin_ratio();
+                    liq[j] = r.liquidatable();
+                    bankrupt[j] = r.bankrupt();
+                }
+            },
+        );
+    out
+}

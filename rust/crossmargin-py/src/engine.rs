@@ -1,0 +1,79 @@
+//! Evaluation entry points: numpy prices and remaps in, numpy columns out (moved, not
+//! copied), all work on the engine's own rayon pool without the GIL.
+
+use crossmargin_core::{evaluate, MarginContext, Prices, Remap};
+use numpy::{IntoPyArray, PyReadonlyArray1};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::book::PyBook;
+use crate::errors::{detached, to_pyerr};
+use crate::universe::PyUniverse;
+
+/// A rayon pool of a fixed size; results never depend on it.
+#[pyclass(frozen, module = "crossmargin._core", name = "ThreadPool")]
+pub struct PyPool {
+    pool: rayon::ThreadPool,
+}
+
+#[pymethods]
+impl PyPool {
+    /// `threads=None` or 0 uses every core.
+    #[new]
+    #[pyo3(signature = (threads=None))]
+    fn new(threads: Option<usize>) -> PyResult<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.unwrap_or(0))
+            .thread_name(|i| format!("crossmargin-{i}"))
+            .build()
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+        Ok(PyPool { pool })
+    }
+
+    #[getter]
+    fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+}
+
+/// Standard-model evaluation of every account: a dict of numpy columns.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_standard<'py>(
+    py: Python<'py>,
+    pool: &Bound<'py, PyPool>,
+    universe: &Bound<'py, PyUniverse>,
+    book: &Bound<'py, PyBook>,
+    asset_remap: PyReadonlyArray1<'py, u32>,
+    market_remap: PyReadonlyArray1<'py, u32>,
+    asset_prices: PyReadonlyArray1<'py, f64>,
+    marks: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let (u, b) = (&universe.get().inner, &book.get().inner);
+    let prices = Prices {
+        asset: asset_prices.as_slice()?,
+        mark: marks.as_slice()?,
+    };
+    let remap = Remap {
+        asset: asset_remap.as_slice()?,
+        market: market_remap.as_slice()?,
+    };
+    let ctx = MarginContext::new(u, b, prices, remap).map_err(|e| to_pyerr(py, e))?;
+    let pool = &pool.get().pool;
+    let cols = detached(py, || Ok(pool.install(|| evaluate(b, &ctx))))?;
+    let out = PyDict::new(py);
+    out.set_item("equity", cols.equity.into_pyarray(py))?;
+    out.set_item("upnl", cols.upnl.into_pyarray(py))?;
+    out.set_item(
+        "adj_equity_initial",
+        cols.adj_equity_initial.into_pyarray(py),
+    )?;
+    out.set_item("adj_equity_maint", cols.adj_equity_maint.into_pyarray(py))?;
+    out.set_item("im", cols.im.into_pyarray(py))?;
+    out.set_item("mm", cols.mm.into_pyarray(py))?;
+    out.set_item("free_collateral", cols.free_collateral.into_pyarray(py))?;
+    out.set_item("margin_ratio", cols.margin_ratio.into_pyarray(py))?;
+    out.set_item("liquidatable", cols.liquidatable.into_pyarray(py))?;
+    out.set_item("bankrupt", cols.bankrupt.into_pyarray(py))?;
+    Ok(out)
+}
