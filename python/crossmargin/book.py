@@ -126,7 +126,9 @@ class Book:
         )
 
     @classmethod
-    def from_arrow(cls, balances: pa.Table | None = None, positions: pa.Table | None = None) -> Book:
+    def from_arrow(
+        cls, balances: pa.Table | None = None, positions: pa.Table | None = None
+    ) -> Book:
         return cls.from_arrays(
             None if balances is None else {n: balances.column(n) for n in balances.column_names},
             None if positions is None else {n: positions.column(n) for n in positions.column_names},
@@ -213,7 +215,9 @@ def _positions(cols: Mapping[str, Any]) -> dict[str, Any]:
         "market": _symbols(cols.get("market", ()), "positions", "market"),
         "qty": _floats(cols.get("qty", ()), "positions", "qty"),
         "entry_price": _floats(cols.get("entry_price", ()), "positions", "entry_price"),
-        "isolated_margin": np.zeros(n) if iso is None else _floats(iso, "positions", "isolated_margin"),
+        "isolated_margin": np.zeros(n)
+        if iso is None
+        else _floats(iso, "positions", "isolated_margin"),
     }
 
 

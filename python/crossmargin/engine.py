@@ -38,9 +38,7 @@ class Engine:
     ) -> MarginResult:
         """Margin of every account (DESIGN §4), at the universe's prices or ``prices``."""
         if model not in MODELS:
-            raise ConfigError(
-                f"model: {model!r} is not one of {', '.join(MODELS)}", field="model"
-            )
+            raise ConfigError(f"model: {model!r} is not one of {', '.join(MODELS)}", field="model")
         asset_remap, market_remap = book.remaps(self.universe)
         asset_prices, marks = resolve(self.universe, prices)
         cols = _core.evaluate_standard(
@@ -55,7 +53,8 @@ class Engine:
         return MarginResult({"account": book.accounts, **cols})
 
     def __repr__(self) -> str:
-        return f"Engine(assets={len(self.universe.assets)}, markets={len(self.universe.markets)}, threads={self.threads})"
+        u = self.universe
+        return f"Engine(assets={len(u.assets)}, markets={len(u.markets)}, threads={self.threads})"
 
 
 __all__ = ["MODELS", "Engine"]

@@ -52,14 +52,18 @@ def read_book(
         if p.is_dir():
             bal_path, pos_path = _find(p, "balances"), _find(p, "positions")
             if bal_path is None and pos_path is None:
-                raise BookError(f"{p}: holds neither balances.* nor positions.* ({', '.join(SUFFIXES)})")
+                raise BookError(
+                    f"{p}: holds neither balances.* nor positions.* ({', '.join(SUFFIXES)})"
+                )
         else:
             t = _read_table(p)
             if "market" in t.column_names:
                 return Book.from_arrow(None, t)
             if "asset" in t.column_names:
                 return Book.from_arrow(t, None)
-            raise BookError(f"{p}: a book file needs an 'asset' (balances) or 'market' (positions) column")
+            raise BookError(
+                f"{p}: a book file needs an 'asset' (balances) or 'market' (positions) column"
+            )
     if bal_path is None and pos_path is None:
         raise BookError("read_book: give a path, or balances= and/or positions=")
     return Book.from_arrow(

@@ -43,15 +43,21 @@ def resolve(universe: Universe, prices: PriceOverrides) -> tuple[np.ndarray, np.
         m = np.ascontiguousarray(prices[1], dtype=np.float64)
         return a, m
     if not isinstance(prices, Mapping):
-        raise PriceError(f"prices: expected a mapping or a pair of arrays, got {type(prices).__name__}")
+        raise PriceError(
+            f"prices: expected a mapping or a pair of arrays, got {type(prices).__name__}"
+        )
     assets, marks = base_prices(universe)
     unknown = [
         k
         for k in prices
-        if k not in universe.underlyings and k not in universe.asset_index and k not in universe.market_index
+        if k not in universe.underlyings
+        and k not in universe.asset_index
+        and k not in universe.market_index
     ]
     if unknown:
-        raise PriceError(f"prices[{unknown[0]}]: not an asset, market or underlying", field=unknown[0])
+        raise PriceError(
+            f"prices[{unknown[0]}]: not an asset, market or underlying", field=unknown[0]
+        )
     for key, value in prices.items():
         try:
             v = float(value)
@@ -62,9 +68,9 @@ def resolve(universe: Universe, prices: PriceOverrides) -> tuple[np.ndarray, np.
     for key, value in prices.items():
         if key in universe.underlyings:
             factor = float(value) / universe.reference_price(key)
-            for k, m in enumerate(universe.markets):
-                if m.underlying == key:
-                    marks[k] = m.mark * factor
+            for k, market in enumerate(universe.markets):
+                if market.underlying == key:
+                    marks[k] = market.mark * factor
             if key in universe.asset_index:
                 i = universe.asset_index[key]
                 assets[i] = universe.assets[i].price * factor

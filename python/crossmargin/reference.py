@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +21,9 @@ from crossmargin.universe import Asset, Market, Universe
 
 
 # ---- rules -----------------------------------------------------------------------------
-def bracket_requirement(brackets: tuple[tuple[float, float, float], ...], notional: float) -> tuple[float, float]:
+def bracket_requirement(
+    brackets: tuple[tuple[float, float, float], ...], notional: float
+) -> tuple[float, float]:
     """(initial, maintenance) requirement of a position of ``notional``.
 
     Binance USDⓈ-M, "Leverage and Margin": maintenance = notional × mmr − maintenance
@@ -39,7 +42,7 @@ def bracket_requirement(brackets: tuple[tuple[float, float, float], ...], notion
     raise AssertionError("a market has at least one bracket")
 
 
-def tiered_value(tiers: tuple[tuple[float, float], ...] | None, value: float) -> float:
+def tiered_value(tiers: Sequence[tuple[float, float]] | None, value: float) -> float:
     """USD value after OKX/Bybit-style tiered haircuts: each slice at its tier's rate;
     above a finite last bound nothing counts."""
     if not tiers:
@@ -115,11 +118,19 @@ def evaluate_account(
         out.equity += value
         if qty > 0:
             discounted = tiered_value(asset.haircut_tiers, value)
-            out.adj_equity_initial += discounted * size_discounted_weight(asset.weight_initial, asset.imf_factor, qty)
-            out.adj_equity_maint += discounted * size_discounted_weight(asset.weight_maint, asset.imf_factor, qty)
+            out.adj_equity_initial += discounted * size_discounted_weight(
+                asset.weight_initial, asset.imf_factor, qty
+            )
+            out.adj_equity_maint += discounted * size_discounted_weight(
+                asset.weight_maint, asset.imf_factor, qty
+            )
         elif qty < 0:
-            out.adj_equity_initial += value * size_premium_weight(asset.liability_weight_initial, asset.imf_factor, qty)
-            out.adj_equity_maint += value * size_premium_weight(asset.liability_weight_maint, asset.imf_factor, qty)
+            out.adj_equity_initial += value * size_premium_weight(
+                asset.liability_weight_initial, asset.imf_factor, qty
+            )
+            out.adj_equity_maint += value * size_premium_weight(
+                asset.liability_weight_maint, asset.imf_factor, qty
+            )
 
     for k, qty, entry, isolated in acct.positions:
         market = universe.markets[k]
@@ -154,7 +165,9 @@ def _accounts(universe: Universe, book: Book) -> dict[int, _Account]:
     asset_of_code, market_of_code = (x.tolist() for x in book.remaps(universe))
     accounts: dict[int, _Account] = defaultdict(_Account)
     b = book.balances
-    for account, code, qty in zip(b["account"].tolist(), b["asset"].codes.tolist(), b["qty"].tolist(), strict=True):
+    for account, code, qty in zip(
+        b["account"].tolist(), b["asset"].codes.tolist(), b["qty"].tolist(), strict=True
+    ):
         accounts[account].balances[asset_of_code[code]] += qty
     p = book.positions
     for account, code, qty, entry, iso in zip(
@@ -199,7 +212,9 @@ def evaluate(universe: Universe, book: Book, prices: PriceOverrides = None) -> M
     )  # fmt: skip
     dtypes = [np.int64] + [np.float64] * 8 + [np.bool_, np.bool_]
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-    return MarginResult({n: np.array(c, dtype=d) for n, c, d in zip(names, cols, dtypes, strict=True)})
+    return MarginResult(
+        {n: np.array(c, dtype=d) for n, c, d in zip(names, cols, dtypes, strict=True)}
+    )
 
 
 __all__ = [

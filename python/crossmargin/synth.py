@@ -29,11 +29,15 @@ class SynthConfig:
     borrower_fraction: float = 0.08
     isolated_fraction: float = 0.05
     median_leverage: float = 3.0
+    max_leverage: float = 20.0
+    entry_dispersion: float = 0.02
     first_account_id: int = 10_000_000
     shuffle: bool = True
 
 
-def _pick_distinct(rng: np.random.Generator, n: int, weights: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pick_distinct(
+    rng: np.random.Generator, n: int, weights: np.ndarray, counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """For each of n accounts, counts[a] distinct items drawn by weight (Efraimidis–Spirakis):
     returns (account index, item index) per draw."""
     k = len(weights)
@@ -78,15 +82,26 @@ def generate(universe: Universe, config: SynthConfig | None = None, **overrides:
     borrower = rng.random(n) < cfg.borrower_fraction
     first_row = np.r_[0, np.cumsum(n_bal)[:-1]]
     loan_rows = first_row[borrower & (n_bal > 1)]
-    b_qty[loan_rows] = -np.abs(b_qty[loan_rows]) * rng.uniform(0.1, 0.5, len(loan_rows))
+    others_usd = (
+        np.bincount(b_acct, weights=b_usd, minlength=n)[borrower & (n_bal > 1)] - b_usd[loan_rows]
+    )
+    loan_usd = others_usd * rng.uniform(0.1, 0.5, len(loan_rows))
+    b_qty[loan_rows] = -loan_usd / np.where(
+        prices[b_asset[loan_rows]] > 0, prices[b_asset[loan_rows]], 1.0
+    )
 
     # Positions: distinct markets per account, long or short; makers hedge (net ~ flat).
     p_pos = min(cfg.mean_positions / max(nm, 1), 1.0)
     n_pos = rng.binomial(nm, p_pos, n) if nm else np.zeros(n, dtype=np.int64)
     p_acct, p_market = _pick_distinct(rng, n, np.ones(max(nm, 1)), n_pos)
-    lev = rng.lognormal(np.log(cfg.median_leverage), 0.8, n)
+    lev = np.minimum(rng.lognormal(np.log(cfg.median_leverage), 0.6, n), cfg.max_leverage)
     lev[maker] = rng.uniform(0.5, 2.0, maker.sum())
-    notional_usd = equity[p_acct] * lev[p_acct] / np.maximum(n_pos[p_acct], 1) * rng.uniform(0.3, 1.7, len(p_acct))
+    notional_usd = (
+        equity[p_acct]
+        * lev[p_acct]
+        / np.maximum(n_pos[p_acct], 1)
+        * rng.uniform(0.3, 1.7, len(p_acct))
+    )
     side = np.where(rng.random(len(p_acct)) < 0.55, 1.0, -1.0)
     m_mark = marks[p_market]
     settle_px = prices[settle[p_market]]
@@ -97,7 +112,7 @@ def generate(universe: Universe, config: SynthConfig | None = None, **overrides:
         notional_usd / (cs[p_market] * m_mark * np.maximum(settle_px, 1e-12)),
     )
     qty = np.round(side * qty, 3)
-    entry = m_mark * np.exp(rng.normal(0.0, 0.04, len(p_acct)))
+    entry = m_mark * np.exp(rng.normal(0.0, cfg.entry_dispersion, len(p_acct)))
     iso = np.zeros(len(p_acct))
     isolated = rng.random(len(p_acct)) < cfg.isolated_fraction
     iso_usd = notional_usd[isolated] / rng.uniform(5.0, 25.0, isolated.sum())

@@ -17,6 +17,7 @@ class Table:
     """Named numpy columns; ``t.equity`` and ``t["equity"]`` are the same array."""
 
     __slots__ = ("_columns",)
+    _columns: dict[str, np.ndarray]
 
     def __init__(self, columns: Mapping[str, Any]) -> None:
         cols = {k: np.asarray(v) for k, v in columns.items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -256,15 +256,13 @@ def _build(cls: type[Any], kind: str, i: int, row: Any) -> Any:
     names = set(cls.__dataclass_fields__) - {"_compiled"}
     for key in row:
         if key not in names:
-            raise ConfigError(f"{kind}[{label}].{key}: unknown field", field=f"{kind}[{label}].{key}")
+            raise ConfigError(
+                f"{kind}[{label}].{key}: unknown field", field=f"{kind}[{label}].{key}"
+            )
     try:
         return cls(**row)
     except TypeError as e:
         raise ConfigError(f"{kind}[{label}]: {e}", field=f"{kind}[{label}]") from None
-
-
-def symbols(items: Iterable[Asset | Market]) -> list[str]:
-    return [x.symbol for x in items]
 
 
 __all__ = ["MARKET_KINDS", "Asset", "Market", "Universe"]

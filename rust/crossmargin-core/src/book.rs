@@ -160,7 +160,10 @@ pub fn group(
                     row: r1,
                     other_row: Some(r0),
                     column: "market",
-                    message: format!("duplicate position of account {} in one market; a position is the account's net position", accounts[a]),
+                    message: format!(
+                        "duplicate position of account {} in one market; a position is the account's net position",
+                        accounts[a]
+                    ),
                 });
             }
         }
@@ -186,13 +189,7 @@ pub fn group(
         row: perm,
     };
 
-    Ok(GroupedBook {
-        accounts,
-        balances,
-        positions,
-        n_asset_codes,
-        n_market_codes,
-    })
+    Ok(GroupedBook { accounts, balances, positions, n_asset_codes, n_market_codes })
 }
 
 fn validate_balances(b: &BalanceInput<'_>, n_codes: u32) -> Result<()> {
@@ -207,9 +204,7 @@ fn validate_balances(b: &BalanceInput<'_>, n_codes: u32) -> Result<()> {
             ));
         }
     }
-    let bad = (0..n)
-        .into_par_iter()
-        .find_first(|&r| b.code[r] >= n_codes || !b.qty[r].is_finite());
+    let bad = (0..n).into_par_iter().find_first(|&r| b.code[r] >= n_codes || !b.qty[r].is_finite());
     if let Some(r) = bad {
         if b.code[r] >= n_codes {
             return Err(CoreError::book(
@@ -219,12 +214,7 @@ fn validate_balances(b: &BalanceInput<'_>, n_codes: u32) -> Result<()> {
                 format!("asset code {} is out of range (0..{n_codes})", b.code[r]),
             ));
         }
-        return Err(CoreError::book(
-            Table::Balances,
-            r,
-            "qty",
-            format!("qty {} is not finite", b.qty[r]),
-        ));
+        return Err(CoreError::book(Table::Balances, r, "qty", format!("qty {} is not finite", b.qty[r])));
     }
     Ok(())
 }
@@ -257,12 +247,7 @@ fn validate_positions(p: &PositionInput<'_>, n_codes: u32) -> Result<()> {
             ));
         }
         if !q.is_finite() {
-            return Some(CoreError::book(
-                Table::Positions,
-                r,
-                "qty",
-                format!("qty {q} is not finite"),
-            ));
+            return Some(CoreError::book(Table::Positions, r, "qty", format!("qty {q} is not finite")));
         }
         if !e.is_finite() || e < 0.0 || (e == 0.0 && q != 0.0) {
             return Some(CoreError::book(
@@ -282,10 +267,7 @@ fn validate_positions(p: &PositionInput<'_>, n_codes: u32) -> Result<()> {
         }
         None
     };
-    match (0..n)
-        .into_par_iter()
-        .find_first(|&r| row_error(r).is_some())
-    {
+    match (0..n).into_par_iter().find_first(|&r| row_error(r).is_some()) {
         Some(r) => Err(row_error(r).expect("row has an error")),
         None => Ok(()),
     }
@@ -297,16 +279,8 @@ fn dense_accounts(cols: &[&[i64]]) -> (Vec<i64>, Vec<Vec<u32>>) {
     if total == 0 {
         return (vec![], cols.iter().map(|_| vec![]).collect());
     }
-    let min = cols
-        .iter()
-        .filter_map(|c| c.par_iter().copied().min())
-        .min()
-        .expect("non-empty");
-    let max = cols
-        .iter()
-        .filter_map(|c| c.par_iter().copied().max())
-        .max()
-        .expect("non-empty");
+    let min = cols.iter().filter_map(|c| c.par_iter().copied().min()).min().expect("non-empty");
+    let max = cols.iter().filter_map(|c| c.par_iter().copied().max()).max().expect("non-empty");
     let range = (max as i128 - min as i128 + 1) as u128;
 
     if range <= (2 * total + 1024) as u128 {
@@ -325,10 +299,7 @@ fn dense_accounts(cols: &[&[i64]]) -> (Vec<i64>, Vec<Vec<u32>>) {
                 accounts.push(min + off as i64);
             }
         }
-        let dense = cols
-            .iter()
-            .map(|c| c.par_iter().map(|&id| table[(id - min) as usize]).collect())
-            .collect();
+        let dense = cols.iter().map(|c| c.par_iter().map(|&id| table[(id - min) as usize]).collect()).collect();
         return (accounts, dense);
     }
 
@@ -342,11 +313,7 @@ fn dense_accounts(cols: &[&[i64]]) -> (Vec<i64>, Vec<Vec<u32>>) {
     accounts.shrink_to_fit();
     let dense = cols
         .iter()
-        .map(|c| {
-            c.par_iter()
-                .map(|id| accounts.binary_search(id).expect("id was collected") as u32)
-                .collect()
-        })
+        .map(|c| c.par_iter().map(|id| accounts.binary_search(id).expect("id was collected") as u32).collect())
         .collect();
     (accounts, dense)
 }
@@ -391,18 +358,8 @@ mod tests {
         let entry = vec![100.0; n];
         let iso = vec![f64::NAN; n];
         group(
-            BalanceInput {
-                account: bal.0,
-                code: bal.1,
-                qty: bal.2,
-            },
-            PositionInput {
-                account: pos.0,
-                code: pos.1,
-                qty: pos.2,
-                entry_price: &entry,
-                isolated_margin: &iso,
-            },
+            BalanceInput { account: bal.0, code: bal.1, qty: bal.2 },
+            PositionInput { account: pos.0, code: pos.1, qty: pos.2, entry_price: &entry, isolated_margin: &iso },
             4,
             4,
         )
@@ -410,11 +367,7 @@ mod tests {
 
     #[test]
     fn accounts_are_sorted_unique_over_both_tables() {
-        let g = book(
-            (&[30, 10, 30], &[0, 1, 2], &[1.0, 2.0, 3.0]),
-            (&[20, 10], &[0, 0], &[1.0, -1.0]),
-        )
-        .unwrap();
+        let g = book((&[30, 10, 30], &[0, 1, 2], &[1.0, 2.0, 3.0]), (&[20, 10], &[0, 0], &[1.0, -1.0])).unwrap();
         assert_eq!(g.accounts, vec![10, 20, 30]);
         assert_eq!(g.balances.offsets, vec![0, 1, 1, 3]);
         assert_eq!(g.positions.offsets, vec![0, 1, 2, 2]);
@@ -424,11 +377,7 @@ mod tests {
     #[test]
     fn sparse_ids_group_like_dense_ones() {
         let ids = [i64::MAX, i64::MIN, 0, i64::MIN];
-        let g = book(
-            (&ids, &[0, 0, 0, 1], &[1.0, 2.0, 3.0, 4.0]),
-            (&[], &[], &[]),
-        )
-        .unwrap();
+        let g = book((&ids, &[0, 0, 0, 1], &[1.0, 2.0, 3.0, 4.0]), (&[], &[], &[])).unwrap();
         assert_eq!(g.accounts, vec![i64::MIN, 0, i64::MAX]);
         assert_eq!(g.balances.code, vec![0, 1, 0, 0]);
         assert_eq!(g.balances.qty, vec![2.0, 4.0, 3.0, 1.0]);
@@ -451,7 +400,8 @@ mod tests {
                 row: 2,
                 other_row: Some(0),
                 column: "market",
-                message: "duplicate position of account 5 in one market; a position is the account's net position".into(),
+                message: "duplicate position of account 5 in one market; a position is the account's net position"
+                    .into(),
             }
         );
     }
@@ -459,10 +409,7 @@ mod tests {
     #[test]
     fn bad_rows_are_named() {
         let e = book((&[1, 2], &[0, 9], &[1.0, 1.0]), (&[], &[], &[])).unwrap_err();
-        assert!(
-            e.to_string().starts_with("balances row 1: asset code 9"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("balances row 1: asset code 9"), "{e}");
         let e = book((&[1, 2], &[0, 0], &[1.0, f64::NAN]), (&[], &[], &[])).unwrap_err();
         assert!(e.to_string().starts_with("balances row 1: qty NaN"), "{e}");
         let e = book((&[1], &[0, 0], &[1.0]), (&[], &[], &[])).unwrap_err();

@@ -30,19 +30,13 @@ pub struct BracketTable {
 
 impl BracketTable {
     pub fn new() -> Self {
-        BracketTable {
-            offsets: vec![0],
-            ..Default::default()
-        }
+        BracketTable { offsets: vec![0], ..Default::default() }
     }
 
     /// Validates and appends one market's brackets; `field` prefixes error messages.
     pub fn push(&mut self, brackets: &[Bracket], field: &str) -> Result<()> {
         if brackets.is_empty() {
-            return Err(CoreError::config(
-                format!("{field}.brackets"),
-                "at least one bracket is required",
-            ));
+            return Err(CoreError::config(format!("{field}.brackets"), "at least one bracket is required"));
         }
         let mut prev: Option<Bracket> = None;
         let mut cum = [0.0f64; 2];
@@ -56,10 +50,7 @@ impl BracketTable {
             }
             for (name, r) in [("imr", b.imr), ("mmr", b.mmr)] {
                 if !r.is_finite() || !(0.0..=1.0).contains(&r) {
-                    return Err(CoreError::config(
-                        format!("{f}.{name}"),
-                        format!("{r} must be in [0, 1]"),
-                    ));
+                    return Err(CoreError::config(format!("{f}.{name}"), format!("{r} must be in [0, 1]")));
                 }
             }
             if b.mmr > b.imr {
@@ -72,17 +63,11 @@ impl BracketTable {
                 if b.bound <= p.bound || p.bound.is_infinite() {
                     return Err(CoreError::config(
                         format!("{f}.bound"),
-                        format!(
-                            "bounds must increase strictly: {} after {}",
-                            b.bound, p.bound
-                        ),
+                        format!("bounds must increase strictly: {} after {}", b.bound, p.bound),
                     ));
                 }
                 if b.imr < p.imr || b.mmr < p.mmr {
-                    return Err(CoreError::config(
-                        f,
-                        "rates must not decrease from one bracket to the next",
-                    ));
+                    return Err(CoreError::config(f, "rates must not decrease from one bracket to the next"));
                 }
                 cum[0] += p.bound * (b.imr - p.imr);
                 cum[1] += p.bound * (b.mmr - p.mmr);
@@ -114,10 +99,7 @@ impl BracketTable {
     #[inline]
     pub fn requirement(&self, market: usize, notional: f64) -> PerMode<f64> {
         let k = self.tier(market, notional);
-        [
-            notional * self.rate[0][k] - self.cum[0][k],
-            notional * self.rate[1][k] - self.cum[1][k],
-        ]
+        [notional * self.rate[0][k] - self.cum[0][k], notional * self.rate[1][k] - self.cum[1][k]]
     }
 
     /// The rate of the first bracket (the base rate a size premium scales from).
@@ -128,15 +110,8 @@ impl BracketTable {
     /// The configured brackets of `market` with their continuity amounts
     /// `(bound, imr, mmr, cum_initial, cum_maint)`.
     pub fn rows(&self, market: usize) -> impl Iterator<Item = (f64, f64, f64, f64, f64)> + '_ {
-        (self.offsets[market]..self.offsets[market + 1]).map(|k| {
-            (
-                self.bound[k],
-                self.rate[0][k],
-                self.rate[1][k],
-                self.cum[0][k],
-                self.cum[1][k],
-            )
-        })
+        (self.offsets[market]..self.offsets[market + 1])
+            .map(|k| (self.bound[k], self.rate[0][k], self.rate[1][k], self.cum[0][k], self.cum[1][k]))
     }
 }
 
@@ -146,10 +121,7 @@ mod tests {
 
     fn table(b: &[(f64, f64, f64)]) -> BracketTable {
         let mut t = BracketTable::new();
-        let v: Vec<Bracket> = b
-            .iter()
-            .map(|&(bound, imr, mmr)| Bracket { bound, imr, mmr })
-            .collect();
+        let v: Vec<Bracket> = b.iter().map(|&(bound, imr, mmr)| Bracket { bound, imr, mmr }).collect();
         t.push(&v, "markets[X]").unwrap();
         t
     }
@@ -157,22 +129,14 @@ mod tests {
     #[test]
     fn maintenance_amount_follows_binance_rule() {
         // cum_k = floor_k × (mmr_k − mmr_{k−1}) + cum_{k−1}
-        let t = table(&[
-            (50_000.0, 0.008, 0.004),
-            (250_000.0, 0.01, 0.005),
-            (f64::INFINITY, 0.02, 0.01),
-        ]);
+        let t = table(&[(50_000.0, 0.008, 0.004), (250_000.0, 0.01, 0.005), (f64::INFINITY, 0.02, 0.01)]);
         let cums: Vec<f64> = t.rows(0).map(|r| r.4).collect();
         assert_eq!(cums, vec![0.0, 50.0, 50.0 + 250_000.0 * 0.005]);
     }
 
     #[test]
     fn requirement_is_continuous_at_bracket_edges() {
-        let t = table(&[
-            (50_000.0, 0.008, 0.004),
-            (250_000.0, 0.01, 0.005),
-            (f64::INFINITY, 0.02, 0.01),
-        ]);
+        let t = table(&[(50_000.0, 0.008, 0.004), (250_000.0, 0.01, 0.005), (f64::INFINITY, 0.02, 0.01)]);
         for edge in [50_000.0, 250_000.0] {
             let below = t.requirement(0, edge * (1.0 - 1e-12));
             let above = t.requirement(0, edge * (1.0 + 1e-12));
@@ -185,45 +149,12 @@ mod tests {
     #[test]
     fn rejects_unsorted_bounds_and_decreasing_rates() {
         let mut t = BracketTable::new();
-        let bad = [
-            Bracket {
-                bound: 10.0,
-                imr: 0.1,
-                mmr: 0.05,
-            },
-            Bracket {
-                bound: 5.0,
-                imr: 0.2,
-                mmr: 0.1,
-            },
-        ];
+        let bad = [Bracket { bound: 10.0, imr: 0.1, mmr: 0.05 }, Bracket { bound: 5.0, imr: 0.2, mmr: 0.1 }];
         let e = t.push(&bad, "markets[X]").unwrap_err();
-        assert!(
-            e.to_string().contains("markets[X].brackets[1].bound"),
-            "{e}"
-        );
-        let bad = [
-            Bracket {
-                bound: 10.0,
-                imr: 0.1,
-                mmr: 0.05,
-            },
-            Bracket {
-                bound: 50.0,
-                imr: 0.05,
-                mmr: 0.05,
-            },
-        ];
+        assert!(e.to_string().contains("markets[X].brackets[1].bound"), "{e}");
+        let bad = [Bracket { bound: 10.0, imr: 0.1, mmr: 0.05 }, Bracket { bound: 50.0, imr: 0.05, mmr: 0.05 }];
         assert!(t.push(&bad, "m").is_err());
-        let bad = [Bracket {
-            bound: 10.0,
-            imr: 0.1,
-            mmr: 0.2,
-        }];
-        assert!(t
-            .push(&bad, "m")
-            .unwrap_err()
-            .to_string()
-            .contains("exceeds initial"));
+        let bad = [Bracket { bound: 10.0, imr: 0.1, mmr: 0.2 }];
+        assert!(t.push(&bad, "m").unwrap_err().to_string().contains("exceeds initial"));
     }
 }

@@ -32,13 +32,7 @@ pub enum CoreError {
 
     /// A row of the book is invalid. `other_row` is set for duplicates.
     #[error("{table} row {row}{}: {message}", other_row.map(|r| format!(" (and row {r})")).unwrap_or_default())]
-    Book {
-        table: Table,
-        row: usize,
-        other_row: Option<usize>,
-        column: &'static str,
-        message: String,
-    },
+    Book { table: Table, row: usize, other_row: Option<usize>, column: &'static str, message: String },
 
     /// A price given for one call is unusable (non-finite, non-positive, wrong length).
     #[error("{field}: {message}")]
@@ -47,32 +41,15 @@ pub enum CoreError {
 
 impl CoreError {
     pub fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
-        CoreError::Config {
-            field: field.into(),
-            message: message.into(),
-        }
+        CoreError::Config { field: field.into(), message: message.into() }
     }
 
     pub fn price(field: impl Into<String>, message: impl Into<String>) -> Self {
-        CoreError::Price {
-            field: field.into(),
-            message: message.into(),
-        }
+        CoreError::Price { field: field.into(), message: message.into() }
     }
 
-    pub fn book(
-        table: Table,
-        row: usize,
-        column: &'static str,
-        message: impl Into<String>,
-    ) -> Self {
-        CoreError::Book {
-            table,
-            row,
-            other_row: None,
-            column,
-            message: message.into(),
-        }
+    pub fn book(table: Table, row: usize, column: &'static str, message: impl Into<String>) -> Self {
+        CoreError::Book { table, row, other_row: None, column, message: message.into() }
     }
 }
 

@@ -21,12 +21,7 @@ pub struct HaircutTable {
 
 impl Default for HaircutTable {
     fn default() -> Self {
-        HaircutTable {
-            offsets: vec![0],
-            bound: vec![],
-            rate: vec![],
-            base: vec![],
-        }
+        HaircutTable { offsets: vec![0], bound: vec![], rate: vec![], base: vec![] }
     }
 }
 
@@ -44,10 +39,7 @@ impl HaircutTable {
                 ));
             }
             if !rate.is_finite() || !(0.0..=1.0).contains(&rate) {
-                return Err(CoreError::config(
-                    format!("{f}.rate"),
-                    format!("{rate} must be in [0, 1]"),
-                ));
+                return Err(CoreError::config(format!("{f}.rate"), format!("{rate} must be in [0, 1]")));
             }
             self.bound.push(bound);
             self.rate.push(rate);
@@ -127,14 +119,8 @@ mod tests {
     #[test]
     fn rejects_overlapping_tiers() {
         let mut h = HaircutTable::default();
-        let e = h
-            .push(&[(100.0, 1.0), (100.0, 0.5)], "assets[BTC]")
-            .unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("assets[BTC].haircut_tiers[1].bound"),
-            "{e}"
-        );
+        let e = h.push(&[(100.0, 1.0), (100.0, 0.5)], "assets[BTC]").unwrap_err();
+        assert!(e.to_string().starts_with("assets[BTC].haircut_tiers[1].bound"), "{e}");
         assert!(h.push(&[(100.0, 1.5)], "a").is_err());
     }
 }

@@ -16,8 +16,6 @@ pub mod universe;
 
 pub use book::{group, BalanceInput, GroupedBook, PositionInput};
 pub use error::{CoreError, Result, Table};
-pub use margin::{
-    evaluate, evaluate_account, AccountMargin, MarginColumns, MarginContext, Prices, Remap,
-};
+pub use margin::{evaluate, evaluate_account, AccountMargin, MarginColumns, MarginContext, Prices, Remap};
 pub use mode::Mode;
 pub use universe::{AssetSpec, MarketKind, MarketSpec, Universe};

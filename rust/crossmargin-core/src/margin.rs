@@ -33,49 +33,24 @@ pub struct MarginContext<'a> {
 }
 
 impl<'a> MarginContext<'a> {
-    pub fn new(
-        universe: &'a Universe,
-        book: &GroupedBook,
-        prices: Prices<'a>,
-        remap: Remap<'a>,
-    ) -> Result<Self> {
+    pub fn new(universe: &'a Universe, book: &GroupedBook, prices: Prices<'a>, remap: Remap<'a>) -> Result<Self> {
         let (na, nm) = (universe.n_assets(), universe.n_markets());
-        check_prices(
-            "asset prices",
-            prices.asset,
-            na,
-            &universe.assets.symbol,
-            true,
-        )?;
+        check_prices("asset prices", prices.asset, na, &universe.assets.symbol, true)?;
         check_prices("marks", prices.mark, nm, &universe.markets.symbol, false)?;
         check_remap("asset", remap.asset, book.n_asset_codes, na)?;
         check_remap("market", remap.market, book.n_market_codes, nm)?;
-        Ok(MarginContext {
-            universe,
-            prices,
-            remap,
-        })
+        Ok(MarginContext { universe, prices, remap })
     }
 }
 
 fn check_prices(what: &str, p: &[f64], n: usize, symbols: &[String], zero_ok: bool) -> Result<()> {
     if p.len() != n {
-        return Err(CoreError::price(
-            what,
-            format!("{} values given for {n} symbols", p.len()),
-        ));
+        return Err(CoreError::price(what, format!("{} values given for {n} symbols", p.len())));
     }
     for (x, s) in p.iter().zip(symbols) {
         if !x.is_finite() || *x < 0.0 || (!zero_ok && *x == 0.0) {
-            let need = if zero_ok {
-                "finite and ≥ 0"
-            } else {
-                "finite and > 0"
-            };
-            return Err(CoreError::price(
-                format!("{what}[{s}]"),
-                format!("{x} must be {need}"),
-            ));
+            let need = if zero_ok { "finite and ≥ 0" } else { "finite and > 0" };
+            return Err(CoreError::price(format!("{what}[{s}]"), format!("{x} must be {need}")));
         }
     }
     Ok(())
@@ -89,10 +64,7 @@ fn check_remap(what: &str, remap: &[u32], n_codes: u32, n: usize) -> Result<()> 
         ));
     }
     if let Some(bad) = remap.iter().find(|&&i| i as usize >= n) {
-        return Err(CoreError::config(
-            format!("{what} remap"),
-            format!("index {bad} is out of range (0..{n})"),
-        ));
+        return Err(CoreError::config(format!("{what} remap"), format!("index {bad} is out of range (0..{n})")));
     }
     Ok(())
 }
@@ -123,11 +95,7 @@ pub fn position_margin(
     let mt = &u.markets;
     let size = qty * mt.contract_size[market];
     let (notional, upnl) = if mt.inverse[market] {
-        let pnl = if qty == 0.0 {
-            0.0
-        } else {
-            size * (1.0 / entry - 1.0 / mark)
-        };
+        let pnl = if qty == 0.0 { 0.0 } else { size * (1.0 / entry - 1.0 / mark) };
         (size.abs() / mark, pnl)
     } else {
         (size.abs() * mark, size * (mark - entry))
@@ -196,13 +164,11 @@ pub fn evaluate_account(rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> Accou
         if qty > 0.0 {
             let discounted = at.haircuts.discounted(i, value);
             for (mode, adj) in m.adj_equity.iter_mut().enumerate() {
-                *adj +=
-                    discounted * imf::discounted_weight(at.weight[mode][i], at.imf_factor[i], qty);
+                *adj += discounted * imf::discounted_weight(at.weight[mode][i], at.imf_factor[i], qty);
             }
         } else if qty < 0.0 {
             for (mode, adj) in m.adj_equity.iter_mut().enumerate() {
-                *adj += value
-                    * imf::premium_weight(at.liability_weight[mode][i], at.imf_factor[i], qty);
+                *adj += value * imf::premium_weight(at.liability_weight[mode][i], at.imf_factor[i], qty);
             }
         }
     }
@@ -210,14 +176,7 @@ pub fn evaluate_account(rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> Accou
     for j in 0..rows.pos_code.len() {
         let k = ctx.remap.market[rows.pos_code[j] as usize] as usize;
         let settle_price = ctx.prices.asset[u.markets.settle[k] as usize];
-        let p = position_margin(
-            u,
-            k,
-            rows.pos_qty[j],
-            rows.pos_entry[j],
-            ctx.prices.mark[k],
-            settle_price,
-        );
+        let p = position_margin(u, k, rows.pos_qty[j], rows.pos_entry[j], ctx.prices.mark[k], settle_price);
         m.upnl += p.upnl;
         m.equity += p.upnl;
         let isolated = rows.pos_isolated[j];
@@ -229,8 +188,7 @@ pub fn evaluate_account(rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> Accou
             }
         } else {
             for mode in 0..2 {
-                m.adj_equity[mode] +=
-                    p.upnl.min(0.0) + p.upnl.max(0.0) * u.markets.upnl_weight[mode][k];
+                m.adj_equity[mode] += p.upnl.min(0.0) + p.upnl.max(0.0) * u.markets.upnl_weight[mode][k];
                 m.requirement[mode] += p.requirement[mode];
             }
         }
@@ -286,22 +244,130 @@ pub fn evaluate(book: &GroupedBook, ctx: &MarginContext<'_>) -> MarginColumns {
     )
         .into_par_iter()
         .enumerate()
-        .for_each(
-            |(c, (eq, up, adj_i, adj_m, im, mm, free, ratio, liq, bankrupt))| {
-                for j in 0..eq.len() {
-                    let r = evaluate_account(book.account(c * CHUNK + j), ctx);
-                    eq[j] = r.equity;
-                    up[j] = r.upnl;
-                    adj_i[j] = r.adj_equity[0];
-                    adj_m[j] = r.adj_equity[1];
-                    im[j] = r.requirement[0];
-                    mm[j] = r.requirement[1];
-                    free[j] = r.free_collateral();
-                    ratio[j] = r.margin_ratio();
-                    liq[j] = r.liquidatable();
-                    bankrupt[j] = r.bankrupt();
-                }
-            },
-        );
+        .for_each(|(c, (eq, up, adj_i, adj_m, im, mm, free, ratio, liq, bankrupt))| {
+            for j in 0..eq.len() {
+                let r = evaluate_account(book.account(c * CHUNK + j), ctx);
+                eq[j] = r.equity;
+                up[j] = r.upnl;
+                adj_i[j] = r.adj_equity[0];
+                adj_m[j] = r.adj_equity[1];
+                im[j] = r.requirement[0];
+                mm[j] = r.requirement[1];
+                free[j] = r.free_collateral();
+                ratio[j] = r.margin_ratio();
+                liq[j] = r.liquidatable();
+                bankrupt[j] = r.bankrupt();
+            }
+        });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::{group, BalanceInput, PositionInput};
+    use crate::universe::fixtures::{asset, perp};
+
+    fn universe() -> Universe {
+        let mut btc = asset("BTC", 50_000.0);
+        btc.weight = [0.9, 0.95];
+        btc.liability_weight = [1.2, 1.1];
+        let mut inv = perp("BTCUSD", "BTC", "BTC", 50_000.0, &[(f64::INFINITY, 0.02, 0.01)]);
+        inv.inverse = true;
+        inv.contract_size = 100.0;
+        let lin = perp("BTCUSDT", "USDT", "BTC", 50_000.0, &[(50_000.0, 0.01, 0.005), (f64::INFINITY, 0.02, 0.01)]);
+        Universe::new(&[asset("USDT", 1.0), btc], &[lin, inv]).unwrap()
+    }
+
+    fn one_account(u: &Universe, bal: &[(u32, f64)], pos: &[(u32, f64, f64, f64)], marks: &[f64]) -> AccountMargin {
+        let ba: Vec<i64> = vec![1; bal.len()];
+        let bc: Vec<u32> = bal.iter().map(|b| b.0).collect();
+        let bq: Vec<f64> = bal.iter().map(|b| b.1).collect();
+        let pa: Vec<i64> = vec![1; pos.len()];
+        let pc: Vec<u32> = pos.iter().map(|p| p.0).collect();
+        let pq: Vec<f64> = pos.iter().map(|p| p.1).collect();
+        let pe: Vec<f64> = pos.iter().map(|p| p.2).collect();
+        let pi: Vec<f64> = pos.iter().map(|p| p.3).collect();
+        let book = group(
+            BalanceInput { account: &ba, code: &bc, qty: &bq },
+            PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
+            2,
+            2,
+        )
+        .unwrap();
+        let prices = Prices { asset: &[1.0, 50_000.0], mark: marks };
+        let ctx = MarginContext::new(u, &book, prices, Remap { asset: &[0, 1], market: &[0, 1] }).unwrap();
+        evaluate_account(book.account(0), &ctx)
+    }
+
+    #[test]
+    fn borrows_count_at_liability_weight_and_collateral_at_weight() {
+        let u = universe();
+        let m = one_account(&u, &[(0, 10_000.0), (1, -0.2)], &[], &[50_000.0, 50_000.0]);
+        assert_eq!(m.equity, 0.0);
+        assert_eq!(m.adj_equity, [10_000.0 - 10_000.0 * 1.2, 10_000.0 - 10_000.0 * 1.1]);
+        let m = one_account(&u, &[(1, 1.0), (0, -10_000.0)], &[], &[50_000.0, 50_000.0]);
+        assert_eq!(m.adj_equity, [50_000.0 * 0.9 - 10_000.0, 50_000.0 * 0.95 - 10_000.0]);
+    }
+
+    #[test]
+    fn linear_requirement_uses_the_bracket_and_its_amount() {
+        let u = universe();
+        // 2 BTC at 50,000 = 100,000 notional, second bracket: 100,000 × 1% − 50,000 × 0.5% = 750
+        let m = one_account(&u, &[(0, 10_000.0)], &[(0, 2.0, 49_000.0, 0.0)], &[50_000.0, 50_000.0]);
+        assert_eq!(m.requirement[1], 750.0);
+        assert_eq!(m.requirement[0], 100_000.0 * 0.02 - 50_000.0 * 0.01);
+        assert_eq!(m.upnl, 2_000.0);
+    }
+
+    #[test]
+    fn inverse_pnl_and_requirement_are_in_coin_converted_at_settle_price() {
+        let u = universe();
+        // long 1,000 × 100 USD from 40,000 to 50,000: 100,000 × (1/40,000 − 1/50,000) = 0.5 BTC
+        let m = one_account(&u, &[], &[(1, 1_000.0, 40_000.0, 0.0)], &[50_000.0, 50_000.0]);
+        assert!((m.upnl - 0.5 * 50_000.0).abs() < 1e-6);
+        // notional 2 BTC × 1% = 0.02 BTC = 1,000 USD
+        assert!((m.requirement[1] - 1_000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn isolated_positions_stay_outside_the_pool() {
+        let u = universe();
+        let m = one_account(&u, &[(0, 100.0)], &[(0, 1.0, 50_000.0, 200.0)], &[40_000.0, 50_000.0]);
+        assert_eq!(m.requirement, [0.0, 0.0]);
+        assert_eq!(m.adj_equity, [100.0, 100.0]);
+        assert_eq!(m.equity, 100.0 + 200.0 - 10_000.0);
+        assert!(m.isolated_liquidatable && m.liquidatable() && m.bankrupt());
+    }
+
+    #[test]
+    fn exactly_at_maintenance_is_not_liquidatable() {
+        let u = universe();
+        // 1 BTC long at mark = entry: mm = 50,000 × 0.5% = 250; collateral exactly 250.
+        let m = one_account(&u, &[(0, 250.0)], &[(0, 1.0, 50_000.0, 0.0)], &[50_000.0, 50_000.0]);
+        assert_eq!(m.requirement[1], 250.0);
+        assert_eq!(m.adj_equity[1], 250.0);
+        assert!(!m.liquidatable());
+        assert_eq!(m.margin_ratio(), 1.0);
+    }
+
+    #[test]
+    fn margin_ratio_is_zero_without_requirement_and_infinite_when_exhausted() {
+        let u = universe();
+        assert_eq!(one_account(&u, &[(0, 5.0)], &[], &[50_000.0, 50_000.0]).margin_ratio(), 0.0);
+        let m = one_account(&u, &[(0, -5.0)], &[(0, 1.0, 50_000.0, 0.0)], &[50_000.0, 50_000.0]);
+        assert_eq!(m.margin_ratio(), f64::INFINITY);
+    }
+
+    #[test]
+    fn prices_are_checked_by_symbol() {
+        let u = universe();
+        let book = GroupedBook { balances: Default::default(), positions: Default::default(), ..Default::default() };
+        let bad = Prices { asset: &[1.0, f64::NAN], mark: &[1.0, 1.0] };
+        let e = MarginContext::new(&u, &book, bad, Remap { asset: &[], market: &[] }).unwrap_err();
+        assert_eq!(e.to_string(), "asset prices[BTC]: NaN must be finite and ≥ 0");
+        let bad = Prices { asset: &[1.0, 1.0], mark: &[1.0, 0.0] };
+        let e = MarginContext::new(&u, &book, bad, Remap { asset: &[], market: &[] }).unwrap_err();
+        assert_eq!(e.to_string(), "marks[BTCUSD]: 0 must be finite and > 0");
+    }
 }

@@ -85,11 +85,7 @@ pub struct Universe {
 
 fn check_weight(field: String, w: f64, lo: f64, hi: f64) -> Result<()> {
     if !w.is_finite() || w < lo || w > hi {
-        let range = if hi.is_infinite() {
-            format!("≥ {lo}")
-        } else {
-            format!("in [{lo}, {hi}]")
-        };
+        let range = if hi.is_infinite() { format!("≥ {lo}") } else { format!("in [{lo}, {hi}]") };
         return Err(CoreError::config(field, format!("{w} must be {range}")));
     }
     Ok(())
@@ -109,37 +105,18 @@ impl Universe {
         for (i, a) in assets.iter().enumerate() {
             let f = format!("assets[{}]", a.symbol);
             if a.symbol.is_empty() {
-                return Err(CoreError::config(
-                    format!("assets[{i}].symbol"),
-                    "must not be empty",
-                ));
+                return Err(CoreError::config(format!("assets[{i}].symbol"), "must not be empty"));
             }
             if index.insert(a.symbol.as_str(), i).is_some() {
-                return Err(CoreError::config(
-                    format!("{f}.symbol"),
-                    "duplicate asset symbol",
-                ));
+                return Err(CoreError::config(format!("{f}.symbol"), "duplicate asset symbol"));
             }
             if !a.price.is_finite() || a.price < 0.0 {
-                return Err(CoreError::config(
-                    format!("{f}.price"),
-                    format!("{} must be finite and ≥ 0", a.price),
-                ));
+                return Err(CoreError::config(format!("{f}.price"), format!("{} must be finite and ≥ 0", a.price)));
             }
             check_weight(format!("{f}.weight_initial"), a.weight[0], 0.0, 1.0)?;
             check_weight(format!("{f}.weight_maint"), a.weight[1], 0.0, 1.0)?;
-            check_weight(
-                format!("{f}.liability_weight_initial"),
-                a.liability_weight[0],
-                1.0,
-                f64::INFINITY,
-            )?;
-            check_weight(
-                format!("{f}.liability_weight_maint"),
-                a.liability_weight[1],
-                1.0,
-                f64::INFINITY,
-            )?;
+            check_weight(format!("{f}.liability_weight_initial"), a.liability_weight[0], 1.0, f64::INFINITY)?;
+            check_weight(format!("{f}.liability_weight_maint"), a.liability_weight[1], 1.0, f64::INFINITY)?;
             check_weight(format!("{f}.imf_factor"), a.imf_factor, 0.0, f64::INFINITY)?;
             at.haircuts.push(&a.haircut_tiers, &f)?;
             at.symbol.push(a.symbol.clone());
@@ -168,34 +145,19 @@ impl Universe {
         for (i, m) in markets.iter().enumerate() {
             let f = format!("markets[{}]", m.symbol);
             if m.symbol.is_empty() {
-                return Err(CoreError::config(
-                    format!("markets[{i}].symbol"),
-                    "must not be empty",
-                ));
+                return Err(CoreError::config(format!("markets[{i}].symbol"), "must not be empty"));
             }
             if market_index.insert(m.symbol.as_str(), i).is_some() {
-                return Err(CoreError::config(
-                    format!("{f}.symbol"),
-                    "duplicate market symbol",
-                ));
+                return Err(CoreError::config(format!("{f}.symbol"), "duplicate market symbol"));
             }
-            let settle = *index.get(m.settle.as_str()).ok_or_else(|| {
-                CoreError::config(
-                    format!("{f}.settle"),
-                    format!("unknown asset '{}'", m.settle),
-                )
-            })?;
+            let settle = *index
+                .get(m.settle.as_str())
+                .ok_or_else(|| CoreError::config(format!("{f}.settle"), format!("unknown asset '{}'", m.settle)))?;
             if m.underlying.is_empty() {
-                return Err(CoreError::config(
-                    format!("{f}.underlying"),
-                    "must not be empty",
-                ));
+                return Err(CoreError::config(format!("{f}.underlying"), "must not be empty"));
             }
             if !m.mark.is_finite() || m.mark <= 0.0 {
-                return Err(CoreError::config(
-                    format!("{f}.mark"),
-                    format!("{} must be finite and > 0", m.mark),
-                ));
+                return Err(CoreError::config(format!("{f}.mark"), format!("{} must be finite and > 0", m.mark)));
             }
             if !m.contract_size.is_finite() || m.contract_size <= 0.0 {
                 return Err(CoreError::config(
@@ -203,12 +165,7 @@ impl Universe {
                     format!("{} must be finite and > 0", m.contract_size),
                 ));
             }
-            check_weight(
-                format!("{f}.upnl_weight_initial"),
-                m.upnl_weight[0],
-                0.0,
-                1.0,
-            )?;
+            check_weight(format!("{f}.upnl_weight_initial"), m.upnl_weight[0], 0.0, 1.0)?;
             check_weight(format!("{f}.upnl_weight_maint"), m.upnl_weight[1], 0.0, 1.0)?;
             check_weight(format!("{f}.imf_factor"), m.imf_factor, 0.0, f64::INFINITY)?;
             mt.brackets.push(&m.brackets, &f)?;
@@ -230,11 +187,7 @@ impl Universe {
             mt.upnl_weight[0].push(m.upnl_weight[0]);
             mt.upnl_weight[1].push(m.upnl_weight[1]);
         }
-        Ok(Universe {
-            assets: at,
-            markets: mt,
-            underlyings,
-        })
+        Ok(Universe { assets: at, markets: mt, underlyings })
     }
 
     pub fn n_assets(&self) -> usize {
@@ -262,13 +215,7 @@ pub(crate) mod fixtures {
         }
     }
 
-    pub fn perp(
-        symbol: &str,
-        settle: &str,
-        underlying: &str,
-        mark: f64,
-        brackets: &[(f64, f64, f64)],
-    ) -> MarketSpec {
+    pub fn perp(symbol: &str, settle: &str, underlying: &str, mark: f64, brackets: &[(f64, f64, f64)]) -> MarketSpec {
         MarketSpec {
             symbol: symbol.into(),
             kind: MarketKind::Perp,
@@ -277,10 +224,7 @@ pub(crate) mod fixtures {
             mark,
             contract_size: 1.0,
             inverse: false,
-            brackets: brackets
-                .iter()
-                .map(|&(bound, imr, mmr)| Bracket { bound, imr, mmr })
-                .collect(),
+            brackets: brackets.iter().map(|&(bound, imr, mmr)| Bracket { bound, imr, mmr }).collect(),
             imf_factor: 0.0,
             upnl_weight: [1.0, 1.0],
         }
@@ -297,24 +241,16 @@ mod tests {
         let mut a = asset("BTC", 100.0);
         a.weight[1] = 1.5;
         let e = Universe::new(&[a], &[]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "assets[BTC].weight_maint: 1.5 must be in [0, 1]"
-        );
+        assert_eq!(e.to_string(), "assets[BTC].weight_maint: 1.5 must be in [0, 1]");
 
         let mut a = asset("USDT", 1.0);
         a.liability_weight[0] = 0.9;
         let e = Universe::new(&[a], &[]).unwrap_err();
-        assert!(e
-            .to_string()
-            .starts_with("assets[USDT].liability_weight_initial"));
+        assert!(e.to_string().starts_with("assets[USDT].liability_weight_initial"));
 
         let m = perp("BTCUSDT", "USDC", "BTC", 1.0, &[(f64::INFINITY, 0.1, 0.05)]);
         let e = Universe::new(&[asset("USDT", 1.0)], &[m]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "markets[BTCUSDT].settle: unknown asset 'USDC'"
-        );
+        assert_eq!(e.to_string(), "markets[BTCUSDT].settle: unknown asset 'USDC'");
     }
 
     #[test]

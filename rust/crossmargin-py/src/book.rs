@@ -29,11 +29,8 @@ impl PyBook {
         n_asset_codes: u32,
         n_market_codes: u32,
     ) -> PyResult<Self> {
-        let bal = BalanceInput {
-            account: bal_account.as_slice()?,
-            code: bal_code.as_slice()?,
-            qty: bal_qty.as_slice()?,
-        };
+        let bal =
+            BalanceInput { account: bal_account.as_slice()?, code: bal_code.as_slice()?, qty: bal_qty.as_slice()? };
         let pos = PositionInput {
             account: pos_account.as_slice()?,
             code: pos_code.as_slice()?,

@@ -50,24 +50,15 @@ pub fn evaluate_standard<'py>(
     marks: PyReadonlyArray1<'py, f64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (u, b) = (&universe.get().inner, &book.get().inner);
-    let prices = Prices {
-        asset: asset_prices.as_slice()?,
-        mark: marks.as_slice()?,
-    };
-    let remap = Remap {
-        asset: asset_remap.as_slice()?,
-        market: market_remap.as_slice()?,
-    };
+    let prices = Prices { asset: asset_prices.as_slice()?, mark: marks.as_slice()? };
+    let remap = Remap { asset: asset_remap.as_slice()?, market: market_remap.as_slice()? };
     let ctx = MarginContext::new(u, b, prices, remap).map_err(|e| to_pyerr(py, e))?;
     let pool = &pool.get().pool;
     let cols = detached(py, || Ok(pool.install(|| evaluate(b, &ctx))))?;
     let out = PyDict::new(py);
     out.set_item("equity", cols.equity.into_pyarray(py))?;
     out.set_item("upnl", cols.upnl.into_pyarray(py))?;
-    out.set_item(
-        "adj_equity_initial",
-        cols.adj_equity_initial.into_pyarray(py),
-    )?;
+    out.set_item("adj_equity_initial", cols.adj_equity_initial.into_pyarray(py))?;
     out.set_item("adj_equity_maint", cols.adj_equity_maint.into_pyarray(py))?;
     out.set_item("im", cols.im.into_pyarray(py))?;
     out.set_item("mm", cols.mm.into_pyarray(py))?;

@@ -22,58 +22,28 @@ fn exception(py: Python<'_>, class: &str, message: String, fields: &[(&str, Py<P
 pub fn to_pyerr(py: Python<'_>, e: CoreError) -> PyErr {
     let message = e.to_string();
     match e {
-        CoreError::Config { field, .. } => exception(
-            py,
-            "ConfigError",
-            message,
-            &[(
-                "field",
-                field.into_pyobject(py).unwrap().into_any().unbind(),
-            )],
-        ),
-        CoreError::Price { field, .. } => exception(
-            py,
-            "PriceError",
-            message,
-            &[(
-                "field",
-                field.into_pyobject(py).unwrap().into_any().unbind(),
-            )],
-        ),
-        CoreError::Book {
-            table,
-            row,
-            other_row,
-            column,
-            ..
-        } => exception(
+        CoreError::Config { field, .. } => {
+            exception(py, "ConfigError", message, &[("field", field.into_pyobject(py).unwrap().into_any().unbind())])
+        }
+        CoreError::Price { field, .. } => {
+            exception(py, "PriceError", message, &[("field", field.into_pyobject(py).unwrap().into_any().unbind())])
+        }
+        CoreError::Book { table, row, other_row, column, .. } => exception(
             py,
             "BookError",
             message,
             &[
-                (
-                    "table",
-                    table.name().into_pyobject(py).unwrap().into_any().unbind(),
-                ),
+                ("table", table.name().into_pyobject(py).unwrap().into_any().unbind()),
                 ("row", row.into_pyobject(py).unwrap().into_any().unbind()),
-                (
-                    "other_row",
-                    other_row.into_pyobject(py).unwrap().into_any().unbind(),
-                ),
-                (
-                    "column",
-                    column.into_pyobject(py).unwrap().into_any().unbind(),
-                ),
+                ("other_row", other_row.into_pyobject(py).unwrap().into_any().unbind()),
+                ("column", column.into_pyobject(py).unwrap().into_any().unbind()),
             ],
         ),
     }
 }
 
 /// Runs core work without the GIL, turning a core error or a panic into a Python error.
-pub fn detached<T: Send>(
-    py: Python<'_>,
-    work: impl FnOnce() -> Result<T, CoreError> + Send,
-) -> PyResult<T> {
+pub fn detached<T: Send>(py: Python<'_>, work: impl FnOnce() -> Result<T, CoreError> + Send) -> PyResult<T> {
     let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(work)));
     match outcome {
         Ok(Ok(v)) => Ok(v),
@@ -84,12 +54,7 @@ pub fn detached<T: Send>(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(exception(
-                py,
-                "CrossmarginError",
-                format!("internal error in the engine: {what}"),
-                &[],
-            ))
+            Err(exception(py, "CrossmarginError", format!("internal error in the engine: {what}"), &[]))
         }
     }
 }

@@ -12,19 +12,7 @@ use crate::errors::to_pyerr;
 type AssetTuple = (String, f64, f64, f64, f64, f64, Vec<(f64, f64)>, f64);
 /// (symbol, kind, settle, underlying, mark, contract_size, inverse, brackets, imf_factor,
 ///  upnl_weight_initial, upnl_weight_maint)
-type MarketTuple = (
-    String,
-    String,
-    String,
-    String,
-    f64,
-    f64,
-    bool,
-    Vec<(f64, f64, f64)>,
-    f64,
-    f64,
-    f64,
-);
+type MarketTuple = (String, String, String, String, f64, f64, bool, Vec<(f64, f64, f64)>, f64, f64, f64);
 
 #[pyclass(frozen, module = "crossmargin._core", name = "CompiledUniverse")]
 pub struct PyUniverse {
@@ -47,9 +35,7 @@ impl PyUniverse {
             })
             .collect();
         let mut specs = Vec::with_capacity(markets.len());
-        for (symbol, kind, settle, underlying, mark, cs, inverse, brackets, imf, uwi, uwm) in
-            markets
-        {
+        for (symbol, kind, settle, underlying, mark, cs, inverse, brackets, imf, uwi, uwm) in markets {
             let kind = MarketKind::parse(&kind).ok_or_else(|| {
                 to_pyerr(
                     py,
@@ -67,17 +53,12 @@ impl PyUniverse {
                 mark,
                 contract_size: cs,
                 inverse,
-                brackets: brackets
-                    .into_iter()
-                    .map(|(bound, imr, mmr)| Bracket { bound, imr, mmr })
-                    .collect(),
+                brackets: brackets.into_iter().map(|(bound, imr, mmr)| Bracket { bound, imr, mmr }).collect(),
                 imf_factor: imf,
                 upnl_weight: [uwi, uwm],
             });
         }
-        Universe::new(&assets, &specs)
-            .map(|inner| PyUniverse { inner })
-            .map_err(|e| to_pyerr(py, e))
+        Universe::new(&assets, &specs).map(|inner| PyUniverse { inner }).map_err(|e| to_pyerr(py, e))
     }
 
     #[getter]
@@ -105,9 +86,7 @@ impl PyUniverse {
     /// `[(bound, imr, mmr, cum_initial, cum_maint), ...]`.
     fn brackets(&self, market: usize) -> PyResult<Vec<(f64, f64, f64, f64, f64)>> {
         if market >= self.inner.n_markets() {
-            return Err(pyo3::exceptions::PyIndexError::new_err(format!(
-                "market index {market} out of range"
-            )));
+            return Err(pyo3::exceptions::PyIndexError::new_err(format!("market index {market} out of range")));
         }
         Ok(self.inner.markets.brackets.rows(market).collect())
     }
