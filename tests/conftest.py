@@ -45,6 +45,7 @@ from hypothesis import strategies as st
 
 import crossmargin as cm
 from crossmargin import reference
+from crossmargin.prices import resolve
 
 settings.register_profile(
     "crossmargin",
@@ -197,7 +198,7 @@ def gross_scale(universe: cm.Universe, b: cm.Book, prices: Any = None) -> np.nda
     that enters its sums (balance values times the largest weight, |uPnL|, requirements,
     isolated margin). Rounding differences between two summation orders are a few ulps
     of this, so it scales the absolute tolerance of the differential tests."""
-    asset_prices, marks = (x.tolist() for x in cm.prices.resolve(universe, prices))
+    asset_prices, marks = (x.tolist() for x in resolve(universe, prices))
     accounts = b.accounts
     where = {int(a): i for i, a in enumerate(accounts.tolist())}
     scale = np.ones(len(accounts))

@@ -14,6 +14,9 @@ type AssetTuple = (String, f64, f64, f64, f64, f64, Vec<(f64, f64)>, f64);
 ///  upnl_weight_initial, upnl_weight_maint)
 type MarketTuple = (String, String, String, String, f64, f64, bool, Vec<(f64, f64, f64)>, f64, f64, f64);
 
+/// (bound, imr, mmr, cum_initial, cum_maint)
+type BracketRow = (f64, f64, f64, f64, f64);
+
 #[pyclass(frozen, module = "crossmargin._core", name = "CompiledUniverse")]
 pub struct PyUniverse {
     pub inner: Universe,
@@ -84,7 +87,7 @@ impl PyUniverse {
 
     /// Brackets of one market with their continuity amounts:
     /// `[(bound, imr, mmr, cum_initial, cum_maint), ...]`.
-    fn brackets(&self, market: usize) -> PyResult<Vec<(f64, f64, f64, f64, f64)>> {
+    fn brackets(&self, market: usize) -> PyResult<Vec<BracketRow>> {
         if market >= self.inner.n_markets() {
             return Err(pyo3::exceptions::PyIndexError::new_err(format!("market index {market} out of range")));
         }
