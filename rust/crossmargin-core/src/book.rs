@@ -121,75 +121,92 @@ pub fn group(
 
     let (accounts, dense) = dense_accounts(&[bal.account, pos.account]);
     let n = accounts.len();
-    let (bal_dense, pos_dense) = (&dense[0], &dense[1]);
 
     // Balances: group, order by code within the account, sum duplicates (input order).
-    let (offsets, perm) = counting_sort(bal_dense, n);
-    let perm = sort_within(&offsets, perm, bal.code);
-    let mut balances = Balances {
-        offsets: Vec::with_capacity(n + 1),
-        code: Vec::with_capacity(perm.len()),
-        qty: Vec::with_capacity(perm.len()),
-    };
-    balances.offsets.push(0);
-    for a in 0..n {
-        let mut last: Option<u32> = None;
-        for &r in &perm[offsets[a]..offsets[a + 1]] {
-            let (c, q) = (bal.code[r as usize], bal.qty[r as usize]);
-            if last == Some(c) {
-                *balances.qty.last_mut().expect("a previous row exists") += q;
-            } else {
-                balances.code.push(c);
-                balances.qty.push(q);
-                last = Some(c);
-            }
-        }
-        balances.offsets.push(balances.code.len());
-    }
+    let (offsets, mut rows) = scatter(&dense[0], n, |r| BalRow { code: bal.code[r], row: r as u32, qty: bal.qty[r] });
+    sort_within(&offsets, &mut rows, |x| (x.code, x.row));
+    let has_duplicates =
+        (0..n).into_par_iter().any(|a| rows[offsets[a]..offsets[a + 1]].windows(2).any(|w| w[0].code == w[1].code));
+    let balances = if has_duplicates { merge_balances(&offsets, &rows) } else { split_balances(offsets, &rows) };
 
-    // Positions: group, order by code, a repeated code is an error.
-    let (offsets, perm) = counting_sort(pos_dense, n);
-    let perm = sort_within(&offsets, perm, pos.code);
-    for a in 0..n {
-        let rows = &perm[offsets[a]..offsets[a + 1]];
-        for w in rows.windows(2) {
-            if pos.code[w[0] as usize] == pos.code[w[1] as usize] {
-                let (r0, r1) = (w[0].min(w[1]) as usize, w[0].max(w[1]) as usize);
-                return Err(CoreError::Book {
-                    table: Table::Positions,
-                    row: r1,
-                    other_row: Some(r0),
-                    column: "market",
-                    message: format!(
-                        "duplicate position of account {} in one market; a position is the account's net position",
-                        accounts[a]
-                    ),
-                });
-            }
-        }
+    // Positions: group, order by code; a repeated code is an error naming both rows.
+    let (offsets, mut rows) = scatter(&dense[1], n, |r| PosRow {
+        code: pos.code[r],
+        row: r as u32,
+        qty: pos.qty[r],
+        entry: pos.entry_price[r],
+        // NaN and 0 both mean cross.
+        isolated: if pos.isolated_margin[r].is_nan() { 0.0 } else { pos.isolated_margin[r] },
+    });
+    sort_within(&offsets, &mut rows, |x| (x.code, x.row));
+    let duplicate = (0..n)
+        .into_par_iter()
+        .find_first(|&a| rows[offsets[a]..offsets[a + 1]].windows(2).any(|w| w[0].code == w[1].code));
+    if let Some(a) = duplicate {
+        let w = rows[offsets[a]..offsets[a + 1]].windows(2).find(|w| w[0].code == w[1].code).expect("found above");
+        let (r0, r1) = (w[0].row.min(w[1].row) as usize, w[0].row.max(w[1].row) as usize);
+        return Err(CoreError::Book {
+            table: Table::Positions,
+            row: r1,
+            other_row: Some(r0),
+            column: "market",
+            message: format!(
+                "duplicate position of account {} in one market; a position is the account's net position",
+                accounts[a]
+            ),
+        });
     }
-    let gather = |col: &[f64]| -> Vec<f64> { perm.par_iter().map(|&r| col[r as usize]).collect() };
-    let iso: Vec<f64> = perm
-        .par_iter()
-        .map(|&r| {
-            let m = pos.isolated_margin[r as usize];
-            if m.is_nan() {
-                0.0
-            } else {
-                m
-            }
-        })
-        .collect();
     let positions = Positions {
+        code: rows.par_iter().map(|x| x.code).collect(),
+        qty: rows.par_iter().map(|x| x.qty).collect(),
+        entry_price: rows.par_iter().map(|x| x.entry).collect(),
+        isolated_margin: rows.par_iter().map(|x| x.isolated).collect(),
+        row: rows.par_iter().map(|x| x.row).collect(),
         offsets,
-        code: perm.par_iter().map(|&r| pos.code[r as usize]).collect(),
-        qty: gather(pos.qty),
-        entry_price: gather(pos.entry_price),
-        isolated_margin: iso,
-        row: perm,
     };
 
     Ok(GroupedBook { accounts, balances, positions, n_asset_codes, n_market_codes })
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct BalRow {
+    code: u32,
+    row: u32,
+    qty: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct PosRow {
+    code: u32,
+    row: u32,
+    qty: f64,
+    entry: f64,
+    isolated: f64,
+}
+
+fn split_balances(offsets: Vec<usize>, rows: &[BalRow]) -> Balances {
+    Balances { offsets, code: rows.par_iter().map(|x| x.code).collect(), qty: rows.par_iter().map(|x| x.qty).collect() }
+}
+
+/// Sums adjacent rows of one code (rare: only books with duplicate balance rows get here).
+fn merge_balances(offsets: &[usize], rows: &[BalRow]) -> Balances {
+    let n = offsets.len() - 1;
+    let mut out = Balances { offsets: Vec::with_capacity(n + 1), code: vec![], qty: vec![] };
+    out.offsets.push(0);
+    for a in 0..n {
+        let mut last: Option<u32> = None;
+        for x in &rows[offsets[a]..offsets[a + 1]] {
+            if last == Some(x.code) {
+                *out.qty.last_mut().expect("a previous row exists") += x.qty;
+            } else {
+                out.code.push(x.code);
+                out.qty.push(x.qty);
+                last = Some(x.code);
+            }
+        }
+        out.offsets.push(out.code.len());
+    }
+    out
 }
 
 fn validate_balances(b: &BalanceInput<'_>, n_codes: u32) -> Result<()> {
@@ -318,8 +335,9 @@ fn dense_accounts(cols: &[&[i64]]) -> (Vec<i64>, Vec<Vec<u32>>) {
     (accounts, dense)
 }
 
-/// Stable counting sort of rows by dense account: (offsets, row permutation).
-fn counting_sort(dense: &[u32], n: usize) -> (Vec<usize>, Vec<u32>) {
+/// Stable counting sort by dense account that moves each row's data once (sequential reads,
+/// scattered writes): (offsets, rows grouped by account in input order).
+fn scatter<T: Copy + Default + Send>(dense: &[u32], n: usize, make: impl Fn(usize) -> T) -> (Vec<usize>, Vec<T>) {
     let mut offsets = vec![0usize; n + 1];
     for &a in dense {
         offsets[a as usize + 1] += 1;
@@ -328,25 +346,51 @@ fn counting_sort(dense: &[u32], n: usize) -> (Vec<usize>, Vec<u32>) {
         offsets[a + 1] += offsets[a];
     }
     let mut cursor = offsets[..n].to_vec();
-    let mut perm = vec![0u32; dense.len()];
+    let mut out = vec![T::default(); dense.len()];
     for (r, &a) in dense.iter().enumerate() {
         let c = &mut cursor[a as usize];
-        perm[*c] = r as u32;
+        out[*c] = make(r);
         *c += 1;
     }
-    (offsets, perm)
+    (offsets, out)
 }
 
-/// Orders each account's rows by (code, input row): the result depends only on the set of
-/// rows, not on their input order, apart from the order in which duplicates are summed.
-fn sort_within(offsets: &[usize], mut perm: Vec<u32>, code: &[u32]) -> Vec<u32> {
-    for a in 0..offsets.len() - 1 {
-        let s = &mut perm[offsets[a]..offsets[a + 1]];
-        if s.len() > 1 {
-            s.sort_unstable_by_key(|&r| (code[r as usize], r));
-        }
+/// Orders each account's rows by `key` (code, input row), in parallel over account ranges
+/// of similar row counts. With the row in the key the order depends only on the set of
+/// rows, not on their input order.
+fn sort_within<T: Send, K: Ord>(offsets: &[usize], rows: &mut [T], key: impl Fn(&T) -> K + Sync) {
+    let n = offsets.len() - 1;
+    let parts = (rayon::current_num_threads() * 8).max(1);
+    let per_part = rows.len().div_ceil(parts).max(1);
+    // Account ranges [a0, a1) holding about `per_part` rows each.
+    let mut bounds = vec![0usize];
+    let mut a = 0;
+    while a < n {
+        let target = offsets[a] + per_part;
+        a = offsets.partition_point(|&o| o < target).clamp(a + 1, n);
+        bounds.push(a);
     }
-    perm
+    let mut slices = Vec::with_capacity(bounds.len());
+    let mut rest = rows;
+    for w in bounds.windows(2) {
+        let (head, tail) = rest.split_at_mut(offsets[w[1]] - offsets[w[0]]);
+        slices.push((w[0], w[1], head));
+        rest = tail;
+    }
+    slices.into_par_iter().for_each(|(a0, a1, part)| {
+        let base = offsets[a0];
+        for a in a0..a1 {
+            let s = &mut part[offsets[a] - base..offsets[a + 1] - base];
+            // Accounts hold a handful of rows: insertion sort beats a general sort here.
+            for i in 1..s.len() {
+                let mut j = i;
+                while j > 0 && key(&s[j - 1]) > key(&s[j]) {
+                    s.swap(j - 1, j);
+                    j -= 1;
+                }
+            }
+        }
+    });
 }
 
 #[cfg(test)]
