@@ -38,14 +38,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import crossmargin as cm
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
-
-import crossmargin as cm
 from crossmargin import reference
 from crossmargin.prices import resolve
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 settings.register_profile(
     "crossmargin",
@@ -165,10 +164,10 @@ def positions(*rows: tuple[Any, ...]) -> dict[str, list[Any]]:
     }
 
 
-def book(bal: list[tuple[Any, ...]] | None = None, pos: list[tuple[Any, ...]] | None = None) -> cm.Book:
-    return cm.Book.from_arrays(
-        balances(*bal) if bal else None, positions(*pos) if pos else None
-    )
+def book(
+    bal: list[tuple[Any, ...]] | None = None, pos: list[tuple[Any, ...]] | None = None
+) -> cm.Book:
+    return cm.Book.from_arrays(balances(*bal) if bal else None, positions(*pos) if pos else None)
 
 
 def evaluate_both(
@@ -276,9 +275,7 @@ def assert_results_close(
         got.liquidatable[decided | both], want.liquidatable[decided | both], err_msg="liquidatable"
     )
     decided = np.abs(want.equity) > 8 * tol
-    np.testing.assert_array_equal(
-        got.bankrupt[decided], want.bankrupt[decided], err_msg="bankrupt"
-    )
+    np.testing.assert_array_equal(got.bankrupt[decided], want.bankrupt[decided], err_msg="bankrupt")
 
 
 # ---- hypothesis strategies: universes ------------------------------------------------
@@ -324,9 +321,7 @@ def brackets_strategy(draw: st.DrawFn, scale: float) -> list[tuple[float, float,
     """Valid brackets: strictly increasing bounds (last may be inf), non-decreasing
     rates, mmr ≤ imr ≤ 1 in every bracket."""
     n = draw(st.integers(1, 4))
-    steps = draw(
-        st.lists(st.floats(min_value=0.01, max_value=10.0), min_size=n, max_size=n)
-    )
+    steps = draw(st.lists(st.floats(min_value=0.01, max_value=10.0), min_size=n, max_size=n))
     bounds = (np.cumsum(steps) * scale).tolist()
     if draw(st.booleans()):
         bounds[-1] = math.inf
@@ -346,7 +341,7 @@ def brackets_strategy(draw: st.DrawFn, scale: float) -> list[tuple[float, float,
 def universes(draw: st.DrawFn) -> cm.Universe:
     """A random valid universe: 1–4 assets ``A0``…, 0–4 markets ``M0``… (perp or future,
     linear or inverse, settled in a random asset, on an underlying that is an asset's
-    symbol or an index ``IX0``/``IX1``)."""
+    symbol or an index ``IX0``/``IX1``), sometimes with a configured underlying price."""
     n_assets = draw(st.integers(1, 4))
     assets = [draw(assets_strategy(f"A{i}")) for i in range(n_assets)]
     markets = []
@@ -371,7 +366,14 @@ def universes(draw: st.DrawFn) -> cm.Universe:
                 upnl_weight_maint=draw(upnl_weights),
             )
         )
-    return cm.Universe(assets, markets)
+    u = cm.Universe(assets, markets)
+    if u.underlyings and draw(st.booleans()):
+        # An index price distinct from the same-symbol asset / first mark: overrides on
+        # this underlying then move its markets relative to it.
+        name = draw(st.sampled_from(u.underlyings))
+        factor = draw(st.floats(min_value=0.5, max_value=2.0))
+        u = cm.Universe(assets, markets, {name: u.reference_price(name) * factor})
+    return u
 
 
 # ---- hypothesis strategies: books ----------------------------------------------------
@@ -424,7 +426,9 @@ class RandomBook:
 
     @property
     def has_duplicate_balances(self) -> bool:
-        pairs = list(zip(self.balances["account"].tolist(), self.balances["asset"].tolist(), strict=True))
+        pairs = list(
+            zip(self.balances["account"].tolist(), self.balances["asset"].tolist(), strict=True)
+        )
         return len(pairs) != len(set(pairs))
 
 

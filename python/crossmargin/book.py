@@ -56,7 +56,8 @@ class SymbolColumn:
                     column=column,
                 )
             return np.arange(self.n_codes, dtype=np.uint32)
-        unknown = [k for k, s in enumerate(self.labels) if s not in index]
+        used = np.bincount(self.codes, minlength=len(self.labels)) > 0
+        unknown = [k for k, s in enumerate(self.labels) if used[k] and s not in index]
         if unknown:
             rows = {k: int(np.argmax(self.codes == k)) for k in unknown}
             k = min(rows, key=rows.__getitem__)
@@ -67,7 +68,8 @@ class SymbolColumn:
                 row=r,
                 column=column,
             )
-        return np.array([index[s] for s in self.labels], dtype=np.uint32)
+        # An unused label maps anywhere: no row reads it.
+        return np.array([index.get(s, 0) for s in self.labels], dtype=np.uint32)
 
     def symbols(self, names: tuple[str, ...] | list[str]) -> np.ndarray:
         """The column as symbols (object array)."""
@@ -254,11 +256,11 @@ def _accounts(values: Any, table: str, n: int) -> np.ndarray:
             column="account",
         )
     if a.dtype.kind == "f" and len(a):
-        bad = ~np.isfinite(a) | (a != np.round(a))
+        bad = ~np.isfinite(a) | (a != np.round(a)) | (np.abs(a) >= 2.0**63)
         if bad.any():
             r = int(np.argmax(bad))
             raise BookError(
-                f"{table} row {r}: account {a[r]} is not an integer id",
+                f"{table} row {r}: account {a[r]} is not an integer id in the int64 range",
                 table=table,
                 row=r,
                 column="account",
@@ -336,10 +338,16 @@ def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
 
 
 def _coded(codes: np.ndarray, labels: tuple[str, ...], table: str, column: str) -> SymbolColumn:
+    """Codes over sorted labels: the code of a symbol, and so the order in which an account's
+    rows are summed, does not depend on which rows a book (or a shard of it) holds."""
     if len(codes) and (codes < 0).any():
         r = int(np.argmax(codes < 0))
         raise BookError(f"{table} row {r}: {column} is missing", table=table, row=r, column=column)
-    return SymbolColumn(np.ascontiguousarray(codes, dtype=np.uint32), labels)
+    order = sorted(range(len(labels)), key=labels.__getitem__)
+    rank = np.empty(len(labels), dtype=np.uint32)
+    rank[order] = np.arange(len(labels), dtype=np.uint32)
+    codes = rank[codes] if len(codes) else np.asarray(codes, dtype=np.uint32)
+    return SymbolColumn(np.ascontiguousarray(codes, dtype=np.uint32), tuple(labels[i] for i in order))
 
 
 __all__ = ["BALANCE_COLUMNS", "POSITION_COLUMNS", "Book", "SymbolColumn"]

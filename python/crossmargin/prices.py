@@ -67,7 +67,14 @@ def resolve(universe: Universe, prices: PriceOverrides) -> tuple[np.ndarray, np.
             raise PriceError(f"prices[{key}]: {v} must be finite and > 0", field=key)
     for key, value in prices.items():
         if key in universe.underlyings:
-            factor = float(value) / universe.reference_price(key)
+            ref = universe.reference_price(key)
+            if ref <= 0:
+                raise PriceError(
+                    f"prices[{key}]: the underlying's reference price is {ref}; "
+                    "give underlying_prices or price its markets and asset directly",
+                    field=key,
+                )
+            factor = float(value) / ref
             for k, market in enumerate(universe.markets):
                 if market.underlying == key:
                     marks[k] = market.mark * factor
