@@ -9,12 +9,13 @@ Quick start::
     r.summary(); r.to_pandas()
 """
 
-from crossmargin import exceptions, reference
+from crossmargin import exceptions, funding, options, portfolio, reference, solvency
 from crossmargin._core import __version__
 from crossmargin.book import Book
 from crossmargin.engine import Engine
 from crossmargin.exceptions import BookError, ConfigError, CrossmarginError, PriceError
 from crossmargin.io import read_book, write_book
+from crossmargin.portfolio import PortfolioConfig, UnderlyingPortfolio
 from crossmargin.result import MarginResult
 from crossmargin.table import Table
 from crossmargin.universe import Asset, Market, Universe
@@ -28,12 +29,18 @@ __all__ = [
     "Engine",
     "MarginResult",
     "Market",
+    "PortfolioConfig",
     "PriceError",
     "Table",
+    "UnderlyingPortfolio",
     "Universe",
     "__version__",
     "exceptions",
+    "funding",
+    "options",
+    "portfolio",
     "read_book",
     "reference",
+    "solvency",
     "write_book",
 ]

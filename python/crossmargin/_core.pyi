@@ -8,7 +8,20 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CompiledUniverse", "GroupedBook", "ThreadPool", "__version__", "evaluate_standard"]
+__all__ = [
+    "CompiledPortfolio",
+    "CompiledUniverse",
+    "black76_columns",
+    "evaluate_portfolio",
+    "greeks_columns",
+    "GroupedBook",
+    "ThreadPool",
+    "__version__",
+    "efficiency_columns",
+    "evaluate_standard",
+    "liquidation_price_columns",
+    "stress_columns",
+]
 
 __version__: str
 
@@ -17,8 +30,13 @@ class CompiledUniverse:
     """The universe compiled into flat tables (validated: raises ConfigError)."""
 
     def __new__(
-        cls, assets: list[tuple[Any, ...]], markets: list[tuple[Any, ...]]
+        cls,
+        assets: list[tuple[Any, ...]],
+        markets: list[tuple[Any, ...]],
+        underlying_prices: list[tuple[str, float]] | None = None,
     ) -> CompiledUniverse: ...
+    @property
+    def underlying_prices(self) -> list[float]: ...
     @property
     def n_assets(self) -> int: ...
     @property
@@ -61,6 +79,80 @@ class ThreadPool:
     def threads(self) -> int: ...
 
 def evaluate_standard(
+    pool: ThreadPool,
+    universe: CompiledUniverse,
+    book: GroupedBook,
+    asset_remap: npt.NDArray[np.uint32],
+    market_remap: npt.NDArray[np.uint32],
+    asset_prices: npt.NDArray[np.float64],
+    marks: npt.NDArray[np.float64],
+) -> dict[str, npt.NDArray[Any]]: ...
+
+# ---- liquidation prices, stress, capital efficiency (rust/crossmargin-py/src/risk.rs) ----
+def liquidation_price_columns(
+    pool: ThreadPool,
+    universe: CompiledUniverse,
+    book: GroupedBook,
+    asset_remap: npt.NDArray[np.uint32],
+    market_remap: npt.NDArray[np.uint32],
+    asset_prices: npt.NDArray[np.float64],
+    marks: npt.NDArray[np.float64],
+    move_: str,
+) -> dict[str, npt.NDArray[Any]]: ...
+def stress_columns(
+    pool: ThreadPool,
+    universe: CompiledUniverse,
+    book: GroupedBook,
+    asset_remap: npt.NDArray[np.uint32],
+    market_remap: npt.NDArray[np.uint32],
+    n_scenarios: int,
+    scenario_asset_prices: npt.NDArray[np.float64],
+    scenario_marks: npt.NDArray[np.float64],
+    keep_matrix: bool,
+) -> dict[str, npt.NDArray[Any]]: ...
+def efficiency_columns(
+    pool: ThreadPool,
+    universe: CompiledUniverse,
+    book: GroupedBook,
+    asset_remap: npt.NDArray[np.uint32],
+    market_remap: npt.NDArray[np.uint32],
+    asset_prices: npt.NDArray[np.float64],
+    marks: npt.NDArray[np.float64],
+) -> dict[str, npt.NDArray[Any]]: ...
+
+@final
+class CompiledPortfolio:
+    """Portfolio-margin parameters validated against a universe (raises ConfigError)."""
+
+    def __new__(
+        cls,
+        universe: CompiledUniverse,
+        underlyings: list[tuple[str, list[tuple[float, float, float]], float, float, float, bool]],
+        offsets: list[tuple[str, str, float]],
+        im_factor: float,
+        hybrid_floor: float,
+    ) -> CompiledPortfolio: ...
+
+def black76_columns(
+    forward: npt.NDArray[np.float64],
+    strike: npt.NDArray[np.float64],
+    years: npt.NDArray[np.float64],
+    vol: npt.NDArray[np.float64],
+    rate: npt.NDArray[np.float64],
+    call: npt.NDArray[np.bool_],
+) -> dict[str, npt.NDArray[np.float64]]: ...
+def evaluate_portfolio(
+    pool: ThreadPool,
+    universe: CompiledUniverse,
+    portfolio: CompiledPortfolio,
+    book: GroupedBook,
+    asset_remap: npt.NDArray[np.uint32],
+    market_remap: npt.NDArray[np.uint32],
+    asset_prices: npt.NDArray[np.float64],
+    marks: npt.NDArray[np.float64],
+    model: str,
+) -> dict[str, npt.NDArray[Any]]: ...
+def greeks_columns(
     pool: ThreadPool,
     universe: CompiledUniverse,
     book: GroupedBook,

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from crossmargin import _core
+import numpy as np
+
+from crossmargin import _core, efficiency, funding, liqprice, solvency
+from crossmargin import stress as stress_module
 from crossmargin.book import Book
+from crossmargin.cascade import CascadeConfig, CascadeResult, run_cascade
+from crossmargin.efficiency import CapitalEfficiency
 from crossmargin.exceptions import ConfigError
+from crossmargin.funding import FundingResult, Rates
 from crossmargin.prices import PriceOverrides, resolve
 from crossmargin.result import MarginResult
+from crossmargin.solvency import SolvencyResult
+from crossmargin.stress import Measure, ReverseStressResult, Scenario, StressResult
+from crossmargin.table import Table
 from crossmargin.universe import Universe
 
-Model = Literal["standard"]
-MODELS: tuple[str, ...] = ("standard",)
+Model = Literal["standard", "portfolio", "hybrid", "delta"]
+MODELS: tuple[str, ...] = ("standard", "portfolio", "hybrid", "delta")
 
 
 class Engine:
@@ -36,11 +46,35 @@ class Engine:
     def evaluate(
         self, book: Book, prices: PriceOverrides = None, model: Model = "standard"
     ) -> MarginResult:
-        """Margin of every account (DESIGN §4), at the universe's prices or ``prices``."""
+        """Margin of every account (DESIGN §4), at the universe's prices or ``prices``.
+
+        ``model``: "standard" (DESIGN §4), or "portfolio" (scenario, SPAN-like), "delta" or
+        "hybrid" with the universe's ``portfolio`` parameters (docs/ARCHITECTURE.md,
+        "Options and portfolio margin"); the same result fields for every model.
+        """
         if model not in MODELS:
             raise ConfigError(f"model: {model!r} is not one of {', '.join(MODELS)}", field="model")
         asset_remap, market_remap = book.remaps(self.universe)
         asset_prices, marks = resolve(self.universe, prices)
+        if model != "standard":
+            pm = self.universe._compiled_portfolio
+            if pm is None:
+                raise ConfigError(
+                    f"model: {model!r} needs Universe(portfolio=PortfolioConfig(...))",
+                    field="portfolio",
+                )
+            cols = _core.evaluate_portfolio(
+                self._pool,
+                self.universe._compiled,
+                pm,
+                book._grouped,
+                asset_remap,
+                market_remap,
+                asset_prices,
+                marks,
+                model,
+            )
+            return MarginResult({"account": book.accounts, **cols})
         cols = _core.evaluate_standard(
             self._pool,
             self.universe._compiled,
@@ -51,6 +85,98 @@ class Engine:
             marks,
         )
         return MarginResult({"account": book.accounts, **cols})
+
+    def apply_funding(
+        self, book: Book, rates: Rates, prices: PriceOverrides = None
+    ) -> FundingResult:
+        """Funding payments, exactly zero-sum per market (crossmargin.funding); ``rates``
+        maps perpetual symbols to the interval's rate, or is an array by market."""
+        return funding.apply_funding(self, book, rates, prices)
+
+    def solvency(
+        self,
+        book: Book,
+        exchange_assets: Mapping[str, float] | None = None,
+        stress: Mapping[str, float] | None = None,
+        prices: PriceOverrides = None,
+        seed: bytes | str | None = None,
+    ) -> SolvencyResult:
+        """Reserves vs customer liabilities and the Merkle-sum proof of liabilities
+        (crossmargin.solvency); ``stress`` holds fractional moves, e.g. ``{"BTC": -0.3}``."""
+        return solvency.solvency(self, book, exchange_assets, stress, prices, seed)
+
+    def liquidation_prices(
+        self, book: Book, prices: PriceOverrides = None, move: liqprice.LiqMove = "underlying"
+    ) -> Table:
+        """Per position: the mark at which its account (cross) or the position (isolated)
+        reaches maintenance; NaN where none exists (crossmargin.liqprice). ``move`` =
+        ``"underlying"`` moves everything on the position's underlying together (its asset
+        too), ``"mark"`` only the position's own mark."""
+        return liqprice.liquidation_prices(self, book, prices, move)
+
+    def stress(
+        self, book: Book, scenarios: Mapping[str, Scenario], insurance_fund: float = 0.0
+    ) -> StressResult:
+        """Every account under every scenario in one pass (crossmargin.stress); scenarios map
+        names to fractional moves, e.g. ``{"crash": {"BTC": -0.3, "ETH": -0.35}}``."""
+        return stress_module.stress(self, book, scenarios, insurance_fund)
+
+    def reverse_stress(
+        self,
+        book: Book,
+        insurance_fund: float,
+        underlyings: Sequence[str] | None = None,
+        direction: int = -1,
+        measure: Measure = "bad_debt",
+        max_move: float | None = None,
+        tol: float = 1e-4,
+    ) -> ReverseStressResult:
+        """The smallest uniform (and per-underlying) move at which ``measure`` exceeds the
+        insurance fund (crossmargin.stress)."""
+        return stress_module.reverse_stress(
+            self, book, insurance_fund, underlyings, direction, measure, max_move, tol
+        )
+
+    def capital_efficiency(self, book: Book, prices: PriceOverrides = None) -> CapitalEfficiency:
+        """Isolated vs cross (vs portfolio) requirement, utilisation and leverage per account
+        and in aggregate (crossmargin.efficiency)."""
+        return efficiency.capital_efficiency(self, book, prices)
+
+    def cascade(self, book: Book, config: CascadeConfig) -> CascadeResult:
+        """Liquidation sequencing after a shock or along a price path (crossmargin.cascade):
+        event log, per-round table, final book, insurance fund and bad debt."""
+        return run_cascade(self, book, config)
+
+    def greeks(self, book: Book, prices: PriceOverrides = None) -> Table:
+        """Greeks per account × underlying (rows where the account holds a position on the
+        underlying or a balance of the asset of that symbol; accounts ascending, then
+        underlyings in universe order). ``delta`` is in units of the underlying and counts
+        perps, futures, options and that collateral; ``gamma`` (∂²V/∂S², per USD), ``vega``
+        (USD per 1.00 of volatility) and ``theta`` (USD per year) come from options."""
+        asset_remap, market_remap = book.remaps(self.universe)
+        asset_prices, marks = resolve(self.universe, prices)
+        cols = _core.greeks_columns(
+            self._pool,
+            self.universe._compiled,
+            book._grouped,
+            asset_remap,
+            market_remap,
+            asset_prices,
+            marks,
+        )
+        names = np.array(self.universe.underlyings, dtype=object)
+        return Table(
+            {
+                "account": book.accounts[cols["account_index"]],
+                "underlying": names[cols["underlying_index"]]
+                if len(names)
+                else np.array([], dtype=object),
+                "delta": cols["delta"],
+                "gamma": cols["gamma"],
+                "vega": cols["vega"],
+                "theta": cols["theta"],
+            }
+        )
 
     def __repr__(self) -> str:
         u = self.universe

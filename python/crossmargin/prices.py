@@ -9,6 +9,12 @@
 - a market (``"BTCUSDT"``): that market's mark.
 
 Keys are applied in that order, so an explicit mark wins over its underlying's move.
+
+Options are not scaled: once the keys are applied, every option whose underlying's price
+moved (the underlying's price is read from the asset of its symbol, else its first perp or
+future) is repriced with Black-76 at the new price. An option configured with an explicit
+mark keeps its premium over the model multiplicatively: mark × B76(S') / B76(S). An option
+named by a key keeps that mark.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ PriceOverrides = Mapping[str, float] | tuple[Any, Any] | None
 def base_prices(universe: Universe) -> tuple[np.ndarray, np.ndarray]:
     return (
         np.array([a.price for a in universe.assets], dtype=np.float64),
-        np.array([m.mark for m in universe.markets], dtype=np.float64),
+        np.array(universe.reference_marks, dtype=np.float64),
     )
 
 
@@ -76,7 +82,7 @@ def resolve(universe: Universe, prices: PriceOverrides) -> tuple[np.ndarray, np.
                 )
             factor = float(value) / ref
             for k, market in enumerate(universe.markets):
-                if market.underlying == key:
+                if market.underlying == key and market.mark is not None and not market.is_option:
                     marks[k] = market.mark * factor
             if key in universe.asset_index:
                 i = universe.asset_index[key]
@@ -87,7 +93,66 @@ def resolve(universe: Universe, prices: PriceOverrides) -> tuple[np.ndarray, np.
     for key, value in prices.items():
         if key in universe.market_index:
             marks[universe.market_index[key]] = float(value)
+    fixed = {universe.market_index[k] for k in prices if k in universe.market_index}
+    reprice_options(universe, assets, marks, fixed)
     return assets, marks
 
 
-__all__ = ["PriceOverrides", "base_prices", "resolve"]
+def underlying_spots(universe: Universe, assets: np.ndarray, marks: np.ndarray) -> dict[str, float]:
+    """Each underlying's price at these prices: its source's price × reference / source
+    reference (the rule the Rust core applies)."""
+    base_assets, base_marks = base_prices(universe)
+    out = {}
+    for name in universe.underlyings:
+        source = universe.underlying_source(name)
+        if source is None:
+            out[name] = math.nan
+            continue
+        kind, i = source
+        now, ref = (assets[i], base_assets[i]) if kind == "asset" else (marks[i], base_marks[i])
+        out[name] = float(now) * (universe.reference_price(name) / ref) if ref > 0 else float(now)
+    return out
+
+
+def reprice_options(
+    universe: Universe, assets: np.ndarray, marks: np.ndarray, fixed: set[int]
+) -> None:
+    """Reprices, in place, the options whose underlying moved (see the module docstring)."""
+    from crossmargin.options import black76
+    from crossmargin.universe import option_marks
+
+    spots = underlying_spots(universe, assets, marks)
+    todo = [
+        k
+        for k, m in enumerate(universe.markets)
+        if m.is_option
+        and k not in fixed
+        and spots[m.underlying] != universe.reference_price(m.underlying)
+    ]
+    if not todo:
+        return
+    new = option_marks(
+        universe, todo, [spots[universe.markets[k].underlying] for k in todo], black76
+    )
+    given = [k for k in todo if universe.markets[k].mark is not None]
+    old = dict(
+        zip(
+            given,
+            option_marks(
+                universe,
+                given,
+                [universe.reference_price(universe.markets[k].underlying) for k in given],
+                black76,
+            ),
+            strict=True,
+        )
+    )
+    for k, v in zip(todo, new, strict=True):
+        mark = universe.markets[k].mark
+        if mark is None:
+            marks[k] = v
+        elif old[k] > 0:
+            marks[k] = mark * v / old[k]
+
+
+__all__ = ["PriceOverrides", "base_prices", "reprice_options", "resolve", "underlying_spots"]

@@ -14,9 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from crossmargin import reference_portfolio as pm  # options and portfolio margin
+from crossmargin import reference_solvency as solvency  # funding and solvency, plain Python
 from crossmargin.book import Book
-from crossmargin.prices import PriceOverrides, resolve
+from crossmargin.prices import PriceOverrides, resolve, underlying_spots
+from crossmargin.reference_cascade import cascade  # liquidation cascades, plain Python
+from crossmargin.reference_portfolio import option_numbers
 from crossmargin.result import MarginResult
+from crossmargin.table import Table
 from crossmargin.universe import Asset, Market, Universe
 
 
@@ -109,8 +114,13 @@ class AccountNumbers:
 
 
 def evaluate_account(
-    universe: Universe, acct: _Account, asset_prices: list[float], marks: list[float]
+    universe: Universe,
+    acct: _Account,
+    asset_prices: list[float],
+    marks: list[float],
+    spots: dict[str, float] | None = None,
 ) -> AccountNumbers:
+    """The standard model; ``spots`` (underlying prices) are needed only by options."""
     out = AccountNumbers()
     for i, qty in acct.balances.items():
         asset: Asset = universe.assets[i]
@@ -135,6 +145,24 @@ def evaluate_account(
     for k, qty, entry, isolated in acct.positions:
         market = universe.markets[k]
         settle_price = asset_prices[universe.asset_index[market.settle]]
+        if market.is_option:
+            # An option enters equity at its value q·cs·mark; uPnL is only reported.
+            assert spots is not None, "options need the underlying prices"
+            value, upnl, im, mm = option_numbers(
+                market, qty, entry, marks[k], settle_price, spots[market.underlying]
+            )
+            out.upnl += upnl
+            out.equity += value
+            if isolated > 0:
+                margin = isolated * settle_price
+                out.equity += margin
+                out.isolated_liquidatable |= margin + value < mm
+            else:
+                out.adj_equity_initial += value
+                out.adj_equity_maint += value
+                out.im += im
+                out.mm += mm
+            continue
         upnl, im, mm = position_numbers(market, qty, entry, marks[k], settle_price)
         out.upnl += upnl
         out.equity += upnl
@@ -183,14 +211,24 @@ def _accounts(universe: Universe, book: Book) -> dict[int, _Account]:
     return accounts
 
 
-def evaluate(universe: Universe, book: Book, prices: PriceOverrides = None) -> MarginResult:
+def evaluate(
+    universe: Universe, book: Book, prices: PriceOverrides = None, model: str = "standard"
+) -> MarginResult:
     """Margin of every account, by plain loops. Same fields and row order as
-    :meth:`crossmargin.Engine.evaluate`."""
-    asset_prices, marks = (x.tolist() for x in resolve(universe, prices))
+    :meth:`crossmargin.Engine.evaluate`; ``model`` as there (portfolio models in
+    :mod:`crossmargin.reference_portfolio`)."""
+    a, m = resolve(universe, prices)
+    spots = underlying_spots(universe, a, m)
+    asset_prices, marks = a.tolist(), m.tolist()
     accounts = _accounts(universe, book)
     rows = []
     for account_id in sorted(accounts):
-        n = evaluate_account(universe, accounts[account_id], asset_prices, marks)
+        if model == "standard":
+            n = evaluate_account(universe, accounts[account_id], asset_prices, marks, spots)
+        else:
+            n = pm.evaluate_account(
+                universe, accounts[account_id], asset_prices, marks, spots, model
+            )
         rows.append(
             (
                 account_id,
@@ -217,10 +255,35 @@ def evaluate(universe: Universe, book: Book, prices: PriceOverrides = None) -> M
     )
 
 
+def greeks(universe: Universe, book: Book, prices: PriceOverrides = None) -> Table:
+    """Greeks per account × underlying, as :meth:`crossmargin.Engine.greeks`."""
+    a, m = resolve(universe, prices)
+    spots = underlying_spots(universe, a, m)
+    rows = []
+    for account_id, acct in sorted(_accounts(universe, book).items()):
+        for name, (delta, gamma, vega, theta) in pm.account_greeks(
+            universe, acct, a.tolist(), m.tolist(), spots
+        ).items():
+            rows.append((account_id, name, delta, gamma, vega, theta))
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 6
+    return Table(
+        {
+            "account": np.array(cols[0], dtype=np.int64),
+            "underlying": np.array(cols[1], dtype=object),
+            **{
+                n: np.array(c, dtype=np.float64)
+                for n, c in zip(("delta", "gamma", "vega", "theta"), cols[2:], strict=True)
+            },
+        }
+    )
+
+
 __all__ = [
     "bracket_requirement",
+    "cascade",
     "evaluate",
     "evaluate_account",
+    "greeks",
     "margin_ratio",
     "position_numbers",
     "size_discounted_weight",

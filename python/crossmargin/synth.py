@@ -28,6 +28,9 @@ class SynthConfig:
     market_maker_fraction: float = 0.01
     borrower_fraction: float = 0.08
     isolated_fraction: float = 0.05
+    # Share of position draws that land on option markets (when the universe has any; 0
+    # leaves option markets out). Options are sized by underlying notional (qty × cs × S).
+    options: float = 0.0
     median_leverage: float = 3.0
     max_leverage: float = 20.0
     entry_dispersion: float = 0.02
@@ -57,7 +60,7 @@ def generate(universe: Universe, config: SynthConfig | None = None, **overrides:
     n = int(cfg.n_accounts)
     na, nm = len(universe.assets), len(universe.markets)
     prices = np.array([a.price for a in universe.assets])
-    marks = np.array([m.mark for m in universe.markets])
+    marks = np.array(universe.reference_marks, dtype=np.float64)
     cs = np.array([m.contract_size for m in universe.markets])
     inverse = np.array([m.inverse for m in universe.markets])
     settle = np.array([universe.asset_index[m.settle] for m in universe.markets])
@@ -93,7 +96,15 @@ def generate(universe: Universe, config: SynthConfig | None = None, **overrides:
     # Positions: distinct markets per account, long or short; makers hedge (net ~ flat).
     p_pos = min(cfg.mean_positions / max(nm, 1), 1.0)
     n_pos = rng.binomial(nm, p_pos, n) if nm else np.zeros(n, dtype=np.int64)
-    p_acct, p_market = _pick_distinct(rng, n, np.ones(max(nm, 1)), n_pos)
+    is_option = np.array([m.is_option for m in universe.markets], dtype=bool)
+    market_w = np.ones(max(nm, 1))
+    if is_option.any():
+        n_opt = int(is_option.sum())
+        share = min(max(cfg.options, 0.0), 1.0)
+        market_w[: len(is_option)] = (
+            np.where(is_option, share / n_opt, (1.0 - share) / max(nm - n_opt, 1)) * nm + 1e-12
+        )
+    p_acct, p_market = _pick_distinct(rng, n, market_w, n_pos)
     lev = np.minimum(rng.lognormal(np.log(cfg.median_leverage), 0.6, n), cfg.max_leverage)
     lev[maker] = rng.uniform(0.5, 2.0, maker.sum())
     notional_usd = (
@@ -111,8 +122,15 @@ def generate(universe: Universe, config: SynthConfig | None = None, **overrides:
         notional_usd / cs[p_market],
         notional_usd / (cs[p_market] * m_mark * np.maximum(settle_px, 1e-12)),
     )
+    if is_option.any():
+        spot = np.array(
+            [universe.reference_price(m.underlying) for m in universe.markets], dtype=np.float64
+        )
+        opt = is_option[p_market]
+        qty[opt] = notional_usd[opt] / (cs[p_market][opt] * spot[p_market][opt])
     qty = np.round(side * qty, 3)
     entry = m_mark * np.exp(rng.normal(0.0, cfg.entry_dispersion, len(p_acct)))
+    entry = np.maximum(entry, 1e-9)  # an option worth 0 was still bought at a price > 0
     iso = np.zeros(len(p_acct))
     isolated = rng.random(len(p_acct)) < cfg.isolated_fraction
     iso_usd = notional_usd[isolated] / rng.uniform(5.0, 25.0, isolated.sum())

@@ -11,14 +11,47 @@ import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from crossmargin import _core
 from crossmargin.exceptions import ConfigError
 
-MARKET_KINDS = ("perp", "future")
+MARKET_KINDS = ("perp", "future", "option")
+
+# Deribit's standard margin for short options (docs/ARCHITECTURE.md, "Options and portfolio
+# margin"): IM = max(im_base − OTM/S, im_min)·S + mark, MM = mm_base·S + mark.
+DERIBIT_IM_BASE = 0.15
+DERIBIT_IM_MIN = 0.10
+DERIBIT_MM_BASE = 0.075
+
+
+def _years(expiry: Any, valuation: Any, name: str) -> float:
+    """Years to expiry: a number as given, or an ISO date / datetime (UTC) against the
+    universe's ``valuation_date`` on ACT/365."""
+    if not isinstance(expiry, str):
+        return _float(expiry, name)
+    if valuation is None:
+        raise ConfigError(f"{name}: a date expiry needs Universe(valuation_date=...)", field=name)
+    try:
+        end, start = _instant(expiry), _instant(valuation)
+    except ValueError:
+        raise ConfigError(f"{name}: {expiry!r} is not an ISO date", field=name) from None
+    return (end - start).total_seconds() / (365.0 * 86_400.0)
+
+
+def _instant(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        d = value
+    elif isinstance(value, date):
+        d = datetime(value.year, value.month, value.day)
+    else:
+        d = datetime.fromisoformat(str(value))
+    return d.replace(tzinfo=None) if d.tzinfo is None else d.astimezone(UTC).replace(tzinfo=None)
 
 
 def _float(value: Any, name: str) -> float:
@@ -102,13 +135,24 @@ class Market:
     kind: str
     settle: str
     underlying: str
-    mark: float
-    brackets: Sequence[tuple[float, float, float]]
+    mark: float | None = None
+    brackets: Sequence[tuple[float, float, float]] = ()
     contract_size: float = 1.0
     inverse: bool = False
     imf_factor: float = 0.0
     upnl_weight_initial: float = 1.0
     upnl_weight_maint: float = 1.0
+    # Options (kind="option"): European, Black-76 on the underlying's price when mark is None.
+    # Inverse options (Deribit BTC): contract_size in underlying units, mark / entry / margin
+    # in the settle coin per unit of underlying.
+    option_type: str | None = None
+    strike: float | None = None
+    expiry: float | str | None = None
+    iv: float | None = None
+    rate: float = 0.0
+    im_base: float = DERIBIT_IM_BASE
+    im_min: float = DERIBIT_IM_MIN
+    mm_base: float = DERIBIT_MM_BASE
 
     def __post_init__(self) -> None:
         f = f"markets[{self.symbol}]"
@@ -122,31 +166,77 @@ class Market:
         for name in ("settle", "underlying"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ConfigError(f"{f}.{name}: must be a non-empty string", field=f"{f}.{name}")
+        if self.kind == "option":
+            self._check_option(f)
+        else:
+            for name in ("option_type", "strike", "expiry", "iv"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(
+                        f"{f}.{name}: only option markets have option terms", field=f"{f}.{name}"
+                    )
+            if self.mark is None:
+                raise ConfigError(f"{f}.mark: a perp or future needs a mark", field=f"{f}.mark")
+        if self.mark is not None:
+            object.__setattr__(self, "mark", _float(self.mark, f"{f}.mark"))
         for name in (
-            "mark",
             "contract_size",
             "imf_factor",
             "upnl_weight_initial",
             "upnl_weight_maint",
+            "rate",
+            "im_base",
+            "im_min",
+            "mm_base",
         ):
             object.__setattr__(self, name, _float(getattr(self, name), f"{f}.{name}"))
         if not isinstance(self.inverse, bool):
             raise ConfigError(f"{f}.inverse: must be true or false", field=f"{f}.inverse")
         object.__setattr__(self, "brackets", _rows(self.brackets, 3, f"{f}.brackets"))
 
-    def _core_tuple(self) -> tuple[Any, ...]:
+    def _check_option(self, f: str) -> None:
+        if self.option_type not in ("call", "put"):
+            raise ConfigError(
+                f"{f}.option_type: {self.option_type!r} is not one of call, put",
+                field=f"{f}.option_type",
+            )
+        for name in ("strike", "expiry", "iv"):
+            if getattr(self, name) is None:
+                raise ConfigError(f"{f}.{name}: an option needs it", field=f"{f}.{name}")
+        for name in ("strike", "iv"):
+            object.__setattr__(self, name, _float(getattr(self, name), f"{f}.{name}"))
+
+    @property
+    def is_option(self) -> bool:
+        return self.kind == "option"
+
+    def _core_tuple(
+        self, mark: float | None = None, expiry_years: float | None = None
+    ) -> tuple[Any, ...]:
+        option = None
+        if self.is_option:
+            option = (
+                self.option_type == "call",
+                self.strike,
+                expiry_years,
+                self.iv,
+                self.rate,
+                self.im_base,
+                self.im_min,
+                self.mm_base,
+            )
         return (
             self.symbol,
             self.kind,
             self.settle,
             self.underlying,
-            self.mark,
+            self.mark if mark is None else mark,
             self.contract_size,
             self.inverse,
             list(self.brackets),
             self.imf_factor,
             self.upnl_weight_initial,
             self.upnl_weight_maint,
+            option,
         )
 
 
@@ -163,7 +253,13 @@ class Universe:
     assets: Sequence[Asset]
     markets: Sequence[Market] = ()
     underlying_prices: Mapping[str, float] = field(default_factory=dict)
+    # Options: the date ISO expiries count from; portfolio-margin parameters (see
+    # crossmargin.portfolio.PortfolioConfig) used by the portfolio, delta and hybrid models.
+    valuation_date: str | date | None = None
+    portfolio: Any = None
     _compiled: Any = field(init=False, repr=False, compare=False)
+    _option_years: Any = field(init=False, repr=False, compare=False)
+    _compiled_portfolio: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "assets", tuple(self.assets))
@@ -175,10 +271,30 @@ class Universe:
                         f"{kind}[{i}]: expected {cls.__name__}, got {type(x).__name__}",
                         field=f"{kind}[{i}]",
                     )
+        years = {
+            k: _years(m.expiry, self.valuation_date, f"markets[{m.symbol}].expiry")
+            for k, m in enumerate(self.markets)
+            if m.is_option
+        }
+        object.__setattr__(self, "_option_years", years)
+        model_marks = self._model_marks()
         compiled = _core.CompiledUniverse(
-            [a._core_tuple() for a in self.assets], [m._core_tuple() for m in self.markets]
+            [a._core_tuple() for a in self.assets],
+            [m._core_tuple(model_marks.get(k), years.get(k)) for k, m in enumerate(self.markets)],
+            [(k, _float(v, f"underlying_prices[{k}]")) for k, v in self.underlying_prices.items()],
         )
         object.__setattr__(self, "_compiled", compiled)
+        compiled_pm = None
+        if self.portfolio is not None:
+            from crossmargin.portfolio import PortfolioConfig
+
+            if not isinstance(self.portfolio, PortfolioConfig):
+                raise ConfigError(
+                    f"portfolio: expected PortfolioConfig, got {type(self.portfolio).__name__}",
+                    field="portfolio",
+                )
+            compiled_pm = self.portfolio._compile(self)
+        object.__setattr__(self, "_compiled_portfolio", compiled_pm)
         refs = dict(self.underlying_prices)
         for name, p in refs.items():
             f = f"underlying_prices[{name}]"
@@ -193,13 +309,24 @@ class Universe:
     def from_dict(cls, data: Mapping[str, Any]) -> Universe:
         """Builds from the TOML layout: ``assets`` and ``markets`` lists of tables, optional
         ``underlying_prices`` table."""
-        known = {"assets", "markets", "underlying_prices", "meta"}
+        known = {"assets", "markets", "underlying_prices", "meta", "valuation_date", "portfolio"}
         for key in data:
             if key not in known:
                 raise ConfigError(f"{key}: unknown top-level key", field=str(key))
         assets = [_build(Asset, "assets", i, a) for i, a in enumerate(data.get("assets", []))]
         markets = [_build(Market, "markets", i, m) for i, m in enumerate(data.get("markets", []))]
-        return cls(assets, markets, dict(data.get("underlying_prices", {})))
+        portfolio = None
+        if "portfolio" in data:
+            from crossmargin.portfolio import PortfolioConfig
+
+            portfolio = PortfolioConfig.from_dict(data["portfolio"])
+        return cls(
+            assets,
+            markets,
+            dict(data.get("underlying_prices", {})),
+            valuation_date=data.get("valuation_date"),
+            portfolio=portfolio,
+        )
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Universe:
@@ -235,9 +362,44 @@ class Universe:
     def reference_price(self, underlying: str) -> float:
         if underlying in self.underlying_prices:
             return float(self.underlying_prices[underlying])
+        source = self.underlying_source(underlying)
+        if source is None:
+            raise ConfigError(
+                f"underlying_prices[{underlying}]: no asset or perp/future gives a price",
+                field=f"underlying_prices[{underlying}]",
+            )
+        kind, i = source
+        return self.assets[i].price if kind == "asset" else float(self.markets[i].mark)  # type: ignore[arg-type]
+
+    def underlying_source(self, underlying: str) -> tuple[str, int] | None:
+        """Where an underlying's price is read at each call: ``("asset", i)`` for the asset of
+        the same symbol, else ``("market", k)`` for its first perp or future."""
         if underlying in self.asset_index:
-            return self.assets[self.asset_index[underlying]].price
-        return next(m.mark for m in self.markets if m.underlying == underlying)
+            return ("asset", self.asset_index[underlying])
+        for k, m in enumerate(self.markets):
+            if m.underlying == underlying and not m.is_option:
+                return ("market", k)
+        return None
+
+    @cached_property
+    def reference_marks(self) -> tuple[float, ...]:
+        """Marks at reference prices: as configured, Black-76 for options without a mark."""
+        model = self._model_marks()
+        return tuple(float(model.get(k, m.mark)) for k, m in enumerate(self.markets))  # type: ignore[arg-type]
+
+    def option_years(self, market: str) -> float:
+        """Years to expiry of an option market (ISO expiries resolved on ``valuation_date``)."""
+        return float(self._option_years[self.market_index[market]])
+
+    def _model_marks(self) -> dict[int, float]:
+        """Black-76 marks of the options given without a mark, at reference prices."""
+        from crossmargin.options import black76
+
+        todo = [k for k, m in enumerate(self.markets) if m.is_option and m.mark is None]
+        if not todo:
+            return {}
+        spots = [self.reference_price(self.markets[k].underlying) for k in todo]
+        return dict(zip(todo, option_marks(self, todo, spots, black76), strict=True))
 
     def brackets_with_amounts(self, market: str) -> list[tuple[float, float, float, float, float]]:
         """``(bound, imr, mmr, cum_initial, cum_maint)`` rows of a market, as the engine
@@ -247,6 +409,23 @@ class Universe:
         except KeyError:
             raise ConfigError(f"markets[{market}]: unknown market", field=market) from None
         return list(self._compiled.brackets(k))
+
+
+def option_marks(universe: Universe, markets: list[int], spots: list[float], pricer: Any) -> Any:
+    """Black-76 value of option markets at the given underlying prices (forward = spot), in
+    settle units per unit of underlying: USD for linear options, coin (÷ spot) for inverse."""
+    ms = [universe.markets[k] for k in markets]
+    s = np.array(spots, dtype=np.float64)
+    t = pricer(
+        s,
+        [m.strike for m in ms],
+        [universe._option_years[k] for k in markets],
+        [m.iv for m in ms],
+        [m.rate for m in ms],
+        [m.option_type == "call" for m in ms],
+    )
+    inverse = np.array([m.inverse for m in ms], dtype=bool)
+    return np.where(inverse, t.price / s, t.price)
 
 
 def _build(cls: type[Any], kind: str, i: int, row: Any) -> Any:

@@ -4,18 +4,35 @@
 //!   ([`brackets`], [`haircut`], [`imf`] hold the per-rule math)
 //! - [`book`]: balances and positions grouped by account (CSR), once
 //! - [`margin`]: the standard cross-margin model, per account, in parallel
+//! - [`liqprice`]: liquidation price per position; [`stress`]: many scenarios in one pass;
+//!   [`efficiency`]: isolated vs cross capital requirement
+//! - [`money`]: integer minor units and the conserving split; [`funding`]: zero-sum funding
+//!   payments; [`solvency`]: liabilities vs reserves and the Merkle-sum proof of liabilities
+//! - [`options`]: Black-76 and the standard margin of options; [`portfolio`]: scenario
+//!   (SPAN-like), delta and hybrid margin models and greeks per account × underlying
 
 pub mod book;
 pub mod brackets;
+pub mod cascade;
+pub mod efficiency;
 pub mod error;
+pub mod funding;
 pub mod haircut;
 pub mod imf;
+pub mod liqprice;
 pub mod margin;
 pub mod mode;
+pub mod money;
+pub mod options;
+pub mod portfolio;
+pub mod solvency;
+pub mod stress;
 pub mod universe;
 
 pub use book::{group, BalanceInput, GroupedBook, PositionInput};
 pub use error::{CoreError, Result, Table};
 pub use margin::{evaluate, evaluate_account, AccountMargin, MarginColumns, MarginContext, Prices, Remap};
 pub use mode::Mode;
+pub use options::{black76, Greeks, OptionSpec};
+pub use portfolio::{PortfolioParams, Scenario, UnderlyingParams};
 pub use universe::{AssetSpec, MarketKind, MarketSpec, Universe};

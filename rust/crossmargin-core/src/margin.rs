@@ -8,7 +8,8 @@ use crate::book::{AccountRows, GroupedBook};
 use crate::error::{CoreError, Result};
 use crate::imf;
 use crate::mode::PerMode;
-use crate::universe::Universe;
+use crate::options;
+use crate::universe::{MarketKind, Universe};
 
 /// Prices for one evaluation, by universe index: asset prices (USD) and market marks.
 #[derive(Debug, Clone, Copy)]
@@ -36,10 +37,21 @@ impl<'a> MarginContext<'a> {
     pub fn new(universe: &'a Universe, book: &GroupedBook, prices: Prices<'a>, remap: Remap<'a>) -> Result<Self> {
         let (na, nm) = (universe.n_assets(), universe.n_markets());
         check_prices("asset prices", prices.asset, na, &universe.assets.symbol, true)?;
-        check_prices("marks", prices.mark, nm, &universe.markets.symbol, false)?;
+        check_prices("marks", prices.mark, nm, &universe.markets.symbol, true)?;
+        // Options may be worth 0 (far out of the money); every other mark must be > 0.
+        let zero = (0..nm).find(|&k| prices.mark[k] == 0.0 && universe.markets.kind[k] != MarketKind::Option);
+        if let Some(k) = zero {
+            return Err(CoreError::price(format!("marks[{}]", universe.markets.symbol[k]), "0 must be finite and > 0"));
+        }
         check_remap("asset", remap.asset, book.n_asset_codes, na)?;
         check_remap("market", remap.market, book.n_market_codes, nm)?;
         Ok(MarginContext { universe, prices, remap })
+    }
+
+    /// The price of underlying `u` at this call's prices (the forward of its options).
+    #[inline]
+    pub fn underlying_price(&self, u: usize) -> f64 {
+        self.universe.underlying_spot(u, self.prices.asset, self.prices.mark)
     }
 }
 
@@ -176,6 +188,10 @@ pub fn evaluate_account(rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> Accou
     for j in 0..rows.pos_code.len() {
         let k = ctx.remap.market[rows.pos_code[j] as usize] as usize;
         let settle_price = ctx.prices.asset[u.markets.settle[k] as usize];
+        if u.markets.kind[k] == MarketKind::Option {
+            add_option(&mut m, ctx, k, rows.pos_qty[j], rows.pos_entry[j], rows.pos_isolated[j], settle_price);
+            continue;
+        }
         let p = position_margin(u, k, rows.pos_qty[j], rows.pos_entry[j], ctx.prices.mark[k], settle_price);
         m.upnl += p.upnl;
         m.equity += p.upnl;
@@ -194,6 +210,48 @@ pub fn evaluate_account(rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> Accou
         }
     }
     m
+}
+
+/// An option position (docs/ARCHITECTURE.md, "Options and portfolio margin"): its value
+/// q·cs·mark enters `equity` and, in the cross pool, `adj_equity` unweighted (a long counts
+/// at its value, a short as the liability of buying it back); `upnl` reports q·cs·(mark −
+/// entry); a short adds Deribit's requirement. Isolated: margin + value against its own mm.
+#[inline]
+fn add_option(
+    m: &mut AccountMargin,
+    ctx: &MarginContext<'_>,
+    k: usize,
+    qty: f64,
+    entry: f64,
+    isolated: f64,
+    settle_price: f64,
+) {
+    let mt = &ctx.universe.markets;
+    let s = ctx.underlying_price(mt.underlying[k] as usize);
+    let o = options::option_margin(
+        &mt.option[k],
+        mt.inverse[k],
+        qty,
+        mt.contract_size[k],
+        entry,
+        ctx.prices.mark[k],
+        settle_price,
+        s,
+    );
+    m.upnl += o.upnl;
+    m.equity += o.value;
+    if isolated > 0.0 {
+        let margin = isolated * settle_price;
+        m.equity += margin;
+        if margin + o.value < o.requirement[1] {
+            m.isolated_liquidatable = true;
+        }
+    } else {
+        for mode in 0..2 {
+            m.adj_equity[mode] += o.value;
+            m.requirement[mode] += o.requirement[mode];
+        }
+    }
 }
 
 /// Per-account results as columns, in dense account order.

@@ -7,6 +7,7 @@ use crate::brackets::{Bracket, BracketTable};
 use crate::error::{CoreError, Result};
 use crate::haircut::HaircutTable;
 use crate::mode::PerMode;
+use crate::options::OptionSpec;
 
 /// A collateral asset as configured (DESIGN §3).
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +24,8 @@ pub struct AssetSpec {
 pub enum MarketKind {
     Perp,
     Future,
+    /// A European call or put (DESIGN §3), priced with Black-76 unless a mark is given.
+    Option,
 }
 
 impl MarketKind {
@@ -30,6 +33,7 @@ impl MarketKind {
         match s {
             "perp" => Some(MarketKind::Perp),
             "future" => Some(MarketKind::Future),
+            "option" => Some(MarketKind::Option),
             _ => None,
         }
     }
@@ -48,6 +52,8 @@ pub struct MarketSpec {
     pub brackets: Vec<Bracket>,
     pub imf_factor: f64,
     pub upnl_weight: PerMode<f64>,
+    /// Contract terms of an option market (`kind = Option`); `None` otherwise.
+    pub option: Option<OptionSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +78,8 @@ pub struct MarketTable {
     pub imf_factor: Vec<f64>,
     pub upnl_weight: PerMode<Vec<f64>>,
     pub brackets: BracketTable,
+    /// Option terms by market; zeros for perps and futures (read only where kind = Option).
+    pub option: Vec<OptionSpec>,
 }
 
 /// The compiled universe. `underlyings` are the distinct index names of the markets, in
@@ -81,6 +89,23 @@ pub struct Universe {
     pub assets: AssetTable,
     pub markets: MarketTable,
     pub underlyings: Vec<String>,
+    /// Reference price of each underlying (USD): the price of the asset of the same symbol,
+    /// else the mark of its first perp or future, unless set by
+    /// [`Universe::with_underlying_prices`]; NaN when there is no source.
+    pub underlying_price: Vec<f64>,
+    /// Where each underlying's price is read at evaluation time, and the factor from that
+    /// source's price to the underlying's (1 unless a reference price was set).
+    pub underlying_source: Vec<(UnderlyingSource, f64)>,
+}
+
+/// The per-call source of an underlying's price: the asset of the same symbol, else its
+/// first perp or future. Options take their forward from it, so a price override of the
+/// asset or of the underlying moves them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnderlyingSource {
+    Asset(u32),
+    Market(u32),
+    None,
 }
 
 fn check_weight(field: String, w: f64, lo: f64, hi: f64) -> Result<()> {
@@ -139,6 +164,7 @@ impl Universe {
             imf_factor: vec![],
             upnl_weight: [vec![], vec![]],
             brackets: BracketTable::new(),
+            option: vec![],
         };
         let mut market_index: HashMap<&str, usize> = HashMap::new();
         let mut underlyings: Vec<String> = vec![];
@@ -156,7 +182,7 @@ impl Universe {
             if m.underlying.is_empty() {
                 return Err(CoreError::config(format!("{f}.underlying"), "must not be empty"));
             }
-            if !m.mark.is_finite() || m.mark <= 0.0 {
+            if !m.mark.is_finite() || m.mark < 0.0 || (m.mark == 0.0 && m.kind != MarketKind::Option) {
                 return Err(CoreError::config(format!("{f}.mark"), format!("{} must be finite and > 0", m.mark)));
             }
             if !m.contract_size.is_finite() || m.contract_size <= 0.0 {
@@ -168,7 +194,13 @@ impl Universe {
             check_weight(format!("{f}.upnl_weight_initial"), m.upnl_weight[0], 0.0, 1.0)?;
             check_weight(format!("{f}.upnl_weight_maint"), m.upnl_weight[1], 0.0, 1.0)?;
             check_weight(format!("{f}.imf_factor"), m.imf_factor, 0.0, f64::INFINITY)?;
-            mt.brackets.push(&m.brackets, &f)?;
+            let option = check_option(m, &f)?;
+            if m.kind == MarketKind::Option && m.brackets.is_empty() {
+                // Options are margined by their own rule; an empty bracket keeps the table aligned.
+                mt.brackets.push(&[Bracket { bound: f64::INFINITY, imr: 0.0, mmr: 0.0 }], &f)?;
+            } else {
+                mt.brackets.push(&m.brackets, &f)?;
+            }
             let u = match underlyings.iter().position(|x| x == &m.underlying) {
                 Some(u) => u,
                 None => {
@@ -186,8 +218,85 @@ impl Universe {
             mt.imf_factor.push(m.imf_factor);
             mt.upnl_weight[0].push(m.upnl_weight[0]);
             mt.upnl_weight[1].push(m.upnl_weight[1]);
+            mt.option.push(option);
         }
-        Ok(Universe { assets: at, markets: mt, underlyings })
+        let sources: Vec<UnderlyingSource> = underlyings
+            .iter()
+            .enumerate()
+            .map(|(u, name)| match index.get(name.as_str()) {
+                Some(&i) => UnderlyingSource::Asset(i as u32),
+                None => (0..mt.symbol.len())
+                    .find(|&k| mt.underlying[k] as usize == u && mt.kind[k] != MarketKind::Option)
+                    .map_or(UnderlyingSource::None, |k| UnderlyingSource::Market(k as u32)),
+            })
+            .collect();
+        let mut out = Universe {
+            assets: at,
+            markets: mt,
+            underlyings,
+            underlying_price: vec![],
+            underlying_source: sources.iter().map(|&s| (s, 1.0)).collect(),
+        };
+        out.underlying_price =
+            (0..sources.len()).map(|u| out.source_price(u, &out.assets.price, &out.markets.mark)).collect();
+        out.check_underlying_prices()?;
+        Ok(out)
+    }
+
+    #[inline]
+    fn source_price(&self, u: usize, asset_prices: &[f64], marks: &[f64]) -> f64 {
+        match self.underlying_source[u].0 {
+            UnderlyingSource::Asset(i) => asset_prices[i as usize],
+            UnderlyingSource::Market(k) => marks[k as usize],
+            UnderlyingSource::None => f64::NAN,
+        }
+    }
+
+    /// The price of underlying `u` at one call's asset prices and marks.
+    #[inline]
+    pub fn underlying_spot(&self, u: usize, asset_prices: &[f64], marks: &[f64]) -> f64 {
+        self.source_price(u, asset_prices, marks) * self.underlying_source[u].1
+    }
+
+    /// Replaces the reference underlying prices (one per underlying, in `underlyings` order).
+    pub fn with_underlying_prices(mut self, prices: Vec<f64>) -> Result<Self> {
+        if prices.len() != self.underlyings.len() {
+            return Err(CoreError::config(
+                "underlying_prices",
+                format!("{} values given for {} underlyings", prices.len(), self.underlyings.len()),
+            ));
+        }
+        for (u, &p) in prices.iter().enumerate() {
+            let base = self.source_price(u, &self.assets.price, &self.markets.mark);
+            if !(p.is_finite() && p > 0.0) {
+                return Err(CoreError::config(
+                    format!("underlying_prices[{}]", self.underlyings[u]),
+                    format!("{p} must be finite and > 0"),
+                ));
+            }
+            self.underlying_source[u].1 = if base > 0.0 { p / base } else { 1.0 };
+        }
+        self.underlying_price = prices;
+        self.check_underlying_prices()?;
+        Ok(self)
+    }
+
+    /// An underlying carrying options needs a finite positive reference price.
+    fn check_underlying_prices(&self) -> Result<()> {
+        for (k, kind) in self.markets.kind.iter().enumerate() {
+            let u = self.markets.underlying[k] as usize;
+            let p = self.underlying_price[u];
+            if *kind == MarketKind::Option && !(p.is_finite() && p > 0.0) {
+                return Err(CoreError::config(
+                    format!("markets[{}].underlying", self.markets.symbol[k]),
+                    format!(
+                        "options on '{}' need an asset of that symbol or a perp/future on it with a price > 0",
+                        self.underlyings[u]
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn n_assets(&self) -> usize {
@@ -197,6 +306,52 @@ impl Universe {
     pub fn n_markets(&self) -> usize {
         self.markets.symbol.len()
     }
+
+    /// Whether any market is an option.
+    pub fn has_options(&self) -> bool {
+        self.markets.kind.contains(&MarketKind::Option)
+    }
+}
+
+/// Option terms are present exactly on option markets and within range.
+fn check_option(m: &MarketSpec, f: &str) -> Result<OptionSpec> {
+    let zero = OptionSpec {
+        call: true,
+        strike: 0.0,
+        expiry: 0.0,
+        iv: 0.0,
+        rate: 0.0,
+        im_base: 0.0,
+        im_min: 0.0,
+        mm_base: 0.0,
+    };
+    let o = match (m.kind, m.option) {
+        (MarketKind::Option, Some(o)) => o,
+        (MarketKind::Option, None) => {
+            return Err(CoreError::config(format!("{f}.option_type"), "an option market needs its terms"))
+        }
+        (_, Some(_)) => {
+            return Err(CoreError::config(format!("{f}.option_type"), "only option markets have option terms"))
+        }
+        (_, None) => return Ok(zero),
+    };
+    let positive = |name: &str, x: f64, zero_ok: bool| -> Result<()> {
+        if !x.is_finite() || x < 0.0 || (x == 0.0 && !zero_ok) {
+            let need = if zero_ok { "finite and ≥ 0" } else { "finite and > 0" };
+            return Err(CoreError::config(format!("{f}.{name}"), format!("{x} must be {need}")));
+        }
+        Ok(())
+    };
+    positive("strike", o.strike, false)?;
+    positive("expiry", o.expiry, true)?;
+    positive("iv", o.iv, false)?;
+    if !o.rate.is_finite() {
+        return Err(CoreError::config(format!("{f}.rate"), format!("{} must be finite", o.rate)));
+    }
+    check_weight(format!("{f}.im_base"), o.im_base, 0.0, f64::INFINITY)?;
+    check_weight(format!("{f}.im_min"), o.im_min, 0.0, f64::INFINITY)?;
+    check_weight(format!("{f}.mm_base"), o.mm_base, 0.0, f64::INFINITY)?;
+    Ok(o)
 }
 
 #[cfg(test)]
@@ -227,6 +382,25 @@ pub(crate) mod fixtures {
             brackets: brackets.iter().map(|&(bound, imr, mmr)| Bracket { bound, imr, mmr }).collect(),
             imf_factor: 0.0,
             upnl_weight: [1.0, 1.0],
+            option: None,
+        }
+    }
+
+    pub fn option(symbol: &str, settle: &str, underlying: &str, call: bool, strike: f64, mark: f64) -> MarketSpec {
+        MarketSpec {
+            kind: MarketKind::Option,
+            brackets: vec![],
+            option: Some(OptionSpec {
+                call,
+                strike,
+                expiry: 0.25,
+                iv: 0.6,
+                rate: 0.0,
+                im_base: OptionSpec::DERIBIT_IM_BASE,
+                im_min: OptionSpec::DERIBIT_IM_MIN,
+                mm_base: OptionSpec::DERIBIT_MM_BASE,
+            }),
+            ..perp(symbol, settle, underlying, mark, &[])
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::universe::PyUniverse;
 /// A rayon pool of a fixed size; results never depend on it.
 #[pyclass(frozen, module = "crossmargin._core", name = "ThreadPool")]
 pub struct PyPool {
-    pool: rayon::ThreadPool,
+    pub(crate) pool: rayon::ThreadPool,
 }
 
 #[pymethods]

@@ -4,8 +4,13 @@
 use pyo3::prelude::*;
 
 mod book;
+mod cascade;
 mod engine;
 mod errors;
+mod funding;
+mod portfolio;
+mod risk;
+mod solvency;
 mod universe;
 
 #[pymodule]
@@ -15,5 +20,19 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<book::PyBook>()?;
     m.add_class::<engine::PyPool>()?;
     m.add_function(wrap_pyfunction!(engine::evaluate_standard, m)?)?;
+    m.add_function(wrap_pyfunction!(risk::liquidation_price_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(risk::stress_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(risk::efficiency_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(funding::funding_rates, m)?)?;
+    m.add_function(wrap_pyfunction!(funding::apply_funding, m)?)?;
+    m.add_class::<solvency::PyTree>()?;
+    m.add_function(wrap_pyfunction!(solvency::solvency, m)?)?;
+    m.add_function(wrap_pyfunction!(solvency::verify_inclusion, m)?)?;
+    m.add_function(wrap_pyfunction!(solvency::leaf_nonce, m)?)?;
+    m.add_function(wrap_pyfunction!(cascade::run_cascade, m)?)?;
+    m.add_class::<portfolio::PyPortfolio>()?;
+    m.add_function(wrap_pyfunction!(portfolio::black76_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(portfolio::evaluate_portfolio, m)?)?;
+    m.add_function(wrap_pyfunction!(portfolio::greeks_columns, m)?)?;
     Ok(())
 }

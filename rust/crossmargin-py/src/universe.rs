@@ -2,7 +2,7 @@
 //! `crossmargin.universe` assembles from its dataclasses.
 
 use crossmargin_core::brackets::Bracket;
-use crossmargin_core::{AssetSpec, CoreError, MarketKind, MarketSpec, Universe};
+use crossmargin_core::{AssetSpec, CoreError, MarketKind, MarketSpec, OptionSpec, Universe};
 use pyo3::prelude::*;
 
 use crate::errors::to_pyerr;
@@ -11,8 +11,11 @@ use crate::errors::to_pyerr;
 ///  liability_weight_maint, haircut_tiers, imf_factor)
 type AssetTuple = (String, f64, f64, f64, f64, f64, Vec<(f64, f64)>, f64);
 /// (symbol, kind, settle, underlying, mark, contract_size, inverse, brackets, imf_factor,
-///  upnl_weight_initial, upnl_weight_maint)
-type MarketTuple = (String, String, String, String, f64, f64, bool, Vec<(f64, f64, f64)>, f64, f64, f64);
+///  upnl_weight_initial, upnl_weight_maint[, option])
+type MarketTuple =
+    (String, String, String, String, f64, f64, bool, Vec<(f64, f64, f64)>, f64, f64, f64, Option<OptionTuple>);
+/// (is_call, strike, expiry_years, iv, rate, im_base, im_min, mm_base)
+type OptionTuple = (bool, f64, f64, f64, f64, f64, f64, f64);
 
 /// (bound, imr, mmr, cum_initial, cum_maint)
 type BracketRow = (f64, f64, f64, f64, f64);
@@ -25,7 +28,13 @@ pub struct PyUniverse {
 #[pymethods]
 impl PyUniverse {
     #[new]
-    fn new(py: Python<'_>, assets: Vec<AssetTuple>, markets: Vec<MarketTuple>) -> PyResult<Self> {
+    #[pyo3(signature = (assets, markets, underlying_prices=None))]
+    fn new(
+        py: Python<'_>,
+        assets: Vec<AssetTuple>,
+        markets: Vec<MarketTuple>,
+        underlying_prices: Option<Vec<(String, f64)>>,
+    ) -> PyResult<Self> {
         let assets: Vec<AssetSpec> = assets
             .into_iter()
             .map(|(symbol, price, wi, wm, lwi, lwm, tiers, imf)| AssetSpec {
@@ -38,13 +47,13 @@ impl PyUniverse {
             })
             .collect();
         let mut specs = Vec::with_capacity(markets.len());
-        for (symbol, kind, settle, underlying, mark, cs, inverse, brackets, imf, uwi, uwm) in markets {
+        for (symbol, kind, settle, underlying, mark, cs, inverse, brackets, imf, uwi, uwm, option) in markets {
             let kind = MarketKind::parse(&kind).ok_or_else(|| {
                 to_pyerr(
                     py,
                     CoreError::config(
                         format!("markets[{symbol}].kind"),
-                        format!("'{kind}' is not one of perp, future"),
+                        format!("'{kind}' is not one of perp, future, option"),
                     ),
                 )
             })?;
@@ -59,9 +68,31 @@ impl PyUniverse {
                 brackets: brackets.into_iter().map(|(bound, imr, mmr)| Bracket { bound, imr, mmr }).collect(),
                 imf_factor: imf,
                 upnl_weight: [uwi, uwm],
+                option: option.map(|(call, strike, expiry, iv, rate, im_base, im_min, mm_base)| OptionSpec {
+                    call,
+                    strike,
+                    expiry,
+                    iv,
+                    rate,
+                    im_base,
+                    im_min,
+                    mm_base,
+                }),
             });
         }
-        Universe::new(&assets, &specs).map(|inner| PyUniverse { inner }).map_err(|e| to_pyerr(py, e))
+        let mut inner = Universe::new(&assets, &specs).map_err(|e| to_pyerr(py, e))?;
+        if let Some(given) = underlying_prices.filter(|g| !g.is_empty()) {
+            let mut prices = inner.underlying_price.clone();
+            for (name, p) in given {
+                let Some(u) = inner.underlyings.iter().position(|x| *x == name) else {
+                    let field = format!("underlying_prices[{name}]");
+                    return Err(to_pyerr(py, CoreError::config(field, "no market has this underlying")));
+                };
+                prices[u] = p;
+            }
+            inner = inner.with_underlying_prices(prices).map_err(|e| to_pyerr(py, e))?;
+        }
+        Ok(PyUniverse { inner })
     }
 
     #[getter]
@@ -77,6 +108,12 @@ impl PyUniverse {
     #[getter]
     fn underlyings(&self) -> Vec<String> {
         self.inner.underlyings.clone()
+    }
+
+    /// Reference price of each underlying (USD), in `underlyings` order.
+    #[getter]
+    fn underlying_prices(&self) -> Vec<f64> {
+        self.inner.underlying_price.clone()
     }
 
     /// Market index → underlying index.

@@ -1,0 +1,182 @@
+"""Liquidation prices: the mark of each position's market at which its account (cross) or the
+position itself (isolated) reaches maintenance, everything else fixed.
+
+The engine's version runs in Rust (``rust/crossmargin-core/src/liqprice.rs``, the rules and
+the solver are described there and in docs/ARCHITECTURE.md, "Liquidation prices and
+stress"). :func:`reference_liquidation_prices` is the deliberately slow oracle: a geometric
+walk outward from the current price and a bisection, on :mod:`crossmargin.reference`'s
+account evaluation.
+
+``move`` chooses what "everything else fixed" means:
+
+- ``"underlying"`` (default): every perp and future on the position's underlying and the
+  asset of the same symbol (a BTC balance backing a BTC perp) move together by one factor;
+- ``"mark"``: only the position's own mark moves.
+
+Rows: one per position, accounts ascending and, within an account, in the book's order of
+market codes (``row`` gives each position's row in the input positions table, for joins).
+NaN where no price within a million-fold move reaches maintenance, for zero positions and
+for option positions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from crossmargin import _core, reference
+from crossmargin.book import Book
+from crossmargin.exceptions import ConfigError
+from crossmargin.prices import PriceOverrides, resolve
+from crossmargin.table import Table
+from crossmargin.universe import Universe
+
+if TYPE_CHECKING:
+    from crossmargin.engine import Engine
+
+LiqMove = Literal["underlying", "mark"]
+LIQ_MOVES: tuple[str, ...] = ("underlying", "mark")
+
+#: The search range of the price factor, as in the Rust core.
+S_MIN, S_MAX = 1e-6, 1e6
+
+
+def _check_move(move: str) -> None:
+    if move not in LIQ_MOVES:
+        raise ConfigError(f"move: {move!r} is not one of {', '.join(LIQ_MOVES)}", field="move")
+
+
+def liquidation_prices(
+    engine: Engine, book: Book, prices: PriceOverrides = None, move: LiqMove = "underlying"
+) -> Table:
+    """Table(account, market, row, liq_price): see the module docstring."""
+    _check_move(move)
+    u = engine.universe
+    asset_remap, market_remap = book.remaps(u)
+    asset_prices, marks = resolve(u, prices)
+    cols = _core.liquidation_price_columns(
+        engine._pool,
+        u._compiled,
+        book._grouped,
+        asset_remap,
+        market_remap,
+        asset_prices,
+        marks,
+        move,
+    )
+    symbols = np.array([m.symbol for m in u.markets] or [""], dtype=str)
+    return Table(
+        {
+            "account": cols["account"],
+            "market": symbols[cols["market"]],
+            "row": cols["row"].astype(np.int64),
+            "liq_price": cols["liq_price"],
+        }
+    )
+
+
+# ---- the reference -----------------------------------------------------------------------
+def _moved(
+    universe: Universe,
+    assets: list[float],
+    marks: list[float],
+    k: int,
+    move: str,
+    s: float,
+) -> tuple[list[float], list[float]]:
+    """Prices with market k's mark (``"mark"``) or its whole underlying (``"underlying"``)
+    scaled by s."""
+    a, m = list(assets), list(marks)
+    if move == "mark":
+        m[k] = marks[k] * s
+        return a, m
+    name = universe.markets[k].underlying
+    for i, market in enumerate(universe.markets):
+        if market.underlying == name and market.kind != "option":
+            m[i] = marks[i] * s
+    if name in universe.asset_index:
+        i = universe.asset_index[name]
+        a[i] = assets[i] * s
+    return a, m
+
+
+def _nearest_crossing(g: Callable[[float], float], step: float = 1.01) -> float:
+    """The factor nearest 1 (log distance; ties downward) at which g changes sign, by a
+    geometric walk outward in both directions and a bisection; NaN if none in range."""
+    safe = g(1.0) >= 0.0
+    lo_prev = hi_prev = 1.0
+    while lo_prev > S_MIN or hi_prev < S_MAX:
+        for side in (-1, 1):
+            prev = lo_prev if side < 0 else hi_prev
+            nxt = max(prev / step, S_MIN) if side < 0 else min(prev * step, S_MAX)
+            if nxt == prev:
+                continue
+            if (g(nxt) >= 0.0) != safe:
+                # Bisection between the last point on the starting side and the first beyond.
+                p, q = prev, nxt
+                for _ in range(200):
+                    mid = 0.5 * (p + q)
+                    if mid in (p, q):
+                        break
+                    if (g(mid) >= 0.0) == safe:
+                        p = mid
+                    else:
+                        q = mid
+                return p if g(p) >= 0.0 else q
+            if side < 0:
+                lo_prev = nxt
+            else:
+                hi_prev = nxt
+    return math.nan
+
+
+def reference_liquidation_prices(
+    universe: Universe, book: Book, prices: PriceOverrides = None, move: LiqMove = "underlying"
+) -> Table:
+    """Liquidation prices by plain loops: Table(account, market, row, liq_price), rows in
+    input order. Slow (hundreds of account evaluations per position); a test oracle."""
+    _check_move(move)
+    assets, marks = (x.tolist() for x in resolve(universe, prices))
+    accounts = reference._accounts(universe, book)
+    # Input rows of each account's positions, in the order _accounts appended them.
+    rows_of: dict[int, list[int]] = {}
+    for r, acct in enumerate(book.positions["account"].tolist()):
+        rows_of.setdefault(acct, []).append(r)
+    out: dict[int, tuple[int, str, float]] = {}
+    for account_id, acct in accounts.items():
+        for row, (k, qty, entry, isolated) in zip(
+            rows_of.get(account_id, []), acct.positions, strict=True
+        ):
+            market = universe.markets[k]
+            if qty == 0.0 or market.kind == "option":
+                out[row] = (account_id, market.symbol, math.nan)
+                continue
+
+            def g(s: float, k: int = k, qty: float = qty, entry: float = entry,
+                  isolated: float = isolated, acct: reference._Account = acct) -> float:  # fmt: skip
+                a, m = _moved(universe, assets, marks, k, move, s)
+                if isolated > 0:
+                    mk = universe.markets[k]
+                    settle = a[universe.asset_index[mk.settle]]
+                    upnl, _, mm = reference.position_numbers(mk, qty, entry, m[k], settle)
+                    return isolated * settle + upnl - mm
+                n = reference.evaluate_account(universe, acct, a, m)
+                return n.adj_equity_maint - n.mm
+
+            s = _nearest_crossing(g)
+            out[row] = (account_id, market.symbol, marks[k] * s)
+    order = sorted(out)
+    return Table(
+        {
+            "account": np.array([out[r][0] for r in order], dtype=np.int64),
+            "market": np.array([out[r][1] for r in order] or [""], dtype=str)[: len(order)],
+            "row": np.array(order, dtype=np.int64),
+            "liq_price": np.array([out[r][2] for r in order], dtype=np.float64),
+        }
+    )
+
+
+__all__ = ["LIQ_MOVES", "LiqMove", "liquidation_prices", "reference_liquidation_prices"]

@@ -1,0 +1,258 @@
+"""Portfolio-margin parameters: per-underlying scenario grids (SPAN-like), short-option
+minimum, delta-model rate, inter-underlying offsets and the hybrid floor.
+
+Attach to a universe with ``Universe(..., portfolio=PortfolioConfig(...))`` or a
+``[portfolio]`` table in its TOML file; the Rust core validates them against the universe
+(unknown underlyings, non-finite moves, negative rates → ConfigError). The rules the
+parameters feed are in docs/ARCHITECTURE.md, "Options and portfolio margin".
+
+Presets:
+
+- :func:`span16`: CME SPAN's 16 risk scenarios (price unchanged, ±1/3, ±2/3, ±3/3 of the price
+  scan range, each with volatility up and down by the volatility scan range; two extreme
+  moves of ``extreme_multiple`` × the scan range (CME: double), volatility unchanged, at a
+  cover fraction of 35%). Source: CME Group, "CME SPAN Methodology Overview" and
+  "Risk Arrays - Standard"
+  (https://www.cmegroup.com/clearing/risk-management/span-overview.html).
+- :func:`crypto`: Deribit's segregated portfolio margin grid: price moves of ±16% in 9 evenly
+  spaced buckets, each with volatility up / unchanged / down, plus an extended table of large
+  moves (−66%, −33%, +50%, +100%, +200%, +300%, +400%, +500%) with volatility up, each
+  counted at range / |move| (the "dampener"; these weights are Paradex's published table).
+  Sources:
+  https://support.deribit.com/hc/en-us/articles/25944756247837-Portfolio-Margin and
+  https://docs.paradex.trade/risk/portfolio-margin (vol shocks +40% / −22% relative,
+  scaled by (30 / days to expiry)^0.30).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from crossmargin import _core
+from crossmargin.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from crossmargin.universe import Universe
+
+Scenario = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class UnderlyingPortfolio:
+    """Scenarios of one underlying, each ``(price_move, vol_move, weight)``: relative price
+    move, volatility move (absolute vol points, or relative when ``vol_relative``), and the
+    fraction of the scenario's P&L that counts (1, or a cover fraction for extreme moves).
+
+    ``short_option_min``: per short option contract, a fraction of the underlying's value
+    (Deribit: 0.01 BTC per short option). ``delta_rate``: the delta model's charge per USD of
+    net delta (default: the largest full-weight price move). ``vol_power``: volatility moves
+    scale by (30 / days to expiry)^vol_power.
+    """
+
+    scenarios: Sequence[Scenario]
+    short_option_min: float = 0.0
+    delta_rate: float | None = None
+    vol_power: float = 0.0
+    vol_relative: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            rows = tuple((float(p), float(v), float(w)) for p, v, w in self.scenarios)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                "portfolio scenarios: expected (price_move, vol_move, weight) triples",
+                field="scenarios",
+            ) from None
+        object.__setattr__(self, "scenarios", rows)
+        if self.delta_rate is None:
+            full = [abs(p) for p, _, w in rows if w >= 1.0] or [abs(p) for p, _, _ in rows]
+            object.__setattr__(self, "delta_rate", max(full, default=0.0))
+
+    @classmethod
+    def grid(
+        cls,
+        price_moves: Sequence[float],
+        vol_moves: Sequence[float] = (0.0,),
+        extreme_moves: Sequence[float] = (),
+        extreme_vol: float = 0.0,
+        extreme_weights: Sequence[float] | float = 0.35,
+        **kw: Any,
+    ) -> UnderlyingPortfolio:
+        """Every price move with every vol move at weight 1, then the extreme moves at
+        ``extreme_vol`` with their weights (one number for all, or one per move)."""
+        ws = (
+            [float(extreme_weights)] * len(extreme_moves)
+            if isinstance(extreme_weights, int | float)
+            else list(extreme_weights)
+        )
+        if len(ws) != len(extreme_moves):
+            raise ConfigError(
+                "extreme_weights: one weight per extreme move", field="extreme_weights"
+            )
+        rows = [(p, v, 1.0) for p in price_moves for v in vol_moves]
+        rows += [(p, extreme_vol, w) for p, w in zip(extreme_moves, ws, strict=True)]
+        return cls(rows, **kw)
+
+
+def span16(
+    price_scan: float,
+    vol_scan: float = 0.04,
+    extreme_multiple: float = 2.0,
+    cover: float = 0.35,
+    **kw: Any,
+) -> UnderlyingPortfolio:
+    """CME SPAN's 16 scenarios for a price scan range (relative, e.g. 0.08) and a volatility
+    scan range (absolute vol points)."""
+    scenarios: list[Scenario] = []
+    for frac in (0.0, 1 / 3, -1 / 3, 2 / 3, -2 / 3, 1.0, -1.0):
+        scenarios += [(frac * price_scan, vol_scan, 1.0), (frac * price_scan, -vol_scan, 1.0)]
+    scenarios += [
+        (extreme_multiple * price_scan, 0.0, cover),
+        (-extreme_multiple * price_scan, 0.0, cover),
+    ]
+    return UnderlyingPortfolio(scenarios, **kw)
+
+
+DERIBIT_EXTENDED = (-0.66, -0.33, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
+
+
+def crypto(
+    price_range: float = 0.16,
+    buckets: int = 9,
+    vol_up: float = 0.40,
+    vol_down: float = -0.22,
+    extended: Sequence[float] = DERIBIT_EXTENDED,
+    short_option_min: float = 0.01,
+    vol_power: float = 0.30,
+    **kw: Any,
+) -> UnderlyingPortfolio:
+    """Deribit-style crypto grid: ``buckets`` price moves evenly over ±price_range, each with
+    relative vol up / unchanged / down, plus the extended moves at vol up weighted
+    price_range / |move|. The defaults give 27 + 8 = 35 scenarios; ``buckets=11,
+    extended=()`` gives the 33-scenario grid of the benchmark."""
+    if buckets < 2:
+        raise ConfigError("crypto.buckets: at least 2", field="crypto.buckets")
+    moves = [-price_range + 2 * price_range * i / (buckets - 1) for i in range(buckets)]
+    return UnderlyingPortfolio.grid(
+        moves,
+        (vol_up, 0.0, vol_down),
+        extreme_moves=tuple(extended),
+        extreme_vol=vol_up,
+        extreme_weights=[min(1.0, price_range / abs(m)) for m in extended],
+        short_option_min=short_option_min,
+        vol_power=vol_power,
+        vol_relative=True,
+        **kw,
+    )
+
+
+PRESETS = {"span16": span16, "crypto": crypto}
+
+
+@dataclass(frozen=True)
+class PortfolioConfig:
+    """Portfolio-margin parameters of a universe.
+
+    ``underlyings`` maps underlying names to their parameters; ``default`` applies to every
+    other underlying (None: markets on those keep their standard requirement). ``offsets``
+    are ``(underlying_a, underlying_b, credit_rate)`` pairs, applied in order. Initial
+    requirement = ``im_factor`` × maintenance; the hybrid model's requirement is
+    max(portfolio, ``hybrid_floor`` × standard).
+    """
+
+    underlyings: Mapping[str, UnderlyingPortfolio] = field(default_factory=dict)
+    default: UnderlyingPortfolio | None = None
+    offsets: Sequence[tuple[str, str, float]] = ()
+    im_factor: float = 1.0
+    hybrid_floor: float = 0.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "underlyings", dict(self.underlyings))
+        object.__setattr__(
+            self, "offsets", tuple((str(a), str(b), float(r)) for a, b, r in self.offsets)
+        )
+        for name in ("im_factor", "hybrid_floor"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or not math.isfinite(v):
+                raise ConfigError(f"portfolio.{name}: {v!r} must be a finite number")
+            object.__setattr__(self, name, float(v))
+
+    def for_underlying(self, name: str) -> UnderlyingPortfolio | None:
+        return self.underlyings.get(name, self.default)
+
+    def _compile(self, universe: Universe) -> Any:
+        rows = []
+        for name in universe.underlyings:
+            p = self.for_underlying(name)
+            if p is not None:
+                rows.append(
+                    (
+                        name,
+                        list(p.scenarios),
+                        float(p.short_option_min),
+                        float(p.delta_rate),  # type: ignore[arg-type]
+                        float(p.vol_power),
+                        bool(p.vol_relative),
+                    )
+                )
+        for name in self.underlyings:
+            if name not in universe.underlyings:
+                f = f"portfolio.underlyings[{name}]"
+                raise ConfigError(f"{f}: '{name}' is not an underlying of the universe", field=f)
+        return _core.CompiledPortfolio(
+            universe._compiled, rows, list(self.offsets), self.im_factor, self.hybrid_floor
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PortfolioConfig:
+        """The TOML layout: ``im_factor``, ``hybrid_floor``, ``offsets = [[a, b, rate], ...]``,
+        ``[portfolio.default]`` and ``[portfolio.underlyings.NAME]`` tables, each either
+        ``preset = "span16" | "crypto"`` with the preset's arguments, or ``scenarios =
+        [[price, vol, weight], ...]`` with the UnderlyingPortfolio fields."""
+        known = {"underlyings", "default", "offsets", "im_factor", "hybrid_floor"}
+        for key in data:
+            if key not in known:
+                raise ConfigError(f"portfolio.{key}: unknown field", field=f"portfolio.{key}")
+        under = {
+            str(k): _underlying(v, f"portfolio.underlyings[{k}]")
+            for k, v in data.get("underlyings", {}).items()
+        }
+        default = data.get("default")
+        return cls(
+            under,
+            _underlying(default, "portfolio.default") if default is not None else None,
+            [tuple(x) for x in data.get("offsets", ())],
+            data.get("im_factor", 1.0),
+            data.get("hybrid_floor", 0.5),
+        )
+
+
+def _underlying(table: Any, f: str) -> UnderlyingPortfolio:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{f}: expected a table", field=f)
+    args = dict(table)
+    preset = args.pop("preset", None)
+    try:
+        if preset is None:
+            return UnderlyingPortfolio(**args)
+        if preset not in PRESETS:
+            raise ConfigError(
+                f"{f}.preset: {preset!r} is not one of {', '.join(PRESETS)}", field=f"{f}.preset"
+            )
+        return PRESETS[preset](**args)  # type: ignore[operator, no-any-return]
+    except TypeError as e:
+        raise ConfigError(f"{f}: {e}", field=f) from None
+
+
+__all__ = [
+    "DERIBIT_EXTENDED",
+    "PRESETS",
+    "PortfolioConfig",
+    "Scenario",
+    "UnderlyingPortfolio",
+    "crypto",
+    "span16",
+]

@@ -1,0 +1,363 @@
+"""Solvency: exchange reserves vs customer liabilities, and a Merkle-sum proof of liabilities.
+
+**Liabilities.** An account's net claim on an asset is its balance plus, for positions
+settled in that asset, uPnL (an option: its value) and isolated margin. Its liability is
+max(equity, 0) in USD minor units (10⁻⁸ USD): debts net against the same account's other
+claims; an account with negative equity counts 0 and is reported in
+``negative_equity_accounts`` / ``negative_equity_deficit``.
+
+**Coverage** = Σ reserves·price·weight_maint (reserves at the asset's maintenance collateral
+weight: its haircut) / Σ liabilities, at the call's prices and under ``stress`` (moves by
+underlying, asset or market, e.g. ``{"BTC": -0.3}``). The per-asset table also gives the
+Binance-style reserve ratio: reserves / (customer claims − customer debts) of that asset.
+
+**Merkle-sum tree** (rust/crossmargin-core/src/solvency.rs; Maxwell's tree with the fix of
+Hu, Zhang & Guo, https://eprint.iacr.org/2018/1139)::
+
+    leaf  = SHA-256(0x00 ‖ account i64 BE ‖ liability u128 BE ‖ nonce)
+    nonce = SHA-256("crossmargin/nonce" ‖ seed ‖ account i64 BE)
+    node  = SHA-256(0x01 ‖ left.hash ‖ left.sum u128 BE ‖ right.hash ‖ right.sum u128 BE)
+    sum   = left.sum + right.sum        (odd levels padded with 32 zero bytes, sum 0)
+
+Leaves are in ascending account id. Each customer gets :meth:`SolvencyResult.proof` (JSON)
+and checks it with :func:`verify` against the published root hash and total.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from crossmargin import _core
+from crossmargin.book import Book
+from crossmargin.exceptions import ConfigError, PriceError
+from crossmargin.prices import PriceOverrides, resolve
+from crossmargin.table import Table
+
+if TYPE_CHECKING:
+    from crossmargin.engine import Engine
+    from crossmargin.universe import Universe
+
+#: USD minor units per USD (and asset minor units per asset unit).
+SCALE = 100_000_000
+_U128 = 1 << 128
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """One account's proof: its leaf (account, liability in USD minor units, nonce) and the
+    siblings (hash hex, sum) from the leaf up; ``index`` is the leaf's position (bit l: the
+    node at level l is a right child)."""
+
+    account: int
+    liability: int
+    nonce: str
+    index: int
+    path: tuple[tuple[str, int], ...]
+    root_hash: str
+    total: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "liability": self.liability,
+            "nonce": self.nonce,
+            "index": self.index,
+            "path": [{"hash": h, "sum": s} for h, s in self.path],
+            "root_hash": self.root_hash,
+            "total": self.total,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> InclusionProof:
+        return cls(
+            account=d["account"],
+            liability=d["liability"],
+            nonce=d["nonce"],
+            index=d["index"],
+            path=tuple((step["hash"], step["sum"]) for step in d["path"]),
+            root_hash=d.get("root_hash", ""),
+            total=d.get("total", 0),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> InclusionProof:
+        return cls.from_dict(json.loads(text))
+
+
+def _uint(x: Any, bound: int) -> int | None:
+    if isinstance(x, bool) or not isinstance(x, int) or x < 0 or x >= bound:
+        return None
+    return x
+
+
+def _hex32(x: Any) -> bytes | None:
+    if isinstance(x, bytes | bytearray):
+        return bytes(x) if len(x) == 32 else None
+    if not isinstance(x, str) or len(x) != 64:
+        return None
+    try:
+        return bytes.fromhex(x)
+    except ValueError:
+        return None
+
+
+def verify(
+    proof: InclusionProof | Mapping[str, Any] | str, root_hash: str | bytes, total: int
+) -> bool:
+    """True when ``proof`` leads to ``root_hash`` with sum ``total``. Any changed hash, sum,
+    nonce, account, liability or index, a negative or ≥ 2¹²⁸ number, a sum overflow or a
+    malformed proof gives False."""
+    try:
+        if isinstance(proof, str):
+            proof = InclusionProof.from_json(proof)
+        elif isinstance(proof, Mapping):
+            proof = InclusionProof.from_dict(proof)
+        path = [(_hex32(h), _uint(s, _U128)) for h, s in proof.path]
+    except (KeyError, TypeError, ValueError):
+        return False
+    account = proof.account
+    if isinstance(account, bool) or not isinstance(account, int):
+        return False
+    if not -(1 << 63) <= account < (1 << 63):
+        return False
+    fields = (
+        _uint(proof.liability, _U128),
+        _hex32(proof.nonce),
+        _uint(proof.index, _U128),
+        _hex32(root_hash),
+        _uint(total, _U128),
+    )
+    if any(f is None for f in fields) or any(h is None or s is None for h, s in path):
+        return False
+    liability, nonce, index, root, tot = fields
+    return bool(_core.verify_inclusion(account, liability, nonce, index, path, root, tot))
+
+
+class SolvencyResult:
+    """Coverage of customer liabilities by reserves, and the Merkle-sum tree.
+
+    Attributes: ``root_hash`` (hex), ``total_liabilities`` (USD) and
+    ``total_liabilities_minor`` (int, the root's sum), ``coverage`` (weighted reserves /
+    liabilities; inf without liabilities), ``assets`` (per-asset table), ``accounts``
+    (per-account ``equity``, ``liability`` in USD, ``liability_minor``: uint64, or Python ints
+    when one exceeds 2⁶⁴),
+    ``negative_equity_accounts``, ``negative_equity_deficit`` (USD), and under ``stress``:
+    ``coverage_stressed``, ``total_liabilities_stressed``, ``assets_stressed`` (else None).
+    ``seed`` is the secret the nonces derive from (keep it private).
+    """
+
+    def __init__(
+        self,
+        tree: Any,
+        accounts: Table,
+        assets: Table,
+        coverage: float,
+        negative: tuple[int, float],
+        stressed: tuple[float, float, Table] | None,
+        seed: bytes,
+    ) -> None:
+        self._tree = tree
+        self.accounts = accounts
+        self.assets = assets
+        self.root_hash: str = bytes(tree.root_hash).hex()
+        self.total_liabilities_minor: int = int(tree.total)
+        self.total_liabilities: float = self.total_liabilities_minor / SCALE
+        self.coverage = coverage
+        self.negative_equity_accounts, self.negative_equity_deficit = negative
+        self.coverage_stressed: float | None = None
+        self.total_liabilities_stressed: float | None = None
+        self.assets_stressed: Table | None = None
+        if stressed is not None:
+            self.coverage_stressed, self.total_liabilities_stressed, self.assets_stressed = stressed
+        self.seed = seed
+
+    def proof(self, account: int) -> InclusionProof:
+        """The inclusion proof of one account (KeyError if the book has no such account)."""
+        ids = self.accounts.account
+        i = int(np.searchsorted(ids, account))
+        if i >= len(ids) or ids[i] != account:
+            raise KeyError(f"account {account} is not in the book")
+        leaf_sum = int(self._tree.leaf(i)[1])
+        return InclusionProof(
+            account=int(account),
+            liability=leaf_sum,
+            nonce=bytes(_core.leaf_nonce(self.seed, int(account))).hex(),
+            index=i,
+            path=tuple((bytes(h).hex(), int(s)) for h, s in self._tree.proof(i)),
+            root_hash=self.root_hash,
+            total=self.total_liabilities_minor,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "accounts": len(self.accounts),
+            "root_hash": self.root_hash,
+            "total_liabilities": self.total_liabilities,
+            "weighted_reserves_usd": float(self.assets.weighted_reserves_usd.sum()),
+            "coverage": self.coverage,
+            "coverage_stressed": self.coverage_stressed,
+            "negative_equity_accounts": self.negative_equity_accounts,
+            "negative_equity_deficit": self.negative_equity_deficit,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"SolvencyResult(accounts={len(self.accounts)}, coverage={self.coverage:.4g}, "
+            f"root_hash={self.root_hash[:16]}…)"
+        )
+
+
+def reserve_vector(universe: Universe, exchange_assets: Mapping[str, float] | None) -> np.ndarray:
+    out = np.zeros(len(universe.assets))
+    for sym, q in (exchange_assets or {}).items():
+        if sym not in universe.asset_index:
+            raise ConfigError(
+                f"exchange_assets[{sym}]: unknown asset", field=f"exchange_assets[{sym}]"
+            )
+        try:
+            out[universe.asset_index[sym]] = float(q)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"exchange_assets[{sym}]: {q!r} is not a number", field=f"exchange_assets[{sym}]"
+            ) from None
+    return out
+
+
+def stressed_prices(universe: Universe, moves: Mapping[str, float]) -> dict[str, float]:
+    """Fractional moves (``{"BTC": -0.3}``: −30%) by underlying, asset or market → the
+    absolute ``prices=`` mapping."""
+    out = {}
+    for key, move in moves.items():
+        m = float(move)
+        if not math.isfinite(m) or m <= -1.0:
+            raise PriceError(f"stress[{key}]: move {m} must be finite and > −1", field=key)
+        if key in universe.underlyings:
+            base = universe.reference_price(key)
+        elif key in universe.asset_index:
+            base = universe.assets[universe.asset_index[key]].price
+        elif key in universe.market_index:
+            base = universe.markets[universe.market_index[key]].mark
+        else:
+            raise PriceError(f"stress[{key}]: not an asset, market or underlying", field=key)
+        out[key] = base * (1.0 + m)
+    return out
+
+
+def _run(
+    engine: Engine, book: Book, prices: PriceOverrides, reserves: np.ndarray, seed: bytes | None
+) -> tuple[dict[str, Any], Any, np.ndarray]:
+    u = engine.universe
+    asset_remap, market_remap = book.remaps(u)
+    asset_prices, marks = resolve(u, prices)
+    cols, tree = _core.solvency(
+        engine._pool,
+        u._compiled,
+        book._grouped,
+        asset_remap,
+        market_remap,
+        asset_prices,
+        marks,
+        reserves,
+        seed,
+    )
+    return cols, tree, asset_prices
+
+
+def _asset_table(
+    universe: Universe, cols: dict[str, Any], prices: np.ndarray, reserves: np.ndarray
+) -> Table:
+    claims = np.array([c / SCALE for c in cols["claims_minor"]], dtype=np.float64)
+    debts = np.array([d / SCALE for d in cols["debts_minor"]], dtype=np.float64)
+    net = np.array(
+        [(c - d) / SCALE for c, d in zip(cols["claims_minor"], cols["debts_minor"], strict=True)],
+        dtype=np.float64,
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(net > 0, reserves / np.where(net > 0, net, 1.0), math.inf)
+    return Table(
+        {
+            "asset": np.array([a.symbol for a in universe.assets], dtype=object),
+            "price": prices,
+            "weight": np.array([a.weight_maint for a in universe.assets], dtype=np.float64),
+            "reserves": reserves,
+            "reserves_usd": cols["reserves_usd"],
+            "weighted_reserves_usd": cols["weighted_reserves_usd"],
+            "claims": claims,
+            "debts": debts,
+            "net_liabilities": net,
+            "net_liabilities_usd": net * prices,
+            "reserve_ratio": ratio,
+        }
+    )
+
+
+def _coverage(weighted: float, total_minor: int) -> float:
+    return weighted / (total_minor / SCALE) if total_minor > 0 else math.inf
+
+
+def solvency(
+    engine: Engine,
+    book: Book,
+    exchange_assets: Mapping[str, float] | None = None,
+    stress: Mapping[str, float] | None = None,
+    prices: PriceOverrides = None,
+    seed: bytes | str | None = None,
+) -> SolvencyResult:
+    """The implementation of :meth:`crossmargin.Engine.solvency`. ``seed`` (bytes, or str
+    encoded as UTF-8) derives every account's nonce; None draws 32 random bytes."""
+    u = engine.universe
+    reserves = reserve_vector(u, exchange_assets)
+    if seed is None:
+        seed = os.urandom(32)
+    elif isinstance(seed, str):
+        seed = seed.encode()
+    elif not isinstance(seed, bytes | bytearray):
+        raise ConfigError(f"seed: expected bytes or str, got {type(seed).__name__}", field="seed")
+    seed = bytes(seed)
+    cols, tree, asset_prices = _run(engine, book, prices, reserves, seed)
+    assets = _asset_table(u, cols, asset_prices, reserves)
+    liability_minor = cols["liability_minor"]
+    if isinstance(liability_minor, list):  # beyond 2^64 minor units: exact Python ints
+        liability_minor = np.array(liability_minor, dtype=object)
+    accounts = Table(
+        {
+            "account": book.accounts,
+            "equity": cols["equity"],
+            "liability": np.asarray(liability_minor / SCALE, dtype=np.float64),
+            "liability_minor": liability_minor,
+        }
+    )
+    coverage = _coverage(float(assets.weighted_reserves_usd.sum()), int(cols["total_minor"]))
+    stressed = None
+    if stress is not None:
+        s_cols, _, s_prices = _run(engine, book, stressed_prices(u, stress), reserves, None)
+        s_assets = _asset_table(u, s_cols, s_prices, reserves)
+        s_total = int(s_cols["total_minor"])
+        stressed = (
+            _coverage(float(s_assets.weighted_reserves_usd.sum()), s_total),
+            s_total / SCALE,
+            s_assets,
+        )
+    negative = (int(cols["negative_accounts"]), int(cols["deficit_minor"]) / SCALE)
+    return SolvencyResult(tree, accounts, assets, coverage, negative, stressed, seed)
+
+
+__all__ = [
+    "SCALE",
+    "InclusionProof",
+    "SolvencyResult",
+    "reserve_vector",
+    "solvency",
+    "stressed_prices",
+    "verify",
+]

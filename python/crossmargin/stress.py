@@ -1,0 +1,358 @@
+"""Scenario stress, reverse stress and historical presets.
+
+A scenario maps symbols to *moves* (fractions: ``-0.3`` is a 30 % fall)::
+
+    {"BTC": -0.5, "ETH": -0.55, "USDC": -0.02, "vol": {"BTC": 0.8}}
+
+- an underlying (``"BTC"``) moves every market on it and the asset of the same symbol;
+- an asset (``"USDC"``) moves that asset's price; a market (``"BTCUSDT"``) its mark;
+- applied in that order (as :mod:`crossmargin.prices` applies prices), so the more specific
+  key wins;
+- ``"vol"``: moves of implied volatility per underlying (fractions of the vol). They are
+  validated and kept on the result; perps and futures do not depend on them.
+
+Every scenario resolves to full price vectors; the Rust kernel
+(``rust/crossmargin-core/src/stress.rs``) evaluates each account under all scenarios in one
+pass over the book. Shortfall is Σ max(mm − adj_equity_maint, 0) (what liquidations must
+recover), bad debt Σ max(−equity, 0) (what the insurance fund must cover).
+
+**Reverse stress** looks for the smallest uniform move (the same fraction on every listed
+underlying) at which the loss measure exceeds the insurance fund: a grid of moves in one
+pass, then repeated 9-section refinement of the first grid cell where the fund is exceeded.
+It assumes the loss grows with the size of the move (true for a book that is net long in the
+direction searched). When it does not, the result is still the smallest grid move that
+exceeds the fund, refined within its cell; ``monotone`` on the result says whether the grid
+losses were non-decreasing, and a crossing narrower than one grid step can be missed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from crossmargin import _core
+from crossmargin.book import Book
+from crossmargin.exceptions import ConfigError
+from crossmargin.prices import base_prices
+from crossmargin.table import Table
+from crossmargin.universe import Universe
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from crossmargin.engine import Engine
+
+Scenario = Mapping[str, Any]
+Measure = Literal["bad_debt", "shortfall"]
+MEASURES: tuple[str, ...] = ("bad_debt", "shortfall")
+
+# ---- historical presets ------------------------------------------------------------------
+# Peak-to-trough moves of the day (or week), rounded to the cited figure. An underlying with
+# no figure of its own takes the day's quoted altcoin move, said so next to it. Stablecoins
+# are left unmoved. `preset(name, universe)` keeps the keys a universe knows.
+PRESETS: dict[str, dict[str, float]] = {
+    # 12 Mar 2020 ("Black Thursday"). BTC "from $7,300 to $3,900 ... fell more than 50%"
+    # intraday: https://blog.btcmex.com/black-thursday-what-actually-happened-to-bitcoin/
+    # ETH "from $200 to $90 (55% down)": https://www.pastorq.com/8162.html
+    # SOL (barely listed then): ETH's move.
+    "2020-03-12": {"BTC": -0.50, "ETH": -0.55, "SOL": -0.55},
+    # 19 May 2021. BTC "from above $40,000 to near $30,000 — a staggering drop of nearly 30%
+    # within just 24 hours"; ETH "dropping nearly 46% to around $1,900":
+    # https://www.mtwwr.com/2914.html. DOGE "lost 40%": https://www.open-lib.com/1941.html
+    # SOL: DOGE's altcoin move.
+    "2021-05-19": {"BTC": -0.30, "ETH": -0.46, "DOGE": -0.40, "SOL": -0.40},
+    # FTX week, 7–14 Nov 2022. "bitcoin has lost 22.4% in a single week. Ether ... down
+    # 24.4%"; Solana "has lost 61.6% of its value in just the last seven days":
+    # https://thefinancialtrends.com/2022/11/15/ftx-contagion-begins-to-spread
+    "2022-11-ftx": {"BTC": -0.224, "ETH": -0.244, "SOL": -0.616},
+    # 10 Oct 2025 (tariff shock, largest liquidation day). BTC "$122,000 to below $107,000 -
+    # a gut-wrenching 12% freefall. Ethereum plunged 16%":
+    # https://yellow.com/research/trump-100-china-tariff-how-one-announcement-liquidated-dollar19-billion-in-crypto
+    # "Solana collapsed 31%. Most altcoins hit between -70% and -90%" (Coinglass, quoted by
+    # https://spectropunk.com/?p=179); XRP "fell to $1.25, a 44% decline":
+    # https://www.ainvest.com/news/bitcoin-news-today-leverage-fuelled-19b-crypto-crash-altcoins-undergo-structural-reset-2510
+    "2025-10-10": {"BTC": -0.12, "ETH": -0.16, "SOL": -0.31, "XRP": -0.44},
+}
+
+
+def preset(name: str, universe: Universe | None = None) -> dict[str, float]:
+    """A historical scenario; with a universe, only the symbols it knows."""
+    try:
+        moves = dict(PRESETS[name])
+    except KeyError:
+        raise ConfigError(
+            f"preset: {name!r} is not one of {', '.join(PRESETS)}", field="preset"
+        ) from None
+    if universe is not None:
+        known = set(universe.underlyings) | set(universe.asset_index) | set(universe.market_index)
+        moves = {k: v for k, v in moves.items() if k in known}
+    return moves
+
+
+def presets(universe: Universe | None = None) -> dict[str, dict[str, float]]:
+    """Every historical scenario, for ``Engine.stress(book, presets(u))``."""
+    return {name: preset(name, universe) for name in PRESETS}
+
+
+# ---- scenarios → prices ------------------------------------------------------------------
+def _move(value: Any, where: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {value!r} is not a number", field=where) from None
+    if not math.isfinite(v) or v <= -1.0:
+        raise ConfigError(f"{where}: {v} must be finite and > -1", field=where)
+    return v
+
+
+def scenario_prices(
+    universe: Universe, name: str, moves: Scenario
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """(asset prices, marks, vol moves) of one scenario."""
+    if not isinstance(moves, Mapping):
+        raise ConfigError(f"scenarios[{name}]: expected a mapping of moves", field=name)
+    assets, marks = base_prices(universe)
+    vol: dict[str, float] = {}
+    price_moves: dict[str, float] = {}
+    for key, value in moves.items():
+        where = f"scenarios[{name}][{key}]"
+        if key == "vol":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}: expected a mapping underlying → vol move", field=where)
+            for und, v in value.items():
+                if und not in universe.underlyings:
+                    raise ConfigError(f"{where}[{und}]: not an underlying", field=where)
+                vol[und] = _move(v, f"{where}[{und}]")
+            continue
+        if (
+            key not in universe.underlyings
+            and key not in universe.asset_index
+            and key not in universe.market_index
+        ):
+            raise ConfigError(f"{where}: not an underlying, asset or market", field=where)
+        price_moves[key] = _move(value, where)
+    for key, v in price_moves.items():
+        if key in universe.underlyings:
+            for k, market in enumerate(universe.markets):
+                if market.underlying == key:
+                    marks[k] *= 1.0 + v
+            if key in universe.asset_index:
+                assets[universe.asset_index[key]] *= 1.0 + v
+    for key, v in price_moves.items():
+        if key in universe.asset_index and key not in universe.underlyings:
+            assets[universe.asset_index[key]] *= 1.0 + v
+    for key, v in price_moves.items():
+        if key in universe.market_index:
+            marks[universe.market_index[key]] *= 1.0 + v
+    return assets, marks, vol
+
+
+def _run(
+    engine: Engine, book: Book, scenarios: Mapping[str, Scenario], keep_matrix: bool
+) -> tuple[list[str], dict[str, np.ndarray], dict[str, dict[str, float]]]:
+    u = engine.universe
+    if not isinstance(scenarios, Mapping):
+        raise ConfigError("scenarios: expected a mapping name → moves", field="scenarios")
+    names = [str(n) for n in scenarios]
+    resolved = [scenario_prices(u, n, m) for n, m in zip(names, scenarios.values(), strict=True)]
+    na, nm = len(u.assets), len(u.markets)
+    a = np.concatenate([r[0] for r in resolved]) if resolved else np.zeros(0)
+    m = np.concatenate([r[1] for r in resolved]) if resolved else np.zeros(0)
+    asset_remap, market_remap = book.remaps(u)
+    cols = _core.stress_columns(
+        engine._pool,
+        u._compiled,
+        book._grouped,
+        asset_remap,
+        market_remap,
+        len(names),
+        np.ascontiguousarray(a.reshape(-1) if na else np.zeros(0)),
+        np.ascontiguousarray(m.reshape(-1) if nm else np.zeros(0)),
+        keep_matrix,
+    )
+    return names, cols, {n: r[2] for n, r in zip(names, resolved, strict=True)}
+
+
+# ---- results -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StressResult:
+    """Per-scenario totals (``scenarios``: a Table with columns scenario, liquidatable,
+    bankrupt, shortfall, bad_debt, insurance_fund, fund_exhausted) and the accounts ×
+    scenarios matrix of adj_equity_maint − mm (``matrix``, float64, rows in ``account``
+    order, columns in ``names`` order)."""
+
+    scenarios: Table
+    matrix: np.ndarray
+    account: np.ndarray
+    names: tuple[str, ...]
+    insurance_fund: float
+    vol_moves: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The per-scenario table."""
+        return self.scenarios.to_pandas()
+
+    def matrix_frame(self) -> pd.DataFrame:
+        """The matrix as a DataFrame indexed by account, one column per scenario."""
+        import pandas as pd
+
+        return pd.DataFrame(self.matrix, index=self.account, columns=list(self.names))
+
+    def __repr__(self) -> str:
+        return f"StressResult(accounts={len(self.account)}, scenarios={list(self.names)})"
+
+
+def stress(
+    engine: Engine, book: Book, scenarios: Mapping[str, Scenario], insurance_fund: float = 0.0
+) -> StressResult:
+    """Every account under every scenario (see the module docstring)."""
+    fund = _fund(insurance_fund)
+    names, cols, vol = _run(engine, book, scenarios, keep_matrix=True)
+    n_acc = book.n_accounts
+    matrix = cols["margin"].reshape(n_acc, len(names))
+    table = Table(
+        {
+            "scenario": np.array(names or [""], dtype=str)[: len(names)],
+            "liquidatable": cols["liquidatable"].astype(np.int64),
+            "bankrupt": cols["bankrupt"].astype(np.int64),
+            "shortfall": cols["shortfall"],
+            "bad_debt": cols["bad_debt"],
+            "insurance_fund": np.full(len(names), fund),
+            "fund_exhausted": cols["bad_debt"] > fund,
+        }
+    )
+    return StressResult(table, matrix, book.accounts, tuple(names), fund, vol)
+
+
+def _fund(insurance_fund: float) -> float:
+    f = float(insurance_fund)
+    if not math.isfinite(f) or f < 0:
+        raise ConfigError(f"insurance_fund: {insurance_fund} must be finite and ≥ 0")
+    return f
+
+
+@dataclass(frozen=True)
+class ReverseStressResult:
+    """The smallest uniform move (signed fraction; NaN when the fund survives every move up
+    to ``max_move``) and, per underlying, the smallest move of that underlying alone."""
+
+    move: float
+    loss: float
+    measure: str
+    insurance_fund: float
+    underlyings: tuple[str, ...]
+    per_underlying: Table
+    monotone: bool
+    tolerance: float
+
+    def __repr__(self) -> str:
+        return (
+            f"ReverseStressResult(move={self.move:.6g}, {self.measure}={self.loss:.6g}, "
+            f"insurance_fund={self.insurance_fund:.6g})"
+        )
+
+
+def _losses(
+    engine: Engine, book: Book, underlyings: Sequence[str], moves: np.ndarray, measure: str
+) -> np.ndarray:
+    scen = {f"{i}": {x: float(mv) for x in underlyings} for i, mv in enumerate(moves)}
+    _, cols, _ = _run(engine, book, scen, keep_matrix=False)
+    return np.asarray(cols[measure], dtype=np.float64)
+
+
+def _smallest_move(
+    engine: Engine,
+    book: Book,
+    underlyings: Sequence[str],
+    fund: float,
+    direction: int,
+    max_move: float,
+    measure: str,
+    tol: float,
+    grid: int = 20,
+) -> tuple[float, float, bool]:
+    """(|move|, loss at it, grid monotone) for the listed underlyings moving together."""
+    sizes = np.linspace(0.0, max_move, grid + 1)
+    losses = _losses(engine, book, underlyings, direction * sizes, measure)
+    scale = max(float(np.abs(losses).max()), 1.0)
+    monotone = bool(np.all(np.diff(losses) >= -1e-12 * scale))
+    over = np.nonzero(losses > fund)[0]
+    if len(over) == 0:
+        return math.nan, float(losses[-1]), monotone
+    i = int(over[0])
+    if i == 0:
+        return 0.0, float(losses[0]), monotone
+    lo, hi, loss_hi = float(sizes[i - 1]), float(sizes[i]), float(losses[i])
+    while hi - lo > tol:
+        pts = np.linspace(lo, hi, 10)[1:-1]
+        ls = _losses(engine, book, underlyings, direction * pts, measure)
+        over = np.nonzero(ls > fund)[0]
+        if len(over) == 0:
+            lo = float(pts[-1])
+        else:
+            j = int(over[0])
+            hi, loss_hi = float(pts[j]), float(ls[j])
+            lo = float(pts[j - 1]) if j > 0 else lo
+    return hi, loss_hi, monotone
+
+
+def reverse_stress(
+    engine: Engine,
+    book: Book,
+    insurance_fund: float,
+    underlyings: Sequence[str] | None = None,
+    direction: int = -1,
+    measure: Measure = "bad_debt",
+    max_move: float | None = None,
+    tol: float = 1e-4,
+) -> ReverseStressResult:
+    """Smallest move exhausting the insurance fund (see the module docstring)."""
+    fund = _fund(insurance_fund)
+    u = engine.universe
+    if direction not in (-1, 1):
+        raise ConfigError(f"direction: {direction!r} must be -1 (down) or 1 (up)")
+    if measure not in MEASURES:
+        raise ConfigError(f"measure: {measure!r} is not one of {', '.join(MEASURES)}")
+    names = tuple(u.underlyings if underlyings is None else underlyings)
+    for x in names:
+        if x not in u.underlyings:
+            raise ConfigError(f"underlyings: {x!r} is not an underlying", field="underlyings")
+    limit = (0.99 if direction < 0 else 4.0) if max_move is None else float(max_move)
+    if not (limit > 0 and (direction > 0 or limit < 1.0) and math.isfinite(limit)):
+        raise ConfigError(f"max_move: {max_move} must be > 0 (and < 1 downward)")
+    if not (tol > 0):
+        raise ConfigError(f"tol: {tol} must be > 0")
+    move, loss, monotone = _smallest_move(
+        engine, book, names, fund, direction, limit, measure, tol
+    )
+    rows = [
+        _smallest_move(engine, book, [x], fund, direction, limit, measure, tol) for x in names
+    ]
+    table = Table(
+        {
+            "underlying": np.array(list(names) or [""], dtype=str)[: len(names)],
+            "move": np.array([direction * r[0] for r in rows], dtype=np.float64),
+            measure: np.array([r[1] for r in rows], dtype=np.float64),
+            "monotone": np.array([r[2] for r in rows], dtype=bool),
+        }
+    )
+    return ReverseStressResult(
+        direction * move, loss, measure, fund, names, table, monotone, tol
+    )
+
+
+__all__ = [
+    "MEASURES",
+    "PRESETS",
+    "ReverseStressResult",
+    "StressResult",
+    "preset",
+    "presets",
+    "reverse_stress",
+    "scenario_prices",
+    "stress",
+]

@@ -1,0 +1,134 @@
+//! What covers bad debt once the insurance fund is exhausted.
+//!
+//! - auto-deleveraging (Binance "Auto-Deleveraging (ADL)", Bybit "Auto-Deleveraging"):
+//!   profitable positions on the other side of the bankrupt one, in the same market, are
+//!   ranked by profit % × effective leverage (profit % = uPnL / entry notional; effective
+//!   leverage = the account's total notional / its equity), ties by account id, and closed
+//!   in that order. A deleveraged position closes at its entry price: the profit it had
+//!   accrued on the closed part goes to the insurance fund instead of the account, until the
+//!   deficit is covered.
+//! - socialised loss: the deficit is split over the same profitable positions pro rata to
+//!   their uPnL (never more than it) and taken from their settle balances; positions stay.
+
+use rayon::prelude::*;
+
+use crate::cascade::ledger::{to_minor, Pools};
+use crate::cascade::policy::cross_equity;
+use crate::cascade::state::State;
+use crate::margin::{position_margin, MarginContext};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleverage {
+    /// Bad debt beyond the fund stays uncovered (the fund goes negative).
+    None,
+    Adl,
+    SocializedLoss,
+}
+
+/// A profitable position that can cover a deficit.
+#[derive(Debug, Clone, Copy)]
+pub struct Counterparty {
+    pub account: usize,
+    pub pos: usize,
+    /// uPnL in USD at the round's prices (> 0).
+    pub upnl: f64,
+    pub score: f64,
+}
+
+/// Profitable positions in `market` on `side` (sign of qty), best-ranked first.
+pub fn counterparties(state: &State, ctx: &MarginContext<'_>, market: u32, side: f64) -> Vec<Counterparty> {
+    let u = ctx.universe;
+    let k = market as usize;
+    let sp = ctx.prices.asset[u.markets.settle[k] as usize];
+    let mut c: Vec<Counterparty> = (0..state.n_accounts())
+        .into_par_iter()
+        .flat_map_iter(|a| {
+            let range = state.pos_offsets[a]..state.pos_offsets[a + 1];
+            let held = range.filter(|&p| state.pos_market[p] == market && state.pos_qty[p] * side > 0.0);
+            let mut found = Vec::new();
+            for p in held {
+                let pm = position_margin(u, k, state.pos_qty[p], state.pos_entry[p], ctx.prices.mark[k], sp);
+                if pm.upnl <= 0.0 {
+                    continue;
+                }
+                let (equity, _) = cross_equity(state, a, ctx);
+                let notional: f64 = (state.pos_offsets[a]..state.pos_offsets[a + 1])
+                    .map(|q| {
+                        let kq = state.pos_market[q] as usize;
+                        let spq = ctx.prices.asset[u.markets.settle[kq] as usize];
+                        position_margin(u, kq, state.pos_qty[q], state.pos_entry[q], ctx.prices.mark[kq], spq).notional
+                    })
+                    .sum();
+                let size = state.pos_qty[p].abs() * u.markets.contract_size[k];
+                let entry_notional =
+                    if u.markets.inverse[k] { size / state.pos_entry[p] } else { size * state.pos_entry[p] } * sp;
+                let leverage = if equity > 0.0 { notional / equity } else { f64::INFINITY };
+                found.push(Counterparty {
+                    account: a,
+                    pos: p,
+                    upnl: pm.upnl,
+                    score: pm.upnl / entry_notional * leverage,
+                });
+            }
+            found
+        })
+        .collect();
+    c.sort_by(|x, y| y.score.total_cmp(&x.score).then(state.accounts[x.account].cmp(&state.accounts[y.account])));
+    c
+}
+
+/// Splits `total` minor units over `weights` so the parts sum exactly to `total`, each part
+/// at most its weight's share rounded up (largest remainder; ties by index).
+pub fn conserving_split(total: i128, weights: &[f64]) -> Vec<i128> {
+    let sum: f64 = weights.iter().sum();
+    if weights.is_empty() || sum <= 0.0 {
+        return vec![0; weights.len()];
+    }
+    let exact: Vec<f64> = weights.iter().map(|w| total as f64 * w / sum).collect();
+    let mut parts: Vec<i128> = exact.iter().map(|x| x.floor() as i128).collect();
+    let mut rest = total - parts.iter().sum::<i128>();
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by(|&i, &j| (exact[j] - exact[j].floor()).total_cmp(&(exact[i] - exact[i].floor())).then(i.cmp(&j)));
+    let mut i = 0;
+    while rest > 0 {
+        parts[order[i % order.len()]] += 1;
+        rest -= 1;
+        i += 1;
+    }
+    while rest < 0 {
+        parts[order[order.len() - 1 - (i % order.len())]] -= 1;
+        rest += 1;
+        i += 1;
+    }
+    parts
+}
+
+/// Moves `minor` units of `asset` from the external counterparty to the insurance fund.
+pub fn to_fund_from_external(pools: &mut Pools, asset: usize, minor: i128) {
+    pools.external[asset] -= minor;
+    pools.insurance[asset] += minor;
+}
+
+/// USD → minor units of an asset priced at `price` (0 when the price is 0).
+pub fn usd_to_minor(usd: f64, price: f64) -> i128 {
+    if price > 0.0 {
+        to_minor(usd / price)
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conserving_split_sums_exactly() {
+        let parts = conserving_split(100, &[1.0, 1.0, 1.0]);
+        assert_eq!(parts.iter().sum::<i128>(), 100);
+        assert_eq!(parts, vec![34, 33, 33]);
+        let parts = conserving_split(-7, &[2.0, 1.0]);
+        assert_eq!(parts.iter().sum::<i128>(), -7);
+        assert_eq!(conserving_split(5, &[]), Vec::<i128>::new());
+    }
+}

@@ -1,0 +1,121 @@
+//! Liquidation policy: who is liquidated first and what is closed.
+//!
+//! Priority: riskiest first — the highest ratio of maintenance requirement to the equity
+//! securing it (cross pool or isolated position), +inf when that equity is gone; ties by
+//! account id. What: every isolated position below its maintenance (fully when its own
+//! equity is gone, else a slice); in the cross pool, a slice of the position with the largest
+//! maintenance requirement, or every cross position when the pool's equity is gone.
+
+use crate::cascade::state::State;
+use crate::margin::{evaluate_account, position_margin, MarginContext};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum EventKind {
+    Liquidation = 0,
+    Isolated = 1,
+    Bankruptcy = 2,
+    Adl = 3,
+    SocializedLoss = 4,
+}
+
+impl EventKind {
+    pub const NAMES: [&'static str; 5] = ["liquidation", "isolated", "bankruptcy", "adl", "socialized_loss"];
+}
+
+/// Close `fraction` of position row `pos`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Order {
+    pub pos: usize,
+    pub fraction: f64,
+    pub kind: EventKind,
+}
+
+/// An account that needs action this round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub account: usize,
+    pub risk: f64,
+    pub orders: Vec<Order>,
+}
+
+/// The account's cross-pool equity: everything but its isolated positions (USD).
+pub fn cross_equity(state: &State, a: usize, ctx: &MarginContext<'_>) -> (f64, crate::margin::AccountMargin) {
+    let m = evaluate_account(state.account(a), ctx);
+    let u = ctx.universe;
+    let mut iso = 0.0;
+    for p in state.pos_offsets[a]..state.pos_offsets[a + 1] {
+        if state.pos_isolated[p] {
+            let k = state.pos_market[p] as usize;
+            let sp = ctx.prices.asset[u.markets.settle[k] as usize];
+            let pm = position_margin(u, k, state.pos_qty[p], state.pos_entry[p], ctx.prices.mark[k], sp);
+            iso += state.iso_qty[p] * sp + pm.upnl;
+        }
+    }
+    (m.equity - iso, m)
+}
+
+fn ratio(requirement: f64, equity: f64) -> f64 {
+    if requirement <= 0.0 {
+        0.0
+    } else if equity <= 0.0 {
+        f64::INFINITY
+    } else {
+        requirement / equity
+    }
+}
+
+/// What to do with account `a` at the context's prices, if anything.
+pub fn select(state: &State, a: usize, ctx: &MarginContext<'_>, partial_fraction: f64) -> Option<Candidate> {
+    let (cross_eq, m) = cross_equity(state, a, ctx);
+    if !m.liquidatable() && cross_eq >= 0.0 {
+        return None;
+    }
+    let u = ctx.universe;
+    let mut orders = Vec::new();
+    let mut risk = 0.0f64;
+    let mut largest: Option<(f64, usize)> = None;
+    let mut open_cross = Vec::new();
+    for p in state.pos_offsets[a]..state.pos_offsets[a + 1] {
+        if state.pos_qty[p] == 0.0 {
+            continue;
+        }
+        let k = state.pos_market[p] as usize;
+        let sp = ctx.prices.asset[u.markets.settle[k] as usize];
+        let pm = position_margin(u, k, state.pos_qty[p], state.pos_entry[p], ctx.prices.mark[k], sp);
+        if state.pos_isolated[p] {
+            let eq = state.iso_qty[p] * sp + pm.upnl;
+            if eq < pm.requirement[1] {
+                let fraction = if eq <= 0.0 { 1.0 } else { partial_fraction };
+                orders.push(Order { pos: p, fraction, kind: EventKind::Isolated });
+                risk = risk.max(ratio(pm.requirement[1], eq));
+            }
+        } else {
+            open_cross.push(p);
+            if largest.is_none_or(|(mm, _)| pm.requirement[1] > mm) {
+                largest = Some((pm.requirement[1], p));
+            }
+        }
+    }
+    let (adj, mm) = (m.adj_equity[1], m.requirement[1]);
+    let gone = adj <= 0.0 || cross_eq <= 0.0;
+    if adj < mm || cross_eq < 0.0 {
+        risk = risk.max(if gone { f64::INFINITY } else { ratio(mm, adj) });
+        if gone {
+            orders.extend(open_cross.iter().map(|&p| Order { pos: p, fraction: 1.0, kind: EventKind::Liquidation }));
+        } else if let Some((_, p)) = largest {
+            orders.push(Order { pos: p, fraction: partial_fraction, kind: EventKind::Liquidation });
+        }
+    }
+    // An insolvent pool with nothing left to close still needs its bankruptcy settled.
+    let needs_closeout = cross_eq < 0.0 && open_cross.is_empty();
+    if orders.is_empty() && !needs_closeout {
+        return None;
+    }
+    Some(Candidate { account: a, risk, orders })
+}
+
+/// Riskiest first, then ascending account id: a total, documented order.
+pub fn sort_by_priority(cands: &mut [Candidate], accounts: &[i64]) {
+    cands.sort_by(|x, y| y.risk.total_cmp(&x.risk).then(accounts[x.account].cmp(&accounts[y.account])));
+}

@@ -1,0 +1,507 @@
+//! Liquidation prices (DESIGN §5): for every position, the mark of its market at which its
+//! account's cross pool (adj_equity_maint = mm) or, for an isolated position, the position
+//! itself (margin + uPnL = its mm) reaches maintenance, everything else fixed.
+//!
+//! "Everything else fixed" has two readings ([`LiqMove`]):
+//! - [`LiqMove::Underlying`] (the default): the position's *underlying* moves. Every perp and
+//!   future mark on that underlying, the asset of the same symbol (a BTC balance backing a
+//!   BTC perp) and with them the underlying's price (options' forward) scale by one factor `s`; the
+//!   price reported is the position's mark × s. All positions of an account on one
+//!   underlying therefore liquidate at the same move.
+//! - [`LiqMove::Mark`]: only the position's own mark moves (Binance's and Bybit's formulas,
+//!   which hold the wallet's coin price fixed).
+//!
+//! Solving. Let g(s) = adj_equity_maint − mm of the account (or margin + uPnL − mm of the
+//! isolated position) at the moved prices, computed by [`evaluate_account`] /
+//! [`position_margin`], the one source of each formula. g is smooth between breakpoints:
+//! bracket bounds (the rate changes with notional), haircut tier bounds of the moving asset,
+//! entry prices (positive uPnL has its own weight). Within a segment g is linear in `s` for
+//! linear contracts (and for inverse contracts settled in the moving coin); for an inverse
+//! contract whose settle price stays fixed it is linear in 1/s, so monotone. The search walks
+//! the breakpoints outward from s = 1, in both directions, until g changes sign; inside that
+//! segment it solves by false position (Illinois), which lands on the exact root in one step
+//! where g is linear and otherwise converges to 1e-12 relative, with bisection as a guard.
+//!
+//! The liquidation price is the sign change nearest the current mark (in log distance, so a
+//! halving and a doubling are equally far), at most a million-fold move either way
+//! ([`S_MIN`], [`S_MAX`]); NaN when none exists (a fully collateralised long), for a zero
+//! position, and for option positions (an option's mark is not the price an account's
+//! liquidation is stated in; options still move with their underlying inside g). For a
+//! position already below maintenance the same rule gives the nearest price at which it is
+//! back at maintenance, the number the exchanges' closed-form formulas also give.
+
+use rayon::prelude::*;
+
+use crate::book::{AccountRows, GroupedBook};
+use crate::margin::{evaluate_account, position_margin, MarginContext, Prices};
+use crate::universe::{MarketKind, Universe};
+
+/// The smallest and largest price factor searched: a million-fold move either way.
+pub const S_MIN: f64 = 1e-6;
+pub const S_MAX: f64 = 1e6;
+/// Convergence: |g| ≤ REL_TOL × (|adj_equity_maint| + |mm|), or the bracket of the root
+/// narrower than REL_TOL × s.
+const REL_TOL: f64 = 1e-12;
+const MAX_ITER: usize = 200;
+/// Accounts per parallel task.
+const CHUNK: usize = 512;
+
+/// Which prices move when a position's liquidation price is sought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiqMove {
+    /// Everything on the position's underlying moves together, proportionally.
+    Underlying,
+    /// Only the position's own mark moves.
+    Mark,
+}
+
+/// One row per position, in the grouped book's order (accounts ascending; within an account
+/// by market code, then input row).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiqColumns {
+    pub account: Vec<i64>,
+    /// Universe index of the market.
+    pub market: Vec<u32>,
+    /// The position's row in the input positions table.
+    pub row: Vec<u32>,
+    pub liq_price: Vec<f64>,
+}
+
+/// What one search moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    Market(usize),
+    Underlying(usize),
+}
+
+/// Per-universe lookups, built once per call.
+struct Moves {
+    /// Perp and future markets of each underlying.
+    markets_of: Vec<Vec<usize>>,
+    /// The asset whose symbol is the underlying's name, if any.
+    asset_of: Vec<Option<usize>>,
+}
+
+impl Moves {
+    fn new(u: &Universe) -> Self {
+        let n = u.underlyings.len();
+        let mut markets_of = vec![vec![]; n];
+        for k in 0..u.n_markets() {
+            if u.markets.kind[k] != MarketKind::Option {
+                markets_of[u.markets.underlying[k] as usize].push(k);
+            }
+        }
+        let asset_of = u.underlyings.iter().map(|name| u.assets.symbol.iter().position(|s| s == name)).collect();
+        Moves { markets_of, asset_of }
+    }
+}
+
+/// Thread-local price vectors, moved in place and restored after each search.
+struct Scratch {
+    asset: Vec<f64>,
+    mark: Vec<f64>,
+    breaks: Vec<f64>,
+}
+
+impl Scratch {
+    fn new(ctx: &MarginContext<'_>) -> Self {
+        Scratch { asset: ctx.prices.asset.to_vec(), mark: ctx.prices.mark.to_vec(), breaks: Vec::with_capacity(64) }
+    }
+
+    /// Sets the prices a driver moves to base × s (s = 1 restores them exactly).
+    fn set(&mut self, ctx: &MarginContext<'_>, moves: &Moves, d: Driver, s: f64) {
+        match d {
+            Driver::Market(k) => self.mark[k] = ctx.prices.mark[k] * s,
+            Driver::Underlying(u) => {
+                for &k in &moves.markets_of[u] {
+                    self.mark[k] = ctx.prices.mark[k] * s;
+                }
+                if let Some(i) = moves.asset_of[u] {
+                    self.asset[i] = ctx.prices.asset[i] * s;
+                }
+            }
+        }
+    }
+
+    fn context<'s>(&'s self, ctx: &MarginContext<'s>) -> MarginContext<'s> {
+        MarginContext { prices: Prices { asset: &self.asset, mark: &self.mark }, ..*ctx }
+    }
+}
+
+fn moves_market(u: &Universe, moves: &Moves, d: Driver, k: usize) -> bool {
+    match d {
+        Driver::Market(m) => m == k,
+        Driver::Underlying(x) => u.markets.underlying[k] as usize == x && moves.markets_of[x].contains(&k),
+    }
+}
+
+/// Factors s at which a position's requirement or uPnL weight changes: its bracket bounds
+/// (settle-asset notional) and its entry price.
+fn position_breaks(u: &Universe, k: usize, qty: f64, entry: f64, mark: f64, out: &mut Vec<f64>) {
+    let size = (qty * u.markets.contract_size[k]).abs();
+    if size == 0.0 {
+        return;
+    }
+    out.push(entry / mark);
+    for (bound, ..) in u.markets.brackets.rows(k) {
+        if bound.is_finite() {
+            // linear: notional = size × mark × s; inverse: notional = size / (mark × s)
+            out.push(if u.markets.inverse[k] { size / (mark * bound) } else { bound / (size * mark) });
+        }
+    }
+}
+
+/// Factors at which the moving asset's haircut tier changes (value = qty × price × s).
+fn asset_breaks(u: &Universe, i: usize, qty: f64, price: f64, out: &mut Vec<f64>) {
+    if qty > 0.0 && price > 0.0 {
+        for (bound, _) in u.assets.haircuts.rows(i) {
+            if bound.is_finite() {
+                out.push(bound / (qty * price));
+            }
+        }
+    }
+}
+
+/// g of an account's cross pool at factor s: (adj_equity_maint − mm, scale).
+fn cross_gap(
+    rows: AccountRows<'_>,
+    ctx: &MarginContext<'_>,
+    moves: &Moves,
+    d: Driver,
+    scr: &mut Scratch,
+    s: f64,
+) -> (f64, f64) {
+    scr.set(ctx, moves, d, s);
+    let m = evaluate_account(rows, &scr.context(ctx));
+    (m.adj_equity[1] - m.requirement[1], m.adj_equity[1].abs() + m.requirement[1].abs())
+}
+
+/// g of one isolated position at factor s: (margin + uPnL − mm, scale).
+#[allow(clippy::too_many_arguments)]
+fn isolated_gap(
+    ctx: &MarginContext<'_>,
+    moves: &Moves,
+    d: Driver,
+    scr: &mut Scratch,
+    k: usize,
+    qty: f64,
+    entry: f64,
+    margin: f64,
+    s: f64,
+) -> (f64, f64) {
+    scr.set(ctx, moves, d, s);
+    let u = ctx.universe;
+    let settle = scr.asset[u.markets.settle[k] as usize];
+    let p = position_margin(u, k, qty, entry, scr.mark[k], settle);
+    let m = margin * settle;
+    (m + p.upnl - p.requirement[1], m.abs() + p.upnl.abs() + p.requirement[1].abs())
+}
+
+/// The factor nearest 1 (log distance) in [S_MIN, S_MAX] at which g changes sign, walking the
+/// breakpoints outward in both directions; NaN if g keeps its sign.
+pub fn nearest_crossing(breaks: &mut Vec<f64>, mut g: impl FnMut(f64) -> (f64, f64)) -> f64 {
+    breaks.retain(|&b| b.is_finite() && b > S_MIN && b < S_MAX && b != 1.0);
+    breaks.sort_unstable_by(f64::total_cmp);
+    breaks.dedup();
+    let (g1, sc1) = g(1.0);
+    if g1.is_nan() {
+        return f64::NAN;
+    }
+    if g1 >= 0.0 && g1 <= REL_TOL * sc1 {
+        // Exactly at maintenance: the current mark is the liquidation price.
+        let (gd, _) = g(1.0 - 1e-9);
+        let (gu, _) = g(1.0 + 1e-9);
+        if gd < 0.0 || gu < 0.0 {
+            return 1.0;
+        }
+    }
+    let safe = g1 >= 0.0;
+    let split = breaks.partition_point(|&b| b < 1.0);
+    let mut best = f64::NAN;
+    let (mut a, mut ga) = (1.0, g1);
+    for &p in breaks[..split].iter().rev().chain(std::iter::once(&S_MIN)) {
+        let (gp, _) = g(p);
+        if (gp >= 0.0) != safe {
+            best = solve(&mut g, p, gp, a, ga);
+            break;
+        }
+        (a, ga) = (p, gp);
+    }
+    // Upward, no farther than the root found downward.
+    let limit = if best.is_nan() { S_MAX } else { 1.0 / best };
+    let (mut a, mut ga) = (1.0, g1);
+    for &p in breaks[split..].iter().take_while(|&&b| b < limit).chain(std::iter::once(&limit)) {
+        let (gp, _) = g(p);
+        if (gp >= 0.0) != safe {
+            let r = solve(&mut g, a, ga, p, gp);
+            if best.is_nan() || r.ln() < -best.ln() {
+                best = r;
+            }
+            break;
+        }
+        (a, ga) = (p, gp);
+    }
+    best
+}
+
+/// The root of g between a and b (g(a), g(b) on different sides of 0) by false position with
+/// the Illinois modification, bisecting when the bracket stops shrinking. Returns the point
+/// where |g| ≤ REL_TOL × scale, else the bracket end on the g ≥ 0 (safe) side.
+fn solve(g: &mut impl FnMut(f64) -> (f64, f64), a: f64, ga: f64, b: f64, gb: f64) -> f64 {
+    let (mut a, mut ga, mut b, gb) = if a < b { (a, ga, b, gb) } else { (b, gb, a, ga) };
+    let (mut fa, mut fb) = (ga, gb); // the (possibly halved) values false position uses
+    let mut last_side = 0i8;
+    let mut width = b - a;
+    let mut stalls = 0;
+    for _ in 0..MAX_ITER {
+        let mut t = (a * fb - b * fa) / (fb - fa);
+        if stalls >= 3 || !(t > a && t < b) {
+            // Bisect, geometrically when the bracket spans orders of magnitude.
+            t = if b > 4.0 * a && a > 0.0 { (a * b).sqrt() } else { 0.5 * (a + b) };
+            stalls = 0;
+        }
+        let (gt, sc) = g(t);
+        if gt.abs() <= REL_TOL * sc {
+            return t;
+        }
+        if (gt >= 0.0) == (ga >= 0.0) {
+            (a, ga, fa) = (t, gt, gt);
+            if last_side == -1 {
+                fb *= 0.5;
+            }
+            last_side = -1;
+        } else {
+            (b, fb) = (t, gt);
+            if last_side == 1 {
+                fa *= 0.5;
+            }
+            last_side = 1;
+        }
+        if b - a <= REL_TOL * b {
+            break;
+        }
+        if b - a > 0.5 * width {
+            stalls += 1;
+        } else {
+            width = b - a;
+            stalls = 0;
+        }
+    }
+    if ga >= 0.0 {
+        a
+    } else {
+        b
+    }
+}
+
+/// Liquidation prices of one account's positions, written to `out` (one per position).
+fn account_prices(
+    rows: AccountRows<'_>,
+    ctx: &MarginContext<'_>,
+    moves: &Moves,
+    how: LiqMove,
+    scr: &mut Scratch,
+    out: &mut [f64],
+) {
+    let u = ctx.universe;
+    // Cross roots already found for a driver of this account (all positions on one
+    // underlying share one root under LiqMove::Underlying).
+    let mut solved: [(Option<Driver>, f64); 4] = [(None, f64::NAN); 4];
+    let mut n_solved = 0;
+    for j in 0..rows.pos_code.len() {
+        let k = ctx.remap.market[rows.pos_code[j] as usize] as usize;
+        let (qty, entry, iso) = (rows.pos_qty[j], rows.pos_entry[j], rows.pos_isolated[j]);
+        if qty == 0.0 || u.markets.kind[k] == MarketKind::Option {
+            out[j] = f64::NAN;
+            continue;
+        }
+        let d = match how {
+            LiqMove::Mark => Driver::Market(k),
+            LiqMove::Underlying => Driver::Underlying(u.markets.underlying[k] as usize),
+        };
+        let s = if iso > 0.0 {
+            let mut breaks = std::mem::take(&mut scr.breaks);
+            breaks.clear();
+            position_breaks(u, k, qty, entry, ctx.prices.mark[k], &mut breaks);
+            let s = nearest_crossing(&mut breaks, |s| isolated_gap(ctx, moves, d, scr, k, qty, entry, iso, s));
+            scr.breaks = breaks;
+            s
+        } else if let Some(&(_, s)) = solved[..n_solved].iter().find(|x| x.0 == Some(d)) {
+            s
+        } else {
+            let mut breaks = std::mem::take(&mut scr.breaks);
+            breaks.clear();
+            for i in 0..rows.pos_code.len() {
+                let m = ctx.remap.market[rows.pos_code[i] as usize] as usize;
+                if rows.pos_isolated[i] <= 0.0 && moves_market(u, moves, d, m) {
+                    position_breaks(u, m, rows.pos_qty[i], rows.pos_entry[i], ctx.prices.mark[m], &mut breaks);
+                }
+            }
+            if let Driver::Underlying(x) = d {
+                if let Some(a) = moves.asset_of[x] {
+                    for (&code, &q) in rows.bal_code.iter().zip(rows.bal_qty) {
+                        if ctx.remap.asset[code as usize] as usize == a {
+                            asset_breaks(u, a, q, ctx.prices.asset[a], &mut breaks);
+                        }
+                    }
+                }
+            }
+            let s = nearest_crossing(&mut breaks, |s| cross_gap(rows, ctx, moves, d, scr, s));
+            scr.breaks = breaks;
+            if n_solved < solved.len() {
+                solved[n_solved] = (Some(d), s);
+                n_solved += 1;
+            }
+            s
+        };
+        scr.set(ctx, moves, d, 1.0);
+        out[j] = ctx.prices.mark[k] * s;
+    }
+}
+
+/// Liquidation prices of every position, in parallel over accounts. Each account is solved
+/// alone, so results do not depend on the number of threads.
+pub fn liquidation_prices(book: &GroupedBook, ctx: &MarginContext<'_>, how: LiqMove) -> LiqColumns {
+    let n = book.n_accounts();
+    let offsets = &book.positions.offsets;
+    let n_pos = book.positions.code.len();
+    let moves = Moves::new(ctx.universe);
+    let mut liq = vec![f64::NAN; n_pos];
+    let mut parts = Vec::with_capacity(n.div_ceil(CHUNK));
+    let mut rest: &mut [f64] = &mut liq;
+    for a0 in (0..n).step_by(CHUNK) {
+        let a1 = (a0 + CHUNK).min(n);
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(offsets[a1] - offsets[a0]);
+        parts.push((a0, a1, head));
+        rest = tail;
+    }
+    parts.into_par_iter().for_each_init(
+        || Scratch::new(ctx),
+        |scr, (a0, a1, out)| {
+            for a in a0..a1 {
+                let (lo, hi) = (offsets[a] - offsets[a0], offsets[a + 1] - offsets[a0]);
+                account_prices(book.account(a), ctx, &moves, how, scr, &mut out[lo..hi]);
+            }
+        },
+    );
+    let mut account = Vec::with_capacity(n_pos);
+    for a in 0..n {
+        account.extend(std::iter::repeat_n(book.accounts[a], offsets[a + 1] - offsets[a]));
+    }
+    let market = book.positions.code.iter().map(|&c| ctx.remap.market[c as usize]).collect();
+    LiqColumns { account, market, row: book.positions.row.clone(), liq_price: liq }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::{group, BalanceInput, PositionInput};
+    use crate::margin::Remap;
+    use crate::universe::fixtures::{asset, perp};
+
+    /// (asset code, qty) balances and (market code, qty, entry, isolated) positions of one account.
+    fn run(u: &Universe, bal: &[(u32, f64)], pos: &[(u32, f64, f64, f64)], how: LiqMove) -> Vec<f64> {
+        let ba = vec![1i64; bal.len()];
+        let bc: Vec<u32> = bal.iter().map(|b| b.0).collect();
+        let bq: Vec<f64> = bal.iter().map(|b| b.1).collect();
+        let pa = vec![1i64; pos.len()];
+        let pc: Vec<u32> = pos.iter().map(|p| p.0).collect();
+        let pq: Vec<f64> = pos.iter().map(|p| p.1).collect();
+        let pe: Vec<f64> = pos.iter().map(|p| p.2).collect();
+        let pi: Vec<f64> = pos.iter().map(|p| p.3).collect();
+        let (na, nm) = (u.n_assets() as u32, u.n_markets() as u32);
+        let book = group(
+            BalanceInput { account: &ba, code: &bc, qty: &bq },
+            PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
+            na,
+            nm,
+        )
+        .unwrap();
+        let ar: Vec<u32> = (0..na).collect();
+        let mr: Vec<u32> = (0..nm).collect();
+        let prices = Prices { asset: &u.assets.price, mark: &u.markets.mark };
+        let ctx = MarginContext::new(u, &book, prices, Remap { asset: &ar, market: &mr }).unwrap();
+        liquidation_prices(&book, &ctx, how).liq_price
+    }
+
+    fn universe() -> Universe {
+        let lin = perp("BTCUSDT", "USDT", "BTC", 50_000.0, &[(50_000.0, 0.01, 0.005), (f64::INFINITY, 0.02, 0.01)]);
+        let mut inv = perp("BTCUSD", "BTC", "BTC", 50_000.0, &[(f64::INFINITY, 0.02, 0.01)]);
+        inv.inverse = true;
+        inv.contract_size = 100.0;
+        Universe::new(&[asset("USDT", 1.0), asset("BTC", 50_000.0)], &[lin, inv]).unwrap()
+    }
+
+    #[test]
+    fn linear_long_matches_the_closed_form_in_its_bracket() {
+        // 1 BTC long at 50,000 with 5,000 USDT: 5,000 + (x − 50,000) = 0.005·x
+        // (notional ≤ 50,000 below the mark, first bracket) → x = 45,000 / 0.995.
+        let u = universe();
+        let lp = run(&u, &[(0, 5_000.0)], &[(0, 1.0, 50_000.0, 0.0)], LiqMove::Mark);
+        assert!((lp[0] - 45_000.0 / 0.995).abs() < 1e-9, "{}", lp[0]);
+    }
+
+    #[test]
+    fn short_crosses_into_the_next_bracket() {
+        // Short 1 BTC at 50,000 with 10,000 USDT: above 50,000 notional the second bracket
+        // (2 % − 250) applies: 10,000 − (x − 50,000) = 0.01·x − 250 → x = 60,250 / 1.01.
+        let u = universe();
+        let lp = run(&u, &[(0, 10_000.0)], &[(0, -1.0, 50_000.0, 0.0)], LiqMove::Mark);
+        assert!((lp[0] - 60_250.0 / 1.01).abs() < 1e-9, "{}", lp[0]);
+    }
+
+    #[test]
+    fn fully_collateralised_long_has_no_liquidation_price() {
+        let u = universe();
+        let lp = run(&u, &[(0, 50_000.0)], &[(0, 1.0, 50_000.0, 0.0)], LiqMove::Mark);
+        assert!(lp[0].is_nan());
+        assert!(run(&u, &[(0, 1.0)], &[(0, 0.0, 50_000.0, 0.0)], LiqMove::Mark)[0].is_nan());
+    }
+
+    #[test]
+    fn isolated_position_uses_only_its_own_margin() {
+        // 1 BTC long at 50,000, isolated 2,000; the wallet's 1e6 USDT does not help:
+        // 2,000 + x − 50,000 = 0.005·x → x = 48,000 / 0.995.
+        let u = universe();
+        let lp = run(&u, &[(0, 1e6)], &[(0, 1.0, 50_000.0, 2_000.0)], LiqMove::Mark);
+        assert!((lp[0] - 48_000.0 / 0.995).abs() < 1e-9, "{}", lp[0]);
+    }
+
+    #[test]
+    fn inverse_cross_matches_binance_coin_m_closed_form() {
+        // Binance COIN-M one-way formula (docs/SOURCES.md §2.3) with one bracket, cum = 0:
+        // LP = (N·MMR + N) / (WB/CM + N/EP), N in contracts, CM = contract size.
+        let u = universe();
+        let (wb, n, ep) = (1.0, 1_000.0, 50_000.0);
+        let lp = run(&u, &[(1, wb)], &[(1, n, ep, 0.0)], LiqMove::Mark);
+        let want = (n * 0.01 + n) / (wb / 100.0 + n / ep);
+        assert!((lp[0] / want - 1.0).abs() < 1e-12, "{} vs {want}", lp[0]);
+        // The coin's USD price cancels out: moving it with the mark gives the same price.
+        let lp2 = run(&u, &[(1, wb)], &[(1, n, ep, 0.0)], LiqMove::Underlying);
+        assert!((lp2[0] / want - 1.0).abs() < 1e-9, "{} vs {want}", lp2[0]);
+    }
+
+    #[test]
+    fn collateral_in_the_same_underlying_moves_with_it() {
+        // Long 1 BTC perp backed by 0.1 BTC: both fall together under LiqMove::Underlying.
+        // 0.1·x + (x − 50,000) = 0.005·x → x = 50,000 / 1.095; with the BTC price held: 5,000
+        // + x − 50,000 = 0.005·x → x = 45,000 / 0.995.
+        let u = universe();
+        let und = run(&u, &[(1, 0.1)], &[(0, 1.0, 50_000.0, 0.0)], LiqMove::Underlying);
+        let mark = run(&u, &[(1, 0.1)], &[(0, 1.0, 50_000.0, 0.0)], LiqMove::Mark);
+        assert!((und[0] - 50_000.0 / 1.095).abs() < 1e-9, "{}", und[0]);
+        assert!((mark[0] - 45_000.0 / 0.995).abs() < 1e-9, "{}", mark[0]);
+    }
+
+    #[test]
+    fn nearest_crossing_picks_the_closer_side_and_respects_bounds() {
+        // g(s) = (s − 0.5)(2 − s): roots at 0.5 and 2, equally far in log distance → the
+        // downward root wins ties; shift to favour the upper one.
+        let r = nearest_crossing(&mut vec![], |s| ((s - 0.5) * (2.0 - s), 1.0));
+        assert!((r - 0.5).abs() < 1e-12, "{r}");
+        let r = nearest_crossing(&mut vec![], |s| ((s - 0.4) * (1.5 - s), 1.0));
+        assert!((r - 1.5).abs() < 1e-12, "{r}");
+        assert!(nearest_crossing(&mut vec![], |s| (s + 1.0, 1.0)).is_nan());
+        assert!(nearest_crossing(&mut vec![], |s| (s - 1e-7, 1.0)).is_nan());
+    }
+}

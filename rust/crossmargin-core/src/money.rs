@@ -1,0 +1,225 @@
+//! Money as integers: exact ledgers in minor units.
+//!
+//! Every amount that must conserve (funding payments, liabilities, cascade ledgers) is an
+//! integer number of *minor units* of its asset, one minor unit = 10⁻⁸ of the asset unit
+//! ([`SCALE`], Bitcoin's satoshi; the same scale for every asset, so that a stablecoin, BTC
+//! and USD amounts all carry eight decimals). The API is small on purpose:
+//!
+//! - [`Minor`]: an `i128` amount; `+`, `-`, `Sum` are exact (i128 holds ±1.7·10³⁰ asset
+//!   units at this scale, so they cannot overflow on any real book);
+//! - [`Minor::from_f64`]: round x·10⁸ **half to even** (banker's rounding, IEEE 754
+//!   `roundTiesToEven`; Python's `round` does the same, so the reference agrees bit for bit);
+//!   the product x·10⁸ is the f64 product; non-finite or out-of-range inputs are errors;
+//! - [`allocate`]: the *conserving split* of an integer total across weights by the
+//!   largest-remainder method; the parts always add up to the total exactly.
+
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Neg, Sub, SubAssign};
+
+use crate::error::{CoreError, Result};
+
+/// Minor units per asset unit.
+pub const SCALE: i128 = 100_000_000;
+/// [`SCALE`] as f64 (exact).
+pub const SCALE_F64: f64 = 100_000_000.0;
+/// Largest |x| (asset units) that [`Minor::from_f64`] accepts: 10²⁸, well inside i128.
+pub const MAX_UNITS: f64 = 1e28;
+
+/// An amount in minor units (10⁻⁸) of some asset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Minor(pub i128);
+
+impl Minor {
+    pub const ZERO: Minor = Minor(0);
+
+    /// x asset units → minor units, x·10⁸ rounded half to even. `what` names the value in
+    /// the error for a non-finite or out-of-range x.
+    pub fn from_f64(x: f64, what: &str) -> Result<Minor> {
+        if !x.is_finite() || x.abs() > MAX_UNITS {
+            return Err(CoreError::price(what, format!("{x} cannot be an amount (finite, |x| ≤ 1e28)")));
+        }
+        Ok(Minor((x * SCALE_F64).round_ties_even() as i128))
+    }
+
+    /// Asset units as f64 (rounded to the nearest f64 when beyond 2⁵³ minor units).
+    pub fn to_f64(self) -> f64 {
+        self.0 as f64 / SCALE_F64
+    }
+
+    pub fn abs(self) -> Minor {
+        Minor(self.0.abs())
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl Add for Minor {
+    type Output = Minor;
+    fn add(self, rhs: Minor) -> Minor {
+        Minor(self.0 + rhs.0)
+    }
+}
+
+impl Sub for Minor {
+    type Output = Minor;
+    fn sub(self, rhs: Minor) -> Minor {
+        Minor(self.0 - rhs.0)
+    }
+}
+
+impl Neg for Minor {
+    type Output = Minor;
+    fn neg(self) -> Minor {
+        Minor(-self.0)
+    }
+}
+
+impl AddAssign for Minor {
+    fn add_assign(&mut self, rhs: Minor) {
+        self.0 += rhs.0;
+    }
+}
+
+impl SubAssign for Minor {
+    fn sub_assign(&mut self, rhs: Minor) {
+        self.0 -= rhs.0;
+    }
+}
+
+impl Sum for Minor {
+    fn sum<I: Iterator<Item = Minor>>(iter: I) -> Minor {
+        iter.fold(Minor::ZERO, Add::add)
+    }
+}
+
+impl<'a> Sum<&'a Minor> for Minor {
+    fn sum<I: Iterator<Item = &'a Minor>>(iter: I) -> Minor {
+        iter.fold(Minor::ZERO, |a, b| a + *b)
+    }
+}
+
+/// Bits b of the integer weights of [`allocate`] for `n` parts: 52 (an f64 mantissa) up to
+/// 2²³ parts, then 75 − ⌈log₂ n⌉, so that U·2^b ≤ n·2^2b ≤ 2¹²⁷ and every product fits in u128.
+pub fn weight_bits(n: usize) -> u32 {
+    let log_n = usize::BITS - n.max(1).saturating_sub(1).leading_zeros();
+    52u32.min(75u32.saturating_sub(log_n))
+}
+
+/// Splits `total` into `weights.len()` parts that add up to `total` exactly, pro rata to
+/// the weights, by the largest-remainder (Hamilton) method.
+///
+/// 1. Weights (finite, ≥ 0, not all 0 unless `total` is 0) become integers
+///    u_i = round_half_even(w_i / w_max · 2^b), b = [`weight_bits`]`(n)`; U = Σ u_i.
+/// 2. Each part gets ⌊|T|·u_i / U⌋ (exact integer arithmetic).
+/// 3. The |T| − Σ⌊…⌋ < n units left go one each to the parts with the largest remainders
+///    (|T|·u_i mod U), ties to the lower index.
+/// 4. A negative total is split as |T| and negated.
+pub fn allocate(total: Minor, weights: &[f64]) -> Result<Vec<Minor>> {
+    let n = weights.len();
+    if let Some((i, w)) = weights.iter().enumerate().find(|(_, w)| !w.is_finite() || **w < 0.0) {
+        return Err(CoreError::config(format!("weights[{i}]"), format!("{w} must be finite and ≥ 0")));
+    }
+    if total.is_zero() {
+        return Ok(vec![Minor::ZERO; n]);
+    }
+    let w_max = weights.iter().copied().fold(0.0f64, f64::max);
+    if w_max == 0.0 {
+        return Err(CoreError::config("weights", format!("cannot split {} minor units over zero weights", total.0)));
+    }
+    let scale = (1u64 << weight_bits(n)) as f64;
+    let units: Vec<u128> = weights.iter().map(|w| (w / w_max * scale).round_ties_even() as u128).collect();
+    let sum_units: u128 = units.iter().sum();
+    let t = total.0.unsigned_abs();
+    // T·u/U = q·u + r·u/U with T = q·U + r; r·u < U·2^b ≤ 2^127 fits in u128.
+    let (q, r) = (t / sum_units, t % sum_units);
+    let mut parts: Vec<u128> = Vec::with_capacity(n);
+    let mut rems: Vec<u128> = Vec::with_capacity(n);
+    for &u in &units {
+        let ru = r * u;
+        parts.push(q * u + ru / sum_units);
+        rems.push(ru % sum_units);
+    }
+    let given: u128 = parts.iter().sum();
+    let left = (t - given) as usize;
+    if left > 0 {
+        let mut order: Vec<usize> = (0..n).collect();
+        let by_remainder = |a: &usize, b: &usize| rems[*b].cmp(&rems[*a]).then(a.cmp(b));
+        if left < n {
+            order.select_nth_unstable_by(left - 1, by_remainder);
+        }
+        for &i in &order[..left] {
+            parts[i] += 1;
+        }
+    }
+    let sign = total.0.signum();
+    Ok(parts.into_iter().map(|p| Minor(sign * p as i128)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn from_f64_rounds_half_to_even() {
+        assert_eq!(Minor::from_f64(1.0, "x").unwrap(), Minor(100_000_000));
+        assert_eq!(Minor::from_f64(0.000_000_025, "x").unwrap(), Minor(2)); // 2.5 → 2
+        assert_eq!(Minor::from_f64(0.000_000_035, "x").unwrap(), Minor(4)); // 3.5 → 4
+        assert_eq!(Minor::from_f64(-0.000_000_025, "x").unwrap(), Minor(-2));
+        assert_eq!(Minor::from_f64(0.1, "x").unwrap(), Minor(10_000_000));
+        assert!(Minor::from_f64(f64::NAN, "x").is_err());
+        assert!(Minor::from_f64(1e29, "x").is_err());
+    }
+
+    #[test]
+    fn allocate_uses_largest_remainders_and_breaks_ties_by_index() {
+        let parts = allocate(Minor(10), &[1.0, 1.0, 1.0]).unwrap();
+        assert_eq!(parts, vec![Minor(4), Minor(3), Minor(3)]);
+        let parts = allocate(Minor(-10), &[1.0, 1.0, 1.0]).unwrap();
+        assert_eq!(parts, vec![Minor(-4), Minor(-3), Minor(-3)]);
+        // 7 over 1:2 = 2.33 / 4.67: the second has the larger remainder.
+        assert_eq!(allocate(Minor(7), &[1.0, 2.0]).unwrap(), vec![Minor(2), Minor(5)]);
+        assert_eq!(allocate(Minor(5), &[0.0, 3.0]).unwrap(), vec![Minor(0), Minor(5)]);
+        assert_eq!(allocate(Minor(0), &[]).unwrap(), vec![]);
+        assert!(allocate(Minor(1), &[0.0]).is_err());
+        assert!(allocate(Minor(1), &[]).is_err());
+        assert!(allocate(Minor(1), &[-1.0]).is_err());
+    }
+
+    #[test]
+    fn allocate_handles_totals_near_the_i128_range() {
+        let t = Minor(i128::MAX / 2);
+        let parts = allocate(t, &[1e-300, 1.0, 3.0, f64::MAX]).unwrap();
+        assert_eq!(parts.iter().sum::<Minor>(), t);
+    }
+
+    #[test]
+    fn weight_bits_shrink_only_beyond_eight_million_parts() {
+        assert_eq!(weight_bits(0), 52);
+        assert_eq!(weight_bits(1), 52);
+        assert_eq!(weight_bits(1 << 23), 52);
+        assert_eq!(weight_bits((1 << 23) + 1), 51);
+    }
+
+    proptest! {
+        #[test]
+        fn allocate_conserves_the_total_exactly(
+            total in -(1i128 << 100)..(1i128 << 100),
+            weights in prop::collection::vec(prop_oneof![Just(0.0), 0.0f64..1e12], 1..40),
+        ) {
+            prop_assume!(weights.iter().any(|w| *w > 0.0));
+            let parts = allocate(Minor(total), &weights).unwrap();
+            prop_assert_eq!(parts.iter().sum::<Minor>(), Minor(total));
+            // Each part has the sign of the total and is within one unit of its quota, up to
+            // the quantisation of the weights (2^-52 of the largest).
+            let w_sum: f64 = weights.iter().sum();
+            for (p, w) in parts.iter().zip(&weights) {
+                prop_assert!(p.0 == 0 || p.0.signum() == total.signum());
+                let quota = total as f64 * w / w_sum;
+                prop_assert!((p.0 as f64 - quota).abs() <= 1.0 + (total as f64).abs() * 1e-14);
+            }
+        }
+    }
+}
