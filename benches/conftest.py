@@ -14,8 +14,7 @@ import crossmargin as cm
 import numpy as np
 import pytest
 from crossmargin import synth
-
-from benches.numpy_engine import NumpyEngine, PreparedBook
+from crossmargin.numpy_engine import NumpyEngine, PreparedBook
 
 DEFAULT_ACCOUNTS = 200_000
 REFERENCE_SAMPLE = 5_000

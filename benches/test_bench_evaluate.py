@@ -14,8 +14,7 @@ from __future__ import annotations
 import crossmargin as cm
 import numpy as np
 from crossmargin import reference
-
-from benches.numpy_engine import NumpyEngine, PreparedBook
+from crossmargin.numpy_engine import NumpyEngine, PreparedBook
 
 
 def _accounts(benchmark, n: int) -> None:

@@ -5,6 +5,7 @@ Both implement docs/ARCHITECTURE.md, "Liquidation cascades". On hypothesis-gener
 universes (1–3 markets, one of them inverse as soon as there are two) and books (≤ 30
 accounts, borrows, isolated positions, both sides of every market) under random configs
 (shock or a 2–3 step path, every liquidity model, fee 0–1%, partial fraction in (0, 1],
+target margin ratio and min notional,
 adl / socialized_loss / none, rounds / events mode, per-round caps, small max_rounds to
 exercise truncation), they must produce:
 
@@ -16,17 +17,20 @@ exercise truncation), they must produce:
 - the same final book (same rows; quantities within the tolerance);
 - ``check_conservation()`` on both.
 
-Borderline cases: the two implementations share the margin rules but not the code (the
-reference's bracket and haircut arithmetic adds the same terms in a different order), so an
-account whose maintenance gap or cross equity is within rounding of 0 at some round may
-legitimately be selected by one and not the other. Such cases are discarded with
-``hypothesis.assume``: the reference cascade records the smallest relative gap it met at
-any decision it took (``_decision_margins``), and the example is kept only when every gap
-is above 1e-9. The filter is not a tolerance on the comparison: kept examples must agree.
+Borderline cases: the two share the margin rules but not all of the code (the reference's
+bracket and haircut arithmetic adds the same terms in another order), so an account within
+rounding of maintenance, or a fee capped at an equity within rounding of a half minor unit,
+could legitimately go either way. No filter is applied: thousands of generated cases have
+agreed exactly on every discrete outcome, and a failure here is to be investigated before it
+is ever filtered (a sequence mismatch near a threshold → check the reference's gap first).
+
+Not covered: option markets (the documented cascade rules do not say how an option position
+is closed; see ``test_short_option_bad_debt_is_the_negative_equity``).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 from typing import Any
@@ -54,9 +58,7 @@ def cascade_universes(draw: st.DrawFn) -> cm.Universe:
     btc = replace(
         draw(assets_strategy("BTC")), price=draw(st.floats(min_value=10.0, max_value=1e5))
     )
-    eth = replace(
-        draw(assets_strategy("ETH")), price=draw(st.floats(min_value=0.1, max_value=5e3))
-    )
+    eth = replace(draw(assets_strategy("ETH")), price=draw(st.floats(min_value=0.1, max_value=5e3)))
     n_markets = draw(st.integers(1, 3))
     kinds = ["linear", "inverse", "eth"][:n_markets]
     if n_markets == 1:
@@ -114,7 +116,9 @@ def cascade_books(draw: st.DrawFn, u: cm.Universe) -> cm.Book:
             sp = prices[m.settle]
             leverage = draw(st.floats(min_value=0.2, max_value=40.0))
             notional_usd = equity_usd * leverage / len(chosen)
-            per_contract = (m.contract_size / m.mark if m.inverse else m.contract_size * m.mark) * sp
+            per_contract = (
+                m.contract_size / m.mark if m.inverse else m.contract_size * m.mark
+            ) * sp
             qty = notional_usd / per_contract * draw(st.sampled_from([1.0, -1.0]))
             if draw(st.integers(0, 15)) == 0:
                 qty = 0.0
@@ -164,7 +168,7 @@ def liquidity_models(draw: st.DrawFn) -> Any:
     if cumulative[-1] <= 0.0:
         cumulative[-1] = 1e4
     points = list(zip(distances.tolist(), cumulative.tolist(), strict=True))
-    assume(all(b[0] > a[0] for a, b in zip(points, points[1:], strict=False)))
+    assume(all(b[0] > a[0] for a, b in itertools.pairwise(points)))
     return DepthCurve(points)
 
 
@@ -197,8 +201,12 @@ def cascade_configs(draw: st.DrawFn, u: cm.Universe) -> CascadeConfig:
         path=path,
         insurance_fund=fund,
         liquidation_fee=draw(st.one_of(st.just(0.0), st.floats(min_value=0.0, max_value=0.01))),
-        partial_fraction=draw(
-            st.one_of(st.just(1.0), st.floats(min_value=0.01, max_value=1.0))
+        partial_fraction=draw(st.one_of(st.just(1.0), st.floats(min_value=0.01, max_value=1.0))),
+        target_margin_ratio=draw(
+            st.one_of(st.none(), st.just(0.0), st.floats(min_value=0.0, max_value=0.99))
+        ),
+        min_notional=draw(
+            st.one_of(st.just(10.0), st.just(0.0), st.floats(min_value=0.0, max_value=1e4))
         ),
         max_rounds=draw(st.sampled_from([1, 2, 3, 5, 100])),
         mode=mode,
@@ -230,7 +238,9 @@ def money_scale(u: cm.Universe, book: cm.Book) -> float:
     prices = [a.price for a in u.assets]
     a_remap, m_remap = (x.tolist() for x in book.remaps(u))
     total = 1.0
-    for code, qty in zip(book.balances["asset"].codes.tolist(), book.balances["qty"].tolist(), strict=True):
+    for code, qty in zip(
+        book.balances["asset"].codes.tolist(), book.balances["qty"].tolist(), strict=True
+    ):
         total += abs(qty) * prices[a_remap[code]]
     for code, qty, entry, iso in zip(
         book.positions["market"].codes.tolist(),
@@ -270,7 +280,9 @@ def assert_cascades_agree(u: cm.Universe, book: cm.Book, got: Any, want: Any) ->
             assert_close(got.rounds[c], want.rounds[c], f"rounds.{c}", scale)
 
     assert got.truncated == want.truncated
-    assert_close(np.array([got.bad_debt, got.fees]), np.array([want.bad_debt, want.fees]), "totals", scale)
+    assert_close(
+        np.array([got.bad_debt, got.fees]), np.array([want.bad_debt, want.fees]), "totals", scale
+    )
     assert_close(
         np.array([got.insurance_fund, got.uncovered_bad_debt]),
         np.array([want.insurance_fund, want.uncovered_bad_debt]),
@@ -345,3 +357,100 @@ def test_minor_units_round_half_away_from_zero(x: float) -> None:
     want = math.floor(a) + (1 if a - math.floor(a) >= 0.5 else 0)
     assert to_minor(x) == math.copysign(want, y)
     assert to_minor(0.49999999999999994e-8) == 0
+
+
+def test_tied_maintenance_slices_the_lowest_row_in_either_encoding() -> None:
+    """Two cross positions with equal maintenance: "ties: lowest row" is the row order of
+    the grouped book, i.e. the book's symbol code (sorted symbols for str columns, universe
+    index for int columns). Both engines agree in either encoding; note that the encodings
+    pick different positions when universe order and alphabetical order differ (reported
+    as an ambiguity of the rule)."""
+    br = [(math.inf, 0.1, 0.05)]
+    u = cm.Universe(
+        [cm.Asset("USD", 1.0)],
+        [
+            cm.Market("BBB", "perp", "USD", "Y", 100.0, br),
+            cm.Market("AAA", "perp", "USD", "X", 100.0, br),
+        ],
+    )
+    cfg = CascadeConfig(liquidity=NoImpact(), liquidation_fee=0.0, max_rounds=1)
+    picked = []
+    for markets in (["AAA", "BBB", "AAA", "BBB"], [1, 0, 1, 0]):
+        book = cm.Book.from_arrays(
+            {"account": [1, 2], "asset": [0, 0], "qty": [90.0, 1e6]},
+            {
+                "account": [1, 1, 2, 2],
+                "market": markets,
+                "qty": [10.0, 10.0, -10.0, -10.0],
+                "entry_price": [100.0] * 4,
+            },
+        )
+        got = cm.Engine(u, threads=1).cascade(book, cfg)
+        want = reference.cascade(u, book, cfg)
+        assert_cascades_agree(u, book, got, want)
+        picked.append(str(want.events.market[0]))
+    assert picked == ["AAA", "BBB"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_event_mode_is_round_mode_with_one_account_a_round(data: st.DataObject) -> None:
+    u = data.draw(cascade_universes())
+    book = data.draw(cascade_books(u))
+    cfg = data.draw(cascade_configs(u))
+    events = replace(cfg, mode="events", max_liquidations_per_round=0)
+    rounds = replace(cfg, mode="rounds", max_liquidations_per_round=1)
+    a, b = reference.cascade(u, book, events), reference.cascade(u, book, rounds)
+    for c in a.events.columns:
+        np.testing.assert_array_equal(a.events[c], b.events[c], err_msg=c)
+    assert a._totals == b._totals and a.insurance_minor == b.insurance_minor
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: a cascade closes an option position with realised P&L q·cs·(p − entry) into the "
+        "balance, but an option's premium is already in the balances (ARCHITECTURE, 'Equity "
+        "of an option position'): the premium is counted twice and the bad debt of an "
+        "insolvent short-option account is understated by it (the external side pays it)."
+    ),
+)
+def test_short_option_bad_debt_is_the_negative_equity() -> None:
+    """Without impact or fees, closing an insolvent account's only position at the mark
+    leaves bad debt = −equity at those prices (true for perps; checked here for an option)."""
+    br = [(math.inf, 0.1, 0.05)]
+    u = cm.Universe(
+        [cm.Asset("USD", 1.0), cm.Asset("BTC", 100.0)],
+        [
+            cm.Market("BTCP", "perp", "USD", "BTC", 100.0, br),
+            cm.Market(
+                "C100",
+                "option",
+                "USD",
+                "BTC",
+                None,
+                [],
+                option_type="call",
+                strike=100.0,
+                expiry=0.1,
+                iv=0.8,
+            ),
+        ],
+    )
+    book = cm.Book.from_arrays(
+        {"account": [1, 2], "asset": ["USD", "USD"], "qty": [50.0, 1e4]},
+        {
+            "account": [1, 2, 2],
+            "market": ["C100", "C100", "BTCP"],
+            "qty": [-10.0, 10.0, 1.0],
+            "entry_price": [10.0, 10.0, 100.0],
+        },
+    )
+    shock = {"BTC": 0.3}
+    eng = cm.Engine(u, threads=1)
+    equity = float(eng.evaluate(book, prices={"BTC": 130.0}).equity[0])
+    assert equity < 0
+    r = eng.cascade(book, CascadeConfig(shock=shock, liquidity=NoImpact(), liquidation_fee=0.0))
+    ev = r.events
+    bankrupt = (ev.account == 1) & (ev.kind == "bankruptcy")
+    assert float(ev.bad_debt_usd[bankrupt].sum()) == pytest.approx(-equity, rel=1e-9)

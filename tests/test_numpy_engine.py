@@ -1,22 +1,14 @@
-"""The NumPy benchmark baseline (benches/numpy_engine.py) computes the same numbers as the
+"""The NumPy benchmark baseline (crossmargin.numpy_engine) computes the same numbers as the
 pure-Python reference and the Rust engine, to 1e-9 relative (DESIGN §4)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import crossmargin as cm
 import numpy as np
 import pytest
+from crossmargin import numpy_engine as ne
 from crossmargin import reference, synth
 from crossmargin.result import MARGIN_COLUMNS
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # benches/ lives beside tests/, outside the package
-    sys.path.insert(0, str(ROOT))
-
-from benches import numpy_engine as ne  # noqa: E402
 
 RTOL = 1e-9
 FLOATS = ("equity", "upnl", "adj_equity_initial", "adj_equity_maint", "im", "mm", "free_collateral")

@@ -204,14 +204,14 @@ def test_root_hash_and_liabilities_equal_the_reference(case, seed):
     u, rb = case
     b = rb.book(u)
     sv = cm.Engine(u, threads=2).solvency(b, seed=seed)
-    equity, liability, claims, debts = ref.liabilities(u, b)
+    _, liability, claims, debts = ref.liabilities(u, b)
     assert sv.accounts.account.tolist() == sorted(liability)
     assert sv.accounts.liability_minor.tolist() == [liability[a] for a in sorted(liability)]
     root, total = ref.merkle_root(liability, seed)
     assert sv.root_hash == root.hex()
     assert sv.total_liabilities_minor == total
-    assert sv.assets.claims.tolist() == [c / 1e8 for c in claims]
-    assert sv.assets.debts.tolist() == [d / 1e8 for d in debts]
+    assert sv.assets.claims.tolist() == [c / 100_000_000 for c in claims]
+    assert sv.assets.debts.tolist() == [d / 100_000_000 for d in debts]
     if len(b):
         i = len(b) // 2
         p = sv.proof(int(sv.accounts.account[i]))

@@ -12,6 +12,7 @@ Quick start::
 from crossmargin import exceptions, funding, options, portfolio, reference, solvency
 from crossmargin._core import __version__
 from crossmargin.book import Book
+from crossmargin.cascade import CascadeConfig, CascadeResult, DepthCurve, NoImpact, SqrtImpact
 from crossmargin.engine import Engine
 from crossmargin.exceptions import BookError, ConfigError, CrossmarginError, PriceError
 from crossmargin.io import read_book, write_book
@@ -24,13 +25,18 @@ __all__ = [
     "Asset",
     "Book",
     "BookError",
+    "CascadeConfig",
+    "CascadeResult",
     "ConfigError",
     "CrossmarginError",
+    "DepthCurve",
     "Engine",
     "MarginResult",
     "Market",
+    "NoImpact",
     "PortfolioConfig",
     "PriceError",
+    "SqrtImpact",
     "Table",
     "UnderlyingPortfolio",
     "Universe",

@@ -15,11 +15,18 @@ __all__ = [
     "evaluate_portfolio",
     "greeks_columns",
     "GroupedBook",
+    "MerkleSumTree",
     "ThreadPool",
+    "apply_funding",
+    "funding_rates",
+    "leaf_nonce",
+    "solvency",
+    "verify_inclusion",
     "__version__",
     "efficiency_columns",
     "evaluate_standard",
     "liquidation_price_columns",
+    "run_cascade",
     "stress_columns",
 ]
 
@@ -161,3 +168,76 @@ def greeks_columns(
     asset_prices: npt.NDArray[np.float64],
     marks: npt.NDArray[np.float64],
 ) -> dict[str, npt.NDArray[Any]]: ...
+def run_cascade(
+    pool: ThreadPool,
+    universe: CompiledUniverse,
+    book: GroupedBook,
+    asset_remap: npt.NDArray[np.uint32],
+    market_remap: npt.NDArray[np.uint32],
+    step_asset_prices: npt.NDArray[np.float64],
+    step_marks: npt.NDArray[np.float64],
+    liquidity_models: list[tuple[str, list[float]]],
+    decay: float,
+    liquidation_fee: float,
+    partial_fraction: float,
+    target_margin_ratio: float,
+    min_notional: float,
+    max_rounds: int,
+    max_liquidations_per_round: int,
+    deleverage: str,
+    insurance_fund: list[float],
+) -> dict[str, Any]: ...
+
+# ---- funding and solvency (rust/crossmargin-py/src/{funding,solvency}.rs) ----------------
+def funding_rates(
+    premium: npt.NDArray[np.float64],
+    n_samples: int,
+    interest: npt.NDArray[np.float64],
+    floor: npt.NDArray[np.float64],
+    cap: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]: ...
+def apply_funding(
+    pool: ThreadPool,
+    universe: CompiledUniverse,
+    book: GroupedBook,
+    asset_remap: npt.NDArray[np.uint32],
+    market_remap: npt.NDArray[np.uint32],
+    asset_prices: npt.NDArray[np.float64],
+    marks: npt.NDArray[np.float64],
+    rates: npt.NDArray[np.float64],
+) -> dict[str, npt.NDArray[Any]]: ...
+
+@final
+class MerkleSumTree:
+    """The Merkle-sum tree of liabilities (all levels), serving inclusion proofs."""
+
+    @property
+    def root_hash(self) -> bytes: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def n_leaves(self) -> int: ...
+    def leaf(self, index: int) -> tuple[bytes, int]: ...
+    def proof(self, index: int) -> list[tuple[bytes, int]]: ...
+
+def solvency(
+    pool: ThreadPool,
+    universe: CompiledUniverse,
+    book: GroupedBook,
+    asset_remap: npt.NDArray[np.uint32],
+    market_remap: npt.NDArray[np.uint32],
+    asset_prices: npt.NDArray[np.float64],
+    marks: npt.NDArray[np.float64],
+    reserves: npt.NDArray[np.float64],
+    seed: bytes | None = None,
+) -> tuple[dict[str, Any], MerkleSumTree | None]: ...
+def verify_inclusion(
+    account: int,
+    liability: int,
+    nonce: bytes,
+    index: int,
+    path: list[tuple[bytes, int]],
+    root_hash: bytes,
+    total: int,
+) -> bool: ...
+def leaf_nonce(seed: bytes, account: int) -> bytes: ...

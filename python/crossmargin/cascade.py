@@ -82,7 +82,10 @@ class CascadeConfig:
     the next. ``insurance_fund``: USD (held in the quote asset, the asset most markets settle
     in) or ``{asset: quantity}``. ``liquidity``: one model for all markets, or per market
     symbol (default :class:`SqrtImpact` with its defaults). ``mode="events"`` liquidates one
-    account per round (exact sequencing; small books).
+    account per round (exact sequencing; small books). A liquidation closes
+    ``partial_fraction`` of a position, or more when ``target_margin_ratio`` (requirement /
+    equity after the slice, e.g. 0.8) asks for more, or all of it when it or its remainder would
+    be below ``min_notional`` USD.
     """
 
     shock: Mapping[str, float] | None = None
@@ -90,6 +93,8 @@ class CascadeConfig:
     insurance_fund: float | Mapping[str, float] = 0.0
     liquidation_fee: float = 0.005
     partial_fraction: float = 0.2
+    target_margin_ratio: float | None = None
+    min_notional: float = 10.0
     max_rounds: int = 100
     mode: Literal["rounds", "events"] = "rounds"
     liquidity: Liquidity | Mapping[str, Liquidity] | None = None
@@ -179,7 +184,7 @@ def _moved_prices(universe: Universe, moves: Mapping[str, float]) -> tuple[np.nd
         elif key in universe.asset_index:
             overrides[key] = universe.assets[universe.asset_index[key]].price * (1.0 + m)
         elif key in universe.market_index:
-            overrides[key] = universe.markets[universe.market_index[key]].mark * (1.0 + m)
+            overrides[key] = universe.reference_marks[universe.market_index[key]] * (1.0 + m)
         else:
             raise ConfigError(
                 f"cascade.shock[{key}]: not an underlying, asset or market",
@@ -257,6 +262,8 @@ def run_cascade(engine: Engine, book: Book, config: CascadeConfig) -> CascadeRes
         float(config.decay),
         float(config.liquidation_fee),
         float(config.partial_fraction),
+        float(config.target_margin_ratio or 0.0),
+        float(config.min_notional),
         int(config.max_rounds),
         per_round,
         config.deleverage,

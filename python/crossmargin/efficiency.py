@@ -86,7 +86,7 @@ def capital_efficiency(
         "required_isolated": c["required_isolated"],
         "required_cross": c["required_cross"],
     }
-    has_pm = "portfolio" in engine_module.MODELS
+    has_pm = "portfolio" in engine_module.MODELS and u.portfolio is not None
     if has_pm:
         pm = engine.evaluate(book, prices=prices, model="portfolio")  # type: ignore[arg-type]
         cols["required_portfolio"] = np.maximum(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crossmargin import reference_portfolio as pm  # options and portfolio margin
-from crossmargin import reference_solvency as solvency  # funding and solvency, plain Python
+from crossmargin import reference_solvency as solvency  # noqa: F401 (funding, solvency)
 from crossmargin.book import Book
 from crossmargin.prices import PriceOverrides, resolve, underlying_spots
 from crossmargin.reference_cascade import cascade  # liquidation cascades, plain Python

@@ -159,7 +159,9 @@ def _load(universe: Universe, book: Book) -> list[_Account]:
     ):
         # "0 / NaN = cross, > 0 = isolated with that margin" (DESIGN §3).
         isolated = iso > 0.0
-        pos = _Position(market_of_code[code], qty, entry, isolated, to_minor(iso) if isolated else 0)
+        pos = _Position(
+            market_of_code[code], qty, entry, isolated, to_minor(iso) if isolated else 0
+        )
         positions.setdefault(account, []).append((code, r, pos))
 
     accounts = []
@@ -213,8 +215,10 @@ def _position(universe: Universe, p: _Position, prices: _Prices) -> tuple[float,
     return upnl, mm
 
 
-def _cross_equity(universe: Universe, acct: _Account, prices: _Prices) -> tuple[float, ref.AccountNumbers]:
-    """"Its cross equity (equity minus its isolated positions' margin + uPnL)"."""
+def _cross_equity(
+    universe: Universe, acct: _Account, prices: _Prices
+) -> tuple[float, ref.AccountNumbers]:
+    """ "Its cross equity (equity minus its isolated positions' margin + uPnL)"."""
     n = _evaluate(universe, acct, prices)
     isolated = 0.0
     for p in acct.positions:
@@ -248,8 +252,28 @@ class _Candidate:
     orders: list[_Order] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Slicing:
+    fraction: float  # partial_fraction
+    target_ratio: float  # target_margin_ratio, 0 = off
+    min_notional: float  # USD
+
+
+def _slice(rule: _Slicing, notional: float, mm: float, requirement: float, equity: float) -> float:
+    """ "A slice is partial_fraction of the position, or more when target_margin_ratio is set:
+    at least f with requirement − f·(the position's requirement) ≤ target × equity at the
+    round's marks; and the whole position when its notional, or what the slice would leave
+    of it, is below min_notional USD"."""
+    f = rule.fraction
+    if rule.target_ratio > 0.0 and mm > 0.0:
+        f = max(f, (requirement - rule.target_ratio * equity) / mm)
+    if notional < rule.min_notional or notional * (1.0 - f) < rule.min_notional:
+        f = 1.0
+    return min(max(f, rule.fraction), 1.0)
+
+
 def _select(
-    universe: Universe, accounts: list[_Account], a: int, prices: _Prices, partial: float
+    universe: Universe, accounts: list[_Account], a: int, prices: _Prices, rule: _Slicing
 ) -> _Candidate | None:
     acct = accounts[a]
     cross_eq, n = _cross_equity(universe, acct, prices)
@@ -260,24 +284,27 @@ def _select(
         return None
     orders: list[_Order] = []
     risk = 0.0
-    largest: tuple[float, int] | None = None  # (maintenance requirement, position)
+    largest: tuple[float, int, float] | None = None  # (its mm, position, notional USD)
     open_cross: list[int] = []
     for j, p in enumerate(acct.positions):
         if p.qty == 0.0:
             continue
         upnl, mm = _position(universe, p, prices)
         if p.isolated:
-            # (3) "every isolated position below maintenance closes partial_fraction of
-            # itself, or all of itself when its own equity is ≤ 0"
+            # (3) "every isolated position below maintenance closes a slice of itself, or all
+            # of itself when its own equity is ≤ 0"
             equity = _iso_margin(p) * prices.assets[_settle(universe, p.market)] + upnl
             if equity < mm:
-                orders.append(_Order(j, 1.0 if equity <= 0.0 else partial, "isolated"))
+                # the position is its own pool: requirement = its mm, against its own equity
+                notional = _notional_usd(universe, p, prices)
+                fraction = 1.0 if equity <= 0.0 else _slice(rule, notional, mm, mm, equity)
+                orders.append(_Order(j, fraction, "isolated"))
                 risk = max(risk, _ratio(mm, equity))
         else:
             open_cross.append(j)
             # "the position with the largest maintenance requirement (ties: lowest row)"
             if largest is None or mm > largest[0]:
-                largest = (mm, j)
+                largest = (mm, j, _notional_usd(universe, p, prices))
     adj, mm = n.adj_equity_maint, n.mm
     # (3) "... or every cross position when adjusted maintenance equity or cross equity is ≤ 0"
     gone = adj <= 0.0 or cross_eq <= 0.0
@@ -288,7 +315,9 @@ def _select(
         if gone:
             orders.extend(_Order(j, 1.0, "liquidation") for j in open_cross)
         elif largest is not None:
-            orders.append(_Order(largest[1], partial, "liquidation"))
+            # the pool: requirement = the pool's mm, against its adjusted maintenance equity
+            pos_mm, j, notional = largest
+            orders.append(_Order(j, _slice(rule, notional, pos_mm, mm, adj), "liquidation"))
     # A pool with negative equity and nothing left to close still needs its bankruptcy settled.
     needs_closeout = cross_eq < 0.0 and not open_cross
     if not orders and not needs_closeout:
@@ -335,7 +364,9 @@ def execute(model: Liquidity, mark: float, flow: float) -> tuple[float, float]:
     raise ConfigError(f"cascade.liquidity: {model!r} is not a liquidity model")
 
 
-def _models(universe: Universe, spec: Liquidity | Mapping[str, Liquidity] | None) -> list[Liquidity]:
+def _models(
+    universe: Universe, spec: Liquidity | Mapping[str, Liquidity] | None
+) -> list[Liquidity]:
     """One model per market: per symbol from a mapping, else the one given; default
     SqrtImpact()."""
     out: list[Liquidity] = []
@@ -361,7 +392,7 @@ class _Event:
 
 
 def _release_isolated(universe: Universe, acct: _Account, p: _Position) -> None:
-    """"A fully closed isolated position hands its margin back to the wallet.\""""
+    """ "A fully closed isolated position hands its margin back to the wallet.\""""
     acct.balances[_settle(universe, p.market)] += p.iso_minor
     p.iso_minor = 0
     p.isolated = False
@@ -377,7 +408,7 @@ def _close(
     order: _Order,
     price: float,
 ) -> list[tuple[_Event, tuple[int, float, float] | None]]:
-    """"A fill closes −x of a position of q at price p" (ARCHITECTURE, "A fill"). Returns the
+    """ "A fill closes −x of a position of q at price p" (ARCHITECTURE, "A fill"). Returns the
     events, each with the (market, side, USD) bad-debt piece it caused, if any."""
     acct = accounts[a]
     p = acct.positions[order.pos]
@@ -570,9 +601,15 @@ def _deleverage(
             pools.insurance[settle] += part
             out.append(
                 _Event(
-                    cp.account, k, 0.0, prices.marks[k], 0.0, 0.0, to_units(part) * sp,
+                    cp.account,
+                    k,
+                    0.0,
+                    prices.marks[k],
+                    0.0,
+                    0.0,
+                    to_units(part) * sp,
                     "socialized_loss",
-                )  # fmt: skip
+                )
             )
     return out
 
@@ -587,7 +624,7 @@ def _fund_usd(pools: _Pools, asset_prices: list[float]) -> float:
 def _deficits(
     pieces: list[tuple[int, float, float]], deficit: float
 ) -> list[tuple[int, float, float]]:
-    """"the deficit is split over that round's (market, side) bad-debt attributions", pro
+    """ "the deficit is split over that round's (market, side) bad-debt attributions", pro
     rata, markets in index order (then short side before long)."""
     total = 0.0
     for piece in pieces:
@@ -598,6 +635,18 @@ def _deficits(
     for k, side, w in pieces:
         by[(k, side)] = by[(k, side)] + w if (k, side) in by else w
     return [(k, side, deficit * w / total) for (k, side), w in sorted(by.items())]
+
+
+@dataclass
+class _Tally:
+    notional: float = 0.0
+    fees: float = 0.0
+    bad_debt: float = 0.0
+
+    def add(self, e: _Event) -> None:
+        self.notional += e.notional_usd
+        self.fees += e.fee_usd
+        self.bad_debt += e.bad_debt_usd
 
 
 # ---- the driver --------------------------------------------------------------------------------
@@ -628,7 +677,15 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
     models = _models(u, config.liquidity)
     # Event mode is round mode with one account a round.
     per_round = 1 if config.mode == "events" else int(config.max_liquidations_per_round)
+    rule = _Slicing(
+        config.partial_fraction, float(config.target_margin_ratio or 0.0), config.min_notional
+    )
 
+    if any(m.kind == "option" for m in u.markets):
+        # ARCHITECTURE's cascade rules are written for perps and futures (realised P&L
+        # q·cs·(p − entry)); an option's premium is already in the balances, so they do not
+        # carry over. Not guessed here.
+        raise NotImplementedError("reference cascade: option markets are not covered")
     accounts = _load(u, book)
     pools = _Pools([to_minor(x) for x in _insurance(u, config.insurance_fund)], [0] * len(u.assets))
     totals_before = _totals(u, accounts, pools)
@@ -642,15 +699,15 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
     bad_debt = fees = 0.0
     truncated = False
     while True:
-        # "Within a step the marks are step mark × (1 + displacement)"; "collateral follows
-        # the step's prices only".
+        # "Within a step the marks are step mark × (1 + d)"; "Collateral follows the step's
+        # prices only".
         step_assets, step_marks = step_prices[step]
         prices = _Prices(step_assets, [step_marks[k] * (1.0 + displacement[k]) for k in range(nm)])
 
         # (1)–(3) evaluate everyone, select who needs action and what to close.
         candidates = []
         for a in range(len(accounts)):
-            c = _select(u, accounts, a, prices, config.partial_fraction)
+            c = _select(u, accounts, a, prices, rule)
             if c is not None:
                 candidates.append(c)
         if not candidates:
@@ -680,18 +737,16 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
                 x = -p.qty * o.fraction
                 sp = prices.assets[_settle(u, k)]
                 cs = u.markets[k].contract_size
-                flow[k] += x * cs / prices.marks[k] * sp if u.markets[k].inverse else x * cs * prices.marks[k] * sp
+                flow[k] += (
+                    x * cs / prices.marks[k] * sp
+                    if u.markets[k].inverse
+                    else x * cs * prices.marks[k] * sp
+                )
         fills = [execute(models[k], prices.marks[k], flow[k]) for k in range(nm)]
 
         # (6) fills settle in priority order; (7) bankruptcy takeover.
-        tally = {"notional": 0.0, "fees": 0.0, "bad_debt": 0.0}
+        tally = _Tally()  # the round's liquidated notional, fees and bad debt (settlement events)
         pieces: list[tuple[int, float, float]] = []  # (market, side, USD) of this round's bad debt
-
-        def record(e: _Event) -> None:
-            tally["notional"] += e.notional_usd
-            tally["fees"] += e.fee_usd
-            tally["bad_debt"] += e.bad_debt_usd
-            events.append((round_no, step, e))  # noqa: B023 (used within the iteration)
 
         for c in candidates:
             a = c.account
@@ -704,7 +759,8 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
                 ):
                     if e.kind != "isolated" and e.market >= 0 and e.bad_debt_usd == 0.0:
                         closed.append((e.market, -signum(e.qty), e.notional_usd))
-                    record(e)
+                    tally.add(e)
+                    events.append((round_no, step, e))
                     if piece is not None:
                         pieces.append(piece)
             # "When an account has no open cross position left and its cross equity is
@@ -718,7 +774,9 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
                 for i in acct.balances:
                     pools.insurance[i] += acct.balances[i]
                     acct.balances[i] = 0
-                record(_Event(a, -1, 0.0, 0.0, 0.0, 0.0, -cross_eq, "bankruptcy"))
+                e = _Event(a, -1, 0.0, 0.0, 0.0, 0.0, -cross_eq, "bankruptcy")
+                tally.add(e)
+                events.append((round_no, step, e))
                 total = 0.0
                 for _, _, w in closed:
                     total += w
@@ -731,27 +789,31 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
         fund = _fund_usd(pools, prices.assets)
         if fund < 0.0 and config.deleverage != "none":
             for k, side, amount in _deficits(pieces, -fund):
-                for e in _deleverage(u, accounts, pools, prices, config.deleverage, k, side, amount):
+                for e in _deleverage(
+                    u, accounts, pools, prices, config.deleverage, k, side, amount
+                ):
                     events.append((round_no, step, e))  # not in the round's tallies
 
-        bad_debt += tally["bad_debt"]
-        fees += tally["fees"]
+        bad_debt += tally.bad_debt
+        fees += tally.fees
         rounds.append(
             {
                 "round": round_no,
                 "step": step,
                 "accounts_liquidated": len(candidates),
-                "liquidated_notional_usd": tally["notional"],
-                "fees_usd": tally["fees"],
-                "bad_debt_usd": tally["bad_debt"],
+                "liquidated_notional_usd": tally.notional,
+                "fees_usd": tally.fees,
+                "bad_debt_usd": tally.bad_debt,
                 "cumulative_bad_debt_usd": bad_debt,
                 "insurance_fund_usd": _fund_usd(pools, prices.assets),
             }
         )
         round_marks.append(list(prices.marks))
-        # (8) "d ← d·(1 − decay) + this round's displacement"
+        # (8) "a round's flow moves the mark to where it filled (1 + d ← (1 + d)·(1 + the
+        # fill's displacement)), then d ← d·(1 − decay)"
         for k in range(nm):
-            displacement[k] = displacement[k] * (1.0 - config.decay) + fills[k][1]
+            walked = (1.0 + displacement[k]) * (1.0 + fills[k][1]) - 1.0
+            displacement[k] = walked * (1.0 - config.decay)
         round_no += 1
 
     final_asset_prices = step_prices[step][0]

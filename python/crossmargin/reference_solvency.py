@@ -191,7 +191,7 @@ def liabilities(
         positions[account].append(
             (market_of_code[code], qty, entry, 0.0 if math.isnan(iso) else iso)
         )
-        claims[account]  # noqa: B018 - an account with positions only still has a row
+        _ = claims[account]  # an account with positions only still has a row
     equity: dict[int, float] = {}
     liability: dict[int, int] = {}
     per_asset_claims = [0] * len(universe.assets)

@@ -130,17 +130,16 @@ def verify(
         return False
     if not -(1 << 63) <= account < (1 << 63):
         return False
-    fields = (
-        _uint(proof.liability, _U128),
-        _hex32(proof.nonce),
-        _uint(proof.index, _U128),
-        _hex32(root_hash),
-        _uint(total, _U128),
-    )
-    if any(f is None for f in fields) or any(h is None or s is None for h, s in path):
+    liability, index, tot = (_uint(x, _U128) for x in (proof.liability, proof.index, total))
+    nonce, root = _hex32(proof.nonce), _hex32(root_hash)
+    if liability is None or index is None or tot is None or nonce is None or root is None:
         return False
-    liability, nonce, index, root, tot = fields
-    return bool(_core.verify_inclusion(account, liability, nonce, index, path, root, tot))
+    steps: list[tuple[bytes, int]] = []
+    for h, s in path:
+        if h is None or s is None:
+            return False
+        steps.append((h, s))
+    return bool(_core.verify_inclusion(account, liability, nonce, index, steps, root, tot))
 
 
 class SolvencyResult:
@@ -246,7 +245,10 @@ def stressed_prices(universe: Universe, moves: Mapping[str, float]) -> dict[str,
         elif key in universe.asset_index:
             base = universe.assets[universe.asset_index[key]].price
         elif key in universe.market_index:
-            base = universe.markets[universe.market_index[key]].mark
+            mark = universe.markets[universe.market_index[key]].mark
+            if mark is None:
+                raise PriceError(f"stress[{key}]: the market has no configured mark", field=key)
+            base = mark
         else:
             raise PriceError(f"stress[{key}]: not an asset, market or underlying", field=key)
         out[key] = base * (1.0 + m)

@@ -175,7 +175,7 @@ class Market:
                         f"{f}.{name}: only option markets have option terms", field=f"{f}.{name}"
                     )
             if self.mark is None:
-                raise ConfigError(f"{f}.mark: a perp or future needs a mark", field=f"{f}.mark")
+                raise ConfigError(f"{f}: missing mark (a perp or future needs one)", field=f)
         if self.mark is not None:
             object.__setattr__(self, "mark", _float(self.mark, f"{f}.mark"))
         for name in (

@@ -239,10 +239,13 @@ pub fn market_funding(
     }
     // Positive rate: longs (q > 0) pay. Own amount: |q|·cs·mark·|r| or |q|·cs/mark·|r|.
     let payer_sign = rate.signum();
-    let field = || format!("funding[{}]", mt.symbol[k]);
     let owed = |q: f64| -> Result<Minor> {
         let notional = if inverse { q.abs() * cs / mark } else { q.abs() * cs * mark };
-        Minor::from_f64(notional * rate.abs(), &field())
+        // The field is named only on error (no allocation per position).
+        Minor::from_f64(notional * rate.abs(), "funding").map_err(|e| match e {
+            CoreError::Price { message, .. } => CoreError::price(format!("funding[{}]", mt.symbol[k]), message),
+            other => other,
+        })
     };
     let mut pot = Minor::ZERO;
     let mut receivers: Vec<usize> = vec![];

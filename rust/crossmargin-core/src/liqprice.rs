@@ -21,6 +21,10 @@
 //! the breakpoints outward from s = 1, in both directions, until g changes sign; inside that
 //! segment it solves by false position (Illinois), which lands on the exact root in one step
 //! where g is linear and otherwise converges to 1e-12 relative, with bisection as a guard.
+//! Where g can turn inside a segment (a linear contract settled in the moving coin, whose USD
+//! uPnL is quadratic in s; an inverse contract whose coin stays put; options), a geometric
+//! grid of ratio 1.01 is added to the breakpoints, so the sign change found is the nearest
+//! to within 1 % (two crossings closer together than that can be missed).
 //!
 //! The liquidation price is the sign change nearest the current mark (in log distance, so a
 //! halving and a doubling are equally far), at most a million-fold move either way
@@ -158,6 +162,42 @@ fn asset_breaks(u: &Universe, i: usize, qty: f64, price: f64, out: &mut Vec<f64>
             if bound.is_finite() {
                 out.push(bound / (qty * price));
             }
+        }
+    }
+}
+
+/// The geometric grid 1.01^±k (k = 1, 2, …) over [S_MIN, S_MAX]: extra breakpoints where g
+/// may be non-monotone inside a segment, so the first sign change found is the nearest one
+/// to within 1 %.
+pub const GRID_RATIO: f64 = 1.01;
+
+fn grid_breaks(out: &mut Vec<f64>) {
+    let mut up = GRID_RATIO;
+    while up < S_MAX {
+        out.push(up);
+        out.push(1.0 / up);
+        up *= GRID_RATIO;
+    }
+}
+
+/// Whether g can turn inside a segment when `d` moves: a linear contract settled in the
+/// moving coin (uPnL × price: quadratic in s), an inverse contract on a moving market whose
+/// settle price stays put under the underlying rule (terms in s and 1/s), or an option on the
+/// moving underlying. Elsewhere g is linear in s, or in 1/s, between breakpoints.
+fn may_turn(u: &Universe, moves: &Moves, d: Driver, k: usize) -> bool {
+    let mt = &u.markets;
+    let und = mt.underlying[k] as usize;
+    match d {
+        Driver::Market(m) => mt.kind[k] == MarketKind::Option && und == mt.underlying[m] as usize,
+        Driver::Underlying(x) => {
+            if und != x {
+                return false;
+            }
+            if mt.kind[k] == MarketKind::Option {
+                return true;
+            }
+            let settle_moves = moves.asset_of[x] == Some(mt.settle[k] as usize);
+            mt.inverse[k] != settle_moves
         }
     }
 }
@@ -323,6 +363,9 @@ fn account_prices(
             let mut breaks = std::mem::take(&mut scr.breaks);
             breaks.clear();
             position_breaks(u, k, qty, entry, ctx.prices.mark[k], &mut breaks);
+            if may_turn(u, moves, d, k) {
+                grid_breaks(&mut breaks);
+            }
             let s = nearest_crossing(&mut breaks, |s| isolated_gap(ctx, moves, d, scr, k, qty, entry, iso, s));
             scr.breaks = breaks;
             s
@@ -331,11 +374,18 @@ fn account_prices(
         } else {
             let mut breaks = std::mem::take(&mut scr.breaks);
             breaks.clear();
+            let mut turns = false;
             for i in 0..rows.pos_code.len() {
                 let m = ctx.remap.market[rows.pos_code[i] as usize] as usize;
-                if rows.pos_isolated[i] <= 0.0 && moves_market(u, moves, d, m) {
-                    position_breaks(u, m, rows.pos_qty[i], rows.pos_entry[i], ctx.prices.mark[m], &mut breaks);
+                if rows.pos_isolated[i] <= 0.0 && rows.pos_qty[i] != 0.0 {
+                    if moves_market(u, moves, d, m) {
+                        position_breaks(u, m, rows.pos_qty[i], rows.pos_entry[i], ctx.prices.mark[m], &mut breaks);
+                    }
+                    turns |= may_turn(u, moves, d, m);
                 }
+            }
+            if turns {
+                grid_breaks(&mut breaks);
             }
             if let Driver::Underlying(x) = d {
                 if let Some(a) = moves.asset_of[x] {

@@ -18,6 +18,7 @@
 //!   sum = left.sum + right.sum (checked: an overflow is an error / a rejected proof);
 //! - leaves in ascending account id; an odd level is padded with the zero node (32 zero
 //!   bytes, sum 0); the 0x00 / 0x01 prefixes keep a leaf from passing as a node (RFC 6962).
+//!
 //! Levels are built in parallel, one after another; the result depends only on the book,
 //! the prices and the seed.
 
@@ -225,7 +226,12 @@ pub fn liabilities(book: &GroupedBook, ctx: &MarginContext<'_>) -> Result<Liabil
                 for &i in &touched {
                     let c_i = claim[i];
                     e += c_i * ctx.prices.asset[i];
-                    let m = Minor::from_f64(c_i, &format!("claims[{}]", u.assets.symbol[i]))?;
+                    let m = Minor::from_f64(c_i, "claims").map_err(|e| match e {
+                        CoreError::Price { message, .. } => {
+                            CoreError::price(format!("claims[{}]", u.assets.symbol[i]), message)
+                        }
+                        other => other,
+                    })?;
                     if m.0 > 0 {
                         part.claims[i] += m;
                     } else {

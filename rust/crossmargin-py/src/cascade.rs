@@ -4,6 +4,7 @@
 use crossmargin_core::cascade::adl::Deleverage;
 use crossmargin_core::cascade::impact::Liquidity;
 use crossmargin_core::cascade::ledger::to_units;
+use crossmargin_core::cascade::policy::Slicing;
 use crossmargin_core::cascade::{run, CascadeConfig};
 use crossmargin_core::CoreError;
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
@@ -52,6 +53,8 @@ pub fn run_cascade<'py>(
     decay: f64,
     liquidation_fee: f64,
     partial_fraction: f64,
+    target_margin_ratio: f64,
+    min_notional: f64,
     max_rounds: usize,
     max_liquidations_per_round: usize,
     deleverage: &str,
@@ -80,7 +83,7 @@ pub fn run_cascade<'py>(
         liquidity: models,
         decay,
         liquidation_fee,
-        partial_fraction,
+        slicing: Slicing { fraction: partial_fraction, target_ratio: target_margin_ratio, min_notional },
         max_rounds,
         max_liquidations_per_round,
         deleverage,

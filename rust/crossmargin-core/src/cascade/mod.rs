@@ -21,7 +21,7 @@ use crate::universe::Universe;
 use adl::{conserving_split, counterparties, to_fund_from_external, usd_to_minor, Deleverage};
 use impact::{Execution, Liquidity};
 use ledger::{to_minor, to_units, Pools};
-use policy::{cross_equity, Candidate, EventKind, Order};
+use policy::{cross_equity, Candidate, EventKind, Order, Slicing};
 use state::State;
 
 #[derive(Debug, Clone)]
@@ -36,8 +36,8 @@ pub struct CascadeConfig {
     pub decay: f64,
     /// Liquidation fee rate on closed notional, paid to the insurance fund.
     pub liquidation_fee: f64,
-    /// Share of a position closed per liquidation slice.
-    pub partial_fraction: f64,
+    /// How much a liquidation closes.
+    pub slicing: Slicing,
     pub max_rounds: usize,
     /// Accounts liquidated per round at most; 0 = all (round mode), 1 = event mode.
     pub max_liquidations_per_round: usize,
@@ -170,7 +170,19 @@ fn check(cfg: &CascadeConfig, u: &Universe) -> Result<()> {
     };
     unit("decay", cfg.decay, false)?;
     unit("liquidation_fee", cfg.liquidation_fee, false)?;
-    unit("partial_fraction", cfg.partial_fraction, true)?;
+    unit("partial_fraction", cfg.slicing.fraction, true)?;
+    if !(cfg.slicing.target_ratio.is_finite() && cfg.slicing.target_ratio >= 0.0 && cfg.slicing.target_ratio < 1.0) {
+        return Err(CoreError::config(
+            "cascade.target_margin_ratio",
+            format!("{} must be in [0, 1) (0: off)", cfg.slicing.target_ratio),
+        ));
+    }
+    if !(cfg.slicing.min_notional.is_finite() && cfg.slicing.min_notional >= 0.0) {
+        return Err(CoreError::config(
+            "cascade.min_notional",
+            format!("{} must be finite and ≥ 0", cfg.slicing.min_notional),
+        ));
+    }
     if cfg.insurance_fund.len() != na || cfg.insurance_fund.iter().any(|x| !x.is_finite()) {
         return Err(CoreError::config("cascade.insurance_fund", "needs one finite amount per asset"));
     }
@@ -209,7 +221,7 @@ pub fn run(
         let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: &marks }, remap };
         let mut cands: Vec<Candidate> = (0..state.n_accounts())
             .into_par_iter()
-            .filter_map(|a| policy::select(&state, a, &ctx, cfg.partial_fraction))
+            .filter_map(|a| policy::select(&state, a, &ctx, &cfg.slicing))
             .collect();
         if cands.is_empty() {
             if step + 1 < cfg.step_marks.len() {
@@ -600,7 +612,7 @@ mod tests {
             liquidity: vec![liquidity],
             decay: 0.0,
             liquidation_fee: 0.0,
-            partial_fraction: 1.0,
+            slicing: Slicing { fraction: 1.0, target_ratio: 0.0, min_notional: 0.0 },
             max_rounds: 100,
             max_liquidations_per_round: 0,
             deleverage: Deleverage::Adl,
@@ -644,7 +656,7 @@ mod tests {
             let qty: Vec<f64> = cash.iter().zip(&side).map(|(_, &s)| if s { 10.0 } else { -10.0 }).collect();
             let mut cfg = config(mark, Liquidity::SqrtImpact { y: 1.0, sigma: 0.05, daily_volume: 1e5, permanent: 0.5 });
             cfg.liquidation_fee = fee;
-            cfg.partial_fraction = fraction;
+            cfg.slicing.fraction = fraction;
             cfg.decay = 0.3;
             cfg.insurance_fund = vec![10.0];
             let b = book(&cash, &qty);

@@ -23,6 +23,35 @@ impl EventKind {
     pub const NAMES: [&'static str; 5] = ["liquidation", "isolated", "bankruptcy", "adl", "socialized_loss"];
 }
 
+/// How much of a position a liquidation closes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slicing {
+    /// Share of the position closed per slice (at least).
+    pub fraction: f64,
+    /// When > 0: a slice is at least what brings the requirement/equity ratio down to this
+    /// target, at the round's marks (so one slice usually restores the account).
+    pub target_ratio: f64,
+    /// A position whose notional (USD), or whose remainder after the slice, would be below this
+    /// closes whole: no dust left to liquidate round after round.
+    pub min_notional: f64,
+}
+
+impl Slicing {
+    /// The fraction to close of a position of `notional` carrying `mm` of requirement, in a pool
+    /// with `requirement` against `equity`.
+    pub fn fraction(&self, notional: f64, mm: f64, requirement: f64, equity: f64) -> f64 {
+        let mut f = self.fraction;
+        if self.target_ratio > 0.0 && mm > 0.0 {
+            // requirement − f·mm ≤ target·equity (closing at the mark leaves equity as it is)
+            f = f.max((requirement - self.target_ratio * equity) / mm);
+        }
+        if notional < self.min_notional || notional * (1.0 - f) < self.min_notional {
+            f = 1.0;
+        }
+        f.clamp(self.fraction, 1.0)
+    }
+}
+
 /// Close `fraction` of position row `pos`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Order {
@@ -39,7 +68,9 @@ pub struct Candidate {
     pub orders: Vec<Order>,
 }
 
-/// The account's cross-pool equity: everything but its isolated positions (USD).
+/// The account's cross-pool equity: everything but its isolated positions (USD). The
+/// subtraction leaves rounding residue where the two are equal (an emptied wallet beside an
+/// isolated position): within 1e-10 relative of zero counts as zero.
 pub fn cross_equity(state: &State, a: usize, ctx: &MarginContext<'_>) -> (f64, crate::margin::AccountMargin) {
     let m = evaluate_account(state.account(a), ctx);
     let u = ctx.universe;
@@ -52,7 +83,9 @@ pub fn cross_equity(state: &State, a: usize, ctx: &MarginContext<'_>) -> (f64, c
             iso += state.iso_qty[p] * sp + pm.upnl;
         }
     }
-    (m.equity - iso, m)
+    let eq = m.equity - iso;
+    let eq = if eq.abs() <= 1e-10 * (m.equity.abs() + iso.abs()) { 0.0 } else { eq };
+    (eq, m)
 }
 
 fn ratio(requirement: f64, equity: f64) -> f64 {
@@ -66,7 +99,7 @@ fn ratio(requirement: f64, equity: f64) -> f64 {
 }
 
 /// What to do with account `a` at the context's prices, if anything.
-pub fn select(state: &State, a: usize, ctx: &MarginContext<'_>, partial_fraction: f64) -> Option<Candidate> {
+pub fn select(state: &State, a: usize, ctx: &MarginContext<'_>, slicing: &Slicing) -> Option<Candidate> {
     let (cross_eq, m) = cross_equity(state, a, ctx);
     if !m.liquidatable() && cross_eq >= 0.0 {
         return None;
@@ -74,7 +107,7 @@ pub fn select(state: &State, a: usize, ctx: &MarginContext<'_>, partial_fraction
     let u = ctx.universe;
     let mut orders = Vec::new();
     let mut risk = 0.0f64;
-    let mut largest: Option<(f64, usize)> = None;
+    let mut largest: Option<(f64, usize, f64)> = None;
     let mut open_cross = Vec::new();
     for p in state.pos_offsets[a]..state.pos_offsets[a + 1] {
         if state.pos_qty[p] == 0.0 {
@@ -86,14 +119,18 @@ pub fn select(state: &State, a: usize, ctx: &MarginContext<'_>, partial_fraction
         if state.pos_isolated[p] {
             let eq = state.iso_qty[p] * sp + pm.upnl;
             if eq < pm.requirement[1] {
-                let fraction = if eq <= 0.0 { 1.0 } else { partial_fraction };
+                let fraction = if eq <= 0.0 {
+                    1.0
+                } else {
+                    slicing.fraction(pm.notional, pm.requirement[1], pm.requirement[1], eq)
+                };
                 orders.push(Order { pos: p, fraction, kind: EventKind::Isolated });
                 risk = risk.max(ratio(pm.requirement[1], eq));
             }
         } else {
             open_cross.push(p);
-            if largest.is_none_or(|(mm, _)| pm.requirement[1] > mm) {
-                largest = Some((pm.requirement[1], p));
+            if largest.is_none_or(|(mm, _, _)| pm.requirement[1] > mm) {
+                largest = Some((pm.requirement[1], p, pm.notional));
             }
         }
     }
@@ -103,8 +140,9 @@ pub fn select(state: &State, a: usize, ctx: &MarginContext<'_>, partial_fraction
         risk = risk.max(if gone { f64::INFINITY } else { ratio(mm, adj) });
         if gone {
             orders.extend(open_cross.iter().map(|&p| Order { pos: p, fraction: 1.0, kind: EventKind::Liquidation }));
-        } else if let Some((_, p)) = largest {
-            orders.push(Order { pos: p, fraction: partial_fraction, kind: EventKind::Liquidation });
+        } else if let Some((pmm, p, notional)) = largest {
+            let fraction = slicing.fraction(notional, pmm, mm, adj);
+            orders.push(Order { pos: p, fraction, kind: EventKind::Liquidation });
         }
     }
     // An insolvent pool with nothing left to close still needs its bankruptcy settled.

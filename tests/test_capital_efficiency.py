@@ -1,0 +1,91 @@
+"""Capital efficiency: isolated vs cross requirement, utilisation and leverage."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import book, universe_and_book
+from hypothesis import given, settings
+
+import crossmargin as cm
+from crossmargin import engine as engine_module
+from crossmargin import reference, synth
+
+
+def test_cross_nets_profit_against_loss(small: cm.Universe) -> None:
+    """Long 1 BTC from 40,000 (+10,000, IM 1,000 at 2 %); short 10 ETH from 1,800 (−2,000,
+    IM 1,000 at 5 %) — one cross, one isolated in the book; both treated alike here."""
+    b = book(
+        bal=[(7, "USDT", 1_000.0)],
+        pos=[(7, "BTCUSDT", 1.0, 40_000.0), (7, "ETHUSDT", -10.0, 1_800.0, 300.0)],
+    )
+    ce = cm.Engine(small).capital_efficiency(b)
+    row = {c: ce.accounts[c][0].item() for c in ce.accounts.columns}
+    # IM: 50,000 × 2 % − 0 (first bracket to 50,000) = 1,000; ETH 20,000 × 10 % − 500 = 1,500.
+    assert row["im"] == pytest.approx(2_500.0)
+    # Pool contributions: BTC +10,000 (upnl weight 1); ETH −2,000.
+    assert row["required_isolated"] == pytest.approx(0.0 + 1_500.0 + 2_000.0)
+    assert row["required_cross"] == pytest.approx(0.0)
+    assert row["savings"] == pytest.approx(3_500.0)
+    assert row["savings_fraction"] == pytest.approx(1.0)
+    equity = 1_000.0 + 300.0 + 10_000.0 - 2_000.0
+    assert row["equity"] == pytest.approx(equity)
+    assert row["utilisation"] == pytest.approx(2_500.0 / equity)
+    assert row["leverage"] == pytest.approx(70_000.0 / equity)
+    agg = ce.aggregate
+    assert agg["savings"] == pytest.approx(3_500.0) and agg["accounts"] == 1
+
+
+def test_no_positions_and_negative_equity(small: cm.Universe) -> None:
+    b = book(
+        bal=[(1, "USDT", 100.0), (2, "USDT", -10_000.0)],
+        pos=[(2, "BTCUSDT", 0.1, 50_000.0)],
+    )
+    a = cm.Engine(small).capital_efficiency(b).accounts
+    assert a.utilisation.tolist()[0] == 0.0 and a.leverage.tolist()[0] == 0.0
+    assert math.isinf(a.utilisation[1]) and math.isinf(a.leverage[1])
+
+
+def test_portfolio_column_follows_the_engine_models(demo: cm.Universe) -> None:
+    b = synth.generate(demo, n_accounts=500, seed=1)
+    ce = cm.Engine(demo).capital_efficiency(b)
+    has = "portfolio" in engine_module.MODELS
+    assert ("required_portfolio" in ce.accounts) == has
+    assert ("required_portfolio" in ce.aggregate) == has
+    assert (ce.accounts.savings >= -1e-9 * (1 + ce.accounts.required_isolated)).all()
+    np.testing.assert_array_equal(ce.accounts.account, cm.Engine(demo).evaluate(b).account)
+
+
+def _reference(u: cm.Universe, b: cm.Book) -> dict[int, tuple[float, float, float]]:
+    """(im, required_isolated, required_cross) per account by plain loops."""
+    assets, marks = u.assets, u.markets
+    out = {}
+    for acct_id, acct in reference._accounts(u, b).items():
+        ims, cs = [], []
+        for k, qty, entry, _iso in acct.positions:
+            m = marks[k]
+            settle = assets[u.asset_index[m.settle]].price
+            upnl, im, _ = reference.position_numbers(m, qty, entry, m.mark, settle)
+            ims.append(im)
+            cs.append(min(upnl, 0.0) + max(upnl, 0.0) * m.upnl_weight_initial)
+        iso = sum(max(i - c, 0.0) for i, c in zip(ims, cs, strict=True))
+        out[acct_id] = (sum(ims), iso, max(sum(ims) - sum(cs), 0.0))
+    return out
+
+
+@settings(max_examples=60)
+@given(universe_and_book(max_rows=16))
+def test_agrees_with_plain_loops(ub: Any) -> None:
+    u, rb = ub
+    if any(m.kind == "option" for m in u.markets):
+        return
+    b = rb.book(u)
+    got = cm.Engine(u, threads=1).capital_efficiency(b).accounts
+    want = _reference(u, b)
+    for i, acct in enumerate(got.account.tolist()):
+        w = want[acct]
+        for col, x in zip(("im", "required_isolated", "required_cross"), w, strict=True):
+            assert got[col][i] == pytest.approx(x, rel=1e-9, abs=1e-9 * (1 + abs(w[0]))), col
