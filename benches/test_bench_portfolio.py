@@ -26,10 +26,11 @@ from benches.conftest import bench_accounts
 def options_universe() -> cm.Universe:
     markets = []
     for u, s in (("BTC", 50_000.0), ("ETH", 2_500.0)):
+        perp_brackets = [(1e6, 0.02, 0.01), (math.inf, 0.05, 0.025)]
         markets += [
-            cm.Market(f"{u}-PERP", "perp", "USDC", u, s, [(1e6, 0.02, 0.01), (math.inf, 0.05, 0.025)]),
+            cm.Market(f"{u}-PERP", "perp", "USDC", u, s, perp_brackets),
             cm.Market(f"{u}-FUT", "future", "USDC", u, s * 1.01, [(math.inf, 0.03, 0.015)]),
-        ]  # fmt: skip
+        ]
         for j, k in enumerate((0.8, 0.9, 1.0, 1.1, 1.2, 1.3)):
             for t in ("call", "put"):
                 markets.append(
@@ -40,7 +41,11 @@ def options_universe() -> cm.Universe:
     grid = crypto(buckets=11, extended=())
     assert len(grid.scenarios) == 33
     return cm.Universe(
-        [cm.Asset("USDC", 1.0), cm.Asset("BTC", 50_000.0, 0.9, 0.95), cm.Asset("ETH", 2_500.0, 0.8, 0.9)],
+        [
+            cm.Asset("USDC", 1.0),
+            cm.Asset("BTC", 50_000.0, 0.9, 0.95),
+            cm.Asset("ETH", 2_500.0, 0.8, 0.9),
+        ],
         markets,
         portfolio=PortfolioConfig(default=grid, im_factor=1.3),
     )  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 import crossmargin as cm
 from crossmargin.stress import presets
 
+
 #: Eight scenarios: the four historical presets and four uniform falls.
 def _scenarios(u: cm.Universe) -> dict[str, dict[str, float]]:
     scen: dict[str, dict[str, float]] = dict(presets(u))

@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import crossmargin as cm
 import numpy as np
 import pytest
 from conftest import book, universe_and_book
-from hypothesis import given, settings
-
-import crossmargin as cm
 from crossmargin import engine as engine_module
 from crossmargin import reference, synth
+from hypothesis import given, settings
 
 
 def test_cross_nets_profit_against_loss(small: cm.Universe) -> None:

@@ -24,6 +24,9 @@ could legitimately go either way. No filter is applied: thousands of generated c
 agreed exactly on every discrete outcome, and a failure here is to be investigated before it
 is ever filtered (a sequence mismatch near a threshold → check the reference's gap first).
 
+Discarded: the rare cases where a mark is driven to exactly 0 (see
+``test_marks_stay_positive``): the reference raises ``PriceError`` there.
+
 Not covered: option markets (the documented cascade rules do not say how an option position
 is closed; see ``test_short_option_bad_debt_is_the_negative_equity``).
 """
@@ -41,6 +44,7 @@ import pytest
 from conftest import assets_strategy, brackets_strategy, imf_factors, upnl_weights
 from crossmargin import reference
 from crossmargin.cascade import CascadeConfig, DepthCurve, NoImpact, SqrtImpact
+from crossmargin.exceptions import PriceError
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -323,7 +327,12 @@ def test_engine_cascade_matches_reference(data: st.DataObject) -> None:
     u = data.draw(cascade_universes(), label="universe")
     book = data.draw(cascade_books(u), label="book")
     cfg = data.draw(cascade_configs(u), label="config")
-    want = reference.cascade(u, book, cfg)
+    try:
+        want = reference.cascade(u, book, cfg)
+    except PriceError:
+        # A mark driven to 0 by compounding 99% walks (test_marks_stay_positive): the
+        # reference stops there, the engine carries on with infinite notionals.
+        assume(False)
     got = cm.Engine(u, threads=2).cascade(book, cfg)
     assert_cascades_agree(u, book, got, want)
 
@@ -400,7 +409,10 @@ def test_event_mode_is_round_mode_with_one_account_a_round(data: st.DataObject) 
     cfg = data.draw(cascade_configs(u))
     events = replace(cfg, mode="events", max_liquidations_per_round=0)
     rounds = replace(cfg, mode="rounds", max_liquidations_per_round=1)
-    a, b = reference.cascade(u, book, events), reference.cascade(u, book, rounds)
+    try:
+        a, b = reference.cascade(u, book, events), reference.cascade(u, book, rounds)
+    except PriceError:
+        assume(False)
     for c in a.events.columns:
         np.testing.assert_array_equal(a.events[c], b.events[c], err_msg=c)
     assert a._totals == b._totals and a.insurance_minor == b.insurance_minor
@@ -454,3 +466,47 @@ def test_short_option_bad_debt_is_the_negative_equity() -> None:
     ev = r.events
     bankrupt = (ev.account == 1) & (ev.kind == "bankruptcy")
     assert float(ev.bad_debt_usd[bankrupt].sum()) == pytest.approx(-equity, rel=1e-9)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: the cascade keeps the displacement d, not 1 + d; after a few 99%-capped walks "
+        "1 + d < 1e-16 rounds to 0, the mark becomes exactly 0.0 (the documented rule "
+        "1 + d ← (1 + d)·(1 + displacement) keeps it > 0), fills happen at price 0, an "
+        "inverse market's notional and realised P&L are infinite and the i128 ledger saturates."
+    ),
+)
+def test_marks_stay_positive() -> None:
+    """Twelve leveraged longs on an inverse market with a one-point depth curve: each event
+    walks the curve to its 99% cap; the mark falls ×0.01 a round but must stay > 0."""
+    u = cm.Universe(
+        [cm.Asset("BTC", 100.0)],
+        [cm.Market("BTCUSD", "perp", "BTC", "BTC", 100.0, [(math.inf, 0.1, 0.05)], inverse=True)],
+    )
+    n = 12
+    book = cm.Book.from_arrays(
+        {"account": list(range(n)), "asset": ["BTC"] * n, "qty": [0.1] * n},
+        {
+            "account": list(range(n)),
+            "market": ["BTCUSD"] * n,
+            "qty": [100.0] * n,
+            "entry_price": [100.0] * n,
+        },
+    )
+    cfg = CascadeConfig(
+        shock={"BTC": -0.2},
+        liquidity=DepthCurve([(0.5, 1.0)]),
+        decay=0.0,
+        mode="events",
+        partial_fraction=1.0,
+        liquidation_fee=0.0,
+        deleverage="none",
+    )
+    r = cm.Engine(u, threads=1).cascade(book, cfg)
+    assert (r.rounds.mark_BTCUSD > 0).all()
+    fills = r.events.kind == "liquidation"
+    assert (r.events.price[fills] > 0).all()
+    assert np.isfinite(r.events.notional_usd).all()
+    with pytest.raises(PriceError, match="reached 0"):
+        reference.cascade(u, book, cfg)

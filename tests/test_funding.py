@@ -235,3 +235,13 @@ def test_funding_does_not_depend_on_threads_or_row_order(case):
     two = cm.Engine(u, threads=2).apply_funding(rb.book(u, order), rates)
     for c in one.payments.columns:
         np.testing.assert_array_equal(one.payments[c], two.payments[c])
+
+
+def test_check_zero_sum_raises_when_a_payment_is_changed(small):
+    b = book(pos=[(1, "BTCUSDT", 2.0, 50_000.0), (2, "BTCUSDT", -0.5, 50_000.0)])
+    fr = cm.Engine(small).apply_funding(b, {"BTCUSDT": 0.0001})
+    cols = fr.payments.to_dict()
+    cols["payment_minor"] = cols["payment_minor"] + np.array([0, 1])
+    bad = funding.FundingResult(cm.Table(cols), fr.markets, fr.counterparty, fr.book)
+    with pytest.raises(cm.CrossmarginError, match="BTCUSDT is not zero-sum: 1 minor units"):
+        bad.check_zero_sum()

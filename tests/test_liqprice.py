@@ -6,15 +6,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import crossmargin as cm
 import numpy as np
 import pytest
 from conftest import book, universe_and_book
-from hypothesis import given, settings
-
-import crossmargin as cm
 from crossmargin import reference
 from crossmargin.liqprice import _moved, reference_liquidation_prices
 from crossmargin.prices import resolve
+from hypothesis import given, settings
 
 INF = math.inf
 
@@ -29,7 +28,14 @@ def coin_m_universe(brackets: list[tuple[float, float, float]], btc: float = 45_
         [cm.Asset("BTC", btc)],
         [
             cm.Market(
-                "BTCUSD_PERP", "perp", "BTC", "BTC", btc, brackets, contract_size=100.0, inverse=True
+                "BTCUSD_PERP",
+                "perp",
+                "BTC",
+                "BTC",
+                btc,
+                brackets,
+                contract_size=100.0,
+                inverse=True,
             )
         ],
     )
@@ -103,7 +109,9 @@ def test_binance_usdm_formula_with_another_position_and_tier_change() -> None:
     got = lp(u, b, "mark")[0]
     assert got == pytest.approx(lp_b, rel=1e-12)
     # A short that crosses into the 1 % tier: redo with that tier (cum 1,300).
-    b = book(bal=[(1, "USDT", wb)], pos=[(1, "BTCUSDT", -pos, ep), (1, "ETHUSDT", eth_qty, eth_entry)])
+    b = book(
+        bal=[(1, "USDT", wb)], pos=[(1, "BTCUSDT", -pos, ep), (1, "ETHUSDT", eth_qty, eth_entry)]
+    )
     first = (wb - tmm1 + upnl1 + 50.0 + pos * ep) / (pos * 0.005 + pos)
     assert pos * first > 250_000  # the notional at the first answer is in the next tier
     redo = (wb - tmm1 + upnl1 + 1_300.0 + pos * ep) / (pos * 0.01 + pos)
@@ -160,11 +168,7 @@ def test_bybit_inverse_cross_example() -> None:
     fixed = qty / entry * 0.005 + qty * 0.00075 / 5_718.57
     u = cm.Universe(
         [cm.Asset("BTC", 8_000.0)],
-        [
-            cm.Market(
-                "BTCUSD", "perp", "BTC", "BTC", 8_000.0, [(INF, 0.01, 0.0)], inverse=True
-            )
-        ],
+        [cm.Market("BTCUSD", "perp", "BTC", "BTC", 8_000.0, [(INF, 0.01, 0.0)], inverse=True)],
     )
     b = book(bal=[(1, "BTC", bal - fixed)], pos=[(1, "BTCUSD", qty, entry)])
     for move in ("underlying", "mark"):
@@ -201,7 +205,11 @@ def test_btc_collateral_moves_with_the_btc_perp_under_the_underlying_rule(
 def test_rows_follow_the_book_and_name_their_market(small: cm.Universe) -> None:
     b = book(
         bal=[(2, "USDT", 1_000.0), (1, "USDT", 1_000.0)],
-        pos=[(2, "ETHUSDT", -1.0, 2_000.0), (1, "BTCUSDT", 0.1, 50_000.0), (2, "BTCUSDT", 0.1, 5e4)],
+        pos=[
+            (2, "ETHUSDT", -1.0, 2_000.0),
+            (1, "BTCUSDT", 0.1, 50_000.0),
+            (2, "BTCUSDT", 0.1, 5e4),
+        ],
     )
     t = cm.Engine(small).liquidation_prices(b)
     assert t.columns == ["account", "market", "row", "liq_price"]
@@ -268,7 +276,9 @@ def test_account_is_at_maintenance_at_the_liquidation_price(ub: Any) -> None:
     marks = resolve(u, None)[1]
     for move in ("underlying", "mark"):
         t = cm.Engine(u, threads=1).liquidation_prices(b, move=move)  # type: ignore[arg-type]
-        for row, market, x in zip(t.row.tolist(), t.market.tolist(), t.liq_price.tolist(), strict=True):
+        for row, market, x in zip(
+            t.row.tolist(), t.market.tolist(), t.liq_price.tolist(), strict=True
+        ):
             if math.isnan(x):
                 continue
             x0 = marks[u.market_index[market]]

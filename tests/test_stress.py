@@ -6,15 +6,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import crossmargin as cm
 import numpy as np
 import pytest
 from conftest import book, universe_and_book
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-import crossmargin as cm
 from crossmargin import reference, stress, synth
 from crossmargin.stress import PRESETS, preset, presets, scenario_prices
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def test_matrix_and_totals_equal_one_evaluation_per_scenario(demo: cm.Universe) -> None:
@@ -42,7 +41,11 @@ def test_an_underlying_move_equals_the_same_price_override(small: cm.Universe) -
     """{"BTC": -0.2} moves BTC markets and the BTC asset like prices={"BTC": 40,000}."""
     b = book(
         bal=[(1, "BTC", 1.0), (1, "USDT", -20_000.0), (2, "USDT", 5_000.0)],
-        pos=[(1, "BTCUSDT", 0.5, 50_000.0), (2, "BTCUSD", -100.0, 50_000.0), (2, "ETHUSDT", 2.0, 2e3)],
+        pos=[
+            (1, "BTCUSDT", 0.5, 50_000.0),
+            (2, "BTCUSD", -100.0, 50_000.0),
+            (2, "ETHUSDT", 2.0, 2e3),
+        ],
     )
     eng = cm.Engine(small)
     got = eng.stress(b, {"s": {"BTC": -0.2, "ETHUSDT": 0.1}}).matrix[:, 0]

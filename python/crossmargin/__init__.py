@@ -9,7 +9,7 @@ Quick start::
     r.summary(); r.to_pandas()
 """
 
-from crossmargin import exceptions, funding, options, portfolio, reference, solvency
+from crossmargin import exceptions, funding, options, portfolio, reference, solvency, venues
 from crossmargin._core import __version__
 from crossmargin.book import Book
 from crossmargin.cascade import CascadeConfig, CascadeResult, DepthCurve, NoImpact, SqrtImpact
@@ -48,5 +48,6 @@ __all__ = [
     "read_book",
     "reference",
     "solvency",
+    "venues",
     "write_book",
 ]

@@ -347,7 +347,9 @@ def _coded(codes: np.ndarray, labels: tuple[str, ...], table: str, column: str) 
     rank = np.empty(len(labels), dtype=np.uint32)
     rank[order] = np.arange(len(labels), dtype=np.uint32)
     codes = rank[codes] if len(codes) else np.asarray(codes, dtype=np.uint32)
-    return SymbolColumn(np.ascontiguousarray(codes, dtype=np.uint32), tuple(labels[i] for i in order))
+    return SymbolColumn(
+        np.ascontiguousarray(codes, dtype=np.uint32), tuple(labels[i] for i in order)
+    )
 
 
 __all__ = ["BALANCE_COLUMNS", "POSITION_COLUMNS", "Book", "SymbolColumn"]

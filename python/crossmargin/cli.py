@@ -501,6 +501,50 @@ def liq_prices(
     )
 
 
+@app.command("compare-venues")
+def compare_venues(
+    book: BookArg,
+    universe: UniverseOpt = None,
+    out: OutOpt = Path("crossmargin-out"),
+    venue: Annotated[
+        list[str] | None,
+        typer.Option("--venue", help="A preset of crossmargin.venues (repeatable); default all."),
+    ] = None,
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The same book under each venue's rules (crossmargin.venues presets at the universe's
+    prices): writes venues.parquet (venue, accounts, liquidatable, IM, MM, equity, capital
+    efficiency). Symbols map by underlying (crossmargin.venues.map_book): stablecoins 1:1,
+    positions keep their base exposure; collateral or markets a venue lacks are left out and
+    counted in balances_dropped / positions_dropped."""
+    from crossmargin.io import read_book
+    from crossmargin.venues import compare
+
+    run = Run(quiet, as_json)
+    u = _universe(universe)
+    with run.step(f"reading {book}"):
+        b = read_book(book)
+    with run.step(f"margin under {len(venue) if venue else 'every'} venue rule set"):
+        table = compare(b, u, venue, threads=threads)
+    with run.step(f"writing {out}"):
+        _write(table, out / "venues.parquet")
+    df = table.to_pandas()
+    s = {
+        str(r.venue): {
+            "accounts": int(r.accounts),
+            "liquidatable": int(r.liquidatable),
+            "im": float(r.im),
+            "mm": float(r.mm),
+            "capital_efficiency": float(r.capital_efficiency),
+        }
+        for r in df.itertuples()
+    }
+    _save_summary(out, venues=s)
+    run.finish(s, "venues")
+
+
 @app.command()
 def report(
     folder: Annotated[

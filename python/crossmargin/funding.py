@@ -110,6 +110,13 @@ def rate_vector(universe: Universe, rates: Rates) -> np.ndarray:
     return a
 
 
+def _exact_sum(a: np.ndarray) -> int:
+    """Exact sum of int64 values (no wrap-around): high and low 32-bit halves summed apart."""
+    low = (a & 0xFFFFFFFF).sum(dtype=np.int64)
+    high = (a >> 32).sum(dtype=np.int64)
+    return (int(high) << 32) + int(low)
+
+
 class FundingResult:
     """Funding of one interval.
 
@@ -124,41 +131,60 @@ class FundingResult:
     - ``book``: the book after funding (payments added to settle-asset balances).
     """
 
-    __slots__ = ("book", "counterparty", "markets", "payments")
+    __slots__ = (
+        "_book",
+        "_market_code",
+        "_new_balances",
+        "_positions",
+        "counterparty",
+        "markets",
+        "payments",
+    )
 
-    def __init__(self, payments: Table, markets: Table, counterparty: Table, book: Book) -> None:
+    def __init__(
+        self,
+        payments: Table,
+        markets: Table,
+        counterparty: Table,
+        book: Book | tuple[dict[str, Any], dict[str, Any]],
+        market_code: np.ndarray | None = None,
+    ) -> None:
         self.payments = payments
         self.markets = markets
         self.counterparty = counterparty
-        self.book = book
+        self._book: Book | None = None
+        if isinstance(book, Book):
+            self._book = book
+        else:
+            self._new_balances, self._positions = book
+        if market_code is None:
+            index = {m: k for k, m in enumerate(markets.market.tolist())}
+            market_code = np.array([index[m] for m in payments.market.tolist()], dtype=np.int64)
+        self._market_code = market_code
+
+    @property
+    def book(self) -> Book:
+        """The book after funding: payments added to settle-asset balances (asset column as
+        universe indices), the positions unchanged. Grouped on first access."""
+        if self._book is None:
+            self._book = Book(self._new_balances, self._positions)
+        return self._book
 
     def check_zero_sum(self) -> bool:
         """True when every market's payments plus its counterparty row add up to exactly 0
         minor units (recomputed from the payment rows); raises otherwise."""
-        totals: dict[str, int] = {}
-        for m, p in zip(
-            self.payments.market.tolist(), self.payments.payment_minor.tolist(), strict=True
-        ):
-            totals[m] = totals.get(m, 0) + int(p)
-        for m, p in zip(
-            self.counterparty.market.tolist(),
-            self.counterparty.payment_minor.tolist(),
-            strict=True,
-        ):
-            totals[m] = totals.get(m, 0) + int(p)
-        bad = {m: t for m, t in totals.items() if t != 0}
-        bad.update(
-            {
-                m: int(t)
-                for m, t in zip(
-                    self.markets.market.tolist(), self.markets.total_minor.tolist(), strict=True
-                )
-                if t != 0
-            }
+        cp = dict(
+            zip(
+                self.counterparty.market.tolist(),
+                self.counterparty.payment_minor.tolist(),
+                strict=True,
+            )
         )
-        if bad:
-            m = sorted(bad)[0]
-            raise CrossmarginError(f"funding of {m} is not zero-sum: {bad[m]} minor units left")
+        pay = self.payments.payment_minor.astype(np.int64)
+        for k, m in enumerate(self.markets.market.tolist()):
+            total = _exact_sum(pay[self._market_code == k]) + int(cp.get(m, 0))
+            if total != 0 or int(self.markets.total_minor[k]) != 0:
+                raise CrossmarginError(f"funding of {m} is not zero-sum: {total} minor units left")
         return True
 
     def summary(self) -> dict[str, Any]:
@@ -244,7 +270,7 @@ def apply_funding(
         "asset": SymbolColumn(cols["balance_asset"], None),
         "qty": cols["balance_qty"],
     }
-    return FundingResult(payments, markets, counterparty, Book(balances, book.positions))
+    return FundingResult(payments, markets, counterparty, (balances, book.positions), k)
 
 
 __all__ = [

@@ -155,8 +155,14 @@ def reference_liquidation_prices(
                 out[row] = (account_id, market.symbol, math.nan)
                 continue
 
-            def g(s: float, k: int = k, qty: float = qty, entry: float = entry,
-                  isolated: float = isolated, acct: reference._Account = acct) -> float:  # fmt: skip
+            def g(
+                s: float,
+                k: int = k,
+                qty: float = qty,
+                entry: float = entry,
+                isolated: float = isolated,
+                acct: reference._Account = acct,
+            ) -> float:
                 a, m = _moved(universe, assets, marks, k, move, s)
                 if isolated > 0:
                     mk = universe.markets[k]

@@ -45,7 +45,7 @@ from crossmargin.cascade import (
     _insurance,
     _moved_prices,
 )
-from crossmargin.exceptions import ConfigError
+from crossmargin.exceptions import ConfigError, PriceError
 from crossmargin.table import Table
 from crossmargin.universe import Universe
 
@@ -225,7 +225,12 @@ def _cross_equity(
         if p.isolated:
             upnl, _ = _position(universe, p, prices)
             isolated += _iso_margin(p) * prices.assets[_settle(universe, p.market)] + upnl
-    return n.equity - isolated, n
+    equity = n.equity - isolated
+    # "within 1e-10 relative of zero it counts as zero, the subtraction's rounding" (an
+    # emptied wallet beside an isolated position leaves residue of either sign).
+    if abs(equity) <= 1e-10 * (abs(n.equity) + abs(isolated)):
+        equity = 0.0
+    return equity, n
 
 
 def _ratio(requirement: float, equity: float) -> float:
@@ -703,6 +708,16 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
         # prices only".
         step_assets, step_marks = step_prices[step]
         prices = _Prices(step_assets, [step_marks[k] * (1.0 + displacement[k]) for k in range(nm)])
+        for k, mark in enumerate(prices.marks):
+            # The documented rule keeps 1 + d > 0 (each fill's displacement is above −99%), but
+            # d is held as in the core, and 1 + d below ~1e-16 rounds to 0: the model has no
+            # meaning past that point, so the reference stops rather than divide by 0.
+            if not (math.isfinite(mark) and mark > 0.0):
+                name = u.markets[k].symbol
+                raise PriceError(
+                    f"cascade: the mark of {name} reached {mark} in round {round_no}",
+                    field=f"cascade.marks[{name}]",
+                )
 
         # (1)–(3) evaluate everyone, select who needs action and what to close.
         candidates = []

@@ -171,6 +171,21 @@ def ladder_section(lp: pd.DataFrame, marks: dict[str, float]) -> str:
     return "<h2>Liquidation-price ladder</h2>" + _png(fig)
 
 
+def venues_section(df: pd.DataFrame) -> str:
+    """The same book under each venue's rule set (``crossmargin compare-venues``)."""
+    fig, ax = _figure()
+    x = np.arange(len(df))
+    ax.bar(x - 0.2, df.im / 1e6, 0.4, color="#3b6ea8", label="initial margin")
+    ax.bar(x + 0.2, df.mm / 1e6, 0.4, color="#e67e22", label="maintenance margin")
+    ax.set_xticks(x, df.venue, rotation=20)
+    ax.set_ylabel("USD millions")
+    ax.legend()
+    return (
+        "<h2>Venues</h2><p>The same book under each venue's published rules; collateral and "
+        "markets a venue lacks are left out (dropped columns).</p>" + _png(fig) + _table(df)
+    )
+
+
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#222}h1{margin-bottom:0}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;
@@ -198,6 +213,8 @@ def build(folder: str | Path, title: str = "crossmargin report") -> Path:
         parts.append(cascade_section(r, summary.get("cascade")))
     if (lp := _read(out, "liq_prices.parquet")) is not None:
         parts.append(ladder_section(lp, summary.get("marks", {})))
+    if (v := _read(out, "venues.parquet")) is not None:
+        parts.append(venues_section(v))
     if not parts:
         raise FileNotFoundError(
             f"{out}: no outputs to report on (margin.parquet, stress.parquet, ...)"

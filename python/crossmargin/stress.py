@@ -6,8 +6,9 @@ A scenario maps symbols to *moves* (fractions: ``-0.3`` is a 30 % fall)::
 
 - an underlying (``"BTC"``) moves every market on it and the asset of the same symbol;
 - an asset (``"USDC"``) moves that asset's price; a market (``"BTCUSDT"``) its mark;
-- applied in that order (as :mod:`crossmargin.prices` applies prices), so the more specific
-  key wins;
+- resolved exactly as the price override ``{symbol: reference × (1 + move)}`` would be
+  (:mod:`crossmargin.prices`: in that order, so the more specific key wins; options on a
+  moved underlying are repriced there);
 - ``"vol"``: moves of implied volatility per underlying (fractions of the vol). They are
   validated and kept on the result; perps and futures do not depend on them.
 
@@ -37,7 +38,7 @@ import numpy as np
 from crossmargin import _core
 from crossmargin.book import Book
 from crossmargin.exceptions import ConfigError
-from crossmargin.prices import base_prices
+from crossmargin.prices import base_prices, resolve
 from crossmargin.table import Table
 from crossmargin.universe import Universe
 
@@ -115,9 +116,9 @@ def scenario_prices(
     """(asset prices, marks, vol moves) of one scenario."""
     if not isinstance(moves, Mapping):
         raise ConfigError(f"scenarios[{name}]: expected a mapping of moves", field=name)
-    assets, marks = base_prices(universe)
     vol: dict[str, float] = {}
-    price_moves: dict[str, float] = {}
+    overrides: dict[str, float] = {}
+    base_marks = base_prices(universe)[1]
     for key, value in moves.items():
         where = f"scenarios[{name}][{key}]"
         if key == "vol":
@@ -128,26 +129,20 @@ def scenario_prices(
                     raise ConfigError(f"{where}[{und}]: not an underlying", field=where)
                 vol[und] = _move(v, f"{where}[{und}]")
             continue
-        if (
-            key not in universe.underlyings
-            and key not in universe.asset_index
-            and key not in universe.market_index
-        ):
-            raise ConfigError(f"{where}: not an underlying, asset or market", field=where)
-        price_moves[key] = _move(value, where)
-    for key, v in price_moves.items():
+        v = _move(value, where)
         if key in universe.underlyings:
-            for k, market in enumerate(universe.markets):
-                if market.underlying == key:
-                    marks[k] *= 1.0 + v
-            if key in universe.asset_index:
-                assets[universe.asset_index[key]] *= 1.0 + v
-    for key, v in price_moves.items():
-        if key in universe.asset_index and key not in universe.underlyings:
-            assets[universe.asset_index[key]] *= 1.0 + v
-    for key, v in price_moves.items():
-        if key in universe.market_index:
-            marks[universe.market_index[key]] *= 1.0 + v
+            overrides[key] = universe.reference_price(key) * (1.0 + v)
+        elif key in universe.asset_index:
+            overrides[key] = universe.assets[universe.asset_index[key]].price * (1.0 + v)
+        elif key in universe.market_index:
+            overrides[key] = float(base_marks[universe.market_index[key]]) * (1.0 + v)
+        else:
+            raise ConfigError(f"{where}: not an underlying, asset or market", field=where)
+    if not overrides:
+        assets, marks = base_prices(universe)
+    else:
+        # The same rules as a price override (crossmargin.prices), options repriced there.
+        assets, marks = resolve(universe, overrides)
     return assets, marks, vol
 
 
@@ -326,12 +321,8 @@ def reverse_stress(
         raise ConfigError(f"max_move: {max_move} must be > 0 (and < 1 downward)")
     if not (tol > 0):
         raise ConfigError(f"tol: {tol} must be > 0")
-    move, loss, monotone = _smallest_move(
-        engine, book, names, fund, direction, limit, measure, tol
-    )
-    rows = [
-        _smallest_move(engine, book, [x], fund, direction, limit, measure, tol) for x in names
-    ]
+    move, loss, monotone = _smallest_move(engine, book, names, fund, direction, limit, measure, tol)
+    rows = [_smallest_move(engine, book, [x], fund, direction, limit, measure, tol) for x in names]
     table = Table(
         {
             "underlying": np.array(list(names) or [""], dtype=str)[: len(names)],
@@ -340,9 +331,7 @@ def reverse_stress(
             "monotone": np.array([r[2] for r in rows], dtype=bool),
         }
     )
-    return ReverseStressResult(
-        direction * move, loss, measure, fund, names, table, monotone, tol
-    )
+    return ReverseStressResult(direction * move, loss, measure, fund, names, table, monotone, tol)
 
 
 __all__ = [

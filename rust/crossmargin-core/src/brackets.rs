@@ -18,14 +18,20 @@ pub struct Bracket {
     pub mmr: f64,
 }
 
+/// One tier as the kernel reads it: bound, rates and continuity amounts side by side.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Tier {
+    bound: f64,
+    rate: PerMode<f64>,
+    cum: PerMode<f64>,
+}
+
 /// All markets' brackets, flattened (CSR by market) with the continuity amounts
 /// precomputed once.
 #[derive(Debug, Clone, Default)]
 pub struct BracketTable {
     offsets: Vec<usize>,
-    bound: Vec<f64>,
-    rate: PerMode<Vec<f64>>,
-    cum: PerMode<Vec<f64>>,
+    tiers: Vec<Tier>,
 }
 
 impl BracketTable {
@@ -40,6 +46,7 @@ impl BracketTable {
         }
         let mut prev: Option<Bracket> = None;
         let mut cum = [0.0f64; 2];
+        let mut tiers = Vec::with_capacity(brackets.len());
         for (k, b) in brackets.iter().enumerate() {
             let f = format!("{field}.brackets[{k}]");
             if b.bound.is_nan() || b.bound <= 0.0 {
@@ -72,46 +79,49 @@ impl BracketTable {
                 cum[0] += p.bound * (b.imr - p.imr);
                 cum[1] += p.bound * (b.mmr - p.mmr);
             }
-            self.bound.push(b.bound);
-            self.rate[0].push(b.imr);
-            self.rate[1].push(b.mmr);
-            self.cum[0].push(cum[0]);
-            self.cum[1].push(cum[1]);
+            tiers.push(Tier { bound: b.bound, rate: [b.imr, b.mmr], cum });
             prev = Some(*b);
         }
-        self.offsets.push(self.bound.len());
+        self.tiers.extend(tiers);
+        self.offsets.push(self.tiers.len());
         Ok(())
     }
 
-    /// Tier index (global) holding `notional` for `market`: the first whose bound is
-    /// ≥ notional; notional beyond the last bound stays in the last tier.
+    /// Global tier range of `market`.
     #[inline]
-    pub fn tier(&self, market: usize, notional: f64) -> usize {
-        let (lo, hi) = (self.offsets[market], self.offsets[market + 1]);
-        let mut k = lo;
-        while k + 1 < hi && notional > self.bound[k] {
-            k += 1;
-        }
-        k
+    pub fn range(&self, market: usize) -> (usize, usize) {
+        (self.offsets[market], self.offsets[market + 1])
+    }
+
+    /// (initial, maintenance) requirement of `notional` in the tiers `lo..hi` (a market's
+    /// [`range`](Self::range)): the first tier whose bound is ≥ notional; beyond the last
+    /// bound the last tier applies.
+    #[inline]
+    pub fn requirement_in(&self, lo: usize, hi: usize, notional: f64) -> PerMode<f64> {
+        let tiers = &self.tiers[lo..hi];
+        let last = tiers.len() - 1;
+        let t = tiers.iter().position(|t| notional <= t.bound).map_or(&tiers[last], |k| &tiers[k]);
+        [notional * t.rate[0] - t.cum[0], notional * t.rate[1] - t.cum[1]]
     }
 
     /// (initial, maintenance) requirement of a position of `notional` in `market`.
     #[inline]
     pub fn requirement(&self, market: usize, notional: f64) -> PerMode<f64> {
-        let k = self.tier(market, notional);
-        [notional * self.rate[0][k] - self.cum[0][k], notional * self.rate[1][k] - self.cum[1][k]]
+        let (lo, hi) = self.range(market);
+        self.requirement_in(lo, hi, notional)
     }
 
     /// The rate of the first bracket (the base rate a size premium scales from).
     pub fn base_rate(&self, market: usize, mode: Mode) -> f64 {
-        self.rate[mode.index()][self.offsets[market]]
+        self.tiers[self.offsets[market]].rate[mode.index()]
     }
 
     /// The configured brackets of `market` with their continuity amounts
     /// `(bound, imr, mmr, cum_initial, cum_maint)`.
     pub fn rows(&self, market: usize) -> impl Iterator<Item = (f64, f64, f64, f64, f64)> + '_ {
-        (self.offsets[market]..self.offsets[market + 1])
-            .map(|k| (self.bound[k], self.rate[0][k], self.rate[1][k], self.cum[0][k], self.cum[1][k]))
+        self.tiers[self.offsets[market]..self.offsets[market + 1]]
+            .iter()
+            .map(|t| (t.bound, t.rate[0], t.rate[1], t.cum[0], t.cum[1]))
     }
 }
 

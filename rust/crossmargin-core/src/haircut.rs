@@ -8,20 +8,26 @@
 
 use crate::error::{CoreError, Result};
 
+/// One tier: upper bound, rate, and the discounted value accumulated below its lower bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Slice {
+    lower: f64,
+    bound: f64,
+    rate: f64,
+    base: f64,
+}
+
 /// All assets' tiers, flattened (CSR by asset). An asset without tiers has an empty
 /// range and keeps its full value.
 #[derive(Debug, Clone)]
 pub struct HaircutTable {
     offsets: Vec<usize>,
-    bound: Vec<f64>,
-    rate: Vec<f64>,
-    /// Discounted value accumulated below the tier's lower bound.
-    base: Vec<f64>,
+    slices: Vec<Slice>,
 }
 
 impl Default for HaircutTable {
     fn default() -> Self {
-        HaircutTable { offsets: vec![0], bound: vec![], rate: vec![], base: vec![] }
+        HaircutTable { offsets: vec![0], slices: vec![] }
     }
 }
 
@@ -30,6 +36,7 @@ impl HaircutTable {
     pub fn push(&mut self, tiers: &[(f64, f64)], field: &str) -> Result<()> {
         let mut lower = 0.0f64;
         let mut base = 0.0f64;
+        let mut slices = Vec::with_capacity(tiers.len());
         for (k, &(bound, rate)) in tiers.iter().enumerate() {
             let f = format!("{field}.haircut_tiers[{k}]");
             if bound.is_nan() || bound <= lower || (k > 0 && lower.is_infinite()) {
@@ -41,13 +48,12 @@ impl HaircutTable {
             if !rate.is_finite() || !(0.0..=1.0).contains(&rate) {
                 return Err(CoreError::config(format!("{f}.rate"), format!("{rate} must be in [0, 1]")));
             }
-            self.bound.push(bound);
-            self.rate.push(rate);
-            self.base.push(base);
+            slices.push(Slice { lower, bound, rate, base });
             base += (bound - lower) * rate;
             lower = bound;
         }
-        self.offsets.push(self.bound.len());
+        self.slices.extend(slices);
+        self.offsets.push(self.slices.len());
         Ok(())
     }
 
@@ -58,27 +64,20 @@ impl HaircutTable {
     /// Discounted value of a positive USD `value` of `asset` (before the collateral weight).
     #[inline]
     pub fn discounted(&self, asset: usize, value: f64) -> f64 {
-        let (lo, hi) = (self.offsets[asset], self.offsets[asset + 1]);
-        if lo == hi {
-            return value;
+        let slices = &self.slices[self.offsets[asset]..self.offsets[asset + 1]];
+        match slices.iter().find(|s| value <= s.bound) {
+            Some(s) => s.base + (value - s.lower) * s.rate,
+            None => match slices.last() {
+                None => value,
+                // Beyond the last finite bound: the excess counts nothing.
+                Some(s) => s.base + (s.bound - s.lower) * s.rate,
+            },
         }
-        let mut k = lo;
-        while k < hi && value > self.bound[k] {
-            k += 1;
-        }
-        if k == hi {
-            // Beyond the last finite bound: the excess counts nothing.
-            let last = hi - 1;
-            let lower = if last > lo { self.bound[last - 1] } else { 0.0 };
-            return self.base[last] + (self.bound[last] - lower) * self.rate[last];
-        }
-        let lower = if k > lo { self.bound[k - 1] } else { 0.0 };
-        self.base[k] + (value - lower) * self.rate[k]
     }
 
     /// `(bound, rate)` rows of `asset`.
     pub fn rows(&self, asset: usize) -> impl Iterator<Item = (f64, f64)> + '_ {
-        (self.offsets[asset]..self.offsets[asset + 1]).map(|k| (self.bound[k], self.rate[k]))
+        self.slices[self.offsets[asset]..self.offsets[asset + 1]].iter().map(|s| (s.bound, s.rate))
     }
 }
 

@@ -15,7 +15,7 @@ pub fn discounted_weight(weight: f64, imf: f64, size: f64) -> f64 {
     if imf == 0.0 {
         return weight;
     }
-    weight.min(1.1 / (1.0 + imf * size.abs().sqrt()))
+    weight.min(discount_cap(imf, size))
 }
 
 /// Size-premium liability weight or margin rate.
@@ -24,7 +24,26 @@ pub fn premium_weight(weight: f64, imf: f64, size: f64) -> f64 {
     if imf == 0.0 {
         return weight;
     }
-    weight.max(0.8 * weight + imf * size.abs().sqrt())
+    premium(weight, premium_term(imf, size))
+}
+
+/// 1.1 / (1 + imf·sqrt(size)): the cap a discounted weight may not exceed (computed once per
+/// balance and applied to both modes' weights).
+#[inline]
+pub fn discount_cap(imf: f64, size: f64) -> f64 {
+    1.1 / (1.0 + imf * size.abs().sqrt())
+}
+
+/// imf·sqrt(size): the premium term, computed once per row.
+#[inline]
+pub fn premium_term(imf: f64, size: f64) -> f64 {
+    imf * size.abs().sqrt()
+}
+
+/// max(w, 0.8·w + term).
+#[inline]
+pub fn premium(weight: f64, term: f64) -> f64 {
+    weight.max(0.8 * weight + term)
 }
 
 #[cfg(test)]

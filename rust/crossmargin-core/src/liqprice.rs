@@ -348,11 +348,11 @@ fn account_prices(
     // underlying share one root under LiqMove::Underlying).
     let mut solved: [(Option<Driver>, f64); 4] = [(None, f64::NAN); 4];
     let mut n_solved = 0;
-    for j in 0..rows.pos_code.len() {
+    for (j, slot) in out.iter_mut().enumerate() {
         let k = ctx.remap.market[rows.pos_code[j] as usize] as usize;
         let (qty, entry, iso) = (rows.pos_qty[j], rows.pos_entry[j], rows.pos_isolated[j]);
         if qty == 0.0 || u.markets.kind[k] == MarketKind::Option {
-            out[j] = f64::NAN;
+            *slot = f64::NAN;
             continue;
         }
         let d = match how {
@@ -405,7 +405,7 @@ fn account_prices(
             s
         };
         scr.set(ctx, moves, d, 1.0);
-        out[j] = ctx.prices.mark[k] * s;
+        *slot = ctx.prices.mark[k] * s;
     }
 }
 

@@ -5,11 +5,12 @@
 use rayon::prelude::*;
 
 use crate::book::{AccountRows, GroupedBook};
+use crate::brackets::BracketTable;
 use crate::error::{CoreError, Result};
 use crate::imf;
 use crate::mode::PerMode;
 use crate::options;
-use crate::universe::{MarketKind, Universe};
+use crate::universe::{AssetHot, MarketHot, MarketKind, Universe};
 
 /// Prices for one evaluation, by universe index: asset prices (USD) and market marks.
 #[derive(Debug, Clone, Copy)]
@@ -104,26 +105,105 @@ pub fn position_margin(
     mark: f64,
     settle_price: f64,
 ) -> PositionMargin {
-    let mt = &u.markets;
-    let size = qty * mt.contract_size[market];
-    let (notional, upnl) = if mt.inverse[market] {
+    position_margin_hot(&u.markets.brackets, &u.market_hot[market], qty, entry, mark, settle_price)
+}
+
+/// [`position_margin`] on a market's packed constants.
+#[inline]
+pub fn position_margin_hot(
+    brackets: &BracketTable,
+    h: &MarketHot,
+    qty: f64,
+    entry: f64,
+    mark: f64,
+    settle_price: f64,
+) -> PositionMargin {
+    let size = qty * h.contract_size;
+    let (notional, upnl) = if h.inverse {
         let pnl = if qty == 0.0 { 0.0 } else { size * (1.0 / entry - 1.0 / mark) };
         (size.abs() / mark, pnl)
     } else {
         (size.abs() * mark, size * (mark - entry))
     };
-    let mut req = mt.brackets.requirement(market, notional);
-    let imf = mt.imf_factor[market];
-    if imf > 0.0 {
-        for (m, r) in req.iter_mut().enumerate() {
-            let base = mt.brackets.base_rate(market, crate::mode::Mode::BOTH[m]);
-            *r = r.max(notional * imf::premium_weight(base, imf, size));
+    let mut req = brackets.requirement_in(h.tiers.0 as usize, h.tiers.1 as usize, notional);
+    if h.imf_factor > 0.0 {
+        let term = imf::premium_term(h.imf_factor, size);
+        for (r, &base) in req.iter_mut().zip(&h.base_rate) {
+            *r = r.max(notional * imf::premium(base, term));
         }
     }
     PositionMargin {
         notional: notional * settle_price,
         upnl: upnl * settle_price,
         requirement: [req[0] * settle_price, req[1] * settle_price],
+    }
+}
+
+/// One balance row's asset at this call's prices.
+#[derive(Debug, Clone, Copy)]
+pub struct AssetCall {
+    pub index: usize,
+    pub price: f64,
+    pub hot: AssetHot,
+}
+
+/// One position row's market at this call's prices.
+#[derive(Debug, Clone, Copy)]
+pub struct MarketCall {
+    pub index: usize,
+    pub mark: f64,
+    pub settle_price: f64,
+    pub hot: MarketHot,
+}
+
+/// Where the kernel finds a row's asset or market (by book code) with this call's prices:
+/// through the context's remap and price vectors, or from tables prepared once per call.
+pub trait RowLookup {
+    fn asset(&self, code: u32) -> AssetCall;
+    fn market(&self, code: u32) -> MarketCall;
+}
+
+impl RowLookup for MarginContext<'_> {
+    #[inline]
+    fn asset(&self, code: u32) -> AssetCall {
+        let i = self.remap.asset[code as usize] as usize;
+        AssetCall { index: i, price: self.prices.asset[i], hot: self.universe.asset_hot[i] }
+    }
+
+    #[inline]
+    fn market(&self, code: u32) -> MarketCall {
+        let k = self.remap.market[code as usize] as usize;
+        let hot = self.universe.market_hot[k];
+        MarketCall { index: k, mark: self.prices.mark[k], settle_price: self.prices.asset[hot.settle as usize], hot }
+    }
+}
+
+/// Every book code's asset and market at one call's prices, resolved once: the bulk path
+/// reads one packed record per row.
+#[derive(Debug, Clone)]
+pub struct PreparedLookup {
+    assets: Vec<AssetCall>,
+    markets: Vec<MarketCall>,
+}
+
+impl PreparedLookup {
+    pub fn new(ctx: &MarginContext<'_>) -> Self {
+        PreparedLookup {
+            assets: (0..ctx.remap.asset.len() as u32).map(|c| ctx.asset(c)).collect(),
+            markets: (0..ctx.remap.market.len() as u32).map(|c| ctx.market(c)).collect(),
+        }
+    }
+}
+
+impl RowLookup for PreparedLookup {
+    #[inline]
+    fn asset(&self, code: u32) -> AssetCall {
+        self.assets[code as usize]
+    }
+
+    #[inline]
+    fn market(&self, code: u32) -> MarketCall {
+        self.markets[code as usize]
     }
 }
 
@@ -165,37 +245,45 @@ impl AccountMargin {
 
 /// One account under the standard model; reads like DESIGN §4.
 pub fn evaluate_account(rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> AccountMargin {
+    evaluate_rows(rows, ctx, ctx)
+}
+
+/// [`evaluate_account`] with rows resolved by `lookup` (the one formula, two ways to find a
+/// row's constants and prices).
+#[inline]
+pub fn evaluate_rows<L: RowLookup>(rows: AccountRows<'_>, ctx: &MarginContext<'_>, lookup: &L) -> AccountMargin {
     let u = ctx.universe;
-    let at = &u.assets;
     let mut m = AccountMargin::default();
 
     for (&code, &qty) in rows.bal_code.iter().zip(rows.bal_qty) {
-        let i = ctx.remap.asset[code as usize] as usize;
-        let value = qty * ctx.prices.asset[i];
+        let AssetCall { index: i, price, hot: a } = lookup.asset(code);
+        let value = qty * price;
         m.equity += value;
         if qty > 0.0 {
-            let discounted = at.haircuts.discounted(i, value);
-            for (mode, adj) in m.adj_equity.iter_mut().enumerate() {
-                *adj += discounted * imf::discounted_weight(at.weight[mode][i], at.imf_factor[i], qty);
+            let discounted = if a.has_tiers { u.assets.haircuts.discounted(i, value) } else { value };
+            // imf::discounted_weight, with the cap computed once for both modes
+            let cap = if a.imf_factor == 0.0 { f64::INFINITY } else { imf::discount_cap(a.imf_factor, qty) };
+            for (adj, &w) in m.adj_equity.iter_mut().zip(&a.weight) {
+                *adj += discounted * w.min(cap);
             }
         } else if qty < 0.0 {
-            for (mode, adj) in m.adj_equity.iter_mut().enumerate() {
-                *adj += value * imf::premium_weight(at.liability_weight[mode][i], at.imf_factor[i], qty);
+            for (adj, &w) in m.adj_equity.iter_mut().zip(&a.liability_weight) {
+                let w = if a.imf_factor == 0.0 { w } else { imf::premium(w, imf::premium_term(a.imf_factor, qty)) };
+                *adj += value * w;
             }
         }
     }
 
-    for j in 0..rows.pos_code.len() {
-        let k = ctx.remap.market[rows.pos_code[j] as usize] as usize;
-        let settle_price = ctx.prices.asset[u.markets.settle[k] as usize];
-        if u.markets.kind[k] == MarketKind::Option {
-            add_option(&mut m, ctx, k, rows.pos_qty[j], rows.pos_entry[j], rows.pos_isolated[j], settle_price);
+    let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
+    for (((&code, &qty), &entry), &isolated) in positions {
+        let MarketCall { index: k, mark, settle_price, hot: h } = lookup.market(code);
+        if h.option {
+            add_option(&mut m, ctx, k, qty, entry, isolated, settle_price);
             continue;
         }
-        let p = position_margin(u, k, rows.pos_qty[j], rows.pos_entry[j], ctx.prices.mark[k], settle_price);
+        let p = position_margin_hot(&u.markets.brackets, &h, qty, entry, mark, settle_price);
         m.upnl += p.upnl;
         m.equity += p.upnl;
-        let isolated = rows.pos_isolated[j];
         if isolated > 0.0 {
             let margin = isolated * settle_price;
             m.equity += margin;
@@ -204,7 +292,7 @@ pub fn evaluate_account(rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> Accou
             }
         } else {
             for mode in 0..2 {
-                m.adj_equity[mode] += p.upnl.min(0.0) + p.upnl.max(0.0) * u.markets.upnl_weight[mode][k];
+                m.adj_equity[mode] += p.upnl.min(0.0) + p.upnl.max(0.0) * h.upnl_weight[mode];
                 m.requirement[mode] += p.requirement[mode];
             }
         }
@@ -276,6 +364,7 @@ const CHUNK: usize = 2048;
 /// the results do not depend on the number of threads.
 pub fn evaluate(book: &GroupedBook, ctx: &MarginContext<'_>) -> MarginColumns {
     let n = book.n_accounts();
+    let lookup = PreparedLookup::new(ctx);
     let mut out = MarginColumns {
         equity: vec![0.0; n],
         upnl: vec![0.0; n],
@@ -304,7 +393,7 @@ pub fn evaluate(book: &GroupedBook, ctx: &MarginContext<'_>) -> MarginColumns {
         .enumerate()
         .for_each(|(c, (eq, up, adj_i, adj_m, im, mm, free, ratio, liq, bankrupt))| {
             for j in 0..eq.len() {
-                let r = evaluate_account(book.account(c * CHUNK + j), ctx);
+                let r = evaluate_rows(book.account(c * CHUNK + j), ctx, &lookup);
                 eq[j] = r.equity;
                 up[j] = r.upnl;
                 adj_i[j] = r.adj_equity[0];

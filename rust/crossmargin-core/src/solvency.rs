@@ -466,6 +466,18 @@ mod tests {
         assert!(reserves_value(&ctx, &[-1.0, 0.0]).is_err());
     }
 
+    #[test]
+    fn a_million_leaf_tree_builds_and_proves() {
+        let liabs: Vec<u128> = (0..1_000_000u128).map(|i| (i * 7_919) % 1_000_003).collect();
+        let (t, accounts) = tree(&liabs);
+        assert_eq!(t.levels.len(), 21);
+        let total: u128 = liabs.iter().sum();
+        assert_eq!(t.root().sum, total);
+        for i in [0, 1, 499_999, 999_999] {
+            assert!(verify(&proof_of(&t, &accounts, &liabs, i), &t.root().hash, total));
+        }
+    }
+
     proptest! {
         #[test]
         fn every_leaf_proves_and_the_root_is_thread_independent(

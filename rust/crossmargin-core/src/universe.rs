@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::brackets::{Bracket, BracketTable};
 use crate::error::{CoreError, Result};
 use crate::haircut::HaircutTable;
-use crate::mode::PerMode;
+use crate::mode::{Mode, PerMode};
 use crate::options::OptionSpec;
 
 /// A collateral asset as configured (DESIGN §3).
@@ -96,6 +96,33 @@ pub struct Universe {
     /// Where each underlying's price is read at evaluation time, and the factor from that
     /// source's price to the underlying's (1 unless a reference price was set).
     pub underlying_source: Vec<(UnderlyingSource, f64)>,
+    /// The constants the margin kernel reads per row, packed per asset / market.
+    pub asset_hot: Vec<AssetHot>,
+    pub market_hot: Vec<MarketHot>,
+}
+
+/// Per-asset constants of the margin kernel, side by side.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AssetHot {
+    pub weight: PerMode<f64>,
+    pub liability_weight: PerMode<f64>,
+    pub imf_factor: f64,
+    pub has_tiers: bool,
+}
+
+/// Per-market constants of the margin kernel, side by side.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MarketHot {
+    pub contract_size: f64,
+    pub imf_factor: f64,
+    pub upnl_weight: PerMode<f64>,
+    /// The first bracket's rates (a size premium scales from them).
+    pub base_rate: PerMode<f64>,
+    /// The market's tier range in the bracket table.
+    pub tiers: (u32, u32),
+    pub settle: u32,
+    pub inverse: bool,
+    pub option: bool,
 }
 
 /// The per-call source of an underlying's price: the asset of the same symbol, else its
@@ -236,7 +263,36 @@ impl Universe {
             underlyings,
             underlying_price: vec![],
             underlying_source: sources.iter().map(|&s| (s, 1.0)).collect(),
+            asset_hot: vec![],
+            market_hot: vec![],
         };
+        out.asset_hot = (0..out.n_assets())
+            .map(|i| {
+                let a = &out.assets;
+                AssetHot {
+                    weight: [a.weight[0][i], a.weight[1][i]],
+                    liability_weight: [a.liability_weight[0][i], a.liability_weight[1][i]],
+                    imf_factor: a.imf_factor[i],
+                    has_tiers: a.haircuts.has_tiers(i),
+                }
+            })
+            .collect();
+        out.market_hot = (0..out.n_markets())
+            .map(|k| {
+                let m = &out.markets;
+                let (lo, hi) = m.brackets.range(k);
+                MarketHot {
+                    contract_size: m.contract_size[k],
+                    imf_factor: m.imf_factor[k],
+                    upnl_weight: [m.upnl_weight[0][k], m.upnl_weight[1][k]],
+                    base_rate: [m.brackets.base_rate(k, Mode::Initial), m.brackets.base_rate(k, Mode::Maint)],
+                    tiers: (lo as u32, hi as u32),
+                    settle: m.settle[k],
+                    inverse: m.inverse[k],
+                    option: m.kind[k] == MarketKind::Option,
+                }
+            })
+            .collect();
         out.underlying_price =
             (0..sources.len()).map(|u| out.source_price(u, &out.assets.price, &out.markets.mark)).collect();
         out.check_underlying_prices()?;
