@@ -45,13 +45,16 @@ from crossmargin.cascade import (
     _insurance,
     _moved_prices,
 )
-from crossmargin.exceptions import ConfigError, PriceError
+from crossmargin.exceptions import ConfigError
+from crossmargin.prices import underlying_spots
+from crossmargin.reference_portfolio import option_numbers
+from crossmargin.reference_solvency import allocate
 from crossmargin.table import Table
 from crossmargin.universe import Universe
 
 # ---- money: integer minor units ----------------------------------------------------------
-# "Balances and isolated margins are held in integer minor units (1e-8 of the asset, rounded
-# half away from zero ...)" (ARCHITECTURE, "The ledger").
+# "Balances and isolated margins are held in integer minor units (1e-8 of the asset, x·10⁸
+# rounded half to even as in money.rs ...)" (ARCHITECTURE, "The ledger").
 SCALE = 1e8
 
 # An isolated position with its margin used up stays isolated: the margin kernel reads its
@@ -60,22 +63,14 @@ _STILL_ISOLATED = sys.float_info.min
 
 
 def to_minor(amount: float) -> int:
-    """``amount`` in minor units, rounded half away from zero, exactly as Rust's
-    ``(amount * 1e8).round() as i128`` (NaN → 0).
-
-    Python's ``round`` rounds half to even, and ``floor(|x| + 0.5)`` is wrong for
-    0.49999999999999994 (the addition rounds up to 1.0), so the fraction is compared
-    exactly: ``|x| − floor(|x|)`` is exact in binary floating point.
-    """
+    """``amount`` in minor units: x·10⁸ rounded half to even (crossmargin.money's rule, as
+    Python's ``round``); like the core's ``as i128`` NaN → 0 and ±inf saturates."""
     x = amount * SCALE
     if math.isnan(x):
         return 0
     if math.isinf(x):
-        return (2**127 - 1) if x > 0 else -(2**127)  # `as i128` saturates
-    a = abs(x)
-    whole = math.floor(a)
-    n = whole + 1 if a - whole >= 0.5 else whole
-    return n if x >= 0 else -n
+        return (2**127 - 1) if x > 0 else -(2**127)
+    return round(x)
 
 
 def to_units(minor: int) -> float:
@@ -123,6 +118,11 @@ class _Pools:
 class _Prices:
     assets: list[float]
     marks: list[float]
+    spots: dict[str, float] = field(default_factory=dict)  # underlying prices (options)
+
+    @classmethod
+    def of(cls, universe: Universe, assets: list[float], marks: list[float]) -> _Prices:
+        return cls(assets, marks, underlying_spots(universe, np.array(assets), np.array(marks)))
 
 
 def _settle(universe: Universe, market: int) -> int:
@@ -203,15 +203,21 @@ def _evaluate(universe: Universe, acct: _Account, prices: _Prices) -> ref.Accoun
         balances={i: to_units(m) for i, m in acct.balances.items()},
         positions=[(p.market, p.qty, p.entry, _iso_margin(p)) for p in acct.positions],
     )
-    return ref.evaluate_account(universe, view, prices.assets, prices.marks)
+    return ref.evaluate_account(universe, view, prices.assets, prices.marks, prices.spots)
 
 
 def _position(universe: Universe, p: _Position, prices: _Prices) -> tuple[float, float]:
-    """(uPnL, maintenance requirement) of one position, USD."""
+    """(the equity it adds, maintenance requirement) of one position, USD: uPnL for a perp
+    or future, its value for an option."""
+    market = universe.markets[p.market]
     settle_price = prices.assets[_settle(universe, p.market)]
-    upnl, _im, mm = ref.position_numbers(
-        universe.markets[p.market], p.qty, p.entry, prices.marks[p.market], settle_price
-    )
+    mark = prices.marks[p.market]
+    if market.is_option:
+        value, _upnl, _im, mm = option_numbers(
+            market, p.qty, p.entry, mark, settle_price, prices.spots[market.underlying]
+        )
+        return value, mm
+    upnl, _im, mm = ref.position_numbers(market, p.qty, p.entry, mark, settle_price)
     return upnl, mm
 
 
@@ -428,14 +434,18 @@ def _close(
     full = order.fraction >= 1.0
     x = -q if full else -q * order.fraction
     # Realised P&L (settle units): linear −x·cs·(p − entry), inverse −x·cs·(1/entry − 1/p);
-    # it moves from the external counterparty to the account.
-    if market.inverse:
+    # an option is sold or bought back at its premium, −x·cs·p (its entry premium is already
+    # in the balances). It moves from the external counterparty to the account.
+    if market.is_option:
+        realized = to_minor(-x * cs * price)
+    elif market.inverse:
         realized = to_minor(-x * cs * (1.0 / entry - 1.0 / price))
     else:
         realized = to_minor(-x * cs * (price - entry))
     pools.external[settle] -= realized
     p.qty = 0.0 if full else q + x
-    notional = abs(x) * cs / price if market.inverse else abs(x) * cs * price
+    inverse_notional = market.inverse and not market.is_option
+    notional = abs(x) * cs / price if inverse_notional else abs(x) * cs * price
     # "The fee, rate × closed notional at p, goes to the insurance fund but never exceeds what
     # is left: the cross equity after the fill, or the isolated position's margin + remaining
     # uPnL."
@@ -488,8 +498,10 @@ class _Counterparty:
 
 
 def _notional_usd(universe: Universe, p: _Position, prices: _Prices) -> float:
-    """|q|·cs·mark (linear) or |q|·cs/mark (inverse), in USD."""
+    """|q|·cs·mark (linear) or |q|·cs/mark (inverse), in USD; an option's: |its value|."""
     market = universe.markets[p.market]
+    if market.is_option:
+        return abs(_position(universe, p, prices)[0])
     size = abs(p.qty * market.contract_size)
     mark = prices.marks[p.market]
     coin = size / mark if market.inverse else size * mark
@@ -504,7 +516,9 @@ def _counterparties(
     cross equity, ties by account id)", best first."""
     market = universe.markets[k]
     sp = prices.assets[_settle(universe, k)]
-    found = []
+    found: list[_Counterparty] = []
+    if market.is_option:
+        return found  # options are not deleveraged: a premium is not a profit on a price
     for a, acct in enumerate(accounts):
         for j, p in enumerate(acct.positions):
             if p.market != k or not p.qty * side > 0.0:
@@ -522,31 +536,6 @@ def _counterparties(
             found.append(_Counterparty(a, j, upnl, upnl / entry_notional * leverage))
     found.sort(key=lambda c: (-c.score, accounts[c.account].id))
     return found
-
-
-def conserving_split(total: int, weights: list[float]) -> list[int]:
-    """Splits ``total`` minor units over ``weights`` so the parts sum to ``total`` exactly:
-    each part the floor of its exact share, the remainder one unit at a time by largest
-    fractional part (ties by position)."""
-    s = 0.0
-    for w in weights:
-        s += w
-    if not weights or s <= 0.0:
-        return [0] * len(weights)
-    exact = [float(total) * w / s for w in weights]
-    parts = [math.floor(e) for e in exact]
-    rest = total - sum(parts)
-    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - math.floor(exact[i])), i))
-    i = 0
-    while rest > 0:
-        parts[order[i % len(order)]] += 1
-        rest -= 1
-        i += 1
-    while rest < 0:
-        parts[order[len(order) - 1 - (i % len(order))]] -= 1
-        rest += 1
-        i += 1
-    return parts
 
 
 def _deleverage(
@@ -598,7 +587,7 @@ def _deleverage(
         for w in weights:
             total_upnl += w
         cover = min(amount, total_upnl)
-        parts = conserving_split(usd_to_minor(cover, sp), weights)
+        parts = allocate(usd_to_minor(cover, sp), weights) if cps else []
         for cp, part in zip(cps, parts, strict=True):
             if part == 0:
                 continue
@@ -686,16 +675,11 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
         config.partial_fraction, float(config.target_margin_ratio or 0.0), config.min_notional
     )
 
-    if any(m.kind == "option" for m in u.markets):
-        # ARCHITECTURE's cascade rules are written for perps and futures (realised P&L
-        # q·cs·(p − entry)); an option's premium is already in the balances, so they do not
-        # carry over. Not guessed here.
-        raise NotImplementedError("reference cascade: option markets are not covered")
     accounts = _load(u, book)
     pools = _Pools([to_minor(x) for x in _insurance(u, config.insurance_fund)], [0] * len(u.assets))
     totals_before = _totals(u, accounts, pools)
 
-    displacement = [0.0] * nm
+    factor = [1.0] * nm  # each mark = its step's mark × factor
     step = 0
     round_no = 0
     events: list[tuple[int, int, _Event]] = []  # (round, step, event)
@@ -707,17 +691,7 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
         # "Within a step the marks are step mark × (1 + d)"; "Collateral follows the step's
         # prices only".
         step_assets, step_marks = step_prices[step]
-        prices = _Prices(step_assets, [step_marks[k] * (1.0 + displacement[k]) for k in range(nm)])
-        for k, mark in enumerate(prices.marks):
-            # The documented rule keeps 1 + d > 0 (each fill's displacement is above −99%), but
-            # d is held as in the core, and 1 + d below ~1e-16 rounds to 0: the model has no
-            # meaning past that point, so the reference stops rather than divide by 0.
-            if not (math.isfinite(mark) and mark > 0.0):
-                name = u.markets[k].symbol
-                raise PriceError(
-                    f"cascade: the mark of {name} reached {mark} in round {round_no}",
-                    field=f"cascade.marks[{name}]",
-                )
+        prices = _Prices.of(u, step_assets, [step_marks[k] * factor[k] for k in range(nm)])
 
         # (1)–(3) evaluate everyone, select who needs action and what to close.
         candidates = []
@@ -752,10 +726,10 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
                 x = -p.qty * o.fraction
                 sp = prices.assets[_settle(u, k)]
                 cs = u.markets[k].contract_size
+                # an option trades at its premium: qty·cs·mark·settle price
+                inverse = u.markets[k].inverse and not u.markets[k].is_option
                 flow[k] += (
-                    x * cs / prices.marks[k] * sp
-                    if u.markets[k].inverse
-                    else x * cs * prices.marks[k] * sp
+                    x * cs / prices.marks[k] * sp if inverse else x * cs * prices.marks[k] * sp
                 )
         fills = [execute(models[k], prices.marks[k], flow[k]) for k in range(nm)]
 
@@ -824,11 +798,11 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
             }
         )
         round_marks.append(list(prices.marks))
-        # (8) "a round's flow moves the mark to where it filled (1 + d ← (1 + d)·(1 + the
-        # fill's displacement)), then d ← d·(1 − decay)"
+        # (8) "a round's flow moves the mark to where it filled (f ← f·(1 + the fill's
+        # displacement)), then f ← f + (1 − f)·decay, never below 1e-12"
         for k in range(nm):
-            walked = (1.0 + displacement[k]) * (1.0 + fills[k][1]) - 1.0
-            displacement[k] = walked * (1.0 - config.decay)
+            walked = factor[k] * (1.0 + fills[k][1])
+            factor[k] = max(walked + (1.0 - walked) * config.decay, 1e-12)
         round_no += 1
 
     final_asset_prices = step_prices[step][0]
@@ -946,4 +920,4 @@ def _result(
     )
 
 
-__all__ = ["ReferenceCascadeResult", "cascade", "conserving_split", "execute", "to_minor"]
+__all__ = ["ReferenceCascadeResult", "cascade", "execute", "to_minor"]

@@ -342,6 +342,32 @@ fn add_option(
     }
 }
 
+/// What one position contributes to its pool, whatever its kind (USD): the equity it adds
+/// (uPnL for a perp or future, its value for an option), its (initial, maintenance)
+/// requirement and its notional (an option's: its value's magnitude).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stake {
+    pub equity: f64,
+    pub requirement: PerMode<f64>,
+    pub notional: f64,
+}
+
+/// The [`Stake`] of `qty` contracts of market `k` at the context's prices.
+pub fn position_stake(ctx: &MarginContext<'_>, k: usize, qty: f64, entry: f64) -> Stake {
+    let u = ctx.universe;
+    let h = &u.market_hot[k];
+    let settle_price = ctx.prices.asset[h.settle as usize];
+    if h.option {
+        let mt = &u.markets;
+        let s = ctx.underlying_price(mt.underlying[k] as usize);
+        let mark = ctx.prices.mark[k];
+        let o = options::option_margin(&mt.option[k], h.inverse, qty, h.contract_size, entry, mark, settle_price, s);
+        return Stake { equity: o.value, requirement: o.requirement, notional: o.value.abs() };
+    }
+    let p = position_margin_hot(&u.markets.brackets, h, qty, entry, ctx.prices.mark[k], settle_price);
+    Stake { equity: p.upnl, requirement: p.requirement, notional: p.notional }
+}
+
 /// Per-account results as columns, in dense account order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MarginColumns {

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::cascade::ledger::{to_minor, Pools};
 use crate::cascade::policy::cross_equity;
 use crate::cascade::state::State;
-use crate::margin::{position_margin, MarginContext};
+use crate::margin::{position_stake, MarginContext};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deleverage {
@@ -44,19 +44,19 @@ pub fn counterparties(state: &State, ctx: &MarginContext<'_>, market: u32, side:
         .into_par_iter()
         .flat_map_iter(|a| {
             let range = state.pos_offsets[a]..state.pos_offsets[a + 1];
-            let held = range.filter(|&p| state.pos_market[p] == market && state.pos_qty[p] * side > 0.0);
+            // Options are not deleveraged: an option's premium is not a profit on a price.
+            let held = range
+                .filter(|&p| state.pos_market[p] == market && state.pos_qty[p] * side > 0.0 && !u.market_hot[k].option);
             let mut found = Vec::new();
             for p in held {
-                let pm = position_margin(u, k, state.pos_qty[p], state.pos_entry[p], ctx.prices.mark[k], sp);
-                if pm.upnl <= 0.0 {
+                let pm = position_stake(ctx, k, state.pos_qty[p], state.pos_entry[p]);
+                if pm.equity <= 0.0 {
                     continue;
                 }
                 let (equity, _) = cross_equity(state, a, ctx);
                 let notional: f64 = (state.pos_offsets[a]..state.pos_offsets[a + 1])
                     .map(|q| {
-                        let kq = state.pos_market[q] as usize;
-                        let spq = ctx.prices.asset[u.markets.settle[kq] as usize];
-                        position_margin(u, kq, state.pos_qty[q], state.pos_entry[q], ctx.prices.mark[kq], spq).notional
+                        position_stake(ctx, state.pos_market[q] as usize, state.pos_qty[q], state.pos_entry[q]).notional
                     })
                     .sum();
                 let size = state.pos_qty[p].abs() * u.markets.contract_size[k];
@@ -66,8 +66,8 @@ pub fn counterparties(state: &State, ctx: &MarginContext<'_>, market: u32, side:
                 found.push(Counterparty {
                     account: a,
                     pos: p,
-                    upnl: pm.upnl,
-                    score: pm.upnl / entry_notional * leverage,
+                    upnl: pm.equity,
+                    score: pm.equity / entry_notional * leverage,
                 });
             }
             found
@@ -75,32 +75,6 @@ pub fn counterparties(state: &State, ctx: &MarginContext<'_>, market: u32, side:
         .collect();
     c.sort_by(|x, y| y.score.total_cmp(&x.score).then(state.accounts[x.account].cmp(&state.accounts[y.account])));
     c
-}
-
-/// Splits `total` minor units over `weights` so the parts sum exactly to `total`, each part
-/// at most its weight's share rounded up (largest remainder; ties by index).
-pub fn conserving_split(total: i128, weights: &[f64]) -> Vec<i128> {
-    let sum: f64 = weights.iter().sum();
-    if weights.is_empty() || sum <= 0.0 {
-        return vec![0; weights.len()];
-    }
-    let exact: Vec<f64> = weights.iter().map(|w| total as f64 * w / sum).collect();
-    let mut parts: Vec<i128> = exact.iter().map(|x| x.floor() as i128).collect();
-    let mut rest = total - parts.iter().sum::<i128>();
-    let mut order: Vec<usize> = (0..weights.len()).collect();
-    order.sort_by(|&i, &j| (exact[j] - exact[j].floor()).total_cmp(&(exact[i] - exact[i].floor())).then(i.cmp(&j)));
-    let mut i = 0;
-    while rest > 0 {
-        parts[order[i % order.len()]] += 1;
-        rest -= 1;
-        i += 1;
-    }
-    while rest < 0 {
-        parts[order[order.len() - 1 - (i % order.len())]] -= 1;
-        rest += 1;
-        i += 1;
-    }
-    parts
 }
 
 /// Moves `minor` units of `asset` from the external counterparty to the insurance fund.
@@ -115,20 +89,5 @@ pub fn usd_to_minor(usd: f64, price: f64) -> i128 {
         to_minor(usd / price)
     } else {
         0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn conserving_split_sums_exactly() {
-        let parts = conserving_split(100, &[1.0, 1.0, 1.0]);
-        assert_eq!(parts.iter().sum::<i128>(), 100);
-        assert_eq!(parts, vec![34, 33, 33]);
-        let parts = conserving_split(-7, &[2.0, 1.0]);
-        assert_eq!(parts.iter().sum::<i128>(), -7);
-        assert_eq!(conserving_split(5, &[]), Vec::<i128>::new());
     }
 }

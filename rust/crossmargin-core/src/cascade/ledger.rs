@@ -3,19 +3,18 @@
 //! account balances + isolated margins + insurance fund + external counterparty is constant
 //! exactly, whatever the cascade does.
 
-/// Minor units per asset unit.
-pub const SCALE: f64 = 1e8;
+use crate::money::SCALE_F64;
 
-/// Amount → minor units, rounded half away from zero (`f64::round`); saturates at the i128
-/// range, far beyond any real balance.
+/// Amount → minor units with [`crate::money`]'s rule (x·10⁸ rounded half to even); unlike
+/// `Minor::from_f64` it saturates instead of failing, the cascade's amounts being finite.
 #[inline]
 pub fn to_minor(amount: f64) -> i128 {
-    (amount * SCALE).round() as i128
+    (amount * SCALE_F64).round_ties_even() as i128
 }
 
 #[inline]
 pub fn to_units(minor: i128) -> f64 {
-    minor as f64 / SCALE
+    minor as f64 / SCALE_F64
 }
 
 /// Per-asset holders outside the accounts.
@@ -55,9 +54,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn minor_units_round_half_away_from_zero() {
-        assert_eq!(to_minor(1.000000005), 100_000_001);
-        assert_eq!(to_minor(-1.000000005), -100_000_001);
+    fn minor_units_round_like_money() {
+        assert_eq!(to_minor(0.000_000_025), 2);
+        assert_eq!(to_minor(-0.000_000_035), -4);
         assert_eq!(to_minor(0.1) + to_minor(0.2), to_minor(0.3));
         assert_eq!(to_units(150_000_000), 1.5);
     }

@@ -16,9 +16,10 @@ use rayon::prelude::*;
 
 use crate::book::GroupedBook;
 use crate::error::{CoreError, Result};
-use crate::margin::{position_margin, MarginContext, Prices, Remap};
+use crate::margin::{position_stake, MarginContext, Prices, Remap};
+use crate::money::{allocate, Minor};
 use crate::universe::Universe;
-use adl::{conserving_split, counterparties, to_fund_from_external, usd_to_minor, Deleverage};
+use adl::{counterparties, to_fund_from_external, usd_to_minor, Deleverage};
 use impact::{Execution, Liquidity};
 use ledger::{to_minor, to_units, Pools};
 use policy::{cross_equity, Candidate, EventKind, Order, Slicing};
@@ -206,7 +207,8 @@ pub fn run(
     let identity_m: Vec<u32> = (0..nm as u32).collect();
     let remap = Remap { asset: &identity_a, market: &identity_m };
 
-    let mut displacement = vec![0.0f64; nm];
+    // Each mark is its step's mark × factor; liquidation flow moves the factor.
+    let mut factor = vec![1.0f64; nm];
     let mut step = 0usize;
     let mut round = 0usize;
     let mut events = Events::default();
@@ -217,7 +219,7 @@ pub fn run(
 
     loop {
         let assets = &cfg.step_asset_prices[step];
-        marks = (0..nm).map(|k| cfg.step_marks[step][k] * (1.0 + displacement[k])).collect();
+        marks = (0..nm).map(|k| cfg.step_marks[step][k] * factor[k]).collect();
         let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: &marks }, remap };
         let mut cands: Vec<Candidate> = (0..state.n_accounts())
             .into_par_iter()
@@ -246,9 +248,14 @@ pub fn run(
                 let p = o.pos;
                 let k = state.pos_market[p] as usize;
                 let x = -state.pos_qty[p] * o.fraction;
-                let sp = assets[u.markets.settle[k] as usize];
-                let cs = u.markets.contract_size[k];
-                flow[k] += if u.markets.inverse[k] { x * cs / marks[k] * sp } else { x * cs * marks[k] * sp };
+                let h = &u.market_hot[k];
+                let sp = assets[h.settle as usize];
+                // An option trades at its premium; an inverse contract's notional is cs/mark coins.
+                flow[k] += if h.inverse && !h.option {
+                    x * h.contract_size / marks[k] * sp
+                } else {
+                    x * h.contract_size * marks[k] * sp
+                };
             }
         }
         let exec: Vec<Execution> = (0..nm).map(|k| cfg.liquidity[k].execute(marks[k], flow[k])).collect();
@@ -322,10 +329,11 @@ pub fn run(
         rounds.insurance_fund_usd.push(fund_usd(&pools, assets));
         rounds.marks.extend_from_slice(&marks);
 
-        // The mark moves to where this round's flow left it, then part of the move fades.
-        for k in 0..nm {
-            let walked = (1.0 + displacement[k]) * (1.0 + exec[k].displacement) - 1.0;
-            displacement[k] = walked * (1.0 - cfg.decay);
+        // The mark moves to where this round's flow left it, then part of the move fades; a
+        // mark never falls below 1e-12 of its step's price (each walk is capped at 99%).
+        for (f, e) in factor.iter_mut().zip(&exec) {
+            let walked = *f * (1.0 + e.displacement);
+            *f = (walked + (1.0 - walked) * cfg.decay).max(MIN_FACTOR);
         }
         round += 1;
     }
@@ -345,6 +353,9 @@ pub fn run(
         truncated,
     })
 }
+
+/// The lowest a mark can fall to, as a share of its step's price.
+const MIN_FACTOR: f64 = 1e-12;
 
 /// Bad debt attributed to (market, side of the bankrupt position, USD).
 type Piece = (u32, f64, f64);
@@ -443,8 +454,9 @@ fn deleverage(
         Deleverage::SocializedLoss => {
             let weights: Vec<f64> = cps.iter().map(|c| c.upnl).collect();
             let cover = amount.min(weights.iter().sum());
-            let parts = conserving_split(usd_to_minor(cover, sp), &weights);
-            for (cp, part) in cps.iter().zip(parts) {
+            // Weights are positive uPnLs, so the split cannot fail; an empty split changes nothing.
+            let parts = allocate(Minor(usd_to_minor(cover, sp)), &weights).unwrap_or_default();
+            for (cp, Minor(part)) in cps.iter().zip(parts) {
                 if part == 0 {
                     continue;
                 }
@@ -503,22 +515,28 @@ impl Fill<'_, '_> {
         let k = s.pos_market[p] as usize;
         let settle = u.markets.settle[k] as usize;
         let sp = self.ctx.prices.asset[settle];
-        let (cs, entry, inverse) = (u.markets.contract_size[k], s.pos_entry[p], u.markets.inverse[k]);
+        let h = &u.market_hot[k];
+        let (cs, entry) = (h.contract_size, s.pos_entry[p]);
         let full = o.fraction >= 1.0;
         let x = if full { -q } else { -q * o.fraction };
-        // Closing −x contracts at `price`.
-        let realized =
-            to_minor(if inverse { -x * cs * (1.0 / entry - 1.0 / price) } else { -x * cs * (price - entry) });
+        // Closing −x contracts at `price`: a perp or future realises its P&L against entry; an
+        // option is sold (or bought back) at its premium, the entry premium being already paid.
+        let realized = to_minor(if h.option {
+            -x * cs * price
+        } else if h.inverse {
+            -x * cs * (1.0 / entry - 1.0 / price)
+        } else {
+            -x * cs * (price - entry)
+        });
         self.pools.external[settle] -= realized;
         s.pos_qty[p] = if full { 0.0 } else { q + x };
-        let notional = if inverse { x.abs() * cs / price } else { x.abs() * cs * price };
+        let notional = if h.inverse && !h.option { x.abs() * cs / price } else { x.abs() * cs * price };
         let nominal_fee = to_minor(self.fee_rate * notional);
-        let mark = self.ctx.prices.mark[k];
         let mut out = Vec::new();
         let fee;
         if s.pos_isolated[p] {
             s.iso_minor[p] += realized;
-            let rest = position_margin(u, k, s.pos_qty[p], entry, mark, sp).upnl;
+            let rest = position_stake(self.ctx, k, s.pos_qty[p], entry).equity;
             let available = s.iso_minor[p] + usd_to_minor(rest, sp);
             fee = nominal_fee.min(available.max(0));
             s.iso_minor[p] -= fee;

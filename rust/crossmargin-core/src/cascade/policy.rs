@@ -7,7 +7,7 @@
 //! maintenance requirement, or every cross position when the pool's equity is gone.
 
 use crate::cascade::state::State;
-use crate::margin::{evaluate_account, position_margin, MarginContext};
+use crate::margin::{evaluate_account, position_stake, MarginContext};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -79,8 +79,7 @@ pub fn cross_equity(state: &State, a: usize, ctx: &MarginContext<'_>) -> (f64, c
         if state.pos_isolated[p] {
             let k = state.pos_market[p] as usize;
             let sp = ctx.prices.asset[u.markets.settle[k] as usize];
-            let pm = position_margin(u, k, state.pos_qty[p], state.pos_entry[p], ctx.prices.mark[k], sp);
-            iso += state.iso_qty[p] * sp + pm.upnl;
+            iso += state.iso_qty[p] * sp + position_stake(ctx, k, state.pos_qty[p], state.pos_entry[p]).equity;
         }
     }
     let eq = m.equity - iso;
@@ -115,9 +114,9 @@ pub fn select(state: &State, a: usize, ctx: &MarginContext<'_>, slicing: &Slicin
         }
         let k = state.pos_market[p] as usize;
         let sp = ctx.prices.asset[u.markets.settle[k] as usize];
-        let pm = position_margin(u, k, state.pos_qty[p], state.pos_entry[p], ctx.prices.mark[k], sp);
+        let pm = position_stake(ctx, k, state.pos_qty[p], state.pos_entry[p]);
         if state.pos_isolated[p] {
-            let eq = state.iso_qty[p] * sp + pm.upnl;
+            let eq = state.iso_qty[p] * sp + pm.equity;
             if eq < pm.requirement[1] {
                 let fraction = if eq <= 0.0 {
                     1.0
