@@ -9,6 +9,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "CascadeDriver",
+    "CascadeShard",
     "CompiledPortfolio",
     "CompiledUniverse",
     "GroupedBook",
@@ -187,6 +189,88 @@ def run_cascade(
     deleverage: str,
     insurance_fund: list[float],
 ) -> dict[str, Any]: ...
+
+# ---- sharded cascade (rust/crossmargin-py/src/cascade_step.rs) ----------------------------
+# Messages are dicts of numpy arrays; money as lists of ints (minor units).
+@final
+class CascadeShard:
+    """One partition's accounts and ledger during a sharded cascade."""
+
+    def __new__(
+        cls,
+        universe: CompiledUniverse,
+        book: GroupedBook,
+        asset_remap: npt.NDArray[np.uint32],
+        market_remap: npt.NDArray[np.uint32],
+    ) -> CascadeShard: ...
+    @property
+    def n_accounts(self) -> int: ...
+    def holdings(self) -> list[int]: ...
+    def select(
+        self,
+        assets: npt.NDArray[np.float64],
+        marks: npt.NDArray[np.float64],
+        partial_fraction: float,
+        target_margin_ratio: float,
+        min_notional: float,
+    ) -> dict[str, npt.NDArray[Any]]: ...
+    def settle(
+        self,
+        assets: npt.NDArray[np.float64],
+        marks: npt.NDArray[np.float64],
+        chosen: npt.NDArray[np.uint32],
+        fill_price: npt.NDArray[np.float64],
+        fee_rate: float,
+    ) -> dict[str, Any]: ...
+    def counterparties(
+        self,
+        assets: npt.NDArray[np.float64],
+        marks: npt.NDArray[np.float64],
+        market: int,
+        side: float,
+    ) -> dict[str, npt.NDArray[Any]]: ...
+    def deleverage(
+        self,
+        assets: npt.NDArray[np.float64],
+        marks: npt.NDArray[np.float64],
+        how: str,
+        market: int,
+        closes: dict[str, Any],
+    ) -> dict[str, npt.NDArray[Any]]: ...
+    def final_book(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, npt.NDArray[Any]]]: ...
+
+@final
+class CascadeDriver:
+    """The global side of a sharded cascade (same arguments as run_cascade, less the pool,
+    the book and its remaps)."""
+
+    def __new__(
+        cls,
+        universe: CompiledUniverse,
+        step_asset_prices: npt.NDArray[np.float64],
+        step_marks: npt.NDArray[np.float64],
+        liquidity_models: list[tuple[str, list[float]]],
+        decay: float,
+        liquidation_fee: float,
+        partial_fraction: float,
+        target_margin_ratio: float,
+        min_notional: float,
+        max_rounds: int,
+        max_liquidations_per_round: int,
+        deleverage: str,
+        insurance_fund: list[float],
+    ) -> CascadeDriver: ...
+    def round_prices(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+    def plan(
+        self, candidates: list[dict[str, Any]]
+    ) -> tuple[str, list[npt.NDArray[np.uint32]] | None, npt.NDArray[np.float64] | None]: ...
+    def settled(self, settlements: list[dict[str, Any]]) -> None: ...
+    def pools(self) -> tuple[list[int], list[int]]: ...
+    def deficit(self) -> tuple[int, float] | None: ...
+    def plan_deleverage(self, counterparties: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+    def deleveraged(self, results: list[dict[str, Any]]) -> None: ...
+    def end_round(self) -> None: ...
+    def finish(self) -> dict[str, Any]: ...
 
 # ---- funding and solvency (rust/crossmargin-py/src/{funding,solvency}.rs) ----------------
 def funding_rates(

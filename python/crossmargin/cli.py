@@ -93,6 +93,20 @@ JsonOpt = Annotated[
     bool, typer.Option("--json", help="JSON summary on stdout, JSON-lines log on stderr.")
 ]
 ThreadsOpt = Annotated[int | None, typer.Option(help="Worker threads (default: all cores).")]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Run on this Dask scheduler (tcp://host:port); BOOK must be a partitioned dataset.",
+    ),
+]
+LocalClusterOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--local-cluster",
+        help="Run on a local Dask cluster of N worker processes; BOOK must be partitioned.",
+    ),
+]
 BookArg = Annotated[
     Path,
     typer.Argument(
@@ -306,17 +320,31 @@ def margin(
         int | None, typer.Option(help="Exit 1 when more accounts than this are liquidatable.")
     ] = None,
     threads: ThreadsOpt = None,
+    scheduler: SchedulerOpt = None,
+    local_cluster: LocalClusterOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Margin of every account: writes margin.parquet, collateral.parquet, summary.json."""
+    """Margin of every account: writes margin.parquet, collateral.parquet, summary.json.
+    On a Dask cluster (--scheduler / --local-cluster, BOOK a partitioned dataset): one
+    margin.parquet per partition (out/part-NNNNN/) and the exactly merged summary."""
+    from crossmargin import distributed as dist
     from crossmargin.engine import Engine
     from crossmargin.io import read_book
 
     run = Run(quiet, as_json)
     u = _universe(universe)
+    if scheduler is not None or local_cluster is not None:
+        with run.step(f"margin on Dask over {book}"), dist.connect(scheduler, local_cluster) as c:
+            sm = dist.evaluate(c, book, u, prices=_moves(price, "--price") or None, out=out)
+        s = sm.summary
+        _save_summary(out, margin=s, marks=_marks(u))
+        run.finish(s, "margin")
+        if fail_if_liquidatable is not None and s["liquidatable"] > fail_if_liquidatable:
+            raise typer.Exit(1)
+        return
     with run.step(f"reading {book}"):
-        b = read_book(book)
+        b = dist.read_partitioned(book) if dist.is_partitioned(book) else read_book(book)
     with run.step("margin"):
         m = Engine(u, threads=threads).evaluate(b, prices=_moves(price, "--price") or None)
     with run.step(f"writing {out}"):
@@ -345,10 +373,14 @@ def stress(
         bool, typer.Option(help="Exit 1 when a scenario's bad debt exceeds the fund.")
     ] = False,
     threads: ThreadsOpt = None,
+    scheduler: SchedulerOpt = None,
+    local_cluster: LocalClusterOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Every account under every scenario in one pass: writes stress.parquet."""
+    """Every account under every scenario in one pass: writes stress.parquet (on a Dask
+    cluster, --scheduler / --local-cluster, also out/part-NNNNN/stress_matrix.parquet)."""
+    from crossmargin import distributed as dist
     from crossmargin.engine import Engine
     from crossmargin.io import read_book
     from crossmargin.stress import PRESETS
@@ -366,11 +398,18 @@ def stress(
                 f"--scenario: {item!r} is not NAME:SYMBOL=MOVE,...", field="--scenario"
             )
         scenarios[name] = _moves(moves.split(","), "--scenario")
-    with run.step(f"reading {book}"):
-        b = read_book(book)
-    with run.step(f"stress: {len(scenarios)} scenarios"):
-        st = Engine(u, threads=threads).stress(b, scenarios, insurance_fund=insurance_fund)
-    table = st.scenarios
+    if scheduler is not None or local_cluster is not None:
+        with (
+            run.step(f"stress on Dask: {len(scenarios)} scenarios"),
+            dist.connect(scheduler, local_cluster) as c,
+        ):
+            table = dist.stress(c, book, u, scenarios, insurance_fund=insurance_fund, out=out)
+    else:
+        with run.step(f"reading {book}"):
+            b = dist.read_partitioned(book) if dist.is_partitioned(book) else read_book(book)
+        with run.step(f"stress: {len(scenarios)} scenarios"):
+            st = Engine(u, threads=threads).stress(b, scenarios, insurance_fund=insurance_fund)
+        table = st.scenarios
     with run.step(f"writing {out}"):
         _write(table, out / "stress.parquet")
     df = table.to_pandas()
@@ -414,11 +453,15 @@ def cascade(
         bool, typer.Option(help="Exit 1 when bad debt exceeds the fund.")
     ] = False,
     threads: ThreadsOpt = None,
+    scheduler: SchedulerOpt = None,
+    local_cluster: LocalClusterOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Liquidation cascade after a shock: writes cascade_events.parquet, cascade_rounds.parquet
-    and the final book (cascade_final/)."""
+    and the final book (cascade_final/; on a Dask cluster, --scheduler / --local-cluster,
+    one per partition: out/part-NNNNN/cascade_final/). The events are the same either way."""
+    from crossmargin import distributed as dist
     from crossmargin.cascade import CascadeConfig, DepthCurve, NoImpact, SqrtImpact
     from crossmargin.engine import Engine
     from crossmargin.io import read_book, write_book
@@ -449,15 +492,22 @@ def cascade(
         deleverage=deleverage,  # type: ignore[arg-type]
         max_rounds=max_rounds,
     )
-    with run.step(f"reading {book}"):
-        b = read_book(book)
-    with run.step("cascade"):
-        r = Engine(u, threads=threads).cascade(b, cfg)
-        r.check_conservation()
+    on_dask = scheduler is not None or local_cluster is not None
+    if on_dask:
+        with run.step(f"cascade on Dask over {book}"), dist.connect(scheduler, local_cluster) as c:
+            r = dist.cascade(c, book, u, cfg, out=out)
+            r.check_conservation()
+    else:
+        with run.step(f"reading {book}"):
+            b = dist.read_partitioned(book) if dist.is_partitioned(book) else read_book(book)
+        with run.step("cascade"):
+            r = Engine(u, threads=threads).cascade(b, cfg)
+            r.check_conservation()
     with run.step(f"writing {out}"):
         _write(r.events, out / "cascade_events.parquet")
         _write(r.rounds, out / "cascade_rounds.parquet")
-        write_book(r.final_book, out / "cascade_final", u)
+        if not on_dask:
+            write_book(r.final_book, out / "cascade_final", u)
         s = r.summary()
         _save_summary(out, cascade=s, marks=_marks(u))
     run.finish(s, "cascade")
@@ -574,11 +624,15 @@ def bench(
     out: Annotated[Path, typer.Option(help="Folder for the JSON results.")] = Path(
         "benches/results"
     ),
+    readme: Annotated[
+        Path | None, typer.Option(help="Also write the tables into this markdown file.")
+    ] = None,
 ) -> None:
     """Engine vs NumPy vs pure Python on the same books; writes JSON and prints the table."""
     from crossmargin.bench import main as bench_main
 
-    code = bench_main(["--sizes", sizes, "--out", str(out)])
+    args = ["--sizes", sizes, "--out", str(out)]
+    code = bench_main(args + (["--readme", str(readme)] if readme else []))
     raise typer.Exit(code or 0)
 
 

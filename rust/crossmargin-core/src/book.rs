@@ -221,7 +221,9 @@ fn validate_balances(b: &BalanceInput<'_>, n_codes: u32) -> Result<()> {
             ));
         }
     }
-    let bad = (0..n).into_par_iter().find_first(|&r| b.code[r] >= n_codes || !b.qty[r].is_finite());
+    let bad = first_row(n, |lo, hi| {
+        b.code[lo..hi].iter().zip(&b.qty[lo..hi]).position(|(&c, q)| c >= n_codes || !q.is_finite())
+    });
     if let Some(r) = bad {
         if b.code[r] >= n_codes {
             return Err(CoreError::book(
@@ -284,10 +286,33 @@ fn validate_positions(p: &PositionInput<'_>, n_codes: u32) -> Result<()> {
         }
         None
     };
-    match (0..n).into_par_iter().find_first(|&r| row_error(r).is_some()) {
+    let bad = first_row(n, |lo, hi| {
+        let rows =
+            p.code[lo..hi].iter().zip(&p.qty[lo..hi]).zip(&p.entry_price[lo..hi]).zip(&p.isolated_margin[lo..hi]);
+        rows.map(|(((&c, &q), &e), &m)| (c, q, e, m)).position(|(c, q, e, m)| {
+            c >= n_codes
+                || !q.is_finite()
+                || !e.is_finite()
+                || e < 0.0
+                || (e == 0.0 && q != 0.0)
+                || m.is_infinite()
+                || m < 0.0
+        })
+    });
+    match bad {
         Some(r) => Err(row_error(r).expect("row has an error")),
         None => Ok(()),
     }
+}
+
+/// The first row in `0..n` that `bad_in(lo, hi)` finds (it returns an offset within the
+/// range), searching ranges of rows in parallel: tight loops over slices, not a task per row.
+fn first_row(n: usize, bad_in: impl Fn(usize, usize) -> Option<usize> + Sync) -> Option<usize> {
+    const ROWS: usize = 1 << 14;
+    (0..n.div_ceil(ROWS)).into_par_iter().find_map_first(|c| {
+        let (lo, hi) = (c * ROWS, ((c + 1) * ROWS).min(n));
+        bad_in(lo, hi).map(|i| lo + i)
+    })
 }
 
 /// Sorted unique ids over all columns, and each column's rows as dense indices.

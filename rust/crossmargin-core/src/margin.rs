@@ -389,8 +389,17 @@ const CHUNK: usize = 2048;
 /// Evaluates every account on the current rayon pool. Each account is computed alone, so
 /// the results do not depend on the number of threads.
 pub fn evaluate(book: &GroupedBook, ctx: &MarginContext<'_>) -> MarginColumns {
-    let n = book.n_accounts();
     let lookup = PreparedLookup::new(ctx);
+    columns_by_account(book, || (), |rows, _| evaluate_rows(rows, ctx, &lookup))
+}
+
+/// Runs `account` on every account of the book in parallel chunks (each chunk with its own
+/// scratch from `scratch`) and writes the results as columns. Every model's bulk path.
+pub fn columns_by_account<S, F>(book: &GroupedBook, scratch: impl Fn() -> S + Sync, account: F) -> MarginColumns
+where
+    F: Fn(AccountRows<'_>, &mut S) -> AccountMargin + Sync,
+{
+    let n = book.n_accounts();
     let mut out = MarginColumns {
         equity: vec![0.0; n],
         upnl: vec![0.0; n],
@@ -418,8 +427,9 @@ pub fn evaluate(book: &GroupedBook, ctx: &MarginContext<'_>) -> MarginColumns {
         .into_par_iter()
         .enumerate()
         .for_each(|(c, (eq, up, adj_i, adj_m, im, mm, free, ratio, liq, bankrupt))| {
+            let mut sc = scratch();
             for j in 0..eq.len() {
-                let r = evaluate_rows(book.account(c * CHUNK + j), ctx, &lookup);
+                let r = account(book.account(c * CHUNK + j), &mut sc);
                 eq[j] = r.equity;
                 up[j] = r.upnl;
                 adj_i[j] = r.adj_equity[0];

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::book::{AccountRows, GroupedBook};
 use crate::error::{CoreError, Result};
 use crate::imf;
-use crate::margin::{position_margin, AccountMargin, MarginColumns, MarginContext};
+use crate::margin::{columns_by_account, position_margin, AccountMargin, MarginColumns, MarginContext};
 use crate::options::{self, OptionSpec};
 use crate::universe::{MarketKind, Universe};
 
@@ -638,50 +638,7 @@ const CHUNK: usize = 2048;
 /// Every account under `model`, in parallel on the current rayon pool; one scratch per
 /// chunk, results independent of the thread count.
 pub fn evaluate(book: &GroupedBook, pc: &PortfolioContext<'_>, model: Model) -> MarginColumns {
-    let n = book.n_accounts();
-    let mut out = MarginColumns {
-        equity: vec![0.0; n],
-        upnl: vec![0.0; n],
-        adj_equity_initial: vec![0.0; n],
-        adj_equity_maint: vec![0.0; n],
-        im: vec![0.0; n],
-        mm: vec![0.0; n],
-        free_collateral: vec![0.0; n],
-        margin_ratio: vec![0.0; n],
-        liquidatable: vec![false; n],
-        bankrupt: vec![false; n],
-    };
-    (
-        out.equity.par_chunks_mut(CHUNK),
-        out.upnl.par_chunks_mut(CHUNK),
-        out.adj_equity_initial.par_chunks_mut(CHUNK),
-        out.adj_equity_maint.par_chunks_mut(CHUNK),
-        out.im.par_chunks_mut(CHUNK),
-        out.mm.par_chunks_mut(CHUNK),
-        out.free_collateral.par_chunks_mut(CHUNK),
-        out.margin_ratio.par_chunks_mut(CHUNK),
-        out.liquidatable.par_chunks_mut(CHUNK),
-        out.bankrupt.par_chunks_mut(CHUNK),
-    )
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(c, (eq, up, adj_i, adj_m, im, mm, free, ratio, liq, bankrupt))| {
-            let mut sc = Scratch::new(&pc.arrays);
-            for j in 0..eq.len() {
-                let r = evaluate_account(book.account(c * CHUNK + j), pc, model, &mut sc);
-                eq[j] = r.equity;
-                up[j] = r.upnl;
-                adj_i[j] = r.adj_equity[0];
-                adj_m[j] = r.adj_equity[1];
-                im[j] = r.requirement[0];
-                mm[j] = r.requirement[1];
-                free[j] = r.free_collateral();
-                ratio[j] = r.margin_ratio();
-                liq[j] = r.liquidatable();
-                bankrupt[j] = r.bankrupt();
-            }
-        });
-    out
+    columns_by_account(book, || Scratch::new(&pc.arrays), |rows, sc| evaluate_account(rows, pc, model, sc))
 }
 
 /// Greeks per account × underlying (long format, accounts ascending, underlyings by index):

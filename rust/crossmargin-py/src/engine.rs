@@ -1,13 +1,14 @@
 //! Evaluation entry points: numpy prices and remaps in, numpy columns out (moved, not
 //! copied), all work on the engine's own rayon pool without the GIL.
 
-use crossmargin_core::{evaluate, MarginContext, Prices, Remap};
+use crossmargin_core::evaluate;
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::args::margin_context;
 use crate::book::PyBook;
-use crate::errors::{detached, to_pyerr};
+use crate::errors::detached;
 use crate::universe::PyUniverse;
 
 /// A rayon pool of a fixed size; results never depend on it.
@@ -50,9 +51,7 @@ pub fn evaluate_standard<'py>(
     marks: PyReadonlyArray1<'py, f64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (u, b) = (&universe.get().inner, &book.get().inner);
-    let prices = Prices { asset: asset_prices.as_slice()?, mark: marks.as_slice()? };
-    let remap = Remap { asset: asset_remap.as_slice()?, market: market_remap.as_slice()? };
-    let ctx = MarginContext::new(u, b, prices, remap).map_err(|e| to_pyerr(py, e))?;
+    let ctx = margin_context(py, u, b, &asset_remap, &market_remap, &asset_prices, &marks)?;
     let pool = &pool.get().pool;
     let cols = detached(py, || Ok(pool.install(|| evaluate(b, &ctx))))?;
     let out = PyDict::new(py);

@@ -2,11 +2,12 @@
 
 use crossmargin_core::funding::{apply_funding as core_apply_funding, balances_after, funding_rates as core_rates};
 use crossmargin_core::money::Minor;
-use crossmargin_core::{CoreError, MarginContext, Prices, Remap};
+use crossmargin_core::CoreError;
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::args::margin_context;
 use crate::book::PyBook;
 use crate::engine::PyPool;
 use crate::errors::{detached, to_pyerr};
@@ -46,9 +47,7 @@ pub fn apply_funding<'py>(
     rates: PyReadonlyArray1<'py, f64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (u, b) = (&universe.get().inner, &book.get().inner);
-    let prices = Prices { asset: asset_prices.as_slice()?, mark: marks.as_slice()? };
-    let remap = Remap { asset: asset_remap.as_slice()?, market: market_remap.as_slice()? };
-    let ctx = MarginContext::new(u, b, prices, remap).map_err(|e| to_pyerr(py, e))?;
+    let ctx = margin_context(py, u, b, &asset_remap, &market_remap, &asset_prices, &marks)?;
     let rates = rates.as_slice()?;
     let pool = &pool.get().pool;
     let (f, bal, pay, totals) = detached(py, || {

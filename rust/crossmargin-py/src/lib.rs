@@ -3,8 +3,10 @@
 
 use pyo3::prelude::*;
 
+mod args;
 mod book;
 mod cascade;
+mod cascade_step;
 mod engine;
 mod errors;
 mod funding;
@@ -30,6 +32,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(solvency::verify_inclusion, m)?)?;
     m.add_function(wrap_pyfunction!(solvency::leaf_nonce, m)?)?;
     m.add_function(wrap_pyfunction!(cascade::run_cascade, m)?)?;
+    cascade_step::register(m)?;
     m.add_class::<portfolio::PyPortfolio>()?;
     m.add_function(wrap_pyfunction!(portfolio::black76_columns, m)?)?;
     m.add_function(wrap_pyfunction!(portfolio::evaluate_portfolio, m)?)?;

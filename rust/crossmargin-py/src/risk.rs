@@ -10,6 +10,7 @@ use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::args::margin_context;
 use crate::book::PyBook;
 use crate::engine::PyPool;
 use crate::errors::{detached, to_pyerr};
@@ -39,9 +40,7 @@ pub fn liquidation_price_columns<'py>(
         }
     };
     let (u, b) = (&universe.get().inner, &book.get().inner);
-    let prices = Prices { asset: asset_prices.as_slice()?, mark: marks.as_slice()? };
-    let remap = Remap { asset: asset_remap.as_slice()?, market: market_remap.as_slice()? };
-    let ctx = MarginContext::new(u, b, prices, remap).map_err(|e| to_pyerr(py, e))?;
+    let ctx = margin_context(py, u, b, &asset_remap, &market_remap, &asset_prices, &marks)?;
     let pool = &pool.get().pool;
     let cols = detached(py, || Ok(pool.install(|| liquidation_prices(b, &ctx, how))))?;
     let out = PyDict::new(py);
@@ -100,9 +99,7 @@ pub fn efficiency_columns<'py>(
     marks: PyReadonlyArray1<'py, f64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (u, b) = (&universe.get().inner, &book.get().inner);
-    let prices = Prices { asset: asset_prices.as_slice()?, mark: marks.as_slice()? };
-    let remap = Remap { asset: asset_remap.as_slice()?, market: market_remap.as_slice()? };
-    let ctx = MarginContext::new(u, b, prices, remap).map_err(|e| to_pyerr(py, e))?;
+    let ctx = margin_context(py, u, b, &asset_remap, &market_remap, &asset_prices, &marks)?;
     let pool = &pool.get().pool;
     let cols = detached(py, || Ok(pool.install(|| capital_efficiency(b, &ctx))))?;
     let out = PyDict::new(py);

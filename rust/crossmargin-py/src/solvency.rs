@@ -3,14 +3,14 @@
 use crossmargin_core::solvency::{
     leaf_nonce as core_leaf_nonce, leaves, liabilities, reserves_value, verify, InclusionProof, MerkleSumTree, Node,
 };
-use crossmargin_core::{MarginContext, Prices, Remap};
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+use crate::args::margin_context;
 use crate::book::PyBook;
 use crate::engine::PyPool;
-use crate::errors::{detached, to_pyerr};
+use crate::errors::detached;
 use crate::universe::PyUniverse;
 
 /// The built tree (all levels), serving inclusion proofs by leaf index.
@@ -70,9 +70,7 @@ pub fn solvency<'py>(
     seed: Option<Vec<u8>>,
 ) -> PyResult<(Bound<'py, PyDict>, Option<PyTree>)> {
     let (u, b) = (&universe.get().inner, &book.get().inner);
-    let prices = Prices { asset: asset_prices.as_slice()?, mark: marks.as_slice()? };
-    let remap = Remap { asset: asset_remap.as_slice()?, market: market_remap.as_slice()? };
-    let ctx = MarginContext::new(u, b, prices, remap).map_err(|e| to_pyerr(py, e))?;
+    let ctx = margin_context(py, u, b, &asset_remap, &market_remap, &asset_prices, &marks)?;
     let reserves = reserves.as_slice()?;
     let pool = &pool.get().pool;
     let (l, total, minor, value, tree) = detached(py, || {

@@ -11,6 +11,7 @@ pub mod impact;
 pub mod ledger;
 pub mod policy;
 pub mod state;
+pub mod step;
 
 use rayon::prelude::*;
 

@@ -1,0 +1,797 @@
+"""Scale-out on Dask (``dask.distributed``): partitioned books, sharded margin and stress,
+and liquidation cascades as bulk-synchronous rounds (DESIGN §7).
+
+Accounts are independent given prices, so a book is partitioned by account
+(:func:`write_partitioned`: every row of an account lands in one partition), the universe is
+broadcast once to every worker, each partition is evaluated where it is read, results are
+written per partition, and only summaries travel back. Summaries merge *exactly*: counts and
+histograms are integers, sums are carried as exact binary fixed-point integers and rounded
+once at the end (so they equal ``math.fsum`` of the unsharded columns whatever the
+partitioning), top-k lists are cut by a total order (value, then account id).
+
+The cascade runs on stateful shards (Dask actors, one per partition) driven round by round
+from the client through ``crossmargin._core.CascadeDriver`` /
+``CascadeShard`` (``rust/crossmargin-core/src/cascade/step.rs``): shards select and settle
+their own accounts; the driver merges candidates in global priority order, fills each
+market's net flow once, owns the insurance fund, ranks deleveraging counterparties across
+shards and moves the marks. The event log, round table, totals and final book equal
+``Engine.cascade`` bit for bit for any number of partitions (docs/SCALING.md).
+
+Needs the optional extra: ``pip install crossmargin[distributed]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from crossmargin import _core
+from crossmargin.book import Book, SymbolColumn
+from crossmargin.cascade import (
+    EVENT_KINDS,
+    CascadeConfig,
+    CascadeResult,
+    _insurance,
+    _liquidity,
+    _moved_prices,
+)
+from crossmargin.exceptions import BookError, ConfigError
+from crossmargin.prices import PriceOverrides, resolve
+from crossmargin.result import MarginResult
+from crossmargin.stress import Scenario, scenario_prices
+from crossmargin.table import Table
+from crossmargin.universe import Universe
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+MANIFEST = "_dataset.json"
+PART = "part-{:05d}"
+# Margin-ratio histogram edges (mm / adj_equity_maint; ≥ 1 is below maintenance). The last
+# bin also holds +inf (maintenance equity gone).
+RATIO_BINS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0, 1.5, 2.0, 5.0, math.inf)
+SUM_FIELDS = ("equity", "upnl", "adj_equity_maint", "im", "mm", "free_collateral")
+
+
+# ---- partitioning ----------------------------------------------------------------------
+def partition_of(account: np.ndarray, n_partitions: int) -> np.ndarray:
+    """The partition of each account id: Fibonacci hashing of the id, modulo n (so dense,
+    strided or clustered ids all spread evenly; the same id always lands in the same part)."""
+    a = np.asarray(account, dtype=np.int64).view(np.uint64)
+    h = (a * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
+    return (h % np.uint64(n_partitions)).astype(np.int64)
+
+
+def _symbol_array(col: SymbolColumn, names: list[str], rows: np.ndarray) -> Any:
+    """Universe indices stay integers (the book's own encoding), symbols stay symbols: the
+    code order inside each account, and so every floating-point sum, is the book's."""
+    import pyarrow as pa
+
+    if col.labels is None:
+        return pa.array(col.codes[rows], type=pa.uint32())
+    labels = np.array(col.labels, dtype=object)
+    return pa.array(labels[col.codes[rows]] if len(rows) else [], type=pa.string())
+
+
+class PartitionWriter:
+    """Appends books (e.g. chunks of a synthetic book too big for memory) to a partitioned
+    Parquet dataset: ``folder/part-00000/balances.parquet``, ``positions.parquet``, ... and
+    ``folder/_dataset.json``. Rows keep their input order within each partition."""
+
+    def __init__(self, folder: str | Path, universe: Universe, n_partitions: int) -> None:
+        if not isinstance(n_partitions, int) or n_partitions < 1:
+            raise ConfigError(f"n_partitions: {n_partitions!r} must be a positive integer")
+        self.folder = Path(folder)
+        self.universe = universe
+        self.n = n_partitions
+        self.accounts = 0
+        self._writers: dict[tuple[int, str], Any] = {}
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, book: Book) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        a_names = [a.symbol for a in self.universe.assets]
+        m_names = [m.symbol for m in self.universe.markets]
+        b, p = book.balances, book.positions
+        self.accounts += book.n_accounts
+        for table, cols, sym, names in (
+            ("balances", b, "asset", a_names),
+            ("positions", p, "market", m_names),
+        ):
+            part = partition_of(cols["account"], self.n)
+            order = np.argsort(part, kind="stable")
+            bounds = np.searchsorted(part[order], np.arange(self.n + 1))
+            for i in range(self.n):
+                rows = order[bounds[i] : bounds[i + 1]]
+                data = {
+                    k: _symbol_array(v, names, rows) if k == sym else pa.array(v[rows])
+                    for k, v in cols.items()
+                }
+                t = pa.table(data)
+                key = (i, table)
+                w = self._writers.get(key)
+                if w is None:
+                    d = self.folder / PART.format(i)
+                    d.mkdir(exist_ok=True)
+                    w = pq.ParquetWriter(d / f"{table}.parquet", t.schema)
+                    self._writers[key] = w
+                elif not w.schema.equals(t.schema):
+                    raise BookError(
+                        f"{table}: this book's {sym} column is encoded differently from the "
+                        "books already written (symbols vs universe indices)"
+                    )
+                w.write_table(t)
+
+    def close(self) -> Path:
+        for w in self._writers.values():
+            w.close()
+        self._writers.clear()
+        manifest = {
+            "format": "crossmargin partitioned book",
+            "n_partitions": self.n,
+            "partitioning": "fibonacci hash of the account id, modulo n_partitions",
+            "accounts": self.accounts,
+        }
+        (self.folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        return self.folder
+
+    def __enter__(self) -> PartitionWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_partitioned(
+    book: Book, universe: Universe, folder: str | Path, n_partitions: int
+) -> Path:
+    """Writes ``book`` as ``n_partitions`` Parquet partitions by account (see
+    :class:`PartitionWriter`); returns the folder."""
+    with PartitionWriter(folder, universe, n_partitions) as w:
+        w.write(book)
+    return Path(folder)
+
+
+def is_partitioned(folder: str | Path) -> bool:
+    return (Path(folder) / MANIFEST).is_file()
+
+
+def partitions(folder: str | Path) -> list[Path]:
+    """The partition folders of a dataset, in order."""
+    f = Path(folder)
+    try:
+        n = int(json.loads((f / MANIFEST).read_text())["n_partitions"])
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        raise BookError(f"{f}: not a partitioned book ({MANIFEST} missing or unreadable: {e})")
+    return [f / PART.format(i) for i in range(n)]
+
+
+def read_partition(path: str | Path) -> Book:
+    """One partition as a Book (an empty partition is an empty book)."""
+    from crossmargin.io import read_book
+
+    p = Path(path)
+    if not any(p.glob("*.parquet")):
+        return Book.from_arrays()
+    return read_book(p)
+
+
+def read_partitioned(folder: str | Path) -> Book:
+    """The whole dataset as one in-memory Book (partitions concatenated)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables: dict[str, list[Any]] = {"balances": [], "positions": []}
+    for p in partitions(folder):
+        for name in tables:
+            f = p / f"{name}.parquet"
+            if f.exists():
+                tables[name].append(pq.read_table(f))
+    joined = [pa.concat_tables(t) if t else None for t in tables.values()]
+    return Book.from_arrow(*joined)
+
+
+# ---- the universe, shipped once --------------------------------------------------------
+_BUILT: dict[str, Universe] = {}
+
+
+@dataclass(frozen=True)
+class UniverseSpec:
+    """A picklable universe (the compiled tables are not picklable): the dataclass fields,
+    rebuilt once per worker process and cached under ``token``."""
+
+    token: str
+    assets: tuple[Any, ...]
+    markets: tuple[Any, ...]
+    underlying_prices: dict[str, float]
+    valuation_date: Any
+    portfolio: Any
+
+    @classmethod
+    def of(cls, u: Universe) -> UniverseSpec:
+        return cls(
+            uuid.uuid4().hex,
+            tuple(u.assets),
+            tuple(u.markets),
+            dict(u.underlying_prices),
+            u.valuation_date,
+            u.portfolio,
+        )
+
+    def build(self) -> Universe:
+        u = _BUILT.get(self.token)
+        if u is None:
+            u = Universe(
+                self.assets,
+                self.markets,
+                self.underlying_prices,
+                valuation_date=self.valuation_date,
+                portfolio=self.portfolio,
+            )
+            _BUILT[self.token] = u
+        return u
+
+
+def _broadcast(client: Client, universe: Universe) -> Any:
+    if not isinstance(universe, Universe):
+        raise ConfigError(f"universe: expected Universe, got {type(universe).__name__}")
+    return client.scatter(UniverseSpec.of(universe), broadcast=True)
+
+
+def _threads() -> int:
+    """The Dask worker's thread count (the engine's pool size on that worker)."""
+    try:
+        from distributed import get_worker
+
+        return max(int(get_worker().state.nthreads), 1)
+    except (ImportError, ValueError, AttributeError):
+        return 1
+
+
+# ---- exact sums ------------------------------------------------------------------------
+# Every finite float64 is M·2^E with |M| < 2^53 and E ≥ -1126; Σ M·2^(E + SHIFT) is an exact
+# integer. Adding those integers across partitions and dividing by 2^SHIFT once rounds the
+# exact sum correctly (Python's int / int), which is what math.fsum returns.
+_SHIFT = 1126
+_EXPONENTS = 2100
+_CHUNK = 1 << 24
+
+
+@dataclass(frozen=True)
+class ExactSum:
+    """An exact sum of float64 values: an integer of 2^-1126 units, plus the sum of any
+    non-finite values (inf / nan), which then decides the result."""
+
+    units: int = 0
+    special: float = 0.0
+
+    def __add__(self, other: ExactSum) -> ExactSum:
+        return ExactSum(self.units + other.units, self.special + other.special)
+
+    def __float__(self) -> float:
+        if self.special != 0.0 or math.isnan(self.special):
+            return self.special
+        try:
+            return self.units / (1 << _SHIFT)
+        except OverflowError:
+            return math.copysign(math.inf, self.units)
+
+    @classmethod
+    def of(cls, values: Any) -> ExactSum:
+        x = np.ascontiguousarray(values, dtype=np.float64).ravel()
+        finite = np.isfinite(x)
+        special = 0.0
+        if not finite.all():
+            special = float(np.sum(x[~finite]))
+            x = x[finite]
+        units = 0
+        for start in range(0, len(x), _CHUNK):
+            m, e = np.frexp(x[start : start + _CHUNK])
+            mant = (m * 2.0**53).astype(np.int64)
+            exp = e.astype(np.int64) + (_SHIFT - 53)
+            # 27-bit high and 26-bit low halves: per-exponent sums of ≤ 2^24 of them stay
+            # below 2^53, so bincount's float64 accumulation is exact.
+            hi = (mant >> 26).astype(np.float64)
+            lo = (mant & ((1 << 26) - 1)).astype(np.float64)
+            hs = np.bincount(exp, weights=hi, minlength=_EXPONENTS)
+            ls = np.bincount(exp, weights=lo, minlength=_EXPONENTS)
+            for k in np.flatnonzero((hs != 0) | (ls != 0)).tolist():
+                units += ((int(hs[k]) << 26) + int(ls[k])) << k
+        return cls(units, special)
+
+
+def _histogram(ratio: np.ndarray) -> np.ndarray:
+    edges = np.array(RATIO_BINS[:-1])
+    idx = np.searchsorted(edges, ratio, side="right") - 1
+    return np.bincount(np.clip(idx, 0, len(edges) - 1), minlength=len(edges)).astype(np.int64)
+
+
+def _riskiest(account: np.ndarray, ratio: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k highest margin ratios, ties by ascending account id."""
+    order = np.lexsort((account, -ratio))[:k]
+    return account[order], ratio[order]
+
+
+def partial_summary(result: MarginResult, top_k: int = 10) -> dict[str, Any]:
+    """The mergeable summary of one partition's (or a whole book's) margin result."""
+    ratio = result.margin_ratio
+    finite = ratio[np.isfinite(ratio)]
+    shortfall = np.maximum(result.mm - result.adj_equity_maint, 0.0)
+    top_a, top_r = _riskiest(result.account, ratio, top_k)
+    return {
+        "accounts": len(result),
+        "liquidatable": int(result.liquidatable.sum()),
+        "bankrupt": int(result.bankrupt.sum()),
+        "sums": {f: ExactSum.of(result[f]) for f in SUM_FIELDS}
+        | {"maint_shortfall": ExactSum.of(shortfall)},
+        "max_margin_ratio": float(finite.max()) if len(finite) else 0.0,
+        "accounts_exhausted": int(np.isinf(ratio).sum()),
+        "histogram": _histogram(ratio),
+        "top_account": top_a,
+        "top_ratio": top_r,
+    }
+
+
+def merge_summaries(parts: Sequence[Mapping[str, Any]], top_k: int = 10) -> ShardedMargin:
+    """Merges partial summaries exactly (the order of ``parts`` does not matter)."""
+    sums = {f: ExactSum() for f in (*SUM_FIELDS, "maint_shortfall")}
+    hist = np.zeros(len(RATIO_BINS) - 1, dtype=np.int64)
+    counts = {"accounts": 0, "liquidatable": 0, "bankrupt": 0, "accounts_exhausted": 0}
+    max_ratio = 0.0
+    top_a, top_r = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
+    for p in parts:
+        for k in counts:
+            counts[k] += int(p[k])
+        for f in sums:
+            sums[f] = sums[f] + p["sums"][f]
+        hist += p["histogram"]
+        max_ratio = max(max_ratio, p["max_margin_ratio"])
+        top_a.append(p["top_account"])
+        top_r.append(p["top_ratio"])
+    a, r = _riskiest(np.concatenate(top_a), np.concatenate(top_r), top_k)
+    summary = {
+        "accounts": counts["accounts"],
+        "liquidatable": counts["liquidatable"],
+        "bankrupt": counts["bankrupt"],
+        **{f: float(sums[f]) for f in SUM_FIELDS if f not in ("im",)},
+        "im": float(sums["im"]),
+        "maint_shortfall": float(sums["maint_shortfall"]),
+        "max_margin_ratio": max_ratio,
+        "accounts_exhausted": counts["accounts_exhausted"],
+    }
+    order = ("accounts", "liquidatable", "bankrupt", "equity", "upnl", "adj_equity_maint")
+    order += ("im", "mm", "free_collateral", "maint_shortfall", "max_margin_ratio")
+    summary = {k: summary[k] for k in (*order, "accounts_exhausted")}
+    histogram = Table(
+        {
+            "ratio_from": np.array(RATIO_BINS[:-1]),
+            "ratio_to": np.array(RATIO_BINS[1:]),
+            "accounts": hist,
+        }
+    )
+    return ShardedMargin(summary, histogram, Table({"account": a, "margin_ratio": r}), len(parts))
+
+
+def summarize(result: MarginResult, top_k: int = 10) -> ShardedMargin:
+    """The exact summary of an unsharded result: what :func:`evaluate` returns for the same
+    accounts under any partitioning."""
+    return merge_summaries([partial_summary(result, top_k)], top_k)
+
+
+@dataclass(frozen=True)
+class ShardedMargin:
+    """Merged margin summary: ``summary`` (the keys of ``MarginResult.summary()``, sums
+    exactly rounded), margin-ratio ``histogram``, the ``top`` riskiest accounts."""
+
+    summary: dict[str, Any]
+    histogram: Table
+    top: Table
+    partitions: int
+
+
+# ---- evaluate and stress ---------------------------------------------------------------
+def _evaluate_part(
+    spec: UniverseSpec,
+    path: str,
+    prices: tuple[np.ndarray, np.ndarray],
+    out: str | None,
+    top_k: int,
+) -> dict[str, Any]:
+    from crossmargin.engine import Engine
+
+    u = spec.build()
+    book = read_partition(path)
+    r = Engine(u, threads=_threads()).evaluate(book, prices=_aligned(prices))
+    if out is not None:
+        target = Path(out) / Path(path).name
+        target.mkdir(parents=True, exist_ok=True)
+        r.to_parquet(target / "margin.parquet")
+    return partial_summary(r, top_k)
+
+
+def evaluate(
+    client: Client,
+    folder: str | Path,
+    universe: Universe,
+    prices: PriceOverrides = None,
+    out: str | Path | None = None,
+    top_k: int = 10,
+) -> ShardedMargin:
+    """Margin of every account of a partitioned dataset, one task per partition; with
+    ``out``, each partition's MarginResult goes to ``out/part-NNNNN/margin.parquet``."""
+    parts = partitions(folder)
+    spec = _broadcast(client, universe)
+    px = resolve(universe, prices)
+    o = None if out is None else str(out)
+    futures = [
+        client.submit(_evaluate_part, spec, str(p), px, o, top_k, key=f"cm-margin-{p.name}-{uuid.uuid4().hex[:8]}")
+        for p in parts
+    ]
+    return merge_summaries(client.gather(futures), top_k)
+
+
+def _stress_part(
+    spec: UniverseSpec,
+    path: str,
+    names: list[str],
+    prices: list[tuple[np.ndarray, np.ndarray]],
+    out: str | None,
+) -> dict[str, Any]:
+    from crossmargin.engine import Engine
+
+    u = spec.build()
+    book = read_partition(path)
+    engine = Engine(u, threads=_threads())
+    rows: dict[str, list[Any]] = {"liquidatable": [], "bankrupt": [], "shortfall": [], "bad_debt": []}
+    matrix: dict[str, np.ndarray] = {"account": book.accounts}
+    for name, px in zip(names, _aligned(prices), strict=True):
+        r = engine.evaluate(book, prices=px)
+        rows["liquidatable"].append(int(r.liquidatable.sum()))
+        rows["bankrupt"].append(int(r.bankrupt.sum()))
+        rows["shortfall"].append(ExactSum.of(np.maximum(r.mm - r.adj_equity_maint, 0.0)))
+        rows["bad_debt"].append(ExactSum.of(np.maximum(-r.equity, 0.0)))
+        matrix[name] = r.adj_equity_maint - r.mm
+    if out is not None:
+        target = Path(out) / Path(path).name
+        target.mkdir(parents=True, exist_ok=True)
+        Table(matrix).to_parquet(target / "stress_matrix.parquet")
+    return rows
+
+
+def stress(
+    client: Client,
+    folder: str | Path,
+    universe: Universe,
+    scenarios: Mapping[str, Scenario],
+    insurance_fund: float = 0.0,
+    out: str | Path | None = None,
+) -> Table:
+    """Every account of a partitioned dataset under every scenario: the per-scenario table of
+    ``Engine.stress`` (scenario, liquidatable, bankrupt, shortfall, bad_debt, insurance_fund,
+    fund_exhausted), sums exactly rounded. With ``out``, each partition's accounts ×
+    scenarios matrix of adj_equity_maint − mm goes to ``out/part-NNNNN/stress_matrix.parquet``."""
+    if not isinstance(scenarios, Mapping):
+        raise ConfigError("scenarios: expected a mapping name → moves", field="scenarios")
+    fund = float(insurance_fund)
+    if not math.isfinite(fund) or fund < 0:
+        raise ConfigError(f"insurance_fund: {insurance_fund} must be finite and ≥ 0")
+    names = [str(n) for n in scenarios]
+    prices = [scenario_prices(universe, n, m)[:2] for n, m in zip(names, scenarios.values(), strict=True)]
+    spec = _broadcast(client, universe)
+    o = None if out is None else str(out)
+    futures = [
+        client.submit(_stress_part, spec, str(p), names, prices, o, key=f"cm-stress-{p.name}-{uuid.uuid4().hex[:8]}")
+        for p in partitions(folder)
+    ]
+    parts = client.gather(futures)
+    n = len(names)
+    liq = np.array([sum(p["liquidatable"][s] for p in parts) for s in range(n)], dtype=np.int64)
+    bank = np.array([sum(p["bankrupt"][s] for p in parts) for s in range(n)], dtype=np.int64)
+    short = [sum((p["shortfall"][s] for p in parts), ExactSum()) for s in range(n)]
+    bad = np.array([float(sum((p["bad_debt"][s] for p in parts), ExactSum())) for s in range(n)])
+    return Table(
+        {
+            "scenario": np.array(names or [""], dtype=str)[:n],
+            "liquidatable": liq,
+            "bankrupt": bank,
+            "shortfall": np.array([float(x) for x in short]),
+            "bad_debt": bad,
+            "insurance_fund": np.full(n, fund),
+            "fund_exhausted": bad > fund,
+        }
+    )
+
+
+# ---- the cascade -----------------------------------------------------------------------
+class ShardActor:
+    """One partition of a cascade, held on a worker (a Dask actor): its book in the ledger
+    and the calls of the step protocol."""
+
+    def __init__(self, spec: UniverseSpec, path: str, params: dict[str, Any]) -> None:
+        self.universe = spec.build()
+        book = read_partition(path)
+        asset_remap, market_remap = book.remaps(self.universe)
+        self.shard = _core.CascadeShard(self.universe._compiled, book._grouped, asset_remap, market_remap)
+        self.params = params
+
+    def holdings(self) -> list[int]:
+        return list(self.shard.holdings())
+
+    def select(self, assets: np.ndarray, marks: np.ndarray) -> dict[str, Any]:
+        assets, marks = _aligned((assets, marks))
+        p = self.params
+        return dict(
+            self.shard.select(assets, marks, p["partial_fraction"], p["target"], p["min_notional"])
+        )
+
+    def settle(
+        self, assets: np.ndarray, marks: np.ndarray, chosen: np.ndarray, price: np.ndarray
+    ) -> dict[str, Any]:
+        assets, marks, chosen, price = _aligned((assets, marks, chosen, price))
+        return dict(self.shard.settle(assets, marks, chosen, price, self.params["fee"]))
+
+    def counterparties(
+        self, assets: np.ndarray, marks: np.ndarray, market: int, side: float
+    ) -> dict[str, Any]:
+        assets, marks = _aligned((assets, marks))
+        return dict(self.shard.counterparties(assets, marks, market, side))
+
+    def deleverage(
+        self, assets: np.ndarray, marks: np.ndarray, market: int, closes: dict[str, Any]
+    ) -> dict[str, Any]:
+        assets, marks, closes = _aligned((assets, marks, closes))
+        return dict(self.shard.deleverage(assets, marks, self.params["deleverage"], market, closes))
+
+    def final_book(self, out: str | None) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bal, pos = self.shard.final_book()
+        if out is None:
+            return dict(bal), dict(pos)
+        from crossmargin.io import write_book
+
+        write_book(Book.from_arrays(bal, pos), out, self.universe)
+        return None
+
+
+def _aligned(x: Any) -> Any:
+    """Arrays that crossed the wire as aligned, contiguous copies (Dask may hand back
+    buffers at any offset; the core reads slices in place)."""
+    if isinstance(x, np.ndarray):
+        return np.array(x, copy=True, order="C")
+    if isinstance(x, dict):
+        return {k: _aligned(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return type(x)(_aligned(v) for v in x)
+    return x
+
+
+def _all(futures: Sequence[Any]) -> list[Any]:
+    return [_aligned(f.result()) for f in futures]
+
+
+def cascade(
+    client: Client,
+    folder: str | Path,
+    universe: Universe,
+    config: CascadeConfig,
+    out: str | Path | None = None,
+) -> CascadeResult:
+    """``Engine.cascade`` over a partitioned dataset, as bulk-synchronous rounds: identical
+    events, rounds, totals and final book for any number of partitions. With ``out``, each
+    partition's final book is written to ``out/part-NNNNN/cascade_final/`` and the result's
+    ``final_book`` is empty (a billion-account book stays on the workers)."""
+    u = universe
+    steps = list(config.path) if config.path is not None else [config.shock or {}]
+    if not steps:
+        raise ConfigError("cascade.path: needs one or more steps", field="cascade.path")
+    moved = [_moved_prices(u, s) for s in steps]
+    step_assets = np.array([a for a, _ in moved], dtype=np.float64).reshape(len(steps), len(u.assets))
+    step_marks = np.array([m for _, m in moved], dtype=np.float64).reshape(len(steps), len(u.markets))
+    per_round = 1 if config.mode == "events" else int(config.max_liquidations_per_round)
+    driver = _core.CascadeDriver(
+        u._compiled,
+        step_assets,
+        step_marks,
+        _liquidity(u, config.liquidity),
+        float(config.decay),
+        float(config.liquidation_fee),
+        float(config.partial_fraction),
+        float(config.target_margin_ratio or 0.0),
+        float(config.min_notional),
+        int(config.max_rounds),
+        per_round,
+        config.deleverage,
+        _insurance(u, config.insurance_fund),
+    )
+    params = {
+        "partial_fraction": float(config.partial_fraction),
+        "target": float(config.target_margin_ratio or 0.0),
+        "min_notional": float(config.min_notional),
+        "fee": float(config.liquidation_fee),
+        "deleverage": config.deleverage,
+    }
+    spec = _broadcast(client, u)
+    parts = partitions(folder)
+    workers = sorted(client.scheduler_info()["workers"])
+    actors = _all(
+        [
+            client.submit(
+                ShardActor,
+                spec,
+                str(p),
+                params,
+                actor=True,
+                workers=[workers[i % len(workers)]] if workers else None,
+                key=f"cm-shard-{p.name}-{uuid.uuid4().hex[:8]}",
+            )
+            for i, p in enumerate(parts)
+        ]
+    )
+    holdings_before = _all([a.holdings() for a in actors])
+    fund_before = list(driver.pools()[0])
+    while True:
+        assets, marks = driver.round_prices()
+        cands = _all([a.select(assets, marks) for a in actors])
+        what, chosen, price = driver.plan(cands)
+        if what == "next_step":
+            continue
+        if what == "done":
+            break
+        driver.settled(
+            _all([a.settle(assets, marks, c, price) for a, c in zip(actors, chosen, strict=True)])
+        )
+        while (d := driver.deficit()) is not None:
+            k, side = d
+            closes = driver.plan_deleverage(
+                _all([a.counterparties(assets, marks, k, side) for a in actors])
+            )
+            driver.deleveraged(
+                _all(
+                    [a.deleverage(assets, marks, k, c) for a, c in zip(actors, closes, strict=True)]
+                )
+            )
+        driver.end_round()
+    out_d = driver.finish()
+    holdings_after = _all([a.holdings() for a in actors])
+    o = None if out is None else Path(out)
+    books = _all(
+        [
+            a.final_book(None if o is None else str(o / p.name / "cascade_final"))
+            for a, p in zip(actors, parts, strict=True)
+        ]
+    )
+    final_book = _merge_final(books) if o is None else Book.from_arrays()
+    return _result(u, out_d, holdings_before, holdings_after, fund_before, final_book)
+
+
+def _merge_final(books: list[tuple[dict[str, Any], dict[str, Any]] | None]) -> Book:
+    """Shards' final books as one, rows in ascending account (the single-process order)."""
+    tables = []
+    for which in (0, 1):
+        cols = [b[which] for b in books if b is not None]
+        merged = {k: np.concatenate([c[k] for c in cols]) for k in cols[0]} if cols else {}
+        if merged:
+            order = np.argsort(merged["account"], kind="stable")
+            merged = {k: v[order] for k, v in merged.items()}
+        tables.append(merged)
+    return Book.from_arrays(tables[0] or None, tables[1] or None)
+
+
+def _result(
+    u: Universe,
+    out: dict[str, Any],
+    before: list[list[int]],
+    after: list[list[int]],
+    fund_before: list[int],
+    final_book: Book,
+) -> CascadeResult:
+    na = len(u.assets)
+    ins, ext = list(out["insurance_minor"]), list(out["external_minor"])
+    # Every holder per asset: the shards' balances and isolated margins, the fund, the
+    # external counterparty (which starts at zero).
+    totals_before = [sum(h[a] for h in before) + fund_before[a] for a in range(na)]
+    totals_after = [sum(h[a] for h in after) + ins[a] + ext[a] for a in range(na)]
+    market_names = np.array([m.symbol for m in u.markets] + [""], dtype=object)
+    ev = out["events"]
+    events = Table(
+        {
+            "round": ev["round"],
+            "step": ev["step"],
+            "account": ev["account"],
+            "market": market_names[ev["market"]],
+            "qty": ev["qty"],
+            "price": ev["price"],
+            "notional_usd": ev["notional_usd"],
+            "fee_usd": ev["fee_usd"],
+            "bad_debt_usd": ev["bad_debt_usd"],
+            "kind": np.array(EVENT_KINDS, dtype=object)[ev["kind"]],
+        }
+    )
+    r = dict(out["rounds"])
+    marks = r.pop("marks")
+    rounds = Table({**r, **{f"mark_{m.symbol}": marks[:, k] for k, m in enumerate(u.markets)}})
+    prices = out["final_asset_prices"]
+    fund = sum(q / 1e8 * p for q, p in zip(ins, prices, strict=True))
+    ledger = Table(
+        {
+            "asset": np.array([a.symbol for a in u.assets], dtype=object),
+            "total_before": np.array([t / 1e8 for t in totals_before]),
+            "total_after": np.array([t / 1e8 for t in totals_after]),
+            "insurance_fund": np.array([t / 1e8 for t in ins]),
+            "external": np.array([t / 1e8 for t in ext]),
+        }
+    )
+    return CascadeResult(
+        events=events,
+        rounds=rounds,
+        final_book=final_book,
+        bad_debt=float(out["bad_debt_usd"]),
+        fees=float(out["fees_usd"]),
+        insurance_fund=float(fund),
+        uncovered_bad_debt=max(-float(fund), 0.0),
+        truncated=bool(out["truncated"]),
+        ledger=ledger,
+        _totals=(totals_before, totals_after),
+    )
+
+
+# ---- clients ---------------------------------------------------------------------------
+@contextmanager
+def connect(
+    scheduler: str | None = None, local_cluster: int | None = None, threads_per_worker: int = 1
+) -> Iterator[Client]:
+    """A Dask client: to ``scheduler`` (an address), or to a LocalCluster of
+    ``local_cluster`` worker processes started (and stopped) here."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError(
+            "crossmargin.distributed needs dask.distributed: pip install 'crossmargin[distributed]'"
+        ) from None
+    if (scheduler is None) == (local_cluster is None):
+        raise ConfigError("give a scheduler address or a local cluster size (one of them)")
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    if not isinstance(local_cluster, int) or local_cluster < 1:
+        raise ConfigError(f"--local-cluster: {local_cluster!r} must be ≥ 1 worker")
+    with LocalCluster(
+        n_workers=local_cluster,
+        threads_per_worker=threads_per_worker,
+        processes=True,
+        dashboard_address=None,
+    ) as cluster, Client(cluster) as client:
+        yield client
+
+
+__all__ = [
+    "RATIO_BINS",
+    "ExactSum",
+    "PartitionWriter",
+    "ShardActor",
+    "ShardedMargin",
+    "UniverseSpec",
+    "cascade",
+    "connect",
+    "evaluate",
+    "is_partitioned",
+    "merge_summaries",
+    "partial_summary",
+    "partition_of",
+    "partitions",
+    "read_partition",
+    "read_partitioned",
+    "stress",
+    "summarize",
+    "write_partitioned",
+]

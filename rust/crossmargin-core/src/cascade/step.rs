@@ -1,0 +1,937 @@
+//! The cascade as bulk-synchronous steps over account shards (DESIGN §7), for a driver that
+//! holds the global state (marks, insurance fund, event log) and shards that each hold the
+//! accounts of one partition.
+//!
+//! A round of [`super::run`] splits along the only places where accounts meet:
+//!
+//! | phase          | shard ([`Shard`])                              | driver ([`Driver`])                          |
+//! |----------------|------------------------------------------------|----------------------------------------------|
+//! | prices         |                                                | [`Driver::round_prices`]: step × factor      |
+//! | candidates     | [`Shard::select`]: who needs action, orders, each order's USD flow | [`Driver::plan`]: priority sort (risk desc, account id asc), truncation, per-market flow summed in priority order, one fill per market |
+//! | settlement     | [`Shard::settle`]: fills, fees, isolated and pool bankruptcies of the chosen accounts; pool deltas in minor units | [`Driver::settled`]: pools += deltas, events and bad-debt pieces merged in priority order, fund, deficits |
+//! | deleveraging   | [`Shard::counterparties`], [`Shard::deleverage`] | [`Driver::plan_deleverage`]: global ranking, ADL walk / socialised split, [`Driver::deleveraged`] |
+//! | marks          |                                                | [`Driver::end_round`]                        |
+//!
+//! Why this equals the single-process run bit for bit, for any partitioning by account:
+//! every per-account computation (selection, order sizes, fills, fees, bankruptcy) reads only
+//! that account's rows and the round's prices, so a shard computes the same numbers; every
+//! cross-account reduction happens on the driver in the same order as `run` does it
+//! (candidates and counterparties have total orders by (key, account id); flows, tallies and
+//! bad-debt pieces are summed in priority order; pools are integer sums, which do not depend
+//! on order). `run_sharded` below is the protocol in one process; tests pin it to `run`.
+
+use rayon::prelude::*;
+
+use crate::book::GroupedBook;
+use crate::cascade::adl::{counterparties, to_fund_from_external, usd_to_minor, Deleverage};
+use crate::cascade::impact::Execution;
+use crate::cascade::ledger::{self, to_minor, to_units, Pools};
+use crate::cascade::policy::{self, cross_equity, Candidate, EventKind, Slicing};
+use crate::cascade::state::State;
+use crate::cascade::{
+    check, deficits, fund_usd, release_isolated, CascadeConfig, Event, Events, Fill, Piece, RoundTally, Rounds,
+    MIN_FACTOR,
+};
+use crate::error::{CoreError, Result};
+use crate::margin::{MarginContext, Prices, Remap};
+use crate::money::{allocate, Minor};
+use crate::universe::Universe;
+
+/// Shard → driver: the accounts that need action at the round's prices.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Candidates {
+    pub account: Vec<i64>,
+    pub risk: Vec<f64>,
+    /// Orders of candidate `i`: `order_offsets[i]..order_offsets[i + 1]`.
+    pub order_offsets: Vec<u32>,
+    pub order_market: Vec<u32>,
+    /// Signed USD flow of each order, as `run` adds it to its market's net flow.
+    pub order_flow: Vec<f64>,
+}
+
+impl Candidates {
+    pub fn len(&self) -> usize {
+        self.account.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.account.is_empty()
+    }
+}
+
+/// Events produced by a shard; `item` is the index of the request item (chosen candidate,
+/// deleveraged position) each belongs to. `round` and `step` are set by the driver.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaggedEvents {
+    pub item: Vec<u32>,
+    pub events: Events,
+}
+
+impl TaggedEvents {
+    fn push(&mut self, item: usize, account: i64, e: Event) {
+        self.item.push(item as u32);
+        self.events.push(0, 0, account, e);
+    }
+
+    fn event(&self, i: usize) -> (i64, Event) {
+        let e = &self.events;
+        (
+            e.account[i],
+            Event {
+                market: e.market[i],
+                qty: e.qty[i],
+                price: e.price[i],
+                notional_usd: e.notional_usd[i],
+                fee_usd: e.fee_usd[i],
+                bad_debt_usd: e.bad_debt_usd[i],
+                kind: kind_of(e.kind[i]),
+            },
+        )
+    }
+}
+
+/// `EventKind` from its `u8` code (codes come from this module's own shards).
+pub fn kind_of(code: u8) -> EventKind {
+    match code {
+        0 => EventKind::Liquidation,
+        1 => EventKind::Isolated,
+        2 => EventKind::Bankruptcy,
+        3 => EventKind::Adl,
+        _ => EventKind::SocializedLoss,
+    }
+}
+
+/// Shard → driver after settling its chosen candidates.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settlement {
+    pub events: TaggedEvents,
+    /// Bad-debt pieces (market, side of the bankrupt position, USD), tagged like the events.
+    pub piece_item: Vec<u32>,
+    pub piece_market: Vec<u32>,
+    pub piece_side: Vec<f64>,
+    pub piece_usd: Vec<f64>,
+    /// What the shard's fills moved into the insurance fund / out of the external
+    /// counterparty, per asset, minor units.
+    pub insurance: Vec<i128>,
+    pub external: Vec<i128>,
+}
+
+/// Shard → driver: profitable positions that can cover a deficit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counterparties {
+    pub account: Vec<i64>,
+    /// The shard's own account and position indices, echoed back in [`Closes`].
+    pub local_account: Vec<u32>,
+    pub pos: Vec<u64>,
+    pub upnl: Vec<f64>,
+    pub score: Vec<f64>,
+}
+
+/// Driver → shard: what to deleverage. ADL closes `share` of the position (all of it at ≥ 1)
+/// with `minor` units of profit going to the fund; a socialised loss takes `minor` units from
+/// the account's settle balance.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Closes {
+    pub local_account: Vec<u32>,
+    pub pos: Vec<u64>,
+    pub share: Vec<f64>,
+    pub minor: Vec<i128>,
+}
+
+/// The signed USD flow an order adds to its market's net flow (as `run` computes it).
+fn order_flow(u: &Universe, state: &State, pos: usize, fraction: f64, assets: &[f64], marks: &[f64]) -> (u32, f64) {
+    let k = state.pos_market[pos] as usize;
+    let x = -state.pos_qty[pos] * fraction;
+    let h = &u.market_hot[k];
+    let sp = assets[h.settle as usize];
+    // An option trades at its premium; an inverse contract's notional is cs/mark coins.
+    let flow =
+        if h.inverse && !h.option { x * h.contract_size / marks[k] * sp } else { x * h.contract_size * marks[k] * sp };
+    (k as u32, flow)
+}
+
+/// The accounts of one partition and their ledger.
+#[derive(Debug, Clone)]
+pub struct Shard {
+    pub state: State,
+    cands: Vec<Candidate>,
+    identity_a: Vec<u32>,
+    identity_m: Vec<u32>,
+}
+
+impl Shard {
+    pub fn new(book: &GroupedBook, u: &Universe, asset_remap: &[u32], market_remap: &[u32]) -> Shard {
+        Shard {
+            state: State::new(book, u, asset_remap, market_remap),
+            cands: Vec::new(),
+            identity_a: (0..u.n_assets() as u32).collect(),
+            identity_m: (0..u.n_markets() as u32).collect(),
+        }
+    }
+
+    fn check_prices(&self, assets: &[f64], marks: &[f64]) -> Result<()> {
+        if assets.len() != self.identity_a.len() || marks.len() != self.identity_m.len() {
+            return Err(CoreError::config("cascade.shard", "price vectors do not match the universe"));
+        }
+        Ok(())
+    }
+
+    /// Per asset: balances + isolated margins of the shard's accounts (minor units).
+    pub fn holdings(&self, u: &Universe) -> Vec<i128> {
+        let s = &self.state;
+        let zero = Pools::new(vec![0; u.n_assets()]);
+        ledger::totals(u.n_assets(), &s.bal_asset, &s.bal_minor, &s.isolated_holdings(u), &zero)
+    }
+
+    /// Who needs action at these prices, with their orders (kept for [`Shard::settle`]).
+    pub fn select(&mut self, u: &Universe, assets: &[f64], marks: &[f64], slicing: &Slicing) -> Result<Candidates> {
+        self.check_prices(assets, marks)?;
+        let remap = Remap { asset: &self.identity_a, market: &self.identity_m };
+        let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: marks }, remap };
+        let state = &self.state;
+        self.cands =
+            (0..state.n_accounts()).into_par_iter().filter_map(|a| policy::select(state, a, &ctx, slicing)).collect();
+        let mut out = Candidates { order_offsets: vec![0], ..Default::default() };
+        for c in &self.cands {
+            out.account.push(state.accounts[c.account]);
+            out.risk.push(c.risk);
+            for o in &c.orders {
+                let (k, flow) = order_flow(u, state, o.pos, o.fraction, assets, marks);
+                out.order_market.push(k);
+                out.order_flow.push(flow);
+            }
+            out.order_offsets.push(out.order_market.len() as u32);
+        }
+        Ok(out)
+    }
+
+    /// Settles the chosen candidates (indices into the last [`Shard::select`], in priority
+    /// order) at the markets' fill prices.
+    pub fn settle(
+        &mut self,
+        u: &Universe,
+        assets: &[f64],
+        marks: &[f64],
+        chosen: &[u32],
+        fill_price: &[f64],
+        fee_rate: f64,
+    ) -> Result<Settlement> {
+        self.check_prices(assets, marks)?;
+        if fill_price.len() != marks.len() {
+            return Err(CoreError::config("cascade.shard", "one fill price per market"));
+        }
+        if let Some(&bad) = chosen.iter().find(|&&c| c as usize >= self.cands.len()) {
+            return Err(CoreError::config("cascade.shard", format!("candidate {bad} was not selected")));
+        }
+        let remap = Remap { asset: &self.identity_a, market: &self.identity_m };
+        let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: marks }, remap };
+        let mut pools = Pools::new(vec![0; u.n_assets()]);
+        let mut out = Settlement::default();
+        let state = &mut self.state;
+        for (item, &ci) in chosen.iter().enumerate() {
+            let c = &self.cands[ci as usize];
+            let a = c.account;
+            let mut pieces: Vec<Piece> = Vec::new();
+            let mut closed: Vec<Piece> = Vec::new();
+            for o in &c.orders {
+                let price = fill_price[state.pos_market[o.pos] as usize];
+                let mut fill = Fill { state: &mut *state, pools: &mut pools, ctx: &ctx, fee_rate };
+                for (e, piece) in fill.close(a, *o, price) {
+                    if e.kind != EventKind::Isolated && e.market >= 0 && e.bad_debt_usd == 0.0 {
+                        closed.push((e.market as u32, -e.qty.signum(), e.notional_usd));
+                    }
+                    pieces.extend(piece);
+                    out.events.push(item, state.accounts[a], e);
+                }
+            }
+            // A pool with no cross position left and negative equity: the fund takes over its
+            // balances (assets and debts alike); the deficit is bad debt.
+            let (eq, _) = cross_equity(state, a, &ctx);
+            let open_cross = (state.pos_offsets[a]..state.pos_offsets[a + 1])
+                .any(|p| !state.pos_isolated[p] && state.pos_qty[p] != 0.0);
+            if !open_cross && eq < 0.0 {
+                for b in state.bal_offsets[a]..state.bal_offsets[a + 1] {
+                    pools.insurance[state.bal_asset[b] as usize] += state.bal_minor[b];
+                    state.bal_minor[b] = 0;
+                }
+                state.refresh(a);
+                let e = Event {
+                    market: -1,
+                    qty: 0.0,
+                    price: 0.0,
+                    notional_usd: 0.0,
+                    fee_usd: 0.0,
+                    bad_debt_usd: -eq,
+                    kind: EventKind::Bankruptcy,
+                };
+                out.events.push(item, state.accounts[a], e);
+                let weights: Vec<f64> = closed.iter().map(|c| c.2).collect();
+                let total: f64 = weights.iter().sum();
+                if total > 0.0 {
+                    pieces.extend(closed.iter().map(|&(k, side, w)| (k, side, -eq * w / total)));
+                }
+            }
+            for (k, side, usd) in pieces {
+                out.piece_item.push(item as u32);
+                out.piece_market.push(k);
+                out.piece_side.push(side);
+                out.piece_usd.push(usd);
+            }
+        }
+        out.insurance = pools.insurance;
+        out.external = pools.external;
+        Ok(out)
+    }
+
+    /// Profitable positions in `market` on `side` (sign of qty), best-ranked first.
+    pub fn counterparties(
+        &self,
+        u: &Universe,
+        assets: &[f64],
+        marks: &[f64],
+        market: u32,
+        side: f64,
+    ) -> Result<Counterparties> {
+        self.check_prices(assets, marks)?;
+        if market as usize >= marks.len() {
+            return Err(CoreError::config("cascade.shard", format!("market {market} is out of range")));
+        }
+        let remap = Remap { asset: &self.identity_a, market: &self.identity_m };
+        let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: marks }, remap };
+        let mut out = Counterparties::default();
+        for cp in counterparties(&self.state, &ctx, market, side) {
+            out.account.push(self.state.accounts[cp.account]);
+            out.local_account.push(cp.account as u32);
+            out.pos.push(cp.pos as u64);
+            out.upnl.push(cp.upnl);
+            out.score.push(cp.score);
+        }
+        Ok(out)
+    }
+
+    /// Applies the driver's deleveraging plan for `market` (see [`Closes`]).
+    pub fn deleverage(
+        &mut self,
+        u: &Universe,
+        assets: &[f64],
+        marks: &[f64],
+        how: Deleverage,
+        market: u32,
+        closes: &Closes,
+    ) -> Result<TaggedEvents> {
+        self.check_prices(assets, marks)?;
+        let n = closes.pos.len();
+        if closes.local_account.len() != n || closes.share.len() != n || closes.minor.len() != n {
+            return Err(CoreError::config("cascade.shard", "deleverage columns of unequal length"));
+        }
+        let ku = market as usize;
+        if ku >= marks.len() {
+            return Err(CoreError::config("cascade.shard", format!("market {market} is out of range")));
+        }
+        let s = &mut self.state;
+        for i in 0..n {
+            let (a, p) = (closes.local_account[i] as usize, closes.pos[i] as usize);
+            if a >= s.n_accounts() || p < s.pos_offsets[a] || p >= s.pos_offsets[a + 1] || s.pos_market[p] != market {
+                return Err(CoreError::config(
+                    "cascade.shard",
+                    format!("position {p} of account {a} is not in market {market}"),
+                ));
+            }
+        }
+        let settle = u.markets.settle[ku] as usize;
+        let sp = assets[settle];
+        let mut out = TaggedEvents::default();
+        for i in 0..n {
+            let (a, p) = (closes.local_account[i] as usize, closes.pos[i] as usize);
+            match how {
+                Deleverage::None => {}
+                Deleverage::Adl => {
+                    let (share, minor) = (closes.share[i], closes.minor[i]);
+                    let q = s.pos_qty[p];
+                    let x = if share >= 1.0 { -q } else { -q * share };
+                    s.pos_qty[p] = if share >= 1.0 { 0.0 } else { q + x };
+                    if s.pos_qty[p] == 0.0 && s.pos_isolated[p] {
+                        release_isolated(s, a, p, u);
+                    }
+                    s.refresh(a);
+                    let cs = u.markets.contract_size[ku];
+                    let entry = s.pos_entry[p];
+                    let notional = if u.markets.inverse[ku] { x.abs() * cs / entry } else { x.abs() * cs * entry } * sp;
+                    let e = Event {
+                        market: market as i32,
+                        qty: x,
+                        price: entry,
+                        notional_usd: notional,
+                        fee_usd: 0.0,
+                        bad_debt_usd: to_units(minor) * sp,
+                        kind: EventKind::Adl,
+                    };
+                    out.push(i, s.accounts[a], e);
+                }
+                Deleverage::SocializedLoss => {
+                    let part = closes.minor[i];
+                    let row = s.balance_row(a, settle as u32);
+                    s.bal_minor[row] -= part;
+                    s.refresh(a);
+                    let e = Event {
+                        market: market as i32,
+                        qty: 0.0,
+                        price: marks[ku],
+                        notional_usd: 0.0,
+                        fee_usd: 0.0,
+                        bad_debt_usd: to_units(part) * sp,
+                        kind: EventKind::SocializedLoss,
+                    };
+                    out.push(i, s.accounts[a], e);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What the driver asks for after [`Driver::plan`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// No account needs action: the path's next step applies; ask for prices again.
+    NextStep,
+    /// The cascade is over (nothing to do on the last step, or `max_rounds`).
+    Done,
+    /// Settle `chosen[shard]` (candidate indices, in priority order) at `fill_price`.
+    Settle { chosen: Vec<Vec<u32>>, fill_price: Vec<f64> },
+}
+
+/// The driver's totals at the end.
+#[derive(Debug, Clone)]
+pub struct DriverOutput {
+    pub events: Events,
+    pub rounds: Rounds,
+    pub pools: Pools,
+    pub final_asset_prices: Vec<f64>,
+    pub final_marks: Vec<f64>,
+    pub bad_debt_usd: f64,
+    pub fees_usd: f64,
+    pub truncated: bool,
+}
+
+/// The global side of a sharded cascade: prices, priority, liquidity, the insurance fund,
+/// deleveraging and the event log.
+#[derive(Debug)]
+pub struct Driver {
+    u: Universe,
+    cfg: CascadeConfig,
+    pools: Pools,
+    factor: Vec<f64>,
+    step: usize,
+    round: usize,
+    marks: Vec<f64>,
+    events: Events,
+    rounds: Rounds,
+    bad_debt: f64,
+    fees: f64,
+    truncated: bool,
+    // The round in progress.
+    n_shards: usize,
+    order: Vec<(u32, u32)>,
+    exec: Vec<Execution>,
+    tally: RoundTally,
+    deficits: Vec<Piece>,
+    next_deficit: usize,
+    del_order: Vec<(u32, u32)>,
+}
+
+impl Driver {
+    pub fn new(u: &Universe, cfg: CascadeConfig) -> Result<Driver> {
+        check(&cfg, u)?;
+        let nm = u.n_markets();
+        let pools = Pools::new(cfg.insurance_fund.iter().map(|&x| to_minor(x)).collect());
+        Ok(Driver {
+            u: u.clone(),
+            cfg,
+            pools,
+            factor: vec![1.0; nm],
+            step: 0,
+            round: 0,
+            marks: vec![],
+            events: Events::default(),
+            rounds: Rounds::default(),
+            bad_debt: 0.0,
+            fees: 0.0,
+            truncated: false,
+            n_shards: 0,
+            order: vec![],
+            exec: vec![],
+            tally: RoundTally::default(),
+            deficits: vec![],
+            next_deficit: 0,
+            del_order: vec![],
+        })
+    }
+
+    /// The insurance fund and external counterparty, per asset (minor units).
+    pub fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
+    /// The round's (asset prices, marks): the step's prices, marks × the impact factor.
+    pub fn round_prices(&mut self) -> (Vec<f64>, Vec<f64>) {
+        let s = self.step;
+        self.marks = (0..self.u.n_markets()).map(|k| self.cfg.step_marks[s][k] * self.factor[k]).collect();
+        (self.cfg.step_asset_prices[s].clone(), self.marks.clone())
+    }
+
+    fn assets(&self) -> &[f64] {
+        &self.cfg.step_asset_prices[self.step]
+    }
+
+    /// Merges the shards' candidates: priority order, truncation, one fill per market.
+    pub fn plan(&mut self, shards: &[Candidates]) -> Result<Plan> {
+        let nm = self.u.n_markets();
+        for c in shards {
+            let n = c.len();
+            let ok = c.risk.len() == n
+                && c.order_offsets.len() == n + 1
+                && c.order_market.len() == c.order_flow.len()
+                && c.order_offsets.last().is_some_and(|&e| e as usize == c.order_market.len())
+                && c.order_market.iter().all(|&k| (k as usize) < nm);
+            if !ok {
+                return Err(CoreError::config("cascade.shard", "malformed candidates"));
+            }
+        }
+        let total: usize = shards.iter().map(Candidates::len).sum();
+        if total == 0 {
+            if self.step + 1 < self.cfg.step_marks.len() {
+                self.step += 1;
+                return Ok(Plan::NextStep);
+            }
+            return Ok(Plan::Done);
+        }
+        if self.round >= self.cfg.max_rounds {
+            self.truncated = true;
+            return Ok(Plan::Done);
+        }
+        let mut ids: Vec<i64> = shards.iter().flat_map(|c| c.account.iter().copied()).collect();
+        ids.sort_unstable();
+        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+            return Err(CoreError::config(
+                "cascade.shards",
+                format!("account {} is in more than one partition (partition by account)", w[0]),
+            ));
+        }
+        let mut all: Vec<(f64, i64, u32, u32)> = Vec::with_capacity(total);
+        for (s, c) in shards.iter().enumerate() {
+            for i in 0..c.len() {
+                all.push((c.risk[i], c.account[i], s as u32, i as u32));
+            }
+        }
+        // Riskiest first, then ascending account id (policy::sort_by_priority).
+        all.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        if self.cfg.max_liquidations_per_round > 0 {
+            all.truncate(self.cfg.max_liquidations_per_round);
+        }
+        let mut flow = vec![0.0f64; nm];
+        let mut chosen = vec![Vec::new(); shards.len()];
+        self.order.clear();
+        for &(_, _, s, i) in &all {
+            let c = &shards[s as usize];
+            for o in c.order_offsets[i as usize] as usize..c.order_offsets[i as usize + 1] as usize {
+                flow[c.order_market[o] as usize] += c.order_flow[o];
+            }
+            self.order.push((s, chosen[s as usize].len() as u32));
+            chosen[s as usize].push(i);
+        }
+        self.exec = (0..nm).map(|k| self.cfg.liquidity[k].execute(self.marks[k], flow[k])).collect();
+        self.n_shards = shards.len();
+        self.tally = RoundTally::default();
+        self.deficits.clear();
+        self.next_deficit = 0;
+        Ok(Plan::Settle { chosen, fill_price: self.exec.iter().map(|e| e.price).collect() })
+    }
+
+    /// Merges the settlements (one per shard, in the order of [`Driver::plan`]'s `chosen`).
+    pub fn settled(&mut self, results: &[Settlement]) -> Result<()> {
+        let na = self.u.n_assets();
+        if results.len() != self.n_shards || results.iter().any(|r| r.insurance.len() != na || r.external.len() != na) {
+            return Err(CoreError::config("cascade.shards", "one settlement per shard, one amount per asset"));
+        }
+        for r in results {
+            for a in 0..na {
+                self.pools.insurance[a] += r.insurance[a];
+                self.pools.external[a] += r.external[a];
+            }
+        }
+        let (round, step) = (self.round as u32, self.step as u32);
+        let mut ev_at = vec![0usize; results.len()];
+        let mut pc_at = vec![0usize; results.len()];
+        let mut pieces: Vec<Piece> = Vec::new();
+        for &(s, item) in &self.order {
+            let (s, r) = (s as usize, &results[s as usize]);
+            while ev_at[s] < r.events.item.len() && r.events.item[ev_at[s]] == item {
+                let (account, e) = r.events.event(ev_at[s]);
+                self.tally.add(&e);
+                self.events.push(round, step, account, e);
+                ev_at[s] += 1;
+            }
+            while pc_at[s] < r.piece_item.len() && r.piece_item[pc_at[s]] == item {
+                let i = pc_at[s];
+                pieces.push((r.piece_market[i], r.piece_side[i], r.piece_usd[i]));
+                pc_at[s] += 1;
+            }
+        }
+        if ev_at.iter().zip(results).any(|(&n, r)| n != r.events.item.len())
+            || pc_at.iter().zip(results).any(|(&n, r)| n != r.piece_item.len())
+        {
+            return Err(CoreError::config("cascade.shards", "a settlement holds items that were not chosen"));
+        }
+        // The fund covers bad debt; past zero, deleverage the other side.
+        let fund = fund_usd(&self.pools, self.assets());
+        self.deficits =
+            if fund < 0.0 && self.cfg.deleverage != Deleverage::None { deficits(&pieces, -fund) } else { vec![] };
+        self.next_deficit = 0;
+        Ok(())
+    }
+
+    /// The next deficit to cover: (market, side of the counterparties to ask the shards for).
+    pub fn deficit(&self) -> Option<(u32, f64)> {
+        self.deficits.get(self.next_deficit).map(|&(k, side, _)| (k, -side))
+    }
+
+    /// Ranks the shards' counterparties for the current deficit and decides who covers it;
+    /// returns what each shard must apply with [`Shard::deleverage`].
+    pub fn plan_deleverage(&mut self, shards: &[Counterparties]) -> Result<Vec<Closes>> {
+        let Some(&(k, _, amount)) = self.deficits.get(self.next_deficit) else {
+            return Err(CoreError::config("cascade.shards", "no deficit to cover"));
+        };
+        let mut all: Vec<(f64, i64, u32, u32)> = Vec::new();
+        for (s, c) in shards.iter().enumerate() {
+            let n = c.account.len();
+            if c.local_account.len() != n || c.pos.len() != n || c.upnl.len() != n || c.score.len() != n {
+                return Err(CoreError::config("cascade.shards", "malformed counterparties"));
+            }
+            all.extend((0..n).map(|i| (c.score[i], c.account[i], s as u32, i as u32)));
+        }
+        // adl::counterparties' order: best score first, ties by account id.
+        all.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        let settle = self.u.markets.settle[k as usize] as usize;
+        let sp = self.assets()[settle];
+        let mut closes = vec![Closes::default(); shards.len()];
+        let take_one =
+            |closes: &mut Vec<Closes>, del: &mut Vec<(u32, u32)>, s: u32, i: u32, share: f64, minor: i128| {
+                let (c, out) = (&shards[s as usize], &mut closes[s as usize]);
+                del.push((s, out.pos.len() as u32));
+                out.local_account.push(c.local_account[i as usize]);
+                out.pos.push(c.pos[i as usize]);
+                out.share.push(share);
+                out.minor.push(minor);
+            };
+        self.del_order.clear();
+        match self.cfg.deleverage {
+            Deleverage::None => {}
+            Deleverage::Adl => {
+                let mut remaining = amount;
+                for &(_, _, s, i) in &all {
+                    if remaining <= 0.0 {
+                        break;
+                    }
+                    let upnl = shards[s as usize].upnl[i as usize];
+                    let take = remaining.min(upnl);
+                    let share = take / upnl;
+                    let minor = usd_to_minor(take, sp);
+                    to_fund_from_external(&mut self.pools, settle, minor);
+                    take_one(&mut closes, &mut self.del_order, s, i, share, minor);
+                    remaining -= take;
+                }
+            }
+            Deleverage::SocializedLoss => {
+                let weights: Vec<f64> = all.iter().map(|&(_, _, s, i)| shards[s as usize].upnl[i as usize]).collect();
+                let cover = amount.min(weights.iter().sum());
+                // Weights are positive uPnLs, so the split cannot fail; an empty split changes nothing.
+                let parts = allocate(Minor(usd_to_minor(cover, sp)), &weights).unwrap_or_default();
+                for (&(_, _, s, i), Minor(part)) in all.iter().zip(parts) {
+                    if part == 0 {
+                        continue;
+                    }
+                    self.pools.insurance[settle] += part;
+                    take_one(&mut closes, &mut self.del_order, s, i, 0.0, part);
+                }
+            }
+        }
+        Ok(closes)
+    }
+
+    /// Merges the shards' deleveraging events in ranking order; moves on to the next deficit.
+    pub fn deleveraged(&mut self, results: &[TaggedEvents]) -> Result<()> {
+        let (round, step) = (self.round as u32, self.step as u32);
+        let mut at = vec![0usize; results.len()];
+        for &(s, item) in &self.del_order {
+            let Some(r) = results.get(s as usize) else {
+                return Err(CoreError::config("cascade.shards", "one deleverage result per shard"));
+            };
+            let s = s as usize;
+            while at[s] < r.item.len() && r.item[at[s]] == item {
+                let (account, e) = r.event(at[s]);
+                self.events.push(round, step, account, e);
+                at[s] += 1;
+            }
+        }
+        self.next_deficit += 1;
+        Ok(())
+    }
+
+    /// Closes the round: its row in the round table, then the marks move.
+    pub fn end_round(&mut self) {
+        let r = std::mem::take(&mut self.tally);
+        self.bad_debt += r.bad_debt;
+        self.fees += r.fees;
+        let rounds = &mut self.rounds;
+        rounds.round.push(self.round as u32);
+        rounds.step.push(self.step as u32);
+        rounds.accounts_liquidated.push(self.order.len() as u32);
+        rounds.liquidated_notional_usd.push(r.notional);
+        rounds.fees_usd.push(r.fees);
+        rounds.bad_debt_usd.push(r.bad_debt);
+        rounds.cumulative_bad_debt_usd.push(self.bad_debt);
+        rounds.insurance_fund_usd.push(fund_usd(&self.pools, &self.cfg.step_asset_prices[self.step]));
+        rounds.marks.extend_from_slice(&self.marks);
+        // The mark moves to where this round's flow left it, then part of the move fades.
+        for (f, e) in self.factor.iter_mut().zip(&self.exec) {
+            let walked = *f * (1.0 + e.displacement);
+            *f = (walked + (1.0 - walked) * self.cfg.decay).max(MIN_FACTOR);
+        }
+        self.round += 1;
+    }
+
+    pub fn finish(self) -> DriverOutput {
+        DriverOutput {
+            final_asset_prices: self.cfg.step_asset_prices[self.step].clone(),
+            final_marks: self.marks,
+            events: self.events,
+            rounds: self.rounds,
+            pools: self.pools,
+            bad_debt_usd: self.bad_debt,
+            fees_usd: self.fees,
+            truncated: self.truncated,
+        }
+    }
+}
+
+/// The whole protocol in one process: what a distributed driver does with remote shards.
+pub fn run_sharded(u: &Universe, mut shards: Vec<Shard>, cfg: &CascadeConfig) -> Result<(DriverOutput, Vec<Shard>)> {
+    let mut d = Driver::new(u, cfg.clone())?;
+    loop {
+        let (assets, marks) = d.round_prices();
+        let cands =
+            shards.iter_mut().map(|s| s.select(u, &assets, &marks, &cfg.slicing)).collect::<Result<Vec<_>>>()?;
+        let (chosen, price) = match d.plan(&cands)? {
+            Plan::NextStep => continue,
+            Plan::Done => break,
+            Plan::Settle { chosen, fill_price } => (chosen, fill_price),
+        };
+        let settled = shards
+            .iter_mut()
+            .zip(&chosen)
+            .map(|(s, c)| s.settle(u, &assets, &marks, c, &price, cfg.liquidation_fee))
+            .collect::<Result<Vec<_>>>()?;
+        d.settled(&settled)?;
+        while let Some((k, side)) = d.deficit() {
+            let cps =
+                shards.iter().map(|s| s.counterparties(u, &assets, &marks, k, side)).collect::<Result<Vec<_>>>()?;
+            let closes = d.plan_deleverage(&cps)?;
+            let done = shards
+                .iter_mut()
+                .zip(&closes)
+                .map(|(s, c)| s.deleverage(u, &assets, &marks, cfg.deleverage, k, c))
+                .collect::<Result<Vec<_>>>()?;
+            d.deleveraged(&done)?;
+        }
+        d.end_round();
+    }
+    Ok((d.finish(), shards))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::{group, BalanceInput, PositionInput};
+    use crate::cascade::impact::Liquidity;
+    use crate::cascade::run;
+    use crate::universe::fixtures::{asset, perp};
+    use proptest::prelude::*;
+
+    fn universe() -> Universe {
+        Universe::new(
+            &[asset("USDT", 1.0), asset("BTC", 100.0)],
+            &[
+                perp("BTCUSDT", "USDT", "BTC", 100.0, &[(1e4, 0.1, 0.05), (f64::INFINITY, 0.2, 0.1)]),
+                perp("ETHUSDT", "USDT", "ETH", 10.0, &[(f64::INFINITY, 0.1, 0.05)]),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// Rows of the accounts `keep` selects, in input order.
+    struct Rows {
+        b_acc: Vec<i64>,
+        b_code: Vec<u32>,
+        b_qty: Vec<f64>,
+        p_acc: Vec<i64>,
+        p_code: Vec<u32>,
+        p_qty: Vec<f64>,
+        p_entry: Vec<f64>,
+        p_iso: Vec<f64>,
+    }
+
+    impl Rows {
+        fn subset(&self, keep: impl Fn(i64) -> bool) -> GroupedBook {
+            let b: Vec<usize> = (0..self.b_acc.len()).filter(|&i| keep(self.b_acc[i])).collect();
+            let p: Vec<usize> = (0..self.p_acc.len()).filter(|&i| keep(self.p_acc[i])).collect();
+            let pick_i = |v: &[i64], ix: &[usize]| ix.iter().map(|&i| v[i]).collect::<Vec<_>>();
+            let pick_u = |v: &[u32], ix: &[usize]| ix.iter().map(|&i| v[i]).collect::<Vec<_>>();
+            let pick_f = |v: &[f64], ix: &[usize]| ix.iter().map(|&i| v[i]).collect::<Vec<_>>();
+            let (ba, bc, bq) = (pick_i(&self.b_acc, &b), pick_u(&self.b_code, &b), pick_f(&self.b_qty, &b));
+            let (pa, pc, pq) = (pick_i(&self.p_acc, &p), pick_u(&self.p_code, &p), pick_f(&self.p_qty, &p));
+            let (pe, pi) = (pick_f(&self.p_entry, &p), pick_f(&self.p_iso, &p));
+            group(
+                BalanceInput { account: &ba, code: &bc, qty: &bq },
+                PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
+                2,
+                2,
+            )
+            .unwrap()
+        }
+    }
+
+    fn rows(cash: &[f64], btc: &[f64], qty: &[(f64, f64)], iso: &[bool]) -> Rows {
+        let n = cash.len();
+        let mut r = Rows {
+            b_acc: vec![],
+            b_code: vec![],
+            b_qty: vec![],
+            p_acc: vec![],
+            p_code: vec![],
+            p_qty: vec![],
+            p_entry: vec![],
+            p_iso: vec![],
+        };
+        for a in 0..n {
+            let id = 1000 + 7 * a as i64;
+            r.b_acc.extend([id, id]);
+            r.b_code.extend([0, 1]);
+            r.b_qty.extend([cash[a], btc[a]]);
+            for (m, (q, entry)) in [(0u32, (qty[a].0, 100.0)), (1, (qty[a].1, 10.0))] {
+                if q != 0.0 {
+                    r.p_acc.push(id);
+                    r.p_code.push(m);
+                    r.p_qty.push(q);
+                    r.p_entry.push(entry);
+                    r.p_iso.push(if iso[a] && m == 1 { q.abs() * entry * 0.08 } else { 0.0 });
+                }
+            }
+        }
+        r
+    }
+
+    fn config(shock: f64, fund: f64, how: Deleverage, per_round: usize) -> CascadeConfig {
+        CascadeConfig {
+            step_asset_prices: vec![vec![1.0, 100.0 * (1.0 + shock)], vec![1.0, 100.0 * (1.0 + 1.5 * shock)]],
+            step_marks: vec![
+                vec![100.0 * (1.0 + shock), 10.0],
+                vec![100.0 * (1.0 + 1.5 * shock), 10.0 * (1.0 - shock)],
+            ],
+            liquidity: vec![
+                Liquidity::SqrtImpact { y: 1.0, sigma: 0.05, daily_volume: 2e4, permanent: 0.5 },
+                Liquidity::Depth { distance: vec![0.01, 0.05], cumulative: vec![500.0, 2000.0] },
+            ],
+            decay: 0.3,
+            liquidation_fee: 0.01,
+            slicing: Slicing { fraction: 0.3, target_ratio: 0.0, min_notional: 5.0 },
+            max_rounds: 40,
+            max_liquidations_per_round: per_round,
+            deleverage: how,
+            insurance_fund: vec![fund, 0.0],
+        }
+    }
+
+    fn sharded(u: &Universe, r: &Rows, n: i64, cfg: &CascadeConfig) -> (DriverOutput, Vec<i128>) {
+        let shards: Vec<Shard> =
+            (0..n).map(|s| Shard::new(&r.subset(|id| id.rem_euclid(n) == s), u, &[0, 1], &[0, 1])).collect();
+        let before: Vec<i128> = (0..2).map(|a| shards.iter().map(|s| s.holdings(u)[a]).sum()).collect();
+        let (out, shards) = run_sharded(u, shards, cfg).unwrap();
+        let after: Vec<i128> = (0..2)
+            .map(|a| {
+                shards.iter().map(|s| s.holdings(u)[a]).sum::<i128>() + out.pools.insurance[a] + out.pools.external[a]
+            })
+            .collect();
+        let fund: Vec<i128> = cfg.insurance_fund.iter().map(|&x| to_minor(x)).collect();
+        assert_eq!(before.iter().zip(&fund).map(|(b, f)| b + f).collect::<Vec<_>>(), after);
+        (out, after)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn sharded_rounds_equal_the_single_process_cascade(
+            cash in prop::collection::vec(0.0f64..400.0, 1..24),
+            btc in prop::collection::vec(0.0f64..3.0, 24),
+            qty in prop::collection::vec((-30.0f64..30.0, -200.0f64..200.0), 24),
+            iso in prop::collection::vec(prop::bool::ANY, 24),
+            shock in -0.4f64..0.3,
+            fund in 0.0f64..50.0,
+            how in prop::sample::select(vec![Deleverage::Adl, Deleverage::SocializedLoss, Deleverage::None]),
+            per_round in prop::sample::select(vec![0usize, 1, 3]),
+            n in 1i64..6,
+        ) {
+            let u = universe();
+            let k = cash.len();
+            let r = rows(&cash, &btc[..k], &qty[..k], &iso[..k]);
+            let cfg = config(shock, fund, how, per_round);
+            let one = run(&u, &r.subset(|_| true), &[0, 1], &[0, 1], &cfg).unwrap();
+            let (many, totals) = sharded(&u, &r, n, &cfg);
+            prop_assert_eq!(&one.events, &many.events);
+            prop_assert_eq!(&one.rounds, &many.rounds);
+            prop_assert_eq!(&one.pools, &many.pools);
+            prop_assert_eq!(&one.totals_after, &totals);
+            prop_assert_eq!(one.bad_debt_usd.to_bits(), many.bad_debt_usd.to_bits());
+            prop_assert_eq!(one.fees_usd.to_bits(), many.fees_usd.to_bits());
+            prop_assert_eq!(one.truncated, many.truncated);
+            prop_assert_eq!(&one.final_marks, &many.final_marks);
+        }
+    }
+
+    #[test]
+    fn a_deep_cascade_with_deleveraging_is_the_same_in_five_shards() {
+        // Longs on thin cash and shorts in profit: bankruptcies past an empty fund, so every
+        // phase of the protocol (fills, pool bankruptcies, isolated, ADL / socialised) runs.
+        let u = universe();
+        let n = 40;
+        let cash: Vec<f64> = (0..n).map(|a| 20.0 + 15.0 * (a % 9) as f64).collect();
+        let btc: Vec<f64> = (0..n).map(|a| if a % 5 == 0 { 0.5 } else { 0.0 }).collect();
+        let qty: Vec<(f64, f64)> =
+            (0..n).map(|a| if a % 3 == 0 { (-8.0, -40.0) } else { (6.0 + (a % 4) as f64, 50.0) }).collect();
+        let iso: Vec<bool> = (0..n).map(|a| a % 7 == 1).collect();
+        let r = rows(&cash, &btc, &qty, &iso);
+        for how in [Deleverage::Adl, Deleverage::SocializedLoss] {
+            let cfg = config(-0.3, 0.0, how, 0);
+            let one = run(&u, &r.subset(|_| true), &[0, 1], &[0, 1], &cfg).unwrap();
+            let kinds: Vec<u8> = one.events.kind.clone();
+            assert!(one.rounds.round.len() > 1);
+            assert!(kinds.contains(&(EventKind::Bankruptcy as u8)));
+            assert!(kinds.contains(&(EventKind::Isolated as u8)));
+            assert!(kinds.iter().any(|&k| k == EventKind::Adl as u8 || k == EventKind::SocializedLoss as u8));
+            let (many, _) = sharded(&u, &r, 5, &cfg);
+            assert_eq!(one.events, many.events);
+            assert_eq!(one.rounds, many.rounds);
+            assert_eq!(one.pools, many.pools);
+        }
+    }
+
+    #[test]
+    fn an_account_in_two_partitions_is_refused() {
+        let u = universe();
+        let r = rows(&[0.0], &[0.0], &[(10.0, 0.0)], &[false]);
+        let shards = vec![Shard::new(&r.subset(|_| true), &u, &[0, 1], &[0, 1]); 2];
+        let err = run_sharded(&u, shards, &config(-0.3, 0.0, Deleverage::Adl, 0)).unwrap_err();
+        assert!(err.to_string().contains("more than one partition"));
+    }
+}

@@ -1,0 +1,467 @@
+//! The sharded cascade's two halves (crossmargin_core::cascade::step) as Python objects:
+//! `CascadeShard` (one partition's accounts, lives on a worker) and `CascadeDriver` (the
+//! global state, lives with the client). Messages between them are dicts of numpy arrays
+//! (amounts of money as lists of Python ints), so any transport that pickles can carry them.
+
+use crossmargin_core::cascade::adl::Deleverage;
+use crossmargin_core::cascade::impact::Liquidity;
+use crossmargin_core::cascade::ledger::to_units;
+use crossmargin_core::cascade::policy::Slicing;
+use crossmargin_core::cascade::step::{
+    Candidates, Closes, Counterparties, Driver, Plan, Settlement, Shard, TaggedEvents,
+};
+use crossmargin_core::cascade::{CascadeConfig, Events};
+use crossmargin_core::{CoreError, Universe};
+use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::book::PyBook;
+use crate::errors::{detached, to_pyerr};
+use crate::universe::PyUniverse;
+
+fn liquidity(kind: &str, params: &[f64], market: &str) -> Result<Liquidity, CoreError> {
+    let wrong = || CoreError::config(format!("cascade.liquidity[{market}]"), format!("bad parameters for '{kind}'"));
+    match kind {
+        "none" => Ok(Liquidity::None),
+        "sqrt" => match params {
+            &[y, sigma, daily_volume, permanent] => Ok(Liquidity::SqrtImpact { y, sigma, daily_volume, permanent }),
+            _ => Err(wrong()),
+        },
+        "depth" if params.len() % 2 == 0 && !params.is_empty() => Ok(Liquidity::Depth {
+            distance: params.iter().step_by(2).copied().collect(),
+            cumulative: params.iter().skip(1).step_by(2).copied().collect(),
+        }),
+        _ => Err(wrong()),
+    }
+}
+
+fn deleverage_mode(how: &str) -> Result<Deleverage, CoreError> {
+    match how {
+        "adl" => Ok(Deleverage::Adl),
+        "socialized_loss" => Ok(Deleverage::SocializedLoss),
+        "none" => Ok(Deleverage::None),
+        other => {
+            Err(CoreError::config("cascade.deleverage", format!("'{other}' is not one of adl, socialized_loss, none")))
+        }
+    }
+}
+
+// ---- message conversion -------------------------------------------------------------------
+fn item<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+    d.get_item(key)?.ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(format!("message lacks '{key}'")))
+}
+
+fn vec_of<T: numpy::Element + Copy>(d: &Bound<'_, PyDict>, key: &str) -> PyResult<Vec<T>> {
+    let a: PyReadonlyArray1<'_, T> = item(d, key)?.extract()?;
+    Ok(a.as_array().to_vec())
+}
+
+fn ints(d: &Bound<'_, PyDict>, key: &str) -> PyResult<Vec<i128>> {
+    item(d, key)?.extract()
+}
+
+fn events_into(py: Python<'_>, d: &Bound<'_, PyDict>, e: Events) -> PyResult<()> {
+    d.set_item("round", e.round.into_pyarray(py))?;
+    d.set_item("step", e.step.into_pyarray(py))?;
+    d.set_item("account", e.account.into_pyarray(py))?;
+    d.set_item("market", e.market.into_pyarray(py))?;
+    d.set_item("qty", e.qty.into_pyarray(py))?;
+    d.set_item("price", e.price.into_pyarray(py))?;
+    d.set_item("notional_usd", e.notional_usd.into_pyarray(py))?;
+    d.set_item("fee_usd", e.fee_usd.into_pyarray(py))?;
+    d.set_item("bad_debt_usd", e.bad_debt_usd.into_pyarray(py))?;
+    d.set_item("kind", e.kind.into_pyarray(py))?;
+    Ok(())
+}
+
+fn events_from(d: &Bound<'_, PyDict>) -> PyResult<Events> {
+    Ok(Events {
+        round: vec_of(d, "round")?,
+        step: vec_of(d, "step")?,
+        account: vec_of(d, "account")?,
+        market: vec_of(d, "market")?,
+        qty: vec_of(d, "qty")?,
+        price: vec_of(d, "price")?,
+        notional_usd: vec_of(d, "notional_usd")?,
+        fee_usd: vec_of(d, "fee_usd")?,
+        bad_debt_usd: vec_of(d, "bad_debt_usd")?,
+        kind: vec_of(d, "kind")?,
+    })
+}
+
+fn tagged_into<'py>(py: Python<'py>, t: TaggedEvents) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("item", t.item.into_pyarray(py))?;
+    events_into(py, &d, t.events)?;
+    Ok(d)
+}
+
+fn tagged_from(d: &Bound<'_, PyDict>) -> PyResult<TaggedEvents> {
+    Ok(TaggedEvents { item: vec_of(d, "item")?, events: events_from(d)? })
+}
+
+fn dicts<'py>(list: &Bound<'py, PyList>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    list.iter().map(|x| x.cast_into::<PyDict>().map_err(PyErr::from)).collect()
+}
+
+// ---- the shard ----------------------------------------------------------------------------
+/// One partition's accounts and ledger during a sharded cascade.
+#[pyclass(module = "crossmargin._core", name = "CascadeShard")]
+pub struct PyShard {
+    u: Universe,
+    inner: Shard,
+}
+
+#[pymethods]
+impl PyShard {
+    #[new]
+    fn new(
+        universe: &Bound<'_, PyUniverse>,
+        book: &Bound<'_, PyBook>,
+        asset_remap: PyReadonlyArray1<'_, u32>,
+        market_remap: PyReadonlyArray1<'_, u32>,
+    ) -> PyResult<Self> {
+        let (u, b) = (&universe.get().inner, &book.get().inner);
+        let inner = Shard::new(b, u, asset_remap.as_slice()?, market_remap.as_slice()?);
+        Ok(PyShard { u: u.clone(), inner })
+    }
+
+    #[getter]
+    fn n_accounts(&self) -> usize {
+        self.inner.state.n_accounts()
+    }
+
+    /// Balances + isolated margins per asset, minor units.
+    fn holdings(&self) -> Vec<i128> {
+        self.inner.holdings(&self.u)
+    }
+
+    fn select<'py>(
+        &mut self,
+        py: Python<'py>,
+        assets: PyReadonlyArray1<'py, f64>,
+        marks: PyReadonlyArray1<'py, f64>,
+        partial_fraction: f64,
+        target_margin_ratio: f64,
+        min_notional: f64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (a, m) = (assets.as_slice()?, marks.as_slice()?);
+        let slicing = Slicing { fraction: partial_fraction, target_ratio: target_margin_ratio, min_notional };
+        let (u, shard) = (&self.u, &mut self.inner);
+        let c = detached(py, || shard.select(u, a, m, &slicing))?;
+        let d = PyDict::new(py);
+        d.set_item("account", c.account.into_pyarray(py))?;
+        d.set_item("risk", c.risk.into_pyarray(py))?;
+        d.set_item("order_offsets", c.order_offsets.into_pyarray(py))?;
+        d.set_item("order_market", c.order_market.into_pyarray(py))?;
+        d.set_item("order_flow", c.order_flow.into_pyarray(py))?;
+        Ok(d)
+    }
+
+    fn settle<'py>(
+        &mut self,
+        py: Python<'py>,
+        assets: PyReadonlyArray1<'py, f64>,
+        marks: PyReadonlyArray1<'py, f64>,
+        chosen: PyReadonlyArray1<'py, u32>,
+        fill_price: PyReadonlyArray1<'py, f64>,
+        fee_rate: f64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (a, m, c, p) = (assets.as_slice()?, marks.as_slice()?, chosen.as_slice()?, fill_price.as_slice()?);
+        let (u, shard) = (&self.u, &mut self.inner);
+        let s = detached(py, || shard.settle(u, a, m, c, p, fee_rate))?;
+        let d = tagged_into(py, s.events)?;
+        d.set_item("piece_item", s.piece_item.into_pyarray(py))?;
+        d.set_item("piece_market", s.piece_market.into_pyarray(py))?;
+        d.set_item("piece_side", s.piece_side.into_pyarray(py))?;
+        d.set_item("piece_usd", s.piece_usd.into_pyarray(py))?;
+        d.set_item("insurance", s.insurance)?;
+        d.set_item("external", s.external)?;
+        Ok(d)
+    }
+
+    fn counterparties<'py>(
+        &self,
+        py: Python<'py>,
+        assets: PyReadonlyArray1<'py, f64>,
+        marks: PyReadonlyArray1<'py, f64>,
+        market: u32,
+        side: f64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (a, m) = (assets.as_slice()?, marks.as_slice()?);
+        let (u, shard) = (&self.u, &self.inner);
+        let c = detached(py, || shard.counterparties(u, a, m, market, side))?;
+        let d = PyDict::new(py);
+        d.set_item("account", c.account.into_pyarray(py))?;
+        d.set_item("local_account", c.local_account.into_pyarray(py))?;
+        d.set_item("pos", c.pos.into_pyarray(py))?;
+        d.set_item("upnl", c.upnl.into_pyarray(py))?;
+        d.set_item("score", c.score.into_pyarray(py))?;
+        Ok(d)
+    }
+
+    fn deleverage<'py>(
+        &mut self,
+        py: Python<'py>,
+        assets: PyReadonlyArray1<'py, f64>,
+        marks: PyReadonlyArray1<'py, f64>,
+        how: &str,
+        market: u32,
+        closes: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let how = deleverage_mode(how).map_err(|e| to_pyerr(py, e))?;
+        let closes = Closes {
+            local_account: vec_of(closes, "local_account")?,
+            pos: vec_of(closes, "pos")?,
+            share: vec_of(closes, "share")?,
+            minor: ints(closes, "minor")?,
+        };
+        let (a, m) = (assets.as_slice()?, marks.as_slice()?);
+        let (u, shard) = (&self.u, &mut self.inner);
+        let t = detached(py, || shard.deleverage(u, a, m, how, market, &closes))?;
+        tagged_into(py, t)
+    }
+
+    /// The shard's book now: (balances, positions) columns, universe indices, open positions
+    /// only, balances as units (from the ledger).
+    fn final_book<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
+        let s = &self.inner.state;
+        let n = s.n_accounts();
+        let (mut ba, mut bq) = (Vec::new(), Vec::new());
+        for a in 0..n {
+            for r in s.bal_offsets[a]..s.bal_offsets[a + 1] {
+                ba.push(s.accounts[a]);
+                bq.push(to_units(s.bal_minor[r]));
+            }
+        }
+        let (mut pa, mut pm, mut pq, mut pe, mut pi) = (vec![], vec![], vec![], vec![], vec![]);
+        for a in 0..n {
+            for p in s.pos_offsets[a]..s.pos_offsets[a + 1] {
+                if s.pos_qty[p] != 0.0 {
+                    pa.push(s.accounts[a]);
+                    pm.push(s.pos_market[p]);
+                    pq.push(s.pos_qty[p]);
+                    pe.push(s.pos_entry[p]);
+                    pi.push(if s.pos_isolated[p] { to_units(s.iso_minor[p]) } else { 0.0 });
+                }
+            }
+        }
+        let balances = PyDict::new(py);
+        balances.set_item("account", ba.into_pyarray(py))?;
+        balances.set_item("asset", s.bal_asset.clone().into_pyarray(py))?;
+        balances.set_item("qty", bq.into_pyarray(py))?;
+        let positions = PyDict::new(py);
+        positions.set_item("account", pa.into_pyarray(py))?;
+        positions.set_item("market", pm.into_pyarray(py))?;
+        positions.set_item("qty", pq.into_pyarray(py))?;
+        positions.set_item("entry_price", pe.into_pyarray(py))?;
+        positions.set_item("isolated_margin", pi.into_pyarray(py))?;
+        Ok((balances, positions))
+    }
+}
+
+// ---- the driver ---------------------------------------------------------------------------
+/// The global side of a sharded cascade (prices, priority, liquidity, fund, deleveraging).
+#[pyclass(module = "crossmargin._core", name = "CascadeDriver")]
+pub struct PyDriver {
+    inner: Option<Driver>,
+}
+
+impl PyDriver {
+    fn driver(&mut self) -> PyResult<&mut Driver> {
+        self.inner.as_mut().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("the cascade driver has finished"))
+    }
+}
+
+fn rows(a: &PyReadonlyArray2<'_, f64>) -> Vec<Vec<f64>> {
+    a.as_array().outer_iter().map(|r| r.to_vec()).collect()
+}
+
+#[pymethods]
+impl PyDriver {
+    /// Same arguments as `run_cascade`, without the pool, the book and its remaps.
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        universe: &Bound<'_, PyUniverse>,
+        step_asset_prices: PyReadonlyArray2<'_, f64>,
+        step_marks: PyReadonlyArray2<'_, f64>,
+        liquidity_models: Vec<(String, Vec<f64>)>,
+        decay: f64,
+        liquidation_fee: f64,
+        partial_fraction: f64,
+        target_margin_ratio: f64,
+        min_notional: f64,
+        max_rounds: usize,
+        max_liquidations_per_round: usize,
+        deleverage: &str,
+        insurance_fund: Vec<f64>,
+    ) -> PyResult<Self> {
+        let u = &universe.get().inner;
+        let deleverage = deleverage_mode(deleverage).map_err(|e| to_pyerr(py, e))?;
+        let mut models = Vec::with_capacity(liquidity_models.len());
+        for (k, (kind, params)) in liquidity_models.iter().enumerate() {
+            let name = u.markets.symbol.get(k).map(String::as_str).unwrap_or("?");
+            models.push(liquidity(kind, params, name).map_err(|e| to_pyerr(py, e))?);
+        }
+        let cfg = CascadeConfig {
+            step_asset_prices: rows(&step_asset_prices),
+            step_marks: rows(&step_marks),
+            liquidity: models,
+            decay,
+            liquidation_fee,
+            slicing: Slicing { fraction: partial_fraction, target_ratio: target_margin_ratio, min_notional },
+            max_rounds,
+            max_liquidations_per_round,
+            deleverage,
+            insurance_fund,
+        };
+        let d = Driver::new(u, cfg).map_err(|e| to_pyerr(py, e))?;
+        Ok(PyDriver { inner: Some(d) })
+    }
+
+    /// (asset prices, marks) of the round about to run.
+    fn round_prices<'py>(
+        &mut self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, numpy::PyArray1<f64>>, Bound<'py, numpy::PyArray1<f64>>)> {
+        let (a, m) = self.driver()?.round_prices();
+        Ok((a.into_pyarray(py), m.into_pyarray(py)))
+    }
+
+    /// Candidates of every shard → ("next_step" | "done", None, None) or
+    /// ("settle", [chosen per shard], fill prices).
+    #[allow(clippy::type_complexity)]
+    fn plan<'py>(
+        &mut self,
+        py: Python<'py>,
+        candidates: &Bound<'py, PyList>,
+    ) -> PyResult<(&'static str, Option<Vec<Bound<'py, numpy::PyArray1<u32>>>>, Option<Bound<'py, numpy::PyArray1<f64>>>)>
+    {
+        let mut shards = Vec::new();
+        for d in dicts(candidates)? {
+            shards.push(Candidates {
+                account: vec_of(&d, "account")?,
+                risk: vec_of(&d, "risk")?,
+                order_offsets: vec_of(&d, "order_offsets")?,
+                order_market: vec_of(&d, "order_market")?,
+                order_flow: vec_of(&d, "order_flow")?,
+            });
+        }
+        match self.driver()?.plan(&shards).map_err(|e| to_pyerr(py, e))? {
+            Plan::NextStep => Ok(("next_step", None, None)),
+            Plan::Done => Ok(("done", None, None)),
+            Plan::Settle { chosen, fill_price } => Ok((
+                "settle",
+                Some(chosen.into_iter().map(|c| c.into_pyarray(py)).collect()),
+                Some(fill_price.into_pyarray(py)),
+            )),
+        }
+    }
+
+    fn settled(&mut self, py: Python<'_>, settlements: &Bound<'_, PyList>) -> PyResult<()> {
+        let mut all = Vec::new();
+        for d in dicts(settlements)? {
+            all.push(Settlement {
+                events: tagged_from(&d)?,
+                piece_item: vec_of(&d, "piece_item")?,
+                piece_market: vec_of(&d, "piece_market")?,
+                piece_side: vec_of(&d, "piece_side")?,
+                piece_usd: vec_of(&d, "piece_usd")?,
+                insurance: ints(&d, "insurance")?,
+                external: ints(&d, "external")?,
+            });
+        }
+        self.driver()?.settled(&all).map_err(|e| to_pyerr(py, e))
+    }
+
+    /// (insurance fund, external counterparty) per asset now, minor units.
+    fn pools(&mut self) -> PyResult<(Vec<i128>, Vec<i128>)> {
+        let p = self.driver()?.pools();
+        Ok((p.insurance.clone(), p.external.clone()))
+    }
+
+    /// The next deficit to cover: (market, side of the counterparties), or None.
+    fn deficit(&mut self) -> PyResult<Option<(u32, f64)>> {
+        Ok(self.driver()?.deficit())
+    }
+
+    fn plan_deleverage<'py>(
+        &mut self,
+        py: Python<'py>,
+        counterparties: &Bound<'py, PyList>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let mut all = Vec::new();
+        for d in dicts(counterparties)? {
+            all.push(Counterparties {
+                account: vec_of(&d, "account")?,
+                local_account: vec_of(&d, "local_account")?,
+                pos: vec_of(&d, "pos")?,
+                upnl: vec_of(&d, "upnl")?,
+                score: vec_of(&d, "score")?,
+            });
+        }
+        let closes = self.driver()?.plan_deleverage(&all).map_err(|e| to_pyerr(py, e))?;
+        closes
+            .into_iter()
+            .map(|c| {
+                let d = PyDict::new(py);
+                d.set_item("local_account", c.local_account.into_pyarray(py))?;
+                d.set_item("pos", c.pos.into_pyarray(py))?;
+                d.set_item("share", c.share.into_pyarray(py))?;
+                d.set_item("minor", c.minor)?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    fn deleveraged(&mut self, py: Python<'_>, results: &Bound<'_, PyList>) -> PyResult<()> {
+        let all = dicts(results)?.iter().map(tagged_from).collect::<PyResult<Vec<_>>>()?;
+        self.driver()?.deleveraged(&all).map_err(|e| to_pyerr(py, e))
+    }
+
+    fn end_round(&mut self) -> PyResult<()> {
+        self.driver()?.end_round();
+        Ok(())
+    }
+
+    /// The event log, round table, pools and totals (the driver cannot be used after).
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out =
+            self.inner.take().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("finished twice"))?.finish();
+        let d = PyDict::new(py);
+        let events = PyDict::new(py);
+        events_into(py, &events, out.events)?;
+        d.set_item("events", events)?;
+        let r = out.rounds;
+        let n_rounds = r.round.len();
+        let n_markets = out.final_marks.len();
+        let rounds = PyDict::new(py);
+        rounds.set_item("round", r.round.into_pyarray(py))?;
+        rounds.set_item("step", r.step.into_pyarray(py))?;
+        rounds.set_item("accounts_liquidated", r.accounts_liquidated.into_pyarray(py))?;
+        rounds.set_item("liquidated_notional_usd", r.liquidated_notional_usd.into_pyarray(py))?;
+        rounds.set_item("fees_usd", r.fees_usd.into_pyarray(py))?;
+        rounds.set_item("bad_debt_usd", r.bad_debt_usd.into_pyarray(py))?;
+        rounds.set_item("cumulative_bad_debt_usd", r.cumulative_bad_debt_usd.into_pyarray(py))?;
+        rounds.set_item("insurance_fund_usd", r.insurance_fund_usd.into_pyarray(py))?;
+        rounds.set_item("marks", r.marks.into_pyarray(py).reshape([n_rounds, n_markets])?)?;
+        d.set_item("rounds", rounds)?;
+        d.set_item("insurance_minor", out.pools.insurance)?;
+        d.set_item("external_minor", out.pools.external)?;
+        d.set_item("final_asset_prices", out.final_asset_prices.into_pyarray(py))?;
+        d.set_item("final_marks", out.final_marks.into_pyarray(py))?;
+        d.set_item("bad_debt_usd", out.bad_debt_usd)?;
+        d.set_item("fees_usd", out.fees_usd)?;
+        d.set_item("truncated", out.truncated)?;
+        Ok(d)
+    }
+}
+
+/// Adds the two classes to `crossmargin._core`.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyShard>()?;
+    m.add_class::<PyDriver>()
+}
