@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 pytest.importorskip("distributed")
 
-import crossmargin as cm  # noqa: E402
-from crossmargin import distributed as cmd  # noqa: E402
-from crossmargin.cli import main  # noqa: E402
-from crossmargin.synth import generate  # noqa: E402
+import crossmargin as cm
+from crossmargin import distributed as cmd
+from crossmargin.cli import main
+from crossmargin.synth import generate
 
 PARTS = (1, 2, 3, 7)
 
@@ -250,26 +250,54 @@ def test_sharded_cascade_writes_final_books_per_partition(client, universe, smal
 
 
 # ---- CLI ---------------------------------------------------------------------------------
-def test_cli_runs_margin_stress_and_cascade_on_a_scheduler(client, datasets, universe, book, tmp_path, capsys):
+def test_cli_runs_margin_stress_and_cascade_on_a_scheduler(
+    client, datasets, universe, book, tmp_path, capsys
+):
     address = client.scheduler.address
     folder = str(datasets[3])
     main(["margin", folder, "--scheduler", address, "-o", str(tmp_path / "m"), "--json", "-q"])
     s = json.loads(capsys.readouterr().out)
     assert s == json.loads(json.dumps(cmd.summarize(cm.Engine(universe).evaluate(book)).summary))
     assert len(list((tmp_path / "m").glob("part-*/margin.parquet"))) == 3
-    main(["stress", folder, "--scheduler", address, "--scenario", "c:BTC=-0.3", "-o",
-          str(tmp_path / "s"), "--json", "-q"])
+    main(
+        [
+            "stress",
+            folder,
+            "--scheduler",
+            address,
+            "--scenario",
+            "c:BTC=-0.3",
+            "-o",
+            str(tmp_path / "s"),
+            "--json",
+            "-q",
+        ]
+    )
     s = json.loads(capsys.readouterr().out)
     want = cm.Engine(universe).stress(book, {"c": {"BTC": -0.3}}).scenarios
     assert s["c"]["liquidatable"] == int(want.liquidatable[0])
-    main(["cascade", folder, "--scheduler", address, "--shock", "BTC=-0.3", "-o",
-          str(tmp_path / "c"), "--json", "-q"])
+    main(
+        [
+            "cascade",
+            folder,
+            "--scheduler",
+            address,
+            "--shock",
+            "BTC=-0.3",
+            "-o",
+            str(tmp_path / "c"),
+            "--json",
+            "-q",
+        ]
+    )
     s = json.loads(capsys.readouterr().out)
     cfg = cm.CascadeConfig(shock={"BTC": -0.3})
     assert s["events"] == len(cm.Engine(universe).cascade(book, cfg).events)
 
 
-def test_cli_reads_a_partitioned_folder_without_a_cluster(datasets, universe, book, tmp_path, capsys):
+def test_cli_reads_a_partitioned_folder_without_a_cluster(
+    datasets, universe, book, tmp_path, capsys
+):
     main(["margin", str(datasets[2]), "-o", str(tmp_path), "--json", "-q"])
     s = json.loads(capsys.readouterr().out)
     assert s["accounts"] == book.n_accounts

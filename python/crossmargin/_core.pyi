@@ -325,3 +325,6 @@ def verify_inclusion(
     total: int,
 ) -> bool: ...
 def leaf_nonce(seed: bytes, account: int) -> bytes: ...
+
+def panic_guard_selftest(message: str) -> None:
+    """Panics inside the core's panic guard on purpose; raises CrossmarginError."""

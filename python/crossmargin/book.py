@@ -17,6 +17,7 @@ import numpy as np
 
 from crossmargin import _core
 from crossmargin.exceptions import BookError
+from crossmargin.resources import book_bytes, check_memory
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,6 +94,7 @@ class Book:
         self.balances = balances
         self.positions = positions
         b, p = balances, positions
+        check_memory(book_bytes(len(b["qty"]), len(p["qty"]), converted=False), "grouping the book")
         self._grouped = _core.GroupedBook(
             b["account"],
             b["asset"].codes,
@@ -116,25 +118,24 @@ class Book:
         """Columns as numpy arrays (or anything array-like). ``asset`` / ``market`` hold
         symbols (str) or integer indices into the universe's lists; ``isolated_margin`` may
         be omitted (all cross); either table may be omitted."""
-        return cls(_balances(balances or {}), _positions(positions or {}))
+        bal = _table(balances, "balances")
+        pos = _table(positions, "positions")
+        n_b = _length(bal, BALANCE_COLUMNS, "balances")
+        n_p = _length(pos, POSITION_COLUMNS[:4], "positions")
+        check_memory(book_bytes(n_b, n_p), f"a book of {n_b} balance and {n_p} position rows")
+        return cls(_balances(bal), _positions(pos))
 
     @classmethod
     def from_pandas(
         cls, balances: pd.DataFrame | None = None, positions: pd.DataFrame | None = None
     ) -> Book:
-        return cls.from_arrays(
-            None if balances is None else {c: balances[c] for c in balances.columns},
-            None if positions is None else {c: positions[c] for c in positions.columns},
-        )
+        return cls.from_arrays(balances, positions)
 
     @classmethod
     def from_arrow(
         cls, balances: pa.Table | None = None, positions: pa.Table | None = None
     ) -> Book:
-        return cls.from_arrays(
-            None if balances is None else {n: balances.column(n) for n in balances.column_names},
-            None if positions is None else {n: positions.column(n) for n in positions.column_names},
-        )
+        return cls.from_arrays(balances, positions)
 
     @classmethod
     def from_polars(cls, balances: Any = None, positions: Any = None) -> Book:
@@ -200,6 +201,23 @@ class Book:
 
 
 # ---- column conversion -----------------------------------------------------------------
+def _table(cols: Any, table: str) -> Mapping[str, Any]:
+    """A table as a mapping of columns: a mapping, a pandas DataFrame or a pyarrow Table."""
+    if cols is None:
+        return {}
+    if isinstance(cols, Mapping):
+        return cols
+    if hasattr(cols, "column_names") and hasattr(cols, "column"):  # pyarrow.Table
+        return {n: cols.column(n) for n in cols.column_names}
+    if hasattr(cols, "columns") and hasattr(cols, "__getitem__"):  # pandas.DataFrame
+        return {c: cols[c] for c in cols.columns}
+    raise BookError(
+        f"{table}: expected a mapping of columns, a DataFrame or an Arrow table, "
+        f"got {type(cols).__name__}",
+        table=table,
+    )
+
+
 def _balances(cols: Mapping[str, Any]) -> dict[str, Any]:
     n = _length(cols, BALANCE_COLUMNS, "balances")
     return {
@@ -233,20 +251,35 @@ def _length(cols: Mapping[str, Any], required: tuple[str, ...], table: str) -> i
             table=table,
             column=missing[0],
         )
-    return len(cols["account"])
+    try:
+        return len(cols["account"])
+    except TypeError:
+        raise BookError(
+            f"{table}: column 'account' must be a 1-d column, got {type(cols['account']).__name__}",
+            table=table,
+            column="account",
+        ) from None
 
 
-def _numpy(values: Any) -> np.ndarray:
+def _numpy(values: Any, table: str, column: str) -> np.ndarray:
     if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):
         try:
-            return np.asarray(values.to_numpy(zero_copy_only=False))
+            a = np.asarray(values.to_numpy(zero_copy_only=False))
         except TypeError:
-            return np.asarray(values.to_numpy())
-    return np.asarray(values)
+            a = np.asarray(values.to_numpy())
+    else:
+        a = np.asarray(values)
+    if a.ndim != 1:
+        raise BookError(
+            f"{table}: column '{column}' must be 1-d, got {a.ndim} dimensions",
+            table=table,
+            column=column,
+        )
+    return a
 
 
 def _accounts(values: Any, table: str, n: int) -> np.ndarray:
-    a = _numpy(values)
+    a = _numpy(values, table, "account")
     if a.dtype.kind == "u" and len(a) and a.max() > np.iinfo(np.int64).max:
         r = int(np.argmax(a > np.iinfo(np.int64).max))
         raise BookError(
@@ -265,6 +298,18 @@ def _accounts(values: Any, table: str, n: int) -> np.ndarray:
                 row=r,
                 column="account",
             )
+    elif a.dtype.kind == "O" and len(a):
+        # Python ints (e.g. beyond int64) or mixed objects: name the first row that is not
+        # an integer id in the int64 range.
+        lo, hi = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+        for r, x in enumerate(a):
+            if not isinstance(x, int | np.integer) or isinstance(x, bool) or not lo <= x <= hi:
+                raise BookError(
+                    f"{table} row {r}: account {x!r} is not an integer id in the int64 range",
+                    table=table,
+                    row=r,
+                    column="account",
+                )
     elif a.dtype.kind not in "iu" and len(a):
         raise BookError(
             f"{table}: column 'account' must hold integer ids, got {a.dtype}",
@@ -275,7 +320,13 @@ def _accounts(values: Any, table: str, n: int) -> np.ndarray:
 
 
 def _floats(values: Any, table: str, column: str) -> np.ndarray:
-    a = _numpy(values)
+    a = _numpy(values, table, column)
+    if a.dtype.kind in "cmMb":  # complex, timedelta, datetime, bool: not quantities
+        raise BookError(
+            f"{table}: column '{column}' must be real numbers, got {a.dtype}",
+            table=table,
+            column=column,
+        )
     try:
         return np.ascontiguousarray(a, dtype=np.float64)
     except (TypeError, ValueError):
@@ -302,7 +353,7 @@ def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
         pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
     ):
         values = values.to_numpy(zero_copy_only=False)
-    a = values if isinstance(values, pa.Array) else _numpy(values)
+    a = values if isinstance(values, pa.Array) else _numpy(values, table, column)
     if isinstance(a, np.ndarray) and a.dtype.kind in "iuf":
         if a.dtype.kind == "f" and len(a) and (~np.isfinite(a) | (a != np.round(a))).any():
             r = int(np.argmax(~np.isfinite(a) | (a != np.round(a))))
@@ -325,9 +376,14 @@ def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
     try:
         arr = a if isinstance(a, pa.Array) else pa.array(a, type=pa.string())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
+        kinds = [isinstance(x, str) for x in a] if isinstance(a, np.ndarray) else []
+        r = kinds.index(False) if False in kinds and True in kinds else None
+        where = f" row {r}" if r is not None else ""
         raise BookError(
-            f"{table}: column '{column}' must hold symbols (str) or integer indices",
+            f"{table}{where}: column '{column}' must hold symbols (str) or integer indices"
+            + (f", got {a[r]!r}" if r is not None else ""),
             table=table,
+            row=r,
             column=column,
         ) from None
     enc = arr.dictionary_encode()

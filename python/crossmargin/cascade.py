@@ -235,30 +235,28 @@ def _liquidity(
     return models
 
 
-def run_cascade(engine: Engine, book: Book, config: CascadeConfig) -> CascadeResult:
-    """Runs ``config`` on ``book`` (see :meth:`crossmargin.Engine.cascade`)."""
-    u = engine.universe
+def path_prices(universe: Universe, config: CascadeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(asset prices, marks) per path step, as 2-D arrays (steps × assets, steps × markets)."""
     steps = list(config.path) if config.path is not None else [config.shock or {}]
     if not steps:
         raise ConfigError("cascade.path: needs one or more steps", field="cascade.path")
-    moved = [_moved_prices(u, s) for s in steps]
-    step_assets = np.array([a for a, _ in moved], dtype=np.float64).reshape(
-        len(steps), len(u.assets)
+    moved = [_moved_prices(universe, s) for s in steps]
+    assets = np.array([a for a, _ in moved], dtype=np.float64).reshape(
+        len(steps), len(universe.assets)
     )
-    step_marks = np.array([m for _, m in moved], dtype=np.float64).reshape(
-        len(steps), len(u.markets)
+    marks = np.array([m for _, m in moved], dtype=np.float64).reshape(
+        len(steps), len(universe.markets)
     )
-    asset_remap, market_remap = book.remaps(u)
+    return assets, marks
+
+
+def core_rules(universe: Universe, config: CascadeConfig) -> tuple[Any, ...]:
+    """The rule arguments the core's cascade entry points take, in their order: liquidity
+    models, decay, fee, partial fraction, target ratio, min notional, max rounds, accounts
+    per round, deleverage, insurance fund per asset."""
     per_round = 1 if config.mode == "events" else int(config.max_liquidations_per_round)
-    out = _core.run_cascade(
-        engine._pool,
-        u._compiled,
-        book._grouped,
-        asset_remap,
-        market_remap,
-        step_assets,
-        step_marks,
-        _liquidity(u, config.liquidity),
+    return (
+        _liquidity(universe, config.liquidity),
         float(config.decay),
         float(config.liquidation_fee),
         float(config.partial_fraction),
@@ -267,8 +265,18 @@ def run_cascade(engine: Engine, book: Book, config: CascadeConfig) -> CascadeRes
         int(config.max_rounds),
         per_round,
         config.deleverage,
-        _insurance(u, config.insurance_fund),
+        _insurance(universe, config.insurance_fund),
     )
+
+
+def assemble(
+    universe: Universe,
+    out: Mapping[str, Any],
+    totals: tuple[list[int], list[int]],
+    final_book: Book,
+) -> CascadeResult:
+    """A :class:`CascadeResult` from the core's outputs (events, rounds, pools, totals)."""
+    u = universe
     market_names = np.array([m.symbol for m in u.markets] + [""], dtype=object)
     ev = out["events"]
     events = Table(
@@ -285,19 +293,19 @@ def run_cascade(engine: Engine, book: Book, config: CascadeConfig) -> CascadeRes
             "kind": np.array(EVENT_KINDS, dtype=object)[ev["kind"]],
         }
     )
-    r = out["rounds"]
+    r = dict(out["rounds"])
     marks = r.pop("marks")
     rounds = Table({**r, **{f"mark_{m.symbol}": marks[:, k] for k, m in enumerate(u.markets)}})
-    final_book = Book.from_arrays(out["balances"], out["positions"])
+    insurance, external = list(out["insurance_minor"]), list(out["external_minor"])
     prices = out["final_asset_prices"]
-    fund = sum(q / 1e8 * p for q, p in zip(out["insurance_minor"], prices, strict=True))
+    fund = sum(q / 1e8 * p for q, p in zip(insurance, prices, strict=True))
     ledger = Table(
         {
             "asset": np.array([a.symbol for a in u.assets], dtype=object),
-            "total_before": np.array([t / 1e8 for t in out["totals_before"]]),
-            "total_after": np.array([t / 1e8 for t in out["totals_after"]]),
-            "insurance_fund": np.array([t / 1e8 for t in out["insurance_minor"]]),
-            "external": np.array([t / 1e8 for t in out["external_minor"]]),
+            "total_before": np.array([t / 1e8 for t in totals[0]]),
+            "total_after": np.array([t / 1e8 for t in totals[1]]),
+            "insurance_fund": np.array([t / 1e8 for t in insurance]),
+            "external": np.array([t / 1e8 for t in external]),
         }
     )
     return CascadeResult(
@@ -310,8 +318,27 @@ def run_cascade(engine: Engine, book: Book, config: CascadeConfig) -> CascadeRes
         uncovered_bad_debt=max(-float(fund), 0.0),
         truncated=bool(out["truncated"]),
         ledger=ledger,
-        _totals=(list(out["totals_before"]), list(out["totals_after"])),
+        _totals=(list(totals[0]), list(totals[1])),
     )
+
+
+def run_cascade(engine: Engine, book: Book, config: CascadeConfig) -> CascadeResult:
+    """Runs ``config`` on ``book`` (see :meth:`crossmargin.Engine.cascade`)."""
+    u = engine.universe
+    step_assets, step_marks = path_prices(u, config)
+    asset_remap, market_remap = book.remaps(u)
+    out = _core.run_cascade(
+        engine._pool,
+        u._compiled,
+        book._grouped,
+        asset_remap,
+        market_remap,
+        step_assets,
+        step_marks,
+        *core_rules(u, config),
+    )
+    final_book = Book.from_arrays(out["balances"], out["positions"])
+    return assemble(u, out, (out["totals_before"], out["totals_after"]), final_book)
 
 
 __all__ = [
@@ -323,6 +350,9 @@ __all__ = [
     "Liquidity",
     "NoImpact",
     "SqrtImpact",
+    "assemble",
+    "core_rules",
+    "path_prices",
     "quote_asset",
     "run_cascade",
 ]

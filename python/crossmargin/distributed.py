@@ -35,14 +35,7 @@ import numpy as np
 
 from crossmargin import _core
 from crossmargin.book import Book, SymbolColumn
-from crossmargin.cascade import (
-    EVENT_KINDS,
-    CascadeConfig,
-    CascadeResult,
-    _insurance,
-    _liquidity,
-    _moved_prices,
-)
+from crossmargin.cascade import CascadeConfig, CascadeResult, assemble, core_rules, path_prices
 from crossmargin.exceptions import BookError, ConfigError
 from crossmargin.prices import PriceOverrides, resolve
 from crossmargin.result import MarginResult
@@ -172,7 +165,9 @@ def partitions(folder: str | Path) -> list[Path]:
     try:
         n = int(json.loads((f / MANIFEST).read_text())["n_partitions"])
     except (FileNotFoundError, KeyError, ValueError) as e:
-        raise BookError(f"{f}: not a partitioned book ({MANIFEST} missing or unreadable: {e})")
+        raise BookError(
+            f"{f}: not a partitioned book ({MANIFEST} missing or unreadable: {e})"
+        ) from None
     return [f / PART.format(i) for i in range(n)]
 
 
@@ -359,19 +354,15 @@ def merge_summaries(parts: Sequence[Mapping[str, Any]], top_k: int = 10) -> Shar
         top_a.append(p["top_account"])
         top_r.append(p["top_ratio"])
     a, r = _riskiest(np.concatenate(top_a), np.concatenate(top_r), top_k)
-    summary = {
+    # The keys and order of MarginResult.summary().
+    summary: dict[str, Any] = {
         "accounts": counts["accounts"],
         "liquidatable": counts["liquidatable"],
         "bankrupt": counts["bankrupt"],
-        **{f: float(sums[f]) for f in SUM_FIELDS if f not in ("im",)},
-        "im": float(sums["im"]),
-        "maint_shortfall": float(sums["maint_shortfall"]),
+        **{f: float(sums[f]) for f in (*SUM_FIELDS, "maint_shortfall")},
         "max_margin_ratio": max_ratio,
         "accounts_exhausted": counts["accounts_exhausted"],
     }
-    order = ("accounts", "liquidatable", "bankrupt", "equity", "upnl", "adj_equity_maint")
-    order += ("im", "mm", "free_collateral", "maint_shortfall", "max_margin_ratio")
-    summary = {k: summary[k] for k in (*order, "accounts_exhausted")}
     histogram = Table(
         {
             "ratio_from": np.array(RATIO_BINS[:-1]),
@@ -434,7 +425,15 @@ def evaluate(
     px = resolve(universe, prices)
     o = None if out is None else str(out)
     futures = [
-        client.submit(_evaluate_part, spec, str(p), px, o, top_k, key=f"cm-margin-{p.name}-{uuid.uuid4().hex[:8]}")
+        client.submit(
+            _evaluate_part,
+            spec,
+            str(p),
+            px,
+            o,
+            top_k,
+            key=f"cm-margin-{p.name}-{uuid.uuid4().hex[:8]}",
+        )
         for p in parts
     ]
     return merge_summaries(client.gather(futures), top_k)
@@ -452,7 +451,12 @@ def _stress_part(
     u = spec.build()
     book = read_partition(path)
     engine = Engine(u, threads=_threads())
-    rows: dict[str, list[Any]] = {"liquidatable": [], "bankrupt": [], "shortfall": [], "bad_debt": []}
+    rows: dict[str, list[Any]] = {
+        "liquidatable": [],
+        "bankrupt": [],
+        "shortfall": [],
+        "bad_debt": [],
+    }
     matrix: dict[str, np.ndarray] = {"account": book.accounts}
     for name, px in zip(names, _aligned(prices), strict=True):
         r = engine.evaluate(book, prices=px)
@@ -486,11 +490,21 @@ def stress(
     if not math.isfinite(fund) or fund < 0:
         raise ConfigError(f"insurance_fund: {insurance_fund} must be finite and ≥ 0")
     names = [str(n) for n in scenarios]
-    prices = [scenario_prices(universe, n, m)[:2] for n, m in zip(names, scenarios.values(), strict=True)]
+    prices = [
+        scenario_prices(universe, n, m)[:2] for n, m in zip(names, scenarios.values(), strict=True)
+    ]
     spec = _broadcast(client, universe)
     o = None if out is None else str(out)
     futures = [
-        client.submit(_stress_part, spec, str(p), names, prices, o, key=f"cm-stress-{p.name}-{uuid.uuid4().hex[:8]}")
+        client.submit(
+            _stress_part,
+            spec,
+            str(p),
+            names,
+            prices,
+            o,
+            key=f"cm-stress-{p.name}-{uuid.uuid4().hex[:8]}",
+        )
         for p in partitions(folder)
     ]
     parts = client.gather(futures)
@@ -521,7 +535,9 @@ class ShardActor:
         self.universe = spec.build()
         book = read_partition(path)
         asset_remap, market_remap = book.remaps(self.universe)
-        self.shard = _core.CascadeShard(self.universe._compiled, book._grouped, asset_remap, market_remap)
+        self.shard = _core.CascadeShard(
+            self.universe._compiled, book._grouped, asset_remap, market_remap
+        )
         self.params = params
 
     def holdings(self) -> list[int]:
@@ -590,28 +606,8 @@ def cascade(
     partition's final book is written to ``out/part-NNNNN/cascade_final/`` and the result's
     ``final_book`` is empty (a billion-account book stays on the workers)."""
     u = universe
-    steps = list(config.path) if config.path is not None else [config.shock or {}]
-    if not steps:
-        raise ConfigError("cascade.path: needs one or more steps", field="cascade.path")
-    moved = [_moved_prices(u, s) for s in steps]
-    step_assets = np.array([a for a, _ in moved], dtype=np.float64).reshape(len(steps), len(u.assets))
-    step_marks = np.array([m for _, m in moved], dtype=np.float64).reshape(len(steps), len(u.markets))
-    per_round = 1 if config.mode == "events" else int(config.max_liquidations_per_round)
-    driver = _core.CascadeDriver(
-        u._compiled,
-        step_assets,
-        step_marks,
-        _liquidity(u, config.liquidity),
-        float(config.decay),
-        float(config.liquidation_fee),
-        float(config.partial_fraction),
-        float(config.target_margin_ratio or 0.0),
-        float(config.min_notional),
-        int(config.max_rounds),
-        per_round,
-        config.deleverage,
-        _insurance(u, config.insurance_fund),
-    )
+    step_assets, step_marks = path_prices(u, config)
+    driver = _core.CascadeDriver(u._compiled, step_assets, step_marks, *core_rules(u, config))
     params = {
         "partial_fraction": float(config.partial_fraction),
         "target": float(config.target_margin_ratio or 0.0),
@@ -644,7 +640,7 @@ def cascade(
         what, chosen, price = driver.plan(cands)
         if what == "next_step":
             continue
-        if what == "done":
+        if what == "done" or chosen is None or price is None:
             break
         driver.settled(
             _all([a.settle(assets, marks, c, price) for a, c in zip(actors, chosen, strict=True)])
@@ -700,48 +696,7 @@ def _result(
     # external counterparty (which starts at zero).
     totals_before = [sum(h[a] for h in before) + fund_before[a] for a in range(na)]
     totals_after = [sum(h[a] for h in after) + ins[a] + ext[a] for a in range(na)]
-    market_names = np.array([m.symbol for m in u.markets] + [""], dtype=object)
-    ev = out["events"]
-    events = Table(
-        {
-            "round": ev["round"],
-            "step": ev["step"],
-            "account": ev["account"],
-            "market": market_names[ev["market"]],
-            "qty": ev["qty"],
-            "price": ev["price"],
-            "notional_usd": ev["notional_usd"],
-            "fee_usd": ev["fee_usd"],
-            "bad_debt_usd": ev["bad_debt_usd"],
-            "kind": np.array(EVENT_KINDS, dtype=object)[ev["kind"]],
-        }
-    )
-    r = dict(out["rounds"])
-    marks = r.pop("marks")
-    rounds = Table({**r, **{f"mark_{m.symbol}": marks[:, k] for k, m in enumerate(u.markets)}})
-    prices = out["final_asset_prices"]
-    fund = sum(q / 1e8 * p for q, p in zip(ins, prices, strict=True))
-    ledger = Table(
-        {
-            "asset": np.array([a.symbol for a in u.assets], dtype=object),
-            "total_before": np.array([t / 1e8 for t in totals_before]),
-            "total_after": np.array([t / 1e8 for t in totals_after]),
-            "insurance_fund": np.array([t / 1e8 for t in ins]),
-            "external": np.array([t / 1e8 for t in ext]),
-        }
-    )
-    return CascadeResult(
-        events=events,
-        rounds=rounds,
-        final_book=final_book,
-        bad_debt=float(out["bad_debt_usd"]),
-        fees=float(out["fees_usd"]),
-        insurance_fund=float(fund),
-        uncovered_bad_debt=max(-float(fund), 0.0),
-        truncated=bool(out["truncated"]),
-        ledger=ledger,
-        _totals=(totals_before, totals_after),
-    )
+    return assemble(u, out, (totals_before, totals_after), final_book)
 
 
 # ---- clients ---------------------------------------------------------------------------
@@ -765,12 +720,15 @@ def connect(
         return
     if not isinstance(local_cluster, int) or local_cluster < 1:
         raise ConfigError(f"--local-cluster: {local_cluster!r} must be ≥ 1 worker")
-    with LocalCluster(
-        n_workers=local_cluster,
-        threads_per_worker=threads_per_worker,
-        processes=True,
-        dashboard_address=None,
-    ) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=local_cluster,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         yield client
 
 

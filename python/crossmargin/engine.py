@@ -12,7 +12,7 @@ from crossmargin import stress as stress_module
 from crossmargin.book import Book
 from crossmargin.cascade import CascadeConfig, CascadeResult, run_cascade
 from crossmargin.efficiency import CapitalEfficiency
-from crossmargin.exceptions import ConfigError
+from crossmargin.exceptions import BookError, ConfigError
 from crossmargin.funding import FundingResult, Rates
 from crossmargin.prices import PriceOverrides, resolve
 from crossmargin.result import MarginResult
@@ -23,6 +23,17 @@ from crossmargin.universe import Universe
 
 Model = Literal["standard", "portfolio", "hybrid", "delta"]
 MODELS: tuple[str, ...] = ("standard", "portfolio", "hybrid", "delta")
+# More threads than this is a typo, not a machine: each one is an OS thread with its stack.
+MAX_THREADS = 1024
+
+
+def _book(book: object) -> Book:
+    if not isinstance(book, Book):
+        raise BookError(
+            f"book: expected crossmargin.Book (Book.from_arrays, read_book, ...), "
+            f"got {type(book).__name__}"
+        )
+    return book
 
 
 class Engine:
@@ -34,8 +45,15 @@ class Engine:
     def __init__(self, universe: Universe, threads: int | None = None) -> None:
         if not isinstance(universe, Universe):
             raise ConfigError(f"universe: expected Universe, got {type(universe).__name__}")
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise ConfigError(f"threads: {threads!r} must be a positive integer or None")
+        if threads is not None and (
+            not isinstance(threads, int)
+            or isinstance(threads, bool)
+            or not 1 <= threads <= MAX_THREADS
+        ):
+            raise ConfigError(
+                f"threads: {threads!r} must be an integer in [1, {MAX_THREADS}] or None",
+                field="threads",
+            )
         self.universe = universe
         self._pool = _core.ThreadPool(threads)
 
@@ -54,7 +72,7 @@ class Engine:
         """
         if model not in MODELS:
             raise ConfigError(f"model: {model!r} is not one of {', '.join(MODELS)}", field="model")
-        asset_remap, market_remap = book.remaps(self.universe)
+        asset_remap, market_remap = _book(book).remaps(self.universe)
         asset_prices, marks = resolve(self.universe, prices)
         if model != "standard":
             pm = self.universe._compiled_portfolio
@@ -91,7 +109,7 @@ class Engine:
     ) -> FundingResult:
         """Funding payments, exactly zero-sum per market (crossmargin.funding); ``rates``
         maps perpetual symbols to the interval's rate, or is an array by market."""
-        return funding.apply_funding(self, book, rates, prices)
+        return funding.apply_funding(self, _book(book), rates, prices)
 
     def solvency(
         self,
@@ -103,7 +121,7 @@ class Engine:
     ) -> SolvencyResult:
         """Reserves vs customer liabilities and the Merkle-sum proof of liabilities
         (crossmargin.solvency); ``stress`` holds fractional moves, e.g. ``{"BTC": -0.3}``."""
-        return solvency.solvency(self, book, exchange_assets, stress, prices, seed)
+        return solvency.solvency(self, _book(book), exchange_assets, stress, prices, seed)
 
     def liquidation_prices(
         self, book: Book, prices: PriceOverrides = None, move: liqprice.LiqMove = "underlying"
@@ -112,14 +130,14 @@ class Engine:
         reaches maintenance; NaN where none exists (crossmargin.liqprice). ``move`` =
         ``"underlying"`` moves everything on the position's underlying together (its asset
         too), ``"mark"`` only the position's own mark."""
-        return liqprice.liquidation_prices(self, book, prices, move)
+        return liqprice.liquidation_prices(self, _book(book), prices, move)
 
     def stress(
         self, book: Book, scenarios: Mapping[str, Scenario], insurance_fund: float = 0.0
     ) -> StressResult:
         """Every account under every scenario in one pass (crossmargin.stress); scenarios map
         names to fractional moves, e.g. ``{"crash": {"BTC": -0.3, "ETH": -0.35}}``."""
-        return stress_module.stress(self, book, scenarios, insurance_fund)
+        return stress_module.stress(self, _book(book), scenarios, insurance_fund)
 
     def reverse_stress(
         self,
@@ -134,18 +152,22 @@ class Engine:
         """The smallest uniform (and per-underlying) move at which ``measure`` exceeds the
         insurance fund (crossmargin.stress)."""
         return stress_module.reverse_stress(
-            self, book, insurance_fund, underlyings, direction, measure, max_move, tol
+            self, _book(book), insurance_fund, underlyings, direction, measure, max_move, tol
         )
 
     def capital_efficiency(self, book: Book, prices: PriceOverrides = None) -> CapitalEfficiency:
         """Isolated vs cross (vs portfolio) requirement, utilisation and leverage per account
         and in aggregate (crossmargin.efficiency)."""
-        return efficiency.capital_efficiency(self, book, prices)
+        return efficiency.capital_efficiency(self, _book(book), prices)
 
     def cascade(self, book: Book, config: CascadeConfig) -> CascadeResult:
         """Liquidation sequencing after a shock or along a price path (crossmargin.cascade):
         event log, per-round table, final book, insurance fund and bad debt."""
-        return run_cascade(self, book, config)
+        if not isinstance(config, CascadeConfig):
+            raise ConfigError(
+                f"config: expected CascadeConfig, got {type(config).__name__}", field="config"
+            )
+        return run_cascade(self, _book(book), config)
 
     def greeks(self, book: Book, prices: PriceOverrides = None) -> Table:
         """Greeks per account × underlying (rows where the account holds a position on the
@@ -153,7 +175,7 @@ class Engine:
         underlyings in universe order). ``delta`` is in units of the underlying and counts
         perps, futures, options and that collateral; ``gamma`` (∂²V/∂S², per USD), ``vega``
         (USD per 1.00 of volatility) and ``theta`` (USD per year) come from options."""
-        asset_remap, market_remap = book.remaps(self.universe)
+        asset_remap, market_remap = _book(book).remaps(self.universe)
         asset_prices, marks = resolve(self.universe, prices)
         cols = _core.greeks_columns(
             self._pool,

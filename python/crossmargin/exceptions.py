@@ -48,4 +48,15 @@ class PriceError(CrossmarginError, ValueError):
         self.field = field
 
 
-__all__ = ["BookError", "ConfigError", "CrossmarginError", "PriceError"]
+class ResourceError(CrossmarginError, MemoryError):
+    """A job would need more memory than the machine has available. Raised before the
+    allocation, from an estimate made when the size is known up front (see
+    :mod:`crossmargin.resources`): ``needed`` and ``available`` are bytes."""
+
+    def __init__(self, message: str, *, needed: int, available: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.available = available
+
+
+__all__ = ["BookError", "ConfigError", "CrossmarginError", "PriceError", "ResourceError"]

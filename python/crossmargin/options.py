@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from crossmargin import _core
+from crossmargin.exceptions import PriceError
 from crossmargin.table import Table
 
 OPTION_TYPES = ("call", "put")
@@ -26,8 +27,30 @@ def _is_call(kind: Any) -> np.ndarray:
     labels = k.astype(str)
     bad = ~np.isin(labels, OPTION_TYPES)
     if bad.any():
-        raise ValueError(f"kind: {labels[bad].flat[0]!r} is not one of call, put")
+        raise PriceError(f"kind: {str(labels[bad].flat[0])!r} is not one of call, put", field="kind")
     return labels == "call"
+
+
+# Lower bound of each input (all must be finite): a forward, strike, time or volatility
+# below 0 has no meaning; a rate may be negative.
+_LOWER = {"forward": 0.0, "strike": 0.0, "years": 0.0, "vol": 0.0, "rate": -np.inf}
+
+
+def _inputs(values: tuple[Any, ...]) -> list[np.ndarray]:
+    out = []
+    for name, x in zip(_LOWER, values, strict=True):
+        try:
+            a = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise PriceError(f"{name}: expected numbers", field=name) from None
+        bad = ~np.isfinite(a) | (a < _LOWER[name])
+        if bad.any():
+            i = int(np.argmax(bad.reshape(-1)))
+            need = "finite" if name == "rate" else "finite and ≥ 0"
+            f = f"{name}[{i}]"
+            raise PriceError(f"{f}: {a.reshape(-1)[i]} must be {need}", field=f)
+        out.append(a)
+    return out
 
 
 def black76(
@@ -37,10 +60,15 @@ def black76(
 
     ``kind`` is ``"call"`` / ``"put"`` (or an array of them, or booleans: True = call).
     Returns a :class:`~crossmargin.Table` of 1-d columns price, delta, gamma, vega, theta
-    over the flattened broadcast of the inputs.
+    over the flattened broadcast of the inputs. Every input must be finite, and all but
+    ``rate`` ≥ 0; otherwise :class:`~crossmargin.exceptions.PriceError` names the argument
+    and its (flattened) index, e.g. ``forward[3]``.
     """
-    floats = [np.asarray(x, dtype=np.float64) for x in (forward, strike, years, vol, rate)]
-    arrays = np.broadcast_arrays(*floats, _is_call(kind))
+    floats = _inputs((forward, strike, years, vol, rate))
+    try:
+        arrays = np.broadcast_arrays(*floats, _is_call(kind))
+    except ValueError as e:
+        raise PriceError(f"black76: the inputs do not broadcast together ({e})") from None
     flat = [np.ascontiguousarray(a.reshape(-1)) for a in arrays]
     return Table(_core.black76_columns(*flat))
 

@@ -45,8 +45,9 @@ def resolve(universe: Universe, prices: PriceOverrides) -> tuple[np.ndarray, np.
     if isinstance(prices, tuple | list):
         if len(prices) != 2:
             raise PriceError("prices: expected a mapping or a pair (asset_prices, marks)")
-        a = np.ascontiguousarray(prices[0], dtype=np.float64)
-        m = np.ascontiguousarray(prices[1], dtype=np.float64)
+        a = _vector(prices[0], "asset prices", len(universe.assets))
+        m = _vector(prices[1], "marks", len(universe.markets))
+        check_domain(universe, a, m)
         return a, m
     if not isinstance(prices, Mapping):
         raise PriceError(
@@ -95,7 +96,40 @@ def resolve(universe: Universe, prices: PriceOverrides) -> tuple[np.ndarray, np.
             marks[universe.market_index[key]] = float(value)
     fixed = {universe.market_index[k] for k in prices if k in universe.market_index}
     reprice_options(universe, assets, marks, fixed)
+    check_domain(universe, assets, marks)
     return assets, marks
+
+
+# The numeric domain of crossmargin_core::limits (docs/ROBUSTNESS.md): the Rust core checks
+# every call's prices the same way; checking here too keeps the reference engine in step.
+MAX_PRICE = 1e18
+MIN_PRICE = 1e-18
+
+
+def _vector(values: Any, what: str, n: int) -> np.ndarray:
+    try:
+        a = np.ascontiguousarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PriceError(f"{what}: expected {n} numbers", field=what) from None
+    if a.shape != (n,):
+        raise PriceError(f"{what}: {a.size} values given for {n} symbols", field=what)
+    return a
+
+
+def check_domain(universe: Universe, assets: np.ndarray, marks: np.ndarray) -> None:
+    """Asset prices finite in [0, 1e18]; marks finite in [1e-18, 1e18] (options: [0, 1e18])."""
+    bad = ~np.isfinite(assets) | (assets < 0) | (assets > MAX_PRICE)
+    if bad.any():
+        i = int(np.argmax(bad))
+        f = f"asset prices[{universe.assets[i].symbol}]"
+        raise PriceError(f"{f}: {assets[i]} must be finite, ≥ 0 and ≤ {MAX_PRICE:g}", field=f)
+    option = np.array([m.is_option for m in universe.markets], dtype=bool)
+    low = np.where(option, 0.0, MIN_PRICE)
+    bad = ~np.isfinite(marks) | (marks < low) | (marks > MAX_PRICE) | (~option & (marks == 0))
+    if bad.any():
+        k = int(np.argmax(bad))
+        f = f"marks[{universe.markets[k].symbol}]"
+        raise PriceError(f"{f}: {marks[k]} must lie in [{low[k]:g}, {MAX_PRICE:g}]", field=f)
 
 
 def underlying_spots(universe: Universe, assets: np.ndarray, marks: np.ndarray) -> dict[str, float]:

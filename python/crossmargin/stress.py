@@ -38,6 +38,7 @@ import numpy as np
 from crossmargin import _core
 from crossmargin.book import Book
 from crossmargin.exceptions import ConfigError
+from crossmargin.resources import check_memory
 from crossmargin.prices import base_prices, resolve
 from crossmargin.table import Table
 from crossmargin.universe import Universe
@@ -206,6 +207,11 @@ def stress(
 ) -> StressResult:
     """Every account under every scenario (see the module docstring)."""
     fund = _fund(insurance_fund)
+    if isinstance(scenarios, Mapping):  # the matrix is accounts × scenarios float64
+        check_memory(
+            8 * book.n_accounts * len(scenarios),
+            f"the stress matrix of {book.n_accounts} accounts × {len(scenarios)} scenarios",
+        )
     names, cols, vol = _run(engine, book, scenarios, keep_matrix=True)
     n_acc = book.n_accounts
     matrix = cols["margin"].reshape(n_acc, len(names))
@@ -224,7 +230,10 @@ def stress(
 
 
 def _fund(insurance_fund: float) -> float:
-    f = float(insurance_fund)
+    try:
+        f = float(insurance_fund)
+    except (TypeError, ValueError):
+        raise ConfigError(f"insurance_fund: {insurance_fund!r} is not a number") from None
     if not math.isfinite(f) or f < 0:
         raise ConfigError(f"insurance_fund: {insurance_fund} must be finite and ≥ 0")
     return f

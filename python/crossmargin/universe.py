@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -38,7 +38,12 @@ def _years(expiry: Any, valuation: Any, name: str) -> float:
     if valuation is None:
         raise ConfigError(f"{name}: a date expiry needs Universe(valuation_date=...)", field=name)
     try:
-        end, start = _instant(expiry), _instant(valuation)
+        start = _instant(valuation)
+    except (TypeError, ValueError):
+        f = "valuation_date"
+        raise ConfigError(f"{f}: {valuation!r} is not an ISO date", field=f) from None
+    try:
+        end = _instant(expiry)
     except ValueError:
         raise ConfigError(f"{name}: {expiry!r} is not an ISO date", field=name) from None
     return (end - start).total_seconds() / (365.0 * 86_400.0)
@@ -203,7 +208,11 @@ class Market:
             if getattr(self, name) is None:
                 raise ConfigError(f"{f}.{name}: an option needs it", field=f"{f}.{name}")
         for name in ("strike", "iv"):
-            object.__setattr__(self, name, _float(getattr(self, name), f"{f}.{name}"))
+            x = _float(getattr(self, name), f"{f}.{name}")
+            # Checked here as well as in the core: the model mark (Black-76) needs them.
+            if not (math.isfinite(x) and x > 0):
+                raise ConfigError(f"{f}.{name}: {x} must be finite and > 0", field=f"{f}.{name}")
+            object.__setattr__(self, name, x)
 
     @property
     def is_option(self) -> bool:
@@ -262,8 +271,19 @@ class Universe:
     _compiled_portfolio: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "assets", tuple(self.assets))
-        object.__setattr__(self, "markets", tuple(self.markets))
+        for name in ("assets", "markets"):
+            value = getattr(self, name)
+            if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+                raise ConfigError(
+                    f"{name}: expected a list of {name}, got {type(value).__name__}", field=name
+                )
+            object.__setattr__(self, name, tuple(value))
+        if not isinstance(self.underlying_prices, Mapping):
+            raise ConfigError(
+                "underlying_prices: expected a mapping underlying → price, got "
+                f"{type(self.underlying_prices).__name__}",
+                field="underlying_prices",
+            )
         for kind, items, cls in (("assets", self.assets, Asset), ("markets", self.markets, Market)):
             for i, x in enumerate(items):
                 if not isinstance(x, cls):
@@ -276,6 +296,10 @@ class Universe:
             for k, m in enumerate(self.markets)
             if m.is_option
         }
+        for k, y in years.items():
+            if not (math.isfinite(y) and y >= 0):
+                f = f"markets[{self.markets[k].symbol}].expiry"
+                raise ConfigError(f"{f}: {y} must be finite and ≥ 0", field=f)
         object.__setattr__(self, "_option_years", years)
         model_marks = self._model_marks()
         compiled = _core.CompiledUniverse(
@@ -309,10 +333,15 @@ class Universe:
     def from_dict(cls, data: Mapping[str, Any]) -> Universe:
         """Builds from the TOML layout: ``assets`` and ``markets`` lists of tables, optional
         ``underlying_prices`` table."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"universe: expected a table, got {type(data).__name__}")
         known = {"assets", "markets", "underlying_prices", "meta", "valuation_date", "portfolio"}
         for key in data:
             if key not in known:
                 raise ConfigError(f"{key}: unknown top-level key", field=str(key))
+        for key in ("assets", "markets"):
+            if not isinstance(data.get(key, []), list | tuple):
+                raise ConfigError(f"{key}: expected a list of tables", field=key)
         assets = [_build(Asset, "assets", i, a) for i, a in enumerate(data.get("assets", []))]
         markets = [_build(Market, "markets", i, m) for i, m in enumerate(data.get("markets", []))]
         portfolio = None

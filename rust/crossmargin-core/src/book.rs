@@ -11,6 +11,7 @@
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result, Table};
+use crate::limits::{is_price, within, MAX_AMOUNT, MAX_PRICE, MAX_QTY, MIN_PRICE};
 
 /// Balance rows as given (column slices of equal length).
 #[derive(Debug, Clone, Copy)]
@@ -222,7 +223,7 @@ fn validate_balances(b: &BalanceInput<'_>, n_codes: u32) -> Result<()> {
         }
     }
     let bad = first_row(n, |lo, hi| {
-        b.code[lo..hi].iter().zip(&b.qty[lo..hi]).position(|(&c, q)| c >= n_codes || !q.is_finite())
+        b.code[lo..hi].iter().zip(&b.qty[lo..hi]).position(|(&c, &q)| c >= n_codes || !within(q, MAX_AMOUNT))
     });
     if let Some(r) = bad {
         if b.code[r] >= n_codes {
@@ -233,7 +234,10 @@ fn validate_balances(b: &BalanceInput<'_>, n_codes: u32) -> Result<()> {
                 format!("asset code {} is out of range (0..{n_codes})", b.code[r]),
             ));
         }
-        return Err(CoreError::book(Table::Balances, r, "qty", format!("qty {} is not finite", b.qty[r])));
+        let q = b.qty[r];
+        let why =
+            if q.is_finite() { format!("beyond ±{MAX_AMOUNT:e} (the ledgers' range)") } else { "not finite".into() };
+        return Err(CoreError::book(Table::Balances, r, "qty", format!("qty {q} is {why}")));
     }
     Ok(())
 }
@@ -268,6 +272,9 @@ fn validate_positions(p: &PositionInput<'_>, n_codes: u32) -> Result<()> {
         if !q.is_finite() {
             return Some(CoreError::book(Table::Positions, r, "qty", format!("qty {q} is not finite")));
         }
+        if q.abs() > MAX_QTY {
+            return Some(CoreError::book(Table::Positions, r, "qty", format!("|qty| {q} must be ≤ {MAX_QTY:e}")));
+        }
         if !e.is_finite() || e < 0.0 || (e == 0.0 && q != 0.0) {
             return Some(CoreError::book(
                 Table::Positions,
@@ -276,12 +283,21 @@ fn validate_positions(p: &PositionInput<'_>, n_codes: u32) -> Result<()> {
                 format!("entry_price {e} must be finite and > 0"),
             ));
         }
-        if m.is_infinite() || m < 0.0 {
+        // An open position divides by its entry price (inverse uPnL); a flat one may say 0.
+        if !is_price(e, q == 0.0) {
+            return Some(CoreError::book(
+                Table::Positions,
+                r,
+                "entry_price",
+                format!("entry_price {e} must lie in [{MIN_PRICE:e}, {MAX_PRICE:e}]"),
+            ));
+        }
+        if m.is_infinite() || m < 0.0 || m > MAX_AMOUNT {
             return Some(CoreError::book(
                 Table::Positions,
                 r,
                 "isolated_margin",
-                format!("isolated_margin {m} must be finite and ≥ 0 (0 or NaN means cross)"),
+                format!("isolated_margin {m} must be finite, ≥ 0 and ≤ {MAX_AMOUNT:e} (0 or NaN means cross)"),
             ));
         }
         None
@@ -290,13 +306,13 @@ fn validate_positions(p: &PositionInput<'_>, n_codes: u32) -> Result<()> {
         let rows =
             p.code[lo..hi].iter().zip(&p.qty[lo..hi]).zip(&p.entry_price[lo..hi]).zip(&p.isolated_margin[lo..hi]);
         rows.map(|(((&c, &q), &e), &m)| (c, q, e, m)).position(|(c, q, e, m)| {
+            // the conditions of row_error, in one pass
             c >= n_codes
-                || !q.is_finite()
-                || !e.is_finite()
-                || e < 0.0
-                || (e == 0.0 && q != 0.0)
+                || !within(q, MAX_QTY)
+                || !is_price(e, q == 0.0)
                 || m.is_infinite()
                 || m < 0.0
+                || m > MAX_AMOUNT
         })
     });
     match bad {

@@ -6,6 +6,7 @@
 //! - [`margin`]: the standard cross-margin model, per account, in parallel
 //! - [`liqprice`]: liquidation price per position; [`stress`]: many scenarios in one pass;
 //!   [`efficiency`]: isolated vs cross capital requirement
+//! - [`limits`]: the numeric domain every input is checked against
 //! - [`money`]: integer minor units and the conserving split; [`funding`]: zero-sum funding
 //!   payments; [`solvency`]: liabilities vs reserves and the Merkle-sum proof of liabilities
 //! - [`options`]: Black-76 and the standard margin of options; [`portfolio`]: scenario
@@ -19,6 +20,7 @@ pub mod error;
 pub mod funding;
 pub mod haircut;
 pub mod imf;
+pub mod limits;
 pub mod liqprice;
 pub mod margin;
 pub mod mode;

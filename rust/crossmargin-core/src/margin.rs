@@ -8,6 +8,7 @@ use crate::book::{AccountRows, GroupedBook};
 use crate::brackets::BracketTable;
 use crate::error::{CoreError, Result};
 use crate::imf;
+use crate::limits::{is_price, MAX_PRICE, MIN_PRICE};
 use crate::mode::PerMode;
 use crate::options;
 use crate::universe::{AssetHot, MarketHot, MarketKind, Universe};
@@ -43,6 +44,28 @@ impl<'a> MarginContext<'a> {
         let zero = (0..nm).find(|&k| prices.mark[k] == 0.0 && universe.markets.kind[k] != MarketKind::Option);
         if let Some(k) = zero {
             return Err(CoreError::price(format!("marks[{}]", universe.markets.symbol[k]), "0 must be finite and > 0"));
+        }
+        // The numeric domain (crate::limits): a perp's or future's mark divides.
+        let out = (0..nm).find(|&k| {
+            let x = prices.mark[k];
+            if universe.markets.kind[k] == MarketKind::Option {
+                x > MAX_PRICE
+            } else {
+                !is_price(x, false)
+            }
+        });
+        if let Some(k) = out {
+            let x = prices.mark[k];
+            return Err(CoreError::price(
+                format!("marks[{}]", universe.markets.symbol[k]),
+                format!("{x} must lie in [{MIN_PRICE:e}, {MAX_PRICE:e}]"),
+            ));
+        }
+        if let Some(i) = (0..na).find(|&i| prices.asset[i] > MAX_PRICE) {
+            return Err(CoreError::price(
+                format!("asset prices[{}]", universe.assets.symbol[i]),
+                format!("{} must be ≤ {MAX_PRICE:e}", prices.asset[i]),
+            ));
         }
         check_remap("asset", remap.asset, book.n_asset_codes, na)?;
         check_remap("market", remap.market, book.n_market_codes, nm)?;

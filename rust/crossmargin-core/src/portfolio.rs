@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use crate::book::{AccountRows, GroupedBook};
 use crate::error::{CoreError, Result};
 use crate::imf;
+use crate::limits::MAX_FACTOR;
 use crate::margin::{columns_by_account, position_margin, AccountMargin, MarginColumns, MarginContext};
 use crate::options::{self, OptionSpec};
 use crate::universe::{MarketKind, Universe};
@@ -78,9 +79,11 @@ impl Model {
     }
 }
 
+/// x is finite, ≥ lo and at most crate::limits::MAX_FACTOR (a move of +100,000 % or a rate
+/// of 1,000 is a typo; beyond it a scenario's prices could leave the numeric domain).
 fn finite_at_least(field: String, x: f64, lo: f64) -> Result<()> {
-    if !x.is_finite() || x < lo {
-        return Err(CoreError::config(field, format!("{x} must be finite and ≥ {lo}")));
+    if !x.is_finite() || x < lo || x > MAX_FACTOR {
+        return Err(CoreError::config(field, format!("{x} must be finite, ≥ {lo} and ≤ {MAX_FACTOR}")));
     }
     Ok(())
 }
@@ -114,7 +117,7 @@ impl PortfolioParams {
             for (s, sc) in p.scenarios.iter().enumerate() {
                 let g = format!("{f}.scenarios[{s}]");
                 finite_at_least(format!("{g}.price"), sc.price, -1.0)?;
-                if !sc.vol.is_finite() {
+                if !sc.vol.is_finite() || sc.vol.abs() > MAX_FACTOR {
                     return Err(CoreError::config(format!("{g}.vol"), format!("{} must be finite", sc.vol)));
                 }
                 finite_at_least(format!("{g}.weight"), sc.weight, 0.0)?;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crate::brackets::{Bracket, BracketTable};
 use crate::error::{CoreError, Result};
 use crate::haircut::HaircutTable;
+use crate::limits::{is_price, MAX_FACTOR, MAX_PRICE, MIN_PRICE};
 use crate::mode::{Mode, PerMode};
 use crate::options::OptionSpec;
 
@@ -165,11 +166,14 @@ impl Universe {
             if !a.price.is_finite() || a.price < 0.0 {
                 return Err(CoreError::config(format!("{f}.price"), format!("{} must be finite and ≥ 0", a.price)));
             }
+            if a.price > MAX_PRICE {
+                return Err(CoreError::config(format!("{f}.price"), format!("{} must be ≤ {MAX_PRICE:e}", a.price)));
+            }
             check_weight(format!("{f}.weight_initial"), a.weight[0], 0.0, 1.0)?;
             check_weight(format!("{f}.weight_maint"), a.weight[1], 0.0, 1.0)?;
-            check_weight(format!("{f}.liability_weight_initial"), a.liability_weight[0], 1.0, f64::INFINITY)?;
-            check_weight(format!("{f}.liability_weight_maint"), a.liability_weight[1], 1.0, f64::INFINITY)?;
-            check_weight(format!("{f}.imf_factor"), a.imf_factor, 0.0, f64::INFINITY)?;
+            check_weight(format!("{f}.liability_weight_initial"), a.liability_weight[0], 1.0, MAX_FACTOR)?;
+            check_weight(format!("{f}.liability_weight_maint"), a.liability_weight[1], 1.0, MAX_FACTOR)?;
+            check_weight(format!("{f}.imf_factor"), a.imf_factor, 0.0, MAX_FACTOR)?;
             at.haircuts.push(&a.haircut_tiers, &f)?;
             at.symbol.push(a.symbol.clone());
             at.price.push(a.price);
@@ -209,8 +213,18 @@ impl Universe {
             if m.underlying.is_empty() {
                 return Err(CoreError::config(format!("{f}.underlying"), "must not be empty"));
             }
+            // Option terms first: a bad expiry or iv is named, not the model mark it spoils.
+            let option = check_option(m, &f)?;
             if !m.mark.is_finite() || m.mark < 0.0 || (m.mark == 0.0 && m.kind != MarketKind::Option) {
                 return Err(CoreError::config(format!("{f}.mark"), format!("{} must be finite and > 0", m.mark)));
+            }
+            // Marks of perps and futures divide (inverse notional); an option's only multiplies.
+            let mark_ok = if m.kind == MarketKind::Option { m.mark <= MAX_PRICE } else { is_price(m.mark, false) };
+            if !mark_ok {
+                return Err(CoreError::config(
+                    format!("{f}.mark"),
+                    format!("{} must lie in [{MIN_PRICE:e}, {MAX_PRICE:e}]", m.mark),
+                ));
             }
             if !m.contract_size.is_finite() || m.contract_size <= 0.0 {
                 return Err(CoreError::config(
@@ -218,10 +232,15 @@ impl Universe {
                     format!("{} must be finite and > 0", m.contract_size),
                 ));
             }
+            if !is_price(m.contract_size, false) {
+                return Err(CoreError::config(
+                    format!("{f}.contract_size"),
+                    format!("{} must lie in [{MIN_PRICE:e}, {MAX_PRICE:e}]", m.contract_size),
+                ));
+            }
             check_weight(format!("{f}.upnl_weight_initial"), m.upnl_weight[0], 0.0, 1.0)?;
             check_weight(format!("{f}.upnl_weight_maint"), m.upnl_weight[1], 0.0, 1.0)?;
-            check_weight(format!("{f}.imf_factor"), m.imf_factor, 0.0, f64::INFINITY)?;
-            let option = check_option(m, &f)?;
+            check_weight(format!("{f}.imf_factor"), m.imf_factor, 0.0, MAX_FACTOR)?;
             if m.kind == MarketKind::Option && m.brackets.is_empty() {
                 // Options are margined by their own rule; an empty bracket keeps the table aligned.
                 mt.brackets.push(&[Bracket { bound: f64::INFINITY, imr: 0.0, mmr: 0.0 }], &f)?;
@@ -324,10 +343,10 @@ impl Universe {
         }
         for (u, &p) in prices.iter().enumerate() {
             let base = self.source_price(u, &self.assets.price, &self.markets.mark);
-            if !(p.is_finite() && p > 0.0) {
+            if !is_price(p, false) {
                 return Err(CoreError::config(
                     format!("underlying_prices[{}]", self.underlyings[u]),
-                    format!("{p} must be finite and > 0"),
+                    format!("{p} must be finite and > 0 (within [{MIN_PRICE:e}, {MAX_PRICE:e}])"),
                 ));
             }
             self.underlying_source[u].1 = if base > 0.0 { p / base } else { 1.0 };
@@ -399,14 +418,17 @@ fn check_option(m: &MarketSpec, f: &str) -> Result<OptionSpec> {
         Ok(())
     };
     positive("strike", o.strike, false)?;
+    if o.strike > MAX_PRICE {
+        return Err(CoreError::config(format!("{f}.strike"), format!("{} must be ≤ {MAX_PRICE:e}", o.strike)));
+    }
     positive("expiry", o.expiry, true)?;
     positive("iv", o.iv, false)?;
     if !o.rate.is_finite() {
         return Err(CoreError::config(format!("{f}.rate"), format!("{} must be finite", o.rate)));
     }
-    check_weight(format!("{f}.im_base"), o.im_base, 0.0, f64::INFINITY)?;
-    check_weight(format!("{f}.im_min"), o.im_min, 0.0, f64::INFINITY)?;
-    check_weight(format!("{f}.mm_base"), o.mm_base, 0.0, f64::INFINITY)?;
+    check_weight(format!("{f}.im_base"), o.im_base, 0.0, MAX_FACTOR)?;
+    check_weight(format!("{f}.im_min"), o.im_min, 0.0, MAX_FACTOR)?;
+    check_weight(format!("{f}.mm_base"), o.mm_base, 0.0, MAX_FACTOR)?;
     Ok(o)
 }
 

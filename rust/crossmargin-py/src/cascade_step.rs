@@ -117,13 +117,14 @@ pub struct PyShard {
 impl PyShard {
     #[new]
     fn new(
+        py: Python<'_>,
         universe: &Bound<'_, PyUniverse>,
         book: &Bound<'_, PyBook>,
         asset_remap: PyReadonlyArray1<'_, u32>,
         market_remap: PyReadonlyArray1<'_, u32>,
     ) -> PyResult<Self> {
         let (u, b) = (&universe.get().inner, &book.get().inner);
-        let inner = Shard::new(b, u, asset_remap.as_slice()?, market_remap.as_slice()?);
+        let inner = Shard::new(b, u, asset_remap.as_slice()?, market_remap.as_slice()?).map_err(|e| to_pyerr(py, e))?;
         Ok(PyShard { u: u.clone(), inner })
     }
 
@@ -274,6 +275,9 @@ impl PyDriver {
     }
 }
 
+/// A price vector handed to Python.
+type Prices<'py> = Bound<'py, numpy::PyArray1<f64>>;
+
 fn rows(a: &PyReadonlyArray2<'_, f64>) -> Vec<Vec<f64>> {
     a.as_array().outer_iter().map(|r| r.to_vec()).collect()
 }
@@ -323,10 +327,7 @@ impl PyDriver {
     }
 
     /// (asset prices, marks) of the round about to run.
-    fn round_prices<'py>(
-        &mut self,
-        py: Python<'py>,
-    ) -> PyResult<(Bound<'py, numpy::PyArray1<f64>>, Bound<'py, numpy::PyArray1<f64>>)> {
+    fn round_prices<'py>(&mut self, py: Python<'py>) -> PyResult<(Prices<'py>, Prices<'py>)> {
         let (a, m) = self.driver()?.round_prices();
         Ok((a.into_pyarray(py), m.into_pyarray(py)))
     }

@@ -1,14 +1,14 @@
 //! Evaluation entry points: numpy prices and remaps in, numpy columns out (moved, not
 //! copied), all work on the engine's own rayon pool without the GIL.
 
-use crossmargin_core::evaluate;
+use crossmargin_core::{evaluate, CoreError};
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::args::margin_context;
 use crate::book::PyBook;
-use crate::errors::detached;
+use crate::errors::{detached, to_pyerr};
 use crate::universe::PyUniverse;
 
 /// A rayon pool of a fixed size; results never depend on it.
@@ -22,12 +22,12 @@ impl PyPool {
     /// `threads=None` or 0 uses every core.
     #[new]
     #[pyo3(signature = (threads=None))]
-    fn new(threads: Option<usize>) -> PyResult<Self> {
+    fn new(py: Python<'_>, threads: Option<usize>) -> PyResult<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.unwrap_or(0))
             .thread_name(|i| format!("crossmargin-{i}"))
             .build()
-            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+            .map_err(|e| to_pyerr(py, CoreError::config("threads", format!("cannot start the thread pool: {e}"))))?;
         Ok(PyPool { pool })
     }
 

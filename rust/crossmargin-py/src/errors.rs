@@ -42,6 +42,13 @@ pub fn to_pyerr(py: Python<'_>, e: CoreError) -> PyErr {
     }
 }
 
+/// Panics inside [`detached`] on purpose: the test suite's proof that a panic in core work
+/// reaches Python as `CrossmarginError`, never as pyo3's `PanicException`.
+#[pyfunction]
+pub fn panic_guard_selftest(py: Python<'_>, message: String) -> PyResult<()> {
+    detached(py, || -> Result<(), CoreError> { panic!("{message}") })
+}
+
 /// Runs core work without the GIL, turning a core error or a panic into a Python error.
 pub fn detached<T: Send>(py: Python<'_>, work: impl FnOnce() -> Result<T, CoreError> + Send) -> PyResult<T> {
     let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(work)));

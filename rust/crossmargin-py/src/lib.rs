@@ -37,5 +37,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(portfolio::black76_columns, m)?)?;
     m.add_function(wrap_pyfunction!(portfolio::evaluate_portfolio, m)?)?;
     m.add_function(wrap_pyfunction!(portfolio::greeks_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::panic_guard_selftest, m)?)?;
     Ok(())
 }

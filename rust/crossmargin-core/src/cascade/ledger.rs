@@ -49,6 +49,33 @@ pub fn totals(n_assets: usize, bal_asset: &[u32], bal_minor: &[i128], iso: &[(u3
     t
 }
 
+/// Largest Σ |holdings| of one asset a cascade starts from (minor units): 10²⁸ asset units,
+/// 1/170 of what i128 holds, so transfers between holders cannot overflow the ledger.
+pub const MAX_TOTAL_MINOR: i128 = 1_000_000_000_000_000_000_000_000_000_000_000_000;
+
+/// The first asset whose Σ |holdings| over every holder exceeds [`MAX_TOTAL_MINOR`].
+pub fn over_capacity(
+    n_assets: usize,
+    bal_asset: &[u32],
+    bal_minor: &[i128],
+    iso: &[(u32, i128)],
+    pools: &Pools,
+) -> Option<usize> {
+    let mut t = vec![0i128; n_assets];
+    let holdings = bal_asset.iter().copied().zip(bal_minor.iter().copied()).chain(iso.iter().copied());
+    let pooled = pools
+        .insurance
+        .iter()
+        .zip(&pools.external)
+        .enumerate()
+        .flat_map(|(a, (&i, &e))| [(a as u32, i), (a as u32, e)]);
+    for (a, m) in holdings.chain(pooled) {
+        let slot = &mut t[a as usize];
+        *slot = slot.saturating_add(m.saturating_abs());
+    }
+    t.iter().position(|&x| x > MAX_TOTAL_MINOR)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +86,12 @@ mod tests {
         assert_eq!(to_minor(-0.000_000_035), -4);
         assert_eq!(to_minor(0.1) + to_minor(0.2), to_minor(0.3));
         assert_eq!(to_units(150_000_000), 1.5);
+    }
+
+    #[test]
+    fn holdings_beyond_the_ledgers_range_are_found() {
+        let pools = Pools::new(vec![0, to_minor(2e28)]);
+        assert_eq!(over_capacity(2, &[0, 1], &[5, 1], &[], &pools), Some(1));
+        assert_eq!(over_capacity(2, &[0], &[-MAX_TOTAL_MINOR], &[(0, 0)], &Pools::new(vec![0, 0])), None);
     }
 }

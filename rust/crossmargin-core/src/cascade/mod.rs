@@ -188,6 +188,56 @@ fn check(cfg: &CascadeConfig, u: &Universe) -> Result<()> {
     if cfg.insurance_fund.len() != na || cfg.insurance_fund.iter().any(|x| !x.is_finite()) {
         return Err(CoreError::config("cascade.insurance_fund", "needs one finite amount per asset"));
     }
+    if let Some(a) = cfg.insurance_fund.iter().position(|x| x.abs() > crate::limits::MAX_AMOUNT) {
+        return Err(CoreError::config(
+            format!("cascade.insurance_fund[{}]", u.assets.symbol[a]),
+            format!("{} is beyond ±1e28 units (the ledger's range)", cfg.insurance_fund[a]),
+        ));
+    }
+    Ok(())
+}
+
+/// Every position's value, at its entry and at the path's marks with 100× headroom for the
+/// marks' moves, fits the ledger (crate::limits::MAX_AMOUNT units of its settle asset): the
+/// P&L a fill realises is then an amount the ledger holds.
+fn check_position_sizes(book: &GroupedBook, u: &Universe, state: &State, cfg: &CascadeConfig) -> Result<()> {
+    let limit = crate::limits::MAX_AMOUNT / 100.0;
+    for p in 0..state.pos_qty.len() {
+        let k = state.pos_market[p] as usize;
+        let h = &u.market_hot[k];
+        let size = (state.pos_qty[p] * h.contract_size).abs();
+        let entry = state.pos_entry[p];
+        let value = |price: f64| if h.inverse && !h.option { size / price } else { size * price };
+        let at_entry = if entry > 0.0 { value(entry) } else { 0.0 };
+        let worst = cfg.step_marks.iter().map(|m| value(m[k])).fold(at_entry, f64::max);
+        if !(worst <= limit) {
+            return Err(CoreError::book(
+                crate::error::Table::Positions,
+                book.positions.row[p] as usize,
+                "qty",
+                format!(
+                    "a position worth {worst:e} settle units is beyond what the cascade's ledger holds ({limit:e})"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The remaps cover the book's codes and point into the universe.
+fn check_remap(book: &GroupedBook, u: &Universe, asset_remap: &[u32], market_remap: &[u32]) -> Result<()> {
+    let tables = [
+        ("asset", asset_remap, book.n_asset_codes, u.n_assets()),
+        ("market", market_remap, book.n_market_codes, u.n_markets()),
+    ];
+    for (what, remap, n_codes, n) in tables {
+        if remap.len() != n_codes as usize || remap.iter().any(|&i| i as usize >= n) {
+            return Err(CoreError::config(
+                format!("{what} remap"),
+                format!("must map {n_codes} book codes into 0..{n}"),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -201,8 +251,17 @@ pub fn run(
 ) -> Result<CascadeOutput> {
     check(cfg, u)?;
     let (na, nm) = (u.n_assets(), u.n_markets());
+    check_remap(book, u, asset_remap, market_remap)?;
     let mut state = State::new(book, u, asset_remap, market_remap);
     let mut pools = Pools::new(cfg.insurance_fund.iter().map(|&x| to_minor(x)).collect());
+    if let Some(a) = ledger::over_capacity(na, &state.bal_asset, &state.bal_minor, &state.isolated_holdings(u), &pools)
+    {
+        return Err(CoreError::price(
+            format!("cascade.holdings[{}]", u.assets.symbol[a]),
+            "Σ |balances + isolated margins + insurance fund| exceeds the ledger's range (1e28 units)",
+        ));
+    }
+    check_position_sizes(book, u, &state, cfg)?;
     let totals_before = ledger::totals(na, &state.bal_asset, &state.bal_minor, &state.isolated_holdings(u), &pools);
     let identity_a: Vec<u32> = (0..na as u32).collect();
     let identity_m: Vec<u32> = (0..nm as u32).collect();
@@ -246,17 +305,8 @@ pub fn run(
         let mut flow = vec![0.0f64; nm];
         for c in &cands {
             for o in &c.orders {
-                let p = o.pos;
-                let k = state.pos_market[p] as usize;
-                let x = -state.pos_qty[p] * o.fraction;
-                let h = &u.market_hot[k];
-                let sp = assets[h.settle as usize];
-                // An option trades at its premium; an inverse contract's notional is cs/mark coins.
-                flow[k] += if h.inverse && !h.option {
-                    x * h.contract_size / marks[k] * sp
-                } else {
-                    x * h.contract_size * marks[k] * sp
-                };
+                let (k, f) = order_flow(u, &state, o.pos, o.fraction, assets, &marks);
+                flow[k as usize] += f;
             }
         }
         let exec: Vec<Execution> = (0..nm).map(|k| cfg.liquidity[k].execute(marks[k], flow[k])).collect();
@@ -264,48 +314,13 @@ pub fn run(
         let mut r = RoundTally::default();
         let mut pieces: Vec<Piece> = Vec::new();
         for c in &cands {
-            let a = c.account;
-            let mut closed: Vec<Piece> = Vec::new();
-            for o in &c.orders {
-                let price = exec[state.pos_market[o.pos] as usize].price;
-                let mut fill = Fill { state: &mut state, pools: &mut pools, ctx: &ctx, fee_rate: cfg.liquidation_fee };
-                for (e, piece) in fill.close(a, *o, price) {
-                    if e.kind != EventKind::Isolated && e.market >= 0 && e.bad_debt_usd == 0.0 {
-                        closed.push((e.market as u32, -e.qty.signum(), e.notional_usd));
-                    }
-                    r.add(&e);
-                    pieces.extend(piece);
-                    events.push(round as u32, step as u32, state.accounts[a], e);
-                }
-            }
-            // A pool with no cross position left and negative equity: the fund takes over its
-            // balances (assets and debts alike); the deficit is bad debt.
-            let (eq, _) = cross_equity(&state, a, &ctx);
-            let open_cross = (state.pos_offsets[a]..state.pos_offsets[a + 1])
-                .any(|p| !state.pos_isolated[p] && state.pos_qty[p] != 0.0);
-            if !open_cross && eq < 0.0 {
-                for b in state.bal_offsets[a]..state.bal_offsets[a + 1] {
-                    pools.insurance[state.bal_asset[b] as usize] += state.bal_minor[b];
-                    state.bal_minor[b] = 0;
-                }
-                state.refresh(a);
-                let e = Event {
-                    market: -1,
-                    qty: 0.0,
-                    price: 0.0,
-                    notional_usd: 0.0,
-                    fee_usd: 0.0,
-                    bad_debt_usd: -eq,
-                    kind: EventKind::Bankruptcy,
-                };
+            let (settled, caused) =
+                settle_candidate(&mut state, &mut pools, &ctx, cfg.liquidation_fee, c, |k| exec[k].price);
+            for e in settled {
                 r.add(&e);
-                events.push(round as u32, step as u32, state.accounts[a], e);
-                let weights: Vec<f64> = closed.iter().map(|c| c.2).collect();
-                let total: f64 = weights.iter().sum();
-                if total > 0.0 {
-                    pieces.extend(closed.iter().map(|&(k, side, w)| (k, side, -eq * w / total)));
-                }
+                events.push(round as u32, step as u32, state.accounts[c.account], e);
             }
+            pieces.extend(caused);
         }
 
         // The fund covers bad debt; past zero, deleverage the other side.
@@ -374,6 +389,69 @@ impl RoundTally {
         self.fees += e.fee_usd;
         self.bad_debt += e.bad_debt_usd;
     }
+}
+
+/// The signed USD flow an order adds to its market's net flow: (market, flow). An option
+/// trades at its premium; an inverse contract's notional is cs/mark coins.
+fn order_flow(u: &Universe, state: &State, pos: usize, fraction: f64, assets: &[f64], marks: &[f64]) -> (u32, f64) {
+    let k = state.pos_market[pos] as usize;
+    let x = -state.pos_qty[pos] * fraction;
+    let h = &u.market_hot[k];
+    let sp = assets[h.settle as usize];
+    let flow =
+        if h.inverse && !h.option { x * h.contract_size / marks[k] * sp } else { x * h.contract_size * marks[k] * sp };
+    (k as u32, flow)
+}
+
+/// Settles one account: its orders at their markets' fill prices, then, when its pool is left
+/// with no cross position and negative equity, the fund takes over its balances (assets and
+/// debts alike) and the deficit is bad debt, attributed to the markets it closed this round pro
+/// rata to closed notional. Returns the events and the (market, side, USD) bad-debt pieces.
+fn settle_candidate(
+    state: &mut State,
+    pools: &mut Pools,
+    ctx: &MarginContext<'_>,
+    fee_rate: f64,
+    c: &Candidate,
+    fill_price: impl Fn(usize) -> f64,
+) -> (Vec<Event>, Vec<Piece>) {
+    let a = c.account;
+    let (mut events, mut pieces, mut closed) = (Vec::new(), Vec::<Piece>::new(), Vec::<Piece>::new());
+    for o in &c.orders {
+        let price = fill_price(state.pos_market[o.pos] as usize);
+        let mut fill = Fill { state: &mut *state, pools: &mut *pools, ctx, fee_rate };
+        for (e, piece) in fill.close(a, *o, price) {
+            if e.kind != EventKind::Isolated && e.market >= 0 && e.bad_debt_usd == 0.0 {
+                closed.push((e.market as u32, -e.qty.signum(), e.notional_usd));
+            }
+            pieces.extend(piece);
+            events.push(e);
+        }
+    }
+    let (eq, _) = cross_equity(state, a, ctx);
+    let open_cross =
+        (state.pos_offsets[a]..state.pos_offsets[a + 1]).any(|p| !state.pos_isolated[p] && state.pos_qty[p] != 0.0);
+    if !open_cross && eq < 0.0 {
+        for b in state.bal_offsets[a]..state.bal_offsets[a + 1] {
+            pools.insurance[state.bal_asset[b] as usize] += state.bal_minor[b];
+            state.bal_minor[b] = 0;
+        }
+        state.refresh(a);
+        events.push(Event {
+            market: -1,
+            qty: 0.0,
+            price: 0.0,
+            notional_usd: 0.0,
+            fee_usd: 0.0,
+            bad_debt_usd: -eq,
+            kind: EventKind::Bankruptcy,
+        });
+        let total: f64 = closed.iter().map(|c| c.2).sum();
+        if total > 0.0 {
+            pieces.extend(closed.iter().map(|&(k, side, w)| (k, side, -eq * w / total)));
+        }
+    }
+    (events, pieces)
 }
 
 /// The fund's value at `prices` (USD).

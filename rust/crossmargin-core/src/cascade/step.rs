@@ -26,11 +26,11 @@ use crate::book::GroupedBook;
 use crate::cascade::adl::{counterparties, to_fund_from_external, usd_to_minor, Deleverage};
 use crate::cascade::impact::Execution;
 use crate::cascade::ledger::{self, to_minor, to_units, Pools};
-use crate::cascade::policy::{self, cross_equity, Candidate, EventKind, Slicing};
+use crate::cascade::policy::{self, Candidate, EventKind, Slicing};
 use crate::cascade::state::State;
 use crate::cascade::{
-    check, deficits, fund_usd, release_isolated, CascadeConfig, Event, Events, Fill, Piece, RoundTally, Rounds,
-    MIN_FACTOR,
+    check, check_remap, deficits, fund_usd, order_flow, release_isolated, settle_candidate, CascadeConfig, Event,
+    Events, Piece, RoundTally, Rounds, MIN_FACTOR,
 };
 use crate::error::{CoreError, Result};
 use crate::margin::{MarginContext, Prices, Remap};
@@ -138,18 +138,6 @@ pub struct Closes {
     pub minor: Vec<i128>,
 }
 
-/// The signed USD flow an order adds to its market's net flow (as `run` computes it).
-fn order_flow(u: &Universe, state: &State, pos: usize, fraction: f64, assets: &[f64], marks: &[f64]) -> (u32, f64) {
-    let k = state.pos_market[pos] as usize;
-    let x = -state.pos_qty[pos] * fraction;
-    let h = &u.market_hot[k];
-    let sp = assets[h.settle as usize];
-    // An option trades at its premium; an inverse contract's notional is cs/mark coins.
-    let flow =
-        if h.inverse && !h.option { x * h.contract_size / marks[k] * sp } else { x * h.contract_size * marks[k] * sp };
-    (k as u32, flow)
-}
-
 /// The accounts of one partition and their ledger.
 #[derive(Debug, Clone)]
 pub struct Shard {
@@ -160,13 +148,14 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn new(book: &GroupedBook, u: &Universe, asset_remap: &[u32], market_remap: &[u32]) -> Shard {
-        Shard {
+    pub fn new(book: &GroupedBook, u: &Universe, asset_remap: &[u32], market_remap: &[u32]) -> Result<Shard> {
+        check_remap(book, u, asset_remap, market_remap)?;
+        Ok(Shard {
             state: State::new(book, u, asset_remap, market_remap),
             cands: Vec::new(),
             identity_a: (0..u.n_assets() as u32).collect(),
             identity_m: (0..u.n_markets() as u32).collect(),
-        }
+        })
     }
 
     fn check_prices(&self, assets: &[f64], marks: &[f64]) -> Result<()> {
@@ -230,46 +219,9 @@ impl Shard {
         let state = &mut self.state;
         for (item, &ci) in chosen.iter().enumerate() {
             let c = &self.cands[ci as usize];
-            let a = c.account;
-            let mut pieces: Vec<Piece> = Vec::new();
-            let mut closed: Vec<Piece> = Vec::new();
-            for o in &c.orders {
-                let price = fill_price[state.pos_market[o.pos] as usize];
-                let mut fill = Fill { state: &mut *state, pools: &mut pools, ctx: &ctx, fee_rate };
-                for (e, piece) in fill.close(a, *o, price) {
-                    if e.kind != EventKind::Isolated && e.market >= 0 && e.bad_debt_usd == 0.0 {
-                        closed.push((e.market as u32, -e.qty.signum(), e.notional_usd));
-                    }
-                    pieces.extend(piece);
-                    out.events.push(item, state.accounts[a], e);
-                }
-            }
-            // A pool with no cross position left and negative equity: the fund takes over its
-            // balances (assets and debts alike); the deficit is bad debt.
-            let (eq, _) = cross_equity(state, a, &ctx);
-            let open_cross = (state.pos_offsets[a]..state.pos_offsets[a + 1])
-                .any(|p| !state.pos_isolated[p] && state.pos_qty[p] != 0.0);
-            if !open_cross && eq < 0.0 {
-                for b in state.bal_offsets[a]..state.bal_offsets[a + 1] {
-                    pools.insurance[state.bal_asset[b] as usize] += state.bal_minor[b];
-                    state.bal_minor[b] = 0;
-                }
-                state.refresh(a);
-                let e = Event {
-                    market: -1,
-                    qty: 0.0,
-                    price: 0.0,
-                    notional_usd: 0.0,
-                    fee_usd: 0.0,
-                    bad_debt_usd: -eq,
-                    kind: EventKind::Bankruptcy,
-                };
-                out.events.push(item, state.accounts[a], e);
-                let weights: Vec<f64> = closed.iter().map(|c| c.2).collect();
-                let total: f64 = weights.iter().sum();
-                if total > 0.0 {
-                    pieces.extend(closed.iter().map(|&(k, side, w)| (k, side, -eq * w / total)));
-                }
+            let (events, pieces) = settle_candidate(state, &mut pools, &ctx, fee_rate, c, |k| fill_price[k]);
+            for e in events {
+                out.events.push(item, state.accounts[c.account], e);
             }
             for (k, side, usd) in pieces {
                 out.piece_item.push(item as u32);
@@ -854,7 +806,7 @@ mod tests {
 
     fn sharded(u: &Universe, r: &Rows, n: i64, cfg: &CascadeConfig) -> (DriverOutput, Vec<i128>) {
         let shards: Vec<Shard> =
-            (0..n).map(|s| Shard::new(&r.subset(|id| id.rem_euclid(n) == s), u, &[0, 1], &[0, 1])).collect();
+            (0..n).map(|s| Shard::new(&r.subset(|id| id.rem_euclid(n) == s), u, &[0, 1], &[0, 1]).unwrap()).collect();
         let before: Vec<i128> = (0..2).map(|a| shards.iter().map(|s| s.holdings(u)[a]).sum()).collect();
         let (out, shards) = run_sharded(u, shards, cfg).unwrap();
         let after: Vec<i128> = (0..2)
@@ -930,7 +882,7 @@ mod tests {
     fn an_account_in_two_partitions_is_refused() {
         let u = universe();
         let r = rows(&[0.0], &[0.0], &[(10.0, 0.0)], &[false]);
-        let shards = vec![Shard::new(&r.subset(|_| true), &u, &[0, 1], &[0, 1]); 2];
+        let shards = vec![Shard::new(&r.subset(|_| true), &u, &[0, 1], &[0, 1]).unwrap(); 2];
         let err = run_sharded(&u, shards, &config(-0.3, 0.0, Deleverage::Adl, 0)).unwrap_err();
         assert!(err.to_string().contains("more than one partition"));
     }
