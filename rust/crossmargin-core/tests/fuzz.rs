@@ -85,4 +85,7 @@ fn targets_survive_random_bytes_for_a_bounded_time() {
     for (name, cases) in runs {
         eprintln!("fuzz {name}: {cases} cases in {:.1} s", share.as_secs_f64());
     }
+    let reached: Vec<u64> = targets::REACHED.iter().map(|c| c.load(std::sync::atomic::Ordering::Relaxed)).collect();
+    eprintln!("fuzz: {} evaluations, {} cascades run ({} completed)", reached[0], reached[1], reached[2]);
+    assert!(reached[0] > 0 && reached[2] > 0, "the decoders reach the kernels");
 }

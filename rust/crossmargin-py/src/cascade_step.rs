@@ -3,49 +3,20 @@
 //! global state, lives with the client). Messages between them are dicts of numpy arrays
 //! (amounts of money as lists of Python ints), so any transport that pickles can carry them.
 
-use crossmargin_core::cascade::adl::Deleverage;
-use crossmargin_core::cascade::impact::Liquidity;
-use crossmargin_core::cascade::ledger::to_units;
 use crossmargin_core::cascade::policy::Slicing;
 use crossmargin_core::cascade::step::{
     Candidates, Closes, Counterparties, Driver, Plan, Settlement, Shard, TaggedEvents,
 };
 use crossmargin_core::cascade::{CascadeConfig, Events};
-use crossmargin_core::{CoreError, Universe};
-use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use crossmargin_core::Universe;
+use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::book::PyBook;
+use crate::cascade::{book_dicts, deleverage_mode, events_into, liquidity, rounds_dict};
 use crate::errors::{detached, to_pyerr};
 use crate::universe::PyUniverse;
-
-fn liquidity(kind: &str, params: &[f64], market: &str) -> Result<Liquidity, CoreError> {
-    let wrong = || CoreError::config(format!("cascade.liquidity[{market}]"), format!("bad parameters for '{kind}'"));
-    match kind {
-        "none" => Ok(Liquidity::None),
-        "sqrt" => match params {
-            &[y, sigma, daily_volume, permanent] => Ok(Liquidity::SqrtImpact { y, sigma, daily_volume, permanent }),
-            _ => Err(wrong()),
-        },
-        "depth" if params.len() % 2 == 0 && !params.is_empty() => Ok(Liquidity::Depth {
-            distance: params.iter().step_by(2).copied().collect(),
-            cumulative: params.iter().skip(1).step_by(2).copied().collect(),
-        }),
-        _ => Err(wrong()),
-    }
-}
-
-fn deleverage_mode(how: &str) -> Result<Deleverage, CoreError> {
-    match how {
-        "adl" => Ok(Deleverage::Adl),
-        "socialized_loss" => Ok(Deleverage::SocializedLoss),
-        "none" => Ok(Deleverage::None),
-        other => {
-            Err(CoreError::config("cascade.deleverage", format!("'{other}' is not one of adl, socialized_loss, none")))
-        }
-    }
-}
 
 // ---- message conversion -------------------------------------------------------------------
 fn item<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
@@ -59,20 +30,6 @@ fn vec_of<T: numpy::Element + Copy>(d: &Bound<'_, PyDict>, key: &str) -> PyResul
 
 fn ints(d: &Bound<'_, PyDict>, key: &str) -> PyResult<Vec<i128>> {
     item(d, key)?.extract()
-}
-
-fn events_into(py: Python<'_>, d: &Bound<'_, PyDict>, e: Events) -> PyResult<()> {
-    d.set_item("round", e.round.into_pyarray(py))?;
-    d.set_item("step", e.step.into_pyarray(py))?;
-    d.set_item("account", e.account.into_pyarray(py))?;
-    d.set_item("market", e.market.into_pyarray(py))?;
-    d.set_item("qty", e.qty.into_pyarray(py))?;
-    d.set_item("price", e.price.into_pyarray(py))?;
-    d.set_item("notional_usd", e.notional_usd.into_pyarray(py))?;
-    d.set_item("fee_usd", e.fee_usd.into_pyarray(py))?;
-    d.set_item("bad_debt_usd", e.bad_debt_usd.into_pyarray(py))?;
-    d.set_item("kind", e.kind.into_pyarray(py))?;
-    Ok(())
 }
 
 fn events_from(d: &Bound<'_, PyDict>) -> PyResult<Events> {
@@ -227,38 +184,7 @@ impl PyShard {
     /// The shard's book now: (balances, positions) columns, universe indices, open positions
     /// only, balances as units (from the ledger).
     fn final_book<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
-        let s = &self.inner.state;
-        let n = s.n_accounts();
-        let (mut ba, mut bq) = (Vec::new(), Vec::new());
-        for a in 0..n {
-            for r in s.bal_offsets[a]..s.bal_offsets[a + 1] {
-                ba.push(s.accounts[a]);
-                bq.push(to_units(s.bal_minor[r]));
-            }
-        }
-        let (mut pa, mut pm, mut pq, mut pe, mut pi) = (vec![], vec![], vec![], vec![], vec![]);
-        for a in 0..n {
-            for p in s.pos_offsets[a]..s.pos_offsets[a + 1] {
-                if s.pos_qty[p] != 0.0 {
-                    pa.push(s.accounts[a]);
-                    pm.push(s.pos_market[p]);
-                    pq.push(s.pos_qty[p]);
-                    pe.push(s.pos_entry[p]);
-                    pi.push(if s.pos_isolated[p] { to_units(s.iso_minor[p]) } else { 0.0 });
-                }
-            }
-        }
-        let balances = PyDict::new(py);
-        balances.set_item("account", ba.into_pyarray(py))?;
-        balances.set_item("asset", s.bal_asset.clone().into_pyarray(py))?;
-        balances.set_item("qty", bq.into_pyarray(py))?;
-        let positions = PyDict::new(py);
-        positions.set_item("account", pa.into_pyarray(py))?;
-        positions.set_item("market", pm.into_pyarray(py))?;
-        positions.set_item("qty", pq.into_pyarray(py))?;
-        positions.set_item("entry_price", pe.into_pyarray(py))?;
-        positions.set_item("isolated_margin", pi.into_pyarray(py))?;
-        Ok((balances, positions))
+        book_dicts(py, &self.inner.state)
     }
 }
 
@@ -436,20 +362,7 @@ impl PyDriver {
         let events = PyDict::new(py);
         events_into(py, &events, out.events)?;
         d.set_item("events", events)?;
-        let r = out.rounds;
-        let n_rounds = r.round.len();
-        let n_markets = out.final_marks.len();
-        let rounds = PyDict::new(py);
-        rounds.set_item("round", r.round.into_pyarray(py))?;
-        rounds.set_item("step", r.step.into_pyarray(py))?;
-        rounds.set_item("accounts_liquidated", r.accounts_liquidated.into_pyarray(py))?;
-        rounds.set_item("liquidated_notional_usd", r.liquidated_notional_usd.into_pyarray(py))?;
-        rounds.set_item("fees_usd", r.fees_usd.into_pyarray(py))?;
-        rounds.set_item("bad_debt_usd", r.bad_debt_usd.into_pyarray(py))?;
-        rounds.set_item("cumulative_bad_debt_usd", r.cumulative_bad_debt_usd.into_pyarray(py))?;
-        rounds.set_item("insurance_fund_usd", r.insurance_fund_usd.into_pyarray(py))?;
-        rounds.set_item("marks", r.marks.into_pyarray(py).reshape([n_rounds, n_markets])?)?;
-        d.set_item("rounds", rounds)?;
+        d.set_item("rounds", rounds_dict(py, out.rounds, out.final_marks.len())?)?;
         d.set_item("insurance_minor", out.pools.insurance)?;
         d.set_item("external_minor", out.pools.external)?;
         d.set_item("final_asset_prices", out.final_asset_prices.into_pyarray(py))?;

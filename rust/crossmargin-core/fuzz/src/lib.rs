@@ -14,6 +14,8 @@
 //! that pass validation are finite where the model says they are (crossmargin_core::limits);
 //! a cascade's ledger conserves exactly.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crossmargin_core::brackets::Bracket;
 use crossmargin_core::cascade::adl::Deleverage;
 use crossmargin_core::cascade::impact::Liquidity;
@@ -26,6 +28,10 @@ use crossmargin_core::{
     evaluate, group, AssetSpec, BalanceInput, CoreError, GroupedBook, MarginContext, MarketKind, MarketSpec,
     OptionSpec, PositionInput, Prices, Remap, Table, Universe,
 };
+
+/// How many cases got past validation into the kernels: evaluate, cascade run, cascade Ok.
+/// The stable harness prints them, so a decoder that stops reaching the kernels shows.
+pub static REACHED: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
 
 /// A cursor over the fuzzer's bytes; reads past the end give zeros.
 pub struct Bytes<'a> {
@@ -351,6 +357,7 @@ pub fn fuzz_evaluate(data: &[u8]) {
     let Ok(ctx) = MarginContext::new(&case.universe, &case.book, prices, remap) else { return };
     let n = case.book.n_accounts();
 
+    REACHED[0].fetch_add(1, Ordering::Relaxed);
     let r = evaluate(&case.book, &ctx);
     assert_eq!(r.equity.len(), n);
     for a in 0..n {
@@ -454,8 +461,10 @@ pub fn fuzz_cascade(data: &[u8]) {
         deleverage: [Deleverage::None, Deleverage::Adl, Deleverage::SocializedLoss][b.below(3)],
         insurance_fund: (0..na).map(|_| if b.u8() < 230 { b.positive().min(1e9) } else { b.f64() }).collect(),
     };
+    REACHED[1].fetch_add(1, Ordering::Relaxed);
     let out = run(&case.universe, &case.book, &case.asset_remap, &case.market_remap, &cfg);
     if let Ok(out) = out {
+        REACHED[2].fetch_add(1, Ordering::Relaxed);
         assert_eq!(out.totals_before, out.totals_after, "the cascade's ledger conserves");
         assert!(out.rounds.round.len() <= cfg.max_rounds, "at most max_rounds rounds");
     }
