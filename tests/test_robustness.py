@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from conftest import book, evaluate_both, make_small_universe, one
+from conftest import book, evaluate_both, make_small_universe, one, universe_and_book
 from crossmargin import _core, reference, resources, synth
 from crossmargin.exceptions import (
     BookError,
@@ -432,7 +432,8 @@ def test_margin_ratio_with_zero_or_negative_equity(
 def test_margin_ratio_is_zero_without_requirement_even_when_bankrupt(small: cm.Universe) -> None:
     e, r = evaluate_both(small, book([(1, "USDT", -10.0)]))
     assert one(e)["margin_ratio"] == one(r)["margin_ratio"] == 0.0
-    assert one(e)["bankrupt"] and not one(e)["liquidatable"]
+    # adj_equity_maint −10 < mm 0: liquidatable (the debt is called), though the ratio says 0.
+    assert one(e)["bankrupt"] and one(e)["liquidatable"] and one(r)["liquidatable"]
 
 
 # ---- prices and other call arguments -----------------------------------------------------
@@ -529,7 +530,8 @@ def test_cascade_holdings_beyond_the_ledger_are_an_error_not_a_wrapped_total(
 
 
 def test_cascade_position_too_large_for_the_ledger_names_its_row(small_engine: cm.Engine) -> None:
-    b = book([(1, "USDT", 1.0)], [(1, "ETHUSDT", 1.0, 2_000.0), (2, "BTCUSDT", 1e18, 50_000.0)])
+    # 1e17 BTC bought at 1e17 USD: 1e34 USDT of entry value, beyond 1e26 (1e28 / 100).
+    b = book([(1, "USDT", 1.0)], [(1, "ETHUSDT", 1.0, 2_000.0), (2, "BTCUSDT", 1e17, 1e17)])
     with pytest.raises(BookError) as e:
         small_engine.cascade(b, cm.CascadeConfig(shock={"BTC": -0.3}))
     assert (e.value.table, e.value.row) == ("positions", 1)
@@ -683,14 +685,12 @@ def test_garbage_columns_give_a_result_or_a_crossmargin_error(
         assert np.isfinite(r[c]).all(), c
 
 
-@given(st.data())
-def test_no_account_goes_missing_and_equity_totals_balance(data: st.DataObject) -> None:
+@given(universe_and_book())
+def test_no_account_goes_missing_and_equity_totals_balance(ub: tuple[cm.Universe, Any]) -> None:
     """Every id of either table is a result row (and only those); Σ equity = Σ balance
     values + Σ uPnL + Σ isolated margin × settle price (DESIGN §4, no options here)."""
-    from conftest import books
-
-    u = make_small_universe()
-    b = data.draw(books(u))
+    u, rows = ub
+    b = rows.book(u)
     r = cm.Engine(u, threads=2).evaluate(b)
     ids = set(b.balances["account"].tolist()) | set(b.positions["account"].tolist())
     assert r.account.tolist() == sorted(ids)

@@ -2,11 +2,11 @@
 //! copied), all work on the engine's own rayon pool without the GIL.
 
 use crossmargin_core::{evaluate, CoreError};
-use numpy::{IntoPyArray, PyReadonlyArray1};
+use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::args::margin_context;
+use crate::args::{margin_columns_dict, margin_context};
 use crate::book::PyBook;
 use crate::errors::{detached, to_pyerr};
 use crate::universe::PyUniverse;
@@ -54,16 +54,5 @@ pub fn evaluate_standard<'py>(
     let ctx = margin_context(py, u, b, &asset_remap, &market_remap, &asset_prices, &marks)?;
     let pool = &pool.get().pool;
     let cols = detached(py, || Ok(pool.install(|| evaluate(b, &ctx))))?;
-    let out = PyDict::new(py);
-    out.set_item("equity", cols.equity.into_pyarray(py))?;
-    out.set_item("upnl", cols.upnl.into_pyarray(py))?;
-    out.set_item("adj_equity_initial", cols.adj_equity_initial.into_pyarray(py))?;
-    out.set_item("adj_equity_maint", cols.adj_equity_maint.into_pyarray(py))?;
-    out.set_item("im", cols.im.into_pyarray(py))?;
-    out.set_item("mm", cols.mm.into_pyarray(py))?;
-    out.set_item("free_collateral", cols.free_collateral.into_pyarray(py))?;
-    out.set_item("margin_ratio", cols.margin_ratio.into_pyarray(py))?;
-    out.set_item("liquidatable", cols.liquidatable.into_pyarray(py))?;
-    out.set_item("bankrupt", cols.bankrupt.into_pyarray(py))?;
-    Ok(out)
+    margin_columns_dict(py, cols)
 }

@@ -7,6 +7,7 @@ use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::args::margin_columns_dict;
 use crate::book::PyBook;
 use crate::engine::PyPool;
 use crate::errors::{detached, to_pyerr};
@@ -128,18 +129,7 @@ pub fn evaluate_portfolio<'py>(
         let pc = PortfolioContext::new(ctx, params)?;
         Ok(pool.install(|| portfolio::evaluate(&b.inner, &pc, model)))
     })?;
-    let out = PyDict::new(py);
-    out.set_item("equity", cols.equity.into_pyarray(py))?;
-    out.set_item("upnl", cols.upnl.into_pyarray(py))?;
-    out.set_item("adj_equity_initial", cols.adj_equity_initial.into_pyarray(py))?;
-    out.set_item("adj_equity_maint", cols.adj_equity_maint.into_pyarray(py))?;
-    out.set_item("im", cols.im.into_pyarray(py))?;
-    out.set_item("mm", cols.mm.into_pyarray(py))?;
-    out.set_item("free_collateral", cols.free_collateral.into_pyarray(py))?;
-    out.set_item("margin_ratio", cols.margin_ratio.into_pyarray(py))?;
-    out.set_item("liquidatable", cols.liquidatable.into_pyarray(py))?;
-    out.set_item("bankrupt", cols.bankrupt.into_pyarray(py))?;
-    Ok(out)
+    margin_columns_dict(py, cols)
 }
 
 /// Greeks per account × underlying: dense account index, underlying index and the greeks.
