@@ -290,15 +290,13 @@ ALL_CALLS = {
 
 
 @pytest.mark.parametrize("call", ALL_CALLS, ids=str)
-def test_an_empty_book_gives_an_empty_result_everywhere(
-    small_engine: cm.Engine, call: str
-) -> None:
+def test_an_empty_book_gives_an_empty_result_everywhere(small_engine: cm.Engine, call: str) -> None:
     assert ALL_CALLS[call](small_engine, cm.Book.from_arrays()) is not None
 
 
 @pytest.mark.parametrize("call", ALL_CALLS, ids=str)
 def test_a_non_book_is_a_book_error_everywhere(small_engine: cm.Engine, call: str) -> None:
-    with pytest.raises(BookError, match="expected crossmargin.Book"):
+    with pytest.raises(BookError, match=r"expected crossmargin\.Book"):
         ALL_CALLS[call](small_engine, {"account": [1]})
 
 
@@ -385,9 +383,7 @@ def test_a_borderline_account_at_a_bracket_edge_is_judged_by_the_lower_bracket(
 ) -> None:
     """At exactly the bound the lower bracket applies (notional ≤ bound); the upper one's
     formula gives the same number up to rounding, which must not flip the verdict."""
-    (bound, imr, mmr, cum_i, cum_m), (_, _, mmr2, _, cum_m2) = small.brackets_with_amounts(
-        "BTCUSDT"
-    )[:2]
+    (bound, _, mmr, _, _), (_, _, mmr2, _, cum_m2) = small.brackets_with_amounts("BTCUSDT")[:2]
     assert bound * mmr == 500.0 and bound * mmr2 - cum_m2 == 500.0
     b = book([(1, "USDT", 500.0)], [(1, "BTCUSDT", bound / 50_000.0, 50_000.0)])
     e, r = evaluate_both(small, b)
@@ -410,7 +406,10 @@ def test_a_borderline_account_at_a_haircut_tier_edge(small: cm.Universe) -> None
     a debt that leaves the account exactly at maintenance keeps it safe, one ulp more
     liquidates it, in the engine and in the reference alike."""
     collateral = 1_000_000.0 * 0.95
-    for debt, liquidatable in ((collateral - 500.0, False), (math.nextafter(collateral - 500.0, 1e9), True)):
+    for debt, liquidatable in (
+        (collateral - 500.0, False),
+        (math.nextafter(collateral - 500.0, 1e9), True),
+    ):
         b = book([(1, "BTC", 20.0), (1, "USDT", -debt)], [(1, "BTCUSDT", 1.0, 50_000.0)])
         e, r = evaluate_both(small, b)
         assert one(e)["adj_equity_maint"] == one(r)["adj_equity_maint"]
@@ -540,7 +539,11 @@ def test_cascade_position_too_large_for_the_ledger_names_its_row(small_engine: c
 def test_cascade_of_extreme_and_tiny_books_conserves(small_engine: cm.Engine) -> None:
     b = book(
         [(1, "USDT", 1e15), (2, "USDT", 1e-12), (3, "USDT", 100.0)],
-        [(1, "BTCUSDT", 1e10, 50_000.0), (2, "BTCUSDT", 1e-12, 50_000.0), (3, "BTCUSDT", 1.0, 50_000.0)],
+        [
+            (1, "BTCUSDT", 1e10, 50_000.0),
+            (2, "BTCUSDT", 1e-12, 50_000.0),
+            (3, "BTCUSDT", 1.0, 50_000.0),
+        ],
     )
     r = small_engine.cascade(b, cm.CascadeConfig(shock={"BTC": -0.5}))
     assert r.check_conservation()
@@ -562,7 +565,9 @@ def test_available_memory_reads_meminfo_and_cgroup(tmp_path: Path) -> None:
 def test_a_book_too_large_for_memory_is_a_resource_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(resources, "available_memory", lambda: 1_000)
     with pytest.raises(ResourceError) as e:
-        cm.Book.from_arrays({"account": np.arange(100), "asset": np.zeros(100, np.uint32), "qty": np.ones(100)})
+        cm.Book.from_arrays(
+            {"account": np.arange(100), "asset": np.zeros(100, np.uint32), "qty": np.ones(100)}
+        )
     assert isinstance(e.value, CrossmarginError) and isinstance(e.value, MemoryError)
     assert e.value.needed == resources.book_bytes(100, 0) and e.value.available == 1_000
     assert "100 balance and 0 position rows" in str(e.value)
@@ -679,7 +684,7 @@ def test_garbage_columns_give_a_result_or_a_crossmargin_error(
     except CrossmarginError:
         return
     # Accepted: no account lost, results finite where the model says so.
-    ids = {int(x) for t in (bal, pos) if t for x in np.asarray(b.balances["account"] if t is bal else b.positions["account"])}
+    ids = set(b.balances["account"].tolist()) | set(b.positions["account"].tolist())
     assert set(r.account.tolist()) == ids
     for c in ("equity", "upnl", "adj_equity_initial", "adj_equity_maint", "im", "mm"):
         assert np.isfinite(r[c]).all(), c
@@ -726,3 +731,27 @@ def test_garbage_universe_values_give_a_universe_or_a_config_error(
         book([(1, "BTC", 1.0), (1, "USDT", -5.0)], [(1, "P", 3.0, 1.0)])
     )
     assert np.isfinite(r.equity).all() and np.isfinite(r.mm).all()
+
+
+@pytest.mark.parametrize(
+    ("rows", "config", "error"),
+    [
+        ([(1, "USDT", 1.0)], {"insurance_fund": 1e300}, ConfigError),
+        ([(i, "USDT", 1e28) for i in range(200)], {}, PriceError),
+    ],
+)
+def test_the_reference_cascade_refuses_what_the_engine_refuses(
+    small: cm.Universe, rows: list[tuple[int, str, float]], config: dict[str, Any], error: type
+) -> None:
+    from crossmargin import reference_cascade
+
+    cfg = cm.CascadeConfig(shock={"BTC": -0.3}, **config)
+    for run in (
+        lambda: cm.Engine(small, threads=1).cascade(book(rows), cfg),
+        lambda: reference_cascade.cascade(small, book(rows), cfg),
+    ):
+        with pytest.raises(error):
+            run()
+    big = book([(1, "USDT", 1.0)], [(2, "BTCUSDT", 1e17, 1e17)])
+    with pytest.raises(BookError):
+        reference_cascade.cascade(small, big, cm.CascadeConfig(shock={"BTC": -0.3}))

@@ -26,6 +26,7 @@ __all__ = [
     "greeks_columns",
     "leaf_nonce",
     "liquidation_price_columns",
+    "panic_guard_selftest",
     "run_cascade",
     "solvency",
     "stress_columns",
@@ -325,6 +326,5 @@ def verify_inclusion(
     total: int,
 ) -> bool: ...
 def leaf_nonce(seed: bytes, account: int) -> bytes: ...
-
 def panic_guard_selftest(message: str) -> None:
     """Panics inside the core's panic guard on purpose; raises CrossmarginError."""

@@ -377,13 +377,13 @@ def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
         arr = a if isinstance(a, pa.Array) else pa.array(a, type=pa.string())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         kinds = [isinstance(x, str) for x in a] if isinstance(a, np.ndarray) else []
-        r = kinds.index(False) if False in kinds and True in kinds else None
-        where = f" row {r}" if r is not None else ""
+        bad_row = kinds.index(False) if False in kinds and True in kinds else None
+        where = f" row {bad_row}" if bad_row is not None else ""
         raise BookError(
             f"{table}{where}: column '{column}' must hold symbols (str) or integer indices"
-            + (f", got {a[r]!r}" if r is not None else ""),
+            + (f", got {a[bad_row]!r}" if bad_row is not None else ""),
             table=table,
-            row=r,
+            row=bad_row,
             column=column,
         ) from None
     enc = arr.dictionary_encode()

@@ -102,12 +102,16 @@ def rate_vector(universe: Universe, rates: Rates) -> np.ndarray:
             try:
                 out[universe.market_index[sym]] = float(r)
             except (TypeError, ValueError):
-                raise ConfigError(f"rates[{sym}]: {r!r} is not a number", field=f"rates[{sym}]") from None
+                raise ConfigError(
+                    f"rates[{sym}]: {r!r} is not a number", field=f"rates[{sym}]"
+                ) from None
         return out
     try:
         a = np.ascontiguousarray(rates, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ConfigError("rates: expected a mapping symbol → rate or numbers", field="rates") from None
+        raise ConfigError(
+            "rates: expected a mapping symbol → rate or numbers", field="rates"
+        ) from None
     if a.shape != (len(universe.markets),):
         raise ConfigError(
             f"rates: expected {len(universe.markets)} rates (one per market), got shape {a.shape}",

@@ -27,7 +27,9 @@ def _is_call(kind: Any) -> np.ndarray:
     labels = k.astype(str)
     bad = ~np.isin(labels, OPTION_TYPES)
     if bad.any():
-        raise PriceError(f"kind: {str(labels[bad].flat[0])!r} is not one of call, put", field="kind")
+        raise PriceError(
+            f"kind: {str(labels[bad].flat[0])!r} is not one of call, put", field="kind"
+        )
     return labels == "call"
 
 

@@ -45,7 +45,7 @@ from crossmargin.cascade import (
     _insurance,
     _moved_prices,
 )
-from crossmargin.exceptions import ConfigError
+from crossmargin.exceptions import BookError, ConfigError, PriceError
 from crossmargin.prices import underlying_spots
 from crossmargin.reference_portfolio import option_numbers
 from crossmargin.reference_solvency import allocate
@@ -190,6 +190,52 @@ def _totals(universe: Universe, accounts: list[_Account], pools: _Pools) -> list
     for i in range(len(t)):
         t[i] += pools.insurance[i] + pools.external[i]
     return t
+
+
+# "The cascade checks that its holdings and positions fit the i128 ledger before it starts"
+# (docs/ROBUSTNESS.md, the numeric domain): Python ints cannot overflow, the core's can.
+MAX_AMOUNT = 1e28  # units of an asset (crossmargin_core::limits::MAX_AMOUNT)
+
+
+def _check_ledger_range(
+    universe: Universe,
+    accounts: list[_Account],
+    fund: list[float],
+    pools: _Pools,
+    step_marks: list[list[float]],
+) -> None:
+    for i, x in enumerate(fund):
+        if abs(x) > MAX_AMOUNT:
+            f = f"cascade.insurance_fund[{universe.assets[i].symbol}]"
+            raise ConfigError(f"{f}: {x} is beyond ±1e28 units (the ledger's range)", field=f)
+    held = [abs(pools.insurance[i]) + abs(pools.external[i]) for i in range(len(fund))]
+    for a in accounts:
+        for i, minor in a.balances.items():
+            held[i] += abs(minor)
+        for p in a.positions:
+            held[_settle(universe, p.market)] += abs(p.iso_minor)
+    for i, total in enumerate(held):
+        if total > 10**36:
+            f = f"cascade.holdings[{universe.assets[i].symbol}]"
+            raise PriceError(
+                f"{f}: Σ |balances + isolated margins + insurance fund| exceeds the ledger's "
+                "range (1e28 units)",
+                field=f,
+            )
+    for a in accounts:
+        for p in a.positions:
+            m = universe.markets[p.market]
+            size = abs(p.qty * m.contract_size)
+            inverse = m.inverse and not m.is_option
+            prices = [marks[p.market] for marks in step_marks] + ([p.entry] if p.entry > 0 else [])
+            worst = max(size / x if inverse else size * x for x in prices)
+            if not worst <= MAX_AMOUNT / 100:
+                raise BookError(
+                    f"positions: account {a.id} in {m.symbol}: a position worth {worst:e} settle "
+                    "units is beyond what the cascade's ledger holds (1e26)",
+                    table="positions",
+                    column="qty",
+                )
 
 
 # ---- margin, through crossmargin.reference ---------------------------------------------------
@@ -676,7 +722,9 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
     )
 
     accounts = _load(u, book)
-    pools = _Pools([to_minor(x) for x in _insurance(u, config.insurance_fund)], [0] * len(u.assets))
+    fund_units = _insurance(u, config.insurance_fund)
+    pools = _Pools([to_minor(x) for x in fund_units], [0] * len(u.assets))
+    _check_ledger_range(u, accounts, fund_units, pools, [m for _, m in step_prices])
     totals_before = _totals(u, accounts, pools)
 
     factor = [1.0] * nm  # each mark = its step's mark × factor

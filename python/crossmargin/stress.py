@@ -38,8 +38,8 @@ import numpy as np
 from crossmargin import _core
 from crossmargin.book import Book
 from crossmargin.exceptions import ConfigError
-from crossmargin.resources import check_memory
 from crossmargin.prices import base_prices, resolve
+from crossmargin.resources import check_memory
 from crossmargin.table import Table
 from crossmargin.universe import Universe
 

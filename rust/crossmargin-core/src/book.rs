@@ -292,7 +292,8 @@ fn validate_positions(p: &PositionInput<'_>, n_codes: u32) -> Result<()> {
                 format!("entry_price {e} must lie in [{MIN_PRICE:e}, {MAX_PRICE:e}]"),
             ));
         }
-        if m.is_infinite() || m < 0.0 || m > MAX_AMOUNT {
+        // NaN means cross; otherwise 0 (cross) or an isolated margin the ledgers hold.
+        if !(m.is_nan() || (0.0..=MAX_AMOUNT).contains(&m)) {
             return Some(CoreError::book(
                 Table::Positions,
                 r,
@@ -310,9 +311,7 @@ fn validate_positions(p: &PositionInput<'_>, n_codes: u32) -> Result<()> {
             c >= n_codes
                 || !within(q, MAX_QTY)
                 || !is_price(e, q == 0.0)
-                || m.is_infinite()
-                || m < 0.0
-                || m > MAX_AMOUNT
+                || !(m.is_nan() || (0.0..=MAX_AMOUNT).contains(&m))
         })
     });
     match bad {

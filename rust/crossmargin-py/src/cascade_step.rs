@@ -277,7 +277,8 @@ impl PyDriver {
                 order_flow: vec_of(&d, "order_flow")?,
             });
         }
-        match self.driver()?.plan(&shards).map_err(|e| to_pyerr(py, e))? {
+        let driver = self.driver()?;
+        match detached(py, || driver.plan(&shards))? {
             Plan::NextStep => Ok(("next_step", None, None)),
             Plan::Done => Ok(("done", None, None)),
             Plan::Settle { chosen, fill_price } => Ok((
@@ -301,7 +302,8 @@ impl PyDriver {
                 external: ints(&d, "external")?,
             });
         }
-        self.driver()?.settled(&all).map_err(|e| to_pyerr(py, e))
+        let driver = self.driver()?;
+        detached(py, || driver.settled(&all))
     }
 
     /// (insurance fund, external counterparty) per asset now, minor units.
@@ -330,7 +332,8 @@ impl PyDriver {
                 score: vec_of(&d, "score")?,
             });
         }
-        let closes = self.driver()?.plan_deleverage(&all).map_err(|e| to_pyerr(py, e))?;
+        let driver = self.driver()?;
+        let closes = detached(py, || driver.plan_deleverage(&all))?;
         closes
             .into_iter()
             .map(|c| {
@@ -346,12 +349,16 @@ impl PyDriver {
 
     fn deleveraged(&mut self, py: Python<'_>, results: &Bound<'_, PyList>) -> PyResult<()> {
         let all = dicts(results)?.iter().map(tagged_from).collect::<PyResult<Vec<_>>>()?;
-        self.driver()?.deleveraged(&all).map_err(|e| to_pyerr(py, e))
+        let driver = self.driver()?;
+        detached(py, || driver.deleveraged(&all))
     }
 
-    fn end_round(&mut self) -> PyResult<()> {
-        self.driver()?.end_round();
-        Ok(())
+    fn end_round(&mut self, py: Python<'_>) -> PyResult<()> {
+        let driver = self.driver()?;
+        detached(py, || {
+            driver.end_round();
+            Ok(())
+        })
     }
 
     /// The event log, round table, pools and totals (the driver cannot be used after).

@@ -210,7 +210,7 @@ fn check_position_sizes(book: &GroupedBook, u: &Universe, state: &State, cfg: &C
         let value = |price: f64| if h.inverse && !h.option { size / price } else { size * price };
         let at_entry = if entry > 0.0 { value(entry) } else { 0.0 };
         let worst = cfg.step_marks.iter().map(|m| value(m[k])).fold(at_entry, f64::max);
-        if !(worst <= limit) {
+        if worst.is_nan() || worst > limit {
             return Err(CoreError::book(
                 crate::error::Table::Positions,
                 book.positions.row[p] as usize,
