@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use crate::book::GroupedBook;
 use crate::error::{CoreError, Result};
-use crate::margin::{position_stake, MarginContext, Prices, Remap};
+use crate::margin::{position_stake, MarginContext, PreparedLookup, Prices, Remap};
 use crate::money::{allocate, Minor};
 use crate::universe::Universe;
 use adl::{counterparties, to_fund_from_external, usd_to_minor, Deleverage};
@@ -281,9 +281,10 @@ pub fn run(
         let assets = &cfg.step_asset_prices[step];
         marks = (0..nm).map(|k| cfg.step_marks[step][k] * factor[k]).collect();
         let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: &marks }, remap };
+        let lookup = PreparedLookup::new(&ctx);
         let mut cands: Vec<Candidate> = (0..state.n_accounts())
             .into_par_iter()
-            .filter_map(|a| policy::select(&state, a, &ctx, &cfg.slicing))
+            .filter_map(|a| policy::select(&state, a, &ctx, &lookup, &cfg.slicing))
             .collect();
         if cands.is_empty() {
             if step + 1 < cfg.step_marks.len() {

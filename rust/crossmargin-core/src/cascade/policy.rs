@@ -7,7 +7,7 @@
 //! maintenance requirement, or every cross position when the pool's equity is gone.
 
 use crate::cascade::state::State;
-use crate::margin::{evaluate_account, position_stake, MarginContext};
+use crate::margin::{evaluate_rows, position_stake, MarginContext, RowLookup};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -72,7 +72,18 @@ pub struct Candidate {
 /// subtraction leaves rounding residue where the two are equal (an emptied wallet beside an
 /// isolated position): within 1e-10 relative of zero counts as zero.
 pub fn cross_equity(state: &State, a: usize, ctx: &MarginContext<'_>) -> (f64, crate::margin::AccountMargin) {
-    let m = evaluate_account(state.account(a), ctx);
+    cross_equity_with(state, a, ctx, ctx)
+}
+
+/// [`cross_equity`] with rows resolved by `lookup` (a [`PreparedLookup`](crate::margin::PreparedLookup)
+/// on the per-round hot path).
+pub fn cross_equity_with<L: RowLookup>(
+    state: &State,
+    a: usize,
+    ctx: &MarginContext<'_>,
+    lookup: &L,
+) -> (f64, crate::margin::AccountMargin) {
+    let m = evaluate_rows(state.account(a), ctx, lookup);
     let u = ctx.universe;
     let mut iso = 0.0;
     for p in state.pos_offsets[a]..state.pos_offsets[a + 1] {
@@ -98,8 +109,14 @@ fn ratio(requirement: f64, equity: f64) -> f64 {
 }
 
 /// What to do with account `a` at the context's prices, if anything.
-pub fn select(state: &State, a: usize, ctx: &MarginContext<'_>, slicing: &Slicing) -> Option<Candidate> {
-    let (cross_eq, m) = cross_equity(state, a, ctx);
+pub fn select<L: RowLookup>(
+    state: &State,
+    a: usize,
+    ctx: &MarginContext<'_>,
+    lookup: &L,
+    slicing: &Slicing,
+) -> Option<Candidate> {
+    let (cross_eq, m) = cross_equity_with(state, a, ctx, lookup);
     if !m.liquidatable() && cross_eq >= 0.0 {
         return None;
     }

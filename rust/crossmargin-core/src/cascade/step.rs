@@ -33,7 +33,7 @@ use crate::cascade::{
     Events, Piece, RoundTally, Rounds, MIN_FACTOR,
 };
 use crate::error::{CoreError, Result};
-use crate::margin::{MarginContext, Prices, Remap};
+use crate::margin::{MarginContext, PreparedLookup, Prices, Remap};
 use crate::money::{allocate, Minor};
 use crate::universe::Universe;
 
@@ -177,9 +177,12 @@ impl Shard {
         self.check_prices(assets, marks)?;
         let remap = Remap { asset: &self.identity_a, market: &self.identity_m };
         let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: marks }, remap };
+        let lookup = PreparedLookup::new(&ctx);
         let state = &self.state;
-        self.cands =
-            (0..state.n_accounts()).into_par_iter().filter_map(|a| policy::select(state, a, &ctx, slicing)).collect();
+        self.cands = (0..state.n_accounts())
+            .into_par_iter()
+            .filter_map(|a| policy::select(state, a, &ctx, &lookup, slicing))
+            .collect();
         let mut out = Candidates { order_offsets: vec![0], ..Default::default() };
         for c in &self.cands {
             out.account.push(state.accounts[c.account]);
