@@ -249,6 +249,21 @@ def test_sharded_cascade_writes_final_books_per_partition(client, universe, smal
     assert sum(cm.read_book(p).n_accounts for p in parts) == want.final_book.n_accounts
 
 
+def test_sharded_cascade_refuses_holdings_beyond_the_ledger_like_engine_cascade(
+    client, universe, tmp_path
+):
+    """Each shard holds 6e27 USDT, under the ledger's 1e28 units; together they do not: the
+    sharded run refuses the book as Engine.cascade does."""
+    big = cm.Book.from_arrays({"account": [1, 2], "asset": ["USDT", "USDT"], "qty": [6e27, 6e27]})
+    folder = cmd.write_partitioned(big, universe, tmp_path / "big", 2)
+    cfg = cm.CascadeConfig(shock={"BTC": -0.1})
+    with pytest.raises(cm.PriceError, match="ledger's range") as engine_error:
+        cm.Engine(universe).cascade(big, cfg)
+    with pytest.raises(cm.PriceError, match="ledger's range") as sharded_error:
+        cmd.cascade(client, folder, universe, cfg)
+    assert sharded_error.value.field == engine_error.value.field == "cascade.holdings[USDT]"
+
+
 # ---- CLI ---------------------------------------------------------------------------------
 def test_cli_runs_margin_stress_and_cascade_on_a_scheduler(
     client, datasets, universe, book, tmp_path, capsys

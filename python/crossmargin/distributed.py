@@ -36,7 +36,7 @@ import numpy as np
 from crossmargin import _core
 from crossmargin.book import Book, SymbolColumn
 from crossmargin.cascade import CascadeConfig, CascadeResult, assemble, core_rules, path_prices
-from crossmargin.exceptions import BookError, ConfigError
+from crossmargin.exceptions import BookError, ConfigError, PriceError
 from crossmargin.prices import PriceOverrides, resolve
 from crossmargin.result import MarginResult
 from crossmargin.stress import Scenario, scenario_prices
@@ -543,6 +543,9 @@ class ShardActor:
     def holdings(self) -> list[int]:
         return list(self.shard.holdings())
 
+    def gross_holdings(self) -> list[int]:
+        return list(self.shard.gross_holdings())
+
     def select(self, assets: np.ndarray, marks: np.ndarray) -> dict[str, Any]:
         assets, marks = _aligned((assets, marks))
         p = self.params
@@ -633,6 +636,7 @@ def cascade(
         ]
     )
     holdings_before = _all([a.holdings() for a in actors])
+    _check_capacity(u, _all([a.gross_holdings() for a in actors]), list(driver.pools()[0]))
     fund_before = list(driver.pools()[0])
     while True:
         assets, marks = driver.round_prices()
@@ -667,6 +671,22 @@ def cascade(
     )
     final_book = _merge_final(books) if o is None else Book.from_arrays()
     return _result(u, out_d, holdings_before, holdings_after, fund_before, final_book)
+
+
+# Largest Σ |holdings| of one asset a cascade starts from, minor units (the core's
+# ledger::MAX_TOTAL_MINOR: 1e28 asset units).
+MAX_TOTAL_MINOR = 10**36
+
+
+def _check_capacity(u: Universe, gross: list[list[int]], fund: list[int]) -> None:
+    """The ledger-capacity check of the single-process cascade, over every shard."""
+    for a, asset in enumerate(u.assets):
+        if sum(g[a] for g in gross) + abs(fund[a]) > MAX_TOTAL_MINOR:
+            raise PriceError(
+                f"cascade.holdings[{asset.symbol}]: Σ |balances + isolated margins + insurance "
+                "fund| exceeds the ledger's range (1e28 units)",
+                field=f"cascade.holdings[{asset.symbol}]",
+            )
 
 
 def _merge_final(books: list[tuple[dict[str, Any], dict[str, Any]] | None]) -> Book:

@@ -95,6 +95,11 @@ impl PyShard {
         self.inner.holdings(&self.u)
     }
 
+    /// Σ |balances and isolated margins| per asset, minor units.
+    fn gross_holdings(&self) -> Vec<i128> {
+        self.inner.gross_holdings(&self.u)
+    }
+
     fn select<'py>(
         &mut self,
         py: Python<'py>,

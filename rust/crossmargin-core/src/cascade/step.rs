@@ -172,6 +172,18 @@ impl Shard {
         ledger::totals(u.n_assets(), &s.bal_asset, &s.bal_minor, &s.isolated_holdings(u), &zero)
     }
 
+    /// Per asset: Σ |balances and isolated margins| of the shard's accounts (minor units,
+    /// saturating) — the shard's share of the ledger-capacity check `run` makes.
+    pub fn gross_holdings(&self, u: &Universe) -> Vec<i128> {
+        let s = &self.state;
+        let mut t = vec![0i128; u.n_assets()];
+        let rows = s.bal_asset.iter().copied().zip(s.bal_minor.iter().copied()).chain(s.isolated_holdings(u));
+        for (a, m) in rows {
+            t[a as usize] = t[a as usize].saturating_add(m.saturating_abs());
+        }
+        t
+    }
+
     /// Who needs action at these prices, with their orders (kept for [`Shard::settle`]).
     pub fn select(&mut self, u: &Universe, assets: &[f64], marks: &[f64], slicing: &Slicing) -> Result<Candidates> {
         self.check_prices(assets, marks)?;
