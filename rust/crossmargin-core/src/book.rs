@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use crate::error::{CoreError, Result, Table};
 use crate::limits::{is_price, within, MAX_AMOUNT, MAX_PRICE, MAX_QTY, MIN_PRICE};
+use crate::memory::{column, map_column};
 
 /// Balance rows as given (column slices of equal length).
 #[derive(Debug, Clone, Copy)]
@@ -158,11 +159,11 @@ pub fn group(
         });
     }
     let positions = Positions {
-        code: rows.par_iter().map(|x| x.code).collect(),
-        qty: rows.par_iter().map(|x| x.qty).collect(),
-        entry_price: rows.par_iter().map(|x| x.entry).collect(),
-        isolated_margin: rows.par_iter().map(|x| x.isolated).collect(),
-        row: rows.par_iter().map(|x| x.row).collect(),
+        code: map_column(&rows, |x| x.code),
+        qty: map_column(&rows, |x| x.qty),
+        entry_price: map_column(&rows, |x| x.entry),
+        isolated_margin: map_column(&rows, |x| x.isolated),
+        row: map_column(&rows, |x| x.row),
         offsets,
     };
 
@@ -186,7 +187,7 @@ struct PosRow {
 }
 
 fn split_balances(offsets: Vec<usize>, rows: &[BalRow]) -> Balances {
-    Balances { offsets, code: rows.par_iter().map(|x| x.code).collect(), qty: rows.par_iter().map(|x| x.qty).collect() }
+    Balances { offsets, code: map_column(rows, |x| x.code), qty: map_column(rows, |x| x.qty) }
 }
 
 /// Sums adjacent rows of one code (rare: only books with duplicate balance rows get here).
@@ -356,7 +357,7 @@ fn dense_accounts(cols: &[&[i64]]) -> (Vec<i64>, Vec<Vec<u32>>) {
                 accounts.push(min + off as i64);
             }
         }
-        let dense = cols.iter().map(|c| c.par_iter().map(|&id| table[(id - min) as usize]).collect()).collect();
+        let dense = cols.iter().map(|c| map_column(c, |&id| table[(id - min) as usize])).collect();
         return (accounts, dense);
     }
 
@@ -386,7 +387,7 @@ fn scatter<T: Copy + Default + Send>(dense: &[u32], n: usize, make: impl Fn(usiz
         offsets[a + 1] += offsets[a];
     }
     let mut cursor = offsets[..n].to_vec();
-    let mut out = vec![T::default(); dense.len()];
+    let mut out: Vec<T> = column(dense.len());
     for (r, &a) in dense.iter().enumerate() {
         let c = &mut cursor[a as usize];
         out[*c] = make(r);

@@ -23,6 +23,7 @@ pub mod imf;
 pub mod limits;
 pub mod liqprice;
 pub mod margin;
+pub mod memory;
 pub mod mode;
 pub mod money;
 pub mod options;

@@ -9,6 +9,7 @@ use crate::brackets::BracketTable;
 use crate::error::{CoreError, Result};
 use crate::imf;
 use crate::limits::{is_price, MAX_PRICE, MIN_PRICE};
+use crate::memory::column;
 use crate::mode::PerMode;
 use crate::options;
 use crate::universe::{AssetHot, MarketHot, MarketKind, Universe};
@@ -415,32 +416,6 @@ pub fn evaluate(book: &GroupedBook, ctx: &MarginContext<'_>) -> MarginColumns {
     let lookup = PreparedLookup::new(ctx);
     columns_by_account(book, || (), |rows, _| evaluate_rows(rows, ctx, &lookup))
 }
-
-/// A zeroed output column. Fresh memory costs a page fault per 4 KiB on first write (about
-/// half of a million-account evaluation); large columns ask the kernel for 2 MiB pages
-/// instead (transparent huge pages, `madvise`), so a column faults a few dozen times.
-pub fn column<T: Clone + Default>(n: usize) -> Vec<T> {
-    let mut v = vec![T::default(); n];
-    advise_huge_pages(&mut v);
-    v
-}
-
-#[cfg(target_os = "linux")]
-fn advise_huge_pages<T>(v: &mut [T]) {
-    const HUGE: usize = 2 << 20;
-    let (ptr, bytes) = (v.as_mut_ptr() as usize, std::mem::size_of_val(v));
-    let (start, end) = ((ptr + HUGE - 1) & !(HUGE - 1), (ptr + bytes) & !(HUGE - 1));
-    if end > start {
-        // SAFETY: [start, end) lies inside `v`'s allocation, which this thread owns; the call
-        // only advises the kernel how to back those pages, it neither reads nor moves them.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages<T>(_: &mut [T]) {}
 
 /// Runs `account` on every account of the book in parallel chunks (each chunk with its own
 /// scratch from `scratch`) and writes the results as columns. Every model's bulk path.
