@@ -1,6 +1,8 @@
 //! The mutable book a cascade works on: balances in minor units with f64 mirrors for the
 //! margin kernels, positions with their closed quantities, isolated margins in minor units.
 
+use rayon::prelude::*;
+
 use crate::book::{AccountRows, GroupedBook};
 use crate::cascade::ledger::{to_minor, to_units};
 use crate::universe::Universe;
@@ -29,52 +31,70 @@ impl State {
     /// account trades in but holds no balance of, so that realised P&L always has a row.
     pub fn new(book: &GroupedBook, u: &Universe, asset_remap: &[u32], market_remap: &[u32]) -> State {
         let n = book.n_accounts();
+        let pos_market: Vec<u32> = book.positions.code.par_iter().map(|&c| market_remap[c as usize]).collect();
+        // Each account's balance rows, in chunks of accounts built in parallel, then joined.
+        const ACCOUNTS: usize = 4096;
+        let chunks: Vec<(Vec<u32>, Vec<i128>, Vec<usize>)> = (0..n.div_ceil(ACCOUNTS))
+            .into_par_iter()
+            .map(|c| {
+                let (lo, hi) = (c * ACCOUNTS, ((c + 1) * ACCOUNTS).min(n));
+                let (mut assets, mut minor, mut lens) = (Vec::new(), Vec::new(), Vec::with_capacity(hi - lo));
+                let mut row: Vec<(u32, i128)> = Vec::new();
+                for a in lo..hi {
+                    row.clear();
+                    let b = book.balances.offsets[a]..book.balances.offsets[a + 1];
+                    for (&c, &q) in book.balances.code[b.clone()].iter().zip(&book.balances.qty[b]) {
+                        row.push((asset_remap[c as usize], to_minor(q)));
+                    }
+                    for &k in &pos_market[book.positions.offsets[a]..book.positions.offsets[a + 1]] {
+                        let settle = u.markets.settle[k as usize];
+                        if !row.iter().any(|r| r.0 == settle) {
+                            row.push((settle, 0));
+                        }
+                    }
+                    // Two codes can map to one universe asset: merge, keep asset order.
+                    row.sort_by_key(|r| r.0);
+                    row.dedup_by(|next, prev| {
+                        if next.0 == prev.0 {
+                            prev.1 += next.1;
+                            true
+                        } else {
+                            false
+                        }
+                    });
+                    assets.extend(row.iter().map(|r| r.0));
+                    minor.extend(row.iter().map(|r| r.1));
+                    lens.push(row.len());
+                }
+                (assets, minor, lens)
+            })
+            .collect();
+        let mut bal_offsets = Vec::with_capacity(n + 1);
+        bal_offsets.push(0);
+        let total: usize = chunks.iter().map(|c| c.0.len()).sum();
+        let (mut bal_asset, mut bal_minor) = (Vec::with_capacity(total), Vec::with_capacity(total));
+        for (assets, minor, lens) in chunks {
+            for len in lens {
+                bal_offsets.push(bal_offsets[bal_offsets.len() - 1] + len);
+            }
+            bal_asset.extend_from_slice(&assets);
+            bal_minor.extend_from_slice(&minor);
+        }
         let mut s = State {
             accounts: book.accounts.clone(),
-            bal_offsets: Vec::with_capacity(n + 1),
-            bal_asset: Vec::with_capacity(book.balances.code.len() + n),
-            bal_minor: Vec::with_capacity(book.balances.code.len() + n),
-            bal_qty: vec![],
+            bal_offsets,
+            bal_qty: bal_minor.par_iter().map(|&m| to_units(m)).collect(),
+            bal_asset,
+            bal_minor,
             pos_offsets: book.positions.offsets.clone(),
-            pos_market: book.positions.code.iter().map(|&c| market_remap[c as usize]).collect(),
+            pos_market,
             pos_qty: book.positions.qty.clone(),
             pos_entry: book.positions.entry_price.clone(),
-            pos_isolated: book.positions.isolated_margin.iter().map(|&m| m > 0.0).collect(),
-            iso_minor: book.positions.isolated_margin.iter().map(|&m| to_minor(m)).collect(),
+            pos_isolated: book.positions.isolated_margin.par_iter().map(|&m| m > 0.0).collect(),
+            iso_minor: book.positions.isolated_margin.par_iter().map(|&m| to_minor(m)).collect(),
             iso_qty: vec![],
         };
-        s.bal_offsets.push(0);
-        let mut row: Vec<(u32, i128)> = Vec::new();
-        for a in 0..n {
-            row.clear();
-            let b = book.balances.offsets[a]..book.balances.offsets[a + 1];
-            for (&c, &q) in book.balances.code[b.clone()].iter().zip(&book.balances.qty[b]) {
-                row.push((asset_remap[c as usize], to_minor(q)));
-            }
-            for p in s.pos_offsets[a]..s.pos_offsets[a + 1] {
-                let settle = u.markets.settle[s.pos_market[p] as usize];
-                if !row.iter().any(|r| r.0 == settle) {
-                    row.push((settle, 0));
-                }
-            }
-            // Two codes can map to one universe asset: merge, keep asset order.
-            row.sort_by_key(|r| r.0);
-            row.dedup_by(|next, prev| {
-                if next.0 == prev.0 {
-                    prev.1 += next.1;
-                    true
-                } else {
-                    false
-                }
-            });
-            for &(asset, m) in &row {
-                s.bal_asset.push(asset);
-                s.bal_minor.push(m);
-            }
-            s.bal_offsets.push(s.bal_asset.len());
-        }
-        s.bal_qty = s.bal_minor.iter().map(|&m| to_units(m)).collect();
-        s.iso_qty = (0..s.iso_minor.len()).map(|p| s.iso_mirror(p)).collect();
+        s.iso_qty = (0..s.iso_minor.len()).into_par_iter().map(|p| s.iso_mirror(p)).collect();
         s
     }
 
