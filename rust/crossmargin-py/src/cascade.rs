@@ -7,7 +7,7 @@ use crossmargin_core::cascade::ledger::to_units;
 use crossmargin_core::cascade::policy::Slicing;
 use crossmargin_core::cascade::state::State;
 use crossmargin_core::cascade::{run, CascadeConfig, Events, Rounds};
-use crossmargin_core::CoreError;
+use crossmargin_core::{CoreError, Universe};
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -116,6 +116,41 @@ fn rows(a: &PyReadonlyArray2<'_, f64>) -> PyResult<Vec<Vec<f64>>> {
     Ok(v.outer_iter().map(|r| r.to_vec()).collect())
 }
 
+/// The rule arguments both cascade entry points take (`run_cascade`, `CascadeDriver`), as the
+/// core's configuration.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn cascade_config(
+    py: Python<'_>,
+    u: &Universe,
+    step_asset_prices: &PyReadonlyArray2<'_, f64>,
+    step_marks: &PyReadonlyArray2<'_, f64>,
+    liquidity_models: &[(String, Vec<f64>)],
+    (decay, liquidation_fee): (f64, f64),
+    slicing: Slicing,
+    (max_rounds, max_liquidations_per_round): (usize, usize),
+    deleverage: &str,
+    insurance_fund: Vec<f64>,
+) -> PyResult<CascadeConfig> {
+    let deleverage = deleverage_mode(deleverage).map_err(|e| to_pyerr(py, e))?;
+    let mut models = Vec::with_capacity(liquidity_models.len());
+    for (k, (kind, params)) in liquidity_models.iter().enumerate() {
+        let name = u.markets.symbol.get(k).map(String::as_str).unwrap_or("?");
+        models.push(liquidity(kind, params, name).map_err(|e| to_pyerr(py, e))?);
+    }
+    Ok(CascadeConfig {
+        step_asset_prices: rows(step_asset_prices)?,
+        step_marks: rows(step_marks)?,
+        liquidity: models,
+        decay,
+        liquidation_fee,
+        slicing,
+        max_rounds,
+        max_liquidations_per_round,
+        deleverage,
+        insurance_fund,
+    })
+}
+
 /// Runs a cascade; see `crossmargin.cascade` for the meaning of every argument.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
@@ -140,24 +175,18 @@ pub fn run_cascade<'py>(
     insurance_fund: Vec<f64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (u, b) = (&universe.get().inner, &book.get().inner);
-    let deleverage = deleverage_mode(deleverage).map_err(|e| to_pyerr(py, e))?;
-    let mut models = Vec::with_capacity(liquidity_models.len());
-    for (k, (kind, params)) in liquidity_models.iter().enumerate() {
-        let name = u.markets.symbol.get(k).map(String::as_str).unwrap_or("?");
-        models.push(liquidity(kind, params, name).map_err(|e| to_pyerr(py, e))?);
-    }
-    let cfg = CascadeConfig {
-        step_asset_prices: rows(&step_asset_prices)?,
-        step_marks: rows(&step_marks)?,
-        liquidity: models,
-        decay,
-        liquidation_fee,
-        slicing: Slicing { fraction: partial_fraction, target_ratio: target_margin_ratio, min_notional },
-        max_rounds,
-        max_liquidations_per_round,
+    let cfg = cascade_config(
+        py,
+        u,
+        &step_asset_prices,
+        &step_marks,
+        &liquidity_models,
+        (decay, liquidation_fee),
+        Slicing { fraction: partial_fraction, target_ratio: target_margin_ratio, min_notional },
+        (max_rounds, max_liquidations_per_round),
         deleverage,
         insurance_fund,
-    };
+    )?;
     let (ar, mr) = (asset_remap.as_slice()?, market_remap.as_slice()?);
     let pool = &pool.get().pool;
     let out = detached(py, || pool.install(|| run(u, b, ar, mr, &cfg)))?;

@@ -7,14 +7,14 @@ use crossmargin_core::cascade::policy::Slicing;
 use crossmargin_core::cascade::step::{
     Candidates, Closes, Counterparties, Driver, Plan, Settlement, Shard, TaggedEvents,
 };
-use crossmargin_core::cascade::{CascadeConfig, Events};
+use crossmargin_core::cascade::Events;
 use crossmargin_core::Universe;
 use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::book::PyBook;
-use crate::cascade::{book_dicts, deleverage_mode, events_into, liquidity, rounds_dict};
+use crate::cascade::{book_dicts, cascade_config, deleverage_mode, events_into, rounds_dict};
 use crate::errors::{detached, to_pyerr};
 use crate::universe::PyUniverse;
 
@@ -209,10 +209,6 @@ impl PyDriver {
 /// A price vector handed to Python.
 type Prices<'py> = Bound<'py, numpy::PyArray1<f64>>;
 
-fn rows(a: &PyReadonlyArray2<'_, f64>) -> Vec<Vec<f64>> {
-    a.as_array().outer_iter().map(|r| r.to_vec()).collect()
-}
-
 #[pymethods]
 impl PyDriver {
     /// Same arguments as `run_cascade`, without the pool, the book and its remaps.
@@ -235,24 +231,18 @@ impl PyDriver {
         insurance_fund: Vec<f64>,
     ) -> PyResult<Self> {
         let u = &universe.get().inner;
-        let deleverage = deleverage_mode(deleverage).map_err(|e| to_pyerr(py, e))?;
-        let mut models = Vec::with_capacity(liquidity_models.len());
-        for (k, (kind, params)) in liquidity_models.iter().enumerate() {
-            let name = u.markets.symbol.get(k).map(String::as_str).unwrap_or("?");
-            models.push(liquidity(kind, params, name).map_err(|e| to_pyerr(py, e))?);
-        }
-        let cfg = CascadeConfig {
-            step_asset_prices: rows(&step_asset_prices),
-            step_marks: rows(&step_marks),
-            liquidity: models,
-            decay,
-            liquidation_fee,
-            slicing: Slicing { fraction: partial_fraction, target_ratio: target_margin_ratio, min_notional },
-            max_rounds,
-            max_liquidations_per_round,
+        let cfg = cascade_config(
+            py,
+            u,
+            &step_asset_prices,
+            &step_marks,
+            &liquidity_models,
+            (decay, liquidation_fee),
+            Slicing { fraction: partial_fraction, target_ratio: target_margin_ratio, min_notional },
+            (max_rounds, max_liquidations_per_round),
             deleverage,
             insurance_fund,
-        };
+        )?;
         let d = Driver::new(u, cfg).map_err(|e| to_pyerr(py, e))?;
         Ok(PyDriver { inner: Some(d) })
     }
