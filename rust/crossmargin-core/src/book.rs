@@ -4,13 +4,17 @@
 //! encoded as small integer codes (the Python layer dictionary-encodes them). Grouping:
 //! ids → dense indices (a direct table when ids are dense, a sort otherwise), a stable
 //! counting sort by account, then each account's rows ordered by code. Duplicate balance
-//! rows are summed in input order; a duplicate position is an error naming both rows.
-//! The grouped book is independent of any universe; codes are mapped to universe indices
-//! by a small remap table at evaluation time.
+//! rows are merged with their exact sum, correctly rounded (independent of row order); a
+//! duplicate position is an error naming both rows. The grouped book is independent of any
+//! universe; codes are mapped to universe indices by a small remap table at evaluation time,
+//! and [`GroupedBook::in_universe_order`] re-sorts each account's rows by universe index
+//! where the codes' order differs from it, so an account's sums run in one canonical order
+//! (universe index) whichever way its symbols were encoded.
 
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result, Table};
+use crate::fsum::exact_sum;
 use crate::limits::{is_price, within, MAX_AMOUNT, MAX_PRICE, MAX_QTY, MIN_PRICE};
 use crate::memory::{column, map_column};
 
@@ -101,6 +105,61 @@ impl GroupedBook {
             + b.code.len() * 12
             + p.code.len() * (4 + 8 * 3 + 4)
     }
+
+    /// True when `remap` preserves the order of the codes this book uses, so each account's
+    /// rows are already in universe-index order.
+    pub fn is_in_order(&self, asset_remap: &[u32], market_remap: &[u32]) -> bool {
+        increasing(&self.balances.code, self.n_asset_codes, asset_remap)
+            && increasing(&self.positions.code, self.n_market_codes, market_remap)
+    }
+
+    /// The same book with codes replaced by universe indices (`remap[code]`) and each
+    /// account's rows in ascending universe index: the canonical order in which every kernel
+    /// sums an account, whatever the symbols' encoding. The remaps of the result are the
+    /// identity. Remaps must be injective on the codes used (distinct symbols are distinct
+    /// universe entries); a collision is a `Book` error naming the rows. `n_assets` and
+    /// `n_markets` are the universe's sizes (the result's code ranges).
+    pub fn in_universe_order(
+        &self,
+        asset_remap: &[u32],
+        market_remap: &[u32],
+        n_assets: u32,
+        n_markets: u32,
+    ) -> Result<GroupedBook> {
+        let n = self.n_accounts();
+        let bal = &self.balances;
+        let bal_rows: Vec<BalRow> = (0..bal.code.len())
+            .map(|i| BalRow { code: asset_remap[bal.code[i] as usize], row: i as u32, qty: bal.qty[i] })
+            .collect();
+        let mut bal_rows = bal_rows;
+        sort_within(&bal.offsets, &mut bal_rows, |x| (x.code, x.row));
+        let has_duplicates =
+            (0..n).any(|a| bal_rows[bal.offsets[a]..bal.offsets[a + 1]].windows(2).any(|w| w[0].code == w[1].code));
+        let balances = if has_duplicates {
+            merge_balances(&bal.offsets, &bal_rows)
+        } else {
+            split_balances(bal.offsets.clone(), &bal_rows)
+        };
+        let pos = &self.positions;
+        let mut pos_rows: Vec<PosRow> = (0..pos.code.len())
+            .map(|i| PosRow {
+                code: market_remap[pos.code[i] as usize],
+                row: pos.row[i],
+                qty: pos.qty[i],
+                entry: pos.entry_price[i],
+                isolated: pos.isolated_margin[i],
+            })
+            .collect();
+        sort_within(&pos.offsets, &mut pos_rows, |x| (x.code, x.row));
+        check_unique_positions(&self.accounts, &pos.offsets, &pos_rows)?;
+        Ok(GroupedBook {
+            accounts: self.accounts.clone(),
+            balances,
+            positions: positions_of(pos.offsets.clone(), &pos_rows),
+            n_asset_codes: n_assets,
+            n_market_codes: n_markets,
+        })
+    }
 }
 
 /// Groups the two tables by account. Errors name the first offending row.
@@ -124,7 +183,7 @@ pub fn group(
     let (accounts, dense) = dense_accounts(&[bal.account, pos.account]);
     let n = accounts.len();
 
-    // Balances: group, order by code within the account, sum duplicates (input order).
+    // Balances: group, order by code within the account, merge duplicates (exact sum).
     let (offsets, mut rows) = scatter(&dense[0], n, |r| BalRow { code: bal.code[r], row: r as u32, qty: bal.qty[r] });
     sort_within(&offsets, &mut rows, |x| (x.code, x.row));
     let has_duplicates =
@@ -141,31 +200,8 @@ pub fn group(
         isolated: if pos.isolated_margin[r].is_nan() { 0.0 } else { pos.isolated_margin[r] },
     });
     sort_within(&offsets, &mut rows, |x| (x.code, x.row));
-    let duplicate = (0..n)
-        .into_par_iter()
-        .find_first(|&a| rows[offsets[a]..offsets[a + 1]].windows(2).any(|w| w[0].code == w[1].code));
-    if let Some(a) = duplicate {
-        let w = rows[offsets[a]..offsets[a + 1]].windows(2).find(|w| w[0].code == w[1].code).expect("found above");
-        let (r0, r1) = (w[0].row.min(w[1].row) as usize, w[0].row.max(w[1].row) as usize);
-        return Err(CoreError::Book {
-            table: Table::Positions,
-            row: r1,
-            other_row: Some(r0),
-            column: "market",
-            message: format!(
-                "duplicate position of account {} in one market; a position is the account's net position",
-                accounts[a]
-            ),
-        });
-    }
-    let positions = Positions {
-        code: map_column(&rows, |x| x.code),
-        qty: map_column(&rows, |x| x.qty),
-        entry_price: map_column(&rows, |x| x.entry),
-        isolated_margin: map_column(&rows, |x| x.isolated),
-        row: map_column(&rows, |x| x.row),
-        offsets,
-    };
+    check_unique_positions(&accounts, &offsets, &rows)?;
+    let positions = positions_of(offsets, &rows);
 
     Ok(GroupedBook { accounts, balances, positions, n_asset_codes, n_market_codes })
 }
@@ -186,25 +222,73 @@ struct PosRow {
     isolated: f64,
 }
 
+/// Codes used by `codes` map to strictly increasing universe indices.
+fn increasing(codes: &[u32], n_codes: u32, remap: &[u32]) -> bool {
+    let mut used = vec![false; n_codes as usize];
+    for &c in codes {
+        used[c as usize] = true;
+    }
+    let mut last: Option<u32> = None;
+    for (c, _) in used.iter().enumerate().filter(|(_, &u)| u) {
+        let u = remap[c];
+        if last.is_some_and(|l| l >= u) {
+            return false;
+        }
+        last = Some(u);
+    }
+    true
+}
+
+/// A repeated market within an account (rows sorted by code) is an error naming both rows.
+fn check_unique_positions(accounts: &[i64], offsets: &[usize], rows: &[PosRow]) -> Result<()> {
+    let n = accounts.len();
+    let duplicate = (0..n)
+        .into_par_iter()
+        .find_first(|&a| rows[offsets[a]..offsets[a + 1]].windows(2).any(|w| w[0].code == w[1].code));
+    let Some(a) = duplicate else { return Ok(()) };
+    let w = rows[offsets[a]..offsets[a + 1]].windows(2).find(|w| w[0].code == w[1].code).expect("found above");
+    let (r0, r1) = (w[0].row.min(w[1].row) as usize, w[0].row.max(w[1].row) as usize);
+    Err(CoreError::Book {
+        table: Table::Positions,
+        row: r1,
+        other_row: Some(r0),
+        column: "market",
+        message: format!(
+            "duplicate position of account {} in one market; a position is the account's net position",
+            accounts[a]
+        ),
+    })
+}
+
+fn positions_of(offsets: Vec<usize>, rows: &[PosRow]) -> Positions {
+    Positions {
+        code: map_column(rows, |x| x.code),
+        qty: map_column(rows, |x| x.qty),
+        entry_price: map_column(rows, |x| x.entry),
+        isolated_margin: map_column(rows, |x| x.isolated),
+        row: map_column(rows, |x| x.row),
+        offsets,
+    }
+}
+
 fn split_balances(offsets: Vec<usize>, rows: &[BalRow]) -> Balances {
     Balances { offsets, code: map_column(rows, |x| x.code), qty: map_column(rows, |x| x.qty) }
 }
 
-/// Sums adjacent rows of one code (rare: only books with duplicate balance rows get here).
+/// Merges adjacent rows of one code into their exact sum, correctly rounded, so the result
+/// does not depend on the rows' order (rare: only books with duplicate balance rows get here).
 fn merge_balances(offsets: &[usize], rows: &[BalRow]) -> Balances {
     let n = offsets.len() - 1;
     let mut out = Balances { offsets: Vec::with_capacity(n + 1), code: vec![], qty: vec![] };
     out.offsets.push(0);
     for a in 0..n {
-        let mut last: Option<u32> = None;
-        for x in &rows[offsets[a]..offsets[a + 1]] {
-            if last == Some(x.code) {
-                *out.qty.last_mut().expect("a previous row exists") += x.qty;
-            } else {
-                out.code.push(x.code);
-                out.qty.push(x.qty);
-                last = Some(x.code);
-            }
+        let rows = &rows[offsets[a]..offsets[a + 1]];
+        let mut i = 0;
+        while i < rows.len() {
+            let j = i + rows[i..].iter().take_while(|x| x.code == rows[i].code).count();
+            out.code.push(rows[i].code);
+            out.qty.push(if j - i == 1 { rows[i].qty } else { exact_sum(rows[i..j].iter().map(|x| x.qty)) });
+            i = j;
         }
         out.offsets.push(out.code.len());
     }
@@ -473,6 +557,34 @@ mod tests {
         let g = book((&[1, 1, 1], &[2, 0, 2], &[1.5, 1.0, 2.0]), (&[], &[], &[])).unwrap();
         assert_eq!(g.balances.code, vec![0, 2]);
         assert_eq!(g.balances.qty, vec![1.0, 3.5]);
+    }
+
+    #[test]
+    fn duplicate_balances_merge_to_their_exact_sum_in_any_order() {
+        let g = book((&[1, 1, 1], &[0, 0, 0], &[0.1, 0.3, -0.4]), (&[], &[], &[])).unwrap();
+        let h = book((&[1, 1, 1], &[0, 0, 0], &[-0.4, 0.1, 0.3]), (&[], &[], &[])).unwrap();
+        assert_eq!(g.balances.qty, vec![-2.7755575615628914e-17]);
+        assert_eq!(g.balances.qty[0].to_bits(), h.balances.qty[0].to_bits());
+    }
+
+    #[test]
+    fn universe_order_sorts_rows_by_universe_index() {
+        // codes 0,1,2 are the universe's 2,0,1 (alphabetical labels vs the universe's order)
+        let g = book((&[1, 1, 1, 2], &[0, 1, 2, 1], &[1.0, 2.0, 3.0, 4.0]), (&[1, 1], &[0, 2], &[1.0, -1.0])).unwrap();
+        let remap = [2, 0, 1, 3];
+        assert!(!g.is_in_order(&remap, &remap));
+        assert!(g.is_in_order(&[0, 1, 2, 3], &[0, 1, 2, 3]));
+        let u = g.in_universe_order(&remap, &remap, 4, 4).unwrap();
+        assert_eq!(u.balances.code, vec![0, 1, 2, 0]);
+        assert_eq!(u.balances.qty, vec![2.0, 3.0, 1.0, 4.0]);
+        assert_eq!(u.positions.code, vec![1, 2]);
+        assert_eq!(u.positions.row, vec![1, 0]);
+        assert_eq!(u.balances.offsets, g.balances.offsets);
+        // the same rows encoded by universe index group identically
+        let v = book((&[1, 1, 1, 2], &[2, 0, 1, 0], &[1.0, 2.0, 3.0, 4.0]), (&[1, 1], &[2, 1], &[1.0, -1.0])).unwrap();
+        assert_eq!(u.balances, v.balances);
+        assert_eq!(u.positions.code, v.positions.code);
+        assert_eq!(u.positions.qty, v.positions.qty);
     }
 
     #[test]

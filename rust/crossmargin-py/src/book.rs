@@ -53,6 +53,24 @@ impl PyBook {
         self.inner.nbytes()
     }
 
+    /// The book with codes as universe indices and each account's rows in universe order
+    /// (the canonical summation order), or None when the remaps already keep that order.
+    fn in_universe_order(
+        &self,
+        py: Python<'_>,
+        asset_remap: PyReadonlyArray1<'_, u32>,
+        market_remap: PyReadonlyArray1<'_, u32>,
+        n_assets: u32,
+        n_markets: u32,
+    ) -> PyResult<Option<PyBook>> {
+        let (a, m) = (asset_remap.as_slice()?, market_remap.as_slice()?);
+        if self.inner.is_in_order(a, m) {
+            return Ok(None);
+        }
+        let inner = detached(py, || self.inner.in_universe_order(a, m, n_assets, n_markets))?;
+        Ok(Some(PyBook { inner }))
+    }
+
     /// Account ids, ascending (a new array each call).
     fn accounts<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
         self.inner.accounts.clone().into_pyarray(py)

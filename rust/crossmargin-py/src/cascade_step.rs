@@ -371,7 +371,7 @@ impl PyDriver {
         d.set_item("final_marks", out.final_marks.into_pyarray(py))?;
         d.set_item("bad_debt_usd", out.bad_debt_usd)?;
         d.set_item("fees_usd", out.fees_usd)?;
-        d.set_item("truncated", out.truncated)?;
+        d.set_item("truncated_steps", out.truncated_steps)?;
         Ok(d)
     }
 }

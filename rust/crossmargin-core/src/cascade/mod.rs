@@ -126,8 +126,9 @@ pub struct CascadeOutput {
     pub final_marks: Vec<f64>,
     pub bad_debt_usd: f64,
     pub fees_usd: f64,
-    /// Whether the cascade stopped on `max_rounds` with accounts still liquidatable.
-    pub truncated: bool,
+    /// The path steps that `max_rounds` (a per-step limit) cut short with accounts still
+    /// liquidatable; empty when every step ran to its end.
+    pub truncated_steps: Vec<u32>,
 }
 
 fn check(cfg: &CascadeConfig, u: &Universe) -> Result<()> {
@@ -271,10 +272,11 @@ pub fn run(
     let mut factor = vec![1.0f64; nm];
     let mut step = 0usize;
     let mut round = 0usize;
+    let mut step_round = 0usize;
     let mut events = Events::default();
     let mut rounds = Rounds::default();
     let (mut bad_debt, mut fees) = (0.0f64, 0.0f64);
-    let mut truncated = false;
+    let mut truncated_steps: Vec<u32> = Vec::new();
     let mut marks: Vec<f64>;
 
     loop {
@@ -286,15 +288,17 @@ pub fn run(
             .into_par_iter()
             .filter_map(|a| policy::select(&state, a, &ctx, &lookup, &cfg.slicing))
             .collect();
-        if cands.is_empty() {
+        // `max_rounds` bounds each step: a step cut short is recorded and the path goes on.
+        let cut = !cands.is_empty() && step_round >= cfg.max_rounds;
+        if cut {
+            truncated_steps.push(step as u32);
+        }
+        if cands.is_empty() || cut {
             if step + 1 < cfg.step_marks.len() {
                 step += 1;
+                step_round = 0;
                 continue;
             }
-            break;
-        }
-        if round >= cfg.max_rounds {
-            truncated = true;
             break;
         }
         policy::sort_by_priority(&mut cands, &state.accounts);
@@ -353,6 +357,7 @@ pub fn run(
             *f = (walked + (1.0 - walked) * cfg.decay).max(MIN_FACTOR);
         }
         round += 1;
+        step_round += 1;
     }
 
     let totals_after = ledger::totals(na, &state.bal_asset, &state.bal_minor, &state.isolated_holdings(u), &pools);
@@ -367,7 +372,7 @@ pub fn run(
         final_marks: marks,
         bad_debt_usd: bad_debt,
         fees_usd: fees,
-        truncated,
+        truncated_steps,
     })
 }
 

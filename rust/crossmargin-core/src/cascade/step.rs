@@ -362,7 +362,8 @@ impl Shard {
 pub enum Plan {
     /// No account needs action: the path's next step applies; ask for prices again.
     NextStep,
-    /// The cascade is over (nothing to do on the last step, or `max_rounds`).
+    /// The cascade is over (nothing to do on the last step, or the last step hit
+    /// `max_rounds`).
     Done,
     /// Settle `chosen[shard]` (candidate indices, in priority order) at `fill_price`.
     Settle { chosen: Vec<Vec<u32>>, fill_price: Vec<f64> },
@@ -378,7 +379,8 @@ pub struct DriverOutput {
     pub final_marks: Vec<f64>,
     pub bad_debt_usd: f64,
     pub fees_usd: f64,
-    pub truncated: bool,
+    /// Steps cut short by `max_rounds` (per step), as in [`super::CascadeOutput`].
+    pub truncated_steps: Vec<u32>,
 }
 
 /// The global side of a sharded cascade: prices, priority, liquidity, the insurance fund,
@@ -391,12 +393,13 @@ pub struct Driver {
     factor: Vec<f64>,
     step: usize,
     round: usize,
+    step_round: usize,
     marks: Vec<f64>,
     events: Events,
     rounds: Rounds,
     bad_debt: f64,
     fees: f64,
-    truncated: bool,
+    truncated_steps: Vec<u32>,
     // The round in progress.
     n_shards: usize,
     order: Vec<(u32, u32)>,
@@ -419,12 +422,13 @@ impl Driver {
             factor: vec![1.0; nm],
             step: 0,
             round: 0,
+            step_round: 0,
             marks: vec![],
             events: Events::default(),
             rounds: Rounds::default(),
             bad_debt: 0.0,
             fees: 0.0,
-            truncated: false,
+            truncated_steps: vec![],
             n_shards: 0,
             order: vec![],
             exec: vec![],
@@ -466,15 +470,17 @@ impl Driver {
             }
         }
         let total: usize = shards.iter().map(Candidates::len).sum();
-        if total == 0 {
+        // `max_rounds` bounds each step: a step cut short is recorded and the path goes on.
+        let cut = total > 0 && self.step_round >= self.cfg.max_rounds;
+        if cut {
+            self.truncated_steps.push(self.step as u32);
+        }
+        if total == 0 || cut {
             if self.step + 1 < self.cfg.step_marks.len() {
                 self.step += 1;
+                self.step_round = 0;
                 return Ok(Plan::NextStep);
             }
-            return Ok(Plan::Done);
-        }
-        if self.round >= self.cfg.max_rounds {
-            self.truncated = true;
             return Ok(Plan::Done);
         }
         let mut ids: Vec<i64> = shards.iter().flat_map(|c| c.account.iter().copied()).collect();
@@ -666,6 +672,7 @@ impl Driver {
             *f = (walked + (1.0 - walked) * self.cfg.decay).max(MIN_FACTOR);
         }
         self.round += 1;
+        self.step_round += 1;
     }
 
     pub fn finish(self) -> DriverOutput {
@@ -677,7 +684,7 @@ impl Driver {
             pools: self.pools,
             bad_debt_usd: self.bad_debt,
             fees_usd: self.fees,
-            truncated: self.truncated,
+            truncated_steps: self.truncated_steps,
         }
     }
 }
@@ -861,7 +868,7 @@ mod tests {
             prop_assert_eq!(&one.totals_after, &totals);
             prop_assert_eq!(one.bad_debt_usd.to_bits(), many.bad_debt_usd.to_bits());
             prop_assert_eq!(one.fees_usd.to_bits(), many.fees_usd.to_bits());
-            prop_assert_eq!(one.truncated, many.truncated);
+            prop_assert_eq!(&one.truncated_steps, &many.truncated_steps);
             prop_assert_eq!(&one.final_marks, &many.final_marks);
         }
     }
