@@ -286,6 +286,15 @@ upnl_weights = st.one_of(st.just(1.0), unit)
 
 
 @st.composite
+def upnl_weight_pairs(draw: st.DrawFn) -> dict[str, float]:
+    """``upnl_weight_initial`` ≤ ``upnl_weight_maint`` (initial margin is the stricter; the
+    universe rejects the other order)."""
+    wi = draw(upnl_weights)
+    wm = draw(st.one_of(st.just(1.0), st.floats(min_value=wi, max_value=1.0)))
+    return {"upnl_weight_initial": wi, "upnl_weight_maint": wm}
+
+
+@st.composite
 def haircut_tiers(draw: st.DrawFn) -> list[tuple[float, float]] | None:
     n = draw(st.integers(0, 4))
     if n == 0:
@@ -303,14 +312,17 @@ def haircut_tiers(draw: st.DrawFn) -> list[tuple[float, float]] | None:
 
 @st.composite
 def assets_strategy(draw: st.DrawFn, symbol: str) -> cm.Asset:
+    # Initial margin is the stricter (the universe rejects the other order): collateral
+    # weight at initial ≤ at maintenance, liability weight at initial ≥ at maintenance.
     wi = draw(unit)
+    lm = draw(st.floats(min_value=1.0, max_value=3.0))
     return cm.Asset(
         symbol,
         draw(positive_price),
         weight_initial=wi,
-        weight_maint=draw(st.one_of(st.just(wi), unit)),
-        liability_weight_initial=draw(st.floats(min_value=1.0, max_value=3.0)),
-        liability_weight_maint=draw(st.floats(min_value=1.0, max_value=3.0)),
+        weight_maint=draw(st.one_of(st.just(wi), st.floats(min_value=wi, max_value=1.0))),
+        liability_weight_initial=draw(st.floats(min_value=lm, max_value=3.0)),
+        liability_weight_maint=lm,
         haircut_tiers=draw(haircut_tiers()),
         imf_factor=draw(imf_factors),
     )
@@ -362,8 +374,7 @@ def universes(draw: st.DrawFn) -> cm.Universe:
                 contract_size=contract_size,
                 inverse=inverse,
                 imf_factor=draw(imf_factors),
-                upnl_weight_initial=draw(upnl_weights),
-                upnl_weight_maint=draw(upnl_weights),
+                **draw(upnl_weight_pairs()),
             )
         )
     u = cm.Universe(assets, markets)

@@ -24,7 +24,7 @@ def test_cross_nets_profit_against_loss(small: cm.Universe) -> None:
     ce = cm.Engine(small).capital_efficiency(b)
     row = {c: ce.accounts[c][0].item() for c in ce.accounts.columns}
     # IM: 50,000 × 2 % − 0 (first bracket to 50,000) = 1,000; ETH 20,000 × 10 % − 500 = 1,500.
-    assert row["im"] == pytest.approx(2_500.0)
+    assert row["im_as_cross"] == pytest.approx(2_500.0)
     # Pool contributions: BTC +10,000 (upnl weight 1); ETH −2,000.
     assert row["required_isolated"] == pytest.approx(0.0 + 1_500.0 + 2_000.0)
     assert row["required_cross"] == pytest.approx(0.0)
@@ -59,7 +59,7 @@ def test_portfolio_column_follows_the_engine_models(demo: cm.Universe) -> None:
 
 
 def _reference(u: cm.Universe, b: cm.Book) -> dict[int, tuple[float, float, float]]:
-    """(im, required_isolated, required_cross) per account by plain loops."""
+    """(im_as_cross, required_isolated, required_cross) per account by plain loops."""
     assets, marks = u.assets, u.markets
     out = {}
     for acct_id, acct in reference._accounts(u, b).items():
@@ -86,5 +86,64 @@ def test_agrees_with_plain_loops(ub: Any) -> None:
     want = _reference(u, b)
     for i, acct in enumerate(got.account.tolist()):
         w = want[acct]
-        for col, x in zip(("im", "required_isolated", "required_cross"), w, strict=True):
+        for col, x in zip(("im_as_cross", "required_isolated", "required_cross"), w, strict=True):
             assert got[col][i] == pytest.approx(x, rel=1e-9, abs=1e-9 * (1 + abs(w[0]))), col
+
+
+# ---- im_as_cross vs Engine.evaluate's im -------------------------------------------------
+def _all_cross(b: cm.Book) -> cm.Book:
+    """The same book with every position cross (isolated margins dropped)."""
+    p = b.positions
+    return cm.Book(b.balances, {**p, "isolated_margin": np.zeros(len(p["qty"]))})
+
+
+def test_im_as_cross_counts_isolated_positions_that_evaluates_im_leaves_out(
+    small: cm.Universe,
+) -> None:
+    """Account 7 has the ETH short isolated: evaluate's im is the cross BTC position's 1,000,
+    capital efficiency's im_as_cross is 1,000 + the ETH position's 1,500. Account 8, all
+    cross, has the same number in both."""
+    b = book(
+        bal=[(7, "USDT", 1_000.0), (8, "USDT", 1_000.0)],
+        pos=[
+            (7, "BTCUSDT", 1.0, 40_000.0),
+            (7, "ETHUSDT", -10.0, 1_800.0, 300.0),
+            (8, "BTCUSDT", 1.0, 40_000.0),
+            (8, "ETHUSDT", -10.0, 1_800.0),
+        ],
+    )
+    eng = cm.Engine(small)
+    ce = eng.capital_efficiency(b)
+    r = eng.evaluate(b)
+    assert "im" not in ce.accounts and "im" not in ce.aggregate  # no column that looks like r.im
+    assert r.im.tolist() == pytest.approx([1_000.0, 2_500.0])
+    assert ce.accounts.im_as_cross.tolist() == pytest.approx([2_500.0, 2_500.0])
+    assert ce.aggregate["im_as_cross"] == pytest.approx(5_000.0)
+    np.testing.assert_allclose(ce.accounts.im_as_cross, eng.evaluate(_all_cross(b)).im, rtol=1e-15)
+
+
+def test_im_as_cross_is_evaluates_im_of_the_all_cross_book(demo: cm.Universe) -> None:
+    b = synth.generate(demo, n_accounts=2_000, seed=4)
+    eng = cm.Engine(demo)
+    got = eng.capital_efficiency(b).accounts.im_as_cross
+    r = eng.evaluate(b)
+    p = b.positions
+    isolated = np.isin(r.account, p["account"][p["isolated_margin"] > 0])
+    assert isolated.any() and (~isolated).any()
+    np.testing.assert_array_equal(got[~isolated], r.im[~isolated])
+    assert (got[isolated] >= r.im[isolated]).all() and (got[isolated] > r.im[isolated]).any()
+    np.testing.assert_allclose(got, eng.evaluate(_all_cross(b)).im, rtol=1e-12)
+
+
+def test_every_requirement_column_ignores_the_isolated_flags(demo: cm.Universe) -> None:
+    """Both regimes (and portfolio) are hypothetical: flagging positions isolated in the book
+    changes equity (their margins), not what the positions require."""
+    b = synth.generate(demo, n_accounts=1_000, seed=6)
+    eng = cm.Engine(demo)
+    got = eng.capital_efficiency(b).accounts
+    want = eng.capital_efficiency(_all_cross(b)).accounts
+    cols = ["im_as_cross", "required_isolated", "required_cross", "savings", "collateral"]
+    if "portfolio" in engine_module.MODELS:
+        cols.append("required_portfolio")
+    for col in cols:
+        np.testing.assert_allclose(got[col], want[col], rtol=1e-12, atol=1e-6, err_msg=col)

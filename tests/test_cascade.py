@@ -5,6 +5,7 @@ deleveraging, a scenario modelled on 10 Oct 2025, and the configuration errors."
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import crossmargin as cm
 import numpy as np
@@ -249,9 +250,39 @@ def test_round_limit_truncates_and_says_so() -> None:
     cfg = CascadeConfig(
         shock={"BTC": -0.06}, liquidity=LINEAR_DEPTH, decay=0.0, partial_fraction=1.0, max_rounds=1
     )
-    r = cm.Engine(u).cascade(longs([100.0, 150.0, 200.0]), cfg)
-    assert r.truncated and len(r.rounds) == 1
+    with pytest.warns(cm.exceptions.TruncatedWarning, match="step"):
+        r = cm.Engine(u).cascade(longs([100.0, 150.0, 200.0]), cfg)
+    assert r.truncated and len(r.rounds) == 1 and r.truncated_steps == (0,)
+    assert r.summary()["truncated_steps"] == [0]
     assert r.check_conservation()
+
+
+def test_round_limit_is_per_step_and_later_steps_still_run() -> None:
+    # One round per step: the first step is cut short (accounts still liquidatable), and
+    # the second step's prices still apply — a long tail in step 0 does not swallow step 1.
+    u = btc_universe()
+    cfg = CascadeConfig(
+        path=[{"BTC": -0.06}, {"BTC": -0.5}],
+        liquidity=LINEAR_DEPTH,
+        decay=0.0,
+        partial_fraction=1.0,
+        max_rounds=1,
+    )
+    with pytest.warns(cm.exceptions.TruncatedWarning):
+        r = cm.Engine(u).cascade(longs([100.0, 150.0, 200.0]), cfg)
+    steps = r.rounds.to_pandas().step.tolist()
+    assert steps == [0, 1] and r.truncated_steps[0] == 0
+    uncut = cm.Engine(u).cascade(
+        longs([100.0, 150.0, 200.0]), CascadeConfig(**{**cfg.__dict__, "max_rounds": 100})
+    )
+    assert not uncut.truncated
+
+    def liquidated(res: Any) -> set[int]:
+        ev = res.events.to_pandas()
+        return set(ev[ev.kind == "liquidation"].account)
+
+    # the old rule (max_rounds over the whole path, the rest skipped) left accounts standing
+    assert liquidated(r) == liquidated(uncut) and len(liquidated(r)) == 3
 
 
 # ---- properties on synthetic exchanges -------------------------------------------------------
@@ -380,14 +411,16 @@ def test_bad_cascade_configs_name_the_field(kwargs: dict, field: str) -> None:
         ({"partial_fraction": 0.0}, "cascade.partial_fraction"),
         ({"decay": 1.5}, "cascade.decay"),
         ({"liquidation_fee": -0.1}, "cascade.liquidation_fee"),
-        ({"liquidity": DepthCurve([(0.02, 1.0), (0.01, 2.0)])}, "depth[1].distance"),
-        ({"liquidity": SqrtImpact(daily_volume=0.0)}, "daily_volume"),
+        # liquidity models check themselves when built
+        (lambda: {"liquidity": DepthCurve([(0.02, 1.0), (0.01, 2.0)])}, "depth[1].distance"),
+        (lambda: {"liquidity": SqrtImpact(daily_volume=0.0)}, "daily_volume"),
         ({"deleverage": "pray"}, "cascade.deleverage"),
     ],
 )
-def test_bad_cascade_parameters_are_config_errors(kwargs: dict, text: str) -> None:
+def test_bad_cascade_parameters_are_config_errors(kwargs: Any, text: str) -> None:
     with pytest.raises(cm.ConfigError, match=text.replace("[", r"\[").replace("]", r"\]")):
-        cm.Engine(btc_universe()).cascade(longs([100.0]), CascadeConfig(**kwargs))
+        given = kwargs() if callable(kwargs) else kwargs
+        cm.Engine(btc_universe()).cascade(longs([100.0]), CascadeConfig(**given))
 
 
 def test_shock_and_path_are_exclusive() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import crossmargin as cm
 from crossmargin import distributed as cmd
 from crossmargin.cli import main
 from crossmargin.synth import generate
+from test_partitions import damage
 
 PARTS = (1, 2, 3, 7)
 
@@ -264,20 +266,74 @@ def test_sharded_cascade_refuses_holdings_beyond_the_ledger_like_engine_cascade(
     assert sharded_error.value.field == engine_error.value.field == "cascade.holdings[USDT]"
 
 
+# ---- verification: the driver schedules the manifest's partitions, workers verify theirs --
+@pytest.mark.parametrize(
+    "how",
+    (
+        "partition deleted",  # the driver's check
+        "stray partition",
+        "count edited",
+        "manifest corrupt",
+        "partition truncated",  # the workers' checks: only they read the files
+        "file altered",
+        "accounts edited",
+    ),
+)
+def test_sharded_margin_refuses_a_damaged_dataset(client, datasets, universe, tmp_path, how):
+    folder = Path(shutil.copytree(datasets[3], tmp_path / "book"))
+    pattern = damage(folder, how)
+    with pytest.raises(cm.BookError, match=pattern):
+        cmd.evaluate(client, folder, universe)
+
+
+def test_sharded_stress_and_cascade_refuse_a_truncated_partition(
+    client, datasets, universe, tmp_path
+):
+    folder = Path(shutil.copytree(datasets[3], tmp_path / "book"))
+    pattern = damage(folder, "partition truncated")
+    with pytest.raises(cm.BookError, match=pattern):
+        cmd.stress(client, folder, universe, SCENARIOS)
+    with pytest.raises(cm.BookError, match=pattern):  # raised where the shard actor reads it
+        cmd.cascade(client, folder, universe, CONFIGS["adl"])
+
+
 # ---- CLI ---------------------------------------------------------------------------------
+def _cli(args: list[str]) -> None:
+    """``crossmargin ARGS`` in process; success may return or exit 0."""
+    try:
+        main(args)
+    except SystemExit as e:
+        assert e.code in (0, None), e.code
+
+
 def test_cli_runs_margin_stress_and_cascade_on_a_scheduler(
     client, datasets, universe, book, tmp_path, capsys
 ):
     address = client.scheduler.address
     folder = str(datasets[3])
-    main(["margin", folder, "--scheduler", address, "-o", str(tmp_path / "m"), "--json", "-q"])
+    _cli(
+        [
+            "margin",
+            folder,
+            "-u",
+            "demo",
+            "--scheduler",
+            address,
+            "-o",
+            str(tmp_path / "m"),
+            "--json",
+            "-q",
+        ]
+    )
     s = json.loads(capsys.readouterr().out)
     assert s == json.loads(json.dumps(cmd.summarize(cm.Engine(universe).evaluate(book)).summary))
     assert len(list((tmp_path / "m").glob("part-*/margin.parquet"))) == 3
-    main(
+    _cli(
         [
             "stress",
             folder,
+            "-u",
+            "demo",
             "--scheduler",
             address,
             "--scenario",
@@ -291,10 +347,12 @@ def test_cli_runs_margin_stress_and_cascade_on_a_scheduler(
     s = json.loads(capsys.readouterr().out)
     want = cm.Engine(universe).stress(book, {"c": {"BTC": -0.3}}).scenarios
     assert s["c"]["liquidatable"] == int(want.liquidatable[0])
-    main(
+    _cli(
         [
             "cascade",
             folder,
+            "-u",
+            "demo",
             "--scheduler",
             address,
             "--shock",
@@ -313,7 +371,7 @@ def test_cli_runs_margin_stress_and_cascade_on_a_scheduler(
 def test_cli_reads_a_partitioned_folder_without_a_cluster(
     datasets, universe, book, tmp_path, capsys
 ):
-    main(["margin", str(datasets[2]), "-o", str(tmp_path), "--json", "-q"])
+    _cli(["margin", str(datasets[2]), "-u", "demo", "-o", str(tmp_path), "--json", "-q"])
     s = json.loads(capsys.readouterr().out)
     assert s["accounts"] == book.n_accounts
     assert s["liquidatable"] == cm.Engine(universe).evaluate(book).summary()["liquidatable"]

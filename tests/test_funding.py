@@ -245,3 +245,17 @@ def test_check_zero_sum_raises_when_a_payment_is_changed(small):
     bad = funding.FundingResult(cm.Table(cols), fr.markets, fr.counterparty, fr.book)
     with pytest.raises(cm.CrossmarginError, match="BTCUSDT is not zero-sum: 1 minor units"):
         bad.check_zero_sum()
+
+
+def test_a_payment_beyond_the_ledger_names_the_market() -> None:
+    u = cm.Universe.demo()
+    b = cm.Book.from_arrays(
+        positions={
+            "account": [5, 6],
+            "market": ["BTCUSDT", "BTCUSDT"],
+            "qty": [1e15, -1e15],
+            "entry_price": [1e5, 1e5],
+        }
+    )
+    with pytest.raises(cm.PriceError, match=r"funding\[BTCUSDT\]"):
+        cm.Engine(u).apply_funding(b, {"BTCUSDT": 0.5}, prices={"BTCUSDT": 1e17})

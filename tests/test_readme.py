@@ -16,11 +16,13 @@ def blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
-def test_the_quick_start_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_python_block_runs_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    quick_start, cascades = blocks()[0], blocks()[1]
+    found = blocks()
+    assert len(found) >= 3
     scope: dict[str, object] = {}
-    exec(compile(quick_start, "README quick start", "exec"), scope)
-    exec(compile(cascades, "README cascades", "exec"), scope)
+    for i, block in enumerate(found):
+        exec(compile(block, f"README python block {i}", "exec"), scope)
     assert scope["cr"].check_conservation()  # type: ignore[attr-defined]
+    assert scope["fr"].check_zero_sum()  # type: ignore[attr-defined]
     assert os.path.exists("examples/universe.toml")

@@ -630,7 +630,8 @@ def test_cli_bad_book_is_a_one_line_error_and_exit_2(
 
     (tmp_path / "balances.csv").write_text(content)
     with pytest.raises(SystemExit) as e:
-        main(["margin", str(tmp_path / "balances.csv"), "--out", str(tmp_path / "out"), "-q"])
+        out = str(tmp_path / "out")
+        main(["margin", str(tmp_path / "balances.csv"), "--universe", "demo", "--out", out, "-q"])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

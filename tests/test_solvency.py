@@ -237,3 +237,13 @@ def test_equity_agrees_with_evaluate(demo):
     r = eng.evaluate(b)
     np.testing.assert_allclose(sv.accounts.equity, r.equity, rtol=1e-12, atol=1e-6)
     assert sv.negative_equity_accounts == int(r.bankrupt.sum())
+
+
+def test_an_amount_beyond_the_ledger_names_the_account_and_asset() -> None:
+    u = cm.Universe.demo()
+    b = cm.Book.from_arrays(
+        balances={"account": [5, 6], "asset": ["USDT", "USDT"], "qty": [1.0, 1.0]},
+        positions={"account": [6], "market": ["BTCUSDT"], "qty": [1e13], "entry_price": [1.0]},
+    )
+    with pytest.raises(cm.PriceError, match=r"claims\[USDT\] of account 6"):
+        cm.Engine(u).solvency(b, prices={"BTCUSDT": 1e17})

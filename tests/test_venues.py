@@ -336,7 +336,9 @@ def book_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_compare_venues_writes_one_row_per_venue(book_dir: Path, tmp_path: Path) -> None:
-    r = runner.invoke(app, ["compare-venues", str(book_dir), "--out", str(tmp_path), "--quiet"])
+    r = runner.invoke(
+        app, ["compare-venues", str(book_dir), "-u", "demo", "--out", str(tmp_path), "--quiet"]
+    )
     assert r.exit_code == 0, r.output
     df = pd.read_parquet(tmp_path / "venues.parquet")
     assert df.venue.tolist() == list(venues.PRESETS)
@@ -351,13 +353,13 @@ def test_compare_venues_writes_one_row_per_venue(book_dir: Path, tmp_path: Path)
 def test_compare_venues_json_and_venue_choice(book_dir: Path, tmp_path: Path) -> None:
     r = runner.invoke(
         app,
-        ["compare-venues", str(book_dir), "--out", str(tmp_path), "--json",
+        ["compare-venues", str(book_dir), "-u", "demo", "--out", str(tmp_path), "--json",
          "--venue", "hyperliquid", "--venue", "dydx_v4"],
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout[r.stdout.index("{") :])
     assert set(summary) == {"hyperliquid", "dydx_v4"}
-    bad = runner.invoke(app, ["compare-venues", str(book_dir), "--out", str(tmp_path),
+    bad = runner.invoke(app, ["compare-venues", str(book_dir), "-u", "demo", "--out", str(tmp_path),
                               "--venue", "nasdaq", "--quiet"])  # fmt: skip
     assert bad.exit_code != 0
 

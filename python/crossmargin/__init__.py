@@ -14,7 +14,16 @@ from crossmargin._core import __version__
 from crossmargin.book import Book
 from crossmargin.cascade import CascadeConfig, CascadeResult, DepthCurve, NoImpact, SqrtImpact
 from crossmargin.engine import Engine
-from crossmargin.exceptions import BookError, ConfigError, CrossmarginError, PriceError
+from crossmargin.exceptions import (
+    BookError,
+    BookTypeError,
+    ConfigError,
+    ConfigTypeError,
+    ConfigWarning,
+    CrossmarginError,
+    PriceError,
+    PriceTypeError,
+)
 from crossmargin.io import read_book, write_book
 from crossmargin.portfolio import PortfolioConfig, UnderlyingPortfolio
 from crossmargin.result import MarginResult
@@ -25,9 +34,12 @@ __all__ = [
     "Asset",
     "Book",
     "BookError",
+    "BookTypeError",
     "CascadeConfig",
     "CascadeResult",
     "ConfigError",
+    "ConfigTypeError",
+    "ConfigWarning",
     "CrossmarginError",
     "DepthCurve",
     "Engine",
@@ -36,6 +48,7 @@ __all__ = [
     "NoImpact",
     "PortfolioConfig",
     "PriceError",
+    "PriceTypeError",
     "SqrtImpact",
     "Table",
     "UnderlyingPortfolio",

@@ -22,6 +22,7 @@ __all__ = [
     "efficiency_columns",
     "evaluate_portfolio",
     "evaluate_standard",
+    "explain_account",
     "funding_rates",
     "greeks_columns",
     "leaf_nonce",
@@ -78,6 +79,13 @@ class GroupedBook:
     def n_accounts(self) -> int: ...
     @property
     def nbytes(self) -> int: ...
+    def in_universe_order(
+        self,
+        asset_remap: npt.NDArray[np.uint32],
+        market_remap: npt.NDArray[np.uint32],
+        n_assets: int,
+        n_markets: int,
+    ) -> GroupedBook | None: ...
     def accounts(self) -> npt.NDArray[np.int64]: ...
 
 @final
@@ -87,6 +95,17 @@ class ThreadPool:
     def __new__(cls, threads: int | None = None) -> ThreadPool: ...
     @property
     def threads(self) -> int: ...
+
+def explain_account(
+    universe: CompiledUniverse,
+    book: GroupedBook,
+    asset_remap: npt.NDArray[np.uint32],
+    market_remap: npt.NDArray[np.uint32],
+    asset_prices: npt.NDArray[np.float64],
+    marks: npt.NDArray[np.float64],
+    account_index: int,
+) -> dict[str, Any]:
+    """One account's totals and rows as the standard-model kernel computes them."""
 
 def evaluate_standard(
     pool: ThreadPool,

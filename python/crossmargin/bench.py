@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -616,7 +616,9 @@ class AccountView:
 
 @dataclass(frozen=True)
 class Comparison:
-    """What :func:`compare` found."""
+    """What :func:`compare` found. Both rates are measured on the same ``accounts`` accounts
+    (nothing is extrapolated); ``speedup`` = ``our_accounts_per_second`` /
+    ``their_accounts_per_second``."""
 
     accounts: int
     their_accounts_per_second: float
@@ -624,15 +626,48 @@ class Comparison:
     speedup: float
     max_rel_error: dict[str, float]
     disagreements: cm.Table
+    mode: str = "per-account"  # or "vectorised"
+    book_accounts: int = 0  # accounts in the whole book (``accounts`` is the timed sample)
+    their_seconds: float = 0.0  # one pass of yours over the accounts (best of ``repeat``)
+    our_seconds: float = 0.0  # one pass of crossmargin over the same accounts
+    threads: int = 1  # crossmargin's threads
+    repeat: int = 1
+    ignored_fields: tuple[str, ...] = ()  # keys you returned that are not result fields
 
     def __str__(self) -> str:
+        sample = (
+            f"a random sample of {self.accounts:,} of the book's {self.book_accounts:,} accounts"
+            if self.book_accounts > self.accounts
+            else f"all {self.accounts:,} accounts of the book"
+        )
+        if self.mode == "vectorised":
+            yours = "your vectorised engine on these accounts' tables"
+            ours = "Book.from_arrays + Engine.evaluate on the same tables (grouping included)"
+        else:
+            yours = "your function, one call per account (AccountView prepared beforehand)"
+            ours = "Engine.evaluate on a book of the same accounts (grouped beforehand)"
+        ratio = (
+            f"crossmargin is {self.speedup:,.1f}× faster"
+            if self.speedup >= 1
+            else f"crossmargin is {1 / self.speedup:,.1f}× slower"
+            if self.speedup > 0
+            else "no ratio"
+        )
         lines = [
-            f"{self.accounts:,} accounts: yours {self.their_accounts_per_second:,.0f}/s, "
-            f"crossmargin {self.our_accounts_per_second:,.0f}/s — {self.speedup:,.0f}× faster",
+            f"timed on the same accounts: {sample}, best of {self.repeat}",
+            f"  yours:       {self.their_accounts_per_second:>14,.0f} accounts/s "
+            f"({self.their_seconds * 1e3:,.3f} ms) — {yours}",
+            f"  crossmargin: {self.our_accounts_per_second:>14,.0f} accounts/s "
+            f"({self.our_seconds * 1e3:,.3f} ms, {self.threads} thread(s)) — {ours}",
+            f"  {ratio} on these accounts",
             "max relative difference: "
-            + ", ".join(f"{k} {v:.2e}" for k, v in self.max_rel_error.items()),
+            + (", ".join(f"{k} {v:.2e}" for k, v in self.max_rel_error.items()) or "-"),
             f"{len(self.disagreements)} disagreement(s)",
         ]
+        if self.ignored_fields:
+            lines.append(
+                "ignored (not MarginResult fields, not checked): " + ", ".join(self.ignored_fields)
+            )
         if len(self.disagreements):
             lines.append(self.disagreements.to_pandas().head(20).to_string(index=False))
         return "\n".join(lines)
@@ -667,35 +702,198 @@ def account_views(
     return list(views.values())
 
 
+def account_tables(
+    universe: cm.Universe, book: cm.Book, accounts: Sequence[int] | np.ndarray | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The rows of the given accounts (all by default) as the two tables a vectorised engine
+    takes: ``balances`` (account, asset, qty) and ``positions`` (account, market, qty,
+    entry_price, isolated_margin), numpy columns with symbols spelled out (object arrays) —
+    the columns :meth:`crossmargin.Book.from_arrays` takes."""
+    a_names = [a.symbol for a in universe.assets]
+    m_names = [m.symbol for m in universe.markets]
+    b, p = book.balances, book.positions
+    kb: slice | np.ndarray
+    kp: slice | np.ndarray
+    if accounts is None:
+        kb, kp = slice(None), slice(None)
+    else:
+        ids = np.asarray(accounts, dtype=np.int64)
+        kb, kp = np.isin(b["account"], ids), np.isin(p["account"], ids)
+    book.remaps(universe)  # an unknown symbol raises BookError here, naming its row
+    bal = {
+        "account": np.asarray(b["account"][kb], dtype=np.int64),
+        "asset": b["asset"].symbols(a_names)[kb],
+        "qty": np.asarray(b["qty"][kb], dtype=np.float64),
+    }
+    pos = {
+        "account": np.asarray(p["account"][kp], dtype=np.int64),
+        "market": p["market"].symbols(m_names)[kp],
+        **{
+            k: np.asarray(p[k][kp], dtype=np.float64)
+            for k in ("qty", "entry_price", "isolated_margin")
+        },
+    }
+    return bal, pos
+
+
+def _result_columns(result: Any) -> dict[str, np.ndarray]:
+    """A vectorised engine's result — a mapping of columns, a crossmargin Table, a pandas or
+    polars DataFrame or a pyarrow Table — as numpy columns."""
+    if isinstance(result, Mapping):
+        return {str(k): np.asarray(v) for k, v in result.items()}
+    if hasattr(result, "column_names") and hasattr(result, "column"):  # pyarrow.Table
+        return {n: np.asarray(result.column(n)) for n in result.column_names}
+    if hasattr(result, "columns") and hasattr(result, "__getitem__"):  # DataFrame, Table
+        return {str(c): np.asarray(result[c]) for c in result.columns}
+    raise TypeError(
+        "compare(vectorised=True): the engine must return a mapping of per-account columns "
+        f"(a dict, DataFrame, Arrow table or crossmargin Table), got {type(result).__name__}"
+    )
+
+
+def _align(cols: dict[str, np.ndarray], ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Vectorised output → rows in ``ids`` order (by its ``account`` column when it has one,
+    else rows must already be one per account in ascending id order)."""
+    n = len(ids)
+    for k, v in cols.items():
+        if v.ndim != 1 or len(v) != n:
+            raise ValueError(
+                f"compare(vectorised=True): column {k!r} has shape {v.shape}; expected one row "
+                f"per account ({n})"
+            )
+    if "account" not in cols:
+        return cols
+    got = cols["account"].astype(np.int64)
+    order = np.argsort(got, kind="stable")
+    if not np.array_equal(got[order], ids):
+        missing = np.setdiff1d(ids, got)[:10].tolist()
+        extra = np.setdiff1d(got, ids)[:10].tolist()
+        raise ValueError(
+            "compare(vectorised=True): the engine's account column is not one row per account "
+            f"given (missing {missing}, unexpected {extra}, or duplicates)"
+        )
+    return {k: v[order] for k, v in cols.items()}
+
+
 def compare(
-    fn: Callable[[AccountView], dict[str, float]],
+    fn: Callable[..., Any],
     book: cm.Book,
     universe: cm.Universe,
     *,
+    vectorised: bool = False,
     sample: int | None = 10_000,
+    repeat: int = 3,
+    threads: int | None = None,
     rtol: float = 1e-9,
     atol: float = 1e-6,
     seed: int = 0,
     verbose: bool = True,
 ) -> Comparison:
-    """Times ``fn`` — your engine, one account in (an :class:`AccountView`), a dict of any
-    :class:`~crossmargin.MarginResult` fields out (e.g. ``{"im": ..., "mm": ...}``) — on a
-    sample of the book, times crossmargin on the whole book, and lists every field where the
-    two differ by more than ``rtol`` relative plus ``atol``."""
-    engine = cm.Engine(universe)
-    ours = engine.evaluate(book)
-    t0 = time.perf_counter()
-    ours = engine.evaluate(book)
-    our_rate = len(ours) / max(time.perf_counter() - t0, 1e-9)
+    """Times your engine and crossmargin on the same accounts and checks your numbers.
+
+    ``fn`` is either
+
+    - a per-account function (default): one :class:`AccountView` in, a dict of any
+      :class:`~crossmargin.MarginResult` fields out (e.g. ``{"im": ..., "mm": ...}``),
+      called once per account; or
+    - with ``vectorised=True``, an engine over whole tables: ``fn(balances, positions)``,
+      the two tables of :func:`account_tables` (numpy columns, symbols spelled out — what
+      :meth:`crossmargin.Book.from_arrays` takes), returning per-account columns (a dict of
+      arrays, a pandas/polars DataFrame, an Arrow table or a crossmargin Table) with an
+      ``account`` column, or with rows one per account in ascending id order.
+
+    The accounts: a random sample of ``sample`` accounts of ``book`` (``sample=None``: all).
+    Both sides run on exactly those accounts, so the two rates and their ratio are
+    like-for-like; nothing is extrapolated. A per-account function gets its
+    :class:`AccountView` objects built beforehand, and crossmargin a book of the same
+    accounts already grouped (``Engine.evaluate`` is timed); a vectorised engine gets the
+    raw tables, and crossmargin is timed from the same tables (``Book.from_arrays`` — the
+    grouping — plus ``Engine.evaluate``). Each side: the best of ``repeat`` passes (short
+    passes looped to last 20 ms) after a warm-up pass; crossmargin on ``threads`` threads
+    (every core by default: pass ``threads=1`` to compare one core with one core).
+
+    Every field you return that is a MarginResult field is checked against crossmargin's:
+    ``disagreements`` lists each (account, field) differing by more than ``rtol`` relative
+    plus ``atol`` (a missing or NaN value is a disagreement); other keys are listed in
+    ``ignored_fields``; returning no MarginResult field at all is an error.
+
+    Example (a vectorised engine; here crossmargin's own NumPy baseline plays yours)::
+
+        import crossmargin as cm
+        from crossmargin.bench import compare
+        from crossmargin.numpy_engine import NumpyEngine
+
+        npe = NumpyEngine(universe)
+        c = compare(lambda b, p: npe.evaluate(cm.Book.from_arrays(b, p)), book, universe,
+                    vectorised=True, sample=None)
+        c.our_accounts_per_second, c.their_accounts_per_second, c.speedup
+
+    and a per-account one: ``compare(lambda v: {"im": my_im(v)}, book, universe)``.
+    """
+    if not isinstance(repeat, int) or repeat < 1:
+        raise ValueError(f"repeat: {repeat!r} must be an integer ≥ 1")
+    engine = cm.Engine(universe, threads=threads)
     ids = book.accounts
+    if not len(ids):
+        raise ValueError("compare: the book has no accounts")
     if sample is not None and sample < len(ids):
+        if sample < 1:
+            raise ValueError(f"sample: {sample!r} must be ≥ 1 or None")
         ids = np.sort(np.random.default_rng(seed).choice(ids, sample, replace=False))
-    views = account_views(universe, book, ids.tolist())
-    t0 = time.perf_counter()
-    theirs = [fn(v) for v in views]
-    their_rate = len(views) / max(time.perf_counter() - t0, 1e-9)
-    row = np.searchsorted(ours.account, ids)
-    fields = sorted({k for t in theirs for k in t if k in MARGIN_COLUMNS and k != "account"})
+    ids = np.asarray(ids, dtype=np.int64)
+    whole = len(ids) == book.n_accounts
+    tables = account_tables(universe, book, None if whole else ids) if vectorised else None
+    if tables is not None:
+        sub = cm.Book.from_arrays(*tables)
+    else:
+        sub = book if whole else cm.Book.from_arrays(*account_tables(universe, book, ids))
+    if not np.array_equal(sub.accounts, ids):  # cannot happen: every id has a row
+        raise AssertionError("compare: the sample's book has other accounts")
+
+    out: list[Any] = [None]
+    if tables is not None:
+        b, p = tables
+
+        def theirs_pass() -> None:
+            out[0] = fn(b, p)
+
+        def ours_pass() -> None:
+            engine.evaluate(cm.Book.from_arrays(b, p))
+    else:
+        views = account_views(universe, book, ids.tolist())
+
+        def theirs_pass() -> None:
+            out[0] = [fn(v) for v in views]
+
+        def ours_pass() -> None:
+            engine.evaluate(sub)
+
+    their_s = best_time(theirs_pass, repeat - 1)
+    our_s = best_time(ours_pass, repeat - 1)
+    ours = engine.evaluate(sub)
+    n = len(ids)
+    their_rate = n / max(their_s, 1e-12)
+    our_rate = n / max(our_s, 1e-12)
+
+    if vectorised:
+        cols = _align(_result_columns(out[0]), ids)
+        returned = set(cols)
+    else:
+        rows: list[Mapping[str, Any]] = out[0]
+        returned = {k for t in rows for k in t}
+        cols = {
+            f: np.array([t.get(f, np.nan) for t in rows], dtype=np.float64)
+            for f in returned
+            if f in MARGIN_COLUMNS and f != "account"
+        }
+    fields = sorted(f for f in returned if f in MARGIN_COLUMNS and f != "account")
+    ignored = tuple(sorted(f for f in returned if f not in MARGIN_COLUMNS))
+    if not fields:
+        raise ValueError(
+            f"compare: your engine returned none of the fields it can be checked on "
+            f"({', '.join(c for c in MARGIN_COLUMNS if c != 'account')}); "
+            f"it returned {sorted(returned)}"
+        )
     bad: dict[str, list[Any]] = {
         "account": [],
         "field": [],
@@ -705,15 +903,17 @@ def compare(
     }
     worst: dict[str, float] = {}
     for f in fields:
-        mine = ours[f][row]
-        got = np.array([t.get(f, np.nan) for t in theirs], dtype=np.float64)
-        want = mine.astype(np.float64)
-        diff = np.abs(got - want)
-        both_inf = np.isinf(got) & np.isinf(want) & (np.sign(got) == np.sign(want))
-        diff[both_inf] = 0.0
-        rel = diff / np.maximum(np.abs(want), 1e-300)
-        worst[f] = float(np.nanmax(np.where(np.isfinite(rel), rel, 0.0))) if len(rel) else 0.0
-        off = ~(diff <= rtol * np.abs(want) + atol) & ~both_inf
+        got = np.asarray(cols[f], dtype=np.float64)
+        want = np.asarray(ours[f], dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            diff = np.abs(got - want)
+            both_inf = np.isinf(got) & np.isinf(want) & (np.sign(got) == np.sign(want))
+            diff[both_inf] = 0.0
+            rel = diff / np.maximum(np.abs(want), 1e-300)
+        rel[np.isnan(rel)] = np.inf  # a missing / NaN value, or inf against a finite one
+        off = (~(diff <= rtol * np.abs(want) + atol) | np.isinf(got) | np.isinf(want)) & ~both_inf
+        rel[both_inf] = 0.0
+        worst[f] = float(rel.max()) if len(rel) else 0.0
         for i in np.flatnonzero(off):
             bad["account"].append(int(ids[i]))
             bad["field"].append(f)
@@ -721,10 +921,10 @@ def compare(
             bad["ours"].append(float(want[i]))
             bad["rel_error"].append(float(rel[i]))
     result = Comparison(
-        accounts=len(views),
+        accounts=n,
         their_accounts_per_second=their_rate,
         our_accounts_per_second=our_rate,
-        speedup=our_rate / their_rate if their_rate else float("inf"),
+        speedup=our_rate / their_rate,
         max_rel_error=worst,
         disagreements=cm.Table(
             {
@@ -735,6 +935,13 @@ def compare(
                 "rel_error": np.array(bad["rel_error"]),
             }
         ),
+        mode="vectorised" if vectorised else "per-account",
+        book_accounts=book.n_accounts,
+        their_seconds=their_s,
+        our_seconds=our_s,
+        threads=engine.threads,
+        repeat=repeat,
+        ignored_fields=ignored,
     )
     if verbose:
         print(result)

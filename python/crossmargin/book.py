@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from crossmargin import _core
-from crossmargin.exceptions import BookError
+from crossmargin._validate import is_number, show
+from crossmargin.exceptions import BookError, BookTypeError
 from crossmargin.resources import book_bytes, check_memory
 
 if TYPE_CHECKING:
@@ -78,6 +79,14 @@ class SymbolColumn:
         return table[self.codes] if len(self.codes) else np.array([], dtype=object)
 
 
+class Grouping(NamedTuple):
+    """What a kernel reads: the grouped book and its code → universe index remaps."""
+
+    grouped: Any
+    asset_remap: np.ndarray
+    market_remap: np.ndarray
+
+
 class Book:
     """Balances and positions, grouped by account once.
 
@@ -85,7 +94,7 @@ class Book:
     :meth:`from_polars` or :func:`crossmargin.read_book`.
     """
 
-    __slots__ = ("_accounts", "_grouped", "_remaps", "balances", "positions")
+    __slots__ = ("_accounts", "_grouped", "_groupings", "_remaps", "balances", "positions")
 
     balances: dict[str, Any]
     positions: dict[str, Any]
@@ -108,7 +117,8 @@ class Book:
             p["market"].n_codes,
         )
         self._accounts: np.ndarray | None = None
-        self._remaps: dict[int, tuple[Any, np.ndarray, np.ndarray]] = {}
+        self._remaps: dict[tuple[tuple[str, ...], ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._groupings: dict[tuple[tuple[str, ...], ...], Grouping] = {}
 
     # ---- constructors ------------------------------------------------------------------
     @classmethod
@@ -176,18 +186,44 @@ class Book:
         )
 
     def remaps(self, universe: Universe) -> tuple[np.ndarray, np.ndarray]:
-        """(asset, market) code → universe index tables; cached per universe."""
-        hit = self._remaps.get(id(universe))
-        if hit is not None and hit[0] is universe:
-            return hit[1], hit[2]
+        """(asset, market) code → universe index tables; cached per list of symbols (a universe
+        repriced for one call shares them)."""
+        key = _symbols_key(universe)
+        hit = self._remaps.get(key)
+        if hit is not None:
+            return hit
         a = self.balances["asset"].remap(
             universe.asset_index, len(universe.assets), "balances", "asset"
         )
         m = self.positions["market"].remap(
             universe.market_index, len(universe.markets), "positions", "market"
         )
-        self._remaps[id(universe)] = (universe, a, m)
+        self._remaps[key] = (a, m)
         return a, m
+
+    def grouping(self, universe: Universe) -> Grouping:
+        """The grouped rows the kernels read under ``universe``, with their remaps; cached per
+        universe. Each account's rows are summed in ascending universe index (the canonical
+        order, docs/MODEL.md "Canonical order"): when the book's codes (sorted symbols, or
+        indices) already follow that order this is the book's own grouping, otherwise a
+        regrouped copy whose codes are universe indices (identity remaps)."""
+        key = _symbols_key(universe)
+        hit = self._groupings.get(key)
+        if hit is not None:
+            return hit
+        a, m = self.remaps(universe)
+        n_a, n_m = len(universe.assets), len(universe.markets)
+        regrouped = self._grouped.in_universe_order(a, m, n_a, n_m)
+        if regrouped is None:
+            g = Grouping(self._grouped, a, m)
+        else:
+            g = Grouping(
+                regrouped,
+                np.arange(n_a, dtype=np.uint32),
+                np.arange(n_m, dtype=np.uint32),
+            )
+        self._groupings[key] = g
+        return g
 
     def to_pandas(self, universe: Universe) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The two tables with symbols spelled out."""
@@ -198,6 +234,11 @@ class Book:
         b = {k: (v.symbols(a_names) if k == "asset" else v) for k, v in self.balances.items()}
         p = {k: (v.symbols(m_names) if k == "market" else v) for k, v in self.positions.items()}
         return pd.DataFrame(b), pd.DataFrame(p)
+
+
+def _symbols_key(universe: Universe) -> tuple[tuple[str, ...], ...]:
+    """What a remap depends on: the universe's asset and market symbols, in order."""
+    return (tuple(universe.asset_index), tuple(universe.market_index))
 
 
 # ---- column conversion -----------------------------------------------------------------
@@ -262,13 +303,21 @@ def _length(cols: Mapping[str, Any], required: tuple[str, ...], table: str) -> i
 
 
 def _numpy(values: Any, table: str, column: str) -> np.ndarray:
-    if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):
-        try:
-            a = np.asarray(values.to_numpy(zero_copy_only=False))
-        except TypeError:
-            a = np.asarray(values.to_numpy())
-    else:
-        a = np.asarray(values)
+    try:
+        if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):
+            try:
+                a = np.asarray(values.to_numpy(zero_copy_only=False))
+            except TypeError:
+                a = np.asarray(values.to_numpy())
+        else:
+            a = np.asarray(values)
+    except (TypeError, ValueError):  # ragged nesting, an object numpy cannot hold
+        raise BookTypeError(
+            f"{table}: column '{column}' must be a 1-d column of values, "
+            f"got {type(values).__name__}",
+            table=table,
+            column=column,
+        ) from None
     if a.ndim != 1:
         raise BookError(
             f"{table}: column '{column}' must be 1-d, got {a.ndim} dimensions",
@@ -280,6 +329,11 @@ def _numpy(values: Any, table: str, column: str) -> np.ndarray:
 
 def _accounts(values: Any, table: str, n: int) -> np.ndarray:
     a = _numpy(values, table, "account")
+    if isinstance(values, list | tuple) and any(
+        isinstance(x, bool | np.bool_) or (a.dtype.kind in "US" and not isinstance(x, str))
+        for x in values
+    ):  # numpy made 1 of True and text of [1, "7"]: check the cells as given
+        a = np.asarray(values, dtype=object)
     if a.dtype.kind == "u" and len(a) and a.max() > np.iinfo(np.int64).max:
         r = int(np.argmax(a > np.iinfo(np.int64).max))
         raise BookError(
@@ -300,18 +354,19 @@ def _accounts(values: Any, table: str, n: int) -> np.ndarray:
             )
     elif a.dtype.kind == "O" and len(a):
         # Python ints (e.g. beyond int64) or mixed objects: name the first row that is not
-        # an integer id in the int64 range.
+        # an integer id in the int64 range (not an int at all: BookTypeError).
         lo, hi = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
         for r, x in enumerate(a):
-            if not isinstance(x, int | np.integer) or isinstance(x, bool) or not lo <= x <= hi:
-                raise BookError(
-                    f"{table} row {r}: account {x!r} is not an integer id in the int64 range",
+            is_int = isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
+            if not is_int or not lo <= x <= hi:
+                raise (BookError if is_int else BookTypeError)(
+                    f"{table} row {r}: account {show(x)} is not an integer id in the int64 range",
                     table=table,
                     row=r,
                     column="account",
                 )
-    elif a.dtype.kind not in "iu" and len(a):
-        raise BookError(
+    elif a.dtype.kind not in "iu" and len(a):  # bool, text, dates...: every row is wrong
+        raise BookTypeError(
             f"{table}: column 'account' must hold integer ids, got {a.dtype}",
             table=table,
             column="account",
@@ -320,19 +375,66 @@ def _accounts(values: Any, table: str, n: int) -> np.ndarray:
 
 
 def _floats(values: Any, table: str, column: str) -> np.ndarray:
+    if isinstance(values, list | tuple):  # numpy would turn a bool among floats into 1.0
+        for r, x in enumerate(values):
+            if isinstance(x, bool | np.bool_):
+                raise _bad_cell(table, r, column, x)
     a = _numpy(values, table, column)
     if a.dtype.kind in "cmMb":  # complex, timedelta, datetime, bool: not quantities
-        raise BookError(
+        raise BookTypeError(
             f"{table}: column '{column}' must be real numbers, got {a.dtype}",
             table=table,
             column=column,
         )
+    if a.dtype.kind == "O":
+        return _object_floats(a, table, column)
     try:
         return np.ascontiguousarray(a, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise BookError(
-            f"{table}: column '{column}' must be numeric, got {a.dtype}", table=table, column=column
+    except (TypeError, ValueError):  # text that is not a number: name its row
+        for r, x in enumerate(a):
+            try:
+                float(x)
+            except (TypeError, ValueError):
+                raise _bad_cell(table, r, column, x) from None
+        raise BookTypeError(
+            f"{table}: column '{column}' must be numeric, got {a.dtype}",
+            table=table,
+            column=column,
         ) from None
+
+
+def _object_floats(a: np.ndarray, table: str, column: str) -> np.ndarray:
+    """Cell by cell: a number (not a bool), numeric text, or missing (None, pandas NA, read
+    as NaN, which the core refuses in a row it names, or takes as cross in
+    ``isolated_margin``); anything else names its row."""
+    out = np.empty(len(a), dtype=np.float64)
+    for r, x in enumerate(a):
+        if x is None or type(x).__name__ == "NAType":
+            out[r] = np.nan
+            continue
+        if not (is_number(x) or isinstance(x, str | bytes)):
+            raise _bad_cell(table, r, column, x)
+        try:
+            out[r] = float(x)
+        except (TypeError, ValueError):
+            raise _bad_cell(table, r, column, x) from None
+        except OverflowError:
+            raise BookError(
+                f"{table} row {r}: {column} {show(x)} is beyond the float range",
+                table=table,
+                row=r,
+                column=column,
+            ) from None
+    return out
+
+
+def _bad_cell(table: str, row: int, column: str, value: Any) -> BookTypeError:
+    return BookTypeError(
+        f"{table} row {row}: {column} {show(value)} is not a number",
+        table=table,
+        row=row,
+        column=column,
+    )
 
 
 def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
@@ -408,4 +510,4 @@ def _coded(codes: np.ndarray, labels: tuple[str, ...], table: str, column: str) 
     )
 
 
-__all__ = ["BALANCE_COLUMNS", "POSITION_COLUMNS", "Book", "SymbolColumn"]
+__all__ = ["BALANCE_COLUMNS", "POSITION_COLUMNS", "Book", "Grouping", "SymbolColumn"]

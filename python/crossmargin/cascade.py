@@ -12,6 +12,7 @@ Rules in full: docs/ARCHITECTURE.md, "Liquidation cascades".
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,8 +20,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from crossmargin import _core
+from crossmargin._validate import bounded, integer, mapping, sequence, show, text
 from crossmargin.book import Book
-from crossmargin.exceptions import ConfigError, CrossmarginError
+from crossmargin.exceptions import (
+    ConfigError,
+    ConfigTypeError,
+    CrossmarginError,
+    TruncatedWarning,
+)
 from crossmargin.prices import resolve
 from crossmargin.table import Table
 from crossmargin.universe import Universe
@@ -45,6 +52,19 @@ class SqrtImpact:
     y: float = 1.0
     permanent: float = 0.5
 
+    def __post_init__(self) -> None:
+        # The same domains as the core's check (cascade/impact.rs), at construction.
+        checks = {
+            "daily_volume": bounded(
+                self.daily_volume, "SqrtImpact.daily_volume", 0.0, lo_open=True
+            ),
+            "sigma": bounded(self.sigma, "SqrtImpact.sigma", 0.0),
+            "y": bounded(self.y, "SqrtImpact.y", 0.0),
+            "permanent": bounded(self.permanent, "SqrtImpact.permanent", 0.0, 1.0),
+        }
+        for name, value in checks.items():
+            object.__setattr__(self, name, value)
+
     def _core(self) -> tuple[str, list[float]]:
         return "sqrt", [self.y, self.sigma, self.daily_volume, self.permanent]
 
@@ -56,6 +76,39 @@ class DepthCurve:
     keeps its average slope."""
 
     points: Sequence[tuple[float, float]]
+
+    def __post_init__(self) -> None:
+        # The same rules as the core's check (cascade/impact.rs), at construction: distances
+        # increase within (0, 1), cumulative notional finite and not decreasing, some depth.
+        f = "DepthCurve.depth"
+        pts = sequence(self.points, f, "(distance, cumulative notional) points")
+        if not len(pts):
+            raise ConfigError(
+                f"{f}: needs one or more (distance, cumulative notional) points", field=f
+            )
+        out: list[tuple[float, float]] = []
+        d0 = c0 = 0.0
+        for k, p in enumerate(pts):
+            sequence(p, f"{f}[{k}]", "2 numbers (distance, cumulative notional)")
+            if len(p) != 2:
+                raise ConfigError(f"{f}[{k}]: expected 2 numbers, got {len(p)}", field=f"{f}[{k}]")
+            d = bounded(p[0], f"{f}[{k}].distance", 0.0, 1.0, lo_open=True, hi_open=True)
+            c = bounded(p[1], f"{f}[{k}].notional", 0.0)
+            if d <= d0:
+                raise ConfigError(
+                    f"{f}[{k}].distance: {d} must increase (previous {d0})",
+                    field=f"{f}[{k}].distance",
+                )
+            if c < c0:
+                raise ConfigError(
+                    f"{f}[{k}].notional: {c} must not decrease (previous {c0})",
+                    field=f"{f}[{k}].notional",
+                )
+            out.append((d, c))
+            d0, c0 = d, c
+        if c0 <= 0:
+            raise ConfigError(f"{f}: the curve holds no notional at all", field=f)
+        object.__setattr__(self, "points", tuple(out))
 
     def _core(self) -> tuple[str, list[float]]:
         return "depth", [float(x) for p in self.points for x in p]
@@ -70,6 +123,11 @@ class NoImpact:
 
 
 Liquidity = SqrtImpact | DepthCurve | NoImpact
+LIQUIDITY_MODELS = (SqrtImpact, DepthCurve, NoImpact)
+CASCADE_MODES = ("rounds", "events")
+DELEVERAGE = ("adl", "socialized_loss", "none")
+# Rounds are numbered in u32 columns; a count above that means "no limit" anyway.
+MAX_COUNT = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -86,6 +144,11 @@ class CascadeConfig:
     ``partial_fraction`` of a position, or more when ``target_margin_ratio`` (requirement /
     equity after the slice, e.g. 0.8) asks for more, or all of it when it or its remainder would
     be below ``min_notional`` USD.
+
+    Every field is checked at construction: a wrong type raises
+    :class:`~crossmargin.exceptions.ConfigTypeError`, a value out of its domain (an insurance
+    fund < 0, a fee outside [0, 1], a move at or below −100%...) a ``ConfigError``, naming
+    the field (``cascade.insurance_fund``, ``cascade.path[1][BTC]``).
     """
 
     shock: Mapping[str, float] | None = None
@@ -104,16 +167,62 @@ class CascadeConfig:
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        """Every field's type and domain, at construction; an error names the field, e.g.
+        ``cascade.insurance_fund: -5.0 must be finite and ≥ 0``. (Which symbols exist is
+        checked against the universe when the cascade runs.)"""
         if self.shock is not None and self.path is not None:
             raise ConfigError("cascade: give shock or path, not both", field="cascade.shock")
-        if self.mode not in ("rounds", "events"):
-            raise ConfigError(
-                f"cascade.mode: {self.mode!r} is not rounds or events", field="cascade.mode"
+        if self.shock is not None:
+            _check_moves(self.shock, "cascade.shock")
+        if self.path is not None:
+            steps = sequence(self.path, "cascade.path", "mappings of moves")
+            if not len(steps):
+                raise ConfigError("cascade.path: needs one or more steps", field="cascade.path")
+            for t, step in enumerate(steps):
+                _check_moves(step, f"cascade.path[{t}]")
+        f = "cascade.insurance_fund"
+        if isinstance(self.insurance_fund, Mapping):
+            for sym, qty in mapping(self.insurance_fund, f, "asset → quantity").items():
+                bounded(qty, f"{f}[{sym}]", 0.0)
+        else:
+            bounded(self.insurance_fund, f, 0.0)
+        bounded(self.liquidation_fee, "cascade.liquidation_fee", 0.0, 1.0)
+        bounded(self.partial_fraction, "cascade.partial_fraction", 0.0, 1.0, lo_open=True)
+        if self.target_margin_ratio is not None:
+            f = "cascade.target_margin_ratio"
+            bounded(self.target_margin_ratio, f, 0.0, 1.0, hi_open=True)
+        bounded(self.min_notional, "cascade.min_notional", 0.0)
+        integer(self.max_rounds, "cascade.max_rounds", 1, MAX_COUNT)
+        text(self.mode, "cascade.mode", CASCADE_MODES)
+        _check_liquidity(self.liquidity)
+        bounded(self.decay, "cascade.decay", 0.0, 1.0)
+        text(self.deleverage, "cascade.deleverage", DELEVERAGE)
+        f = "cascade.max_liquidations_per_round"
+        integer(self.max_liquidations_per_round, f, 0, MAX_COUNT)
+        if not isinstance(self.extra, dict):
+            raise ConfigTypeError(
+                f"cascade.extra: expected a dict, got {type(self.extra).__name__}",
+                field="cascade.extra",
             )
-        if not isinstance(self.max_rounds, int) or self.max_rounds < 1:
-            raise ConfigError(
-                f"cascade.max_rounds: {self.max_rounds!r} must be ≥ 1", field="cascade.max_rounds"
-            )
+
+
+def _check_moves(moves: Any, field: str) -> None:
+    """A mapping symbol → fractional move, each finite and above −100%."""
+    for key, move in mapping(moves, field, "symbol → move").items():
+        bounded(move, f"{field}[{key}]", -1.0, lo_open=True)
+
+
+def _check_liquidity(spec: Any) -> None:
+    """None, one liquidity model, or a mapping market symbol → model."""
+    f = "cascade.liquidity"
+    what = "a liquidity model (SqrtImpact, DepthCurve or NoImpact)"
+    if spec is None or isinstance(spec, LIQUIDITY_MODELS):
+        return
+    if not isinstance(spec, Mapping):
+        raise ConfigTypeError(f"{f}: {show(spec)} is not {what}", field=f)
+    for sym, model in mapping(spec, f, "market → liquidity model").items():
+        if not isinstance(model, LIQUIDITY_MODELS):
+            raise ConfigTypeError(f"{f}[{sym}]: {show(model)} is not {what}", field=f"{f}[{sym}]")
 
 
 @dataclass(frozen=True)
@@ -128,6 +237,10 @@ class CascadeResult:
     insurance_fund: float
     uncovered_bad_debt: float
     truncated: bool
+    """True when ``max_rounds`` (a per-step limit) cut a step short (see ``truncated_steps``)."""
+    truncated_steps: tuple[int, ...]
+    """The path steps cut short by ``max_rounds`` with accounts still liquidatable; the
+    cascade went on with the next step."""
     ledger: Table
     _totals: tuple[list[int], list[int]] = field(repr=False)
 
@@ -157,6 +270,7 @@ class CascadeResult:
             "uncovered_bad_debt_usd": self.uncovered_bad_debt,
             "adl_events": int((self.events.kind == "adl").sum()),
             "truncated": self.truncated,
+            "truncated_steps": list(self.truncated_steps),
         }
 
 
@@ -308,6 +422,15 @@ def assemble(
             "external": np.array([t / 1e8 for t in external]),
         }
     )
+    if out["truncated_steps"]:
+        warnings.warn(
+            TruncatedWarning(
+                "cascade: max_rounds (a per-step limit) cut path step(s) "
+                f"{', '.join(str(x) for x in out['truncated_steps'])} short with accounts still "
+                "liquidatable; bad debt and liquidations are understated (raise max_rounds)"
+            ),
+            stacklevel=4,  # the caller of Engine.cascade
+        )
     return CascadeResult(
         events=events,
         rounds=rounds,
@@ -316,7 +439,8 @@ def assemble(
         fees=float(out["fees_usd"]),
         insurance_fund=float(fund),
         uncovered_bad_debt=max(-float(fund), 0.0),
-        truncated=bool(out["truncated"]),
+        truncated=bool(out["truncated_steps"]),
+        truncated_steps=tuple(int(x) for x in out["truncated_steps"]),
         ledger=ledger,
         _totals=(list(totals[0]), list(totals[1])),
     )
@@ -326,11 +450,11 @@ def run_cascade(engine: Engine, book: Book, config: CascadeConfig) -> CascadeRes
     """Runs ``config`` on ``book`` (see :meth:`crossmargin.Engine.cascade`)."""
     u = engine.universe
     step_assets, step_marks = path_prices(u, config)
-    asset_remap, market_remap = book.remaps(u)
+    grouped, asset_remap, market_remap = book.grouping(u)
     out = _core.run_cascade(
         engine._pool,
         u._compiled,
-        book._grouped,
+        grouped,
         asset_remap,
         market_remap,
         step_assets,

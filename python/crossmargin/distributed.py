@@ -22,8 +22,10 @@ Needs the optional extra: ``pip install crossmargin[distributed]``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -48,6 +50,11 @@ if TYPE_CHECKING:
 
 MANIFEST = "_dataset.json"
 PART = "part-{:05d}"
+FORMAT = "crossmargin partitioned book"
+# 2: per-partition row counts, account counts and file checksums (1 had only the totals).
+FORMAT_VERSION = 2
+TABLES = ("balances", "positions")
+_HEX = frozenset("0123456789abcdef")
 # Margin-ratio histogram edges (mm / adj_equity_maint; ≥ 1 is below maintenance). The last
 # bin also holds +inf (maintenance equity gone).
 RATIO_BINS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0, 1.5, 2.0, 5.0, math.inf)
@@ -77,7 +84,14 @@ def _symbol_array(col: SymbolColumn, names: list[str], rows: np.ndarray) -> Any:
 class PartitionWriter:
     """Appends books (e.g. chunks of a synthetic book too big for memory) to a partitioned
     Parquet dataset: ``folder/part-00000/balances.parquet``, ``positions.parquet``, ... and
-    ``folder/_dataset.json``. Rows keep their input order within each partition."""
+    ``folder/_dataset.json``, the manifest: per partition its row counts, its account count and
+    the sha256 of each file, plus totals (docs/SCALING.md, "The manifest, and what every read
+    verifies"). Rows keep their input order within each partition; every partition gets both
+    files, with zero rows when no account hashes to it.
+
+    The manifest is written last, atomically, by :meth:`close`: until then (and after a
+    failed ``write`` or an exception inside ``with``) the folder has no manifest and every
+    reader refuses it, so a half-written dataset can never be read as a smaller one."""
 
     def __init__(self, folder: str | Path, universe: Universe, n_partitions: int) -> None:
         if not isinstance(n_partitions, int) or n_partitions < 1:
@@ -87,9 +101,29 @@ class PartitionWriter:
         self.n = n_partitions
         self.accounts = 0
         self._writers: dict[tuple[int, str], Any] = {}
+        self._closed = False
+        self._failed = False
         self.folder.mkdir(parents=True, exist_ok=True)
+        ours = {PART.format(i) for i in range(self.n)}
+        stray = sorted(p.name for p in self.folder.glob("part-*") if p.name not in ours)
+        if stray:
+            raise BookError(
+                f"{self.folder / stray[0]}: the folder already holds a partition that a dataset "
+                f"of {self.n} partitions does not have: write to an empty folder"
+            )
+        # The files are about to be replaced: an earlier manifest no longer describes them.
+        (self.folder / MANIFEST).unlink(missing_ok=True)
 
     def write(self, book: Book) -> None:
+        if self._closed:
+            raise BookError(f"{self.folder}: this PartitionWriter is closed")
+        try:
+            self._write(book)
+        except BaseException:
+            self._failed = True  # some partitions may hold this book's rows, others not
+            raise
+
+    def _write(self, book: Book) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -125,24 +159,37 @@ class PartitionWriter:
                     )
                 w.write_table(t)
 
-    def close(self) -> Path:
+    def _close_files(self) -> None:
         for w in self._writers.values():
             w.close()
         self._writers.clear()
-        manifest = {
-            "format": "crossmargin partitioned book",
-            "n_partitions": self.n,
-            "partitioning": "fibonacci hash of the account id, modulo n_partitions",
-            "accounts": self.accounts,
-        }
-        (self.folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        self._closed = True
+
+    def close(self) -> Path:
+        """Closes the files and writes the manifest (once; closing again does nothing)."""
+        if self._closed:
+            return self.folder
+        if self._failed:
+            self._close_files()
+            raise BookError(
+                f"{self.folder}: a write failed, so the partitions are incomplete: no manifest "
+                "written (the dataset cannot be read); write it again"
+            )
+        if not self._writers:  # nothing written: still n partitions, of zero rows
+            self._write(Book.from_arrays())
+        self._close_files()
+        entries = [_describe(self.folder / PART.format(i)) for i in range(self.n)]
+        _write_manifest(self.folder, entries)
         return self.folder
 
     def __enter__(self) -> PartitionWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._close_files()  # no manifest: the partial dataset stays unreadable
 
 
 def write_partitioned(
@@ -155,45 +202,281 @@ def write_partitioned(
     return Path(folder)
 
 
-def is_partitioned(folder: str | Path) -> bool:
-    return (Path(folder) / MANIFEST).is_file()
+# ---- the manifest ----------------------------------------------------------------------
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
-def partitions(folder: str | Path) -> list[Path]:
-    """The partition folders of a dataset, in order."""
-    f = Path(folder)
-    try:
-        n = int(json.loads((f / MANIFEST).read_text())["n_partitions"])
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        raise BookError(
-            f"{f}: not a partitioned book ({MANIFEST} missing or unreadable: {e})"
-        ) from None
-    return [f / PART.format(i) for i in range(n)]
+def _count_accounts(*columns: Any) -> int:
+    """Distinct account ids over the account columns of a partition's tables (what
+    ``Book.n_accounts`` counts)."""
+    ids = [
+        c.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        for col in columns
+        for c in col.chunks
+    ]
+    x = np.sort(np.concatenate(ids)) if ids else np.zeros(0, dtype=np.int64)
+    return int(np.count_nonzero(x[1:] != x[:-1])) + int(len(x) > 0)
 
 
-def read_partition(path: str | Path) -> Book:
-    """One partition as a Book (an empty partition is an empty book)."""
-    from crossmargin.io import read_book
-
-    p = Path(path)
-    if not any(p.glob("*.parquet")):
-        return Book.from_arrays()
-    return read_book(p)
-
-
-def read_partitioned(folder: str | Path) -> Book:
-    """The whole dataset as one in-memory Book (partitions concatenated)."""
+def _describe(d: Path) -> dict[str, Any]:
+    """A partition's manifest entry, from the files as they are on disk."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tables: dict[str, list[Any]] = {"balances": [], "positions": []}
-    for p in partitions(folder):
-        for name in tables:
-            f = p / f"{name}.parquet"
-            if f.exists():
-                tables[name].append(pq.read_table(f))
-    joined = [pa.concat_tables(t) if t else None for t in tables.values()]
-    return Book.from_arrow(*joined)
+    files: dict[str, Any] = {}
+    accounts = []
+    for t in TABLES:
+        data = (d / f"{t}.parquet").read_bytes()
+        col = pq.read_table(pa.BufferReader(data), columns=["account"]).column("account")
+        files[f"{t}.parquet"] = {"rows": len(col), "bytes": len(data), "sha256": _sha256(data)}
+        accounts.append(col)
+    return {"name": d.name, "accounts": _count_accounts(*accounts), "files": files}
+
+
+def _seal(doc: Mapping[str, Any]) -> str:
+    """The manifest's own checksum: sha256 of its canonical JSON without this key."""
+    body = {k: v for k, v in doc.items() if k != "manifest_sha256"}
+    return _sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+
+
+def _write_manifest(folder: Path, entries: list[dict[str, Any]]) -> None:
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "partitioning": "fibonacci hash of the account id, modulo n_partitions",
+        "checksum": "sha256 of each partition file's bytes",
+        "n_partitions": len(entries),
+        "accounts": sum(e["accounts"] for e in entries),
+        "rows": {t: sum(e["files"][f"{t}.parquet"]["rows"] for e in entries) for t in TABLES},
+        "partitions": entries,
+    }
+    doc["manifest_sha256"] = _seal(doc)
+    tmp = folder / f"{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, folder / MANIFEST)
+
+
+def _span(names: Sequence[str]) -> str:
+    return ", ".join(names) if len(names) <= 3 else f"{names[0]} … {names[-1]}"
+
+
+def _count(doc: Any, key: str, m: Path, where: str) -> int:
+    v = doc.get(key) if isinstance(doc, dict) else None
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise BookError(f"{m}: corrupt manifest: {where}{key} is {v!r}, not a count")
+    return v
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    """The dataset's manifest, checked for consistency (not yet against the files)."""
+    m = folder / MANIFEST
+    try:
+        raw = m.read_bytes()
+    except FileNotFoundError:
+        raise BookError(f"{folder}: not a partitioned book ({MANIFEST} is missing)") from None
+    except OSError as e:
+        raise BookError(f"{m}: cannot read the manifest: {e}") from None
+    try:
+        doc = json.loads(raw)
+    except ValueError as e:
+        raise BookError(f"{m}: corrupt manifest (not valid JSON: {e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise BookError(f"{m}: corrupt manifest (not a crossmargin partitioned-book manifest)")
+    version = doc.get("format_version")
+    if version is None and "partitions" not in doc:
+        raise BookError(
+            f"{m}: written by an earlier crossmargin, without per-partition row counts and "
+            "checksums, so a missing or truncated partition cannot be detected: rewrite the "
+            "dataset with crossmargin.distributed.write_partitioned (or PartitionWriter)"
+        )
+    if version != FORMAT_VERSION:
+        raise BookError(
+            f"{m}: manifest format_version {version!r}; this crossmargin reads {FORMAT_VERSION}"
+        )
+    n = _count(doc, "n_partitions", m, "")
+    parts = doc.get("partitions")
+    if not isinstance(parts, list):
+        raise BookError(f"{m}: corrupt manifest: partitions is not a list")
+    if n != len(parts):
+        names = [x.get("name", "?") if isinstance(x, dict) else "?" for x in parts]
+        raise BookError(
+            f"{m}: n_partitions is {n} but the manifest lists {len(parts)} partitions "
+            f"({_span(names) or 'none'}): the manifest was edited or is damaged"
+        )
+    if n < 1:
+        raise BookError(f"{m}: corrupt manifest: a dataset has at least one partition")
+    totals = {"accounts": 0} | {t: 0 for t in TABLES}
+    for i, entry in enumerate(parts):
+        name = PART.format(i)
+        got = entry.get("name") if isinstance(entry, dict) else None
+        if got != name:
+            raise BookError(f"{m}: corrupt manifest: partitions[{i}] is {got!r}, not {name!r}")
+        totals["accounts"] += _count(entry, "accounts", m, f"{name}.")
+        files = entry.get("files")
+        if not isinstance(files, dict) or set(files) != {f"{t}.parquet" for t in TABLES}:
+            raise BookError(
+                f"{m}: corrupt manifest: {name}.files must list balances.parquet and "
+                "positions.parquet"
+            )
+        for t in TABLES:
+            f = files[f"{t}.parquet"]
+            where = f"{name}/{t}.parquet."
+            totals[t] += _count(f, "rows", m, where)
+            _count(f, "bytes", m, where)
+            h = f.get("sha256")
+            if not (isinstance(h, str) and len(h) == 64 and all(c in _HEX for c in h)):
+                raise BookError(f"{m}: corrupt manifest: {where}sha256 is {h!r}")
+    rows = doc.get("rows")
+    for key, want, got_total in (
+        ("accounts", doc.get("accounts"), totals["accounts"]),
+        *(
+            (f"rows.{t}", rows.get(t) if isinstance(rows, dict) else None, totals[t])
+            for t in TABLES
+        ),
+    ):
+        if want != got_total:
+            raise BookError(
+                f"{m}: the manifest's {key} is {want!r} but its partitions add up to "
+                f"{got_total}: the manifest was edited or is damaged"
+            )
+    if doc.get("manifest_sha256") != _seal(doc):
+        raise BookError(
+            f"{m}: the manifest's checksum (manifest_sha256) does not match its content: "
+            "it was edited or is damaged"
+        )
+    return doc
+
+
+def _plan(folder: str | Path) -> tuple[dict[str, Any], list[tuple[Path, dict[str, Any]]]]:
+    """The manifest and its partitions, after checking that the folder holds exactly the
+    partitions the manifest lists: none missing, none extra."""
+    f = Path(folder)
+    doc = _manifest(f)
+    entries: list[dict[str, Any]] = doc["partitions"]
+    for e in entries:
+        _present(f / e["name"], e)
+    listed = {e["name"] for e in entries}
+    extra = sorted(p.name for p in f.glob("part-*") if p.name not in listed)
+    if extra:
+        raise BookError(
+            f"{f / extra[0]}: a partition the manifest does not list (it lists "
+            f"{len(entries)}: {_span(sorted(listed))}): remove it, or rewrite the dataset"
+        )
+    return doc, [(f / e["name"], e) for e in entries]
+
+
+def _present(p: Path, entry: Mapping[str, Any]) -> None:
+    if not p.is_dir():
+        rows = ", ".join(
+            f"{v['rows']} {k.removesuffix('s.parquet')} rows" for k, v in entry["files"].items()
+        )
+        raise BookError(
+            f"{p}: partition missing (the manifest lists it with {entry['accounts']} "
+            f"accounts, {rows})"
+        )
+
+
+def _read_tables(p: Path, entry: Mapping[str, Any]) -> list[Any]:
+    """A partition's two tables, each file checked against its manifest entry: present,
+    same sha256, same row count."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _present(p, entry)
+    tables = []
+    for t in TABLES:
+        name = f"{t}.parquet"
+        spec = entry["files"][name]
+        f = p / name
+        try:
+            data = f.read_bytes()
+        except FileNotFoundError:
+            raise BookError(
+                f"{f}: missing (the manifest lists it with {spec['rows']} rows)", table=t
+            ) from None
+        except OSError as e:
+            raise BookError(f"{f}: cannot read: {e}", table=t) from None
+        if _sha256(data) != spec["sha256"]:
+            try:
+                held = f"holds {pq.read_metadata(pa.BufferReader(data)).num_rows} rows"
+            except Exception:  # pyarrow raises several unrelated types for damaged files
+                held = "is not readable Parquet"
+            raise BookError(
+                f"{f}: {held} in {len(data)} bytes, the manifest says {spec['rows']} rows in "
+                f"{spec['bytes']} bytes, and the sha256 differs: the file was truncated, "
+                "altered or replaced",
+                table=t,
+            )
+        try:
+            table = pq.read_table(pa.BufferReader(data))
+        except Exception as e:  # pyarrow raises several unrelated types for unreadable files
+            raise BookError(f"{f}: cannot read: {e}", table=t) from None
+        if table.num_rows != spec["rows"]:
+            raise BookError(
+                f"{f}: holds {table.num_rows} rows, the manifest says {spec['rows']}", table=t
+            )
+        tables.append(table)
+    return tables
+
+
+def _check_accounts(p: Path, entry: Mapping[str, Any], accounts: int) -> None:
+    if accounts != entry["accounts"]:
+        raise BookError(f"{p}: holds {accounts} accounts, the manifest says {entry['accounts']}")
+
+
+def is_partitioned(folder: str | Path) -> bool:
+    """A partitioned dataset: a folder with a manifest, or one that looks like a dataset
+    whose manifest is missing (``part-*`` folders of book files, no book files of its own) —
+    reading that one then fails on the missing manifest."""
+    f = Path(folder)
+    if (f / MANIFEST).exists():
+        return True
+    if not f.is_dir() or any(f.glob("balances.*")) or any(f.glob("positions.*")):
+        return False
+    return any(any(p.glob(f"{t}.parquet")) for p in f.glob("part-*") for t in TABLES)
+
+
+def partitions(folder: str | Path) -> list[Path]:
+    """The partition folders of a dataset, in order, once the folder is checked to hold
+    exactly the partitions its manifest lists (:class:`BookError` otherwise)."""
+    return [p for p, _ in _plan(folder)[1]]
+
+
+def read_partition(path: str | Path, entry: Mapping[str, Any] | None = None) -> Book:
+    """One partition as a Book, verified against its manifest entry (``entry``, or the one
+    in the dataset's manifest, ``path/../_dataset.json``): both files present, their sha256
+    and row counts and the account count as recorded. A partition holding no accounts is an
+    empty book only when the manifest says so."""
+    p = Path(path)
+    if entry is None:
+        doc = _manifest(p.parent)
+        entry = next((e for e in doc["partitions"] if e["name"] == p.name), None)
+        if entry is None:
+            raise BookError(f"{p}: a partition the manifest {p.parent / MANIFEST} does not list")
+    book = Book.from_arrow(*_read_tables(p, entry))
+    _check_accounts(p, entry, book.n_accounts)
+    return book
+
+
+def read_partitioned(folder: str | Path) -> Book:
+    """The whole dataset as one in-memory Book (partitions concatenated), every partition
+    verified against the manifest (see :func:`read_partition`)."""
+    import pyarrow as pa
+
+    doc, plan = _plan(folder)
+    tables: dict[str, list[Any]] = {t: [] for t in TABLES}
+    for p, entry in plan:
+        bal, pos = _read_tables(p, entry)
+        _check_accounts(p, entry, _count_accounts(bal.column("account"), pos.column("account")))
+        tables["balances"].append(bal)
+        tables["positions"].append(pos)
+    book = Book.from_arrow(*(pa.concat_tables(t) for t in tables.values()))
+    if book.n_accounts != doc["accounts"]:  # an account in two partitions
+        raise BookError(
+            f"{folder}: holds {book.n_accounts} accounts, the manifest says {doc['accounts']}"
+        )
+    return book
 
 
 # ---- the universe, shipped once --------------------------------------------------------
@@ -394,6 +677,7 @@ class ShardedMargin:
 def _evaluate_part(
     spec: UniverseSpec,
     path: str,
+    entry: dict[str, Any],
     prices: tuple[np.ndarray, np.ndarray],
     out: str | None,
     top_k: int,
@@ -401,7 +685,7 @@ def _evaluate_part(
     from crossmargin.engine import Engine
 
     u = spec.build()
-    book = read_partition(path)
+    book = read_partition(path, entry)  # verified here, where it is read
     r = Engine(u, threads=_threads()).evaluate(book, prices=_aligned(prices))
     if out is not None:
         target = Path(out) / Path(path).name
@@ -419,8 +703,11 @@ def evaluate(
     top_k: int = 10,
 ) -> ShardedMargin:
     """Margin of every account of a partitioned dataset, one task per partition; with
-    ``out``, each partition's MarginResult goes to ``out/part-NNNNN/margin.parquet``."""
-    parts = partitions(folder)
+    ``out``, each partition's MarginResult goes to ``out/part-NNNNN/margin.parquet``.
+    Exactly the manifest's partitions are scheduled, and each task verifies the partition
+    it reads (:func:`read_partition`): a missing, extra or altered partition raises
+    :class:`BookError`."""
+    doc, plan = _plan(folder)
     spec = _broadcast(client, universe)
     px = resolve(universe, prices)
     o = None if out is None else str(out)
@@ -429,19 +716,23 @@ def evaluate(
             _evaluate_part,
             spec,
             str(p),
+            entry,
             px,
             o,
             top_k,
             key=f"cm-margin-{p.name}-{uuid.uuid4().hex[:8]}",
         )
-        for p in parts
+        for p, entry in plan
     ]
-    return merge_summaries(client.gather(futures), top_k)
+    merged = merge_summaries(client.gather(futures), top_k)
+    _check_total(folder, doc, merged.summary["accounts"])
+    return merged
 
 
 def _stress_part(
     spec: UniverseSpec,
     path: str,
+    entry: dict[str, Any],
     names: list[str],
     prices: list[tuple[np.ndarray, np.ndarray]],
     out: str | None,
@@ -449,9 +740,10 @@ def _stress_part(
     from crossmargin.engine import Engine
 
     u = spec.build()
-    book = read_partition(path)
+    book = read_partition(path, entry)  # verified here, where it is read
     engine = Engine(u, threads=_threads())
-    rows: dict[str, list[Any]] = {
+    rows: dict[str, Any] = {
+        "accounts": book.n_accounts,
         "liquidatable": [],
         "bankrupt": [],
         "shortfall": [],
@@ -493,6 +785,7 @@ def stress(
     prices = [
         scenario_prices(universe, n, m)[:2] for n, m in zip(names, scenarios.values(), strict=True)
     ]
+    doc, plan = _plan(folder)
     spec = _broadcast(client, universe)
     o = None if out is None else str(out)
     futures = [
@@ -500,14 +793,16 @@ def stress(
             _stress_part,
             spec,
             str(p),
+            entry,
             names,
             prices,
             o,
             key=f"cm-stress-{p.name}-{uuid.uuid4().hex[:8]}",
         )
-        for p in partitions(folder)
+        for p, entry in plan
     ]
     parts = client.gather(futures)
+    _check_total(folder, doc, sum(p["accounts"] for p in parts))
     n = len(names)
     liq = np.array([sum(p["liquidatable"][s] for p in parts) for s in range(n)], dtype=np.int64)
     bank = np.array([sum(p["bankrupt"][s] for p in parts) for s in range(n)], dtype=np.int64)
@@ -531,14 +826,22 @@ class ShardActor:
     """One partition of a cascade, held on a worker (a Dask actor): its book in the ledger
     and the calls of the step protocol."""
 
-    def __init__(self, spec: UniverseSpec, path: str, params: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        spec: UniverseSpec,
+        path: str,
+        params: dict[str, Any],
+        entry: dict[str, Any] | None = None,
+    ) -> None:
         self.universe = spec.build()
-        book = read_partition(path)
-        asset_remap, market_remap = book.remaps(self.universe)
-        self.shard = _core.CascadeShard(
-            self.universe._compiled, book._grouped, asset_remap, market_remap
-        )
+        book = read_partition(path, entry)  # verified here, where it is read
+        self.accounts = book.n_accounts
+        grouped, asset_remap, market_remap = book.grouping(self.universe)
+        self.shard = _core.CascadeShard(self.universe._compiled, grouped, asset_remap, market_remap)
         self.params = params
+
+    def n_accounts(self) -> int:
+        return int(self.accounts)
 
     def holdings(self) -> list[int]:
         return list(self.shard.holdings())
@@ -618,8 +921,9 @@ def cascade(
         "fee": float(config.liquidation_fee),
         "deleverage": config.deleverage,
     }
+    doc, plan = _plan(folder)
+    parts = [p for p, _ in plan]
     spec = _broadcast(client, u)
-    parts = partitions(folder)
     workers = sorted(client.scheduler_info()["workers"])
     actors = _all(
         [
@@ -628,13 +932,15 @@ def cascade(
                 spec,
                 str(p),
                 params,
+                entry,
                 actor=True,
                 workers=[workers[i % len(workers)]] if workers else None,
                 key=f"cm-shard-{p.name}-{uuid.uuid4().hex[:8]}",
             )
-            for i, p in enumerate(parts)
+            for i, (p, entry) in enumerate(plan)
         ]
     )
+    _check_total(folder, doc, sum(_all([a.n_accounts() for a in actors])))
     holdings_before = _all([a.holdings() for a in actors])
     _check_capacity(u, _all([a.gross_holdings() for a in actors]), list(driver.pools()[0]))
     fund_before = list(driver.pools()[0])
@@ -671,6 +977,15 @@ def cascade(
     )
     final_book = _merge_final(books) if o is None else Book.from_arrays()
     return _result(u, out_d, holdings_before, holdings_after, fund_before, final_book)
+
+
+def _check_total(folder: str | Path, doc: Mapping[str, Any], accounts: int) -> None:
+    """The driver's last check: the workers' partitions add up to the manifest's accounts."""
+    if accounts != doc["accounts"]:
+        raise BookError(
+            f"{folder}: the partitions read hold {accounts} accounts, the manifest says "
+            f"{doc['accounts']}"
+        )
 
 
 # Largest Σ |holdings| of one asset a cascade starts from, minor units (the core's

@@ -9,12 +9,19 @@ requirement, c_j its contribution to the initial pool (min(uPnL, 0) + w·max(uPn
   profit of one funds nothing else;
 - ``required_cross`` = max(Σ_j IM_j − Σ_j c_j, 0): one pool (the standard model);
 - ``required_portfolio`` (only when ``"portfolio"`` is in ``crossmargin.engine.MODELS``):
-  max(im − (adj_equity_initial − collateral), 0) of the portfolio model on the book as given;
+  max(im − (adj_equity_initial − collateral), 0) of the portfolio model on the book with
+  every position cross, like the two columns above (isolated margins left out);
 - ``savings`` = required_isolated − required_cross (≥ 0); ``savings_fraction`` = savings /
   required_isolated (0 when nothing is required);
-- ``utilisation`` = im / equity and ``leverage`` = Σ |notional| / equity, with ``im`` the
-  initial requirement of all positions; both are 0 without positions and +inf when
-  equity ≤ 0 with positions.
+- ``im_as_cross`` = Σ_j IM_j: the initial requirement of every position, isolated ones
+  included, each taken as cross — what both hypothetical regimes are built from. It is
+  **not** ``Engine.evaluate``'s ``im``, which counts cross positions only (an isolated
+  position's requirement is met by its own margin, outside the pool): the two agree for an
+  account without isolated positions, and for every account once the book's positions are
+  all cross; otherwise ``im_as_cross`` = evaluate's ``im`` + the isolated positions' IM;
+- ``utilisation`` = im_as_cross / equity and ``leverage`` = Σ |notional| / equity (equity
+  includes the isolated margins, notional every perp and future); both are 0 without
+  positions and +inf when equity ≤ 0 with positions.
 
 Amounts in USD. Rows: one per account, ascending id (as ``Engine.evaluate``).
 """
@@ -44,6 +51,15 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
+def _all_cross(book: Book) -> Book:
+    """The book with every position cross and no isolated margin (the positions both
+    hypothetical regimes compare); the book itself when no position is isolated."""
+    iso = np.asarray(book.positions["isolated_margin"], dtype=np.float64)
+    if not (iso > 0).any():  # 0 or NaN: cross
+        return book
+    return Book(book.balances, {**book.positions, "isolated_margin": np.zeros(len(iso))})
+
+
 @dataclass(frozen=True)
 class CapitalEfficiency:
     """``accounts``: a Table, one row per account; ``aggregate``: book-level totals."""
@@ -53,6 +69,10 @@ class CapitalEfficiency:
 
     def to_pandas(self) -> Any:
         return self.accounts.to_pandas()
+
+    def to_polars(self) -> Any:
+        """The per-account table as a polars DataFrame (needs ``pip install polars``)."""
+        return self.accounts.to_polars()
 
     def __repr__(self) -> str:
         return f"CapitalEfficiency(accounts={len(self.accounts)}, aggregate={self.aggregate})"
@@ -65,12 +85,12 @@ def capital_efficiency(
     from crossmargin import engine as engine_module
 
     u = engine.universe
-    asset_remap, market_remap = book.remaps(u)
+    grouped, asset_remap, market_remap = book.grouping(u)
     asset_prices, marks = resolve(u, prices)
     c = _core.efficiency_columns(
         engine._pool,
         u._compiled,
-        book._grouped,
+        grouped,
         asset_remap,
         market_remap,
         asset_prices,
@@ -82,13 +102,13 @@ def capital_efficiency(
         "equity": c["equity"],
         "collateral": c["collateral"],
         "notional": c["notional"],
-        "im": c["im"],
+        "im_as_cross": c["im"],
         "required_isolated": c["required_isolated"],
         "required_cross": c["required_cross"],
     }
     has_pm = "portfolio" in engine_module.MODELS and u.portfolio is not None
     if has_pm:
-        pm = engine.evaluate(book, prices=prices, model="portfolio")  # type: ignore[arg-type]
+        pm = engine.evaluate(_all_cross(book), prices=prices, model="portfolio")  # type: ignore[arg-type]
         cols["required_portfolio"] = np.maximum(
             pm.im - (pm.adj_equity_initial - c["collateral"]), 0.0
         )
@@ -105,7 +125,7 @@ def capital_efficiency(
         "accounts": len(table),
         "equity": float(c["equity"].sum()),
         "notional": float(c["notional"].sum()),
-        "im": float(c["im"].sum()),
+        "im_as_cross": float(c["im"].sum()),
         "required_isolated": iso,
         "required_cross": cross,
         "savings": iso - cross,

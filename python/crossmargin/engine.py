@@ -8,13 +8,15 @@ from typing import Literal
 import numpy as np
 
 from crossmargin import _core, efficiency, funding, liqprice, solvency
+from crossmargin import explain as explain_module
 from crossmargin import stress as stress_module
 from crossmargin.book import Book
 from crossmargin.cascade import CascadeConfig, CascadeResult, run_cascade
 from crossmargin.efficiency import CapitalEfficiency
-from crossmargin.exceptions import BookError, ConfigError
+from crossmargin.exceptions import BookError, ConfigError, ConfigTypeError
+from crossmargin.explain import Explanation
 from crossmargin.funding import FundingResult, Rates
-from crossmargin.prices import PriceOverrides, resolve
+from crossmargin.prices import PriceOverrides, repriced, resolve
 from crossmargin.result import MarginResult
 from crossmargin.solvency import SolvencyResult
 from crossmargin.stress import Measure, ReverseStressResult, Scenario, StressResult
@@ -72,7 +74,7 @@ class Engine:
         """
         if model not in MODELS:
             raise ConfigError(f"model: {model!r} is not one of {', '.join(MODELS)}", field="model")
-        asset_remap, market_remap = _book(book).remaps(self.universe)
+        grouped, asset_remap, market_remap = _book(book).grouping(self.universe)
         asset_prices, marks = resolve(self.universe, prices)
         if model != "standard":
             pm = self.universe._compiled_portfolio
@@ -85,7 +87,7 @@ class Engine:
                 self._pool,
                 self.universe._compiled,
                 pm,
-                book._grouped,
+                grouped,
                 asset_remap,
                 market_remap,
                 asset_prices,
@@ -96,7 +98,7 @@ class Engine:
         cols = _core.evaluate_standard(
             self._pool,
             self.universe._compiled,
-            book._grouped,
+            grouped,
             asset_remap,
             market_remap,
             asset_prices,
@@ -133,11 +135,17 @@ class Engine:
         return liqprice.liquidation_prices(self, _book(book), prices, move)
 
     def stress(
-        self, book: Book, scenarios: Mapping[str, Scenario], insurance_fund: float = 0.0
+        self,
+        book: Book,
+        scenarios: Mapping[str, Scenario],
+        insurance_fund: float = 0.0,
+        *,
+        prices: PriceOverrides = None,
     ) -> StressResult:
         """Every account under every scenario in one pass (crossmargin.stress); scenarios map
-        names to fractional moves, e.g. ``{"crash": {"BTC": -0.3, "ETH": -0.35}}``."""
-        return stress_module.stress(self, _book(book), scenarios, insurance_fund)
+        names to fractional moves, e.g. ``{"crash": {"BTC": -0.3, "ETH": -0.35}}``, from the
+        universe's prices or from ``prices`` (the same overrides as :meth:`evaluate`)."""
+        return stress_module.stress(self._at(prices), _book(book), scenarios, insurance_fund)
 
     def reverse_stress(
         self,
@@ -148,11 +156,21 @@ class Engine:
         measure: Measure = "bad_debt",
         max_move: float | None = None,
         tol: float = 1e-4,
+        *,
+        prices: PriceOverrides = None,
     ) -> ReverseStressResult:
         """The smallest uniform (and per-underlying) move at which ``measure`` exceeds the
-        insurance fund (crossmargin.stress)."""
+        insurance fund (crossmargin.stress), moving from the universe's prices or from
+        ``prices`` (the same overrides as :meth:`evaluate`)."""
         return stress_module.reverse_stress(
-            self, _book(book), insurance_fund, underlyings, direction, measure, max_move, tol
+            self._at(prices),
+            _book(book),
+            insurance_fund,
+            underlyings,
+            direction,
+            measure,
+            max_move,
+            tol,
         )
 
     def capital_efficiency(self, book: Book, prices: PriceOverrides = None) -> CapitalEfficiency:
@@ -160,14 +178,18 @@ class Engine:
         and in aggregate (crossmargin.efficiency)."""
         return efficiency.capital_efficiency(self, _book(book), prices)
 
-    def cascade(self, book: Book, config: CascadeConfig) -> CascadeResult:
+    def cascade(
+        self, book: Book, config: CascadeConfig, *, prices: PriceOverrides = None
+    ) -> CascadeResult:
         """Liquidation sequencing after a shock or along a price path (crossmargin.cascade):
-        event log, per-round table, final book, insurance fund and bad debt."""
+        event log, per-round table, final book, insurance fund and bad debt. The shock moves
+        from the universe's prices or from ``prices`` (the same overrides as
+        :meth:`evaluate`)."""
         if not isinstance(config, CascadeConfig):
-            raise ConfigError(
+            raise ConfigTypeError(
                 f"config: expected CascadeConfig, got {type(config).__name__}", field="config"
             )
-        return run_cascade(self, _book(book), config)
+        return run_cascade(self._at(prices), _book(book), config)
 
     def greeks(self, book: Book, prices: PriceOverrides = None) -> Table:
         """Greeks per account × underlying (rows where the account holds a position on the
@@ -175,12 +197,12 @@ class Engine:
         underlyings in universe order). ``delta`` is in units of the underlying and counts
         perps, futures, options and that collateral; ``gamma`` (∂²V/∂S², per USD), ``vega``
         (USD per 1.00 of volatility) and ``theta`` (USD per year) come from options."""
-        asset_remap, market_remap = _book(book).remaps(self.universe)
+        grouped, asset_remap, market_remap = _book(book).grouping(self.universe)
         asset_prices, marks = resolve(self.universe, prices)
         cols = _core.greeks_columns(
             self._pool,
             self.universe._compiled,
-            book._grouped,
+            grouped,
             asset_remap,
             market_remap,
             asset_prices,
@@ -199,6 +221,26 @@ class Engine:
                 "theta": cols["theta"],
             }
         )
+
+    def explain(self, book: Book, account: int, *, prices: PriceOverrides = None) -> Explanation:
+        """One account row by row under the standard model (crossmargin.explain): each
+        balance's weighted value, each position's notional, bracket, requirement and uPnL,
+        and which margin test failed; the totals are :meth:`evaluate`'s, bit for bit.
+
+        >>> e = engine.explain(book, 42)      # doctest: +SKIP
+        >>> print(e); e.failed; e.to_dict()   # doctest: +SKIP
+        """
+        return explain_module.explain(self, _book(book), account, prices)
+
+    def _at(self, prices: PriceOverrides) -> Engine:
+        """This engine (same pool) on the universe repriced by ``prices``: the base that
+        scenario and shock moves apply to."""
+        if prices is None:
+            return self
+        other = object.__new__(Engine)
+        other.universe = repriced(self.universe, prices)
+        other._pool = self._pool
+        return other
 
     def __repr__(self) -> str:
         u = self.universe

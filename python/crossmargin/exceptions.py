@@ -1,5 +1,10 @@
 """Every error crossmargin raises derives from :class:`CrossmarginError`.
 
+A wrong *value* raises a class that is also a ``ValueError`` (:class:`ConfigError`,
+:class:`BookError`, :class:`PriceError`); a wrong *type* its ``*TypeError`` subclass, which
+is also a ``TypeError``: ``except TypeError``, ``except ValueError`` and
+``except CrossmarginError`` all work.
+
 The engine's Rust core raises these same classes (never a panic), with structured fields
 so that a batch job can point at the offending row, symbol or field.
 """
@@ -48,6 +53,33 @@ class PriceError(CrossmarginError, ValueError):
         self.field = field
 
 
+class ConfigTypeError(ConfigError, TypeError):
+    """A configuration value or call argument of the wrong type (a string or a bool where a
+    number belongs, a list where a table belongs...): a :class:`ConfigError` that is also a
+    ``TypeError``, with the same ``field``."""
+
+
+class BookTypeError(BookError, TypeError):
+    """A book column or cell of the wrong type (text, None or a bool where a number belongs):
+    a :class:`BookError` that is also a ``TypeError``, with the same ``table``, ``row``,
+    ``column``."""
+
+
+class PriceTypeError(PriceError, TypeError):
+    """A price of the wrong type (a string or a bool where a number belongs): a
+    :class:`PriceError` that is also a ``TypeError``, with the same ``field``."""
+
+
+class ConfigWarning(UserWarning):
+    """A configuration that is valid but probably not what was meant, e.g. a haircut table
+    whose last bound is finite (collateral above it counts as zero)."""
+
+
+class TruncatedWarning(RuntimeWarning):
+    """A search or simulation stopped at its configured limit before its natural end, e.g. a
+    cascade step cut short by ``max_rounds`` with accounts still liquidatable."""
+
+
 class ResourceError(CrossmarginError, MemoryError):
     """A job would need more memory than the machine has available. Raised before the
     allocation, from an estimate made when the size is known up front (see
@@ -59,4 +91,15 @@ class ResourceError(CrossmarginError, MemoryError):
         self.available = available
 
 
-__all__ = ["BookError", "ConfigError", "CrossmarginError", "PriceError", "ResourceError"]
+__all__ = [
+    "BookError",
+    "BookTypeError",
+    "ConfigError",
+    "ConfigTypeError",
+    "ConfigWarning",
+    "CrossmarginError",
+    "PriceError",
+    "PriceTypeError",
+    "ResourceError",
+    "TruncatedWarning",
+]

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crossmargin import _core
+from crossmargin._validate import array, mapping, number
 from crossmargin.book import Book, SymbolColumn
 from crossmargin.exceptions import ConfigError, CrossmarginError
 from crossmargin.prices import PriceOverrides, resolve
@@ -48,9 +49,15 @@ SCALE = 100_000_000
 Rates = Mapping[str, float] | Sequence[float] | np.ndarray
 
 
-def _per_market(value: Any, n: int) -> np.ndarray:
-    a = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,))
-    return np.ascontiguousarray(a)
+def _per_market(value: Any, n: int, name: str = "interest_rate") -> np.ndarray:
+    a = array(value, name)
+    try:
+        return np.ascontiguousarray(np.broadcast_to(a, (n,)))
+    except ValueError:
+        raise ConfigError(
+            f"{name}: shape {a.shape} does not fit {n} markets (one number, or one per market)",
+            field=name,
+        ) from None
 
 
 def funding_rate(
@@ -67,51 +74,52 @@ def funding_rate(
     numbers or per-market arrays (mappings for a mapping ``premium``). Returns the same shape:
     a float, a 1-D array, or a dict ``symbol → rate``.
     """
+    terms = {"interest_rate": interest_rate, "floor": floor, "cap": cap}
     if isinstance(premium, Mapping):
+        mapping(premium, "premium", "symbol → premium samples")
+        for name, v in terms.items():
+            if isinstance(v, Mapping):
+                mapping(v, name, "symbol → number")
+        defaults = {"interest_rate": DEFAULT_INTEREST, "floor": -math.inf, "cap": math.inf}
         out = {}
         for sym, p in premium.items():
             pick = [
-                v.get(sym, d) if isinstance(v, Mapping) else v
-                for v, d in ((interest_rate, DEFAULT_INTEREST), (floor, -math.inf), (cap, math.inf))
+                array(v.get(sym, defaults[name]), f"{name}[{sym}]") if isinstance(v, Mapping) else v
+                for name, v in terms.items()
             ]
-            samples = np.atleast_2d(np.asarray(p, dtype=np.float64))
-            out[sym] = float(funding_rate(samples, *pick)[0])
+            samples = np.atleast_2d(array(p, f"premium[{sym}]"))
+            try:
+                out[sym] = float(funding_rate(samples, *pick)[0])
+            except ConfigError as e:  # the one-market call names index 0: name the symbol
+                field = (e.field or "premium").replace("[0]", f"[{sym}]")
+                raise type(e)(str(e).replace(e.field or "", field, 1), field=field) from None
         return out
-    p = np.asarray(premium, dtype=np.float64)
+    p = array(premium, "premium")
     if p.ndim > 2 or (p.ndim == 2 and p.shape[1] == 0):
-        raise ConfigError(f"premium: expected ≤ 2 dimensions with samples, got shape {p.shape}")
+        raise ConfigError(
+            f"premium: expected ≤ 2 dimensions with samples, got shape {p.shape}", field="premium"
+        )
     samples = p.reshape(-1, 1) if p.ndim < 2 else p
     n = samples.shape[0]
     rates = _core.funding_rates(
         np.ascontiguousarray(samples.ravel()),
         samples.shape[1],
-        _per_market(interest_rate, n),
-        _per_market(floor, n),
-        _per_market(cap, n),
+        *(_per_market(v, n, name) for name, v in terms.items()),
     )
     return float(rates[0]) if p.ndim == 0 else rates
 
 
 def rate_vector(universe: Universe, rates: Rates) -> np.ndarray:
     """Rates by universe market: a mapping ``symbol → rate`` (others 0) or an array."""
+    # Types here (a bool or text is not a rate); the core checks each rate's range.
     if isinstance(rates, Mapping):
         out = np.zeros(len(universe.markets))
-        for sym, r in rates.items():
+        for sym, r in mapping(rates, "rates", "symbol → rate").items():
             if sym not in universe.market_index:
                 raise ConfigError(f"rates[{sym}]: unknown market", field=f"rates[{sym}]")
-            try:
-                out[universe.market_index[sym]] = float(r)
-            except (TypeError, ValueError):
-                raise ConfigError(
-                    f"rates[{sym}]: {r!r} is not a number", field=f"rates[{sym}]"
-                ) from None
+            out[universe.market_index[sym]] = number(r, f"rates[{sym}]")
         return out
-    try:
-        a = np.ascontiguousarray(rates, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            "rates: expected a mapping symbol → rate or numbers", field="rates"
-        ) from None
+    a = np.ascontiguousarray(array(rates, "rates"))
     if a.shape != (len(universe.markets),):
         raise ConfigError(
             f"rates: expected {len(universe.markets)} rates (one per market), got shape {a.shape}",
@@ -219,12 +227,12 @@ def apply_funding(
     implementation of :meth:`crossmargin.Engine.apply_funding`."""
     u = engine.universe
     rate = rate_vector(u, rates)
-    asset_remap, market_remap = book.remaps(u)
+    grouped, asset_remap, market_remap = book.grouping(u)
     asset_prices, marks = resolve(u, prices)
     cols = _core.apply_funding(
         engine._pool,
         u._compiled,
-        book._grouped,
+        grouped,
         asset_remap,
         market_remap,
         asset_prices,

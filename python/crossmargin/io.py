@@ -8,21 +8,35 @@ from typing import Any
 from crossmargin.book import Book
 from crossmargin.exceptions import BookError
 
-SUFFIXES = (".parquet", ".pq", ".csv")
+SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
+
+
+def is_csv(path: str | Path) -> bool:
+    """A CSV file (``.csv``, or gzip-compressed ``.csv.gz``), by name; anything else is read
+    as Parquet."""
+    name = Path(path).name.lower()
+    return name.endswith((".csv", ".csv.gz"))
 
 
 def _read_table(path: Path) -> Any:
+    import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
     if not path.exists():
         raise BookError(f"{path}: no such file")
+    if path.is_dir():
+        raise BookError(f"{path}: a folder, not a book file")
     try:
-        if path.suffix == ".csv":
+        if path.name.lower().endswith(".csv.gz"):
+            with pa.input_stream(path, compression="gzip") as stream:
+                return pcsv.read_csv(stream)
+        if is_csv(path):
             return pcsv.read_csv(path)
         return pq.read_table(path)
     except Exception as e:  # pyarrow raises several unrelated types for unreadable files
-        raise BookError(f"{path}: cannot read: {e}") from None
+        kind = "CSV" if is_csv(path) else "Parquet"
+        raise BookError(f"{path}: cannot read as {kind}: {e}") from None
 
 
 def _find(folder: Path, stem: str) -> Path | None:
@@ -33,6 +47,34 @@ def _find(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def book_files(path: str | Path) -> dict[str, Path]:
+    """The files :func:`read_book` reads for ``path``: ``{"balances": ..., "positions": ...}``
+    for a folder (the tables it holds), ``{"book": path}`` for a single file. Raises
+    :class:`BookError` as ``read_book`` would when there is nothing to read."""
+    p = Path(path)
+    if p.is_dir():
+        found = {stem: _find(p, stem) for stem in ("balances", "positions")}
+        files = {k: v for k, v in found.items() if v is not None}
+        if not files:
+            raise BookError(
+                f"{p}: holds neither balances.* nor positions.* ({', '.join(SUFFIXES)})"
+            )
+        return files
+    if not p.exists():
+        raise BookError(f"{p}: no such file or folder")
+    return {"book": p}
+
+
+def table_file(path: str | Path, table: str) -> Path | None:
+    """The file a table (``"balances"`` or ``"positions"``) of the book at ``path`` was read
+    from: a folder's ``balances.*`` / ``positions.*``, or the single file itself; ``None``
+    when there is none (so that a ``BookError``'s row can be located in its file)."""
+    p = Path(path)
+    if p.is_dir():
+        return _find(p, table)
+    return p if p.exists() else None
+
+
 def read_book(
     path: str | Path | None = None,
     *,
@@ -41,20 +83,18 @@ def read_book(
 ) -> Book:
     """Reads a book from Parquet or CSV.
 
-    ``path`` is a folder holding ``balances.*`` and/or ``positions.*`` (parquet, pq or csv),
-    or one file whose columns say which table it is (``asset`` → balances, ``market`` →
-    positions). ``balances=`` / ``positions=`` name the two files directly.
+    ``path`` is a folder holding ``balances.*`` and/or ``positions.*`` (parquet, pq, csv or
+    gzip-compressed csv.gz), or one file whose columns say which table it is (``asset`` →
+    balances, ``market`` → positions). ``balances=`` / ``positions=`` name the two files
+    directly. An unreadable file is a :class:`BookError` naming it.
     """
     bal_path = Path(balances) if balances is not None else None
     pos_path = Path(positions) if positions is not None else None
     if path is not None:
         p = Path(path)
         if p.is_dir():
-            bal_path, pos_path = _find(p, "balances"), _find(p, "positions")
-            if bal_path is None and pos_path is None:
-                raise BookError(
-                    f"{p}: holds neither balances.* nor positions.* ({', '.join(SUFFIXES)})"
-                )
+            files = book_files(p)
+            bal_path, pos_path = files.get("balances"), files.get("positions")
         else:
             t = _read_table(p)
             if "market" in t.column_names:
@@ -92,4 +132,4 @@ def write_book(book: Book, folder: str | Path, universe: Any, fmt: str = "parque
     return out
 
 
-__all__ = ["read_book", "write_book"]
+__all__ = ["book_files", "is_csv", "read_book", "table_file", "write_book"]

@@ -55,12 +55,12 @@ def liquidation_prices(
     """Table(account, market, row, liq_price): see the module docstring."""
     _check_move(move)
     u = engine.universe
-    asset_remap, market_remap = book.remaps(u)
+    grouped, asset_remap, market_remap = book.grouping(u)
     asset_prices, marks = resolve(u, prices)
     cols = _core.liquidation_price_columns(
         engine._pool,
         u._compiled,
-        book._grouped,
+        grouped,
         asset_remap,
         market_remap,
         asset_prices,

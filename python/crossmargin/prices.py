@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from crossmargin.exceptions import PriceError
+from crossmargin._validate import array, is_number, show
+from crossmargin.exceptions import PriceError, PriceTypeError
 from crossmargin.universe import Universe
 
 PriceOverrides = Mapping[str, float] | tuple[Any, Any] | None
@@ -44,15 +45,23 @@ def resolve(universe: Universe, prices: PriceOverrides) -> tuple[np.ndarray, np.
         return base_prices(universe)
     if isinstance(prices, tuple | list):
         if len(prices) != 2:
-            raise PriceError("prices: expected a mapping or a pair (asset_prices, marks)")
+            raise PriceError(
+                "prices: expected a mapping or a pair (asset_prices, marks), "
+                f"got {len(prices)} items",
+                field="prices",
+            )
         a = _vector(prices[0], "asset prices", len(universe.assets))
         m = _vector(prices[1], "marks", len(universe.markets))
         check_domain(universe, a, m)
         return a, m
     if not isinstance(prices, Mapping):
-        raise PriceError(
-            f"prices: expected a mapping or a pair of arrays, got {type(prices).__name__}"
+        raise PriceTypeError(
+            f"prices: expected a mapping or a pair of arrays, got {type(prices).__name__}",
+            field="prices",
         )
+    for key in prices:
+        if not isinstance(key, str):
+            raise PriceTypeError(f"prices: key {show(key)} is not a symbol (str)", field="prices")
     assets, marks = base_prices(universe)
     unknown = [
         k
@@ -66,10 +75,15 @@ def resolve(universe: Universe, prices: PriceOverrides) -> tuple[np.ndarray, np.
             f"prices[{unknown[0]}]: not an asset, market or underlying", field=unknown[0]
         )
     for key, value in prices.items():
+        # A bool is not a price (True would price at 1), nor is text.
+        if not is_number(value):
+            raise PriceTypeError(f"prices[{key}]: {show(value)} is not a number", field=key)
         try:
             v = float(value)
-        except (TypeError, ValueError):
-            raise PriceError(f"prices[{key}]: {value!r} is not a number", field=key) from None
+        except OverflowError:
+            raise PriceError(
+                f"prices[{key}]: {show(value)} is beyond the float range", field=key
+            ) from None
         if not math.isfinite(v) or v <= 0:
             raise PriceError(f"prices[{key}]: {v} must be finite and > 0", field=key)
     for key, value in prices.items():
@@ -107,10 +121,8 @@ MIN_PRICE = 1e-18
 
 
 def _vector(values: Any, what: str, n: int) -> np.ndarray:
-    try:
-        a = np.ascontiguousarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise PriceError(f"{what}: expected {n} numbers", field=what) from None
+    # Numbers only: bools, text and None are PriceTypeError naming the first bad element.
+    a = np.ascontiguousarray(array(values, what, PriceError))
     if a.shape != (n,):
         raise PriceError(f"{what}: {a.size} values given for {n} symbols", field=what)
     return a
@@ -189,4 +201,47 @@ def reprice_options(
             marks[k] = mark * v / old[k]
 
 
-__all__ = ["PriceOverrides", "base_prices", "reprice_options", "resolve", "underlying_spots"]
+def repriced(universe: Universe, prices: PriceOverrides) -> Universe:
+    """The universe with ``prices`` (resolved as above) as its own prices: the base from which
+    stress scenarios, reverse stress and cascade shocks move. Assets take their new prices,
+    perps and futures their new marks, options keep a model mark (``mark=None``) unless they
+    had an explicit one or a key named them; every underlying's reference price becomes its
+    price at the override. Without overrides, the universe itself."""
+    import dataclasses
+
+    if prices is None:
+        return universe
+    assets, marks = resolve(universe, prices)
+    named = (
+        {universe.market_index[k] for k in prices if k in universe.market_index}
+        if isinstance(prices, Mapping)
+        else set(range(len(universe.markets)))
+    )
+    spots = underlying_spots(universe, assets, marks)
+    return dataclasses.replace(
+        universe,
+        assets=[
+            dataclasses.replace(a, price=float(p))
+            for a, p in zip(universe.assets, assets, strict=True)
+        ],
+        markets=[
+            m
+            if m.is_option and m.mark is None and k not in named
+            else dataclasses.replace(m, mark=float(marks[k]))
+            for k, m in enumerate(universe.markets)
+        ],
+        underlying_prices={
+            name: spots[name] if math.isfinite(spots.get(name, math.nan)) else float(ref)
+            for name, ref in universe.underlying_prices.items()
+        },
+    )
+
+
+__all__ = [
+    "PriceOverrides",
+    "base_prices",
+    "reprice_options",
+    "repriced",
+    "resolve",
+    "underlying_spots",
+]

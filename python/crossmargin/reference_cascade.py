@@ -103,7 +103,7 @@ class _Account:
     id: int
     # universe asset index → minor units, in ascending asset index (the core's row order)
     balances: dict[int, int]
-    positions: list[_Position]  # in the book's row order: (symbol code, input row)
+    positions: list[_Position]  # in the canonical order: ascending universe index
 
 
 @dataclass
@@ -131,19 +131,16 @@ def _settle(universe: Universe, market: int) -> int:
 
 def _load(universe: Universe, book: Book) -> list[_Account]:
     """The book as the cascade holds it: accounts in ascending id; duplicate balance rows
-    summed (as floats, in input order) before rounding to minor units; a zero balance of
-    every settle asset the account trades in, so realised P&L always has somewhere to go."""
+    merged into their exact sum (math.fsum, docs/MODEL.md "Canonical order") before rounding
+    to minor units; a zero balance of every settle asset the account trades in, so realised
+    P&L always has somewhere to go."""
     asset_of_code, market_of_code = (x.tolist() for x in book.remaps(universe))
-    by_code: dict[int, dict[int, float]] = {}  # account → book code → summed qty
+    parts: dict[int, dict[int, list[float]]] = {}  # account → book code → its rows' qty
     b = book.balances
     rows = zip(b["account"].tolist(), b["asset"].codes.tolist(), b["qty"].tolist(), strict=True)
-    # Within an account the core orders rows by (code, input row) and sums a code's rows in
-    # that order.
-    for account, code, qty, _row in sorted(
-        ((a, c, q, r) for r, (a, c, q) in enumerate(rows)), key=lambda t: (t[0], t[1], t[3])
-    ):
-        codes = by_code.setdefault(account, {})
-        codes[code] = codes[code] + qty if code in codes else qty
+    for account, code, qty in rows:
+        parts.setdefault(account, {}).setdefault(code, []).append(qty)
+    by_code = {a: {c: math.fsum(q) for c, q in codes.items()} for a, codes in parts.items()}
 
     positions: dict[int, list[tuple[int, int, _Position]]] = {}
     p = book.positions
@@ -162,7 +159,8 @@ def _load(universe: Universe, book: Book) -> list[_Account]:
         pos = _Position(
             market_of_code[code], qty, entry, isolated, to_minor(iso) if isolated else 0
         )
-        positions.setdefault(account, []).append((code, r, pos))
+        # "each account's rows in ascending universe index" (docs/MODEL.md)
+        positions.setdefault(account, []).append((market_of_code[code], r, pos))
 
     accounts = []
     for account in book.accounts.tolist():
@@ -734,7 +732,8 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
     rounds: list[dict[str, float | int]] = []
     round_marks: list[list[float]] = []
     bad_debt = fees = 0.0
-    truncated = False
+    truncated_steps: list[int] = []
+    step_rounds = 0  # rounds of the current step
     while True:
         # "Within a step the marks are step mark × (1 + d)"; "Collateral follows the step's
         # prices only".
@@ -747,17 +746,18 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
             c = _select(u, accounts, a, prices, rule)
             if c is not None:
                 candidates.append(c)
-        if not candidates:
+        # "max_rounds bounds the rounds of each step": a step cut short while someone still
+        # needs action is recorded (truncated_steps) and the path goes on.
+        cut = bool(candidates) and step_rounds >= config.max_rounds
+        if cut:
+            truncated_steps.append(step)
+        if not candidates or cut:
             # "Rounds repeat until no account needs action; then the path's next step applies"
             # (the displacement carries over).
             if step + 1 < len(step_prices):
                 step += 1
+                step_rounds = 0
                 continue
-            break
-        # "max_rounds stops a runaway cascade (truncated=True)": only when someone still
-        # needs action.
-        if round_no >= config.max_rounds:
-            truncated = True
             break
         # (4) riskiest first, ties by ascending account id; keep the first N.
         candidates.sort(key=lambda c: (-c.risk, accounts[c.account].id))
@@ -852,11 +852,12 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
             walked = factor[k] * (1.0 + fills[k][1])
             factor[k] = max(walked + (1.0 - walked) * config.decay, 1e-12)
         round_no += 1
+        step_rounds += 1
 
     final_asset_prices = step_prices[step][0]
     return _result(
         u, accounts, pools, events, rounds, round_marks, totals_before, final_asset_prices,
-        bad_debt, fees, truncated,
+        bad_debt, fees, tuple(truncated_steps),
     )  # fmt: skip
 
 
@@ -871,7 +872,7 @@ def _result(
     final_asset_prices: list[float],
     bad_debt: float,
     fees: float,
-    truncated: bool,
+    truncated_steps: tuple[int, ...],
 ) -> ReferenceCascadeResult:
     """The engine's output tables from the reference's state."""
     names = [m.symbol for m in u.markets]
@@ -958,7 +959,8 @@ def _result(
         fees=fees,
         insurance_fund=fund,
         uncovered_bad_debt=max(-fund, 0.0),
-        truncated=truncated,
+        truncated=bool(truncated_steps),
+        truncated_steps=truncated_steps,
         ledger=ledger,
         _totals=(list(totals_before), list(totals_after)),
         totals_before=list(totals_before),

@@ -186,12 +186,66 @@ def venues_section(df: pd.DataFrame) -> str:
     )
 
 
+def provenance_section(provenance: dict[str, Any]) -> str:
+    """Which inputs produced the outputs: per command, the ``provenance`` block the CLI
+    records in summary.json (version, time, argv, universe and book files with sha256)."""
+    rows = []
+    for command, p in provenance.items():
+        if not isinstance(p, dict):
+            continue
+        universe = p.get("universe") or {}
+        book = p.get("book") or {}
+        if "synthetic" in book:
+            files = "synthetic: " + ", ".join(f"{k} {v}" for k, v in book["synthetic"].items())
+        else:
+            files = f"{book.get('path', '')}: " + ", ".join(
+                f"{name} {digest}" for name, digest in (book.get("sha256") or {}).items()
+            )
+        argv = p.get("argv")
+        standard = ("crossmargin_version", "command", "argv", "utc", "universe", "book")
+        given = {k: v for k, v in p.items() if k not in standard and v not in ({}, None)}
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(v))}</td>"
+                for v in (
+                    command,
+                    p.get("utc", ""),
+                    p.get("crossmargin_version", ""),
+                    f"{universe.get('path', '')} {universe.get('sha256', '')}",
+                    files,
+                    json.dumps(given) if given else "",
+                    "crossmargin " + " ".join(argv) if isinstance(argv, list) else "",
+                )
+            )
+            + "</tr>"
+        )
+    if not rows:
+        return ""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "command",
+            "UTC",
+            "version",
+            "universe (sha256)",
+            "book (sha256)",
+            "prices / moves",
+            "argv",
+        )
+    )
+    return (
+        "<h2>Provenance</h2><p>The inputs of each command run into this folder.</p>"
+        f"<table class='t prov'><tr>{head}</tr>{''.join(rows)}</table>"
+    )
+
+
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#222}h1{margin-bottom:0}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;
 margin-top:2em}img{max-width:100%}table.t{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 table.t td,table.t th{padding:.25em .6em;border-bottom:1px solid #eee;text-align:right}
-.meta{color:#666;font-size:.9em}
+.meta{color:#666;font-size:.9em}table.prov td{text-align:left;word-break:break-all}
 """
 
 
@@ -219,6 +273,8 @@ def build(folder: str | Path, title: str = "crossmargin report") -> Path:
         raise FileNotFoundError(
             f"{out}: no outputs to report on (margin.parquet, stress.parquet, ...)"
         )
+    if isinstance(summary.get("provenance"), dict):
+        parts.append(provenance_section(summary["provenance"]))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     doc = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -232,4 +288,4 @@ def build(folder: str | Path, title: str = "crossmargin report") -> Path:
     return path
 
 
-__all__ = ["REPORT_NAME", "build"]
+__all__ = ["REPORT_NAME", "build", "provenance_section"]

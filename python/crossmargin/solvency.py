@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crossmargin import _core
+from crossmargin._validate import mapping, number
 from crossmargin.book import Book
-from crossmargin.exceptions import ConfigError, PriceError
+from crossmargin.exceptions import ConfigError, ConfigTypeError, PriceError
 from crossmargin.prices import PriceOverrides, resolve
 from crossmargin.table import Table
 
@@ -218,17 +219,15 @@ class SolvencyResult:
 
 def reserve_vector(universe: Universe, exchange_assets: Mapping[str, float] | None) -> np.ndarray:
     out = np.zeros(len(universe.assets))
-    for sym, q in (exchange_assets or {}).items():
+    if exchange_assets is None:
+        return out
+    # Types here (a bool or text is not a quantity); the core checks finite and ≥ 0.
+    for sym, q in mapping(exchange_assets, "exchange_assets", "asset → quantity").items():
         if sym not in universe.asset_index:
             raise ConfigError(
                 f"exchange_assets[{sym}]: unknown asset", field=f"exchange_assets[{sym}]"
             )
-        try:
-            out[universe.asset_index[sym]] = float(q)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"exchange_assets[{sym}]: {q!r} is not a number", field=f"exchange_assets[{sym}]"
-            ) from None
+        out[universe.asset_index[sym]] = number(q, f"exchange_assets[{sym}]")
     return out
 
 
@@ -236,8 +235,8 @@ def stressed_prices(universe: Universe, moves: Mapping[str, float]) -> dict[str,
     """Fractional moves (``{"BTC": -0.3}``: −30%) by underlying, asset or market → the
     absolute ``prices=`` mapping."""
     out = {}
-    for key, move in moves.items():
-        m = float(move)
+    for key, move in mapping(moves, "stress", "symbol → move", PriceError).items():
+        m = number(move, f"stress[{key}]", PriceError)
         if not math.isfinite(m) or m <= -1.0:
             raise PriceError(f"stress[{key}]: move {m} must be finite and > −1", field=key)
         if key in universe.underlyings:
@@ -259,12 +258,12 @@ def _run(
     engine: Engine, book: Book, prices: PriceOverrides, reserves: np.ndarray, seed: bytes | None
 ) -> tuple[dict[str, Any], Any, np.ndarray]:
     u = engine.universe
-    asset_remap, market_remap = book.remaps(u)
+    grouped, asset_remap, market_remap = book.grouping(u)
     asset_prices, marks = resolve(u, prices)
     cols, tree = _core.solvency(
         engine._pool,
         u._compiled,
-        book._grouped,
+        grouped,
         asset_remap,
         market_remap,
         asset_prices,
@@ -324,7 +323,9 @@ def solvency(
     elif isinstance(seed, str):
         seed = seed.encode()
     elif not isinstance(seed, bytes | bytearray):
-        raise ConfigError(f"seed: expected bytes or str, got {type(seed).__name__}", field="seed")
+        raise ConfigTypeError(
+            f"seed: expected bytes or str, got {type(seed).__name__}", field="seed"
+        )
     seed = bytes(seed)
     cols, tree, asset_prices = _run(engine, book, prices, reserves, seed)
     assets = _asset_table(u, cols, asset_prices, reserves)

@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from crossmargin import _core
+from crossmargin._validate import bounded, number, sequence, show, text
 from crossmargin.book import Book
-from crossmargin.exceptions import ConfigError
+from crossmargin.exceptions import ConfigError, ConfigTypeError
 from crossmargin.prices import base_prices, resolve
 from crossmargin.resources import check_memory
 from crossmargin.table import Table
@@ -102,10 +103,7 @@ def presets(universe: Universe | None = None) -> dict[str, dict[str, float]]:
 
 # ---- scenarios → prices ------------------------------------------------------------------
 def _move(value: Any, where: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: {value!r} is not a number", field=where) from None
+    v = number(value, where)  # a bool or text is not a move: ConfigTypeError
     if not math.isfinite(v) or v <= -1.0:
         raise ConfigError(f"{where}: {v} must be finite and > -1", field=where)
     return v
@@ -158,11 +156,11 @@ def _run(
     na, nm = len(u.assets), len(u.markets)
     a = np.concatenate([r[0] for r in resolved]) if resolved else np.zeros(0)
     m = np.concatenate([r[1] for r in resolved]) if resolved else np.zeros(0)
-    asset_remap, market_remap = book.remaps(u)
+    grouped, asset_remap, market_remap = book.grouping(u)
     cols = _core.stress_columns(
         engine._pool,
         u._compiled,
-        book._grouped,
+        grouped,
         asset_remap,
         market_remap,
         len(names),
@@ -191,6 +189,10 @@ class StressResult:
     def to_pandas(self) -> pd.DataFrame:
         """The per-scenario table."""
         return self.scenarios.to_pandas()
+
+    def to_polars(self) -> Any:
+        """The per-scenario table as a polars DataFrame (polars is optional)."""
+        return self.scenarios.to_polars()
 
     def matrix_frame(self) -> pd.DataFrame:
         """The matrix as a DataFrame indexed by account, one column per scenario."""
@@ -230,13 +232,8 @@ def stress(
 
 
 def _fund(insurance_fund: float) -> float:
-    try:
-        f = float(insurance_fund)
-    except (TypeError, ValueError):
-        raise ConfigError(f"insurance_fund: {insurance_fund!r} is not a number") from None
-    if not math.isfinite(f) or f < 0:
-        raise ConfigError(f"insurance_fund: {insurance_fund} must be finite and ≥ 0")
-    return f
+    """USD, a number (not a bool, not text), finite and ≥ 0."""
+    return bounded(insurance_fund, "insurance_fund", 0.0)
 
 
 @dataclass(frozen=True)
@@ -268,6 +265,10 @@ def _losses(
     return np.asarray(cols[measure], dtype=np.float64)
 
 
+# log9 of (the largest move / the smallest float spacing) is under 400.
+_MAX_PASSES = 400
+
+
 def _smallest_move(
     engine: Engine,
     book: Book,
@@ -291,8 +292,15 @@ def _smallest_move(
     if i == 0:
         return 0.0, float(losses[0]), monotone
     lo, hi, loss_hi = float(sizes[i - 1]), float(sizes[i]), float(losses[i])
-    while hi - lo > tol:
+    # Each pass narrows the bracket about 9×; it ends at `tol` or when no float lies inside
+    # the bracket any more (a `tol` below float spacing), and the pass count is bounded.
+    for _ in range(_MAX_PASSES):
+        if hi - lo <= tol:
+            break
         pts = np.linspace(lo, hi, 10)[1:-1]
+        pts = np.unique(pts[(pts > lo) & (pts < hi)])
+        if not len(pts):
+            break
         ls = _losses(engine, book, underlyings, direction * pts, measure)
         over = np.nonzero(ls > fund)[0]
         if len(over) == 0:
@@ -317,19 +325,29 @@ def reverse_stress(
     """Smallest move exhausting the insurance fund (see the module docstring)."""
     fund = _fund(insurance_fund)
     u = engine.universe
+    if isinstance(direction, bool | np.bool_) or not isinstance(direction, int | np.integer):
+        raise ConfigTypeError(
+            f"direction: {show(direction)} must be -1 (down) or 1 (up)", field="direction"
+        )
     if direction not in (-1, 1):
-        raise ConfigError(f"direction: {direction!r} must be -1 (down) or 1 (up)")
-    if measure not in MEASURES:
-        raise ConfigError(f"measure: {measure!r} is not one of {', '.join(MEASURES)}")
-    names = tuple(u.underlyings if underlyings is None else underlyings)
+        raise ConfigError(
+            f"direction: {direction!r} must be -1 (down) or 1 (up)", field="direction"
+        )
+    text(measure, "measure", MEASURES)
+    if underlyings is None:
+        names = tuple(u.underlyings)
+    else:
+        names = tuple(sequence(underlyings, "underlyings", "underlying names"))
     for x in names:
         if x not in u.underlyings:
             raise ConfigError(f"underlyings: {x!r} is not an underlying", field="underlyings")
-    limit = (0.99 if direction < 0 else 4.0) if max_move is None else float(max_move)
-    if not (limit > 0 and (direction > 0 or limit < 1.0) and math.isfinite(limit)):
-        raise ConfigError(f"max_move: {max_move} must be > 0 (and < 1 downward)")
-    if not (tol > 0):
-        raise ConfigError(f"tol: {tol} must be > 0")
+    if max_move is None:
+        limit = 0.99 if direction < 0 else 4.0
+    else:  # finite, > 0, and < 1 downward (a fall of 100% or more is no price)
+        limit = bounded(
+            max_move, "max_move", 0.0, 1.0 if direction < 0 else None, lo_open=True, hi_open=True
+        )
+    tol = bounded(tol, "tol", 0.0, lo_open=True)
     move, loss, monotone = _smallest_move(engine, book, names, fund, direction, limit, measure, tol)
     rows = [_smallest_move(engine, book, [x], fund, direction, limit, measure, tol) for x in names]
     table = Table(

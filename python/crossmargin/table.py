@@ -10,7 +10,19 @@ import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
+    import polars as pl
     import pyarrow as pa
+
+
+def import_polars() -> Any:
+    """The polars module, or an ImportError that says how to get it (polars is optional)."""
+    try:
+        import polars
+    except ImportError as e:
+        raise ImportError(
+            "to_polars() needs polars, an optional dependency: pip install polars"
+        ) from e
+    return polars
 
 
 class Table:
@@ -64,6 +76,11 @@ class Table:
 
         return pa.table({k: pa.array(v) for k, v in self._columns.items()})
 
+    def to_polars(self) -> pl.DataFrame:
+        """The table as a polars DataFrame, through Arrow (needs ``pip install polars``)."""
+        frame: pl.DataFrame = import_polars().from_arrow(self.to_arrow())
+        return frame
+
     def to_parquet(self, path: str | Path) -> None:
         import pyarrow.parquet as pq
 
@@ -73,4 +90,4 @@ class Table:
         return f"{type(self).__name__}(rows={len(self)}, columns={self.columns})"
 
 
-__all__ = ["Table"]
+__all__ = ["Table", "import_polars"]

@@ -2,13 +2,17 @@
 
 Frozen dataclasses, validated once: the Rust core compiles them into flat tables on
 construction and every bad value raises :class:`~crossmargin.exceptions.ConfigError`
-naming its field, e.g. ``markets[BTCUSDT].brackets[2].mmr``.
+naming its field, e.g. ``markets[BTCUSDT].brackets[2].mmr``. Types are checked here: a bool,
+text or None where a number belongs is a :class:`~crossmargin.exceptions.ConfigTypeError`
+(also a ``TypeError``); so are the rules that relate two values (initial margin at least as
+strict as maintenance), after the core has checked each value's own range.
 """
 
 from __future__ import annotations
 
 import math
 import tomllib
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -19,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from crossmargin import _core
-from crossmargin.exceptions import ConfigError
+from crossmargin._validate import mapping, number
+from crossmargin.exceptions import ConfigError, ConfigTypeError, ConfigWarning
 
 MARKET_KINDS = ("perp", "future", "option")
 
@@ -33,7 +38,7 @@ DERIBIT_MM_BASE = 0.075
 def _years(expiry: Any, valuation: Any, name: str) -> float:
     """Years to expiry: a number as given, or an ISO date / datetime (UTC) against the
     universe's ``valuation_date`` on ACT/365."""
-    if not isinstance(expiry, str):
+    if not isinstance(expiry, str | date):
         return _float(expiry, name)
     if valuation is None:
         raise ConfigError(f"{name}: a date expiry needs Universe(valuation_date=...)", field=name)
@@ -60,23 +65,38 @@ def _instant(value: Any) -> datetime:
 
 
 def _float(value: Any, name: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: {value!r} is not a number", field=name) from None
+    """A real number (not a bool, not text): ConfigTypeError otherwise, naming the field."""
+    return number(value, name)
 
 
-def _rows(value: Any, width: int, name: str) -> tuple[tuple[float, ...], ...]:
-    try:
-        rows = tuple(tuple(r) for r in value)
-    except TypeError:
-        raise ConfigError(f"{name}: expected a list of {width}-tuples", field=name) from None
-    for k, r in enumerate(rows):
+def _rows(value: Any, columns: tuple[str, ...], name: str) -> tuple[tuple[float, ...], ...]:
+    """A table of rows of numbers, e.g. brackets ``(bound, imr, mmr)``; a cell is named like
+    ``markets[BTCUSDT].brackets[2].mmr``."""
+    width = len(columns)
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ConfigTypeError(
+            f"{name}: expected a list of {width}-tuples, got {type(value).__name__}", field=name
+        )
+    rows = []
+    for k, r in enumerate(value):
+        f = f"{name}[{k}]"
+        if isinstance(r, str | bytes | Mapping) or not isinstance(r, Iterable):
+            raise ConfigTypeError(f"{f}: expected {width} numbers, got {type(r).__name__}", field=f)
+        r = tuple(r)
         if len(r) != width:
-            raise ConfigError(
-                f"{name}[{k}]: expected {width} numbers, got {len(r)}", field=f"{name}[{k}]"
-            )
-    return tuple(tuple(_float(x, f"{name}[{k}]") for x in r) for k, r in enumerate(rows))
+            raise ConfigError(f"{f}: expected {width} numbers, got {len(r)}", field=f)
+        rows.append(tuple(_float(x, f"{f}.{c}") for x, c in zip(r, columns, strict=True)))
+    return tuple(rows)
+
+
+def _symbol(value: Any, name: str) -> None:
+    """A non-empty string (ConfigTypeError when not a string at all)."""
+    if not isinstance(value, str):
+        raise ConfigTypeError(
+            f"{name}: {value!r} is not a string ({type(value).__name__})", field=name
+        )
+    if not value:
+        raise ConfigError(f"{name}: must be a non-empty string", field=name)
 
 
 @dataclass(frozen=True)
@@ -84,9 +104,12 @@ class Asset:
     """A collateral asset; every balance is in one.
 
     ``weight_*`` is 1 − haircut for positive balances, ``liability_weight_*`` (≥ 1) applies
-    to borrows. ``haircut_tiers`` are ``(usd_value_upper_bound, rate)`` slices (OKX/Bybit
-    style); above a finite last bound a value counts nothing. ``imf_factor`` is Drift v2's
-    size discount of the weight by sqrt(quantity) (docs/ARCHITECTURE.md, "Size discount").
+    to borrows; at initial margin a weight is at most (a liability weight at least) its
+    maintenance one. ``haircut_tiers`` are ``(usd_value_upper_bound, rate)`` slices (OKX/Bybit
+    style); above a finite last bound a value counts nothing (building such a universe warns,
+    :class:`~crossmargin.exceptions.ConfigWarning`: end the table with ``inf``).
+    ``imf_factor`` is Drift v2's size discount of the weight by sqrt(quantity)
+    (docs/ARCHITECTURE.md, "Size discount").
     """
 
     symbol: str
@@ -100,8 +123,7 @@ class Asset:
 
     def __post_init__(self) -> None:
         f = f"assets[{self.symbol}]"
-        if not isinstance(self.symbol, str) or not self.symbol:
-            raise ConfigError(f"{f}.symbol: must be a non-empty string", field=f"{f}.symbol")
+        _symbol(self.symbol, f"{f}.symbol")
         for name in (
             "price",
             "weight_initial",
@@ -111,7 +133,8 @@ class Asset:
             "imf_factor",
         ):
             object.__setattr__(self, name, _float(getattr(self, name), f"{f}.{name}"))
-        tiers = _rows(self.haircut_tiers or (), 2, f"{f}.haircut_tiers")
+        given = () if self.haircut_tiers is None else self.haircut_tiers
+        tiers = _rows(given, ("bound", "rate"), f"{f}.haircut_tiers")
         object.__setattr__(self, "haircut_tiers", tiers or None)
 
     def _core_tuple(self) -> tuple[Any, ...]:
@@ -161,16 +184,19 @@ class Market:
 
     def __post_init__(self) -> None:
         f = f"markets[{self.symbol}]"
-        if not isinstance(self.symbol, str) or not self.symbol:
-            raise ConfigError(f"{f}.symbol: must be a non-empty string", field=f"{f}.symbol")
+        _symbol(self.symbol, f"{f}.symbol")
+        if not isinstance(self.kind, str):
+            raise ConfigTypeError(
+                f"{f}.kind: {self.kind!r} is not a string (one of {', '.join(MARKET_KINDS)})",
+                field=f"{f}.kind",
+            )
         if self.kind not in MARKET_KINDS:
             raise ConfigError(
                 f"{f}.kind: {self.kind!r} is not one of {', '.join(MARKET_KINDS)}",
                 field=f"{f}.kind",
             )
         for name in ("settle", "underlying"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ConfigError(f"{f}.{name}: must be a non-empty string", field=f"{f}.{name}")
+            _symbol(getattr(self, name), f"{f}.{name}")
         if self.kind == "option":
             self._check_option(f)
         else:
@@ -194,11 +220,20 @@ class Market:
             "mm_base",
         ):
             object.__setattr__(self, name, _float(getattr(self, name), f"{f}.{name}"))
-        if not isinstance(self.inverse, bool):
-            raise ConfigError(f"{f}.inverse: must be true or false", field=f"{f}.inverse")
-        object.__setattr__(self, "brackets", _rows(self.brackets, 3, f"{f}.brackets"))
+        if not isinstance(self.inverse, bool | np.bool_):
+            raise ConfigTypeError(
+                f"{f}.inverse: {self.inverse!r} must be true or false", field=f"{f}.inverse"
+            )
+        object.__setattr__(self, "inverse", bool(self.inverse))
+        brackets = _rows(self.brackets, ("bound", "imr", "mmr"), f"{f}.brackets")
+        object.__setattr__(self, "brackets", brackets)
 
     def _check_option(self, f: str) -> None:
+        if self.option_type is not None and not isinstance(self.option_type, str):
+            raise ConfigTypeError(
+                f"{f}.option_type: {self.option_type!r} is not a string (call or put)",
+                field=f"{f}.option_type",
+            )
         if self.option_type not in ("call", "put"):
             raise ConfigError(
                 f"{f}.option_type: {self.option_type!r} is not one of call, put",
@@ -274,20 +309,16 @@ class Universe:
         for name in ("assets", "markets"):
             value = getattr(self, name)
             if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-                raise ConfigError(
+                raise ConfigTypeError(
                     f"{name}: expected a list of {name}, got {type(value).__name__}", field=name
                 )
             object.__setattr__(self, name, tuple(value))
-        if not isinstance(self.underlying_prices, Mapping):
-            raise ConfigError(
-                "underlying_prices: expected a mapping underlying → price, got "
-                f"{type(self.underlying_prices).__name__}",
-                field="underlying_prices",
-            )
+        mapping(self.underlying_prices, "underlying_prices", "underlying → price")
+        _check_valuation_date(self.valuation_date)
         for kind, items, cls in (("assets", self.assets, Asset), ("markets", self.markets, Market)):
             for i, x in enumerate(items):
                 if not isinstance(x, cls):
-                    raise ConfigError(
+                    raise ConfigTypeError(
                         f"{kind}[{i}]: expected {cls.__name__}, got {type(x).__name__}",
                         field=f"{kind}[{i}]",
                     )
@@ -308,12 +339,14 @@ class Universe:
             [(k, _float(v, f"underlying_prices[{k}]")) for k, v in self.underlying_prices.items()],
         )
         object.__setattr__(self, "_compiled", compiled)
+        # After the core's checks of each value's range: the rules between two values.
+        _warn_capped_haircuts(self.assets)
         compiled_pm = None
         if self.portfolio is not None:
             from crossmargin.portfolio import PortfolioConfig
 
             if not isinstance(self.portfolio, PortfolioConfig):
-                raise ConfigError(
+                raise ConfigTypeError(
                     f"portfolio: expected PortfolioConfig, got {type(self.portfolio).__name__}",
                     field="portfolio",
                 )
@@ -334,20 +367,26 @@ class Universe:
         """Builds from the TOML layout: ``assets`` and ``markets`` lists of tables, optional
         ``underlying_prices`` table."""
         if not isinstance(data, Mapping):
-            raise ConfigError(f"universe: expected a table, got {type(data).__name__}")
+            raise ConfigTypeError(
+                f"universe: expected a table, got {type(data).__name__}", field="universe"
+            )
         known = {"assets", "markets", "underlying_prices", "meta", "valuation_date", "portfolio"}
         for key in data:
             if key not in known:
                 raise ConfigError(f"{key}: unknown top-level key", field=str(key))
         for key in ("assets", "markets"):
             if not isinstance(data.get(key, []), list | tuple):
-                raise ConfigError(f"{key}: expected a list of tables", field=key)
+                raise ConfigTypeError(
+                    f"{key}: expected a list of tables, got {type(data[key]).__name__}", field=key
+                )
+        mapping(data.get("underlying_prices", {}), "underlying_prices", "underlying → price")
         assets = [_build(Asset, "assets", i, a) for i, a in enumerate(data.get("assets", []))]
         markets = [_build(Market, "markets", i, m) for i, m in enumerate(data.get("markets", []))]
         portfolio = None
         if "portfolio" in data:
             from crossmargin.portfolio import PortfolioConfig
 
+            mapping(data["portfolio"], "portfolio", "(a table of portfolio-margin settings)")
             portfolio = PortfolioConfig.from_dict(data["portfolio"])
         return cls(
             assets,
@@ -365,6 +404,13 @@ class Universe:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{p}: no such file", field=str(p)) from None
+        except OSError as e:  # a directory, no permission...
+            raise ConfigError(f"{p}: cannot be read: {e.strerror or e}", field=str(p)) from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(
+                f"{p}: not UTF-8 text (byte {e.start}: {e.object[e.start : e.start + 1]!r})",
+                field=str(p),
+            ) from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{p}: invalid TOML: {e}", field=str(p)) from None
         return cls.from_dict(data)
@@ -440,6 +486,35 @@ class Universe:
         return list(self._compiled.brackets(k))
 
 
+def _check_valuation_date(value: Any) -> None:
+    f = "valuation_date"
+    if value is None:
+        return
+    if not isinstance(value, str | date):
+        raise ConfigTypeError(
+            f"{f}: {value!r} is not an ISO date ({type(value).__name__})", field=f
+        )
+    try:
+        _instant(value)
+    except ValueError:
+        raise ConfigError(f"{f}: {value!r} is not an ISO date", field=f) from None
+
+
+def _warn_capped_haircuts(assets: Sequence[Asset]) -> None:
+    """A haircut table whose last bound is finite counts collateral above it as zero (the
+    documented rule, kept); usually the table was meant to end with ``inf``."""
+    for a in assets:
+        if a.haircut_tiers and math.isfinite(a.haircut_tiers[-1][0]):
+            bound, rate = a.haircut_tiers[-1]
+            warnings.warn(
+                f"assets[{a.symbol}].haircut_tiers: the last bound is {bound:g}, so collateral "
+                f"above {bound:g} USD counts as zero; end the table with [inf, {rate:g}] to "
+                "keep counting it at the last rate",
+                ConfigWarning,
+                stacklevel=4,
+            )
+
+
 def option_marks(universe: Universe, markets: list[int], spots: list[float], pricer: Any) -> Any:
     """Black-76 value of option markets at the given underlying prices (forward = spot), in
     settle units per unit of underlying: USD for linear options, coin (÷ spot) for inverse."""
@@ -459,7 +534,9 @@ def option_marks(universe: Universe, markets: list[int], spots: list[float], pri
 
 def _build(cls: type[Any], kind: str, i: int, row: Any) -> Any:
     if not isinstance(row, Mapping):
-        raise ConfigError(f"{kind}[{i}]: expected a table", field=f"{kind}[{i}]")
+        raise ConfigTypeError(
+            f"{kind}[{i}]: expected a table, got {type(row).__name__}", field=f"{kind}[{i}]"
+        )
     label = row.get("symbol", i)
     names = set(cls.__dataclass_fields__) - {"_compiled"}
     for key in row:
@@ -469,7 +546,9 @@ def _build(cls: type[Any], kind: str, i: int, row: Any) -> Any:
             )
     try:
         return cls(**row)
-    except TypeError as e:
+    except ConfigError:  # names its field already (ConfigTypeError is a TypeError too)
+        raise
+    except TypeError as e:  # a missing required field
         raise ConfigError(f"{kind}[{label}]: {e}", field=f"{kind}[{label}]") from None
 
 

@@ -98,10 +98,21 @@ impl BracketTable {
     /// bound the last tier applies.
     #[inline]
     pub fn requirement_in(&self, lo: usize, hi: usize, notional: f64) -> PerMode<f64> {
-        let tiers = &self.tiers[lo..hi];
-        let last = tiers.len() - 1;
-        let t = tiers.iter().position(|t| notional <= t.bound).map_or(&tiers[last], |k| &tiers[k]);
+        let t = &self.tiers[lo + Self::tier_in(&self.tiers[lo..hi], notional)];
         [notional * t.rate[0] - t.cum[0], notional * t.rate[1] - t.cum[1]]
+    }
+
+    /// Which of a market's brackets (0-based) applies to `notional`: the first whose bound is
+    /// ≥ notional, the last beyond every bound.
+    #[inline]
+    fn tier_in(tiers: &[Tier], notional: f64) -> usize {
+        tiers.iter().position(|t| notional <= t.bound).unwrap_or(tiers.len() - 1)
+    }
+
+    /// The bracket of `market` (0-based) that applies to `notional` (settle-asset units).
+    pub fn bracket_of(&self, market: usize, notional: f64) -> usize {
+        let (lo, hi) = self.range(market);
+        Self::tier_in(&self.tiers[lo..hi], notional)
     }
 
     /// (initial, maintenance) requirement of a position of `notional` in `market`.

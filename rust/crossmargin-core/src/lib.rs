@@ -17,6 +17,7 @@ pub mod brackets;
 pub mod cascade;
 pub mod efficiency;
 pub mod error;
+pub mod explain;
 pub mod fsum;
 pub mod funding;
 pub mod haircut;

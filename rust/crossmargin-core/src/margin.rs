@@ -143,12 +143,7 @@ pub fn position_margin_hot(
     settle_price: f64,
 ) -> PositionMargin {
     let size = qty * h.contract_size;
-    let (notional, upnl) = if h.inverse {
-        let pnl = if qty == 0.0 { 0.0 } else { size * (1.0 / entry - 1.0 / mark) };
-        (size.abs() / mark, pnl)
-    } else {
-        (size.abs() * mark, size * (mark - entry))
-    };
+    let (notional, upnl) = contract_amounts(h, qty, entry, mark);
     let mut req = brackets.requirement_in(h.tiers.0 as usize, h.tiers.1 as usize, notional);
     if h.imf_factor > 0.0 {
         let term = imf::premium_term(h.imf_factor, size);
@@ -160,6 +155,19 @@ pub fn position_margin_hot(
         notional: notional * settle_price,
         upnl: upnl * settle_price,
         requirement: [req[0] * settle_price, req[1] * settle_price],
+    }
+}
+
+/// (notional, uPnL) of `qty` contracts in the settle asset's units: linear |q|·cs·mark and
+/// q·cs·(mark − entry), inverse |q|·cs/mark and q·cs·(1/entry − 1/mark).
+#[inline]
+pub fn contract_amounts(h: &MarketHot, qty: f64, entry: f64, mark: f64) -> (f64, f64) {
+    let size = qty * h.contract_size;
+    if h.inverse {
+        let pnl = if qty == 0.0 { 0.0 } else { size * (1.0 / entry - 1.0 / mark) };
+        (size.abs() / mark, pnl)
+    } else {
+        (size.abs() * mark, size * (mark - entry))
     }
 }
 
@@ -276,6 +284,18 @@ pub fn evaluate_account(rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> Accou
 /// row's constants and prices).
 #[inline]
 pub fn evaluate_rows<L: RowLookup>(rows: AccountRows<'_>, ctx: &MarginContext<'_>, lookup: &L) -> AccountMargin {
+    evaluate_rows_into(rows, ctx, lookup, &mut ())
+}
+
+/// [`evaluate_rows`], handing each row's own numbers to `sink` as they enter the account's
+/// totals (an explanation records them; the bulk path's `()` sink compiles away).
+#[inline]
+pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
+    rows: AccountRows<'_>,
+    ctx: &MarginContext<'_>,
+    lookup: &L,
+    sink: &mut S,
+) -> AccountMargin {
     let u = ctx.universe;
     let mut m = AccountMargin::default();
 
@@ -283,45 +303,111 @@ pub fn evaluate_rows<L: RowLookup>(rows: AccountRows<'_>, ctx: &MarginContext<'_
         let AssetCall { index: i, price, hot: a } = lookup.asset(code);
         let value = qty * price;
         m.equity += value;
+        let mut collateral = [0.0; 2];
         if qty > 0.0 {
             let discounted = if a.has_tiers { u.assets.haircuts.discounted(i, value) } else { value };
             // imf::discounted_weight, with the cap computed once for both modes
             let cap = if a.imf_factor == 0.0 { f64::INFINITY } else { imf::discount_cap(a.imf_factor, qty) };
-            for (adj, &w) in m.adj_equity.iter_mut().zip(&a.weight) {
-                *adj += discounted * w.min(cap);
+            for ((c, adj), &w) in collateral.iter_mut().zip(m.adj_equity.iter_mut()).zip(&a.weight) {
+                *c = discounted * w.min(cap);
+                *adj += *c;
             }
         } else if qty < 0.0 {
-            for (adj, &w) in m.adj_equity.iter_mut().zip(&a.liability_weight) {
+            for ((c, adj), &w) in collateral.iter_mut().zip(m.adj_equity.iter_mut()).zip(&a.liability_weight) {
                 let w = if a.imf_factor == 0.0 { w } else { imf::premium(w, imf::premium_term(a.imf_factor, qty)) };
-                *adj += value * w;
+                *c = value * w;
+                *adj += *c;
             }
         }
+        sink.balance(&BalanceLine { asset: i, qty, price, value, collateral });
     }
 
     let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
     for (((&code, &qty), &entry), &isolated) in positions {
         let MarketCall { index: k, mark, settle_price, hot: h } = lookup.market(code);
         if h.option {
-            add_option(&mut m, ctx, k, qty, entry, isolated, settle_price);
+            add_option(&mut m, ctx, k, qty, entry, isolated, settle_price, sink);
             continue;
         }
         let p = position_margin_hot(&u.markets.brackets, &h, qty, entry, mark, settle_price);
         m.upnl += p.upnl;
         m.equity += p.upnl;
+        let mut line = PositionLine {
+            market: k,
+            qty,
+            entry,
+            mark,
+            notional: p.notional,
+            upnl: p.upnl,
+            equity: p.upnl,
+            requirement: p.requirement,
+            ..PositionLine::default()
+        };
         if isolated > 0.0 {
             let margin = isolated * settle_price;
             m.equity += margin;
-            if margin + p.upnl < p.requirement[1] {
+            line.isolated_margin = margin;
+            line.isolated_below_maintenance = margin + p.upnl < p.requirement[1];
+            if line.isolated_below_maintenance {
                 m.isolated_liquidatable = true;
             }
         } else {
             for mode in 0..2 {
-                m.adj_equity[mode] += p.upnl.min(0.0) + p.upnl.max(0.0) * h.upnl_weight[mode];
+                line.collateral[mode] = p.upnl.min(0.0) + p.upnl.max(0.0) * h.upnl_weight[mode];
+                m.adj_equity[mode] += line.collateral[mode];
                 m.requirement[mode] += p.requirement[mode];
             }
         }
+        sink.position(&line);
     }
     m
+}
+
+/// Where an explanation receives the kernel's per-row numbers; `()` ignores them.
+pub trait RowSink {
+    #[inline]
+    fn balance(&mut self, _line: &BalanceLine) {}
+    #[inline]
+    fn position(&mut self, _line: &PositionLine) {}
+}
+
+impl RowSink for () {}
+
+/// One balance row as it entered its account (USD at the call's prices).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BalanceLine {
+    /// Universe index of the asset.
+    pub asset: usize,
+    pub qty: f64,
+    pub price: f64,
+    /// qty × price (enters `equity`).
+    pub value: f64,
+    /// What the row adds to (adj_equity_initial, adj_equity_maint): haircut-tiered value ×
+    /// weight for a holding, value × liability weight for a borrow.
+    pub collateral: PerMode<f64>,
+}
+
+/// One position row as it entered its account (USD at the call's prices).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PositionLine {
+    /// Universe index of the market.
+    pub market: usize,
+    pub qty: f64,
+    pub entry: f64,
+    pub mark: f64,
+    pub notional: f64,
+    pub upnl: f64,
+    /// What the position adds to `equity` besides an isolated margin: its uPnL, or an
+    /// option's value.
+    pub equity: f64,
+    /// What it adds to (adj_equity_initial, adj_equity_maint); 0 for an isolated position.
+    pub collateral: PerMode<f64>,
+    /// (initial, maintenance) requirement; in the cross totals unless isolated.
+    pub requirement: PerMode<f64>,
+    /// The isolated margin in USD (0 for a cross position).
+    pub isolated_margin: f64,
+    /// Isolated only: margin + equity below its own maintenance requirement.
+    pub isolated_below_maintenance: bool,
 }
 
 /// An option position (docs/ARCHITECTURE.md, "Options and portfolio margin"): its value
@@ -329,7 +415,8 @@ pub fn evaluate_rows<L: RowLookup>(rows: AccountRows<'_>, ctx: &MarginContext<'_
 /// at its value, a short as the liability of buying it back); `upnl` reports q·cs·(mark −
 /// entry); a short adds Deribit's requirement. Isolated: margin + value against its own mm.
 #[inline]
-fn add_option(
+#[allow(clippy::too_many_arguments)]
+fn add_option<S: RowSink>(
     m: &mut AccountMargin,
     ctx: &MarginContext<'_>,
     k: usize,
@@ -337,6 +424,7 @@ fn add_option(
     entry: f64,
     isolated: f64,
     settle_price: f64,
+    sink: &mut S,
 ) {
     let mt = &ctx.universe.markets;
     let s = ctx.underlying_price(mt.underlying[k] as usize);
@@ -352,18 +440,33 @@ fn add_option(
     );
     m.upnl += o.upnl;
     m.equity += o.value;
+    let mut line = PositionLine {
+        market: k,
+        qty,
+        entry,
+        mark: ctx.prices.mark[k],
+        notional: o.value.abs(),
+        upnl: o.upnl,
+        equity: o.value,
+        requirement: o.requirement,
+        ..PositionLine::default()
+    };
     if isolated > 0.0 {
         let margin = isolated * settle_price;
         m.equity += margin;
-        if margin + o.value < o.requirement[1] {
+        line.isolated_margin = margin;
+        line.isolated_below_maintenance = margin + o.value < o.requirement[1];
+        if line.isolated_below_maintenance {
             m.isolated_liquidatable = true;
         }
     } else {
         for mode in 0..2 {
+            line.collateral[mode] = o.value;
             m.adj_equity[mode] += o.value;
             m.requirement[mode] += o.requirement[mode];
         }
     }
+    sink.position(&line);
 }
 
 /// What one position contributes to its pool, whatever its kind (USD): the equity it adds

@@ -227,9 +227,10 @@ pub fn liabilities(book: &GroupedBook, ctx: &MarginContext<'_>) -> Result<Liabil
                     let c_i = claim[i];
                     e += c_i * ctx.prices.asset[i];
                     let m = Minor::from_f64(c_i, "claims").map_err(|e| match e {
-                        CoreError::Price { message, .. } => {
-                            CoreError::price(format!("claims[{}]", u.assets.symbol[i]), message)
-                        }
+                        CoreError::Price { message, .. } => CoreError::price(
+                            format!("claims[{}] of account {}", u.assets.symbol[i], book.accounts[c * CHUNK + j]),
+                            message,
+                        ),
                         other => other,
                     })?;
                     if m.0 > 0 {
@@ -240,7 +241,12 @@ pub fn liabilities(book: &GroupedBook, ctx: &MarginContext<'_>) -> Result<Liabil
                     claim[i] = 0.0;
                 }
                 eq[j] = e;
-                let m = Minor::from_f64(e, "equity")?;
+                let m = Minor::from_f64(e, "equity").map_err(|err| match err {
+                    CoreError::Price { message, .. } => {
+                        CoreError::price(format!("equity of account {}", book.accounts[c * CHUNK + j]), message)
+                    }
+                    other => other,
+                })?;
                 if m.0 > 0 {
                     li[j] = m.0 as u128;
                 } else if m.0 < 0 {

@@ -174,6 +174,8 @@ impl Universe {
             check_weight(format!("{f}.liability_weight_initial"), a.liability_weight[0], 1.0, MAX_FACTOR)?;
             check_weight(format!("{f}.liability_weight_maint"), a.liability_weight[1], 1.0, MAX_FACTOR)?;
             check_weight(format!("{f}.imf_factor"), a.imf_factor, 0.0, MAX_FACTOR)?;
+            initial_is_stricter(&f, "weight", a.weight, false)?;
+            initial_is_stricter(&f, "liability_weight", a.liability_weight, true)?;
             at.haircuts.push(&a.haircut_tiers, &f)?;
             at.symbol.push(a.symbol.clone());
             at.price.push(a.price);
@@ -240,6 +242,7 @@ impl Universe {
             }
             check_weight(format!("{f}.upnl_weight_initial"), m.upnl_weight[0], 0.0, 1.0)?;
             check_weight(format!("{f}.upnl_weight_maint"), m.upnl_weight[1], 0.0, 1.0)?;
+            initial_is_stricter(&f, "upnl_weight", m.upnl_weight, false)?;
             check_weight(format!("{f}.imf_factor"), m.imf_factor, 0.0, MAX_FACTOR)?;
             if m.kind == MarketKind::Option && m.brackets.is_empty() {
                 // Options are margined by their own rule; an empty bracket keeps the table aligned.
@@ -429,7 +432,27 @@ fn check_option(m: &MarketSpec, f: &str) -> Result<OptionSpec> {
     check_weight(format!("{f}.im_base"), o.im_base, 0.0, MAX_FACTOR)?;
     check_weight(format!("{f}.im_min"), o.im_min, 0.0, MAX_FACTOR)?;
     check_weight(format!("{f}.mm_base"), o.mm_base, 0.0, MAX_FACTOR)?;
+    if o.im_min < o.mm_base {
+        return Err(CoreError::config(
+            format!("{f}.im_min"),
+            format!("{} must be ≥ mm_base {} (initial margin is the stricter)", o.im_min, o.mm_base),
+        ));
+    }
     Ok(o)
+}
+
+/// Initial margin is at least as strict as maintenance: a weight on what the account owns
+/// is ≤ at initial (`larger_is_stricter` = false), a liability weight ≥ (true).
+fn initial_is_stricter(f: &str, name: &str, w: PerMode<f64>, larger_is_stricter: bool) -> Result<()> {
+    let ok = if larger_is_stricter { w[0] >= w[1] } else { w[0] <= w[1] };
+    if ok {
+        return Ok(());
+    }
+    let cmp = if larger_is_stricter { "≥" } else { "≤" };
+    Err(CoreError::config(
+        format!("{f}.{name}_initial"),
+        format!("{} must be {cmp} {name}_maint {} (initial margin is the stricter)", w[0], w[1]),
+    ))
 }
 
 #[cfg(test)]
@@ -487,6 +510,25 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
+
+    #[test]
+    fn initial_margin_is_the_stricter() {
+        let mut a = asset("BTC", 100.0);
+        a.weight = [0.96, 0.95];
+        let e = Universe::new(&[a], &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "assets[BTC].weight_initial: 0.96 must be ≤ weight_maint 0.95 (initial margin is the stricter)"
+        );
+        let mut a = asset("USDT", 1.0);
+        a.liability_weight = [1.05, 1.1];
+        let e = Universe::new(&[a], &[]).unwrap_err();
+        assert!(e.to_string().starts_with("assets[USDT].liability_weight_initial: 1.05 must be ≥"), "{e}");
+        let mut m = perp("BTCUSDT", "USDT", "BTC", 100.0, &[(f64::INFINITY, 0.1, 0.05)]);
+        m.upnl_weight = [0.9, 0.8];
+        let e = Universe::new(&[asset("USDT", 1.0)], &[m]).unwrap_err();
+        assert!(e.to_string().starts_with("markets[BTCUSDT].upnl_weight_initial"), "{e}");
+    }
 
     #[test]
     fn errors_name_the_field_and_symbol() {

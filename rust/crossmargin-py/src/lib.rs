@@ -9,6 +9,7 @@ mod cascade;
 mod cascade_step;
 mod engine;
 mod errors;
+mod explain;
 mod funding;
 mod portfolio;
 mod risk;
@@ -22,6 +23,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<book::PyBook>()?;
     m.add_class::<engine::PyPool>()?;
     m.add_function(wrap_pyfunction!(engine::evaluate_standard, m)?)?;
+    m.add_function(wrap_pyfunction!(explain::explain_account, m)?)?;
     m.add_function(wrap_pyfunction!(risk::liquidation_price_columns, m)?)?;
     m.add_function(wrap_pyfunction!(risk::stress_columns, m)?)?;
     m.add_function(wrap_pyfunction!(risk::efficiency_columns, m)?)?;

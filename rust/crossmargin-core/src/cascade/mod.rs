@@ -195,6 +195,14 @@ fn check(cfg: &CascadeConfig, u: &Universe) -> Result<()> {
             format!("{} is beyond ±1e28 units (the ledger's range)", cfg.insurance_fund[a]),
         ));
     }
+    // A negative fund would be bad debt before anything happens (and deleverage healthy
+    // accounts in round one).
+    if let Some(a) = cfg.insurance_fund.iter().position(|&x| x < 0.0) {
+        return Err(CoreError::config(
+            format!("cascade.insurance_fund[{}]", u.assets.symbol[a]),
+            format!("{} must be ≥ 0", cfg.insurance_fund[a]),
+        ));
+    }
     Ok(())
 }
 

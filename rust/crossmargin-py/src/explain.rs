@@ -1,0 +1,83 @@
+//! `explain_account`: one account's rows as the standard-model kernel computed them.
+
+use crossmargin_core::explain::explain_account as core_explain;
+use crossmargin_core::CoreError;
+use numpy::PyReadonlyArray1;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::args::margin_context;
+use crate::book::PyBook;
+use crate::errors::{detached, to_pyerr};
+use crate::universe::PyUniverse;
+
+/// A dict: "margin" (the account's totals), "balances" and "positions" (one list per column,
+/// rows in the kernel's order; asset / market as universe indices).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn explain_account<'py>(
+    py: Python<'py>,
+    universe: &Bound<'py, PyUniverse>,
+    book: &Bound<'py, PyBook>,
+    asset_remap: PyReadonlyArray1<'py, u32>,
+    market_remap: PyReadonlyArray1<'py, u32>,
+    asset_prices: PyReadonlyArray1<'py, f64>,
+    marks: PyReadonlyArray1<'py, f64>,
+    account_index: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    let (u, b) = (&universe.get().inner, &book.get().inner);
+    if account_index >= b.n_accounts() {
+        return Err(to_pyerr(py, CoreError::config("account", format!("index {account_index} is not in the book"))));
+    }
+    let ctx = margin_context(py, u, b, &asset_remap, &market_remap, &asset_prices, &marks)?;
+    let e = detached(py, || Ok(core_explain(b, account_index, &ctx)))?;
+    let m = &e.margin;
+    let margin = PyDict::new(py);
+    margin.set_item("equity", m.equity)?;
+    margin.set_item("upnl", m.upnl)?;
+    margin.set_item("adj_equity_initial", m.adj_equity[0])?;
+    margin.set_item("adj_equity_maint", m.adj_equity[1])?;
+    margin.set_item("im", m.requirement[0])?;
+    margin.set_item("mm", m.requirement[1])?;
+    margin.set_item("free_collateral", m.free_collateral())?;
+    margin.set_item("margin_ratio", m.margin_ratio())?;
+    margin.set_item("liquidatable", m.liquidatable())?;
+    margin.set_item("bankrupt", m.bankrupt())?;
+    margin.set_item("isolated_liquidatable", m.isolated_liquidatable)?;
+
+    let bal = PyDict::new(py);
+    let bl = &e.balances;
+    bal.set_item("asset", bl.iter().map(|x| x.asset).collect::<Vec<_>>())?;
+    bal.set_item("qty", bl.iter().map(|x| x.qty).collect::<Vec<_>>())?;
+    bal.set_item("price", bl.iter().map(|x| x.price).collect::<Vec<_>>())?;
+    bal.set_item("value", bl.iter().map(|x| x.value).collect::<Vec<_>>())?;
+    bal.set_item("collateral_initial", bl.iter().map(|x| x.collateral[0]).collect::<Vec<_>>())?;
+    bal.set_item("collateral_maint", bl.iter().map(|x| x.collateral[1]).collect::<Vec<_>>())?;
+
+    let pos = PyDict::new(py);
+    let pl = &e.positions;
+    pos.set_item("market", pl.iter().map(|x| x.line.market).collect::<Vec<_>>())?;
+    pos.set_item("row", pl.iter().map(|x| x.row).collect::<Vec<_>>())?;
+    pos.set_item("qty", pl.iter().map(|x| x.line.qty).collect::<Vec<_>>())?;
+    pos.set_item("entry_price", pl.iter().map(|x| x.line.entry).collect::<Vec<_>>())?;
+    pos.set_item("mark", pl.iter().map(|x| x.line.mark).collect::<Vec<_>>())?;
+    pos.set_item("notional", pl.iter().map(|x| x.line.notional).collect::<Vec<_>>())?;
+    pos.set_item("bracket", pl.iter().map(|x| x.bracket.map_or(-1, |k| k as i64)).collect::<Vec<_>>())?;
+    pos.set_item("upnl", pl.iter().map(|x| x.line.upnl).collect::<Vec<_>>())?;
+    pos.set_item("equity", pl.iter().map(|x| x.line.equity).collect::<Vec<_>>())?;
+    pos.set_item("collateral_initial", pl.iter().map(|x| x.line.collateral[0]).collect::<Vec<_>>())?;
+    pos.set_item("collateral_maint", pl.iter().map(|x| x.line.collateral[1]).collect::<Vec<_>>())?;
+    pos.set_item("im", pl.iter().map(|x| x.line.requirement[0]).collect::<Vec<_>>())?;
+    pos.set_item("mm", pl.iter().map(|x| x.line.requirement[1]).collect::<Vec<_>>())?;
+    pos.set_item("isolated_margin", pl.iter().map(|x| x.line.isolated_margin).collect::<Vec<_>>())?;
+    pos.set_item(
+        "isolated_below_maintenance",
+        pl.iter().map(|x| x.line.isolated_below_maintenance).collect::<Vec<_>>(),
+    )?;
+
+    let out = PyDict::new(py);
+    out.set_item("margin", margin)?;
+    out.set_item("balances", bal)?;
+    out.set_item("positions", pos)?;
+    Ok(out)
+}
