@@ -14,7 +14,8 @@ import crossmargin as cm
 import numpy as np
 import pytest
 from crossmargin import synth
-from crossmargin.numpy_engine import NumpyEngine, PreparedBook
+
+from benches.numpy_engine import NumpyEngine, PreparedBook
 
 DEFAULT_ACCOUNTS = 200_000
 REFERENCE_SAMPLE = 5_000

@@ -1,8 +1,8 @@
-"""``python -m benches.run``: the benchmark runner (crossmargin.bench), from a checkout."""
+"""``python -m benches.run``: the benchmark runner (benches.runner), from a checkout."""
 
 import sys
 
-from crossmargin.bench import main
+from benches.runner import main
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

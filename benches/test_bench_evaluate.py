@@ -14,7 +14,8 @@ from __future__ import annotations
 import crossmargin as cm
 import numpy as np
 from crossmargin import reference
-from crossmargin.numpy_engine import NumpyEngine, PreparedBook
+
+from benches.numpy_engine import NumpyEngine, PreparedBook
 
 
 def _accounts(benchmark, n: int) -> None:

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import crossmargin as cm
-from crossmargin.stress import presets
+from crossmargin.risk.stress import presets
 
 
 #: Eight scenarios: the four historical presets and four uniform falls.

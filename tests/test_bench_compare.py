@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from crossmargin import reference, synth
 from crossmargin.bench import AccountView, account_views, compare
-from crossmargin.numpy_engine import NumpyEngine
 from crossmargin.result import MARGIN_COLUMNS
+
+from benches.numpy_engine import NumpyEngine
 
 U = cm.Universe.demo()
 

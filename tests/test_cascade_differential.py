@@ -1,5 +1,5 @@
 """Differential tests of liquidation cascades: ``Engine.cascade`` (Rust) against
-``crossmargin.reference.cascade`` (plain Python, ``crossmargin/reference_cascade.py``).
+``crossmargin.reference.liquidations`` (plain Python, ``crossmargin/reference_cascade.py``).
 
 Both implement docs/ARCHITECTURE.md, "Liquidation cascades". On hypothesis-generated small
 universes (1–3 markets, one of them inverse as soon as there are two) and books (≤ 30
@@ -360,8 +360,8 @@ def test_small_hand_case_agrees(small: cm.Universe) -> None:
 @pytest.mark.parametrize("x", [0.49999999999999994, 0.5, 1.5, 2.5, -0.5, -2.5, 1e-9, 1.000000005])
 def test_minor_units_round_half_to_even_like_money(x: float) -> None:
     """The cascade's ledger rounds as crossmargin.money: x·10⁸ half to even."""
-    from crossmargin.reference_cascade import to_minor
-    from crossmargin.reference_solvency import to_minor as money_minor
+    from crossmargin.reference.liquidations import to_minor
+    from crossmargin.reference.solvency import to_minor as money_minor
 
     assert to_minor(x) == money_minor(x) == round(x * 1e8)
     assert to_minor(0.49999999999999994e-8) == 0

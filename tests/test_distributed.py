@@ -19,6 +19,7 @@ pytest.importorskip("distributed")
 import crossmargin as cm
 from crossmargin import distributed as cmd
 from crossmargin.cli import main
+from crossmargin.risk.stress import scenario_prices
 from crossmargin.synth import generate
 from test_partitions import damage
 
@@ -162,7 +163,7 @@ def test_sharded_stress_equals_unsharded(client, datasets, universe, book, tmp_p
     np.testing.assert_allclose(got.bad_debt, want.bad_debt, rtol=1e-12)
     # Exactly the correctly rounded sums of the unsharded per-account numbers.
     for s, moves in enumerate(SCENARIOS.values()):
-        a, m, _ = cm.stress.scenario_prices(universe, "x", moves)
+        a, m, _ = scenario_prices(universe, "x", moves)
         r = eng.evaluate(book, prices=(a, m))
         assert got.shortfall[s] == math.fsum(np.maximum(r.mm - r.adj_equity_maint, 0).tolist())
         assert got.bad_debt[s] == math.fsum(np.maximum(-r.equity, 0).tolist())

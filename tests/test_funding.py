@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import book, universe_and_book
 from crossmargin import funding
-from crossmargin import reference_solvency as ref
+from crossmargin.reference import solvency as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

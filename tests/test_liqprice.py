@@ -1,5 +1,5 @@
 """Liquidation prices: published exchange examples, closed forms, and properties against the
-pure-Python reference (crossmargin.liqprice.reference_liquidation_prices)."""
+pure-Python reference (crossmargin.risk.liqprice.reference_liquidation_prices)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import book, universe_and_book
 from crossmargin import reference
-from crossmargin.liqprice import _moved, reference_liquidation_prices
 from crossmargin.prices import resolve
+from crossmargin.reference.liqprice import _moved, reference_liquidation_prices
 from hypothesis import given, settings
 
 INF = math.inf
@@ -239,7 +239,7 @@ def _gap(u: cm.Universe, b: cm.Book, row: int, move: str, price: float) -> tuple
     values of the terms g nets (its rounding is a few ulps of that)."""
     assets, marks = (x.tolist() for x in resolve(u, None))
     account = int(b.positions["account"][row])
-    acct = reference._accounts(u, b)[account]
+    acct = reference.margin._accounts(u, b)[account]
     rows = [r for r, a in enumerate(b.positions["account"].tolist()) if a == account]
     k, qty, entry, iso = acct.positions[rows.index(row)]
     a, m = _moved(u, assets, marks, k, move, price / marks[k])

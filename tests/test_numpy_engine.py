@@ -6,9 +6,10 @@ from __future__ import annotations
 import crossmargin as cm
 import numpy as np
 import pytest
-from crossmargin import numpy_engine as ne
 from crossmargin import reference, synth
 from crossmargin.result import MARGIN_COLUMNS
+
+from benches import numpy_engine as ne
 
 RTOL = 1e-9
 FLOATS = ("equity", "upnl", "adj_equity_initial", "adj_equity_maint", "im", "mm", "free_collateral")

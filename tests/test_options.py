@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from crossmargin import reference
 from crossmargin.options import black76
-from crossmargin.reference_portfolio import black76 as ref_black76
+from crossmargin.reference.portfolio import black76 as ref_black76
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -14,6 +14,7 @@ import crossmargin as cm
 import pyarrow.parquet as pq
 import pytest
 from crossmargin import distributed as cmd
+from crossmargin.distributed import sharded
 from crossmargin.cli import main
 from crossmargin.synth import generate
 
@@ -47,7 +48,7 @@ def _load(folder: Path) -> dict:
 
 def _save(folder: Path, doc: dict, reseal: bool = False) -> None:
     if reseal:  # as a tool that knows the format would: only the data can tell
-        doc["manifest_sha256"] = cmd._seal(doc)
+        doc["manifest_sha256"] = sharded._seal(doc)
     (folder / cmd.MANIFEST).write_text(json.dumps(doc, indent=2))
 
 

@@ -744,7 +744,7 @@ def test_garbage_universe_values_give_a_universe_or_a_config_error(
 def test_the_reference_cascade_refuses_what_the_engine_refuses(
     small: cm.Universe, rows: list[tuple[int, str, float]], config: dict[str, Any], error: type
 ) -> None:
-    from crossmargin import reference_cascade
+    from crossmargin.reference import liquidations as reference_cascade
 
     cfg = cm.CascadeConfig(shock={"BTC": -0.3}, **config)
     for run in (

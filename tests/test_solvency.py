@@ -17,8 +17,8 @@ import crossmargin as cm
 import numpy as np
 import pytest
 from conftest import book, universe_and_book
-from crossmargin import reference_solvency as ref
-from crossmargin.solvency import InclusionProof, verify
+from crossmargin.reference import solvency as ref
+from crossmargin.risk.solvency import InclusionProof, verify
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -10,8 +10,9 @@ import crossmargin as cm
 import numpy as np
 import pytest
 from conftest import book, universe_and_book
-from crossmargin import reference, stress, synth
-from crossmargin.stress import PRESETS, preset, presets, scenario_prices
+from crossmargin import reference, synth
+from crossmargin.risk import stress
+from crossmargin.risk.stress import PRESETS, preset, presets, scenario_prices
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -129,7 +129,7 @@ def test_bybit_deductions_equal_the_published_column() -> None:
     # "Maintenance Margin Deduction = Risk Limit at tier (N−1) × (MMR_N − MMR_{N−1}) +
     # deduction at tier (N−1)", BTCUSDT table, https://www.bybit.com/en/announcement-info/margin-parameters
     rows = venues.bybit_unified().brackets_with_amounts("BTCUSDT")
-    assert [r[4] for r in rows] == pytest.approx(venues.BYBIT_BTCUSDT_DEDUCTIONS, abs=1e-6)
+    assert [r[4] for r in rows] == pytest.approx(venues.presets.BYBIT_BTCUSDT_DEDUCTIONS, abs=1e-6)
 
 
 def test_bybit_maintenance_margin_published_example() -> None:
@@ -164,7 +164,7 @@ def test_deribit_futures_initial_margin_published_examples(size_btc: float, im_b
 
 def test_deribit_chord_brackets_stay_within_a_quarter_step_squared() -> None:
     # Between bounds the chord exceeds base·N + slope·N² by at most slope·h²/4.
-    br = venues.linear_rate_brackets(0.02, 0.015, 5e-5, venues.DERIBIT_BOUNDS)
+    br = venues.linear_rate_brackets(0.02, 0.015, 5e-5, venues.presets.DERIBIT_BOUNDS)
     for n in np.linspace(0.01, 4_999.0, 997):
         im, _ = reference.bracket_requirement(tuple(br), float(n))
         exact = 0.02 * n + 5e-5 * n * n
@@ -395,9 +395,9 @@ def test_drift_matches_driftpy_math_on_random_accounts(monkeypatch: pytest.Monke
             maintenance_liability_weight=round(lm * hp),
             scale_initial_asset_weight_start=0,
         )
-        for s, (wi, wm, li, lm, imf) in venues.DRIFT_SPOT.items()
+        for s, (wi, wm, li, lm, imf) in venues.presets.DRIFT_SPOT.items()
     }
-    imr, mmr, imf = venues.DRIFT_PERP
+    imr, mmr, imf = venues.presets.DRIFT_PERP
     perp = SimpleNamespace(
         status=types.MarketStatus.Active(),
         margin_ratio_initial=round(imr * hp),
@@ -407,7 +407,7 @@ def test_drift_matches_driftpy_math_on_random_accounts(monkeypatch: pytest.Monke
         imf_factor=imf * 1e6,
     )
     rng = np.random.default_rng(11)
-    syms = list(venues.DRIFT_SPOT)
+    syms = list(venues.presets.DRIFT_SPOT)
     price = {a.symbol: a.price for a in u.assets}
     acc_b, sym_b, qty_b, acc_p, mkt_p, qty_p, ent_p = [], [], [], [], [], [], []
     expected = {}

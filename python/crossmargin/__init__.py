@@ -9,7 +9,9 @@ Quick start::
     r.summary(); r.to_pandas()
 """
 
-from crossmargin import exceptions, funding, options, portfolio, reference, solvency, venues
+from typing import Any
+
+from crossmargin import exceptions, options, portfolio
 from crossmargin._core import __version__
 from crossmargin.book import Book
 from crossmargin.cascade import CascadeConfig, CascadeResult, DepthCurve, NoImpact, SqrtImpact
@@ -27,6 +29,7 @@ from crossmargin.exceptions import (
 from crossmargin.io import read_book, write_book
 from crossmargin.portfolio import PortfolioConfig, UnderlyingPortfolio
 from crossmargin.result import MarginResult
+from crossmargin.risk import funding, solvency
 from crossmargin.table import Table
 from crossmargin.universe import Asset, Market, Universe
 
@@ -64,3 +67,13 @@ __all__ = [
     "venues",
     "write_book",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``cm.reference`` (the oracle), ``cm.venues`` and ``cm.distributed`` load on first use:
+    the engine never imports the oracle, and Dask is optional."""
+    if name in ("reference", "venues", "distributed"):
+        import importlib
+
+        return importlib.import_module(f"crossmargin.{name}")
+    raise AttributeError(f"module 'crossmargin' has no attribute {name!r}")

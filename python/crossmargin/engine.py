@@ -7,19 +7,20 @@ from typing import Literal
 
 import numpy as np
 
-from crossmargin import _core, efficiency, funding, liqprice, solvency
-from crossmargin import explain as explain_module
-from crossmargin import stress as stress_module
+from crossmargin import _core
 from crossmargin.book import Book
 from crossmargin.cascade import CascadeConfig, CascadeResult, run_cascade
-from crossmargin.efficiency import CapitalEfficiency
 from crossmargin.exceptions import BookError, ConfigError, ConfigTypeError
-from crossmargin.explain import Explanation
-from crossmargin.funding import FundingResult, Rates
 from crossmargin.prices import PriceOverrides, repriced, resolve
 from crossmargin.result import MarginResult
-from crossmargin.solvency import SolvencyResult
-from crossmargin.stress import Measure, ReverseStressResult, Scenario, StressResult
+from crossmargin.risk import efficiency, funding, liqprice, solvency
+from crossmargin.risk import explain as explain_module
+from crossmargin.risk import stress as stress_module
+from crossmargin.risk.efficiency import CapitalEfficiency
+from crossmargin.risk.explain import Explanation
+from crossmargin.risk.funding import FundingResult, Rates
+from crossmargin.risk.solvency import SolvencyResult
+from crossmargin.risk.stress import Measure, ReverseStressResult, Scenario, StressResult
 from crossmargin.table import Table
 from crossmargin.universe import Universe
 
@@ -109,7 +110,7 @@ class Engine:
     def apply_funding(
         self, book: Book, rates: Rates, prices: PriceOverrides = None
     ) -> FundingResult:
-        """Funding payments, exactly zero-sum per market (crossmargin.funding); ``rates``
+        """Funding payments, exactly zero-sum per market (crossmargin.risk.funding); ``rates``
         maps perpetual symbols to the interval's rate, or is an array by market."""
         return funding.apply_funding(self, _book(book), rates, prices)
 
@@ -122,14 +123,14 @@ class Engine:
         seed: bytes | str | None = None,
     ) -> SolvencyResult:
         """Reserves vs customer liabilities and the Merkle-sum proof of liabilities
-        (crossmargin.solvency); ``stress`` holds fractional moves, e.g. ``{"BTC": -0.3}``."""
+        (crossmargin.risk.solvency); ``stress`` holds fractional moves, e.g. ``{"BTC": -0.3}``."""
         return solvency.solvency(self, _book(book), exchange_assets, stress, prices, seed)
 
     def liquidation_prices(
         self, book: Book, prices: PriceOverrides = None, move: liqprice.LiqMove = "underlying"
     ) -> Table:
         """Per position: the mark at which its account (cross) or the position (isolated)
-        reaches maintenance; NaN where none exists (crossmargin.liqprice). ``move`` =
+        reaches maintenance; NaN where none exists (crossmargin.risk.liqprice). ``move`` =
         ``"underlying"`` moves everything on the position's underlying together (its asset
         too), ``"mark"`` only the position's own mark."""
         return liqprice.liquidation_prices(self, _book(book), prices, move)
@@ -142,7 +143,7 @@ class Engine:
         *,
         prices: PriceOverrides = None,
     ) -> StressResult:
-        """Every account under every scenario in one pass (crossmargin.stress); scenarios map
+        """Every account under every scenario in one pass (crossmargin.risk.stress); scenarios map
         names to fractional moves, e.g. ``{"crash": {"BTC": -0.3, "ETH": -0.35}}``, from the
         universe's prices or from ``prices`` (the same overrides as :meth:`evaluate`)."""
         return stress_module.stress(self._at(prices), _book(book), scenarios, insurance_fund)
@@ -160,7 +161,7 @@ class Engine:
         prices: PriceOverrides = None,
     ) -> ReverseStressResult:
         """The smallest uniform (and per-underlying) move at which ``measure`` exceeds the
-        insurance fund (crossmargin.stress), moving from the universe's prices or from
+        insurance fund (crossmargin.risk.stress), moving from the universe's prices or from
         ``prices`` (the same overrides as :meth:`evaluate`)."""
         return stress_module.reverse_stress(
             self._at(prices),
@@ -175,7 +176,7 @@ class Engine:
 
     def capital_efficiency(self, book: Book, prices: PriceOverrides = None) -> CapitalEfficiency:
         """Isolated vs cross (vs portfolio) requirement, utilisation and leverage per account
-        and in aggregate (crossmargin.efficiency)."""
+        and in aggregate (crossmargin.risk.efficiency)."""
         return efficiency.capital_efficiency(self, _book(book), prices)
 
     def cascade(
@@ -223,7 +224,7 @@ class Engine:
         )
 
     def explain(self, book: Book, account: int, *, prices: PriceOverrides = None) -> Explanation:
-        """One account row by row under the standard model (crossmargin.explain): each
+        """One account row by row under the standard model (crossmargin.risk.explain): each
         balance's weighted value, each position's notional, bracket, requirement and uPnL,
         and which margin test failed; the totals are :meth:`evaluate`'s, bit for bit.
 

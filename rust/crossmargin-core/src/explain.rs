@@ -97,7 +97,8 @@ mod tests {
         let e = explain_account(&book, 0, &ctx);
         assert_eq!(e.margin.requirement[1].to_bits(), all.mm[0].to_bits());
         assert_eq!(e.margin.adj_equity[1].to_bits(), all.adj_equity_maint[0].to_bits());
-        let adj: f64 = e.balances.iter().map(|b| b.collateral[1]).chain(e.positions.iter().map(|p| p.line.collateral[1])).sum();
+        let adj: f64 =
+            e.balances.iter().map(|b| b.collateral[1]).chain(e.positions.iter().map(|p| p.line.collateral[1])).sum();
         assert!((adj - e.margin.adj_equity[1]).abs() < 1e-9);
         // 2 BTC at 50,000 = 100,000 notional: the second bracket
         assert_eq!(e.positions[0].bracket, Some(1));

@@ -218,17 +218,22 @@ pub fn check_grouping(c: &Columns, result: &Result<GroupedBook, CoreError>) {
         assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "offsets never decrease");
     }
     assert_eq!(g.positions.code.len(), c.pos_account.len(), "every position row is kept");
-    // Balances: one row per (account, code), the sum of its input rows in input order.
+    // Balances: one row per (account, code), the exact sum of its input rows (correctly
+    // rounded, so in any order: reversing the rows gives the same bits).
     for a in 0..n {
         let rows = g.balances.offsets[a]..g.balances.offsets[a + 1];
         let codes = &g.balances.code[rows.clone()];
         assert!(codes.windows(2).all(|w| w[0] < w[1]), "one balance row per asset, ordered by code");
         for (&code, &qty) in codes.iter().zip(&g.balances.qty[rows]) {
-            let want = (0..c.bal_account.len())
+            let rows: Vec<f64> = (0..c.bal_account.len())
                 .filter(|&r| c.bal_account[r] == g.accounts[a] && c.bal_code[r] == code)
-                .fold(None, |s: Option<f64>, r| Some(s.map_or(c.bal_qty[r], |s| s + c.bal_qty[r])))
-                .expect("a grouped balance comes from an input row");
-            assert_eq!(qty.to_bits(), want.to_bits(), "duplicate balances sum in input order");
+                .map(|r| c.bal_qty[r])
+                .collect();
+            assert!(!rows.is_empty(), "a grouped balance comes from an input row");
+            let want = crossmargin_core::fsum::exact_sum(rows.iter().copied());
+            let reversed = crossmargin_core::fsum::exact_sum(rows.iter().rev().copied());
+            assert_eq!(qty.to_bits(), want.to_bits(), "duplicate balances merge to their exact sum");
+            assert_eq!(want.to_bits(), reversed.to_bits(), "the exact sum does not depend on row order");
         }
         let p = g.positions.offsets[a]..g.positions.offsets[a + 1];
         for &row in &g.positions.row[p] {
@@ -466,6 +471,11 @@ pub fn fuzz_cascade(data: &[u8]) {
     if let Ok(out) = out {
         REACHED[2].fetch_add(1, Ordering::Relaxed);
         assert_eq!(out.totals_before, out.totals_after, "the cascade's ledger conserves");
-        assert!(out.rounds.round.len() <= cfg.max_rounds, "at most max_rounds rounds");
+        let steps = cfg.step_marks.len();
+        assert!(out.rounds.round.len() <= cfg.max_rounds * steps, "at most max_rounds rounds a step");
+        for s in 0..steps as u32 {
+            let in_step = out.rounds.step.iter().filter(|&&x| x == s).count();
+            assert!(in_step <= cfg.max_rounds, "step {s}: at most max_rounds rounds");
+        }
     }
 }

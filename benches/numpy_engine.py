@@ -35,7 +35,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from crossmargin.book import Book
 from crossmargin.prices import PriceOverrides, resolve
 from crossmargin.result import MARGIN_COLUMNS

@@ -1,81 +1,19 @@
-"""Liquidation prices: the mark of each position's market at which its account (cross) or the
-position itself (isolated) reaches maintenance, everything else fixed.
-
-The engine's version runs in Rust (``rust/crossmargin-core/src/liqprice.rs``, the rules and
-the solver are described there and in docs/ARCHITECTURE.md, "Liquidation prices and
-stress"). :func:`reference_liquidation_prices` is the deliberately slow oracle: a geometric
-walk outward from the current price and a bisection, on :mod:`crossmargin.reference`'s
-account evaluation.
-
-``move`` chooses what "everything else fixed" means:
-
-- ``"underlying"`` (default): every perp and future on the position's underlying and the
-  asset of the same symbol (a BTC balance backing a BTC perp) move together by one factor;
-- ``"mark"``: only the position's own mark moves.
-
-Rows: one per position, accounts ascending and, within an account, in the book's order of
-market codes (``row`` gives each position's row in the input positions table, for joins).
-NaN where no price within a million-fold move reaches maintenance, for zero positions and
-for option positions.
-"""
+"""Liquidation prices, the oracle: a geometric walk outward from the current price and a
+bisection, on the reference's own account evaluation (no Rust)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from crossmargin import _core, reference
 from crossmargin.book import Book
-from crossmargin.exceptions import ConfigError
 from crossmargin.prices import PriceOverrides, resolve
+from crossmargin.reference import margin as reference
+from crossmargin.risk.liqprice import S_MAX, S_MIN, LiqMove, check_move
 from crossmargin.table import Table
 from crossmargin.universe import Universe
-
-if TYPE_CHECKING:
-    from crossmargin.engine import Engine
-
-LiqMove = Literal["underlying", "mark"]
-LIQ_MOVES: tuple[str, ...] = ("underlying", "mark")
-
-#: The search range of the price factor, as in the Rust core.
-S_MIN, S_MAX = 1e-6, 1e6
-
-
-def _check_move(move: str) -> None:
-    if move not in LIQ_MOVES:
-        raise ConfigError(f"move: {move!r} is not one of {', '.join(LIQ_MOVES)}", field="move")
-
-
-def liquidation_prices(
-    engine: Engine, book: Book, prices: PriceOverrides = None, move: LiqMove = "underlying"
-) -> Table:
-    """Table(account, market, row, liq_price): see the module docstring."""
-    _check_move(move)
-    u = engine.universe
-    grouped, asset_remap, market_remap = book.grouping(u)
-    asset_prices, marks = resolve(u, prices)
-    cols = _core.liquidation_price_columns(
-        engine._pool,
-        u._compiled,
-        grouped,
-        asset_remap,
-        market_remap,
-        asset_prices,
-        marks,
-        move,
-    )
-    symbols = np.array([m.symbol for m in u.markets] or [""], dtype=str)
-    return Table(
-        {
-            "account": cols["account"],
-            "market": symbols[cols["market"]],
-            "row": cols["row"].astype(np.int64),
-            "liq_price": cols["liq_price"],
-        }
-    )
 
 
 # ---- the reference -----------------------------------------------------------------------
@@ -138,7 +76,7 @@ def reference_liquidation_prices(
 ) -> Table:
     """Liquidation prices by plain loops: Table(account, market, row, liq_price), rows in
     input order. Slow (hundreds of account evaluations per position); a test oracle."""
-    _check_move(move)
+    check_move(move)
     assets, marks = (x.tolist() for x in resolve(universe, prices))
     accounts = reference._accounts(universe, book)
     # Input rows of each account's positions, in the order _accounts appended them.
@@ -185,4 +123,5 @@ def reference_liquidation_prices(
     )
 
 
-__all__ = ["LIQ_MOVES", "LiqMove", "liquidation_prices", "reference_liquidation_prices"]
+__all__ = ["liquidation_prices", "reference_liquidation_prices"]
+liquidation_prices = reference_liquidation_prices

@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from crossmargin import reference as ref  # the module (it imports this one: no names here)
 from crossmargin.book import Book
-from crossmargin.cascade import (
+from crossmargin.cascade.model import (
     EVENT_KINDS,
     CascadeConfig,
     CascadeResult,
@@ -47,8 +46,9 @@ from crossmargin.cascade import (
 )
 from crossmargin.exceptions import BookError, ConfigError, PriceError
 from crossmargin.prices import underlying_spots
-from crossmargin.reference_portfolio import option_numbers
-from crossmargin.reference_solvency import allocate
+from crossmargin.reference import margin as ref
+from crossmargin.reference.portfolio import option_numbers
+from crossmargin.reference.solvency import allocate
 from crossmargin.table import Table
 from crossmargin.universe import Universe
 

@@ -118,7 +118,7 @@ def _flat(d: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 # ---- shared options ----------------------------------------------------------------------
 DEMO = "demo"
-DEMO_TOML = Path(__file__).parent / "data" / "universe.toml"
+DEMO_TOML = Path(__file__).parent.parent / "data" / "universe.toml"
 # Connect timeout to a --scheduler: an unreachable address is an error in seconds, not 30 s.
 CONNECT_TIMEOUT = "5s"
 
@@ -538,7 +538,7 @@ def demo(
     Parquet outputs and an HTML report under --out, and print a summary."""
     from crossmargin.cascade import CascadeConfig, DepthCurve
     from crossmargin.engine import Engine
-    from crossmargin.stress import PRESETS, presets
+    from crossmargin.risk.stress import PRESETS, presets
     from crossmargin.synth import generate
 
     run = Run(quiet, as_json)
@@ -727,8 +727,8 @@ def stress(
     cluster, --scheduler / --local-cluster, also out/part-NNNNN/stress_matrix.parquet)."""
     from crossmargin import distributed as dist
     from crossmargin.engine import Engine
-    from crossmargin.stress import PRESETS
-    from crossmargin.stress import preset as load_preset
+    from crossmargin.risk.stress import PRESETS
+    from crossmargin.risk.stress import preset as load_preset
 
     run = Run(quiet, as_json)
     u = _universe(universe)
@@ -819,7 +819,7 @@ def cascade(
     from crossmargin.cascade import CascadeConfig, DepthCurve, NoImpact, SqrtImpact
     from crossmargin.engine import Engine
     from crossmargin.io import write_book
-    from crossmargin.stress import preset as load_preset
+    from crossmargin.risk.stress import preset as load_preset
 
     models: dict[str, Callable[[], Any]] = {
         "sqrt": SqrtImpact,
@@ -1018,8 +1018,17 @@ def bench(
         Path | None, typer.Option(help="Also write the tables into this markdown file.")
     ] = None,
 ) -> None:
-    """Engine vs NumPy vs pure Python on the same books; writes JSON and prints the table."""
-    from crossmargin.bench import main as bench_main
+    """Engine vs NumPy vs pure Python on the same books; writes JSON and prints the table.
+    Runs from a checkout of crossmargin (the runner and the NumPy baseline live in benches/,
+    beside the benchmarks, not in the installed package)."""
+    try:
+        from benches.runner import main as bench_main
+    except ImportError:
+        raise ConfigError(
+            "bench: run from a checkout of crossmargin (benches/ holds the runner): "
+            "python -m benches.run",
+            field="bench",
+        ) from None
 
     args = ["--sizes", sizes, "--out", str(out)]
     code = bench_main(args + (["--readme", str(readme)] if readme else []))

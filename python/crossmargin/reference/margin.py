@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from crossmargin import reference_portfolio as pm  # options and portfolio margin
-from crossmargin import reference_solvency as solvency  # noqa: F401 (funding, solvency)
 from crossmargin.book import Book
 from crossmargin.prices import PriceOverrides, resolve, underlying_spots
-from crossmargin.reference_cascade import cascade  # liquidation cascades, plain Python
-from crossmargin.reference_portfolio import option_numbers
+from crossmargin.reference import portfolio as pm  # options and portfolio margin
+from crossmargin.reference.portfolio import option_numbers
 from crossmargin.result import MarginResult
 from crossmargin.table import Table
 from crossmargin.universe import Asset, Market, Universe
@@ -280,7 +278,6 @@ def greeks(universe: Universe, book: Book, prices: PriceOverrides = None) -> Tab
 
 __all__ = [
     "bracket_requirement",
-    "cascade",
     "evaluate",
     "evaluate_account",
     "greeks",

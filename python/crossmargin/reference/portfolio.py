@@ -291,7 +291,7 @@ def evaluate_account(
     × im_factor for the initial one, plus the standard requirement of cross positions on
     underlyings without parameters; hybrid: at least hybrid_floor × the standard one.
     """
-    from crossmargin import reference as ref
+    from crossmargin.reference import margin as ref
 
     cfg = universe.portfolio
     standard = ref.evaluate_account(universe, acct, assets, marks, spots)

@@ -41,7 +41,7 @@ from crossmargin.cascade import CascadeConfig, CascadeResult, assemble, core_rul
 from crossmargin.exceptions import BookError, ConfigError, PriceError
 from crossmargin.prices import PriceOverrides, resolve
 from crossmargin.result import MarginResult
-from crossmargin.stress import Scenario, scenario_prices
+from crossmargin.risk.stress import Scenario, scenario_prices
 from crossmargin.table import Table
 from crossmargin.universe import Universe
 

@@ -1,0 +1,587 @@
+"""One benchmark run: every DESIGN §8 standard-model number, as ratios, on the same books.
+
+    python -m benches.run [--accounts 1000000] [--sizes ...] [--out ...] [--repeat 5]
+
+For each size, on ONE synthetic book (demo universe, ~3 balances and ~4 positions an
+account, unsorted rows): the engine's evaluate (grouping reused) on all threads and on one,
+the grouping (``Book.from_arrays`` on the raw columns), the NumPy baseline from the raw
+columns and with its own mapping reused, the pure-Python reference on a sample of the same
+book, and the memory-bandwidth floor (streaming every input column once, with numpy sums,
+on one thread and on as many threads as the engine). Times are the best of ``--repeat``
+samples (short calls are looped so a sample lasts ≥ 20 ms). Memory: the peak RSS increase
+during grouping and during evaluate (Linux VmHWM reset through /proc/self/clear_refs, or a
+/proc/self/statm sampler thread where that is not allowed) against ``book.nbytes``.
+The engine's numbers are checked against the NumPy baseline and the reference.
+
+Writes ``<out>/<UTC timestamp>.json`` and ``<out>/latest.json`` and prints markdown tables,
+ratios first. Run from a checkout: ``python -m benches.run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import crossmargin as cm
+import numpy as np
+from crossmargin import reference, synth
+from crossmargin.bench import best_time
+from crossmargin.result import MARGIN_COLUMNS
+
+from benches.numpy_engine import NumpyEngine
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = Path("benches") / "results"
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+# DESIGN §8 targets (2 cores).
+TARGETS = {
+    "engine_accounts_per_s": 50e6,
+    "engine_vs_numpy": 40.0,
+    "engine_vs_reference": 500.0,
+    "engine_over_floor": 3.0,
+    "grouping_ms_per_1m": 50.0,
+    "peak_over_book": 2.0,
+}
+
+
+# ---- timing ----------------------------------------------------------------------------
+def stream_floor(columns: Sequence[np.ndarray], threads: int, repeat: int) -> float:
+    """Seconds to read every column once (numpy sums; split over ``threads`` threads)."""
+    if threads <= 1:
+        return best_time(lambda: [np.add.reduce(c) for c in columns], repeat)
+    chunks = [part for c in columns for part in np.array_split(c, threads)]
+    with ThreadPoolExecutor(threads) as pool:
+
+        def run() -> None:
+            list(pool.map(np.add.reduce, chunks))
+
+        return best_time(run, repeat)
+
+
+# ---- memory ----------------------------------------------------------------------------
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def _hwm() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmHWM")
+
+
+def _trim() -> None:
+    """Hands freed heap memory back to the OS, so RSS deltas see new allocations."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _reset_hwm() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_delta(fn: Callable[[], Any]) -> tuple[int, int, Any, str]:
+    """(peak RSS increase during fn, resident increase after it, fn's result, method)."""
+    _trim()
+    before = _rss()
+    if _reset_hwm():
+        out = fn()
+        peak, method = _hwm(), "VmHWM"
+    else:  # sample /proc/self/statm while fn runs (the engine releases the GIL)
+        stop, samples = threading.Event(), [before]
+
+        def sample() -> None:
+            while not stop.is_set():
+                samples.append(_rss())
+                time.sleep(0.0005)
+
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        try:
+            out = fn()
+        finally:
+            stop.set()
+            t.join()
+        peak, method = max(*samples, _rss()), "statm sampler"
+    return max(peak - before, 0), _rss() - before, out, method
+
+
+# ---- agreement -------------------------------------------------------------------------
+FLOATS = ("equity", "upnl", "adj_equity_initial", "adj_equity_maint", "im", "mm", "free_collateral")
+
+
+def agreement(got: Any, want: Any, rtol: float = 1e-9) -> dict[str, Any]:
+    """Largest difference relative to the account's size (its largest amount), and whether
+    every column is within ``rtol`` of it (booleans: equal except on ties)."""
+    if not np.array_equal(np.asarray(got["account"]), np.asarray(want["account"])):
+        return {"ok": False, "max_rel_err": float("inf"), "reason": "account ids differ"}
+    w = {k: np.asarray(want[k]) for k in MARGIN_COLUMNS}
+    g = {k: np.asarray(got[k]) for k in MARGIN_COLUMNS}
+    if not len(w["account"]):
+        return {"ok": True, "max_rel_err": 0.0}
+    scale = np.maximum(np.max(np.abs(np.stack([w[k] for k in FLOATS])), axis=0), 1e-300)
+    err = max(float(np.max(np.abs(g[k] - w[k]) / scale)) for k in FLOATS)
+    ties = (np.abs(w["adj_equity_maint"] - w["mm"]) <= 2 * rtol * scale) | (
+        np.abs(w["equity"]) <= 2 * rtol * scale
+    )
+    flags = ((g["liquidatable"] != w["liquidatable"]) | (g["bankrupt"] != w["bankrupt"])) & ~ties
+    inf_same = np.array_equal(np.isinf(g["margin_ratio"]), np.isinf(w["margin_ratio"]))
+    return {
+        "ok": bool(err <= rtol and not flags.any() and inf_same),
+        "max_rel_err": err,
+        "flag_mismatches": int(flags.sum()),
+    }
+
+
+def _time_prepared(npe: NumpyEngine, book: cm.Book, repeat: int) -> float:
+    prepared = npe.prepare(book)
+    return best_time(lambda: npe.evaluate_prepared(prepared), repeat)
+
+
+# ---- one size --------------------------------------------------------------------------
+def raw_columns(book: cm.Book) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    b = {k: (v.codes if k == "asset" else v) for k, v in book.balances.items()}
+    p = {k: (v.codes if k == "market" else v) for k, v in book.positions.items()}
+    return b, p
+
+
+def sample_book(book: cm.Book, n: int) -> cm.Book:
+    if n >= book.n_accounts:
+        return book
+    cutoff = book.accounts[n - 1]
+    b, p = raw_columns(book)
+    kb, kp = b["account"] <= cutoff, p["account"] <= cutoff
+    return cm.Book.from_arrays(
+        balances={k: v[kb] for k, v in b.items()}, positions={k: v[kp] for k, v in p.items()}
+    )
+
+
+def measure_size(
+    universe: cm.Universe,
+    n: int,
+    *,
+    repeat: int,
+    reference_sample: int,
+    threads: int | None,
+    seed: int,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    log(f"[{n:,} accounts] generating the book")
+    book = synth.generate(universe, n_accounts=n, seed=seed)
+    b, p = raw_columns(book)
+    columns = [*b.values(), *p.values()]
+    engine = cm.Engine(universe, threads=threads)
+    engine1 = cm.Engine(universe, threads=1)
+    npe = NumpyEngine(universe)
+    heavy = max(2, min(repeat, 3)) if n >= 500_000 else repeat  # slow baselines at scale
+    r: dict[str, Any] = {
+        "accounts": book.n_accounts,
+        "balance_rows": len(b["qty"]),
+        "position_rows": len(p["qty"]),
+        "book_bytes": book.nbytes,
+        "book_bytes_per_account": book.nbytes / book.n_accounts,
+        "engine_threads": engine.threads,
+    }
+
+    log(f"[{n:,}] engine")
+    t_eng = best_time(lambda: engine.evaluate(book), repeat)
+    t_eng1 = best_time(lambda: engine1.evaluate(book), repeat)
+    # CPU seconds per wall second while the N-thread engine runs: ≈ threads when it scales,
+    # ≈ 1 when it runs serially or other load leaves it one core (see loadavg).
+    w0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(max(1, int(0.2 / t_eng))):
+        engine.evaluate(book)
+    cpu_per_wall = (time.process_time() - c0) / (time.perf_counter() - w0)
+    log(f"[{n:,}] grouping")
+    t_group = best_time(lambda: cm.Book.from_arrays(balances=b, positions=p), repeat)
+    log(f"[{n:,}] numpy")
+    t_np = best_time(lambda: npe.evaluate(book), heavy)
+    t_np_prep = _time_prepared(npe, book, heavy)
+    log(f"[{n:,}] reference on {min(reference_sample, n):,} accounts")
+    sample = sample_book(book, reference_sample)
+    t_ref = best_time(lambda: reference.evaluate(universe, sample), max(1, min(repeat, 3)), 0.0)
+    log(f"[{n:,}] bandwidth floor")
+    t_floor1 = stream_floor(columns, 1, repeat)
+    t_floor_n = stream_floor(columns, engine.threads, repeat)
+    t_floor = min(t_floor1, t_floor_n)  # the fastest way found to read the bytes once
+
+    log(f"[{n:,}] memory and agreement")
+    g_peak, g_resident, grouped, method = peak_rss_delta(
+        lambda: cm.Book.from_arrays(balances=b, positions=p)
+    )
+    del grouped
+    e_peak, _e_res, res, _ = peak_rss_delta(lambda: engine.evaluate(book))
+    result_bytes = sum(v.nbytes for v in res.to_dict().values())
+    vs_numpy = agreement(res, npe.evaluate(book))
+    vs_reference = agreement(engine.evaluate(sample), reference.evaluate(universe, sample))
+    threads_agree = all(
+        np.array_equal(res[k], v, equal_nan=True)
+        for k, v in engine1.evaluate(book).to_dict().items()
+    )
+    del res
+
+    na, ns = book.n_accounts, sample.n_accounts
+    r.update(
+        {
+            "engine_s": t_eng,
+            "engine_1thread_s": t_eng1,
+            "engine_cpu_per_wall": cpu_per_wall,
+            "grouped_bytes": int(book._grouped.nbytes),  # the engine's CSR copy
+            "grouping_s": t_group,
+            "numpy_s": t_np,
+            "numpy_prepared_s": t_np_prep,
+            "reference_sample_accounts": ns,
+            "reference_sample_s": t_ref,
+            "floor_1thread_s": t_floor1,
+            "floor_nthreads_s": t_floor_n,
+            "floor_s": t_floor,
+            "engine_accounts_per_s": na / t_eng,
+            "engine_1thread_accounts_per_s": na / t_eng1,
+            "numpy_accounts_per_s": na / t_np,
+            "numpy_prepared_accounts_per_s": na / t_np_prep,
+            "reference_accounts_per_s": ns / t_ref,
+            "grouping_ms_per_1m_accounts": t_group * 1e3 * 1e6 / na,
+            "floor_ns_per_account": t_floor * 1e9 / na,
+            "floor_bytes_per_s": book.nbytes / t_floor,
+            "memory_method": method,
+            "grouping_peak_rss_delta": g_peak,
+            "grouping_resident_delta": g_resident,
+            "evaluate_peak_rss_delta": e_peak,
+            "result_bytes": result_bytes,
+            "agree_numpy": vs_numpy,
+            "agree_reference": vs_reference,
+            "threads_identical": threads_agree,
+        }
+    )
+    # Ratios: how much faster the engine is than each baseline (higher is better), how far
+    # it is above the bandwidth floor (lower is better).
+    r["ratios"] = {
+        "engine_vs_numpy": t_np / t_eng,
+        "engine_vs_numpy_prepared": t_np_prep / t_eng,
+        "engine_vs_reference": (t_ref / ns) / (t_eng / na),
+        "engine_over_floor": t_eng / t_floor,
+        "threads_speedup": t_eng1 / t_eng,
+        # Book bytes + its grouping + one evaluate, against the book's bytes.
+        "peak_over_book": (book.nbytes + g_resident + e_peak) / book.nbytes,
+        "grouping_over_engine": t_group / t_eng,
+    }
+    return r
+
+
+# ---- report ----------------------------------------------------------------------------
+def machine_info(threads: int) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "loadavg_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "engine_threads": threads,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "crossmargin": cm.__version__,
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu_model"] = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), None
+            )
+        with open("/proc/meminfo") as f:
+            info["mem_total_bytes"] = int(f.readline().split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        root = HERE.parent
+        info["git_commit"] = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        info["git_dirty"] = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return info
+
+
+def _x(value: float, key: str, fmt: str = ".1f", unit: str = "×", scale: float = 1.0) -> str:
+    """``value / scale`` with ✗ when ``value`` misses its DESIGN §8 target."""
+    target = TARGETS[key]
+    ok = value <= target if key in LOWER_IS_BETTER else value >= target
+    return f"{value / scale:{fmt}}{unit}" + ("" if ok else " ✗")
+
+
+LOWER_IS_BETTER = {"engine_over_floor", "grouping_ms_per_1m", "peak_over_book"}
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
+    cpu = info.get("cpu_model") or info["machine"]
+    load = info.get("loadavg_at_start")
+    lines = [
+        f"crossmargin {info['crossmargin']} · {cpu} · {info['cpu_count']} cpus · "
+        f"{info['engine_threads']} engine threads · numpy {info['numpy']} · "
+        f"python {info['python']}" + (f" · load average at start {load[0]:.2f}" if load else ""),
+        "",
+        "**Ratios** (engine = `Engine.evaluate`, grouping reused; ✗ = misses DESIGN §8)",
+        "",
+        _row(
+            [
+                "accounts",
+                "engine/NumPy (≥40×)",
+                "engine/NumPy prepared",
+                "engine/reference (≥500×)",
+                "engine ÷ floor (≤3×)",
+                "N/1 threads (CPU/wall)",
+                "peak/book (≤2×)",
+            ]
+        ),
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        q = r["ratios"]
+        lines.append(
+            _row(
+                [
+                    f"{r['accounts']:,}",
+                    _x(q["engine_vs_numpy"], "engine_vs_numpy"),
+                    f"{q['engine_vs_numpy_prepared']:.1f}×",
+                    _x(q["engine_vs_reference"], "engine_vs_reference", ",.0f"),
+                    _x(q["engine_over_floor"], "engine_over_floor"),
+                    f"{q['threads_speedup']:.2f}× ({r['engine_cpu_per_wall']:.2f})",
+                    _x(q["peak_over_book"], "peak_over_book", ".2f"),
+                ]
+            )
+        )
+    lines += [
+        "",
+        "**Throughput** (M accounts/s, best of repeats; floor = stream the input columns once)",
+        "",
+        _row(
+            [
+                "accounts",
+                "engine N thr (≥50)",
+                "engine 1 thr",
+                "NumPy",
+                "NumPy prepared",
+                "reference (sample)",
+                "grouping ms (per 1M, ≤50)",
+                "floor ms (N thr / 1 thr)",
+                "book B/acct",
+                "agrees (max err)",
+            ]
+        ),
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--|",
+    ]
+    for r in results:
+        ok = r["agree_numpy"]["ok"] and r["agree_reference"]["ok"] and r["threads_identical"]
+        err = max(r["agree_numpy"]["max_rel_err"], r["agree_reference"]["max_rel_err"])
+        lines.append(
+            _row(
+                [
+                    f"{r['accounts']:,}",
+                    _x(r["engine_accounts_per_s"], "engine_accounts_per_s", unit="", scale=1e6),
+                    f"{r['engine_1thread_accounts_per_s'] / 1e6:.1f}",
+                    f"{r['numpy_accounts_per_s'] / 1e6:.2f}",
+                    f"{r['numpy_prepared_accounts_per_s'] / 1e6:.2f}",
+                    f"{r['reference_accounts_per_s'] / 1e6:.3f} "
+                    f"({r['reference_sample_accounts']:,})",
+                    f"{r['grouping_s'] * 1e3:.1f} ("
+                    + _x(r["grouping_ms_per_1m_accounts"], "grouping_ms_per_1m", ".0f", "")
+                    + ")",
+                    f"{r['floor_nthreads_s'] * 1e3:.2f} / {r['floor_1thread_s'] * 1e3:.2f}",
+                    f"{r['book_bytes_per_account']:.0f}",
+                    f"{'yes' if ok else 'NO'} ({err:.1e})",
+                ]
+            )
+        )
+    method = results[0]["memory_method"] if results else ""
+    lines += [
+        "",
+        f"**Memory** (MB; peak RSS increase, {method})",
+        "",
+        "| accounts | book | engine CSR copy | grouping peak / resident | evaluate peak "
+        "| result columns |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    mb = 1e6
+    for r in results:
+        lines.append(
+            _row(
+                [
+                    f"{r['accounts']:,}",
+                    f"{r['book_bytes'] / mb:.1f}",
+                    f"{r['grouped_bytes'] / mb:.1f}",
+                    f"{r['grouping_peak_rss_delta'] / mb:.1f} / "
+                    f"{r['grouping_resident_delta'] / mb:.1f}",
+                    f"{r['evaluate_peak_rss_delta'] / mb:.1f}",
+                    f"{r['result_bytes'] / mb:.1f}",
+                ]
+            )
+        )
+    return "\n".join(lines)
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(float(s.replace("_", ""))) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--sizes: {text!r} is not a comma-separated list of integers"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("--sizes: need positive account counts")
+    return sizes
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="crossmargin bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--accounts",
+        type=lambda s: int(float(s.replace("_", ""))),
+        default=1_000_000,
+        help="book size when --sizes is not given (default 1,000,000)",
+    )
+    ap.add_argument("--sizes", type=_sizes, default=None, help="comma-separated book sizes")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
+    ap.add_argument("--repeat", type=int, default=5, help="samples per measurement (best is kept)")
+    ap.add_argument(
+        "--reference-sample",
+        type=int,
+        default=5_000,
+        help="accounts the pure-Python reference evaluates (default 5,000)",
+    )
+    ap.add_argument("--threads", type=int, default=None, help="engine threads (default: all cores)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--no-write", action="store_true", help="print only, write no JSON")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    ap.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="also write the tables into this markdown file, between the "
+        f"'{README_START}' and '{README_END}' lines",
+    )
+    ap.add_argument(
+        "--from-results",
+        type=Path,
+        default=None,
+        help="measure nothing: print (and --readme) the tables of this results JSON",
+    )
+    return ap.parse_args(argv)
+
+
+README_START = "<!-- bench:start -->"
+README_END = "<!-- bench:end -->"
+
+
+def update_readme(path: Path, table: str, source: str) -> None:
+    """Replaces the lines between the bench markers of ``path`` with ``table``."""
+    text = path.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise SystemExit(f"{path}: no '{README_START}' ... '{README_END}' section to fill")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    note = f"_Generated by `crossmargin bench --readme README.md` from `{source}`._"
+    body = f"{README_START}\n{note}\n\n{table}\n{README_END}"
+    path.write_text(head + body + tail, encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.from_results is not None:
+        saved = json.loads(args.from_results.read_text(encoding="utf-8"))
+        table = markdown(saved["results"], saved["machine"])
+        print(table)
+        if args.readme is not None:
+            update_readme(args.readme, table, str(args.from_results))
+        return 0
+    sizes = args.sizes or [args.accounts]
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    universe = cm.Universe.demo()
+    threads = cm.Engine(universe, threads=args.threads).threads
+    info = machine_info(threads)
+    started = dt.datetime.now(dt.UTC)
+    results = [
+        measure_size(
+            universe,
+            n,
+            repeat=args.repeat,
+            reference_sample=args.reference_sample,
+            threads=args.threads,
+            seed=args.seed,
+            log=log,
+        )
+        for n in sizes
+    ]
+    report = {
+        "started_utc": started.isoformat(),
+        "finished_utc": dt.datetime.now(dt.UTC).isoformat(),
+        "argv": list(argv) if argv is not None else sys.argv[1:],
+        "model": "standard",
+        "universe": "demo",
+        "machine": info,
+        "targets": TARGETS,
+        "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "results": results,
+    }
+    table = markdown(results, info)
+    print(table)
+    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(f"\nprocess max RSS {max_rss / 1e6:.0f} MB (includes book generation)")
+    if not args.no_write:
+        args.out.mkdir(parents=True, exist_ok=True)
+        stamp = started.strftime("%Y%m%dT%H%M%SZ")
+        text = json.dumps(report, indent=2, allow_nan=True)
+        (args.out / f"{stamp}.json").write_text(text + "\n", encoding="utf-8")
+        (args.out / "latest.json").write_text(text + "\n", encoding="utf-8")
+        log(f"wrote {args.out / (stamp + '.json')} and latest.json")
+        if args.readme is not None:
+            update_readme(args.readme, table, str(args.out / (stamp + ".json")))
+    ok = all(
+        r["agree_numpy"]["ok"] and r["agree_reference"]["ok"] and r["threads_identical"]
+        for r in results
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

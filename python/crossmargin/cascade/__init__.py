@@ -1,0 +1,41 @@
+"""Liquidation cascades: how a shock on a thin book propagates through a cross-margined pool
+(configuration, liquidity models, results and the run; docs/ARCHITECTURE.md "Liquidation
+cascades")."""
+
+from crossmargin.cascade.model import (
+    CASCADE_MODES,
+    DELEVERAGE,
+    EVENT_KINDS,
+    LIQUIDITY_MODELS,
+    CascadeConfig,
+    CascadeResult,
+    DepthCurve,
+    LedgerError,
+    Liquidity,
+    NoImpact,
+    SqrtImpact,
+    assemble,
+    core_rules,
+    path_prices,
+    quote_asset,
+    run_cascade,
+)
+
+__all__ = [
+    "CASCADE_MODES",
+    "DELEVERAGE",
+    "EVENT_KINDS",
+    "LIQUIDITY_MODELS",
+    "CascadeConfig",
+    "CascadeResult",
+    "DepthCurve",
+    "LedgerError",
+    "Liquidity",
+    "NoImpact",
+    "SqrtImpact",
+    "assemble",
+    "core_rules",
+    "path_prices",
+    "quote_asset",
+    "run_cascade",
+]

@@ -1,0 +1,51 @@
+"""Scale-out on Dask: partitioned books with a verified manifest, sharded evaluate and
+stress with exactly merged summaries, and the cascade as bulk-synchronous rounds
+(docs/SCALING.md)."""
+
+from crossmargin.distributed.sharded import (
+    FORMAT_VERSION,
+    MANIFEST,
+    RATIO_BINS,
+    ExactSum,
+    PartitionWriter,
+    ShardActor,
+    ShardedMargin,
+    UniverseSpec,
+    cascade,
+    connect,
+    evaluate,
+    is_partitioned,
+    merge_summaries,
+    partial_summary,
+    partition_of,
+    partitions,
+    read_partition,
+    read_partitioned,
+    stress,
+    summarize,
+    write_partitioned,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "RATIO_BINS",
+    "ExactSum",
+    "PartitionWriter",
+    "ShardActor",
+    "ShardedMargin",
+    "UniverseSpec",
+    "cascade",
+    "connect",
+    "evaluate",
+    "is_partitioned",
+    "merge_summaries",
+    "partial_summary",
+    "partition_of",
+    "partitions",
+    "read_partition",
+    "read_partitioned",
+    "stress",
+    "summarize",
+    "write_partitioned",
+]
