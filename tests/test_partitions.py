@@ -14,8 +14,8 @@ import crossmargin as cm
 import pyarrow.parquet as pq
 import pytest
 from crossmargin import distributed as cmd
-from crossmargin.distributed import sharded
 from crossmargin.cli import main
+from crossmargin.distributed import sharded
 from crossmargin.synth import generate
 
 N = 3
