@@ -1,4 +1,4 @@
-"""A careful vectorised NumPy implementation of the standard cross-margin model (DESIGN §4).
+"""A careful vectorised NumPy implementation of docs/MODEL.md "Standard cross margin".
 
 This is the "good NumPy engineer" baseline the benchmarks compare the Rust engine with:
 the same rules as :mod:`crossmargin.reference`, but over whole columns at once. There are

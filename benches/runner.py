@@ -1,4 +1,4 @@
-"""One benchmark run: every DESIGN §8 standard-model number, as ratios, on the same books.
+"""One benchmark run: every standard-model performance target, as ratios, on the same books.
 
     python -m benches.run [--accounts 1000000] [--sizes ...] [--out ...] [--repeat 5]
 
@@ -48,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = Path("benches") / "results"
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
-# DESIGN §8 targets (2 cores).
+# docs/ARCHITECTURE.md "Performance targets" (2 cores).
 TARGETS = {
     "engine_accounts_per_s": 50e6,
     "engine_vs_numpy": 40.0,
@@ -336,7 +336,7 @@ def machine_info(threads: int) -> dict[str, Any]:
 
 
 def _x(value: float, key: str, fmt: str = ".1f", unit: str = "×", scale: float = 1.0) -> str:
-    """``value / scale`` with ✗ when ``value`` misses its DESIGN §8 target."""
+    """``value / scale`` with ✗ when ``value`` misses its target (``TARGETS``)."""
     target = TARGETS[key]
     ok = value <= target if key in LOWER_IS_BETTER else value >= target
     return f"{value / scale:{fmt}}{unit}" + ("" if ok else " ✗")

@@ -1,6 +1,6 @@
-"""Standard-model evaluation (DESIGN §8): the engine with its grouping reused, on one and on
-all threads; the grouping itself; the vectorised NumPy baseline; the pure-Python reference
-on a 5,000-account sample of the same book.
+"""Standard-model evaluation (docs/ARCHITECTURE.md "Performance targets"): the engine with
+its grouping reused, on one and on all threads; the grouping itself; the vectorised NumPy
+baseline; the pure-Python reference on a 5,000-account sample of the same book.
 
     CM_BENCH_ACCOUNTS=1000000 pytest benches --benchmark-enable
 

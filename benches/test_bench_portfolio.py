@@ -1,4 +1,4 @@
-"""Portfolio margin with options (DESIGN §8: ≥ 5M accounts/s over 33 scenarios): the engine
+"""Portfolio margin with options (docs/ARCHITECTURE.md "Performance targets"): the engine
 with its grouping reused against a vectorised NumPy implementation of the same scenario
 requirement.
 

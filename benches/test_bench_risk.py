@@ -1,4 +1,4 @@
-"""Liquidation prices, stress and capital efficiency on the synthetic book (DESIGN §5, §8).
+"""Liquidation prices, stress and capital efficiency on the synthetic book (docs/MODEL.md).
 
     CM_BENCH_ACCOUNTS=1000000 pytest benches/test_bench_risk.py --benchmark-enable
 

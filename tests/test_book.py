@@ -1,4 +1,4 @@
-"""The book (DESIGN §3): two long columnar tables, grouped by account once.
+"""The book (docs/MODEL.md "Book"): two long columnar tables, grouped by account once.
 
 Every bad row raises ``BookError`` naming the table, the 0-based input row and the
 column; a duplicate position names both rows. Symbols are checked against a universe

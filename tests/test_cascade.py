@@ -1,4 +1,4 @@
-"""Liquidation cascades (DESIGN §6; rules in docs/ARCHITECTURE.md, "Liquidation cascades"):
+"""Liquidation cascades (rules in docs/MODEL.md, "Liquidation cascades"):
 a hand-computed cascade, the exact ledger, determinism, monotonicity, fund exhaustion and
 deleveraging, a scenario modelled on 10 Oct 2025, and the configuration errors."""
 

@@ -1,7 +1,7 @@
 """Differential tests of liquidation cascades: ``Engine.cascade`` (Rust) against
-``crossmargin.reference.liquidations`` (plain Python, ``crossmargin/reference_cascade.py``).
+``crossmargin.reference.liquidations`` (plain Python, ``crossmargin/reference/liquidations.py``).
 
-Both implement docs/ARCHITECTURE.md, "Liquidation cascades". On hypothesis-generated small
+Both implement docs/MODEL.md, "Liquidation cascades". On hypothesis-generated small
 universes (1–3 markets, one of them inverse as soon as there are two) and books (≤ 30
 accounts, borrows, isolated positions, both sides of every market) under random configs
 (shock or a 2–3 step path, every liquidity model, fee 0–1%, partial fraction in (0, 1],

@@ -1,4 +1,4 @@
-"""Differential and invariance properties of ``Engine.evaluate`` (DESIGN §4, §6).
+"""Differential and invariance properties of ``Engine.evaluate`` (docs/MODEL.md "Canonical order").
 
 The Rust engine and the pure-Python reference (``crossmargin.reference``) implement the
 same rules independently of each other's code paths; on every valid universe and book

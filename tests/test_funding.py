@@ -1,4 +1,4 @@
-"""Funding (DESIGN §5 ``apply_funding``; docs/ARCHITECTURE.md "Money, funding and solvency").
+"""Funding (``apply_funding``; docs/MODEL.md "Funding" and "Money").
 
 Rates follow Binance's published formula ("Introduction to Binance Futures Funding Rates",
 https://www.binance.com/en/support/faq/introduction-to-binance-futures-funding-rates-360033525031):

@@ -1,4 +1,4 @@
-"""The standard cross-margin rules of DESIGN §4, pinned on small hand-computed accounts.
+"""The rules of docs/MODEL.md "Standard cross margin", pinned on small hand-computed accounts.
 
 Every test runs against both the Rust engine and the pure-Python reference (the
 ``margin`` fixture). Universe ``small`` (see conftest): USDT 1, USDC 1 (weights 0.98 /
@@ -313,7 +313,7 @@ def test_margin_ratio_is_zero_without_requirement_even_when_exhausted(margin):
 
 def test_a_borrower_below_zero_adjusted_equity_is_liquidatable_without_positions(margin):
     """liquidatable = adj_equity_maint < mm, with mm = 0: an uncovered borrow is
-    liquidatable although its margin ratio reads 0 (DESIGN §4)."""
+    liquidatable although its margin ratio reads 0 (docs/MODEL.md "Margin tests")."""
     r = margin([(1, "BTC", -1.0), (1, "USDT", 50_000.0)])
     assert r["adj_equity_maint"] == approx(50_000 - 55_000)
     assert (r["mm"], r["margin_ratio"]) == (0.0, 0.0)

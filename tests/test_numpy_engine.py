@@ -1,5 +1,5 @@
-"""The NumPy benchmark baseline (crossmargin.numpy_engine) computes the same numbers as the
-pure-Python reference and the Rust engine, to 1e-9 relative (DESIGN §4)."""
+"""The NumPy benchmark baseline (benches/numpy_engine.py) computes the same numbers as the
+pure-Python reference and the Rust engine to 1e-9 (docs/MODEL.md "Standard cross margin")."""
 
 from __future__ import annotations
 

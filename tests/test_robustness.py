@@ -694,7 +694,7 @@ def test_garbage_columns_give_a_result_or_a_crossmargin_error(
 @given(universe_and_book())
 def test_no_account_goes_missing_and_equity_totals_balance(ub: tuple[cm.Universe, Any]) -> None:
     """Every id of either table is a result row (and only those); Σ equity = Σ balance
-    values + Σ uPnL + Σ isolated margin × settle price (DESIGN §4, no options here)."""
+    values + Σ uPnL + Σ isolated margin × settle price (docs/MODEL.md "Equity"; no options)."""
     u, rows = ub
     b = rows.book(u)
     r = cm.Engine(u, threads=2).evaluate(b)

@@ -1,5 +1,5 @@
-"""Solvency and the Merkle-sum proof of liabilities (docs/ARCHITECTURE.md, "Money, funding
-and solvency").
+"""Solvency and the Merkle-sum proof of liabilities (docs/MODEL.md, "Solvency" and
+"Money").
 
 The tree is Maxwell's Merkle-sum tree with the fix of Hu, Zhang & Guo ("Breaking the
 Binding", https://eprint.iacr.org/2018/1139): every node hashes both child sums. The root

@@ -1,4 +1,4 @@
-"""The universe (DESIGN §3): validated once on construction; every bad value raises
+"""The universe (docs/MODEL.md "Universe"): validated once on construction; every bad value raises
 ``ConfigError`` whose ``field`` names it like ``markets[BTCUSDT].brackets[2].mmr``."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Venue presets (crossmargin.venues) against their venues' published numbers and formulas.
 
-Each test cites the page or code its number comes from; docs/ARCHITECTURE.md "Venue presets"
+Each test cites the page or code its number comes from; docs/MODEL.md "Venue presets"
 has the formulas. The Drift differential test runs driftpy's own math in driftpy's own
 interpreter (.ci/test makes its virtualenv and requires it); nothing here touches the network.
 """
@@ -176,7 +176,7 @@ def test_deribit_chord_brackets_stay_within_a_quarter_step_squared() -> None:
 
 
 def test_deribit_short_option_standard_margin() -> None:
-    # Short option: IM = max(0.15 − OTM/S, 0.10)·S + mark (docs/ARCHITECTURE.md, "Options";
+    # Short option: IM = max(0.15 − OTM/S, 0.10)·S + mark (docs/MODEL.md "Option margin";
     # https://doc.tslab.pro/tslab/eng/data-providers/connection-to-broker/deribit-cryptocurrency-exchange/deribit-margin-requirements-calculation)
     s = 60_000.0
     u = venues.deribit(prices={"BTC": s})

@@ -67,11 +67,11 @@ class Engine:
     def evaluate(
         self, book: Book, prices: PriceOverrides = None, model: Model = "standard"
     ) -> MarginResult:
-        """Margin of every account (DESIGN §4), at the universe's prices or ``prices``.
+        """Margin of every account, at the universe's prices or ``prices``.
 
-        ``model``: "standard" (DESIGN §4), or "portfolio" (scenario, SPAN-like), "delta" or
-        "hybrid" with the universe's ``portfolio`` parameters (docs/ARCHITECTURE.md,
-        "Options and portfolio margin"); the same result fields for every model.
+        ``model``: "standard" (docs/MODEL.md "Standard cross margin"), or "portfolio"
+        (scenario, SPAN-like), "delta" or "hybrid" with the universe's ``portfolio``
+        parameters (docs/MODEL.md "Portfolio margin"); the same result fields for every model.
         """
         if model not in MODELS:
             raise ConfigError(f"model: {model!r} is not one of {', '.join(MODELS)}", field="model")

@@ -4,7 +4,7 @@ minimum, delta-model rate, inter-underlying offsets and the hybrid floor.
 Attach to a universe with ``Universe(..., portfolio=PortfolioConfig(...))`` or a
 ``[portfolio]`` table in its TOML file; the Rust core validates them against the universe
 (unknown underlyings, non-finite moves, negative rates → ConfigError). The rules the
-parameters feed are in docs/ARCHITECTURE.md, "Options and portfolio margin".
+parameters feed are in docs/MODEL.md, "Portfolio margin".
 
 Presets:
 

@@ -114,7 +114,7 @@ def resolve(universe: Universe, prices: PriceOverrides) -> tuple[np.ndarray, np.
     return assets, marks
 
 
-# The numeric domain of crossmargin_core::limits (docs/ROBUSTNESS.md): the Rust core checks
+# The numeric domain of crossmargin_core::limits (docs/MODEL.md "Numeric domain"): the core checks
 # every call's prices the same way; checking here too keeps the reference engine in step.
 MAX_PRICE = 1e18
 MIN_PRICE = 1e-18

@@ -24,7 +24,7 @@ MARGIN_COLUMNS = (
 
 
 class MarginResult(Table):
-    """One row per account (ascending id): the DESIGN §4 quantities as numpy arrays;
+    """One row per account (ascending id): docs/MODEL.md "Standard cross margin" as arrays;
     ``to_pandas()``, ``to_arrow()``, ``to_polars()`` and ``to_parquet(path)`` as any Table."""
 
     __slots__ = ()

@@ -1,7 +1,7 @@
 """Seeded synthetic books that look like an exchange's: many small retail accounts, a few
 whales, hedged market makers, some borrowers, a slice of isolated positions.
 
-Shape by default (the shape DESIGN §8 measures): about 3 balances and 4 positions per
+Shape by default (docs/ARCHITECTURE.md "Performance targets"): about 3 balances and 4 positions per
 account, rows shuffled (unsorted input), dense int64 account ids.
 """
 

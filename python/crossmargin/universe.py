@@ -4,8 +4,8 @@ Frozen dataclasses, validated once: the Rust core compiles them into flat tables
 construction and every bad value raises :class:`~crossmargin.exceptions.ConfigError`
 naming its field, e.g. ``markets[BTCUSDT].brackets[2].mmr``. Types are checked here: a bool,
 text or None where a number belongs is a :class:`~crossmargin.exceptions.ConfigTypeError`
-(also a ``TypeError``); so are the rules that relate two values (initial margin at least as
-strict as maintenance), after the core has checked each value's own range.
+(also a ``TypeError``). Each value's range, then the rules that relate two values (initial
+margin at least as strict as maintenance), are checked by the core (docs/MODEL.md "Universe").
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from crossmargin.exceptions import ConfigError, ConfigTypeError, ConfigWarning
 
 MARKET_KINDS = ("perp", "future", "option")
 
-# Deribit's standard margin for short options (docs/ARCHITECTURE.md, "Options and portfolio
-# margin"): IM = max(im_base − OTM/S, im_min)·S + mark, MM = mm_base·S + mark.
+# Deribit's standard margin for short options (docs/MODEL.md "Option margin"): IM =
+# max(im_base − OTM/S, im_min)·S + mark, MM = mm_base·S + mark.
 DERIBIT_IM_BASE = 0.15
 DERIBIT_IM_MIN = 0.10
 DERIBIT_MM_BASE = 0.075
@@ -109,7 +109,7 @@ class Asset:
     style); above a finite last bound a value counts nothing (building such a universe warns,
     :class:`~crossmargin.exceptions.ConfigWarning`: end the table with ``inf``).
     ``imf_factor`` is Drift v2's size discount of the weight by sqrt(quantity)
-    (docs/ARCHITECTURE.md, "Size discount").
+    (docs/MODEL.md "Size discount and premium").
     """
 
     symbol: str
@@ -289,7 +289,7 @@ class Universe:
     """Assets and markets, validated and compiled once.
 
     ``underlying_prices`` gives each index a reference price; by default it is the price of
-    the asset of the same symbol, else the mark of the first market on that index. A price
+    the asset of the same symbol, else the mark of the first perp or future on it. A price
     override on an underlying (``prices={"BTC": 60_000}``) moves every market on it and every
     asset of that symbol by the same factor.
     """

@@ -1,5 +1,5 @@
 """Liquidation cascades: how a shock on a thin book propagates through a cross-margined pool
-(configuration, liquidity models, results and the run; docs/ARCHITECTURE.md "Liquidation
+(configuration, liquidity models, results and the run; docs/MODEL.md "Liquidation
 cascades")."""
 
 from crossmargin.cascade.model import (

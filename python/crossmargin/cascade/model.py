@@ -7,7 +7,7 @@ next accounts under. Fees go to the insurance fund, bad debt comes out of it, an
 the other side is auto-deleveraged (or takes a socialised loss). Every amount moves through an
 integer ledger (1e-8 units), so ``check_conservation()`` holds exactly.
 
-Rules in full: docs/ARCHITECTURE.md, "Liquidation cascades".
+Rules in full: docs/MODEL.md, "Liquidation cascades".
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Scale-out on Dask (``dask.distributed``): partitioned books, sharded margin and stress,
-and liquidation cascades as bulk-synchronous rounds (DESIGN §7).
+and liquidation cascades as bulk-synchronous rounds (docs/MODEL.md "Distributed runs").
 
 Accounts are independent given prices, so a book is partitioned by account
 (:func:`write_partitioned`: every row of an account lands in one partition), the universe is

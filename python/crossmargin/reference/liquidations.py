@@ -1,4 +1,4 @@
-"""The pure-Python reference cascade: the rules of docs/ARCHITECTURE.md, "Liquidation
+"""The pure-Python reference cascade: the rules of docs/MODEL.md, "Liquidation
 cascades", written out as plain loops.
 
 It is the oracle of the differential tests (``tests/test_cascade_differential.py``) for
@@ -10,7 +10,7 @@ totals and ledger), with the ledger's integer minor units as Python ints besides
 What it reuses, and what it does not:
 
 - the margin arithmetic of one account or one position is ``crossmargin.reference``'s
-  (``evaluate_account``, ``position_numbers``), the standard model of DESIGN §4;
+  (``evaluate_account``, ``position_numbers``), docs/MODEL.md "Standard cross margin";
 - input plumbing is ``crossmargin.cascade``'s: a shock or path step → price vectors
   (``_moved_prices``), the insurance fund → units per asset (``_insurance``);
 - every rule of the cascade itself (selection, priority, netting, liquidity, fills, fees,
@@ -54,7 +54,7 @@ from crossmargin.universe import Universe
 
 # ---- money: integer minor units ----------------------------------------------------------
 # "Balances and isolated margins are held in integer minor units (1e-8 of the asset, x·10⁸
-# rounded half to even as in money.rs ...)" (ARCHITECTURE, "The ledger").
+# rounded half to even ...)" (docs/MODEL.md "Ledger and conservation").
 SCALE = 1e8
 
 # An isolated position with its margin used up stays isolated: the margin kernel reads its
@@ -108,7 +108,7 @@ class _Account:
 
 @dataclass
 class _Pools:
-    """The holders outside the accounts, per asset (ARCHITECTURE, "The ledger")."""
+    """The holders outside the accounts, per asset (docs/MODEL.md "Ledger and conservation")."""
 
     insurance: list[int]
     external: list[int]
@@ -154,7 +154,7 @@ def _load(universe: Universe, book: Book) -> list[_Account]:
             strict=True,
         )
     ):
-        # "0 / NaN = cross, > 0 = isolated with that margin" (DESIGN §3).
+        # "0 or NaN = cross; > 0 = isolated with that margin" (docs/MODEL.md "Book").
         isolated = iso > 0.0
         pos = _Position(
             market_of_code[code], qty, entry, isolated, to_minor(iso) if isolated else 0
@@ -191,7 +191,7 @@ def _totals(universe: Universe, accounts: list[_Account], pools: _Pools) -> list
 
 
 # "The cascade checks that its holdings and positions fit the i128 ledger before it starts"
-# (docs/ROBUSTNESS.md, the numeric domain): Python ints cannot overflow, the core's can.
+# (docs/MODEL.md "Ledger and conservation"): Python ints cannot overflow, the core's can.
 MAX_AMOUNT = 1e28  # units of an asset (crossmargin_core::limits::MAX_AMOUNT)
 
 
@@ -463,7 +463,7 @@ def _close(
     order: _Order,
     price: float,
 ) -> list[tuple[_Event, tuple[int, float, float] | None]]:
-    """ "A fill closes −x of a position of q at price p" (ARCHITECTURE, "A fill"). Returns the
+    """ "A fill closes −x of a position of q at price p" (docs/MODEL.md "Fills and fees"); the
     events, each with the (market, side, USD) bad-debt piece it caused, if any."""
     acct = accounts[a]
     p = acct.positions[order.pos]
@@ -699,7 +699,7 @@ class ReferenceCascadeResult(CascadeResult):
 
 
 def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceCascadeResult:
-    """Runs ``config`` on ``book`` by the rules of docs/ARCHITECTURE.md, "Liquidation
+    """Runs ``config`` on ``book`` by the rules of docs/MODEL.md, "Liquidation
     cascades"; the same outputs as :meth:`crossmargin.Engine.cascade`."""
     u = universe
     nm = len(u.markets)

@@ -2,7 +2,7 @@
 
 It is the test oracle (differential tests demand agreement to 1e-9 relative) and the
 pure-Python baseline of the benchmarks. It favours plain loops and named steps over speed;
-a risk engineer should be able to check any number by reading it next to DESIGN §4.
+a risk engineer checks any number by reading it next to docs/MODEL.md "Standard cross margin".
 """
 
 from __future__ import annotations

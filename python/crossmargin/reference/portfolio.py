@@ -1,5 +1,5 @@
 """Plain-Python options and portfolio margin: the oracle of the Rust core's options.rs and
-portfolio.rs, written to be read next to docs/ARCHITECTURE.md ("Options and portfolio
+portfolio.rs, written to be read next to docs/MODEL.md ("Options" and "Portfolio
 margin"). Every scenario revalues every position in full; nothing is precomputed.
 """
 

@@ -15,8 +15,8 @@ Payments: a position of q contracts owes −q·cs·mark·rate (linear, settle as
 pot is split over the receivers pro rata to notional by the largest-remainder method, so
 each market sums to exactly zero. When the book's open interest is unbalanced (a partial
 book), an *external counterparty* holds the missing contracts and pays or receives like
-any position (``FundingResult.counterparty``). The rules are in
-``rust/crossmargin-core/src/funding.rs``; ``crossmargin.reference_solvency`` re-implements
+any position (``FundingResult.counterparty``). The rules are in docs/MODEL.md "Funding" and
+``rust/crossmargin-core/src/funding.rs``; ``crossmargin.reference.solvency`` re-implements
 them in plain Python.
 """
 

@@ -2,8 +2,8 @@
 position itself (isolated) reaches maintenance, everything else fixed.
 
 The engine's version runs in Rust (``rust/crossmargin-core/src/liqprice.rs``, the rules and
-the solver are described there and in docs/ARCHITECTURE.md, "Liquidation prices and
-stress"). :func:`crossmargin.reference.liquidation_prices` is the deliberately slow oracle.
+the solver are described there and in docs/MODEL.md, "Liquidation prices", "Which root" and
+"Search"). :func:`crossmargin.reference.liquidation_prices` is the deliberately slow oracle.
 
 ``move`` chooses what "everything else fixed" means:
 

@@ -1,4 +1,4 @@
-"""Venue rule sets as presets: the same model (DESIGN §3–§4) configured with the published
+"""Venue rule sets as presets: the same model (docs/MODEL.md) configured with the published
 parameters of Binance USDⓈ-M, OKX multi-currency, Bybit unified, Deribit, Drift v2, dYdX v4
 and Hyperliquid.
 
@@ -8,7 +8,7 @@ Every parameter below cites its source; ``examples/venues/<venue>.toml`` holds t
 universes at the default prices (``write_examples`` regenerates them).
 
 How each venue's rules map onto the model, and the rules the model cannot express, are in
-docs/ARCHITECTURE.md, "Venue presets". In short:
+docs/MODEL.md "Venue presets". In short:
 
 - leverage tiers with a deduction (Binance, Bybit, Hyperliquid) are brackets; the deduction is
   the bracket amount (:func:`tier_brackets`, :func:`hyperliquid_brackets`);
@@ -89,7 +89,7 @@ def tier_brackets(
 ) -> list[tuple[float, float, float]]:
     """``(notional_cap, max_leverage, mmr)`` rows (Binance, Bybit) → brackets ``(bound, imr,
     mmr)`` with imr = 1 / max leverage; the last cap becomes ``inf`` (the cap is a trading
-    limit, docs/ARCHITECTURE.md "Edges of tables")."""
+    limit, docs/MODEL.md "Brackets")."""
     out = [(float(cap), 1.0 / float(lev), float(mmr)) for cap, lev, mmr in rows]
     out[-1] = (INF, out[-1][1], out[-1][2])
     return out
@@ -356,8 +356,8 @@ DERIBIT_BOUNDS = (
 
 def deribit(prices: PriceMap = None, symbols: Sequence[str] | None = None) -> Universe:
     """Deribit: BTC inverse perpetual (size-scaled rates as chord brackets) and BTC inverse
-    options with Deribit's standard margin (the model's option rule, docs/ARCHITECTURE.md
-    "Options and portfolio margin"), coin collateral at full value."""
+    options with Deribit's standard margin (the model's option rule, docs/MODEL.md
+    "Option margin"), coin collateral at full value."""
     p = _px(prices)
     assets = [Asset("BTC", p["BTC"]), Asset("ETH", p["ETH"]), Asset("USDC", p["USDC"])]
     perp = linear_rate_brackets(DERIBIT_IM_BASE, DERIBIT_MM_BASE, DERIBIT_SLOPE, DERIBIT_BOUNDS)
@@ -407,7 +407,7 @@ DRIFT_PERP = (0.1, 0.05, 0.001)
 def drift_v2(prices: PriceMap = None, symbols: Sequence[str] | None = None) -> Universe:
     """Drift v2: spot deposits with size-discounted weights, borrows with size-premium
     liability weights, perps with size-premium margin ratios (the model's ``imf_factor``,
-    docs/ARCHITECTURE.md "Size discount / premium")."""
+    docs/MODEL.md "Size discount and premium")."""
     p = _px(prices)
     assets = [
         Asset(s, p[s], wi, wm, li, lm, imf_factor=imf)

@@ -1,4 +1,4 @@
-//! Capital efficiency (DESIGN §5): what the same positions need under isolated and under
+//! Capital efficiency (docs/MODEL.md "Capital efficiency"): what the same positions need under isolated and under
 //! cross margin.
 //!
 //! For every position j (treated as cross whatever its flag in the book), margined alone by

@@ -7,7 +7,7 @@
 //! at most qty × contract size × price ÷ smallest divisor × settle price ≤ 1e18⁴ = 1e72,
 //! and sums of them over any realistic number of rows stay far below the f64 range.
 //! Money amounts are bounded by what the integer ledgers hold ([`crate::money::MAX_UNITS`]).
-//! docs/ROBUSTNESS.md lists what each bound rejects.
+//! docs/MODEL.md "Numeric domain" lists what each bound rejects.
 
 /// Largest asset price, mark, entry price, contract size, strike, reference price.
 pub const MAX_PRICE: f64 = 1e18;

@@ -1,4 +1,4 @@
-//! Liquidation prices (DESIGN §5): for every position, the mark of its market at which its
+//! Liquidation prices (docs/MODEL.md "Liquidation prices"): for every position, the mark of its market at which its
 //! account's cross pool (adj_equity_maint = mm) or, for an isolated position, the position
 //! itself (margin + uPnL = its mm) reaches maintenance, everything else fixed.
 //!

@@ -1,4 +1,4 @@
-//! The standard cross-margin model (DESIGN §4): per account equity, weighted collateral,
+//! The standard cross-margin model (docs/MODEL.md "Standard cross margin"): per account equity, weighted collateral,
 //! borrow liabilities, uPnL and bracket requirements of cross positions, isolated
 //! positions beside the pool.
 
@@ -239,7 +239,7 @@ impl RowLookup for PreparedLookup {
     }
 }
 
-/// An account's margin (DESIGN §4). Requirements are of cross positions only.
+/// An account's margin (docs/MODEL.md "Standard cross margin"). Requirements are of cross positions only.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct AccountMargin {
     pub equity: f64,
@@ -275,7 +275,7 @@ impl AccountMargin {
     }
 }
 
-/// One account under the standard model; reads like DESIGN §4.
+/// One account under the standard model; reads like docs/MODEL.md "Standard cross margin".
 pub fn evaluate_account(rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> AccountMargin {
     evaluate_rows(rows, ctx, ctx)
 }
@@ -410,7 +410,7 @@ pub struct PositionLine {
     pub isolated_below_maintenance: bool,
 }
 
-/// An option position (docs/ARCHITECTURE.md, "Options and portfolio margin"): its value
+/// An option position (docs/MODEL.md "Option positions", "Option margin"): its value
 /// q·cs·mark enters `equity` and, in the cross pool, `adj_equity` unweighted (a long counts
 /// at its value, a short as the liability of buying it back); `upnl` reports q·cs·(mark −
 /// entry); a short adds Deribit's requirement. Isolated: margin + value against its own mm.

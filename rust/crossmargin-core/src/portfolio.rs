@@ -1,4 +1,4 @@
-//! Portfolio margin (DESIGN §3 "Portfolio margin", issue 4): scenario (SPAN-like), delta
+//! Portfolio margin (docs/MODEL.md "Portfolio margin"): scenario (SPAN-like), delta
 //! and hybrid models, and greeks per account × underlying.
 //!
 //! Per call, every market gets a risk array once: the USD P&L of one contract in every
@@ -8,8 +8,8 @@
 //! whose symbol is an underlying move with it. An account's requirement is, per
 //! underlying, the worst weighted scenario loss, less inter-underlying credits, plus a
 //! short-option minimum; markets on underlyings without parameters keep their standard
-//! requirement. The rules are written out in docs/ARCHITECTURE.md ("Options and portfolio
-//! margin") and in `crossmargin.reference_portfolio`.
+//! requirement. The rules are written out in docs/MODEL.md ("Options" and "Portfolio
+//! margin") and in `crossmargin.reference.portfolio`.
 
 use rayon::prelude::*;
 
@@ -590,7 +590,7 @@ fn apply_offsets(params: &PortfolioParams, sc: &mut Scratch) {
 
 /// One account under a portfolio model. `adj_equity` is the pool at full value for
 /// assets that move in the scenarios and uPnL / option values, standard weights for
-/// other collateral; requirement per docs/ARCHITECTURE.md.
+/// other collateral; requirement per docs/MODEL.md "Scenario requirement" and "Delta model".
 pub fn evaluate_account(
     rows: AccountRows<'_>,
     pc: &PortfolioContext<'_>,

@@ -2,9 +2,9 @@
 //! the liabilities to every customer without revealing anyone else's.
 //!
 //! **Claims.** An account's net claim on asset i is c_i = balance_i + Σ over its positions
-//! settled in i of (uPnL + isolated margin), in asset units (uPnL as in DESIGN §4; positions
+//! settled in i of (uPnL + isolated margin), in asset units (uPnL as in docs/MODEL.md "Position amounts"; positions
 //! added in ascending market index). Its equity is Σ_i c_i·price_i (ascending asset index),
-//! DESIGN §4's `equity`. Its **liability** is max(equity, 0) in USD minor units (10⁻⁸ USD,
+//! the `equity` of docs/MODEL.md "Equity". Its **liability** is max(equity, 0) in USD minor units (10⁻⁸ USD,
 //! rounded half to even, [`crate::money`]): debts (borrows, losses) net against the same
 //! account's other claims; an account with negative equity owes the exchange and counts 0 in
 //! the tree (reported separately as a deficit).
@@ -277,7 +277,7 @@ pub fn liabilities(book: &GroupedBook, ctx: &MarginContext<'_>) -> Result<Liabil
 }
 
 /// What one position adds to its account's claim in the settle asset, as in `equity`
-/// (DESIGN §4): uPnL, linear q·cs·(mark − entry), inverse q·cs·(1/entry − 1/mark) (0 for
+/// (docs/MODEL.md "Equity"): uPnL, linear q·cs·(mark − entry), inverse q·cs·(1/entry − 1/mark) (0 for
 /// a zero quantity); an option adds its value q·cs·mark (its premium left the balance).
 #[inline]
 fn position_claim(ctx: &MarginContext<'_>, k: usize, qty: f64, entry: f64) -> f64 {

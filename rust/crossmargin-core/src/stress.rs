@@ -1,11 +1,11 @@
-//! Scenario stress (DESIGN §5): every account under many price scenarios in one pass over
+//! Scenario stress (docs/MODEL.md "Stress"): every account under many price scenarios in one pass over
 //! the book. Each account's rows are read once and evaluated under every scenario's prices
 //! by [`evaluate_account`] (the rows stay in cache), so S scenarios cost far less than S
 //! evaluations of the book.
 //!
-//! A scenario is a full set of prices (asset prices and marks); the Python
-//! layer resolves moves per underlying / asset / market (and vol moves, for option marks)
-//! into these vectors, so the kernel knows nothing of how a scenario was described.
+//! A scenario is a full set of prices (asset prices and marks); the Python layer resolves
+//! moves per underlying / asset / market into these vectors (options repriced at the moved
+//! underlying; vol moves are not applied): the kernel never sees how a scenario was described.
 //!
 //! Per scenario: accounts liquidatable (cross pool below maintenance or an isolated position
 //! below its own), accounts bankrupt (equity < 0), the maintenance shortfall

@@ -10,7 +10,7 @@ use crate::limits::{is_price, MAX_FACTOR, MAX_PRICE, MIN_PRICE};
 use crate::mode::{Mode, PerMode};
 use crate::options::OptionSpec;
 
-/// A collateral asset as configured (DESIGN §3).
+/// A collateral asset as configured (docs/MODEL.md "Assets").
 #[derive(Debug, Clone, PartialEq)]
 pub struct AssetSpec {
     pub symbol: String,
@@ -25,7 +25,7 @@ pub struct AssetSpec {
 pub enum MarketKind {
     Perp,
     Future,
-    /// A European call or put (DESIGN §3), priced with Black-76 unless a mark is given.
+    /// A European call or put (docs/MODEL.md "Options"), priced with Black-76 unless a mark is given.
     Option,
 }
 
@@ -40,7 +40,7 @@ impl MarketKind {
     }
 }
 
-/// A derivative market as configured (DESIGN §3). `settle` names an asset.
+/// A derivative market as configured (docs/MODEL.md "Markets"). `settle` names an asset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MarketSpec {
     pub symbol: String,

@@ -10,7 +10,7 @@
 //! values are mostly in the engine's domain (so the fuzzer reaches the kernels) with special
 //! values mixed in (NaN, ±inf, subnormals, ±0, 1e28, 1e300, i64::MIN, out-of-range codes).
 //! The properties checked besides "no panic": grouping loses no account and no row, sums
-//! duplicate balances in input order and names a real row in its errors; results of inputs
+//! duplicate balances exactly, in any order, and names a real row in its errors; results of inputs
 //! that pass validation are finite where the model says they are (crossmargin_core::limits);
 //! a cascade's ledger conserves exactly.
 

@@ -1,4 +1,4 @@
-//! Liquidation cascades (DESIGN §6): a shock moves prices, accounts fall below maintenance,
+//! Liquidation cascades (docs/MODEL.md "Liquidation cascades"): a shock moves prices, accounts fall below maintenance,
 //! their liquidation flow fills against thin liquidity and pushes the marks further, which
 //! drags the next accounts under. Round mode: evaluate everyone at the round's marks (in
 //! parallel), order the liquidatable by priority, aggregate their orders per market, fill each

@@ -1,4 +1,4 @@
-//! The cascade as bulk-synchronous steps over account shards (DESIGN §7), for a driver that
+//! The cascade as bulk-synchronous steps over account shards (docs/MODEL.md "Distributed runs"), for a driver that
 //! holds the global state (marks, insurance fund, event log) and shards that each hold the
 //! accounts of one partition.
 //!
