@@ -357,7 +357,8 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
         f"{info['engine_threads']} engine threads · numpy {info['numpy']} · "
         f"python {info['python']}" + (f" · load average at start {load[0]:.2f}" if load else ""),
         "",
-        "**Ratios** (engine = `Engine.evaluate`, grouping reused; ✗ = misses a target of docs/ARCHITECTURE.md "Performance targets")",
+        "**Ratios** (engine = `Engine.evaluate`, grouping reused; ✗ = misses a target of "
+        "docs/ARCHITECTURE.md, Performance targets)",
         "",
         _row(
             [

@@ -188,3 +188,36 @@ def test_explain_rejects_unknown_accounts_and_non_ids() -> None:
         eng.explain(book, 2)
     with pytest.raises(TypeError):
         eng.explain(book, True)  # type: ignore[arg-type]
+
+
+def test_one_shock_rule_for_stress_cascade_and_solvency() -> None:
+    # An option market without a configured mark moves from its model mark under all three
+    # (solvency used to refuse it: docs/MODEL.md "Prices of one call").
+    import math
+
+    from crossmargin.prices import shocked
+
+    u = cm.Universe(
+        assets=[cm.Asset("USDC", 1.0), cm.Asset("BTC", 50_000.0, 0.9, 0.95)],
+        markets=[
+            cm.Market("BTC-PERP", "perp", "USDC", "BTC", 50_000.0, [(math.inf, 0.02, 0.01)]),
+            cm.Market(
+                "C55", "option", "USDC", "BTC",
+                option_type="call", strike=55_000.0, expiry=0.25, iv=0.6,
+            ),
+        ],
+    )  # fmt: skip
+    k = u.market_index["C55"]
+    _, marks = shocked(u, {"C55": -0.5}, "stress")
+    assert marks[k] == u.reference_marks[k] * 0.5
+    book = cm.Book.from_arrays(
+        balances={"account": [1], "asset": ["USDC"], "qty": [10_000.0]},
+        positions={"account": [1], "market": ["C55"], "qty": [-1.0], "entry_price": [100.0]},
+    )
+    eng = cm.Engine(u)
+    sv = eng.solvency(book, {"USDC": 1e5}, stress={"C55": -0.5}, seed="s")
+    st = eng.stress(book, {"x": {"C55": -0.5}})
+    r = eng.evaluate(book, prices={"C55": float(marks[k])})
+    # stress and solvency both price the option at half its model mark
+    assert st.matrix[0, 0] == r.adj_equity_maint[0] - r.mm[0]
+    assert sv.total_liabilities_stressed == pytest.approx(float(r.equity[0]), rel=1e-12)

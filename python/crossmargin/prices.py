@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from crossmargin._validate import array, is_number, show
-from crossmargin.exceptions import PriceError, PriceTypeError
+from crossmargin._validate import array, is_number, number, show, type_error
+from crossmargin.exceptions import ConfigError, PriceError, PriceTypeError
 from crossmargin.universe import Universe
 
 PriceOverrides = Mapping[str, float] | tuple[Any, Any] | None
@@ -201,6 +201,44 @@ def reprice_options(
             marks[k] = mark * v / old[k]
 
 
+def shocked(
+    universe: Universe,
+    moves: Mapping[str, Any],
+    field: str,
+    error: type[ConfigError] | type[PriceError] = ConfigError,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(asset prices, marks) after fractional ``moves`` (``{"BTC": -0.3}``: −30 %) from the
+    universe's own prices: the one rule behind stress scenarios, cascade shocks and path
+    steps, and solvency stress (docs/MODEL.md "Prices of one call"). A key names an
+    underlying (its reference price moves), an asset (its price) or a market (its reference
+    mark — for an option without a configured mark, its model mark); the moved prices are
+    then resolved as ``prices=`` overrides, options repriced. A move is a real number,
+    finite and > −1; errors are ``error`` (its type-error flavour for a wrong type) naming
+    ``field[key]``."""
+    if not isinstance(moves, Mapping):
+        raise type_error(error)(f"{field}: expected a mapping symbol → move", field=field)
+    if not moves:
+        return base_prices(universe)
+    overrides: dict[str, float] = {}
+    for key, value in moves.items():
+        where = f"{field}[{key}]"
+        m = number(value, where, error)
+        if not math.isfinite(m) or m <= -1.0:
+            raise error(
+                f"{where}: {show(value)} must be finite and > -1 (a move above -100%)", field=where
+            )
+        if key in universe.underlyings:
+            base = universe.reference_price(key)
+        elif key in universe.asset_index:
+            base = universe.assets[universe.asset_index[key]].price
+        elif key in universe.market_index:
+            base = universe.reference_marks[universe.market_index[key]]
+        else:
+            raise error(f"{where}: not an underlying, asset or market", field=where)
+        overrides[key] = base * (1.0 + m)
+    return resolve(universe, overrides)
+
+
 def repriced(universe: Universe, prices: PriceOverrides) -> Universe:
     """The universe with ``prices`` (resolved as above) as its own prices: the base from which
     stress scenarios, reverse stress and cascade shocks move. Assets take their new prices,
@@ -243,5 +281,6 @@ __all__ = [
     "reprice_options",
     "repriced",
     "resolve",
+    "shocked",
     "underlying_spots",
 ]

@@ -28,7 +28,7 @@ from crossmargin.exceptions import (
     CrossmarginError,
     TruncatedWarning,
 )
-from crossmargin.prices import resolve
+from crossmargin.prices import shocked
 from crossmargin.table import Table
 from crossmargin.universe import Universe
 
@@ -285,26 +285,8 @@ def quote_asset(universe: Universe) -> str:
 
 
 def _moved_prices(universe: Universe, moves: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    overrides: dict[str, float] = {}
-    for key, move in moves.items():
-        m = float(move)
-        if not np.isfinite(m) or m <= -1.0:
-            raise ConfigError(
-                f"cascade.shock[{key}]: {move} must be a finite move above -100%",
-                field=f"cascade.shock[{key}]",
-            )
-        if key in universe.underlyings:
-            overrides[key] = universe.reference_price(key) * (1.0 + m)
-        elif key in universe.asset_index:
-            overrides[key] = universe.assets[universe.asset_index[key]].price * (1.0 + m)
-        elif key in universe.market_index:
-            overrides[key] = universe.reference_marks[universe.market_index[key]] * (1.0 + m)
-        else:
-            raise ConfigError(
-                f"cascade.shock[{key}]: not an underlying, asset or market",
-                field=f"cascade.shock[{key}]",
-            )
-    return resolve(universe, overrides)
+    """One path step's prices (crossmargin.prices.shocked)."""
+    return shocked(universe, moves, "cascade.shock")
 
 
 def _insurance(universe: Universe, fund: float | Mapping[str, float]) -> list[float]:

@@ -191,10 +191,15 @@ def _accounts(universe: Universe, book: Book) -> dict[int, _Account]:
     asset_of_code, market_of_code = (x.tolist() for x in book.remaps(universe))
     accounts: dict[int, _Account] = defaultdict(_Account)
     b = book.balances
+    parts: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for account, code, qty in zip(
         b["account"].tolist(), b["asset"].codes.tolist(), b["qty"].tolist(), strict=True
     ):
-        accounts[account].balances[asset_of_code[code]] += qty
+        parts[account][asset_of_code[code]].append(qty)
+    # Duplicate balance rows merge into their exact sum (docs/MODEL.md "Canonical order").
+    for account, by_asset in parts.items():
+        for i, qtys in by_asset.items():
+            accounts[account].balances[i] = math.fsum(qtys)
     p = book.positions
     for account, code, qty, entry, iso in zip(
         p["account"].tolist(),

@@ -172,12 +172,17 @@ def liabilities(
     per asset)."""
     asset_prices, marks = (x.tolist() for x in resolve(universe, prices))
     asset_of_code, market_of_code = (x.tolist() for x in book.remaps(universe))
-    claims: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    # Duplicate balance rows merge into their exact sum (docs/MODEL.md "Canonical order").
+    rows: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     b = book.balances
     for account, code, qty in zip(
         b["account"].tolist(), b["asset"].codes.tolist(), b["qty"].tolist(), strict=True
     ):
-        claims[account][asset_of_code[code]] += qty
+        rows[account][asset_of_code[code]].append(qty)
+    claims: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    for account, by_asset in rows.items():
+        for i, parts in by_asset.items():
+            claims[account][i] = math.fsum(parts)
     positions: dict[int, list[tuple[int, float, float, float]]] = defaultdict(list)
     p = book.positions
     for account, code, qty, entry, iso in zip(

@@ -38,7 +38,7 @@ from crossmargin import _core
 from crossmargin._validate import mapping, number
 from crossmargin.book import Book
 from crossmargin.exceptions import ConfigError, ConfigTypeError, PriceError
-from crossmargin.prices import PriceOverrides, resolve
+from crossmargin.prices import PriceOverrides, repriced, resolve, shocked
 from crossmargin.table import Table
 
 if TYPE_CHECKING:
@@ -231,27 +231,14 @@ def reserve_vector(universe: Universe, exchange_assets: Mapping[str, float] | No
     return out
 
 
-def stressed_prices(universe: Universe, moves: Mapping[str, float]) -> dict[str, float]:
-    """Fractional moves (``{"BTC": -0.3}``: −30%) by underlying, asset or market → the
-    absolute ``prices=`` mapping."""
-    out = {}
-    for key, move in mapping(moves, "stress", "symbol → move", PriceError).items():
-        m = number(move, f"stress[{key}]", PriceError)
-        if not math.isfinite(m) or m <= -1.0:
-            raise PriceError(f"stress[{key}]: move {m} must be finite and > −1", field=key)
-        if key in universe.underlyings:
-            base = universe.reference_price(key)
-        elif key in universe.asset_index:
-            base = universe.assets[universe.asset_index[key]].price
-        elif key in universe.market_index:
-            mark = universe.markets[universe.market_index[key]].mark
-            if mark is None:
-                raise PriceError(f"stress[{key}]: the market has no configured mark", field=key)
-            base = mark
-        else:
-            raise PriceError(f"stress[{key}]: not an asset, market or underlying", field=key)
-        out[key] = base * (1.0 + m)
-    return out
+def stressed_prices(
+    universe: Universe, moves: Mapping[str, float], prices: PriceOverrides = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fractional moves (``{"BTC": -0.3}``: −30%) by underlying, asset or market, from the
+    call's prices (``prices=``, else the universe's) → (asset prices, marks): the one shock
+    rule, crossmargin.prices.shocked."""
+    mapping(moves, "stress", "symbol → move", PriceError)
+    return shocked(repriced(universe, prices), moves, "stress", PriceError)
 
 
 def _run(
@@ -343,7 +330,7 @@ def solvency(
     coverage = _coverage(float(assets.weighted_reserves_usd.sum()), int(cols["total_minor"]))
     stressed = None
     if stress is not None:
-        s_cols, _, s_prices = _run(engine, book, stressed_prices(u, stress), reserves, None)
+        s_cols, _, s_prices = _run(engine, book, stressed_prices(u, stress, prices), reserves, None)
         s_assets = _asset_table(u, s_cols, s_prices, reserves)
         s_total = int(s_cols["total_minor"])
         stressed = (

@@ -39,7 +39,7 @@ from crossmargin import _core
 from crossmargin._validate import bounded, number, sequence, show, text
 from crossmargin.book import Book
 from crossmargin.exceptions import ConfigError, ConfigTypeError
-from crossmargin.prices import base_prices, resolve
+from crossmargin.prices import shocked
 from crossmargin.resources import check_memory
 from crossmargin.table import Table
 from crossmargin.universe import Universe
@@ -116,32 +116,20 @@ def scenario_prices(
     if not isinstance(moves, Mapping):
         raise ConfigError(f"scenarios[{name}]: expected a mapping of moves", field=name)
     vol: dict[str, float] = {}
-    overrides: dict[str, float] = {}
-    base_marks = base_prices(universe)[1]
+    price_moves: dict[str, Any] = {}
     for key, value in moves.items():
         where = f"scenarios[{name}][{key}]"
-        if key == "vol":
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{where}: expected a mapping underlying → vol move", field=where)
-            for und, v in value.items():
-                if und not in universe.underlyings:
-                    raise ConfigError(f"{where}[{und}]: not an underlying", field=where)
-                vol[und] = _move(v, f"{where}[{und}]")
+        if key != "vol":
+            price_moves[key] = value
             continue
-        v = _move(value, where)
-        if key in universe.underlyings:
-            overrides[key] = universe.reference_price(key) * (1.0 + v)
-        elif key in universe.asset_index:
-            overrides[key] = universe.assets[universe.asset_index[key]].price * (1.0 + v)
-        elif key in universe.market_index:
-            overrides[key] = float(base_marks[universe.market_index[key]]) * (1.0 + v)
-        else:
-            raise ConfigError(f"{where}: not an underlying, asset or market", field=where)
-    if not overrides:
-        assets, marks = base_prices(universe)
-    else:
-        # The same rules as a price override (crossmargin.prices), options repriced there.
-        assets, marks = resolve(universe, overrides)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping underlying → vol move", field=where)
+        for und, v in value.items():
+            if und not in universe.underlyings:
+                raise ConfigError(f"{where}[{und}]: not an underlying", field=where)
+            vol[und] = _move(v, f"{where}[{und}]")
+    # The one shock rule (crossmargin.prices.shocked), options repriced there.
+    assets, marks = shocked(universe, price_moves, f"scenarios[{name}]")
     return assets, marks, vol
 
 
