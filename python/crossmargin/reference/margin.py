@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crossmargin.book import Book
-from crossmargin.prices import PriceOverrides, resolve, underlying_spots
 from crossmargin.reference import portfolio as pm  # options and portfolio margin
 from crossmargin.reference.portfolio import option_numbers
+from crossmargin.reference.prices import PriceOverrides, resolve, underlying_spots
 from crossmargin.result import MarginResult
 from crossmargin.table import Table
 from crossmargin.universe import Asset, Market, Universe
@@ -215,9 +215,8 @@ def evaluate(
     """Margin of every account, by plain loops. Same fields and row order as
     :meth:`crossmargin.Engine.evaluate`; ``model`` as there (portfolio models in
     :mod:`crossmargin.reference_portfolio`)."""
-    a, m = resolve(universe, prices)
-    spots = underlying_spots(universe, a, m)
-    asset_prices, marks = a.tolist(), m.tolist()
+    asset_prices, marks = resolve(universe, prices)
+    spots = underlying_spots(universe, asset_prices, marks)
     accounts = _accounts(universe, book)
     rows = []
     for account_id in sorted(accounts):
@@ -260,7 +259,7 @@ def greeks(universe: Universe, book: Book, prices: PriceOverrides = None) -> Tab
     rows = []
     for account_id, acct in sorted(_accounts(universe, book).items()):
         for name, (delta, gamma, vega, theta) in pm.account_greeks(
-            universe, acct, a.tolist(), m.tolist(), spots
+            universe, acct, a, m, spots
         ).items():
             rows.append((account_id, name, delta, gamma, vega, theta))
     cols = list(zip(*rows, strict=True)) if rows else [()] * 6

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from crossmargin.book import Book
-from crossmargin.prices import PriceOverrides, resolve
+from crossmargin.reference.prices import PriceOverrides, resolve
 from crossmargin.universe import Universe
 
 SCALE = 100_000_000
@@ -138,7 +138,7 @@ def apply_funding(
     universe: Universe, book: Book, rates: Sequence[float], prices: PriceOverrides = None
 ) -> tuple[dict[tuple[int, str], int], dict[str, int]]:
     """({(account, market): payment minor}, {market: counterparty payment minor})."""
-    _, marks = (x.tolist() for x in resolve(universe, prices))
+    _, marks = resolve(universe, prices)
     payments: dict[tuple[int, str], int] = {}
     counterparty: dict[str, int] = {}
     for k, rows in _positions_by_market(universe, book).items():
@@ -170,7 +170,7 @@ def liabilities(
 ) -> tuple[dict[int, float], dict[int, int], list[int], list[int]]:
     """({account: equity}, {account: liability minor}, claims minor per asset, debts minor
     per asset)."""
-    asset_prices, marks = (x.tolist() for x in resolve(universe, prices))
+    asset_prices, marks = resolve(universe, prices)
     asset_of_code, market_of_code = (x.tolist() for x in book.remaps(universe))
     claims: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
     b = book.balances
