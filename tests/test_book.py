@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from conftest import INT64_MAX, INT64_MIN, balances, positions
 from crossmargin import reference
+from crossmargin.testing import INT64_MAX, INT64_MIN
+from helpers import balances, positions
 
 
 def book_error(build, table: str, row: int | None, column: str | None) -> cm.BookError:

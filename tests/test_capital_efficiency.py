@@ -8,9 +8,10 @@ from typing import Any
 import crossmargin as cm
 import numpy as np
 import pytest
-from conftest import book, universe_and_book
 from crossmargin import engine as engine_module
 from crossmargin import reference, synth
+from crossmargin.testing import universe_and_book
+from helpers import book
 from hypothesis import given, settings
 
 

@@ -15,9 +15,10 @@ import math
 import crossmargin as cm
 import numpy as np
 import pytest
-from conftest import book, universe_and_book
 from crossmargin import funding
 from crossmargin.reference import solvency as ref
+from crossmargin.testing import universe_and_book
+from helpers import book
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -15,8 +15,8 @@ import math
 import crossmargin as cm
 import numpy as np
 import pytest
-from conftest import book, one
 from crossmargin import reference
+from helpers import book, one
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from conftest import book, evaluate_both, make_small_universe, one, universe_and_book
 from crossmargin import _core, reference, resources, synth
 from crossmargin.exceptions import (
     BookError,
@@ -23,6 +22,8 @@ from crossmargin.exceptions import (
     ResourceError,
 )
 from crossmargin.options import black76
+from crossmargin.testing import universe_and_book
+from helpers import book, evaluate_both, make_small_universe, one
 from hypothesis import given
 from hypothesis import strategies as st
 

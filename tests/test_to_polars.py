@@ -7,9 +7,9 @@ import sys
 import crossmargin as cm
 import numpy as np
 import pytest
-from conftest import book
 from crossmargin import synth
 from crossmargin.bench import compare
+from helpers import book
 
 
 def test_without_polars_the_error_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,6 @@ import crossmargin as cm
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import book
 from crossmargin import funding
 from crossmargin.cascade import CascadeConfig, DepthCurve, NoImpact, SqrtImpact
 from crossmargin.exceptions import (
@@ -27,6 +26,7 @@ from crossmargin.exceptions import (
     PriceError,
     PriceTypeError,
 )
+from helpers import book
 
 HUGE = 10**400  # float(HUGE) raises OverflowError
 LINEAR = [(50_000.0, 0.02, 0.01), (math.inf, 0.1, 0.05)]
