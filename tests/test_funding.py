@@ -244,7 +244,7 @@ def test_check_zero_sum_raises_when_a_payment_is_changed(small):
     cols = fr.payments.to_dict()
     cols["payment_minor"] = cols["payment_minor"] + np.array([0, 1])
     bad = funding.FundingResult(cm.Table(cols), fr.markets, fr.counterparty, fr.book)
-    with pytest.raises(cm.CrossmarginError, match="BTCUSDT is not zero-sum: 1 minor units"):
+    with pytest.raises(cm.LedgerError, match="BTCUSDT is not zero-sum: 1 minor units"):
         bad.check_zero_sum()
 
 

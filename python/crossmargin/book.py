@@ -506,9 +506,12 @@ def _bad_cell(table: str, row: int, column: str, value: Any) -> BookTypeError:
 
 
 def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
-    """Dictionary-encodes a symbol column (hash-based, via pyarrow) or takes integer indices."""
+    """Dictionary-encodes a symbol column (hash-based, via pyarrow) or takes integer indices
+    (or a book's own encoded column, as it is)."""
     import pyarrow as pa
 
+    if isinstance(values, SymbolColumn):
+        return values
     if hasattr(values, "cat") and hasattr(values.cat, "codes"):  # pandas categorical
         codes = np.asarray(values.cat.codes)
         labels = tuple(str(x) for x in values.cat.categories)

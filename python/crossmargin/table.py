@@ -196,8 +196,14 @@ class Tabular:
 
 def adopt_protocol(cls: type, tables: tuple[str, ...]) -> None:
     """Gives ``cls`` (a result class that cannot derive from :class:`Tabular`) the result
-    protocol over its ``tables`` attributes, main first."""
+    protocol over its ``tables`` attributes, main first, and says so in its docstring."""
     cls._TABLES = tables  # type: ignore[attr-defined]
+    others = ", ".join(f'``"{t}"``' for t in tables[1:])
+    main = f'**main** ``"{tables[0]}"``'
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + (
+        f"\n\n    Tables (the result protocol, :mod:`crossmargin.table`): {main}"
+        + (f"; also {others}." if others else ", the only one.")
+    )
     for name in ("main_table", "tables", "table", "to_pandas", "to_arrow", "to_polars",
                  "to_numpy", "__arrow_c_stream__"):  # fmt: skip
         setattr(cls, name, Tabular.__dict__[name])

@@ -322,13 +322,13 @@ def universes(draw: st.DrawFn, options: bool = False) -> cm.Universe:
                 contract_size=contract_size,
                 inverse=inverse,
                 imf_factor=draw(imf_factors),
-                **draw(upnl_weight_pairs()),
+                **draw(upnl_weight_pairs()),  # type: ignore[arg-type]
             )
         )
     if options:
         markets += draw(option_markets(assets, markets, draw(st.integers(0, 3))))
     u = cm.Universe(assets, markets)
-    if u.underlyings and draw(st.booleans()):
+    if len(u.underlyings) > 0 and draw(st.booleans()):
         # An index price distinct from the same-symbol asset / first mark: overrides on
         # this underlying then move its markets relative to it.
         name = draw(st.sampled_from(u.underlyings))
@@ -515,7 +515,7 @@ def cascade_universes(draw: st.DrawFn) -> cm.Universe:
                 contract_size=cs,
                 inverse=inverse,
                 imf_factor=draw(st.one_of(st.just(0.0), imf_factors)),
-                **draw(upnl_weight_pairs()),
+                **draw(upnl_weight_pairs()),  # type: ignore[arg-type]
             )
         )
     return cm.Universe([usd, btc, eth], markets)
@@ -631,7 +631,7 @@ def cascade_configs(draw: st.DrawFn, u: cm.Universe) -> CascadeConfig:
             st.fixed_dictionaries({"BTC": st.floats(min_value=0.0, max_value=0.1)}),
         )
     )
-    mode = draw(st.sampled_from(["rounds", "rounds", "events"]))
+    mode: Any = draw(st.sampled_from(["rounds", "rounds", "events"]))
     return CascadeConfig(
         shock=shock,
         path=path,

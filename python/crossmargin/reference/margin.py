@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crossmargin.book import Book
+from crossmargin.exceptions import InternalError
 from crossmargin.reference import portfolio as pm  # options and portfolio margin
 from crossmargin.reference.portfolio import option_numbers
 from crossmargin.reference.prices import PriceOverrides, resolve, underlying_spots
@@ -42,7 +43,7 @@ def bracket_requirement(
             cum_mm += floor * (mmr - prev_mmr)
         if notional <= bound or k == len(brackets) - 1:
             return notional * imr - cum_im, notional * mmr - cum_mm
-    raise AssertionError("a market has at least one bracket")
+    raise InternalError("a market has at least one bracket")
 
 
 def tiered_value(tiers: Sequence[tuple[float, float]] | None, value: float) -> float:

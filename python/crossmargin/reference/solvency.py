@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from crossmargin.book import Book
+from crossmargin.exceptions import ConfigError, InternalError, PriceError
 from crossmargin.reference.prices import PriceOverrides, resolve
 from crossmargin.universe import Universe
 
@@ -26,7 +27,7 @@ ZERO_NODE = (bytes(32), 0)
 def to_minor(x: float) -> int:
     """Asset units → minor units (10⁻⁸), x·10⁸ rounded half to even (Python's round)."""
     if not math.isfinite(x) or abs(x) > 1e28:
-        raise ValueError(f"{x} cannot be an amount")
+        raise PriceError(f"{x} cannot be an amount (beyond the ledger)", field="amount")
     return round(x * 1e8)
 
 
@@ -42,7 +43,7 @@ def allocate(total: int, weights: Sequence[float]) -> list[int]:
         return [0] * n
     w_max = max(weights, default=0.0)
     if w_max == 0.0:
-        raise ValueError("cannot split over zero weights")
+        raise InternalError("cannot split over zero weights")
     scale = float(1 << weight_bits(n))
     units = [round(w / w_max * scale) for w in weights]
     big = sum(units)
@@ -229,7 +230,7 @@ def leaf(account: int, liability: int, nonce: bytes) -> tuple[bytes, int]:
 def parent(left: tuple[bytes, int], right: tuple[bytes, int]) -> tuple[bytes, int]:
     total = left[1] + right[1]
     if total >= 1 << 128:
-        raise OverflowError("sum of liabilities overflows u128")
+        raise ConfigError("the sum of liabilities overflows u128", field="liabilities")
     data = b"\x01" + left[0] + left[1].to_bytes(16, "big") + right[0] + right[1].to_bytes(16, "big")
     return hashlib.sha256(data).digest(), total
 
@@ -264,7 +265,7 @@ def verify(
             return False
         try:
             node = parent(node, (h, s)) if (index >> level) & 1 == 0 else parent((h, s), node)
-        except OverflowError:
+        except ConfigError:  # the sum overflows u128
             return False
     return node == (root_hash, total)
 
