@@ -149,27 +149,28 @@ def test_bench_compare_argument_errors_are_crossmargin_errors() -> None:
 # ---- numpy and pyarrow only --------------------------------------------------------------
 BLOCKED = ("pandas", "typer", "rich", "matplotlib")
 
-BLOCKER = f"""
+BLOCKER = """
 import sys
 
 class Refuse:
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in {BLOCKED!r}:
+        if name.partition(".")[0] in {blocked!r}:
             raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)", name=name)
         return None
 
 sys.meta_path.insert(0, Refuse())
 for name in list(sys.modules):
-    assert name.partition(".")[0] not in {BLOCKED!r}, name
+    assert name.partition(".")[0] not in {blocked!r}, name
 """
 
 
-def _run_blocked(code: str) -> subprocess.CompletedProcess[str]:
+def _run_blocked(code: str, blocked: tuple[str, ...] = BLOCKED) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter where the ``blocked`` packages cannot be imported."""
     env = dict(os.environ)
     root = str(PACKAGE.parent)
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     return subprocess.run(
-        [sys.executable, "-c", BLOCKER + textwrap.dedent(code)],
+        [sys.executable, "-c", BLOCKER.format(blocked=blocked) + textwrap.dedent(code)],
         capture_output=True,
         text=True,
         env=env,
@@ -220,6 +221,24 @@ def test_the_library_works_with_pandas_typer_rich_and_matplotlib_missing(tmp_pat
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
+
+
+def test_crossmargin_testing_without_hypothesis_says_how_to_get_it() -> None:
+    r = _run_blocked(
+        """
+        import crossmargin as cm
+        try:
+            import crossmargin.testing
+        except ImportError as e:
+            assert isinstance(e, cm.OptionalDependencyError), type(e)
+            print(e)
+        """,
+        blocked=("hypothesis",),
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == (
+        "crossmargin.testing needs hypothesis, an optional dependency: pip install hypothesis"
+    )
 
 
 def test_the_command_line_without_its_extra_says_so_in_one_line() -> None:

@@ -151,6 +151,24 @@ def test_engine_is_bit_identical_to_reference_when_rows_are_in_canonical_order(c
     assert_results_identical(cm.Engine(u).evaluate(b), reference.evaluate(u, b))
 
 
+def test_both_engines_merge_duplicate_balances_into_their_exact_sum():
+    """docs/MODEL.md: duplicate balance rows are merged into their exact sum (math.fsum);
+    1 + 127.2 + 1.2 added left to right is 129.39999999999998, exactly it is 129.4 (the
+    case hypothesis found against the reference's former running sum)."""
+    import math
+
+    from crossmargin.reference import solvency as reference_solvency
+
+    u = cm.Universe([cm.Asset("A0", 1.0)])
+    rows = [1.0, 127.2, 1.2]
+    b = cm.Book.from_arrays({"account": [0, 0, 0], "asset": [0, 0, 0], "qty": rows})
+    exact = math.fsum(rows)
+    assert exact == 129.4 != (1.0 + 127.2) + 1.2
+    assert cm.Engine(u).evaluate(b).equity.tolist() == [exact]
+    assert reference.evaluate(u, b).equity.tolist() == [exact]
+    assert reference_solvency.liabilities(u, b)[0] == {0: exact}
+
+
 def test_engine_matches_reference_on_a_synthetic_exchange_book(demo):
     b = generate(demo, n_accounts=3_000, seed=11)
     assert_results_close(

@@ -189,13 +189,19 @@ def margin_ratio(adj_equity_maint: float, mm: float) -> float:
 
 # ---- the book --------------------------------------------------------------------------
 def _accounts(universe: Universe, book: Book) -> dict[int, _Account]:
+    """The book by account. Duplicate balance rows of one (account, asset) are merged into
+    their exact sum, correctly rounded (``math.fsum``; docs/MODEL.md "Canonical order")."""
     asset_of_code, market_of_code = (x.tolist() for x in book.remaps(universe))
     accounts: dict[int, _Account] = defaultdict(_Account)
+    rows: dict[int, dict[int, list[float]]] = defaultdict(dict)  # account → asset → rows
     b = book.balances
     for account, code, qty in zip(
         b["account"].tolist(), b["asset"].codes.tolist(), b["qty"].tolist(), strict=True
     ):
-        accounts[account].balances[asset_of_code[code]] += qty
+        rows[account].setdefault(asset_of_code[code], []).append(qty)
+    for account, by_asset in rows.items():
+        for i, parts in by_asset.items():
+            accounts[account].balances[i] = math.fsum(parts)
     p = book.positions
     for account, code, qty, entry, iso in zip(
         p["account"].tolist(),

@@ -174,11 +174,15 @@ def liabilities(
     asset_prices, marks = resolve(universe, prices)
     asset_of_code, market_of_code = (x.tolist() for x in book.remaps(universe))
     claims: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    rows: dict[int, dict[int, list[float]]] = defaultdict(dict)  # account → asset → rows
     b = book.balances
     for account, code, qty in zip(
         b["account"].tolist(), b["asset"].codes.tolist(), b["qty"].tolist(), strict=True
     ):
-        claims[account][asset_of_code[code]] += qty
+        rows[account].setdefault(asset_of_code[code], []).append(qty)
+    for account, by_asset in rows.items():  # duplicate rows: their exact sum (math.fsum)
+        for i, parts in by_asset.items():
+            claims[account][i] = math.fsum(parts)
     positions: dict[int, list[tuple[int, float, float, float]]] = defaultdict(list)
     p = book.positions
     for account, code, qty, entry, iso in zip(
