@@ -117,19 +117,13 @@ class Book:
 
     _balances: Mapping[str, Any]
     _positions: Mapping[str, Any]
-    _grouped: Any
-    _accounts: np.ndarray | None
-    _remaps: dict[tuple[tuple[str, ...], ...], tuple[np.ndarray, np.ndarray]]
-    _groupings: dict[tuple[tuple[str, ...], ...], Grouping]
 
     def __init__(self, balances: Mapping[str, Any], positions: Mapping[str, Any]) -> None:
-        b = MappingProxyType({k: _read_only(v) for k, v in balances.items()})
-        p = MappingProxyType({k: _read_only(v) for k, v in positions.items()})
-        set_ = object.__setattr__
-        set_(self, "_balances", b)
-        set_(self, "_positions", p)
+        self._balances = MappingProxyType({k: _read_only(v) for k, v in balances.items()})
+        self._positions = MappingProxyType({k: _read_only(v) for k, v in positions.items()})
+        b, p = self._balances, self._positions
         check_memory(book_bytes(len(b["qty"]), len(p["qty"]), converted=False), "grouping the book")
-        grouped = _core.GroupedBook(
+        self._grouped = _core.GroupedBook(
             b["account"],
             b["asset"].codes,
             b["qty"],
@@ -141,12 +135,15 @@ class Book:
             b["asset"].n_codes,
             p["market"].n_codes,
         )
-        set_(self, "_grouped", grouped)
-        set_(self, "_accounts", None)
-        set_(self, "_remaps", {})  # caches, filled on first use
-        set_(self, "_groupings", {})
+        self._accounts: np.ndarray | None = None
+        self._remaps: dict[tuple[tuple[str, ...], ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._groupings: dict[tuple[tuple[str, ...], ...], Grouping] = {}
 
     def __setattr__(self, name: str, value: Any) -> None:
+        # Private slots are filled once (in __init__, or a cache on first use): never reassigned.
+        if name.startswith("_") and getattr(self, name, None) is None:
+            object.__setattr__(self, name, value)
+            return
         raise AttributeError(
             f"Book is immutable: cannot set {name!r} (build a new book, e.g. Book.from_arrays)"
         )
@@ -205,10 +202,9 @@ class Book:
     def accounts(self) -> np.ndarray:
         """Account ids that appear in either table, ascending (the results' row order)."""
         if self._accounts is None:
-            accounts = self._grouped.accounts()
-            accounts.setflags(write=False)
-            object.__setattr__(self, "_accounts", accounts)
-        return self._accounts  # type: ignore[return-value]
+            self._accounts = self._grouped.accounts()
+            self._accounts.setflags(write=False)
+        return self._accounts
 
     @property
     def n_accounts(self) -> int:
