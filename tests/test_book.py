@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from conftest import INT64_MAX, INT64_MIN, balances, positions
 from crossmargin import reference
+from crossmargin.testing import INT64_MAX, INT64_MIN
+from helpers import balances, positions
 
 
 def book_error(build, table: str, row: int | None, column: str | None) -> cm.BookError:
@@ -313,6 +314,44 @@ def test_book_accounts_are_read_only():
     b = bal_book()
     with pytest.raises(ValueError):
         b.accounts[0] = 99
+
+
+def test_a_book_is_immutable_so_its_grouping_never_goes_stale(small):
+    """The tables cannot be reassigned or edited, nor their columns written into (a stale
+    grouping would silently give the old numbers); the caller's arrays are shared, not
+    copied, and stay writable."""
+    qty = np.array([1_000.0, 2.0])
+    entry = np.array([50_000.0])
+    b = cm.Book.from_arrays(
+        {"account": np.array([1, 2]), "asset": ["USDT", "BTC"], "qty": qty},
+        {"account": [1], "market": ["BTCUSDT"], "qty": [0.5], "entry_price": entry},
+    )
+    before = cm.Engine(small).evaluate(b).equity.tolist()
+    with pytest.raises(AttributeError, match="immutable"):
+        b.balances = {"account": [], "asset": [], "qty": []}  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="immutable"):
+        b.positions = b.balances  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="immutable"):
+        b._grouped = None
+    with pytest.raises(AttributeError, match="immutable"):
+        del b.balances
+    with pytest.raises(TypeError):
+        b.balances["qty"] = np.zeros(2)  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del b.positions["entry_price"]  # type: ignore[attr-defined]
+    for table in (b.balances, b.positions):
+        for name, column in table.items():
+            array = getattr(column, "codes", column)
+            assert not array.flags.writeable, name
+            with pytest.raises(ValueError, match="read-only"):
+                array[0] = array[0]
+    # Shared with the caller's arrays (nothing copied), which stay the caller's to write.
+    assert np.shares_memory(b.balances["qty"], qty) and qty.flags.writeable
+    assert np.shares_memory(b.positions["entry_price"], entry) and entry.flags.writeable
+    assert cm.Engine(small).evaluate(b).equity.tolist() == before
+    # A changed book is a new book.
+    b2 = cm.Book.from_arrays({**b.balances, "qty": np.array([1_000.0, 3.0])}, b.positions)
+    assert cm.Engine(small).evaluate(b2).equity[1] == before[1] + 50_000.0
 
 
 # ---- empty and omitted tables --------------------------------------------------------------

@@ -33,7 +33,6 @@ is closed; see ``test_short_option_bad_debt_is_the_negative_equity``).
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import replace
 from typing import Any
@@ -41,184 +40,15 @@ from typing import Any
 import crossmargin as cm
 import numpy as np
 import pytest
-from conftest import assets_strategy, brackets_strategy, imf_factors, upnl_weight_pairs
 from crossmargin import reference
-from crossmargin.cascade import CascadeConfig, DepthCurve, NoImpact, SqrtImpact
+from crossmargin.cascade import CascadeConfig, DepthCurve, NoImpact
 from crossmargin.exceptions import PriceError
+from crossmargin.testing import cascade_books, cascade_configs, cascade_universes
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 RTOL = 1e-9
 ATOL = 1e-9
-
-# ---- strategies -------------------------------------------------------------------------
-
-
-@st.composite
-def cascade_universes(draw: st.DrawFn) -> cm.Universe:
-    """USD (the quote), BTC and ETH with random weights, tiers and imf factors; markets:
-    a linear BTC perp in USD, an inverse BTC perp settled in BTC, a linear ETH perp."""
-    usd = replace(draw(assets_strategy("USD")), price=1.0)
-    btc = replace(
-        draw(assets_strategy("BTC")), price=draw(st.floats(min_value=10.0, max_value=1e5))
-    )
-    eth = replace(draw(assets_strategy("ETH")), price=draw(st.floats(min_value=0.1, max_value=5e3)))
-    n_markets = draw(st.integers(1, 3))
-    kinds = ["linear", "inverse", "eth"][:n_markets]
-    if n_markets == 1:
-        kinds = [draw(st.sampled_from(["linear", "inverse"]))]
-    markets = []
-    for k, kind in enumerate(kinds):
-        if kind == "inverse":
-            mark, settle, underlying, inverse = btc.price, "BTC", "BTC", True
-            cs = draw(st.sampled_from([1.0, 10.0, 100.0]))
-            typical = cs / mark
-        else:
-            asset = btc if kind == "linear" else eth
-            mark, settle, underlying, inverse = asset.price, "USD", asset.symbol, False
-            cs = draw(st.sampled_from([0.001, 0.1, 1.0]))
-            typical = cs * mark
-        markets.append(
-            cm.Market(
-                f"M{k}",
-                "perp",
-                settle,
-                underlying,
-                mark * draw(st.sampled_from([1.0, 1.0, 0.99, 1.01])),
-                draw(brackets_strategy(typical * 1000.0)),
-                contract_size=cs,
-                inverse=inverse,
-                imf_factor=draw(st.one_of(st.just(0.0), imf_factors)),
-                **draw(upnl_weight_pairs()),
-            )
-        )
-    return cm.Universe([usd, btc, eth], markets)
-
-
-@st.composite
-def cascade_books(draw: st.DrawFn, u: cm.Universe) -> cm.Book:
-    """≤ 30 accounts, each with collateral (sometimes a borrow) and 1–3 leveraged positions,
-    longs and shorts, some isolated; ids arbitrary (negative ones too), rows unsorted."""
-    n = draw(st.integers(1, 30))
-    ids = draw(st.lists(st.integers(-20, 10**6), min_size=n, max_size=n, unique=True))
-    prices = {a.symbol: a.price for a in u.assets}
-    bal: list[tuple[int, str, float]] = []
-    pos: list[tuple[int, str, float, float, float]] = []
-    for acct in ids:
-        equity_usd = draw(st.floats(min_value=10.0, max_value=1e5))
-        coin = draw(st.sampled_from(["USD", "USD", "BTC", "ETH"]))
-        bal.append((acct, coin, equity_usd / prices[coin]))
-        if draw(st.integers(0, 3)) == 0:  # a borrow
-            debt = draw(st.sampled_from(["USD", "BTC", "ETH"]))
-            bal.append((acct, debt, -equity_usd * draw(st.floats(0.05, 0.6)) / prices[debt]))
-        chosen = draw(
-            st.lists(st.sampled_from(range(len(u.markets))), min_size=1, max_size=3, unique=True)
-        )
-        for k in chosen:
-            m = u.markets[k]
-            sp = prices[m.settle]
-            leverage = draw(st.floats(min_value=0.2, max_value=40.0))
-            notional_usd = equity_usd * leverage / len(chosen)
-            per_contract = (
-                m.contract_size / m.mark if m.inverse else m.contract_size * m.mark
-            ) * sp
-            qty = notional_usd / per_contract * draw(st.sampled_from([1.0, -1.0]))
-            if draw(st.integers(0, 15)) == 0:
-                qty = 0.0
-            entry = m.mark * draw(st.floats(min_value=0.8, max_value=1.2))
-            iso = 0.0
-            if draw(st.integers(0, 3)) == 0:
-                iso_lev = draw(st.floats(min_value=1.0, max_value=50.0))
-                iso = notional_usd / iso_lev / sp
-            pos.append((acct, m.symbol, qty, entry, iso))
-    bal = draw(st.permutations(bal))
-    pos = draw(st.permutations(pos))
-    return cm.Book.from_arrays(
-        {"account": [r[0] for r in bal], "asset": [r[1] for r in bal], "qty": [r[2] for r in bal]},
-        {
-            "account": [r[0] for r in pos],
-            "market": [r[1] for r in pos],
-            "qty": [r[2] for r in pos],
-            "entry_price": [r[3] for r in pos],
-            "isolated_margin": [r[4] for r in pos],
-        },
-    )
-
-
-@st.composite
-def liquidity_models(draw: st.DrawFn) -> Any:
-    kind = draw(st.sampled_from(["none", "sqrt", "depth"]))
-    if kind == "none":
-        return NoImpact()
-    if kind == "sqrt":
-        return SqrtImpact(
-            daily_volume=draw(st.floats(min_value=1e3, max_value=1e8)),
-            sigma=draw(st.floats(min_value=0.0, max_value=0.2)),
-            y=draw(st.floats(min_value=0.0, max_value=2.0)),
-            permanent=draw(st.floats(min_value=0.0, max_value=1.0)),
-        )
-    n = draw(st.integers(1, 4))
-    steps = draw(st.lists(st.floats(min_value=1e-3, max_value=0.2), min_size=n, max_size=n))
-    distances = np.cumsum(steps) / max(1.0, float(np.sum(steps)) / 0.9)
-    depth = draw(
-        st.lists(
-            st.one_of(st.just(0.0), st.floats(min_value=1.0, max_value=1e6)),
-            min_size=n,
-            max_size=n,
-        )
-    )
-    cumulative = np.cumsum(depth)
-    if cumulative[-1] <= 0.0:
-        cumulative[-1] = 1e4
-    points = list(zip(distances.tolist(), cumulative.tolist(), strict=True))
-    assume(all(b[0] > a[0] for a, b in itertools.pairwise(points)))
-    return DepthCurve(points)
-
-
-moves = st.floats(min_value=-0.45, max_value=0.45)
-
-
-@st.composite
-def cascade_configs(draw: st.DrawFn, u: cm.Universe) -> CascadeConfig:
-    keys = ["BTC", "ETH"]
-    if draw(st.booleans()):
-        shock: dict[str, float] | None = {k: draw(moves) for k in keys if draw(st.booleans())}
-        path = None
-    else:
-        shock = None
-        path = [{k: draw(moves) for k in keys} for _ in range(draw(st.integers(2, 3)))]
-    if draw(st.booleans()):
-        liquidity: Any = draw(liquidity_models())
-    else:
-        liquidity = {m.symbol: draw(liquidity_models()) for m in u.markets}
-    fund: Any = draw(
-        st.one_of(
-            st.just(0.0),
-            st.floats(min_value=0.0, max_value=1e4),
-            st.fixed_dictionaries({"BTC": st.floats(min_value=0.0, max_value=0.1)}),
-        )
-    )
-    mode = draw(st.sampled_from(["rounds", "rounds", "events"]))
-    return CascadeConfig(
-        shock=shock,
-        path=path,
-        insurance_fund=fund,
-        liquidation_fee=draw(st.one_of(st.just(0.0), st.floats(min_value=0.0, max_value=0.01))),
-        partial_fraction=draw(st.one_of(st.just(1.0), st.floats(min_value=0.01, max_value=1.0))),
-        target_margin_ratio=draw(
-            st.one_of(st.none(), st.just(0.0), st.floats(min_value=0.0, max_value=0.99))
-        ),
-        min_notional=draw(
-            st.one_of(st.just(10.0), st.just(0.0), st.floats(min_value=0.0, max_value=1e4))
-        ),
-        max_rounds=draw(st.sampled_from([1, 2, 3, 5, 100])),
-        mode=mode,
-        liquidity=liquidity,
-        decay=draw(st.floats(min_value=0.0, max_value=1.0)),
-        deleverage=draw(st.sampled_from(["adl", "socialized_loss", "none"])),
-        max_liquidations_per_round=draw(st.sampled_from([0, 0, 1, 2, 3])),
-    )
-
 
 # ---- comparison -------------------------------------------------------------------------
 

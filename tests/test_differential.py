@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from conftest import (
+from crossmargin import reference
+from crossmargin.synth import generate
+from crossmargin.testing import (
     ALL_COLUMNS,
     assert_results_close,
     assert_results_identical,
@@ -26,8 +28,6 @@ from conftest import (
     universe_and_book,
     universes,
 )
-from crossmargin import reference
-from crossmargin.synth import generate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,6 +54,70 @@ def test_engine_matches_reference_under_price_overrides(data):
     got = cm.Engine(u, threads=2).evaluate(b, prices=prices)
     want = reference.evaluate(u, b, prices=prices)
     assert_results_close(got, want, gross_scale(u, b, prices))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_price_overrides_with_options_match_the_references_own_resolver(data):
+    """Random overrides (underlyings, assets, markets) on universes with options: the
+    engine's resolver (crossmargin.prices) and the reference's own plain-Python one
+    (crossmargin.reference.prices, Black-76 of reference.portfolio) give the same prices,
+    and ``Engine.evaluate(book, prices=...)`` equals ``reference.evaluate(u, book,
+    prices=...)``."""
+    u = data.draw(universes(options=True), label="universe")
+    rb = data.draw(random_books(u), label="book")
+    prices = data.draw(price_overrides(u), label="prices")
+    want_assets, want_marks = reference.prices.resolve(u, prices)
+    got_assets, got_marks = cm.prices.resolve(u, prices)
+    np.testing.assert_array_equal(got_assets, want_assets)
+    # Perps and futures: the same arithmetic, bit for bit. Option marks come from two
+    # Black-76 implementations: equal to rounding, relative to the underlyings' prices.
+    option = np.array([m.is_option for m in u.markets], dtype=bool)
+    np.testing.assert_array_equal(got_marks[~option], np.array(want_marks)[~option])
+    atol = 1e-11 * max([1.0, *(3.0 * u.reference_price(x) for x in u.underlyings)])
+    np.testing.assert_allclose(got_marks, want_marks, rtol=1e-12, atol=atol)
+    b = rb.book(u)
+    got = cm.Engine(u, threads=2).evaluate(b, prices=prices)
+    want = reference.evaluate(u, b, prices=prices)
+    assert_results_close(got, want, gross_scale(u, b, prices))
+
+
+def test_the_reference_resolves_prices_without_crossmargin_prices(monkeypatch, small):
+    """The reference never imports crossmargin.prices: with the engine's resolver broken,
+    the reference still evaluates under overrides (and gives the engine's answer)."""
+    import ast
+
+    import crossmargin.prices
+    from crossmargin.reference import margin as reference_margin
+
+    folder = Path(reference_margin.__file__).parent
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module != "crossmargin.prices", path.name
+                assert not (
+                    node.module == "crossmargin" and any(a.name == "prices" for a in node.names)
+                ), path.name
+            if isinstance(node, ast.Import):
+                assert all(a.name != "crossmargin.prices" for a in node.names), path.name
+    b = cm.Book.from_arrays(
+        {"account": [1, 2], "asset": ["USDT", "BTC"], "qty": [1_000.0, 1.0]},
+        {"account": [1], "market": ["BTCUSDT"], "qty": [0.5], "entry_price": [50_000.0]},
+    )
+    prices = {"BTC": 40_000.0, "ETHUSDT": 1_500.0}
+    want = cm.Engine(small).evaluate(b, prices=prices)
+    scale = gross_scale(small, b, prices)
+
+    def broken(*args, **kwargs):
+        raise AssertionError("the reference called crossmargin.prices")
+
+    for name in ("resolve", "underlying_spots", "reprice_options", "base_prices", "check_domain"):
+        monkeypatch.setattr(crossmargin.prices, name, broken)
+    got = reference.evaluate(small, b, prices=prices)
+    assert_results_close(got, want, scale)
+    assert got.equity[1] == 40_000.0  # the BTC asset moved with its underlying
+    reference.liquidation_prices(small, b, prices=prices)
+    reference.cascade(small, b, cm.CascadeConfig(shock={"BTC": -0.3}))
 
 
 @settings(max_examples=60, deadline=None)
@@ -85,6 +149,24 @@ def test_engine_is_bit_identical_to_reference_when_rows_are_in_canonical_order(c
     )
     b = rb.book(u, order)
     assert_results_identical(cm.Engine(u).evaluate(b), reference.evaluate(u, b))
+
+
+def test_both_engines_merge_duplicate_balances_into_their_exact_sum():
+    """docs/MODEL.md: duplicate balance rows are merged into their exact sum (math.fsum);
+    1 + 127.2 + 1.2 added left to right is 129.39999999999998, exactly it is 129.4 (the
+    case hypothesis found against the reference's former running sum)."""
+    import math
+
+    from crossmargin.reference import solvency as reference_solvency
+
+    u = cm.Universe([cm.Asset("A0", 1.0)])
+    rows = [1.0, 127.2, 1.2]
+    b = cm.Book.from_arrays({"account": [0, 0, 0], "asset": [0, 0, 0], "qty": rows})
+    exact = math.fsum(rows)
+    assert exact == 129.4 != (1.0 + 127.2) + 1.2
+    assert cm.Engine(u).evaluate(b).equity.tolist() == [exact]
+    assert reference.evaluate(u, b).equity.tolist() == [exact]
+    assert reference_solvency.liabilities(u, b)[0] == {0: exact}
 
 
 def test_engine_matches_reference_on_a_synthetic_exchange_book(demo):

@@ -3,15 +3,17 @@ cascades equal the unsharded engine for any number of partitions."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("distributed")
@@ -103,11 +105,21 @@ def test_exact_sums_merge_to_fsum_for_any_split(values, n):
     x = np.array(values, dtype=np.float64)
     chunks = np.array_split(x, n)
     merged = sum((cmd.ExactSum.of(c) for c in chunks), cmd.ExactSum())
+    # The exact sum, correctly rounded (beyond float64: test_an_exact_sum_beyond_float64_...).
+    exact = sum(map(Fraction, values), Fraction(0))
     try:
-        expected = math.fsum(values)
+        expected = float(exact)
     except OverflowError:
-        return  # the exact sum is beyond float64: fsum raises, we give ±inf
+        assume(False)
     assert float(merged) == expected
+    with contextlib.suppress(OverflowError):  # fsum agrees wherever it has an answer
+        assert math.fsum(values) == expected
+
+
+def test_an_exact_sum_beyond_float64_is_infinite() -> None:
+    top = np.finfo(np.float64).max
+    assert float(cmd.ExactSum.of([top, top])) == math.inf
+    assert float(cmd.ExactSum.of([-top, -top])) == -math.inf
 
 
 def test_exact_sums_handle_subnormals_and_infinities():

@@ -15,9 +15,10 @@ import math
 import crossmargin as cm
 import numpy as np
 import pytest
-from conftest import book, universe_and_book
 from crossmargin import funding
 from crossmargin.reference import solvency as ref
+from crossmargin.testing import universe_and_book
+from helpers import book
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -243,7 +244,7 @@ def test_check_zero_sum_raises_when_a_payment_is_changed(small):
     cols = fr.payments.to_dict()
     cols["payment_minor"] = cols["payment_minor"] + np.array([0, 1])
     bad = funding.FundingResult(cm.Table(cols), fr.markets, fr.counterparty, fr.book)
-    with pytest.raises(cm.CrossmarginError, match="BTCUSDT is not zero-sum: 1 minor units"):
+    with pytest.raises(cm.LedgerError, match="BTCUSDT is not zero-sum: 1 minor units"):
         bad.check_zero_sum()
 
 

@@ -9,10 +9,11 @@ from typing import Any
 import crossmargin as cm
 import numpy as np
 import pytest
-from conftest import book, universe_and_book
 from crossmargin import reference
 from crossmargin.prices import resolve
 from crossmargin.reference.liqprice import _moved, reference_liquidation_prices
+from crossmargin.testing import universe_and_book
+from helpers import book
 from hypothesis import given, settings
 
 INF = math.inf

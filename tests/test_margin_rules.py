@@ -15,8 +15,8 @@ import math
 import crossmargin as cm
 import numpy as np
 import pytest
-from conftest import book, one
 from crossmargin import reference
+from helpers import book, one
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -517,16 +517,24 @@ def test_bad_price_arrays_are_price_errors(small, prices):
         cm.Engine(small).evaluate(book([(1, "BTC", 1.0)]), prices=prices)
 
 
-def test_underlying_override_when_the_same_symbol_asset_is_priced_zero_is_not_a_crash():
+def test_underlying_override_when_the_same_symbol_asset_is_priced_zero_is_a_price_error():
+    """LUNA's reference price is its asset's, 0: no factor new / reference exists, so an
+    override of the underlying is a PriceError naming it (not a crash, not a silent 0 or
+    inf); pricing the market directly works."""
     u = cm.Universe(
         [cm.Asset("USDT", 1.0), cm.Asset("LUNA", 0.0)],
         [cm.Market("LUNAUSDT", "perp", "USDT", "LUNA", 0.5, [(INF, 0.1, 0.05)])],
     )
-    b = book([(1, "USDT", 1.0)])
-    try:
-        cm.Engine(u).evaluate(b, prices={"LUNA": 1.0})
-    except cm.CrossmarginError:
-        pass  # a clear PriceError is an acceptable answer too
+    b = book([(1, "USDT", 1.0), (1, "LUNA", 10.0)], [(1, "LUNAUSDT", 2.0, 0.25)])
+    for evaluate in (
+        cm.Engine(u).evaluate,
+        lambda b, prices: reference.evaluate(u, b, prices),
+    ):
+        with pytest.raises(cm.PriceError, match="reference price is 0") as info:
+            evaluate(b, prices={"LUNA": 1.0})
+        assert info.value.field == "LUNA"
+        r = one(evaluate(b, prices={"LUNAUSDT": 1.0}))
+        assert r["equity"] == 1.0 + 10.0 * 0.0 + 2.0 * (1.0 - 0.25)
 
 
 def test_unknown_model_is_a_config_error(small):

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from conftest import book, evaluate_both, make_small_universe, one, universe_and_book
 from crossmargin import _core, reference, resources, synth
 from crossmargin.exceptions import (
     BookError,
@@ -23,6 +22,8 @@ from crossmargin.exceptions import (
     ResourceError,
 )
 from crossmargin.options import black76
+from crossmargin.testing import universe_and_book
+from helpers import book, evaluate_both, make_small_universe, one
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -289,9 +290,24 @@ ALL_CALLS = {
 }
 
 
+# Rows of each call's main table (the result protocol) for an empty book: none per account
+# or position; one per scenario for stress, one per underlying for reverse stress.
+EMPTY_ROWS = {"stress": 1, "reverse_stress": 2}
+
+
 @pytest.mark.parametrize("call", ALL_CALLS, ids=str)
 def test_an_empty_book_gives_an_empty_result_everywhere(small_engine: cm.Engine, call: str) -> None:
-    assert ALL_CALLS[call](small_engine, cm.Book.from_arrays()) is not None
+    r = ALL_CALLS[call](small_engine, cm.Book.from_arrays())
+    main = r.to_arrow()
+    assert main.num_rows == EMPTY_ROWS.get(call, 0), main
+    for name, table in r.tables.items():
+        if name not in ("scenarios", "per_underlying", "markets", "assets", "ledger"):
+            assert len(table) == 0, name  # per account, position, event or round: none
+    if call == "stress":
+        assert main.column("liquidatable").to_pylist() == [0]
+        assert main.column("bad_debt").to_pylist() == [0.0]
+    if call == "reverse_stress":  # nothing to lose: no move exhausts the fund
+        assert math.isnan(r.move) and all(math.isnan(x) for x in main.column("move").to_pylist())
 
 
 @pytest.mark.parametrize("call", ALL_CALLS, ids=str)

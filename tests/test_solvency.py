@@ -16,9 +16,10 @@ import math
 import crossmargin as cm
 import numpy as np
 import pytest
-from conftest import book, universe_and_book
 from crossmargin.reference import solvency as ref
 from crossmargin.risk.solvency import InclusionProof, verify
+from crossmargin.testing import universe_and_book
+from helpers import book
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -9,10 +9,11 @@ from typing import Any
 import crossmargin as cm
 import numpy as np
 import pytest
-from conftest import book, universe_and_book
 from crossmargin import reference, synth
 from crossmargin.risk import stress
 from crossmargin.risk.stress import PRESETS, preset, presets, scenario_prices
+from crossmargin.testing import universe_and_book
+from helpers import book
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

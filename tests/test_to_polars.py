@@ -7,15 +7,17 @@ import sys
 import crossmargin as cm
 import numpy as np
 import pytest
-from conftest import book
 from crossmargin import synth
 from crossmargin.bench import compare
+from helpers import book
 
 
 def test_without_polars_the_error_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "polars", None)  # `import polars` raises ImportError
-    with pytest.raises(ImportError, match="pip install polars"):
+    with pytest.raises(ImportError, match="pip install polars") as info:
         cm.Table({"x": [1.0]}).to_polars()
+    assert isinstance(info.value, cm.OptionalDependencyError)
+    assert info.value.package == "polars" and info.value.extra is None
 
 
 def _same(frame: object, table: cm.Table) -> None:
@@ -47,8 +49,7 @@ def test_every_result_type_converts(small: cm.Universe) -> None:
     _same(lp.to_polars(), lp)
     st = eng.stress(b, {"crash": {"BTC": -0.3}})
     _same(st.scenarios.to_polars(), st.scenarios)
-    if hasattr(st, "to_polars"):
-        _same(st.to_polars(), st.scenarios)
+    _same(st.to_polars(), st.scenarios)  # the main table (tests/test_results.py: every type)
 
 
 def test_a_table_with_strings_booleans_and_no_rows() -> None:

@@ -7,6 +7,7 @@ interpreter (.ci/test makes its virtualenv and requires it); nothing here touche
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -75,8 +76,27 @@ def test_presets_take_prices_and_a_symbol_subset(name: str) -> None:
 def test_binance_maintenance_amount_recurrence_published_example() -> None:
     # "the Maintenance Amount on Level 3 = 250,000 * (1% − 0.5%) + 50 USDT = 1,300 USDT"
     # https://www.binance.com/en/support/faq/how-to-calculate-liquidation-price-of-usd%E2%93%A2-m-futures-contracts-b3c689c1f50a44cabb3a84e663b81d93
-    table = [(50_000, 0.008, 0.004), (250_000, 0.01, 0.005), (1_000_000, 0.02, 0.01)]
-    assert venues.maintenance_deductions(table)[2] == pytest.approx(1_300.0)
+    table = [(50_000.0, 0.008, 0.004), (250_000.0, 0.01, 0.005), (1_000_000.0, 0.02, 0.01)]
+    assert venues.maintenance_deductions(table)[2] == pytest.approx(1_300.0)  # the helper
+    # The engine, which never calls that helper: a level-3 position (5 BTC at 60,000 =
+    # 300,000 USDT) needs 300,000 × 1% − 1,300 = 1,700 USDT of maintenance margin …
+    u = cm.Universe(
+        [cm.Asset("USDT", 1.0)],
+        [cm.Market("BTCUSDT", "perp", "USDT", "BTC", 60_000.0, table)],
+    )
+    wb, pos, ep = 10_000.0, 5.0, 60_000.0
+    r = evaluate_one(u, balances=[("USDT", wb)], positions=[("BTCUSDT", pos, ep)])
+    assert r["mm"] == pytest.approx(300_000 * 0.01 - 1_300.0, rel=1e-12)
+    assert r["mm"] == pytest.approx(1_700.0, rel=1e-12)
+    # … and liquidates at the FAQ's one-way formula with level 3's rate and amount,
+    # LP = (WB + cum − Pos·EP) / (Pos·MMR − Pos) = 58,323.23 (notional 291,616: level 3).
+    b = cm.Book.from_arrays(
+        balances={"account": [1], "asset": ["USDT"], "qty": [wb]},
+        positions={"account": [1], "market": ["BTCUSDT"], "qty": [pos], "entry_price": [ep]},
+    )
+    lp = float(cm.Engine(u, threads=1).liquidation_prices(b, move="mark").liq_price[0])
+    assert lp == pytest.approx((wb + 1_300.0 - pos * ep) / (pos * 0.01 - pos), rel=1e-12)
+    assert 250_000 < pos * lp < 1_000_000 and round(lp, 2) == 58_323.23
 
 
 def test_binance_btcusdt_amounts_equal_the_published_cum_column() -> None:
@@ -191,9 +211,23 @@ def test_deribit_short_option_standard_margin() -> None:
 def test_drift_docs_worked_size_discount() -> None:
     # "Initial Asset Weight on 2000 SOL … weight = min(.80, 1.1 / [1 + (0.003 * sqrt(2000)])
     # = min(.80, ~.96987) = .80", https://drift-docs-v2.vercel.app/getting-started/cross-collateral-deposits
-    assert 1.1 / (1 + 0.003 * math.sqrt(2000)) == pytest.approx(0.96987, abs=1e-5)
-    r = evaluate_one(venues.drift_v2(), balances=[("SOL", 2_000.0)])
+    u = venues.drift_v2()
+    r = evaluate_one(u, balances=[("SOL", 2_000.0)])
     assert r["adj_equity_initial"] == pytest.approx(2_000 * 150.0 * 0.8)
+    # The ~.96987 itself, through the engine: the same SOL (imf 0.003) with a configured
+    # weight above it, so that the size discount is what binds.
+    sol = u.assets[u.asset_index["SOL"]]
+    assert sol.imf_factor == 0.003
+    heavy = dataclasses.replace(
+        u,
+        assets=[
+            dataclasses.replace(a, weight_initial=1.0, weight_maint=1.0) if a is sol else a
+            for a in u.assets
+        ],
+    )
+    r = evaluate_one(heavy, balances=[("SOL", 2_000.0)])
+    for k in ("adj_equity_initial", "adj_equity_maint"):
+        assert r[k] / (2_000 * 150.0) == pytest.approx(0.96987, abs=1e-5), k
 
 
 def test_drift_btc_deposit_is_size_discounted() -> None:
@@ -208,6 +242,14 @@ def test_drift_protocol_test_vectors_float_form() -> None:
     # imf 10000 (0.01), weights 0.9 / 1.1, 1,000 tokens → 8357 and 11962 (1e-4 units).
     assert reference.size_discounted_weight(0.9, 0.01, 1_000.0) == pytest.approx(0.8357, abs=1e-4)
     assert reference.size_premium_weight(1.1, 0.01, 1_000.0) == pytest.approx(1.1962, abs=1e-4)
+    # The same vectors through the engine: 1,000 tokens priced 1 held, then borrowed.
+    u = cm.Universe(
+        [cm.Asset("USDC", 1.0), cm.Asset("TKN", 1.0, 0.9, 0.9, 1.1, 1.1, imf_factor=0.01)]
+    )
+    held = evaluate_one(u, balances=[("TKN", 1_000.0)])
+    assert held["adj_equity_maint"] / 1_000.0 == pytest.approx(0.8357, abs=1e-4)
+    borrowed = evaluate_one(u, balances=[("USDC", 5_000.0), ("TKN", -1_000.0)])
+    assert (5_000.0 - borrowed["adj_equity_maint"]) / 1_000.0 == pytest.approx(1.1962, abs=1e-4)
 
 
 def test_drift_borrows_on_the_requirement_side() -> None:

@@ -12,8 +12,8 @@ import math
 
 import crossmargin as cm
 import pytest
-from conftest import book, one
 from crossmargin import reference
+from helpers import book, one
 
 INF = math.inf
 

@@ -6,7 +6,11 @@ Quick start::
     u = cm.Universe.from_toml("examples/universe.toml")
     book = cm.read_book("book/")            # balances.* and positions.*
     r = cm.Engine(u).evaluate(book)         # MarginResult: numpy columns per account
-    r.summary(); r.to_pandas()
+    r.summary(); r.to_arrow()               # every result: to_pandas / to_arrow / to_polars /
+                                            # to_numpy / __arrow_c_stream__ (crossmargin.table)
+
+The library needs numpy and pyarrow only; pandas, the command line and the HTML report come
+with the ``cli`` extra (``pip install 'crossmargin[cli]'``).
 """
 
 from typing import Any
@@ -23,8 +27,12 @@ from crossmargin.exceptions import (
     ConfigTypeError,
     ConfigWarning,
     CrossmarginError,
+    LedgerError,
+    OptionalDependencyError,
     PriceError,
     PriceTypeError,
+    TableError,
+    UnknownAccountError,
 )
 from crossmargin.io import read_book, write_book
 from crossmargin.portfolio import PortfolioConfig, UnderlyingPortfolio
@@ -46,16 +54,20 @@ __all__ = [
     "CrossmarginError",
     "DepthCurve",
     "Engine",
+    "LedgerError",
     "MarginResult",
     "Market",
     "NoImpact",
+    "OptionalDependencyError",
     "PortfolioConfig",
     "PriceError",
     "PriceTypeError",
     "SqrtImpact",
     "Table",
+    "TableError",
     "UnderlyingPortfolio",
     "Universe",
+    "UnknownAccountError",
     "__version__",
     "exceptions",
     "funding",

@@ -12,7 +12,15 @@ from typing import Any
 import numpy as np
 
 import crossmargin as cm
+from crossmargin.exceptions import (
+    BookError,
+    ConfigError,
+    InternalError,
+    TableError,
+    TableTypeError,
+)
 from crossmargin.result import MARGIN_COLUMNS
+from crossmargin.table import Tabular
 
 
 def best_time(fn: Callable[[], Any], repeat: int = 5, min_sample: float = 0.02) -> float:
@@ -42,10 +50,16 @@ class AccountView:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(Tabular):
     """What :func:`compare` found. Both rates are measured on the same ``accounts`` accounts
     (nothing is extrapolated); ``speedup`` = ``our_accounts_per_second`` /
-    ``their_accounts_per_second``."""
+    ``their_accounts_per_second``.
+
+    Tables (the result protocol, :mod:`crossmargin.table`): **main** ``"disagreements"``
+    (account, field, theirs, ours, rel_error), the only one.
+    """
+
+    _TABLES = ("disagreements",)
 
     accounts: int
     their_accounts_per_second: float
@@ -96,8 +110,22 @@ class Comparison:
                 "ignored (not MarginResult fields, not checked): " + ", ".join(self.ignored_fields)
             )
         if len(self.disagreements):
-            lines.append(self.disagreements.to_pandas().head(20).to_string(index=False))
+            lines.append(_text(self.disagreements, 20))
         return "\n".join(lines)
+
+
+def _text(table: cm.Table, rows: int) -> str:
+    """The first ``rows`` rows of a table as right-aligned text (no pandas needed)."""
+
+    def cell(x: Any) -> str:
+        return f"{x:.6g}" if isinstance(x, float | np.floating) else str(x)
+
+    cols = [[c, *(cell(x) for x in table[c][:rows].tolist())] for c in table.columns]
+    widths = [max(len(s) for s in col) for col in cols]
+    return "\n".join(
+        " ".join(col[i].rjust(w) for col, w in zip(cols, widths, strict=True))
+        for i in range(len(cols[0]))
+    )
 
 
 def account_views(
@@ -172,7 +200,7 @@ def _result_columns(result: Any) -> dict[str, np.ndarray]:
         return {n: np.asarray(result.column(n)) for n in result.column_names}
     if hasattr(result, "columns") and hasattr(result, "__getitem__"):  # DataFrame, Table
         return {str(c): np.asarray(result[c]) for c in result.columns}
-    raise TypeError(
+    raise TableTypeError(
         "compare(vectorised=True): the engine must return a mapping of per-account columns "
         f"(a dict, DataFrame, Arrow table or crossmargin Table), got {type(result).__name__}"
     )
@@ -184,9 +212,10 @@ def _align(cols: dict[str, np.ndarray], ids: np.ndarray) -> dict[str, np.ndarray
     n = len(ids)
     for k, v in cols.items():
         if v.ndim != 1 or len(v) != n:
-            raise ValueError(
+            raise TableError(
                 f"compare(vectorised=True): column {k!r} has shape {v.shape}; expected one row "
-                f"per account ({n})"
+                f"per account ({n})",
+                column=k,
             )
     if "account" not in cols:
         return cols
@@ -195,9 +224,10 @@ def _align(cols: dict[str, np.ndarray], ids: np.ndarray) -> dict[str, np.ndarray
     if not np.array_equal(got[order], ids):
         missing = np.setdiff1d(ids, got)[:10].tolist()
         extra = np.setdiff1d(got, ids)[:10].tolist()
-        raise ValueError(
+        raise TableError(
             "compare(vectorised=True): the engine's account column is not one row per account "
-            f"given (missing {missing}, unexpected {extra}, or duplicates)"
+            f"given (missing {missing}, unexpected {extra}, or duplicates)",
+            column="account",
         )
     return {k: v[order] for k, v in cols.items()}
 
@@ -258,14 +288,14 @@ def compare(
     and a per-account one: ``compare(lambda v: {"im": my_im(v)}, book, universe)``.
     """
     if not isinstance(repeat, int) or repeat < 1:
-        raise ValueError(f"repeat: {repeat!r} must be an integer ≥ 1")
+        raise ConfigError(f"repeat: {repeat!r} must be an integer ≥ 1", field="repeat")
     engine = cm.Engine(universe, threads=threads)
     ids = book.accounts
     if not len(ids):
-        raise ValueError("compare: the book has no accounts")
+        raise BookError("compare: the book has no accounts")
     if sample is not None and sample < len(ids):
         if sample < 1:
-            raise ValueError(f"sample: {sample!r} must be ≥ 1 or None")
+            raise ConfigError(f"sample: {sample!r} must be ≥ 1 or None", field="sample")
         ids = np.sort(np.random.default_rng(seed).choice(ids, sample, replace=False))
     ids = np.asarray(ids, dtype=np.int64)
     whole = len(ids) == book.n_accounts
@@ -275,7 +305,7 @@ def compare(
     else:
         sub = book if whole else cm.Book.from_arrays(*account_tables(universe, book, ids))
     if not np.array_equal(sub.accounts, ids):  # cannot happen: every id has a row
-        raise AssertionError("compare: the sample's book has other accounts")
+        raise InternalError("compare: the sample's book has other accounts")
 
     out: list[Any] = [None]
     if tables is not None:
@@ -316,7 +346,7 @@ def compare(
     fields = sorted(f for f in returned if f in MARGIN_COLUMNS and f != "account")
     ignored = tuple(sorted(f for f in returned if f not in MARGIN_COLUMNS))
     if not fields:
-        raise ValueError(
+        raise TableError(
             f"compare: your engine returned none of the fields it can be checked on "
             f"({', '.join(c for c in MARGIN_COLUMNS if c != 'account')}); "
             f"it returned {sorted(returned)}"

@@ -5,17 +5,26 @@ here; the Rust core groups the rows by account into CSR arrays once, on construc
 every later call reuses that grouping. Columns are kept as given (no copy when they already
 have the right dtype), so the book can be handed on, written out or checked by the
 pure-Python reference.
+
+A book is immutable, so that its grouping never goes stale: ``balances`` and ``positions``
+are read-only mappings that cannot be reassigned, and their numpy columns are read-only
+views (writing into one raises ``ValueError``). A column taken over from the caller without
+conversion shares its memory (nothing large is copied): the caller's own array stays
+writable, and must not be written to while the book is in use. To change a book, build a
+new one (``Book.from_arrays({**book.balances, "qty": new_qty}, book.positions)``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from crossmargin import _core
+from crossmargin._optional import require
 from crossmargin._validate import is_number, show
 from crossmargin.exceptions import BookError, BookTypeError
 from crossmargin.resources import book_bytes, check_memory
@@ -87,22 +96,32 @@ class Grouping(NamedTuple):
     market_remap: np.ndarray
 
 
+def _read_only(value: Any) -> Any:
+    """A read-only view of a column (the data is shared, not copied)."""
+    if isinstance(value, SymbolColumn):
+        return SymbolColumn(_read_only(value.codes), value.labels)
+    view = np.asarray(value).view()
+    view.setflags(write=False)
+    return view
+
+
 class Book:
-    """Balances and positions, grouped by account once.
+    """Balances and positions, grouped by account once. Immutable (module docstring):
+    ``balances`` and ``positions`` are read-only mappings of read-only columns.
 
     Build with :meth:`from_arrays`, :meth:`from_pandas`, :meth:`from_arrow`,
     :meth:`from_polars` or :func:`crossmargin.read_book`.
     """
 
-    __slots__ = ("_accounts", "_grouped", "_groupings", "_remaps", "balances", "positions")
+    __slots__ = ("_accounts", "_balances", "_grouped", "_groupings", "_positions", "_remaps")
 
-    balances: dict[str, Any]
-    positions: dict[str, Any]
+    _balances: Mapping[str, Any]
+    _positions: Mapping[str, Any]
 
-    def __init__(self, balances: dict[str, Any], positions: dict[str, Any]) -> None:
-        self.balances = balances
-        self.positions = positions
-        b, p = balances, positions
+    def __init__(self, balances: Mapping[str, Any], positions: Mapping[str, Any]) -> None:
+        self._balances = MappingProxyType({k: _read_only(v) for k, v in balances.items()})
+        self._positions = MappingProxyType({k: _read_only(v) for k, v in positions.items()})
+        b, p = self._balances, self._positions
         check_memory(book_bytes(len(b["qty"]), len(p["qty"]), converted=False), "grouping the book")
         self._grouped = _core.GroupedBook(
             b["account"],
@@ -119,6 +138,30 @@ class Book:
         self._accounts: np.ndarray | None = None
         self._remaps: dict[tuple[tuple[str, ...], ...], tuple[np.ndarray, np.ndarray]] = {}
         self._groupings: dict[tuple[tuple[str, ...], ...], Grouping] = {}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Private slots are filled once (in __init__, or a cache on first use): never reassigned.
+        if name.startswith("_") and getattr(self, name, None) is None:
+            object.__setattr__(self, name, value)
+            return
+        raise AttributeError(
+            f"Book is immutable: cannot set {name!r} (build a new book, e.g. Book.from_arrays)"
+        )
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Book is immutable: cannot delete {name!r}")
+
+    @property
+    def balances(self) -> Mapping[str, Any]:
+        """The balance columns (read-only): ``account`` (int64), ``asset``
+        (:class:`SymbolColumn`), ``qty`` (float64)."""
+        return self._balances
+
+    @property
+    def positions(self) -> Mapping[str, Any]:
+        """The position columns (read-only): ``account``, ``market`` (:class:`SymbolColumn`),
+        ``qty``, ``entry_price``, ``isolated_margin``."""
+        return self._positions
 
     # ---- constructors ------------------------------------------------------------------
     @classmethod
@@ -225,14 +268,35 @@ class Book:
         self._groupings[key] = g
         return g
 
-    def to_pandas(self, universe: Universe) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The two tables with symbols spelled out."""
-        import pandas as pd
-
+    def columns(self, universe: Universe) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(balances, positions) as numpy columns with symbols spelled out (object arrays of
+        str, via ``universe`` where the book holds universe indices)."""
         a_names = [a.symbol for a in universe.assets]
         m_names = [m.symbol for m in universe.markets]
         b = {k: (v.symbols(a_names) if k == "asset" else v) for k, v in self.balances.items()}
         p = {k: (v.symbols(m_names) if k == "market" else v) for k, v in self.positions.items()}
+        return b, p
+
+    def to_arrow(self, universe: Universe) -> tuple[pa.Table, pa.Table]:
+        """The two tables as pyarrow Tables, symbols spelled out (string columns)."""
+        import pyarrow as pa
+
+        def table(cols: dict[str, Any], symbol: str) -> pa.Table:
+            return pa.table(
+                {
+                    k: pa.array(v, type=pa.string()) if k == symbol else pa.array(v)
+                    for k, v in cols.items()
+                }
+            )
+
+        b, p = self.columns(universe)
+        return table(b, "asset"), table(p, "market")
+
+    def to_pandas(self, universe: Universe) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The two tables as pandas DataFrames, symbols spelled out (pandas is optional:
+        ``pip install 'crossmargin[cli]'``)."""
+        pd = require("pandas", "Book.to_pandas()")
+        b, p = self.columns(universe)
         return pd.DataFrame(b), pd.DataFrame(p)
 
 
@@ -438,9 +502,12 @@ def _bad_cell(table: str, row: int, column: str, value: Any) -> BookTypeError:
 
 
 def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
-    """Dictionary-encodes a symbol column (hash-based, via pyarrow) or takes integer indices."""
+    """Dictionary-encodes a symbol column (hash-based, via pyarrow) or takes integer indices
+    (or a book's own encoded column, as it is)."""
     import pyarrow as pa
 
+    if isinstance(values, SymbolColumn):
+        return values
     if hasattr(values, "cat") and hasattr(values.cat, "codes"):  # pandas categorical
         codes = np.asarray(values.cat.codes)
         labels = tuple(str(x) for x in values.cat.categories)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from crossmargin.book import Book
-from crossmargin.exceptions import BookError
+from crossmargin.exceptions import BookError, ConfigError
 
 SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
 
@@ -114,16 +114,14 @@ def read_book(
 
 def write_book(book: Book, folder: str | Path, universe: Any, fmt: str = "parquet") -> Path:
     """Writes ``balances.<fmt>`` and ``positions.<fmt>`` (symbols spelled out) into ``folder``."""
-    import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
     if fmt not in ("parquet", "csv"):
-        raise ValueError(f"fmt: {fmt!r} is not parquet or csv")
+        raise ConfigError(f"fmt: {fmt!r} is not parquet or csv", field="fmt")
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    for name, df in zip(("balances", "positions"), book.to_pandas(universe), strict=True):
-        table = pa.Table.from_pandas(df, preserve_index=False)
+    for name, table in zip(("balances", "positions"), book.to_arrow(universe), strict=True):
         target = out / f"{name}.{fmt}"
         if fmt == "parquet":
             pq.write_table(table, target)

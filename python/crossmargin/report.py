@@ -13,16 +13,21 @@ import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+from crossmargin._optional import require
+from crossmargin.exceptions import ConfigError
+
+if TYPE_CHECKING:  # pandas and matplotlib come with the cli extra, imported where used
+    import pandas as pd
 
 REPORT_NAME = "report.html"
 
 
 def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "the HTML report")
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -31,10 +36,8 @@ def _png(fig: Any) -> str:
 
 
 def _figure(w: float = 7.5, h: float = 3.4) -> tuple[Any, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", "the HTML report").use("Agg")
+    plt = require("matplotlib.pyplot", "the HTML report")
 
     fig, ax = plt.subplots(figsize=(w, h))
     ax.grid(alpha=0.3)
@@ -51,7 +54,7 @@ def _table(df: pd.DataFrame, floats: str = "{:,.2f}") -> str:
 
 def _read(folder: Path, name: str) -> pd.DataFrame | None:
     p = folder / name
-    return pd.read_parquet(p) if p.exists() else None
+    return require("pandas", "the HTML report").read_parquet(p) if p.exists() else None
 
 
 def margin_section(m: pd.DataFrame) -> str:
@@ -98,7 +101,9 @@ def efficiency_section(e: pd.DataFrame) -> str:
     totals = [float(e[f"required_{c}"].sum()) for c in names]
     ax.bar(names, np.array(totals) / 1e6, color=["#8e8e8e", "#3b6ea8", "#27ae60"][: len(names)])
     ax.set_ylabel("collateral required, USD millions")
-    rows = pd.DataFrame({"model": names, "total_requirement_usd": totals})
+    rows = require("pandas", "the HTML report").DataFrame(
+        {"model": names, "total_requirement_usd": totals}
+    )
     return "<h2>Capital efficiency</h2>" + _png(fig) + _table(rows)
 
 
@@ -116,10 +121,8 @@ def stress_section(s: pd.DataFrame) -> str:
 
 
 def cascade_section(r: pd.DataFrame, summary: dict[str, Any] | None) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", "the HTML report").use("Agg")
+    plt = require("matplotlib.pyplot", "the HTML report")
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     marks = [c for c in r.columns if c.startswith("mark_")]
@@ -270,8 +273,9 @@ def build(folder: str | Path, title: str = "crossmargin report") -> Path:
     if (v := _read(out, "venues.parquet")) is not None:
         parts.append(venues_section(v))
     if not parts:
-        raise FileNotFoundError(
-            f"{out}: no outputs to report on (margin.parquet, stress.parquet, ...)"
+        raise ConfigError(
+            f"{out}: no outputs to report on (margin.parquet, stress.parquet, ...)",
+            field="folder",
         )
     if isinstance(summary.get("provenance"), dict):
         parts.append(provenance_section(summary["provenance"]))

@@ -24,8 +24,10 @@ MARGIN_COLUMNS = (
 
 
 class MarginResult(Table):
-    """One row per account (ascending id): docs/MODEL.md "Standard cross margin" as arrays;
-    ``to_pandas()``, ``to_arrow()``, ``to_polars()`` and ``to_parquet(path)`` as any Table."""
+    """One row per account (ascending id): docs/MODEL.md "Standard cross margin" as numpy arrays. A
+    Table: ``to_pandas()``, ``to_arrow()``, ``to_polars()``, ``to_numpy()``,
+    ``__arrow_c_stream__`` and ``to_parquet(path)`` convert this table (the result
+    protocol, :mod:`crossmargin.table`)."""
 
     __slots__ = ()
 

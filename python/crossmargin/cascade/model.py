@@ -25,21 +25,17 @@ from crossmargin.book import Book
 from crossmargin.exceptions import (
     ConfigError,
     ConfigTypeError,
-    CrossmarginError,
+    LedgerError,
     TruncatedWarning,
 )
 from crossmargin.prices import shocked
-from crossmargin.table import Table
+from crossmargin.table import Table, Tabular
 from crossmargin.universe import Universe
 
 if TYPE_CHECKING:
     from crossmargin.engine import Engine
 
 EVENT_KINDS = ("liquidation", "isolated", "bankruptcy", "adl", "socialized_loss")
-
-
-class LedgerError(CrossmarginError):
-    """The cascade's ledger does not balance (a bug: please report it with the book)."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +160,6 @@ class CascadeConfig:
     decay: float = 0.5
     deleverage: Literal["adl", "socialized_loss", "none"] = "adl"
     max_liquidations_per_round: int = 0
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         """Every field's type and domain, at construction; an error names the field, e.g.
@@ -199,11 +194,6 @@ class CascadeConfig:
         text(self.deleverage, "cascade.deleverage", DELEVERAGE)
         f = "cascade.max_liquidations_per_round"
         integer(self.max_liquidations_per_round, f, 0, MAX_COUNT)
-        if not isinstance(self.extra, dict):
-            raise ConfigTypeError(
-                f"cascade.extra: expected a dict, got {type(self.extra).__name__}",
-                field="cascade.extra",
-            )
 
 
 def _check_moves(moves: Any, field: str) -> None:
@@ -226,8 +216,15 @@ def _check_liquidity(spec: Any) -> None:
 
 
 @dataclass(frozen=True)
-class CascadeResult:
-    """Event log, per-round table, final book and totals of one cascade."""
+class CascadeResult(Tabular):
+    """Event log, per-round table, final book and totals of one cascade.
+
+    Tables (the result protocol, :mod:`crossmargin.table`): **main** ``"events"`` (the
+    event log, one row per liquidation, bankruptcy, ADL or socialised-loss event); also
+    ``"rounds"`` (one row per round) and ``"ledger"`` (per asset totals before and after).
+    """
+
+    _TABLES = ("events", "rounds", "ledger")
 
     events: Table
     rounds: Table
@@ -250,7 +247,9 @@ class CascadeResult:
         before, after = self._totals
         for sym, b, a in zip(self.ledger["asset"], before, after, strict=True):
             if b != a:
-                raise LedgerError(f"ledger[{sym}]: {b} minor units before, {a} after")
+                raise LedgerError(
+                    f"ledger[{sym}]: {b} minor units before, {a} after", field=f"ledger[{sym}]"
+                )
         return True
 
     def summary(self) -> dict[str, Any]:

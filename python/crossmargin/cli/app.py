@@ -998,10 +998,7 @@ def report(
     if not folder.is_dir():
         raise ConfigError(f"{folder}: no such folder", field="folder")
     _load_summary(folder, "folder")
-    try:
-        path = build(folder, title)
-    except FileNotFoundError as e:
-        raise ConfigError(str(e), field="folder") from None
+    path = build(folder, title)  # nothing to report on: a ConfigError naming the folder
     if not quiet:
         print(path.resolve())
 

@@ -25,6 +25,11 @@ from crossmargin.distributed.sharded import (
     summarize,
     write_partitioned,
 )
+from crossmargin.table import adopt_protocol
+
+# The result protocol (crossmargin.table): main table "top" (the riskiest accounts, account
+# and margin_ratio), also "histogram" (accounts per margin-ratio bin).
+adopt_protocol(ShardedMargin, ("top", "histogram"))
 
 __all__ = [
     "FORMAT_VERSION",

@@ -562,7 +562,7 @@ class ExactSum:
         try:
             return self.units / (1 << _SHIFT)
         except OverflowError:
-            return math.copysign(math.inf, self.units)
+            return math.inf if self.units > 0 else -math.inf
 
     @classmethod
     def of(cls, values: Any) -> ExactSum:

@@ -4,10 +4,11 @@ The test oracle (differential tests demand agreement to 1e-9 relative) and the p
 baseline of the benchmarks; production code never imports it. :mod:`.margin` holds the
 standard model, :mod:`.portfolio` options and portfolio margin, :mod:`.liquidations`
 the liquidation cascade, :mod:`.solvency` funding, liabilities and the Merkle-sum tree,
-:mod:`.liqprice` liquidation prices.
+:mod:`.liqprice` liquidation prices, :mod:`.prices` price overrides and shocks (its own
+resolver: the reference never imports :mod:`crossmargin.prices`).
 """
 
-from crossmargin.reference import liqprice, liquidations, margin, portfolio, solvency
+from crossmargin.reference import liqprice, liquidations, margin, portfolio, prices, solvency
 from crossmargin.reference.liqprice import liquidation_prices
 from crossmargin.reference.margin import (
     bracket_requirement,
@@ -36,6 +37,7 @@ __all__ = [
     "margin_ratio",
     "portfolio",
     "position_numbers",
+    "prices",
     "size_discounted_weight",
     "size_premium_weight",
     "solvency",

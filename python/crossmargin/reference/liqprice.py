@@ -9,8 +9,8 @@ from collections.abc import Callable
 import numpy as np
 
 from crossmargin.book import Book
-from crossmargin.prices import PriceOverrides, resolve
 from crossmargin.reference import margin as reference
+from crossmargin.reference.prices import PriceOverrides, resolve
 from crossmargin.risk.liqprice import S_MAX, S_MIN, LiqMove, check_move
 from crossmargin.table import Table
 from crossmargin.universe import Universe
@@ -77,7 +77,7 @@ def reference_liquidation_prices(
     """Liquidation prices by plain loops: Table(account, market, row, liq_price), rows in
     input order. Slow (hundreds of account evaluations per position); a test oracle."""
     check_move(move)
-    assets, marks = (x.tolist() for x in resolve(universe, prices))
+    assets, marks = resolve(universe, prices)
     accounts = reference._accounts(universe, book)
     # Input rows of each account's positions, in the order _accounts appended them.
     rows_of: dict[int, list[int]] = {}

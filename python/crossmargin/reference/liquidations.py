@@ -11,8 +11,9 @@ What it reuses, and what it does not:
 
 - the margin arithmetic of one account or one position is ``crossmargin.reference``'s
   (``evaluate_account``, ``position_numbers``), docs/MODEL.md "Standard cross margin";
-- input plumbing is ``crossmargin.cascade``'s: a shock or path step → price vectors
-  (``_moved_prices``), the insurance fund → units per asset (``_insurance``);
+- a shock or path step → price vectors is the reference's own
+  (:func:`crossmargin.reference.prices.moved_prices`); the insurance fund → units per
+  asset is ``crossmargin.cascade``'s input plumbing (``_insurance``);
 - every rule of the cascade itself (selection, priority, netting, liquidity, fills, fees,
   isolated margins, bankruptcy, deficit attribution, ADL and socialised loss, displacement,
   path steps, max_rounds) is re-implemented below, each with the rule it follows quoted.
@@ -42,12 +43,11 @@ from crossmargin.cascade.model import (
     NoImpact,
     SqrtImpact,
     _insurance,
-    _moved_prices,
 )
 from crossmargin.exceptions import BookError, ConfigError, PriceError
-from crossmargin.prices import underlying_spots
 from crossmargin.reference import margin as ref
 from crossmargin.reference.portfolio import option_numbers
+from crossmargin.reference.prices import moved_prices, underlying_spots
 from crossmargin.reference.solvency import allocate
 from crossmargin.table import Table
 from crossmargin.universe import Universe
@@ -122,7 +122,7 @@ class _Prices:
 
     @classmethod
     def of(cls, universe: Universe, assets: list[float], marks: list[float]) -> _Prices:
-        return cls(assets, marks, underlying_spots(universe, np.array(assets), np.array(marks)))
+        return cls(assets, marks, underlying_spots(universe, assets, marks))
 
 
 def _settle(universe: Universe, market: int) -> int:
@@ -710,8 +710,7 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
         raise ConfigError("cascade.path: needs one or more steps", field="cascade.path")
     step_prices = []
     for moves in steps:
-        asset_prices, marks = _moved_prices(u, moves)
-        step_prices.append((asset_prices.tolist(), marks.tolist()))
+        step_prices.append(moved_prices(u, moves))
     models = _models(u, config.liquidity)
     # Event mode is round mode with one account a round.
     per_round = 1 if config.mode == "events" else int(config.max_liquidations_per_round)

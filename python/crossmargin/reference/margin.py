@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crossmargin.book import Book
-from crossmargin.prices import PriceOverrides, resolve, underlying_spots
+from crossmargin.exceptions import InternalError
 from crossmargin.reference import portfolio as pm  # options and portfolio margin
 from crossmargin.reference.portfolio import option_numbers
+from crossmargin.reference.prices import PriceOverrides, resolve, underlying_spots
 from crossmargin.result import MarginResult
 from crossmargin.table import Table
 from crossmargin.universe import Asset, Market, Universe
@@ -42,7 +43,7 @@ def bracket_requirement(
             cum_mm += floor * (mmr - prev_mmr)
         if notional <= bound or k == len(brackets) - 1:
             return notional * imr - cum_im, notional * mmr - cum_mm
-    raise AssertionError("a market has at least one bracket")
+    raise InternalError("a market has at least one bracket")
 
 
 def tiered_value(tiers: Sequence[tuple[float, float]] | None, value: float) -> float:
@@ -188,18 +189,20 @@ def margin_ratio(adj_equity_maint: float, mm: float) -> float:
 
 # ---- the book --------------------------------------------------------------------------
 def _accounts(universe: Universe, book: Book) -> dict[int, _Account]:
+    """The book by account. Duplicate balance rows of one (account, asset) are merged into
+    their exact sum, correctly rounded (``math.fsum``; docs/MODEL.md "Canonical order")."""
     asset_of_code, market_of_code = (x.tolist() for x in book.remaps(universe))
     accounts: dict[int, _Account] = defaultdict(_Account)
+    rows: dict[int, dict[int, list[float]]] = defaultdict(dict)  # account → asset → rows
     b = book.balances
-    parts: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for account, code, qty in zip(
         b["account"].tolist(), b["asset"].codes.tolist(), b["qty"].tolist(), strict=True
     ):
-        parts[account][asset_of_code[code]].append(qty)
+        rows[account].setdefault(asset_of_code[code], []).append(qty)
     # Duplicate balance rows merge into their exact sum (docs/MODEL.md "Canonical order").
-    for account, by_asset in parts.items():
-        for i, qtys in by_asset.items():
-            accounts[account].balances[i] = math.fsum(qtys)
+    for account, by_asset in rows.items():
+        for i, parts in by_asset.items():
+            accounts[account].balances[i] = math.fsum(parts)
     p = book.positions
     for account, code, qty, entry, iso in zip(
         p["account"].tolist(),
@@ -220,9 +223,8 @@ def evaluate(
     """Margin of every account, by plain loops. Same fields and row order as
     :meth:`crossmargin.Engine.evaluate`; ``model`` as there (portfolio models in
     :mod:`crossmargin.reference_portfolio`)."""
-    a, m = resolve(universe, prices)
-    spots = underlying_spots(universe, a, m)
-    asset_prices, marks = a.tolist(), m.tolist()
+    asset_prices, marks = resolve(universe, prices)
+    spots = underlying_spots(universe, asset_prices, marks)
     accounts = _accounts(universe, book)
     rows = []
     for account_id in sorted(accounts):
@@ -265,7 +267,7 @@ def greeks(universe: Universe, book: Book, prices: PriceOverrides = None) -> Tab
     rows = []
     for account_id, acct in sorted(_accounts(universe, book).items()):
         for name, (delta, gamma, vega, theta) in pm.account_greeks(
-            universe, acct, a.tolist(), m.tolist(), spots
+            universe, acct, a, m, spots
         ).items():
             rows.append((account_id, name, delta, gamma, vega, theta))
     cols = list(zip(*rows, strict=True)) if rows else [()] * 6

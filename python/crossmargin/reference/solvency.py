@@ -13,7 +13,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from crossmargin.book import Book
-from crossmargin.prices import PriceOverrides, resolve
+from crossmargin.exceptions import ConfigError, InternalError, PriceError
+from crossmargin.reference.prices import PriceOverrides, resolve
 from crossmargin.universe import Universe
 
 SCALE = 100_000_000
@@ -26,7 +27,7 @@ ZERO_NODE = (bytes(32), 0)
 def to_minor(x: float) -> int:
     """Asset units → minor units (10⁻⁸), x·10⁸ rounded half to even (Python's round)."""
     if not math.isfinite(x) or abs(x) > 1e28:
-        raise ValueError(f"{x} cannot be an amount")
+        raise PriceError(f"{x} cannot be an amount (beyond the ledger)", field="amount")
     return round(x * 1e8)
 
 
@@ -42,7 +43,7 @@ def allocate(total: int, weights: Sequence[float]) -> list[int]:
         return [0] * n
     w_max = max(weights, default=0.0)
     if w_max == 0.0:
-        raise ValueError("cannot split over zero weights")
+        raise InternalError("cannot split over zero weights")
     scale = float(1 << weight_bits(n))
     units = [round(w / w_max * scale) for w in weights]
     big = sum(units)
@@ -138,7 +139,7 @@ def apply_funding(
     universe: Universe, book: Book, rates: Sequence[float], prices: PriceOverrides = None
 ) -> tuple[dict[tuple[int, str], int], dict[str, int]]:
     """({(account, market): payment minor}, {market: counterparty payment minor})."""
-    _, marks = (x.tolist() for x in resolve(universe, prices))
+    _, marks = resolve(universe, prices)
     payments: dict[tuple[int, str], int] = {}
     counterparty: dict[str, int] = {}
     for k, rows in _positions_by_market(universe, book).items():
@@ -170,17 +171,16 @@ def liabilities(
 ) -> tuple[dict[int, float], dict[int, int], list[int], list[int]]:
     """({account: equity}, {account: liability minor}, claims minor per asset, debts minor
     per asset)."""
-    asset_prices, marks = (x.tolist() for x in resolve(universe, prices))
+    asset_prices, marks = resolve(universe, prices)
     asset_of_code, market_of_code = (x.tolist() for x in book.remaps(universe))
-    # Duplicate balance rows merge into their exact sum (docs/MODEL.md "Canonical order").
-    rows: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    claims: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    rows: dict[int, dict[int, list[float]]] = defaultdict(dict)  # account → asset → rows
     b = book.balances
     for account, code, qty in zip(
         b["account"].tolist(), b["asset"].codes.tolist(), b["qty"].tolist(), strict=True
     ):
-        rows[account][asset_of_code[code]].append(qty)
-    claims: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
-    for account, by_asset in rows.items():
+        rows[account].setdefault(asset_of_code[code], []).append(qty)
+    for account, by_asset in rows.items():  # duplicate rows: their exact sum (math.fsum)
         for i, parts in by_asset.items():
             claims[account][i] = math.fsum(parts)
     positions: dict[int, list[tuple[int, float, float, float]]] = defaultdict(list)
@@ -234,7 +234,7 @@ def leaf(account: int, liability: int, nonce: bytes) -> tuple[bytes, int]:
 def parent(left: tuple[bytes, int], right: tuple[bytes, int]) -> tuple[bytes, int]:
     total = left[1] + right[1]
     if total >= 1 << 128:
-        raise OverflowError("sum of liabilities overflows u128")
+        raise ConfigError("the sum of liabilities overflows u128", field="liabilities")
     data = b"\x01" + left[0] + left[1].to_bytes(16, "big") + right[0] + right[1].to_bytes(16, "big")
     return hashlib.sha256(data).digest(), total
 
@@ -269,7 +269,7 @@ def verify(
             return False
         try:
             node = parent(node, (h, s)) if (index >> level) & 1 == 0 else parent((h, s), node)
-        except OverflowError:
+        except ConfigError:  # the sum overflows u128
             return False
     return node == (root_hash, total)
 

@@ -36,7 +36,7 @@ import numpy as np
 from crossmargin import _core
 from crossmargin.book import Book
 from crossmargin.prices import PriceOverrides, resolve
-from crossmargin.table import Table
+from crossmargin.table import Table, Tabular
 
 if TYPE_CHECKING:
     from crossmargin.engine import Engine
@@ -61,18 +61,17 @@ def _all_cross(book: Book) -> Book:
 
 
 @dataclass(frozen=True)
-class CapitalEfficiency:
-    """``accounts``: a Table, one row per account; ``aggregate``: book-level totals."""
+class CapitalEfficiency(Tabular):
+    """``accounts``: a Table, one row per account; ``aggregate``: book-level totals.
+
+    Tables (the result protocol, :mod:`crossmargin.table`): **main** ``"accounts"``, the
+    only one.
+    """
+
+    _TABLES = ("accounts",)
 
     accounts: Table
     aggregate: dict[str, Any]
-
-    def to_pandas(self) -> Any:
-        return self.accounts.to_pandas()
-
-    def to_polars(self) -> Any:
-        """The per-account table as a polars DataFrame (needs ``pip install polars``)."""
-        return self.accounts.to_polars()
 
     def __repr__(self) -> str:
         return f"CapitalEfficiency(accounts={len(self.accounts)}, aggregate={self.aggregate})"

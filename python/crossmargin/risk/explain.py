@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crossmargin import _core
-from crossmargin.exceptions import BookError, BookTypeError
+from crossmargin.exceptions import BookTypeError, UnknownAccountError
 from crossmargin.prices import PriceOverrides, resolve
-from crossmargin.table import Table
+from crossmargin.table import Table, Tabular
 
 if TYPE_CHECKING:
     from crossmargin.book import Book
@@ -35,16 +35,39 @@ class Check:
 
 
 @dataclass(frozen=True)
-class Explanation:
+class Explanation(Tabular):
     """One account: its totals (``margin``, the fields of a MarginResult row), its rows
     (``balances``, ``positions``: Tables in the kernel's order, universe order) and the
-    margin tests (``checks``)."""
+    margin tests (``checks``).
+
+    Tables (the result protocol, :mod:`crossmargin.table`): **main** ``"positions"`` (each
+    position's notional, bracket, requirement and uPnL); also ``"balances"`` and
+    ``"checks"`` (name, value, threshold, passed, meaning).
+    """
+
+    _TABLES = ("positions", "balances")
 
     account: int
     margin: dict[str, Any]
     balances: Table
     positions: Table
     checks: tuple[Check, ...]
+
+    @property
+    def tables(self) -> dict[str, Table]:
+        return {
+            "positions": self.positions,
+            "balances": self.balances,
+            "checks": Table(
+                {
+                    "name": np.array([c.name for c in self.checks], dtype=object),
+                    "value": np.array([c.value for c in self.checks], dtype=np.float64),
+                    "threshold": np.array([c.threshold for c in self.checks], dtype=np.float64),
+                    "passed": np.array([c.passed for c in self.checks], dtype=bool),
+                    "meaning": np.array([c.meaning for c in self.checks], dtype=object),
+                }
+            ),
+        }
 
     @property
     def failed(self) -> tuple[Check, ...]:
@@ -113,7 +136,7 @@ def explain(engine: Engine, book: Book, account: int, prices: PriceOverrides = N
     ids = book.accounts
     i = int(np.searchsorted(ids, account))
     if i >= len(ids) or ids[i] != account:
-        raise BookError(f"account {account} is not in the book", column="account")
+        raise UnknownAccountError(f"account {account} is not in the book", column="account")
     u = engine.universe
     grouped, asset_remap, market_remap = book.grouping(u)
     asset_prices, marks = resolve(u, prices)

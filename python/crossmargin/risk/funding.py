@@ -31,9 +31,9 @@ import numpy as np
 from crossmargin import _core
 from crossmargin._validate import array, mapping, number
 from crossmargin.book import Book, SymbolColumn
-from crossmargin.exceptions import ConfigError, CrossmarginError
+from crossmargin.exceptions import ConfigError, LedgerError
 from crossmargin.prices import PriceOverrides, resolve
-from crossmargin.table import Table
+from crossmargin.table import Table, Tabular
 
 if TYPE_CHECKING:
     from crossmargin.engine import Engine
@@ -135,7 +135,7 @@ def _exact_sum(a: np.ndarray) -> int:
     return (int(high) << 32) + int(low)
 
 
-class FundingResult:
+class FundingResult(Tabular):
     """Funding of one interval.
 
     - ``payments``: one row per position (ascending account, then market): ``account``,
@@ -147,7 +147,12 @@ class FundingResult:
     - ``counterparty``: the external counterparty's rows (markets with unbalanced open
       interest): ``market``, ``qty``, ``payment``, ``payment_minor``, ``payment_usd``;
     - ``book``: the book after funding (payments added to settle-asset balances).
+
+    Tables (the result protocol, :mod:`crossmargin.table`): **main** ``"payments"``; also
+    ``"markets"`` and ``"counterparty"``.
     """
+
+    _TABLES = ("payments", "markets", "counterparty")
 
     __slots__ = (
         "_book",
@@ -164,7 +169,7 @@ class FundingResult:
         payments: Table,
         markets: Table,
         counterparty: Table,
-        book: Book | tuple[dict[str, Any], dict[str, Any]],
+        book: Book | tuple[Mapping[str, Any], Mapping[str, Any]],
         market_code: np.ndarray | None = None,
     ) -> None:
         self.payments = payments
@@ -190,7 +195,8 @@ class FundingResult:
 
     def check_zero_sum(self) -> bool:
         """True when every market's payments plus its counterparty row add up to exactly 0
-        minor units (recomputed from the payment rows); raises otherwise."""
+        minor units (recomputed from the payment rows); raises
+        :class:`~crossmargin.exceptions.LedgerError` otherwise."""
         cp = dict(
             zip(
                 self.counterparty.market.tolist(),
@@ -202,7 +208,10 @@ class FundingResult:
         for k, m in enumerate(self.markets.market.tolist()):
             total = _exact_sum(pay[self._market_code == k]) + int(cp.get(m, 0))
             if total != 0 or int(self.markets.total_minor[k]) != 0:
-                raise CrossmarginError(f"funding of {m} is not zero-sum: {total} minor units left")
+                raise LedgerError(
+                    f"funding of {m} is not zero-sum: {total} minor units left",
+                    field=f"funding[{m}]",
+                )
         return True
 
     def summary(self) -> dict[str, Any]:

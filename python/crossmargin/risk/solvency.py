@@ -37,9 +37,9 @@ import numpy as np
 from crossmargin import _core
 from crossmargin._validate import mapping, number
 from crossmargin.book import Book
-from crossmargin.exceptions import ConfigError, ConfigTypeError, PriceError
+from crossmargin.exceptions import ConfigError, ConfigTypeError, PriceError, UnknownAccountError
 from crossmargin.prices import PriceOverrides, repriced, resolve, shocked
-from crossmargin.table import Table
+from crossmargin.table import Table, Tabular
 
 if TYPE_CHECKING:
     from crossmargin.engine import Engine
@@ -143,7 +143,7 @@ def verify(
     return bool(_core.verify_inclusion(account, liability, nonce, index, steps, root, tot))
 
 
-class SolvencyResult:
+class SolvencyResult(Tabular):
     """Coverage of customer liabilities by reserves, and the Merkle-sum tree.
 
     Attributes: ``root_hash`` (hex), ``total_liabilities`` (USD) and
@@ -154,7 +154,12 @@ class SolvencyResult:
     ``negative_equity_accounts``, ``negative_equity_deficit`` (USD), and under ``stress``:
     ``coverage_stressed``, ``total_liabilities_stressed``, ``assets_stressed`` (else None).
     ``seed`` is the secret the nonces derive from (keep it private).
+
+    Tables (the result protocol, :mod:`crossmargin.table`): **main** ``"accounts"``; also
+    ``"assets"`` and, under ``stress``, ``"assets_stressed"``.
     """
+
+    _TABLES = ("accounts", "assets", "assets_stressed")
 
     def __init__(
         self,
@@ -182,11 +187,13 @@ class SolvencyResult:
         self.seed = seed
 
     def proof(self, account: int) -> InclusionProof:
-        """The inclusion proof of one account (KeyError if the book has no such account)."""
+        """The inclusion proof of one account; an account the book does not hold raises
+        :class:`~crossmargin.exceptions.UnknownAccountError` (a ``BookError`` and a
+        ``KeyError``)."""
         ids = self.accounts.account
         i = int(np.searchsorted(ids, account))
         if i >= len(ids) or ids[i] != account:
-            raise KeyError(f"account {account} is not in the book")
+            raise UnknownAccountError(f"account {account} is not in the book", column="account")
         leaf_sum = int(self._tree.leaf(i)[1])
         return InclusionProof(
             account=int(account),

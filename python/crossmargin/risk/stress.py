@@ -36,12 +36,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from crossmargin import _core
+from crossmargin._optional import require
 from crossmargin._validate import bounded, number, sequence, show, text
 from crossmargin.book import Book
-from crossmargin.exceptions import ConfigError, ConfigTypeError
+from crossmargin.exceptions import ConfigError, ConfigTypeError, TableError
 from crossmargin.prices import shocked
 from crossmargin.resources import check_memory
-from crossmargin.table import Table
+from crossmargin.table import Table, Tabular
 from crossmargin.universe import Universe
 
 if TYPE_CHECKING:
@@ -161,11 +162,15 @@ def _run(
 
 # ---- results -----------------------------------------------------------------------------
 @dataclass(frozen=True)
-class StressResult:
+class StressResult(Tabular):
     """Per-scenario totals (``scenarios``: a Table with columns scenario, liquidatable,
     bankrupt, shortfall, bad_debt, insurance_fund, fund_exhausted) and the accounts ×
     scenarios matrix of adj_equity_maint − mm (``matrix``, float64, rows in ``account``
-    order, columns in ``names`` order)."""
+    order, columns in ``names`` order).
+
+    Tables (the result protocol, :mod:`crossmargin.table`): **main** ``"scenarios"``;
+    ``"matrix"``: the matrix as a Table, column ``account`` then one column per scenario.
+    """
 
     scenarios: Table
     matrix: np.ndarray
@@ -174,19 +179,32 @@ class StressResult:
     insurance_fund: float
     vol_moves: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def to_pandas(self) -> pd.DataFrame:
-        """The per-scenario table."""
-        return self.scenarios.to_pandas()
+    _TABLES = ("scenarios",)
 
-    def to_polars(self) -> Any:
-        """The per-scenario table as a polars DataFrame (polars is optional)."""
-        return self.scenarios.to_polars()
+    @property
+    def tables(self) -> dict[str, Table]:
+        return {"scenarios": self.scenarios, "matrix": self.matrix_table()}
+
+    def matrix_table(self) -> Table:
+        """The matrix as a Table: ``account``, then one column per scenario."""
+        if "account" in self.names:
+            raise TableError(
+                "matrix: a scenario named 'account' clashes with the account column "
+                "(read .matrix and .names instead)",
+                column="account",
+            )
+        return Table(
+            {"account": self.account, **{n: self.matrix[:, j] for j, n in enumerate(self.names)}}
+        )
 
     def matrix_frame(self) -> pd.DataFrame:
-        """The matrix as a DataFrame indexed by account, one column per scenario."""
-        import pandas as pd
-
-        return pd.DataFrame(self.matrix, index=self.account, columns=list(self.names))
+        """The matrix as a DataFrame indexed by account, one column per scenario (pandas is
+        optional)."""
+        pandas = require("pandas", "matrix_frame()")
+        frame: pd.DataFrame = pandas.DataFrame(
+            self.matrix, index=self.account, columns=list(self.names)
+        )
+        return frame
 
     def __repr__(self) -> str:
         return f"StressResult(accounts={len(self.account)}, scenarios={list(self.names)})"
@@ -225,9 +243,15 @@ def _fund(insurance_fund: float) -> float:
 
 
 @dataclass(frozen=True)
-class ReverseStressResult:
+class ReverseStressResult(Tabular):
     """The smallest uniform move (signed fraction; NaN when the fund survives every move up
-    to ``max_move``) and, per underlying, the smallest move of that underlying alone."""
+    to ``max_move``) and, per underlying, the smallest move of that underlying alone.
+
+    Tables (the result protocol, :mod:`crossmargin.table`): **main** ``"per_underlying"``
+    (underlying, move, the measure, monotone), the only one.
+    """
+
+    _TABLES = ("per_underlying",)
 
     move: float
     loss: float

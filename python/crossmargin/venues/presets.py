@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from crossmargin.exceptions import ConfigError
+from crossmargin.exceptions import ConfigError, ConfigTypeError
 from crossmargin.table import Table
 from crossmargin.universe import Asset, Market, Universe
 
@@ -558,7 +558,7 @@ def _toml_value(v: Any) -> str:
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(v, tuple | list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+    raise ConfigTypeError(f"cannot write {type(v).__name__} to TOML", field="toml")
 
 
 _ALWAYS = {"symbol", "price", "kind", "settle", "underlying", "mark"}
@@ -643,23 +643,24 @@ def _net_positions(
     """One net position per (account, venue market), keeping uPnL at every mark: linear
     entry = Σ q·e / Σ q, inverse 1/entry = Σ (q/e) / Σ q; a net of zero books its locked-in
     P&L (−Σ q·e linear, Σ q·cs/e inverse, settle units) as a balance of the settle asset.
-    Isolated margins add up; the net position is isolated when any part was."""
-    import pandas as pd
-
+    Isolated margins add up; the net position is isolated when any part was. Groups are in
+    order of first appearance, each summed in row order."""
     inv = np.array([m.inverse for m in venue.markets], dtype=bool)
-    df = pd.DataFrame(
-        {
-            "account": account,
-            "market": market,
-            "qty": qty,
-            "w": np.where(inv[market], qty / np.where(entry > 0, entry, 1.0), qty * entry),
-            "iso": isolated,
-        }
-    )
-    g = df.groupby(["account", "market"], sort=False).sum()
-    acc = g.index.get_level_values(0).to_numpy(dtype=np.int64)
-    mk = g.index.get_level_values(1).to_numpy(dtype=np.int64)
-    q, w = g["qty"].to_numpy(dtype=np.float64), g["w"].to_numpy(dtype=np.float64)
+    market = np.asarray(market, dtype=np.int64)
+    weighted = np.where(inv[market], qty / np.where(entry > 0, entry, 1.0), qty * entry)
+    keys = np.stack([np.asarray(account, dtype=np.int64), market], axis=1)
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # groups in order of first appearance
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    group = rank[np.asarray(inverse).reshape(-1)]
+    n = len(order)
+
+    def total(x: np.ndarray) -> np.ndarray:
+        return np.bincount(group, weights=np.asarray(x, dtype=np.float64), minlength=n)
+
+    acc, mk = keys[first[order], 0], keys[first[order], 1]
+    q, w, iso = total(qty), total(weighted), total(isolated)
     inv_g = inv[mk]
     cs = np.array([m.contract_size for m in venue.markets])[mk]
     mark = np.array(venue.reference_marks)[mk]
@@ -677,7 +678,7 @@ def _net_positions(
         "market": np.array([m.symbol for m in venue.markets], dtype=object)[mk[keep]],
         "qty": q[keep],
         "entry_price": e[keep],
-        "isolated_margin": g["iso"].to_numpy(dtype=np.float64)[keep],
+        "isolated_margin": iso[keep],
     }
     booked = locked != 0
     extra = {
