@@ -12,7 +12,7 @@ What it reuses, and what it does not:
 - the margin arithmetic of one account or one position is ``crossmargin.reference``'s
   (``evaluate_account``, ``position_numbers``), the standard model of DESIGN §4;
 - input plumbing is ``crossmargin.cascade``'s: a shock or path step → price vectors
-  (``_moved_prices``), the insurance fund → units per asset (``_insurance``);
+  (``moved_prices``), the insurance fund → units per asset (``insurance_by_asset``);
 - every rule of the cascade itself (selection, priority, netting, liquidity, fills, fees,
   isolated margins, bankruptcy, deficit attribution, ADL and socialised loss, displacement,
   path steps, max_rounds) is re-implemented below, each with the rule it follows quoted.
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from crossmargin import _core
 from crossmargin.book import Book
 from crossmargin.cascade.model import (
     EVENT_KINDS,
@@ -41,8 +42,8 @@ from crossmargin.cascade.model import (
     Liquidity,
     NoImpact,
     SqrtImpact,
-    _insurance,
-    _moved_prices,
+    insurance_by_asset,
+    moved_prices,
 )
 from crossmargin.exceptions import BookError, ConfigError, PriceError
 from crossmargin.prices import underlying_spots
@@ -54,8 +55,9 @@ from crossmargin.universe import Universe
 
 # ---- money: integer minor units ----------------------------------------------------------
 # "Balances and isolated margins are held in integer minor units (1e-8 of the asset, x·10⁸
-# rounded half to even as in money.rs ...)" (ARCHITECTURE, "The ledger").
-SCALE = 1e8
+# rounded half to even as in money.rs ...)" (ARCHITECTURE, "The ledger"): the core's
+# money::SCALE, as a float.
+SCALE = float(_core.SCALE)
 
 # An isolated position with its margin used up stays isolated: the margin kernel reads its
 # margin as the smallest positive double (the core's `State::iso_mirror`).
@@ -192,7 +194,7 @@ def _totals(universe: Universe, accounts: list[_Account], pools: _Pools) -> list
 
 # "The cascade checks that its holdings and positions fit the i128 ledger before it starts"
 # (docs/ROBUSTNESS.md, the numeric domain): Python ints cannot overflow, the core's can.
-MAX_AMOUNT = 1e28  # units of an asset (crossmargin_core::limits::MAX_AMOUNT)
+MAX_AMOUNT: float = _core.MAX_AMOUNT  # units of an asset (crossmargin_core::limits)
 
 
 def _check_ledger_range(
@@ -213,7 +215,7 @@ def _check_ledger_range(
         for p in a.positions:
             held[_settle(universe, p.market)] += abs(p.iso_minor)
     for i, total in enumerate(held):
-        if total > 10**36:
+        if total > _core.MAX_TOTAL_MINOR:
             f = f"cascade.holdings[{universe.assets[i].symbol}]"
             raise PriceError(
                 f"{f}: Σ |balances + isolated margins + insurance fund| exceeds the ledger's "
@@ -710,7 +712,7 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
         raise ConfigError("cascade.path: needs one or more steps", field="cascade.path")
     step_prices = []
     for moves in steps:
-        asset_prices, marks = _moved_prices(u, moves)
+        asset_prices, marks = moved_prices(u, moves)
         step_prices.append((asset_prices.tolist(), marks.tolist()))
     models = _models(u, config.liquidity)
     # Event mode is round mode with one account a round.
@@ -720,7 +722,7 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
     )
 
     accounts = _load(u, book)
-    fund_units = _insurance(u, config.insurance_fund)
+    fund_units = insurance_by_asset(u, config.insurance_fund)
     pools = _Pools([to_minor(x) for x in fund_units], [0] * len(u.assets))
     _check_ledger_range(u, accounts, fund_units, pools, [m for _, m in step_prices])
     totals_before = _totals(u, accounts, pools)
@@ -941,14 +943,14 @@ def _result(
     totals_after = _totals(u, accounts, pools)
     fund = 0.0
     for m, price in zip(pools.insurance, final_asset_prices, strict=True):
-        fund += m / 1e8 * price
+        fund += m / SCALE * price
     ledger = Table(
         {
             "asset": np.array([a.symbol for a in u.assets], dtype=object),
-            "total_before": np.array([t / 1e8 for t in totals_before]),
-            "total_after": np.array([t / 1e8 for t in totals_after]),
-            "insurance_fund": np.array([t / 1e8 for t in pools.insurance]),
-            "external": np.array([t / 1e8 for t in pools.external]),
+            "total_before": np.array([t / SCALE for t in totals_before]),
+            "total_after": np.array([t / SCALE for t in totals_after]),
+            "insurance_fund": np.array([t / SCALE for t in pools.insurance]),
+            "external": np.array([t / SCALE for t in pools.external]),
         }
     )
     return ReferenceCascadeResult(
