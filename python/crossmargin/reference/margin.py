@@ -96,7 +96,9 @@ def position_numbers(
 
 # ---- one account -----------------------------------------------------------------------
 @dataclass
-class _Account:
+class AccountRows:
+    """One account's rows in universe indices (see :func:`account_rows`)."""
+
     balances: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     positions: list[tuple[int, float, float, float]] = field(default_factory=list)
 
@@ -114,7 +116,7 @@ class AccountNumbers:
 
 def evaluate_account(
     universe: Universe,
-    acct: _Account,
+    acct: AccountRows,
     asset_prices: list[float],
     marks: list[float],
     spots: dict[str, float] | None = None,
@@ -188,9 +190,11 @@ def margin_ratio(adj_equity_maint: float, mm: float) -> float:
 
 
 # ---- the book --------------------------------------------------------------------------
-def _accounts(universe: Universe, book: Book) -> dict[int, _Account]:
+def account_rows(universe: Universe, book: Book) -> dict[int, AccountRows]:
+    """Each account's balances (summed per universe asset) and positions (universe market,
+    qty, entry, isolated margin), in input order."""
     asset_of_code, market_of_code = (x.tolist() for x in book.remaps(universe))
-    accounts: dict[int, _Account] = defaultdict(_Account)
+    accounts: dict[int, AccountRows] = defaultdict(AccountRows)
     b = book.balances
     for account, code, qty in zip(
         b["account"].tolist(), b["asset"].codes.tolist(), b["qty"].tolist(), strict=True
@@ -289,7 +293,7 @@ def evaluate(
     a, m = resolve(universe, prices)
     spots = underlying_spots(universe, a, m)
     asset_prices, marks = a.tolist(), m.tolist()
-    accounts = _accounts(universe, book)
+    accounts = account_rows(universe, book)
     rows = []
     for account_id in sorted(accounts):
         if model == "standard":
@@ -329,7 +333,7 @@ def greeks(universe: Universe, book: Book, prices: PriceOverrides = None) -> Tab
     a, m = resolve(universe, prices)
     spots = underlying_spots(universe, a, m)
     rows = []
-    for account_id, acct in sorted(_accounts(universe, book).items()):
+    for account_id, acct in sorted(account_rows(universe, book).items()):
         for name, (delta, gamma, vega, theta) in pm.account_greeks(
             universe, acct, a.tolist(), m.tolist(), spots
         ).items():
@@ -348,6 +352,7 @@ def greeks(universe: Universe, book: Book, prices: PriceOverrides = None) -> Tab
 
 
 __all__ = [
+    "account_rows",
     "bracket_requirement",
     "evaluate",
     "evaluate_account",
