@@ -245,7 +245,7 @@ def _iso_margin(p: _Position) -> float:
 
 
 def _evaluate(universe: Universe, acct: _Account, prices: _Prices) -> ref.AccountNumbers:
-    view = ref._Account(
+    view = ref.AccountRows(
         balances={i: to_units(m) for i, m in acct.balances.items()},
         positions=[(p.market, p.qty, p.entry, _iso_margin(p)) for p in acct.positions],
     )
