@@ -142,9 +142,8 @@ def test_the_module_graph_has_no_cycle() -> None:
             if b in members
         ]
         report.append(" ↔ ".join(scc) + "\n" + "\n".join(edges))
-    assert not cycles, "import cycles (every import counts, TYPE_CHECKING and in-function too):\n" + (
-        "\n".join(report)
-    )
+    what = "import cycles (every import counts, TYPE_CHECKING and in-function too)"
+    assert not cycles, what + ":\n" + "\n".join(report)
 
 
 def test_the_graph_sees_every_kind_of_import() -> None:
@@ -299,10 +298,10 @@ def test_no_module_touches_another_modules_private_attributes() -> None:
                 continue
             others = owners.get(node.attr, set()) - {m}
             if others and node.attr not in defined[m] | module_private[m]:
-                    bad.append(
-                        f"{_where(m, node.lineno)}: .{node.attr} (defined in "
-                        f"{', '.join(sorted(others))})"
-                    )
+                bad.append(
+                    f"{_where(m, node.lineno)}: .{node.attr} (defined in "
+                    f"{', '.join(sorted(others))})"
+                )
         for target, line, name in _imports(m, tree):
             if name is not None and target in MODULES and target != m:
                 if name in module_private[target]:

@@ -233,9 +233,7 @@ class GroupedBook:
     ``account``, ``market`` (a code column), ``qty``, ``entry_price``, ``isolated_margin``.
     """
 
-    def __new__(
-        cls, balances: Mapping[str, Any], positions: Mapping[str, Any]
-    ) -> GroupedBook: ...
+    def __new__(cls, balances: Mapping[str, Any], positions: Mapping[str, Any]) -> GroupedBook: ...
     @property
     def n_accounts(self) -> int: ...
     @property
@@ -409,8 +407,10 @@ def verify_inclusion(
 ) -> bool:
     """Recomputes the root from a leaf and its path; False on any mismatch or malformed
     input."""
+
 def leaf_nonce(seed: bytes, account: int) -> bytes:
     """The per-account salt derived from the secret seed."""
+
 def black76_columns(
     forward: npt.NDArray[np.float64],
     strike: npt.NDArray[np.float64],
@@ -420,6 +420,7 @@ def black76_columns(
     call: npt.NDArray[np.bool_],
 ) -> dict[str, npt.NDArray[np.float64]]:
     """Black-76 over equal-length arrays: price, delta, gamma, vega, theta."""
+
 def funding_rates(
     premium: npt.NDArray[np.float64],
     n_samples: int,
@@ -428,5 +429,6 @@ def funding_rates(
     cap: npt.NDArray[np.float64],
 ) -> npt.NDArray[np.float64]:
     """Rates of ``len(interest)`` markets from row-major premium samples."""
+
 def panic_guard_selftest(message: str) -> None:
     """Panics inside the core's panic guard on purpose; raises CrossmarginError."""

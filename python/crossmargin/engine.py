@@ -277,9 +277,7 @@ class Engine:
             tol=tol,
         )
 
-    def capital_efficiency(
-        self, book: Book, *, prices: PriceOverrides = None
-    ) -> CapitalEfficiency:
+    def capital_efficiency(self, book: Book, *, prices: PriceOverrides = None) -> CapitalEfficiency:
         """Isolated vs cross (vs portfolio) requirement, utilisation and leverage per account
         and in aggregate (:mod:`crossmargin.risk.efficiency`).
 

@@ -140,6 +140,7 @@ class Asset:
         tiers = _rows(given, ("bound", "rate"), f"{f}.haircut_tiers")
         object.__setattr__(self, "haircut_tiers", tiers or None)
 
+
 @dataclass(frozen=True)
 class Market:
     """A perpetual or dated future, linear or inverse, settled in ``settle`` (an asset).
@@ -243,6 +244,7 @@ class Market:
     def is_option(self) -> bool:
         return self.kind == "option"
 
+
 @dataclass(frozen=True)
 class Universe:
     """Assets and markets, validated and compiled once.
@@ -299,7 +301,7 @@ class Universe:
         compiled = _core.CompiledUniverse(
             self.assets,
             self.markets,
-            [model_marks.get(k, m.mark) for k, m in enumerate(self.markets)],
+            [model_marks[k] if m.mark is None else m.mark for k, m in enumerate(self.markets)],
             [years.get(k) for k in range(len(self.markets))],
             {k: _float(v, f"underlying_prices[{k}]") for k, v in self.underlying_prices.items()},
         )

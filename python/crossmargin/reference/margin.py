@@ -299,9 +299,7 @@ def evaluate(
         if model == "standard":
             n = evaluate_account(universe, accounts[account_id], asset_prices, marks, spots)
         else:
-            n = portfolio_account(
-                universe, accounts[account_id], asset_prices, marks, spots, model
-            )
+            n = portfolio_account(universe, accounts[account_id], asset_prices, marks, spots, model)
         rows.append(
             (
                 account_id,

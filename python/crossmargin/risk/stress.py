@@ -259,9 +259,7 @@ class ReverseStressResult:
 Losses = Callable[[Sequence[str], np.ndarray], np.ndarray]
 
 
-def _losses(
-    engine: _core.Engine, universe: Universe, view: _core.BookView, measure: str
-) -> Losses:
+def _losses(engine: _core.Engine, universe: Universe, view: _core.BookView, measure: str) -> Losses:
     def losses(underlyings: Sequence[str], moves: np.ndarray) -> np.ndarray:
         scen = {f"{i}": {x: float(mv) for x in underlyings} for i, mv in enumerate(moves)}
         _, cols, _ = _run(engine, universe, view, scen, keep_matrix=False)

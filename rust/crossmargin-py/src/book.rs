@@ -48,7 +48,8 @@ impl PyBook {
     #[new]
     fn new(py: Python<'_>, balances: BalancesIn<'_>, positions: PositionsIn<'_>) -> PyResult<Self> {
         let (b, p) = (&balances, &positions);
-        let bal = BalanceInput { account: b.account.as_slice()?, code: b.asset.codes.as_slice()?, qty: b.qty.as_slice()? };
+        let bal =
+            BalanceInput { account: b.account.as_slice()?, code: b.asset.codes.as_slice()?, qty: b.qty.as_slice()? };
         let pos = PositionInput {
             account: p.account.as_slice()?,
             code: p.market.codes.as_slice()?,

@@ -135,7 +135,11 @@ pub struct RulesIn<'py> {
 
 impl RulesIn<'_> {
     pub fn slicing(&self) -> Slicing {
-        Slicing { fraction: self.partial_fraction, target_ratio: self.target_margin_ratio, min_notional: self.min_notional }
+        Slicing {
+            fraction: self.partial_fraction,
+            target_ratio: self.target_margin_ratio,
+            min_notional: self.min_notional,
+        }
     }
 
     pub fn fee(&self) -> f64 {
