@@ -251,7 +251,7 @@ def measure_size(
             "engine_s": t_eng,
             "engine_1thread_s": t_eng1,
             "engine_cpu_per_wall": cpu_per_wall,
-            "grouped_bytes": int(book._grouped.nbytes),  # the engine's CSR copy
+            "grouped_bytes": int(book.grouped_nbytes),  # the engine's CSR copy
             "grouping_s": t_group,
             "numpy_s": t_np,
             "numpy_prepared_s": t_np_prep,

@@ -159,7 +159,7 @@ def test_numpy_portfolio_matches_the_engine(pm_setup) -> None:
 def test_engine_portfolio_33_scenarios(benchmark, pm_setup) -> None:
     _, b, engine, _ = pm_setup
     benchmark.extra_info["accounts"] = b.n_accounts
-    r = benchmark(engine.evaluate, b, None, "portfolio")
+    r = benchmark(engine.evaluate, b, model="portfolio")
     assert len(r) == b.n_accounts
 
 

@@ -27,7 +27,7 @@ def test_liquidation_prices_underlying(benchmark, engine: cm.Engine, book: cm.Bo
 
 def test_liquidation_prices_mark(benchmark, engine: cm.Engine, book: cm.Book) -> None:
     benchmark.extra_info["accounts"] = book.n_accounts
-    t = benchmark(engine.liquidation_prices, book, None, "mark")
+    t = benchmark(engine.liquidation_prices, book, move="mark")
     benchmark.extra_info["positions"] = len(t)
 
 

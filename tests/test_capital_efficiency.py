@@ -63,7 +63,7 @@ def _reference(u: cm.Universe, b: cm.Book) -> dict[int, tuple[float, float, floa
     """(im_as_cross, required_isolated, required_cross) per account by plain loops."""
     assets, marks = u.assets, u.markets
     out = {}
-    for acct_id, acct in reference.margin._accounts(u, b).items():
+    for acct_id, acct in reference.margin.account_rows(u, b).items():
         ims, cs = [], []
         for k, qty, entry, _iso in acct.positions:
             m = marks[k]

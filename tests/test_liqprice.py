@@ -240,7 +240,7 @@ def _gap(u: cm.Universe, b: cm.Book, row: int, move: str, price: float) -> tuple
     values of the terms g nets (its rounding is a few ulps of that)."""
     assets, marks = (x.tolist() for x in resolve(u, None))
     account = int(b.positions["account"][row])
-    acct = reference.margin._accounts(u, b)[account]
+    acct = reference.margin.account_rows(u, b)[account]
     rows = [r for r, a in enumerate(b.positions["account"].tolist()) if a == account]
     k, qty, entry, iso = acct.positions[rows.index(row)]
     a, m = _moved(u, assets, marks, k, move, price / marks[k])

@@ -52,7 +52,7 @@ def assert_agree(got: dict[str, np.ndarray], want, label: str = "") -> None:
 def check(universe: cm.Universe, book: cm.Book, prices=None) -> None:
     got = ne.evaluate(universe, book, prices)
     assert_agree(got, reference.evaluate(universe, book, prices), "vs reference")
-    assert_agree(got, cm.Engine(universe).evaluate(book, prices), "vs engine")
+    assert_agree(got, cm.Engine(universe).evaluate(book, prices=prices), "vs engine")
 
 
 # ---- a small universe with every rule switched on ----------------------------------------

@@ -233,7 +233,7 @@ def test_standard_model_with_options_matches_the_reference(data):
                    "entry_price": entry, "isolated_margin": iso},
     )  # fmt: skip
     prices = data.draw(st.sampled_from([None, {"BTC": 41_000.0}, {"BTC": 61_000.0, "C55": 10.0}]))
-    got = cm.Engine(u).evaluate(b, prices)
+    got = cm.Engine(u).evaluate(b, prices=prices)
     want = reference.evaluate(u, b, prices)
     scale = 1e6
     for c in ("equity", "upnl", "adj_equity_initial", "adj_equity_maint", "im", "mm"):

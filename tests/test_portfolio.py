@@ -163,7 +163,8 @@ def test_every_model_matches_the_reference(data):
     )
     for model in MODELS:
         assert_close(
-            ENGINE.evaluate(b, prices, model=model), reference.evaluate(U, b, prices, model=model)
+            ENGINE.evaluate(b, prices=prices, model=model),
+            reference.evaluate(U, b, prices, model=model),
         )
 
 

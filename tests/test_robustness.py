@@ -605,7 +605,7 @@ def test_the_synthetic_estimate_bounds_the_real_peak(small: cm.Universe) -> None
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     est = synth.estimated_bytes(20_000, len(small.assets), len(small.markets), synth.SynthConfig())
-    assert peak + b._grouped.nbytes <= est
+    assert peak + b.grouped_nbytes <= est
 
 
 def test_a_stress_matrix_too_large_is_a_resource_error(

@@ -1,50 +1,217 @@
 """Typed face of the compiled module ``crossmargin._core`` (rust/crossmargin-py).
 
-Internal: the public API is the Python package; these are the conversions it calls.
+Internal: the public API is the Python package; these are the conversions it calls. One
+compiled object per universe (:class:`Engine`: the compiled universe and a thread pool);
+a book crosses bound to the universe (:class:`BookView`, from ``GroupedBook.bind``), prices
+as one pair of arrays ``(asset_prices, marks)``; configuration objects are read by attribute.
 """
 
-from typing import Any, final
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, final
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "BALANCE_TOLERANCE",
+    "DAMPENER",
+    "DEFAULT_INTEREST",
+    "DELEVERAGE",
+    "DERIBIT_IM_BASE",
+    "DERIBIT_IM_MIN",
+    "DERIBIT_MM_BASE",
+    "EVENT_KINDS",
+    "LIQ_MOVES",
+    "LIQ_S_MAX",
+    "LIQ_S_MIN",
+    "MARKET_KINDS",
+    "MAX_AMOUNT",
+    "MAX_FACTOR",
+    "MAX_PRICE",
+    "MAX_QTY",
+    "MAX_TOTAL_MINOR",
+    "MIN_PRICE",
+    "PORTFOLIO_MODELS",
+    "SCALE",
+    "BookView",
     "CascadeDriver",
     "CascadeShard",
     "CompiledPortfolio",
     "CompiledUniverse",
+    "Engine",
     "GroupedBook",
     "MerkleSumTree",
-    "ThreadPool",
     "__version__",
-    "apply_funding",
     "black76_columns",
-    "efficiency_columns",
-    "evaluate_portfolio",
-    "evaluate_standard",
-    "explain_account",
     "funding_rates",
-    "greeks_columns",
     "leaf_nonce",
-    "liquidation_price_columns",
     "panic_guard_selftest",
-    "run_cascade",
-    "solvency",
-    "stress_columns",
     "verify_inclusion",
 ]
 
 __version__: str
 
+# ---- constants (crossmargin-core's, or the names this module parses) ----------------------
+SCALE: int
+"""Minor units per asset unit (``money::SCALE``)."""
+MAX_AMOUNT: float
+"""Largest |amount| of money in asset units (``limits::MAX_AMOUNT``)."""
+MAX_TOTAL_MINOR: int
+"""Largest Σ |holdings| of one asset a cascade starts from, minor units."""
+MAX_PRICE: float
+MIN_PRICE: float
+MAX_QTY: float
+MAX_FACTOR: float
+LIQ_S_MIN: float
+"""The liquidation-price search range of the price factor (``liqprice::S_MIN`` / ``S_MAX``)."""
+LIQ_S_MAX: float
+DEFAULT_INTEREST: float
+DAMPENER: float
+BALANCE_TOLERANCE: float
+DERIBIT_IM_BASE: float
+DERIBIT_IM_MIN: float
+DERIBIT_MM_BASE: float
+EVENT_KINDS: tuple[str, ...]
+"""Cascade event kinds, in the order of their codes."""
+MARKET_KINDS: tuple[str, ...]
+DELEVERAGE: tuple[str, ...]
+LIQ_MOVES: tuple[str, ...]
+PORTFOLIO_MODELS: tuple[str, ...]
+
+# ---- what the constructors and methods read by attribute --------------------------------
+_Prices = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+"""One call's ``(asset_prices, marks)``; per scenario or path step: 2-D (rows × symbols)."""
+
+class _AssetSpec(Protocol):
+    """``crossmargin.universe.Asset``."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def price(self) -> float: ...
+    @property
+    def weight_initial(self) -> float: ...
+    @property
+    def weight_maint(self) -> float: ...
+    @property
+    def liability_weight_initial(self) -> float: ...
+    @property
+    def liability_weight_maint(self) -> float: ...
+    @property
+    def haircut_tiers(self) -> Sequence[tuple[float, float]] | None: ...
+    @property
+    def imf_factor(self) -> float: ...
+
+class _MarketSpec(Protocol):
+    """``crossmargin.universe.Market`` (its mark and expiry are passed alongside)."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def settle(self) -> str: ...
+    @property
+    def underlying(self) -> str: ...
+    @property
+    def contract_size(self) -> float: ...
+    @property
+    def inverse(self) -> bool: ...
+    @property
+    def brackets(self) -> Sequence[tuple[float, float, float]]: ...
+    @property
+    def imf_factor(self) -> float: ...
+    @property
+    def upnl_weight_initial(self) -> float: ...
+    @property
+    def upnl_weight_maint(self) -> float: ...
+    @property
+    def option_type(self) -> str | None: ...
+    @property
+    def strike(self) -> float | None: ...
+    @property
+    def iv(self) -> float | None: ...
+    @property
+    def rate(self) -> float: ...
+    @property
+    def im_base(self) -> float: ...
+    @property
+    def im_min(self) -> float: ...
+    @property
+    def mm_base(self) -> float: ...
+
+class _UnderlyingSpec(Protocol):
+    """``crossmargin.portfolio.UnderlyingPortfolio``."""
+
+    @property
+    def scenarios(self) -> Sequence[tuple[float, float, float]]: ...
+    @property
+    def short_option_min(self) -> float: ...
+    @property
+    def delta_rate(self) -> float | None: ...
+    @property
+    def vol_power(self) -> float: ...
+    @property
+    def vol_relative(self) -> bool: ...
+
+class _PortfolioSpec(Protocol):
+    """``crossmargin.portfolio.PortfolioConfig``."""
+
+    @property
+    def offsets(self) -> Sequence[tuple[str, str, float]]: ...
+    @property
+    def im_factor(self) -> float: ...
+    @property
+    def hybrid_floor(self) -> float: ...
+
+class _CascadeRules(Protocol):
+    """``crossmargin.cascade.CascadeRules``."""
+
+    @property
+    def step_asset_prices(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def step_marks(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def liquidity(self) -> list[tuple[str, list[float]]]: ...
+    @property
+    def decay(self) -> float: ...
+    @property
+    def liquidation_fee(self) -> float: ...
+    @property
+    def partial_fraction(self) -> float: ...
+    @property
+    def target_margin_ratio(self) -> float: ...
+    @property
+    def min_notional(self) -> float: ...
+    @property
+    def max_rounds(self) -> int: ...
+    @property
+    def max_liquidations_per_round(self) -> int: ...
+    @property
+    def deleverage(self) -> str: ...
+    @property
+    def insurance_fund(self) -> list[float]: ...
+
+class _CodeColumn(Protocol):
+    """``crossmargin.book.SymbolColumn``."""
+
+    @property
+    def codes(self) -> npt.NDArray[np.uint32]: ...
+    @property
+    def n_codes(self) -> int: ...
+
+# ---- the compiled universe, the book ------------------------------------------------------
 @final
 class CompiledUniverse:
     """The universe compiled into flat tables (validated: raises ConfigError)."""
 
     def __new__(
         cls,
-        assets: list[tuple[Any, ...]],
-        markets: list[tuple[Any, ...]],
-        underlying_prices: list[tuple[str, float]] | None = None,
+        assets: Sequence[_AssetSpec],
+        markets: Sequence[_MarketSpec],
+        marks: Sequence[float],
+        expiry_years: Sequence[float | None],
+        underlying_prices: Mapping[str, float] | None = None,
     ) -> CompiledUniverse: ...
     @property
     def underlying_prices(self) -> list[float]: ...
@@ -60,94 +227,39 @@ class CompiledUniverse:
 
 @final
 class GroupedBook:
-    """Balances and positions grouped by account into CSR arrays (raises BookError)."""
+    """Balances and positions grouped by account into CSR arrays (raises BookError).
 
-    def __new__(
-        cls,
-        bal_account: npt.NDArray[np.int64],
-        bal_code: npt.NDArray[np.uint32],
-        bal_qty: npt.NDArray[np.float64],
-        pos_account: npt.NDArray[np.int64],
-        pos_code: npt.NDArray[np.uint32],
-        pos_qty: npt.NDArray[np.float64],
-        pos_entry: npt.NDArray[np.float64],
-        pos_isolated: npt.NDArray[np.float64],
-        n_asset_codes: int,
-        n_market_codes: int,
-    ) -> GroupedBook: ...
+    ``balances``: columns ``account``, ``asset`` (a code column), ``qty``; ``positions``:
+    ``account``, ``market`` (a code column), ``qty``, ``entry_price``, ``isolated_margin``.
+    """
+
+    def __new__(cls, balances: Mapping[str, Any], positions: Mapping[str, Any]) -> GroupedBook: ...
     @property
     def n_accounts(self) -> int: ...
     @property
     def nbytes(self) -> int: ...
-    def in_universe_order(
+    def bind(
         self,
+        universe: CompiledUniverse,
         asset_remap: npt.NDArray[np.uint32],
         market_remap: npt.NDArray[np.uint32],
-        n_assets: int,
-        n_markets: int,
-    ) -> GroupedBook | None: ...
+    ) -> BookView:
+        """This book bound to ``universe`` (regrouped in universe order when the remaps do
+        not keep it)."""
     def accounts(self) -> npt.NDArray[np.int64]: ...
 
 @final
-class ThreadPool:
-    """A fixed-size rayon pool; ``threads=None`` uses every core."""
+class BookView:
+    """A grouped book bound to one universe's indices: what every Engine method reads."""
 
-    def __new__(cls, threads: int | None = None) -> ThreadPool: ...
     @property
-    def threads(self) -> int: ...
-
-def explain_account(
-    universe: CompiledUniverse,
-    book: GroupedBook,
-    asset_remap: npt.NDArray[np.uint32],
-    market_remap: npt.NDArray[np.uint32],
-    asset_prices: npt.NDArray[np.float64],
-    marks: npt.NDArray[np.float64],
-    account_index: int,
-) -> dict[str, Any]:
-    """One account's totals and rows as the standard-model kernel computes them."""
-
-def evaluate_standard(
-    pool: ThreadPool,
-    universe: CompiledUniverse,
-    book: GroupedBook,
-    asset_remap: npt.NDArray[np.uint32],
-    market_remap: npt.NDArray[np.uint32],
-    asset_prices: npt.NDArray[np.float64],
-    marks: npt.NDArray[np.float64],
-) -> dict[str, npt.NDArray[Any]]: ...
-
-# ---- liquidation prices, stress, capital efficiency (rust/crossmargin-py/src/risk.rs) ----
-def liquidation_price_columns(
-    pool: ThreadPool,
-    universe: CompiledUniverse,
-    book: GroupedBook,
-    asset_remap: npt.NDArray[np.uint32],
-    market_remap: npt.NDArray[np.uint32],
-    asset_prices: npt.NDArray[np.float64],
-    marks: npt.NDArray[np.float64],
-    move_: str,
-) -> dict[str, npt.NDArray[Any]]: ...
-def stress_columns(
-    pool: ThreadPool,
-    universe: CompiledUniverse,
-    book: GroupedBook,
-    asset_remap: npt.NDArray[np.uint32],
-    market_remap: npt.NDArray[np.uint32],
-    n_scenarios: int,
-    scenario_asset_prices: npt.NDArray[np.float64],
-    scenario_marks: npt.NDArray[np.float64],
-    keep_matrix: bool,
-) -> dict[str, npt.NDArray[Any]]: ...
-def efficiency_columns(
-    pool: ThreadPool,
-    universe: CompiledUniverse,
-    book: GroupedBook,
-    asset_remap: npt.NDArray[np.uint32],
-    market_remap: npt.NDArray[np.uint32],
-    asset_prices: npt.NDArray[np.float64],
-    marks: npt.NDArray[np.float64],
-) -> dict[str, npt.NDArray[Any]]: ...
+    def asset_remap(self) -> npt.NDArray[np.uint32]: ...
+    @property
+    def market_remap(self) -> npt.NDArray[np.uint32]: ...
+    @property
+    def n_accounts(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
 
 @final
 class CompiledPortfolio:
@@ -156,59 +268,61 @@ class CompiledPortfolio:
     def __new__(
         cls,
         universe: CompiledUniverse,
-        underlyings: list[tuple[str, list[tuple[float, float, float]], float, float, float, bool]],
-        offsets: list[tuple[str, str, float]],
-        im_factor: float,
-        hybrid_floor: float,
+        config: _PortfolioSpec,
+        underlyings: Sequence[tuple[str, _UnderlyingSpec]],
     ) -> CompiledPortfolio: ...
 
-def black76_columns(
-    forward: npt.NDArray[np.float64],
-    strike: npt.NDArray[np.float64],
-    years: npt.NDArray[np.float64],
-    vol: npt.NDArray[np.float64],
-    rate: npt.NDArray[np.float64],
-    call: npt.NDArray[np.bool_],
-) -> dict[str, npt.NDArray[np.float64]]: ...
-def evaluate_portfolio(
-    pool: ThreadPool,
-    universe: CompiledUniverse,
-    portfolio: CompiledPortfolio,
-    book: GroupedBook,
-    asset_remap: npt.NDArray[np.uint32],
-    market_remap: npt.NDArray[np.uint32],
-    asset_prices: npt.NDArray[np.float64],
-    marks: npt.NDArray[np.float64],
-    model: str,
-) -> dict[str, npt.NDArray[Any]]: ...
-def greeks_columns(
-    pool: ThreadPool,
-    universe: CompiledUniverse,
-    book: GroupedBook,
-    asset_remap: npt.NDArray[np.uint32],
-    market_remap: npt.NDArray[np.uint32],
-    asset_prices: npt.NDArray[np.float64],
-    marks: npt.NDArray[np.float64],
-) -> dict[str, npt.NDArray[Any]]: ...
-def run_cascade(
-    pool: ThreadPool,
-    universe: CompiledUniverse,
-    book: GroupedBook,
-    asset_remap: npt.NDArray[np.uint32],
-    market_remap: npt.NDArray[np.uint32],
-    step_asset_prices: npt.NDArray[np.float64],
-    step_marks: npt.NDArray[np.float64],
-    liquidity_models: list[tuple[str, list[float]]],
-    decay: float,
-    liquidation_fee: float,
-    partial_fraction: float,
-    target_margin_ratio: float,
-    min_notional: float,
-    max_rounds: int,
-    max_liquidations_per_round: int,
-    deleverage: str,
-    insurance_fund: list[float],
-) -> dict[str, Any]: ...
+# ---- the engine ---------------------------------------------------------------------------
+@final
+class Engine:
+    """A compiled universe and a rayon pool (``threads=None``: every core); the methods run
+    without the GIL and return numpy columns by name."""
+
+    def __new__(cls, universe: CompiledUniverse, threads: int | None = None) -> Engine: ...
+    def with_universe(self, universe: CompiledUniverse) -> Engine:
+        """The same pool over another compiled universe."""
+    @property
+    def universe(self) -> CompiledUniverse: ...
+    @property
+    def threads(self) -> int: ...
+    def evaluate(self, book: BookView, prices: _Prices) -> dict[str, npt.NDArray[Any]]:
+        """Standard-model margin of every account."""
+    def evaluate_portfolio(
+        self, book: BookView, prices: _Prices, portfolio: CompiledPortfolio, model: str
+    ) -> dict[str, npt.NDArray[Any]]:
+        """Portfolio, delta or hybrid margin of every account."""
+    def greeks(self, book: BookView, prices: _Prices) -> dict[str, npt.NDArray[Any]]:
+        """Greeks per account × underlying."""
+    def explain(self, book: BookView, prices: _Prices, account_index: int) -> dict[str, Any]:
+        """One account's totals and rows as the standard-model kernel computes them."""
+    def liquidation_prices(
+        self, book: BookView, prices: _Prices, move_: str
+    ) -> dict[str, npt.NDArray[Any]]:
+        """Liquidation price of every position."""
+    def stress(
+        self, book: BookView, scenario_prices: _Prices, *, keep_matrix: bool
+    ) -> dict[str, npt.NDArray[Any]]:
+        """Every account under every scenario (rows of ``scenario_prices``)."""
+    def efficiency(self, book: BookView, prices: _Prices) -> dict[str, npt.NDArray[Any]]:
+        """Isolated vs cross requirement per account."""
+    def funding(
+        self, book: BookView, prices: _Prices, rates: npt.NDArray[np.float64]
+    ) -> dict[str, npt.NDArray[Any]]:
+        """Funding payments, per-market totals and the balances after."""
+    def solvency(
+        self,
+        book: BookView,
+        prices: _Prices,
+        reserves: npt.NDArray[np.float64],
+        seed: bytes | None = None,
+    ) -> tuple[dict[str, Any], MerkleSumTree | None]:
+        """Liabilities and reserves; with ``seed``, the Merkle-sum tree."""
+    def cascade(self, book: BookView, rules: _CascadeRules) -> dict[str, Any]:
+        """A liquidation cascade: events, rounds, final book, pools and totals."""
+    def cascade_shard(self, book: BookView, rules: _CascadeRules) -> CascadeShard:
+        """One partition's half of a sharded cascade."""
+    def cascade_driver(self, rules: _CascadeRules) -> CascadeDriver:
+        """The global half of a sharded cascade."""
 
 # ---- sharded cascade (rust/crossmargin-py/src/cascade_step.rs) ----------------------------
 # Messages are dicts of numpy arrays; money as lists of ints (minor units).
@@ -216,102 +330,57 @@ def run_cascade(
 class CascadeShard:
     """One partition's accounts and ledger during a sharded cascade."""
 
-    def __new__(
-        cls,
-        universe: CompiledUniverse,
-        book: GroupedBook,
-        asset_remap: npt.NDArray[np.uint32],
-        market_remap: npt.NDArray[np.uint32],
-    ) -> CascadeShard: ...
     @property
     def n_accounts(self) -> int: ...
-    def holdings(self) -> list[int]: ...
-    def gross_holdings(self) -> list[int]: ...
-    def select(
-        self,
-        assets: npt.NDArray[np.float64],
-        marks: npt.NDArray[np.float64],
-        partial_fraction: float,
-        target_margin_ratio: float,
-        min_notional: float,
-    ) -> dict[str, npt.NDArray[Any]]: ...
+    def holdings(self) -> list[int]:
+        """Balances + isolated margins per asset, minor units."""
+    def gross_holdings(self) -> list[int]:
+        """Σ |balances and isolated margins| per asset, minor units."""
+    def select(self, prices: _Prices) -> dict[str, npt.NDArray[Any]]:
+        """This round's liquidation candidates at ``prices`` (asset prices, marks)."""
     def settle(
         self,
-        assets: npt.NDArray[np.float64],
-        marks: npt.NDArray[np.float64],
+        prices: _Prices,
         chosen: npt.NDArray[np.uint32],
         fill_price: npt.NDArray[np.float64],
-        fee_rate: float,
-    ) -> dict[str, Any]: ...
+    ) -> dict[str, Any]:
+        """Settles the chosen candidates at the driver's fill prices."""
     def counterparties(
-        self,
-        assets: npt.NDArray[np.float64],
-        marks: npt.NDArray[np.float64],
-        market: int,
-        side: float,
-    ) -> dict[str, npt.NDArray[Any]]: ...
+        self, prices: _Prices, market: int, side: float
+    ) -> dict[str, npt.NDArray[Any]]:
+        """This shard's deleveraging counterparties on ``market`` (holders of ``side``)."""
     def deleverage(
-        self,
-        assets: npt.NDArray[np.float64],
-        marks: npt.NDArray[np.float64],
-        how: str,
-        market: int,
-        closes: dict[str, Any],
-    ) -> dict[str, npt.NDArray[Any]]: ...
-    def final_book(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, npt.NDArray[Any]]]: ...
+        self, prices: _Prices, market: int, closes: dict[str, Any]
+    ) -> dict[str, npt.NDArray[Any]]:
+        """Closes the driver's share of this shard's counterparties on ``market``."""
+    def final_book(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, npt.NDArray[Any]]]:
+        """The shard's book now: (balances, positions) columns, universe indices, open
+        positions only, balances as units (from the ledger)."""
 
 @final
 class CascadeDriver:
-    """The global side of a sharded cascade (same arguments as run_cascade, less the pool,
-    the book and its remaps)."""
+    """The global side of a sharded cascade (prices, priority, liquidity, fund,
+    deleveraging)."""
 
-    def __new__(
-        cls,
-        universe: CompiledUniverse,
-        step_asset_prices: npt.NDArray[np.float64],
-        step_marks: npt.NDArray[np.float64],
-        liquidity_models: list[tuple[str, list[float]]],
-        decay: float,
-        liquidation_fee: float,
-        partial_fraction: float,
-        target_margin_ratio: float,
-        min_notional: float,
-        max_rounds: int,
-        max_liquidations_per_round: int,
-        deleverage: str,
-        insurance_fund: list[float],
-    ) -> CascadeDriver: ...
-    def round_prices(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+    def round_prices(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(asset prices, marks) of the round about to run."""
     def plan(
         self, candidates: list[dict[str, Any]]
-    ) -> tuple[str, list[npt.NDArray[np.uint32]] | None, npt.NDArray[np.float64] | None]: ...
+    ) -> tuple[str, list[npt.NDArray[np.uint32]] | None, npt.NDArray[np.float64] | None]:
+        """Candidates of every shard → ("next_step" | "done", None, None) or
+        ("settle", [chosen per shard], fill prices)."""
     def settled(self, settlements: list[dict[str, Any]]) -> None: ...
-    def pools(self) -> tuple[list[int], list[int]]: ...
-    def deficit(self) -> tuple[int, float] | None: ...
+    def pools(self) -> tuple[list[int], list[int]]:
+        """(insurance fund, external counterparty) per asset now, minor units."""
+    def deficit(self) -> tuple[int, float] | None:
+        """The next deficit to cover: (market, side of the counterparties), or None."""
     def plan_deleverage(self, counterparties: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
     def deleveraged(self, results: list[dict[str, Any]]) -> None: ...
     def end_round(self) -> None: ...
-    def finish(self) -> dict[str, Any]: ...
+    def finish(self) -> dict[str, Any]:
+        """The event log, round table, pools and totals (the driver cannot be used after)."""
 
-# ---- funding and solvency (rust/crossmargin-py/src/{funding,solvency}.rs) ----------------
-def funding_rates(
-    premium: npt.NDArray[np.float64],
-    n_samples: int,
-    interest: npt.NDArray[np.float64],
-    floor: npt.NDArray[np.float64],
-    cap: npt.NDArray[np.float64],
-) -> npt.NDArray[np.float64]: ...
-def apply_funding(
-    pool: ThreadPool,
-    universe: CompiledUniverse,
-    book: GroupedBook,
-    asset_remap: npt.NDArray[np.uint32],
-    market_remap: npt.NDArray[np.uint32],
-    asset_prices: npt.NDArray[np.float64],
-    marks: npt.NDArray[np.float64],
-    rates: npt.NDArray[np.float64],
-) -> dict[str, npt.NDArray[Any]]: ...
-
+# ---- solvency, options, funding rates -----------------------------------------------------
 @final
 class MerkleSumTree:
     """The Merkle-sum tree of liabilities (all levels), serving inclusion proofs."""
@@ -322,20 +391,11 @@ class MerkleSumTree:
     def total(self) -> int: ...
     @property
     def n_leaves(self) -> int: ...
-    def leaf(self, index: int) -> tuple[bytes, int]: ...
-    def proof(self, index: int) -> list[tuple[bytes, int]]: ...
+    def leaf(self, index: int) -> tuple[bytes, int]:
+        """(leaf hash, leaf sum) of one leaf."""
+    def proof(self, index: int) -> list[tuple[bytes, int]]:
+        """Siblings (hash, sum) from the leaf up to the root's children."""
 
-def solvency(
-    pool: ThreadPool,
-    universe: CompiledUniverse,
-    book: GroupedBook,
-    asset_remap: npt.NDArray[np.uint32],
-    market_remap: npt.NDArray[np.uint32],
-    asset_prices: npt.NDArray[np.float64],
-    marks: npt.NDArray[np.float64],
-    reserves: npt.NDArray[np.float64],
-    seed: bytes | None = None,
-) -> tuple[dict[str, Any], MerkleSumTree | None]: ...
 def verify_inclusion(
     account: int,
     liability: int,
@@ -344,7 +404,31 @@ def verify_inclusion(
     path: list[tuple[bytes, int]],
     root_hash: bytes,
     total: int,
-) -> bool: ...
-def leaf_nonce(seed: bytes, account: int) -> bytes: ...
+) -> bool:
+    """Recomputes the root from a leaf and its path; False on any mismatch or malformed
+    input."""
+
+def leaf_nonce(seed: bytes, account: int) -> bytes:
+    """The per-account salt derived from the secret seed."""
+
+def black76_columns(
+    forward: npt.NDArray[np.float64],
+    strike: npt.NDArray[np.float64],
+    years: npt.NDArray[np.float64],
+    vol: npt.NDArray[np.float64],
+    rate: npt.NDArray[np.float64],
+    call: npt.NDArray[np.bool_],
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Black-76 over equal-length arrays: price, delta, gamma, vega, theta."""
+
+def funding_rates(
+    premium: npt.NDArray[np.float64],
+    n_samples: int,
+    interest: npt.NDArray[np.float64],
+    floor: npt.NDArray[np.float64],
+    cap: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """Rates of ``len(interest)`` markets from row-major premium samples."""
+
 def panic_guard_selftest(message: str) -> None:
     """Panics inside the core's panic guard on purpose; raises CrossmarginError."""

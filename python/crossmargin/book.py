@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -88,14 +88,6 @@ class SymbolColumn:
         return table[self.codes] if len(self.codes) else np.array([], dtype=object)
 
 
-class Grouping(NamedTuple):
-    """What a kernel reads: the grouped book and its code → universe index remaps."""
-
-    grouped: Any
-    asset_remap: np.ndarray
-    market_remap: np.ndarray
-
-
 def _read_only(value: Any) -> Any:
     """A read-only view of a column (the data is shared, not copied)."""
     if isinstance(value, SymbolColumn):
@@ -123,21 +115,11 @@ class Book:
         self._positions = MappingProxyType({k: _read_only(v) for k, v in positions.items()})
         b, p = self._balances, self._positions
         check_memory(book_bytes(len(b["qty"]), len(p["qty"]), converted=False), "grouping the book")
-        self._grouped = _core.GroupedBook(
-            b["account"],
-            b["asset"].codes,
-            b["qty"],
-            p["account"],
-            p["market"].codes,
-            p["qty"],
-            p["entry_price"],
-            p["isolated_margin"],
-            b["asset"].n_codes,
-            p["market"].n_codes,
-        )
+        # The core reads the columns by name (asset / market: a SymbolColumn's codes).
+        self._grouped = _core.GroupedBook(b, p)
         self._accounts: np.ndarray | None = None
         self._remaps: dict[tuple[tuple[str, ...], ...], tuple[np.ndarray, np.ndarray]] = {}
-        self._groupings: dict[tuple[tuple[str, ...], ...], Grouping] = {}
+        self._groupings: dict[tuple[tuple[str, ...], ...], _core.BookView] = {}
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Private slots are filled once (in __init__, or a cache on first use): never reassigned.
@@ -211,6 +193,11 @@ class Book:
         return int(self._grouped.n_accounts)
 
     @property
+    def grouped_nbytes(self) -> int:
+        """Bytes of the engine's grouped (CSR) copy of the book."""
+        return int(self._grouped.nbytes)
+
+    @property
     def nbytes(self) -> int:
         """Bytes of the input columns (the size a benchmark compares memory against)."""
         total = 0
@@ -244,29 +231,21 @@ class Book:
         self._remaps[key] = (a, m)
         return a, m
 
-    def grouping(self, universe: Universe) -> Grouping:
-        """The grouped rows the kernels read under ``universe``, with their remaps; cached per
-        universe. Each account's rows are summed in ascending universe index (the canonical
-        order, docs/MODEL.md "Canonical order"): when the book's codes (sorted symbols, or
-        indices) already follow that order this is the book's own grouping, otherwise a
+    def grouping(self, universe: Universe) -> _core.BookView:
+        """The book bound to ``universe``: the grouped rows the kernels read with their code →
+        universe index remaps, as the engine's methods take it; cached per list of symbols.
+        Each account's rows are summed in ascending universe index (the canonical order,
+        docs/MODEL.md "Canonical order"): when the book's codes (sorted symbols, or indices)
+        already follow that order the view reads the book's own grouping, otherwise a
         regrouped copy whose codes are universe indices (identity remaps)."""
         key = _symbols_key(universe)
         hit = self._groupings.get(key)
         if hit is not None:
             return hit
         a, m = self.remaps(universe)
-        n_a, n_m = len(universe.assets), len(universe.markets)
-        regrouped = self._grouped.in_universe_order(a, m, n_a, n_m)
-        if regrouped is None:
-            g = Grouping(self._grouped, a, m)
-        else:
-            g = Grouping(
-                regrouped,
-                np.arange(n_a, dtype=np.uint32),
-                np.arange(n_m, dtype=np.uint32),
-            )
-        self._groupings[key] = g
-        return g
+        view = self._grouped.bind(universe.compiled, a, m)
+        self._groupings[key] = view
+        return view
 
     def columns(self, universe: Universe) -> tuple[dict[str, Any], dict[str, Any]]:
         """(balances, positions) as numpy columns with symbols spelled out (object arrays of
@@ -577,4 +556,4 @@ def _coded(codes: np.ndarray, labels: tuple[str, ...], table: str, column: str) 
     )
 
 
-__all__ = ["BALANCE_COLUMNS", "POSITION_COLUMNS", "Book", "Grouping", "SymbolColumn"]
+__all__ = ["BALANCE_COLUMNS", "POSITION_COLUMNS", "Book", "SymbolColumn"]

@@ -1,4 +1,11 @@
-"""The engine: a universe compiled once, a thread pool, and the evaluations over books."""
+"""The engine: a universe compiled once, a thread pool, and the evaluations over books.
+
+:class:`Engine` owns the compiled core object (``crossmargin._core.Engine``: the compiled
+universe and the rayon pool). Each method binds the book to the universe once
+(:meth:`crossmargin.Book.grouping`), resolves the call's prices, and hands those to the
+feature module that shapes the result (``crossmargin.risk``, ``crossmargin.cascade``); the
+feature modules never see this class.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ from crossmargin.risk import stress as stress_module
 from crossmargin.risk.efficiency import CapitalEfficiency
 from crossmargin.risk.explain import Explanation
 from crossmargin.risk.funding import FundingResult, Rates
+from crossmargin.risk.liqprice import LiqMove
 from crossmargin.risk.solvency import SolvencyResult
 from crossmargin.risk.stress import Measure, ReverseStressResult, Scenario, StressResult
 from crossmargin.table import Table
@@ -43,6 +51,16 @@ class Engine:
     """Reusable: build once per universe, evaluate many books and price sets.
 
     ``threads=None`` uses every core; results are identical for any thread count.
+
+    Every method takes the data first (the book, then what the computation needs) and its
+    options as keywords; ``prices`` (keyword) overrides the universe's prices for one call: a
+    mapping of symbols to prices (an underlying moves its markets and asset together) or a
+    pair of arrays ``(asset_prices, marks)`` in universe order (:mod:`crossmargin.prices`).
+
+    >>> import crossmargin as cm
+    >>> engine = cm.Engine(cm.Universe.demo(), threads=2)
+    >>> engine.threads
+    2
     """
 
     def __init__(self, universe: Universe, threads: int | None = None) -> None:
@@ -58,82 +76,135 @@ class Engine:
                 field="threads",
             )
         self.universe = universe
-        self._pool = _core.ThreadPool(threads)
+        self._native = _core.Engine(universe.compiled, threads)
 
     @property
     def threads(self) -> int:
-        return int(self._pool.threads)
+        """Threads of the engine's pool."""
+        return int(self._native.threads)
 
     def evaluate(
-        self, book: Book, prices: PriceOverrides = None, model: Model = "standard"
+        self, book: Book, *, prices: PriceOverrides = None, model: Model = "standard"
     ) -> MarginResult:
-        """Margin of every account, at the universe's prices or ``prices``.
+        """Margin of every account (docs/MODEL.md "Standard cross margin").
 
-        ``model``: "standard" (docs/MODEL.md "Standard cross margin"), or "portfolio"
-        (scenario, SPAN-like), "delta" or "hybrid" with the universe's ``portfolio``
-        parameters (docs/MODEL.md "Portfolio margin"); the same result fields for every model.
+        Parameters:
+            book: the balances and positions.
+            prices: overrides of the universe's prices for this call (see the class).
+            model: ``"standard"`` (docs/MODEL.md "Standard cross margin"), or
+                ``"portfolio"`` (scenario, SPAN-like), ``"delta"`` or ``"hybrid"`` with the
+                universe's ``portfolio`` parameters
+                (docs/MODEL.md "Portfolio margin").
+
+        Returns:
+            A :class:`MarginResult`, one row per account (ascending id), the same fields for
+            every model.
+
+        >>> r = engine.evaluate(book, prices={"BTC": 60_000})   # doctest: +SKIP
+        >>> r.summary()["liquidatable"]                         # doctest: +SKIP
         """
         if model not in MODELS:
             raise ConfigError(f"model: {model!r} is not one of {', '.join(MODELS)}", field="model")
-        grouped, asset_remap, market_remap = _book(book).grouping(self.universe)
-        asset_prices, marks = resolve(self.universe, prices)
-        if model != "standard":
-            pm = self.universe._compiled_portfolio
+        view = _book(book).grouping(self.universe)
+        px = resolve(self.universe, prices)
+        if model == "standard":
+            cols = self._native.evaluate(view, px)
+        else:
+            pm = self.universe.compiled_portfolio
             if pm is None:
                 raise ConfigError(
                     f"model: {model!r} needs Universe(portfolio=PortfolioConfig(...))",
                     field="portfolio",
                 )
-            cols = _core.evaluate_portfolio(
-                self._pool,
-                self.universe._compiled,
-                pm,
-                grouped,
-                asset_remap,
-                market_remap,
-                asset_prices,
-                marks,
-                model,
-            )
-            return MarginResult({"account": book.accounts, **cols})
-        cols = _core.evaluate_standard(
-            self._pool,
-            self.universe._compiled,
-            grouped,
-            asset_remap,
-            market_remap,
-            asset_prices,
-            marks,
-        )
+            cols = self._native.evaluate_portfolio(view, px, pm, model)
         return MarginResult({"account": book.accounts, **cols})
 
     def apply_funding(
-        self, book: Book, rates: Rates, prices: PriceOverrides = None
+        self, book: Book, rates: Rates, *, prices: PriceOverrides = None
     ) -> FundingResult:
-        """Funding payments, exactly zero-sum per market (crossmargin.risk.funding); ``rates``
-        maps perpetual symbols to the interval's rate, or is an array by market."""
-        return funding.apply_funding(self, _book(book), rates, prices)
+        """Funding payments of one interval, exactly zero-sum per market
+        (:mod:`crossmargin.risk.funding`).
+
+        Parameters:
+            book: the balances and positions.
+            rates: the interval's funding rate per perpetual: a mapping ``symbol → rate``
+                (others 0), or an array by market in universe order.
+            prices: overrides of the marks the payments are computed at.
+
+        Returns:
+            A :class:`~crossmargin.risk.funding.FundingResult` (payments, per-market totals,
+            the external counterparty, the book after funding).
+
+        >>> f = engine.apply_funding(book, {"BTCUSDT": 0.0001})   # doctest: +SKIP
+        >>> f.check_zero_sum()                                     # doctest: +SKIP
+        True
+        """
+        book = _book(book)
+        return funding.apply_funding(
+            self._native, self.universe, book, book.grouping(self.universe), rates, prices
+        )
 
     def solvency(
         self,
         book: Book,
         exchange_assets: Mapping[str, float] | None = None,
+        *,
         stress: Mapping[str, float] | None = None,
         prices: PriceOverrides = None,
         seed: bytes | str | None = None,
     ) -> SolvencyResult:
         """Reserves vs customer liabilities and the Merkle-sum proof of liabilities
-        (crossmargin.risk.solvency); ``stress`` holds fractional moves, e.g. ``{"BTC": -0.3}``."""
-        return solvency.solvency(self, _book(book), exchange_assets, stress, prices, seed)
+        (:mod:`crossmargin.risk.solvency`).
+
+        Parameters:
+            book: the customers' balances and positions.
+            exchange_assets: the exchange's reserves, ``asset → quantity``.
+            stress: fractional moves (``{"BTC": -0.3}``) for the stressed coverage.
+            prices: overrides of the universe's prices.
+            seed: the secret the leaf nonces derive from (bytes, or str as UTF-8); None
+                draws 32 random bytes.
+
+        Returns:
+            A :class:`~crossmargin.risk.solvency.SolvencyResult` (coverage, per-asset and
+            per-account tables, root hash, proofs).
+
+        >>> s = engine.solvency(book, {"USDT": 5e7}, seed=b"secret")   # doctest: +SKIP
+        >>> s.coverage, s.proof(42).to_json()                           # doctest: +SKIP
+        """
+        book = _book(book)
+        return solvency.solvency(
+            self._native,
+            self.universe,
+            book,
+            book.grouping(self.universe),
+            exchange_assets,
+            stress,
+            prices,
+            seed,
+        )
 
     def liquidation_prices(
-        self, book: Book, prices: PriceOverrides = None, move: liqprice.LiqMove = "underlying"
+        self, book: Book, *, prices: PriceOverrides = None, move: LiqMove = "underlying"
     ) -> Table:
         """Per position: the mark at which its account (cross) or the position (isolated)
-        reaches maintenance; NaN where none exists (crossmargin.risk.liqprice). ``move`` =
-        ``"underlying"`` moves everything on the position's underlying together (its asset
-        too), ``"mark"`` only the position's own mark."""
-        return liqprice.liquidation_prices(self, _book(book), prices, move)
+        reaches maintenance; NaN where none exists (:mod:`crossmargin.risk.liqprice`).
+
+        Parameters:
+            book: the balances and positions.
+            prices: overrides of the universe's prices (the starting point).
+            move: ``"underlying"`` moves everything on the position's underlying together
+                (its asset too), ``"mark"`` only the position's own mark.
+
+        Returns:
+            A Table (account, market, row, liq_price), one row per position.
+
+        >>> engine.liquidation_prices(book, move="mark").to_pandas()   # doctest: +SKIP
+        """
+        book = _book(book)
+        liqprice.check_move(move)
+        return liqprice.liquidation_prices(
+            self._native, self.universe, book.grouping(self.universe), prices, move
+        )
 
     def stress(
         self,
@@ -143,72 +214,138 @@ class Engine:
         *,
         prices: PriceOverrides = None,
     ) -> StressResult:
-        """Every account under every scenario in one pass (crossmargin.risk.stress); scenarios map
-        names to fractional moves, e.g. ``{"crash": {"BTC": -0.3, "ETH": -0.35}}``, from the
-        universe's prices or from ``prices`` (the same overrides as :meth:`evaluate`)."""
-        return stress_module.stress(self._at(prices), _book(book), scenarios, insurance_fund)
+        """Every account under every scenario in one pass (:mod:`crossmargin.risk.stress`).
+
+        Parameters:
+            book: the balances and positions.
+            scenarios: names → fractional moves, e.g. ``{"crash": {"BTC": -0.3}}``.
+            insurance_fund: USD, compared with each scenario's bad debt.
+            prices: the prices the moves apply to (default: the universe's).
+
+        Returns:
+            A :class:`~crossmargin.risk.stress.StressResult` (per-scenario totals and the
+            accounts × scenarios matrix).
+
+        >>> engine.stress(book, {"crash": {"BTC": -0.3}}, 5e7).scenarios   # doctest: +SKIP
+        """
+        at = self._at(prices)
+        book = _book(book)
+        return stress_module.stress(
+            at._native, at.universe, book, book.grouping(at.universe), scenarios, insurance_fund
+        )
 
     def reverse_stress(
         self,
         book: Book,
         insurance_fund: float,
+        *,
         underlyings: Sequence[str] | None = None,
         direction: int = -1,
         measure: Measure = "bad_debt",
         max_move: float | None = None,
         tol: float = 1e-4,
-        *,
         prices: PriceOverrides = None,
     ) -> ReverseStressResult:
         """The smallest uniform (and per-underlying) move at which ``measure`` exceeds the
-        insurance fund (crossmargin.risk.stress), moving from the universe's prices or from
-        ``prices`` (the same overrides as :meth:`evaluate`)."""
+        insurance fund (:mod:`crossmargin.risk.stress`).
+
+        Parameters:
+            book: the balances and positions.
+            insurance_fund: USD.
+            underlyings: the underlyings that move together (default: all).
+            direction: -1 (down) or 1 (up).
+            measure: ``"bad_debt"`` or ``"shortfall"``.
+            max_move: the largest move searched (default 0.99 down, 4.0 up).
+            tol: the width the move is refined to.
+            prices: the prices the moves apply to (default: the universe's).
+
+        Returns:
+            A :class:`~crossmargin.risk.stress.ReverseStressResult`.
+
+        >>> engine.reverse_stress(book, 5e7, underlyings=["BTC"]).move   # doctest: +SKIP
+        """
+        at = self._at(prices)
+        book = _book(book)
         return stress_module.reverse_stress(
-            self._at(prices),
-            _book(book),
+            at._native,
+            at.universe,
+            book.grouping(at.universe),
             insurance_fund,
-            underlyings,
-            direction,
-            measure,
-            max_move,
-            tol,
+            underlyings=underlyings,
+            direction=direction,
+            measure=measure,
+            max_move=max_move,
+            tol=tol,
         )
 
-    def capital_efficiency(self, book: Book, prices: PriceOverrides = None) -> CapitalEfficiency:
+    def capital_efficiency(self, book: Book, *, prices: PriceOverrides = None) -> CapitalEfficiency:
         """Isolated vs cross (vs portfolio) requirement, utilisation and leverage per account
-        and in aggregate (crossmargin.risk.efficiency)."""
-        return efficiency.capital_efficiency(self, _book(book), prices)
+        and in aggregate (:mod:`crossmargin.risk.efficiency`).
+
+        Parameters:
+            book: the balances and positions.
+            prices: overrides of the universe's prices.
+
+        Returns:
+            A :class:`~crossmargin.risk.efficiency.CapitalEfficiency` (per-account table and
+            aggregate); ``required_portfolio`` when the universe has portfolio parameters.
+
+        >>> engine.capital_efficiency(book).aggregate["savings"]   # doctest: +SKIP
+        """
+        book = _book(book)
+        view, px = book.grouping(self.universe), resolve(self.universe, prices)
+        portfolio = None
+        if "portfolio" in MODELS and self.universe.portfolio is not None:
+            portfolio = self.evaluate(efficiency.all_cross(book), prices=prices, model="portfolio")
+        return efficiency.capital_efficiency(self._native, book, view, px, portfolio)
 
     def cascade(
         self, book: Book, config: CascadeConfig, *, prices: PriceOverrides = None
     ) -> CascadeResult:
-        """Liquidation sequencing after a shock or along a price path (crossmargin.cascade):
-        event log, per-round table, final book, insurance fund and bad debt. The shock moves
-        from the universe's prices or from ``prices`` (the same overrides as
-        :meth:`evaluate`)."""
+        """Liquidation sequencing after a shock or along a price path
+        (:mod:`crossmargin.cascade`).
+
+        Parameters:
+            book: the balances and positions.
+            config: the shock or path, insurance fund, liquidity and liquidation rules.
+            prices: the prices the shock moves from (default: the universe's).
+
+        Returns:
+            A :class:`~crossmargin.cascade.CascadeResult`: event log, per-round table, final
+            book, insurance fund and bad debt.
+
+        >>> cfg = cm.CascadeConfig(shock={"BTC": -0.3}, insurance_fund=1e6)   # doctest: +SKIP
+        >>> engine.cascade(book, cfg).summary()                               # doctest: +SKIP
+        """
         if not isinstance(config, CascadeConfig):
             raise ConfigTypeError(
                 f"config: expected CascadeConfig, got {type(config).__name__}", field="config"
             )
-        return run_cascade(self._at(prices), _book(book), config)
+        at = self._at(prices)
+        book = _book(book)
+        return run_cascade(at._native, at.universe, book.grouping(at.universe), config)
 
-    def greeks(self, book: Book, prices: PriceOverrides = None) -> Table:
-        """Greeks per account × underlying (rows where the account holds a position on the
-        underlying or a balance of the asset of that symbol; accounts ascending, then
-        underlyings in universe order). ``delta`` is in units of the underlying and counts
-        perps, futures, options and that collateral; ``gamma`` (∂²V/∂S², per USD), ``vega``
-        (USD per 1.00 of volatility) and ``theta`` (USD per year) come from options."""
-        grouped, asset_remap, market_remap = _book(book).grouping(self.universe)
-        asset_prices, marks = resolve(self.universe, prices)
-        cols = _core.greeks_columns(
-            self._pool,
-            self.universe._compiled,
-            grouped,
-            asset_remap,
-            market_remap,
-            asset_prices,
-            marks,
-        )
+    def greeks(self, book: Book, *, prices: PriceOverrides = None) -> Table:
+        """Greeks per account × underlying.
+
+        Rows where the account holds a position on the underlying or a balance of the asset
+        of that symbol; accounts ascending, then underlyings in universe order. ``delta`` is
+        in units of the underlying and counts perps, futures, options and that collateral;
+        ``gamma`` (∂²V/∂S², per USD), ``vega`` (USD per 1.00 of volatility) and ``theta``
+        (USD per year) come from options.
+
+        Parameters:
+            book: the balances and positions.
+            prices: overrides of the universe's prices.
+
+        Returns:
+            A Table (account, underlying, delta, gamma, vega, theta).
+
+        >>> engine.greeks(book).to_pandas()   # doctest: +SKIP
+        """
+        book = _book(book)
+        view = book.grouping(self.universe)
+        cols = self._native.greeks(view, resolve(self.universe, prices))
         names = np.array(self.universe.underlyings, dtype=object)
         return Table(
             {
@@ -224,14 +361,25 @@ class Engine:
         )
 
     def explain(self, book: Book, account: int, *, prices: PriceOverrides = None) -> Explanation:
-        """One account row by row under the standard model (crossmargin.risk.explain): each
-        balance's weighted value, each position's notional, bracket, requirement and uPnL,
-        and which margin test failed; the totals are :meth:`evaluate`'s, bit for bit.
+        """One account row by row under the standard model (:mod:`crossmargin.risk.explain`):
+        each balance's weighted value, each position's notional, bracket, requirement and
+        uPnL, and which margin test failed; the totals are :meth:`evaluate`'s, bit for bit.
+
+        Parameters:
+            book: the balances and positions.
+            account: the account id.
+            prices: overrides of the universe's prices.
+
+        Returns:
+            An :class:`~crossmargin.risk.explain.Explanation`.
 
         >>> e = engine.explain(book, 42)      # doctest: +SKIP
         >>> print(e); e.failed; e.to_dict()   # doctest: +SKIP
         """
-        return explain_module.explain(self, _book(book), account, prices)
+        book = _book(book)
+        return explain_module.explain(
+            self._native, self.universe, book, book.grouping(self.universe), account, prices
+        )
 
     def _at(self, prices: PriceOverrides) -> Engine:
         """This engine (same pool) on the universe repriced by ``prices``: the base that
@@ -240,7 +388,7 @@ class Engine:
             return self
         other = object.__new__(Engine)
         other.universe = repriced(self.universe, prices)
-        other._pool = self._pool
+        other._native = self._native.with_universe(other.universe.compiled)
         return other
 
     def __repr__(self) -> str:

@@ -29,13 +29,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from crossmargin import _core
 from crossmargin.exceptions import ConfigError
-
-if TYPE_CHECKING:
-    from crossmargin.universe import Universe
 
 Scenario = tuple[float, float, float]
 
@@ -70,6 +67,10 @@ class UnderlyingPortfolio:
         if self.delta_rate is None:
             full = [abs(p) for p, _, w in rows if w >= 1.0] or [abs(p) for p, _, _ in rows]
             object.__setattr__(self, "delta_rate", max(full, default=0.0))
+        # The types the core reads these fields as.
+        for name in ("short_option_min", "delta_rate", "vol_power"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "vol_relative", bool(self.vol_relative))
 
     @classmethod
     def grid(
@@ -183,28 +184,20 @@ class PortfolioConfig:
     def for_underlying(self, name: str) -> UnderlyingPortfolio | None:
         return self.underlyings.get(name, self.default)
 
-    def _compile(self, universe: Universe) -> Any:
-        rows = []
-        for name in universe.underlyings:
-            p = self.for_underlying(name)
-            if p is not None:
-                rows.append(
-                    (
-                        name,
-                        list(p.scenarios),
-                        float(p.short_option_min),
-                        float(p.delta_rate),  # type: ignore[arg-type]
-                        float(p.vol_power),
-                        bool(p.vol_relative),
-                    )
-                )
+    def compile(self, universe: _core.CompiledUniverse) -> _core.CompiledPortfolio:
+        """These parameters validated against a compiled universe (``Universe.compiled``; a
+        universe with ``portfolio=`` compiles them itself): the core reads ``offsets``,
+        ``im_factor``, ``hybrid_floor`` and each underlying's parameters by name."""
         for name in self.underlyings:
             if name not in universe.underlyings:
                 f = f"portfolio.underlyings[{name}]"
                 raise ConfigError(f"{f}: '{name}' is not an underlying of the universe", field=f)
-        return _core.CompiledPortfolio(
-            universe._compiled, rows, list(self.offsets), self.im_factor, self.hybrid_floor
-        )
+        per = [
+            (name, p)
+            for name in universe.underlyings
+            if (p := self.for_underlying(name)) is not None
+        ]
+        return _core.CompiledPortfolio(universe, self, per)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PortfolioConfig:

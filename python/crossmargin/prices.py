@@ -19,15 +19,18 @@ named by a key keeps that mark.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from crossmargin import _core
 from crossmargin._validate import array, is_number, number, show, type_error
 from crossmargin.exceptions import ConfigError, PriceError, PriceTypeError
-from crossmargin.universe import Universe
+from crossmargin.options import black76
+from crossmargin.universe import Universe, option_marks
 
 PriceOverrides = Mapping[str, float] | tuple[Any, Any] | None
 
@@ -114,10 +117,11 @@ def resolve(universe: Universe, prices: PriceOverrides) -> tuple[np.ndarray, np.
     return assets, marks
 
 
-# The numeric domain of crossmargin_core::limits (docs/MODEL.md "Numeric domain"): the core checks
-# every call's prices the same way; checking here too keeps the reference engine in step.
-MAX_PRICE = 1e18
-MIN_PRICE = 1e-18
+# The numeric domain of crossmargin_core::limits (docs/MODEL.md "Numeric domain"), exported
+# by the core: it checks every call's prices the same way; checking here too keeps the
+# reference engine in step.
+MAX_PRICE: float = _core.MAX_PRICE
+MIN_PRICE: float = _core.MIN_PRICE
 
 
 def _vector(values: Any, what: str, n: int) -> np.ndarray:
@@ -164,9 +168,6 @@ def reprice_options(
     universe: Universe, assets: np.ndarray, marks: np.ndarray, fixed: set[int]
 ) -> None:
     """Reprices, in place, the options whose underlying moved (see the module docstring)."""
-    from crossmargin.options import black76
-    from crossmargin.universe import option_marks
-
     spots = underlying_spots(universe, assets, marks)
     todo = [
         k
@@ -245,8 +246,6 @@ def repriced(universe: Universe, prices: PriceOverrides) -> Universe:
     perps and futures their new marks, options keep a model mark (``mark=None``) unless they
     had an explicit one or a key named them; every underlying's reference price becomes its
     price at the override. Without overrides, the universe itself."""
-    import dataclasses
-
     if prices is None:
         return universe
     assets, marks = resolve(universe, prices)

@@ -25,14 +25,17 @@ import numpy as np
 from crossmargin import _core
 from crossmargin._validate import mapping, number
 from crossmargin.exceptions import ConfigError, ConfigTypeError, ConfigWarning
+from crossmargin.options import black76
+from crossmargin.portfolio import PortfolioConfig
 
-MARKET_KINDS = ("perp", "future", "option")
+#: The market kinds the core knows ("perp", "future", "option").
+MARKET_KINDS: tuple[str, ...] = _core.MARKET_KINDS
 
-# Deribit's standard margin for short options (docs/MODEL.md "Option margin"): IM =
-# max(im_base − OTM/S, im_min)·S + mark, MM = mm_base·S + mark.
-DERIBIT_IM_BASE = 0.15
-DERIBIT_IM_MIN = 0.10
-DERIBIT_MM_BASE = 0.075
+# Deribit's standard margin for short options (docs/MODEL.md "Option margin"):
+# IM = max(im_base − OTM/S, im_min)·S + mark, MM = mm_base·S + mark.
+DERIBIT_IM_BASE: float = _core.DERIBIT_IM_BASE
+DERIBIT_IM_MIN: float = _core.DERIBIT_IM_MIN
+DERIBIT_MM_BASE: float = _core.DERIBIT_MM_BASE
 
 
 def _years(expiry: Any, valuation: Any, name: str) -> float:
@@ -136,18 +139,6 @@ class Asset:
         given = () if self.haircut_tiers is None else self.haircut_tiers
         tiers = _rows(given, ("bound", "rate"), f"{f}.haircut_tiers")
         object.__setattr__(self, "haircut_tiers", tiers or None)
-
-    def _core_tuple(self) -> tuple[Any, ...]:
-        return (
-            self.symbol,
-            self.price,
-            self.weight_initial,
-            self.weight_maint,
-            self.liability_weight_initial,
-            self.liability_weight_maint,
-            list(self.haircut_tiers or ()),
-            self.imf_factor,
-        )
 
 
 @dataclass(frozen=True)
@@ -253,36 +244,6 @@ class Market:
     def is_option(self) -> bool:
         return self.kind == "option"
 
-    def _core_tuple(
-        self, mark: float | None = None, expiry_years: float | None = None
-    ) -> tuple[Any, ...]:
-        option = None
-        if self.is_option:
-            option = (
-                self.option_type == "call",
-                self.strike,
-                expiry_years,
-                self.iv,
-                self.rate,
-                self.im_base,
-                self.im_min,
-                self.mm_base,
-            )
-        return (
-            self.symbol,
-            self.kind,
-            self.settle,
-            self.underlying,
-            self.mark if mark is None else mark,
-            self.contract_size,
-            self.inverse,
-            list(self.brackets),
-            self.imf_factor,
-            self.upnl_weight_initial,
-            self.upnl_weight_maint,
-            option,
-        )
-
 
 @dataclass(frozen=True)
 class Universe:
@@ -301,9 +262,11 @@ class Universe:
     # crossmargin.portfolio.PortfolioConfig) used by the portfolio, delta and hybrid models.
     valuation_date: str | date | None = None
     portfolio: Any = None
-    _compiled: Any = field(init=False, repr=False, compare=False)
-    _option_years: Any = field(init=False, repr=False, compare=False)
-    _compiled_portfolio: Any = field(init=False, repr=False, compare=False)
+    _compiled: _core.CompiledUniverse = field(init=False, repr=False, compare=False)
+    _option_years: dict[int, float] = field(init=False, repr=False, compare=False)
+    _compiled_portfolio: _core.CompiledPortfolio | None = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for name in ("assets", "markets"):
@@ -333,24 +296,26 @@ class Universe:
                 raise ConfigError(f"{f}: {y} must be finite and ≥ 0", field=f)
         object.__setattr__(self, "_option_years", years)
         model_marks = self._model_marks()
+        # The core reads each Asset's and Market's fields by name; the mark (an option
+        # without one: its model value) and the years to expiry come alongside.
         compiled = _core.CompiledUniverse(
-            [a._core_tuple() for a in self.assets],
-            [m._core_tuple(model_marks.get(k), years.get(k)) for k, m in enumerate(self.markets)],
-            [(k, _float(v, f"underlying_prices[{k}]")) for k, v in self.underlying_prices.items()],
+            self.assets,
+            self.markets,
+            [model_marks[k] if m.mark is None else m.mark for k, m in enumerate(self.markets)],
+            [years.get(k) for k in range(len(self.markets))],
+            {k: _float(v, f"underlying_prices[{k}]") for k, v in self.underlying_prices.items()},
         )
         object.__setattr__(self, "_compiled", compiled)
         # After the core's checks of each value's range: the rules between two values.
         _warn_capped_haircuts(self.assets)
         compiled_pm = None
         if self.portfolio is not None:
-            from crossmargin.portfolio import PortfolioConfig
-
             if not isinstance(self.portfolio, PortfolioConfig):
                 raise ConfigTypeError(
                     f"portfolio: expected PortfolioConfig, got {type(self.portfolio).__name__}",
                     field="portfolio",
                 )
-            compiled_pm = self.portfolio._compile(self)
+            compiled_pm = self.portfolio.compile(compiled)
         object.__setattr__(self, "_compiled_portfolio", compiled_pm)
         refs = dict(self.underlying_prices)
         for name, p in refs.items():
@@ -384,8 +349,6 @@ class Universe:
         markets = [_build(Market, "markets", i, m) for i, m in enumerate(data.get("markets", []))]
         portfolio = None
         if "portfolio" in data:
-            from crossmargin.portfolio import PortfolioConfig
-
             mapping(data["portfolio"], "portfolio", "(a table of portfolio-margin settings)")
             portfolio = PortfolioConfig.from_dict(data["portfolio"])
         return cls(
@@ -419,6 +382,17 @@ class Universe:
     def demo(cls) -> Universe:
         """The universe shipped with the package (the same as ``examples/universe.toml``)."""
         return cls.from_toml(Path(__file__).parent / "data" / "universe.toml")
+
+    # ---- the compiled form ---------------------------------------------------------------
+    @property
+    def compiled(self) -> _core.CompiledUniverse:
+        """The universe compiled into the core's flat tables (what ``_core.Engine`` holds)."""
+        return self._compiled
+
+    @property
+    def compiled_portfolio(self) -> _core.CompiledPortfolio | None:
+        """The ``portfolio`` parameters validated against this universe (None without)."""
+        return self._compiled_portfolio
 
     # ---- lookups -----------------------------------------------------------------------
     @cached_property
@@ -468,8 +442,6 @@ class Universe:
 
     def _model_marks(self) -> dict[int, float]:
         """Black-76 marks of the options given without a mark, at reference prices."""
-        from crossmargin.options import black76
-
         todo = [k for k, m in enumerate(self.markets) if m.is_option and m.mark is None]
         if not todo:
             return {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -32,10 +32,8 @@ from crossmargin.prices import shocked
 from crossmargin.table import Table, Tabular
 from crossmargin.universe import Universe
 
-if TYPE_CHECKING:
-    from crossmargin.engine import Engine
-
-EVENT_KINDS = ("liquidation", "isolated", "bankruptcy", "adl", "socialized_loss")
+#: Event kinds, in the order of the core's codes (``cascade::policy::EventKind``).
+EVENT_KINDS: tuple[str, ...] = _core.EVENT_KINDS
 
 
 @dataclass(frozen=True)
@@ -121,7 +119,7 @@ class NoImpact:
 Liquidity = SqrtImpact | DepthCurve | NoImpact
 LIQUIDITY_MODELS = (SqrtImpact, DepthCurve, NoImpact)
 CASCADE_MODES = ("rounds", "events")
-DELEVERAGE = ("adl", "socialized_loss", "none")
+DELEVERAGE: tuple[str, ...] = _core.DELEVERAGE
 # Rounds are numbered in u32 columns; a count above that means "no limit" anyway.
 MAX_COUNT = 2**32 - 1
 
@@ -283,12 +281,15 @@ def quote_asset(universe: Universe) -> str:
     return max(universe.assets, key=lambda a: counts.get(a.symbol, 0)).symbol
 
 
-def _moved_prices(universe: Universe, moves: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """One path step's prices (crossmargin.prices.shocked)."""
+def moved_prices(universe: Universe, moves: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """One step of a cascade's path: (asset prices, marks) after fractional ``moves``
+    (crossmargin.prices.shocked, the one shock rule)."""
     return shocked(universe, moves, "cascade.shock")
 
 
-def _insurance(universe: Universe, fund: float | Mapping[str, float]) -> list[float]:
+def insurance_by_asset(universe: Universe, fund: float | Mapping[str, float]) -> list[float]:
+    """The insurance fund as a quantity per asset: ``{asset: qty}`` as given, a number as USD
+    in the quote asset (:func:`quote_asset`)."""
     out = [0.0] * len(universe.assets)
     if isinstance(fund, Mapping):
         for sym, qty in fund.items():
@@ -335,7 +336,7 @@ def path_prices(universe: Universe, config: CascadeConfig) -> tuple[np.ndarray, 
     steps = list(config.path) if config.path is not None else [config.shock or {}]
     if not steps:
         raise ConfigError("cascade.path: needs one or more steps", field="cascade.path")
-    moved = [_moved_prices(universe, s) for s in steps]
+    moved = [moved_prices(universe, s) for s in steps]
     assets = np.array([a for a, _ in moved], dtype=np.float64).reshape(
         len(steps), len(universe.assets)
     )
@@ -345,23 +346,45 @@ def path_prices(universe: Universe, config: CascadeConfig) -> tuple[np.ndarray, 
     return assets, marks
 
 
-def core_rules(universe: Universe, config: CascadeConfig) -> tuple[Any, ...]:
-    """The rule arguments the core's cascade entry points take, in their order: liquidity
-    models, decay, fee, partial fraction, target ratio, min notional, max rounds, accounts
-    per round, deleverage, insurance fund per asset."""
-    per_round = 1 if config.mode == "events" else int(config.max_liquidations_per_round)
-    return (
-        _liquidity(universe, config.liquidity),
-        float(config.decay),
-        float(config.liquidation_fee),
-        float(config.partial_fraction),
-        float(config.target_margin_ratio or 0.0),
-        float(config.min_notional),
-        int(config.max_rounds),
-        per_round,
-        config.deleverage,
-        _insurance(universe, config.insurance_fund),
-    )
+@dataclass(frozen=True, eq=False)
+class CascadeRules:
+    """A :class:`CascadeConfig` resolved against one universe: what the core's cascade reads
+    (by attribute) — the path's prices (steps × assets, steps × markets), one liquidity model
+    per market as ``(kind, parameters)``, the insurance fund per asset, and the numbers of
+    the configuration. Built by :meth:`of`; picklable (the sharded cascade ships it)."""
+
+    step_asset_prices: np.ndarray
+    step_marks: np.ndarray
+    liquidity: list[tuple[str, list[float]]]
+    decay: float
+    liquidation_fee: float
+    partial_fraction: float
+    target_margin_ratio: float
+    min_notional: float
+    max_rounds: int
+    max_liquidations_per_round: int
+    deleverage: str
+    insurance_fund: list[float]
+
+    @classmethod
+    def of(cls, universe: Universe, config: CascadeConfig) -> CascadeRules:
+        step_assets, step_marks = path_prices(universe, config)
+        return cls(
+            step_asset_prices=np.ascontiguousarray(step_assets),
+            step_marks=np.ascontiguousarray(step_marks),
+            liquidity=_liquidity(universe, config.liquidity),
+            decay=float(config.decay),
+            liquidation_fee=float(config.liquidation_fee),
+            partial_fraction=float(config.partial_fraction),
+            target_margin_ratio=float(config.target_margin_ratio or 0.0),
+            min_notional=float(config.min_notional),
+            max_rounds=int(config.max_rounds),
+            max_liquidations_per_round=1
+            if config.mode == "events"
+            else int(config.max_liquidations_per_round),
+            deleverage=config.deleverage,
+            insurance_fund=insurance_by_asset(universe, config.insurance_fund),
+        )
 
 
 def assemble(
@@ -393,14 +416,15 @@ def assemble(
     rounds = Table({**r, **{f"mark_{m.symbol}": marks[:, k] for k, m in enumerate(u.markets)}})
     insurance, external = list(out["insurance_minor"]), list(out["external_minor"])
     prices = out["final_asset_prices"]
-    fund = sum(q / 1e8 * p for q, p in zip(insurance, prices, strict=True))
+    scale = float(_core.SCALE)  # minor units per asset unit
+    fund = sum(q / scale * p for q, p in zip(insurance, prices, strict=True))
     ledger = Table(
         {
             "asset": np.array([a.symbol for a in u.assets], dtype=object),
-            "total_before": np.array([t / 1e8 for t in totals[0]]),
-            "total_after": np.array([t / 1e8 for t in totals[1]]),
-            "insurance_fund": np.array([t / 1e8 for t in insurance]),
-            "external": np.array([t / 1e8 for t in external]),
+            "total_before": np.array([t / scale for t in totals[0]]),
+            "total_after": np.array([t / scale for t in totals[1]]),
+            "insurance_fund": np.array([t / scale for t in insurance]),
+            "external": np.array([t / scale for t in external]),
         }
     )
     if out["truncated_steps"]:
@@ -427,36 +451,29 @@ def assemble(
     )
 
 
-def run_cascade(engine: Engine, book: Book, config: CascadeConfig) -> CascadeResult:
-    """Runs ``config`` on ``book`` (see :meth:`crossmargin.Engine.cascade`)."""
-    u = engine.universe
-    step_assets, step_marks = path_prices(u, config)
-    grouped, asset_remap, market_remap = book.grouping(u)
-    out = _core.run_cascade(
-        engine._pool,
-        u._compiled,
-        grouped,
-        asset_remap,
-        market_remap,
-        step_assets,
-        step_marks,
-        *core_rules(u, config),
-    )
+def run_cascade(
+    engine: _core.Engine, universe: Universe, book: _core.BookView, config: CascadeConfig
+) -> CascadeResult:
+    """Runs ``config`` on ``book`` (bound to ``universe``, which ``engine`` holds compiled);
+    the implementation of :meth:`crossmargin.Engine.cascade`."""
+    out = engine.cascade(book, CascadeRules.of(universe, config))
     final_book = Book.from_arrays(out["balances"], out["positions"])
-    return assemble(u, out, (out["totals_before"], out["totals_after"]), final_book)
+    return assemble(universe, out, (out["totals_before"], out["totals_after"]), final_book)
 
 
 __all__ = [
     "EVENT_KINDS",
     "CascadeConfig",
     "CascadeResult",
+    "CascadeRules",
     "DepthCurve",
     "LedgerError",
     "Liquidity",
     "NoImpact",
     "SqrtImpact",
     "assemble",
-    "core_rules",
+    "insurance_by_asset",
+    "moved_prices",
     "path_prices",
     "quote_asset",
     "run_cascade",

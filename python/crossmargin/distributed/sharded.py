@@ -11,7 +11,9 @@ partitioning), top-k lists are cut by a total order (value, then account id).
 
 The cascade runs on stateful shards (Dask actors, one per partition) driven round by round
 from the client through ``crossmargin._core.CascadeDriver`` /
-``CascadeShard`` (``rust/crossmargin-core/src/cascade/step.rs``): shards select and settle
+``CascadeShard`` (``rust/crossmargin-core/src/cascade/step.rs``), both made by
+``_core.Engine`` from the same :class:`~crossmargin.cascade.CascadeRules` as
+``Engine.cascade``: shards select and settle
 their own accounts; the driver merges candidates in global priority order, fills each
 market's net flow once, owns the insurance fund, ranks deleveraging counterparties across
 shards and moves the marks. The event log, round table, totals and final book equal
@@ -22,6 +24,7 @@ Needs the optional extra: ``pip install crossmargin[distributed]``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -37,7 +40,8 @@ import numpy as np
 
 from crossmargin import _core
 from crossmargin.book import Book, SymbolColumn
-from crossmargin.cascade import CascadeConfig, CascadeResult, assemble, core_rules, path_prices
+from crossmargin.cascade import CascadeConfig, CascadeResult, CascadeRules, assemble
+from crossmargin.engine import Engine
 from crossmargin.exceptions import BookError, ConfigError, PriceError
 from crossmargin.prices import PriceOverrides, resolve
 from crossmargin.result import MarginResult
@@ -682,8 +686,6 @@ def _evaluate_part(
     out: str | None,
     top_k: int,
 ) -> dict[str, Any]:
-    from crossmargin.engine import Engine
-
     u = spec.build()
     book = read_partition(path, entry)  # verified here, where it is read
     r = Engine(u, threads=_threads()).evaluate(book, prices=_aligned(prices))
@@ -737,8 +739,6 @@ def _stress_part(
     prices: list[tuple[np.ndarray, np.ndarray]],
     out: str | None,
 ) -> dict[str, Any]:
-    from crossmargin.engine import Engine
-
     u = spec.build()
     book = read_partition(path, entry)  # verified here, where it is read
     engine = Engine(u, threads=_threads())
@@ -824,21 +824,20 @@ def stress(
 # ---- the cascade -----------------------------------------------------------------------
 class ShardActor:
     """One partition of a cascade, held on a worker (a Dask actor): its book in the ledger
-    and the calls of the step protocol."""
+    and the calls of the step protocol, under the cascade's ``rules``."""
 
     def __init__(
         self,
         spec: UniverseSpec,
         path: str,
-        params: dict[str, Any],
+        rules: CascadeRules,
         entry: dict[str, Any] | None = None,
     ) -> None:
         self.universe = spec.build()
         book = read_partition(path, entry)  # verified here, where it is read
         self.accounts = book.n_accounts
-        grouped, asset_remap, market_remap = book.grouping(self.universe)
-        self.shard = _core.CascadeShard(self.universe._compiled, grouped, asset_remap, market_remap)
-        self.params = params
+        native = _core.Engine(self.universe.compiled, 1)
+        self.shard = native.cascade_shard(book.grouping(self.universe), _aligned(rules))
 
     def n_accounts(self) -> int:
         return int(self.accounts)
@@ -850,29 +849,24 @@ class ShardActor:
         return list(self.shard.gross_holdings())
 
     def select(self, assets: np.ndarray, marks: np.ndarray) -> dict[str, Any]:
-        assets, marks = _aligned((assets, marks))
-        p = self.params
-        return dict(
-            self.shard.select(assets, marks, p["partial_fraction"], p["target"], p["min_notional"])
-        )
+        return dict(self.shard.select(_aligned((assets, marks))))
 
     def settle(
         self, assets: np.ndarray, marks: np.ndarray, chosen: np.ndarray, price: np.ndarray
     ) -> dict[str, Any]:
-        assets, marks, chosen, price = _aligned((assets, marks, chosen, price))
-        return dict(self.shard.settle(assets, marks, chosen, price, self.params["fee"]))
+        prices, chosen, price = _aligned(((assets, marks), chosen, price))
+        return dict(self.shard.settle(prices, chosen, price))
 
     def counterparties(
         self, assets: np.ndarray, marks: np.ndarray, market: int, side: float
     ) -> dict[str, Any]:
-        assets, marks = _aligned((assets, marks))
-        return dict(self.shard.counterparties(assets, marks, market, side))
+        return dict(self.shard.counterparties(_aligned((assets, marks)), market, side))
 
     def deleverage(
         self, assets: np.ndarray, marks: np.ndarray, market: int, closes: dict[str, Any]
     ) -> dict[str, Any]:
-        assets, marks, closes = _aligned((assets, marks, closes))
-        return dict(self.shard.deleverage(assets, marks, self.params["deleverage"], market, closes))
+        prices, closes = _aligned(((assets, marks), closes))
+        return dict(self.shard.deleverage(prices, market, closes))
 
     def final_book(self, out: str | None) -> tuple[dict[str, Any], dict[str, Any]] | None:
         bal, pos = self.shard.final_book()
@@ -893,6 +887,10 @@ def _aligned(x: Any) -> Any:
         return {k: _aligned(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
         return type(x)(_aligned(v) for v in x)
+    if isinstance(x, CascadeRules):
+        return dataclasses.replace(
+            x, step_asset_prices=_aligned(x.step_asset_prices), step_marks=_aligned(x.step_marks)
+        )
     return x
 
 
@@ -912,15 +910,8 @@ def cascade(
     partition's final book is written to ``out/part-NNNNN/cascade_final/`` and the result's
     ``final_book`` is empty (a billion-account book stays on the workers)."""
     u = universe
-    step_assets, step_marks = path_prices(u, config)
-    driver = _core.CascadeDriver(u._compiled, step_assets, step_marks, *core_rules(u, config))
-    params = {
-        "partial_fraction": float(config.partial_fraction),
-        "target": float(config.target_margin_ratio or 0.0),
-        "min_notional": float(config.min_notional),
-        "fee": float(config.liquidation_fee),
-        "deleverage": config.deleverage,
-    }
+    rules = CascadeRules.of(u, config)
+    driver = _core.Engine(u.compiled, 1).cascade_driver(rules)
     doc, plan = _plan(folder)
     parts = [p for p, _ in plan]
     spec = _broadcast(client, u)
@@ -931,7 +922,7 @@ def cascade(
                 ShardActor,
                 spec,
                 str(p),
-                params,
+                rules,
                 entry,
                 actor=True,
                 workers=[workers[i % len(workers)]] if workers else None,
@@ -990,7 +981,7 @@ def _check_total(folder: str | Path, doc: Mapping[str, Any], accounts: int) -> N
 
 # Largest Σ |holdings| of one asset a cascade starts from, minor units (the core's
 # ledger::MAX_TOTAL_MINOR: 1e28 asset units).
-MAX_TOTAL_MINOR = 10**36
+MAX_TOTAL_MINOR: int = _core.MAX_TOTAL_MINOR
 
 
 def _check_capacity(u: Universe, gross: list[list[int]], fund: list[int]) -> None:

@@ -78,8 +78,8 @@ def reference_liquidation_prices(
     input order. Slow (hundreds of account evaluations per position); a test oracle."""
     check_move(move)
     assets, marks = resolve(universe, prices)
-    accounts = reference._accounts(universe, book)
-    # Input rows of each account's positions, in the order _accounts appended them.
+    accounts = reference.account_rows(universe, book)
+    # Input rows of each account's positions, in the order account_rows appended them.
     rows_of: dict[int, list[int]] = {}
     for r, acct in enumerate(book.positions["account"].tolist()):
         rows_of.setdefault(acct, []).append(r)
@@ -99,7 +99,7 @@ def reference_liquidation_prices(
                 qty: float = qty,
                 entry: float = entry,
                 isolated: float = isolated,
-                acct: reference._Account = acct,
+                acct: reference.AccountRows = acct,
             ) -> float:
                 a, m = _moved(universe, assets, marks, k, move, s)
                 if isolated > 0:

@@ -13,7 +13,7 @@ What it reuses, and what it does not:
   (``evaluate_account``, ``position_numbers``), docs/MODEL.md "Standard cross margin";
 - a shock or path step → price vectors is the reference's own
   (:func:`crossmargin.reference.prices.moved_prices`); the insurance fund → units per
-  asset is ``crossmargin.cascade``'s input plumbing (``_insurance``);
+  asset is ``crossmargin.cascade``'s input plumbing (``insurance_by_asset``);
 - every rule of the cascade itself (selection, priority, netting, liquidity, fills, fees,
   isolated margins, bankruptcy, deficit attribution, ADL and socialised loss, displacement,
   path steps, max_rounds) is re-implemented below, each with the rule it follows quoted.
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from crossmargin import _core
 from crossmargin.book import Book
 from crossmargin.cascade.model import (
     EVENT_KINDS,
@@ -42,7 +43,7 @@ from crossmargin.cascade.model import (
     Liquidity,
     NoImpact,
     SqrtImpact,
-    _insurance,
+    insurance_by_asset,
 )
 from crossmargin.exceptions import BookError, ConfigError, PriceError
 from crossmargin.reference import margin as ref
@@ -54,8 +55,9 @@ from crossmargin.universe import Universe
 
 # ---- money: integer minor units ----------------------------------------------------------
 # "Balances and isolated margins are held in integer minor units (1e-8 of the asset, x·10⁸
-# rounded half to even ...)" (docs/MODEL.md "Ledger and conservation").
-SCALE = 1e8
+# rounded half to even ...)" (docs/MODEL.md "Ledger and conservation"): the core's
+# money::SCALE, as a float.
+SCALE = float(_core.SCALE)
 
 # An isolated position with its margin used up stays isolated: the margin kernel reads its
 # margin as the smallest positive double (the core's `State::iso_mirror`).
@@ -192,7 +194,7 @@ def _totals(universe: Universe, accounts: list[_Account], pools: _Pools) -> list
 
 # "The cascade checks that its holdings and positions fit the i128 ledger before it starts"
 # (docs/MODEL.md "Ledger and conservation"): Python ints cannot overflow, the core's can.
-MAX_AMOUNT = 1e28  # units of an asset (crossmargin_core::limits::MAX_AMOUNT)
+MAX_AMOUNT: float = _core.MAX_AMOUNT  # units of an asset (crossmargin_core::limits)
 
 
 def _check_ledger_range(
@@ -213,7 +215,7 @@ def _check_ledger_range(
         for p in a.positions:
             held[_settle(universe, p.market)] += abs(p.iso_minor)
     for i, total in enumerate(held):
-        if total > 10**36:
+        if total > _core.MAX_TOTAL_MINOR:
             f = f"cascade.holdings[{universe.assets[i].symbol}]"
             raise PriceError(
                 f"{f}: Σ |balances + isolated margins + insurance fund| exceeds the ledger's "
@@ -243,7 +245,7 @@ def _iso_margin(p: _Position) -> float:
 
 
 def _evaluate(universe: Universe, acct: _Account, prices: _Prices) -> ref.AccountNumbers:
-    view = ref._Account(
+    view = ref.AccountRows(
         balances={i: to_units(m) for i, m in acct.balances.items()},
         positions=[(p.market, p.qty, p.entry, _iso_margin(p)) for p in acct.positions],
     )
@@ -719,7 +721,7 @@ def cascade(universe: Universe, book: Book, config: CascadeConfig) -> ReferenceC
     )
 
     accounts = _load(u, book)
-    fund_units = _insurance(u, config.insurance_fund)
+    fund_units = insurance_by_asset(u, config.insurance_fund)
     pools = _Pools([to_minor(x) for x in fund_units], [0] * len(u.assets))
     _check_ledger_range(u, accounts, fund_units, pools, [m for _, m in step_prices])
     totals_before = _totals(u, accounts, pools)
@@ -940,14 +942,14 @@ def _result(
     totals_after = _totals(u, accounts, pools)
     fund = 0.0
     for m, price in zip(pools.insurance, final_asset_prices, strict=True):
-        fund += m / 1e8 * price
+        fund += m / SCALE * price
     ledger = Table(
         {
             "asset": np.array([a.symbol for a in u.assets], dtype=object),
-            "total_before": np.array([t / 1e8 for t in totals_before]),
-            "total_after": np.array([t / 1e8 for t in totals_after]),
-            "insurance_fund": np.array([t / 1e8 for t in pools.insurance]),
-            "external": np.array([t / 1e8 for t in pools.external]),
+            "total_before": np.array([t / SCALE for t in totals_before]),
+            "total_after": np.array([t / SCALE for t in totals_after]),
+            "insurance_fund": np.array([t / SCALE for t in pools.insurance]),
+            "external": np.array([t / SCALE for t in pools.external]),
         }
     )
     return ReferenceCascadeResult(

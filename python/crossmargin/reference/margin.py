@@ -11,6 +11,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,9 @@ def position_numbers(
 
 # ---- one account -----------------------------------------------------------------------
 @dataclass
-class _Account:
+class AccountRows:
+    """One account's rows in universe indices (see :func:`account_rows`)."""
+
     balances: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     positions: list[tuple[int, float, float, float]] = field(default_factory=list)
 
@@ -114,7 +117,7 @@ class AccountNumbers:
 
 def evaluate_account(
     universe: Universe,
-    acct: _Account,
+    acct: AccountRows,
     asset_prices: list[float],
     marks: list[float],
     spots: dict[str, float] | None = None,
@@ -188,11 +191,13 @@ def margin_ratio(adj_equity_maint: float, mm: float) -> float:
 
 
 # ---- the book --------------------------------------------------------------------------
-def _accounts(universe: Universe, book: Book) -> dict[int, _Account]:
-    """The book by account. Duplicate balance rows of one (account, asset) are merged into
-    their exact sum, correctly rounded (``math.fsum``; docs/MODEL.md "Canonical order")."""
+def account_rows(universe: Universe, book: Book) -> dict[int, AccountRows]:
+    """Each account's balances (per universe asset) and positions (universe market, qty,
+    entry, isolated margin), in input order. Duplicate balance rows of one (account, asset)
+    are merged into their exact sum, correctly rounded (``math.fsum``; docs/MODEL.md
+    "Canonical order")."""
     asset_of_code, market_of_code = (x.tolist() for x in book.remaps(universe))
-    accounts: dict[int, _Account] = defaultdict(_Account)
+    accounts: dict[int, AccountRows] = defaultdict(AccountRows)
     rows: dict[int, dict[int, list[float]]] = defaultdict(dict)  # account → asset → rows
     b = book.balances
     for account, code, qty in zip(
@@ -217,23 +222,91 @@ def _accounts(universe: Universe, book: Book) -> dict[int, _Account]:
     return accounts
 
 
+def portfolio_account(
+    universe: Universe, acct: Any, assets: list[float], marks: list[float],
+    spots: dict[str, float], model: str,
+) -> Any:  # fmt: skip
+    """One account under "portfolio", "delta" or "hybrid".
+
+    adj_equity: assets that move in the scenarios (the asset named like an underlying with
+    parameters) at full value, other collateral at its standard weights, cross uPnL and
+    option values unweighted. Requirement: Σ underlying charges (see underlying_charges),
+    × im_factor for the initial one, plus the standard requirement of cross positions on
+    underlyings without parameters; hybrid: at least hybrid_floor × the standard one.
+    """
+    cfg = universe.portfolio
+    standard = evaluate_account(universe, acct, assets, marks, spots)
+    out = AccountNumbers(
+        equity=standard.equity,
+        upnl=standard.upnl,
+        isolated_liquidatable=standard.isolated_liquidatable,
+    )
+    exposures: dict[str, pm.Exposure] = {}
+    for i, qty in acct.balances.items():
+        asset = universe.assets[i]
+        value = qty * assets[i]
+        if asset.symbol in universe.underlyings and cfg.for_underlying(asset.symbol):
+            exposures.setdefault(asset.symbol, pm.Exposure()).balances.append((i, qty))
+            out.adj_equity_initial += value
+            out.adj_equity_maint += value
+        elif qty > 0:
+            discounted = tiered_value(asset.haircut_tiers, value)
+            out.adj_equity_initial += discounted * size_discounted_weight(
+                asset.weight_initial, asset.imf_factor, qty
+            )
+            out.adj_equity_maint += discounted * size_discounted_weight(
+                asset.weight_maint, asset.imf_factor, qty
+            )
+        elif qty < 0:
+            out.adj_equity_initial += value * size_premium_weight(
+                asset.liability_weight_initial, asset.imf_factor, qty
+            )
+            out.adj_equity_maint += value * size_premium_weight(
+                asset.liability_weight_maint, asset.imf_factor, qty
+            )
+    unconfigured_im = unconfigured_mm = 0.0
+    for k, qty, entry, isolated in acct.positions:
+        if isolated > 0:
+            continue  # outside the pool, as in the standard model
+        m = universe.markets[k]
+        settle_price = assets[universe.asset_index[m.settle]]
+        if m.is_option:
+            contribution, _, im, mm = option_numbers(
+                m, qty, entry, marks[k], settle_price, spots[m.underlying]
+            )
+        else:
+            contribution, im, mm = position_numbers(m, qty, entry, marks[k], settle_price)
+        out.adj_equity_initial += contribution
+        out.adj_equity_maint += contribution
+        if cfg.for_underlying(m.underlying) is None:
+            unconfigured_im += im
+            unconfigured_mm += mm
+        elif qty != 0:
+            exposures.setdefault(m.underlying, pm.Exposure()).positions.append((k, qty, entry))
+    charges = pm.underlying_charges(universe, model, exposures, assets, marks, spots)
+    out.mm = unconfigured_mm + charges
+    out.im = unconfigured_im + cfg.im_factor * charges
+    if model == "hybrid":
+        out.im = max(out.im, cfg.hybrid_floor * standard.im)
+        out.mm = max(out.mm, cfg.hybrid_floor * standard.mm)
+    return out
+
+
 def evaluate(
     universe: Universe, book: Book, prices: PriceOverrides = None, model: str = "standard"
 ) -> MarginResult:
     """Margin of every account, by plain loops. Same fields and row order as
-    :meth:`crossmargin.Engine.evaluate`; ``model`` as there (portfolio models in
-    :mod:`crossmargin.reference_portfolio`)."""
+    :meth:`crossmargin.Engine.evaluate`; ``model`` as there (portfolio models:
+    :func:`portfolio_account`, with :mod:`crossmargin.reference.portfolio`)."""
     asset_prices, marks = resolve(universe, prices)
     spots = underlying_spots(universe, asset_prices, marks)
-    accounts = _accounts(universe, book)
+    accounts = account_rows(universe, book)
     rows = []
     for account_id in sorted(accounts):
         if model == "standard":
             n = evaluate_account(universe, accounts[account_id], asset_prices, marks, spots)
         else:
-            n = pm.evaluate_account(
-                universe, accounts[account_id], asset_prices, marks, spots, model
-            )
+            n = portfolio_account(universe, accounts[account_id], asset_prices, marks, spots, model)
         rows.append(
             (
                 account_id,
@@ -265,7 +338,7 @@ def greeks(universe: Universe, book: Book, prices: PriceOverrides = None) -> Tab
     a, m = resolve(universe, prices)
     spots = underlying_spots(universe, a, m)
     rows = []
-    for account_id, acct in sorted(_accounts(universe, book).items()):
+    for account_id, acct in sorted(account_rows(universe, book).items()):
         for name, (delta, gamma, vega, theta) in pm.account_greeks(
             universe, acct, a, m, spots
         ).items():
@@ -284,11 +357,13 @@ def greeks(universe: Universe, book: Book, prices: PriceOverrides = None) -> Tab
 
 
 __all__ = [
+    "account_rows",
     "bracket_requirement",
     "evaluate",
     "evaluate_account",
     "greeks",
     "margin_ratio",
+    "portfolio_account",
     "position_numbers",
     "size_discounted_weight",
     "size_premium_weight",

@@ -52,7 +52,7 @@ def option_value(universe: Universe, k: int, spot: float, iv: float) -> float:
     """Model value in settle units per unit of underlying (coin for inverse options)."""
     m = universe.markets[k]
     price = black76(
-        spot, m.strike, universe._option_years[k], max(iv, VOL_FLOOR), m.rate,  # type: ignore[arg-type]
+        spot, m.strike, universe.option_years(m.symbol), max(iv, VOL_FLOOR), m.rate,  # type: ignore[arg-type]
         m.option_type == "call",
     )[0]  # fmt: skip
     return price / spot if m.inverse else price
@@ -121,7 +121,7 @@ def scenario_pnl(
         iv0 = m.iv or 0.0
         iv1 = iv0
         if m.is_option:
-            days = universe._option_years[k] * 365.0
+            days = universe.option_years(m.symbol) * 365.0
             scale = (30.0 / max(days, 1.0)) ** vol_power if vol_power else 1.0
             iv1 = iv0 * (1 + vol_move * scale) if vol_relative else iv0 + vol_move * scale
         before = position_value(universe, k, qty, entry, marks[k], p0, spot, iv0)
@@ -146,7 +146,7 @@ def dollar_delta(
         g = 1.0 if m.settle == name else 0.0
         if m.is_option:
             price, delta = black76(
-                spot, m.strike, universe._option_years[k], m.iv, m.rate,  # type: ignore[arg-type]
+                spot, m.strike, universe.option_years(m.symbol), m.iv, m.rate,  # type: ignore[arg-type]
                 m.option_type == "call",
             )[:2]  # fmt: skip
             if m.inverse:
@@ -172,7 +172,7 @@ def option_greeks(
         p = assets[universe.asset_index[m.settle]]
         conv = m.contract_size * (p / spot if m.inverse else p)
         _, _, g, v, t = black76(
-            spot, m.strike, universe._option_years[k], m.iv, m.rate,  # type: ignore[arg-type]
+            spot, m.strike, universe.option_years(m.symbol), m.iv, m.rate,  # type: ignore[arg-type]
             m.option_type == "call",
         )  # fmt: skip
         gamma += qty * g * conv
@@ -191,7 +191,7 @@ def vega_per_move(universe: Universe, exposure: Exposure, assets: list[float], s
             continue
         p = assets[universe.asset_index[m.settle]]
         conv = m.contract_size * (p / spot if m.inverse else p)
-        years = universe._option_years[k]
+        years = universe.option_years(m.symbol)
         v = black76(spot, m.strike, years, m.iv, m.rate, m.option_type == "call")[3]  # type: ignore[arg-type]
         scale = (30.0 / max(years * 365.0, 1.0)) ** vol_power if vol_power else 1.0
         total += qty * v * conv * scale * (m.iv if vol_relative else 1.0)  # type: ignore[operator]
@@ -268,7 +268,6 @@ __all__ = [
     "account_greeks",
     "black76",
     "dollar_delta",
-    "evaluate_account",
     "norm_cdf",
     "option_greeks",
     "option_numbers",
@@ -279,78 +278,6 @@ __all__ = [
 
 
 # ---- accounts --------------------------------------------------------------------------------
-def evaluate_account(
-    universe: Universe, acct: Any, assets: list[float], marks: list[float],
-    spots: dict[str, float], model: str,
-) -> Any:  # fmt: skip
-    """One account under "portfolio", "delta" or "hybrid".
-
-    adj_equity: assets that move in the scenarios (the asset named like an underlying with
-    parameters) at full value, other collateral at its standard weights, cross uPnL and
-    option values unweighted. Requirement: Σ underlying charges (see underlying_charges),
-    × im_factor for the initial one, plus the standard requirement of cross positions on
-    underlyings without parameters; hybrid: at least hybrid_floor × the standard one.
-    """
-    from crossmargin.reference import margin as ref
-
-    cfg = universe.portfolio
-    standard = ref.evaluate_account(universe, acct, assets, marks, spots)
-    out = ref.AccountNumbers(
-        equity=standard.equity,
-        upnl=standard.upnl,
-        isolated_liquidatable=standard.isolated_liquidatable,
-    )
-    exposures: dict[str, Exposure] = {}
-    for i, qty in acct.balances.items():
-        asset = universe.assets[i]
-        value = qty * assets[i]
-        if asset.symbol in universe.underlyings and cfg.for_underlying(asset.symbol):
-            exposures.setdefault(asset.symbol, Exposure()).balances.append((i, qty))
-            out.adj_equity_initial += value
-            out.adj_equity_maint += value
-        elif qty > 0:
-            discounted = ref.tiered_value(asset.haircut_tiers, value)
-            out.adj_equity_initial += discounted * ref.size_discounted_weight(
-                asset.weight_initial, asset.imf_factor, qty
-            )
-            out.adj_equity_maint += discounted * ref.size_discounted_weight(
-                asset.weight_maint, asset.imf_factor, qty
-            )
-        elif qty < 0:
-            out.adj_equity_initial += value * ref.size_premium_weight(
-                asset.liability_weight_initial, asset.imf_factor, qty
-            )
-            out.adj_equity_maint += value * ref.size_premium_weight(
-                asset.liability_weight_maint, asset.imf_factor, qty
-            )
-    unconfigured_im = unconfigured_mm = 0.0
-    for k, qty, entry, isolated in acct.positions:
-        if isolated > 0:
-            continue  # outside the pool, as in the standard model
-        m = universe.markets[k]
-        settle_price = assets[universe.asset_index[m.settle]]
-        if m.is_option:
-            contribution, _, im, mm = option_numbers(
-                m, qty, entry, marks[k], settle_price, spots[m.underlying]
-            )
-        else:
-            contribution, im, mm = ref.position_numbers(m, qty, entry, marks[k], settle_price)
-        out.adj_equity_initial += contribution
-        out.adj_equity_maint += contribution
-        if cfg.for_underlying(m.underlying) is None:
-            unconfigured_im += im
-            unconfigured_mm += mm
-        elif qty != 0:
-            exposures.setdefault(m.underlying, Exposure()).positions.append((k, qty, entry))
-    charges = underlying_charges(universe, model, exposures, assets, marks, spots)
-    out.mm = unconfigured_mm + charges
-    out.im = unconfigured_im + cfg.im_factor * charges
-    if model == "hybrid":
-        out.im = max(out.im, cfg.hybrid_floor * standard.im)
-        out.mm = max(out.mm, cfg.hybrid_floor * standard.mm)
-    return out
-
-
 def account_greeks(
     universe: Universe, acct: Any, assets: list[float], marks: list[float],
     spots: dict[str, float],

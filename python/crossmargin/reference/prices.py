@@ -119,7 +119,7 @@ def option_mark(universe: Universe, k: int, spot: float) -> float:
     price = black76(
         spot,
         float(m.strike),  # type: ignore[arg-type]
-        float(universe._option_years[k]),
+        universe.option_years(m.symbol),
         float(m.iv),  # type: ignore[arg-type]
         m.rate,
         m.option_type == "call",

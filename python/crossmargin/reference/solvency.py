@@ -12,23 +12,28 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 
+from crossmargin import _core
 from crossmargin.book import Book
 from crossmargin.exceptions import ConfigError, InternalError, PriceError
 from crossmargin.reference.prices import PriceOverrides, resolve
 from crossmargin.universe import Universe
 
-SCALE = 100_000_000
-DAMPENER = 0.0005
-BALANCE_TOLERANCE = 1e-12
+# The core's constants: minor units per unit (money::SCALE), Binance's dampener on I − P,
+# balanced open interest (funding::BALANCE_TOLERANCE), the largest amount the ledger holds
+# (limits::MAX_AMOUNT).
+SCALE: int = _core.SCALE
+DAMPENER: float = _core.DAMPENER
+BALANCE_TOLERANCE: float = _core.BALANCE_TOLERANCE
+MAX_AMOUNT: float = _core.MAX_AMOUNT
 ZERO_NODE = (bytes(32), 0)
 
 
 # ---- money -----------------------------------------------------------------------------
 def to_minor(x: float) -> int:
     """Asset units → minor units (10⁻⁸), x·10⁸ rounded half to even (Python's round)."""
-    if not math.isfinite(x) or abs(x) > 1e28:
+    if not math.isfinite(x) or abs(x) > MAX_AMOUNT:
         raise PriceError(f"{x} cannot be an amount (beyond the ledger)", field="amount")
-    return round(x * 1e8)
+    return round(x * float(SCALE))
 
 
 def weight_bits(n: int) -> int:

@@ -8,9 +8,10 @@ requirement, c_j its contribution to the initial pool (min(uPnL, 0) + w·max(uPn
 - ``required_isolated`` = Σ_j max(IM_j − c_j, 0): each position carries its own margin; the
   profit of one funds nothing else;
 - ``required_cross`` = max(Σ_j IM_j − Σ_j c_j, 0): one pool (the standard model);
-- ``required_portfolio`` (only when ``"portfolio"`` is in ``crossmargin.engine.MODELS``):
-  max(im − (adj_equity_initial − collateral), 0) of the portfolio model on the book with
-  every position cross, like the two columns above (isolated margins left out);
+- ``required_portfolio`` (only when the engine has the portfolio model and the universe its
+  parameters): max(im − (adj_equity_initial − collateral), 0) of the portfolio model on the
+  book with every position cross (:func:`all_cross`), like the two columns above (isolated
+  margins left out);
 - ``savings`` = required_isolated − required_cross (≥ 0); ``savings_fraction`` = savings /
   required_isolated (0 when nothing is required);
 - ``im_as_cross`` = Σ_j IM_j: the initial requirement of every position, isolated ones
@@ -29,17 +30,14 @@ Amounts in USD. Rows: one per account, ascending id (as ``Engine.evaluate``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from crossmargin import _core
 from crossmargin.book import Book
-from crossmargin.prices import PriceOverrides, resolve
+from crossmargin.result import MarginResult
 from crossmargin.table import Table, Tabular
-
-if TYPE_CHECKING:
-    from crossmargin.engine import Engine
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -51,7 +49,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-def _all_cross(book: Book) -> Book:
+def all_cross(book: Book) -> Book:
     """The book with every position cross and no isolated margin (the positions both
     hypothetical regimes compare); the book itself when no position is isolated."""
     iso = np.asarray(book.positions["isolated_margin"], dtype=np.float64)
@@ -78,23 +76,17 @@ class CapitalEfficiency(Tabular):
 
 
 def capital_efficiency(
-    engine: Engine, book: Book, prices: PriceOverrides = None
+    engine: _core.Engine,
+    book: Book,
+    view: _core.BookView,
+    prices: tuple[np.ndarray, np.ndarray],
+    portfolio: MarginResult | None = None,
 ) -> CapitalEfficiency:
-    """Isolated vs cross (vs portfolio) requirement per account and in aggregate."""
-    from crossmargin import engine as engine_module
-
-    u = engine.universe
-    grouped, asset_remap, market_remap = book.grouping(u)
-    asset_prices, marks = resolve(u, prices)
-    c = _core.efficiency_columns(
-        engine._pool,
-        u._compiled,
-        grouped,
-        asset_remap,
-        market_remap,
-        asset_prices,
-        marks,
-    )
+    """Isolated vs cross (vs portfolio) requirement per account and in aggregate: ``book``
+    bound to the engine's universe as ``view``, at ``prices`` (asset prices, marks);
+    ``portfolio``: the portfolio model's result on :func:`all_cross` of the book, when there
+    is one. The implementation of :meth:`crossmargin.Engine.capital_efficiency`."""
+    c = engine.efficiency(view, prices)
     savings = c["required_isolated"] - c["required_cross"]
     cols: dict[str, np.ndarray] = {
         "account": book.accounts,
@@ -105,9 +97,9 @@ def capital_efficiency(
         "required_isolated": c["required_isolated"],
         "required_cross": c["required_cross"],
     }
-    has_pm = "portfolio" in engine_module.MODELS and u.portfolio is not None
-    if has_pm:
-        pm = engine.evaluate(_all_cross(book), prices=prices, model="portfolio")  # type: ignore[arg-type]
+    has_pm = portfolio is not None
+    if portfolio is not None:
+        pm = portfolio
         cols["required_portfolio"] = np.maximum(
             pm.im - (pm.adj_equity_initial - c["collateral"]), 0.0
         )
@@ -142,4 +134,4 @@ def capital_efficiency(
     return CapitalEfficiency(table, agg)
 
 
-__all__ = ["CapitalEfficiency", "capital_efficiency"]
+__all__ = ["CapitalEfficiency", "all_cross", "capital_efficiency"]

@@ -9,18 +9,16 @@ The numbers are the Rust kernel's own, recorded row by row while it evaluates th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from crossmargin import _core
+from crossmargin.book import Book
 from crossmargin.exceptions import BookTypeError, UnknownAccountError
 from crossmargin.prices import PriceOverrides, resolve
 from crossmargin.table import Table, Tabular
-
-if TYPE_CHECKING:
-    from crossmargin.book import Book
-    from crossmargin.engine import Engine
+from crossmargin.universe import Universe
 
 
 @dataclass(frozen=True)
@@ -127,8 +125,17 @@ class Explanation(Tabular):
         return "\n".join(out)
 
 
-def explain(engine: Engine, book: Book, account: int, prices: PriceOverrides = None) -> Explanation:
-    """The explanation of ``account`` under the standard model (see the module docstring)."""
+def explain(
+    engine: _core.Engine,
+    universe: Universe,
+    book: Book,
+    view: _core.BookView,
+    account: int,
+    prices: PriceOverrides = None,
+) -> Explanation:
+    """The explanation of ``account`` under the standard model (see the module docstring):
+    ``book`` bound to ``universe`` (which ``engine`` holds compiled) as ``view``; the
+    implementation of :meth:`crossmargin.Engine.explain`."""
     if isinstance(account, bool) or not isinstance(account, int | np.integer):
         raise BookTypeError(
             f"account: {account!r} is not an account id (an integer)", column="account"
@@ -137,12 +144,8 @@ def explain(engine: Engine, book: Book, account: int, prices: PriceOverrides = N
     i = int(np.searchsorted(ids, account))
     if i >= len(ids) or ids[i] != account:
         raise UnknownAccountError(f"account {account} is not in the book", column="account")
-    u = engine.universe
-    grouped, asset_remap, market_remap = book.grouping(u)
-    asset_prices, marks = resolve(u, prices)
-    out = _core.explain_account(
-        u._compiled, grouped, asset_remap, market_remap, asset_prices, marks, i
-    )
+    u = universe
+    out = engine.explain(view, resolve(u, prices), i)
     assets = np.array([a.symbol for a in u.assets] or [""], dtype=object)
     markets = np.array([m.symbol for m in u.markets] or [""], dtype=object)
     bal = {k: np.asarray(v) for k, v in out["balances"].items()}

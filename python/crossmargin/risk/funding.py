@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -34,17 +34,14 @@ from crossmargin.book import Book, SymbolColumn
 from crossmargin.exceptions import ConfigError, LedgerError
 from crossmargin.prices import PriceOverrides, resolve
 from crossmargin.table import Table, Tabular
-
-if TYPE_CHECKING:
-    from crossmargin.engine import Engine
-    from crossmargin.universe import Universe
+from crossmargin.universe import Universe
 
 #: Binance's interest rate per 8-hour funding interval (0.03% a day).
-DEFAULT_INTEREST = 0.0001
+DEFAULT_INTEREST: float = _core.DEFAULT_INTEREST
 #: Binance's dampener on I − P.
-DAMPENER = 0.0005
+DAMPENER: float = _core.DAMPENER
 #: Minor units per asset unit (crossmargin-core ``money::SCALE``).
-SCALE = 100_000_000
+SCALE: int = _core.SCALE
 
 Rates = Mapping[str, float] | Sequence[float] | np.ndarray
 
@@ -230,24 +227,20 @@ class FundingResult(Tabular):
 
 
 def apply_funding(
-    engine: Engine, book: Book, rates: Rates, prices: PriceOverrides = None
+    engine: _core.Engine,
+    universe: Universe,
+    book: Book,
+    view: _core.BookView,
+    rates: Rates,
+    prices: PriceOverrides = None,
 ) -> FundingResult:
-    """Funding payments of every position at the marks (``prices`` overrides them); the
-    implementation of :meth:`crossmargin.Engine.apply_funding`."""
-    u = engine.universe
+    """Funding payments of every position at the marks (``prices`` overrides them): ``book``
+    bound to ``universe`` (which ``engine`` holds compiled) as ``view``; the implementation of
+    :meth:`crossmargin.Engine.apply_funding`."""
+    u = universe
     rate = rate_vector(u, rates)
-    grouped, asset_remap, market_remap = book.grouping(u)
     asset_prices, marks = resolve(u, prices)
-    cols = _core.apply_funding(
-        engine._pool,
-        u._compiled,
-        grouped,
-        asset_remap,
-        market_remap,
-        asset_prices,
-        marks,
-        rate,
-    )
+    cols = engine.funding(view, (asset_prices, marks), rate)
     market_names = np.array([m.symbol for m in u.markets], dtype=object)
     settle_index = np.array([u.asset_index[m.settle] for m in u.markets], dtype=np.int64)
     settle_names = np.array([m.settle for m in u.markets], dtype=object)

@@ -19,24 +19,22 @@ for option positions.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
 from crossmargin import _core
-from crossmargin.book import Book
 from crossmargin.exceptions import ConfigError
 from crossmargin.prices import PriceOverrides, resolve
 from crossmargin.table import Table
-
-if TYPE_CHECKING:
-    from crossmargin.engine import Engine
+from crossmargin.universe import Universe
 
 LiqMove = Literal["underlying", "mark"]
-LIQ_MOVES: tuple[str, ...] = ("underlying", "mark")
+LIQ_MOVES: tuple[str, ...] = _core.LIQ_MOVES
 
-#: The search range of the price factor, as in the Rust core.
-S_MIN, S_MAX = 1e-6, 1e6
+#: The search range of the price factor (the Rust core's ``liqprice::S_MIN`` / ``S_MAX``).
+S_MIN: float = _core.LIQ_S_MIN
+S_MAX: float = _core.LIQ_S_MAX
 
 
 def check_move(move: str) -> None:
@@ -45,23 +43,18 @@ def check_move(move: str) -> None:
 
 
 def liquidation_prices(
-    engine: Engine, book: Book, prices: PriceOverrides = None, move: LiqMove = "underlying"
+    engine: _core.Engine,
+    universe: Universe,
+    book: _core.BookView,
+    prices: PriceOverrides = None,
+    move: LiqMove = "underlying",
 ) -> Table:
-    """Table(account, market, row, liq_price): see the module docstring."""
+    """Table(account, market, row, liq_price) of ``book`` (bound to ``universe``, which
+    ``engine`` holds compiled): see the module docstring; the implementation of
+    :meth:`crossmargin.Engine.liquidation_prices`."""
     check_move(move)
-    u = engine.universe
-    grouped, asset_remap, market_remap = book.grouping(u)
-    asset_prices, marks = resolve(u, prices)
-    cols = _core.liquidation_price_columns(
-        engine._pool,
-        u._compiled,
-        grouped,
-        asset_remap,
-        market_remap,
-        asset_prices,
-        marks,
-        move,
-    )
+    u = universe
+    cols = engine.liquidation_prices(book, resolve(u, prices), move)
     symbols = np.array([m.symbol for m in u.markets] or [""], dtype=str)
     return Table(
         {

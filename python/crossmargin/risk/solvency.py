@@ -30,7 +30,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -40,13 +40,11 @@ from crossmargin.book import Book
 from crossmargin.exceptions import ConfigError, ConfigTypeError, PriceError, UnknownAccountError
 from crossmargin.prices import PriceOverrides, repriced, resolve, shocked
 from crossmargin.table import Table, Tabular
+from crossmargin.universe import Universe
 
-if TYPE_CHECKING:
-    from crossmargin.engine import Engine
-    from crossmargin.universe import Universe
-
-#: USD minor units per USD (and asset minor units per asset unit).
-SCALE = 100_000_000
+#: USD minor units per USD (and asset minor units per asset unit): crossmargin-core's
+#: ``money::SCALE``.
+SCALE: int = _core.SCALE
 _U128 = 1 << 128
 
 
@@ -249,22 +247,15 @@ def stressed_prices(
 
 
 def _run(
-    engine: Engine, book: Book, prices: PriceOverrides, reserves: np.ndarray, seed: bytes | None
+    engine: _core.Engine,
+    universe: Universe,
+    view: _core.BookView,
+    prices: PriceOverrides,
+    reserves: np.ndarray,
+    seed: bytes | None,
 ) -> tuple[dict[str, Any], Any, np.ndarray]:
-    u = engine.universe
-    grouped, asset_remap, market_remap = book.grouping(u)
-    asset_prices, marks = resolve(u, prices)
-    cols, tree = _core.solvency(
-        engine._pool,
-        u._compiled,
-        grouped,
-        asset_remap,
-        market_remap,
-        asset_prices,
-        marks,
-        reserves,
-        seed,
-    )
+    asset_prices, marks = resolve(universe, prices)
+    cols, tree = engine.solvency(view, (asset_prices, marks), reserves, seed)
     return cols, tree, asset_prices
 
 
@@ -301,16 +292,19 @@ def _coverage(weighted: float, total_minor: int) -> float:
 
 
 def solvency(
-    engine: Engine,
+    engine: _core.Engine,
+    universe: Universe,
     book: Book,
+    view: _core.BookView,
     exchange_assets: Mapping[str, float] | None = None,
     stress: Mapping[str, float] | None = None,
     prices: PriceOverrides = None,
     seed: bytes | str | None = None,
 ) -> SolvencyResult:
-    """The implementation of :meth:`crossmargin.Engine.solvency`. ``seed`` (bytes, or str
+    """The implementation of :meth:`crossmargin.Engine.solvency`: ``book`` bound to
+    ``universe`` (which ``engine`` holds compiled) as ``view``. ``seed`` (bytes, or str
     encoded as UTF-8) derives every account's nonce; None draws 32 random bytes."""
-    u = engine.universe
+    u = universe
     reserves = reserve_vector(u, exchange_assets)
     if seed is None:
         seed = os.urandom(32)
@@ -321,7 +315,7 @@ def solvency(
             f"seed: expected bytes or str, got {type(seed).__name__}", field="seed"
         )
     seed = bytes(seed)
-    cols, tree, asset_prices = _run(engine, book, prices, reserves, seed)
+    cols, tree, asset_prices = _run(engine, u, view, prices, reserves, seed)
     assets = _asset_table(u, cols, asset_prices, reserves)
     liability_minor = cols["liability_minor"]
     if isinstance(liability_minor, list):  # beyond 2^64 minor units: exact Python ints
@@ -337,7 +331,9 @@ def solvency(
     coverage = _coverage(float(assets.weighted_reserves_usd.sum()), int(cols["total_minor"]))
     stressed = None
     if stress is not None:
-        s_cols, _, s_prices = _run(engine, book, stressed_prices(u, stress, prices), reserves, None)
+        s_cols, _, s_prices = _run(
+            engine, u, view, stressed_prices(u, stress, prices), reserves, None
+        )
         s_assets = _asset_table(u, s_cols, s_prices, reserves)
         s_total = int(s_cols["total_minor"])
         stressed = (

@@ -29,7 +29,7 @@ losses were non-decreasing, and a crossing narrower than one grid step can be mi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -47,8 +47,6 @@ from crossmargin.universe import Universe
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from crossmargin.engine import Engine
 
 Scenario = Mapping[str, Any]
 Measure = Literal["bad_debt", "shortfall"]
@@ -135,28 +133,21 @@ def scenario_prices(
 
 
 def _run(
-    engine: Engine, book: Book, scenarios: Mapping[str, Scenario], keep_matrix: bool
+    engine: _core.Engine,
+    universe: Universe,
+    view: _core.BookView,
+    scenarios: Mapping[str, Scenario],
+    keep_matrix: bool,
 ) -> tuple[list[str], dict[str, np.ndarray], dict[str, dict[str, float]]]:
-    u = engine.universe
+    u = universe
     if not isinstance(scenarios, Mapping):
         raise ConfigError("scenarios: expected a mapping name → moves", field="scenarios")
     names = [str(n) for n in scenarios]
     resolved = [scenario_prices(u, n, m) for n, m in zip(names, scenarios.values(), strict=True)]
-    na, nm = len(u.assets), len(u.markets)
-    a = np.concatenate([r[0] for r in resolved]) if resolved else np.zeros(0)
-    m = np.concatenate([r[1] for r in resolved]) if resolved else np.zeros(0)
-    grouped, asset_remap, market_remap = book.grouping(u)
-    cols = _core.stress_columns(
-        engine._pool,
-        u._compiled,
-        grouped,
-        asset_remap,
-        market_remap,
-        len(names),
-        np.ascontiguousarray(a.reshape(-1) if na else np.zeros(0)),
-        np.ascontiguousarray(m.reshape(-1) if nm else np.zeros(0)),
-        keep_matrix,
-    )
+    shape_a, shape_m = (len(names), len(u.assets)), (len(names), len(u.markets))
+    a = np.array([r[0] for r in resolved], dtype=np.float64).reshape(shape_a)
+    m = np.array([r[1] for r in resolved], dtype=np.float64).reshape(shape_m)
+    cols = engine.stress(view, (a, m), keep_matrix=keep_matrix)
     return names, cols, {n: r[2] for n, r in zip(names, resolved, strict=True)}
 
 
@@ -211,16 +202,23 @@ class StressResult(Tabular):
 
 
 def stress(
-    engine: Engine, book: Book, scenarios: Mapping[str, Scenario], insurance_fund: float = 0.0
+    engine: _core.Engine,
+    universe: Universe,
+    book: Book,
+    view: _core.BookView,
+    scenarios: Mapping[str, Scenario],
+    insurance_fund: float = 0.0,
 ) -> StressResult:
-    """Every account under every scenario (see the module docstring)."""
+    """Every account under every scenario (see the module docstring), from ``universe``'s
+    prices (which ``engine`` holds compiled), ``book`` bound to it as ``view``; the
+    implementation of :meth:`crossmargin.Engine.stress`."""
     fund = _fund(insurance_fund)
     if isinstance(scenarios, Mapping):  # the matrix is accounts × scenarios float64
         check_memory(
             8 * book.n_accounts * len(scenarios),
             f"the stress matrix of {book.n_accounts} accounts × {len(scenarios)} scenarios",
         )
-    names, cols, vol = _run(engine, book, scenarios, keep_matrix=True)
+    names, cols, vol = _run(engine, universe, view, scenarios, keep_matrix=True)
     n_acc = book.n_accounts
     matrix = cols["margin"].reshape(n_acc, len(names))
     table = Table(
@@ -269,12 +267,17 @@ class ReverseStressResult(Tabular):
         )
 
 
-def _losses(
-    engine: Engine, book: Book, underlyings: Sequence[str], moves: np.ndarray, measure: str
-) -> np.ndarray:
-    scen = {f"{i}": {x: float(mv) for x in underlyings} for i, mv in enumerate(moves)}
-    _, cols, _ = _run(engine, book, scen, keep_matrix=False)
-    return np.asarray(cols[measure], dtype=np.float64)
+# The loss measure at each of a list of uniform moves of the listed underlyings.
+Losses = Callable[[Sequence[str], np.ndarray], np.ndarray]
+
+
+def _losses(engine: _core.Engine, universe: Universe, view: _core.BookView, measure: str) -> Losses:
+    def losses(underlyings: Sequence[str], moves: np.ndarray) -> np.ndarray:
+        scen = {f"{i}": {x: float(mv) for x in underlyings} for i, mv in enumerate(moves)}
+        _, cols, _ = _run(engine, universe, view, scen, keep_matrix=False)
+        return np.asarray(cols[measure], dtype=np.float64)
+
+    return losses
 
 
 # log9 of (the largest move / the smallest float spacing) is under 400.
@@ -282,19 +285,17 @@ _MAX_PASSES = 400
 
 
 def _smallest_move(
-    engine: Engine,
-    book: Book,
+    loss_at: Losses,
     underlyings: Sequence[str],
     fund: float,
     direction: int,
     max_move: float,
-    measure: str,
     tol: float,
     grid: int = 20,
 ) -> tuple[float, float, bool]:
     """(|move|, loss at it, grid monotone) for the listed underlyings moving together."""
     sizes = np.linspace(0.0, max_move, grid + 1)
-    losses = _losses(engine, book, underlyings, direction * sizes, measure)
+    losses = loss_at(underlyings, direction * sizes)
     scale = max(float(np.abs(losses).max()), 1.0)
     monotone = bool(np.all(np.diff(losses) >= -1e-12 * scale))
     over = np.nonzero(losses > fund)[0]
@@ -313,7 +314,7 @@ def _smallest_move(
         pts = np.unique(pts[(pts > lo) & (pts < hi)])
         if not len(pts):
             break
-        ls = _losses(engine, book, underlyings, direction * pts, measure)
+        ls = loss_at(underlyings, direction * pts)
         over = np.nonzero(ls > fund)[0]
         if len(over) == 0:
             lo = float(pts[-1])
@@ -325,18 +326,22 @@ def _smallest_move(
 
 
 def reverse_stress(
-    engine: Engine,
-    book: Book,
+    engine: _core.Engine,
+    universe: Universe,
+    view: _core.BookView,
     insurance_fund: float,
+    *,
     underlyings: Sequence[str] | None = None,
     direction: int = -1,
     measure: Measure = "bad_debt",
     max_move: float | None = None,
     tol: float = 1e-4,
 ) -> ReverseStressResult:
-    """Smallest move exhausting the insurance fund (see the module docstring)."""
+    """Smallest move exhausting the insurance fund (see the module docstring), from
+    ``universe``'s prices (which ``engine`` holds compiled), the book bound to it as
+    ``view``; the implementation of :meth:`crossmargin.Engine.reverse_stress`."""
     fund = _fund(insurance_fund)
-    u = engine.universe
+    u = universe
     if isinstance(direction, bool | np.bool_) or not isinstance(direction, int | np.integer):
         raise ConfigTypeError(
             f"direction: {show(direction)} must be -1 (down) or 1 (up)", field="direction"
@@ -360,8 +365,9 @@ def reverse_stress(
             max_move, "max_move", 0.0, 1.0 if direction < 0 else None, lo_open=True, hi_open=True
         )
     tol = bounded(tol, "tol", 0.0, lo_open=True)
-    move, loss, monotone = _smallest_move(engine, book, names, fund, direction, limit, measure, tol)
-    rows = [_smallest_move(engine, book, [x], fund, direction, limit, measure, tol) for x in names]
+    loss_at = _losses(engine, u, view, measure)
+    move, loss, monotone = _smallest_move(loss_at, names, fund, direction, limit, tol)
+    rows = [_smallest_move(loss_at, [x], fund, direction, limit, tol) for x in names]
     table = Table(
         {
             "underlying": np.array(list(names) or [""], dtype=str)[: len(names)],

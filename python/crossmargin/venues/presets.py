@@ -30,17 +30,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from crossmargin.book import Book
+from crossmargin.engine import Engine
 from crossmargin.exceptions import ConfigError, ConfigTypeError
 from crossmargin.table import Table
 from crossmargin.universe import Asset, Market, Universe
-
-if TYPE_CHECKING:
-    from crossmargin.book import Book
-    from crossmargin.engine import Engine
 
 INF = math.inf
 
@@ -432,13 +430,11 @@ def requirement_side(engine: Engine, book: Book, prices: Any = None) -> Table:
     collateral are unchanged; ``health`` = 100·(1 − mm / total collateral) clamped to
     [0, 100] (driftpy ``DriftUser.get_health``, unrounded). L_m is the (negated) adjusted
     equity of the borrows alone, so every rule of the core applies to it."""
-    from crossmargin.book import Book as BookCls
-
     full = engine.evaluate(book, prices=prices)
     b = book.balances
     neg = b["qty"] < 0
     asset_names = [a.symbol for a in engine.universe.assets]
-    borrows = BookCls.from_arrays(
+    borrows = Book.from_arrays(
         balances={
             "account": b["account"][neg],
             "asset": b["asset"].symbols(asset_names)[neg],
@@ -704,8 +700,6 @@ def map_book(book: Book, source: Universe, venue: Universe) -> tuple[Book, dict[
     - Accounts whose rows are all left out disappear from the venue's results.
 
     Returns the new book and counts ``{"balances_dropped", "positions_dropped"}``."""
-    from crossmargin.book import Book as BookCls
-
     b, pos = book.balances, book.positions
     src_assets = [a.symbol for a in source.assets]
     src_markets = [m.symbol for m in source.markets]
@@ -749,7 +743,7 @@ def map_book(book: Book, source: Universe, venue: Universe) -> tuple[Book, dict[
         pos["entry_price"][keep_p],
         np.where(np.isnan(iso), 0.0, iso)[keep_p] * isf[codes[keep_p]],
     )
-    mapped = BookCls.from_arrays(
+    mapped = Book.from_arrays(
         balances={
             "account": np.concatenate([b["account"][keep_b], extra["account"]]),
             "asset": np.concatenate([venue_assets[a_tgt[keep_b]], extra["asset"]]),
@@ -773,8 +767,6 @@ def compare(
     """The same book under each venue's rules: one row per venue with accounts, liquidatable,
     total IM / MM, equity, capital efficiency (Σ notional / Σ IM: exposure carried per USD of
     initial margin) and the rows :func:`map_book` left out."""
-    from crossmargin.engine import Engine
-
     names = list(venues or PRESETS)
     unknown = [n for n in names if n not in PRESETS]
     if unknown:

@@ -1,26 +1,37 @@
-//! What every evaluation entry point shares: its arguments (universe, book, remaps, prices)
-//! turned into the core's context once, and the per-account columns it returns.
+//! What every evaluation method shares: one call's prices (a pair of arrays), the core's
+//! context built from the engine's universe, a bound book and those prices, and the
+//! per-account columns it returns.
 
-use crossmargin_core::MarginColumns;
-use numpy::IntoPyArray;
+use crossmargin_core::{MarginColumns, MarginContext, Prices, Universe};
+use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::book::PyBookView;
 use crate::errors::to_pyerr;
 
-/// The core context from an entry point's numpy arguments.
+/// One call's prices: `(asset_prices, marks)` in universe order.
+#[derive(FromPyObject)]
+pub struct PricesIn<'py>(pub PyReadonlyArray1<'py, f64>, pub PyReadonlyArray1<'py, f64>);
+
+impl PricesIn<'_> {
+    pub fn slices(&self) -> PyResult<Prices<'_>> {
+        Ok(Prices { asset: self.0.as_slice()?, mark: self.1.as_slice()? })
+    }
+}
+
+/// Prices per scenario or path step: `(asset_prices, marks)`, rows × assets and rows × markets.
+#[derive(FromPyObject)]
+pub struct PriceRowsIn<'py>(pub PyReadonlyArray2<'py, f64>, pub PyReadonlyArray2<'py, f64>);
+
+/// The core context of one call.
 pub fn margin_context<'a>(
     py: Python<'_>,
-    universe: &'a crossmargin_core::Universe,
-    book: &crossmargin_core::GroupedBook,
-    asset_remap: &'a numpy::PyReadonlyArray1<'_, u32>,
-    market_remap: &'a numpy::PyReadonlyArray1<'_, u32>,
-    asset_prices: &'a numpy::PyReadonlyArray1<'_, f64>,
-    marks: &'a numpy::PyReadonlyArray1<'_, f64>,
-) -> PyResult<crossmargin_core::MarginContext<'a>> {
-    let prices = crossmargin_core::Prices { asset: asset_prices.as_slice()?, mark: marks.as_slice()? };
-    let remap = crossmargin_core::Remap { asset: asset_remap.as_slice()?, market: market_remap.as_slice()? };
-    crossmargin_core::MarginContext::new(universe, book, prices, remap).map_err(|e| to_pyerr(py, e))
+    universe: &'a Universe,
+    book: &'a PyBookView,
+    prices: &'a PricesIn<'_>,
+) -> PyResult<MarginContext<'a>> {
+    MarginContext::new(universe, book.grouped(), prices.slices()?, book.remap()).map_err(|e| to_pyerr(py, e))
 }
 
 /// Per-account margin columns as a dict of numpy arrays (moved, not copied).

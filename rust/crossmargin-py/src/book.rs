@@ -1,11 +1,40 @@
-//! The grouped (CSR) book as a Python object. Input columns are read in place
-//! (readonly numpy views); grouping runs without the GIL.
+//! The grouped (CSR) book as a Python object, and the book bound to a universe's indices
+//! (`BookView`), which is how a book crosses into every engine method. Input columns are
+//! read in place (readonly numpy views, by column name); grouping runs without the GIL.
 
-use crossmargin_core::{group, BalanceInput, GroupedBook, PositionInput};
+use crossmargin_core::{group, BalanceInput, GroupedBook, PositionInput, Remap};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 
 use crate::errors::detached;
+use crate::universe::PyUniverse;
+
+/// A dictionary-encoded symbol column (`crossmargin.book.SymbolColumn`), read by attribute.
+#[derive(FromPyObject)]
+struct CodesIn<'py> {
+    codes: PyReadonlyArray1<'py, u32>,
+    n_codes: u32,
+}
+
+/// The balances table (`Book.balances`), read by column name.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct BalancesIn<'py> {
+    account: PyReadonlyArray1<'py, i64>,
+    asset: CodesIn<'py>,
+    qty: PyReadonlyArray1<'py, f64>,
+}
+
+/// The positions table (`Book.positions`), read by column name.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct PositionsIn<'py> {
+    account: PyReadonlyArray1<'py, i64>,
+    market: CodesIn<'py>,
+    qty: PyReadonlyArray1<'py, f64>,
+    entry_price: PyReadonlyArray1<'py, f64>,
+    isolated_margin: PyReadonlyArray1<'py, f64>,
+}
 
 #[pyclass(frozen, module = "crossmargin._core", name = "GroupedBook")]
 pub struct PyBook {
@@ -14,31 +43,22 @@ pub struct PyBook {
 
 #[pymethods]
 impl PyBook {
+    /// `balances` / `positions`: mappings of columns (`account`, `asset` / `market` as
+    /// code columns with `codes` and `n_codes`, `qty`, `entry_price`, `isolated_margin`).
     #[new]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        py: Python<'_>,
-        bal_account: PyReadonlyArray1<'_, i64>,
-        bal_code: PyReadonlyArray1<'_, u32>,
-        bal_qty: PyReadonlyArray1<'_, f64>,
-        pos_account: PyReadonlyArray1<'_, i64>,
-        pos_code: PyReadonlyArray1<'_, u32>,
-        pos_qty: PyReadonlyArray1<'_, f64>,
-        pos_entry: PyReadonlyArray1<'_, f64>,
-        pos_isolated: PyReadonlyArray1<'_, f64>,
-        n_asset_codes: u32,
-        n_market_codes: u32,
-    ) -> PyResult<Self> {
+    fn new(py: Python<'_>, balances: BalancesIn<'_>, positions: PositionsIn<'_>) -> PyResult<Self> {
+        let (b, p) = (&balances, &positions);
         let bal =
-            BalanceInput { account: bal_account.as_slice()?, code: bal_code.as_slice()?, qty: bal_qty.as_slice()? };
+            BalanceInput { account: b.account.as_slice()?, code: b.asset.codes.as_slice()?, qty: b.qty.as_slice()? };
         let pos = PositionInput {
-            account: pos_account.as_slice()?,
-            code: pos_code.as_slice()?,
-            qty: pos_qty.as_slice()?,
-            entry_price: pos_entry.as_slice()?,
-            isolated_margin: pos_isolated.as_slice()?,
+            account: p.account.as_slice()?,
+            code: p.market.codes.as_slice()?,
+            qty: p.qty.as_slice()?,
+            entry_price: p.entry_price.as_slice()?,
+            isolated_margin: p.isolated_margin.as_slice()?,
         };
-        let inner = detached(py, || group(bal, pos, n_asset_codes, n_market_codes))?;
+        let (na, nm) = (b.asset.n_codes, p.market.n_codes);
+        let inner = detached(py, || group(bal, pos, na, nm))?;
         Ok(PyBook { inner })
     }
 
@@ -53,26 +73,78 @@ impl PyBook {
         self.inner.nbytes()
     }
 
-    /// The book with codes as universe indices and each account's rows in universe order
-    /// (the canonical summation order), or None when the remaps already keep that order.
-    fn in_universe_order(
-        &self,
-        py: Python<'_>,
+    /// This book bound to `universe` through its code → universe index remaps. Each account's
+    /// rows are summed in ascending universe index (the canonical order): when the remaps
+    /// keep that order the view reads this grouping, otherwise a regrouped copy whose codes
+    /// are universe indices (identity remaps).
+    fn bind(
+        slf: &Bound<'_, Self>,
+        universe: &Bound<'_, PyUniverse>,
         asset_remap: PyReadonlyArray1<'_, u32>,
         market_remap: PyReadonlyArray1<'_, u32>,
-        n_assets: u32,
-        n_markets: u32,
-    ) -> PyResult<Option<PyBook>> {
+    ) -> PyResult<PyBookView> {
+        let py = slf.py();
         let (a, m) = (asset_remap.as_slice()?, market_remap.as_slice()?);
-        if self.inner.is_in_order(a, m) {
-            return Ok(None);
+        let u = &universe.get().inner;
+        let this = slf.get();
+        if this.inner.is_in_order(a, m) {
+            return Ok(PyBookView { book: slf.clone().unbind(), asset_remap: a.to_vec(), market_remap: m.to_vec() });
         }
-        let inner = detached(py, || self.inner.in_universe_order(a, m, n_assets, n_markets))?;
-        Ok(Some(PyBook { inner }))
+        let (na, nm) = (u.n_assets() as u32, u.n_markets() as u32);
+        let inner = detached(py, || this.inner.in_universe_order(a, m, na, nm))?;
+        Ok(PyBookView {
+            book: Py::new(py, PyBook { inner })?,
+            asset_remap: (0..na).collect(),
+            market_remap: (0..nm).collect(),
+        })
     }
 
     /// Account ids, ascending (a new array each call).
     fn accounts<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
         self.inner.accounts.clone().into_pyarray(py)
+    }
+}
+
+/// A grouped book bound to one universe's indices: what every engine method reads.
+#[pyclass(frozen, module = "crossmargin._core", name = "BookView")]
+pub struct PyBookView {
+    book: Py<PyBook>,
+    asset_remap: Vec<u32>,
+    market_remap: Vec<u32>,
+}
+
+impl PyBookView {
+    pub fn grouped(&self) -> &GroupedBook {
+        &self.book.get().inner
+    }
+
+    pub fn remap(&self) -> Remap<'_> {
+        Remap { asset: &self.asset_remap, market: &self.market_remap }
+    }
+}
+
+#[pymethods]
+impl PyBookView {
+    /// Bytes held by the grouping the kernels read (the book's own, or its regrouped copy).
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.grouped().nbytes()
+    }
+
+    /// Book asset code → universe asset index.
+    #[getter]
+    fn asset_remap<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u32>> {
+        self.asset_remap.clone().into_pyarray(py)
+    }
+
+    /// Book market code → universe market index.
+    #[getter]
+    fn market_remap<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u32>> {
+        self.market_remap.clone().into_pyarray(py)
+    }
+
+    #[getter]
+    fn n_accounts(&self) -> usize {
+        self.grouped().n_accounts()
     }
 }

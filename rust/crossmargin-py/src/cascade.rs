@@ -1,5 +1,5 @@
-//! Cascade entry point: path prices as 2-D numpy arrays in, event log, round table, final
-//! book and ledger totals out.
+//! Cascades: the rules object read by attribute (path prices as 2-D numpy arrays), and
+//! `Engine.cascade`'s event log, round table, final book and ledger totals out.
 
 use crossmargin_core::cascade::adl::Deleverage;
 use crossmargin_core::cascade::impact::Liquidity;
@@ -8,14 +8,13 @@ use crossmargin_core::cascade::policy::Slicing;
 use crossmargin_core::cascade::state::State;
 use crossmargin_core::cascade::{run, CascadeConfig, Events, Rounds};
 use crossmargin_core::{CoreError, Universe};
-use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::book::PyBook;
-use crate::engine::PyPool;
+use crate::book::PyBookView;
+use crate::engine::PyEngine;
 use crate::errors::{detached, to_pyerr};
-use crate::universe::PyUniverse;
 
 pub(crate) fn liquidity(kind: &str, params: &[f64], market: &str) -> Result<Liquidity, CoreError> {
     let wrong = || CoreError::config(format!("cascade.liquidity[{market}]"), format!("bad parameters for '{kind}'"));
@@ -33,15 +32,15 @@ pub(crate) fn liquidity(kind: &str, params: &[f64], market: &str) -> Result<Liqu
     }
 }
 
+/// The deleveraging modes by name (exported as `_core.DELEVERAGE`).
+pub const DELEVERAGE: [(&str, Deleverage); 3] =
+    [("adl", Deleverage::Adl), ("socialized_loss", Deleverage::SocializedLoss), ("none", Deleverage::None)];
+
 pub(crate) fn deleverage_mode(how: &str) -> Result<Deleverage, CoreError> {
-    match how {
-        "adl" => Ok(Deleverage::Adl),
-        "socialized_loss" => Ok(Deleverage::SocializedLoss),
-        "none" => Ok(Deleverage::None),
-        other => {
-            Err(CoreError::config("cascade.deleverage", format!("'{other}' is not one of adl, socialized_loss, none")))
-        }
-    }
+    DELEVERAGE.iter().find(|(name, _)| *name == how).map(|&(_, mode)| mode).ok_or_else(|| {
+        let names: Vec<&str> = DELEVERAGE.iter().map(|(n, _)| *n).collect();
+        CoreError::config("cascade.deleverage", format!("'{how}' is not one of {}", names.join(", ")))
+    })
 }
 
 /// The event log's columns into `d`.
@@ -111,59 +110,18 @@ pub(crate) fn book_dicts<'py>(py: Python<'py>, s: &State) -> PyResult<(Bound<'py
     Ok((balances, positions))
 }
 
-fn rows(a: &PyReadonlyArray2<'_, f64>) -> PyResult<Vec<Vec<f64>>> {
-    let v = a.as_array();
-    Ok(v.outer_iter().map(|r| r.to_vec()).collect())
+fn rows(a: &PyReadonlyArray2<'_, f64>) -> Vec<Vec<f64>> {
+    a.as_array().outer_iter().map(|r| r.to_vec()).collect()
 }
 
-/// The rule arguments both cascade entry points take (`run_cascade`, `CascadeDriver`), as the
-/// core's configuration.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn cascade_config(
-    py: Python<'_>,
-    u: &Universe,
-    step_asset_prices: &PyReadonlyArray2<'_, f64>,
-    step_marks: &PyReadonlyArray2<'_, f64>,
-    liquidity_models: &[(String, Vec<f64>)],
-    (decay, liquidation_fee): (f64, f64),
-    slicing: Slicing,
-    (max_rounds, max_liquidations_per_round): (usize, usize),
-    deleverage: &str,
-    insurance_fund: Vec<f64>,
-) -> PyResult<CascadeConfig> {
-    let deleverage = deleverage_mode(deleverage).map_err(|e| to_pyerr(py, e))?;
-    let mut models = Vec::with_capacity(liquidity_models.len());
-    for (k, (kind, params)) in liquidity_models.iter().enumerate() {
-        let name = u.markets.symbol.get(k).map(String::as_str).unwrap_or("?");
-        models.push(liquidity(kind, params, name).map_err(|e| to_pyerr(py, e))?);
-    }
-    Ok(CascadeConfig {
-        step_asset_prices: rows(step_asset_prices)?,
-        step_marks: rows(step_marks)?,
-        liquidity: models,
-        decay,
-        liquidation_fee,
-        slicing,
-        max_rounds,
-        max_liquidations_per_round,
-        deleverage,
-        insurance_fund,
-    })
-}
-
-/// Runs a cascade; see `crossmargin.cascade` for the meaning of every argument.
-#[pyfunction]
-#[allow(clippy::too_many_arguments)]
-pub fn run_cascade<'py>(
-    py: Python<'py>,
-    pool: &Bound<'py, PyPool>,
-    universe: &Bound<'py, PyUniverse>,
-    book: &Bound<'py, PyBook>,
-    asset_remap: PyReadonlyArray1<'py, u32>,
-    market_remap: PyReadonlyArray1<'py, u32>,
+/// A cascade's rules (`crossmargin.cascade.CascadeRules`), read by attribute: the path's
+/// prices (steps × assets, steps × markets), one liquidity model per market as
+/// `(kind, parameters)`, and the rest of the configuration resolved against the universe.
+#[derive(FromPyObject)]
+pub struct RulesIn<'py> {
     step_asset_prices: PyReadonlyArray2<'py, f64>,
     step_marks: PyReadonlyArray2<'py, f64>,
-    liquidity_models: Vec<(String, Vec<f64>)>,
+    liquidity: Vec<(String, Vec<f64>)>,
     decay: f64,
     liquidation_fee: f64,
     partial_fraction: f64,
@@ -171,25 +129,61 @@ pub fn run_cascade<'py>(
     min_notional: f64,
     max_rounds: usize,
     max_liquidations_per_round: usize,
-    deleverage: &str,
+    deleverage: String,
     insurance_fund: Vec<f64>,
+}
+
+impl RulesIn<'_> {
+    pub fn slicing(&self) -> Slicing {
+        Slicing {
+            fraction: self.partial_fraction,
+            target_ratio: self.target_margin_ratio,
+            min_notional: self.min_notional,
+        }
+    }
+
+    pub fn fee(&self) -> f64 {
+        self.liquidation_fee
+    }
+
+    pub fn deleverage(&self) -> Result<Deleverage, CoreError> {
+        deleverage_mode(&self.deleverage)
+    }
+
+    /// The core's configuration, liquidity models named by market in errors.
+    pub fn config(&self, u: &Universe) -> Result<CascadeConfig, CoreError> {
+        let deleverage = self.deleverage()?;
+        let mut models = Vec::with_capacity(self.liquidity.len());
+        for (k, (kind, params)) in self.liquidity.iter().enumerate() {
+            let name = u.markets.symbol.get(k).map(String::as_str).unwrap_or("?");
+            models.push(liquidity(kind, params, name)?);
+        }
+        Ok(CascadeConfig {
+            step_asset_prices: rows(&self.step_asset_prices),
+            step_marks: rows(&self.step_marks),
+            liquidity: models,
+            decay: self.decay,
+            liquidation_fee: self.liquidation_fee,
+            slicing: self.slicing(),
+            max_rounds: self.max_rounds,
+            max_liquidations_per_round: self.max_liquidations_per_round,
+            deleverage,
+            insurance_fund: self.insurance_fund.clone(),
+        })
+    }
+}
+
+/// Runs a cascade (`Engine.cascade`); see `crossmargin.cascade` for the meaning of every rule.
+pub fn run_cascade<'py>(
+    py: Python<'py>,
+    e: &PyEngine,
+    b: &PyBookView,
+    rules: &RulesIn<'_>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (u, b) = (&universe.get().inner, &book.get().inner);
-    let cfg = cascade_config(
-        py,
-        u,
-        &step_asset_prices,
-        &step_marks,
-        &liquidity_models,
-        (decay, liquidation_fee),
-        Slicing { fraction: partial_fraction, target_ratio: target_margin_ratio, min_notional },
-        (max_rounds, max_liquidations_per_round),
-        deleverage,
-        insurance_fund,
-    )?;
-    let (ar, mr) = (asset_remap.as_slice()?, market_remap.as_slice()?);
-    let pool = &pool.get().pool;
-    let out = detached(py, || pool.install(|| run(u, b, ar, mr, &cfg)))?;
+    let u = e.universe();
+    let cfg = rules.config(u).map_err(|err| to_pyerr(py, err))?;
+    let remap = b.remap();
+    let out = detached(py, || e.install(|| run(u, b.grouped(), remap.asset, remap.market, &cfg)))?;
 
     let d = PyDict::new(py);
     let events = PyDict::new(py);
@@ -209,4 +203,16 @@ pub fn run_cascade<'py>(
     d.set_item("fees_usd", out.fees_usd)?;
     d.set_item("truncated_steps", out.truncated_steps)?;
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_deleverage_mode_is_named_once() {
+        for mode in [Deleverage::Adl, Deleverage::SocializedLoss, Deleverage::None] {
+            assert_eq!(DELEVERAGE.iter().filter(|(_, m)| *m == mode).count(), 1);
+        }
+    }
 }

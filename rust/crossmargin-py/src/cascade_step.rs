@@ -1,20 +1,23 @@
-//! The sharded cascade's two halves (crossmargin_core::cascade::step) as Python objects:
-//! `CascadeShard` (one partition's accounts, lives on a worker) and `CascadeDriver` (the
-//! global state, lives with the client). Messages between them are dicts of numpy arrays
+//! The sharded cascade's two halves (crossmargin_core::cascade::step) as Python objects,
+//! made by `Engine.cascade_shard` / `Engine.cascade_driver` from the same rules object as
+//! `Engine.cascade`: `CascadeShard` (one partition's accounts, lives on a worker) and
+//! `CascadeDriver` (the global state, lives with the client). Messages between them are dicts of numpy arrays
 //! (amounts of money as lists of Python ints), so any transport that pickles can carry them.
 
+use crossmargin_core::cascade::adl::Deleverage;
 use crossmargin_core::cascade::policy::Slicing;
 use crossmargin_core::cascade::step::{
     Candidates, Closes, Counterparties, Driver, Plan, Settlement, Shard, TaggedEvents,
 };
 use crossmargin_core::cascade::Events;
 use crossmargin_core::Universe;
-use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::book::PyBook;
-use crate::cascade::{book_dicts, cascade_config, deleverage_mode, events_into, rounds_dict};
+use crate::args::PricesIn;
+use crate::book::PyBookView;
+use crate::cascade::{book_dicts, events_into, rounds_dict, RulesIn};
 use crate::errors::{detached, to_pyerr};
 use crate::universe::PyUniverse;
 
@@ -63,28 +66,34 @@ fn dicts<'py>(list: &Bound<'py, PyList>) -> PyResult<Vec<Bound<'py, PyDict>>> {
 }
 
 // ---- the shard ----------------------------------------------------------------------------
-/// One partition's accounts and ledger during a sharded cascade.
+/// One partition's accounts and ledger during a sharded cascade, with the rules each step
+/// applies (slicing, fee, deleveraging mode).
 #[pyclass(module = "crossmargin._core", name = "CascadeShard")]
 pub struct PyShard {
-    u: Universe,
+    universe: Py<PyUniverse>,
     inner: Shard,
+    slicing: Slicing,
+    fee: f64,
+    deleverage: Deleverage,
+}
+
+/// `Engine.cascade_shard`: the book's partition in the cascade's ledger.
+pub fn shard(py: Python<'_>, universe: &Py<PyUniverse>, b: &PyBookView, rules: &RulesIn<'_>) -> PyResult<PyShard> {
+    let u = &universe.get().inner;
+    let remap = b.remap();
+    let inner = Shard::new(b.grouped(), u, remap.asset, remap.market).map_err(|e| to_pyerr(py, e))?;
+    let deleverage = rules.deleverage().map_err(|e| to_pyerr(py, e))?;
+    Ok(PyShard { universe: universe.clone_ref(py), inner, slicing: rules.slicing(), fee: rules.fee(), deleverage })
+}
+
+impl PyShard {
+    fn parts(&mut self) -> (&Universe, &mut Shard) {
+        (&self.universe.get().inner, &mut self.inner)
+    }
 }
 
 #[pymethods]
 impl PyShard {
-    #[new]
-    fn new(
-        py: Python<'_>,
-        universe: &Bound<'_, PyUniverse>,
-        book: &Bound<'_, PyBook>,
-        asset_remap: PyReadonlyArray1<'_, u32>,
-        market_remap: PyReadonlyArray1<'_, u32>,
-    ) -> PyResult<Self> {
-        let (u, b) = (&universe.get().inner, &book.get().inner);
-        let inner = Shard::new(b, u, asset_remap.as_slice()?, market_remap.as_slice()?).map_err(|e| to_pyerr(py, e))?;
-        Ok(PyShard { u: u.clone(), inner })
-    }
-
     #[getter]
     fn n_accounts(&self) -> usize {
         self.inner.state.n_accounts()
@@ -92,27 +101,20 @@ impl PyShard {
 
     /// Balances + isolated margins per asset, minor units.
     fn holdings(&self) -> Vec<i128> {
-        self.inner.holdings(&self.u)
+        self.inner.holdings(&self.universe.get().inner)
     }
 
     /// Σ |balances and isolated margins| per asset, minor units.
     fn gross_holdings(&self) -> Vec<i128> {
-        self.inner.gross_holdings(&self.u)
+        self.inner.gross_holdings(&self.universe.get().inner)
     }
 
-    fn select<'py>(
-        &mut self,
-        py: Python<'py>,
-        assets: PyReadonlyArray1<'py, f64>,
-        marks: PyReadonlyArray1<'py, f64>,
-        partial_fraction: f64,
-        target_margin_ratio: f64,
-        min_notional: f64,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let (a, m) = (assets.as_slice()?, marks.as_slice()?);
-        let slicing = Slicing { fraction: partial_fraction, target_ratio: target_margin_ratio, min_notional };
-        let (u, shard) = (&self.u, &mut self.inner);
-        let c = detached(py, || shard.select(u, a, m, &slicing))?;
+    /// This round's liquidation candidates at `prices` (asset prices, marks).
+    fn select<'py>(&mut self, py: Python<'py>, prices: PricesIn<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let p = prices.slices()?;
+        let slicing = self.slicing;
+        let (u, shard) = self.parts();
+        let c = detached(py, || shard.select(u, p.asset, p.mark, &slicing))?;
         let d = PyDict::new(py);
         d.set_item("account", c.account.into_pyarray(py))?;
         d.set_item("risk", c.risk.into_pyarray(py))?;
@@ -122,18 +124,18 @@ impl PyShard {
         Ok(d)
     }
 
+    /// Settles the chosen candidates at the driver's fill prices.
     fn settle<'py>(
         &mut self,
         py: Python<'py>,
-        assets: PyReadonlyArray1<'py, f64>,
-        marks: PyReadonlyArray1<'py, f64>,
+        prices: PricesIn<'py>,
         chosen: PyReadonlyArray1<'py, u32>,
         fill_price: PyReadonlyArray1<'py, f64>,
-        fee_rate: f64,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let (a, m, c, p) = (assets.as_slice()?, marks.as_slice()?, chosen.as_slice()?, fill_price.as_slice()?);
-        let (u, shard) = (&self.u, &mut self.inner);
-        let s = detached(py, || shard.settle(u, a, m, c, p, fee_rate))?;
+        let (px, c, p) = (prices.slices()?, chosen.as_slice()?, fill_price.as_slice()?);
+        let fee = self.fee;
+        let (u, shard) = self.parts();
+        let s = detached(py, || shard.settle(u, px.asset, px.mark, c, p, fee))?;
         let d = tagged_into(py, s.events)?;
         d.set_item("piece_item", s.piece_item.into_pyarray(py))?;
         d.set_item("piece_market", s.piece_market.into_pyarray(py))?;
@@ -144,17 +146,17 @@ impl PyShard {
         Ok(d)
     }
 
+    /// This shard's deleveraging counterparties on `market` (holders of `side`).
     fn counterparties<'py>(
         &self,
         py: Python<'py>,
-        assets: PyReadonlyArray1<'py, f64>,
-        marks: PyReadonlyArray1<'py, f64>,
+        prices: PricesIn<'py>,
         market: u32,
         side: f64,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let (a, m) = (assets.as_slice()?, marks.as_slice()?);
-        let (u, shard) = (&self.u, &self.inner);
-        let c = detached(py, || shard.counterparties(u, a, m, market, side))?;
+        let p = prices.slices()?;
+        let (u, shard) = (&self.universe.get().inner, &self.inner);
+        let c = detached(py, || shard.counterparties(u, p.asset, p.mark, market, side))?;
         let d = PyDict::new(py);
         d.set_item("account", c.account.into_pyarray(py))?;
         d.set_item("local_account", c.local_account.into_pyarray(py))?;
@@ -164,25 +166,24 @@ impl PyShard {
         Ok(d)
     }
 
+    /// Closes the driver's share of this shard's counterparties on `market`.
     fn deleverage<'py>(
         &mut self,
         py: Python<'py>,
-        assets: PyReadonlyArray1<'py, f64>,
-        marks: PyReadonlyArray1<'py, f64>,
-        how: &str,
+        prices: PricesIn<'py>,
         market: u32,
         closes: &Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let how = deleverage_mode(how).map_err(|e| to_pyerr(py, e))?;
+        let how = self.deleverage;
         let closes = Closes {
             local_account: vec_of(closes, "local_account")?,
             pos: vec_of(closes, "pos")?,
             share: vec_of(closes, "share")?,
             minor: ints(closes, "minor")?,
         };
-        let (a, m) = (assets.as_slice()?, marks.as_slice()?);
-        let (u, shard) = (&self.u, &mut self.inner);
-        let t = detached(py, || shard.deleverage(u, a, m, how, market, &closes))?;
+        let p = prices.slices()?;
+        let (u, shard) = self.parts();
+        let t = detached(py, || shard.deleverage(u, p.asset, p.mark, how, market, &closes))?;
         tagged_into(py, t)
     }
 
@@ -209,44 +210,15 @@ impl PyDriver {
 /// A price vector handed to Python.
 type Prices<'py> = Bound<'py, numpy::PyArray1<f64>>;
 
+/// `Engine.cascade_driver`: the global state of a sharded cascade of `rules`.
+pub fn driver(py: Python<'_>, u: &Universe, rules: &RulesIn<'_>) -> PyResult<PyDriver> {
+    let cfg = rules.config(u).map_err(|e| to_pyerr(py, e))?;
+    let d = Driver::new(u, cfg).map_err(|e| to_pyerr(py, e))?;
+    Ok(PyDriver { inner: Some(d) })
+}
+
 #[pymethods]
 impl PyDriver {
-    /// Same arguments as `run_cascade`, without the pool, the book and its remaps.
-    #[new]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        py: Python<'_>,
-        universe: &Bound<'_, PyUniverse>,
-        step_asset_prices: PyReadonlyArray2<'_, f64>,
-        step_marks: PyReadonlyArray2<'_, f64>,
-        liquidity_models: Vec<(String, Vec<f64>)>,
-        decay: f64,
-        liquidation_fee: f64,
-        partial_fraction: f64,
-        target_margin_ratio: f64,
-        min_notional: f64,
-        max_rounds: usize,
-        max_liquidations_per_round: usize,
-        deleverage: &str,
-        insurance_fund: Vec<f64>,
-    ) -> PyResult<Self> {
-        let u = &universe.get().inner;
-        let cfg = cascade_config(
-            py,
-            u,
-            &step_asset_prices,
-            &step_marks,
-            &liquidity_models,
-            (decay, liquidation_fee),
-            Slicing { fraction: partial_fraction, target_ratio: target_margin_ratio, min_notional },
-            (max_rounds, max_liquidations_per_round),
-            deleverage,
-            insurance_fund,
-        )?;
-        let d = Driver::new(u, cfg).map_err(|e| to_pyerr(py, e))?;
-        Ok(PyDriver { inner: Some(d) })
-    }
-
     /// (asset prices, marks) of the round about to run.
     fn round_prices<'py>(&mut self, py: Python<'py>) -> PyResult<(Prices<'py>, Prices<'py>)> {
         let (a, m) = self.driver()?.round_prices();

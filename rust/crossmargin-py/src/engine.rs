@@ -1,58 +1,175 @@
-//! Evaluation entry points: numpy prices and remaps in, numpy columns out (moved, not
-//! copied), all work on the engine's own rayon pool without the GIL.
+//! `_core.Engine`: a compiled universe and a rayon pool, built once; every computation over a
+//! book is a method. A book crosses as one `BookView` (grouped rows + remaps), prices as one
+//! pair of arrays; numpy columns come back by move, and all work runs on the engine's pool
+//! without the GIL (the feature modules hold each method's conversions).
 
-use crossmargin_core::{evaluate, CoreError};
+use std::sync::Arc;
+
+use crossmargin_core::{evaluate, CoreError, Universe};
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::args::{margin_columns_dict, margin_context};
-use crate::book::PyBook;
+use crate::args::{margin_columns_dict, margin_context, PriceRowsIn, PricesIn};
+use crate::book::PyBookView;
+use crate::cascade::RulesIn;
+use crate::cascade_step::{PyDriver, PyShard};
 use crate::errors::{detached, to_pyerr};
+use crate::portfolio::PyPortfolio;
+use crate::solvency::PyTree;
 use crate::universe::PyUniverse;
+use crate::{cascade, cascade_step, explain, funding, portfolio, risk, solvency};
 
-/// A rayon pool of a fixed size; results never depend on it.
-#[pyclass(frozen, module = "crossmargin._core", name = "ThreadPool")]
-pub struct PyPool {
-    pub(crate) pool: rayon::ThreadPool,
+/// Columns by name, as returned to Python.
+type Columns<'py> = PyResult<Bound<'py, PyDict>>;
+
+#[pyclass(frozen, module = "crossmargin._core", name = "Engine")]
+pub struct PyEngine {
+    pool: Arc<rayon::ThreadPool>,
+    universe: Py<PyUniverse>,
+}
+
+impl PyEngine {
+    pub fn universe(&self) -> &Universe {
+        &self.universe.get().inner
+    }
+
+    /// Runs `work` on the engine's pool (results never depend on its size).
+    pub fn install<T: Send>(&self, work: impl FnOnce() -> T + Send) -> T {
+        self.pool.install(work)
+    }
 }
 
 #[pymethods]
-impl PyPool {
+impl PyEngine {
     /// `threads=None` or 0 uses every core.
     #[new]
-    #[pyo3(signature = (threads=None))]
-    fn new(py: Python<'_>, threads: Option<usize>) -> PyResult<Self> {
+    #[pyo3(signature = (universe, threads=None))]
+    fn new(py: Python<'_>, universe: Py<PyUniverse>, threads: Option<usize>) -> PyResult<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.unwrap_or(0))
             .thread_name(|i| format!("crossmargin-{i}"))
             .build()
             .map_err(|e| to_pyerr(py, CoreError::config("threads", format!("cannot start the thread pool: {e}"))))?;
-        Ok(PyPool { pool })
+        Ok(PyEngine { pool: Arc::new(pool), universe })
+    }
+
+    /// The same pool over another compiled universe (e.g. one repriced for a call).
+    fn with_universe(&self, universe: Py<PyUniverse>) -> PyEngine {
+        PyEngine { pool: Arc::clone(&self.pool), universe }
+    }
+
+    #[getter(universe)]
+    fn compiled_universe(&self, py: Python<'_>) -> Py<PyUniverse> {
+        self.universe.clone_ref(py)
     }
 
     #[getter]
     fn threads(&self) -> usize {
         self.pool.current_num_threads()
     }
-}
 
-/// Standard-model evaluation of every account: a dict of numpy columns.
-#[pyfunction]
-#[allow(clippy::too_many_arguments)]
-pub fn evaluate_standard<'py>(
-    py: Python<'py>,
-    pool: &Bound<'py, PyPool>,
-    universe: &Bound<'py, PyUniverse>,
-    book: &Bound<'py, PyBook>,
-    asset_remap: PyReadonlyArray1<'py, u32>,
-    market_remap: PyReadonlyArray1<'py, u32>,
-    asset_prices: PyReadonlyArray1<'py, f64>,
-    marks: PyReadonlyArray1<'py, f64>,
-) -> PyResult<Bound<'py, PyDict>> {
-    let (u, b) = (&universe.get().inner, &book.get().inner);
-    let ctx = margin_context(py, u, b, &asset_remap, &market_remap, &asset_prices, &marks)?;
-    let pool = &pool.get().pool;
-    let cols = detached(py, || Ok(pool.install(|| evaluate(b, &ctx))))?;
-    margin_columns_dict(py, cols)
+    /// Standard-model margin of every account.
+    fn evaluate<'py>(&self, py: Python<'py>, book: &Bound<'py, PyBookView>, prices: PricesIn<'py>) -> Columns<'py> {
+        let b = book.get();
+        let ctx = margin_context(py, self.universe(), b, &prices)?;
+        let cols = detached(py, || Ok(self.install(|| evaluate(b.grouped(), &ctx))))?;
+        margin_columns_dict(py, cols)
+    }
+
+    /// Portfolio, delta or hybrid margin of every account (the same columns as `evaluate`).
+    fn evaluate_portfolio<'py>(
+        &self,
+        py: Python<'py>,
+        book: &Bound<'py, PyBookView>,
+        prices: PricesIn<'py>,
+        portfolio: &Bound<'py, PyPortfolio>,
+        model: &str,
+    ) -> Columns<'py> {
+        portfolio::evaluate(py, self, book.get(), &prices, portfolio.get(), model)
+    }
+
+    /// Greeks per account × underlying.
+    fn greeks<'py>(&self, py: Python<'py>, book: &Bound<'py, PyBookView>, prices: PricesIn<'py>) -> Columns<'py> {
+        portfolio::greeks(py, self, book.get(), &prices)
+    }
+
+    /// One account's totals and rows as the standard-model kernel computes them.
+    fn explain<'py>(
+        &self,
+        py: Python<'py>,
+        book: &Bound<'py, PyBookView>,
+        prices: PricesIn<'py>,
+        account_index: usize,
+    ) -> Columns<'py> {
+        explain::explain(py, self, book.get(), &prices, account_index)
+    }
+
+    /// Liquidation price of every position; `move_` is "underlying" or "mark".
+    fn liquidation_prices<'py>(
+        &self,
+        py: Python<'py>,
+        book: &Bound<'py, PyBookView>,
+        prices: PricesIn<'py>,
+        move_: &str,
+    ) -> Columns<'py> {
+        risk::liquidation_prices(py, self, book.get(), &prices, move_)
+    }
+
+    /// Every account under every scenario (rows of `scenario_prices`), from the universe's
+    /// own prices; with `keep_matrix`, the accounts × scenarios matrix too.
+    #[pyo3(signature = (book, scenario_prices, *, keep_matrix))]
+    fn stress<'py>(
+        &self,
+        py: Python<'py>,
+        book: &Bound<'py, PyBookView>,
+        scenario_prices: PriceRowsIn<'py>,
+        keep_matrix: bool,
+    ) -> Columns<'py> {
+        risk::stress(py, self, book.get(), &scenario_prices, keep_matrix)
+    }
+
+    /// Isolated vs cross requirement per account.
+    fn efficiency<'py>(&self, py: Python<'py>, book: &Bound<'py, PyBookView>, prices: PricesIn<'py>) -> Columns<'py> {
+        risk::efficiency(py, self, book.get(), &prices)
+    }
+
+    /// Funding payments at `rates` (one per market): per position, per market, balances after.
+    fn funding<'py>(
+        &self,
+        py: Python<'py>,
+        book: &Bound<'py, PyBookView>,
+        prices: PricesIn<'py>,
+        rates: PyReadonlyArray1<'py, f64>,
+    ) -> Columns<'py> {
+        funding::apply(py, self, book.get(), &prices, &rates)
+    }
+
+    /// Liabilities and reserves at these prices; with `seed`, also the Merkle-sum tree.
+    #[pyo3(signature = (book, prices, reserves, seed=None))]
+    fn solvency<'py>(
+        &self,
+        py: Python<'py>,
+        book: &Bound<'py, PyBookView>,
+        prices: PricesIn<'py>,
+        reserves: PyReadonlyArray1<'py, f64>,
+        seed: Option<Vec<u8>>,
+    ) -> PyResult<(Bound<'py, PyDict>, Option<PyTree>)> {
+        solvency::solvency(py, self, book.get(), &prices, &reserves, seed)
+    }
+
+    /// Runs a cascade of `rules` (a `crossmargin.cascade.CascadeRules`) on the book.
+    fn cascade<'py>(&self, py: Python<'py>, book: &Bound<'py, PyBookView>, rules: RulesIn<'py>) -> Columns<'py> {
+        cascade::run_cascade(py, self, book.get(), &rules)
+    }
+
+    /// One partition's half of a sharded cascade of `rules`.
+    fn cascade_shard(&self, py: Python<'_>, book: &Bound<'_, PyBookView>, rules: RulesIn<'_>) -> PyResult<PyShard> {
+        cascade_step::shard(py, &self.universe, book.get(), &rules)
+    }
+
+    /// The global half of a sharded cascade of `rules`.
+    fn cascade_driver(&self, py: Python<'_>, rules: RulesIn<'_>) -> PyResult<PyDriver> {
+        cascade_step::driver(py, self.universe(), &rules)
+    }
 }

@@ -1,37 +1,30 @@
-//! `explain_account`: one account's rows as the standard-model kernel computed them.
+//! `Engine.explain`: one account's rows as the standard-model kernel computed them.
 
 use crossmargin_core::explain::explain_account as core_explain;
 use crossmargin_core::CoreError;
-use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::args::margin_context;
-use crate::book::PyBook;
+use crate::args::{margin_context, PricesIn};
+use crate::book::PyBookView;
+use crate::engine::PyEngine;
 use crate::errors::{detached, to_pyerr};
-use crate::universe::PyUniverse;
 
 /// A dict: "margin" (the account's totals), "balances" and "positions" (one list per column,
 /// rows in the kernel's order; asset / market as universe indices).
-#[pyfunction]
-#[allow(clippy::too_many_arguments)]
-pub fn explain_account<'py>(
+pub fn explain<'py>(
     py: Python<'py>,
-    universe: &Bound<'py, PyUniverse>,
-    book: &Bound<'py, PyBook>,
-    asset_remap: PyReadonlyArray1<'py, u32>,
-    market_remap: PyReadonlyArray1<'py, u32>,
-    asset_prices: PyReadonlyArray1<'py, f64>,
-    marks: PyReadonlyArray1<'py, f64>,
+    e: &PyEngine,
+    b: &PyBookView,
+    prices: &PricesIn<'_>,
     account_index: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (u, b) = (&universe.get().inner, &book.get().inner);
-    if account_index >= b.n_accounts() {
+    if account_index >= b.grouped().n_accounts() {
         return Err(to_pyerr(py, CoreError::config("account", format!("index {account_index} is not in the book"))));
     }
-    let ctx = margin_context(py, u, b, &asset_remap, &market_remap, &asset_prices, &marks)?;
-    let e = detached(py, || Ok(core_explain(b, account_index, &ctx)))?;
-    let m = &e.margin;
+    let ctx = margin_context(py, e.universe(), b, prices)?;
+    let ex = detached(py, || Ok(core_explain(b.grouped(), account_index, &ctx)))?;
+    let m = &ex.margin;
     let margin = PyDict::new(py);
     margin.set_item("equity", m.equity)?;
     margin.set_item("upnl", m.upnl)?;
@@ -46,7 +39,7 @@ pub fn explain_account<'py>(
     margin.set_item("isolated_liquidatable", m.isolated_liquidatable)?;
 
     let bal = PyDict::new(py);
-    let bl = &e.balances;
+    let bl = &ex.balances;
     bal.set_item("asset", bl.iter().map(|x| x.asset).collect::<Vec<_>>())?;
     bal.set_item("qty", bl.iter().map(|x| x.qty).collect::<Vec<_>>())?;
     bal.set_item("price", bl.iter().map(|x| x.price).collect::<Vec<_>>())?;
@@ -55,7 +48,7 @@ pub fn explain_account<'py>(
     bal.set_item("collateral_maint", bl.iter().map(|x| x.collateral[1]).collect::<Vec<_>>())?;
 
     let pos = PyDict::new(py);
-    let pl = &e.positions;
+    let pl = &ex.positions;
     pos.set_item("market", pl.iter().map(|x| x.line.market).collect::<Vec<_>>())?;
     pos.set_item("row", pl.iter().map(|x| x.row).collect::<Vec<_>>())?;
     pos.set_item("qty", pl.iter().map(|x| x.line.qty).collect::<Vec<_>>())?;

@@ -7,11 +7,10 @@ use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::args::margin_context;
-use crate::book::PyBook;
-use crate::engine::PyPool;
+use crate::args::{margin_context, PricesIn};
+use crate::book::PyBookView;
+use crate::engine::PyEngine;
 use crate::errors::{detached, to_pyerr};
-use crate::universe::PyUniverse;
 
 fn to_i64(m: Minor, what: &str) -> Result<i64, CoreError> {
     i64::try_from(m.0).map_err(|_| CoreError::config(what, format!("{} minor units do not fit in int64", m.0)))
@@ -32,28 +31,22 @@ pub fn funding_rates<'py>(
     Ok(out.into_pyarray(py))
 }
 
-/// Payments per position (grouped order), totals per market, and the balance rows after.
-#[pyfunction]
-#[allow(clippy::too_many_arguments)]
-pub fn apply_funding<'py>(
+/// Payments per position (grouped order), totals per market, and the balance rows after:
+/// the conversions of `Engine.funding`.
+pub fn apply<'py>(
     py: Python<'py>,
-    pool: &Bound<'py, PyPool>,
-    universe: &Bound<'py, PyUniverse>,
-    book: &Bound<'py, PyBook>,
-    asset_remap: PyReadonlyArray1<'py, u32>,
-    market_remap: PyReadonlyArray1<'py, u32>,
-    asset_prices: PyReadonlyArray1<'py, f64>,
-    marks: PyReadonlyArray1<'py, f64>,
-    rates: PyReadonlyArray1<'py, f64>,
+    e: &PyEngine,
+    b: &PyBookView,
+    prices: &PricesIn<'_>,
+    rates: &PyReadonlyArray1<'_, f64>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (u, b) = (&universe.get().inner, &book.get().inner);
-    let ctx = margin_context(py, u, b, &asset_remap, &market_remap, &asset_prices, &marks)?;
+    let ctx = margin_context(py, e.universe(), b, prices)?;
     let rates = rates.as_slice()?;
-    let pool = &pool.get().pool;
+    let book = b.grouped();
     let (f, bal, pay, totals) = detached(py, || {
-        pool.install(|| {
-            let f = core_apply_funding(b, &ctx, rates)?;
-            let bal = balances_after(b, &ctx, &f);
+        e.install(|| {
+            let f = core_apply_funding(book, &ctx, rates)?;
+            let bal = balances_after(book, &ctx, &f);
             let pay = f.payment.iter().map(|&m| to_i64(m, "payment")).collect::<Result<Vec<i64>, _>>()?;
             let mut totals: [Vec<i64>; 3] = Default::default();
             for m in &f.markets {

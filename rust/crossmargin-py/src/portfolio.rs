@@ -1,21 +1,51 @@
 //! Options and portfolio margin bindings: the vectorised Black-76 pricer, the compiled
-//! portfolio configuration, the portfolio / delta / hybrid evaluations and greeks.
+//! portfolio configuration, and the conversions of the engine's portfolio / delta / hybrid
+//! evaluation and greeks.
 
 use crossmargin_core::portfolio::{self, Model, PortfolioContext};
-use crossmargin_core::{black76, CoreError, MarginContext, PortfolioParams, Prices, Remap, Scenario, UnderlyingParams};
+use crossmargin_core::{black76, CoreError, PortfolioParams, Scenario, UnderlyingParams};
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::args::margin_columns_dict;
-use crate::book::PyBook;
-use crate::engine::PyPool;
+use crate::args::{margin_columns_dict, margin_context, PricesIn};
+use crate::book::PyBookView;
+use crate::engine::PyEngine;
 use crate::errors::{detached, to_pyerr};
 use crate::universe::PyUniverse;
 
-/// (underlying, [(price_move, vol_move, weight), ...], short_option_min, delta_rate, vol_power,
-///  vol_relative)
-type UnderlyingTuple = (String, Vec<(f64, f64, f64)>, f64, f64, f64, bool);
+/// The names `Model::parse` reads (exported as `_core.PORTFOLIO_MODELS`).
+pub const MODEL_NAMES: [&str; 3] = ["portfolio", "delta", "hybrid"];
+
+/// One underlying's parameters (`crossmargin.portfolio.UnderlyingPortfolio`), by attribute.
+#[derive(FromPyObject)]
+struct UnderlyingIn {
+    scenarios: Vec<(f64, f64, f64)>,
+    short_option_min: f64,
+    delta_rate: f64,
+    vol_power: f64,
+    vol_relative: bool,
+}
+
+impl From<UnderlyingIn> for UnderlyingParams {
+    fn from(p: UnderlyingIn) -> Self {
+        UnderlyingParams {
+            scenarios: p.scenarios.into_iter().map(|(price, vol, weight)| Scenario { price, vol, weight }).collect(),
+            short_option_min: p.short_option_min,
+            delta_rate: p.delta_rate,
+            vol_power: p.vol_power,
+            vol_relative: p.vol_relative,
+        }
+    }
+}
+
+/// The book-wide parameters (`crossmargin.portfolio.PortfolioConfig`), by attribute.
+#[derive(FromPyObject)]
+struct ConfigIn {
+    offsets: Vec<(String, String, f64)>,
+    im_factor: f64,
+    hybrid_floor: f64,
+}
 
 /// Portfolio parameters validated against one compiled universe.
 #[pyclass(frozen, module = "crossmargin._core", name = "CompiledPortfolio")]
@@ -25,24 +55,17 @@ pub struct PyPortfolio {
 
 #[pymethods]
 impl PyPortfolio {
+    /// `config`: offsets, im_factor, hybrid_floor; `underlyings`: `(name, parameters)` of
+    /// each underlying that has parameters.
     #[new]
     fn new(
         py: Python<'_>,
         universe: &Bound<'_, PyUniverse>,
-        underlyings: Vec<UnderlyingTuple>,
-        offsets: Vec<(String, String, f64)>,
-        im_factor: f64,
-        hybrid_floor: f64,
+        config: ConfigIn,
+        underlyings: Vec<(String, UnderlyingIn)>,
     ) -> PyResult<Self> {
-        let per = underlyings
-            .into_iter()
-            .map(|(name, scenarios, short_option_min, delta_rate, vol_power, vol_relative)| {
-                let scenarios =
-                    scenarios.into_iter().map(|(price, vol, weight)| Scenario { price, vol, weight }).collect();
-                (name, UnderlyingParams { scenarios, short_option_min, delta_rate, vol_power, vol_relative })
-            })
-            .collect();
-        PortfolioParams::new(&universe.get().inner, per, offsets, im_factor, hybrid_floor)
+        let per = underlyings.into_iter().map(|(name, p)| (name, UnderlyingParams::from(p))).collect();
+        PortfolioParams::new(&universe.get().inner, per, config.offsets, config.im_factor, config.hybrid_floor)
             .map(|inner| PyPortfolio { inner })
             .map_err(|e| to_pyerr(py, e))
     }
@@ -88,71 +111,37 @@ pub fn black76_columns<'py>(
     Ok(d)
 }
 
-fn context<'a>(
-    universe: &'a PyUniverse,
-    book: &'a PyBook,
-    remap: (&'a [u32], &'a [u32]),
-    prices: (&'a [f64], &'a [f64]),
-) -> Result<MarginContext<'a>, CoreError> {
-    MarginContext::new(
-        &universe.inner,
-        &book.inner,
-        Prices { asset: prices.0, mark: prices.1 },
-        Remap { asset: remap.0, market: remap.1 },
-    )
-}
-
 /// Portfolio, delta or hybrid evaluation of every account: the MarginResult columns.
-#[pyfunction]
-#[allow(clippy::too_many_arguments)]
-pub fn evaluate_portfolio<'py>(
+pub fn evaluate<'py>(
     py: Python<'py>,
-    pool: &Bound<'py, PyPool>,
-    universe: &Bound<'py, PyUniverse>,
-    portfolio: &Bound<'py, PyPortfolio>,
-    book: &Bound<'py, PyBook>,
-    asset_remap: PyReadonlyArray1<'py, u32>,
-    market_remap: PyReadonlyArray1<'py, u32>,
-    asset_prices: PyReadonlyArray1<'py, f64>,
-    marks: PyReadonlyArray1<'py, f64>,
+    e: &PyEngine,
+    b: &PyBookView,
+    prices: &PricesIn<'_>,
+    portfolio: &PyPortfolio,
     model: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let model = Model::parse(model).ok_or_else(|| {
-        to_pyerr(py, CoreError::config("model", format!("'{model}' is not one of portfolio, delta, hybrid")))
-    })?;
-    let (u, b, params) = (universe.get(), book.get(), &portfolio.get().inner);
-    let remap = (asset_remap.as_slice()?, market_remap.as_slice()?);
-    let prices = (asset_prices.as_slice()?, marks.as_slice()?);
-    let pool = &pool.get().pool;
+    let Some(model) = Model::parse(model) else {
+        let msg = format!("'{model}' is not one of {}", MODEL_NAMES.join(", "));
+        return Err(to_pyerr(py, CoreError::config("model", msg)));
+    };
+    let ctx = margin_context(py, e.universe(), b, prices)?;
+    let params = &portfolio.inner;
     let cols = detached(py, || {
-        let ctx = context(u, b, remap, prices)?;
         let pc = PortfolioContext::new(ctx, params)?;
-        Ok(pool.install(|| portfolio::evaluate(&b.inner, &pc, model)))
+        Ok(e.install(|| portfolio::evaluate(b.grouped(), &pc, model)))
     })?;
     margin_columns_dict(py, cols)
 }
 
 /// Greeks per account × underlying: dense account index, underlying index and the greeks.
-#[pyfunction]
-#[allow(clippy::too_many_arguments)]
-pub fn greeks_columns<'py>(
+pub fn greeks<'py>(
     py: Python<'py>,
-    pool: &Bound<'py, PyPool>,
-    universe: &Bound<'py, PyUniverse>,
-    book: &Bound<'py, PyBook>,
-    asset_remap: PyReadonlyArray1<'py, u32>,
-    market_remap: PyReadonlyArray1<'py, u32>,
-    asset_prices: PyReadonlyArray1<'py, f64>,
-    marks: PyReadonlyArray1<'py, f64>,
+    e: &PyEngine,
+    b: &PyBookView,
+    prices: &PricesIn<'_>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (u, b) = (universe.get(), book.get());
-    let remap = (asset_remap.as_slice()?, market_remap.as_slice()?);
-    let prices = (asset_prices.as_slice()?, marks.as_slice()?);
-    let pool = &pool.get().pool;
-    let cols = detached(py, || {
-        let ctx = context(u, b, remap, prices)?;
-        Ok(pool.install(|| portfolio::greeks(&b.inner, &ctx)))
-    })?;
+    let ctx = margin_context(py, e.universe(), b, prices)?;
+    let cols = detached(py, || Ok(e.install(|| portfolio::greeks(b.grouped(), &ctx))))?;
     let out = PyDict::new(py);
     out.set_item("account_index", cols.account.into_pyarray(py))?;
     out.set_item("underlying_index", cols.underlying.into_pyarray(py))?;
@@ -161,4 +150,16 @@ pub fn greeks_columns<'py>(
     out.set_item("vega", cols.vega.into_pyarray(py))?;
     out.set_item("theta", cols.theta.into_pyarray(py))?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_name_parses() {
+        for name in MODEL_NAMES {
+            assert!(Model::parse(name).is_some(), "{name}");
+        }
+    }
 }

@@ -1,48 +1,37 @@
-//! Liquidation prices, scenario stress and capital efficiency: numpy in, numpy out, the work
-//! on the engine's pool without the GIL. The rules live in crossmargin-core (`liqprice`,
-//! `stress`, `efficiency`).
+//! Liquidation prices, scenario stress and capital efficiency: the conversions of the
+//! engine's methods. The rules live in crossmargin-core (`liqprice`, `stress`, `efficiency`).
 
 use crossmargin_core::efficiency::capital_efficiency;
-use crossmargin_core::liqprice::{liquidation_prices, LiqMove};
-use crossmargin_core::stress::{stress, ScenarioPrices};
-use crossmargin_core::{CoreError, MarginContext, Prices, Remap};
-use numpy::{IntoPyArray, PyReadonlyArray1};
+use crossmargin_core::liqprice::{liquidation_prices as core_liquidation_prices, LiqMove};
+use crossmargin_core::stress::{stress as core_stress, ScenarioPrices};
+use crossmargin_core::{CoreError, MarginContext, Prices};
+use numpy::{IntoPyArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::args::margin_context;
-use crate::book::PyBook;
-use crate::engine::PyPool;
+use crate::args::{margin_context, PriceRowsIn, PricesIn};
+use crate::book::PyBookView;
+use crate::engine::PyEngine;
 use crate::errors::{detached, to_pyerr};
-use crate::universe::PyUniverse;
 
-/// Liquidation price of every position: `{account, market, row, liq_price}` in the grouped
-/// book's order. `move_` is `"underlying"` or `"mark"`.
-#[pyfunction]
-#[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (pool, universe, book, asset_remap, market_remap, asset_prices, marks, move_))]
-pub fn liquidation_price_columns<'py>(
+/// What a liquidation price moves, by name (exported as `_core.LIQ_MOVES`).
+pub const LIQ_MOVES: [(&str, LiqMove); 2] = [("underlying", LiqMove::Underlying), ("mark", LiqMove::Mark)];
+
+/// `{account, market, row, liq_price}` in the grouped book's order.
+pub fn liquidation_prices<'py>(
     py: Python<'py>,
-    pool: &Bound<'py, PyPool>,
-    universe: &Bound<'py, PyUniverse>,
-    book: &Bound<'py, PyBook>,
-    asset_remap: PyReadonlyArray1<'py, u32>,
-    market_remap: PyReadonlyArray1<'py, u32>,
-    asset_prices: PyReadonlyArray1<'py, f64>,
-    marks: PyReadonlyArray1<'py, f64>,
+    e: &PyEngine,
+    b: &PyBookView,
+    prices: &PricesIn<'_>,
     move_: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let how = match move_ {
-        "underlying" => LiqMove::Underlying,
-        "mark" => LiqMove::Mark,
-        other => {
-            return Err(to_pyerr(py, CoreError::config("move", format!("'{other}' is not one of underlying, mark"))))
-        }
+    let Some(&(_, how)) = LIQ_MOVES.iter().find(|(name, _)| *name == move_) else {
+        let names: Vec<&str> = LIQ_MOVES.iter().map(|(n, _)| *n).collect();
+        let msg = format!("'{move_}' is not one of {}", names.join(", "));
+        return Err(to_pyerr(py, CoreError::config("move", msg)));
     };
-    let (u, b) = (&universe.get().inner, &book.get().inner);
-    let ctx = margin_context(py, u, b, &asset_remap, &market_remap, &asset_prices, &marks)?;
-    let pool = &pool.get().pool;
-    let cols = detached(py, || Ok(pool.install(|| liquidation_prices(b, &ctx, how))))?;
+    let ctx = margin_context(py, e.universe(), b, prices)?;
+    let cols = detached(py, || Ok(e.install(|| core_liquidation_prices(b.grouped(), &ctx, how))))?;
     let out = PyDict::new(py);
     out.set_item("account", cols.account.into_pyarray(py))?;
     out.set_item("market", cols.market.into_pyarray(py))?;
@@ -51,31 +40,25 @@ pub fn liquidation_price_columns<'py>(
     Ok(out)
 }
 
-/// Every account under every scenario. Scenario prices are row-major flat arrays
-/// (`n_scenarios × n_assets`, `n_scenarios × n_markets`). Returns the per-scenario totals and,
-/// with `keep_matrix`, the flat accounts × scenarios matrix of adj_equity_maint − mm.
-#[pyfunction]
-#[allow(clippy::too_many_arguments)]
-pub fn stress_columns<'py>(
+/// Per-scenario totals and, with `keep_matrix`, the flat accounts × scenarios matrix of
+/// adj_equity_maint − mm. Scenario prices are rows (scenarios × assets, scenarios × markets).
+pub fn stress<'py>(
     py: Python<'py>,
-    pool: &Bound<'py, PyPool>,
-    universe: &Bound<'py, PyUniverse>,
-    book: &Bound<'py, PyBook>,
-    asset_remap: PyReadonlyArray1<'py, u32>,
-    market_remap: PyReadonlyArray1<'py, u32>,
-    n_scenarios: usize,
-    scenario_asset_prices: PyReadonlyArray1<'py, f64>,
-    scenario_marks: PyReadonlyArray1<'py, f64>,
+    e: &PyEngine,
+    b: &PyBookView,
+    scenarios: &PriceRowsIn<'_>,
     keep_matrix: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (u, b) = (&universe.get().inner, &book.get().inner);
-    let remap = Remap { asset: asset_remap.as_slice()?, market: market_remap.as_slice()? };
+    let u = e.universe();
+    let (n, n_marks) = (scenarios.0.shape()[0], scenarios.1.shape()[0]);
+    if n != n_marks {
+        let msg = format!("{n} rows of asset prices, {n_marks} rows of marks");
+        return Err(to_pyerr(py, CoreError::price("scenario prices", msg)));
+    }
     let base = Prices { asset: &u.assets.price, mark: &u.markets.mark };
-    let ctx = MarginContext::new(u, b, base, remap).map_err(|e| to_pyerr(py, e))?;
-    let sc =
-        ScenarioPrices { n: n_scenarios, asset: scenario_asset_prices.as_slice()?, mark: scenario_marks.as_slice()? };
-    let pool = &pool.get().pool;
-    let cols = detached(py, || pool.install(|| stress(b, &ctx, sc, keep_matrix)))?;
+    let ctx = MarginContext::new(u, b.grouped(), base, b.remap()).map_err(|err| to_pyerr(py, err))?;
+    let sc = ScenarioPrices { n, asset: scenarios.0.as_slice()?, mark: scenarios.1.as_slice()? };
+    let cols = detached(py, || e.install(|| core_stress(b.grouped(), &ctx, sc, keep_matrix)))?;
     let out = PyDict::new(py);
     out.set_item("margin", cols.margin.into_pyarray(py))?;
     out.set_item("liquidatable", cols.liquidatable.into_pyarray(py))?;
@@ -86,22 +69,14 @@ pub fn stress_columns<'py>(
 }
 
 /// Per-account isolated vs cross requirement (crossmargin_core::efficiency).
-#[pyfunction]
-#[allow(clippy::too_many_arguments)]
-pub fn efficiency_columns<'py>(
+pub fn efficiency<'py>(
     py: Python<'py>,
-    pool: &Bound<'py, PyPool>,
-    universe: &Bound<'py, PyUniverse>,
-    book: &Bound<'py, PyBook>,
-    asset_remap: PyReadonlyArray1<'py, u32>,
-    market_remap: PyReadonlyArray1<'py, u32>,
-    asset_prices: PyReadonlyArray1<'py, f64>,
-    marks: PyReadonlyArray1<'py, f64>,
+    e: &PyEngine,
+    b: &PyBookView,
+    prices: &PricesIn<'_>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (u, b) = (&universe.get().inner, &book.get().inner);
-    let ctx = margin_context(py, u, b, &asset_remap, &market_remap, &asset_prices, &marks)?;
-    let pool = &pool.get().pool;
-    let cols = detached(py, || Ok(pool.install(|| capital_efficiency(b, &ctx))))?;
+    let ctx = margin_context(py, e.universe(), b, prices)?;
+    let cols = detached(py, || Ok(e.install(|| capital_efficiency(b.grouped(), &ctx))))?;
     let out = PyDict::new(py);
     out.set_item("equity", cols.equity.into_pyarray(py))?;
     out.set_item("collateral", cols.collateral.into_pyarray(py))?;

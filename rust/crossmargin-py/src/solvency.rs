@@ -7,11 +7,10 @@ use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::args::margin_context;
-use crate::book::PyBook;
-use crate::engine::PyPool;
+use crate::args::{margin_context, PricesIn};
+use crate::book::PyBookView;
+use crate::engine::PyEngine;
 use crate::errors::detached;
-use crate::universe::PyUniverse;
 
 /// The built tree (all levels), serving inclusion proofs by leaf index.
 #[pyclass(frozen, module = "crossmargin._core", name = "MerkleSumTree")]
@@ -53,35 +52,28 @@ fn out_of_range(index: usize) -> PyErr {
     pyo3::exceptions::PyIndexError::new_err(format!("leaf index {index} is out of range"))
 }
 
-/// Liabilities and reserves at one set of prices; with `seed`, also the tree.
-#[pyfunction]
-#[pyo3(signature = (pool, universe, book, asset_remap, market_remap, asset_prices, marks, reserves, seed=None))]
-#[allow(clippy::too_many_arguments)]
+/// Liabilities and reserves at one set of prices; with `seed`, also the tree: the
+/// conversions of `Engine.solvency`.
 pub fn solvency<'py>(
     py: Python<'py>,
-    pool: &Bound<'py, PyPool>,
-    universe: &Bound<'py, PyUniverse>,
-    book: &Bound<'py, PyBook>,
-    asset_remap: PyReadonlyArray1<'py, u32>,
-    market_remap: PyReadonlyArray1<'py, u32>,
-    asset_prices: PyReadonlyArray1<'py, f64>,
-    marks: PyReadonlyArray1<'py, f64>,
-    reserves: PyReadonlyArray1<'py, f64>,
+    e: &PyEngine,
+    b: &PyBookView,
+    prices: &PricesIn<'_>,
+    reserves: &PyReadonlyArray1<'_, f64>,
     seed: Option<Vec<u8>>,
 ) -> PyResult<(Bound<'py, PyDict>, Option<PyTree>)> {
-    let (u, b) = (&universe.get().inner, &book.get().inner);
-    let ctx = margin_context(py, u, b, &asset_remap, &market_remap, &asset_prices, &marks)?;
+    let ctx = margin_context(py, e.universe(), b, prices)?;
     let reserves = reserves.as_slice()?;
-    let pool = &pool.get().pool;
+    let book = b.grouped();
     let (l, total, minor, value, tree) = detached(py, || {
-        pool.install(|| {
+        e.install(|| {
             let value = reserves_value(&ctx, reserves)?;
-            let l = liabilities(b, &ctx)?;
+            let l = liabilities(book, &ctx)?;
             let total = l.total()?;
             // uint64 when every liability fits (any real book), else Python ints.
             let minor = l.liability.iter().map(|&x| u64::try_from(x)).collect::<Result<Vec<u64>, _>>().ok();
             let tree = match &seed {
-                Some(s) => Some(MerkleSumTree::build(leaves(&b.accounts, &l.liability, s))?),
+                Some(s) => Some(MerkleSumTree::build(leaves(&book.accounts, &l.liability, s))?),
                 None => None,
             };
             Ok((l, total, minor, value, tree))
@@ -109,7 +101,6 @@ fn hash32(bytes: &[u8]) -> Option<[u8; 32]> {
 
 /// Recomputes the root from a leaf and its path; False on any mismatch or malformed input.
 #[pyfunction]
-#[allow(clippy::too_many_arguments)]
 pub fn verify_inclusion(
     account: i64,
     liability: u128,

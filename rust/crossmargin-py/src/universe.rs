@@ -1,21 +1,113 @@
-//! The compiled universe as a Python object, built from plain tuples that
-//! `crossmargin.universe` assembles from its dataclasses.
+//! The compiled universe as a Python object. Specs are read by attribute from the frozen
+//! dataclasses of `crossmargin.universe` (`Asset`, `Market`); the values the dataclasses do
+//! not hold as numbers (each market's reference mark, an option's expiry in years) come
+//! alongside, one per market.
 
 use crossmargin_core::brackets::Bracket;
 use crossmargin_core::{AssetSpec, CoreError, MarketKind, MarketSpec, OptionSpec, Universe};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::errors::to_pyerr;
 
-/// (symbol, price, weight_initial, weight_maint, liability_weight_initial,
-///  liability_weight_maint, haircut_tiers, imf_factor)
-type AssetTuple = (String, f64, f64, f64, f64, f64, Vec<(f64, f64)>, f64);
-/// (symbol, kind, settle, underlying, mark, contract_size, inverse, brackets, imf_factor,
-///  upnl_weight_initial, upnl_weight_maint[, option])
-type MarketTuple =
-    (String, String, String, String, f64, f64, bool, Vec<(f64, f64, f64)>, f64, f64, f64, Option<OptionTuple>);
-/// (is_call, strike, expiry_years, iv, rate, im_base, im_min, mm_base)
-type OptionTuple = (bool, f64, f64, f64, f64, f64, f64, f64);
+/// The market kinds the core knows, in the order of `MarketKind` (exported as
+/// `_core.MARKET_KINDS`).
+pub const MARKET_KINDS: [MarketKind; 3] = [MarketKind::Perp, MarketKind::Future, MarketKind::Option];
+
+/// A market kind's name (the inverse of `MarketKind::parse`); exhaustive, so a new kind
+/// does not compile until it has a name here.
+pub fn kind_name(kind: MarketKind) -> &'static str {
+    match kind {
+        MarketKind::Perp => "perp",
+        MarketKind::Future => "future",
+        MarketKind::Option => "option",
+    }
+}
+
+/// A collateral asset, read by attribute (`crossmargin.universe.Asset`).
+#[derive(FromPyObject)]
+struct AssetIn {
+    symbol: String,
+    price: f64,
+    weight_initial: f64,
+    weight_maint: f64,
+    liability_weight_initial: f64,
+    liability_weight_maint: f64,
+    haircut_tiers: Option<Vec<(f64, f64)>>,
+    imf_factor: f64,
+}
+
+impl From<AssetIn> for AssetSpec {
+    fn from(a: AssetIn) -> Self {
+        AssetSpec {
+            symbol: a.symbol,
+            price: a.price,
+            weight: [a.weight_initial, a.weight_maint],
+            liability_weight: [a.liability_weight_initial, a.liability_weight_maint],
+            haircut_tiers: a.haircut_tiers.unwrap_or_default(),
+            imf_factor: a.imf_factor,
+        }
+    }
+}
+
+/// A market, read by attribute (`crossmargin.universe.Market`); its mark and an option's
+/// expiry come separately (see [`PyUniverse::new`]).
+#[derive(FromPyObject)]
+struct MarketIn {
+    symbol: String,
+    kind: String,
+    settle: String,
+    underlying: String,
+    contract_size: f64,
+    inverse: bool,
+    brackets: Vec<(f64, f64, f64)>,
+    imf_factor: f64,
+    upnl_weight_initial: f64,
+    upnl_weight_maint: f64,
+    option_type: Option<String>,
+    strike: Option<f64>,
+    iv: Option<f64>,
+    rate: f64,
+    im_base: f64,
+    im_min: f64,
+    mm_base: f64,
+}
+
+impl MarketIn {
+    fn spec(self, mark: f64, expiry_years: Option<f64>) -> Result<MarketSpec, CoreError> {
+        let kind = MarketKind::parse(&self.kind).ok_or_else(|| {
+            let names: Vec<&str> = MARKET_KINDS.iter().map(|&k| kind_name(k)).collect();
+            CoreError::config(
+                format!("markets[{}].kind", self.symbol),
+                format!("'{}' is not one of {}", self.kind, names.join(", ")),
+            )
+        })?;
+        // Missing option terms become NaN: the core names the field.
+        let option = (kind == MarketKind::Option).then(|| OptionSpec {
+            call: self.option_type.as_deref() == Some("call"),
+            strike: self.strike.unwrap_or(f64::NAN),
+            expiry: expiry_years.unwrap_or(f64::NAN),
+            iv: self.iv.unwrap_or(f64::NAN),
+            rate: self.rate,
+            im_base: self.im_base,
+            im_min: self.im_min,
+            mm_base: self.mm_base,
+        });
+        Ok(MarketSpec {
+            symbol: self.symbol,
+            kind,
+            settle: self.settle,
+            underlying: self.underlying,
+            mark,
+            contract_size: self.contract_size,
+            inverse: self.inverse,
+            brackets: self.brackets.into_iter().map(|(bound, imr, mmr)| Bracket { bound, imr, mmr }).collect(),
+            imf_factor: self.imf_factor,
+            upnl_weight: [self.upnl_weight_initial, self.upnl_weight_maint],
+            option,
+        })
+    }
+}
 
 /// (bound, imr, mmr, cum_initial, cum_maint)
 type BracketRow = (f64, f64, f64, f64, f64);
@@ -27,63 +119,41 @@ pub struct PyUniverse {
 
 #[pymethods]
 impl PyUniverse {
+    /// `assets` / `markets`: objects with the fields of `crossmargin.Asset` / `Market`;
+    /// `marks`: each market's reference mark (an option without a mark: its model value);
+    /// `expiry_years`: each market's years to expiry (None for perps and futures);
+    /// `underlying_prices`: reference prices of underlyings, by name.
     #[new]
-    #[pyo3(signature = (assets, markets, underlying_prices=None))]
+    #[pyo3(signature = (assets, markets, marks, expiry_years, underlying_prices=None))]
     fn new(
         py: Python<'_>,
-        assets: Vec<AssetTuple>,
-        markets: Vec<MarketTuple>,
-        underlying_prices: Option<Vec<(String, f64)>>,
+        assets: Vec<AssetIn>,
+        markets: Vec<MarketIn>,
+        marks: Vec<f64>,
+        expiry_years: Vec<Option<f64>>,
+        underlying_prices: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let assets: Vec<AssetSpec> = assets
-            .into_iter()
-            .map(|(symbol, price, wi, wm, lwi, lwm, tiers, imf)| AssetSpec {
-                symbol,
-                price,
-                weight: [wi, wm],
-                liability_weight: [lwi, lwm],
-                haircut_tiers: tiers,
-                imf_factor: imf,
-            })
-            .collect();
-        let mut specs = Vec::with_capacity(markets.len());
-        for (symbol, kind, settle, underlying, mark, cs, inverse, brackets, imf, uwi, uwm, option) in markets {
-            let kind = MarketKind::parse(&kind).ok_or_else(|| {
-                to_pyerr(
-                    py,
-                    CoreError::config(
-                        format!("markets[{symbol}].kind"),
-                        format!("'{kind}' is not one of perp, future, option"),
-                    ),
-                )
-            })?;
-            specs.push(MarketSpec {
-                symbol,
-                kind,
-                settle,
-                underlying,
-                mark,
-                contract_size: cs,
-                inverse,
-                brackets: brackets.into_iter().map(|(bound, imr, mmr)| Bracket { bound, imr, mmr }).collect(),
-                imf_factor: imf,
-                upnl_weight: [uwi, uwm],
-                option: option.map(|(call, strike, expiry, iv, rate, im_base, im_min, mm_base)| OptionSpec {
-                    call,
-                    strike,
-                    expiry,
-                    iv,
-                    rate,
-                    im_base,
-                    im_min,
-                    mm_base,
-                }),
-            });
+        let n = markets.len();
+        if marks.len() != n || expiry_years.len() != n {
+            let e = CoreError::config(
+                "markets",
+                format!("{} marks and {} expiries given for {n} markets", marks.len(), expiry_years.len()),
+            );
+            return Err(to_pyerr(py, e));
         }
+        let assets: Vec<AssetSpec> = assets.into_iter().map(AssetSpec::from).collect();
+        let specs = markets
+            .into_iter()
+            .zip(marks)
+            .zip(expiry_years)
+            .map(|((m, mark), years)| m.spec(mark, years))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| to_pyerr(py, e))?;
         let mut inner = Universe::new(&assets, &specs).map_err(|e| to_pyerr(py, e))?;
         if let Some(given) = underlying_prices.filter(|g| !g.is_empty()) {
             let mut prices = inner.underlying_price.clone();
-            for (name, p) in given {
+            for (name, p) in given.iter() {
+                let (name, p): (String, f64) = (name.extract()?, p.extract()?);
                 let Some(u) = inner.underlyings.iter().position(|x| *x == name) else {
                     let field = format!("underlying_prices[{name}]");
                     return Err(to_pyerr(py, CoreError::config(field, "no market has this underlying")));
@@ -129,5 +199,17 @@ impl PyUniverse {
             return Err(pyo3::exceptions::PyIndexError::new_err(format!("market index {market} out of range")));
         }
         Ok(self.inner.markets.brackets.rows(market).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_name_parses_back() {
+        for k in MARKET_KINDS {
+            assert_eq!(MarketKind::parse(kind_name(k)), Some(k));
+        }
     }
 }
