@@ -606,6 +606,7 @@ class Bootstrap:
         z, h_next, params = self._filtered()
         m, k = _ratio(dt, freq)
         n_rows, width = z.shape
+        mean = self._mean()
 
         def draw(rng: np.random.Generator, steps: int) -> np.ndarray:
             periods = math.ceil(steps * m / k) if k > 1 else steps * m
@@ -620,7 +621,7 @@ class Bootstrap:
                     sub[t] = np.sqrt(h / k) * rows[t]
                     eps = sub[t].sum(axis=0)
                     h = omega + alpha * eps**2 + beta * h
-                sub = sub + self._mean() / k
+                sub = sub + mean / k
             flat = sub.reshape(periods * k, width)
             if m > 1:
                 return np.asarray(flat[: steps * m].reshape(steps, m, width).sum(axis=1))
@@ -664,7 +665,8 @@ class FilteredHistorical(Bootstrap):
         return z, h, params
 
     def _mean(self) -> np.ndarray:
-        return np.array([f.mean for f in getattr(self, "_fit_cache", self._fits())])
+        fits = getattr(self, "_fit_cache", None) or self._fits()
+        return np.array([f.mean for f in fits])
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
