@@ -82,8 +82,9 @@ def test_liquidation_frequency_matches_the_barrier_probability(steps: int) -> No
         assert discrete_barrier(barrier, m, s, 1) == pytest.approx(expected, abs=1e-5)
     else:
         expected = discrete_barrier(barrier, m, s, steps)
-        assert expected == pytest.approx(bgk(barrier, -(SIGMA**2) / 2, SIGMA, HORIZON, steps),
-                                         abs=0.005)
+        assert expected == pytest.approx(
+            bgk(barrier, -(SIGMA**2) / 2, SIGMA, HORIZON, steps), abs=0.005
+        )
     n = 2000
     paths = mc.simulate(mc.Normal({"BTC": SIGMA}), n_paths=n, horizon="1d", steps=steps, seed=11)
     r = mc.run(cm.Engine(u, threads=2), book, paths, CascadeConfig(liquidity=NoImpact()))
@@ -335,8 +336,9 @@ def test_each_path_is_its_cascade_with_an_exact_ledger() -> None:
     cfg = CascadeConfig(insurance_fund=5.0, deleverage="none")
     r = mc.run(engine, book, paths, cfg, check=True)
     for p in range(len(paths)):
-        c = engine.cascade(book, CascadeConfig(insurance_fund=5.0, deleverage="none",
-                                               path=paths.path(p)))
+        c = engine.cascade(
+            book, CascadeConfig(insurance_fund=5.0, deleverage="none", path=paths.path(p))
+        )
         assert c.check_conservation()
         assert r.paths.bad_debt_usd[p] == c.bad_debt
         assert r.paths.rounds[p] == len(c.rounds)
@@ -407,8 +409,9 @@ def test_compare_policies_on_common_paths() -> None:
     results: dict[str, mc.MonteCarloResult] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.TailWarning)
-        t = mc.compare_policies(engine, book, paths, policies,
-                                base=CascadeConfig(insurance_fund=1.0), results=results)
+        t = mc.compare_policies(
+            engine, book, paths, policies, base=CascadeConfig(insurance_fund=1.0), results=results
+        )
     assert list(t.policy) == list(policies)
     row = dict(zip(t.policy, range(len(t)), strict=True))
     assert t.p_fund_exhausted[row["big fund"]] <= t.p_fund_exhausted[row["base"]]
@@ -436,8 +439,12 @@ def test_vol_scaled_margin_scales_the_rates() -> None:
 # ---- typed errors --------------------------------------------------------------------------
 def test_bad_parameters_are_typed_errors_naming_the_field() -> None:
     with pytest.raises(ConfigError, match="not positive definite") as e:
-        mc.simulate(mc.Normal({"A": 0.5, "B": 0.5, "C": 0.5},
-                              [[1, 0.9, -0.9], [0.9, 1, 0.9], [-0.9, 0.9, 1]]), n_paths=1)
+        mc.simulate(
+            mc.Normal(
+                {"A": 0.5, "B": 0.5, "C": 0.5}, [[1, 0.9, -0.9], [0.9, 1, 0.9], [-0.9, 0.9, 1]]
+            ),
+            n_paths=1,
+        )
     assert e.value.field == "corr"
     with pytest.raises(ConfigError) as e:
         mc.simulate(mc.Normal({"BTC": -0.5}), n_paths=1)

@@ -976,6 +976,26 @@ def _json_default(x: Any) -> Any:
     return str(x)
 
 
+def calibrate(
+    returns: Any, frequency: str | float | None = None, columns: Sequence[str] | None = None
+) -> tuple[dict[str, float], np.ndarray]:
+    """(annualised volatility per column, correlation matrix) of a returns table (read as
+    :func:`read_returns`): the parameters of :class:`Normal` and its kin fitted to history."""
+    names, x, freq = read_returns(returns, columns)
+    if frequency is not None:
+        freq = duration_years(frequency, "frequency")
+    if freq is None:
+        raise ConfigError(
+            "frequency: the returns table has no timestamp column; give its period (e.g. 1h)",
+            field="frequency",
+        )
+    if len(x) < 2:
+        raise ConfigError("returns: needs two or more rows to calibrate", field="returns")
+    vol = x.std(axis=0, ddof=1) / math.sqrt(freq)
+    corr = np.corrcoef(x.T).reshape(len(names), len(names)) if len(names) > 1 else np.eye(1)
+    return dict(zip(names, map(float, vol), strict=True)), corr
+
+
 def path_rng(seed: int, i: int) -> np.random.Generator:
     """The generator of path ``i``: the i-th spawned child of ``SeedSequence(seed)``."""
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(i,))))
@@ -1037,6 +1057,7 @@ __all__ = [
     "Normal",
     "PathSet",
     "StudentT",
+    "calibrate",
     "duration_years",
     "fit_garch",
     "path_rng",
