@@ -103,20 +103,13 @@ def measure(accounts: int, n_paths: int, screen_paths: int, cascade_paths: int) 
         one = engine.cascade(book, cfg)
     out["single_scenario_cascade_seconds"] = time.perf_counter() - t
     out["single_scenario_cascade_rounds"] = len(one.rounds)
-    # The screen alone (screen_paths of them): a run whose cascades are all skipped is not
-    # possible on a book where some path liquidates, so time the stress pass directly.
-    sub = ps.subset(slice(0, screen_paths))
-    sbook = mc.minor_unit_book(book)
+    # The screen alone on screen_paths paths (mc.screen: no cascade).
     t = time.perf_counter()
-    liq = []
-    for p in range(len(sub)):
-        scen = {f"{p}.{k}": s for k, s in enumerate(sub.path(p))}
-        liq.append(np.asarray(engine.stress(sbook, scen).scenarios.liquidatable))
+    sc = mc.screen(engine, book, ps.subset(slice(0, screen_paths)))
     screen_s = time.perf_counter() - t
     out["screen_paths_measured"] = screen_paths
     out["screen_seconds_per_path"] = screen_s / screen_paths
-    clear = [bool((x == 0).all()) for x in liq]
-    out["screen_skip_rate"] = float(np.mean(clear))
+    out["screen_skip_rate"] = float(np.asarray(sc.clear).mean())
     # Full runs (screen + cascades) on cascade_paths paths.
     t = time.perf_counter()
     with warnings.catch_warnings():

@@ -12,6 +12,7 @@ from statistics import NormalDist
 
 import crossmargin as cm
 import numpy as np
+import pandas as pd
 import pytest
 from crossmargin import montecarlo as mc
 from crossmargin.cascade import CascadeConfig, NoImpact
@@ -325,6 +326,58 @@ def test_screen_on_and_off_and_thread_counts_give_identical_results() -> None:
     assert (np.asarray(on.paths.rounds)[skipped] == 0).all()
     assert (np.asarray(on.paths.insurance_fund_usd)[skipped] == 5.0).all()
     _same(on, mc.run(engine, book, paths, cfg, threads=1))
+
+
+def test_screen_is_exact_on_a_synthetic_book() -> None:
+    """A 400-account synthetic book (demo universe, seed 5) after today's liquidations —
+    it keeps borrow-heavy pools beside isolated positions, which the stress kernel counts as
+    liquidatable at every price but the cascade cannot act on — and 60 quiet paths (σ 15–25 %,
+    12 steps, seed 2): the screen skips some paths, the results equal the unscreened run's,
+    and every path it keeps has a liquidation (it is tight on this book)."""
+    from crossmargin import synth
+
+    u = cm.Universe.demo()
+    engine = cm.Engine(u, threads=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cm.exceptions.TruncatedWarning)
+        settled = engine.cascade(
+            synth.generate(u, n_accounts=400, seed=5), CascadeConfig(shock={})
+        ).final_book
+    bal, pos = settled.to_pandas(u)
+    # An inert account (as found in larger synthetic books): borrows beside an isolated short.
+    inert = pd.DataFrame(
+        {
+            "account": 1,
+            "asset": ["USDT", "USDC", "BTC", "ETH"],
+            "qty": [-105.07652, 146.84539, -0.0027455, 0.0711344],
+        }
+    )
+    short = pd.DataFrame(
+        {
+            "account": [1],
+            "market": ["SOLUSDT"],
+            "qty": [-35.817],
+            "entry_price": [136.431],
+            "isolated_margin": [558.6],
+        }
+    )
+    book = cm.Book.from_pandas(pd.concat([bal, inert]), pd.concat([pos, short]))
+    m = engine.evaluate(book)
+    assert m.liquidatable.sum() == 1 and m.liquidatable[0]  # and so at every price
+    paths = mc.simulate(
+        mc.Normal({"BTC": 0.15, "ETH": 0.2, "SOL": 0.25}), n_paths=60, steps=12, seed=2
+    )
+    cfg = CascadeConfig(insurance_fund=1e3)
+    on = mc.run(engine, book, paths, cfg)
+    off = mc.run(engine, book, paths, cfg, screen=False)
+    skipped = np.asarray(on.paths.skipped)
+    assert 0 < skipped.sum() < len(paths)
+    _same(on, off, skip=("skipped",))
+    assert (np.asarray(off.paths.events)[skipped] == 0).all()
+    assert (np.asarray(off.paths.events)[~skipped] > 0).all()
+    alone = mc.screen(engine, book, paths)
+    assert np.array_equal(alone.clear, skipped)
+    assert np.array_equal(alone.cover1_usd, on.paths.cover1_usd)
 
 
 def test_each_path_is_its_cascade_with_an_exact_ledger() -> None:

@@ -33,6 +33,7 @@ from crossmargin.montecarlo.run import (
     market_bad_debt,
     minor_unit_book,
     run,
+    screen,
 )
 from crossmargin.montecarlo.stats import Estimate, TailWarning
 
@@ -70,5 +71,6 @@ __all__ = [
     "read_returns",
     "run",
     "scale_universe",
+    "screen",
     "simulate",
 ]

@@ -131,9 +131,48 @@ def _groups(
     return perm, starts, uniq
 
 
+@dataclass(frozen=True)
+class ScreenBooks:
+    """The screen's books, from the minor-unit book (:func:`screen_books`): ``main`` holds
+    every position and the balances of the accounts with an open cross position; ``pools``
+    the balances of the others (no open cross position: the cascade acts on them only for an
+    isolated position below its maintenance — counted in ``main`` — or a negative cross
+    equity, whose sign ``pools`` gives); ``cross`` flags ``main``'s accounts with an open
+    cross position, in its row order; ``accounts`` every account (the book's order)."""
+
+    main: Book
+    pools: Book | None
+    cross: np.ndarray
+    accounts: np.ndarray
+
+
+def _rows(table: dict[str, Any], keep: np.ndarray, column: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        out[k] = SymbolColumn(v.codes[keep], v.labels) if k == column else v[keep]
+    return out
+
+
+def screen_books(book: Book) -> ScreenBooks:
+    """Splits the minor-unit copy of ``book`` for the screen (see :class:`ScreenBooks`)."""
+    sbook = minor_unit_book(book)
+    b, p = sbook.balances, sbook.positions
+    open_cross = (p["isolated_margin"] <= 0) & (p["qty"] != 0)
+    cross_accounts = np.unique(p["account"][open_cross])
+    in_cross = np.isin(b["account"], cross_accounts)
+    if in_cross.all():
+        main, pools = sbook, None
+    else:
+        main = Book(_rows(b, in_cross, "asset"), p)
+        pools = Book(
+            _rows(b, ~in_cross, "asset"), _rows(p, np.zeros(len(p["qty"]), bool), "market")
+        )
+    return ScreenBooks(main, pools, np.isin(main.accounts, cross_accounts), sbook.accounts)
+
+
 def _screen(
     engine: Engine,
-    book: Book,
+    books: ScreenBooks,
     paths: PathSet,
     which: np.ndarray,
     prices: PriceOverrides,
@@ -143,7 +182,9 @@ def _screen(
     done: list[int],
     total: int,
 ) -> _Screen:
-    n_acc, s = book.n_accounts, paths.n_steps
+    """Per path of ``which``: clear (module docstring), the most accounts needing action at
+    one step, Cover-1/2 and the Cover-1 group."""
+    n_acc, s = len(books.accounts), paths.n_steps
     per_chunk = max(1, SCREEN_BUDGET // max(1, n_acc * s))
     out = _Screen(
         clear=np.zeros(len(which), dtype=bool),
@@ -153,41 +194,96 @@ def _screen(
         cover1_group=np.full(len(which), "", dtype=object),
     )
     unds = paths.underlyings
-    labels = grouping[2] if grouping is not None else book.accounts.astype(str).astype(object)
+    labels = grouping[2] if grouping is not None else books.accounts.astype(str).astype(object)
+    main_rows = np.searchsorted(books.accounts, books.main.accounts)
+    pool_rows = (
+        np.searchsorted(books.accounts, books.pools.accounts) if books.pools is not None else None
+    )
     for c0 in range(0, len(which), per_chunk):
         chunk = which[c0 : c0 + per_chunk]
+        n_sc = len(chunk) * s
         scen = {
             f"{int(p)}.{t}": dict(zip(unds, map(float, paths.moves[p, t]), strict=True))
             for p in chunk
             for t in range(s)
         }
-        st = engine.stress(book, scen, prices=prices)
-        liq = np.asarray(st.scenarios.liquidatable).reshape(len(chunk), s)
         sl = slice(c0, c0 + len(chunk))
-        out.max_liquidatable[sl] = liq.max(axis=1)
+        short = np.zeros((n_acc, n_sc))
+        st = engine.stress(books.main, scen, prices=prices)
+        need = np.asarray(st.scenarios.liquidatable, dtype=np.int64)
+        gap = st.matrix
+        ok = need == 0
+        if books.cross.any():
+            ok &= gap[books.cross].min(axis=0) > tolerance
+        short[main_rows] += np.maximum(-gap, 0.0)
+        if books.pools is not None and pool_rows is not None:
+            sp = engine.stress(books.pools, scen, prices=prices)
+            bankrupt = np.asarray(sp.scenarios.bankrupt, dtype=np.int64)
+            need = need + bankrupt
+            ok &= bankrupt == 0
+            short[pool_rows] += np.maximum(-sp.matrix, 0.0)
+        out.max_liquidatable[sl] = need.reshape(len(chunk), s).max(axis=1)
+        out.clear[sl] = ok.reshape(len(chunk), s).all(axis=1)
         if n_acc:
-            gap = st.matrix
-            min_gap = gap.min(axis=0).reshape(len(chunk), s)
-            out.clear[sl] = np.all((liq == 0) & (min_gap > tolerance), axis=1)
-            short = np.maximum(-gap, 0.0)
             if grouping is not None:
                 short = np.add.reduceat(short[grouping[0]], grouping[1], axis=0)
             worst = short.reshape(short.shape[0], len(chunk), s).max(axis=2)  # groups × paths
             top = np.argmax(worst, axis=0)
             c1 = worst[top, np.arange(len(chunk))]
             if worst.shape[0] > 1:
-                two = -np.partition(-worst, 1, axis=0)[:2]
-                c2 = two.sum(axis=0)
+                c2 = (-np.partition(-worst, 1, axis=0)[:2]).sum(axis=0)
             else:
                 c2 = c1
             out.cover1[sl], out.cover2[sl] = c1, c2
             out.cover1_group[sl] = np.where(c1 > 0, labels[top], "")
-        else:
-            out.clear[sl] = np.all(liq == 0, axis=1)
         done[0] += len(chunk)
         if progress is not None:
             progress("screen", done[0], total)
     return out
+
+
+def screen(
+    engine: Engine,
+    book: Book,
+    paths: PathSet,
+    *,
+    prices: PriceOverrides = None,
+    groups: Mapping[int, Any] | None = None,
+    screen_tolerance: float = 1e-6,
+) -> Table:
+    """The screen alone (no cascade): per path, ``clear`` (the cascade would do nothing on
+    it), ``max_liquidatable`` (the most accounts needing action at one step), Cover-1/2."""
+    from crossmargin.engine import Engine as EngineClass
+
+    if not isinstance(engine, EngineClass):
+        raise ConfigTypeError(
+            f"engine: expected crossmargin.Engine, got {type(engine).__name__}", field="engine"
+        )
+    _check_inputs(engine, book, paths, CascadeConfig())
+    tol = bounded(screen_tolerance, "screen_tolerance", 0.0)
+    which = np.arange(len(paths))
+    sc = _screen(
+        engine,
+        screen_books(book),
+        paths,
+        which,
+        prices,
+        _groups(book, groups),
+        tol,
+        None,
+        [0],
+        len(paths),
+    )
+    return Table(
+        {
+            "path": paths.path_ids.astype(np.int64),
+            "clear": sc.clear,
+            "max_liquidatable": sc.max_liquidatable,
+            "cover1_usd": sc.cover1,
+            "cover2_usd": sc.cover2,
+            "cover1_group": sc.cover1_group.astype(str).astype(object),
+        }
+    )
 
 
 # ---- one path ----------------------------------------------------------------------------
@@ -579,7 +675,7 @@ def run(
     n, s = len(paths), paths.n_steps
     fund0 = _fund_usd(engine, config, prices)
     grouping = _groups(book, groups)
-    sbook = minor_unit_book(book)
+    sbook = screen_books(book)
 
     # Engines per margin multiplier (one for all paths without a margin rule).
     if margin is None:
@@ -711,4 +807,6 @@ __all__ = [
     "market_bad_debt",
     "minor_unit_book",
     "run",
+    "screen",
+    "screen_books",
 ]
