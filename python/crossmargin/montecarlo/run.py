@@ -4,17 +4,18 @@ distribution of what it costs (docs/MONTECARLO.md).
 :func:`run` takes a book, a :class:`~crossmargin.montecarlo.paths.PathSet` and the cascade's
 rules (a :class:`~crossmargin.cascade.CascadeConfig` without shock or path) and, per path,
 
-1. **screens** it: the book is evaluated at every step's prices in one ``Engine.stress`` pass
-   over all paths × steps (in chunks of paths). A path is skipped only when at every step no
-   account is liquidatable (cross pool below maintenance or an isolated position below its
-   own) and every account's adjusted maintenance equity exceeds its requirement by more
-   than ``screen_tolerance`` USD. The screen evaluates a copy of the book whose balances
-   and isolated margins are rounded to the cascade's 1e-8 minor units, as the cascade holds
-   them, so on a skipped path the cascade's first round of every step would find exactly
-   what the screen found: nobody to liquidate. A skipped path's result is what the cascade
-   gives — no events, no rounds, zero bad debt and fees, the fund untouched (the tests run
-   with and without the screen and compare every column). The same pass gives each path's
-   Cover-1 / Cover-2 exposure;
+1. **screens** it: the book is evaluated at every step's prices by ``Engine.stress``, all
+   paths × steps as scenarios (in chunks of paths), on a copy whose balances and isolated
+   margins are rounded to the cascade's 1e-8 minor units, as the cascade holds them, and
+   split by what can move the cascade (:func:`screen_books`). A path is skipped only when at
+   every step no account has an isolated position below its maintenance, every account
+   with an open cross position is above maintenance by more than ``screen_tolerance`` USD,
+   and every account without one has non-negative equity — then the cascade's first round
+   of every step would find nobody to act on, and a skipped path's result is what the
+   cascade gives: no events, no rounds, zero bad debt and fees, the fund untouched (the
+   tests run with and without the screen and compare every column; the argument in
+   docs/MONTECARLO.md, "The run and the screen"). The same pass gives each path's Cover-1 /
+   Cover-2 exposure;
 2. runs ``Engine.cascade`` on every path left, in a thread pool (the Rust core releases the
    GIL), checks its ledger (``check_conservation``) and keeps per-path totals. Results are
    gathered in path order, so they are identical for any thread count.
