@@ -84,7 +84,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """``cm.reference`` (the oracle), ``cm.venues`` and ``cm.distributed`` load on first use:
     the engine never imports the oracle, and Dask is optional."""
-    if name in ("reference", "venues", "distributed"):
+    if name in ("reference", "venues", "distributed", "montecarlo"):
         import importlib
 
         return importlib.import_module(f"crossmargin.{name}")

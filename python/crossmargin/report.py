@@ -189,6 +189,74 @@ def venues_section(df: pd.DataFrame) -> str:
     )
 
 
+def montecarlo_section(
+    paths: pd.DataFrame,
+    fund: pd.DataFrame | None,
+    risk: pd.DataFrame | None,
+    markets: pd.DataFrame | None,
+    summary: dict[str, Any] | None,
+) -> str:
+    """``crossmargin montecarlo``: the distribution of bad debt over the paths, its
+    exceedance curve P(bad debt ≥ x), and the insurance fund needed for each target
+    probability of exhausting it (with the order-statistic CI)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.sort(paths.bad_debt_usd.to_numpy())
+    n = len(x)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    pos = x[x > 0]
+    if len(pos):
+        axes[0].hist(pos, bins=min(60, max(5, len(pos) // 5)), color="#c0392b")
+    axes[0].set_title(f"bad debt on the {len(pos):,} of {n:,} paths with any")
+    axes[0].set_xlabel("USD")
+    if n:
+        p = 1.0 - np.arange(n) / n  # P(X ≥ x_(i)), 1/n at the largest path
+        axes[1].step(x, p, where="post", color="#3b6ea8")
+        axes[1].set_yscale("log")
+        axes[1].set_ylim(max(0.5 / n, 1e-6), 1)
+    axes[1].set_title("exceedance: P(bad debt ≥ x)")
+    axes[1].set_xlabel("USD")
+    if fund is not None and len(fund):
+        f = fund[np.isfinite(fund.fund_usd)]
+        axes[2].plot(f.target, f.fund_usd, "o-", color="#27ae60", label="fund size")
+        lo, hi = f.lower.to_numpy(), f.upper.to_numpy()
+        hi = np.where(np.isfinite(hi), hi, np.nan)
+        axes[2].fill_between(f.target, lo, hi, color="#27ae60", alpha=0.2, label="95% CI")
+        axes[2].set_xscale("log")
+        axes[2].invert_xaxis()
+        axes[2].legend(fontsize=7)
+    axes[2].set_title("fund for P(exhausted) ≤ target")
+    axes[2].set_xlabel("target probability")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    facts = ""
+    if summary:
+        keep = {
+            k: v for k, v in summary.items() if isinstance(v, int | float) and k != "confidence"
+        }
+        facts = (
+            "<ul>"
+            + "".join(
+                f"<li>{html.escape(k.replace('_', ' '))}: "
+                + (f"{v:,.4g}" if isinstance(v, float) else f"{v:,}")
+                + "</li>"
+                for k, v in keep.items()
+            )
+            + "</ul>"
+        )
+        for w in summary.get("warnings") or []:
+            facts += f"<p class='meta'>warning: {html.escape(str(w))}</p>"
+    tables = ""
+    if risk is not None and len(risk):
+        tables += "<h3>VaR and expected shortfall of bad debt</h3>" + _table(risk)
+    if markets is not None and len(markets):
+        tables += "<h3>Bad debt by market on the 1 % tail paths</h3>" + _table(markets)
+    return "<h2>Monte Carlo</h2>" + facts + _png(fig) + tables
+
+
 def provenance_section(provenance: dict[str, Any]) -> str:
     """Which inputs produced the outputs: per command, the ``provenance`` block the CLI
     records in summary.json (version, time, argv, universe and book files with sha256)."""
@@ -272,6 +340,16 @@ def build(folder: str | Path, title: str = "crossmargin report") -> Path:
         parts.append(ladder_section(lp, summary.get("marks", {})))
     if (v := _read(out, "venues.parquet")) is not None:
         parts.append(venues_section(v))
+    if (mcp := _read(out, "montecarlo.parquet")) is not None:
+        parts.append(
+            montecarlo_section(
+                mcp,
+                _read(out, "montecarlo_fund.parquet"),
+                _read(out, "montecarlo_risk.parquet"),
+                _read(out, "montecarlo_markets.parquet"),
+                summary.get("montecarlo"),
+            )
+        )
     if not parts:
         raise ConfigError(
             f"{out}: no outputs to report on (margin.parquet, stress.parquet, ...)",
@@ -292,4 +370,4 @@ def build(folder: str | Path, title: str = "crossmargin report") -> Path:
     return path
 
 
-__all__ = ["REPORT_NAME", "build", "provenance_section"]
+__all__ = ["REPORT_NAME", "build", "montecarlo_section", "provenance_section"]
