@@ -147,7 +147,7 @@ class ScreenBooks:
     accounts: np.ndarray
 
 
-def _rows(table: dict[str, Any], keep: np.ndarray, column: str) -> dict[str, Any]:
+def _rows(table: Mapping[str, Any], keep: np.ndarray, column: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in table.items():
         out[k] = SymbolColumn(v.codes[keep], v.labels) if k == column else v[keep]
