@@ -40,13 +40,14 @@ pub fn counterparties(state: &State, ctx: &MarginContext<'_>, market: u32, side:
     let u = ctx.universe;
     let k = market as usize;
     let sp = ctx.prices.asset[u.markets.settle[k] as usize];
+    let contract = u.contract(k);
     let mut c: Vec<Counterparty> = (0..state.n_accounts())
         .into_par_iter()
         .flat_map_iter(|a| {
             let range = state.pos_offsets[a]..state.pos_offsets[a + 1];
             // Options are not deleveraged: an option's premium is not a profit on a price.
             let held = range
-                .filter(|&p| state.pos_market[p] == market && state.pos_qty[p] * side > 0.0 && !u.market_hot[k].option);
+                .filter(|&p| state.pos_market[p] == market && state.pos_qty[p] * side > 0.0 && !contract.is_option());
             let mut found = Vec::new();
             for p in held {
                 let pm = position_stake(ctx, k, state.pos_qty[p], state.pos_entry[p]);
@@ -59,9 +60,7 @@ pub fn counterparties(state: &State, ctx: &MarginContext<'_>, market: u32, side:
                         position_stake(ctx, state.pos_market[q] as usize, state.pos_qty[q], state.pos_entry[q]).notional
                     })
                     .sum();
-                let size = state.pos_qty[p].abs() * u.markets.contract_size[k];
-                let entry_notional =
-                    if u.markets.inverse[k] { size / state.pos_entry[p] } else { size * state.pos_entry[p] } * sp;
+                let entry_notional = contract.notional_usd(state.pos_qty[p], state.pos_entry[p], sp);
                 let leverage = if equity > 0.0 { notional / equity } else { f64::INFINITY };
                 found.push(Counterparty {
                     account: a,

@@ -213,12 +213,9 @@ fn check_position_sizes(book: &GroupedBook, u: &Universe, state: &State, cfg: &C
     let limit = crate::limits::MAX_AMOUNT / 100.0;
     for p in 0..state.pos_qty.len() {
         let k = state.pos_market[p] as usize;
-        let h = &u.market_hot[k];
-        let size = (state.pos_qty[p] * h.contract_size).abs();
-        let entry = state.pos_entry[p];
-        let value = |price: f64| if h.inverse && !h.option { size / price } else { size * price };
-        let at_entry = if entry > 0.0 { value(entry) } else { 0.0 };
-        let worst = cfg.step_marks.iter().map(|m| value(m[k])).fold(at_entry, f64::max);
+        let (c, qty, entry) = (u.contract(k), state.pos_qty[p], state.pos_entry[p]);
+        let at_entry = if entry > 0.0 { c.notional(qty, entry) } else { 0.0 };
+        let worst = cfg.step_marks.iter().map(|m| c.notional(qty, m[k])).fold(at_entry, f64::max);
         if worst.is_nan() || worst > limit {
             return Err(CoreError::book(
                 crate::error::Table::Positions,
@@ -411,10 +408,7 @@ fn order_flow(u: &Universe, state: &State, pos: usize, fraction: f64, assets: &[
     let k = state.pos_market[pos] as usize;
     let x = -state.pos_qty[pos] * fraction;
     let h = &u.market_hot[k];
-    let sp = assets[h.settle as usize];
-    let flow =
-        if h.inverse && !h.option { x * h.contract_size / marks[k] * sp } else { x * h.contract_size * marks[k] * sp };
-    (k as u32, flow)
+    (k as u32, h.contract.value_usd(x, marks[k], assets[h.settle as usize]))
 }
 
 /// Settles one account: its orders at their markets' fill prices, then, when its pool is left
@@ -526,9 +520,8 @@ fn deleverage(
                     release_isolated(state, cp.account, cp.pos, u);
                 }
                 state.refresh(cp.account);
-                let cs = u.markets.contract_size[ku];
+                let notional = u.contract(ku).notional_usd(x, state.pos_entry[cp.pos], sp);
                 let entry = state.pos_entry[cp.pos];
-                let notional = if u.markets.inverse[ku] { x.abs() * cs / entry } else { x.abs() * cs * entry } * sp;
                 out.push((
                     cp.account,
                     Event {
@@ -608,22 +601,16 @@ impl Fill<'_, '_> {
         let k = s.pos_market[p] as usize;
         let settle = u.markets.settle[k] as usize;
         let sp = self.ctx.prices.asset[settle];
-        let h = &u.market_hot[k];
-        let (cs, entry) = (h.contract_size, s.pos_entry[p]);
+        let (c, entry) = (u.contract(k), s.pos_entry[p]);
         let full = o.fraction >= 1.0;
         let x = if full { -q } else { -q * o.fraction };
-        // Closing −x contracts at `price`: a perp or future realises its P&L against entry; an
-        // option is sold (or bought back) at its premium, the entry premium being already paid.
-        let realized = to_minor(if h.option {
-            -x * cs * price
-        } else if h.inverse {
-            -x * cs * (1.0 / entry - 1.0 / price)
-        } else {
-            -x * cs * (price - entry)
-        });
+        // Closing −x contracts at `price` pays what they add to equity there: a perp or future
+        // realises its P&L against entry; an option is sold (or bought back) at its premium,
+        // the entry premium being already paid.
+        let realized = to_minor(c.equity(-x, entry, price));
         self.pools.external[settle] -= realized;
         s.pos_qty[p] = if full { 0.0 } else { q + x };
-        let notional = if h.inverse && !h.option { x.abs() * cs / price } else { x.abs() * cs * price };
+        let notional = c.notional(x, price);
         let nominal_fee = to_minor(self.fee_rate * notional);
         let mut out = Vec::new();
         let fee;

@@ -321,9 +321,8 @@ impl Shard {
                         release_isolated(s, a, p, u);
                     }
                     s.refresh(a);
-                    let cs = u.markets.contract_size[ku];
                     let entry = s.pos_entry[p];
-                    let notional = if u.markets.inverse[ku] { x.abs() * cs / entry } else { x.abs() * cs * entry } * sp;
+                    let notional = u.contract(ku).notional_usd(x, entry, sp);
                     let e = Event {
                         market: market as i32,
                         qty: x,
