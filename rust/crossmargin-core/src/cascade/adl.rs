@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-use crate::cascade::ledger::{to_minor, Pools};
+use crate::cascade::ledger::Pools;
 use crate::cascade::policy::cross_equity;
 use crate::cascade::state::State;
 use crate::margin::{position_stake, MarginContext};
@@ -80,13 +80,4 @@ pub fn counterparties(state: &State, ctx: &MarginContext<'_>, market: u32, side:
 pub fn to_fund_from_external(pools: &mut Pools, asset: usize, minor: i128) {
     pools.external[asset] -= minor;
     pools.insurance[asset] += minor;
-}
-
-/// USD → minor units of an asset priced at `price` (0 when the price is 0).
-pub fn usd_to_minor(usd: f64, price: f64) -> i128 {
-    if price > 0.0 {
-        to_minor(usd / price)
-    } else {
-        0
-    }
 }

@@ -20,9 +20,9 @@ use crate::error::{CoreError, Result};
 use crate::margin::{position_stake, MarginContext, PreparedLookup, Prices, Remap};
 use crate::money::{allocate, Minor};
 use crate::universe::Universe;
-use adl::{counterparties, to_fund_from_external, usd_to_minor, Deleverage};
+use adl::{counterparties, to_fund_from_external, Deleverage};
 use impact::{Execution, Liquidity};
-use ledger::{to_minor, to_units, Pools};
+use ledger::{to_minor, Pools};
 use policy::{cross_equity, Candidate, EventKind, Order, Slicing};
 use state::State;
 
@@ -464,7 +464,7 @@ fn settle_candidate(
 
 /// The fund's value at `prices` (USD).
 pub fn fund_usd(pools: &Pools, prices: &[f64]) -> f64 {
-    pools.insurance.iter().zip(prices).map(|(&m, &p)| to_units(m) * p).sum()
+    pools.insurance.iter().zip(prices).map(|(&m, &p)| Minor(m).to_usd(p)).sum()
 }
 
 /// The deficit split over the (market, side) of this round's bankruptcies, pro rata.
@@ -513,7 +513,7 @@ fn deleverage(
                 let share = take / cp.upnl;
                 let q = state.pos_qty[cp.pos];
                 let x = if share >= 1.0 { -q } else { -q * share };
-                let minor = usd_to_minor(take, sp);
+                let minor = Minor::saturating_from_usd(take, sp).0;
                 to_fund_from_external(pools, settle, minor);
                 state.pos_qty[cp.pos] = if share >= 1.0 { 0.0 } else { q + x };
                 if state.pos_qty[cp.pos] == 0.0 && state.pos_isolated[cp.pos] {
@@ -530,7 +530,7 @@ fn deleverage(
                         price: entry,
                         notional_usd: notional,
                         fee_usd: 0.0,
-                        bad_debt_usd: to_units(minor) * sp,
+                        bad_debt_usd: Minor(minor).to_usd(sp),
                         kind: EventKind::Adl,
                     },
                 ));
@@ -541,7 +541,7 @@ fn deleverage(
             let weights: Vec<f64> = cps.iter().map(|c| c.upnl).collect();
             let cover = amount.min(weights.iter().sum());
             // Weights are positive uPnLs, so the split cannot fail; an empty split changes nothing.
-            let parts = allocate(Minor(usd_to_minor(cover, sp)), &weights).unwrap_or_default();
+            let parts = allocate(Minor::saturating_from_usd(cover, sp), &weights).unwrap_or_default();
             for (cp, Minor(part)) in cps.iter().zip(parts) {
                 if part == 0 {
                     continue;
@@ -558,7 +558,7 @@ fn deleverage(
                         price: ctx.prices.mark[ku],
                         notional_usd: 0.0,
                         fee_usd: 0.0,
-                        bad_debt_usd: to_units(part) * sp,
+                        bad_debt_usd: Minor(part).to_usd(sp),
                         kind: EventKind::SocializedLoss,
                     },
                 ));
@@ -617,7 +617,7 @@ impl Fill<'_, '_> {
         if s.pos_isolated[p] {
             s.iso_minor[p] += realized;
             let rest = position_stake(self.ctx, k, s.pos_qty[p], entry).equity;
-            let available = s.iso_minor[p] + usd_to_minor(rest, sp);
+            let available = s.iso_minor[p] + Minor::saturating_from_usd(rest, sp).0;
             fee = nominal_fee.min(available.max(0));
             s.iso_minor[p] -= fee;
         } else {
@@ -625,7 +625,7 @@ impl Fill<'_, '_> {
             s.bal_minor[row] += realized;
             s.refresh(a);
             let (eq, _) = cross_equity(s, a, self.ctx);
-            fee = nominal_fee.min(usd_to_minor(eq.max(0.0), sp)).max(0);
+            fee = nominal_fee.min(Minor::saturating_from_usd(eq.max(0.0), sp).0).max(0);
             s.bal_minor[row] -= fee;
         }
         self.pools.insurance[settle] += fee;
@@ -637,7 +637,7 @@ impl Fill<'_, '_> {
                 qty: x,
                 price,
                 notional_usd: notional * sp,
-                fee_usd: to_units(fee) * sp,
+                fee_usd: Minor(fee).to_usd(sp),
                 bad_debt_usd: 0.0,
                 kind,
             },
@@ -651,7 +651,7 @@ impl Fill<'_, '_> {
                     self.pools.insurance[settle] -= deficit;
                     s.iso_minor[p] = 0;
                     s.pos_isolated[p] = false;
-                    let usd = to_units(deficit) * sp;
+                    let usd = Minor(deficit).to_usd(sp);
                     out.push((
                         Event {
                             market: k as i32,
