@@ -3,9 +3,7 @@
 //! bracket each position falls in.
 
 use crate::book::GroupedBook;
-use crate::margin::{
-    contract_amounts, evaluate_rows_into, AccountMargin, BalanceLine, MarginContext, PositionLine, RowSink,
-};
+use crate::margin::{evaluate_rows_into, AccountMargin, BalanceLine, MarginContext, PositionLine, RowSink};
 
 /// One position row with where it came from and which bracket applied.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,11 +50,9 @@ pub fn explain_account(book: &GroupedBook, a: usize, ctx: &MarginContext<'_>) ->
         .into_iter()
         .zip(rows)
         .map(|(line, &row)| {
-            let h = &u.market_hot[line.market];
-            let bracket = (!h.option).then(|| {
-                let (notional, _) = contract_amounts(h, line.qty, line.entry, line.mark);
-                u.markets.brackets.bracket_of(line.market, notional)
-            });
+            let c = u.contract(line.market);
+            let bracket =
+                (!c.is_option()).then(|| u.markets.brackets.bracket_of(line.market, c.notional(line.qty, line.mark)));
             PositionDetail { line, row, bracket }
         })
         .collect();

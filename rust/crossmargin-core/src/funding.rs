@@ -6,14 +6,15 @@
 //! F = P + clamp(I − P, −0.05%, +0.05%), P the interval's average premium index, I the
 //! interest rate (0.01% per 8-hour interval); then capped to the market's [floor, cap].
 //!
-//! Payments (per market, rate r, mark m, contract size cs): a position of q contracts owes
-//! −q·cs·m·r (linear, in the settle asset) or −q·cs/m·r (inverse, in the settle coin); when
-//! r > 0 longs pay shorts, when r < 0 shorts pay longs. In minor units:
+//! Payments (per market, rate r, mark m): a position of q contracts owes its notional × r
+//! (the contract's notional at the mark, [`crate::contract::Contract::notional`]: q·cs·m
+//! linear, in the settle asset, or q·cs/m inverse, in the settle coin), signed so that when
+//! r > 0 longs pay shorts, when r < 0 shorts pay longs. In minor units ([`Minor`]):
 //! 1. If the book's open interest is unbalanced (Σq ≠ 0 beyond 1e-12·Σ|q|, the noise of
 //!    adding floats), an *external counterparty* holds the missing −Σq contracts, so the
 //!    market is balanced and nothing is dropped.
-//! 2. Every payer (counterparty included) pays its own amount |q|·cs·m·|r| (or
-//!    |q|·cs/m·|r|) rounded half to even to minor units; the pot is their sum.
+//! 2. Every payer (counterparty included) pays its own amount notional·|r| rounded half to
+//!    even to minor units ([`Minor::from_f64`], checked); the pot is their sum.
 //! 3. The pot is split over the receivers (counterparty included, last) pro rata to
 //!    notional — within one market, to |q| — by [`allocate`] (largest remainder).
 //!
@@ -219,7 +220,7 @@ pub fn market_funding(
     qty: &[f64],
 ) -> Result<(MarketFunding, Vec<Minor>)> {
     let mt = &u.markets;
-    let (cs, inverse) = (mt.contract_size[k], mt.inverse[k]);
+    let contract = u.contract(k);
     let mut totals = MarketFunding { rate, ..Default::default() };
     let (mut net, mut gross) = (0.0f64, 0.0f64);
     for &q in qty {
@@ -237,10 +238,10 @@ pub fn market_funding(
     if rate == 0.0 || gross == 0.0 {
         return Ok((totals, pays));
     }
-    // Positive rate: longs (q > 0) pay. Own amount: |q|·cs·mark·|r| or |q|·cs/mark·|r|.
+    // Positive rate: longs (q > 0) pay. Own amount: notional at the mark × |r|.
     let payer_sign = rate.signum();
     let owed = |q: f64| -> Result<Minor> {
-        let notional = if inverse { q.abs() * cs / mark } else { q.abs() * cs * mark };
+        let notional = contract.notional(q, mark);
         // The field is named only on error (no allocation per position).
         Minor::from_f64(notional * rate.abs(), "funding").map_err(|e| match e {
             CoreError::Price { message, .. } => CoreError::price(format!("funding[{}]", mt.symbol[k]), message),

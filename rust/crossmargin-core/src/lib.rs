@@ -15,6 +15,7 @@
 pub mod book;
 pub mod brackets;
 pub mod cascade;
+pub mod contract;
 pub mod efficiency;
 pub mod error;
 pub mod explain;
@@ -35,6 +36,7 @@ pub mod stress;
 pub mod universe;
 
 pub use book::{group, BalanceInput, GroupedBook, PositionInput};
+pub use contract::{Contract, Payoff};
 pub use error::{CoreError, Result, Table};
 pub use margin::{evaluate, evaluate_account, AccountMargin, MarginColumns, MarginContext, Prices, Remap};
 pub use mode::Mode;

@@ -140,17 +140,16 @@ fn moves_market(u: &Universe, moves: &Moves, d: Driver, k: usize) -> bool {
 }
 
 /// Factors s at which a position's requirement or uPnL weight changes: its bracket bounds
-/// (settle-asset notional) and its entry price.
+/// (settle-asset notional, [`crate::contract::Contract::factor_at_notional`]) and its entry price.
 fn position_breaks(u: &Universe, k: usize, qty: f64, entry: f64, mark: f64, out: &mut Vec<f64>) {
-    let size = (qty * u.markets.contract_size[k]).abs();
-    if size == 0.0 {
+    let c = u.contract(k);
+    if c.size_of(qty) == 0.0 {
         return;
     }
     out.push(entry / mark);
     for (bound, ..) in u.markets.brackets.rows(k) {
         if bound.is_finite() {
-            // linear: notional = size × mark × s; inverse: notional = size / (mark × s)
-            out.push(if u.markets.inverse[k] { size / (mark * bound) } else { bound / (size * mark) });
+            out.push(c.factor_at_notional(qty, mark, bound));
         }
     }
 }

@@ -115,11 +115,9 @@ pub struct PositionMargin {
     pub requirement: PerMode<f64>,
 }
 
-/// Linear: notional = |q|·cs·mark, uPnL = q·cs·(mark − entry).
-/// Inverse (Binance COIN-M / Bybit inverse): notional = |q|·cs/mark in coin,
-/// uPnL = q·cs·(1/entry − 1/mark) in coin. Amounts convert to USD at the settle price.
-/// Requirement: the bracket requirement on settle-asset notional, at least the Drift-style
-/// size premium on the first bracket's rate.
+/// A perp's or future's numbers: notional and uPnL by the market's [`Contract`] (settle
+/// units, converted to USD at the settle price); requirement: the bracket requirement on
+/// settle-asset notional, at least the Drift-style size premium on the first bracket's rate.
 #[inline]
 pub fn position_margin(
     u: &Universe,
@@ -142,11 +140,11 @@ pub fn position_margin_hot(
     mark: f64,
     settle_price: f64,
 ) -> PositionMargin {
-    let size = qty * h.contract_size;
-    let (notional, upnl) = contract_amounts(h, qty, entry, mark);
+    let c = &h.contract;
+    let (notional, upnl) = (c.notional(qty, mark), c.pnl(qty, entry, mark));
     let mut req = brackets.requirement_in(h.tiers.0 as usize, h.tiers.1 as usize, notional);
     if h.imf_factor > 0.0 {
-        let term = imf::premium_term(h.imf_factor, size);
+        let term = imf::premium_term(h.imf_factor, c.size_of(qty));
         for (r, &base) in req.iter_mut().zip(&h.base_rate) {
             *r = r.max(notional * imf::premium(base, term));
         }
@@ -155,19 +153,6 @@ pub fn position_margin_hot(
         notional: notional * settle_price,
         upnl: upnl * settle_price,
         requirement: [req[0] * settle_price, req[1] * settle_price],
-    }
-}
-
-/// (notional, uPnL) of `qty` contracts in the settle asset's units: linear |q|·cs·mark and
-/// q·cs·(mark − entry), inverse |q|·cs/mark and q·cs·(1/entry − 1/mark).
-#[inline]
-pub fn contract_amounts(h: &MarketHot, qty: f64, entry: f64, mark: f64) -> (f64, f64) {
-    let size = qty * h.contract_size;
-    if h.inverse {
-        let pnl = if qty == 0.0 { 0.0 } else { size * (1.0 / entry - 1.0 / mark) };
-        (size.abs() / mark, pnl)
-    } else {
-        (size.abs() * mark, size * (mark - entry))
     }
 }
 
@@ -325,7 +310,7 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
     let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
     for (((&code, &qty), &entry), &isolated) in positions {
         let MarketCall { index: k, mark, settle_price, hot: h } = lookup.market(code);
-        if h.option {
+        if h.is_option() {
             add_option(&mut m, ctx, k, qty, entry, isolated, settle_price, sink);
             continue;
         }
@@ -426,18 +411,7 @@ fn add_option<S: RowSink>(
     settle_price: f64,
     sink: &mut S,
 ) {
-    let mt = &ctx.universe.markets;
-    let s = ctx.underlying_price(mt.underlying[k] as usize);
-    let o = options::option_margin(
-        &mt.option[k],
-        mt.inverse[k],
-        qty,
-        mt.contract_size[k],
-        entry,
-        ctx.prices.mark[k],
-        settle_price,
-        s,
-    );
+    let o = option_terms(ctx, k, qty, entry, settle_price);
     m.upnl += o.upnl;
     m.equity += o.value;
     let mut line = PositionLine {
@@ -469,30 +443,39 @@ fn add_option<S: RowSink>(
     sink.position(&line);
 }
 
+/// Option market `k`'s position numbers at the context's mark and underlying price.
+#[inline]
+fn option_terms(ctx: &MarginContext<'_>, k: usize, qty: f64, entry: f64, settle_price: f64) -> options::OptionMargin {
+    let u = ctx.universe;
+    let mt = &u.markets;
+    let s = ctx.underlying_price(mt.underlying[k] as usize);
+    let cs = mt.contract_size[k];
+    options::option_margin(&mt.option[k], mt.inverse[k], qty, cs, entry, ctx.prices.mark[k], settle_price, s)
+}
+
 /// What one position contributes to its pool, whatever its kind (USD): the equity it adds
-/// (uPnL for a perp or future, its value for an option), its (initial, maintenance)
-/// requirement and its notional (an option's: its value's magnitude).
+/// (uPnL for a perp or future, its value for an option), the uPnL it reports, its (initial,
+/// maintenance) requirement and its notional (an option's: its value's magnitude).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Stake {
     pub equity: f64,
+    pub upnl: f64,
     pub requirement: PerMode<f64>,
     pub notional: f64,
 }
 
-/// The [`Stake`] of `qty` contracts of market `k` at the context's prices.
+/// The [`Stake`] of `qty` contracts of market `k` at the context's prices: the kernel's own
+/// per-position rule (the perp / future path of [`evaluate_rows_into`] and its options path).
 pub fn position_stake(ctx: &MarginContext<'_>, k: usize, qty: f64, entry: f64) -> Stake {
     let u = ctx.universe;
     let h = &u.market_hot[k];
     let settle_price = ctx.prices.asset[h.settle as usize];
-    if h.option {
-        let mt = &u.markets;
-        let s = ctx.underlying_price(mt.underlying[k] as usize);
-        let mark = ctx.prices.mark[k];
-        let o = options::option_margin(&mt.option[k], h.inverse, qty, h.contract_size, entry, mark, settle_price, s);
-        return Stake { equity: o.value, requirement: o.requirement, notional: o.value.abs() };
+    if h.is_option() {
+        let o = option_terms(ctx, k, qty, entry, settle_price);
+        return Stake { equity: o.value, upnl: o.upnl, requirement: o.requirement, notional: o.value.abs() };
     }
     let p = position_margin_hot(&u.markets.brackets, h, qty, entry, ctx.prices.mark[k], settle_price);
-    Stake { equity: p.upnl, requirement: p.requirement, notional: p.notional }
+    Stake { equity: p.upnl, upnl: p.upnl, requirement: p.requirement, notional: p.notional }
 }
 
 /// Per-account results as columns, in dense account order.

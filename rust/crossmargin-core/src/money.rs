@@ -9,9 +9,19 @@
 //!   units at this scale, so they cannot overflow on any real book);
 //! - [`Minor::from_f64`]: round x·10⁸ **half to even** (banker's rounding, IEEE 754
 //!   `roundTiesToEven`; Python's `round` does the same, so the reference agrees bit for bit);
-//!   the product x·10⁸ is the f64 product; non-finite or out-of-range inputs are errors;
+//!   the product x·10⁸ is the f64 product; non-finite or out-of-range inputs are errors
+//!   (funding payments, solvency claims and liabilities: an amount that cannot be held is
+//!   the caller's to fix);
+//! - [`Minor::saturating_from_f64`]: the same rounding, saturating at i128's range (NaN → 0)
+//!   instead of failing (the cascade's ledger, [`crate::cascade::ledger`]: its inputs are
+//!   bounded before the run starts, and a run never stops half-applied);
+//! - [`Minor::to_f64`] / [`Minor::to_usd`] back to asset units / USD at a price, and
+//!   [`Minor::saturating_from_usd`] from USD;
 //! - [`allocate`]: the *conserving split* of an integer total across weights by the
 //!   largest-remainder method; the parts always add up to the total exactly.
+//!
+//! Ledgers that cross the bindings (the cascade's state, pools and messages) hold these
+//! amounts as bare `i128` columns, a [`Minor`]'s field; every conversion goes through here.
 
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Neg, Sub, SubAssign};
@@ -24,6 +34,8 @@ pub const SCALE: i128 = 100_000_000;
 pub const SCALE_F64: f64 = 100_000_000.0;
 /// Largest |x| (asset units) that [`Minor::from_f64`] accepts: 10²⁸, well inside i128.
 pub const MAX_UNITS: f64 = 1e28;
+/// [`MAX_UNITS`] in minor units (10³⁶, 1/170 of what i128 holds).
+pub const MAX_MINOR: i128 = 1_000_000_000_000_000_000_000_000_000_000_000_000;
 
 /// An amount in minor units (10⁻⁸) of some asset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,12 +50,38 @@ impl Minor {
         if !x.is_finite() || x.abs() > MAX_UNITS {
             return Err(CoreError::price(what, format!("{x} cannot be an amount (finite, |x| ≤ 1e28)")));
         }
-        Ok(Minor((x * SCALE_F64).round_ties_even() as i128))
+        Ok(Minor::saturating_from_f64(x))
+    }
+
+    /// x asset units → minor units with [`Minor::from_f64`]'s rounding, never failing: beyond
+    /// i128's range the result saturates at its bounds, NaN gives 0 (Rust's float → integer
+    /// conversion). For amounts bounded before they get here (the cascade's ledger).
+    #[inline]
+    pub fn saturating_from_f64(x: f64) -> Minor {
+        Minor((x * SCALE_F64).round_ties_even() as i128)
+    }
+
+    /// `usd` in minor units of an asset priced at `price` USD: usd / price, saturating; 0 when
+    /// the price is 0 (an asset worth nothing cannot pay).
+    #[inline]
+    pub fn saturating_from_usd(usd: f64, price: f64) -> Minor {
+        if price > 0.0 {
+            Minor::saturating_from_f64(usd / price)
+        } else {
+            Minor::ZERO
+        }
     }
 
     /// Asset units as f64 (rounded to the nearest f64 when beyond 2⁵³ minor units).
+    #[inline]
     pub fn to_f64(self) -> f64 {
         self.0 as f64 / SCALE_F64
+    }
+
+    /// The amount's value in USD with the asset at `price`.
+    #[inline]
+    pub fn to_usd(self, price: f64) -> f64 {
+        self.to_f64() * price
     }
 
     pub fn abs(self) -> Minor {
@@ -171,6 +209,20 @@ mod tests {
         assert_eq!(Minor::from_f64(0.1, "x").unwrap(), Minor(10_000_000));
         assert!(Minor::from_f64(f64::NAN, "x").is_err());
         assert!(Minor::from_f64(1e29, "x").is_err());
+    }
+
+    #[test]
+    fn the_saturating_constructor_rounds_alike_and_never_fails() {
+        for x in [0.000_000_025, -0.000_000_035, 0.1, 1e28, -123.456_789_015] {
+            assert_eq!(Minor::saturating_from_f64(x), Minor::from_f64(x, "x").unwrap());
+        }
+        assert_eq!(Minor::saturating_from_f64(1e40), Minor(i128::MAX));
+        assert_eq!(Minor::saturating_from_f64(f64::NEG_INFINITY), Minor(i128::MIN));
+        assert_eq!(Minor::saturating_from_f64(f64::NAN), Minor::ZERO);
+        assert_eq!(Minor::saturating_from_usd(150.0, 50.0), Minor(300_000_000));
+        assert_eq!(Minor::saturating_from_usd(150.0, 0.0), Minor::ZERO);
+        assert_eq!(Minor(300_000_000).to_usd(50.0), 150.0);
+        assert_eq!(MAX_MINOR, 10i128.pow(MAX_UNITS.log10() as u32) * SCALE);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! `d1 = (ln(F/K) + σ²T/2) / (σ√T)`, `d2 = d1 − σ√T`. Greeks as in Haug, "The Complete
 //! Guide to Option Pricing Formulas" (2nd ed.), §1.1.7 and §2.1.
 
+use crate::contract::Contract;
+
 /// An option market's contract terms and standard-margin parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OptionSpec {
@@ -162,7 +164,8 @@ pub struct OptionMargin {
 }
 
 /// Marks and entry prices of an option are in settle units per unit of underlying (USD for a
-/// linear option, coin for an inverse one, Deribit's quotation).
+/// linear option, coin for an inverse one, Deribit's quotation): value and uPnL are the
+/// contract's ([`Contract`], premium payoff) in USD; `inverse` sets the requirement's spot.
 #[inline]
 #[allow(clippy::too_many_arguments)]
 pub fn option_margin(
@@ -175,10 +178,11 @@ pub fn option_margin(
     settle_price: f64,
     underlying_price: f64,
 ) -> OptionMargin {
-    let size = qty * contract_size;
+    let contract = Contract::new(contract_size, inverse, true);
+    let size = contract.size_of(qty);
     let mut out = OptionMargin {
-        value: size * mark * settle_price,
-        upnl: if qty == 0.0 { 0.0 } else { size * (mark - entry) * settle_price },
+        value: contract.value_usd(qty, mark, settle_price),
+        upnl: contract.pnl(qty, entry, mark) * settle_price,
         requirement: [0.0, 0.0],
     };
     if size < 0.0 {

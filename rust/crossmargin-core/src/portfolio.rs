@@ -14,11 +14,12 @@
 use rayon::prelude::*;
 
 use crate::book::{AccountRows, GroupedBook};
+use crate::contract::Payoff;
 use crate::error::{CoreError, Result};
 use crate::imf;
 use crate::limits::MAX_FACTOR;
-use crate::margin::{columns_by_account, position_margin, AccountMargin, MarginColumns, MarginContext};
-use crate::options::{self, OptionSpec};
+use crate::margin::{columns_by_account, position_stake, AccountMargin, MarginColumns, MarginContext};
+use crate::options::OptionSpec;
 use crate::universe::{MarketKind, Universe};
 
 /// One scenario of an underlying: relative price move, absolute volatility move (vol points
@@ -278,10 +279,10 @@ impl RiskArrays {
             let inverse = mt.inverse[k];
             let is_option = mt.kind[k] == MarketKind::Option;
             let spec = &mt.option[k];
-            ra.entry_term.push(match (is_option, inverse) {
-                (true, _) => EntryTerm::None,
-                (false, false) => EntryTerm::Linear,
-                (false, true) => EntryTerm::Inverse,
+            ra.entry_term.push(match u.contract(k).payoff {
+                Payoff::Premium => EntryTerm::None,
+                Payoff::Linear => EntryTerm::Linear,
+                Payoff::Inverse => EntryTerm::Inverse,
             });
             // Sensitivities (USD) of one contract: d value / d(relative move) and the greeks.
             if is_option {
@@ -494,22 +495,9 @@ fn gather(rows: AccountRows<'_>, pc: &PortfolioContext<'_>, sc: &mut Scratch) ->
         let (qty, entry, isolated) = (rows.pos_qty[j], rows.pos_entry[j], rows.pos_isolated[j]);
         let settle_price = ctx.prices.asset[mt.settle[k] as usize];
         let ui = mt.underlying[k] as usize;
-        let (contribution, upnl, requirement) = if mt.kind[k] == MarketKind::Option {
-            let o = options::option_margin(
-                &mt.option[k],
-                mt.inverse[k],
-                qty,
-                mt.contract_size[k],
-                entry,
-                ctx.prices.mark[k],
-                settle_price,
-                ctx.underlying_price(ui),
-            );
-            (o.value, o.upnl, o.requirement)
-        } else {
-            let p = position_margin(u, k, qty, entry, ctx.prices.mark[k], settle_price);
-            (p.upnl, p.upnl, p.requirement)
-        };
+        // The standard model's own per-position numbers (margin::position_stake).
+        let p = position_stake(ctx, k, qty, entry);
+        let (contribution, upnl, requirement) = (p.equity, p.upnl, p.requirement);
         m.upnl += upnl;
         m.equity += contribution;
         if isolated > 0.0 {

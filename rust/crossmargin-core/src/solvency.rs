@@ -29,7 +29,6 @@ use crate::book::GroupedBook;
 use crate::error::{CoreError, Result};
 use crate::margin::MarginContext;
 use crate::money::{Minor, SCALE_F64};
-use crate::universe::MarketKind;
 
 pub type Hash = [u8; 32];
 
@@ -276,25 +275,13 @@ pub fn liabilities(book: &GroupedBook, ctx: &MarginContext<'_>) -> Result<Liabil
     Ok(out)
 }
 
-/// What one position adds to its account's claim in the settle asset, as in `equity`
-/// (docs/MODEL.md "Equity"): uPnL, linear q·cs·(mark − entry), inverse q·cs·(1/entry − 1/mark) (0 for
-/// a zero quantity); an option adds its value q·cs·mark (its premium left the balance).
+/// What one position adds to its account's claim in the settle asset: what it adds to
+/// `equity` in the standard model (docs/MODEL.md "Equity"; [`crate::contract::Contract::equity`]: its uPnL, 0 for a
+/// zero quantity of an inverse contract; an option's value q·cs·mark, its premium having left
+/// the balance).
 #[inline]
 fn position_claim(ctx: &MarginContext<'_>, k: usize, qty: f64, entry: f64) -> f64 {
-    let mt = &ctx.universe.markets;
-    let size = qty * mt.contract_size[k];
-    let mark = ctx.prices.mark[k];
-    if mt.kind[k] == MarketKind::Option {
-        size * mark
-    } else if mt.inverse[k] {
-        if qty == 0.0 {
-            0.0
-        } else {
-            size * (1.0 / entry - 1.0 / mark)
-        }
-    } else {
-        size * (mark - entry)
-    }
+    ctx.universe.contract(k).equity(qty, entry, ctx.prices.mark[k])
 }
 
 /// The leaves of the tree, in dense (ascending id) account order.

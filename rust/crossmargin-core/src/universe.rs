@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use crate::brackets::{Bracket, BracketTable};
+use crate::contract::Contract;
 use crate::error::{CoreError, Result};
 use crate::haircut::HaircutTable;
 use crate::limits::{is_price, MAX_FACTOR, MAX_PRICE, MIN_PRICE};
@@ -114,7 +115,8 @@ pub struct AssetHot {
 /// Per-market constants of the margin kernel, side by side.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MarketHot {
-    pub contract_size: f64,
+    /// Contract size and payoff: the market's contract arithmetic ([`crate::contract`]).
+    pub contract: Contract,
     pub imf_factor: f64,
     pub upnl_weight: PerMode<f64>,
     /// The first bracket's rates (a size premium scales from them).
@@ -122,8 +124,14 @@ pub struct MarketHot {
     /// The market's tier range in the bracket table.
     pub tiers: (u32, u32),
     pub settle: u32,
-    pub inverse: bool,
-    pub option: bool,
+}
+
+impl MarketHot {
+    /// Whether the market is an option (margined by its own rule, [`crate::options`]).
+    #[inline]
+    pub fn is_option(&self) -> bool {
+        self.contract.is_option()
+    }
 }
 
 /// The per-call source of an underlying's price: the asset of the same symbol, else its
@@ -304,14 +312,12 @@ impl Universe {
                 let m = &out.markets;
                 let (lo, hi) = m.brackets.range(k);
                 MarketHot {
-                    contract_size: m.contract_size[k],
+                    contract: Contract::new(m.contract_size[k], m.inverse[k], m.kind[k] == MarketKind::Option),
                     imf_factor: m.imf_factor[k],
                     upnl_weight: [m.upnl_weight[0][k], m.upnl_weight[1][k]],
                     base_rate: [m.brackets.base_rate(k, Mode::Initial), m.brackets.base_rate(k, Mode::Maint)],
                     tiers: (lo as u32, hi as u32),
                     settle: m.settle[k],
-                    inverse: m.inverse[k],
-                    option: m.kind[k] == MarketKind::Option,
                 }
             })
             .collect();
@@ -383,6 +389,12 @@ impl Universe {
 
     pub fn n_markets(&self) -> usize {
         self.markets.symbol.len()
+    }
+
+    /// Market `k`'s contract arithmetic ([`crate::contract`]).
+    #[inline]
+    pub fn contract(&self, k: usize) -> Contract {
+        self.market_hot[k].contract
     }
 
     /// Whether any market is an option.

@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-use crate::cascade::ledger::{to_minor, Pools};
+use crate::cascade::ledger::Pools;
 use crate::cascade::policy::cross_equity;
 use crate::cascade::state::State;
 use crate::margin::{position_stake, MarginContext};
@@ -40,13 +40,14 @@ pub fn counterparties(state: &State, ctx: &MarginContext<'_>, market: u32, side:
     let u = ctx.universe;
     let k = market as usize;
     let sp = ctx.prices.asset[u.markets.settle[k] as usize];
+    let contract = u.contract(k);
     let mut c: Vec<Counterparty> = (0..state.n_accounts())
         .into_par_iter()
         .flat_map_iter(|a| {
             let range = state.pos_offsets[a]..state.pos_offsets[a + 1];
             // Options are not deleveraged: an option's premium is not a profit on a price.
             let held = range
-                .filter(|&p| state.pos_market[p] == market && state.pos_qty[p] * side > 0.0 && !u.market_hot[k].option);
+                .filter(|&p| state.pos_market[p] == market && state.pos_qty[p] * side > 0.0 && !contract.is_option());
             let mut found = Vec::new();
             for p in held {
                 let pm = position_stake(ctx, k, state.pos_qty[p], state.pos_entry[p]);
@@ -59,9 +60,7 @@ pub fn counterparties(state: &State, ctx: &MarginContext<'_>, market: u32, side:
                         position_stake(ctx, state.pos_market[q] as usize, state.pos_qty[q], state.pos_entry[q]).notional
                     })
                     .sum();
-                let size = state.pos_qty[p].abs() * u.markets.contract_size[k];
-                let entry_notional =
-                    if u.markets.inverse[k] { size / state.pos_entry[p] } else { size * state.pos_entry[p] } * sp;
+                let entry_notional = contract.notional_usd(state.pos_qty[p], state.pos_entry[p], sp);
                 let leverage = if equity > 0.0 { notional / equity } else { f64::INFINITY };
                 found.push(Counterparty {
                     account: a,
@@ -81,13 +80,4 @@ pub fn counterparties(state: &State, ctx: &MarginContext<'_>, market: u32, side:
 pub fn to_fund_from_external(pools: &mut Pools, asset: usize, minor: i128) {
     pools.external[asset] -= minor;
     pools.insurance[asset] += minor;
-}
-
-/// USD → minor units of an asset priced at `price` (0 when the price is 0).
-pub fn usd_to_minor(usd: f64, price: f64) -> i128 {
-    if price > 0.0 {
-        to_minor(usd / price)
-    } else {
-        0
-    }
 }

@@ -1,20 +1,28 @@
 //! The cascade's ledger: every amount of money is an integer number of minor units (1e-8 of
-//! its asset) and moves only by transfers between two holders, so the per-asset total of
-//! account balances + isolated margins + insurance fund + external counterparty is constant
-//! exactly, whatever the cascade does.
+//! its asset, [`crate::money::Minor`]) and moves only by transfers between two holders, so
+//! the per-asset total of account balances + isolated margins + insurance fund + external
+//! counterparty is constant exactly, whatever the cascade does.
+//!
+//! Amounts enter the ledger by [`Minor::saturating_from_f64`], never failing: a run must not
+//! stop with half a round applied, and what it converts is bounded before it starts — the
+//! book's balances and isolated margins (|x| ≤ 1e28 units, [`crate::book::group`]), the
+//! insurance fund (the same bound, `cascade::check`), every position's value at its entry and
+//! along the path (1e26, `cascade::check_position_sizes`), and Σ |holdings| per asset
+//! ([`MAX_TOTAL_MINOR`], [`over_capacity`]). The columns hold bare `i128` (the bindings and
+//! the sharded messages carry them as integers).
 
-use crate::money::SCALE_F64;
+use crate::money::{Minor, MAX_MINOR};
 
-/// Amount → minor units with [`crate::money`]'s rule (x·10⁸ rounded half to even); unlike
-/// `Minor::from_f64` it saturates instead of failing, the cascade's amounts being finite.
+/// Amount → minor units: [`Minor::saturating_from_f64`] (x·10⁸ rounded half to even).
 #[inline]
 pub fn to_minor(amount: f64) -> i128 {
-    (amount * SCALE_F64).round_ties_even() as i128
+    Minor::saturating_from_f64(amount).0
 }
 
+/// Minor units → asset units: [`Minor::to_f64`].
 #[inline]
 pub fn to_units(minor: i128) -> f64 {
-    minor as f64 / SCALE_F64
+    Minor(minor).to_f64()
 }
 
 /// Per-asset holders outside the accounts.
@@ -49,9 +57,10 @@ pub fn totals(n_assets: usize, bal_asset: &[u32], bal_minor: &[i128], iso: &[(u3
     t
 }
 
-/// Largest Σ |holdings| of one asset a cascade starts from (minor units): 10²⁸ asset units,
-/// 1/170 of what i128 holds, so transfers between holders cannot overflow the ledger.
-pub const MAX_TOTAL_MINOR: i128 = 1_000_000_000_000_000_000_000_000_000_000_000_000;
+/// Largest Σ |holdings| of one asset a cascade starts from (minor units): 10²⁸ asset units
+/// ([`crate::money::MAX_MINOR`]), 1/170 of what i128 holds, so transfers between holders
+/// cannot overflow the ledger.
+pub const MAX_TOTAL_MINOR: i128 = MAX_MINOR;
 
 /// The first asset whose Σ |holdings| over every holder exceeds [`MAX_TOTAL_MINOR`].
 pub fn over_capacity(

@@ -20,9 +20,9 @@ use crate::error::{CoreError, Result};
 use crate::margin::{position_stake, MarginContext, PreparedLookup, Prices, Remap};
 use crate::money::{allocate, Minor};
 use crate::universe::Universe;
-use adl::{counterparties, to_fund_from_external, usd_to_minor, Deleverage};
+use adl::{counterparties, to_fund_from_external, Deleverage};
 use impact::{Execution, Liquidity};
-use ledger::{to_minor, to_units, Pools};
+use ledger::{to_minor, Pools};
 use policy::{cross_equity, Candidate, EventKind, Order, Slicing};
 use state::State;
 
@@ -213,12 +213,9 @@ fn check_position_sizes(book: &GroupedBook, u: &Universe, state: &State, cfg: &C
     let limit = crate::limits::MAX_AMOUNT / 100.0;
     for p in 0..state.pos_qty.len() {
         let k = state.pos_market[p] as usize;
-        let h = &u.market_hot[k];
-        let size = (state.pos_qty[p] * h.contract_size).abs();
-        let entry = state.pos_entry[p];
-        let value = |price: f64| if h.inverse && !h.option { size / price } else { size * price };
-        let at_entry = if entry > 0.0 { value(entry) } else { 0.0 };
-        let worst = cfg.step_marks.iter().map(|m| value(m[k])).fold(at_entry, f64::max);
+        let (c, qty, entry) = (u.contract(k), state.pos_qty[p], state.pos_entry[p]);
+        let at_entry = if entry > 0.0 { c.notional(qty, entry) } else { 0.0 };
+        let worst = cfg.step_marks.iter().map(|m| c.notional(qty, m[k])).fold(at_entry, f64::max);
         if worst.is_nan() || worst > limit {
             return Err(CoreError::book(
                 crate::error::Table::Positions,
@@ -411,10 +408,7 @@ fn order_flow(u: &Universe, state: &State, pos: usize, fraction: f64, assets: &[
     let k = state.pos_market[pos] as usize;
     let x = -state.pos_qty[pos] * fraction;
     let h = &u.market_hot[k];
-    let sp = assets[h.settle as usize];
-    let flow =
-        if h.inverse && !h.option { x * h.contract_size / marks[k] * sp } else { x * h.contract_size * marks[k] * sp };
-    (k as u32, flow)
+    (k as u32, h.contract.value_usd(x, marks[k], assets[h.settle as usize]))
 }
 
 /// Settles one account: its orders at their markets' fill prices, then, when its pool is left
@@ -470,7 +464,7 @@ fn settle_candidate(
 
 /// The fund's value at `prices` (USD).
 pub fn fund_usd(pools: &Pools, prices: &[f64]) -> f64 {
-    pools.insurance.iter().zip(prices).map(|(&m, &p)| to_units(m) * p).sum()
+    pools.insurance.iter().zip(prices).map(|(&m, &p)| Minor(m).to_usd(p)).sum()
 }
 
 /// The deficit split over the (market, side) of this round's bankruptcies, pro rata.
@@ -519,16 +513,15 @@ fn deleverage(
                 let share = take / cp.upnl;
                 let q = state.pos_qty[cp.pos];
                 let x = if share >= 1.0 { -q } else { -q * share };
-                let minor = usd_to_minor(take, sp);
+                let minor = Minor::saturating_from_usd(take, sp).0;
                 to_fund_from_external(pools, settle, minor);
                 state.pos_qty[cp.pos] = if share >= 1.0 { 0.0 } else { q + x };
                 if state.pos_qty[cp.pos] == 0.0 && state.pos_isolated[cp.pos] {
                     release_isolated(state, cp.account, cp.pos, u);
                 }
                 state.refresh(cp.account);
-                let cs = u.markets.contract_size[ku];
+                let notional = u.contract(ku).notional_usd(x, state.pos_entry[cp.pos], sp);
                 let entry = state.pos_entry[cp.pos];
-                let notional = if u.markets.inverse[ku] { x.abs() * cs / entry } else { x.abs() * cs * entry } * sp;
                 out.push((
                     cp.account,
                     Event {
@@ -537,7 +530,7 @@ fn deleverage(
                         price: entry,
                         notional_usd: notional,
                         fee_usd: 0.0,
-                        bad_debt_usd: to_units(minor) * sp,
+                        bad_debt_usd: Minor(minor).to_usd(sp),
                         kind: EventKind::Adl,
                     },
                 ));
@@ -548,7 +541,7 @@ fn deleverage(
             let weights: Vec<f64> = cps.iter().map(|c| c.upnl).collect();
             let cover = amount.min(weights.iter().sum());
             // Weights are positive uPnLs, so the split cannot fail; an empty split changes nothing.
-            let parts = allocate(Minor(usd_to_minor(cover, sp)), &weights).unwrap_or_default();
+            let parts = allocate(Minor::saturating_from_usd(cover, sp), &weights).unwrap_or_default();
             for (cp, Minor(part)) in cps.iter().zip(parts) {
                 if part == 0 {
                     continue;
@@ -565,7 +558,7 @@ fn deleverage(
                         price: ctx.prices.mark[ku],
                         notional_usd: 0.0,
                         fee_usd: 0.0,
-                        bad_debt_usd: to_units(part) * sp,
+                        bad_debt_usd: Minor(part).to_usd(sp),
                         kind: EventKind::SocializedLoss,
                     },
                 ));
@@ -608,29 +601,23 @@ impl Fill<'_, '_> {
         let k = s.pos_market[p] as usize;
         let settle = u.markets.settle[k] as usize;
         let sp = self.ctx.prices.asset[settle];
-        let h = &u.market_hot[k];
-        let (cs, entry) = (h.contract_size, s.pos_entry[p]);
+        let (c, entry) = (u.contract(k), s.pos_entry[p]);
         let full = o.fraction >= 1.0;
         let x = if full { -q } else { -q * o.fraction };
-        // Closing −x contracts at `price`: a perp or future realises its P&L against entry; an
-        // option is sold (or bought back) at its premium, the entry premium being already paid.
-        let realized = to_minor(if h.option {
-            -x * cs * price
-        } else if h.inverse {
-            -x * cs * (1.0 / entry - 1.0 / price)
-        } else {
-            -x * cs * (price - entry)
-        });
+        // Closing −x contracts at `price` pays what they add to equity there: a perp or future
+        // realises its P&L against entry; an option is sold (or bought back) at its premium,
+        // the entry premium being already paid.
+        let realized = to_minor(c.equity(-x, entry, price));
         self.pools.external[settle] -= realized;
         s.pos_qty[p] = if full { 0.0 } else { q + x };
-        let notional = if h.inverse && !h.option { x.abs() * cs / price } else { x.abs() * cs * price };
+        let notional = c.notional(x, price);
         let nominal_fee = to_minor(self.fee_rate * notional);
         let mut out = Vec::new();
         let fee;
         if s.pos_isolated[p] {
             s.iso_minor[p] += realized;
             let rest = position_stake(self.ctx, k, s.pos_qty[p], entry).equity;
-            let available = s.iso_minor[p] + usd_to_minor(rest, sp);
+            let available = s.iso_minor[p] + Minor::saturating_from_usd(rest, sp).0;
             fee = nominal_fee.min(available.max(0));
             s.iso_minor[p] -= fee;
         } else {
@@ -638,7 +625,7 @@ impl Fill<'_, '_> {
             s.bal_minor[row] += realized;
             s.refresh(a);
             let (eq, _) = cross_equity(s, a, self.ctx);
-            fee = nominal_fee.min(usd_to_minor(eq.max(0.0), sp)).max(0);
+            fee = nominal_fee.min(Minor::saturating_from_usd(eq.max(0.0), sp).0).max(0);
             s.bal_minor[row] -= fee;
         }
         self.pools.insurance[settle] += fee;
@@ -650,7 +637,7 @@ impl Fill<'_, '_> {
                 qty: x,
                 price,
                 notional_usd: notional * sp,
-                fee_usd: to_units(fee) * sp,
+                fee_usd: Minor(fee).to_usd(sp),
                 bad_debt_usd: 0.0,
                 kind,
             },
@@ -664,7 +651,7 @@ impl Fill<'_, '_> {
                     self.pools.insurance[settle] -= deficit;
                     s.iso_minor[p] = 0;
                     s.pos_isolated[p] = false;
-                    let usd = to_units(deficit) * sp;
+                    let usd = Minor(deficit).to_usd(sp);
                     out.push((
                         Event {
                             market: k as i32,

@@ -23,9 +23,9 @@
 use rayon::prelude::*;
 
 use crate::book::GroupedBook;
-use crate::cascade::adl::{counterparties, to_fund_from_external, usd_to_minor, Deleverage};
+use crate::cascade::adl::{counterparties, to_fund_from_external, Deleverage};
 use crate::cascade::impact::Execution;
-use crate::cascade::ledger::{self, to_minor, to_units, Pools};
+use crate::cascade::ledger::{self, to_minor, Pools};
 use crate::cascade::policy::{self, Candidate, EventKind, Slicing};
 use crate::cascade::state::State;
 use crate::cascade::{
@@ -321,16 +321,15 @@ impl Shard {
                         release_isolated(s, a, p, u);
                     }
                     s.refresh(a);
-                    let cs = u.markets.contract_size[ku];
                     let entry = s.pos_entry[p];
-                    let notional = if u.markets.inverse[ku] { x.abs() * cs / entry } else { x.abs() * cs * entry } * sp;
+                    let notional = u.contract(ku).notional_usd(x, entry, sp);
                     let e = Event {
                         market: market as i32,
                         qty: x,
                         price: entry,
                         notional_usd: notional,
                         fee_usd: 0.0,
-                        bad_debt_usd: to_units(minor) * sp,
+                        bad_debt_usd: Minor(minor).to_usd(sp),
                         kind: EventKind::Adl,
                     };
                     out.push(i, s.accounts[a], e);
@@ -346,7 +345,7 @@ impl Shard {
                         price: marks[ku],
                         notional_usd: 0.0,
                         fee_usd: 0.0,
-                        bad_debt_usd: to_units(part) * sp,
+                        bad_debt_usd: Minor(part).to_usd(sp),
                         kind: EventKind::SocializedLoss,
                     };
                     out.push(i, s.accounts[a], e);
@@ -609,7 +608,7 @@ impl Driver {
                     let upnl = shards[s as usize].upnl[i as usize];
                     let take = remaining.min(upnl);
                     let share = take / upnl;
-                    let minor = usd_to_minor(take, sp);
+                    let minor = Minor::saturating_from_usd(take, sp).0;
                     to_fund_from_external(&mut self.pools, settle, minor);
                     take_one(&mut closes, &mut self.del_order, s, i, share, minor);
                     remaining -= take;
@@ -619,7 +618,7 @@ impl Driver {
                 let weights: Vec<f64> = all.iter().map(|&(_, _, s, i)| shards[s as usize].upnl[i as usize]).collect();
                 let cover = amount.min(weights.iter().sum());
                 // Weights are positive uPnLs, so the split cannot fail; an empty split changes nothing.
-                let parts = allocate(Minor(usd_to_minor(cover, sp)), &weights).unwrap_or_default();
+                let parts = allocate(Minor::saturating_from_usd(cover, sp), &weights).unwrap_or_default();
                 for (&(_, _, s, i), Minor(part)) in all.iter().zip(parts) {
                     if part == 0 {
                         continue;
