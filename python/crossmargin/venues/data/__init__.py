@@ -18,13 +18,14 @@ Example::
 
 from types import ModuleType
 
-from crossmargin.venues.data import binance, hyperliquid, payload
+from crossmargin.venues.data import binance, dydx, hyperliquid, payload
 from crossmargin.venues.data.payload import AccountIds, Imported, Node, account_id
 
 #: Venue name → its adapter module (``universe``, ``accounts``, ``PARAMS``, ``VENUE``).
 VENUES: dict[str, ModuleType] = {
     "binance": binance,
     "hyperliquid": hyperliquid,
+    "dydx": dydx,
 }
 
 __all__ = [

@@ -96,6 +96,10 @@ class Node:
         m = self._mapping()
         return None if m.get(key) is None else self.child(m[key], key)
 
+    def entries(self) -> list[tuple[str, Node]]:
+        """The members of an object, as (key, node) pairs in the payload's order."""
+        return [(str(k), self.child(v, str(k))) for k, v in self._mapping().items()]
+
     def items(self) -> Iterator[Node]:
         """The elements of a list."""
         if not isinstance(self.value, list | tuple):
