@@ -16,17 +16,9 @@ Example::
     u = v.universe(payload.read_params("tests/fixtures/venues/binance/params"), marks=acc.marks)
 """
 
-from types import ModuleType
-
 from crossmargin.venues.data import binance, dydx, hyperliquid, payload
+from crossmargin.venues.data.load import VENUES, load
 from crossmargin.venues.data.payload import AccountIds, Imported, Node, account_id
-
-#: Venue name → its adapter module (``universe``, ``accounts``, ``PARAMS``, ``VENUE``).
-VENUES: dict[str, ModuleType] = {
-    "binance": binance,
-    "hyperliquid": hyperliquid,
-    "dydx": dydx,
-}
 
 __all__ = [
     "VENUES",
@@ -35,6 +27,8 @@ __all__ = [
     "Node",
     "account_id",
     "binance",
+    "dydx",
     "hyperliquid",
+    "load",
     "payload",
 ]
