@@ -163,16 +163,16 @@ def universe(
     # Assets: each market's margin asset, and the Multi-Assets collateral of assetIndex.
     haircut: dict[str, tuple[float, float]] = {}
     if index is not None:
-        for a in index.items() if isinstance(index.value, list) else [index]:
-            sym = a.text("symbol")
+        for row in index.items() if isinstance(index.value, list) else [index]:
+            sym = row.text("symbol")
             if sym.endswith("USD"):
-                haircut[sym[:-3]] = (a.num("index"), 1.0 - a.opt_num("bidBuffer", 0.0))
+                haircut[sym[:-3]] = (row.num("index"), 1.0 - row.opt_num("bidBuffer", 0.0))
     usd = {k: float(v) for k, v in (prices or {}).items()}
     names: list[str] = []
     for m in markets:
         if m.settle not in names:
             names.append(m.settle)
-    names += [a for a in haircut if a not in names]
+    names += [n for n in haircut if n not in names]
     assets = []
     for a in names:
         px, w = haircut.get(a, (math.nan, 1.0))
@@ -239,11 +239,10 @@ def accounts(payloads: Mapping[str, Mapping[str, Any]]) -> Imported:
                         "positions",
                     )
         if risk is not None:
-            body = risk.get("result") if isinstance(risk.value, Mapping) else risk
-            assert body is not None
+            rows_node = risk["result"] if isinstance(risk.value, Mapping) else risk
             mm = im = 0.0
             have_mm = have_im = False
-            for q in body.items():
+            for q in rows_node.items():
                 qty = q.num("positionAmt")
                 sym = q.text("symbol")
                 if q.has("markPrice"):

@@ -420,9 +420,11 @@ class Imported:
 
 
 def round_down(x: float, decimals: int) -> float:
-    """``x`` truncated toward zero at ``decimals`` decimals, from its shortest decimal form
-    (Binance truncates its margin figures to 8 decimals: 0.4972023376 → 0.49720233)."""
-    d = Decimal(repr(float(x))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_DOWN)
+    """``x`` truncated toward zero at ``decimals`` decimals (Binance truncates its margin
+    figures to 8 decimals: 0.4972023376 → 0.49720233), from ``x`` written with 15 significant
+    digits — all a float64 holds — so that float noise (3.9678799999999997 for a venue's exact
+    3.96788) does not cost the last digit."""
+    d = Decimal(f"{float(x):.15g}").quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_DOWN)
     return float(d)
 
 
