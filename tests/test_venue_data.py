@@ -22,7 +22,7 @@ import crossmargin as cm
 import numpy as np
 import pytest
 from crossmargin import reference
-from crossmargin.venues.data import VENUES, binance, dydx, hyperliquid, load, payload
+from crossmargin.venues.data import VENUES, binance, bybit, dydx, hyperliquid, load, payload
 from crossmargin.venues.data.payload import Node, account_id, round_down
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -397,8 +397,91 @@ def test_cli_import_writes_a_book_every_command_reads(script: str, tmp_path: Pat
     p = run(script, "import", "nowhere", "--params", ".", "--accounts", ".", "--out", "x",
             cwd=tmp_path)  # fmt: skip
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [
-        "error: venue: 'nowhere' is not one of binance, hyperliquid, dydx"
+        "error: venue: 'nowhere' is not one of binance, bybit, hyperliquid, dydx"
     ]
     p = run(script, "import", "dydx", "--params", str(v / "params"), "--accounts",
             str(v / "accounts"), "--out", "book", cwd=tmp_path)  # fmt: skip
     assert p.returncode == 2 and "already holds" in p.stderr and "Traceback" not in p.stderr
+
+
+# ---- Bybit v5 ------------------------------------------------------------------------------
+# Fixtures: the v5 documentation samples (tests/fixtures/venues/bybit/README.md).
+def test_bybit_inverse_position_sample_upnl_is_reproduced() -> None:
+    u, acc = load("bybit", FIX / "bybit" / "params", FIX / "bybit" / "accounts")
+    assert list(zip(acc.positions["market"], acc.positions["qty"], strict=True)) == [
+        ("BTCUSD", -300.0)
+    ]
+    m = u.markets[0]
+    assert (m.inverse, m.settle, m.contract_size) == (True, "BTC", 1.0)
+    r = cm.Engine(u, threads=1).evaluate(acc.book())
+    btc = u.assets[u.asset_index["BTC"]].price  # the mark: BTC valued at 28,224.50
+    sample = json.loads((FIX / "bybit/accounts/doc-inverse/position-list.json").read_text())
+    pos = sample["result"]["list"][0]
+    # 300 × (1/28224.50 − 1/27464.50441675) BTC, Bybit's 8 decimals.
+    assert round(r.upnl[0] / btc, 8) == float(pos["unrealisedPnl"]) == -0.00029413
+    # positionValue is the notional at entry: 300 / avgPrice.
+    assert round(300 / float(pos["avgPrice"]), 8) == float(pos["positionValue"])
+
+
+def test_bybit_risk_limit_sample_rates_are_percents() -> None:
+    """The risk-limit sample gives initialMargin "1" and maintenanceMargin "0.5" with
+    maxLeverage "100.00": 1 / 100 = 0.01 is the sample's rate in percent, and the position
+    sample's positionIM is positionValue × 0.01. Read as the API's fractions the tier asks
+    100 % / 50 %, so the engine finds that account bankrupt under it."""
+    tier = params("bybit")["risk-limit.inverse"]["result"]["list"][0]
+    assert float(tier["initialMargin"]) * float(tier["maxLeverage"]) == 100.0
+    pos = json.loads((FIX / "bybit/accounts/doc-inverse/position-list.json").read_text())
+    pos = pos["result"]["list"][0]
+    assert float(pos["positionIM"]) == round_down(float(pos["positionValue"]) * 0.01, 8)
+    assert float(pos["positionIM"]) != round_down(float(pos["positionValue"]) * 1.0, 8)
+    # positionMM is not positionValue × any tier rate of the sample (0.5 % or 50 %).
+    ratio = float(pos["positionMM"]) / float(pos["positionValue"])
+    assert ratio == pytest.approx(1.373e-4, rel=1e-3)
+    u, acc = load("bybit", FIX / "bybit" / "params", FIX / "bybit" / "accounts")
+    assert u.markets[0].brackets == ((math.inf, 1.0, 0.5),)
+    assert cm.Engine(u, threads=1).evaluate(acc.book()).liquidatable[0]
+
+
+def test_bybit_wallet_sample_totals_are_not_its_coins() -> None:
+    s = json.loads((FIX / "bybit/samples/wallet-balance.json").read_text())
+    acct = s["result"]["list"][0]
+    coins = acct["coin"]
+    assert [c["coin"] for c in coins] == ["BTC"]
+    assert sum(float(c["usdValue"]) for c in coins) == 0.0
+    assert float(acct["totalEquity"]) == 3.31216591  # ... yet the total equity is not 0
+    assert float(acct["totalWalletBalance"]) == 3.00326056
+    acc = bybit.accounts({"sample": {"wallet-balance": s}})
+    assert acc.reported["total_equity"][0] == 3.31216591
+    assert acc.balances["qty"].tolist() == [0.0]
+
+
+def test_bybit_hedge_mode_and_isolated_rows() -> None:
+    rows = [
+        {"symbol": "BTCUSD", "side": "Buy", "size": "100", "avgPrice": "30000",
+         "positionIdx": 1, "tradeMode": 0},
+        {"symbol": "BTCUSD", "side": "Sell", "size": "50", "avgPrice": "31000",
+         "positionIdx": 2, "tradeMode": 1, "positionBalance": "0.001"},
+    ]  # fmt: skip
+    acc = bybit.accounts({"h": {"position-list": {"result": {"list": rows}}}})
+    p = acc.positions
+    assert p["side"].tolist() == ["long", "short"] and p["qty"].tolist() == [100.0, -50.0]
+    assert p["isolated_margin"].tolist() == [0.0, 0.001]
+    rows[0]["side"] = "Up"
+    with pytest.raises(cm.BookError, match=r"position-list\.json: result\.list\[0\]\.side"):
+        bybit.accounts({"h": {"position-list": {"result": {"list": rows}}}})
+    wallet = {"result": {"list": [{"coin": [{"coin": "USDT", "walletBalance": "5",
+                                              "unrealisedPnl": "-1"}]}]}}  # fmt: skip
+    with pytest.raises(cm.BookError, match=r"needs position-list\.json"):
+        bybit.accounts({"w": {"wallet-balance": wallet}})
+
+
+def test_bybit_collateral_ratio_is_the_assets_weight() -> None:
+    u = bybit.universe(params("bybit"), marks={"BTCUSD": 28_224.5, "BTCUSDT": 28_000.0})
+    btc = u.assets[u.asset_index["BTC"]]
+    assert (btc.weight_initial, btc.weight_maint) == (0.95, 0.95)
+    # Only BTCUSD has risk limits in the fixtures: BTCUSDT has a mark but no tiers.
+    assert set(u.market_index) == {"BTCUSD"}
+    with pytest.raises(
+        cm.ConfigError, match=r"bybit risk-limit\.inverse\.json: list: unknown symbol 'BTCUSDT'"
+    ):
+        bybit.universe(params("bybit"), marks={"BTCUSDT": 28_000.0}, symbols=["BTCUSDT"])

@@ -16,7 +16,7 @@ Example::
     u = v.universe(payload.read_params("tests/fixtures/venues/binance/params"), marks=acc.marks)
 """
 
-from crossmargin.venues.data import binance, dydx, hyperliquid, payload
+from crossmargin.venues.data import binance, bybit, dydx, hyperliquid, payload
 from crossmargin.venues.data.load import VENUES, load
 from crossmargin.venues.data.payload import AccountIds, Imported, Node, account_id
 
@@ -27,6 +27,7 @@ __all__ = [
     "Node",
     "account_id",
     "binance",
+    "bybit",
     "dydx",
     "hyperliquid",
     "load",

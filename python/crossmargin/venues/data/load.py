@@ -6,11 +6,11 @@ from pathlib import Path
 
 from crossmargin.exceptions import ConfigError
 from crossmargin.universe import Universe
-from crossmargin.venues.data import binance, dydx, hyperliquid
+from crossmargin.venues.data import binance, bybit, dydx, hyperliquid
 from crossmargin.venues.data.payload import Imported, read_accounts, read_params
 
 #: Venue name → its adapter module (``universe``, ``accounts``, ``PARAMS``, ``VENUE``).
-VENUES = {"binance": binance, "hyperliquid": hyperliquid, "dydx": dydx}
+VENUES = {"binance": binance, "bybit": bybit, "hyperliquid": hyperliquid, "dydx": dydx}
 
 
 def load(venue: str, params: str | Path, accounts: str | Path) -> tuple[Universe, Imported]:
@@ -33,8 +33,14 @@ def load(venue: str, params: str | Path, accounts: str | Path) -> tuple[Universe
     if venue not in VENUES:
         raise ConfigError(f"venue: {venue!r} is not one of {', '.join(VENUES)}", field="venue")
     module = VENUES[venue]
-    imported = module.accounts(read_accounts(accounts))
-    universe = module.universe(read_params(params), marks=imported.marks)
+    raw = read_accounts(accounts)
+    imported = module.accounts(raw)
+    if module is bybit:  # Bybit's wallet payload values each coin in USD
+        universe = bybit.universe(
+            read_params(params), marks=imported.marks, prices=bybit.coin_prices(raw)
+        )
+    else:
+        universe = module.universe(read_params(params), marks=imported.marks)
     return universe, imported
 
 

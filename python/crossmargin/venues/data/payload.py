@@ -269,6 +269,17 @@ def payload(payloads: Mapping[str, Any], name: str, where: str, kind: str = PARA
     return Node(payloads[name], f"{where} {name}.json", kind)
 
 
+def payload_parts(
+    payloads: Mapping[str, Any], name: str, where: str, kind: str = PARAMS, required: bool = True
+) -> list[Node]:
+    """A payload served in parts (one file per category or page): ``NAME.json`` and every
+    ``NAME.PART.json`` (e.g. ``instruments-info.linear.json``), in file-name order."""
+    keys = sorted(k for k in payloads if k == name or k.startswith(name + "."))
+    if not keys and required:
+        payload(payloads, name, where, kind)  # raises, naming what is missing
+    return [Node(payloads[k], f"{where} {k}.json", kind) for k in keys]
+
+
 def optional_payload(
     payloads: Mapping[str, Any], name: str, where: str, kind: str = PARAMS
 ) -> Node | None:
@@ -450,6 +461,7 @@ __all__ = [
     "decimal_float",
     "optional_payload",
     "payload",
+    "payload_parts",
     "read_accounts",
     "read_json",
     "read_params",
