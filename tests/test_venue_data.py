@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from decimal import Decimal, localcontext
+from fractions import Fraction
 from pathlib import Path
 
 import crossmargin as cm
@@ -24,6 +25,8 @@ import pytest
 from crossmargin import reference
 from crossmargin.venues.data import VENUES, binance, bybit, dydx, hyperliquid, load, payload
 from crossmargin.venues.data.payload import Node, account_id, round_down
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures" / "venues"
@@ -485,3 +488,50 @@ def test_bybit_collateral_ratio_is_the_assets_weight() -> None:
         cm.ConfigError, match=r"bybit risk-limit\.inverse\.json: list: unknown symbol 'BTCUSDT'"
     ):
         bybit.universe(params("bybit"), marks={"BTCUSDT": 28_000.0}, symbols=["BTCUSDT"])
+
+
+# ---- properties of the toolkit -------------------------------------------------------------
+@settings(max_examples=300, deadline=None)
+@given(
+    digits=st.integers(min_value=0, max_value=10**30),
+    scale=st.integers(min_value=0, max_value=40),
+    sign=st.sampled_from(["", "-"]),
+)
+def test_decimal_strings_round_to_the_nearest_float(digits: int, scale: int, sign: str) -> None:
+    whole = str(digits).rjust(scale + 1, "0")
+    text = f"{sign}{whole[: len(whole) - scale]}" + (
+        f".{whole[len(whole) - scale :]}" if scale else ""
+    )
+    exact = Fraction(text)
+    f = Node(text, "p").num()
+    # No float is nearer to the decimal than the one returned.
+    for g in (math.nextafter(f, math.inf), math.nextafter(f, -math.inf)):
+        assert abs(Fraction(f) - exact) <= abs(Fraction(g) - exact)
+    # Exact in the fixed-point unit of its own scale, and refused one digit shorter.
+    assert Node(text, "p").fixed(scale) == int(exact * 10**scale)
+    if digits % 10 and scale > 0:
+        with pytest.raises(cm.ConfigError, match="decimals"):
+            Node(text, "p").fixed(scale - 1)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.permutations(["hedge", "oneway"]), st.randoms(use_true_random=False))
+def test_adapters_do_not_depend_on_payload_order(order: list[str], rnd) -> None:
+    raw = accounts("binance")
+    base = binance.accounts(raw)
+    shuffled = {k: raw[k] for k in order}
+    for name in shuffled:  # reorder the rows inside each payload too
+        rows = list(shuffled[name]["positionRisk"])
+        rnd.shuffle(rows)
+        shuffled[name] = {"positionRisk": rows}
+    got = binance.accounts(shuffled)
+
+    def rows(t):
+        return sorted(
+            zip(t["account"].tolist(), t["market"].tolist(), t["qty"].tolist(), strict=True)
+        )
+
+    assert rows(got.positions) == rows(base.positions)
+    np.testing.assert_array_equal(
+        got.reported["position_maint_margin"], base.reported["position_maint_margin"]
+    )

@@ -201,10 +201,17 @@ def decimal_fixed(value: Any, decimals: int, node: Node) -> int:
     """A decimal string or JSON number → the exact integer count of 10**-decimals units;
     a value with more digits than the unit holds is an error (nothing is rounded)."""
     d = _decimal(value, node)
-    scaled = d.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise node.error(f"{value!r} has more than {decimals} decimals")
-    return int(scaled)
+    # From the digits and exponent, in integers: no decimal context (28 digits) rounds it.
+    sign, digits, exponent = d.as_tuple()
+    coefficient = int("".join(map(str, digits)) or "0")
+    shift = int(exponent) + decimals
+    if shift >= 0:
+        n = coefficient * 10**shift
+    else:
+        n, rest = divmod(coefficient, 10**-shift)
+        if rest:
+            raise node.error(f"{value!r} has more than {decimals} decimals")
+    return -n if sign else n
 
 
 # ---- reading payload files ---------------------------------------------------------------
