@@ -226,6 +226,18 @@ def test_binance_unknown_symbol_and_missing_field_are_typed_errors() -> None:
         binance.accounts(bad)
 
 
+def test_binance_multi_assets_collateral_from_the_asset_index() -> None:
+    """Multi-Assets mode: an asset counts at index × (1 − bidBuffer), the sample's bidRate."""
+    p = params("binance")
+    p["assetIndex"] = json.loads((FIX / "binance/samples/assetIndex.json").read_text())
+    u = binance.universe(p, marks={"COMPUSDT": 49.72023376})
+    ada = u.assets[u.asset_index["ADA"]]
+    assert (ada.price, ada.weight_initial, ada.weight_maint) == (1.9295737, 0.9, 0.9)
+    book = cm.Book.from_arrays(balances={"account": [1], "asset": ["ADA"], "qty": [1.0]})
+    r = cm.Engine(u, threads=1).evaluate(book)
+    assert round_down(r.adj_equity_maint[0], 8) == 1.73661633  # bidRate
+
+
 def test_binance_unknown_fields_are_ignored() -> None:
     p = params("binance")
     for s in p["leverageBracket"]:
