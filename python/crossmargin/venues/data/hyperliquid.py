@@ -19,13 +19,12 @@ Accounts: one ``clearinghouseState`` per address (a file ``ADDRESS.json``, or a 
   ``marginUsed``, so that the engine's equity is the account value;
 - reported: ``account_value``, ``total_margin_used``, ``total_ntl_pos`` (marginSummary),
   ``cross_maintenance_margin_used`` (when present), ``withdrawable``;
-- :attr:`Imported.leverage` is not a field: the accounts' chosen leverage per coin is
-  :func:`leverages` (Hyperliquid's initial margin is notional / that leverage).
+- the accounts' chosen leverage per coin is :func:`leverages` (Hyperliquid's initial margin is
+  notional / that leverage; pass it to :func:`universe` as ``leverage=``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -206,7 +205,7 @@ def leverages(payloads: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
                     "leverage.value",
                 )
             out[coin] = (lev, name)
-    return {k: v[0] for k, v in out.items() if not math.isnan(v[0])}
+    return {k: v[0] for k, v in out.items()}
 
 
 __all__ = ["ACCOUNT_PAYLOADS", "PARAMS", "VENUE", "accounts", "brackets", "leverages", "universe"]
