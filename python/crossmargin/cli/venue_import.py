@@ -9,6 +9,9 @@ figures per account, to compare with ``crossmargin margin``). Then, e.g.::
 
     crossmargin margin BOOK -u BOOK/universe.toml -o OUT
 
+A one-way book is checked against the universe before it is written (an unknown symbol is
+an error); hedge-mode legs are written with their ``side`` for a book layer that reads it.
+
 Errors (an unknown venue, a missing payload or field, an unknown symbol) are one line naming
 the payload and the field, exit code 2, as every command reports them.
 """

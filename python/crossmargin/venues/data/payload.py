@@ -432,8 +432,10 @@ class Imported:
         return bool(len(self.positions) and np.any(self.positions["side"] != "both"))
 
     def book(self) -> Book:
-        """The rows as a :class:`~crossmargin.Book` (the ``side`` column goes along; a book
-        of one-way positions holds one net position per account and market)."""
+        """The rows as a :class:`~crossmargin.Book`, the ``side`` column passed along. A
+        one-way book holds one net position per account and market; hedge-mode legs of one
+        market ("long" and "short") need a book that reads ``side`` (without it, the two
+        rows are a duplicate-position ``BookError`` naming both)."""
         return Book.from_arrays(self.balances.to_dict(), self.positions.to_dict())
 
 
