@@ -46,6 +46,7 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from crossmargin.cli.venue_import import import_venue
 from crossmargin.exceptions import BookError, ConfigError, CrossmarginError
 
 app = typer.Typer(
@@ -1202,6 +1203,9 @@ def montecarlo(
         s["paths_model"] = ps.meta.get("model")
         _save_summary(out, prov, montecarlo=s)
     run.finish({k: v for k, v in s.items() if not isinstance(v, list | dict)}, "montecarlo")
+
+
+app.command("import")(import_venue)
 
 
 @app.callback()
