@@ -38,7 +38,8 @@ OUTPUTS = (
 
 def import_venue(
     venue: Annotated[
-        str, typer.Argument(help="binance, bybit, hyperliquid or dydx (crossmargin.venues.data).")
+        str,
+        typer.Argument(help="binance, bybit, hyperliquid, dydx or okx (crossmargin.venues.data)."),
     ],
     params: Annotated[
         Path, typer.Option("--params", help="Folder of the venue's parameter payloads (*.json).")

@@ -16,7 +16,7 @@ Example::
     u = v.universe(payload.read_params("tests/fixtures/venues/binance/params"), marks=acc.marks)
 """
 
-from crossmargin.venues.data import binance, bybit, dydx, hyperliquid, payload
+from crossmargin.venues.data import binance, bybit, dydx, hyperliquid, okx, payload
 from crossmargin.venues.data.load import VENUES, load
 from crossmargin.venues.data.payload import AccountIds, Imported, Node, account_id
 
@@ -31,5 +31,6 @@ __all__ = [
     "dydx",
     "hyperliquid",
     "load",
+    "okx",
     "payload",
 ]

@@ -6,11 +6,17 @@ from pathlib import Path
 
 from crossmargin.exceptions import ConfigError
 from crossmargin.universe import Universe
-from crossmargin.venues.data import binance, bybit, dydx, hyperliquid
+from crossmargin.venues.data import binance, bybit, dydx, hyperliquid, okx
 from crossmargin.venues.data.payload import Imported, read_accounts, read_params
 
 #: Venue name → its adapter module (``universe``, ``accounts``, ``PARAMS``, ``VENUE``).
-VENUES = {"binance": binance, "bybit": bybit, "hyperliquid": hyperliquid, "dydx": dydx}
+VENUES = {
+    "binance": binance,
+    "bybit": bybit,
+    "hyperliquid": hyperliquid,
+    "dydx": dydx,
+    "okx": okx,
+}
 
 
 def load(venue: str, params: str | Path, accounts: str | Path) -> tuple[Universe, Imported]:
@@ -38,6 +44,13 @@ def load(venue: str, params: str | Path, accounts: str | Path) -> tuple[Universe
     if module is bybit:  # Bybit's wallet payload values each coin in USD
         universe = bybit.universe(
             read_params(params), marks=imported.marks, prices=bybit.coin_prices(raw)
+        )
+    elif module is okx:  # OKX's balance payload values each coin in USD; positions carry lever
+        universe = okx.universe(
+            read_params(params),
+            marks=imported.marks,
+            leverage=okx.leverages(raw),
+            prices=okx.coin_prices(raw),
         )
     else:
         universe = module.universe(read_params(params), marks=imported.marks)
