@@ -39,7 +39,9 @@ OUTPUTS = (
 def import_venue(
     venue: Annotated[
         str,
-        typer.Argument(help="binance, bybit, hyperliquid, dydx or okx (crossmargin.venues.data)."),
+        typer.Argument(
+            help="binance, bybit, hyperliquid, dydx, okx or deribit (crossmargin.venues.data)."
+        ),
     ],
     params: Annotated[
         Path, typer.Option("--params", help="Folder of the venue's parameter payloads (*.json).")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from crossmargin.exceptions import ConfigError
 from crossmargin.universe import Universe
-from crossmargin.venues.data import binance, bybit, dydx, hyperliquid, okx
+from crossmargin.venues.data import binance, bybit, deribit, dydx, hyperliquid, okx
 from crossmargin.venues.data.payload import Imported, read_accounts, read_params
 
 #: Venue name → its adapter module (``universe``, ``accounts``, ``PARAMS``, ``VENUE``).
@@ -16,6 +16,7 @@ VENUES = {
     "hyperliquid": hyperliquid,
     "dydx": dydx,
     "okx": okx,
+    "deribit": deribit,
 }
 
 
