@@ -40,7 +40,8 @@ def import_venue(
     venue: Annotated[
         str,
         typer.Argument(
-            help="binance, bybit, hyperliquid, dydx, okx or deribit (crossmargin.venues.data)."
+            help="binance, bybit, hyperliquid, dydx, okx, deribit or drift "
+            "(crossmargin.venues.data)."
         ),
     ],
     params: Annotated[

@@ -16,7 +16,16 @@ Example::
     u = v.universe(payload.read_params("tests/fixtures/venues/binance/params"), marks=acc.marks)
 """
 
-from crossmargin.venues.data import binance, bybit, deribit, dydx, hyperliquid, okx, payload
+from crossmargin.venues.data import (
+    binance,
+    bybit,
+    deribit,
+    drift,
+    dydx,
+    hyperliquid,
+    okx,
+    payload,
+)
 from crossmargin.venues.data.load import VENUES, load
 from crossmargin.venues.data.payload import AccountIds, Imported, Node, account_id
 
@@ -29,6 +38,7 @@ __all__ = [
     "binance",
     "bybit",
     "deribit",
+    "drift",
     "dydx",
     "hyperliquid",
     "load",
