@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 from crossmargin import reference
 from crossmargin.venues import drift_v2
-from crossmargin.venues.data import drift, load, payload
+from crossmargin.venues.data import drift, load, okx, payload
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 FIX = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "venues" / "drift"
 
@@ -117,3 +119,34 @@ def test_drift_missing_market_and_bad_fields_are_typed_errors() -> None:
     with pytest.raises(cm.ConfigError, match="unknown perp market 'DOGE-PERP'"):
         drift.universe(params(), symbols=["DOGE-PERP"])
     assert math.isinf(drift.universe(params()).markets[0].brackets[0][0])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_drift_and_okx_imports_do_not_depend_on_payload_order(rnd) -> None:
+    raw = raw_accounts()
+    names = list(raw)
+    rnd.shuffle(names)
+    shuffled = {}
+    for n in names:
+        user = json.loads(json.dumps(raw[n]))
+        rnd.shuffle(user[""]["spot_positions"])
+        rnd.shuffle(user[""]["perp_positions"])
+        shuffled[n] = user
+    a, b = drift.accounts(raw, params()), drift.accounts(shuffled, params())
+    for t, key in (("balances", "asset"), ("positions", "market")):
+        x, y = getattr(a, t), getattr(b, t)
+        assert sorted(zip(x["account"], x[key], x["qty"], strict=True)) == sorted(
+            zip(y["account"], y[key], y["qty"], strict=True)
+        )
+    np.testing.assert_array_equal(a.balances["qty"], b.balances["qty"])  # bit for bit
+    okx_dir = FIX.parent / "okx"
+    grid = json.loads((okx_dir / "samples/grid-positions.json").read_text())
+    signal = json.loads((okx_dir / "accounts/signal/positions.json").read_text())
+    pair = [("grid", {"positions": grid}), ("signal", {"positions": signal})]
+    rnd.shuffle(pair)
+    o1 = okx.accounts(dict(pair))
+    o2 = okx.accounts({"grid": {"positions": grid}, "signal": {"positions": signal}})
+    for c in o1.reported.columns:
+        np.testing.assert_array_equal(o1.reported[c], o2.reported[c])
+    np.testing.assert_array_equal(o1.positions["qty"], o2.positions["qty"])

@@ -1,5 +1,7 @@
-"""Binance USDⓈ-M futures from Binance's own payloads: a universe from the public parameters,
-book rows from the account payloads (docs/MODEL.md "Venue payloads").
+"""Binance USDⓈ-M and COIN-M futures from Binance's own payloads: a universe from the public
+parameters, book rows from the account payloads (docs/MODEL.md "Venue payloads"). COIN-M
+(``/dapi``) payloads have the same layout, with the differences named below (``qtyCap``, sets
+per ``pair``, ``isolatedMargin``).
 
 Parameters (``params``, by payload name; fetched by the user):
 

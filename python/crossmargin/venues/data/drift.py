@@ -163,7 +163,8 @@ def accounts(payloads: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any
             user = Node(p[""], f"{VENUE} {name}.json", ACCOUNTS)
         else:  # NAME/user.json
             user = payload(p, "user", f"{VENUE} {name}", ACCOUNTS)
-        extra: dict[str, float] = {}  # balance per asset: tokens, then perps' quote parts
+        tokens_of: dict[str, float] = {}  # spot tokens per asset
+        quote_of: dict[str, int] = {}  # perps' quote beyond entry per asset, exact (×1e6)
         for sp in user.list("spot_positions"):
             index = sp.integer("market_index")
             if index not in spots:
@@ -182,7 +183,9 @@ def accounts(payloads: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any
             tokens = num // den if kind == "Deposit" else -(-num // den)
             qty = tokens / 10**decimals
             sym = m.text("name")
-            extra[sym] = extra.get(sym, 0.0) + (qty if kind == "Deposit" else -qty)
+            if sym in tokens_of:
+                raise sp.error(f"a second position in spot market {index}", "market_index")
+            tokens_of[sym] = qty if kind == "Deposit" else -qty
         for pp in user.list("perp_positions"):
             index = pp.integer("market_index")
             if index not in perps:
@@ -192,7 +195,7 @@ def accounts(payloads: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any
             base = pp.integer("base_asset_amount")
             quote = pp.integer("quote_asset_amount")
             entry_quote = pp.integer("quote_entry_amount") if base != 0 else 0
-            extra[quote_asset] = extra.get(quote_asset, 0.0) + (quote - entry_quote) / QUOTE
+            quote_of[quote_asset] = quote_of.get(quote_asset, 0) + quote - entry_quote
             if base == 0:
                 continue
             entry = -entry_quote / QUOTE / (base / BASE)
@@ -202,8 +205,10 @@ def accounts(payloads: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any
                     "quote_entry_amount",
                 )
             rows.position(a, m.text("name"), base / BASE, entry)
-        for asset, amount in extra.items():  # spot markets' order, then quote adjustments
-            rows.balance(a, asset, amount)
+        # One row per asset in name order; integers summed exactly, so that neither the
+        # positions' order nor the float sum's order changes a bit.
+        for asset in sorted(set(tokens_of) | set(quote_of)):
+            rows.balance(a, asset, tokens_of.get(asset, 0.0) + quote_of.get(asset, 0) / QUOTE)
     balances, positions = rows.tables()
     return Imported(VENUE, balances, positions, ids.table(), reported_table(reported, ()), {})
 
