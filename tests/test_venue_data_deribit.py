@@ -121,3 +121,19 @@ def test_deribit_short_and_option_positions() -> None:
     assert e.value.column == "deribit o positions.json: result[0].kind"
     with pytest.raises(cm.BookError, match=r"deribit x positions\.json: missing payload"):
         deribit.accounts({"x": {}})
+
+
+def test_deribit_ticker_marks_and_rule_parameters() -> None:
+    p = params()
+    p["ticker"] = {"jsonrpc": "2.0", "result": {"instrument_name": "BTC-PERPETUAL",
+                                                "mark_price": 7476.65}}  # fmt: skip
+    u = deribit.universe(p)
+    assert [m.symbol for m in u.markets] == ["BTC-PERPETUAL"] and u.markets[0].mark == 7476.65
+    # 25 BTC at 2 % + 0.5 % per 100 BTC: 25 × 2.125 % = 0.53125 BTC (Deribit's example,
+    # docs/MODEL.md "Venue presets").
+    book = cm.Book.from_arrays(
+        positions={"account": [1], "market": ["BTC-PERPETUAL"], "qty": [25 * 7476.65],
+                   "entry_price": [7476.65]}
+    )  # fmt: skip
+    r = cm.Engine(u, threads=1).evaluate(book)
+    assert r.im[0] / 7476.65 == pytest.approx(0.53125, rel=1e-12)

@@ -251,3 +251,15 @@ def test_okx_unknown_instrument_missing_tiers_and_fields_are_typed_errors() -> N
         okx.universe({"position-tiers": {"data": []}})
     with pytest.raises(cm.BookError, match=r"okx a positions\.json: missing payload"):
         okx.accounts({"a": {}})
+
+
+def test_okx_payload_parts_and_mark_price_payload() -> None:
+    """``instruments.swap.json`` parts and ``mark-price.json`` marks (OKX "Get mark price"
+    layout); ``marks=`` wins over the payload's."""
+    p = params()
+    p["instruments.swap"] = p.pop("instruments")
+    row = {"instId": "ETH-USDT-SWAP", "instType": "SWAP", "markPx": "1584.33"}
+    p["mark-price"] = {"code": "0", "data": [row]}
+    u = okx.universe(p)
+    assert u.markets[0].mark == 1584.33 and u.markets[0].brackets[0][0] == 3_000 * 0.1 * 1584.33
+    assert okx.universe(p, marks={"ETH-USDT-SWAP": 1600.0}).markets[0].mark == 1600.0
