@@ -412,7 +412,7 @@ def test_cli_import_writes_a_book_every_command_reads(script: str, tmp_path: Pat
     p = run(script, "import", "nowhere", "--params", ".", "--accounts", ".", "--out", "x",
             cwd=tmp_path)  # fmt: skip
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [
-        "error: venue: 'nowhere' is not one of binance, bybit, hyperliquid, dydx"
+        f"error: venue: 'nowhere' is not one of {', '.join(VENUES)}"
     ]
     p = run(script, "import", "dydx", "--params", str(v / "params"), "--accounts",
             str(v / "accounts"), "--out", "book", cwd=tmp_path)  # fmt: skip

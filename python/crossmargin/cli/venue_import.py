@@ -38,7 +38,11 @@ OUTPUTS = (
 
 def import_venue(
     venue: Annotated[
-        str, typer.Argument(help="binance, bybit, hyperliquid or dydx (crossmargin.venues.data).")
+        str,
+        typer.Argument(
+            help="binance, bybit, hyperliquid, dydx, okx, deribit or drift "
+            "(crossmargin.venues.data)."
+        ),
     ],
     params: Annotated[
         Path, typer.Option("--params", help="Folder of the venue's parameter payloads (*.json).")

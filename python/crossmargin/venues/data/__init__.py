@@ -16,7 +16,16 @@ Example::
     u = v.universe(payload.read_params("tests/fixtures/venues/binance/params"), marks=acc.marks)
 """
 
-from crossmargin.venues.data import binance, bybit, dydx, hyperliquid, payload
+from crossmargin.venues.data import (
+    binance,
+    bybit,
+    deribit,
+    drift,
+    dydx,
+    hyperliquid,
+    okx,
+    payload,
+)
 from crossmargin.venues.data.load import VENUES, load
 from crossmargin.venues.data.payload import AccountIds, Imported, Node, account_id
 
@@ -28,8 +37,11 @@ __all__ = [
     "account_id",
     "binance",
     "bybit",
+    "deribit",
+    "drift",
     "dydx",
     "hyperliquid",
     "load",
+    "okx",
     "payload",
 ]

@@ -1,5 +1,7 @@
-"""Binance USDⓈ-M futures from Binance's own payloads: a universe from the public parameters,
-book rows from the account payloads (docs/MODEL.md "Venue payloads").
+"""Binance USDⓈ-M and COIN-M futures from Binance's own payloads: a universe from the public
+parameters, book rows from the account payloads (docs/MODEL.md "Venue payloads"). COIN-M
+(``/dapi``) payloads have the same layout, with the differences named below (``qtyCap``, sets
+per ``pair``, ``isolatedMargin``).
 
 Parameters (``params``, by payload name; fetched by the user):
 
@@ -11,7 +13,10 @@ Parameters (``params``, by payload name; fetched by the user):
   initialLeverage, maintMarginRatio, cum}]}]`` → brackets (cap, 1 / initial leverage, mmr),
   the last cap ∞ (the preset's rule, :func:`~crossmargin.venues.tier_brackets`); ``cum`` is
   Binance's maintenance amount, which the model's recurrence rebuilds (docs/MODEL.md
-  "Brackets").
+  "Brackets"). COIN-M (``GET /dapi/v1/leverageBracket`` / ``/dapi/v2/leverageBracket``): caps
+  are ``qtyCap`` in the base coin (the margin coin of an inverse contract, so the model's
+  settle-asset notional); a set keyed by ``pair`` (v1, per pair) applies to every symbol of that
+  pair in ``exchangeInfo``.
 - ``assetIndex`` (optional, ``GET /fapi/v1/assetIndex``, Multi-Assets mode): ``[{symbol:
   "BTCUSD", index, bidBuffer}]`` → the asset's USD price (index) and collateral weight
   1 − bidBuffer (Binance: bidRate = index × (1 − bidBuffer)).
@@ -22,8 +27,9 @@ Accounts (``accounts``: account name → payloads): ``account`` (``GET /fapi/v2|
 gives the balances, ``positionRisk`` (``GET /fapi/v2|v3/positionRisk``) the positions:
 
 - balance of an asset = ``crossWalletBalance`` (``walletBalance`` when absent): the cross
-  wallet; an isolated position's wallet (``isolatedWallet``) is its ``isolated_margin``
-  (isolated: ``marginType`` "isolated", or in v3 a positive ``isolatedWallet``);
+  wallet; an isolated position's wallet (``isolatedWallet``; COIN-M, which prints only
+  ``isolatedMargin`` = wallet + uPnL: ``isolatedMargin`` − ``unRealizedProfit``) is its
+  ``isolated_margin`` (isolated: ``marginType`` "isolated", or in v3 a positive wallet);
 - ``positionSide`` BOTH → side "both", LONG / SHORT → "long" / "short" (hedge mode);
 - reported figures: the account's ``totalMaintMargin``, ``totalInitialMargin``,
   ``totalMarginBalance``, ``totalWalletBalance``, and Σ of the positions' ``maintMargin`` /
@@ -76,12 +82,22 @@ def _bracket_sets(node: Node) -> list[Node]:
     return list(node.items()) if isinstance(node.value, list) else [node]
 
 
+def _set_key(node: Node) -> str:
+    """A bracket set's ``symbol``, or its ``pair`` (COIN-M ``GET /dapi/v1/leverageBracket``
+    per pair: the set of every symbol of that pair)."""
+    return node.text("symbol") if node.has("symbol") or not node.has("pair") else node.text("pair")
+
+
 def brackets(node: Node, leverage: float | None = None) -> list[tuple[float, float, float]]:
     """One symbol's ``brackets`` → model brackets (cap, imr, mmr), ordered by cap, the last
-    cap ∞; imr = max(1 / initialLeverage, 1 / ``leverage``)."""
+    cap ∞; imr = max(1 / initialLeverage, 1 / ``leverage``). The cap is ``notionalCap``
+    (USDⓈ-M, in the margin asset) or ``qtyCap`` (COIN-M, in the base coin, which is the margin
+    coin of an inverse contract: the model's settle-asset notional)."""
     rows = []
     for b in node.list("brackets"):
-        cap = b.num("notionalCap")
+        cap = (
+            b.num("notionalCap") if b.has("notionalCap") or not b.has("qtyCap") else b.num("qtyCap")
+        )
         lev = b.num("initialLeverage")
         if lev <= 0:
             raise b.error(f"{lev} must be > 0", "initialLeverage")
@@ -121,7 +137,14 @@ def universe(
     premium = optional_payload(params, "premiumIndex", VENUE)
 
     specs = {s.text("symbol"): s for s in info.list("symbols")}
-    sets = {s.text("symbol"): s for s in _bracket_sets(lb)}
+    sets = {_set_key(s): s for s in _bracket_sets(lb)}
+    for sym, spec in specs.items():  # COIN-M sets per pair apply to each symbol of the pair
+        pair = spec.text("pair") if spec.has("pair") else None
+        if sym not in sets and pair is not None and pair in sets:
+            sets[sym] = sets[pair]
+    pairs = {spec.text("pair") for spec in specs.values() if spec.has("pair")}
+    for pair in pairs & set(sets) - set(specs):
+        del sets[pair]
     mark = {}
     if premium is not None:
         for p in premium.items() if isinstance(premium.value, list) else [premium]:
@@ -245,7 +268,7 @@ def accounts(payloads: Mapping[str, Mapping[str, Any]]) -> Imported:
             for q in rows_node.items():
                 qty = q.num("positionAmt")
                 sym = q.text("symbol")
-                if q.has("markPrice"):
+                if q.has("markPrice") and q.num("markPrice") > 0:  # a flat row may say 0
                     marks[sym] = q.num("markPrice")
                 if q.has("maintMargin"):
                     mm += q.num("maintMargin")
@@ -258,7 +281,10 @@ def accounts(payloads: Mapping[str, Mapping[str, Any]]) -> Imported:
                 side = q.text("positionSide") if q.has("positionSide") else "BOTH"
                 if side not in SIDES:
                     raise q.error(f"{side!r} is not one of BOTH, LONG, SHORT", "positionSide")
-                wallet = q.opt_num("isolatedWallet", 0.0)
+                if q.has("isolatedWallet"):
+                    wallet = q.num("isolatedWallet")
+                else:  # COIN-M: isolatedMargin is the wallet plus the position's uPnL
+                    wallet = q.opt_num("isolatedMargin", 0.0) - q.opt_num("unRealizedProfit", 0.0)
                 margin_type = q.text("marginType") if q.has("marginType") else None
                 isolated = margin_type == "isolated" if margin_type is not None else wallet > 0
                 rows.position(
