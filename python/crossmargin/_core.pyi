@@ -43,6 +43,7 @@ __all__ = [
     "MerkleSumTree",
     "__version__",
     "black76_columns",
+    "bsm_columns",
     "funding_rates",
     "leaf_nonce",
     "panic_guard_selftest",
@@ -420,6 +421,18 @@ def black76_columns(
     call: npt.NDArray[np.bool_],
 ) -> dict[str, npt.NDArray[np.float64]]:
     """Black-76 over equal-length arrays: price, delta, gamma, vega, theta."""
+
+def bsm_columns(
+    spot: npt.NDArray[np.float64],
+    strike: npt.NDArray[np.float64],
+    years: npt.NDArray[np.float64],
+    vol: npt.NDArray[np.float64],
+    rate: npt.NDArray[np.float64],
+    carry: npt.NDArray[np.float64],
+    call: npt.NDArray[np.bool_],
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Generalised Black-Scholes-Merton over equal-length arrays: price, delta, gamma, vega,
+    theta, rho, carry_rho, delta_forward, gamma_forward, rho_forward."""
 
 def funding_rates(
     premium: npt.NDArray[np.float64],

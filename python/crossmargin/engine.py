@@ -18,6 +18,7 @@ from crossmargin import _core
 from crossmargin.book import Book
 from crossmargin.cascade import CascadeConfig, CascadeResult, run_cascade
 from crossmargin.exceptions import BookError, ConfigError, ConfigTypeError
+from crossmargin.options import DAYS_PER_YEAR
 from crossmargin.prices import PriceOverrides, repriced, resolve
 from crossmargin.result import MarginResult
 from crossmargin.risk import efficiency, funding, liqprice, solvency
@@ -331,15 +332,17 @@ class Engine:
         Rows where the account holds a position on the underlying or a balance of the asset
         of that symbol; accounts ascending, then underlyings in universe order. ``delta`` is
         in units of the underlying and counts perps, futures, options and that collateral;
-        ``gamma`` (∂²V/∂S², per USD), ``vega`` (USD per 1.00 of volatility) and ``theta``
-        (USD per year) come from options.
+        ``gamma`` (∂²V/∂S², per USD), ``vega`` (USD per 1.00 of volatility), ``theta`` (USD
+        per year), ``theta_day`` (USD per day, theta / 365, as venues such as Deribit show
+        it) and ``rho`` (USD per 1.00 of rate, the forward held fixed: −T·V) come from
+        options.
 
         Parameters:
             book: the balances and positions.
             prices: overrides of the universe's prices.
 
         Returns:
-            A Table (account, underlying, delta, gamma, vega, theta).
+            A Table (account, underlying, delta, gamma, vega, theta, theta_day, rho).
 
         >>> engine.greeks(book).to_pandas()   # doctest: +SKIP
         """
@@ -357,6 +360,8 @@ class Engine:
                 "gamma": cols["gamma"],
                 "vega": cols["vega"],
                 "theta": cols["theta"],
+                "theta_day": cols["theta"] / DAYS_PER_YEAR,
+                "rho": cols["rho"],
             }
         )
 

@@ -40,6 +40,6 @@ pub use contract::{Contract, Payoff};
 pub use error::{CoreError, Result, Table};
 pub use margin::{evaluate, evaluate_account, AccountMargin, MarginColumns, MarginContext, Prices, Remap};
 pub use mode::Mode;
-pub use options::{black76, Greeks, OptionSpec};
+pub use options::{black76, bsm, BsmGreeks, Greeks, OptionSpec};
 pub use portfolio::{PortfolioParams, Scenario, UnderlyingParams};
 pub use universe::{AssetSpec, MarketKind, MarketSpec, Universe};

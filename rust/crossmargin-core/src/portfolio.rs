@@ -191,6 +191,8 @@ pub struct RiskArrays {
     gamma: Vec<f64>,
     vega: Vec<f64>,
     theta: Vec<f64>,
+    /// Per market: USD rho per contract (Black-76 with the forward fixed: −T·V).
+    rho: Vec<f64>,
     short_min: Vec<f64>,
     /// Per market: USD change of one contract per unit of its underlying's volatility move
     /// (vega, × iv when moves are relative, × the days-to-expiry scale): the delta model's
@@ -254,6 +256,7 @@ impl RiskArrays {
             gamma: vec![],
             vega: vec![],
             theta: vec![],
+            rho: vec![],
             short_min: vec![],
             vega_move: vec![],
             price_range: vec![0.0; nu],
@@ -298,18 +301,21 @@ impl RiskArrays {
                 ra.gamma.push(cs * b.gamma * conv);
                 ra.vega.push(cs * b.vega * conv);
                 ra.theta.push(cs * b.theta * conv);
+                ra.rho.push(-cs * spec.expiry * b.price * conv);
             } else if inverse {
                 ra.dollar_delta.push(cs * p * (1.0 - g) / m);
                 ra.dollar_delta_entry.push(cs * p * g);
                 ra.gamma.push(0.0);
                 ra.vega.push(0.0);
                 ra.theta.push(0.0);
+                ra.rho.push(0.0);
             } else {
                 ra.dollar_delta.push(cs * m * p * (1.0 + g));
                 ra.dollar_delta_entry.push(-cs * p * g);
                 ra.gamma.push(0.0);
                 ra.vega.push(0.0);
                 ra.theta.push(0.0);
+                ra.rho.push(0.0);
             }
             let Some(par) = params(ui) else {
                 ra.short_min.push(0.0);
@@ -372,6 +378,7 @@ pub struct Scratch {
     gamma: Vec<f64>,
     vega: Vec<f64>,
     theta: Vec<f64>,
+    rho: Vec<f64>,
     short_min: Vec<f64>,
     vega_move: Vec<f64>,
     charge: Vec<f64>,
@@ -388,6 +395,7 @@ impl Scratch {
             gamma: vec![0.0; nu],
             vega: vec![0.0; nu],
             theta: vec![0.0; nu],
+            rho: vec![0.0; nu],
             short_min: vec![0.0; nu],
             vega_move: vec![0.0; nu],
             charge: vec![0.0; nu],
@@ -411,6 +419,7 @@ impl Scratch {
             self.gamma[u] = 0.0;
             self.vega[u] = 0.0;
             self.theta[u] = 0.0;
+            self.rho[u] = 0.0;
             self.short_min[u] = 0.0;
             self.vega_move[u] = 0.0;
             self.charge[u] = 0.0;
@@ -634,8 +643,8 @@ pub fn evaluate(book: &GroupedBook, pc: &PortfolioContext<'_>, model: Model) -> 
 
 /// Greeks per account × underlying (long format, accounts ascending, underlyings by index):
 /// delta in units of the underlying (positions and balances of the asset of that symbol),
-/// gamma (∂²V/∂S²), vega (USD per 1.00 of volatility) and theta (USD per year) of cross
-/// and isolated option positions alike.
+/// gamma (∂²V/∂S²), vega (USD per 1.00 of volatility), theta (USD per year) and rho (USD
+/// per 1.00 of rate, the forward fixed: −T·V) of cross and isolated option positions alike.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GreekColumns {
     pub account: Vec<u32>,
@@ -644,6 +653,7 @@ pub struct GreekColumns {
     pub gamma: Vec<f64>,
     pub vega: Vec<f64>,
     pub theta: Vec<f64>,
+    pub rho: Vec<f64>,
 }
 
 pub fn greeks(book: &GroupedBook, ctx: &MarginContext<'_>) -> GreekColumns {
@@ -665,6 +675,7 @@ pub fn greeks(book: &GroupedBook, ctx: &MarginContext<'_>) -> GreekColumns {
                     out.gamma.push(sc.gamma[i]);
                     out.vega.push(sc.vega[i]);
                     out.theta.push(sc.theta[i]);
+                    out.rho.push(sc.rho[i]);
                 }
                 sc.reset(&ra);
             }
@@ -679,6 +690,7 @@ pub fn greeks(book: &GroupedBook, ctx: &MarginContext<'_>) -> GreekColumns {
         out.gamma.extend(c.gamma);
         out.vega.extend(c.vega);
         out.theta.extend(c.theta);
+        out.rho.extend(c.rho);
     }
     out
 }
@@ -706,6 +718,7 @@ fn account_greeks(rows: AccountRows<'_>, ctx: &MarginContext<'_>, ra: &RiskArray
         sc.gamma[ui] += qty * ra.gamma[k];
         sc.vega[ui] += qty * ra.vega[k];
         sc.theta[ui] += qty * ra.theta[k];
+        sc.rho[ui] += qty * ra.rho[k];
     }
 }
 

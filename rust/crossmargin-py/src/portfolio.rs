@@ -3,7 +3,7 @@
 //! evaluation and greeks.
 
 use crossmargin_core::portfolio::{self, Model, PortfolioContext};
-use crossmargin_core::{black76, CoreError, PortfolioParams, Scenario, UnderlyingParams};
+use crossmargin_core::{black76, bsm, CoreError, PortfolioParams, Scenario, UnderlyingParams};
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -111,6 +111,65 @@ pub fn black76_columns<'py>(
     Ok(d)
 }
 
+/// The columns of [`bsm_columns`], in order.
+pub const BSM_COLUMNS: [&str; 10] =
+    ["price", "delta", "gamma", "vega", "theta", "rho", "carry_rho", "delta_forward", "gamma_forward", "rho_forward"];
+
+/// Generalised Black-Scholes-Merton over equal-length arrays: a dict of [`BSM_COLUMNS`].
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn bsm_columns<'py>(
+    py: Python<'py>,
+    spot: PyReadonlyArray1<'py, f64>,
+    strike: PyReadonlyArray1<'py, f64>,
+    years: PyReadonlyArray1<'py, f64>,
+    vol: PyReadonlyArray1<'py, f64>,
+    rate: PyReadonlyArray1<'py, f64>,
+    carry: PyReadonlyArray1<'py, f64>,
+    call: PyReadonlyArray1<'py, bool>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let (s, k, t, v, r, b, c) = (
+        spot.as_slice()?,
+        strike.as_slice()?,
+        years.as_slice()?,
+        vol.as_slice()?,
+        rate.as_slice()?,
+        carry.as_slice()?,
+        call.as_slice()?,
+    );
+    let n = s.len();
+    if [k.len(), t.len(), v.len(), r.len(), b.len(), c.len()].iter().any(|&m| m != n) {
+        return Err(pyo3::exceptions::PyValueError::new_err("bsm: inputs must have equal lengths"));
+    }
+    let out = detached(py, || {
+        let mut cols: Vec<Vec<f64>> = vec![vec![0.0; n]; BSM_COLUMNS.len()];
+        for i in 0..n {
+            let g = bsm(s[i], k[i], t[i], v[i], r[i], b[i], c[i]);
+            let row = [
+                g.price,
+                g.delta,
+                g.gamma,
+                g.vega,
+                g.theta,
+                g.rho,
+                g.carry_rho,
+                g.delta_forward,
+                g.gamma_forward,
+                g.rho_forward,
+            ];
+            for (col, x) in cols.iter_mut().zip(row) {
+                col[i] = x;
+            }
+        }
+        Ok::<_, CoreError>(cols)
+    })?;
+    let d = PyDict::new(py);
+    for (name, col) in BSM_COLUMNS.into_iter().zip(out) {
+        d.set_item(name, col.into_pyarray(py))?;
+    }
+    Ok(d)
+}
+
 /// Portfolio, delta or hybrid evaluation of every account: the MarginResult columns.
 pub fn evaluate<'py>(
     py: Python<'py>,
@@ -149,6 +208,7 @@ pub fn greeks<'py>(
     out.set_item("gamma", cols.gamma.into_pyarray(py))?;
     out.set_item("vega", cols.vega.into_pyarray(py))?;
     out.set_item("theta", cols.theta.into_pyarray(py))?;
+    out.set_item("rho", cols.rho.into_pyarray(py))?;
     Ok(out)
 }
 
