@@ -148,7 +148,7 @@ impl PortfolioParams {
 
 /// How a position's entry price enters its risk array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum EntryTerm {
+pub(crate) enum EntryTerm {
     /// Options: their value does not depend on the entry price.
     None,
     /// Linear: × entry.
@@ -159,7 +159,7 @@ enum EntryTerm {
 
 impl EntryTerm {
     #[inline]
-    fn factor(self, entry: f64) -> f64 {
+    pub(crate) fn factor(self, entry: f64) -> f64 {
         match self {
             EntryTerm::None => 0.0,
             EntryTerm::Linear => entry,
@@ -173,34 +173,34 @@ impl EntryTerm {
 pub struct RiskArrays {
     /// Scenario slots of underlying u: `scen_offset[u]..scen_offset[u + 1]` (empty when the
     /// underlying has no portfolio parameters).
-    scen_offset: Vec<usize>,
+    pub(crate) scen_offset: Vec<usize>,
     /// Per market, per scenario of its underlying: P&L of one contract (value part and the
     /// part multiplied by the entry term), cover weight included.
-    value: Vec<f64>,
-    entry: Vec<f64>,
-    entry_term: Vec<EntryTerm>,
+    pub(crate) value: Vec<f64>,
+    pub(crate) entry: Vec<f64>,
+    pub(crate) entry_term: Vec<EntryTerm>,
     /// Per asset: underlying it moves with (u32::MAX: none) and, per scenario of that
     /// underlying, the weighted P&L of one unit.
-    asset_underlying: Vec<u32>,
-    asset_offset: Vec<usize>,
-    asset_value: Vec<f64>,
+    pub(crate) asset_underlying: Vec<u32>,
+    pub(crate) asset_offset: Vec<usize>,
+    pub(crate) asset_value: Vec<f64>,
     /// Per market: USD delta per unit relative move (value and entry parts), USD gamma,
     /// vega and theta per contract, short-option minimum per short contract (USD).
-    dollar_delta: Vec<f64>,
-    dollar_delta_entry: Vec<f64>,
-    gamma: Vec<f64>,
-    vega: Vec<f64>,
-    theta: Vec<f64>,
+    pub(crate) dollar_delta: Vec<f64>,
+    pub(crate) dollar_delta_entry: Vec<f64>,
+    pub(crate) gamma: Vec<f64>,
+    pub(crate) vega: Vec<f64>,
+    pub(crate) theta: Vec<f64>,
     /// Per market: USD rho per contract (Black-76 with the forward fixed: −T·V).
-    rho: Vec<f64>,
-    short_min: Vec<f64>,
+    pub(crate) rho: Vec<f64>,
+    pub(crate) short_min: Vec<f64>,
     /// Per market: USD change of one contract per unit of its underlying's volatility move
     /// (vega, × iv when moves are relative, × the days-to-expiry scale): the delta model's
     /// vega charge.
-    vega_move: Vec<f64>,
+    pub(crate) vega_move: Vec<f64>,
     /// Per underlying: largest |price move| among full-weight scenarios and largest |vol move|.
-    price_range: Vec<f64>,
-    vol_range: Vec<f64>,
+    pub(crate) price_range: Vec<f64>,
+    pub(crate) vol_range: Vec<f64>,
 }
 
 /// The days-to-expiry scaling of volatility moves: (30 / max(days, 1))^power.
@@ -354,7 +354,7 @@ impl RiskArrays {
     }
 
     #[inline]
-    fn n_scenarios(&self, u: usize) -> usize {
+    pub(crate) fn n_scenarios(&self, u: usize) -> usize {
         self.scen_offset[u + 1] - self.scen_offset[u]
     }
 
@@ -434,7 +434,7 @@ pub struct PortfolioContext<'a> {
     pub margin: MarginContext<'a>,
     pub params: &'a PortfolioParams,
     pub arrays: RiskArrays,
-    market_offset: Vec<usize>,
+    pub(crate) market_offset: Vec<usize>,
 }
 
 impl<'a> PortfolioContext<'a> {
