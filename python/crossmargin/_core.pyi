@@ -37,6 +37,7 @@ __all__ = [
     "CascadeDriver",
     "CascadeShard",
     "CompiledPortfolio",
+    "CompiledSpan",
     "CompiledUniverse",
     "Engine",
     "GroupedBook",
@@ -154,6 +155,62 @@ class _UnderlyingSpec(Protocol):
     def vol_power(self) -> float: ...
     @property
     def vol_relative(self) -> bool: ...
+
+class _CommoditySpec(Protocol):
+    """``crossmargin.span.CombinedCommodity``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def price_scan(self) -> float: ...
+    @property
+    def vol_scan(self) -> float: ...
+    @property
+    def extreme_multiple(self) -> float: ...
+    @property
+    def cover(self) -> float: ...
+    @property
+    def som_rate(self) -> float: ...
+    @property
+    def im_ratio(self) -> float: ...
+    @property
+    def spot_tier(self) -> int | None: ...
+    @property
+    def spot_spread_rate(self) -> float: ...
+    @property
+    def spot_outright_rate(self) -> float: ...
+
+class _ContractSpec(Protocol):
+    """``crossmargin.span.Contract``."""
+
+    @property
+    def market(self) -> str: ...
+    @property
+    def combined_commodity(self) -> str: ...
+    @property
+    def tier(self) -> int: ...
+    @property
+    def risk_array(self) -> Sequence[float] | None: ...
+    @property
+    def delta(self) -> float | None: ...
+
+class _IntraSpec(Protocol):
+    """``crossmargin.span.IntraSpread``: legs ``(tier, ratio, side_a)``."""
+
+    @property
+    def combined_commodity(self) -> str: ...
+    @property
+    def rate(self) -> float: ...
+    @property
+    def legs(self) -> Sequence[tuple[int, float, bool]]: ...
+
+class _InterSpec(Protocol):
+    """``crossmargin.span.InterSpread``: legs ``(combined_commodity, ratio, side_a)``."""
+
+    @property
+    def rate(self) -> float: ...
+    @property
+    def legs(self) -> Sequence[tuple[str, float, bool]]: ...
 
 class _PortfolioSpec(Protocol):
     """``crossmargin.portfolio.PortfolioConfig``."""
@@ -273,6 +330,22 @@ class CompiledPortfolio:
         underlyings: Sequence[tuple[str, _UnderlyingSpec]],
     ) -> CompiledPortfolio: ...
 
+@final
+class CompiledSpan:
+    """SPAN tables validated against a universe (raises ConfigError naming the row)."""
+
+    def __new__(
+        cls,
+        universe: CompiledUniverse,
+        commodities: Sequence[_CommoditySpec],
+        contracts: Sequence[_ContractSpec],
+        intra: Sequence[_IntraSpec],
+        inter: Sequence[_InterSpec],
+    ) -> CompiledSpan: ...
+    @property
+    def commodities(self) -> list[str]:
+        """The combined commodities' names, in index order."""
+
 # ---- the engine ---------------------------------------------------------------------------
 @final
 class Engine:
@@ -292,6 +365,10 @@ class Engine:
         self, book: BookView, prices: _Prices, portfolio: CompiledPortfolio, model: str
     ) -> dict[str, npt.NDArray[Any]]:
         """Portfolio, delta or hybrid margin of every account."""
+    def evaluate_span(
+        self, book: BookView, prices: _Prices, span: CompiledSpan, *, detail: bool
+    ) -> dict[str, npt.NDArray[Any]]:
+        """SPAN margin of every account and, with ``detail``, the per-commodity rows."""
     def greeks(self, book: BookView, prices: _Prices) -> dict[str, npt.NDArray[Any]]:
         """Greeks per account × underlying."""
     def explain(self, book: BookView, prices: _Prices, account_index: int) -> dict[str, Any]:

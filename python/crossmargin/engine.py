@@ -30,6 +30,8 @@ from crossmargin.risk.funding import FundingResult, Rates
 from crossmargin.risk.liqprice import LiqMove
 from crossmargin.risk.solvency import SolvencyResult
 from crossmargin.risk.stress import Measure, ReverseStressResult, Scenario, StressResult
+from crossmargin.span import SpanConfig, SpanResult
+from crossmargin.span import result as span_result
 from crossmargin.table import Table
 from crossmargin.universe import Universe
 
@@ -119,6 +121,48 @@ class Engine:
                 )
             cols = self._native.evaluate_portfolio(view, px, pm, model)
         return MarginResult({"account": book.accounts, **cols})
+
+    def span(
+        self,
+        book: Book,
+        config: SpanConfig,
+        *,
+        prices: PriceOverrides = None,
+        detail: bool = True,
+    ) -> SpanResult:
+        """CME SPAN margin of every account (docs/MODEL.md "SPAN").
+
+        Parameters:
+            book: the balances and positions.
+            config: the SPAN tables (:class:`crossmargin.span.SpanConfig`): combined
+                commodities, contracts (published risk arrays or engine-computed ones),
+                intra- and inter-commodity spreads.
+            prices: overrides of the universe's prices (engine-computed arrays and option
+                values follow them; published arrays are used as given).
+            detail: also return one row per account × combined commodity.
+
+        Returns:
+            A :class:`~crossmargin.span.SpanResult`: ``accounts`` (a MarginResult; positions
+            outside SPAN keep their standard requirement) and ``commodities`` (scan, intra,
+            spot, inter, som, risk, initial, nov, total per account × combined commodity).
+
+        Raises:
+            ConfigError: the tables do not fit the universe, naming the row and field.
+
+        >>> res = engine.span(book, cm.span.SpanConfig.from_toml("span.toml"))  # doctest: +SKIP
+        >>> res.commodities.to_pandas()                                          # doctest: +SKIP
+        """
+        if not isinstance(config, SpanConfig):
+            raise ConfigTypeError(
+                f"config: expected SpanConfig, got {type(config).__name__}", field="config"
+            )
+        book = _book(book)
+        view = book.grouping(self.universe)
+        compiled = config.compile(self.universe.compiled)
+        cols = self._native.evaluate_span(
+            view, resolve(self.universe, prices), compiled, detail=bool(detail)
+        )
+        return span_result(book.accounts, compiled.commodities, cols)
 
     def apply_funding(
         self, book: Book, rates: Rates, *, prices: PriceOverrides = None

@@ -21,6 +21,7 @@ mod funding;
 mod portfolio;
 mod risk;
 mod solvency;
+mod span;
 mod universe;
 
 /// The module's constants: one home (crossmargin-core, or this crate for names it parses).
@@ -66,6 +67,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<book::PyBookView>()?;
     m.add_class::<engine::PyEngine>()?;
     m.add_class::<portfolio::PyPortfolio>()?;
+    m.add_class::<span::PySpan>()?;
     m.add_class::<solvency::PyTree>()?;
     cascade_step::register(m)?;
     m.add_function(wrap_pyfunction!(portfolio::black76_columns, m)?)?;
