@@ -37,8 +37,8 @@ from crossmargin.exceptions import (
 from crossmargin.io import read_book, write_book
 from crossmargin.portfolio import PortfolioConfig, UnderlyingPortfolio
 from crossmargin.result import MarginResult
-from crossmargin.span import SpanConfig, SpanResult
 from crossmargin.risk import funding, solvency
+from crossmargin.span import SpanConfig, SpanResult
 from crossmargin.table import Table
 from crossmargin.universe import Asset, Market, Universe
 

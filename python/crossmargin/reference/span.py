@@ -171,14 +171,14 @@ def evaluate(
                 "nov": h.nov,
             }
         if len(out) > 1:
-            for sp in config.inter:
-                legs = list(sp.legs)
+            for inter in config.inter:
+                legs = list(inter.legs)
                 if any(leg not in out for leg, _, _ in legs):
                     continue
                 n = spread(legs, net)
                 if n > 0:
                     for leg, ratio, _ in legs:
-                        out[leg]["inter"] += sp.rate * n * ratio * wfpr[leg]
+                        out[leg]["inter"] += inter.rate * n * ratio * wfpr[leg]
         im, mm = outside
         for name, o in out.items():
             o["risk"] = max(o["scan"] + o["intra"] + o["spot"] - o["inter"], o["som"])
