@@ -202,13 +202,17 @@ def evaluate(
                 "bankrupt": std.equity < 0,
             }
         )
-    return _table(acc_rows), _table(cc_rows)
+    return _table(acc_rows, ACCOUNT_COLUMNS), _table(cc_rows, COMMODITY_COLUMNS)
 
 
-def _table(rows: list[dict[str, Any]]) -> Table:
-    if not rows:
-        return Table({})
-    return Table({k: np.array([r[k] for r in rows]) for k in rows[0]})
+ACCOUNT_COLUMNS = ("account", "equity", "upnl", "adj_equity_initial", "adj_equity_maint", "im",
+                   "mm", "free_collateral", "margin_ratio", "liquidatable", "bankrupt")  # fmt: skip
+COMMODITY_COLUMNS = ("account", "combined_commodity", "scan", "intra", "spot", "inter", "som",
+                     "nov", "risk", "initial", "total")  # fmt: skip
+
+
+def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Table:
+    return Table({k: np.array([r[k] for r in rows]) for k in columns})
 
 
 __all__ = ["evaluate", "scan_and_price_risk", "scenarios", "spread"]
