@@ -52,8 +52,24 @@ def pl_to_loss(pl: list[float]) -> list[float]:
 def future_array(scan: float, extreme: float) -> list[float]:
     """A futures risk array in CME's scenario order (loss positive, long one contract)."""
     t = scan / 3
-    return [0, 0, -t, -t, t, t, -2 * t, -2 * t, 2 * t, 2 * t, -scan, -scan, scan, scan,
-            -extreme, extreme]  # fmt: skip
+    return [
+        0,
+        0,
+        -t,
+        -t,
+        t,
+        t,
+        -2 * t,
+        -2 * t,
+        2 * t,
+        2 * t,
+        -scan,
+        -scan,
+        scan,
+        scan,
+        -extreme,
+        extreme,
+    ]
 
 
 def futures_universe(*symbols: str) -> cm.Universe:
@@ -77,10 +93,42 @@ def positions(*rows: tuple[int, str, float]) -> cm.Book:
 
 
 # ---- McMillan, ch. 34: risk arrays of a long future, a long call and a covered write --------
-SP_FUTURE_PL = [0, 0, 3330, 3330, -3330, -3330, 6670, 6670, -6670, -6670, 10000, 10000,
-                -10000, -10000, 7000, -7000]  # fmt: skip
-SP_CALL_PL = [460, -610, 2640, 1730, -1270, -2340, 5210, 4540, -2540, -3430, 8060, 7640,
-              -3380, -3990, 3130, -1500]  # fmt: skip
+SP_FUTURE_PL = [
+    0,
+    0,
+    3330,
+    3330,
+    -3330,
+    -3330,
+    6670,
+    6670,
+    -6670,
+    -6670,
+    10000,
+    10000,
+    -10000,
+    -10000,
+    7000,
+    -7000,
+]
+SP_CALL_PL = [
+    460,
+    -610,
+    2640,
+    1730,
+    -1270,
+    -2340,
+    5210,
+    4540,
+    -2540,
+    -3430,
+    8060,
+    7640,
+    -3380,
+    -3990,
+    3130,
+    -1500,
+]
 
 
 def mcmillan() -> tuple[cm.Engine, SpanConfig]:
@@ -198,7 +246,7 @@ def test_spot_month_short_option_minimum_and_initial_ratio():
                 expiry=0.1,
                 iv=0.3,
                 mark=0.5,
-            ),  # fmt: skip
+            ),
             cm.Market(
                 "P",
                 "option",
@@ -209,11 +257,12 @@ def test_spot_month_short_option_minimum_and_initial_ratio():
                 expiry=0.1,
                 iv=0.3,
                 mark=0.25,
-            ),  # fmt: skip
+            ),
         ],
     )
-    cc = CombinedCommodity("X", som_rate=40.0, im_ratio=1.1, spot_tier=1,
-                           spot_spread_rate=7.0, spot_outright_rate=11.0)  # fmt: skip
+    cc = CombinedCommodity(
+        "X", som_rate=40.0, im_ratio=1.1, spot_tier=1, spot_spread_rate=7.0, spot_outright_rate=11.0
+    )
     cfg = SpanConfig(
         [cc],
         [
@@ -249,7 +298,7 @@ def test_engine_arrays_agree_with_the_scenario_model_on_one_underlying():
             cm.Market("F", "future", "USD", "X", 100.0, [(math.inf, 0.1, 0.05)]),
             cm.Market(
                 "C", "option", "USD", "X", option_type="call", strike=110.0, expiry=0.2, iv=0.4
-            ),  # fmt: skip
+            ),
         ],
         portfolio=pm,
     )
@@ -282,7 +331,7 @@ def big_universe() -> cm.Universe:
                 [(math.inf, 0.02, 0.01)],
                 contract_size=100.0,
                 inverse=True,
-            ),  # fmt: skip
+            ),
             cm.Market(
                 "BTC-C55",
                 "option",
@@ -292,7 +341,7 @@ def big_universe() -> cm.Universe:
                 strike=55_000.0,
                 iv=0.6,
                 **opt,
-            ),  # fmt: skip
+            ),
             cm.Market(
                 "BTC-P45",
                 "option",
@@ -302,7 +351,7 @@ def big_universe() -> cm.Universe:
                 strike=45_000.0,
                 iv=0.65,
                 **opt,
-            ),  # fmt: skip
+            ),
             cm.Market(
                 "BTC-C50i",
                 "option",
@@ -313,7 +362,7 @@ def big_universe() -> cm.Universe:
                 expiry=0.02,
                 iv=0.5,
                 inverse=True,
-            ),  # fmt: skip
+            ),
             cm.Market("ETH-PERP", "perp", "USDC", "ETH", 2_500.0, [(math.inf, 0.05, 0.025)]),
             cm.Market("ETH-FUT", "future", "USDC", "ETH", 2_520.0, [(math.inf, 0.05, 0.025)]),
             cm.Market("SOL-PERP", "perp", "USDC", "SOL", 150.0, [(math.inf, 0.1, 0.05)]),
@@ -335,7 +384,7 @@ BIG_CONFIG = SpanConfig(
         ),
         CombinedCommodity("ETH", im_ratio=1.25),
         CombinedCommodity("SOL", price_scan=0.15, vol_scan=0.1),
-    ],  # fmt: skip
+    ],
     [
         Contract("BTC-F1", "BTC", 1),
         Contract("BTC-F2", "BTC", 2),
@@ -358,9 +407,17 @@ BIG_CONFIG = SpanConfig(
 )
 BIG = big_universe()
 BIG_ENGINE = cm.Engine(BIG)
-ENTRY = {"BTC-F1": 49_000.0, "BTC-F2": 51_000.0, "BTCUSD": 48_000.0, "BTC-C55": 1_500.0,
-         "BTC-P45": 900.0, "BTC-C50i": 0.02, "ETH-PERP": 2_600.0, "ETH-FUT": 2_450.0,
-         "SOL-PERP": 140.0}  # fmt: skip
+ENTRY = {
+    "BTC-F1": 49_000.0,
+    "BTC-F2": 51_000.0,
+    "BTCUSD": 48_000.0,
+    "BTC-C55": 1_500.0,
+    "BTC-P45": 900.0,
+    "BTC-C50i": 0.02,
+    "ETH-PERP": 2_600.0,
+    "ETH-FUT": 2_450.0,
+    "SOL-PERP": 140.0,
+}
 SCALE = {"BTCUSD": 500.0, "ETH-PERP": 20.0, "ETH-FUT": 20.0, "SOL-PERP": 100.0}
 
 
@@ -385,8 +442,16 @@ def books(draw: st.DrawFn) -> cm.Book:
     )
 
 
-ACCOUNT_COLUMNS = ("equity", "upnl", "adj_equity_initial", "adj_equity_maint", "im", "mm",
-                   "free_collateral", "margin_ratio")  # fmt: skip
+ACCOUNT_COLUMNS = (
+    "equity",
+    "upnl",
+    "adj_equity_initial",
+    "adj_equity_maint",
+    "im",
+    "mm",
+    "free_collateral",
+    "margin_ratio",
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -431,10 +496,12 @@ def test_a_calendar_spread_never_costs_more_than_its_legs(ra, rb, frac, qa, qb):
     u = futures_universe("A", "B")
     cfg = SpanConfig(
         [CombinedCommodity("X")],
-        [Contract("A", "X", 1, future_array(ra, 0.7 * ra), 1.0),
-         Contract("B", "X", 2, future_array(rb, 0.7 * rb), 1.0)],
+        [
+            Contract("A", "X", 1, future_array(ra, 0.7 * ra), 1.0),
+            Contract("B", "X", 2, future_array(rb, 0.7 * rb), 1.0),
+        ],
         intra=[IntraSpread("X", frac * min(ra, rb), [(1, 1, "A"), (2, 1, "B")])],
-    )  # fmt: skip
+    )
     eng = cm.Engine(u)
     whole = eng.span(positions((1, "A", qa), (1, "B", qb)), cfg).accounts.mm[0]
     apart = eng.span(positions((1, "A", qa), (2, "B", qb)), cfg).accounts.mm.sum()
@@ -448,15 +515,17 @@ ARRAYS = st.lists(st.floats(-1e4, 1e4), min_size=16, max_size=16)
 @given(ARRAYS, ARRAYS, st.floats(-10, 10), st.floats(-10, 10), st.floats(0.01, 100))
 def test_scanning_risk_is_the_worst_scenario_of_the_summed_arrays(a, b, qa, qb, lam):
     u = futures_universe("A", "B")
-    cfg = SpanConfig([CombinedCommodity("X")], [Contract("A", "X", 1, a, 1.0),
-                                                 Contract("B", "X", 1, b, 1.0)])  # fmt: skip
+    cfg = SpanConfig(
+        [CombinedCommodity("X")], [Contract("A", "X", 1, a, 1.0), Contract("B", "X", 1, b, 1.0)]
+    )
     eng = cm.Engine(u)
     r = eng.span(positions((1, "A", qa), (1, "B", qb)), cfg)
     summed = [qa * x + qb * y for x, y in zip(a, b, strict=True)]
     assert r.commodities.scan[0] == pytest.approx(max(0.0, *summed), rel=1e-12, abs=1e-9)
     scaled = eng.span(positions((1, "A", lam * qa), (1, "B", lam * qb)), cfg)
-    assert scaled.commodities.scan[0] == pytest.approx(lam * r.commodities.scan[0], rel=1e-9,
-                                                       abs=1e-9)  # fmt: skip
+    assert scaled.commodities.scan[0] == pytest.approx(
+        lam * r.commodities.scan[0], rel=1e-9, abs=1e-9
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -534,9 +603,7 @@ def test_malformed_tables_are_config_errors_naming_the_row():
     )
     assert bad(
         [Contract("ZC", "C", 1, fut, 1.0)], intra=[IntraSpread("C", 5, [(1, 1, "A"), (3, 1, "B")])]
-    ) == (  # fmt: skip
-        "span.intra[0].legs[1].tier: combined commodity 'C' has no contract in tier 3"
-    )
+    ) == ("span.intra[0].legs[1].tier: combined commodity 'C' has no contract in tier 3")
     assert (
         bad(
             [Contract("ZC", "C", 1, fut, 1.0)],
