@@ -32,7 +32,9 @@ pub use params::{
 
 use crate::book::{AccountRows, GroupedBook};
 use crate::error::Result;
-use crate::margin::{evaluate_rows_into, AccountMargin, MarginColumns, MarginContext, PositionLine, RowSink};
+use crate::margin::{
+    columns_by_account, evaluate_rows_into, AccountMargin, MarginColumns, MarginContext, PositionLine, RowSink,
+};
 use crate::portfolio::PortfolioContext;
 use crate::universe::MarketKind;
 
@@ -188,9 +190,15 @@ impl RowSink for Collect<'_, '_, '_> {
             let ra = &pc.arrays;
             let x = ra.entry_term[k].factor(line.entry);
             let off = pc.market_offset[k];
-            let (value, entry) = (&ra.value[off..off + N_SCENARIOS], &ra.entry[off..off + N_SCENARIOS]);
-            for ((l, v), e) in loss.iter_mut().zip(value).zip(entry) {
-                *l -= qty * (v + x * e);
+            let value = &ra.value[off..off + N_SCENARIOS];
+            if x == 0.0 {
+                for (l, v) in loss.iter_mut().zip(value) {
+                    *l -= qty * v;
+                }
+            } else {
+                for ((l, v), e) in loss.iter_mut().zip(value).zip(&ra.entry[off..off + N_SCENARIOS]) {
+                    *l -= qty * (v + x * e);
+                }
             }
             qty * (ctx.delta_value[k] + x * ctx.delta_entry[k])
         };
@@ -367,6 +375,10 @@ const CHUNK: usize = 2048;
 /// Every account under SPAN on the current rayon pool: the account columns and, with
 /// `detail`, the per-commodity rows. Results do not depend on the thread count.
 pub fn evaluate(book: &GroupedBook, ctx: &SpanContext<'_>, detail: bool) -> (MarginColumns, CommodityColumns) {
+    if !detail {
+        let cols = columns_by_account(book, || Scratch::new(ctx.params), |rows, sc| evaluate_account(rows, ctx, sc));
+        return (cols, CommodityColumns::default());
+    }
     let n = book.n_accounts();
     let chunks: Vec<(Vec<AccountMargin>, CommodityColumns)> = (0..n.div_ceil(CHUNK))
         .into_par_iter()
@@ -376,10 +388,8 @@ pub fn evaluate(book: &GroupedBook, ctx: &SpanContext<'_>, detail: bool) -> (Mar
             let mut rows = CommodityColumns::default();
             for a in c * CHUNK..((c + 1) * CHUNK).min(n) {
                 acc.push(evaluate_account(book.account(a), ctx, &mut sc));
-                if detail {
-                    for &cc in &sc.touched {
-                        rows.push(a as u32, cc, &sc.out[cc as usize]);
-                    }
+                for &cc in &sc.touched {
+                    rows.push(a as u32, cc, &sc.out[cc as usize]);
                 }
             }
             (acc, rows)
