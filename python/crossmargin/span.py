@@ -188,7 +188,7 @@ class SpanConfig:
     contracts: Sequence[Contract]
     intra: Sequence[IntraSpread] = ()
     inter: Sequence[InterSpread] = ()
-    _compiled: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
+    _cache: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("commodities", "contracts", "intra", "inter"):
@@ -198,7 +198,7 @@ class SpanConfig:
         """These tables validated against a compiled universe (``Universe.compiled``);
         cached per universe object."""
         key = id(universe)
-        hit = self._compiled.get(key)
+        hit = self._cache.get(key)
         if hit is not None and hit[0] is universe:
             return hit[1]  # type: ignore[no-any-return]
         compiled = _core.CompiledSpan(
@@ -208,7 +208,7 @@ class SpanConfig:
             list(self.intra),
             list(self.inter),
         )
-        self._compiled[key] = (universe, compiled)
+        self._cache[key] = (universe, compiled)
         return compiled
 
     @classmethod

@@ -292,6 +292,19 @@ def underlying_charges(
             for k, qty, _ in ex.positions
             if universe.markets[k].is_option and qty < 0
         )
+        # Deribit's contingencies: every option, long or short, and offsetting futures.
+        short_min[name] += sum(
+            abs(qty) * universe.markets[k].contract_size * p.option_contingency * s
+            for k, qty, _ in ex.positions
+            if universe.markets[k].is_option
+        )
+        longs = shorts = 0.0
+        for k, qty, entry in ex.positions:
+            if not universe.markets[k].is_option:
+                one = Exposure(positions=[(k, qty, entry)])
+                dd = dollar_delta(universe, name, one, assets, marks, s)
+                longs, shorts = longs + max(dd, 0.0), shorts + max(-dd, 0.0)
+        short_min[name] += p.futures_offset * min(longs, shorts)
     # Inter-underlying credits: opposite net deltas; matched delta earns rate × charge share.
     free = dict(delta)
     for a, b, rate in cfg.offsets:

@@ -39,6 +39,13 @@ pub struct UnderlyingParams {
     /// Per short option contract, a fraction of the underlying's value (Deribit's contingency
     /// of 0.01 BTC per short option is 0.01).
     pub short_option_min: f64,
+    /// Per option contract, long or short, a fraction of the underlying's value (Deribit's
+    /// legacy portfolio margin: a contingency of 1 % of the underlying value of all options).
+    pub option_contingency: f64,
+    /// A fraction of the offsetting futures: rate × min(long, short) USD delta of the perps
+    /// and futures on the underlying (Deribit: 2 % of the underlying value of offsetting
+    /// futures).
+    pub futures_offset: f64,
     /// Delta model: charge per USD of net delta.
     pub delta_rate: f64,
     /// Volatility moves scale by (30 / days to expiry)^vol_power (Deribit / Paradex term
@@ -124,6 +131,8 @@ impl PortfolioParams {
                 finite_at_least(format!("{g}.weight"), sc.weight, 0.0)?;
             }
             finite_at_least(format!("{f}.short_option_min"), p.short_option_min, 0.0)?;
+            finite_at_least(format!("{f}.option_contingency"), p.option_contingency, 0.0)?;
+            finite_at_least(format!("{f}.futures_offset"), p.futures_offset, 0.0)?;
             finite_at_least(format!("{f}.delta_rate"), p.delta_rate, 0.0)?;
             finite_at_least(format!("{f}.vol_power"), p.vol_power, 0.0)?;
             per[i] = Some(p);
@@ -194,6 +203,10 @@ pub struct RiskArrays {
     /// Per market: USD rho per contract (Black-76 with the forward fixed: −T·V).
     pub(crate) rho: Vec<f64>,
     pub(crate) short_min: Vec<f64>,
+    /// Per market: option contingency per contract, long or short (USD).
+    pub(crate) contingency: Vec<f64>,
+    /// Per underlying: the futures offset rate.
+    pub(crate) futures_offset: Vec<f64>,
     /// Per market: USD change of one contract per unit of its underlying's volatility move
     /// (vega, × iv when moves are relative, × the days-to-expiry scale): the delta model's
     /// vega charge.
@@ -258,6 +271,8 @@ impl RiskArrays {
             theta: vec![],
             rho: vec![],
             short_min: vec![],
+            contingency: vec![],
+            futures_offset: (0..nu).map(|i| params(i).map_or(0.0, |p| p.futures_offset)).collect(),
             vega_move: vec![],
             price_range: vec![0.0; nu],
             vol_range: vec![0.0; nu],
@@ -319,10 +334,12 @@ impl RiskArrays {
             }
             let Some(par) = params(ui) else {
                 ra.short_min.push(0.0);
+                ra.contingency.push(0.0);
                 ra.vega_move.push(0.0);
                 continue;
             };
             ra.short_min.push(if is_option { par.short_option_min * cs * s } else { 0.0 });
+            ra.contingency.push(if is_option { par.option_contingency * cs * s } else { 0.0 });
             let v0 = if is_option { option_value(spec, inverse, s, spec.iv) } else { 0.0 };
             let dv_scale = if is_option { vol_scale(spec.expiry, par.vol_power) } else { 0.0 };
             let per_move = if par.vol_relative { spec.iv * dv_scale } else { dv_scale };
@@ -380,6 +397,10 @@ pub struct Scratch {
     theta: Vec<f64>,
     rho: Vec<f64>,
     short_min: Vec<f64>,
+    /// Option contingency, and the USD delta of long and of short perps and futures.
+    contingency: Vec<f64>,
+    fut_long: Vec<f64>,
+    fut_short: Vec<f64>,
     vega_move: Vec<f64>,
     charge: Vec<f64>,
 }
@@ -397,6 +418,9 @@ impl Scratch {
             theta: vec![0.0; nu],
             rho: vec![0.0; nu],
             short_min: vec![0.0; nu],
+            contingency: vec![0.0; nu],
+            fut_long: vec![0.0; nu],
+            fut_short: vec![0.0; nu],
             vega_move: vec![0.0; nu],
             charge: vec![0.0; nu],
         }
@@ -421,6 +445,9 @@ impl Scratch {
             self.theta[u] = 0.0;
             self.rho[u] = 0.0;
             self.short_min[u] = 0.0;
+            self.contingency[u] = 0.0;
+            self.fut_long[u] = 0.0;
+            self.fut_short[u] = 0.0;
             self.vega_move[u] = 0.0;
             self.charge[u] = 0.0;
         }
@@ -526,7 +553,8 @@ fn gather(rows: AccountRows<'_>, pc: &PortfolioContext<'_>, sc: &mut Scratch) ->
         }
         sc.touch(ui as u32);
         let x = ra.entry_term[k].factor(entry);
-        sc.delta[ui] += qty * (ra.dollar_delta[k] + x * ra.dollar_delta_entry[k]);
+        let dd = qty * (ra.dollar_delta[k] + x * ra.dollar_delta_entry[k]);
+        sc.delta[ui] += dd;
         sc.gamma[ui] += qty * ra.gamma[k];
         sc.vega[ui] += qty * ra.vega[k];
         sc.theta[ui] += qty * ra.theta[k];
@@ -538,6 +566,13 @@ fn gather(rows: AccountRows<'_>, pc: &PortfolioContext<'_>, sc: &mut Scratch) ->
         sc.vega_move[ui] += qty * ra.vega_move[k];
         if qty < 0.0 {
             sc.short_min[ui] -= qty * ra.short_min[k];
+        }
+        if mt.kind[k] == MarketKind::Option {
+            sc.contingency[ui] += qty.abs() * ra.contingency[k];
+        } else if dd > 0.0 {
+            sc.fut_long[ui] += dd;
+        } else {
+            sc.fut_short[ui] -= dd;
         }
         let (base, off) = (ra.scen_offset[ui], pc.market_offset[k]);
         let n = ra.n_scenarios(ui);
@@ -617,7 +652,8 @@ pub fn evaluate_account(
     for &i in &sc.touched {
         let i = i as usize;
         if pc.params.underlying[i].is_some() {
-            pm += sc.charge[i] + sc.short_min[i];
+            let offset = ra.futures_offset[i] * sc.fut_long[i].min(sc.fut_short[i]);
+            pm += sc.charge[i] + sc.short_min[i] + sc.contingency[i] + offset;
         }
     }
     mm += pm;
@@ -749,6 +785,8 @@ mod tests {
         let p = UnderlyingParams {
             scenarios,
             short_option_min: 0.01,
+            option_contingency: 0.0,
+            futures_offset: 0.0,
             delta_rate: 0.1,
             vol_power: 0.0,
             vol_relative: false,
@@ -846,6 +884,8 @@ mod tests {
         let p = UnderlyingParams {
             scenarios: vec![],
             short_option_min: 0.0,
+            option_contingency: 0.0,
+            futures_offset: 0.0,
             delta_rate: 0.0,
             vol_power: 0.0,
             vol_relative: false,

@@ -22,6 +22,8 @@ pub const MODEL_NAMES: [&str; 3] = ["portfolio", "delta", "hybrid"];
 struct UnderlyingIn {
     scenarios: Vec<(f64, f64, f64)>,
     short_option_min: f64,
+    option_contingency: f64,
+    futures_offset: f64,
     delta_rate: f64,
     vol_power: f64,
     vol_relative: bool,
@@ -32,6 +34,8 @@ impl From<UnderlyingIn> for UnderlyingParams {
         UnderlyingParams {
             scenarios: p.scenarios.into_iter().map(|(price, vol, weight)| Scenario { price, vol, weight }).collect(),
             short_option_min: p.short_option_min,
+            option_contingency: p.option_contingency,
+            futures_offset: p.futures_offset,
             delta_rate: p.delta_rate,
             vol_power: p.vol_power,
             vol_relative: p.vol_relative,

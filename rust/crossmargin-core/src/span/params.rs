@@ -249,6 +249,8 @@ impl SpanParams {
                             let p = UnderlyingParams {
                                 scenarios,
                                 short_option_min: 0.0,
+                                option_contingency: 0.0,
+                                futures_offset: 0.0,
                                 delta_rate: 0.0,
                                 vol_power: 0.0,
                                 vol_relative: false,
