@@ -616,3 +616,35 @@ def test_malformed_tables_are_config_errors_naming_the_row():
         IntraSpread("C", 5, [(1, 1, "X"), (2, 1, "B")])
     with pytest.raises(cm.ConfigTypeError, match="SpanConfig"):
         cm.Engine(futures_universe("ZC")).span(positions((1, "ZC", 1.0)), {"span": 1})  # type: ignore[arg-type]
+
+
+def test_a_universe_file_carries_its_span_tables(tmp_path):
+    path = tmp_path / "u.toml"
+    path.write_text(
+        """
+[[assets]]
+symbol = "USD"
+price = 1.0
+
+[[markets]]
+symbol = "ZC"
+kind = "future"
+settle = "USD"
+underlying = "ZC"
+mark = 100.0
+brackets = [[inf, 0.1, 0.05]]
+
+[[span.commodities]]
+name = "C"
+price_scan = 0.05
+
+[[span.contracts]]
+market = "ZC"
+combined_commodity = "C"
+"""
+    )
+    u = cm.Universe.from_toml(path)
+    r = cm.Engine(u).span(positions((1, "ZC", 3.0)), SpanConfig.from_toml(path))
+    # Engine-computed array of a future: 3 contracts × 5 % × 100 (the extreme move, 2 × 5 %
+    # at 35 %, loses less).
+    assert r.accounts.mm[0] == pytest.approx(3 * 0.05 * 100.0, rel=1e-12)
