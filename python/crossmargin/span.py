@@ -51,6 +51,14 @@ def _float(value: Any, f: str) -> float:
     return float(value)
 
 
+def _int(value: Any, f: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ConfigError(f"{f}: {value!r} must be a whole number", field=f)
+    if not 0 <= value < 2**32:
+        raise ConfigError(f"{f}: {value!r} must be in [0, 2^32)", field=f)
+    return int(value)
+
+
 def _side(value: Any, f: str) -> bool:
     if value not in SIDES:
         raise ConfigError(f"{f}: {value!r} is not one of A, B", field=f)
@@ -96,7 +104,8 @@ class CombinedCommodity:
             f = f"span.commodities[{self.name}].{name}"
             object.__setattr__(self, name, _float(getattr(self, name), f))
         if self.spot_tier is not None:
-            object.__setattr__(self, "spot_tier", int(self.spot_tier))
+            f = f"span.commodities[{self.name}].spot_tier"
+            object.__setattr__(self, "spot_tier", _int(self.spot_tier, f))
 
 
 @dataclass(frozen=True)
@@ -113,12 +122,15 @@ class Contract:
     def __post_init__(self) -> None:
         object.__setattr__(self, "market", str(self.market))
         object.__setattr__(self, "combined_commodity", str(self.combined_commodity))
-        object.__setattr__(self, "tier", int(self.tier))
+        f = f"span.contracts[{self.market}]"
+        object.__setattr__(self, "tier", _int(self.tier, f"{f}.tier"))
         if self.risk_array is not None:
-            arr = tuple(float(x) for x in self.risk_array)
+            if isinstance(self.risk_array, str | bytes) or not hasattr(self.risk_array, "__iter__"):
+                raise ConfigError(f"{f}.risk_array: expected 16 numbers", field=f"{f}.risk_array")
+            arr = tuple(_float(x, f"{f}.risk_array[{i}]") for i, x in enumerate(self.risk_array))
             object.__setattr__(self, "risk_array", arr)
         if self.delta is not None:
-            object.__setattr__(self, "delta", float(self.delta))
+            object.__setattr__(self, "delta", _float(self.delta, f"{f}.delta"))
 
 
 class Leg(NamedTuple):
@@ -138,8 +150,8 @@ def _legs(legs: Sequence[Any], f: str, kind: type) -> tuple[Leg, ...]:
             out.append(leg)
             continue
         if isinstance(leg, Mapping):
-            key = "tier" if kind is int else "combined_commodity"
-            on, ratio, side = leg.get(key), leg.get("ratio", 1.0), leg.get("side", "A")
+            name = "tier" if kind is int else "combined_commodity"
+            on, ratio, side = leg.get(name), leg.get("ratio", 1.0), leg.get("side", "A")
         else:
             try:
                 on, ratio, side = leg
@@ -147,7 +159,8 @@ def _legs(legs: Sequence[Any], f: str, kind: type) -> tuple[Leg, ...]:
                 raise ConfigError(f"{g}: expected (leg, ratio, side)", field=g) from None
         if on is None:
             raise ConfigError(f"{g}: names no leg", field=g)
-        out.append(Leg(kind(on), _float(ratio, f"{g}.ratio"), _side(side, f"{g}.side")))
+        target: int | str = _int(on, f"{g}.tier") if kind is int else str(on)
+        out.append(Leg(target, _float(ratio, f"{g}.ratio"), _side(side, f"{g}.side")))
     return tuple(out)
 
 
