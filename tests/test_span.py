@@ -648,3 +648,22 @@ combined_commodity = "C"
     # Engine-computed array of a future: 3 contracts × 5 % × 100 (the extreme move, 2 × 5 %
     # at 35 %, loses less).
     assert r.accounts.mm[0] == pytest.approx(3 * 0.05 * 100.0, rel=1e-12)
+
+
+def test_malformed_python_rows_name_their_field(tmp_path):
+    with pytest.raises(cm.ConfigError, match=r"span.contracts\[ZC\].tier") as e:
+        Contract("ZC", "C", tier="front")  # type: ignore[arg-type]
+    assert e.value.field == "span.contracts[ZC].tier"
+    with pytest.raises(cm.ConfigError, match=r"risk_array\[2\]"):
+        Contract("ZC", "C", 1, [0.0, 0.0, "x", *[0.0] * 13], 1.0)
+    with pytest.raises(cm.ConfigError, match=r"span.intra\[C\].legs\[1\]"):
+        IntraSpread("C", 5.0, [(1, 1, "A"), (2, 1)])
+    # A Parquet contract table reads like the CSV one.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols = {"market": ["ZC"], "combined_commodity": ["C"], "tier": [1], "delta": [1.0]}
+    cols.update({f"a{i + 1}": [x] for i, x in enumerate(future_array(10.0, 7.0))})
+    pq.write_table(pa.table(cols), tmp_path / "a.parquet")
+    (row,) = read_contracts(tmp_path / "a.parquet")
+    assert row.risk_array == tuple(future_array(10.0, 7.0)) and row.delta == 1.0
