@@ -6,6 +6,10 @@ The universe: BTC and ETH, each with a perp, a future and 12 options (linear and
 priced on CME's 16 scenarios in both models (the span16 preset; SPAN computes the same arrays
 from its commodities' scan ranges), SPAN adding a calendar spread between perp and future, a
 spot-month charge, an inter-commodity spread and a short-option minimum.
+
+``python benches/test_bench_span.py`` prints both times and their ratio from one process
+(best of 3). Measured 2026-12-03, release build, 1,000,000 accounts, 2 cores shared with other
+jobs (load ≈ 7–11): ratio 1.08–1.21 over three runs (SPAN 0.87–1.37 s, portfolio 0.72–1.19 s).
 """
 
 from __future__ import annotations
