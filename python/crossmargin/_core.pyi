@@ -504,15 +504,18 @@ def black76_columns(
     """Black-76 over equal-length arrays: price, delta, gamma, vega, theta."""
 
 def bsm_columns(
-    spot: npt.NDArray[np.float64],
-    strike: npt.NDArray[np.float64],
-    years: npt.NDArray[np.float64],
-    vol: npt.NDArray[np.float64],
-    rate: npt.NDArray[np.float64],
-    carry: npt.NDArray[np.float64],
-    call: npt.NDArray[np.bool_],
+    inputs: tuple[
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.bool_],
+    ],
 ) -> dict[str, npt.NDArray[np.float64]]:
-    """Generalised Black-Scholes-Merton over equal-length arrays: price, delta, gamma, vega,
+    """Generalised Black-Scholes-Merton over equal-length arrays (spot, strike, years, vol,
+    rate, carry, call): price, delta, gamma, vega,
     theta, rho, carry_rho, delta_forward, gamma_forward, rho_forward."""
 
 def funding_rates(

@@ -115,7 +115,7 @@ def bsm(
     except ValueError as e:
         raise PriceError(f"bsm: the inputs do not broadcast together ({e})") from None
     flat = [np.ascontiguousarray(a.reshape(-1)) for a in arrays]
-    cols = _core.bsm_columns(*flat)
+    cols = _core.bsm_columns(tuple(flat))  # type: ignore[arg-type]
     out = {name: cols[name] for name in ("price", "delta", "gamma", "vega", "theta")}
     out["theta_day"] = cols["theta"] / DAYS_PER_YEAR
     out["rho"] = cols["rho"]

@@ -119,19 +119,23 @@ pub fn black76_columns<'py>(
 pub const BSM_COLUMNS: [&str; 10] =
     ["price", "delta", "gamma", "vega", "theta", "rho", "carry_rho", "delta_forward", "gamma_forward", "rho_forward"];
 
+/// The inputs of [`bsm_columns`], one tuple of equal-length arrays: spot, strike, years,
+/// vol, rate, carry, call.
+#[derive(FromPyObject)]
+pub struct BsmIn<'py>(
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, bool>,
+);
+
 /// Generalised Black-Scholes-Merton over equal-length arrays: a dict of [`BSM_COLUMNS`].
 #[pyfunction]
-#[allow(clippy::too_many_arguments)]
-pub fn bsm_columns<'py>(
-    py: Python<'py>,
-    spot: PyReadonlyArray1<'py, f64>,
-    strike: PyReadonlyArray1<'py, f64>,
-    years: PyReadonlyArray1<'py, f64>,
-    vol: PyReadonlyArray1<'py, f64>,
-    rate: PyReadonlyArray1<'py, f64>,
-    carry: PyReadonlyArray1<'py, f64>,
-    call: PyReadonlyArray1<'py, bool>,
-) -> PyResult<Bound<'py, PyDict>> {
+pub fn bsm_columns<'py>(py: Python<'py>, inputs: BsmIn<'py>) -> PyResult<Bound<'py, PyDict>> {
+    let BsmIn(spot, strike, years, vol, rate, carry, call) = &inputs;
     let (s, k, t, v, r, b, c) = (
         spot.as_slice()?,
         strike.as_slice()?,
