@@ -17,11 +17,11 @@ Published examples found and reproduced (each test cites its source):
    (https://solomonexamprep.com/content-txt/34019/31/3-4-4-1-inter-commodity-spread-margins):
    2 corn at $900 v 1 soybean at $2,100, 55 % per leg → $1,755.
 
-Found but not reproduced: CME's "Scanning Based Spreads" table on the same page (+2 30-year
-v −3 10-year bonds scanned together at a 70 % credit) — its "scanned scenarios" column does not
-follow from the legs' arrays by any rule the page states; and CME's "CME SPAN" presentation
-(S&P future at 2,790 with a short 2825 call, price scan $30,000, volatility scan 35 %), whose
-array values are not in the public text.
+Found but not reproduced: CME's "Scanning Based Spreads" on the same page (+2 30-year v −3
+10-year bonds, 70 %: per scenario the losing leg's loss less 70 % of the other leg's gain,
+worst 6,200 − 0.7 × 4,800 = $2,840) — a different rule (legs scanned together) that these
+tables do not have; and CME's "CME SPAN" presentation (S&P future at 2,790 with a short 2825
+call, price scan $30,000, volatility scan 35 %), whose array values are not in the public text.
 """
 
 from __future__ import annotations
