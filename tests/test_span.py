@@ -17,11 +17,14 @@ Published examples found and reproduced (each test cites its source):
    (https://solomonexamprep.com/content-txt/34019/31/3-4-4-1-inter-commodity-spread-margins):
    2 corn at $900 v 1 soybean at $2,100, 55 % per leg → $1,755.
 
-Found but not reproduced: CME's "Scanning Based Spreads" on the same page (+2 30-year v −3
-10-year bonds, 70 %: per scenario the losing leg's loss less 70 % of the other leg's gain,
-worst 6,200 − 0.7 × 4,800 = $2,840) — a different rule (legs scanned together) that these
-tables do not have; and CME's "CME SPAN" presentation (S&P future at 2,790 with a short 2825
-call, price scan $30,000, volatility scan 35 %), whose array values are not in the public text.
+9. CME Group, "Spread Calculations", "Scanning Based Spreads": +2 30-year v −3 10-year bonds
+   (outright $3,100 / $1,600), scanned together at a 70 % credit: per scenario the losing leg's
+   loss less 70 % of the gaining leg's gain; worst 6,200 − 0.7 × 4,800 → $2,840.
+
+Found but not reproduced: CME's "CME SPAN" presentation (S&P future at 2,790 with a short 2825
+call, price scan $30,000, volatility scan 35 %), whose array values are not in the public text;
+Solomon's soybean crush (leg-specific credits of 55 % / 70 % / 70 %), whose result is not in
+the stored text and whose per-leg rates these tables do not have.
 """
 
 from __future__ import annotations
@@ -229,6 +232,67 @@ def test_series3_corn_soybean_credit():
     assert r.accounts.mm[0] == pytest.approx(1_755.00, abs=0.005)
 
 
+# The page's table, per scenario, for the position (+2 30-year, −3 10-year); losses positive.
+BONDS_30Y_X2 = [
+    0,
+    0,
+    -2066,
+    -2066,
+    2066,
+    2066,
+    -4134,
+    -4134,
+    4134,
+    4134,
+    -6200,
+    -6200,
+    6200,
+    6200,
+    -6138,
+    6138,
+]
+BONDS_10Y_SHORT_X3 = [
+    0,
+    0,
+    1599,
+    1599,
+    -1599,
+    -1599,
+    3201,
+    3201,
+    -3201,
+    -3201,
+    4800,
+    4800,
+    -4800,
+    -4800,
+    4752,
+    -4752,
+]
+
+
+def test_cme_scanning_based_spread_of_bonds():
+    # CME Group, "Spread Calculations", "Scanning Based Spreads": 70 % credit for the 30-year
+    # and 10-year at their ratio; +2 30Yr and −3 10Yr; scanned scenarios 152.80, 946.70,
+    # 307.20, 1,893.30, 460.00, 2,840.00, 455.40, 2,811.60 → the requirement is $2,840.
+    u = futures_universe("ZB", "ZN")
+    cfg = SpanConfig(
+        [CombinedCommodity("30Y"), CombinedCommodity("10Y")],
+        [
+            Contract("ZB", "30Y", 1, [x / 2 for x in BONDS_30Y_X2], 1.0),
+            Contract("ZN", "10Y", 1, [-x / 3 for x in BONDS_10Y_SHORT_X3], 1.0),
+        ],
+        inter=[InterSpread(0.70, [("30Y", 2, "A"), ("10Y", 3, "B")], method="scan")],
+    )
+    r = cm.Engine(u).span(positions((1, "ZB", 2.0), (1, "ZN", -3.0)), cfg)
+    assert r.accounts.mm[0] == pytest.approx(2_840.00, abs=0.005)
+    # Without the spread each leg pays its own scan: 6,200 + 4,800.
+    alone = SpanConfig(cfg.commodities, cfg.contracts)
+    assert cm.Engine(u).span(positions((1, "ZB", 2.0), (1, "ZN", -3.0)), alone).accounts.mm[
+        0
+    ] == pytest.approx(11_000.00, abs=0.005)
+
+
 # ---- the other rules ---------------------------------------------------------------------
 def test_spot_month_short_option_minimum_and_initial_ratio():
     u = cm.Universe(
@@ -402,7 +466,7 @@ BIG_CONFIG = SpanConfig(
     ],
     inter=[
         InterSpread(0.5, [("BTC", 1, "A"), ("ETH", 20, "B")]),
-        InterSpread(0.3, [("ETH", 1, "A"), ("SOL", 16, "B")]),
+        InterSpread(0.3, [("ETH", 1, "A"), ("SOL", 16, "B")], method="scan"),
     ],
 )
 BIG = big_universe()

@@ -209,10 +209,13 @@ class _IntraSpec(Protocol):
     def legs(self) -> Sequence[tuple[int, float, bool]]: ...
 
 class _InterSpec(Protocol):
-    """``crossmargin.span.InterSpread``: legs ``(combined_commodity, ratio, side_a)``."""
+    """``crossmargin.span.InterSpread``: legs ``(combined_commodity, ratio, side_a)``,
+    method "wpr" or "scan"."""
 
     @property
     def rate(self) -> float: ...
+    @property
+    def method(self) -> str: ...
     @property
     def legs(self) -> Sequence[tuple[str, float, bool]]: ...
 

@@ -179,17 +179,29 @@ class IntraSpread:
         object.__setattr__(self, "legs", _legs(self.legs, f, int))
 
 
+INTER_METHODS = ("wpr", "scan")
+
+
 @dataclass(frozen=True)
 class InterSpread:
     """A spread between combined commodities: ``legs`` as ``(combined_commodity, ratio,
-    side)``, each leg credited ``rate`` × its weighted price risk per unit of delta spread."""
+    side)``. ``method="wpr"`` (CME's weighted price risk): each leg is credited ``rate`` ×
+    its weighted price risk per unit of delta spread. ``method="scan"`` (CME's scanning-based
+    spreads): the legs' shares in the spread are scanned together, each scenario's losses
+    less ``rate`` × its gains, and that charge replaces the shares' own scans."""
 
     rate: float
     legs: Sequence[Any]
+    method: str = "wpr"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rate", _float(self.rate, "span.inter.rate"))
         object.__setattr__(self, "legs", _legs(self.legs, "span.inter", str))
+        if self.method not in INTER_METHODS:
+            raise ConfigError(
+                f"span.inter.method: {self.method!r} is not one of wpr, scan",
+                field="span.inter.method",
+            )
 
 
 @dataclass(frozen=True)
@@ -356,6 +368,7 @@ def result(accounts: np.ndarray, names: Sequence[str], cols: Mapping[str, Any]) 
 __all__ = [
     "ARRAY_COLUMNS",
     "COMMODITY_COLUMNS",
+    "INTER_METHODS",
     "N_SCENARIOS",
     "CombinedCommodity",
     "Contract",

@@ -171,14 +171,33 @@ def evaluate(
                 "nov": h.nov,
             }
         if len(out) > 1:
+            net0 = {name: abs(d) for name, d in net.items()}
             for inter in config.inter:
                 legs = list(inter.legs)
                 if any(leg not in out for leg, _, _ in legs):
                     continue
                 n = spread(legs, net)
-                if n > 0:
+                if n == 0:
+                    continue
+                if inter.method == "wpr":
                     for leg, ratio, _ in legs:
                         out[leg]["inter"] += inter.rate * n * ratio * wfpr[leg]
+                    continue
+                # Scanning-based: each leg's share f of its array, scanned together; per
+                # scenario the losses less rate × the gains; the charge replaces the shares'
+                # scans f × scan, split in proportion to them.
+                f = {leg: n * ratio / net0[leg] for leg, ratio, _ in legs}
+                worst = 0.0
+                for s in range(N):
+                    parts = [f[leg] * held[leg].loss[s] for leg, _, _ in legs]
+                    loss = sum(x for x in parts if x > 0)
+                    gain = sum(x for x in parts if x <= 0)
+                    worst = max(worst, loss + inter.rate * gain)
+                shares = {leg: f[leg] * out[leg]["scan"] for leg, _, _ in legs}
+                total = sum(shares.values())
+                for leg, _, _ in legs:
+                    part = worst * shares[leg] / total if total > 0 else 0.0
+                    out[leg]["inter"] += shares[leg] - part
         im, mm = outside
         for name, o in out.items():
             o["risk"] = max(o["scan"] + o["intra"] + o["spot"] - o["inter"], o["som"])

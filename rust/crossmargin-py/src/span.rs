@@ -1,8 +1,10 @@
 //! SPAN bindings: the compiled SPAN tables (`crossmargin.span.SpanConfig`, read by
 //! attribute) and the conversion of the engine's SPAN evaluation.
 
-use crossmargin_core::span::{self, CommodityInput, ContractInput, InterInput, IntraInput, LegInput, SpanContext};
-use crossmargin_core::SpanParams;
+use crossmargin_core::span::{
+    self, CommodityInput, ContractInput, InterInput, InterMethod, IntraInput, LegInput, SpanContext,
+};
+use crossmargin_core::{CoreError, SpanParams};
 use numpy::IntoPyArray;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -46,11 +48,13 @@ struct IntraIn {
     legs: Vec<(u32, f64, bool)>,
 }
 
-/// `crossmargin.span.InterSpread`, by attribute; legs are `(combined_commodity, ratio, side_a)`.
+/// `crossmargin.span.InterSpread`, by attribute; legs are `(combined_commodity, ratio,
+/// side_a)`, method "wpr" or "scan".
 #[derive(FromPyObject)]
 struct InterIn {
     rate: f64,
     legs: Vec<(String, f64, bool)>,
+    method: String,
 }
 
 /// SPAN tables validated against one compiled universe.
@@ -104,13 +108,19 @@ impl PySpan {
                 legs: s.legs.into_iter().map(leg).collect(),
             })
             .collect();
-        let inter = inter
-            .into_iter()
-            .map(|s| InterInput {
+        let mut inter_in = Vec::with_capacity(inter.len());
+        for (row, s) in inter.into_iter().enumerate() {
+            let Some(method) = InterMethod::parse(&s.method) else {
+                let msg = format!("'{}' is not one of {}", s.method, InterMethod::NAMES.join(", "));
+                return Err(to_pyerr(py, CoreError::config(format!("span.inter[{row}].method"), msg)));
+            };
+            inter_in.push(InterInput {
                 rate: s.rate,
                 legs: s.legs.into_iter().map(|(on, ratio, side_a)| LegInput { on, ratio, side_a }).collect(),
-            })
-            .collect();
+                method,
+            });
+        }
+        let inter = inter_in;
         SpanParams::new(&universe.get().inner, commodities, contracts, intra, inter)
             .map(|inner| PySpan { inner })
             .map_err(|e| to_pyerr(py, e))

@@ -13,7 +13,9 @@
 //! - inter-commodity credit: spreads between commodities in priority order on the deltas
 //!   left after intra spreading; each leg earns rate × spreads × ratio × its weighted
 //!   price risk (price risk / |net delta|; price risk = scan − time − volatility risk,
-//!   within [0, scan]);
+//!   within [0, scan]); or, for a scanning-based spread, the legs' shares f_c = spreads ×
+//!   ratio / |net delta| are scanned together (per scenario Σ max(f·L, 0) + rate × Σ min(f·L,
+//!   0)) and that charge replaces the shares' own scans, split in proportion to them;
 //! - short-option minimum: som_rate × max(short calls, short puts);
 //! - risk (maintenance) = max(scan + intra + spot − inter, SOM); initial = im_ratio × risk;
 //!   net option value (long − short option value) is reported beside it: CME's total
@@ -27,7 +29,7 @@ pub mod params;
 use rayon::prelude::*;
 
 pub use params::{
-    span16, CommodityInput, ContractInput, InterInput, IntraInput, LegInput, SpanParams, NONE, N_SCENARIOS,
+    span16, CommodityInput, ContractInput, InterInput, InterMethod, IntraInput, LegInput, SpanParams, NONE, N_SCENARIOS,
 };
 
 use crate::book::{AccountRows, GroupedBook};
@@ -102,6 +104,8 @@ pub struct Scratch {
     seen: Vec<bool>,
     touched: Vec<u32>,
     net: Vec<f64>,
+    /// |net delta| of each commodity before inter-commodity spreading.
+    net0: Vec<f64>,
     wfpr: Vec<f64>,
     out: Vec<CommodityMargin>,
     outside: [f64; 2],
@@ -120,6 +124,7 @@ impl Scratch {
             seen: vec![false; nc],
             touched: Vec::with_capacity(4),
             net: vec![0.0; nc],
+            net0: vec![0.0; nc],
             wfpr: vec![0.0; nc],
             out: vec![CommodityMargin::default(); nc],
             outside: [0.0; 2],
@@ -139,6 +144,7 @@ impl Scratch {
             self.nov[c] = 0.0;
             self.seen[c] = false;
             self.net[c] = 0.0;
+            self.net0[c] = 0.0;
             self.wfpr[c] = 0.0;
             self.out[c] = CommodityMargin::default();
         }
@@ -268,6 +274,31 @@ fn scan_and_price_risk(loss: &[f64]) -> (f64, f64) {
     (scan, (scan - time - vol).clamp(0.0, scan))
 }
 
+/// A scanning-based spread of `n` spreads: each leg's share f_c = n·ratio/|Δ_c| of its
+/// commodity's array is scanned with the others (per scenario, losses less `rate` × gains);
+/// the shares' own scans (f_c × scan_c) give way to that charge, split in proportion to them.
+fn scanned_credit(s: &params::Spread, n: f64, sc: &mut Scratch) {
+    let mut worst = 0.0f64;
+    for scenario in 0..N_SCENARIOS {
+        let (mut loss, mut gain) = (0.0, 0.0);
+        for &(c, ratio, _) in &s.legs {
+            let x = n * ratio / sc.net0[c] * sc.loss[c * N_SCENARIOS + scenario];
+            if x > 0.0 {
+                loss += x;
+            } else {
+                gain += x;
+            }
+        }
+        worst = worst.max(loss + s.rate * gain);
+    }
+    let shares: f64 = s.legs.iter().map(|&(c, ratio, _)| n * ratio / sc.net0[c] * sc.out[c].scan).sum();
+    for &(c, ratio, _) in &s.legs {
+        let share = n * ratio / sc.net0[c] * sc.out[c].scan;
+        let part = if shares > 0.0 { worst * share / shares } else { 0.0 };
+        sc.out[c].inter += share - part;
+    }
+}
+
 /// One account under SPAN: its margin numbers (requirement = Σ commodity risk + standard
 /// requirement of positions outside SPAN) with each touched commodity's numbers left in
 /// `sc.out` / `sc.touched` (ascending commodity index) for the caller.
@@ -300,12 +331,20 @@ pub fn evaluate_account(rows: AccountRows<'_>, ctx: &SpanContext<'_>, sc: &mut S
         };
     }
     if sc.touched.len() > 1 {
+        for &c in &sc.touched {
+            sc.net0[c as usize] = sc.net[c as usize].abs();
+        }
         for s in &p.inter {
             if s.legs.iter().any(|&(c, _, _)| !sc.seen[c]) {
                 continue;
             }
             let n = form_spreads(&s.legs, &mut sc.net, None);
-            if n > 0.0 {
+            if n == 0.0 {
+                continue;
+            }
+            if s.scanned {
+                scanned_credit(s, n, sc);
+            } else {
                 for &(c, ratio, _) in &s.legs {
                     sc.out[c].inter += s.rate * n * ratio * sc.wfpr[c];
                 }

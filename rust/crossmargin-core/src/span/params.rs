@@ -68,11 +68,35 @@ pub struct IntraInput {
     pub legs: Vec<LegInput<u32>>,
 }
 
-/// An inter-commodity spread: credit rate (fraction of each leg's weighted price risk).
+/// How an inter-commodity spread credits its legs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterMethod {
+    /// CME "WPR": each leg earns rate × spreads × ratio × its weighted price risk.
+    WeightedPriceRisk,
+    /// CME "scanning based": the legs' shares in the spread are scanned together, in each
+    /// scenario the losses less rate × the gains; the legs' own scans of those shares give
+    /// way to that one charge.
+    Scanned,
+}
+
+impl InterMethod {
+    pub const NAMES: [&'static str; 2] = ["wpr", "scan"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "wpr" => Some(InterMethod::WeightedPriceRisk),
+            "scan" => Some(InterMethod::Scanned),
+            _ => None,
+        }
+    }
+}
+
+/// An inter-commodity spread: credit rate and legs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InterInput {
     pub rate: f64,
     pub legs: Vec<LegInput<String>>,
+    pub method: InterMethod,
 }
 
 /// A compiled combined commodity.
@@ -90,11 +114,13 @@ pub struct Commodity {
     pub intra_range: (usize, usize),
 }
 
-/// A compiled spread: legs as (slot, ratio, side A), rate.
+/// A compiled spread: legs as (slot, ratio, side A), rate; `scanned` for CME's scanning-based
+/// inter-commodity spreads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spread {
     pub rate: f64,
     pub legs: Vec<(usize, f64, bool)>,
+    pub scanned: bool,
 }
 
 /// SPAN parameters validated against one universe.
@@ -315,7 +341,7 @@ impl SpanParams {
             check(|| f("rate"), s.rate, 0.0, crate::limits::MAX_AMOUNT)?;
             let legs =
                 compile_legs(&s.legs, &f, |j, t: &u32| slot_of(ci, *t, format!("span.intra[{row}].legs[{j}].tier")))?;
-            by_cc[ci].push(Spread { rate: s.rate, legs });
+            by_cc[ci].push(Spread { rate: s.rate, legs, scanned: false });
         }
         let mut intra_out = Vec::new();
         for (c, s) in compiled.iter_mut().zip(spots) {
@@ -333,7 +359,7 @@ impl SpanParams {
             let legs = compile_legs(&s.legs, &f, |j, name: &String| {
                 cc_index(name, format!("span.inter[{row}].legs[{j}].combined_commodity"))
             })?;
-            inter_out.push(Spread { rate: s.rate, legs });
+            inter_out.push(Spread { rate: s.rate, legs, scanned: s.method == InterMethod::Scanned });
         }
 
         let scenarios = per_underlying.iter().any(Option::is_some).then(|| PortfolioParams {

@@ -112,7 +112,11 @@ fn corn_soybean_spread_earns_55_percent_per_leg() {
     let u = universe(&["C", "S"]);
     let contracts =
         vec![contract("C", "C", 1, future(1_750.0, 1_225.0)), contract("S", "S", 1, future(2_500.0, 1_750.0))];
-    let inter = vec![InterInput { rate: 0.55, legs: vec![leg("C".into(), 2.0, true), leg("S".into(), 1.0, false)] }];
+    let inter = vec![InterInput {
+        rate: 0.55,
+        legs: vec![leg("C".into(), 2.0, true), leg("S".into(), 1.0, false)],
+        method: InterMethod::WeightedPriceRisk,
+    }];
     let p = SpanParams::new(&u, vec![cc("C"), cc("S")], contracts, vec![], inter).unwrap();
     let (req, per) = requirement(&u, &p, &[(0, 2.0), (1, -1.0)]);
     assert!((req - 2_700.0).abs() < 1e-9, "{req}");
@@ -140,7 +144,11 @@ fn malformed_tables_are_config_errors_naming_the_row() {
         vec![IntraInput { commodity: "A".into(), rate: 1.0, legs: vec![leg(1, 1.0, true), leg(9, 1.0, false)] }];
     let e = bad(vec![contract("A", "A", 1, future(1.0, 1.0))], intra, vec![]);
     assert_eq!(e, "span.intra[0].legs[1].tier: combined commodity 'A' has no contract in tier 9");
-    let inter = vec![InterInput { rate: 0.5, legs: vec![leg("A".into(), 1.0, true), leg("Q".into(), 1.0, false)] }];
+    let inter = vec![InterInput {
+        rate: 0.5,
+        legs: vec![leg("A".into(), 1.0, true), leg("Q".into(), 1.0, false)],
+        method: InterMethod::WeightedPriceRisk,
+    }];
     let e = bad(vec![contract("A", "A", 1, future(1.0, 1.0))], vec![], inter);
     assert_eq!(e, "span.inter[0].legs[1].combined_commodity: unknown combined commodity 'Q'");
 }
