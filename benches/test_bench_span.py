@@ -9,7 +9,8 @@ spot-month charge, an inter-commodity spread and a short-option minimum.
 
 ``python benches/test_bench_span.py`` prints both times and their ratio from one process
 (best of 3). Measured 2026-12-03, release build, 1,000,000 accounts, 2 cores shared with other
-jobs (load ≈ 7–11): ratio 1.08–1.21 over three runs (SPAN 0.87–1.37 s, portfolio 0.72–1.19 s).
+jobs (load 7–14, so single runs are noisy): the ratio over six runs of the final code was 1.08,
+1.15, 1.21, 1.48, 0.85, 0.87 (SPAN 0.87–1.48 s, portfolio 0.72–1.30 s).
 """
 
 from __future__ import annotations
