@@ -213,7 +213,7 @@ class SpanConfig:
     contracts: Sequence[Contract]
     intra: Sequence[IntraSpread] = ()
     inter: Sequence[InterSpread] = ()
-    _cache: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
+    _cache: dict[int, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("commodities", "contracts", "intra", "inter"):
