@@ -37,12 +37,14 @@ __all__ = [
     "CascadeDriver",
     "CascadeShard",
     "CompiledPortfolio",
+    "CompiledSpan",
     "CompiledUniverse",
     "Engine",
     "GroupedBook",
     "MerkleSumTree",
     "__version__",
     "black76_columns",
+    "bsm_columns",
     "funding_rates",
     "leaf_nonce",
     "panic_guard_selftest",
@@ -148,11 +150,74 @@ class _UnderlyingSpec(Protocol):
     @property
     def short_option_min(self) -> float: ...
     @property
+    def option_contingency(self) -> float: ...
+    @property
+    def futures_offset(self) -> float: ...
+    @property
     def delta_rate(self) -> float | None: ...
     @property
     def vol_power(self) -> float: ...
     @property
     def vol_relative(self) -> bool: ...
+
+class _CommoditySpec(Protocol):
+    """``crossmargin.span.CombinedCommodity``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def price_scan(self) -> float: ...
+    @property
+    def vol_scan(self) -> float: ...
+    @property
+    def extreme_multiple(self) -> float: ...
+    @property
+    def cover(self) -> float: ...
+    @property
+    def som_rate(self) -> float: ...
+    @property
+    def im_ratio(self) -> float: ...
+    @property
+    def spot_tier(self) -> int | None: ...
+    @property
+    def spot_spread_rate(self) -> float: ...
+    @property
+    def spot_outright_rate(self) -> float: ...
+
+class _ContractSpec(Protocol):
+    """``crossmargin.span.Contract``."""
+
+    @property
+    def market(self) -> str: ...
+    @property
+    def combined_commodity(self) -> str: ...
+    @property
+    def tier(self) -> int: ...
+    @property
+    def risk_array(self) -> Sequence[float] | None: ...
+    @property
+    def delta(self) -> float | None: ...
+
+class _IntraSpec(Protocol):
+    """``crossmargin.span.IntraSpread``: legs ``(tier, ratio, side_a)``."""
+
+    @property
+    def combined_commodity(self) -> str: ...
+    @property
+    def rate(self) -> float: ...
+    @property
+    def legs(self) -> Sequence[tuple[int, float, bool]]: ...
+
+class _InterSpec(Protocol):
+    """``crossmargin.span.InterSpread``: legs ``(combined_commodity, ratio, side_a)``,
+    method "wpr" or "scan"."""
+
+    @property
+    def rate(self) -> float: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def legs(self) -> Sequence[tuple[str, float, bool]]: ...
 
 class _PortfolioSpec(Protocol):
     """``crossmargin.portfolio.PortfolioConfig``."""
@@ -272,6 +337,22 @@ class CompiledPortfolio:
         underlyings: Sequence[tuple[str, _UnderlyingSpec]],
     ) -> CompiledPortfolio: ...
 
+@final
+class CompiledSpan:
+    """SPAN tables validated against a universe (raises ConfigError naming the row)."""
+
+    def __new__(
+        cls,
+        universe: CompiledUniverse,
+        commodities: Sequence[_CommoditySpec],
+        contracts: Sequence[_ContractSpec],
+        intra: Sequence[_IntraSpec],
+        inter: Sequence[_InterSpec],
+    ) -> CompiledSpan: ...
+    @property
+    def commodities(self) -> list[str]:
+        """The combined commodities' names, in index order."""
+
 # ---- the engine ---------------------------------------------------------------------------
 @final
 class Engine:
@@ -291,6 +372,10 @@ class Engine:
         self, book: BookView, prices: _Prices, portfolio: CompiledPortfolio, model: str
     ) -> dict[str, npt.NDArray[Any]]:
         """Portfolio, delta or hybrid margin of every account."""
+    def evaluate_span(
+        self, book: BookView, prices: _Prices, span: CompiledSpan, *, detail: bool
+    ) -> dict[str, npt.NDArray[Any]]:
+        """SPAN margin of every account and, with ``detail``, the per-commodity rows."""
     def greeks(self, book: BookView, prices: _Prices) -> dict[str, npt.NDArray[Any]]:
         """Greeks per account × underlying."""
     def explain(self, book: BookView, prices: _Prices, account_index: int) -> dict[str, Any]:
@@ -420,6 +505,21 @@ def black76_columns(
     call: npt.NDArray[np.bool_],
 ) -> dict[str, npt.NDArray[np.float64]]:
     """Black-76 over equal-length arrays: price, delta, gamma, vega, theta."""
+
+def bsm_columns(
+    inputs: tuple[
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.bool_],
+    ],
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Generalised Black-Scholes-Merton over equal-length arrays (spot, strike, years, vol,
+    rate, carry, call): price, delta, gamma, vega,
+    theta, rho, carry_rho, delta_forward, gamma_forward, rho_forward."""
 
 def funding_rates(
     premium: npt.NDArray[np.float64],

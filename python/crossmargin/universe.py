@@ -336,6 +336,8 @@ class Universe:
                 f"universe: expected a table, got {type(data).__name__}", field="universe"
             )
         known = {"assets", "markets", "underlying_prices", "meta", "valuation_date", "portfolio"}
+        # SPAN tables live beside the universe: crossmargin.span.SpanConfig.from_toml reads them.
+        known.add("span")
         for key in data:
             if key not in known:
                 raise ConfigError(f"{key}: unknown top-level key", field=str(key))

@@ -339,18 +339,20 @@ def greeks(universe: Universe, book: Book, prices: PriceOverrides = None) -> Tab
     spots = underlying_spots(universe, a, m)
     rows = []
     for account_id, acct in sorted(account_rows(universe, book).items()):
-        for name, (delta, gamma, vega, theta) in pm.account_greeks(
+        for name, (delta, gamma, vega, theta, rho) in pm.account_greeks(
             universe, acct, a, m, spots
         ).items():
-            rows.append((account_id, name, delta, gamma, vega, theta))
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 6
+            rows.append((account_id, name, delta, gamma, vega, theta, theta / 365.0, rho))
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 8
     return Table(
         {
             "account": np.array(cols[0], dtype=np.int64),
             "underlying": np.array(cols[1], dtype=object),
             **{
                 n: np.array(c, dtype=np.float64)
-                for n, c in zip(("delta", "gamma", "vega", "theta"), cols[2:], strict=True)
+                for n, c in zip(
+                    ("delta", "gamma", "vega", "theta", "theta_day", "rho"), cols[2:], strict=True
+                )
             },
         }
     )

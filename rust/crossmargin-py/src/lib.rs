@@ -21,6 +21,7 @@ mod funding;
 mod portfolio;
 mod risk;
 mod solvency;
+mod span;
 mod universe;
 
 /// The module's constants: one home (crossmargin-core, or this crate for names it parses).
@@ -66,9 +67,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<book::PyBookView>()?;
     m.add_class::<engine::PyEngine>()?;
     m.add_class::<portfolio::PyPortfolio>()?;
+    m.add_class::<span::PySpan>()?;
     m.add_class::<solvency::PyTree>()?;
     cascade_step::register(m)?;
     m.add_function(wrap_pyfunction!(portfolio::black76_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(portfolio::bsm_columns, m)?)?;
     m.add_function(wrap_pyfunction!(funding::funding_rates, m)?)?;
     m.add_function(wrap_pyfunction!(solvency::verify_inclusion, m)?)?;
     m.add_function(wrap_pyfunction!(solvency::leaf_nonce, m)?)?;
