@@ -42,4 +42,4 @@ pub use margin::{evaluate, evaluate_account, AccountMargin, MarginColumns, Margi
 pub use mode::Mode;
 pub use options::{black76, Greeks, OptionSpec};
 pub use portfolio::{PortfolioParams, Scenario, UnderlyingParams};
-pub use universe::{AssetSpec, MarketKind, MarketSpec, Universe};
+pub use universe::{AssetSpec, Basis, MarketKind, MarketRules, MarketSpec, Universe};

@@ -5,7 +5,8 @@
 use rayon::prelude::*;
 
 use crate::book::{AccountRows, GroupedBook};
-use crate::brackets::BracketTable;
+use crate::brackets::{BracketTable, Shape};
+use crate::contract::Payoff;
 use crate::error::{CoreError, Result};
 use crate::imf;
 use crate::limits::{is_price, MAX_PRICE, MIN_PRICE};
@@ -115,9 +116,7 @@ pub struct PositionMargin {
     pub requirement: PerMode<f64>,
 }
 
-/// A perp's or future's numbers: notional and uPnL by the market's [`Contract`] (settle
-/// units, converted to USD at the settle price); requirement: the bracket requirement on
-/// settle-asset notional, at least the Drift-style size premium on the first bracket's rate.
+/// [`position_margin_hot`] of market `market` of the universe.
 #[inline]
 pub fn position_margin(
     u: &Universe,
@@ -130,7 +129,10 @@ pub fn position_margin(
     position_margin_hot(&u.markets.brackets, &u.market_hot[market], qty, entry, mark, settle_price)
 }
 
-/// [`position_margin`] on a market's packed constants.
+/// A perp's or future's numbers: notional and uPnL by the market's [`Contract`] (settle
+/// units, converted to USD at the settle price); requirement: the market's requirement shape
+/// on settle-asset notional ([`requirement_of`]), maintenance at the entry price where the
+/// market's basis says so (docs/MODEL.md "Valuation basis").
 #[inline]
 pub fn position_margin_hot(
     brackets: &BracketTable,
@@ -142,17 +144,80 @@ pub fn position_margin_hot(
 ) -> PositionMargin {
     let c = &h.contract;
     let (notional, upnl) = (c.notional(qty, mark), c.pnl(qty, entry, mark));
+    let mut req = requirement_of(brackets, h, qty, notional);
+    if h.entry_basis {
+        // Bybit: maintenance = position value at the entry price × MMR.
+        let at_entry = if qty == 0.0 { 0.0 } else { c.notional(qty, entry) };
+        req[1] = requirement_of(brackets, h, qty, at_entry)[1];
+    }
+    PositionMargin {
+        notional: notional * settle_price,
+        upnl: upnl * settle_price,
+        requirement: [req[0] * settle_price, req[1] * settle_price],
+    }
+}
+
+/// (initial, maintenance) requirement of `qty` contracts whose notional is `notional`
+/// (settle units) by the market's shape per mode (docs/MODEL.md "Requirement shapes"):
+/// continuous or step brackets (the table holds cum = 0 for a step mode), the size-scaled
+/// rate base + slope × size (size in underlying units: |q·cs| for a linear market, the coin
+/// notional for an inverse one), then at least the Drift-style size premium on the first
+/// bracket's rate.
+#[inline]
+pub fn requirement_of(brackets: &BracketTable, h: &MarketHot, qty: f64, notional: f64) -> PerMode<f64> {
+    let c = &h.contract;
     let mut req = brackets.requirement_in(h.tiers.0 as usize, h.tiers.1 as usize, notional);
+    if h.scaled {
+        let size = match c.payoff {
+            Payoff::Inverse => notional,
+            Payoff::Linear | Payoff::Premium => c.size_of(qty).abs(),
+        };
+        for ((r, &shape), &slope) in req.iter_mut().zip(&h.shape).zip(&h.rate_slope) {
+            if shape == Shape::SizeScaled {
+                // Deribit futures: rate = base + slope × size, requirement = N × rate.
+                *r += notional * slope * size;
+            }
+        }
+    }
     if h.imf_factor > 0.0 {
         let term = imf::premium_term(h.imf_factor, c.size_of(qty));
         for (r, &base) in req.iter_mut().zip(&h.base_rate) {
             *r = r.max(notional * imf::premium(base, term));
         }
     }
-    PositionMargin {
-        notional: notional * settle_price,
-        upnl: upnl * settle_price,
-        requirement: [req[0] * settle_price, req[1] * settle_price],
+    req
+}
+
+/// The closing fee reserved for a position (docs/MODEL.md "Liquidation-fee reserve"), settle
+/// units: fee × notional at the position's bankruptcy price B, the price at which `pool`
+/// (the value of the position's pool in settle units at `mark`, the position's uPnL in it at
+/// full weight) less that fee is 0 with only this mark moving. Linear: B = (S·M − pool) /
+/// (S − f·|S|); inverse: |S| / B = (pool + S/M) / (S + f·|S|) (S = qty × contract size).
+/// No bankruptcy price (the pool covers every price): 0.
+#[inline]
+pub fn fee_reserve(h: &MarketHot, qty: f64, mark: f64, pool: f64) -> f64 {
+    let (f, s) = (h.liquidation_fee, h.contract.size_of(qty));
+    if s == 0.0 {
+        return 0.0;
+    }
+    match h.contract.payoff {
+        Payoff::Inverse => f * (s.abs() * (pool + s / mark) / (s + f * s.abs())).max(0.0),
+        Payoff::Linear | Payoff::Premium => f * s.abs() * ((s * mark - pool) / (s - f * s.abs())).max(0.0),
+    }
+}
+
+/// The bankruptcy price of a position whose pool is worth `pool` settle units at `mark`
+/// (see [`fee_reserve`]); NaN where the pool covers every price.
+pub fn bankruptcy_price(h: &MarketHot, qty: f64, mark: f64, pool: f64) -> f64 {
+    let (f, s) = (h.liquidation_fee, h.contract.size_of(qty));
+    let x = match h.contract.payoff {
+        Payoff::Inverse => (s + f * s.abs()) / (pool + s / mark),
+        Payoff::Linear | Payoff::Premium => (s * mark - pool) / (s - f * s.abs()),
+    };
+    if s != 0.0 && x.is_finite() && x > 0.0 {
+        x
+    } else {
+        f64::NAN
     }
 }
 
@@ -171,6 +236,8 @@ pub struct MarketCall {
     pub mark: f64,
     pub settle_price: f64,
     pub hot: MarketHot,
+    /// The settle asset's two-sided valuation (bid / price, ask / price), if it has one.
+    pub settle_side: Option<[f64; 2]>,
 }
 
 /// Where the kernel finds a row's asset or market (by book code) with this call's prices:
@@ -191,7 +258,14 @@ impl RowLookup for MarginContext<'_> {
     fn market(&self, code: u32) -> MarketCall {
         let k = self.remap.market[code as usize] as usize;
         let hot = self.universe.market_hot[k];
-        MarketCall { index: k, mark: self.prices.mark[k], settle_price: self.prices.asset[hot.settle as usize], hot }
+        let a = &self.universe.asset_hot[hot.settle as usize];
+        MarketCall {
+            index: k,
+            mark: self.prices.mark[k],
+            settle_price: self.prices.asset[hot.settle as usize],
+            hot,
+            settle_side: a.two_sided.then_some(a.side_factor),
+        }
     }
 }
 
@@ -232,6 +306,8 @@ pub struct AccountMargin {
     pub adj_equity: PerMode<f64>,
     pub requirement: PerMode<f64>,
     pub isolated_liquidatable: bool,
+    /// The closing-fee reserves of the cross pool (USD), part of `requirement[1]`.
+    pub fee_reserve: f64,
 }
 
 impl AccountMargin {
@@ -288,9 +364,11 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
         let AssetCall { index: i, price, hot: a } = lookup.asset(code);
         let value = qty * price;
         m.equity += value;
+        // Two-sided valuation: the account's net holding of the asset at the bid or the ask.
+        let weighed = if a.two_sided { value * a.side_factor[side_of(rows, lookup, i)] } else { value };
         let mut collateral = [0.0; 2];
         if qty > 0.0 {
-            let discounted = if a.has_tiers { u.assets.haircuts.discounted(i, value) } else { value };
+            let discounted = if a.has_tiers { u.assets.haircuts.discounted(i, weighed) } else { weighed };
             // imf::discounted_weight, with the cap computed once for both modes
             let cap = if a.imf_factor == 0.0 { f64::INFINITY } else { imf::discount_cap(a.imf_factor, qty) };
             for ((c, adj), &w) in collateral.iter_mut().zip(m.adj_equity.iter_mut()).zip(&a.weight) {
@@ -300,7 +378,7 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
         } else if qty < 0.0 {
             for ((c, adj), &w) in collateral.iter_mut().zip(m.adj_equity.iter_mut()).zip(&a.liability_weight) {
                 let w = if a.imf_factor == 0.0 { w } else { imf::premium(w, imf::premium_term(a.imf_factor, qty)) };
-                *c = value * w;
+                *c = weighed * w;
                 *adj += *c;
             }
         }
@@ -309,7 +387,7 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
 
     let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
     for (((&code, &qty), &entry), &isolated) in positions {
-        let MarketCall { index: k, mark, settle_price, hot: h } = lookup.market(code);
+        let MarketCall { index: k, mark, settle_price, hot: h, settle_side } = lookup.market(code);
         if h.is_option() {
             add_option(&mut m, ctx, k, qty, entry, isolated, settle_price, sink);
             continue;
@@ -337,15 +415,78 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
                 m.isolated_liquidatable = true;
             }
         } else {
+            // Two-sided valuation: uPnL with the settle asset's holding, the requirement at the ask.
+            let (held, owed) = match settle_side {
+                Some(f) => (f[side_of(rows, lookup, h.settle as usize)], f[1]),
+                None => (1.0, 1.0),
+            };
             for mode in 0..2 {
-                line.collateral[mode] = p.upnl.min(0.0) + p.upnl.max(0.0) * h.upnl_weight[mode];
+                line.collateral[mode] = (p.upnl.min(0.0) + p.upnl.max(0.0) * h.upnl_weight[mode]) * held;
+                line.requirement[mode] = p.requirement[mode] * owed;
                 m.adj_equity[mode] += line.collateral[mode];
-                m.requirement[mode] += p.requirement[mode];
+                m.requirement[mode] += line.requirement[mode];
             }
         }
         sink.position(&line);
     }
+    if u.has_fee_reserve {
+        add_fee_reserves(rows, u, lookup, &mut m);
+    }
     m
+}
+
+/// Which of an asset's two prices values this account's holding of it (0: bid, 1: ask): the
+/// bid when the account's net amount of the asset — balance plus the uPnL (an option: the
+/// value) of its cross positions settled in it — is ≥ 0, else the ask (Binance Multi-Assets:
+/// Σ min(asset equity × bid rate, asset equity × ask rate); docs/MODEL.md "Two-sided valuation").
+fn side_of<L: RowLookup>(rows: AccountRows<'_>, lookup: &L, asset: usize) -> usize {
+    let mut net = 0.0;
+    for (&code, &qty) in rows.bal_code.iter().zip(rows.bal_qty) {
+        if lookup.asset(code).index == asset {
+            net += qty;
+        }
+    }
+    let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
+    for (((&code, &qty), &entry), &isolated) in positions {
+        let mc = lookup.market(code);
+        if mc.hot.settle as usize == asset && isolated <= 0.0 {
+            net += mc.hot.contract.equity(qty, entry, mc.mark);
+        }
+    }
+    usize::from(net < 0.0)
+}
+
+/// Adds each position's closing-fee reserve ([`fee_reserve`]) to its pool's maintenance
+/// requirement: an isolated position's pool is its margin and uPnL (the reserve joins its
+/// own test), a cross position's the account's adjusted maintenance equity with the
+/// position's uPnL at full weight.
+fn add_fee_reserves<L: RowLookup>(rows: AccountRows<'_>, u: &Universe, lookup: &L, m: &mut AccountMargin) {
+    let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
+    for (((&code, &qty), &entry), &isolated) in positions {
+        let MarketCall { mark, settle_price, hot: h, settle_side, .. } = lookup.market(code);
+        if h.liquidation_fee == 0.0 || h.is_option() || qty == 0.0 {
+            continue;
+        }
+        let p = position_margin_hot(&u.markets.brackets, &h, qty, entry, mark, 1.0);
+        if isolated > 0.0 {
+            let reserve = fee_reserve(&h, qty, mark, isolated + p.upnl);
+            m.isolated_liquidatable |= isolated + p.upnl < p.requirement[1] + reserve;
+            continue;
+        }
+        let (held, owed) = match settle_side {
+            Some(f) => (f[side_of(rows, lookup, h.settle as usize)], f[1]),
+            None => (1.0, 1.0),
+        };
+        let (held_price, owed_price) = (settle_price * held, settle_price * owed);
+        if held_price <= 0.0 {
+            continue;
+        }
+        let counted = p.upnl.min(0.0) + p.upnl.max(0.0) * h.upnl_weight[1];
+        let pool = m.adj_equity[1] / held_price - counted + p.upnl;
+        let reserve = fee_reserve(&h, qty, mark, pool) * owed_price;
+        m.requirement[1] += reserve;
+        m.fee_reserve += reserve;
+    }
 }
 
 /// Where an explanation receives the kernel's per-row numbers; `()` ignores them.
