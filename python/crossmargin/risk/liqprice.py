@@ -53,9 +53,9 @@ def liquidation_prices(
     prices: PriceOverrides = None,
     move: LiqMove = "underlying",
 ) -> Table:
-    """Table(account, market, row, liq_price, bankruptcy_price) of ``book`` (bound to ``universe``, which
-    ``engine`` holds compiled): see the module docstring; the implementation of
-    :meth:`crossmargin.Engine.liquidation_prices`."""
+    """Table(account, market, row, liq_price, bankruptcy_price) of ``book`` (bound to
+    ``universe``, which ``engine`` holds compiled): see the module docstring; the
+    implementation of :meth:`crossmargin.Engine.liquidation_prices`."""
     check_move(move)
     u = universe
     cols = engine.liquidation_prices(book, resolve(u, prices), move)

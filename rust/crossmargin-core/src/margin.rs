@@ -196,14 +196,11 @@ pub fn requirement_of(brackets: &BracketTable, h: &MarketHot, qty: f64, notional
 /// No bankruptcy price (the pool covers every price): 0.
 #[inline]
 pub fn fee_reserve(h: &MarketHot, qty: f64, mark: f64, pool: f64) -> f64 {
-    let (f, s) = (h.liquidation_fee, h.contract.size_of(qty));
-    if s == 0.0 {
+    let x = bankruptcy_price(h, qty, mark, pool);
+    if x.is_nan() {
         return 0.0;
     }
-    match h.contract.payoff {
-        Payoff::Inverse => f * (s.abs() * (pool + s / mark) / (s + f * s.abs())).max(0.0),
-        Payoff::Linear | Payoff::Premium => f * s.abs() * ((s * mark - pool) / (s - f * s.abs())).max(0.0),
-    }
+    h.liquidation_fee * h.contract.notional(qty, x)
 }
 
 /// The bankruptcy price of a position whose pool is worth `pool` settle units at `mark`
@@ -388,8 +385,13 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
     let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
     for (((&code, &qty), &entry), &isolated) in positions {
         let MarketCall { index: k, mark, settle_price, hot: h, settle_side } = lookup.market(code);
+        // Two-sided valuation: amounts with the settle asset's holding, requirements at the ask.
+        let (held, owed) = match settle_side {
+            Some(f) if isolated <= 0.0 => (f[side_of(rows, lookup, h.settle as usize)], f[1]),
+            _ => (1.0, 1.0),
+        };
         if h.is_option() {
-            add_option(&mut m, ctx, k, qty, entry, isolated, settle_price, sink);
+            add_option(&mut m, ctx, k, qty, entry, isolated, settle_price, [held, owed], sink);
             continue;
         }
         let p = position_margin_hot(&u.markets.brackets, &h, qty, entry, mark, settle_price);
@@ -415,11 +417,6 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
                 m.isolated_liquidatable = true;
             }
         } else {
-            // Two-sided valuation: uPnL with the settle asset's holding, the requirement at the ask.
-            let (held, owed) = match settle_side {
-                Some(f) => (f[side_of(rows, lookup, h.settle as usize)], f[1]),
-                None => (1.0, 1.0),
-            };
             for mode in 0..2 {
                 line.collateral[mode] = (p.upnl.min(0.0) + p.upnl.max(0.0) * h.upnl_weight[mode]) * held;
                 line.requirement[mode] = p.requirement[mode] * owed;
@@ -550,6 +547,7 @@ fn add_option<S: RowSink>(
     entry: f64,
     isolated: f64,
     settle_price: f64,
+    [held, owed]: [f64; 2],
     sink: &mut S,
 ) {
     let o = option_terms(ctx, k, qty, entry, settle_price);
@@ -576,9 +574,10 @@ fn add_option<S: RowSink>(
         }
     } else {
         for mode in 0..2 {
-            line.collateral[mode] = o.value;
-            m.adj_equity[mode] += o.value;
-            m.requirement[mode] += o.requirement[mode];
+            line.collateral[mode] = o.value * held;
+            line.requirement[mode] = o.requirement[mode] * owed;
+            m.adj_equity[mode] += line.collateral[mode];
+            m.requirement[mode] += line.requirement[mode];
         }
     }
     sink.position(&line);
@@ -701,6 +700,7 @@ mod tests {
     use super::*;
     use crate::book::{group, BalanceInput, PositionInput};
     use crate::universe::fixtures::{asset, perp};
+    use crate::universe::Basis;
 
     fn universe() -> Universe {
         let mut btc = asset("BTC", 50_000.0);
@@ -791,6 +791,73 @@ mod tests {
         assert_eq!(one_account(&u, &[(0, 5.0)], &[], &[50_000.0, 50_000.0]).margin_ratio(), 0.0);
         let m = one_account(&u, &[(0, -5.0)], &[(0, 1.0, 50_000.0, 0.0)], &[50_000.0, 50_000.0]);
         assert_eq!(m.margin_ratio(), f64::INFINITY);
+    }
+
+    /// One account of `u` at the universe's prices: balances (asset, qty), positions (market,
+    /// qty, entry, isolated).
+    fn at_reference(u: &Universe, bal: &[(u32, f64)], pos: &[(u32, f64, f64, f64)]) -> AccountMargin {
+        let col = |f: fn(&(u32, f64, f64, f64)) -> f64| pos.iter().map(f).collect::<Vec<f64>>();
+        let (pq, pe, pi) = (col(|p| p.1), col(|p| p.2), col(|p| p.3));
+        let bc: Vec<u32> = bal.iter().map(|b| b.0).collect();
+        let bq: Vec<f64> = bal.iter().map(|b| b.1).collect();
+        let pc: Vec<u32> = pos.iter().map(|p| p.0).collect();
+        let (ba, pa) = (vec![1i64; bal.len()], vec![1i64; pos.len()]);
+        let (na, nm) = (u.n_assets() as u32, u.n_markets() as u32);
+        let book = group(
+            BalanceInput { account: &ba, code: &bc, qty: &bq },
+            PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
+            na,
+            nm,
+        )
+        .unwrap();
+        let (ar, mr): (Vec<u32>, Vec<u32>) = ((0..na).collect(), (0..nm).collect());
+        let prices = Prices { asset: &u.assets.price, mark: &u.markets.mark };
+        let ctx = MarginContext::new(u, &book, prices, Remap { asset: &ar, market: &mr }).unwrap();
+        evaluate_account(book.account(0), &ctx)
+    }
+
+    #[test]
+    fn size_scaled_rate_is_deribits_exactly() {
+        // Deribit futures: IM 2 % + 0.5 % per 100 BTC: 25 BTC → 0.53125 BTC, 350 BTC → 13.125.
+        let mut m = perp("BTC-PERPETUAL", "BTC", "BTC", 50_000.0, &[(f64::INFINITY, 0.02, 0.015)]);
+        (m.inverse, m.contract_size) = (true, 10.0);
+        m.rules.shape = [Shape::SizeScaled; 2];
+        m.rules.rate_slope = [0.00005; 2];
+        let u = Universe::new(&[asset("BTC", 50_000.0)], &[m]).unwrap();
+        for (btc, im) in [(25.0, 0.53125), (350.0, 13.125)] {
+            let r = at_reference(&u, &[(0, 100.0)], &[(0, btc * 5_000.0, 50_000.0, 0.0)]);
+            assert!((r.requirement[0] / 50_000.0 / im - 1.0).abs() < 1e-15, "{btc}");
+        }
+    }
+
+    #[test]
+    fn entry_basis_and_fee_reserve_give_bybits_inverse_maintenance() {
+        // Bybit inverse cross: 0.5 BTC, long 10,000 × 1 USD at 8,000, MM 0.5 % of Qty/Entry,
+        // taker fee 0.075 % at the bankruptcy price 1.00075 × 10,000 / (1.25 + 0.5).
+        let mut m = perp("BTCUSD", "BTC", "BTC", 6_000.0, &[(f64::INFINITY, 0.01, 0.005)]);
+        m.inverse = true;
+        m.rules.maint_basis = Basis::Entry;
+        m.rules.liquidation_fee = 0.00075;
+        let u = Universe::new(&[asset("BTC", 6_000.0)], &[m]).unwrap();
+        let r = at_reference(&u, &[(0, 0.5)], &[(0, 10_000.0, 8_000.0, 0.0)]);
+        let bankruptcy = 1.00075 * 10_000.0 / 1.75;
+        let want = (10_000.0 / 8_000.0 * 0.005 + 7.5 / bankruptcy) * 6_000.0;
+        assert!((r.requirement[1] / want - 1.0).abs() < 1e-12, "{} vs {want}", r.requirement[1]);
+        assert!((r.fee_reserve / (7.5 / bankruptcy * 6_000.0) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn two_sided_assets_hold_at_the_bid_and_owe_at_the_ask() {
+        // Binance Multi-Assets: 200 USDT × 0.9801 + 220 USDC; IM 100 USDT × 0.99495 + 240.
+        let mut usdt = asset("USDT", 0.99);
+        usdt.bid_ask = Some((0.9801, 0.99495));
+        let lin = perp("BTCUSDT", "USDT", "BTC", 20_000.0, &[(f64::INFINITY, 0.01, 0.008)]);
+        let eth = perp("ETHUSDC", "USDC", "ETH", 600.0, &[(f64::INFINITY, 0.02, 0.01)]);
+        let u = Universe::new(&[usdt, asset("USDC", 1.0)], &[lin, eth]).unwrap();
+        let r = at_reference(&u, &[(0, 200.0), (1, 220.0)], &[(0, 0.5, 20_000.0, 0.0), (1, 20.0, 600.0, 0.0)]);
+        assert!((r.adj_equity[0] - 416.02).abs() < 1e-9);
+        assert!((r.free_collateral() - 76.525).abs() < 1e-9);
+        assert!((r.requirement[1] - 199.596).abs() < 1e-9);
     }
 
     #[test]

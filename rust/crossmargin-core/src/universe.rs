@@ -527,7 +527,7 @@ fn check_bid_ask(a: &AssetSpec, f: &str) -> Result<[f64; 2]> {
         return Ok([1.0, 1.0]);
     };
     for (name, x) in [("bid", bid), ("ask", ask)] {
-        if !x.is_finite() || x < 0.0 || x > MAX_PRICE {
+        if !x.is_finite() || !(0.0..=MAX_PRICE).contains(&x) {
             return Err(CoreError::config(format!("{f}.{name}"), format!("{x} must be finite in [0, {MAX_PRICE:e}]")));
         }
     }
