@@ -157,6 +157,33 @@ pub fn position_margin_hot(
     }
 }
 
+/// [`position_margin_hot`] of a market without venue rules (continuous or step brackets and
+/// the size premium): the bulk path of a universe that has none.
+#[inline(always)]
+fn position_margin_plain(
+    brackets: &BracketTable,
+    h: &MarketHot,
+    qty: f64,
+    entry: f64,
+    mark: f64,
+    settle_price: f64,
+) -> PositionMargin {
+    let c = &h.contract;
+    let (notional, upnl) = (c.notional(qty, mark), c.pnl(qty, entry, mark));
+    let mut req = brackets.requirement_in(h.tiers.0 as usize, h.tiers.1 as usize, notional);
+    if h.imf_factor > 0.0 {
+        let term = imf::premium_term(h.imf_factor, c.size_of(qty));
+        for (r, &base) in req.iter_mut().zip(&h.base_rate) {
+            *r = r.max(notional * imf::premium(base, term));
+        }
+    }
+    PositionMargin {
+        notional: notional * settle_price,
+        upnl: upnl * settle_price,
+        requirement: [req[0] * settle_price, req[1] * settle_price],
+    }
+}
+
 /// (initial, maintenance) requirement of `qty` contracts whose notional is `notional`
 /// (settle units) by the market's shape per mode (docs/MODEL.md "Requirement shapes"):
 /// continuous or step brackets (the table holds cum = 0 for a step mode), the size-scaled
@@ -354,6 +381,23 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
     lookup: &L,
     sink: &mut S,
 ) -> AccountMargin {
+    // One formula, two instantiations: a universe without venue rules (two-sided assets,
+    // fee reserves, size-scaled rates, entry-basis maintenance) runs the plain model with
+    // those branches compiled out (docs/ARCHITECTURE.md, "Venue rules").
+    if ctx.universe.venue_rules {
+        rows_into::<L, S, true>(rows, ctx, lookup, sink)
+    } else {
+        rows_into::<L, S, false>(rows, ctx, lookup, sink)
+    }
+}
+
+#[inline(always)]
+fn rows_into<L: RowLookup, S: RowSink, const VENUE: bool>(
+    rows: AccountRows<'_>,
+    ctx: &MarginContext<'_>,
+    lookup: &L,
+    sink: &mut S,
+) -> AccountMargin {
     let u = ctx.universe;
     let mut m = AccountMargin::default();
 
@@ -362,7 +406,7 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
         let value = qty * price;
         m.equity += value;
         // Two-sided valuation: the account's net holding of the asset at the bid or the ask.
-        let weighed = if a.two_sided { value * a.side_factor[side_of(rows, lookup, i)] } else { value };
+        let weighed = if VENUE && a.two_sided { value * a.side_factor[side_of(rows, lookup, i)] } else { value };
         let mut collateral = [0.0; 2];
         if qty > 0.0 {
             let discounted = if a.has_tiers { u.assets.haircuts.discounted(i, weighed) } else { weighed };
@@ -387,14 +431,18 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
         let MarketCall { index: k, mark, settle_price, hot: h, settle_side } = lookup.market(code);
         // Two-sided valuation: amounts with the settle asset's holding, requirements at the ask.
         let (held, owed) = match settle_side {
-            Some(f) if isolated <= 0.0 => (f[side_of(rows, lookup, h.settle as usize)], f[1]),
+            Some(f) if VENUE && isolated <= 0.0 => (f[side_of(rows, lookup, h.settle as usize)], f[1]),
             _ => (1.0, 1.0),
         };
         if h.is_option() {
             add_option(&mut m, ctx, k, qty, entry, isolated, settle_price, [held, owed], sink);
             continue;
         }
-        let p = position_margin_hot(&u.markets.brackets, &h, qty, entry, mark, settle_price);
+        let p = if VENUE {
+            position_margin_hot(&u.markets.brackets, &h, qty, entry, mark, settle_price)
+        } else {
+            position_margin_plain(&u.markets.brackets, &h, qty, entry, mark, settle_price)
+        };
         m.upnl += p.upnl;
         m.equity += p.upnl;
         let mut line = PositionLine {
@@ -426,7 +474,7 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
         }
         sink.position(&line);
     }
-    if u.has_fee_reserve {
+    if VENUE && u.has_fee_reserve {
         add_fee_reserves(rows, u, lookup, &mut m);
     }
     m

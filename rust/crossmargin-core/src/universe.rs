@@ -145,6 +145,9 @@ pub struct Universe {
     pub has_fee_reserve: bool,
     /// Whether any asset carries a bid and an ask.
     pub two_sided: bool,
+    /// Whether any rule beyond the plain model's brackets is in use (two-sided assets, fee
+    /// reserves, size-scaled rates, entry-basis maintenance): the kernel's instantiation.
+    pub venue_rules: bool,
 }
 
 /// Per-asset constants of the margin kernel, side by side.
@@ -359,6 +362,7 @@ impl Universe {
             market_hot: vec![],
             has_fee_reserve: false,
             two_sided: false,
+            venue_rules: false,
         };
         out.asset_hot = (0..out.n_assets())
             .map(|i| {
@@ -394,6 +398,8 @@ impl Universe {
             .collect();
         out.has_fee_reserve = out.market_hot.iter().any(|h| h.liquidation_fee > 0.0);
         out.two_sided = out.asset_hot.iter().any(|a| a.two_sided);
+        out.venue_rules =
+            out.two_sided || out.has_fee_reserve || out.market_hot.iter().any(|h| h.scaled || h.entry_basis);
         out.underlying_price =
             (0..sources.len()).map(|u| out.source_price(u, &out.assets.price, &out.markets.mark)).collect();
         out.check_underlying_prices()?;
