@@ -452,3 +452,27 @@ def test_liquidation_and_bankruptcy_prices_agree_with_the_reference(
         assert (np.isnan(a) == np.isnan(r)).all(), col
         ok = ~np.isnan(a)
         np.testing.assert_allclose(a[ok], r[ok], rtol=1e-6, err_msg=col)
+
+
+def test_an_explanation_shows_the_fee_reserve() -> None:
+    """docs/MODEL.md "Explanations" and "Liquidation-fee reserve": the cross pool's reserve is in
+    ``mm`` and named; an isolated position's reserve is in its own ``mm`` line and test."""
+    preset = venues.bybit_unified(prices={"BTC": 8_000.0}, symbols=["BTCUSD"])
+    u = cm.Universe([cm.Asset("BTC", 8_000.0)], preset.markets)
+    eng = cm.Engine(u)
+    cross = book(bal=[(1, "BTC", 0.5)], pos=[(1, "BTCUSD", 10_000.0, 8_000.0)])
+    x = eng.explain(cross, account=1)
+    r = eng.evaluate(cross)
+    assert x.margin["mm"] == r.mm[0]
+    assert x.margin["fee_reserve"] == pytest.approx(7.5 / (1.00075 * 10_000 / 1.75) * 8_000.0)
+    # Isolated, margin 0.5 BTC: the same reserve (its pool is the margin), in its own line.
+    iso = book(bal=[(1, "BTC", 0.0)], pos=[(1, "BTCUSD", 10_000.0, 8_000.0, 0.5)])
+    x = eng.explain(iso, account=1)
+    line_mm = float(x.positions["mm"][0])
+    reserve_btc = 7.5 / (1.00075 * 10_000 / 1.75)
+    assert line_mm / 8_000.0 == pytest.approx(10_000 / 8_000 * 0.005 + reserve_btc)
+    liq = prices_of(u, iso).liq_price[0]
+    for mark, below in ((liq * 1.001, False), (liq * 0.999, True)):
+        ex = eng.explain(iso, account=1, prices={"BTC": mark})
+        assert bool(ex.positions["isolated_below_maintenance"][0]) is below
+        assert bool(eng.evaluate(iso, prices={"BTC": mark}).liquidatable[0]) is below

@@ -460,7 +460,11 @@ fn rows_into<L: RowLookup, S: RowSink, const VENUE: bool>(
             let margin = isolated * settle_price;
             m.equity += margin;
             line.isolated_margin = margin;
-            line.isolated_below_maintenance = margin + p.upnl < p.requirement[1];
+            if VENUE && h.liquidation_fee > 0.0 && settle_price > 0.0 {
+                // The position's own pool: its margin and uPnL (docs/MODEL.md "Liquidation-fee reserve").
+                line.requirement[1] += fee_reserve(&h, qty, mark, isolated + p.upnl / settle_price) * settle_price;
+            }
+            line.isolated_below_maintenance = margin + p.upnl < line.requirement[1];
             if line.isolated_below_maintenance {
                 m.isolated_liquidatable = true;
             }
@@ -501,10 +505,9 @@ fn side_of<L: RowLookup>(rows: AccountRows<'_>, lookup: &L, asset: usize) -> usi
     usize::from(net < 0.0)
 }
 
-/// Adds each position's closing-fee reserve ([`fee_reserve`]) to its pool's maintenance
-/// requirement: an isolated position's pool is its margin and uPnL (the reserve joins its
-/// own test), a cross position's the account's adjusted maintenance equity with the
-/// position's uPnL at full weight.
+/// Adds each cross position's closing-fee reserve ([`fee_reserve`]) to the maintenance
+/// requirement: its pool is the account's adjusted maintenance equity with the position's
+/// uPnL at full weight (an isolated position's reserve joins its own test in the kernel).
 fn add_fee_reserves<L: RowLookup>(rows: AccountRows<'_>, u: &Universe, lookup: &L, m: &mut AccountMargin) {
     let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
     for (((&code, &qty), &entry), &isolated) in positions {
@@ -512,12 +515,10 @@ fn add_fee_reserves<L: RowLookup>(rows: AccountRows<'_>, u: &Universe, lookup: &
         if h.liquidation_fee == 0.0 || h.is_option() || qty == 0.0 {
             continue;
         }
-        let p = position_margin_hot(&u.markets.brackets, &h, qty, entry, mark, 1.0);
         if isolated > 0.0 {
-            let reserve = fee_reserve(&h, qty, mark, isolated + p.upnl);
-            m.isolated_liquidatable |= isolated + p.upnl < p.requirement[1] + reserve;
             continue;
         }
+        let p = position_margin_hot(&u.markets.brackets, &h, qty, entry, mark, 1.0);
         let (held, owed) = match settle_side {
             Some(f) => (f[side_of(rows, lookup, h.settle as usize)], f[1]),
             None => (1.0, 1.0),
