@@ -32,7 +32,9 @@ __all__ = [
     "MAX_TOTAL_MINOR",
     "MIN_PRICE",
     "PORTFOLIO_MODELS",
+    "REQUIREMENT_SHAPES",
     "SCALE",
+    "VALUATION_BASES",
     "BookView",
     "CascadeDriver",
     "CascadeShard",
@@ -76,6 +78,10 @@ DERIBIT_MM_BASE: float
 EVENT_KINDS: tuple[str, ...]
 """Cascade event kinds, in the order of their codes."""
 MARKET_KINDS: tuple[str, ...]
+REQUIREMENT_SHAPES: tuple[str, ...]
+"""A requirement's shapes: continuous (with a deduction), step, size_scaled."""
+VALUATION_BASES: tuple[str, ...]
+"""What a maintenance requirement is valued at: mark, entry."""
 DELEVERAGE: tuple[str, ...]
 LIQ_MOVES: tuple[str, ...]
 PORTFOLIO_MODELS: tuple[str, ...]
@@ -103,6 +109,10 @@ class _AssetSpec(Protocol):
     def haircut_tiers(self) -> Sequence[tuple[float, float]] | None: ...
     @property
     def imf_factor(self) -> float: ...
+    @property
+    def bid(self) -> float | None: ...
+    @property
+    def ask(self) -> float | None: ...
 
 class _MarketSpec(Protocol):
     """``crossmargin.universe.Market`` (its mark and expiry are passed alongside)."""
@@ -139,6 +149,18 @@ class _MarketSpec(Protocol):
     def im_base(self) -> float: ...
     @property
     def im_min(self) -> float: ...
+    @property
+    def im_shape(self) -> str: ...
+    @property
+    def mm_shape(self) -> str: ...
+    @property
+    def rate_slope_initial(self) -> float: ...
+    @property
+    def rate_slope_maint(self) -> float: ...
+    @property
+    def maint_basis(self) -> str: ...
+    @property
+    def liquidation_fee(self) -> float: ...
     @property
     def mm_base(self) -> float: ...
 
@@ -383,7 +405,7 @@ class Engine:
     def liquidation_prices(
         self, book: BookView, prices: _Prices, move_: str
     ) -> dict[str, npt.NDArray[Any]]:
-        """Liquidation price of every position."""
+        """Liquidation and bankruptcy price of every position."""
     def stress(
         self, book: BookView, scenario_prices: _Prices, *, keep_matrix: bool
     ) -> dict[str, npt.NDArray[Any]]:

@@ -20,7 +20,7 @@ from crossmargin.cascade import CascadeConfig, CascadeResult, run_cascade
 from crossmargin.exceptions import BookError, ConfigError, ConfigTypeError
 from crossmargin.options import DAYS_PER_YEAR
 from crossmargin.prices import PriceOverrides, repriced, resolve
-from crossmargin.result import MarginResult
+from crossmargin.result import MarginResult, in_units
 from crossmargin.risk import efficiency, funding, liqprice, solvency
 from crossmargin.risk import explain as explain_module
 from crossmargin.risk import stress as stress_module
@@ -87,7 +87,12 @@ class Engine:
         return int(self._native.threads)
 
     def evaluate(
-        self, book: Book, *, prices: PriceOverrides = None, model: Model = "standard"
+        self,
+        book: Book,
+        *,
+        prices: PriceOverrides = None,
+        model: Model = "standard",
+        unit: str | None = None,
     ) -> MarginResult:
         """Margin of every account (docs/MODEL.md "Standard cross margin").
 
@@ -98,6 +103,10 @@ class Engine:
                 ``"portfolio"`` (scenario, SPAN-like), ``"delta"`` or ``"hybrid"`` with the
                 universe's ``portfolio`` parameters
                 (docs/MODEL.md "Portfolio margin").
+            unit: an asset symbol: the money columns (equity, upnl, adjusted equities, im,
+                mm, free collateral) in units of that asset, USD ÷ its ask at this call's
+                prices (Binance Multi-Assets "available for order" in USDT; docs/MODEL.md
+                "Two-sided valuation"); None: USD.
 
         Returns:
             A :class:`MarginResult`, one row per account (ascending id), the same fields for
@@ -120,6 +129,8 @@ class Engine:
                     field="portfolio",
                 )
             cols = self._native.evaluate_portfolio(view, px, pm, model)
+        if unit is not None:
+            cols = in_units(cols, self.universe.ask_price(unit, px[0]))
         return MarginResult({"account": book.accounts, **cols})
 
     def span(
@@ -232,7 +243,8 @@ class Engine:
         self, book: Book, *, prices: PriceOverrides = None, move: LiqMove = "underlying"
     ) -> Table:
         """Per position: the mark at which its account (cross) or the position (isolated)
-        reaches maintenance; NaN where none exists (:mod:`crossmargin.risk.liqprice`).
+        reaches maintenance, and the bankruptcy price at which it is worth nothing net of its
+        closing-fee reserves; NaN where none exists (:mod:`crossmargin.risk.liqprice`).
 
         Parameters:
             book: the balances and positions.
@@ -241,7 +253,7 @@ class Engine:
                 (its asset too), ``"mark"`` only the position's own mark.
 
         Returns:
-            A Table (account, market, row, liq_price), one row per position.
+            A Table (account, market, row, liq_price, bankruptcy_price), one row per position.
 
         >>> engine.liquidation_prices(book, move="mark").to_pandas()   # doctest: +SKIP
         """

@@ -45,4 +45,4 @@ pub use mode::Mode;
 pub use options::{black76, bsm, BsmGreeks, Greeks, OptionSpec};
 pub use portfolio::{PortfolioParams, Scenario, UnderlyingParams};
 pub use span::SpanParams;
-pub use universe::{AssetSpec, MarketKind, MarketSpec, Universe};
+pub use universe::{AssetSpec, Basis, MarketKind, MarketRules, MarketSpec, Universe};

@@ -52,6 +52,8 @@ fn add_constants(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EVENT_KINDS", PyTuple::new(py, EventKind::NAMES)?)?;
     let kinds = universe::MARKET_KINDS.map(universe::kind_name);
     m.add("MARKET_KINDS", PyTuple::new(py, kinds)?)?;
+    m.add("REQUIREMENT_SHAPES", PyTuple::new(py, universe::shape_names())?)?;
+    m.add("VALUATION_BASES", PyTuple::new(py, universe::basis_names())?)?;
     m.add("DELEVERAGE", PyTuple::new(py, cascade::DELEVERAGE.map(|(name, _)| name))?)?;
     m.add("LIQ_MOVES", PyTuple::new(py, risk::LIQ_MOVES.map(|(name, _)| name))?)?;
     m.add("PORTFOLIO_MODELS", PyTuple::new(py, portfolio::MODEL_NAMES)?)?;
