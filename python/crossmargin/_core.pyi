@@ -372,6 +372,13 @@ class CascadeDriver:
     def settled(self, settlements: list[dict[str, Any]]) -> None: ...
     def pools(self) -> tuple[list[int], list[int]]:
         """(insurance fund, external counterparty) per asset now, minor units."""
+    def check_capacity(self, gross: list[list[int]]) -> None:
+        """Refuses to start when, for some asset, Σ |balances + isolated margins| over the
+        shards (each shard's ``gross_holdings()``) + |insurance fund| exceeds the ledger's
+        range."""
+    def totals(self, holdings: list[list[int]]) -> list[int]:
+        """Σ of every holder per asset now, minor units: the shards' ``holdings()``, the
+        insurance fund and the external counterparty."""
     def deficit(self) -> tuple[int, float] | None:
         """The next deficit to cover: (market, side of the counterparties), or None."""
     def plan_deleverage(self, counterparties: list[dict[str, Any]]) -> list[dict[str, Any]]: ...

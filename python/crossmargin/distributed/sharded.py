@@ -42,7 +42,7 @@ from crossmargin import _core
 from crossmargin.book import Book, SymbolColumn
 from crossmargin.cascade import CascadeConfig, CascadeResult, CascadeRules, assemble
 from crossmargin.engine import Engine
-from crossmargin.exceptions import BookError, ConfigError, PriceError
+from crossmargin.exceptions import BookError, ConfigError
 from crossmargin.prices import PriceOverrides, resolve
 from crossmargin.result import MarginResult
 from crossmargin.risk.stress import Scenario, scenario_prices
@@ -932,9 +932,8 @@ def cascade(
         ]
     )
     _check_total(folder, doc, sum(_all([a.n_accounts() for a in actors])))
-    holdings_before = _all([a.holdings() for a in actors])
-    _check_capacity(u, _all([a.gross_holdings() for a in actors]), list(driver.pools()[0]))
-    fund_before = list(driver.pools()[0])
+    driver.check_capacity(_all([a.gross_holdings() for a in actors]))
+    totals_before = list(driver.totals(_all([a.holdings() for a in actors])))
     while True:
         assets, marks = driver.round_prices()
         cands = _all([a.select(assets, marks) for a in actors])
@@ -957,8 +956,8 @@ def cascade(
                 )
             )
         driver.end_round()
+    totals_after = list(driver.totals(_all([a.holdings() for a in actors])))
     out_d = driver.finish()
-    holdings_after = _all([a.holdings() for a in actors])
     o = None if out is None else Path(out)
     books = _all(
         [
@@ -967,7 +966,7 @@ def cascade(
         ]
     )
     final_book = _merge_final(books) if o is None else Book.from_arrays()
-    return _result(u, out_d, holdings_before, holdings_after, fund_before, final_book)
+    return assemble(u, out_d, (totals_before, totals_after), final_book)
 
 
 def _check_total(folder: str | Path, doc: Mapping[str, Any], accounts: int) -> None:
@@ -977,22 +976,6 @@ def _check_total(folder: str | Path, doc: Mapping[str, Any], accounts: int) -> N
             f"{folder}: the partitions read hold {accounts} accounts, the manifest says "
             f"{doc['accounts']}"
         )
-
-
-# Largest Σ |holdings| of one asset a cascade starts from, minor units (the core's
-# ledger::MAX_TOTAL_MINOR: 1e28 asset units).
-MAX_TOTAL_MINOR: int = _core.MAX_TOTAL_MINOR
-
-
-def _check_capacity(u: Universe, gross: list[list[int]], fund: list[int]) -> None:
-    """The ledger-capacity check of the single-process cascade, over every shard."""
-    for a, asset in enumerate(u.assets):
-        if sum(g[a] for g in gross) + abs(fund[a]) > MAX_TOTAL_MINOR:
-            raise PriceError(
-                f"cascade.holdings[{asset.symbol}]: Σ |balances + isolated margins + insurance "
-                "fund| exceeds the ledger's range (1e28 units)",
-                field=f"cascade.holdings[{asset.symbol}]",
-            )
 
 
 def _merge_final(books: list[tuple[dict[str, Any], dict[str, Any]] | None]) -> Book:
@@ -1006,23 +989,6 @@ def _merge_final(books: list[tuple[dict[str, Any], dict[str, Any]] | None]) -> B
             merged = {k: v[order] for k, v in merged.items()}
         tables.append(merged)
     return Book.from_arrays(tables[0] or None, tables[1] or None)
-
-
-def _result(
-    u: Universe,
-    out: dict[str, Any],
-    before: list[list[int]],
-    after: list[list[int]],
-    fund_before: list[int],
-    final_book: Book,
-) -> CascadeResult:
-    na = len(u.assets)
-    ins, ext = list(out["insurance_minor"]), list(out["external_minor"])
-    # Every holder per asset: the shards' balances and isolated margins, the fund, the
-    # external counterparty (which starts at zero).
-    totals_before = [sum(h[a] for h in before) + fund_before[a] for a in range(na)]
-    totals_after = [sum(h[a] for h in after) + ins[a] + ext[a] for a in range(na)]
-    return assemble(u, out, (totals_before, totals_after), final_book)
 
 
 # ---- clients ---------------------------------------------------------------------------

@@ -279,6 +279,20 @@ impl PyDriver {
         Ok((p.insurance.clone(), p.external.clone()))
     }
 
+    /// Refuses to start when, for some asset, Σ |balances + isolated margins| over the shards
+    /// (each shard's `gross_holdings()`) + |insurance fund| exceeds the ledger's range.
+    fn check_capacity(&mut self, py: Python<'_>, gross: Vec<Vec<i128>>) -> PyResult<()> {
+        let driver = self.driver()?;
+        detached(py, || driver.check_capacity(&gross))
+    }
+
+    /// Σ of every holder per asset now, minor units: the shards' `holdings()`, the insurance
+    /// fund and the external counterparty.
+    fn totals(&mut self, py: Python<'_>, holdings: Vec<Vec<i128>>) -> PyResult<Vec<i128>> {
+        let driver = self.driver()?;
+        detached(py, || driver.totals(&holdings))
+    }
+
     /// The next deficit to cover: (market, side of the counterparties), or None.
     fn deficit(&mut self) -> PyResult<Option<(u32, f64)>> {
         Ok(self.driver()?.deficit())
