@@ -136,8 +136,9 @@ def account_views(
     ids = sorted(set(int(a) for a in (accounts if accounts is not None else book.accounts)))
     views: dict[int, AccountView] = {a: AccountView(a, [], []) for a in ids}
     bal, pos = account_tables(universe, book, None if accounts is None else ids)
-    columns = ("account", "asset", "qty")
-    for acct, asset, qty in zip(*(bal[k].tolist() for k in columns), strict=True):
+    for acct, asset, qty in zip(
+        *(bal[k].tolist() for k in ("account", "asset", "qty")), strict=True
+    ):
         views[acct].balances.append((asset, qty))
     columns = ("account", "market", "qty", "entry_price", "isolated_margin")
     for acct, market, qty, entry, iso in zip(*(pos[k].tolist() for k in columns), strict=True):

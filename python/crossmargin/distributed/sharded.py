@@ -678,6 +678,25 @@ class ShardedMargin:
 
 
 # ---- evaluate and stress ---------------------------------------------------------------
+def _map_partitions(
+    client: Client,
+    plan: list[tuple[Path, dict[str, Any]]],
+    what: str,
+    task: Any,
+    spec: UniverseSpec,
+    *args: Any,
+) -> list[Any]:
+    """``task(spec, path, manifest entry, *args)`` on every planned partition, one Dask task
+    each (keys ``cm-{what}-part-NNNNN-…``), gathered in partition order."""
+    futures = [
+        client.submit(
+            task, spec, str(p), entry, *args, key=f"cm-{what}-{p.name}-{uuid.uuid4().hex[:8]}"
+        )
+        for p, entry in plan
+    ]
+    return list(client.gather(futures))
+
+
 def _evaluate_part(
     spec: UniverseSpec,
     path: str,
@@ -713,20 +732,8 @@ def evaluate(
     spec = _broadcast(client, universe)
     px = resolve(universe, prices)
     o = None if out is None else str(out)
-    futures = [
-        client.submit(
-            _evaluate_part,
-            spec,
-            str(p),
-            entry,
-            px,
-            o,
-            top_k,
-            key=f"cm-margin-{p.name}-{uuid.uuid4().hex[:8]}",
-        )
-        for p, entry in plan
-    ]
-    merged = merge_summaries(client.gather(futures), top_k)
+    parts = _map_partitions(client, plan, "margin", _evaluate_part, spec, px, o, top_k)
+    merged = merge_summaries(parts, top_k)
     _check_total(folder, doc, merged.summary["accounts"])
     return merged
 
@@ -788,20 +795,7 @@ def stress(
     doc, plan = _plan(folder)
     spec = _broadcast(client, universe)
     o = None if out is None else str(out)
-    futures = [
-        client.submit(
-            _stress_part,
-            spec,
-            str(p),
-            entry,
-            names,
-            prices,
-            o,
-            key=f"cm-stress-{p.name}-{uuid.uuid4().hex[:8]}",
-        )
-        for p, entry in plan
-    ]
-    parts = client.gather(futures)
+    parts = _map_partitions(client, plan, "stress", _stress_part, spec, names, prices, o)
     _check_total(folder, doc, sum(p["accounts"] for p in parts))
     n = len(names)
     liq = np.array([sum(p["liquidatable"][s] for p in parts) for s in range(n)], dtype=np.int64)

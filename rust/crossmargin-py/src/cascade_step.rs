@@ -17,7 +17,7 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::args::PricesIn;
 use crate::book::PyBookView;
-use crate::cascade::{book_dicts, events_into, rounds_dict, RulesIn};
+use crate::cascade::{book_dicts, events_into, outcome_dict, RulesIn};
 use crate::errors::{detached, to_pyerr};
 use crate::universe::PyUniverse;
 
@@ -346,19 +346,7 @@ impl PyDriver {
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out =
             self.inner.take().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("finished twice"))?.finish();
-        let d = PyDict::new(py);
-        let events = PyDict::new(py);
-        events_into(py, &events, out.events)?;
-        d.set_item("events", events)?;
-        d.set_item("rounds", rounds_dict(py, out.rounds, out.final_marks.len())?)?;
-        d.set_item("insurance_minor", out.pools.insurance)?;
-        d.set_item("external_minor", out.pools.external)?;
-        d.set_item("final_asset_prices", out.final_asset_prices.into_pyarray(py))?;
-        d.set_item("final_marks", out.final_marks.into_pyarray(py))?;
-        d.set_item("bad_debt_usd", out.bad_debt_usd)?;
-        d.set_item("fees_usd", out.fees_usd)?;
-        d.set_item("truncated_steps", out.truncated_steps)?;
-        Ok(d)
+        outcome_dict(py, out)
     }
 }
 

@@ -22,10 +22,9 @@ use crate::error::{CoreError, Result};
 use crate::universe::Universe;
 use adl::Deleverage;
 use impact::Liquidity;
-use ledger::Pools;
 use policy::{EventKind, Slicing};
 use state::State;
-use step::{run_sharded, Driver, Shard};
+use step::{run_sharded, Driver, DriverOutput, Shard};
 
 #[derive(Debug, Clone)]
 pub struct CascadeConfig {
@@ -116,21 +115,14 @@ pub struct Rounds {
     pub marks: Vec<f64>,
 }
 
+/// A single-process cascade: what the driver recorded, the final book and the ledger's totals.
 #[derive(Debug, Clone)]
 pub struct CascadeOutput {
-    pub events: Events,
-    pub rounds: Rounds,
+    /// Events, rounds, pools, final prices, bad debt and fees ([`step::Driver::finish`]).
+    pub outcome: DriverOutput,
     pub state: State,
-    pub pools: Pools,
     pub totals_before: Vec<i128>,
     pub totals_after: Vec<i128>,
-    pub final_asset_prices: Vec<f64>,
-    pub final_marks: Vec<f64>,
-    pub bad_debt_usd: f64,
-    pub fees_usd: f64,
-    /// The path steps that `max_rounds` (a per-step limit) cut short with accounts still
-    /// liquidatable; empty when every step ran to its end.
-    pub truncated_steps: Vec<u32>,
 }
 
 fn check(cfg: &CascadeConfig, u: &Universe) -> Result<()> {
@@ -265,20 +257,7 @@ pub fn run(
     let totals_before = driver.totals(&[shard.holdings(u)])?;
     run_sharded(u, std::slice::from_mut(&mut shard), &mut driver)?;
     let totals_after = driver.totals(&[shard.holdings(u)])?;
-    let out = driver.finish();
-    Ok(CascadeOutput {
-        events: out.events,
-        rounds: out.rounds,
-        state: shard.state,
-        pools: out.pools,
-        totals_before,
-        totals_after,
-        final_asset_prices: out.final_asset_prices,
-        final_marks: out.final_marks,
-        bad_debt_usd: out.bad_debt_usd,
-        fees_usd: out.fees_usd,
-        truncated_steps: out.truncated_steps,
-    })
+    Ok(CascadeOutput { outcome: driver.finish(), state: shard.state, totals_before, totals_after })
 }
 
 #[cfg(test)]
@@ -329,17 +308,17 @@ mod tests {
         let u = universe();
         let depth = Liquidity::Depth { distance: vec![0.1], cumulative: vec![1000.0] };
         let out = run(&u, &book(&[100.0, 150.0, 200.0], &[10.0; 3]), &[0], &[0], &config(94.0, depth)).unwrap();
-        assert_eq!(out.rounds.accounts_liquidated, vec![1, 1, 1]);
-        assert!((out.rounds.marks[1] - 85.164).abs() < 1e-9);
+        assert_eq!(out.outcome.rounds.accounts_liquidated, vec![1, 1, 1]);
+        assert!((out.outcome.rounds.marks[1] - 85.164).abs() < 1e-9);
         assert_eq!(out.totals_before, out.totals_after);
-        assert!((out.bad_debt_usd - out.events.bad_debt_usd.iter().sum::<f64>()).abs() < 1e-9);
+        assert!((out.outcome.bad_debt_usd - out.outcome.events.bad_debt_usd.iter().sum::<f64>()).abs() < 1e-9);
     }
 
     #[test]
     fn a_mild_shock_on_a_safe_book_does_nothing() {
         let u = universe();
         let out = run(&u, &book(&[1000.0], &[1.0]), &[0], &[0], &config(95.0, Liquidity::None)).unwrap();
-        assert!(out.events.is_empty() && out.rounds.round.is_empty());
+        assert!(out.outcome.events.is_empty() && out.outcome.rounds.round.is_empty());
         assert_eq!(out.totals_before, out.totals_after);
     }
 
@@ -365,7 +344,7 @@ mod tests {
             let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| run(&u, &b, &[0], &[0], &cfg).unwrap());
             let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| run(&u, &b, &[0], &[0], &cfg).unwrap());
             prop_assert_eq!(&one.totals_before, &one.totals_after);
-            prop_assert_eq!(&one.events, &two.events);
+            prop_assert_eq!(&one.outcome.events, &two.outcome.events);
         }
     }
 }

@@ -566,7 +566,8 @@ pub struct DriverOutput {
     pub final_marks: Vec<f64>,
     pub bad_debt_usd: f64,
     pub fees_usd: f64,
-    /// Steps cut short by `max_rounds` (per step), as in [`super::CascadeOutput`].
+    /// The path steps that `max_rounds` (a per-step limit) cut short with accounts still
+    /// liquidatable; empty when every step ran to its end.
     pub truncated_steps: Vec<u32>,
 }
 
@@ -1133,14 +1134,14 @@ mod tests {
             let cfg = config(shock, fund, how, per_round);
             let one = run(&u, &r.subset(|_| true), &[0, 1], &[0, 1], &cfg).unwrap();
             let (many, totals) = sharded(&u, &r, n, &cfg);
-            prop_assert_eq!(&one.events, &many.events);
-            prop_assert_eq!(&one.rounds, &many.rounds);
-            prop_assert_eq!(&one.pools, &many.pools);
+            prop_assert_eq!(&one.outcome.events, &many.events);
+            prop_assert_eq!(&one.outcome.rounds, &many.rounds);
+            prop_assert_eq!(&one.outcome.pools, &many.pools);
             prop_assert_eq!(&one.totals_after, &totals);
-            prop_assert_eq!(one.bad_debt_usd.to_bits(), many.bad_debt_usd.to_bits());
-            prop_assert_eq!(one.fees_usd.to_bits(), many.fees_usd.to_bits());
-            prop_assert_eq!(&one.truncated_steps, &many.truncated_steps);
-            prop_assert_eq!(&one.final_marks, &many.final_marks);
+            prop_assert_eq!(one.outcome.bad_debt_usd.to_bits(), many.bad_debt_usd.to_bits());
+            prop_assert_eq!(one.outcome.fees_usd.to_bits(), many.fees_usd.to_bits());
+            prop_assert_eq!(&one.outcome.truncated_steps, &many.truncated_steps);
+            prop_assert_eq!(&one.outcome.final_marks, &many.final_marks);
         }
     }
 
@@ -1159,15 +1160,15 @@ mod tests {
         for how in [Deleverage::Adl, Deleverage::SocializedLoss] {
             let cfg = config(-0.3, 0.0, how, 0);
             let one = run(&u, &r.subset(|_| true), &[0, 1], &[0, 1], &cfg).unwrap();
-            let kinds: Vec<u8> = one.events.kind.clone();
-            assert!(one.rounds.round.len() > 1);
+            let kinds: Vec<u8> = one.outcome.events.kind.clone();
+            assert!(one.outcome.rounds.round.len() > 1);
             assert!(kinds.contains(&(EventKind::Bankruptcy as u8)));
             assert!(kinds.contains(&(EventKind::Isolated as u8)));
             assert!(kinds.iter().any(|&k| k == EventKind::Adl as u8 || k == EventKind::SocializedLoss as u8));
             let (many, _) = sharded(&u, &r, 5, &cfg);
-            assert_eq!(one.events, many.events);
-            assert_eq!(one.rounds, many.rounds);
-            assert_eq!(one.pools, many.pools);
+            assert_eq!(one.outcome.events, many.events);
+            assert_eq!(one.outcome.rounds, many.rounds);
+            assert_eq!(one.outcome.pools, many.pools);
         }
     }
 
