@@ -852,9 +852,9 @@ class ShardActor:
         return dict(self.shard.settle(prices, chosen, price))
 
     def counterparties(
-        self, assets: np.ndarray, marks: np.ndarray, market: int, side: float
+        self, assets: np.ndarray, marks: np.ndarray, market: int, side: float, cover: float
     ) -> dict[str, Any]:
-        return dict(self.shard.counterparties(_aligned((assets, marks)), market, side))
+        return dict(self.shard.counterparties(_aligned((assets, marks)), market, side, cover))
 
     def deleverage(
         self, assets: np.ndarray, marks: np.ndarray, market: int, closes: dict[str, Any]
@@ -940,9 +940,9 @@ def cascade(
             _all([a.settle(assets, marks, c, price) for a, c in zip(actors, chosen, strict=True)])
         )
         while (d := driver.deficit()) is not None:
-            k, side = d
+            k, side, cover = d
             closes = driver.plan_deleverage(
-                _all([a.counterparties(assets, marks, k, side) for a in actors])
+                _all([a.counterparties(assets, marks, k, side, cover) for a in actors])
             )
             driver.deleveraged(
                 _all(

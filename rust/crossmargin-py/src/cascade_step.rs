@@ -146,17 +146,19 @@ impl PyShard {
         Ok(d)
     }
 
-    /// This shard's deleveraging counterparties on `market` (holders of `side`).
+    /// This shard's deleveraging counterparties on `market` (holders of `side`), as far as a
+    /// deficit of `cover` USD reaches (`CascadeDriver.deficit()`).
     fn counterparties<'py>(
         &self,
         py: Python<'py>,
         prices: PricesIn<'py>,
         market: u32,
         side: f64,
+        cover: f64,
     ) -> PyResult<Bound<'py, PyDict>> {
         let p = prices.slices()?;
         let (u, shard) = (&self.universe.get().inner, &self.inner);
-        let c = detached(py, || shard.counterparties(u, p.asset, p.mark, market, side))?;
+        let c = detached(py, || shard.counterparties(u, p.asset, p.mark, market, side, cover))?;
         let d = PyDict::new(py);
         d.set_item("account", c.account.into_pyarray(py))?;
         d.set_item("local_account", c.local_account.into_pyarray(py))?;
@@ -293,8 +295,9 @@ impl PyDriver {
         detached(py, || driver.totals(&holdings))
     }
 
-    /// The next deficit to cover: (market, side of the counterparties), or None.
-    fn deficit(&mut self) -> PyResult<Option<(u32, f64)>> {
+    /// The next deficit to cover: (market, side of the counterparties, how far their ranking
+    /// must reach in USD), or None.
+    fn deficit(&mut self) -> PyResult<Option<(u32, f64, f64)>> {
         Ok(self.driver()?.deficit())
     }
 

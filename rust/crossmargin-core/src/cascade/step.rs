@@ -110,6 +110,10 @@ pub struct Settlement {
     pub external: Vec<i128>,
 }
 
+/// How far past a deficit a shard's counterparties reach (relative): see
+/// [`Shard::counterparties`].
+pub const COVER_HEADROOM: f64 = 1e-6;
+
 /// Shard → driver: profitable positions that can cover a deficit.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Counterparties {
@@ -244,7 +248,15 @@ impl Shard {
         Ok(out)
     }
 
-    /// Profitable positions in `market` on `side` (sign of qty), best-ranked first.
+    /// Profitable positions in `market` on `side` (sign of qty), best-ranked first, as far as
+    /// a deficit of `cover` USD can reach ([`Driver::deficit`]): the shortest prefix whose
+    /// uPnLs sum past `cover` × (1 + [`COVER_HEADROOM`]), all of them for `cover` = ∞.
+    ///
+    /// Why nothing the driver would take is cut: the ADL walk takes counterparties in the
+    /// global order and stops once the deficit is covered; to reach a position past this
+    /// shard's prefix it must first take the whole prefix, i.e. more than `cover` — the
+    /// headroom is far above the rounding of the walk's running remainder (one ulp of the
+    /// deficit per position taken).
     pub fn counterparties(
         &self,
         u: &Universe,
@@ -252,6 +264,7 @@ impl Shard {
         marks: &[f64],
         market: u32,
         side: f64,
+        cover: f64,
     ) -> Result<Counterparties> {
         self.check_prices(assets, marks)?;
         if market as usize >= marks.len() {
@@ -259,8 +272,23 @@ impl Shard {
         }
         let remap = Remap { asset: &self.identity_a, market: &self.identity_m };
         let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: marks }, remap };
-        let mut out = Counterparties::default();
-        for cp in counterparties(&self.state, &ctx, market, side) {
+        let all = counterparties(&self.state, &ctx, market, side);
+        let (mut sum, enough) = (0.0f64, cover * (1.0 + COVER_HEADROOM));
+        let n = all
+            .iter()
+            .position(|cp| {
+                sum += cp.upnl;
+                sum > enough
+            })
+            .map_or(all.len(), |i| i + 1);
+        let mut out = Counterparties {
+            account: Vec::with_capacity(n),
+            local_account: Vec::with_capacity(n),
+            pos: Vec::with_capacity(n),
+            upnl: Vec::with_capacity(n),
+            score: Vec::with_capacity(n),
+        };
+        for cp in &all[..n] {
             out.account.push(self.state.accounts[cp.account]);
             out.local_account.push(cp.account as u32);
             out.pos.push(cp.pos as u64);
@@ -811,9 +839,12 @@ impl Driver {
         Ok(())
     }
 
-    /// The next deficit to cover: (market, side of the counterparties to ask the shards for).
-    pub fn deficit(&self) -> Option<(u32, f64)> {
-        self.deficits.get(self.next_deficit).map(|&(k, side, _)| (k, -side))
+    /// The next deficit to cover: (market, side of the counterparties to ask the shards for,
+    /// how far their ranking must reach in USD — the deficit under ADL, ∞ under a socialised
+    /// loss, which spreads over every counterparty).
+    pub fn deficit(&self) -> Option<(u32, f64, f64)> {
+        let reach = |amount: f64| if self.cfg.deleverage == Deleverage::Adl { amount } else { f64::INFINITY };
+        self.deficits.get(self.next_deficit).map(|&(k, side, amount)| (k, -side, reach(amount)))
     }
 
     /// Ranks the shards' counterparties for the current deficit and decides who covers it;
@@ -822,7 +853,7 @@ impl Driver {
         let Some(&(k, _, amount)) = self.deficits.get(self.next_deficit) else {
             return Err(CoreError::config("cascade.shards", "no deficit to cover"));
         };
-        let mut all: Vec<(f64, i64, u32, u32)> = Vec::new();
+        let mut all: Vec<(f64, i64, u32, u32)> = Vec::with_capacity(shards.iter().map(|c| c.account.len()).sum());
         for (s, c) in shards.iter().enumerate() {
             let n = c.account.len();
             if c.local_account.len() != n || c.pos.len() != n || c.upnl.len() != n || c.score.len() != n {
@@ -830,8 +861,11 @@ impl Driver {
             }
             all.extend((0..n).map(|i| (c.score[i], c.account[i], s as u32, i as u32)));
         }
-        // adl::counterparties' order: best score first, ties by account id.
-        all.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        // adl::counterparties' order: best score first, ties by account id (one shard's list
+        // is in that order already).
+        if shards.len() > 1 {
+            all.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        }
         let settle = self.settle[k as usize] as usize;
         let sp = self.assets()[settle];
         let mut closes = vec![Closes::default(); shards.len()];
@@ -978,9 +1012,11 @@ pub fn run_sharded(u: &Universe, shards: &mut [Shard], d: &mut Driver) -> Result
             .map(|(s, c)| s.settle(u, &assets, &marks, c, &price, fee))
             .collect::<Result<Vec<_>>>()?;
         d.settled(&settled)?;
-        while let Some((k, side)) = d.deficit() {
-            let cps =
-                shards.iter().map(|s| s.counterparties(u, &assets, &marks, k, side)).collect::<Result<Vec<_>>>()?;
+        while let Some((k, side, cover)) = d.deficit() {
+            let cps = shards
+                .iter()
+                .map(|s| s.counterparties(u, &assets, &marks, k, side, cover))
+                .collect::<Result<Vec<_>>>()?;
             let closes = d.plan_deleverage(&cps)?;
             let done = shards
                 .iter_mut()
