@@ -453,9 +453,10 @@ class CascadeShard:
     ) -> dict[str, Any]:
         """Settles the chosen candidates at the driver's fill prices."""
     def counterparties(
-        self, prices: _Prices, market: int, side: float
+        self, prices: _Prices, market: int, side: float, cover: float
     ) -> dict[str, npt.NDArray[Any]]:
-        """This shard's deleveraging counterparties on ``market`` (holders of ``side``)."""
+        """This shard's deleveraging counterparties on ``market`` (holders of ``side``), as
+        far as a deficit of ``cover`` USD reaches (``CascadeDriver.deficit()``)."""
     def deleverage(
         self, prices: _Prices, market: int, closes: dict[str, Any]
     ) -> dict[str, npt.NDArray[Any]]:
@@ -479,8 +480,16 @@ class CascadeDriver:
     def settled(self, settlements: list[dict[str, Any]]) -> None: ...
     def pools(self) -> tuple[list[int], list[int]]:
         """(insurance fund, external counterparty) per asset now, minor units."""
-    def deficit(self) -> tuple[int, float] | None:
-        """The next deficit to cover: (market, side of the counterparties), or None."""
+    def check_capacity(self, gross: list[list[int]]) -> None:
+        """Refuses to start when, for some asset, Σ |balances + isolated margins| over the
+        shards (each shard's ``gross_holdings()``) + |insurance fund| exceeds the ledger's
+        range."""
+    def totals(self, holdings: list[list[int]]) -> list[int]:
+        """Σ of every holder per asset now, minor units: the shards' ``holdings()``, the
+        insurance fund and the external counterparty."""
+    def deficit(self) -> tuple[int, float, float] | None:
+        """The next deficit to cover: (market, side of the counterparties, how far their
+        ranking must reach in USD), or None."""
     def plan_deleverage(self, counterparties: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
     def deleveraged(self, results: list[dict[str, Any]]) -> None: ...
     def end_round(self) -> None: ...

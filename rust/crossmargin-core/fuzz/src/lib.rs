@@ -492,9 +492,9 @@ pub fn fuzz_cascade(data: &[u8]) {
         REACHED[2].fetch_add(1, Ordering::Relaxed);
         assert_eq!(out.totals_before, out.totals_after, "the cascade's ledger conserves");
         let steps = cfg.step_marks.len();
-        assert!(out.rounds.round.len() <= cfg.max_rounds * steps, "at most max_rounds rounds a step");
+        assert!(out.outcome.rounds.round.len() <= cfg.max_rounds * steps, "at most max_rounds rounds a step");
         for s in 0..steps as u32 {
-            let in_step = out.rounds.step.iter().filter(|&&x| x == s).count();
+            let in_step = out.outcome.rounds.step.iter().filter(|&&x| x == s).count();
             assert!(in_step <= cfg.max_rounds, "step {s}: at most max_rounds rounds");
         }
     }
