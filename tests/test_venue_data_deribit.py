@@ -58,10 +58,10 @@ def test_deribit_position_sample_margins_follow_another_rule_than_todays() -> No
     assert round(q["maintenance_margin"] / n, 4) == 0.0215
     r = cm.Engine(u, threads=1).evaluate(acc.book())
     btc = u.assets[u.asset_index["BTC"]].price
-    # The preset's rule at 0.0067 BTC: 2 % + 0.005 %·N and 1.5 % + 0.005 %·N (chord brackets).
+    # The preset's rule at N = 0.0067 BTC, exact: 2 % + 0.005 %·N and 1.5 % + 0.005 %·N.
     notional = 50 / q["mark_price"]
-    assert r.im[0] / btc == pytest.approx(notional * (0.02 + 0.00005 * 0.25), rel=1e-9)
-    assert r.mm[0] / btc == pytest.approx(notional * (0.015 + 0.00005 * 0.25), rel=1e-9)
+    assert r.im[0] / btc == pytest.approx(notional * (0.02 + 0.00005 * notional), rel=1e-12)
+    assert r.mm[0] / btc == pytest.approx(notional * (0.015 + 0.00005 * notional), rel=1e-12)
     assert acc.reported["position_initial_margin_BTC"][0] == q["initial_margin"]
     # With the sample's rates as the rule's base, the engine gives its figures (9 decimals).
     u2 = deribit.universe(params(), marks=acc.marks, im_base=0.0295, mm_base=0.0215, slope=0.0)

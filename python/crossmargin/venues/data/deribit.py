@@ -11,8 +11,7 @@ Parameters (a JSON-RPC response ``{"result": [...]}`` or its ``result``; may com
   future's ``size`` in USD (its ``contract_size``, 10 USD for BTC, is the order step), so a
   contract of the model is 1 USD and the book's qty is ``size``. Margin: the preset's rule
   (docs/MODEL.md "Venue presets", Deribit futures: IM 2 % + 0.5 % per 100 coins, MM 1.5 % +
-  0.5 % per 100 coins of position, as chord brackets on settle-coin notional,
-  :func:`~crossmargin.venues.linear_rate_brackets`), or ``im_base`` / ``mm_base`` / ``slope``
+  0.5 % per 100 coins of position, a size-scaled rate on the coin notional, exact), or ``im_base`` / ``mm_base`` / ``slope``
   given to :func:`universe`. Linear (USDC) futures, options and combos are not read.
 - ``ticker`` (optional, ``public/ticker`` results, a list or one): marks (``mark_price``);
   ``marks=`` (e.g. :attr:`Imported.marks`, the positions' ``mark_price``) wins.
@@ -36,6 +35,7 @@ Accounts (``accounts``: account name → payloads):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -53,11 +53,9 @@ from crossmargin.venues.data.payload import (
     reported_table,
 )
 from crossmargin.venues.presets import (
-    DERIBIT_BOUNDS,
     DERIBIT_IM_BASE,
     DERIBIT_MM_BASE,
     DERIBIT_SLOPE,
-    linear_rate_brackets,
 )
 
 VENUE = "deribit"
@@ -119,7 +117,9 @@ def universe(
         if symbols is not None
         else [s for s, spec in specs.items() if readable(spec) and s in mark]
     )
-    brackets = linear_rate_brackets(im_base, mm_base, slope, DERIBIT_BOUNDS)
+    # Size-scaled rates (docs/MODEL.md "Requirement shapes"): rate = base + slope × size in
+    # coin, exact, as the deribit preset.
+    brackets = [(math.inf, im_base, mm_base)]
     markets = []
     for s in chosen:
         if s not in specs:
@@ -149,6 +149,10 @@ def universe(
                 brackets,
                 contract_size=1.0,
                 inverse=True,
+                im_shape="size_scaled",
+                mm_shape="size_scaled",
+                rate_slope_initial=slope,
+                rate_slope_maint=slope,
             )
         )
     usd = {k: float(v) for k, v in (prices or {}).items()}
