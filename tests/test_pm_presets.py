@@ -12,7 +12,7 @@ Sources (docs/SOURCES.md §9):
 - OKX, "OKX will further adjust portfolio margin parameters" (2 January 2025): MR1 spot shocks
   BTC/ETH ±0/4/8/12 %, LTC… ±0/6/12/18 %; MR6 extreme moves BTC/ETH ±24 %, LTC… ±36 %.
 - OKX, "OKX to enhance new features in portfolio margin mode" (31 May 2024,
-  https://www.okx.com/help/okx-to-enhance-new-features-in-portfolio-margin-mode): MMR =
+  https://aws.okx.com/it/help/okx-to-enhance-new-features-in-portfolio-margin-mode): MMR =
   Max[Max(MR1, MR2, MR6) + MR3 + MR4 + MR5, MR7]; 10 BTC spot against -1,000 BTCUSDT perpetual
   contracts: MR1 … MR6 = 0, MMR = MR7 = 3,020.87 USDT.
 - Bybit v5 API reference, GET /v5/asset/portfolio-margin ("Get Portfolio Margin Info"),
