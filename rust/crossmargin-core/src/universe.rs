@@ -10,6 +10,7 @@ use crate::haircut::HaircutTable;
 use crate::limits::{is_price, MAX_FACTOR, MAX_PRICE, MIN_PRICE};
 use crate::mode::{Mode, PerMode};
 use crate::options::OptionSpec;
+use crate::orders::OrderRule;
 
 /// A collateral asset as configured (docs/MODEL.md "Assets").
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +57,8 @@ pub struct MarketSpec {
     pub upnl_weight: PerMode<f64>,
     /// Contract terms of an option market (`kind = Option`); `None` otherwise.
     pub option: Option<OptionSpec>,
+    /// How open orders lock initial margin (docs/MODEL.md "Open orders").
+    pub orders: OrderRule,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +85,8 @@ pub struct MarketTable {
     pub brackets: BracketTable,
     /// Option terms by market; zeros for perps and futures (read only where kind = Option).
     pub option: Vec<OptionSpec>,
+    /// Open-order rule by market (read only for books with orders).
+    pub order_rule: Vec<OrderRule>,
 }
 
 /// The compiled universe. `underlyings` are the distinct index names of the markets, in
@@ -206,6 +211,7 @@ impl Universe {
             upnl_weight: [vec![], vec![]],
             brackets: BracketTable::new(),
             option: vec![],
+            order_rule: vec![],
         };
         let mut market_index: HashMap<&str, usize> = HashMap::new();
         let mut underlyings: Vec<String> = vec![];
@@ -252,6 +258,7 @@ impl Universe {
             check_weight(format!("{f}.upnl_weight_maint"), m.upnl_weight[1], 0.0, 1.0)?;
             initial_is_stricter(&f, "upnl_weight", m.upnl_weight, false)?;
             check_weight(format!("{f}.imf_factor"), m.imf_factor, 0.0, MAX_FACTOR)?;
+            m.orders.check(&f)?;
             if m.kind == MarketKind::Option && m.brackets.is_empty() {
                 // Options are margined by their own rule; an empty bracket keeps the table aligned.
                 mt.brackets.push(&[Bracket { bound: f64::INFINITY, imr: 0.0, mmr: 0.0 }], &f)?;
@@ -276,6 +283,7 @@ impl Universe {
             mt.upnl_weight[0].push(m.upnl_weight[0]);
             mt.upnl_weight[1].push(m.upnl_weight[1]);
             mt.option.push(option);
+            mt.order_rule.push(m.orders);
         }
         let sources: Vec<UnderlyingSource> = underlyings
             .iter()
@@ -496,6 +504,7 @@ pub(crate) mod fixtures {
             imf_factor: 0.0,
             upnl_weight: [1.0, 1.0],
             option: None,
+            orders: Default::default(),
         }
     }
 

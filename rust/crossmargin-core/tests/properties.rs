@@ -32,6 +32,7 @@ fn universe() -> Universe {
         imf_factor: 0.0,
         upnl_weight: [0.5, 0.8],
         option: None,
+        orders: Default::default(),
     };
     Universe::new(
         &[asset("USDT", 1.0, 1.0, vec![]), asset("BTC", 50_000.0, 0.9, vec![(100_000.0, 1.0), (f64::INFINITY, 0.8)])],

@@ -34,6 +34,7 @@ fn universe() -> Universe {
         imf_factor: 0.0,
         upnl_weight: [0.5, 0.8],
         option: None,
+        orders: Default::default(),
     };
     Universe::new(
         &[asset("USDT", 1.0, 1.0), asset("BTC", 50_000.0, 0.9)],
