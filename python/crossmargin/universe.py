@@ -30,6 +30,8 @@ from crossmargin.portfolio import PortfolioConfig
 
 #: The market kinds the core knows ("perp", "future", "option").
 MARKET_KINDS: tuple[str, ...] = _core.MARKET_KINDS
+# How open orders are valued (docs/MODEL.md "Open orders").
+ORDER_VALUES: tuple[str, ...] = ("limit", "mark")
 
 # Deribit's standard margin for short options (docs/MODEL.md "Option margin"):
 # IM = max(im_base − OTM/S, im_min)·S + mark, MM = mm_base·S + mark.
@@ -172,6 +174,14 @@ class Market:
     im_base: float = DERIBIT_IM_BASE
     im_min: float = DERIBIT_IM_MIN
     mm_base: float = DERIBIT_MM_BASE
+    # Open orders (docs/MODEL.md "Open orders"): the initial margin they lock. Orders are
+    # valued at their limit price ("limit": Binance, Bybit) or the mark ("mark": Drift,
+    # dYdX); Binance adds each order's open loss, Bybit reserves the taker fee to open and
+    # close, Drift charges a fixed amount per open order (settle-asset units).
+    order_value: str = "limit"
+    order_open_loss: bool = False
+    order_fee_rate: float = 0.0
+    order_margin_per_order: float = 0.0
 
     def __post_init__(self) -> None:
         f = f"markets[{self.symbol}]"
@@ -209,13 +219,22 @@ class Market:
             "im_base",
             "im_min",
             "mm_base",
+            "order_fee_rate",
+            "order_margin_per_order",
         ):
             object.__setattr__(self, name, _float(getattr(self, name), f"{f}.{name}"))
-        if not isinstance(self.inverse, bool | np.bool_):
-            raise ConfigTypeError(
-                f"{f}.inverse: {self.inverse!r} must be true or false", field=f"{f}.inverse"
+        for name in ("inverse", "order_open_loss"):
+            value = getattr(self, name)
+            if not isinstance(value, bool | np.bool_):
+                raise ConfigTypeError(
+                    f"{f}.{name}: {value!r} must be true or false", field=f"{f}.{name}"
+                )
+            object.__setattr__(self, name, bool(value))
+        if self.order_value not in ORDER_VALUES:
+            raise ConfigError(
+                f"{f}.order_value: {self.order_value!r} is not one of {', '.join(ORDER_VALUES)}",
+                field=f"{f}.order_value",
             )
-        object.__setattr__(self, "inverse", bool(self.inverse))
         brackets = _rows(self.brackets, ("bound", "imr", "mmr"), f"{f}.brackets")
         object.__setattr__(self, "brackets", brackets)
 
@@ -524,4 +543,4 @@ def _build(cls: type[Any], kind: str, i: int, row: Any) -> Any:
         raise ConfigError(f"{kind}[{label}]: {e}", field=f"{kind}[{label}]") from None
 
 
-__all__ = ["MARKET_KINDS", "Asset", "Market", "Universe"]
+__all__ = ["MARKET_KINDS", "ORDER_VALUES", "Asset", "Market", "Universe"]
