@@ -346,12 +346,17 @@ class Book:
     def columns(self, universe: Universe) -> tuple[dict[str, Any], dict[str, Any]]:
         """(balances, positions) as numpy columns with symbols spelled out (object arrays of
         str, via ``universe`` where the book holds universe indices); ``side`` as names
-        (both / long / short)."""
+        (both / long / short) when the book holds hedge legs (a one-way book's columns are
+        those it was read with)."""
         a_names = [a.symbol for a in universe.assets]
         m_names = [m.symbol for m in universe.markets]
         b = {k: (v.symbols(a_names) if k == "asset" else v) for k, v in self.balances.items()}
         p = {k: (v.symbols(m_names) if k == "market" else v) for k, v in self.positions.items()}
-        p["side"] = np.array(POSITION_SIDES, dtype=object)[np.asarray(p["side"], dtype=np.intp)]
+        if self.has_sides:
+            names = np.array(POSITION_SIDES, dtype=object)
+            p["side"] = names[np.asarray(p["side"], dtype=np.intp)]
+        else:
+            del p["side"]
         return b, p
 
     def order_columns(self, universe: Universe) -> dict[str, Any] | None:
@@ -365,12 +370,9 @@ class Book:
         return o
 
     def to_arrow(self, universe: Universe) -> tuple[pa.Table, pa.Table]:
-        """The two tables as pyarrow Tables, symbols spelled out (string columns); ``side``
-        only when the book holds hedge legs (a one-way book writes as it was read). The
-        orders: :meth:`orders_to_arrow`."""
+        """The two tables as pyarrow Tables, symbols spelled out (string columns; ``side`` as
+        in :meth:`columns`). The orders: :meth:`orders_to_arrow`."""
         b, p = self.columns(universe)
-        if not self.has_sides:
-            del p["side"]
         return _arrow(b, ("asset",)), _arrow(p, ("market", "side"))
 
     def orders_to_arrow(self, universe: Universe) -> pa.Table | None:
@@ -460,6 +462,10 @@ def _orders(cols: Mapping[str, Any]) -> dict[str, Any]:
 def _sides(values: Any, names: tuple[str, ...], table: str, n: int) -> np.ndarray:
     """A side column as codes into ``names``: names in any case (the venues spell them
     BOTH / LONG / SHORT, BUY / SELL) or integer codes; anything else names its row."""
+    if isinstance(values, list | tuple):  # numpy would turn [1, "long"] into text
+        values = (
+            np.array(values, dtype=object) if any(isinstance(x, str) for x in values) else values
+        )
     a = _numpy(values, table, "side")
     if len(a) != n:
         raise BookError(
@@ -481,22 +487,21 @@ def _sides(values: Any, names: tuple[str, ...], table: str, n: int) -> np.ndarra
         return np.ascontiguousarray(a, dtype=np.uint8)
     lookup = {s: i for i, s in enumerate(names)}
     out = np.empty(n, dtype=np.uint8)
-    # Distinct cells first (a long column holds a handful of spellings).
-    cells, inverse = np.unique(a.astype(object), return_inverse=True)
-    codes = np.empty(len(cells), dtype=np.int64)
-    for j, x in enumerate(cells):
-        code = lookup.get(x.lower()) if isinstance(x, str) else None
+    seen: dict[Any, int] = {}  # a long column holds a handful of spellings
+    for r, x in enumerate(a.tolist()):
+        code = seen.get(x) if isinstance(x, str) else None
         if code is None:
-            r = int(np.argmax(inverse == j))
-            error = BookError if isinstance(x, str) else BookTypeError
-            raise error(
-                f"{table} row {r}: side {show(x)} is not one of {', '.join(names)}",
-                table=table,
-                row=r,
-                column="side",
-            )
-        codes[j] = code
-    out[:] = codes[inverse.reshape(-1)]
+            code = lookup.get(x.lower()) if isinstance(x, str) else None
+            if code is None:
+                error = BookError if isinstance(x, str) else BookTypeError
+                raise error(
+                    f"{table} row {r}: side {show(x)} is not one of {', '.join(names)}",
+                    table=table,
+                    row=r,
+                    column="side",
+                )
+            seen[x] = code
+        out[r] = code
     return out
 
 

@@ -98,10 +98,14 @@ def position_numbers(
 # ---- one account -----------------------------------------------------------------------
 @dataclass
 class AccountRows:
-    """One account's rows in universe indices (see :func:`account_rows`)."""
+    """One account's rows in universe indices (see :func:`account_rows`): ``sides`` holds
+    each position's side ("both", "long", "short"), ``orders`` its open orders as (market,
+    signed qty: > 0 buy, price, reduce_only)."""
 
     balances: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     positions: list[tuple[int, float, float, float]] = field(default_factory=list)
+    sides: list[str] = field(default_factory=list)
+    orders: list[tuple[int, float, float, bool]] = field(default_factory=list)
 
 
 @dataclass
@@ -179,7 +183,89 @@ def evaluate_account(
             out.adj_equity_maint += min(upnl, 0.0) + max(upnl, 0.0) * market.upnl_weight_maint
             out.im += im
             out.mm += mm
+    out.im += order_margin(universe, acct, asset_prices, marks)
     return out
+
+
+def _initial(market: Market, notional: float, size: float) -> float:
+    """Initial requirement of a position of ``notional`` (settle units) and ``size``."""
+    im, _ = bracket_requirement(tuple(market.brackets), notional)
+    if market.imf_factor > 0.0:
+        base = market.brackets[0][1]
+        im = max(im, notional * size_premium_weight(base, market.imf_factor, size))
+    return im
+
+
+def order_margin(
+    universe: Universe, acct: AccountRows, asset_prices: list[float], marks: list[float]
+) -> float:
+    """What an account's open orders add to its initial requirement, USD (docs/MODEL.md
+    "Open orders"). Per market and leg (a hedged market: buys with the long leg, sells
+    with the short leg; else every order with the net position): the initial requirement of
+    the worst case max(|P·mark + Σ bid values|, |P·mark − Σ ask values|) above the
+    position's own; plus each non-reduce-only order's open loss and two-way fee when the
+    market's rule has them, and a fixed amount per order (reduce-only ones included)."""
+    total = 0.0
+    markets = sorted({k for k, *_ in acct.orders})
+    for k in markets:
+        m = universe.markets[k]
+        mark = marks[k]
+        settle_price = asset_prices[universe.asset_index[m.settle]]
+        cs = m.contract_size
+
+        def notional(qty: float, price: float, m: Market = m, cs: float = cs) -> float:
+            return abs(qty) * cs / price if m.inverse else abs(qty) * cs * price
+
+        legs = {
+            side: qty
+            for (kk, qty, _, _), side in zip(acct.positions, acct.sides, strict=True)
+            if kk == k
+        }
+        hedged = any(side != "both" for side in legs)
+        # leg → [position qty, bid qty, ask qty, bid value, ask value]
+        book: dict[str, list[float]] = {}
+        extra = 0.0
+        orders = [o for o in acct.orders if o[0] == k]
+        for _, qty, price, reduce_only in orders:
+            if reduce_only:
+                continue
+            leg = ("long" if qty > 0 else "short") if hedged else "both"
+            row = book.setdefault(leg, [legs.get(leg, 0.0), 0.0, 0.0, 0.0, 0.0])
+            value = notional(qty, mark if m.order_value == "mark" else price)
+            if qty > 0:
+                row[1] += qty
+                row[3] += value
+            else:
+                row[2] += -qty
+                row[4] += value
+            if m.order_open_loss:
+                # Binance: qty × |min(0, dir × (mark − price))|, in settle units.
+                if m.inverse:
+                    pnl = qty * cs * (1.0 / price - 1.0 / mark)
+                else:
+                    pnl = qty * cs * (mark - price)
+                extra += max(0.0, -pnl)
+            if m.order_fee_rate > 0.0:
+                # Bybit: fee × (value at the order price + value at its bankruptcy price).
+                opened = notional(qty, price)
+                rate = _initial(m, opened, qty * cs) / opened
+                direction = 1.0 if qty > 0 else -1.0
+                bankruptcy = (
+                    price / (1.0 + direction * rate)
+                    if m.inverse
+                    else price * (1.0 - direction * rate)
+                )
+                extra += m.order_fee_rate * (opened + notional(qty, bankruptcy))
+        worst_case = 0.0
+        for position, bids, asks, bid_value, ask_value in book.values():
+            value = (1.0 if position >= 0 else -1.0) * notional(position, mark)
+            worst = max(abs(value + bid_value), abs(value - ask_value))
+            size = max(abs(position + bids), abs(position - asks)) * cs
+            own = _initial(m, abs(value), position * cs)
+            worst_case += max(0.0, _initial(m, worst, size) - own)
+        per_order = m.order_margin_per_order * len(orders)
+        total += (worst_case + extra + per_order) * settle_price
+    return total
 
 
 def margin_ratio(adj_equity_maint: float, mm: float) -> float:
@@ -209,16 +295,32 @@ def account_rows(universe: Universe, book: Book) -> dict[int, AccountRows]:
         for i, parts in by_asset.items():
             accounts[account].balances[i] = math.fsum(parts)
     p = book.positions
-    for account, code, qty, entry, iso in zip(
+    side_names = ("both", "long", "short")
+    for account, code, qty, entry, iso, side in zip(
         p["account"].tolist(),
         p["market"].codes.tolist(),
         p["qty"].tolist(),
         p["entry_price"].tolist(),
         p["isolated_margin"].tolist(),
+        p["side"].tolist(),
         strict=True,
     ):
         isolated = 0.0 if math.isnan(iso) else iso
         accounts[account].positions.append((market_of_code[code], qty, entry, isolated))
+        accounts[account].sides.append(side_names[side])
+    o = book.orders
+    if o is not None:
+        for account, code, side, qty, price, reduce_only in zip(
+            o["account"].tolist(),
+            o["market"].codes.tolist(),
+            o["side"].tolist(),
+            o["qty"].tolist(),
+            o["price"].tolist(),
+            o["reduce_only"].tolist(),
+            strict=True,
+        ):
+            signed = qty if side == 0 else -qty
+            accounts[account].orders.append((market_of_code[code], signed, price, reduce_only))
     return accounts
 
 
@@ -363,6 +465,7 @@ __all__ = [
     "evaluate_account",
     "greeks",
     "margin_ratio",
+    "order_margin",
     "portfolio_account",
     "position_numbers",
     "size_discounted_weight",

@@ -68,6 +68,8 @@ pub struct LiqColumns {
     pub market: Vec<u32>,
     /// The position's row in the input positions table.
     pub row: Vec<u32>,
+    /// Position side per row (a hedge leg has a liquidation price of its own).
+    pub side: Vec<u8>,
     pub liq_price: Vec<f64>,
 }
 
@@ -438,7 +440,8 @@ pub fn liquidation_prices(book: &GroupedBook, ctx: &MarginContext<'_>, how: LiqM
         account.extend(std::iter::repeat_n(book.accounts[a], offsets[a + 1] - offsets[a]));
     }
     let market = book.positions.code.iter().map(|&c| ctx.remap.market[c as usize]).collect();
-    LiqColumns { account, market, row: book.positions.row.clone(), liq_price: liq }
+    let side = book.positions.side.clone();
+    LiqColumns { account, market, row: book.positions.row.clone(), side, liq_price: liq }
 }
 
 #[cfg(test)]
