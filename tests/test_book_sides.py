@@ -345,3 +345,62 @@ def test_hedged_results_do_not_depend_on_row_order_or_threads(case, rnd):
     a = cm.Engine(u, threads=1).evaluate(rb.book(u))
     b = cm.Engine(u, threads=3).evaluate(rb.book(u, order))
     assert_results_identical(a, b)
+
+
+# ---- presets, venues, datasets -----------------------------------------------------------
+def test_presets_set_each_venues_open_order_rule():
+    from crossmargin.venues import presets
+
+    def rules(u: cm.Universe) -> set[tuple[object, ...]]:
+        return {
+            (m.order_value, m.order_open_loss, m.order_fee_rate, m.order_margin_per_order)
+            for m in u.markets
+            if not m.is_option
+        }
+
+    assert rules(presets.binance_usdm()) == {("limit", True, 0.0, 0.0)}
+    assert rules(presets.bybit_unified()) == {("limit", False, 0.0006, 0.0)}
+    assert rules(presets.drift_v2()) == {("mark", False, 0.0, 0.01)}
+    assert rules(presets.dydx_v4()) == {("mark", True, 0.0, 0.0)}
+
+
+def test_map_book_keeps_hedge_legs_and_refuses_orders():
+    from crossmargin.venues import presets
+
+    src = cm.Universe.demo()
+    pos = {
+        "account": [1, 1],
+        "market": ["BTCUSDT"] * 2,
+        "qty": [0.5, -0.2],
+        "entry_price": [9e4] * 2,
+        "side": ["long", "short"],
+    }
+    b = cm.Book.from_arrays({"account": [1], "asset": ["USDT"], "qty": [1e5]}, pos)
+    mapped, dropped = presets.map_book(b, src, presets.binance_usdm())
+    assert mapped.has_sides and dropped["positions_dropped"] == 0
+    assert sorted(np.asarray(mapped.positions["side"]).tolist()) == [1, 2]
+    o = {"account": [1], "market": ["BTCUSDT"], "side": ["buy"], "qty": [0.1], "price": [9e4]}
+    with_orders = cm.Book.from_arrays(b.balances, b.positions, o)
+    with pytest.raises(ConfigError, match="open orders are not carried over"):
+        presets.map_book(with_orders, src, presets.binance_usdm())
+
+
+def test_a_partitioned_dataset_keeps_legs_and_refuses_orders(tmp_path):
+    from crossmargin.distributed import sharded
+
+    u = _universe()
+    pos = {
+        "account": [1, 1, 2, 3, 3],
+        "market": ["BTCUSDT"] * 5,
+        "qty": [0.5, -0.2, 1.0, 0.0, -3.0],
+        "entry_price": [2e4] * 5,
+        "side": ["long", "short", "both", "long", "short"],
+    }
+    b = cm.Book.from_arrays({"account": [1, 2, 3], "asset": ["USDT"] * 3, "qty": [1e4] * 3}, pos)
+    folder = sharded.write_partitioned(b, u, tmp_path / "ds", 2)
+    back = sharded.read_partitioned(folder)
+    assert back.has_sides
+    assert_results_identical(cm.Engine(u).evaluate(back), cm.Engine(u).evaluate(b))
+    o = _orders(side=["buy"], qty=[0.1], price=[19_000.0])
+    with pytest.raises(BookError, match="has open orders"):
+        sharded.write_partitioned(_book(None, o), u, tmp_path / "ds2", 2)

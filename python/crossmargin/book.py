@@ -285,7 +285,7 @@ class Book:
     def nbytes(self) -> int:
         """Bytes of the input columns (the size a benchmark compares memory against)."""
         total = 0
-        for t in (self.balances, self.positions):
+        for t in (self.balances, self.positions, self.orders or {}):
             for v in t.values():
                 total += v.codes.nbytes if isinstance(v, SymbolColumn) else v.nbytes
         return total
