@@ -100,6 +100,9 @@ class SymbolColumn:
         return table[self.codes] if len(self.codes) else np.array([], dtype=object)
 
 
+_NO_SIDES = np.zeros(0, dtype=np.uint8)
+
+
 def _read_only(value: Any) -> Any:
     """A read-only view of a column (the data is shared, not copied)."""
     if isinstance(value, SymbolColumn):
@@ -110,8 +113,9 @@ def _read_only(value: Any) -> Any:
 
 
 class Book:
-    """Balances and positions, grouped by account once. Immutable (module docstring):
-    ``balances`` and ``positions`` are read-only mappings of read-only columns.
+    """Balances, positions (each with its side) and optional open orders, grouped by account
+    once. Immutable (module docstring): ``balances``, ``positions`` and ``orders`` are
+    read-only mappings of read-only columns.
 
     Build with :meth:`from_arrays`, :meth:`from_pandas`, :meth:`from_arrow`,
     :meth:`from_polars` or :func:`crossmargin.read_book`.
@@ -152,8 +156,10 @@ class Book:
         )
         b, p = self._balances, self._positions
         check_memory(book_bytes(len(b["qty"]), len(p["qty"]), converted=False), "grouping the book")
-        # The core reads the columns by name (asset / market: a SymbolColumn's codes).
-        self._grouped = _core.GroupedBook(b, p, self._orders)
+        # The core reads the columns by name (asset / market: a SymbolColumn's codes); a
+        # book without hedge legs hands it no sides (all one-way: nothing to check or read).
+        core_p = p if p["side"].any() else {**p, "side": _NO_SIDES}
+        self._grouped = _core.GroupedBook(b, core_p, self._orders)
         self._accounts: np.ndarray | None = None
         self._remaps: dict[tuple[tuple[str, ...], ...], tuple[np.ndarray, np.ndarray]] = {}
         self._groupings: dict[tuple[tuple[str, ...], ...], _core.BookView] = {}

@@ -250,12 +250,10 @@ def order_margin(
                 opened = notional(qty, price)
                 rate = _initial(m, opened, qty * cs) / opened
                 direction = 1.0 if qty > 0 else -1.0
-                bankruptcy = (
-                    price / (1.0 + direction * rate)
-                    if m.inverse
-                    else price * (1.0 - direction * rate)
-                )
-                extra += m.order_fee_rate * (opened + notional(qty, bankruptcy))
+                # Value at the bankruptcy price: price × (1 − d·rate), inverse
+                # price / (1 + d·rate) (value × (1 + d·rate)); none past a 100 % rate.
+                factor = 1.0 + direction * rate if m.inverse else 1.0 - direction * rate
+                extra += m.order_fee_rate * (opened + opened * max(0.0, factor))
         worst_case = 0.0
         for position, bids, asks, bid_value, ask_value in book.values():
             value = (1.0 if position >= 0 else -1.0) * notional(position, mark)

@@ -15,7 +15,8 @@
 //!   |min(0, dir × (mark − price))| over the non-reduce-only orders;
 //! - two-way fee (Bybit, "Order Cost (USDT Contract)"): Σ fee × (value at the order price +
 //!   value at the order's bankruptcy price price × (1 − dir × rate), or price / (1 + dir ×
-//!   rate) for an inverse contract), rate = the order's own initial rate;
+//!   rate) for an inverse contract, 0 when that price is not positive), rate = the order's
+//!   own initial rate;
 //! - per order (Drift `OPEN_ORDER_MARGIN_REQUIREMENT`): a fixed amount per open order.
 //!
 //! Hedge legs: a non-reduce-only buy opens (adds to) the long leg, a sell the short leg, so
@@ -194,9 +195,14 @@ pub fn order_margin<L: RowLookup>(
                 let open = c.notional(qty, price);
                 let rate = initial_requirement(&u.markets.brackets, &h, open, c.size_of(qty)) / open;
                 let dir = qty.signum();
-                let bankruptcy =
-                    if c.payoff == Payoff::Inverse { price / (1.0 + dir * rate) } else { price * (1.0 - dir * rate) };
-                line.fees += rule.fee_rate * (open + c.notional(qty, bankruptcy));
+                // The value at the bankruptcy price p·(1 − dir·rate), inverse p / (1 + dir·rate);
+                // 0 where that price is not positive / not finite (a rate of 100 % or more).
+                let close = if c.payoff == Payoff::Inverse {
+                    c.notional(qty, price) * (1.0 + dir * rate).max(0.0)
+                } else {
+                    c.notional(qty, price) * (1.0 - dir * rate).max(0.0)
+                };
+                line.fees += rule.fee_rate * (open + close);
             }
         }
         for leg in legs.iter().filter(|l| l.bid_qty > 0.0 || l.ask_qty > 0.0) {

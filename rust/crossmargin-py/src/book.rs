@@ -34,7 +34,7 @@ struct PositionsIn<'py> {
     qty: PyReadonlyArray1<'py, f64>,
     entry_price: PyReadonlyArray1<'py, f64>,
     isolated_margin: PyReadonlyArray1<'py, f64>,
-    /// 0 both, 1 long, 2 short (`crossmargin.book.SIDES`).
+    /// 0 both, 1 long, 2 short (`crossmargin.book.POSITION_SIDES`); empty: all one-way.
     side: PyReadonlyArray1<'py, u8>,
 }
 
