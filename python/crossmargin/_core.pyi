@@ -243,9 +243,9 @@ class GroupedBook:
 
     ``balances``: columns ``account``, ``asset`` (a code column), ``qty``; ``positions``:
     ``account``, ``market`` (a code column), ``qty``, ``entry_price``, ``isolated_margin``,
-    ``side`` (uint8: 0 both, 1 long, 2 short; empty: all one-way); ``orders`` (optional): ``account``, ``market``
-    (a code column sharing the positions' labels), ``side`` (uint8: 0 buy, 1 sell), ``qty``,
-    ``price``, ``reduce_only`` (bool).
+    ``side`` (uint8: 0 both, 1 long, 2 short; empty: all one-way); ``orders`` (optional):
+    ``account``, ``market`` (a code column sharing the positions' labels), ``side`` (uint8:
+    0 buy, 1 sell), ``qty``, ``price``, ``reduce_only`` (bool).
     """
 
     def __new__(

@@ -167,7 +167,7 @@ class FundingResult(Tabular):
         payments: Table,
         markets: Table,
         counterparty: Table,
-        book: Book | tuple[Mapping[str, Any], ...],
+        book: Book | tuple[Mapping[str, Any], ...] | tuple[Any, ...],
         market_code: np.ndarray | None = None,
     ) -> None:
         self.payments = payments

@@ -199,9 +199,10 @@ BINANCE_COLLATERAL = {
 
 # Open orders (docs/MODEL.md "Open orders"). Binance: max(|position notional + bid order
 # value|, |position notional − ask order value|) / leverage ("How to Calculate the Margin
-# Requirement on Binance Futures Trading", binance.com/en/support/faq/4f83b65d83654b5e933f85ef12bf769d)
-# plus the open loss ("How to Calculate the Cost Required to Open a Position in Perpetual
-# Futures Contracts", binance.com/en/support/faq/87fa7ee33b574f7084d42bd2ce2e463b).
+# Requirement on Binance Futures Trading",
+# binance.com/en/support/faq/4f83b65d83654b5e933f85ef12bf769d) plus the open loss ("How to
+# Calculate the Cost Required to Open a Position in Perpetual Futures Contracts",
+# binance.com/en/support/faq/87fa7ee33b574f7084d42bd2ce2e463b).
 BINANCE_ORDERS: dict[str, Any] = {"order_open_loss": True}
 # Bybit order cost = initial margin + fee to open + fee to close ("Order Cost (USDT
 # Contract)", help.bybit.com/hc/en-us/articles/900000169703), at the taker rate the page's
