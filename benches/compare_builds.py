@@ -1,10 +1,11 @@
 """Two builds of crossmargin on the same book, in one run: grouping and ``Engine.evaluate``.
 
-Each build runs in its own process (two compiled ``_core`` modules cannot share one); the
-builds alternate ``--rounds`` times, each child timing ``--reps`` groupings and three
-evaluations after each, and the best time per build and stage (wall and process CPU) is
-reported with the ratio new / old. The book is the seeded
-synthetic one (``crossmargin.synth.generate``), identical in both builds.
+Each build runs in its own process (two compiled ``_core`` modules cannot share one). Both
+processes build the same seeded synthetic book (``crossmargin.synth.generate``) once, then
+take turns, one timed repetition at a time (old, new, old, new, ...), so that both see the
+same machine load; each pair gives a ratio new / old. Reported per stage (grouping a book,
+one ``evaluate``; wall and process CPU time): the best time of each build and the median of
+the paired ratios, the robust number on a shared machine.
 
     python benches/compare_builds.py --old /tmp/old/python --new python --accounts 1000000
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -21,40 +23,23 @@ CHILD = r"""
 import json, sys, time
 import crossmargin as cm
 from crossmargin.synth import generate
-n, reps, threads = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+n, threads = int(sys.argv[1]), int(sys.argv[2])
 u = cm.Universe.demo()
 book = generate(u, n_accounts=n, seed=7)
 b, p = dict(book.balances), {k: v for k, v in book.positions.items() if k != "side"}
 engine = cm.Engine(u, threads=threads)
-out = {"group": [], "evaluate": [], "group_cpu": [], "evaluate_cpu": []}
-for _ in range(reps):
+fresh = cm.Book(b, p)
+engine.evaluate(fresh)  # binds the book to the universe (cached) and warms up
+print(json.dumps({"file": cm.__file__}), flush=True)
+for line in sys.stdin:
+    stage = line.strip()
     t, c = time.perf_counter(), time.process_time()
-    fresh = cm.Book(b, p)
-    out["group"].append(time.perf_counter() - t)
-    out["group_cpu"].append(time.process_time() - c)
-    engine.evaluate(fresh)  # binds the book to the universe (cached) and warms up
-    for _ in range(3):
-        t, c = time.perf_counter(), time.process_time()
+    if stage == "group":
+        cm.Book(b, p)
+    else:
         engine.evaluate(fresh)
-        out["evaluate"].append(time.perf_counter() - t)
-        out["evaluate_cpu"].append(time.process_time() - c)
-print(json.dumps({"file": cm.__file__, **out}))
+    print(json.dumps([time.perf_counter() - t, time.process_time() - c]), flush=True)
 """
-
-
-# Wall time and process CPU time (all threads; less sensitive to a loaded machine).
-STAGES = ("group", "evaluate", "group_cpu", "evaluate_cpu")
-
-
-def run(path: str, n: int, reps: int, threads: int) -> dict[str, list[float]]:
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(n), str(reps), str(threads)],
-        env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -62,27 +47,49 @@ def main() -> None:
     ap.add_argument("--old", required=True, help="PYTHONPATH of the baseline build")
     ap.add_argument("--new", required=True, help="PYTHONPATH of the build under test")
     ap.add_argument("--accounts", type=int, default=1_000_000)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pairs", type=int, default=15, help="timed pairs per stage")
+    ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
-    best: dict[str, dict[str, float]] = {"old": {}, "new": {}}
-    files = {}
     start = time.perf_counter()
-    for _ in range(a.rounds):
-        for name, path in (("old", a.old), ("new", a.new)):
-            r = run(path, a.accounts, a.reps, a.threads)
-            files[name] = r["file"]
-            for stage in STAGES:
-                best[name][stage] = min(best[name].get(stage, float("inf")), *r[stage])
-    report = {
-        "accounts": a.accounts,
-        "threads": a.threads,
-        "files": files,
-        "best_seconds": best,
-        "ratio_new_over_old": {s: best["new"][s] / best["old"][s] for s in STAGES},
-        "wall_seconds": time.perf_counter() - start,
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(a.accounts), str(a.threads)],
+            env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin"},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name, path in (("old", a.old), ("new", a.new))
     }
+    files = {name: json.loads(p.stdout.readline())["file"] for name, p in procs.items()}  # type: ignore[union-attr]
+
+    def once(name: str, stage: str) -> list[float]:
+        p = procs[name]
+        p.stdin.write(stage + "\n")  # type: ignore[union-attr]
+        p.stdin.flush()  # type: ignore[union-attr]
+        return json.loads(p.stdout.readline())  # type: ignore[union-attr]
+
+    times: dict[str, dict[str, list[list[float]]]] = {"old": {}, "new": {}}
+    for stage in ("group", "evaluate"):
+        for i in range(a.pairs):
+            order = ("old", "new") if i % 2 == 0 else ("new", "old")
+            for name in order:
+                times[name].setdefault(stage, []).append(once(name, stage))
+    for p in procs.values():
+        p.stdin.close()  # type: ignore[union-attr]
+        p.wait()
+    report: dict[str, object] = {"accounts": a.accounts, "threads": a.threads, "files": files}
+    for stage in ("group", "evaluate"):
+        for k, clock in enumerate(("wall", "cpu")):
+            old = [t[k] for t in times["old"][stage]]
+            new = [t[k] for t in times["new"][stage]]
+            report[f"{stage}_{clock}"] = {
+                "best_old": min(old),
+                "best_new": min(new),
+                "median_paired_ratio": statistics.median(n / o for n, o in zip(new, old)),
+                "ratio_of_bests": min(new) / min(old),
+            }
+    report["wall_seconds"] = time.perf_counter() - start
     print(json.dumps(report, indent=2))
 
 

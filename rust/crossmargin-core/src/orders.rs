@@ -137,8 +137,10 @@ struct Leg {
 
 /// What the orders of `rows` add to the account's initial requirement (USD), each market's
 /// numbers handed to `each` as they are summed. Orders are summed in (market, input row)
-/// order; a market's total enters the sum in ascending market code.
-#[inline]
+/// order; a market's total enters the sum in ascending market code. Kept out of line (and
+/// cold): the standard kernel's loop over a book without orders stays as it was.
+#[cold]
+#[inline(never)]
 pub fn order_margin<L: RowLookup>(
     rows: &AccountRows<'_>,
     ctx: &MarginContext<'_>,
