@@ -8,6 +8,8 @@ one ``evaluate``; wall and process CPU time): the best time of each build and th
 the paired ratios, the robust number on a shared machine.
 
     python benches/compare_builds.py --old /tmp/old/python --new python --accounts 1000000
+
+benches/compare_builds.book_sides.json holds the run behind the book-sides branch.
 """
 
 from __future__ import annotations
@@ -86,7 +88,9 @@ def main() -> None:
             report[f"{stage}_{clock}"] = {
                 "best_old": min(old),
                 "best_new": min(new),
-                "median_paired_ratio": statistics.median(n / o for n, o in zip(new, old)),
+                "median_paired_ratio": statistics.median(
+                    n / o for n, o in zip(new, old, strict=True)
+                ),
                 "ratio_of_bests": min(new) / min(old),
             }
     report["wall_seconds"] = time.perf_counter() - start
