@@ -404,3 +404,30 @@ def test_a_partitioned_dataset_keeps_legs_and_refuses_orders(tmp_path):
     o = _orders(side=["buy"], qty=[0.1], price=[19_000.0])
     with pytest.raises(BookError, match="has open orders"):
         sharded.write_partitioned(_book(None, o), u, tmp_path / "ds2", 2)
+
+
+def test_hedge_legs_pay_funding_each_and_keep_their_orders_and_stress_and_solvency_run():
+    # Binance: Funding Amount = Mark Price × Size × Funding Rate, per position: a hedged
+    # account's long leg pays and its short leg receives (its net only is exposed).
+    u = _universe(imr=0.1, mark=50_000.0)
+    pos = {
+        "account": [1, 1, 2],
+        "market": ["BTCUSDT"] * 3,
+        "qty": [2.0, -1.5, -0.5],
+        "entry_price": [5e4] * 3,
+        "side": ["long", "short", "both"],
+    }
+    o = _orders(side=["buy"], qty=[0.1], price=[49_000.0])
+    b = cm.Book.from_arrays({"account": [1, 2], "asset": ["USDT"] * 2, "qty": [1e4, 1e4]}, pos, o)
+    e = cm.Engine(u)
+    fr = e.apply_funding(b, {"BTCUSDT": 0.0001})
+    assert fr.payments.payment.tolist() == [-10.0, 7.5, 2.5]
+    assert fr.check_zero_sum()
+    assert fr.book.has_sides and fr.book.has_orders
+    assert fr.book.positions["side"].tolist() == b.positions["side"].tolist()
+    st = e.stress(b, {"crash": {"BTC": -0.5}})
+    ref = reference.evaluate(u, b, prices={"BTC": 25_000.0})
+    # the stress matrix holds adj_equity_maint − mm per scenario: orders never enter it
+    want = np.asarray(ref["adj_equity_maint"]) - np.asarray(ref["mm"])
+    np.testing.assert_allclose(st.matrix[:, 0], want, rtol=1e-12)
+    assert len(e.solvency(b).accounts) == 2
