@@ -324,8 +324,10 @@ def test_a_book_with_orders_round_trips_through_parquet_and_csv(tmp_path):
 
 # ---- engine == reference -----------------------------------------------------------------
 @settings(max_examples=200, deadline=None)
-@given(universe_and_book(hedged=True, orders=True))
+@given(universe_and_book(hedged=True, orders=True, venue_rules=True))
 def test_engine_matches_reference_on_hedged_books_with_orders(case):
+    # markets with requirement shapes, valuation basis and fee reserve too: a hedge leg and
+    # an order's worst case get the market's shape like any position
     u, rb = case
     b = rb.book(u)
     got = cm.Engine(u, threads=2).evaluate(b)
@@ -359,7 +361,12 @@ def test_presets_set_each_venues_open_order_rule():
         }
 
     assert rules(presets.binance_usdm()) == {("limit", True, 0.0, 0.0)}
-    assert rules(presets.bybit_unified()) == {("limit", False, 0.0006, 0.0)}
+    # BTCUSDT at the order-cost page's 0.06 %; the inverse BTCUSD at its own taker fee (the
+    # rate its liquidation-fee reserve uses).
+    assert rules(presets.bybit_unified()) == {
+        ("limit", False, 0.0006, 0.0),
+        ("limit", False, presets.BYBIT_TAKER_FEE, 0.0),
+    }
     assert rules(presets.drift_v2()) == {("mark", False, 0.0, 0.01)}
     assert rules(presets.dydx_v4()) == {("mark", True, 0.0, 0.0)}
 

@@ -22,6 +22,11 @@ Presets:
   https://support.deribit.com/hc/en-us/articles/25944756247837-Portfolio-Margin and
   https://docs.paradex.trade/risk/portfolio-margin (vol shocks +40% / −22% relative,
   scaled by (30 / days to expiry)^0.30).
+- :func:`deribit`: Deribit's legacy portfolio margin as published
+  (https://www.deribit.com/docs/category/uncategorized/, "Portfolio margin"): price moves up to
+  ±12.5 %, implied volatility moves of ±40 % × √(30 / days to expiry), a contingency of 1 % of
+  the underlying value of all options (long and short) and of 2 % of offsetting futures. Its
+  25 % contingency on vega offset across expiries is not modelled.
 """
 
 from __future__ import annotations
@@ -44,14 +49,18 @@ class UnderlyingPortfolio:
     fraction of the scenario's P&L that counts (1, or a cover fraction for extreme moves).
 
     ``short_option_min``: per short option contract, a fraction of the underlying's value
-    (Deribit: 0.01 BTC per short option). ``delta_rate``: the delta model's charge per USD of
-    net delta (default: the largest full-weight price move). ``vol_power``: volatility moves
-    scale by (30 / days to expiry)^vol_power.
+    (Deribit: 0.01 BTC per short option). ``option_contingency``: per option contract, long
+    or short, a fraction of the underlying's value. ``futures_offset``: a fraction of the
+    offsetting perps and futures, min(long, short) USD delta. ``delta_rate``: the delta
+    model's charge per USD of net delta (default: the largest full-weight price move).
+    ``vol_power``: volatility moves scale by (30 / days to expiry)^vol_power.
     """
 
     scenarios: Sequence[Scenario]
     short_option_min: float = 0.0
     delta_rate: float | None = None
+    option_contingency: float = 0.0
+    futures_offset: float = 0.0
     vol_power: float = 0.0
     vol_relative: bool = False
 
@@ -68,7 +77,13 @@ class UnderlyingPortfolio:
             full = [abs(p) for p, _, w in rows if w >= 1.0] or [abs(p) for p, _, _ in rows]
             object.__setattr__(self, "delta_rate", max(full, default=0.0))
         # The types the core reads these fields as.
-        for name in ("short_option_min", "delta_rate", "vol_power"):
+        for name in (
+            "short_option_min",
+            "delta_rate",
+            "vol_power",
+            "option_contingency",
+            "futures_offset",
+        ):
             object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "vol_relative", bool(self.vol_relative))
 
@@ -150,7 +165,35 @@ def crypto(
     )
 
 
-PRESETS = {"span16": span16, "crypto": crypto}
+def deribit(
+    price_range: float = 0.125,
+    buckets: int = 11,
+    vol_move: float = 0.40,
+    option_contingency: float = 0.01,
+    futures_offset: float = 0.02,
+    **kw: Any,
+) -> UnderlyingPortfolio:
+    """Deribit's legacy portfolio margin (https://www.deribit.com/docs/category/uncategorized/,
+    "Portfolio margin"): ``buckets`` price moves over ±price_range (12.5 %), each with implied
+    volatility up / unchanged / down by ``vol_move`` (40 %, relative) × √(30 / days to
+    expiry); a contingency of ``option_contingency`` (1 %) of the underlying value of every
+    option, long or short, and of ``futures_offset`` (2 %) of offsetting futures (long
+    100 BTC in one future and short 100 BTC in another: 2 BTC)."""
+    if buckets < 2:
+        raise ConfigError("deribit.buckets: at least 2", field="deribit.buckets")
+    moves = [-price_range + 2 * price_range * i / (buckets - 1) for i in range(buckets)]
+    return UnderlyingPortfolio.grid(
+        moves,
+        (vol_move, 0.0, -vol_move),
+        vol_power=0.5,
+        vol_relative=True,
+        option_contingency=option_contingency,
+        futures_offset=futures_offset,
+        **kw,
+    )
+
+
+PRESETS = {"span16": span16, "crypto": crypto, "deribit": deribit}
 
 
 @dataclass(frozen=True)
@@ -203,7 +246,7 @@ class PortfolioConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> PortfolioConfig:
         """The TOML layout: ``im_factor``, ``hybrid_floor``, ``offsets = [[a, b, rate], ...]``,
         ``[portfolio.default]`` and ``[portfolio.underlyings.NAME]`` tables, each either
-        ``preset = "span16" | "crypto"`` with the preset's arguments, or ``scenarios =
+        ``preset = "span16" | "crypto" | "deribit"`` with the preset's arguments, or ``scenarios =
         [[price, vol, weight], ...]`` with the UnderlyingPortfolio fields."""
         known = {"underlyings", "default", "offsets", "im_factor", "hybrid_floor"}
         for key in data:
@@ -247,5 +290,6 @@ __all__ = [
     "Scenario",
     "UnderlyingPortfolio",
     "crypto",
+    "deribit",
     "span16",
 ]

@@ -69,22 +69,18 @@ from crossmargin.cascade import (  # noqa: E402
     SqrtImpact,
 )
 from crossmargin.prices import resolve, underlying_spots  # noqa: E402
+from crossmargin.result import MARGIN_COLUMNS  # noqa: E402
 
 INT64_MIN = int(np.iinfo(np.int64).min)
 INT64_MAX = int(np.iinfo(np.int64).max)
 
-#: The float columns of a MarginResult, its booleans, and every column in order.
-FLOAT_COLUMNS = (
-    "equity",
-    "upnl",
-    "adj_equity_initial",
-    "adj_equity_maint",
-    "im",
-    "mm",
-    "free_collateral",
-)
+#: The float columns of a MarginResult, its booleans, and every column in order
+#: (result.MARGIN_COLUMNS).
 BOOL_COLUMNS = ("liquidatable", "bankrupt")
-ALL_COLUMNS = ("account", *FLOAT_COLUMNS, "margin_ratio", *BOOL_COLUMNS)
+FLOAT_COLUMNS = tuple(
+    c for c in MARGIN_COLUMNS if c not in ("account", "margin_ratio", *BOOL_COLUMNS)
+)
+ALL_COLUMNS = MARGIN_COLUMNS
 
 
 # ---- comparing results -------------------------------------------------------------------
@@ -329,14 +325,43 @@ def order_rules(draw: st.DrawFn) -> dict[str, Any]:
 
 _order_rules = order_rules
 
+requirement_shapes = st.sampled_from(cm.universe.REQUIREMENT_SHAPES)
+
 
 @st.composite
-def universes(draw: st.DrawFn, options: bool = False, order_rules: bool = False) -> cm.Universe:
+def venue_rules(draw: st.DrawFn, brackets: list[tuple[float, float, float]]) -> dict[str, Any]:
+    """A perp's or future's venue rules (docs/MODEL.md "Requirement shapes", "Valuation
+    basis", "Liquidation-fee reserve") over ``brackets``: Market keyword arguments, the
+    brackets included (a ``size_scaled`` mode keeps one bracket, the first one's rates)."""
+    shapes = (draw(requirement_shapes), draw(requirement_shapes))
+    slope = draw(st.sampled_from([1e-7, 1e-6, 1e-5]))
+    if "size_scaled" in shapes:
+        brackets = [(math.inf, brackets[0][1], brackets[0][2])]
+    return {
+        "brackets": brackets,
+        "im_shape": shapes[0],
+        "mm_shape": shapes[1],
+        "rate_slope_initial": slope if shapes[0] == "size_scaled" else 0.0,
+        "rate_slope_maint": slope if shapes[1] == "size_scaled" else 0.0,
+        "maint_basis": draw(st.sampled_from(cm.universe.VALUATION_BASES)),
+        "liquidation_fee": draw(st.sampled_from([0.0, 0.00075, 0.01])),
+    }
+
+
+_venue_rules = venue_rules
+
+
+@st.composite
+def universes(
+    draw: st.DrawFn, options: bool = False, order_rules: bool = False, venue_rules: bool = False
+) -> cm.Universe:
     """A random valid universe: 1–4 assets ``A0``…, 0–4 markets ``M0``… (perp or future,
     linear or inverse, settled in a random asset, on an underlying that is an asset's
     symbol or an index ``IX0``/``IX1``), sometimes with a configured underlying price.
     ``options=True``: also 0–3 option markets ``O0``… (:func:`option_markets`);
-    ``order_rules=True``: each perp's or future's open-order rule drawn too."""
+    ``order_rules=True``: each perp's or future's open-order rule drawn too;
+    ``venue_rules=True``: its requirement shapes, valuation basis and fee reserve too
+    (:func:`venue_rules`)."""
     n_assets = draw(st.integers(1, 4))
     assets = [draw(assets_strategy(f"A{i}")) for i in range(n_assets)]
     markets = []
@@ -346,6 +371,8 @@ def universes(draw: st.DrawFn, options: bool = False, order_rules: bool = False)
         contract_size = draw(st.floats(min_value=1e-3, max_value=100.0))
         # Bracket bounds in settle-asset notional of a "typical" position.
         typical = contract_size / mark if inverse else contract_size * mark
+        brackets = draw(brackets_strategy(typical * 10.0))
+        rules = draw(_venue_rules(brackets)) if venue_rules else {"brackets": brackets}
         markets.append(
             cm.Market(
                 f"M{k}",
@@ -353,10 +380,10 @@ def universes(draw: st.DrawFn, options: bool = False, order_rules: bool = False)
                 draw(st.sampled_from([a.symbol for a in assets])),
                 draw(st.sampled_from([a.symbol for a in assets] + ["IX0", "IX1"])),
                 mark,
-                draw(brackets_strategy(typical * 10.0)),
                 contract_size=contract_size,
                 inverse=inverse,
                 imf_factor=draw(imf_factors),
+                **rules,
                 **draw(upnl_weight_pairs()),  # type: ignore[arg-type]
                 **(draw(_order_rules()) if order_rules else {}),
             )
@@ -553,10 +580,12 @@ def universe_and_book(
     options: bool = False,
     hedged: bool = False,
     orders: bool = False,
+    venue_rules: bool = False,
 ) -> tuple[cm.Universe, RandomBook]:
     """A universe (:func:`universes`) and a random book of it (:func:`random_books`);
-    ``hedged`` / ``orders`` as there (``orders`` also draws the markets' order rules)."""
-    u = draw(universes(options=options, order_rules=orders))
+    ``hedged`` / ``orders`` as there (``orders`` also draws the markets' order rules;
+    ``venue_rules`` the markets' shapes, valuation basis and fee reserve)."""
+    u = draw(universes(options=options, order_rules=orders, venue_rules=venue_rules))
     return u, draw(random_books(u, max_rows=max_rows, hedged=hedged, orders=orders))
 
 

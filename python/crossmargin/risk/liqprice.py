@@ -17,6 +17,10 @@ A hedged book (docs/MODEL.md "Book") adds ``side``: each leg has a liquidation p
 own (a cross leg's is its account's, at its market's mark; an isolated leg's its own).
 NaN where no price within a million-fold move reaches maintenance, for zero positions and
 for option positions.
+
+``bankruptcy_price`` is found the same way for the price at which the pool (the account's
+adjusted maintenance equity, or the isolated margin and uPnL) is worth nothing net of its
+closing-fee reserves (docs/MODEL.md "Bankruptcy price").
 """
 
 from __future__ import annotations
@@ -51,9 +55,9 @@ def liquidation_prices(
     prices: PriceOverrides = None,
     move: LiqMove = "underlying",
 ) -> Table:
-    """Table(account, market, row, [side,] liq_price) of ``book`` (bound to ``universe``, which
-    ``engine`` holds compiled): see the module docstring; the implementation of
-    :meth:`crossmargin.Engine.liquidation_prices`."""
+    """Table(account, market, row, [side,] liq_price, bankruptcy_price) of ``book`` (bound to
+    ``universe``, which ``engine`` holds compiled): see the module docstring; the
+    implementation of :meth:`crossmargin.Engine.liquidation_prices`."""
     check_move(move)
     u = universe
     cols = engine.liquidation_prices(book, resolve(u, prices), move)
@@ -66,7 +70,9 @@ def liquidation_prices(
     side = np.asarray(cols["side"])
     if side.any():
         out["side"] = np.array(_core.POSITION_SIDES, dtype=object)[side.astype(np.intp)]
-    return Table({**out, "liq_price": cols["liq_price"]})
+    return Table(
+        {**out, "liq_price": cols["liq_price"], "bankruptcy_price": cols["bankruptcy_price"]}
+    )
 
 
 __all__ = ["LIQ_MOVES", "S_MAX", "S_MIN", "LiqMove", "check_move", "liquidation_prices"]

@@ -17,6 +17,9 @@
 //!   value at the order's bankruptcy price price × (1 − dir × rate), or price / (1 + dir ×
 //!   rate) for an inverse contract, 0 when that price is not positive), rate = the order's
 //!   own initial rate;
+//! - every initial requirement here is the market's initial requirement shape (continuous /
+//!   step brackets, size-scaled rate, size premium: [`crate::margin::requirement_of`]),
+//!   valued like a position's (at the settle asset's ask under two-sided valuation);
 //! - per order (Drift `OPEN_ORDER_MARGIN_REQUIREMENT`): a fixed amount per open order.
 //!
 //! Hedge legs: a non-reduce-only buy opens (adds to) the long leg, a sell the short leg, so
@@ -27,9 +30,8 @@ use crate::book::{AccountRows, GroupedBook, SIDE_BOTH, SIDE_LONG, SIDE_SHORT};
 use crate::brackets::BracketTable;
 use crate::contract::Payoff;
 use crate::error::{CoreError, Result, Table};
-use crate::imf;
 use crate::limits::MAX_AMOUNT;
-use crate::margin::{MarginContext, MarketCall, RowLookup};
+use crate::margin::{requirement_of, MarginContext, MarketCall, RowLookup};
 use crate::universe::{MarketHot, MarketKind, Universe};
 
 /// How a market's open orders lock initial margin (docs/MODEL.md "Open orders").
@@ -93,16 +95,12 @@ pub fn check_markets(book: &GroupedBook, u: &Universe, market_remap: &[u32]) -> 
     }
 }
 
-/// The initial requirement (settle units) of a position of `notional` and signed `size`:
-/// the bracket requirement, at least the size premium on the first bracket's initial rate
-/// (the initial half of [`crate::margin::position_margin_hot`]).
+/// The initial requirement (settle units) of `qty` contracts whose notional is `notional`:
+/// the market's initial requirement shape (continuous / step brackets, size-scaled rate) and
+/// the size premium — the initial half of [`crate::margin::requirement_of`].
 #[inline]
-fn initial_requirement(brackets: &BracketTable, h: &MarketHot, notional: f64, size: f64) -> f64 {
-    let mut r = brackets.requirement_in(h.tiers.0 as usize, h.tiers.1 as usize, notional)[0];
-    if h.imf_factor > 0.0 {
-        r = r.max(notional * imf::premium(h.base_rate[0], imf::premium_term(h.imf_factor, size)));
-    }
-    r
+fn initial_requirement(brackets: &BracketTable, h: &MarketHot, notional: f64, qty: f64) -> f64 {
+    requirement_of(brackets, h, qty, notional)[0]
 }
 
 /// One market's order margin, as an explanation reports it (settle units converted to USD).
@@ -153,7 +151,9 @@ pub fn order_margin<L: RowLookup>(
     while i < n {
         let code = rows.ord_code[i];
         let j = i + rows.ord_code[i..].iter().take_while(|&&c| c == code).count();
-        let MarketCall { index: k, mark, settle_price, hot: h } = lookup.market(code);
+        let MarketCall { index: k, mark, settle_price, hot: h, settle_side } = lookup.market(code);
+        // Two-sided valuation: a requirement is valued at the settle asset's ask, as a position's.
+        let usd = settle_price * settle_side.map_or(1.0, |f| f[1]);
         let rule = &u.markets.order_rule[k];
         let c = &h.contract;
         // This market's position rows (sorted by code, then side: both, long, short).
@@ -195,7 +195,7 @@ pub fn order_margin<L: RowLookup>(
             }
             if rule.fee_rate > 0.0 {
                 let open = c.notional(qty, price);
-                let rate = initial_requirement(&u.markets.brackets, &h, open, c.size_of(qty)) / open;
+                let rate = initial_requirement(&u.markets.brackets, &h, open, qty) / open;
                 let dir = qty.signum();
                 // The value at the bankruptcy price p·(1 − dir·rate), inverse p / (1 + dir·rate);
                 // 0 where that price is not positive / not finite (a rate of 100 % or more).
@@ -211,18 +211,18 @@ pub fn order_margin<L: RowLookup>(
             // Signed position value at the mark; the worst case of all bids or all asks filling.
             let position = c.value(leg.qty, mark);
             let worst = (position + leg.bid_value).abs().max((position - leg.ask_value).abs());
-            let worst_size = c.size_of((leg.qty + leg.bid_qty).abs().max((leg.qty - leg.ask_qty).abs()));
-            let own = initial_requirement(&u.markets.brackets, &h, position.abs(), c.size_of(leg.qty));
-            let with_orders = initial_requirement(&u.markets.brackets, &h, worst, worst_size);
+            let worst_qty = (leg.qty + leg.bid_qty).abs().max((leg.qty - leg.ask_qty).abs());
+            let own = initial_requirement(&u.markets.brackets, &h, position.abs(), leg.qty);
+            let with_orders = initial_requirement(&u.markets.brackets, &h, worst, worst_qty);
             line.worst_case += (with_orders - own).max(0.0);
         }
         line.per_order = rule.per_order * (j - i) as f64;
         let settle = line.worst_case + line.open_loss + line.fees + line.per_order;
-        line.worst_case *= settle_price;
-        line.open_loss *= settle_price;
-        line.fees *= settle_price;
-        line.per_order *= settle_price;
-        line.requirement = settle * settle_price;
+        line.worst_case *= usd;
+        line.open_loss *= usd;
+        line.fees *= usd;
+        line.per_order *= usd;
+        line.requirement = settle * usd;
         total += line.requirement;
         each(&line);
         i = j;

@@ -17,6 +17,7 @@ fn universe() -> Universe {
         liability_weight: [1.2, 1.1],
         haircut_tiers: if s == "BTC" { vec![(100_000.0, 1.0), (f64::INFINITY, 0.8)] } else { vec![] },
         imf_factor: 0.0,
+        bid_ask: None,
     };
     let market = |s: &str, settle: &str, inverse: bool, cs: f64| MarketSpec {
         symbol: s.into(),
@@ -35,6 +36,7 @@ fn universe() -> Universe {
         upnl_weight: [0.5, 0.8],
         option: None,
         orders: Default::default(),
+        rules: Default::default(),
     };
     Universe::new(
         &[asset("USDT", 1.0, 1.0), asset("BTC", 50_000.0, 0.9)],

@@ -38,6 +38,7 @@ pub fn liquidation_prices<'py>(
     out.set_item("row", cols.row.into_pyarray(py))?;
     out.set_item("side", cols.side.into_pyarray(py))?;
     out.set_item("liq_price", cols.liq_price.into_pyarray(py))?;
+    out.set_item("bankruptcy_price", cols.bankruptcy_price.into_pyarray(py))?;
     Ok(out)
 }
 

@@ -3,9 +3,9 @@
 //! not hold as numbers (each market's reference mark, an option's expiry in years) come
 //! alongside, one per market.
 
-use crossmargin_core::brackets::Bracket;
+use crossmargin_core::brackets::{Bracket, Shape};
 use crossmargin_core::orders::OrderRule;
-use crossmargin_core::{AssetSpec, CoreError, MarketKind, MarketSpec, OptionSpec, Universe};
+use crossmargin_core::{AssetSpec, Basis, CoreError, MarketKind, MarketRules, MarketSpec, OptionSpec, Universe};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -36,10 +36,15 @@ struct AssetIn {
     liability_weight_maint: f64,
     haircut_tiers: Option<Vec<(f64, f64)>>,
     imf_factor: f64,
+    bid: Option<f64>,
+    ask: Option<f64>,
 }
 
 impl From<AssetIn> for AssetSpec {
     fn from(a: AssetIn) -> Self {
+        // One side given: the other is the price.
+        let bid_ask =
+            (a.bid.is_some() || a.ask.is_some()).then(|| (a.bid.unwrap_or(a.price), a.ask.unwrap_or(a.price)));
         AssetSpec {
             symbol: a.symbol,
             price: a.price,
@@ -47,8 +52,28 @@ impl From<AssetIn> for AssetSpec {
             liability_weight: [a.liability_weight_initial, a.liability_weight_maint],
             haircut_tiers: a.haircut_tiers.unwrap_or_default(),
             imf_factor: a.imf_factor,
+            bid_ask,
         }
     }
+}
+
+/// The requirement shapes by name (exported as `_core.REQUIREMENT_SHAPES`).
+pub fn shape_names() -> Vec<&'static str> {
+    Shape::NAMES.iter().map(|(n, _)| *n).collect()
+}
+
+/// The valuation bases by name (exported as `_core.VALUATION_BASES`).
+pub fn basis_names() -> Vec<&'static str> {
+    Basis::NAMES.iter().map(|(n, _)| *n).collect()
+}
+
+fn parse_named<T>(
+    value: &str,
+    field: String,
+    parse: impl Fn(&str) -> Option<T>,
+    names: &[&str],
+) -> Result<T, CoreError> {
+    parse(value).ok_or_else(|| CoreError::config(field, format!("'{value}' is not one of {}", names.join(", "))))
 }
 
 /// A market, read by attribute (`crossmargin.universe.Market`); its mark and an option's
@@ -76,6 +101,12 @@ struct MarketIn {
     order_open_loss: bool,
     order_fee_rate: f64,
     order_margin_per_order: f64,
+    im_shape: String,
+    mm_shape: String,
+    rate_slope_initial: f64,
+    rate_slope_maint: f64,
+    maint_basis: String,
+    liquidation_fee: f64,
 }
 
 impl MarketIn {
@@ -103,6 +134,19 @@ impl MarketIn {
             fee_rate: self.order_fee_rate,
             per_order: self.order_margin_per_order,
         };
+        let f = format!("markets[{}]", self.symbol);
+        let shapes = shape_names();
+        let shape = [
+            parse_named(&self.im_shape, format!("{f}.im_shape"), Shape::parse, &shapes)?,
+            parse_named(&self.mm_shape, format!("{f}.mm_shape"), Shape::parse, &shapes)?,
+        ];
+        let maint_basis = parse_named(&self.maint_basis, format!("{f}.maint_basis"), Basis::parse, &basis_names())?;
+        let rules = MarketRules {
+            shape,
+            rate_slope: [self.rate_slope_initial, self.rate_slope_maint],
+            maint_basis,
+            liquidation_fee: self.liquidation_fee,
+        };
         // Missing option terms become NaN: the core names the field.
         let option = (kind == MarketKind::Option).then(|| OptionSpec {
             call: self.option_type.as_deref() == Some("call"),
@@ -127,6 +171,7 @@ impl MarketIn {
             upnl_weight: [self.upnl_weight_initial, self.upnl_weight_maint],
             option,
             orders,
+            rules,
         })
     }
 }
