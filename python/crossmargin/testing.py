@@ -371,14 +371,18 @@ def universes(
         contract_size = draw(st.floats(min_value=1e-3, max_value=100.0))
         # Bracket bounds in settle-asset notional of a "typical" position.
         typical = contract_size / mark if inverse else contract_size * mark
+        # drawn in this order so that venue_rules=False draws what it always drew
+        kind = draw(st.sampled_from(["perp", "future"]))
+        settle = draw(st.sampled_from([a.symbol for a in assets]))
+        underlying = draw(st.sampled_from([a.symbol for a in assets] + ["IX0", "IX1"]))
         brackets = draw(brackets_strategy(typical * 10.0))
         rules = draw(_venue_rules(brackets)) if venue_rules else {"brackets": brackets}
         markets.append(
             cm.Market(
                 f"M{k}",
-                draw(st.sampled_from(["perp", "future"])),
-                draw(st.sampled_from([a.symbol for a in assets])),
-                draw(st.sampled_from([a.symbol for a in assets] + ["IX0", "IX1"])),
+                kind,
+                settle,
+                underlying,
                 mark,
                 contract_size=contract_size,
                 inverse=inverse,
