@@ -138,7 +138,7 @@ def test_the_other_tables_are_there_by_name(results: dict[str, Any]) -> None:
     assert names["CascadeResult"] == ["events", "rounds", "ledger"]
     assert names["FundingResult"] == ["payments", "markets", "counterparty"]
     assert names["SolvencyResult"] == ["accounts", "assets", "assets_stressed"]
-    assert names["Explanation"] == ["positions", "balances", "checks"]
+    assert names["Explanation"] == ["positions", "balances", "orders", "checks"]
     assert names["ShardedMargin"] == ["top", "histogram"]
     st = results["StressResult"]
     matrix = st.tables["matrix"]

@@ -343,11 +343,12 @@ def test_dydx_open_interest_scaling_from_the_markets_payload() -> None:
 def test_each_venue_fixture_imports_into_a_universe_and_book(venue: str) -> None:
     u, acc = load(venue, FIX / venue / "params", FIX / venue / "accounts")
     assert len(acc.accounts) >= 1 and len(acc.reported) == len(acc.accounts)
-    if not acc.hedged:
-        book = acc.book()
-        r = cm.Engine(u, threads=1).evaluate(book)
-        assert np.isfinite(r.equity).all()
-        assert set(r.account) == set(acc.accounts["account"])
+    # hedge-mode payloads (Binance's "hedge" sample) load too: the book reads ``side``
+    book = acc.book()
+    r = cm.Engine(u, threads=1).evaluate(book)
+    assert np.isfinite(r.equity).all()
+    assert set(r.account) == set(acc.accounts["account"])
+    assert bool(np.any(book.positions["side"] != 0)) == acc.hedged
     # The universe round-trips through TOML (what `crossmargin import` writes).
     from crossmargin.venues import to_toml
 
@@ -488,6 +489,45 @@ def test_bybit_hedge_mode_and_isolated_rows() -> None:
                                               "unrealisedPnl": "-1"}]}]}}  # fmt: skip
     with pytest.raises(cm.BookError, match=r"needs position-list\.json"):
         bybit.accounts({"w": {"wallet-balance": wallet}})
+
+
+def test_bybit_hedge_mode_payload_is_margined_leg_by_leg() -> None:
+    # Both legs of BTCUSD in one account (positionIdx 1 / 2, cross): the book keeps them
+    # apart and the engine margins each leg on its own (docs/MODEL.md "Book"), with the
+    # market's step shape, entry-basis maintenance and fee reserve like any position.
+    rows = [
+        {"symbol": "BTCUSD", "side": "Buy", "size": "3000", "avgPrice": "30000",
+         "positionIdx": 1, "tradeMode": 0},
+        {"symbol": "BTCUSD", "side": "Sell", "size": "1000", "avgPrice": "31000",
+         "positionIdx": 2, "tradeMode": 0},
+    ]  # fmt: skip
+    wallet = {"result": {"list": [{"coin": [{"coin": "BTC", "walletBalance": "1",
+                                              "unrealisedPnl": "0"}]}]}}  # fmt: skip
+    acc = bybit.accounts(
+        {"h": {"position-list": {"result": {"list": rows}}, "wallet-balance": wallet}}
+    )
+    assert acc.hedged
+    u = bybit.universe(params("bybit"), marks={"BTCUSD": 30_500.0, "BTCUSDT": 30_500.0})
+    book = acc.book()
+    assert book.positions["side"].tolist() == [1, 2]  # long, short (_core.POSITION_SIDES)
+    engine = cm.Engine(u, threads=1)
+    r = engine.evaluate(book)
+    legs = per_position(u, acc)
+    assert r.im[0] == pytest.approx(legs.im.sum(), rel=1e-12)
+    assert r.mm[0] == pytest.approx(legs.mm.sum(), rel=1e-12)
+    ref = reference.evaluate(u, book)
+    np.testing.assert_allclose(r.mm, ref.mm, rtol=1e-9)
+    np.testing.assert_allclose(r.im, ref.im, rtol=1e-9)
+    # The net position (long 2,000) alone asks less than the two legs.
+    net = cm.Book.from_arrays(
+        acc.balances.to_dict(),
+        {"account": [r.account[0]], "market": ["BTCUSD"], "qty": [2_000.0],
+         "entry_price": [30_000.0]},
+    )  # fmt: skip
+    assert engine.evaluate(net).mm[0] < r.mm[0]
+    liq = engine.liquidation_prices(book, move="mark")
+    assert liq["side"].tolist() == ["long", "short"]
+    assert "bankruptcy_price" in liq
 
 
 def test_bybit_collateral_ratio_is_the_assets_weight() -> None:

@@ -31,7 +31,9 @@ __all__ = [
     "MAX_QTY",
     "MAX_TOTAL_MINOR",
     "MIN_PRICE",
+    "ORDER_SIDES",
     "PORTFOLIO_MODELS",
+    "POSITION_SIDES",
     "REQUIREMENT_SHAPES",
     "SCALE",
     "VALUATION_BASES",
@@ -85,6 +87,8 @@ VALUATION_BASES: tuple[str, ...]
 DELEVERAGE: tuple[str, ...]
 LIQ_MOVES: tuple[str, ...]
 PORTFOLIO_MODELS: tuple[str, ...]
+POSITION_SIDES: tuple[str, ...]
+ORDER_SIDES: tuple[str, ...]
 
 # ---- what the constructors and methods read by attribute --------------------------------
 _Prices = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
@@ -163,6 +167,14 @@ class _MarketSpec(Protocol):
     def liquidation_fee(self) -> float: ...
     @property
     def mm_base(self) -> float: ...
+    @property
+    def order_value(self) -> str: ...
+    @property
+    def order_open_loss(self) -> bool: ...
+    @property
+    def order_fee_rate(self) -> float: ...
+    @property
+    def order_margin_per_order(self) -> float: ...
 
 class _UnderlyingSpec(Protocol):
     """``crossmargin.portfolio.UnderlyingPortfolio``."""
@@ -317,12 +329,24 @@ class GroupedBook:
     """Balances and positions grouped by account into CSR arrays (raises BookError).
 
     ``balances``: columns ``account``, ``asset`` (a code column), ``qty``; ``positions``:
-    ``account``, ``market`` (a code column), ``qty``, ``entry_price``, ``isolated_margin``.
+    ``account``, ``market`` (a code column), ``qty``, ``entry_price``, ``isolated_margin``,
+    ``side`` (uint8: 0 both, 1 long, 2 short; empty: all one-way); ``orders`` (optional):
+    ``account``, ``market`` (a code column sharing the positions' labels), ``side`` (uint8:
+    0 buy, 1 sell), ``qty``, ``price``, ``reduce_only`` (bool).
     """
 
-    def __new__(cls, balances: Mapping[str, Any], positions: Mapping[str, Any]) -> GroupedBook: ...
+    def __new__(
+        cls,
+        balances: Mapping[str, Any],
+        positions: Mapping[str, Any],
+        orders: Mapping[str, Any] | None = None,
+    ) -> GroupedBook: ...
     @property
     def n_accounts(self) -> int: ...
+    @property
+    def has_sides(self) -> bool: ...
+    @property
+    def has_orders(self) -> bool: ...
     @property
     def nbytes(self) -> int: ...
     def bind(

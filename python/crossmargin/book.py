@@ -1,4 +1,10 @@
-"""The book: balances and positions as two long columnar tables.
+"""The book: balances and positions as two long columnar tables, and open orders as an
+optional third.
+
+A position row has a ``side``: ``both`` (one-way mode, the net position; the default),
+``long`` or ``short`` (a hedge-mode leg); (account, market, side) is the key
+(docs/MODEL.md "Book"). Open orders (account, market, side buy/sell, qty, price,
+reduce_only) lock initial margin only (docs/MODEL.md "Open orders").
 
 Rows need not be sorted and account ids are arbitrary int64. Symbols are dictionary-encoded
 here; the Rust core groups the rows by account into CSR arrays once, on construction, and
@@ -36,7 +42,13 @@ if TYPE_CHECKING:
     from crossmargin.universe import Universe
 
 BALANCE_COLUMNS = ("account", "asset", "qty")
-POSITION_COLUMNS = ("account", "market", "qty", "entry_price", "isolated_margin")
+POSITION_COLUMNS = ("account", "market", "qty", "entry_price", "isolated_margin", "side")
+ORDER_COLUMNS = ("account", "market", "side", "qty", "price", "reduce_only")
+#: Position sides by code (0 both, 1 long, 2 short); venue spellings (BOTH / LONG / SHORT)
+#: are read case-insensitively.
+POSITION_SIDES: tuple[str, ...] = _core.POSITION_SIDES
+#: Order sides by code (0 buy, 1 sell).
+ORDER_SIDES: tuple[str, ...] = _core.ORDER_SIDES
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,9 @@ class SymbolColumn:
         return table[self.codes] if len(self.codes) else np.array([], dtype=object)
 
 
+_NO_SIDES = np.zeros(0, dtype=np.uint8)
+
+
 def _read_only(value: Any) -> Any:
     """A read-only view of a column (the data is shared, not copied)."""
     if isinstance(value, SymbolColumn):
@@ -98,25 +113,53 @@ def _read_only(value: Any) -> Any:
 
 
 class Book:
-    """Balances and positions, grouped by account once. Immutable (module docstring):
-    ``balances`` and ``positions`` are read-only mappings of read-only columns.
+    """Balances, positions (each with its side) and optional open orders, grouped by account
+    once. Immutable (module docstring): ``balances``, ``positions`` and ``orders`` are
+    read-only mappings of read-only columns.
 
     Build with :meth:`from_arrays`, :meth:`from_pandas`, :meth:`from_arrow`,
     :meth:`from_polars` or :func:`crossmargin.read_book`.
     """
 
-    __slots__ = ("_accounts", "_balances", "_grouped", "_groupings", "_positions", "_remaps")
+    __slots__ = (
+        "_accounts",
+        "_balances",
+        "_grouped",
+        "_groupings",
+        "_orders",
+        "_positions",
+        "_remaps",
+    )
 
     _balances: Mapping[str, Any]
     _positions: Mapping[str, Any]
+    _orders: Mapping[str, Any] | None
 
-    def __init__(self, balances: Mapping[str, Any], positions: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        balances: Mapping[str, Any],
+        positions: Mapping[str, Any],
+        orders: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Converted columns (as :meth:`from_arrays` makes them); a positions table without
+        ``side`` is all one-way. ``orders``: converted order columns sharing the positions'
+        market encoding, or None."""
+        positions = dict(positions)
+        if "side" not in positions:
+            positions["side"] = np.zeros(len(positions["qty"]), dtype=np.uint8)
         self._balances = MappingProxyType({k: _read_only(v) for k, v in balances.items()})
         self._positions = MappingProxyType({k: _read_only(v) for k, v in positions.items()})
+        self._orders = (
+            None
+            if orders is None
+            else MappingProxyType({k: _read_only(v) for k, v in orders.items()})
+        )
         b, p = self._balances, self._positions
         check_memory(book_bytes(len(b["qty"]), len(p["qty"]), converted=False), "grouping the book")
-        # The core reads the columns by name (asset / market: a SymbolColumn's codes).
-        self._grouped = _core.GroupedBook(b, p)
+        # The core reads the columns by name (asset / market: a SymbolColumn's codes); a
+        # book without hedge legs hands it no sides (all one-way: nothing to check or read).
+        core_p = p if p["side"].any() else {**p, "side": _NO_SIDES}
+        self._grouped = _core.GroupedBook(b, core_p, self._orders)
         self._accounts: np.ndarray | None = None
         self._remaps: dict[tuple[tuple[str, ...], ...], tuple[np.ndarray, np.ndarray]] = {}
         self._groupings: dict[tuple[tuple[str, ...], ...], _core.BookView] = {}
@@ -142,41 +185,88 @@ class Book:
     @property
     def positions(self) -> Mapping[str, Any]:
         """The position columns (read-only): ``account``, ``market`` (:class:`SymbolColumn`),
-        ``qty``, ``entry_price``, ``isolated_margin``."""
+        ``qty``, ``entry_price``, ``isolated_margin``, ``side`` (uint8 codes into
+        :data:`POSITION_SIDES`: 0 both, 1 long, 2 short)."""
         return self._positions
+
+    @property
+    def orders(self) -> Mapping[str, Any] | None:
+        """The open-order columns (read-only), or None: ``account``, ``market``
+        (:class:`SymbolColumn`, the positions' encoding), ``side`` (uint8: 0 buy, 1 sell),
+        ``qty``, ``price``, ``reduce_only`` (bool)."""
+        return self._orders
+
+    @property
+    def has_sides(self) -> bool:
+        """Whether any position is a hedge-mode leg (side long or short)."""
+        return bool(self._grouped.has_sides)
+
+    @property
+    def has_orders(self) -> bool:
+        """Whether the book holds open orders."""
+        return bool(self._grouped.has_orders)
 
     # ---- constructors ------------------------------------------------------------------
     @classmethod
     def from_arrays(
-        cls, balances: Mapping[str, Any] | None = None, positions: Mapping[str, Any] | None = None
+        cls,
+        balances: Mapping[str, Any] | None = None,
+        positions: Mapping[str, Any] | None = None,
+        orders: Mapping[str, Any] | None = None,
     ) -> Book:
         """Columns as numpy arrays (or anything array-like). ``asset`` / ``market`` hold
         symbols (str) or integer indices into the universe's lists; ``isolated_margin`` may
-        be omitted (all cross); either table may be omitted."""
+        be omitted (all cross), and so may ``side`` (all ``both``: one-way mode; else
+        ``both`` / ``long`` / ``short``, any case, or the codes 0 / 1 / 2); any table may be
+        omitted. ``orders`` (optional): ``account``, ``market``, ``side`` (``buy`` / ``sell``,
+        any case, or 0 / 1), ``qty`` (> 0), ``price`` (> 0), ``reduce_only`` (optional,
+        false by default).
+
+        Example::
+
+            book = Book.from_arrays(
+                {"account": [1], "asset": ["USDT"], "qty": [10_000.0]},
+                {"account": [1, 1], "market": ["BTCUSDT"] * 2, "qty": [0.5, -0.2],
+                 "entry_price": [20_000.0] * 2, "side": ["LONG", "SHORT"]},
+                {"account": [1], "market": ["BTCUSDT"], "side": ["buy"], "qty": [0.1],
+                 "price": [19_000.0]},
+            )
+        """
         bal = _table(balances, "balances")
         pos = _table(positions, "positions")
         n_b = _length(bal, BALANCE_COLUMNS, "balances")
         n_p = _length(pos, POSITION_COLUMNS[:4], "positions")
         check_memory(book_bytes(n_b, n_p), f"a book of {n_b} balance and {n_p} position rows")
-        return cls(_balances(bal), _positions(pos))
+        p = _positions(pos)
+        o = None if orders is None else _orders(_table(orders, "orders"))
+        if o is not None:
+            p["market"], o["market"] = _shared_markets(p["market"], o["market"])
+        return cls(_balances(bal), p, o)
 
     @classmethod
     def from_pandas(
-        cls, balances: pd.DataFrame | None = None, positions: pd.DataFrame | None = None
+        cls,
+        balances: pd.DataFrame | None = None,
+        positions: pd.DataFrame | None = None,
+        orders: pd.DataFrame | None = None,
     ) -> Book:
-        return cls.from_arrays(balances, positions)
+        return cls.from_arrays(balances, positions, orders)
 
     @classmethod
     def from_arrow(
-        cls, balances: pa.Table | None = None, positions: pa.Table | None = None
+        cls,
+        balances: pa.Table | None = None,
+        positions: pa.Table | None = None,
+        orders: pa.Table | None = None,
     ) -> Book:
-        return cls.from_arrays(balances, positions)
+        return cls.from_arrays(balances, positions, orders)
 
     @classmethod
-    def from_polars(cls, balances: Any = None, positions: Any = None) -> Book:
+    def from_polars(cls, balances: Any = None, positions: Any = None, orders: Any = None) -> Book:
         return cls.from_arrow(
             None if balances is None else balances.to_arrow(),
             None if positions is None else positions.to_arrow(),
+            None if orders is None else orders.to_arrow(),
         )
 
     # ---- facts -------------------------------------------------------------------------
@@ -201,7 +291,7 @@ class Book:
     def nbytes(self) -> int:
         """Bytes of the input columns (the size a benchmark compares memory against)."""
         total = 0
-        for t in (self.balances, self.positions):
+        for t in (self.balances, self.positions, self.orders or {}):
             for v in t.values():
                 total += v.codes.nbytes if isinstance(v, SymbolColumn) else v.nbytes
         return total
@@ -210,9 +300,10 @@ class Book:
         return self.n_accounts
 
     def __repr__(self) -> str:
+        orders = "" if self.orders is None else f", orders={len(self.orders['qty'])}"
         return (
             f"Book(accounts={self.n_accounts}, balances={len(self.balances['qty'])}, "
-            f"positions={len(self.positions['qty'])})"
+            f"positions={len(self.positions['qty'])}{orders})"
         )
 
     def remaps(self, universe: Universe) -> tuple[np.ndarray, np.ndarray]:
@@ -228,6 +319,17 @@ class Book:
         m = self.positions["market"].remap(
             universe.market_index, len(universe.markets), "positions", "market"
         )
+        if self.orders is not None:
+            # Shared labels: the orders' remap names an unknown market an order uses.
+            om = self.orders["market"].remap(
+                universe.market_index, len(universe.markets), "orders", "market"
+            )
+            if len(om) > len(m):  # integer indices: the codes either table uses
+                m = om
+            elif self.positions["market"].labels is not None:
+                used = np.zeros(len(m), dtype=bool)
+                used[self.orders["market"].codes] = True
+                m = np.where(used, om, m).astype(np.uint32)
         self._remaps[key] = (a, m)
         return a, m
 
@@ -249,27 +351,40 @@ class Book:
 
     def columns(self, universe: Universe) -> tuple[dict[str, Any], dict[str, Any]]:
         """(balances, positions) as numpy columns with symbols spelled out (object arrays of
-        str, via ``universe`` where the book holds universe indices)."""
+        str, via ``universe`` where the book holds universe indices); ``side`` as names
+        (both / long / short) when the book holds hedge legs (a one-way book's columns are
+        those it was read with)."""
         a_names = [a.symbol for a in universe.assets]
         m_names = [m.symbol for m in universe.markets]
         b = {k: (v.symbols(a_names) if k == "asset" else v) for k, v in self.balances.items()}
         p = {k: (v.symbols(m_names) if k == "market" else v) for k, v in self.positions.items()}
+        if self.has_sides:
+            names = np.array(POSITION_SIDES, dtype=object)
+            p["side"] = names[np.asarray(p["side"], dtype=np.intp)]
+        else:
+            del p["side"]
         return b, p
 
+    def order_columns(self, universe: Universe) -> dict[str, Any] | None:
+        """The open orders as numpy columns, market symbols and sides (buy / sell) spelled
+        out; None without orders."""
+        if self.orders is None:
+            return None
+        m_names = [m.symbol for m in universe.markets]
+        o = {k: (v.symbols(m_names) if k == "market" else v) for k, v in self.orders.items()}
+        o["side"] = np.array(ORDER_SIDES, dtype=object)[np.asarray(o["side"], dtype=np.intp)]
+        return o
+
     def to_arrow(self, universe: Universe) -> tuple[pa.Table, pa.Table]:
-        """The two tables as pyarrow Tables, symbols spelled out (string columns)."""
-        import pyarrow as pa
-
-        def table(cols: dict[str, Any], symbol: str) -> pa.Table:
-            return pa.table(
-                {
-                    k: pa.array(v, type=pa.string()) if k == symbol else pa.array(v)
-                    for k, v in cols.items()
-                }
-            )
-
+        """The two tables as pyarrow Tables, symbols spelled out (string columns; ``side`` as
+        in :meth:`columns`). The orders: :meth:`orders_to_arrow`."""
         b, p = self.columns(universe)
-        return table(b, "asset"), table(p, "market")
+        return _arrow(b, ("asset",)), _arrow(p, ("market", "side"))
+
+    def orders_to_arrow(self, universe: Universe) -> pa.Table | None:
+        """The open orders as a pyarrow Table (symbols and sides spelled out), or None."""
+        o = self.order_columns(universe)
+        return None if o is None else _arrow(o, ("market", "side"))
 
     def to_pandas(self, universe: Universe) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The two tables as pandas DataFrames, symbols spelled out (pandas is optional:
@@ -277,6 +392,14 @@ class Book:
         pd = require("pandas", "Book.to_pandas()")
         b, p = self.columns(universe)
         return pd.DataFrame(b), pd.DataFrame(p)
+
+
+def _arrow(cols: dict[str, Any], text: tuple[str, ...]) -> pa.Table:
+    import pyarrow as pa
+
+    return pa.table(
+        {k: pa.array(v, type=pa.string()) if k in text else pa.array(v) for k, v in cols.items()}
+    )
 
 
 def _symbols_key(universe: Universe) -> tuple[tuple[str, ...], ...]:
@@ -314,6 +437,7 @@ def _balances(cols: Mapping[str, Any]) -> dict[str, Any]:
 def _positions(cols: Mapping[str, Any]) -> dict[str, Any]:
     n = _length(cols, POSITION_COLUMNS[:4], "positions")
     iso = cols.get("isolated_margin")
+    side = cols.get("side")
     return {
         "account": _accounts(cols.get("account", ()), "positions", n),
         "market": _symbols(cols.get("market", ()), "positions", "market"),
@@ -322,7 +446,119 @@ def _positions(cols: Mapping[str, Any]) -> dict[str, Any]:
         "isolated_margin": np.zeros(n)
         if iso is None
         else _floats(iso, "positions", "isolated_margin"),
+        "side": np.zeros(n, dtype=np.uint8)
+        if side is None
+        else _sides(side, POSITION_SIDES, "positions", n),
     }
+
+
+def _orders(cols: Mapping[str, Any]) -> dict[str, Any]:
+    n = _length(cols, ORDER_COLUMNS[:5], "orders") if cols else 0
+    ro = cols.get("reduce_only")
+    return {
+        "account": _accounts(cols.get("account", ()), "orders", n),
+        "market": _symbols(cols.get("market", ()), "orders", "market"),
+        "side": _sides(cols.get("side", ()), ORDER_SIDES, "orders", n),
+        "qty": _floats(cols.get("qty", ()), "orders", "qty"),
+        "price": _floats(cols.get("price", ()), "orders", "price"),
+        "reduce_only": np.zeros(n, dtype=bool) if ro is None else _flags(ro, "orders", n),
+    }
+
+
+def _sides(values: Any, names: tuple[str, ...], table: str, n: int) -> np.ndarray:
+    """A side column as codes into ``names``: names in any case (the venues spell them
+    BOTH / LONG / SHORT, BUY / SELL) or integer codes; anything else names its row."""
+    if isinstance(values, list | tuple):  # numpy would turn [1, "long"] into text
+        values = (
+            np.array(values, dtype=object) if any(isinstance(x, str) for x in values) else values
+        )
+    a = _numpy(values, table, "side")
+    if len(a) != n:
+        raise BookError(
+            f"{table}: column 'side' has {len(a)} rows, 'account' has {n}",
+            table=table,
+            column="side",
+        )
+    if a.dtype.kind in "iu":
+        bad = (a < 0) | (a >= len(names))
+        if bad.any():
+            r = int(np.argmax(bad))
+            raise BookError(
+                f"{table} row {r}: side code {a[r]} is not one of "
+                + ", ".join(f"{i} ({s})" for i, s in enumerate(names)),
+                table=table,
+                row=r,
+                column="side",
+            )
+        return np.ascontiguousarray(a, dtype=np.uint8)
+    lookup = {s: i for i, s in enumerate(names)}
+    out = np.empty(n, dtype=np.uint8)
+    seen: dict[Any, int] = {}  # a long column holds a handful of spellings
+    for r, x in enumerate(a.tolist()):
+        code = seen.get(x) if isinstance(x, str) else None
+        if code is None:
+            code = lookup.get(x.lower()) if isinstance(x, str) else None
+            if code is None:
+                error = BookError if isinstance(x, str) else BookTypeError
+                raise error(
+                    f"{table} row {r}: side {show(x)} is not one of {', '.join(names)}",
+                    table=table,
+                    row=r,
+                    column="side",
+                )
+            seen[x] = code
+        out[r] = code
+    return out
+
+
+def _flags(values: Any, table: str, n: int) -> np.ndarray:
+    """A boolean column (``reduce_only``): bools, 0 / 1, or true / false text."""
+    a = _numpy(values, table, "reduce_only")
+    if a.dtype.kind == "b":
+        return np.ascontiguousarray(a)
+    if a.dtype.kind in "iu" and ((a == 0) | (a == 1)).all():
+        return a.astype(bool)
+    out = np.empty(len(a), dtype=bool)
+    for r, x in enumerate(a.tolist()):
+        if isinstance(x, bool) or (isinstance(x, int) and x in (0, 1)):
+            out[r] = bool(x)
+        elif isinstance(x, str) and x.lower() in ("true", "false"):
+            out[r] = x.lower() == "true"
+        else:
+            raise BookTypeError(
+                f"{table} row {r}: reduce_only {show(x)} is not true or false",
+                table=table,
+                row=r,
+                column="reduce_only",
+            )
+    return out
+
+
+def _shared_markets(p: SymbolColumn, o: SymbolColumn) -> tuple[SymbolColumn, SymbolColumn]:
+    """Positions and orders on one market encoding (one remap serves both): the union of
+    their labels, sorted; integer indices stay as they are."""
+    if p.labels is None and o.labels is None:
+        return p, o
+    if not len(p.codes) and p.labels is None:
+        p = SymbolColumn(p.codes, ())
+    if not len(o.codes) and o.labels is None:
+        o = SymbolColumn(o.codes, ())
+    if p.labels is None or o.labels is None:
+        raise BookError(
+            "orders: column 'market' must be spelled like the positions' (symbols in both, "
+            "or universe indices in both)",
+            table="orders",
+            column="market",
+        )
+    labels = tuple(sorted(set(p.labels) | set(o.labels)))
+    where = {s: i for i, s in enumerate(labels)}
+
+    def recode(c: SymbolColumn) -> SymbolColumn:
+        table = np.array([where[s] for s in c.labels or ()], dtype=np.uint32)
+        codes = table[c.codes] if len(c.codes) else c.codes
+        return SymbolColumn(np.ascontiguousarray(codes, dtype=np.uint32), labels)
+
+    return recode(p), recode(o)
 
 
 def _length(cols: Mapping[str, Any], required: tuple[str, ...], table: str) -> int:
@@ -556,4 +792,12 @@ def _coded(codes: np.ndarray, labels: tuple[str, ...], table: str, column: str) 
     )
 
 
-__all__ = ["BALANCE_COLUMNS", "POSITION_COLUMNS", "Book", "SymbolColumn"]
+__all__ = [
+    "BALANCE_COLUMNS",
+    "ORDER_COLUMNS",
+    "ORDER_SIDES",
+    "POSITION_COLUMNS",
+    "POSITION_SIDES",
+    "Book",
+    "SymbolColumn",
+]

@@ -97,7 +97,9 @@ class Engine:
         """Margin of every account (docs/MODEL.md "Standard cross margin").
 
         Parameters:
-            book: the balances and positions.
+            book: the balances and positions (hedge legs margined each on its own, open
+                orders adding to the initial requirement: docs/MODEL.md "Book", "Open
+                orders").
             prices: overrides of the universe's prices for this call (see the class).
             model: ``"standard"`` (docs/MODEL.md "Standard cross margin"), or
                 ``"portfolio"`` (scenario, SPAN-like), ``"delta"`` or ``"hybrid"`` with the
@@ -122,6 +124,12 @@ class Engine:
         if model == "standard":
             cols = self._native.evaluate(view, px)
         else:
+            if book.has_orders:
+                raise ConfigError(
+                    f"model: open orders are margined by the standard model only, not "
+                    f"{model!r} (evaluate a book without orders)",
+                    field="model",
+                )
             pm = self.universe.compiled_portfolio
             if pm is None:
                 raise ConfigError(

@@ -13,10 +13,14 @@ Strategies
   ``M0``… (linear or inverse, settled in a random asset, on an asset's symbol or an index
   ``IX0``/``IX1``, tiers, brackets, imf factors, uPnL weights below 1), sometimes a
   configured underlying price; ``options=True`` adds European options ``O0``… (calls and
-  puts, linear or inverse, model-marked or with a mark);
+  puts, linear or inverse, model-marked or with a mark); ``order_rules=True`` draws each
+  market's open-order rule (limit or mark valuation, open loss, two-way fee, per-order
+  amount);
 - :func:`random_books` — a :class:`RandomBook` for one universe (arbitrary int64 ids,
   duplicate balance rows, borrows, zero-size and isolated positions, symbols as str or as
-  integer indices, unsorted rows); :func:`books` — the same as a :class:`~crossmargin.Book`;
+  integer indices, unsorted rows; ``hedged=True``: hedge-mode long / short legs beside
+  one-way positions; ``orders=True``: open orders, reduce-only ones among them);
+  :func:`books` — the same as a :class:`~crossmargin.Book`;
   :func:`universe_and_book` — both;
 - :func:`price_overrides` — a ``prices=`` mapping keyed by underlyings, assets and markets;
 - :func:`cascade_universes`, :func:`cascade_books`, :func:`liquidity_models`,
@@ -126,6 +130,22 @@ def gross_scale(universe: cm.Universe, book: cm.Book, prices: Any = None) -> np.
             terms = reference.position_numbers(market, qty, entry, marks[k], settle_price)
         iso_usd = 0.0 if math.isnan(iso) else iso * settle_price
         scale[where[acct]] += sum(abs(x) for x in terms) + iso_usd
+    orders = book.orders
+    if orders is not None:
+        # An order's terms are requirements on notionals at its price and at the mark.
+        for acct, code, qty, price in zip(
+            orders["account"].tolist(),
+            orders["market"].codes.tolist(),
+            orders["qty"].tolist(),
+            orders["price"].tolist(),
+            strict=True,
+        ):
+            k = m_remap[code]
+            market = universe.markets[k]
+            settle_price = asset_prices[universe.asset_index[market.settle]]
+            size = qty * market.contract_size
+            at = [size / p if market.inverse else size * p for p in (price, marks[k])]
+            scale[where[acct]] += 2.0 * sum(at) * settle_price
     return scale
 
 
@@ -293,11 +313,55 @@ def option_markets(
 
 
 @st.composite
-def universes(draw: st.DrawFn, options: bool = False) -> cm.Universe:
+def order_rules(draw: st.DrawFn) -> dict[str, Any]:
+    """A market's open-order rule (docs/MODEL.md "Open orders"): Market keyword arguments."""
+    return {
+        "order_value": draw(st.sampled_from(cm.universe.ORDER_VALUES)),
+        "order_open_loss": draw(st.booleans()),
+        "order_fee_rate": draw(st.sampled_from([0.0, 0.0006, 0.00075])),
+        "order_margin_per_order": draw(st.sampled_from([0.0, 0.01])),
+    }
+
+
+_order_rules = order_rules
+
+requirement_shapes = st.sampled_from(cm.universe.REQUIREMENT_SHAPES)
+
+
+@st.composite
+def venue_rules(draw: st.DrawFn, brackets: list[tuple[float, float, float]]) -> dict[str, Any]:
+    """A perp's or future's venue rules (docs/MODEL.md "Requirement shapes", "Valuation
+    basis", "Liquidation-fee reserve") over ``brackets``: Market keyword arguments, the
+    brackets included (a ``size_scaled`` mode keeps one bracket, the first one's rates)."""
+    shapes = (draw(requirement_shapes), draw(requirement_shapes))
+    slope = draw(st.sampled_from([1e-7, 1e-6, 1e-5]))
+    if "size_scaled" in shapes:
+        brackets = [(math.inf, brackets[0][1], brackets[0][2])]
+    return {
+        "brackets": brackets,
+        "im_shape": shapes[0],
+        "mm_shape": shapes[1],
+        "rate_slope_initial": slope if shapes[0] == "size_scaled" else 0.0,
+        "rate_slope_maint": slope if shapes[1] == "size_scaled" else 0.0,
+        "maint_basis": draw(st.sampled_from(cm.universe.VALUATION_BASES)),
+        "liquidation_fee": draw(st.sampled_from([0.0, 0.00075, 0.01])),
+    }
+
+
+_venue_rules = venue_rules
+
+
+@st.composite
+def universes(
+    draw: st.DrawFn, options: bool = False, order_rules: bool = False, venue_rules: bool = False
+) -> cm.Universe:
     """A random valid universe: 1–4 assets ``A0``…, 0–4 markets ``M0``… (perp or future,
     linear or inverse, settled in a random asset, on an underlying that is an asset's
     symbol or an index ``IX0``/``IX1``), sometimes with a configured underlying price.
-    ``options=True``: also 0–3 option markets ``O0``… (:func:`option_markets`)."""
+    ``options=True``: also 0–3 option markets ``O0``… (:func:`option_markets`);
+    ``order_rules=True``: each perp's or future's open-order rule drawn too;
+    ``venue_rules=True``: its requirement shapes, valuation basis and fee reserve too
+    (:func:`venue_rules`)."""
     n_assets = draw(st.integers(1, 4))
     assets = [draw(assets_strategy(f"A{i}")) for i in range(n_assets)]
     markets = []
@@ -307,18 +371,25 @@ def universes(draw: st.DrawFn, options: bool = False) -> cm.Universe:
         contract_size = draw(st.floats(min_value=1e-3, max_value=100.0))
         # Bracket bounds in settle-asset notional of a "typical" position.
         typical = contract_size / mark if inverse else contract_size * mark
+        # drawn in this order so that venue_rules=False draws what it always drew
+        kind = draw(st.sampled_from(["perp", "future"]))
+        settle = draw(st.sampled_from([a.symbol for a in assets]))
+        underlying = draw(st.sampled_from([a.symbol for a in assets] + ["IX0", "IX1"]))
+        brackets = draw(brackets_strategy(typical * 10.0))
+        rules = draw(_venue_rules(brackets)) if venue_rules else {"brackets": brackets}
         markets.append(
             cm.Market(
                 f"M{k}",
-                draw(st.sampled_from(["perp", "future"])),
-                draw(st.sampled_from([a.symbol for a in assets])),
-                draw(st.sampled_from([a.symbol for a in assets] + ["IX0", "IX1"])),
+                kind,
+                settle,
+                underlying,
                 mark,
-                draw(brackets_strategy(typical * 10.0)),
                 contract_size=contract_size,
                 inverse=inverse,
                 imf_factor=draw(imf_factors),
+                **rules,
                 **draw(upnl_weight_pairs()),  # type: ignore[arg-type]
+                **(draw(_order_rules()) if order_rules else {}),
             )
         )
     if options:
@@ -359,8 +430,9 @@ class RandomBook:
     """A random book and the rows it was built from (symbols as universe indices)."""
 
     balances: dict[str, np.ndarray]  # account, asset (int index), qty
-    positions: dict[str, np.ndarray]  # account, market (int index), qty, entry, isolated
+    positions: dict[str, np.ndarray]  # account, market (int index), qty, entry, isolated[, side]
     as_str: tuple[bool, bool]  # symbol columns given as str (balances, positions)
+    orders: dict[str, np.ndarray] | None = None  # account, market (int index), side, ...
 
     def columns(
         self, universe: cm.Universe, order: tuple[np.ndarray, np.ndarray] | None = None
@@ -380,10 +452,21 @@ class RandomBook:
             )
         return bal, pos
 
+    def order_columns(self, universe: cm.Universe) -> dict[str, np.ndarray] | None:
+        """The order columns as handed to Book.from_arrays (markets spelled like the
+        positions'), or None."""
+        if self.orders is None:
+            return None
+        o = dict(self.orders)
+        if self.as_str[1]:
+            names = np.array([m.symbol for m in universe.markets], dtype=object)
+            o["market"] = names[o["market"]] if len(o["market"]) else np.array([], dtype=object)
+        return o
+
     def book(
         self, universe: cm.Universe, order: tuple[np.ndarray, np.ndarray] | None = None
     ) -> cm.Book:
-        return cm.Book.from_arrays(*self.columns(universe, order))
+        return cm.Book.from_arrays(*self.columns(universe, order), self.order_columns(universe))
 
     @property
     def has_duplicate_balances(self) -> bool:
@@ -394,9 +477,18 @@ class RandomBook:
 
 
 @st.composite
-def random_books(draw: st.DrawFn, universe: cm.Universe, max_rows: int = 24) -> RandomBook:
+def random_books(
+    draw: st.DrawFn,
+    universe: cm.Universe,
+    max_rows: int = 24,
+    hedged: bool = False,
+    orders: bool = False,
+) -> RandomBook:
     """Rows over a handful of account ids (so accounts have several rows and duplicate
-    balance rows occur), unsorted; entry prices 0.2–5× the reference mark (at least 1e-9)."""
+    balance rows occur), unsorted; entry prices 0.2–5× the reference mark (at least 1e-9).
+    ``hedged``: some (account, market) pairs hold a long and / or a short leg instead of a
+    one-way position (a ``side`` column, spelled in any case or as codes); ``orders``: open
+    orders on perps and futures (buys and sells around the mark, some reduce-only)."""
     ids = draw(st.lists(account_ids, min_size=1, max_size=6, unique=True))
     na, nm = len(universe.assets), len(universe.markets)
     bal_rows = draw(
@@ -415,14 +507,21 @@ def random_books(draw: st.DrawFn, universe: cm.Universe, max_rows: int = 24) -> 
             )
         )
         for acct, k in keys:
-            qty = draw(position_qty)
-            if qty == 0.0 and draw(st.booleans()):
-                entry = 0.0  # no position: any entry, even 0, is fine
-            else:
-                # An option far out of the money may be worth ~0: its entry stays a price.
-                mark = max(universe.reference_marks[k], 1e-9)
-                entry = mark * draw(st.floats(min_value=0.2, max_value=5.0))
-            pos_rows.append((acct, k, qty, entry, draw(isolated)))
+            legs = [0]
+            if hedged and draw(st.booleans()):
+                legs = draw(st.sampled_from([[1], [2], [1, 2]]))
+            for side in legs:
+                qty = draw(position_qty)
+                if side:
+                    qty = abs(qty) if side == 1 else -abs(qty)
+                if qty == 0.0 and draw(st.booleans()):
+                    entry = 0.0  # no position: any entry, even 0, is fine
+                else:
+                    # An option far out of the money may be worth ~0: its entry stays a price.
+                    mark = max(universe.reference_marks[k], 1e-9)
+                    entry = mark * draw(st.floats(min_value=0.2, max_value=5.0))
+                pos_rows.append((acct, k, qty, entry, draw(isolated), side))
+        pos_rows = draw(st.permutations(pos_rows)) if hedged else pos_rows
     bal = {
         "account": np.array([r[0] for r in bal_rows], dtype=np.int64),
         "asset": np.array([r[1] for r in bal_rows], dtype=np.int64),
@@ -435,7 +534,42 @@ def random_books(draw: st.DrawFn, universe: cm.Universe, max_rows: int = 24) -> 
         "entry_price": np.array([r[3] for r in pos_rows], dtype=np.float64),
         "isolated_margin": np.array([r[4] for r in pos_rows], dtype=np.float64),
     }
-    return RandomBook(bal, pos, (draw(st.booleans()), draw(st.booleans())))
+    if hedged:
+        spellings = draw(st.sampled_from(["codes", "lower", "venue"]))
+        codes = np.array([r[5] for r in pos_rows], dtype=np.int64)
+        if spellings == "codes":
+            pos["side"] = codes
+        else:
+            names = ["both", "long", "short"]
+            if spellings == "venue":
+                names = [n.upper() for n in names]
+            pos["side"] = np.array([names[c] for c in codes], dtype=object)
+    order_cols = None
+    tradable = [k for k, m in enumerate(universe.markets) if not m.is_option]
+    if orders and tradable:
+        rows = []
+        for _ in range(draw(st.integers(0, max_rows))):
+            k = draw(st.sampled_from(tradable))
+            mark = universe.reference_marks[k]
+            rows.append(
+                (
+                    draw(st.sampled_from(ids)),
+                    k,
+                    draw(st.integers(0, 1)),
+                    draw(st.floats(min_value=1e-3, max_value=1e4)),
+                    mark * draw(st.floats(min_value=0.5, max_value=2.0)),
+                    draw(st.booleans()) and draw(st.booleans()),
+                )
+            )
+        order_cols = {
+            "account": np.array([r[0] for r in rows], dtype=np.int64),
+            "market": np.array([r[1] for r in rows], dtype=np.int64),
+            "side": np.array([("buy", "SELL")[r[2]] for r in rows], dtype=object),
+            "qty": np.array([r[3] for r in rows], dtype=np.float64),
+            "price": np.array([r[4] for r in rows], dtype=np.float64),
+            "reduce_only": np.array([r[5] for r in rows], dtype=bool),
+        }
+    return RandomBook(bal, pos, (draw(st.booleans()), draw(st.booleans())), order_cols)
 
 
 def books(universe: cm.Universe, max_rows: int = 24) -> st.SearchStrategy[cm.Book]:
@@ -445,11 +579,18 @@ def books(universe: cm.Universe, max_rows: int = 24) -> st.SearchStrategy[cm.Boo
 
 @st.composite
 def universe_and_book(
-    draw: st.DrawFn, max_rows: int = 24, options: bool = False
+    draw: st.DrawFn,
+    max_rows: int = 24,
+    options: bool = False,
+    hedged: bool = False,
+    orders: bool = False,
+    venue_rules: bool = False,
 ) -> tuple[cm.Universe, RandomBook]:
-    """A universe (:func:`universes`) and a random book of it (:func:`random_books`)."""
-    u = draw(universes(options=options))
-    return u, draw(random_books(u, max_rows=max_rows))
+    """A universe (:func:`universes`) and a random book of it (:func:`random_books`);
+    ``hedged`` / ``orders`` as there (``orders`` also draws the markets' order rules;
+    ``venue_rules`` the markets' shapes, valuation basis and fee reserve)."""
+    u = draw(universes(options=options, order_rules=orders, venue_rules=venue_rules))
+    return u, draw(random_books(u, max_rows=max_rows, hedged=hedged, orders=orders))
 
 
 @st.composite
@@ -673,6 +814,7 @@ __all__ = [
     "isolated",
     "liquidity_models",
     "option_markets",
+    "order_rules",
     "position_qty",
     "positive_price",
     "price_overrides",

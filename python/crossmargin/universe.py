@@ -30,6 +30,8 @@ from crossmargin.portfolio import PortfolioConfig
 
 #: The market kinds the core knows ("perp", "future", "option").
 MARKET_KINDS: tuple[str, ...] = _core.MARKET_KINDS
+# How open orders are valued (docs/MODEL.md "Open orders").
+ORDER_VALUES: tuple[str, ...] = ("limit", "mark")
 #: Requirement shapes ("continuous", "step", "size_scaled"), docs/MODEL.md "Requirement shapes".
 REQUIREMENT_SHAPES: tuple[str, ...] = _core.REQUIREMENT_SHAPES
 #: What a maintenance requirement is valued at ("mark", "entry").
@@ -207,6 +209,14 @@ class Market:
     rate_slope_maint: float = 0.0
     maint_basis: str = "mark"
     liquidation_fee: float = 0.0
+    # Open orders (docs/MODEL.md "Open orders"): the initial margin they lock. Orders are
+    # valued at their limit price ("limit": Binance, Bybit) or the mark ("mark": Drift,
+    # dYdX); Binance adds each order's open loss, Bybit reserves the taker fee to open and
+    # close, Drift charges a fixed amount per open order (settle-asset units).
+    order_value: str = "limit"
+    order_open_loss: bool = False
+    order_fee_rate: float = 0.0
+    order_margin_per_order: float = 0.0
 
     def __post_init__(self) -> None:
         f = f"markets[{self.symbol}]"
@@ -247,6 +257,8 @@ class Market:
             "rate_slope_initial",
             "rate_slope_maint",
             "liquidation_fee",
+            "order_fee_rate",
+            "order_margin_per_order",
         ):
             object.__setattr__(self, name, _float(getattr(self, name), f"{f}.{name}"))
         for name, choices in (
@@ -260,11 +272,18 @@ class Market:
                     f"{f}.{name}: {value!r} is not a string (one of {', '.join(choices)})",
                     field=f"{f}.{name}",
                 )
-        if not isinstance(self.inverse, bool | np.bool_):
-            raise ConfigTypeError(
-                f"{f}.inverse: {self.inverse!r} must be true or false", field=f"{f}.inverse"
+        for name in ("inverse", "order_open_loss"):
+            value = getattr(self, name)
+            if not isinstance(value, bool | np.bool_):
+                raise ConfigTypeError(
+                    f"{f}.{name}: {value!r} must be true or false", field=f"{f}.{name}"
+                )
+            object.__setattr__(self, name, bool(value))
+        if self.order_value not in ORDER_VALUES:
+            raise ConfigError(
+                f"{f}.order_value: {self.order_value!r} is not one of {', '.join(ORDER_VALUES)}",
+                field=f"{f}.order_value",
             )
-        object.__setattr__(self, "inverse", bool(self.inverse))
         brackets = _rows(self.brackets, ("bound", "imr", "mmr"), f"{f}.brackets")
         object.__setattr__(self, "brackets", brackets)
 
@@ -593,4 +612,12 @@ def _build(cls: type[Any], kind: str, i: int, row: Any) -> Any:
         raise ConfigError(f"{kind}[{label}]: {e}", field=f"{kind}[{label}]") from None
 
 
-__all__ = ["MARKET_KINDS", "REQUIREMENT_SHAPES", "VALUATION_BASES", "Asset", "Market", "Universe"]
+__all__ = [
+    "MARKET_KINDS",
+    "ORDER_VALUES",
+    "REQUIREMENT_SHAPES",
+    "VALUATION_BASES",
+    "Asset",
+    "Market",
+    "Universe",
+]

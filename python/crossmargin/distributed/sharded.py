@@ -131,6 +131,16 @@ class PartitionWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        if book.has_orders:
+            # Nothing is dropped silently: a dataset holds balances and positions (hedge legs
+            # keep their side column); open orders stay with the in-memory book.
+            raise BookError(
+                f"{self.folder}: a partitioned dataset holds balances and positions; this book "
+                "has open orders (write Book.from_arrays(book.balances, book.positions), or "
+                "evaluate it in one process)",
+                table="orders",
+            )
+
         a_names = [a.symbol for a in self.universe.assets]
         m_names = [m.symbol for m in self.universe.markets]
         b, p = book.balances, book.positions

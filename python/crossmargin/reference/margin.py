@@ -154,10 +154,14 @@ def position_numbers(
 # ---- one account -----------------------------------------------------------------------
 @dataclass
 class AccountRows:
-    """One account's rows in universe indices (see :func:`account_rows`)."""
+    """One account's rows in universe indices (see :func:`account_rows`): ``sides`` holds
+    each position's side ("both", "long", "short"), ``orders`` its open orders as (market,
+    signed qty: > 0 buy, price, reduce_only)."""
 
     balances: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     positions: list[tuple[int, float, float, float]] = field(default_factory=list)
+    sides: list[str] = field(default_factory=list)
+    orders: list[tuple[int, float, float, bool]] = field(default_factory=list)
 
 
 @dataclass
@@ -261,6 +265,7 @@ def evaluate_account(
         reserve = fee_reserve(market, qty, marks[k], pool) * owed_price
         out.mm += reserve
         out.fee_reserve += reserve
+    out.im += order_margin(universe, acct, asset_prices, marks, owed)
     return out
 
 
@@ -295,6 +300,88 @@ def side_factors(
     return held, owed
 
 
+def _initial(market: Market, notional: float, qty: float) -> float:
+    """Initial requirement of ``qty`` contracts worth ``notional`` (settle units): the
+    market's initial requirement shape (:func:`shaped_requirement`)."""
+    return shaped_requirement(market, qty, notional)[0]
+
+
+def order_margin(
+    universe: Universe,
+    acct: AccountRows,
+    asset_prices: list[float],
+    marks: list[float],
+    owed: list[float] | None = None,
+) -> float:
+    """What an account's open orders add to its initial requirement, USD (docs/MODEL.md
+    "Open orders"). Per market and leg (a hedged market: buys with the long leg, sells
+    with the short leg; else every order with the net position): the initial requirement of
+    the worst case max(|P·mark + Σ bid values|, |P·mark − Σ ask values|) above the
+    position's own; plus each non-reduce-only order's open loss and two-way fee when the
+    market's rule has them, and a fixed amount per order (reduce-only ones included).
+    Requirements convert at ``owed`` (the settle asset's ask factor, :func:`side_factors`)."""
+    total = 0.0
+    markets = sorted({k for k, *_ in acct.orders})
+    for k in markets:
+        m = universe.markets[k]
+        mark = marks[k]
+        s = universe.asset_index[m.settle]
+        settle_price = asset_prices[s] * (1.0 if owed is None else owed[s])
+        cs = m.contract_size
+
+        def notional(qty: float, price: float, m: Market = m, cs: float = cs) -> float:
+            return abs(qty) * cs / price if m.inverse else abs(qty) * cs * price
+
+        legs = {
+            side: qty
+            for (kk, qty, _, _), side in zip(acct.positions, acct.sides, strict=True)
+            if kk == k
+        }
+        hedged = any(side != "both" for side in legs)
+        # leg → [position qty, bid qty, ask qty, bid value, ask value]
+        book: dict[str, list[float]] = {}
+        extra = 0.0
+        orders = [o for o in acct.orders if o[0] == k]
+        for _, qty, price, reduce_only in orders:
+            if reduce_only:
+                continue
+            leg = ("long" if qty > 0 else "short") if hedged else "both"
+            row = book.setdefault(leg, [legs.get(leg, 0.0), 0.0, 0.0, 0.0, 0.0])
+            value = notional(qty, mark if m.order_value == "mark" else price)
+            if qty > 0:
+                row[1] += qty
+                row[3] += value
+            else:
+                row[2] += -qty
+                row[4] += value
+            if m.order_open_loss:
+                # Binance: qty × |min(0, dir × (mark − price))|, in settle units.
+                if m.inverse:
+                    pnl = qty * cs * (1.0 / price - 1.0 / mark)
+                else:
+                    pnl = qty * cs * (mark - price)
+                extra += max(0.0, -pnl)
+            if m.order_fee_rate > 0.0:
+                # Bybit: fee × (value at the order price + value at its bankruptcy price).
+                opened = notional(qty, price)
+                rate = _initial(m, opened, qty) / opened
+                direction = 1.0 if qty > 0 else -1.0
+                # Value at the bankruptcy price: price × (1 − d·rate), inverse
+                # price / (1 + d·rate) (value × (1 + d·rate)); none past a 100 % rate.
+                factor = 1.0 + direction * rate if m.inverse else 1.0 - direction * rate
+                extra += m.order_fee_rate * (opened + opened * max(0.0, factor))
+        worst_case = 0.0
+        for position, bids, asks, bid_value, ask_value in book.values():
+            value = (1.0 if position >= 0 else -1.0) * notional(position, mark)
+            worst = max(abs(value + bid_value), abs(value - ask_value))
+            worst_qty = max(abs(position + bids), abs(position - asks))
+            own = _initial(m, abs(value), position)
+            worst_case += max(0.0, _initial(m, worst, worst_qty) - own)
+        per_order = m.order_margin_per_order * len(orders)
+        total += (worst_case + extra + per_order) * settle_price
+    return total
+
+
 def margin_ratio(adj_equity_maint: float, mm: float) -> float:
     if mm == 0.0:
         return 0.0
@@ -322,16 +409,32 @@ def account_rows(universe: Universe, book: Book) -> dict[int, AccountRows]:
         for i, parts in by_asset.items():
             accounts[account].balances[i] = math.fsum(parts)
     p = book.positions
-    for account, code, qty, entry, iso in zip(
+    side_names = ("both", "long", "short")
+    for account, code, qty, entry, iso, side in zip(
         p["account"].tolist(),
         p["market"].codes.tolist(),
         p["qty"].tolist(),
         p["entry_price"].tolist(),
         p["isolated_margin"].tolist(),
+        p["side"].tolist(),
         strict=True,
     ):
         isolated = 0.0 if math.isnan(iso) else iso
         accounts[account].positions.append((market_of_code[code], qty, entry, isolated))
+        accounts[account].sides.append(side_names[side])
+    o = book.orders
+    if o is not None:
+        for account, code, side, qty, price, reduce_only in zip(
+            o["account"].tolist(),
+            o["market"].codes.tolist(),
+            o["side"].tolist(),
+            o["qty"].tolist(),
+            o["price"].tolist(),
+            o["reduce_only"].tolist(),
+            strict=True,
+        ):
+            signed = qty if side == 0 else -qty
+            accounts[account].orders.append((market_of_code[code], signed, price, reduce_only))
     return accounts
 
 
@@ -486,6 +589,7 @@ __all__ = [
     "fee_reserve",
     "greeks",
     "margin_ratio",
+    "order_margin",
     "portfolio_account",
     "position_numbers",
     "shaped_requirement",

@@ -39,23 +39,28 @@ class Explanation(Tabular):
     margin tests (``checks``).
 
     Tables (the result protocol, :mod:`crossmargin.table`): **main** ``"positions"`` (each
-    position's notional, bracket, requirement and uPnL); also ``"balances"`` and
-    ``"checks"`` (name, value, threshold, passed, meaning).
+    position's side, notional, bracket, requirement and uPnL); also ``"balances"``,
+    ``"orders"`` (per market with open orders: order count, bid / ask quantity and what
+    they add to the initial requirement: ``worst_case``, ``open_loss``, ``fees``,
+    ``per_order``, total ``im``; docs/MODEL.md "Open orders") and ``"checks"`` (name,
+    value, threshold, passed, meaning).
     """
 
-    _TABLES = ("positions", "balances")
+    _TABLES = ("positions", "balances", "orders")
 
     account: int
     margin: dict[str, Any]
     balances: Table
     positions: Table
     checks: tuple[Check, ...]
+    orders: Table
 
     @property
     def tables(self) -> dict[str, Table]:
         return {
             "positions": self.positions,
             "balances": self.balances,
+            "orders": self.orders,
             "checks": Table(
                 {
                     "name": np.array([c.name for c in self.checks], dtype=object),
@@ -83,6 +88,7 @@ class Explanation(Tabular):
             "margin": self.margin,
             "balances": records(self.balances),
             "positions": records(self.positions),
+            "orders": records(self.orders),
             "checks": [c.__dict__ for c in self.checks],
         }
 
@@ -113,10 +119,19 @@ class Explanation(Tabular):
                 iso = (
                     f"isolated {p.isolated_margin[i]:,.2f}" if p.isolated_margin[i] > 0 else "cross"
                 )
+                leg = "" if p.side[i] == "both" else f" ({p.side[i]})"
                 out.append(
-                    f"    {p.market[i]:<12} {p.qty[i]:>12,.6g} {p.entry_price[i]:>12,.6g} "
+                    f"    {p.market[i] + leg:<12} {p.qty[i]:>12,.6g} {p.entry_price[i]:>12,.6g} "
                     f"{p.mark[i]:>12,.6g} {p.notional[i]:>14,.2f} {bracket:>7} "
                     f"{p.upnl[i]:>12,.2f} {p.im[i]:>12,.2f} {p.mm[i]:>12,.2f} {iso}"
+                )
+        if len(self.orders):
+            out.append("  open orders (market, orders, bid qty, ask qty, im they add):")
+            o = self.orders
+            for i in range(len(o)):
+                out.append(
+                    f"    {o.market[i]:<12} {o.orders[i]:>6} {o.bid_qty[i]:>12,.6g} "
+                    f"{o.ask_qty[i]:>12,.6g} {o.im[i]:>12,.2f}"
                 )
         out.append("  checks:")
         for c in self.checks:
@@ -150,10 +165,18 @@ def explain(
     markets = np.array([m.symbol for m in u.markets] or [""], dtype=object)
     bal = {k: np.asarray(v) for k, v in out["balances"].items()}
     pos = {k: np.asarray(v) for k, v in out["positions"].items()}
+    ords = {k: np.asarray(v) for k, v in out["orders"].items()}
+    sides = np.array(_core.POSITION_SIDES, dtype=object)
+    pos["side"] = sides[pos["side"].astype(np.intp)] if len(pos["qty"]) else pos["side"]
+    ords["market"] = (
+        markets[ords["market"].astype(np.intp)] if len(ords["market"]) else ords["market"]
+    )
     bal["asset"] = assets[bal["asset"].astype(np.intp)] if len(bal["qty"]) else bal["asset"]
     pos["market"] = markets[pos["market"].astype(np.intp)] if len(pos["qty"]) else pos["market"]
     margin = dict(out["margin"])
-    return Explanation(int(account), margin, Table(bal), Table(pos), _checks(margin, Table(pos)))
+    return Explanation(
+        int(account), margin, Table(bal), Table(pos), _checks(margin, Table(pos)), Table(ords)
+    )
 
 
 def _checks(m: dict[str, Any], pos: Table) -> tuple[Check, ...]:

@@ -155,6 +155,7 @@ class FundingResult(Tabular):
         "_book",
         "_market_code",
         "_new_balances",
+        "_orders",
         "_positions",
         "counterparty",
         "markets",
@@ -166,17 +167,20 @@ class FundingResult(Tabular):
         payments: Table,
         markets: Table,
         counterparty: Table,
-        book: Book | tuple[Mapping[str, Any], Mapping[str, Any]],
+        book: Book | tuple[Mapping[str, Any], ...] | tuple[Any, ...],
         market_code: np.ndarray | None = None,
     ) -> None:
         self.payments = payments
         self.markets = markets
         self.counterparty = counterparty
         self._book: Book | None = None
+        self._orders: Mapping[str, Any] | None = None
         if isinstance(book, Book):
             self._book = book
         else:
-            self._new_balances, self._positions = book
+            # (balances, positions[, orders]): open orders carry over unchanged.
+            self._new_balances, self._positions = book[0], book[1]
+            self._orders = book[2] if len(book) > 2 else None
         if market_code is None:
             index = {m: k for k, m in enumerate(markets.market.tolist())}
             market_code = np.array([index[m] for m in payments.market.tolist()], dtype=np.int64)
@@ -185,9 +189,10 @@ class FundingResult(Tabular):
     @property
     def book(self) -> Book:
         """The book after funding: payments added to settle-asset balances (asset column as
-        universe indices), the positions unchanged. Grouped on first access."""
+        universe indices), the positions (with their sides) and open orders unchanged.
+        Grouped on first access."""
         if self._book is None:
-            self._book = Book(self._new_balances, self._positions)
+            self._book = Book(self._new_balances, self._positions, self._orders)
         return self._book
 
     def check_zero_sum(self) -> bool:
@@ -290,7 +295,9 @@ def apply_funding(
         "asset": SymbolColumn(cols["balance_asset"], None),
         "qty": cols["balance_qty"],
     }
-    return FundingResult(payments, markets, counterparty, (balances, book.positions), k)
+    return FundingResult(
+        payments, markets, counterparty, (balances, book.positions, book.orders), k
+    )
 
 
 __all__ = [

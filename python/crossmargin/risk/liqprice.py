@@ -13,6 +13,8 @@ the solver are described there and in docs/MODEL.md, "Liquidation prices", "Whic
 
 Rows: one per position, accounts ascending and, within an account, in the book's order of
 market codes (``row`` gives each position's row in the input positions table, for joins).
+A hedged book (docs/MODEL.md "Book") adds ``side``: each leg has a liquidation price of its
+own (a cross leg's is its account's, at its market's mark; an isolated leg's its own).
 NaN where no price within a million-fold move reaches maintenance, for zero positions and
 for option positions.
 
@@ -53,21 +55,23 @@ def liquidation_prices(
     prices: PriceOverrides = None,
     move: LiqMove = "underlying",
 ) -> Table:
-    """Table(account, market, row, liq_price, bankruptcy_price) of ``book`` (bound to
+    """Table(account, market, row, [side,] liq_price, bankruptcy_price) of ``book`` (bound to
     ``universe``, which ``engine`` holds compiled): see the module docstring; the
     implementation of :meth:`crossmargin.Engine.liquidation_prices`."""
     check_move(move)
     u = universe
     cols = engine.liquidation_prices(book, resolve(u, prices), move)
     symbols = np.array([m.symbol for m in u.markets] or [""], dtype=str)
+    out = {
+        "account": cols["account"],
+        "market": symbols[cols["market"]],
+        "row": cols["row"].astype(np.int64),
+    }
+    side = np.asarray(cols["side"])
+    if side.any():
+        out["side"] = np.array(_core.POSITION_SIDES, dtype=object)[side.astype(np.intp)]
     return Table(
-        {
-            "account": cols["account"],
-            "market": symbols[cols["market"]],
-            "row": cols["row"].astype(np.int64),
-            "liq_price": cols["liq_price"],
-            "bankruptcy_price": cols["bankruptcy_price"],
-        }
+        {**out, "liq_price": cols["liq_price"], "bankruptcy_price": cols["bankruptcy_price"]}
     )
 
 

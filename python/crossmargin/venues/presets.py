@@ -200,6 +200,27 @@ BINANCE_COLLATERAL = {
 }  # fmt: skip
 
 
+# Open orders (docs/MODEL.md "Open orders"). Binance: max(|position notional + bid order
+# value|, |position notional − ask order value|) / leverage ("How to Calculate the Margin
+# Requirement on Binance Futures Trading",
+# binance.com/en/support/faq/4f83b65d83654b5e933f85ef12bf769d) plus the open loss ("How to
+# Calculate the Cost Required to Open a Position in Perpetual Futures Contracts",
+# binance.com/en/support/faq/87fa7ee33b574f7084d42bd2ce2e463b).
+BINANCE_ORDERS: dict[str, Any] = {"order_open_loss": True}
+# Bybit order cost = initial margin + fee to open + fee to close ("Order Cost (USDT
+# Contract)", help.bybit.com/hc/en-us/articles/900000169703), at the taker rate the page's
+# example uses (0.06 %).
+BYBIT_ORDERS: dict[str, Any] = {"order_fee_rate": 0.0006}
+# Drift: worst_case_base_asset_amount = max(|base + open_bids|, |base + open_asks|) at the
+# oracle (protocol-v2 programs/drift/src/state/user.rs) and OPEN_ORDER_MARGIN_REQUIREMENT =
+# QUOTE_PRECISION / 100 = 0.01 USDC per open order (math/constants.rs).
+DRIFT_ORDERS: dict[str, Any] = {"order_value": "mark", "order_margin_per_order": 0.01}
+# dYdX v4: an order is checked as if it filled at its price — the position after the fill
+# margined at the oracle, the fill's quote change (the open loss) in the collateral
+# (x/clob/keeper/orders.go AddOrderToOrderbookSubaccountUpdatesCheck).
+DYDX_ORDERS: dict[str, Any] = {"order_value": "mark", "order_open_loss": True}
+
+
 def binance_usdm(prices: PriceMap = None, symbols: Sequence[str] | None = None) -> Universe:
     """Binance USDⓈ-M futures, Multi-Assets mode, with the COIN-M BTCUSD perpetual."""
     p = _px(prices)
@@ -208,12 +229,13 @@ def binance_usdm(prices: PriceMap = None, symbols: Sequence[str] | None = None) 
     ]
     # Initial margin = notional / leverage of the bracket the whole position is in (Binance
     # "Leverage and Margin of USDⓈ-M Futures": "Initial Margin = Notional Position Value /
-    # Leverage"): a step; maintenance keeps the maintenance amount (continuous).
-    step: dict[str, Any] = {"im_shape": "step"}
+    # Leverage"): a step; maintenance keeps the maintenance amount (continuous). Open orders
+    # by Binance's rule (BINANCE_ORDERS).
+    rules: dict[str, Any] = {"im_shape": "step", **BINANCE_ORDERS}
     markets = [
-        Market("BTCUSDT", "perp", "USDT", "BTC", p["BTC"], tier_brackets(BINANCE_BTCUSDT), **step),
-        Market("ETHUSDT", "perp", "USDT", "ETH", p["ETH"], tier_brackets(BINANCE_ETHUSDT), **step),
-        Market("SOLUSDT", "perp", "USDT", "SOL", p["SOL"], tier_brackets(BINANCE_SOLUSDT), **step),
+        Market("BTCUSDT", "perp", "USDT", "BTC", p["BTC"], tier_brackets(BINANCE_BTCUSDT), **rules),
+        Market("ETHUSDT", "perp", "USDT", "ETH", p["ETH"], tier_brackets(BINANCE_ETHUSDT), **rules),
+        Market("SOLUSDT", "perp", "USDT", "SOL", p["SOL"], tier_brackets(BINANCE_SOLUSDT), **rules),
         Market(
             "BTCUSDT_260925",
             "future",
@@ -221,7 +243,7 @@ def binance_usdm(prices: PriceMap = None, symbols: Sequence[str] | None = None) 
             "BTC",
             p["BTC"],
             tier_brackets(BINANCE_BTCUSDT_QUARTERLY),
-            **step,
+            **rules,
         ),
         # COIN-M: 100 USD a contract ("Each BTC futures contract represents 100 USD",
         # https://dev.binance.vision/t/how-to-get-binance-futures-usd-m-pnl-and-roe/11463).
@@ -234,7 +256,7 @@ def binance_usdm(prices: PriceMap = None, symbols: Sequence[str] | None = None) 
             BINANCE_BTCUSD_COINM,
             contract_size=100.0,
             inverse=True,
-            **step,
+            **rules,
         ),
     ]
     return Universe(assets, _select(markets, symbols))
@@ -366,7 +388,16 @@ def bybit_unified(prices: PriceMap = None, symbols: Sequence[str] | None = None)
     # https://help.bybit.com/hc/en-us/articles/900000181046-Liquidation-Price-USDT-Contract-).
     rules: dict[str, Any] = {"im_shape": "step", "maint_basis": "entry"}
     markets = [
-        Market("BTCUSDT", "perp", "USDT", "BTC", p["BTC"], tier_brackets(BYBIT_BTCUSDT), **rules),
+        Market(
+            "BTCUSDT",
+            "perp",
+            "USDT",
+            "BTC",
+            p["BTC"],
+            tier_brackets(BYBIT_BTCUSDT),
+            **rules,
+            **BYBIT_ORDERS,
+        ),
         Market(
             "BTCUSD",
             "perp",
@@ -376,6 +407,7 @@ def bybit_unified(prices: PriceMap = None, symbols: Sequence[str] | None = None)
             BYBIT_BTCUSD,
             inverse=True,
             liquidation_fee=BYBIT_TAKER_FEE,
+            order_fee_rate=BYBIT_TAKER_FEE,
             **rules,
         ),
     ]
@@ -464,7 +496,9 @@ def drift_v2(prices: PriceMap = None, symbols: Sequence[str] | None = None) -> U
     ]
     imr, mmr, imf = DRIFT_PERP
     markets = [
-        Market(f"{u}-PERP", "perp", "USDC", u, p[u], [(INF, imr, mmr)], imf_factor=imf)
+        Market(
+            f"{u}-PERP", "perp", "USDC", u, p[u], [(INF, imr, mmr)], imf_factor=imf, **DRIFT_ORDERS
+        )
         for u in ("SOL", "BTC", "ETH")
     ]
     return Universe(assets, _select(markets, symbols))
@@ -595,7 +629,7 @@ def dydx_v4(
     for sym, (u, tier) in DYDX_MARKETS.items():
         imf, mf, lo, hi = DYDX_TIERS[tier]
         eff = dydx_effective_imf(imf, float(oi.get(sym, 0.0)), lo, hi)
-        markets.append(Market(sym, "perp", "USDC", u, p[u], [(INF, eff, imf * mf)]))
+        markets.append(Market(sym, "perp", "USDC", u, p[u], [(INF, eff, imf * mf)], **DYDX_ORDERS))
     return Universe([Asset("USDC", p["USDC"])], _select(markets, symbols))
 
 
@@ -726,8 +760,10 @@ def _net_positions(
     qty: np.ndarray,
     entry: np.ndarray,
     isolated: np.ndarray,
+    side: np.ndarray,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """One net position per (account, venue market), keeping uPnL at every mark: linear
+    """One net position per (account, venue market, side) — a hedge leg stays a leg
+    (docs/MODEL.md "Book") — keeping uPnL at every mark: linear
     entry = Σ q·e / Σ q, inverse 1/entry = Σ (q/e) / Σ q; a net of zero books its locked-in
     P&L (−Σ q·e linear, Σ q·cs/e inverse, settle units) as a balance of the settle asset.
     Isolated margins add up; the net position is isolated when any part was. Groups are in
@@ -735,7 +771,9 @@ def _net_positions(
     inv = np.array([m.inverse for m in venue.markets], dtype=bool)
     market = np.asarray(market, dtype=np.int64)
     weighted = np.where(inv[market], qty / np.where(entry > 0, entry, 1.0), qty * entry)
-    keys = np.stack([np.asarray(account, dtype=np.int64), market], axis=1)
+    keys = np.stack(
+        [np.asarray(account, dtype=np.int64), market, np.asarray(side, dtype=np.int64)], axis=1
+    )
     _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")  # groups in order of first appearance
     rank = np.empty(len(order), dtype=np.int64)
@@ -766,6 +804,7 @@ def _net_positions(
         "qty": q[keep],
         "entry_price": e[keep],
         "isolated_margin": iso[keep],
+        "side": keys[first[order], 2][keep].astype(np.uint8),
     }
     booked = locked != 0
     extra = {
@@ -790,7 +829,16 @@ def map_book(book: Book, source: Universe, venue: Universe) -> tuple[Book, dict[
       margin keeps its USD value. A position without a venue market is left out.
     - Accounts whose rows are all left out disappear from the venue's results.
 
+    - Hedge legs stay legs (one net leg per account, venue market and side). Open orders are
+      not carried over: a book with orders is a :class:`ConfigError` (evaluate it without).
+
     Returns the new book and counts ``{"balances_dropped", "positions_dropped"}``."""
+    if book.has_orders:
+        raise ConfigError(
+            "book: open orders are not carried over to another venue (map a book without "
+            "orders: Book.from_arrays(book.balances, book.positions))",
+            field="book",
+        )
     b, pos = book.balances, book.positions
     src_assets = [a.symbol for a in source.assets]
     src_markets = [m.symbol for m in source.markets]
@@ -833,6 +881,7 @@ def map_book(book: Book, source: Universe, venue: Universe) -> tuple[Book, dict[
         pos["qty"][keep_p] * qf[codes[keep_p]],
         pos["entry_price"][keep_p],
         np.where(np.isnan(iso), 0.0, iso)[keep_p] * isf[codes[keep_p]],
+        pos["side"][keep_p],
     )
     mapped = Book.from_arrays(
         balances={

@@ -10,6 +10,12 @@
 //! and [`GroupedBook::in_universe_order`] re-sorts each account's rows by universe index
 //! where the codes' order differs from it, so an account's sums run in one canonical order
 //! (universe index) whichever way its symbols were encoded.
+//!
+//! A position row carries a side (docs/MODEL.md "Book"): `both` (one-way mode, the net
+//! position) or a `long` / `short` leg (hedge mode); (account, market, side) is the key and
+//! each account's rows are ordered by (code, side, input row). Open orders (an optional third
+//! table) are grouped the same way, by (code, input row); they are read only by the initial
+//! requirement ([`crate::orders`]).
 
 use rayon::prelude::*;
 
@@ -17,6 +23,19 @@ use crate::error::{CoreError, Result, Table};
 use crate::fsum::exact_sum;
 use crate::limits::{is_price, within, MAX_AMOUNT, MAX_PRICE, MAX_QTY, MIN_PRICE};
 use crate::memory::{column, map_column};
+
+/// Position sides (docs/MODEL.md "Book"): one-way net position, hedge-mode long leg, short leg.
+pub const SIDE_BOTH: u8 = 0;
+pub const SIDE_LONG: u8 = 1;
+pub const SIDE_SHORT: u8 = 2;
+/// The sides' names, by code.
+pub const SIDE_NAMES: [&str; 3] = ["both", "long", "short"];
+/// Order sides, by code.
+pub const ORDER_SIDE_NAMES: [&str; 2] = ["buy", "sell"];
+
+/// Grouping packs a position's side into the two low bits of its market code (one sort key),
+/// so a book may use at most 2^30 market codes.
+const MAX_PACKED_CODES: u32 = 1 << 30;
 
 /// Balance rows as given (column slices of equal length).
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +55,17 @@ pub struct PositionInput<'a> {
     pub isolated_margin: &'a [f64],
 }
 
+/// Open-order rows as given: `side` 0 = buy, 1 = sell; `qty` > 0 and `price` > 0.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderInput<'a> {
+    pub account: &'a [i64],
+    pub code: &'a [u32],
+    pub side: &'a [u8],
+    pub qty: &'a [f64],
+    pub price: &'a [f64],
+    pub reduce_only: &'a [bool],
+}
+
 /// Balances grouped by account: rows of account `a` are `offsets[a]..offsets[a + 1]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Balances {
@@ -53,6 +83,20 @@ pub struct Positions {
     pub qty: Vec<f64>,
     pub entry_price: Vec<f64>,
     pub isolated_margin: Vec<f64>,
+    /// [`SIDE_BOTH`], [`SIDE_LONG`] or [`SIDE_SHORT`].
+    pub side: Vec<u8>,
+    pub row: Vec<u32>,
+}
+
+/// Open orders grouped by account, each account's rows by (code, input row). `qty` is signed:
+/// > 0 buys, < 0 sells.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Orders {
+    pub offsets: Vec<usize>,
+    pub code: Vec<u32>,
+    pub qty: Vec<f64>,
+    pub price: Vec<f64>,
+    pub reduce_only: Vec<bool>,
     pub row: Vec<u32>,
 }
 
@@ -62,6 +106,8 @@ pub struct GroupedBook {
     pub accounts: Vec<i64>,
     pub balances: Balances,
     pub positions: Positions,
+    /// Open orders; every offset 0 (or no offsets at all) when the book has none.
+    pub orders: Orders,
     pub n_asset_codes: u32,
     pub n_market_codes: u32,
 }
@@ -75,6 +121,27 @@ pub struct AccountRows<'a> {
     pub pos_qty: &'a [f64],
     pub pos_entry: &'a [f64],
     pub pos_isolated: &'a [f64],
+    /// Position sides ([`SIDE_BOTH`], ...); empty where a caller builds rows without sides.
+    pub pos_side: &'a [u8],
+    /// Open orders, by market code: signed qty (> 0 buy), limit price, reduce-only flag.
+    pub ord_code: &'a [u32],
+    pub ord_qty: &'a [f64],
+    pub ord_price: &'a [f64],
+    pub ord_reduce_only: &'a [bool],
+}
+
+impl<'a> AccountRows<'a> {
+    /// The same rows without their open orders (computations of positions alone).
+    #[inline]
+    pub fn without_orders(self) -> AccountRows<'a> {
+        AccountRows { ord_code: &[], ord_qty: &[], ord_price: &[], ord_reduce_only: &[], ..self }
+    }
+
+    /// The side of position row `j` (both where the rows carry no sides).
+    #[inline]
+    pub fn side(&self, j: usize) -> u8 {
+        self.pos_side.get(j).copied().unwrap_or(SIDE_BOTH)
+    }
 }
 
 impl GroupedBook {
@@ -86,14 +153,31 @@ impl GroupedBook {
     pub fn account(&self, a: usize) -> AccountRows<'_> {
         let b = self.balances.offsets[a]..self.balances.offsets[a + 1];
         let p = self.positions.offsets[a]..self.positions.offsets[a + 1];
+        let o = &self.orders;
+        let r = if o.offsets.is_empty() { 0..0 } else { o.offsets[a]..o.offsets[a + 1] };
         AccountRows {
             bal_code: &self.balances.code[b.clone()],
             bal_qty: &self.balances.qty[b],
             pos_code: &self.positions.code[p.clone()],
             pos_qty: &self.positions.qty[p.clone()],
             pos_entry: &self.positions.entry_price[p.clone()],
-            pos_isolated: &self.positions.isolated_margin[p],
+            pos_isolated: &self.positions.isolated_margin[p.clone()],
+            pos_side: &self.positions.side[p],
+            ord_code: &o.code[r.clone()],
+            ord_qty: &o.qty[r.clone()],
+            ord_price: &o.price[r.clone()],
+            ord_reduce_only: &o.reduce_only[r],
         }
+    }
+
+    /// Whether any position is a hedge-mode leg.
+    pub fn has_sides(&self) -> bool {
+        self.positions.side.iter().any(|&s| s != SIDE_BOTH)
+    }
+
+    /// Whether the book holds open orders.
+    pub fn has_orders(&self) -> bool {
+        !self.orders.code.is_empty()
     }
 
     /// Bytes held by the grouped arrays.
@@ -103,14 +187,16 @@ impl GroupedBook {
         self.accounts.len() * 8
             + (b.offsets.len() + p.offsets.len()) * 8
             + b.code.len() * 12
-            + p.code.len() * (4 + 8 * 3 + 4)
+            + p.code.len() * (4 + 8 * 3 + 4 + 1)
+            + self.orders.offsets.len() * 8
+            + self.orders.code.len() * (4 + 8 * 2 + 1 + 4)
     }
 
     /// True when `remap` preserves the order of the codes this book uses, so each account's
     /// rows are already in universe-index order.
     pub fn is_in_order(&self, asset_remap: &[u32], market_remap: &[u32]) -> bool {
-        increasing(&self.balances.code, self.n_asset_codes, asset_remap)
-            && increasing(&self.positions.code, self.n_market_codes, market_remap)
+        increasing(&[&self.balances.code], self.n_asset_codes, asset_remap)
+            && increasing(&[&self.positions.code, &self.orders.code], self.n_market_codes, market_remap)
     }
 
     /// The same book with codes replaced by universe indices (`remap[code]`) and each
@@ -141,9 +227,12 @@ impl GroupedBook {
             split_balances(bal.offsets.clone(), &bal_rows)
         };
         let pos = &self.positions;
+        if n_markets > MAX_PACKED_CODES {
+            return Err(CoreError::config("markets", format!("{n_markets} markets: at most 2^30")));
+        }
         let mut pos_rows: Vec<PosRow> = (0..pos.code.len())
             .map(|i| PosRow {
-                code: market_remap[pos.code[i] as usize],
+                code: pack(market_remap[pos.code[i] as usize], pos.side[i]),
                 row: pos.row[i],
                 qty: pos.qty[i],
                 entry: pos.entry_price[i],
@@ -152,26 +241,69 @@ impl GroupedBook {
             .collect();
         sort_within(&pos.offsets, &mut pos_rows, |x| (x.code, x.row));
         check_unique_positions(&self.accounts, &pos.offsets, &pos_rows)?;
+        let ord = &self.orders;
+        let orders = if ord.offsets.is_empty() {
+            Orders::default()
+        } else {
+            let mut rows: Vec<OrdRow> = (0..ord.code.len())
+                .map(|i| OrdRow {
+                    code: market_remap[ord.code[i] as usize],
+                    row: ord.row[i],
+                    qty: ord.qty[i],
+                    price: ord.price[i],
+                    reduce_only: ord.reduce_only[i],
+                })
+                .collect();
+            sort_within(&ord.offsets, &mut rows, |x| (x.code, x.row));
+            orders_of(ord.offsets.clone(), &rows)
+        };
         Ok(GroupedBook {
             accounts: self.accounts.clone(),
             balances,
             positions: positions_of(pos.offsets.clone(), &pos_rows),
+            orders,
             n_asset_codes: n_assets,
             n_market_codes: n_markets,
         })
     }
 }
 
-/// Groups the two tables by account. Errors name the first offending row.
+/// A market code and a side in one sort key.
+#[inline]
+fn pack(code: u32, side: u8) -> u32 {
+    (code << 2) | side as u32
+}
+
+/// Groups the two tables by account (every position one-way, no orders). Errors name the
+/// first offending row.
 pub fn group(
     bal: BalanceInput<'_>,
     pos: PositionInput<'_>,
     n_asset_codes: u32,
     n_market_codes: u32,
 ) -> Result<GroupedBook> {
+    group_with(bal, pos, &[], None, n_asset_codes, n_market_codes)
+}
+
+/// Groups balances, positions with their sides (`side`: one per position row, or empty for
+/// all [`SIDE_BOTH`]) and open orders by account. Errors name the first offending row.
+pub fn group_with(
+    bal: BalanceInput<'_>,
+    pos: PositionInput<'_>,
+    side: &[u8],
+    orders: Option<OrderInput<'_>>,
+    n_asset_codes: u32,
+    n_market_codes: u32,
+) -> Result<GroupedBook> {
     validate_balances(&bal, n_asset_codes)?;
     validate_positions(&pos, n_market_codes)?;
-    if bal.account.len() >= u32::MAX as usize || pos.account.len() >= u32::MAX as usize {
+    validate_sides(&pos, side)?;
+    if let Some(o) = &orders {
+        validate_orders(o, n_market_codes)?;
+    }
+    let n_orders = orders.as_ref().map_or(0, |o| o.account.len());
+    if bal.account.len() >= u32::MAX as usize || pos.account.len() >= u32::MAX as usize || n_orders >= u32::MAX as usize
+    {
         return Err(CoreError::book(
             Table::Positions,
             u32::MAX as usize,
@@ -179,8 +311,18 @@ pub fn group(
             "more than 2^32 rows in one table",
         ));
     }
+    if n_market_codes > MAX_PACKED_CODES {
+        return Err(CoreError::book(
+            Table::Positions,
+            0,
+            "market",
+            format!("{n_market_codes} market codes: a book may use at most 2^30"),
+        ));
+    }
+    let side_of = |r: usize| if side.is_empty() { SIDE_BOTH } else { side[r] };
 
-    let (accounts, dense) = dense_accounts(&[bal.account, pos.account]);
+    let ord_accounts: &[i64] = orders.as_ref().map_or(&[], |o| o.account);
+    let (accounts, dense) = dense_accounts(&[bal.account, pos.account, ord_accounts]);
     let n = accounts.len();
 
     // Balances: group, order by code within the account, merge duplicates (exact sum).
@@ -192,7 +334,7 @@ pub fn group(
 
     // Positions: group, order by code; a repeated code is an error naming both rows.
     let (offsets, mut rows) = scatter(&dense[1], n, |r| PosRow {
-        code: pos.code[r],
+        code: pack(pos.code[r], side_of(r)),
         row: r as u32,
         qty: pos.qty[r],
         entry: pos.entry_price[r],
@@ -203,7 +345,23 @@ pub fn group(
     check_unique_positions(&accounts, &offsets, &rows)?;
     let positions = positions_of(offsets, &rows);
 
-    Ok(GroupedBook { accounts, balances, positions, n_asset_codes, n_market_codes })
+    // Orders: group, order by (code, row); sells carry a negative quantity.
+    let orders = match orders {
+        None => Orders::default(),
+        Some(o) => {
+            let (offsets, mut rows) = scatter(&dense[2], n, |r| OrdRow {
+                code: o.code[r],
+                row: r as u32,
+                qty: if o.side[r] == 0 { o.qty[r] } else { -o.qty[r] },
+                price: o.price[r],
+                reduce_only: o.reduce_only[r],
+            });
+            sort_within(&offsets, &mut rows, |x| (x.code, x.row));
+            orders_of(offsets, &rows)
+        }
+    };
+
+    Ok(GroupedBook { accounts, balances, positions, orders, n_asset_codes, n_market_codes })
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -222,11 +380,22 @@ struct PosRow {
     isolated: f64,
 }
 
-/// Codes used by `codes` map to strictly increasing universe indices.
-fn increasing(codes: &[u32], n_codes: u32, remap: &[u32]) -> bool {
+#[derive(Debug, Clone, Copy, Default)]
+struct OrdRow {
+    code: u32,
+    row: u32,
+    qty: f64,
+    price: f64,
+    reduce_only: bool,
+}
+
+/// Codes used by `columns` map to strictly increasing universe indices.
+fn increasing(columns: &[&[u32]], n_codes: u32, remap: &[u32]) -> bool {
     let mut used = vec![false; n_codes as usize];
-    for &c in codes {
-        used[c as usize] = true;
+    for codes in columns {
+        for &c in codes.iter() {
+            used[c as usize] = true;
+        }
     }
     let mut last: Option<u32> = None;
     for (c, _) in used.iter().enumerate().filter(|(_, &u)| u) {
@@ -239,33 +408,59 @@ fn increasing(codes: &[u32], n_codes: u32, remap: &[u32]) -> bool {
     true
 }
 
-/// A repeated market within an account (rows sorted by code) is an error naming both rows.
+/// Within an account (rows sorted by packed (code, side)), a repeated (market, side) is an
+/// error naming both rows, and so is a one-way (`both`) row beside a hedge leg of the same
+/// market: one-way and hedge mode do not mix within an account's market.
 fn check_unique_positions(accounts: &[i64], offsets: &[usize], rows: &[PosRow]) -> Result<()> {
+    // Sorted, `both` (0) precedes the legs: a clash is two equal keys or a `both` beside a leg.
+    let clash = |w: &[PosRow]| w[0].code == w[1].code || (w[0].code >> 2 == w[1].code >> 2 && w[0].code & 3 == 0);
     let n = accounts.len();
-    let duplicate = (0..n)
-        .into_par_iter()
-        .find_first(|&a| rows[offsets[a]..offsets[a + 1]].windows(2).any(|w| w[0].code == w[1].code));
-    let Some(a) = duplicate else { return Ok(()) };
-    let w = rows[offsets[a]..offsets[a + 1]].windows(2).find(|w| w[0].code == w[1].code).expect("found above");
+    let found = (0..n).into_par_iter().find_first(|&a| rows[offsets[a]..offsets[a + 1]].windows(2).any(clash));
+    let Some(a) = found else { return Ok(()) };
+    let w = rows[offsets[a]..offsets[a + 1]].windows(2).find(|w| clash(w)).expect("found above");
     let (r0, r1) = (w[0].row.min(w[1].row) as usize, w[0].row.max(w[1].row) as usize);
-    Err(CoreError::Book {
-        table: Table::Positions,
-        row: r1,
-        other_row: Some(r0),
-        column: "market",
-        message: format!(
-            "duplicate position of account {} in one market; a position is the account's net position",
-            accounts[a]
-        ),
-    })
+    let side = SIDE_NAMES[(w[0].code & 3) as usize];
+    let (column, message) = if w[0].code == w[1].code && side == "both" {
+        (
+            "market",
+            format!(
+                "duplicate position of account {} in one market; a position is the account's net position",
+                accounts[a]
+            ),
+        )
+    } else if w[0].code == w[1].code {
+        ("side", format!("duplicate {side} leg of account {} in one market; one leg per side", accounts[a]))
+    } else {
+        (
+            "side",
+            format!(
+                "account {} holds a one-way ('both') position and a hedge leg in one market; \
+                 an account's market is either one-way or hedged",
+                accounts[a]
+            ),
+        )
+    };
+    Err(CoreError::Book { table: Table::Positions, row: r1, other_row: Some(r0), column, message })
 }
 
 fn positions_of(offsets: Vec<usize>, rows: &[PosRow]) -> Positions {
     Positions {
-        code: map_column(rows, |x| x.code),
+        code: map_column(rows, |x| x.code >> 2),
+        side: map_column(rows, |x| (x.code & 3) as u8),
         qty: map_column(rows, |x| x.qty),
         entry_price: map_column(rows, |x| x.entry),
         isolated_margin: map_column(rows, |x| x.isolated),
+        row: map_column(rows, |x| x.row),
+        offsets,
+    }
+}
+
+fn orders_of(offsets: Vec<usize>, rows: &[OrdRow]) -> Orders {
+    Orders {
+        code: map_column(rows, |x| x.code),
+        qty: map_column(rows, |x| x.qty),
+        price: map_column(rows, |x| x.price),
+        reduce_only: map_column(rows, |x| x.reduce_only),
         row: map_column(rows, |x| x.row),
         offsets,
     }
@@ -403,6 +598,76 @@ fn validate_positions(p: &PositionInput<'_>, n_codes: u32) -> Result<()> {
         Some(r) => Err(row_error(r).expect("row has an error")),
         None => Ok(()),
     }
+}
+
+/// A side per position row (or none: all one-way); a long leg holds qty ≥ 0, a short leg ≤ 0.
+fn validate_sides(p: &PositionInput<'_>, side: &[u8]) -> Result<()> {
+    if side.is_empty() {
+        return Ok(());
+    }
+    let n = p.account.len();
+    if side.len() != n {
+        return Err(CoreError::book(
+            Table::Positions,
+            side.len().min(n),
+            "side",
+            format!("column 'side' has {} rows, 'account' has {n}", side.len()),
+        ));
+    }
+    let bad = |s: u8, q: f64| s > SIDE_SHORT || (s == SIDE_LONG && q < 0.0) || (s == SIDE_SHORT && q > 0.0);
+    let r = first_row(n, |lo, hi| side[lo..hi].iter().zip(&p.qty[lo..hi]).position(|(&s, &q)| bad(s, q)));
+    let Some(r) = r else { return Ok(()) };
+    let (s, q) = (side[r], p.qty[r]);
+    Err(if s > SIDE_SHORT {
+        CoreError::book(Table::Positions, r, "side", format!("side code {s} is not 0 (both), 1 (long) or 2 (short)"))
+    } else {
+        let need = if s == SIDE_LONG { "≥ 0" } else { "≤ 0" };
+        CoreError::book(
+            Table::Positions,
+            r,
+            "qty",
+            format!("qty {q} of a {} leg must be {need}", SIDE_NAMES[s as usize]),
+        )
+    })
+}
+
+fn validate_orders(o: &OrderInput<'_>, n_codes: u32) -> Result<()> {
+    let n = o.account.len();
+    for (col, len) in [
+        ("market", o.code.len()),
+        ("side", o.side.len()),
+        ("qty", o.qty.len()),
+        ("price", o.price.len()),
+        ("reduce_only", o.reduce_only.len()),
+    ] {
+        if len != n {
+            return Err(CoreError::book(
+                Table::Orders,
+                len.min(n),
+                col,
+                format!("column '{col}' has {len} rows, 'account' has {n}"),
+            ));
+        }
+    }
+    let bad =
+        |c: u32, s: u8, q: f64, p: f64| c >= n_codes || s > 1 || !(q > 0.0 && q <= MAX_QTY) || !is_price(p, false);
+    let r = first_row(n, |lo, hi| (lo..hi).position(|r| bad(o.code[r], o.side[r], o.qty[r], o.price[r])));
+    let Some(r) = r else { return Ok(()) };
+    let (c, s, q, p) = (o.code[r], o.side[r], o.qty[r], o.price[r]);
+    Err(if c >= n_codes {
+        CoreError::book(Table::Orders, r, "market", format!("market code {c} is out of range (0..{n_codes})"))
+    } else if s > 1 {
+        CoreError::book(Table::Orders, r, "side", format!("side code {s} is not 0 (buy) or 1 (sell)"))
+    } else if !(q > 0.0 && q <= MAX_QTY) {
+        CoreError::book(Table::Orders, r, "qty", format!("qty {q} must be finite, > 0 and ≤ {MAX_QTY:e}"))
+    } else {
+        CoreError::book(
+            Table::Orders,
+            r,
+            "price",
+            format!("price {p} must be finite and > 0, within [{MIN_PRICE:e}, {MAX_PRICE:e}]"),
+        )
+    })
 }
 
 /// The first row in `0..n` that `bad_in(lo, hi)` finds (it returns an offset within the
@@ -611,6 +876,94 @@ mod tests {
         assert!(e.to_string().starts_with("balances row 1: qty NaN"), "{e}");
         let e = book((&[1], &[0, 0], &[1.0]), (&[], &[], &[])).unwrap_err();
         assert!(e.to_string().contains("column 'asset' has 2 rows"), "{e}");
+    }
+
+    fn hedged(pos: (&[i64], &[u32], &[f64], &[u8])) -> Result<GroupedBook> {
+        let n = pos.0.len();
+        let (entry, iso) = (vec![100.0; n], vec![f64::NAN; n]);
+        let p = PositionInput { account: pos.0, code: pos.1, qty: pos.2, entry_price: &entry, isolated_margin: &iso };
+        let b = BalanceInput { account: &[], code: &[], qty: &[] };
+        group_with(b, p, pos.3, None, 4, 4)
+    }
+
+    #[test]
+    fn hedge_legs_are_keyed_by_market_and_side_in_canonical_order() {
+        let g = hedged((&[1, 1, 1], &[2, 0, 2], &[-1.0, 3.0, 2.0], &[SIDE_SHORT, SIDE_BOTH, SIDE_LONG])).unwrap();
+        assert_eq!(g.positions.code, vec![0, 2, 2]);
+        assert_eq!(g.positions.side, vec![SIDE_BOTH, SIDE_LONG, SIDE_SHORT]);
+        assert_eq!(g.positions.row, vec![1, 2, 0]);
+        // the same rows in another order group identically (side is in the sort key)
+        let h = hedged((&[1, 1, 1], &[2, 2, 0], &[2.0, -1.0, 3.0], &[SIDE_LONG, SIDE_SHORT, SIDE_BOTH])).unwrap();
+        assert!(h.has_sides());
+        assert_eq!(
+            (g.positions.code, g.positions.side, g.positions.qty),
+            (h.positions.code, h.positions.side, h.positions.qty)
+        );
+    }
+
+    #[test]
+    fn a_repeated_leg_and_a_one_way_row_beside_a_leg_are_named() {
+        let e = hedged((&[1, 1], &[2, 2], &[1.0, 2.0], &[SIDE_LONG, SIDE_LONG])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "positions row 1 (and row 0): duplicate long leg of account 1 in one market; one leg per side"
+        );
+        let e = hedged((&[1, 1], &[2, 2], &[-1.0, -2.0], &[SIDE_SHORT, SIDE_BOTH])).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "positions row 1 (and row 0): account 1 holds a one-way ('both') position and a hedge leg"
+            ),
+            "{e}"
+        );
+        // one-way in one market, hedged in another: allowed
+        hedged((&[1, 1, 1], &[1, 2, 2], &[1.0, 1.0, -1.0], &[SIDE_BOTH, SIDE_LONG, SIDE_SHORT])).unwrap();
+    }
+
+    #[test]
+    fn a_leg_against_its_sign_or_an_unknown_side_is_named() {
+        let e = hedged((&[1, 2], &[0, 0], &[1.0, 1.0], &[SIDE_LONG, SIDE_SHORT])).unwrap_err();
+        assert_eq!(e.to_string(), "positions row 1: qty 1 of a short leg must be ≤ 0");
+        let e = hedged((&[1], &[0], &[-1.0], &[SIDE_LONG])).unwrap_err();
+        assert_eq!(e.to_string(), "positions row 0: qty -1 of a long leg must be ≥ 0");
+        let e = hedged((&[1], &[0], &[1.0], &[7])).unwrap_err();
+        assert!(e.to_string().starts_with("positions row 0: side code 7"), "{e}");
+    }
+
+    #[test]
+    fn orders_group_by_account_with_signed_quantities_and_bad_rows_are_named() {
+        let b = BalanceInput { account: &[], code: &[], qty: &[] };
+        let p = PositionInput { account: &[], code: &[], qty: &[], entry_price: &[], isolated_margin: &[] };
+        let o = OrderInput {
+            account: &[9, 3, 9],
+            code: &[1, 0, 0],
+            side: &[1, 0, 0],
+            qty: &[2.0, 1.0, 0.5],
+            price: &[10.0, 11.0, 12.0],
+            reduce_only: &[false, true, false],
+        };
+        let g = group_with(b, p, &[], Some(o), 4, 4).unwrap();
+        assert_eq!(g.accounts, vec![3, 9]);
+        assert_eq!(g.orders.offsets, vec![0, 1, 3]);
+        assert_eq!(g.orders.code, vec![0, 0, 1]);
+        assert_eq!(g.orders.qty, vec![1.0, 0.5, -2.0]);
+        assert_eq!(g.orders.row, vec![1, 2, 0]);
+        assert_eq!(g.account(1).ord_price, &[12.0, 10.0]);
+        for (side, qty, price, msg) in [
+            (2, 1.0, 1.0, "orders row 0: side code 2 is not 0 (buy) or 1 (sell)"),
+            (0, 0.0, 1.0, "orders row 0: qty 0 must be finite, > 0"),
+            (0, 1.0, -1.0, "orders row 0: price -1 must be finite and > 0"),
+        ] {
+            let o = OrderInput {
+                account: &[1],
+                code: &[0],
+                side: &[side],
+                qty: &[qty],
+                price: &[price],
+                reduce_only: &[false],
+            };
+            let e = group_with(b, p, &[], Some(o), 4, 4).unwrap_err();
+            assert!(e.to_string().starts_with(msg), "{e}");
+        }
     }
 
     #[test]

@@ -48,6 +48,8 @@ struct Row {
 }
 
 fn account(rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> Row {
+    // Capital of positions: open orders stay out of both sides of the comparison.
+    let rows = rows.without_orders();
     let u = ctx.universe;
     let full = evaluate_account(rows, ctx);
     let balances_only = AccountRows { pos_code: &[], pos_qty: &[], pos_entry: &[], pos_isolated: &[], ..rows };
@@ -61,6 +63,11 @@ fn account(rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> Row {
             pos_qty: &rows.pos_qty[j..j + 1],
             pos_entry: &rows.pos_entry[j..j + 1],
             pos_isolated: &[0.0],
+            pos_side: &[],
+            ord_code: &[],
+            ord_qty: &[],
+            ord_price: &[],
+            ord_reduce_only: &[],
         };
         let m = evaluate_account(alone, ctx);
         let (im, c) = (m.requirement[0], m.adj_equity[0]);

@@ -6,6 +6,7 @@
 pub enum Table {
     Balances,
     Positions,
+    Orders,
 }
 
 impl Table {
@@ -13,6 +14,7 @@ impl Table {
         match self {
             Table::Balances => "balances",
             Table::Positions => "positions",
+            Table::Orders => "orders",
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::book::GroupedBook;
 use crate::margin::{evaluate_rows_into, AccountMargin, BalanceLine, MarginContext, PositionLine, RowSink};
+use crate::orders::OrderLine;
 
 /// One position row with where it came from and which bracket applied.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -11,6 +12,8 @@ pub struct PositionDetail {
     pub line: PositionLine,
     /// The row in the input positions table.
     pub row: u32,
+    /// The position's side (`crate::book::SIDE_BOTH`, ...).
+    pub side: u8,
     /// The market's bracket (0-based) holding the position's notional; None for options.
     pub bracket: Option<usize>,
 }
@@ -21,12 +24,15 @@ pub struct Explanation {
     pub margin: AccountMargin,
     pub balances: Vec<BalanceLine>,
     pub positions: Vec<PositionDetail>,
+    /// What each market's open orders add to the initial requirement.
+    pub orders: Vec<OrderLine>,
 }
 
 #[derive(Default)]
 struct Recorder {
     balances: Vec<BalanceLine>,
     positions: Vec<PositionLine>,
+    orders: Vec<OrderLine>,
 }
 
 impl RowSink for Recorder {
@@ -36,6 +42,9 @@ impl RowSink for Recorder {
     fn position(&mut self, line: &PositionLine) {
         self.positions.push(*line);
     }
+    fn order(&mut self, line: &OrderLine) {
+        self.orders.push(*line);
+    }
 }
 
 /// The explanation of dense account `a` (its totals equal [`crate::margin::evaluate`]'s, bit
@@ -43,20 +52,21 @@ impl RowSink for Recorder {
 pub fn explain_account(book: &GroupedBook, a: usize, ctx: &MarginContext<'_>) -> Explanation {
     let mut rec = Recorder::default();
     let margin = evaluate_rows_into(book.account(a), ctx, ctx, &mut rec);
-    let rows = &book.positions.row[book.positions.offsets[a]..book.positions.offsets[a + 1]];
+    let span = book.positions.offsets[a]..book.positions.offsets[a + 1];
+    let (rows, sides) = (&book.positions.row[span.clone()], &book.positions.side[span]);
     let u = ctx.universe;
     let positions = rec
         .positions
         .into_iter()
-        .zip(rows)
-        .map(|(line, &row)| {
+        .zip(rows.iter().zip(sides))
+        .map(|(line, (&row, &side))| {
             let c = u.contract(line.market);
             let bracket =
                 (!c.is_option()).then(|| u.markets.brackets.bracket_of(line.market, c.notional(line.qty, line.mark)));
-            PositionDetail { line, row, bracket }
+            PositionDetail { line, row, side, bracket }
         })
         .collect();
-    Explanation { margin, balances: rec.balances, positions }
+    Explanation { margin, balances: rec.balances, positions, orders: rec.orders }
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! - [`universe`]: the risk configuration compiled into flat tables
 //!   ([`brackets`], [`haircut`], [`imf`] hold the per-rule math)
-//! - [`book`]: balances and positions grouped by account (CSR), once
+//! - [`book`]: balances, positions (with their sides) and open orders grouped by account
+//!   (CSR), once; [`orders`]: the initial margin open orders lock
 //! - [`margin`]: the standard cross-margin model, per account, in parallel
 //! - [`liqprice`]: liquidation price per position; [`stress`]: many scenarios in one pass;
 //!   [`efficiency`]: isolated vs cross capital requirement
@@ -31,13 +32,14 @@ pub mod memory;
 pub mod mode;
 pub mod money;
 pub mod options;
+pub mod orders;
 pub mod portfolio;
 pub mod solvency;
 pub mod span;
 pub mod stress;
 pub mod universe;
 
-pub use book::{group, BalanceInput, GroupedBook, PositionInput};
+pub use book::{group, group_with, BalanceInput, GroupedBook, OrderInput, PositionInput};
 pub use contract::{Contract, Payoff};
 pub use error::{CoreError, Result, Table};
 pub use margin::{evaluate, evaluate_account, AccountMargin, MarginColumns, MarginContext, Prices, Remap};

@@ -68,6 +68,8 @@ pub struct LiqColumns {
     pub market: Vec<u32>,
     /// The position's row in the input positions table.
     pub row: Vec<u32>,
+    /// Position side per row (a hedge leg has a liquidation price of its own).
+    pub side: Vec<u8>,
     pub liq_price: Vec<f64>,
     /// The price at which the pool is worth nothing net of its closing-fee reserves.
     pub bankruptcy_price: Vec<f64>,
@@ -478,6 +480,7 @@ pub fn liquidation_prices(book: &GroupedBook, ctx: &MarginContext<'_>, how: LiqM
         account,
         market,
         row: book.positions.row.clone(),
+        side: book.positions.side.clone(),
         liq_price: liq.iter().map(|x| x.0).collect(),
         bankruptcy_price: liq.iter().map(|x| x.1).collect(),
     }

@@ -13,6 +13,7 @@ use crate::limits::{is_price, MAX_PRICE, MIN_PRICE};
 use crate::memory::column;
 use crate::mode::PerMode;
 use crate::options;
+use crate::orders;
 use crate::universe::{AssetHot, MarketHot, MarketKind, Universe};
 
 /// Prices for one evaluation, by universe index: asset prices (USD) and market marks.
@@ -71,6 +72,9 @@ impl<'a> MarginContext<'a> {
         }
         check_remap("asset", remap.asset, book.n_asset_codes, na)?;
         check_remap("market", remap.market, book.n_market_codes, nm)?;
+        if book.has_orders() {
+            orders::check_markets(book, universe, remap.market)?;
+        }
         Ok(MarginContext { universe, prices, remap })
     }
 
@@ -481,6 +485,11 @@ fn rows_into<L: RowLookup, S: RowSink, const VENUE: bool>(
     if VENUE && u.has_fee_reserve {
         add_fee_reserves(rows, u, lookup, &mut m);
     }
+
+    // Open orders lock initial margin only (docs/MODEL.md "Open orders"; crate::orders).
+    if !rows.ord_code.is_empty() {
+        m.requirement[0] += orders::order_margin(&rows, ctx, lookup, |line| sink.order(line));
+    }
     m
 }
 
@@ -541,6 +550,9 @@ pub trait RowSink {
     fn balance(&mut self, _line: &BalanceLine) {}
     #[inline]
     fn position(&mut self, _line: &PositionLine) {}
+    /// One market's open orders (what they add to the initial requirement).
+    #[inline]
+    fn order(&mut self, _line: &orders::OrderLine) {}
 }
 
 impl RowSink for () {}

@@ -10,6 +10,7 @@ use crate::haircut::HaircutTable;
 use crate::limits::{is_price, MAX_FACTOR, MAX_PRICE, MIN_PRICE};
 use crate::mode::{Mode, PerMode};
 use crate::options::OptionSpec;
+use crate::orders::OrderRule;
 
 /// A collateral asset as configured (docs/MODEL.md "Assets").
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +61,8 @@ pub struct MarketSpec {
     pub upnl_weight: PerMode<f64>,
     /// Contract terms of an option market (`kind = Option`); `None` otherwise.
     pub option: Option<OptionSpec>,
+    /// How open orders lock initial margin (docs/MODEL.md "Open orders").
+    pub orders: OrderRule,
     /// Venue rules of a perp or future: requirement shapes, valuation basis, fee reserve.
     pub rules: MarketRules,
 }
@@ -121,6 +124,8 @@ pub struct MarketTable {
     pub brackets: BracketTable,
     /// Option terms by market; zeros for perps and futures (read only where kind = Option).
     pub option: Vec<OptionSpec>,
+    /// Open-order rule by market (read only for books with orders).
+    pub order_rule: Vec<OrderRule>,
     pub rules: Vec<MarketRules>,
 }
 
@@ -268,6 +273,7 @@ impl Universe {
             upnl_weight: [vec![], vec![]],
             brackets: BracketTable::new(),
             option: vec![],
+            order_rule: vec![],
             rules: vec![],
         };
         let mut market_index: HashMap<&str, usize> = HashMap::new();
@@ -315,6 +321,7 @@ impl Universe {
             check_weight(format!("{f}.upnl_weight_maint"), m.upnl_weight[1], 0.0, 1.0)?;
             initial_is_stricter(&f, "upnl_weight", m.upnl_weight, false)?;
             check_weight(format!("{f}.imf_factor"), m.imf_factor, 0.0, MAX_FACTOR)?;
+            m.orders.check(&f)?;
             check_rules(m, &f)?;
             if m.kind == MarketKind::Option && m.brackets.is_empty() {
                 // Options are margined by their own rule; an empty bracket keeps the table aligned.
@@ -340,6 +347,7 @@ impl Universe {
             mt.upnl_weight[0].push(m.upnl_weight[0]);
             mt.upnl_weight[1].push(m.upnl_weight[1]);
             mt.option.push(option);
+            mt.order_rule.push(m.orders);
             mt.rules.push(m.rules);
         }
         let sources: Vec<UnderlyingSource> = underlyings
@@ -643,6 +651,7 @@ pub(crate) mod fixtures {
             imf_factor: 0.0,
             upnl_weight: [1.0, 1.0],
             option: None,
+            orders: Default::default(),
             rules: MarketRules::default(),
         }
     }

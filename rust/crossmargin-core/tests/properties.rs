@@ -33,6 +33,7 @@ fn universe() -> Universe {
         imf_factor: 0.0,
         upnl_weight: [0.5, 0.8],
         option: None,
+        orders: Default::default(),
         rules: Default::default(),
     };
     Universe::new(

@@ -2,7 +2,7 @@
 //! (`BookView`), which is how a book crosses into every engine method. Input columns are
 //! read in place (readonly numpy views, by column name); grouping runs without the GIL.
 
-use crossmargin_core::{group, BalanceInput, GroupedBook, PositionInput, Remap};
+use crossmargin_core::{group_with, BalanceInput, GroupedBook, OrderInput, PositionInput, Remap};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 
@@ -34,6 +34,21 @@ struct PositionsIn<'py> {
     qty: PyReadonlyArray1<'py, f64>,
     entry_price: PyReadonlyArray1<'py, f64>,
     isolated_margin: PyReadonlyArray1<'py, f64>,
+    /// 0 both, 1 long, 2 short (`crossmargin.book.POSITION_SIDES`); empty: all one-way.
+    side: PyReadonlyArray1<'py, u8>,
+}
+
+/// The open orders (`Book.orders`), read by column name.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct OrdersIn<'py> {
+    account: PyReadonlyArray1<'py, i64>,
+    market: CodesIn<'py>,
+    /// 0 buy, 1 sell.
+    side: PyReadonlyArray1<'py, u8>,
+    qty: PyReadonlyArray1<'py, f64>,
+    price: PyReadonlyArray1<'py, f64>,
+    reduce_only: PyReadonlyArray1<'py, bool>,
 }
 
 #[pyclass(frozen, module = "crossmargin._core", name = "GroupedBook")]
@@ -43,10 +58,18 @@ pub struct PyBook {
 
 #[pymethods]
 impl PyBook {
-    /// `balances` / `positions`: mappings of columns (`account`, `asset` / `market` as
-    /// code columns with `codes` and `n_codes`, `qty`, `entry_price`, `isolated_margin`).
+    /// `balances` / `positions` / `orders`: mappings of columns (`account`, `asset` / `market`
+    /// as code columns with `codes` and `n_codes`, `qty`, `entry_price`, `isolated_margin`,
+    /// `side`; orders: `side`, `qty`, `price`, `reduce_only`). Positions and orders share
+    /// one market encoding.
     #[new]
-    fn new(py: Python<'_>, balances: BalancesIn<'_>, positions: PositionsIn<'_>) -> PyResult<Self> {
+    #[pyo3(signature = (balances, positions, orders=None))]
+    fn new(
+        py: Python<'_>,
+        balances: BalancesIn<'_>,
+        positions: PositionsIn<'_>,
+        orders: Option<OrdersIn<'_>>,
+    ) -> PyResult<Self> {
         let (b, p) = (&balances, &positions);
         let bal =
             BalanceInput { account: b.account.as_slice()?, code: b.asset.codes.as_slice()?, qty: b.qty.as_slice()? };
@@ -57,8 +80,21 @@ impl PyBook {
             entry_price: p.entry_price.as_slice()?,
             isolated_margin: p.isolated_margin.as_slice()?,
         };
-        let (na, nm) = (b.asset.n_codes, p.market.n_codes);
-        let inner = detached(py, || group(bal, pos, na, nm))?;
+        let ord = match &orders {
+            None => None,
+            Some(o) => Some(OrderInput {
+                account: o.account.as_slice()?,
+                code: o.market.codes.as_slice()?,
+                side: o.side.as_slice()?,
+                qty: o.qty.as_slice()?,
+                price: o.price.as_slice()?,
+                reduce_only: o.reduce_only.as_slice()?,
+            }),
+        };
+        let side = p.side.as_slice()?;
+        let na = b.asset.n_codes;
+        let nm = p.market.n_codes.max(orders.as_ref().map_or(0, |o| o.market.n_codes));
+        let inner = detached(py, || group_with(bal, pos, side, ord, na, nm))?;
         Ok(PyBook { inner })
     }
 
@@ -97,6 +133,18 @@ impl PyBook {
             asset_remap: (0..na).collect(),
             market_remap: (0..nm).collect(),
         })
+    }
+
+    /// Whether any position is a hedge-mode leg (side long or short).
+    #[getter]
+    fn has_sides(&self) -> bool {
+        self.inner.has_sides()
+    }
+
+    /// Whether the book holds open orders.
+    #[getter]
+    fn has_orders(&self) -> bool {
+        self.inner.has_orders()
     }
 
     /// Account ids, ascending (a new array each call).

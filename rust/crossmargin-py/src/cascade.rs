@@ -94,7 +94,7 @@ pub(crate) fn rounds_dict<'py>(py: Python<'py>, r: Rounds, n_markets: usize) -> 
 }
 
 /// A cascade state's book as (balances, positions) columns in universe indices: balances as
-/// units (from the ledger), open positions only.
+/// units (from the ledger), open positions only, each with its side (a hedge leg stays a leg).
 pub(crate) fn book_dicts<'py>(py: Python<'py>, s: &State) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
     let n = s.n_accounts();
     let (mut ba, mut bq) = (Vec::new(), Vec::new());
@@ -105,6 +105,7 @@ pub(crate) fn book_dicts<'py>(py: Python<'py>, s: &State) -> PyResult<(Bound<'py
         }
     }
     let (mut pa, mut pm, mut pq, mut pe, mut pi) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut ps: Vec<u8> = vec![];
     for a in 0..n {
         for p in s.pos_offsets[a]..s.pos_offsets[a + 1] {
             if s.pos_qty[p] != 0.0 {
@@ -113,6 +114,7 @@ pub(crate) fn book_dicts<'py>(py: Python<'py>, s: &State) -> PyResult<(Bound<'py
                 pq.push(s.pos_qty[p]);
                 pe.push(s.pos_entry[p]);
                 pi.push(if s.pos_isolated[p] { to_units(s.iso_minor[p]) } else { 0.0 });
+                ps.push(s.pos_side[p]);
             }
         }
     }
@@ -126,6 +128,7 @@ pub(crate) fn book_dicts<'py>(py: Python<'py>, s: &State) -> PyResult<(Bound<'py
     positions.set_item("qty", pq.into_pyarray(py))?;
     positions.set_item("entry_price", pe.into_pyarray(py))?;
     positions.set_item("isolated_margin", pi.into_pyarray(py))?;
+    positions.set_item("side", ps.into_pyarray(py))?;
     Ok((balances, positions))
 }
 

@@ -10,8 +10,9 @@ use crate::book::PyBookView;
 use crate::engine::PyEngine;
 use crate::errors::{detached, to_pyerr};
 
-/// A dict: "margin" (the account's totals), "balances" and "positions" (one list per column,
-/// rows in the kernel's order; asset / market as universe indices).
+/// A dict: "margin" (the account's totals), "balances", "positions" and "orders" (one list
+/// per column, rows in the kernel's order; asset / market as universe indices; orders: one
+/// row per market with open orders).
 pub fn explain<'py>(
     py: Python<'py>,
     e: &PyEngine,
@@ -52,6 +53,7 @@ pub fn explain<'py>(
     let pl = &ex.positions;
     pos.set_item("market", pl.iter().map(|x| x.line.market).collect::<Vec<_>>())?;
     pos.set_item("row", pl.iter().map(|x| x.row).collect::<Vec<_>>())?;
+    pos.set_item("side", pl.iter().map(|x| x.side as u32).collect::<Vec<_>>())?;
     pos.set_item("qty", pl.iter().map(|x| x.line.qty).collect::<Vec<_>>())?;
     pos.set_item("entry_price", pl.iter().map(|x| x.line.entry).collect::<Vec<_>>())?;
     pos.set_item("mark", pl.iter().map(|x| x.line.mark).collect::<Vec<_>>())?;
@@ -69,9 +71,22 @@ pub fn explain<'py>(
         pl.iter().map(|x| x.line.isolated_below_maintenance).collect::<Vec<_>>(),
     )?;
 
+    let ord = PyDict::new(py);
+    let ol = &ex.orders;
+    ord.set_item("market", ol.iter().map(|x| x.market).collect::<Vec<_>>())?;
+    ord.set_item("orders", ol.iter().map(|x| x.orders).collect::<Vec<_>>())?;
+    ord.set_item("bid_qty", ol.iter().map(|x| x.bid_qty).collect::<Vec<_>>())?;
+    ord.set_item("ask_qty", ol.iter().map(|x| x.ask_qty).collect::<Vec<_>>())?;
+    ord.set_item("worst_case", ol.iter().map(|x| x.worst_case).collect::<Vec<_>>())?;
+    ord.set_item("open_loss", ol.iter().map(|x| x.open_loss).collect::<Vec<_>>())?;
+    ord.set_item("fees", ol.iter().map(|x| x.fees).collect::<Vec<_>>())?;
+    ord.set_item("per_order", ol.iter().map(|x| x.per_order).collect::<Vec<_>>())?;
+    ord.set_item("im", ol.iter().map(|x| x.requirement).collect::<Vec<_>>())?;
+
     let out = PyDict::new(py);
     out.set_item("margin", margin)?;
     out.set_item("balances", bal)?;
     out.set_item("positions", pos)?;
+    out.set_item("orders", ord)?;
     Ok(out)
 }

@@ -57,6 +57,8 @@ fn add_constants(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DELEVERAGE", PyTuple::new(py, cascade::DELEVERAGE.map(|(name, _)| name))?)?;
     m.add("LIQ_MOVES", PyTuple::new(py, risk::LIQ_MOVES.map(|(name, _)| name))?)?;
     m.add("PORTFOLIO_MODELS", PyTuple::new(py, portfolio::MODEL_NAMES)?)?;
+    m.add("POSITION_SIDES", PyTuple::new(py, crossmargin_core::book::SIDE_NAMES)?)?;
+    m.add("ORDER_SIDES", PyTuple::new(py, crossmargin_core::book::ORDER_SIDE_NAMES)?)?;
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use crate::errors::{detached, to_pyerr};
 /// What a liquidation price moves, by name (exported as `_core.LIQ_MOVES`).
 pub const LIQ_MOVES: [(&str, LiqMove); 2] = [("underlying", LiqMove::Underlying), ("mark", LiqMove::Mark)];
 
-/// `{account, market, row, liq_price}` in the grouped book's order.
+/// `{account, market, row, side, liq_price}` in the grouped book's order.
 pub fn liquidation_prices<'py>(
     py: Python<'py>,
     e: &PyEngine,
@@ -36,6 +36,7 @@ pub fn liquidation_prices<'py>(
     out.set_item("account", cols.account.into_pyarray(py))?;
     out.set_item("market", cols.market.into_pyarray(py))?;
     out.set_item("row", cols.row.into_pyarray(py))?;
+    out.set_item("side", cols.side.into_pyarray(py))?;
     out.set_item("liq_price", cols.liq_price.into_pyarray(py))?;
     out.set_item("bankruptcy_price", cols.bankruptcy_price.into_pyarray(py))?;
     Ok(out)

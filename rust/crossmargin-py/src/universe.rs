@@ -4,6 +4,7 @@
 //! alongside, one per market.
 
 use crossmargin_core::brackets::{Bracket, Shape};
+use crossmargin_core::orders::OrderRule;
 use crossmargin_core::{AssetSpec, Basis, CoreError, MarketKind, MarketRules, MarketSpec, OptionSpec, Universe};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -96,6 +97,10 @@ struct MarketIn {
     im_base: f64,
     im_min: f64,
     mm_base: f64,
+    order_value: String,
+    order_open_loss: bool,
+    order_fee_rate: f64,
+    order_margin_per_order: f64,
     im_shape: String,
     mm_shape: String,
     rate_slope_initial: f64,
@@ -113,6 +118,22 @@ impl MarketIn {
                 format!("'{}' is not one of {}", self.kind, names.join(", ")),
             )
         })?;
+        let at_mark = match self.order_value.as_str() {
+            "limit" => false,
+            "mark" => true,
+            other => {
+                return Err(CoreError::config(
+                    format!("markets[{}].order_value", self.symbol),
+                    format!("'{other}' is not one of limit, mark"),
+                ))
+            }
+        };
+        let orders = OrderRule {
+            at_mark,
+            open_loss: self.order_open_loss,
+            fee_rate: self.order_fee_rate,
+            per_order: self.order_margin_per_order,
+        };
         let f = format!("markets[{}]", self.symbol);
         let shapes = shape_names();
         let shape = [
@@ -149,6 +170,7 @@ impl MarketIn {
             imf_factor: self.imf_factor,
             upnl_weight: [self.upnl_weight_initial, self.upnl_weight_maint],
             option,
+            orders,
             rules,
         })
     }

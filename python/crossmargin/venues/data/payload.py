@@ -432,10 +432,10 @@ class Imported:
         return bool(len(self.positions) and np.any(self.positions["side"] != "both"))
 
     def book(self) -> Book:
-        """The rows as a :class:`~crossmargin.Book`, the ``side`` column passed along. A
-        one-way book holds one net position per account and market; hedge-mode legs of one
-        market ("long" and "short") need a book that reads ``side`` (without it, the two
-        rows are a duplicate-position ``BookError`` naming both)."""
+        """The rows as a :class:`~crossmargin.Book`, the ``side`` column passed along: a
+        one-way book holds one net position per account and market, a hedge-mode payload
+        its "long" and "short" legs, each margined as a position of its own (docs/MODEL.md
+        "Book")."""
         return Book.from_arrays(self.balances.to_dict(), self.positions.to_dict())
 
 

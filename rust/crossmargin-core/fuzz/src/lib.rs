@@ -25,8 +25,8 @@ use crossmargin_core::efficiency::capital_efficiency;
 use crossmargin_core::liqprice::{liquidation_prices, LiqMove};
 use crossmargin_core::stress::{stress, ScenarioPrices};
 use crossmargin_core::{
-    evaluate, group, AssetSpec, BalanceInput, Basis, CoreError, GroupedBook, MarginContext, MarketKind, MarketRules,
-    MarketSpec, OptionSpec, PositionInput, Prices, Remap, Table, Universe,
+    evaluate, group_with, AssetSpec, BalanceInput, Basis, CoreError, GroupedBook, MarginContext, MarketKind,
+    MarketRules, MarketSpec, OptionSpec, OrderInput, PositionInput, Prices, Remap, Table, Universe,
 };
 
 /// How many cases got past validation into the kernels: evaluate, cascade run, cascade Ok.
@@ -135,6 +135,14 @@ pub struct Columns {
     pub pos_qty: Vec<f64>,
     pub pos_entry: Vec<f64>,
     pub pos_isolated: Vec<f64>,
+    /// Position sides (empty: all one-way); now and then an invalid code or a sign clash.
+    pub pos_side: Vec<u8>,
+    pub ord_account: Vec<i64>,
+    pub ord_code: Vec<u32>,
+    pub ord_side: Vec<u8>,
+    pub ord_qty: Vec<f64>,
+    pub ord_price: Vec<f64>,
+    pub ord_reduce_only: Vec<bool>,
     pub n_asset_codes: u32,
     pub n_market_codes: u32,
 }
@@ -166,7 +174,30 @@ impl Columns {
         if b.u8() == 255 {
             c.pos_entry.pop();
         }
+        if b.u8() >= 128 {
+            c.pos_side =
+                c.pos_qty.iter().map(|q| if b.u8() < 250 { 1 + (*q < 0.0) as u8 } else { b.below(4) as u8 }).collect();
+        }
+        for _ in 0..b.below(9) {
+            c.ord_account.push(b.account());
+            c.ord_code.push(code(b, n_market_codes.max(1) - 1));
+            c.ord_side.push(if b.u8() < 250 { b.below(2) as u8 } else { 2 });
+            c.ord_qty.push(if b.u8() < 240 { 0.5 + b.u8() as f64 } else { b.f64() });
+            c.ord_price.push(if b.u8() < 240 { 50_000.0 * (0.5 + b.u8() as f64 / 255.0) } else { b.f64() });
+            c.ord_reduce_only.push(b.u8() < 64);
+        }
         c
+    }
+
+    pub fn orders(&self) -> OrderInput<'_> {
+        OrderInput {
+            account: &self.ord_account,
+            code: &self.ord_code,
+            side: &self.ord_side,
+            qty: &self.ord_qty,
+            price: &self.ord_price,
+            reduce_only: &self.ord_reduce_only,
+        }
     }
 
     pub fn balances(&self) -> BalanceInput<'_> {
@@ -184,7 +215,8 @@ impl Columns {
     }
 
     pub fn group(&self) -> Result<GroupedBook, CoreError> {
-        group(self.balances(), self.positions(), self.n_asset_codes, self.n_market_codes)
+        let orders = (!self.ord_account.is_empty()).then(|| self.orders());
+        group_with(self.balances(), self.positions(), &self.pos_side, orders, self.n_asset_codes, self.n_market_codes)
     }
 }
 
@@ -195,6 +227,7 @@ pub fn check_grouping(c: &Columns, result: &Result<GroupedBook, CoreError>) {
             let n = match table {
                 Table::Balances => c.bal_account.len(),
                 Table::Positions => c.pos_account.len(),
+                Table::Orders => c.ord_account.len(),
             };
             let longest = n.max(c.pos_entry.len());
             assert!(*row < longest.max(1), "error names row {row} of a {n}-row table");
@@ -206,11 +239,12 @@ pub fn check_grouping(c: &Columns, result: &Result<GroupedBook, CoreError>) {
         Err(e) => panic!("grouping raised a non-book error: {e}"),
         Ok(g) => g,
     };
-    // Accounts: the ascending union of both tables' ids.
-    let mut ids: Vec<i64> = c.bal_account.iter().chain(&c.pos_account).copied().collect();
+    // Accounts: the ascending union of the tables' ids.
+    let mut ids: Vec<i64> = c.bal_account.iter().chain(&c.pos_account).chain(&c.ord_account).copied().collect();
     ids.sort_unstable();
     ids.dedup();
-    assert_eq!(g.accounts, ids, "accounts are the sorted union of both tables");
+    assert_eq!(g.accounts, ids, "accounts are the sorted union of the tables");
+    assert_eq!(g.orders.code.len(), c.ord_account.len(), "every order row is kept");
     let n = g.n_accounts();
     for offsets in [&g.balances.offsets, &g.positions.offsets] {
         assert_eq!(offsets.len(), n + 1);
@@ -332,6 +366,7 @@ fn decode_universe(b: &mut Bytes<'_>) -> Result<Universe, CoreError> {
             imf_factor: if b.u8() < 200 { 0.0 } else { b.rate() / 100.0 },
             upnl_weight: [b.rate(), b.rate()],
             option,
+            orders: Default::default(),
             rules,
         });
     }

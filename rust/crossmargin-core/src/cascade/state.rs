@@ -21,6 +21,8 @@ pub struct State {
     pub pos_qty: Vec<f64>,
     pub pos_entry: Vec<f64>,
     pub pos_isolated: Vec<bool>,
+    /// Position side per row (a hedge leg is liquidated as its own position).
+    pub pos_side: Vec<u8>,
     pub iso_minor: Vec<i128>,
     /// f64 mirror of the isolated margin as the margin kernel reads it (> 0 = isolated).
     pub iso_qty: Vec<f64>,
@@ -91,6 +93,7 @@ impl State {
             pos_qty: book.positions.qty.clone(),
             pos_entry: book.positions.entry_price.clone(),
             pos_isolated: book.positions.isolated_margin.par_iter().map(|&m| m > 0.0).collect(),
+            pos_side: book.positions.side.clone(),
             iso_minor: book.positions.isolated_margin.par_iter().map(|&m| to_minor(m)).collect(),
             iso_qty: vec![],
         };
@@ -131,7 +134,13 @@ impl State {
             pos_code: &self.pos_market[p.clone()],
             pos_qty: &self.pos_qty[p.clone()],
             pos_entry: &self.pos_entry[p.clone()],
-            pos_isolated: &self.iso_qty[p],
+            pos_isolated: &self.iso_qty[p.clone()],
+            pos_side: &self.pos_side[p],
+            // Orders never enter a cascade (they lock initial margin only).
+            ord_code: &[],
+            ord_qty: &[],
+            ord_price: &[],
+            ord_reduce_only: &[],
         }
     }
 

@@ -1,0 +1,101 @@
+"""Two builds of crossmargin on the same book, in one run: grouping and ``Engine.evaluate``.
+
+Each build runs in its own process (two compiled ``_core`` modules cannot share one). Both
+processes build the same seeded synthetic book (``crossmargin.synth.generate``) once, then
+take turns, one timed repetition at a time (old, new, old, new, ...), so that both see the
+same machine load; each pair gives a ratio new / old. Reported per stage (grouping a book,
+one ``evaluate``; wall and process CPU time): the best time of each build and the median of
+the paired ratios, the robust number on a shared machine.
+
+    python benches/compare_builds.py --old /tmp/old/python --new python --accounts 1000000
+
+benches/compare_builds.book_sides.json holds the run behind the book-sides branch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+CHILD = r"""
+import json, sys, time
+import crossmargin as cm
+from crossmargin.synth import generate
+n, threads = int(sys.argv[1]), int(sys.argv[2])
+u = cm.Universe.demo()
+book = generate(u, n_accounts=n, seed=7)
+b, p = dict(book.balances), {k: v for k, v in book.positions.items() if k != "side"}
+engine = cm.Engine(u, threads=threads)
+fresh = cm.Book(b, p)
+engine.evaluate(fresh)  # binds the book to the universe (cached) and warms up
+print(json.dumps({"file": cm.__file__}), flush=True)
+for line in sys.stdin:
+    stage = line.strip()
+    t, c = time.perf_counter(), time.process_time()
+    if stage == "group":
+        cm.Book(b, p)
+    else:
+        engine.evaluate(fresh)
+    print(json.dumps([time.perf_counter() - t, time.process_time() - c]), flush=True)
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--old", required=True, help="PYTHONPATH of the baseline build")
+    ap.add_argument("--new", required=True, help="PYTHONPATH of the build under test")
+    ap.add_argument("--accounts", type=int, default=1_000_000)
+    ap.add_argument("--pairs", type=int, default=15, help="timed pairs per stage")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    start = time.perf_counter()
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(a.accounts), str(a.threads)],
+            env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin"},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name, path in (("old", a.old), ("new", a.new))
+    }
+    files = {name: json.loads(p.stdout.readline())["file"] for name, p in procs.items()}  # type: ignore[union-attr]
+
+    def once(name: str, stage: str) -> list[float]:
+        p = procs[name]
+        p.stdin.write(stage + "\n")  # type: ignore[union-attr]
+        p.stdin.flush()  # type: ignore[union-attr]
+        return json.loads(p.stdout.readline())  # type: ignore[union-attr]
+
+    times: dict[str, dict[str, list[list[float]]]] = {"old": {}, "new": {}}
+    for stage in ("group", "evaluate"):
+        for i in range(a.pairs):
+            order = ("old", "new") if i % 2 == 0 else ("new", "old")
+            for name in order:
+                times[name].setdefault(stage, []).append(once(name, stage))
+    for p in procs.values():
+        p.stdin.close()  # type: ignore[union-attr]
+        p.wait()
+    report: dict[str, object] = {"accounts": a.accounts, "threads": a.threads, "files": files}
+    for stage in ("group", "evaluate"):
+        for k, clock in enumerate(("wall", "cpu")):
+            old = [t[k] for t in times["old"][stage]]
+            new = [t[k] for t in times["new"][stage]]
+            report[f"{stage}_{clock}"] = {
+                "best_old": min(old),
+                "best_new": min(new),
+                "median_paired_ratio": statistics.median(
+                    n / o for n, o in zip(new, old, strict=True)
+                ),
+                "ratio_of_bests": min(new) / min(old),
+            }
+    report["wall_seconds"] = time.perf_counter() - start
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
