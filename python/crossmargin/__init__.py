@@ -39,7 +39,7 @@ from crossmargin.portfolio import PortfolioConfig, UnderlyingPortfolio
 from crossmargin.result import MarginResult
 from crossmargin.risk import funding, solvency
 from crossmargin.table import Table
-from crossmargin.universe import Asset, Market, Universe
+from crossmargin.universe import Asset, FixedPoint, Market, Universe
 
 __all__ = [
     "Asset",

@@ -46,6 +46,36 @@ pub fn premium(weight: f64, term: f64) -> f64 {
     weight.max(0.8 * weight + term)
 }
 
+/// Drift's scaled initial asset weight (state/spot_market.rs
+/// `get_scaled_initial_asset_weight`): with the venue's total deposits worth `deposits ×
+/// price` at or above `start` (USD), the initial weight is `weight × start / (deposits ×
+/// price)`; `start = 0` turns the rule off.
+#[inline]
+pub fn scaled_initial_weight(weight: f64, (start, deposits): (f64, f64), price: f64) -> f64 {
+    let value = deposits * price;
+    if start > 0.0 && value >= start {
+        weight * start / value
+    } else {
+        weight
+    }
+}
+
+/// What a position's uPnL adds to adjusted equity in `mode` (0 initial, 1 maintenance): a
+/// loss in full; a profit × its uPnL weight, at initial margin size-discounted by the profit
+/// itself (`upnl_settle`, settle units; Drift `unrealized_pnl_imf_factor`) and capped at
+/// `cap` (Drift `MAX_POSITIVE_UPNL_FOR_INITIAL_MARGIN`) — state/perp_market.rs
+/// `get_unrealized_asset_weight`, math/margin.rs `calculate_perp_position_value_and_pnl`.
+#[inline]
+pub fn upnl_collateral(upnl: f64, upnl_settle: f64, weight: f64, upnl_imf: f64, cap: f64, mode: usize) -> f64 {
+    if upnl <= 0.0 {
+        return upnl;
+    }
+    if mode != 0 {
+        return upnl * weight;
+    }
+    (upnl * discounted_weight(weight, upnl_imf, upnl_settle)).min(cap)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +94,21 @@ mod tests {
         // 0.8·0.05 + 0.001·sqrt(1e4) = 0.04 + 0.1 = 0.14
         assert!((premium_weight(0.05, 0.001, 1e4) - 0.14).abs() < 1e-15);
         assert_eq!(premium_weight(0.05, 0.001, 1.0), 0.05);
+    }
+
+    #[test]
+    fn scaled_initial_weight_falls_with_total_deposits() {
+        assert_eq!(scaled_initial_weight(0.8, (0.0, 1e9), 100.0), 0.8);
+        assert_eq!(scaled_initial_weight(0.8, (1e6, 5_000.0), 100.0), 0.8);
+        assert!((scaled_initial_weight(0.8, (1e6, 20_000.0), 100.0) - 0.4).abs() < 1e-15);
+    }
+
+    #[test]
+    fn upnl_profit_is_discounted_and_capped_at_initial_only() {
+        assert_eq!(upnl_collateral(-5.0, -5.0, 0.5, 0.01, 1.0, 0), -5.0);
+        assert_eq!(upnl_collateral(1e6, 1e6, 0.8, 0.01, f64::INFINITY, 1), 0.8e6);
+        // 1.1 / (1 + 0.01·1000) = 0.1
+        assert!((upnl_collateral(1e6, 1e6, 0.8, 0.01, f64::INFINITY, 0) - 1e5).abs() < 1e-6);
+        assert_eq!(upnl_collateral(1e6, 1e6, 0.8, 0.0, 100.0, 0), 100.0);
     }
 }

@@ -293,7 +293,9 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
             let discounted = if a.has_tiers { u.assets.haircuts.discounted(i, value) } else { value };
             // imf::discounted_weight, with the cap computed once for both modes
             let cap = if a.imf_factor == 0.0 { f64::INFINITY } else { imf::discount_cap(a.imf_factor, qty) };
-            for ((c, adj), &w) in collateral.iter_mut().zip(m.adj_equity.iter_mut()).zip(&a.weight) {
+            let mut weight = a.weight;
+            weight[0] = imf::scaled_initial_weight(weight[0], a.scale_initial, price);
+            for ((c, adj), &w) in collateral.iter_mut().zip(m.adj_equity.iter_mut()).zip(&weight) {
                 *c = discounted * w.min(cap);
                 *adj += *c;
             }
@@ -338,7 +340,9 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
             }
         } else {
             for mode in 0..2 {
-                line.collateral[mode] = p.upnl.min(0.0) + p.upnl.max(0.0) * h.upnl_weight[mode];
+                let settle_upnl = if settle_price > 0.0 { p.upnl / settle_price } else { 0.0 };
+                let (w, f, cap) = (h.upnl_weight[mode], h.upnl_imf_factor, h.upnl_cap_initial);
+                line.collateral[mode] = imf::upnl_collateral(p.upnl, settle_upnl, w, f, cap, mode);
                 m.adj_equity[mode] += line.collateral[mode];
                 m.requirement[mode] += p.requirement[mode];
             }

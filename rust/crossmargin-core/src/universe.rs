@@ -7,7 +7,7 @@ use crate::brackets::{Bracket, BracketTable};
 use crate::contract::Contract;
 use crate::error::{CoreError, Result};
 use crate::haircut::HaircutTable;
-use crate::limits::{is_price, MAX_FACTOR, MAX_PRICE, MIN_PRICE};
+use crate::limits::{is_price, MAX_AMOUNT, MAX_FACTOR, MAX_PRICE, MIN_PRICE};
 use crate::mode::{Mode, PerMode};
 use crate::options::OptionSpec;
 
@@ -20,6 +20,12 @@ pub struct AssetSpec {
     pub liability_weight: PerMode<f64>,
     pub haircut_tiers: Vec<(f64, f64)>,
     pub imf_factor: f64,
+    /// Scaled initial weight (Drift `scale_initial_asset_weight_start`): above this USD
+    /// value of `total_deposits`, the initial weight is scaled by start / deposit value
+    /// (docs/MODEL.md "Scaled initial weight"); 0 = off.
+    pub scale_initial_weight_start: f64,
+    /// The venue's total deposits of the asset (asset units), for the scaled initial weight.
+    pub total_deposits: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +60,12 @@ pub struct MarketSpec {
     pub brackets: Vec<Bracket>,
     pub imf_factor: f64,
     pub upnl_weight: PerMode<f64>,
+    /// Size discount of a positive uPnL's initial weight by sqrt(uPnL in settle units)
+    /// (Drift `unrealized_pnl_imf_factor`, docs/MODEL.md "uPnL size discount"); 0 = off.
+    pub upnl_imf_factor: f64,
+    /// At most this weighted positive uPnL (USD) counts at initial margin per position
+    /// (Drift `MAX_POSITIVE_UPNL_FOR_INITIAL_MARGIN`); +inf = no cap.
+    pub upnl_cap_initial: f64,
     /// Contract terms of an option market (`kind = Option`); `None` otherwise.
     pub option: Option<OptionSpec>,
 }
@@ -65,6 +77,8 @@ pub struct AssetTable {
     pub weight: PerMode<Vec<f64>>,
     pub liability_weight: PerMode<Vec<f64>>,
     pub imf_factor: Vec<f64>,
+    pub scale_initial_weight_start: Vec<f64>,
+    pub total_deposits: Vec<f64>,
     pub haircuts: HaircutTable,
 }
 
@@ -79,6 +93,8 @@ pub struct MarketTable {
     pub inverse: Vec<bool>,
     pub imf_factor: Vec<f64>,
     pub upnl_weight: PerMode<Vec<f64>>,
+    pub upnl_imf_factor: Vec<f64>,
+    pub upnl_cap_initial: Vec<f64>,
     pub brackets: BracketTable,
     /// Option terms by market; zeros for perps and futures (read only where kind = Option).
     pub option: Vec<OptionSpec>,
@@ -110,6 +126,8 @@ pub struct AssetHot {
     pub liability_weight: PerMode<f64>,
     pub imf_factor: f64,
     pub has_tiers: bool,
+    /// (start USD value, total deposits) of the scaled initial weight; start 0 = off.
+    pub scale_initial: (f64, f64),
 }
 
 /// Per-market constants of the margin kernel, side by side.
@@ -119,6 +137,8 @@ pub struct MarketHot {
     pub contract: Contract,
     pub imf_factor: f64,
     pub upnl_weight: PerMode<f64>,
+    pub upnl_imf_factor: f64,
+    pub upnl_cap_initial: f64,
     /// The first bracket's rates (a size premium scales from them).
     pub base_rate: PerMode<f64>,
     /// The market's tier range in the bracket table.
@@ -161,6 +181,8 @@ impl Universe {
             weight: [vec![], vec![]],
             liability_weight: [vec![], vec![]],
             imf_factor: vec![],
+            scale_initial_weight_start: vec![],
+            total_deposits: vec![],
             haircuts: HaircutTable::default(),
         };
         for (i, a) in assets.iter().enumerate() {
@@ -182,6 +204,8 @@ impl Universe {
             check_weight(format!("{f}.liability_weight_initial"), a.liability_weight[0], 1.0, MAX_FACTOR)?;
             check_weight(format!("{f}.liability_weight_maint"), a.liability_weight[1], 1.0, MAX_FACTOR)?;
             check_weight(format!("{f}.imf_factor"), a.imf_factor, 0.0, MAX_FACTOR)?;
+            check_weight(format!("{f}.scale_initial_weight_start"), a.scale_initial_weight_start, 0.0, MAX_AMOUNT)?;
+            check_weight(format!("{f}.total_deposits"), a.total_deposits, 0.0, MAX_AMOUNT)?;
             initial_is_stricter(&f, "weight", a.weight, false)?;
             initial_is_stricter(&f, "liability_weight", a.liability_weight, true)?;
             at.haircuts.push(&a.haircut_tiers, &f)?;
@@ -192,6 +216,8 @@ impl Universe {
                 at.liability_weight[m].push(a.liability_weight[m]);
             }
             at.imf_factor.push(a.imf_factor);
+            at.scale_initial_weight_start.push(a.scale_initial_weight_start);
+            at.total_deposits.push(a.total_deposits);
         }
 
         let mut mt = MarketTable {
@@ -204,6 +230,8 @@ impl Universe {
             inverse: vec![],
             imf_factor: vec![],
             upnl_weight: [vec![], vec![]],
+            upnl_imf_factor: vec![],
+            upnl_cap_initial: vec![],
             brackets: BracketTable::new(),
             option: vec![],
         };
@@ -252,6 +280,13 @@ impl Universe {
             check_weight(format!("{f}.upnl_weight_maint"), m.upnl_weight[1], 0.0, 1.0)?;
             initial_is_stricter(&f, "upnl_weight", m.upnl_weight, false)?;
             check_weight(format!("{f}.imf_factor"), m.imf_factor, 0.0, MAX_FACTOR)?;
+            check_weight(format!("{f}.upnl_imf_factor"), m.upnl_imf_factor, 0.0, MAX_FACTOR)?;
+            if m.upnl_cap_initial.is_nan() || m.upnl_cap_initial < 0.0 {
+                return Err(CoreError::config(
+                    format!("{f}.upnl_cap_initial"),
+                    format!("{} must be ≥ 0 (inf = no cap)", m.upnl_cap_initial),
+                ));
+            }
             if m.kind == MarketKind::Option && m.brackets.is_empty() {
                 // Options are margined by their own rule; an empty bracket keeps the table aligned.
                 mt.brackets.push(&[Bracket { bound: f64::INFINITY, imr: 0.0, mmr: 0.0 }], &f)?;
@@ -275,6 +310,8 @@ impl Universe {
             mt.imf_factor.push(m.imf_factor);
             mt.upnl_weight[0].push(m.upnl_weight[0]);
             mt.upnl_weight[1].push(m.upnl_weight[1]);
+            mt.upnl_imf_factor.push(m.upnl_imf_factor);
+            mt.upnl_cap_initial.push(m.upnl_cap_initial);
             mt.option.push(option);
         }
         let sources: Vec<UnderlyingSource> = underlyings
@@ -304,6 +341,7 @@ impl Universe {
                     liability_weight: [a.liability_weight[0][i], a.liability_weight[1][i]],
                     imf_factor: a.imf_factor[i],
                     has_tiers: a.haircuts.has_tiers(i),
+                    scale_initial: (a.scale_initial_weight_start[i], a.total_deposits[i]),
                 }
             })
             .collect();
@@ -315,6 +353,8 @@ impl Universe {
                     contract: Contract::new(m.contract_size[k], m.inverse[k], m.kind[k] == MarketKind::Option),
                     imf_factor: m.imf_factor[k],
                     upnl_weight: [m.upnl_weight[0][k], m.upnl_weight[1][k]],
+                    upnl_imf_factor: m.upnl_imf_factor[k],
+                    upnl_cap_initial: m.upnl_cap_initial[k],
                     base_rate: [m.brackets.base_rate(k, Mode::Initial), m.brackets.base_rate(k, Mode::Maint)],
                     tiers: (lo as u32, hi as u32),
                     settle: m.settle[k],
@@ -480,6 +520,8 @@ pub(crate) mod fixtures {
             liability_weight: [1.0, 1.0],
             haircut_tiers: vec![],
             imf_factor: 0.0,
+            scale_initial_weight_start: 0.0,
+            total_deposits: 0.0,
         }
     }
 
@@ -495,6 +537,8 @@ pub(crate) mod fixtures {
             brackets: brackets.iter().map(|&(bound, imr, mmr)| Bracket { bound, imr, mmr }).collect(),
             imf_factor: 0.0,
             upnl_weight: [1.0, 1.0],
+            upnl_imf_factor: 0.0,
+            upnl_cap_initial: f64::INFINITY,
             option: None,
         }
     }

@@ -269,6 +269,8 @@ fn decode_universe(b: &mut Bytes<'_>) -> Result<Universe, CoreError> {
             liability_weight: [1.0 + b.rate(), 1.0 + b.rate()],
             haircut_tiers: tiers,
             imf_factor: if b.u8() < 200 { 0.0 } else { b.rate() / 100.0 },
+            scale_initial_weight_start: 0.0,
+            total_deposits: 0.0,
         });
     }
     let n_markets = b.below(4);
@@ -312,6 +314,8 @@ fn decode_universe(b: &mut Bytes<'_>) -> Result<Universe, CoreError> {
             brackets,
             imf_factor: if b.u8() < 200 { 0.0 } else { b.rate() / 100.0 },
             upnl_weight: [b.rate(), b.rate()],
+            upnl_imf_factor: 0.0,
+            upnl_cap_initial: f64::INFINITY,
             option,
         });
     }
