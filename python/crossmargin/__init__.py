@@ -54,6 +54,7 @@ __all__ = [
     "CrossmarginError",
     "DepthCurve",
     "Engine",
+    "FixedPoint",
     "LedgerError",
     "MarginResult",
     "Market",
