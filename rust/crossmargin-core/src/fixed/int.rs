@@ -95,6 +95,9 @@ impl Divisor {
 /// floor(sqrt(x)).
 #[inline]
 pub fn isqrt(x: u128) -> u128 {
+    if x < 1 << 64 {
+        return isqrt64(x as u64) as u128;
+    }
     let mut s = (x as f64).sqrt() as u128;
     while s.checked_mul(s).is_none_or(|sq| sq > x) {
         s -= 1;
@@ -105,18 +108,50 @@ pub fn isqrt(x: u128) -> u128 {
     s
 }
 
+/// floor(sqrt(x)) of a 64-bit x: the float root, corrected by at most one.
+#[inline]
+fn isqrt64(x: u64) -> u64 {
+    let s = (x as f64).sqrt() as u64;
+    let sq = |s: u64| (s as u128) * (s as u128);
+    if sq(s) > x as u128 {
+        s - 1
+    } else if sq(s + 1) <= x as u128 {
+        s + 1
+    } else {
+        s
+    }
+}
+
+/// floor(n / d) of 64-bit n and d (d > 0) through the float quotient, corrected by one.
+#[inline]
+fn div64(n: u64, d: u64) -> u64 {
+    if n >= 1 << 52 || d >= 1 << 52 {
+        return n / d;
+    }
+    let q = (n as f64 / d as f64) as u64;
+    if q * d > n {
+        q - 1
+    } else if (q + 1) * d <= n {
+        q + 1
+    } else {
+        q
+    }
+}
+
 /// The units of Drift's size terms: sizes in 10^-`size_decimals` of the base unit, imf
 /// factors in 10^-`imf_decimals`, weights and ratios in 10^-`weight_decimals`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SizeTerms {
     /// 10^imf_decimals.
-    pub imf_one: u128,
-    /// 10^weight_decimals.
-    pub weight_one: u128,
+    pub imf_one: u64,
+    /// 1.1 × 10^imf_decimals × 10^weight_decimals: the discount's numerator.
+    discount_num: u64,
     /// sqrt(size × 10^k + 1) is in 10^-root_decimals of sqrt(base unit): 10 for Drift's 1e9 sizes.
-    pub size_scale: u128,
+    size_scale: u128,
     /// 10^root_decimals (Drift: 100_000).
-    pub root_one: u128,
+    root_one: Divisor,
+    /// root_one × 10^imf_decimals / 10^weight_decimals (Drift: 1e7).
+    premium_den: Divisor,
 }
 
 impl SizeTerms {
@@ -124,11 +159,14 @@ impl SizeTerms {
     /// even) is in 10^-((size_decimals + k) / 2).
     pub fn new(size_decimals: u32, imf_decimals: u32, weight_decimals: u32) -> Self {
         let k = size_decimals % 2;
+        let imf_one = 10u64.pow(imf_decimals);
+        let root_one = 10u64.pow((size_decimals + k) / 2);
         SizeTerms {
-            imf_one: 10u128.pow(imf_decimals),
-            weight_one: 10u128.pow(weight_decimals),
+            imf_one,
+            discount_num: (imf_one + imf_one / 10) * 10u64.pow(weight_decimals),
             size_scale: 10u128.pow(k),
-            root_one: 10u128.pow((size_decimals + k) / 2),
+            root_one: Divisor::new(root_one),
+            premium_den: Divisor::new((root_one as u128 * imf_one as u128 / 10u128.pow(weight_decimals)).max(1) as u64),
         }
     }
 
@@ -138,27 +176,47 @@ impl SizeTerms {
         isqrt(size.saturating_mul(self.size_scale).saturating_add(1))
     }
 
-    /// min(weight, floor(1.1·one_w·one_imf / (one_imf + floor(root·imf / root_one)))).
+    /// The size-discounted weight before the min with a configured weight:
+    /// floor(1.1·one_w·one_imf / (one_imf + floor(root·imf / root_one))); u64::MAX when imf = 0.
     #[inline]
-    pub fn discount(&self, root: u128, imf: u64, weight: u64) -> u64 {
+    pub fn discount_cap(&self, root: u128, imf: u64) -> u64 {
         if imf == 0 {
-            return weight;
+            return u64::MAX;
         }
-        let num = (self.imf_one + self.imf_one / 10) * self.weight_one;
-        let den = self.imf_one + root.saturating_mul(imf as u128) / self.root_one;
-        weight.min((num / den).min(u64::MAX as u128) as u64)
+        let term = self.root_one.div_rem(root.saturating_mul(imf as u128)).0;
+        let den = (self.imf_one as u128).saturating_add(term).min(u64::MAX as u128) as u64;
+        div64(self.discount_num, den)
     }
 
-    /// max(weight, weight − floor(weight / 5) + floor(root·imf / (root_one·one_imf / one_w))).
+    /// The premium's size term floor(root·imf / (root_one·one_imf / one_w)).
+    #[inline]
+    pub fn premium_term(&self, root: u128, imf: u64) -> u64 {
+        if imf == 0 {
+            return 0;
+        }
+        self.premium_den.div_rem(root.saturating_mul(imf as u128)).0.min(u64::MAX as u128 / 2) as u64
+    }
+
+    /// min(weight, discount cap).
+    #[inline]
+    pub fn discount(&self, root: u128, imf: u64, weight: u64) -> u64 {
+        weight.min(self.discount_cap(root, imf))
+    }
+
+    /// max(weight, weight − floor(weight / 5) + premium term); the weight itself when imf = 0.
     #[inline]
     pub fn premium(&self, root: u128, imf: u64, weight: u64) -> u64 {
-        if imf == 0 {
-            return weight;
-        }
-        let den = self.root_one * self.imf_one / self.weight_one;
-        let p = (weight - weight / 5) as u128 + root.saturating_mul(imf as u128) / den;
-        weight.max(p.min(u64::MAX as u128) as u64)
+        premium_with(weight, imf, self.premium_term(root, imf))
     }
+}
+
+/// max(weight, weight − floor(weight / 5) + term), or the weight when imf = 0.
+#[inline]
+pub fn premium_with(weight: u64, imf: u64, term: u64) -> u64 {
+    if imf == 0 {
+        return weight;
+    }
+    weight.max((weight - weight / 5).saturating_add(term))
 }
 
 #[cfg(test)]
@@ -182,10 +240,18 @@ mod tests {
         }
 
         #[test]
-        fn isqrt_is_the_floor_root(x in any::<u128>()) {
-            let s = isqrt(x);
-            prop_assert!(s * s <= x);
-            prop_assert!((s + 1).checked_mul(s + 1).is_none_or(|sq| sq > x));
+        fn isqrt_is_the_floor_root(x in any::<u128>(), y in any::<u64>()) {
+            for x in [x, y as u128, (y as u128) * (y as u128), ((y as u128) * (y as u128)).saturating_sub(1)] {
+                let s = isqrt(x);
+                prop_assert!(s * s <= x);
+                prop_assert!((s + 1).checked_mul(s + 1).is_none_or(|sq| sq > x));
+            }
+        }
+
+        #[test]
+        fn float_division_is_corrected_to_the_floor(n in any::<u64>(), d in 1u64..) {
+            prop_assert_eq!(div64(n, d), n / d);
+            prop_assert_eq!(div64(n >> 12, d >> 12 | 1), (n >> 12) / (d >> 12 | 1));
         }
     }
 

@@ -96,10 +96,12 @@ impl Rescale {
 
     #[inline]
     fn apply(&self, x: u128) -> u128 {
-        if self.mul == 1 {
+        if self.mul != 1 {
+            x.saturating_mul(self.mul)
+        } else if self.div.get() != 1 {
             self.div.div_rem(x).0
         } else {
-            x.saturating_mul(self.mul)
+            x
         }
     }
 }
@@ -231,7 +233,7 @@ impl FixedUniverse {
                     &format!("{f}.scale_initial_weight_start"),
                     "value",
                 )? as u128,
-                deposits: (spec_a.total_deposits[i] * 10f64.powi(dec as i32)).round() as u128,
+                deposits: to_units(spec_a.total_deposits[i], dec, &format!("{f}.total_deposits"), "token")? as u128,
             });
         }
         let mut markets = Vec::with_capacity(u.n_markets());
@@ -318,20 +320,20 @@ impl FixedAccount {
 /// Prices of one call in raw units.
 #[derive(Debug, Clone)]
 pub struct FixedPrices {
-    asset: Vec<i128>,
-    mark: Vec<i128>,
+    asset: Vec<i64>,
+    mark: Vec<i64>,
 }
 
 impl FixedPrices {
     /// Each price rounded to the nearest price unit; it must fit 63 bits.
     pub fn new(fx: &FixedUniverse, ctx: &MarginContext<'_>) -> Result<Self> {
         let one = 10f64.powi(fx.spec.price_decimals as i32);
-        let raw = |x: f64, field: String| -> Result<i128> {
+        let raw = |x: f64, field: String| -> Result<i64> {
             let r = (x * one).round();
             if r >= 9.2e18 {
                 return Err(CoreError::price(field, format!("{x} exceeds the fixed-point price range")));
             }
-            Ok(r as i64 as i128)
+            Ok(r as i64)
         };
         let u = ctx.universe;
         Ok(FixedPrices {
@@ -345,38 +347,41 @@ impl FixedPrices {
     }
 }
 
-/// Checked arithmetic that remembers an overflow instead of panicking.
+/// Integers of the kernel: inputs and every rounded intermediate fit 63 bits, so each product
+/// of two is exact in i128; a value outside that range is remembered as an overflow (the
+/// account then has no result) instead of wrapping or panicking.
 struct Ops {
     overflow: bool,
 }
 
 impl Ops {
+    /// round(x × scale), below 2^63 in magnitude.
     #[inline(always)]
-    fn mul(&mut self, a: i128, b: i128) -> i128 {
-        a.checked_mul(b).unwrap_or_else(|| {
-            self.overflow = true;
-            0
-        })
-    }
-
-    #[inline(always)]
-    fn add(&mut self, a: i128, b: i128) -> i128 {
-        a.checked_add(b).unwrap_or_else(|| {
-            self.overflow = true;
-            0
-        })
-    }
-
-    /// round(x × scale) as an integer below 2^63 in magnitude.
-    #[inline(always)]
-    fn raw(&mut self, x: f64, scale: f64) -> i128 {
+    fn raw(&mut self, x: f64, scale: f64) -> i64 {
         let r = (x * scale).round();
         if r.abs() < 9.2e18 {
-            r as i64 as i128
+            r as i64
         } else {
             self.overflow = true;
             0
         }
+    }
+
+    /// An i128 result back into 63 bits.
+    #[inline(always)]
+    fn fit(&mut self, x: i128) -> i64 {
+        if x.unsigned_abs() < 1 << 63 {
+            x as i64
+        } else {
+            self.overflow = true;
+            0
+        }
+    }
+
+    /// trunc(a × b / d).
+    #[inline(always)]
+    fn mul_trunc(&mut self, a: i64, b: i64, d: &Divisor) -> i64 {
+        self.fit(d.trunc(a as i128 * b as i128))
     }
 }
 
@@ -391,6 +396,7 @@ pub fn evaluate_account(
     let mut r = FixedAccount::default();
     let t = &fx.terms;
     let w_one = fx.weight_one;
+    let wd = &fx.weight_div;
 
     for (&code, &qty) in rows.bal_code.iter().zip(rows.bal_qty) {
         let i = ctx.remap.asset[code as usize] as usize;
@@ -400,33 +406,36 @@ pub fn evaluate_account(
             continue;
         }
         let price = px.asset[i];
-        let product = o.mul(amount, price);
+        let product = amount as i128 * price as i128;
         let value = if amount < 0 && fx.spec.borrow_rounding == BorrowRounding::Up {
-            a.value_div.floor(product)
+            o.fit(a.value_div.floor(product))
         } else {
-            a.value_div.trunc(product)
+            o.fit(a.value_div.trunc(product))
         };
-        r.equity = o.add(r.equity, value);
-        let size = a.to_size.apply(amount.unsigned_abs());
-        let root = if a.imf > 0 { t.root(size) } else { 0 };
-        for m in 0..2 {
-            if amount > 0 {
+        r.equity += value as i128;
+        let root = if a.imf > 0 { t.root(a.to_size.apply(amount.unsigned_abs() as u128)) } else { 0 };
+        if amount > 0 {
+            let cap = t.discount_cap(root, a.imf);
+            for m in 0..2 {
                 let mut base = a.weight[m];
                 if m == 0 && a.scale_start > 0 {
                     // get_scaled_initial_asset_weight: deposits valued at the oracle price
-                    let deposits = a.value_div.trunc(o.mul(a.deposits as i128, price)) as u128;
+                    let deposits = a.value_div.trunc(a.deposits as i128 * price as i128) as u128;
                     if deposits >= a.scale_start {
                         base = (base as u128 * a.scale_start / deposits) as u64;
                     }
                 }
-                let w = t.discount(root, a.imf, base);
-                let weighted = if w == w_one { value } else { fx.weight_div.trunc(o.mul(value, w as i128)) };
-                r.total_collateral[m] = o.add(r.total_collateral[m], weighted);
-            } else {
-                let w = t.premium(root, a.imf, a.liability_weight[m]);
-                let weighted = if w == w_one { value } else { fx.weight_div.trunc(o.mul(value, w as i128)) };
-                r.requirement[m] = o.add(r.requirement[m], -weighted);
-                r.borrows[m] = o.add(r.borrows[m], -weighted);
+                let w = base.min(cap);
+                let weighted = if w == w_one { value } else { o.mul_trunc(value, w as i64, wd) };
+                r.total_collateral[m] += weighted as i128;
+            }
+        } else {
+            let term = t.premium_term(root, a.imf);
+            for m in 0..2 {
+                let w = int::premium_with(a.liability_weight[m], a.imf, term);
+                let weighted = if w == w_one { value } else { o.mul_trunc(value, w as i64, wd) };
+                r.requirement[m] -= weighted as i128;
+                r.borrows[m] -= weighted as i128;
             }
         }
     }
@@ -437,60 +446,53 @@ pub fn evaluate_account(
         let mk = &fx.markets[k];
         let base = o.raw(qty, mk.scale);
         let (mark, quote) = (px.mark[k], px.asset[mk.settle as usize]);
+        let bd = &fx.base_value_div;
         // quote_asset_amount: −base × entry in value units (the cost of the position)
         let entry_raw = o.raw(entry, fx.price_one as f64);
-        let cost = fx.base_value_div.trunc(o.mul(base, entry_raw));
-        // calculate_base_asset_value_and_pnl_with_oracle_price
-        let value = fx.base_value_div.trunc(o.mul(base, mark));
-        let pnl = o.add(value, -cost);
-        // calculate_perp_liability_value × strict quote price
-        let liability = fx.base_value_div.trunc(o.mul(base.abs(), mark));
-        let liability = fx.price_div.trunc(o.mul(liability, quote));
-        let root = if mk.imf > 0 { t.root(base.unsigned_abs()) } else { 0 };
-        let upnl = fx.price_div.trunc(o.mul(pnl, quote));
-        r.upnl = o.add(r.upnl, upnl);
-        r.equity = o.add(r.equity, upnl);
-        let mut req = [0i128; 2];
-        let mut weighted = [0i128; 2];
+        let cost = o.mul_trunc(base, entry_raw, bd);
+        // calculate_base_asset_value_and_pnl_with_oracle_price; the liability value
+        // (calculate_perp_liability_value) is its magnitude, both toward zero
+        let value = o.mul_trunc(base, mark, bd);
+        let pnl = o.fit(value as i128 - cost as i128);
+        let at_quote =
+            |o: &mut Ops, x: i64| if quote == fx.price_one as i64 { x } else { o.mul_trunc(x, quote, &fx.price_div) };
+        let liability = at_quote(&mut o, value.abs());
+        let upnl = at_quote(&mut o, pnl);
+        r.upnl += upnl as i128;
+        r.equity += upnl as i128;
+        let term = if mk.imf > 0 { t.premium_term(t.root(base.unsigned_abs() as u128), mk.imf) } else { 0 };
+        let mut req = [0i64; 2];
+        let mut weighted = [upnl; 2];
         for m in 0..2 {
-            let ratio = t.premium(root, mk.imf, mk.ratio[m]);
-            req[m] = fx.weight_div.trunc(o.mul(liability, ratio as i128));
-            // get_unrealized_asset_weight
-            let w = if pnl > 0 {
-                let w = mk.upnl_weight[m];
+            let ratio = int::premium_with(mk.ratio[m], mk.imf, term);
+            req[m] = o.mul_trunc(liability, ratio as i64, wd);
+            // get_unrealized_asset_weight: a loss at weight 1; a profit at its weight, at
+            // initial margin size-discounted by the profit (value units → size units)
+            if pnl > 0 {
+                let mut w = mk.upnl_weight[m];
                 if m == 0 && w > 0 && mk.upnl_imf > 0 {
-                    let size = fx.value_to_size.apply(pnl.unsigned_abs());
-                    t.discount(t.root(size), mk.upnl_imf, w)
-                } else {
-                    w
+                    let size = fx.value_to_size.apply(pnl as u128);
+                    w = w.min(t.discount_cap(t.root(size), mk.upnl_imf));
                 }
-            } else {
-                w_one
-            };
-            let mut x = pnl;
-            if w != w_one {
-                x = fx.weight_div.trunc(o.mul(x, w as i128));
+                if w != w_one {
+                    let x = o.mul_trunc(pnl, w as i64, wd);
+                    weighted[m] = at_quote(&mut o, x);
+                }
             }
-            if quote != fx.price_one {
-                x = fx.price_div.trunc(o.mul(x, quote));
-            }
-            if m == 0 {
-                x = x.min(mk.upnl_cap_initial);
-            }
-            weighted[m] = x;
         }
+        weighted[0] = (weighted[0] as i128).min(mk.upnl_cap_initial) as i64;
         if isolated > 0.0 {
             let s = &fx.assets[mk.settle as usize];
             let amount = o.raw(isolated, s.scale);
-            let margin = s.value_div.trunc(o.mul(amount, quote));
-            r.equity = o.add(r.equity, margin);
-            if o.add(margin, weighted[1]) < req[1] {
+            let margin = o.fit(s.value_div.trunc(amount as i128 * quote as i128));
+            r.equity += margin as i128;
+            if (margin as i128 + weighted[1] as i128) < req[1] as i128 {
                 r.isolated_liquidatable = true;
             }
         } else {
             for m in 0..2 {
-                r.requirement[m] = o.add(r.requirement[m], req[m]);
-                r.total_collateral[m] = o.add(r.total_collateral[m], weighted[m]);
+                r.requirement[m] += req[m] as i128;
+                r.total_collateral[m] += weighted[m] as i128;
             }
         }
     }
@@ -613,4 +615,126 @@ pub fn evaluate(
         ));
     }
     Ok((out, raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::{group, BalanceInput, PositionInput};
+    use crate::margin::{Prices, Remap};
+    use crate::universe::fixtures::{asset, perp};
+    use crate::universe::AssetSpec;
+
+    fn drift_assets() -> Vec<AssetSpec> {
+        let mut usdc = asset("USDC", 0.9999);
+        usdc.weight = [1.0, 1.0];
+        let mut sol = asset("SOL", 150.0);
+        sol.weight = [0.8, 0.9];
+        sol.liability_weight = [1.2, 1.1];
+        sol.imf_factor = 0.003;
+        vec![usdc, sol]
+    }
+
+    fn universe() -> (Universe, FixedUniverse) {
+        let mut m = perp("SOL-PERP", "USDC", "SOL", 150.0, &[(f64::INFINITY, 0.1, 0.05)]);
+        m.imf_factor = 0.001;
+        let u = Universe::new(&drift_assets(), &[m]).unwrap();
+        let fx = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 9])).unwrap();
+        (u, fx)
+    }
+
+    /// One account (id 1) of `bal` (asset, qty) and `pos` (market, qty, entry).
+    fn run(u: &Universe, fx: &FixedUniverse, bal: &[(u32, f64)], pos: &[(u32, f64, f64)]) -> Result<FixedColumns> {
+        let ba = vec![1i64; bal.len()];
+        let bc: Vec<u32> = bal.iter().map(|b| b.0).collect();
+        let bq: Vec<f64> = bal.iter().map(|b| b.1).collect();
+        let pa = vec![1i64; pos.len()];
+        let pc: Vec<u32> = pos.iter().map(|p| p.0).collect();
+        let pq: Vec<f64> = pos.iter().map(|p| p.1).collect();
+        let pe: Vec<f64> = pos.iter().map(|p| p.2).collect();
+        let pi = vec![0.0; pos.len()];
+        let book = group(
+            BalanceInput { account: &ba, code: &bc, qty: &bq },
+            PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
+            u.n_assets() as u32,
+            u.n_markets() as u32,
+        )
+        .unwrap();
+        let am: Vec<u32> = (0..u.n_assets() as u32).collect();
+        let mm: Vec<u32> = (0..u.n_markets() as u32).collect();
+        let prices = Prices { asset: &u.assets.price, mark: &u.markets.mark };
+        let ctx = MarginContext::new(u, &book, prices, Remap { asset: &am, market: &mm }).unwrap();
+        evaluate(&book, &ctx, fx).map(|(_, raw)| raw)
+    }
+
+    #[test]
+    fn drift_order_and_rounding_by_hand() {
+        let (u, fx) = universe();
+        // 100 USDC at 0.9999 → 99.990000; 0.5 SOL borrowed at 150 → 75.000000 × 1.2 / 1.1;
+        // long 1.5 SOL-PERP from 140: liability 225 × 0.9999 = 224.977500 × 0.1 / 0.05
+        // (premium 1000 − 200 + isqrt(1.5e10 + 1)·1000 / 1e7 = 812 < 1000), P&L 15 × 0.9999.
+        let r = run(&u, &fx, &[(0, 100.0), (1, -0.5)], &[(0, 1.5, 140.0)]).unwrap();
+        assert_eq!(r.total_collateral_initial, [99_990_000 + 14_998_500]);
+        assert_eq!(r.total_collateral_maint, [99_990_000 + 14_998_500]);
+        assert_eq!(r.requirement_initial, [90_000_000 + 22_497_750]);
+        assert_eq!(r.requirement_maint, [82_500_000 + 11_248_875]);
+    }
+
+    #[test]
+    fn a_borrow_rounds_up_and_its_weighting_toward_zero() {
+        let (u, fx) = universe();
+        // −0.000000001 SOL × 150 = −0.00000015 USD → −1 unit (floor); × 1.1 → −1.1 → −1.
+        let r = run(&u, &fx, &[(1, -1e-9)], &[]).unwrap();
+        assert_eq!((r.requirement_initial[0], r.requirement_maint[0]), (1, 1));
+        let down =
+            FixedUniverse::new(&u, FixedSpec { borrow_rounding: BorrowRounding::Down, ..fx.spec.clone() }).unwrap();
+        assert_eq!(run(&u, &down, &[(1, -1e-9)], &[]).unwrap().requirement_maint, [0]);
+    }
+
+    #[test]
+    fn scaled_initial_weight_protocol_vector() {
+        // programs/drift/src/math/margin/tests.rs spot_market_scale_initial_asset_weight:
+        // initial weight 9000, start 500,000 USD, price 25; 40,000 deposited → 4500, 60,000 → 3000.
+        for (deposits, weight) in [(20_000.0, 9_000), (40_000.0, 4_500), (60_000.0, 3_000)] {
+            let mut x = asset("XSOL", 25.0);
+            x.weight = [0.9, 0.95];
+            x.scale_initial_weight_start = 500_000.0;
+            x.total_deposits = deposits;
+            let u = Universe::new(&[asset("USDC", 1.0), x], &[]).unwrap();
+            let fx = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 9])).unwrap();
+            let r = run(&u, &fx, &[(1, 1.0)], &[]).unwrap();
+            assert_eq!(r.total_collateral_initial, [25_000_000 * weight / 10_000]);
+        }
+    }
+
+    #[test]
+    fn rules_without_an_integer_form_are_named() {
+        let mut two = perp("BTC-PERP", "USDC", "BTC", 60_000.0, &[(1e6, 0.1, 0.05), (f64::INFINITY, 0.2, 0.1)]);
+        let u = Universe::new(&drift_assets(), std::slice::from_ref(&two)).unwrap();
+        let e = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 9])).unwrap_err();
+        assert!(
+            e.to_string().starts_with("markets[BTC-PERP].brackets: fixed-point arithmetic takes one bracket"),
+            "{e}"
+        );
+        two.brackets.truncate(1);
+        two.brackets[0].bound = f64::INFINITY;
+        two.brackets[0].mmr = 0.05005;
+        let u = Universe::new(&drift_assets(), &[two]).unwrap();
+        let e = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 9])).unwrap_err();
+        assert!(e.to_string().starts_with("markets[BTC-PERP].brackets[0].mmr: 0.05005 is not a whole number"), "{e}");
+        let mut tiers = drift_assets();
+        tiers[1].haircut_tiers = vec![(f64::INFINITY, 0.9)];
+        let u = Universe::new(&tiers, &[]).unwrap();
+        let e = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 9])).unwrap_err();
+        assert!(e.to_string().starts_with("assets[SOL].haircut_tiers"), "{e}");
+        let e = FixedUniverse::new(&u, FixedSpec::drift(vec![6])).unwrap_err();
+        assert!(e.to_string().starts_with("arithmetic.asset_decimals: 1 values given for 2 assets"), "{e}");
+    }
+
+    #[test]
+    fn values_beyond_the_integer_range_are_an_error_naming_the_account() {
+        let (u, fx) = universe();
+        let e = run(&u, &fx, &[(1, 1e12)], &[]).unwrap_err();
+        assert_eq!(e.to_string(), "arithmetic: account 1: a value leaves the fixed-point range (|raw| < 2^63)");
+    }
 }
