@@ -20,8 +20,10 @@ from pathlib import Path
 import crossmargin as cm
 import numpy as np
 import pytest
-from crossmargin import venues
+from crossmargin import reference, venues
 from crossmargin.exceptions import ConfigError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ORACLE = Path(__file__).parent / "oracles" / "driftpy_margin.py"
 
@@ -273,3 +275,110 @@ def test_drift_matches_driftpy_drift_user_and_the_program() -> None:
     assert int(r.liquidatable.sum()) > 0 and int((~r.liquidatable).sum()) > 0
     print(f"driftpy departures (accounts): {n_tags}; untagged {sum(untagged)}; "
           f"flag crossed by rounding {int(crossed.sum())}")  # fmt: skip
+
+
+# ---- engine == reference, fixed point (exact) -----------------------------------------------
+@st.composite
+def fixed_cases(draw: st.DrawFn) -> tuple[cm.Universe, cm.Book]:
+    """A random fixed-point universe (Drift's units, random decimals and parameters in whole
+    units) and a book of quantities in whole token units."""
+    w4 = st.integers(0, 10_000)
+    n_assets = draw(st.integers(1, 4))
+    decimals = [draw(st.integers(0, 9)) for _ in range(n_assets)]
+    assets = []
+    for i in range(n_assets):
+        wi = draw(w4)
+        lm = draw(st.integers(10_000, 30_000))
+        scaled = draw(st.booleans())
+        assets.append(cm.Asset(
+            f"A{i}", draw(st.integers(1, 10**11)) / 1e6,
+            wi / 1e4, draw(st.integers(wi, 10_000)) / 1e4,
+            draw(st.integers(lm, 30_000)) / 1e4, lm / 1e4,
+            imf_factor=draw(st.sampled_from([0, 100, 3_000, 105_000])) / 1e6,
+            scale_initial_weight_start=draw(st.integers(1, 10**12)) / 1e6 if scaled else 0.0,
+            total_deposits=draw(st.integers(0, 10**15)) / 10 ** decimals[i] if scaled else 0.0,
+        ))  # fmt: skip
+    markets = []
+    for k in range(draw(st.integers(0, 3))):
+        mmr = draw(st.integers(1, 5_000))
+        uwi = draw(w4)
+        markets.append(cm.Market(
+            f"M{k}", "perp", draw(st.sampled_from([a.symbol for a in assets])), f"U{k}",
+            draw(st.integers(1, 10**11)) / 1e6,
+            [(math.inf, draw(st.integers(mmr, 10_000)) / 1e4, mmr / 1e4)],
+            imf_factor=draw(st.sampled_from([0, 1_000, 50_000])) / 1e6,
+            upnl_weight_initial=uwi / 1e4, upnl_weight_maint=draw(st.integers(uwi, 10_000)) / 1e4,
+            upnl_imf_factor=draw(st.sampled_from([0, 5_000, 1_000_000])) / 1e6,
+            upnl_cap_initial=draw(st.sampled_from([math.inf, 100.0, 0.5])),
+        ))  # fmt: skip
+    arithmetic = cm.FixedPoint.drift({a.symbol: d for a, d in zip(assets, decimals, strict=True)})
+    if draw(st.booleans()):
+        arithmetic = cm.FixedPoint(asset_decimals=arithmetic.asset_decimals, borrow_rounding="down")
+    u = cm.Universe(assets, markets, arithmetic=arithmetic)
+    n = draw(st.integers(1, 6))
+    bal: dict[str, list] = {"account": [], "asset": [], "qty": []}
+    pos: dict[str, list] = {"account": [], "market": [], "qty": [], "entry_price": []}
+    for a in range(n):
+        for i in draw(st.sets(st.integers(0, n_assets - 1), max_size=3)):
+            bal["account"].append(a)
+            bal["asset"].append(f"A{i}")
+            # at most 1e7 tokens at ≤ 1e5 USD: values within the 63-bit range
+            top = 10 ** (decimals[i] + 7)
+            bal["qty"].append(draw(st.integers(-top, top)) / 10 ** decimals[i])
+        for k in draw(st.sets(st.integers(0, len(markets) - 1), max_size=2)) if markets else ():
+            pos["account"].append(a)
+            pos["market"].append(f"M{k}")
+            pos["qty"].append(draw(st.integers(-(10**13), 10**13)) / 1e9)
+            pos["entry_price"].append(draw(st.integers(1, 10**11)) / 1e6)
+    return u, cm.Book.from_arrays(balances=bal, positions=pos)
+
+
+@settings(max_examples=150, deadline=None)
+@given(fixed_cases())
+def test_fixed_point_engine_equals_the_integer_reference(case) -> None:
+    u, b = case
+    got = cm.Engine(u, threads=2).evaluate(b)
+    want = reference.evaluate(u, b)
+    assert list(got.columns) == list(want.columns)
+    for c in want.columns:
+        assert np.array_equal(getattr(got, c), getattr(want, c)), c
+
+
+def test_fixed_point_is_selected_from_toml(tmp_path: Path) -> None:
+    text = """
+[arithmetic]
+borrow_rounding = "up"
+asset_decimals = { USDC = 6, SOL = 9 }
+
+[[assets]]
+symbol = "USDC"
+price = 0.9999
+
+[[assets]]
+symbol = "SOL"
+price = 150.0
+weight_initial = 0.8
+weight_maint = 0.9
+liability_weight_initial = 1.2
+liability_weight_maint = 1.1
+imf_factor = 0.003
+"""
+    (tmp_path / "u.toml").write_text(text)
+    u = cm.Universe.from_toml(tmp_path / "u.toml")
+    assert u.arithmetic == cm.FixedPoint.drift({"USDC": 6, "SOL": 9})
+    b = cm.Book.from_arrays(balances={"account": [1, 1], "asset": ["USDC", "SOL"],
+                                      "qty": [1.0, -1e-9]})  # fmt: skip
+    r = cm.Engine(u).evaluate(b)
+    # 1 USDC at 0.9999; 1e-9 SOL borrowed at 150 → 1.5e-7 USD, rounded up to one unit
+    assert r.total_collateral_maint_raw[0] == 999_900
+    assert r.margin_requirement_maint_raw[0] == 1
+    with pytest.raises(ConfigError, match=r"arithmetic.asset_decimals\[SOL\]: missing"):
+        cm.Universe.from_dict({**_toml(text), "arithmetic": {"asset_decimals": {"USDC": 6}}})
+    with pytest.raises(ConfigError, match=r"arithmetic.rounding: unknown field"):
+        cm.Universe.from_dict({**_toml(text), "arithmetic": {"rounding": "up"}})
+
+
+def _toml(text: str) -> dict:
+    import tomllib
+
+    return tomllib.loads(text)

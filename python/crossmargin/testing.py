@@ -191,6 +191,17 @@ positive_price = st.floats(min_value=1e-3, max_value=1e5, allow_nan=False, allow
 unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 imf_factors = st.one_of(st.just(0.0), st.floats(min_value=0.0, max_value=0.01, allow_nan=False))
 upnl_weights = st.one_of(st.just(1.0), unit)
+upnl_caps = st.one_of(st.just(math.inf), st.floats(min_value=0.0, max_value=1e4))
+# Drift's scaled initial weight: off, or a start value against the venue's total deposits.
+scaled_initial_weights: st.SearchStrategy[dict[str, float]] = st.one_of(
+    st.just({}),
+    st.fixed_dictionaries(
+        {
+            "scale_initial_weight_start": st.floats(min_value=1.0, max_value=1e7),
+            "total_deposits": st.floats(min_value=0.0, max_value=1e6),
+        }
+    ),
+)
 
 
 @st.composite
@@ -235,6 +246,7 @@ def assets_strategy(draw: st.DrawFn, symbol: str) -> cm.Asset:
         liability_weight_maint=lm,
         haircut_tiers=draw(haircut_tiers()),
         imf_factor=draw(imf_factors),
+        **draw(scaled_initial_weights),
     )
 
 
@@ -323,6 +335,8 @@ def universes(draw: st.DrawFn, options: bool = False) -> cm.Universe:
                 inverse=inverse,
                 imf_factor=draw(imf_factors),
                 **draw(upnl_weight_pairs()),  # type: ignore[arg-type]
+                upnl_imf_factor=draw(imf_factors),
+                upnl_cap_initial=draw(upnl_caps),
             )
         )
     if options:

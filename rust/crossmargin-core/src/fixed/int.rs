@@ -55,7 +55,7 @@ impl Divisor {
     }
 
     /// (n ÷ d, n mod d).
-    #[inline]
+    #[inline(always)]
     pub fn div_rem(&self, n: u128) -> (u128, u64) {
         let s = self.shift;
         let (n2, n1, n0) = if s == 0 {
@@ -69,7 +69,7 @@ impl Divisor {
     }
 
     /// n ÷ d rounded toward zero (Rust's `/` on integers).
-    #[inline]
+    #[inline(always)]
     pub fn trunc(&self, n: i128) -> i128 {
         let q = self.div_rem(n.unsigned_abs()).0 as i128;
         if n < 0 {
@@ -80,7 +80,7 @@ impl Divisor {
     }
 
     /// n ÷ d rounded toward −∞.
-    #[inline]
+    #[inline(always)]
     pub fn floor(&self, n: i128) -> i128 {
         let (q, r) = self.div_rem(n.unsigned_abs());
         let q = q as i128;

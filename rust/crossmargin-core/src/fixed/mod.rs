@@ -355,15 +355,23 @@ struct Ops {
 }
 
 impl Ops {
-    /// round(x × scale), below 2^63 in magnitude.
+    /// round(x × scale) (half away from zero), below 2^63 in magnitude. Written with the
+    /// truncating conversion: `f64::round` is a library call on baseline x86-64.
     #[inline(always)]
     fn raw(&mut self, x: f64, scale: f64) -> i64 {
-        let r = (x * scale).round();
-        if r.abs() < 9.2e18 {
-            r as i64
-        } else {
+        let r = x * scale;
+        if r.is_nan() || r.abs() >= 9.2e18 {
             self.overflow = true;
-            0
+            return 0;
+        }
+        let t = r as i64;
+        let frac = r - t as f64;
+        if frac >= 0.5 {
+            t + 1
+        } else if frac <= -0.5 {
+            t - 1
+        } else {
+            t
         }
     }
 
@@ -383,9 +391,20 @@ impl Ops {
     fn mul_trunc(&mut self, a: i64, b: i64, d: &Divisor) -> i64 {
         self.fit(d.trunc(a as i128 * b as i128))
     }
+
+    /// x at `price`: trunc(x × price / 10^price_decimals), x itself at a price of one.
+    #[inline(always)]
+    fn at_price(&mut self, x: i64, price: i64, fx: &FixedUniverse) -> i64 {
+        if price == fx.price_one as i64 {
+            x
+        } else {
+            self.mul_trunc(x, price, &fx.price_div)
+        }
+    }
 }
 
 /// One account under the fixed-point rules (module docs), rows resolved through `ctx`'s remap.
+#[inline]
 pub fn evaluate_account(
     rows: AccountRows<'_>,
     ctx: &MarginContext<'_>,
@@ -454,8 +473,7 @@ pub fn evaluate_account(
         // (calculate_perp_liability_value) is its magnitude, both toward zero
         let value = o.mul_trunc(base, mark, bd);
         let pnl = o.fit(value as i128 - cost as i128);
-        let at_quote =
-            |o: &mut Ops, x: i64| if quote == fx.price_one as i64 { x } else { o.mul_trunc(x, quote, &fx.price_div) };
+        let at_quote = |o: &mut Ops, x: i64| o.at_price(x, quote, fx);
         let liability = at_quote(&mut o, value.abs());
         let upnl = at_quote(&mut o, pnl);
         r.upnl += upnl as i128;
@@ -581,7 +599,7 @@ pub fn evaluate(
                     bad = bad.or(Some(c * CHUNK + j));
                     continue;
                 }
-                let f = |x: i128| x as f64 / one;
+                let f = |x: i128| x as i64 as f64 / one;
                 let m = AccountMargin {
                     equity: f(a.equity),
                     upnl: f(a.upnl),
