@@ -382,3 +382,17 @@ def _toml(text: str) -> dict:
     import tomllib
 
     return tomllib.loads(text)
+
+
+def test_requirement_side_reports_the_raw_totals() -> None:
+    # 100 USDC at 0.9999 and 0.5 SOL borrowed at 150.123456 (liability weight 1.2 / 1.1):
+    # borrow value floor(−0.5e9 × 150123456 / 1e9) = −75.061728 → × 1.2 = 90.074073 (toward
+    # zero), × 1.1 = 82.567900.
+    u = venues.drift_universe(SPOT, PERP)
+    b = cm.Book.from_arrays(balances={"account": [1, 1], "asset": ["USDC", "SOL"],
+                                      "qty": [100.0, -0.5]})  # fmt: skip
+    t = venues.requirement_side(cm.Engine(u), b)
+    assert t.total_collateral_maint[0] == 99.99
+    assert t.margin_requirement_initial[0] == 90.074073
+    assert t.margin_requirement_maint[0] == 82.5679
+    assert t.health[0] == pytest.approx(100 * (1 - 82.5679 / 99.99))

@@ -429,8 +429,12 @@ def requirement_side(engine: Engine, book: Book, prices: Any = None) -> Table:
     L_m``. The liquidation test (total collateral < maintenance requirement) and free
     collateral are unchanged; ``health`` = 100·(1 − mm / total collateral) clamped to
     [0, 100] (driftpy ``DriftUser.get_health``, unrounded). L_m is the (negated) adjusted
-    equity of the borrows alone, so every rule of the core applies to it."""
+    equity of the borrows alone, so every rule of the core applies to it. Under fixed-point
+    arithmetic (e.g. :func:`drift_universe`) the numbers are the engine's raw totals, exact to
+    the value unit."""
     full = engine.evaluate(book, prices=prices)
+    if "total_collateral_maint_raw" in full.columns:
+        return _requirement_side_raw(engine, full)
     b = book.balances
     neg = b["qty"] < 0
     asset_names = [a.symbol for a in engine.universe.assets]
@@ -468,6 +472,32 @@ def requirement_side(engine: Engine, book: Book, prices: Any = None) -> Table:
             "margin_requirement_initial": req_i,
             "margin_requirement_maint": req_m,
             "free_collateral": tc_i - req_i,
+            "health": health,
+            "liquidatable": full.liquidatable,
+        }
+    )
+
+
+def _requirement_side_raw(engine: Engine, full: Any) -> Table:
+    """:func:`requirement_side` from a fixed-point result's raw columns."""
+    fp = engine.universe.arithmetic
+    one = 10.0 ** (fp.value_decimals if fp is not None else 6)
+    tc_i, tc_m = full.total_collateral_initial_raw, full.total_collateral_maint_raw
+    req_i, req_m = full.margin_requirement_initial_raw, full.margin_requirement_maint_raw
+    safe = np.where(tc_m > 0, tc_m, 1)
+    health = np.where(
+        (req_m == 0) & (tc_m >= 0),
+        100.0,
+        np.where(tc_m <= 0, 0.0, np.clip((1.0 - req_m / safe) * 100.0, 0.0, 100.0)),
+    )
+    return Table(
+        {
+            "account": full.account,
+            "total_collateral_initial": tc_i / one,
+            "total_collateral_maint": tc_m / one,
+            "margin_requirement_initial": req_i / one,
+            "margin_requirement_maint": req_m / one,
+            "free_collateral": (tc_i - req_i) / one,
             "health": health,
             "liquidatable": full.liquidatable,
         }
