@@ -396,3 +396,11 @@ def test_requirement_side_reports_the_raw_totals() -> None:
     assert t.margin_requirement_initial[0] == 90.074073
     assert t.margin_requirement_maint[0] == 82.5679
     assert t.health[0] == pytest.approx(100 * (1 - 82.5679 / 99.99))
+
+
+def test_a_fixed_point_universe_round_trips_through_toml(tmp_path: Path) -> None:
+    u = venues.drift_universe(SPOT, PERP)
+    (tmp_path / "drift.toml").write_text(venues.to_toml(u, "Drift snapshot"))
+    back = cm.Universe.from_toml(tmp_path / "drift.toml")
+    assert back.arithmetic == u.arithmetic
+    assert back.assets == u.assets and back.markets == u.markets

@@ -594,6 +594,15 @@ def to_toml(universe: Universe, header: str = "") -> str:
     """The universe in the layout of :meth:`Universe.from_toml` (fields at their defaults are
     left out); ``header`` becomes leading comment lines."""
     lines = [f"# {h}" if h else "#" for h in header.splitlines()]
+    fp = universe.arithmetic
+    if fp is not None:  # the fixed-point declaration, every field written out
+        decimals = ", ".join(f"{_toml_value(k)} = {v}" for k, v in fp.asset_decimals.items())
+        lines += ["", "[arithmetic]"]
+        for name in ("value_decimals", "price_decimals", "weight_decimals", "size_decimals",
+                     "imf_decimals"):  # fmt: skip
+            lines.append(f"{name} = {getattr(fp, name)}")
+        lines += [f"asset_decimals = {{ {decimals} }}",
+                  f"borrow_rounding = {_toml_value(fp.borrow_rounding)}"]  # fmt: skip
     groups = (("assets", universe.assets, Asset), ("markets", universe.markets, Market))
     for kind, items, cls in groups:
         for x in items:
