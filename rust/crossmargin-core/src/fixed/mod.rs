@@ -156,7 +156,9 @@ pub struct FixedUniverse {
 fn to_units(x: f64, decimals: u32, field: &str, what: &str) -> Result<u64> {
     let scaled = x * 10f64.powi(decimals as i32);
     let raw = scaled.round();
-    if !(0.0..=u64::MAX as f64 / 2.0).contains(&raw) || (scaled - raw).abs() > 1e-6 {
+    // within a millionth of a unit, or a few ulps of the scaled number where that is coarser
+    let tolerance = 1e-6f64.max(scaled.abs() * 4.0 * f64::EPSILON);
+    if !(0.0..=u64::MAX as f64 / 2.0).contains(&raw) || (scaled - raw).abs() > tolerance {
         return Err(CoreError::config(
             field,
             format!("{x} is not a whole number of {what} units of 1e-{decimals} (fixed-point arithmetic)"),
