@@ -60,20 +60,22 @@ pub fn scaled_initial_weight(weight: f64, (start, deposits): (f64, f64), price: 
     }
 }
 
-/// What a position's uPnL adds to adjusted equity in `mode` (0 initial, 1 maintenance): a
-/// loss in full; a profit × its uPnL weight, at initial margin size-discounted by the profit
-/// itself (`upnl_settle`, settle units; Drift `unrealized_pnl_imf_factor`) and capped at
-/// `cap` (Drift `MAX_POSITIVE_UPNL_FOR_INITIAL_MARGIN`) — state/perp_market.rs
+/// What a position's uPnL (USD) adds to adjusted equity in `mode` (0 initial, 1
+/// maintenance): a loss in full; a profit × its uPnL weight, at initial margin
+/// size-discounted by the profit itself in settle units (uPnL / `settle_price`; Drift
+/// `unrealized_pnl_imf_factor`) and capped at `cap` (Drift
+/// `MAX_POSITIVE_UPNL_FOR_INITIAL_MARGIN`) — state/perp_market.rs
 /// `get_unrealized_asset_weight`, math/margin.rs `calculate_perp_position_value_and_pnl`.
 #[inline]
-pub fn upnl_collateral(upnl: f64, upnl_settle: f64, weight: f64, upnl_imf: f64, cap: f64, mode: usize) -> f64 {
+pub fn upnl_collateral(upnl: f64, settle_price: f64, weight: f64, upnl_imf: f64, cap: f64, mode: usize) -> f64 {
     if upnl <= 0.0 {
         return upnl;
     }
     if mode != 0 {
         return upnl * weight;
     }
-    (upnl * discounted_weight(weight, upnl_imf, upnl_settle)).min(cap)
+    let w = if upnl_imf == 0.0 { weight } else { discounted_weight(weight, upnl_imf, upnl / settle_price) };
+    (upnl * w).min(cap)
 }
 
 #[cfg(test)]
@@ -105,10 +107,12 @@ mod tests {
 
     #[test]
     fn upnl_profit_is_discounted_and_capped_at_initial_only() {
-        assert_eq!(upnl_collateral(-5.0, -5.0, 0.5, 0.01, 1.0, 0), -5.0);
-        assert_eq!(upnl_collateral(1e6, 1e6, 0.8, 0.01, f64::INFINITY, 1), 0.8e6);
+        assert_eq!(upnl_collateral(-5.0, 1.0, 0.5, 0.01, 1.0, 0), -5.0);
+        assert_eq!(upnl_collateral(1e6, 1.0, 0.8, 0.01, f64::INFINITY, 1), 0.8e6);
         // 1.1 / (1 + 0.01·1000) = 0.1
-        assert!((upnl_collateral(1e6, 1e6, 0.8, 0.01, f64::INFINITY, 0) - 1e5).abs() < 1e-6);
-        assert_eq!(upnl_collateral(1e6, 1e6, 0.8, 0.0, 100.0, 0), 100.0);
+        assert!((upnl_collateral(1e6, 1.0, 0.8, 0.01, f64::INFINITY, 0) - 1e5).abs() < 1e-6);
+        // the size is in settle units: 2e6 USD at 2 USD per unit is 1e6 units
+        assert!((upnl_collateral(2e6, 2.0, 0.8, 0.01, f64::INFINITY, 0) - 2e5).abs() < 1e-6);
+        assert_eq!(upnl_collateral(1e6, 1.0, 0.8, 0.0, 100.0, 0), 100.0);
     }
 }

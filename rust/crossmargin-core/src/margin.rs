@@ -340,9 +340,8 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
             }
         } else {
             for mode in 0..2 {
-                let settle_upnl = if settle_price > 0.0 { p.upnl / settle_price } else { 0.0 };
                 let (w, f, cap) = (h.upnl_weight[mode], h.upnl_imf_factor, h.upnl_cap_initial);
-                line.collateral[mode] = imf::upnl_collateral(p.upnl, settle_upnl, w, f, cap, mode);
+                line.collateral[mode] = imf::upnl_collateral(p.upnl, settle_price, w, f, cap, mode);
                 m.adj_equity[mode] += line.collateral[mode];
                 m.requirement[mode] += p.requirement[mode];
             }
