@@ -52,9 +52,8 @@ pub fn premium(weight: f64, term: f64) -> f64 {
 /// price)`; `start = 0` turns the rule off.
 #[inline]
 pub fn scaled_initial_weight(weight: f64, (start, deposits): (f64, f64), price: f64) -> f64 {
-    let value = deposits * price;
-    if start > 0.0 && value >= start {
-        weight * start / value
+    if start > 0.0 && deposits * price >= start {
+        weight * start / (deposits * price)
     } else {
         weight
     }
@@ -68,14 +67,17 @@ pub fn scaled_initial_weight(weight: f64, (start, deposits): (f64, f64), price: 
 /// `get_unrealized_asset_weight`, math/margin.rs `calculate_perp_position_value_and_pnl`.
 #[inline]
 pub fn upnl_collateral(upnl: f64, settle_price: f64, weight: f64, upnl_imf: f64, cap: f64, mode: usize) -> f64 {
-    if upnl <= 0.0 {
-        return upnl;
-    }
-    if mode != 0 {
-        return upnl * weight;
-    }
-    let w = if upnl_imf == 0.0 { weight } else { discounted_weight(weight, upnl_imf, upnl / settle_price) };
-    (upnl * w).min(cap)
+    // Branch-free in the sign of the uPnL (random across rows); the branches below are on the
+    // mode and the market's parameters.
+    let profit = upnl.max(0.0);
+    let (w, cap) = if mode != 0 {
+        (weight, f64::INFINITY)
+    } else if upnl_imf == 0.0 {
+        (weight, cap)
+    } else {
+        (discounted_weight(weight, upnl_imf, profit / settle_price), cap)
+    };
+    upnl.min(0.0) + (profit * w).min(cap)
 }
 
 #[cfg(test)]

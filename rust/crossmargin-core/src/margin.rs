@@ -294,7 +294,10 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
             // imf::discounted_weight, with the cap computed once for both modes
             let cap = if a.imf_factor == 0.0 { f64::INFINITY } else { imf::discount_cap(a.imf_factor, qty) };
             let mut weight = a.weight;
-            weight[0] = imf::scaled_initial_weight(weight[0], a.scale_initial, price);
+            if a.scaled_initial {
+                let scale = (u.assets.scale_initial_weight_start[i], u.assets.total_deposits[i]);
+                weight[0] = imf::scaled_initial_weight(weight[0], scale, price);
+            }
             for ((c, adj), &w) in collateral.iter_mut().zip(m.adj_equity.iter_mut()).zip(&weight) {
                 *c = discounted * w.min(cap);
                 *adj += *c;
@@ -340,8 +343,12 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
             }
         } else {
             for mode in 0..2 {
-                let (w, f, cap) = (h.upnl_weight[mode], h.upnl_imf_factor, h.upnl_cap_initial);
-                line.collateral[mode] = imf::upnl_collateral(p.upnl, settle_price, w, f, cap, mode);
+                line.collateral[mode] = if h.upnl_rule {
+                    let (f, cap) = (u.markets.upnl_imf_factor[k], u.markets.upnl_cap_initial[k]);
+                    imf::upnl_collateral(p.upnl, settle_price, h.upnl_weight[mode], f, cap, mode)
+                } else {
+                    p.upnl.min(0.0) + p.upnl.max(0.0) * h.upnl_weight[mode]
+                };
                 m.adj_equity[mode] += line.collateral[mode];
                 m.requirement[mode] += p.requirement[mode];
             }

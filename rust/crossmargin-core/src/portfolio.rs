@@ -483,7 +483,11 @@ fn gather(rows: AccountRows<'_>, pc: &PortfolioContext<'_>, sc: &mut Scratch) ->
             for (mode, adj) in m.adj_equity.iter_mut().enumerate() {
                 let w = at.weight[mode][i];
                 let w = if mode == 0 {
-                    imf::scaled_initial_weight(w, u.asset_hot[i].scale_initial, ctx.prices.asset[i])
+                    imf::scaled_initial_weight(
+                        w,
+                        (at.scale_initial_weight_start[i], at.total_deposits[i]),
+                        ctx.prices.asset[i],
+                    )
                 } else {
                     w
                 };

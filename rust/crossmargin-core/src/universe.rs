@@ -126,8 +126,9 @@ pub struct AssetHot {
     pub liability_weight: PerMode<f64>,
     pub imf_factor: f64,
     pub has_tiers: bool,
-    /// (start USD value, total deposits) of the scaled initial weight; start 0 = off.
-    pub scale_initial: (f64, f64),
+    /// Whether the initial weight is scaled by the venue's deposits (`scale_initial_weight_start`
+    /// > 0; the values are read from the asset table only then, keeping this record small).
+    pub scaled_initial: bool,
 }
 
 /// Per-market constants of the margin kernel, side by side.
@@ -137,13 +138,14 @@ pub struct MarketHot {
     pub contract: Contract,
     pub imf_factor: f64,
     pub upnl_weight: PerMode<f64>,
-    pub upnl_imf_factor: f64,
-    pub upnl_cap_initial: f64,
     /// The first bracket's rates (a size premium scales from them).
     pub base_rate: PerMode<f64>,
     /// The market's tier range in the bracket table.
     pub tiers: (u32, u32),
     pub settle: u32,
+    /// Whether a profit's initial weight has the uPnL size discount or cap (the values are
+    /// read from the market table only then, keeping this record small).
+    pub upnl_rule: bool,
 }
 
 impl MarketHot {
@@ -341,7 +343,7 @@ impl Universe {
                     liability_weight: [a.liability_weight[0][i], a.liability_weight[1][i]],
                     imf_factor: a.imf_factor[i],
                     has_tiers: a.haircuts.has_tiers(i),
-                    scale_initial: (a.scale_initial_weight_start[i], a.total_deposits[i]),
+                    scaled_initial: a.scale_initial_weight_start[i] > 0.0,
                 }
             })
             .collect();
@@ -353,11 +355,10 @@ impl Universe {
                     contract: Contract::new(m.contract_size[k], m.inverse[k], m.kind[k] == MarketKind::Option),
                     imf_factor: m.imf_factor[k],
                     upnl_weight: [m.upnl_weight[0][k], m.upnl_weight[1][k]],
-                    upnl_imf_factor: m.upnl_imf_factor[k],
-                    upnl_cap_initial: m.upnl_cap_initial[k],
                     base_rate: [m.brackets.base_rate(k, Mode::Initial), m.brackets.base_rate(k, Mode::Maint)],
                     tiers: (lo as u32, hi as u32),
                     settle: m.settle[k],
+                    upnl_rule: m.upnl_imf_factor[k] > 0.0 || m.upnl_cap_initial[k] != f64::INFINITY,
                 }
             })
             .collect();
