@@ -66,6 +66,7 @@ def test_no_free_function_takes_a_book() -> None:
     functions = {n for n, f in vars(_core).items() if inspect.isbuiltin(f)}
     assert functions == {
         "black76_columns",
+        "bsm_columns",
         "funding_rates",
         "leaf_nonce",
         "panic_guard_selftest",

@@ -213,7 +213,7 @@ def test_rows_follow_the_book_and_name_their_market(small: cm.Universe) -> None:
         ],
     )
     t = cm.Engine(small).liquidation_prices(b)
-    assert t.columns == ["account", "market", "row", "liq_price"]
+    assert t.columns == ["account", "market", "row", "liq_price", "bankruptcy_price"]
     assert t.account.tolist() == [1, 2, 2]
     assert sorted(zip(t.row.tolist(), t.market.tolist(), strict=True)) == [
         (0, "ETHUSDT"),

@@ -1,6 +1,7 @@
-"""Options: Black-76 against published values and put–call parity, greeks against finite
-differences, option markets in the universe, Deribit's standard margin, price overrides
-that reprice options, and engine == reference under the standard model."""
+"""Options: Black-76 and generalised Black-Scholes-Merton against published values and
+put–call parity, greeks against finite differences, option markets in the universe, Deribit's
+standard margin, price overrides that reprice options, and engine == reference under the
+standard model."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import crossmargin as cm
 import numpy as np
 import pytest
 from crossmargin import reference
-from crossmargin.options import black76
+from crossmargin.options import black76, bsm
 from crossmargin.reference.portfolio import black76 as ref_black76
+from crossmargin.reference.portfolio import bsm as ref_bsm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -238,3 +240,88 @@ def test_standard_model_with_options_matches_the_reference(data):
     scale = 1e6
     for c in ("equity", "upnl", "adj_equity_initial", "adj_equity_maint", "im", "mm"):
         np.testing.assert_allclose(got[c], want[c], rtol=1e-9, atol=1e-9 * scale, err_msg=c)
+
+
+# ---- generalised Black-Scholes-Merton ----------------------------------------------------
+# Haug, "The Complete Guide to Option Pricing Formulas", 2nd ed. (McGraw-Hill, 2007): the
+# worked examples of §1.1.1 (Black-Scholes, b = r), §1.1.2 (Merton, b = r − q), §1.1.3
+# (Black-76, b = 0), §1.1.5 (Garman-Kohlhagen, b = r − r_f), §1.1.6 (generalised) and §2.1
+# (greeks); printed to 4 decimals. The same values, with the 1st edition's pages (1998,
+# pp. 2–8 and 11–16), are tabulated in QuantLib's test-suite/europeanoption.cpp.
+HAUG_PRICES = [
+    # (case, kind, S, K, T, r, b, σ, printed value)
+    ("stock §1.1.1", "call", 60.0, 65.0, 0.25, 0.08, 0.08, 0.30, 2.1334),
+    ("index §1.1.2", "put", 100.0, 95.0, 0.5, 0.10, 0.10 - 0.05, 0.20, 2.4648),
+    ("futures §1.1.3", "call", 19.0, 19.0, 0.75, 0.10, 0.0, 0.28, 1.7011),
+    ("futures §1.1.3", "put", 19.0, 19.0, 0.75, 0.10, 0.0, 0.28, 1.7011),
+    ("FX §1.1.5", "call", 1.56, 1.60, 0.5, 0.06, 0.06 - 0.08, 0.12, 0.0291),
+    ("generalised §1.1.6", "put", 75.0, 70.0, 0.5, 0.10, 0.10 - 0.05, 0.35, 4.0870),
+]
+
+HAUG_GREEKS = [
+    # (greek, kind, S, K, T, r, b, σ, printed value) — Haug §2.1
+    ("delta", "call", 105.0, 100.0, 0.5, 0.10, 0.0, 0.36, 0.5946),  # futures option
+    ("delta", "put", 105.0, 100.0, 0.5, 0.10, 0.0, 0.36, -0.3566),
+    ("gamma", "call", 55.0, 60.0, 0.75, 0.10, 0.10, 0.30, 0.0278),  # stock option
+    ("gamma", "put", 55.0, 60.0, 0.75, 0.10, 0.10, 0.30, 0.0278),
+    ("vega", "call", 55.0, 60.0, 0.75, 0.10, 0.10, 0.30, 18.9358),
+    ("vega", "put", 55.0, 60.0, 0.75, 0.10, 0.10, 0.30, 18.9358),
+    ("theta", "put", 430.0, 405.0, 1 / 12, 0.07, 0.07 - 0.05, 0.20, -31.1924),  # index
+    ("theta_day", "put", 430.0, 405.0, 1 / 12, 0.07, 0.07 - 0.05, 0.20, -0.0855),
+    ("rho", "call", 72.0, 75.0, 1.0, 0.09, 0.09, 0.19, 38.7325),  # stock option
+    ("carry_rho", "put", 500.0, 490.0, 0.25, 0.08, 0.08 - 0.05, 0.15, -42.2254),  # index
+    ("dividend_rho", "put", 500.0, 490.0, 0.25, 0.08, 0.08 - 0.05, 0.15, 42.2254),
+]
+
+
+@pytest.mark.parametrize(("case", "kind", "s", "k", "t", "r", "b", "v", "want"), HAUG_PRICES)
+def test_bsm_prices_match_haugs_printed_values(case, kind, s, k, t, r, b, v, want):
+    got = bsm(s, k, t, v, r, b, kind).price[0]
+    assert round(float(got), 4) == want, case
+
+
+@pytest.mark.parametrize(("greek", "kind", "s", "k", "t", "r", "b", "v", "want"), HAUG_GREEKS)
+def test_bsm_greeks_match_haugs_printed_values(greek, kind, s, k, t, r, b, v, want):
+    got = bsm(s, k, t, v, r, b, kind)[greek][0]
+    assert round(float(got), 4) == want, greek
+
+
+def test_bsm_with_zero_carry_is_black76_and_rho_forward_is_minus_t_v():
+    f, k, t, v, r = 42.0, 40.0, 0.75, 0.35, 0.08
+    a, b = bsm(f, k, t, v, r, 0.0, ["call", "put"]), black76(f, k, t, v, r, ["call", "put"])
+    for c in ("price", "delta", "gamma", "vega", "theta"):
+        np.testing.assert_allclose(a[c], b[c], rtol=1e-12, err_msg=c)
+    np.testing.assert_allclose(a.delta_forward, a.delta, rtol=1e-15)
+    np.testing.assert_allclose(a.rho_forward, -t * a.price, rtol=1e-15)
+
+
+def test_bsm_default_carry_is_the_rate_and_bad_inputs_name_the_argument():
+    assert (
+        bsm(60.0, 65.0, 0.25, 0.3, 0.08).price[0] == bsm(60.0, 65.0, 0.25, 0.3, 0.08, 0.08).price[0]
+    )
+    with pytest.raises(cm.exceptions.PriceError, match=r"spot\[1\]"):
+        bsm([1.0, -1.0], 1.0, 1.0, 0.2)
+    with pytest.raises(cm.exceptions.PriceError, match=r"carry\[0\]"):
+        bsm(1.0, 1.0, 1.0, 0.2, 0.0, float("nan"))
+
+
+@settings(max_examples=150)
+@given(
+    st.floats(1.0, 1e5),
+    st.floats(0.3, 3.0),
+    st.floats(0.0, 3.0),
+    st.floats(0.0, 2.0),
+    st.floats(-0.05, 0.2),
+    st.floats(-0.2, 0.2),
+    st.booleans(),
+)
+def test_bsm_matches_the_reference_and_put_call_parity(s, moneyness, t, v, r, b, call):
+    k = s * moneyness
+    got = bsm(s, k, t, v, r, b, call)
+    want = ref_bsm(s, k, t, v, r, b, call)
+    for name, w in want.items():
+        assert got[name][0] == pytest.approx(w, rel=1e-9, abs=1e-9 * s), name
+    both = bsm(s, k, t, v, r, b, ["call", "put"])
+    parity = s * math.exp((b - r) * t) - k * math.exp(-r * t)
+    if v * math.sqrt(t) > 0:
+        assert both.price[0] - both.price[1] == pytest.approx(parity, abs=1e-9 * s)

@@ -175,7 +175,7 @@ def test_greeks_match_the_reference(data):
     got, want = ENGINE.greeks(b), reference.greeks(U, b)
     np.testing.assert_array_equal(got.account, want.account)
     np.testing.assert_array_equal(got.underlying, want.underlying)
-    for c in ("delta", "gamma", "vega", "theta"):
+    for c in ("delta", "gamma", "vega", "theta", "theta_day", "rho"):
         np.testing.assert_allclose(got[c], want[c], rtol=1e-9, atol=1e-6, err_msg=c)
 
 
@@ -298,7 +298,10 @@ def test_greeks_count_linear_positions_and_collateral():
     assert g.delta[rows["ETH"]] == pytest.approx(10 * 0.1 * eth.delta[0])
     assert g.gamma[rows["ETH"]] == pytest.approx(10 * 0.1 * eth.gamma[0])
     assert g.vega[rows["ETH"]] == pytest.approx(10 * 0.1 * eth.vega[0])
-    assert list(g.columns) == ["account", "underlying", "delta", "gamma", "vega", "theta"]
+    assert g.theta_day[rows["ETH"]] == pytest.approx(10 * 0.1 * eth.theta[0] / 365)
+    assert g.rho[rows["ETH"]] == pytest.approx(-0.3 * 10 * 0.1 * eth.price[0])
+    cols = ["account", "underlying", "delta", "gamma", "vega", "theta", "theta_day", "rho"]
+    assert list(g.columns) == cols
 
 
 def test_portfolio_config_loads_from_toml(tmp_path):

@@ -8,20 +8,11 @@ import crossmargin as cm
 import numpy as np
 import pandas as pd
 import pytest
+from crossmargin.result import MARGIN_COLUMNS
 from crossmargin.synth import generate
 
-FIELDS = (
-    "equity",
-    "upnl",
-    "adj_equity_initial",
-    "adj_equity_maint",
-    "im",
-    "mm",
-    "free_collateral",
-    "margin_ratio",
-    "liquidatable",
-    "bankrupt",
-)
+# Every per-account number of a MarginResult (the account id is the key, not a number).
+FIELDS = tuple(c for c in MARGIN_COLUMNS if c != "account")
 
 DEMO = cm.Universe.demo()
 

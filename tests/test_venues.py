@@ -182,9 +182,12 @@ def test_deribit_futures_initial_margin_published_examples(size_btc: float, im_b
     assert r["mm"] / s == pytest.approx(size_btc * (0.015 + 0.00005 * size_btc), rel=1e-12)
 
 
-def test_deribit_chord_brackets_stay_within_a_quarter_step_squared() -> None:
-    # Between bounds the chord exceeds base·N + slope·N² by at most slope·h²/4.
-    br = venues.linear_rate_brackets(0.02, 0.015, 5e-5, venues.presets.DERIBIT_BOUNDS)
+def test_chord_brackets_stay_within_a_quarter_step_squared() -> None:
+    # linear_rate_brackets (a size-scaled rate as brackets, for a universe that cannot use the
+    # size_scaled shape): between bounds the chord exceeds base·N + slope·N² by at most
+    # slope·h²/4. The Deribit preset itself is exact (tests/test_venue_exact.py).
+    bounds = [5.0 * k for k in range(1, 21)] + [100.0 * k for k in range(2, 51)]
+    br = venues.linear_rate_brackets(0.02, 0.015, 5e-5, bounds)
     for n in np.linspace(0.01, 4_999.0, 997):
         im, _ = reference.bracket_requirement(tuple(br), float(n))
         exact = 0.02 * n + 5e-5 * n * n

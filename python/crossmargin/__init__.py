@@ -15,7 +15,7 @@ with the ``cli`` extra (``pip install 'crossmargin[cli]'``).
 
 from typing import Any
 
-from crossmargin import exceptions, options, portfolio
+from crossmargin import exceptions, options, portfolio, span
 from crossmargin._core import __version__
 from crossmargin.book import Book
 from crossmargin.cascade import CascadeConfig, CascadeResult, DepthCurve, NoImpact, SqrtImpact
@@ -38,6 +38,7 @@ from crossmargin.io import read_book, write_book
 from crossmargin.portfolio import PortfolioConfig, UnderlyingPortfolio
 from crossmargin.result import MarginResult
 from crossmargin.risk import funding, solvency
+from crossmargin.span import SpanConfig, SpanResult
 from crossmargin.table import Table
 from crossmargin.universe import Asset, FixedPoint, Market, Universe
 
@@ -63,6 +64,8 @@ __all__ = [
     "PortfolioConfig",
     "PriceError",
     "PriceTypeError",
+    "SpanConfig",
+    "SpanResult",
     "SqrtImpact",
     "Table",
     "TableError",
@@ -77,6 +80,7 @@ __all__ = [
     "read_book",
     "reference",
     "solvency",
+    "span",
     "venues",
     "write_book",
 ]

@@ -32,17 +32,21 @@ __all__ = [
     "MAX_TOTAL_MINOR",
     "MIN_PRICE",
     "PORTFOLIO_MODELS",
+    "REQUIREMENT_SHAPES",
     "SCALE",
+    "VALUATION_BASES",
     "BookView",
     "CascadeDriver",
     "CascadeShard",
     "CompiledPortfolio",
+    "CompiledSpan",
     "CompiledUniverse",
     "Engine",
     "GroupedBook",
     "MerkleSumTree",
     "__version__",
     "black76_columns",
+    "bsm_columns",
     "funding_rates",
     "leaf_nonce",
     "panic_guard_selftest",
@@ -74,6 +78,10 @@ DERIBIT_MM_BASE: float
 EVENT_KINDS: tuple[str, ...]
 """Cascade event kinds, in the order of their codes."""
 MARKET_KINDS: tuple[str, ...]
+REQUIREMENT_SHAPES: tuple[str, ...]
+"""A requirement's shapes: continuous (with a deduction), step, size_scaled."""
+VALUATION_BASES: tuple[str, ...]
+"""What a maintenance requirement is valued at: mark, entry."""
 DELEVERAGE: tuple[str, ...]
 LIQ_MOVES: tuple[str, ...]
 PORTFOLIO_MODELS: tuple[str, ...]
@@ -105,6 +113,10 @@ class _AssetSpec(Protocol):
     def scale_initial_weight_start(self) -> float: ...
     @property
     def total_deposits(self) -> float: ...
+    @property
+    def bid(self) -> float | None: ...
+    @property
+    def ask(self) -> float | None: ...
 
 class _MarketSpec(Protocol):
     """``crossmargin.universe.Market`` (its mark and expiry are passed alongside)."""
@@ -146,6 +158,18 @@ class _MarketSpec(Protocol):
     @property
     def im_min(self) -> float: ...
     @property
+    def im_shape(self) -> str: ...
+    @property
+    def mm_shape(self) -> str: ...
+    @property
+    def rate_slope_initial(self) -> float: ...
+    @property
+    def rate_slope_maint(self) -> float: ...
+    @property
+    def maint_basis(self) -> str: ...
+    @property
+    def liquidation_fee(self) -> float: ...
+    @property
     def mm_base(self) -> float: ...
 
 class _UnderlyingSpec(Protocol):
@@ -156,11 +180,74 @@ class _UnderlyingSpec(Protocol):
     @property
     def short_option_min(self) -> float: ...
     @property
+    def option_contingency(self) -> float: ...
+    @property
+    def futures_offset(self) -> float: ...
+    @property
     def delta_rate(self) -> float | None: ...
     @property
     def vol_power(self) -> float: ...
     @property
     def vol_relative(self) -> bool: ...
+
+class _CommoditySpec(Protocol):
+    """``crossmargin.span.CombinedCommodity``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def price_scan(self) -> float: ...
+    @property
+    def vol_scan(self) -> float: ...
+    @property
+    def extreme_multiple(self) -> float: ...
+    @property
+    def cover(self) -> float: ...
+    @property
+    def som_rate(self) -> float: ...
+    @property
+    def im_ratio(self) -> float: ...
+    @property
+    def spot_tier(self) -> int | None: ...
+    @property
+    def spot_spread_rate(self) -> float: ...
+    @property
+    def spot_outright_rate(self) -> float: ...
+
+class _ContractSpec(Protocol):
+    """``crossmargin.span.Contract``."""
+
+    @property
+    def market(self) -> str: ...
+    @property
+    def combined_commodity(self) -> str: ...
+    @property
+    def tier(self) -> int: ...
+    @property
+    def risk_array(self) -> Sequence[float] | None: ...
+    @property
+    def delta(self) -> float | None: ...
+
+class _IntraSpec(Protocol):
+    """``crossmargin.span.IntraSpread``: legs ``(tier, ratio, side_a)``."""
+
+    @property
+    def combined_commodity(self) -> str: ...
+    @property
+    def rate(self) -> float: ...
+    @property
+    def legs(self) -> Sequence[tuple[int, float, bool]]: ...
+
+class _InterSpec(Protocol):
+    """``crossmargin.span.InterSpread``: legs ``(combined_commodity, ratio, side_a)``,
+    method "wpr" or "scan"."""
+
+    @property
+    def rate(self) -> float: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def legs(self) -> Sequence[tuple[str, float, bool]]: ...
 
 class _PortfolioSpec(Protocol):
     """``crossmargin.portfolio.PortfolioConfig``."""
@@ -302,6 +389,22 @@ class CompiledPortfolio:
         underlyings: Sequence[tuple[str, _UnderlyingSpec]],
     ) -> CompiledPortfolio: ...
 
+@final
+class CompiledSpan:
+    """SPAN tables validated against a universe (raises ConfigError naming the row)."""
+
+    def __new__(
+        cls,
+        universe: CompiledUniverse,
+        commodities: Sequence[_CommoditySpec],
+        contracts: Sequence[_ContractSpec],
+        intra: Sequence[_IntraSpec],
+        inter: Sequence[_InterSpec],
+    ) -> CompiledSpan: ...
+    @property
+    def commodities(self) -> list[str]:
+        """The combined commodities' names, in index order."""
+
 # ---- the engine ---------------------------------------------------------------------------
 @final
 class Engine:
@@ -321,6 +424,10 @@ class Engine:
         self, book: BookView, prices: _Prices, portfolio: CompiledPortfolio, model: str
     ) -> dict[str, npt.NDArray[Any]]:
         """Portfolio, delta or hybrid margin of every account."""
+    def evaluate_span(
+        self, book: BookView, prices: _Prices, span: CompiledSpan, *, detail: bool
+    ) -> dict[str, npt.NDArray[Any]]:
+        """SPAN margin of every account and, with ``detail``, the per-commodity rows."""
     def greeks(self, book: BookView, prices: _Prices) -> dict[str, npt.NDArray[Any]]:
         """Greeks per account × underlying."""
     def explain(self, book: BookView, prices: _Prices, account_index: int) -> dict[str, Any]:
@@ -328,7 +435,7 @@ class Engine:
     def liquidation_prices(
         self, book: BookView, prices: _Prices, move_: str
     ) -> dict[str, npt.NDArray[Any]]:
-        """Liquidation price of every position."""
+        """Liquidation and bankruptcy price of every position."""
     def stress(
         self, book: BookView, scenario_prices: _Prices, *, keep_matrix: bool
     ) -> dict[str, npt.NDArray[Any]]:
@@ -376,9 +483,10 @@ class CascadeShard:
     ) -> dict[str, Any]:
         """Settles the chosen candidates at the driver's fill prices."""
     def counterparties(
-        self, prices: _Prices, market: int, side: float
+        self, prices: _Prices, market: int, side: float, cover: float
     ) -> dict[str, npt.NDArray[Any]]:
-        """This shard's deleveraging counterparties on ``market`` (holders of ``side``)."""
+        """This shard's deleveraging counterparties on ``market`` (holders of ``side``), as
+        far as a deficit of ``cover`` USD reaches (``CascadeDriver.deficit()``)."""
     def deleverage(
         self, prices: _Prices, market: int, closes: dict[str, Any]
     ) -> dict[str, npt.NDArray[Any]]:
@@ -402,8 +510,16 @@ class CascadeDriver:
     def settled(self, settlements: list[dict[str, Any]]) -> None: ...
     def pools(self) -> tuple[list[int], list[int]]:
         """(insurance fund, external counterparty) per asset now, minor units."""
-    def deficit(self) -> tuple[int, float] | None:
-        """The next deficit to cover: (market, side of the counterparties), or None."""
+    def check_capacity(self, gross: list[list[int]]) -> None:
+        """Refuses to start when, for some asset, Σ |balances + isolated margins| over the
+        shards (each shard's ``gross_holdings()``) + |insurance fund| exceeds the ledger's
+        range."""
+    def totals(self, holdings: list[list[int]]) -> list[int]:
+        """Σ of every holder per asset now, minor units: the shards' ``holdings()``, the
+        insurance fund and the external counterparty."""
+    def deficit(self) -> tuple[int, float, float] | None:
+        """The next deficit to cover: (market, side of the counterparties, how far their
+        ranking must reach in USD), or None."""
     def plan_deleverage(self, counterparties: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
     def deleveraged(self, results: list[dict[str, Any]]) -> None: ...
     def end_round(self) -> None: ...
@@ -450,6 +566,21 @@ def black76_columns(
     call: npt.NDArray[np.bool_],
 ) -> dict[str, npt.NDArray[np.float64]]:
     """Black-76 over equal-length arrays: price, delta, gamma, vega, theta."""
+
+def bsm_columns(
+    inputs: tuple[
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.bool_],
+    ],
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Generalised Black-Scholes-Merton over equal-length arrays (spot, strike, years, vol,
+    rate, carry, call): price, delta, gamma, vega,
+    theta, rho, carry_rho, delta_forward, gamma_forward, rho_forward."""
 
 def funding_rates(
     premium: npt.NDArray[np.float64],

@@ -131,29 +131,18 @@ def _text(table: cm.Table, rows: int) -> str:
 def account_views(
     universe: cm.Universe, book: cm.Book, accounts: Sequence[int] | None = None
 ) -> list[AccountView]:
-    """The book's accounts (all, or the given ids) as :class:`AccountView` objects."""
-    a_names = [a.symbol for a in universe.assets]
-    m_names = [m.symbol for m in universe.markets]
-    a_remap, m_remap = book.remaps(universe)
-    wanted = set(int(a) for a in (accounts if accounts is not None else book.accounts))
-    views: dict[int, AccountView] = {a: AccountView(a, [], []) for a in sorted(wanted)}
-    b = book.balances
-    for acct, code, qty in zip(
-        b["account"].tolist(), b["asset"].codes.tolist(), b["qty"].tolist(), strict=True
+    """The book's accounts (all, or the given ids) as :class:`AccountView` objects: the rows
+    of :func:`account_tables`, grouped by account (rows in input order)."""
+    ids = sorted(set(int(a) for a in (accounts if accounts is not None else book.accounts)))
+    views: dict[int, AccountView] = {a: AccountView(a, [], []) for a in ids}
+    bal, pos = account_tables(universe, book, None if accounts is None else ids)
+    for acct, asset, qty in zip(
+        *(bal[k].tolist() for k in ("account", "asset", "qty")), strict=True
     ):
-        if acct in views:
-            views[acct].balances.append((a_names[a_remap[code]], qty))
-    p = book.positions
-    for acct, code, qty, entry, iso in zip(
-        p["account"].tolist(),
-        p["market"].codes.tolist(),
-        p["qty"].tolist(),
-        p["entry_price"].tolist(),
-        p["isolated_margin"].tolist(),
-        strict=True,
-    ):
-        if acct in views:
-            views[acct].positions.append((m_names[m_remap[code]], qty, entry, iso))
+        views[acct].balances.append((asset, qty))
+    columns = ("account", "market", "qty", "entry_price", "isolated_margin")
+    for acct, market, qty, entry, iso in zip(*(pos[k].tolist() for k in columns), strict=True):
+        views[acct].positions.append((market, qty, entry, iso))
     return list(views.values())
 
 

@@ -18,8 +18,9 @@ from crossmargin import _core
 from crossmargin.book import Book
 from crossmargin.cascade import CascadeConfig, CascadeResult, run_cascade
 from crossmargin.exceptions import BookError, ConfigError, ConfigTypeError
+from crossmargin.options import DAYS_PER_YEAR
 from crossmargin.prices import PriceOverrides, repriced, resolve
-from crossmargin.result import MarginResult
+from crossmargin.result import MarginResult, in_units
 from crossmargin.risk import efficiency, funding, liqprice, solvency
 from crossmargin.risk import explain as explain_module
 from crossmargin.risk import stress as stress_module
@@ -29,6 +30,8 @@ from crossmargin.risk.funding import FundingResult, Rates
 from crossmargin.risk.liqprice import LiqMove
 from crossmargin.risk.solvency import SolvencyResult
 from crossmargin.risk.stress import Measure, ReverseStressResult, Scenario, StressResult
+from crossmargin.span import SpanConfig, SpanResult
+from crossmargin.span import result as span_result
 from crossmargin.table import Table
 from crossmargin.universe import Universe
 
@@ -84,7 +87,12 @@ class Engine:
         return int(self._native.threads)
 
     def evaluate(
-        self, book: Book, *, prices: PriceOverrides = None, model: Model = "standard"
+        self,
+        book: Book,
+        *,
+        prices: PriceOverrides = None,
+        model: Model = "standard",
+        unit: str | None = None,
     ) -> MarginResult:
         """Margin of every account (docs/MODEL.md "Standard cross margin").
 
@@ -95,6 +103,10 @@ class Engine:
                 ``"portfolio"`` (scenario, SPAN-like), ``"delta"`` or ``"hybrid"`` with the
                 universe's ``portfolio`` parameters
                 (docs/MODEL.md "Portfolio margin").
+            unit: an asset symbol: the money columns (equity, upnl, adjusted equities, im,
+                mm, free collateral) in units of that asset, USD ÷ its ask at this call's
+                prices (Binance Multi-Assets "available for order" in USDT; docs/MODEL.md
+                "Two-sided valuation"); None: USD.
 
         Returns:
             A :class:`MarginResult`, one row per account (ascending id), the same fields for
@@ -117,7 +129,51 @@ class Engine:
                     field="portfolio",
                 )
             cols = self._native.evaluate_portfolio(view, px, pm, model)
+        if unit is not None:
+            cols = in_units(cols, self.universe.ask_price(unit, px[0]))
         return MarginResult({"account": book.accounts, **cols})
+
+    def span(
+        self,
+        book: Book,
+        config: SpanConfig,
+        *,
+        prices: PriceOverrides = None,
+        detail: bool = True,
+    ) -> SpanResult:
+        """CME SPAN margin of every account (docs/MODEL.md "SPAN").
+
+        Parameters:
+            book: the balances and positions.
+            config: the SPAN tables (:class:`crossmargin.span.SpanConfig`): combined
+                commodities, contracts (published risk arrays or engine-computed ones),
+                intra- and inter-commodity spreads.
+            prices: overrides of the universe's prices (engine-computed arrays and option
+                values follow them; published arrays are used as given).
+            detail: also return one row per account × combined commodity.
+
+        Returns:
+            A :class:`~crossmargin.span.SpanResult`: ``accounts`` (a MarginResult; positions
+            outside SPAN keep their standard requirement) and ``commodities`` (scan, intra,
+            spot, inter, som, risk, initial, nov, total per account × combined commodity).
+
+        Raises:
+            ConfigError: the tables do not fit the universe, naming the row and field.
+
+        >>> res = engine.span(book, cm.span.SpanConfig.from_toml("span.toml"))  # doctest: +SKIP
+        >>> res.commodities.to_pandas()                                          # doctest: +SKIP
+        """
+        if not isinstance(config, SpanConfig):
+            raise ConfigTypeError(
+                f"config: expected SpanConfig, got {type(config).__name__}", field="config"
+            )
+        book = _book(book)
+        view = book.grouping(self.universe)
+        compiled = config.compile(self.universe.compiled)
+        cols = self._native.evaluate_span(
+            view, resolve(self.universe, prices), compiled, detail=bool(detail)
+        )
+        return span_result(book.accounts, compiled.commodities, cols)
 
     def apply_funding(
         self, book: Book, rates: Rates, *, prices: PriceOverrides = None
@@ -187,7 +243,8 @@ class Engine:
         self, book: Book, *, prices: PriceOverrides = None, move: LiqMove = "underlying"
     ) -> Table:
         """Per position: the mark at which its account (cross) or the position (isolated)
-        reaches maintenance; NaN where none exists (:mod:`crossmargin.risk.liqprice`).
+        reaches maintenance, and the bankruptcy price at which it is worth nothing net of its
+        closing-fee reserves; NaN where none exists (:mod:`crossmargin.risk.liqprice`).
 
         Parameters:
             book: the balances and positions.
@@ -196,7 +253,7 @@ class Engine:
                 (its asset too), ``"mark"`` only the position's own mark.
 
         Returns:
-            A Table (account, market, row, liq_price), one row per position.
+            A Table (account, market, row, liq_price, bankruptcy_price), one row per position.
 
         >>> engine.liquidation_prices(book, move="mark").to_pandas()   # doctest: +SKIP
         """
@@ -331,15 +388,17 @@ class Engine:
         Rows where the account holds a position on the underlying or a balance of the asset
         of that symbol; accounts ascending, then underlyings in universe order. ``delta`` is
         in units of the underlying and counts perps, futures, options and that collateral;
-        ``gamma`` (∂²V/∂S², per USD), ``vega`` (USD per 1.00 of volatility) and ``theta``
-        (USD per year) come from options.
+        ``gamma`` (∂²V/∂S², per USD), ``vega`` (USD per 1.00 of volatility), ``theta`` (USD
+        per year), ``theta_day`` (USD per day, theta / 365, as venues such as Deribit show
+        it) and ``rho`` (USD per 1.00 of rate, the forward held fixed: −T·V) come from
+        options.
 
         Parameters:
             book: the balances and positions.
             prices: overrides of the universe's prices.
 
         Returns:
-            A Table (account, underlying, delta, gamma, vega, theta).
+            A Table (account, underlying, delta, gamma, vega, theta, theta_day, rho).
 
         >>> engine.greeks(book).to_pandas()   # doctest: +SKIP
         """
@@ -357,6 +416,8 @@ class Engine:
                 "gamma": cols["gamma"],
                 "vega": cols["vega"],
                 "theta": cols["theta"],
+                "theta_day": cols["theta"] / DAYS_PER_YEAR,
+                "rho": cols["rho"],
             }
         )
 

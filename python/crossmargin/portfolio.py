@@ -22,6 +22,21 @@ Presets:
   https://support.deribit.com/hc/en-us/articles/25944756247837-Portfolio-Margin and
   https://docs.paradex.trade/risk/portfolio-margin (vol shocks +40% / −22% relative,
   scaled by (30 / days to expiry)^0.30).
+- :func:`deribit`: Deribit's legacy portfolio margin as published
+  (https://www.deribit.com/docs/category/uncategorized/, "Portfolio margin"): price moves up to
+  ±12.5 %, implied volatility moves of ±40 % × √(30 / days to expiry), a contingency of 1 % of
+  the underlying value of all options (long and short) and of 2 % of offsetting futures. Its
+  25 % contingency on vega offset across expiries is not modelled.
+- :func:`okx`: OKX portfolio margin's scenario part max(MR1, MR6): the published spot shocks per
+  underlying (BTC, ETH: 0, ±4 %, ±8 %, ±12 %) with volatility up / unchanged / down, and the
+  extreme move (BTC, ETH: ±24 %) counted at one half; initial = 1.3 × maintenance
+  (:data:`OKX_IM_FACTOR`). MR2-MR5, MR7 and MR9 are not modelled (a lower bound of OKX's MMR).
+- :func:`bybit`: Bybit portfolio margin's maximum loss: 11 price moves over ±10 % (BTC, ETH) with
+  implied volatility up / unchanged / down; initial = 1.2 × maintenance
+  (:data:`BYBIT_IM_FACTOR`). The contingency components are not modelled (a lower bound).
+
+Sources of both, and what does not fit, in the presets' docstrings and docs/MODEL.md
+"Portfolio presets".
 """
 
 from __future__ import annotations
@@ -44,14 +59,18 @@ class UnderlyingPortfolio:
     fraction of the scenario's P&L that counts (1, or a cover fraction for extreme moves).
 
     ``short_option_min``: per short option contract, a fraction of the underlying's value
-    (Deribit: 0.01 BTC per short option). ``delta_rate``: the delta model's charge per USD of
-    net delta (default: the largest full-weight price move). ``vol_power``: volatility moves
-    scale by (30 / days to expiry)^vol_power.
+    (Deribit: 0.01 BTC per short option). ``option_contingency``: per option contract, long
+    or short, a fraction of the underlying's value. ``futures_offset``: a fraction of the
+    offsetting perps and futures, min(long, short) USD delta. ``delta_rate``: the delta
+    model's charge per USD of net delta (default: the largest full-weight price move).
+    ``vol_power``: volatility moves scale by (30 / days to expiry)^vol_power.
     """
 
     scenarios: Sequence[Scenario]
     short_option_min: float = 0.0
     delta_rate: float | None = None
+    option_contingency: float = 0.0
+    futures_offset: float = 0.0
     vol_power: float = 0.0
     vol_relative: bool = False
 
@@ -68,7 +87,13 @@ class UnderlyingPortfolio:
             full = [abs(p) for p, _, w in rows if w >= 1.0] or [abs(p) for p, _, _ in rows]
             object.__setattr__(self, "delta_rate", max(full, default=0.0))
         # The types the core reads these fields as.
-        for name in ("short_option_min", "delta_rate", "vol_power"):
+        for name in (
+            "short_option_min",
+            "delta_rate",
+            "vol_power",
+            "option_contingency",
+            "futures_offset",
+        ):
             object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "vol_relative", bool(self.vol_relative))
 
@@ -150,7 +175,161 @@ def crypto(
     )
 
 
-PRESETS = {"span16": span16, "crypto": crypto}
+def deribit(
+    price_range: float = 0.125,
+    buckets: int = 11,
+    vol_move: float = 0.40,
+    option_contingency: float = 0.01,
+    futures_offset: float = 0.02,
+    **kw: Any,
+) -> UnderlyingPortfolio:
+    """Deribit's legacy portfolio margin (https://www.deribit.com/docs/category/uncategorized/,
+    "Portfolio margin"): ``buckets`` price moves over ±price_range (12.5 %), each with implied
+    volatility up / unchanged / down by ``vol_move`` (40 %, relative) × √(30 / days to
+    expiry); a contingency of ``option_contingency`` (1 %) of the underlying value of every
+    option, long or short, and of ``futures_offset`` (2 %) of offsetting futures (long
+    100 BTC in one future and short 100 BTC in another: 2 BTC)."""
+    if buckets < 2:
+        raise ConfigError("deribit.buckets: at least 2", field="deribit.buckets")
+    moves = [-price_range + 2 * price_range * i / (buckets - 1) for i in range(buckets)]
+    return UnderlyingPortfolio.grid(
+        moves,
+        (vol_move, 0.0, -vol_move),
+        vol_power=0.5,
+        vol_relative=True,
+        option_contingency=option_contingency,
+        futures_offset=futures_offset,
+        **kw,
+    )
+
+
+# OKX portfolio margin, BTC-USDT-style risk units. MR1 ("spot shock") price moves and MR6
+# ("extreme move") moves per underlying as adjusted on 6 January 2025: OKX, "OKX will further
+# adjust portfolio margin parameters" (2 January 2025,
+# https://www.okx.com/help/okx-will-further-adjust-portfolio-margin-parameters, read as stored at
+# https://okx-api.aperture.finance/help/okx-will-further-adjust-portfolio-margin-parameters).
+OKX_SPOT_SHOCKS: dict[str, tuple[float, ...]] = {
+    **dict.fromkeys(("BTC", "ETH"), (0.04, 0.08, 0.12)),
+    **dict.fromkeys(
+        ("LTC", "BCH", "EOS", "OKB", "DOT", "BSV", "LINK", "FIL", "ADA", "TRX", "UNI", "XRP"),
+        (0.06, 0.12, 0.18),
+    ),
+}
+OKX_SPOT_SHOCKS_OTHER = (0.08, 0.16, 0.25)
+OKX_EXTREME_MOVES: dict[str, float] = {
+    **dict.fromkeys(("BTC", "ETH"), 0.24),
+    **dict.fromkeys(
+        ("SOL", "DOGE", "PEPE", "XRP", "BNB", "SHIB", "LTC", "ORDI", "WLD", "BCH", "ADA"), 0.36
+    ),
+}
+OKX_EXTREME_MOVE_OTHER = 0.50
+# MR6 = half the loss at the extreme move, and IMR = 1.3 × MMR: both read off the worked
+# example of OKX's v5 API reference, POST /api/v5/account/position-builder (BTC risk unit:
+# mr6 1164.4109244720003 for an MR6 P&L of -2328.8218489440005 at +24 %; imr
+# 1538.9669514070802 = 1.3 × mmr 1183.8207318516002; LTC alike), https://www.okx.com/docs-v5/en/
+# as stored by openxapi/openxapi (samples/okx/rest/, commit e2791e42).
+OKX_EXTREME_WEIGHT = 0.5
+OKX_IM_FACTOR = 1.3
+# Bybit portfolio margin: price moves over ±10 % for the BTC and ETH risk units since
+# 10 January 2025 (±15 % before): Bybit Learn, "Bybit Portfolio Margin Model: Risk Parameter
+# Adjustment in 2025"
+# (https://learn.bybitglobal.com/en/trading/bybit-portfolio-margin-risk-parameter-adjustment); 11
+# price scales -0.1, -0.08, ..., 0.1, each with three IV shocks, and assetIM = 1.2 × assetMM in
+# the example of "Get Portfolio Margin Info" (GET /v5/asset/portfolio-margin,
+# https://bybit-exchange.github.io/docs/v5/asset/portfolio-margin, bybit-exchange/docs
+# docs/v5/asset/portfolio-margin.mdx, commit 0cc4a180).
+BYBIT_PRICE_RANGES: dict[str, float] = {"BTC": 0.10, "ETH": 0.10}
+BYBIT_IM_FACTOR = 1.2
+
+
+def _vol_moves(vol_up: float, vol_down: float) -> tuple[float, ...]:
+    """Volatility up / unchanged / down, each once (no duplicate scenarios when a shock is 0)."""
+    return tuple(dict.fromkeys((float(vol_up), 0.0, float(vol_down))))
+
+
+def okx(
+    underlying: str = "BTC",
+    spot_shocks: Sequence[float] | None = None,
+    extreme_move: float | None = None,
+    extreme_weight: float = OKX_EXTREME_WEIGHT,
+    vol_up: float = 0.0,
+    vol_down: float = 0.0,
+    vol_relative: bool = True,
+    **kw: Any,
+) -> UnderlyingPortfolio:
+    """OKX portfolio margin's scenario part, max(MR1, MR6), for ``underlying``.
+
+    MR1 ("spot shock"): price unchanged and ± each of ``spot_shocks`` (default: OKX's table for
+    the underlying, :data:`OKX_SPOT_SHOCKS`; BTC and ETH: ±4 %, ±8 %, ±12 %), each with
+    volatility up by ``vol_up``, unchanged and down by ``vol_down`` (negative). MR6 ("extreme
+    move"): ±``extreme_move`` (default :data:`OKX_EXTREME_MOVES`; BTC and ETH: ±24 %) at
+    volatility unchanged, counted at ``extreme_weight`` (½). Use with
+    ``PortfolioConfig(im_factor=OKX_IM_FACTOR)`` (1.3).
+
+    Not modelled (OKX's MMR = max[max(MR1, MR2, MR6) + MR3 + MR4 + MR5, MR7]): MR2 (time
+    value), MR3 (volatility term structure), MR4 (basis), MR5 (interest rate), MR7 (minimum
+    charge), MR9 (stablecoin hedge). Each is ≥ 0 and enters by max or sum, so this preset's
+    requirement is a lower bound of OKX's MMR at the same prices and volatility shocks; the gap
+    is MR3 + MR4 + MR5, plus MR2 or MR7 where they bind. OKX publishes the MR1 volatility
+    shocks' sizes in none of the sources found: both default to 0 (options then keep their
+    volatility); pass the venue's values.
+
+    >>> okx("LTC").scenarios[:3]
+    ((0.0, 0.0, 1.0), (0.06, 0.0, 1.0), (-0.06, 0.0, 1.0))
+    """
+    shocks = tuple(spot_shocks) if spot_shocks is not None else None
+    if shocks is None:
+        shocks = OKX_SPOT_SHOCKS.get(underlying, OKX_SPOT_SHOCKS_OTHER)
+    if extreme_move is None:
+        extreme_move = OKX_EXTREME_MOVES.get(underlying, OKX_EXTREME_MOVE_OTHER)
+    moves = [0.0]
+    for m in shocks:
+        moves += [float(m), -float(m)]
+    return UnderlyingPortfolio.grid(
+        moves,
+        _vol_moves(vol_up, vol_down),
+        extreme_moves=(extreme_move, -extreme_move),
+        extreme_vol=0.0,
+        extreme_weights=extreme_weight,
+        vol_relative=vol_relative,
+        **kw,
+    )
+
+
+def bybit(
+    price_range: float = 0.10,
+    buckets: int = 11,
+    vol_up: float = 0.0,
+    vol_down: float = 0.0,
+    vol_relative: bool = True,
+    **kw: Any,
+) -> UnderlyingPortfolio:
+    """Bybit portfolio margin's "maximum loss": ``buckets`` price moves evenly over
+    ±``price_range`` (BTC and ETH: 11 moves over ±10 %, :data:`BYBIT_PRICE_RANGES`), each with
+    implied volatility up by ``vol_up``, unchanged and down by ``vol_down`` (negative). Use with
+    ``PortfolioConfig(im_factor=BYBIT_IM_FACTOR)`` (1.2).
+
+    Not modelled (Bybit: maintenance margin = maximum loss + contingency components): the
+    option contingency (net short options), the futures contingency (Σ |contract qty| × risk
+    factor × index), the futures delta (calendar/basis) contingency, the option vega
+    contingency and the USDT-USDC contingency. Each is ≥ 0 and added, so this preset's
+    requirement is a lower bound of Bybit's at the same prices and shocks; the gap is their
+    sum. Bybit's published example shows a worst IV shock of -0.2, but neither the up shock nor
+    whether shocks are relative or in vol points is published in the sources found: both
+    default to 0 (options then keep their volatility); pass the venue's values.
+
+    >>> [round(p, 2) for p, _, _ in bybit().scenarios][:3]
+    [-0.1, -0.08, -0.06]
+    """
+    if buckets < 2:
+        raise ConfigError("bybit.buckets: at least 2", field="bybit.buckets")
+    moves = [-price_range + 2 * price_range * i / (buckets - 1) for i in range(buckets)]
+    return UnderlyingPortfolio.grid(
+        moves, _vol_moves(vol_up, vol_down), vol_relative=vol_relative, **kw
+    )
+
+
+PRESETS = {"span16": span16, "crypto": crypto, "deribit": deribit, "okx": okx, "bybit": bybit}
 
 
 @dataclass(frozen=True)
@@ -203,8 +382,9 @@ class PortfolioConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> PortfolioConfig:
         """The TOML layout: ``im_factor``, ``hybrid_floor``, ``offsets = [[a, b, rate], ...]``,
         ``[portfolio.default]`` and ``[portfolio.underlyings.NAME]`` tables, each either
-        ``preset = "span16" | "crypto"`` with the preset's arguments, or ``scenarios =
-        [[price, vol, weight], ...]`` with the UnderlyingPortfolio fields."""
+        ``preset = "span16" | "crypto" | "deribit" | "okx" | "bybit"`` with the preset's
+        arguments, or ``scenarios = [[price, vol, weight], ...]`` with the UnderlyingPortfolio
+        fields."""
         known = {"underlyings", "default", "offsets", "im_factor", "hybrid_floor"}
         for key in data:
             if key not in known:
@@ -241,11 +421,22 @@ def _underlying(table: Any, f: str) -> UnderlyingPortfolio:
 
 
 __all__ = [
+    "BYBIT_IM_FACTOR",
+    "BYBIT_PRICE_RANGES",
     "DERIBIT_EXTENDED",
+    "OKX_EXTREME_MOVES",
+    "OKX_EXTREME_MOVE_OTHER",
+    "OKX_EXTREME_WEIGHT",
+    "OKX_IM_FACTOR",
+    "OKX_SPOT_SHOCKS",
+    "OKX_SPOT_SHOCKS_OTHER",
     "PRESETS",
     "PortfolioConfig",
     "Scenario",
     "UnderlyingPortfolio",
+    "bybit",
     "crypto",
+    "deribit",
+    "okx",
     "span16",
 ]

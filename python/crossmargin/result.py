@@ -23,6 +23,24 @@ MARGIN_COLUMNS = (
 )
 
 
+#: The columns of a MarginResult that are amounts of money (what ``unit=`` restates).
+MONEY_COLUMNS = (
+    "equity",
+    "upnl",
+    "adj_equity_initial",
+    "adj_equity_maint",
+    "im",
+    "mm",
+    "free_collateral",
+)
+
+
+def in_units(cols: dict[str, Any], price: float) -> dict[str, Any]:
+    """The money columns of ``cols`` (USD) divided by ``price`` (USD per unit of an asset);
+    ratios and flags unchanged."""
+    return {k: v / price if k in MONEY_COLUMNS else v for k, v in cols.items()}
+
+
 class MarginResult(Table):
     """One row per account (ascending id): docs/MODEL.md "Standard cross margin" as numpy arrays. A
     Table: ``to_pandas()``, ``to_arrow()``, ``to_polars()``, ``to_numpy()``,

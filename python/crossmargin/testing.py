@@ -65,22 +65,18 @@ from crossmargin.cascade import (  # noqa: E402
     SqrtImpact,
 )
 from crossmargin.prices import resolve, underlying_spots  # noqa: E402
+from crossmargin.result import MARGIN_COLUMNS  # noqa: E402
 
 INT64_MIN = int(np.iinfo(np.int64).min)
 INT64_MAX = int(np.iinfo(np.int64).max)
 
-#: The float columns of a MarginResult, its booleans, and every column in order.
-FLOAT_COLUMNS = (
-    "equity",
-    "upnl",
-    "adj_equity_initial",
-    "adj_equity_maint",
-    "im",
-    "mm",
-    "free_collateral",
-)
+#: The float columns of a MarginResult, its booleans, and every column in order
+#: (result.MARGIN_COLUMNS).
 BOOL_COLUMNS = ("liquidatable", "bankrupt")
-ALL_COLUMNS = ("account", *FLOAT_COLUMNS, "margin_ratio", *BOOL_COLUMNS)
+FLOAT_COLUMNS = tuple(
+    c for c in MARGIN_COLUMNS if c not in ("account", "margin_ratio", *BOOL_COLUMNS)
+)
+ALL_COLUMNS = MARGIN_COLUMNS
 
 
 # ---- comparing results -------------------------------------------------------------------

@@ -30,6 +30,10 @@ from crossmargin.portfolio import PortfolioConfig
 
 #: The market kinds the core knows ("perp", "future", "option").
 MARKET_KINDS: tuple[str, ...] = _core.MARKET_KINDS
+#: Requirement shapes ("continuous", "step", "size_scaled"), docs/MODEL.md "Requirement shapes".
+REQUIREMENT_SHAPES: tuple[str, ...] = _core.REQUIREMENT_SHAPES
+#: What a maintenance requirement is valued at ("mark", "entry").
+VALUATION_BASES: tuple[str, ...] = _core.VALUATION_BASES
 
 # Deribit's standard margin for short options (docs/MODEL.md "Option margin"):
 # IM = max(im_base − OTM/S, im_min)·S + mark, MM = mm_base·S + mark.
@@ -116,6 +120,13 @@ class Asset:
     off) with ``total_deposits`` (asset units, the venue's total) scales the initial weight
     by start / (total_deposits × price) once that value reaches start (Drift's
     ``scale_initial_asset_weight_start``, docs/MODEL.md "Scaled initial weight").
+    ``bid`` / ``ask`` (USD, optional; a missing side is ``price``) value the asset
+    two-sidedly (docs/MODEL.md "Two-sided valuation"): an account's net holding at the bid,
+    a net debt and requirements settled in the asset at the ask (Binance Multi-Assets bid and
+    ask rates); a price override moves both with the price.
+    A bid above the ask is a :class:`~crossmargin.exceptions.ConfigError` naming ``bid``.
+
+    Example: ``Asset("USDT", 0.99, bid=0.9801, ask=0.99495)``.
     """
 
     symbol: str
@@ -128,10 +139,15 @@ class Asset:
     imf_factor: float = 0.0
     scale_initial_weight_start: float = 0.0
     total_deposits: float = 0.0
+    bid: float | None = None
+    ask: float | None = None
 
     def __post_init__(self) -> None:
         f = f"assets[{self.symbol}]"
         _symbol(self.symbol, f"{f}.symbol")
+        for name in ("bid", "ask"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _float(getattr(self, name), f"{f}.{name}"))
         for name in (
             "price",
             "weight_initial",
@@ -153,12 +169,26 @@ class Market:
     """A perpetual or dated future, linear or inverse, settled in ``settle`` (an asset).
 
     ``brackets`` are Binance-style leverage tiers ``(notional_upper_bound, imr, mmr)`` on
-    settle-asset notional; the requirement is ``notional × rate − cum`` with ``cum`` making it
-    continuous. For an inverse market ``contract_size`` is in quote units (e.g. 100 USD).
-    ``upnl_weight_*`` weigh a positive uPnL; at initial margin ``upnl_imf_factor`` discounts
-    that weight by sqrt(uPnL in settle units) and at most ``upnl_cap_initial`` (USD) of
-    weighted profit counts per position (Drift's ``unrealized_pnl_imf_factor`` and
-    ``MAX_POSITIVE_UPNL_FOR_INITIAL_MARGIN``, docs/MODEL.md "uPnL size discount").
+    settle-asset notional. For an inverse market ``contract_size`` is in quote units (e.g.
+    100 USD). ``upnl_weight_*`` weigh a positive uPnL; at initial margin
+    ``upnl_imf_factor`` discounts that weight by sqrt(uPnL in settle units) and at most
+    ``upnl_cap_initial`` (USD) of weighted profit counts per position (Drift's
+    ``unrealized_pnl_imf_factor`` and ``MAX_POSITIVE_UPNL_FOR_INITIAL_MARGIN``, docs/MODEL.md
+    "uPnL size discount"). Venue rules of perps and futures (docs/MODEL.md "Requirement
+    shapes", "Valuation basis", "Liquidation-fee reserve"):
+
+    - ``im_shape`` / ``mm_shape``: ``"continuous"`` (``notional × rate − cum``, ``cum`` making
+      it continuous; the default), ``"step"`` (the whole notional at its tier's rate) or
+      ``"size_scaled"`` (one bracket; rate = its rate + ``rate_slope_*`` × size, size in units
+      of the underlying: contracts × size, or the coin notional of an inverse market);
+    - ``maint_basis``: ``"mark"`` (default) or ``"entry"``: the maintenance requirement on
+      the notional at the entry price (Bybit);
+    - ``liquidation_fee``: a taker fee rate reserved in the maintenance requirement on the
+      notional at the position's bankruptcy price (Bybit's fee to close).
+
+    Example: Deribit's BTC perpetual, ``Market("BTC-PERPETUAL", "perp", "BTC", "BTC", 60_000,
+    [(inf, 0.02, 0.015)], contract_size=10, inverse=True, im_shape="size_scaled",
+    mm_shape="size_scaled", rate_slope_initial=5e-5, rate_slope_maint=5e-5)``.
     """
 
     symbol: str
@@ -185,6 +215,12 @@ class Market:
     im_base: float = DERIBIT_IM_BASE
     im_min: float = DERIBIT_IM_MIN
     mm_base: float = DERIBIT_MM_BASE
+    im_shape: str = "continuous"
+    mm_shape: str = "continuous"
+    rate_slope_initial: float = 0.0
+    rate_slope_maint: float = 0.0
+    maint_basis: str = "mark"
+    liquidation_fee: float = 0.0
 
     def __post_init__(self) -> None:
         f = f"markets[{self.symbol}]"
@@ -224,8 +260,22 @@ class Market:
             "im_base",
             "im_min",
             "mm_base",
+            "rate_slope_initial",
+            "rate_slope_maint",
+            "liquidation_fee",
         ):
             object.__setattr__(self, name, _float(getattr(self, name), f"{f}.{name}"))
+        for name, choices in (
+            ("im_shape", REQUIREMENT_SHAPES),
+            ("mm_shape", REQUIREMENT_SHAPES),
+            ("maint_basis", VALUATION_BASES),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise ConfigTypeError(
+                    f"{f}.{name}: {value!r} is not a string (one of {', '.join(choices)})",
+                    field=f"{f}.{name}",
+                )
         if not isinstance(self.inverse, bool | np.bool_):
             raise ConfigTypeError(
                 f"{f}.inverse: {self.inverse!r} must be true or false", field=f"{f}.inverse"
@@ -433,6 +483,8 @@ class Universe:
             )
         known = {"assets", "markets", "underlying_prices", "meta", "valuation_date", "portfolio",
                  "arithmetic"}  # fmt: skip
+        # SPAN tables live beside the universe: crossmargin.span.SpanConfig.from_toml reads them.
+        known.add("span")
         for key in data:
             if key not in known:
                 raise ConfigError(f"{key}: unknown top-level key", field=str(key))
@@ -546,6 +598,24 @@ class Universe:
         spots = [self.reference_price(self.markets[k].underlying) for k in todo]
         return dict(zip(todo, option_marks(self, todo, spots, black76), strict=True))
 
+    def ask_price(self, symbol: str, asset_prices: Any = None) -> float:
+        """The ask of asset ``symbol`` (USD) at ``asset_prices`` (by universe index; default
+        the universe's): its price × ask / price (the price itself without an ask). What a
+        result stated in that asset's units divides by (docs/MODEL.md "Two-sided valuation")."""
+        if not isinstance(symbol, str):
+            raise ConfigTypeError(f"unit: {symbol!r} is not an asset symbol", field="unit")
+        if symbol not in self.asset_index:
+            known = ", ".join(self.asset_index)
+            raise ConfigError(f"unit: {symbol!r} is not an asset ({known})", field="unit")
+        i = self.asset_index[symbol]
+        a = self.assets[i]
+        price = a.price if asset_prices is None else float(asset_prices[i])
+        factor = 1.0 if a.ask is None else a.ask / a.price
+        out = price * factor
+        if not (math.isfinite(out) and out > 0):
+            raise ConfigError(f"unit: {symbol} is worth {out}, nothing to state in", field="unit")
+        return out
+
     def brackets_with_amounts(self, market: str) -> list[tuple[float, float, float, float, float]]:
         """``(bound, imr, mmr, cum_initial, cum_maint)`` rows of a market, as the engine
         uses them (``cum_maint`` is Binance's "maintenance amount")."""
@@ -634,4 +704,12 @@ def _build(cls: type[Any], kind: str, i: int, row: Any) -> Any:
         raise ConfigError(f"{kind}[{label}]: {e}", field=f"{kind}[{label}]") from None
 
 
-__all__ = ["MARKET_KINDS", "Asset", "FixedPoint", "Market", "Universe"]
+__all__ = [
+    "MARKET_KINDS",
+    "REQUIREMENT_SHAPES",
+    "VALUATION_BASES",
+    "Asset",
+    "FixedPoint",
+    "Market",
+    "Universe",
+]

@@ -42,7 +42,7 @@ from crossmargin import _core
 from crossmargin.book import Book, SymbolColumn
 from crossmargin.cascade import CascadeConfig, CascadeResult, CascadeRules, assemble
 from crossmargin.engine import Engine
-from crossmargin.exceptions import BookError, ConfigError, PriceError
+from crossmargin.exceptions import BookError, ConfigError
 from crossmargin.prices import PriceOverrides, resolve
 from crossmargin.result import MarginResult
 from crossmargin.risk.stress import Scenario, scenario_prices
@@ -678,6 +678,25 @@ class ShardedMargin:
 
 
 # ---- evaluate and stress ---------------------------------------------------------------
+def _map_partitions(
+    client: Client,
+    plan: list[tuple[Path, dict[str, Any]]],
+    what: str,
+    task: Any,
+    spec: UniverseSpec,
+    *args: Any,
+) -> list[Any]:
+    """``task(spec, path, manifest entry, *args)`` on every planned partition, one Dask task
+    each (keys ``cm-{what}-part-NNNNN-…``), gathered in partition order."""
+    futures = [
+        client.submit(
+            task, spec, str(p), entry, *args, key=f"cm-{what}-{p.name}-{uuid.uuid4().hex[:8]}"
+        )
+        for p, entry in plan
+    ]
+    return list(client.gather(futures))
+
+
 def _evaluate_part(
     spec: UniverseSpec,
     path: str,
@@ -713,20 +732,8 @@ def evaluate(
     spec = _broadcast(client, universe)
     px = resolve(universe, prices)
     o = None if out is None else str(out)
-    futures = [
-        client.submit(
-            _evaluate_part,
-            spec,
-            str(p),
-            entry,
-            px,
-            o,
-            top_k,
-            key=f"cm-margin-{p.name}-{uuid.uuid4().hex[:8]}",
-        )
-        for p, entry in plan
-    ]
-    merged = merge_summaries(client.gather(futures), top_k)
+    parts = _map_partitions(client, plan, "margin", _evaluate_part, spec, px, o, top_k)
+    merged = merge_summaries(parts, top_k)
     _check_total(folder, doc, merged.summary["accounts"])
     return merged
 
@@ -788,20 +795,7 @@ def stress(
     doc, plan = _plan(folder)
     spec = _broadcast(client, universe)
     o = None if out is None else str(out)
-    futures = [
-        client.submit(
-            _stress_part,
-            spec,
-            str(p),
-            entry,
-            names,
-            prices,
-            o,
-            key=f"cm-stress-{p.name}-{uuid.uuid4().hex[:8]}",
-        )
-        for p, entry in plan
-    ]
-    parts = client.gather(futures)
+    parts = _map_partitions(client, plan, "stress", _stress_part, spec, names, prices, o)
     _check_total(folder, doc, sum(p["accounts"] for p in parts))
     n = len(names)
     liq = np.array([sum(p["liquidatable"][s] for p in parts) for s in range(n)], dtype=np.int64)
@@ -858,9 +852,9 @@ class ShardActor:
         return dict(self.shard.settle(prices, chosen, price))
 
     def counterparties(
-        self, assets: np.ndarray, marks: np.ndarray, market: int, side: float
+        self, assets: np.ndarray, marks: np.ndarray, market: int, side: float, cover: float
     ) -> dict[str, Any]:
-        return dict(self.shard.counterparties(_aligned((assets, marks)), market, side))
+        return dict(self.shard.counterparties(_aligned((assets, marks)), market, side, cover))
 
     def deleverage(
         self, assets: np.ndarray, marks: np.ndarray, market: int, closes: dict[str, Any]
@@ -932,9 +926,8 @@ def cascade(
         ]
     )
     _check_total(folder, doc, sum(_all([a.n_accounts() for a in actors])))
-    holdings_before = _all([a.holdings() for a in actors])
-    _check_capacity(u, _all([a.gross_holdings() for a in actors]), list(driver.pools()[0]))
-    fund_before = list(driver.pools()[0])
+    driver.check_capacity(_all([a.gross_holdings() for a in actors]))
+    totals_before = list(driver.totals(_all([a.holdings() for a in actors])))
     while True:
         assets, marks = driver.round_prices()
         cands = _all([a.select(assets, marks) for a in actors])
@@ -947,9 +940,9 @@ def cascade(
             _all([a.settle(assets, marks, c, price) for a, c in zip(actors, chosen, strict=True)])
         )
         while (d := driver.deficit()) is not None:
-            k, side = d
+            k, side, cover = d
             closes = driver.plan_deleverage(
-                _all([a.counterparties(assets, marks, k, side) for a in actors])
+                _all([a.counterparties(assets, marks, k, side, cover) for a in actors])
             )
             driver.deleveraged(
                 _all(
@@ -957,8 +950,8 @@ def cascade(
                 )
             )
         driver.end_round()
+    totals_after = list(driver.totals(_all([a.holdings() for a in actors])))
     out_d = driver.finish()
-    holdings_after = _all([a.holdings() for a in actors])
     o = None if out is None else Path(out)
     books = _all(
         [
@@ -967,7 +960,7 @@ def cascade(
         ]
     )
     final_book = _merge_final(books) if o is None else Book.from_arrays()
-    return _result(u, out_d, holdings_before, holdings_after, fund_before, final_book)
+    return assemble(u, out_d, (totals_before, totals_after), final_book)
 
 
 def _check_total(folder: str | Path, doc: Mapping[str, Any], accounts: int) -> None:
@@ -977,22 +970,6 @@ def _check_total(folder: str | Path, doc: Mapping[str, Any], accounts: int) -> N
             f"{folder}: the partitions read hold {accounts} accounts, the manifest says "
             f"{doc['accounts']}"
         )
-
-
-# Largest Σ |holdings| of one asset a cascade starts from, minor units (the core's
-# ledger::MAX_TOTAL_MINOR: 1e28 asset units).
-MAX_TOTAL_MINOR: int = _core.MAX_TOTAL_MINOR
-
-
-def _check_capacity(u: Universe, gross: list[list[int]], fund: list[int]) -> None:
-    """The ledger-capacity check of the single-process cascade, over every shard."""
-    for a, asset in enumerate(u.assets):
-        if sum(g[a] for g in gross) + abs(fund[a]) > MAX_TOTAL_MINOR:
-            raise PriceError(
-                f"cascade.holdings[{asset.symbol}]: Σ |balances + isolated margins + insurance "
-                "fund| exceeds the ledger's range (1e28 units)",
-                field=f"cascade.holdings[{asset.symbol}]",
-            )
 
 
 def _merge_final(books: list[tuple[dict[str, Any], dict[str, Any]] | None]) -> Book:
@@ -1006,23 +983,6 @@ def _merge_final(books: list[tuple[dict[str, Any], dict[str, Any]] | None]) -> B
             merged = {k: v[order] for k, v in merged.items()}
         tables.append(merged)
     return Book.from_arrays(tables[0] or None, tables[1] or None)
-
-
-def _result(
-    u: Universe,
-    out: dict[str, Any],
-    before: list[list[int]],
-    after: list[list[int]],
-    fund_before: list[int],
-    final_book: Book,
-) -> CascadeResult:
-    na = len(u.assets)
-    ins, ext = list(out["insurance_minor"]), list(out["external_minor"])
-    # Every holder per asset: the shards' balances and isolated margins, the fund, the
-    # external counterparty (which starts at zero).
-    totals_before = [sum(h[a] for h in before) + fund_before[a] for a in range(na)]
-    totals_after = [sum(h[a] for h in after) + ins[a] + ext[a] for a in range(na)]
-    return assemble(u, out, (totals_before, totals_after), final_book)
 
 
 # ---- clients ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@ bisection, on the reference's own account evaluation (no Rust)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -74,8 +75,9 @@ def _nearest_crossing(g: Callable[[float], float], step: float = 1.01) -> float:
 def reference_liquidation_prices(
     universe: Universe, book: Book, prices: PriceOverrides = None, move: LiqMove = "underlying"
 ) -> Table:
-    """Liquidation prices by plain loops: Table(account, market, row, liq_price), rows in
-    input order. Slow (hundreds of account evaluations per position); a test oracle."""
+    """Liquidation and bankruptcy prices by plain loops: Table(account, market, row,
+    liq_price, bankruptcy_price), rows in input order. Slow (hundreds of account evaluations
+    per position); a test oracle."""
     check_move(move)
     assets, marks = resolve(universe, prices)
     accounts = reference.account_rows(universe, book)
@@ -83,18 +85,19 @@ def reference_liquidation_prices(
     rows_of: dict[int, list[int]] = {}
     for r, acct in enumerate(book.positions["account"].tolist()):
         rows_of.setdefault(acct, []).append(r)
-    out: dict[int, tuple[int, str, float]] = {}
+    out: dict[int, tuple[int, str, float, float]] = {}
     for account_id, acct in accounts.items():
         for row, (k, qty, entry, isolated) in zip(
             rows_of.get(account_id, []), acct.positions, strict=True
         ):
             market = universe.markets[k]
             if qty == 0.0 or market.kind == "option":
-                out[row] = (account_id, market.symbol, math.nan)
+                out[row] = (account_id, market.symbol, math.nan, math.nan)
                 continue
 
             def g(
                 s: float,
+                bankruptcy: bool,
                 k: int = k,
                 qty: float = qty,
                 entry: float = entry,
@@ -105,13 +108,16 @@ def reference_liquidation_prices(
                 if isolated > 0:
                     mk = universe.markets[k]
                     settle = a[universe.asset_index[mk.settle]]
-                    upnl, _, mm = reference.position_numbers(mk, qty, entry, m[k], settle)
-                    return isolated * settle + upnl - mm
+                    upnl, _, mm = reference.position_numbers(mk, qty, entry, m[k], 1.0)
+                    reserve = reference.fee_reserve(mk, qty, m[k], isolated + upnl)
+                    required = reserve if bankruptcy else mm + reserve
+                    return (isolated + upnl - required) * settle
                 n = reference.evaluate_account(universe, acct, a, m)
-                return n.adj_equity_maint - n.mm
+                return n.adj_equity_maint - (n.fee_reserve if bankruptcy else n.mm)
 
-            s = _nearest_crossing(g)
-            out[row] = (account_id, market.symbol, marks[k] * s)
+            s_liq = _nearest_crossing(functools.partial(g, bankruptcy=False))
+            s_bank = _nearest_crossing(functools.partial(g, bankruptcy=True))
+            out[row] = (account_id, market.symbol, marks[k] * s_liq, marks[k] * s_bank)
     order = sorted(out)
     return Table(
         {
@@ -119,6 +125,7 @@ def reference_liquidation_prices(
             "market": np.array([out[r][1] for r in order] or [""], dtype=str)[: len(order)],
             "row": np.array(order, dtype=np.int64),
             "liq_price": np.array([out[r][2] for r in order], dtype=np.float64),
+            "bankruptcy_price": np.array([out[r][3] for r in order], dtype=np.float64),
         }
     )
 

@@ -21,31 +21,84 @@ from crossmargin.reference import fixed
 from crossmargin.reference import portfolio as pm  # options and portfolio margin
 from crossmargin.reference.portfolio import option_numbers
 from crossmargin.reference.prices import PriceOverrides, resolve, underlying_spots
-from crossmargin.result import MarginResult
+from crossmargin.result import MarginResult, in_units
 from crossmargin.table import Table
 from crossmargin.universe import Asset, Market, Universe
 
 
 # ---- rules -----------------------------------------------------------------------------
 def bracket_requirement(
-    brackets: tuple[tuple[float, float, float], ...], notional: float
+    brackets: tuple[tuple[float, float, float], ...],
+    notional: float,
+    shapes: tuple[str, str] = ("continuous", "continuous"),
 ) -> tuple[float, float]:
     """(initial, maintenance) requirement of a position of ``notional``.
 
     Binance USDⓈ-M, "Leverage and Margin": maintenance = notional × mmr − maintenance
     amount, the amount of bracket k being floor_k × (mmr_k − mmr_{k−1}) + amount_{k−1};
     the same rule builds an initial amount from the initial rates. Beyond the last bound
-    the last bracket applies.
+    the last bracket applies. A mode whose shape is not ``"continuous"`` has no amount: the
+    whole notional at its bracket's rate (docs/MODEL.md "Requirement shapes").
     """
     cum_im = cum_mm = 0.0
     for k, (bound, imr, mmr) in enumerate(brackets):
         if k > 0:
             floor, prev_imr, prev_mmr = brackets[k - 1]
-            cum_im += floor * (imr - prev_imr)
-            cum_mm += floor * (mmr - prev_mmr)
+            if shapes[0] == "continuous":
+                cum_im += floor * (imr - prev_imr)
+            if shapes[1] == "continuous":
+                cum_mm += floor * (mmr - prev_mmr)
         if notional <= bound or k == len(brackets) - 1:
             return notional * imr - cum_im, notional * mmr - cum_mm
     raise InternalError("a market has at least one bracket")
+
+
+def shaped_requirement(market: Market, qty: float, notional: float) -> tuple[float, float]:
+    """(initial, maintenance) requirement of ``qty`` contracts worth ``notional`` (settle
+    units) by the market's shapes: brackets, the size-scaled rate base + slope × size (size
+    in underlying units: |qty × cs|, or the coin notional of an inverse market; Deribit), then
+    at least the size premium on the first bracket's rate."""
+    shapes = (market.im_shape, market.mm_shape)
+    im, mm = bracket_requirement(tuple(market.brackets), notional, shapes)
+    size = notional if market.inverse else abs(qty * market.contract_size)
+    if market.im_shape == "size_scaled":
+        im = notional * (market.brackets[0][1] + market.rate_slope_initial * size)
+    if market.mm_shape == "size_scaled":
+        mm = notional * (market.brackets[0][2] + market.rate_slope_maint * size)
+    if market.imf_factor > 0.0:
+        base_imr, base_mmr = market.brackets[0][1], market.brackets[0][2]
+        signed = qty * market.contract_size
+        im = max(im, notional * size_premium_weight(base_imr, market.imf_factor, signed))
+        mm = max(mm, notional * size_premium_weight(base_mmr, market.imf_factor, signed))
+    return im, mm
+
+
+def bankruptcy_price(market: Market, qty: float, mark: float, pool: float) -> float:
+    """The price at which a pool worth ``pool`` settle units at ``mark`` (this position's
+    uPnL in it in full) is worth the closing fee there, only this mark moving: linear
+    pool + S·(x − M) = f·|S|·x, inverse pool + S·(1/M − 1/x) = f·|S|/x (S = qty × cs).
+    NaN when no positive price is (docs/MODEL.md "Liquidation-fee reserve")."""
+    f, s = market.liquidation_fee, qty * market.contract_size
+    if s == 0.0:
+        return math.nan
+    if market.inverse:
+        denominator = pool + s / mark
+        x = (s + f * abs(s)) / denominator if denominator != 0.0 else math.inf
+    else:
+        x = (s * mark - pool) / (s - f * abs(s))
+    return x if math.isfinite(x) and x > 0 else math.nan
+
+
+def fee_reserve(market: Market, qty: float, mark: float, pool: float) -> float:
+    """Closing fee at the bankruptcy price, settle units: f × notional there; 0 without one
+    (the pool covers every price, or the position is worthless at every price)."""
+    if market.liquidation_fee == 0.0 or qty == 0.0:
+        return 0.0
+    x = bankruptcy_price(market, qty, mark, pool)
+    if math.isnan(x):
+        return 0.0
+    s = abs(qty * market.contract_size)
+    return market.liquidation_fee * (s / x if market.inverse else s * x)
 
 
 def tiered_value(tiers: Sequence[tuple[float, float]] | None, value: float) -> float:
@@ -79,20 +132,23 @@ def size_premium_weight(weight: float, imf: float, size: float) -> float:
 def position_numbers(
     market: Market, qty: float, entry: float, mark: float, settle_price: float
 ) -> tuple[float, float, float]:
-    """(uPnL, initial requirement, maintenance requirement) in USD."""
+    """(uPnL, initial requirement, maintenance requirement) in USD; maintenance on the
+    notional at the entry price where ``maint_basis`` is ``"entry"`` (Bybit)."""
     size = qty * market.contract_size
+
+    def notional_at(price: float) -> float:
+        if qty == 0.0:
+            return 0.0
+        # Coin-settled: notional in the settle coin.
+        return abs(size) / price if market.inverse else abs(size) * price
+
     if market.inverse:
-        # Coin-settled: notional and P&L in the settle coin.
-        notional = abs(size) / mark
         upnl = size * (1.0 / entry - 1.0 / mark) if qty != 0.0 else 0.0
     else:
-        notional = abs(size) * mark
         upnl = size * (mark - entry)
-    im, mm = bracket_requirement(tuple(market.brackets), notional)
-    if market.imf_factor > 0.0:
-        base_imr, base_mmr = market.brackets[0][1], market.brackets[0][2]
-        im = max(im, notional * size_premium_weight(base_imr, market.imf_factor, size))
-        mm = max(mm, notional * size_premium_weight(base_mmr, market.imf_factor, size))
+    im, mm = shaped_requirement(market, qty, notional_at(mark))
+    if market.maint_basis == "entry":
+        mm = shaped_requirement(market, qty, notional_at(entry))[1]
     return upnl * settle_price, im * settle_price, mm * settle_price
 
 
@@ -114,6 +170,7 @@ class AccountNumbers:
     im: float = 0.0
     mm: float = 0.0
     isolated_liquidatable: bool = False
+    fee_reserve: float = 0.0
 
 
 def evaluate_account(
@@ -125,10 +182,11 @@ def evaluate_account(
 ) -> AccountNumbers:
     """The standard model; ``spots`` (underlying prices) are needed only by options."""
     out = AccountNumbers()
+    held, owed = side_factors(universe, acct, marks)
     for i, qty in acct.balances.items():
         asset: Asset = universe.assets[i]
-        value = qty * asset_prices[i]
-        out.equity += value
+        out.equity += qty * asset_prices[i]
+        value = qty * asset_prices[i] * held[i]
         if qty > 0:
             discounted = tiered_value(asset.haircut_tiers, value)
             initial = scaled_initial_weight(asset, asset_prices[i])
@@ -162,27 +220,80 @@ def evaluate_account(
                 out.equity += margin
                 out.isolated_liquidatable |= margin + value < mm
             else:
-                out.adj_equity_initial += value
-                out.adj_equity_maint += value
-                out.im += im
-                out.mm += mm
+                s = universe.asset_index[market.settle]
+                out.adj_equity_initial += value * held[s]
+                out.adj_equity_maint += value * held[s]
+                out.im += im * owed[s]
+                out.mm += mm * owed[s]
             continue
         upnl, im, mm = position_numbers(market, qty, entry, marks[k], settle_price)
         out.upnl += upnl
         out.equity += upnl
         if isolated > 0:
-            # Isolated: its own margin against its own maintenance, outside the pool.
+            # Isolated: its own margin against its own maintenance, outside the pool; the
+            # closing fee at its bankruptcy price reserved beside.
             margin = isolated * settle_price
             out.equity += margin
-            if margin + upnl < mm:
+            reserve = fee_reserve(market, qty, marks[k], isolated + upnl / settle_price)
+            if margin + upnl < mm + reserve * settle_price:
                 out.isolated_liquidatable = True
         else:
+            s = universe.asset_index[market.settle]
+            h, o = held[s], owed[s]
             in_settle = upnl / settle_price if settle_price > 0 else 0.0
-            out.adj_equity_initial += upnl_collateral(market, upnl, in_settle, initial=True)
-            out.adj_equity_maint += upnl_collateral(market, upnl, in_settle, initial=False)
-            out.im += im
-            out.mm += mm
+            out.adj_equity_initial += upnl_collateral(market, upnl, in_settle, initial=True) * h
+            out.adj_equity_maint += upnl_collateral(market, upnl, in_settle, initial=False) * h
+            out.im += im * o
+            out.mm += mm * o
+    # Closing-fee reserves of cross positions, on the pool as it stands (docs/MODEL.md
+    # "Liquidation-fee reserve").
+    pool_usd = out.adj_equity_maint
+    for k, qty, entry, isolated in acct.positions:
+        market = universe.markets[k]
+        if isolated > 0 or market.is_option or market.liquidation_fee == 0.0 or qty == 0.0:
+            continue
+        s = universe.asset_index[market.settle]
+        held_price, owed_price = asset_prices[s] * held[s], asset_prices[s] * owed[s]
+        if held_price <= 0:
+            continue
+        upnl, _, _ = position_numbers(market, qty, entry, marks[k], 1.0)
+        counted = min(upnl, 0.0) + max(upnl, 0.0) * market.upnl_weight_maint
+        pool = pool_usd / held_price - counted + upnl
+        reserve = fee_reserve(market, qty, marks[k], pool) * owed_price
+        out.mm += reserve
+        out.fee_reserve += reserve
     return out
+
+
+def side_factors(
+    universe: Universe, acct: AccountRows, marks: list[float]
+) -> tuple[list[float], list[float]]:
+    """Per asset, the factor (of its price) its holding counts at and the one requirements in
+    it convert at: the bid (a net holding ≥ 0: balance + uPnL or option value of the cross
+    positions settled in it) or the ask (a net debt); requirements at the ask. Binance
+    Multi-Assets: Σ min(asset equity × bid rate, asset equity × ask rate)."""
+    held, owed = [], []
+    for i, a in enumerate(universe.assets):
+        bid = 1.0 if a.bid is None else a.bid / a.price
+        ask = 1.0 if a.ask is None else a.ask / a.price
+        if a.bid is None and a.ask is None:
+            held.append(1.0)
+            owed.append(1.0)
+            continue
+        net = acct.balances.get(i, 0.0)
+        for k, qty, entry, isolated in acct.positions:
+            m = universe.markets[k]
+            if isolated > 0 or m.settle != a.symbol:
+                continue
+            if m.is_option:
+                net += qty * m.contract_size * marks[k]
+            elif m.inverse:
+                net += qty * m.contract_size * (1 / entry - 1 / marks[k]) if qty != 0 else 0.0
+            else:
+                net += qty * m.contract_size * (marks[k] - entry)
+        held.append(bid if net >= 0 else ask)
+        owed.append(ask)
+    return held, owed
 
 
 def margin_ratio(adj_equity_maint: float, mm: float) -> float:
@@ -318,10 +429,14 @@ def portfolio_account(
 
 
 def evaluate(
-    universe: Universe, book: Book, prices: PriceOverrides = None, model: str = "standard"
+    universe: Universe,
+    book: Book,
+    prices: PriceOverrides = None,
+    model: str = "standard",
+    unit: str | None = None,
 ) -> MarginResult:
     """Margin of every account, by plain loops. Same fields and row order as
-    :meth:`crossmargin.Engine.evaluate`; ``model`` as there (portfolio models:
+    :meth:`crossmargin.Engine.evaluate`; ``model`` and ``unit`` as there (portfolio models:
     :func:`portfolio_account`, with :mod:`crossmargin.reference.portfolio`)."""
     asset_prices, marks = resolve(universe, prices)
     spots = underlying_spots(universe, asset_prices, marks)
@@ -355,9 +470,11 @@ def evaluate(
     )  # fmt: skip
     dtypes = [np.int64] + [np.float64] * 8 + [np.bool_, np.bool_]
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-    return MarginResult(
-        {n: np.array(c, dtype=d) for n, c, d in zip(names, cols, dtypes, strict=True)}
-    )
+    out = {n: np.array(c, dtype=d) for n, c, d in zip(names, cols, dtypes, strict=True)}
+    if unit is not None:
+        # USD ÷ the unit asset's ask (docs/MODEL.md "Two-sided valuation").
+        out = in_units(out, universe.ask_price(unit, asset_prices))
+    return MarginResult(out)
 
 
 def greeks(universe: Universe, book: Book, prices: PriceOverrides = None) -> Table:
@@ -366,18 +483,20 @@ def greeks(universe: Universe, book: Book, prices: PriceOverrides = None) -> Tab
     spots = underlying_spots(universe, a, m)
     rows = []
     for account_id, acct in sorted(account_rows(universe, book).items()):
-        for name, (delta, gamma, vega, theta) in pm.account_greeks(
+        for name, (delta, gamma, vega, theta, rho) in pm.account_greeks(
             universe, acct, a, m, spots
         ).items():
-            rows.append((account_id, name, delta, gamma, vega, theta))
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 6
+            rows.append((account_id, name, delta, gamma, vega, theta, theta / 365.0, rho))
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 8
     return Table(
         {
             "account": np.array(cols[0], dtype=np.int64),
             "underlying": np.array(cols[1], dtype=object),
             **{
                 n: np.array(c, dtype=np.float64)
-                for n, c in zip(("delta", "gamma", "vega", "theta"), cols[2:], strict=True)
+                for n, c in zip(
+                    ("delta", "gamma", "vega", "theta", "theta_day", "rho"), cols[2:], strict=True
+                )
             },
         }
     )
@@ -385,14 +504,18 @@ def greeks(universe: Universe, book: Book, prices: PriceOverrides = None) -> Tab
 
 __all__ = [
     "account_rows",
+    "bankruptcy_price",
     "bracket_requirement",
     "evaluate",
     "evaluate_account",
+    "fee_reserve",
     "greeks",
     "margin_ratio",
     "portfolio_account",
     "position_numbers",
     "scaled_initial_weight",
+    "shaped_requirement",
+    "side_factors",
     "size_discounted_weight",
     "size_premium_weight",
     "tiered_value",

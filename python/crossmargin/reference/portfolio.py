@@ -48,6 +48,47 @@ def black76(
     return max(price, 0.0), delta, gamma, vega, theta
 
 
+def bsm(
+    spot: float, strike: float, years: float, vol: float, rate: float, carry: float, call: bool
+) -> dict[str, float]:
+    """Generalised Black-Scholes-Merton (Haug 2007, §1.1.6; greeks §2.1): price and greeks
+    with respect to the spot (rho with the carry yield r − b fixed, carry_rho = ∂V/∂b) and
+    the forward F = S·e^{bT} (delta_forward, gamma_forward, rho_forward = −T·V)."""
+    t, w = years, (1.0 if call else -1.0)
+    df, cf, grow = math.exp(-rate * t), math.exp((carry - rate) * t), math.exp(carry * t)
+    sd = vol * math.sqrt(t)
+    if not (sd > 0 and spot > 0 and strike > 0):
+        itm = w * (spot * grow - strike) > 0
+        n1 = n2 = 1.0 if itm else 0.0
+        price = w * (spot * cf - strike * df) if itm else 0.0
+        theta = -w * (carry - rate) * spot * cf - w * rate * strike * df if itm else 0.0
+        gamma = vega = 0.0
+    else:
+        d1 = (math.log(spot / strike) + (carry + 0.5 * vol * vol) * t) / sd
+        d2 = d1 - sd
+        n1, n2 = norm_cdf(w * d1), norm_cdf(w * d2)
+        price = max(w * (spot * cf * n1 - strike * df * n2), 0.0)
+        theta = (
+            -spot * cf * norm_pdf(d1) * vol / (2.0 * math.sqrt(t))
+            - w * (carry - rate) * spot * cf * n1
+            - w * rate * strike * df * n2
+        )
+        gamma = cf * norm_pdf(d1) / (spot * sd)
+        vega = spot * cf * norm_pdf(d1) * math.sqrt(t)
+    return {
+        "price": price,
+        "delta": w * cf * n1,
+        "gamma": gamma,
+        "vega": vega,
+        "theta": theta,
+        "rho": w * t * strike * df * n2,
+        "carry_rho": w * t * spot * cf * n1,
+        "delta_forward": w * df * n1,
+        "gamma_forward": gamma / (grow * grow),
+        "rho_forward": -t * price,
+    }
+
+
 def option_value(universe: Universe, k: int, spot: float, iv: float) -> float:
     """Model value in settle units per unit of underlying (coin for inverse options)."""
     m = universe.markets[k]
@@ -162,23 +203,26 @@ def dollar_delta(
 
 def option_greeks(
     universe: Universe, exposure: Exposure, assets: list[float], spot: float
-) -> tuple[float, float, float]:
-    """(gamma, vega, theta) in USD of the options, × settle price (÷ spot when inverse)."""
-    gamma = vega = theta = 0.0
+) -> tuple[float, float, float, float]:
+    """(gamma, vega, theta, rho) in USD of the options, × settle price (÷ spot when
+    inverse); rho with the forward fixed, −T·V."""
+    gamma = vega = theta = rho = 0.0
     for k, qty, _ in exposure.positions:
         m = universe.markets[k]
         if not m.is_option:
             continue
         p = assets[universe.asset_index[m.settle]]
         conv = m.contract_size * (p / spot if m.inverse else p)
-        _, _, g, v, t = black76(
-            spot, m.strike, universe.option_years(m.symbol), m.iv, m.rate,  # type: ignore[arg-type]
+        years = universe.option_years(m.symbol)
+        price, _, g, v, t = black76(
+            spot, m.strike, years, m.iv, m.rate,  # type: ignore[arg-type]
             m.option_type == "call",
         )  # fmt: skip
         gamma += qty * g * conv
         vega += qty * v * conv
         theta += qty * t * conv
-    return gamma, vega, theta
+        rho += qty * (-years * price) * conv
+    return gamma, vega, theta, rho
 
 
 def vega_per_move(universe: Universe, exposure: Exposure, assets: list[float], spot: float,
@@ -248,6 +292,19 @@ def underlying_charges(
             for k, qty, _ in ex.positions
             if universe.markets[k].is_option and qty < 0
         )
+        # Deribit's contingencies: every option, long or short, and offsetting futures.
+        short_min[name] += sum(
+            abs(qty) * universe.markets[k].contract_size * p.option_contingency * s
+            for k, qty, _ in ex.positions
+            if universe.markets[k].is_option
+        )
+        longs = shorts = 0.0
+        for k, qty, entry in ex.positions:
+            if not universe.markets[k].is_option:
+                one = Exposure(positions=[(k, qty, entry)])
+                dd = dollar_delta(universe, name, one, assets, marks, s)
+                longs, shorts = longs + max(dd, 0.0), shorts + max(-dd, 0.0)
+        short_min[name] += p.futures_offset * min(longs, shorts)
     # Inter-underlying credits: opposite net deltas; matched delta earns rate × charge share.
     free = dict(delta)
     for a, b, rate in cfg.offsets:
@@ -281,8 +338,8 @@ __all__ = [
 def account_greeks(
     universe: Universe, acct: Any, assets: list[float], marks: list[float],
     spots: dict[str, float],
-) -> dict[str, tuple[float, float, float, float]]:  # fmt: skip
-    """{underlying: (delta in underlying units, gamma, vega, theta)} in universe order; every
+) -> dict[str, tuple[float, float, float, float, float]]:  # fmt: skip
+    """{underlying: (delta in underlying units, gamma, vega, theta, rho)} in universe order; every
     position (cross or isolated) and every balance of the asset named like the underlying."""
     exposures: dict[str, Exposure] = {}
     for i, qty in acct.balances.items():

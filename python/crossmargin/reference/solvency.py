@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from crossmargin import _core
 from crossmargin.book import Book
 from crossmargin.exceptions import ConfigError, InternalError, PriceError
+from crossmargin.reference.margin import account_rows
 from crossmargin.reference.prices import PriceOverrides, resolve
 from crossmargin.universe import Universe
 
@@ -177,38 +178,15 @@ def liabilities(
     """({account: equity}, {account: liability minor}, claims minor per asset, debts minor
     per asset)."""
     asset_prices, marks = resolve(universe, prices)
-    asset_of_code, market_of_code = (x.tolist() for x in book.remaps(universe))
-    claims: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
-    rows: dict[int, dict[int, list[float]]] = defaultdict(dict)  # account → asset → rows
-    b = book.balances
-    for account, code, qty in zip(
-        b["account"].tolist(), b["asset"].codes.tolist(), b["qty"].tolist(), strict=True
-    ):
-        rows[account].setdefault(asset_of_code[code], []).append(qty)
-    for account, by_asset in rows.items():  # duplicate rows: their exact sum (math.fsum)
-        for i, parts in by_asset.items():
-            claims[account][i] = math.fsum(parts)
-    positions: dict[int, list[tuple[int, float, float, float]]] = defaultdict(list)
-    p = book.positions
-    for account, code, qty, entry, iso in zip(
-        p["account"].tolist(),
-        p["market"].codes.tolist(),
-        p["qty"].tolist(),
-        p["entry_price"].tolist(),
-        p["isolated_margin"].tolist(),
-        strict=True,
-    ):
-        positions[account].append(
-            (market_of_code[code], qty, entry, 0.0 if math.isnan(iso) else iso)
-        )
-        _ = claims[account]  # an account with positions only still has a row
+    # Each account's balances per asset (duplicate rows: their exact sum) and positions.
+    accounts = account_rows(universe, book)
     equity: dict[int, float] = {}
     liability: dict[int, int] = {}
     per_asset_claims = [0] * len(universe.assets)
     per_asset_debts = [0] * len(universe.assets)
-    for account in sorted(claims):
-        c = claims[account]
-        for k, qty, entry, iso in sorted(positions[account]):
+    for account in sorted(accounts):
+        c = accounts[account].balances
+        for k, qty, entry, iso in sorted(accounts[account].positions):
             settle = universe.asset_index[universe.markets[k].settle]
             c[settle] += position_claim(universe, k, qty, entry, marks[k]) + iso
         e = 0.0

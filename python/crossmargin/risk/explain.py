@@ -163,7 +163,8 @@ def _checks(m: dict[str, Any], pos: Table) -> tuple[Check, ...]:
             m["adj_equity_maint"],
             m["mm"],
             not m["adj_equity_maint"] < m["mm"],
-            "cross pool: adj_equity_maint < mm makes the account liquidatable",
+            "cross pool: adj_equity_maint < mm makes the account liquidatable (mm holds the "
+            "closing-fee reserves, margin['fee_reserve'])",
         ),
         Check(
             "initial",
@@ -181,7 +182,8 @@ def _checks(m: dict[str, Any], pos: Table) -> tuple[Check, ...]:
                 own,
                 float(pos["mm"][i]),
                 not bool(pos["isolated_below_maintenance"][i]),
-                "isolated margin + its uPnL (an option: its value) < its mm liquidates it",
+                "isolated margin + its uPnL (an option: its value) < its mm (with its fee "
+                "reserve) liquidates it",
             )
         )
     checks.append(

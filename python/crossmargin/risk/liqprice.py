@@ -15,6 +15,10 @@ Rows: one per position, accounts ascending and, within an account, in the book's
 market codes (``row`` gives each position's row in the input positions table, for joins).
 NaN where no price within a million-fold move reaches maintenance, for zero positions and
 for option positions.
+
+``bankruptcy_price`` is found the same way for the price at which the pool (the account's
+adjusted maintenance equity, or the isolated margin and uPnL) is worth nothing net of its
+closing-fee reserves (docs/MODEL.md "Bankruptcy price").
 """
 
 from __future__ import annotations
@@ -49,9 +53,9 @@ def liquidation_prices(
     prices: PriceOverrides = None,
     move: LiqMove = "underlying",
 ) -> Table:
-    """Table(account, market, row, liq_price) of ``book`` (bound to ``universe``, which
-    ``engine`` holds compiled): see the module docstring; the implementation of
-    :meth:`crossmargin.Engine.liquidation_prices`."""
+    """Table(account, market, row, liq_price, bankruptcy_price) of ``book`` (bound to
+    ``universe``, which ``engine`` holds compiled): see the module docstring; the
+    implementation of :meth:`crossmargin.Engine.liquidation_prices`."""
     check_move(move)
     u = universe
     cols = engine.liquidation_prices(book, resolve(u, prices), move)
@@ -62,6 +66,7 @@ def liquidation_prices(
             "market": symbols[cols["market"]],
             "row": cols["row"].astype(np.int64),
             "liq_price": cols["liq_price"],
+            "bankruptcy_price": cols["bankruptcy_price"],
         }
     )
 

@@ -11,11 +11,14 @@ How each venue's rules map onto the model, and the rules the model cannot expres
 docs/MODEL.md "Venue presets". In short:
 
 - leverage tiers with a deduction (Binance, Bybit, Hyperliquid) are brackets; the deduction is
-  the bracket amount (:func:`tier_brackets`, :func:`hyperliquid_brackets`);
+  the bracket amount (:func:`tier_brackets`, :func:`hyperliquid_brackets`); their initial
+  margin, and OKX's both requirements, are ``"step"`` shapes (the whole position at its
+  tier's rate); Bybit values maintenance at the entry price (``maint_basis="entry"``) and
+  reserves the fee to close at the bankruptcy price on its inverse contract;
 - dYdX's open-interest-scaled initial margin fraction is a market-wide number at a given open
-  interest (:func:`dydx_effective_imf`), so a preset takes ``open_interest=``;
-- Deribit's rate growing linearly with size is written as chord brackets, exact at every
-  bound (:func:`linear_rate_brackets`);
+  interest (:func:`dydx_effective_imf`), so a preset takes ``open_interest=`` (a mapping, or
+  ``"book"`` with ``book=`` to take it from the book's own positions);
+- Deribit's rate growing linearly with size is the ``"size_scaled"`` shape, exact;
 - Drift's borrows on the requirement side are the same liquidation test as the standard
   model; :func:`requirement_side` reports Drift's total collateral, margin requirement and
   health from two standard evaluations;
@@ -203,10 +206,14 @@ def binance_usdm(prices: PriceMap = None, symbols: Sequence[str] | None = None) 
     assets = [
         Asset(s, p[s], weight_initial=w, weight_maint=w) for s, w in BINANCE_COLLATERAL.items()
     ]
+    # Initial margin = notional / leverage of the bracket the whole position is in (Binance
+    # "Leverage and Margin of USDⓈ-M Futures": "Initial Margin = Notional Position Value /
+    # Leverage"): a step; maintenance keeps the maintenance amount (continuous).
+    step: dict[str, Any] = {"im_shape": "step"}
     markets = [
-        Market("BTCUSDT", "perp", "USDT", "BTC", p["BTC"], tier_brackets(BINANCE_BTCUSDT)),
-        Market("ETHUSDT", "perp", "USDT", "ETH", p["ETH"], tier_brackets(BINANCE_ETHUSDT)),
-        Market("SOLUSDT", "perp", "USDT", "SOL", p["SOL"], tier_brackets(BINANCE_SOLUSDT)),
+        Market("BTCUSDT", "perp", "USDT", "BTC", p["BTC"], tier_brackets(BINANCE_BTCUSDT), **step),
+        Market("ETHUSDT", "perp", "USDT", "ETH", p["ETH"], tier_brackets(BINANCE_ETHUSDT), **step),
+        Market("SOLUSDT", "perp", "USDT", "SOL", p["SOL"], tier_brackets(BINANCE_SOLUSDT), **step),
         Market(
             "BTCUSDT_260925",
             "future",
@@ -214,6 +221,7 @@ def binance_usdm(prices: PriceMap = None, symbols: Sequence[str] | None = None) 
             "BTC",
             p["BTC"],
             tier_brackets(BINANCE_BTCUSDT_QUARTERLY),
+            **step,
         ),
         # COIN-M: 100 USD a contract ("Each BTC futures contract represents 100 USD",
         # https://dev.binance.vision/t/how-to-get-binance-futures-usd-m-pnl-and-roe/11463).
@@ -226,6 +234,7 @@ def binance_usdm(prices: PriceMap = None, symbols: Sequence[str] | None = None) 
             BINANCE_BTCUSD_COINM,
             contract_size=100.0,
             inverse=True,
+            **step,
         ),
     ]
     return Universe(assets, _select(markets, symbols))
@@ -251,6 +260,12 @@ OKX_CT_VAL = {"ETH-USDT-SWAP": 0.1, "ADA-USDT-SWAP": 100.0}
 # BETH discount tiers in USD, effective 2024-07-18,
 # https://www.globenewswire.com/news-release/2024/07/18/2915393/0/en/OKX-Adjusts-Discount-Rates-for-BETH.html
 OKX_BETH_TIERS = [(2e6, 0.95), (4e6, 0.85), (8e6, 0.5), (INF, 0.0)]
+
+
+# OKX applies the rates of the tier the whole position is in, both of them ("Position tiers":
+# maintenance margin = position value × MMR of the tier, initial margin = position value ×
+# IMR of the tier; no deduction): step shapes.
+OKX_STEP: dict[str, Any] = {"im_shape": "step", "mm_shape": "step"}
 
 
 def okx_contract_brackets(
@@ -286,6 +301,7 @@ def okx_multi_currency(prices: PriceMap = None, symbols: Sequence[str] | None = 
             p["ETH"],
             okx_contract_brackets(OKX_ETH_TIERS, OKX_CT_VAL["ETH-USDT-SWAP"], p["ETH"]),
             contract_size=OKX_CT_VAL["ETH-USDT-SWAP"],
+            **OKX_STEP,
         ),
         Market(
             "ADA-USDT-SWAP",
@@ -295,6 +311,7 @@ def okx_multi_currency(prices: PriceMap = None, symbols: Sequence[str] | None = 
             p["ADA"],
             okx_contract_brackets(OKX_ADA_TIERS, OKX_CT_VAL["ADA-USDT-SWAP"], p["ADA"]),
             contract_size=OKX_CT_VAL["ADA-USDT-SWAP"],
+            **OKX_STEP,
         ),
     ]
     return Universe(assets, _select(markets, symbols))
@@ -325,16 +342,43 @@ BYBIT_BTCUSDT_DEDUCTIONS = [
 BYBIT_BTC_QTY_TIERS = [(10, 0.98), (20, 0.95), (30, 0.9), (40, 0.85), (50, 0.8), (INF, 0.0)]
 
 
+# Inverse BTCUSD: "The minimum maintenance margin rate for perpetual contracts on Bybit is 0.5%
+# for BTC", up to 100x; liquidation reserves the taker fee to close, 0.075 %, at the
+# bankruptcy price: "Quantity × 0.00075 / Bankruptcy Price" (Bybit, "How to calculate
+# Liquidation Price (Inverse Contract)",
+# https://help.bybit.com/hc/en-us/articles/360039261334-How-to-calculate-Liquidation-Price-Inverse-Contract-).
+BYBIT_BTCUSD = [(INF, 0.01, 0.005)]
+BYBIT_TAKER_FEE = 0.00075
+
+
 def bybit_unified(prices: PriceMap = None, symbols: Sequence[str] | None = None) -> Universe:
     """Bybit unified trading account: collateral value ratios by quantity (converted to USD at
-    ``prices``), BTCUSDT risk limits."""
+    ``prices``), BTCUSDT risk limits, the BTCUSD inverse perpetual."""
     p = _px(prices)
     assets = [
         Asset("USDT", p["USDT"]),
         Asset("USDC", p["USDC"]),
         Asset("BTC", p["BTC"], haircut_tiers=usd_tiers(BYBIT_BTC_QTY_TIERS, p["BTC"])),
     ]
-    markets = [Market("BTCUSDT", "perp", "USDT", "BTC", p["BTC"], tier_brackets(BYBIT_BTCUSDT))]
+    # "Initial Margin = Position Value ÷ Leverage" at the risk limit's leverage (a step);
+    # maintenance on the position value at the entry price ("Liquidation Price = Entry Price ×
+    # (1 − Initial Margin Rate + Maintenance Margin Rate)",
+    # https://help.bybit.com/hc/en-us/articles/900000181046-Liquidation-Price-USDT-Contract-).
+    rules: dict[str, Any] = {"im_shape": "step", "maint_basis": "entry"}
+    markets = [
+        Market("BTCUSDT", "perp", "USDT", "BTC", p["BTC"], tier_brackets(BYBIT_BTCUSDT), **rules),
+        Market(
+            "BTCUSD",
+            "perp",
+            "BTC",
+            "BTC",
+            p["BTC"],
+            BYBIT_BTCUSD,
+            inverse=True,
+            liquidation_fee=BYBIT_TAKER_FEE,
+            **rules,
+        ),
+    ]
     return Universe(assets, _select(markets, symbols))
 
 
@@ -343,25 +387,32 @@ def bybit_unified(prices: PriceMap = None, symbols: Sequence[str] | None = None)
 # increase in position size"; "Maintenance margin: starting with 1.5%, linearly increasing
 # with 0.5% per 100BTC" (https://test.deribit.com/pages/docs/futures); contract size 10 USD.
 DERIBIT_IM_BASE, DERIBIT_MM_BASE, DERIBIT_SLOPE = 0.02, 0.015, 0.005 / 100.0
-# Chord bounds in BTC: every 0.25 to 5, every 5 to 100, every 25 to 1,000, every 100 to 5,000.
-DERIBIT_BOUNDS = (
-    [0.25 * k for k in range(1, 21)]
-    + [5.0 * k for k in range(2, 21)]
-    + [25.0 * k for k in range(5, 41)]
-    + [100.0 * k for k in range(11, 51)]
-)
 
 
 def deribit(prices: PriceMap = None, symbols: Sequence[str] | None = None) -> Universe:
-    """Deribit: BTC inverse perpetual (size-scaled rates as chord brackets) and BTC inverse
-    options with Deribit's standard margin (the model's option rule, docs/MODEL.md
-    "Option margin"), coin collateral at full value."""
+    """Deribit: BTC inverse perpetual (the size-scaled rate, exact) and BTC inverse options
+    with Deribit's standard margin (the model's option rule, docs/MODEL.md "Option margin"),
+    coin collateral at full value."""
     p = _px(prices)
     assets = [Asset("BTC", p["BTC"]), Asset("ETH", p["ETH"]), Asset("USDC", p["USDC"])]
-    perp = linear_rate_brackets(DERIBIT_IM_BASE, DERIBIT_MM_BASE, DERIBIT_SLOPE, DERIBIT_BOUNDS)
     s = p["BTC"]
     markets = [
-        Market("BTC-PERPETUAL", "perp", "BTC", "BTC", s, perp, contract_size=10.0, inverse=True),
+        # Size in BTC = the coin notional of the inverse contract (docs/MODEL.md
+        # "Requirement shapes").
+        Market(
+            "BTC-PERPETUAL",
+            "perp",
+            "BTC",
+            "BTC",
+            s,
+            [(INF, DERIBIT_IM_BASE, DERIBIT_MM_BASE)],
+            contract_size=10.0,
+            inverse=True,
+            im_shape="size_scaled",
+            mm_shape="size_scaled",
+            rate_slope_initial=DERIBIT_SLOPE,
+            rate_slope_maint=DERIBIT_SLOPE,
+        ),
     ]
     # Options: 1 BTC a contract, premium in BTC; 30 days, strikes ±10 % (rounded to 1,000).
     for kind, k in (("call", 1.1), ("put", 0.9)):
@@ -519,17 +570,57 @@ DYDX_MARKETS = {"BTC-USD": ("BTC", "Large-Cap"), "ETH-USD": ("ETH", "Large-Cap")
                 "SOL-USD": ("SOL", "Small-Cap")}  # fmt: skip
 
 
+def book_open_interest(book: Book, marks: Mapping[str, float]) -> dict[str, float]:
+    """Open interest of each market of ``book`` in USD notional: the sum of its long positions
+    (qty > 0, one contract = one unit of the underlying) × the market's mark in ``marks``;
+    markets without a mark are left out. dYdX's open interest is the total long size
+    (``x/perpetuals`` ``OpenInterest``, base quantums), valued at the oracle price."""
+    pos = book.positions
+    col = pos["market"]
+    if col.labels is None:
+        raise ConfigError(
+            "book: open_interest='book' needs market symbols in the book (not universe codes)",
+            field="book",
+        )
+    qty = np.asarray(pos["qty"], dtype=np.float64)
+    codes = np.asarray(col.codes)
+    # Exact sums (math.fsum): the open interest does not depend on the rows' order.
+    return {
+        s: math.fsum(qty[(codes == k) & (qty > 0)].tolist()) * float(marks[s])
+        for k, s in enumerate(col.labels)
+        if s in marks
+    }
+
+
 def dydx_v4(
     prices: PriceMap = None,
     symbols: Sequence[str] | None = None,
-    open_interest: Mapping[str, float] | None = None,
+    open_interest: Mapping[str, float] | str | None = None,
+    book: Book | None = None,
 ) -> Universe:
     """dYdX v4: USDC collateral, one margin fraction per market. Maintenance = base IMF ×
     maintenance fraction (``GetMaintenanceMarginPpm``); initial = the open-interest-scaled IMF
-    at ``open_interest`` (USD notional per market symbol, default 0) — a market-wide number,
-    fixed for the universe."""
+    at ``open_interest`` — USD notional per market symbol (default 0), or ``"book"``: the
+    open interest of ``book``'s own positions at the preset's prices
+    (:func:`book_open_interest`) — a market-wide number, fixed for the universe.
+
+    >>> u = dydx_v4(open_interest="book", book=book)   # doctest: +SKIP
+    """
     p = _px(prices)
-    oi = dict(open_interest or {})
+    if isinstance(open_interest, str):
+        if open_interest != "book":
+            raise ConfigError(
+                f"open_interest: {open_interest!r} is not 'book' or a mapping of market → USD",
+                field="open_interest",
+            )
+        if not isinstance(book, Book):
+            raise ConfigTypeError("book: open_interest='book' needs book=Book(...)", field="book")
+        marks = {sym: p[u] for sym, (u, _) in DYDX_MARKETS.items()}
+        oi = book_open_interest(book, marks)
+    else:
+        if book is not None:
+            raise ConfigError("book: only read with open_interest='book'", field="book")
+        oi = dict(open_interest or {})
     markets = []
     for sym, (u, tier) in DYDX_MARKETS.items():
         imf, mf, lo, hi = DYDX_TIERS[tier]
@@ -550,11 +641,11 @@ HYPERLIQUID_TIERS = {
 
 def hyperliquid(prices: PriceMap = None, symbols: Sequence[str] | None = None) -> Universe:
     """Hyperliquid perps: USDC collateral, margin tiers with maintenance = notional × mmr −
-    deduction; cross positions share the account value, isolated ones carry their own margin
-    (the model's isolated_margin)."""
+    deduction, initial = notional / max leverage of the tier (a step); cross positions share
+    the account value, isolated ones carry their own margin (the model's isolated_margin)."""
     p = _px(prices)
     markets = [
-        Market(u, "perp", "USDC", u, p[u], hyperliquid_brackets(t))
+        Market(u, "perp", "USDC", u, p[u], hyperliquid_brackets(t), im_shape="step")
         for u, t in HYPERLIQUID_TIERS.items()
     ]
     return Universe([Asset("USDC", p["USDC"])], _select(markets, symbols))
@@ -845,6 +936,7 @@ __all__ = [
     "DEFAULT_PRICES",
     "PRESETS",
     "binance_usdm",
+    "book_open_interest",
     "bybit_unified",
     "compare",
     "deribit",

@@ -5,9 +5,45 @@
 //! Source: Binance, "Leverage and Margin of USDⓈ-M Futures": maintenance margin =
 //! position notional × maintenance margin rate − maintenance amount, where the maintenance
 //! amount of bracket k is `floor_k × (mmr_k − mmr_{k−1}) + amount_{k−1}`.
+//!
+//! A mode's requirement has a [`Shape`] (docs/MODEL.md "Requirement shapes"): `Continuous`
+//! (the deduction above), `Step` (the whole notional at its tier's rate, no deduction: the
+//! initial margin of Binance, Bybit, OKX and Hyperliquid, OKX's maintenance) or
+//! `SizeScaled` (rate = base + slope × size, Deribit futures; the kernel adds the slope term,
+//! the table holds the base rate with no deduction).
 
 use crate::error::{CoreError, Result};
 use crate::mode::{Mode, PerMode};
+
+/// How a mode's requirement grows with notional (docs/MODEL.md "Requirement shapes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shape {
+    /// notional × rate_k − cum_k, continuous in notional (Binance's maintenance amount).
+    #[default]
+    Continuous,
+    /// notional × rate_k: the whole position at the rate of the tier it is in.
+    Step,
+    /// notional × (rate_1 + slope × size): one tier, the rate growing linearly with size.
+    SizeScaled,
+}
+
+impl Shape {
+    /// The names of the shapes, in declaration order (the Python side's choices).
+    pub const NAMES: [(&'static str, Shape); 3] =
+        [("continuous", Shape::Continuous), ("step", Shape::Step), ("size_scaled", Shape::SizeScaled)];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::NAMES.iter().find(|(n, _)| *n == s).map(|&(_, x)| x)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Continuous => "continuous",
+            Shape::Step => "step",
+            Shape::SizeScaled => "size_scaled",
+        }
+    }
+}
 
 /// One bracket as configured: notional upper bound (settle-asset units), initial and
 /// maintenance margin rates.
@@ -39,10 +75,26 @@ impl BracketTable {
         BracketTable { offsets: vec![0], ..Default::default() }
     }
 
-    /// Validates and appends one market's brackets; `field` prefixes error messages.
+    /// Validates and appends one market's brackets with continuous requirements in both
+    /// modes; `field` prefixes error messages.
     pub fn push(&mut self, brackets: &[Bracket], field: &str) -> Result<()> {
+        self.push_shaped(brackets, [Shape::Continuous; 2], field)
+    }
+
+    /// [`push`](Self::push) with a requirement shape per mode: a `Step` or `SizeScaled` mode
+    /// keeps no deduction (cum = 0), and `SizeScaled` needs exactly one bracket.
+    pub fn push_shaped(&mut self, brackets: &[Bracket], shape: PerMode<Shape>, field: &str) -> Result<()> {
         if brackets.is_empty() {
             return Err(CoreError::config(format!("{field}.brackets"), "at least one bracket is required"));
+        }
+        if brackets.len() > 1 {
+            if let Some(m) = shape.iter().position(|&x| x == Shape::SizeScaled) {
+                let name = ["im_shape", "mm_shape"][m];
+                return Err(CoreError::config(
+                    format!("{field}.{name}"),
+                    format!("size_scaled takes one bracket (the base rate), {} given", brackets.len()),
+                ));
+            }
         }
         let mut prev: Option<Bracket> = None;
         let mut cum = [0.0f64; 2];
@@ -76,8 +128,12 @@ impl BracketTable {
                 if b.imr < p.imr || b.mmr < p.mmr {
                     return Err(CoreError::config(f, "rates must not decrease from one bracket to the next"));
                 }
-                cum[0] += p.bound * (b.imr - p.imr);
-                cum[1] += p.bound * (b.mmr - p.mmr);
+                if shape[0] == Shape::Continuous {
+                    cum[0] += p.bound * (b.imr - p.imr);
+                }
+                if shape[1] == Shape::Continuous {
+                    cum[1] += p.bound * (b.mmr - p.mmr);
+                }
             }
             tiers.push(Tier { bound: b.bound, rate: [b.imr, b.mmr], cum });
             prev = Some(*b);
@@ -164,6 +220,24 @@ mod tests {
             for m in 0..2 {
                 assert!((below[m] - above[m]).abs() < 1e-6, "edge {edge} mode {m}");
             }
+        }
+    }
+
+    #[test]
+    fn a_step_mode_has_no_deduction_and_the_other_keeps_it() {
+        let mut t = BracketTable::new();
+        let v = [
+            Bracket { bound: 50_000.0, imr: 0.01, mmr: 0.005 },
+            Bracket { bound: f64::INFINITY, imr: 0.02, mmr: 0.01 },
+        ];
+        t.push_shaped(&v, [Shape::Step, Shape::Continuous], "m").unwrap();
+        // 100,000 in the second tier: IM = 100,000 × 2 % (whole position), MM = 1,000 − 250.
+        assert_eq!(t.requirement(0, 100_000.0), [2_000.0, 750.0]);
+        let e = t.push_shaped(&v, [Shape::SizeScaled, Shape::Continuous], "markets[X]").unwrap_err();
+        assert!(e.to_string().starts_with("markets[X].im_shape"), "{e}");
+        for (n, s) in Shape::NAMES {
+            assert_eq!(Shape::parse(n), Some(s));
+            assert_eq!(s.name(), n);
         }
     }
 

@@ -10,7 +10,8 @@
 //! - [`money`]: integer minor units and the conserving split; [`funding`]: zero-sum funding
 //!   payments; [`solvency`]: liabilities vs reserves and the Merkle-sum proof of liabilities
 //! - [`options`]: Black-76 and the standard margin of options; [`portfolio`]: scenario
-//!   (SPAN-like), delta and hybrid margin models and greeks per account × underlying
+//!   (SPAN-like), delta and hybrid margin models and greeks per account × underlying;
+//!   [`span`]: CME SPAN per combined commodity (scan, spreads, credits, SOM)
 
 pub mod book;
 pub mod brackets;
@@ -33,6 +34,7 @@ pub mod money;
 pub mod options;
 pub mod portfolio;
 pub mod solvency;
+pub mod span;
 pub mod stress;
 pub mod universe;
 
@@ -41,6 +43,7 @@ pub use contract::{Contract, Payoff};
 pub use error::{CoreError, Result, Table};
 pub use margin::{evaluate, evaluate_account, AccountMargin, MarginColumns, MarginContext, Prices, Remap};
 pub use mode::Mode;
-pub use options::{black76, Greeks, OptionSpec};
+pub use options::{black76, bsm, BsmGreeks, Greeks, OptionSpec};
 pub use portfolio::{PortfolioParams, Scenario, UnderlyingParams};
-pub use universe::{AssetSpec, MarketKind, MarketSpec, Universe};
+pub use span::SpanParams;
+pub use universe::{AssetSpec, Basis, MarketKind, MarketRules, MarketSpec, Universe};

@@ -37,7 +37,7 @@
 use rayon::prelude::*;
 
 use crate::book::{AccountRows, GroupedBook};
-use crate::margin::{evaluate_account, position_margin, MarginContext, Prices};
+use crate::margin::{evaluate_account, fee_reserve, position_margin, MarginContext, Prices};
 use crate::universe::{MarketKind, Universe};
 
 /// The smallest and largest price factor searched: a million-fold move either way.
@@ -69,6 +69,16 @@ pub struct LiqColumns {
     /// The position's row in the input positions table.
     pub row: Vec<u32>,
     pub liq_price: Vec<f64>,
+    /// The price at which the pool is worth nothing net of its closing-fee reserves.
+    pub bankruptcy_price: Vec<f64>,
+}
+
+/// Which boundary a search looks for: maintenance (the liquidation price) or zero value net
+/// of the closing-fee reserves (the bankruptcy price).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Boundary {
+    Maintenance,
+    Bankruptcy,
 }
 
 /// What one search moves.
@@ -186,6 +196,11 @@ fn grid_breaks(out: &mut Vec<f64>) {
 fn may_turn(u: &Universe, moves: &Moves, d: Driver, k: usize) -> bool {
     let mt = &u.markets;
     let und = mt.underlying[k] as usize;
+    // A size-scaled requirement is quadratic in the notional; a fee reserve moves with the pool.
+    let h = &u.market_hot[k];
+    if (h.scaled || h.liquidation_fee > 0.0) && moves_market(u, moves, d, k) {
+        return true;
+    }
     match d {
         Driver::Market(m) => mt.kind[k] == MarketKind::Option && und == mt.underlying[m] as usize,
         Driver::Underlying(x) => {
@@ -208,11 +223,16 @@ fn cross_gap(
     moves: &Moves,
     d: Driver,
     scr: &mut Scratch,
+    b: Boundary,
     s: f64,
 ) -> (f64, f64) {
     scr.set(ctx, moves, d, s);
     let m = evaluate_account(rows, &scr.context(ctx));
-    (m.adj_equity[1] - m.requirement[1], m.adj_equity[1].abs() + m.requirement[1].abs())
+    let req = match b {
+        Boundary::Maintenance => m.requirement[1],
+        Boundary::Bankruptcy => m.fee_reserve,
+    };
+    (m.adj_equity[1] - req, m.adj_equity[1].abs() + req.abs())
 }
 
 /// g of one isolated position at factor s: (margin + uPnL − mm, scale).
@@ -226,14 +246,19 @@ fn isolated_gap(
     qty: f64,
     entry: f64,
     margin: f64,
+    b: Boundary,
     s: f64,
 ) -> (f64, f64) {
     scr.set(ctx, moves, d, s);
     let u = ctx.universe;
     let settle = scr.asset[u.markets.settle[k] as usize];
-    let p = position_margin(u, k, qty, entry, scr.mark[k], settle);
-    let m = margin * settle;
-    (m + p.upnl - p.requirement[1], m.abs() + p.upnl.abs() + p.requirement[1].abs())
+    let p = position_margin(u, k, qty, entry, scr.mark[k], 1.0);
+    let reserve = fee_reserve(&u.market_hot[k], qty, scr.mark[k], margin + p.upnl);
+    let req = match b {
+        Boundary::Maintenance => p.requirement[1] + reserve,
+        Boundary::Bankruptcy => reserve,
+    };
+    ((margin + p.upnl - req) * settle, (margin.abs() + p.upnl.abs() + req.abs()) * settle)
 }
 
 /// The factor nearest 1 (log distance) in [S_MIN, S_MAX] at which g changes sign, walking the
@@ -333,25 +358,26 @@ fn solve(g: &mut impl FnMut(f64) -> (f64, f64), a: f64, ga: f64, b: f64, gb: f64
     }
 }
 
-/// Liquidation prices of one account's positions, written to `out` (one per position).
+/// Liquidation and bankruptcy prices of one account's positions, written to `out` (one pair
+/// per position).
 fn account_prices(
     rows: AccountRows<'_>,
     ctx: &MarginContext<'_>,
     moves: &Moves,
     how: LiqMove,
     scr: &mut Scratch,
-    out: &mut [f64],
+    out: &mut [(f64, f64)],
 ) {
     let u = ctx.universe;
     // Cross roots already found for a driver of this account (all positions on one
     // underlying share one root under LiqMove::Underlying).
-    let mut solved: [(Option<Driver>, f64); 4] = [(None, f64::NAN); 4];
+    let mut solved: [(Option<Driver>, (f64, f64)); 4] = [(None, (f64::NAN, f64::NAN)); 4];
     let mut n_solved = 0;
     for (j, slot) in out.iter_mut().enumerate() {
         let k = ctx.remap.market[rows.pos_code[j] as usize] as usize;
         let (qty, entry, iso) = (rows.pos_qty[j], rows.pos_entry[j], rows.pos_isolated[j]);
         if qty == 0.0 || u.markets.kind[k] == MarketKind::Option {
-            *slot = f64::NAN;
+            *slot = (f64::NAN, f64::NAN);
             continue;
         }
         let d = match how {
@@ -365,9 +391,13 @@ fn account_prices(
             if may_turn(u, moves, d, k) {
                 grid_breaks(&mut breaks);
             }
-            let s = nearest_crossing(&mut breaks, |s| isolated_gap(ctx, moves, d, scr, k, qty, entry, iso, s));
+            let mut both = [f64::NAN; 2];
+            for (x, b) in both.iter_mut().zip([Boundary::Maintenance, Boundary::Bankruptcy]) {
+                let mut bk = breaks.clone();
+                *x = nearest_crossing(&mut bk, |s| isolated_gap(ctx, moves, d, scr, k, qty, entry, iso, b, s));
+            }
             scr.breaks = breaks;
-            s
+            (both[0], both[1])
         } else if let Some(&(_, s)) = solved[..n_solved].iter().find(|x| x.0 == Some(d)) {
             s
         } else {
@@ -395,8 +425,13 @@ fn account_prices(
                     }
                 }
             }
-            let s = nearest_crossing(&mut breaks, |s| cross_gap(rows, ctx, moves, d, scr, s));
+            let mut both = [f64::NAN; 2];
+            for (x, b) in both.iter_mut().zip([Boundary::Maintenance, Boundary::Bankruptcy]) {
+                let mut bk = breaks.clone();
+                *x = nearest_crossing(&mut bk, |s| cross_gap(rows, ctx, moves, d, scr, b, s));
+            }
             scr.breaks = breaks;
+            let s = (both[0], both[1]);
             if n_solved < solved.len() {
                 solved[n_solved] = (Some(d), s);
                 n_solved += 1;
@@ -404,7 +439,8 @@ fn account_prices(
             s
         };
         scr.set(ctx, moves, d, 1.0);
-        *slot = ctx.prices.mark[k] * s;
+        let mark = ctx.prices.mark[k];
+        *slot = (mark * s.0, mark * s.1);
     }
 }
 
@@ -415,9 +451,9 @@ pub fn liquidation_prices(book: &GroupedBook, ctx: &MarginContext<'_>, how: LiqM
     let offsets = &book.positions.offsets;
     let n_pos = book.positions.code.len();
     let moves = Moves::new(ctx.universe);
-    let mut liq = vec![f64::NAN; n_pos];
+    let mut liq = vec![(f64::NAN, f64::NAN); n_pos];
     let mut parts = Vec::with_capacity(n.div_ceil(CHUNK));
-    let mut rest: &mut [f64] = &mut liq;
+    let mut rest: &mut [(f64, f64)] = &mut liq;
     for a0 in (0..n).step_by(CHUNK) {
         let a1 = (a0 + CHUNK).min(n);
         let (head, tail) = std::mem::take(&mut rest).split_at_mut(offsets[a1] - offsets[a0]);
@@ -438,7 +474,13 @@ pub fn liquidation_prices(book: &GroupedBook, ctx: &MarginContext<'_>, how: LiqM
         account.extend(std::iter::repeat_n(book.accounts[a], offsets[a + 1] - offsets[a]));
     }
     let market = book.positions.code.iter().map(|&c| ctx.remap.market[c as usize]).collect();
-    LiqColumns { account, market, row: book.positions.row.clone(), liq_price: liq }
+    LiqColumns {
+        account,
+        market,
+        row: book.positions.row.clone(),
+        liq_price: liq.iter().map(|x| x.0).collect(),
+        bankruptcy_price: liq.iter().map(|x| x.1).collect(),
+    }
 }
 
 #[cfg(test)]

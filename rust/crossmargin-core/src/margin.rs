@@ -5,7 +5,8 @@
 use rayon::prelude::*;
 
 use crate::book::{AccountRows, GroupedBook};
-use crate::brackets::BracketTable;
+use crate::brackets::{BracketTable, Shape};
+use crate::contract::Payoff;
 use crate::error::{CoreError, Result};
 use crate::imf;
 use crate::limits::{is_price, MAX_PRICE, MIN_PRICE};
@@ -115,9 +116,7 @@ pub struct PositionMargin {
     pub requirement: PerMode<f64>,
 }
 
-/// A perp's or future's numbers: notional and uPnL by the market's [`Contract`] (settle
-/// units, converted to USD at the settle price); requirement: the bracket requirement on
-/// settle-asset notional, at least the Drift-style size premium on the first bracket's rate.
+/// [`position_margin_hot`] of market `market` of the universe.
 #[inline]
 pub fn position_margin(
     u: &Universe,
@@ -130,9 +129,38 @@ pub fn position_margin(
     position_margin_hot(&u.markets.brackets, &u.market_hot[market], qty, entry, mark, settle_price)
 }
 
-/// [`position_margin`] on a market's packed constants.
+/// A perp's or future's numbers: notional and uPnL by the market's [`Contract`] (settle
+/// units, converted to USD at the settle price); requirement: the market's requirement shape
+/// on settle-asset notional ([`requirement_of`]), maintenance at the entry price where the
+/// market's basis says so (docs/MODEL.md "Valuation basis").
 #[inline]
 pub fn position_margin_hot(
+    brackets: &BracketTable,
+    h: &MarketHot,
+    qty: f64,
+    entry: f64,
+    mark: f64,
+    settle_price: f64,
+) -> PositionMargin {
+    let c = &h.contract;
+    let (notional, upnl) = (c.notional(qty, mark), c.pnl(qty, entry, mark));
+    let mut req = requirement_of(brackets, h, qty, notional);
+    if h.entry_basis {
+        // Bybit: maintenance = position value at the entry price × MMR.
+        let at_entry = if qty == 0.0 { 0.0 } else { c.notional(qty, entry) };
+        req[1] = requirement_of(brackets, h, qty, at_entry)[1];
+    }
+    PositionMargin {
+        notional: notional * settle_price,
+        upnl: upnl * settle_price,
+        requirement: [req[0] * settle_price, req[1] * settle_price],
+    }
+}
+
+/// [`position_margin_hot`] of a market without venue rules (continuous or step brackets and
+/// the size premium): the bulk path of a universe that has none.
+#[inline(always)]
+fn position_margin_plain(
     brackets: &BracketTable,
     h: &MarketHot,
     qty: f64,
@@ -156,6 +184,67 @@ pub fn position_margin_hot(
     }
 }
 
+/// (initial, maintenance) requirement of `qty` contracts whose notional is `notional`
+/// (settle units) by the market's shape per mode (docs/MODEL.md "Requirement shapes"):
+/// continuous or step brackets (the table holds cum = 0 for a step mode), the size-scaled
+/// rate base + slope × size (size in underlying units: |q·cs| for a linear market, the coin
+/// notional for an inverse one), then at least the Drift-style size premium on the first
+/// bracket's rate.
+#[inline]
+pub fn requirement_of(brackets: &BracketTable, h: &MarketHot, qty: f64, notional: f64) -> PerMode<f64> {
+    let c = &h.contract;
+    let mut req = brackets.requirement_in(h.tiers.0 as usize, h.tiers.1 as usize, notional);
+    if h.scaled {
+        let size = match c.payoff {
+            Payoff::Inverse => notional,
+            Payoff::Linear | Payoff::Premium => c.size_of(qty).abs(),
+        };
+        for ((r, &shape), &slope) in req.iter_mut().zip(&h.shape).zip(&h.rate_slope) {
+            if shape == Shape::SizeScaled {
+                // Deribit futures: rate = base + slope × size, requirement = N × rate.
+                *r += notional * slope * size;
+            }
+        }
+    }
+    if h.imf_factor > 0.0 {
+        let term = imf::premium_term(h.imf_factor, c.size_of(qty));
+        for (r, &base) in req.iter_mut().zip(&h.base_rate) {
+            *r = r.max(notional * imf::premium(base, term));
+        }
+    }
+    req
+}
+
+/// The closing fee reserved for a position (docs/MODEL.md "Liquidation-fee reserve"), settle
+/// units: fee × notional at the position's bankruptcy price B, the price at which `pool`
+/// (the value of the position's pool in settle units at `mark`, the position's uPnL in it at
+/// full weight) less that fee is 0 with only this mark moving. Linear: B = (S·M − pool) /
+/// (S − f·|S|); inverse: |S| / B = (pool + S/M) / (S + f·|S|) (S = qty × contract size).
+/// No bankruptcy price (the pool covers every price): 0.
+#[inline]
+pub fn fee_reserve(h: &MarketHot, qty: f64, mark: f64, pool: f64) -> f64 {
+    let x = bankruptcy_price(h, qty, mark, pool);
+    if x.is_nan() {
+        return 0.0;
+    }
+    h.liquidation_fee * h.contract.notional(qty, x)
+}
+
+/// The bankruptcy price of a position whose pool is worth `pool` settle units at `mark`
+/// (see [`fee_reserve`]); NaN where the pool covers every price.
+pub fn bankruptcy_price(h: &MarketHot, qty: f64, mark: f64, pool: f64) -> f64 {
+    let (f, s) = (h.liquidation_fee, h.contract.size_of(qty));
+    let x = match h.contract.payoff {
+        Payoff::Inverse => (s + f * s.abs()) / (pool + s / mark),
+        Payoff::Linear | Payoff::Premium => (s * mark - pool) / (s - f * s.abs()),
+    };
+    if s != 0.0 && x.is_finite() && x > 0.0 {
+        x
+    } else {
+        f64::NAN
+    }
+}
+
 /// One balance row's asset at this call's prices.
 #[derive(Debug, Clone, Copy)]
 pub struct AssetCall {
@@ -171,6 +260,8 @@ pub struct MarketCall {
     pub mark: f64,
     pub settle_price: f64,
     pub hot: MarketHot,
+    /// The settle asset's two-sided valuation (bid / price, ask / price), if it has one.
+    pub settle_side: Option<[f64; 2]>,
 }
 
 /// Where the kernel finds a row's asset or market (by book code) with this call's prices:
@@ -191,7 +282,14 @@ impl RowLookup for MarginContext<'_> {
     fn market(&self, code: u32) -> MarketCall {
         let k = self.remap.market[code as usize] as usize;
         let hot = self.universe.market_hot[k];
-        MarketCall { index: k, mark: self.prices.mark[k], settle_price: self.prices.asset[hot.settle as usize], hot }
+        let a = &self.universe.asset_hot[hot.settle as usize];
+        MarketCall {
+            index: k,
+            mark: self.prices.mark[k],
+            settle_price: self.prices.asset[hot.settle as usize],
+            hot,
+            settle_side: a.two_sided.then_some(a.side_factor),
+        }
     }
 }
 
@@ -232,6 +330,8 @@ pub struct AccountMargin {
     pub adj_equity: PerMode<f64>,
     pub requirement: PerMode<f64>,
     pub isolated_liquidatable: bool,
+    /// The closing-fee reserves of the cross pool (USD), part of `requirement[1]`.
+    pub fee_reserve: f64,
 }
 
 impl AccountMargin {
@@ -281,6 +381,24 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
     lookup: &L,
     sink: &mut S,
 ) -> AccountMargin {
+    // One formula, two instantiations: a universe without venue rules (two-sided assets,
+    // fee reserves, size-scaled rates, entry-basis maintenance, Drift's uPnL size discount /
+    // cap and scaled initial weight) runs the plain model with
+    // those branches compiled out (docs/ARCHITECTURE.md, "Venue rules").
+    if ctx.universe.venue_rules {
+        rows_into::<L, S, true>(rows, ctx, lookup, sink)
+    } else {
+        rows_into::<L, S, false>(rows, ctx, lookup, sink)
+    }
+}
+
+#[inline(always)]
+fn rows_into<L: RowLookup, S: RowSink, const VENUE: bool>(
+    rows: AccountRows<'_>,
+    ctx: &MarginContext<'_>,
+    lookup: &L,
+    sink: &mut S,
+) -> AccountMargin {
     let u = ctx.universe;
     let mut m = AccountMargin::default();
 
@@ -288,13 +406,15 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
         let AssetCall { index: i, price, hot: a } = lookup.asset(code);
         let value = qty * price;
         m.equity += value;
+        // Two-sided valuation: the account's net holding of the asset at the bid or the ask.
+        let weighed = if VENUE && a.two_sided { value * a.side_factor[side_of(rows, lookup, i)] } else { value };
         let mut collateral = [0.0; 2];
         if qty > 0.0 {
-            let discounted = if a.has_tiers { u.assets.haircuts.discounted(i, value) } else { value };
+            let discounted = if a.has_tiers { u.assets.haircuts.discounted(i, weighed) } else { weighed };
             // imf::discounted_weight, with the cap computed once for both modes
             let cap = if a.imf_factor == 0.0 { f64::INFINITY } else { imf::discount_cap(a.imf_factor, qty) };
             let mut weight = a.weight;
-            if a.scaled_initial {
+            if VENUE && a.scaled_initial {
                 let scale = (u.assets.scale_initial_weight_start[i], u.assets.total_deposits[i]);
                 weight[0] = imf::scaled_initial_weight(weight[0], scale, price);
             }
@@ -305,7 +425,7 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
         } else if qty < 0.0 {
             for ((c, adj), &w) in collateral.iter_mut().zip(m.adj_equity.iter_mut()).zip(&a.liability_weight) {
                 let w = if a.imf_factor == 0.0 { w } else { imf::premium(w, imf::premium_term(a.imf_factor, qty)) };
-                *c = value * w;
+                *c = weighed * w;
                 *adj += *c;
             }
         }
@@ -314,12 +434,21 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
 
     let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
     for (((&code, &qty), &entry), &isolated) in positions {
-        let MarketCall { index: k, mark, settle_price, hot: h } = lookup.market(code);
+        let MarketCall { index: k, mark, settle_price, hot: h, settle_side } = lookup.market(code);
+        // Two-sided valuation: amounts with the settle asset's holding, requirements at the ask.
+        let (held, owed) = match settle_side {
+            Some(f) if VENUE && isolated <= 0.0 => (f[side_of(rows, lookup, h.settle as usize)], f[1]),
+            _ => (1.0, 1.0),
+        };
         if h.is_option() {
-            add_option(&mut m, ctx, k, qty, entry, isolated, settle_price, sink);
+            add_option(&mut m, ctx, k, qty, entry, isolated, settle_price, [held, owed], sink);
             continue;
         }
-        let p = position_margin_hot(&u.markets.brackets, &h, qty, entry, mark, settle_price);
+        let p = if VENUE {
+            position_margin_hot(&u.markets.brackets, &h, qty, entry, mark, settle_price)
+        } else {
+            position_margin_plain(&u.markets.brackets, &h, qty, entry, mark, settle_price)
+        };
         m.upnl += p.upnl;
         m.equity += p.upnl;
         let mut line = PositionLine {
@@ -337,25 +466,85 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
             let margin = isolated * settle_price;
             m.equity += margin;
             line.isolated_margin = margin;
-            line.isolated_below_maintenance = margin + p.upnl < p.requirement[1];
+            if VENUE && h.liquidation_fee > 0.0 && settle_price > 0.0 {
+                // The position's own pool: its margin and uPnL (docs/MODEL.md "Liquidation-fee reserve").
+                line.requirement[1] += fee_reserve(&h, qty, mark, isolated + p.upnl / settle_price) * settle_price;
+            }
+            line.isolated_below_maintenance = margin + p.upnl < line.requirement[1];
             if line.isolated_below_maintenance {
                 m.isolated_liquidatable = true;
             }
         } else {
             for mode in 0..2 {
-                line.collateral[mode] = if h.upnl_rule {
+                let collateral = if VENUE && h.upnl_rule {
                     let (f, cap) = (u.markets.upnl_imf_factor[k], u.markets.upnl_cap_initial[k]);
                     imf::upnl_collateral(p.upnl, settle_price, h.upnl_weight[mode], f, cap, mode)
                 } else {
                     p.upnl.min(0.0) + p.upnl.max(0.0) * h.upnl_weight[mode]
                 };
+                line.collateral[mode] = collateral * held;
+                line.requirement[mode] = p.requirement[mode] * owed;
                 m.adj_equity[mode] += line.collateral[mode];
-                m.requirement[mode] += p.requirement[mode];
+                m.requirement[mode] += line.requirement[mode];
             }
         }
         sink.position(&line);
     }
+    if VENUE && u.has_fee_reserve {
+        add_fee_reserves(rows, u, lookup, &mut m);
+    }
     m
+}
+
+/// Which of an asset's two prices values this account's holding of it (0: bid, 1: ask): the
+/// bid when the account's net amount of the asset — balance plus the uPnL (an option: the
+/// value) of its cross positions settled in it — is ≥ 0, else the ask (Binance Multi-Assets:
+/// Σ min(asset equity × bid rate, asset equity × ask rate); docs/MODEL.md "Two-sided valuation").
+fn side_of<L: RowLookup>(rows: AccountRows<'_>, lookup: &L, asset: usize) -> usize {
+    let mut net = 0.0;
+    for (&code, &qty) in rows.bal_code.iter().zip(rows.bal_qty) {
+        if lookup.asset(code).index == asset {
+            net += qty;
+        }
+    }
+    let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
+    for (((&code, &qty), &entry), &isolated) in positions {
+        let mc = lookup.market(code);
+        if mc.hot.settle as usize == asset && isolated <= 0.0 {
+            net += mc.hot.contract.equity(qty, entry, mc.mark);
+        }
+    }
+    usize::from(net < 0.0)
+}
+
+/// Adds each cross position's closing-fee reserve ([`fee_reserve`]) to the maintenance
+/// requirement: its pool is the account's adjusted maintenance equity with the position's
+/// uPnL at full weight (an isolated position's reserve joins its own test in the kernel).
+fn add_fee_reserves<L: RowLookup>(rows: AccountRows<'_>, u: &Universe, lookup: &L, m: &mut AccountMargin) {
+    let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
+    for (((&code, &qty), &entry), &isolated) in positions {
+        let MarketCall { mark, settle_price, hot: h, settle_side, .. } = lookup.market(code);
+        if h.liquidation_fee == 0.0 || h.is_option() || qty == 0.0 {
+            continue;
+        }
+        if isolated > 0.0 {
+            continue;
+        }
+        let p = position_margin_hot(&u.markets.brackets, &h, qty, entry, mark, 1.0);
+        let (held, owed) = match settle_side {
+            Some(f) => (f[side_of(rows, lookup, h.settle as usize)], f[1]),
+            None => (1.0, 1.0),
+        };
+        let (held_price, owed_price) = (settle_price * held, settle_price * owed);
+        if held_price <= 0.0 {
+            continue;
+        }
+        let counted = p.upnl.min(0.0) + p.upnl.max(0.0) * h.upnl_weight[1];
+        let pool = m.adj_equity[1] / held_price - counted + p.upnl;
+        let reserve = fee_reserve(&h, qty, mark, pool) * owed_price;
+        m.requirement[1] += reserve;
+        m.fee_reserve += reserve;
+    }
 }
 
 /// Where an explanation receives the kernel's per-row numbers; `()` ignores them.
@@ -419,6 +608,7 @@ fn add_option<S: RowSink>(
     entry: f64,
     isolated: f64,
     settle_price: f64,
+    [held, owed]: [f64; 2],
     sink: &mut S,
 ) {
     let o = option_terms(ctx, k, qty, entry, settle_price);
@@ -445,9 +635,10 @@ fn add_option<S: RowSink>(
         }
     } else {
         for mode in 0..2 {
-            line.collateral[mode] = o.value;
-            m.adj_equity[mode] += o.value;
-            m.requirement[mode] += o.requirement[mode];
+            line.collateral[mode] = o.value * held;
+            line.requirement[mode] = o.requirement[mode] * owed;
+            m.adj_equity[mode] += line.collateral[mode];
+            m.requirement[mode] += line.requirement[mode];
         }
     }
     sink.position(&line);
@@ -570,6 +761,7 @@ mod tests {
     use super::*;
     use crate::book::{group, BalanceInput, PositionInput};
     use crate::universe::fixtures::{asset, perp};
+    use crate::universe::Basis;
 
     fn universe() -> Universe {
         let mut btc = asset("BTC", 50_000.0);
@@ -660,6 +852,73 @@ mod tests {
         assert_eq!(one_account(&u, &[(0, 5.0)], &[], &[50_000.0, 50_000.0]).margin_ratio(), 0.0);
         let m = one_account(&u, &[(0, -5.0)], &[(0, 1.0, 50_000.0, 0.0)], &[50_000.0, 50_000.0]);
         assert_eq!(m.margin_ratio(), f64::INFINITY);
+    }
+
+    /// One account of `u` at the universe's prices: balances (asset, qty), positions (market,
+    /// qty, entry, isolated).
+    fn at_reference(u: &Universe, bal: &[(u32, f64)], pos: &[(u32, f64, f64, f64)]) -> AccountMargin {
+        let col = |f: fn(&(u32, f64, f64, f64)) -> f64| pos.iter().map(f).collect::<Vec<f64>>();
+        let (pq, pe, pi) = (col(|p| p.1), col(|p| p.2), col(|p| p.3));
+        let bc: Vec<u32> = bal.iter().map(|b| b.0).collect();
+        let bq: Vec<f64> = bal.iter().map(|b| b.1).collect();
+        let pc: Vec<u32> = pos.iter().map(|p| p.0).collect();
+        let (ba, pa) = (vec![1i64; bal.len()], vec![1i64; pos.len()]);
+        let (na, nm) = (u.n_assets() as u32, u.n_markets() as u32);
+        let book = group(
+            BalanceInput { account: &ba, code: &bc, qty: &bq },
+            PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
+            na,
+            nm,
+        )
+        .unwrap();
+        let (ar, mr): (Vec<u32>, Vec<u32>) = ((0..na).collect(), (0..nm).collect());
+        let prices = Prices { asset: &u.assets.price, mark: &u.markets.mark };
+        let ctx = MarginContext::new(u, &book, prices, Remap { asset: &ar, market: &mr }).unwrap();
+        evaluate_account(book.account(0), &ctx)
+    }
+
+    #[test]
+    fn size_scaled_rate_is_deribits_exactly() {
+        // Deribit futures: IM 2 % + 0.5 % per 100 BTC: 25 BTC → 0.53125 BTC, 350 BTC → 13.125.
+        let mut m = perp("BTC-PERPETUAL", "BTC", "BTC", 50_000.0, &[(f64::INFINITY, 0.02, 0.015)]);
+        (m.inverse, m.contract_size) = (true, 10.0);
+        m.rules.shape = [Shape::SizeScaled; 2];
+        m.rules.rate_slope = [0.00005; 2];
+        let u = Universe::new(&[asset("BTC", 50_000.0)], &[m]).unwrap();
+        for (btc, im) in [(25.0, 0.53125), (350.0, 13.125)] {
+            let r = at_reference(&u, &[(0, 100.0)], &[(0, btc * 5_000.0, 50_000.0, 0.0)]);
+            assert!((r.requirement[0] / 50_000.0 / im - 1.0).abs() < 1e-15, "{btc}");
+        }
+    }
+
+    #[test]
+    fn entry_basis_and_fee_reserve_give_bybits_inverse_maintenance() {
+        // Bybit inverse cross: 0.5 BTC, long 10,000 × 1 USD at 8,000, MM 0.5 % of Qty/Entry,
+        // taker fee 0.075 % at the bankruptcy price 1.00075 × 10,000 / (1.25 + 0.5).
+        let mut m = perp("BTCUSD", "BTC", "BTC", 6_000.0, &[(f64::INFINITY, 0.01, 0.005)]);
+        m.inverse = true;
+        m.rules.maint_basis = Basis::Entry;
+        m.rules.liquidation_fee = 0.00075;
+        let u = Universe::new(&[asset("BTC", 6_000.0)], &[m]).unwrap();
+        let r = at_reference(&u, &[(0, 0.5)], &[(0, 10_000.0, 8_000.0, 0.0)]);
+        let bankruptcy = 1.00075 * 10_000.0 / 1.75;
+        let want = (10_000.0 / 8_000.0 * 0.005 + 7.5 / bankruptcy) * 6_000.0;
+        assert!((r.requirement[1] / want - 1.0).abs() < 1e-12, "{} vs {want}", r.requirement[1]);
+        assert!((r.fee_reserve / (7.5 / bankruptcy * 6_000.0) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn two_sided_assets_hold_at_the_bid_and_owe_at_the_ask() {
+        // Binance Multi-Assets: 200 USDT × 0.9801 + 220 USDC; IM 100 USDT × 0.99495 + 240.
+        let mut usdt = asset("USDT", 0.99);
+        usdt.bid_ask = Some((0.9801, 0.99495));
+        let lin = perp("BTCUSDT", "USDT", "BTC", 20_000.0, &[(f64::INFINITY, 0.01, 0.008)]);
+        let eth = perp("ETHUSDC", "USDC", "ETH", 600.0, &[(f64::INFINITY, 0.02, 0.01)]);
+        let u = Universe::new(&[usdt, asset("USDC", 1.0)], &[lin, eth]).unwrap();
+        let r = at_reference(&u, &[(0, 200.0), (1, 220.0)], &[(0, 0.5, 20_000.0, 0.0), (1, 20.0, 600.0, 0.0)]);
+        assert!((r.adj_equity[0] - 416.02).abs() < 1e-9);
+        assert!((r.free_collateral() - 76.525).abs() < 1e-9);
+        assert!((r.requirement[1] - 199.596).abs() < 1e-9);
     }
 
     #[test]

@@ -141,6 +141,81 @@ pub fn black76(forward: f64, strike: f64, years: f64, vol: f64, rate: f64, call:
     Greeks { price: price.max(0.0), delta, gamma, vega, theta }
 }
 
+/// Price and sensitivities of a European option under the generalised Black-Scholes-Merton
+/// model (Haug, "The Complete Guide to Option Pricing Formulas", 2nd ed., §1.1.6 and §2.1).
+///
+/// With respect to the spot S (cost of carry b, rate r, the carry yield q = r − b held fixed):
+/// `delta` ∂V/∂S, `gamma` ∂²V/∂S², `vega` ∂V/∂σ (per 1.00 of volatility), `theta` −∂V/∂T
+/// per year, `rho` ∂V/∂r (q fixed, so b moves with r: b = r, r − q, r − r_f), `carry_rho`
+/// ∂V/∂b (Haug's cost-of-carry sensitivity; the dividend or foreign-rate rho ∂V/∂q is its
+/// negative). With respect to the forward F = S·e^{bT}: `delta_forward` ∂V/∂F, `gamma_forward`
+/// ∂²V/∂F² and `rho_forward` ∂V/∂r with F fixed (−T·V, Haug's futures-option rho).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BsmGreeks {
+    pub price: f64,
+    pub delta: f64,
+    pub gamma: f64,
+    pub vega: f64,
+    pub theta: f64,
+    pub rho: f64,
+    pub carry_rho: f64,
+    pub delta_forward: f64,
+    pub gamma_forward: f64,
+    pub rho_forward: f64,
+}
+
+/// Generalised Black-Scholes-Merton (Haug 2nd ed. §1.1.6): on a spot S with cost of carry b,
+/// d1 = (ln(S/K) + (b + σ²/2)T)/(σ√T), d2 = d1 − σ√T; call = S·e^{(b−r)T}N(d1) − K·e^{−rT}N(d2),
+/// put = K·e^{−rT}N(−d2) − S·e^{(b−r)T}N(−d1). b = r: Black-Scholes (stock); b = r − q:
+/// Merton (index); b = r − r_f: Garman-Kohlhagen (FX); b = 0: Black-76 (futures, S = F).
+/// At expiry or zero volatility the option is worth its discounted forward intrinsic value.
+pub fn bsm(spot: f64, strike: f64, years: f64, vol: f64, rate: f64, carry: f64, call: bool) -> BsmGreeks {
+    let (t, df) = (years, (-rate * years).exp());
+    // e^{(b−r)T}: the carry discount of the spot leg.
+    let cf = ((carry - rate) * t).exp();
+    let fwd_factor = (carry * t).exp();
+    let sd = vol * t.sqrt();
+    let w = if call { 1.0 } else { -1.0 };
+    if !(sd > 0.0 && spot > 0.0 && strike > 0.0) {
+        let itm = w * (spot * fwd_factor - strike) > 0.0;
+        let price = if itm { w * (spot * cf - strike * df) } else { 0.0 };
+        let (nd1, nd2) = if itm { (1.0, 1.0) } else { (0.0, 0.0) };
+        return BsmGreeks {
+            price,
+            delta: w * cf * nd1,
+            gamma: 0.0,
+            vega: 0.0,
+            theta: if itm { -w * (carry - rate) * spot * cf - w * rate * strike * df } else { 0.0 },
+            rho: w * t * strike * df * nd2,
+            carry_rho: w * t * spot * cf * nd1,
+            delta_forward: w * df * nd1,
+            gamma_forward: 0.0,
+            rho_forward: -t * price,
+        };
+    }
+    let d1 = ((spot / strike).ln() + (carry + 0.5 * vol * vol) * t) / sd;
+    let d2 = d1 - sd;
+    let (nd1, nd2) = (norm_cdf(w * d1), norm_cdf(w * d2));
+    let pdf = norm_pdf(d1);
+    let price = w * (spot * cf * nd1 - strike * df * nd2);
+    // Haug §2.1: theta = −S·e^{(b−r)T}n(d1)σ/(2√T) ∓ (b − r)S·e^{(b−r)T}N(±d1) ∓ rK·e^{−rT}N(±d2).
+    let theta =
+        -spot * cf * pdf * vol / (2.0 * t.sqrt()) - w * (carry - rate) * spot * cf * nd1 - w * rate * strike * df * nd2;
+    let gamma = cf * pdf / (spot * sd);
+    BsmGreeks {
+        price: price.max(0.0),
+        delta: w * cf * nd1,
+        gamma,
+        vega: spot * cf * pdf * t.sqrt(),
+        theta,
+        rho: w * t * strike * df * nd2,
+        carry_rho: w * t * spot * cf * nd1,
+        delta_forward: w * df * nd1,
+        gamma_forward: gamma / (fwd_factor * fwd_factor),
+        rho_forward: -t * price.max(0.0),
+    }
+}
+
 /// Deribit-style standard margin of one option position, per unit of contract size times
 /// quantity, in the settle asset. `mark` is the option's mark in settle units per unit of
 /// underlying, `spot` the underlying's price in settle units (the underlying price for a
@@ -252,6 +327,65 @@ mod tests {
         let tu = black76(f, k, t + h, v, r, true).price;
         let td = black76(f, k, t - h, v, r, true).price;
         assert!(close(g.theta, -(tu - td) / (2.0 * h), 1e-5));
+    }
+
+    /// Haug, "The Complete Guide to Option Pricing Formulas" (2nd ed., 2007), the worked
+    /// examples of §1.1.1–§1.1.6 (prices) and §2.1 (greeks); the same values are tabulated in
+    /// QuantLib's test-suite/europeanoption.cpp (from the 1st ed., 1998, pp. 2–16).
+    #[test]
+    fn bsm_matches_haugs_worked_examples() {
+        let r4 = |x: f64| (x * 1e4).round() / 1e4;
+        // Stock (b = r): S = 60, K = 65, T = 0.25, r = 8 %, σ = 30 % → call 2.1334.
+        assert_eq!(r4(bsm(60.0, 65.0, 0.25, 0.30, 0.08, 0.08, true).price), 2.1334);
+        // Index (b = r − q): S = 100, K = 95, T = 0.5, r = 10 %, q = 5 %, σ = 20 % → put 2.4648.
+        assert_eq!(r4(bsm(100.0, 95.0, 0.5, 0.20, 0.10, 0.05, false).price), 2.4648);
+        // Futures (b = 0): F = K = 19, T = 0.75, r = 10 %, σ = 28 % → 1.7011 both.
+        assert_eq!(r4(bsm(19.0, 19.0, 0.75, 0.28, 0.10, 0.0, true).price), 1.7011);
+        // FX (b = r − r_f): S = 1.56, K = 1.60, T = 0.5, r = 6 %, r_f = 8 %, σ = 12 % → 0.0291.
+        assert_eq!(r4(bsm(1.56, 1.60, 0.5, 0.12, 0.06, -0.02, true).price), 0.0291);
+        // Delta, b = 0: S = 105, K = 100, T = 0.5, r = 10 %, σ = 36 % → 0.5946 / −0.3566.
+        assert_eq!(r4(bsm(105.0, 100.0, 0.5, 0.36, 0.10, 0.0, true).delta), 0.5946);
+        assert_eq!(r4(bsm(105.0, 100.0, 0.5, 0.36, 0.10, 0.0, false).delta), -0.3566);
+        // Gamma and vega, b = r: S = 55, K = 60, T = 0.75, r = 10 %, σ = 30 %.
+        let g = bsm(55.0, 60.0, 0.75, 0.30, 0.10, 0.10, true);
+        assert_eq!((r4(g.gamma), r4(g.vega)), (0.0278, 18.9358));
+        // Theta, b = r − q: put S = 430, K = 405, T = 1/12, r = 7 %, q = 5 % → −31.1924.
+        assert_eq!(r4(bsm(430.0, 405.0, 1.0 / 12.0, 0.20, 0.07, 0.02, false).theta), -31.1924);
+        // Rho, b = r: call S = 72, K = 75, T = 1, r = 9 %, σ = 19 % → 38.7325.
+        assert_eq!(r4(bsm(72.0, 75.0, 1.0, 0.19, 0.09, 0.09, true).rho), 38.7325);
+        // Cost-of-carry sensitivity: put S = 500, K = 490, T = 0.25, r = 8 %, q = 5 % → −42.2254.
+        assert_eq!(r4(bsm(500.0, 490.0, 0.25, 0.15, 0.08, 0.03, false).carry_rho), -42.2254);
+    }
+
+    #[test]
+    fn bsm_on_a_forward_is_black76() {
+        for &(f, k, t, v, r) in &[(100.0, 90.0, 0.5, 0.3, 0.02), (19.0, 19.0, 0.75, 0.28, 0.1)] {
+            for call in [true, false] {
+                let (a, b) = (bsm(f, k, t, v, r, 0.0, call), black76(f, k, t, v, r, call));
+                assert!(close(a.price, b.price, 1e-12) && close(a.delta, b.delta, 1e-14));
+                assert!(close(a.gamma, b.gamma, 1e-14) && close(a.vega, b.vega, 1e-12));
+                assert!(close(a.theta, b.theta, 1e-12) && close(a.rho_forward, -t * b.price, 1e-12));
+            }
+        }
+    }
+
+    #[test]
+    fn bsm_greeks_match_finite_differences() {
+        let (s, k, t, v, r, b) = (100.0, 95.0, 0.4, 0.25, 0.05, 0.02);
+        let h = 1e-5;
+        for call in [true, false] {
+            let g = bsm(s, k, t, v, r, b, call);
+            let p = |s: f64, t: f64, v: f64, r: f64, b: f64| bsm(s, k, t, v, r, b, call).price;
+            assert!(close(g.delta, (p(s + h, t, v, r, b) - p(s - h, t, v, r, b)) / (2.0 * h), 1e-7));
+            assert!(close(g.vega, (p(s, t, v + h, r, b) - p(s, t, v - h, r, b)) / (2.0 * h), 1e-5));
+            assert!(close(g.theta, -(p(s, t + h, v, r, b) - p(s, t - h, v, r, b)) / (2.0 * h), 1e-5));
+            // rho: q = r − b fixed, so b moves with r.
+            assert!(close(g.rho, (p(s, t, v, r + h, b + h) - p(s, t, v, r - h, b - h)) / (2.0 * h), 1e-5));
+            assert!(close(g.carry_rho, (p(s, t, v, r, b + h) - p(s, t, v, r, b - h)) / (2.0 * h), 1e-5));
+            let f = s * (b * t).exp();
+            let pf = |f: f64| bsm(f * (-b * t).exp(), k, t, v, r, b, call).price;
+            assert!(close(g.delta_forward, (pf(f + h) - pf(f - h)) / (2.0 * h), 1e-7));
+        }
     }
 
     #[test]

@@ -39,6 +39,13 @@ pub struct UnderlyingParams {
     /// Per short option contract, a fraction of the underlying's value (Deribit's contingency
     /// of 0.01 BTC per short option is 0.01).
     pub short_option_min: f64,
+    /// Per option contract, long or short, a fraction of the underlying's value (Deribit's
+    /// legacy portfolio margin: a contingency of 1 % of the underlying value of all options).
+    pub option_contingency: f64,
+    /// A fraction of the offsetting futures: rate × min(long, short) USD delta of the perps
+    /// and futures on the underlying (Deribit: 2 % of the underlying value of offsetting
+    /// futures).
+    pub futures_offset: f64,
     /// Delta model: charge per USD of net delta.
     pub delta_rate: f64,
     /// Volatility moves scale by (30 / days to expiry)^vol_power (Deribit / Paradex term
@@ -124,6 +131,8 @@ impl PortfolioParams {
                 finite_at_least(format!("{g}.weight"), sc.weight, 0.0)?;
             }
             finite_at_least(format!("{f}.short_option_min"), p.short_option_min, 0.0)?;
+            finite_at_least(format!("{f}.option_contingency"), p.option_contingency, 0.0)?;
+            finite_at_least(format!("{f}.futures_offset"), p.futures_offset, 0.0)?;
             finite_at_least(format!("{f}.delta_rate"), p.delta_rate, 0.0)?;
             finite_at_least(format!("{f}.vol_power"), p.vol_power, 0.0)?;
             per[i] = Some(p);
@@ -148,7 +157,7 @@ impl PortfolioParams {
 
 /// How a position's entry price enters its risk array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum EntryTerm {
+pub(crate) enum EntryTerm {
     /// Options: their value does not depend on the entry price.
     None,
     /// Linear: × entry.
@@ -159,7 +168,7 @@ enum EntryTerm {
 
 impl EntryTerm {
     #[inline]
-    fn factor(self, entry: f64) -> f64 {
+    pub(crate) fn factor(self, entry: f64) -> f64 {
         match self {
             EntryTerm::None => 0.0,
             EntryTerm::Linear => entry,
@@ -173,32 +182,38 @@ impl EntryTerm {
 pub struct RiskArrays {
     /// Scenario slots of underlying u: `scen_offset[u]..scen_offset[u + 1]` (empty when the
     /// underlying has no portfolio parameters).
-    scen_offset: Vec<usize>,
+    pub(crate) scen_offset: Vec<usize>,
     /// Per market, per scenario of its underlying: P&L of one contract (value part and the
     /// part multiplied by the entry term), cover weight included.
-    value: Vec<f64>,
-    entry: Vec<f64>,
-    entry_term: Vec<EntryTerm>,
+    pub(crate) value: Vec<f64>,
+    pub(crate) entry: Vec<f64>,
+    pub(crate) entry_term: Vec<EntryTerm>,
     /// Per asset: underlying it moves with (u32::MAX: none) and, per scenario of that
     /// underlying, the weighted P&L of one unit.
-    asset_underlying: Vec<u32>,
-    asset_offset: Vec<usize>,
-    asset_value: Vec<f64>,
+    pub(crate) asset_underlying: Vec<u32>,
+    pub(crate) asset_offset: Vec<usize>,
+    pub(crate) asset_value: Vec<f64>,
     /// Per market: USD delta per unit relative move (value and entry parts), USD gamma,
     /// vega and theta per contract, short-option minimum per short contract (USD).
-    dollar_delta: Vec<f64>,
-    dollar_delta_entry: Vec<f64>,
-    gamma: Vec<f64>,
-    vega: Vec<f64>,
-    theta: Vec<f64>,
-    short_min: Vec<f64>,
+    pub(crate) dollar_delta: Vec<f64>,
+    pub(crate) dollar_delta_entry: Vec<f64>,
+    pub(crate) gamma: Vec<f64>,
+    pub(crate) vega: Vec<f64>,
+    pub(crate) theta: Vec<f64>,
+    /// Per market: USD rho per contract (Black-76 with the forward fixed: −T·V).
+    pub(crate) rho: Vec<f64>,
+    pub(crate) short_min: Vec<f64>,
+    /// Per market: option contingency per contract, long or short (USD).
+    pub(crate) contingency: Vec<f64>,
+    /// Per underlying: the futures offset rate.
+    pub(crate) futures_offset: Vec<f64>,
     /// Per market: USD change of one contract per unit of its underlying's volatility move
     /// (vega, × iv when moves are relative, × the days-to-expiry scale): the delta model's
     /// vega charge.
-    vega_move: Vec<f64>,
+    pub(crate) vega_move: Vec<f64>,
     /// Per underlying: largest |price move| among full-weight scenarios and largest |vol move|.
-    price_range: Vec<f64>,
-    vol_range: Vec<f64>,
+    pub(crate) price_range: Vec<f64>,
+    pub(crate) vol_range: Vec<f64>,
 }
 
 /// The days-to-expiry scaling of volatility moves: (30 / max(days, 1))^power.
@@ -254,7 +269,10 @@ impl RiskArrays {
             gamma: vec![],
             vega: vec![],
             theta: vec![],
+            rho: vec![],
             short_min: vec![],
+            contingency: vec![],
+            futures_offset: (0..nu).map(|i| params(i).map_or(0.0, |p| p.futures_offset)).collect(),
             vega_move: vec![],
             price_range: vec![0.0; nu],
             vol_range: vec![0.0; nu],
@@ -298,25 +316,30 @@ impl RiskArrays {
                 ra.gamma.push(cs * b.gamma * conv);
                 ra.vega.push(cs * b.vega * conv);
                 ra.theta.push(cs * b.theta * conv);
+                ra.rho.push(-cs * spec.expiry * b.price * conv);
             } else if inverse {
                 ra.dollar_delta.push(cs * p * (1.0 - g) / m);
                 ra.dollar_delta_entry.push(cs * p * g);
                 ra.gamma.push(0.0);
                 ra.vega.push(0.0);
                 ra.theta.push(0.0);
+                ra.rho.push(0.0);
             } else {
                 ra.dollar_delta.push(cs * m * p * (1.0 + g));
                 ra.dollar_delta_entry.push(-cs * p * g);
                 ra.gamma.push(0.0);
                 ra.vega.push(0.0);
                 ra.theta.push(0.0);
+                ra.rho.push(0.0);
             }
             let Some(par) = params(ui) else {
                 ra.short_min.push(0.0);
+                ra.contingency.push(0.0);
                 ra.vega_move.push(0.0);
                 continue;
             };
             ra.short_min.push(if is_option { par.short_option_min * cs * s } else { 0.0 });
+            ra.contingency.push(if is_option { par.option_contingency * cs * s } else { 0.0 });
             let v0 = if is_option { option_value(spec, inverse, s, spec.iv) } else { 0.0 };
             let dv_scale = if is_option { vol_scale(spec.expiry, par.vol_power) } else { 0.0 };
             let per_move = if par.vol_relative { spec.iv * dv_scale } else { dv_scale };
@@ -348,7 +371,7 @@ impl RiskArrays {
     }
 
     #[inline]
-    fn n_scenarios(&self, u: usize) -> usize {
+    pub(crate) fn n_scenarios(&self, u: usize) -> usize {
         self.scen_offset[u + 1] - self.scen_offset[u]
     }
 
@@ -372,7 +395,12 @@ pub struct Scratch {
     gamma: Vec<f64>,
     vega: Vec<f64>,
     theta: Vec<f64>,
+    rho: Vec<f64>,
     short_min: Vec<f64>,
+    /// Option contingency, and the USD delta of long and of short perps and futures.
+    contingency: Vec<f64>,
+    fut_long: Vec<f64>,
+    fut_short: Vec<f64>,
     vega_move: Vec<f64>,
     charge: Vec<f64>,
 }
@@ -388,7 +416,11 @@ impl Scratch {
             gamma: vec![0.0; nu],
             vega: vec![0.0; nu],
             theta: vec![0.0; nu],
+            rho: vec![0.0; nu],
             short_min: vec![0.0; nu],
+            contingency: vec![0.0; nu],
+            fut_long: vec![0.0; nu],
+            fut_short: vec![0.0; nu],
             vega_move: vec![0.0; nu],
             charge: vec![0.0; nu],
         }
@@ -411,7 +443,11 @@ impl Scratch {
             self.gamma[u] = 0.0;
             self.vega[u] = 0.0;
             self.theta[u] = 0.0;
+            self.rho[u] = 0.0;
             self.short_min[u] = 0.0;
+            self.contingency[u] = 0.0;
+            self.fut_long[u] = 0.0;
+            self.fut_short[u] = 0.0;
             self.vega_move[u] = 0.0;
             self.charge[u] = 0.0;
         }
@@ -425,7 +461,7 @@ pub struct PortfolioContext<'a> {
     pub margin: MarginContext<'a>,
     pub params: &'a PortfolioParams,
     pub arrays: RiskArrays,
-    market_offset: Vec<usize>,
+    pub(crate) market_offset: Vec<usize>,
 }
 
 impl<'a> PortfolioContext<'a> {
@@ -527,7 +563,8 @@ fn gather(rows: AccountRows<'_>, pc: &PortfolioContext<'_>, sc: &mut Scratch) ->
         }
         sc.touch(ui as u32);
         let x = ra.entry_term[k].factor(entry);
-        sc.delta[ui] += qty * (ra.dollar_delta[k] + x * ra.dollar_delta_entry[k]);
+        let dd = qty * (ra.dollar_delta[k] + x * ra.dollar_delta_entry[k]);
+        sc.delta[ui] += dd;
         sc.gamma[ui] += qty * ra.gamma[k];
         sc.vega[ui] += qty * ra.vega[k];
         sc.theta[ui] += qty * ra.theta[k];
@@ -539,6 +576,13 @@ fn gather(rows: AccountRows<'_>, pc: &PortfolioContext<'_>, sc: &mut Scratch) ->
         sc.vega_move[ui] += qty * ra.vega_move[k];
         if qty < 0.0 {
             sc.short_min[ui] -= qty * ra.short_min[k];
+        }
+        if mt.kind[k] == MarketKind::Option {
+            sc.contingency[ui] += qty.abs() * ra.contingency[k];
+        } else if dd > 0.0 {
+            sc.fut_long[ui] += dd;
+        } else {
+            sc.fut_short[ui] -= dd;
         }
         let (base, off) = (ra.scen_offset[ui], pc.market_offset[k]);
         let n = ra.n_scenarios(ui);
@@ -618,7 +662,8 @@ pub fn evaluate_account(
     for &i in &sc.touched {
         let i = i as usize;
         if pc.params.underlying[i].is_some() {
-            pm += sc.charge[i] + sc.short_min[i];
+            let offset = ra.futures_offset[i] * sc.fut_long[i].min(sc.fut_short[i]);
+            pm += sc.charge[i] + sc.short_min[i] + sc.contingency[i] + offset;
         }
     }
     mm += pm;
@@ -644,8 +689,8 @@ pub fn evaluate(book: &GroupedBook, pc: &PortfolioContext<'_>, model: Model) -> 
 
 /// Greeks per account × underlying (long format, accounts ascending, underlyings by index):
 /// delta in units of the underlying (positions and balances of the asset of that symbol),
-/// gamma (∂²V/∂S²), vega (USD per 1.00 of volatility) and theta (USD per year) of cross
-/// and isolated option positions alike.
+/// gamma (∂²V/∂S²), vega (USD per 1.00 of volatility), theta (USD per year) and rho (USD
+/// per 1.00 of rate, the forward fixed: −T·V) of cross and isolated option positions alike.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GreekColumns {
     pub account: Vec<u32>,
@@ -654,6 +699,7 @@ pub struct GreekColumns {
     pub gamma: Vec<f64>,
     pub vega: Vec<f64>,
     pub theta: Vec<f64>,
+    pub rho: Vec<f64>,
 }
 
 pub fn greeks(book: &GroupedBook, ctx: &MarginContext<'_>) -> GreekColumns {
@@ -675,6 +721,7 @@ pub fn greeks(book: &GroupedBook, ctx: &MarginContext<'_>) -> GreekColumns {
                     out.gamma.push(sc.gamma[i]);
                     out.vega.push(sc.vega[i]);
                     out.theta.push(sc.theta[i]);
+                    out.rho.push(sc.rho[i]);
                 }
                 sc.reset(&ra);
             }
@@ -689,6 +736,7 @@ pub fn greeks(book: &GroupedBook, ctx: &MarginContext<'_>) -> GreekColumns {
         out.gamma.extend(c.gamma);
         out.vega.extend(c.vega);
         out.theta.extend(c.theta);
+        out.rho.extend(c.rho);
     }
     out
 }
@@ -716,6 +764,7 @@ fn account_greeks(rows: AccountRows<'_>, ctx: &MarginContext<'_>, ra: &RiskArray
         sc.gamma[ui] += qty * ra.gamma[k];
         sc.vega[ui] += qty * ra.vega[k];
         sc.theta[ui] += qty * ra.theta[k];
+        sc.rho[ui] += qty * ra.rho[k];
     }
 }
 
@@ -746,6 +795,8 @@ mod tests {
         let p = UnderlyingParams {
             scenarios,
             short_option_min: 0.01,
+            option_contingency: 0.0,
+            futures_offset: 0.0,
             delta_rate: 0.1,
             vol_power: 0.0,
             vol_relative: false,
@@ -843,6 +894,8 @@ mod tests {
         let p = UnderlyingParams {
             scenarios: vec![],
             short_option_min: 0.0,
+            option_contingency: 0.0,
+            futures_offset: 0.0,
             delta_rate: 0.0,
             vol_power: 0.0,
             vol_relative: false,

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::brackets::{Bracket, BracketTable};
+use crate::brackets::{Bracket, BracketTable, Shape};
 use crate::contract::Contract;
 use crate::error::{CoreError, Result};
 use crate::haircut::HaircutTable;
@@ -26,6 +26,10 @@ pub struct AssetSpec {
     pub scale_initial_weight_start: f64,
     /// The venue's total deposits of the asset (asset units), for the scaled initial weight.
     pub total_deposits: f64,
+    /// Two-sided valuation (docs/MODEL.md "Two-sided valuation"): `(bid, ask)` in USD at the
+    /// universe's prices; a positive holding counts at the bid, a borrow and a requirement
+    /// in this asset at the ask. `None`: both are `price`.
+    pub bid_ask: Option<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +72,39 @@ pub struct MarketSpec {
     pub upnl_cap_initial: f64,
     /// Contract terms of an option market (`kind = Option`); `None` otherwise.
     pub option: Option<OptionSpec>,
+    /// Venue rules of a perp or future: requirement shapes, valuation basis, fee reserve.
+    pub rules: MarketRules,
+}
+
+/// What a position's maintenance requirement is valued at (docs/MODEL.md "Valuation basis").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Basis {
+    /// The notional at the mark (the default).
+    #[default]
+    Mark,
+    /// The notional at the position's entry price (Bybit).
+    Entry,
+}
+
+impl Basis {
+    pub const NAMES: [(&'static str, Basis); 2] = [("mark", Basis::Mark), ("entry", Basis::Entry)];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::NAMES.iter().find(|(n, _)| *n == s).map(|&(_, x)| x)
+    }
+}
+
+/// A perp's or future's venue rules (docs/MODEL.md "Requirement shapes", "Valuation basis",
+/// "Liquidation-fee reserve"); the default is the plain model.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MarketRules {
+    /// (initial, maintenance) requirement shape.
+    pub shape: PerMode<Shape>,
+    /// (initial, maintenance) growth of the rate per unit of size (`SizeScaled` only).
+    pub rate_slope: PerMode<f64>,
+    pub maint_basis: Basis,
+    /// Taker fee rate reserved on the notional at the position's bankruptcy price.
+    pub liquidation_fee: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +117,8 @@ pub struct AssetTable {
     pub scale_initial_weight_start: Vec<f64>,
     pub total_deposits: Vec<f64>,
     pub haircuts: HaircutTable,
+    /// (bid / price, ask / price) per asset; (1, 1) without two-sided valuation.
+    pub side_factor: Vec<[f64; 2]>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +137,7 @@ pub struct MarketTable {
     pub brackets: BracketTable,
     /// Option terms by market; zeros for perps and futures (read only where kind = Option).
     pub option: Vec<OptionSpec>,
+    pub rules: Vec<MarketRules>,
 }
 
 /// The compiled universe. `underlyings` are the distinct index names of the markets, in
@@ -117,6 +157,14 @@ pub struct Universe {
     /// The constants the margin kernel reads per row, packed per asset / market.
     pub asset_hot: Vec<AssetHot>,
     pub market_hot: Vec<MarketHot>,
+    /// Whether any market reserves a liquidation fee (the kernel's second pass).
+    pub has_fee_reserve: bool,
+    /// Whether any asset carries a bid and an ask.
+    pub two_sided: bool,
+    /// Whether any rule beyond the plain model's brackets is in use (two-sided assets, fee
+    /// reserves, size-scaled rates, entry-basis maintenance, Drift's uPnL rule and scaled
+    /// initial weight): the kernel's instantiation.
+    pub venue_rules: bool,
 }
 
 /// Per-asset constants of the margin kernel, side by side.
@@ -129,6 +177,10 @@ pub struct AssetHot {
     /// Whether the initial weight is scaled by the venue's deposits (`scale_initial_weight_start`
     /// > 0; the values are read from the asset table only then, keeping this record small).
     pub scaled_initial: bool,
+    /// bid / price and ask / price (1, 1 without two-sided valuation): a price override
+    /// moves the bid and the ask with it.
+    pub side_factor: [f64; 2],
+    pub two_sided: bool,
 }
 
 /// Per-market constants of the margin kernel, side by side.
@@ -146,6 +198,15 @@ pub struct MarketHot {
     /// Whether a profit's initial weight has the uPnL size discount or cap (the values are
     /// read from the market table only then, keeping this record small).
     pub upnl_rule: bool,
+    /// Requirement shape per mode, the size slope of a `SizeScaled` mode.
+    pub shape: PerMode<Shape>,
+    pub rate_slope: PerMode<f64>,
+    /// Whether any mode is `SizeScaled` (the kernel's one extra branch).
+    pub scaled: bool,
+    /// Maintenance valued at the entry price instead of the mark.
+    pub entry_basis: bool,
+    /// Closing-fee rate reserved at the bankruptcy price (0: none).
+    pub liquidation_fee: f64,
 }
 
 impl MarketHot {
@@ -186,6 +247,7 @@ impl Universe {
             scale_initial_weight_start: vec![],
             total_deposits: vec![],
             haircuts: HaircutTable::default(),
+            side_factor: vec![],
         };
         for (i, a) in assets.iter().enumerate() {
             let f = format!("assets[{}]", a.symbol);
@@ -211,6 +273,7 @@ impl Universe {
             initial_is_stricter(&f, "weight", a.weight, false)?;
             initial_is_stricter(&f, "liability_weight", a.liability_weight, true)?;
             at.haircuts.push(&a.haircut_tiers, &f)?;
+            at.side_factor.push(check_bid_ask(a, &f)?);
             at.symbol.push(a.symbol.clone());
             at.price.push(a.price);
             for m in 0..2 {
@@ -236,6 +299,7 @@ impl Universe {
             upnl_cap_initial: vec![],
             brackets: BracketTable::new(),
             option: vec![],
+            rules: vec![],
         };
         let mut market_index: HashMap<&str, usize> = HashMap::new();
         let mut underlyings: Vec<String> = vec![];
@@ -289,11 +353,12 @@ impl Universe {
                     format!("{} must be ≥ 0 (inf = no cap)", m.upnl_cap_initial),
                 ));
             }
+            check_rules(m, &f)?;
             if m.kind == MarketKind::Option && m.brackets.is_empty() {
                 // Options are margined by their own rule; an empty bracket keeps the table aligned.
                 mt.brackets.push(&[Bracket { bound: f64::INFINITY, imr: 0.0, mmr: 0.0 }], &f)?;
             } else {
-                mt.brackets.push(&m.brackets, &f)?;
+                mt.brackets.push_shaped(&m.brackets, m.rules.shape, &f)?;
             }
             let u = match underlyings.iter().position(|x| x == &m.underlying) {
                 Some(u) => u,
@@ -315,6 +380,7 @@ impl Universe {
             mt.upnl_imf_factor.push(m.upnl_imf_factor);
             mt.upnl_cap_initial.push(m.upnl_cap_initial);
             mt.option.push(option);
+            mt.rules.push(m.rules);
         }
         let sources: Vec<UnderlyingSource> = underlyings
             .iter()
@@ -334,6 +400,9 @@ impl Universe {
             underlying_source: sources.iter().map(|&s| (s, 1.0)).collect(),
             asset_hot: vec![],
             market_hot: vec![],
+            has_fee_reserve: false,
+            two_sided: false,
+            venue_rules: false,
         };
         out.asset_hot = (0..out.n_assets())
             .map(|i| {
@@ -344,6 +413,8 @@ impl Universe {
                     imf_factor: a.imf_factor[i],
                     has_tiers: a.haircuts.has_tiers(i),
                     scaled_initial: a.scale_initial_weight_start[i] > 0.0,
+                    side_factor: a.side_factor[i],
+                    two_sided: a.side_factor[i] != [1.0, 1.0],
                 }
             })
             .collect();
@@ -359,9 +430,20 @@ impl Universe {
                     tiers: (lo as u32, hi as u32),
                     settle: m.settle[k],
                     upnl_rule: m.upnl_imf_factor[k] > 0.0 || m.upnl_cap_initial[k] != f64::INFINITY,
+                    shape: m.rules[k].shape,
+                    rate_slope: m.rules[k].rate_slope,
+                    scaled: m.rules[k].shape.contains(&Shape::SizeScaled),
+                    entry_basis: m.rules[k].maint_basis == Basis::Entry,
+                    liquidation_fee: m.rules[k].liquidation_fee,
                 }
             })
             .collect();
+        out.has_fee_reserve = out.market_hot.iter().any(|h| h.liquidation_fee > 0.0);
+        out.two_sided = out.asset_hot.iter().any(|a| a.two_sided);
+        out.venue_rules = out.two_sided
+            || out.has_fee_reserve
+            || out.market_hot.iter().any(|h| h.scaled || h.entry_basis || h.upnl_rule)
+            || out.asset_hot.iter().any(|a| a.scaled_initial);
         out.underlying_price =
             (0..sources.len()).map(|u| out.source_price(u, &out.assets.price, &out.markets.mark)).collect();
         out.check_underlying_prices()?;
@@ -444,6 +526,73 @@ impl Universe {
     }
 }
 
+/// A market's venue rules are in range and apply to its kind: shapes, slopes, a valuation
+/// basis and a fee reserve are rules of perps and futures (an option has its own margin).
+fn check_rules(m: &MarketSpec, f: &str) -> Result<()> {
+    let r = &m.rules;
+    let names = ["im_shape", "mm_shape"];
+    let slopes = ["rate_slope_initial", "rate_slope_maint"];
+    if m.kind == MarketKind::Option {
+        let plain = MarketRules::default();
+        if let Some(i) = (0..2).find(|&i| r.shape[i] != Shape::Continuous) {
+            return Err(CoreError::config(
+                format!("{f}.{}", names[i]),
+                format!("'{}' applies to perps and futures; an option is margined by its own rule", r.shape[i].name()),
+            ));
+        }
+        if r.maint_basis != plain.maint_basis {
+            return Err(CoreError::config(format!("{f}.maint_basis"), "applies to perps and futures, not options"));
+        }
+        if r.liquidation_fee != 0.0 {
+            return Err(CoreError::config(format!("{f}.liquidation_fee"), "applies to perps and futures, not options"));
+        }
+    }
+    for i in 0..2 {
+        check_weight(format!("{f}.{}", slopes[i]), r.rate_slope[i], 0.0, MAX_FACTOR)?;
+        if r.rate_slope[i] != 0.0 && r.shape[i] != Shape::SizeScaled {
+            return Err(CoreError::config(
+                format!("{f}.{}", slopes[i]),
+                format!(
+                    "{} is a slope of the size_scaled shape; {} is '{}'",
+                    r.rate_slope[i],
+                    names[i],
+                    r.shape[i].name()
+                ),
+            ));
+        }
+    }
+    if !r.liquidation_fee.is_finite() || !(0.0..1.0).contains(&r.liquidation_fee) {
+        return Err(CoreError::config(
+            format!("{f}.liquidation_fee"),
+            format!("{} must be in [0, 1)", r.liquidation_fee),
+        ));
+    }
+    Ok(())
+}
+
+/// An asset's bid and ask: finite, ≥ 0, bid ≤ ask, and a price > 0 to scale them by.
+/// Returns (bid / price, ask / price).
+fn check_bid_ask(a: &AssetSpec, f: &str) -> Result<[f64; 2]> {
+    let Some((bid, ask)) = a.bid_ask else {
+        return Ok([1.0, 1.0]);
+    };
+    for (name, x) in [("bid", bid), ("ask", ask)] {
+        if !x.is_finite() || !(0.0..=MAX_PRICE).contains(&x) {
+            return Err(CoreError::config(format!("{f}.{name}"), format!("{x} must be finite in [0, {MAX_PRICE:e}]")));
+        }
+    }
+    if bid > ask {
+        return Err(CoreError::config(format!("{f}.bid"), format!("{bid} is above the ask {ask}")));
+    }
+    if a.price <= 0.0 {
+        return Err(CoreError::config(
+            format!("{f}.price"),
+            format!("{} must be > 0 with a bid and an ask (they move with it)", a.price),
+        ));
+    }
+    Ok([bid / a.price, ask / a.price])
+}
+
 /// Option terms are present exactly on option markets and within range.
 fn check_option(m: &MarketSpec, f: &str) -> Result<OptionSpec> {
     let zero = OptionSpec {
@@ -523,6 +672,7 @@ pub(crate) mod fixtures {
             imf_factor: 0.0,
             scale_initial_weight_start: 0.0,
             total_deposits: 0.0,
+            bid_ask: None,
         }
     }
 
@@ -541,6 +691,7 @@ pub(crate) mod fixtures {
             upnl_imf_factor: 0.0,
             upnl_cap_initial: f64::INFINITY,
             option: None,
+            rules: MarketRules::default(),
         }
     }
 
@@ -602,6 +753,28 @@ mod tests {
         let m = perp("BTCUSDT", "USDC", "BTC", 1.0, &[(f64::INFINITY, 0.1, 0.05)]);
         let e = Universe::new(&[asset("USDT", 1.0)], &[m]).unwrap_err();
         assert_eq!(e.to_string(), "markets[BTCUSDT].settle: unknown asset 'USDC'");
+    }
+
+    #[test]
+    fn rules_that_cannot_apply_name_their_field() {
+        let usdt = || asset("USDT", 1.0);
+        let mut o = option("C", "USDT", "BTC", true, 50_000.0, 100.0);
+        o.rules.shape[0] = Shape::Step;
+        let btc = perp("BTCUSDT", "USDT", "BTC", 50_000.0, &[(f64::INFINITY, 0.1, 0.05)]);
+        let e = Universe::new(&[usdt()], &[btc.clone(), o]).unwrap_err();
+        assert!(e.to_string().starts_with("markets[C].im_shape: 'step' applies to perps"), "{e}");
+        let mut m = btc.clone();
+        m.rules.rate_slope[1] = 0.001;
+        let e = Universe::new(&[usdt()], &[m]).unwrap_err();
+        assert!(e.to_string().starts_with("markets[BTCUSDT].rate_slope_maint"), "{e}");
+        let mut m = btc;
+        m.rules.liquidation_fee = 1.5;
+        let e = Universe::new(&[usdt()], &[m]).unwrap_err();
+        assert!(e.to_string().starts_with("markets[BTCUSDT].liquidation_fee"), "{e}");
+        let mut a = usdt();
+        a.bid_ask = Some((1.01, 0.99));
+        let e = Universe::new(&[a], &[]).unwrap_err();
+        assert_eq!(e.to_string(), "assets[USDT].bid: 1.01 is above the ask 0.99");
     }
 
     #[test]

@@ -20,6 +20,7 @@ fn asset(s: &str, p: f64, w: [f64; 2], l: [f64; 2], imf: f64) -> AssetSpec {
         imf_factor: imf,
         scale_initial_weight_start: 0.0,
         total_deposits: 0.0,
+        bid_ask: None,
     }
 }
 
@@ -38,6 +39,7 @@ fn perp(s: &str, u: &str, mark: f64, upnl_imf: f64) -> MarketSpec {
         upnl_imf_factor: upnl_imf,
         upnl_cap_initial: 100.0,
         option: None,
+        rules: Default::default(),
     }
 }
 

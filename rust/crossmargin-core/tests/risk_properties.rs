@@ -19,6 +19,7 @@ fn universe() -> Universe {
         imf_factor: 0.0,
         scale_initial_weight_start: 0.0,
         total_deposits: 0.0,
+        bid_ask: None,
     };
     let market = |s: &str, settle: &str, inverse: bool, cs: f64| MarketSpec {
         symbol: s.into(),
@@ -38,6 +39,7 @@ fn universe() -> Universe {
         upnl_imf_factor: 0.0,
         upnl_cap_initial: f64::INFINITY,
         option: None,
+        rules: Default::default(),
     };
     Universe::new(
         &[asset("USDT", 1.0, 1.0), asset("BTC", 50_000.0, 0.9)],

@@ -6,6 +6,7 @@ use crossmargin_core::cascade::impact::Liquidity;
 use crossmargin_core::cascade::ledger::to_units;
 use crossmargin_core::cascade::policy::Slicing;
 use crossmargin_core::cascade::state::State;
+use crossmargin_core::cascade::step::DriverOutput;
 use crossmargin_core::cascade::{run, CascadeConfig, Events, Rounds};
 use crossmargin_core::{CoreError, Universe};
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray2};
@@ -56,6 +57,24 @@ pub(crate) fn events_into(py: Python<'_>, d: &Bound<'_, PyDict>, e: Events) -> P
     d.set_item("bad_debt_usd", e.bad_debt_usd.into_pyarray(py))?;
     d.set_item("kind", e.kind.into_pyarray(py))?;
     Ok(())
+}
+
+/// What a cascade's driver recorded: the event log, the round table, the pools (minor units),
+/// the final prices, bad debt and fees, the truncated steps.
+pub(crate) fn outcome_dict<'py>(py: Python<'py>, out: DriverOutput) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let events = PyDict::new(py);
+    events_into(py, &events, out.events)?;
+    d.set_item("events", events)?;
+    d.set_item("rounds", rounds_dict(py, out.rounds, out.final_marks.len())?)?;
+    d.set_item("insurance_minor", out.pools.insurance)?;
+    d.set_item("external_minor", out.pools.external)?;
+    d.set_item("final_asset_prices", out.final_asset_prices.into_pyarray(py))?;
+    d.set_item("final_marks", out.final_marks.into_pyarray(py))?;
+    d.set_item("bad_debt_usd", out.bad_debt_usd)?;
+    d.set_item("fees_usd", out.fees_usd)?;
+    d.set_item("truncated_steps", out.truncated_steps)?;
+    Ok(d)
 }
 
 /// The round table as a dict (marks as a rounds × markets array).
@@ -185,23 +204,12 @@ pub fn run_cascade<'py>(
     let remap = b.remap();
     let out = detached(py, || e.install(|| run(u, b.grouped(), remap.asset, remap.market, &cfg)))?;
 
-    let d = PyDict::new(py);
-    let events = PyDict::new(py);
-    events_into(py, &events, out.events)?;
-    d.set_item("events", events)?;
-    d.set_item("rounds", rounds_dict(py, out.rounds, u.n_markets())?)?;
+    let d = outcome_dict(py, out.outcome)?;
     let (balances, positions) = book_dicts(py, &out.state)?;
     d.set_item("balances", balances)?;
     d.set_item("positions", positions)?;
     d.set_item("totals_before", out.totals_before)?;
     d.set_item("totals_after", out.totals_after)?;
-    d.set_item("insurance_minor", out.pools.insurance)?;
-    d.set_item("external_minor", out.pools.external)?;
-    d.set_item("final_asset_prices", out.final_asset_prices.into_pyarray(py))?;
-    d.set_item("final_marks", out.final_marks.into_pyarray(py))?;
-    d.set_item("bad_debt_usd", out.bad_debt_usd)?;
-    d.set_item("fees_usd", out.fees_usd)?;
-    d.set_item("truncated_steps", out.truncated_steps)?;
     Ok(d)
 }
 

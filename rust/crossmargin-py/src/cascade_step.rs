@@ -17,7 +17,7 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::args::PricesIn;
 use crate::book::PyBookView;
-use crate::cascade::{book_dicts, events_into, rounds_dict, RulesIn};
+use crate::cascade::{book_dicts, events_into, outcome_dict, RulesIn};
 use crate::errors::{detached, to_pyerr};
 use crate::universe::PyUniverse;
 
@@ -146,17 +146,19 @@ impl PyShard {
         Ok(d)
     }
 
-    /// This shard's deleveraging counterparties on `market` (holders of `side`).
+    /// This shard's deleveraging counterparties on `market` (holders of `side`), as far as a
+    /// deficit of `cover` USD reaches (`CascadeDriver.deficit()`).
     fn counterparties<'py>(
         &self,
         py: Python<'py>,
         prices: PricesIn<'py>,
         market: u32,
         side: f64,
+        cover: f64,
     ) -> PyResult<Bound<'py, PyDict>> {
         let p = prices.slices()?;
         let (u, shard) = (&self.universe.get().inner, &self.inner);
-        let c = detached(py, || shard.counterparties(u, p.asset, p.mark, market, side))?;
+        let c = detached(py, || shard.counterparties(u, p.asset, p.mark, market, side, cover))?;
         let d = PyDict::new(py);
         d.set_item("account", c.account.into_pyarray(py))?;
         d.set_item("local_account", c.local_account.into_pyarray(py))?;
@@ -279,8 +281,23 @@ impl PyDriver {
         Ok((p.insurance.clone(), p.external.clone()))
     }
 
-    /// The next deficit to cover: (market, side of the counterparties), or None.
-    fn deficit(&mut self) -> PyResult<Option<(u32, f64)>> {
+    /// Refuses to start when, for some asset, Σ |balances + isolated margins| over the shards
+    /// (each shard's `gross_holdings()`) + |insurance fund| exceeds the ledger's range.
+    fn check_capacity(&mut self, py: Python<'_>, gross: Vec<Vec<i128>>) -> PyResult<()> {
+        let driver = self.driver()?;
+        detached(py, || driver.check_capacity(&gross))
+    }
+
+    /// Σ of every holder per asset now, minor units: the shards' `holdings()`, the insurance
+    /// fund and the external counterparty.
+    fn totals(&mut self, py: Python<'_>, holdings: Vec<Vec<i128>>) -> PyResult<Vec<i128>> {
+        let driver = self.driver()?;
+        detached(py, || driver.totals(&holdings))
+    }
+
+    /// The next deficit to cover: (market, side of the counterparties, how far their ranking
+    /// must reach in USD), or None.
+    fn deficit(&mut self) -> PyResult<Option<(u32, f64, f64)>> {
         Ok(self.driver()?.deficit())
     }
 
@@ -332,19 +349,7 @@ impl PyDriver {
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out =
             self.inner.take().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("finished twice"))?.finish();
-        let d = PyDict::new(py);
-        let events = PyDict::new(py);
-        events_into(py, &events, out.events)?;
-        d.set_item("events", events)?;
-        d.set_item("rounds", rounds_dict(py, out.rounds, out.final_marks.len())?)?;
-        d.set_item("insurance_minor", out.pools.insurance)?;
-        d.set_item("external_minor", out.pools.external)?;
-        d.set_item("final_asset_prices", out.final_asset_prices.into_pyarray(py))?;
-        d.set_item("final_marks", out.final_marks.into_pyarray(py))?;
-        d.set_item("bad_debt_usd", out.bad_debt_usd)?;
-        d.set_item("fees_usd", out.fees_usd)?;
-        d.set_item("truncated_steps", out.truncated_steps)?;
-        Ok(d)
+        outcome_dict(py, out)
     }
 }
 

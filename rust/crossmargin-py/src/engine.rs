@@ -18,8 +18,9 @@ use crate::cascade_step::{PyDriver, PyShard};
 use crate::errors::{detached, to_pyerr};
 use crate::portfolio::PyPortfolio;
 use crate::solvency::PyTree;
+use crate::span::PySpan;
 use crate::universe::PyUniverse;
-use crate::{cascade, cascade_step, explain, funding, portfolio, risk, solvency};
+use crate::{cascade, cascade_step, explain, funding, portfolio, risk, solvency, span};
 
 /// Columns by name, as returned to Python.
 type Columns<'py> = PyResult<Bound<'py, PyDict>>;
@@ -99,6 +100,20 @@ impl PyEngine {
         model: &str,
     ) -> Columns<'py> {
         portfolio::evaluate(py, self, book.get(), &prices, portfolio.get(), model)
+    }
+
+    /// SPAN margin of every account (the `evaluate` columns) and, with `detail`, the
+    /// per-commodity rows (`commodity_*` keys).
+    #[pyo3(signature = (book, prices, span, *, detail))]
+    fn evaluate_span<'py>(
+        &self,
+        py: Python<'py>,
+        book: &Bound<'py, PyBookView>,
+        prices: PricesIn<'py>,
+        span: &Bound<'py, PySpan>,
+        detail: bool,
+    ) -> Columns<'py> {
+        span::evaluate(py, self, book.get(), &prices, span.get(), detail)
     }
 
     /// Greeks per account × underlying.

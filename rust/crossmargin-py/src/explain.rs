@@ -37,6 +37,7 @@ pub fn explain<'py>(
     margin.set_item("liquidatable", m.liquidatable())?;
     margin.set_item("bankrupt", m.bankrupt())?;
     margin.set_item("isolated_liquidatable", m.isolated_liquidatable)?;
+    margin.set_item("fee_reserve", m.fee_reserve)?;
 
     let bal = PyDict::new(py);
     let bl = &ex.balances;

@@ -21,6 +21,7 @@ mod funding;
 mod portfolio;
 mod risk;
 mod solvency;
+mod span;
 mod universe;
 
 /// The module's constants: one home (crossmargin-core, or this crate for names it parses).
@@ -51,6 +52,8 @@ fn add_constants(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EVENT_KINDS", PyTuple::new(py, EventKind::NAMES)?)?;
     let kinds = universe::MARKET_KINDS.map(universe::kind_name);
     m.add("MARKET_KINDS", PyTuple::new(py, kinds)?)?;
+    m.add("REQUIREMENT_SHAPES", PyTuple::new(py, universe::shape_names())?)?;
+    m.add("VALUATION_BASES", PyTuple::new(py, universe::basis_names())?)?;
     m.add("DELEVERAGE", PyTuple::new(py, cascade::DELEVERAGE.map(|(name, _)| name))?)?;
     m.add("LIQ_MOVES", PyTuple::new(py, risk::LIQ_MOVES.map(|(name, _)| name))?)?;
     m.add("PORTFOLIO_MODELS", PyTuple::new(py, portfolio::MODEL_NAMES)?)?;
@@ -66,9 +69,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<book::PyBookView>()?;
     m.add_class::<engine::PyEngine>()?;
     m.add_class::<portfolio::PyPortfolio>()?;
+    m.add_class::<span::PySpan>()?;
     m.add_class::<solvency::PyTree>()?;
     cascade_step::register(m)?;
     m.add_function(wrap_pyfunction!(portfolio::black76_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(portfolio::bsm_columns, m)?)?;
     m.add_function(wrap_pyfunction!(funding::funding_rates, m)?)?;
     m.add_function(wrap_pyfunction!(solvency::verify_inclusion, m)?)?;
     m.add_function(wrap_pyfunction!(solvency::leaf_nonce, m)?)?;

@@ -3,7 +3,7 @@
 //! evaluation and greeks.
 
 use crossmargin_core::portfolio::{self, Model, PortfolioContext};
-use crossmargin_core::{black76, CoreError, PortfolioParams, Scenario, UnderlyingParams};
+use crossmargin_core::{black76, bsm, CoreError, PortfolioParams, Scenario, UnderlyingParams};
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -22,6 +22,8 @@ pub const MODEL_NAMES: [&str; 3] = ["portfolio", "delta", "hybrid"];
 struct UnderlyingIn {
     scenarios: Vec<(f64, f64, f64)>,
     short_option_min: f64,
+    option_contingency: f64,
+    futures_offset: f64,
     delta_rate: f64,
     vol_power: f64,
     vol_relative: bool,
@@ -32,6 +34,8 @@ impl From<UnderlyingIn> for UnderlyingParams {
         UnderlyingParams {
             scenarios: p.scenarios.into_iter().map(|(price, vol, weight)| Scenario { price, vol, weight }).collect(),
             short_option_min: p.short_option_min,
+            option_contingency: p.option_contingency,
+            futures_offset: p.futures_offset,
             delta_rate: p.delta_rate,
             vol_power: p.vol_power,
             vol_relative: p.vol_relative,
@@ -111,6 +115,69 @@ pub fn black76_columns<'py>(
     Ok(d)
 }
 
+/// The columns of [`bsm_columns`], in order.
+pub const BSM_COLUMNS: [&str; 10] =
+    ["price", "delta", "gamma", "vega", "theta", "rho", "carry_rho", "delta_forward", "gamma_forward", "rho_forward"];
+
+/// The inputs of [`bsm_columns`], one tuple of equal-length arrays: spot, strike, years,
+/// vol, rate, carry, call.
+#[derive(FromPyObject)]
+pub struct BsmIn<'py>(
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, bool>,
+);
+
+/// Generalised Black-Scholes-Merton over equal-length arrays: a dict of [`BSM_COLUMNS`].
+#[pyfunction]
+pub fn bsm_columns<'py>(py: Python<'py>, inputs: BsmIn<'py>) -> PyResult<Bound<'py, PyDict>> {
+    let BsmIn(spot, strike, years, vol, rate, carry, call) = &inputs;
+    let (s, k, t, v, r, b, c) = (
+        spot.as_slice()?,
+        strike.as_slice()?,
+        years.as_slice()?,
+        vol.as_slice()?,
+        rate.as_slice()?,
+        carry.as_slice()?,
+        call.as_slice()?,
+    );
+    let n = s.len();
+    if [k.len(), t.len(), v.len(), r.len(), b.len(), c.len()].iter().any(|&m| m != n) {
+        return Err(pyo3::exceptions::PyValueError::new_err("bsm: inputs must have equal lengths"));
+    }
+    let out = detached(py, || {
+        let mut cols: Vec<Vec<f64>> = vec![vec![0.0; n]; BSM_COLUMNS.len()];
+        for i in 0..n {
+            let g = bsm(s[i], k[i], t[i], v[i], r[i], b[i], c[i]);
+            let row = [
+                g.price,
+                g.delta,
+                g.gamma,
+                g.vega,
+                g.theta,
+                g.rho,
+                g.carry_rho,
+                g.delta_forward,
+                g.gamma_forward,
+                g.rho_forward,
+            ];
+            for (col, x) in cols.iter_mut().zip(row) {
+                col[i] = x;
+            }
+        }
+        Ok::<_, CoreError>(cols)
+    })?;
+    let d = PyDict::new(py);
+    for (name, col) in BSM_COLUMNS.into_iter().zip(out) {
+        d.set_item(name, col.into_pyarray(py))?;
+    }
+    Ok(d)
+}
+
 /// Portfolio, delta or hybrid evaluation of every account: the MarginResult columns.
 pub fn evaluate<'py>(
     py: Python<'py>,
@@ -149,6 +216,7 @@ pub fn greeks<'py>(
     out.set_item("gamma", cols.gamma.into_pyarray(py))?;
     out.set_item("vega", cols.vega.into_pyarray(py))?;
     out.set_item("theta", cols.theta.into_pyarray(py))?;
+    out.set_item("rho", cols.rho.into_pyarray(py))?;
     Ok(out)
 }
 

@@ -37,6 +37,7 @@ pub fn liquidation_prices<'py>(
     out.set_item("market", cols.market.into_pyarray(py))?;
     out.set_item("row", cols.row.into_pyarray(py))?;
     out.set_item("liq_price", cols.liq_price.into_pyarray(py))?;
+    out.set_item("bankruptcy_price", cols.bankruptcy_price.into_pyarray(py))?;
     Ok(out)
 }
 

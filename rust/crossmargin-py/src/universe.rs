@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 
-use crossmargin_core::brackets::Bracket;
+use crossmargin_core::brackets::{Bracket, Shape};
 use crossmargin_core::fixed::{BorrowRounding, FixedSpec, FixedUniverse};
-use crossmargin_core::{AssetSpec, CoreError, MarketKind, MarketSpec, OptionSpec, Universe};
+use crossmargin_core::{AssetSpec, Basis, CoreError, MarketKind, MarketRules, MarketSpec, OptionSpec, Universe};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -40,10 +40,15 @@ struct AssetIn {
     imf_factor: f64,
     scale_initial_weight_start: f64,
     total_deposits: f64,
+    bid: Option<f64>,
+    ask: Option<f64>,
 }
 
 impl From<AssetIn> for AssetSpec {
     fn from(a: AssetIn) -> Self {
+        // One side given: the other is the price.
+        let bid_ask =
+            (a.bid.is_some() || a.ask.is_some()).then(|| (a.bid.unwrap_or(a.price), a.ask.unwrap_or(a.price)));
         AssetSpec {
             symbol: a.symbol,
             price: a.price,
@@ -53,8 +58,28 @@ impl From<AssetIn> for AssetSpec {
             imf_factor: a.imf_factor,
             scale_initial_weight_start: a.scale_initial_weight_start,
             total_deposits: a.total_deposits,
+            bid_ask,
         }
     }
+}
+
+/// The requirement shapes by name (exported as `_core.REQUIREMENT_SHAPES`).
+pub fn shape_names() -> Vec<&'static str> {
+    Shape::NAMES.iter().map(|(n, _)| *n).collect()
+}
+
+/// The valuation bases by name (exported as `_core.VALUATION_BASES`).
+pub fn basis_names() -> Vec<&'static str> {
+    Basis::NAMES.iter().map(|(n, _)| *n).collect()
+}
+
+fn parse_named<T>(
+    value: &str,
+    field: String,
+    parse: impl Fn(&str) -> Option<T>,
+    names: &[&str],
+) -> Result<T, CoreError> {
+    parse(value).ok_or_else(|| CoreError::config(field, format!("'{value}' is not one of {}", names.join(", "))))
 }
 
 /// A market, read by attribute (`crossmargin.universe.Market`); its mark and an option's
@@ -80,6 +105,12 @@ struct MarketIn {
     im_base: f64,
     im_min: f64,
     mm_base: f64,
+    im_shape: String,
+    mm_shape: String,
+    rate_slope_initial: f64,
+    rate_slope_maint: f64,
+    maint_basis: String,
+    liquidation_fee: f64,
 }
 
 impl MarketIn {
@@ -91,6 +122,19 @@ impl MarketIn {
                 format!("'{}' is not one of {}", self.kind, names.join(", ")),
             )
         })?;
+        let f = format!("markets[{}]", self.symbol);
+        let shapes = shape_names();
+        let shape = [
+            parse_named(&self.im_shape, format!("{f}.im_shape"), Shape::parse, &shapes)?,
+            parse_named(&self.mm_shape, format!("{f}.mm_shape"), Shape::parse, &shapes)?,
+        ];
+        let maint_basis = parse_named(&self.maint_basis, format!("{f}.maint_basis"), Basis::parse, &basis_names())?;
+        let rules = MarketRules {
+            shape,
+            rate_slope: [self.rate_slope_initial, self.rate_slope_maint],
+            maint_basis,
+            liquidation_fee: self.liquidation_fee,
+        };
         // Missing option terms become NaN: the core names the field.
         let option = (kind == MarketKind::Option).then(|| OptionSpec {
             call: self.option_type.as_deref() == Some("call"),
@@ -116,6 +160,7 @@ impl MarketIn {
             upnl_imf_factor: self.upnl_imf_factor,
             upnl_cap_initial: self.upnl_cap_initial,
             option,
+            rules,
         })
     }
 }

@@ -16,7 +16,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crossmargin_core::brackets::Bracket;
+use crossmargin_core::brackets::{Bracket, Shape};
 use crossmargin_core::cascade::adl::Deleverage;
 use crossmargin_core::cascade::impact::Liquidity;
 use crossmargin_core::cascade::policy::Slicing;
@@ -25,8 +25,8 @@ use crossmargin_core::efficiency::capital_efficiency;
 use crossmargin_core::liqprice::{liquidation_prices, LiqMove};
 use crossmargin_core::stress::{stress, ScenarioPrices};
 use crossmargin_core::{
-    evaluate, group, AssetSpec, BalanceInput, CoreError, GroupedBook, MarginContext, MarketKind, MarketSpec,
-    OptionSpec, PositionInput, Prices, Remap, Table, Universe,
+    evaluate, group, AssetSpec, BalanceInput, Basis, CoreError, GroupedBook, MarginContext, MarketKind, MarketRules,
+    MarketSpec, OptionSpec, PositionInput, Prices, Remap, Table, Universe,
 };
 
 /// How many cases got past validation into the kernels: evaluate, cascade run, cascade Ok.
@@ -271,7 +271,16 @@ fn decode_universe(b: &mut Bytes<'_>) -> Result<Universe, CoreError> {
             imf_factor: if b.u8() < 200 { 0.0 } else { b.rate() / 100.0 },
             scale_initial_weight_start: 0.0,
             total_deposits: 0.0,
+            // Two-sided valuation on some assets; now and then a bid above the ask (rejected).
+            bid_ask: (b.u8() >= 220).then(|| {
+                let spread = b.rate() / 10.0;
+                (1.0 - spread, 1.0 + spread * if b.u8() < 10 { -2.0 } else { 1.0 })
+            }),
         });
+        if let Some((bid, ask)) = assets[i].bid_ask {
+            let p = assets[i].price;
+            assets[i].bid_ask = Some((bid * p, ask * p));
+        }
     }
     let n_markets = b.below(4);
     let mut markets = Vec::with_capacity(n_markets);
@@ -302,6 +311,16 @@ fn decode_universe(b: &mut Bytes<'_>) -> Result<Universe, CoreError> {
             im_min: OptionSpec::DERIBIT_IM_MIN,
             mm_base: OptionSpec::DERIBIT_MM_BASE,
         });
+        // Venue rules: requirement shapes, a size slope, the entry basis, a fee reserve (now
+        // and then on an option or with several brackets, which the universe rejects).
+        let shapes = [Shape::Continuous, Shape::Step, Shape::SizeScaled];
+        let shape = [shapes[b.below(3)], shapes[b.below(3)]];
+        let rules = MarketRules {
+            shape: if b.u8() < 150 { [Shape::Continuous; 2] } else { shape },
+            rate_slope: [0, 1].map(|m| if shape[m] == Shape::SizeScaled { b.rate() / 1_000.0 } else { 0.0 }),
+            maint_basis: if b.u8() < 60 { Basis::Entry } else { Basis::Mark },
+            liquidation_fee: if b.u8() < 60 { b.rate() / 100.0 } else { 0.0 },
+        };
         markets.push(MarketSpec {
             symbol: format!("M{k}"),
             kind,
@@ -317,6 +336,7 @@ fn decode_universe(b: &mut Bytes<'_>) -> Result<Universe, CoreError> {
             upnl_imf_factor: 0.0,
             upnl_cap_initial: f64::INFINITY,
             option,
+            rules,
         });
     }
     Universe::new(&assets, &markets)
@@ -476,9 +496,9 @@ pub fn fuzz_cascade(data: &[u8]) {
         REACHED[2].fetch_add(1, Ordering::Relaxed);
         assert_eq!(out.totals_before, out.totals_after, "the cascade's ledger conserves");
         let steps = cfg.step_marks.len();
-        assert!(out.rounds.round.len() <= cfg.max_rounds * steps, "at most max_rounds rounds a step");
+        assert!(out.outcome.rounds.round.len() <= cfg.max_rounds * steps, "at most max_rounds rounds a step");
         for s in 0..steps as u32 {
-            let in_step = out.rounds.step.iter().filter(|&&x| x == s).count();
+            let in_step = out.outcome.rounds.step.iter().filter(|&&x| x == s).count();
             assert!(in_step <= cfg.max_rounds, "step {s}: at most max_rounds rounds");
         }
     }

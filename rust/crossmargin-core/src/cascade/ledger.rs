@@ -8,7 +8,7 @@
 //! book's balances and isolated margins (|x| ≤ 1e28 units, [`crate::book::group`]), the
 //! insurance fund (the same bound, `cascade::check`), every position's value at its entry and
 //! along the path (1e26, `cascade::check_position_sizes`), and Σ |holdings| per asset
-//! ([`MAX_TOTAL_MINOR`], [`over_capacity`]). The columns hold bare `i128` (the bindings and
+//! ([`MAX_TOTAL_MINOR`], `step::Driver::check_capacity`). The columns hold bare `i128` (the bindings and
 //! the sharded messages carry them as integers).
 
 use crate::money::{Minor, MAX_MINOR};
@@ -62,29 +62,6 @@ pub fn totals(n_assets: usize, bal_asset: &[u32], bal_minor: &[i128], iso: &[(u3
 /// cannot overflow the ledger.
 pub const MAX_TOTAL_MINOR: i128 = MAX_MINOR;
 
-/// The first asset whose Σ |holdings| over every holder exceeds [`MAX_TOTAL_MINOR`].
-pub fn over_capacity(
-    n_assets: usize,
-    bal_asset: &[u32],
-    bal_minor: &[i128],
-    iso: &[(u32, i128)],
-    pools: &Pools,
-) -> Option<usize> {
-    let mut t = vec![0i128; n_assets];
-    let holdings = bal_asset.iter().copied().zip(bal_minor.iter().copied()).chain(iso.iter().copied());
-    let pooled = pools
-        .insurance
-        .iter()
-        .zip(&pools.external)
-        .enumerate()
-        .flat_map(|(a, (&i, &e))| [(a as u32, i), (a as u32, e)]);
-    for (a, m) in holdings.chain(pooled) {
-        let slot = &mut t[a as usize];
-        *slot = slot.saturating_add(m.saturating_abs());
-    }
-    t.iter().position(|&x| x > MAX_TOTAL_MINOR)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,12 +72,5 @@ mod tests {
         assert_eq!(to_minor(-0.000_000_035), -4);
         assert_eq!(to_minor(0.1) + to_minor(0.2), to_minor(0.3));
         assert_eq!(to_units(150_000_000), 1.5);
-    }
-
-    #[test]
-    fn holdings_beyond_the_ledgers_range_are_found() {
-        let pools = Pools::new(vec![0, to_minor(2e28)]);
-        assert_eq!(over_capacity(2, &[0, 1], &[5, 1], &[], &pools), Some(1));
-        assert_eq!(over_capacity(2, &[0], &[-MAX_TOTAL_MINOR], &[(0, 0)], &Pools::new(vec![0, 0])), None);
     }
 }

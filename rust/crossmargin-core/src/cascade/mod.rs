@@ -1,10 +1,14 @@
-//! Liquidation cascades (docs/MODEL.md "Liquidation cascades"): a shock moves prices, accounts fall below maintenance,
-//! their liquidation flow fills against thin liquidity and pushes the marks further, which
-//! drags the next accounts under. Round mode: evaluate everyone at the round's marks (in
-//! parallel), order the liquidatable by priority, aggregate their orders per market, fill each
-//! market's net flow once, settle fills in priority order, cover bad debt (insurance fund, then
-//! ADL or socialised loss), move the marks, repeat. Event mode is round mode with one account
-//! per round. Every amount of money moves through the integer ledger ([`ledger`]).
+//! Liquidation cascades (docs/MODEL.md "Liquidation cascades"): a shock moves prices, accounts
+//! fall below maintenance, their liquidation flow fills against thin liquidity and pushes the
+//! marks further, which drags the next accounts under. Round mode: evaluate everyone at the
+//! round's marks (in parallel), order the liquidatable by priority, aggregate their orders per
+//! market, fill each market's net flow once, settle fills in priority order, cover bad debt
+//! (insurance fund, then ADL or socialised loss), move the marks, repeat. Event mode is round
+//! mode with one account per round. Every amount of money moves through the integer ledger
+//! ([`ledger`]).
+//!
+//! The round has one implementation, the shard/driver protocol of [`step`]; [`run`] is that
+//! protocol with the whole book as one shard.
 
 pub mod adl;
 pub mod impact;
@@ -13,18 +17,14 @@ pub mod policy;
 pub mod state;
 pub mod step;
 
-use rayon::prelude::*;
-
 use crate::book::GroupedBook;
 use crate::error::{CoreError, Result};
-use crate::margin::{position_stake, MarginContext, PreparedLookup, Prices, Remap};
-use crate::money::{allocate, Minor};
 use crate::universe::Universe;
-use adl::{counterparties, to_fund_from_external, Deleverage};
-use impact::{Execution, Liquidity};
-use ledger::{to_minor, Pools};
-use policy::{cross_equity, Candidate, EventKind, Order, Slicing};
+use adl::Deleverage;
+use impact::Liquidity;
+use policy::{EventKind, Slicing};
 use state::State;
+use step::{run_sharded, Driver, DriverOutput, Shard};
 
 #[derive(Debug, Clone)]
 pub struct CascadeConfig {
@@ -65,6 +65,7 @@ pub struct Events {
     pub kind: Vec<u8>,
 }
 
+/// One event, before the driver gives it its round and step.
 #[derive(Debug, Clone, Copy)]
 struct Event {
     market: i32,
@@ -114,21 +115,14 @@ pub struct Rounds {
     pub marks: Vec<f64>,
 }
 
+/// A single-process cascade: what the driver recorded, the final book and the ledger's totals.
 #[derive(Debug, Clone)]
 pub struct CascadeOutput {
-    pub events: Events,
-    pub rounds: Rounds,
+    /// Events, rounds, pools, final prices, bad debt and fees ([`step::Driver::finish`]).
+    pub outcome: DriverOutput,
     pub state: State,
-    pub pools: Pools,
     pub totals_before: Vec<i128>,
     pub totals_after: Vec<i128>,
-    pub final_asset_prices: Vec<f64>,
-    pub final_marks: Vec<f64>,
-    pub bad_debt_usd: f64,
-    pub fees_usd: f64,
-    /// The path steps that `max_rounds` (a per-step limit) cut short with accounts still
-    /// liquidatable; empty when every step ran to its end.
-    pub truncated_steps: Vec<u32>,
 }
 
 fn check(cfg: &CascadeConfig, u: &Universe) -> Result<()> {
@@ -247,7 +241,8 @@ fn check_remap(book: &GroupedBook, u: &Universe, asset_remap: &[u32], market_rem
     Ok(())
 }
 
-/// Runs a cascade on `book` (codes mapped to the universe by the remaps).
+/// Runs a cascade on `book` (codes mapped to the universe by the remaps): the round protocol
+/// of [`step`] with the whole book as one shard.
 pub fn run(
     u: &Universe,
     book: &GroupedBook,
@@ -255,426 +250,14 @@ pub fn run(
     market_remap: &[u32],
     cfg: &CascadeConfig,
 ) -> Result<CascadeOutput> {
-    check(cfg, u)?;
-    let (na, nm) = (u.n_assets(), u.n_markets());
-    check_remap(book, u, asset_remap, market_remap)?;
-    let mut state = State::new(book, u, asset_remap, market_remap);
-    let mut pools = Pools::new(cfg.insurance_fund.iter().map(|&x| to_minor(x)).collect());
-    if let Some(a) = ledger::over_capacity(na, &state.bal_asset, &state.bal_minor, &state.isolated_holdings(u), &pools)
-    {
-        return Err(CoreError::price(
-            format!("cascade.holdings[{}]", u.assets.symbol[a]),
-            "Σ |balances + isolated margins + insurance fund| exceeds the ledger's range (1e28 units)",
-        ));
-    }
-    check_position_sizes(book, u, &state, cfg)?;
-    let totals_before = ledger::totals(na, &state.bal_asset, &state.bal_minor, &state.isolated_holdings(u), &pools);
-    let identity_a: Vec<u32> = (0..na as u32).collect();
-    let identity_m: Vec<u32> = (0..nm as u32).collect();
-    let remap = Remap { asset: &identity_a, market: &identity_m };
-
-    // Each mark is its step's mark × factor; liquidation flow moves the factor.
-    let mut factor = vec![1.0f64; nm];
-    let mut step = 0usize;
-    let mut round = 0usize;
-    let mut step_round = 0usize;
-    let mut events = Events::default();
-    let mut rounds = Rounds::default();
-    let (mut bad_debt, mut fees) = (0.0f64, 0.0f64);
-    let mut truncated_steps: Vec<u32> = Vec::new();
-    let mut marks: Vec<f64>;
-
-    loop {
-        let assets = &cfg.step_asset_prices[step];
-        marks = (0..nm).map(|k| cfg.step_marks[step][k] * factor[k]).collect();
-        let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: &marks }, remap };
-        let lookup = PreparedLookup::new(&ctx);
-        let mut cands: Vec<Candidate> = (0..state.n_accounts())
-            .into_par_iter()
-            .filter_map(|a| policy::select(&state, a, &ctx, &lookup, &cfg.slicing))
-            .collect();
-        // `max_rounds` bounds each step: a step cut short is recorded and the path goes on.
-        let cut = !cands.is_empty() && step_round >= cfg.max_rounds;
-        if cut {
-            truncated_steps.push(step as u32);
-        }
-        if cands.is_empty() || cut {
-            if step + 1 < cfg.step_marks.len() {
-                step += 1;
-                step_round = 0;
-                continue;
-            }
-            break;
-        }
-        policy::sort_by_priority(&mut cands, &state.accounts);
-        if cfg.max_liquidations_per_round > 0 {
-            cands.truncate(cfg.max_liquidations_per_round);
-        }
-
-        // One net flow per market, filled once.
-        let mut flow = vec![0.0f64; nm];
-        for c in &cands {
-            for o in &c.orders {
-                let (k, f) = order_flow(u, &state, o.pos, o.fraction, assets, &marks);
-                flow[k as usize] += f;
-            }
-        }
-        let exec: Vec<Execution> = (0..nm).map(|k| cfg.liquidity[k].execute(marks[k], flow[k])).collect();
-
-        let mut r = RoundTally::default();
-        let mut pieces: Vec<Piece> = Vec::new();
-        for c in &cands {
-            let (settled, caused) =
-                settle_candidate(&mut state, &mut pools, &ctx, cfg.liquidation_fee, c, |k| exec[k].price);
-            for e in settled {
-                r.add(&e);
-                events.push(round as u32, step as u32, state.accounts[c.account], e);
-            }
-            pieces.extend(caused);
-        }
-
-        // The fund covers bad debt; past zero, deleverage the other side.
-        let fund = fund_usd(&pools, assets);
-        if fund < 0.0 && cfg.deleverage != Deleverage::None {
-            for (k, side, amount) in deficits(&pieces, -fund) {
-                for (acct, e) in deleverage(&mut state, &mut pools, &ctx, cfg.deleverage, k, side, amount) {
-                    events.push(round as u32, step as u32, state.accounts[acct], e);
-                }
-            }
-        }
-
-        bad_debt += r.bad_debt;
-        fees += r.fees;
-        rounds.round.push(round as u32);
-        rounds.step.push(step as u32);
-        rounds.accounts_liquidated.push(cands.len() as u32);
-        rounds.liquidated_notional_usd.push(r.notional);
-        rounds.fees_usd.push(r.fees);
-        rounds.bad_debt_usd.push(r.bad_debt);
-        rounds.cumulative_bad_debt_usd.push(bad_debt);
-        rounds.insurance_fund_usd.push(fund_usd(&pools, assets));
-        rounds.marks.extend_from_slice(&marks);
-
-        // The mark moves to where this round's flow left it, then part of the move fades; a
-        // mark never falls below 1e-12 of its step's price (each walk is capped at 99%).
-        for (f, e) in factor.iter_mut().zip(&exec) {
-            let walked = *f * (1.0 + e.displacement);
-            *f = (walked + (1.0 - walked) * cfg.decay).max(MIN_FACTOR);
-        }
-        round += 1;
-        step_round += 1;
-    }
-
-    let totals_after = ledger::totals(na, &state.bal_asset, &state.bal_minor, &state.isolated_holdings(u), &pools);
-    Ok(CascadeOutput {
-        events,
-        rounds,
-        state,
-        pools,
-        totals_before,
-        totals_after,
-        final_asset_prices: cfg.step_asset_prices[step].clone(),
-        final_marks: marks,
-        bad_debt_usd: bad_debt,
-        fees_usd: fees,
-        truncated_steps,
-    })
-}
-
-/// The lowest a mark can fall to, as a share of its step's price.
-const MIN_FACTOR: f64 = 1e-12;
-
-/// Bad debt attributed to (market, side of the bankrupt position, USD).
-type Piece = (u32, f64, f64);
-
-#[derive(Debug, Default)]
-struct RoundTally {
-    notional: f64,
-    fees: f64,
-    bad_debt: f64,
-}
-
-impl RoundTally {
-    fn add(&mut self, e: &Event) {
-        self.notional += e.notional_usd;
-        self.fees += e.fee_usd;
-        self.bad_debt += e.bad_debt_usd;
-    }
-}
-
-/// The signed USD flow an order adds to its market's net flow: (market, flow). An option
-/// trades at its premium; an inverse contract's notional is cs/mark coins.
-fn order_flow(u: &Universe, state: &State, pos: usize, fraction: f64, assets: &[f64], marks: &[f64]) -> (u32, f64) {
-    let k = state.pos_market[pos] as usize;
-    let x = -state.pos_qty[pos] * fraction;
-    let h = &u.market_hot[k];
-    (k as u32, h.contract.value_usd(x, marks[k], assets[h.settle as usize]))
-}
-
-/// Settles one account: its orders at their markets' fill prices, then, when its pool is left
-/// with no cross position and negative equity, the fund takes over its balances (assets and
-/// debts alike) and the deficit is bad debt, attributed to the markets it closed this round pro
-/// rata to closed notional. Returns the events and the (market, side, USD) bad-debt pieces.
-fn settle_candidate(
-    state: &mut State,
-    pools: &mut Pools,
-    ctx: &MarginContext<'_>,
-    fee_rate: f64,
-    c: &Candidate,
-    fill_price: impl Fn(usize) -> f64,
-) -> (Vec<Event>, Vec<Piece>) {
-    let a = c.account;
-    let (mut events, mut pieces, mut closed) = (Vec::new(), Vec::<Piece>::new(), Vec::<Piece>::new());
-    for o in &c.orders {
-        let price = fill_price(state.pos_market[o.pos] as usize);
-        let mut fill = Fill { state: &mut *state, pools: &mut *pools, ctx, fee_rate };
-        for (e, piece) in fill.close(a, *o, price) {
-            if e.kind != EventKind::Isolated && e.market >= 0 && e.bad_debt_usd == 0.0 {
-                closed.push((e.market as u32, -e.qty.signum(), e.notional_usd));
-            }
-            pieces.extend(piece);
-            events.push(e);
-        }
-    }
-    let (eq, _) = cross_equity(state, a, ctx);
-    let open_cross =
-        (state.pos_offsets[a]..state.pos_offsets[a + 1]).any(|p| !state.pos_isolated[p] && state.pos_qty[p] != 0.0);
-    if !open_cross && eq < 0.0 {
-        for b in state.bal_offsets[a]..state.bal_offsets[a + 1] {
-            pools.insurance[state.bal_asset[b] as usize] += state.bal_minor[b];
-            state.bal_minor[b] = 0;
-        }
-        state.refresh(a);
-        events.push(Event {
-            market: -1,
-            qty: 0.0,
-            price: 0.0,
-            notional_usd: 0.0,
-            fee_usd: 0.0,
-            bad_debt_usd: -eq,
-            kind: EventKind::Bankruptcy,
-        });
-        let total: f64 = closed.iter().map(|c| c.2).sum();
-        if total > 0.0 {
-            pieces.extend(closed.iter().map(|&(k, side, w)| (k, side, -eq * w / total)));
-        }
-    }
-    (events, pieces)
-}
-
-/// The fund's value at `prices` (USD).
-pub fn fund_usd(pools: &Pools, prices: &[f64]) -> f64 {
-    pools.insurance.iter().zip(prices).map(|(&m, &p)| Minor(m).to_usd(p)).sum()
-}
-
-/// The deficit split over the (market, side) of this round's bankruptcies, pro rata.
-fn deficits(pieces: &[Piece], deficit: f64) -> Vec<Piece> {
-    let total: f64 = pieces.iter().map(|p| p.2).sum();
-    if total <= 0.0 {
-        return vec![];
-    }
-    let mut by: Vec<Piece> = Vec::new();
-    for &(k, side, w) in pieces {
-        match by.iter_mut().find(|b| b.0 == k && b.1 == side) {
-            Some(b) => b.2 += w,
-            None => by.push((k, side, w)),
-        }
-    }
-    by.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)));
-    by.into_iter().map(|(k, side, w)| (k, side, deficit * w / total)).collect()
-}
-
-/// Covers `amount` USD of deficit from market `k`'s profitable positions opposite to `side`
-/// (the side of the bankrupt positions).
-fn deleverage(
-    state: &mut State,
-    pools: &mut Pools,
-    ctx: &MarginContext<'_>,
-    how: Deleverage,
-    k: u32,
-    side: f64,
-    amount: f64,
-) -> Vec<(usize, Event)> {
-    let u = ctx.universe;
-    let ku = k as usize;
-    let settle = u.markets.settle[ku] as usize;
-    let sp = ctx.prices.asset[settle];
-    let cps = counterparties(state, ctx, k, -side);
-    let mut out = Vec::new();
-    match how {
-        Deleverage::None => {}
-        Deleverage::Adl => {
-            let mut remaining = amount;
-            for cp in cps {
-                if remaining <= 0.0 {
-                    break;
-                }
-                let take = remaining.min(cp.upnl);
-                let share = take / cp.upnl;
-                let q = state.pos_qty[cp.pos];
-                let x = if share >= 1.0 { -q } else { -q * share };
-                let minor = Minor::saturating_from_usd(take, sp).0;
-                to_fund_from_external(pools, settle, minor);
-                state.pos_qty[cp.pos] = if share >= 1.0 { 0.0 } else { q + x };
-                if state.pos_qty[cp.pos] == 0.0 && state.pos_isolated[cp.pos] {
-                    release_isolated(state, cp.account, cp.pos, u);
-                }
-                state.refresh(cp.account);
-                let notional = u.contract(ku).notional_usd(x, state.pos_entry[cp.pos], sp);
-                let entry = state.pos_entry[cp.pos];
-                out.push((
-                    cp.account,
-                    Event {
-                        market: k as i32,
-                        qty: x,
-                        price: entry,
-                        notional_usd: notional,
-                        fee_usd: 0.0,
-                        bad_debt_usd: Minor(minor).to_usd(sp),
-                        kind: EventKind::Adl,
-                    },
-                ));
-                remaining -= take;
-            }
-        }
-        Deleverage::SocializedLoss => {
-            let weights: Vec<f64> = cps.iter().map(|c| c.upnl).collect();
-            let cover = amount.min(weights.iter().sum());
-            // Weights are positive uPnLs, so the split cannot fail; an empty split changes nothing.
-            let parts = allocate(Minor::saturating_from_usd(cover, sp), &weights).unwrap_or_default();
-            for (cp, Minor(part)) in cps.iter().zip(parts) {
-                if part == 0 {
-                    continue;
-                }
-                let row = state.balance_row(cp.account, settle as u32);
-                state.bal_minor[row] -= part;
-                pools.insurance[settle] += part;
-                state.refresh(cp.account);
-                out.push((
-                    cp.account,
-                    Event {
-                        market: k as i32,
-                        qty: 0.0,
-                        price: ctx.prices.mark[ku],
-                        notional_usd: 0.0,
-                        fee_usd: 0.0,
-                        bad_debt_usd: Minor(part).to_usd(sp),
-                        kind: EventKind::SocializedLoss,
-                    },
-                ));
-            }
-        }
-    }
-    out
-}
-
-/// A closed isolated position hands its remaining margin back to the wallet.
-fn release_isolated(state: &mut State, a: usize, p: usize, u: &Universe) {
-    let settle = u.markets.settle[state.pos_market[p] as usize];
-    let row = state.balance_row(a, settle);
-    state.bal_minor[row] += state.iso_minor[p];
-    state.iso_minor[p] = 0;
-    state.pos_isolated[p] = false;
-}
-
-/// Settles fills against the ledger.
-struct Fill<'s, 'c> {
-    state: &'s mut State,
-    pools: &'s mut Pools,
-    ctx: &'s MarginContext<'c>,
-    fee_rate: f64,
-}
-
-impl Fill<'_, '_> {
-    /// Closes `o.fraction` of position `o.pos` of account `a` at `price`: realised P&L from the
-    /// external side, the fee to the fund (never more than the equity left), an isolated
-    /// position's margin back to the wallet or its deficit to the fund. Returns the events, each
-    /// with the (market, side, USD) bad-debt piece it caused.
-    fn close(&mut self, a: usize, o: Order, price: f64) -> Vec<(Event, Option<Piece>)> {
-        let u = self.ctx.universe;
-        let s = &mut *self.state;
-        let p = o.pos;
-        let q = s.pos_qty[p];
-        if q == 0.0 {
-            return vec![];
-        }
-        let k = s.pos_market[p] as usize;
-        let settle = u.markets.settle[k] as usize;
-        let sp = self.ctx.prices.asset[settle];
-        let (c, entry) = (u.contract(k), s.pos_entry[p]);
-        let full = o.fraction >= 1.0;
-        let x = if full { -q } else { -q * o.fraction };
-        // Closing −x contracts at `price` pays what they add to equity there: a perp or future
-        // realises its P&L against entry; an option is sold (or bought back) at its premium,
-        // the entry premium being already paid.
-        let realized = to_minor(c.equity(-x, entry, price));
-        self.pools.external[settle] -= realized;
-        s.pos_qty[p] = if full { 0.0 } else { q + x };
-        let notional = c.notional(x, price);
-        let nominal_fee = to_minor(self.fee_rate * notional);
-        let mut out = Vec::new();
-        let fee;
-        if s.pos_isolated[p] {
-            s.iso_minor[p] += realized;
-            let rest = position_stake(self.ctx, k, s.pos_qty[p], entry).equity;
-            let available = s.iso_minor[p] + Minor::saturating_from_usd(rest, sp).0;
-            fee = nominal_fee.min(available.max(0));
-            s.iso_minor[p] -= fee;
-        } else {
-            let row = s.balance_row(a, settle as u32);
-            s.bal_minor[row] += realized;
-            s.refresh(a);
-            let (eq, _) = cross_equity(s, a, self.ctx);
-            fee = nominal_fee.min(Minor::saturating_from_usd(eq.max(0.0), sp).0).max(0);
-            s.bal_minor[row] -= fee;
-        }
-        self.pools.insurance[settle] += fee;
-        s.refresh(a);
-        let kind = if s.pos_isolated[p] { EventKind::Isolated } else { o.kind };
-        out.push((
-            Event {
-                market: k as i32,
-                qty: x,
-                price,
-                notional_usd: notional * sp,
-                fee_usd: Minor(fee).to_usd(sp),
-                bad_debt_usd: 0.0,
-                kind,
-            },
-            None,
-        ));
-        if s.pos_isolated[p] {
-            if s.pos_qty[p] == 0.0 {
-                if s.iso_minor[p] < 0 {
-                    // The isolated margin did not cover the loss: the fund does.
-                    let deficit = -s.iso_minor[p];
-                    self.pools.insurance[settle] -= deficit;
-                    s.iso_minor[p] = 0;
-                    s.pos_isolated[p] = false;
-                    let usd = Minor(deficit).to_usd(sp);
-                    out.push((
-                        Event {
-                            market: k as i32,
-                            qty: 0.0,
-                            price,
-                            notional_usd: 0.0,
-                            fee_usd: 0.0,
-                            bad_debt_usd: usd,
-                            kind: EventKind::Bankruptcy,
-                        },
-                        Some((k as u32, q.signum(), usd)),
-                    ));
-                } else {
-                    release_isolated(s, a, p, u);
-                }
-                s.refresh(a);
-            } else if s.iso_minor[p] <= 0 {
-                // A slice used the margin up: the rest goes at the same price.
-                out.extend(self.close(a, Order { pos: p, fraction: 1.0, kind: EventKind::Isolated }, price));
-            }
-        }
-        out
-    }
+    let mut driver = Driver::new(u, cfg.clone())?;
+    let mut shard = Shard::new(book, u, asset_remap, market_remap)?;
+    driver.check_capacity(&[shard.gross_holdings(u)])?;
+    check_position_sizes(book, u, &shard.state, cfg)?;
+    let totals_before = driver.totals(&[shard.holdings(u)])?;
+    run_sharded(u, std::slice::from_mut(&mut shard), &mut driver)?;
+    let totals_after = driver.totals(&[shard.holdings(u)])?;
+    Ok(CascadeOutput { outcome: driver.finish(), state: shard.state, totals_before, totals_after })
 }
 
 #[cfg(test)]
@@ -725,17 +308,17 @@ mod tests {
         let u = universe();
         let depth = Liquidity::Depth { distance: vec![0.1], cumulative: vec![1000.0] };
         let out = run(&u, &book(&[100.0, 150.0, 200.0], &[10.0; 3]), &[0], &[0], &config(94.0, depth)).unwrap();
-        assert_eq!(out.rounds.accounts_liquidated, vec![1, 1, 1]);
-        assert!((out.rounds.marks[1] - 85.164).abs() < 1e-9);
+        assert_eq!(out.outcome.rounds.accounts_liquidated, vec![1, 1, 1]);
+        assert!((out.outcome.rounds.marks[1] - 85.164).abs() < 1e-9);
         assert_eq!(out.totals_before, out.totals_after);
-        assert!((out.bad_debt_usd - out.events.bad_debt_usd.iter().sum::<f64>()).abs() < 1e-9);
+        assert!((out.outcome.bad_debt_usd - out.outcome.events.bad_debt_usd.iter().sum::<f64>()).abs() < 1e-9);
     }
 
     #[test]
     fn a_mild_shock_on_a_safe_book_does_nothing() {
         let u = universe();
         let out = run(&u, &book(&[1000.0], &[1.0]), &[0], &[0], &config(95.0, Liquidity::None)).unwrap();
-        assert!(out.events.is_empty() && out.rounds.round.is_empty());
+        assert!(out.outcome.events.is_empty() && out.outcome.rounds.round.is_empty());
         assert_eq!(out.totals_before, out.totals_after);
     }
 
@@ -761,7 +344,7 @@ mod tests {
             let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| run(&u, &b, &[0], &[0], &cfg).unwrap());
             let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| run(&u, &b, &[0], &[0], &cfg).unwrap());
             prop_assert_eq!(&one.totals_before, &one.totals_after);
-            prop_assert_eq!(&one.events, &two.events);
+            prop_assert_eq!(&one.outcome.events, &two.outcome.events);
         }
     }
 }

@@ -21,6 +21,13 @@ pub enum EventKind {
 
 impl EventKind {
     pub const NAMES: [&'static str; 5] = ["liquidation", "isolated", "bankruptcy", "adl", "socialized_loss"];
+    const ALL: [EventKind; 5] =
+        [EventKind::Liquidation, EventKind::Isolated, EventKind::Bankruptcy, EventKind::Adl, EventKind::SocializedLoss];
+
+    /// The kind of a `u8` code (`kind as u8`), None for a code no kind has.
+    pub fn from_code(code: u8) -> Option<EventKind> {
+        EventKind::ALL.get(code as usize).copied()
+    }
 }
 
 /// How much of a position a liquidation closes.
@@ -167,9 +174,4 @@ pub fn select<L: RowLookup>(
         return None;
     }
     Some(Candidate { account: a, risk, orders })
-}
-
-/// Riskiest first, then ascending account id: a total, documented order.
-pub fn sort_by_priority(cands: &mut [Candidate], accounts: &[i64]) {
-    cands.sort_by(|x, y| y.risk.total_cmp(&x.risk).then(accounts[x.account].cmp(&accounts[y.account])));
 }

@@ -1,8 +1,10 @@
-//! The cascade as bulk-synchronous steps over account shards (docs/MODEL.md "Distributed runs"), for a driver that
-//! holds the global state (marks, insurance fund, event log) and shards that each hold the
-//! accounts of one partition.
+//! One cascade round, as bulk-synchronous steps over account shards (docs/MODEL.md
+//! "Liquidation cascades", "Distributed runs"): a driver holds the global state (marks,
+//! insurance fund, event log) and each shard holds the accounts of one partition. This is the
+//! only implementation of a round: [`super::run`] is this protocol with one shard, and a
+//! distributed run (`crossmargin.distributed`) drives the same [`Driver`] with remote shards.
 //!
-//! A round of [`super::run`] splits along the only places where accounts meet:
+//! A round splits along the only places where accounts meet:
 //!
 //! | phase          | shard ([`Shard`])                              | driver ([`Driver`])                          |
 //! |----------------|------------------------------------------------|----------------------------------------------|
@@ -12,13 +14,13 @@
 //! | deleveraging   | [`Shard::counterparties`], [`Shard::deleverage`] | [`Driver::plan_deleverage`]: global ranking, ADL walk / socialised split, [`Driver::deleveraged`] |
 //! | marks          |                                                | [`Driver::end_round`]                        |
 //!
-//! Why this equals the single-process run bit for bit, for any partitioning by account:
-//! every per-account computation (selection, order sizes, fills, fees, bankruptcy) reads only
-//! that account's rows and the round's prices, so a shard computes the same numbers; every
-//! cross-account reduction happens on the driver in the same order as `run` does it
+//! Why the result is the same bit for bit for any partitioning by account: every per-account
+//! computation (selection, order sizes, fills, fees, bankruptcy) reads only that account's
+//! rows and the round's prices, so a shard computes the same numbers whichever accounts it
+//! holds besides; every cross-account reduction happens on the driver in one global order
 //! (candidates and counterparties have total orders by (key, account id); flows, tallies and
 //! bad-debt pieces are summed in priority order; pools are integer sums, which do not depend
-//! on order). `run_sharded` below is the protocol in one process; tests pin it to `run`.
+//! on order). [`run_sharded`] is the protocol in one process; tests pin n shards to one.
 
 use rayon::prelude::*;
 
@@ -26,14 +28,11 @@ use crate::book::GroupedBook;
 use crate::cascade::adl::{counterparties, to_fund_from_external, Deleverage};
 use crate::cascade::impact::Execution;
 use crate::cascade::ledger::{self, to_minor, Pools};
-use crate::cascade::policy::{self, Candidate, EventKind, Slicing};
+use crate::cascade::policy::{self, cross_equity, Candidate, EventKind, Order, Slicing};
 use crate::cascade::state::State;
-use crate::cascade::{
-    check, check_remap, deficits, fund_usd, order_flow, release_isolated, settle_candidate, CascadeConfig, Event,
-    Events, Piece, RoundTally, Rounds, MIN_FACTOR,
-};
+use crate::cascade::{check, check_remap, CascadeConfig, Event, Events, Rounds};
 use crate::error::{CoreError, Result};
-use crate::margin::{MarginContext, PreparedLookup, Prices, Remap};
+use crate::margin::{position_stake, MarginContext, PreparedLookup, Prices, Remap};
 use crate::money::{allocate, Minor};
 use crate::universe::Universe;
 
@@ -73,9 +72,15 @@ impl TaggedEvents {
         self.events.push(0, 0, account, e);
     }
 
-    fn event(&self, i: usize) -> (i64, Event) {
+    fn event(&self, i: usize) -> Result<(i64, Event)> {
         let e = &self.events;
-        (
+        let Some(kind) = EventKind::from_code(e.kind[i]) else {
+            return Err(CoreError::config(
+                "cascade.shards",
+                format!("event kind {} is not one of the core's", e.kind[i]),
+            ));
+        };
+        Ok((
             e.account[i],
             Event {
                 market: e.market[i],
@@ -84,20 +89,9 @@ impl TaggedEvents {
                 notional_usd: e.notional_usd[i],
                 fee_usd: e.fee_usd[i],
                 bad_debt_usd: e.bad_debt_usd[i],
-                kind: kind_of(e.kind[i]),
+                kind,
             },
-        )
-    }
-}
-
-/// `EventKind` from its `u8` code (codes come from this module's own shards).
-pub fn kind_of(code: u8) -> EventKind {
-    match code {
-        0 => EventKind::Liquidation,
-        1 => EventKind::Isolated,
-        2 => EventKind::Bankruptcy,
-        3 => EventKind::Adl,
-        _ => EventKind::SocializedLoss,
+        ))
     }
 }
 
@@ -115,6 +109,10 @@ pub struct Settlement {
     pub insurance: Vec<i128>,
     pub external: Vec<i128>,
 }
+
+/// How far past a deficit a shard's counterparties reach (relative): see
+/// [`Shard::counterparties`].
+pub const COVER_HEADROOM: f64 = 1e-6;
 
 /// Shard → driver: profitable positions that can cover a deficit.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -250,7 +248,15 @@ impl Shard {
         Ok(out)
     }
 
-    /// Profitable positions in `market` on `side` (sign of qty), best-ranked first.
+    /// Profitable positions in `market` on `side` (sign of qty), best-ranked first, as far as
+    /// a deficit of `cover` USD can reach ([`Driver::deficit`]): the shortest prefix whose
+    /// uPnLs sum past `cover` × (1 + [`COVER_HEADROOM`]), all of them for `cover` = ∞.
+    ///
+    /// Why nothing the driver would take is cut: the ADL walk takes counterparties in the
+    /// global order and stops once the deficit is covered; to reach a position past this
+    /// shard's prefix it must first take the whole prefix, i.e. more than `cover` — the
+    /// headroom is far above the rounding of the walk's running remainder (one ulp of the
+    /// deficit per position taken).
     pub fn counterparties(
         &self,
         u: &Universe,
@@ -258,6 +264,7 @@ impl Shard {
         marks: &[f64],
         market: u32,
         side: f64,
+        cover: f64,
     ) -> Result<Counterparties> {
         self.check_prices(assets, marks)?;
         if market as usize >= marks.len() {
@@ -265,8 +272,23 @@ impl Shard {
         }
         let remap = Remap { asset: &self.identity_a, market: &self.identity_m };
         let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: marks }, remap };
-        let mut out = Counterparties::default();
-        for cp in counterparties(&self.state, &ctx, market, side) {
+        let all = counterparties(&self.state, &ctx, market, side);
+        let (mut sum, enough) = (0.0f64, cover * (1.0 + COVER_HEADROOM));
+        let n = all
+            .iter()
+            .position(|cp| {
+                sum += cp.upnl;
+                sum > enough
+            })
+            .map_or(all.len(), |i| i + 1);
+        let mut out = Counterparties {
+            account: Vec::with_capacity(n),
+            local_account: Vec::with_capacity(n),
+            pos: Vec::with_capacity(n),
+            upnl: Vec::with_capacity(n),
+            score: Vec::with_capacity(n),
+        };
+        for cp in &all[..n] {
             out.account.push(self.state.accounts[cp.account]);
             out.local_account.push(cp.account as u32);
             out.pos.push(cp.pos as u64);
@@ -356,6 +378,200 @@ impl Shard {
     }
 }
 
+// ---- the shard's rules: fills, fees, bankruptcies ----------------------------------------
+
+/// The signed USD flow an order adds to its market's net flow: (market, flow). An option
+/// trades at its premium; an inverse contract's notional is cs/mark coins.
+fn order_flow(u: &Universe, state: &State, pos: usize, fraction: f64, assets: &[f64], marks: &[f64]) -> (u32, f64) {
+    let k = state.pos_market[pos] as usize;
+    let x = -state.pos_qty[pos] * fraction;
+    let h = &u.market_hot[k];
+    (k as u32, h.contract.value_usd(x, marks[k], assets[h.settle as usize]))
+}
+
+/// Settles one account: its orders at their markets' fill prices, then, when its pool is left
+/// with no cross position and negative equity, the fund takes over its balances (assets and
+/// debts alike) and the deficit is bad debt, attributed to the markets it closed this round pro
+/// rata to closed notional. Returns the events and the (market, side, USD) bad-debt pieces.
+fn settle_candidate(
+    state: &mut State,
+    pools: &mut Pools,
+    ctx: &MarginContext<'_>,
+    fee_rate: f64,
+    c: &Candidate,
+    fill_price: impl Fn(usize) -> f64,
+) -> (Vec<Event>, Vec<Piece>) {
+    let a = c.account;
+    let (mut events, mut pieces, mut closed) = (Vec::new(), Vec::<Piece>::new(), Vec::<Piece>::new());
+    for o in &c.orders {
+        let price = fill_price(state.pos_market[o.pos] as usize);
+        let mut fill = Fill { state: &mut *state, pools: &mut *pools, ctx, fee_rate };
+        for (e, piece) in fill.close(a, *o, price) {
+            if e.kind != EventKind::Isolated && e.market >= 0 && e.bad_debt_usd == 0.0 {
+                closed.push((e.market as u32, -e.qty.signum(), e.notional_usd));
+            }
+            pieces.extend(piece);
+            events.push(e);
+        }
+    }
+    let (eq, _) = cross_equity(state, a, ctx);
+    let open_cross =
+        (state.pos_offsets[a]..state.pos_offsets[a + 1]).any(|p| !state.pos_isolated[p] && state.pos_qty[p] != 0.0);
+    if !open_cross && eq < 0.0 {
+        for b in state.bal_offsets[a]..state.bal_offsets[a + 1] {
+            pools.insurance[state.bal_asset[b] as usize] += state.bal_minor[b];
+            state.bal_minor[b] = 0;
+        }
+        state.refresh(a);
+        events.push(Event {
+            market: -1,
+            qty: 0.0,
+            price: 0.0,
+            notional_usd: 0.0,
+            fee_usd: 0.0,
+            bad_debt_usd: -eq,
+            kind: EventKind::Bankruptcy,
+        });
+        let total: f64 = closed.iter().map(|c| c.2).sum();
+        if total > 0.0 {
+            pieces.extend(closed.iter().map(|&(k, side, w)| (k, side, -eq * w / total)));
+        }
+    }
+    (events, pieces)
+}
+
+/// A closed isolated position hands its remaining margin back to the wallet.
+fn release_isolated(state: &mut State, a: usize, p: usize, u: &Universe) {
+    let settle = u.markets.settle[state.pos_market[p] as usize];
+    let row = state.balance_row(a, settle);
+    state.bal_minor[row] += state.iso_minor[p];
+    state.iso_minor[p] = 0;
+    state.pos_isolated[p] = false;
+}
+
+/// Settles fills against the ledger.
+struct Fill<'s, 'c> {
+    state: &'s mut State,
+    pools: &'s mut Pools,
+    ctx: &'s MarginContext<'c>,
+    fee_rate: f64,
+}
+
+impl Fill<'_, '_> {
+    /// Closes `o.fraction` of position `o.pos` of account `a` at `price`: realised P&L from the
+    /// external side, the fee to the fund (never more than the equity left), an isolated
+    /// position's margin back to the wallet or its deficit to the fund. Returns the events, each
+    /// with the (market, side, USD) bad-debt piece it caused.
+    fn close(&mut self, a: usize, o: Order, price: f64) -> Vec<(Event, Option<Piece>)> {
+        let u = self.ctx.universe;
+        let s = &mut *self.state;
+        let p = o.pos;
+        let q = s.pos_qty[p];
+        if q == 0.0 {
+            return vec![];
+        }
+        let k = s.pos_market[p] as usize;
+        let settle = u.markets.settle[k] as usize;
+        let sp = self.ctx.prices.asset[settle];
+        let (c, entry) = (u.contract(k), s.pos_entry[p]);
+        let full = o.fraction >= 1.0;
+        let x = if full { -q } else { -q * o.fraction };
+        // Closing −x contracts at `price` pays what they add to equity there: a perp or future
+        // realises its P&L against entry; an option is sold (or bought back) at its premium,
+        // the entry premium being already paid.
+        let realized = to_minor(c.equity(-x, entry, price));
+        self.pools.external[settle] -= realized;
+        s.pos_qty[p] = if full { 0.0 } else { q + x };
+        let notional = c.notional(x, price);
+        let nominal_fee = to_minor(self.fee_rate * notional);
+        let mut out = Vec::new();
+        let fee;
+        if s.pos_isolated[p] {
+            s.iso_minor[p] += realized;
+            let rest = position_stake(self.ctx, k, s.pos_qty[p], entry).equity;
+            let available = s.iso_minor[p] + Minor::saturating_from_usd(rest, sp).0;
+            fee = nominal_fee.min(available.max(0));
+            s.iso_minor[p] -= fee;
+        } else {
+            let row = s.balance_row(a, settle as u32);
+            s.bal_minor[row] += realized;
+            s.refresh(a);
+            let (eq, _) = cross_equity(s, a, self.ctx);
+            fee = nominal_fee.min(Minor::saturating_from_usd(eq.max(0.0), sp).0).max(0);
+            s.bal_minor[row] -= fee;
+        }
+        self.pools.insurance[settle] += fee;
+        s.refresh(a);
+        let kind = if s.pos_isolated[p] { EventKind::Isolated } else { o.kind };
+        out.push((
+            Event {
+                market: k as i32,
+                qty: x,
+                price,
+                notional_usd: notional * sp,
+                fee_usd: Minor(fee).to_usd(sp),
+                bad_debt_usd: 0.0,
+                kind,
+            },
+            None,
+        ));
+        if s.pos_isolated[p] {
+            if s.pos_qty[p] == 0.0 {
+                if s.iso_minor[p] < 0 {
+                    // The isolated margin did not cover the loss: the fund does.
+                    let deficit = -s.iso_minor[p];
+                    self.pools.insurance[settle] -= deficit;
+                    s.iso_minor[p] = 0;
+                    s.pos_isolated[p] = false;
+                    let usd = Minor(deficit).to_usd(sp);
+                    out.push((
+                        Event {
+                            market: k as i32,
+                            qty: 0.0,
+                            price,
+                            notional_usd: 0.0,
+                            fee_usd: 0.0,
+                            bad_debt_usd: usd,
+                            kind: EventKind::Bankruptcy,
+                        },
+                        Some((k as u32, q.signum(), usd)),
+                    ));
+                } else {
+                    release_isolated(s, a, p, u);
+                }
+                s.refresh(a);
+            } else if s.iso_minor[p] <= 0 {
+                // A slice used the margin up: the rest goes at the same price.
+                out.extend(self.close(a, Order { pos: p, fraction: 1.0, kind: EventKind::Isolated }, price));
+            }
+        }
+        out
+    }
+}
+
+// ---- the driver ---------------------------------------------------------------------------
+
+/// The lowest a mark can fall to, as a share of its step's price.
+const MIN_FACTOR: f64 = 1e-12;
+
+/// Bad debt attributed to (market, side of the bankrupt position, USD).
+type Piece = (u32, f64, f64);
+
+#[derive(Debug, Default)]
+struct RoundTally {
+    notional: f64,
+    fees: f64,
+    bad_debt: f64,
+}
+
+impl RoundTally {
+    fn add(&mut self, e: &Event) {
+        self.notional += e.notional_usd;
+        self.fees += e.fee_usd;
+        self.bad_debt += e.bad_debt_usd;
+    }
+}
+
 /// What the driver asks for after [`Driver::plan`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
@@ -378,7 +594,8 @@ pub struct DriverOutput {
     pub final_marks: Vec<f64>,
     pub bad_debt_usd: f64,
     pub fees_usd: f64,
-    /// Steps cut short by `max_rounds` (per step), as in [`super::CascadeOutput`].
+    /// The path steps that `max_rounds` (a per-step limit) cut short with accounts still
+    /// liquidatable; empty when every step ran to its end.
     pub truncated_steps: Vec<u32>,
 }
 
@@ -386,8 +603,11 @@ pub struct DriverOutput {
 /// deleveraging and the event log.
 #[derive(Debug)]
 pub struct Driver {
-    u: Universe,
     cfg: CascadeConfig,
+    /// Settle asset per market.
+    settle: Vec<u32>,
+    /// Asset symbols, for errors.
+    asset_symbol: Vec<String>,
     pools: Pools,
     factor: Vec<f64>,
     step: usize,
@@ -415,8 +635,9 @@ impl Driver {
         let nm = u.n_markets();
         let pools = Pools::new(cfg.insurance_fund.iter().map(|&x| to_minor(x)).collect());
         Ok(Driver {
-            u: u.clone(),
             cfg,
+            settle: u.markets.settle.clone(),
+            asset_symbol: u.assets.symbol.clone(),
             pools,
             factor: vec![1.0; nm],
             step: 0,
@@ -443,10 +664,62 @@ impl Driver {
         &self.pools
     }
 
+    /// The rules the driver runs.
+    pub fn config(&self) -> &CascadeConfig {
+        &self.cfg
+    }
+
+    fn n_assets(&self) -> usize {
+        self.asset_symbol.len()
+    }
+
+    fn n_markets(&self) -> usize {
+        self.settle.len()
+    }
+
+    fn one_per_asset(&self, per_shard: &[Vec<i128>]) -> Result<()> {
+        if per_shard.iter().any(|h| h.len() != self.n_assets()) {
+            return Err(CoreError::config("cascade.shards", "one amount per asset from every shard"));
+        }
+        Ok(())
+    }
+
+    /// The ledger's capacity before the first round: per asset, Σ |balances + isolated
+    /// margins| over the shards ([`Shard::gross_holdings`]) + |pools| stays within
+    /// [`ledger::MAX_TOTAL_MINOR`].
+    pub fn check_capacity(&self, gross: &[Vec<i128>]) -> Result<()> {
+        self.one_per_asset(gross)?;
+        for (a, symbol) in self.asset_symbol.iter().enumerate() {
+            let pools = [self.pools.insurance[a], self.pools.external[a]];
+            let total = gross
+                .iter()
+                .map(|g| g[a])
+                .chain(pools.iter().map(|m| m.saturating_abs()))
+                .fold(0i128, i128::saturating_add);
+            if total > ledger::MAX_TOTAL_MINOR {
+                return Err(CoreError::price(
+                    format!("cascade.holdings[{symbol}]"),
+                    "Σ |balances + isolated margins + insurance fund| exceeds the ledger's range (1e28 units)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Σ of every holder per asset (minor units): the shards' holdings ([`Shard::holdings`]),
+    /// the insurance fund and the external counterparty — what conservation compares before
+    /// and after.
+    pub fn totals(&self, holdings: &[Vec<i128>]) -> Result<Vec<i128>> {
+        self.one_per_asset(holdings)?;
+        Ok((0..self.n_assets())
+            .map(|a| holdings.iter().map(|h| h[a]).sum::<i128>() + self.pools.insurance[a] + self.pools.external[a])
+            .collect())
+    }
+
     /// The round's (asset prices, marks): the step's prices, marks × the impact factor.
     pub fn round_prices(&mut self) -> (Vec<f64>, Vec<f64>) {
         let s = self.step;
-        self.marks = (0..self.u.n_markets()).map(|k| self.cfg.step_marks[s][k] * self.factor[k]).collect();
+        self.marks = (0..self.n_markets()).map(|k| self.cfg.step_marks[s][k] * self.factor[k]).collect();
         (self.cfg.step_asset_prices[s].clone(), self.marks.clone())
     }
 
@@ -456,7 +729,7 @@ impl Driver {
 
     /// Merges the shards' candidates: priority order, truncation, one fill per market.
     pub fn plan(&mut self, shards: &[Candidates]) -> Result<Plan> {
-        let nm = self.u.n_markets();
+        let nm = self.n_markets();
         for c in shards {
             let n = c.len();
             let ok = c.risk.len() == n
@@ -482,13 +755,16 @@ impl Driver {
             }
             return Ok(Plan::Done);
         }
-        let mut ids: Vec<i64> = shards.iter().flat_map(|c| c.account.iter().copied()).collect();
-        ids.sort_unstable();
-        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-            return Err(CoreError::config(
-                "cascade.shards",
-                format!("account {} is in more than one partition (partition by account)", w[0]),
-            ));
+        if shards.len() > 1 {
+            // One shard's accounts are distinct (a grouped book); across shards, check.
+            let mut ids: Vec<i64> = shards.iter().flat_map(|c| c.account.iter().copied()).collect();
+            ids.sort_unstable();
+            if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+                return Err(CoreError::config(
+                    "cascade.shards",
+                    format!("account {} is in more than one partition (partition by account)", w[0]),
+                ));
+            }
         }
         let mut all: Vec<(f64, i64, u32, u32)> = Vec::with_capacity(total);
         for (s, c) in shards.iter().enumerate() {
@@ -496,7 +772,7 @@ impl Driver {
                 all.push((c.risk[i], c.account[i], s as u32, i as u32));
             }
         }
-        // Riskiest first, then ascending account id (policy::sort_by_priority).
+        // The liquidation priority: riskiest first, then ascending account id (a total order).
         all.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
         if self.cfg.max_liquidations_per_round > 0 {
             all.truncate(self.cfg.max_liquidations_per_round);
@@ -522,7 +798,7 @@ impl Driver {
 
     /// Merges the settlements (one per shard, in the order of [`Driver::plan`]'s `chosen`).
     pub fn settled(&mut self, results: &[Settlement]) -> Result<()> {
-        let na = self.u.n_assets();
+        let na = self.n_assets();
         if results.len() != self.n_shards || results.iter().any(|r| r.insurance.len() != na || r.external.len() != na) {
             return Err(CoreError::config("cascade.shards", "one settlement per shard, one amount per asset"));
         }
@@ -539,7 +815,7 @@ impl Driver {
         for &(s, item) in &self.order {
             let (s, r) = (s as usize, &results[s as usize]);
             while ev_at[s] < r.events.item.len() && r.events.item[ev_at[s]] == item {
-                let (account, e) = r.events.event(ev_at[s]);
+                let (account, e) = r.events.event(ev_at[s])?;
                 self.tally.add(&e);
                 self.events.push(round, step, account, e);
                 ev_at[s] += 1;
@@ -563,9 +839,12 @@ impl Driver {
         Ok(())
     }
 
-    /// The next deficit to cover: (market, side of the counterparties to ask the shards for).
-    pub fn deficit(&self) -> Option<(u32, f64)> {
-        self.deficits.get(self.next_deficit).map(|&(k, side, _)| (k, -side))
+    /// The next deficit to cover: (market, side of the counterparties to ask the shards for,
+    /// how far their ranking must reach in USD — the deficit under ADL, ∞ under a socialised
+    /// loss, which spreads over every counterparty).
+    pub fn deficit(&self) -> Option<(u32, f64, f64)> {
+        let reach = |amount: f64| if self.cfg.deleverage == Deleverage::Adl { amount } else { f64::INFINITY };
+        self.deficits.get(self.next_deficit).map(|&(k, side, amount)| (k, -side, reach(amount)))
     }
 
     /// Ranks the shards' counterparties for the current deficit and decides who covers it;
@@ -574,7 +853,7 @@ impl Driver {
         let Some(&(k, _, amount)) = self.deficits.get(self.next_deficit) else {
             return Err(CoreError::config("cascade.shards", "no deficit to cover"));
         };
-        let mut all: Vec<(f64, i64, u32, u32)> = Vec::new();
+        let mut all: Vec<(f64, i64, u32, u32)> = Vec::with_capacity(shards.iter().map(|c| c.account.len()).sum());
         for (s, c) in shards.iter().enumerate() {
             let n = c.account.len();
             if c.local_account.len() != n || c.pos.len() != n || c.upnl.len() != n || c.score.len() != n {
@@ -582,9 +861,12 @@ impl Driver {
             }
             all.extend((0..n).map(|i| (c.score[i], c.account[i], s as u32, i as u32)));
         }
-        // adl::counterparties' order: best score first, ties by account id.
-        all.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
-        let settle = self.u.markets.settle[k as usize] as usize;
+        // adl::counterparties' order: best score first, ties by account id (one shard's list
+        // is in that order already).
+        if shards.len() > 1 {
+            all.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        }
+        let settle = self.settle[k as usize] as usize;
         let sp = self.assets()[settle];
         let mut closes = vec![Closes::default(); shards.len()];
         let take_one =
@@ -641,7 +923,7 @@ impl Driver {
             };
             let s = s as usize;
             while at[s] < r.item.len() && r.item[at[s]] == item {
-                let (account, e) = r.event(at[s]);
+                let (account, e) = r.event(at[s])?;
                 self.events.push(round, step, account, e);
                 at[s] += 1;
             }
@@ -688,38 +970,63 @@ impl Driver {
     }
 }
 
-/// The whole protocol in one process: what a distributed driver does with remote shards.
-pub fn run_sharded(u: &Universe, mut shards: Vec<Shard>, cfg: &CascadeConfig) -> Result<(DriverOutput, Vec<Shard>)> {
-    let mut d = Driver::new(u, cfg.clone())?;
+/// The fund's value at `prices` (USD).
+pub fn fund_usd(pools: &Pools, prices: &[f64]) -> f64 {
+    pools.insurance.iter().zip(prices).map(|(&m, &p)| Minor(m).to_usd(p)).sum()
+}
+
+/// The deficit split over the (market, side) of this round's bankruptcies, pro rata.
+fn deficits(pieces: &[Piece], deficit: f64) -> Vec<Piece> {
+    let total: f64 = pieces.iter().map(|p| p.2).sum();
+    if total <= 0.0 {
+        return vec![];
+    }
+    let mut by: Vec<Piece> = Vec::new();
+    for &(k, side, w) in pieces {
+        match by.iter_mut().find(|b| b.0 == k && b.1 == side) {
+            Some(b) => b.2 += w,
+            None => by.push((k, side, w)),
+        }
+    }
+    by.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)));
+    by.into_iter().map(|(k, side, w)| (k, side, deficit * w / total)).collect()
+}
+
+/// The rounds in one process, over `shards` (one for [`super::run`]; several in tests and for a
+/// distributed driver's reference): what `crossmargin.distributed` does with remote shards.
+/// The caller checks the ledger's capacity first ([`Driver::check_capacity`]) and takes the
+/// totals and [`Driver::finish`] after.
+pub fn run_sharded(u: &Universe, shards: &mut [Shard], d: &mut Driver) -> Result<()> {
+    let (slicing, fee, how) = (d.cfg.slicing, d.cfg.liquidation_fee, d.cfg.deleverage);
     loop {
         let (assets, marks) = d.round_prices();
-        let cands =
-            shards.iter_mut().map(|s| s.select(u, &assets, &marks, &cfg.slicing)).collect::<Result<Vec<_>>>()?;
+        let cands = shards.iter_mut().map(|s| s.select(u, &assets, &marks, &slicing)).collect::<Result<Vec<_>>>()?;
         let (chosen, price) = match d.plan(&cands)? {
             Plan::NextStep => continue,
-            Plan::Done => break,
+            Plan::Done => return Ok(()),
             Plan::Settle { chosen, fill_price } => (chosen, fill_price),
         };
         let settled = shards
             .iter_mut()
             .zip(&chosen)
-            .map(|(s, c)| s.settle(u, &assets, &marks, c, &price, cfg.liquidation_fee))
+            .map(|(s, c)| s.settle(u, &assets, &marks, c, &price, fee))
             .collect::<Result<Vec<_>>>()?;
         d.settled(&settled)?;
-        while let Some((k, side)) = d.deficit() {
-            let cps =
-                shards.iter().map(|s| s.counterparties(u, &assets, &marks, k, side)).collect::<Result<Vec<_>>>()?;
+        while let Some((k, side, cover)) = d.deficit() {
+            let cps = shards
+                .iter()
+                .map(|s| s.counterparties(u, &assets, &marks, k, side, cover))
+                .collect::<Result<Vec<_>>>()?;
             let closes = d.plan_deleverage(&cps)?;
             let done = shards
                 .iter_mut()
                 .zip(&closes)
-                .map(|(s, c)| s.deleverage(u, &assets, &marks, cfg.deleverage, k, c))
+                .map(|(s, c)| s.deleverage(u, &assets, &marks, how, k, c))
                 .collect::<Result<Vec<_>>>()?;
             d.deleveraged(&done)?;
         }
         d.end_round();
     }
-    Ok((d.finish(), shards))
 }
 
 #[cfg(test)]
@@ -826,10 +1133,12 @@ mod tests {
     }
 
     fn sharded(u: &Universe, r: &Rows, n: i64, cfg: &CascadeConfig) -> (DriverOutput, Vec<i128>) {
-        let shards: Vec<Shard> =
+        let mut shards: Vec<Shard> =
             (0..n).map(|s| Shard::new(&r.subset(|id| id.rem_euclid(n) == s), u, &[0, 1], &[0, 1]).unwrap()).collect();
         let before: Vec<i128> = (0..2).map(|a| shards.iter().map(|s| s.holdings(u)[a]).sum()).collect();
-        let (out, shards) = run_sharded(u, shards, cfg).unwrap();
+        let mut d = Driver::new(u, cfg.clone()).unwrap();
+        run_sharded(u, &mut shards, &mut d).unwrap();
+        let out = d.finish();
         let after: Vec<i128> = (0..2)
             .map(|a| {
                 shards.iter().map(|s| s.holdings(u)[a]).sum::<i128>() + out.pools.insurance[a] + out.pools.external[a]
@@ -861,14 +1170,14 @@ mod tests {
             let cfg = config(shock, fund, how, per_round);
             let one = run(&u, &r.subset(|_| true), &[0, 1], &[0, 1], &cfg).unwrap();
             let (many, totals) = sharded(&u, &r, n, &cfg);
-            prop_assert_eq!(&one.events, &many.events);
-            prop_assert_eq!(&one.rounds, &many.rounds);
-            prop_assert_eq!(&one.pools, &many.pools);
+            prop_assert_eq!(&one.outcome.events, &many.events);
+            prop_assert_eq!(&one.outcome.rounds, &many.rounds);
+            prop_assert_eq!(&one.outcome.pools, &many.pools);
             prop_assert_eq!(&one.totals_after, &totals);
-            prop_assert_eq!(one.bad_debt_usd.to_bits(), many.bad_debt_usd.to_bits());
-            prop_assert_eq!(one.fees_usd.to_bits(), many.fees_usd.to_bits());
-            prop_assert_eq!(&one.truncated_steps, &many.truncated_steps);
-            prop_assert_eq!(&one.final_marks, &many.final_marks);
+            prop_assert_eq!(one.outcome.bad_debt_usd.to_bits(), many.bad_debt_usd.to_bits());
+            prop_assert_eq!(one.outcome.fees_usd.to_bits(), many.fees_usd.to_bits());
+            prop_assert_eq!(&one.outcome.truncated_steps, &many.truncated_steps);
+            prop_assert_eq!(&one.outcome.final_marks, &many.final_marks);
         }
     }
 
@@ -887,24 +1196,42 @@ mod tests {
         for how in [Deleverage::Adl, Deleverage::SocializedLoss] {
             let cfg = config(-0.3, 0.0, how, 0);
             let one = run(&u, &r.subset(|_| true), &[0, 1], &[0, 1], &cfg).unwrap();
-            let kinds: Vec<u8> = one.events.kind.clone();
-            assert!(one.rounds.round.len() > 1);
+            let kinds: Vec<u8> = one.outcome.events.kind.clone();
+            assert!(one.outcome.rounds.round.len() > 1);
             assert!(kinds.contains(&(EventKind::Bankruptcy as u8)));
             assert!(kinds.contains(&(EventKind::Isolated as u8)));
             assert!(kinds.iter().any(|&k| k == EventKind::Adl as u8 || k == EventKind::SocializedLoss as u8));
             let (many, _) = sharded(&u, &r, 5, &cfg);
-            assert_eq!(one.events, many.events);
-            assert_eq!(one.rounds, many.rounds);
-            assert_eq!(one.pools, many.pools);
+            assert_eq!(one.outcome.events, many.events);
+            assert_eq!(one.outcome.rounds, many.rounds);
+            assert_eq!(one.outcome.pools, many.pools);
         }
+    }
+
+    #[test]
+    fn holdings_beyond_the_ledgers_range_are_refused_over_all_shards() {
+        let u = universe();
+        let mut cfg = config(-0.3, 0.0, Deleverage::Adl, 0);
+        cfg.insurance_fund = vec![0.0, 2e27];
+        let d = Driver::new(&u, cfg).unwrap();
+        let half = ledger::MAX_TOTAL_MINOR / 2;
+        assert!(d.check_capacity(&[vec![half, 0], vec![half, 0]]).is_ok());
+        let err = d.check_capacity(&[vec![half, 0], vec![half + 1, 0]]).unwrap_err();
+        assert!(err.to_string().contains("cascade.holdings[USDT]"));
+        // The fund counts too: 8e27 + 2e27 BTC is at the limit, one unit more is beyond.
+        let btc = ledger::MAX_TOTAL_MINOR - to_minor(2e27);
+        assert!(d.check_capacity(&[vec![0, btc]]).is_ok());
+        assert!(d.check_capacity(&[vec![0, btc + 1]]).unwrap_err().to_string().contains("cascade.holdings[BTC]"));
+        assert!(d.check_capacity(&[vec![0]]).is_err());
     }
 
     #[test]
     fn an_account_in_two_partitions_is_refused() {
         let u = universe();
         let r = rows(&[0.0], &[0.0], &[(10.0, 0.0)], &[false]);
-        let shards = vec![Shard::new(&r.subset(|_| true), &u, &[0, 1], &[0, 1]).unwrap(); 2];
-        let err = run_sharded(&u, shards, &config(-0.3, 0.0, Deleverage::Adl, 0)).unwrap_err();
+        let mut shards = vec![Shard::new(&r.subset(|_| true), &u, &[0, 1], &[0, 1]).unwrap(); 2];
+        let mut d = Driver::new(&u, config(-0.3, 0.0, Deleverage::Adl, 0)).unwrap();
+        let err = run_sharded(&u, &mut shards, &mut d).unwrap_err();
         assert!(err.to_string().contains("more than one partition"));
     }
 }

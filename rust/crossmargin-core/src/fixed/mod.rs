@@ -29,11 +29,12 @@ pub mod int;
 use rayon::prelude::*;
 
 use crate::book::{AccountRows, GroupedBook};
+use crate::brackets::Shape;
 use crate::error::{CoreError, Result};
 use crate::margin::{AccountMargin, MarginColumns, MarginContext};
 use crate::memory::column;
 use crate::mode::PerMode;
-use crate::universe::{MarketKind, Universe};
+use crate::universe::{Basis, MarketKind, Universe};
 use int::{Divisor, SizeTerms};
 
 /// How a borrow's token value is rounded.
@@ -211,6 +212,12 @@ impl FixedUniverse {
                     format!("{dec} does not fit the value and price units"),
                 ));
             }
+            if u.assets.side_factor[i] != [1.0, 1.0] {
+                return Err(CoreError::config(
+                    format!("{f}.bid"),
+                    "fixed-point arithmetic has no two-sided valuation (give the asset one price)",
+                ));
+            }
             if u.assets.haircuts.has_tiers(i) {
                 return Err(CoreError::config(
                     format!("{f}.haircut_tiers"),
@@ -249,6 +256,27 @@ impl FixedUniverse {
                 return Err(CoreError::config(
                     format!("{f}.inverse"),
                     "fixed-point arithmetic has linear markets only",
+                ));
+            }
+            let rules = &m.rules[k];
+            for (name, shape) in [("im_shape", rules.shape[0]), ("mm_shape", rules.shape[1])] {
+                if shape != Shape::Continuous {
+                    return Err(CoreError::config(
+                        format!("{f}.{name}"),
+                        format!("fixed-point arithmetic has the continuous shape only, '{}' given", shape.name()),
+                    ));
+                }
+            }
+            if rules.maint_basis != Basis::Mark {
+                return Err(CoreError::config(
+                    format!("{f}.maint_basis"),
+                    "fixed-point arithmetic values maintenance at the mark only",
+                ));
+            }
+            if rules.liquidation_fee != 0.0 {
+                return Err(CoreError::config(
+                    format!("{f}.liquidation_fee"),
+                    "fixed-point arithmetic has no liquidation-fee reserve",
                 ));
             }
             let rows: Vec<_> = m.brackets.rows(k).collect();
@@ -608,6 +636,7 @@ pub fn evaluate(
                     adj_equity: [f(a.total_collateral[0] - a.borrows[0]), f(a.total_collateral[1] - a.borrows[1])],
                     requirement: [f(a.requirement[0] - a.borrows[0]), f(a.requirement[1] - a.borrows[1])],
                     isolated_liquidatable: a.isolated_liquidatable,
+                    fee_reserve: 0.0,
                 };
                 eq[j] = m.equity;
                 up[j] = m.upnl;
@@ -749,6 +778,36 @@ mod tests {
         assert!(e.to_string().starts_with("assets[SOL].haircut_tiers"), "{e}");
         let e = FixedUniverse::new(&u, FixedSpec::drift(vec![6])).unwrap_err();
         assert!(e.to_string().starts_with("arithmetic.asset_decimals: 1 values given for 2 assets"), "{e}");
+    }
+
+    #[test]
+    fn venue_rules_without_a_fixed_point_form_are_refused_by_field() {
+        use crate::universe::{MarketRules, MarketSpec};
+        let base = perp("BTC-PERP", "USDC", "BTC", 60_000.0, &[(f64::INFINITY, 0.1, 0.05)]);
+        let cases: [(MarketRules, &str); 4] = [
+            (MarketRules { shape: [Shape::Step, Shape::Continuous], ..Default::default() }, "im_shape"),
+            (
+                MarketRules {
+                    shape: [Shape::Continuous, Shape::SizeScaled],
+                    rate_slope: [0.0, 1e-4],
+                    ..Default::default()
+                },
+                "mm_shape",
+            ),
+            (MarketRules { maint_basis: Basis::Entry, ..Default::default() }, "maint_basis"),
+            (MarketRules { liquidation_fee: 0.0006, ..Default::default() }, "liquidation_fee"),
+        ];
+        for (rules, field) in cases {
+            let m = MarketSpec { rules, ..base.clone() };
+            let u = Universe::new(&drift_assets(), &[m]).unwrap();
+            let e = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 9])).unwrap_err();
+            assert!(e.to_string().starts_with(&format!("markets[BTC-PERP].{field}: fixed-point")), "{e}");
+        }
+        let mut two_sided = drift_assets();
+        two_sided[1].bid_ask = Some((two_sided[1].price * 0.99, two_sided[1].price * 1.01));
+        let u = Universe::new(&two_sided, &[]).unwrap();
+        let e = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 9])).unwrap_err();
+        assert!(e.to_string().starts_with("assets[SOL].bid: fixed-point"), "{e}");
     }
 
     #[test]
