@@ -11,8 +11,9 @@ Parameters (a JSON-RPC response ``{"result": [...]}`` or its ``result``; may com
   future's ``size`` in USD (its ``contract_size``, 10 USD for BTC, is the order step), so a
   contract of the model is 1 USD and the book's qty is ``size``. Margin: the preset's rule
   (docs/MODEL.md "Venue presets", Deribit futures: IM 2 % + 0.5 % per 100 coins, MM 1.5 % +
-  0.5 % per 100 coins of position, a size-scaled rate on the coin notional, exact), or ``im_base`` / ``mm_base`` / ``slope``
-  given to :func:`universe`. Linear (USDC) futures, options and combos are not read.
+  0.5 % per 100 coins of position, a size-scaled rate on the coin notional, exact), or
+  ``im_base`` / ``mm_base`` / ``slope`` given to :func:`universe`. Linear (USDC) futures,
+  options and combos are not read.
 - ``ticker`` (optional, ``public/ticker`` results, a list or one): marks (``mark_price``);
   ``marks=`` (e.g. :attr:`Imported.marks`, the positions' ``mark_price``) wins.
 
