@@ -70,7 +70,8 @@ def _reference(u: cm.Universe, b: cm.Book) -> dict[int, tuple[float, float, floa
             settle = assets[u.asset_index[m.settle]].price
             upnl, im, _ = reference.position_numbers(m, qty, entry, m.mark, settle)
             ims.append(im)
-            cs.append(min(upnl, 0.0) + max(upnl, 0.0) * m.upnl_weight_initial)
+            in_settle = upnl / settle if settle > 0 else 0.0
+            cs.append(reference.margin.upnl_collateral(m, upnl, in_settle, initial=True))
         iso = sum(max(i - c, 0.0) for i, c in zip(ims, cs, strict=True))
         out[acct_id] = (sum(ims), iso, max(sum(ims) - sum(cs), 0.0))
     return out

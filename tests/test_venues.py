@@ -8,12 +8,8 @@ interpreter (.ci/test makes its virtualenv and requires it); nothing here touche
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import crossmargin as cm
@@ -413,78 +409,4 @@ def test_compare_venues_json_and_venue_choice(book_dir: Path, tmp_path: Path) ->
     assert bad.exit_code != 0
 
 
-# ---- Drift: differential against driftpy's math --------------------------------------------
-ORACLE = Path(__file__).parent / "oracles" / "driftpy_margin.py"
-
-
-def driftpy_python() -> str | None:
-    """The interpreter that has driftpy: CROSSMARGIN_DRIFTPY_PYTHON (.ci/test makes a
-    virtualenv with a pinned driftpy, which pins numpy < 2), else this one if it has it."""
-    given = os.environ.get("CROSSMARGIN_DRIFTPY_PYTHON")
-    if given:
-        return given
-    return sys.executable if importlib.util.find_spec("driftpy") is not None else None
-
-
-def test_drift_matches_driftpy_math_on_random_accounts() -> None:
-    """Total collateral and margin requirement (both modes) of 300 random accounts under the
-    drift_v2 preset equal those composed from driftpy's own weight and margin-ratio functions
-    (tests/oracles/driftpy_margin.py, run by driftpy's interpreter) to 1e-6 relative."""
-    py = driftpy_python()
-    if py is None:
-        if os.environ.get("CROSSMARGIN_REQUIRE_ORACLES"):
-            pytest.fail("CROSSMARGIN_REQUIRE_ORACLES is set but no driftpy interpreter was given")
-        pytest.skip("driftpy is not installed here; .ci/test runs this with its own virtualenv")
-    u = venues.drift_v2()
-    rng = np.random.default_rng(11)
-    syms = list(venues.presets.DRIFT_SPOT)
-    price = {a.symbol: a.price for a in u.assets}
-    acc_b, sym_b, qty_b, acc_p, mkt_p, qty_p, ent_p = [], [], [], [], [], [], []
-    accounts = []
-    for acct in range(300):
-        one: dict[str, list] = {"balances": [], "positions": []}
-        for s in rng.choice(syms, size=rng.integers(1, 4), replace=False):
-            usd = float(rng.lognormal(9, 3)) * (1 if rng.random() < 0.7 else -1)
-            q = usd / price[s]
-            acc_b.append(acct)
-            sym_b.append(str(s))
-            qty_b.append(q)
-            one["balances"].append([str(s), q])
-        for m in rng.choice(
-            ["SOL-PERP", "BTC-PERP", "ETH-PERP"], size=rng.integers(0, 3), replace=False
-        ):
-            underlying = str(m).split("-")[0]
-            mark = price[underlying]
-            base = float(rng.lognormal(2, 3)) * 1e4 / mark * (1 if rng.random() < 0.5 else -1)
-            entry = mark * float(rng.uniform(0.8, 1.2))
-            acc_p.append(acct)
-            mkt_p.append(str(m))
-            qty_p.append(base)
-            ent_p.append(entry)
-            one["positions"].append([underlying, base, entry])
-        accounts.append(one)
-    spec = {
-        "spot": {s: list(v) for s, v in venues.presets.DRIFT_SPOT.items()},
-        "perp": list(venues.presets.DRIFT_PERP),
-        "price": price,
-        "accounts": accounts,
-    }
-    run = subprocess.run(
-        [py, str(ORACLE)], input=json.dumps(spec), capture_output=True, text=True, timeout=300
-    )
-    assert run.returncode == 0, run.stderr
-    want = np.array(json.loads(run.stdout))
-    b = cm.Book.from_arrays(
-        balances={"account": acc_b, "asset": sym_b, "qty": qty_b},
-        positions={"account": acc_p, "market": mkt_p, "qty": qty_p, "entry_price": ent_p},
-    )
-    t = venues.requirement_side(cm.Engine(u, threads=1), b)
-    got = np.column_stack(
-        [t.total_collateral_initial, t.total_collateral_maint,
-         t.margin_requirement_initial, t.margin_requirement_maint]
-    )  # fmt: skip
-    assert list(t.account) == list(range(300))
-    scale = np.maximum(np.abs(want), 1e-9)
-    assert np.max(np.abs(got - want) / scale) < 1e-6
-    # The size terms mattered: some weights moved off their configured values.
-    assert any(abs(q) * price[s] > 1e6 for s, q in zip(sym_b, qty_b, strict=True))
+# The Drift differential against driftpy's DriftUser: tests/test_drift_exact.py.

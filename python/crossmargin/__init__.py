@@ -40,7 +40,7 @@ from crossmargin.result import MarginResult
 from crossmargin.risk import funding, solvency
 from crossmargin.span import SpanConfig, SpanResult
 from crossmargin.table import Table
-from crossmargin.universe import Asset, Market, Universe
+from crossmargin.universe import Asset, FixedPoint, Market, Universe
 
 __all__ = [
     "Asset",
@@ -55,6 +55,7 @@ __all__ = [
     "CrossmarginError",
     "DepthCurve",
     "Engine",
+    "FixedPoint",
     "LedgerError",
     "MarginResult",
     "Market",

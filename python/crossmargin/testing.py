@@ -207,6 +207,17 @@ positive_price = st.floats(min_value=1e-3, max_value=1e5, allow_nan=False, allow
 unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 imf_factors = st.one_of(st.just(0.0), st.floats(min_value=0.0, max_value=0.01, allow_nan=False))
 upnl_weights = st.one_of(st.just(1.0), unit)
+upnl_caps = st.one_of(st.just(math.inf), st.floats(min_value=0.0, max_value=1e4))
+# Drift's scaled initial weight: off, or a start value against the venue's total deposits.
+scaled_initial_weights: st.SearchStrategy[dict[str, float]] = st.one_of(
+    st.just({}),
+    st.fixed_dictionaries(
+        {
+            "scale_initial_weight_start": st.floats(min_value=1.0, max_value=1e7),
+            "total_deposits": st.floats(min_value=0.0, max_value=1e6),
+        }
+    ),
+)
 
 
 @st.composite
@@ -251,6 +262,7 @@ def assets_strategy(draw: st.DrawFn, symbol: str) -> cm.Asset:
         liability_weight_maint=lm,
         haircut_tiers=draw(haircut_tiers()),
         imf_factor=draw(imf_factors),
+        **draw(scaled_initial_weights),
     )
 
 
@@ -390,6 +402,8 @@ def universes(
                 **rules,
                 **draw(upnl_weight_pairs()),  # type: ignore[arg-type]
                 **(draw(_order_rules()) if order_rules else {}),
+                upnl_imf_factor=draw(imf_factors),
+                upnl_cap_initial=draw(upnl_caps),
             )
         )
     if options:

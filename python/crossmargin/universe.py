@@ -118,10 +118,14 @@ class Asset:
     style); above a finite last bound a value counts nothing (building such a universe warns,
     :class:`~crossmargin.exceptions.ConfigWarning`: end the table with ``inf``).
     ``imf_factor`` is Drift v2's size discount of the weight by sqrt(quantity)
-    (docs/MODEL.md "Size discount and premium"). ``bid`` / ``ask`` (USD, optional; a missing
-    side is ``price``) value the asset two-sidedly (docs/MODEL.md "Two-sided valuation"): an
-    account's net holding at the bid, a net debt and requirements settled in the asset at the
-    ask (Binance Multi-Assets bid and ask rates); a price override moves both with the price.
+    (docs/MODEL.md "Size discount and premium"). ``scale_initial_weight_start`` (USD, 0 =
+    off) with ``total_deposits`` (asset units, the venue's total) scales the initial weight
+    by start / (total_deposits × price) once that value reaches start (Drift's
+    ``scale_initial_asset_weight_start``, docs/MODEL.md "Scaled initial weight").
+    ``bid`` / ``ask`` (USD, optional; a missing side is ``price``) value the asset
+    two-sidedly (docs/MODEL.md "Two-sided valuation"): an account's net holding at the bid,
+    a net debt and requirements settled in the asset at the ask (Binance Multi-Assets bid and
+    ask rates); a price override moves both with the price.
     A bid above the ask is a :class:`~crossmargin.exceptions.ConfigError` naming ``bid``.
 
     Example: ``Asset("USDT", 0.99, bid=0.9801, ask=0.99495)``.
@@ -135,6 +139,8 @@ class Asset:
     liability_weight_maint: float = 1.0
     haircut_tiers: Sequence[tuple[float, float]] | None = None
     imf_factor: float = 0.0
+    scale_initial_weight_start: float = 0.0
+    total_deposits: float = 0.0
     bid: float | None = None
     ask: float | None = None
 
@@ -151,6 +157,8 @@ class Asset:
             "liability_weight_initial",
             "liability_weight_maint",
             "imf_factor",
+            "scale_initial_weight_start",
+            "total_deposits",
         ):
             object.__setattr__(self, name, _float(getattr(self, name), f"{f}.{name}"))
         given = () if self.haircut_tiers is None else self.haircut_tiers
@@ -164,8 +172,12 @@ class Market:
 
     ``brackets`` are Binance-style leverage tiers ``(notional_upper_bound, imr, mmr)`` on
     settle-asset notional. For an inverse market ``contract_size`` is in quote units (e.g.
-    100 USD). Venue rules of perps and futures (docs/MODEL.md "Requirement shapes",
-    "Valuation basis", "Liquidation-fee reserve"):
+    100 USD). ``upnl_weight_*`` weigh a positive uPnL; at initial margin
+    ``upnl_imf_factor`` discounts that weight by sqrt(uPnL in settle units) and at most
+    ``upnl_cap_initial`` (USD) of weighted profit counts per position (Drift's
+    ``unrealized_pnl_imf_factor`` and ``MAX_POSITIVE_UPNL_FOR_INITIAL_MARGIN``, docs/MODEL.md
+    "uPnL size discount"). Venue rules of perps and futures (docs/MODEL.md "Requirement
+    shapes", "Valuation basis", "Liquidation-fee reserve"):
 
     - ``im_shape`` / ``mm_shape``: ``"continuous"`` (``notional × rate − cum``, ``cum`` making
       it continuous; the default), ``"step"`` (the whole notional at its tier's rate) or
@@ -192,6 +204,8 @@ class Market:
     imf_factor: float = 0.0
     upnl_weight_initial: float = 1.0
     upnl_weight_maint: float = 1.0
+    upnl_imf_factor: float = 0.0
+    upnl_cap_initial: float = math.inf
     # Options (kind="option"): European, Black-76 on the underlying's price when mark is None.
     # Inverse options (Deribit BTC): contract_size in underlying units, mark / entry / margin
     # in the settle coin per unit of underlying.
@@ -250,6 +264,8 @@ class Market:
             "imf_factor",
             "upnl_weight_initial",
             "upnl_weight_maint",
+            "upnl_imf_factor",
+            "upnl_cap_initial",
             "rate",
             "im_base",
             "im_min",
@@ -313,6 +329,82 @@ class Market:
         return self.kind == "option"
 
 
+BORROW_ROUNDINGS = ("up", "down")
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """A universe's fixed-point arithmetic (docs/MODEL.md "Fixed-point arithmetic"): the
+    unit of each quantity as a number of decimals, and how a borrow's value rounds.
+
+    ``Engine.evaluate`` then computes the standard model in integers — values in
+    10^-``value_decimals`` of the reporting currency floored at each step in Drift v2's
+    order, weights and margin ratios in 10^-``weight_decimals`` (size premium floored),
+    prices in 10^-``price_decimals`` (each call's prices rounded to it), perp sizes and imf
+    sizes in 10^-``size_decimals``, imf factors in 10^-``imf_decimals``, each asset's
+    balances in 10^-``asset_decimals[symbol]`` — and the liquidation test is
+    ``total_collateral < maintenance requirement``. Results keep the standard columns (exact
+    multiples of the value unit) and add the raw int64 totals. Weights, ratios and imf
+    factors must be whole numbers of their units (a ``ConfigError`` names the field).
+
+    >>> FixedPoint.drift({"USDC": 6, "SOL": 9}).value_decimals
+    6
+    """
+
+    value_decimals: int = 6
+    price_decimals: int = 6
+    weight_decimals: int = 4
+    size_decimals: int = 9
+    imf_decimals: int = 6
+    asset_decimals: Mapping[str, int] = field(default_factory=dict)
+    borrow_rounding: str = "up"
+
+    def __post_init__(self) -> None:
+        for name in ("value_decimals", "price_decimals", "weight_decimals", "size_decimals",
+                     "imf_decimals"):  # fmt: skip
+            _decimals(getattr(self, name), f"arithmetic.{name}")
+        mapping(self.asset_decimals, "arithmetic.asset_decimals", "asset → decimals")
+        for k, v in self.asset_decimals.items():
+            _decimals(v, f"arithmetic.asset_decimals[{k}]")
+        object.__setattr__(self, "asset_decimals", dict(self.asset_decimals))
+        if self.borrow_rounding not in BORROW_ROUNDINGS:
+            f = "arithmetic.borrow_rounding"
+            raise ConfigError(
+                f"{f}: {self.borrow_rounding!r} is not one of {', '.join(BORROW_ROUNDINGS)}",
+                field=f,
+            )
+
+    @classmethod
+    def drift(cls, asset_decimals: Mapping[str, int]) -> FixedPoint:
+        """Drift protocol v2's units (programs/drift/src/math/constants.rs): values and
+        prices 1e-6 (QUOTE_PRECISION, PRICE_PRECISION), weights and margin ratios 1e-4
+        (SPOT_WEIGHT_PRECISION, MARGIN_PRECISION), sizes 1e-9 (AMM_RESERVE_PRECISION), imf
+        1e-6 (SPOT_IMF_PRECISION); borrows valued rounding up (spot_balance.rs
+        ``get_strict_token_value``). ``asset_decimals``: each spot market's ``decimals``."""
+        return cls(asset_decimals=asset_decimals)
+
+
+def _decimals(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ConfigTypeError(f"{name}: {value!r} is not an integer", field=name)
+    if not 0 <= int(value) <= 18:
+        raise ConfigError(f"{name}: {value} must be in [0, 18]", field=name)
+
+
+def _arithmetic(value: Any) -> FixedPoint | None:
+    if value is None or value == "float64":
+        return None
+    if isinstance(value, FixedPoint):
+        return value
+    if isinstance(value, Mapping):
+        mapping(value, "arithmetic", "(a table of FixedPoint fields)")
+        return _build_one(FixedPoint, "arithmetic", value)
+    raise ConfigTypeError(
+        f"arithmetic: expected 'float64' or FixedPoint, got {type(value).__name__}",
+        field="arithmetic",
+    )
+
+
 @dataclass(frozen=True)
 class Universe:
     """Assets and markets, validated and compiled once.
@@ -330,6 +422,9 @@ class Universe:
     # crossmargin.portfolio.PortfolioConfig) used by the portfolio, delta and hybrid models.
     valuation_date: str | date | None = None
     portfolio: Any = None
+    # float64 (None, the default) or a FixedPoint declaration (docs/MODEL.md "Fixed-point
+    # arithmetic"): Engine.evaluate then computes in the venue's integers.
+    arithmetic: FixedPoint | None = None
     _compiled: _core.CompiledUniverse = field(init=False, repr=False, compare=False)
     _option_years: dict[int, float] = field(init=False, repr=False, compare=False)
     _compiled_portfolio: _core.CompiledPortfolio | None = field(
@@ -363,6 +458,7 @@ class Universe:
                 f = f"markets[{self.markets[k].symbol}].expiry"
                 raise ConfigError(f"{f}: {y} must be finite and ≥ 0", field=f)
         object.__setattr__(self, "_option_years", years)
+        object.__setattr__(self, "arithmetic", _arithmetic(self.arithmetic))
         model_marks = self._model_marks()
         # The core reads each Asset's and Market's fields by name; the mark (an option
         # without one: its model value) and the years to expiry come alongside.
@@ -372,6 +468,7 @@ class Universe:
             [model_marks[k] if m.mark is None else m.mark for k, m in enumerate(self.markets)],
             [years.get(k) for k in range(len(self.markets))],
             {k: _float(v, f"underlying_prices[{k}]") for k, v in self.underlying_prices.items()},
+            self.arithmetic,
         )
         object.__setattr__(self, "_compiled", compiled)
         # After the core's checks of each value's range: the rules between two values.
@@ -403,7 +500,8 @@ class Universe:
             raise ConfigTypeError(
                 f"universe: expected a table, got {type(data).__name__}", field="universe"
             )
-        known = {"assets", "markets", "underlying_prices", "meta", "valuation_date", "portfolio"}
+        known = {"assets", "markets", "underlying_prices", "meta", "valuation_date", "portfolio",
+                 "arithmetic"}  # fmt: skip
         # SPAN tables live beside the universe: crossmargin.span.SpanConfig.from_toml reads them.
         known.add("span")
         for key in data:
@@ -427,6 +525,7 @@ class Universe:
             dict(data.get("underlying_prices", {})),
             valuation_date=data.get("valuation_date"),
             portfolio=portfolio,
+            arithmetic=_arithmetic(data.get("arithmetic")),
         )
 
     @classmethod
@@ -592,6 +691,18 @@ def option_marks(universe: Universe, markets: list[int], spots: list[float], pri
     return np.where(inverse, t.price / s, t.price)
 
 
+def _build_one(cls: type[Any], label: str, row: Mapping[str, Any]) -> Any:
+    for key in row:
+        if key not in cls.__dataclass_fields__:
+            raise ConfigError(f"{label}.{key}: unknown field", field=f"{label}.{key}")
+    try:
+        return cls(**row)
+    except ConfigError:
+        raise
+    except TypeError as e:
+        raise ConfigError(f"{label}: {e}", field=label) from None
+
+
 def _build(cls: type[Any], kind: str, i: int, row: Any) -> Any:
     if not isinstance(row, Mapping):
         raise ConfigTypeError(
@@ -618,6 +729,7 @@ __all__ = [
     "REQUIREMENT_SHAPES",
     "VALUATION_BASES",
     "Asset",
+    "FixedPoint",
     "Market",
     "Universe",
 ]

@@ -17,6 +17,7 @@ import numpy as np
 
 from crossmargin.book import Book
 from crossmargin.exceptions import InternalError
+from crossmargin.reference import fixed
 from crossmargin.reference import portfolio as pm  # options and portfolio margin
 from crossmargin.reference.portfolio import option_numbers
 from crossmargin.reference.prices import PriceOverrides, resolve, underlying_spots
@@ -192,8 +193,9 @@ def evaluate_account(
         value = qty * asset_prices[i] * held[i]
         if qty > 0:
             discounted = tiered_value(asset.haircut_tiers, value)
+            initial = scaled_initial_weight(asset, asset_prices[i])
             out.adj_equity_initial += discounted * size_discounted_weight(
-                asset.weight_initial, asset.imf_factor, qty
+                initial, asset.imf_factor, qty
             )
             out.adj_equity_maint += discounted * size_discounted_weight(
                 asset.weight_maint, asset.imf_factor, qty
@@ -242,10 +244,9 @@ def evaluate_account(
         else:
             s = universe.asset_index[market.settle]
             h, o = held[s], owed[s]
-            out.adj_equity_initial += (
-                min(upnl, 0.0) + max(upnl, 0.0) * market.upnl_weight_initial
-            ) * h
-            out.adj_equity_maint += (min(upnl, 0.0) + max(upnl, 0.0) * market.upnl_weight_maint) * h
+            in_settle = upnl / settle_price if settle_price > 0 else 0.0
+            out.adj_equity_initial += upnl_collateral(market, upnl, in_settle, initial=True) * h
+            out.adj_equity_maint += upnl_collateral(market, upnl, in_settle, initial=False) * h
             out.im += im * o
             out.mm += mm * o
     # Closing-fee reserves of cross positions, on the pool as it stands (docs/MODEL.md
@@ -390,6 +391,28 @@ def margin_ratio(adj_equity_maint: float, mm: float) -> float:
     return mm / adj_equity_maint
 
 
+def scaled_initial_weight(asset: Asset, price: float) -> float:
+    """Drift's scaled initial asset weight (state/spot_market.rs
+    ``get_scaled_initial_asset_weight``): once the venue's total deposits are worth
+    ``scale_initial_weight_start`` or more, the initial weight × start / their value."""
+    start, value = asset.scale_initial_weight_start, asset.total_deposits * price
+    if start > 0 and value >= start:
+        return asset.weight_initial * start / value
+    return asset.weight_initial
+
+
+def upnl_collateral(market: Market, upnl: float, in_settle: float, *, initial: bool) -> float:
+    """A position's uPnL in adjusted equity: a loss in full; a profit × its uPnL weight, at
+    initial margin size-discounted by the profit in settle units (``upnl_imf_factor``,
+    Drift's ``unrealized_pnl_imf_factor``) and at most ``upnl_cap_initial``."""
+    if upnl <= 0:
+        return upnl
+    if not initial:
+        return upnl * market.upnl_weight_maint
+    w = size_discounted_weight(market.upnl_weight_initial, market.upnl_imf_factor, in_settle)
+    return min(upnl * w, market.upnl_cap_initial)
+
+
 # ---- the book --------------------------------------------------------------------------
 def account_rows(universe: Universe, book: Book) -> dict[int, AccountRows]:
     """Each account's balances (per universe asset) and positions (universe market, qty,
@@ -468,7 +491,7 @@ def portfolio_account(
         elif qty > 0:
             discounted = tiered_value(asset.haircut_tiers, value)
             out.adj_equity_initial += discounted * size_discounted_weight(
-                asset.weight_initial, asset.imf_factor, qty
+                scaled_initial_weight(asset, assets[i]), asset.imf_factor, qty
             )
             out.adj_equity_maint += discounted * size_discounted_weight(
                 asset.weight_maint, asset.imf_factor, qty
@@ -521,6 +544,8 @@ def evaluate(
     asset_prices, marks = resolve(universe, prices)
     spots = underlying_spots(universe, asset_prices, marks)
     accounts = account_rows(universe, book)
+    if universe.arithmetic is not None and model == "standard":
+        return fixed.evaluate(universe, accounts, asset_prices, marks)
     rows = []
     for account_id in sorted(accounts):
         if model == "standard":
@@ -592,9 +617,11 @@ __all__ = [
     "order_margin",
     "portfolio_account",
     "position_numbers",
+    "scaled_initial_weight",
     "shaped_requirement",
     "side_factors",
     "size_discounted_weight",
     "size_premium_weight",
     "tiered_value",
+    "upnl_collateral",
 ]

@@ -1,7 +1,9 @@
 """Venue rule sets as universes (Binance, OKX, Bybit, Deribit, Drift v2, dYdX v4,
 Hyperliquid) with their published parameters, and the same book under each venue's rules
-(:func:`map_book`, :func:`compare`)."""
+(:func:`map_book`, :func:`compare`); Drift v2 exactly, from a market snapshot, in Drift's
+fixed-point arithmetic (:func:`drift_universe`)."""
 
+from crossmargin.venues.drift import drift_universe
 from crossmargin.venues.presets import (
     DEFAULT_PRICES,
     PRESETS,
@@ -35,6 +37,7 @@ __all__ = [
     "bybit_unified",
     "compare",
     "deribit",
+    "drift_universe",
     "drift_v2",
     "dydx_effective_imf",
     "dydx_v4",

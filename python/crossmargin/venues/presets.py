@@ -514,8 +514,12 @@ def requirement_side(engine: Engine, book: Book, prices: Any = None) -> Table:
     L_m``. The liquidation test (total collateral < maintenance requirement) and free
     collateral are unchanged; ``health`` = 100·(1 − mm / total collateral) clamped to
     [0, 100] (driftpy ``DriftUser.get_health``, unrounded). L_m is the (negated) adjusted
-    equity of the borrows alone, so every rule of the core applies to it."""
+    equity of the borrows alone, so every rule of the core applies to it. Under fixed-point
+    arithmetic (e.g. :func:`drift_universe`) the numbers are the engine's raw totals, exact to
+    the value unit."""
     full = engine.evaluate(book, prices=prices)
+    if "total_collateral_maint_raw" in full.columns:
+        return _requirement_side_raw(engine, full)
     b = book.balances
     neg = b["qty"] < 0
     asset_names = [a.symbol for a in engine.universe.assets]
@@ -553,6 +557,32 @@ def requirement_side(engine: Engine, book: Book, prices: Any = None) -> Table:
             "margin_requirement_initial": req_i,
             "margin_requirement_maint": req_m,
             "free_collateral": tc_i - req_i,
+            "health": health,
+            "liquidatable": full.liquidatable,
+        }
+    )
+
+
+def _requirement_side_raw(engine: Engine, full: Any) -> Table:
+    """:func:`requirement_side` from a fixed-point result's raw columns."""
+    fp = engine.universe.arithmetic
+    one = 10.0 ** (fp.value_decimals if fp is not None else 6)
+    tc_i, tc_m = full.total_collateral_initial_raw, full.total_collateral_maint_raw
+    req_i, req_m = full.margin_requirement_initial_raw, full.margin_requirement_maint_raw
+    safe = np.where(tc_m > 0, tc_m, 1)
+    health = np.where(
+        (req_m == 0) & (tc_m >= 0),
+        100.0,
+        np.where(tc_m <= 0, 0.0, np.clip((1.0 - req_m / safe) * 100.0, 0.0, 100.0)),
+    )
+    return Table(
+        {
+            "account": full.account,
+            "total_collateral_initial": tc_i / one,
+            "total_collateral_maint": tc_m / one,
+            "margin_requirement_initial": req_i / one,
+            "margin_requirement_maint": req_m / one,
+            "free_collateral": (tc_i - req_i) / one,
             "health": health,
             "liquidatable": full.liquidatable,
         }
@@ -689,6 +719,15 @@ def to_toml(universe: Universe, header: str = "") -> str:
     """The universe in the layout of :meth:`Universe.from_toml` (fields at their defaults are
     left out); ``header`` becomes leading comment lines."""
     lines = [f"# {h}" if h else "#" for h in header.splitlines()]
+    fp = universe.arithmetic
+    if fp is not None:  # the fixed-point declaration, every field written out
+        decimals = ", ".join(f"{_toml_value(k)} = {v}" for k, v in fp.asset_decimals.items())
+        lines += ["", "[arithmetic]"]
+        for name in ("value_decimals", "price_decimals", "weight_decimals", "size_decimals",
+                     "imf_decimals"):  # fmt: skip
+            lines.append(f"{name} = {getattr(fp, name)}")
+        lines += [f"asset_decimals = {{ {decimals} }}",
+                  f"borrow_rounding = {_toml_value(fp.borrow_rounding)}"]  # fmt: skip
     groups = (("assets", universe.assets, Asset), ("markets", universe.markets, Market))
     for kind, items, cls in groups:
         for x in items:

@@ -21,6 +21,7 @@ pub mod contract;
 pub mod efficiency;
 pub mod error;
 pub mod explain;
+pub mod fixed;
 pub mod fsum;
 pub mod funding;
 pub mod haircut;

@@ -386,7 +386,8 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
     sink: &mut S,
 ) -> AccountMargin {
     // One formula, two instantiations: a universe without venue rules (two-sided assets,
-    // fee reserves, size-scaled rates, entry-basis maintenance) runs the plain model with
+    // fee reserves, size-scaled rates, entry-basis maintenance, Drift's uPnL size discount /
+    // cap and scaled initial weight) runs the plain model with
     // those branches compiled out (docs/ARCHITECTURE.md, "Venue rules").
     if ctx.universe.venue_rules {
         rows_into::<L, S, true>(rows, ctx, lookup, sink)
@@ -416,7 +417,12 @@ fn rows_into<L: RowLookup, S: RowSink, const VENUE: bool>(
             let discounted = if a.has_tiers { u.assets.haircuts.discounted(i, weighed) } else { weighed };
             // imf::discounted_weight, with the cap computed once for both modes
             let cap = if a.imf_factor == 0.0 { f64::INFINITY } else { imf::discount_cap(a.imf_factor, qty) };
-            for ((c, adj), &w) in collateral.iter_mut().zip(m.adj_equity.iter_mut()).zip(&a.weight) {
+            let mut weight = a.weight;
+            if VENUE && a.scaled_initial {
+                let scale = (u.assets.scale_initial_weight_start[i], u.assets.total_deposits[i]);
+                weight[0] = imf::scaled_initial_weight(weight[0], scale, price);
+            }
+            for ((c, adj), &w) in collateral.iter_mut().zip(m.adj_equity.iter_mut()).zip(&weight) {
                 *c = discounted * w.min(cap);
                 *adj += *c;
             }
@@ -474,7 +480,13 @@ fn rows_into<L: RowLookup, S: RowSink, const VENUE: bool>(
             }
         } else {
             for mode in 0..2 {
-                line.collateral[mode] = (p.upnl.min(0.0) + p.upnl.max(0.0) * h.upnl_weight[mode]) * held;
+                let collateral = if VENUE && h.upnl_rule {
+                    let (f, cap) = (u.markets.upnl_imf_factor[k], u.markets.upnl_cap_initial[k]);
+                    imf::upnl_collateral(p.upnl, settle_price, h.upnl_weight[mode], f, cap, mode)
+                } else {
+                    p.upnl.min(0.0) + p.upnl.max(0.0) * h.upnl_weight[mode]
+                };
+                line.collateral[mode] = collateral * held;
                 line.requirement[mode] = p.requirement[mode] * owed;
                 m.adj_equity[mode] += line.collateral[mode];
                 m.requirement[mode] += line.requirement[mode];

@@ -517,7 +517,17 @@ fn gather(rows: AccountRows<'_>, pc: &PortfolioContext<'_>, sc: &mut Scratch) ->
         } else if qty > 0.0 {
             let discounted = at.haircuts.discounted(i, value);
             for (mode, adj) in m.adj_equity.iter_mut().enumerate() {
-                *adj += discounted * imf::discounted_weight(at.weight[mode][i], at.imf_factor[i], qty);
+                let w = at.weight[mode][i];
+                let w = if mode == 0 {
+                    imf::scaled_initial_weight(
+                        w,
+                        (at.scale_initial_weight_start[i], at.total_deposits[i]),
+                        ctx.prices.asset[i],
+                    )
+                } else {
+                    w
+                };
+                *adj += discounted * imf::discounted_weight(w, at.imf_factor[i], qty);
             }
         } else if qty < 0.0 {
             for (mode, adj) in m.adj_equity.iter_mut().enumerate() {

@@ -7,7 +7,7 @@ use crate::brackets::{Bracket, BracketTable, Shape};
 use crate::contract::Contract;
 use crate::error::{CoreError, Result};
 use crate::haircut::HaircutTable;
-use crate::limits::{is_price, MAX_FACTOR, MAX_PRICE, MIN_PRICE};
+use crate::limits::{is_price, MAX_AMOUNT, MAX_FACTOR, MAX_PRICE, MIN_PRICE};
 use crate::mode::{Mode, PerMode};
 use crate::options::OptionSpec;
 use crate::orders::OrderRule;
@@ -21,6 +21,12 @@ pub struct AssetSpec {
     pub liability_weight: PerMode<f64>,
     pub haircut_tiers: Vec<(f64, f64)>,
     pub imf_factor: f64,
+    /// Scaled initial weight (Drift `scale_initial_asset_weight_start`): above this USD
+    /// value of `total_deposits`, the initial weight is scaled by start / deposit value
+    /// (docs/MODEL.md "Scaled initial weight"); 0 = off.
+    pub scale_initial_weight_start: f64,
+    /// The venue's total deposits of the asset (asset units), for the scaled initial weight.
+    pub total_deposits: f64,
     /// Two-sided valuation (docs/MODEL.md "Two-sided valuation"): `(bid, ask)` in USD at the
     /// universe's prices; a positive holding counts at the bid, a borrow and a requirement
     /// in this asset at the ask. `None`: both are `price`.
@@ -59,6 +65,12 @@ pub struct MarketSpec {
     pub brackets: Vec<Bracket>,
     pub imf_factor: f64,
     pub upnl_weight: PerMode<f64>,
+    /// Size discount of a positive uPnL's initial weight by sqrt(uPnL in settle units)
+    /// (Drift `unrealized_pnl_imf_factor`, docs/MODEL.md "uPnL size discount"); 0 = off.
+    pub upnl_imf_factor: f64,
+    /// At most this weighted positive uPnL (USD) counts at initial margin per position
+    /// (Drift `MAX_POSITIVE_UPNL_FOR_INITIAL_MARGIN`); +inf = no cap.
+    pub upnl_cap_initial: f64,
     /// Contract terms of an option market (`kind = Option`); `None` otherwise.
     pub option: Option<OptionSpec>,
     /// How open orders lock initial margin (docs/MODEL.md "Open orders").
@@ -105,6 +117,8 @@ pub struct AssetTable {
     pub weight: PerMode<Vec<f64>>,
     pub liability_weight: PerMode<Vec<f64>>,
     pub imf_factor: Vec<f64>,
+    pub scale_initial_weight_start: Vec<f64>,
+    pub total_deposits: Vec<f64>,
     pub haircuts: HaircutTable,
     /// (bid / price, ask / price) per asset; (1, 1) without two-sided valuation.
     pub side_factor: Vec<[f64; 2]>,
@@ -121,6 +135,8 @@ pub struct MarketTable {
     pub inverse: Vec<bool>,
     pub imf_factor: Vec<f64>,
     pub upnl_weight: PerMode<Vec<f64>>,
+    pub upnl_imf_factor: Vec<f64>,
+    pub upnl_cap_initial: Vec<f64>,
     pub brackets: BracketTable,
     /// Option terms by market; zeros for perps and futures (read only where kind = Option).
     pub option: Vec<OptionSpec>,
@@ -151,7 +167,8 @@ pub struct Universe {
     /// Whether any asset carries a bid and an ask.
     pub two_sided: bool,
     /// Whether any rule beyond the plain model's brackets is in use (two-sided assets, fee
-    /// reserves, size-scaled rates, entry-basis maintenance): the kernel's instantiation.
+    /// reserves, size-scaled rates, entry-basis maintenance, Drift's uPnL rule and scaled
+    /// initial weight): the kernel's instantiation.
     pub venue_rules: bool,
 }
 
@@ -162,6 +179,9 @@ pub struct AssetHot {
     pub liability_weight: PerMode<f64>,
     pub imf_factor: f64,
     pub has_tiers: bool,
+    /// Whether the initial weight is scaled by the venue's deposits (`scale_initial_weight_start`
+    /// > 0; the values are read from the asset table only then, keeping this record small).
+    pub scaled_initial: bool,
     /// bid / price and ask / price (1, 1 without two-sided valuation): a price override
     /// moves the bid and the ask with it.
     pub side_factor: [f64; 2],
@@ -180,6 +200,9 @@ pub struct MarketHot {
     /// The market's tier range in the bracket table.
     pub tiers: (u32, u32),
     pub settle: u32,
+    /// Whether a profit's initial weight has the uPnL size discount or cap (the values are
+    /// read from the market table only then, keeping this record small).
+    pub upnl_rule: bool,
     /// Requirement shape per mode, the size slope of a `SizeScaled` mode.
     pub shape: PerMode<Shape>,
     pub rate_slope: PerMode<f64>,
@@ -226,6 +249,8 @@ impl Universe {
             weight: [vec![], vec![]],
             liability_weight: [vec![], vec![]],
             imf_factor: vec![],
+            scale_initial_weight_start: vec![],
+            total_deposits: vec![],
             haircuts: HaircutTable::default(),
             side_factor: vec![],
         };
@@ -248,6 +273,8 @@ impl Universe {
             check_weight(format!("{f}.liability_weight_initial"), a.liability_weight[0], 1.0, MAX_FACTOR)?;
             check_weight(format!("{f}.liability_weight_maint"), a.liability_weight[1], 1.0, MAX_FACTOR)?;
             check_weight(format!("{f}.imf_factor"), a.imf_factor, 0.0, MAX_FACTOR)?;
+            check_weight(format!("{f}.scale_initial_weight_start"), a.scale_initial_weight_start, 0.0, MAX_AMOUNT)?;
+            check_weight(format!("{f}.total_deposits"), a.total_deposits, 0.0, MAX_AMOUNT)?;
             initial_is_stricter(&f, "weight", a.weight, false)?;
             initial_is_stricter(&f, "liability_weight", a.liability_weight, true)?;
             at.haircuts.push(&a.haircut_tiers, &f)?;
@@ -259,6 +286,8 @@ impl Universe {
                 at.liability_weight[m].push(a.liability_weight[m]);
             }
             at.imf_factor.push(a.imf_factor);
+            at.scale_initial_weight_start.push(a.scale_initial_weight_start);
+            at.total_deposits.push(a.total_deposits);
         }
 
         let mut mt = MarketTable {
@@ -271,6 +300,8 @@ impl Universe {
             inverse: vec![],
             imf_factor: vec![],
             upnl_weight: [vec![], vec![]],
+            upnl_imf_factor: vec![],
+            upnl_cap_initial: vec![],
             brackets: BracketTable::new(),
             option: vec![],
             order_rule: vec![],
@@ -322,6 +353,13 @@ impl Universe {
             initial_is_stricter(&f, "upnl_weight", m.upnl_weight, false)?;
             check_weight(format!("{f}.imf_factor"), m.imf_factor, 0.0, MAX_FACTOR)?;
             m.orders.check(&f)?;
+            check_weight(format!("{f}.upnl_imf_factor"), m.upnl_imf_factor, 0.0, MAX_FACTOR)?;
+            if m.upnl_cap_initial.is_nan() || m.upnl_cap_initial < 0.0 {
+                return Err(CoreError::config(
+                    format!("{f}.upnl_cap_initial"),
+                    format!("{} must be ≥ 0 (inf = no cap)", m.upnl_cap_initial),
+                ));
+            }
             check_rules(m, &f)?;
             if m.kind == MarketKind::Option && m.brackets.is_empty() {
                 // Options are margined by their own rule; an empty bracket keeps the table aligned.
@@ -346,6 +384,8 @@ impl Universe {
             mt.imf_factor.push(m.imf_factor);
             mt.upnl_weight[0].push(m.upnl_weight[0]);
             mt.upnl_weight[1].push(m.upnl_weight[1]);
+            mt.upnl_imf_factor.push(m.upnl_imf_factor);
+            mt.upnl_cap_initial.push(m.upnl_cap_initial);
             mt.option.push(option);
             mt.order_rule.push(m.orders);
             mt.rules.push(m.rules);
@@ -380,6 +420,7 @@ impl Universe {
                     liability_weight: [a.liability_weight[0][i], a.liability_weight[1][i]],
                     imf_factor: a.imf_factor[i],
                     has_tiers: a.haircuts.has_tiers(i),
+                    scaled_initial: a.scale_initial_weight_start[i] > 0.0,
                     side_factor: a.side_factor[i],
                     two_sided: a.side_factor[i] != [1.0, 1.0],
                 }
@@ -396,6 +437,7 @@ impl Universe {
                     base_rate: [m.brackets.base_rate(k, Mode::Initial), m.brackets.base_rate(k, Mode::Maint)],
                     tiers: (lo as u32, hi as u32),
                     settle: m.settle[k],
+                    upnl_rule: m.upnl_imf_factor[k] > 0.0 || m.upnl_cap_initial[k] != f64::INFINITY,
                     shape: m.rules[k].shape,
                     rate_slope: m.rules[k].rate_slope,
                     scaled: m.rules[k].shape.contains(&Shape::SizeScaled),
@@ -406,8 +448,10 @@ impl Universe {
             .collect();
         out.has_fee_reserve = out.market_hot.iter().any(|h| h.liquidation_fee > 0.0);
         out.two_sided = out.asset_hot.iter().any(|a| a.two_sided);
-        out.venue_rules =
-            out.two_sided || out.has_fee_reserve || out.market_hot.iter().any(|h| h.scaled || h.entry_basis);
+        out.venue_rules = out.two_sided
+            || out.has_fee_reserve
+            || out.market_hot.iter().any(|h| h.scaled || h.entry_basis || h.upnl_rule)
+            || out.asset_hot.iter().any(|a| a.scaled_initial);
         out.underlying_price =
             (0..sources.len()).map(|u| out.source_price(u, &out.assets.price, &out.markets.mark)).collect();
         out.check_underlying_prices()?;
@@ -634,6 +678,8 @@ pub(crate) mod fixtures {
             liability_weight: [1.0, 1.0],
             haircut_tiers: vec![],
             imf_factor: 0.0,
+            scale_initial_weight_start: 0.0,
+            total_deposits: 0.0,
             bid_ask: None,
         }
     }
@@ -650,6 +696,8 @@ pub(crate) mod fixtures {
             brackets: brackets.iter().map(|&(bound, imr, mmr)| Bracket { bound, imr, mmr }).collect(),
             imf_factor: 0.0,
             upnl_weight: [1.0, 1.0],
+            upnl_imf_factor: 0.0,
+            upnl_cap_initial: f64::INFINITY,
             option: None,
             orders: Default::default(),
             rules: MarketRules::default(),

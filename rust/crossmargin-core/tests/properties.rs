@@ -15,6 +15,8 @@ fn universe() -> Universe {
         liability_weight: [1.2, 1.1],
         haircut_tiers: tiers,
         imf_factor: 0.0,
+        scale_initial_weight_start: 0.0,
+        total_deposits: 0.0,
         bid_ask: None,
     };
     let market = |s: &str, settle: &str, inverse: bool, cs: f64, mark: f64| MarketSpec {
@@ -32,6 +34,8 @@ fn universe() -> Universe {
         ],
         imf_factor: 0.0,
         upnl_weight: [0.5, 0.8],
+        upnl_imf_factor: 0.0,
+        upnl_cap_initial: f64::INFINITY,
         option: None,
         orders: Default::default(),
         rules: Default::default(),

@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use crossmargin_core::{evaluate, CoreError, Universe};
+use crossmargin_core::{evaluate, fixed, CoreError, Universe};
+use numpy::IntoPyArray;
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -70,10 +71,21 @@ impl PyEngine {
         self.pool.current_num_threads()
     }
 
-    /// Standard-model margin of every account.
+    /// Standard-model margin of every account; in the universe's fixed-point arithmetic
+    /// when it declares one (then with the raw columns `total_collateral_{initial,maint}_raw`,
+    /// `margin_requirement_{initial,maint}_raw`, int64 in value units).
     fn evaluate<'py>(&self, py: Python<'py>, book: &Bound<'py, PyBookView>, prices: PricesIn<'py>) -> Columns<'py> {
         let b = book.get();
         let ctx = margin_context(py, self.universe(), b, &prices)?;
+        if let Some(fx) = &self.universe.get().fixed {
+            let (cols, raw) = detached(py, || self.install(|| fixed::evaluate(b.grouped(), &ctx, fx)))?;
+            let out = margin_columns_dict(py, cols)?;
+            out.set_item("total_collateral_initial_raw", raw.total_collateral_initial.into_pyarray(py))?;
+            out.set_item("total_collateral_maint_raw", raw.total_collateral_maint.into_pyarray(py))?;
+            out.set_item("margin_requirement_initial_raw", raw.requirement_initial.into_pyarray(py))?;
+            out.set_item("margin_requirement_maint_raw", raw.requirement_maint.into_pyarray(py))?;
+            return Ok(out);
+        }
         let cols = detached(py, || Ok(self.install(|| evaluate(b.grouped(), &ctx))))?;
         margin_columns_dict(py, cols)
     }

@@ -3,7 +3,10 @@
 //! not hold as numbers (each market's reference mark, an option's expiry in years) come
 //! alongside, one per market.
 
+use std::collections::HashMap;
+
 use crossmargin_core::brackets::{Bracket, Shape};
+use crossmargin_core::fixed::{BorrowRounding, FixedSpec, FixedUniverse};
 use crossmargin_core::orders::OrderRule;
 use crossmargin_core::{AssetSpec, Basis, CoreError, MarketKind, MarketRules, MarketSpec, OptionSpec, Universe};
 use pyo3::prelude::*;
@@ -36,6 +39,8 @@ struct AssetIn {
     liability_weight_maint: f64,
     haircut_tiers: Option<Vec<(f64, f64)>>,
     imf_factor: f64,
+    scale_initial_weight_start: f64,
+    total_deposits: f64,
     bid: Option<f64>,
     ask: Option<f64>,
 }
@@ -52,6 +57,8 @@ impl From<AssetIn> for AssetSpec {
             liability_weight: [a.liability_weight_initial, a.liability_weight_maint],
             haircut_tiers: a.haircut_tiers.unwrap_or_default(),
             imf_factor: a.imf_factor,
+            scale_initial_weight_start: a.scale_initial_weight_start,
+            total_deposits: a.total_deposits,
             bid_ask,
         }
     }
@@ -90,6 +97,8 @@ struct MarketIn {
     imf_factor: f64,
     upnl_weight_initial: f64,
     upnl_weight_maint: f64,
+    upnl_imf_factor: f64,
+    upnl_cap_initial: f64,
     option_type: Option<String>,
     strike: Option<f64>,
     iv: Option<f64>,
@@ -169,9 +178,63 @@ impl MarketIn {
             brackets: self.brackets.into_iter().map(|(bound, imr, mmr)| Bracket { bound, imr, mmr }).collect(),
             imf_factor: self.imf_factor,
             upnl_weight: [self.upnl_weight_initial, self.upnl_weight_maint],
+            upnl_imf_factor: self.upnl_imf_factor,
+            upnl_cap_initial: self.upnl_cap_initial,
             option,
             orders,
             rules,
+        })
+    }
+}
+
+/// A fixed-point declaration, read by attribute (`crossmargin.universe.FixedPoint`).
+#[derive(FromPyObject)]
+struct FixedIn {
+    value_decimals: u32,
+    price_decimals: u32,
+    weight_decimals: u32,
+    size_decimals: u32,
+    imf_decimals: u32,
+    asset_decimals: HashMap<String, u32>,
+    borrow_rounding: String,
+}
+
+impl FixedIn {
+    fn spec(self, u: &Universe) -> Result<FixedSpec, CoreError> {
+        let borrow_rounding = match self.borrow_rounding.as_str() {
+            "up" => BorrowRounding::Up,
+            "down" => BorrowRounding::Down,
+            other => {
+                return Err(CoreError::config(
+                    "arithmetic.borrow_rounding",
+                    format!("'{other}' is not one of up, down"),
+                ))
+            }
+        };
+        if let Some(s) = self.asset_decimals.keys().find(|s| !u.assets.symbol.contains(s)) {
+            return Err(CoreError::config(format!("arithmetic.asset_decimals[{s}]"), "unknown asset"));
+        }
+        let asset_decimals = u
+            .assets
+            .symbol
+            .iter()
+            .map(|s| {
+                self.asset_decimals.get(s).copied().ok_or_else(|| {
+                    CoreError::config(
+                        format!("arithmetic.asset_decimals[{s}]"),
+                        "missing: every asset needs its token unit",
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(FixedSpec {
+            value_decimals: self.value_decimals,
+            price_decimals: self.price_decimals,
+            weight_decimals: self.weight_decimals,
+            size_decimals: self.size_decimals,
+            imf_decimals: self.imf_decimals,
+            asset_decimals,
+            borrow_rounding,
         })
     }
 }
@@ -182,6 +245,8 @@ type BracketRow = (f64, f64, f64, f64, f64);
 #[pyclass(frozen, module = "crossmargin._core", name = "CompiledUniverse")]
 pub struct PyUniverse {
     pub inner: Universe,
+    /// The fixed-point form when the universe declares fixed-point arithmetic.
+    pub fixed: Option<FixedUniverse>,
 }
 
 #[pymethods]
@@ -189,9 +254,10 @@ impl PyUniverse {
     /// `assets` / `markets`: objects with the fields of `crossmargin.Asset` / `Market`;
     /// `marks`: each market's reference mark (an option without a mark: its model value);
     /// `expiry_years`: each market's years to expiry (None for perps and futures);
-    /// `underlying_prices`: reference prices of underlyings, by name.
+    /// `underlying_prices`: reference prices of underlyings, by name; `arithmetic`: an object
+    /// with the fields of `crossmargin.FixedPoint`, or None for float64.
     #[new]
-    #[pyo3(signature = (assets, markets, marks, expiry_years, underlying_prices=None))]
+    #[pyo3(signature = (assets, markets, marks, expiry_years, underlying_prices=None, arithmetic=None))]
     fn new(
         py: Python<'_>,
         assets: Vec<AssetIn>,
@@ -199,6 +265,7 @@ impl PyUniverse {
         marks: Vec<f64>,
         expiry_years: Vec<Option<f64>>,
         underlying_prices: Option<&Bound<'_, PyDict>>,
+        arithmetic: Option<FixedIn>,
     ) -> PyResult<Self> {
         let n = markets.len();
         if marks.len() != n || expiry_years.len() != n {
@@ -229,7 +296,19 @@ impl PyUniverse {
             }
             inner = inner.with_underlying_prices(prices).map_err(|e| to_pyerr(py, e))?;
         }
-        Ok(PyUniverse { inner })
+        let fixed = match arithmetic {
+            Some(a) => {
+                Some(a.spec(&inner).and_then(|spec| FixedUniverse::new(&inner, spec)).map_err(|e| to_pyerr(py, e))?)
+            }
+            None => None,
+        };
+        Ok(PyUniverse { inner, fixed })
+    }
+
+    /// Whether the universe evaluates in fixed-point arithmetic.
+    #[getter]
+    fn is_fixed_point(&self) -> bool {
+        self.fixed.is_some()
     }
 
     #[getter]

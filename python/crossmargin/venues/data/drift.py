@@ -87,6 +87,10 @@ def universe(
         from crossmargin.venues.data import drift, payload
         u = drift.universe(payload.read_params("tests/fixtures/venues/drift/params"))
     """
+    # Not routed through venues.drift_universe (the exact fixed-point form): the payload has
+    # no total deposits (the scaled initial weight needs them), `marks` / `prices` override
+    # in float USD where drift_universe takes integer oracle prices, and each perp settles in
+    # its own quote market; this stays the float drift_v2 preset's inputs.
     spots = _markets(params, "spot_markets")
     perps = _markets(params, "perp_markets")
     usd = {k: float(v) for k, v in (prices or {}).items()}

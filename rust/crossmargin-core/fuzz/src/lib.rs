@@ -303,6 +303,8 @@ fn decode_universe(b: &mut Bytes<'_>) -> Result<Universe, CoreError> {
             liability_weight: [1.0 + b.rate(), 1.0 + b.rate()],
             haircut_tiers: tiers,
             imf_factor: if b.u8() < 200 { 0.0 } else { b.rate() / 100.0 },
+            scale_initial_weight_start: 0.0,
+            total_deposits: 0.0,
             // Two-sided valuation on some assets; now and then a bid above the ask (rejected).
             bid_ask: (b.u8() >= 220).then(|| {
                 let spread = b.rate() / 10.0;
@@ -365,6 +367,8 @@ fn decode_universe(b: &mut Bytes<'_>) -> Result<Universe, CoreError> {
             brackets,
             imf_factor: if b.u8() < 200 { 0.0 } else { b.rate() / 100.0 },
             upnl_weight: [b.rate(), b.rate()],
+            upnl_imf_factor: 0.0,
+            upnl_cap_initial: f64::INFINITY,
             option,
             orders: Default::default(),
             rules,

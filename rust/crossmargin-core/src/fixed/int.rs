@@ -1,0 +1,283 @@
+//! Integer helpers of the fixed-point path: division by a divisor fixed once per universe or
+//! call (Möller & Granlund, "Improved division by invariant integers", IEEE Trans. Computers
+//! 60(2), 2011, Algorithm 4: one 64×64→128 multiply per 128÷64 step instead of a hardware
+//! or library division), the integer square root, and Drift v2's size discount and premium
+//! in integers (drift-labs/protocol-v2 programs/drift/src/math/margin.rs
+//! `calculate_size_discount_asset_weight`, `calculate_size_premium_liability_weight`).
+
+/// A positive divisor below 2^64 with its precomputed reciprocal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Divisor {
+    d: u64,
+    /// `d` shifted left until its top bit is set.
+    norm: u64,
+    shift: u32,
+    /// floor((2^128 − 1) / norm) − 2^64.
+    v: u64,
+}
+
+impl Divisor {
+    /// `d` must be ≥ 1.
+    pub fn new(d: u64) -> Self {
+        assert!(d > 0, "a divisor is positive");
+        let shift = d.leading_zeros();
+        let norm = d << shift;
+        let v = (u128::MAX / norm as u128 - (1u128 << 64)) as u64;
+        Divisor { d, norm, shift, v }
+    }
+
+    /// 10^`exp` (exp ≤ 19).
+    pub fn pow10(exp: u32) -> Self {
+        Divisor::new(10u64.pow(exp))
+    }
+
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.d
+    }
+
+    /// One step: (u1·2^64 + u0) ÷ norm with u1 < norm → (quotient, remainder).
+    #[inline(always)]
+    fn step(&self, u1: u64, u0: u64) -> (u64, u64) {
+        let p = (self.v as u128) * (u1 as u128);
+        let p = p.wrapping_add(((u1 as u128) << 64) | u0 as u128);
+        let (mut q1, q0) = (((p >> 64) as u64).wrapping_add(1), p as u64);
+        let mut r = u0.wrapping_sub(q1.wrapping_mul(self.norm));
+        if r > q0 {
+            q1 = q1.wrapping_sub(1);
+            r = r.wrapping_add(self.norm);
+        }
+        if r >= self.norm {
+            q1 += 1;
+            r -= self.norm;
+        }
+        (q1, r)
+    }
+
+    /// (n ÷ d, n mod d).
+    #[inline(always)]
+    pub fn div_rem(&self, n: u128) -> (u128, u64) {
+        let s = self.shift;
+        let (n2, n1, n0) = if s == 0 {
+            (0u64, (n >> 64) as u64, n as u64)
+        } else {
+            ((n >> (128 - s)) as u64, ((n << s) >> 64) as u64, (n << s) as u64)
+        };
+        let (hi, r1) = if n2 == 0 && n1 < self.norm { (0, n1) } else { self.step(n2, n1) };
+        let (lo, r) = self.step(r1, n0);
+        (((hi as u128) << 64) | lo as u128, r >> s)
+    }
+
+    /// n ÷ d rounded toward zero (Rust's `/` on integers).
+    #[inline(always)]
+    pub fn trunc(&self, n: i128) -> i128 {
+        let q = self.div_rem(n.unsigned_abs()).0 as i128;
+        if n < 0 {
+            -q
+        } else {
+            q
+        }
+    }
+
+    /// n ÷ d rounded toward −∞.
+    #[inline(always)]
+    pub fn floor(&self, n: i128) -> i128 {
+        let (q, r) = self.div_rem(n.unsigned_abs());
+        let q = q as i128;
+        if n < 0 {
+            -q - (r != 0) as i128
+        } else {
+            q
+        }
+    }
+}
+
+/// floor(sqrt(x)).
+#[inline]
+pub fn isqrt(x: u128) -> u128 {
+    if x < 1 << 64 {
+        return isqrt64(x as u64) as u128;
+    }
+    let mut s = (x as f64).sqrt() as u128;
+    while s.checked_mul(s).is_none_or(|sq| sq > x) {
+        s -= 1;
+    }
+    while (s + 1).checked_mul(s + 1).is_some_and(|sq| sq <= x) {
+        s += 1;
+    }
+    s
+}
+
+/// floor(sqrt(x)) of a 64-bit x: the float root, corrected by at most one.
+#[inline]
+fn isqrt64(x: u64) -> u64 {
+    let s = (x as f64).sqrt() as u64;
+    let sq = |s: u64| (s as u128) * (s as u128);
+    if sq(s) > x as u128 {
+        s - 1
+    } else if sq(s + 1) <= x as u128 {
+        s + 1
+    } else {
+        s
+    }
+}
+
+/// floor(n / d) of 64-bit n and d (d > 0) through the float quotient, corrected by one.
+#[inline]
+fn div64(n: u64, d: u64) -> u64 {
+    if n >= 1 << 52 || d >= 1 << 52 {
+        return n / d;
+    }
+    let q = (n as f64 / d as f64) as u64;
+    if q * d > n {
+        q - 1
+    } else if (q + 1) * d <= n {
+        q + 1
+    } else {
+        q
+    }
+}
+
+/// The units of Drift's size terms: sizes in 10^-`size_decimals` of the base unit, imf
+/// factors in 10^-`imf_decimals`, weights and ratios in 10^-`weight_decimals`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeTerms {
+    /// 10^imf_decimals.
+    pub imf_one: u64,
+    /// 1.1 × 10^imf_decimals × 10^weight_decimals: the discount's numerator.
+    discount_num: u64,
+    /// sqrt(size × 10^k + 1) is in 10^-root_decimals of sqrt(base unit): 10 for Drift's 1e9 sizes.
+    size_scale: u128,
+    /// 10^root_decimals (Drift: 100_000).
+    root_one: Divisor,
+    /// root_one × 10^imf_decimals / 10^weight_decimals (Drift: 1e7).
+    premium_den: Divisor,
+}
+
+impl SizeTerms {
+    /// Sizes in 10^-`size_decimals`: the root of size·10^k (k = 0 or 1, making the exponent
+    /// even) is in 10^-((size_decimals + k) / 2).
+    pub fn new(size_decimals: u32, imf_decimals: u32, weight_decimals: u32) -> Self {
+        let k = size_decimals % 2;
+        let imf_one = 10u64.pow(imf_decimals);
+        let root_one = 10u64.pow((size_decimals + k) / 2);
+        SizeTerms {
+            imf_one,
+            discount_num: (imf_one + imf_one / 10) * 10u64.pow(weight_decimals),
+            size_scale: 10u128.pow(k),
+            root_one: Divisor::new(root_one),
+            premium_den: Divisor::new((root_one as u128 * imf_one as u128 / 10u128.pow(weight_decimals)).max(1) as u64),
+        }
+    }
+
+    /// isqrt(size·10^k + 1): Drift's `((size * 10) + 1).nth_root(2)`.
+    #[inline]
+    pub fn root(&self, size: u128) -> u128 {
+        isqrt(size.saturating_mul(self.size_scale).saturating_add(1))
+    }
+
+    /// The size-discounted weight before the min with a configured weight:
+    /// floor(1.1·one_w·one_imf / (one_imf + floor(root·imf / root_one))); u64::MAX when imf = 0.
+    #[inline]
+    pub fn discount_cap(&self, root: u128, imf: u64) -> u64 {
+        if imf == 0 {
+            return u64::MAX;
+        }
+        let term = self.root_one.div_rem(root.saturating_mul(imf as u128)).0;
+        let den = (self.imf_one as u128).saturating_add(term).min(u64::MAX as u128) as u64;
+        div64(self.discount_num, den)
+    }
+
+    /// The premium's size term floor(root·imf / (root_one·one_imf / one_w)).
+    #[inline]
+    pub fn premium_term(&self, root: u128, imf: u64) -> u64 {
+        if imf == 0 {
+            return 0;
+        }
+        self.premium_den.div_rem(root.saturating_mul(imf as u128)).0.min(u64::MAX as u128 / 2) as u64
+    }
+
+    /// min(weight, discount cap).
+    #[inline]
+    pub fn discount(&self, root: u128, imf: u64, weight: u64) -> u64 {
+        weight.min(self.discount_cap(root, imf))
+    }
+
+    /// max(weight, weight − floor(weight / 5) + premium term); the weight itself when imf = 0.
+    #[inline]
+    pub fn premium(&self, root: u128, imf: u64, weight: u64) -> u64 {
+        premium_with(weight, imf, self.premium_term(root, imf))
+    }
+}
+
+/// max(weight, weight − floor(weight / 5) + term), or the weight when imf = 0.
+#[inline]
+pub fn premium_with(weight: u64, imf: u64, term: u64) -> u64 {
+    if imf == 0 {
+        return weight;
+    }
+    weight.max((weight - weight / 5).saturating_add(term))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn divisor_matches_integer_division(n in any::<u128>(), d in 1u64..) {
+            let q = Divisor::new(d).div_rem(n);
+            prop_assert_eq!(q, (n / d as u128, (n % d as u128) as u64));
+        }
+
+        #[test]
+        fn signed_rounding_matches_the_definitions(n in any::<i64>(), m in any::<i64>(), d in 1u64..1u64 << 40) {
+            let x = n as i128 * m as i128;
+            let div = Divisor::new(d);
+            prop_assert_eq!(div.trunc(x), x / d as i128);
+            prop_assert_eq!(div.floor(x), x.div_euclid(d as i128));
+        }
+
+        #[test]
+        fn isqrt_is_the_floor_root(x in any::<u128>(), y in any::<u64>()) {
+            for x in [x, y as u128, (y as u128) * (y as u128), ((y as u128) * (y as u128)).saturating_sub(1)] {
+                let s = isqrt(x);
+                prop_assert!(s * s <= x);
+                prop_assert!((s + 1).checked_mul(s + 1).is_none_or(|sq| sq > x));
+            }
+        }
+
+        #[test]
+        fn float_division_is_corrected_to_the_floor(n in any::<u64>(), d in 1u64..) {
+            prop_assert_eq!(div64(n, d), n / d);
+            prop_assert_eq!(div64(n >> 12, d >> 12 | 1), (n >> 12) / (d >> 12 | 1));
+        }
+    }
+
+    #[test]
+    fn small_divisors_and_powers_of_ten() {
+        for d in [1u64, 2, 3, 10, 10_000, 1_000_000, 1_000_000_000, u64::MAX] {
+            let div = Divisor::new(d);
+            for n in [0u128, 1, 9, 10, 99_999, u64::MAX as u128, u128::MAX] {
+                assert_eq!(div.div_rem(n).0, n / d as u128, "{n} / {d}");
+            }
+        }
+        assert_eq!(Divisor::pow10(4).floor(-1), -1);
+        assert_eq!(Divisor::pow10(4).trunc(-1), 0);
+    }
+
+    #[test]
+    fn drift_protocol_test_vectors() {
+        // drift-labs/protocol-v2 programs/drift/src/math/margin/tests.rs
+        // (test size_adjusted_asset_weight / liability weight): imf 10_000 (0.01), sizes in
+        // 1e9, weights in 1e4: 1,000 tokens at asset weight 9_000 → 8_357; liability
+        // weight 11_000 → 11_962 (margin.rs `calculate_size_*`).
+        let t = SizeTerms::new(9, 6, 4);
+        let root = t.root(1_000 * 1_000_000_000);
+        assert_eq!(t.discount(root, 10_000, 9_000), 8_357);
+        assert_eq!(t.premium(root, 10_000, 11_000), 11_962);
+        assert_eq!(t.root(0), 1);
+        assert_eq!(t.discount(root, 0, 9_000), 9_000);
+    }
+}

@@ -1,0 +1,826 @@
+//! The standard cross-margin model in a venue's fixed-point arithmetic (docs/MODEL.md
+//! "Fixed-point arithmetic"): every quantity in its declared integer unit, each step rounded
+//! the venue's way, in the venue's order, so that totals come out to the venue's raw unit.
+//! The order and rounding are Drift protocol v2's (drift-labs/protocol-v2
+//! programs/drift/src/math/margin.rs `calculate_margin_requirement_and_total_collateral_and_liability_info`,
+//! `calculate_perp_position_value_and_pnl`; spot_balance.rs `get_strict_token_value`;
+//! state/spot_market.rs `get_asset_weight`, `get_liability_weight`,
+//! `get_scaled_initial_asset_weight`; state/perp_market.rs `get_margin_ratio`,
+//! `get_unrealized_asset_weight`):
+//!
+//! - a balance of `a` token units at price `p` is worth `a·p / 10^(decimals + price − value)`
+//!   value units, rounded toward zero for a holding and (by default) toward −∞ for a borrow
+//!   (a liability rounds up); × its weight (size-discounted, integer) / 10^weight, toward zero;
+//! - a perp's liability value `|base|·mark / 10^(size + price − value)` × the settle asset's
+//!   price / 10^price × the (size-premium) margin ratio / 10^weight, each step floored;
+//! - its P&L `base·mark / 10^(size + price − value)` (toward zero) + its quote amount
+//!   (`−base·entry` in the same units), × the uPnL weight / 10^weight (toward zero; a
+//!   positive P&L's initial weight size-discounted by the P&L itself) × the settle price /
+//!   10^price (toward zero), at most `upnl_cap_initial` at initial margin;
+//! - total collateral: weighted holdings + weighted P&L; margin requirement: weighted borrows
+//!   + perp requirements; liquidatable when total collateral < maintenance requirement.
+//!
+//! Results are the standard columns (`adj_equity_m` = total collateral − weighted borrows,
+//! `im`/`mm` = requirement − weighted borrows, so `adj_equity_maint < mm` is the same test)
+//! as exact multiples of the value unit, and the raw integers beside them.
+
+pub mod int;
+
+use rayon::prelude::*;
+
+use crate::book::{AccountRows, GroupedBook};
+use crate::brackets::Shape;
+use crate::error::{CoreError, Result};
+use crate::margin::{AccountMargin, MarginColumns, MarginContext};
+use crate::memory::column;
+use crate::mode::PerMode;
+use crate::universe::{Basis, MarketKind, Universe};
+use int::{Divisor, SizeTerms};
+
+/// How a borrow's token value is rounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BorrowRounding {
+    /// Toward −∞: the liability's magnitude rounds up (Drift's `safe_div_floor`).
+    Up,
+    /// Toward zero.
+    Down,
+}
+
+/// A universe's fixed-point declaration: the unit of each quantity as a number of decimals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixedSpec {
+    /// Values (collateral, requirements, P&L) in 10^-value_decimals of the reporting currency.
+    pub value_decimals: u32,
+    /// Prices in 10^-price_decimals.
+    pub price_decimals: u32,
+    /// Weights, liability weights, margin ratios, uPnL weights in 10^-weight_decimals.
+    pub weight_decimals: u32,
+    /// Perp sizes and the sizes of the imf terms in 10^-size_decimals of a base unit.
+    pub size_decimals: u32,
+    /// imf factors in 10^-imf_decimals.
+    pub imf_decimals: u32,
+    /// Each asset's token unit (universe order): balances in 10^-decimals.
+    pub asset_decimals: Vec<u32>,
+    pub borrow_rounding: BorrowRounding,
+}
+
+impl FixedSpec {
+    /// Drift v2's units: values and prices 1e-6, weights 1e-4, sizes 1e-9, imf 1e-6.
+    pub fn drift(asset_decimals: Vec<u32>) -> Self {
+        FixedSpec {
+            value_decimals: 6,
+            price_decimals: 6,
+            weight_decimals: 4,
+            size_decimals: 9,
+            imf_decimals: 6,
+            asset_decimals,
+            borrow_rounding: BorrowRounding::Up,
+        }
+    }
+}
+
+/// Conversion of a count in one unit to another: × mul ÷ div (one of them 1).
+#[derive(Debug, Clone, Copy)]
+struct Rescale {
+    mul: u128,
+    div: Divisor,
+}
+
+impl Rescale {
+    fn new(from_decimals: u32, to_decimals: u32) -> Self {
+        if to_decimals >= from_decimals {
+            Rescale { mul: 10u128.pow(to_decimals - from_decimals), div: Divisor::new(1) }
+        } else {
+            Rescale { mul: 1, div: Divisor::pow10(from_decimals - to_decimals) }
+        }
+    }
+
+    #[inline]
+    fn apply(&self, x: u128) -> u128 {
+        if self.mul != 1 {
+            x.saturating_mul(self.mul)
+        } else if self.div.get() != 1 {
+            self.div.div_rem(x).0
+        } else {
+            x
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FixedAsset {
+    /// 10^decimals: a quantity × this, rounded, is the raw token amount.
+    scale: f64,
+    /// 10^(decimals + price − value).
+    value_div: Divisor,
+    to_size: Rescale,
+    weight: PerMode<u64>,
+    liability_weight: PerMode<u64>,
+    imf: u64,
+    /// Scaled initial weight: start value (raw) and total deposits (raw token units).
+    scale_start: u128,
+    deposits: u128,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FixedMarket {
+    /// contract size × 10^size.
+    scale: f64,
+    ratio: PerMode<u64>,
+    imf: u64,
+    upnl_weight: PerMode<u64>,
+    upnl_imf: u64,
+    /// At most this much weighted P&L at initial margin (raw value; i128::MAX = none).
+    upnl_cap_initial: i128,
+    settle: u32,
+}
+
+/// A universe compiled for fixed-point evaluation.
+#[derive(Debug, Clone)]
+pub struct FixedUniverse {
+    pub spec: FixedSpec,
+    terms: SizeTerms,
+    assets: Vec<FixedAsset>,
+    markets: Vec<FixedMarket>,
+    weight_div: Divisor,
+    weight_one: u64,
+    price_div: Divisor,
+    price_one: i128,
+    /// 10^(size + price − value): base × price → value.
+    base_value_div: Divisor,
+    /// Value units → size units (the uPnL size discount's size).
+    value_to_size: Rescale,
+    value_one: f64,
+}
+
+/// `x` × 10^decimals as an integer, if it is one (within 1e-9 of a unit).
+fn to_units(x: f64, decimals: u32, field: &str, what: &str) -> Result<u64> {
+    let scaled = x * 10f64.powi(decimals as i32);
+    let raw = scaled.round();
+    // within a millionth of a unit, or a few ulps of the scaled number where that is coarser
+    let tolerance = 1e-6f64.max(scaled.abs() * 4.0 * f64::EPSILON);
+    if !(0.0..=u64::MAX as f64 / 2.0).contains(&raw) || (scaled - raw).abs() > tolerance {
+        return Err(CoreError::config(
+            field,
+            format!("{x} is not a whole number of {what} units of 1e-{decimals} (fixed-point arithmetic)"),
+        ));
+    }
+    Ok(raw as u64)
+}
+
+impl FixedUniverse {
+    /// Compiles `u` for fixed-point evaluation under `spec`. The fixed-point path evaluates
+    /// the rules it has integer forms for; a universe using another rule is a typed error
+    /// naming the field.
+    pub fn new(u: &Universe, spec: FixedSpec) -> Result<Self> {
+        let s = &spec;
+        if s.asset_decimals.len() != u.n_assets() {
+            return Err(CoreError::config(
+                "arithmetic.asset_decimals",
+                format!("{} values given for {} assets", s.asset_decimals.len(), u.n_assets()),
+            ));
+        }
+        for (name, d) in [
+            ("value_decimals", s.value_decimals),
+            ("price_decimals", s.price_decimals),
+            ("weight_decimals", s.weight_decimals),
+            ("size_decimals", s.size_decimals),
+            ("imf_decimals", s.imf_decimals),
+        ] {
+            if d > 12 {
+                return Err(CoreError::config(format!("arithmetic.{name}"), format!("{d} must be ≤ 12")));
+            }
+        }
+        if s.size_decimals + s.price_decimals < s.value_decimals {
+            return Err(CoreError::config(
+                "arithmetic.value_decimals",
+                format!(
+                    "{} must be ≤ size_decimals + price_decimals ({})",
+                    s.value_decimals,
+                    s.size_decimals + s.price_decimals
+                ),
+            ));
+        }
+        let mut assets = Vec::with_capacity(u.n_assets());
+        for i in 0..u.n_assets() {
+            let sym = &u.assets.symbol[i];
+            let f = format!("assets[{sym}]");
+            let dec = s.asset_decimals[i];
+            if dec > 18 || dec + s.price_decimals < s.value_decimals || dec + s.price_decimals - s.value_decimals > 19 {
+                return Err(CoreError::config(
+                    format!("arithmetic.asset_decimals[{sym}]"),
+                    format!("{dec} does not fit the value and price units"),
+                ));
+            }
+            if u.assets.side_factor[i] != [1.0, 1.0] {
+                return Err(CoreError::config(
+                    format!("{f}.bid"),
+                    "fixed-point arithmetic has no two-sided valuation (give the asset one price)",
+                ));
+            }
+            if u.assets.haircuts.has_tiers(i) {
+                return Err(CoreError::config(
+                    format!("{f}.haircut_tiers"),
+                    "fixed-point arithmetic has no haircut tiers (use weights and imf_factor)",
+                ));
+            }
+            let w = |x: f64, name: &str| to_units(x, s.weight_decimals, &format!("{f}.{name}"), "weight");
+            let spec_a = &u.assets;
+            assets.push(FixedAsset {
+                scale: 10f64.powi(dec as i32),
+                value_div: Divisor::pow10(dec + s.price_decimals - s.value_decimals),
+                to_size: Rescale::new(dec, s.size_decimals),
+                weight: [w(spec_a.weight[0][i], "weight_initial")?, w(spec_a.weight[1][i], "weight_maint")?],
+                liability_weight: [
+                    w(spec_a.liability_weight[0][i], "liability_weight_initial")?,
+                    w(spec_a.liability_weight[1][i], "liability_weight_maint")?,
+                ],
+                imf: to_units(spec_a.imf_factor[i], s.imf_decimals, &format!("{f}.imf_factor"), "imf")?,
+                scale_start: to_units(
+                    spec_a.scale_initial_weight_start[i],
+                    s.value_decimals,
+                    &format!("{f}.scale_initial_weight_start"),
+                    "value",
+                )? as u128,
+                deposits: to_units(spec_a.total_deposits[i], dec, &format!("{f}.total_deposits"), "token")? as u128,
+            });
+        }
+        let mut markets = Vec::with_capacity(u.n_markets());
+        for k in 0..u.n_markets() {
+            let m = &u.markets;
+            let f = format!("markets[{}]", m.symbol[k]);
+            if m.kind[k] == MarketKind::Option {
+                return Err(CoreError::config(format!("{f}.kind"), "fixed-point arithmetic has no option rule"));
+            }
+            if m.inverse[k] {
+                return Err(CoreError::config(
+                    format!("{f}.inverse"),
+                    "fixed-point arithmetic has linear markets only",
+                ));
+            }
+            let rules = &m.rules[k];
+            for (name, shape) in [("im_shape", rules.shape[0]), ("mm_shape", rules.shape[1])] {
+                if shape != Shape::Continuous {
+                    return Err(CoreError::config(
+                        format!("{f}.{name}"),
+                        format!("fixed-point arithmetic has the continuous shape only, '{}' given", shape.name()),
+                    ));
+                }
+            }
+            if rules.maint_basis != Basis::Mark {
+                return Err(CoreError::config(
+                    format!("{f}.maint_basis"),
+                    "fixed-point arithmetic values maintenance at the mark only",
+                ));
+            }
+            if rules.liquidation_fee != 0.0 {
+                return Err(CoreError::config(
+                    format!("{f}.liquidation_fee"),
+                    "fixed-point arithmetic has no liquidation-fee reserve",
+                ));
+            }
+            let rows: Vec<_> = m.brackets.rows(k).collect();
+            if rows.len() != 1 {
+                return Err(CoreError::config(
+                    format!("{f}.brackets"),
+                    format!("fixed-point arithmetic takes one bracket (a margin ratio), {} given", rows.len()),
+                ));
+            }
+            let (_, imr, mmr, _, _) = rows[0];
+            let w = |x: f64, name: &str| to_units(x, s.weight_decimals, &format!("{f}.{name}"), "weight");
+            let imf = |x: f64, name: &str| to_units(x, s.imf_decimals, &format!("{f}.{name}"), "imf");
+            let cap = m.upnl_cap_initial[k];
+            markets.push(FixedMarket {
+                scale: m.contract_size[k] * 10f64.powi(s.size_decimals as i32),
+                ratio: [w(imr, "brackets[0].imr")?, w(mmr, "brackets[0].mmr")?],
+                imf: imf(m.imf_factor[k], "imf_factor")?,
+                upnl_weight: [
+                    w(m.upnl_weight[0][k], "upnl_weight_initial")?,
+                    w(m.upnl_weight[1][k], "upnl_weight_maint")?,
+                ],
+                upnl_imf: imf(m.upnl_imf_factor[k], "upnl_imf_factor")?,
+                upnl_cap_initial: if cap.is_finite() {
+                    to_units(cap, s.value_decimals, &format!("{f}.upnl_cap_initial"), "value")? as i128
+                } else {
+                    i128::MAX
+                },
+                settle: m.settle[k],
+            });
+        }
+        Ok(FixedUniverse {
+            terms: SizeTerms::new(s.size_decimals, s.imf_decimals, s.weight_decimals),
+            assets,
+            markets,
+            weight_div: Divisor::pow10(s.weight_decimals),
+            weight_one: 10u64.pow(s.weight_decimals),
+            price_div: Divisor::pow10(s.price_decimals),
+            price_one: 10i128.pow(s.price_decimals),
+            base_value_div: Divisor::pow10(s.size_decimals + s.price_decimals - s.value_decimals),
+            value_to_size: Rescale::new(s.value_decimals, s.size_decimals),
+            value_one: 10f64.powi(s.value_decimals as i32),
+            spec,
+        })
+    }
+}
+
+/// One account in raw units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FixedAccount {
+    pub equity: i128,
+    pub upnl: i128,
+    /// (initial, maintenance) total collateral.
+    pub total_collateral: PerMode<i128>,
+    /// (initial, maintenance) margin requirement (weighted borrows + perp requirements).
+    pub requirement: PerMode<i128>,
+    /// The weighted borrows inside `requirement`.
+    pub borrows: PerMode<i128>,
+    pub isolated_liquidatable: bool,
+    /// Some input or intermediate left the integer range: the account has no result.
+    pub overflow: bool,
+}
+
+impl FixedAccount {
+    /// The liquidation test: total collateral < maintenance requirement (strict), or an
+    /// isolated position below its own.
+    pub fn liquidatable(&self) -> bool {
+        self.total_collateral[1] < self.requirement[1] || self.isolated_liquidatable
+    }
+}
+
+/// Prices of one call in raw units.
+#[derive(Debug, Clone)]
+pub struct FixedPrices {
+    asset: Vec<i64>,
+    mark: Vec<i64>,
+}
+
+impl FixedPrices {
+    /// Each price rounded to the nearest price unit; it must fit 63 bits.
+    pub fn new(fx: &FixedUniverse, ctx: &MarginContext<'_>) -> Result<Self> {
+        let one = 10f64.powi(fx.spec.price_decimals as i32);
+        let raw = |x: f64, field: String| -> Result<i64> {
+            let r = (x * one).round();
+            if r >= 9.2e18 {
+                return Err(CoreError::price(field, format!("{x} exceeds the fixed-point price range")));
+            }
+            Ok(r as i64)
+        };
+        let u = ctx.universe;
+        Ok(FixedPrices {
+            asset: (0..u.n_assets())
+                .map(|i| raw(ctx.prices.asset[i], format!("asset prices[{}]", u.assets.symbol[i])))
+                .collect::<Result<_>>()?,
+            mark: (0..u.n_markets())
+                .map(|k| raw(ctx.prices.mark[k], format!("marks[{}]", u.markets.symbol[k])))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+/// Integers of the kernel: inputs and every rounded intermediate fit 63 bits, so each product
+/// of two is exact in i128; a value outside that range is remembered as an overflow (the
+/// account then has no result) instead of wrapping or panicking.
+struct Ops {
+    overflow: bool,
+}
+
+impl Ops {
+    /// round(x × scale) (half away from zero), below 2^63 in magnitude. Written with the
+    /// truncating conversion: `f64::round` is a library call on baseline x86-64.
+    #[inline(always)]
+    fn raw(&mut self, x: f64, scale: f64) -> i64 {
+        let r = x * scale;
+        if r.is_nan() || r.abs() >= 9.2e18 {
+            self.overflow = true;
+            return 0;
+        }
+        let t = r as i64;
+        let frac = r - t as f64;
+        if frac >= 0.5 {
+            t + 1
+        } else if frac <= -0.5 {
+            t - 1
+        } else {
+            t
+        }
+    }
+
+    /// An i128 result back into 63 bits.
+    #[inline(always)]
+    fn fit(&mut self, x: i128) -> i64 {
+        if x.unsigned_abs() < 1 << 63 {
+            x as i64
+        } else {
+            self.overflow = true;
+            0
+        }
+    }
+
+    /// trunc(a × b / d).
+    #[inline(always)]
+    fn mul_trunc(&mut self, a: i64, b: i64, d: &Divisor) -> i64 {
+        self.fit(d.trunc(a as i128 * b as i128))
+    }
+
+    /// x at `price`: trunc(x × price / 10^price_decimals), x itself at a price of one.
+    #[inline(always)]
+    fn at_price(&mut self, x: i64, price: i64, fx: &FixedUniverse) -> i64 {
+        if price == fx.price_one as i64 {
+            x
+        } else {
+            self.mul_trunc(x, price, &fx.price_div)
+        }
+    }
+}
+
+/// One account under the fixed-point rules (module docs), rows resolved through `ctx`'s remap.
+#[inline]
+pub fn evaluate_account(
+    rows: AccountRows<'_>,
+    ctx: &MarginContext<'_>,
+    fx: &FixedUniverse,
+    px: &FixedPrices,
+) -> FixedAccount {
+    let mut o = Ops { overflow: false };
+    let mut r = FixedAccount::default();
+    let t = &fx.terms;
+    let w_one = fx.weight_one;
+    let wd = &fx.weight_div;
+
+    for (&code, &qty) in rows.bal_code.iter().zip(rows.bal_qty) {
+        let i = ctx.remap.asset[code as usize] as usize;
+        let a = &fx.assets[i];
+        let amount = o.raw(qty, a.scale);
+        if amount == 0 {
+            continue;
+        }
+        let price = px.asset[i];
+        let product = amount as i128 * price as i128;
+        let value = if amount < 0 && fx.spec.borrow_rounding == BorrowRounding::Up {
+            o.fit(a.value_div.floor(product))
+        } else {
+            o.fit(a.value_div.trunc(product))
+        };
+        r.equity += value as i128;
+        let root = if a.imf > 0 { t.root(a.to_size.apply(amount.unsigned_abs() as u128)) } else { 0 };
+        if amount > 0 {
+            let cap = t.discount_cap(root, a.imf);
+            for m in 0..2 {
+                let mut base = a.weight[m];
+                if m == 0 && a.scale_start > 0 {
+                    // get_scaled_initial_asset_weight: deposits valued at the oracle price
+                    let deposits = a.value_div.trunc(a.deposits as i128 * price as i128) as u128;
+                    if deposits >= a.scale_start {
+                        base = (base as u128 * a.scale_start / deposits) as u64;
+                    }
+                }
+                let w = base.min(cap);
+                let weighted = if w == w_one { value } else { o.mul_trunc(value, w as i64, wd) };
+                r.total_collateral[m] += weighted as i128;
+            }
+        } else {
+            let term = t.premium_term(root, a.imf);
+            for m in 0..2 {
+                let w = int::premium_with(a.liability_weight[m], a.imf, term);
+                let weighted = if w == w_one { value } else { o.mul_trunc(value, w as i64, wd) };
+                r.requirement[m] -= weighted as i128;
+                r.borrows[m] -= weighted as i128;
+            }
+        }
+    }
+
+    let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
+    for (((&code, &qty), &entry), &isolated) in positions {
+        let k = ctx.remap.market[code as usize] as usize;
+        let mk = &fx.markets[k];
+        let base = o.raw(qty, mk.scale);
+        let (mark, quote) = (px.mark[k], px.asset[mk.settle as usize]);
+        let bd = &fx.base_value_div;
+        // quote_asset_amount: −base × entry in value units (the cost of the position)
+        let entry_raw = o.raw(entry, fx.price_one as f64);
+        let cost = o.mul_trunc(base, entry_raw, bd);
+        // calculate_base_asset_value_and_pnl_with_oracle_price; the liability value
+        // (calculate_perp_liability_value) is its magnitude, both toward zero
+        let value = o.mul_trunc(base, mark, bd);
+        let pnl = o.fit(value as i128 - cost as i128);
+        let at_quote = |o: &mut Ops, x: i64| o.at_price(x, quote, fx);
+        let liability = at_quote(&mut o, value.abs());
+        let upnl = at_quote(&mut o, pnl);
+        r.upnl += upnl as i128;
+        r.equity += upnl as i128;
+        let term = if mk.imf > 0 { t.premium_term(t.root(base.unsigned_abs() as u128), mk.imf) } else { 0 };
+        let mut req = [0i64; 2];
+        let mut weighted = [upnl; 2];
+        for m in 0..2 {
+            let ratio = int::premium_with(mk.ratio[m], mk.imf, term);
+            req[m] = o.mul_trunc(liability, ratio as i64, wd);
+            // get_unrealized_asset_weight: a loss at weight 1; a profit at its weight, at
+            // initial margin size-discounted by the profit (value units → size units)
+            if pnl > 0 {
+                let mut w = mk.upnl_weight[m];
+                if m == 0 && w > 0 && mk.upnl_imf > 0 {
+                    let size = fx.value_to_size.apply(pnl as u128);
+                    w = w.min(t.discount_cap(t.root(size), mk.upnl_imf));
+                }
+                if w != w_one {
+                    let x = o.mul_trunc(pnl, w as i64, wd);
+                    weighted[m] = at_quote(&mut o, x);
+                }
+            }
+        }
+        weighted[0] = (weighted[0] as i128).min(mk.upnl_cap_initial) as i64;
+        if isolated > 0.0 {
+            let s = &fx.assets[mk.settle as usize];
+            let amount = o.raw(isolated, s.scale);
+            let margin = o.fit(s.value_div.trunc(amount as i128 * quote as i128));
+            r.equity += margin as i128;
+            if (margin as i128 + weighted[1] as i128) < req[1] as i128 {
+                r.isolated_liquidatable = true;
+            }
+        } else {
+            for m in 0..2 {
+                r.requirement[m] += req[m] as i128;
+                r.total_collateral[m] += weighted[m] as i128;
+            }
+        }
+    }
+    r.overflow = o.overflow;
+    r
+}
+
+/// The raw columns of a fixed-point evaluation (value units, i64).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FixedColumns {
+    pub total_collateral_initial: Vec<i64>,
+    pub total_collateral_maint: Vec<i64>,
+    pub requirement_initial: Vec<i64>,
+    pub requirement_maint: Vec<i64>,
+}
+
+const CHUNK: usize = 2048;
+
+/// Every account of the book under the fixed-point rules: the standard columns (exact
+/// multiples of the value unit) and the raw totals. An account whose numbers leave the
+/// integer range (|raw| ≥ 2^63) is a typed error naming it.
+pub fn evaluate(
+    book: &GroupedBook,
+    ctx: &MarginContext<'_>,
+    fx: &FixedUniverse,
+) -> Result<(MarginColumns, FixedColumns)> {
+    // Open orders have no fixed-point rule yet: refuse them rather than margin without them.
+    if book.has_orders() {
+        return Err(CoreError::config(
+            "arithmetic",
+            "open orders are not margined under fixed-point arithmetic; evaluate the book without orders or in float64",
+        ));
+    }
+    let px = FixedPrices::new(fx, ctx)?;
+    let n = book.n_accounts();
+    let mut out = MarginColumns {
+        equity: column(n),
+        upnl: column(n),
+        adj_equity_initial: column(n),
+        adj_equity_maint: column(n),
+        im: column(n),
+        mm: column(n),
+        free_collateral: column(n),
+        margin_ratio: column(n),
+        liquidatable: column(n),
+        bankrupt: column(n),
+    };
+    let mut raw = FixedColumns {
+        total_collateral_initial: column(n),
+        total_collateral_maint: column(n),
+        requirement_initial: column(n),
+        requirement_maint: column(n),
+    };
+    let one = fx.value_one;
+    let bad: Option<usize> = (
+        (
+            out.equity.par_chunks_mut(CHUNK),
+            out.upnl.par_chunks_mut(CHUNK),
+            out.adj_equity_initial.par_chunks_mut(CHUNK),
+            out.adj_equity_maint.par_chunks_mut(CHUNK),
+            out.im.par_chunks_mut(CHUNK),
+            out.mm.par_chunks_mut(CHUNK),
+            out.free_collateral.par_chunks_mut(CHUNK),
+            out.margin_ratio.par_chunks_mut(CHUNK),
+            out.liquidatable.par_chunks_mut(CHUNK),
+            out.bankrupt.par_chunks_mut(CHUNK),
+        )
+            .into_par_iter(),
+        (
+            raw.total_collateral_initial.par_chunks_mut(CHUNK),
+            raw.total_collateral_maint.par_chunks_mut(CHUNK),
+            raw.requirement_initial.par_chunks_mut(CHUNK),
+            raw.requirement_maint.par_chunks_mut(CHUNK),
+        )
+            .into_par_iter(),
+    )
+        .into_par_iter()
+        .enumerate()
+        .map(|(c, ((eq, up, adj_i, adj_m, im, mm, free, ratio, liq, bankrupt), (tci, tcm, rqi, rqm)))| {
+            let mut bad = None;
+            for j in 0..eq.len() {
+                let a = evaluate_account(book.account(c * CHUNK + j), ctx, fx, &px);
+                let fits = |x: i128| i64::try_from(x).is_ok();
+                let all = [
+                    a.equity,
+                    a.upnl,
+                    a.total_collateral[0],
+                    a.total_collateral[1],
+                    a.requirement[0],
+                    a.requirement[1],
+                ];
+                if a.overflow || !all.iter().all(|&x| fits(x)) {
+                    bad = bad.or(Some(c * CHUNK + j));
+                    continue;
+                }
+                let f = |x: i128| x as i64 as f64 / one;
+                let m = AccountMargin {
+                    equity: f(a.equity),
+                    upnl: f(a.upnl),
+                    adj_equity: [f(a.total_collateral[0] - a.borrows[0]), f(a.total_collateral[1] - a.borrows[1])],
+                    requirement: [f(a.requirement[0] - a.borrows[0]), f(a.requirement[1] - a.borrows[1])],
+                    isolated_liquidatable: a.isolated_liquidatable,
+                    fee_reserve: 0.0,
+                };
+                eq[j] = m.equity;
+                up[j] = m.upnl;
+                adj_i[j] = m.adj_equity[0];
+                adj_m[j] = m.adj_equity[1];
+                im[j] = m.requirement[0];
+                mm[j] = m.requirement[1];
+                free[j] = f(a.total_collateral[0] - a.requirement[0]);
+                ratio[j] = m.margin_ratio();
+                liq[j] = a.liquidatable();
+                bankrupt[j] = a.equity < 0;
+                tci[j] = a.total_collateral[0] as i64;
+                tcm[j] = a.total_collateral[1] as i64;
+                rqi[j] = a.requirement[0] as i64;
+                rqm[j] = a.requirement[1] as i64;
+            }
+            bad
+        })
+        .flatten()
+        .min();
+    if let Some(a) = bad {
+        return Err(CoreError::config(
+            "arithmetic",
+            format!("account {}: a value leaves the fixed-point range (|raw| < 2^63)", book.accounts[a]),
+        ));
+    }
+    Ok((out, raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::{group, BalanceInput, PositionInput};
+    use crate::margin::{Prices, Remap};
+    use crate::universe::fixtures::{asset, perp};
+    use crate::universe::AssetSpec;
+
+    fn drift_assets() -> Vec<AssetSpec> {
+        let mut usdc = asset("USDC", 0.9999);
+        usdc.weight = [1.0, 1.0];
+        let mut sol = asset("SOL", 150.0);
+        sol.weight = [0.8, 0.9];
+        sol.liability_weight = [1.2, 1.1];
+        sol.imf_factor = 0.003;
+        vec![usdc, sol]
+    }
+
+    fn universe() -> (Universe, FixedUniverse) {
+        let mut m = perp("SOL-PERP", "USDC", "SOL", 150.0, &[(f64::INFINITY, 0.1, 0.05)]);
+        m.imf_factor = 0.001;
+        let u = Universe::new(&drift_assets(), &[m]).unwrap();
+        let fx = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 9])).unwrap();
+        (u, fx)
+    }
+
+    /// One account (id 1) of `bal` (asset, qty) and `pos` (market, qty, entry).
+    fn run(u: &Universe, fx: &FixedUniverse, bal: &[(u32, f64)], pos: &[(u32, f64, f64)]) -> Result<FixedColumns> {
+        let ba = vec![1i64; bal.len()];
+        let bc: Vec<u32> = bal.iter().map(|b| b.0).collect();
+        let bq: Vec<f64> = bal.iter().map(|b| b.1).collect();
+        let pa = vec![1i64; pos.len()];
+        let pc: Vec<u32> = pos.iter().map(|p| p.0).collect();
+        let pq: Vec<f64> = pos.iter().map(|p| p.1).collect();
+        let pe: Vec<f64> = pos.iter().map(|p| p.2).collect();
+        let pi = vec![0.0; pos.len()];
+        let book = group(
+            BalanceInput { account: &ba, code: &bc, qty: &bq },
+            PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
+            u.n_assets() as u32,
+            u.n_markets() as u32,
+        )
+        .unwrap();
+        let am: Vec<u32> = (0..u.n_assets() as u32).collect();
+        let mm: Vec<u32> = (0..u.n_markets() as u32).collect();
+        let prices = Prices { asset: &u.assets.price, mark: &u.markets.mark };
+        let ctx = MarginContext::new(u, &book, prices, Remap { asset: &am, market: &mm }).unwrap();
+        evaluate(&book, &ctx, fx).map(|(_, raw)| raw)
+    }
+
+    #[test]
+    fn drift_order_and_rounding_by_hand() {
+        let (u, fx) = universe();
+        // 100 USDC at 0.9999 → 99.990000; 0.5 SOL borrowed at 150 → 75.000000 × 1.2 / 1.1;
+        // long 1.5 SOL-PERP from 140: liability 225 × 0.9999 = 224.977500 × 0.1 / 0.05
+        // (premium 1000 − 200 + isqrt(1.5e10 + 1)·1000 / 1e7 = 812 < 1000), P&L 15 × 0.9999.
+        let r = run(&u, &fx, &[(0, 100.0), (1, -0.5)], &[(0, 1.5, 140.0)]).unwrap();
+        assert_eq!(r.total_collateral_initial, [99_990_000 + 14_998_500]);
+        assert_eq!(r.total_collateral_maint, [99_990_000 + 14_998_500]);
+        assert_eq!(r.requirement_initial, [90_000_000 + 22_497_750]);
+        assert_eq!(r.requirement_maint, [82_500_000 + 11_248_875]);
+    }
+
+    #[test]
+    fn a_borrow_rounds_up_and_its_weighting_toward_zero() {
+        let (u, fx) = universe();
+        // −0.000000001 SOL × 150 = −0.00000015 USD → −1 unit (floor); × 1.1 → −1.1 → −1.
+        let r = run(&u, &fx, &[(1, -1e-9)], &[]).unwrap();
+        assert_eq!((r.requirement_initial[0], r.requirement_maint[0]), (1, 1));
+        let down =
+            FixedUniverse::new(&u, FixedSpec { borrow_rounding: BorrowRounding::Down, ..fx.spec.clone() }).unwrap();
+        assert_eq!(run(&u, &down, &[(1, -1e-9)], &[]).unwrap().requirement_maint, [0]);
+    }
+
+    #[test]
+    fn scaled_initial_weight_protocol_vector() {
+        // programs/drift/src/math/margin/tests.rs spot_market_scale_initial_asset_weight:
+        // initial weight 9000, start 500,000 USD, price 25; 40,000 deposited → 4500, 60,000 → 3000.
+        for (deposits, weight) in [(20_000.0, 9_000), (40_000.0, 4_500), (60_000.0, 3_000)] {
+            let mut x = asset("XSOL", 25.0);
+            x.weight = [0.9, 0.95];
+            x.scale_initial_weight_start = 500_000.0;
+            x.total_deposits = deposits;
+            let u = Universe::new(&[asset("USDC", 1.0), x], &[]).unwrap();
+            let fx = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 9])).unwrap();
+            let r = run(&u, &fx, &[(1, 1.0)], &[]).unwrap();
+            assert_eq!(r.total_collateral_initial, [25_000_000 * weight / 10_000]);
+        }
+    }
+
+    #[test]
+    fn rules_without_an_integer_form_are_named() {
+        let mut two = perp("BTC-PERP", "USDC", "BTC", 60_000.0, &[(1e6, 0.1, 0.05), (f64::INFINITY, 0.2, 0.1)]);
+        let u = Universe::new(&drift_assets(), std::slice::from_ref(&two)).unwrap();
+        let e = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 9])).unwrap_err();
+        assert!(
+            e.to_string().starts_with("markets[BTC-PERP].brackets: fixed-point arithmetic takes one bracket"),
+            "{e}"
+        );
+        two.brackets.truncate(1);
+        two.brackets[0].bound = f64::INFINITY;
+        two.brackets[0].mmr = 0.05005;
+        let u = Universe::new(&drift_assets(), &[two]).unwrap();
+        let e = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 9])).unwrap_err();
+        assert!(e.to_string().starts_with("markets[BTC-PERP].brackets[0].mmr: 0.05005 is not a whole number"), "{e}");
+        let mut tiers = drift_assets();
+        tiers[1].haircut_tiers = vec![(f64::INFINITY, 0.9)];
+        let u = Universe::new(&tiers, &[]).unwrap();
+        let e = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 9])).unwrap_err();
+        assert!(e.to_string().starts_with("assets[SOL].haircut_tiers"), "{e}");
+        let e = FixedUniverse::new(&u, FixedSpec::drift(vec![6])).unwrap_err();
+        assert!(e.to_string().starts_with("arithmetic.asset_decimals: 1 values given for 2 assets"), "{e}");
+    }
+
+    #[test]
+    fn venue_rules_without_a_fixed_point_form_are_refused_by_field() {
+        use crate::universe::{MarketRules, MarketSpec};
+        let base = perp("BTC-PERP", "USDC", "BTC", 60_000.0, &[(f64::INFINITY, 0.1, 0.05)]);
+        let cases: [(MarketRules, &str); 4] = [
+            (MarketRules { shape: [Shape::Step, Shape::Continuous], ..Default::default() }, "im_shape"),
+            (
+                MarketRules {
+                    shape: [Shape::Continuous, Shape::SizeScaled],
+                    rate_slope: [0.0, 1e-4],
+                    ..Default::default()
+                },
+                "mm_shape",
+            ),
+            (MarketRules { maint_basis: Basis::Entry, ..Default::default() }, "maint_basis"),
+            (MarketRules { liquidation_fee: 0.0006, ..Default::default() }, "liquidation_fee"),
+        ];
+        for (rules, field) in cases {
+            let m = MarketSpec { rules, ..base.clone() };
+            let u = Universe::new(&drift_assets(), &[m]).unwrap();
+            let e = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 9])).unwrap_err();
+            assert!(e.to_string().starts_with(&format!("markets[BTC-PERP].{field}: fixed-point")), "{e}");
+        }
+        let mut two_sided = drift_assets();
+        two_sided[1].bid_ask = Some((two_sided[1].price * 0.99, two_sided[1].price * 1.01));
+        let u = Universe::new(&two_sided, &[]).unwrap();
+        let e = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 9])).unwrap_err();
+        assert!(e.to_string().starts_with("assets[SOL].bid: fixed-point"), "{e}");
+    }
+
+    #[test]
+    fn values_beyond_the_integer_range_are_an_error_naming_the_account() {
+        let (u, fx) = universe();
+        let e = run(&u, &fx, &[(1, 1e12)], &[]).unwrap_err();
+        assert_eq!(e.to_string(), "arithmetic: account 1: a value leaves the fixed-point range (|raw| < 2^63)");
+    }
+}
