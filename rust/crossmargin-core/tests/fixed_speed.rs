@@ -40,6 +40,7 @@ fn perp(s: &str, u: &str, mark: f64, upnl_imf: f64) -> MarketSpec {
         upnl_cap_initial: 100.0,
         option: None,
         rules: Default::default(),
+        orders: Default::default(),
     }
 }
 
