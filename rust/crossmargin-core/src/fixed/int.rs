@@ -14,6 +14,10 @@ pub struct Divisor {
     shift: u32,
     /// floor((2^128 − 1) / norm) − 2^64.
     v: u64,
+    /// Of a 64-bit dividend (Granlund & Montgomery 1994, fig. 4.1): ceil(log2 d) and
+    /// floor(2^64·(2^l − d) / d) + 1; n ÷ d = (t + (n − t) / 2) >> (l − 1), t = mulhi(m, n).
+    l: u32,
+    m: u64,
 }
 
 impl Divisor {
@@ -23,7 +27,9 @@ impl Divisor {
         let shift = d.leading_zeros();
         let norm = d << shift;
         let v = (u128::MAX / norm as u128 - (1u128 << 64)) as u64;
-        Divisor { d, norm, shift, v }
+        let l = 64 - (d - 1).leading_zeros();
+        let m = if d == 1 { 0 } else { (((1u128 << 64) * ((1u128 << l) - d as u128)) / d as u128 + 1) as u64 };
+        Divisor { d, norm, shift, v, l, m }
     }
 
     /// 10^`exp` (exp ≤ 19).
@@ -57,6 +63,15 @@ impl Divisor {
     /// (n ÷ d, n mod d).
     #[inline(always)]
     pub fn div_rem(&self, n: u128) -> (u128, u64) {
+        if n >> 64 == 0 {
+            let n = n as u64;
+            if self.d == 1 {
+                return (n as u128, 0);
+            }
+            let t = ((self.m as u128 * n as u128) >> 64) as u64;
+            let q = (t + ((n - t) >> 1)) >> (self.l - 1);
+            return (q as u128, n - q * self.d);
+        }
         let s = self.shift;
         let (n2, n1, n0) = if s == 0 {
             (0u64, (n >> 64) as u64, n as u64)
@@ -229,6 +244,16 @@ mod tests {
         fn divisor_matches_integer_division(n in any::<u128>(), d in 1u64..) {
             let q = Divisor::new(d).div_rem(n);
             prop_assert_eq!(q, (n / d as u128, (n % d as u128) as u64));
+        }
+
+        #[test]
+        fn divisor_matches_integer_division_of_64_bit_dividends(n in any::<u64>(), k in 0u32..64, d in 1u64..) {
+            for d in [d, (d >> k).max(1), 10u64.pow(k % 20)] {
+                let div = Divisor::new(d);
+                for n in [n, n >> k, u64::MAX, d - 1, d, d.saturating_mul(3)] {
+                    prop_assert_eq!(div.div_rem(n as u128), ((n / d) as u128, n % d));
+                }
+            }
         }
 
         #[test]

@@ -120,6 +120,10 @@ struct FixedAsset {
     /// Scaled initial weight: start value (raw) and total deposits (raw token units).
     scale_start: u128,
     deposits: u128,
+    /// A holding of fewer raw units than this has no size discount (the cap is at least
+    /// both weights); a borrow of fewer, no size premium.
+    plain_below: u64,
+    flat_below: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -133,6 +137,31 @@ struct FixedMarket {
     /// At most this much weighted P&L at initial margin (raw value; i128::MAX = none).
     upnl_cap_initial: i128,
     settle: u32,
+    /// |base| below this: no size premium on either ratio.
+    flat_below: u64,
+    /// A profit (raw value) below this: no size discount of the initial uPnL weight.
+    upnl_plain_below: u64,
+}
+
+/// The first x where the monotone predicate `holds` (true, then false) fails; u64::MAX when it
+/// holds there too.
+fn first_failing(holds: impl Fn(u64) -> bool) -> u64 {
+    if holds(u64::MAX) {
+        return u64::MAX;
+    }
+    if !holds(0) {
+        return 0;
+    }
+    let (mut lo, mut hi) = (0u64, u64::MAX); // holds(lo), !holds(hi)
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if holds(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
 }
 
 /// A universe compiled for fixed-point evaluation.
@@ -243,6 +272,8 @@ impl FixedUniverse {
                     "value",
                 )? as u128,
                 deposits: to_units(spec_a.total_deposits[i], dec, &format!("{f}.total_deposits"), "token")? as u128,
+                plain_below: 0,
+                flat_below: 0,
             });
         }
         let mut markets = Vec::with_capacity(u.n_markets());
@@ -305,10 +336,38 @@ impl FixedUniverse {
                     i128::MAX
                 },
                 settle: m.settle[k],
+                flat_below: 0,
+                upnl_plain_below: 0,
             });
         }
+        let terms = SizeTerms::new(s.size_decimals, s.imf_decimals, s.weight_decimals);
+        let value_to_size = Rescale::new(s.value_decimals, s.size_decimals);
+        let t = &terms;
+        for a in &mut assets {
+            let root = |x: u64| if a.imf > 0 { t.root(a.to_size.apply(x as u128)) } else { 0 };
+            let w = a.weight[0].max(a.weight[1]);
+            a.plain_below = first_failing(|x| t.discount_cap(root(x), a.imf) >= w);
+            let lw = a.liability_weight;
+            a.flat_below = first_failing(|x| {
+                let term = t.premium_term(root(x), a.imf);
+                (0..2).all(|m| int::premium_with(lw[m], a.imf, term) == lw[m])
+            });
+        }
+        for mk in &mut markets {
+            let ratio = mk.ratio;
+            mk.flat_below = first_failing(|x| {
+                let term = if mk.imf > 0 { t.premium_term(t.root(x as u128), mk.imf) } else { 0 };
+                (0..2).all(|m| int::premium_with(ratio[m], mk.imf, term) == ratio[m])
+            });
+            let w = mk.upnl_weight[0];
+            mk.upnl_plain_below = if w > 0 && mk.upnl_imf > 0 {
+                first_failing(|p| t.discount_cap(t.root(value_to_size.apply(p as u128)), mk.upnl_imf) >= w)
+            } else {
+                u64::MAX
+            };
+        }
         Ok(FixedUniverse {
-            terms: SizeTerms::new(s.size_decimals, s.imf_decimals, s.weight_decimals),
+            terms,
             assets,
             markets,
             weight_div: Divisor::pow10(s.weight_decimals),
@@ -316,7 +375,7 @@ impl FixedUniverse {
             price_div: Divisor::pow10(s.price_decimals),
             price_one: 10i128.pow(s.price_decimals),
             base_value_div: Divisor::pow10(s.size_decimals + s.price_decimals - s.value_decimals),
-            value_to_size: Rescale::new(s.value_decimals, s.size_decimals),
+            value_to_size,
             value_one: 10f64.powi(s.value_decimals as i32),
             spec,
         })
@@ -352,6 +411,8 @@ impl FixedAccount {
 pub struct FixedPrices {
     asset: Vec<i64>,
     mark: Vec<i64>,
+    /// Each asset's initial weight after get_scaled_initial_asset_weight at this call's price.
+    weight_initial: Vec<u64>,
 }
 
 impl FixedPrices {
@@ -366,13 +427,31 @@ impl FixedPrices {
             Ok(r as i64)
         };
         let u = ctx.universe;
+        let asset: Vec<i64> = (0..u.n_assets())
+            .map(|i| raw(ctx.prices.asset[i], format!("asset prices[{}]", u.assets.symbol[i])))
+            .collect::<Result<_>>()?;
+        let weight_initial = fx
+            .assets
+            .iter()
+            .zip(&asset)
+            .map(|(a, &price)| {
+                let mut base = a.weight[0];
+                if a.scale_start > 0 {
+                    // get_scaled_initial_asset_weight: deposits valued at the oracle price
+                    let deposits = a.value_div.trunc(a.deposits as i128 * price as i128) as u128;
+                    if deposits >= a.scale_start {
+                        base = (base as u128 * a.scale_start / deposits) as u64;
+                    }
+                }
+                base
+            })
+            .collect();
         Ok(FixedPrices {
-            asset: (0..u.n_assets())
-                .map(|i| raw(ctx.prices.asset[i], format!("asset prices[{}]", u.assets.symbol[i])))
-                .collect::<Result<_>>()?,
+            asset,
             mark: (0..u.n_markets())
                 .map(|k| raw(ctx.prices.mark[k], format!("marks[{}]", u.markets.symbol[k])))
                 .collect::<Result<_>>()?,
+            weight_initial,
         })
     }
 }
@@ -462,26 +541,23 @@ pub fn evaluate_account(
             o.fit(a.value_div.trunc(product))
         };
         r.equity += value as i128;
-        let root = if a.imf > 0 { t.root(a.to_size.apply(amount.unsigned_abs() as u128)) } else { 0 };
+        let mag = amount.unsigned_abs();
+        let root = |mag: u64| if a.imf > 0 { t.root(a.to_size.apply(mag as u128)) } else { 0 };
         if amount > 0 {
-            let cap = t.discount_cap(root, a.imf);
+            // below the threshold the discount cap is at least both weights (no root needed)
+            let cap = if mag < a.plain_below { u64::MAX } else { t.discount_cap(root(mag), a.imf) };
             for m in 0..2 {
-                let mut base = a.weight[m];
-                if m == 0 && a.scale_start > 0 {
-                    // get_scaled_initial_asset_weight: deposits valued at the oracle price
-                    let deposits = a.value_div.trunc(a.deposits as i128 * price as i128) as u128;
-                    if deposits >= a.scale_start {
-                        base = (base as u128 * a.scale_start / deposits) as u64;
-                    }
-                }
+                let base = if m == 0 { px.weight_initial[i] } else { a.weight[m] };
                 let w = base.min(cap);
                 let weighted = if w == w_one { value } else { o.mul_trunc(value, w as i64, wd) };
                 r.total_collateral[m] += weighted as i128;
             }
         } else {
-            let term = t.premium_term(root, a.imf);
+            let flat = mag < a.flat_below;
+            let term = if flat { 0 } else { t.premium_term(root(mag), a.imf) };
             for m in 0..2 {
-                let w = int::premium_with(a.liability_weight[m], a.imf, term);
+                let lw = a.liability_weight[m];
+                let w = if flat { lw } else { int::premium_with(lw, a.imf, term) };
                 let weighted = if w == w_one { value } else { o.mul_trunc(value, w as i64, wd) };
                 r.requirement[m] -= weighted as i128;
                 r.borrows[m] -= weighted as i128;
@@ -508,17 +584,18 @@ pub fn evaluate_account(
         let upnl = at_quote(&mut o, pnl);
         r.upnl += upnl as i128;
         r.equity += upnl as i128;
-        let term = if mk.imf > 0 { t.premium_term(t.root(base.unsigned_abs() as u128), mk.imf) } else { 0 };
+        let flat = base.unsigned_abs() < mk.flat_below;
+        let term = if mk.imf > 0 && !flat { t.premium_term(t.root(base.unsigned_abs() as u128), mk.imf) } else { 0 };
         let mut req = [0i64; 2];
         let mut weighted = [upnl; 2];
         for m in 0..2 {
-            let ratio = int::premium_with(mk.ratio[m], mk.imf, term);
+            let ratio = if flat { mk.ratio[m] } else { int::premium_with(mk.ratio[m], mk.imf, term) };
             req[m] = o.mul_trunc(liability, ratio as i64, wd);
             // get_unrealized_asset_weight: a loss at weight 1; a profit at its weight, at
             // initial margin size-discounted by the profit (value units → size units)
             if pnl > 0 {
                 let mut w = mk.upnl_weight[m];
-                if m == 0 && w > 0 && mk.upnl_imf > 0 {
+                if m == 0 && w > 0 && mk.upnl_imf > 0 && pnl as u64 >= mk.upnl_plain_below {
                     let size = fx.value_to_size.apply(pnl as u128);
                     w = w.min(t.discount_cap(t.root(size), mk.upnl_imf));
                 }
