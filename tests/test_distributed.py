@@ -10,19 +10,17 @@ import shutil
 from fractions import Fraction
 from pathlib import Path
 
+import crossmargin as cm
+import distributed  # noqa: F401  (the test extra installs it: a missing one fails, not skips)
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-
-pytest.importorskip("distributed")
-
-import crossmargin as cm
 from crossmargin import distributed as cmd
 from crossmargin.cli import main
 from crossmargin.risk.stress import scenario_prices
 from crossmargin.synth import generate
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from test_partitions import damage
 
 PARTS = (1, 2, 3, 7)
