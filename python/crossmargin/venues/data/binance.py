@@ -50,14 +50,11 @@ from typing import Any
 from crossmargin.exceptions import ConfigError
 from crossmargin.universe import Asset, Market, Universe
 from crossmargin.venues.data.payload import (
-    ACCOUNTS,
-    AccountIds,
+    AccountReader,
     Imported,
     Node,
-    Rows,
     optional_payload,
     payload,
-    reported_table,
 )
 
 VENUE = "binance"
@@ -222,19 +219,11 @@ def accounts(payloads: Mapping[str, Mapping[str, Any]]) -> Imported:
         acc = binance.accounts(payload.read_accounts("tests/fixtures/venues/binance/accounts"))
         acc.positions["side"], acc.reported["position_maint_margin"]
     """
-    ids = AccountIds()
-    rows = Rows()
-    reported: dict[int, dict[str, float]] = {}
-    marks: dict[str, float] = {}
-    for name in sorted(payloads):
-        p = payloads[name]
-        a = ids(name)
-        rep = reported.setdefault(a, {})
-        where = f"{VENUE} {name}/"
-        acct = optional_payload(p, "account", where.rstrip(), ACCOUNTS)
-        risk = optional_payload(p, "positionRisk", where.rstrip(), ACCOUNTS)
-        if acct is None and risk is None:
-            payload(p, "positionRisk", where.rstrip(), ACCOUNTS)  # raises: names what is missing
+    reader = AccountReader(VENUE, payloads, suffix="/")
+    rows, marks = reader.rows, reader.marks
+    for acc in reader:
+        a, rep = acc.id, acc.reported
+        acct, risk = acc.either("account", "positionRisk")
         if acct is not None:
             body = acct.get("result") or acct  # the WebSocket API wraps it in "result"
             for key, col in (
@@ -299,10 +288,7 @@ def accounts(payloads: Mapping[str, Mapping[str, Any]]) -> Imported:
                 rep["position_maint_margin"] = mm
             if have_im:
                 rep["position_initial_margin"] = im
-    balances, positions = rows.tables()
-    return Imported(
-        VENUE, balances, positions, ids.table(), reported_table(reported, REPORTED), marks
-    )
+    return reader.imported(REPORTED)
 
 
 __all__ = ["ACCOUNT_PAYLOADS", "PARAMS", "VENUE", "accounts", "brackets", "universe"]

@@ -41,14 +41,11 @@ from crossmargin.exceptions import ConfigError
 from crossmargin.universe import Asset, Market, Universe
 from crossmargin.venues.data.payload import (
     ACCOUNTS,
-    AccountIds,
+    AccountReader,
     Imported,
     Node,
-    Rows,
     optional_payload,
-    payload,
     payload_parts,
-    reported_table,
 )
 
 VENUE = "bybit"
@@ -168,19 +165,11 @@ def accounts(payloads: Mapping[str, Mapping[str, Any]]) -> Imported:
         from crossmargin.venues.data import bybit, payload
         acc = bybit.accounts(payload.read_accounts("tests/fixtures/venues/bybit/accounts"))
     """
-    ids = AccountIds()
-    rows = Rows()
-    reported: dict[int, dict[str, float]] = {}
-    marks: dict[str, float] = {}
-    for name in sorted(payloads):
-        p = payloads[name]
-        a = ids(name)
-        rep = reported.setdefault(a, {})
-        where = f"{VENUE} {name}"
-        wallet = optional_payload(p, "wallet-balance", where, ACCOUNTS)
-        plist = optional_payload(p, "position-list", where, ACCOUNTS)
-        if wallet is None and plist is None:
-            payload(p, "position-list", where, ACCOUNTS)  # raises, naming what is missing
+    reader = AccountReader(VENUE, payloads)
+    rows, marks = reader.rows, reader.marks
+    for acc in reader:
+        a, rep = acc.id, acc.reported
+        wallet, plist = acc.either("wallet-balance", "position-list")
         if wallet is not None:
             for acct in _rows(wallet):
                 for key, col in (
@@ -227,10 +216,7 @@ def accounts(payloads: Mapping[str, Mapping[str, Any]]) -> Imported:
                 )
             rep["position_im"] = im
             rep["position_mm"] = mm
-    balances, positions = rows.tables()
-    return Imported(
-        VENUE, balances, positions, ids.table(), reported_table(reported, REPORTED), marks
-    )
+    return reader.imported(REPORTED)
 
 
 def coin_prices(payloads: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:

@@ -44,14 +44,11 @@ from crossmargin.exceptions import ConfigError
 from crossmargin.universe import Asset, Market, Universe
 from crossmargin.venues.data.payload import (
     ACCOUNTS,
-    AccountIds,
+    AccountReader,
     Imported,
     Node,
-    Rows,
     optional_payload,
-    payload,
     payload_parts,
-    reported_table,
 )
 from crossmargin.venues.presets import (
     DERIBIT_IM_BASE,
@@ -189,20 +186,14 @@ def accounts(payloads: Mapping[str, Mapping[str, Any]]) -> Imported:
         from crossmargin.venues.data import deribit, payload
         acc = deribit.accounts(payload.read_accounts("tests/fixtures/venues/deribit/accounts"))
     """
-    ids = AccountIds()
-    rows = Rows()
-    reported: dict[int, dict[str, float]] = {}
-    columns: set[str] = set()
-    marks: dict[str, float] = {}
-    for name in sorted(payloads):
-        p = payloads[name]
-        a = ids(name)
-        rep = reported.setdefault(a, {})
-        where = f"{VENUE} {name}"
-        summaries = _summaries(p, where)
-        pos = optional_payload(p, "positions", where, ACCOUNTS)
+    reader = AccountReader(VENUE, payloads)
+    rows, marks = reader.rows, reader.marks
+    for acc in reader:
+        a, rep = acc.id, acc.reported
+        summaries = _summaries(acc.payloads, acc.where)
+        pos = acc.optional("positions")
         if not summaries and pos is None:
-            payload(p, "positions", where, ACCOUNTS)  # raises, naming what is missing
+            acc.require("positions")  # raises, naming what is missing
         for s in summaries:
             ccy = s.text("currency")
             rows.balance(a, ccy, s.num("balance"))
@@ -232,10 +223,7 @@ def accounts(payloads: Mapping[str, Mapping[str, Any]]) -> Imported:
             if qty == 0:
                 raise q.error(f"size {size} with direction 'zero'", "direction")
             rows.position(a, inst, qty, q.num("average_price"))
-        columns.update(rep)
-    balances, positions = rows.tables()
-    table = reported_table(reported, tuple(sorted(columns)))
-    return Imported(VENUE, balances, positions, ids.table(), table, marks)
+    return reader.imported()
 
 
 __all__ = ["ACCOUNT_PAYLOADS", "PARAMS", "VENUE", "accounts", "universe"]

@@ -57,14 +57,11 @@ from crossmargin.exceptions import ConfigError
 from crossmargin.universe import Asset, Market, Universe
 from crossmargin.venues.data.payload import (
     ACCOUNTS,
-    AccountIds,
+    AccountReader,
     Imported,
     Node,
-    Rows,
     optional_payload,
-    payload,
     payload_parts,
-    reported_table,
 )
 
 VENUE = "okx"
@@ -277,19 +274,11 @@ def accounts(payloads: Mapping[str, Mapping[str, Any]]) -> Imported:
         acc = okx.accounts(payload.read_accounts("tests/fixtures/venues/okx/accounts"))
         acc.positions["qty"], acc.reported["position_mmr"]
     """
-    ids = AccountIds()
-    rows = Rows()
-    reported: dict[int, dict[str, float]] = {}
-    marks: dict[str, float] = {}
-    for name in sorted(payloads):
-        p = payloads[name]
-        a = ids(name)
-        rep = reported.setdefault(a, {})
-        where = f"{VENUE} {name}"
-        bal = optional_payload(p, "balance", where, ACCOUNTS)
-        pos = optional_payload(p, "positions", where, ACCOUNTS)
-        if bal is None and pos is None:
-            payload(p, "positions", where, ACCOUNTS)  # raises, naming what is missing
+    reader = AccountReader(VENUE, payloads)
+    rows, marks = reader.rows, reader.marks
+    for acc in reader:
+        a, rep = acc.id, acc.reported
+        bal, pos = acc.either("balance", "positions")
         if bal is not None:
             for acct in _rows(bal):
                 for key, col in (
@@ -348,10 +337,7 @@ def accounts(payloads: Mapping[str, Mapping[str, Any]]) -> Imported:
                 )
             rep.update(sums)
             rep["position_notional_usd"] = usd
-    balances, positions = rows.tables()
-    return Imported(
-        VENUE, balances, positions, ids.table(), reported_table(reported, REPORTED), marks
-    )
+    return reader.imported(REPORTED)
 
 
 def leverages(payloads: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:

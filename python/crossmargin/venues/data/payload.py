@@ -439,6 +439,81 @@ class Imported:
         return Book.from_arrays(self.balances.to_dict(), self.positions.to_dict())
 
 
+@dataclass
+class AccountPayloads:
+    """One account's payloads as :class:`AccountReader` hands them to an adapter: its name,
+    int64 id, the label its errors carry (``where``, e.g. ``"bybit alice"``) and the dict its
+    reported figures go into."""
+
+    name: str
+    id: int
+    where: str
+    payloads: Mapping[str, Any]
+    reported: dict[str, float]
+
+    def optional(self, name: str) -> Node | None:
+        """The payload ``name`` of this account, or None."""
+        return optional_payload(self.payloads, name, self.where, ACCOUNTS)
+
+    def either(self, first: str, second: str) -> tuple[Node | None, Node | None]:
+        """Two optional payloads of which at least one must be there: neither is a
+        ``BookError`` naming the missing ``second``."""
+        a, b = self.optional(first), self.optional(second)
+        if a is None and b is None:
+            self.require(second)
+        return a, b
+
+    def require(self, name: str) -> Node:
+        """The required payload ``name`` (missing: a ``BookError`` naming it and what the
+        account has)."""
+        return payload(self.payloads, name, self.where, ACCOUNTS)
+
+
+class AccountReader:
+    """What every venue's ``accounts()`` shares: iterate the accounts in name order (each with
+    its id and reported-figures dict), collect book rows and marks, and build the
+    :class:`Imported` report.
+
+    Example::
+
+        reader = AccountReader("okx", payloads)
+        for acc in reader:
+            bal, pos = acc.either("balance", "positions")
+            ...  # reader.rows.balance(acc.id, ...), acc.reported[...] = ...
+        return reader.imported(("total_eq", "adj_eq"))
+    """
+
+    def __init__(
+        self, venue: str, payloads: Mapping[str, Mapping[str, Any]], *, suffix: str = ""
+    ) -> None:
+        """``suffix`` follows the account name in the error label (``"binance alice/"``)."""
+        self.venue, self.payloads, self.suffix = venue, payloads, suffix
+        self.ids = AccountIds()
+        self.rows = Rows()
+        self.reported: dict[int, dict[str, float]] = {}
+        self.marks: dict[str, float] = {}
+
+    def __iter__(self) -> Iterator[AccountPayloads]:
+        for name in sorted(self.payloads):
+            a = self.ids(name)
+            yield AccountPayloads(
+                name,
+                a,
+                f"{self.venue} {name}{self.suffix}",
+                self.payloads[name],
+                self.reported.setdefault(a, {}),
+            )
+
+    def imported(self, columns: tuple[str, ...] | None = None) -> Imported:
+        """The collected rows as :class:`Imported`; ``reported`` with ``columns`` (default:
+        every column any account reported, sorted)."""
+        if columns is None:
+            columns = tuple(sorted({c for rep in self.reported.values() for c in rep}))
+        balances, positions = self.rows.tables()
+        reported = reported_table(self.reported, columns)
+        return Imported(self.venue, balances, positions, self.ids.table(), reported, self.marks)
+
+
 def round_down(x: float, decimals: int) -> float:
     """``x`` truncated toward zero at ``decimals`` decimals (Binance truncates its margin
     figures to 8 decimals: 0.4972023376 → 0.49720233), from ``x`` written with 15 significant
@@ -462,6 +537,8 @@ __all__ = [
     "PARAMS",
     "SIDES",
     "AccountIds",
+    "AccountPayloads",
+    "AccountReader",
     "Imported",
     "Node",
     "Rows",
