@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from crossmargin.exceptions import ConfigError
 from crossmargin.result import MarginResult
 from crossmargin.universe import FixedPoint, Universe
 
@@ -180,6 +181,12 @@ def evaluate(
     for account_id in sorted(accounts):
         n = account(u, accounts[account_id], asset_prices, marks)
         tc, req, b = n.tc, n.req, n.borrows
+        if any(abs(x) >= 2**63 for x in (n.equity, n.upnl, *tc, *req)):
+            raise ConfigError(
+                f"arithmetic: account {account_id}: a value leaves the fixed-point range "
+                "(|raw| < 2^63)",
+                field="arithmetic",
+            )
         adj_m, mm = (tc[1] - b[1]) / one, (req[1] - b[1]) / one
         ratio = 0.0 if mm == 0 else (math.inf if adj_m <= 0 else mm / adj_m)
         for name, x in (

@@ -2,6 +2,9 @@
 //! (`BookView`), which is how a book crosses into every engine method. Input columns are
 //! read in place (readonly numpy views, by column name); grouping runs without the GIL.
 
+use std::sync::{Arc, Mutex};
+
+use crossmargin_core::fixed::{FixedBook, FixedUniverse};
 use crossmargin_core::{group_with, BalanceInput, GroupedBook, OrderInput, PositionInput, Remap};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -124,7 +127,12 @@ impl PyBook {
         let u = &universe.get().inner;
         let this = slf.get();
         if this.inner.is_in_order(a, m) {
-            return Ok(PyBookView { book: slf.clone().unbind(), asset_remap: a.to_vec(), market_remap: m.to_vec() });
+            return Ok(PyBookView {
+                book: slf.clone().unbind(),
+                asset_remap: a.to_vec(),
+                market_remap: m.to_vec(),
+                fixed_rows: Mutex::default(),
+            });
         }
         let (na, nm) = (u.n_assets() as u32, u.n_markets() as u32);
         let inner = detached(py, || this.inner.in_universe_order(a, m, na, nm))?;
@@ -132,6 +140,7 @@ impl PyBook {
             book: Py::new(py, PyBook { inner })?,
             asset_remap: (0..na).collect(),
             market_remap: (0..nm).collect(),
+            fixed_rows: Mutex::default(),
         })
     }
 
@@ -159,9 +168,25 @@ pub struct PyBookView {
     book: Py<PyBook>,
     asset_remap: Vec<u32>,
     market_remap: Vec<u32>,
+    /// The rows in a fixed-point universe's raw units, converted on the first fixed-point
+    /// call and kept for the next ones under the same units.
+    fixed_rows: Mutex<Option<Arc<FixedBook>>>,
 }
 
 impl PyBookView {
+    /// The rows in `fx`'s raw units: the kept conversion when it was made in those units.
+    pub fn fixed_rows(&self, fx: &FixedUniverse) -> Arc<FixedBook> {
+        let mut kept = self.fixed_rows.lock().unwrap_or_else(|e| e.into_inner());
+        match &*kept {
+            Some(rows) if rows.matches(fx) => Arc::clone(rows),
+            _ => {
+                let rows = Arc::new(FixedBook::new(self.grouped(), self.remap(), fx));
+                *kept = Some(Arc::clone(&rows));
+                rows
+            }
+        }
+    }
+
     pub fn grouped(&self) -> &GroupedBook {
         &self.book.get().inner
     }

@@ -78,7 +78,8 @@ impl PyEngine {
         let b = book.get();
         let ctx = margin_context(py, self.universe(), b, &prices)?;
         if let Some(fx) = &self.universe.get().fixed {
-            let (cols, raw) = detached(py, || self.install(|| fixed::evaluate(b.grouped(), &ctx, fx)))?;
+            let (cols, raw) =
+                detached(py, || self.install(|| fixed::evaluate_rows(b.grouped(), &b.fixed_rows(fx), &ctx, fx)))?;
             let out = margin_columns_dict(py, cols)?;
             out.set_item("total_collateral_initial_raw", raw.total_collateral_initial.into_pyarray(py))?;
             out.set_item("total_collateral_maint_raw", raw.total_collateral_maint.into_pyarray(py))?;

@@ -28,11 +28,11 @@ pub mod int;
 
 use rayon::prelude::*;
 
-use crate::book::{AccountRows, GroupedBook};
+use crate::book::GroupedBook;
 use crate::brackets::Shape;
 use crate::error::{CoreError, Result};
-use crate::margin::{AccountMargin, MarginColumns, MarginContext};
-use crate::memory::column;
+use crate::margin::{AccountMargin, MarginColumns, MarginContext, Remap};
+use crate::memory::{column, map_column};
 use crate::mode::PerMode;
 use crate::universe::{Basis, MarketKind, Universe};
 use int::{Divisor, SizeTerms};
@@ -456,6 +456,123 @@ impl FixedPrices {
     }
 }
 
+/// round(x × scale) (half away from zero), if below 2^63 in magnitude. Written with the
+/// truncating conversion: `f64::round` is a library call on baseline x86-64.
+#[inline(always)]
+fn raw_units(x: f64, scale: f64) -> Option<i64> {
+    let r = x * scale;
+    if r.is_nan() || r.abs() >= 9.2e18 {
+        return None;
+    }
+    let t = r as i64;
+    let frac = r - t as f64;
+    Some(if frac >= 0.5 {
+        t + 1
+    } else if frac <= -0.5 {
+        t - 1
+    } else {
+        t
+    })
+}
+
+/// A book's rows in a fixed universe's raw units, converted once and reused by every call on
+/// that book (the quantities do not change between calls, the prices do): each balance as
+/// (universe asset, raw token amount), each position as (universe market, raw base, its
+/// cost `trunc(base × entry / 10^(size + price − value))` — Drift's `quote_asset_amount`
+/// negated — in value units).
+#[derive(Debug, Clone, Default)]
+pub struct FixedBook {
+    /// The token and base scales (assets, then markets) the rows were converted with.
+    scales: Vec<f64>,
+    bal_asset: Vec<u32>,
+    bal_amount: Vec<i64>,
+    pos_market: Vec<u32>,
+    pos_base: Vec<i64>,
+    pos_cost: Vec<i64>,
+    /// The first account (dense index) with a quantity outside the integer range.
+    overflow: Option<usize>,
+}
+
+/// A grouped table's offsets: the account holding row `row`.
+fn account_of(offsets: &[usize], row: usize) -> usize {
+    offsets.partition_point(|&o| o <= row) - 1
+}
+
+impl FixedBook {
+    fn scales(fx: &FixedUniverse) -> Vec<f64> {
+        let units = [fx.price_one as f64, fx.base_value_div.get() as f64];
+        fx.assets.iter().map(|a| a.scale).chain(fx.markets.iter().map(|m| m.scale)).chain(units).collect()
+    }
+
+    /// `book`'s rows (codes through `remap`) in `fx`'s units.
+    pub fn new(book: &GroupedBook, remap: Remap<'_>, fx: &FixedUniverse) -> Self {
+        let (b, p) = (&book.balances, &book.positions);
+        let bal_asset = map_column(&b.code, |&c| remap.asset[c as usize]);
+        let pos_market = map_column(&p.code, |&c| remap.market[c as usize]);
+        let convert = |x: f64, scale: f64| raw_units(x, scale).unwrap_or(i64::MIN);
+        let idx: Vec<usize> = (0..b.qty.len()).collect();
+        let bal_amount = map_column(&idx, |&r| convert(b.qty[r], fx.assets[bal_asset[r] as usize].scale));
+        let idx: Vec<usize> = (0..p.qty.len()).collect();
+        let pos_base = map_column(&idx, |&r| convert(p.qty[r], fx.markets[pos_market[r] as usize].scale));
+        let pos_cost = map_column(&idx, |&r| {
+            let (base, entry) = (pos_base[r], convert(p.entry_price[r], fx.price_one as f64));
+            if base == i64::MIN || entry == i64::MIN {
+                return i64::MIN;
+            }
+            let cost = fx.base_value_div.trunc(base as i128 * entry as i128);
+            if cost.unsigned_abs() < 1 << 63 {
+                cost as i64
+            } else {
+                i64::MIN
+            }
+        });
+        let first_bad = |xs: &[&[i64]]| xs.iter().filter_map(|x| x.par_iter().position_first(|&v| v == i64::MIN)).min();
+        let overflow = [
+            first_bad(&[&bal_amount]).map(|r| account_of(&b.offsets, r)),
+            first_bad(&[&pos_base, &pos_cost]).map(|r| account_of(&p.offsets, r)),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        FixedBook { scales: Self::scales(fx), bal_asset, bal_amount, pos_market, pos_base, pos_cost, overflow }
+    }
+
+    /// Whether the rows were converted in `fx`'s units (and so can be read under it).
+    pub fn matches(&self, fx: &FixedUniverse) -> bool {
+        self.scales == Self::scales(fx)
+    }
+}
+
+/// One account's rows in raw units.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedRows<'a> {
+    pub bal_asset: &'a [u32],
+    pub bal_amount: &'a [i64],
+    pub pos_market: &'a [u32],
+    pub pos_base: &'a [i64],
+    /// trunc(base × entry) in value units.
+    pub pos_cost: &'a [i64],
+    /// Isolated margin in settle-asset units (0 for cross).
+    pub pos_isolated: &'a [f64],
+}
+
+impl FixedBook {
+    /// Account `a`'s rows (`book` the grouped book the rows were converted from).
+    #[inline]
+    pub fn rows<'a>(&'a self, book: &'a GroupedBook, a: usize) -> FixedRows<'a> {
+        let b = book.balances.offsets[a]..book.balances.offsets[a + 1];
+        let p = book.positions.offsets[a]..book.positions.offsets[a + 1];
+        FixedRows {
+            bal_asset: &self.bal_asset[b.clone()],
+            bal_amount: &self.bal_amount[b],
+            pos_market: &self.pos_market[p.clone()],
+            pos_base: &self.pos_base[p.clone()],
+            pos_cost: &self.pos_cost[p.clone()],
+            pos_isolated: &book.positions.isolated_margin[p],
+        }
+    }
+}
+
 /// Integers of the kernel: inputs and every rounded intermediate fit 63 bits, so each product
 /// of two is exact in i128; a value outside that range is remembered as an overflow (the
 /// account then has no result) instead of wrapping or panicking.
@@ -464,24 +581,13 @@ struct Ops {
 }
 
 impl Ops {
-    /// round(x × scale) (half away from zero), below 2^63 in magnitude. Written with the
-    /// truncating conversion: `f64::round` is a library call on baseline x86-64.
+    /// round(x × scale) (half away from zero), below 2^63 in magnitude.
     #[inline(always)]
     fn raw(&mut self, x: f64, scale: f64) -> i64 {
-        let r = x * scale;
-        if r.is_nan() || r.abs() >= 9.2e18 {
+        raw_units(x, scale).unwrap_or_else(|| {
             self.overflow = true;
-            return 0;
-        }
-        let t = r as i64;
-        let frac = r - t as f64;
-        if frac >= 0.5 {
-            t + 1
-        } else if frac <= -0.5 {
-            t - 1
-        } else {
-            t
-        }
+            0
+        })
     }
 
     /// An i128 result back into 63 bits.
@@ -512,24 +618,18 @@ impl Ops {
     }
 }
 
-/// One account under the fixed-point rules (module docs), rows resolved through `ctx`'s remap.
+/// One account under the fixed-point rules (module docs).
 #[inline]
-pub fn evaluate_account(
-    rows: AccountRows<'_>,
-    ctx: &MarginContext<'_>,
-    fx: &FixedUniverse,
-    px: &FixedPrices,
-) -> FixedAccount {
+pub fn evaluate_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> FixedAccount {
     let mut o = Ops { overflow: false };
     let mut r = FixedAccount::default();
     let t = &fx.terms;
     let w_one = fx.weight_one;
     let wd = &fx.weight_div;
 
-    for (&code, &qty) in rows.bal_code.iter().zip(rows.bal_qty) {
-        let i = ctx.remap.asset[code as usize] as usize;
+    for (&i, &amount) in rows.bal_asset.iter().zip(rows.bal_amount) {
+        let i = i as usize;
         let a = &fx.assets[i];
-        let amount = o.raw(qty, a.scale);
         if amount == 0 {
             continue;
         }
@@ -565,16 +665,13 @@ pub fn evaluate_account(
         }
     }
 
-    let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
-    for (((&code, &qty), &entry), &isolated) in positions {
-        let k = ctx.remap.market[code as usize] as usize;
+    for p in 0..rows.pos_market.len() {
+        let k = rows.pos_market[p] as usize;
         let mk = &fx.markets[k];
-        let base = o.raw(qty, mk.scale);
+        let (base, cost, isolated) = (rows.pos_base[p], rows.pos_cost[p], rows.pos_isolated[p]);
         let (mark, quote) = (px.mark[k], px.asset[mk.settle as usize]);
         let bd = &fx.base_value_div;
-        // quote_asset_amount: −base × entry in value units (the cost of the position)
-        let entry_raw = o.raw(entry, fx.price_one as f64);
-        let cost = o.mul_trunc(base, entry_raw, bd);
+        // quote_asset_amount: −cost, the book's base × entry in value units (FixedBook)
         // calculate_base_asset_value_and_pnl_with_oracle_price; the liability value
         // (calculate_perp_liability_value) is its magnitude, both toward zero
         let value = o.mul_trunc(base, mark, bd);
@@ -644,6 +741,23 @@ pub fn evaluate(
     ctx: &MarginContext<'_>,
     fx: &FixedUniverse,
 ) -> Result<(MarginColumns, FixedColumns)> {
+    evaluate_rows(book, &FixedBook::new(book, ctx.remap, fx), ctx, fx)
+}
+
+/// [`evaluate`] of a book whose rows were converted once ([`FixedBook::new`] under `fx` and
+/// `ctx`'s remap), as a caller evaluating one book many times keeps them.
+pub fn evaluate_rows(
+    book: &GroupedBook,
+    rows: &FixedBook,
+    ctx: &MarginContext<'_>,
+    fx: &FixedUniverse,
+) -> Result<(MarginColumns, FixedColumns)> {
+    if !rows.matches(fx)
+        || rows.bal_amount.len() != book.balances.qty.len()
+        || rows.pos_base.len() != book.positions.qty.len()
+    {
+        return Err(CoreError::config("arithmetic", "the book's raw rows were converted for another universe or book"));
+    }
     // Open orders have no fixed-point rule yet: refuse them rather than margin without them.
     if book.has_orders() {
         return Err(CoreError::config(
@@ -699,7 +813,7 @@ pub fn evaluate(
         .map(|(c, ((eq, up, adj_i, adj_m, im, mm, free, ratio, liq, bankrupt), (tci, tcm, rqi, rqm)))| {
             let mut bad = None;
             for j in 0..eq.len() {
-                let a = evaluate_account(book.account(c * CHUNK + j), ctx, fx, &px);
+                let a = evaluate_account(rows.rows(book, c * CHUNK + j), fx, &px);
                 let fits = |x: i128| i64::try_from(x).is_ok();
                 let all = [
                     a.equity,
@@ -713,7 +827,9 @@ pub fn evaluate(
                     bad = bad.or(Some(c * CHUNK + j));
                     continue;
                 }
-                let f = |x: i128| x as i64 as f64 / one;
+                // x / 10^value as the nearest float of x, then one division (a difference of two
+                // totals may leave 63 bits: i128 → f64 is exact-rounded too, only slower)
+                let f = |x: i128| if let Ok(v) = i64::try_from(x) { v as f64 / one } else { x as f64 / one };
                 let m = AccountMargin {
                     equity: f(a.equity),
                     upnl: f(a.upnl),
@@ -741,7 +857,7 @@ pub fn evaluate(
         })
         .flatten()
         .min();
-    if let Some(a) = bad {
+    if let Some(a) = bad.into_iter().chain(rows.overflow).min() {
         return Err(CoreError::config(
             "arithmetic",
             format!("account {}: a value leaves the fixed-point range (|raw| < 2^63)", book.accounts[a]),
@@ -892,6 +1008,33 @@ mod tests {
         let u = Universe::new(&two_sided, &[]).unwrap();
         let e = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 9])).unwrap_err();
         assert!(e.to_string().starts_with("assets[SOL].bid: fixed-point"), "{e}");
+    }
+
+    #[test]
+    fn rows_converted_once_serve_every_call_of_their_universe_only() {
+        let (u, fx) = universe();
+        let book = group(
+            BalanceInput { account: &[1, 2], code: &[0, 1], qty: &[100.0, -0.5] },
+            PositionInput { account: &[2], code: &[0], qty: &[1.5], entry_price: &[140.0], isolated_margin: &[0.0] },
+            2,
+            1,
+        )
+        .unwrap();
+        let prices = Prices { asset: &u.assets.price, mark: &u.markets.mark };
+        let remap = Remap { asset: &[0, 1], market: &[0] };
+        let ctx = MarginContext::new(&u, &book, prices, remap).unwrap();
+        let rows = FixedBook::new(&book, remap, &fx);
+        let once = evaluate(&book, &ctx, &fx).unwrap().1;
+        assert_eq!(evaluate_rows(&book, &rows, &ctx, &fx).unwrap().1, once);
+        // at another mark the kept rows give what a fresh conversion gives
+        let moved = [151.5];
+        let ctx2 = MarginContext::new(&u, &book, Prices { mark: &moved, ..prices }, remap).unwrap();
+        assert_eq!(evaluate_rows(&book, &rows, &ctx2, &fx).unwrap().1, evaluate(&book, &ctx2, &fx).unwrap().1);
+        // rows converted in other units are refused, not misread
+        let other = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 8])).unwrap();
+        assert!(!rows.matches(&other));
+        let e = evaluate_rows(&book, &rows, &ctx, &other).unwrap_err();
+        assert!(e.to_string().starts_with("arithmetic: the book's raw rows were converted"), "{e}");
     }
 
     #[test]
