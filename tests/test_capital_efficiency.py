@@ -147,3 +147,39 @@ def test_every_requirement_column_ignores_the_isolated_flags(demo: cm.Universe) 
         cols.append("required_portfolio")
     for col in cols:
         np.testing.assert_allclose(got[col], want[col], rtol=1e-12, atol=1e-6, err_msg=col)
+
+
+# ---- #16's mechanisms (docs/MODEL.md "Capital efficiency") ---------------------------------
+def test_open_orders_and_two_sided_assets_are_refused_by_name(small: cm.Universe) -> None:
+    """A position margined alone has no share of an order's lock, and the bid or the ask
+    follows the whole account's holding: both are typed errors, never silently dropped."""
+    from dataclasses import replace
+
+    pos = {"account": [7], "market": ["BTCUSDT"], "qty": [1.0], "entry_price": [40_000.0]}
+    bal = {"account": [7], "asset": ["USDT"], "qty": [1_000.0]}
+    orders = {"account": [7, 7], "market": ["BTCUSDT"] * 2, "side": ["buy", "sell"],
+              "qty": [0.5, 0.25], "price": [39_000.0, 52_000.0]}  # fmt: skip
+    e = cm.Engine(small)
+    with pytest.raises(cm.BookError, match=r"orders.*open orders are not margined by capital"):
+        e.capital_efficiency(cm.Book.from_arrays(bal, pos, orders))
+    assets = [replace(a, bid=0.99, ask=1.01) if a.symbol == "USDT" else a for a in small.assets]
+    two_sided = cm.Universe(assets=assets, markets=list(small.markets))
+    with pytest.raises(cm.ConfigError, match=r"assets\[USDT\]\.bid: capital efficiency has no"):
+        cm.Engine(two_sided).capital_efficiency(cm.Book.from_arrays(bal, pos))
+    # the same book without orders, one price per asset: the numbers of the first test
+    assert e.capital_efficiency(cm.Book.from_arrays(bal, pos)).accounts["im_as_cross"][0] > 0
+
+
+def test_a_closing_fee_reserve_leaves_capital_efficiency_unchanged(small: cm.Universe) -> None:
+    """The reserve is a maintenance rule; capital efficiency compares initial margin only."""
+    from dataclasses import replace
+
+    fee = [replace(m, liquidation_fee=0.00055) for m in small.markets]
+    with_fee = cm.Universe(assets=list(small.assets), markets=fee)
+    b = book(bal=[(7, "USDT", 1_000.0)], pos=[(7, "BTCUSDT", 1.0, 40_000.0)])
+    a = cm.Engine(small).capital_efficiency(b).accounts
+    f = cm.Engine(with_fee).capital_efficiency(b).accounts
+    for c in a.columns:
+        np.testing.assert_array_equal(a[c], f[c])
+    # while maintenance does move with it
+    assert cm.Engine(with_fee).evaluate(b).mm[0] > cm.Engine(small).evaluate(b).mm[0]

@@ -362,3 +362,32 @@ def test_configuration_errors_name_the_field():
     plain = cm.Universe(U.assets, U.markets)
     with pytest.raises(cm.ConfigError, match="needs Universe"):
         cm.Engine(plain).evaluate(book(("BTC-PERP", 1.0)), model="portfolio")
+
+
+def test_orders_two_sided_assets_and_fee_reserves_are_refused_by_name():
+    """The scenario pool values each asset at one price and has no rule for open orders or a
+    closing-fee reserve (docs/MODEL.md "Portfolio margin"): typed errors naming the row or
+    field, never silently ignored."""
+    from dataclasses import replace
+
+    u = universe()
+    bal = {"account": [1], "asset": ["USDC"], "qty": [10_000.0]}
+    pos = {"account": [1], "market": ["BTC-PERP"], "qty": [0.1], "entry_price": [50_000.0]}
+    orders = {"account": [1], "market": ["BTC-PERP"], "side": ["buy"], "qty": [0.1],
+              "price": [49_000.0]}  # fmt: skip
+    e = cm.Engine(u)
+    with_orders = cm.Book.from_arrays(bal, pos, orders)
+    with pytest.raises(cm.ConfigError, match="model: open orders are margined by the standard"):
+        e.evaluate(with_orders, model="portfolio")
+    assert e.evaluate(with_orders).im[0] > e.evaluate(cm.Book.from_arrays(bal, pos)).im[0]
+    assets = [replace(a, bid=0.999, ask=1.001) if a.symbol == "USDC" else a for a in u.assets]
+    two = cm.Universe(assets=assets, markets=list(u.markets), portfolio=u.portfolio)
+    with pytest.raises(cm.ConfigError, match=r"assets\[USDC\]\.bid: the portfolio model"):
+        cm.Engine(two).evaluate(cm.Book.from_arrays(bal, pos), model="delta")
+    fee = [replace(m, liquidation_fee=0.00055) if m.symbol == "BTC-PERP" else m for m in u.markets]
+    fu = cm.Universe(assets=list(u.assets), markets=fee, portfolio=u.portfolio)
+    with pytest.raises(cm.ConfigError, match=r"markets\[BTC-PERP\]\.liquidation_fee"):
+        cm.Engine(fu).evaluate(cm.Book.from_arrays(bal, pos), model="hybrid")
+    for bad in (two, fu):  # the reference refuses them alike
+        with pytest.raises(cm.ConfigError, match=r"\.(bid|liquidation_fee): the portfolio model"):
+            reference.evaluate(bad, cm.Book.from_arrays(bal, pos), model="portfolio")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from crossmargin.book import Book
-from crossmargin.exceptions import InternalError
+from crossmargin.exceptions import ConfigError, InternalError
 from crossmargin.reference import fixed
 from crossmargin.reference import portfolio as pm  # options and portfolio margin
 from crossmargin.reference.portfolio import option_numbers
@@ -546,6 +546,21 @@ def evaluate(
     accounts = account_rows(universe, book)
     if universe.arithmetic is not None and model == "standard":
         return fixed.evaluate(universe, accounts, asset_prices, marks)
+    if model != "standard":
+        # The scenario pool: one price per asset, no closing-fee reserve (refused, by name).
+        for a in universe.assets:
+            if (a.bid is not None and a.bid != a.price) or (a.ask is not None and a.ask != a.price):
+                raise ConfigError(
+                    f"assets[{a.symbol}].bid: the portfolio model has no two-sided valuation",
+                    field=f"assets[{a.symbol}].bid",
+                )
+        for m in universe.markets:
+            if m.liquidation_fee > 0:
+                raise ConfigError(
+                    f"markets[{m.symbol}].liquidation_fee: the portfolio model has no "
+                    "closing-fee reserve",
+                    field=f"markets[{m.symbol}].liquidation_fee",
+                )
     rows = []
     for account_id in sorted(accounts):
         if model == "standard":

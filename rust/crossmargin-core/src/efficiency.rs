@@ -11,12 +11,44 @@
 //! - cross:    max(Σ_j IM_j − Σ_j c_j, 0): one pool, profits offset losses.
 //!
 //! Cross never needs more (Σ max(x, 0) ≥ max(Σ x, 0)); the difference is the saving.
+//!
+//! Only initial margin enters, so a closing-fee reserve (a maintenance rule) has no part in
+//! it. Two rules have no meaning for a position margined alone and are refused rather than
+//! ignored: open orders (which position would an order's lock belong to?) and two-sided
+//! valuation (the bid or the ask follows the sign of the whole account's holding).
 
 use rayon::prelude::*;
 
 use crate::book::{AccountRows, GroupedBook};
+use crate::error::{CoreError, Result, Table};
 use crate::margin::{evaluate_account, position_margin, MarginContext};
-use crate::universe::MarketKind;
+use crate::universe::{MarketKind, Universe};
+
+/// A book with open orders is a typed error naming its first order row: `what` has no rule
+/// for the initial margin orders lock.
+pub fn refuse_orders(book: &GroupedBook, what: &str) -> Result<()> {
+    match book.orders.row.iter().min() {
+        Some(&row) => Err(CoreError::book(
+            Table::Orders,
+            row as usize,
+            "qty",
+            format!("open orders are not margined by {what} (evaluate the book without its orders)"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A universe with a two-sided asset is a typed error naming the first one's bid: `what`
+/// values every asset at one price.
+pub fn refuse_two_sided(u: &Universe, what: &str) -> Result<()> {
+    match u.assets.side_factor.iter().position(|f| *f != [1.0, 1.0]) {
+        Some(i) => Err(CoreError::config(
+            format!("assets[{}].bid", u.assets.symbol[i]),
+            format!("{what} has no two-sided valuation (give the asset one price)"),
+        )),
+        None => Ok(()),
+    }
+}
 
 const CHUNK: usize = 2048;
 
@@ -48,8 +80,6 @@ struct Row {
 }
 
 fn account(rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> Row {
-    // Capital of positions: open orders stay out of both sides of the comparison.
-    let rows = rows.without_orders();
     let u = ctx.universe;
     let full = evaluate_account(rows, ctx);
     let balances_only = AccountRows { pos_code: &[], pos_qty: &[], pos_entry: &[], pos_isolated: &[], ..rows };
@@ -84,15 +114,18 @@ fn account(rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> Row {
     r
 }
 
-/// Capital efficiency of every account, in parallel.
-pub fn capital_efficiency(book: &GroupedBook, ctx: &MarginContext<'_>) -> EfficiencyColumns {
+/// Capital efficiency of every account, in parallel. A book with open orders or a universe
+/// with two-sided valuation is a typed error (module docs).
+pub fn capital_efficiency(book: &GroupedBook, ctx: &MarginContext<'_>) -> Result<EfficiencyColumns> {
+    refuse_orders(book, "capital efficiency")?;
+    refuse_two_sided(ctx.universe, "capital efficiency")?;
     let n = book.n_accounts();
     let rows: Vec<Row> = (0..n.div_ceil(CHUNK))
         .into_par_iter()
         .flat_map_iter(|c| (c * CHUNK..(c * CHUNK + CHUNK).min(n)).map(|a| account(book.account(a), ctx)))
         .collect();
     let col = |f: fn(&Row) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
-    EfficiencyColumns {
+    Ok(EfficiencyColumns {
         equity: col(|r| r.equity),
         collateral: col(|r| r.collateral),
         notional: col(|r| r.notional),
@@ -100,7 +133,7 @@ pub fn capital_efficiency(book: &GroupedBook, ctx: &MarginContext<'_>) -> Effici
         position_value: col(|r| r.position_value),
         required_isolated: col(|r| r.required_isolated),
         required_cross: col(|r| (r.im - r.position_value).max(0.0)),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -137,7 +170,7 @@ mod tests {
             Remap { asset: &[0], market: &[0, 1] },
         )
         .unwrap();
-        let e = capital_efficiency(&book, &ctx);
+        let e = capital_efficiency(&book, &ctx).unwrap();
         // IM 5,000 + 2,000. Isolated: max(5,000 − 10,000, 0) + max(2,000 + 2,000, 0) = 4,000;
         // cross: max(7,000 − (10,000 − 2,000), 0) = 0: the BTC profit carries the ETH short.
         assert_eq!(e.im, vec![7_000.0]);

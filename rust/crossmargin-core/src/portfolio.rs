@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use crate::book::{AccountRows, GroupedBook};
 use crate::contract::Payoff;
+use crate::efficiency::{refuse_orders, refuse_two_sided};
 use crate::error::{CoreError, Result};
 use crate::imf;
 use crate::limits::MAX_FACTOR;
@@ -682,9 +683,20 @@ pub fn evaluate_account(
 const CHUNK: usize = 2048;
 
 /// Every account under `model`, in parallel on the current rayon pool; one scratch per
-/// chunk, results independent of the thread count.
-pub fn evaluate(book: &GroupedBook, pc: &PortfolioContext<'_>, model: Model) -> MarginColumns {
-    columns_by_account(book, || Scratch::new(&pc.arrays), |rows, sc| evaluate_account(rows, pc, model, sc))
+/// chunk, results independent of the thread count. The scenario pool values each asset at
+/// one price and has no rule for open orders or a closing-fee reserve: a book with orders, a
+/// two-sided asset or a market with a liquidation fee is a typed error naming it.
+pub fn evaluate(book: &GroupedBook, pc: &PortfolioContext<'_>, model: Model) -> Result<MarginColumns> {
+    let u = pc.margin.universe;
+    refuse_orders(book, "the portfolio model")?;
+    refuse_two_sided(u, "the portfolio model")?;
+    if let Some(k) = (0..u.n_markets()).find(|&k| u.market_hot[k].liquidation_fee > 0.0) {
+        return Err(CoreError::config(
+            format!("markets[{}].liquidation_fee", u.markets.symbol[k]),
+            "the portfolio model has no closing-fee reserve (margin the market with the standard model)",
+        ));
+    }
+    Ok(columns_by_account(book, || Scratch::new(&pc.arrays), |rows, sc| evaluate_account(rows, pc, model, sc)))
 }
 
 /// Greeks per account × underlying (long format, accounts ascending, underlyings by index):

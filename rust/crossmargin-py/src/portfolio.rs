@@ -195,7 +195,7 @@ pub fn evaluate<'py>(
     let params = &portfolio.inner;
     let cols = detached(py, || {
         let pc = PortfolioContext::new(ctx, params)?;
-        Ok(e.install(|| portfolio::evaluate(b.grouped(), &pc, model)))
+        e.install(|| portfolio::evaluate(b.grouped(), &pc, model))
     })?;
     margin_columns_dict(py, cols)
 }

@@ -78,7 +78,7 @@ pub fn efficiency<'py>(
     prices: &PricesIn<'_>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let ctx = margin_context(py, e.universe(), b, prices)?;
-    let cols = detached(py, || Ok(e.install(|| capital_efficiency(b.grouped(), &ctx))))?;
+    let cols = detached(py, || e.install(|| capital_efficiency(b.grouped(), &ctx)))?;
     let out = PyDict::new(py);
     out.set_item("equity", cols.equity.into_pyarray(py))?;
     out.set_item("collateral", cols.collateral.into_pyarray(py))?;
