@@ -8,6 +8,7 @@ pure-Python reference on random universes that use every rule.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import crossmargin as cm
@@ -104,6 +105,27 @@ def test_bybit_usdt_isolated_liquidation_prices_are_the_published_ones(
     assert not at["liquidatable"]
     beyond = evaluate(u, b, prices={"BTC": published * (1 - side * 1e-9)})
     assert beyond["liquidatable"]
+
+
+def test_bybit_usdt_reserves_no_fee_to_close_in_its_liquidation_test() -> None:
+    """Bybit's USDT (linear) pages state the liquidation test without a fee to close —
+    "Liquidation Price = Entry Price × (1 − Initial Margin Rate + Maintenance Margin Rate) −
+    Extra Margin Added / Contract Size"
+    (https://help.bybit.com/hc/en-us/articles/900000181046-Liquidation-Price-USDT-Contract-),
+    maintenance "1 × 10,000 × 0.5% = 50 USDT"
+    (https://help.bybit.com/hc/en-us/articles/900000182646-Maintenance-Margin-USDT-Contract-) —
+    where the inverse page reserves "Quantity × 0.00075 / Bankruptcy Price". So the preset's
+    BTCUSDT has no ``liquidation_fee``, and the published 9,850 comes out only without one: a
+    reserve of the inverse taker fee at the bankruptcy price (about 9,800 × 0.075 % = 7.35)
+    would move it to 9,857.36."""
+    u = venues.bybit_unified(prices={"BTC": 10_000.0}, symbols=["BTCUSDT"])
+    assert u.markets[0].liquidation_fee == 0.0
+    b = book(pos=[(1, "BTCUSDT", 1.0, 10_000.0, 200.0)])
+    assert prices_of(u, b).liq_price[0] == pytest.approx(9_850.0, rel=1e-12)
+    fee = cm.Universe(
+        assets=list(u.assets), markets=[replace(u.markets[0], liquidation_fee=0.00075)]
+    )
+    assert prices_of(fee, b).liq_price[0] == pytest.approx(9_857.36, abs=0.005)
 
 
 def test_bybit_inverse_cross_liquidation_and_bankruptcy_prices() -> None:
