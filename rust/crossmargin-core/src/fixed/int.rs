@@ -83,6 +83,42 @@ impl Divisor {
         (((hi as u128) << 64) | lo as u128, r >> s)
     }
 
+    /// n ÷ d of a 64-bit n (the multiply-high path of [`Divisor::div_rem`]).
+    #[inline(always)]
+    fn div64(&self, n: u64) -> u64 {
+        if self.d == 1 {
+            return n;
+        }
+        let t = ((self.m as u128 * n as u128) >> 64) as u64;
+        (t + ((n - t) >> 1)) >> (self.l - 1)
+    }
+
+    /// n ÷ d rounded toward zero, of an i64 n (i64::MIN excluded): [`Divisor::trunc`]
+    /// without 128-bit arithmetic.
+    #[inline(always)]
+    pub fn trunc64(&self, n: i64) -> i64 {
+        debug_assert!(n != i64::MIN);
+        let q = self.div64(n.unsigned_abs()) as i64;
+        if n < 0 {
+            -q
+        } else {
+            q
+        }
+    }
+
+    /// n ÷ d rounded toward −∞, of an i64 n (i64::MIN excluded).
+    #[inline(always)]
+    pub fn floor64(&self, n: i64) -> i64 {
+        debug_assert!(n != i64::MIN);
+        let m = n.unsigned_abs();
+        let q = self.div64(m);
+        if n < 0 {
+            -(q as i64) - (q * self.d != m) as i64
+        } else {
+            q as i64
+        }
+    }
+
     /// n ÷ d rounded toward zero (Rust's `/` on integers).
     #[inline(always)]
     pub fn trunc(&self, n: i128) -> i128 {
@@ -262,6 +298,15 @@ mod tests {
             let div = Divisor::new(d);
             prop_assert_eq!(div.trunc(x), x / d as i128);
             prop_assert_eq!(div.floor(x), x.div_euclid(d as i128));
+        }
+
+        #[test]
+        fn sixty_four_bit_rounding_matches_the_128_bit_one(n in (i64::MIN + 1).., d in 1u64..) {
+            for d in [d, d >> 40 | 1, 1, 10, 10_000, 1_000_000_000] {
+                let div = Divisor::new(d);
+                prop_assert_eq!(div.trunc64(n) as i128, div.trunc(n as i128));
+                prop_assert_eq!(div.floor64(n) as i128, div.floor(n as i128));
+            }
         }
 
         #[test]

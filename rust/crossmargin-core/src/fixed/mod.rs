@@ -601,10 +601,23 @@ impl Ops {
         }
     }
 
-    /// trunc(a × b / d).
+    /// trunc(a × b / d): in 64 bits where the product fits them (the common case), else in
+    /// 128 — the same integer either way.
     #[inline(always)]
     fn mul_trunc(&mut self, a: i64, b: i64, d: &Divisor) -> i64 {
-        self.fit(d.trunc(a as i128 * b as i128))
+        match a.checked_mul(b) {
+            Some(p) if p != i64::MIN => d.trunc64(p),
+            _ => self.fit(d.trunc(a as i128 * b as i128)),
+        }
+    }
+
+    /// floor(a × b / d), as [`Ops::mul_trunc`].
+    #[inline(always)]
+    fn mul_floor(&mut self, a: i64, b: i64, d: &Divisor) -> i64 {
+        match a.checked_mul(b) {
+            Some(p) if p != i64::MIN => d.floor64(p),
+            _ => self.fit(d.floor(a as i128 * b as i128)),
+        }
     }
 
     /// x at `price`: trunc(x × price / 10^price_decimals), x itself at a price of one.
@@ -634,11 +647,10 @@ pub fn evaluate_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrice
             continue;
         }
         let price = px.asset[i];
-        let product = amount as i128 * price as i128;
         let value = if amount < 0 && fx.spec.borrow_rounding == BorrowRounding::Up {
-            o.fit(a.value_div.floor(product))
+            o.mul_floor(amount, price, &a.value_div)
         } else {
-            o.fit(a.value_div.trunc(product))
+            o.mul_trunc(amount, price, &a.value_div)
         };
         r.equity += value as i128;
         let mag = amount.unsigned_abs();
