@@ -415,12 +415,19 @@ class Monitor:
             raise PriceTypeError(f"fill: price {show(price)} is not a number", field="price")
         if not (math.isfinite(float(price)) and float(price) > 0):
             raise PriceError(f"fill: price {price} must be finite and > 0", field="price")
+        k, leg = u.market_index[market], POSITION_SIDES.index(position_side.lower())
+        signed = sides[side.lower()] * float(qty)
+        held = self._native.position(int(account), k, leg)
+        after = (held[0] if held is not None else 0.0) + signed
+        if (leg == 1 and after < 0) or (leg == 2 and after > 0):
+            raise BookError(
+                f"fill: {side} {qty} would take the {position_side} leg of account {account} "
+                f"in {market} to {after} (a hedge-mode leg keeps its sign)",
+                table="positions",
+                column="qty",
+            )
         (q, entry, realised, cash, isolated), cols = self._native.fill(
-            int(account),
-            u.market_index[market],
-            POSITION_SIDES.index(position_side.lower()),
-            sides[side.lower()] * float(qty),
-            float(price),
+            int(account), k, leg, signed, float(price)
         )
         return Fill(q, entry, realised, cash, isolated, _crossings(cols))
 

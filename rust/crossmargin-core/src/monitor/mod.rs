@@ -321,6 +321,7 @@ impl Monitor {
         let (na, nm) = (u.n_assets() as u32, u.n_markets() as u32);
         let g = group_with(c.balances, c.positions, c.side, c.orders, na, nm)?;
         check_unique_balances(&c.balances)?;
+        self.check_position_modes(u, &g)?;
         if g.has_orders() {
             orders::check_markets(&g, u, &self.market_identity)?;
         }
@@ -433,6 +434,44 @@ impl Monitor {
             self.index = Index::build(&self.deps, &self.store);
         }
         Ok(crossings)
+    }
+
+    /// The book's rule across a change and the rows held (docs/MODEL.md "Book"): an
+    /// account's market holds a one-way position or hedge legs, not both.
+    fn check_position_modes(&self, u: &Universe, g: &GroupedBook) -> Result<()> {
+        for (ga, &id) in g.accounts.iter().enumerate() {
+            let r = g.account(ga);
+            if r.pos_code.is_empty() {
+                continue;
+            }
+            let mut rows = match self.store.dense(id) {
+                Some(a) => OwnedRows::from_rows(self.store.account(a)),
+                None => OwnedRows::default(),
+            };
+            for j in 0..r.pos_code.len() {
+                rows.set_position(r.pos_code[j], r.side(j), r.pos_qty[j], r.pos_entry[j], r.pos_isolated[j]);
+            }
+            let mixed = rows
+                .pos_code
+                .windows(2)
+                .zip(rows.pos_side.windows(2))
+                .find_map(|(c, s)| (c[0] == c[1] && (s[0] == 0) != (s[1] == 0)).then_some(c[0]));
+            if let Some(k) = mixed {
+                let lo = g.positions.offsets[ga];
+                let j = r.pos_code.iter().position(|&c| c == k).unwrap_or(0);
+                return Err(CoreError::book(
+                    Table::Positions,
+                    g.positions.row[lo + j] as usize,
+                    "side",
+                    format!(
+                        "account {id} would hold a one-way ('both') position and a hedge leg in {}; an \
+                         account's market is either one-way or hedged (close one first)",
+                        u.markets.symbol[k as usize]
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A fill of `qty` contracts (signed: > 0 buys) at `price` on the position of `account`
