@@ -210,7 +210,7 @@ class Monitor:
         self.universe = universe
         self.levels = levels
         self._engine = _core.Engine(universe.compiled, threads)
-        self._native = _core.Monitor(
+        self._resident = _core.Monitor(
             self._engine, book.grouping(universe), resolve(universe, prices), levels.margin_call
         )
 
@@ -231,12 +231,12 @@ class Monitor:
             raise BookError(f"book: expected crossmargin.Book, got {type(book).__name__}")
         cols = _log_codes(universe, log)
         engine = _core.Engine(universe.compiled, threads)
-        native = _core.Monitor.replay(engine, book.grouping(universe), cols)
+        resident = _core.Monitor.replay(engine, book.grouping(universe), cols)
         self = cls.__new__(cls)
         self.universe = universe
-        self.levels = Levels(float(native.margin_call))
+        self.levels = Levels(float(resident.margin_call))
         self._engine = engine
-        self._native = native
+        self._resident = resident
         return self
 
     # ---- changes -------------------------------------------------------------------------
@@ -256,7 +256,7 @@ class Monitor:
                 unchanged).
         """
         assets, marks = self._tick(prices)
-        return _crossings(self._native.on_prices((assets, marks)))
+        return _crossings(self._resident.on_prices((assets, marks)))
 
     def _tick(self, prices: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
         u = self.universe
@@ -283,7 +283,7 @@ class Monitor:
                     f"prices[{key}]: {v} must be finite and > 0", field=f"prices[{key}]"
                 )
             values[key] = v
-        assets, marks = (np.array(a, dtype=np.float64) for a in self._native.prices())
+        assets, marks = (np.array(a, dtype=np.float64) for a in self._resident.prices())
         before = underlying_spots(u, assets, marks)
         for key, v in values.items():
             if key in u.underlyings:
@@ -367,7 +367,7 @@ class Monitor:
             "clear_market": cancel_m,
         }
         changes = {k: np.ascontiguousarray(v) for k, v in changes.items()}
-        return _crossings(self._native.apply(changes))
+        return _crossings(self._resident.apply(changes))
 
     def fill(
         self,
@@ -417,7 +417,7 @@ class Monitor:
             raise PriceError(f"fill: price {price} must be finite and > 0", field="price")
         k, leg = u.market_index[market], POSITION_SIDES.index(position_side.lower())
         signed = sides[side.lower()] * float(qty)
-        held = self._native.position(int(account), k, leg)
+        held = self._resident.position(int(account), k, leg)
         after = (held[0] if held is not None else 0.0) + signed
         if (leg == 1 and after < 0) or (leg == 2 and after > 0):
             raise BookError(
@@ -426,7 +426,7 @@ class Monitor:
                 table="positions",
                 column="qty",
             )
-        (q, entry, realised, cash, isolated), cols = self._native.fill(
+        (q, entry, realised, cash, isolated), cols = self._resident.fill(
             int(account), k, leg, signed, float(price)
         )
         return Fill(q, entry, realised, cash, isolated, _crossings(cols))
@@ -440,7 +440,7 @@ class Monitor:
         Returns:
             The crossings."""
         if universe is None:
-            return _crossings(self._native.refresh())
+            return _crossings(self._resident.refresh())
         if not isinstance(universe, Universe):
             raise ConfigTypeError(
                 f"universe: expected Universe, got {type(universe).__name__}", field="universe"
@@ -454,7 +454,7 @@ class Monitor:
                 "universe: a refresh keeps the assets and markets (same symbols, same order)",
                 field="universe",
             )
-        out = _crossings(self._native.refresh(universe.compiled))
+        out = _crossings(self._resident.refresh(universe.compiled))
         self.universe = universe
         return out
 
@@ -462,19 +462,19 @@ class Monitor:
     @property
     def seq(self) -> int:
         """The number of the last operation (0: none since the start)."""
-        return int(self._native.seq)
+        return int(self._resident.seq)
 
     @property
     def prices(self) -> tuple[np.ndarray, np.ndarray]:
         """The current (asset prices, marks), in universe order (copies)."""
-        a, m = self._native.prices()
+        a, m = self._resident.prices()
         return a, m
 
     def snapshot(self) -> tuple[Book, MarginResult]:
         """The current rows as an ordinary :class:`Book` (symbols as universe indices) and
         its :class:`MarginResult` — what ``Engine(universe).evaluate(book,
         prices=mon.prices)`` returns, bit for bit."""
-        b, p, o, r = self._native.snapshot()
+        b, p, o, r = self._resident.snapshot()
         book = Book.from_arrays(b, p, o if len(o["qty"]) else None)
         r = dict(r)
         del r["level"]
@@ -485,7 +485,7 @@ class Monitor:
         then account id; the margin columns with ``level`` by name."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ConfigError(f"n: {show(n)} must be an integer ≥ 0", field="n")
-        cols = dict(self._native.riskiest(n))
+        cols = dict(self._resident.riskiest(n))
         cols["level"] = np.array(LEVELS, dtype=object)[np.asarray(cols["level"], dtype=np.intp)]
         order = ["account", "level", "margin_ratio", "equity", "adj_equity_maint", "mm"]
         rest = [k for k in cols if k not in order]
@@ -496,16 +496,16 @@ class Monitor:
         operation (``seq``; 0 = the starting prices and threshold), symbols and kinds by
         name (docs/MODEL.md "Audit log"). ``to_parquet(path)`` writes it;
         :meth:`replay` reads it back."""
-        return _log_table(self.universe, self._native.log())
+        return _log_table(self.universe, self._resident.log())
 
     def same_log(self, other: Monitor) -> bool:
         """Whether this monitor's log equals ``other``'s bit for bit."""
-        return bool(self._native.same_log(other._native))
+        return bool(self._resident.same_log(other._resident))
 
     def crossings(self, since: int = 0) -> Iterator[Crossing]:
         """Every crossing of operations ``since`` and later, in order (a generator over the
         log)."""
-        log = self._native.log()
+        log = self._resident.log()
         rows = np.flatnonzero((log["kind"] == LOG_KINDS.index("crossing")) & (log["seq"] >= since))
         for r in rows:
             yield Crossing(
