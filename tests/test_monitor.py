@@ -417,3 +417,107 @@ def test_refresh_takes_a_rebuilt_universe() -> None:
     assert crossings.level.tolist() == ["liquidation"]
     assert mon.universe is tighter
     assert_matches_batch(mon)
+
+
+# ---- differential: engine vs the pure-Python reference ------------------------------------
+@given(
+    qty=st.one_of(st.just(0.0), st.floats(-50.0, 50.0)),
+    entry=st.floats(100.0, 1e5),
+    trade=st.floats(0.01, 80.0),
+    buy=st.booleans(),
+    price=st.floats(100.0, 1e5),
+    isolated=st.sampled_from([0.0, 25.0]),
+    market=st.sampled_from(["LIN", "INV", "OPT"]),
+)
+def test_fill_matches_the_reference(
+    qty: float, entry: float, trade: float, buy: bool, price: float, isolated: float, market: str
+) -> None:
+    u = cm.Universe(
+        [cm.Asset("USD", 1.0)],
+        [
+            cm.Market("LIN", "perp", "USD", "X", 1e4, [(math.inf, 0.1, 0.05)], contract_size=0.5),
+            cm.Market(
+                "INV",
+                "perp",
+                "USD",
+                "X",
+                1e4,
+                [(math.inf, 0.1, 0.05)],
+                inverse=True,
+                contract_size=10.0,
+            ),
+            cm.Market(
+                "OPT",
+                "option",
+                "USD",
+                "X",
+                100.0,
+                [],
+                option_type="call",
+                strike=1e4,
+                expiry=0.5,
+                iv=0.5,
+            ),
+        ],
+    )
+    m = u.markets[u.market_index[market]]
+    held = cm.Book.from_arrays(
+        {"account": [1], "asset": ["USD"], "qty": [1e6]},
+        {
+            "account": [1],
+            "market": [market],
+            "qty": [qty],
+            "entry_price": [entry],
+            "isolated_margin": [isolated],
+        },
+    )
+    mon = cm.Monitor(u, held)
+    signed = trade if buy else -trade
+    got = mon.fill(1, market, "buy" if buy else "sell", trade, price)
+    want = cm.reference.monitor.fill(
+        qty,
+        entry if qty else 0.0,
+        isolated if qty else 0.0,
+        signed,
+        price,
+        m.contract_size,
+        m.inverse,
+        m.is_option,
+    )
+    assert got.qty == want.qty
+    assert got.entry_price == pytest.approx(want.entry, rel=1e-12)
+    assert got.realised_pnl == pytest.approx(want.realised, rel=1e-12, abs=1e-9)
+    assert got.cash == pytest.approx(want.cash, rel=1e-12, abs=1e-9)
+    assert_matches_batch(mon)
+
+
+@given(data=st.data())
+def test_levels_match_the_reference(data: st.DataObject) -> None:
+    u = data.draw(universes())
+    rb = data.draw(random_books(u, max_rows=12))
+    book = rb.book(u)
+    call = data.draw(st.floats(0.05, 1.0))
+    mon = cm.Monitor(u, book, levels=cm.Levels(call))
+    top = mon.riskiest(len(book.accounts))
+    r = cm.reference.evaluate(u, book)
+    want = {
+        int(a): cm.reference.monitor.level(e, adj, mm, bool(liq), call)
+        for a, e, adj, mm, liq in zip(
+            r.account, r.equity, r.adj_equity_maint, r.mm, r.liquidatable, strict=True
+        )
+    }
+    got = dict(zip(top.account.tolist(), top.level.tolist(), strict=True))
+    assert set(got) == set(want)
+
+    def decided(e: float, adj: float, mm: float) -> bool:
+        # away from every threshold by more than the engines' 1e-9 agreement
+        tol = 1e-9 * max(1.0, abs(e), abs(adj), abs(mm))
+        ratio_clear = mm == 0 or adj <= 0 or abs(mm / adj - call) > 1e-9
+        return abs(e) > tol and abs(adj - mm) > tol and ratio_clear
+
+    clear = [
+        int(a)
+        for a, e, adj, mm in zip(r.account, r.equity, r.adj_equity_maint, r.mm, strict=True)
+        if decided(float(e), float(adj), float(mm))
+    ]
+    assert {a: got[a] for a in clear} == {a: want[a] for a in clear}
