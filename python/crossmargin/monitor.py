@@ -585,28 +585,32 @@ def _log_codes(universe: Universe, log: Any) -> dict[str, np.ndarray]:
     missing = [c for c in LOG_COLUMNS if c not in cols]
     if missing:
         raise TableError(f"log: missing column {missing[0]!r}", column=missing[0])
-    kind_code = {k: i for i, k in enumerate(LOG_KINDS)}
-    kinds = [str(k) for k in np.asarray(cols["kind"], dtype=object)]
-    bad = [r for r, k in enumerate(kinds) if k not in kind_code]
+    # By distinct value (a log has few kinds and symbols), then scattered back to the rows.
+    kind_names, kind_rows = np.unique(np.asarray(cols["kind"]).astype(str), return_inverse=True)
+    bad = [k for k in kind_names if k not in LOG_KINDS]
     if bad:
-        raise ConfigError(
-            f"log row {bad[0]}: unknown kind {kinds[bad[0]]!r}", field=f"log[{bad[0]}].kind"
-        )
-    symbols = [str(s) for s in np.asarray(cols["symbol"], dtype=object)]
+        r = int(np.flatnonzero(kind_names[kind_rows] == bad[0])[0])
+        raise ConfigError(f"log row {r}: unknown kind {bad[0]!r}", field=f"log[{r}].kind")
+    kinds = np.array([LOG_KINDS.index(k) for k in kind_names], dtype=np.uint8)[kind_rows]
+    names = np.asarray(cols["symbol"]).astype(str)
+    is_asset = np.isin(kinds, [LOG_KINDS.index(k) for k in _ASSET_KINDS])
+    no_symbol = np.isin(kinds, [LOG_KINDS.index(k) for k in _NO_SYMBOL])
     code = np.zeros(len(kinds), dtype=np.uint32)
-    for r, (k, s) in enumerate(zip(kinds, symbols, strict=True)):
-        if k in _NO_SYMBOL:
-            continue
-        index = universe.asset_index if k in _ASSET_KINDS else universe.market_index
-        if s not in index:
+    for rows, index, what in (
+        (is_asset & ~no_symbol, universe.asset_index, "asset"),
+        (~is_asset & ~no_symbol, universe.market_index, "market"),
+    ):
+        distinct, where = np.unique(names[rows], return_inverse=True)
+        unknown = [s for s in distinct if s not in index]
+        if unknown:
+            r = int(np.flatnonzero(rows & (names == unknown[0]))[0])
             raise ConfigError(
-                f"log row {r}: unknown {'asset' if k in _ASSET_KINDS else 'market'} {s!r}",
-                field=f"log[{r}].symbol",
+                f"log row {r}: unknown {what} {unknown[0]!r}", field=f"log[{r}].symbol"
             )
-        code[r] = index[s]
+        code[rows] = np.array([index[s] for s in distinct], dtype=np.uint32)[where]
     out = {
         "seq": np.asarray(cols["seq"], dtype=np.uint64),
-        "kind": np.array([kind_code[k] for k in kinds], dtype=np.uint8),
+        "kind": kinds,
         "account": np.asarray(cols["account"], dtype=np.int64),
         "symbol": code,
         "side": np.asarray(cols["side"], dtype=np.uint8),
