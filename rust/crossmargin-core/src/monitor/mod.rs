@@ -25,6 +25,7 @@ use crate::book::{group_with, BalanceInput, GroupedBook, OrderInput, PositionInp
 use crate::error::{CoreError, Result, Table};
 use crate::limits::{is_price, within, MAX_QTY};
 use crate::margin::{evaluate_rows, AccountMargin, MarginContext, PreparedLookup, Prices, Remap};
+use crate::memory::column;
 use crate::orders;
 use crate::universe::Universe;
 
@@ -165,9 +166,10 @@ impl Monitor {
         )?;
         let lookup = PreparedLookup::new(&ctx);
         let store = Store::new(book);
-        let results: Vec<AccountMargin> =
-            (0..store.n_accounts()).into_par_iter().map(|a| evaluate_rows(store.account(a), &ctx, &lookup)).collect();
-        let level = results.iter().map(|m| levels.level(m)).collect();
+        let mut results: Vec<AccountMargin> = column(store.n_accounts());
+        results.par_iter_mut().enumerate().for_each(|(a, r)| *r = evaluate_rows(store.account(a), &ctx, &lookup));
+        let mut level: Vec<u8> = column(results.len());
+        level.par_iter_mut().zip(results.par_iter()).for_each(|(l, m)| *l = levels.level(m));
         let deps = Dependencies::new(u);
         let index = Index::build(&deps, &store);
         let mut log = Log::default();

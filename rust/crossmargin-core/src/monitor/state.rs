@@ -7,7 +7,48 @@
 
 use std::collections::HashMap;
 
-use crate::book::{AccountRows, GroupedBook};
+use crate::book::{AccountRows, Balances, GroupedBook, Orders, Positions};
+use crate::memory::column;
+
+/// A copy of `v` on huge pages (where the platform has them): the monitor reads its rows at
+/// scattered accounts, where 4 KiB pages cost a TLB miss per array and account.
+fn on_huge_pages<T: Copy + Default>(v: &[T]) -> Vec<T> {
+    let mut out = column(v.len());
+    out.copy_from_slice(v);
+    out
+}
+
+/// The book with every array re-homed on huge pages.
+fn rehomed(b: GroupedBook) -> GroupedBook {
+    let (bal, pos, ord) = (&b.balances, &b.positions, &b.orders);
+    GroupedBook {
+        accounts: b.accounts.clone(),
+        balances: Balances {
+            offsets: on_huge_pages(&bal.offsets),
+            code: on_huge_pages(&bal.code),
+            qty: on_huge_pages(&bal.qty),
+        },
+        positions: Positions {
+            offsets: on_huge_pages(&pos.offsets),
+            code: on_huge_pages(&pos.code),
+            qty: on_huge_pages(&pos.qty),
+            entry_price: on_huge_pages(&pos.entry_price),
+            isolated_margin: on_huge_pages(&pos.isolated_margin),
+            side: on_huge_pages(&pos.side),
+            row: on_huge_pages(&pos.row),
+        },
+        orders: Orders {
+            offsets: on_huge_pages(&ord.offsets),
+            code: on_huge_pages(&ord.code),
+            qty: on_huge_pages(&ord.qty),
+            price: on_huge_pages(&ord.price),
+            reduce_only: on_huge_pages(&ord.reduce_only),
+            row: on_huge_pages(&ord.row),
+        },
+        n_asset_codes: b.n_asset_codes,
+        n_market_codes: b.n_market_codes,
+    }
+}
 
 /// One account's rows, owned (codes are universe indices).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -162,8 +203,9 @@ pub struct Store {
 impl Store {
     /// `base`: a grouped book whose codes are universe indices, in the canonical order.
     pub fn new(base: GroupedBook) -> Self {
+        let base = rehomed(base);
         let accounts = base.accounts.clone();
-        Store { changed: vec![None; accounts.len()], base, accounts, added: HashMap::new() }
+        Store { changed: column(accounts.len()), base, accounts, added: HashMap::new() }
     }
 
     pub fn n_accounts(&self) -> usize {
