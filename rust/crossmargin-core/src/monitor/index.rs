@@ -91,7 +91,9 @@ impl Index {
         for &(s, _) in pairs.iter().flatten() {
             counts[s as usize] += 1;
         }
-        let mut accounts: Vec<Vec<u32>> = counts.iter().map(|&c| Vec::with_capacity(c)).collect();
+        // Room for an eighth more per slot: the first changes after a build append without
+        // moving a list of a million accounts.
+        let mut accounts: Vec<Vec<u32>> = counts.iter().map(|&c| Vec::with_capacity(c + c / 8 + 16)).collect();
         for &(s, a) in pairs.iter().flatten() {
             accounts[s as usize].push(a);
         }
