@@ -521,3 +521,35 @@ def test_levels_match_the_reference(data: st.DataObject) -> None:
         if decided(float(e), float(adj), float(mm))
     ]
     assert {a: got[a] for a in clear} == {a: want[a] for a in clear}
+
+
+def test_an_option_follows_its_underlying_there_and_back() -> None:
+    u = cm.Universe(
+        [cm.Asset("USDT", 1.0), cm.Asset("BTC", 50_000.0)],
+        [
+            cm.Market("BTCUSDT", "perp", "USDT", "BTC", 50_000.0, [(math.inf, 0.1, 0.05)]),
+            cm.Market(
+                "BTC-C",
+                "option",
+                "USDT",
+                "BTC",
+                None,
+                [],
+                option_type="call",
+                strike=55_000.0,
+                expiry=0.25,
+                iv=0.6,
+            ),
+        ],
+    )
+    book = cm.Book.from_arrays(
+        {"account": [1], "asset": ["USDT"], "qty": [10_000.0]},
+        {"account": [1], "market": ["BTC-C"], "qty": [-1.0], "entry_price": [1_000.0]},
+    )
+    mon = cm.Monitor(u, book)
+    start = mon.prices[1].copy()
+    mon.on_prices({"BTC": 40_000.0})
+    assert mon.prices[1][1] < start[1]
+    mon.on_prices({"BTC": 50_000.0})
+    assert mon.prices[1].tobytes() == start.tobytes()
+    assert_same_bits(mon.snapshot()[1], cm.Engine(u).evaluate(book))

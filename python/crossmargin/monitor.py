@@ -315,6 +315,13 @@ class Monitor:
             if m.is_option and (m.symbol in values or after[m.underlying] == before[m.underlying])
         }
         reprice_options(u, assets, marks, keep)
+        # reprice_options leaves an option whose underlying stands at its reference price
+        # alone (its reference mark); after a tick that moved it back there, set that mark.
+        for k, m in enumerate(u.markets):
+            if m.is_option and k not in keep and after[m.underlying] == u.reference_price(
+                m.underlying
+            ):
+                marks[k] = u.reference_marks[k]
         check_domain(u, assets, marks)
         return assets, marks
 
