@@ -553,3 +553,20 @@ def test_an_option_follows_its_underlying_there_and_back() -> None:
     mon.on_prices({"BTC": 50_000.0})
     assert mon.prices[1].tobytes() == start.tobytes()
     assert_same_bits(mon.snapshot()[1], cm.Engine(u).evaluate(book))
+
+
+def test_a_log_that_does_not_fit_is_a_config_error_naming_the_row() -> None:
+    u, book = one_account()
+    mon = cm.Monitor(u, book)
+    mon.on_prices({"BTCUSDT": 49_000.0})
+    mon.apply(balances={"account": [1], "asset": ["USDT"], "qty": [4_000.0]})
+    cols = {c: np.array(mon.log()[c]) for c in cm.monitor.LOG_COLUMNS}
+    unknown = {**cols, "symbol": np.where(cols["kind"] == "balance", "DOGE", cols["symbol"])}
+    with pytest.raises(cm.ConfigError, match="unknown asset 'DOGE'"):
+        cm.Monitor.replay(u, book, cm.Table(unknown))
+    backwards = {**cols, "seq": cols["seq"][::-1].copy()}
+    with pytest.raises(cm.ConfigError, match="must be in order"):
+        cm.Monitor.replay(u, book, cm.Table(backwards))
+    kinds = {**cols, "kind": np.where(cols["kind"] == "mark", "tick", cols["kind"])}
+    with pytest.raises(cm.ConfigError, match="unknown kind 'tick'"):
+        cm.Monitor.replay(u, book, cm.Table(kinds))

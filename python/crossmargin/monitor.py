@@ -594,7 +594,7 @@ def _log_codes(universe: Universe, log: Any) -> dict[str, np.ndarray]:
         raise TableError(f"log: missing column {missing[0]!r}", column=missing[0])
     # By distinct value (a log has few kinds and symbols), then scattered back to the rows.
     kind_names, kind_rows = np.unique(np.asarray(cols["kind"]).astype(str), return_inverse=True)
-    bad = [k for k in kind_names if k not in LOG_KINDS]
+    bad = [str(k) for k in kind_names if k not in LOG_KINDS]
     if bad:
         r = int(np.flatnonzero(kind_names[kind_rows] == bad[0])[0])
         raise ConfigError(f"log row {r}: unknown kind {bad[0]!r}", field=f"log[{r}].kind")
@@ -608,7 +608,7 @@ def _log_codes(universe: Universe, log: Any) -> dict[str, np.ndarray]:
         (~is_asset & ~no_symbol, universe.market_index, "market"),
     ):
         distinct, where = np.unique(names[rows], return_inverse=True)
-        unknown = [s for s in distinct if s not in index]
+        unknown = [str(s) for s in distinct if s not in index]
         if unknown:
             r = int(np.flatnonzero(rows & (names == unknown[0]))[0])
             raise ConfigError(
