@@ -34,6 +34,7 @@ import numpy as np
 from crossmargin import _core
 from crossmargin._validate import is_number, show
 from crossmargin.book import POSITION_SIDES, Book
+from crossmargin.engine import MAX_THREADS
 from crossmargin.exceptions import (
     BookError,
     BookTypeError,
@@ -209,7 +210,7 @@ class Monitor:
             )
         self.universe = universe
         self.levels = levels
-        self._engine = _core.Engine(universe.compiled, threads)
+        self._engine = _core.Engine(universe.compiled, _threads(threads))
         self._resident = _core.Monitor(
             self._engine, book.grouping(universe), resolve(universe, prices), levels.margin_call
         )
@@ -229,8 +230,12 @@ class Monitor:
         """
         if not isinstance(book, Book):
             raise BookError(f"book: expected crossmargin.Book, got {type(book).__name__}")
+        if not isinstance(universe, Universe):
+            raise ConfigTypeError(
+                f"universe: expected Universe, got {type(universe).__name__}", field="universe"
+            )
         cols = _log_codes(universe, log)
-        engine = _core.Engine(universe.compiled, threads)
+        engine = _core.Engine(universe.compiled, _threads(threads))
         resident = _core.Monitor.replay(engine, book.grouping(universe), cols)
         self = cls.__new__(cls)
         self.universe = universe
@@ -318,8 +323,10 @@ class Monitor:
         # reprice_options leaves an option whose underlying stands at its reference price
         # alone (its reference mark); after a tick that moved it back there, set that mark.
         for k, m in enumerate(u.markets):
-            if m.is_option and k not in keep and after[m.underlying] == u.reference_price(
-                m.underlying
+            if (
+                m.is_option
+                and k not in keep
+                and after[m.underlying] == u.reference_price(m.underlying)
             ):
                 marks[k] = u.reference_marks[k]
         check_domain(u, assets, marks)
@@ -509,9 +516,11 @@ class Monitor:
         """Whether this monitor's log equals ``other``'s bit for bit."""
         return bool(self._resident.same_log(other._resident))
 
-    def crossings(self, since: int = 0) -> Iterator[Crossing]:
+    def crossings(self, *, since: int = 0) -> Iterator[Crossing]:
         """Every crossing of operations ``since`` and later, in order (a generator over the
         log)."""
+        if isinstance(since, bool) or not isinstance(since, int):
+            raise ConfigTypeError(f"since: {show(since)} is not an integer", field="since")
         log = self._resident.log()
         rows = np.flatnonzero((log["kind"] == LOG_KINDS.index("crossing")) & (log["seq"] >= since))
         for r in rows:
@@ -532,6 +541,17 @@ class Monitor:
         for label, prices in ticks:
             crossings = self.on_prices(prices)
             yield TickReport(label, crossings, self.riskiest(top))
+
+
+def _threads(threads: int | None) -> int | None:
+    if threads is not None and (
+        not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= MAX_THREADS
+    ):
+        raise ConfigError(
+            f"threads: {threads!r} must be an integer in [1, {MAX_THREADS}] or None",
+            field="threads",
+        )
+    return threads
 
 
 def _cancels(universe: Universe, cancel: Mapping[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
