@@ -570,3 +570,14 @@ def test_a_log_that_does_not_fit_is_a_config_error_naming_the_row() -> None:
     kinds = {**cols, "kind": np.where(cols["kind"] == "mark", "tick", cols["kind"])}
     with pytest.raises(cm.ConfigError, match="unknown kind 'tick'"):
         cm.Monitor.replay(u, book, cm.Table(kinds))
+
+
+def test_a_tick_may_give_the_whole_price_vectors() -> None:
+    u, book = one_account()
+    mon, other = cm.Monitor(u, book), cm.Monitor(u, book)
+    mon.on_prices({"BTCUSDT": 47_000.0})
+    assets, marks = mon.prices
+    assert other.on_prices((assets, marks)).level.tolist() == ["liquidation"]
+    assert state(other)[1:4] == state(mon)[1:4]
+    with pytest.raises(cm.PriceError):
+        other.on_prices((assets, marks[:0]))

@@ -245,12 +245,13 @@ class Monitor:
         return self
 
     # ---- changes -------------------------------------------------------------------------
-    def on_prices(self, prices: Mapping[str, float]) -> Table:
+    def on_prices(self, prices: Mapping[str, float] | tuple[Any, Any]) -> Table:
         """New absolute prices: a market's mark, an asset's price, or an underlying's price,
         which moves its perps, futures and asset by the ratio to its current price (as
         ``prices=`` does from the reference); options whose underlying moved are repriced
-        (``crossmargin.prices``), an option named keeps the mark given. Re-evaluates only
-        the accounts that read a price that changed.
+        (``crossmargin.prices``), an option named keeps the mark given. Or the whole pair
+        ``(asset_prices, marks)`` in universe order (as :attr:`prices` returns it).
+        Re-evaluates only the accounts that read a price that changed.
 
         Returns:
             The crossings (``account``, ``previous``, ``level``, ``ratio_before``,
@@ -263,8 +264,11 @@ class Monitor:
         assets, marks = self._tick(prices)
         return _crossings(self._resident.on_prices((assets, marks)))
 
-    def _tick(self, prices: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    def _tick(self, prices: Any) -> tuple[np.ndarray, np.ndarray]:
         u = self.universe
+        if isinstance(prices, tuple | list):
+            # the whole vectors (asset prices, marks) in universe order, checked as prices=
+            return resolve(u, tuple(prices))
         if not isinstance(prices, Mapping):
             raise PriceTypeError(
                 f"prices: expected a mapping symbol → price, got {type(prices).__name__}",
