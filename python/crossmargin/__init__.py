@@ -15,7 +15,7 @@ with the ``cli`` extra (``pip install 'crossmargin[cli]'``).
 
 from typing import Any
 
-from crossmargin import exceptions, options, portfolio, span
+from crossmargin import exceptions, monitor, options, portfolio, span
 from crossmargin._core import __version__
 from crossmargin.book import Book
 from crossmargin.cascade import CascadeConfig, CascadeResult, DepthCurve, NoImpact, SqrtImpact
@@ -35,6 +35,7 @@ from crossmargin.exceptions import (
     UnknownAccountError,
 )
 from crossmargin.io import read_book, write_book
+from crossmargin.monitor import Levels, Monitor
 from crossmargin.portfolio import PortfolioConfig, UnderlyingPortfolio
 from crossmargin.result import MarginResult
 from crossmargin.risk import funding, solvency
@@ -57,8 +58,10 @@ __all__ = [
     "Engine",
     "FixedPoint",
     "LedgerError",
+    "Levels",
     "MarginResult",
     "Market",
+    "Monitor",
     "NoImpact",
     "OptionalDependencyError",
     "PortfolioConfig",
@@ -75,6 +78,7 @@ __all__ = [
     "__version__",
     "exceptions",
     "funding",
+    "monitor",
     "options",
     "portfolio",
     "read_book",

@@ -31,6 +31,8 @@ __all__ = [
     "MAX_QTY",
     "MAX_TOTAL_MINOR",
     "MIN_PRICE",
+    "MONITOR_LEVELS",
+    "MONITOR_LOG_KINDS",
     "ORDER_SIDES",
     "PORTFOLIO_MODELS",
     "POSITION_SIDES",
@@ -46,6 +48,7 @@ __all__ = [
     "Engine",
     "GroupedBook",
     "MerkleSumTree",
+    "Monitor",
     "__version__",
     "black76_columns",
     "bsm_columns",
@@ -89,6 +92,10 @@ LIQ_MOVES: tuple[str, ...]
 PORTFOLIO_MODELS: tuple[str, ...]
 POSITION_SIDES: tuple[str, ...]
 ORDER_SIDES: tuple[str, ...]
+MONITOR_LEVELS: tuple[str, ...]
+"""Risk levels of the monitor, by code: ok, margin_call, liquidation, bankruptcy."""
+MONITOR_LOG_KINDS: tuple[str, ...]
+"""Kinds of the monitor's audit-log rows, by code."""
 
 # ---- what the constructors and methods read by attribute --------------------------------
 _Prices = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
@@ -484,6 +491,59 @@ class Engine:
         """One partition's half of a sharded cascade."""
     def cascade_driver(self, rules: _CascadeRules) -> CascadeDriver:
         """The global half of a sharded cascade."""
+
+# ---- live monitoring (rust/crossmargin-py/src/monitor.rs) ----------------------------------
+@final
+class Monitor:
+    """A resident book, its prices and results (docs/MODEL.md "Live monitoring"). Changes
+    cross as flat columns with universe indices; every call is checked whole before any of
+    it applies; work runs on the engine's pool without the GIL."""
+
+    def __new__(
+        cls, engine: Engine, book: BookView, prices: _Prices, margin_call: float
+    ) -> Monitor: ...
+    @staticmethod
+    def replay(engine: Engine, book: BookView, log: Mapping[str, npt.NDArray[Any]]) -> Monitor:
+        """The monitor a log describes, rebuilt from its starting book."""
+    def on_prices(self, prices: _Prices) -> dict[str, npt.NDArray[Any]]:
+        """New absolute prices (whole vectors); the crossings."""
+    def apply(self, changes: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+        """Row changes (new states); the crossings."""
+    def fill(
+        self, account: int, market: int, side: int, qty: float, price: float
+    ) -> tuple[tuple[float, float, float, float, float], dict[str, npt.NDArray[Any]]]:
+        """A fill: (qty, entry, realised, cash, isolated) and the crossings."""
+    def refresh(self, universe: CompiledUniverse | None = None) -> dict[str, npt.NDArray[Any]]:
+        """Every account re-evaluated (under a replacement universe when given)."""
+    def riskiest(self, n: int) -> dict[str, npt.NDArray[Any]]:
+        """The n riskiest accounts: margin columns, account, level."""
+    def snapshot(
+        self,
+    ) -> tuple[
+        dict[str, npt.NDArray[Any]],
+        dict[str, npt.NDArray[Any]],
+        dict[str, npt.NDArray[Any]],
+        dict[str, npt.NDArray[Any]],
+    ]:
+        """(balances, positions, orders, results) as columns, accounts ascending."""
+    def log(self, start: int = 0) -> dict[str, npt.NDArray[Any]]:
+        """The audit log's rows from ``start`` on, as columns (codes)."""
+    def same_log(self, other: Monitor) -> bool:
+        """Whether the two logs are equal bit for bit."""
+    @property
+    def log_len(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def margin_call(self) -> float: ...
+    @property
+    def n_accounts(self) -> int: ...
+    def prices(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The current (asset prices, marks)."""
+    def position(self, account: int, market: int, side: int) -> tuple[float, float, float] | None:
+        """(qty, entry, isolated margin) of one position, or None."""
+    @property
+    def universe(self) -> CompiledUniverse: ...
 
 # ---- sharded cascade (rust/crossmargin-py/src/cascade_step.rs) ----------------------------
 # Messages are dicts of numpy arrays; money as lists of ints (minor units).

@@ -30,10 +30,10 @@ inputs (``margin`` then ``stress`` into one folder) merge their summaries.
 
 The package: this module makes the typer app and registers the commands (``COMMANDS``);
 each command group is a module of its own beside it (``synthetic``, ``accounts``,
-``scenarios``, ``montecarlo``, ``tools``), sharing ``common`` (the run's state, the console,
-options declared once, reading inputs), ``outdir`` (``--out`` and ``summary.json``) and
-``errors`` (how errors print, the exit codes). A new command: a function in a new module
-(or in its group's), and one line in ``COMMANDS``.
+``scenarios``, ``montecarlo``, ``tools``, ``watch``), sharing ``common`` (the run's state,
+the console, options declared once, reading inputs), ``outdir`` (``--out`` and
+``summary.json``) and ``errors`` (how errors print, the exit codes). A new command: a
+function in a new module (or in its group's), and one line in ``COMMANDS``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import Annotated, Any
 
 import typer
 
-from crossmargin.cli import accounts, montecarlo, scenarios, synthetic, tools
+from crossmargin.cli import accounts, montecarlo, scenarios, synthetic, tools, watch
 from crossmargin.cli.common import STATE, fresh_state
 from crossmargin.cli.errors import handle
 from crossmargin.cli.venue_import import import_venue
@@ -72,6 +72,7 @@ COMMANDS: tuple[tuple[str, Callable[..., Any]], ...] = (
     ("bench", tools.bench),
     ("montecarlo", montecarlo.montecarlo),
     ("import", import_venue),
+    ("watch", watch.watch),
 )
 for _name, _command in COMMANDS:
     app.command(_name)(_command)

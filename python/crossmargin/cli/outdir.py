@@ -35,6 +35,8 @@ OUTPUTS = (
     "montecarlo_risk.parquet",
     "montecarlo_fund.parquet",
     "montecarlo_markets.parquet",
+    "crossings.parquet",
+    "monitor_log.parquet",
     "cascade_final/balances.parquet",
     "cascade_final/positions.parquet",
     "part-[0-9]*/margin.parquet",

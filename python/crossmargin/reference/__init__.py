@@ -4,11 +4,20 @@ The test oracle (differential tests demand agreement to 1e-9 relative) and the p
 baseline of the benchmarks; production code never imports it. :mod:`.margin` holds the
 standard model, :mod:`.portfolio` options and portfolio margin, :mod:`.liquidations`
 the liquidation cascade, :mod:`.solvency` funding, liabilities and the Merkle-sum tree,
-:mod:`.liqprice` liquidation prices, :mod:`.prices` price overrides and shocks (its own
-resolver: the reference never imports :mod:`crossmargin.prices`).
+:mod:`.liqprice` liquidation prices, :mod:`.monitor` risk levels and fills, :mod:`.prices`
+price overrides and shocks (its own resolver: the reference never imports
+:mod:`crossmargin.prices`).
 """
 
-from crossmargin.reference import liqprice, liquidations, margin, portfolio, prices, solvency
+from crossmargin.reference import (
+    liqprice,
+    liquidations,
+    margin,
+    monitor,
+    portfolio,
+    prices,
+    solvency,
+)
 from crossmargin.reference.liqprice import liquidation_prices
 from crossmargin.reference.margin import (
     bracket_requirement,
@@ -35,6 +44,7 @@ __all__ = [
     "liquidations",
     "margin",
     "margin_ratio",
+    "monitor",
     "portfolio",
     "position_numbers",
     "prices",

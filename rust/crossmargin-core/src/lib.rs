@@ -32,6 +32,7 @@ pub mod margin;
 pub mod memory;
 pub mod mode;
 pub mod money;
+pub mod monitor;
 pub mod options;
 pub mod orders;
 pub mod portfolio;

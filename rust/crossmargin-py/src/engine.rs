@@ -36,6 +36,11 @@ impl PyEngine {
         &self.universe.get().inner
     }
 
+    /// The compiled universe (a new reference).
+    pub fn compiled_universe_ref(&self, py: Python<'_>) -> Py<PyUniverse> {
+        self.universe.clone_ref(py)
+    }
+
     /// Runs `work` on the engine's pool (results never depend on its size).
     pub fn install<T: Send>(&self, work: impl FnOnce() -> T + Send) -> T {
         self.pool.install(work)

@@ -18,6 +18,7 @@ mod engine;
 mod errors;
 mod explain;
 mod funding;
+mod monitor;
 mod portfolio;
 mod risk;
 mod solvency;
@@ -74,6 +75,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<span::PySpan>()?;
     m.add_class::<solvency::PyTree>()?;
     cascade_step::register(m)?;
+    monitor::register(m)?;
     m.add_function(wrap_pyfunction!(portfolio::black76_columns, m)?)?;
     m.add_function(wrap_pyfunction!(portfolio::bsm_columns, m)?)?;
     m.add_function(wrap_pyfunction!(funding::funding_rates, m)?)?;
