@@ -193,14 +193,15 @@ impl PyMonitor {
         py: Python<'_>,
         work: impl FnOnce(&mut Monitor, &crossmargin_core::Universe) -> Result<T, CoreError> + Send,
     ) -> PyResult<T> {
-        let u = self.universe(py);
         let engine = self.engine.get();
-        let uref = &u.get().inner;
-        // The lock is taken and released without the GIL: a thread waiting for it never
-        // holds the GIL the holder needs back.
+        // The locks are taken and released without the GIL: a thread waiting for them never
+        // holds the GIL the holder needs back. The universe is read under the monitor's lock
+        // (as `refresh` swaps it), so rows and universe always belong together.
         detached(py, || {
             let mut m = self.lock();
             let mon: &mut Monitor = &mut m;
+            let u = self.universe.lock().unwrap_or_else(|e| e.into_inner());
+            let uref = &u.get().inner;
             engine.install(|| work(mon, uref))
         })
     }
@@ -299,12 +300,15 @@ impl PyMonitor {
         if let Some(new) = universe {
             fixed_point_refused(py, new.get())?;
             let engine = self.engine.get();
-            let c = detached(py, || {
+            // The universe is swapped under the monitor's lock, so no other call sees the new
+            // rows with the old universe; the old handle is dropped after the GIL is back.
+            let (c, _old) = detached(py, || {
                 let mut m = self.lock();
                 let mon: &mut Monitor = &mut m;
-                engine.install(|| mon.refresh(&new.get().inner))
+                let c = engine.install(|| mon.refresh(&new.get().inner))?;
+                let old = std::mem::replace(&mut *self.universe.lock().unwrap_or_else(|e| e.into_inner()), new);
+                Ok((c, old))
             })?;
-            *self.universe.lock().unwrap_or_else(|e| e.into_inner()) = new;
             return crossings_dict(py, &c);
         }
         let c = self.run(py, |mon, u| mon.refresh(u))?;
