@@ -104,6 +104,8 @@ pub(crate) struct Tables {
     pub a_w: [Vec<f64>; 2],
     pub a_lw: [Vec<f64>; 2],
     pub a_imf: Vec<f64>,
+    /// 1 where the asset has haircut tiers.
+    pub a_tiered: Vec<f64>,
     /// Haircut slices: `h_tiers` per code (an asset without tiers: one slice counting the
     /// whole value); bounds of all but the last slice (+inf beyond a code's own).
     pub h_tiers: usize,
@@ -117,6 +119,8 @@ pub(crate) struct Tables {
     /// 1 for an inverse market, 0 for a linear one.
     pub m_inverse: Vec<f64>,
     pub m_mark: Vec<f64>,
+    /// 1 / mark, as the scalar inverse P&L computes it.
+    pub m_inv_mark: Vec<f64>,
     pub m_settle: Vec<f64>,
     pub m_upnl_w: [Vec<f64>; 2],
     pub m_imf: Vec<f64>,
@@ -143,6 +147,7 @@ impl Tables {
         t.a_w = [per(sa, 0.0), per(sa, 0.0)];
         t.a_lw = [per(sa, 0.0), per(sa, 0.0)];
         t.a_imf = per(sa, 0.0);
+        t.a_tiered = per(sa, 0.0);
         t.h_last = per(sa, f64::INFINITY);
         let slices: Vec<Vec<(f64, f64, f64, f64)>> = (0..na)
             .map(|c| {
@@ -166,6 +171,7 @@ impl Tables {
                 t.a_lw[m][c] = a.hot.liability_weight[m];
             }
             t.a_imf[c] = a.hot.imf_factor;
+            t.a_tiered[c] = f64::from(u8::from(a.hot.has_tiers));
             for (k, &(lower, bound, rate, base)) in s.iter().enumerate() {
                 if k + 1 < s.len() {
                     t.h_bound[k * sa + c] = bound;
@@ -179,6 +185,7 @@ impl Tables {
         t.m_cs = per(sm, 1.0);
         t.m_inverse = per(sm, 0.0);
         t.m_mark = per(sm, 1.0);
+        t.m_inv_mark = per(sm, 1.0);
         t.m_settle = per(sm, 0.0);
         t.m_upnl_w = [per(sm, 0.0), per(sm, 0.0)];
         t.m_imf = per(sm, 0.0);
@@ -198,6 +205,7 @@ impl Tables {
             t.m_cs[c] = h.contract.size;
             t.m_inverse[c] = f64::from(u8::from(h.contract.payoff == crate::contract::Payoff::Inverse));
             t.m_mark[c] = mc.mark;
+            t.m_inv_mark[c] = 1.0 / mc.mark;
             t.m_settle[c] = mc.settle_price;
             t.m_imf[c] = h.imf_factor;
             for m in 0..2 {

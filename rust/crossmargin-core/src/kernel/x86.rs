@@ -16,13 +16,37 @@ pub(super) fn group(
     local: usize,
     lanes: usize,
 ) {
-    let mut r = Lanes::default();
-    match level {
-        // SAFETY: the level was checked as supported by this CPU (`Level::supported`).
-        Level::Avx512 => unsafe { avx512::group(layout, t, g, &mut r) },
-        Level::Avx2 => unsafe { avx2::group(layout, t, g, &mut r) },
-        Level::Scalar => unreachable!("the scalar level runs crate::margin"),
+    if lanes == GROUP {
+        // A whole group: the kernel stores straight into the columns.
+        let out = Out {
+            equity: cols.equity[local..local + GROUP].as_mut_ptr(),
+            upnl: cols.upnl[local..local + GROUP].as_mut_ptr(),
+            adj: [
+                cols.adj_equity_initial[local..local + GROUP].as_mut_ptr(),
+                cols.adj_equity_maint[local..local + GROUP].as_mut_ptr(),
+            ],
+            req: [cols.im[local..local + GROUP].as_mut_ptr(), cols.mm[local..local + GROUP].as_mut_ptr()],
+            free: cols.free_collateral[local..local + GROUP].as_mut_ptr(),
+            ratio: cols.margin_ratio[local..local + GROUP].as_mut_ptr(),
+            liquidatable: cols.liquidatable[local..local + GROUP].as_mut_ptr(),
+            bankrupt: cols.bankrupt[local..local + GROUP].as_mut_ptr(),
+        };
+        run(level, layout, t, g, &out);
+        return;
     }
+    // The last, partial group: through a buffer of 8 lanes.
+    let mut r = Lanes::default();
+    let out = Out {
+        equity: r.equity.as_mut_ptr(),
+        upnl: r.upnl.as_mut_ptr(),
+        adj: [r.adj[0].as_mut_ptr(), r.adj[1].as_mut_ptr()],
+        req: [r.req[0].as_mut_ptr(), r.req[1].as_mut_ptr()],
+        free: r.free.as_mut_ptr(),
+        ratio: r.ratio.as_mut_ptr(),
+        liquidatable: r.liquidatable.as_mut_ptr(),
+        bankrupt: r.bankrupt.as_mut_ptr(),
+    };
+    run(level, layout, t, g, &out);
     for l in 0..lanes {
         let j = local + l;
         cols.equity[j] = r.equity[l];
@@ -33,12 +57,34 @@ pub(super) fn group(
         cols.mm[j] = r.req[1][l];
         cols.free_collateral[j] = r.free[l];
         cols.margin_ratio[j] = r.ratio[l];
-        cols.liquidatable[j] = r.liquidatable & (1 << l) != 0;
-        cols.bankrupt[j] = r.bankrupt & (1 << l) != 0;
+        cols.liquidatable[j] = r.liquidatable[l];
+        cols.bankrupt[j] = r.bankrupt[l];
     }
 }
 
-/// One group's results, by lane.
+fn run(level: Level, layout: &Sliced8, t: &Tables, g: usize, out: &Out) {
+    match level {
+        // SAFETY: the level was checked as supported by this CPU (`Level::supported`), and
+        // every pointer of `out` addresses 8 writable values.
+        Level::Avx512 => unsafe { avx512::group(layout, t, g, out) },
+        Level::Avx2 => unsafe { avx2::group(layout, t, g, out) },
+        Level::Scalar => unreachable!("the scalar level runs crate::margin"),
+    }
+}
+
+/// Where a group's 8 results go: 8 consecutive values of each column.
+struct Out {
+    equity: *mut f64,
+    upnl: *mut f64,
+    adj: [*mut f64; 2],
+    req: [*mut f64; 2],
+    free: *mut f64,
+    ratio: *mut f64,
+    liquidatable: *mut bool,
+    bankrupt: *mut bool,
+}
+
+/// One partial group's results, by lane.
 #[derive(Debug, Default)]
 struct Lanes {
     equity: [f64; GROUP],
@@ -47,8 +93,16 @@ struct Lanes {
     req: [[f64; GROUP]; 2],
     free: [f64; GROUP],
     ratio: [f64; GROUP],
-    liquidatable: u8,
-    bankrupt: u8,
+    liquidatable: [bool; GROUP],
+    bankrupt: [bool; GROUP],
+}
+
+/// Writes lane flags `bits` (lane l: bit l) as `n` bools.
+#[inline(always)]
+unsafe fn write_flags(p: *mut bool, bits: u8, n: usize) {
+    for l in 0..n {
+        *p.add(l) = bits & (1 << l) != 0;
+    }
 }
 
 /// The kernel of one group over `L` lanes; the module that invokes it defines the vector
@@ -56,7 +110,7 @@ struct Lanes {
 macro_rules! group_body {
     ($feature:literal) => {
         #[target_feature(enable = $feature)]
-        pub(super) unsafe fn group(s: &Sliced8, t: &Tables, g: usize, out: &mut Lanes) {
+        pub(super) unsafe fn group(s: &Sliced8, t: &Tables, g: usize, out: &Out) {
             let one = splat(1.0);
             let zero = splat(0.0);
             let inf = splat(f64::INFINITY);
@@ -85,22 +139,30 @@ macro_rules! group_body {
                     let long = and(valid, lt(zero, qty));
                     let short = and(valid, lt(qty, zero));
                     if any(long) {
-                        // Haircut tiers: the slice is the count of bounds below the value.
-                        let mut k_at = zero;
-                        for k in 0..t.h_tiers - 1 {
-                            let b = get(small_a, t.h_bound.as_ptr().add(k * t.a_stride), &c);
-                            k_at = add_where(lt(b, value), k_at, sa);
+                        // Haircut tiers (only where a lane's asset has them; without, the
+                        // value counts whole): the slice is the count of bounds below the value.
+                        let tiered = and(long, lt(zero, get(small_a, t.a_tiered.as_ptr(), &c)));
+                        let mut discounted = value;
+                        if any(tiered) {
+                            let mut k_at = zero;
+                            for k in 0..t.h_tiers - 1 {
+                                let b = get(small_a, t.h_bound.as_ptr().add(k * t.a_stride), &c);
+                                k_at = add_where(lt(b, value), k_at, sa);
+                            }
+                            let ix = index(k_at, &c);
+                            let lower = gather(t.h_lower.as_ptr(), ix);
+                            let rate = gather(t.h_rate.as_ptr(), ix);
+                            let base = gather(t.h_base.as_ptr(), ix);
+                            let last = get(small_a, t.h_last.as_ptr(), &c);
+                            discounted = add(base, mul(sub(min(value, last), lower), rate));
                         }
-                        let ix = index(k_at, &c);
-                        let lower = gather(t.h_lower.as_ptr(), ix);
-                        let rate = gather(t.h_rate.as_ptr(), ix);
-                        let base = gather(t.h_base.as_ptr(), ix);
-                        let last = get(small_a, t.h_last.as_ptr(), &c);
-                        let discounted = add(base, mul(sub(min(value, last), lower), rate));
                         // Drift's size discount: weight ≤ 1.1 / (1 + imf·sqrt(|qty|)).
                         let imf = get(small_a, t.a_imf.as_ptr(), &c);
-                        let cap = div(splat(1.1), add(one, mul(imf, sqrt(abs(qty)))));
-                        let cap = select(eq(imf, zero), cap, inf);
+                        let plain = eq(imf, zero);
+                        let mut cap = inf;
+                        if any(and_not(plain, long)) {
+                            cap = select(plain, div(splat(1.1), add(one, mul(imf, sqrt(abs(qty))))), inf);
+                        }
                         for m in 0..2 {
                             let w = get(small_a, t.a_w[m].as_ptr(), &c);
                             adj[m] = add_where(long, adj[m], mul(discounted, min(w, cap)));
@@ -109,11 +171,12 @@ macro_rules! group_body {
                     if any(short) {
                         // Drift's size premium: max(w, 0.8·w + imf·sqrt(|qty|)).
                         let imf = get(small_a, t.a_imf.as_ptr(), &c);
-                        let term = mul(imf, sqrt(abs(qty)));
                         let plain = eq(imf, zero);
+                        let premium = any(and_not(plain, short));
+                        let term = if premium { mul(imf, sqrt(abs(qty))) } else { zero };
                         for m in 0..2 {
                             let w = get(small_a, t.a_lw[m].as_ptr(), &c);
-                            let w = select(plain, max(w, add(mul(splat(0.8), w), term)), w);
+                            let w = if premium { select(plain, max(w, add(mul(splat(0.8), w), term)), w) } else { w };
                             adj[m] = add_where(short, adj[m], mul(value, w));
                         }
                     }
@@ -140,7 +203,8 @@ macro_rules! group_body {
                     if t.any_inverse {
                         let inverse = and(valid, lt(zero, get(small_m, t.m_inverse.as_ptr(), &c)));
                         if any(inverse) {
-                            let inv_pnl = mul(size, sub(div(one, entry), div(one, mark)));
+                            let inv_mark = get(small_m, t.m_inv_mark.as_ptr(), &c);
+                            let inv_pnl = mul(size, sub(div(one, entry), inv_mark));
                             let inv_pnl = select(eq(qty, zero), inv_pnl, zero);
                             notional = select(inverse, notional, div(abs(size), mark));
                             pnl = select(inverse, pnl, inv_pnl);
@@ -194,16 +258,16 @@ macro_rules! group_body {
                 let ratio = select(le(adj[1], zero), div(req[1], adj[1]), inf);
                 let ratio = select(eq(req[1], zero), ratio, zero);
                 let liquidatable = or(lt(adj[1], req[1]), iso_liq);
-                store(out.equity.as_mut_ptr().add(lane0), equity);
-                store(out.upnl.as_mut_ptr().add(lane0), upnl);
+                store(out.equity.add(lane0), equity);
+                store(out.upnl.add(lane0), upnl);
                 for m in 0..2 {
-                    store(out.adj[m].as_mut_ptr().add(lane0), adj[m]);
-                    store(out.req[m].as_mut_ptr().add(lane0), req[m]);
+                    store(out.adj[m].add(lane0), adj[m]);
+                    store(out.req[m].add(lane0), req[m]);
                 }
-                store(out.free.as_mut_ptr().add(lane0), free);
-                store(out.ratio.as_mut_ptr().add(lane0), ratio);
-                out.liquidatable |= bits_of(liquidatable) << lane0;
-                out.bankrupt |= bits_of(lt(equity, zero)) << lane0;
+                store(out.free.add(lane0), free);
+                store(out.ratio.add(lane0), ratio);
+                write_flags(out.liquidatable.add(lane0), bits_of(liquidatable), L);
+                write_flags(out.bankrupt.add(lane0), bits_of(lt(equity, zero)), L);
             }
         }
     };
@@ -212,7 +276,7 @@ macro_rules! group_body {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{Lanes, Sliced8, Tables, GROUP};
+    use super::{write_flags, Out, Sliced8, Tables, GROUP};
 
     const L: usize = 8;
     const LANE_BITS: u8 = 0xff;
@@ -375,7 +439,7 @@ mod avx512 {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{Lanes, Sliced8, Tables, GROUP};
+    use super::{write_flags, Out, Sliced8, Tables, GROUP};
 
     const L: usize = 4;
     const LANE_BITS: u8 = 0x0f;
