@@ -404,6 +404,8 @@ class BookView:
     def nbytes(self) -> int: ...
     @property
     def layout_nbytes(self) -> int: ...
+    def prepare(self) -> None:
+        """Builds the evaluation kernel's layout now (else the first evaluate does)."""
 
 @final
 class CompiledPortfolio:

@@ -54,7 +54,7 @@ def _out_columns(out: object, book: Book) -> dict[str, np.ndarray]:
         raise TableTypeError(
             f"out: expected a MarginResult of an earlier evaluate, got {type(out).__name__}"
         )
-    if not np.array_equal(out.account, book.accounts):
+    if out.account is not book.accounts and not np.array_equal(out.account, book.accounts):
         raise TableError("out: its accounts are not this book's accounts", column="account")
     cols: dict[str, np.ndarray] = {}
     for name in MARGIN_COLUMNS[1:]:

@@ -196,6 +196,15 @@ impl PyBookView {
         self.grouped().nbytes()
     }
 
+    /// Builds the evaluation kernel's layout of the grouping now (else the first
+    /// `Engine.evaluate` builds it); in parallel, without the GIL.
+    fn prepare(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, || {
+            self.layout();
+            Ok(())
+        })
+    }
+
     /// Bytes held by the SIMD kernel's layout of the grouping (0 until first built).
     #[getter]
     fn layout_nbytes(&self) -> usize {

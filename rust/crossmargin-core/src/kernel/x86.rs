@@ -97,11 +97,29 @@ struct Lanes {
     bankrupt: [bool; GROUP],
 }
 
-/// Writes lane flags `bits` (lane l: bit l) as `n` bools.
+/// Byte l of entry b is bit l of b: 8 lane flags as 8 bools in one store.
+const SPREAD: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut l = 0;
+        while l < 8 {
+            t[b] |= (((b >> l) & 1) as u64) << (8 * l);
+            l += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// Writes lane flags `bits` (lane l: bit l) as `n` (4 or 8) bools.
 #[inline(always)]
 unsafe fn write_flags(p: *mut bool, bits: u8, n: usize) {
-    for l in 0..n {
-        *p.add(l) = bits & (1 << l) != 0;
+    let bytes = SPREAD[bits as usize];
+    if n == 8 {
+        std::ptr::write_unaligned(p as *mut u64, bytes);
+    } else {
+        std::ptr::write_unaligned(p as *mut u32, bytes as u32);
     }
 }
 
