@@ -165,7 +165,13 @@ macro_rules! group_body {
                             let mut k_at = zero;
                             for k in 0..t.h_tiers - 1 {
                                 let b = get(small_a, t.h_bound.as_ptr().add(k * t.a_stride), &c);
-                                k_at = add_where(lt(b, value), k_at, sa);
+                                let below = lt(b, value);
+                                // Bounds increase: once no lane is above a bound, none is above
+                                // the next ones (the count is final).
+                                if !any(below) {
+                                    break;
+                                }
+                                k_at = add_where(below, k_at, sa);
                             }
                             let ix = index(k_at, &c);
                             let lower = gather(t.h_lower.as_ptr(), ix);
@@ -232,7 +238,11 @@ macro_rules! group_body {
                     let mut k_at = zero;
                     for k in 0..t.b_tiers - 1 {
                         let b = get(small_m, t.b_bound.as_ptr().add(k * t.m_stride), &c);
-                        k_at = add_where(lt(b, notional), k_at, sm);
+                        let below = lt(b, notional);
+                        if !any(below) {
+                            break;
+                        }
+                        k_at = add_where(below, k_at, sm);
                     }
                     let ix = index(k_at, &c);
                     let mut r = [zero, zero];
