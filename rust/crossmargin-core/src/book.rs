@@ -726,60 +726,22 @@ fn dense_accounts(cols: &[&[i64]]) -> (Vec<i64>, Vec<Vec<u32>>) {
 }
 
 /// Stable counting sort by dense account that moves each row's data once (sequential reads,
-/// scattered writes): (offsets, rows grouped by account in input order). In parallel: the
-/// accounts are cut into one range per thread; each task scans every row's account (a
-/// 4-byte read) and moves only the rows of its range, in input order, into its own part of
-/// the output, so the result is the sequential sort's whatever the thread count.
-fn scatter<T: Copy + Default + Send>(
-    dense: &[u32],
-    n: usize,
-    make: impl Fn(usize) -> T + Sync,
-) -> (Vec<usize>, Vec<T>) {
-    let parts = rayon::current_num_threads().clamp(1, 64);
-    let bounds: Vec<usize> = (0..=parts).map(|i| n * i / parts).collect();
-    // Counts per account, each task over its range of accounts.
+/// scattered writes): (offsets, rows grouped by account in input order).
+fn scatter<T: Copy + Default + Send>(dense: &[u32], n: usize, make: impl Fn(usize) -> T) -> (Vec<usize>, Vec<T>) {
     let mut offsets = vec![0usize; n + 1];
-    {
-        let mut slices = Vec::with_capacity(parts);
-        let mut rest = &mut offsets[1..];
-        for w in bounds.windows(2) {
-            let (head, tail) = rest.split_at_mut(w[1] - w[0]);
-            slices.push((w[0], head));
-            rest = tail;
-        }
-        slices.into_par_iter().for_each(|(a0, counts)| {
-            let a1 = a0 + counts.len();
-            for &a in dense {
-                let a = a as usize;
-                if (a0..a1).contains(&a) {
-                    counts[a - a0] += 1;
-                }
-            }
-        });
+    for &a in dense {
+        offsets[a as usize + 1] += 1;
     }
     for a in 0..n {
         offsets[a + 1] += offsets[a];
     }
+    let mut cursor = offsets[..n].to_vec();
     let mut out: Vec<T> = column(dense.len());
-    let mut slices = Vec::with_capacity(parts);
-    let mut rest = &mut out[..];
-    for w in bounds.windows(2) {
-        let (head, tail) = rest.split_at_mut(offsets[w[1]] - offsets[w[0]]);
-        slices.push((w[0], w[1], head));
-        rest = tail;
+    for (r, &a) in dense.iter().enumerate() {
+        let c = &mut cursor[a as usize];
+        out[*c] = make(r);
+        *c += 1;
     }
-    slices.into_par_iter().for_each(|(a0, a1, part)| {
-        let base = offsets[a0];
-        let mut cursor: Vec<usize> = offsets[a0..a1].iter().map(|&o| o - base).collect();
-        for (r, &a) in dense.iter().enumerate() {
-            let a = a as usize;
-            if (a0..a1).contains(&a) {
-                let c = &mut cursor[a - a0];
-                part[*c] = make(r);
-                *c += 1;
-            }
-        }
-    });
     (offsets, out)
 }
 
