@@ -3,10 +3,14 @@
     python -m benches.run [--accounts 1000000] [--sizes ...] [--out ...] [--repeat 5]
 
 For each size, on ONE synthetic book (demo universe, ~3 balances and ~4 positions an
-account, unsorted rows): the engine's evaluate (grouping reused) on all threads and on one,
-the grouping (``Book.from_arrays`` on the raw columns), the NumPy baseline from the raw
-columns and with its own mapping reused, the pure-Python reference on a sample of the same
-book, and the memory-bandwidth floor (streaming every input column once, with numpy sums,
+account, unsorted rows): the engine's evaluate (grouping reused, the previous result reused
+as ``out=``) on all threads and on one, at every SIMD level this CPU runs
+(``CROSSMARGIN_SIMD``), and without ``out=`` (fresh columns); the grouping
+(``Book.from_arrays`` on the raw columns: integer symbol indices, and apart the same with
+string symbols, whose dictionary encoding is the difference), the kernel's layout build,
+the NumPy baseline from the raw columns and with its own mapping reused, the pure-Python
+reference on a sample of the same book, and the memory-bandwidth floor (streaming every
+input column once, with numpy sums,
 on one thread and on as many threads as the engine). Times are the best of ``--repeat``
 samples (short calls are looped so a sample lasts ≥ 20 ms). Memory: the peak RSS increase
 during grouping and during evaluate (Linux VmHWM reset through /proc/self/clear_refs, or a
@@ -50,11 +54,13 @@ PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 # docs/ARCHITECTURE.md "Performance targets" (2 cores).
 TARGETS = {
-    "engine_accounts_per_s": 50e6,
+    "engine_accounts_per_s": 100e6,
+    "engine_1thread_accounts_per_s": 60e6,
     "engine_vs_numpy": 40.0,
-    "engine_vs_reference": 500.0,
-    "engine_over_floor": 3.0,
+    "engine_vs_reference": 600.0,
+    "engine_over_floor": 2.0,
     "grouping_ms_per_1m": 50.0,
+    # the book + what building and evaluating add (≤ 1× the book)
     "peak_over_book": 2.0,
 }
 
@@ -170,6 +176,15 @@ def raw_columns(book: cm.Book) -> tuple[dict[str, np.ndarray], dict[str, np.ndar
     return b, p
 
 
+def string_columns(
+    universe: cm.Universe, b: dict[str, np.ndarray], p: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The raw columns with symbols spelled out (object arrays of str)."""
+    assets = np.array([a.symbol for a in universe.assets], dtype=object)
+    markets = np.array([m.symbol for m in universe.markets], dtype=object)
+    return {**b, "asset": assets[b["asset"]]}, {**p, "market": markets[p["market"]]}
+
+
 def sample_book(book: cm.Book, n: int) -> cm.Book:
     if n >= book.n_accounts:
         return book
@@ -209,16 +224,41 @@ def measure_size(
     }
 
     log(f"[{n:,}] engine")
-    t_eng = best_time(lambda: engine.evaluate(book), repeat)
-    t_eng1 = best_time(lambda: engine1.evaluate(book), repeat)
+    view = book.grouping(universe)
+    t0 = time.perf_counter()
+    view.prepare()
+    t_layout = time.perf_counter() - t0
+    out_n, out_1 = engine.evaluate(book), engine1.evaluate(book)
+    levels, default_level = cm._core.simd_levels()
+    by_level: dict[str, dict[str, float]] = {}
+    saved = os.environ.get("CROSSMARGIN_SIMD")
+    try:
+        for level in levels:
+            os.environ["CROSSMARGIN_SIMD"] = level
+            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+            by_level[level] = {
+                "engine_s": best_time(lambda: engine.evaluate(book, out=out_n), repeat),
+                "engine_1thread_s": best_time(lambda: engine1.evaluate(book, out=out_1), repeat),
+                "loadavg_1min": load,
+            }
+    finally:
+        if saved is None:
+            os.environ.pop("CROSSMARGIN_SIMD", None)
+        else:
+            os.environ["CROSSMARGIN_SIMD"] = saved
+    t_eng = by_level[default_level]["engine_s"]
+    t_eng1 = by_level[default_level]["engine_1thread_s"]
+    t_fresh = best_time(lambda: engine.evaluate(book), repeat)
     # CPU seconds per wall second while the N-thread engine runs: ≈ threads when it scales,
     # ≈ 1 when it runs serially or other load leaves it one core (see loadavg).
     w0, c0 = time.perf_counter(), time.process_time()
     for _ in range(max(1, int(0.2 / t_eng))):
-        engine.evaluate(book)
+        engine.evaluate(book, out=out_n)
     cpu_per_wall = (time.process_time() - c0) / (time.perf_counter() - w0)
     log(f"[{n:,}] grouping")
     t_group = best_time(lambda: cm.Book.from_arrays(balances=b, positions=p), repeat)
+    sb, sp = string_columns(universe, b, p)
+    t_group_str = best_time(lambda: cm.Book.from_arrays(balances=sb, positions=sp), repeat)
     log(f"[{n:,}] numpy")
     t_np = best_time(lambda: npe.evaluate(book), heavy)
     t_np_prep = _time_prepared(npe, book, heavy)
@@ -234,8 +274,9 @@ def measure_size(
     g_peak, g_resident, grouped, method = peak_rss_delta(
         lambda: cm.Book.from_arrays(balances=b, positions=p)
     )
-    del grouped
-    e_peak, _e_res, res, _ = peak_rss_delta(lambda: engine.evaluate(book))
+    # The first evaluate of a fresh grouping: binding, the kernel's layout, the result.
+    e_peak, _e_res, res, _ = peak_rss_delta(lambda: engine.evaluate(grouped))
+    layout_bytes = grouped.grouping(universe).layout_nbytes
     result_bytes = sum(v.nbytes for v in res.to_dict().values())
     vs_numpy = agreement(res, npe.evaluate(book))
     vs_reference = agreement(engine.evaluate(sample), reference.evaluate(universe, sample))
@@ -250,6 +291,12 @@ def measure_size(
         {
             "engine_s": t_eng,
             "engine_1thread_s": t_eng1,
+            "engine_fresh_columns_s": t_fresh,
+            "simd_levels": by_level,
+            "simd_default": default_level,
+            "layout_build_s": t_layout,
+            "layout_bytes": layout_bytes,
+            "grouping_string_symbols_s": t_group_str,
             "engine_cpu_per_wall": cpu_per_wall,
             "grouped_bytes": int(book.grouped_nbytes),  # the engine's CSR copy
             "grouping_s": t_group,
@@ -262,6 +309,7 @@ def measure_size(
             "floor_s": t_floor,
             "engine_accounts_per_s": na / t_eng,
             "engine_1thread_accounts_per_s": na / t_eng1,
+            "engine_fresh_columns_accounts_per_s": na / t_fresh,
             "numpy_accounts_per_s": na / t_np,
             "numpy_prepared_accounts_per_s": na / t_np_prep,
             "reference_accounts_per_s": ns / t_ref,
@@ -357,16 +405,17 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
         f"{info['engine_threads']} engine threads · numpy {info['numpy']} · "
         f"python {info['python']}" + (f" · load average at start {load[0]:.2f}" if load else ""),
         "",
-        "**Ratios** (engine = `Engine.evaluate`, grouping reused; ✗ = misses a target of "
-        "docs/ARCHITECTURE.md, Performance targets)",
+        "**Ratios** (engine = `Engine.evaluate` at the best SIMD level, grouping reused, the "
+        "previous result reused as `out=`; ✗ = misses a target of docs/ARCHITECTURE.md, "
+        "Performance targets)",
         "",
         _row(
             [
                 "accounts",
                 "engine/NumPy (≥40×)",
                 "engine/NumPy prepared",
-                "engine/reference (≥500×)",
-                "engine ÷ floor (≤3×)",
+                "engine/reference (≥600×)",
+                "engine ÷ floor (≤2×)",
                 "N/1 threads (CPU/wall)",
                 "peak/book (≤2×)",
             ]
@@ -395,8 +444,9 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
         _row(
             [
                 "accounts",
-                "engine N thr (≥50)",
-                "engine 1 thr",
+                "engine N thr (≥100)",
+                "engine 1 thr (≥60)",
+                "fresh columns N thr",
                 "NumPy",
                 "NumPy prepared",
                 "reference (sample)",
@@ -406,7 +456,7 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
                 "agrees (max err)",
             ]
         ),
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--|",
     ]
     for r in results:
         ok = r["agree_numpy"]["ok"] and r["agree_reference"]["ok"] and r["threads_identical"]
@@ -416,7 +466,13 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
                 [
                     f"{r['accounts']:,}",
                     _x(r["engine_accounts_per_s"], "engine_accounts_per_s", unit="", scale=1e6),
-                    f"{r['engine_1thread_accounts_per_s'] / 1e6:.1f}",
+                    _x(
+                        r["engine_1thread_accounts_per_s"],
+                        "engine_1thread_accounts_per_s",
+                        unit="",
+                        scale=1e6,
+                    ),
+                    f"{r['engine_fresh_columns_accounts_per_s'] / 1e6:.1f}",
                     f"{r['numpy_accounts_per_s'] / 1e6:.2f}",
                     f"{r['numpy_prepared_accounts_per_s'] / 1e6:.2f}",
                     f"{r['reference_accounts_per_s'] / 1e6:.3f} "
@@ -430,14 +486,39 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
                 ]
             )
         )
+    lines += [
+        "",
+        "**SIMD levels** (`CROSSMARGIN_SIMD`; M accounts/s with `out=`, best of repeats; "
+        "1-min load average when measured) and the grouping",
+        "",
+        "| accounts | level | N threads | 1 thread | load | grouping: int symbols / str "
+        "symbols / kernel layout (ms) |",
+        "|---:|:--|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        for level, v in r.get("simd_levels", {}).items():
+            mark = " (default)" if level == r.get("simd_default") else ""
+            lines.append(
+                _row(
+                    [
+                        f"{r['accounts']:,}",
+                        level + mark,
+                        f"{r['accounts'] / v['engine_s'] / 1e6:.1f}",
+                        f"{r['accounts'] / v['engine_1thread_s'] / 1e6:.1f}",
+                        f"{v['loadavg_1min']:.2f}",
+                        f"{r['grouping_s'] * 1e3:.0f} / {r['grouping_string_symbols_s'] * 1e3:.0f}"
+                        f" / {r['layout_build_s'] * 1e3:.0f}",
+                    ]
+                )
+            )
     method = results[0]["memory_method"] if results else ""
     lines += [
         "",
         f"**Memory** (MB; peak RSS increase, {method})",
         "",
-        "| accounts | book | engine CSR copy | grouping peak / resident | evaluate peak "
-        "| result columns |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| accounts | book | engine CSR copy | kernel layout | grouping peak / resident "
+        "| first evaluate peak (layout + result) | result columns |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     mb = 1e6
     for r in results:
@@ -447,6 +528,7 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
                     f"{r['accounts']:,}",
                     f"{r['book_bytes'] / mb:.1f}",
                     f"{r['grouped_bytes'] / mb:.1f}",
+                    f"{r.get('layout_bytes', 0) / mb:.1f}",
                     f"{r['grouping_peak_rss_delta'] / mb:.1f} / "
                     f"{r['grouping_resident_delta'] / mb:.1f}",
                     f"{r['evaluate_peak_rss_delta'] / mb:.1f}",

@@ -70,6 +70,7 @@ def test_no_free_function_takes_a_book() -> None:
         "funding_rates",
         "leaf_nonce",
         "panic_guard_selftest",
+        "simd_levels",
         "verify_inclusion",
     }
 

@@ -55,6 +55,7 @@ __all__ = [
     "funding_rates",
     "leaf_nonce",
     "panic_guard_selftest",
+    "simd_levels",
     "verify_inclusion",
 ]
 
@@ -408,6 +409,10 @@ class BookView:
     def n_accounts(self) -> int: ...
     @property
     def nbytes(self) -> int: ...
+    @property
+    def layout_nbytes(self) -> int: ...
+    def prepare(self) -> None:
+        """Builds the evaluation kernel's layout now (else the first evaluate does)."""
 
 @final
 class CompiledPortfolio:
@@ -449,8 +454,13 @@ class Engine:
     def universe(self) -> CompiledUniverse: ...
     @property
     def threads(self) -> int: ...
-    def evaluate(self, book: BookView, prices: _Prices) -> dict[str, npt.NDArray[Any]]:
-        """Standard-model margin of every account."""
+    def evaluate(
+        self,
+        book: BookView,
+        prices: _Prices,
+        out: dict[str, npt.NDArray[Any]] | None = None,
+    ) -> dict[str, npt.NDArray[Any]]:
+        """Standard-model margin of every account (into ``out``'s arrays when given)."""
     def evaluate_portfolio(
         self, book: BookView, prices: _Prices, portfolio: CompiledPortfolio, model: str
     ) -> dict[str, npt.NDArray[Any]]:
@@ -640,6 +650,9 @@ def verify_inclusion(
 
 def leaf_nonce(seed: bytes, account: int) -> bytes:
     """The per-account salt derived from the secret seed."""
+
+def simd_levels() -> tuple[list[str], str]:
+    """The SIMD levels this CPU runs (best last) and the one ``CROSSMARGIN_SIMD`` selects."""
 
 def black76_columns(
     forward: npt.NDArray[np.float64],

@@ -17,10 +17,16 @@ import numpy as np
 from crossmargin import _core
 from crossmargin.book import Book
 from crossmargin.cascade import CascadeConfig, CascadeResult, run_cascade
-from crossmargin.exceptions import BookError, ConfigError, ConfigTypeError
+from crossmargin.exceptions import (
+    BookError,
+    ConfigError,
+    ConfigTypeError,
+    TableError,
+    TableTypeError,
+)
 from crossmargin.options import DAYS_PER_YEAR
 from crossmargin.prices import PriceOverrides, repriced, resolve
-from crossmargin.result import MarginResult, in_units
+from crossmargin.result import MARGIN_COLUMNS, MarginResult, in_units
 from crossmargin.risk import efficiency, funding, liqprice, solvency
 from crossmargin.risk import explain as explain_module
 from crossmargin.risk import stress as stress_module
@@ -39,6 +45,31 @@ Model = Literal["standard", "portfolio", "hybrid", "delta"]
 MODELS: tuple[str, ...] = ("standard", "portfolio", "hybrid", "delta")
 # More threads than this is a typo, not a machine: each one is an OS thread with its stack.
 MAX_THREADS = 1024
+
+
+def _out_columns(out: object, book: Book) -> dict[str, np.ndarray]:
+    """The result columns of ``out=`` (a MarginResult of ``book``), checked like numpy's
+    ``out``: one row per account, the result's dtype, writable and contiguous."""
+    if not isinstance(out, MarginResult):
+        raise TableTypeError(
+            f"out: expected a MarginResult of an earlier evaluate, got {type(out).__name__}"
+        )
+    if out.account is not book.accounts and not np.array_equal(out.account, book.accounts):
+        raise TableError("out: its accounts are not this book's accounts", column="account")
+    cols: dict[str, np.ndarray] = {}
+    for name in MARGIN_COLUMNS[1:]:
+        a = out[name]
+        dtype = np.bool_ if name in ("liquidatable", "bankrupt") else np.float64
+        if a.dtype != dtype:
+            raise TableTypeError(
+                f"out[{name!r}]: dtype {a.dtype} where the result is {np.dtype(dtype)}",
+            )
+        if not (a.flags.c_contiguous and a.flags.writeable):
+            raise TableError(f"out[{name!r}]: not a writable contiguous array", column=name)
+        if any(a is b or np.shares_memory(a, b) for b in cols.values()):
+            raise TableError(f"out[{name!r}]: shares memory with another column", column=name)
+        cols[name] = a
+    return cols
 
 
 def _book(book: object) -> Book:
@@ -93,6 +124,7 @@ class Engine:
         prices: PriceOverrides = None,
         model: Model = "standard",
         unit: str | None = None,
+        out: MarginResult | None = None,
     ) -> MarginResult:
         """Margin of every account (docs/MODEL.md "Standard cross margin").
 
@@ -109,18 +141,35 @@ class Engine:
                 mm, free collateral) in units of that asset, USD ÷ its ask at this call's
                 prices (Binance Multi-Assets "available for order" in USDT; docs/MODEL.md
                 "Two-sided valuation"); None: USD.
+            out: a previous :class:`MarginResult` of this book (numpy's ``out=``): the
+                standard model writes its columns in place and returns it, so a repeated
+                evaluation allocates nothing and faults in no fresh pages. Its columns must
+                have one row per account, float64 (bool for the flags), writable and
+                contiguous (:class:`~crossmargin.exceptions.TableError` /
+                ``TableTypeError`` otherwise); not with ``unit`` or another model.
 
         Returns:
             A :class:`MarginResult`, one row per account (ascending id), the same fields for
-            every model.
+            every model (``out`` itself when given).
 
         >>> r = engine.evaluate(book, prices={"BTC": 60_000})   # doctest: +SKIP
         >>> r.summary()["liquidatable"]                         # doctest: +SKIP
+        >>> r = engine.evaluate(book, prices={"BTC": 59_000}, out=r)  # doctest: +SKIP
         """
         if model not in MODELS:
             raise ConfigError(f"model: {model!r} is not one of {', '.join(MODELS)}", field="model")
         view = _book(book).grouping(self.universe)
         px = resolve(self.universe, prices)
+        if out is not None:
+            if model != "standard" or unit is not None or self.universe.compiled.is_fixed_point:
+                raise ConfigError(
+                    "out: only the standard float model writes into a previous result "
+                    "(not with unit=, another model or a fixed-point universe)",
+                    field="out",
+                )
+            arrays = _out_columns(out, book)
+            self._native.evaluate(view, px, arrays)
+            return out
         if model == "standard":
             cols = self._native.evaluate(view, px)
         else:

@@ -160,9 +160,18 @@ impl BracketTable {
 
     /// Which of a market's brackets (0-based) applies to `notional`: the first whose bound is
     /// ≥ notional, the last beyond every bound.
+    /// Branch-free: bounds increase strictly, so the first bound ≥ notional is preceded by
+    /// exactly the bounds below it, and counting those among all tiers but the last gives
+    /// the tier (the last one beyond every bound) without a data-dependent branch.
     #[inline]
     fn tier_in(tiers: &[Tier], notional: f64) -> usize {
-        tiers.iter().position(|t| notional <= t.bound).unwrap_or(tiers.len() - 1)
+        tiers[..tiers.len() - 1].iter().map(|t| usize::from(t.bound < notional)).sum()
+    }
+
+    /// Rows of the bracket tables for the SIMD kernel ([`crate::kernel`]): per tier of
+    /// `market`, (bound, imr, mmr, cum_initial, cum_maint) in order.
+    pub fn tiers_of(&self, market: usize) -> impl Iterator<Item = (f64, [f64; 2], [f64; 2])> + '_ {
+        self.tiers[self.offsets[market]..self.offsets[market + 1]].iter().map(|t| (t.bound, t.rate, t.cum))
     }
 
     /// The bracket of `market` (0-based) that applies to `notional` (settle-asset units).

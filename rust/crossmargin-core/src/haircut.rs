@@ -65,14 +65,18 @@ impl HaircutTable {
     #[inline]
     pub fn discounted(&self, asset: usize, value: f64) -> f64 {
         let slices = &self.slices[self.offsets[asset]..self.offsets[asset + 1]];
-        match slices.iter().find(|s| value <= s.bound) {
-            Some(s) => s.base + (value - s.lower) * s.rate,
-            None => match slices.last() {
-                None => value,
-                // Beyond the last finite bound: the excess counts nothing.
-                Some(s) => s.base + (s.bound - s.lower) * s.rate,
-            },
-        }
+        let Some(last) = slices.last() else { return value };
+        // Branch-free: the slice is the count of bounds below the value among all slices but
+        // the last; beyond the last finite bound the value is cut at it (the excess counts
+        // nothing). Bit-identical to finding the first bound ≥ value.
+        let k: usize = slices[..slices.len() - 1].iter().map(|s| usize::from(s.bound < value)).sum();
+        let s = &slices[k];
+        s.base + (value.min(last.bound) - s.lower) * s.rate
+    }
+
+    /// The slices of `asset` as (lower, bound, rate, base), for the SIMD kernel's tables.
+    pub fn slices_of(&self, asset: usize) -> impl Iterator<Item = (f64, f64, f64, f64)> + '_ {
+        self.slices[self.offsets[asset]..self.offsets[asset + 1]].iter().map(|s| (s.lower, s.bound, s.rate, s.base))
     }
 
     /// `(bound, rate)` rows of `asset`.

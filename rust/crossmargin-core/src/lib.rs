@@ -26,6 +26,7 @@ pub mod fsum;
 pub mod funding;
 pub mod haircut;
 pub mod imf;
+pub mod kernel;
 pub mod limits;
 pub mod liqprice;
 pub mod margin;

@@ -706,14 +706,166 @@ pub struct MarginColumns {
     pub bankrupt: Vec<bool>,
 }
 
-/// Accounts per parallel task: large enough to amortise scheduling, small enough to balance.
-const CHUNK: usize = 2048;
+/// Accounts per parallel task: large enough to amortise scheduling, small enough to balance
+/// (a multiple of 8: the SIMD kernel's groups never straddle two tasks).
+pub const CHUNK: usize = 2048;
+
+/// Per-account result columns borrowed from the caller (`out=`: a previous result's arrays
+/// written in place, so a repeated evaluation faults in no fresh pages).
+#[derive(Debug)]
+pub struct MarginColumnsMut<'a> {
+    pub equity: &'a mut [f64],
+    pub upnl: &'a mut [f64],
+    pub adj_equity_initial: &'a mut [f64],
+    pub adj_equity_maint: &'a mut [f64],
+    pub im: &'a mut [f64],
+    pub mm: &'a mut [f64],
+    pub free_collateral: &'a mut [f64],
+    pub margin_ratio: &'a mut [f64],
+    pub liquidatable: &'a mut [bool],
+    pub bankrupt: &'a mut [bool],
+}
+
+impl MarginColumns {
+    /// Fresh columns for `n` accounts (zeroed, on huge pages where the platform has them).
+    pub fn zeroed(n: usize) -> Self {
+        MarginColumns {
+            equity: column(n),
+            upnl: column(n),
+            adj_equity_initial: column(n),
+            adj_equity_maint: column(n),
+            im: column(n),
+            mm: column(n),
+            free_collateral: column(n),
+            margin_ratio: column(n),
+            liquidatable: column(n),
+            bankrupt: column(n),
+        }
+    }
+
+    /// The columns, borrowed for writing.
+    pub fn as_mut(&mut self) -> MarginColumnsMut<'_> {
+        MarginColumnsMut {
+            equity: &mut self.equity,
+            upnl: &mut self.upnl,
+            adj_equity_initial: &mut self.adj_equity_initial,
+            adj_equity_maint: &mut self.adj_equity_maint,
+            im: &mut self.im,
+            mm: &mut self.mm,
+            free_collateral: &mut self.free_collateral,
+            margin_ratio: &mut self.margin_ratio,
+            liquidatable: &mut self.liquidatable,
+            bankrupt: &mut self.bankrupt,
+        }
+    }
+}
+
+impl<'a> MarginColumnsMut<'a> {
+    /// The columns' common length; a `Table` error naming the first column of another length.
+    pub fn len_checked(&self, n: usize) -> Result<usize> {
+        let lens = [
+            ("equity", self.equity.len()),
+            ("upnl", self.upnl.len()),
+            ("adj_equity_initial", self.adj_equity_initial.len()),
+            ("adj_equity_maint", self.adj_equity_maint.len()),
+            ("im", self.im.len()),
+            ("mm", self.mm.len()),
+            ("free_collateral", self.free_collateral.len()),
+            ("margin_ratio", self.margin_ratio.len()),
+            ("liquidatable", self.liquidatable.len()),
+            ("bankrupt", self.bankrupt.len()),
+        ];
+        match lens.iter().find(|(_, l)| *l != n) {
+            None => Ok(n),
+            Some((name, l)) => {
+                Err(CoreError::config(format!("out[{name}]"), format!("{l} rows where the book has {n} accounts")))
+            }
+        }
+    }
+
+    /// Writes one account's results at row `j`.
+    #[inline]
+    pub fn set(&mut self, j: usize, r: &AccountMargin) {
+        self.equity[j] = r.equity;
+        self.upnl[j] = r.upnl;
+        self.adj_equity_initial[j] = r.adj_equity[0];
+        self.adj_equity_maint[j] = r.adj_equity[1];
+        self.im[j] = r.requirement[0];
+        self.mm[j] = r.requirement[1];
+        self.free_collateral[j] = r.free_collateral();
+        self.margin_ratio[j] = r.margin_ratio();
+        self.liquidatable[j] = r.liquidatable();
+        self.bankrupt[j] = r.bankrupt();
+    }
+
+    /// The columns cut into consecutive chunks of `chunk` rows (the last one shorter).
+    pub fn into_chunks(self, chunk: usize) -> Vec<MarginColumnsMut<'a>> {
+        let mut out = Vec::with_capacity(self.equity.len().div_ceil(chunk));
+        let mut rest = self;
+        while !rest.equity.is_empty() {
+            let k = chunk.min(rest.equity.len());
+            let (head, tail) = rest.split_at(k);
+            out.push(head);
+            rest = tail;
+        }
+        out
+    }
+
+    fn split_at(self, k: usize) -> (MarginColumnsMut<'a>, MarginColumnsMut<'a>) {
+        let (e0, e1) = self.equity.split_at_mut(k);
+        let (u0, u1) = self.upnl.split_at_mut(k);
+        let (ai0, ai1) = self.adj_equity_initial.split_at_mut(k);
+        let (am0, am1) = self.adj_equity_maint.split_at_mut(k);
+        let (i0, i1) = self.im.split_at_mut(k);
+        let (m0, m1) = self.mm.split_at_mut(k);
+        let (f0, f1) = self.free_collateral.split_at_mut(k);
+        let (r0, r1) = self.margin_ratio.split_at_mut(k);
+        let (l0, l1) = self.liquidatable.split_at_mut(k);
+        let (b0, b1) = self.bankrupt.split_at_mut(k);
+        (
+            MarginColumnsMut {
+                equity: e0,
+                upnl: u0,
+                adj_equity_initial: ai0,
+                adj_equity_maint: am0,
+                im: i0,
+                mm: m0,
+                free_collateral: f0,
+                margin_ratio: r0,
+                liquidatable: l0,
+                bankrupt: b0,
+            },
+            MarginColumnsMut {
+                equity: e1,
+                upnl: u1,
+                adj_equity_initial: ai1,
+                adj_equity_maint: am1,
+                im: i1,
+                mm: m1,
+                free_collateral: f1,
+                margin_ratio: r1,
+                liquidatable: l1,
+                bankrupt: b1,
+            },
+        )
+    }
+}
 
 /// Evaluates every account on the current rayon pool. Each account is computed alone, so
 /// the results do not depend on the number of threads.
 pub fn evaluate(book: &GroupedBook, ctx: &MarginContext<'_>) -> MarginColumns {
+    let mut out = MarginColumns::zeroed(book.n_accounts());
+    evaluate_into(book, ctx, out.as_mut()).expect("fresh columns have the book's length");
+    out
+}
+
+/// [`evaluate`] into the caller's columns (one row per account; a `Config` error naming a
+/// column of another length). The scalar kernel; [`crate::kernel`] adds the SIMD one.
+pub fn evaluate_into(book: &GroupedBook, ctx: &MarginContext<'_>, out: MarginColumnsMut<'_>) -> Result<()> {
+    out.len_checked(book.n_accounts())?;
     let lookup = PreparedLookup::new(ctx);
-    columns_by_account(book, || (), |rows, _| evaluate_rows(rows, ctx, &lookup))
+    columns_by_account_into(book, out, || (), |rows, _| evaluate_rows(rows, ctx, &lookup));
+    Ok(())
 }
 
 /// Runs `account` on every account of the book in parallel chunks (each chunk with its own
@@ -722,50 +874,27 @@ pub fn columns_by_account<S, F>(book: &GroupedBook, scratch: impl Fn() -> S + Sy
 where
     F: Fn(AccountRows<'_>, &mut S) -> AccountMargin + Sync,
 {
-    let n = book.n_accounts();
-    let mut out = MarginColumns {
-        equity: column(n),
-        upnl: column(n),
-        adj_equity_initial: column(n),
-        adj_equity_maint: column(n),
-        im: column(n),
-        mm: column(n),
-        free_collateral: column(n),
-        margin_ratio: column(n),
-        liquidatable: column(n),
-        bankrupt: column(n),
-    };
-    (
-        out.equity.par_chunks_mut(CHUNK),
-        out.upnl.par_chunks_mut(CHUNK),
-        out.adj_equity_initial.par_chunks_mut(CHUNK),
-        out.adj_equity_maint.par_chunks_mut(CHUNK),
-        out.im.par_chunks_mut(CHUNK),
-        out.mm.par_chunks_mut(CHUNK),
-        out.free_collateral.par_chunks_mut(CHUNK),
-        out.margin_ratio.par_chunks_mut(CHUNK),
-        out.liquidatable.par_chunks_mut(CHUNK),
-        out.bankrupt.par_chunks_mut(CHUNK),
-    )
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(c, (eq, up, adj_i, adj_m, im, mm, free, ratio, liq, bankrupt))| {
-            let mut sc = scratch();
-            for j in 0..eq.len() {
-                let r = account(book.account(c * CHUNK + j), &mut sc);
-                eq[j] = r.equity;
-                up[j] = r.upnl;
-                adj_i[j] = r.adj_equity[0];
-                adj_m[j] = r.adj_equity[1];
-                im[j] = r.requirement[0];
-                mm[j] = r.requirement[1];
-                free[j] = r.free_collateral();
-                ratio[j] = r.margin_ratio();
-                liq[j] = r.liquidatable();
-                bankrupt[j] = r.bankrupt();
-            }
-        });
+    let mut out = MarginColumns::zeroed(book.n_accounts());
+    columns_by_account_into(book, out.as_mut(), scratch, account);
     out
+}
+
+/// [`columns_by_account`] into the caller's columns (of the book's length).
+pub fn columns_by_account_into<S, F>(
+    book: &GroupedBook,
+    out: MarginColumnsMut<'_>,
+    scratch: impl Fn() -> S + Sync,
+    account: F,
+) where
+    F: Fn(AccountRows<'_>, &mut S) -> AccountMargin + Sync,
+{
+    out.into_chunks(CHUNK).into_par_iter().enumerate().for_each(|(c, mut cols)| {
+        let mut sc = scratch();
+        for j in 0..cols.equity.len() {
+            let r = account(book.account(c * CHUNK + j), &mut sc);
+            cols.set(j, &r);
+        }
+    });
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! (`BookView`), which is how a book crosses into every engine method. Input columns are
 //! read in place (readonly numpy views, by column name); grouping runs without the GIL.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crossmargin_core::fixed::{FixedBook, FixedUniverse};
+use crossmargin_core::kernel::Sliced8;
 use crossmargin_core::{group_with, BalanceInput, GroupedBook, OrderInput, PositionInput, Remap};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -57,6 +58,14 @@ struct OrdersIn<'py> {
 #[pyclass(frozen, module = "crossmargin._core", name = "GroupedBook")]
 pub struct PyBook {
     pub inner: GroupedBook,
+    /// The SIMD kernel's layout of `inner`, built on first use (`crossmargin_core::kernel`).
+    layout: OnceLock<Sliced8>,
+}
+
+impl PyBook {
+    fn of(inner: GroupedBook) -> Self {
+        PyBook { inner, layout: OnceLock::new() }
+    }
 }
 
 #[pymethods]
@@ -98,7 +107,7 @@ impl PyBook {
         let na = b.asset.n_codes;
         let nm = p.market.n_codes.max(orders.as_ref().map_or(0, |o| o.market.n_codes));
         let inner = detached(py, || group_with(bal, pos, side, ord, na, nm))?;
-        Ok(PyBook { inner })
+        Ok(PyBook::of(inner))
     }
 
     #[getter]
@@ -137,7 +146,7 @@ impl PyBook {
         let (na, nm) = (u.n_assets() as u32, u.n_markets() as u32);
         let inner = detached(py, || this.inner.in_universe_order(a, m, na, nm))?;
         Ok(PyBookView {
-            book: Py::new(py, PyBook { inner })?,
+            book: Py::new(py, PyBook::of(inner))?,
             asset_remap: (0..na).collect(),
             market_remap: (0..nm).collect(),
             fixed_rows: Mutex::default(),
@@ -191,6 +200,12 @@ impl PyBookView {
         &self.book.get().inner
     }
 
+    /// The kernel's layout of the grouping (built once, in parallel on the current pool).
+    pub fn layout(&self) -> &Sliced8 {
+        let b = self.book.get();
+        b.layout.get_or_init(|| Sliced8::new(&b.inner))
+    }
+
     pub fn remap(&self) -> Remap<'_> {
         Remap { asset: &self.asset_remap, market: &self.market_remap }
     }
@@ -202,6 +217,21 @@ impl PyBookView {
     #[getter]
     fn nbytes(&self) -> usize {
         self.grouped().nbytes()
+    }
+
+    /// Builds the evaluation kernel's layout of the grouping now (else the first
+    /// `Engine.evaluate` builds it); in parallel, without the GIL.
+    fn prepare(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, || {
+            self.layout();
+            Ok(())
+        })
+    }
+
+    /// Bytes held by the SIMD kernel's layout of the grouping (0 until first built).
+    #[getter]
+    fn layout_nbytes(&self) -> usize {
+        self.book.get().layout.get().map_or(0, Sliced8::nbytes)
     }
 
     /// Book asset code → universe asset index.

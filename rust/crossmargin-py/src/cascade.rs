@@ -25,7 +25,7 @@ pub(crate) fn liquidity(kind: &str, params: &[f64], market: &str) -> Result<Liqu
             &[y, sigma, daily_volume, permanent] => Ok(Liquidity::SqrtImpact { y, sigma, daily_volume, permanent }),
             _ => Err(wrong()),
         },
-        "depth" if params.len() % 2 == 0 && !params.is_empty() => Ok(Liquidity::Depth {
+        "depth" if params.len().is_multiple_of(2) && !params.is_empty() => Ok(Liquidity::Depth {
             distance: params.iter().step_by(2).copied().collect(),
             cumulative: params.iter().skip(1).step_by(2).copied().collect(),
         }),

@@ -5,9 +5,11 @@
 
 use std::sync::Arc;
 
-use crossmargin_core::{evaluate, fixed, CoreError, Universe};
+use crossmargin_core::kernel::{self, Level};
+use crossmargin_core::margin::MarginColumnsMut;
+use crossmargin_core::{fixed, CoreError, MarginColumns, Universe};
 use numpy::IntoPyArray;
-use numpy::PyReadonlyArray1;
+use numpy::{PyReadonlyArray1, PyReadwriteArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -78,8 +80,17 @@ impl PyEngine {
 
     /// Standard-model margin of every account; in the universe's fixed-point arithmetic
     /// when it declares one (then with the raw columns `total_collateral_{initial,maint}_raw`,
-    /// `margin_requirement_{initial,maint}_raw`, int64 in value units).
-    fn evaluate<'py>(&self, py: Python<'py>, book: &Bound<'py, PyBookView>, prices: PricesIn<'py>) -> Columns<'py> {
+    /// `margin_requirement_{initial,maint}_raw`, int64 in value units). With `out` (the ten
+    /// result columns of a previous call, by name, writable, one row per account) the
+    /// results are written into those arrays and `out` is returned.
+    #[pyo3(signature = (book, prices, out=None))]
+    fn evaluate<'py>(
+        &self,
+        py: Python<'py>,
+        book: &Bound<'py, PyBookView>,
+        prices: PricesIn<'py>,
+        out: Option<Bound<'py, PyDict>>,
+    ) -> Columns<'py> {
         let b = book.get();
         let ctx = margin_context(py, self.universe(), b, &prices)?;
         if let Some(fx) = &self.universe.get().fixed {
@@ -92,8 +103,38 @@ impl PyEngine {
             out.set_item("margin_requirement_maint_raw", raw.requirement_maint.into_pyarray(py))?;
             return Ok(out);
         }
-        let cols = detached(py, || Ok(self.install(|| evaluate(b.grouped(), &ctx))))?;
-        margin_columns_dict(py, cols)
+        let level = Level::from_env().map_err(|e| to_pyerr(py, e))?;
+        let Some(dict) = out else {
+            let cols = detached(py, || {
+                self.install(|| {
+                    let mut cols = MarginColumns::zeroed(b.grouped().n_accounts());
+                    kernel::evaluate_into(b.grouped(), b.layout(), &ctx, cols.as_mut(), level)?;
+                    Ok(cols)
+                })
+            })?;
+            return margin_columns_dict(py, cols);
+        };
+        {
+            let f = |name: &str| -> PyResult<PyReadwriteArray1<'py, f64>> { column_of(&dict, name) };
+            let (mut eq, mut up, mut ai, mut am) =
+                (f("equity")?, f("upnl")?, f("adj_equity_initial")?, f("adj_equity_maint")?);
+            let (mut im, mut mm, mut fc, mut mr) = (f("im")?, f("mm")?, f("free_collateral")?, f("margin_ratio")?);
+            let (mut lq, mut bk) = (column_of::<bool>(&dict, "liquidatable")?, column_of::<bool>(&dict, "bankrupt")?);
+            let cols = MarginColumnsMut {
+                equity: eq.as_slice_mut()?,
+                upnl: up.as_slice_mut()?,
+                adj_equity_initial: ai.as_slice_mut()?,
+                adj_equity_maint: am.as_slice_mut()?,
+                im: im.as_slice_mut()?,
+                mm: mm.as_slice_mut()?,
+                free_collateral: fc.as_slice_mut()?,
+                margin_ratio: mr.as_slice_mut()?,
+                liquidatable: lq.as_slice_mut()?,
+                bankrupt: bk.as_slice_mut()?,
+            };
+            detached(py, || self.install(|| kernel::evaluate_into(b.grouped(), b.layout(), &ctx, cols, level)))?;
+        }
+        Ok(dict)
     }
 
     /// Portfolio, delta or hybrid margin of every account (the same columns as `evaluate`).
@@ -205,4 +246,25 @@ impl PyEngine {
     fn cascade_driver(&self, py: Python<'_>, rules: RulesIn<'_>) -> PyResult<PyDriver> {
         cascade_step::driver(py, self.universe(), &rules)
     }
+}
+
+/// Column `name` of an `out=` mapping as a writable 1-d array of `T` (numpy checks the dtype,
+/// the dimension and that no other view holds it for writing).
+fn column_of<'py, T: numpy::Element>(dict: &Bound<'py, PyDict>, name: &str) -> PyResult<PyReadwriteArray1<'py, T>> {
+    let item = dict.get_item(name)?.ok_or_else(|| {
+        to_pyerr(dict.py(), CoreError::config(format!("out[{name}]"), "missing: pass a previous result's columns"))
+    })?;
+    item.extract::<PyReadwriteArray1<'py, T>>().map_err(|e| {
+        to_pyerr(
+            dict.py(),
+            CoreError::config(format!("out[{name}]"), format!("not a writable 1-d array of the result's dtype: {e}")),
+        )
+    })
+}
+
+/// The SIMD levels this CPU runs (best last) and the one `CROSSMARGIN_SIMD` selects.
+#[pyfunction]
+pub fn simd_levels(py: Python<'_>) -> PyResult<(Vec<&'static str>, &'static str)> {
+    let level = Level::from_env().map_err(|e| to_pyerr(py, e))?;
+    Ok((Level::available().into_iter().map(Level::name).collect(), level.name()))
 }

@@ -76,6 +76,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<solvency::PyTree>()?;
     cascade_step::register(m)?;
     monitor::register(m)?;
+    m.add_function(wrap_pyfunction!(engine::simd_levels, m)?)?;
     m.add_function(wrap_pyfunction!(portfolio::black76_columns, m)?)?;
     m.add_function(wrap_pyfunction!(portfolio::bsm_columns, m)?)?;
     m.add_function(wrap_pyfunction!(funding::funding_rates, m)?)?;

@@ -1,0 +1,279 @@
+//! The standard model's bulk kernel (docs/ARCHITECTURE.md "Evaluation kernel"): the
+//! per-account formula of [`crate::margin`], run eight accounts at a time on the
+//! [`Sliced8`] layout with explicit SIMD chosen at run time (AVX-512, AVX2, or the scalar
+//! kernel), bit-identical to the scalar formula at every level and thread count.
+//!
+//! - Dispatch: the best level the CPU has (`is_x86_feature_detected!`; the library is built
+//!   for generic x86-64), or the one the environment variable `CROSSMARGIN_SIMD`
+//!   (`avx512`, `avx2`, `scalar`) forces, read at each call.
+//! - What the SIMD path computes: balances (haircut tiers, Drift's size discount and premium)
+//!   and perp / future positions (linear or inverse, continuous or step brackets, the size
+//!   premium, isolated positions) of a universe without venue rules. Per-code constants and
+//!   bracket / tier bounds are read with register permutes when the book uses at most 8 codes
+//!   (AVX-512), else gathered from small per-call tables (any number of brackets).
+//! - What runs the scalar kernel: a universe with venue rules (every account); a group of 8
+//!   accounts holding an option position or an open order (that group).
+//! - Bit-identity: every lane performs the scalar formula's operations in its order (no
+//!   fused multiply-add, no reassociation); padded lanes and rows outside a branch are
+//!   masked, never added as zeros.
+
+mod layout;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use layout::{Sliced8, GROUP};
+
+use rayon::prelude::*;
+
+use crate::book::GroupedBook;
+use crate::error::{CoreError, Result};
+use crate::margin::{evaluate_rows, MarginColumnsMut, MarginContext, PreparedLookup, RowLookup, CHUNK};
+
+/// A SIMD level of the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Scalar,
+    Avx2,
+    Avx512,
+}
+
+impl Level {
+    pub const NAMES: [(&'static str, Level); 3] =
+        [("scalar", Level::Scalar), ("avx2", Level::Avx2), ("avx512", Level::Avx512)];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Scalar => "scalar",
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Level> {
+        Self::NAMES.iter().find(|(n, _)| *n == s).map(|&(_, l)| l)
+    }
+
+    /// Whether this CPU runs the level.
+    pub fn supported(self) -> bool {
+        match self {
+            Level::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The best level this CPU runs.
+    pub fn detect() -> Level {
+        [Level::Avx512, Level::Avx2].into_iter().find(|l| l.supported()).unwrap_or(Level::Scalar)
+    }
+
+    /// Every level this CPU runs, best last.
+    pub fn available() -> Vec<Level> {
+        Self::NAMES.iter().map(|&(_, l)| l).filter(|l| l.supported()).collect()
+    }
+
+    /// The level `CROSSMARGIN_SIMD` forces (a `Config` error naming the variable when it is
+    /// unknown or this CPU lacks it), else the best detected.
+    pub fn from_env() -> Result<Level> {
+        match std::env::var("CROSSMARGIN_SIMD") {
+            Ok(v) if !v.is_empty() => {
+                let field = "CROSSMARGIN_SIMD";
+                let level = Level::parse(&v)
+                    .ok_or_else(|| CoreError::config(field, format!("{v:?} is not one of avx512, avx2, scalar")))?;
+                if !level.supported() {
+                    let best = Level::detect().name();
+                    return Err(CoreError::config(field, format!("{v} is not supported by this CPU (best: {best})")));
+                }
+                Ok(level)
+            }
+            _ => Ok(Level::detect()),
+        }
+    }
+}
+
+/// Per-call tables by book code, padded for the SIMD kernels: per-code vectors have
+/// `stride` = max(codes, 8) entries; tier tables are tier-major (`k × stride + code`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tables {
+    pub a_stride: usize,
+    pub a_price: Vec<f64>,
+    pub a_w: [Vec<f64>; 2],
+    pub a_lw: [Vec<f64>; 2],
+    pub a_imf: Vec<f64>,
+    /// 1 where the asset has haircut tiers.
+    pub a_tiered: Vec<f64>,
+    /// Haircut slices: `h_tiers` per code (an asset without tiers: one slice counting the
+    /// whole value); bounds of all but the last slice (+inf beyond a code's own).
+    pub h_tiers: usize,
+    pub h_bound: Vec<f64>,
+    pub h_lower: Vec<f64>,
+    pub h_rate: Vec<f64>,
+    pub h_base: Vec<f64>,
+    pub h_last: Vec<f64>,
+    pub m_stride: usize,
+    pub m_cs: Vec<f64>,
+    /// 1 for an inverse market, 0 for a linear one.
+    pub m_inverse: Vec<f64>,
+    pub m_mark: Vec<f64>,
+    /// 1 / mark, as the scalar inverse P&L computes it.
+    pub m_inv_mark: Vec<f64>,
+    pub m_settle: Vec<f64>,
+    pub m_upnl_w: [Vec<f64>; 2],
+    pub m_imf: Vec<f64>,
+    pub m_base: [Vec<f64>; 2],
+    pub b_tiers: usize,
+    pub b_bound: Vec<f64>,
+    pub b_rate: [Vec<f64>; 2],
+    pub b_cum: [Vec<f64>; 2],
+    /// Per market code: an option (its group runs the scalar kernel).
+    pub m_option: Vec<bool>,
+    pub any_option: bool,
+    pub any_inverse: bool,
+    pub any_market_imf: bool,
+}
+
+impl Tables {
+    fn new(ctx: &MarginContext<'_>, lookup: &PreparedLookup) -> Tables {
+        let u = ctx.universe;
+        let (na, nm) = (ctx.remap.asset.len(), ctx.remap.market.len());
+        let (sa, sm) = (na.max(8), nm.max(8));
+        let mut t = Tables { a_stride: sa, m_stride: sm, ..Default::default() };
+        let per = |s: usize, fill: f64| vec![fill; s];
+        t.a_price = per(sa, 0.0);
+        t.a_w = [per(sa, 0.0), per(sa, 0.0)];
+        t.a_lw = [per(sa, 0.0), per(sa, 0.0)];
+        t.a_imf = per(sa, 0.0);
+        t.a_tiered = per(sa, 0.0);
+        t.h_last = per(sa, f64::INFINITY);
+        let slices: Vec<Vec<(f64, f64, f64, f64)>> = (0..na)
+            .map(|c| {
+                let s: Vec<_> = u.assets.haircuts.slices_of(lookup.asset(c as u32).index).collect();
+                if s.is_empty() {
+                    vec![(0.0, f64::INFINITY, 1.0, 0.0)]
+                } else {
+                    s
+                }
+            })
+            .collect();
+        t.h_tiers = slices.iter().map(|s| s.len()).max().unwrap_or(1);
+        let ht = t.h_tiers;
+        t.h_bound = per(sa * ht, f64::INFINITY);
+        (t.h_lower, t.h_rate, t.h_base) = (per(sa * ht, 0.0), per(sa * ht, 0.0), per(sa * ht, 0.0));
+        for (c, s) in slices.iter().enumerate() {
+            let a = lookup.asset(c as u32);
+            t.a_price[c] = a.price;
+            for m in 0..2 {
+                t.a_w[m][c] = a.hot.weight[m];
+                t.a_lw[m][c] = a.hot.liability_weight[m];
+            }
+            t.a_imf[c] = a.hot.imf_factor;
+            t.a_tiered[c] = f64::from(u8::from(a.hot.has_tiers));
+            for (k, &(lower, bound, rate, base)) in s.iter().enumerate() {
+                if k + 1 < s.len() {
+                    t.h_bound[k * sa + c] = bound;
+                }
+                t.h_lower[k * sa + c] = lower;
+                t.h_rate[k * sa + c] = rate;
+                t.h_base[k * sa + c] = base;
+            }
+            t.h_last[c] = s[s.len() - 1].1;
+        }
+        t.m_cs = per(sm, 1.0);
+        t.m_inverse = per(sm, 0.0);
+        t.m_mark = per(sm, 1.0);
+        t.m_inv_mark = per(sm, 1.0);
+        t.m_settle = per(sm, 0.0);
+        t.m_upnl_w = [per(sm, 0.0), per(sm, 0.0)];
+        t.m_imf = per(sm, 0.0);
+        t.m_base = [per(sm, 0.0), per(sm, 0.0)];
+        t.m_option = vec![false; nm];
+        type Tier = (f64, [f64; 2], [f64; 2]);
+        let tiers: Vec<Vec<Tier>> =
+            (0..nm).map(|c| u.markets.brackets.tiers_of(lookup.market(c as u32).index).collect()).collect();
+        t.b_tiers = tiers.iter().map(|s| s.len()).max().unwrap_or(1).max(1);
+        let bt = t.b_tiers;
+        t.b_bound = per(sm * bt, f64::INFINITY);
+        t.b_rate = [per(sm * bt, 0.0), per(sm * bt, 0.0)];
+        t.b_cum = [per(sm * bt, 0.0), per(sm * bt, 0.0)];
+        for (c, s) in tiers.iter().enumerate() {
+            let mc = lookup.market(c as u32);
+            let h = &mc.hot;
+            t.m_cs[c] = h.contract.size;
+            t.m_inverse[c] = f64::from(u8::from(h.contract.payoff == crate::contract::Payoff::Inverse));
+            t.m_mark[c] = mc.mark;
+            t.m_inv_mark[c] = 1.0 / mc.mark;
+            t.m_settle[c] = mc.settle_price;
+            t.m_imf[c] = h.imf_factor;
+            for m in 0..2 {
+                t.m_upnl_w[m][c] = h.upnl_weight[m];
+                t.m_base[m][c] = h.base_rate[m];
+            }
+            t.m_option[c] = h.is_option();
+            for (k, &(bound, rate, cum)) in s.iter().enumerate() {
+                if k + 1 < s.len() {
+                    t.b_bound[k * sm + c] = bound;
+                }
+                for m in 0..2 {
+                    t.b_rate[m][k * sm + c] = rate[m];
+                    t.b_cum[m][k * sm + c] = cum[m];
+                }
+            }
+        }
+        t.any_option = t.m_option.iter().any(|&o| o);
+        t.any_inverse = t.m_inverse.iter().any(|&x| x != 0.0);
+        t.any_market_imf = t.m_imf.iter().any(|&x| x != 0.0);
+        t
+    }
+}
+
+/// Whether the SIMD kernel computes this call (else every account runs the scalar one).
+pub fn simd_applies(ctx: &MarginContext<'_>, layout: &Sliced8, book: &GroupedBook) -> bool {
+    !ctx.universe.venue_rules && layout.n_accounts() == book.n_accounts()
+}
+
+/// [`crate::margin::evaluate_into`] at `level` on `layout` (the layout of `book`): the same
+/// columns, bit for bit, at every level and thread count.
+pub fn evaluate_into(
+    book: &GroupedBook,
+    layout: &Sliced8,
+    ctx: &MarginContext<'_>,
+    out: MarginColumnsMut<'_>,
+    level: Level,
+) -> Result<()> {
+    let n = out.len_checked(book.n_accounts())?;
+    if level == Level::Scalar || !simd_applies(ctx, layout, book) || !level.supported() {
+        return crate::margin::evaluate_into(book, ctx, out);
+    }
+    let lookup = PreparedLookup::new(ctx);
+    let tables = Tables::new(ctx, &lookup);
+    out.into_chunks(CHUNK).into_par_iter().enumerate().for_each(|(c, mut cols)| {
+        let g0 = c * CHUNK / GROUP;
+        let g1 = (g0 + CHUNK / GROUP).min(layout.n_groups());
+        for g in g0..g1 {
+            let first = g * GROUP;
+            let lanes = GROUP.min(n - first);
+            let local = first - c * CHUNK;
+            if layout.has_orders[g] || (tables.any_option && holds_option(layout, &tables, g)) {
+                for a in first..first + lanes {
+                    cols.set(a - c * CHUNK, &evaluate_rows(book.account(a), ctx, &lookup));
+                }
+                continue;
+            }
+            #[cfg(target_arch = "x86_64")]
+            x86::group(level, layout, &tables, g, &mut cols, local, lanes);
+        }
+    });
+    Ok(())
+}
+
+/// Whether a position of group `g` is in an option market.
+fn holds_option(layout: &Sliced8, t: &Tables, g: usize) -> bool {
+    (layout.pos_slot[g]..layout.pos_slot[g + 1]).any(|s| {
+        let mask = layout.pos_mask[s];
+        (0..GROUP).any(|l| mask & (1 << l) != 0 && t.m_option[layout.pos_code[s * GROUP + l] as usize])
+    })
+}

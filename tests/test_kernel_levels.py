@@ -1,0 +1,138 @@
+"""The evaluation kernel's dispatch levels and ``out=`` (docs/ARCHITECTURE.md "Evaluation
+kernel"): every level this CPU runs (``CROSSMARGIN_SIMD=avx512|avx2|scalar``) gives the same
+bits as the scalar formula on random universes and books (sides, orders, options, venue
+rules, isolated positions, inverse markets, haircut tiers, size discounts), at 1 and 2
+threads; ``out=`` writes the same bits into a previous result and checks its columns like
+numpy's ``out``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import crossmargin as cm
+import numpy as np
+import pytest
+from crossmargin import _core, testing
+from crossmargin.exceptions import ConfigError, TableError, TableTypeError
+from crossmargin.result import MARGIN_COLUMNS
+from crossmargin.synth import generate
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+FIELDS = tuple(c for c in MARGIN_COLUMNS if c != "account")
+LEVELS, BEST = _core.simd_levels()
+
+
+def bits(r: cm.MarginResult) -> dict[str, np.ndarray]:
+    return {f: r[f].view(np.uint8 if r[f].dtype == bool else np.uint64).copy() for f in FIELDS}
+
+
+def assert_same_bits(a: cm.MarginResult, b: cm.MarginResult, what: str) -> None:
+    np.testing.assert_array_equal(a.account, b.account)
+    x, y = bits(a), bits(b)
+    for f in FIELDS:
+        bad = np.flatnonzero(x[f] != y[f])
+        assert not len(bad), (
+            f"{what}: {f} differs at rows {bad[:5]}: {a[f][bad[:5]]} vs {b[f][bad[:5]]}"
+        )
+
+
+@pytest.fixture
+def level(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """Sets CROSSMARGIN_SIMD for the test (restored after)."""
+
+    def set_level(name: str) -> None:
+        monkeypatch.setenv("CROSSMARGIN_SIMD", name)
+
+    yield set_level
+
+
+def test_the_best_level_is_the_default_and_scalar_is_always_there() -> None:
+    assert LEVELS[0] == "scalar"
+    assert BEST == LEVELS[-1] or BEST in LEVELS
+
+
+def test_an_unknown_level_is_a_config_error_naming_the_variable(level) -> None:  # type: ignore[no-untyped-def]
+    level("sse9")
+    u = cm.Universe.demo()
+    with pytest.raises(ConfigError, match="CROSSMARGIN_SIMD"):
+        cm.Engine(u).evaluate(generate(u, n_accounts=10, seed=1))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    case=st.booleans().flatmap(
+        lambda venue: testing.universe_and_book(
+            max_rows=40, options=True, hedged=True, orders=True, venue_rules=venue
+        )
+    )
+)
+def test_every_level_gives_the_scalar_bits_on_random_books(case) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    u, rb = case
+    book = rb.book(u)
+    results = {}
+    try:
+        for name in LEVELS:
+            os.environ["CROSSMARGIN_SIMD"] = name
+            for threads in (1, 2):
+                results[name, threads] = cm.Engine(u, threads=threads).evaluate(book)
+    except cm.exceptions.CrossmarginError:
+        # refused input (e.g. an order in an option market) is refused at every level alike
+        for name in LEVELS:
+            os.environ["CROSSMARGIN_SIMD"] = name
+            with pytest.raises(cm.exceptions.CrossmarginError):
+                cm.Engine(u).evaluate(book)
+        return
+    finally:
+        os.environ.pop("CROSSMARGIN_SIMD", None)
+    want = results["scalar", 1]
+    for key, got in results.items():
+        assert_same_bits(want, got, f"{key}")
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 2_049, 20_011])
+def test_demo_books_of_every_size_match_across_levels_and_out(level, n: int) -> None:  # type: ignore[no-untyped-def]
+    u = cm.Universe.demo()
+    book = generate(u, n_accounts=n, seed=n)
+    level("scalar")
+    want = cm.Engine(u, threads=2).evaluate(book, prices={"BTC": 71_000.0})
+    for name in LEVELS:
+        level(name)
+        engine = cm.Engine(u, threads=2)
+        fresh = engine.evaluate(book, prices={"BTC": 71_000.0})
+        assert_same_bits(want, fresh, name)
+        # out=: a result at other prices, overwritten in place with these prices' bits
+        out = engine.evaluate(book)
+        ids = [id(out[f]) for f in FIELDS]
+        again = engine.evaluate(book, prices={"BTC": 71_000.0}, out=out)
+        assert again is out and [id(out[f]) for f in FIELDS] == ids
+        assert_same_bits(want, again, f"{name} out=")
+
+
+def test_out_is_checked_like_numpys_out() -> None:
+    u = cm.Universe.demo()
+    engine = cm.Engine(u, threads=1)
+    book = generate(u, n_accounts=50, seed=3)
+    other = generate(u, n_accounts=60, seed=4)
+    r = engine.evaluate(book)
+    with pytest.raises(TableTypeError, match="MarginResult"):
+        engine.evaluate(book, out=r.to_dict())  # type: ignore[arg-type]
+    with pytest.raises(TableError, match="accounts"):
+        engine.evaluate(other, out=r)
+    cols = r.to_dict()
+    cols["im"] = cols["im"].astype(np.float32)
+    with pytest.raises(TableTypeError, match="out\\['im'\\]: dtype float32"):
+        engine.evaluate(book, out=cm.MarginResult(cols))
+    cols = r.to_dict()
+    cols["mm"] = np.asarray(cols["mm"]).copy()
+    cols["mm"].flags.writeable = False
+    with pytest.raises(TableError, match="out\\['mm'\\]: not a writable"):
+        engine.evaluate(book, out=cm.MarginResult(cols))
+    cols = r.to_dict()
+    cols["upnl"] = cols["equity"]
+    with pytest.raises(TableError, match="out\\['upnl'\\]: shares memory"):
+        engine.evaluate(book, out=cm.MarginResult(cols))
+    with pytest.raises(ConfigError, match="out"):
+        engine.evaluate(book, unit="USDT", out=r)
