@@ -745,6 +745,14 @@ pub struct FixedColumns {
 
 const CHUNK: usize = 2048;
 
+/// i128 → f64 (correctly rounded, a library call on x86-64) out of line: inlined, the
+/// compiler merges it with the 64-bit conversion beside it and calls the library every time.
+#[cold]
+#[inline(never)]
+fn wide(x: i128) -> f64 {
+    x as f64
+}
+
 /// Every account of the book under the fixed-point rules: the standard columns (exact
 /// multiples of the value unit) and the raw totals. An account whose numbers leave the
 /// integer range (|raw| ≥ 2^63) is a typed error naming it.
@@ -841,7 +849,7 @@ pub fn evaluate_rows(
                 }
                 // x / 10^value as the nearest float of x, then one division (a difference of two
                 // totals may leave 63 bits: i128 → f64 is exact-rounded too, only slower)
-                let f = |x: i128| if let Ok(v) = i64::try_from(x) { v as f64 / one } else { x as f64 / one };
+                let f = |x: i128| if let Ok(v) = i64::try_from(x) { v as f64 / one } else { wide(x) / one };
                 let m = AccountMargin {
                     equity: f(a.equity),
                     upnl: f(a.upnl),
