@@ -149,7 +149,7 @@ impl PyShard {
     /// This shard's deleveraging counterparties on `market` (holders of `side`), as far as a
     /// deficit of `cover` USD reaches (`CascadeDriver.deficit()`).
     fn counterparties<'py>(
-        &self,
+        &mut self,
         py: Python<'py>,
         prices: PricesIn<'py>,
         market: u32,
@@ -157,7 +157,7 @@ impl PyShard {
         cover: f64,
     ) -> PyResult<Bound<'py, PyDict>> {
         let p = prices.slices()?;
-        let (u, shard) = (&self.universe.get().inner, &self.inner);
+        let (u, shard) = self.parts();
         let c = detached(py, || shard.counterparties(u, p.asset, p.mark, market, side, cover))?;
         let d = PyDict::new(py);
         d.set_item("account", c.account.into_pyarray(py))?;

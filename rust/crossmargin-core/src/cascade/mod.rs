@@ -14,6 +14,7 @@ pub mod adl;
 pub mod impact;
 pub mod ledger;
 pub mod policy;
+pub mod screen;
 pub mod state;
 pub mod step;
 
