@@ -31,11 +31,15 @@ use crate::cascade::state::State;
 use crate::margin::{evaluate_rows_into, position_margin, BalanceLine, MarginContext, RowSink};
 use crate::universe::Universe;
 
-/// Band half-widths tried, narrowest first: an account that is not safe over the narrowest
-/// band is not certified; otherwise the widest band it is safe over is kept.
-pub const DELTAS: [f64; 3] = [0.005, 0.02, 0.08];
+/// Band half-widths (relative to the mark) a certificate can have. Each account keeps a hint
+/// of the width it last held: a certification tries the hint, then one step wider (after a
+/// pass) or narrower (after a failure), so it costs one to two bound evaluations.
+pub const DELTAS: [f64; 4] = [0.01, 0.05, 0.15, 0.4];
 /// Relative margin a certificate keeps over the rounding of the kernel's sums.
 pub const HEADROOM: f64 = 1e-9;
+/// After a failed certification, how many of the account's evaluations pass before the next
+/// attempt (the account is evaluated exactly meanwhile; only the attempt is saved).
+const WAIT: u8 = 2;
 const NONE: u32 = u32::MAX;
 
 /// Σ |value| + |maintenance collateral| of the balance rows the kernel visits.
@@ -44,6 +48,23 @@ struct Magnitudes(f64);
 impl RowSink for Magnitudes {
     fn balance(&mut self, line: &BalanceLine) {
         self.0 += line.value.abs() + line.collateral[1].abs();
+    }
+}
+
+/// One account's certificate.
+#[derive(Debug, Clone, Copy)]
+pub struct Cert {
+    /// Index into the centres, NONE when uncertified.
+    at: u32,
+    /// Index into [`DELTAS`] of the certificate, and of the next attempt.
+    width: u8,
+    /// Evaluations to let pass before the next attempt.
+    wait: u8,
+}
+
+impl Default for Cert {
+    fn default() -> Self {
+        Cert { at: NONE, width: 1, wait: 0 }
     }
 }
 
@@ -56,18 +77,27 @@ pub struct Certificates {
     key: Vec<u64>,
     /// The marks of each round that certified accounts (band centres).
     centres: Vec<Vec<f64>>,
-    /// Per account: index into `centres`, NONE when uncertified.
-    at: Vec<u32>,
-    /// Per account: index into [`DELTAS`].
-    width: Vec<u8>,
+    /// Per account.
+    pub certs: Vec<Cert>,
     market_ok: Vec<bool>,
     asset_ok: Vec<bool>,
 }
 
-/// Whether the environment switches the incremental selection off
-/// (`CROSSMARGIN_CASCADE_INCREMENTAL=0`), for comparisons with the full evaluation.
+/// Whether the environment leaves the incremental selection on
+/// (`CROSSMARGIN_CASCADE_INCREMENTAL=0` switches it off, for comparisons with the full
+/// evaluation).
 pub fn enabled_by_env() -> bool {
     std::env::var("CROSSMARGIN_CASCADE_INCREMENTAL").map_or(true, |v| v != "0")
+}
+
+/// What the selection reads: the universe's certifiable markets and assets and the centres.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'c> {
+    enabled: bool,
+    centres: &'c [Vec<f64>],
+    centre: u32,
+    market_ok: &'c [bool],
+    asset_ok: &'c [bool],
 }
 
 impl Certificates {
@@ -81,7 +111,7 @@ impl Certificates {
                 let plain = if venue {
                     !h.upnl_rule && h.liquidation_fee == 0.0 && asset_ok[h.settle as usize]
                 } else {
-                    // The kernel's plain path reads neither (see margin::position_margin_plain).
+                    // The kernel's plain path reads neither (margin::position_margin_plain).
                     !h.scaled && !h.entry_basis
                 };
                 plain && !h.is_option() && h.upnl_weight[1] >= 0.0
@@ -91,36 +121,50 @@ impl Certificates {
             enabled: enabled_by_env(),
             key: Vec::new(),
             centres: Vec::new(),
-            at: vec![NONE; n_accounts],
-            width: vec![0; n_accounts],
+            certs: vec![Cert::default(); n_accounts],
             market_ok,
             asset_ok,
         }
     }
 
     /// Starts a selection at these prices: clears every certificate when the asset prices
-    /// changed; returns the index this round's certificates will be centred on.
-    pub fn begin(&mut self, assets: &[f64], marks: &[f64]) -> u32 {
+    /// changed; returns the view the selection reads, centred on these marks.
+    pub fn begin(&mut self, assets: &[f64], marks: &[f64]) -> (View<'_>, &mut [Cert]) {
         let key: Vec<u64> = assets.iter().map(|x| x.to_bits()).collect();
         if key != self.key || self.centres.len() >= NONE as usize - 1 {
             self.key = key;
             self.centres.clear();
-            self.at.fill(NONE);
+            self.certs.iter_mut().for_each(|c| c.at = NONE);
         }
         if self.centres.last().is_none_or(|c| c.as_slice() != marks) {
             self.centres.push(marks.to_vec());
         }
-        (self.centres.len() - 1) as u32
+        let view = View {
+            enabled: self.enabled,
+            centres: &self.centres,
+            centre: (self.centres.len() - 1) as u32,
+            market_ok: &self.market_ok,
+            asset_ok: &self.asset_ok,
+        };
+        (view, &mut self.certs)
     }
 
-    /// Whether account `a` is certified safe at `marks`.
+    /// Account `a`'s rows changed.
+    pub fn invalidate(&mut self, a: usize) {
+        if let Some(c) = self.certs.get_mut(a) {
+            c.at = NONE;
+        }
+    }
+}
+
+impl View<'_> {
+    /// Whether account `a` (certificate `c`) is certified safe at `marks`.
     #[inline]
-    pub fn holds(&self, state: &State, a: usize, marks: &[f64]) -> bool {
-        let at = self.at[a];
-        if !self.enabled || at == NONE {
+    pub fn holds(&self, c: &Cert, state: &State, a: usize, marks: &[f64]) -> bool {
+        if !self.enabled || c.at == NONE {
             return false;
         }
-        let (centre, d) = (&self.centres[at as usize], DELTAS[self.width[a] as usize]);
+        let (centre, d) = (&self.centres[c.at as usize], DELTAS[c.width as usize]);
         (state.pos_offsets[a]..state.pos_offsets[a + 1]).all(|p| {
             let k = state.pos_market[p] as usize;
             let (lo, hi) = band(centre[k], d);
@@ -128,45 +172,48 @@ impl Certificates {
         })
     }
 
-    /// Account `a`'s rows changed.
-    pub fn invalidate(&mut self, a: usize) {
-        if let Some(x) = self.at.get_mut(a) {
-            *x = NONE;
-        }
-    }
-
-    /// The certificate of account `a` at this round's prices (`centre` from
-    /// [`Certificates::begin`]): the widest band index it is safe over, if any.
-    pub fn certify(&self, state: &State, a: usize, ctx: &MarginContext<'_>) -> Option<u8> {
+    /// Account `a`, just found in no need of action at the context's prices (the view's
+    /// centre): certifies it if it is safe over a band, updating `c`.
+    pub fn certify(&self, c: &mut Cert, state: &State, a: usize, ctx: &MarginContext<'_>) {
+        c.at = NONE;
         if !self.enabled {
-            return None;
+            return;
+        }
+        if c.wait > 0 {
+            c.wait -= 1;
+            return;
         }
         let rows = state.account(a);
         if rows.bal_code.iter().any(|&i| !self.asset_ok[i as usize])
             || rows.pos_code.iter().any(|&k| !self.market_ok[k as usize])
         {
-            return None;
+            c.wait = u8::MAX;
+            return;
         }
         // The balances' part, by the kernel itself (positions left out: they are bounded below).
         let only_balances =
             AccountRows { pos_code: &[], pos_qty: &[], pos_entry: &[], pos_isolated: &[], pos_side: &[], ..rows };
         let mut mags = Magnitudes(0.0);
         let m = evaluate_rows_into(only_balances, ctx, ctx, &mut mags);
-        let mut best = None;
-        for (i, &d) in DELTAS.iter().enumerate() {
-            if !safe_over(state, a, ctx, d, m.equity, m.adj_equity[1], mags.0) {
-                break;
+        let safe = |w: u8| safe_over(state, a, ctx, DELTAS[w as usize], m.equity, m.adj_equity[1], mags.0);
+        let w = c.width.min(DELTAS.len() as u8 - 1);
+        let top = DELTAS.len() as u8 - 1;
+        let got = if safe(w) {
+            Some(if w < top && safe(w + 1) { w + 1 } else { w })
+        } else if w > 0 && safe(w - 1) {
+            Some(w - 1)
+        } else {
+            None
+        };
+        match got {
+            Some(w) => {
+                c.at = self.centre;
+                c.width = w;
             }
-            best = Some(i as u8);
-        }
-        best
-    }
-
-    /// Records the certificates found at centre `at` (`(account, width)` pairs).
-    pub fn record(&mut self, at: u32, found: impl IntoIterator<Item = (usize, u8)>) {
-        for (a, w) in found {
-            self.at[a] = at;
-            self.width[a] = w;
+            None => {
+                c.width = w.saturating_sub(1);
+                c.wait = WAIT;
+            }
         }
     }
 }

@@ -216,35 +216,38 @@ impl Shard {
         let remap = Remap { asset: &self.identity_a, market: &self.identity_m };
         let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: marks }, remap };
         let lookup = PreparedLookup::new(&ctx);
-        let centre = self.certs.begin(assets, marks);
-        let (state, certs) = (&self.state, &self.certs);
-        let evaluated = std::sync::atomic::AtomicU64::new(0);
-        // Per account: skipped (certified), a candidate, or newly certified.
-        let found: Vec<(usize, std::result::Result<Candidate, u8>)> = (0..state.n_accounts())
-            .into_par_iter()
-            .filter_map(|a| {
-                if certs.holds(state, a, marks) {
-                    return None;
+        let state = &self.state;
+        let (view, certs) = self.certs.begin(assets, marks);
+        // Accounts in chunks, each with its certificates: skipped while certified, else
+        // evaluated (and certified when safe).
+        const ACCOUNTS: usize = 1024;
+        let per_chunk: Vec<(Vec<Candidate>, u64)> = certs
+            .par_chunks_mut(ACCOUNTS)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let (mut cands, mut evaluated) = (Vec::new(), 0u64);
+                for (j, c) in chunk.iter_mut().enumerate() {
+                    let a = i * ACCOUNTS + j;
+                    if view.holds(c, state, a, marks) {
+                        continue;
+                    }
+                    evaluated += 1;
+                    match policy::select(state, a, &ctx, &lookup, slicing) {
+                        Some(cand) => cands.push(cand),
+                        None => view.certify(c, state, a, &ctx),
+                    }
                 }
-                evaluated.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                match policy::select(state, a, &ctx, &lookup, slicing) {
-                    Some(c) => Some((a, Ok(c))),
-                    None => certs.certify(state, a, &ctx).map(|w| (a, Err(w))),
-                }
+                (cands, evaluated)
             })
             .collect();
         self.cands.clear();
-        let mut certified = Vec::new();
-        for (a, f) in found {
-            match f {
-                Ok(c) => self.cands.push(c),
-                Err(w) => certified.push((a, w)),
-            }
+        let mut evaluated = 0;
+        for (cands, n) in per_chunk {
+            self.cands.extend(cands);
+            evaluated += n;
         }
-        self.certs.record(centre, certified);
-        let evaluated = evaluated.into_inner();
         self.evaluated += evaluated;
-        self.skipped += self.state.n_accounts() as u64 - evaluated;
+        self.skipped += state.n_accounts() as u64 - evaluated;
         let state = &self.state;
         let mut out = Candidates { order_offsets: vec![0], ..Default::default() };
         for c in &self.cands {
