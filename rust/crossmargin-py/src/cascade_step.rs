@@ -41,6 +41,7 @@ fn events_from(d: &Bound<'_, PyDict>) -> PyResult<Events> {
         step: vec_of(d, "step")?,
         account: vec_of(d, "account")?,
         market: vec_of(d, "market")?,
+        side: vec_of(d, "side")?,
         qty: vec_of(d, "qty")?,
         price: vec_of(d, "price")?,
         notional_usd: vec_of(d, "notional_usd")?,

@@ -85,6 +85,7 @@ impl TaggedEvents {
             e.account[i],
             Event {
                 market: e.market[i],
+                side: e.side.get(i).copied().unwrap_or(0),
                 qty: e.qty[i],
                 price: e.price[i],
                 notional_usd: e.notional_usd[i],
@@ -401,6 +402,7 @@ impl Shard {
                     let notional = u.contract(ku).notional_usd(x, entry, sp);
                     let e = Event {
                         market: market as i32,
+                        side: s.side_of(p),
                         qty: x,
                         price: entry,
                         notional_usd: notional,
@@ -417,6 +419,7 @@ impl Shard {
                     s.refresh(a);
                     let e = Event {
                         market: market as i32,
+                        side: s.side_of(p),
                         qty: 0.0,
                         price: marks[ku],
                         notional_usd: 0.0,
@@ -479,6 +482,7 @@ fn settle_candidate(
         state.refresh(a);
         events.push(Event {
             market: -1,
+            side: crate::cascade::NO_SIDE,
             qty: 0.0,
             price: 0.0,
             notional_usd: 0.0,
@@ -560,6 +564,7 @@ impl Fill<'_, '_> {
         out.push((
             Event {
                 market: k as i32,
+                side: s.side_of(p),
                 qty: x,
                 price,
                 notional_usd: notional * sp,
@@ -581,6 +586,7 @@ impl Fill<'_, '_> {
                     out.push((
                         Event {
                             market: k as i32,
+                            side: s.side_of(p),
                             qty: 0.0,
                             price,
                             notional_usd: 0.0,
