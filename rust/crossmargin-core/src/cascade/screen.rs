@@ -40,6 +40,9 @@ pub const HEADROOM: f64 = 1e-9;
 /// After a failed certification, how many of the account's evaluations pass before the next
 /// attempt (the account is evaluated exactly meanwhile; only the attempt is saved).
 const WAIT: u8 = 2;
+/// Certificates are made from this selection at one set of asset prices on (the step's third
+/// round): a step that settles in a round or two never pays for certificates it cannot use.
+const FROM_CALL: u32 = 2;
 const NONE: u32 = u32::MAX;
 
 /// Σ |value| + |maintenance collateral| of the balance rows the kernel visits.
@@ -77,6 +80,8 @@ pub struct Certificates {
     key: Vec<u64>,
     /// The marks of each round that certified accounts (band centres).
     centres: Vec<Vec<f64>>,
+    /// Selections since the asset prices last changed.
+    calls: u32,
     /// Per account.
     pub certs: Vec<Cert>,
     market_ok: Vec<bool>,
@@ -94,6 +99,7 @@ pub fn enabled_by_env() -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct View<'c> {
     enabled: bool,
+    certify_now: bool,
     centres: &'c [Vec<f64>],
     centre: u32,
     market_ok: &'c [bool],
@@ -121,6 +127,7 @@ impl Certificates {
             enabled: enabled_by_env(),
             key: Vec::new(),
             centres: Vec::new(),
+            calls: 0,
             certs: vec![Cert::default(); n_accounts],
             market_ok,
             asset_ok,
@@ -134,13 +141,17 @@ impl Certificates {
         if key != self.key || self.centres.len() >= NONE as usize - 1 {
             self.key = key;
             self.centres.clear();
+            self.calls = 0;
             self.certs.iter_mut().for_each(|c| c.at = NONE);
+        } else {
+            self.calls = self.calls.saturating_add(1);
         }
         if self.centres.last().is_none_or(|c| c.as_slice() != marks) {
             self.centres.push(marks.to_vec());
         }
         let view = View {
             enabled: self.enabled,
+            certify_now: self.calls >= FROM_CALL,
             centres: &self.centres,
             centre: (self.centres.len() - 1) as u32,
             market_ok: &self.market_ok,
@@ -176,7 +187,7 @@ impl View<'_> {
     /// centre): certifies it if it is safe over a band, updating `c`.
     pub fn certify(&self, c: &mut Cert, state: &State, a: usize, ctx: &MarginContext<'_>) {
         c.at = NONE;
-        if !self.enabled {
+        if !self.enabled || !self.certify_now {
             return;
         }
         if c.wait > 0 {
