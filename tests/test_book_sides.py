@@ -171,6 +171,34 @@ def test_each_leg_has_its_own_liquidation_price_and_is_liquidated_as_its_own_pos
     assert set(np.asarray(final["side"]).tolist()) <= {1, 2}
 
 
+def test_cascade_events_name_the_leg_they_close():
+    # Two accounts, each long and short BTCUSDT in hedge mode; a 30 % fall liquidates the
+    # long legs (and the account-level bankruptcy, if any, has no side).
+    u = _universe(imr=0.1)
+    pos = {
+        "account": [1, 1, 2, 2],
+        "market": ["BTCUSDT"] * 4,
+        "qty": [3.0, -1.0, 2.0, -0.5],
+        "entry_price": [2e4] * 4,
+        "side": ["long", "short", "long", "short"],
+        "isolated_margin": [0.0, 0.0, 3_000.0, 0.0],
+    }
+    bal = {"account": [1, 2], "asset": ["USDT"] * 2, "qty": [8_000.0, 1_000.0]}
+    b = cm.Book.from_arrays(bal, pos)
+    cfg = cm.CascadeConfig(shock={"BTC": -0.3}, insurance_fund=1e5)
+    r = cm.Engine(u).cascade(b, cfg)
+    want = reference.cascade(u, b, cfg)
+    ev = r.events
+    assert len(ev) > 0
+    assert set(ev["side"][ev["market"] != ""].tolist()) <= {"long", "short"}
+    assert set(ev["side"][ev["market"] == ""].tolist()) <= {""}
+    closes = ev["qty"] != 0.0
+    # a long leg is closed by selling
+    assert ((ev["side"][closes] == "long") == (ev["qty"][closes] < 0)).all()
+    np.testing.assert_array_equal(ev["side"], want.events["side"])
+    np.testing.assert_array_equal(ev["account"], want.events["account"])
+
+
 # ---- open orders -------------------------------------------------------------------------
 def test_binance_margin_requirement_of_a_position_and_its_open_orders():
     # Binance FAQ "How to Calculate the Margin Requirement on Binance Futures Trading"

@@ -95,7 +95,7 @@ def assert_cascades_agree(u: cm.Universe, book: cm.Book, got: Any, want: Any) ->
     e, r = got.events, want.events
     assert e.columns == r.columns
     assert len(e) == len(r), f"{len(e)} engine events, {len(r)} reference events"
-    for c in ("round", "step", "account", "market", "kind"):
+    for c in ("round", "step", "account", "market", "kind", "side"):
         np.testing.assert_array_equal(e[c], r[c], err_msg=f"events.{c}")
     assert_close(e.qty, r.qty, "events.qty", 1e-6)
     assert_close(e.price, r.price, "events.price", 1e-6)

@@ -575,3 +575,44 @@ def test_returns_from_csv_and_parquet(tmp_path) -> None:
     with pytest.raises(ConfigError) as e:
         mc.read_returns(pd.DataFrame({"BTC": [0.1, np.nan]}))
     assert e.value.field == "returns[BTC]"
+
+
+def test_stationary_bootstrap_keeps_the_autocorrelation_iid_draws_destroy() -> None:
+    """An AR(1) hourly table (φ = 0.8, 20,000 rows, seed 4), 400 paths × 48 steps: the lag-1
+    autocorrelation of the stationary bootstrap's returns (mean block 50 rows) is the table's
+    shrunk by the block breaks, φ·(1 − 1/50) ≈ 0.78 (within 0.06); the i.i.d. bootstrap's is
+    0 (within 0.03, ~4 standard errors of 19,000 pairs). Both keep the volatility."""
+    rng = np.random.default_rng(4)
+    x = np.empty(20_000)
+    x[0] = 0.0
+    for t in range(1, len(x)):
+        x[t] = 0.8 * x[t - 1] + 0.002 * rng.standard_normal()
+    table = {"BTC": x}
+
+    def lag1(paths: mc.PathSet) -> float:
+        r = paths.log_returns()[:, :, 0]
+        a, b = r[:, :-1].ravel(), r[:, 1:].ravel()
+        return float(np.corrcoef(a, b)[0, 1])
+
+    iid = mc.simulate(
+        mc.Bootstrap(table, frequency="1h"), n_paths=400, steps=48, horizon="48h", seed=5
+    )
+    blocks = mc.simulate(
+        mc.Bootstrap(table, frequency="1h", block=50), n_paths=400, steps=48, horizon="48h", seed=5
+    )
+    assert abs(lag1(iid)) < 0.03
+    assert lag1(blocks) == pytest.approx(0.8 * (1 - 1 / 50), abs=0.06)
+    for p in (iid, blocks):
+        assert p.log_returns().std() == pytest.approx(x.std(), rel=0.1)
+    assert mc.Bootstrap(table, frequency="1h", block=50).describe()["block"] == 50.0
+
+
+@pytest.mark.parametrize("block", [0.5, -3, float("nan"), float("inf")])
+def test_bad_block_lengths_are_typed_errors(block: float) -> None:
+    with pytest.raises(ConfigError, match="block"):
+        mc.Bootstrap({"BTC": np.zeros(10)}, frequency="1h", block=block)
+
+
+def test_a_block_length_that_is_not_a_number_is_a_type_error() -> None:
+    with pytest.raises(ConfigTypeError, match="block"):
+        mc.Bootstrap({"BTC": np.zeros(10)}, frequency="1h", block="long")  # type: ignore[arg-type]

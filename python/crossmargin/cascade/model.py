@@ -21,7 +21,7 @@ import numpy as np
 
 from crossmargin import _core
 from crossmargin._validate import bounded, integer, mapping, sequence, show, text
-from crossmargin.book import Book
+from crossmargin.book import POSITION_SIDES, Book
 from crossmargin.exceptions import (
     ConfigError,
     ConfigTypeError,
@@ -409,6 +409,11 @@ def assemble(
             "fee_usd": ev["fee_usd"],
             "bad_debt_usd": ev["bad_debt_usd"],
             "kind": np.array(EVENT_KINDS, dtype=object)[ev["kind"]],
+            # The position's side (a hedge leg is liquidated as its own position); "" for an
+            # account-level event (core code 255).
+            "side": np.array([*POSITION_SIDES, ""], dtype=object)[
+                np.minimum(ev["side"], len(POSITION_SIDES))
+            ],
         }
     )
     r = dict(out["rounds"])

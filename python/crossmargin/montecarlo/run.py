@@ -655,13 +655,21 @@ def run(
     screen_tolerance: float = 1e-6,
     check: bool = True,
     progress: Progress | None = None,
+    client: Any = None,
+    paths_per_task: int | None = None,
 ) -> MonteCarloResult:
     """The cascade of ``config`` on ``book`` along every path of ``paths`` (module docstring).
 
     ``threads``: paths run at once (default: the engine's thread count); ``prices``: today's
     prices (the same overrides as ``Engine.evaluate``), from which the moves apply;
     ``groups``: account → group label (affiliates) for Cover-1/2; ``margin``: a
-    :class:`VolScaledMargin` rule; ``check``: verify each cascade's ledger."""
+    :class:`VolScaledMargin` rule; ``check``: verify each cascade's ledger.
+
+    ``client``: a Dask ``distributed.Client``: the screen runs here, the paths' cascades run
+    on the cluster as tasks of ``paths_per_task`` paths (default: the kept paths spread over
+    four tasks per worker), each worker rebuilding the universe and the book once. Each path's
+    cascade is the same computation wherever it runs, so the result is the local run's, bit
+    for bit, for any cluster and any split (docs/MONTECARLO.md "On Dask")."""
     config = CascadeConfig() if config is None else config
     _check_inputs(engine, book, paths, config)
     if not isinstance(screen, bool):
@@ -672,6 +680,10 @@ def run(
         )
     workers = engine.threads if threads is None else integer(threads, "threads", 1, 1024)
     tolerance = bounded(screen_tolerance, "screen_tolerance", 0.0)
+    if paths_per_task is not None:
+        paths_per_task = integer(paths_per_task, "paths_per_task", 1, 2**31)
+        if client is None:
+            raise ConfigError("paths_per_task: only with client=", field="paths_per_task")
     t0 = time.perf_counter()
     n, s = len(paths), paths.n_steps
     fund0 = _fund_usd(engine, config, prices)
@@ -730,7 +742,15 @@ def run(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TruncatedWarning)
-        if workers == 1 or len(todo) <= 1:
+        if client is not None:
+            for p, out in _on_dask(
+                client, engines, path_key, book, config, paths, todo, prices, check, paths_per_task
+            ):
+                outcomes[p] = out
+                counter[0] += 1
+                if progress is not None:
+                    progress("cascade", counter[0], len(todo))
+        elif workers == 1 or len(todo) <= 1:
             for p in todo:
                 outcomes[p] = one(int(p))
                 counter[0] += 1
@@ -798,6 +818,78 @@ def run(
         "accounts": book.n_accounts,
     }
     return MonteCarloResult(table, mbd, markets, fund0, config, meta)
+
+
+# ---- on Dask -------------------------------------------------------------------------------
+def _paths_task(
+    spec: Any,
+    balances: Any,
+    positions: Any,
+    jobs: list[tuple[int, CascadeConfig]],
+    prices: PriceOverrides,
+    check: bool,
+) -> list[tuple[int, PathOutcome]]:
+    """On a worker: the cascades of ``jobs`` ((path, config) pairs) on the book rebuilt from
+    its columns, with the universe of ``spec`` (cached per worker)."""
+    from crossmargin.engine import Engine as EngineClass
+
+    u = spec.build()
+    engine = EngineClass(u, threads=1)
+    # Fresh aligned copies: buffers arriving over the wire may be misaligned.
+    book = Book.from_arrays(
+        {c: np.array(v, copy=True) for c, v in balances.items()},
+        {c: np.array(v, copy=True) for c, v in positions.items()},
+    )
+    markets = tuple(m.symbol for m in u.markets)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TruncatedWarning)
+        return [
+            (p, _outcome(engine.cascade(book, cfg, prices=prices), markets, check))
+            for p, cfg in jobs
+        ]
+
+
+def _on_dask(
+    client: Any,
+    engines: Mapping[tuple[float, ...], Engine],
+    path_key: Sequence[tuple[float, ...]],
+    book: Book,
+    config: CascadeConfig,
+    paths: PathSet,
+    todo: np.ndarray,
+    prices: PriceOverrides,
+    check: bool,
+    per_task: int | None,
+) -> Any:
+    """Yields (path, outcome) for the paths of ``todo`` as the cluster's tasks finish."""
+    from distributed import as_completed
+
+    from crossmargin.distributed import UniverseSpec
+
+    if not hasattr(client, "submit") or not hasattr(client, "scatter"):
+        raise ConfigTypeError(
+            f"client: expected a distributed.Client, got {type(client).__name__}", field="client"
+        )
+    u0 = next(iter(engines.values())).universe
+    bal, pos = ({c: df[c].to_numpy() for c in df.columns} for df in book.to_pandas(u0))
+    bal_f, pos_f = client.scatter([bal, pos], broadcast=True)
+    specs = {
+        k: client.scatter(UniverseSpec.of(e.universe), broadcast=True) for k, e in engines.items()
+    }
+    n_workers = max(len(client.scheduler_info().get("workers", {})), 1)
+    size = per_task or max(1, math.ceil(len(todo) / (4 * n_workers)))
+    futures = []
+    for key in specs:
+        mine = [int(p) for p in todo if path_key[p] == key]
+        for i in range(0, len(mine), size):
+            jobs = [(p, replace(config, path=paths.path(p))) for p in mine[i : i + size]]
+            futures.append(
+                client.submit(
+                    _paths_task, specs[key], bal_f, pos_f, jobs, prices, check, pure=False
+                )
+            )
+    for f in as_completed(futures):
+        yield from f.result()
 
 
 __all__ = [

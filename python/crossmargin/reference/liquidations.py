@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crossmargin import _core
-from crossmargin.book import Book
+from crossmargin.book import POSITION_SIDES, Book
 from crossmargin.cascade.model import (
     EVENT_KINDS,
     CascadeConfig,
@@ -98,6 +98,7 @@ class _Position:
     entry: float
     isolated: bool
     iso_minor: int  # the isolated margin, minor units of the settle asset
+    side: str = "both"  # "a hedge leg is liquidated as its own position"
 
 
 @dataclass
@@ -146,20 +147,26 @@ def _load(universe: Universe, book: Book) -> list[_Account]:
 
     positions: dict[int, list[tuple[int, int, _Position]]] = {}
     p = book.positions
-    for r, (account, code, qty, entry, iso) in enumerate(
+    for r, (account, code, qty, entry, iso, side) in enumerate(
         zip(
             p["account"].tolist(),
             p["market"].codes.tolist(),
             p["qty"].tolist(),
             p["entry_price"].tolist(),
             p["isolated_margin"].tolist(),
+            p["side"].tolist(),
             strict=True,
         )
     ):
         # "0 or NaN = cross; > 0 = isolated with that margin" (docs/MODEL.md "Book").
         isolated = iso > 0.0
         pos = _Position(
-            market_of_code[code], qty, entry, isolated, to_minor(iso) if isolated else 0
+            market_of_code[code],
+            qty,
+            entry,
+            isolated,
+            to_minor(iso) if isolated else 0,
+            POSITION_SIDES[int(side)],
         )
         # "each account's rows in ascending universe index" (docs/MODEL.md)
         positions.setdefault(account, []).append((market_of_code[code], r, pos))
@@ -446,6 +453,7 @@ class _Event:
     fee_usd: float
     bad_debt_usd: float
     kind: str
+    side: str = ""  # the position's side; "" for an account-level event
 
 
 def _release_isolated(universe: Universe, acct: _Account, p: _Position) -> None:
@@ -510,7 +518,7 @@ def _close(
     pools.insurance[settle] += fee
     kind = "isolated" if p.isolated else order.kind
     out: list[tuple[_Event, tuple[int, float, float] | None]] = [
-        (_Event(a, k, x, price, notional * sp, to_units(fee) * sp, 0.0, kind), None)
+        (_Event(a, k, x, price, notional * sp, to_units(fee) * sp, 0.0, kind, p.side), None)
     ]
     if p.isolated:
         if p.qty == 0.0:
@@ -523,7 +531,10 @@ def _close(
                 p.isolated = False
                 usd = to_units(deficit) * sp
                 out.append(
-                    (_Event(a, k, 0.0, price, 0.0, 0.0, usd, "bankruptcy"), (k, signum(q), usd))
+                    (
+                        _Event(a, k, 0.0, price, 0.0, 0.0, usd, "bankruptcy", p.side),
+                        (k, signum(q), usd),
+                    )
                 )
             else:
                 _release_isolated(universe, acct, p)
@@ -622,7 +633,9 @@ def _deleverage(
             cs = market.contract_size
             notional = (abs(x) * cs / p.entry if market.inverse else abs(x) * cs * p.entry) * sp
             out.append(
-                _Event(cp.account, k, x, p.entry, notional, 0.0, to_units(minor) * sp, "adl")
+                _Event(
+                    cp.account, k, x, p.entry, notional, 0.0, to_units(minor) * sp, "adl", p.side
+                )
             )
             remaining -= take
     elif how == "socialized_loss":
@@ -649,6 +662,7 @@ def _deleverage(
                     0.0,
                     to_units(part) * sp,
                     "socialized_loss",
+                    accounts[cp.account].positions[cp.pos].side,
                 )
             )
     return out
@@ -891,6 +905,7 @@ def _result(
             "fee_usd": np.array([e.fee_usd for _, _, e in events], dtype=np.float64),
             "bad_debt_usd": np.array([e.bad_debt_usd for _, _, e in events], dtype=np.float64),
             "kind": np.array([e.kind for _, _, e in events], dtype=object),
+            "side": np.array([e.side for _, _, e in events], dtype=object),
         }
     )
     assert all(e.kind in EVENT_KINDS for _, _, e in events)

@@ -37,7 +37,7 @@
 use rayon::prelude::*;
 
 use crate::book::{AccountRows, GroupedBook};
-use crate::margin::{evaluate_account, fee_reserve, position_margin, MarginContext, Prices};
+use crate::margin::{evaluate_account, fee_reserve, position_margin, AccountMargin, MarginContext, Prices};
 use crate::universe::{MarketKind, Universe};
 
 /// The smallest and largest price factor searched: a million-fold move either way.
@@ -117,11 +117,18 @@ struct Scratch {
     asset: Vec<f64>,
     mark: Vec<f64>,
     breaks: Vec<f64>,
+    /// The current search's account evaluations by factor ([`cross_gap`]).
+    memo: Vec<(u64, AccountMargin)>,
 }
 
 impl Scratch {
     fn new(ctx: &MarginContext<'_>) -> Self {
-        Scratch { asset: ctx.prices.asset.to_vec(), mark: ctx.prices.mark.to_vec(), breaks: Vec::with_capacity(64) }
+        Scratch {
+            asset: ctx.prices.asset.to_vec(),
+            mark: ctx.prices.mark.to_vec(),
+            breaks: Vec::with_capacity(64),
+            memo: Vec::with_capacity(64),
+        }
     }
 
     /// Sets the prices a driver moves to base × s (s = 1 restores them exactly).
@@ -218,18 +225,31 @@ fn may_turn(u: &Universe, moves: &Moves, d: Driver, k: usize) -> bool {
     }
 }
 
-/// g of an account's cross pool at factor s: (adj_equity_maint − mm, scale).
+/// g of an account's cross pool at factor s: (adj_equity_maint − mm, scale). The account's
+/// evaluation at each s is kept in `memo` (factor bits → numbers), so the bankruptcy search
+/// reuses the points the maintenance search walked (the same numbers: one formula, the same
+/// prices).
+#[allow(clippy::too_many_arguments)]
 fn cross_gap(
     rows: AccountRows<'_>,
     ctx: &MarginContext<'_>,
     moves: &Moves,
     d: Driver,
     scr: &mut Scratch,
+    memo: &mut Vec<(u64, AccountMargin)>,
     b: Boundary,
     s: f64,
 ) -> (f64, f64) {
-    scr.set(ctx, moves, d, s);
-    let m = evaluate_account(rows, &scr.context(ctx));
+    let key = s.to_bits();
+    let m = match memo.iter().find(|x| x.0 == key) {
+        Some(&(_, m)) => m,
+        None => {
+            scr.set(ctx, moves, d, s);
+            let m = evaluate_account(rows, &scr.context(ctx));
+            memo.push((key, m));
+            m
+        }
+    };
     let req = match b {
         Boundary::Maintenance => m.requirement[1],
         Boundary::Bankruptcy => m.fee_reserve,
@@ -428,10 +448,13 @@ fn account_prices(
                 }
             }
             let mut both = [f64::NAN; 2];
+            let mut memo = std::mem::take(&mut scr.memo);
+            memo.clear();
             for (x, b) in both.iter_mut().zip([Boundary::Maintenance, Boundary::Bankruptcy]) {
                 let mut bk = breaks.clone();
-                *x = nearest_crossing(&mut bk, |s| cross_gap(rows, ctx, moves, d, scr, b, s));
+                *x = nearest_crossing(&mut bk, |s| cross_gap(rows, ctx, moves, d, scr, &mut memo, b, s));
             }
+            scr.memo = memo;
             scr.breaks = breaks;
             let s = (both[0], both[1]);
             if n_solved < solved.len() {

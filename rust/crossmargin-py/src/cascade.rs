@@ -50,6 +50,7 @@ pub(crate) fn events_into(py: Python<'_>, d: &Bound<'_, PyDict>, e: Events) -> P
     d.set_item("step", e.step.into_pyarray(py))?;
     d.set_item("account", e.account.into_pyarray(py))?;
     d.set_item("market", e.market.into_pyarray(py))?;
+    d.set_item("side", e.side.into_pyarray(py))?;
     d.set_item("qty", e.qty.into_pyarray(py))?;
     d.set_item("price", e.price.into_pyarray(py))?;
     d.set_item("notional_usd", e.notional_usd.into_pyarray(py))?;

@@ -41,6 +41,7 @@ fn events_from(d: &Bound<'_, PyDict>) -> PyResult<Events> {
         step: vec_of(d, "step")?,
         account: vec_of(d, "account")?,
         market: vec_of(d, "market")?,
+        side: vec_of(d, "side")?,
         qty: vec_of(d, "qty")?,
         price: vec_of(d, "price")?,
         notional_usd: vec_of(d, "notional_usd")?,
@@ -149,7 +150,7 @@ impl PyShard {
     /// This shard's deleveraging counterparties on `market` (holders of `side`), as far as a
     /// deficit of `cover` USD reaches (`CascadeDriver.deficit()`).
     fn counterparties<'py>(
-        &self,
+        &mut self,
         py: Python<'py>,
         prices: PricesIn<'py>,
         market: u32,
@@ -157,7 +158,7 @@ impl PyShard {
         cover: f64,
     ) -> PyResult<Bound<'py, PyDict>> {
         let p = prices.slices()?;
-        let (u, shard) = (&self.universe.get().inner, &self.inner);
+        let (u, shard) = self.parts();
         let c = detached(py, || shard.counterparties(u, p.asset, p.mark, market, side, cover))?;
         let d = PyDict::new(py);
         d.set_item("account", c.account.into_pyarray(py))?;

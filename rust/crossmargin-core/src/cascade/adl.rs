@@ -33,47 +33,169 @@ pub struct Counterparty {
     /// uPnL in USD at the round's prices (> 0).
     pub upnl: f64,
     pub score: f64,
+    /// The account's cross equity and total notional the score read (USD).
+    pub equity: f64,
+    pub notional: f64,
 }
 
-/// Profitable positions in `market` on `side` (sign of qty), best-ranked first.
-pub fn counterparties(state: &State, ctx: &MarginContext<'_>, market: u32, side: f64) -> Vec<Counterparty> {
+/// Each market's position rows (ascending) and each position row's account: built once per
+/// shard (a position never changes market), so a deficit reads only its market's rows.
+#[derive(Debug, Clone, Default)]
+pub struct MarketIndex {
+    offsets: Vec<usize>,
+    pos: Vec<u32>,
+    account: Vec<u32>,
+}
+
+impl MarketIndex {
+    pub fn new(state: &State, n_markets: usize) -> MarketIndex {
+        let mut offsets = vec![0usize; n_markets + 1];
+        for &k in &state.pos_market {
+            offsets[k as usize + 1] += 1;
+        }
+        for k in 0..n_markets {
+            offsets[k + 1] += offsets[k];
+        }
+        let mut at = offsets.clone();
+        let mut pos = vec![0u32; state.pos_market.len()];
+        for (p, &k) in state.pos_market.iter().enumerate() {
+            pos[at[k as usize]] = p as u32;
+            at[k as usize] += 1;
+        }
+        let mut account = vec![0u32; state.pos_market.len()];
+        for a in 0..state.n_accounts() {
+            account[state.pos_offsets[a]..state.pos_offsets[a + 1]].fill(a as u32);
+        }
+        MarketIndex { offsets, pos, account }
+    }
+
+    fn rows(&self, market: usize) -> &[u32] {
+        self.offsets.get(market..market + 2).map_or(&[], |w| &self.pos[w[0]..w[1]])
+    }
+}
+
+/// The account numbers the ranking reads (cross equity, total notional), cached for one set of
+/// prices: valid while the prices are those of [`RankCache::at`] and the account's rows are
+/// untouched ([`RankCache::invalidate`]). A cached value is the number the ranking would
+/// compute, so the cache changes no result.
+#[derive(Debug, Clone, Default)]
+pub struct RankCache {
+    key: Vec<u64>,
+    epoch: u32,
+    stamp: Vec<u32>,
+    value: Vec<(f64, f64)>,
+}
+
+impl RankCache {
+    /// Starts a new epoch unless the prices are the cached ones (bit for bit).
+    pub fn at(&mut self, n_accounts: usize, assets: &[f64], marks: &[f64]) {
+        let key: Vec<u64> = assets.iter().chain(marks).map(|x| x.to_bits()).collect();
+        if key != self.key || self.stamp.len() != n_accounts || self.epoch == u32::MAX {
+            self.key = key;
+            if self.stamp.len() != n_accounts || self.epoch == u32::MAX {
+                self.stamp = vec![0; n_accounts];
+                self.value = vec![(0.0, 0.0); n_accounts];
+                self.epoch = 0;
+            }
+            self.epoch += 1;
+        }
+    }
+
+    /// Account `a`'s rows changed.
+    pub fn invalidate(&mut self, a: usize) {
+        if let Some(s) = self.stamp.get_mut(a) {
+            *s = 0;
+        }
+    }
+}
+
+/// The account's (cross equity, total notional) at the context's prices.
+fn rank_numbers(state: &State, ctx: &MarginContext<'_>, a: usize) -> (f64, f64) {
+    let (equity, _) = cross_equity(state, a, ctx);
+    let notional: f64 = (state.pos_offsets[a]..state.pos_offsets[a + 1])
+        .map(|q| position_stake(ctx, state.pos_market[q] as usize, state.pos_qty[q], state.pos_entry[q]).notional)
+        .sum();
+    (equity, notional)
+}
+
+/// Profitable positions in `market` on `side` (sign of qty), in row order (unranked: see
+/// [`rank`]). `cache` must be [`RankCache::at`] the context's prices.
+pub fn counterparties(
+    state: &State,
+    ctx: &MarginContext<'_>,
+    market: u32,
+    side: f64,
+    index: &MarketIndex,
+    cache: &mut RankCache,
+) -> Vec<Counterparty> {
     let u = ctx.universe;
     let k = market as usize;
+    // Options are not deleveraged: an option's premium is not a profit on a price.
+    if k >= u.n_markets() || u.contract(k).is_option() {
+        return vec![];
+    }
     let sp = ctx.prices.asset[u.markets.settle[k] as usize];
     let contract = u.contract(k);
-    let mut c: Vec<Counterparty> = (0..state.n_accounts())
-        .into_par_iter()
-        .flat_map_iter(|a| {
-            let range = state.pos_offsets[a]..state.pos_offsets[a + 1];
-            // Options are not deleveraged: an option's premium is not a profit on a price.
-            let held = range
-                .filter(|&p| state.pos_market[p] == market && state.pos_qty[p] * side > 0.0 && !contract.is_option());
-            let mut found = Vec::new();
-            for p in held {
-                let pm = position_stake(ctx, k, state.pos_qty[p], state.pos_entry[p]);
-                if pm.equity <= 0.0 {
-                    continue;
-                }
-                let (equity, _) = cross_equity(state, a, ctx);
-                let notional: f64 = (state.pos_offsets[a]..state.pos_offsets[a + 1])
-                    .map(|q| {
-                        position_stake(ctx, state.pos_market[q] as usize, state.pos_qty[q], state.pos_entry[q]).notional
-                    })
-                    .sum();
-                let entry_notional = contract.notional_usd(state.pos_qty[p], state.pos_entry[p], sp);
-                let leverage = if equity > 0.0 { notional / equity } else { f64::INFINITY };
-                found.push(Counterparty {
-                    account: a,
-                    pos: p,
-                    upnl: pm.equity,
-                    score: pm.equity / entry_notional * leverage,
-                });
+    let cached = &*cache;
+    let found: Vec<(Counterparty, bool)> = index
+        .rows(k)
+        .par_iter()
+        .filter_map(|&p| {
+            let p = p as usize;
+            if state.pos_qty[p] * side <= 0.0 {
+                return None;
             }
-            found
+            let pm = position_stake(ctx, k, state.pos_qty[p], state.pos_entry[p]);
+            if pm.equity <= 0.0 {
+                return None;
+            }
+            let a = index.account[p] as usize;
+            let fresh = cached.stamp[a] != cached.epoch;
+            let (equity, notional) = if fresh { rank_numbers(state, ctx, a) } else { cached.value[a] };
+            let entry_notional = contract.notional_usd(state.pos_qty[p], state.pos_entry[p], sp);
+            let leverage = if equity > 0.0 { notional / equity } else { f64::INFINITY };
+            let score = pm.equity / entry_notional * leverage;
+            Some((Counterparty { account: a, pos: p, upnl: pm.equity, score, equity, notional }, fresh))
         })
         .collect();
-    c.sort_by(|x, y| y.score.total_cmp(&x.score).then(state.accounts[x.account].cmp(&state.accounts[y.account])));
-    c
+    for (c, fresh) in &found {
+        if *fresh {
+            cache.stamp[c.account] = cache.epoch;
+            cache.value[c.account] = (c.equity, c.notional);
+        }
+    }
+    found.into_iter().map(|(c, _)| c).collect()
+}
+
+/// The ranking: best score first, ties by account id, then row (a total order, so the result
+/// does not depend on how the list was gathered).
+fn ranked(state: &State, x: &Counterparty, y: &Counterparty) -> std::cmp::Ordering {
+    y.score.total_cmp(&x.score).then(state.accounts[x.account].cmp(&state.accounts[y.account])).then(x.pos.cmp(&y.pos))
+}
+
+/// Ranks `c` and returns how many of the best-ranked a deficit of `cover` USD reaches: the
+/// shortest prefix whose uPnLs sum past `enough`, all of them when none does. Only that prefix
+/// is sorted (partial selection, widened until it reaches); the prefix is the one a full sort
+/// gives, summed in the same order.
+pub fn rank(state: &State, c: &mut [Counterparty], enough: f64) -> usize {
+    let reach = |c: &[Counterparty]| {
+        let mut sum = 0.0f64;
+        c.iter().position(|cp| {
+            sum += cp.upnl;
+            sum > enough
+        })
+    };
+    let mut k = 256usize;
+    while k < c.len() {
+        c.select_nth_unstable_by(k, |x, y| ranked(state, x, y));
+        c[..k].sort_unstable_by(|x, y| ranked(state, x, y));
+        if let Some(i) = reach(&c[..k]) {
+            return i + 1;
+        }
+        k = k.saturating_mul(4);
+    }
+    c.sort_unstable_by(|x, y| ranked(state, x, y));
+    reach(c).map_or(c.len(), |i| i + 1)
 }
 
 /// Moves `minor` units of `asset` from the external counterparty to the insurance fund.

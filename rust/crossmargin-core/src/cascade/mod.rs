@@ -14,6 +14,7 @@ pub mod adl;
 pub mod impact;
 pub mod ledger;
 pub mod policy;
+pub mod screen;
 pub mod state;
 pub mod step;
 
@@ -56,6 +57,9 @@ pub struct Events {
     pub account: Vec<i64>,
     /// Market index, −1 for an account-level event (bankruptcy settlement).
     pub market: Vec<i32>,
+    /// The position's side code (0 both, 1 long, 2 short: a hedge leg is liquidated as its own
+    /// position), [`NO_SIDE`] for an account-level event.
+    pub side: Vec<u8>,
     /// Signed quantity closed (contracts): negative sells a long.
     pub qty: Vec<f64>,
     pub price: Vec<f64>,
@@ -65,10 +69,14 @@ pub struct Events {
     pub kind: Vec<u8>,
 }
 
+/// The side code of an account-level event (no position).
+pub const NO_SIDE: u8 = u8::MAX;
+
 /// One event, before the driver gives it its round and step.
 #[derive(Debug, Clone, Copy)]
 struct Event {
     market: i32,
+    side: u8,
     qty: f64,
     price: f64,
     notional_usd: f64,
@@ -83,6 +91,7 @@ impl Events {
         self.step.push(step);
         self.account.push(account);
         self.market.push(e.market);
+        self.side.push(e.side);
         self.qty.push(e.qty);
         self.price.push(e.price);
         self.notional_usd.push(e.notional_usd);

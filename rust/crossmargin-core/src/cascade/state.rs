@@ -144,6 +144,12 @@ impl State {
         }
     }
 
+    /// The side code of position row `p` (0 both when the book has no sides).
+    #[inline]
+    pub fn side_of(&self, p: usize) -> u8 {
+        self.pos_side.get(p).copied().unwrap_or(0)
+    }
+
     /// The balance row of `asset` in account `a` (settle assets always have one).
     pub fn balance_row(&self, a: usize, asset: u32) -> usize {
         let r = self.bal_offsets[a]..self.bal_offsets[a + 1];

@@ -25,10 +25,11 @@
 use rayon::prelude::*;
 
 use crate::book::GroupedBook;
-use crate::cascade::adl::{counterparties, to_fund_from_external, Deleverage};
+use crate::cascade::adl::{counterparties, rank, to_fund_from_external, Deleverage, MarketIndex, RankCache};
 use crate::cascade::impact::Execution;
 use crate::cascade::ledger::{self, to_minor, Pools};
 use crate::cascade::policy::{self, cross_equity, Candidate, EventKind, Order, Slicing};
+use crate::cascade::screen::Certificates;
 use crate::cascade::state::State;
 use crate::cascade::{check, check_remap, CascadeConfig, Event, Events, Rounds};
 use crate::error::{CoreError, Result};
@@ -84,6 +85,7 @@ impl TaggedEvents {
             e.account[i],
             Event {
                 market: e.market[i],
+                side: e.side.get(i).copied().unwrap_or(0),
                 qty: e.qty[i],
                 price: e.price[i],
                 notional_usd: e.notional_usd[i],
@@ -143,17 +145,44 @@ pub struct Shard {
     cands: Vec<Candidate>,
     identity_a: Vec<u32>,
     identity_m: Vec<u32>,
+    /// Position rows by market, for the deleveraging ranking.
+    index: MarketIndex,
+    /// The ranking's per-account numbers at the round's prices.
+    rank: RankCache,
+    /// Accounts certified safe over a band of marks ([`crate::cascade::screen`]).
+    certs: Certificates,
+    /// Accounts evaluated / skipped by the selections so far.
+    evaluated: u64,
+    skipped: u64,
 }
 
 impl Shard {
     pub fn new(book: &GroupedBook, u: &Universe, asset_remap: &[u32], market_remap: &[u32]) -> Result<Shard> {
         check_remap(book, u, asset_remap, market_remap)?;
+        let state = State::new(book, u, asset_remap, market_remap);
         Ok(Shard {
-            state: State::new(book, u, asset_remap, market_remap),
+            index: MarketIndex::new(&state, u.n_markets()),
+            state,
             cands: Vec::new(),
             identity_a: (0..u.n_assets() as u32).collect(),
             identity_m: (0..u.n_markets() as u32).collect(),
+            rank: RankCache::default(),
+            certs: Certificates::new(u, book.n_accounts()),
+            evaluated: 0,
+            skipped: 0,
         })
+    }
+
+    /// Switches the incremental selection on or off (on by default unless
+    /// `CROSSMARGIN_CASCADE_INCREMENTAL=0`); off, every round evaluates every account. The
+    /// results are the same either way.
+    pub fn set_incremental(&mut self, on: bool) {
+        self.certs.enabled = on;
+    }
+
+    /// (accounts evaluated, accounts skipped as certified) over this shard's selections.
+    pub fn selection_counts(&self) -> (u64, u64) {
+        (self.evaluated, self.skipped)
     }
 
     fn check_prices(&self, assets: &[f64], marks: &[f64]) -> Result<()> {
@@ -189,10 +218,38 @@ impl Shard {
         let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: marks }, remap };
         let lookup = PreparedLookup::new(&ctx);
         let state = &self.state;
-        self.cands = (0..state.n_accounts())
-            .into_par_iter()
-            .filter_map(|a| policy::select(state, a, &ctx, &lookup, slicing))
+        let (view, certs) = self.certs.begin(assets, marks);
+        // Accounts in chunks, each with its certificates: skipped while certified, else
+        // evaluated (and certified when safe).
+        const ACCOUNTS: usize = 1024;
+        let per_chunk: Vec<(Vec<Candidate>, u64)> = certs
+            .par_chunks_mut(ACCOUNTS)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let (mut cands, mut evaluated) = (Vec::new(), 0u64);
+                for (j, c) in chunk.iter_mut().enumerate() {
+                    let a = i * ACCOUNTS + j;
+                    if view.holds(c, state, a, marks) {
+                        continue;
+                    }
+                    evaluated += 1;
+                    match policy::select(state, a, &ctx, &lookup, slicing) {
+                        Some(cand) => cands.push(cand),
+                        None => view.certify(c, state, a, &ctx),
+                    }
+                }
+                (cands, evaluated)
+            })
             .collect();
+        self.cands.clear();
+        let mut evaluated = 0;
+        for (cands, n) in per_chunk {
+            self.cands.extend(cands);
+            evaluated += n;
+        }
+        self.evaluated += evaluated;
+        self.skipped += state.n_accounts() as u64 - evaluated;
+        let state = &self.state;
         let mut out = Candidates { order_offsets: vec![0], ..Default::default() };
         for c in &self.cands {
             out.account.push(state.accounts[c.account]);
@@ -232,6 +289,8 @@ impl Shard {
         let state = &mut self.state;
         for (item, &ci) in chosen.iter().enumerate() {
             let c = &self.cands[ci as usize];
+            self.rank.invalidate(c.account);
+            self.certs.invalidate(c.account);
             let (events, pieces) = settle_candidate(state, &mut pools, &ctx, fee_rate, c, |k| fill_price[k]);
             for e in events {
                 out.events.push(item, state.accounts[c.account], e);
@@ -258,7 +317,7 @@ impl Shard {
     /// headroom is far above the rounding of the walk's running remainder (one ulp of the
     /// deficit per position taken).
     pub fn counterparties(
-        &self,
+        &mut self,
         u: &Universe,
         assets: &[f64],
         marks: &[f64],
@@ -272,15 +331,9 @@ impl Shard {
         }
         let remap = Remap { asset: &self.identity_a, market: &self.identity_m };
         let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: marks }, remap };
-        let all = counterparties(&self.state, &ctx, market, side);
-        let (mut sum, enough) = (0.0f64, cover * (1.0 + COVER_HEADROOM));
-        let n = all
-            .iter()
-            .position(|cp| {
-                sum += cp.upnl;
-                sum > enough
-            })
-            .map_or(all.len(), |i| i + 1);
+        self.rank.at(self.state.n_accounts(), assets, marks);
+        let mut all = counterparties(&self.state, &ctx, market, side, &self.index, &mut self.rank);
+        let n = rank(&self.state, &mut all, cover * (1.0 + COVER_HEADROOM));
         let mut out = Counterparties {
             account: Vec::with_capacity(n),
             local_account: Vec::with_capacity(n),
@@ -332,6 +385,8 @@ impl Shard {
         let mut out = TaggedEvents::default();
         for i in 0..n {
             let (a, p) = (closes.local_account[i] as usize, closes.pos[i] as usize);
+            self.rank.invalidate(a);
+            self.certs.invalidate(a);
             match how {
                 Deleverage::None => {}
                 Deleverage::Adl => {
@@ -347,6 +402,7 @@ impl Shard {
                     let notional = u.contract(ku).notional_usd(x, entry, sp);
                     let e = Event {
                         market: market as i32,
+                        side: s.side_of(p),
                         qty: x,
                         price: entry,
                         notional_usd: notional,
@@ -363,6 +419,7 @@ impl Shard {
                     s.refresh(a);
                     let e = Event {
                         market: market as i32,
+                        side: s.side_of(p),
                         qty: 0.0,
                         price: marks[ku],
                         notional_usd: 0.0,
@@ -425,6 +482,7 @@ fn settle_candidate(
         state.refresh(a);
         events.push(Event {
             market: -1,
+            side: crate::cascade::NO_SIDE,
             qty: 0.0,
             price: 0.0,
             notional_usd: 0.0,
@@ -506,6 +564,7 @@ impl Fill<'_, '_> {
         out.push((
             Event {
                 market: k as i32,
+                side: s.side_of(p),
                 qty: x,
                 price,
                 notional_usd: notional * sp,
@@ -527,6 +586,7 @@ impl Fill<'_, '_> {
                     out.push((
                         Event {
                             market: k as i32,
+                            side: s.side_of(p),
                             qty: 0.0,
                             price,
                             notional_usd: 0.0,
@@ -1014,7 +1074,7 @@ pub fn run_sharded(u: &Universe, shards: &mut [Shard], d: &mut Driver) -> Result
         d.settled(&settled)?;
         while let Some((k, side, cover)) = d.deficit() {
             let cps = shards
-                .iter()
+                .iter_mut()
                 .map(|s| s.counterparties(u, &assets, &marks, k, side, cover))
                 .collect::<Result<Vec<_>>>()?;
             let closes = d.plan_deleverage(&cps)?;
@@ -1133,8 +1193,22 @@ mod tests {
     }
 
     fn sharded(u: &Universe, r: &Rows, n: i64, cfg: &CascadeConfig) -> (DriverOutput, Vec<i128>) {
+        sharded_with(u, r, n, cfg, true).0
+    }
+
+    /// The sharded run, with the incremental selection on or off; also the accounts skipped.
+    fn sharded_with(
+        u: &Universe,
+        r: &Rows,
+        n: i64,
+        cfg: &CascadeConfig,
+        incremental: bool,
+    ) -> ((DriverOutput, Vec<i128>), u64) {
         let mut shards: Vec<Shard> =
             (0..n).map(|s| Shard::new(&r.subset(|id| id.rem_euclid(n) == s), u, &[0, 1], &[0, 1]).unwrap()).collect();
+        for s in &mut shards {
+            s.set_incremental(incremental);
+        }
         let before: Vec<i128> = (0..2).map(|a| shards.iter().map(|s| s.holdings(u)[a]).sum()).collect();
         let mut d = Driver::new(u, cfg.clone()).unwrap();
         run_sharded(u, &mut shards, &mut d).unwrap();
@@ -1146,7 +1220,8 @@ mod tests {
             .collect();
         let fund: Vec<i128> = cfg.insurance_fund.iter().map(|&x| to_minor(x)).collect();
         assert_eq!(before.iter().zip(&fund).map(|(b, f)| b + f).collect::<Vec<_>>(), after);
-        (out, after)
+        let skipped = shards.iter().map(|s| s.selection_counts().1).sum();
+        ((out, after), skipped)
     }
 
     proptest! {
@@ -1178,6 +1253,61 @@ mod tests {
             prop_assert_eq!(one.outcome.fees_usd.to_bits(), many.fees_usd.to_bits());
             prop_assert_eq!(&one.outcome.truncated_steps, &many.truncated_steps);
             prop_assert_eq!(&one.outcome.final_marks, &many.final_marks);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn incremental_rounds_equal_full_rounds(
+            cash in prop::collection::vec(0.0f64..2000.0, 1..40),
+            btc in prop::collection::vec(0.0f64..3.0, 40),
+            qty in prop::collection::vec((-30.0f64..30.0, -200.0f64..200.0), 40),
+            iso in prop::collection::vec(prop::bool::ANY, 40),
+            shock in -0.3f64..0.2,
+            fund in 0.0f64..50.0,
+            how in prop::sample::select(vec![Deleverage::Adl, Deleverage::SocializedLoss]),
+            per_round in prop::sample::select(vec![0usize, 1, 3]),
+            n in 1i64..4,
+        ) {
+            let u = universe();
+            let k = cash.len();
+            let r = rows(&cash, &btc[..k], &qty[..k], &iso[..k]);
+            let cfg = config(shock, fund, how, per_round);
+            let ((full, ft), none) = sharded_with(&u, &r, 1, &cfg, false);
+            let ((inc, it), _) = sharded_with(&u, &r, n, &cfg, true);
+            prop_assert_eq!(none, 0);
+            prop_assert_eq!(&full.events, &inc.events);
+            prop_assert_eq!(&full.rounds, &inc.rounds);
+            prop_assert_eq!(&full.pools, &inc.pools);
+            prop_assert_eq!(&ft, &it);
+            prop_assert_eq!(full.bad_debt_usd.to_bits(), inc.bad_debt_usd.to_bits());
+            prop_assert_eq!(&full.final_marks, &inc.final_marks);
+        }
+    }
+
+    #[test]
+    fn certified_accounts_are_skipped_and_change_nothing() {
+        // Well-funded accounts far from maintenance beside thin ones that cascade over many
+        // rounds: the safe ones are certified in the first round and skipped after.
+        let u = universe();
+        let n = 60;
+        let cash: Vec<f64> = (0..n).map(|a| if a % 4 == 0 { 5000.0 } else { 60.0 + 10.0 * (a % 7) as f64 }).collect();
+        let btc = vec![0.0; n];
+        let qty: Vec<(f64, f64)> =
+            (0..n).map(|a| (3.0 + (a % 3) as f64, if a % 5 == 0 { -20.0 } else { 0.0 })).collect();
+        let iso: Vec<bool> = (0..n).map(|a| a % 6 == 3).collect();
+        let r = rows(&cash, &btc, &qty, &iso);
+        for how in [Deleverage::Adl, Deleverage::SocializedLoss] {
+            let cfg = config(-0.12, 0.0, how, 2);
+            let ((full, _), _) = sharded_with(&u, &r, 1, &cfg, false);
+            let ((inc, _), skipped) = sharded_with(&u, &r, 3, &cfg, true);
+            assert!(full.rounds.round.len() > 3, "{}", full.rounds.round.len());
+            assert!(skipped > 0);
+            assert_eq!(full.events, inc.events);
+            assert_eq!(full.rounds, inc.rounds);
+            assert_eq!(full.pools, inc.pools);
         }
     }
 

@@ -1,0 +1,281 @@
+//! Incremental selection (docs/MODEL.md "Liquidation cascades", "Incremental rounds"): a
+//! round re-evaluates only the accounts that might need action. An account that
+//! [`Shard::select`](super::step::Shard::select) found safe gets a *certificate*: a band
+//! [c·(1 − δ), c·(1 + δ)] around each of its markets' marks c at that round, within which it
+//! provably stays safe. Later rounds skip it while every one of its marks stays inside its
+//! band, its rows are untouched (settled, deleveraged: [`Certificates::invalidate`]) and the
+//! asset prices are those of the certificate (a new path step clears every certificate).
+//!
+//! Why skipping changes nothing. Within a step only marks move. For a perp or future, with
+//! the asset prices fixed, each position's uPnL is monotone in its mark (linear: S·(m − e);
+//! inverse: S·(1/e − 1/m)), its counted uPnL min(u, 0) + w·max(u, 0) is monotone in the
+//! uPnL (w ≥ 0), its notional is monotone in the mark and its requirement is non-decreasing
+//! in the notional (bracket rates never decrease, slopes and the size premium are ≥ 0,
+//! entry-basis maintenance is constant). So over the band each term is bounded below by its
+//! value at one of the two ends — counted uPnL at the end with the lower uPnL, requirement
+//! at the end with the larger one — and balances do not move. The account is certified when,
+//! with both ends' worst terms,
+//!   - the cross pool's adjusted maintenance equity minus its requirement,
+//!   - the cross equity (balances + cross uPnL), and
+//!   - every isolated position's margin + uPnL minus its requirement
+//!
+//! each exceed [`HEADROOM`] × the sum of the magnitudes of the terms — far above the rounding
+//! of the kernel's sums (a few ulps per row), so the kernel's own numbers at any mark in the
+//! band keep the account out of [`policy::select`](super::policy::select). Accounts holding
+//! what this argument does not cover — options (they move with their underlying's forward),
+//! venue rules whose terms couple the positions (two-sided valuation, closing-fee reserves,
+//! Drift's uPnL size discount) — are never certified: they are evaluated every round.
+
+use crate::book::AccountRows;
+use crate::cascade::state::State;
+use crate::margin::{evaluate_rows_into, position_margin, BalanceLine, MarginContext, RowSink};
+use crate::universe::Universe;
+
+/// Band half-widths (relative to the mark) a certificate can have. Each account keeps a hint
+/// of the width it last held: a certification tries the hint, then one step wider (after a
+/// pass) or narrower (after a failure), so it costs one to two bound evaluations.
+pub const DELTAS: [f64; 4] = [0.01, 0.05, 0.15, 0.4];
+/// Relative margin a certificate keeps over the rounding of the kernel's sums.
+pub const HEADROOM: f64 = 1e-9;
+/// After a failed certification, how many of the account's evaluations pass before the next
+/// attempt (the account is evaluated exactly meanwhile; only the attempt is saved).
+const WAIT: u8 = 2;
+/// Certificates are made from this selection at one set of asset prices on (the step's third
+/// round): a step that settles in a round or two never pays for certificates it cannot use.
+const FROM_CALL: u32 = 2;
+const NONE: u32 = u32::MAX;
+
+/// Σ |value| + |maintenance collateral| of the balance rows the kernel visits.
+struct Magnitudes(f64);
+
+impl RowSink for Magnitudes {
+    fn balance(&mut self, line: &BalanceLine) {
+        self.0 += line.value.abs() + line.collateral[1].abs();
+    }
+}
+
+/// One account's certificate.
+#[derive(Debug, Clone, Copy)]
+pub struct Cert {
+    /// Index into the centres, NONE when uncertified.
+    at: u32,
+    /// Index into [`DELTAS`] of the certificate, and of the next attempt.
+    width: u8,
+    /// Evaluations to let pass before the next attempt.
+    wait: u8,
+}
+
+impl Default for Cert {
+    fn default() -> Self {
+        Cert { at: NONE, width: 1, wait: 0 }
+    }
+}
+
+/// The shard's certificates (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct Certificates {
+    /// Off: every account is evaluated every round (the reference the tests compare with).
+    pub enabled: bool,
+    /// Asset prices (bits) the certificates hold at.
+    key: Vec<u64>,
+    /// The marks of each round that certified accounts (band centres).
+    centres: Vec<Vec<f64>>,
+    /// Selections since the asset prices last changed.
+    calls: u32,
+    /// Per account.
+    pub certs: Vec<Cert>,
+    market_ok: Vec<bool>,
+    asset_ok: Vec<bool>,
+}
+
+/// Whether the environment leaves the incremental selection on
+/// (`CROSSMARGIN_CASCADE_INCREMENTAL=0` switches it off, for comparisons with the full
+/// evaluation).
+pub fn enabled_by_env() -> bool {
+    std::env::var("CROSSMARGIN_CASCADE_INCREMENTAL").map_or(true, |v| v != "0")
+}
+
+/// What the selection reads: the universe's certifiable markets and assets and the centres.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'c> {
+    enabled: bool,
+    certify_now: bool,
+    centres: &'c [Vec<f64>],
+    centre: u32,
+    market_ok: &'c [bool],
+    asset_ok: &'c [bool],
+}
+
+impl Certificates {
+    pub fn new(u: &Universe, n_accounts: usize) -> Certificates {
+        let venue = u.venue_rules;
+        let asset_ok: Vec<bool> = u.asset_hot.iter().map(|a| !(venue && a.two_sided)).collect();
+        let market_ok = u
+            .market_hot
+            .iter()
+            .map(|h| {
+                let plain = if venue {
+                    !h.upnl_rule && h.liquidation_fee == 0.0 && asset_ok[h.settle as usize]
+                } else {
+                    // The kernel's plain path reads neither (margin::position_margin_plain).
+                    !h.scaled && !h.entry_basis
+                };
+                plain && !h.is_option() && h.upnl_weight[1] >= 0.0
+            })
+            .collect();
+        Certificates {
+            enabled: enabled_by_env(),
+            key: Vec::new(),
+            centres: Vec::new(),
+            calls: 0,
+            certs: vec![Cert::default(); n_accounts],
+            market_ok,
+            asset_ok,
+        }
+    }
+
+    /// Starts a selection at these prices: clears every certificate when the asset prices
+    /// changed; returns the view the selection reads, centred on these marks.
+    pub fn begin(&mut self, assets: &[f64], marks: &[f64]) -> (View<'_>, &mut [Cert]) {
+        let key: Vec<u64> = assets.iter().map(|x| x.to_bits()).collect();
+        if key != self.key || self.centres.len() >= NONE as usize - 1 {
+            self.key = key;
+            self.centres.clear();
+            self.calls = 0;
+            self.certs.iter_mut().for_each(|c| c.at = NONE);
+        } else {
+            self.calls = self.calls.saturating_add(1);
+        }
+        if self.centres.last().is_none_or(|c| c.as_slice() != marks) {
+            self.centres.push(marks.to_vec());
+        }
+        let view = View {
+            enabled: self.enabled,
+            certify_now: self.calls >= FROM_CALL,
+            centres: &self.centres,
+            centre: (self.centres.len() - 1) as u32,
+            market_ok: &self.market_ok,
+            asset_ok: &self.asset_ok,
+        };
+        (view, &mut self.certs)
+    }
+
+    /// Account `a`'s rows changed.
+    pub fn invalidate(&mut self, a: usize) {
+        if let Some(c) = self.certs.get_mut(a) {
+            c.at = NONE;
+        }
+    }
+}
+
+impl View<'_> {
+    /// Whether account `a` (certificate `c`) is certified safe at `marks`.
+    #[inline]
+    pub fn holds(&self, c: &Cert, state: &State, a: usize, marks: &[f64]) -> bool {
+        if !self.enabled || c.at == NONE {
+            return false;
+        }
+        let (centre, d) = (&self.centres[c.at as usize], DELTAS[c.width as usize]);
+        (state.pos_offsets[a]..state.pos_offsets[a + 1]).all(|p| {
+            let k = state.pos_market[p] as usize;
+            let (lo, hi) = band(centre[k], d);
+            marks[k] >= lo && marks[k] <= hi
+        })
+    }
+
+    /// Account `a`, just found in no need of action at the context's prices (the view's
+    /// centre): certifies it if it is safe over a band, updating `c`.
+    pub fn certify(&self, c: &mut Cert, state: &State, a: usize, ctx: &MarginContext<'_>) {
+        c.at = NONE;
+        if !self.enabled || !self.certify_now {
+            return;
+        }
+        if c.wait > 0 {
+            c.wait -= 1;
+            return;
+        }
+        let rows = state.account(a);
+        if rows.bal_code.iter().any(|&i| !self.asset_ok[i as usize])
+            || rows.pos_code.iter().any(|&k| !self.market_ok[k as usize])
+        {
+            c.wait = u8::MAX;
+            return;
+        }
+        // The balances' part, by the kernel itself (positions left out: they are bounded below).
+        let only_balances =
+            AccountRows { pos_code: &[], pos_qty: &[], pos_entry: &[], pos_isolated: &[], pos_side: &[], ..rows };
+        let mut mags = Magnitudes(0.0);
+        let m = evaluate_rows_into(only_balances, ctx, ctx, &mut mags);
+        let safe = |w: u8| safe_over(state, a, ctx, DELTAS[w as usize], m.equity, m.adj_equity[1], mags.0);
+        let w = c.width.min(DELTAS.len() as u8 - 1);
+        let top = DELTAS.len() as u8 - 1;
+        let got = if safe(w) {
+            Some(if w < top && safe(w + 1) { w + 1 } else { w })
+        } else if w > 0 && safe(w - 1) {
+            Some(w - 1)
+        } else {
+            None
+        };
+        match got {
+            Some(w) => {
+                c.at = self.centre;
+                c.width = w;
+            }
+            None => {
+                c.width = w.saturating_sub(1);
+                c.wait = WAIT;
+            }
+        }
+    }
+}
+
+/// The band of half-width `d` around `centre` (the same floats for the bound and the test).
+#[inline]
+fn band(centre: f64, d: f64) -> (f64, f64) {
+    (centre * (1.0 - d), centre * (1.0 + d))
+}
+
+/// Whether account `a` is safe at every mark within the bands of half-width `d` around the
+/// context's marks, given its balances' equity, maintenance collateral and magnitudes.
+fn safe_over(
+    state: &State,
+    a: usize,
+    ctx: &MarginContext<'_>,
+    d: f64,
+    bal_equity: f64,
+    bal_coll: f64,
+    bal_mag: f64,
+) -> bool {
+    let u = ctx.universe;
+    let (mut cross, mut equity, mut mag) = (bal_coll, bal_equity, bal_mag);
+    for p in state.pos_offsets[a]..state.pos_offsets[a + 1] {
+        let (q, e) = (state.pos_qty[p], state.pos_entry[p]);
+        if q == 0.0 {
+            continue;
+        }
+        let k = state.pos_market[p] as usize;
+        let h = &u.market_hot[k];
+        let sp = ctx.prices.asset[h.settle as usize];
+        let (lo, hi) = band(ctx.prices.mark[k], d);
+        let (x, y) = (position_margin(u, k, q, e, lo, sp), position_margin(u, k, q, e, hi, sp));
+        let upnl = x.upnl.min(y.upnl);
+        let req = x.requirement[1].max(y.requirement[1]);
+        let terms = x.upnl.abs() + y.upnl.abs() + req.abs();
+        if state.iso_qty[p] > 0.0 {
+            let margin = state.iso_qty[p] * sp;
+            let own = terms + margin.abs();
+            // NaN fails the test too.
+            let safe = margin + upnl - req > HEADROOM * own;
+            if !safe {
+                return false;
+            }
+            mag += own;
+        } else {
+            cross += upnl.min(0.0) + upnl.max(0.0) * h.upnl_weight[1] - req;
+            equity += upnl;
+            mag += terms;
+        }
+    }
+    let need = HEADROOM * mag;
+    cross > need && equity > need
+}
