@@ -114,12 +114,13 @@ impl Gathered {
     pub fn margin(&self, i: usize) -> AccountMargin {
         let c = &self.out;
         let (adj, req) = ([c.adj_equity_initial[i], c.adj_equity_maint[i]], [c.im[i], c.mm[i]]);
+        let pool_short = adj[1] < req[1];
         AccountMargin {
             equity: c.equity[i],
             upnl: c.upnl[i],
             adj_equity: adj,
             requirement: req,
-            isolated_liquidatable: c.liquidatable[i] && !(adj[1] < req[1]),
+            isolated_liquidatable: c.liquidatable[i] && !pool_short,
             fee_reserve: 0.0,
         }
     }
