@@ -261,6 +261,18 @@ def test_ticks_reaching_thousands_of_accounts_equal_a_full_evaluation(simd, leve
     assert state(again) == state(mon)
 
 
+def test_an_unknown_simd_level_is_a_config_error_and_changes_nothing(simd) -> None:  # type: ignore[no-untyped-def]
+    book = generate(DEMO, n_accounts=300, seed=2)
+    mon = cm.Monitor(DEMO, book)
+    before = state(mon)
+    simd("sse9")
+    with pytest.raises(cm.ConfigError, match="CROSSMARGIN_SIMD"):
+        mon.on_prices({"BTC": 30_000.0})
+    with pytest.raises(cm.ConfigError, match="CROSSMARGIN_SIMD"):
+        mon.refresh()
+    assert state(mon) == before
+
+
 # ---- replay ------------------------------------------------------------------------------
 def test_replay_of_a_parquet_log_is_bit_identical(tmp_path: Path) -> None:
     book = generate(DEMO, n_accounts=3_000, seed=5)
