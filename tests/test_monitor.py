@@ -6,12 +6,15 @@ book size, average entry and realised P&L as the venues publish."""
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import crossmargin as cm
 import numpy as np
 import pytest
+from crossmargin import _core
 from crossmargin.result import MARGIN_COLUMNS
 from crossmargin.synth import generate
 from crossmargin.testing import random_books, universes
@@ -19,6 +22,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 DEMO = cm.Universe.demo()
+# The evaluation kernel's levels this CPU runs (CROSSMARGIN_SIMD); a tick or refresh that
+# reaches many accounts goes through the kernel at the level the variable selects.
+LEVELS, BEST = _core.simd_levels()
+
+
+@pytest.fixture
+def simd(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """Sets CROSSMARGIN_SIMD for the test (restored after)."""
+
+    def set_level(name: str) -> None:
+        monkeypatch.setenv("CROSSMARGIN_SIMD", name)
+
+    yield set_level
 
 
 def assert_same_bits(a: cm.Table, b: cm.Table) -> None:
@@ -190,8 +206,19 @@ def run(mon: cm.Monitor, op: tuple[str, Any]) -> None:
             assert state(mon) == before
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @given(data=st.data())
-def test_monitor_equals_a_full_evaluation_after_any_sequence(data: st.DataObject) -> None:
+def test_monitor_equals_a_full_evaluation_after_any_sequence(
+    level: str, data: st.DataObject
+) -> None:
+    os.environ["CROSSMARGIN_SIMD"] = level
+    try:
+        monitor_equals_a_full_evaluation(data)
+    finally:
+        os.environ.pop("CROSSMARGIN_SIMD", None)
+
+
+def monitor_equals_a_full_evaluation(data: st.DataObject) -> None:
     u = data.draw(universes(options=True, order_rules=True, venue_rules=True))
     rb = data.draw(random_books(u, max_rows=12, hedged=True, orders=True))
     book = rb.book(u)
@@ -204,6 +231,46 @@ def test_monitor_equals_a_full_evaluation_after_any_sequence(data: st.DataObject
     again = cm.Monitor.replay(u, book, mon.log())
     assert again.same_log(mon)
     assert state(again) == state(mon)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_ticks_reaching_thousands_of_accounts_equal_a_full_evaluation(simd, level: str) -> None:  # type: ignore[no-untyped-def]
+    # 6,000 demo accounts: a BTC tick moves several thousand of them, above the count from
+    # which the monitor gathers their rows for the evaluation kernel (kept between ticks
+    # on the same key until a change); a refresh re-evaluates all of them the same way.
+    simd(level)
+    book = generate(DEMO, n_accounts=6_000, seed=11)
+    mon = cm.Monitor(DEMO, book, levels=cm.Levels(0.6))
+    spot = current(mon, "BTC")
+    moved = 0
+    for f in (0.7, 0.55, 1.3):
+        crossings = mon.on_prices({"BTC": spot * f})
+        moved += len(crossings)
+        assert_matches_batch(mon)
+    assert moved > 0
+    a = int(book.accounts[10])
+    mon.fill(a, "BTCUSDT", "buy", 2.0, spot)
+    mon.apply(balances={"account": [int(book.accounts[20])], "asset": ["USDT"], "qty": [5.0]})
+    mon.on_prices({"BTC": spot * 0.8})
+    assert_matches_batch(mon)
+    mon.on_prices({"BTC": spot * 0.75, "ETHUSDT": 1_500.0})
+    assert_matches_batch(mon)
+    mon.refresh()
+    assert_matches_batch(mon)
+    again = cm.Monitor.replay(DEMO, book, mon.log())
+    assert state(again) == state(mon)
+
+
+def test_an_unknown_simd_level_is_a_config_error_and_changes_nothing(simd) -> None:  # type: ignore[no-untyped-def]
+    book = generate(DEMO, n_accounts=300, seed=2)
+    mon = cm.Monitor(DEMO, book)
+    before = state(mon)
+    simd("sse9")
+    with pytest.raises(cm.ConfigError, match="CROSSMARGIN_SIMD"):
+        mon.on_prices({"BTC": 30_000.0})
+    with pytest.raises(cm.ConfigError, match="CROSSMARGIN_SIMD"):
+        mon.refresh()
+    assert state(mon) == before
 
 
 # ---- replay ------------------------------------------------------------------------------

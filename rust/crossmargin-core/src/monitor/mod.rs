@@ -10,9 +10,12 @@
 //!
 //! Every account is evaluated by [`margin::evaluate_rows`] with the same prepared lookup a
 //! batch evaluation uses, over rows in the canonical order, so the monitor's results equal a
-//! batch evaluation of its snapshot bit for bit. Every change is checked whole before any of
+//! batch evaluation of its snapshot bit for bit. Large sets of accounts (a tick on a widely
+//! held market, a refresh) go through the evaluation kernel instead ([`bulk`]: gathered rows,
+//! the dispatched SIMD level), which gives the same bits. Every change is checked whole before any of
 //! it applies: an error leaves the monitor as it was.
 
+pub mod bulk;
 pub mod fill;
 pub mod index;
 pub mod levels;
@@ -23,6 +26,7 @@ use rayon::prelude::*;
 
 use crate::book::{group_with, BalanceInput, GroupedBook, OrderInput, PositionInput, SIDE_LONG, SIDE_SHORT};
 use crate::error::{CoreError, Result, Table};
+use crate::kernel::Level;
 use crate::limits::{is_price, within, MAX_QTY};
 use crate::margin::{evaluate_rows, AccountMargin, MarginContext, PreparedLookup, Prices, Remap};
 use crate::memory::column;
@@ -77,6 +81,17 @@ pub struct Monitor {
     levels: Levels,
     log: Log,
     seq: u64,
+    bulk: Bulk,
+    cache: bulk::Cache,
+}
+
+/// When re-evaluations go through the kernel ([`bulk`]).
+#[derive(Debug, Clone, Copy)]
+struct Bulk {
+    /// Affected accounts from which rows are gathered for the kernel.
+    min_accounts: usize,
+    /// The kernel's level; `None`: [`Level::from_env`] at each operation.
+    level: Option<Level>,
 }
 
 /// An empty book with the universe's code ranges: what a price check needs.
@@ -91,17 +106,34 @@ fn identity(n: usize) -> Vec<u32> {
 /// Accounts per parallel task when re-evaluating.
 const CHUNK: usize = 1024;
 
-/// Re-evaluates the accounts `affected` (dense numbers, ascending, unique) in place and
-/// returns their crossings in that order.
-#[allow(clippy::too_many_arguments)]
+/// Accounts ahead whose result the scatter asks the cache for (the affected accounts are
+/// scattered over the result column: a miss each).
+const PREFETCH: usize = 16;
+
+/// A hint to load the cache line of `r` (no effect on any value).
+#[inline(always)]
+fn prefetch<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults or changes memory, and `r` is a live
+    // reference besides.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((r as *const T).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
+}
+
+/// Stores the new margins of the accounts `affected` (dense numbers, ascending, unique;
+/// `margin(i, a)`: the margin of `affected[i] = a`) in place and returns their crossings in
+/// that order.
 fn reevaluate(
     store: &Store,
-    ctx: &MarginContext<'_>,
-    lookup: &PreparedLookup,
     levels: Levels,
     affected: &[u32],
     results: &mut [AccountMargin],
     level: &mut [u8],
+    margin: impl Fn(usize, usize) -> AccountMargin + Sync,
 ) -> Vec<Crossing> {
     // Disjoint windows of the result columns, one per chunk of the (ascending) affected list.
     let mut tasks = Vec::with_capacity(affected.len().div_ceil(CHUNK));
@@ -112,16 +144,19 @@ fn reevaluate(
         let (rw, rrest) = r.split_at_mut(hi - lo);
         let (_, l) = std::mem::take(&mut lev).split_at_mut(lo - offset);
         let (lw, lrest) = l.split_at_mut(hi - lo);
-        tasks.push((chunk, lo, rw, lw));
+        tasks.push((tasks.len() * CHUNK, chunk, lo, rw, lw));
         res = rrest;
         lev = lrest;
         offset = hi;
     }
-    let work = |(chunk, lo, rw, lw): (&[u32], usize, &mut [AccountMargin], &mut [u8])| {
+    let work = |(i0, chunk, lo, rw, lw): (usize, &[u32], usize, &mut [AccountMargin], &mut [u8])| {
         let mut out = Vec::new();
-        for &a in chunk {
+        for (i, &a) in chunk.iter().enumerate() {
+            if let Some(&ahead) = chunk.get(i + PREFETCH) {
+                prefetch(&rw[ahead as usize - lo]);
+            }
             let a = a as usize;
-            let m = evaluate_rows(store.account(a), ctx, lookup);
+            let m = margin(i0 + i, a);
             let new = levels.level(&m);
             let (old_m, old) = (&mut rw[a - lo], &mut lw[a - lo]);
             if new != *old {
@@ -194,6 +229,8 @@ impl Monitor {
             levels,
             log,
             seq: 0,
+            bulk: Bulk { min_accounts: bulk::BULK_MIN, level: None },
+            cache: bulk::Cache::default(),
         })
     }
 
@@ -264,6 +301,7 @@ impl Monitor {
     /// on an error; a tick that moves nothing is not an operation.
     pub fn on_prices(&mut self, u: &Universe, asset_price: Vec<f64>, mark: Vec<f64>) -> Result<Vec<Crossing>> {
         self.check_universe(u)?;
+        let simd = self.simd_level()?;
         MarginContext::new(
             u,
             &no_rows(u),
@@ -293,15 +331,38 @@ impl Monitor {
         self.asset_price = asset_price;
         self.mark = mark;
         let affected = self.index.accounts(&slots);
-        let mut crossings = self.evaluate_accounts(u, &affected, true);
+        let mut crossings = self.evaluate_accounts(u, &affected, true, simd, Some(&slots))?;
         self.sort_by_id(&mut crossings);
         self.log_crossings(&crossings);
         Ok(crossings)
     }
 
+    /// The kernel's level for this operation, read before anything changes (an unknown or
+    /// unsupported `CROSSMARGIN_SIMD` is a `Config` error that leaves the monitor as it was).
+    fn simd_level(&self) -> Result<Level> {
+        self.bulk.level.map_or_else(Level::from_env, Ok)
+    }
+
+    /// Re-evaluations of at least `min_accounts` accounts go through the kernel at `level`
+    /// (`None`: `CROSSMARGIN_SIMD`, else the best this CPU runs); the default is
+    /// [`bulk::BULK_MIN`] accounts. The results are the same bits either way: this only
+    /// chooses the faster path (tests force each one).
+    pub fn set_bulk(&mut self, min_accounts: usize, level: Option<Level>) {
+        self.bulk = Bulk { min_accounts, level };
+    }
+
     /// Re-evaluates `affected` at the current prices (rebuilding the prepared lookup first
-    /// when `reprice`).
-    fn evaluate_accounts(&mut self, u: &Universe, affected: &[u32], reprice: bool) -> Vec<Crossing> {
+    /// when `reprice`): through the kernel at `simd` when they are many and the kernel's SIMD
+    /// path applies (the rows gathered for a tick's moved `slots` kept for the next tick on
+    /// them), else one by one in place.
+    fn evaluate_accounts(
+        &mut self,
+        u: &Universe,
+        affected: &[u32],
+        reprice: bool,
+        simd: Level,
+        slots: Option<&[u32]>,
+    ) -> Result<Vec<Crossing>> {
         let ctx = MarginContext {
             universe: u,
             prices: Prices { asset: &self.asset_price, mark: &self.mark },
@@ -310,7 +371,29 @@ impl Monitor {
         if reprice {
             self.lookup = PreparedLookup::new(&ctx);
         }
-        reevaluate(&self.store, &ctx, &self.lookup, self.levels, affected, &mut self.results, &mut self.level)
+        if affected.len() >= self.bulk.min_accounts.max(1) && !u.venue_rules {
+            let mut once = None;
+            let g = match slots {
+                Some(s) => self.cache.get_or_gather(s, &self.store, affected),
+                None => once.insert(bulk::Gathered::new(&self.store, affected)),
+            };
+            if g.simd_applies(&ctx) {
+                g.evaluate(&ctx, simd)?;
+                let g = &*g;
+                return Ok(reevaluate(
+                    &self.store,
+                    self.levels,
+                    affected,
+                    &mut self.results,
+                    &mut self.level,
+                    |i, _| g.margin(i),
+                ));
+            }
+        }
+        let (store, lookup) = (&self.store, &self.lookup);
+        Ok(reevaluate(store, self.levels, affected, &mut self.results, &mut self.level, |_, a| {
+            evaluate_rows(store.account(a), &ctx, lookup)
+        }))
     }
 
     /// Applies row changes (checked whole first) and re-evaluates the accounts they touch.
@@ -320,6 +403,7 @@ impl Monitor {
 
     fn apply_noted(&mut self, u: &Universe, c: Changes<'_>, note: Option<FillNote>) -> Result<Vec<Crossing>> {
         self.check_universe(u)?;
+        let simd = self.simd_level()?;
         let (na, nm) = (u.n_assets() as u32, u.n_markets() as u32);
         let g = group_with(c.balances, c.positions, c.side, c.orders, na, nm)?;
         check_unique_balances(&c.balances)?;
@@ -342,7 +426,8 @@ impl Monitor {
             ));
         }
 
-        // Checked: apply and log.
+        // Checked: apply and log (rows change: rows gathered for ticks are stale).
+        self.cache.clear();
         self.seq += 1;
         let seq = self.seq;
         if let Some(f) = note {
@@ -429,7 +514,7 @@ impl Monitor {
             self.results.resize(self.store.n_accounts(), AccountMargin::default());
             self.level.resize(self.store.n_accounts(), 0);
         }
-        let mut crossings = self.evaluate_accounts(u, &touched, false);
+        let mut crossings = self.evaluate_accounts(u, &touched, false, simd, None)?;
         crossings.sort_by_key(|c| c.account);
         self.log_crossings(&crossings);
         if rebuild {
@@ -548,12 +633,14 @@ impl Monitor {
             Prices { asset: &self.asset_price, mark: &self.mark },
             Remap { asset: &self.asset_identity, market: &self.market_identity },
         )?;
+        let simd = self.simd_level()?;
+        self.cache.clear();
         self.seq += 1;
         self.log.push(Entry::new(self.seq, log::REFRESH));
         self.deps = Dependencies::new(u);
         self.index = Index::build(&self.deps, &self.store);
         let all: Vec<u32> = (0..self.store.n_accounts() as u32).collect();
-        let mut crossings = self.evaluate_accounts(u, &all, true);
+        let mut crossings = self.evaluate_accounts(u, &all, true, simd, None)?;
         self.sort_by_id(&mut crossings);
         self.log_crossings(&crossings);
         Ok(crossings)

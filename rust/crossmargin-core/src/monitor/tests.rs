@@ -194,15 +194,54 @@ proptest! {
     #[test]
     fn monitor_equals_batch_evaluation_and_replays_bit_for_bit(ops in proptest::collection::vec(op(), 1..30)) {
         let u = universe();
-        let mut m = monitor(&u);
-        for op in &ops {
-            run(&u, &mut m, op);
-            assert_batch_equal(&u, &m);
+        // One by one in place (the default below its threshold), then every re-evaluation
+        // through the kernel at each level this CPU runs.
+        let mut paths = vec![None];
+        paths.extend(Level::available().into_iter().map(Some));
+        for path in paths {
+            let mut m = monitor(&u);
+            if let Some(level) = path {
+                m.set_bulk(0, Some(level));
+            }
+            for op in &ops {
+                run(&u, &mut m, op);
+                assert_batch_equal(&u, &m);
+            }
+            let r = Monitor::replay(&u, start(&u), m.log()).unwrap();
+            prop_assert!(r.log().same(m.log()));
+            prop_assert_eq!(r.snapshot(), m.snapshot());
+            assert_batch_equal(&u, &r);
         }
-        let r = Monitor::replay(&u, start(&u), m.log()).unwrap();
-        prop_assert!(r.log().same(m.log()));
-        prop_assert_eq!(r.snapshot(), m.snapshot());
-        assert_batch_equal(&u, &r);
+    }
+}
+
+#[test]
+fn a_tick_through_the_kernel_keeps_its_rows_until_a_change() {
+    let u = universe();
+    for level in Level::available() {
+        let mut m = monitor(&u);
+        m.set_bulk(0, Some(level));
+        let mut mk = m.prices().1.to_vec();
+        for p in [45_000.0, 40_000.0] {
+            mk[0] = p;
+            m.on_prices(&u, m.prices().0.to_vec(), mk.clone()).unwrap();
+            assert_batch_equal(&u, &m);
+            // BTCUSDT's holders (accounts 1 and 2), gathered once and kept.
+            assert_eq!(m.cache.len(), 1, "{level:?}");
+        }
+        let c = Changes {
+            balances: BalanceInput { account: &[1], code: &[0], qty: &[20_000.0] },
+            positions: PositionInput { account: &[], code: &[], qty: &[], entry_price: &[], isolated_margin: &[] },
+            side: &[],
+            orders: None,
+            clear_account: &[],
+            clear_market: &[],
+        };
+        m.apply(&u, c).unwrap();
+        assert_eq!(m.cache.len(), 0);
+        mk[0] = 41_000.0;
+        m.on_prices(&u, m.prices().0.to_vec(), mk.clone()).unwrap();
+        assert_batch_equal(&u, &m);
     }
 }
 
