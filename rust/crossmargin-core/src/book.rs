@@ -17,6 +17,8 @@
 //! table) are grouped the same way, by (code, input row); they are read only by the initial
 //! requirement ([`crate::orders`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result, Table};
@@ -729,16 +731,17 @@ fn dense_accounts(cols: &[&[i64]]) -> (Vec<i64>, Vec<Vec<u32>>) {
 
     if range <= (2 * total + 1024) as u128 {
         // Dense ids (the common case): a direct table from id − min to dense index.
+        // Ids seen are marked in a byte table (a quarter of the index table, so it stays in
+        // cache), in parallel: every store writes 1, whatever the order.
         let range = range as usize;
-        let mut table = vec![u32::MAX; range];
+        let seen: Vec<AtomicBool> = (0..range).map(|_| AtomicBool::new(false)).collect();
         for c in cols {
-            for &id in c.iter() {
-                table[(id - min) as usize] = 0;
-            }
+            c.par_iter().with_min_len(1 << 14).for_each(|&id| seen[(id - min) as usize].store(true, Ordering::Relaxed));
         }
+        let mut table = vec![u32::MAX; range];
         let mut accounts = Vec::new();
-        for (off, slot) in table.iter_mut().enumerate() {
-            if *slot == 0 {
+        for (off, (slot, s)) in table.iter_mut().zip(&seen).enumerate() {
+            if s.load(Ordering::Relaxed) {
                 *slot = accounts.len() as u32;
                 accounts.push(min + off as i64);
             }
@@ -764,28 +767,61 @@ fn dense_accounts(cols: &[&[i64]]) -> (Vec<i64>, Vec<Vec<u32>>) {
 
 /// Stable counting sort of row numbers by dense account: (offsets, input rows grouped by
 /// account, each account's in input order), the rows scattered straight into fresh memory.
+/// In parallel over contiguous chunks of rows: each chunk counts its rows per account, chunk
+/// c's rows of account a start after those of chunks 0..c, and each chunk scatters its rows
+/// in input order, so the result is the sequential one whatever the number of chunks.
 fn account_order(dense: &[u32], n: usize) -> (Vec<usize>, Vec<u32>) {
-    let mut offsets = vec![0usize; n + 1];
-    for &a in dense {
-        offsets[a as usize + 1] += 1;
-    }
-    for a in 0..n {
-        offsets[a + 1] += offsets[a];
-    }
-    let mut cursor = offsets[..n].to_vec();
-    // SAFETY: account a's rows go to offsets[a]..offsets[a + 1] (its count, prefix-summed),
-    // one slot per row; those ranges partition 0..dense.len(), so every slot is written once.
-    let rows = unsafe {
-        scattered_column(dense.len(), |out| {
-            for (r, &a) in dense.iter().enumerate() {
-                let c = &mut cursor[a as usize];
-                out[*c].write(r as u32);
-                *c += 1;
+    const MIN_CHUNK: usize = 1 << 16;
+    let len = dense.len();
+    let chunks = rayon::current_num_threads().min(len / MIN_CHUNK).max(1);
+    let bounds: Vec<usize> = (0..=chunks).map(|c| c * len / chunks).collect();
+    let chunk = |c: usize| &dense[bounds[c]..bounds[c + 1]];
+    // cursor[c][a]: chunk c's rows of account a (counted), then where the first of them goes.
+    let mut cursor: Vec<Vec<u32>> = (0..chunks)
+        .into_par_iter()
+        .map(|c| {
+            let mut counts = vec![0u32; n];
+            for &a in chunk(c) {
+                counts[a as usize] += 1;
             }
+            counts
         })
+        .collect();
+    let mut offsets = Vec::with_capacity(n + 1);
+    let mut next = 0usize;
+    offsets.push(0);
+    for a in 0..n {
+        for counts in cursor.iter_mut() {
+            let k = counts[a] as usize;
+            counts[a] = next as u32;
+            next += k;
+        }
+        offsets.push(next);
+    }
+    let fill = |slots: &mut [std::mem::MaybeUninit<u32>]| {
+        let out = OutRows(slots.as_mut_ptr().cast::<u32>());
+        cursor.par_iter_mut().enumerate().for_each(|(c, cur)| {
+            let out = &out;
+            for (i, &a) in chunk(c).iter().enumerate() {
+                let slot = &mut cur[a as usize];
+                // SAFETY: `*slot` < len (the ranges below) and only this chunk writes it.
+                unsafe { out.0.add(*slot as usize).write((bounds[c] + i) as u32) };
+                *slot += 1;
+            }
+        });
     };
+    // SAFETY: account a's rows go to offsets[a]..offsets[a + 1], chunk by chunk in input
+    // order, one slot per row; those ranges partition 0..len, so `fill` writes every slot
+    // once, and no two chunks write one slot (their ranges within an account are disjoint).
+    let rows = unsafe { scattered_column(len, fill) };
     (offsets, rows)
 }
+
+/// The output of [`account_order`]'s scatter, shared by its chunks (each writes its own slots).
+struct OutRows(*mut u32);
+// SAFETY: the chunks write disjoint slots of one live allocation (see `account_order`).
+unsafe impl Sync for OutRows {}
+unsafe impl Send for OutRows {}
 
 /// Account ranges `[a0, a1)` holding about an equal share of the rows each, a few per thread.
 fn account_ranges(offsets: &[usize]) -> Vec<usize> {
@@ -1172,6 +1208,34 @@ mod tests {
         let g = book((&[], &[], &[]), (&[], &[], &[])).unwrap();
         assert_eq!(g.n_accounts(), 0);
         assert_eq!(g.balances.offsets, vec![0]);
+    }
+
+    #[test]
+    fn account_order_is_the_stable_order_for_any_thread_count() {
+        // Enough rows for several chunks; accounts drawn by a fixed LCG, some never used.
+        let mut x = 7u64;
+        let n = 50_000;
+        let dense: Vec<u32> = (0..400_000)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((x >> 33) % n as u64) as u32
+            })
+            .collect();
+        let mut expected: Vec<u32> = (0..dense.len() as u32).collect();
+        expected.sort_by_key(|&r| dense[r as usize]);
+        let mut offsets = vec![0usize; n + 1];
+        for &a in &dense {
+            offsets[a as usize + 1] += 1;
+        }
+        for a in 0..n {
+            offsets[a + 1] += offsets[a];
+        }
+        for threads in [1, 2, 3, 7] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let got = pool.install(|| account_order(&dense, n));
+            assert_eq!(got.0, offsets, "{threads} threads");
+            assert_eq!(got.1, expected, "{threads} threads");
+        }
     }
 
     proptest! {
