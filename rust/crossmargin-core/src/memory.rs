@@ -3,6 +3,8 @@
 //! is a large share of the time. Large columns ask for 2 MiB pages instead (transparent huge
 //! pages through `madvise`), so each faults a few dozen times.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 /// A zeroed column of `n` values on huge pages where the platform has them.
@@ -31,8 +33,37 @@ fn advise_huge_pages<T>(_: &mut [T]) {}
 
 /// `f` of every item of `src`, in parallel, into a fresh column (what `collect` does, on huge
 /// pages).
-pub fn map_column<S: Sync, T: Clone + Default + Send>(src: &[S], f: impl Fn(&S) -> T + Sync) -> Vec<T> {
-    let mut out = column(src.len());
-    out.par_iter_mut().zip(src.par_iter()).for_each(|(o, s)| *o = f(s));
+pub fn map_column<S: Sync, T: Send>(src: &[S], f: impl Fn(&S) -> T + Sync) -> Vec<T> {
+    column_from(src.len(), |i| f(&src[i]))
+}
+
+/// A fresh column of `n` values, `f(i)` at index `i`, computed in parallel straight into
+/// uninitialised memory on huge pages: each page is faulted in once, by its first write, and
+/// never cleared first (a zeroed column costs a pass over memory that is then overwritten).
+pub fn column_from<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(n);
+    let spare = &mut out.spare_capacity_mut()[..n];
+    advise_huge_pages(spare);
+    spare.par_iter_mut().enumerate().with_min_len(1 << 12).for_each(|(i, slot)| {
+        slot.write(f(i));
+    });
+    // SAFETY: the loop above wrote each of the first `n` slots (capacity ≥ n); a panic in `f`
+    // unwinds before this point and drops `out` with length 0.
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// A column of `n` values scattered in by `fill`, which writes every slot of the uninitialised
+/// buffer it is given exactly once (a counting sort's scatter); huge pages, no clearing pass.
+///
+/// # Safety
+/// `fill` must initialise all `n` slots before it returns.
+pub unsafe fn scattered_column<T>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(n);
+    let spare = &mut out.spare_capacity_mut()[..n];
+    advise_huge_pages(spare);
+    fill(spare);
+    // SAFETY: the caller guarantees `fill` initialised every slot of `spare` (capacity ≥ n).
+    unsafe { out.set_len(n) };
     out
 }
