@@ -327,7 +327,10 @@ impl RowLookup for PreparedLookup {
 }
 
 /// An account's margin (docs/MODEL.md "Standard cross margin"). Requirements are of cross positions only.
+/// 64 bytes, aligned to a cache line: a store into an array of them (the live monitor's
+/// results, written scattered by a tick) touches one line, not two.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[repr(align(64))]
 pub struct AccountMargin {
     pub equity: f64,
     pub upnl: f64,
