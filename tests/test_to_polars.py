@@ -6,6 +6,7 @@ import sys
 
 import crossmargin as cm
 import numpy as np
+import polars  # noqa: F401  (the test extra installs it: a missing polars fails, not skips)
 import pytest
 from crossmargin import synth
 from crossmargin.bench import compare
@@ -36,7 +37,6 @@ def _same(frame: object, table: cm.Table) -> None:
 
 
 def test_every_result_type_converts(small: cm.Universe) -> None:
-    pytest.importorskip("polars")
     b = book(
         bal=[(1, "USDT", 1_000.0), (2, "USDT", -50.0)],
         pos=[(1, "BTCUSDT", 1.0, 40_000.0), (2, "ETHUSDT", -1.0, 1_800.0, 100.0)],
@@ -77,7 +77,6 @@ def test_a_table_with_strings_booleans_and_no_rows() -> None:
 
 
 def test_the_compare_disagreements_convert() -> None:
-    pytest.importorskip("polars")
     u = cm.Universe.demo()
     c = compare(lambda v: {"im": -1.0}, synth.generate(u, n_accounts=20, seed=1), u, verbose=False)
     _same(c.disagreements.to_polars(), c.disagreements)

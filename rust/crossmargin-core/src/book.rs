@@ -529,18 +529,19 @@ fn merge_balances(offsets: &[usize], rows: &[BalRow]) -> Balances {
     out
 }
 
+/// Every column of a table has as many rows as its `account` column.
+fn same_length(table: Table, n: usize, columns: &[(&'static str, usize)]) -> Result<()> {
+    match columns.iter().find(|&&(_, len)| len != n) {
+        Some(&(col, len)) => {
+            Err(CoreError::book(table, len.min(n), col, format!("column '{col}' has {len} rows, 'account' has {n}")))
+        }
+        None => Ok(()),
+    }
+}
+
 fn validate_balances(b: &BalanceInput<'_>, n_codes: u32) -> Result<()> {
     let n = b.account.len();
-    for (col, len) in [("asset", b.code.len()), ("qty", b.qty.len())] {
-        if len != n {
-            return Err(CoreError::book(
-                Table::Balances,
-                len.min(n),
-                col,
-                format!("column '{col}' has {len} rows, 'account' has {n}"),
-            ));
-        }
-    }
+    same_length(Table::Balances, n, &[("asset", b.code.len()), ("qty", b.qty.len())])?;
     let bad = first_row(n, |lo, hi| {
         b.code[lo..hi].iter().zip(&b.qty[lo..hi]).position(|(&c, &q)| c >= n_codes || !within(q, MAX_AMOUNT))
     });
@@ -563,21 +564,16 @@ fn validate_balances(b: &BalanceInput<'_>, n_codes: u32) -> Result<()> {
 
 fn validate_positions(p: &PositionInput<'_>, n_codes: u32) -> Result<()> {
     let n = p.account.len();
-    for (col, len) in [
-        ("market", p.code.len()),
-        ("qty", p.qty.len()),
-        ("entry_price", p.entry_price.len()),
-        ("isolated_margin", p.isolated_margin.len()),
-    ] {
-        if len != n {
-            return Err(CoreError::book(
-                Table::Positions,
-                len.min(n),
-                col,
-                format!("column '{col}' has {len} rows, 'account' has {n}"),
-            ));
-        }
-    }
+    same_length(
+        Table::Positions,
+        n,
+        &[
+            ("market", p.code.len()),
+            ("qty", p.qty.len()),
+            ("entry_price", p.entry_price.len()),
+            ("isolated_margin", p.isolated_margin.len()),
+        ],
+    )?;
     let row_error = |r: usize| -> Option<CoreError> {
         let (q, e, m) = (p.qty[r], p.entry_price[r], p.isolated_margin[r]);
         if p.code[r] >= n_codes {
@@ -672,22 +668,17 @@ fn validate_sides(p: &PositionInput<'_>, side: &[u8]) -> Result<()> {
 
 fn validate_orders(o: &OrderInput<'_>, n_codes: u32) -> Result<()> {
     let n = o.account.len();
-    for (col, len) in [
-        ("market", o.code.len()),
-        ("side", o.side.len()),
-        ("qty", o.qty.len()),
-        ("price", o.price.len()),
-        ("reduce_only", o.reduce_only.len()),
-    ] {
-        if len != n {
-            return Err(CoreError::book(
-                Table::Orders,
-                len.min(n),
-                col,
-                format!("column '{col}' has {len} rows, 'account' has {n}"),
-            ));
-        }
-    }
+    same_length(
+        Table::Orders,
+        n,
+        &[
+            ("market", o.code.len()),
+            ("side", o.side.len()),
+            ("qty", o.qty.len()),
+            ("price", o.price.len()),
+            ("reduce_only", o.reduce_only.len()),
+        ],
+    )?;
     let bad =
         |c: u32, s: u8, q: f64, p: f64| c >= n_codes || s > 1 || !(q > 0.0 && q <= MAX_QTY) || !is_price(p, false);
     let r = first_row(n, |lo, hi| (lo..hi).position(|r| bad(o.code[r], o.side[r], o.qty[r], o.price[r])));
