@@ -120,6 +120,8 @@ def measure(accounts: int, n_paths: int, screen_paths: int, cascade_paths: int) 
     out["run_seconds_per_path"] = run_s / cascade_paths
     out["run_rounds_per_path"] = float(np.asarray(r.paths.rounds).mean())
     out["run_truncated_paths"] = int(np.asarray(r.paths.truncated).sum())
+    out["run_skip_rate"] = float(r.meta["screen"]["skip_rate"])
+    out["load_average"] = os.getloadavg()
     out["account_paths_per_second"] = accounts * cascade_paths / run_s
     # The same first path with the incremental rounds off (every account every round), for
     # the incremental selection's gain (docs/MODEL.md "Incremental rounds").
