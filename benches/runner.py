@@ -62,6 +62,11 @@ TARGETS = {
     "grouping_ms_per_1m": 50.0,
     # the book + what building and evaluating add (≤ 1× the book)
     "peak_over_book": 2.0,
+    # every position's liquidation and bankruptcy price (move="underlying"), per 1M accounts
+    "liq_prices_s_per_1m": 0.5,
+    # the demo's cascade (synth.demo_crash: the 10 Oct 2025 crash in three steps on a thin
+    # book), per 1M accounts
+    "cascade_s_per_1m": 2.0,
 }
 
 
@@ -286,6 +291,12 @@ def measure_size(
     )
     del res
 
+    log(f"[{n:,}] liquidation prices and the demo cascade")
+    t_liq = best_time(lambda: engine.liquidation_prices(book), heavy)
+    crash = synth.demo_crash(universe)
+    t_cascade = best_time(lambda: engine.cascade(book, crash), heavy)
+    cascade = engine.cascade(book, crash)
+
     na, ns = book.n_accounts, sample.n_accounts
     r.update(
         {
@@ -324,6 +335,12 @@ def measure_size(
             "agree_numpy": vs_numpy,
             "agree_reference": vs_reference,
             "threads_identical": threads_agree,
+            "liq_prices_s": t_liq,
+            "liq_prices_s_per_1m": t_liq * 1e6 / na,
+            "cascade_s": t_cascade,
+            "cascade_s_per_1m": t_cascade * 1e6 / na,
+            "cascade_rounds": len(cascade.rounds),
+            "cascade_events": len(cascade.events),
         }
     )
     # Ratios: how much faster the engine is than each baseline (higher is better), how far
@@ -390,7 +407,13 @@ def _x(value: float, key: str, fmt: str = ".1f", unit: str = "×", scale: float 
     return f"{value / scale:{fmt}}{unit}" + ("" if ok else " ✗")
 
 
-LOWER_IS_BETTER = {"engine_over_floor", "grouping_ms_per_1m", "peak_over_book"}
+LOWER_IS_BETTER = {
+    "engine_over_floor",
+    "grouping_ms_per_1m",
+    "peak_over_book",
+    "liq_prices_s_per_1m",
+    "cascade_s_per_1m",
+}
 
 
 def _row(cells: Sequence[str]) -> str:
@@ -511,6 +534,31 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
                     ]
                 )
             )
+    lines += [
+        "",
+        "**Risk** (s, best of repeats; per 1M accounts in brackets against the target)",
+        "",
+        "| accounts | liquidation + bankruptcy prices (≤0.5 s per 1M) "
+        "| demo cascade (≤2 s per 1M) | cascade rounds / events |",
+        "|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if "liq_prices_s" not in r:  # results written before these rows existed
+            continue
+        lines.append(
+            _row(
+                [
+                    f"{r['accounts']:,}",
+                    f"{r['liq_prices_s']:.2f} ("
+                    + _x(r["liq_prices_s_per_1m"], "liq_prices_s_per_1m", ".2f", "")
+                    + ")",
+                    f"{r['cascade_s']:.2f} ("
+                    + _x(r["cascade_s_per_1m"], "cascade_s_per_1m", ".2f", "")
+                    + ")",
+                    f"{r['cascade_rounds']} / {r['cascade_events']:,}",
+                ]
+            )
+        )
     method = results[0]["memory_method"] if results else ""
     lines += [
         "",

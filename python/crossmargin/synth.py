@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from crossmargin.book import Book
+from crossmargin.cascade import CascadeConfig, DepthCurve
 from crossmargin.resources import book_bytes, check_memory
+from crossmargin.risk.stress import PRESETS
 from crossmargin.universe import Universe
 
 
@@ -170,3 +172,32 @@ def generate(universe: Universe, config: SynthConfig | None = None, **overrides:
 
 
 __all__ = ["SynthConfig", "estimated_bytes", "generate"]
+
+
+def thin_liquidity() -> DepthCurve:
+    """A thin order book with a gap (0.2% deep for 2M USD, nothing more until 2%, then 200M
+    by 6%): the demo's cascade and ``cascade --liquidity thin``."""
+    return DepthCurve([(0.002, 2e6), (0.02, 2e6), (0.06, 2e8)])
+
+
+def demo_crash(universe: Universe) -> CascadeConfig:
+    """The demo's cascade: the 10 Oct 2025 crash day (``risk.stress.PRESETS``) in three equal
+    steps on :func:`thin_liquidity`, a 50M insurance fund, partial liquidation (a quarter,
+    back to a margin ratio of 0.8) — what ``crossmargin demo`` runs and the benchmark times.
+
+    >>> cfg = demo_crash(Universe.demo())
+    >>> len(cfg.path)
+    3
+    """
+    crash = PRESETS["2025-10-10"]
+    path = [
+        {k: v * f for k, v in crash.items() if k in universe.underlyings}
+        for f in (1 / 3, 2 / 3, 1.0)
+    ]
+    return CascadeConfig(
+        path=path,
+        liquidity=thin_liquidity(),
+        insurance_fund=50e6,
+        partial_fraction=0.25,
+        target_margin_ratio=0.8,
+    )

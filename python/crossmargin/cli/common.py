@@ -339,14 +339,6 @@ def collateral(universe: Any, book: Any) -> Any:
     )
 
 
-def thin_liquidity() -> Any:
-    """A thin order book with a gap (0.2% deep for 2M USD, nothing more until 2%, then 200M
-    by 6%): the demo's cascade and ``cascade --liquidity thin``."""
-    from crossmargin.cascade import DepthCurve
-
-    return DepthCurve([(0.002, 2e6), (0.02, 2e6), (0.06, 2e8)])
-
-
 def cascade_config(
     *, insurance_fund: float, fee: float, partial: float, deleverage: str, **rules: Any
 ) -> Any:

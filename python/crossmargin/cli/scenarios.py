@@ -31,7 +31,6 @@ from crossmargin.cli.common import (
     on_dask,
     pairs,
     rows_summary,
-    thin_liquidity,
     universe_of,
     write,
 )
@@ -145,6 +144,7 @@ def cascade(
     and the final book (cascade_final/; on a Dask cluster, --scheduler / --local-cluster,
     one per partition: out/part-NNNNN/cascade_final/). The events are the same either way."""
     from crossmargin import distributed as dist
+    from crossmargin import synth
     from crossmargin.cascade import NoImpact, SqrtImpact
     from crossmargin.engine import Engine
     from crossmargin.io import write_book
@@ -153,7 +153,7 @@ def cascade(
     models: dict[str, Callable[[], Any]] = {
         "sqrt": SqrtImpact,
         "none": NoImpact,
-        "thin": thin_liquidity,
+        "thin": synth.thin_liquidity,
     }
     if liquidity not in models:
         raise ConfigError(

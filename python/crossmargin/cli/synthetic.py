@@ -19,7 +19,6 @@ from crossmargin.cli.common import (
     ThreadsOpt,
     collateral,
     marks,
-    thin_liquidity,
     universe_of,
     universe_source,
     write,
@@ -44,10 +43,9 @@ def demo(
     """Run everything on a seeded synthetic exchange: margin, capital efficiency, stress under
     historical crash days, a 10 Oct 2025-style cascade on a thin book, liquidation prices; write
     Parquet outputs and an HTML report under --out, and print a summary."""
-    from crossmargin.cascade import CascadeConfig
     from crossmargin.engine import Engine
     from crossmargin.risk.stress import PRESETS, presets
-    from crossmargin.synth import generate
+    from crossmargin.synth import demo_crash, generate
 
     run = Run(quiet, as_json)
     u = universe_of(universe, required=False)
@@ -64,17 +62,8 @@ def demo(
         eff = engine.capital_efficiency(book)
     with run.step(f"stress: {len(PRESETS)} historical days"):
         st = engine.stress(book, presets(u), insurance_fund=50e6)
-    crash = PRESETS["2025-10-10"]
-    path = [{k: v * f for k, v in crash.items() if k in u.underlyings} for f in (1 / 3, 2 / 3, 1.0)]
     with run.step("cascade: 10 Oct 2025-style crash on a thin book"):
-        cfg = CascadeConfig(
-            path=path,
-            liquidity=thin_liquidity(),
-            insurance_fund=50e6,
-            partial_fraction=0.25,
-            target_margin_ratio=0.8,
-        )
-        cr = engine.cascade(book, cfg)
+        cr = engine.cascade(book, demo_crash(u))
         cr.check_conservation()
     with run.step("liquidation prices"):
         lp = engine.liquidation_prices(book)
