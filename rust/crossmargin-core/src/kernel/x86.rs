@@ -9,32 +9,11 @@
 //! - Per-code constants and bracket / haircut tier values are register permutes when the book
 //!   uses at most 8 codes (AVX-512): the tier search and the lookup are one pass, each tier a
 //!   masked permute of the lanes above its lower bound; gathers otherwise.
-//! - Divisions and square roots (a vector of 8 costs about as much as 8 scalar ones) run
-//!   packed: a first pass over a window of slots packs the rows that need them (balances with
-//!   a size discount / premium: `sqrt(|qty|)` and the discount's quotient; inverse positions:
-//!   `|size| / mark` and `1 / entry`) into full vectors, a second pass reads the results back
-//!   into their lanes. The same operations on the same operands: only the wasted lanes go.
 
 use std::ops::Range;
 
 use super::{Level, Sliced8, Tables, GROUP};
 use crate::margin::MarginColumnsMut;
-
-/// Slots per packing window: a group's slots are taken in windows of at most this many.
-const WINDOW: usize = 16;
-
-/// Packed operands and results of one window (one row per entry; a vector of slack).
-struct Scratch {
-    a: [f64; (WINDOW + 1) * GROUP],
-    b: [f64; (WINDOW + 1) * GROUP],
-    c: [f64; (WINDOW + 1) * GROUP],
-}
-
-impl Scratch {
-    fn new() -> Self {
-        Scratch { a: [0.0; (WINDOW + 1) * GROUP], b: [0.0; (WINDOW + 1) * GROUP], c: [0.0; (WINDOW + 1) * GROUP] }
-    }
-}
 
 /// Groups `groups` of `layout` into `cols`, the columns of the accounts from `base` on (the
 /// groups' accounts lie in them).
@@ -177,7 +156,8 @@ macro_rules! group_body {
             }
         }
 
-        /// [`groups`] with assets (`SA`) and markets (`SM`) read by permutes or gathers.
+        /// [`groups`] with assets (`SA`) and markets (`SM`) read by permutes or gathers (the
+        /// group's body inline in the loop: the tables' addresses are read once per run).
         #[target_feature(enable = $feature)]
         unsafe fn groups_of<const SA: bool, const SM: bool>(
             s: &Sliced8,
@@ -186,304 +166,239 @@ macro_rules! group_body {
             cols: &mut MarginColumnsMut<'_>,
             base: usize,
         ) {
-            let mut w = Scratch::new();
+            let mut partial = Lanes::default();
             for g in groups {
                 let local = g * GROUP - base;
                 let lanes = GROUP.min(cols.equity.len() - local);
-                if lanes == GROUP {
-                    // A whole group: the kernel stores straight into the columns.
-                    group::<SA, SM>(s, t, g, &Out::at(cols, local), &mut w);
-                } else {
-                    // The last, partial group: through a buffer of 8 lanes.
-                    let mut r = Lanes::default();
-                    group::<SA, SM>(s, t, g, &r.out(), &mut w);
-                    r.copy_to(cols, local, lanes);
+                // A whole group stores straight into the columns; the last, partial one
+                // through a buffer of 8 lanes.
+                let out = if lanes == GROUP { Out::at(cols, local) } else { partial.out() };
+                group!(s, t, g, out);
+                if lanes < GROUP {
+                    partial.copy_to(cols, local, lanes);
                 }
-            }
-        }
-
-        /// Group `g` into `out`.
-        #[inline]
-        #[target_feature(enable = $feature)]
-        unsafe fn group<const SA: bool, const SM: bool>(s: &Sliced8, t: &Tables, g: usize, out: &Out, w: &mut Scratch) {
-            let one = splat(1.0);
-            let zero = splat(0.0);
-            let inf = splat(f64::INFINITY);
-            let (sa, sm) = (splat(t.a_stride as f64), splat(t.m_stride as f64));
-            let (wa, wb, wc) = (w.a.as_mut_ptr(), w.b.as_mut_ptr(), w.c.as_mut_ptr());
-            for half in 0..GROUP / L {
-                let lane0 = half * L;
-                let mut equity = zero;
-                let mut upnl = zero;
-                let mut adj = [zero, zero];
-                let mut req = [zero, zero];
-                let mut iso_liq = no_lanes();
-                let mut w0 = s.bal_slot[g];
-                while w0 < s.bal_slot[g + 1] {
-                    let w1 = (w0 + WINDOW).min(s.bal_slot[g + 1]);
-                    // Pass 1: the rows whose asset has a size discount / premium (imf ≠ 0),
-                    // packed; then their term imf·sqrt(|qty|) and Drift's discount cap
-                    // 1.1 / (1 + term), a full vector at a time.
-                    let mut n = 0;
-                    for slot in w0..w1 {
-                        let bits = (s.bal_mask[slot] >> lane0) & LANE_BITS;
-                        if bits == 0 {
-                            continue;
-                        }
-                        let valid = lanes_of(bits);
-                        let at = slot * GROUP + lane0;
-                        let c = codes(s.bal_code.as_ptr().add(at));
-                        let qty = load(s.bal_qty.as_ptr().add(at));
-                        let imf = get::<SA>(t.a_imf.as_ptr(), &c);
-                        let sized = and_not(eq(imf, zero), and(valid, or(lt(zero, qty), lt(qty, zero))));
-                        pack(wa.add(n), sized, qty);
-                        n += pack(wb.add(n), sized, imf);
-                    }
-                    let mut i = 0;
-                    while i < n {
-                        let term = mul(load(wb.add(i)), sqrt(abs(load(wa.add(i)))));
-                        store(wa.add(i), term);
-                        store(wb.add(i), div(splat(1.1), add(one, term)));
-                        i += L;
-                    }
-                    // Pass 2: the rows, with the packed results back in their lanes.
-                    let mut j = 0;
-                    for slot in w0..w1 {
-                        let bits = (s.bal_mask[slot] >> lane0) & LANE_BITS;
-                        if bits == 0 {
-                            continue;
-                        }
-                        let valid = lanes_of(bits);
-                        let at = slot * GROUP + lane0;
-                        let c = codes(s.bal_code.as_ptr().add(at));
-                        let qty = load(s.bal_qty.as_ptr().add(at));
-                        let price = get::<SA>(t.a_price.as_ptr(), &c);
-                        let value = mul(qty, price);
-                        equity = add_where(valid, equity, value);
-                        let long = and(valid, lt(zero, qty));
-                        let short = and(valid, lt(qty, zero));
-                        let imf = get::<SA>(t.a_imf.as_ptr(), &c);
-                        let sized = and_not(eq(imf, zero), or(long, short));
-                        let (term, cap) = if any(sized) {
-                            let r = (unpack(sized, wa.add(j)), unpack(sized, wb.add(j)));
-                            j += count(sized);
-                            r
-                        } else {
-                            (zero, zero)
-                        };
-                        if any(long) {
-                            // Haircut tiers (only where a lane's asset has them; without, the
-                            // value counts whole): the slice is the count of bounds below the value.
-                            let tiered = and(long, lt(zero, get::<SA>(t.a_tiered.as_ptr(), &c)));
-                            let mut discounted = value;
-                            if any(tiered) {
-                                let (lower, rate, base) = if SA {
-                                    // Tier by tier: the lanes above a bound take the next slice's
-                                    // values (bounds increase: once no lane is above one, none is
-                                    // above the next ones).
-                                    let mut v = (
-                                        get::<true>(t.h_lower.as_ptr(), &c),
-                                        get::<true>(t.h_rate.as_ptr(), &c),
-                                        get::<true>(t.h_base.as_ptr(), &c),
-                                    );
-                                    for k in 0..t.h_tiers - 1 {
-                                        let below = lt(get::<true>(t.h_bound.as_ptr().add(k * 8), &c), value);
-                                        if !any(below) {
-                                            break;
-                                        }
-                                        let next = (k + 1) * 8;
-                                        v.0 = get_where(below, v.0, t.h_lower.as_ptr().add(next), &c);
-                                        v.1 = get_where(below, v.1, t.h_rate.as_ptr().add(next), &c);
-                                        v.2 = get_where(below, v.2, t.h_base.as_ptr().add(next), &c);
-                                    }
-                                    v
-                                } else {
-                                    let mut k_at = zero;
-                                    for k in 0..t.h_tiers - 1 {
-                                        let b = get::<false>(t.h_bound.as_ptr().add(k * t.a_stride), &c);
-                                        let below = lt(b, value);
-                                        if !any(below) {
-                                            break;
-                                        }
-                                        k_at = add_where(below, k_at, sa);
-                                    }
-                                    let ix = index(k_at, &c);
-                                    (gather(t.h_lower.as_ptr(), ix), gather(t.h_rate.as_ptr(), ix), gather(t.h_base.as_ptr(), ix))
-                                };
-                                let last = get::<SA>(t.h_last.as_ptr(), &c);
-                                discounted = add(base, mul(sub(min(value, last), lower), rate));
-                            }
-                            // Drift's size discount: weight ≤ 1.1 / (1 + imf·sqrt(|qty|)).
-                            let cap = select(sized, inf, cap);
-                            for m in 0..2 {
-                                let w = get::<SA>(t.a_w[m].as_ptr(), &c);
-                                adj[m] = add_where(long, adj[m], mul(discounted, min(w, cap)));
-                            }
-                        }
-                        if any(short) {
-                            // Drift's size premium: max(w, 0.8·w + imf·sqrt(|qty|)).
-                            for m in 0..2 {
-                                let w = get::<SA>(t.a_lw[m].as_ptr(), &c);
-                                let w = select(sized, w, max(w, add(mul(splat(0.8), w), term)));
-                                adj[m] = add_where(short, adj[m], mul(value, w));
-                            }
-                        }
-                    }
-                    w0 = w1;
-                }
-                let mut w0 = s.pos_slot[g];
-                while w0 < s.pos_slot[g + 1] {
-                    let w1 = (w0 + WINDOW).min(s.pos_slot[g + 1]);
-                    // Pass 1: the inverse rows packed; then their |size| / mark and 1 / entry.
-                    if t.any_inverse {
-                        let mut n = 0;
-                        for slot in w0..w1 {
-                            let bits = (s.pos_mask[slot] >> lane0) & LANE_BITS;
-                            if bits == 0 {
-                                continue;
-                            }
-                            let valid = lanes_of(bits);
-                            let at = slot * GROUP + lane0;
-                            let c = codes(s.pos_code.as_ptr().add(at));
-                            let inverse = and(valid, lt(zero, get::<SM>(t.m_inverse.as_ptr(), &c)));
-                            if any(inverse) {
-                                let size = mul(load(s.pos_qty.as_ptr().add(at)), get::<SM>(t.m_cs.as_ptr(), &c));
-                                pack(wa.add(n), inverse, abs(size));
-                                pack(wb.add(n), inverse, get::<SM>(t.m_mark.as_ptr(), &c));
-                                n += pack(wc.add(n), inverse, load(s.pos_entry.as_ptr().add(at)));
-                            }
-                        }
-                        let mut i = 0;
-                        while i < n {
-                            store(wa.add(i), div(load(wa.add(i)), load(wb.add(i))));
-                            store(wc.add(i), div(one, load(wc.add(i))));
-                            i += L;
-                        }
-                    }
-                    // Pass 2.
-                    let mut j = 0;
-                    for slot in w0..w1 {
-                        let bits = (s.pos_mask[slot] >> lane0) & LANE_BITS;
-                        if bits == 0 {
-                            continue;
-                        }
-                        let valid = lanes_of(bits);
-                        let at = slot * GROUP + lane0;
-                        let c = codes(s.pos_code.as_ptr().add(at));
-                        let qty = load(s.pos_qty.as_ptr().add(at));
-                        let entry = load(s.pos_entry.as_ptr().add(at));
-                        let isolated = load(s.pos_iso.as_ptr().add(at));
-                        let cs = get::<SM>(t.m_cs.as_ptr(), &c);
-                        let mark = get::<SM>(t.m_mark.as_ptr(), &c);
-                        let settle = get::<SM>(t.m_settle.as_ptr(), &c);
-                        // crate::contract: linear |size|·mark, size·(mark − entry); inverse
-                        // |size| / mark, size·(1/entry − 1/mark) (0 for a zero quantity).
-                        let size = mul(qty, cs);
-                        let mut notional = mul(abs(size), mark);
-                        let mut pnl = mul(size, sub(mark, entry));
-                        if t.any_inverse {
-                            let inverse = and(valid, lt(zero, get::<SM>(t.m_inverse.as_ptr(), &c)));
-                            if any(inverse) {
-                                let inv_mark = get::<SM>(t.m_inv_mark.as_ptr(), &c);
-                                let inv_notional = unpack(inverse, wa.add(j));
-                                let inv_entry = unpack(inverse, wc.add(j));
-                                j += count(inverse);
-                                let inv_pnl = mul(size, sub(inv_entry, inv_mark));
-                                let inv_pnl = select(eq(qty, zero), inv_pnl, zero);
-                                notional = select(inverse, notional, inv_notional);
-                                pnl = select(inverse, pnl, inv_pnl);
-                            }
-                        }
-                        // Brackets: the tier is the count of bounds below the notional.
-                        let (rate, cum) = if SM {
-                            // Tier by tier, as the haircut slices above.
-                            let mut rate = [get::<true>(t.b_rate[0].as_ptr(), &c), get::<true>(t.b_rate[1].as_ptr(), &c)];
-                            let mut cum = [get::<true>(t.b_cum[0].as_ptr(), &c), get::<true>(t.b_cum[1].as_ptr(), &c)];
-                            for k in 0..t.b_tiers - 1 {
-                                let below = lt(get::<true>(t.b_bound.as_ptr().add(k * 8), &c), notional);
-                                if !any(below) {
-                                    break;
-                                }
-                                let next = (k + 1) * 8;
-                                for m in 0..2 {
-                                    rate[m] = get_where(below, rate[m], t.b_rate[m].as_ptr().add(next), &c);
-                                    cum[m] = get_where(below, cum[m], t.b_cum[m].as_ptr().add(next), &c);
-                                }
-                            }
-                            (rate, cum)
-                        } else {
-                            let mut k_at = zero;
-                            for k in 0..t.b_tiers - 1 {
-                                let b = get::<false>(t.b_bound.as_ptr().add(k * t.m_stride), &c);
-                                let below = lt(b, notional);
-                                if !any(below) {
-                                    break;
-                                }
-                                k_at = add_where(below, k_at, sm);
-                            }
-                            let ix = index(k_at, &c);
-                            (
-                                [gather(t.b_rate[0].as_ptr(), ix), gather(t.b_rate[1].as_ptr(), ix)],
-                                [gather(t.b_cum[0].as_ptr(), ix), gather(t.b_cum[1].as_ptr(), ix)],
-                            )
-                        };
-                        let mut r = [sub(mul(notional, rate[0]), cum[0]), sub(mul(notional, rate[1]), cum[1])];
-                        if t.any_market_imf {
-                            let imf = get::<SM>(t.m_imf.as_ptr(), &c);
-                            let premium = and(valid, lt(zero, imf));
-                            if any(premium) {
-                                let term = mul(imf, sqrt(abs(size)));
-                                for m in 0..2 {
-                                    let base = get::<SM>(t.m_base[m].as_ptr(), &c);
-                                    let p = max(base, add(mul(splat(0.8), base), term));
-                                    r[m] = select(premium, r[m], max(r[m], mul(notional, p)));
-                                }
-                            }
-                        }
-                        let pnl = mul(pnl, settle);
-                        let r = [mul(r[0], settle), mul(r[1], settle)];
-                        upnl = add_where(valid, upnl, pnl);
-                        equity = add_where(valid, equity, pnl);
-                        let iso = and(valid, lt(zero, isolated));
-                        let cross = and_not(iso, valid);
-                        if any(iso) {
-                            let margin = mul(isolated, settle);
-                            equity = add_where(iso, equity, margin);
-                            iso_liq = or(iso_liq, and(iso, lt(add(margin, pnl), r[1])));
-                        }
-                        for m in 0..2 {
-                            let w = get::<SM>(t.m_upnl_w[m].as_ptr(), &c);
-                            let collateral = add(min(pnl, zero), mul(max(pnl, zero), w));
-                            adj[m] = add_where(cross, adj[m], collateral);
-                            req[m] = add_where(cross, req[m], r[m]);
-                        }
-                    }
-                    w0 = w1;
-                }
-                // AccountMargin::{free_collateral, margin_ratio, liquidatable, bankrupt}
-                let free = sub(adj[0], req[0]);
-                let ratio = select(le(adj[1], zero), div(req[1], adj[1]), inf);
-                let ratio = select(eq(req[1], zero), ratio, zero);
-                let liquidatable = or(lt(adj[1], req[1]), iso_liq);
-                store(out.equity.add(lane0), equity);
-                store(out.upnl.add(lane0), upnl);
-                for m in 0..2 {
-                    store(out.adj[m].add(lane0), adj[m]);
-                    store(out.req[m].add(lane0), req[m]);
-                }
-                store(out.free.add(lane0), free);
-                store(out.ratio.add(lane0), ratio);
-                write_flags(out.liquidatable.add(lane0), bits_of(liquidatable), L);
-                write_flags(out.bankrupt.add(lane0), bits_of(lt(equity, zero)), L);
             }
         }
     };
 }
 
+/// The formula of group `g` of `s` into `out` (the module's vector operations, generic
+/// `SA` / `SM` in scope).
+macro_rules! group {
+    ($s:ident, $t:ident, $g:ident, $out:ident) => {{
+        let (s, t, g, out): (&Sliced8, &Tables, usize, &Out) = ($s, $t, $g, &$out);
+        let one = splat(1.0);
+        let zero = splat(0.0);
+        let inf = splat(f64::INFINITY);
+        let (sa, sm) = (splat(t.a_stride as f64), splat(t.m_stride as f64));
+        for half in 0..GROUP / L {
+            let lane0 = half * L;
+            let mut equity = zero;
+            let mut upnl = zero;
+            let mut adj = [zero, zero];
+            let mut req = [zero, zero];
+            let mut iso_liq = no_lanes();
+            for slot in s.bal_slot[g]..s.bal_slot[g + 1] {
+                let bits = (s.bal_mask[slot] >> lane0) & LANE_BITS;
+                if bits == 0 {
+                    continue;
+                }
+                let valid = lanes_of(bits);
+                let at = slot * GROUP + lane0;
+                let c = codes(s.bal_code.as_ptr().add(at));
+                let qty = load(s.bal_qty.as_ptr().add(at));
+                let price = get::<SA>(t.a_price.as_ptr(), &c);
+                let value = mul(qty, price);
+                equity = add_where(valid, equity, value);
+                let long = and(valid, lt(zero, qty));
+                let short = and(valid, lt(qty, zero));
+                let imf = get::<SA>(t.a_imf.as_ptr(), &c);
+                let sized = and_not(eq(imf, zero), or(long, short));
+                // Drift's size discount / premium term imf·sqrt(|qty|), once for both sides.
+                let (term, cap) = if any(sized) {
+                    let term = mul(imf, sqrt(abs(qty)));
+                    (term, div(splat(1.1), add(one, term)))
+                } else {
+                    (zero, zero)
+                };
+                if any(long) {
+                    // Haircut tiers (only where a lane's asset has them; without, the
+                    // value counts whole): the slice is the count of bounds below the value.
+                    let tiered = and(long, lt(zero, get::<SA>(t.a_tiered.as_ptr(), &c)));
+                    let mut discounted = value;
+                    if any(tiered) {
+                        let (lower, rate, base) = if SA {
+                            // Tier by tier: the lanes above a bound take the next slice's
+                            // values (bounds increase: once no lane is above one, none is
+                            // above the next ones).
+                            let mut v = (
+                                get::<true>(t.h_lower.as_ptr(), &c),
+                                get::<true>(t.h_rate.as_ptr(), &c),
+                                get::<true>(t.h_base.as_ptr(), &c),
+                            );
+                            for k in 0..t.h_tiers - 1 {
+                                let below = lt(get::<true>(t.h_bound.as_ptr().add(k * 8), &c), value);
+                                if !any(below) {
+                                    break;
+                                }
+                                let next = (k + 1) * 8;
+                                v.0 = get_where(below, v.0, t.h_lower.as_ptr().add(next), &c);
+                                v.1 = get_where(below, v.1, t.h_rate.as_ptr().add(next), &c);
+                                v.2 = get_where(below, v.2, t.h_base.as_ptr().add(next), &c);
+                            }
+                            v
+                        } else {
+                            let mut k_at = zero;
+                            for k in 0..t.h_tiers - 1 {
+                                let b = get::<false>(t.h_bound.as_ptr().add(k * t.a_stride), &c);
+                                let below = lt(b, value);
+                                if !any(below) {
+                                    break;
+                                }
+                                k_at = add_where(below, k_at, sa);
+                            }
+                            let ix = index(k_at, &c);
+                            (
+                                gather(t.h_lower.as_ptr(), ix),
+                                gather(t.h_rate.as_ptr(), ix),
+                                gather(t.h_base.as_ptr(), ix),
+                            )
+                        };
+                        let last = get::<SA>(t.h_last.as_ptr(), &c);
+                        discounted = add(base, mul(sub(min(value, last), lower), rate));
+                    }
+                    // Drift's size discount: weight ≤ 1.1 / (1 + imf·sqrt(|qty|)).
+                    let cap = select(sized, inf, cap);
+                    for m in 0..2 {
+                        let w = get::<SA>(t.a_w[m].as_ptr(), &c);
+                        adj[m] = add_where(long, adj[m], mul(discounted, min(w, cap)));
+                    }
+                }
+                if any(short) {
+                    // Drift's size premium: max(w, 0.8·w + imf·sqrt(|qty|)).
+                    for m in 0..2 {
+                        let w = get::<SA>(t.a_lw[m].as_ptr(), &c);
+                        let w = select(sized, w, max(w, add(mul(splat(0.8), w), term)));
+                        adj[m] = add_where(short, adj[m], mul(value, w));
+                    }
+                }
+            }
+            for slot in s.pos_slot[g]..s.pos_slot[g + 1] {
+                let bits = (s.pos_mask[slot] >> lane0) & LANE_BITS;
+                if bits == 0 {
+                    continue;
+                }
+                let valid = lanes_of(bits);
+                let at = slot * GROUP + lane0;
+                let c = codes(s.pos_code.as_ptr().add(at));
+                let qty = load(s.pos_qty.as_ptr().add(at));
+                let entry = load(s.pos_entry.as_ptr().add(at));
+                let isolated = load(s.pos_iso.as_ptr().add(at));
+                let cs = get::<SM>(t.m_cs.as_ptr(), &c);
+                let mark = get::<SM>(t.m_mark.as_ptr(), &c);
+                let settle = get::<SM>(t.m_settle.as_ptr(), &c);
+                // crate::contract: linear |size|·mark, size·(mark − entry); inverse
+                // |size| / mark, size·(1/entry − 1/mark) (0 for a zero quantity).
+                let size = mul(qty, cs);
+                let mut notional = mul(abs(size), mark);
+                let mut pnl = mul(size, sub(mark, entry));
+                if t.any_inverse {
+                    let inverse = and(valid, lt(zero, get::<SM>(t.m_inverse.as_ptr(), &c)));
+                    if any(inverse) {
+                        let inv_mark = get::<SM>(t.m_inv_mark.as_ptr(), &c);
+                        let (inv_notional, inv_entry) = (div(abs(size), mark), div(one, entry));
+                        let inv_pnl = mul(size, sub(inv_entry, inv_mark));
+                        let inv_pnl = select(eq(qty, zero), inv_pnl, zero);
+                        notional = select(inverse, notional, inv_notional);
+                        pnl = select(inverse, pnl, inv_pnl);
+                    }
+                }
+                // Brackets: the tier is the count of bounds below the notional.
+                let (rate, cum) = if SM {
+                    // Tier by tier, as the haircut slices above.
+                    let mut rate = [get::<true>(t.b_rate[0].as_ptr(), &c), get::<true>(t.b_rate[1].as_ptr(), &c)];
+                    let mut cum = [get::<true>(t.b_cum[0].as_ptr(), &c), get::<true>(t.b_cum[1].as_ptr(), &c)];
+                    for k in 0..t.b_tiers - 1 {
+                        let below = lt(get::<true>(t.b_bound.as_ptr().add(k * 8), &c), notional);
+                        if !any(below) {
+                            break;
+                        }
+                        let next = (k + 1) * 8;
+                        for m in 0..2 {
+                            rate[m] = get_where(below, rate[m], t.b_rate[m].as_ptr().add(next), &c);
+                            cum[m] = get_where(below, cum[m], t.b_cum[m].as_ptr().add(next), &c);
+                        }
+                    }
+                    (rate, cum)
+                } else {
+                    let mut k_at = zero;
+                    for k in 0..t.b_tiers - 1 {
+                        let b = get::<false>(t.b_bound.as_ptr().add(k * t.m_stride), &c);
+                        let below = lt(b, notional);
+                        if !any(below) {
+                            break;
+                        }
+                        k_at = add_where(below, k_at, sm);
+                    }
+                    let ix = index(k_at, &c);
+                    (
+                        [gather(t.b_rate[0].as_ptr(), ix), gather(t.b_rate[1].as_ptr(), ix)],
+                        [gather(t.b_cum[0].as_ptr(), ix), gather(t.b_cum[1].as_ptr(), ix)],
+                    )
+                };
+                let mut r = [sub(mul(notional, rate[0]), cum[0]), sub(mul(notional, rate[1]), cum[1])];
+                if t.any_market_imf {
+                    let imf = get::<SM>(t.m_imf.as_ptr(), &c);
+                    let premium = and(valid, lt(zero, imf));
+                    if any(premium) {
+                        let term = mul(imf, sqrt(abs(size)));
+                        for m in 0..2 {
+                            let base = get::<SM>(t.m_base[m].as_ptr(), &c);
+                            let p = max(base, add(mul(splat(0.8), base), term));
+                            r[m] = select(premium, r[m], max(r[m], mul(notional, p)));
+                        }
+                    }
+                }
+                let pnl = mul(pnl, settle);
+                let r = [mul(r[0], settle), mul(r[1], settle)];
+                upnl = add_where(valid, upnl, pnl);
+                equity = add_where(valid, equity, pnl);
+                let iso = and(valid, lt(zero, isolated));
+                let cross = and_not(iso, valid);
+                // Branch-free (a slot holds an isolated row about as often as not).
+                let margin = mul(isolated, settle);
+                equity = add_where(iso, equity, margin);
+                iso_liq = or(iso_liq, and(iso, lt(add(margin, pnl), r[1])));
+                for m in 0..2 {
+                    let w = get::<SM>(t.m_upnl_w[m].as_ptr(), &c);
+                    let collateral = add(min(pnl, zero), mul(max(pnl, zero), w));
+                    adj[m] = add_where(cross, adj[m], collateral);
+                    req[m] = add_where(cross, req[m], r[m]);
+                }
+            }
+            // AccountMargin::{free_collateral, margin_ratio, liquidatable, bankrupt}
+            let free = sub(adj[0], req[0]);
+            let ratio = select(le(adj[1], zero), div(req[1], adj[1]), inf);
+            let ratio = select(eq(req[1], zero), ratio, zero);
+            let liquidatable = or(lt(adj[1], req[1]), iso_liq);
+            store(out.equity.add(lane0), equity);
+            store(out.upnl.add(lane0), upnl);
+            for m in 0..2 {
+                store(out.adj[m].add(lane0), adj[m]);
+                store(out.req[m].add(lane0), req[m]);
+            }
+            store(out.free.add(lane0), free);
+            store(out.ratio.add(lane0), ratio);
+            write_flags(out.liquidatable.add(lane0), bits_of(liquidatable), L);
+            write_flags(out.bankrupt.add(lane0), bits_of(lt(equity, zero)), L);
+        }
+    }};
+}
+
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{write_flags, Lanes, MarginColumnsMut, Out, Range, Scratch, Sliced8, Tables, GROUP, WINDOW};
+    use super::{write_flags, Lanes, MarginColumnsMut, Out, Range, Sliced8, Tables, GROUP};
 
     const L: usize = 8;
     const LANE_BITS: u8 = 0xff;
@@ -521,27 +436,6 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     unsafe fn get_where(m: M, src: F, table: *const f64, c: &Codes) -> F {
         _mm512_mask_permutexvar_pd(src, m, c.c64, _mm512_loadu_pd(table))
-    }
-
-    /// Stores the lanes of `x` selected by `m` side by side at `p` (writes L values) and
-    /// returns how many.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn pack(p: *mut f64, m: M, x: F) -> usize {
-        _mm512_storeu_pd(p, _mm512_maskz_compress_pd(m, x));
-        m.count_ones() as usize
-    }
-
-    /// The inverse of [`pack`]: consecutive values from `p` into the lanes of `m` (0 elsewhere).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn unpack(m: M, p: *const f64) -> F {
-        _mm512_maskz_expandloadu_pd(m, p as *const _)
-    }
-
-    #[inline]
-    fn count(m: M) -> usize {
-        m.count_ones() as usize
     }
 
     /// Offsets `k_at` (a tier × the table's stride, as f64) + code.
@@ -675,7 +569,7 @@ mod avx512 {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{write_flags, Lanes, MarginColumnsMut, Out, Range, Scratch, Sliced8, Tables, GROUP, WINDOW};
+    use super::{write_flags, Lanes, MarginColumnsMut, Out, Range, Sliced8, Tables, GROUP};
 
     const L: usize = 4;
     const LANE_BITS: u8 = 0x0f;
@@ -706,42 +600,6 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     unsafe fn get_where(m: M, src: F, table: *const f64, c: &Codes) -> F {
         _mm256_mask_i32gather_pd::<8>(src, table, c.c32, m)
-    }
-
-    /// Stores the lanes of `x` selected by `m` side by side at `p` (writes up to L values)
-    /// and returns how many (branch-free: every lane is written, the selected ones kept).
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn pack(p: *mut f64, m: M, x: F) -> usize {
-        let bits = _mm256_movemask_pd(m) as usize;
-        let mut v = [0.0; L];
-        _mm256_storeu_pd(v.as_mut_ptr(), x);
-        let mut n = 0;
-        for (l, &x) in v.iter().enumerate() {
-            *p.add(n) = x;
-            n += (bits >> l) & 1;
-        }
-        n
-    }
-
-    /// The inverse of [`pack`]: consecutive values from `p` into the lanes of `m` (0 elsewhere).
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn unpack(m: M, p: *const f64) -> F {
-        let bits = _mm256_movemask_pd(m) as usize;
-        let mut v = [0.0; L];
-        let mut j = 0;
-        for (l, x) in v.iter_mut().enumerate() {
-            *x = *p.add(j);
-            j += (bits >> l) & 1;
-        }
-        _mm256_and_pd(_mm256_loadu_pd(v.as_ptr()), m)
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn count(m: M) -> usize {
-        (_mm256_movemask_pd(m) as u32).count_ones() as usize
     }
 
     #[inline]
