@@ -12,7 +12,9 @@ machine, with the 1-minute load average before and after.
     python benches/compare_builds.py --old /tmp/old/python --new python --accounts 1000000
     python benches/compare_builds.py --old ... --new ... --stages evaluate_out --threads 2
 
-benches/compare_builds.book_sides.json holds the run behind the book-sides branch.
+benches/compare_builds.book_sides.json holds the run behind the book-sides branch;
+benches/compare_builds.kernel2.json one behind the kernel2 branch (``--stages evaluate_out
+--threads 2``, main's release build against the branch's, on a machine at load 17–18).
 """
 
 from __future__ import annotations
