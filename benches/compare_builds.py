@@ -4,18 +4,24 @@ Each build runs in its own process (two compiled ``_core`` modules cannot share 
 processes build the same seeded synthetic book (``crossmargin.synth.generate``) once, then
 take turns, one timed repetition at a time (old, new, old, new, ...), so that both see the
 same machine load; each pair gives a ratio new / old. Reported per stage (grouping a book,
-one ``evaluate``; wall and process CPU time): the best time of each build and the median of
-the paired ratios, the robust number on a shared machine.
+one ``evaluate`` into fresh columns, and ``evaluate_out``: one ``evaluate`` with the previous
+result reused as ``out=``, the README table's measure; wall and process CPU time): the best
+time of each build and the median of the paired ratios, the robust number on a shared
+machine, with the 1-minute load average before and after.
 
     python benches/compare_builds.py --old /tmp/old/python --new python --accounts 1000000
+    python benches/compare_builds.py --old ... --new ... --stages evaluate_out --threads 2
 
-benches/compare_builds.book_sides.json holds the run behind the book-sides branch.
+benches/compare_builds.book_sides.json holds the run behind the book-sides branch;
+benches/compare_builds.kernel2.json one behind the kernel2 branch (``--stages evaluate_out
+--threads 2``, main's release build against the branch's, on a machine at load 17–18).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -31,13 +37,15 @@ book = generate(u, n_accounts=n, seed=7)
 b, p = dict(book.balances), {k: v for k, v in book.positions.items() if k != "side"}
 engine = cm.Engine(u, threads=threads)
 fresh = cm.Book(b, p)
-engine.evaluate(fresh)  # binds the book to the universe (cached) and warms up
+out = engine.evaluate(fresh)  # binds the book to the universe (cached) and warms up
 print(json.dumps({"file": cm.__file__}), flush=True)
 for line in sys.stdin:
     stage = line.strip()
     t, c = time.perf_counter(), time.process_time()
     if stage == "group":
         cm.Book(b, p)
+    elif stage == "evaluate_out":
+        engine.evaluate(fresh, out=out)
     else:
         engine.evaluate(fresh)
     print(json.dumps([time.perf_counter() - t, time.process_time() - c]), flush=True)
@@ -51,12 +59,16 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=1_000_000)
     ap.add_argument("--pairs", type=int, default=15, help="timed pairs per stage")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--stages", nargs="+", default=["group", "evaluate", "evaluate_out"])
+    ap.add_argument("--simd", default="", help="CROSSMARGIN_SIMD for both builds (default: best)")
     a = ap.parse_args()
     start = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    env = {"PATH": "/usr/bin:/bin", "CROSSMARGIN_SIMD": a.simd}
     procs = {
         name: subprocess.Popen(
             [sys.executable, "-c", CHILD, str(a.accounts), str(a.threads)],
-            env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin"},
+            env={**env, "PYTHONPATH": path},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -72,7 +84,7 @@ def main() -> None:
         return json.loads(p.stdout.readline())  # type: ignore[union-attr]
 
     times: dict[str, dict[str, list[list[float]]]] = {"old": {}, "new": {}}
-    for stage in ("group", "evaluate"):
+    for stage in a.stages:
         for i in range(a.pairs):
             order = ("old", "new") if i % 2 == 0 else ("new", "old")
             for name in order:
@@ -80,8 +92,14 @@ def main() -> None:
     for p in procs.values():
         p.stdin.close()  # type: ignore[union-attr]
         p.wait()
-    report: dict[str, object] = {"accounts": a.accounts, "threads": a.threads, "files": files}
-    for stage in ("group", "evaluate"):
+    report: dict[str, object] = {
+        "accounts": a.accounts,
+        "threads": a.threads,
+        "simd": a.simd or "best",
+        "files": files,
+        "loadavg_1min": [load_before, os.getloadavg()[0]],
+    }
+    for stage in a.stages:
         for k, clock in enumerate(("wall", "cpu")):
             old = [t[k] for t in times["old"][stage]]
             new = [t[k] for t in times["new"][stage]]

@@ -251,20 +251,24 @@ pub fn evaluate_into(
     let lookup = PreparedLookup::new(ctx);
     let tables = Tables::new(ctx, &lookup);
     out.into_chunks(CHUNK).into_par_iter().enumerate().for_each(|(c, mut cols)| {
-        let g0 = c * CHUNK / GROUP;
-        let g1 = (g0 + CHUNK / GROUP).min(layout.n_groups());
-        for g in g0..g1 {
-            let first = g * GROUP;
-            let lanes = GROUP.min(n - first);
-            let local = first - c * CHUNK;
-            if layout.has_orders[g] || (tables.any_option && holds_option(layout, &tables, g)) {
-                for a in first..first + lanes {
-                    cols.set(a - c * CHUNK, &evaluate_rows(book.account(a), ctx, &lookup));
-                }
-                continue;
+        let base = c * CHUNK;
+        let g1 = ((c + 1) * CHUNK / GROUP).min(layout.n_groups());
+        let scalar = |g: usize| layout.has_orders[g] || (tables.any_option && holds_option(layout, &tables, g));
+        // Runs of SIMD groups, one kernel call each, between the groups the scalar kernel runs.
+        let mut g = base / GROUP;
+        while g < g1 {
+            let run = g..(g..g1).find(|&e| scalar(e)).unwrap_or(g1);
+            g = run.end;
+            if !run.is_empty() {
+                #[cfg(target_arch = "x86_64")]
+                x86::groups(level, layout, &tables, run, &mut cols, base);
             }
-            #[cfg(target_arch = "x86_64")]
-            x86::group(level, layout, &tables, g, &mut cols, local, lanes);
+            if g < g1 {
+                for a in g * GROUP..((g + 1) * GROUP).min(n) {
+                    cols.set(a - base, &evaluate_rows(book.account(a), ctx, &lookup));
+                }
+                g += 1;
+            }
         }
     });
     Ok(())

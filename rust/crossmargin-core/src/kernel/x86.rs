@@ -2,72 +2,34 @@
 //! one register per group) and AVX2 (4 lanes, a group in two halves). Each lane performs
 //! the scalar formula of [`crate::margin`] (plain model) in its order: the same operations
 //! on the same operands, so the results are bit-identical.
+//!
+//! Where the time goes, and what the body does about it (docs/ARCHITECTURE.md "Evaluation
+//! kernel"):
+//! - One call per run of groups (not per group): the tables' addresses are read once.
+//! - Per-code constants and bracket / haircut tier values are register permutes when the book
+//!   uses at most 8 codes (AVX-512): the tier search and the lookup are one pass, each tier a
+//!   masked permute of the lanes above its lower bound; gathers otherwise.
+
+use std::ops::Range;
 
 use super::{Level, Sliced8, Tables, GROUP};
 use crate::margin::MarginColumnsMut;
 
-/// Group `g` of `layout` into `cols` rows `local..local + lanes`.
-pub(super) fn group(
+/// Groups `groups` of `layout` into `cols`, the columns of the accounts from `base` on (the
+/// groups' accounts lie in them).
+pub(super) fn groups(
     level: Level,
     layout: &Sliced8,
     t: &Tables,
-    g: usize,
+    groups: Range<usize>,
     cols: &mut MarginColumnsMut<'_>,
-    local: usize,
-    lanes: usize,
+    base: usize,
 ) {
-    if lanes == GROUP {
-        // A whole group: the kernel stores straight into the columns.
-        let out = Out {
-            equity: cols.equity[local..local + GROUP].as_mut_ptr(),
-            upnl: cols.upnl[local..local + GROUP].as_mut_ptr(),
-            adj: [
-                cols.adj_equity_initial[local..local + GROUP].as_mut_ptr(),
-                cols.adj_equity_maint[local..local + GROUP].as_mut_ptr(),
-            ],
-            req: [cols.im[local..local + GROUP].as_mut_ptr(), cols.mm[local..local + GROUP].as_mut_ptr()],
-            free: cols.free_collateral[local..local + GROUP].as_mut_ptr(),
-            ratio: cols.margin_ratio[local..local + GROUP].as_mut_ptr(),
-            liquidatable: cols.liquidatable[local..local + GROUP].as_mut_ptr(),
-            bankrupt: cols.bankrupt[local..local + GROUP].as_mut_ptr(),
-        };
-        run(level, layout, t, g, &out);
-        return;
-    }
-    // The last, partial group: through a buffer of 8 lanes.
-    let mut r = Lanes::default();
-    let out = Out {
-        equity: r.equity.as_mut_ptr(),
-        upnl: r.upnl.as_mut_ptr(),
-        adj: [r.adj[0].as_mut_ptr(), r.adj[1].as_mut_ptr()],
-        req: [r.req[0].as_mut_ptr(), r.req[1].as_mut_ptr()],
-        free: r.free.as_mut_ptr(),
-        ratio: r.ratio.as_mut_ptr(),
-        liquidatable: r.liquidatable.as_mut_ptr(),
-        bankrupt: r.bankrupt.as_mut_ptr(),
-    };
-    run(level, layout, t, g, &out);
-    for l in 0..lanes {
-        let j = local + l;
-        cols.equity[j] = r.equity[l];
-        cols.upnl[j] = r.upnl[l];
-        cols.adj_equity_initial[j] = r.adj[0][l];
-        cols.adj_equity_maint[j] = r.adj[1][l];
-        cols.im[j] = r.req[0][l];
-        cols.mm[j] = r.req[1][l];
-        cols.free_collateral[j] = r.free[l];
-        cols.margin_ratio[j] = r.ratio[l];
-        cols.liquidatable[j] = r.liquidatable[l];
-        cols.bankrupt[j] = r.bankrupt[l];
-    }
-}
-
-fn run(level: Level, layout: &Sliced8, t: &Tables, g: usize, out: &Out) {
     match level {
-        // SAFETY: the level was checked as supported by this CPU (`Level::supported`), and
-        // every pointer of `out` addresses 8 writable values.
-        Level::Avx512 => unsafe { avx512::group(layout, t, g, out) },
-        Level::Avx2 => unsafe { avx2::group(layout, t, g, out) },
+        // SAFETY: the level was checked as supported by this CPU (`Level::supported`); the
+        // groups' accounts lie in `cols` (rows `g·8 - base ..`).
+        Level::Avx512 => unsafe { avx512::groups(layout, t, groups, cols, base) },
+        Level::Avx2 => unsafe { avx2::groups(layout, t, groups, cols, base) },
         Level::Scalar => unreachable!("the scalar level runs crate::margin"),
     }
 }
@@ -84,6 +46,23 @@ struct Out {
     bankrupt: *mut bool,
 }
 
+impl Out {
+    /// Rows `local..local + 8` of `cols` (panics when they are not all there).
+    fn at(cols: &mut MarginColumnsMut<'_>, local: usize) -> Out {
+        let r = local..local + GROUP;
+        Out {
+            equity: cols.equity[r.clone()].as_mut_ptr(),
+            upnl: cols.upnl[r.clone()].as_mut_ptr(),
+            adj: [cols.adj_equity_initial[r.clone()].as_mut_ptr(), cols.adj_equity_maint[r.clone()].as_mut_ptr()],
+            req: [cols.im[r.clone()].as_mut_ptr(), cols.mm[r.clone()].as_mut_ptr()],
+            free: cols.free_collateral[r.clone()].as_mut_ptr(),
+            ratio: cols.margin_ratio[r.clone()].as_mut_ptr(),
+            liquidatable: cols.liquidatable[r.clone()].as_mut_ptr(),
+            bankrupt: cols.bankrupt[r].as_mut_ptr(),
+        }
+    }
+}
+
 /// One partial group's results, by lane.
 #[derive(Debug, Default)]
 struct Lanes {
@@ -95,6 +74,38 @@ struct Lanes {
     ratio: [f64; GROUP],
     liquidatable: [bool; GROUP],
     bankrupt: [bool; GROUP],
+}
+
+impl Lanes {
+    fn out(&mut self) -> Out {
+        Out {
+            equity: self.equity.as_mut_ptr(),
+            upnl: self.upnl.as_mut_ptr(),
+            adj: [self.adj[0].as_mut_ptr(), self.adj[1].as_mut_ptr()],
+            req: [self.req[0].as_mut_ptr(), self.req[1].as_mut_ptr()],
+            free: self.free.as_mut_ptr(),
+            ratio: self.ratio.as_mut_ptr(),
+            liquidatable: self.liquidatable.as_mut_ptr(),
+            bankrupt: self.bankrupt.as_mut_ptr(),
+        }
+    }
+
+    /// The first `lanes` results into rows `local..` of `cols`.
+    fn copy_to(&self, cols: &mut MarginColumnsMut<'_>, local: usize, lanes: usize) {
+        for l in 0..lanes {
+            let j = local + l;
+            cols.equity[j] = self.equity[l];
+            cols.upnl[j] = self.upnl[l];
+            cols.adj_equity_initial[j] = self.adj[0][l];
+            cols.adj_equity_maint[j] = self.adj[1][l];
+            cols.im[j] = self.req[0][l];
+            cols.mm[j] = self.req[1][l];
+            cols.free_collateral[j] = self.free[l];
+            cols.margin_ratio[j] = self.ratio[l];
+            cols.liquidatable[j] = self.liquidatable[l];
+            cols.bankrupt[j] = self.bankrupt[l];
+        }
+    }
 }
 
 /// Byte l of entry b is bit l of b: 8 lane flags as 8 bools in one store.
@@ -123,121 +134,206 @@ unsafe fn write_flags(p: *mut bool, bits: u8, n: usize) {
     }
 }
 
-/// The kernel of one group over `L` lanes; the module that invokes it defines the vector
-/// operations (`F` a vector of f64, `M` a lane mask, `Codes` a vector of codes).
+/// The kernel over `L` lanes; the module that invokes it defines the vector operations (`F`
+/// a vector of f64, `M` a lane mask, `Codes` a vector of codes) and `PERMUTES` (whether
+/// tables of at most 8 codes are read with register permutes).
 macro_rules! group_body {
     ($feature:literal) => {
+        /// See [`super::groups`].
         #[target_feature(enable = $feature)]
-        pub(super) unsafe fn group(s: &Sliced8, t: &Tables, g: usize, out: &Out) {
-            let one = splat(1.0);
-            let zero = splat(0.0);
-            let inf = splat(f64::INFINITY);
-            let small_a = t.a_stride == 8;
-            let small_m = t.m_stride == 8;
-            let (sa, sm) = (splat(t.a_stride as f64), splat(t.m_stride as f64));
-            for half in 0..GROUP / L {
-                let lane0 = half * L;
-                let mut equity = zero;
-                let mut upnl = zero;
-                let mut adj = [zero, zero];
-                let mut req = [zero, zero];
-                let mut iso_liq = no_lanes();
-                for slot in s.bal_slot[g]..s.bal_slot[g + 1] {
-                    let bits = (s.bal_mask[slot] >> lane0) & LANE_BITS;
-                    if bits == 0 {
-                        continue;
-                    }
-                    let valid = lanes_of(bits);
-                    let at = slot * GROUP + lane0;
-                    let c = codes(s.bal_code.as_ptr().add(at));
-                    let qty = load(s.bal_qty.as_ptr().add(at));
-                    let price = get(small_a, t.a_price.as_ptr(), &c);
-                    let value = mul(qty, price);
-                    equity = add_where(valid, equity, value);
-                    let long = and(valid, lt(zero, qty));
-                    let short = and(valid, lt(qty, zero));
-                    if any(long) {
-                        // Haircut tiers (only where a lane's asset has them; without, the
-                        // value counts whole): the slice is the count of bounds below the value.
-                        let tiered = and(long, lt(zero, get(small_a, t.a_tiered.as_ptr(), &c)));
-                        let mut discounted = value;
-                        if any(tiered) {
+        pub(super) unsafe fn groups(
+            s: &Sliced8,
+            t: &Tables,
+            groups: Range<usize>,
+            cols: &mut MarginColumnsMut<'_>,
+            base: usize,
+        ) {
+            match (PERMUTES && t.a_stride == 8, PERMUTES && t.m_stride == 8) {
+                (true, true) => groups_of::<true, true>(s, t, groups, cols, base),
+                (true, false) => groups_of::<true, false>(s, t, groups, cols, base),
+                (false, true) => groups_of::<false, true>(s, t, groups, cols, base),
+                (false, false) => groups_of::<false, false>(s, t, groups, cols, base),
+            }
+        }
+
+        /// [`groups`] with assets (`SA`) and markets (`SM`) read by permutes or gathers (the
+        /// group's body inline in the loop: the tables' addresses are read once per run).
+        #[target_feature(enable = $feature)]
+        unsafe fn groups_of<const SA: bool, const SM: bool>(
+            s: &Sliced8,
+            t: &Tables,
+            groups: Range<usize>,
+            cols: &mut MarginColumnsMut<'_>,
+            base: usize,
+        ) {
+            let mut partial = Lanes::default();
+            for g in groups {
+                let local = g * GROUP - base;
+                let lanes = GROUP.min(cols.equity.len() - local);
+                // A whole group stores straight into the columns; the last, partial one
+                // through a buffer of 8 lanes.
+                let out = if lanes == GROUP { Out::at(cols, local) } else { partial.out() };
+                group!(s, t, g, out);
+                if lanes < GROUP {
+                    partial.copy_to(cols, local, lanes);
+                }
+            }
+        }
+    };
+}
+
+/// The formula of group `g` of `s` into `out` (the module's vector operations, generic
+/// `SA` / `SM` in scope).
+macro_rules! group {
+    ($s:ident, $t:ident, $g:ident, $out:ident) => {{
+        let (s, t, g, out): (&Sliced8, &Tables, usize, &Out) = ($s, $t, $g, &$out);
+        let one = splat(1.0);
+        let zero = splat(0.0);
+        let inf = splat(f64::INFINITY);
+        let (sa, sm) = (splat(t.a_stride as f64), splat(t.m_stride as f64));
+        for half in 0..GROUP / L {
+            let lane0 = half * L;
+            let mut equity = zero;
+            let mut upnl = zero;
+            let mut adj = [zero, zero];
+            let mut req = [zero, zero];
+            let mut iso_liq = no_lanes();
+            for slot in s.bal_slot[g]..s.bal_slot[g + 1] {
+                let bits = (s.bal_mask[slot] >> lane0) & LANE_BITS;
+                if bits == 0 {
+                    continue;
+                }
+                let valid = lanes_of(bits);
+                let at = slot * GROUP + lane0;
+                let c = codes(s.bal_code.as_ptr().add(at));
+                let qty = load(s.bal_qty.as_ptr().add(at));
+                let price = get::<SA>(t.a_price.as_ptr(), &c);
+                let value = mul(qty, price);
+                equity = add_where(valid, equity, value);
+                let long = and(valid, lt(zero, qty));
+                let short = and(valid, lt(qty, zero));
+                let imf = get::<SA>(t.a_imf.as_ptr(), &c);
+                let sized = and_not(eq(imf, zero), or(long, short));
+                // Drift's size discount / premium term imf·sqrt(|qty|), once for both sides.
+                let (term, cap) = if any(sized) {
+                    let term = mul(imf, sqrt(abs(qty)));
+                    (term, div(splat(1.1), add(one, term)))
+                } else {
+                    (zero, zero)
+                };
+                if any(long) {
+                    // Haircut tiers (only where a lane's asset has them; without, the
+                    // value counts whole): the slice is the count of bounds below the value.
+                    let tiered = and(long, lt(zero, get::<SA>(t.a_tiered.as_ptr(), &c)));
+                    let mut discounted = value;
+                    if any(tiered) {
+                        let (lower, rate, base) = if SA {
+                            // Tier by tier: the lanes above a bound take the next slice's
+                            // values (bounds increase: once no lane is above one, none is
+                            // above the next ones).
+                            let mut v = (
+                                get::<true>(t.h_lower.as_ptr(), &c),
+                                get::<true>(t.h_rate.as_ptr(), &c),
+                                get::<true>(t.h_base.as_ptr(), &c),
+                            );
+                            for k in 0..t.h_tiers - 1 {
+                                let below = lt(get::<true>(t.h_bound.as_ptr().add(k * 8), &c), value);
+                                if !any(below) {
+                                    break;
+                                }
+                                let next = (k + 1) * 8;
+                                v.0 = get_where(below, v.0, t.h_lower.as_ptr().add(next), &c);
+                                v.1 = get_where(below, v.1, t.h_rate.as_ptr().add(next), &c);
+                                v.2 = get_where(below, v.2, t.h_base.as_ptr().add(next), &c);
+                            }
+                            v
+                        } else {
                             let mut k_at = zero;
                             for k in 0..t.h_tiers - 1 {
-                                let b = get(small_a, t.h_bound.as_ptr().add(k * t.a_stride), &c);
+                                let b = get::<false>(t.h_bound.as_ptr().add(k * t.a_stride), &c);
                                 let below = lt(b, value);
-                                // Bounds increase: once no lane is above a bound, none is above
-                                // the next ones (the count is final).
                                 if !any(below) {
                                     break;
                                 }
                                 k_at = add_where(below, k_at, sa);
                             }
                             let ix = index(k_at, &c);
-                            let lower = gather(t.h_lower.as_ptr(), ix);
-                            let rate = gather(t.h_rate.as_ptr(), ix);
-                            let base = gather(t.h_base.as_ptr(), ix);
-                            let last = get(small_a, t.h_last.as_ptr(), &c);
-                            discounted = add(base, mul(sub(min(value, last), lower), rate));
-                        }
-                        // Drift's size discount: weight ≤ 1.1 / (1 + imf·sqrt(|qty|)).
-                        let imf = get(small_a, t.a_imf.as_ptr(), &c);
-                        let plain = eq(imf, zero);
-                        let mut cap = inf;
-                        if any(and_not(plain, long)) {
-                            cap = select(plain, div(splat(1.1), add(one, mul(imf, sqrt(abs(qty))))), inf);
-                        }
-                        for m in 0..2 {
-                            let w = get(small_a, t.a_w[m].as_ptr(), &c);
-                            adj[m] = add_where(long, adj[m], mul(discounted, min(w, cap)));
-                        }
+                            (
+                                gather(t.h_lower.as_ptr(), ix),
+                                gather(t.h_rate.as_ptr(), ix),
+                                gather(t.h_base.as_ptr(), ix),
+                            )
+                        };
+                        let last = get::<SA>(t.h_last.as_ptr(), &c);
+                        discounted = add(base, mul(sub(min(value, last), lower), rate));
                     }
-                    if any(short) {
-                        // Drift's size premium: max(w, 0.8·w + imf·sqrt(|qty|)).
-                        let imf = get(small_a, t.a_imf.as_ptr(), &c);
-                        let plain = eq(imf, zero);
-                        let premium = any(and_not(plain, short));
-                        let term = if premium { mul(imf, sqrt(abs(qty))) } else { zero };
-                        for m in 0..2 {
-                            let w = get(small_a, t.a_lw[m].as_ptr(), &c);
-                            let w = if premium { select(plain, max(w, add(mul(splat(0.8), w), term)), w) } else { w };
-                            adj[m] = add_where(short, adj[m], mul(value, w));
-                        }
+                    // Drift's size discount: weight ≤ 1.1 / (1 + imf·sqrt(|qty|)).
+                    let cap = select(sized, inf, cap);
+                    for m in 0..2 {
+                        let w = get::<SA>(t.a_w[m].as_ptr(), &c);
+                        adj[m] = add_where(long, adj[m], mul(discounted, min(w, cap)));
                     }
                 }
-                for slot in s.pos_slot[g]..s.pos_slot[g + 1] {
-                    let bits = (s.pos_mask[slot] >> lane0) & LANE_BITS;
-                    if bits == 0 {
-                        continue;
+                if any(short) {
+                    // Drift's size premium: max(w, 0.8·w + imf·sqrt(|qty|)).
+                    for m in 0..2 {
+                        let w = get::<SA>(t.a_lw[m].as_ptr(), &c);
+                        let w = select(sized, w, max(w, add(mul(splat(0.8), w), term)));
+                        adj[m] = add_where(short, adj[m], mul(value, w));
                     }
-                    let valid = lanes_of(bits);
-                    let at = slot * GROUP + lane0;
-                    let c = codes(s.pos_code.as_ptr().add(at));
-                    let qty = load(s.pos_qty.as_ptr().add(at));
-                    let entry = load(s.pos_entry.as_ptr().add(at));
-                    let isolated = load(s.pos_iso.as_ptr().add(at));
-                    let cs = get(small_m, t.m_cs.as_ptr(), &c);
-                    let mark = get(small_m, t.m_mark.as_ptr(), &c);
-                    let settle = get(small_m, t.m_settle.as_ptr(), &c);
-                    // crate::contract: linear |size|·mark, size·(mark − entry); inverse
-                    // |size| / mark, size·(1/entry − 1/mark) (0 for a zero quantity).
-                    let size = mul(qty, cs);
-                    let mut notional = mul(abs(size), mark);
-                    let mut pnl = mul(size, sub(mark, entry));
-                    if t.any_inverse {
-                        let inverse = and(valid, lt(zero, get(small_m, t.m_inverse.as_ptr(), &c)));
-                        if any(inverse) {
-                            let inv_mark = get(small_m, t.m_inv_mark.as_ptr(), &c);
-                            let inv_pnl = mul(size, sub(div(one, entry), inv_mark));
-                            let inv_pnl = select(eq(qty, zero), inv_pnl, zero);
-                            notional = select(inverse, notional, div(abs(size), mark));
-                            pnl = select(inverse, pnl, inv_pnl);
+                }
+            }
+            for slot in s.pos_slot[g]..s.pos_slot[g + 1] {
+                let bits = (s.pos_mask[slot] >> lane0) & LANE_BITS;
+                if bits == 0 {
+                    continue;
+                }
+                let valid = lanes_of(bits);
+                let at = slot * GROUP + lane0;
+                let c = codes(s.pos_code.as_ptr().add(at));
+                let qty = load(s.pos_qty.as_ptr().add(at));
+                let entry = load(s.pos_entry.as_ptr().add(at));
+                let isolated = load(s.pos_iso.as_ptr().add(at));
+                let cs = get::<SM>(t.m_cs.as_ptr(), &c);
+                let mark = get::<SM>(t.m_mark.as_ptr(), &c);
+                let settle = get::<SM>(t.m_settle.as_ptr(), &c);
+                // crate::contract: linear |size|·mark, size·(mark − entry); inverse
+                // |size| / mark, size·(1/entry − 1/mark) (0 for a zero quantity).
+                let size = mul(qty, cs);
+                let mut notional = mul(abs(size), mark);
+                let mut pnl = mul(size, sub(mark, entry));
+                if t.any_inverse {
+                    let inverse = and(valid, lt(zero, get::<SM>(t.m_inverse.as_ptr(), &c)));
+                    if any(inverse) {
+                        let inv_mark = get::<SM>(t.m_inv_mark.as_ptr(), &c);
+                        let (inv_notional, inv_entry) = (div(abs(size), mark), div(one, entry));
+                        let inv_pnl = mul(size, sub(inv_entry, inv_mark));
+                        let inv_pnl = select(eq(qty, zero), inv_pnl, zero);
+                        notional = select(inverse, notional, inv_notional);
+                        pnl = select(inverse, pnl, inv_pnl);
+                    }
+                }
+                // Brackets: the tier is the count of bounds below the notional.
+                let (rate, cum) = if SM {
+                    // Tier by tier, as the haircut slices above.
+                    let mut rate = [get::<true>(t.b_rate[0].as_ptr(), &c), get::<true>(t.b_rate[1].as_ptr(), &c)];
+                    let mut cum = [get::<true>(t.b_cum[0].as_ptr(), &c), get::<true>(t.b_cum[1].as_ptr(), &c)];
+                    for k in 0..t.b_tiers - 1 {
+                        let below = lt(get::<true>(t.b_bound.as_ptr().add(k * 8), &c), notional);
+                        if !any(below) {
+                            break;
+                        }
+                        let next = (k + 1) * 8;
+                        for m in 0..2 {
+                            rate[m] = get_where(below, rate[m], t.b_rate[m].as_ptr().add(next), &c);
+                            cum[m] = get_where(below, cum[m], t.b_cum[m].as_ptr().add(next), &c);
                         }
                     }
-                    // Brackets: the tier is the count of bounds below the notional.
+                    (rate, cum)
+                } else {
                     let mut k_at = zero;
                     for k in 0..t.b_tiers - 1 {
-                        let b = get(small_m, t.b_bound.as_ptr().add(k * t.m_stride), &c);
+                        let b = get::<false>(t.b_bound.as_ptr().add(k * t.m_stride), &c);
                         let below = lt(b, notional);
                         if !any(below) {
                             break;
@@ -245,69 +341,68 @@ macro_rules! group_body {
                         k_at = add_where(below, k_at, sm);
                     }
                     let ix = index(k_at, &c);
-                    let mut r = [zero, zero];
-                    for m in 0..2 {
-                        let rate = gather(t.b_rate[m].as_ptr(), ix);
-                        let cum = gather(t.b_cum[m].as_ptr(), ix);
-                        r[m] = sub(mul(notional, rate), cum);
-                    }
-                    if t.any_market_imf {
-                        let imf = get(small_m, t.m_imf.as_ptr(), &c);
-                        let premium = and(valid, lt(zero, imf));
-                        if any(premium) {
-                            let term = mul(imf, sqrt(abs(size)));
-                            for m in 0..2 {
-                                let base = get(small_m, t.m_base[m].as_ptr(), &c);
-                                let p = max(base, add(mul(splat(0.8), base), term));
-                                r[m] = select(premium, r[m], max(r[m], mul(notional, p)));
-                            }
+                    (
+                        [gather(t.b_rate[0].as_ptr(), ix), gather(t.b_rate[1].as_ptr(), ix)],
+                        [gather(t.b_cum[0].as_ptr(), ix), gather(t.b_cum[1].as_ptr(), ix)],
+                    )
+                };
+                let mut r = [sub(mul(notional, rate[0]), cum[0]), sub(mul(notional, rate[1]), cum[1])];
+                if t.any_market_imf {
+                    let imf = get::<SM>(t.m_imf.as_ptr(), &c);
+                    let premium = and(valid, lt(zero, imf));
+                    if any(premium) {
+                        let term = mul(imf, sqrt(abs(size)));
+                        for m in 0..2 {
+                            let base = get::<SM>(t.m_base[m].as_ptr(), &c);
+                            let p = max(base, add(mul(splat(0.8), base), term));
+                            r[m] = select(premium, r[m], max(r[m], mul(notional, p)));
                         }
                     }
-                    let pnl = mul(pnl, settle);
-                    let r = [mul(r[0], settle), mul(r[1], settle)];
-                    upnl = add_where(valid, upnl, pnl);
-                    equity = add_where(valid, equity, pnl);
-                    let iso = and(valid, lt(zero, isolated));
-                    let cross = and_not(iso, valid);
-                    if any(iso) {
-                        let margin = mul(isolated, settle);
-                        equity = add_where(iso, equity, margin);
-                        iso_liq = or(iso_liq, and(iso, lt(add(margin, pnl), r[1])));
-                    }
-                    for m in 0..2 {
-                        let w = get(small_m, t.m_upnl_w[m].as_ptr(), &c);
-                        let collateral = add(min(pnl, zero), mul(max(pnl, zero), w));
-                        adj[m] = add_where(cross, adj[m], collateral);
-                        req[m] = add_where(cross, req[m], r[m]);
-                    }
                 }
-                // AccountMargin::{free_collateral, margin_ratio, liquidatable, bankrupt}
-                let free = sub(adj[0], req[0]);
-                let ratio = select(le(adj[1], zero), div(req[1], adj[1]), inf);
-                let ratio = select(eq(req[1], zero), ratio, zero);
-                let liquidatable = or(lt(adj[1], req[1]), iso_liq);
-                store(out.equity.add(lane0), equity);
-                store(out.upnl.add(lane0), upnl);
+                let pnl = mul(pnl, settle);
+                let r = [mul(r[0], settle), mul(r[1], settle)];
+                upnl = add_where(valid, upnl, pnl);
+                equity = add_where(valid, equity, pnl);
+                let iso = and(valid, lt(zero, isolated));
+                let cross = and_not(iso, valid);
+                // Branch-free (a slot holds an isolated row about as often as not).
+                let margin = mul(isolated, settle);
+                equity = add_where(iso, equity, margin);
+                iso_liq = or(iso_liq, and(iso, lt(add(margin, pnl), r[1])));
                 for m in 0..2 {
-                    store(out.adj[m].add(lane0), adj[m]);
-                    store(out.req[m].add(lane0), req[m]);
+                    let w = get::<SM>(t.m_upnl_w[m].as_ptr(), &c);
+                    let collateral = add(min(pnl, zero), mul(max(pnl, zero), w));
+                    adj[m] = add_where(cross, adj[m], collateral);
+                    req[m] = add_where(cross, req[m], r[m]);
                 }
-                store(out.free.add(lane0), free);
-                store(out.ratio.add(lane0), ratio);
-                write_flags(out.liquidatable.add(lane0), bits_of(liquidatable), L);
-                write_flags(out.bankrupt.add(lane0), bits_of(lt(equity, zero)), L);
             }
+            // AccountMargin::{free_collateral, margin_ratio, liquidatable, bankrupt}
+            let free = sub(adj[0], req[0]);
+            let ratio = select(le(adj[1], zero), div(req[1], adj[1]), inf);
+            let ratio = select(eq(req[1], zero), ratio, zero);
+            let liquidatable = or(lt(adj[1], req[1]), iso_liq);
+            store(out.equity.add(lane0), equity);
+            store(out.upnl.add(lane0), upnl);
+            for m in 0..2 {
+                store(out.adj[m].add(lane0), adj[m]);
+                store(out.req[m].add(lane0), req[m]);
+            }
+            store(out.free.add(lane0), free);
+            store(out.ratio.add(lane0), ratio);
+            write_flags(out.liquidatable.add(lane0), bits_of(liquidatable), L);
+            write_flags(out.bankrupt.add(lane0), bits_of(lt(equity, zero)), L);
         }
-    };
+    }};
 }
 
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{write_flags, Out, Sliced8, Tables, GROUP};
+    use super::{write_flags, Lanes, MarginColumnsMut, Out, Range, Sliced8, Tables, GROUP};
 
     const L: usize = 8;
     const LANE_BITS: u8 = 0xff;
+    const PERMUTES: bool = true;
     type F = __m512d;
     type M = __mmask8;
 
@@ -325,15 +420,22 @@ mod avx512 {
     }
 
     /// Entry `code` of a per-code table: a permute of its 8 entries held in a register
-    /// when the book uses at most 8 codes, else a gather.
+    /// when the book uses at most 8 codes (`SMALL`), else a gather.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn get(small: bool, table: *const f64, c: &Codes) -> F {
-        if small {
+    unsafe fn get<const SMALL: bool>(table: *const f64, c: &Codes) -> F {
+        if SMALL {
             _mm512_permutexvar_pd(c.c64, _mm512_loadu_pd(table))
         } else {
             _mm512_i32gather_pd::<8>(c.c32, table as *const _)
         }
+    }
+
+    /// `m ? table[code] : src` per lane, from a table of 8 codes.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn get_where(m: M, src: F, table: *const f64, c: &Codes) -> F {
+        _mm512_mask_permutexvar_pd(src, m, c.c64, _mm512_loadu_pd(table))
     }
 
     /// Offsets `k_at` (a tier × the table's stride, as f64) + code.
@@ -467,10 +569,12 @@ mod avx512 {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{write_flags, Out, Sliced8, Tables, GROUP};
+    use super::{write_flags, Lanes, MarginColumnsMut, Out, Range, Sliced8, Tables, GROUP};
 
     const L: usize = 4;
     const LANE_BITS: u8 = 0x0f;
+    /// AVX2 has no permute of 8 f64 in one register: per-code values are gathered.
+    const PERMUTES: bool = false;
     type F = __m256d;
     /// A lane mask: all bits set in a selected lane.
     type M = __m256d;
@@ -487,8 +591,15 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn get(_small: bool, table: *const f64, c: &Codes) -> F {
+    unsafe fn get<const SMALL: bool>(table: *const f64, c: &Codes) -> F {
         _mm256_i32gather_pd::<8>(table, c.c32)
+    }
+
+    /// `m ? table[code] : src` per lane (a masked gather).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn get_where(m: M, src: F, table: *const f64, c: &Codes) -> F {
+        _mm256_mask_i32gather_pd::<8>(src, table, c.c32, m)
     }
 
     #[inline]
