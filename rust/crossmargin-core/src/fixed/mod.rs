@@ -31,7 +31,7 @@ use rayon::prelude::*;
 use crate::book::GroupedBook;
 use crate::brackets::Shape;
 use crate::error::{CoreError, Result};
-use crate::margin::{AccountMargin, MarginColumns, MarginContext, Remap};
+use crate::margin::{AccountMargin, MarginColumns, MarginColumnsMut, MarginContext, Remap, CHUNK};
 use crate::memory::{column, map_column};
 use crate::mode::PerMode;
 use crate::universe::{Basis, MarketKind, Universe};
@@ -631,11 +631,61 @@ impl Ops {
     }
 }
 
+/// An account total as the kernel sums it: an i64 whose overflow is flagged (the common
+/// case, kept in registers) or an i128 (the exact fallback for an account whose partial sums
+/// leave 63 bits; its every term fits them, so an i128 never overflows).
+trait Total: Copy + Default {
+    /// self + x, `carry` set when the sum leaves the type.
+    fn plus(self, x: i64, carry: &mut bool) -> Self;
+    fn wide(self) -> i128;
+}
+
+impl Total for i64 {
+    #[inline(always)]
+    fn plus(self, x: i64, carry: &mut bool) -> Self {
+        let (sum, over) = self.overflowing_add(x);
+        *carry |= over;
+        sum
+    }
+
+    #[inline(always)]
+    fn wide(self) -> i128 {
+        self as i128
+    }
+}
+
+impl Total for i128 {
+    #[inline(always)]
+    fn plus(self, x: i64, _: &mut bool) -> Self {
+        self + x as i128
+    }
+
+    #[inline(always)]
+    fn wide(self) -> i128 {
+        self
+    }
+}
+
 /// One account under the fixed-point rules (module docs).
 #[inline]
 pub fn evaluate_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> FixedAccount {
+    // in 64-bit totals; the same formula in 128-bit ones when a partial sum leaves 63 bits
+    account_totals::<i64>(rows, fx, px).unwrap_or_else(|| {
+        account_totals::<i128>(rows, fx, px).expect("128-bit totals of 63-bit terms do not overflow")
+    })
+}
+
+/// [`evaluate_account`] with totals of type `T`; None when a total overflowed `T`.
+#[inline(always)]
+fn account_totals<T: Total>(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> Option<FixedAccount> {
     let mut o = Ops { overflow: false };
-    let mut r = FixedAccount::default();
+    let mut carry = false;
+    let mut equity = T::default();
+    let mut upnl_total = T::default();
+    let mut tc = [T::default(); 2];
+    let mut rq = [T::default(); 2];
+    let mut borrows = [T::default(); 2];
+    let mut isolated_liquidatable = false;
     let t = &fx.terms;
     let w_one = fx.weight_one;
     let wd = &fx.weight_div;
@@ -652,7 +702,7 @@ pub fn evaluate_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrice
         } else {
             o.mul_trunc(amount, price, &a.value_div)
         };
-        r.equity += value as i128;
+        equity = equity.plus(value, &mut carry);
         let mag = amount.unsigned_abs();
         let root = |mag: u64| if a.imf > 0 { t.root(a.to_size.apply(mag as u128)) } else { 0 };
         if amount > 0 {
@@ -662,7 +712,7 @@ pub fn evaluate_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrice
                 let base = if m == 0 { px.weight_initial[i] } else { a.weight[m] };
                 let w = base.min(cap);
                 let weighted = if w == w_one { value } else { o.mul_trunc(value, w as i64, wd) };
-                r.total_collateral[m] += weighted as i128;
+                tc[m] = tc[m].plus(weighted, &mut carry);
             }
         } else {
             let flat = mag < a.flat_below;
@@ -671,8 +721,8 @@ pub fn evaluate_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrice
                 let lw = a.liability_weight[m];
                 let w = if flat { lw } else { int::premium_with(lw, a.imf, term) };
                 let weighted = if w == w_one { value } else { o.mul_trunc(value, w as i64, wd) };
-                r.requirement[m] -= weighted as i128;
-                r.borrows[m] -= weighted as i128;
+                rq[m] = rq[m].plus(-weighted, &mut carry);
+                borrows[m] = borrows[m].plus(-weighted, &mut carry);
             }
         }
     }
@@ -691,8 +741,8 @@ pub fn evaluate_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrice
         let at_quote = |o: &mut Ops, x: i64| o.at_price(x, quote, fx);
         let liability = at_quote(&mut o, value.abs());
         let upnl = at_quote(&mut o, pnl);
-        r.upnl += upnl as i128;
-        r.equity += upnl as i128;
+        upnl_total = upnl_total.plus(upnl, &mut carry);
+        equity = equity.plus(upnl, &mut carry);
         let flat = base.unsigned_abs() < mk.flat_below;
         let term = if mk.imf > 0 && !flat { t.premium_term(t.root(base.unsigned_abs() as u128), mk.imf) } else { 0 };
         let mut req = [0i64; 2];
@@ -719,19 +769,29 @@ pub fn evaluate_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrice
             let s = &fx.assets[mk.settle as usize];
             let amount = o.raw(isolated, s.scale);
             let margin = o.fit(s.value_div.trunc(amount as i128 * quote as i128));
-            r.equity += margin as i128;
+            equity = equity.plus(margin, &mut carry);
             if (margin as i128 + weighted[1] as i128) < req[1] as i128 {
-                r.isolated_liquidatable = true;
+                isolated_liquidatable = true;
             }
         } else {
             for m in 0..2 {
-                r.requirement[m] += req[m] as i128;
-                r.total_collateral[m] += weighted[m] as i128;
+                rq[m] = rq[m].plus(req[m], &mut carry);
+                tc[m] = tc[m].plus(weighted[m], &mut carry);
             }
         }
     }
-    r.overflow = o.overflow;
-    r
+    if carry {
+        return None;
+    }
+    Some(FixedAccount {
+        equity: equity.wide(),
+        upnl: upnl_total.wide(),
+        total_collateral: [tc[0].wide(), tc[1].wide()],
+        requirement: [rq[0].wide(), rq[1].wide()],
+        borrows: [borrows[0].wide(), borrows[1].wide()],
+        isolated_liquidatable,
+        overflow: o.overflow,
+    })
 }
 
 /// The raw columns of a fixed-point evaluation (value units, i64).
@@ -743,7 +803,72 @@ pub struct FixedColumns {
     pub requirement_maint: Vec<i64>,
 }
 
-const CHUNK: usize = 2048;
+impl FixedColumns {
+    /// Fresh columns for `n` accounts (zeroed, on huge pages where the platform has them).
+    pub fn zeroed(n: usize) -> Self {
+        FixedColumns {
+            total_collateral_initial: column(n),
+            total_collateral_maint: column(n),
+            requirement_initial: column(n),
+            requirement_maint: column(n),
+        }
+    }
+
+    /// The columns, borrowed for writing.
+    pub fn as_mut(&mut self) -> FixedColumnsMut<'_> {
+        FixedColumnsMut {
+            total_collateral_initial: &mut self.total_collateral_initial,
+            total_collateral_maint: &mut self.total_collateral_maint,
+            requirement_initial: &mut self.requirement_initial,
+            requirement_maint: &mut self.requirement_maint,
+        }
+    }
+}
+
+/// The raw columns borrowed from the caller (`out=`: a previous result's arrays written in
+/// place, as [`MarginColumnsMut`] for the float columns).
+#[derive(Debug)]
+pub struct FixedColumnsMut<'a> {
+    pub total_collateral_initial: &'a mut [i64],
+    pub total_collateral_maint: &'a mut [i64],
+    pub requirement_initial: &'a mut [i64],
+    pub requirement_maint: &'a mut [i64],
+}
+
+impl<'a> FixedColumnsMut<'a> {
+    /// `n` when every column has `n` rows, else a `Config` error naming the first column that
+    /// has not (by its result name).
+    pub fn len_checked(&self, n: usize) -> Result<usize> {
+        let lens = [
+            ("total_collateral_initial_raw", self.total_collateral_initial.len()),
+            ("total_collateral_maint_raw", self.total_collateral_maint.len()),
+            ("margin_requirement_initial_raw", self.requirement_initial.len()),
+            ("margin_requirement_maint_raw", self.requirement_maint.len()),
+        ];
+        match lens.iter().find(|(_, l)| *l != n) {
+            None => Ok(n),
+            Some((name, l)) => {
+                Err(CoreError::config(format!("out[{name}]"), format!("{l} rows where the book has {n} accounts")))
+            }
+        }
+    }
+
+    /// The columns cut into consecutive chunks of `chunk` rows (the last one shorter).
+    fn into_chunks(self, chunk: usize) -> Vec<FixedColumnsMut<'a>> {
+        let cut = |c: &'a mut [i64]| c.chunks_mut(chunk);
+        cut(self.total_collateral_initial)
+            .zip(cut(self.total_collateral_maint))
+            .zip(cut(self.requirement_initial))
+            .zip(cut(self.requirement_maint))
+            .map(|(((tci, tcm), rqi), rqm)| FixedColumnsMut {
+                total_collateral_initial: tci,
+                total_collateral_maint: tcm,
+                requirement_initial: rqi,
+                requirement_maint: rqm,
+            })
+            .collect()
+    }
+}
 
 /// i128 → f64 (correctly rounded, a library call on x86-64) out of line: inlined, the
 /// compiler merges it with the 64-bit conversion beside it and calls the library every time.
@@ -772,6 +897,23 @@ pub fn evaluate_rows(
     ctx: &MarginContext<'_>,
     fx: &FixedUniverse,
 ) -> Result<(MarginColumns, FixedColumns)> {
+    let n = book.n_accounts();
+    let (mut out, mut raw) = (MarginColumns::zeroed(n), FixedColumns::zeroed(n));
+    evaluate_rows_into(book, rows, ctx, fx, out.as_mut(), raw.as_mut())?;
+    Ok((out, raw))
+}
+
+/// [`evaluate_rows`] into the caller's columns (`out=`: one row per account, a `Config` error
+/// naming a column of another length). On an error the columns hold no result (rows before
+/// the failing account may have been written).
+pub fn evaluate_rows_into(
+    book: &GroupedBook,
+    rows: &FixedBook,
+    ctx: &MarginContext<'_>,
+    fx: &FixedUniverse,
+    out: MarginColumnsMut<'_>,
+    raw: FixedColumnsMut<'_>,
+) -> Result<()> {
     if !rows.matches(fx)
         || rows.bal_amount.len() != book.balances.qty.len()
         || rows.pos_base.len() != book.positions.qty.len()
@@ -785,54 +927,18 @@ pub fn evaluate_rows(
             "open orders are not margined under fixed-point arithmetic; evaluate the book without orders or in float64",
         ));
     }
+    let n = out.len_checked(book.n_accounts())?;
+    raw.len_checked(n)?;
     let px = FixedPrices::new(fx, ctx)?;
-    let n = book.n_accounts();
-    let mut out = MarginColumns {
-        equity: column(n),
-        upnl: column(n),
-        adj_equity_initial: column(n),
-        adj_equity_maint: column(n),
-        im: column(n),
-        mm: column(n),
-        free_collateral: column(n),
-        margin_ratio: column(n),
-        liquidatable: column(n),
-        bankrupt: column(n),
-    };
-    let mut raw = FixedColumns {
-        total_collateral_initial: column(n),
-        total_collateral_maint: column(n),
-        requirement_initial: column(n),
-        requirement_maint: column(n),
-    };
     let one = fx.value_one;
-    let bad: Option<usize> = (
-        (
-            out.equity.par_chunks_mut(CHUNK),
-            out.upnl.par_chunks_mut(CHUNK),
-            out.adj_equity_initial.par_chunks_mut(CHUNK),
-            out.adj_equity_maint.par_chunks_mut(CHUNK),
-            out.im.par_chunks_mut(CHUNK),
-            out.mm.par_chunks_mut(CHUNK),
-            out.free_collateral.par_chunks_mut(CHUNK),
-            out.margin_ratio.par_chunks_mut(CHUNK),
-            out.liquidatable.par_chunks_mut(CHUNK),
-            out.bankrupt.par_chunks_mut(CHUNK),
-        )
-            .into_par_iter(),
-        (
-            raw.total_collateral_initial.par_chunks_mut(CHUNK),
-            raw.total_collateral_maint.par_chunks_mut(CHUNK),
-            raw.requirement_initial.par_chunks_mut(CHUNK),
-            raw.requirement_maint.par_chunks_mut(CHUNK),
-        )
-            .into_par_iter(),
-    )
+    let bad: Option<usize> = out
+        .into_chunks(CHUNK)
         .into_par_iter()
+        .zip(raw.into_chunks(CHUNK))
         .enumerate()
-        .map(|(c, ((eq, up, adj_i, adj_m, im, mm, free, ratio, liq, bankrupt), (tci, tcm, rqi, rqm)))| {
+        .map(|(c, (cols, raw))| {
             let mut bad = None;
-            for j in 0..eq.len() {
+            for j in 0..cols.equity.len() {
                 let a = evaluate_account(rows.rows(book, c * CHUNK + j), fx, &px);
                 let fits = |x: i128| i64::try_from(x).is_ok();
                 let all = [
@@ -858,20 +964,20 @@ pub fn evaluate_rows(
                     isolated_liquidatable: a.isolated_liquidatable,
                     fee_reserve: 0.0,
                 };
-                eq[j] = m.equity;
-                up[j] = m.upnl;
-                adj_i[j] = m.adj_equity[0];
-                adj_m[j] = m.adj_equity[1];
-                im[j] = m.requirement[0];
-                mm[j] = m.requirement[1];
-                free[j] = f(a.total_collateral[0] - a.requirement[0]);
-                ratio[j] = m.margin_ratio();
-                liq[j] = a.liquidatable();
-                bankrupt[j] = a.equity < 0;
-                tci[j] = a.total_collateral[0] as i64;
-                tcm[j] = a.total_collateral[1] as i64;
-                rqi[j] = a.requirement[0] as i64;
-                rqm[j] = a.requirement[1] as i64;
+                cols.equity[j] = m.equity;
+                cols.upnl[j] = m.upnl;
+                cols.adj_equity_initial[j] = m.adj_equity[0];
+                cols.adj_equity_maint[j] = m.adj_equity[1];
+                cols.im[j] = m.requirement[0];
+                cols.mm[j] = m.requirement[1];
+                cols.free_collateral[j] = f(a.total_collateral[0] - a.requirement[0]);
+                cols.margin_ratio[j] = m.margin_ratio();
+                cols.liquidatable[j] = a.liquidatable();
+                cols.bankrupt[j] = a.equity < 0;
+                raw.total_collateral_initial[j] = a.total_collateral[0] as i64;
+                raw.total_collateral_maint[j] = a.total_collateral[1] as i64;
+                raw.requirement_initial[j] = a.requirement[0] as i64;
+                raw.requirement_maint[j] = a.requirement[1] as i64;
             }
             bad
         })
@@ -883,7 +989,7 @@ pub fn evaluate_rows(
             format!("account {}: a value leaves the fixed-point range (|raw| < 2^63)", book.accounts[a]),
         ));
     }
-    Ok((out, raw))
+    Ok(())
 }
 
 #[cfg(test)]
