@@ -95,9 +95,17 @@ impl PyEngine {
         let b = book.get();
         let ctx = margin_context(py, self.universe(), b, &prices)?;
         if let Some(fx) = &self.universe.get().fixed {
+            let level = Level::from_env().map_err(|e| to_pyerr(py, e))?;
             let rows = b.fixed_rows(fx);
             let Some(dict) = out else {
-                let (cols, raw) = detached(py, || self.install(|| fixed::evaluate_rows(b.grouped(), &rows, &ctx, fx)))?;
+                let n = b.grouped().n_accounts();
+                let (cols, raw) = detached(py, || {
+                    self.install(|| {
+                        let (mut cols, mut raw) = (MarginColumns::zeroed(n), fixed::FixedColumns::zeroed(n));
+                        fixed::evaluate_rows_into(b.grouped(), &rows, &ctx, fx, cols.as_mut(), raw.as_mut(), level)?;
+                        Ok((cols, raw))
+                    })
+                })?;
                 let out = margin_columns_dict(py, cols)?;
                 out.set_item(RAW_COLUMNS[0], raw.total_collateral_initial.into_pyarray(py))?;
                 out.set_item(RAW_COLUMNS[1], raw.total_collateral_maint.into_pyarray(py))?;
@@ -117,7 +125,9 @@ impl PyEngine {
                     requirement_maint: rqm.as_slice_mut()?,
                 };
                 let cols = margin.as_mut()?;
-                detached(py, || self.install(|| fixed::evaluate_rows_into(b.grouped(), &rows, &ctx, fx, cols, raw)))?;
+                detached(py, || {
+                    self.install(|| fixed::evaluate_rows_into(b.grouped(), &rows, &ctx, fx, cols, raw, level))
+                })?;
             }
             return Ok(dict);
         }
