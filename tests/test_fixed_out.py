@@ -8,7 +8,7 @@ from __future__ import annotations
 import crossmargin as cm
 import numpy as np
 import pytest
-from crossmargin import venues
+from crossmargin import _core, venues
 from crossmargin.exceptions import ConfigError, TableError, TableTypeError
 from crossmargin.result import MARGIN_COLUMNS, RAW_COLUMNS
 
@@ -92,3 +92,16 @@ def test_an_account_leaving_the_integer_range_is_named_with_out_too() -> None:
     out = eng.evaluate(ok)
     with pytest.raises(ConfigError, match="account 2: a value leaves the fixed-point range"):
         eng.evaluate(big, out=out)
+
+
+def test_every_instruction_set_level_gives_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fixed-point account loop is compiled for baseline x86-64, v3 and v4 and chosen like
+    the float kernel's level (``CROSSMARGIN_SIMD``): integers and correctly rounded
+    conversions, so each level this CPU runs gives the same bits, raw columns included."""
+    book = drift_book(3_000, seed=5)
+    levels, _ = _core.simd_levels()
+    monkeypatch.setenv("CROSSMARGIN_SIMD", "scalar")
+    want = engine().evaluate(book, prices=MOVED)
+    for level in levels:
+        monkeypatch.setenv("CROSSMARGIN_SIMD", level)
+        assert_same_bits(want, engine().evaluate(book, prices=MOVED))
