@@ -460,7 +460,8 @@ class Engine:
         prices: _Prices,
         out: dict[str, npt.NDArray[Any]] | None = None,
     ) -> dict[str, npt.NDArray[Any]]:
-        """Standard-model margin of every account (into ``out``'s arrays when given)."""
+        """Standard-model margin of every account (into ``out``'s arrays when given; in a
+        fixed-point universe with the four int64 ``*_raw`` columns, ``out``'s included)."""
     def evaluate_portfolio(
         self, book: BookView, prices: _Prices, portfolio: CompiledPortfolio, model: str
     ) -> dict[str, npt.NDArray[Any]]:

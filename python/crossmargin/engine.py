@@ -26,7 +26,7 @@ from crossmargin.exceptions import (
 )
 from crossmargin.options import DAYS_PER_YEAR
 from crossmargin.prices import PriceOverrides, repriced, resolve
-from crossmargin.result import MARGIN_COLUMNS, MarginResult, in_units
+from crossmargin.result import MARGIN_COLUMNS, RAW_COLUMNS, MarginResult, in_units
 from crossmargin.risk import efficiency, funding, liqprice, solvency
 from crossmargin.risk import explain as explain_module
 from crossmargin.risk import stress as stress_module
@@ -47,9 +47,10 @@ MODELS: tuple[str, ...] = ("standard", "portfolio", "hybrid", "delta")
 MAX_THREADS = 1024
 
 
-def _out_columns(out: object, book: Book) -> dict[str, np.ndarray]:
+def _out_columns(out: object, book: Book, *, raw: bool = False) -> dict[str, np.ndarray]:
     """The result columns of ``out=`` (a MarginResult of ``book``), checked like numpy's
-    ``out``: one row per account, the result's dtype, writable and contiguous."""
+    ``out``: one row per account, the result's dtype, writable and contiguous; with ``raw``
+    (a fixed-point universe) its four int64 raw columns too."""
     if not isinstance(out, MarginResult):
         raise TableTypeError(
             f"out: expected a MarginResult of an earlier evaluate, got {type(out).__name__}"
@@ -57,9 +58,20 @@ def _out_columns(out: object, book: Book) -> dict[str, np.ndarray]:
     if out.account is not book.accounts and not np.array_equal(out.account, book.accounts):
         raise TableError("out: its accounts are not this book's accounts", column="account")
     cols: dict[str, np.ndarray] = {}
-    for name in MARGIN_COLUMNS[1:]:
+    for name in MARGIN_COLUMNS[1:] + (RAW_COLUMNS if raw else ()):
+        if name not in out:
+            raise TableError(
+                f"out[{name!r}]: missing (pass a result of this engine's arithmetic)",
+                column=name,
+            )
         a = out[name]
-        dtype = np.bool_ if name in ("liquidatable", "bankrupt") else np.float64
+        dtype = (
+            np.bool_
+            if name in ("liquidatable", "bankrupt")
+            else np.int64
+            if name in RAW_COLUMNS
+            else np.float64
+        )
         if a.dtype != dtype:
             raise TableTypeError(
                 f"out[{name!r}]: dtype {a.dtype} where the result is {np.dtype(dtype)}",
@@ -146,7 +158,10 @@ class Engine:
                 evaluation allocates nothing and faults in no fresh pages. Its columns must
                 have one row per account, float64 (bool for the flags), writable and
                 contiguous (:class:`~crossmargin.exceptions.TableError` /
-                ``TableTypeError`` otherwise); not with ``unit`` or another model.
+                ``TableTypeError`` otherwise, naming the column); under fixed-point
+                arithmetic also the four int64 ``*_raw`` columns (a result of a fixed-point
+                universe). Not with ``unit`` or another model. If the call raises, the
+                columns hold no result.
 
         Returns:
             A :class:`MarginResult`, one row per account (ascending id), the same fields for
@@ -161,13 +176,13 @@ class Engine:
         view = _book(book).grouping(self.universe)
         px = resolve(self.universe, prices)
         if out is not None:
-            if model != "standard" or unit is not None or self.universe.compiled.is_fixed_point:
+            if model != "standard" or unit is not None:
                 raise ConfigError(
-                    "out: only the standard float model writes into a previous result "
-                    "(not with unit=, another model or a fixed-point universe)",
+                    "out: only the standard model writes into a previous result "
+                    "(not with unit= or another model)",
                     field="out",
                 )
-            arrays = _out_columns(out, book)
+            arrays = _out_columns(out, book, raw=self.universe.compiled.is_fixed_point)
             self._native.evaluate(view, px, arrays)
             return out
         if model == "standard":

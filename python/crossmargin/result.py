@@ -22,6 +22,14 @@ MARGIN_COLUMNS = (
     "bankrupt",
 )
 
+#: The raw totals beside MARGIN_COLUMNS under fixed-point arithmetic: int64 counts of the
+#: value unit (docs/MODEL.md "Fixed-point arithmetic").
+RAW_COLUMNS = (
+    "total_collateral_initial_raw",
+    "total_collateral_maint_raw",
+    "margin_requirement_initial_raw",
+    "margin_requirement_maint_raw",
+)
 
 #: The columns of a MarginResult that are amounts of money (what ``unit=`` restates).
 MONEY_COLUMNS = (
@@ -82,4 +90,4 @@ class MarginResult(Table):
         }
 
 
-__all__ = ["MARGIN_COLUMNS", "MarginResult"]
+__all__ = ["MARGIN_COLUMNS", "RAW_COLUMNS", "MarginResult"]

@@ -81,8 +81,9 @@ impl PyEngine {
     /// Standard-model margin of every account; in the universe's fixed-point arithmetic
     /// when it declares one (then with the raw columns `total_collateral_{initial,maint}_raw`,
     /// `margin_requirement_{initial,maint}_raw`, int64 in value units). With `out` (the ten
-    /// result columns of a previous call, by name, writable, one row per account) the
-    /// results are written into those arrays and `out` is returned.
+    /// result columns of a previous call, by name, writable, one row per account; the four
+    /// raw columns too in fixed point) the results are written into those arrays and `out`
+    /// is returned.
     #[pyo3(signature = (book, prices, out=None))]
     fn evaluate<'py>(
         &self,
@@ -94,14 +95,41 @@ impl PyEngine {
         let b = book.get();
         let ctx = margin_context(py, self.universe(), b, &prices)?;
         if let Some(fx) = &self.universe.get().fixed {
-            let (cols, raw) =
-                detached(py, || self.install(|| fixed::evaluate_rows(b.grouped(), &b.fixed_rows(fx), &ctx, fx)))?;
-            let out = margin_columns_dict(py, cols)?;
-            out.set_item("total_collateral_initial_raw", raw.total_collateral_initial.into_pyarray(py))?;
-            out.set_item("total_collateral_maint_raw", raw.total_collateral_maint.into_pyarray(py))?;
-            out.set_item("margin_requirement_initial_raw", raw.requirement_initial.into_pyarray(py))?;
-            out.set_item("margin_requirement_maint_raw", raw.requirement_maint.into_pyarray(py))?;
-            return Ok(out);
+            let level = Level::from_env().map_err(|e| to_pyerr(py, e))?;
+            let rows = b.fixed_rows(fx);
+            let Some(dict) = out else {
+                let n = b.grouped().n_accounts();
+                let (cols, raw) = detached(py, || {
+                    self.install(|| {
+                        let (mut cols, mut raw) = (MarginColumns::zeroed(n), fixed::FixedColumns::zeroed(n));
+                        fixed::evaluate_rows_into(b.grouped(), &rows, &ctx, fx, cols.as_mut(), raw.as_mut(), level)?;
+                        Ok((cols, raw))
+                    })
+                })?;
+                let out = margin_columns_dict(py, cols)?;
+                out.set_item(RAW_COLUMNS[0], raw.total_collateral_initial.into_pyarray(py))?;
+                out.set_item(RAW_COLUMNS[1], raw.total_collateral_maint.into_pyarray(py))?;
+                out.set_item(RAW_COLUMNS[2], raw.requirement_initial.into_pyarray(py))?;
+                out.set_item(RAW_COLUMNS[3], raw.requirement_maint.into_pyarray(py))?;
+                return Ok(out);
+            };
+            {
+                let mut margin = MarginColumnsOut::of(&dict)?;
+                let r = |name: &str| -> PyResult<PyReadwriteArray1<'py, i64>> { column_of(&dict, name) };
+                let (mut tci, mut tcm) = (r(RAW_COLUMNS[0])?, r(RAW_COLUMNS[1])?);
+                let (mut rqi, mut rqm) = (r(RAW_COLUMNS[2])?, r(RAW_COLUMNS[3])?);
+                let raw = fixed::FixedColumnsMut {
+                    total_collateral_initial: tci.as_slice_mut()?,
+                    total_collateral_maint: tcm.as_slice_mut()?,
+                    requirement_initial: rqi.as_slice_mut()?,
+                    requirement_maint: rqm.as_slice_mut()?,
+                };
+                let cols = margin.as_mut()?;
+                detached(py, || {
+                    self.install(|| fixed::evaluate_rows_into(b.grouped(), &rows, &ctx, fx, cols, raw, level))
+                })?;
+            }
+            return Ok(dict);
         }
         let level = Level::from_env().map_err(|e| to_pyerr(py, e))?;
         let Some(dict) = out else {
@@ -260,6 +288,56 @@ fn column_of<'py, T: numpy::Element>(dict: &Bound<'py, PyDict>, name: &str) -> P
             CoreError::config(format!("out[{name}]"), format!("not a writable 1-d array of the result's dtype: {e}")),
         )
     })
+}
+
+/// The raw columns of a fixed-point result, by name (int64, value units).
+const RAW_COLUMNS: [&str; 4] = [
+    "total_collateral_initial_raw",
+    "total_collateral_maint_raw",
+    "margin_requirement_initial_raw",
+    "margin_requirement_maint_raw",
+];
+
+/// The ten standard columns of a fixed-point `out=` mapping, borrowed for writing.
+struct MarginColumnsOut<'py> {
+    money: [PyReadwriteArray1<'py, f64>; 8],
+    flags: [PyReadwriteArray1<'py, bool>; 2],
+}
+
+impl<'py> MarginColumnsOut<'py> {
+    fn of(dict: &Bound<'py, PyDict>) -> PyResult<Self> {
+        let f = |name: &str| -> PyResult<PyReadwriteArray1<'py, f64>> { column_of(dict, name) };
+        Ok(MarginColumnsOut {
+            money: [
+                f("equity")?,
+                f("upnl")?,
+                f("adj_equity_initial")?,
+                f("adj_equity_maint")?,
+                f("im")?,
+                f("mm")?,
+                f("free_collateral")?,
+                f("margin_ratio")?,
+            ],
+            flags: [column_of(dict, "liquidatable")?, column_of(dict, "bankrupt")?],
+        })
+    }
+
+    fn as_mut(&mut self) -> PyResult<MarginColumnsMut<'_>> {
+        let [eq, up, ai, am, im, mm, fc, mr] = &mut self.money;
+        let [lq, bk] = &mut self.flags;
+        Ok(MarginColumnsMut {
+            equity: eq.as_slice_mut()?,
+            upnl: up.as_slice_mut()?,
+            adj_equity_initial: ai.as_slice_mut()?,
+            adj_equity_maint: am.as_slice_mut()?,
+            im: im.as_slice_mut()?,
+            mm: mm.as_slice_mut()?,
+            free_collateral: fc.as_slice_mut()?,
+            margin_ratio: mr.as_slice_mut()?,
+            liquidatable: lq.as_slice_mut()?,
+            bankrupt: bk.as_slice_mut()?,
+        })
+    }
 }
 
 /// The SIMD levels this CPU runs (best last) and the one `CROSSMARGIN_SIMD` selects.

@@ -18,6 +18,9 @@ pub struct Divisor {
     /// floor(2^64·(2^l − d) / d) + 1; n ÷ d = (t + (n − t) / 2) >> (l − 1), t = mulhi(m, n).
     l: u32,
     m: u64,
+    /// Of a dividend below 2^63 (ibid., Theorem 4.2 with one bit of the dividend to spare):
+    /// ceil(2^(63 + l) / d) < 2^64, and n ÷ d = mulhi(m63, n) >> (l − 1).
+    m63: u64,
 }
 
 impl Divisor {
@@ -29,7 +32,9 @@ impl Divisor {
         let v = (u128::MAX / norm as u128 - (1u128 << 64)) as u64;
         let l = 64 - (d - 1).leading_zeros();
         let m = if d == 1 { 0 } else { (((1u128 << 64) * ((1u128 << l) - d as u128)) / d as u128 + 1) as u64 };
-        Divisor { d, norm, shift, v, l, m }
+        // e = m63·d − 2^(63+l) < d ≤ 2^l, so n·e < 2^(63+l) for n < 2^63: the floor is exact
+        let m63 = if d == 1 { 0 } else { (1u128 << (63 + l)).div_ceil(d as u128) as u64 };
+        Divisor { d, norm, shift, v, l, m, m63 }
     }
 
     /// 10^`exp` (exp ≤ 19).
@@ -83,40 +88,40 @@ impl Divisor {
         (((hi as u128) << 64) | lo as u128, r >> s)
     }
 
-    /// n ÷ d of a 64-bit n (the multiply-high path of [`Divisor::div_rem`]).
+    /// n ÷ d of an n below 2^63: one multiply-high and a shift.
     #[inline(always)]
-    fn div64(&self, n: u64) -> u64 {
+    fn div63(&self, n: u64) -> u64 {
+        debug_assert!(n < 1 << 63);
         if self.d == 1 {
             return n;
         }
-        let t = ((self.m as u128 * n as u128) >> 64) as u64;
-        (t + ((n - t) >> 1)) >> (self.l - 1)
+        (((self.m63 as u128 * n as u128) >> 64) as u64) >> (self.l - 1)
     }
 
     /// n ÷ d rounded toward zero, of an i64 n (i64::MIN excluded): [`Divisor::trunc`]
     /// without 128-bit arithmetic.
     #[inline(always)]
     pub fn trunc64(&self, n: i64) -> i64 {
-        debug_assert!(n != i64::MIN);
-        let q = self.div64(n.unsigned_abs()) as i64;
-        if n < 0 {
-            -q
-        } else {
-            q
-        }
+        self.round64(n, false)
     }
 
     /// n ÷ d rounded toward −∞, of an i64 n (i64::MIN excluded).
     #[inline(always)]
     pub fn floor64(&self, n: i64) -> i64 {
+        self.round64(n, true)
+    }
+
+    /// n ÷ d rounded toward −∞ when `floor`, else toward zero, of an i64 n (i64::MIN
+    /// excluded), without a branch: the signs are data, and a branch on them mispredicts.
+    #[inline(always)]
+    pub fn round64(&self, n: i64, floor: bool) -> i64 {
         debug_assert!(n != i64::MIN);
         let m = n.unsigned_abs();
-        let q = self.div64(m);
-        if n < 0 {
-            -(q as i64) - (q * self.d != m) as i64
-        } else {
-            q as i64
-        }
+        let q = self.div63(m);
+        // s: all ones when n < 0; a negative quotient with a remainder, floored, is one further
+        let s = n >> 63;
+        let q = (q + (s as u64 & (floor & (q * self.d != m)) as u64)) as i64;
+        (q ^ s) - s
     }
 
     /// n ÷ d rounded toward zero (Rust's `/` on integers).
@@ -288,6 +293,16 @@ mod tests {
                 let div = Divisor::new(d);
                 for n in [n, n >> k, u64::MAX, d - 1, d, d.saturating_mul(3)] {
                     prop_assert_eq!(div.div_rem(n as u128), ((n / d) as u128, n % d));
+                }
+            }
+        }
+
+        #[test]
+        fn the_63_bit_division_is_exact_up_to_its_bound(n in 0u64..1 << 63, k in 0u32..64, d in 1u64..) {
+            for d in [d, (d >> k).max(1), 10u64.pow(k % 20), (1u64 << k) + 1, (1 << (k % 63 + 1)) - 1] {
+                let div = Divisor::new(d);
+                for n in [n, n >> k, (1 << 63) - 1, (d - 1).min((1 << 63) - 1), d.min(1 << 62) * 2 - 1] {
+                    prop_assert_eq!(div.div63(n), n / d, "{} / {}", n, d);
                 }
             }
         }

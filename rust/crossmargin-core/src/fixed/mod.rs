@@ -31,7 +31,8 @@ use rayon::prelude::*;
 use crate::book::GroupedBook;
 use crate::brackets::Shape;
 use crate::error::{CoreError, Result};
-use crate::margin::{AccountMargin, MarginColumns, MarginContext, Remap};
+use crate::kernel::Level;
+use crate::margin::{AccountMargin, MarginColumns, MarginColumnsMut, MarginContext, Remap, CHUNK};
 use crate::memory::{column, map_column};
 use crate::mode::PerMode;
 use crate::universe::{Basis, MarketKind, Universe};
@@ -134,8 +135,8 @@ struct FixedMarket {
     imf: u64,
     upnl_weight: PerMode<u64>,
     upnl_imf: u64,
-    /// At most this much weighted P&L at initial margin (raw value; i128::MAX = none).
-    upnl_cap_initial: i128,
+    /// At most this much weighted P&L at initial margin (raw value; i64::MAX = none).
+    upnl_cap_initial: i64,
     settle: u32,
     /// |base| below this: no size premium on either ratio.
     flat_below: u64,
@@ -331,9 +332,11 @@ impl FixedUniverse {
                 ],
                 upnl_imf: imf(m.upnl_imf_factor[k], "upnl_imf_factor")?,
                 upnl_cap_initial: if cap.is_finite() {
-                    to_units(cap, s.value_decimals, &format!("{f}.upnl_cap_initial"), "value")? as i128
+                    // a cap beyond 63 bits caps nothing (every weighted P&L is below it)
+                    let cap = to_units(cap, s.value_decimals, &format!("{f}.upnl_cap_initial"), "value")?;
+                    i64::try_from(cap).unwrap_or(i64::MAX)
                 } else {
-                    i128::MAX
+                    i64::MAX
                 },
                 settle: m.settle[k],
                 flat_below: 0,
@@ -601,22 +604,34 @@ impl Ops {
         }
     }
 
+    /// a − b, below 2^63 in magnitude.
+    #[inline(always)]
+    fn sub(&mut self, a: i64, b: i64) -> i64 {
+        match a.checked_sub(b) {
+            Some(x) if x != i64::MIN => x,
+            _ => {
+                self.overflow = true;
+                0
+            }
+        }
+    }
+
     /// trunc(a × b / d): in 64 bits where the product fits them (the common case), else in
     /// 128 — the same integer either way.
     #[inline(always)]
     fn mul_trunc(&mut self, a: i64, b: i64, d: &Divisor) -> i64 {
-        match a.checked_mul(b) {
-            Some(p) if p != i64::MIN => d.trunc64(p),
-            _ => self.fit(d.trunc(a as i128 * b as i128)),
-        }
+        self.mul_round(a, b, d, false)
     }
 
-    /// floor(a × b / d), as [`Ops::mul_trunc`].
+    /// floor(a × b / d) when `floor`, else trunc, as [`Ops::mul_trunc`].
     #[inline(always)]
-    fn mul_floor(&mut self, a: i64, b: i64, d: &Divisor) -> i64 {
+    fn mul_round(&mut self, a: i64, b: i64, d: &Divisor, floor: bool) -> i64 {
         match a.checked_mul(b) {
-            Some(p) if p != i64::MIN => d.floor64(p),
-            _ => self.fit(d.floor(a as i128 * b as i128)),
+            Some(p) if p != i64::MIN => d.round64(p, floor),
+            _ => {
+                let p = a as i128 * b as i128;
+                self.fit(if floor { d.floor(p) } else { d.trunc(p) })
+            }
         }
     }
 
@@ -631,49 +646,103 @@ impl Ops {
     }
 }
 
-/// One account under the fixed-point rules (module docs).
-#[inline]
+/// An account total as the kernel sums it: an i64 whose overflow is flagged (the common
+/// case, kept in registers) or an i128 (the exact fallback for an account whose partial sums
+/// leave 63 bits; its every term fits them, so an i128 never overflows).
+trait Total: Copy + Default {
+    /// self + x, `carry` set when the sum leaves the type.
+    fn plus(self, x: i64, carry: &mut bool) -> Self;
+    fn wide(self) -> i128;
+}
+
+impl Total for i64 {
+    #[inline(always)]
+    fn plus(self, x: i64, carry: &mut bool) -> Self {
+        let (sum, over) = self.overflowing_add(x);
+        *carry |= over;
+        sum
+    }
+
+    #[inline(always)]
+    fn wide(self) -> i128 {
+        self as i128
+    }
+}
+
+impl Total for i128 {
+    #[inline(always)]
+    fn plus(self, x: i64, _: &mut bool) -> Self {
+        self + x as i128
+    }
+
+    #[inline(always)]
+    fn wide(self) -> i128 {
+        self
+    }
+}
+
+/// One account under the fixed-point rules (module docs). Inlined into each instruction
+/// set's account loop ([`Isa`]).
+#[inline(always)]
 pub fn evaluate_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> FixedAccount {
+    // in 64-bit totals; the same formula in 128-bit ones when a partial sum leaves 63 bits
+    account_totals::<i64>(rows, fx, px).unwrap_or_else(|| wide_account(rows, fx, px))
+}
+
+/// [`evaluate_account`] in 128-bit totals (rare: out of the hot loop).
+#[cold]
+#[inline(never)]
+fn wide_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> FixedAccount {
+    account_totals::<i128>(rows, fx, px).expect("128-bit totals of 63-bit terms do not overflow")
+}
+
+/// [`evaluate_account`] with totals of type `T`; None when a total overflowed `T`.
+#[inline(always)]
+fn account_totals<T: Total>(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> Option<FixedAccount> {
     let mut o = Ops { overflow: false };
-    let mut r = FixedAccount::default();
+    let mut carry = false;
+    let mut equity = T::default();
+    let mut upnl_total = T::default();
+    let mut tc = [T::default(); 2];
+    let mut rq = [T::default(); 2];
+    let mut borrows = [T::default(); 2];
+    let mut isolated_liquidatable = false;
     let t = &fx.terms;
     let w_one = fx.weight_one;
     let wd = &fx.weight_div;
 
+    let floor_borrows = fx.spec.borrow_rounding == BorrowRounding::Up;
     for (&i, &amount) in rows.bal_asset.iter().zip(rows.bal_amount) {
         let i = i as usize;
         let a = &fx.assets[i];
         if amount == 0 {
             continue;
         }
-        let price = px.asset[i];
-        let value = if amount < 0 && fx.spec.borrow_rounding == BorrowRounding::Up {
-            o.mul_floor(amount, price, &a.value_div)
-        } else {
-            o.mul_trunc(amount, price, &a.value_div)
-        };
-        r.equity += value as i128;
+        // a balance's sign is data: the two sides share one path, their differences selected
+        // (not branched on, which would mispredict on a book of mixed signs)
+        let held = amount > 0;
+        let value = o.mul_round(amount, px.asset[i], &a.value_div, !held && floor_borrows);
+        equity = equity.plus(value, &mut carry);
+        // a holding at its weights (size-discounted), a borrow at its liability weights (size
+        // premium); below the thresholds neither has a size term (no root needed)
+        let mut w = if held { [px.weight_initial[i], a.weight[1]] } else { a.liability_weight };
         let mag = amount.unsigned_abs();
-        let root = |mag: u64| if a.imf > 0 { t.root(a.to_size.apply(mag as u128)) } else { 0 };
-        if amount > 0 {
-            // below the threshold the discount cap is at least both weights (no root needed)
-            let cap = if mag < a.plain_below { u64::MAX } else { t.discount_cap(root(mag), a.imf) };
-            for m in 0..2 {
-                let base = if m == 0 { px.weight_initial[i] } else { a.weight[m] };
-                let w = base.min(cap);
-                let weighted = if w == w_one { value } else { o.mul_trunc(value, w as i64, wd) };
-                r.total_collateral[m] += weighted as i128;
+        if mag >= if held { a.plain_below } else { a.flat_below } {
+            let root = if a.imf > 0 { t.root(a.to_size.apply(mag as u128)) } else { 0 };
+            if held {
+                let cap = t.discount_cap(root, a.imf);
+                w = w.map(|x| x.min(cap));
+            } else {
+                let term = t.premium_term(root, a.imf);
+                w = w.map(|lw| int::premium_with(lw, a.imf, term));
             }
-        } else {
-            let flat = mag < a.flat_below;
-            let term = if flat { 0 } else { t.premium_term(root(mag), a.imf) };
-            for m in 0..2 {
-                let lw = a.liability_weight[m];
-                let w = if flat { lw } else { int::premium_with(lw, a.imf, term) };
-                let weighted = if w == w_one { value } else { o.mul_trunc(value, w as i64, wd) };
-                r.requirement[m] -= weighted as i128;
-                r.borrows[m] -= weighted as i128;
-            }
+        }
+        for m in 0..2 {
+            let weighted = if w[m] == w_one { value } else { o.mul_trunc(value, w[m] as i64, wd) };
+            let (held_part, owed) = if held { (weighted, 0) } else { (0, -weighted) };
+            tc[m] = tc[m].plus(held_part, &mut carry);
+            rq[m] = rq[m].plus(owed, &mut carry);
+            borrows[m] = borrows[m].plus(owed, &mut carry);
         }
     }
 
@@ -687,12 +756,12 @@ pub fn evaluate_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrice
         // calculate_base_asset_value_and_pnl_with_oracle_price; the liability value
         // (calculate_perp_liability_value) is its magnitude, both toward zero
         let value = o.mul_trunc(base, mark, bd);
-        let pnl = o.fit(value as i128 - cost as i128);
+        let pnl = o.sub(value, cost);
         let at_quote = |o: &mut Ops, x: i64| o.at_price(x, quote, fx);
         let liability = at_quote(&mut o, value.abs());
         let upnl = at_quote(&mut o, pnl);
-        r.upnl += upnl as i128;
-        r.equity += upnl as i128;
+        upnl_total = upnl_total.plus(upnl, &mut carry);
+        equity = equity.plus(upnl, &mut carry);
         let flat = base.unsigned_abs() < mk.flat_below;
         let term = if mk.imf > 0 && !flat { t.premium_term(t.root(base.unsigned_abs() as u128), mk.imf) } else { 0 };
         let mut req = [0i64; 2];
@@ -714,24 +783,34 @@ pub fn evaluate_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrice
                 }
             }
         }
-        weighted[0] = (weighted[0] as i128).min(mk.upnl_cap_initial) as i64;
+        weighted[0] = weighted[0].min(mk.upnl_cap_initial);
         if isolated > 0.0 {
             let s = &fx.assets[mk.settle as usize];
             let amount = o.raw(isolated, s.scale);
             let margin = o.fit(s.value_div.trunc(amount as i128 * quote as i128));
-            r.equity += margin as i128;
+            equity = equity.plus(margin, &mut carry);
             if (margin as i128 + weighted[1] as i128) < req[1] as i128 {
-                r.isolated_liquidatable = true;
+                isolated_liquidatable = true;
             }
         } else {
             for m in 0..2 {
-                r.requirement[m] += req[m] as i128;
-                r.total_collateral[m] += weighted[m] as i128;
+                rq[m] = rq[m].plus(req[m], &mut carry);
+                tc[m] = tc[m].plus(weighted[m], &mut carry);
             }
         }
     }
-    r.overflow = o.overflow;
-    r
+    if carry {
+        return None;
+    }
+    Some(FixedAccount {
+        equity: equity.wide(),
+        upnl: upnl_total.wide(),
+        total_collateral: [tc[0].wide(), tc[1].wide()],
+        requirement: [rq[0].wide(), rq[1].wide()],
+        borrows: [borrows[0].wide(), borrows[1].wide()],
+        isolated_liquidatable,
+        overflow: o.overflow,
+    })
 }
 
 /// The raw columns of a fixed-point evaluation (value units, i64).
@@ -743,7 +822,72 @@ pub struct FixedColumns {
     pub requirement_maint: Vec<i64>,
 }
 
-const CHUNK: usize = 2048;
+impl FixedColumns {
+    /// Fresh columns for `n` accounts (zeroed, on huge pages where the platform has them).
+    pub fn zeroed(n: usize) -> Self {
+        FixedColumns {
+            total_collateral_initial: column(n),
+            total_collateral_maint: column(n),
+            requirement_initial: column(n),
+            requirement_maint: column(n),
+        }
+    }
+
+    /// The columns, borrowed for writing.
+    pub fn as_mut(&mut self) -> FixedColumnsMut<'_> {
+        FixedColumnsMut {
+            total_collateral_initial: &mut self.total_collateral_initial,
+            total_collateral_maint: &mut self.total_collateral_maint,
+            requirement_initial: &mut self.requirement_initial,
+            requirement_maint: &mut self.requirement_maint,
+        }
+    }
+}
+
+/// The raw columns borrowed from the caller (`out=`: a previous result's arrays written in
+/// place, as [`MarginColumnsMut`] for the float columns).
+#[derive(Debug)]
+pub struct FixedColumnsMut<'a> {
+    pub total_collateral_initial: &'a mut [i64],
+    pub total_collateral_maint: &'a mut [i64],
+    pub requirement_initial: &'a mut [i64],
+    pub requirement_maint: &'a mut [i64],
+}
+
+impl<'a> FixedColumnsMut<'a> {
+    /// `n` when every column has `n` rows, else a `Config` error naming the first column that
+    /// has not (by its result name).
+    pub fn len_checked(&self, n: usize) -> Result<usize> {
+        let lens = [
+            ("total_collateral_initial_raw", self.total_collateral_initial.len()),
+            ("total_collateral_maint_raw", self.total_collateral_maint.len()),
+            ("margin_requirement_initial_raw", self.requirement_initial.len()),
+            ("margin_requirement_maint_raw", self.requirement_maint.len()),
+        ];
+        match lens.iter().find(|(_, l)| *l != n) {
+            None => Ok(n),
+            Some((name, l)) => {
+                Err(CoreError::config(format!("out[{name}]"), format!("{l} rows where the book has {n} accounts")))
+            }
+        }
+    }
+
+    /// The columns cut into consecutive chunks of `chunk` rows (the last one shorter).
+    fn into_chunks(self, chunk: usize) -> Vec<FixedColumnsMut<'a>> {
+        let cut = |c: &'a mut [i64]| c.chunks_mut(chunk);
+        cut(self.total_collateral_initial)
+            .zip(cut(self.total_collateral_maint))
+            .zip(cut(self.requirement_initial))
+            .zip(cut(self.requirement_maint))
+            .map(|(((tci, tcm), rqi), rqm)| FixedColumnsMut {
+                total_collateral_initial: tci,
+                total_collateral_maint: tcm,
+                requirement_initial: rqi,
+                requirement_maint: rqm,
+            })
+            .collect()
+    }
+}
 
 /// i128 → f64 (correctly rounded, a library call on x86-64) out of line: inlined, the
 /// compiler merges it with the 64-bit conversion beside it and calls the library every time.
@@ -772,6 +916,25 @@ pub fn evaluate_rows(
     ctx: &MarginContext<'_>,
     fx: &FixedUniverse,
 ) -> Result<(MarginColumns, FixedColumns)> {
+    let n = book.n_accounts();
+    let (mut out, mut raw) = (MarginColumns::zeroed(n), FixedColumns::zeroed(n));
+    evaluate_rows_into(book, rows, ctx, fx, out.as_mut(), raw.as_mut(), Level::detect())?;
+    Ok((out, raw))
+}
+
+/// [`evaluate_rows`] into the caller's columns (`out=`: one row per account, a `Config` error
+/// naming a column of another length), with the kernel compiled for `level` (the same bits
+/// at every level). On an error the columns hold no result (rows before the failing account
+/// may have been written).
+pub fn evaluate_rows_into(
+    book: &GroupedBook,
+    rows: &FixedBook,
+    ctx: &MarginContext<'_>,
+    fx: &FixedUniverse,
+    out: MarginColumnsMut<'_>,
+    raw: FixedColumnsMut<'_>,
+    level: Level,
+) -> Result<()> {
     if !rows.matches(fx)
         || rows.bal_amount.len() != book.balances.qty.len()
         || rows.pos_base.len() != book.positions.qty.len()
@@ -785,96 +948,17 @@ pub fn evaluate_rows(
             "open orders are not margined under fixed-point arithmetic; evaluate the book without orders or in float64",
         ));
     }
+    let n = out.len_checked(book.n_accounts())?;
+    raw.len_checked(n)?;
     let px = FixedPrices::new(fx, ctx)?;
-    let n = book.n_accounts();
-    let mut out = MarginColumns {
-        equity: column(n),
-        upnl: column(n),
-        adj_equity_initial: column(n),
-        adj_equity_maint: column(n),
-        im: column(n),
-        mm: column(n),
-        free_collateral: column(n),
-        margin_ratio: column(n),
-        liquidatable: column(n),
-        bankrupt: column(n),
-    };
-    let mut raw = FixedColumns {
-        total_collateral_initial: column(n),
-        total_collateral_maint: column(n),
-        requirement_initial: column(n),
-        requirement_maint: column(n),
-    };
-    let one = fx.value_one;
-    let bad: Option<usize> = (
-        (
-            out.equity.par_chunks_mut(CHUNK),
-            out.upnl.par_chunks_mut(CHUNK),
-            out.adj_equity_initial.par_chunks_mut(CHUNK),
-            out.adj_equity_maint.par_chunks_mut(CHUNK),
-            out.im.par_chunks_mut(CHUNK),
-            out.mm.par_chunks_mut(CHUNK),
-            out.free_collateral.par_chunks_mut(CHUNK),
-            out.margin_ratio.par_chunks_mut(CHUNK),
-            out.liquidatable.par_chunks_mut(CHUNK),
-            out.bankrupt.par_chunks_mut(CHUNK),
-        )
-            .into_par_iter(),
-        (
-            raw.total_collateral_initial.par_chunks_mut(CHUNK),
-            raw.total_collateral_maint.par_chunks_mut(CHUNK),
-            raw.requirement_initial.par_chunks_mut(CHUNK),
-            raw.requirement_maint.par_chunks_mut(CHUNK),
-        )
-            .into_par_iter(),
-    )
+    let isa = Isa::of(level);
+    let k = Kernel { book, rows, fx, px: &px };
+    let bad: Option<usize> = out
+        .into_chunks(CHUNK)
         .into_par_iter()
+        .zip(raw.into_chunks(CHUNK))
         .enumerate()
-        .map(|(c, ((eq, up, adj_i, adj_m, im, mm, free, ratio, liq, bankrupt), (tci, tcm, rqi, rqm)))| {
-            let mut bad = None;
-            for j in 0..eq.len() {
-                let a = evaluate_account(rows.rows(book, c * CHUNK + j), fx, &px);
-                let fits = |x: i128| i64::try_from(x).is_ok();
-                let all = [
-                    a.equity,
-                    a.upnl,
-                    a.total_collateral[0],
-                    a.total_collateral[1],
-                    a.requirement[0],
-                    a.requirement[1],
-                ];
-                if a.overflow || !all.iter().all(|&x| fits(x)) {
-                    bad = bad.or(Some(c * CHUNK + j));
-                    continue;
-                }
-                // x / 10^value as the nearest float of x, then one division (a difference of two
-                // totals may leave 63 bits: i128 → f64 is exact-rounded too, only slower)
-                let f = |x: i128| if let Ok(v) = i64::try_from(x) { v as f64 / one } else { wide(x) / one };
-                let m = AccountMargin {
-                    equity: f(a.equity),
-                    upnl: f(a.upnl),
-                    adj_equity: [f(a.total_collateral[0] - a.borrows[0]), f(a.total_collateral[1] - a.borrows[1])],
-                    requirement: [f(a.requirement[0] - a.borrows[0]), f(a.requirement[1] - a.borrows[1])],
-                    isolated_liquidatable: a.isolated_liquidatable,
-                    fee_reserve: 0.0,
-                };
-                eq[j] = m.equity;
-                up[j] = m.upnl;
-                adj_i[j] = m.adj_equity[0];
-                adj_m[j] = m.adj_equity[1];
-                im[j] = m.requirement[0];
-                mm[j] = m.requirement[1];
-                free[j] = f(a.total_collateral[0] - a.requirement[0]);
-                ratio[j] = m.margin_ratio();
-                liq[j] = a.liquidatable();
-                bankrupt[j] = a.equity < 0;
-                tci[j] = a.total_collateral[0] as i64;
-                tcm[j] = a.total_collateral[1] as i64;
-                rqi[j] = a.requirement[0] as i64;
-                rqm[j] = a.requirement[1] as i64;
-            }
-            bad
-        })
+        .map(|(c, (cols, raw))| k.chunk(isa, c * CHUNK, cols, raw))
         .flatten()
         .min();
     if let Some(a) = bad.into_iter().chain(rows.overflow).min() {
@@ -883,7 +967,118 @@ pub fn evaluate_rows(
             format!("account {}: a value leaves the fixed-point range (|raw| < 2^63)", book.accounts[a]),
         ));
     }
-    Ok((out, raw))
+    Ok(())
+}
+
+/// The instruction set the account loop is compiled for: baseline x86-64, or x86-64-v3
+/// (BMI2's flag-free multiplies and shifts, LZCNT) and v4 (AVX-512's u64 ↔ f64 conversions)
+/// where the CPU has them and `level` allows them. Integer results and correctly rounded
+/// conversions are the same bits on each (no floating-point contraction in Rust).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    Base,
+    #[cfg(target_arch = "x86_64")]
+    V3,
+    #[cfg(target_arch = "x86_64")]
+    V4,
+}
+
+impl Isa {
+    fn of(level: Level) -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let v3 = has!("avx2") && has!("bmi1") && has!("bmi2") && has!("fma") && has!("lzcnt") && has!("popcnt");
+            let v4 = v3 && has!("avx512f") && has!("avx512dq") && has!("avx512vl");
+            if level >= Level::Avx512 && v4 {
+                return Isa::V4;
+            }
+            if level >= Level::Avx2 && v3 {
+                return Isa::V3;
+            }
+        }
+        let _ = level;
+        Isa::Base
+    }
+}
+
+/// One call's inputs, shared by every task.
+#[derive(Clone, Copy)]
+struct Kernel<'a> {
+    book: &'a GroupedBook,
+    rows: &'a FixedBook,
+    fx: &'a FixedUniverse,
+    px: &'a FixedPrices,
+}
+
+impl Kernel<'_> {
+    /// Accounts `first..` (one task's chunk of the columns) on `isa`; the first account whose
+    /// numbers leave the integer range, if any.
+    fn chunk(&self, isa: Isa, first: usize, cols: MarginColumnsMut<'_>, raw: FixedColumnsMut<'_>) -> Option<usize> {
+        match isa {
+            Isa::Base => self.accounts(first, cols, raw),
+            // SAFETY: `Isa::of` chose these only where the CPU reports every feature they enable.
+            #[cfg(target_arch = "x86_64")]
+            Isa::V3 => unsafe { self.accounts_v3(first, cols, raw) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::V4 => unsafe { self.accounts_v4(first, cols, raw) },
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,fma,lzcnt,popcnt")]
+    unsafe fn accounts_v3(&self, first: usize, cols: MarginColumnsMut<'_>, raw: FixedColumnsMut<'_>) -> Option<usize> {
+        self.accounts(first, cols, raw)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,bmi1,bmi2,fma,lzcnt,popcnt")]
+    unsafe fn accounts_v4(&self, first: usize, cols: MarginColumnsMut<'_>, raw: FixedColumnsMut<'_>) -> Option<usize> {
+        self.accounts(first, cols, raw)
+    }
+
+    /// The account loop of [`Kernel::chunk`], inlined into each instruction set's copy.
+    #[inline(always)]
+    fn accounts(&self, first: usize, cols: MarginColumnsMut<'_>, raw: FixedColumnsMut<'_>) -> Option<usize> {
+        let (fx, one) = (self.fx, self.fx.value_one);
+        let mut bad = None;
+        for j in 0..cols.equity.len() {
+            let a = evaluate_account(self.rows.rows(self.book, first + j), fx, self.px);
+            let fits = |x: i128| i64::try_from(x).is_ok();
+            let all =
+                [a.equity, a.upnl, a.total_collateral[0], a.total_collateral[1], a.requirement[0], a.requirement[1]];
+            if a.overflow || !all.iter().all(|&x| fits(x)) {
+                bad = bad.or(Some(first + j));
+                continue;
+            }
+            // x / 10^value as the nearest float of x, then one division (a difference of two
+            // totals may leave 63 bits: i128 → f64 is exact-rounded too, only slower)
+            let f = |x: i128| if let Ok(v) = i64::try_from(x) { v as f64 / one } else { wide(x) / one };
+            let m = AccountMargin {
+                equity: f(a.equity),
+                upnl: f(a.upnl),
+                adj_equity: [f(a.total_collateral[0] - a.borrows[0]), f(a.total_collateral[1] - a.borrows[1])],
+                requirement: [f(a.requirement[0] - a.borrows[0]), f(a.requirement[1] - a.borrows[1])],
+                isolated_liquidatable: a.isolated_liquidatable,
+                fee_reserve: 0.0,
+            };
+            cols.equity[j] = m.equity;
+            cols.upnl[j] = m.upnl;
+            cols.adj_equity_initial[j] = m.adj_equity[0];
+            cols.adj_equity_maint[j] = m.adj_equity[1];
+            cols.im[j] = m.requirement[0];
+            cols.mm[j] = m.requirement[1];
+            cols.free_collateral[j] = f(a.total_collateral[0] - a.requirement[0]);
+            cols.margin_ratio[j] = m.margin_ratio();
+            cols.liquidatable[j] = a.liquidatable();
+            cols.bankrupt[j] = a.equity < 0;
+            raw.total_collateral_initial[j] = a.total_collateral[0] as i64;
+            raw.total_collateral_maint[j] = a.total_collateral[1] as i64;
+            raw.requirement_initial[j] = a.requirement[0] as i64;
+            raw.requirement_maint[j] = a.requirement[1] as i64;
+        }
+        bad
+    }
 }
 
 #[cfg(test)]
