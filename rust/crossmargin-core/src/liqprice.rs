@@ -411,8 +411,9 @@ fn confirmed((g, scale): (f64, f64)) -> bool {
 /// `g1` the full model's numbers at s = 1 per boundary. Each root is checked by the model's
 /// own per-row formulas at it ([`piecewise::Terms::exact`]): g there is 0 to REL_TOL of the
 /// gross of the terms it nets (rounding is a few ulps of that; at the bankruptcy price the pool
-/// is itself 0). `None` where g(1) is at a boundary (the "exactly at maintenance" rule), the
-/// walk cannot place a root or a root is not confirmed: the full-model search runs instead.
+/// is itself 0, so its own size is no scale). `None` where g(1) is at a boundary (the "exactly
+/// at maintenance" rule), the walk cannot place a root or a root is not confirmed: the
+/// full-model search runs instead.
 fn closed_form_roots(
     terms: &mut piecewise::Terms,
     u: &Universe,
@@ -431,13 +432,15 @@ fn closed_form_roots(
             // requirements being ≥ 0 and no fee reserve here) never reaches 0 either.
             break;
         }
-        let (s, _) = terms.nearest(tables, basis, maint, g)?;
+        let (s, line) = terms.nearest(tables, basis, maint, g)?;
         if !s.is_nan() {
-            // The constant part is g(1) less the moving rows at 1, by the same formulas.
+            // The constant part is g(1) less the moving rows at 1, by the same formulas. The
+            // gross: the line's terms (a uPnL nets size·M·s against size·e), the rows' values
+            // at s and at 1.
             let (at1, gross1) = terms.exact(u, maint, 1.0);
             let c = g - at1;
             let (at, gross) = terms.exact(u, maint, s);
-            if (c + at).abs() > REL_TOL * (c.abs() + gross.max(gross1)) {
+            if (c + at).abs() > REL_TOL * (c.abs() + line.max(gross).max(gross1)) {
                 return None;
             }
         }

@@ -19,7 +19,8 @@
 //! segment's root in closed form, and the caller checks it with the model's own per-row
 //! formulas ([`Terms::exact`]). Every term is concave in x (bracket rates never fall, uPnL
 //! weights ≤ 1) unless a haircut rate rises: for concave g safe at s = 1, g ≥ 0 at the walk's
-//! far end means no sign change on that side (the walk then stops at once). [`cross_terms`] / [`isolated_terms`] return `None` where g is not of this form
+//! far end means no sign change on that side, and for concave g below 0 at s = 1, g not rising
+//! from s = 1 in the walk's direction means none either (the walk then stops at once). [`cross_terms`] / [`isolated_terms`] return `None` where g is not of this form
 //! (the caller then searches as before): a fee reserve (its pool moves with g), a size-scaled
 //! or size-premium requirement, a step maintenance shape, a linear contract settled in the
 //! moving coin, an option on the moving underlying or settled in the moving asset, two-sided
@@ -582,6 +583,15 @@ impl Terms {
             }
         }
         let mut g = [at1[0] + c, at1[1]];
+        if !safe && self.concave {
+            // Below the boundary and concave: where g does not rise in the walk's direction
+            // from s = 1 it never rises farther out (its slope in x only falls), so it stays
+            // below 0 on this side.
+            let rising = g[1] * if (basis == Basis::S) == up { 1.0 } else { -1.0 };
+            if rising <= 0.0 {
+                return Walk::None;
+            }
+        }
         let mut fresh = true;
         let mut near = 1.0;
         loop {
