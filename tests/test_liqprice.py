@@ -3,7 +3,11 @@ pure-Python reference (crossmargin.risk.liqprice.reference_liquidation_prices)."
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import crossmargin as cm
@@ -14,7 +18,8 @@ from crossmargin.prices import resolve
 from crossmargin.reference.liqprice import _moved, reference_liquidation_prices
 from crossmargin.testing import universe_and_book
 from helpers import book
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 INF = math.inf
 
@@ -309,3 +314,88 @@ def test_engine_agrees_with_the_reference_bisection(ub: Any) -> None:
         np.testing.assert_array_equal(np.isnan(g), np.isnan(w), err_msg=move)
         ok = ~np.isnan(w)
         np.testing.assert_allclose(g[ok], w[ok], rtol=1e-7, err_msg=move)
+
+
+# ---- the closed form against the full-model search ---------------------------------------
+@contextmanager
+def full_model_search() -> Iterator[None]:
+    """Every root searched with the full model (docs/MODEL.md "Search":
+    ``CROSSMARGIN_LIQ_CLOSED_FORM=0``), for comparisons with the closed form."""
+    old = os.environ.get("CROSSMARGIN_LIQ_CLOSED_FORM")
+    os.environ["CROSSMARGIN_LIQ_CLOSED_FORM"] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["CROSSMARGIN_LIQ_CLOSED_FORM"]
+        else:
+            os.environ["CROSSMARGIN_LIQ_CLOSED_FORM"] = old
+
+
+def _both_ways(u: cm.Universe, b: cm.Book, move: str) -> tuple[Any, Any]:
+    e = cm.Engine(u, threads=1)
+    fast = e.liquidation_prices(b, move=move)  # type: ignore[arg-type]
+    with full_model_search():
+        full = e.liquidation_prices(b, move=move)  # type: ignore[arg-type]
+    return fast, full
+
+
+def _assert_same_roots(fast: Any, full: Any, rtol: float, msg: str) -> None:
+    np.testing.assert_array_equal(fast.row, full.row)
+    for col in ("liq_price", "bankruptcy_price"):
+        a, w = np.asarray(fast[col]), np.asarray(full[col])
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(w), err_msg=f"{msg} {col}")
+        ok = ~np.isnan(w)
+        np.testing.assert_allclose(a[ok], w[ok], rtol=rtol, err_msg=f"{msg} {col}")
+
+
+def _without_size_premium(u: cm.Universe) -> cm.Universe:
+    """The same universe with the markets' size premium off: every perp and future then has
+    the piecewise-linear g the closed form solves (docs/MODEL.md "Search")."""
+    markets = [m if m.is_option else dataclasses.replace(m, imf_factor=0.0) for m in u.markets]
+    return dataclasses.replace(u, markets=markets)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(universe_and_book(max_rows=14, options=True), st.booleans())
+def test_closed_form_finds_the_roots_of_the_full_model_search(ub: Any, plain: bool) -> None:
+    """The closed-form roots (piecewise-linear g) equal the full model's false-position roots
+    to rounding, and the rows it does not solve (size premium, options...) fall back to that
+    search; both readings of the move."""
+    u, rb = ub
+    if plain:
+        u = _without_size_premium(u)
+    b = rb.book(u)
+    for move in ("underlying", "mark"):
+        fast, full = _both_ways(u, b, move)
+        _assert_same_roots(fast, full, 1e-9, move)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(universe_and_book(max_rows=10, venue_rules=True))
+def test_closed_form_agrees_with_the_reference_with_venue_rules(ub: Any) -> None:
+    """Entry-basis maintenance (closed form), step and size-scaled shapes and fee reserves
+    (full search) side by side in one book: the engine agrees with the oracle."""
+    u, rb = ub
+    u = _without_size_premium(u)
+    b = rb.book(u)
+    for move in ("underlying", "mark"):
+        got = cm.Engine(u, threads=1).liquidation_prices(b, move=move)  # type: ignore[arg-type]
+        want = reference_liquidation_prices(u, b, move=move)  # type: ignore[arg-type]
+        order = np.argsort(got.row)
+        for col in ("liq_price", "bankruptcy_price"):
+            g, w = np.asarray(got[col])[order], np.asarray(want[col])
+            np.testing.assert_array_equal(np.isnan(g), np.isnan(w), err_msg=f"{move} {col}")
+            ok = ~np.isnan(w)
+            np.testing.assert_allclose(g[ok], w[ok], rtol=1e-6, err_msg=f"{move} {col}")
+
+
+def test_closed_form_on_the_demo_book_equals_the_full_model_search(demo: cm.Universe) -> None:
+    """The benchmark's shape (docs/ARCHITECTURE.md "Performance targets": haircut tiers on
+    BTC, 12-tier brackets, an inverse perp settled in BTC, isolated positions): same roots."""
+    from crossmargin import synth
+
+    b = synth.generate(demo, n_accounts=2_000, seed=11)
+    for move in ("underlying", "mark"):
+        fast, full = _both_ways(demo, b, move)
+        _assert_same_roots(fast, full, 1e-9, move)

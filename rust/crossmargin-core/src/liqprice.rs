@@ -13,7 +13,13 @@
 //!
 //! Solving. Let g(s) = adj_equity_maint − mm of the account (or margin + uPnL − mm of the
 //! isolated position) at the moved prices, computed by [`evaluate_account`] /
-//! [`position_margin`], the one source of each formula. g is smooth between breakpoints:
+//! [`position_margin`], the one source of each formula. Where every moving row's
+//! contribution is linear in s (or 1/s) between breakpoints — linear perps and futures,
+//! inverse ones, balances of the moving asset with haircut tiers, entry-basis maintenance —
+//! [`piecewise`] walks the breakpoints with one piece index per row and solves the segment's
+//! root in closed form, checked by the model's per-row formulas at the root (the rows that do
+//! not move are the constant, from one evaluation of the account at s = 1); elsewhere
+//! (conditions in [`piecewise`]) the full-model search below runs. g is smooth between breakpoints:
 //! bracket bounds (the rate changes with notional), haircut tier bounds of the moving asset,
 //! entry prices (positive uPnL has its own weight). Within a segment g is linear in `s` for
 //! linear contracts (and for inverse contracts settled in the moving coin); for an inverse
@@ -33,6 +39,8 @@
 //! liquidation is stated in; options still move with their underlying inside g). For a
 //! position already below maintenance the same rule gives the nearest price at which it is
 //! back at maintenance, the number the exchanges' closed-form formulas also give.
+
+mod piecewise;
 
 use rayon::prelude::*;
 
@@ -119,6 +127,8 @@ struct Scratch {
     breaks: Vec<f64>,
     /// The current search's account evaluations by factor ([`cross_gap`]).
     memo: Vec<(u64, AccountMargin)>,
+    /// The moving terms of the current closed-form search ([`piecewise`]).
+    terms: piecewise::Terms,
 }
 
 impl Scratch {
@@ -128,6 +138,7 @@ impl Scratch {
             mark: ctx.prices.mark.to_vec(),
             breaks: Vec::with_capacity(64),
             memo: Vec::with_capacity(64),
+            terms: piecewise::Terms::default(),
         }
     }
 
@@ -380,17 +391,121 @@ fn solve(g: &mut impl FnMut(f64) -> (f64, f64), a: f64, ga: f64, b: f64, gb: f64
     }
 }
 
+/// g and its scale for boundary `b` from an account's evaluation ([`cross_gap`]'s numbers).
+#[inline]
+fn pool_gap(m: &AccountMargin, b: Boundary) -> (f64, f64) {
+    let req = match b {
+        Boundary::Maintenance => m.requirement[1],
+        Boundary::Bankruptcy => m.fee_reserve,
+    };
+    (m.adj_equity[1] - req, m.adj_equity[1].abs() + req.abs())
+}
+
+/// Whether g is 0 to the search's tolerance: |g| ≤ REL_TOL × scale.
+#[inline]
+fn confirmed((g, scale): (f64, f64)) -> bool {
+    g.abs() <= REL_TOL * scale
+}
+
+/// The closed-form roots (maintenance, bankruptcy) of g = `g1` + (moving rows at s − at 1),
+/// `g1` the full model's numbers at s = 1 per boundary. Each root is checked by the model's
+/// own per-row formulas at it ([`piecewise::Terms::exact`]): g there is 0 to REL_TOL of the
+/// gross of the terms it nets (rounding is a few ulps of that; at the bankruptcy price the pool
+/// is itself 0, so its own size is no scale). `None` where g(1) is at a boundary (the "exactly
+/// at maintenance" rule), the walk cannot place a root or a root is not confirmed: the
+/// full-model search runs instead.
+fn closed_form_roots(
+    terms: &mut piecewise::Terms,
+    u: &Universe,
+    tables: &piecewise::Tables,
+    basis: piecewise::Basis,
+    g1: [(f64, f64); 2],
+) -> Option<(f64, f64)> {
+    let mut both = [f64::NAN; 2];
+    for (i, maint) in [(0, true), (1, false)] {
+        let (g, scale) = g1[i];
+        if g.is_nan() || confirmed((g, scale)) {
+            return None;
+        }
+        if !maint && g1[0].0 >= 0.0 && both[0].is_nan() {
+            // Safe at maintenance everywhere: the pool (g at bankruptcy ≥ g at maintenance,
+            // requirements being ≥ 0 and no fee reserve here) never reaches 0 either.
+            break;
+        }
+        let (s, line) = terms.nearest(tables, basis, maint, g)?;
+        if !s.is_nan() {
+            // The constant part is g(1) less the moving rows at 1, by the same formulas. The
+            // gross: the line's terms (a uPnL nets size·M·s against size·e), the rows' values
+            // at s and at 1.
+            let (at1, gross1) = terms.exact(u, maint, 1.0);
+            let c = g - at1;
+            let (at, gross) = terms.exact(u, maint, s);
+            if (c + at).abs() > REL_TOL * (c.abs() + line.max(gross).max(gross1)) {
+                return None;
+            }
+        }
+        both[i] = s;
+    }
+    Some((both[0], both[1]))
+}
+
+/// The closed-form search of a cross pool ([`piecewise`]) under driver `d`, `base` the
+/// account at the call's prices; `None`: search with the full model.
+fn cross_closed_form(
+    rows: AccountRows<'_>,
+    ctx: &MarginContext<'_>,
+    moves: &Moves,
+    tables: &piecewise::Tables,
+    d: Driver,
+    scr: &mut Scratch,
+    base: &AccountMargin,
+) -> Option<(f64, f64)> {
+    let mut terms = std::mem::take(&mut scr.terms);
+    let g1 = [pool_gap(base, Boundary::Maintenance), pool_gap(base, Boundary::Bankruptcy)];
+    let found = piecewise::cross_terms(rows, ctx, moves, tables, d, &mut terms)
+        .and_then(|basis| closed_form_roots(&mut terms, ctx.universe, tables, basis, g1));
+    scr.terms = terms;
+    found
+}
+
+/// The closed-form search of an isolated position (see [`cross_closed_form`]).
+#[allow(clippy::too_many_arguments)]
+fn isolated_closed_form(
+    ctx: &MarginContext<'_>,
+    moves: &Moves,
+    tables: &piecewise::Tables,
+    d: Driver,
+    scr: &mut Scratch,
+    k: usize,
+    qty: f64,
+    entry: f64,
+    margin: f64,
+) -> Option<(f64, f64)> {
+    let mut terms = std::mem::take(&mut scr.terms);
+    let found = piecewise::isolated_terms(ctx, moves, tables, d, k, qty, entry, margin, &mut terms).and_then(|basis| {
+        let g1 = [Boundary::Maintenance, Boundary::Bankruptcy]
+            .map(|b| isolated_gap(ctx, moves, d, scr, k, qty, entry, margin, b, 1.0));
+        closed_form_roots(&mut terms, ctx.universe, tables, basis, g1)
+    });
+    scr.set(ctx, moves, d, 1.0);
+    scr.terms = terms;
+    found
+}
+
 /// Liquidation and bankruptcy prices of one account's positions, written to `out` (one pair
 /// per position).
 fn account_prices(
     rows: AccountRows<'_>,
     ctx: &MarginContext<'_>,
     moves: &Moves,
+    tables: Option<&piecewise::Tables>,
     how: LiqMove,
     scr: &mut Scratch,
     out: &mut [(f64, f64)],
 ) {
     let u = ctx.universe;
+    // The account at the call's prices: g(1) of every cross search.
+    let mut base: Option<AccountMargin> = None;
     // Cross roots already found for a driver of this account (all positions on one
     // underlying share one root under LiqMove::Underlying).
     let mut solved: [(Option<Driver>, (f64, f64)); 4] = [(None, (f64::NAN, f64::NAN)); 4];
@@ -407,56 +522,16 @@ fn account_prices(
             LiqMove::Underlying => Driver::Underlying(u.markets.underlying[k] as usize),
         };
         let s = if iso > 0.0 {
-            let mut breaks = std::mem::take(&mut scr.breaks);
-            breaks.clear();
-            position_breaks(u, k, qty, entry, ctx.prices.mark[k], &mut breaks);
-            if may_turn(u, moves, d, k) {
-                grid_breaks(&mut breaks);
-            }
-            let mut both = [f64::NAN; 2];
-            for (x, b) in both.iter_mut().zip([Boundary::Maintenance, Boundary::Bankruptcy]) {
-                let mut bk = breaks.clone();
-                *x = nearest_crossing(&mut bk, |s| isolated_gap(ctx, moves, d, scr, k, qty, entry, iso, b, s));
-            }
-            scr.breaks = breaks;
-            (both[0], both[1])
+            let closed = tables.and_then(|t| isolated_closed_form(ctx, moves, t, d, scr, k, qty, entry, iso));
+            closed.unwrap_or_else(|| isolated_search(ctx, moves, d, scr, k, qty, entry, iso))
         } else if let Some(&(_, s)) = solved[..n_solved].iter().find(|x| x.0 == Some(d)) {
             s
         } else {
-            let mut breaks = std::mem::take(&mut scr.breaks);
-            breaks.clear();
-            let mut turns = false;
-            for i in 0..rows.pos_code.len() {
-                let m = ctx.remap.market[rows.pos_code[i] as usize] as usize;
-                if rows.pos_isolated[i] <= 0.0 && rows.pos_qty[i] != 0.0 {
-                    if moves_market(u, moves, d, m) {
-                        position_breaks(u, m, rows.pos_qty[i], rows.pos_entry[i], ctx.prices.mark[m], &mut breaks);
-                    }
-                    turns |= may_turn(u, moves, d, m);
-                }
-            }
-            if turns {
-                grid_breaks(&mut breaks);
-            }
-            if let Driver::Underlying(x) = d {
-                if let Some(a) = moves.asset_of[x] {
-                    for (&code, &q) in rows.bal_code.iter().zip(rows.bal_qty) {
-                        if ctx.remap.asset[code as usize] as usize == a {
-                            asset_breaks(u, a, q, ctx.prices.asset[a], &mut breaks);
-                        }
-                    }
-                }
-            }
-            let mut both = [f64::NAN; 2];
-            let mut memo = std::mem::take(&mut scr.memo);
-            memo.clear();
-            for (x, b) in both.iter_mut().zip([Boundary::Maintenance, Boundary::Bankruptcy]) {
-                let mut bk = breaks.clone();
-                *x = nearest_crossing(&mut bk, |s| cross_gap(rows, ctx, moves, d, scr, &mut memo, b, s));
-            }
-            scr.memo = memo;
-            scr.breaks = breaks;
-            let s = (both[0], both[1]);
+            let closed = tables.and_then(|t| {
+                let m = *base.get_or_insert_with(|| evaluate_account(rows, ctx));
+                cross_closed_form(rows, ctx, moves, t, d, scr, &m)
+            });
+            let s = closed.unwrap_or_else(|| cross_search(rows, ctx, moves, d, scr));
             if n_solved < solved.len() {
                 solved[n_solved] = (Some(d), s);
                 n_solved += 1;
@@ -469,6 +544,81 @@ fn account_prices(
     }
 }
 
+/// The search with the full model of an isolated position (breakpoints, false position).
+#[allow(clippy::too_many_arguments)]
+fn isolated_search(
+    ctx: &MarginContext<'_>,
+    moves: &Moves,
+    d: Driver,
+    scr: &mut Scratch,
+    k: usize,
+    qty: f64,
+    entry: f64,
+    iso: f64,
+) -> (f64, f64) {
+    let u = ctx.universe;
+    let mut breaks = std::mem::take(&mut scr.breaks);
+    breaks.clear();
+    position_breaks(u, k, qty, entry, ctx.prices.mark[k], &mut breaks);
+    if may_turn(u, moves, d, k) {
+        grid_breaks(&mut breaks);
+    }
+    let mut both = [f64::NAN; 2];
+    for (x, b) in both.iter_mut().zip([Boundary::Maintenance, Boundary::Bankruptcy]) {
+        let mut bk = breaks.clone();
+        *x = nearest_crossing(&mut bk, |s| isolated_gap(ctx, moves, d, scr, k, qty, entry, iso, b, s));
+    }
+    scr.breaks = breaks;
+    (both[0], both[1])
+}
+
+/// The search with the full model of an account's cross pool under driver `d`: breakpoints
+/// walked outward, false position in the segment where g changes sign.
+fn cross_search(
+    rows: AccountRows<'_>,
+    ctx: &MarginContext<'_>,
+    moves: &Moves,
+    d: Driver,
+    scr: &mut Scratch,
+) -> (f64, f64) {
+    let u = ctx.universe;
+    let mut breaks = std::mem::take(&mut scr.breaks);
+    breaks.clear();
+    let mut turns = false;
+    for i in 0..rows.pos_code.len() {
+        let m = ctx.remap.market[rows.pos_code[i] as usize] as usize;
+        if rows.pos_isolated[i] <= 0.0 && rows.pos_qty[i] != 0.0 {
+            if moves_market(u, moves, d, m) {
+                position_breaks(u, m, rows.pos_qty[i], rows.pos_entry[i], ctx.prices.mark[m], &mut breaks);
+            }
+            turns |= may_turn(u, moves, d, m);
+        }
+    }
+    if turns {
+        grid_breaks(&mut breaks);
+    }
+    if let Driver::Underlying(x) = d {
+        if let Some(a) = moves.asset_of[x] {
+            for (&code, &q) in rows.bal_code.iter().zip(rows.bal_qty) {
+                if ctx.remap.asset[code as usize] as usize == a {
+                    asset_breaks(u, a, q, ctx.prices.asset[a], &mut breaks);
+                }
+            }
+        }
+    }
+    let mut both = [f64::NAN; 2];
+    let mut memo = std::mem::take(&mut scr.memo);
+    memo.clear();
+    for (x, b) in both.iter_mut().zip([Boundary::Maintenance, Boundary::Bankruptcy]) {
+        let mut bk = breaks.clone();
+        *x = nearest_crossing(&mut bk, |s| cross_gap(rows, ctx, moves, d, scr, &mut memo, b, s));
+    }
+    scr.memo = memo;
+    scr.breaks = breaks;
+    scr.set(ctx, moves, d, 1.0);
+    (both[0], both[1])
+}
+
 /// Liquidation prices of every position, in parallel over accounts. Each account is solved
 /// alone, so results do not depend on the number of threads.
 pub fn liquidation_prices(book: &GroupedBook, ctx: &MarginContext<'_>, how: LiqMove) -> LiqColumns {
@@ -476,6 +626,10 @@ pub fn liquidation_prices(book: &GroupedBook, ctx: &MarginContext<'_>, how: LiqM
     let offsets = &book.positions.offsets;
     let n_pos = book.positions.code.len();
     let moves = Moves::new(ctx.universe);
+    // `CROSSMARGIN_LIQ_CLOSED_FORM=0` searches every root with the full model (for
+    // comparisons with the closed form; docs/MODEL.md "Search").
+    let closed_form = std::env::var("CROSSMARGIN_LIQ_CLOSED_FORM").map_or(true, |v| v != "0");
+    let tables = closed_form.then(|| piecewise::Tables::new(ctx.universe));
     let mut liq = vec![(f64::NAN, f64::NAN); n_pos];
     let mut parts = Vec::with_capacity(n.div_ceil(CHUNK));
     let mut rest: &mut [(f64, f64)] = &mut liq;
@@ -490,7 +644,7 @@ pub fn liquidation_prices(book: &GroupedBook, ctx: &MarginContext<'_>, how: LiqM
         |scr, (a0, a1, out)| {
             for a in a0..a1 {
                 let (lo, hi) = (offsets[a] - offsets[a0], offsets[a + 1] - offsets[a0]);
-                account_prices(book.account(a), ctx, &moves, how, scr, &mut out[lo..hi]);
+                account_prices(book.account(a), ctx, &moves, tables.as_ref(), how, scr, &mut out[lo..hi]);
             }
         },
     );
@@ -539,6 +693,115 @@ mod tests {
         let prices = Prices { asset: &u.assets.price, mark: &u.markets.mark };
         let ctx = MarginContext::new(u, &book, prices, Remap { asset: &ar, market: &mr }).unwrap();
         liquidation_prices(&book, &ctx, how).liq_price
+    }
+
+    /// The closed-form search of the first position's cross pool (None: not piecewise
+    /// linear, the full-model search applies), as (liquidation, bankruptcy) prices.
+    fn closed(u: &Universe, bal: &[(u32, f64)], pos: &[(u32, f64, f64, f64)], how: LiqMove) -> Option<(f64, f64)> {
+        let ba = vec![1i64; bal.len()];
+        let bc: Vec<u32> = bal.iter().map(|b| b.0).collect();
+        let bq: Vec<f64> = bal.iter().map(|b| b.1).collect();
+        let pa = vec![1i64; pos.len()];
+        let pc: Vec<u32> = pos.iter().map(|p| p.0).collect();
+        let pq: Vec<f64> = pos.iter().map(|p| p.1).collect();
+        let pe: Vec<f64> = pos.iter().map(|p| p.2).collect();
+        let pi: Vec<f64> = pos.iter().map(|p| p.3).collect();
+        let (na, nm) = (u.n_assets() as u32, u.n_markets() as u32);
+        let book = group(
+            BalanceInput { account: &ba, code: &bc, qty: &bq },
+            PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
+            na,
+            nm,
+        )
+        .unwrap();
+        let ar: Vec<u32> = (0..na).collect();
+        let mr: Vec<u32> = (0..nm).collect();
+        let prices = Prices { asset: &u.assets.price, mark: &u.markets.mark };
+        let ctx = MarginContext::new(u, &book, prices, Remap { asset: &ar, market: &mr }).unwrap();
+        let (moves, tables, mut scr) = (Moves::new(u), piecewise::Tables::new(u), Scratch::new(&ctx));
+        let rows = book.account(0);
+        let k = pos[0].0 as usize;
+        let d = match how {
+            LiqMove::Mark => Driver::Market(k),
+            LiqMove::Underlying => Driver::Underlying(u.markets.underlying[k] as usize),
+        };
+        let mark = u.markets.mark[k];
+        let s = if pos[0].3 > 0.0 {
+            isolated_closed_form(&ctx, &moves, &tables, d, &mut scr, k, pos[0].1, pos[0].2, pos[0].3)
+        } else {
+            let base = evaluate_account(rows, &ctx);
+            cross_closed_form(rows, &ctx, &moves, &tables, d, &mut scr, &base)
+        }?;
+        // The scratch prices are restored after every search.
+        assert_eq!(scr.mark, u.markets.mark);
+        assert_eq!(scr.asset, u.assets.price);
+        Some((mark * s.0, mark * s.1))
+    }
+
+    #[test]
+    fn closed_form_solves_linear_inverse_and_moving_collateral() {
+        let u = universe();
+        // Linear long backed by BTC that falls with it: 0.1·x + (x − 50,000) = 0.005·x.
+        let (liq, bank) = closed(&u, &[(1, 0.1)], &[(0, 1.0, 50_000.0, 0.0)], LiqMove::Underlying).unwrap();
+        assert!((liq / (50_000.0 / 1.095) - 1.0).abs() < 1e-14, "{liq}");
+        // Bankrupt where the pool is worth nothing: 0.1·x + x − 50,000 = 0.
+        assert!((bank / (50_000.0 / 1.1) - 1.0).abs() < 1e-14, "{bank}");
+        // A short crossing into the second bracket, mark only: 10,000 − (x − 50,000) = 0.01·x − 250.
+        let (liq, _) = closed(&u, &[(0, 10_000.0)], &[(0, -1.0, 50_000.0, 0.0)], LiqMove::Mark).unwrap();
+        assert!((liq / (60_250.0 / 1.01) - 1.0).abs() < 1e-14, "{liq}");
+        // Inverse, its coin moving with it (linear in s) and held (linear in 1/s): Binance
+        // COIN-M closed form (N·MMR + N) / (WB/CM + N/EP) either way.
+        let want = (1_000.0 * 0.01 + 1_000.0) / (1.0 / 100.0 + 1_000.0 / 50_000.0);
+        for how in [LiqMove::Underlying, LiqMove::Mark] {
+            let (liq, _) = closed(&u, &[(1, 1.0)], &[(1, 1_000.0, 50_000.0, 0.0)], how).unwrap();
+            assert!((liq / want - 1.0).abs() < 1e-13, "{how:?} {liq} vs {want}");
+        }
+        // Isolated: 2,000 + x − 50,000 = 0.005·x.
+        let (liq, _) = closed(&u, &[(0, 1e6)], &[(0, 1.0, 50_000.0, 2_000.0)], LiqMove::Mark).unwrap();
+        assert!((liq / (48_000.0 / 0.995) - 1.0).abs() < 1e-14, "{liq}");
+        // A fully collateralised long: no root, found without the full search.
+        let (liq, bank) = closed(&u, &[(0, 60_000.0)], &[(0, 1.0, 50_000.0, 0.0)], LiqMove::Mark).unwrap();
+        assert!(liq.is_nan() && bank.is_nan());
+    }
+
+    #[test]
+    fn closed_form_walks_haircut_tiers_of_the_moving_collateral() {
+        // 4 BTC at 50,000 = 200,000 USD, tiers 100 % to 100,000 then 50 %: with a short BTC
+        // perp of 20 BTC the pool gains as BTC falls. Root below 100,000 USD of collateral
+        // (x < 25,000): 4·x − 20·(x − 50,000)... solved in the first tier after crossing.
+        let mut btc = asset("BTC", 50_000.0);
+        btc.haircut_tiers = vec![(100_000.0, 1.0), (f64::INFINITY, 0.5)];
+        let lin = perp("BTCUSDT", "USDT", "BTC", 50_000.0, &[(f64::INFINITY, 0.01, 0.005)]);
+        let u = Universe::new(&[asset("USDT", 1.0), btc], &[lin]).unwrap();
+        // Long 6 BTC perp at 50,000 with 4 BTC: value above 100,000 USD counts half.
+        // Above x = 25,000: 100,000 + 0.5·(4x − 100,000) + 6·(x − 50,000) = 0.005·6·x
+        // → 8x − 250,000 = 0.03x → x = 250,000 / 7.97 (> 25,000: second tier).
+        let (liq, _) = closed(&u, &[(1, 4.0)], &[(0, 6.0, 50_000.0, 0.0)], LiqMove::Underlying).unwrap();
+        assert!((liq / (250_000.0 / 7.97) - 1.0).abs() < 1e-13, "{liq}");
+        // Long 2 BTC perp: 4x (first tier, x < 25,000) + 2·(x − 50,000) = 0.01·x
+        // → x = 100,000 / 5.99 < 25,000: the walk crosses the tier bound.
+        let (liq, _) = closed(&u, &[(1, 4.0)], &[(0, 2.0, 50_000.0, 0.0)], LiqMove::Underlying).unwrap();
+        assert!((liq / (100_000.0 / 5.99) - 1.0).abs() < 1e-13, "{liq}");
+    }
+
+    #[test]
+    fn closed_form_declines_what_is_not_piecewise_linear() {
+        // A size premium on the moving market, a linear contract settled in the moving coin,
+        // an option on the moving underlying: the full-model search applies.
+        let mut prem = perp("P", "USDT", "BTC", 50_000.0, &[(f64::INFINITY, 0.02, 0.01)]);
+        prem.imf_factor = 0.001;
+        let in_coin = perp("C", "BTC", "BTC", 50_000.0, &[(f64::INFINITY, 0.02, 0.01)]);
+        let opt = crate::universe::fixtures::option("O", "USDT", "BTC", true, 50_000.0, 1_000.0);
+        let u = Universe::new(&[asset("USDT", 1.0), asset("BTC", 50_000.0)], &[prem, in_coin, opt]).unwrap();
+        let bal = [(0, 10_000.0)];
+        assert!(closed(&u, &bal, &[(0, 1.0, 50_000.0, 0.0)], LiqMove::Mark).is_none());
+        assert!(closed(&u, &bal, &[(1, 1.0, 50_000.0, 0.0)], LiqMove::Underlying).is_none());
+        assert!(closed(&u, &bal, &[(1, 1.0, 50_000.0, 0.0)], LiqMove::Mark).is_some());
+        assert!(closed(&u, &bal, &[(1, 1.0, 50_000.0, 0.0), (2, -1.0, 1_000.0, 0.0)], LiqMove::Mark).is_none());
+        // ... and they still agree with the closed form where it applies.
+        let full = run(&u, &bal, &[(1, 1.0, 50_000.0, 0.0)], LiqMove::Mark)[0];
+        let (liq, _) = closed(&u, &bal, &[(1, 1.0, 50_000.0, 0.0)], LiqMove::Mark).unwrap();
+        assert!((liq / full - 1.0).abs() < 1e-12, "{liq} vs {full}");
     }
 
     fn universe() -> Universe {

@@ -1,0 +1,661 @@
+//! Closed-form roots of g where it is piecewise linear (docs/MODEL.md "Search").
+//!
+//! g(s) of one account and one driver is a constant (every row the move does not touch) plus
+//! the moving rows' contributions. For the common rows each contribution is linear in
+//! x = φ(s) between breakpoints, φ(s) = s or 1/s for the whole search:
+//!
+//! | moving row | piece | x |
+//! |---|---|---|
+//! | balance of the moving asset (> 0) | w·(base_k + rate_k·(q·p·s − lower_k)), haircut slice k; w·(total) above a finite last bound | s |
+//! | borrow of the moving asset | q·p·s·liability weight (size premium on q: constant) | s |
+//! | linear perp / future, mark moves, settle fixed | uPnL·P = size·P·(M·s − e) (× the uPnL weight above the entry); (N·rate_k − cum_k)·P, N = \|size\|·M·s | s |
+//! | inverse, mark moves, settle fixed | size·P·(1/e − 1/(M·s)); (N·rate_k − cum_k)·P, N = \|size\|/(M·s) | 1/s |
+//! | inverse, mark and its coin move (underlying rule) | size·P·(s/e − 1/M); (\|size\|/M·rate_k − cum_k·s)·P | s |
+//! | a position that does not move, settled in the moving asset | its collateral and requirement at s = 1, × s | s |
+//! | maintenance on the entry basis | constant in its settle units (× s when the coin moves) | — |
+//!
+//! The constant is g(1) of the full model less the moving rows at s = 1. The walk keeps one
+//! piece index per term and crosses breakpoints one at a time (O(1) per crossing), solves the
+//! segment's root in closed form, and the caller checks it with the model's own per-row
+//! formulas ([`Terms::exact`]). Every term is concave in x (bracket rates never fall, uPnL
+//! weights ≤ 1) unless a haircut rate rises: for concave g safe at s = 1, g ≥ 0 at the walk's
+//! far end means no sign change on that side, and for concave g below 0 at s = 1, g not rising
+//! from s = 1 in the walk's direction means none either (the walk then stops at once). [`cross_terms`] / [`isolated_terms`] return `None` where g is not of this form
+//! (the caller then searches as before): a fee reserve (its pool moves with g), a size-scaled
+//! or size-premium requirement, a step maintenance shape, a linear contract settled in the
+//! moving coin, an option on the moving underlying or settled in the moving asset, two-sided
+//! valuation, or terms in s and in 1/s in one search.
+
+use crate::book::AccountRows;
+use crate::brackets::Shape;
+use crate::contract::Payoff;
+use crate::imf;
+use crate::margin::{position_margin_hot, MarginContext};
+use crate::universe::{MarketHot, Universe};
+
+use super::{Driver, Moves, S_MAX, S_MIN};
+
+/// One haircut slice: (lower, bound, rate, discounted value below `lower`).
+#[derive(Debug, Clone, Copy)]
+struct Slice {
+    lower: f64,
+    bound: f64,
+    rate: f64,
+    base: f64,
+}
+
+/// One maintenance tier: (bound, rate, continuity amount).
+#[derive(Debug, Clone, Copy)]
+struct Tier {
+    bound: f64,
+    rate: f64,
+    cum: f64,
+}
+
+/// The universe's haircut slices and maintenance tiers, by index, built once per call.
+pub(super) struct Tables {
+    slices: Vec<Vec<Slice>>,
+    tiers: Vec<Vec<Tier>>,
+    /// Per asset: whether its haircut rates never rise from one tier to the next (its
+    /// collateral value is then concave in its price).
+    falling: Vec<bool>,
+}
+
+impl Tables {
+    pub(super) fn new(u: &Universe) -> Self {
+        let slices = (0..u.n_assets())
+            .map(|i| {
+                u.assets
+                    .haircuts
+                    .slices_of(i)
+                    .map(|(lower, bound, rate, base)| Slice { lower, bound, rate, base })
+                    .collect()
+            })
+            .collect();
+        let tiers = (0..u.n_markets())
+            .map(|k| u.markets.brackets.rows(k).map(|(bound, _, rate, _, cum)| Tier { bound, rate, cum }).collect())
+            .collect();
+        let falling = (0..u.n_assets())
+            .map(|i| {
+                let rates: Vec<f64> = u.assets.haircuts.rows(i).map(|(_, rate)| rate).collect();
+                rates.windows(2).all(|w| w[1] <= w[0])
+            })
+            .collect();
+        Tables { slices, tiers, falling }
+    }
+}
+
+/// The variable g is linear in within a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Basis {
+    S,
+    InvS,
+}
+
+impl Basis {
+    #[inline]
+    fn phi(self, s: f64) -> f64 {
+        match self {
+            Basis::S => s,
+            Basis::InvS => 1.0 / s,
+        }
+    }
+
+    #[inline]
+    fn inverse(self, x: f64) -> f64 {
+        self.phi(x)
+    }
+}
+
+/// One moving contribution to g: piecewise c0 + c1·x, pieces separated by `n` breakpoints
+/// (increasing in s); `j` the current piece.
+#[derive(Debug, Clone, Copy)]
+struct Term {
+    kind: Kind,
+    /// A requirement (subtracted from g at maintenance, absent from the bankruptcy gap) or
+    /// collateral (added).
+    req: bool,
+    n: u32,
+    /// The current piece.
+    j: u32,
+    /// The piece just below s = 1 (the downward walk's first); the upward walk starts one
+    /// piece higher when a breakpoint lies exactly at 1.
+    j_down: u32,
+    j_up: u32,
+    /// The next breakpoint in the current walk's direction (±∞ past the last).
+    next: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// c0 + c1·x throughout.
+    Flat([f64; 2]),
+    /// w × tiered(qp·s) of a positive balance of asset `asset` (basis s).
+    Tiered { asset: u32, qp: f64, w: f64 },
+    /// uPnL u0 + u1·x, a loss in full and a profit at weight `w`; its sign changes at s = `at`
+    /// (the entry price), a loss below it when `loss_below`.
+    Pnl { u: [f64; 2], w: f64, at: f64, loss_below: bool },
+    /// Bracket requirement of market `market` on notional N = nq·s (`inverse` false) or nq/s
+    /// (true), × `p` USD; `settle_moves`: an inverse contract whose coin moves (× s).
+    Brackets { market: u32, nq: f64, p: f64, inverse: bool, settle_moves: bool },
+}
+
+impl Term {
+    fn new(kind: Kind, req: bool, t: &Tables) -> Self {
+        let n = match kind {
+            Kind::Flat(_) => 0,
+            Kind::Tiered { asset, .. } => {
+                let sl = &t.slices[asset as usize];
+                match sl.last() {
+                    None => 0,
+                    Some(last) if last.bound.is_finite() => sl.len(),
+                    Some(_) => sl.len() - 1,
+                }
+            }
+            Kind::Pnl { w, at, .. } => usize::from(w != 1.0 && at.is_finite() && at > 0.0),
+            Kind::Brackets { market, .. } => t.tiers[market as usize].len() - 1,
+        };
+        let mut term = Term { kind, req, n: n as u32, j: 0, j_down: 0, j_up: 0, next: f64::INFINITY };
+        // The pieces around s = 1: j_down = the number of breakpoints below 1.
+        let j = term.piece_at(t, 1.0);
+        term.j_down = j;
+        term.j_up = if j < term.n && term.brk(t, j) == 1.0 { j + 1 } else { j };
+        term
+    }
+
+    /// The number of breakpoints below s: the piece just below s (binary search; the
+    /// breakpoints increase).
+    #[inline]
+    fn piece_at(&self, t: &Tables, s: f64) -> u32 {
+        let (mut lo, mut hi) = (0, self.n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.brk(t, mid) < s {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The breakpoint that ends the current piece in the walk's direction (±∞: none).
+    #[inline]
+    fn next_break(&self, t: &Tables, up: bool) -> f64 {
+        if up {
+            if self.j < self.n {
+                self.brk(t, self.j)
+            } else {
+                f64::INFINITY
+            }
+        } else if self.j > 0 {
+            self.brk(t, self.j - 1)
+        } else {
+            f64::NEG_INFINITY
+        }
+    }
+
+    /// The factor s of breakpoint `j` (< n), increasing in j.
+    #[inline]
+    fn brk(&self, t: &Tables, j: u32) -> f64 {
+        let j = j as usize;
+        match self.kind {
+            Kind::Flat(_) => f64::INFINITY,
+            Kind::Tiered { asset, qp, .. } => t.slices[asset as usize][j].bound / qp,
+            Kind::Pnl { at, .. } => at,
+            Kind::Brackets { market, nq, inverse, .. } => {
+                let tiers = &t.tiers[market as usize];
+                // Contract::factor_at_notional: bound / (|size|·M), or |size| / (M·bound).
+                if inverse {
+                    nq / tiers[tiers.len() - 2 - j].bound
+                } else {
+                    tiers[j].bound / nq
+                }
+            }
+        }
+    }
+
+    /// (c0, c1) of piece `j`.
+    #[inline]
+    fn coef(&self, t: &Tables, j: u32) -> [f64; 2] {
+        let j = j as usize;
+        match self.kind {
+            Kind::Flat(c) => c,
+            Kind::Tiered { asset, qp, w } => {
+                let sl = &t.slices[asset as usize];
+                match sl.get(j) {
+                    None if sl.is_empty() => [0.0, w * qp],
+                    // Above a finite last bound the value counts nothing more.
+                    None => {
+                        let l = sl[sl.len() - 1];
+                        [w * (l.base + (l.bound - l.lower) * l.rate), 0.0]
+                    }
+                    Some(x) => [w * (x.base - x.lower * x.rate), w * x.rate * qp],
+                }
+            }
+            Kind::Pnl { u, w, loss_below, .. } => {
+                // Piece 0 lies below the entry, piece 1 above (one piece when w = 1).
+                let weight = if (j == 0) == loss_below { 1.0 } else { w };
+                [u[0] * weight, u[1] * weight]
+            }
+            Kind::Brackets { market, nq, p, inverse, settle_moves } => {
+                let tiers = &t.tiers[market as usize];
+                let tier = tiers[if inverse { tiers.len() - 1 - j } else { j }];
+                if settle_moves {
+                    // (|size|/(M·s)·rate − cum)·P·s
+                    [nq * tier.rate * p, -tier.cum * p]
+                } else {
+                    [-tier.cum * p, nq * tier.rate * p]
+                }
+            }
+        }
+    }
+}
+
+/// A moving row as the model computes it (the check of a closed-form root): its
+/// contribution to g at a factor s by the margin module's own per-row functions.
+#[derive(Debug, Clone, Copy)]
+enum Row {
+    /// A perp or future whose mark moves ([`position_margin_hot`] at mark·s, settle p·σ):
+    /// its uPnL (a profit at weight `w`) less its maintenance requirement.
+    Position { market: u32, qty: f64, entry: f64, mark: f64, p: f64, w: f64, settle_moves: bool },
+    /// Amounts fixed in the moving coin, × s: (collateral, requirement) at s = 1.
+    Scaled { adj: f64, req: f64 },
+    /// A positive balance of the moving asset: its haircut-tiered value × weight.
+    Holding { asset: u32, qp: f64, w: f64 },
+}
+
+/// The moving terms of one search and the basis they share.
+pub(super) struct Terms {
+    terms: Vec<Term>,
+    rows: Vec<Row>,
+    basis: Option<Basis>,
+    mixed: bool,
+    /// Whether g is concave in x (every term but haircut tiers whose rate rises is).
+    concave: bool,
+}
+
+impl Default for Terms {
+    fn default() -> Self {
+        Terms::new()
+    }
+}
+
+impl Terms {
+    pub(super) fn new() -> Self {
+        Terms { terms: Vec::new(), rows: Vec::new(), basis: None, mixed: false, concave: true }
+    }
+
+    fn clear(&mut self) {
+        self.terms.clear();
+        self.rows.clear();
+        self.basis = None;
+        self.mixed = false;
+        self.concave = true;
+    }
+
+    /// Σ of the moving rows' contributions to g at factor s by the model's per-row formulas
+    /// (requirements left out of the bankruptcy gap), and the sum of their magnitudes.
+    pub(super) fn exact(&self, u: &Universe, maint: bool, s: f64) -> (f64, f64) {
+        let (mut g, mut gross) = (0.0, 0.0);
+        for row in &self.rows {
+            let (adj, req) = match *row {
+                Row::Position { market, qty, entry, mark, p, w, settle_moves } => {
+                    let h = &u.market_hot[market as usize];
+                    let p = if settle_moves { p * s } else { p };
+                    let pm = position_margin_hot(&u.markets.brackets, h, qty, entry, mark * s, p);
+                    (pm.upnl.min(0.0) + pm.upnl.max(0.0) * w, pm.requirement[1])
+                }
+                Row::Scaled { adj, req } => (adj * s, req * s),
+                Row::Holding { asset, qp, w } => (u.assets.haircuts.discounted(asset as usize, qp * s) * w, 0.0),
+            };
+            let req = if maint { req } else { 0.0 };
+            g += adj - req;
+            gross += adj.abs() + req.abs();
+        }
+        (g, gross)
+    }
+
+    fn push(&mut self, t: &Tables, kind: Kind, req: bool, basis: Option<Basis>) {
+        if let Some(b) = basis {
+            match self.basis {
+                None => self.basis = Some(b),
+                Some(x) if x != b => self.mixed = true,
+                Some(_) => {}
+            }
+        }
+        self.terms.push(Term::new(kind, req, t));
+    }
+
+    /// The basis of the search: s unless every moving term is in 1/s; `None` when they mix.
+    fn basis(&self) -> Option<Basis> {
+        if self.mixed {
+            None
+        } else {
+            Some(self.basis.unwrap_or(Basis::S))
+        }
+    }
+}
+
+/// Whether a moving market's maintenance is a bracket requirement the walk can follow: no
+/// size-scaled rate, no size premium, a continuous shape, no fee reserve.
+#[inline]
+fn plain(h: &MarketHot) -> bool {
+    !h.scaled && h.imf_factor == 0.0 && h.shape[1] == Shape::Continuous && h.liquidation_fee == 0.0
+}
+
+/// The terms of one perp or future whose mark moves: its uPnL (`weight` on a profit) and its
+/// maintenance requirement, USD at settle price `p`, the coin moving too when
+/// `settle_moves`. `None` for a linear contract settled in the moving coin (quadratic in s).
+#[allow(clippy::too_many_arguments)]
+fn push_moving(
+    out: &mut Terms,
+    t: &Tables,
+    u: &Universe,
+    k: usize,
+    qty: f64,
+    entry: f64,
+    mark: f64,
+    p: f64,
+    weight: f64,
+    settle_moves: bool,
+) -> Option<()> {
+    let h = &u.market_hot[k];
+    if !plain(h) {
+        return None;
+    }
+    let size = h.contract.size_of(qty);
+    let inverse = match h.contract.payoff {
+        Payoff::Inverse => true,
+        Payoff::Linear => false,
+        Payoff::Premium => return None,
+    };
+    if settle_moves && !inverse {
+        return None;
+    }
+    out.rows.push(Row::Position { market: k as u32, qty, entry, mark, p, w: weight, settle_moves });
+    let at = entry / mark;
+    let loss_below = size > 0.0;
+    let (u_coef, basis) = match (inverse, settle_moves) {
+        // size·(M·s − e)·P
+        (false, _) => ([-size * entry * p, size * mark * p], Basis::S),
+        // size·(1/e − 1/(M·s))·P
+        (true, false) => ([size / entry * p, -size / mark * p], Basis::InvS),
+        // size·(s/e − 1/M)·P
+        (true, true) => ([-size / mark * p, size / entry * p], Basis::S),
+    };
+    out.push(t, Kind::Pnl { u: u_coef, w: weight, at, loss_below }, false, Some(basis));
+    if h.entry_basis {
+        // Maintenance on the notional at entry: constant in settle units.
+        let at_entry = h.contract.notional(qty, entry);
+        let r = u.markets.brackets.requirement_in(h.tiers.0 as usize, h.tiers.1 as usize, at_entry)[1] * p;
+        let c = if settle_moves { [0.0, r] } else { [r, 0.0] };
+        out.push(t, Kind::Flat(c), true, settle_moves.then_some(Basis::S));
+    } else {
+        let nq = if inverse { size.abs() / mark } else { size.abs() * mark };
+        let kind = Kind::Brackets { market: k as u32, nq, p, inverse, settle_moves };
+        let basis = if inverse && !settle_moves { Basis::InvS } else { Basis::S };
+        out.push(t, kind, true, Some(basis));
+    }
+    Some(())
+}
+
+/// The moving terms of an account's cross pool under driver `d`; `None` where g is not
+/// piecewise linear in one basis (see the module docs).
+pub(super) fn cross_terms(
+    rows: AccountRows<'_>,
+    ctx: &MarginContext<'_>,
+    moves: &Moves,
+    t: &Tables,
+    d: Driver,
+    out: &mut Terms,
+) -> Option<Basis> {
+    let u = ctx.universe;
+    if u.two_sided {
+        return None;
+    }
+    out.clear();
+    let (und, asset) = match d {
+        Driver::Market(m) => (u.markets.underlying[m] as usize, None),
+        Driver::Underlying(x) => (x, moves.asset_of[x]),
+    };
+    let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
+    for (((&code, &qty), &entry), &iso) in positions {
+        if iso > 0.0 || qty == 0.0 {
+            continue;
+        }
+        let k = ctx.remap.market[code as usize] as usize;
+        let h = &u.market_hot[k];
+        if h.liquidation_fee > 0.0 {
+            return None;
+        }
+        let settle_moves = asset == Some(h.settle as usize);
+        if h.is_option() {
+            if u.markets.underlying[k] as usize == und || settle_moves {
+                return None;
+            }
+            continue;
+        }
+        let moving = match d {
+            Driver::Market(m) => m == k,
+            Driver::Underlying(x) => u.markets.underlying[k] as usize == x,
+        };
+        let (mark, p) = (ctx.prices.mark[k], ctx.prices.asset[h.settle as usize]);
+        if moving {
+            push_moving(out, t, u, k, qty, entry, mark, p, h.upnl_weight[1], settle_moves)?;
+        } else if settle_moves {
+            // Amounts in the moving coin: their USD value scales with s.
+            let pm = position_margin_hot(&u.markets.brackets, h, qty, entry, mark, p);
+            let collateral = pm.upnl.min(0.0) + pm.upnl.max(0.0) * h.upnl_weight[1];
+            out.push(t, Kind::Flat([0.0, collateral]), false, Some(Basis::S));
+            out.push(t, Kind::Flat([0.0, pm.requirement[1]]), true, Some(Basis::S));
+            out.rows.push(Row::Scaled { adj: collateral, req: pm.requirement[1] });
+        }
+    }
+    if let Some(a) = asset {
+        let hot = &u.asset_hot[a];
+        let price = ctx.prices.asset[a];
+        for (&code, &qty) in rows.bal_code.iter().zip(rows.bal_qty) {
+            if ctx.remap.asset[code as usize] as usize != a || qty == 0.0 {
+                continue;
+            }
+            let qp = qty * price;
+            if qty > 0.0 {
+                let cap = if hot.imf_factor == 0.0 { f64::INFINITY } else { imf::discount_cap(hot.imf_factor, qty) };
+                let w = hot.weight[1].min(cap);
+                out.concave &= t.falling[a];
+                out.push(t, Kind::Tiered { asset: a as u32, qp, w }, false, Some(Basis::S));
+                out.rows.push(Row::Holding { asset: a as u32, qp, w });
+            } else {
+                let w = hot.liability_weight[1];
+                let w = if hot.imf_factor == 0.0 { w } else { imf::premium(w, imf::premium_term(hot.imf_factor, qty)) };
+                out.push(t, Kind::Flat([0.0, qp * w]), false, Some(Basis::S));
+                out.rows.push(Row::Scaled { adj: qp * w, req: 0.0 });
+            }
+        }
+    }
+    out.basis()
+}
+
+/// The moving terms of an isolated position (margin + uPnL − its maintenance, USD; the uPnL
+/// at full weight); `None` where it is not piecewise linear.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn isolated_terms(
+    ctx: &MarginContext<'_>,
+    moves: &Moves,
+    t: &Tables,
+    d: Driver,
+    k: usize,
+    qty: f64,
+    entry: f64,
+    margin: f64,
+    out: &mut Terms,
+) -> Option<Basis> {
+    let u = ctx.universe;
+    out.clear();
+    let h = &u.market_hot[k];
+    let asset = match d {
+        Driver::Market(_) => None,
+        Driver::Underlying(x) => moves.asset_of[x],
+    };
+    let settle_moves = asset == Some(h.settle as usize);
+    let (mark, p) = (ctx.prices.mark[k], ctx.prices.asset[h.settle as usize]);
+    push_moving(out, t, u, k, qty, entry, mark, p, 1.0, settle_moves)?;
+    if settle_moves {
+        out.push(t, Kind::Flat([0.0, margin * p]), false, Some(Basis::S));
+        out.rows.push(Row::Scaled { adj: margin * p, req: 0.0 });
+    }
+    out.basis()
+}
+
+/// What a walk found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Walk {
+    /// The factor of the nearest sign change, and the gross of g there (the sum of the
+    /// magnitudes of the terms it nets: its rounding is a few ulps of that).
+    Root(f64, f64),
+    /// No sign change in [S_MIN, S_MAX].
+    None,
+    /// The model and g(1) disagree: search with the full model instead.
+    Fail,
+}
+
+impl Terms {
+    /// Σ of the terms' current pieces (requirements subtracted at maintenance, left out of the
+    /// bankruptcy gap) plus `c`.
+    #[inline]
+    fn sum(&self, t: &Tables, maint: bool, c: f64) -> [f64; 2] {
+        let mut g = [c, 0.0];
+        for term in &self.terms {
+            if term.req && !maint {
+                continue;
+            }
+            let x = term.coef(t, term.j);
+            let sign = if term.req { -1.0 } else { 1.0 };
+            g[0] += sign * x[0];
+            g[1] += sign * x[1];
+        }
+        g
+    }
+
+    /// |c| + Σ |term| at factor s (the current pieces): the gross of g.
+    fn gross(&self, t: &Tables, basis: Basis, maint: bool, c: f64, s: f64) -> f64 {
+        let x = basis.phi(s);
+        let mut sum = c.abs();
+        for term in self.terms.iter().filter(|term| maint || !term.req) {
+            let k = term.coef(t, term.j);
+            sum += k[0].abs() + (k[1] * x).abs();
+        }
+        sum
+    }
+
+    /// The nearest sign change of g (g(1) = `g1`, from the full model) in one direction, no
+    /// farther than `limit` (a factor: < 1 downward, > 1 upward). The line's coefficients are
+    /// updated as each breakpoint is crossed (O(1) per crossing) and summed afresh in the
+    /// segment that changes sign, whose root is then solved in closed form.
+    fn walk(&mut self, t: &Tables, basis: Basis, maint: bool, g1: f64, up: bool, limit: f64) -> Walk {
+        let safe = g1 >= 0.0;
+        for term in &mut self.terms {
+            term.j = if up { term.j_up } else { term.j_down };
+            // A term that does not enter this gap never ends a segment.
+            term.next = if maint || !term.req {
+                term.next_break(t, up)
+            } else if up {
+                f64::INFINITY
+            } else {
+                f64::NEG_INFINITY
+            };
+        }
+        // The constant part: g(1) less the moving terms at s = 1.
+        let at1 = self.sum(t, maint, 0.0);
+        let c = g1 - (at1[0] + at1[1] * basis.phi(1.0));
+        if safe && self.concave {
+            // Concave g (brackets' rates never fall, weights ≤ 1): its minimum over [1, limit]
+            // is at an end, so g ≥ 0 at the limit means no sign change on this side.
+            let x = basis.phi(limit);
+            let mut at_limit = c;
+            for term in self.terms.iter().filter(|term| maint || !term.req) {
+                let k = term.coef(t, term.piece_at(t, limit));
+                at_limit += if term.req { -(k[0] + k[1] * x) } else { k[0] + k[1] * x };
+            }
+            if at_limit >= 0.0 {
+                return Walk::None;
+            }
+        }
+        let mut g = [at1[0] + c, at1[1]];
+        if !safe && self.concave {
+            // Below the boundary and concave: where g does not rise in the walk's direction
+            // from s = 1 it never rises farther out (its slope in x only falls), so it stays
+            // below 0 on this side.
+            let rising = g[1] * if (basis == Basis::S) == up { 1.0 } else { -1.0 };
+            if rising <= 0.0 {
+                return Walk::None;
+            }
+        }
+        let mut fresh = true;
+        let mut near = 1.0;
+        loop {
+            // The far end of the segment: the next breakpoint in the walk's direction.
+            let mut far = limit;
+            for term in &self.terms {
+                far = if up { far.min(term.next) } else { far.max(term.next) };
+            }
+            let at = |g: [f64; 2], s: f64| g[0] + g[1] * basis.phi(s);
+            let (at_near, at_far) = ((at(g, near) >= 0.0) != safe, (at(g, far) >= 0.0) != safe);
+            if (at_near || at_far) && !fresh {
+                // Updated coefficients carry the rounding of every crossing: sum afresh.
+                g = self.sum(t, maint, c);
+                fresh = true;
+                continue;
+            }
+            if at_near {
+                // A sign change at the breakpoint itself (to rounding).
+                return Walk::Root(near, self.gross(t, basis, maint, c, near));
+            }
+            if at_far {
+                let s = basis.inverse(-g[0] / g[1]);
+                if !s.is_finite() {
+                    return Walk::Fail;
+                }
+                let s = if up { s.clamp(near, far) } else { s.clamp(far, near) };
+                return Walk::Root(s, self.gross(t, basis, maint, c, s));
+            }
+            if far == limit {
+                return Walk::None;
+            }
+            for term in &mut self.terms {
+                if term.next != far {
+                    continue;
+                }
+                let old = term.coef(t, term.j);
+                while term.next == far {
+                    term.j = if up { term.j + 1 } else { term.j - 1 };
+                    term.next = term.next_break(t, up);
+                }
+                let new = term.coef(t, term.j);
+                let sign = if term.req { -1.0 } else { 1.0 };
+                g[0] += sign * (new[0] - old[0]);
+                g[1] += sign * (new[1] - old[1]);
+            }
+            fresh = false;
+            near = far;
+        }
+    }
+
+    /// The factor nearest 1 (log distance, ties downward) in [S_MIN, S_MAX] at which g
+    /// changes sign (NaN if none) and the gross of g there; `None` when the walk cannot
+    /// place it.
+    pub(super) fn nearest(&mut self, t: &Tables, basis: Basis, maint: bool, g1: f64) -> Option<(f64, f64)> {
+        let best = match self.walk(t, basis, maint, g1, false, S_MIN) {
+            Walk::Root(s, gross) => (s, gross),
+            Walk::None => (f64::NAN, 0.0),
+            Walk::Fail => return None,
+        };
+        let limit = if best.0.is_nan() { S_MAX } else { 1.0 / best.0 };
+        match self.walk(t, basis, maint, g1, true, limit) {
+            Walk::Root(r, gross) if best.0.is_nan() || r.ln() < -best.0.ln() => Some((r, gross)),
+            Walk::Fail => None,
+            _ => Some(best),
+        }
+    }
+}
