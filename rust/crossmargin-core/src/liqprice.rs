@@ -670,8 +670,13 @@ mod tests {
     use crate::margin::Remap;
     use crate::universe::fixtures::{asset, perp};
 
-    /// (asset code, qty) balances and (market code, qty, entry, isolated) positions of one account.
-    fn run(u: &Universe, bal: &[(u32, f64)], pos: &[(u32, f64, f64, f64)], how: LiqMove) -> Vec<f64> {
+    /// One account's grouped book from (asset code, qty) balances and (market code, qty,
+    /// entry, isolated) positions, with the identity code remaps.
+    fn one_account(
+        u: &Universe,
+        bal: &[(u32, f64)],
+        pos: &[(u32, f64, f64, f64)],
+    ) -> (GroupedBook, Vec<u32>, Vec<u32>) {
         let ba = vec![1i64; bal.len()];
         let bc: Vec<u32> = bal.iter().map(|b| b.0).collect();
         let bq: Vec<f64> = bal.iter().map(|b| b.1).collect();
@@ -690,6 +695,12 @@ mod tests {
         .unwrap();
         let ar: Vec<u32> = (0..na).collect();
         let mr: Vec<u32> = (0..nm).collect();
+        (book, ar, mr)
+    }
+
+    /// (asset code, qty) balances and (market code, qty, entry, isolated) positions of one account.
+    fn run(u: &Universe, bal: &[(u32, f64)], pos: &[(u32, f64, f64, f64)], how: LiqMove) -> Vec<f64> {
+        let (book, ar, mr) = one_account(u, bal, pos);
         let prices = Prices { asset: &u.assets.price, mark: &u.markets.mark };
         let ctx = MarginContext::new(u, &book, prices, Remap { asset: &ar, market: &mr }).unwrap();
         liquidation_prices(&book, &ctx, how).liq_price
@@ -698,24 +709,7 @@ mod tests {
     /// The closed-form search of the first position's cross pool (None: not piecewise
     /// linear, the full-model search applies), as (liquidation, bankruptcy) prices.
     fn closed(u: &Universe, bal: &[(u32, f64)], pos: &[(u32, f64, f64, f64)], how: LiqMove) -> Option<(f64, f64)> {
-        let ba = vec![1i64; bal.len()];
-        let bc: Vec<u32> = bal.iter().map(|b| b.0).collect();
-        let bq: Vec<f64> = bal.iter().map(|b| b.1).collect();
-        let pa = vec![1i64; pos.len()];
-        let pc: Vec<u32> = pos.iter().map(|p| p.0).collect();
-        let pq: Vec<f64> = pos.iter().map(|p| p.1).collect();
-        let pe: Vec<f64> = pos.iter().map(|p| p.2).collect();
-        let pi: Vec<f64> = pos.iter().map(|p| p.3).collect();
-        let (na, nm) = (u.n_assets() as u32, u.n_markets() as u32);
-        let book = group(
-            BalanceInput { account: &ba, code: &bc, qty: &bq },
-            PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
-            na,
-            nm,
-        )
-        .unwrap();
-        let ar: Vec<u32> = (0..na).collect();
-        let mr: Vec<u32> = (0..nm).collect();
+        let (book, ar, mr) = one_account(u, bal, pos);
         let prices = Prices { asset: &u.assets.price, mark: &u.markets.mark };
         let ctx = MarginContext::new(u, &book, prices, Remap { asset: &ar, market: &mr }).unwrap();
         let (moves, tables, mut scr) = (Moves::new(u), piecewise::Tables::new(u), Scratch::new(&ctx));

@@ -143,23 +143,8 @@ impl PyEngine {
             return margin_columns_dict(py, cols);
         };
         {
-            let f = |name: &str| -> PyResult<PyReadwriteArray1<'py, f64>> { column_of(&dict, name) };
-            let (mut eq, mut up, mut ai, mut am) =
-                (f("equity")?, f("upnl")?, f("adj_equity_initial")?, f("adj_equity_maint")?);
-            let (mut im, mut mm, mut fc, mut mr) = (f("im")?, f("mm")?, f("free_collateral")?, f("margin_ratio")?);
-            let (mut lq, mut bk) = (column_of::<bool>(&dict, "liquidatable")?, column_of::<bool>(&dict, "bankrupt")?);
-            let cols = MarginColumnsMut {
-                equity: eq.as_slice_mut()?,
-                upnl: up.as_slice_mut()?,
-                adj_equity_initial: ai.as_slice_mut()?,
-                adj_equity_maint: am.as_slice_mut()?,
-                im: im.as_slice_mut()?,
-                mm: mm.as_slice_mut()?,
-                free_collateral: fc.as_slice_mut()?,
-                margin_ratio: mr.as_slice_mut()?,
-                liquidatable: lq.as_slice_mut()?,
-                bankrupt: bk.as_slice_mut()?,
-            };
+            let mut margin = MarginColumnsOut::of(&dict)?;
+            let cols = margin.as_mut()?;
             detached(py, || self.install(|| kernel::evaluate_into(b.grouped(), b.layout(), &ctx, cols, level)))?;
         }
         Ok(dict)
@@ -298,7 +283,7 @@ const RAW_COLUMNS: [&str; 4] = [
     "margin_requirement_maint_raw",
 ];
 
-/// The ten standard columns of a fixed-point `out=` mapping, borrowed for writing.
+/// The ten standard columns of an `out=` mapping, borrowed for writing.
 struct MarginColumnsOut<'py> {
     money: [PyReadwriteArray1<'py, f64>; 8],
     flags: [PyReadwriteArray1<'py, bool>; 2],
