@@ -29,6 +29,9 @@ pub enum Deleverage {
 #[derive(Debug, Clone, Copy)]
 pub struct Counterparty {
     pub account: usize,
+    /// The account's id (the ranking's tie-break, kept here so that a comparison reads no
+    /// other memory).
+    pub id: i64,
     pub pos: usize,
     /// uPnL in USD at the round's prices (> 0).
     pub upnl: f64,
@@ -155,7 +158,8 @@ pub fn counterparties(
             let entry_notional = contract.notional_usd(state.pos_qty[p], state.pos_entry[p], sp);
             let leverage = if equity > 0.0 { notional / equity } else { f64::INFINITY };
             let score = pm.equity / entry_notional * leverage;
-            Some((Counterparty { account: a, pos: p, upnl: pm.equity, score, equity, notional }, fresh))
+            let id = state.accounts[a];
+            Some((Counterparty { account: a, id, pos: p, upnl: pm.equity, score, equity, notional }, fresh))
         })
         .collect();
     for (c, fresh) in &found {
@@ -168,34 +172,35 @@ pub fn counterparties(
 }
 
 /// The ranking: best score first, ties by account id, then row (a total order, so the result
-/// does not depend on how the list was gathered).
-fn ranked(state: &State, x: &Counterparty, y: &Counterparty) -> std::cmp::Ordering {
-    y.score.total_cmp(&x.score).then(state.accounts[x.account].cmp(&state.accounts[y.account])).then(x.pos.cmp(&y.pos))
+/// does not depend on how the list was gathered or sorted).
+fn ranked(x: &Counterparty, y: &Counterparty) -> std::cmp::Ordering {
+    y.score.total_cmp(&x.score).then(x.id.cmp(&y.id)).then(x.pos.cmp(&y.pos))
 }
 
 /// Ranks `c` and returns how many of the best-ranked a deficit of `cover` USD reaches: the
 /// shortest prefix whose uPnLs sum past `enough`, all of them when none does. Only that prefix
-/// is sorted (partial selection, widened until it reaches); the prefix is the one a full sort
-/// gives, summed in the same order.
-pub fn rank(state: &State, c: &mut [Counterparty], enough: f64) -> usize {
-    let reach = |c: &[Counterparty]| {
-        let mut sum = 0.0f64;
-        c.iter().position(|cp| {
-            sum += cp.upnl;
-            sum > enough
-        })
-    };
-    let mut k = 256usize;
-    while k < c.len() {
-        c.select_nth_unstable_by(k, |x, y| ranked(state, x, y));
-        c[..k].sort_unstable_by(|x, y| ranked(state, x, y));
-        if let Some(i) = reach(&c[..k]) {
-            return i + 1;
+/// is sorted: a partial selection of the next block of the ranking, sorted in parallel, then
+/// the running sum carried on through it, block after block (each four times the last), so
+/// the prefix and its sum are those of a full sort summed in order.
+pub fn rank(c: &mut [Counterparty], enough: f64) -> usize {
+    let (mut sum, mut done, mut block) = (0.0f64, 0usize, 256usize);
+    while done < c.len() {
+        let rest = &mut c[done..];
+        let take = block.min(rest.len());
+        if take < rest.len() {
+            rest.select_nth_unstable_by(take, ranked);
         }
-        k = k.saturating_mul(4);
+        rest[..take].par_sort_unstable_by(ranked);
+        for (i, cp) in rest[..take].iter().enumerate() {
+            sum += cp.upnl;
+            if sum > enough {
+                return done + i + 1;
+            }
+        }
+        done += take;
+        block = block.saturating_mul(4);
     }
-    c.sort_unstable_by(|x, y| ranked(state, x, y));
-    reach(c).map_or(c.len(), |i| i + 1)
+    c.len()
 }
 
 /// Moves `minor` units of `asset` from the external counterparty to the insurance fund.

@@ -6,6 +6,7 @@
 //! equity is gone, else a slice); in the cross pool, a slice of the position with the largest
 //! maintenance requirement, or every cross position when the pool's equity is gone.
 
+use crate::book::AccountRows;
 use crate::cascade::state::State;
 use crate::margin::{evaluate_rows, position_stake, MarginContext, RowLookup};
 
@@ -90,15 +91,24 @@ pub fn cross_equity_with<L: RowLookup>(
     ctx: &MarginContext<'_>,
     lookup: &L,
 ) -> (f64, crate::margin::AccountMargin) {
-    let m = evaluate_rows(state.account(a), ctx, lookup);
+    let p = state.pos_offsets[a]..state.pos_offsets[a + 1];
+    cross_equity_of(state.account(a), &state.pos_isolated[p], ctx, lookup)
+}
+
+/// [`cross_equity_with`] of an account's `rows`, `isolated` flagging its isolated positions.
+pub fn cross_equity_of<L: RowLookup>(
+    rows: AccountRows<'_>,
+    isolated: &[bool],
+    ctx: &MarginContext<'_>,
+    lookup: &L,
+) -> (f64, crate::margin::AccountMargin) {
+    let m = evaluate_rows(rows, ctx, lookup);
     let u = ctx.universe;
     let mut iso = 0.0;
-    for p in state.pos_offsets[a]..state.pos_offsets[a + 1] {
-        if state.pos_isolated[p] {
-            let k = state.pos_market[p] as usize;
-            let sp = ctx.prices.asset[u.markets.settle[k] as usize];
-            iso += state.iso_qty[p] * sp + position_stake(ctx, k, state.pos_qty[p], state.pos_entry[p]).equity;
-        }
+    for (p, _) in isolated.iter().enumerate().filter(|(_, &i)| i) {
+        let k = rows.pos_code[p] as usize;
+        let sp = ctx.prices.asset[u.markets.settle[k] as usize];
+        iso += rows.pos_isolated[p] * sp + position_stake(ctx, k, rows.pos_qty[p], rows.pos_entry[p]).equity;
     }
     let eq = m.equity - iso;
     let eq = if eq.abs() <= 1e-10 * (m.equity.abs() + iso.abs()) { 0.0 } else { eq };
