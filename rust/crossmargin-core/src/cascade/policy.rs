@@ -115,6 +115,46 @@ pub fn cross_equity_of<L: RowLookup>(
     (eq, m)
 }
 
+/// The account's cross equity (the number [`cross_equity_of`] gives) and its positions' total
+/// notional (Σ of their [`position_stake`] notionals), from the kernel's equity terms alone:
+/// balances' value, each position's uPnL (an option's value) and isolated margin, summed in
+/// the kernel's order, without the collateral and requirement terms neither number reads
+/// (`adl::tests::rank_numbers_are_the_kernels` holds them to the kernel bit for bit). `rows`
+/// are in universe indices (the cascade's state).
+pub fn cross_equity_and_notional(rows: AccountRows<'_>, isolated: &[bool], ctx: &MarginContext<'_>) -> (f64, f64) {
+    let u = ctx.universe;
+    let mut equity = 0.0f64;
+    for (&i, &qty) in rows.bal_code.iter().zip(rows.bal_qty) {
+        equity += qty * ctx.prices.asset[i as usize];
+    }
+    let (mut iso, mut notional) = (0.0f64, 0.0f64);
+    for p in 0..rows.pos_code.len() {
+        let k = rows.pos_code[p] as usize;
+        let h = &u.market_hot[k];
+        let sp = ctx.prices.asset[h.settle as usize];
+        let (qty, entry) = (rows.pos_qty[p], rows.pos_entry[p]);
+        let (stake_equity, stake_notional) = if h.is_option() {
+            let s = position_stake(ctx, k, qty, entry);
+            (s.equity, s.notional)
+        } else {
+            let (c, mark) = (&h.contract, ctx.prices.mark[k]);
+            (c.pnl(qty, entry, mark) * sp, c.notional(qty, mark) * sp)
+        };
+        equity += stake_equity;
+        let margin = rows.pos_isolated[p];
+        if margin > 0.0 {
+            equity += margin * sp;
+        }
+        if isolated[p] {
+            iso += margin * sp + stake_equity;
+        }
+        notional += stake_notional;
+    }
+    let eq = equity - iso;
+    let eq = if eq.abs() <= 1e-10 * (equity.abs() + iso.abs()) { 0.0 } else { eq };
+    (eq, notional)
+}
+
 fn ratio(requirement: f64, equity: f64) -> f64 {
     if requirement <= 0.0 {
         0.0

@@ -28,7 +28,7 @@ use crate::book::GroupedBook;
 use crate::cascade::adl::{counterparties, rank, to_fund_from_external, Deleverage, MarketIndex, RankCache};
 use crate::cascade::impact::Execution;
 use crate::cascade::ledger::{self, to_minor, Pools};
-use crate::cascade::policy::{self, cross_equity_of, Candidate, EventKind, Order, Slicing};
+use crate::cascade::policy::{self, cross_equity_and_notional, Candidate, EventKind, Order, Slicing};
 use crate::cascade::screen::Certificates;
 use crate::cascade::state::{AccountMut, State};
 use crate::cascade::{check, check_remap, CascadeConfig, Event, Events, Rounds};
@@ -525,7 +525,7 @@ fn settle_candidate(
             events.push(e);
         }
     }
-    let (eq, _) = cross_equity_of(acc.rows(), acc.pos_isolated, ctx, ctx);
+    let (eq, _) = cross_equity_and_notional(acc.rows(), acc.pos_isolated, ctx);
     let open_cross = acc.pos_isolated.iter().zip(acc.pos_qty.iter()).any(|(&i, &q)| !i && q != 0.0);
     if !open_cross && eq < 0.0 {
         for (&asset, minor) in acc.bal_asset.iter().zip(acc.bal_minor.iter_mut()) {
@@ -598,7 +598,7 @@ impl Fill<'_, '_, '_> {
             let row = s.balance_row(settle as u32);
             s.bal_minor[row] += realized;
             s.refresh();
-            let (eq, _) = cross_equity_of(s.rows(), s.pos_isolated, self.ctx, self.ctx);
+            let (eq, _) = cross_equity_and_notional(s.rows(), s.pos_isolated, self.ctx);
             fee = nominal_fee.min(Minor::saturating_from_usd(eq.max(0.0), sp).0).max(0);
             s.bal_minor[row] -= fee;
         }
