@@ -23,6 +23,7 @@ from typing import Any
 import crossmargin as cm
 import numpy as np
 from crossmargin import synth
+from crossmargin.book import SymbolColumn
 from crossmargin.cascade import CascadeConfig, CascadeResult
 from crossmargin.cli.common import thin_liquidity
 from crossmargin.risk.stress import PRESETS
@@ -46,17 +47,20 @@ def outputs(r: CascadeResult) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for prefix, table in (("events", r.events), ("rounds", r.rounds), ("ledger", r.ledger)):
         for name in table.columns:
-            out[f"{prefix}.{name}"] = _plain(np.asarray(table[name]))
+            out[f"{prefix}.{name}"] = _plain(table[name])
     book = r.final_book
     for prefix, frame in (("balances", book.balances), ("positions", book.positions)):
         for name, col in frame.items():
-            out[f"{prefix}.{name}"] = _plain(np.asarray(col))
+            out[f"{prefix}.{name}"] = _plain(col)
     out["totals"] = np.array([str(t) for t in (*r._totals[0], *r._totals[1])])
     out["scalars"] = np.array([r.bad_debt, r.fees, r.insurance_fund, r.uncovered_bad_debt])
     return out
 
 
-def _plain(a: np.ndarray) -> np.ndarray:
+def _plain(col: Any) -> np.ndarray:
+    """A column as a plain array: a dictionary-encoded one as its codes (the final book's
+    are universe indices), objects as text."""
+    a = np.asarray(col.codes if isinstance(col, SymbolColumn) else col)
     return a.astype(str) if a.dtype == object else a
 
 
