@@ -128,11 +128,11 @@ pub fn cross_equity_and_notional(rows: AccountRows<'_>, isolated: &[bool], ctx: 
         equity += qty * ctx.prices.asset[i as usize];
     }
     let (mut iso, mut notional) = (0.0f64, 0.0f64);
-    for p in 0..rows.pos_code.len() {
-        let k = rows.pos_code[p] as usize;
+    let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated).zip(isolated);
+    for ((((&k, &qty), &entry), &margin), &is_isolated) in positions {
+        let k = k as usize;
         let h = &u.market_hot[k];
         let sp = ctx.prices.asset[h.settle as usize];
-        let (qty, entry) = (rows.pos_qty[p], rows.pos_entry[p]);
         let (stake_equity, stake_notional) = if h.is_option() {
             let s = position_stake(ctx, k, qty, entry);
             (s.equity, s.notional)
@@ -141,11 +141,10 @@ pub fn cross_equity_and_notional(rows: AccountRows<'_>, isolated: &[bool], ctx: 
             (c.pnl(qty, entry, mark) * sp, c.notional(qty, mark) * sp)
         };
         equity += stake_equity;
-        let margin = rows.pos_isolated[p];
         if margin > 0.0 {
             equity += margin * sp;
         }
-        if isolated[p] {
+        if is_isolated {
             iso += margin * sp + stake_equity;
         }
         notional += stake_notional;
