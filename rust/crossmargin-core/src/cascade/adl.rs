@@ -13,9 +13,9 @@
 use rayon::prelude::*;
 
 use crate::cascade::ledger::Pools;
-use crate::cascade::policy::cross_equity;
+use crate::cascade::policy::cross_equity_and_notional;
 use crate::cascade::state::State;
-use crate::margin::{position_stake, MarginContext};
+use crate::margin::MarginContext;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deleverage {
@@ -29,6 +29,9 @@ pub enum Deleverage {
 #[derive(Debug, Clone, Copy)]
 pub struct Counterparty {
     pub account: usize,
+    /// The account's id (the ranking's tie-break, kept here so that a comparison reads no
+    /// other memory).
+    pub id: i64,
     pub pos: usize,
     /// uPnL in USD at the round's prices (> 0).
     pub upnl: f64,
@@ -111,11 +114,8 @@ impl RankCache {
 
 /// The account's (cross equity, total notional) at the context's prices.
 fn rank_numbers(state: &State, ctx: &MarginContext<'_>, a: usize) -> (f64, f64) {
-    let (equity, _) = cross_equity(state, a, ctx);
-    let notional: f64 = (state.pos_offsets[a]..state.pos_offsets[a + 1])
-        .map(|q| position_stake(ctx, state.pos_market[q] as usize, state.pos_qty[q], state.pos_entry[q]).notional)
-        .sum();
-    (equity, notional)
+    let p = state.pos_offsets[a]..state.pos_offsets[a + 1];
+    cross_equity_and_notional(state.account(a), &state.pos_isolated[p], ctx)
 }
 
 /// Profitable positions in `market` on `side` (sign of qty), in row order (unranked: see
@@ -135,7 +135,7 @@ pub fn counterparties(
         return vec![];
     }
     let sp = ctx.prices.asset[u.markets.settle[k] as usize];
-    let contract = u.contract(k);
+    let (contract, mark) = (u.contract(k), ctx.prices.mark[k]);
     let cached = &*cache;
     let found: Vec<(Counterparty, bool)> = index
         .rows(k)
@@ -145,8 +145,9 @@ pub fn counterparties(
             if state.pos_qty[p] * side <= 0.0 {
                 return None;
             }
-            let pm = position_stake(ctx, k, state.pos_qty[p], state.pos_entry[p]);
-            if pm.equity <= 0.0 {
+            // The position's uPnL (USD), as position_stake has it for a perp or future.
+            let upnl = contract.pnl(state.pos_qty[p], state.pos_entry[p], mark) * sp;
+            if upnl <= 0.0 {
                 return None;
             }
             let a = index.account[p] as usize;
@@ -154,8 +155,9 @@ pub fn counterparties(
             let (equity, notional) = if fresh { rank_numbers(state, ctx, a) } else { cached.value[a] };
             let entry_notional = contract.notional_usd(state.pos_qty[p], state.pos_entry[p], sp);
             let leverage = if equity > 0.0 { notional / equity } else { f64::INFINITY };
-            let score = pm.equity / entry_notional * leverage;
-            Some((Counterparty { account: a, pos: p, upnl: pm.equity, score, equity, notional }, fresh))
+            let score = upnl / entry_notional * leverage;
+            let id = state.accounts[a];
+            Some((Counterparty { account: a, id, pos: p, upnl, score, equity, notional }, fresh))
         })
         .collect();
     for (c, fresh) in &found {
@@ -168,38 +170,139 @@ pub fn counterparties(
 }
 
 /// The ranking: best score first, ties by account id, then row (a total order, so the result
-/// does not depend on how the list was gathered).
-fn ranked(state: &State, x: &Counterparty, y: &Counterparty) -> std::cmp::Ordering {
-    y.score.total_cmp(&x.score).then(state.accounts[x.account].cmp(&state.accounts[y.account])).then(x.pos.cmp(&y.pos))
+/// does not depend on how the list was gathered or sorted).
+fn ranked(x: &Counterparty, y: &Counterparty) -> std::cmp::Ordering {
+    y.score.total_cmp(&x.score).then(x.id.cmp(&y.id)).then(x.pos.cmp(&y.pos))
 }
 
 /// Ranks `c` and returns how many of the best-ranked a deficit of `cover` USD reaches: the
 /// shortest prefix whose uPnLs sum past `enough`, all of them when none does. Only that prefix
-/// is sorted (partial selection, widened until it reaches); the prefix is the one a full sort
-/// gives, summed in the same order.
-pub fn rank(state: &State, c: &mut [Counterparty], enough: f64) -> usize {
-    let reach = |c: &[Counterparty]| {
-        let mut sum = 0.0f64;
-        c.iter().position(|cp| {
-            sum += cp.upnl;
-            sum > enough
-        })
-    };
-    let mut k = 256usize;
-    while k < c.len() {
-        c.select_nth_unstable_by(k, |x, y| ranked(state, x, y));
-        c[..k].sort_unstable_by(|x, y| ranked(state, x, y));
-        if let Some(i) = reach(&c[..k]) {
-            return i + 1;
+/// is sorted: a partial selection of the next block of the ranking, sorted in parallel, then
+/// the running sum carried on through it, block after block (each four times the last), so
+/// the prefix and its sum are those of a full sort summed in order. The first block is about
+/// twice the share of the positions that `enough` is of their total uPnL (at least
+/// [`FIRST_BLOCK`]): the best-ranked usually reach it in one selection. Block sizes change
+/// only how the prefix is found, never what it is.
+pub fn rank(c: &mut [Counterparty], enough: f64) -> usize {
+    let total: f64 = c.iter().map(|cp| cp.upnl).sum();
+    let share = if total > 0.0 { (2.0 * enough / total).min(1.0) } else { 1.0 };
+    let (mut sum, mut done) = (0.0f64, 0usize);
+    // A NaN share (a NaN cover) casts to 0: the smallest block.
+    let mut block = ((share * c.len() as f64) as usize).max(FIRST_BLOCK);
+    while done < c.len() {
+        let rest = &mut c[done..];
+        let take = block.min(rest.len());
+        if take < rest.len() {
+            rest.select_nth_unstable_by(take, ranked);
         }
-        k = k.saturating_mul(4);
+        rest[..take].par_sort_unstable_by(ranked);
+        for (i, cp) in rest[..take].iter().enumerate() {
+            sum += cp.upnl;
+            if sum > enough {
+                return done + i + 1;
+            }
+        }
+        done += take;
+        block = block.saturating_mul(4);
     }
-    c.sort_unstable_by(|x, y| ranked(state, x, y));
-    reach(c).map_or(c.len(), |i| i + 1)
+    c.len()
 }
+
+/// The smallest first block [`rank`] selects.
+pub const FIRST_BLOCK: usize = 256;
 
 /// Moves `minor` units of `asset` from the external counterparty to the insurance fund.
 pub fn to_fund_from_external(pools: &mut Pools, asset: usize, minor: i128) {
     pools.external[asset] -= minor;
     pools.insurance[asset] += minor;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::{group, BalanceInput, PositionInput};
+    use crate::cascade::policy::cross_equity;
+    use crate::margin::{position_stake, Prices, Remap};
+    use crate::universe::fixtures::{asset, option, perp};
+    use crate::universe::{MarketSpec, Universe};
+    use proptest::prelude::*;
+
+    fn counterparty(i: usize, id: i64, upnl: f64, score: f64) -> Counterparty {
+        Counterparty { account: i, id, pos: i, upnl, score, equity: 1.0, notional: 1.0 }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The ranked prefix is the full sort's, and as long: blocks change how it is found only.
+        #[test]
+        fn the_ranked_prefix_is_the_full_sorts(
+            rows in prop::collection::vec((0i64..50, 0.01f64..10.0, 0u8..20), 0..3000),
+            cover in prop::sample::select(vec![0.0, 1.0, 50.0, 800.0, 5e3, 1e9, f64::INFINITY]),
+        ) {
+            // Few distinct scores and ids: ties are broken by id, then row.
+            let mut c: Vec<Counterparty> =
+                rows.iter().enumerate().map(|(i, &(id, u, s))| counterparty(i, id, u, f64::from(s) * 0.5)).collect();
+            let mut full = c.clone();
+            full.sort_by(ranked);
+            let mut sum = 0.0;
+            let want = full.iter().position(|x| { sum += x.upnl; sum > cover }).map_or(full.len(), |i| i + 1);
+            let n = rank(&mut c, cover);
+            prop_assert_eq!(n, want);
+            let key = |x: &Counterparty| (x.score.to_bits(), x.id, x.pos);
+            prop_assert_eq!(c[..n].iter().map(key).collect::<Vec<_>>(), full[..n].iter().map(key).collect::<Vec<_>>());
+        }
+
+        /// The ranking's numbers are the margin kernel's: cross equity as `cross_equity`
+        /// computes it (the whole evaluation) and Σ `position_stake` notionals, bit for bit.
+        #[test]
+        fn rank_numbers_are_the_kernels(
+            bal in prop::collection::vec((0u32..3, -50.0f64..500.0), 0..6),
+            pos in prop::collection::vec((0u32..4, -20.0f64..20.0, 50.0f64..150.0, prop::bool::ANY), 1..5),
+            marks in (60.0f64..140.0, 5.0f64..15.0, 60.0f64..140.0, 1.0f64..30.0),
+            btc in 50.0f64..150.0,
+        ) {
+            let u = Universe::new(
+                &[asset("USDT", 1.0), asset("BTC", 100.0), asset("ETH", 10.0)],
+                &[
+                    perp("BTCUSDT", "USDT", "BTC", 100.0, &[(1e3, 0.1, 0.05), (f64::INFINITY, 0.2, 0.1)]),
+                    perp("ETHUSDT", "USDT", "ETH", 10.0, &[(f64::INFINITY, 0.1, 0.05)]),
+                    // Inverse: cs USD per contract, settled in BTC.
+                    MarketSpec { inverse: true, contract_size: 100.0, ..perp("BTCUSD", "BTC", "BTC", 100.0, &[(f64::INFINITY, 0.1, 0.05)]) },
+                    option("BTC-C-100", "USDT", "BTC", true, 100.0, 8.0),
+                ],
+            )
+            .unwrap();
+            let mut seen = std::collections::HashSet::new();
+            let pos: Vec<_> = pos.into_iter().filter(|p| seen.insert(p.0)).collect();
+            let acc = |n: usize| vec![1i64; n];
+            let (bc, bq): (Vec<u32>, Vec<f64>) = bal.iter().copied().unzip();
+            let pc: Vec<u32> = pos.iter().map(|p| p.0).collect();
+            let pq: Vec<f64> = pos.iter().map(|p| p.1).collect();
+            let pe: Vec<f64> = pos.iter().map(|p| p.2).collect();
+            let pi: Vec<f64> = pos.iter().map(|p| if p.3 { p.1.abs() * p.2 * 0.05 } else { 0.0 }).collect();
+            let book = group(
+                BalanceInput { account: &acc(bc.len()), code: &bc, qty: &bq },
+                PositionInput { account: &acc(pc.len()), code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
+                3,
+                4,
+            )
+            .unwrap();
+            let state = State::new(&book, &u, &[0, 1, 2], &[0, 1, 2, 3]);
+            let (ai, mi) = ([0u32, 1, 2], [0u32, 1, 2, 3]);
+            let (assets, mk) = (vec![1.0, btc, 10.0], vec![marks.0, marks.1, marks.2, marks.3]);
+            let ctx = MarginContext {
+                universe: &u,
+                prices: Prices { asset: &assets, mark: &mk },
+                remap: Remap { asset: &ai, market: &mi },
+            };
+            let (equity, _) = cross_equity(&state, 0, &ctx);
+            let notional: f64 = (state.pos_offsets[0]..state.pos_offsets[1])
+                .map(|q| position_stake(&ctx, state.pos_market[q] as usize, state.pos_qty[q], state.pos_entry[q]).notional)
+                .sum();
+            let (e, n) = rank_numbers(&state, &ctx, 0);
+            prop_assert_eq!(e.to_bits(), equity.to_bits());
+            prop_assert_eq!(n.to_bits(), notional.to_bits());
+        }
+    }
 }

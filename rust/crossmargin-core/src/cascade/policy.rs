@@ -6,6 +6,7 @@
 //! equity is gone, else a slice); in the cross pool, a slice of the position with the largest
 //! maintenance requirement, or every cross position when the pool's equity is gone.
 
+use crate::book::AccountRows;
 use crate::cascade::state::State;
 use crate::margin::{evaluate_rows, position_stake, MarginContext, RowLookup};
 
@@ -90,19 +91,67 @@ pub fn cross_equity_with<L: RowLookup>(
     ctx: &MarginContext<'_>,
     lookup: &L,
 ) -> (f64, crate::margin::AccountMargin) {
-    let m = evaluate_rows(state.account(a), ctx, lookup);
+    let p = state.pos_offsets[a]..state.pos_offsets[a + 1];
+    cross_equity_of(state.account(a), &state.pos_isolated[p], ctx, lookup)
+}
+
+/// [`cross_equity_with`] of an account's `rows`, `isolated` flagging its isolated positions.
+pub fn cross_equity_of<L: RowLookup>(
+    rows: AccountRows<'_>,
+    isolated: &[bool],
+    ctx: &MarginContext<'_>,
+    lookup: &L,
+) -> (f64, crate::margin::AccountMargin) {
+    let m = evaluate_rows(rows, ctx, lookup);
     let u = ctx.universe;
     let mut iso = 0.0;
-    for p in state.pos_offsets[a]..state.pos_offsets[a + 1] {
-        if state.pos_isolated[p] {
-            let k = state.pos_market[p] as usize;
-            let sp = ctx.prices.asset[u.markets.settle[k] as usize];
-            iso += state.iso_qty[p] * sp + position_stake(ctx, k, state.pos_qty[p], state.pos_entry[p]).equity;
-        }
+    for (p, _) in isolated.iter().enumerate().filter(|(_, &i)| i) {
+        let k = rows.pos_code[p] as usize;
+        let sp = ctx.prices.asset[u.markets.settle[k] as usize];
+        iso += rows.pos_isolated[p] * sp + position_stake(ctx, k, rows.pos_qty[p], rows.pos_entry[p]).equity;
     }
     let eq = m.equity - iso;
     let eq = if eq.abs() <= 1e-10 * (m.equity.abs() + iso.abs()) { 0.0 } else { eq };
     (eq, m)
+}
+
+/// The account's cross equity (the number [`cross_equity_of`] gives) and its positions' total
+/// notional (Σ of their [`position_stake`] notionals), from the kernel's equity terms alone:
+/// balances' value, each position's uPnL (an option's value) and isolated margin, summed in
+/// the kernel's order, without the collateral and requirement terms neither number reads
+/// (`adl::tests::rank_numbers_are_the_kernels` holds them to the kernel bit for bit). `rows`
+/// are in universe indices (the cascade's state).
+pub fn cross_equity_and_notional(rows: AccountRows<'_>, isolated: &[bool], ctx: &MarginContext<'_>) -> (f64, f64) {
+    let u = ctx.universe;
+    let mut equity = 0.0f64;
+    for (&i, &qty) in rows.bal_code.iter().zip(rows.bal_qty) {
+        equity += qty * ctx.prices.asset[i as usize];
+    }
+    let (mut iso, mut notional) = (0.0f64, 0.0f64);
+    let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated).zip(isolated);
+    for ((((&k, &qty), &entry), &margin), &is_isolated) in positions {
+        let k = k as usize;
+        let h = &u.market_hot[k];
+        let sp = ctx.prices.asset[h.settle as usize];
+        let (stake_equity, stake_notional) = if h.is_option() {
+            let s = position_stake(ctx, k, qty, entry);
+            (s.equity, s.notional)
+        } else {
+            let (c, mark) = (&h.contract, ctx.prices.mark[k]);
+            (c.pnl(qty, entry, mark) * sp, c.notional(qty, mark) * sp)
+        };
+        equity += stake_equity;
+        if margin > 0.0 {
+            equity += margin * sp;
+        }
+        if is_isolated {
+            iso += margin * sp + stake_equity;
+        }
+        notional += stake_notional;
+    }
+    let eq = equity - iso;
+    let eq = if eq.abs() <= 1e-10 * (equity.abs() + iso.abs()) { 0.0 } else { eq };
+    (eq, notional)
 }
 
 fn ratio(requirement: f64, equity: f64) -> f64 {

@@ -106,12 +106,7 @@ impl State {
     }
 
     fn iso_mirror(&self, p: usize) -> f64 {
-        if self.pos_isolated[p] {
-            // An isolated position keeps being isolated even with its margin used up.
-            to_units(self.iso_minor[p]).max(f64::MIN_POSITIVE)
-        } else {
-            0.0
-        }
+        iso_mirror(self.pos_isolated[p], self.iso_minor[p])
     }
 
     /// Refreshes one account's f64 mirrors after its ledger changed.
@@ -144,6 +139,62 @@ impl State {
         }
     }
 
+    /// Account `a`'s rows, mutable.
+    pub fn account_mut(&mut self, a: usize) -> AccountMut<'_> {
+        self.accounts_mut(&[a]).and_then(|mut v| v.pop()).expect("an account of the state")
+    }
+
+    /// The rows of `accounts` (ascending, distinct), each account's mutable on its own: what
+    /// lets settlement work on many accounts in parallel. `None` when `accounts` is not
+    /// ascending and distinct or names an account beyond the state.
+    pub fn accounts_mut(&mut self, accounts: &[usize]) -> Option<Vec<AccountMut<'_>>> {
+        let n = self.n_accounts();
+        if accounts.windows(2).any(|w| w[0] >= w[1]) || accounts.last().is_some_and(|&a| a >= n) {
+            return None;
+        }
+        let State {
+            accounts: ids,
+            bal_offsets,
+            bal_asset,
+            bal_minor,
+            bal_qty,
+            pos_offsets,
+            pos_market,
+            pos_qty,
+            pos_entry,
+            pos_isolated,
+            pos_side,
+            iso_minor,
+            iso_qty,
+        } = self;
+        let (bo, po) = (&bal_offsets[..], &pos_offsets[..]);
+        let mut bal_minor = carve(bal_minor, bo, accounts).into_iter();
+        let mut bal_qty = carve(bal_qty, bo, accounts).into_iter();
+        let mut pos_qty = carve(pos_qty, po, accounts).into_iter();
+        let mut pos_isolated = carve(pos_isolated, po, accounts).into_iter();
+        let mut iso_minor = carve(iso_minor, po, accounts).into_iter();
+        let mut iso_qty = carve(iso_qty, po, accounts).into_iter();
+        let mut out = Vec::with_capacity(accounts.len());
+        for &a in accounts {
+            let (b, p) = (bo[a]..bo[a + 1], po[a]..po[a + 1]);
+            out.push(AccountMut {
+                id: ids[a],
+                pos_first: p.start,
+                bal_asset: &bal_asset[b],
+                bal_minor: bal_minor.next()?,
+                bal_qty: bal_qty.next()?,
+                pos_market: &pos_market[p.clone()],
+                pos_qty: pos_qty.next()?,
+                pos_entry: &pos_entry[p.clone()],
+                pos_isolated: pos_isolated.next()?,
+                pos_side: pos_side.get(p).unwrap_or(&[]),
+                iso_minor: iso_minor.next()?,
+                iso_qty: iso_qty.next()?,
+            });
+        }
+        Some(out)
+    }
+
     /// The side code of position row `p` (0 both when the book has no sides).
     #[inline]
     pub fn side_of(&self, p: usize) -> u8 {
@@ -162,5 +213,98 @@ impl State {
             .filter(|&p| self.iso_minor[p] != 0)
             .map(|p| (u.markets.settle[self.pos_market[p] as usize], self.iso_minor[p]))
             .collect()
+    }
+}
+
+/// The rows `offsets[a]..offsets[a + 1]` of each of `accounts` (ascending, distinct), as
+/// disjoint mutable slices.
+fn carve<'s, T>(mut rest: &'s mut [T], offsets: &[usize], accounts: &[usize]) -> Vec<&'s mut [T]> {
+    let (mut at, mut out) = (0usize, Vec::with_capacity(accounts.len()));
+    for &a in accounts {
+        let (lo, hi) = (offsets[a], offsets[a + 1]);
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(lo - at);
+        let (mine, tail) = tail.split_at_mut(hi - lo);
+        out.push(mine);
+        rest = tail;
+        at = hi;
+    }
+    out
+}
+
+/// One account's rows: its ledger and positions mutable, the rest read-only. Position rows
+/// are numbered within the account (row `pos_first + i` of the state is row `i` here).
+#[derive(Debug)]
+pub struct AccountMut<'s> {
+    pub id: i64,
+    /// The state's row of the account's first position.
+    pub pos_first: usize,
+    pub bal_asset: &'s [u32],
+    pub bal_minor: &'s mut [i128],
+    pub bal_qty: &'s mut [f64],
+    pub pos_market: &'s [u32],
+    pub pos_qty: &'s mut [f64],
+    pub pos_entry: &'s [f64],
+    pub pos_isolated: &'s mut [bool],
+    pub pos_side: &'s [u8],
+    pub iso_minor: &'s mut [i128],
+    pub iso_qty: &'s mut [f64],
+}
+
+impl AccountMut<'_> {
+    /// The rows as the margin kernel reads them.
+    #[inline]
+    pub fn rows(&self) -> AccountRows<'_> {
+        AccountRows {
+            bal_code: self.bal_asset,
+            bal_qty: self.bal_qty,
+            pos_code: self.pos_market,
+            pos_qty: self.pos_qty,
+            pos_entry: self.pos_entry,
+            pos_isolated: self.iso_qty,
+            pos_side: self.pos_side,
+            ord_code: &[],
+            ord_qty: &[],
+            ord_price: &[],
+            ord_reduce_only: &[],
+        }
+    }
+
+    /// Refreshes the f64 mirrors after the ledger changed ([`State::refresh`]).
+    pub fn refresh(&mut self) {
+        for (q, &m) in self.bal_qty.iter_mut().zip(self.bal_minor.iter()) {
+            *q = to_units(m);
+        }
+        for p in 0..self.iso_qty.len() {
+            self.iso_qty[p] = iso_mirror(self.pos_isolated[p], self.iso_minor[p]);
+        }
+    }
+
+    /// The side code of position `p` (0 both when the book has no sides).
+    #[inline]
+    pub fn side_of(&self, p: usize) -> u8 {
+        self.pos_side.get(p).copied().unwrap_or(0)
+    }
+
+    /// The balance row of `asset` (settle assets always have one).
+    pub fn balance_row(&self, asset: u32) -> usize {
+        self.bal_asset.iter().position(|&b| b == asset).expect("State::new adds a row per settle asset")
+    }
+
+    /// A closed isolated position `p` hands its remaining margin back to the wallet.
+    pub fn release_isolated(&mut self, p: usize, u: &Universe) {
+        let row = self.balance_row(u.markets.settle[self.pos_market[p] as usize]);
+        self.bal_minor[row] += self.iso_minor[p];
+        self.iso_minor[p] = 0;
+        self.pos_isolated[p] = false;
+    }
+}
+
+/// The f64 mirror of an isolated margin as the margin kernel reads it (> 0 = isolated): an
+/// isolated position keeps being isolated even with its margin used up.
+fn iso_mirror(isolated: bool, minor: i128) -> f64 {
+    if isolated {
+        to_units(minor).max(f64::MIN_POSITIVE)
+    } else {
+        0.0
     }
 }

@@ -28,9 +28,9 @@ use crate::book::GroupedBook;
 use crate::cascade::adl::{counterparties, rank, to_fund_from_external, Deleverage, MarketIndex, RankCache};
 use crate::cascade::impact::Execution;
 use crate::cascade::ledger::{self, to_minor, Pools};
-use crate::cascade::policy::{self, cross_equity, Candidate, EventKind, Order, Slicing};
+use crate::cascade::policy::{self, cross_equity_and_notional, Candidate, EventKind, Order, Slicing};
 use crate::cascade::screen::Certificates;
-use crate::cascade::state::State;
+use crate::cascade::state::{AccountMut, State};
 use crate::cascade::{check, check_remap, CascadeConfig, Event, Events, Rounds};
 use crate::error::{CoreError, Result};
 use crate::margin::{position_stake, MarginContext, PreparedLookup, Prices, Remap};
@@ -284,16 +284,59 @@ impl Shard {
         }
         let remap = Remap { asset: &self.identity_a, market: &self.identity_m };
         let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: marks }, remap };
-        let mut pools = Pools::new(vec![0; u.n_assets()]);
+        // Each chosen account settles on its own rows (nothing it does reads another account),
+        // in parallel; the pools' integer sums do not depend on order, and events and pieces
+        // are gathered in priority order after.
+        let mut by_account: Vec<(usize, usize)> =
+            chosen.iter().enumerate().map(|(item, &ci)| (self.cands[ci as usize].account, item)).collect();
+        by_account.sort_unstable();
+        let accounts: Vec<usize> = by_account.iter().map(|x| x.0).collect();
+        let Some(rows) = self.state.accounts_mut(&accounts) else {
+            return Err(CoreError::config("cascade.shard", "a candidate is chosen twice"));
+        };
+        let cands = &self.cands;
+        let mut work: Vec<Settling<'_, '_>> = rows
+            .into_iter()
+            .zip(&by_account)
+            .map(|(acc, &(_, item))| Settling {
+                acc,
+                cand: &cands[chosen[item] as usize],
+                events: Vec::new(),
+                pieces: Vec::new(),
+            })
+            .collect();
+        let na = u.n_assets();
+        let pools = work
+            .par_iter_mut()
+            .fold(
+                || Pools::new(vec![0; na]),
+                |mut pools, w| {
+                    (w.events, w.pieces) =
+                        settle_candidate(&mut w.acc, &mut pools, &ctx, fee_rate, w.cand, |k| fill_price[k]);
+                    pools
+                },
+            )
+            .reduce(
+                || Pools::new(vec![0; na]),
+                |mut x, y| {
+                    for a in 0..na {
+                        x.insurance[a] += y.insurance[a];
+                        x.external[a] += y.external[a];
+                    }
+                    x
+                },
+            );
+        let mut settled: Vec<(Vec<Event>, Vec<Piece>)> = vec![(Vec::new(), Vec::new()); chosen.len()];
+        for (w, &(_, item)) in work.into_iter().zip(&by_account) {
+            settled[item] = (w.events, w.pieces);
+        }
         let mut out = Settlement::default();
-        let state = &mut self.state;
-        for (item, &ci) in chosen.iter().enumerate() {
-            let c = &self.cands[ci as usize];
-            self.rank.invalidate(c.account);
-            self.certs.invalidate(c.account);
-            let (events, pieces) = settle_candidate(state, &mut pools, &ctx, fee_rate, c, |k| fill_price[k]);
+        for (item, (&ci, (events, pieces))) in chosen.iter().zip(settled).enumerate() {
+            let a = self.cands[ci as usize].account;
+            self.rank.invalidate(a);
+            self.certs.invalidate(a);
             for e in events {
-                out.events.push(item, state.accounts[c.account], e);
+                out.events.push(item, self.state.accounts[a], e);
             }
             for (k, side, usd) in pieces {
                 out.piece_item.push(item as u32);
@@ -333,7 +376,7 @@ impl Shard {
         let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: marks }, remap };
         self.rank.at(self.state.n_accounts(), assets, marks);
         let mut all = counterparties(&self.state, &ctx, market, side, &self.index, &mut self.rank);
-        let n = rank(&self.state, &mut all, cover * (1.0 + COVER_HEADROOM));
+        let n = rank(&mut all, cover * (1.0 + COVER_HEADROOM));
         let mut out = Counterparties {
             account: Vec::with_capacity(n),
             local_account: Vec::with_capacity(n),
@@ -394,10 +437,13 @@ impl Shard {
                     let q = s.pos_qty[p];
                     let x = if share >= 1.0 { -q } else { -q * share };
                     s.pos_qty[p] = if share >= 1.0 { 0.0 } else { q + x };
+                    // The profit goes to the fund from outside: the account's ledger moves
+                    // only when a closed isolated position hands its margin back.
                     if s.pos_qty[p] == 0.0 && s.pos_isolated[p] {
-                        release_isolated(s, a, p, u);
+                        let mut acc = s.account_mut(a);
+                        acc.release_isolated(p - acc.pos_first, u);
+                        acc.refresh();
                     }
-                    s.refresh(a);
                     let entry = s.pos_entry[p];
                     let notional = u.contract(ku).notional_usd(x, entry, sp);
                     let e = Event {
@@ -446,24 +492,32 @@ fn order_flow(u: &Universe, state: &State, pos: usize, fraction: f64, assets: &[
     (k as u32, h.contract.value_usd(x, marks[k], assets[h.settle as usize]))
 }
 
+/// A chosen account during settlement: its rows, its candidate entry, what settling it gave.
+struct Settling<'s, 'c> {
+    acc: AccountMut<'s>,
+    cand: &'c Candidate,
+    events: Vec<Event>,
+    pieces: Vec<Piece>,
+}
+
 /// Settles one account: its orders at their markets' fill prices, then, when its pool is left
 /// with no cross position and negative equity, the fund takes over its balances (assets and
 /// debts alike) and the deficit is bad debt, attributed to the markets it closed this round pro
 /// rata to closed notional. Returns the events and the (market, side, USD) bad-debt pieces.
 fn settle_candidate(
-    state: &mut State,
+    acc: &mut AccountMut<'_>,
     pools: &mut Pools,
     ctx: &MarginContext<'_>,
     fee_rate: f64,
     c: &Candidate,
     fill_price: impl Fn(usize) -> f64,
 ) -> (Vec<Event>, Vec<Piece>) {
-    let a = c.account;
     let (mut events, mut pieces, mut closed) = (Vec::new(), Vec::<Piece>::new(), Vec::<Piece>::new());
     for o in &c.orders {
-        let price = fill_price(state.pos_market[o.pos] as usize);
-        let mut fill = Fill { state: &mut *state, pools: &mut *pools, ctx, fee_rate };
-        for (e, piece) in fill.close(a, *o, price) {
+        let o = Order { pos: o.pos - acc.pos_first, ..*o };
+        let price = fill_price(acc.pos_market[o.pos] as usize);
+        let mut fill = Fill { acc: &mut *acc, pools: &mut *pools, ctx, fee_rate };
+        for (e, piece) in fill.close(o, price) {
             if e.kind != EventKind::Isolated && e.market >= 0 && e.bad_debt_usd == 0.0 {
                 closed.push((e.market as u32, -e.qty.signum(), e.notional_usd));
             }
@@ -471,15 +525,14 @@ fn settle_candidate(
             events.push(e);
         }
     }
-    let (eq, _) = cross_equity(state, a, ctx);
-    let open_cross =
-        (state.pos_offsets[a]..state.pos_offsets[a + 1]).any(|p| !state.pos_isolated[p] && state.pos_qty[p] != 0.0);
+    let (eq, _) = cross_equity_and_notional(acc.rows(), acc.pos_isolated, ctx);
+    let open_cross = acc.pos_isolated.iter().zip(acc.pos_qty.iter()).any(|(&i, &q)| !i && q != 0.0);
     if !open_cross && eq < 0.0 {
-        for b in state.bal_offsets[a]..state.bal_offsets[a + 1] {
-            pools.insurance[state.bal_asset[b] as usize] += state.bal_minor[b];
-            state.bal_minor[b] = 0;
+        for (&asset, minor) in acc.bal_asset.iter().zip(acc.bal_minor.iter_mut()) {
+            pools.insurance[asset as usize] += *minor;
+            *minor = 0;
         }
-        state.refresh(a);
+        acc.refresh();
         events.push(Event {
             market: -1,
             side: crate::cascade::NO_SIDE,
@@ -498,31 +551,22 @@ fn settle_candidate(
     (events, pieces)
 }
 
-/// A closed isolated position hands its remaining margin back to the wallet.
-fn release_isolated(state: &mut State, a: usize, p: usize, u: &Universe) {
-    let settle = u.markets.settle[state.pos_market[p] as usize];
-    let row = state.balance_row(a, settle);
-    state.bal_minor[row] += state.iso_minor[p];
-    state.iso_minor[p] = 0;
-    state.pos_isolated[p] = false;
-}
-
-/// Settles fills against the ledger.
-struct Fill<'s, 'c> {
-    state: &'s mut State,
+/// Settles fills of one account against the ledger.
+struct Fill<'s, 'a, 'c> {
+    acc: &'s mut AccountMut<'a>,
     pools: &'s mut Pools,
     ctx: &'s MarginContext<'c>,
     fee_rate: f64,
 }
 
-impl Fill<'_, '_> {
-    /// Closes `o.fraction` of position `o.pos` of account `a` at `price`: realised P&L from the
-    /// external side, the fee to the fund (never more than the equity left), an isolated
-    /// position's margin back to the wallet or its deficit to the fund. Returns the events, each
-    /// with the (market, side, USD) bad-debt piece it caused.
-    fn close(&mut self, a: usize, o: Order, price: f64) -> Vec<(Event, Option<Piece>)> {
+impl Fill<'_, '_, '_> {
+    /// Closes `o.fraction` of the account's position `o.pos` (numbered within the account) at
+    /// `price`: realised P&L from the external side, the fee to the fund (never more than the
+    /// equity left), an isolated position's margin back to the wallet or its deficit to the
+    /// fund. Returns the events, each with the (market, side, USD) bad-debt piece it caused.
+    fn close(&mut self, o: Order, price: f64) -> Vec<(Event, Option<Piece>)> {
         let u = self.ctx.universe;
-        let s = &mut *self.state;
+        let s = &mut *self.acc;
         let p = o.pos;
         let q = s.pos_qty[p];
         if q == 0.0 {
@@ -551,15 +595,15 @@ impl Fill<'_, '_> {
             fee = nominal_fee.min(available.max(0));
             s.iso_minor[p] -= fee;
         } else {
-            let row = s.balance_row(a, settle as u32);
+            let row = s.balance_row(settle as u32);
             s.bal_minor[row] += realized;
-            s.refresh(a);
-            let (eq, _) = cross_equity(s, a, self.ctx);
+            s.refresh();
+            let (eq, _) = cross_equity_and_notional(s.rows(), s.pos_isolated, self.ctx);
             fee = nominal_fee.min(Minor::saturating_from_usd(eq.max(0.0), sp).0).max(0);
             s.bal_minor[row] -= fee;
         }
         self.pools.insurance[settle] += fee;
-        s.refresh(a);
+        s.refresh();
         let kind = if s.pos_isolated[p] { EventKind::Isolated } else { o.kind };
         out.push((
             Event {
@@ -597,12 +641,12 @@ impl Fill<'_, '_> {
                         Some((k as u32, q.signum(), usd)),
                     ));
                 } else {
-                    release_isolated(s, a, p, u);
+                    s.release_isolated(p, u);
                 }
-                s.refresh(a);
+                s.refresh();
             } else if s.iso_minor[p] <= 0 {
                 // A slice used the margin up: the rest goes at the same price.
-                out.extend(self.close(a, Order { pos: p, fraction: 1.0, kind: EventKind::Isolated }, price));
+                out.extend(self.close(Order { pos: p, fraction: 1.0, kind: EventKind::Isolated }, price));
             }
         }
         out
