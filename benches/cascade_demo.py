@@ -2,8 +2,9 @@
 (docs/MODEL.md "Liquidation cascades"; issue "1M-account cascade ≤ 2 s").
 
 The book is ``synth.generate(Universe.demo(), n_accounts=N, seed=7)`` (the demo's defaults)
-and the cascade the demo's: the 10 Oct 2025 crash in three steps (×1/3, ×2/3, ×1), the thin
-depth curve, a 50M USD insurance fund, 25 % slices, target margin ratio 0.8. The book is
+and the cascade the demo's (``synth.demo_crash``): the 10 Oct 2025 crash in three steps
+(×1/3, ×2/3, ×1), the thin depth curve, a 50M USD insurance fund, 25 % slices, target margin
+ratio 0.8. The book is
 built and bound once; the cascade is timed best of ``--repeat`` and the seconds, rounds,
 events, accounts evaluated and the load average are printed.
 
@@ -24,22 +25,7 @@ import crossmargin as cm
 import numpy as np
 from crossmargin import synth
 from crossmargin.book import SymbolColumn
-from crossmargin.cascade import CascadeConfig, CascadeResult
-from crossmargin.cli.common import thin_liquidity
-from crossmargin.risk.stress import PRESETS
-
-
-def config(u: cm.Universe) -> CascadeConfig:
-    """The demo's cascade (python/crossmargin/cli/synthetic.py, ``demo``)."""
-    crash = PRESETS["2025-10-10"]
-    path = [{k: v * f for k, v in crash.items() if k in u.underlyings} for f in (1 / 3, 2 / 3, 1.0)]
-    return CascadeConfig(
-        path=path,
-        liquidity=thin_liquidity(),
-        insurance_fund=50e6,
-        partial_fraction=0.25,
-        target_margin_ratio=0.8,
-    )
+from crossmargin.cascade import CascadeResult
 
 
 def outputs(r: CascadeResult) -> dict[str, np.ndarray]:
@@ -103,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     book = synth.generate(u, n_accounts=args.accounts, seed=args.seed)
     engine.evaluate(book)  # binds (groups) the book once
     print(f"book: {args.accounts:,} accounts, built in {time.perf_counter() - t:.1f} s")
-    cfg = config(u)
+    cfg = synth.demo_crash(u)
     times: list[float] = []
     result: Any = None
     for _ in range(args.repeat):
