@@ -61,7 +61,9 @@ def liquidation_prices(
     check_move(move)
     u = universe
     cols = engine.liquidation_prices(book, resolve(u, prices), move)
-    symbols = np.array([m.symbol for m in u.markets] or [""], dtype=str)
+    # object strings: a gather of pointers (a fixed-width unicode gather of millions of rows
+    # costs more than the search itself)
+    symbols = np.array([m.symbol for m in u.markets] or [""], dtype=object)
     out = {
         "account": cols["account"],
         "market": symbols[cols["market"]],
