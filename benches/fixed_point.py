@@ -84,7 +84,7 @@ def drift_book(n: int, seed: int = 7) -> cm.Book:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m benches.fixed_point", description=__doc__)
     ap.add_argument("--accounts", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=21)
     ap.add_argument("--threads", type=int, default=0, help="0: every core")
     ap.add_argument("--out", type=Path, default=Path("benches/results/fixed_point.json"))
     args = ap.parse_args(argv)
