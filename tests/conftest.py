@@ -7,6 +7,10 @@ public :mod:`crossmargin.testing`.
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
+
 import crossmargin as cm
 import pytest
 from helpers import make_small_universe
@@ -36,3 +40,13 @@ def demo() -> cm.Universe:
 @pytest.fixture(scope="session")
 def small_engine(small: cm.Universe) -> cm.Engine:
     return cm.Engine(small, threads=1)
+
+
+@pytest.fixture(scope="session")
+def script() -> str:
+    """The installed `crossmargin` console script (a subprocess is what a scheduler runs)."""
+    path = shutil.which("crossmargin") or shutil.which(
+        "crossmargin", path=str(Path(sys.executable).parent)
+    )
+    assert path, "the crossmargin console script is not installed (pip install -e .)"
+    return path

@@ -28,6 +28,9 @@ BTCUSD     BTC      50,000  inverse, contract 100 USD;
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import crossmargin as cm
@@ -131,3 +134,11 @@ def one(result: cm.MarginResult) -> dict[str, Any]:
     """The single row of a one-account result as a dict of Python scalars."""
     assert len(result) == 1, f"expected one account, got {len(result)}"
     return {c: result[c][0].item() for c in result.columns}
+
+
+def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The console script ``script`` with ``args`` in a separate process (plain output)."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        [script, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )

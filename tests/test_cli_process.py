@@ -7,10 +7,7 @@ in-process tests of tests/test_cli.py cover the cases in breadth."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,17 +15,9 @@ import crossmargin as cm
 import pytest
 from crossmargin.io import write_book
 from crossmargin.synth import generate
+from helpers import run
 
 CRASH = ["--price", "BTC=40000", "--price", "ETH=1000", "--price", "SOL=40"]
-
-
-@pytest.fixture(scope="module")
-def script() -> str:
-    path = shutil.which("crossmargin") or shutil.which(
-        "crossmargin", path=str(Path(sys.executable).parent)
-    )
-    assert path, "the crossmargin console script is not installed (pip install -e .)"
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +26,6 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     u = cm.Universe.demo()
     write_book(generate(u, n_accounts=200, seed=5), d, u)
     return d
-
-
-def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-    return subprocess.run(
-        [script, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 def one_line_error(p: subprocess.CompletedProcess[str]) -> str:

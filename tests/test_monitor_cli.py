@@ -5,10 +5,6 @@ through a live monitor, judged by its exit code, its outputs and stderr (docs/MO
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import crossmargin as cm
@@ -17,17 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from crossmargin.io import write_book
 from crossmargin.synth import generate
+from helpers import run
 
 DEMO = cm.Universe.demo()
-
-
-@pytest.fixture(scope="module")
-def script() -> str:
-    path = shutil.which("crossmargin") or shutil.which(
-        "crossmargin", path=str(Path(sys.executable).parent)
-    )
-    assert path, "the crossmargin console script is not installed (pip install -e .)"
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +38,6 @@ def ticks_file(folder: Path, rows: list[tuple[int, str, float]]) -> Path:
         path,
     )
     return path
-
-
-def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-    return subprocess.run(
-        [script, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 def test_watch_writes_the_crossings_and_a_replayable_log(

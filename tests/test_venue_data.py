@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import subprocess
-import sys
 from decimal import Decimal, localcontext
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +21,7 @@ import pytest
 from crossmargin import reference
 from crossmargin.venues.data import VENUES, binance, bybit, dydx, hyperliquid, load, payload
 from crossmargin.venues.data.payload import Node, account_id, round_down
+from helpers import run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -370,22 +367,6 @@ def test_results_do_not_depend_on_payload_order() -> None:
 
 
 # ---- the command line ----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def script() -> str:
-    path = shutil.which("crossmargin") or shutil.which(
-        "crossmargin", path=str(Path(sys.executable).parent)
-    )
-    assert path, "the crossmargin console script is not installed (pip install -e .)"
-    return path
-
-
-def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-    return subprocess.run(
-        [script, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
-
-
 def test_cli_import_writes_a_book_every_command_reads(script: str, tmp_path: Path) -> None:
     v = FIX / "dydx"
     p = run(script, "import", "dydx", "--params", str(v / "params"), "--accounts",
