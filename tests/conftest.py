@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import crossmargin as cm
 import pytest
@@ -50,3 +52,17 @@ def script() -> str:
     )
     assert path, "the crossmargin console script is not installed (pip install -e .)"
     return path
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    """A local Dask cluster of two single-threaded worker processes (the distributed tests)."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        yield c

@@ -16,19 +16,6 @@ from crossmargin.synth import generate
 from tests.test_montecarlo import _same, small_book, small_paths
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
-
-
 @pytest.mark.parametrize("per_task", [None, 1, 7, 1000])
 def test_paths_on_dask_equal_the_local_run_for_any_split(client, per_task) -> None:
     u, book = small_book()

@@ -287,6 +287,24 @@ pub fn group(
     group_with(bal, pos, &[], None, n_asset_codes, n_market_codes)
 }
 
+/// Every row check of [`group_with`]'s inputs (the first offending row is the error).
+fn validate(
+    bal: &BalanceInput<'_>,
+    pos: &PositionInput<'_>,
+    side: &[u8],
+    orders: Option<&OrderInput<'_>>,
+    n_asset_codes: u32,
+    n_market_codes: u32,
+) -> Result<()> {
+    validate_balances(bal, n_asset_codes)?;
+    validate_positions(pos, n_market_codes)?;
+    validate_sides(pos, side)?;
+    if let Some(o) = orders {
+        validate_orders(o, n_market_codes)?;
+    }
+    Ok(())
+}
+
 /// Groups balances, positions with their sides (`side`: one per position row, or empty for
 /// all [`SIDE_BOTH`]) and open orders by account. Errors name the first offending row.
 pub fn group_with(
@@ -297,12 +315,7 @@ pub fn group_with(
     n_asset_codes: u32,
     n_market_codes: u32,
 ) -> Result<GroupedBook> {
-    validate_balances(&bal, n_asset_codes)?;
-    validate_positions(&pos, n_market_codes)?;
-    validate_sides(&pos, side)?;
-    if let Some(o) = &orders {
-        validate_orders(o, n_market_codes)?;
-    }
+    validate(&bal, &pos, side, orders.as_ref(), n_asset_codes, n_market_codes)?;
     let n_orders = orders.as_ref().map_or(0, |o| o.account.len());
     if bal.account.len() >= u32::MAX as usize || pos.account.len() >= u32::MAX as usize || n_orders >= u32::MAX as usize
     {
@@ -943,12 +956,7 @@ mod tests {
         n_asset_codes: u32,
         n_market_codes: u32,
     ) -> Result<GroupedBook> {
-        validate_balances(&bal, n_asset_codes)?;
-        validate_positions(&pos, n_market_codes)?;
-        validate_sides(&pos, side)?;
-        if let Some(o) = &orders {
-            validate_orders(o, n_market_codes)?;
-        }
+        validate(&bal, &pos, side, orders.as_ref(), n_asset_codes, n_market_codes)?;
         let side_of = |r: usize| if side.is_empty() { SIDE_BOTH } else { side[r] };
 
         let ord_accounts: &[i64] = orders.as_ref().map_or(&[], |o| o.account);
