@@ -5,12 +5,15 @@ processes build the same seeded synthetic book (``crossmargin.synth.generate``) 
 take turns, one timed repetition at a time (old, new, old, new, ...), so that both see the
 same machine load; each pair gives a ratio new / old. Reported per stage (grouping a book,
 one ``evaluate`` into fresh columns, and ``evaluate_out``: one ``evaluate`` with the previous
-result reused as ``out=``, the README table's measure; wall and process CPU time): the best
+result reused as ``out=``, the README table's measure; ``liq_underlying`` / ``liq_mark``:
+``Engine.liquidation_prices`` with each move; wall and process CPU time): the best
 time of each build and the median of the paired ratios, the robust number on a shared
 machine, with the 1-minute load average before and after.
 
     python benches/compare_builds.py --old /tmp/old/python --new python --accounts 1000000
     python benches/compare_builds.py --old ... --new ... --stages evaluate_out --threads 2
+    python benches/compare_builds.py --old python --new python --stages liq_underlying liq_mark \
+        --threads 2 --pairs 3 --old-env CROSSMARGIN_LIQ_CLOSED_FORM=0   # closed form vs search
 
 benches/compare_builds.book_sides.json holds the run behind the book-sides branch;
 benches/compare_builds.kernel2.json one behind the kernel2 branch (``--stages evaluate_out
@@ -46,6 +49,8 @@ for line in sys.stdin:
         cm.Book(b, p)
     elif stage == "evaluate_out":
         engine.evaluate(fresh, out=out)
+    elif stage.startswith("liq_"):  # liq_underlying, liq_mark
+        engine.liquidation_prices(fresh, move=stage[4:])
     else:
         engine.evaluate(fresh)
     print(json.dumps([time.perf_counter() - t, time.process_time() - c]), flush=True)
@@ -61,14 +66,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--stages", nargs="+", default=["group", "evaluate", "evaluate_out"])
     ap.add_argument("--simd", default="", help="CROSSMARGIN_SIMD for both builds (default: best)")
+    ap.add_argument(
+        "--old-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of the old process only (repeatable), e.g. one build against "
+        "itself with CROSSMARGIN_LIQ_CLOSED_FORM=0",
+    )
     a = ap.parse_args()
     start = time.perf_counter()
     load_before = os.getloadavg()[0]
     env = {"PATH": "/usr/bin:/bin", "CROSSMARGIN_SIMD": a.simd}
+    old_env = dict(kv.split("=", 1) for kv in a.old_env)
     procs = {
         name: subprocess.Popen(
             [sys.executable, "-c", CHILD, str(a.accounts), str(a.threads)],
-            env={**env, "PYTHONPATH": path},
+            env={**env, "PYTHONPATH": path, **(old_env if name == "old" else {})},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
