@@ -54,7 +54,8 @@ for line in sys.stdin:
         engine.liquidation_prices(fresh, move=stage[4:])
     elif stage == "stress":  # the four historical presets and four uniform falls
         from crossmargin.risk.stress import presets
-        scen = dict(presets(u)) | {f"-{f}": {x: -f for x in u.underlyings} for f in (0.1, 0.2, 0.3, 0.5)}
+        falls = (0.1, 0.2, 0.3, 0.5)
+        scen = dict(presets(u)) | {f"-{f}": {x: -f for x in u.underlyings} for f in falls}
         engine.stress(fresh, scen)
     else:
         engine.evaluate(fresh)
