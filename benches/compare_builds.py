@@ -6,7 +6,8 @@ take turns, one timed repetition at a time (old, new, old, new, ...), so that bo
 same machine load; each pair gives a ratio new / old. Reported per stage (grouping a book,
 one ``evaluate`` into fresh columns, and ``evaluate_out``: one ``evaluate`` with the previous
 result reused as ``out=``, the README table's measure; ``liq_underlying`` / ``liq_mark``:
-``Engine.liquidation_prices`` with each move; wall and process CPU time): the best
+``Engine.liquidation_prices`` with each move; ``stress``: ``Engine.stress`` under eight
+scenarios; wall and process CPU time): the best
 time of each build and the median of the paired ratios, the robust number on a shared
 machine, with the 1-minute load average before and after.
 
@@ -51,6 +52,11 @@ for line in sys.stdin:
         engine.evaluate(fresh, out=out)
     elif stage.startswith("liq_"):  # liq_underlying, liq_mark
         engine.liquidation_prices(fresh, move=stage[4:])
+    elif stage == "stress":  # the four historical presets and four uniform falls
+        from crossmargin.risk.stress import presets
+        falls = (0.1, 0.2, 0.3, 0.5)
+        scen = dict(presets(u)) | {f"-{f}": {x: -f for x in u.underlyings} for f in falls}
+        engine.stress(fresh, scen)
     else:
         engine.evaluate(fresh)
     print(json.dumps([time.perf_counter() - t, time.process_time() - c]), flush=True)

@@ -1,7 +1,9 @@
 //! Scenario stress (docs/MODEL.md "Stress"): every account under many price scenarios in one pass over
-//! the book. Each account's rows are read once and evaluated under every scenario's prices
-//! by [`evaluate_account`] (the rows stay in cache), so S scenarios cost far less than S
-//! evaluations of the book.
+//! the book. A block of accounts is read once and evaluated under every scenario's prices
+//! (its rows stay in cache), so S scenarios cost far less than S evaluations of the book:
+//! by the bulk kernel ([`crate::kernel::evaluate_block`], SIMD where the universe allows)
+//! when the book's layout is given, else account by account with [`evaluate_account`]. Both
+//! give the same numbers bit for bit (the kernel's contract).
 //!
 //! A scenario is a full set of prices (asset prices and marks); the Python layer resolves
 //! moves per underlying / asset / market into these vectors (options repriced at the moved
@@ -17,7 +19,8 @@ use rayon::prelude::*;
 
 use crate::book::GroupedBook;
 use crate::error::{CoreError, Result};
-use crate::margin::{evaluate_account, MarginContext, Prices};
+use crate::kernel::{evaluate_block, Level, Prepared, Sliced8};
+use crate::margin::{evaluate_account, MarginColumns, MarginContext, Prices};
 
 /// Accounts per parallel task.
 const CHUNK: usize = 1024;
@@ -110,28 +113,73 @@ fn chunk(book: &GroupedBook, ctxs: &[MarginContext<'_>], a0: usize, a1: usize, m
     t
 }
 
-/// Every account under every scenario. `keep_matrix = false` skips the accounts × scenarios
-/// matrix (reverse stress needs only the totals).
+/// [`chunk`] through the bulk kernel: the block's accounts evaluated under one scenario at a
+/// time into block-sized columns, then counted in account order (the same sums).
+fn kernel_chunk(
+    book: &GroupedBook,
+    layout: &Sliced8,
+    prepared: &[Prepared<'_, '_>],
+    a0: usize,
+    a1: usize,
+    mut out: Option<&mut [f64]>,
+) -> Totals {
+    let n = prepared.len();
+    let mut t = Totals::new(n);
+    let mut cols = MarginColumns::zeroed(a1 - a0);
+    for (s, p) in prepared.iter().enumerate() {
+        evaluate_block(book, layout, p, a0, &mut cols.as_mut());
+        for j in 0..a1 - a0 {
+            let gap = cols.adj_equity_maint[j] - cols.mm[j];
+            if let Some(o) = out.as_deref_mut() {
+                o[j * n + s] = gap;
+            }
+            t.liquidatable[s] += cols.liquidatable[j] as u64;
+            t.bankrupt[s] += cols.bankrupt[j] as u64;
+            t.shortfall[s] += (-gap).max(0.0);
+            t.bad_debt[s] += (-cols.equity[j]).max(0.0);
+        }
+    }
+    t
+}
+
+/// Every account under every scenario, account by account. `keep_matrix = false` skips the
+/// accounts × scenarios matrix (reverse stress needs only the totals).
 pub fn stress(
     book: &GroupedBook,
     base: &MarginContext<'_>,
     scenarios: ScenarioPrices<'_>,
     keep_matrix: bool,
 ) -> Result<StressColumns> {
+    stress_on(book, None, base, scenarios, keep_matrix)
+}
+
+/// [`stress`], through the bulk kernel at `level` on `layout` (the layout of `book`) when
+/// given: the same columns bit for bit.
+pub fn stress_on(
+    book: &GroupedBook,
+    kernel: Option<(&Sliced8, Level)>,
+    base: &MarginContext<'_>,
+    scenarios: ScenarioPrices<'_>,
+    keep_matrix: bool,
+) -> Result<StressColumns> {
     let ctxs = contexts(base, book, &scenarios)?;
     let (n_acc, n) = (book.n_accounts(), scenarios.n);
+    let prepared: Vec<Prepared<'_, '_>> = match kernel {
+        Some((layout, level)) => ctxs.iter().map(|c| Prepared::new(book, layout, c, level)).collect(),
+        None => vec![],
+    };
+    let run = |c: usize, out: Option<&mut [f64]>| {
+        let (a0, a1) = (c * CHUNK, (c * CHUNK + CHUNK).min(n_acc));
+        match kernel {
+            Some((layout, _)) => kernel_chunk(book, layout, &prepared, a0, a1, out),
+            None => chunk(book, &ctxs, a0, a1, out),
+        }
+    };
     let mut margin = if keep_matrix { vec![0.0; n_acc * n] } else { vec![] };
     let parts: Vec<Totals> = if keep_matrix && n > 0 {
-        margin
-            .par_chunks_mut(CHUNK * n)
-            .enumerate()
-            .map(|(c, out)| chunk(book, &ctxs, c * CHUNK, (c * CHUNK + CHUNK).min(n_acc), Some(out)))
-            .collect()
+        margin.par_chunks_mut(CHUNK * n).enumerate().map(|(c, out)| run(c, Some(out))).collect()
     } else {
-        (0..n_acc.div_ceil(CHUNK))
-            .into_par_iter()
-            .map(|c| chunk(book, &ctxs, c * CHUNK, (c * CHUNK + CHUNK).min(n_acc), None))
-            .collect()
+        (0..n_acc.div_ceil(CHUNK)).into_par_iter().map(|c| run(c, None)).collect()
     };
     let mut total = Totals::new(n);
     for p in parts {

@@ -6,6 +6,7 @@
 
 use crossmargin_core::brackets::{Bracket, Shape};
 use crossmargin_core::kernel::{evaluate_into, Level, Sliced8};
+use crossmargin_core::stress::{stress, stress_on, ScenarioPrices, StressColumns};
 use crossmargin_core::{
     evaluate, group_with, AssetSpec, BalanceInput, MarginColumns, MarginContext, MarketKind, MarketSpec, OptionSpec,
     OrderInput, PositionInput, Prices, Remap, Universe,
@@ -254,6 +255,41 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
                 return Err(TestCaseError::fail(format!("{} at {threads} thread(s): {e}", level.name())));
             }
         }
+    }
+    // Stress through the kernel: each scenario's matrix column and totals as the scalar
+    // stress computes them, bit for bit.
+    let moves = [0.6, 1.0, 1.45];
+    let asset: Vec<f64> = moves.iter().flat_map(|m| u.assets.price.iter().map(move |p| p * m)).collect();
+    let mark: Vec<f64> = moves.iter().flat_map(|m| u.markets.mark.iter().map(move |p| p * m)).collect();
+    let sc = ScenarioPrices { n: moves.len(), asset: &asset, mark: &mark };
+    let want = stress(&book, &ctx, sc, true).map_err(|e| e.to_string());
+    for level in Level::available() {
+        let got = stress_on(&book, Some((&layout, level)), &ctx, sc, true).map_err(|e| e.to_string());
+        if let Err(e) = stress_equal(&want, &got) {
+            return Err(TestCaseError::fail(format!("stress at {}: {e}", level.name())));
+        }
+    }
+    Ok(())
+}
+
+fn stress_equal(a: &Result<StressColumns, String>, b: &Result<StressColumns, String>) -> Result<(), String> {
+    let (a, b) = match (a, b) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(x), Err(y)) if x == y => return Ok(()),
+        _ => return Err(format!("{:?} vs {:?}", a.as_ref().err(), b.as_ref().err())),
+    };
+    let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<u64>>();
+    for (name, x, y) in [
+        ("margin", &a.margin, &b.margin),
+        ("shortfall", &a.shortfall, &b.shortfall),
+        ("bad_debt", &a.bad_debt, &b.bad_debt),
+    ] {
+        if bits(x) != bits(y) {
+            return Err(format!("{name} differs"));
+        }
+    }
+    if a.liquidatable != b.liquidatable || a.bankrupt != b.bankrupt {
+        return Err("counts differ".into());
     }
     Ok(())
 }

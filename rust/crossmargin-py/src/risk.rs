@@ -2,8 +2,9 @@
 //! engine's methods. The rules live in crossmargin-core (`liqprice`, `stress`, `efficiency`).
 
 use crossmargin_core::efficiency::capital_efficiency;
+use crossmargin_core::kernel::Level;
 use crossmargin_core::liqprice::{liquidation_prices as core_liquidation_prices, LiqMove};
-use crossmargin_core::stress::{stress as core_stress, ScenarioPrices};
+use crossmargin_core::stress::{stress_on, ScenarioPrices};
 use crossmargin_core::{CoreError, MarginContext, Prices};
 use numpy::{IntoPyArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -60,7 +61,8 @@ pub fn stress<'py>(
     let base = Prices { asset: &u.assets.price, mark: &u.markets.mark };
     let ctx = MarginContext::new(u, b.grouped(), base, b.remap()).map_err(|err| to_pyerr(py, err))?;
     let sc = ScenarioPrices { n, asset: scenarios.0.as_slice()?, mark: scenarios.1.as_slice()? };
-    let cols = detached(py, || e.install(|| core_stress(b.grouped(), &ctx, sc, keep_matrix)))?;
+    let level = Level::from_env().map_err(|err| to_pyerr(py, err))?;
+    let cols = detached(py, || e.install(|| stress_on(b.grouped(), Some((b.layout(), level)), &ctx, sc, keep_matrix)))?;
     let out = PyDict::new(py);
     out.set_item("margin", cols.margin.into_pyarray(py))?;
     out.set_item("liquidatable", cols.liquidatable.into_pyarray(py))?;

@@ -235,6 +235,26 @@ pub fn simd_applies(ctx: &MarginContext<'_>, layout: &Sliced8, book: &GroupedBoo
     !ctx.universe.venue_rules && layout.n_accounts() == book.n_accounts()
 }
 
+/// What a call prepares once from its prices: the per-code lookup and the SIMD tables.
+pub struct Prepared<'c, 'a> {
+    ctx: &'c MarginContext<'a>,
+    lookup: PreparedLookup,
+    tables: Tables,
+    /// Whether the SIMD kernel runs at all (else every account runs the scalar one).
+    simd: bool,
+    level: Level,
+}
+
+impl<'c, 'a> Prepared<'c, 'a> {
+    /// The tables of `ctx` for evaluating `book` through `layout` at `level`.
+    pub fn new(book: &GroupedBook, layout: &Sliced8, ctx: &'c MarginContext<'a>, level: Level) -> Self {
+        let lookup = PreparedLookup::new(ctx);
+        let simd = level != Level::Scalar && level.supported() && simd_applies(ctx, layout, book);
+        let tables = if simd { Tables::new(ctx, &lookup) } else { Tables::default() };
+        Prepared { ctx, lookup, tables, simd, level }
+    }
+}
+
 /// [`crate::margin::evaluate_into`] at `level` on `layout` (the layout of `book`): the same
 /// columns, bit for bit, at every level and thread count.
 pub fn evaluate_into(
@@ -244,34 +264,55 @@ pub fn evaluate_into(
     out: MarginColumnsMut<'_>,
     level: Level,
 ) -> Result<()> {
-    let n = out.len_checked(book.n_accounts())?;
+    out.len_checked(book.n_accounts())?;
     if level == Level::Scalar || !simd_applies(ctx, layout, book) || !level.supported() {
         return crate::margin::evaluate_into(book, ctx, out);
     }
-    let lookup = PreparedLookup::new(ctx);
-    let tables = Tables::new(ctx, &lookup);
+    let p = Prepared::new(book, layout, ctx, level);
     out.into_chunks(CHUNK).into_par_iter().enumerate().for_each(|(c, mut cols)| {
-        let base = c * CHUNK;
-        let g1 = ((c + 1) * CHUNK / GROUP).min(layout.n_groups());
-        let scalar = |g: usize| layout.has_orders[g] || (tables.any_option && holds_option(layout, &tables, g));
-        // Runs of SIMD groups, one kernel call each, between the groups the scalar kernel runs.
-        let mut g = base / GROUP;
-        while g < g1 {
-            let run = g..(g..g1).find(|&e| scalar(e)).unwrap_or(g1);
-            g = run.end;
-            if !run.is_empty() {
-                #[cfg(target_arch = "x86_64")]
-                x86::groups(level, layout, &tables, run, &mut cols, base);
-            }
-            if g < g1 {
-                for a in g * GROUP..((g + 1) * GROUP).min(n) {
-                    cols.set(a - base, &evaluate_rows(book.account(a), ctx, &lookup));
-                }
-                g += 1;
-            }
-        }
+        evaluate_block(book, layout, &p, c * CHUNK, &mut cols);
     });
     Ok(())
+}
+
+/// Accounts `base..base + cols.len()` of `book` (`base` a multiple of [`GROUP`]) into
+/// `cols`, bit for bit as [`evaluate_into`] writes them: SIMD runs of groups between the
+/// groups the scalar kernel runs. Callers that evaluate one block under many prices (stress)
+/// keep the block's rows in cache.
+pub fn evaluate_block(
+    book: &GroupedBook,
+    layout: &Sliced8,
+    p: &Prepared<'_, '_>,
+    base: usize,
+    cols: &mut MarginColumnsMut<'_>,
+) {
+    assert_eq!(base % GROUP, 0, "a block starts at a group");
+    let end = base + cols.equity.len();
+    if !p.simd {
+        for a in base..end {
+            cols.set(a - base, &evaluate_rows(book.account(a), p.ctx, &p.lookup));
+        }
+        return;
+    }
+    let t = &p.tables;
+    let g1 = end.div_ceil(GROUP).min(layout.n_groups());
+    let scalar = |g: usize| layout.has_orders[g] || (t.any_option && holds_option(layout, t, g));
+    // Runs of SIMD groups, one kernel call each, between the groups the scalar kernel runs.
+    let mut g = base / GROUP;
+    while g < g1 {
+        let run = g..(g..g1).find(|&e| scalar(e)).unwrap_or(g1);
+        g = run.end;
+        if !run.is_empty() {
+            #[cfg(target_arch = "x86_64")]
+            x86::groups(p.level, layout, t, run, cols, base);
+        }
+        if g < g1 {
+            for a in g * GROUP..((g + 1) * GROUP).min(end) {
+                cols.set(a - base, &evaluate_rows(book.account(a), p.ctx, &p.lookup));
+            }
+            g += 1;
+        }
+    }
 }
 
 /// Whether a position of group `g` is in an option market.
