@@ -248,14 +248,82 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
     for level in Level::available() {
         for threads in [1, 2] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let mut got = MarginColumns::zeroed(book.n_accounts());
-            pool.install(|| evaluate_into(&book, &layout, &ctx, got.as_mut(), level)).unwrap();
-            if let Err(e) = columns_equal(&want, &got) {
-                return Err(TestCaseError::fail(format!("{} at {threads} thread(s): {e}", level.name())));
+            // Result columns starting at every offset from a 64-byte line (the streaming
+            // stores write whole aligned lines and the ends around them).
+            for offset in 0..8 {
+                let got = pool.install(|| evaluate_at(&book, &layout, &ctx, level, offset));
+                if let Err(e) = columns_equal(&want, &got) {
+                    let l = level.name();
+                    return Err(TestCaseError::fail(format!("{l} at {threads} thread(s), offset {offset}: {e}")));
+                }
             }
         }
     }
     Ok(())
+}
+
+/// [`evaluate_into`] into columns that start `offset` values into 64-byte aligned buffers,
+/// with sentinel values around them (a write outside the columns fails the comparison).
+fn evaluate_at(
+    book: &crossmargin_core::GroupedBook,
+    layout: &Sliced8,
+    ctx: &MarginContext<'_>,
+    level: Level,
+    offset: usize,
+) -> MarginColumns {
+    #[repr(align(64))]
+    #[derive(Clone, Copy)]
+    struct Line([f64; 8]);
+    let n = book.n_accounts();
+    let lines = (n + offset).div_ceil(8) + 1;
+    let mut buf = vec![vec![Line([-7.0; 8]); lines]; 8];
+    let mut flags = vec![vec![true; n + 16]; 2];
+    {
+        let mut cols: Vec<&mut [f64]> = buf
+            .iter_mut()
+            .map(|b| {
+                // SAFETY: `Line` is 8 f64 with no padding; the slice covers the vector's lines.
+                let all = unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr() as *mut f64, b.len() * 8) };
+                &mut all[offset..offset + n]
+            })
+            .collect();
+        let [e, u, ai, am, im, mm, f, r] = &mut cols[..] else { unreachable!() };
+        let [l, b] = &mut flags[..] else { unreachable!() };
+        let out = crossmargin_core::margin::MarginColumnsMut {
+            equity: e,
+            upnl: u,
+            adj_equity_initial: ai,
+            adj_equity_maint: am,
+            im,
+            mm,
+            free_collateral: f,
+            margin_ratio: r,
+            liquidatable: &mut l[offset..offset + n],
+            bankrupt: &mut b[offset..offset + n],
+        };
+        evaluate_into(book, layout, ctx, out, level).unwrap();
+    }
+    let col = |b: &Vec<Line>| -> Vec<f64> {
+        let all: Vec<f64> = b.iter().flat_map(|l| l.0).collect();
+        assert!(all[..offset].iter().chain(&all[offset + n..]).all(|&x| x == -7.0), "a write outside the column");
+        all[offset..offset + n].to_vec()
+    };
+    let flag = |f: &Vec<bool>| -> Vec<bool> {
+        assert!(f[..offset].iter().chain(&f[offset + n..]).all(|&x| x), "a write outside the column");
+        f[offset..offset + n].to_vec()
+    };
+    MarginColumns {
+        equity: col(&buf[0]),
+        upnl: col(&buf[1]),
+        adj_equity_initial: col(&buf[2]),
+        adj_equity_maint: col(&buf[3]),
+        im: col(&buf[4]),
+        mm: col(&buf[5]),
+        free_collateral: col(&buf[6]),
+        margin_ratio: col(&buf[7]),
+        liquidatable: flag(&flags[0]),
+        bankrupt: flag(&flags[1]),
+    }
 }
 
 proptest! {
