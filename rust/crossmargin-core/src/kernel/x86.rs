@@ -12,6 +12,7 @@
 
 use std::ops::Range;
 
+use super::layout::{Code, Codes, SlotCodes};
 use super::{Level, Sliced8, Tables, GROUP};
 use crate::margin::MarginColumnsMut;
 
@@ -131,11 +132,28 @@ macro_rules! group_body {
             cols: &mut MarginColumnsMut<'_>,
             base: usize,
         ) {
+            match &s.codes {
+                CodeCols::U8(c) => groups_by::<u8>(s, c, t, groups, cols, base),
+                CodeCols::U16(c) => groups_by::<u16>(s, c, t, groups, cols, base),
+                CodeCols::U32(c) => groups_by::<u32>(s, c, t, groups, cols, base),
+            }
+        }
+
+        /// [`groups`] with codes `c` of width `C`.
+        #[target_feature(enable = $feature)]
+        unsafe fn groups_by<C: Code>(
+            s: &Sliced8,
+            c: &SlotCodes<C>,
+            t: &Tables,
+            groups: Range<usize>,
+            cols: &mut MarginColumnsMut<'_>,
+            base: usize,
+        ) {
             match (PERMUTES && t.a_stride == 8, PERMUTES && t.m_stride == 8) {
-                (true, true) => groups_of::<true, true>(s, t, groups, cols, base),
-                (true, false) => groups_of::<true, false>(s, t, groups, cols, base),
-                (false, true) => groups_of::<false, true>(s, t, groups, cols, base),
-                (false, false) => groups_of::<false, false>(s, t, groups, cols, base),
+                (true, true) => groups_of::<true, true, C>(s, c, t, groups, cols, base),
+                (true, false) => groups_of::<true, false, C>(s, c, t, groups, cols, base),
+                (false, true) => groups_of::<false, true, C>(s, c, t, groups, cols, base),
+                (false, false) => groups_of::<false, false, C>(s, c, t, groups, cols, base),
             }
         }
 
@@ -144,8 +162,9 @@ macro_rules! group_body {
         /// Whole groups go through streaming stores ([`Stream`]); the last, partial group
         /// of the book through a buffer of 8 lanes.
         #[target_feature(enable = $feature)]
-        unsafe fn groups_of<const SA: bool, const SM: bool>(
+        unsafe fn groups_of<const SA: bool, const SM: bool, C: Code>(
             s: &Sliced8,
+            codes: &SlotCodes<C>,
             t: &Tables,
             groups: Range<usize>,
             cols: &mut MarginColumnsMut<'_>,
@@ -165,7 +184,7 @@ macro_rules! group_body {
                         partial = Some(g);
                         break;
                     }
-                    group!(s, t, g, sink, local);
+                    group!(s, codes, t, g, sink, local);
                 }
                 for c in &mut sink.f64s {
                     c.finish();
@@ -181,7 +200,7 @@ macro_rules! group_body {
                     liquidatable: lanes.liquidatable.as_mut_ptr(),
                     bankrupt: lanes.bankrupt.as_mut_ptr(),
                 };
-                group!(s, t, g, sink, 0);
+                group!(s, codes, t, g, sink, 0);
                 lanes.copy_to(cols, local, n - local);
             }
         }
@@ -191,8 +210,9 @@ macro_rules! group_body {
 /// The formula of group `g` of `s` into `out` (the module's vector operations, generic
 /// `SA` / `SM` in scope).
 macro_rules! group {
-    ($s:ident, $t:ident, $g:ident, $out:ident, $at:expr) => {{
+    ($s:ident, $codes:ident, $t:ident, $g:ident, $out:ident, $at:expr) => {{
         let (s, t, g, out, at0): (&Sliced8, &Tables, usize, &mut Sink<Stream>, usize) = ($s, $t, $g, &mut $out, $at);
+        let (bal_code, pos_code) = ($codes.bal.as_ptr(), $codes.pos.as_ptr());
         let one = splat(1.0);
         let zero = splat(0.0);
         let inf = splat(f64::INFINITY);
@@ -211,7 +231,7 @@ macro_rules! group {
                 }
                 let valid = lanes_of(bits);
                 let at = slot * GROUP + lane0;
-                let c = codes(s.bal_code.as_ptr().add(at));
+                let c = codes(bal_code.add(at));
                 let qty = load(s.bal_qty.as_ptr().add(at));
                 let price = get::<SA>(t.a_price.as_ptr(), &c);
                 let value = mul(qty, price);
@@ -289,17 +309,21 @@ macro_rules! group {
                     }
                 }
             }
+            let mut iso_at = s.iso_at[g];
             for slot in s.pos_slot[g]..s.pos_slot[g + 1] {
+                // The slot's stored isolated margins start at `iso_here`.
+                let (iso_here, iso_mask) = (iso_at, s.iso_mask[slot]);
+                iso_at += iso_mask.count_ones() as usize;
                 let bits = (s.pos_mask[slot] >> lane0) & LANE_BITS;
                 if bits == 0 {
                     continue;
                 }
                 let valid = lanes_of(bits);
                 let at = slot * GROUP + lane0;
-                let c = codes(s.pos_code.as_ptr().add(at));
+                let c = codes(pos_code.add(at));
                 let qty = load(s.pos_qty.as_ptr().add(at));
                 let entry = load(s.pos_entry.as_ptr().add(at));
-                let isolated = load(s.pos_iso.as_ptr().add(at));
+                let isolated = expand(s.iso.as_ptr().add(iso_here), iso_mask, lane0);
                 let cs = get::<SM>(t.m_cs.as_ptr(), &c);
                 let mark = get::<SM>(t.m_mark.as_ptr(), &c);
                 let settle = get::<SM>(t.m_settle.as_ptr(), &c);
@@ -406,8 +430,8 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{
-        f64_columns, write_flags, Lanes, MarginColumnsMut, Range, Sink, Sliced8, Tables, ADJ, EQUITY, FREE, GROUP,
-        RATIO, REQ, UPNL,
+        f64_columns, write_flags, Code, Codes as CodeCols, Lanes, MarginColumnsMut, Range, Sink, Sliced8, SlotCodes,
+        Tables, ADJ, EQUITY, FREE, GROUP, RATIO, REQ, UPNL,
     };
 
     const L: usize = 8;
@@ -422,11 +446,24 @@ mod avx512 {
         c64: __m512i,
     }
 
+    /// A slot's 8 codes of width `C`, widened.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn codes(p: *const u32) -> Codes {
-        let c32 = _mm256_loadu_si256(p as *const __m256i);
+    unsafe fn codes<C: Code>(p: *const C) -> Codes {
+        let c32 = match C::BYTES {
+            1 => _mm256_cvtepu8_epi32(_mm_loadl_epi64(p as *const __m128i)),
+            2 => _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i)),
+            _ => _mm256_loadu_si256(p as *const __m256i),
+        };
         Codes { c32, c64: _mm512_cvtepu32_epi64(c32) }
+    }
+
+    /// A slot's isolated margins: the stored values from `p` into the lanes of `mask`
+    /// (lane order), +0.0 in the others.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn expand(p: *const f64, mask: u8, _lane0: usize) -> F {
+        _mm512_maskz_expandloadu_pd(mask, p)
     }
 
     /// Entry `code` of a per-code table: a permute of its 8 entries held in a register
@@ -644,8 +681,8 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{
-        f64_columns, write_flags, Lanes, MarginColumnsMut, Range, Sink, Sliced8, Tables, ADJ, EQUITY, FREE, GROUP,
-        RATIO, REQ, UPNL,
+        f64_columns, write_flags, Code, Codes as CodeCols, Lanes, MarginColumnsMut, Range, Sink, Sliced8, SlotCodes,
+        Tables, ADJ, EQUITY, FREE, GROUP, RATIO, REQ, UPNL,
     };
 
     const L: usize = 4;
@@ -660,10 +697,51 @@ mod avx2 {
         c32: __m128i,
     }
 
+    /// A half slot's 4 codes of width `C`, widened.
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn codes(p: *const u32) -> Codes {
-        Codes { c32: _mm_loadu_si128(p as *const __m128i) }
+    unsafe fn codes<C: Code>(p: *const C) -> Codes {
+        let c32 = match C::BYTES {
+            1 => _mm_cvtepu8_epi32(_mm_cvtsi32_si128(std::ptr::read_unaligned(p as *const i32))),
+            2 => _mm_cvtepu16_epi32(_mm_loadl_epi64(p as *const __m128i)),
+            _ => _mm_loadu_si128(p as *const __m128i),
+        };
+        Codes { c32 }
+    }
+
+    /// Per 4-lane mask: the 32-bit halves of the packed values each lane takes (lane i of the
+    /// mask takes value `popcount(mask below i)`; a lane outside it is cleared after).
+    const EXPAND: [[i32; 8]; 16] = {
+        let mut t = [[0i32; 8]; 16];
+        let mut m = 0;
+        while m < 16 {
+            let mut rank = 0;
+            let mut i = 0;
+            while i < 4 {
+                if m >> i & 1 != 0 {
+                    t[m][2 * i] = 2 * rank;
+                    t[m][2 * i + 1] = 2 * rank + 1;
+                    rank += 1;
+                }
+                i += 1;
+            }
+            m += 1;
+        }
+        t
+    };
+
+    /// Lanes `lane0..lane0 + 4` of a slot's isolated margins: the stored values from `p`
+    /// (those of the lanes of `mask` below `lane0` first) into the half's lanes of `mask`,
+    /// +0.0 in the others. Reads 4 values (the layout pads the packed values).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn expand(p: *const f64, mask: u8, lane0: usize) -> F {
+        let below = (u32::from(mask) & ((1 << lane0) - 1)).count_ones() as usize;
+        let half = (mask >> lane0) & LANE_BITS;
+        let v = _mm256_loadu_pd(p.add(below));
+        let ix = _mm256_loadu_si256(EXPAND[half as usize].as_ptr() as *const __m256i);
+        let v = _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(v), ix));
+        _mm256_and_pd(v, lanes_of(half))
     }
 
     #[inline]
