@@ -315,11 +315,6 @@ impl Sliced8 {
         }
     }
 
-    /// Position slots whose lanes hold no stored isolated margin, and all position slots.
-    pub fn cross_slots(&self) -> (usize, usize) {
-        (self.iso_mask.iter().filter(|&&m| m == 0).count(), self.iso_mask.len())
-    }
-
     /// The market code of lane `lane` of position slot `slot`.
     pub(crate) fn pos_code(&self, slot: usize, lane: usize) -> u32 {
         let i = slot * GROUP + lane;
