@@ -136,3 +136,65 @@ def test_out_is_checked_like_numpys_out() -> None:
         engine.evaluate(book, out=cm.MarginResult(cols))
     with pytest.raises(ConfigError, match="out"):
         engine.evaluate(book, unit="USDT", out=r)
+
+
+@pytest.mark.parametrize("offset", range(8))
+def test_out_columns_at_any_offset_from_a_cache_line_get_the_same_bits(offset: int) -> None:
+    # The kernel streams whole aligned 64-byte lines and writes the ends around them with
+    # ordinary stores: columns that start anywhere in a line, with sentinels around them.
+    u = cm.Universe.demo()
+    n = 4_099
+    book = generate(u, n_accounts=n, seed=11)
+    for name in LEVELS:
+        engine = cm.Engine(u, threads=2)
+        want = engine.evaluate(book)
+        bufs, cols = {}, want.to_dict()
+        for f in FIELDS:
+            buf = np.full(n + 16, True if cols[f].dtype == bool else -7.0, dtype=cols[f].dtype)
+            bufs[f] = buf
+            cols[f] = buf[offset : offset + n]
+        out = cm.MarginResult(cols)
+        import os
+
+        os.environ["CROSSMARGIN_SIMD"] = name
+        try:
+            engine.evaluate(book, out=out)
+        finally:
+            os.environ.pop("CROSSMARGIN_SIMD", None)
+        assert_same_bits(want, out, f"{name} at offset {offset}")
+        for f, buf in bufs.items():
+            fill = True if buf.dtype == bool else -7.0
+            assert (buf[:offset] == fill).all() and (buf[offset + n :] == fill).all(), f
+
+
+def test_a_universe_of_more_than_256_markets_gives_the_same_bits_at_every_level(level) -> None:  # type: ignore[no-untyped-def]
+    # Past 256 codes the kernel's layout stores codes as u16 (rust tests/kernel_levels.rs
+    # covers u8 / u16 / u32 alike); isolated positions in some lanes of a group, not others.
+    import dataclasses
+
+    demo = cm.Universe.demo()
+    perp = demo.markets[demo.market_index["BTCUSDT"]]
+    markets = [dataclasses.replace(perp, symbol=f"BTC-{i}") for i in range(300)]
+    u = cm.Universe(list(demo.assets), markets, dict(demo.underlying_prices))
+    rng = np.random.default_rng(5)
+    n = 3_000
+    account = np.repeat(np.arange(n), 3)
+    code = (account * 7 + np.tile([0, 100, 200], n)) % 300  # 3 markets an account, all 300 used
+    positions = {
+        "account": account,
+        "market": np.array([f"BTC-{i}" for i in code]),
+        "qty": rng.normal(0, 2, 3 * n),
+        "entry_price": rng.uniform(60_000, 80_000, 3 * n),
+        "isolated_margin": np.where(rng.random(3 * n) < 0.3, rng.uniform(10, 5_000, 3 * n), 0.0),
+    }
+    balances = {
+        "account": np.arange(n),
+        "asset": np.array(["USDT"] * n),
+        "qty": rng.uniform(-1_000, 50_000, n),
+    }
+    book = cm.Book.from_arrays(balances=balances, positions=positions)
+    level("scalar")
+    want = cm.Engine(u, threads=2).evaluate(book)
+    for name in LEVELS:
+        level(name)
+        assert_same_bits(want, cm.Engine(u, threads=2).evaluate(book), name)

@@ -5,7 +5,7 @@
 //! positions, open orders, flat rows, codes out of universe order).
 
 use crossmargin_core::brackets::{Bracket, Shape};
-use crossmargin_core::kernel::{evaluate_into, Level, Sliced8};
+use crossmargin_core::kernel::{evaluate_into, CodeWidth, Level, Sliced8};
 use crossmargin_core::stress::{stress, stress_on, ScenarioPrices, StressColumns};
 use crossmargin_core::{
     evaluate, group_with, AssetSpec, BalanceInput, MarginColumns, MarginContext, MarketKind, MarketSpec, OptionSpec,
@@ -212,7 +212,11 @@ fn columns_equal(a: &MarginColumns, b: &MarginColumns) -> Result<(), String> {
 }
 
 fn check(c: &Case) -> Result<(), TestCaseError> {
-    let u = build_universe(&c.assets, &c.markets);
+    check_in(&build_universe(&c.assets, &c.markets), c, None)
+}
+
+/// [`check`] in universe `u` (the case's draws unused), the layout's code width `width` when given.
+fn check_in(u: &Universe, c: &Case, width: Option<CodeWidth>) -> Result<(), TestCaseError> {
     let (na, nm) = (u.n_assets() as u32, u.n_markets() as u32);
     let col = |f: fn(&Pos) -> f64| c.pos.iter().map(f).collect::<Vec<f64>>();
     let (ba, bc, bq): (Vec<i64>, Vec<u32>, Vec<f64>) =
@@ -241,18 +245,25 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
     let book = book.in_universe_order(&ar, &mr, na, nm).unwrap();
     let (ai, mi): (Vec<u32>, Vec<u32>) = ((0..na).collect(), (0..nm).collect());
     let prices = Prices { asset: &u.assets.price, mark: &u.markets.mark };
-    let Ok(ctx) = MarginContext::new(&u, &book, prices, Remap { asset: &ai, market: &mi }) else {
+    let Ok(ctx) = MarginContext::new(u, &book, prices, Remap { asset: &ai, market: &mi }) else {
         return Ok(()); // orders in an option market etc.: refused alike by every level
     };
     let want = evaluate(&book, &ctx);
     let layout = Sliced8::new(&book);
+    if let Some(w) = width {
+        prop_assert_eq!(layout.code_width(), w);
+    }
     for level in Level::available() {
         for threads in [1, 2] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let mut got = MarginColumns::zeroed(book.n_accounts());
-            pool.install(|| evaluate_into(&book, &layout, &ctx, got.as_mut(), level)).unwrap();
-            if let Err(e) = columns_equal(&want, &got) {
-                return Err(TestCaseError::fail(format!("{} at {threads} thread(s): {e}", level.name())));
+            // Result columns starting at every offset from a 64-byte line (the streaming
+            // stores write whole aligned lines and the ends around them).
+            for offset in 0..8 {
+                let got = pool.install(|| evaluate_at(&book, &layout, &ctx, level, offset));
+                if let Err(e) = columns_equal(&want, &got) {
+                    let l = level.name();
+                    return Err(TestCaseError::fail(format!("{l} at {threads} thread(s), offset {offset}: {e}")));
+                }
             }
         }
     }
@@ -292,6 +303,70 @@ fn stress_equal(a: &Result<StressColumns, String>, b: &Result<StressColumns, Str
         return Err("counts differ".into());
     }
     Ok(())
+}
+
+/// [`evaluate_into`] into columns that start `offset` values into 64-byte aligned buffers,
+/// with sentinel values around them (a write outside the columns fails the comparison).
+fn evaluate_at(
+    book: &crossmargin_core::GroupedBook,
+    layout: &Sliced8,
+    ctx: &MarginContext<'_>,
+    level: Level,
+    offset: usize,
+) -> MarginColumns {
+    #[repr(align(64))]
+    #[derive(Clone, Copy)]
+    struct Line([f64; 8]);
+    let n = book.n_accounts();
+    let lines = (n + offset).div_ceil(8) + 1;
+    let mut buf = vec![vec![Line([-7.0; 8]); lines]; 8];
+    let mut flags = vec![vec![true; n + 16]; 2];
+    {
+        let mut cols: Vec<&mut [f64]> = buf
+            .iter_mut()
+            .map(|b| {
+                // SAFETY: `Line` is 8 f64 with no padding; the slice covers the vector's lines.
+                let all = unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr() as *mut f64, b.len() * 8) };
+                &mut all[offset..offset + n]
+            })
+            .collect();
+        let [e, u, ai, am, im, mm, f, r] = &mut cols[..] else { unreachable!() };
+        let [l, b] = &mut flags[..] else { unreachable!() };
+        let out = crossmargin_core::margin::MarginColumnsMut {
+            equity: e,
+            upnl: u,
+            adj_equity_initial: ai,
+            adj_equity_maint: am,
+            im,
+            mm,
+            free_collateral: f,
+            margin_ratio: r,
+            liquidatable: &mut l[offset..offset + n],
+            bankrupt: &mut b[offset..offset + n],
+        };
+        evaluate_into(book, layout, ctx, out, level).unwrap();
+    }
+    let col = |b: &Vec<Line>| -> Vec<f64> {
+        let all: Vec<f64> = b.iter().flat_map(|l| l.0).collect();
+        assert!(all[..offset].iter().chain(&all[offset + n..]).all(|&x| x == -7.0), "a write outside the column");
+        all[offset..offset + n].to_vec()
+    };
+    let flag = |f: &Vec<bool>| -> Vec<bool> {
+        assert!(f[..offset].iter().chain(&f[offset + n..]).all(|&x| x), "a write outside the column");
+        f[offset..offset + n].to_vec()
+    };
+    MarginColumns {
+        equity: col(&buf[0]),
+        upnl: col(&buf[1]),
+        adj_equity_initial: col(&buf[2]),
+        adj_equity_maint: col(&buf[3]),
+        im: col(&buf[4]),
+        mm: col(&buf[5]),
+        free_collateral: col(&buf[6]),
+        margin_ratio: col(&buf[7]),
+        liquidatable: flag(&flags[0]),
+        bankrupt: flag(&flags[1]),
+    }
 }
 
 proptest! {
@@ -340,4 +415,87 @@ fn a_thousand_accounts_in_many_groups_match() {
         })
         .collect();
     check(&Case { assets, markets, bal, pos, orders: vec![], rotate: 0 }).unwrap();
+}
+
+fn perp(settle: usize, inverse: bool, tiers: usize) -> MarketDraw {
+    MarketDraw {
+        settle,
+        inverse,
+        option: false,
+        cs: 1.0,
+        mark: 95_000.0,
+        tiers,
+        step: [true, false],
+        imf: 0.0,
+        upnl_w: 0.9,
+        fee: 0.0,
+    }
+}
+
+fn two_assets() -> Vec<AssetDraw> {
+    vec![
+        AssetDraw { price: 1.0, weight: 1.0, tiers: vec![], imf: 0.0 },
+        AssetDraw { price: 95_000.0, weight: 0.95, tiers: vec![1e5, 2e5, 5e5], imf: 0.001 },
+    ]
+}
+
+/// Codes stored as u8 (≤ 256 codes), u16 (≤ 65,536) and u32: the kernel widens each alike.
+#[test]
+fn every_code_width_matches() {
+    for (markets, width) in [(256usize, CodeWidth::U8), (257, CodeWidth::U16), (65_537, CodeWidth::U32)] {
+        let assets = two_assets();
+        let draws: Vec<MarketDraw> = (0..markets).map(|k| perp(k % 2, k % 5 == 0, 1 + k % 4)).collect();
+        let u = build_universe(&assets, &draws);
+        let n = 200i64;
+        let m = markets as u32;
+        let bal =
+            (0..n).flat_map(|a| [(a, 0, (a % 7) as f64 * 1e3 - 500.0), (a, 1, (a % 5) as f64 * 0.3 - 0.2)]).collect();
+        // Codes at both ends of the range (the highest needs the full width).
+        let pos = (0..n)
+            .flat_map(|a| {
+                let q = (a % 11) as f64 - 5.0;
+                let codes = [(a as u32 * 37) % m, m - 1 - (a as u32 % 3), a as u32 % 4];
+                codes
+                    .into_iter()
+                    .enumerate()
+                    .map(move |(j, k)| (a, k, 0u8, q * (j + 1) as f64, 90_000.0, (a % 3 == 0) as u8 as f64 * 50.0))
+            })
+            .collect::<Vec<_>>();
+        let mut seen = std::collections::HashSet::new();
+        let pos = pos.into_iter().filter(|p| seen.insert((p.0, p.1))).collect();
+        let case = Case { assets, markets: draws, bal, pos, orders: vec![], rotate: 0 };
+        check_in(&u, &case, Some(width)).unwrap();
+    }
+}
+
+/// Isolated margin stored only where it is not +0.0: groups of 8 with no lane, some lanes and
+/// every lane isolated, in one slot or all, with -0.0 and NaN (cross positions, stored as they are).
+#[test]
+fn packed_isolated_margins_match_in_every_pattern() {
+    let markets = vec![perp(0, false, 3), perp(1, true, 2), perp(0, false, 5)];
+    let pos: Vec<Pos> = (0..8 * 8i64)
+        .flat_map(|a| {
+            let (group, lane) = (a / 8, a % 8);
+            let iso = move |slot: i64| -> f64 {
+                match group {
+                    0 => 0.0,                                            // no lane
+                    1 => 200.0 + a as f64,                               // every lane, every slot
+                    2 => [0.0, 75.0][(lane % 2) as usize],               // every other lane
+                    3 => [0.0, 90.0][(slot == 1) as usize],              // every lane of slot 1 only
+                    4 => [0.0, 60.0][(lane == 7) as usize],              // the last lane alone
+                    5 => [-0.0, f64::NAN, 40.0][(lane % 3) as usize],    // -0.0 and NaN (cross)
+                    6 => [0.0, 10.0][(lane < 4) as usize],               // the first half (AVX2)
+                    _ => [0.0, 10.0][(lane >= 4 && slot != 0) as usize], // the second half
+                }
+            };
+            // Accounts of a group hold 1 to 3 positions (padded lanes in the last slots).
+            (0..1 + lane % 3).map(move |slot| {
+                let q = ((a * 7 + slot) % 9) as f64 - 4.0;
+                (a, slot as u32, 0u8, q * 3.0, 90_000.0 + 1_000.0 * slot as f64, iso(slot))
+            })
+        })
+        .collect();
+    let bal = (0..64i64).map(|a| (a, 0, 1_000.0 - 40.0 * a as f64)).collect();
+    let case = Case { assets: two_assets(), markets, bal, pos, orders: vec![], rotate: 0 };
+    check(&case).unwrap();
 }

@@ -21,7 +21,7 @@ mod layout;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use layout::{Sliced8, GROUP};
+pub use layout::{Code, CodeWidth, Sliced8, GROUP};
 
 use rayon::prelude::*;
 
@@ -319,6 +319,6 @@ pub fn evaluate_block(
 fn holds_option(layout: &Sliced8, t: &Tables, g: usize) -> bool {
     (layout.pos_slot[g]..layout.pos_slot[g + 1]).any(|s| {
         let mask = layout.pos_mask[s];
-        (0..GROUP).any(|l| mask & (1 << l) != 0 && t.m_option[layout.pos_code[s * GROUP + l] as usize])
+        (0..GROUP).any(|l| mask & (1 << l) != 0 && t.m_option[layout.pos_code(s, l) as usize])
     })
 }

@@ -12,6 +12,7 @@
 
 use std::ops::Range;
 
+use super::layout::{Code, Codes, SlotCodes};
 use super::{Level, Sliced8, Tables, GROUP};
 use crate::margin::MarginColumnsMut;
 
@@ -34,74 +35,57 @@ pub(super) fn groups(
     }
 }
 
-/// Where a group's 8 results go: 8 consecutive values of each column.
-struct Out {
-    equity: *mut f64,
-    upnl: *mut f64,
-    adj: [*mut f64; 2],
-    req: [*mut f64; 2],
-    free: *mut f64,
-    ratio: *mut f64,
+/// Where a run's results go: the eight f64 columns, each through a [`Stream`] of the
+/// module's width, and the two flag columns.
+struct Sink<S> {
+    f64s: [S; 8],
     liquidatable: *mut bool,
     bankrupt: *mut bool,
 }
 
-impl Out {
-    /// Rows `local..local + 8` of `cols` (panics when they are not all there).
-    fn at(cols: &mut MarginColumnsMut<'_>, local: usize) -> Out {
-        let r = local..local + GROUP;
-        Out {
-            equity: cols.equity[r.clone()].as_mut_ptr(),
-            upnl: cols.upnl[r.clone()].as_mut_ptr(),
-            adj: [cols.adj_equity_initial[r.clone()].as_mut_ptr(), cols.adj_equity_maint[r.clone()].as_mut_ptr()],
-            req: [cols.im[r.clone()].as_mut_ptr(), cols.mm[r.clone()].as_mut_ptr()],
-            free: cols.free_collateral[r.clone()].as_mut_ptr(),
-            ratio: cols.margin_ratio[r.clone()].as_mut_ptr(),
-            liquidatable: cols.liquidatable[r.clone()].as_mut_ptr(),
-            bankrupt: cols.bankrupt[r].as_mut_ptr(),
-        }
-    }
+/// The f64 columns of a [`Sink`], in this order.
+const EQUITY: usize = 0;
+const UPNL: usize = 1;
+const ADJ: [usize; 2] = [2, 3];
+const REQ: [usize; 2] = [4, 5];
+const FREE: usize = 6;
+const RATIO: usize = 7;
+
+/// The f64 columns of `cols` as base pointers.
+fn f64_columns(cols: &mut MarginColumnsMut<'_>) -> [*mut f64; 8] {
+    [
+        cols.equity.as_mut_ptr(),
+        cols.upnl.as_mut_ptr(),
+        cols.adj_equity_initial.as_mut_ptr(),
+        cols.adj_equity_maint.as_mut_ptr(),
+        cols.im.as_mut_ptr(),
+        cols.mm.as_mut_ptr(),
+        cols.free_collateral.as_mut_ptr(),
+        cols.margin_ratio.as_mut_ptr(),
+    ]
 }
 
 /// One partial group's results, by lane.
 #[derive(Debug, Default)]
 struct Lanes {
-    equity: [f64; GROUP],
-    upnl: [f64; GROUP],
-    adj: [[f64; GROUP]; 2],
-    req: [[f64; GROUP]; 2],
-    free: [f64; GROUP],
-    ratio: [f64; GROUP],
+    f64s: [[f64; GROUP]; 8],
     liquidatable: [bool; GROUP],
     bankrupt: [bool; GROUP],
 }
 
 impl Lanes {
-    fn out(&mut self) -> Out {
-        Out {
-            equity: self.equity.as_mut_ptr(),
-            upnl: self.upnl.as_mut_ptr(),
-            adj: [self.adj[0].as_mut_ptr(), self.adj[1].as_mut_ptr()],
-            req: [self.req[0].as_mut_ptr(), self.req[1].as_mut_ptr()],
-            free: self.free.as_mut_ptr(),
-            ratio: self.ratio.as_mut_ptr(),
-            liquidatable: self.liquidatable.as_mut_ptr(),
-            bankrupt: self.bankrupt.as_mut_ptr(),
-        }
-    }
-
     /// The first `lanes` results into rows `local..` of `cols`.
     fn copy_to(&self, cols: &mut MarginColumnsMut<'_>, local: usize, lanes: usize) {
         for l in 0..lanes {
             let j = local + l;
-            cols.equity[j] = self.equity[l];
-            cols.upnl[j] = self.upnl[l];
-            cols.adj_equity_initial[j] = self.adj[0][l];
-            cols.adj_equity_maint[j] = self.adj[1][l];
-            cols.im[j] = self.req[0][l];
-            cols.mm[j] = self.req[1][l];
-            cols.free_collateral[j] = self.free[l];
-            cols.margin_ratio[j] = self.ratio[l];
+            cols.equity[j] = self.f64s[EQUITY][l];
+            cols.upnl[j] = self.f64s[UPNL][l];
+            cols.adj_equity_initial[j] = self.f64s[ADJ[0]][l];
+            cols.adj_equity_maint[j] = self.f64s[ADJ[1]][l];
+            cols.im[j] = self.f64s[REQ[0]][l];
+            cols.mm[j] = self.f64s[REQ[1]][l];
+            cols.free_collateral[j] = self.f64s[FREE][l];
+            cols.margin_ratio[j] = self.f64s[RATIO][l];
             cols.liquidatable[j] = self.liquidatable[l];
             cols.bankrupt[j] = self.bankrupt[l];
         }
@@ -148,35 +132,76 @@ macro_rules! group_body {
             cols: &mut MarginColumnsMut<'_>,
             base: usize,
         ) {
-            match (PERMUTES && t.a_stride == 8, PERMUTES && t.m_stride == 8) {
-                (true, true) => groups_of::<true, true>(s, t, groups, cols, base),
-                (true, false) => groups_of::<true, false>(s, t, groups, cols, base),
-                (false, true) => groups_of::<false, true>(s, t, groups, cols, base),
-                (false, false) => groups_of::<false, false>(s, t, groups, cols, base),
+            match &s.codes {
+                CodeCols::U8(c) => groups_by::<u8>(s, c, t, groups, cols, base),
+                CodeCols::U16(c) => groups_by::<u16>(s, c, t, groups, cols, base),
+                CodeCols::U32(c) => groups_by::<u32>(s, c, t, groups, cols, base),
             }
         }
 
-        /// [`groups`] with assets (`SA`) and markets (`SM`) read by permutes or gathers (the
-        /// group's body inline in the loop: the tables' addresses are read once per run).
+        /// [`groups`] with codes `c` of width `C`.
         #[target_feature(enable = $feature)]
-        unsafe fn groups_of<const SA: bool, const SM: bool>(
+        unsafe fn groups_by<C: Code>(
             s: &Sliced8,
+            c: &SlotCodes<C>,
             t: &Tables,
             groups: Range<usize>,
             cols: &mut MarginColumnsMut<'_>,
             base: usize,
         ) {
-            let mut partial = Lanes::default();
-            for g in groups {
-                let local = g * GROUP - base;
-                let lanes = GROUP.min(cols.equity.len() - local);
-                // A whole group stores straight into the columns; the last, partial one
-                // through a buffer of 8 lanes.
-                let out = if lanes == GROUP { Out::at(cols, local) } else { partial.out() };
-                group!(s, t, g, out);
-                if lanes < GROUP {
-                    partial.copy_to(cols, local, lanes);
+            match (PERMUTES && t.a_stride == 8, PERMUTES && t.m_stride == 8) {
+                (true, true) => groups_of::<true, true, C>(s, c, t, groups, cols, base),
+                (true, false) => groups_of::<true, false, C>(s, c, t, groups, cols, base),
+                (false, true) => groups_of::<false, true, C>(s, c, t, groups, cols, base),
+                (false, false) => groups_of::<false, false, C>(s, c, t, groups, cols, base),
+            }
+        }
+
+        /// [`groups`] with assets (`SA`) and markets (`SM`) read by permutes or gathers (the
+        /// group's body inline in the loop: the tables' addresses are read once per run).
+        /// Whole groups go through streaming stores ([`Stream`]); the last, partial group
+        /// of the book through a buffer of 8 lanes.
+        #[target_feature(enable = $feature)]
+        unsafe fn groups_of<const SA: bool, const SM: bool, C: Code>(
+            s: &Sliced8,
+            codes: &SlotCodes<C>,
+            t: &Tables,
+            groups: Range<usize>,
+            cols: &mut MarginColumnsMut<'_>,
+            base: usize,
+        ) {
+            let n = cols.equity.len();
+            let mut partial = None;
+            {
+                let mut sink = Sink {
+                    f64s: f64_columns(cols).map(|p| Stream::new(p)),
+                    liquidatable: cols.liquidatable.as_mut_ptr(),
+                    bankrupt: cols.bankrupt.as_mut_ptr(),
+                };
+                for g in groups {
+                    let local = g * GROUP - base;
+                    if local + GROUP > n {
+                        partial = Some(g);
+                        break;
+                    }
+                    group!(s, codes, t, g, sink, local);
                 }
+                for c in &mut sink.f64s {
+                    c.finish();
+                }
+                // The streaming stores are weakly ordered: fence them before the task ends.
+                _mm_sfence();
+            }
+            if let Some(g) = partial {
+                let local = g * GROUP - base;
+                let mut lanes = Lanes::default();
+                let mut sink = Sink {
+                    f64s: lanes.f64s.each_mut().map(|c| Stream::plain(c.as_mut_ptr())),
+                    liquidatable: lanes.liquidatable.as_mut_ptr(),
+                    bankrupt: lanes.bankrupt.as_mut_ptr(),
+                };
+                group!(s, codes, t, g, sink, 0);
+                lanes.copy_to(cols, local, n - local);
             }
         }
     };
@@ -185,8 +210,9 @@ macro_rules! group_body {
 /// The formula of group `g` of `s` into `out` (the module's vector operations, generic
 /// `SA` / `SM` in scope).
 macro_rules! group {
-    ($s:ident, $t:ident, $g:ident, $out:ident) => {{
-        let (s, t, g, out): (&Sliced8, &Tables, usize, &Out) = ($s, $t, $g, &$out);
+    ($s:ident, $codes:ident, $t:ident, $g:ident, $out:ident, $at:expr) => {{
+        let (s, t, g, out, at0): (&Sliced8, &Tables, usize, &mut Sink<Stream>, usize) = ($s, $t, $g, &mut $out, $at);
+        let (bal_code, pos_code) = ($codes.bal.as_ptr(), $codes.pos.as_ptr());
         let one = splat(1.0);
         let zero = splat(0.0);
         let inf = splat(f64::INFINITY);
@@ -205,7 +231,7 @@ macro_rules! group {
                 }
                 let valid = lanes_of(bits);
                 let at = slot * GROUP + lane0;
-                let c = codes(s.bal_code.as_ptr().add(at));
+                let c = codes(bal_code.add(at));
                 let qty = load(s.bal_qty.as_ptr().add(at));
                 let price = get::<SA>(t.a_price.as_ptr(), &c);
                 let value = mul(qty, price);
@@ -283,17 +309,21 @@ macro_rules! group {
                     }
                 }
             }
+            let mut iso_at = s.iso_at[g];
             for slot in s.pos_slot[g]..s.pos_slot[g + 1] {
+                // The slot's stored isolated margins start at `iso_here`.
+                let (iso_here, iso_mask) = (iso_at, s.iso_mask[slot]);
+                iso_at += iso_mask.count_ones() as usize;
                 let bits = (s.pos_mask[slot] >> lane0) & LANE_BITS;
                 if bits == 0 {
                     continue;
                 }
                 let valid = lanes_of(bits);
                 let at = slot * GROUP + lane0;
-                let c = codes(s.pos_code.as_ptr().add(at));
+                let c = codes(pos_code.add(at));
                 let qty = load(s.pos_qty.as_ptr().add(at));
                 let entry = load(s.pos_entry.as_ptr().add(at));
-                let isolated = load(s.pos_iso.as_ptr().add(at));
+                let isolated = expand(s.iso.as_ptr().add(iso_here), iso_mask, lane0);
                 let cs = get::<SM>(t.m_cs.as_ptr(), &c);
                 let mark = get::<SM>(t.m_mark.as_ptr(), &c);
                 let settle = get::<SM>(t.m_settle.as_ptr(), &c);
@@ -381,16 +411,17 @@ macro_rules! group {
             let ratio = select(le(adj[1], zero), div(req[1], adj[1]), inf);
             let ratio = select(eq(req[1], zero), ratio, zero);
             let liquidatable = or(lt(adj[1], req[1]), iso_liq);
-            store(out.equity.add(lane0), equity);
-            store(out.upnl.add(lane0), upnl);
+            let at = at0 + lane0;
+            out.f64s[EQUITY].put(at, equity);
+            out.f64s[UPNL].put(at, upnl);
             for m in 0..2 {
-                store(out.adj[m].add(lane0), adj[m]);
-                store(out.req[m].add(lane0), req[m]);
+                out.f64s[ADJ[m]].put(at, adj[m]);
+                out.f64s[REQ[m]].put(at, req[m]);
             }
-            store(out.free.add(lane0), free);
-            store(out.ratio.add(lane0), ratio);
-            write_flags(out.liquidatable.add(lane0), bits_of(liquidatable), L);
-            write_flags(out.bankrupt.add(lane0), bits_of(lt(equity, zero)), L);
+            out.f64s[FREE].put(at, free);
+            out.f64s[RATIO].put(at, ratio);
+            write_flags(out.liquidatable.add(at), bits_of(liquidatable), L);
+            write_flags(out.bankrupt.add(at), bits_of(lt(equity, zero)), L);
         }
     }};
 }
@@ -398,7 +429,10 @@ macro_rules! group {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{write_flags, Lanes, MarginColumnsMut, Out, Range, Sliced8, Tables, GROUP};
+    use super::{
+        f64_columns, write_flags, Code, Codes as CodeCols, Lanes, MarginColumnsMut, Range, Sink, Sliced8, SlotCodes,
+        Tables, ADJ, EQUITY, FREE, GROUP, RATIO, REQ, UPNL,
+    };
 
     const L: usize = 8;
     const LANE_BITS: u8 = 0xff;
@@ -412,11 +446,24 @@ mod avx512 {
         c64: __m512i,
     }
 
+    /// A slot's 8 codes of width `C`, widened.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn codes(p: *const u32) -> Codes {
-        let c32 = _mm256_loadu_si256(p as *const __m256i);
+    unsafe fn codes<C: Code>(p: *const C) -> Codes {
+        let c32 = match C::BYTES {
+            1 => _mm256_cvtepu8_epi32(_mm_loadl_epi64(p as *const __m128i)),
+            2 => _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i)),
+            _ => _mm256_loadu_si256(p as *const __m256i),
+        };
         Codes { c32, c64: _mm512_cvtepu32_epi64(c32) }
+    }
+
+    /// A slot's isolated margins: the stored values from `p` into the lanes of `mask`
+    /// (lane order), +0.0 in the others.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn expand(p: *const f64, mask: u8, _lane0: usize) -> F {
+        _mm512_maskz_expandloadu_pd(mask, p)
     }
 
     /// Entry `code` of a per-code table: a permute of its 8 entries held in a register
@@ -461,10 +508,74 @@ mod avx512 {
     unsafe fn load(p: *const f64) -> F {
         _mm512_loadu_pd(p)
     }
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn store(p: *mut f64, x: F) {
-        _mm512_storeu_pd(p, x)
+
+    /// One result column written a group (8 values, 64 bytes) at a time with streaming
+    /// (non-temporal) stores of whole aligned 64-byte lines: no read for ownership, the
+    /// results do not evict the layout from cache. A column `k` values past a line boundary
+    /// writes its first group's first `8 - k` values with an ordinary masked store, then at
+    /// each group the line made of the previous group's last `k` values and this group's
+    /// first `8 - k` (one two-register permute), and at [`Stream::finish`] the last group's
+    /// last `k` values (ordinary). Consecutive `put`s are at consecutive groups.
+    pub(super) struct Stream {
+        p: *mut f64,
+        /// Values from the last line boundary to the column's start (0–7), or [`PLAIN`].
+        k: usize,
+        /// Lane i of a line: lane `i + 8 - k` of (previous group, this group).
+        idx: __m512i,
+        prev: F,
+        prev_at: usize,
+        pending: bool,
+    }
+
+    /// A [`Stream`] of ordinary unaligned stores (a buffer on the stack).
+    const PLAIN: usize = usize::MAX;
+
+    impl Stream {
+        pub(super) fn new(p: *mut f64) -> Stream {
+            let k = (p as usize / 8) % 8;
+            Stream::with(p, k)
+        }
+
+        pub(super) fn plain(p: *mut f64) -> Stream {
+            Stream::with(p, PLAIN)
+        }
+
+        fn with(p: *mut f64, k: usize) -> Stream {
+            let lanes: [i64; 8] = std::array::from_fn(|i| (i + 8 - k.min(8)) as i64);
+            // SAFETY: plain integer and float vectors (no pointer is read).
+            let (idx, prev) = unsafe { (std::mem::transmute::<[i64; 8], __m512i>(lanes), std::mem::zeroed()) };
+            Stream { p, k, idx, prev, prev_at: 0, pending: false }
+        }
+
+        /// Values `at..at + 8` of the column.
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        pub(super) unsafe fn put(&mut self, at: usize, x: F) {
+            let p = self.p.add(at);
+            match self.k {
+                0 => _mm512_stream_pd(p, x),
+                PLAIN => _mm512_storeu_pd(p, x),
+                k => {
+                    if self.pending {
+                        _mm512_stream_pd(p.sub(k), _mm512_permutex2var_pd(self.prev, self.idx, x));
+                    } else {
+                        _mm512_mask_storeu_pd(p, (1u8 << (8 - k)) - 1, x);
+                    }
+                    (self.prev, self.prev_at, self.pending) = (x, at, true);
+                }
+            }
+        }
+
+        /// The last group's values not yet written.
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        pub(super) unsafe fn finish(&mut self) {
+            if self.pending {
+                let head = (1u8 << (8 - self.k)) - 1;
+                _mm512_mask_storeu_pd(self.p.add(self.prev_at), !head, self.prev);
+                self.pending = false;
+            }
+        }
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -569,7 +680,10 @@ mod avx512 {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{write_flags, Lanes, MarginColumnsMut, Out, Range, Sliced8, Tables, GROUP};
+    use super::{
+        f64_columns, write_flags, Code, Codes as CodeCols, Lanes, MarginColumnsMut, Range, Sink, Sliced8, SlotCodes,
+        Tables, ADJ, EQUITY, FREE, GROUP, RATIO, REQ, UPNL,
+    };
 
     const L: usize = 4;
     const LANE_BITS: u8 = 0x0f;
@@ -583,10 +697,51 @@ mod avx2 {
         c32: __m128i,
     }
 
+    /// A half slot's 4 codes of width `C`, widened.
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn codes(p: *const u32) -> Codes {
-        Codes { c32: _mm_loadu_si128(p as *const __m128i) }
+    unsafe fn codes<C: Code>(p: *const C) -> Codes {
+        let c32 = match C::BYTES {
+            1 => _mm_cvtepu8_epi32(_mm_cvtsi32_si128(std::ptr::read_unaligned(p as *const i32))),
+            2 => _mm_cvtepu16_epi32(_mm_loadl_epi64(p as *const __m128i)),
+            _ => _mm_loadu_si128(p as *const __m128i),
+        };
+        Codes { c32 }
+    }
+
+    /// Per 4-lane mask: the 32-bit halves of the packed values each lane takes (lane i of the
+    /// mask takes value `popcount(mask below i)`; a lane outside it is cleared after).
+    const EXPAND: [[i32; 8]; 16] = {
+        let mut t = [[0i32; 8]; 16];
+        let mut m = 0;
+        while m < 16 {
+            let mut rank = 0;
+            let mut i = 0;
+            while i < 4 {
+                if m >> i & 1 != 0 {
+                    t[m][2 * i] = 2 * rank;
+                    t[m][2 * i + 1] = 2 * rank + 1;
+                    rank += 1;
+                }
+                i += 1;
+            }
+            m += 1;
+        }
+        t
+    };
+
+    /// Lanes `lane0..lane0 + 4` of a slot's isolated margins: the stored values from `p`
+    /// (those of the lanes of `mask` below `lane0` first) into the half's lanes of `mask`,
+    /// +0.0 in the others. Reads 4 values (the layout pads the packed values).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn expand(p: *const f64, mask: u8, lane0: usize) -> F {
+        let below = (u32::from(mask) & ((1 << lane0) - 1)).count_ones() as usize;
+        let half = (mask >> lane0) & LANE_BITS;
+        let v = _mm256_loadu_pd(p.add(below));
+        let ix = _mm256_loadu_si256(EXPAND[half as usize].as_ptr() as *const __m256i);
+        let v = _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(v), ix));
+        _mm256_and_pd(v, lanes_of(half))
     }
 
     #[inline]
@@ -624,10 +779,64 @@ mod avx2 {
     unsafe fn load(p: *const f64) -> F {
         _mm256_loadu_pd(p)
     }
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn store(p: *mut f64, x: F) {
-        _mm256_storeu_pd(p, x)
+
+    /// One result column written 4 values (32 bytes) at a time, streaming as the AVX-512
+    /// [`Stream`](super::avx512) does when the column starts on a 32-byte boundary or 16
+    /// bytes past one (two 128-bit halves swapped between registers); ordinary stores at
+    /// other offsets.
+    pub(super) struct Stream {
+        p: *mut f64,
+        /// 0, 2, or [`PLAIN`].
+        k: usize,
+        prev: F,
+        prev_at: usize,
+        pending: bool,
+    }
+
+    const PLAIN: usize = usize::MAX;
+
+    impl Stream {
+        pub(super) fn new(p: *mut f64) -> Stream {
+            let k = (p as usize / 8) % 4;
+            Stream::with(p, if k.is_multiple_of(2) { k } else { PLAIN })
+        }
+
+        pub(super) fn plain(p: *mut f64) -> Stream {
+            Stream::with(p, PLAIN)
+        }
+
+        fn with(p: *mut f64, k: usize) -> Stream {
+            // SAFETY: a plain float vector.
+            Stream { p, k, prev: unsafe { std::mem::zeroed() }, prev_at: 0, pending: false }
+        }
+
+        /// Values `at..at + 4` of the column.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        pub(super) unsafe fn put(&mut self, at: usize, x: F) {
+            let p = self.p.add(at);
+            match self.k {
+                0 => _mm256_stream_pd(p, x),
+                PLAIN => _mm256_storeu_pd(p, x),
+                _ => {
+                    if self.pending {
+                        _mm256_stream_pd(p.sub(2), _mm256_permute2f128_pd::<0x21>(self.prev, x));
+                    } else {
+                        _mm_storeu_pd(p, _mm256_castpd256_pd128(x));
+                    }
+                    (self.prev, self.prev_at, self.pending) = (x, at, true);
+                }
+            }
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        pub(super) unsafe fn finish(&mut self) {
+            if self.pending {
+                _mm_storeu_pd(self.p.add(self.prev_at + 2), _mm256_extractf128_pd::<1>(self.prev));
+                self.pending = false;
+            }
+        }
     }
     #[inline]
     #[target_feature(enable = "avx2")]
