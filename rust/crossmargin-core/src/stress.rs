@@ -165,7 +165,7 @@ pub fn stress_on(
     let ctxs = contexts(base, book, &scenarios)?;
     let (n_acc, n) = (book.n_accounts(), scenarios.n);
     let prepared: Vec<Prepared<'_, '_>> = match kernel {
-        Some((layout, level)) => ctxs.iter().map(|c| Prepared::new(book, layout, c, level)).collect(),
+        Some((layout, level)) => ctxs.iter().map(|c| Prepared::new(book, layout, c, level).cached()).collect(),
         None => vec![],
     };
     let run = |c: usize, out: Option<&mut [f64]>| {

@@ -134,6 +134,9 @@ pub(crate) struct Tables {
     pub any_option: bool,
     pub any_inverse: bool,
     pub any_market_imf: bool,
+    /// Result columns written with streaming stores (a bulk pass over the book), else with
+    /// ordinary ones (a block read back at once, e.g. by stress).
+    pub stream: bool,
 }
 
 impl Tables {
@@ -141,7 +144,7 @@ impl Tables {
         let u = ctx.universe;
         let (na, nm) = (ctx.remap.asset.len(), ctx.remap.market.len());
         let (sa, sm) = (na.max(8), nm.max(8));
-        let mut t = Tables { a_stride: sa, m_stride: sm, ..Default::default() };
+        let mut t = Tables { a_stride: sa, m_stride: sm, stream: true, ..Default::default() };
         let per = |s: usize, fill: f64| vec![fill; s];
         t.a_price = per(sa, 0.0);
         t.a_w = [per(sa, 0.0), per(sa, 0.0)];
@@ -252,6 +255,13 @@ impl<'c, 'a> Prepared<'c, 'a> {
         let simd = level != Level::Scalar && level.supported() && simd_applies(ctx, layout, book);
         let tables = if simd { Tables::new(ctx, &lookup) } else { Tables::default() };
         Prepared { ctx, lookup, tables, simd, level }
+    }
+
+    /// For blocks whose results are read back at once (stress): ordinary stores keep them
+    /// in cache, where streaming ones would send them to memory and back.
+    pub fn cached(mut self) -> Self {
+        self.tables.stream = false;
+        self
     }
 }
 

@@ -159,7 +159,8 @@ macro_rules! group_body {
 
         /// [`groups`] with assets (`SA`) and markets (`SM`) read by permutes or gathers (the
         /// group's body inline in the loop: the tables' addresses are read once per run).
-        /// Whole groups go through streaming stores ([`Stream`]); the last, partial group
+        /// Whole groups go through streaming stores ([`Stream`]) unless the tables ask for
+        /// ordinary ones; the last, partial group
         /// of the book through a buffer of 8 lanes.
         #[target_feature(enable = $feature)]
         unsafe fn groups_of<const SA: bool, const SM: bool, C: Code>(
@@ -174,7 +175,7 @@ macro_rules! group_body {
             let mut partial = None;
             {
                 let mut sink = Sink {
-                    f64s: f64_columns(cols).map(|p| Stream::new(p)),
+                    f64s: f64_columns(cols).map(|p| if t.stream { Stream::new(p) } else { Stream::plain(p) }),
                     liquidatable: cols.liquidatable.as_mut_ptr(),
                     bankrupt: cols.bankrupt.as_mut_ptr(),
                 };
