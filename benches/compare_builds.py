@@ -3,17 +3,22 @@
 Each build runs in its own process (two compiled ``_core`` modules cannot share one). Both
 processes build the same seeded synthetic book (``crossmargin.synth.generate``) once, then
 take turns, one timed repetition at a time (old, new, old, new, ...), so that both see the
-same machine load; each pair gives a ratio new / old. Reported per stage (grouping a book,
-one ``evaluate`` into fresh columns, and ``evaluate_out``: one ``evaluate`` with the previous
+same machine load; each pair gives a ratio new / old. Reported per stage (grouping a book:
+``group`` from converted columns, ``group_arrays`` through ``Book.from_arrays`` from the raw
+columns as the README's table times it, ``group_str`` the same with string symbols; one
+``evaluate`` into fresh columns, and ``evaluate_out``: one ``evaluate`` with the previous
 result reused as ``out=``, the README table's measure; ``liq_underlying`` / ``liq_mark``:
-``Engine.liquidation_prices`` with each move; wall and process CPU time): the best
-time of each build and the median of the paired ratios, the robust number on a shared
-machine, with the 1-minute load average before and after.
+``Engine.liquidation_prices`` with each move; wall and process CPU time): the best time of
+each build and the median of the paired ratios, the robust number on a shared machine, with
+the 1-minute load average before and after.
 
     python benches/compare_builds.py --old /tmp/old/python --new python --accounts 1000000
     python benches/compare_builds.py --old ... --new ... --stages evaluate_out --threads 2
     python benches/compare_builds.py --old python --new python --stages liq_underlying liq_mark \
         --threads 2 --pairs 3 --old-env CROSSMARGIN_LIQ_CLOSED_FORM=0   # closed form vs search
+
+    python benches/compare_builds.py --old /tmp/main/python --new python \
+        --stages group_arrays group_str --threads 2 --pairs 9      # grouping (issue #18)
 
 benches/compare_builds.book_sides.json holds the run behind the book-sides branch;
 benches/compare_builds.kernel2.json one behind the kernel2 branch (``--stages evaluate_out
@@ -32,12 +37,19 @@ import time
 
 CHILD = r"""
 import json, sys, time
+import numpy as np
 import crossmargin as cm
 from crossmargin.synth import generate
 n, threads = int(sys.argv[1]), int(sys.argv[2])
 u = cm.Universe.demo()
 book = generate(u, n_accounts=n, seed=7)
 b, p = dict(book.balances), {k: v for k, v in book.positions.items() if k != "side"}
+raw_b = {k: (v.codes if k == "asset" else v) for k, v in b.items()}
+raw_p = {k: (v.codes if k == "market" else v) for k, v in p.items()}
+names_a = np.array([a.symbol for a in u.assets], dtype=object)
+names_m = np.array([m.symbol for m in u.markets], dtype=object)
+str_b = {**raw_b, "asset": names_a[raw_b["asset"]]}
+str_p = {**raw_p, "market": names_m[raw_p["market"]]}
 engine = cm.Engine(u, threads=threads)
 fresh = cm.Book(b, p)
 out = engine.evaluate(fresh)  # binds the book to the universe (cached) and warms up
@@ -47,6 +59,10 @@ for line in sys.stdin:
     t, c = time.perf_counter(), time.process_time()
     if stage == "group":
         cm.Book(b, p)
+    elif stage == "group_arrays":  # the README's grouping: raw int64 ids, uint32 symbol indices
+        cm.Book.from_arrays(raw_b, raw_p)
+    elif stage == "group_str":  # the same with string symbols (their dictionary encoding added)
+        cm.Book.from_arrays(str_b, str_p)
     elif stage == "evaluate_out":
         engine.evaluate(fresh, out=out)
     elif stage.startswith("liq_"):  # liq_underlying, liq_mark
