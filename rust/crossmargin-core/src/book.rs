@@ -1157,10 +1157,10 @@ impl<'a> Space<'a> {
                     start[j + 1] += start[j];
                 }
                 let mut d = base[p];
-                for j in 0..slots {
+                for (j, &at) in start[..slots].iter().enumerate() {
                     if self.is_seen(first_slot + j) {
                         // SAFETY: partition p writes the dense indices base[p]..base[p + 1].
-                        unsafe { out.write(d, s + start[j] as usize) };
+                        unsafe { out.write(d, s + at as usize) };
                         d += 1;
                     }
                 }
@@ -1182,8 +1182,8 @@ impl<'a> Space<'a> {
                 }
                 let keys = &mut sc.keys;
                 let (mut a0, mut d, mut first) = (0usize, base[p], None);
-                for j in 0..slots {
-                    let a1 = start[j] as usize;
+                for (j, &end) in start[..slots].iter().enumerate() {
+                    let a1 = end as usize;
                     let (k, r) = (&mut keys[a0..a1], &mut perm[a0..a1]);
                     // Rows arrive in input order: a stable insertion sort by key gives
                     // (key, input row) order.
@@ -1601,12 +1601,13 @@ mod tests {
         assert_eq!(g.balances.offsets, vec![0]);
     }
 
+    /// Columns of [`large_book`]: balances (account, asset, qty), positions (account, market,
+    /// side, qty), orders (account, market).
+    type LargeBook = (Vec<i64>, Vec<u32>, Vec<f64>, Vec<i64>, Vec<u32>, Vec<u8>, Vec<f64>, Vec<i64>, Vec<u32>);
+
     /// A shuffled book large enough for several scatter chunks and partitions: balances with
     /// duplicates, positions with hedge legs, orders; ids spread by `spread` (1: dense).
-    fn large_book(
-        spread: i64,
-        sorted: bool,
-    ) -> (Vec<i64>, Vec<u32>, Vec<f64>, Vec<i64>, Vec<u32>, Vec<u8>, Vec<f64>, Vec<i64>, Vec<u32>) {
+    fn large_book(spread: i64, sorted: bool) -> LargeBook {
         let mut x = 11u64;
         let mut next = move |m: u64| {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -1632,7 +1633,7 @@ mod tests {
         }
         let mut ord: Vec<(i64, u32)> = (0..50_000).map(|_| (id(next(accounts + 7)), next(5) as u32)).collect();
         if sorted {
-            bal.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            bal.sort_by_key(|a| (a.0, a.1));
             pos.sort_by_key(|p| (p.0, p.1, p.2));
             ord.sort();
         } else {
