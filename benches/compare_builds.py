@@ -5,7 +5,9 @@ processes build the same seeded synthetic book (``crossmargin.synth.generate``) 
 take turns, one timed repetition at a time (old, new, old, new, ...), so that both see the
 same machine load; each pair gives a ratio new / old. Reported per stage (grouping a book:
 ``group`` from converted columns, ``group_arrays`` through ``Book.from_arrays`` from the raw
-columns as the README's table times it, ``group_str`` the same with string symbols; one
+columns as the README's table times it, ``group_sorted`` the same rows already grouped
+(sorted by account and symbol: the fast path), ``group_str`` with string symbols,
+``copy_floor`` a copy of every raw column into fresh memory, the floor of one move; one
 ``evaluate`` into fresh columns, and ``evaluate_out``: one ``evaluate`` with the previous
 result reused as ``out=``, the README table's measure; ``liq_underlying`` / ``liq_mark``:
 ``Engine.liquidation_prices`` with each move; wall and process CPU time): the best time of
@@ -18,7 +20,7 @@ the 1-minute load average before and after.
         --threads 2 --pairs 3 --old-env CROSSMARGIN_LIQ_CLOSED_FORM=0   # closed form vs search
 
     python benches/compare_builds.py --old /tmp/main/python --new python \
-        --stages group_arrays group_str --threads 2 --pairs 9      # grouping (issue #18)
+        --stages group_arrays group_sorted group_str copy_floor --threads 2 --pairs 9
 
 benches/compare_builds.book_sides.json holds the run behind the book-sides branch;
 benches/compare_builds.kernel2.json one behind the kernel2 branch (``--stages evaluate_out
@@ -50,6 +52,10 @@ names_a = np.array([a.symbol for a in u.assets], dtype=object)
 names_m = np.array([m.symbol for m in u.markets], dtype=object)
 str_b = {**raw_b, "asset": names_a[raw_b["asset"]]}
 str_p = {**raw_p, "market": names_m[raw_p["market"]]}
+ob = np.lexsort((raw_b["asset"], raw_b["account"]))
+op = np.lexsort((raw_p["market"], raw_p["account"]))
+sorted_b = {k: v[ob] for k, v in raw_b.items()}  # already grouped: the fast path
+sorted_p = {k: v[op] for k, v in raw_p.items()}
 engine = cm.Engine(u, threads=threads)
 fresh = cm.Book(b, p)
 out = engine.evaluate(fresh)  # binds the book to the universe (cached) and warms up
@@ -61,6 +67,10 @@ for line in sys.stdin:
         cm.Book(b, p)
     elif stage == "group_arrays":  # the README's grouping: raw int64 ids, uint32 symbol indices
         cm.Book.from_arrays(raw_b, raw_p)
+    elif stage == "group_sorted":  # the same rows sorted by account and symbol
+        cm.Book.from_arrays(sorted_b, sorted_p)
+    elif stage == "copy_floor":  # every raw column copied once into fresh memory
+        [v.copy() for v in (*raw_b.values(), *raw_p.values())]
     elif stage == "group_str":  # the same with string symbols (their dictionary encoding added)
         cm.Book.from_arrays(str_b, str_p)
     elif stage == "evaluate_out":
