@@ -24,7 +24,10 @@ the 1-minute load average before and after.
 
 benches/compare_builds.book_sides.json holds the run behind the book-sides branch;
 benches/compare_builds.kernel2.json one behind the kernel2 branch (``--stages evaluate_out
---threads 2``, main's release build against the branch's, on a machine at load 17–18).
+--threads 2``, main's release build against the branch's, on a machine at load 17–18);
+benches/compare_builds.group2.json one behind the group2 branch (``--stages group_arrays
+group_sorted group_str copy_floor --threads 2 --pairs 5``, main's release build against the
+branch's, at load 13).
 """
 
 from __future__ import annotations
