@@ -3,8 +3,6 @@
 //! is a large share of the time. Large columns ask for 2 MiB pages instead (transparent huge
 //! pages through `madvise`), so each faults a few dozen times.
 
-use std::mem::MaybeUninit;
-
 use rayon::prelude::*;
 
 /// A zeroed column of `n` values on huge pages where the platform has them.
@@ -93,21 +91,6 @@ pub fn column_from<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     });
     // SAFETY: the loop above wrote each of the first `n` slots (capacity ≥ n); a panic in `f`
     // unwinds before this point and drops `out` with length 0.
-    unsafe { out.set_len(n) };
-    out
-}
-
-/// A column of `n` values scattered in by `fill`, which writes every slot of the uninitialised
-/// buffer it is given exactly once (a counting sort's scatter); huge pages, no clearing pass.
-///
-/// # Safety
-/// `fill` must initialise all `n` slots before it returns.
-pub unsafe fn scattered_column<T>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
-    let mut out: Vec<T> = Vec::with_capacity(n);
-    let spare = &mut out.spare_capacity_mut()[..n];
-    advise_huge_pages(spare);
-    fill(spare);
-    // SAFETY: the caller guarantees `fill` initialised every slot of `spare` (capacity ≥ n).
     unsafe { out.set_len(n) };
     out
 }
