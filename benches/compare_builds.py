@@ -3,22 +3,32 @@
 Each build runs in its own process (two compiled ``_core`` modules cannot share one). Both
 processes build the same seeded synthetic book (``crossmargin.synth.generate``) once, then
 take turns, one timed repetition at a time (old, new, old, new, ...), so that both see the
-same machine load; each pair gives a ratio new / old. Reported per stage (grouping a book,
-one ``evaluate`` into fresh columns, and ``evaluate_out``: one ``evaluate`` with the previous
+same machine load; each pair gives a ratio new / old. Reported per stage (grouping a book:
+``group`` from converted columns, ``group_arrays`` through ``Book.from_arrays`` from the raw
+columns as the README's table times it, ``group_sorted`` the same rows already grouped
+(sorted by account and symbol: the fast path), ``group_str`` with string symbols,
+``copy_floor`` a copy of every raw column into fresh memory, the floor of one move; one
+``evaluate`` into fresh columns, and ``evaluate_out``: one ``evaluate`` with the previous
 result reused as ``out=``, the README table's measure; ``liq_underlying`` / ``liq_mark``:
 ``Engine.liquidation_prices`` with each move; ``stress``: ``Engine.stress`` under eight
-scenarios; wall and process CPU time): the best
-time of each build and the median of the paired ratios, the robust number on a shared
-machine, with the 1-minute load average before and after.
+scenarios; wall and process CPU time): the best time of each build and the median of the
+paired ratios, the robust number on a shared machine, with the 1-minute load average before
+and after.
 
     python benches/compare_builds.py --old /tmp/old/python --new python --accounts 1000000
     python benches/compare_builds.py --old ... --new ... --stages evaluate_out --threads 2
     python benches/compare_builds.py --old python --new python --stages liq_underlying liq_mark \
         --threads 2 --pairs 3 --old-env CROSSMARGIN_LIQ_CLOSED_FORM=0   # closed form vs search
 
+    python benches/compare_builds.py --old /tmp/main/python --new python \
+        --stages group_arrays group_sorted group_str copy_floor --threads 2 --pairs 9
+
 benches/compare_builds.book_sides.json holds the run behind the book-sides branch;
 benches/compare_builds.kernel2.json one behind the kernel2 branch (``--stages evaluate_out
---threads 2``, main's release build against the branch's, on a machine at load 17–18).
+--threads 2``, main's release build against the branch's, on a machine at load 17–18);
+benches/compare_builds.group2.json one behind the group2 branch (``--stages group_arrays
+group_sorted group_str copy_floor --threads 2 --pairs 5``, main's release build against the
+branch's, at load 13).
 """
 
 from __future__ import annotations
@@ -33,12 +43,23 @@ import time
 
 CHILD = r"""
 import json, sys, time
+import numpy as np
 import crossmargin as cm
 from crossmargin.synth import generate
 n, threads = int(sys.argv[1]), int(sys.argv[2])
 u = cm.Universe.demo()
 book = generate(u, n_accounts=n, seed=7)
 b, p = dict(book.balances), {k: v for k, v in book.positions.items() if k != "side"}
+raw_b = {k: (v.codes if k == "asset" else v) for k, v in b.items()}
+raw_p = {k: (v.codes if k == "market" else v) for k, v in p.items()}
+names_a = np.array([a.symbol for a in u.assets], dtype=object)
+names_m = np.array([m.symbol for m in u.markets], dtype=object)
+str_b = {**raw_b, "asset": names_a[raw_b["asset"]]}
+str_p = {**raw_p, "market": names_m[raw_p["market"]]}
+ob = np.lexsort((raw_b["asset"], raw_b["account"]))
+op = np.lexsort((raw_p["market"], raw_p["account"]))
+sorted_b = {k: v[ob] for k, v in raw_b.items()}  # already grouped: the fast path
+sorted_p = {k: v[op] for k, v in raw_p.items()}
 engine = cm.Engine(u, threads=threads)
 fresh = cm.Book(b, p)
 out = engine.evaluate(fresh)  # binds the book to the universe (cached) and warms up
@@ -48,6 +69,14 @@ for line in sys.stdin:
     t, c = time.perf_counter(), time.process_time()
     if stage == "group":
         cm.Book(b, p)
+    elif stage == "group_arrays":  # the README's grouping: raw int64 ids, uint32 symbol indices
+        cm.Book.from_arrays(raw_b, raw_p)
+    elif stage == "group_sorted":  # the same rows sorted by account and symbol
+        cm.Book.from_arrays(sorted_b, sorted_p)
+    elif stage == "copy_floor":  # every raw column copied once into fresh memory
+        [v.copy() for v in (*raw_b.values(), *raw_p.values())]
+    elif stage == "group_str":  # the same with string symbols (their dictionary encoding added)
+        cm.Book.from_arrays(str_b, str_p)
     elif stage == "evaluate_out":
         engine.evaluate(fresh, out=out)
     elif stage.startswith("liq_"):  # liq_underlying, liq_mark

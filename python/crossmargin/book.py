@@ -222,6 +222,16 @@ class Book:
         any case, or 0 / 1), ``qty`` (> 0), ``price`` (> 0), ``reduce_only`` (optional,
         false by default).
 
+        Fast path: int64 ``account`` ids, integer symbol indices (uint32) and float64 values
+        are taken without a copy, and rows already grouped (sorted by account, each account's
+        symbols in ascending order, as a previous book's columns are) are detected and skip
+        the moves of grouping (docs/ARCHITECTURE.md "Grouping"); string symbols add their
+        dictionary encoding. The grouping runs on all cores, without the GIL.
+
+        Returns the immutable, grouped :class:`Book`; a bad row raises
+        :class:`~crossmargin.exceptions.BookError` (or ``BookTypeError``) naming its table,
+        row and column.
+
         Example::
 
             book = Book.from_arrays(
@@ -480,9 +490,8 @@ def _sides(values: Any, names: tuple[str, ...], table: str, n: int) -> np.ndarra
             column="side",
         )
     if a.dtype.kind in "iu":
-        bad = (a < 0) | (a >= len(names))
-        if bad.any():
-            r = int(np.argmax(bad))
+        if len(a) and (a.min() < 0 or a.max() >= len(names)):
+            r = int(np.argmax((a < 0) | (a >= len(names))))
             raise BookError(
                 f"{table} row {r}: side code {a[r]} is not one of "
                 + ", ".join(f"{i} ({s})" for i, s in enumerate(names)),
@@ -747,9 +756,9 @@ def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
                 row=r,
                 column=column,
             )
-        bad = (a < 0) | (a >= 2**32 - 1)
-        if len(a) and bad.any():
-            r = int(np.argmax(bad))
+        # min / max first (two passes, no temporaries); the rows only when one is out.
+        if len(a) and (a.min() < 0 or a.max() >= 2**32 - 1):
+            r = int(np.argmax((a < 0) | (a >= 2**32 - 1)))
             raise BookError(
                 f"{table} row {r}: {column} index {a[r]} is out of range",
                 table=table,

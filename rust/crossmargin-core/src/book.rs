@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use crate::error::{CoreError, Result, Table};
 use crate::fsum::exact_sum;
 use crate::limits::{is_price, within, MAX_AMOUNT, MAX_PRICE, MAX_QTY, MIN_PRICE};
-use crate::memory::{map_column, scattered_column};
+use crate::memory::{map_column, reserved_column, Disjoint};
 
 /// Position sides (docs/MODEL.md "Book"): one-way net position, hedge-mode long leg, short leg.
 pub const SIDE_BOTH: u8 = 0;
@@ -315,10 +315,14 @@ pub fn group_with(
     n_asset_codes: u32,
     n_market_codes: u32,
 ) -> Result<GroupedBook> {
-    validate(&bal, &pos, side, orders.as_ref(), n_asset_codes, n_market_codes)?;
     let n_orders = orders.as_ref().map_or(0, |o| o.account.len());
-    if bal.account.len() >= u32::MAX as usize || pos.account.len() >= u32::MAX as usize || n_orders >= u32::MAX as usize
-    {
+    let (nb, np) = (bal.account.len(), pos.account.len());
+    let too_many = nb >= u32::MAX as usize || np >= u32::MAX as usize || n_orders >= u32::MAX as usize;
+    if !same_lengths(&bal, &pos, side, orders.as_ref()) || too_many || n_market_codes > MAX_PACKED_CODES {
+        // The row checks first (they run fused into the scatter below otherwise).
+        validate(&bal, &pos, side, orders.as_ref(), n_asset_codes, n_market_codes)?;
+    }
+    if too_many {
         return Err(CoreError::book(
             Table::Positions,
             u32::MAX as usize,
@@ -335,74 +339,228 @@ pub fn group_with(
         ));
     }
     let side_of = |r: usize| if side.is_empty() { SIDE_BOTH } else { side[r] };
-
     let ord_accounts: &[i64] = orders.as_ref().map_or(&[], |o| o.account);
-    let (accounts, dense) = dense_accounts(&[bal.account, pos.account, ord_accounts]);
-    let n = accounts.len();
+    let mut space = Space::new([bal.account, pos.account, ord_accounts]);
+    let hist: Vec<Histogram> = (0..3).map(|t| space.histogram(t)).collect();
+    let base = space.dense_bases();
+    let accounts = space.accounts(&base);
+    let revalidate = || validate(&bal, &pos, side, orders.as_ref(), n_asset_codes, n_market_codes);
 
-    // Each table: a stable counting sort of row numbers by account, each account's
-    // (key, row) pairs sorted in place, then every output column gathered once from the input
-    // columns straight into fresh memory (no row structs, no zeroed buffers).
-
-    // Balances: order by code within the account, merge duplicates (exact sum).
-    let (offsets, mut rows) = account_order(&dense[0], n);
-    let mut code = map_column(&rows, |&r| bal.code[r as usize]);
-    let duplicate = sort_by_key(&offsets, &mut code, &mut rows, |k| k.windows(2).any(|w| w[0] == w[1]));
+    // Balances: each row to its account's partition, then each partition ordered by
+    // (account, code), duplicates merged (exact sum).
+    let mut code = reserved_column::<u32>(nb);
+    let mut qty = reserved_column::<f64>(nb);
+    let mut lo = reserved_column::<u16>(nb);
+    let bad = {
+        let (c, q, l) = (Disjoint::new(&mut code), Disjoint::new(&mut qty), Disjoint::new(&mut lo));
+        space.scatter(0, &hist[0], |r, d, slot| {
+            let (code, qty) = (bal.code[r], bal.qty[r]);
+            // SAFETY: `scatter` hands each row a distinct slot d < nb.
+            unsafe {
+                c.write(d, code);
+                q.write(d, qty);
+                l.write(d, slot);
+            }
+            code >= n_asset_codes || !within(qty, MAX_AMOUNT)
+        })
+    };
+    // SAFETY: the scatter wrote every slot of the three columns (its regions partition 0..nb).
+    unsafe {
+        code.set_len(nb);
+        qty.set_len(nb);
+        lo.set_len(nb);
+    }
+    if bad {
+        revalidate()?;
+    }
+    let mut offsets = Vec::new();
+    let duplicate = {
+        let (c, q) = (Disjoint::new(&mut code), Disjoint::new(&mut qty));
+        space.order(
+            &hist[0].region,
+            &base,
+            &lo,
+            &c,
+            &mut offsets,
+            |k| k.windows(2).any(|w| w[0] == w[1]),
+            |s, e, perm, keys, sc| {
+                // SAFETY: `order` hands each partition's region s..e to one task.
+                unsafe {
+                    c.slice(s, e).copy_from_slice(keys);
+                    permute(q.slice(s, e), perm, sc);
+                }
+            },
+        )
+    };
     let balances = match duplicate {
-        Some(_) => merge_sorted_balances(&offsets, &code, &rows, bal.qty),
-        None => Balances { qty: map_column(&rows, |&r| bal.qty[r as usize]), code, offsets },
+        Some(_) => merge_duplicates(&offsets, &code, &qty),
+        None => Balances { offsets, code, qty },
     };
 
-    // Positions: order by (code, side); a repeated key is an error naming both rows.
-    let (offsets, mut rows) = account_order(&dense[1], n);
-    let mut key = map_column(&rows, |&r| pack(pos.code[r as usize], side_of(r as usize)));
-    if let Some(a) = sort_by_key(&offsets, &mut key, &mut rows, |k| k.windows(2).any(|w| clash(w[0], w[1]))) {
-        let (k, r) = (&key[offsets[a]..offsets[a + 1]], &rows[offsets[a]..offsets[a + 1]]);
+    // Positions: ordered by (account, code, side); a repeated key is an error naming both rows.
+    let mut key = reserved_column::<u32>(np);
+    let mut qty = reserved_column::<f64>(np);
+    let mut entry_price = reserved_column::<f64>(np);
+    let mut isolated_margin = reserved_column::<f64>(np);
+    let mut row = reserved_column::<u32>(np);
+    let mut lo = reserved_column::<u16>(np);
+    let bad = {
+        let cols = (
+            Disjoint::new(&mut key),
+            Disjoint::new(&mut qty),
+            Disjoint::new(&mut entry_price),
+            Disjoint::new(&mut isolated_margin),
+            Disjoint::new(&mut row),
+            Disjoint::new(&mut lo),
+        );
+        space.scatter(1, &hist[1], |r, d, slot| {
+            let (c, s, q, e, m) = (pos.code[r], side_of(r), pos.qty[r], pos.entry_price[r], pos.isolated_margin[r]);
+            // SAFETY: `scatter` hands each row a distinct slot d < np.
+            unsafe {
+                cols.0.write(d, pack(c, s));
+                cols.1.write(d, q);
+                cols.2.write(d, e);
+                // NaN and 0 both mean cross.
+                cols.3.write(d, if m.is_nan() { 0.0 } else { m });
+                cols.4.write(d, r as u32);
+                cols.5.write(d, slot);
+            }
+            // validate_positions and validate_sides, in one test
+            c >= n_market_codes
+                || !within(q, MAX_QTY)
+                || !is_price(e, q == 0.0)
+                || !(m.is_nan() || (0.0..=MAX_AMOUNT).contains(&m))
+                || s > SIDE_SHORT
+                || (s == SIDE_LONG && q < 0.0)
+                || (s == SIDE_SHORT && q > 0.0)
+        })
+    };
+    // SAFETY: the scatter wrote every slot of these columns (its regions partition 0..np).
+    unsafe {
+        key.set_len(np);
+        qty.set_len(np);
+        entry_price.set_len(np);
+        isolated_margin.set_len(np);
+        row.set_len(np);
+        lo.set_len(np);
+    }
+    if bad {
+        revalidate()?;
+    }
+    let mut pos_side = reserved_column::<u8>(np);
+    let mut offsets = Vec::new();
+    let clash_at = {
+        let k = Disjoint::new(&mut key);
+        let cols = (
+            Disjoint::new(&mut qty),
+            Disjoint::new(&mut entry_price),
+            Disjoint::new(&mut isolated_margin),
+            Disjoint::new(&mut row),
+            Disjoint::new(&mut pos_side),
+        );
+        let flag = |k: &[u32]| k.windows(2).any(|w| clash(w[0], w[1]));
+        space.order(&hist[1].region, &base, &lo, &k, &mut offsets, flag, |s, e, perm, keys, sc| {
+            // SAFETY: `order` hands each partition's region s..e to one task; `pos_side`'s
+            // slots s..e are written here for the first time (MaybeUninit-free: u8 writes).
+            unsafe {
+                for (i, &x) in keys.iter().enumerate() {
+                    k.write(s + i, x >> 2);
+                    cols.4.write(s + i, (x & 3) as u8);
+                }
+                permute(cols.0.slice(s, e), perm, sc);
+                permute(cols.1.slice(s, e), perm, sc);
+                permute(cols.2.slice(s, e), perm, sc);
+                permute(cols.3.slice(s, e), perm, sc);
+            }
+        })
+    };
+    // SAFETY: `order` ran its closure on every partition, which wrote each side slot.
+    unsafe { pos_side.set_len(np) };
+    let code = key;
+    if let Some(a) = clash_at {
+        let span = offsets[a]..offsets[a + 1];
+        let k: Vec<u32> = span.clone().map(|i| pack(code[i], pos_side[i])).collect();
+        let r = &row[span];
         let j = k.windows(2).position(|w| clash(w[0], w[1])).expect("found above");
         return Err(clash_error(accounts[a], (k[j], r[j]), (k[j + 1], r[j + 1])));
     }
-    let side = map_column(&key, |&k| (k & 3) as u8);
-    key.par_iter_mut().with_min_len(1 << 12).for_each(|k| *k >>= 2);
-    let positions = Positions {
-        code: key,
-        side,
-        qty: map_column(&rows, |&r| pos.qty[r as usize]),
-        entry_price: map_column(&rows, |&r| pos.entry_price[r as usize]),
-        // NaN and 0 both mean cross.
-        isolated_margin: map_column(&rows, |&r| {
-            let m = pos.isolated_margin[r as usize];
-            if m.is_nan() {
-                0.0
-            } else {
-                m
-            }
-        }),
-        row: rows,
-        offsets,
-    };
+    let positions = Positions { offsets, code, side: pos_side, qty, entry_price, isolated_margin, row };
 
-    // Orders: order by (code, row); sells carry a negative quantity.
+    // Orders: ordered by (account, code, input row); sells carry a negative quantity.
     let orders = match orders {
         None => Orders::default(),
         Some(o) => {
-            let (offsets, mut rows) = account_order(&dense[2], n);
-            let mut code = map_column(&rows, |&r| o.code[r as usize]);
-            sort_by_key(&offsets, &mut code, &mut rows, |_| false);
-            Orders {
-                code,
-                qty: map_column(&rows, |&r| {
-                    let r = r as usize;
-                    if o.side[r] == 0 {
-                        o.qty[r]
-                    } else {
-                        -o.qty[r]
+            let n = n_orders;
+            let mut code = reserved_column::<u32>(n);
+            let mut qty = reserved_column::<f64>(n);
+            let mut price = reserved_column::<f64>(n);
+            let mut reduce_only = reserved_column::<bool>(n);
+            let mut row = reserved_column::<u32>(n);
+            let mut lo = reserved_column::<u16>(n);
+            let bad = {
+                let cols = (
+                    Disjoint::new(&mut code),
+                    Disjoint::new(&mut qty),
+                    Disjoint::new(&mut price),
+                    Disjoint::new(&mut reduce_only),
+                    Disjoint::new(&mut row),
+                    Disjoint::new(&mut lo),
+                );
+                space.scatter(2, &hist[2], |r, d, slot| {
+                    let (c, s, q, p) = (o.code[r], o.side[r], o.qty[r], o.price[r]);
+                    // SAFETY: `scatter` hands each row a distinct slot d < n.
+                    unsafe {
+                        cols.0.write(d, c);
+                        cols.1.write(d, if s == 0 { q } else { -q });
+                        cols.2.write(d, p);
+                        cols.3.write(d, o.reduce_only[r]);
+                        cols.4.write(d, r as u32);
+                        cols.5.write(d, slot);
                     }
-                }),
-                price: map_column(&rows, |&r| o.price[r as usize]),
-                reduce_only: map_column(&rows, |&r| o.reduce_only[r as usize]),
-                row: rows,
-                offsets,
+                    c >= n_market_codes || s > 1 || !(q > 0.0 && q <= MAX_QTY) || !is_price(p, false)
+                })
+            };
+            // SAFETY: the scatter wrote every slot of these columns.
+            unsafe {
+                code.set_len(n);
+                qty.set_len(n);
+                price.set_len(n);
+                reduce_only.set_len(n);
+                row.set_len(n);
+                lo.set_len(n);
             }
+            if bad {
+                revalidate()?;
+            }
+            let mut offsets = Vec::new();
+            {
+                let c = Disjoint::new(&mut code);
+                let cols = (
+                    Disjoint::new(&mut qty),
+                    Disjoint::new(&mut price),
+                    Disjoint::new(&mut reduce_only),
+                    Disjoint::new(&mut row),
+                );
+                space.order(
+                    &hist[2].region,
+                    &base,
+                    &lo,
+                    &c,
+                    &mut offsets,
+                    |_| false,
+                    |s, e, perm, keys, sc| {
+                        // SAFETY: `order` hands each partition's region s..e to one task.
+                        unsafe {
+                            c.slice(s, e).copy_from_slice(keys);
+                            permute(cols.0.slice(s, e), perm, sc);
+                            permute(cols.1.slice(s, e), perm, sc);
+                            permute(cols.2.slice(s, e), perm, sc);
+                            permute(cols.3.slice(s, e), perm, sc);
+                        }
+                    },
+                );
+            }
+            Orders { offsets, code, qty, price, reduce_only, row }
         }
     };
 
@@ -723,109 +881,364 @@ fn first_row(n: usize, bad_in: impl Fn(usize, usize) -> Option<usize> + Sync) ->
     })
 }
 
-/// Sorted unique ids over all columns, and each column's rows as dense indices.
-fn dense_accounts(cols: &[&[i64]]) -> (Vec<i64>, Vec<Vec<u32>>) {
-    let total: usize = cols.iter().map(|c| c.len()).sum();
-    if total == 0 {
-        return (vec![], cols.iter().map(|_| vec![]).collect());
-    }
-    let min = cols.iter().filter_map(|c| c.par_iter().copied().min()).min().expect("non-empty");
-    let max = cols.iter().filter_map(|c| c.par_iter().copied().max()).max().expect("non-empty");
-    let range = (max as i128 - min as i128 + 1) as u128;
-
-    if range <= (2 * total + 1024) as u128 {
-        // Dense ids (the common case): a direct table from id − min to dense index.
-        // Ids seen are marked in a byte table (a quarter of the index table, so it stays in
-        // cache), in parallel: every store writes 1, whatever the order.
-        let range = range as usize;
-        let seen: Vec<AtomicBool> = (0..range).map(|_| AtomicBool::new(false)).collect();
-        for c in cols {
-            c.par_iter().with_min_len(1 << 14).for_each(|&id| seen[(id - min) as usize].store(true, Ordering::Relaxed));
-        }
-        let mut table = vec![u32::MAX; range];
-        let mut accounts = Vec::new();
-        for (off, (slot, s)) in table.iter_mut().zip(&seen).enumerate() {
-            if s.load(Ordering::Relaxed) {
-                *slot = accounts.len() as u32;
-                accounts.push(min + off as i64);
-            }
-        }
-        let dense = cols.iter().map(|c| map_column(c, |&id| table[(id - min) as usize])).collect();
-        return (accounts, dense);
-    }
-
-    // Sparse ids: sort the distinct ids and binary-search each row.
-    let mut accounts: Vec<i64> = Vec::with_capacity(total);
-    for c in cols {
-        accounts.extend_from_slice(c);
-    }
-    accounts.par_sort_unstable();
-    accounts.dedup();
-    accounts.shrink_to_fit();
-    let dense = cols
-        .iter()
-        .map(|c| c.par_iter().map(|id| accounts.binary_search(id).expect("id was collected") as u32).collect())
-        .collect();
-    (accounts, dense)
+/// Every column of every table has as many rows as its `account` column (the fused checks
+/// of [`group_with`] read the columns row by row).
+fn same_lengths(bal: &BalanceInput<'_>, pos: &PositionInput<'_>, side: &[u8], orders: Option<&OrderInput<'_>>) -> bool {
+    let (nb, np) = (bal.account.len(), pos.account.len());
+    let b = bal.code.len() == nb && bal.qty.len() == nb;
+    let p = [pos.code.len(), pos.qty.len(), pos.entry_price.len(), pos.isolated_margin.len()].iter().all(|&l| l == np)
+        && (side.is_empty() || side.len() == np);
+    let o = orders.is_none_or(|o| {
+        let n = o.account.len();
+        [o.code.len(), o.side.len(), o.qty.len(), o.price.len(), o.reduce_only.len()].iter().all(|&l| l == n)
+    });
+    b && p && o
 }
 
-/// Stable counting sort of row numbers by dense account: (offsets, input rows grouped by
-/// account, each account's in input order), the rows scattered straight into fresh memory.
-/// In parallel over contiguous chunks of rows: each chunk counts its rows per account, chunk
-/// c's rows of account a start after those of chunks 0..c, and each chunk scatters its rows
-/// in input order, so the result is the sequential one whatever the number of chunks.
-fn account_order(dense: &[u32], n: usize) -> (Vec<usize>, Vec<u32>) {
-    const MIN_CHUNK: usize = 1 << 16;
-    let len = dense.len();
-    let chunks = rayon::current_num_threads().min(len / MIN_CHUNK).max(1);
-    let bounds: Vec<usize> = (0..=chunks).map(|c| c * len / chunks).collect();
-    let chunk = |c: usize| &dense[bounds[c]..bounds[c + 1]];
-    // cursor[c][a]: chunk c's rows of account a (counted), then where the first of them goes.
-    let mut cursor: Vec<Vec<u32>> = (0..chunks)
-        .into_par_iter()
-        .map(|c| {
-            let mut counts = vec![0u32; n];
-            for &a in chunk(c) {
-                counts[a as usize] += 1;
-            }
-            counts
-        })
-        .collect();
-    let mut offsets = Vec::with_capacity(n + 1);
-    let mut next = 0usize;
-    offsets.push(0);
-    for a in 0..n {
-        for counts in cursor.iter_mut() {
-            let k = counts[a] as usize;
-            counts[a] = next as u32;
-            next += k;
-        }
-        offsets.push(next);
+/// Rows a chunk of the scatter takes (its rows keep their input order within a partition).
+const SCATTER_ROWS: usize = 1 << 18;
+/// About this many rows per partition, so a partition's columns stay in a core's L2 cache
+/// while [`Space::order`] sorts it.
+const PARTITION_ROWS: u128 = 1 << 15;
+
+/// The accounts' slots: account ids → slots 0..range in ascending id order (id − min when
+/// the ids are dense, the dense index otherwise), cut into partitions of 2^shift slots.
+/// A table's rows are scattered to their partition's region (each partition's rows are
+/// contiguous in the output, since the output is ordered by account), then each partition
+/// is ordered by (account, key) within a core's cache.
+struct Space<'a> {
+    ids: [&'a [i64]; 3],
+    min: i64,
+    /// Sparse ids: each table's rows as dense indices (empty when the ids are dense).
+    dense: Vec<Vec<u32>>,
+    range: usize,
+    shift: u32,
+    parts: usize,
+    /// Slots holding an account (dense ids); empty for sparse ids (every slot does).
+    seen: Vec<AtomicBool>,
+    sorted_ids: Vec<i64>,
+}
+
+/// A table's rows per (scatter chunk, partition), and each partition's region of the output.
+struct Histogram {
+    chunks: Vec<usize>,
+    /// `counts[c * parts + p]`: rows of chunk c in partition p; then where the first goes.
+    cursor: Vec<usize>,
+    /// Partition p's rows are `region[p]..region[p + 1]`.
+    region: Vec<usize>,
+}
+
+/// Per-task buffers of [`Space::order`], reused from partition to partition.
+#[derive(Default)]
+struct Scratch {
+    start: Vec<u32>,
+    perm: Vec<u32>,
+    keys: Vec<u32>,
+    f64s: Vec<f64>,
+    u32s: Vec<u32>,
+    bools: Vec<bool>,
+}
+
+/// Columns [`permute`] reorders through a [`Scratch`] buffer of their type.
+trait Permutable: Copy {
+    fn buffer(s: &mut Scratch) -> &mut Vec<Self>;
+}
+impl Permutable for f64 {
+    fn buffer(s: &mut Scratch) -> &mut Vec<f64> {
+        &mut s.f64s
     }
-    let fill = |slots: &mut [std::mem::MaybeUninit<u32>]| {
-        let out = OutRows(slots.as_mut_ptr().cast::<u32>());
-        cursor.par_iter_mut().enumerate().for_each(|(c, cur)| {
-            let out = &out;
-            for (i, &a) in chunk(c).iter().enumerate() {
-                let slot = &mut cur[a as usize];
-                // SAFETY: `*slot` < len (the ranges below) and only this chunk writes it.
-                unsafe { out.0.add(*slot as usize).write((bounds[c] + i) as u32) };
-                *slot += 1;
+}
+impl Permutable for u32 {
+    fn buffer(s: &mut Scratch) -> &mut Vec<u32> {
+        &mut s.u32s
+    }
+}
+impl Permutable for bool {
+    fn buffer(s: &mut Scratch) -> &mut Vec<bool> {
+        &mut s.bools
+    }
+}
+
+/// `col[i] = old col[perm[i]]` (nothing to do for the identity, `None`).
+fn permute<T: Permutable>(col: &mut [T], perm: Option<&[u32]>, scratch: &mut Scratch) {
+    let Some(perm) = perm else { return };
+    let buf = T::buffer(scratch);
+    buf.clear();
+    buf.extend(perm.iter().map(|&i| col[i as usize]));
+    col.copy_from_slice(buf);
+}
+
+impl<'a> Space<'a> {
+    fn new(ids: [&'a [i64]; 3]) -> Self {
+        let total: usize = ids.iter().map(|c| c.len()).sum();
+        let rows = ids.iter().map(|c| c.len()).max().unwrap_or(0);
+        let (min, max) = ids
+            .iter()
+            .flat_map(|c| {
+                c.par_chunks(1 << 16)
+                    .map(|c| c.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x))))
+                    .collect::<Vec<_>>()
+            })
+            .fold((i64::MAX, i64::MIN), |(a, b), (c, d)| (a.min(c), b.max(d)));
+        let span = if total == 0 { 0 } else { (max as i128 - min as i128 + 1) as u128 };
+        let (range, dense, seen, sorted_ids) = if span <= (2 * total + 1024) as u128 && span < u32::MAX as u128 {
+            // Dense ids (the common case): slot = id − min, marked seen by the histogram.
+            let range = span as usize;
+            (range, vec![], (0..range).map(|_| AtomicBool::new(false)).collect(), vec![])
+        } else {
+            // Sparse ids: sort the distinct ids and binary-search each row.
+            let mut sorted: Vec<i64> = Vec::with_capacity(total);
+            for c in ids {
+                sorted.extend_from_slice(c);
+            }
+            sorted.par_sort_unstable();
+            sorted.dedup();
+            sorted.shrink_to_fit();
+            let dense = ids
+                .iter()
+                .map(|c| c.par_iter().map(|id| sorted.binary_search(id).expect("id was collected") as u32).collect())
+                .collect();
+            (sorted.len(), dense, vec![], sorted)
+        };
+        // Partitions of about PARTITION_ROWS rows (slots fit the u16 local slot).
+        let want = (PARTITION_ROWS * range as u128 / rows.max(1) as u128).max(1);
+        let shift = (127 - want.leading_zeros()).min(16);
+        let parts = range.div_ceil(1 << shift);
+        Space { ids, min, dense, range, shift, parts, seen, sorted_ids }
+    }
+
+    /// Row r of table t's slot.
+    #[inline(always)]
+    fn slot(&self, t: usize, r: usize) -> u32 {
+        if self.dense.is_empty() {
+            self.ids[t][r].wrapping_sub(self.min) as u32
+        } else {
+            self.dense[t][r]
+        }
+    }
+
+    #[inline(always)]
+    fn is_seen(&self, slot: usize) -> bool {
+        self.seen.is_empty() || self.seen[slot].load(Ordering::Relaxed)
+    }
+
+    /// Table t's rows per chunk and partition; marks the slots seen (every store writes
+    /// true, whatever the order).
+    fn histogram(&self, t: usize) -> Histogram {
+        let n = self.ids[t].len();
+        let n_chunks = n.div_ceil(SCATTER_ROWS).max(1);
+        let chunks: Vec<usize> = (0..=n_chunks).map(|c| (c * SCATTER_ROWS).min(n)).collect();
+        let parts = self.parts;
+        let counts: Vec<Vec<usize>> = (0..n_chunks)
+            .into_par_iter()
+            .map(|c| {
+                let mut h = vec![0usize; parts];
+                for r in chunks[c]..chunks[c + 1] {
+                    let s = self.slot(t, r);
+                    h[(s >> self.shift) as usize] += 1;
+                    if !self.seen.is_empty() {
+                        self.seen[s as usize].store(true, Ordering::Relaxed);
+                    }
+                }
+                h
+            })
+            .collect();
+        // Partition p's region holds chunk 0's rows of p, then chunk 1's, ...
+        let mut cursor = vec![0usize; n_chunks * parts];
+        let mut region = Vec::with_capacity(parts + 1);
+        let mut next = 0;
+        for p in 0..parts {
+            region.push(next);
+            for (c, h) in counts.iter().enumerate() {
+                cursor[c * parts + p] = next;
+                next += h[p];
+            }
+        }
+        region.push(next);
+        Histogram { chunks, cursor, region }
+    }
+
+    /// Dense index of each partition's first slot (`parts + 1` entries).
+    fn dense_bases(&self) -> Vec<usize> {
+        let w = 1usize << self.shift;
+        let counts: Vec<usize> = (0..self.parts)
+            .into_par_iter()
+            .map(|p| (p * w..((p + 1) * w).min(self.range)).filter(|&j| self.is_seen(j)).count())
+            .collect();
+        let mut base = Vec::with_capacity(self.parts + 1);
+        base.push(0);
+        for c in counts {
+            base.push(base[base.len() - 1] + c);
+        }
+        base
+    }
+
+    /// Account ids, ascending (index = dense account number).
+    fn accounts(&mut self, base: &[usize]) -> Vec<i64> {
+        if self.seen.is_empty() {
+            return std::mem::take(&mut self.sorted_ids);
+        }
+        let n = base[self.parts];
+        let mut accounts = reserved_column::<i64>(n);
+        let out = Disjoint::new(&mut accounts);
+        let w = 1usize << self.shift;
+        (0..self.parts).into_par_iter().for_each(|p| {
+            let mut d = base[p];
+            for j in p * w..((p + 1) * w).min(self.range) {
+                if self.is_seen(j) {
+                    // SAFETY: partition p writes the dense indices base[p]..base[p + 1].
+                    unsafe { out.write(d, self.min + j as i64) };
+                    d += 1;
+                }
             }
         });
-    };
-    // SAFETY: account a's rows go to offsets[a]..offsets[a + 1], chunk by chunk in input
-    // order, one slot per row; those ranges partition 0..len, so `fill` writes every slot
-    // once, and no two chunks write one slot (their ranges within an account are disjoint).
-    let rows = unsafe { scattered_column(len, fill) };
-    (offsets, rows)
+        // SAFETY: the partitions wrote every dense index 0..n.
+        unsafe { accounts.set_len(n) };
+        accounts
+    }
+
+    /// Sends each row of table t, chunk by chunk in input order, to the next slot of its
+    /// partition's region: `put(row, slot, local slot)` writes it and tells whether the row
+    /// fails a check. True when any row does.
+    fn scatter(&self, t: usize, h: &Histogram, put: impl Fn(usize, usize, u16) -> bool + Sync) -> bool {
+        let mask = (1u32 << self.shift) - 1;
+        let mut cursor = h.cursor.clone();
+        cursor
+            .par_chunks_mut(self.parts.max(1))
+            .enumerate()
+            .map(|(c, cur)| {
+                let mut bad = false;
+                for r in h.chunks[c]..h.chunks[c + 1] {
+                    let s = self.slot(t, r);
+                    let d = &mut cur[(s >> self.shift) as usize];
+                    bad |= put(r, *d, (s & mask) as u16);
+                    *d += 1;
+                }
+                bad
+            })
+            .reduce(|| false, |a, b| a | b)
+    }
+
+    /// Orders each partition's region (rows in input order, as the scatter left them) by
+    /// (account, key, input row), in parallel over partitions: a counting sort by local slot
+    /// and an insertion sort of each account's keys (a handful of rows). Fills `offsets`
+    /// (one per account, and the total), hands `apply(s, e, perm, keys)` each region with
+    /// its permutation (None when the region is already in order: grouped input costs no
+    /// moves) and its keys in order, and returns the first account (dense index) whose
+    /// sorted keys `flag` marks.
+    #[allow(clippy::too_many_arguments)]
+    fn order(
+        &self,
+        region: &[usize],
+        base: &[usize],
+        lo: &[u16],
+        key: &Disjoint<u32>,
+        offsets: &mut Vec<usize>,
+        flag: impl Fn(&[u32]) -> bool + Sync,
+        apply: impl Fn(usize, usize, Option<&[u32]>, &[u32], &mut Scratch) + Sync,
+    ) -> Option<usize> {
+        let n = base[self.parts];
+        *offsets = reserved_column::<usize>(n + 1);
+        let out = Disjoint::new(offsets);
+        let w = 1usize << self.shift;
+        let found = (0..self.parts)
+            .into_par_iter()
+            .map_init(Scratch::default, |sc, p| {
+                let (s, e) = (region[p], region[p + 1]);
+                let (first_slot, slots) = (p * w, w.min(self.range - p * w));
+                let lo = &lo[s..e];
+                let start = &mut sc.start;
+                start.clear();
+                start.resize(slots + 1, 0);
+                for &l in lo {
+                    start[l as usize + 1] += 1;
+                }
+                for j in 0..slots {
+                    start[j + 1] += start[j];
+                }
+                let mut d = base[p];
+                for (j, &at) in start[..slots].iter().enumerate() {
+                    if self.is_seen(first_slot + j) {
+                        // SAFETY: partition p writes the dense indices base[p]..base[p + 1].
+                        unsafe { out.write(d, s + at as usize) };
+                        d += 1;
+                    }
+                }
+                // Stable counting sort of the region's rows by slot (start[j] ends as the
+                // end of slot j's rows).
+                let perm = &mut sc.perm;
+                perm.clear();
+                perm.resize(e - s, 0);
+                for (i, &l) in lo.iter().enumerate() {
+                    let c = &mut start[l as usize];
+                    perm[*c as usize] = i as u32;
+                    *c += 1;
+                }
+                {
+                    // SAFETY: only this task touches the region s..e; the slice ends here.
+                    let key = unsafe { key.slice(s, e) };
+                    sc.keys.clear();
+                    sc.keys.extend(perm.iter().map(|&i| key[i as usize]));
+                }
+                let keys = &mut sc.keys;
+                let (mut a0, mut d, mut first) = (0usize, base[p], None);
+                for (j, &end) in start[..slots].iter().enumerate() {
+                    let a1 = end as usize;
+                    let (k, r) = (&mut keys[a0..a1], &mut perm[a0..a1]);
+                    // Rows arrive in input order: a stable insertion sort by key gives
+                    // (key, input row) order.
+                    for i in 1..k.len() {
+                        let mut x = i;
+                        while x > 0 && k[x - 1] > k[x] {
+                            k.swap(x - 1, x);
+                            r.swap(x - 1, x);
+                            x -= 1;
+                        }
+                    }
+                    if self.is_seen(first_slot + j) {
+                        if first.is_none() && flag(k) {
+                            first = Some(d);
+                        }
+                        d += 1;
+                    }
+                    a0 = a1;
+                }
+                let identity = perm.iter().enumerate().all(|(i, &x)| x as usize == i);
+                let (perm, keys) = (std::mem::take(&mut sc.perm), std::mem::take(&mut sc.keys));
+                apply(s, e, (!identity).then_some(&perm[..]), &keys, sc);
+                (sc.perm, sc.keys) = (perm, keys);
+                first
+            })
+            .reduce(|| None, |a, b| a.into_iter().chain(b).min());
+        // SAFETY: the partitions wrote offsets 0..n; the last is the total.
+        unsafe {
+            out.write(n, region[self.parts]);
+            offsets.set_len(n + 1);
+        }
+        found
+    }
 }
 
-/// The output of [`account_order`]'s scatter, shared by its chunks (each writes its own slots).
-struct OutRows(*mut u32);
-// SAFETY: the chunks write disjoint slots of one live allocation (see `account_order`).
-unsafe impl Sync for OutRows {}
-unsafe impl Send for OutRows {}
+/// Balances with the rows of one code of an account (adjacent after ordering) merged into
+/// their exact sum, correctly rounded, so the result does not depend on the rows' order
+/// (rare: only books with duplicate balance rows get here).
+fn merge_duplicates(offsets: &[usize], code: &[u32], qty: &[f64]) -> Balances {
+    let n = offsets.len() - 1;
+    let mut out = Balances { offsets: Vec::with_capacity(n + 1), code: vec![], qty: vec![] };
+    out.offsets.push(0);
+    for a in 0..n {
+        let (lo, hi) = (offsets[a], offsets[a + 1]);
+        let mut i = lo;
+        while i < hi {
+            let j = i + code[i..hi].iter().take_while(|&&c| c == code[i]).count();
+            out.code.push(code[i]);
+            out.qty.push(if j - i == 1 { qty[i] } else { exact_sum(qty[i..j].iter().copied()) });
+            i = j;
+        }
+        out.offsets.push(out.code.len());
+    }
+    out
+}
 
 /// Account ranges `[a0, a1)` holding about an equal share of the rows each, a few per thread.
 fn account_ranges(offsets: &[usize]) -> Vec<usize> {
@@ -840,75 +1253,6 @@ fn account_ranges(offsets: &[usize]) -> Vec<usize> {
         bounds.push(a);
     }
     bounds
-}
-
-/// Sorts each account's (key, row) pairs by (key, row), in parallel over account ranges, and
-/// returns the first account (lowest index) whose sorted keys `flag` marks. Accounts hold a
-/// handful of rows: an insertion sort beats a general sort.
-fn sort_by_key(
-    offsets: &[usize],
-    keys: &mut [u32],
-    rows: &mut [u32],
-    flag: impl Fn(&[u32]) -> bool + Sync,
-) -> Option<usize> {
-    let bounds = account_ranges(offsets);
-    let mut parts = Vec::with_capacity(bounds.len());
-    let (mut keys, mut rows) = (keys, rows);
-    for w in bounds.windows(2) {
-        let len = offsets[w[1]] - offsets[w[0]];
-        let (k, k_rest) = keys.split_at_mut(len);
-        let (r, r_rest) = rows.split_at_mut(len);
-        parts.push((w[0], w[1], k, r));
-        (keys, rows) = (k_rest, r_rest);
-    }
-    parts
-        .into_par_iter()
-        .filter_map(|(a0, a1, k, r)| {
-            let base = offsets[a0];
-            let mut first = None;
-            for a in a0..a1 {
-                let span = offsets[a] - base..offsets[a + 1] - base;
-                let (k, r) = (&mut k[span.clone()], &mut r[span]);
-                for i in 1..k.len() {
-                    let mut j = i;
-                    while j > 0 && (k[j - 1], r[j - 1]) > (k[j], r[j]) {
-                        k.swap(j - 1, j);
-                        r.swap(j - 1, j);
-                        j -= 1;
-                    }
-                }
-                if first.is_none() && flag(k) {
-                    first = Some(a);
-                }
-            }
-            first
-        })
-        .min()
-}
-
-/// Balances from sorted (code, row) pairs with adjacent rows of one code merged into their
-/// exact sum, correctly rounded, so the result does not depend on the rows' order (rare: only
-/// books with duplicate balance rows get here).
-fn merge_sorted_balances(offsets: &[usize], code: &[u32], rows: &[u32], qty: &[f64]) -> Balances {
-    let n = offsets.len() - 1;
-    let mut out = Balances { offsets: Vec::with_capacity(n + 1), code: vec![], qty: vec![] };
-    out.offsets.push(0);
-    for a in 0..n {
-        let (lo, hi) = (offsets[a], offsets[a + 1]);
-        let mut i = lo;
-        while i < hi {
-            let j = i + code[i..hi].iter().take_while(|&&c| c == code[i]).count();
-            out.code.push(code[i]);
-            out.qty.push(if j - i == 1 {
-                qty[rows[i] as usize]
-            } else {
-                exact_sum(rows[i..j].iter().map(|&r| qty[r as usize]))
-            });
-            i = j;
-        }
-        out.offsets.push(out.code.len());
-    }
-    out
 }
 
 /// Orders each account's rows by `key` (code, input row), in parallel over account ranges
@@ -945,6 +1289,54 @@ mod tests {
 
     use super::*;
     use crate::memory::column;
+
+    /// Sorted unique ids over all columns, and each column's rows as dense indices.
+    fn dense_accounts(cols: &[&[i64]]) -> (Vec<i64>, Vec<Vec<u32>>) {
+        let total: usize = cols.iter().map(|c| c.len()).sum();
+        if total == 0 {
+            return (vec![], cols.iter().map(|_| vec![]).collect());
+        }
+        let min = cols.iter().filter_map(|c| c.par_iter().copied().min()).min().expect("non-empty");
+        let max = cols.iter().filter_map(|c| c.par_iter().copied().max()).max().expect("non-empty");
+        let range = (max as i128 - min as i128 + 1) as u128;
+
+        if range <= (2 * total + 1024) as u128 {
+            // Dense ids (the common case): a direct table from id − min to dense index.
+            // Ids seen are marked in a byte table (a quarter of the index table, so it stays in
+            // cache), in parallel: every store writes 1, whatever the order.
+            let range = range as usize;
+            let seen: Vec<AtomicBool> = (0..range).map(|_| AtomicBool::new(false)).collect();
+            for c in cols {
+                c.par_iter()
+                    .with_min_len(1 << 14)
+                    .for_each(|&id| seen[(id - min) as usize].store(true, Ordering::Relaxed));
+            }
+            let mut table = vec![u32::MAX; range];
+            let mut accounts = Vec::new();
+            for (off, (slot, s)) in table.iter_mut().zip(&seen).enumerate() {
+                if s.load(Ordering::Relaxed) {
+                    *slot = accounts.len() as u32;
+                    accounts.push(min + off as i64);
+                }
+            }
+            let dense = cols.iter().map(|c| map_column(c, |&id| table[(id - min) as usize])).collect();
+            return (accounts, dense);
+        }
+
+        // Sparse ids: sort the distinct ids and binary-search each row.
+        let mut accounts: Vec<i64> = Vec::with_capacity(total);
+        for c in cols {
+            accounts.extend_from_slice(c);
+        }
+        accounts.par_sort_unstable();
+        accounts.dedup();
+        accounts.shrink_to_fit();
+        let dense = cols
+            .iter()
+            .map(|c| c.par_iter().map(|id| accounts.binary_search(id).expect("id was collected") as u32).collect())
+            .collect();
+        (accounts, dense)
+    }
 
     /// The previous implementation of [`group_with`] (rows as structs, sorted, then split into
     /// columns), kept as the oracle the new one must reproduce field for field.
@@ -1209,31 +1601,80 @@ mod tests {
         assert_eq!(g.balances.offsets, vec![0]);
     }
 
+    /// Columns of [`large_book`]: balances (account, asset, qty), positions (account, market,
+    /// side, qty), orders (account, market).
+    type LargeBook = (Vec<i64>, Vec<u32>, Vec<f64>, Vec<i64>, Vec<u32>, Vec<u8>, Vec<f64>, Vec<i64>, Vec<u32>);
+
+    /// A shuffled book large enough for several scatter chunks and partitions: balances with
+    /// duplicates, positions with hedge legs, orders; ids spread by `spread` (1: dense).
+    fn large_book(spread: i64, sorted: bool) -> LargeBook {
+        let mut x = 11u64;
+        let mut next = move |m: u64| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        let accounts = 120_000u64;
+        let id = |a: u64| 5_000 + a as i64 * spread;
+        let mut bal: Vec<(i64, u32, f64)> =
+            (0..400_000).map(|_| (id(next(accounts)), next(6) as u32, next(1_000) as f64 / 7.0 - 50.0)).collect();
+        // Distinct (account, market, side) keys: one-way in even markets, two legs in odd ones.
+        let mut pos: Vec<(i64, u32, u8, f64)> = vec![];
+        for a in 0..accounts {
+            for m in 0..5u32 {
+                if next(5) < 3 {
+                    if m % 2 == 0 {
+                        pos.push((id(a), m, SIDE_BOTH, next(100) as f64 - 50.0));
+                    } else {
+                        pos.push((id(a), m, SIDE_LONG, next(100) as f64));
+                        pos.push((id(a), m, SIDE_SHORT, -(next(100) as f64)));
+                    }
+                }
+            }
+        }
+        let mut ord: Vec<(i64, u32)> = (0..50_000).map(|_| (id(next(accounts + 7)), next(5) as u32)).collect();
+        if sorted {
+            bal.sort_by_key(|a| (a.0, a.1));
+            pos.sort_by_key(|p| (p.0, p.1, p.2));
+            ord.sort();
+        } else {
+            for i in (1..pos.len()).rev() {
+                pos.swap(i, next(i as u64 + 1) as usize);
+            }
+        }
+        (
+            bal.iter().map(|b| b.0).collect(),
+            bal.iter().map(|b| b.1).collect(),
+            bal.iter().map(|b| b.2).collect(),
+            pos.iter().map(|p| p.0).collect(),
+            pos.iter().map(|p| p.1).collect(),
+            pos.iter().map(|p| p.2).collect(),
+            pos.iter().map(|p| p.3).collect(),
+            ord.iter().map(|o| o.0).collect(),
+            ord.iter().map(|o| o.1).collect(),
+        )
+    }
+
     #[test]
-    fn account_order_is_the_stable_order_for_any_thread_count() {
-        // Enough rows for several chunks; accounts drawn by a fixed LCG, some never used.
-        let mut x = 7u64;
-        let n = 50_000;
-        let dense: Vec<u32> = (0..400_000)
-            .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((x >> 33) % n as u64) as u32
-            })
-            .collect();
-        let mut expected: Vec<u32> = (0..dense.len() as u32).collect();
-        expected.sort_by_key(|&r| dense[r as usize]);
-        let mut offsets = vec![0usize; n + 1];
-        for &a in &dense {
-            offsets[a as usize + 1] += 1;
-        }
-        for a in 0..n {
-            offsets[a + 1] += offsets[a];
-        }
-        for threads in [1, 2, 3, 7] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let got = pool.install(|| account_order(&dense, n));
-            assert_eq!(got.0, offsets, "{threads} threads");
-            assert_eq!(got.1, expected, "{threads} threads");
+    fn grouping_is_the_oracles_for_any_thread_count_row_order_and_id_spread() {
+        for (spread, sorted) in [(1, false), (1, true), (1 << 40, false)] {
+            let (ba, bc, bq, pa, pc, ps, pq, oa, oc) = large_book(spread, sorted);
+            let (entry, iso) = (vec![100.0; pa.len()], vec![f64::NAN; pa.len()]);
+            let n = oa.len();
+            let (side, qty, price, ro): (Vec<u8>, Vec<f64>, Vec<f64>, Vec<bool>) = (
+                (0..n).map(|i| (i % 2) as u8).collect(),
+                vec![1.5; n],
+                vec![10.0; n],
+                (0..n).map(|i| i % 3 == 0).collect(),
+            );
+            let b = BalanceInput { account: &ba, code: &bc, qty: &bq };
+            let p = PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &entry, isolated_margin: &iso };
+            let o = OrderInput { account: &oa, code: &oc, side: &side, qty: &qty, price: &price, reduce_only: &ro };
+            let want = format!("{:?}", group_with_rows(b, p, &ps, Some(o), 6, 5).unwrap());
+            for threads in [1, 2, 3, 7] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let got = pool.install(|| group_with(b, p, &ps, Some(o), 6, 5).unwrap());
+                assert!(format!("{got:?}") == want, "{threads} threads, spread {spread}, sorted {sorted}");
+            }
         }
     }
 

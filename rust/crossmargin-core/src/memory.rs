@@ -3,8 +3,6 @@
 //! is a large share of the time. Large columns ask for 2 MiB pages instead (transparent huge
 //! pages through `madvise`), so each faults a few dozen times.
 
-use std::mem::MaybeUninit;
-
 use rayon::prelude::*;
 
 /// A zeroed column of `n` values on huge pages where the platform has them.
@@ -31,6 +29,50 @@ fn advise_huge_pages<T>(v: &mut [T]) {
 #[cfg(not(target_os = "linux"))]
 fn advise_huge_pages<T>(_: &mut [T]) {}
 
+/// An empty column with room for `n` values on huge pages, for a caller that writes every
+/// slot through a [`Disjoint`] view and then sets the length (no clearing pass).
+pub fn reserved_column<T>(n: usize) -> Vec<T> {
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    advise_huge_pages(&mut v.spare_capacity_mut()[..n]);
+    v
+}
+
+/// A column's buffer shared by parallel tasks that each write (or read back) their own
+/// disjoint slots: a counting sort's scatter, then per-range passes over what it wrote.
+pub struct Disjoint<T>(*mut T);
+
+// SAFETY: the tasks touch disjoint slots of one live allocation (each user's contract).
+unsafe impl<T: Send> Sync for Disjoint<T> {}
+unsafe impl<T: Send> Send for Disjoint<T> {}
+
+impl<T> Disjoint<T> {
+    /// A view of `v`'s buffer (its capacity, not only its length).
+    pub fn new(v: &mut Vec<T>) -> Self {
+        Disjoint(v.as_mut_ptr())
+    }
+
+    /// Writes slot `i`.
+    ///
+    /// # Safety
+    /// `i` is within the buffer's capacity and no other task touches slot `i` meanwhile.
+    #[inline(always)]
+    pub unsafe fn write(&self, i: usize, x: T) {
+        // SAFETY: as the caller guarantees.
+        unsafe { self.0.add(i).write(x) }
+    }
+
+    /// Slots `s..e` as a slice.
+    ///
+    /// # Safety
+    /// `s..e` lies within the buffer's capacity, its slots are initialised, and no other
+    /// task touches them while the slice lives.
+    #[inline(always)]
+    pub unsafe fn slice<'a>(&self, s: usize, e: usize) -> &'a mut [T] {
+        // SAFETY: as the caller guarantees.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(s), e - s) }
+    }
+}
+
 /// `f` of every item of `src`, in parallel, into a fresh column (what `collect` does, on huge
 /// pages).
 pub fn map_column<S: Sync, T: Send>(src: &[S], f: impl Fn(&S) -> T + Sync) -> Vec<T> {
@@ -49,21 +91,6 @@ pub fn column_from<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     });
     // SAFETY: the loop above wrote each of the first `n` slots (capacity ≥ n); a panic in `f`
     // unwinds before this point and drops `out` with length 0.
-    unsafe { out.set_len(n) };
-    out
-}
-
-/// A column of `n` values scattered in by `fill`, which writes every slot of the uninitialised
-/// buffer it is given exactly once (a counting sort's scatter); huge pages, no clearing pass.
-///
-/// # Safety
-/// `fill` must initialise all `n` slots before it returns.
-pub unsafe fn scattered_column<T>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
-    let mut out: Vec<T> = Vec::with_capacity(n);
-    let spare = &mut out.spare_capacity_mut()[..n];
-    advise_huge_pages(spare);
-    fill(spare);
-    // SAFETY: the caller guarantees `fill` initialised every slot of `spare` (capacity ≥ n).
     unsafe { out.set_len(n) };
     out
 }
