@@ -385,28 +385,19 @@ impl FixedUniverse {
     }
 }
 
-/// One account in raw units.
+/// One account in raw units (each total below 2^63 in magnitude).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FixedAccount {
-    pub equity: i128,
-    pub upnl: i128,
+    pub equity: i64,
+    pub upnl: i64,
     /// (initial, maintenance) total collateral.
-    pub total_collateral: PerMode<i128>,
-    /// (initial, maintenance) margin requirement (weighted borrows + perp requirements).
-    pub requirement: PerMode<i128>,
-    /// The weighted borrows inside `requirement`.
-    pub borrows: PerMode<i128>,
+    pub total_collateral: PerMode<i64>,
+    /// (initial, maintenance) requirements of the cross perp positions: the margin
+    /// requirement less the weighted borrows.
+    pub perp_requirement: PerMode<i64>,
+    /// (initial, maintenance) weighted borrows: the rest of the margin requirement.
+    pub borrows: PerMode<i64>,
     pub isolated_liquidatable: bool,
-    /// Some input or intermediate left the integer range: the account has no result.
-    pub overflow: bool,
-}
-
-impl FixedAccount {
-    /// The liquidation test: total collateral < maintenance requirement (strict), or an
-    /// isolated position below its own.
-    pub fn liquidatable(&self) -> bool {
-        self.total_collateral[1] < self.requirement[1] || self.isolated_liquidatable
-    }
 }
 
 /// Prices of one call in raw units.
@@ -561,7 +552,7 @@ pub struct FixedRows<'a> {
 
 impl FixedBook {
     /// Account `a`'s rows (`book` the grouped book the rows were converted from).
-    #[inline]
+    #[inline(always)]
     pub fn rows<'a>(&'a self, book: &'a GroupedBook, a: usize) -> FixedRows<'a> {
         let b = book.balances.offsets[a]..book.balances.offsets[a + 1];
         let p = book.positions.offsets[a]..book.positions.offsets[a + 1];
@@ -646,70 +637,76 @@ impl Ops {
     }
 }
 
-/// An account total as the kernel sums it: an i64 whose overflow is flagged (the common
-/// case, kept in registers) or an i128 (the exact fallback for an account whose partial sums
-/// leave 63 bits; its every term fits them, so an i128 never overflows).
+/// An account total as the kernel sums it: an i64 (the common case, kept in registers; a sum
+/// leaving it ends the 64-bit pass) or an i128 (the exact fallback for an account whose
+/// partial sums leave 63 bits; its every term fits them, so an i128 never overflows).
 trait Total: Copy + Default {
-    /// self + x, `carry` set when the sum leaves the type.
-    fn plus(self, x: i64, carry: &mut bool) -> Self;
-    fn wide(self) -> i128;
+    /// self + x; None when the sum leaves the type.
+    fn plus(self, x: i64) -> Option<Self>;
+    /// The total as an i64, if it is one.
+    fn narrow(self) -> Option<i64>;
 }
 
 impl Total for i64 {
     #[inline(always)]
-    fn plus(self, x: i64, carry: &mut bool) -> Self {
-        let (sum, over) = self.overflowing_add(x);
-        *carry |= over;
-        sum
+    fn plus(self, x: i64) -> Option<Self> {
+        self.checked_add(x)
     }
 
     #[inline(always)]
-    fn wide(self) -> i128 {
-        self as i128
+    fn narrow(self) -> Option<i64> {
+        Some(self)
     }
 }
 
 impl Total for i128 {
     #[inline(always)]
-    fn plus(self, x: i64, _: &mut bool) -> Self {
-        self + x as i128
+    fn plus(self, x: i64) -> Option<Self> {
+        Some(self + x as i128)
     }
 
     #[inline(always)]
-    fn wide(self) -> i128 {
-        self
+    fn narrow(self) -> Option<i64> {
+        i64::try_from(self).ok()
     }
 }
 
-/// One account under the fixed-point rules (module docs). Inlined into each instruction
-/// set's account loop ([`Isa`]).
+/// One account under the fixed-point rules (module docs); None when a total leaves the
+/// integer range (|raw| ≥ 2^63) or an input or intermediate does. Inlined into each
+/// instruction set's account loop ([`Isa`]).
 #[inline(always)]
-pub fn evaluate_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> FixedAccount {
+pub fn evaluate_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> Option<FixedAccount> {
     // in 64-bit totals; the same formula in 128-bit ones when a partial sum leaves 63 bits
-    account_totals::<i64>(rows, fx, px).unwrap_or_else(|| wide_account(rows, fx, px))
+    match account_totals::<i64>(rows, fx, px) {
+        Some(a) => a,
+        None => wide_account(rows, fx, px),
+    }
 }
 
 /// [`evaluate_account`] in 128-bit totals (rare: out of the hot loop).
 #[cold]
 #[inline(never)]
-fn wide_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> FixedAccount {
+fn wide_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> Option<FixedAccount> {
     account_totals::<i128>(rows, fx, px).expect("128-bit totals of 63-bit terms do not overflow")
 }
 
-/// [`evaluate_account`] with totals of type `T`; None when a total overflowed `T`.
+/// [`evaluate_account`] with totals of type `T`: None when a partial sum overflowed `T`,
+/// Some(None) when the account leaves the integer range (an input, an intermediate or a
+/// total beyond 63 bits).
 #[inline(always)]
-fn account_totals<T: Total>(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> Option<FixedAccount> {
+fn account_totals<T: Total>(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> Option<Option<FixedAccount>> {
     let mut o = Ops { overflow: false };
-    let mut carry = false;
-    let mut equity = T::default();
-    let mut upnl_total = T::default();
-    let mut tc = [T::default(); 2];
-    let mut rq = [T::default(); 2];
-    let mut borrows = [T::default(); 2];
+    // each total a scalar of its own (an array indexed by the mode stays in memory, and each
+    // sum into it waits on the store before it)
+    let (mut equity, mut upnl_total) = (T::default(), T::default());
+    let (mut tc0, mut tc1) = (T::default(), T::default());
+    let (mut b0, mut b1) = (T::default(), T::default());
+    let (mut rq0, mut rq1) = (T::default(), T::default());
     let mut isolated_liquidatable = false;
     let t = &fx.terms;
     let w_one = fx.weight_one;
     let wd = &fx.weight_div;
+    let weigh = |o: &mut Ops, x: i64, w: u64| if w == w_one { x } else { o.mul_trunc(x, w as i64, wd) };
 
     let floor_borrows = fx.spec.borrow_rounding == BorrowRounding::Up;
     for (&i, &amount) in rows.bal_asset.iter().zip(rows.bal_amount) {
@@ -722,7 +719,7 @@ fn account_totals<T: Total>(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedP
         // (not branched on, which would mispredict on a book of mixed signs)
         let held = amount > 0;
         let value = o.mul_round(amount, px.asset[i], &a.value_div, !held && floor_borrows);
-        equity = equity.plus(value, &mut carry);
+        equity = equity.plus(value)?;
         // a holding at its weights (size-discounted), a borrow at its liability weights (size
         // premium); below the thresholds neither has a size term (no root needed)
         let mut w = if held { [px.weight_initial[i], a.weight[1]] } else { a.liability_weight };
@@ -737,13 +734,13 @@ fn account_totals<T: Total>(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedP
                 w = w.map(|lw| int::premium_with(lw, a.imf, term));
             }
         }
-        for m in 0..2 {
-            let weighted = if w[m] == w_one { value } else { o.mul_trunc(value, w[m] as i64, wd) };
-            let (held_part, owed) = if held { (weighted, 0) } else { (0, -weighted) };
-            tc[m] = tc[m].plus(held_part, &mut carry);
-            rq[m] = rq[m].plus(owed, &mut carry);
-            borrows[m] = borrows[m].plus(owed, &mut carry);
-        }
+        let (x0, x1) = (weigh(&mut o, value, w[0]), weigh(&mut o, value, w[1]));
+        let (h0, d0) = if held { (x0, 0) } else { (0, -x0) };
+        let (h1, d1) = if held { (x1, 0) } else { (0, -x1) };
+        tc0 = tc0.plus(h0)?;
+        tc1 = tc1.plus(h1)?;
+        b0 = b0.plus(d0)?;
+        b1 = b1.plus(d1)?;
     }
 
     for p in 0..rows.pos_market.len() {
@@ -760,57 +757,66 @@ fn account_totals<T: Total>(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedP
         let at_quote = |o: &mut Ops, x: i64| o.at_price(x, quote, fx);
         let liability = at_quote(&mut o, value.abs());
         let upnl = at_quote(&mut o, pnl);
-        upnl_total = upnl_total.plus(upnl, &mut carry);
-        equity = equity.plus(upnl, &mut carry);
+        upnl_total = upnl_total.plus(upnl)?;
+        equity = equity.plus(upnl)?;
         let flat = base.unsigned_abs() < mk.flat_below;
-        let term = if mk.imf > 0 && !flat { t.premium_term(t.root(base.unsigned_abs() as u128), mk.imf) } else { 0 };
-        let mut req = [0i64; 2];
-        let mut weighted = [upnl; 2];
-        for m in 0..2 {
-            let ratio = if flat { mk.ratio[m] } else { int::premium_with(mk.ratio[m], mk.imf, term) };
-            req[m] = o.mul_trunc(liability, ratio as i64, wd);
-            // get_unrealized_asset_weight: a loss at weight 1; a profit at its weight, at
-            // initial margin size-discounted by the profit (value units → size units)
-            if pnl > 0 {
-                let mut w = mk.upnl_weight[m];
-                if m == 0 && w > 0 && mk.upnl_imf > 0 && pnl as u64 >= mk.upnl_plain_below {
-                    let size = fx.value_to_size.apply(pnl as u128);
-                    w = w.min(t.discount_cap(t.root(size), mk.upnl_imf));
-                }
-                if w != w_one {
-                    let x = o.mul_trunc(pnl, w as i64, wd);
-                    weighted[m] = at_quote(&mut o, x);
-                }
+        let (r0, r1) = if flat {
+            (mk.ratio[0], mk.ratio[1])
+        } else {
+            let term = if mk.imf > 0 { t.premium_term(t.root(base.unsigned_abs() as u128), mk.imf) } else { 0 };
+            (int::premium_with(mk.ratio[0], mk.imf, term), int::premium_with(mk.ratio[1], mk.imf, term))
+        };
+        let req0 = o.mul_trunc(liability, r0 as i64, wd);
+        let req1 = o.mul_trunc(liability, r1 as i64, wd);
+        // get_unrealized_asset_weight: a loss at weight 1; a profit at its weight, at initial
+        // margin size-discounted by the profit (value units → size units)
+        let (mut w0, mut w1) = (w_one, w_one);
+        if pnl > 0 {
+            (w0, w1) = (mk.upnl_weight[0], mk.upnl_weight[1]);
+            if w0 > 0 && mk.upnl_imf > 0 && pnl as u64 >= mk.upnl_plain_below {
+                let size = fx.value_to_size.apply(pnl as u128);
+                w0 = w0.min(t.discount_cap(t.root(size), mk.upnl_imf));
             }
         }
-        weighted[0] = weighted[0].min(mk.upnl_cap_initial);
+        let mut weigh_pnl = |w: u64| {
+            if w == w_one {
+                upnl
+            } else {
+                let x = o.mul_trunc(pnl, w as i64, wd);
+                at_quote(&mut o, x)
+            }
+        };
+        let (weighted0, weighted1) = (weigh_pnl(w0), weigh_pnl(w1));
+        let weighted0 = weighted0.min(mk.upnl_cap_initial);
         if isolated > 0.0 {
             let s = &fx.assets[mk.settle as usize];
             let amount = o.raw(isolated, s.scale);
             let margin = o.fit(s.value_div.trunc(amount as i128 * quote as i128));
-            equity = equity.plus(margin, &mut carry);
-            if (margin as i128 + weighted[1] as i128) < req[1] as i128 {
+            equity = equity.plus(margin)?;
+            if (margin as i128 + weighted1 as i128) < req1 as i128 {
                 isolated_liquidatable = true;
             }
         } else {
-            for m in 0..2 {
-                rq[m] = rq[m].plus(req[m], &mut carry);
-                tc[m] = tc[m].plus(weighted[m], &mut carry);
-            }
+            rq0 = rq0.plus(req0)?;
+            rq1 = rq1.plus(req1)?;
+            tc0 = tc0.plus(weighted0)?;
+            tc1 = tc1.plus(weighted1)?;
         }
     }
-    if carry {
-        return None;
+    if o.overflow {
+        return Some(None);
     }
-    Some(FixedAccount {
-        equity: equity.wide(),
-        upnl: upnl_total.wide(),
-        total_collateral: [tc[0].wide(), tc[1].wide()],
-        requirement: [rq[0].wide(), rq[1].wide()],
-        borrows: [borrows[0].wide(), borrows[1].wide()],
-        isolated_liquidatable,
-        overflow: o.overflow,
-    })
+    let n = |x: T| x.narrow();
+    Some((|| {
+        Some(FixedAccount {
+            equity: n(equity)?,
+            upnl: n(upnl_total)?,
+            total_collateral: [n(tc0)?, n(tc1)?],
+            perp_requirement: [n(rq0)?, n(rq1)?],
+            borrows: [n(b0)?, n(b1)?],
+            isolated_liquidatable,
+        })
+    })())
 }
 
 /// The raw columns of a fixed-point evaluation (value units, i64).
@@ -1011,6 +1017,20 @@ struct Kernel<'a> {
     px: &'a FixedPrices,
 }
 
+/// Accounts per block of the account loop: the block's totals are kept in arrays of this
+/// length (on the stack, in L1) and turned into the result columns by one pass over them.
+const BLOCK: usize = 256;
+
+/// A block's raw totals, one row per account (see [`FixedAccount`]).
+struct BlockTotals {
+    equity: [i64; BLOCK],
+    upnl: [i64; BLOCK],
+    tc: [[i64; BLOCK]; 2],
+    perp: [[i64; BLOCK]; 2],
+    borrows: [[i64; BLOCK]; 2],
+    isolated: [bool; BLOCK],
+}
+
 impl Kernel<'_> {
     /// Accounts `first..` (one task's chunk of the columns) on `isa`; the first account whose
     /// numbers leave the integer range, if any.
@@ -1037,48 +1057,146 @@ impl Kernel<'_> {
         self.accounts(first, cols, raw)
     }
 
-    /// The account loop of [`Kernel::chunk`], inlined into each instruction set's copy.
+    /// The account loop of [`Kernel::chunk`], inlined into each instruction set's copy: per
+    /// block of [`BLOCK`] accounts, the integer totals of each account, then the columns of
+    /// the block from them in one pass (vectorised: conversions and divisions of 8 accounts
+    /// at once where the instruction set has them).
     #[inline(always)]
-    fn accounts(&self, first: usize, cols: MarginColumnsMut<'_>, raw: FixedColumnsMut<'_>) -> Option<usize> {
-        let (fx, one) = (self.fx, self.fx.value_one);
+    fn accounts(&self, first: usize, mut cols: MarginColumnsMut<'_>, mut raw: FixedColumnsMut<'_>) -> Option<usize> {
+        let (book, rows) = (self.book, self.rows);
         let mut bad = None;
-        for j in 0..cols.equity.len() {
-            let a = evaluate_account(self.rows.rows(self.book, first + j), fx, self.px);
-            let fits = |x: i128| i64::try_from(x).is_ok();
-            let all =
-                [a.equity, a.upnl, a.total_collateral[0], a.total_collateral[1], a.requirement[0], a.requirement[1]];
-            if a.overflow || !all.iter().all(|&x| fits(x)) {
-                bad = bad.or(Some(first + j));
-                continue;
+        let mut t = BlockTotals {
+            equity: [0; BLOCK],
+            upnl: [0; BLOCK],
+            tc: [[0; BLOCK]; 2],
+            perp: [[0; BLOCK]; 2],
+            borrows: [[0; BLOCK]; 2],
+            isolated: [false; BLOCK],
+        };
+        let n = cols.equity.len();
+        let mut start = 0;
+        while start < n {
+            let len = BLOCK.min(n - start);
+            for j in 0..len {
+                let a = first + start + j;
+                let x = evaluate_account(rows.rows(book, a), self.fx, self.px).unwrap_or_else(|| {
+                    bad = bad.or(Some(a));
+                    FixedAccount::default()
+                });
+                t.equity[j] = x.equity;
+                t.upnl[j] = x.upnl;
+                for m in 0..2 {
+                    t.tc[m][j] = x.total_collateral[m];
+                    t.perp[m][j] = x.perp_requirement[m];
+                    t.borrows[m][j] = x.borrows[m];
+                }
+                t.isolated[j] = x.isolated_liquidatable;
             }
-            // x / 10^value as the nearest float of x, then one division (a difference of two
-            // totals may leave 63 bits: i128 → f64 is exact-rounded too, only slower)
-            let f = |x: i128| if let Ok(v) = i64::try_from(x) { v as f64 / one } else { wide(x) / one };
-            let m = AccountMargin {
-                equity: f(a.equity),
-                upnl: f(a.upnl),
-                adj_equity: [f(a.total_collateral[0] - a.borrows[0]), f(a.total_collateral[1] - a.borrows[1])],
-                requirement: [f(a.requirement[0] - a.borrows[0]), f(a.requirement[1] - a.borrows[1])],
-                isolated_liquidatable: a.isolated_liquidatable,
-                fee_reserve: 0.0,
-            };
-            cols.equity[j] = m.equity;
-            cols.upnl[j] = m.upnl;
-            cols.adj_equity_initial[j] = m.adj_equity[0];
-            cols.adj_equity_maint[j] = m.adj_equity[1];
-            cols.im[j] = m.requirement[0];
-            cols.mm[j] = m.requirement[1];
-            cols.free_collateral[j] = f(a.total_collateral[0] - a.requirement[0]);
-            cols.margin_ratio[j] = m.margin_ratio();
-            cols.liquidatable[j] = a.liquidatable();
-            cols.bankrupt[j] = a.equity < 0;
-            raw.total_collateral_initial[j] = a.total_collateral[0] as i64;
-            raw.total_collateral_maint[j] = a.total_collateral[1] as i64;
-            raw.requirement_initial[j] = a.requirement[0] as i64;
-            raw.requirement_maint[j] = a.requirement[1] as i64;
+            let over = block_columns(&t, len, self.fx.value_one, start, &mut cols, &mut raw);
+            if over {
+                // a requirement beyond 63 bits (an error naming the account), or a difference
+                // of two totals beyond 63 bits (converted from 128 bits)
+                if let Some(j) = wide_columns(&t, len, self.fx.value_one, start, &mut cols) {
+                    let a = first + start + j;
+                    bad = Some(bad.map_or(a, |b: usize| b.min(a)));
+                }
+            }
+            start += len;
         }
         bad
     }
+}
+
+/// The columns of rows `at..at + len` from a block's totals; true when some account needs
+/// [`wide_columns`] (a sum or difference of two totals beyond 63 bits).
+#[inline(always)]
+fn block_columns(
+    t: &BlockTotals,
+    len: usize,
+    one: f64,
+    at: usize,
+    cols: &mut MarginColumnsMut<'_>,
+    raw: &mut FixedColumnsMut<'_>,
+) -> bool {
+    let r = at..at + len;
+    let (eq, up) = (&t.equity[..len], &t.upnl[..len]);
+    let (tc0, tc1) = (&t.tc[0][..len], &t.tc[1][..len]);
+    let (p0, p1) = (&t.perp[0][..len], &t.perp[1][..len]);
+    let (b0, b1) = (&t.borrows[0][..len], &t.borrows[1][..len]);
+    let iso = &t.isolated[..len];
+    let (equity, upnl) = (&mut cols.equity[r.clone()], &mut cols.upnl[r.clone()]);
+    let (adj0, adj1) = (&mut cols.adj_equity_initial[r.clone()], &mut cols.adj_equity_maint[r.clone()]);
+    let (im, mm) = (&mut cols.im[r.clone()], &mut cols.mm[r.clone()]);
+    let (free, ratio) = (&mut cols.free_collateral[r.clone()], &mut cols.margin_ratio[r.clone()]);
+    let (liq, bankrupt) = (&mut cols.liquidatable[r.clone()], &mut cols.bankrupt[r.clone()]);
+    let (rtc0, rtc1) = (&mut raw.total_collateral_initial[r.clone()], &mut raw.total_collateral_maint[r.clone()]);
+    let (rq0, rq1) = (&mut raw.requirement_initial[r.clone()], &mut raw.requirement_maint[r]);
+    // x / 10^value as the nearest float of x, then one division (correctly rounded each)
+    let f = |x: i64| x as f64 / one;
+    let mut over = false;
+    for j in 0..len {
+        let (q0, o0) = p0[j].overflowing_add(b0[j]);
+        let (q1, o1) = p1[j].overflowing_add(b1[j]);
+        let (a0, o2) = tc0[j].overflowing_sub(b0[j]);
+        let (a1, o3) = tc1[j].overflowing_sub(b1[j]);
+        let (fr, o4) = tc0[j].overflowing_sub(q0);
+        over |= o0 | o1 | o2 | o3 | o4;
+        rtc0[j] = tc0[j];
+        rtc1[j] = tc1[j];
+        rq0[j] = q0;
+        rq1[j] = q1;
+        equity[j] = f(eq[j]);
+        upnl[j] = f(up[j]);
+        let (adj, mmf) = (f(a1), f(p1[j]));
+        adj0[j] = f(a0);
+        adj1[j] = adj;
+        im[j] = f(p0[j]);
+        mm[j] = mmf;
+        free[j] = f(fr);
+        ratio[j] = margin_ratio(mmf, adj);
+        liq[j] = (tc1[j] < q1) | iso[j];
+        bankrupt[j] = eq[j] < 0;
+    }
+    over
+}
+
+/// [`AccountMargin::margin_ratio`] of a maintenance requirement and adjusted maintenance equity.
+#[inline(always)]
+fn margin_ratio(mm: f64, adj_maint: f64) -> f64 {
+    let m = AccountMargin {
+        equity: 0.0,
+        upnl: 0.0,
+        adj_equity: [0.0, adj_maint],
+        requirement: [0.0, mm],
+        isolated_liquidatable: false,
+        fee_reserve: 0.0,
+    };
+    m.margin_ratio()
+}
+
+/// The rows of a block [`block_columns`] flagged, again in 128 bits: the requirements and
+/// differences of totals exactly; the first account whose requirement leaves 63 bits, if any.
+#[cold]
+#[inline(never)]
+fn wide_columns(t: &BlockTotals, len: usize, one: f64, at: usize, cols: &mut MarginColumnsMut<'_>) -> Option<usize> {
+    let f = |x: i128| wide(x) / one;
+    let mut bad = None;
+    for j in 0..len {
+        let w = |x: &[[i64; BLOCK]; 2], m: usize| x[m][j] as i128;
+        let (tc0, tc1) = (w(&t.tc, 0), w(&t.tc, 1));
+        let (b0, b1) = (w(&t.borrows, 0), w(&t.borrows, 1));
+        let (q0, q1) = (w(&t.perp, 0) + b0, w(&t.perp, 1) + b1);
+        if i64::try_from(q0).is_err() || i64::try_from(q1).is_err() {
+            bad = bad.or(Some(j));
+            continue;
+        }
+        let (adj, mm) = (f(tc1 - b1), f(w(&t.perp, 1)));
+        cols.adj_equity_initial[at + j] = f(tc0 - b0);
+        cols.adj_equity_maint[at + j] = adj;
+        cols.free_collateral[at + j] = f(tc0 - q0);
+        cols.margin_ratio[at + j] = margin_ratio(mm, adj);
+    }
+    bad
 }
 
 #[cfg(test)]
