@@ -619,10 +619,10 @@ impl Ops {
     fn mul_round(&mut self, a: i64, b: i64, d: &Divisor, floor: bool) -> i64 {
         match a.checked_mul(b) {
             Some(p) if p != i64::MIN => d.round64(p, floor),
-            _ => {
-                let p = a as i128 * b as i128;
-                self.fit(if floor { d.floor(p) } else { d.trunc(p) })
-            }
+            _ => d.round_wide(a as i128 * b as i128, floor).unwrap_or_else(|| {
+                self.overflow = true;
+                0
+            }),
         }
     }
 
@@ -770,23 +770,26 @@ fn account_totals<T: Total>(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedP
         let req1 = o.mul_trunc(liability, r1 as i64, wd);
         // get_unrealized_asset_weight: a loss at weight 1; a profit at its weight, at initial
         // margin size-discounted by the profit (value units → size units)
-        let (mut w0, mut w1) = (w_one, w_one);
-        if pnl > 0 {
-            (w0, w1) = (mk.upnl_weight[0], mk.upnl_weight[1]);
-            if w0 > 0 && mk.upnl_imf > 0 && pnl as u64 >= mk.upnl_plain_below {
-                let size = fx.value_to_size.apply(pnl as u128);
-                w0 = w0.min(t.discount_cap(t.root(size), mk.upnl_imf));
-            }
-        }
-        let mut weigh_pnl = |w: u64| {
-            if w == w_one {
-                upnl
-            } else {
-                let x = o.mul_trunc(pnl, w as i64, wd);
-                at_quote(&mut o, x)
-            }
+        // (the weights selected, not branched on: a P&L's sign is data and would mispredict)
+        let profit = pnl > 0;
+        let w0 = if profit { mk.upnl_weight[0] } else { w_one };
+        let w1 = if profit { mk.upnl_weight[1] } else { w_one };
+        let w0 = if profit & (pnl as u64 >= mk.upnl_plain_below) {
+            let size = fx.value_to_size.apply(pnl as u128);
+            w0.min(t.discount_cap(t.root(size), mk.upnl_imf))
+        } else {
+            w0
         };
-        let (weighted0, weighted1) = (weigh_pnl(w0), weigh_pnl(w1));
+        // at weight one the weighted P&L is `upnl` itself, so the initial one is formed either
+        // way (no branch on the selected weight); the maintenance weight is mostly one
+        let x = o.mul_trunc(pnl, w0 as i64, wd);
+        let weighted0 = at_quote(&mut o, x);
+        let weighted1 = if w1 == w_one {
+            upnl
+        } else {
+            let x = o.mul_trunc(pnl, w1 as i64, wd);
+            at_quote(&mut o, x)
+        };
         let weighted0 = weighted0.min(mk.upnl_cap_initial);
         if isolated > 0.0 {
             let s = &fx.assets[mk.settle as usize];
