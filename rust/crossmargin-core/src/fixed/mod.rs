@@ -1111,7 +1111,8 @@ impl Kernel<'_> {
 }
 
 /// The columns of rows `at..at + len` from a block's totals; true when some account needs
-/// [`wide_columns`] (a sum or difference of two totals beyond 63 bits).
+/// [`wide_columns`] (a sum or difference of two totals beyond 63 bits). One short loop per
+/// column, each of a few arrays, so that each is vectorised.
 #[inline(always)]
 fn block_columns(
     t: &BlockTotals,
@@ -1122,45 +1123,62 @@ fn block_columns(
     raw: &mut FixedColumnsMut<'_>,
 ) -> bool {
     let r = at..at + len;
-    let (eq, up) = (&t.equity[..len], &t.upnl[..len]);
     let (tc0, tc1) = (&t.tc[0][..len], &t.tc[1][..len]);
-    let (p0, p1) = (&t.perp[0][..len], &t.perp[1][..len]);
     let (b0, b1) = (&t.borrows[0][..len], &t.borrows[1][..len]);
-    let iso = &t.isolated[..len];
-    let (equity, upnl) = (&mut cols.equity[r.clone()], &mut cols.upnl[r.clone()]);
-    let (adj0, adj1) = (&mut cols.adj_equity_initial[r.clone()], &mut cols.adj_equity_maint[r.clone()]);
-    let (im, mm) = (&mut cols.im[r.clone()], &mut cols.mm[r.clone()]);
-    let (free, ratio) = (&mut cols.free_collateral[r.clone()], &mut cols.margin_ratio[r.clone()]);
-    let (liq, bankrupt) = (&mut cols.liquidatable[r.clone()], &mut cols.bankrupt[r.clone()]);
-    let (rtc0, rtc1) = (&mut raw.total_collateral_initial[r.clone()], &mut raw.total_collateral_maint[r.clone()]);
-    let (rq0, rq1) = (&mut raw.requirement_initial[r.clone()], &mut raw.requirement_maint[r]);
     // x / 10^value as the nearest float of x, then one division (correctly rounded each)
-    let f = |x: i64| x as f64 / one;
-    let mut over = false;
-    for j in 0..len {
-        let (q0, o0) = p0[j].overflowing_add(b0[j]);
-        let (q1, o1) = p1[j].overflowing_add(b1[j]);
-        let (a0, o2) = tc0[j].overflowing_sub(b0[j]);
-        let (a1, o3) = tc1[j].overflowing_sub(b1[j]);
-        let (fr, o4) = tc0[j].overflowing_sub(q0);
-        over |= o0 | o1 | o2 | o3 | o4;
-        rtc0[j] = tc0[j];
-        rtc1[j] = tc1[j];
-        rq0[j] = q0;
-        rq1[j] = q1;
-        equity[j] = f(eq[j]);
-        upnl[j] = f(up[j]);
-        let (adj, mmf) = (f(a1), f(p1[j]));
-        adj0[j] = f(a0);
-        adj1[j] = adj;
-        im[j] = f(p0[j]);
-        mm[j] = mmf;
-        free[j] = f(fr);
-        ratio[j] = margin_ratio(mmf, adj);
-        liq[j] = (tc1[j] < q1) | iso[j];
-        bankrupt[j] = eq[j] < 0;
+    let convert = |out: &mut [f64], x: &[i64]| {
+        for (o, &x) in out.iter_mut().zip(x) {
+            *o = x as f64 / one;
+        }
+    };
+    // x ± y, and the sign bit set where the result left 64 bits
+    let sum = |out: &mut [i64], x: &[i64], y: &[i64]| {
+        let mut over = 0i64;
+        for ((o, &x), &y) in out.iter_mut().zip(x).zip(y) {
+            let s = x.wrapping_add(y);
+            over |= !(x ^ y) & (x ^ s);
+            *o = s;
+        }
+        over
+    };
+    let difference = |out: &mut [i64], x: &[i64], y: &[i64]| {
+        let mut over = 0i64;
+        for ((o, &x), &y) in out.iter_mut().zip(x).zip(y) {
+            let d = x.wrapping_sub(y);
+            over |= (x ^ y) & (x ^ d);
+            *o = d;
+        }
+        over
+    };
+    let mut over = 0i64;
+    let (rq0, rq1) = (&mut raw.requirement_initial[r.clone()], &mut raw.requirement_maint[r.clone()]);
+    over |= sum(rq0, &t.perp[0][..len], b0);
+    over |= sum(rq1, &t.perp[1][..len], b1);
+    raw.total_collateral_initial[r.clone()].copy_from_slice(tc0);
+    raw.total_collateral_maint[r.clone()].copy_from_slice(tc1);
+    convert(&mut cols.equity[r.clone()], &t.equity[..len]);
+    convert(&mut cols.upnl[r.clone()], &t.upnl[..len]);
+    convert(&mut cols.im[r.clone()], &t.perp[0][..len]);
+    convert(&mut cols.mm[r.clone()], &t.perp[1][..len]);
+    let mut d = [0i64; BLOCK];
+    let d = &mut d[..len];
+    over |= difference(d, tc0, b0);
+    convert(&mut cols.adj_equity_initial[r.clone()], d);
+    over |= difference(d, tc1, b1);
+    convert(&mut cols.adj_equity_maint[r.clone()], d);
+    over |= difference(d, tc0, rq0);
+    convert(&mut cols.free_collateral[r.clone()], d);
+    let (mm, adj) = (&cols.mm[r.clone()], &cols.adj_equity_maint[r.clone()]);
+    for ((o, &mm), &adj) in cols.margin_ratio[r.clone()].iter_mut().zip(mm).zip(adj) {
+        *o = margin_ratio(mm, adj);
     }
-    over
+    for (((o, &tc), &rq), &iso) in cols.liquidatable[r.clone()].iter_mut().zip(tc1).zip(rq1.iter()).zip(&t.isolated) {
+        *o = (tc < rq) | iso;
+    }
+    for (o, &e) in cols.bankrupt[r].iter_mut().zip(&t.equity[..len]) {
+        *o = e < 0;
+    }
+    over < 0
 }
 
 /// [`AccountMargin::margin_ratio`] of a maintenance requirement and adjusted maintenance equity.
