@@ -1246,8 +1246,8 @@ mod tests {
         (u, fx)
     }
 
-    /// One account (id 1) of `bal` (asset, qty) and `pos` (market, qty, entry).
-    fn run(u: &Universe, fx: &FixedUniverse, bal: &[(u32, f64)], pos: &[(u32, f64, f64)]) -> Result<FixedColumns> {
+    /// One account (id 1) of `bal` (asset, qty) and `pos` (market, qty, entry), grouped.
+    fn one_account(u: &Universe, bal: &[(u32, f64)], pos: &[(u32, f64, f64)]) -> GroupedBook {
         let ba = vec![1i64; bal.len()];
         let bc: Vec<u32> = bal.iter().map(|b| b.0).collect();
         let bq: Vec<f64> = bal.iter().map(|b| b.1).collect();
@@ -1256,13 +1256,18 @@ mod tests {
         let pq: Vec<f64> = pos.iter().map(|p| p.1).collect();
         let pe: Vec<f64> = pos.iter().map(|p| p.2).collect();
         let pi = vec![0.0; pos.len()];
-        let book = group(
+        group(
             BalanceInput { account: &ba, code: &bc, qty: &bq },
             PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
             u.n_assets() as u32,
             u.n_markets() as u32,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// One account (id 1) of `bal` (asset, qty) and `pos` (market, qty, entry).
+    fn run(u: &Universe, fx: &FixedUniverse, bal: &[(u32, f64)], pos: &[(u32, f64, f64)]) -> Result<FixedColumns> {
+        let book = one_account(u, bal, pos);
         let am: Vec<u32> = (0..u.n_assets() as u32).collect();
         let mm: Vec<u32> = (0..u.n_markets() as u32).collect();
         let prices = Prices { asset: &u.assets.price, mark: &u.markets.mark };
@@ -1389,6 +1394,31 @@ mod tests {
         assert!(!rows.matches(&other));
         let e = evaluate_rows(&book, &rows, &ctx, &other).unwrap_err();
         assert!(e.to_string().starts_with("arithmetic: the book's raw rows were converted"), "{e}");
+    }
+
+    #[test]
+    fn differences_of_totals_beyond_63_bits_are_converted_from_128_bits() {
+        let mut x = asset("XYZ", 1.0);
+        x.liability_weight = [1.2, 1.1];
+        let m = perp("XYZ-PERP", "USDC", "XYZ", 1.0, &[(f64::INFINITY, 0.1, 0.05)]);
+        let u = Universe::new(&[asset("USDC", 1.0), x], &[m]).unwrap();
+        let fx = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 6])).unwrap();
+        // a borrow of 4.6e12 XYZ (weighted 5.52e12 initial) and a loss of 4.15e12 on a long of
+        // 4.15e9 from 1001 at 1: equity −8.75e12 USD fits 63 bits of 1e-6, total collateral
+        // less weighted borrows (−9.67e12) and less the requirement do not
+        let book = one_account(&u, &[(1, -4.6e12)], &[(0, 4.15e9, 1001.0)]);
+        let prices = Prices { asset: &u.assets.price, mark: &u.markets.mark };
+        let ctx = MarginContext::new(&u, &book, prices, Remap { asset: &[0, 1], market: &[0] }).unwrap();
+        let (cols, raw) = evaluate(&book, &ctx, &fx).unwrap();
+        let (tc0, rq0) = (raw.total_collateral_initial[0] as i128, raw.requirement_initial[0] as i128);
+        assert_eq!((tc0, rq0), (-4_150_000_000_000_000_000, 5_520_000_000_000_000_000 + 415_000_000_000_000));
+        let b0 = 5_520_000_000_000_000_000i128;
+        assert!(tc0 - b0 < i64::MIN as i128 && tc0 - rq0 < i64::MIN as i128);
+        assert_eq!(cols.equity[0], -8.75e12);
+        assert_eq!(cols.im[0], 4.15e8);
+        assert_eq!(cols.adj_equity_initial[0], (tc0 - b0) as f64 / 1e6);
+        assert_eq!(cols.free_collateral[0], (tc0 - rq0) as f64 / 1e6);
+        assert!(cols.liquidatable[0] && cols.bankrupt[0]);
     }
 
     #[test]
