@@ -21,6 +21,8 @@ pub struct Divisor {
     /// Of a dividend below 2^63 (ibid., Theorem 4.2 with one bit of the dividend to spare):
     /// ceil(2^(63 + l) / d) < 2^64, and n ÷ d = mulhi(m63, n) >> (l − 1).
     m63: u64,
+    /// d·2^63: a dividend below this has a quotient below 2^63.
+    limit63: u128,
 }
 
 impl Divisor {
@@ -34,7 +36,7 @@ impl Divisor {
         let m = if d == 1 { 0 } else { (((1u128 << 64) * ((1u128 << l) - d as u128)) / d as u128 + 1) as u64 };
         // e = m63·d − 2^(63+l) < d ≤ 2^l, so n·e < 2^(63+l) for n < 2^63: the floor is exact
         let m63 = if d == 1 { 0 } else { (1u128 << (63 + l)).div_ceil(d as u128) as u64 };
-        Divisor { d, norm, shift, v, l, m, m63 }
+        Divisor { d, norm, shift, v, l, m, m63, limit63: (d as u128) << 63 }
     }
 
     /// 10^`exp` (exp ≤ 19).
@@ -122,6 +124,35 @@ impl Divisor {
         let s = n >> 63;
         let q = (q + (s as u64 & (floor & (q * self.d != m)) as u64)) as i64;
         (q ^ s) - s
+    }
+
+    /// n ÷ d rounded toward −∞ when `floor`, else toward zero, of a 128-bit n; None when the
+    /// quotient leaves 63 bits (|q| ≥ 2^63). Such a quotient takes one normalised step of
+    /// [`Divisor::div_rem`] (the dividend's high word is below the divisor), its corrections
+    /// selected rather than branched on (the first one goes either way on random dividends).
+    #[inline(always)]
+    pub fn round_wide(&self, n: i128, floor: bool) -> Option<i64> {
+        let m = n.unsigned_abs();
+        if m >= self.limit63 {
+            return None;
+        }
+        // m < d·2^63, so m·2^shift < norm·2^63: no bit is lost and the high word is < norm
+        let nn = m << self.shift;
+        let (u1, u0) = ((nn >> 64) as u64, nn as u64);
+        let p = ((self.v as u128) * (u1 as u128)).wrapping_add(nn);
+        let (q1, q0) = (((p >> 64) as u64).wrapping_add(1), p as u64);
+        let r = u0.wrapping_sub(q1.wrapping_mul(self.norm));
+        let back = (r > q0) as u64;
+        let (q1, r) = (q1.wrapping_sub(back), r.wrapping_add(self.norm & back.wrapping_neg()));
+        let on = (r >= self.norm) as u64;
+        let (q, r) = (q1.wrapping_add(on), r.wrapping_sub(self.norm & on.wrapping_neg()));
+        // the remainder is r >> shift: nonzero exactly when r is
+        let neg = n < 0;
+        let q = q + (neg & floor & (r != 0)) as u64;
+        if q >> 63 != 0 {
+            return None;
+        }
+        Some(if neg { -(q as i64) } else { q as i64 })
     }
 
     /// n ÷ d rounded toward zero (Rust's `/` on integers).
@@ -313,6 +344,20 @@ mod tests {
             let div = Divisor::new(d);
             prop_assert_eq!(div.trunc(x), x / d as i128);
             prop_assert_eq!(div.floor(x), x.div_euclid(d as i128));
+        }
+
+        #[test]
+        fn the_one_step_wide_rounding_matches_the_two_step_one(a in any::<i64>(), b in any::<i64>(), k in 0u32..64, d in 1u64..) {
+            for d in [d, (d >> k).max(1), 10u64.pow(k % 20), (1u64 << k) + 1, 1, u64::MAX] {
+                let div = Divisor::new(d);
+                for n in [a as i128 * b as i128, (a >> k) as i128 * b as i128, a as i128, -(d as i128) << 63, (d as i128) << 63, ((d as i128) << 63) - 1, -((d as i128) << 63) + 1] {
+                    for floor in [false, true] {
+                        let q = if floor { div.floor(n) } else { div.trunc(n) };
+                        let want = if q.unsigned_abs() < 1 << 63 { Some(q as i64) } else { None };
+                        prop_assert_eq!(div.round_wide(n, floor), want, "{} / {} floor {}", n, d, floor);
+                    }
+                }
+            }
         }
 
         #[test]

@@ -385,28 +385,19 @@ impl FixedUniverse {
     }
 }
 
-/// One account in raw units.
+/// One account in raw units (each total below 2^63 in magnitude).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FixedAccount {
-    pub equity: i128,
-    pub upnl: i128,
+    pub equity: i64,
+    pub upnl: i64,
     /// (initial, maintenance) total collateral.
-    pub total_collateral: PerMode<i128>,
-    /// (initial, maintenance) margin requirement (weighted borrows + perp requirements).
-    pub requirement: PerMode<i128>,
-    /// The weighted borrows inside `requirement`.
-    pub borrows: PerMode<i128>,
+    pub total_collateral: PerMode<i64>,
+    /// (initial, maintenance) requirements of the cross perp positions: the margin
+    /// requirement less the weighted borrows.
+    pub perp_requirement: PerMode<i64>,
+    /// (initial, maintenance) weighted borrows: the rest of the margin requirement.
+    pub borrows: PerMode<i64>,
     pub isolated_liquidatable: bool,
-    /// Some input or intermediate left the integer range: the account has no result.
-    pub overflow: bool,
-}
-
-impl FixedAccount {
-    /// The liquidation test: total collateral < maintenance requirement (strict), or an
-    /// isolated position below its own.
-    pub fn liquidatable(&self) -> bool {
-        self.total_collateral[1] < self.requirement[1] || self.isolated_liquidatable
-    }
 }
 
 /// Prices of one call in raw units.
@@ -561,7 +552,7 @@ pub struct FixedRows<'a> {
 
 impl FixedBook {
     /// Account `a`'s rows (`book` the grouped book the rows were converted from).
-    #[inline]
+    #[inline(always)]
     pub fn rows<'a>(&'a self, book: &'a GroupedBook, a: usize) -> FixedRows<'a> {
         let b = book.balances.offsets[a]..book.balances.offsets[a + 1];
         let p = book.positions.offsets[a]..book.positions.offsets[a + 1];
@@ -628,10 +619,10 @@ impl Ops {
     fn mul_round(&mut self, a: i64, b: i64, d: &Divisor, floor: bool) -> i64 {
         match a.checked_mul(b) {
             Some(p) if p != i64::MIN => d.round64(p, floor),
-            _ => {
-                let p = a as i128 * b as i128;
-                self.fit(if floor { d.floor(p) } else { d.trunc(p) })
-            }
+            _ => d.round_wide(a as i128 * b as i128, floor).unwrap_or_else(|| {
+                self.overflow = true;
+                0
+            }),
         }
     }
 
@@ -646,70 +637,76 @@ impl Ops {
     }
 }
 
-/// An account total as the kernel sums it: an i64 whose overflow is flagged (the common
-/// case, kept in registers) or an i128 (the exact fallback for an account whose partial sums
-/// leave 63 bits; its every term fits them, so an i128 never overflows).
+/// An account total as the kernel sums it: an i64 (the common case, kept in registers; a sum
+/// leaving it ends the 64-bit pass) or an i128 (the exact fallback for an account whose
+/// partial sums leave 63 bits; its every term fits them, so an i128 never overflows).
 trait Total: Copy + Default {
-    /// self + x, `carry` set when the sum leaves the type.
-    fn plus(self, x: i64, carry: &mut bool) -> Self;
-    fn wide(self) -> i128;
+    /// self + x; None when the sum leaves the type.
+    fn plus(self, x: i64) -> Option<Self>;
+    /// The total as an i64, if it is one.
+    fn narrow(self) -> Option<i64>;
 }
 
 impl Total for i64 {
     #[inline(always)]
-    fn plus(self, x: i64, carry: &mut bool) -> Self {
-        let (sum, over) = self.overflowing_add(x);
-        *carry |= over;
-        sum
+    fn plus(self, x: i64) -> Option<Self> {
+        self.checked_add(x)
     }
 
     #[inline(always)]
-    fn wide(self) -> i128 {
-        self as i128
+    fn narrow(self) -> Option<i64> {
+        Some(self)
     }
 }
 
 impl Total for i128 {
     #[inline(always)]
-    fn plus(self, x: i64, _: &mut bool) -> Self {
-        self + x as i128
+    fn plus(self, x: i64) -> Option<Self> {
+        Some(self + x as i128)
     }
 
     #[inline(always)]
-    fn wide(self) -> i128 {
-        self
+    fn narrow(self) -> Option<i64> {
+        i64::try_from(self).ok()
     }
 }
 
-/// One account under the fixed-point rules (module docs). Inlined into each instruction
-/// set's account loop ([`Isa`]).
+/// One account under the fixed-point rules (module docs); None when a total leaves the
+/// integer range (|raw| ≥ 2^63) or an input or intermediate does. Inlined into each
+/// instruction set's account loop ([`Isa`]).
 #[inline(always)]
-pub fn evaluate_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> FixedAccount {
+pub fn evaluate_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> Option<FixedAccount> {
     // in 64-bit totals; the same formula in 128-bit ones when a partial sum leaves 63 bits
-    account_totals::<i64>(rows, fx, px).unwrap_or_else(|| wide_account(rows, fx, px))
+    match account_totals::<i64>(rows, fx, px) {
+        Some(a) => a,
+        None => wide_account(rows, fx, px),
+    }
 }
 
 /// [`evaluate_account`] in 128-bit totals (rare: out of the hot loop).
 #[cold]
 #[inline(never)]
-fn wide_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> FixedAccount {
+fn wide_account(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> Option<FixedAccount> {
     account_totals::<i128>(rows, fx, px).expect("128-bit totals of 63-bit terms do not overflow")
 }
 
-/// [`evaluate_account`] with totals of type `T`; None when a total overflowed `T`.
+/// [`evaluate_account`] with totals of type `T`: None when a partial sum overflowed `T`,
+/// Some(None) when the account leaves the integer range (an input, an intermediate or a
+/// total beyond 63 bits).
 #[inline(always)]
-fn account_totals<T: Total>(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> Option<FixedAccount> {
+fn account_totals<T: Total>(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedPrices) -> Option<Option<FixedAccount>> {
     let mut o = Ops { overflow: false };
-    let mut carry = false;
-    let mut equity = T::default();
-    let mut upnl_total = T::default();
-    let mut tc = [T::default(); 2];
-    let mut rq = [T::default(); 2];
-    let mut borrows = [T::default(); 2];
+    // each total a scalar of its own (an array indexed by the mode stays in memory, and each
+    // sum into it waits on the store before it)
+    let (mut equity, mut upnl_total) = (T::default(), T::default());
+    let (mut tc0, mut tc1) = (T::default(), T::default());
+    let (mut b0, mut b1) = (T::default(), T::default());
+    let (mut rq0, mut rq1) = (T::default(), T::default());
     let mut isolated_liquidatable = false;
     let t = &fx.terms;
     let w_one = fx.weight_one;
     let wd = &fx.weight_div;
+    let weigh = |o: &mut Ops, x: i64, w: u64| if w == w_one { x } else { o.mul_trunc(x, w as i64, wd) };
 
     let floor_borrows = fx.spec.borrow_rounding == BorrowRounding::Up;
     for (&i, &amount) in rows.bal_asset.iter().zip(rows.bal_amount) {
@@ -722,7 +719,7 @@ fn account_totals<T: Total>(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedP
         // (not branched on, which would mispredict on a book of mixed signs)
         let held = amount > 0;
         let value = o.mul_round(amount, px.asset[i], &a.value_div, !held && floor_borrows);
-        equity = equity.plus(value, &mut carry);
+        equity = equity.plus(value)?;
         // a holding at its weights (size-discounted), a borrow at its liability weights (size
         // premium); below the thresholds neither has a size term (no root needed)
         let mut w = if held { [px.weight_initial[i], a.weight[1]] } else { a.liability_weight };
@@ -737,13 +734,13 @@ fn account_totals<T: Total>(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedP
                 w = w.map(|lw| int::premium_with(lw, a.imf, term));
             }
         }
-        for m in 0..2 {
-            let weighted = if w[m] == w_one { value } else { o.mul_trunc(value, w[m] as i64, wd) };
-            let (held_part, owed) = if held { (weighted, 0) } else { (0, -weighted) };
-            tc[m] = tc[m].plus(held_part, &mut carry);
-            rq[m] = rq[m].plus(owed, &mut carry);
-            borrows[m] = borrows[m].plus(owed, &mut carry);
-        }
+        let (x0, x1) = (weigh(&mut o, value, w[0]), weigh(&mut o, value, w[1]));
+        let (h0, d0) = if held { (x0, 0) } else { (0, -x0) };
+        let (h1, d1) = if held { (x1, 0) } else { (0, -x1) };
+        tc0 = tc0.plus(h0)?;
+        tc1 = tc1.plus(h1)?;
+        b0 = b0.plus(d0)?;
+        b1 = b1.plus(d1)?;
     }
 
     for p in 0..rows.pos_market.len() {
@@ -760,57 +757,69 @@ fn account_totals<T: Total>(rows: FixedRows<'_>, fx: &FixedUniverse, px: &FixedP
         let at_quote = |o: &mut Ops, x: i64| o.at_price(x, quote, fx);
         let liability = at_quote(&mut o, value.abs());
         let upnl = at_quote(&mut o, pnl);
-        upnl_total = upnl_total.plus(upnl, &mut carry);
-        equity = equity.plus(upnl, &mut carry);
+        upnl_total = upnl_total.plus(upnl)?;
+        equity = equity.plus(upnl)?;
         let flat = base.unsigned_abs() < mk.flat_below;
-        let term = if mk.imf > 0 && !flat { t.premium_term(t.root(base.unsigned_abs() as u128), mk.imf) } else { 0 };
-        let mut req = [0i64; 2];
-        let mut weighted = [upnl; 2];
-        for m in 0..2 {
-            let ratio = if flat { mk.ratio[m] } else { int::premium_with(mk.ratio[m], mk.imf, term) };
-            req[m] = o.mul_trunc(liability, ratio as i64, wd);
-            // get_unrealized_asset_weight: a loss at weight 1; a profit at its weight, at
-            // initial margin size-discounted by the profit (value units → size units)
-            if pnl > 0 {
-                let mut w = mk.upnl_weight[m];
-                if m == 0 && w > 0 && mk.upnl_imf > 0 && pnl as u64 >= mk.upnl_plain_below {
-                    let size = fx.value_to_size.apply(pnl as u128);
-                    w = w.min(t.discount_cap(t.root(size), mk.upnl_imf));
-                }
-                if w != w_one {
-                    let x = o.mul_trunc(pnl, w as i64, wd);
-                    weighted[m] = at_quote(&mut o, x);
-                }
-            }
-        }
-        weighted[0] = weighted[0].min(mk.upnl_cap_initial);
+        let (r0, r1) = if flat {
+            (mk.ratio[0], mk.ratio[1])
+        } else {
+            let term = if mk.imf > 0 { t.premium_term(t.root(base.unsigned_abs() as u128), mk.imf) } else { 0 };
+            (int::premium_with(mk.ratio[0], mk.imf, term), int::premium_with(mk.ratio[1], mk.imf, term))
+        };
+        let req0 = o.mul_trunc(liability, r0 as i64, wd);
+        let req1 = o.mul_trunc(liability, r1 as i64, wd);
+        // get_unrealized_asset_weight: a loss at weight 1; a profit at its weight, at initial
+        // margin size-discounted by the profit (value units → size units)
+        // (the weights selected, not branched on: a P&L's sign is data and would mispredict)
+        let profit = pnl > 0;
+        let w0 = if profit { mk.upnl_weight[0] } else { w_one };
+        let w1 = if profit { mk.upnl_weight[1] } else { w_one };
+        let w0 = if profit & (pnl as u64 >= mk.upnl_plain_below) {
+            let size = fx.value_to_size.apply(pnl as u128);
+            w0.min(t.discount_cap(t.root(size), mk.upnl_imf))
+        } else {
+            w0
+        };
+        // at weight one the weighted P&L is `upnl` itself, so the initial one is formed either
+        // way (no branch on the selected weight); the maintenance weight is mostly one
+        let x = o.mul_trunc(pnl, w0 as i64, wd);
+        let weighted0 = at_quote(&mut o, x);
+        let weighted1 = if w1 == w_one {
+            upnl
+        } else {
+            let x = o.mul_trunc(pnl, w1 as i64, wd);
+            at_quote(&mut o, x)
+        };
+        let weighted0 = weighted0.min(mk.upnl_cap_initial);
         if isolated > 0.0 {
             let s = &fx.assets[mk.settle as usize];
             let amount = o.raw(isolated, s.scale);
             let margin = o.fit(s.value_div.trunc(amount as i128 * quote as i128));
-            equity = equity.plus(margin, &mut carry);
-            if (margin as i128 + weighted[1] as i128) < req[1] as i128 {
+            equity = equity.plus(margin)?;
+            if (margin as i128 + weighted1 as i128) < req1 as i128 {
                 isolated_liquidatable = true;
             }
         } else {
-            for m in 0..2 {
-                rq[m] = rq[m].plus(req[m], &mut carry);
-                tc[m] = tc[m].plus(weighted[m], &mut carry);
-            }
+            rq0 = rq0.plus(req0)?;
+            rq1 = rq1.plus(req1)?;
+            tc0 = tc0.plus(weighted0)?;
+            tc1 = tc1.plus(weighted1)?;
         }
     }
-    if carry {
-        return None;
+    if o.overflow {
+        return Some(None);
     }
-    Some(FixedAccount {
-        equity: equity.wide(),
-        upnl: upnl_total.wide(),
-        total_collateral: [tc[0].wide(), tc[1].wide()],
-        requirement: [rq[0].wide(), rq[1].wide()],
-        borrows: [borrows[0].wide(), borrows[1].wide()],
-        isolated_liquidatable,
-        overflow: o.overflow,
-    })
+    let n = |x: T| x.narrow();
+    Some((|| {
+        Some(FixedAccount {
+            equity: n(equity)?,
+            upnl: n(upnl_total)?,
+            total_collateral: [n(tc0)?, n(tc1)?],
+            perp_requirement: [n(rq0)?, n(rq1)?],
+            borrows: [n(b0)?, n(b1)?],
+            isolated_liquidatable,
+        })
+    })())
 }
 
 /// The raw columns of a fixed-point evaluation (value units, i64).
@@ -1011,6 +1020,20 @@ struct Kernel<'a> {
     px: &'a FixedPrices,
 }
 
+/// Accounts per block of the account loop: the block's totals are kept in arrays of this
+/// length (on the stack, in L1) and turned into the result columns by one pass over them.
+const BLOCK: usize = 256;
+
+/// A block's raw totals, one row per account (see [`FixedAccount`]).
+struct BlockTotals {
+    equity: [i64; BLOCK],
+    upnl: [i64; BLOCK],
+    tc: [[i64; BLOCK]; 2],
+    perp: [[i64; BLOCK]; 2],
+    borrows: [[i64; BLOCK]; 2],
+    isolated: [bool; BLOCK],
+}
+
 impl Kernel<'_> {
     /// Accounts `first..` (one task's chunk of the columns) on `isa`; the first account whose
     /// numbers leave the integer range, if any.
@@ -1037,48 +1060,164 @@ impl Kernel<'_> {
         self.accounts(first, cols, raw)
     }
 
-    /// The account loop of [`Kernel::chunk`], inlined into each instruction set's copy.
+    /// The account loop of [`Kernel::chunk`], inlined into each instruction set's copy: per
+    /// block of [`BLOCK`] accounts, the integer totals of each account, then the columns of
+    /// the block from them in one pass (vectorised: conversions and divisions of 8 accounts
+    /// at once where the instruction set has them).
     #[inline(always)]
-    fn accounts(&self, first: usize, cols: MarginColumnsMut<'_>, raw: FixedColumnsMut<'_>) -> Option<usize> {
-        let (fx, one) = (self.fx, self.fx.value_one);
+    fn accounts(&self, first: usize, mut cols: MarginColumnsMut<'_>, mut raw: FixedColumnsMut<'_>) -> Option<usize> {
+        let (book, rows) = (self.book, self.rows);
         let mut bad = None;
-        for j in 0..cols.equity.len() {
-            let a = evaluate_account(self.rows.rows(self.book, first + j), fx, self.px);
-            let fits = |x: i128| i64::try_from(x).is_ok();
-            let all =
-                [a.equity, a.upnl, a.total_collateral[0], a.total_collateral[1], a.requirement[0], a.requirement[1]];
-            if a.overflow || !all.iter().all(|&x| fits(x)) {
-                bad = bad.or(Some(first + j));
-                continue;
+        let mut t = BlockTotals {
+            equity: [0; BLOCK],
+            upnl: [0; BLOCK],
+            tc: [[0; BLOCK]; 2],
+            perp: [[0; BLOCK]; 2],
+            borrows: [[0; BLOCK]; 2],
+            isolated: [false; BLOCK],
+        };
+        let n = cols.equity.len();
+        let mut start = 0;
+        while start < n {
+            let len = BLOCK.min(n - start);
+            for j in 0..len {
+                let a = first + start + j;
+                let x = evaluate_account(rows.rows(book, a), self.fx, self.px).unwrap_or_else(|| {
+                    bad = bad.or(Some(a));
+                    FixedAccount::default()
+                });
+                t.equity[j] = x.equity;
+                t.upnl[j] = x.upnl;
+                for m in 0..2 {
+                    t.tc[m][j] = x.total_collateral[m];
+                    t.perp[m][j] = x.perp_requirement[m];
+                    t.borrows[m][j] = x.borrows[m];
+                }
+                t.isolated[j] = x.isolated_liquidatable;
             }
-            // x / 10^value as the nearest float of x, then one division (a difference of two
-            // totals may leave 63 bits: i128 → f64 is exact-rounded too, only slower)
-            let f = |x: i128| if let Ok(v) = i64::try_from(x) { v as f64 / one } else { wide(x) / one };
-            let m = AccountMargin {
-                equity: f(a.equity),
-                upnl: f(a.upnl),
-                adj_equity: [f(a.total_collateral[0] - a.borrows[0]), f(a.total_collateral[1] - a.borrows[1])],
-                requirement: [f(a.requirement[0] - a.borrows[0]), f(a.requirement[1] - a.borrows[1])],
-                isolated_liquidatable: a.isolated_liquidatable,
-                fee_reserve: 0.0,
-            };
-            cols.equity[j] = m.equity;
-            cols.upnl[j] = m.upnl;
-            cols.adj_equity_initial[j] = m.adj_equity[0];
-            cols.adj_equity_maint[j] = m.adj_equity[1];
-            cols.im[j] = m.requirement[0];
-            cols.mm[j] = m.requirement[1];
-            cols.free_collateral[j] = f(a.total_collateral[0] - a.requirement[0]);
-            cols.margin_ratio[j] = m.margin_ratio();
-            cols.liquidatable[j] = a.liquidatable();
-            cols.bankrupt[j] = a.equity < 0;
-            raw.total_collateral_initial[j] = a.total_collateral[0] as i64;
-            raw.total_collateral_maint[j] = a.total_collateral[1] as i64;
-            raw.requirement_initial[j] = a.requirement[0] as i64;
-            raw.requirement_maint[j] = a.requirement[1] as i64;
+            let over = block_columns(&t, len, self.fx.value_one, start, &mut cols, &mut raw);
+            if over {
+                // a requirement beyond 63 bits (an error naming the account), or a difference
+                // of two totals beyond 63 bits (converted from 128 bits)
+                if let Some(j) = wide_columns(&t, len, self.fx.value_one, start, &mut cols) {
+                    let a = first + start + j;
+                    bad = Some(bad.map_or(a, |b: usize| b.min(a)));
+                }
+            }
+            start += len;
         }
         bad
     }
+}
+
+/// The columns of rows `at..at + len` from a block's totals; true when some account needs
+/// [`wide_columns`] (a sum or difference of two totals beyond 63 bits). One short loop per
+/// column, each of a few arrays, so that each is vectorised.
+#[inline(always)]
+fn block_columns(
+    t: &BlockTotals,
+    len: usize,
+    one: f64,
+    at: usize,
+    cols: &mut MarginColumnsMut<'_>,
+    raw: &mut FixedColumnsMut<'_>,
+) -> bool {
+    let r = at..at + len;
+    let (tc0, tc1) = (&t.tc[0][..len], &t.tc[1][..len]);
+    let (b0, b1) = (&t.borrows[0][..len], &t.borrows[1][..len]);
+    // x / 10^value as the nearest float of x, then one division (correctly rounded each)
+    let convert = |out: &mut [f64], x: &[i64]| {
+        for (o, &x) in out.iter_mut().zip(x) {
+            *o = x as f64 / one;
+        }
+    };
+    // x ± y, and the sign bit set where the result left 64 bits
+    let sum = |out: &mut [i64], x: &[i64], y: &[i64]| {
+        let mut over = 0i64;
+        for ((o, &x), &y) in out.iter_mut().zip(x).zip(y) {
+            let s = x.wrapping_add(y);
+            over |= !(x ^ y) & (x ^ s);
+            *o = s;
+        }
+        over
+    };
+    let difference = |out: &mut [i64], x: &[i64], y: &[i64]| {
+        let mut over = 0i64;
+        for ((o, &x), &y) in out.iter_mut().zip(x).zip(y) {
+            let d = x.wrapping_sub(y);
+            over |= (x ^ y) & (x ^ d);
+            *o = d;
+        }
+        over
+    };
+    let mut over = 0i64;
+    let (rq0, rq1) = (&mut raw.requirement_initial[r.clone()], &mut raw.requirement_maint[r.clone()]);
+    over |= sum(rq0, &t.perp[0][..len], b0);
+    over |= sum(rq1, &t.perp[1][..len], b1);
+    raw.total_collateral_initial[r.clone()].copy_from_slice(tc0);
+    raw.total_collateral_maint[r.clone()].copy_from_slice(tc1);
+    convert(&mut cols.equity[r.clone()], &t.equity[..len]);
+    convert(&mut cols.upnl[r.clone()], &t.upnl[..len]);
+    convert(&mut cols.im[r.clone()], &t.perp[0][..len]);
+    convert(&mut cols.mm[r.clone()], &t.perp[1][..len]);
+    let mut d = [0i64; BLOCK];
+    let d = &mut d[..len];
+    over |= difference(d, tc0, b0);
+    convert(&mut cols.adj_equity_initial[r.clone()], d);
+    over |= difference(d, tc1, b1);
+    convert(&mut cols.adj_equity_maint[r.clone()], d);
+    over |= difference(d, tc0, rq0);
+    convert(&mut cols.free_collateral[r.clone()], d);
+    let (mm, adj) = (&cols.mm[r.clone()], &cols.adj_equity_maint[r.clone()]);
+    for ((o, &mm), &adj) in cols.margin_ratio[r.clone()].iter_mut().zip(mm).zip(adj) {
+        *o = margin_ratio(mm, adj);
+    }
+    for (((o, &tc), &rq), &iso) in cols.liquidatable[r.clone()].iter_mut().zip(tc1).zip(rq1.iter()).zip(&t.isolated) {
+        *o = (tc < rq) | iso;
+    }
+    for (o, &e) in cols.bankrupt[r].iter_mut().zip(&t.equity[..len]) {
+        *o = e < 0;
+    }
+    over < 0
+}
+
+/// [`AccountMargin::margin_ratio`] of a maintenance requirement and adjusted maintenance equity.
+#[inline(always)]
+fn margin_ratio(mm: f64, adj_maint: f64) -> f64 {
+    let m = AccountMargin {
+        equity: 0.0,
+        upnl: 0.0,
+        adj_equity: [0.0, adj_maint],
+        requirement: [0.0, mm],
+        isolated_liquidatable: false,
+        fee_reserve: 0.0,
+    };
+    m.margin_ratio()
+}
+
+/// The rows of a block [`block_columns`] flagged, again in 128 bits: the requirements and
+/// differences of totals exactly; the first account whose requirement leaves 63 bits, if any.
+#[cold]
+#[inline(never)]
+fn wide_columns(t: &BlockTotals, len: usize, one: f64, at: usize, cols: &mut MarginColumnsMut<'_>) -> Option<usize> {
+    let f = |x: i128| wide(x) / one;
+    let mut bad = None;
+    for j in 0..len {
+        let w = |x: &[[i64; BLOCK]; 2], m: usize| x[m][j] as i128;
+        let (tc0, tc1) = (w(&t.tc, 0), w(&t.tc, 1));
+        let (b0, b1) = (w(&t.borrows, 0), w(&t.borrows, 1));
+        let (q0, q1) = (w(&t.perp, 0) + b0, w(&t.perp, 1) + b1);
+        if i64::try_from(q0).is_err() || i64::try_from(q1).is_err() {
+            bad = bad.or(Some(j));
+            continue;
+        }
+        let (adj, mm) = (f(tc1 - b1), f(w(&t.perp, 1)));
+        cols.adj_equity_initial[at + j] = f(tc0 - b0);
+        cols.adj_equity_maint[at + j] = adj;
+        cols.free_collateral[at + j] = f(tc0 - q0);
+        cols.margin_ratio[at + j] = margin_ratio(mm, adj);
+    }
+    bad
 }
 
 #[cfg(test)]
@@ -1107,8 +1246,8 @@ mod tests {
         (u, fx)
     }
 
-    /// One account (id 1) of `bal` (asset, qty) and `pos` (market, qty, entry).
-    fn run(u: &Universe, fx: &FixedUniverse, bal: &[(u32, f64)], pos: &[(u32, f64, f64)]) -> Result<FixedColumns> {
+    /// One account (id 1) of `bal` (asset, qty) and `pos` (market, qty, entry), grouped.
+    fn one_account(u: &Universe, bal: &[(u32, f64)], pos: &[(u32, f64, f64)]) -> GroupedBook {
         let ba = vec![1i64; bal.len()];
         let bc: Vec<u32> = bal.iter().map(|b| b.0).collect();
         let bq: Vec<f64> = bal.iter().map(|b| b.1).collect();
@@ -1117,13 +1256,18 @@ mod tests {
         let pq: Vec<f64> = pos.iter().map(|p| p.1).collect();
         let pe: Vec<f64> = pos.iter().map(|p| p.2).collect();
         let pi = vec![0.0; pos.len()];
-        let book = group(
+        group(
             BalanceInput { account: &ba, code: &bc, qty: &bq },
             PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
             u.n_assets() as u32,
             u.n_markets() as u32,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// One account (id 1) of `bal` (asset, qty) and `pos` (market, qty, entry).
+    fn run(u: &Universe, fx: &FixedUniverse, bal: &[(u32, f64)], pos: &[(u32, f64, f64)]) -> Result<FixedColumns> {
+        let book = one_account(u, bal, pos);
         let am: Vec<u32> = (0..u.n_assets() as u32).collect();
         let mm: Vec<u32> = (0..u.n_markets() as u32).collect();
         let prices = Prices { asset: &u.assets.price, mark: &u.markets.mark };
@@ -1250,6 +1394,31 @@ mod tests {
         assert!(!rows.matches(&other));
         let e = evaluate_rows(&book, &rows, &ctx, &other).unwrap_err();
         assert!(e.to_string().starts_with("arithmetic: the book's raw rows were converted"), "{e}");
+    }
+
+    #[test]
+    fn differences_of_totals_beyond_63_bits_are_converted_from_128_bits() {
+        let mut x = asset("XYZ", 1.0);
+        x.liability_weight = [1.2, 1.1];
+        let m = perp("XYZ-PERP", "USDC", "XYZ", 1.0, &[(f64::INFINITY, 0.1, 0.05)]);
+        let u = Universe::new(&[asset("USDC", 1.0), x], &[m]).unwrap();
+        let fx = FixedUniverse::new(&u, FixedSpec::drift(vec![6, 6])).unwrap();
+        // a borrow of 4.6e12 XYZ (weighted 5.52e12 initial) and a loss of 4.15e12 on a long of
+        // 4.15e9 from 1001 at 1: equity −8.75e12 USD fits 63 bits of 1e-6, total collateral
+        // less weighted borrows (−9.67e12) and less the requirement do not
+        let book = one_account(&u, &[(1, -4.6e12)], &[(0, 4.15e9, 1001.0)]);
+        let prices = Prices { asset: &u.assets.price, mark: &u.markets.mark };
+        let ctx = MarginContext::new(&u, &book, prices, Remap { asset: &[0, 1], market: &[0] }).unwrap();
+        let (cols, raw) = evaluate(&book, &ctx, &fx).unwrap();
+        let (tc0, rq0) = (raw.total_collateral_initial[0] as i128, raw.requirement_initial[0] as i128);
+        assert_eq!((tc0, rq0), (-4_150_000_000_000_000_000, 5_520_000_000_000_000_000 + 415_000_000_000_000));
+        let b0 = 5_520_000_000_000_000_000i128;
+        assert!(tc0 - b0 < i64::MIN as i128 && tc0 - rq0 < i64::MIN as i128);
+        assert_eq!(cols.equity[0], -8.75e12);
+        assert_eq!(cols.im[0], 4.15e8);
+        assert_eq!(cols.adj_equity_initial[0], (tc0 - b0) as f64 / 1e6);
+        assert_eq!(cols.free_collateral[0], (tc0 - rq0) as f64 / 1e6);
+        assert!(cols.liquidatable[0] && cols.bankrupt[0]);
     }
 
     #[test]
