@@ -421,32 +421,40 @@ fn closed_form_roots(
     basis: piecewise::Basis,
     g1: [(f64, f64); 2],
 ) -> Option<(f64, f64)> {
-    let mut both = [f64::NAN; 2];
-    for (i, maint) in [(0, true), (1, false)] {
-        let (g, scale) = g1[i];
-        if g.is_nan() || confirmed((g, scale)) {
-            return None;
-        }
-        if !maint && g1[0].0 >= 0.0 && both[0].is_nan() {
-            // Safe at maintenance everywhere: the pool (g at bankruptcy ≥ g at maintenance,
-            // requirements being ≥ 0 and no fee reserve here) never reaches 0 either.
-            break;
-        }
-        let (s, line) = terms.nearest(tables, basis, maint, g)?;
+    let open = |x: (f64, f64)| !x.0.is_nan() && !confirmed(x);
+    if !open(g1[0]) {
+        return None;
+    }
+    // Both gaps from one sweep each way; the bankruptcy gap's g(1) is checked only where its
+    // root is needed.
+    let [maint, bank] = terms.nearest(tables, basis, [g1[0].0, g1[1].0], [true, open(g1[1])]);
+    let maint = maint?;
+    let bank = if g1[0].0 >= 0.0 && maint.0.is_nan() {
+        // Safe at maintenance everywhere: the pool (g at bankruptcy ≥ g at maintenance,
+        // requirements being ≥ 0 and no fee reserve here) never reaches 0 either.
+        (f64::NAN, 0.0)
+    } else {
+        bank?
+    };
+    let both = [maint, bank];
+    if both.iter().all(|x| x.0.is_nan()) {
+        return Some((f64::NAN, f64::NAN));
+    }
+    // The constant part is g(1) less the moving rows at 1, by the same formulas. The gross:
+    // the line's terms (a uPnL nets size·M·s against size·e), the rows' values at s and at 1.
+    let at1 = terms.exact(u, 1.0);
+    for i in 0..2 {
+        let (s, line) = both[i];
         if !s.is_nan() {
-            // The constant part is g(1) less the moving rows at 1, by the same formulas. The
-            // gross: the line's terms (a uPnL nets size·M·s against size·e), the rows' values
-            // at s and at 1.
-            let (at1, gross1) = terms.exact(u, maint, 1.0);
-            let c = g - at1;
-            let (at, gross) = terms.exact(u, maint, s);
+            let (at1, gross1) = at1[i];
+            let c = g1[i].0 - at1;
+            let (at, gross) = terms.exact(u, s)[i];
             if (c + at).abs() > REL_TOL * (c.abs() + line.max(gross).max(gross1)) {
                 return None;
             }
         }
-        both[i] = s;
     }
-    Some((both[0], both[1]))
+    Some((both[0].0, both[1].0))
 }
 
 /// The closed-form search of a cross pool ([`piecewise`]) under driver `d`, `base` the

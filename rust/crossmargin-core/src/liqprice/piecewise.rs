@@ -294,10 +294,11 @@ impl Terms {
         self.concave = true;
     }
 
-    /// Σ of the moving rows' contributions to g at factor s by the model's per-row formulas
-    /// (requirements left out of the bankruptcy gap), and the sum of their magnitudes.
-    pub(super) fn exact(&self, u: &Universe, maint: bool, s: f64) -> (f64, f64) {
-        let (mut g, mut gross) = (0.0, 0.0);
+    /// Σ of the moving rows' contributions to g at factor s by the model's per-row formulas,
+    /// and the sum of their magnitudes: [maintenance gap, bankruptcy gap (requirements left
+    /// out)], each row evaluated once for both.
+    pub(super) fn exact(&self, u: &Universe, s: f64) -> [(f64, f64); 2] {
+        let mut out = [(0.0, 0.0); 2];
         for row in &self.rows {
             let (adj, req) = match *row {
                 Row::Position { market, qty, entry, mark, p, w, settle_moves } => {
@@ -309,11 +310,12 @@ impl Terms {
                 Row::Scaled { adj, req } => (adj * s, req * s),
                 Row::Holding { asset, qp, w } => (u.assets.haircuts.discounted(asset as usize, qp * s) * w, 0.0),
             };
-            let req = if maint { req } else { 0.0 };
-            g += adj - req;
-            gross += adj.abs() + req.abs();
+            for ((g, gross), req) in out.iter_mut().zip([req, 0.0]) {
+                *g += adj - req;
+                *gross += adj.abs() + req.abs();
+            }
         }
-        (g, gross)
+        out
     }
 
     fn push(&mut self, t: &Tables, kind: Kind, req: bool, basis: Option<Basis>) {
@@ -508,7 +510,7 @@ pub(super) fn isolated_terms(
     out.basis()
 }
 
-/// What a walk found.
+/// What a walk found for one gap.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Walk {
     /// The factor of the nearest sign change, and the gross of g there (the sum of the
@@ -518,6 +520,26 @@ pub(super) enum Walk {
     None,
     /// The model and g(1) disagree: search with the full model instead.
     Fail,
+}
+
+/// One gap's state in a sweep: maintenance (every term) or bankruptcy (requirements left out).
+#[derive(Debug, Clone, Copy)]
+struct Gap {
+    maint: bool,
+    safe: bool,
+    /// The constant part: g(1) less the moving terms at s = 1.
+    c: f64,
+    /// The current segment's line c0 + c1·x, updated at each crossing of one of its terms.
+    g: [f64; 2],
+    /// Whether `g` was summed afresh since the last crossing of one of its terms.
+    fresh: bool,
+    /// Where the gap's current segment starts: 1 or the last breakpoint of one of its terms.
+    near: f64,
+    /// The farthest factor searched.
+    limit: f64,
+    /// Whether the end check of a concave gap is done (or does not apply).
+    checked: bool,
+    found: Option<Walk>,
 }
 
 impl Terms {
@@ -549,80 +571,112 @@ impl Terms {
         sum
     }
 
-    /// The nearest sign change of g (g(1) = `g1`, from the full model) in one direction, no
-    /// farther than `limit` (a factor: < 1 downward, > 1 upward). The line's coefficients are
-    /// updated as each breakpoint is crossed (O(1) per crossing) and summed afresh in the
-    /// segment that changes sign, whose root is then solved in closed form.
-    fn walk(&mut self, t: &Tables, basis: Basis, maint: bool, g1: f64, up: bool, limit: f64) -> Walk {
-        let safe = g1 >= 0.0;
+    /// g of a gap at the walk's limit, each term on its piece there.
+    fn at_limit(&self, t: &Tables, basis: Basis, maint: bool, c: f64, limit: f64) -> f64 {
+        let x = basis.phi(limit);
+        let mut at = c;
+        for term in self.terms.iter().filter(|term| maint || !term.req) {
+            let k = term.coef(t, term.piece_at(t, limit));
+            at += if term.req { -(k[0] + k[1] * x) } else { k[0] + k[1] * x };
+        }
+        at
+    }
+
+    /// The nearest sign change of the maintenance and the bankruptcy gap (g(1) = `g1`, from
+    /// the full model) in one direction, each no farther than its `limit` (factors: < 1
+    /// downward, > 1 upward), in one pass over the breakpoints of every term; gaps not `run`
+    /// are left out. The lines' coefficients are updated as each breakpoint is crossed (O(1)
+    /// per crossing; the bankruptcy line only at its own terms' breakpoints) and summed afresh
+    /// in the segment that changes sign, whose root is then solved in closed form.
+    fn sweep(
+        &mut self,
+        t: &Tables,
+        basis: Basis,
+        g1: [f64; 2],
+        up: bool,
+        limit: [f64; 2],
+        run: [bool; 2],
+    ) -> [Walk; 2] {
         for term in &mut self.terms {
             term.j = if up { term.j_up } else { term.j_down };
-            // A term that does not enter this gap never ends a segment.
-            term.next = if maint || !term.req {
-                term.next_break(t, up)
-            } else if up {
-                f64::INFINITY
-            } else {
-                f64::NEG_INFINITY
-            };
+            term.next = term.next_break(t, up);
         }
-        // The constant part: g(1) less the moving terms at s = 1.
-        let at1 = self.sum(t, maint, 0.0);
-        let c = g1 - (at1[0] + at1[1] * basis.phi(1.0));
-        if safe && self.concave {
-            // Concave g (brackets' rates never fall, weights ≤ 1): its minimum over [1, limit]
-            // is at an end, so g ≥ 0 at the limit means no sign change on this side.
-            let x = basis.phi(limit);
-            let mut at_limit = c;
-            for term in self.terms.iter().filter(|term| maint || !term.req) {
-                let k = term.coef(t, term.piece_at(t, limit));
-                at_limit += if term.req { -(k[0] + k[1] * x) } else { k[0] + k[1] * x };
+        let concave = self.concave;
+        let mut gaps = [true, false].map(|maint| {
+            let i = usize::from(!maint);
+            let safe = g1[i] >= 0.0;
+            let at1 = self.sum(t, maint, 0.0);
+            let c = g1[i] - (at1[0] + at1[1] * basis.phi(1.0));
+            let g = [at1[0] + c, at1[1]];
+            let mut found = (!run[i]).then_some(Walk::None);
+            if !safe && concave {
+                // Below the boundary and concave: where g does not rise in the walk's direction
+                // from s = 1 it never rises farther out (its slope in x only falls), so it
+                // stays below 0 on this side.
+                let rising = g[1] * if (basis == Basis::S) == up { 1.0 } else { -1.0 };
+                if rising <= 0.0 {
+                    found = Some(Walk::None);
+                }
             }
-            if at_limit >= 0.0 {
-                return Walk::None;
-            }
-        }
-        let mut g = [at1[0] + c, at1[1]];
-        if !safe && self.concave {
-            // Below the boundary and concave: where g does not rise in the walk's direction
-            // from s = 1 it never rises farther out (its slope in x only falls), so it stays
-            // below 0 on this side.
-            let rising = g[1] * if (basis == Basis::S) == up { 1.0 } else { -1.0 };
-            if rising <= 0.0 {
-                return Walk::None;
-            }
-        }
-        let mut fresh = true;
-        let mut near = 1.0;
+            let checked = !(safe && concave);
+            Gap { maint, safe, c, g, fresh: true, near: 1.0, limit: limit[i], checked, found }
+        });
+        let at = |g: [f64; 2], s: f64| g[0] + g[1] * basis.phi(s);
         loop {
-            // The far end of the segment: the next breakpoint in the walk's direction.
-            let mut far = limit;
+            // The far end of the segment: the next breakpoint of any term in the walk's
+            // direction, or the farthest limit of a gap still walking.
+            let mut far = f64::NAN;
+            for gap in gaps.iter().filter(|g| g.found.is_none()) {
+                far = if up { gap.limit.max(far) } else { gap.limit.min(far) };
+            }
+            if far.is_nan() {
+                break;
+            }
             for term in &self.terms {
                 far = if up { far.min(term.next) } else { far.max(term.next) };
             }
-            let at = |g: [f64; 2], s: f64| g[0] + g[1] * basis.phi(s);
-            let (at_near, at_far) = ((at(g, near) >= 0.0) != safe, (at(g, far) >= 0.0) != safe);
-            if (at_near || at_far) && !fresh {
-                // Updated coefficients carry the rounding of every crossing: sum afresh.
-                g = self.sum(t, maint, c);
-                fresh = true;
-                continue;
-            }
-            if at_near {
-                // A sign change at the breakpoint itself (to rounding).
-                return Walk::Root(near, self.gross(t, basis, maint, c, near));
-            }
-            if at_far {
-                let s = basis.inverse(-g[0] / g[1]);
-                if !s.is_finite() {
-                    return Walk::Fail;
+            for gap in gaps.iter_mut().filter(|g| g.found.is_none()) {
+                let end = if up { far.min(gap.limit) } else { far.max(gap.limit) };
+                let (mut at_near, mut at_far);
+                loop {
+                    at_near = (at(gap.g, gap.near) >= 0.0) != gap.safe;
+                    at_far = (at(gap.g, end) >= 0.0) != gap.safe;
+                    if (at_near || at_far) && !gap.fresh {
+                        // Updated coefficients carry the rounding of every crossing: sum afresh.
+                        gap.g = self.sum(t, gap.maint, gap.c);
+                        gap.fresh = true;
+                        continue;
+                    }
+                    break;
                 }
-                let s = if up { s.clamp(near, far) } else { s.clamp(far, near) };
-                return Walk::Root(s, self.gross(t, basis, maint, c, s));
+                gap.found = if at_near {
+                    // A sign change at the breakpoint itself (to rounding).
+                    Some(Walk::Root(gap.near, self.gross(t, basis, gap.maint, gap.c, gap.near)))
+                } else if at_far {
+                    let s = basis.inverse(-gap.g[0] / gap.g[1]);
+                    Some(if !s.is_finite() {
+                        Walk::Fail
+                    } else {
+                        let s = if up { s.clamp(gap.near, end) } else { s.clamp(end, gap.near) };
+                        Walk::Root(s, self.gross(t, basis, gap.maint, gap.c, s))
+                    })
+                } else if end == gap.limit {
+                    Some(Walk::None)
+                } else if !gap.checked {
+                    // Concave g (brackets' rates never fall, weights ≤ 1) safe at s = 1 and
+                    // not crossing in the first segment: its minimum over the rest of the
+                    // side is at the limit, so g ≥ 0 there means no sign change on this side.
+                    gap.checked = true;
+                    (self.at_limit(t, basis, gap.maint, gap.c, gap.limit) >= 0.0).then_some(Walk::None)
+                } else {
+                    None
+                };
             }
-            if far == limit {
-                return Walk::None;
+            if gaps.iter().all(|g| g.found.is_some()) {
+                break;
             }
+            // Cross the breakpoints at `far`: each term there moves to its next piece.
+            let [m, b] = &mut gaps;
             for term in &mut self.terms {
                 if term.next != far {
                     continue;
@@ -634,28 +688,52 @@ impl Terms {
                 }
                 let new = term.coef(t, term.j);
                 let sign = if term.req { -1.0 } else { 1.0 };
-                g[0] += sign * (new[0] - old[0]);
-                g[1] += sign * (new[1] - old[1]);
+                m.g[0] += sign * (new[0] - old[0]);
+                m.g[1] += sign * (new[1] - old[1]);
+                m.fresh = false;
+                if !term.req {
+                    b.g[0] += sign * (new[0] - old[0]);
+                    b.g[1] += sign * (new[1] - old[1]);
+                    b.fresh = false;
+                    b.near = far;
+                }
             }
-            fresh = false;
-            near = far;
+            m.near = far;
         }
+        gaps.map(|g| g.found.unwrap_or(Walk::None))
     }
 
-    /// The factor nearest 1 (log distance, ties downward) in [S_MIN, S_MAX] at which g
-    /// changes sign (NaN if none) and the gross of g there; `None` when the walk cannot
-    /// place it.
-    pub(super) fn nearest(&mut self, t: &Tables, basis: Basis, maint: bool, g1: f64) -> Option<(f64, f64)> {
-        let best = match self.walk(t, basis, maint, g1, false, S_MIN) {
-            Walk::Root(s, gross) => (s, gross),
-            Walk::None => (f64::NAN, 0.0),
-            Walk::Fail => return None,
-        };
-        let limit = if best.0.is_nan() { S_MAX } else { 1.0 / best.0 };
-        match self.walk(t, basis, maint, g1, true, limit) {
-            Walk::Root(r, gross) if best.0.is_nan() || r.ln() < -best.0.ln() => Some((r, gross)),
-            Walk::Fail => None,
-            _ => Some(best),
+    /// The factors nearest 1 (log distance, ties downward) in [S_MIN, S_MAX] at which the
+    /// maintenance and the bankruptcy gap (g(1) = `g1`) change sign (NaN if none), and the gross
+    /// of g there, from one sweep downward and one upward; `None` for a gap the walk cannot
+    /// place or that is not `run`.
+    pub(super) fn nearest(
+        &mut self,
+        t: &Tables,
+        basis: Basis,
+        g1: [f64; 2],
+        run: [bool; 2],
+    ) -> [Option<(f64, f64)>; 2] {
+        let mut best = [(f64::NAN, 0.0); 2];
+        let mut ok = run;
+        let down = self.sweep(t, basis, g1, false, [S_MIN; 2], ok);
+        for i in 0..2 {
+            match down[i] {
+                Walk::Root(s, gross) => best[i] = (s, gross),
+                Walk::None => {}
+                Walk::Fail => ok[i] = false,
+            }
         }
+        // Upward, no farther than the root found downward.
+        let limit = best.map(|b| if b.0.is_nan() { S_MAX } else { 1.0 / b.0 });
+        let up = self.sweep(t, basis, g1, true, limit, ok);
+        for i in 0..2 {
+            match up[i] {
+                Walk::Root(r, gross) if best[i].0.is_nan() || r.ln() < -best[i].0.ln() => best[i] = (r, gross),
+                Walk::Fail => ok[i] = false,
+                _ => {}
+            }
+        }
+        [0, 1].map(|i| ok[i].then_some(best[i]))
     }
 }
