@@ -156,27 +156,64 @@ impl Term {
             Kind::Brackets { market, .. } => t.tiers[market as usize].len() - 1,
         };
         let mut term = Term { kind, req, n: n as u32, j: 0, j_down: 0, j_up: 0, next: f64::INFINITY };
-        // The pieces around s = 1: j_down = the number of breakpoints below 1.
-        let j = term.piece_at(t, 1.0);
-        term.j_down = j;
-        term.j_up = if j < term.n && term.brk(t, j) == 1.0 { j + 1 } else { j };
-        term
-    }
-
-    /// The number of breakpoints below s: the piece just below s (binary search; the
-    /// breakpoints increase).
-    #[inline]
-    fn piece_at(&self, t: &Tables, s: f64) -> u32 {
-        let (mut lo, mut hi) = (0, self.n);
+        // The pieces around s = 1: j_down = the number of breakpoints below 1. Counted by
+        // comparing bounds with the notional (no division), a count that can only be too high
+        // by the breakpoints whose quotient rounds to 1: those are taken back.
+        let (mut lo, mut hi) = (0, term.n);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if self.brk(t, mid) < s {
+            if term.maybe_below_one(t, mid) {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
-        lo
+        let mut j = lo;
+        while j > 0 && !(term.brk(t, j - 1) < 1.0) {
+            j -= 1;
+        }
+        term.j_down = j;
+        term.j_up = if j < term.n && term.brk(t, j) == 1.0 { j + 1 } else { j };
+        term
+    }
+
+    /// Whether breakpoint `j` (< n) may lie below s = 1: true wherever [`Term::brk`] is < 1
+    /// (a bound below the notional, or the quantity's value), and also where that quotient
+    /// rounds to 1.
+    #[inline]
+    fn maybe_below_one(&self, t: &Tables, j: u32) -> bool {
+        let j = j as usize;
+        match self.kind {
+            Kind::Flat(_) => false,
+            Kind::Tiered { asset, qp, .. } => t.slices[asset as usize][j].bound < qp,
+            Kind::Pnl { at, .. } => at < 1.0,
+            Kind::Brackets { market, nq, inverse, .. } => {
+                let tiers = &t.tiers[market as usize];
+                if inverse {
+                    nq < tiers[tiers.len() - 2 - j].bound
+                } else {
+                    tiers[j].bound < nq
+                }
+            }
+        }
+    }
+
+    /// The number of breakpoints below `limit`, counted from the current piece outward (the
+    /// breakpoints increase; the limit lies beyond s = 1 in the walk's direction, most often
+    /// within a piece or two).
+    #[inline]
+    fn piece_toward(&self, t: &Tables, limit: f64, up: bool) -> u32 {
+        let mut j = self.j;
+        if up {
+            while j < self.n && self.brk(t, j) < limit {
+                j += 1;
+            }
+        } else {
+            while j > 0 && !(self.brk(t, j - 1) < limit) {
+                j -= 1;
+            }
+        }
+        j
     }
 
     /// The breakpoint that ends the current piece in the walk's direction (±∞: none).
@@ -571,12 +608,13 @@ impl Terms {
         sum
     }
 
-    /// g of a gap at the walk's limit, each term on its piece there.
-    fn at_limit(&self, t: &Tables, basis: Basis, maint: bool, c: f64, limit: f64) -> f64 {
+    /// g of a gap at the walk's limit, each term on its piece there (called before the first
+    /// crossing: every term on its piece at s = 1).
+    fn at_limit(&self, t: &Tables, basis: Basis, maint: bool, c: f64, limit: f64, up: bool) -> f64 {
         let x = basis.phi(limit);
         let mut at = c;
         for term in self.terms.iter().filter(|term| maint || !term.req) {
-            let k = term.coef(t, term.piece_at(t, limit));
+            let k = term.coef(t, term.piece_toward(t, limit, up));
             at += if term.req { -(k[0] + k[1] * x) } else { k[0] + k[1] * x };
         }
         at
@@ -667,7 +705,7 @@ impl Terms {
                     // not crossing in the first segment: its minimum over the rest of the
                     // side is at the limit, so g ≥ 0 there means no sign change on this side.
                     gap.checked = true;
-                    (self.at_limit(t, basis, gap.maint, gap.c, gap.limit) >= 0.0).then_some(Walk::None)
+                    (self.at_limit(t, basis, gap.maint, gap.c, gap.limit, up) >= 0.0).then_some(Walk::None)
                 } else {
                     None
                 };
