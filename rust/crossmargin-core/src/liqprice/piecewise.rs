@@ -124,6 +124,11 @@ struct Term {
     j_up: u32,
     /// The next breakpoint in the current walk's direction (±∞ past the last).
     next: f64,
+    /// (c0, c1) of the current piece.
+    k: [f64; 2],
+    /// Where each walk starts, downward and upward: (the first breakpoint, the piece's
+    /// coefficients).
+    start: [(f64, [f64; 2]); 2],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -155,7 +160,9 @@ impl Term {
             Kind::Pnl { w, at, .. } => usize::from(w != 1.0 && at.is_finite() && at > 0.0),
             Kind::Brackets { market, .. } => t.tiers[market as usize].len() - 1,
         };
-        let mut term = Term { kind, req, n: n as u32, j: 0, j_down: 0, j_up: 0, next: f64::INFINITY };
+        let start = [(f64::NEG_INFINITY, [0.0; 2]), (f64::INFINITY, [0.0; 2])];
+        let mut term =
+            Term { kind, req, n: n as u32, j: 0, j_down: 0, j_up: 0, next: f64::INFINITY, k: [0.0; 2], start };
         // The pieces around s = 1: j_down = the number of breakpoints below 1. Counted by
         // comparing bounds with the notional (no division), a count that can only be too high
         // by the breakpoints whose quotient rounds to 1: those are taken back.
@@ -173,7 +180,25 @@ impl Term {
             j -= 1;
         }
         term.j_down = j;
-        term.j_up = if j < term.n && term.brk(t, j) == 1.0 { j + 1 } else { j };
+        let k_down = term.coef(t, j);
+        if j > 0 {
+            term.start[0].0 = term.brk(t, j - 1);
+        }
+        term.start[0].1 = k_down;
+        term.start[1].1 = k_down;
+        term.j_up = j;
+        if j < term.n {
+            let b = term.brk(t, j);
+            if b == 1.0 {
+                term.j_up = j + 1;
+                term.start[1].1 = term.coef(t, j + 1);
+                if j + 1 < term.n {
+                    term.start[1].0 = term.brk(t, j + 1);
+                }
+            } else {
+                term.start[1].0 = b;
+            }
+        }
         term
     }
 
@@ -583,13 +608,13 @@ impl Terms {
     /// Σ of the terms' current pieces (requirements subtracted at maintenance, left out of the
     /// bankruptcy gap) plus `c`.
     #[inline]
-    fn sum(&self, t: &Tables, maint: bool, c: f64) -> [f64; 2] {
+    fn sum(&self, maint: bool, c: f64) -> [f64; 2] {
         let mut g = [c, 0.0];
         for term in &self.terms {
             if term.req && !maint {
                 continue;
             }
-            let x = term.coef(t, term.j);
+            let x = term.k;
             let sign = if term.req { -1.0 } else { 1.0 };
             g[0] += sign * x[0];
             g[1] += sign * x[1];
@@ -598,11 +623,11 @@ impl Terms {
     }
 
     /// |c| + Σ |term| at factor s (the current pieces): the gross of g.
-    fn gross(&self, t: &Tables, basis: Basis, maint: bool, c: f64, s: f64) -> f64 {
+    fn gross(&self, basis: Basis, maint: bool, c: f64, s: f64) -> f64 {
         let x = basis.phi(s);
         let mut sum = c.abs();
         for term in self.terms.iter().filter(|term| maint || !term.req) {
-            let k = term.coef(t, term.j);
+            let k = term.k;
             sum += k[0].abs() + (k[1] * x).abs();
         }
         sum
@@ -614,7 +639,8 @@ impl Terms {
         let x = basis.phi(limit);
         let mut at = c;
         for term in self.terms.iter().filter(|term| maint || !term.req) {
-            let k = term.coef(t, term.piece_toward(t, limit, up));
+            let j = term.piece_toward(t, limit, up);
+            let k = if j == term.j { term.k } else { term.coef(t, j) };
             at += if term.req { -(k[0] + k[1] * x) } else { k[0] + k[1] * x };
         }
         at
@@ -637,13 +663,13 @@ impl Terms {
     ) -> [Walk; 2] {
         for term in &mut self.terms {
             term.j = if up { term.j_up } else { term.j_down };
-            term.next = term.next_break(t, up);
+            (term.next, term.k) = term.start[usize::from(up)];
         }
         let concave = self.concave;
         let mut gaps = [true, false].map(|maint| {
             let i = usize::from(!maint);
             let safe = g1[i] >= 0.0;
-            let at1 = self.sum(t, maint, 0.0);
+            let at1 = self.sum(maint, 0.0);
             let c = g1[i] - (at1[0] + at1[1] * basis.phi(1.0));
             let g = [at1[0] + c, at1[1]];
             let mut found = (!run[i]).then_some(Walk::None);
@@ -681,7 +707,7 @@ impl Terms {
                     at_far = (at(gap.g, end) >= 0.0) != gap.safe;
                     if (at_near || at_far) && !gap.fresh {
                         // Updated coefficients carry the rounding of every crossing: sum afresh.
-                        gap.g = self.sum(t, gap.maint, gap.c);
+                        gap.g = self.sum(gap.maint, gap.c);
                         gap.fresh = true;
                         continue;
                     }
@@ -689,14 +715,14 @@ impl Terms {
                 }
                 gap.found = if at_near {
                     // A sign change at the breakpoint itself (to rounding).
-                    Some(Walk::Root(gap.near, self.gross(t, basis, gap.maint, gap.c, gap.near)))
+                    Some(Walk::Root(gap.near, self.gross(basis, gap.maint, gap.c, gap.near)))
                 } else if at_far {
                     let s = basis.inverse(-gap.g[0] / gap.g[1]);
                     Some(if !s.is_finite() {
                         Walk::Fail
                     } else {
                         let s = if up { s.clamp(gap.near, end) } else { s.clamp(end, gap.near) };
-                        Walk::Root(s, self.gross(t, basis, gap.maint, gap.c, s))
+                        Walk::Root(s, self.gross(basis, gap.maint, gap.c, s))
                     })
                 } else if end == gap.limit {
                     Some(Walk::None)
@@ -719,12 +745,13 @@ impl Terms {
                 if term.next != far {
                     continue;
                 }
-                let old = term.coef(t, term.j);
+                let old = term.k;
                 while term.next == far {
                     term.j = if up { term.j + 1 } else { term.j - 1 };
                     term.next = term.next_break(t, up);
                 }
                 let new = term.coef(t, term.j);
+                term.k = new;
                 let sign = if term.req { -1.0 } else { 1.0 };
                 m.g[0] += sign * (new[0] - old[0]);
                 m.g[1] += sign * (new[1] - old[1]);
