@@ -126,9 +126,11 @@ struct Term {
     next: f64,
     /// (c0, c1) of the current piece.
     k: [f64; 2],
-    /// Where each walk starts, downward and upward: (the first breakpoint, the piece's
-    /// coefficients).
-    start: [(f64, [f64; 2]); 2],
+    /// The first breakpoint of each walk, downward and upward.
+    start: [f64; 2],
+    /// (c0, c1) of piece `j_down` (also `j_up`'s unless a breakpoint lies at s = 1). The term
+    /// fits 128 bytes, which it is copied in without a call.
+    k_down: [f64; 2],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -160,67 +162,53 @@ impl Term {
             Kind::Pnl { w, at, .. } => usize::from(w != 1.0 && at.is_finite() && at > 0.0),
             Kind::Brackets { market, .. } => t.tiers[market as usize].len() - 1,
         };
-        let start = [(f64::NEG_INFINITY, [0.0; 2]), (f64::INFINITY, [0.0; 2])];
-        let mut term =
-            Term { kind, req, n: n as u32, j: 0, j_down: 0, j_up: 0, next: f64::INFINITY, k: [0.0; 2], start };
+        let start = [f64::NEG_INFINITY, f64::INFINITY];
+        let (k, k_down) = ([0.0; 2], [0.0; 2]);
+        let mut term = Term { kind, req, n: n as u32, j: 0, j_down: 0, j_up: 0, next: f64::INFINITY, k, start, k_down };
         // The pieces around s = 1: j_down = the number of breakpoints below 1. Counted by
         // comparing bounds with the notional (no division), a count that can only be too high
         // by the breakpoints whose quotient rounds to 1: those are taken back.
-        let (mut lo, mut hi) = (0, term.n);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if term.maybe_below_one(t, mid) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        let mut j = lo;
+        let mut j = term.maybe_below_one(t);
         while j > 0 && !(term.brk(t, j - 1) < 1.0) {
             j -= 1;
         }
         term.j_down = j;
-        let k_down = term.coef(t, j);
+        term.k_down = term.coef(t, j);
         if j > 0 {
-            term.start[0].0 = term.brk(t, j - 1);
+            term.start[0] = term.brk(t, j - 1);
         }
-        term.start[0].1 = k_down;
-        term.start[1].1 = k_down;
         term.j_up = j;
         if j < term.n {
             let b = term.brk(t, j);
             if b == 1.0 {
                 term.j_up = j + 1;
-                term.start[1].1 = term.coef(t, j + 1);
                 if j + 1 < term.n {
-                    term.start[1].0 = term.brk(t, j + 1);
+                    term.start[1] = term.brk(t, j + 1);
                 }
             } else {
-                term.start[1].0 = b;
+                term.start[1] = b;
             }
         }
         term
     }
 
-    /// Whether breakpoint `j` (< n) may lie below s = 1: true wherever [`Term::brk`] is < 1
-    /// (a bound below the notional, or the quantity's value), and also where that quotient
-    /// rounds to 1.
+    /// The number of breakpoints that may lie below s = 1: every one whose [`Term::brk`] is
+    /// < 1 (a bound below the notional, or the quantity's value), and also those where that
+    /// quotient rounds to 1 (a bound an ulp below the notional).
     #[inline]
-    fn maybe_below_one(&self, t: &Tables, j: u32) -> bool {
-        let j = j as usize;
-        match self.kind {
-            Kind::Flat(_) => false,
-            Kind::Tiered { asset, qp, .. } => t.slices[asset as usize][j].bound < qp,
-            Kind::Pnl { at, .. } => at < 1.0,
-            Kind::Brackets { market, nq, inverse, .. } => {
-                let tiers = &t.tiers[market as usize];
-                if inverse {
-                    nq < tiers[tiers.len() - 2 - j].bound
-                } else {
-                    tiers[j].bound < nq
-                }
+    fn maybe_below_one(&self, t: &Tables) -> u32 {
+        let n = self.n as usize;
+        let count = match self.kind {
+            Kind::Flat(_) => 0,
+            Kind::Tiered { asset, qp, .. } => t.slices[asset as usize][..n].partition_point(|x| x.bound < qp),
+            Kind::Pnl { at, .. } => usize::from(n > 0 && at < 1.0),
+            // Breakpoint j of an inverse contract is bound n − 1 − j: those above the notional.
+            Kind::Brackets { market, nq, inverse: true, .. } => {
+                n - t.tiers[market as usize][..n].partition_point(|x| !(nq < x.bound))
             }
-        }
+            Kind::Brackets { market, nq, .. } => t.tiers[market as usize][..n].partition_point(|x| x.bound < nq),
+        };
+        count as u32
     }
 
     /// The number of breakpoints below `limit`, counted from the current piece outward (the
@@ -622,6 +610,23 @@ impl Terms {
         g
     }
 
+    /// [`Terms::sum`] with c = 0 of the maintenance and the bankruptcy gap, in one pass.
+    #[inline]
+    fn sum_both(&self) -> [[f64; 2]; 2] {
+        let mut g = [[0.0; 2]; 2];
+        for term in &self.terms {
+            let x = term.k;
+            let sign = if term.req { -1.0 } else { 1.0 };
+            g[0][0] += sign * x[0];
+            g[0][1] += sign * x[1];
+            if !term.req {
+                g[1][0] += sign * x[0];
+                g[1][1] += sign * x[1];
+            }
+        }
+        g
+    }
+
     /// |c| + Σ |term| at factor s (the current pieces): the gross of g.
     fn gross(&self, basis: Basis, maint: bool, c: f64, s: f64) -> f64 {
         let x = basis.phi(s);
@@ -663,13 +668,15 @@ impl Terms {
     ) -> [Walk; 2] {
         for term in &mut self.terms {
             term.j = if up { term.j_up } else { term.j_down };
-            (term.next, term.k) = term.start[usize::from(up)];
+            term.next = term.start[usize::from(up)];
+            term.k = if term.j == term.j_down { term.k_down } else { term.coef(t, term.j) };
         }
         let concave = self.concave;
+        let at1 = self.sum_both();
         let mut gaps = [true, false].map(|maint| {
             let i = usize::from(!maint);
             let safe = g1[i] >= 0.0;
-            let at1 = self.sum(maint, 0.0);
+            let at1 = at1[i];
             let c = g1[i] - (at1[0] + at1[1] * basis.phi(1.0));
             let g = [at1[0] + c, at1[1]];
             let mut found = (!run[i]).then_some(Walk::None);
@@ -800,5 +807,87 @@ impl Terms {
             }
         }
         [0, 1].map(|i| ok[i].then_some(best[i]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::universe::fixtures::{asset, perp};
+
+    /// Bracket bounds 1,000 / 5,000 / 20,000 (+∞) and haircut bounds 2,000 / 9,000 (+∞).
+    fn tables() -> Tables {
+        let mut btc = asset("BTC", 50_000.0);
+        btc.haircut_tiers = vec![(2_000.0, 1.0), (9_000.0, 0.9), (f64::INFINITY, 0.5)];
+        let lin = perp(
+            "L",
+            "USDT",
+            "BTC",
+            50_000.0,
+            &[(1_000.0, 0.01, 0.005), (5_000.0, 0.02, 0.01), (20_000.0, 0.04, 0.02), (f64::INFINITY, 0.1, 0.05)],
+        );
+        Tables::new(&Universe::new(&[asset("USDT", 1.0), btc], &[lin]).unwrap())
+    }
+
+    /// The term's breakpoints below `s`, counted one by one with [`Term::brk`].
+    fn count_below(term: &Term, t: &Tables, s: f64) -> u32 {
+        (0..term.n).filter(|&j| term.brk(t, j) < s).count() as u32
+    }
+
+    /// Notionals at, an ulp either side of and between every bound.
+    fn notionals() -> Vec<f64> {
+        let mut out = vec![1.0, 700.0, 1e5, 1e9];
+        for b in [1_000.0f64, 2_000.0, 5_000.0, 9_000.0, 20_000.0] {
+            out.extend([
+                b,
+                b.next_up(),
+                b.next_down(),
+                b * (1.0 + 1e-16),
+                b * (1.0 - 1e-16),
+                b * 3.0 / 7.0 * 7.0 / 3.0,
+            ]);
+        }
+        out
+    }
+
+    #[test]
+    fn pieces_at_one_are_the_breakpoints_below_one_by_division() {
+        // The count by comparing bounds with the notional, taken back where a quotient rounds
+        // to 1, equals the count of breakpoints < 1 by division, also an ulp off a bound.
+        let t = tables();
+        for nq in notionals() {
+            for inverse in [false, true] {
+                let kind = Kind::Brackets { market: 0, nq, p: 1.0, inverse, settle_moves: false };
+                let term = Term::new(kind, true, &t);
+                assert_eq!(term.j_down, count_below(&term, &t, 1.0), "{nq} inverse {inverse}");
+                assert_eq!(term.j_up, count_below(&term, &t, 1.0.next_up()), "{nq} inverse {inverse}");
+            }
+            let term = Term::new(Kind::Tiered { asset: 1, qp: nq, w: 1.0 }, false, &t);
+            assert_eq!(term.j_down, count_below(&term, &t, 1.0), "{nq} tiered");
+        }
+    }
+
+    #[test]
+    fn a_term_fits_128_bytes() {
+        // Larger, it is copied into the terms by a call to memcpy (a tenth of the search's time).
+        assert!(std::mem::size_of::<Term>() <= 128, "{}", std::mem::size_of::<Term>());
+    }
+
+    #[test]
+    fn pieces_toward_a_limit_count_the_breakpoints_below_it() {
+        let t = tables();
+        for nq in notionals() {
+            for inverse in [false, true] {
+                let kind = Kind::Brackets { market: 0, nq, p: 1.0, inverse, settle_moves: false };
+                let mut term = Term::new(kind, true, &t);
+                for (up, limits) in [(false, [1e-6, 0.5, 0.999_999]), (true, [1.000_001, 2.0, 1e6])] {
+                    term.j = if up { term.j_up } else { term.j_down };
+                    for limit in limits {
+                        let want = count_below(&term, &t, limit);
+                        assert_eq!(term.piece_toward(&t, limit, up), want, "{nq} {inverse} {limit}");
+                    }
+                }
+            }
+        }
     }
 }
