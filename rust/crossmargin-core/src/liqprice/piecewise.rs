@@ -14,13 +14,17 @@
 //! | a position that does not move, settled in the moving asset | its collateral and requirement at s = 1, × s | s |
 //! | maintenance on the entry basis | constant in its settle units (× s when the coin moves) | — |
 //!
-//! The constant is g(1) of the full model less the moving rows at s = 1. The walk keeps one
-//! piece index per term and crosses breakpoints one at a time (O(1) per crossing), solves the
-//! segment's root in closed form, and the caller checks it with the model's own per-row
-//! formulas ([`Terms::exact`]). Every term is concave in x (bracket rates never fall, uPnL
-//! weights ≤ 1) unless a haircut rate rises: for concave g safe at s = 1, g ≥ 0 at the walk's
-//! far end means no sign change on that side, and for concave g below 0 at s = 1, g not rising
-//! from s = 1 in the walk's direction means none either (the walk then stops at once). [`cross_terms`] / [`isolated_terms`] return `None` where g is not of this form
+//! The constant is g(1) of the full model less the moving rows at s = 1. Each term's piece
+//! at s = 1, its coefficients and its first breakpoint either way are set up once per account
+//! and driver ([`Term::new`]); one sweep downward and one upward ([`Terms::sweep`]) answer the
+//! maintenance and the bankruptcy gap together, keeping one piece index per term and crossing
+//! breakpoints one at a time (O(1) per crossing); the segment's root is solved in closed form,
+//! and the caller checks it with the model's own per-row formulas ([`Terms::exact`]). Every
+//! term is concave in x (bracket rates never fall, uPnL weights ≤ 1) unless a haircut rate
+//! rises: for concave g safe at s = 1 whose first segment does not change sign, g ≥ 0 at the
+//! walk's far end means no sign change on that side, and for concave g below 0 at s = 1, g not
+//! rising from s = 1 in the walk's direction means none either (the walk then stops at once).
+//! [`cross_terms`] / [`isolated_terms`] return `None` where g is not of this form
 //! (the caller then searches as before): a fee reserve (its pool moves with g), a size-scaled
 //! or size-premium requirement, a step maintenance shape, a linear contract settled in the
 //! moving coin, an option on the moving underlying or settled in the moving asset, two-sided
@@ -107,6 +111,12 @@ impl Basis {
     }
 }
 
+/// a < b; never when either is NaN (a breakpoint that is NaN lies below no factor).
+#[inline]
+fn below(a: f64, b: f64) -> bool {
+    a < b
+}
+
 /// One moving contribution to g: piecewise c0 + c1·x, pieces separated by `n` breakpoints
 /// (increasing in s); `j` the current piece.
 #[derive(Debug, Clone, Copy)]
@@ -169,7 +179,7 @@ impl Term {
         // comparing bounds with the notional (no division), a count that can only be too high
         // by the breakpoints whose quotient rounds to 1: those are taken back.
         let mut j = term.maybe_below_one(t);
-        while j > 0 && !(term.brk(t, j - 1) < 1.0) {
+        while j > 0 && !below(term.brk(t, j - 1), 1.0) {
             j -= 1;
         }
         term.j_down = j;
@@ -204,7 +214,7 @@ impl Term {
             Kind::Pnl { at, .. } => usize::from(n > 0 && at < 1.0),
             // Breakpoint j of an inverse contract is bound n − 1 − j: those above the notional.
             Kind::Brackets { market, nq, inverse: true, .. } => {
-                n - t.tiers[market as usize][..n].partition_point(|x| !(nq < x.bound))
+                n - t.tiers[market as usize][..n].partition_point(|x| !below(nq, x.bound))
             }
             Kind::Brackets { market, nq, .. } => t.tiers[market as usize][..n].partition_point(|x| x.bound < nq),
         };
@@ -222,7 +232,7 @@ impl Term {
                 j += 1;
             }
         } else {
-            while j > 0 && !(self.brk(t, j - 1) < limit) {
+            while j > 0 && !below(self.brk(t, j - 1), limit) {
                 j -= 1;
             }
         }
@@ -860,7 +870,7 @@ mod tests {
                 let kind = Kind::Brackets { market: 0, nq, p: 1.0, inverse, settle_moves: false };
                 let term = Term::new(kind, true, &t);
                 assert_eq!(term.j_down, count_below(&term, &t, 1.0), "{nq} inverse {inverse}");
-                assert_eq!(term.j_up, count_below(&term, &t, 1.0.next_up()), "{nq} inverse {inverse}");
+                assert_eq!(term.j_up, count_below(&term, &t, 1f64.next_up()), "{nq} inverse {inverse}");
             }
             let term = Term::new(Kind::Tiered { asset: 1, qp: nq, w: 1.0 }, false, &t);
             assert_eq!(term.j_down, count_below(&term, &t, 1.0), "{nq} tiered");
