@@ -17,7 +17,10 @@ machine, with the 1-minute load average before and after.
 
 benches/compare_builds.book_sides.json holds the run behind the book-sides branch;
 benches/compare_builds.kernel2.json one behind the kernel2 branch (``--stages evaluate_out
---threads 2``, main's release build against the branch's, on a machine at load 17–18).
+--threads 2``, main's release build against the branch's, on a machine at load 17–18);
+benches/compare_builds.liqprice2.json one behind the liqprice2 branch (``--stages liq_underlying
+liq_mark --threads 2 --pairs 5``, main's release build against the branch's, load 16–19: only
+the CPU ratios mean anything at that load).
 """
 
 from __future__ import annotations
