@@ -28,7 +28,10 @@ benches/compare_builds.kernel2.json one behind the kernel2 branch (``--stages ev
 --threads 2``, main's release build against the branch's, on a machine at load 17–18);
 benches/compare_builds.group2.json one behind the group2 branch (``--stages group_arrays
 group_sorted group_str copy_floor --threads 2 --pairs 5``, main's release build against the
-branch's, at load 13).
+branch's, at load 13);
+benches/compare_builds.liqprice2.json one behind the liqprice2 branch (``--stages liq_underlying
+liq_mark --threads 2 --pairs 5``, main's release build against the branch's, load 16–19: only
+the CPU ratios mean anything at that load).
 """
 
 from __future__ import annotations

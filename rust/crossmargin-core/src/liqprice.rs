@@ -421,32 +421,40 @@ fn closed_form_roots(
     basis: piecewise::Basis,
     g1: [(f64, f64); 2],
 ) -> Option<(f64, f64)> {
-    let mut both = [f64::NAN; 2];
-    for (i, maint) in [(0, true), (1, false)] {
-        let (g, scale) = g1[i];
-        if g.is_nan() || confirmed((g, scale)) {
-            return None;
-        }
-        if !maint && g1[0].0 >= 0.0 && both[0].is_nan() {
-            // Safe at maintenance everywhere: the pool (g at bankruptcy ≥ g at maintenance,
-            // requirements being ≥ 0 and no fee reserve here) never reaches 0 either.
-            break;
-        }
-        let (s, line) = terms.nearest(tables, basis, maint, g)?;
+    let open = |x: (f64, f64)| !x.0.is_nan() && !confirmed(x);
+    if !open(g1[0]) {
+        return None;
+    }
+    // Both gaps from one sweep each way; the bankruptcy gap's g(1) is checked only where its
+    // root is needed.
+    let [maint, bank] = terms.nearest(tables, basis, [g1[0].0, g1[1].0], [true, open(g1[1])]);
+    let maint = maint?;
+    let bank = if g1[0].0 >= 0.0 && maint.0.is_nan() {
+        // Safe at maintenance everywhere: the pool (g at bankruptcy ≥ g at maintenance,
+        // requirements being ≥ 0 and no fee reserve here) never reaches 0 either.
+        (f64::NAN, 0.0)
+    } else {
+        bank?
+    };
+    let both = [maint, bank];
+    if both.iter().all(|x| x.0.is_nan()) {
+        return Some((f64::NAN, f64::NAN));
+    }
+    // The constant part is g(1) less the moving rows at 1, by the same formulas. The gross:
+    // the line's terms (a uPnL nets size·M·s against size·e), the rows' values at s and at 1.
+    let at1 = terms.exact(u, 1.0);
+    for i in 0..2 {
+        let (s, line) = both[i];
         if !s.is_nan() {
-            // The constant part is g(1) less the moving rows at 1, by the same formulas. The
-            // gross: the line's terms (a uPnL nets size·M·s against size·e), the rows' values
-            // at s and at 1.
-            let (at1, gross1) = terms.exact(u, maint, 1.0);
-            let c = g - at1;
-            let (at, gross) = terms.exact(u, maint, s);
+            let (at1, gross1) = at1[i];
+            let c = g1[i].0 - at1;
+            let (at, gross) = terms.exact(u, s)[i];
             if (c + at).abs() > REL_TOL * (c.abs() + line.max(gross).max(gross1)) {
                 return None;
             }
         }
-        both[i] = s;
     }
-    Some((both[0], both[1]))
+    Some((both[0].0, both[1].0))
 }
 
 /// The closed-form search of a cross pool ([`piecewise`]) under driver `d`, `base` the
@@ -492,8 +500,8 @@ fn isolated_closed_form(
     found
 }
 
-/// Liquidation and bankruptcy prices of one account's positions, written to `out` (one pair
-/// per position).
+/// Liquidation and bankruptcy prices of one account's positions, written to `liq` and `bank`
+/// (one each per position).
 fn account_prices(
     rows: AccountRows<'_>,
     ctx: &MarginContext<'_>,
@@ -501,7 +509,7 @@ fn account_prices(
     tables: Option<&piecewise::Tables>,
     how: LiqMove,
     scr: &mut Scratch,
-    out: &mut [(f64, f64)],
+    (liq, bank): (&mut [f64], &mut [f64]),
 ) {
     let u = ctx.universe;
     // The account at the call's prices: g(1) of every cross search.
@@ -510,11 +518,11 @@ fn account_prices(
     // underlying share one root under LiqMove::Underlying).
     let mut solved: [(Option<Driver>, (f64, f64)); 4] = [(None, (f64::NAN, f64::NAN)); 4];
     let mut n_solved = 0;
-    for (j, slot) in out.iter_mut().enumerate() {
+    for j in 0..liq.len() {
         let k = ctx.remap.market[rows.pos_code[j] as usize] as usize;
         let (qty, entry, iso) = (rows.pos_qty[j], rows.pos_entry[j], rows.pos_isolated[j]);
         if qty == 0.0 || u.markets.kind[k] == MarketKind::Option {
-            *slot = (f64::NAN, f64::NAN);
+            (liq[j], bank[j]) = (f64::NAN, f64::NAN);
             continue;
         }
         let d = match how {
@@ -523,7 +531,11 @@ fn account_prices(
         };
         let s = if iso > 0.0 {
             let closed = tables.and_then(|t| isolated_closed_form(ctx, moves, t, d, scr, k, qty, entry, iso));
-            closed.unwrap_or_else(|| isolated_search(ctx, moves, d, scr, k, qty, entry, iso))
+            closed.unwrap_or_else(|| {
+                let s = isolated_search(ctx, moves, d, scr, k, qty, entry, iso);
+                scr.set(ctx, moves, d, 1.0);
+                s
+            })
         } else if let Some(&(_, s)) = solved[..n_solved].iter().find(|x| x.0 == Some(d)) {
             s
         } else {
@@ -538,9 +550,9 @@ fn account_prices(
             }
             s
         };
-        scr.set(ctx, moves, d, 1.0);
+        // (The searches leave the scratch prices as they found them.)
         let mark = ctx.prices.mark[k];
-        *slot = (mark * s.0, mark * s.1);
+        (liq[j], bank[j]) = (mark * s.0, mark * s.1);
     }
 }
 
@@ -630,37 +642,55 @@ pub fn liquidation_prices(book: &GroupedBook, ctx: &MarginContext<'_>, how: LiqM
     // comparisons with the closed form; docs/MODEL.md "Search").
     let closed_form = std::env::var("CROSSMARGIN_LIQ_CLOSED_FORM").map_or(true, |v| v != "0");
     let tables = closed_form.then(|| piecewise::Tables::new(ctx.universe));
-    let mut liq = vec![(f64::NAN, f64::NAN); n_pos];
-    let mut parts = Vec::with_capacity(n.div_ceil(CHUNK));
-    let mut rest: &mut [(f64, f64)] = &mut liq;
-    for a0 in (0..n).step_by(CHUNK) {
-        let a1 = (a0 + CHUNK).min(n);
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(offsets[a1] - offsets[a0]);
-        parts.push((a0, a1, head));
-        rest = tail;
-    }
+    // Zeroed columns are fresh pages from the allocator: each task faults in and writes its
+    // own rows, in parallel.
+    let mut account = vec![0i64; n_pos];
+    let mut market = vec![0u32; n_pos];
+    let mut liq_price = vec![0.0; n_pos];
+    let mut bankruptcy_price = vec![0.0; n_pos];
+    let bounds: Vec<usize> = (0..n).step_by(CHUNK).chain(std::iter::once(n)).collect();
+    let lens = || bounds.windows(2).map(|w| offsets[w[1]] - offsets[w[0]]);
+    let parts = bounds
+        .windows(2)
+        .zip(split_by(&mut account, lens()))
+        .zip(split_by(&mut market, lens()))
+        .zip(split_by(&mut liq_price, lens()))
+        .zip(split_by(&mut bankruptcy_price, lens()))
+        .map(|((((w, acc), mkt), liq), bank)| (w[0], w[1], acc, mkt, liq, bank))
+        .collect::<Vec<_>>();
     parts.into_par_iter().for_each_init(
         || Scratch::new(ctx),
-        |scr, (a0, a1, out)| {
+        |scr, (a0, a1, acc, mkt, liq, bank)| {
+            let base = offsets[a0];
+            for (c, &code) in mkt.iter_mut().zip(&book.positions.code[base..base + liq.len()]) {
+                *c = ctx.remap.market[code as usize];
+            }
             for a in a0..a1 {
-                let (lo, hi) = (offsets[a] - offsets[a0], offsets[a + 1] - offsets[a0]);
-                account_prices(book.account(a), ctx, &moves, tables.as_ref(), how, scr, &mut out[lo..hi]);
+                let (lo, hi) = (offsets[a] - base, offsets[a + 1] - base);
+                acc[lo..hi].fill(book.accounts[a]);
+                let out = (&mut liq[lo..hi], &mut bank[lo..hi]);
+                account_prices(book.account(a), ctx, &moves, tables.as_ref(), how, scr, out);
             }
         },
     );
-    let mut account = Vec::with_capacity(n_pos);
-    for a in 0..n {
-        account.extend(std::iter::repeat_n(book.accounts[a], offsets[a + 1] - offsets[a]));
-    }
-    let market = book.positions.code.iter().map(|&c| ctx.remap.market[c as usize]).collect();
     LiqColumns {
         account,
         market,
         row: book.positions.row.clone(),
         side: book.positions.side.clone(),
-        liq_price: liq.iter().map(|x| x.0).collect(),
-        bankruptcy_price: liq.iter().map(|x| x.1).collect(),
+        liq_price,
+        bankruptcy_price,
     }
+}
+
+/// `v` cut into consecutive pieces of the given lengths.
+fn split_by<T>(mut v: &mut [T], lens: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
+    lens.map(|len| {
+        let (head, tail) = std::mem::take(&mut v).split_at_mut(len);
+        v = tail;
+        head
+    })
+    .collect()
 }
 
 #[cfg(test)]

@@ -14,13 +14,17 @@
 //! | a position that does not move, settled in the moving asset | its collateral and requirement at s = 1, × s | s |
 //! | maintenance on the entry basis | constant in its settle units (× s when the coin moves) | — |
 //!
-//! The constant is g(1) of the full model less the moving rows at s = 1. The walk keeps one
-//! piece index per term and crosses breakpoints one at a time (O(1) per crossing), solves the
-//! segment's root in closed form, and the caller checks it with the model's own per-row
-//! formulas ([`Terms::exact`]). Every term is concave in x (bracket rates never fall, uPnL
-//! weights ≤ 1) unless a haircut rate rises: for concave g safe at s = 1, g ≥ 0 at the walk's
-//! far end means no sign change on that side, and for concave g below 0 at s = 1, g not rising
-//! from s = 1 in the walk's direction means none either (the walk then stops at once). [`cross_terms`] / [`isolated_terms`] return `None` where g is not of this form
+//! The constant is g(1) of the full model less the moving rows at s = 1. Each term's piece
+//! at s = 1, its coefficients and its first breakpoint either way are set up once per account
+//! and driver ([`Term::new`]); one sweep downward and one upward ([`Terms::sweep`]) answer the
+//! maintenance and the bankruptcy gap together, keeping one piece index per term and crossing
+//! breakpoints one at a time (O(1) per crossing); the segment's root is solved in closed form,
+//! and the caller checks it with the model's own per-row formulas ([`Terms::exact`]). Every
+//! term is concave in x (bracket rates never fall, uPnL weights ≤ 1) unless a haircut rate
+//! rises: for concave g safe at s = 1 whose first segment does not change sign, g ≥ 0 at the
+//! walk's far end means no sign change on that side, and for concave g below 0 at s = 1, g not
+//! rising from s = 1 in the walk's direction means none either (the walk then stops at once).
+//! [`cross_terms`] / [`isolated_terms`] return `None` where g is not of this form
 //! (the caller then searches as before): a fee reserve (its pool moves with g), a size-scaled
 //! or size-premium requirement, a step maintenance shape, a linear contract settled in the
 //! moving coin, an option on the moving underlying or settled in the moving asset, two-sided
@@ -107,6 +111,12 @@ impl Basis {
     }
 }
 
+/// a < b; never when either is NaN (a breakpoint that is NaN lies below no factor).
+#[inline]
+fn below(a: f64, b: f64) -> bool {
+    a < b
+}
+
 /// One moving contribution to g: piecewise c0 + c1·x, pieces separated by `n` breakpoints
 /// (increasing in s); `j` the current piece.
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +134,13 @@ struct Term {
     j_up: u32,
     /// The next breakpoint in the current walk's direction (±∞ past the last).
     next: f64,
+    /// (c0, c1) of the current piece.
+    k: [f64; 2],
+    /// The first breakpoint of each walk, downward and upward.
+    start: [f64; 2],
+    /// (c0, c1) of piece `j_down` (also `j_up`'s unless a breakpoint lies at s = 1). The term
+    /// fits 128 bytes, which it is copied in without a call.
+    k_down: [f64; 2],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -155,28 +172,71 @@ impl Term {
             Kind::Pnl { w, at, .. } => usize::from(w != 1.0 && at.is_finite() && at > 0.0),
             Kind::Brackets { market, .. } => t.tiers[market as usize].len() - 1,
         };
-        let mut term = Term { kind, req, n: n as u32, j: 0, j_down: 0, j_up: 0, next: f64::INFINITY };
-        // The pieces around s = 1: j_down = the number of breakpoints below 1.
-        let j = term.piece_at(t, 1.0);
+        let start = [f64::NEG_INFINITY, f64::INFINITY];
+        let (k, k_down) = ([0.0; 2], [0.0; 2]);
+        let mut term = Term { kind, req, n: n as u32, j: 0, j_down: 0, j_up: 0, next: f64::INFINITY, k, start, k_down };
+        // The pieces around s = 1: j_down = the number of breakpoints below 1. Counted by
+        // comparing bounds with the notional (no division), a count that can only be too high
+        // by the breakpoints whose quotient rounds to 1: those are taken back.
+        let mut j = term.maybe_below_one(t);
+        while j > 0 && !below(term.brk(t, j - 1), 1.0) {
+            j -= 1;
+        }
         term.j_down = j;
-        term.j_up = if j < term.n && term.brk(t, j) == 1.0 { j + 1 } else { j };
+        term.k_down = term.coef(t, j);
+        if j > 0 {
+            term.start[0] = term.brk(t, j - 1);
+        }
+        term.j_up = j;
+        if j < term.n {
+            let b = term.brk(t, j);
+            if b == 1.0 {
+                term.j_up = j + 1;
+                if j + 1 < term.n {
+                    term.start[1] = term.brk(t, j + 1);
+                }
+            } else {
+                term.start[1] = b;
+            }
+        }
         term
     }
 
-    /// The number of breakpoints below s: the piece just below s (binary search; the
-    /// breakpoints increase).
+    /// The number of breakpoints that may lie below s = 1: every one whose [`Term::brk`] is
+    /// < 1 (a bound below the notional, or the quantity's value), and also those where that
+    /// quotient rounds to 1 (a bound an ulp below the notional).
     #[inline]
-    fn piece_at(&self, t: &Tables, s: f64) -> u32 {
-        let (mut lo, mut hi) = (0, self.n);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if self.brk(t, mid) < s {
-                lo = mid + 1;
-            } else {
-                hi = mid;
+    fn maybe_below_one(&self, t: &Tables) -> u32 {
+        let n = self.n as usize;
+        let count = match self.kind {
+            Kind::Flat(_) => 0,
+            Kind::Tiered { asset, qp, .. } => t.slices[asset as usize][..n].partition_point(|x| x.bound < qp),
+            Kind::Pnl { at, .. } => usize::from(n > 0 && at < 1.0),
+            // Breakpoint j of an inverse contract is bound n − 1 − j: those above the notional.
+            Kind::Brackets { market, nq, inverse: true, .. } => {
+                n - t.tiers[market as usize][..n].partition_point(|x| !below(nq, x.bound))
+            }
+            Kind::Brackets { market, nq, .. } => t.tiers[market as usize][..n].partition_point(|x| x.bound < nq),
+        };
+        count as u32
+    }
+
+    /// The number of breakpoints below `limit`, counted from the current piece outward (the
+    /// breakpoints increase; the limit lies beyond s = 1 in the walk's direction, most often
+    /// within a piece or two).
+    #[inline]
+    fn piece_toward(&self, t: &Tables, limit: f64, up: bool) -> u32 {
+        let mut j = self.j;
+        if up {
+            while j < self.n && self.brk(t, j) < limit {
+                j += 1;
+            }
+        } else {
+            while j > 0 && !below(self.brk(t, j - 1), limit) {
+                j -= 1;
             }
         }
-        lo
+        j
     }
 
     /// The breakpoint that ends the current piece in the walk's direction (±∞: none).
@@ -294,10 +354,11 @@ impl Terms {
         self.concave = true;
     }
 
-    /// Σ of the moving rows' contributions to g at factor s by the model's per-row formulas
-    /// (requirements left out of the bankruptcy gap), and the sum of their magnitudes.
-    pub(super) fn exact(&self, u: &Universe, maint: bool, s: f64) -> (f64, f64) {
-        let (mut g, mut gross) = (0.0, 0.0);
+    /// Σ of the moving rows' contributions to g at factor s by the model's per-row formulas,
+    /// and the sum of their magnitudes: [maintenance gap, bankruptcy gap (requirements left
+    /// out)], each row evaluated once for both.
+    pub(super) fn exact(&self, u: &Universe, s: f64) -> [(f64, f64); 2] {
+        let mut out = [(0.0, 0.0); 2];
         for row in &self.rows {
             let (adj, req) = match *row {
                 Row::Position { market, qty, entry, mark, p, w, settle_moves } => {
@@ -309,11 +370,12 @@ impl Terms {
                 Row::Scaled { adj, req } => (adj * s, req * s),
                 Row::Holding { asset, qp, w } => (u.assets.haircuts.discounted(asset as usize, qp * s) * w, 0.0),
             };
-            let req = if maint { req } else { 0.0 };
-            g += adj - req;
-            gross += adj.abs() + req.abs();
+            for ((g, gross), req) in out.iter_mut().zip([req, 0.0]) {
+                *g += adj - req;
+                *gross += adj.abs() + req.abs();
+            }
         }
-        (g, gross)
+        out
     }
 
     fn push(&mut self, t: &Tables, kind: Kind, req: bool, basis: Option<Basis>) {
@@ -508,7 +570,7 @@ pub(super) fn isolated_terms(
     out.basis()
 }
 
-/// What a walk found.
+/// What a walk found for one gap.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Walk {
     /// The factor of the nearest sign change, and the gross of g there (the sum of the
@@ -520,17 +582,37 @@ pub(super) enum Walk {
     Fail,
 }
 
+/// One gap's state in a sweep: maintenance (every term) or bankruptcy (requirements left out).
+#[derive(Debug, Clone, Copy)]
+struct Gap {
+    maint: bool,
+    safe: bool,
+    /// The constant part: g(1) less the moving terms at s = 1.
+    c: f64,
+    /// The current segment's line c0 + c1·x, updated at each crossing of one of its terms.
+    g: [f64; 2],
+    /// Whether `g` was summed afresh since the last crossing of one of its terms.
+    fresh: bool,
+    /// Where the gap's current segment starts: 1 or the last breakpoint of one of its terms.
+    near: f64,
+    /// The farthest factor searched.
+    limit: f64,
+    /// Whether the end check of a concave gap is done (or does not apply).
+    checked: bool,
+    found: Option<Walk>,
+}
+
 impl Terms {
     /// Σ of the terms' current pieces (requirements subtracted at maintenance, left out of the
     /// bankruptcy gap) plus `c`.
     #[inline]
-    fn sum(&self, t: &Tables, maint: bool, c: f64) -> [f64; 2] {
+    fn sum(&self, maint: bool, c: f64) -> [f64; 2] {
         let mut g = [c, 0.0];
         for term in &self.terms {
             if term.req && !maint {
                 continue;
             }
-            let x = term.coef(t, term.j);
+            let x = term.k;
             let sign = if term.req { -1.0 } else { 1.0 };
             g[0] += sign * x[0];
             g[1] += sign * x[1];
@@ -538,124 +620,284 @@ impl Terms {
         g
     }
 
+    /// [`Terms::sum`] with c = 0 of the maintenance and the bankruptcy gap, in one pass.
+    #[inline]
+    fn sum_both(&self) -> [[f64; 2]; 2] {
+        let mut g = [[0.0; 2]; 2];
+        for term in &self.terms {
+            let x = term.k;
+            let sign = if term.req { -1.0 } else { 1.0 };
+            g[0][0] += sign * x[0];
+            g[0][1] += sign * x[1];
+            if !term.req {
+                g[1][0] += sign * x[0];
+                g[1][1] += sign * x[1];
+            }
+        }
+        g
+    }
+
     /// |c| + Σ |term| at factor s (the current pieces): the gross of g.
-    fn gross(&self, t: &Tables, basis: Basis, maint: bool, c: f64, s: f64) -> f64 {
+    fn gross(&self, basis: Basis, maint: bool, c: f64, s: f64) -> f64 {
         let x = basis.phi(s);
         let mut sum = c.abs();
         for term in self.terms.iter().filter(|term| maint || !term.req) {
-            let k = term.coef(t, term.j);
+            let k = term.k;
             sum += k[0].abs() + (k[1] * x).abs();
         }
         sum
     }
 
-    /// The nearest sign change of g (g(1) = `g1`, from the full model) in one direction, no
-    /// farther than `limit` (a factor: < 1 downward, > 1 upward). The line's coefficients are
-    /// updated as each breakpoint is crossed (O(1) per crossing) and summed afresh in the
-    /// segment that changes sign, whose root is then solved in closed form.
-    fn walk(&mut self, t: &Tables, basis: Basis, maint: bool, g1: f64, up: bool, limit: f64) -> Walk {
-        let safe = g1 >= 0.0;
+    /// g of a gap at the walk's limit, each term on its piece there (called before the first
+    /// crossing: every term on its piece at s = 1).
+    fn at_limit(&self, t: &Tables, basis: Basis, maint: bool, c: f64, limit: f64, up: bool) -> f64 {
+        let x = basis.phi(limit);
+        let mut at = c;
+        for term in self.terms.iter().filter(|term| maint || !term.req) {
+            let j = term.piece_toward(t, limit, up);
+            let k = if j == term.j { term.k } else { term.coef(t, j) };
+            at += if term.req { -(k[0] + k[1] * x) } else { k[0] + k[1] * x };
+        }
+        at
+    }
+
+    /// The nearest sign change of the maintenance and the bankruptcy gap (g(1) = `g1`, from
+    /// the full model) in one direction, each no farther than its `limit` (factors: < 1
+    /// downward, > 1 upward), in one pass over the breakpoints of every term; gaps not `run`
+    /// are left out. The lines' coefficients are updated as each breakpoint is crossed (O(1)
+    /// per crossing; the bankruptcy line only at its own terms' breakpoints) and summed afresh
+    /// in the segment that changes sign, whose root is then solved in closed form.
+    fn sweep(
+        &mut self,
+        t: &Tables,
+        basis: Basis,
+        g1: [f64; 2],
+        up: bool,
+        limit: [f64; 2],
+        run: [bool; 2],
+    ) -> [Walk; 2] {
         for term in &mut self.terms {
             term.j = if up { term.j_up } else { term.j_down };
-            // A term that does not enter this gap never ends a segment.
-            term.next = if maint || !term.req {
-                term.next_break(t, up)
-            } else if up {
-                f64::INFINITY
-            } else {
-                f64::NEG_INFINITY
-            };
+            term.next = term.start[usize::from(up)];
+            term.k = if term.j == term.j_down { term.k_down } else { term.coef(t, term.j) };
         }
-        // The constant part: g(1) less the moving terms at s = 1.
-        let at1 = self.sum(t, maint, 0.0);
-        let c = g1 - (at1[0] + at1[1] * basis.phi(1.0));
-        if safe && self.concave {
-            // Concave g (brackets' rates never fall, weights ≤ 1): its minimum over [1, limit]
-            // is at an end, so g ≥ 0 at the limit means no sign change on this side.
-            let x = basis.phi(limit);
-            let mut at_limit = c;
-            for term in self.terms.iter().filter(|term| maint || !term.req) {
-                let k = term.coef(t, term.piece_at(t, limit));
-                at_limit += if term.req { -(k[0] + k[1] * x) } else { k[0] + k[1] * x };
+        let concave = self.concave;
+        let at1 = self.sum_both();
+        let mut gaps = [true, false].map(|maint| {
+            let i = usize::from(!maint);
+            let safe = g1[i] >= 0.0;
+            let at1 = at1[i];
+            let c = g1[i] - (at1[0] + at1[1] * basis.phi(1.0));
+            let g = [at1[0] + c, at1[1]];
+            let mut found = (!run[i]).then_some(Walk::None);
+            if !safe && concave {
+                // Below the boundary and concave: where g does not rise in the walk's direction
+                // from s = 1 it never rises farther out (its slope in x only falls), so it
+                // stays below 0 on this side.
+                let rising = g[1] * if (basis == Basis::S) == up { 1.0 } else { -1.0 };
+                if rising <= 0.0 {
+                    found = Some(Walk::None);
+                }
             }
-            if at_limit >= 0.0 {
-                return Walk::None;
-            }
-        }
-        let mut g = [at1[0] + c, at1[1]];
-        if !safe && self.concave {
-            // Below the boundary and concave: where g does not rise in the walk's direction
-            // from s = 1 it never rises farther out (its slope in x only falls), so it stays
-            // below 0 on this side.
-            let rising = g[1] * if (basis == Basis::S) == up { 1.0 } else { -1.0 };
-            if rising <= 0.0 {
-                return Walk::None;
-            }
-        }
-        let mut fresh = true;
-        let mut near = 1.0;
+            let checked = !(safe && concave);
+            Gap { maint, safe, c, g, fresh: true, near: 1.0, limit: limit[i], checked, found }
+        });
+        let at = |g: [f64; 2], s: f64| g[0] + g[1] * basis.phi(s);
         loop {
-            // The far end of the segment: the next breakpoint in the walk's direction.
-            let mut far = limit;
+            // The far end of the segment: the next breakpoint of any term in the walk's
+            // direction, or the farthest limit of a gap still walking.
+            let mut far = f64::NAN;
+            for gap in gaps.iter().filter(|g| g.found.is_none()) {
+                far = if up { gap.limit.max(far) } else { gap.limit.min(far) };
+            }
+            if far.is_nan() {
+                break;
+            }
             for term in &self.terms {
                 far = if up { far.min(term.next) } else { far.max(term.next) };
             }
-            let at = |g: [f64; 2], s: f64| g[0] + g[1] * basis.phi(s);
-            let (at_near, at_far) = ((at(g, near) >= 0.0) != safe, (at(g, far) >= 0.0) != safe);
-            if (at_near || at_far) && !fresh {
-                // Updated coefficients carry the rounding of every crossing: sum afresh.
-                g = self.sum(t, maint, c);
-                fresh = true;
-                continue;
-            }
-            if at_near {
-                // A sign change at the breakpoint itself (to rounding).
-                return Walk::Root(near, self.gross(t, basis, maint, c, near));
-            }
-            if at_far {
-                let s = basis.inverse(-g[0] / g[1]);
-                if !s.is_finite() {
-                    return Walk::Fail;
+            for gap in gaps.iter_mut().filter(|g| g.found.is_none()) {
+                let end = if up { far.min(gap.limit) } else { far.max(gap.limit) };
+                let (mut at_near, mut at_far);
+                loop {
+                    at_near = (at(gap.g, gap.near) >= 0.0) != gap.safe;
+                    at_far = (at(gap.g, end) >= 0.0) != gap.safe;
+                    if (at_near || at_far) && !gap.fresh {
+                        // Updated coefficients carry the rounding of every crossing: sum afresh.
+                        gap.g = self.sum(gap.maint, gap.c);
+                        gap.fresh = true;
+                        continue;
+                    }
+                    break;
                 }
-                let s = if up { s.clamp(near, far) } else { s.clamp(far, near) };
-                return Walk::Root(s, self.gross(t, basis, maint, c, s));
+                gap.found = if at_near {
+                    // A sign change at the breakpoint itself (to rounding).
+                    Some(Walk::Root(gap.near, self.gross(basis, gap.maint, gap.c, gap.near)))
+                } else if at_far {
+                    let s = basis.inverse(-gap.g[0] / gap.g[1]);
+                    Some(if !s.is_finite() {
+                        Walk::Fail
+                    } else {
+                        let s = if up { s.clamp(gap.near, end) } else { s.clamp(end, gap.near) };
+                        Walk::Root(s, self.gross(basis, gap.maint, gap.c, s))
+                    })
+                } else if end == gap.limit {
+                    Some(Walk::None)
+                } else if !gap.checked {
+                    // Concave g (brackets' rates never fall, weights ≤ 1) safe at s = 1 and
+                    // not crossing in the first segment: its minimum over the rest of the
+                    // side is at the limit, so g ≥ 0 there means no sign change on this side.
+                    gap.checked = true;
+                    (self.at_limit(t, basis, gap.maint, gap.c, gap.limit, up) >= 0.0).then_some(Walk::None)
+                } else {
+                    None
+                };
             }
-            if far == limit {
-                return Walk::None;
+            if gaps.iter().all(|g| g.found.is_some()) {
+                break;
             }
+            // Cross the breakpoints at `far`: each term there moves to its next piece.
+            let [m, b] = &mut gaps;
             for term in &mut self.terms {
                 if term.next != far {
                     continue;
                 }
-                let old = term.coef(t, term.j);
+                let old = term.k;
                 while term.next == far {
                     term.j = if up { term.j + 1 } else { term.j - 1 };
                     term.next = term.next_break(t, up);
                 }
                 let new = term.coef(t, term.j);
+                term.k = new;
                 let sign = if term.req { -1.0 } else { 1.0 };
-                g[0] += sign * (new[0] - old[0]);
-                g[1] += sign * (new[1] - old[1]);
+                m.g[0] += sign * (new[0] - old[0]);
+                m.g[1] += sign * (new[1] - old[1]);
+                m.fresh = false;
+                if !term.req {
+                    b.g[0] += sign * (new[0] - old[0]);
+                    b.g[1] += sign * (new[1] - old[1]);
+                    b.fresh = false;
+                    b.near = far;
+                }
             }
-            fresh = false;
-            near = far;
+            m.near = far;
+        }
+        gaps.map(|g| g.found.unwrap_or(Walk::None))
+    }
+
+    /// The factors nearest 1 (log distance, ties downward) in [S_MIN, S_MAX] at which the
+    /// maintenance and the bankruptcy gap (g(1) = `g1`) change sign (NaN if none), and the gross
+    /// of g there, from one sweep downward and one upward; `None` for a gap the walk cannot
+    /// place or that is not `run`.
+    pub(super) fn nearest(
+        &mut self,
+        t: &Tables,
+        basis: Basis,
+        g1: [f64; 2],
+        run: [bool; 2],
+    ) -> [Option<(f64, f64)>; 2] {
+        let mut best = [(f64::NAN, 0.0); 2];
+        let mut ok = run;
+        let down = self.sweep(t, basis, g1, false, [S_MIN; 2], ok);
+        for i in 0..2 {
+            match down[i] {
+                Walk::Root(s, gross) => best[i] = (s, gross),
+                Walk::None => {}
+                Walk::Fail => ok[i] = false,
+            }
+        }
+        // Upward, no farther than the root found downward.
+        let limit = best.map(|b| if b.0.is_nan() { S_MAX } else { 1.0 / b.0 });
+        let up = self.sweep(t, basis, g1, true, limit, ok);
+        for i in 0..2 {
+            match up[i] {
+                Walk::Root(r, gross) if best[i].0.is_nan() || r.ln() < -best[i].0.ln() => best[i] = (r, gross),
+                Walk::Fail => ok[i] = false,
+                _ => {}
+            }
+        }
+        [0, 1].map(|i| ok[i].then_some(best[i]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::universe::fixtures::{asset, perp};
+
+    /// Bracket bounds 1,000 / 5,000 / 20,000 (+∞) and haircut bounds 2,000 / 9,000 (+∞).
+    fn tables() -> Tables {
+        let mut btc = asset("BTC", 50_000.0);
+        btc.haircut_tiers = vec![(2_000.0, 1.0), (9_000.0, 0.9), (f64::INFINITY, 0.5)];
+        let lin = perp(
+            "L",
+            "USDT",
+            "BTC",
+            50_000.0,
+            &[(1_000.0, 0.01, 0.005), (5_000.0, 0.02, 0.01), (20_000.0, 0.04, 0.02), (f64::INFINITY, 0.1, 0.05)],
+        );
+        Tables::new(&Universe::new(&[asset("USDT", 1.0), btc], &[lin]).unwrap())
+    }
+
+    /// The term's breakpoints below `s`, counted one by one with [`Term::brk`].
+    fn count_below(term: &Term, t: &Tables, s: f64) -> u32 {
+        (0..term.n).filter(|&j| term.brk(t, j) < s).count() as u32
+    }
+
+    /// Notionals at, an ulp either side of and between every bound.
+    fn notionals() -> Vec<f64> {
+        let mut out = vec![1.0, 700.0, 1e5, 1e9];
+        for b in [1_000.0f64, 2_000.0, 5_000.0, 9_000.0, 20_000.0] {
+            out.extend([
+                b,
+                b.next_up(),
+                b.next_down(),
+                b * (1.0 + 1e-16),
+                b * (1.0 - 1e-16),
+                b * 3.0 / 7.0 * 7.0 / 3.0,
+            ]);
+        }
+        out
+    }
+
+    #[test]
+    fn pieces_at_one_are_the_breakpoints_below_one_by_division() {
+        // The count by comparing bounds with the notional, taken back where a quotient rounds
+        // to 1, equals the count of breakpoints < 1 by division, also an ulp off a bound.
+        let t = tables();
+        for nq in notionals() {
+            for inverse in [false, true] {
+                let kind = Kind::Brackets { market: 0, nq, p: 1.0, inverse, settle_moves: false };
+                let term = Term::new(kind, true, &t);
+                assert_eq!(term.j_down, count_below(&term, &t, 1.0), "{nq} inverse {inverse}");
+                assert_eq!(term.j_up, count_below(&term, &t, 1f64.next_up()), "{nq} inverse {inverse}");
+            }
+            let term = Term::new(Kind::Tiered { asset: 1, qp: nq, w: 1.0 }, false, &t);
+            assert_eq!(term.j_down, count_below(&term, &t, 1.0), "{nq} tiered");
         }
     }
 
-    /// The factor nearest 1 (log distance, ties downward) in [S_MIN, S_MAX] at which g
-    /// changes sign (NaN if none) and the gross of g there; `None` when the walk cannot
-    /// place it.
-    pub(super) fn nearest(&mut self, t: &Tables, basis: Basis, maint: bool, g1: f64) -> Option<(f64, f64)> {
-        let best = match self.walk(t, basis, maint, g1, false, S_MIN) {
-            Walk::Root(s, gross) => (s, gross),
-            Walk::None => (f64::NAN, 0.0),
-            Walk::Fail => return None,
-        };
-        let limit = if best.0.is_nan() { S_MAX } else { 1.0 / best.0 };
-        match self.walk(t, basis, maint, g1, true, limit) {
-            Walk::Root(r, gross) if best.0.is_nan() || r.ln() < -best.0.ln() => Some((r, gross)),
-            Walk::Fail => None,
-            _ => Some(best),
+    #[test]
+    fn a_term_fits_128_bytes() {
+        // Larger, it is copied into the terms by a call to memcpy (a tenth of the search's time).
+        assert!(std::mem::size_of::<Term>() <= 128, "{}", std::mem::size_of::<Term>());
+    }
+
+    #[test]
+    fn pieces_toward_a_limit_count_the_breakpoints_below_it() {
+        let t = tables();
+        for nq in notionals() {
+            for inverse in [false, true] {
+                let kind = Kind::Brackets { market: 0, nq, p: 1.0, inverse, settle_moves: false };
+                let mut term = Term::new(kind, true, &t);
+                for (up, limits) in [(false, [1e-6, 0.5, 0.999_999]), (true, [1.000_001, 2.0, 1e6])] {
+                    term.j = if up { term.j_up } else { term.j_down };
+                    for limit in limits {
+                        let want = count_below(&term, &t, limit);
+                        assert_eq!(term.piece_toward(&t, limit, up), want, "{nq} {inverse} {limit}");
+                    }
+                }
+            }
         }
     }
 }
