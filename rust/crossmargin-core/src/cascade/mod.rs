@@ -104,6 +104,21 @@ impl Events {
         self.round.len()
     }
 
+    /// Room for `n` more events.
+    pub fn reserve(&mut self, n: usize) {
+        self.round.reserve(n);
+        self.step.reserve(n);
+        self.account.reserve(n);
+        self.market.reserve(n);
+        self.side.reserve(n);
+        self.qty.reserve(n);
+        self.price.reserve(n);
+        self.notional_usd.reserve(n);
+        self.fee_usd.reserve(n);
+        self.bad_debt_usd.reserve(n);
+        self.kind.reserve(n);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.round.is_empty()
     }
