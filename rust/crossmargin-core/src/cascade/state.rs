@@ -207,6 +207,62 @@ impl State {
         r.clone().find(|&i| self.bal_asset[i] == asset).expect("State::new adds a row per settle asset")
     }
 
+    /// The book as flat columns in universe indices (what a cascade hands back as its final
+    /// book): every balance row in units (from the ledger), the open positions only, each with
+    /// its side and its isolated margin in units (0 for a cross position). Rows stay grouped by
+    /// account in the state's order; built in parallel chunks of accounts.
+    pub fn columns(&self) -> BookColumns {
+        const ACCOUNTS: usize = 4096;
+        let n = self.n_accounts();
+        let chunks: Vec<BookColumns> = (0..n.div_ceil(ACCOUNTS))
+            .into_par_iter()
+            .map(|c| {
+                let (lo, hi) = (c * ACCOUNTS, ((c + 1) * ACCOUNTS).min(n));
+                let mut out = BookColumns::default();
+                let b = self.bal_offsets[lo]..self.bal_offsets[hi];
+                out.bal_account.reserve(b.len());
+                for a in lo..hi {
+                    let rows = self.bal_offsets[a + 1] - self.bal_offsets[a];
+                    out.bal_account.extend(std::iter::repeat_n(self.accounts[a], rows));
+                }
+                out.bal_asset.extend_from_slice(&self.bal_asset[b.clone()]);
+                out.bal_qty.extend(self.bal_minor[b].iter().map(|&m| to_units(m)));
+                for a in lo..hi {
+                    for p in self.pos_offsets[a]..self.pos_offsets[a + 1] {
+                        if self.pos_qty[p] != 0.0 {
+                            out.pos_account.push(self.accounts[a]);
+                            out.pos_market.push(self.pos_market[p]);
+                            out.pos_qty.push(self.pos_qty[p]);
+                            out.pos_entry.push(self.pos_entry[p]);
+                            out.pos_isolated.push(if self.pos_isolated[p] { to_units(self.iso_minor[p]) } else { 0.0 });
+                            out.pos_side.push(self.side_of(p));
+                        }
+                    }
+                }
+                out
+            })
+            .collect();
+        fn join<T: Copy + Send + Sync>(chunks: &[BookColumns], col: impl Fn(&BookColumns) -> &Vec<T>) -> Vec<T> {
+            let mut v = Vec::with_capacity(chunks.iter().map(|c| col(c).len()).sum());
+            for c in chunks {
+                v.extend_from_slice(col(c));
+            }
+            v
+        }
+        let c = &chunks[..];
+        BookColumns {
+            bal_account: join(c, |x| &x.bal_account),
+            bal_asset: join(c, |x| &x.bal_asset),
+            bal_qty: join(c, |x| &x.bal_qty),
+            pos_account: join(c, |x| &x.pos_account),
+            pos_market: join(c, |x| &x.pos_market),
+            pos_qty: join(c, |x| &x.pos_qty),
+            pos_entry: join(c, |x| &x.pos_entry),
+            pos_isolated: join(c, |x| &x.pos_isolated),
+            pos_side: join(c, |x| &x.pos_side),
+        }
+    }
+
     /// Isolated margins as (settle asset, minor units), for the ledger totals.
     pub fn isolated_holdings(&self, u: &Universe) -> Vec<(u32, i128)> {
         (0..self.pos_market.len())
@@ -214,6 +270,21 @@ impl State {
             .map(|p| (u.markets.settle[self.pos_market[p] as usize], self.iso_minor[p]))
             .collect()
     }
+}
+
+/// A book as flat columns in universe indices ([`State::columns`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BookColumns {
+    pub bal_account: Vec<i64>,
+    pub bal_asset: Vec<u32>,
+    pub bal_qty: Vec<f64>,
+    pub pos_account: Vec<i64>,
+    pub pos_market: Vec<u32>,
+    pub pos_qty: Vec<f64>,
+    pub pos_entry: Vec<f64>,
+    /// Isolated margin in units, 0 for a cross position.
+    pub pos_isolated: Vec<f64>,
+    pub pos_side: Vec<u8>,
 }
 
 /// The rows `offsets[a]..offsets[a + 1]` of each of `accounts` (ascending, distinct), as
