@@ -12,7 +12,7 @@ use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::book::PyBookView;
+use crate::book::{PyBook, PyBookView};
 use crate::engine::PyEngine;
 use crate::errors::{detached, to_pyerr};
 
@@ -185,15 +185,19 @@ pub fn run_cascade<'py>(
     let u = e.universe();
     let cfg = rules.config(u).map_err(|err| to_pyerr(py, err))?;
     let remap = b.remap();
-    let (out, columns) = detached(py, || {
+    let (out, columns, grouped) = detached(py, || {
         e.install(|| {
             let out = run(u, b.grouped(), remap.asset, remap.market, &cfg)?;
             let columns = out.state.columns();
-            Ok((out, columns))
+            let grouped = columns.grouped();
+            Ok((out, columns, grouped))
         })
     })?;
 
     let d = outcome_dict(py, out.outcome)?;
+    // The final book handed over grouped: `book::group_with` of these columns, made from the
+    // state's grouping (`BookColumns::grouped`), so Python does not group it again.
+    d.set_item("grouped", Py::new(py, PyBook::of(grouped))?)?;
     let (balances, positions) = book_dicts(py, columns)?;
     d.set_item("balances", balances)?;
     d.set_item("positions", positions)?;
