@@ -339,6 +339,21 @@ def test_event_logs_do_not_depend_on_thread_count() -> None:
         assert one.bad_debt == other.bad_debt and one.insurance_fund == other.insurance_fund
 
 
+def test_the_final_book_handed_over_grouped_is_the_book_its_columns_make() -> None:
+    # The core hands the final book over with its grouping (not regrouped in Python): it
+    # evaluates as the book built from its own columns does, bit for bit.
+    book = synth.generate(DEMO, n_accounts=5_000, seed=5)
+    engine = cm.Engine(DEMO)
+    r = engine.cascade(book, synth.demo_crash(DEMO))
+    assert len(r.events) > 0
+    final = r.final_book
+    again = cm.Book.from_arrays(dict(final.balances), dict(final.positions))
+    assert final.has_sides == again.has_sides and not final.has_orders
+    got, want = engine.evaluate(final), engine.evaluate(again)
+    for c in want.columns:
+        np.testing.assert_array_equal(np.asarray(got[c]), np.asarray(want[c]), err_msg=c)
+
+
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10_000), a=st.floats(0.0, 0.6), b=st.floats(0.0, 0.6))
 def test_a_larger_shock_never_liquidates_fewer_accounts(seed: int, a: float, b: float) -> None:

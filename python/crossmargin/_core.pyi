@@ -497,7 +497,8 @@ class Engine:
     ) -> tuple[dict[str, Any], MerkleSumTree | None]:
         """Liabilities and reserves; with ``seed``, the Merkle-sum tree."""
     def cascade(self, book: BookView, rules: _CascadeRules) -> dict[str, Any]:
-        """A liquidation cascade: events, rounds, final book, pools and totals."""
+        """A liquidation cascade: events, rounds, the final book (columns and their
+        grouping), pools and totals."""
     def cascade_shard(self, book: BookView, rules: _CascadeRules) -> CascadeShard:
         """One partition's half of a sharded cascade."""
     def cascade_driver(self, rules: _CascadeRules) -> CascadeDriver:

@@ -140,10 +140,14 @@ class Book:
         balances: Mapping[str, Any],
         positions: Mapping[str, Any],
         orders: Mapping[str, Any] | None = None,
+        *,
+        grouped: _core.GroupedBook | None = None,
     ) -> None:
         """Converted columns (as :meth:`from_arrays` makes them); a positions table without
         ``side`` is all one-way. ``orders``: converted order columns sharing the positions'
-        market encoding, or None."""
+        market encoding, or None. ``grouped``: the core's grouping of exactly these columns,
+        when the core made both from rows it already held grouped (a cascade's final book);
+        the book is then not grouped again."""
         positions = dict(positions)
         if "side" not in positions:
             positions["side"] = np.zeros(len(positions["qty"]), dtype=np.uint8)
@@ -159,7 +163,9 @@ class Book:
         # The core reads the columns by name (asset / market: a SymbolColumn's codes); a
         # book without hedge legs hands it no sides (all one-way: nothing to check or read).
         core_p = p if p["side"].any() else {**p, "side": _NO_SIDES}
-        self._grouped = _core.GroupedBook(b, core_p, self._orders)
+        if grouped is None:
+            grouped = _core.GroupedBook(b, core_p, self._orders)
+        self._grouped = grouped
         self._accounts: np.ndarray | None = None
         self._remaps: dict[tuple[tuple[str, ...], ...], tuple[np.ndarray, np.ndarray]] = {}
         self._groupings: dict[tuple[tuple[str, ...], ...], _core.BookView] = {}

@@ -21,7 +21,7 @@ import numpy as np
 
 from crossmargin import _core
 from crossmargin._validate import bounded, integer, mapping, sequence, show, text
-from crossmargin.book import POSITION_SIDES, Book
+from crossmargin.book import POSITION_SIDES, Book, SymbolColumn
 from crossmargin.exceptions import (
     ConfigError,
     ConfigTypeError,
@@ -462,7 +462,14 @@ def run_cascade(
     """Runs ``config`` on ``book`` (bound to ``universe``, which ``engine`` holds compiled);
     the implementation of :meth:`crossmargin.Engine.cascade`."""
     out = engine.cascade(book, CascadeRules.of(universe, config))
-    final_book = Book.from_arrays(out["balances"], out["positions"])
+    # The core hands the final book over grouped: its columns (universe indices) and their
+    # grouping, made from the rows the cascade held grouped — nothing is regrouped here.
+    b, p = out["balances"], out["positions"]
+    final_book = Book(
+        {"account": b["account"], "asset": SymbolColumn(b["asset"], None), "qty": b["qty"]},
+        {**p, "market": SymbolColumn(p["market"], None)},
+        grouped=out["grouped"],
+    )
     return assemble(universe, out, (out["totals_before"], out["totals_after"]), final_book)
 
 

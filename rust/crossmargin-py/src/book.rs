@@ -63,7 +63,7 @@ pub struct PyBook {
 }
 
 impl PyBook {
-    fn of(inner: GroupedBook) -> Self {
+    pub(crate) fn of(inner: GroupedBook) -> Self {
         PyBook { inner, layout: OnceLock::new() }
     }
 }

@@ -3,9 +3,8 @@
 
 use crossmargin_core::cascade::adl::Deleverage;
 use crossmargin_core::cascade::impact::Liquidity;
-use crossmargin_core::cascade::ledger::to_units;
 use crossmargin_core::cascade::policy::Slicing;
-use crossmargin_core::cascade::state::State;
+use crossmargin_core::cascade::state::BookColumns;
 use crossmargin_core::cascade::step::DriverOutput;
 use crossmargin_core::cascade::{run, CascadeConfig, Events, Rounds};
 use crossmargin_core::{CoreError, Universe};
@@ -13,7 +12,7 @@ use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::book::PyBookView;
+use crate::book::{PyBook, PyBookView};
 use crate::engine::PyEngine;
 use crate::errors::{detached, to_pyerr};
 
@@ -96,40 +95,20 @@ pub(crate) fn rounds_dict<'py>(py: Python<'py>, r: Rounds, n_markets: usize) -> 
 
 /// A cascade state's book as (balances, positions) columns in universe indices: balances as
 /// units (from the ledger), open positions only, each with its side (a hedge leg stays a leg).
-pub(crate) fn book_dicts<'py>(py: Python<'py>, s: &State) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
-    let n = s.n_accounts();
-    let (mut ba, mut bq) = (Vec::new(), Vec::new());
-    for a in 0..n {
-        for r in s.bal_offsets[a]..s.bal_offsets[a + 1] {
-            ba.push(s.accounts[a]);
-            bq.push(to_units(s.bal_minor[r]));
-        }
-    }
-    let (mut pa, mut pm, mut pq, mut pe, mut pi) = (vec![], vec![], vec![], vec![], vec![]);
-    let mut ps: Vec<u8> = vec![];
-    for a in 0..n {
-        for p in s.pos_offsets[a]..s.pos_offsets[a + 1] {
-            if s.pos_qty[p] != 0.0 {
-                pa.push(s.accounts[a]);
-                pm.push(s.pos_market[p]);
-                pq.push(s.pos_qty[p]);
-                pe.push(s.pos_entry[p]);
-                pi.push(if s.pos_isolated[p] { to_units(s.iso_minor[p]) } else { 0.0 });
-                ps.push(s.pos_side[p]);
-            }
-        }
-    }
+/// The columns ([`State::columns`](crossmargin_core::cascade::state::State::columns)) move
+/// into numpy (no copy).
+pub(crate) fn book_dicts(py: Python<'_>, c: BookColumns) -> PyResult<(Bound<'_, PyDict>, Bound<'_, PyDict>)> {
     let balances = PyDict::new(py);
-    balances.set_item("account", ba.into_pyarray(py))?;
-    balances.set_item("asset", s.bal_asset.clone().into_pyarray(py))?;
-    balances.set_item("qty", bq.into_pyarray(py))?;
+    balances.set_item("account", c.bal_account.into_pyarray(py))?;
+    balances.set_item("asset", c.bal_asset.into_pyarray(py))?;
+    balances.set_item("qty", c.bal_qty.into_pyarray(py))?;
     let positions = PyDict::new(py);
-    positions.set_item("account", pa.into_pyarray(py))?;
-    positions.set_item("market", pm.into_pyarray(py))?;
-    positions.set_item("qty", pq.into_pyarray(py))?;
-    positions.set_item("entry_price", pe.into_pyarray(py))?;
-    positions.set_item("isolated_margin", pi.into_pyarray(py))?;
-    positions.set_item("side", ps.into_pyarray(py))?;
+    positions.set_item("account", c.pos_account.into_pyarray(py))?;
+    positions.set_item("market", c.pos_market.into_pyarray(py))?;
+    positions.set_item("qty", c.pos_qty.into_pyarray(py))?;
+    positions.set_item("entry_price", c.pos_entry.into_pyarray(py))?;
+    positions.set_item("isolated_margin", c.pos_isolated.into_pyarray(py))?;
+    positions.set_item("side", c.pos_side.into_pyarray(py))?;
     Ok((balances, positions))
 }
 
@@ -206,10 +185,20 @@ pub fn run_cascade<'py>(
     let u = e.universe();
     let cfg = rules.config(u).map_err(|err| to_pyerr(py, err))?;
     let remap = b.remap();
-    let out = detached(py, || e.install(|| run(u, b.grouped(), remap.asset, remap.market, &cfg)))?;
+    let (out, columns, grouped) = detached(py, || {
+        e.install(|| {
+            let out = run(u, b.grouped(), remap.asset, remap.market, &cfg)?;
+            let columns = out.state.columns();
+            let grouped = columns.grouped();
+            Ok((out, columns, grouped))
+        })
+    })?;
 
     let d = outcome_dict(py, out.outcome)?;
-    let (balances, positions) = book_dicts(py, &out.state)?;
+    // The final book handed over grouped: `book::group_with` of these columns, made from the
+    // state's grouping (`BookColumns::grouped`), so Python does not group it again.
+    d.set_item("grouped", Py::new(py, PyBook::of(grouped))?)?;
+    let (balances, positions) = book_dicts(py, columns)?;
     d.set_item("balances", balances)?;
     d.set_item("positions", positions)?;
     d.set_item("totals_before", out.totals_before)?;

@@ -193,7 +193,9 @@ impl PyShard {
     /// The shard's book now: (balances, positions) columns, universe indices, open positions
     /// only, balances as units (from the ledger).
     fn final_book<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
-        book_dicts(py, &self.inner.state)
+        let state = &self.inner.state;
+        let columns = detached(py, || Ok(state.columns()))?;
+        book_dicts(py, columns)
     }
 }
 

@@ -28,17 +28,16 @@ pub enum Deleverage {
 /// A profitable position that can cover a deficit.
 #[derive(Debug, Clone, Copy)]
 pub struct Counterparty {
-    pub account: usize,
+    /// The account's index in the state.
+    pub account: u32,
+    /// The position row.
+    pub pos: u32,
     /// The account's id (the ranking's tie-break, kept here so that a comparison reads no
     /// other memory).
     pub id: i64,
-    pub pos: usize,
     /// uPnL in USD at the round's prices (> 0).
     pub upnl: f64,
     pub score: f64,
-    /// The account's cross equity and total notional the score read (USD).
-    pub equity: f64,
-    pub notional: f64,
 }
 
 /// Each market's position rows (ascending) and each position row's account: built once per
@@ -118,55 +117,88 @@ fn rank_numbers(state: &State, ctx: &MarginContext<'_>, a: usize) -> (f64, f64) 
     cross_equity_and_notional(state.account(a), &state.pos_isolated[p], ctx)
 }
 
+/// Position rows a scan hands to one task.
+const SCAN_CHUNK: usize = 16 * 1024;
+
+/// Buffers of [`counterparties`], kept from one deficit to the next so that a scan writes into
+/// memory it already holds (no allocation or page faults per deficit).
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    /// Per chunk of the market's rows: the counterparties found, in row order.
+    found: Vec<Vec<Counterparty>>,
+    /// Per chunk: (account, cross equity, total notional) the chunk computed afresh.
+    fresh: Vec<Vec<(u32, f64, f64)>>,
+    /// The counterparties of the last scan, in row order.
+    all: Vec<Counterparty>,
+}
+
 /// Profitable positions in `market` on `side` (sign of qty), in row order (unranked: see
-/// [`rank`]). `cache` must be [`RankCache::at`] the context's prices.
-pub fn counterparties(
+/// [`rank`]), in `scratch`'s buffer. `cache` must be [`RankCache::at`] the context's prices.
+/// The market's rows are scanned in parallel chunks; the list is the same for any split.
+pub fn counterparties<'s>(
     state: &State,
     ctx: &MarginContext<'_>,
     market: u32,
     side: f64,
     index: &MarketIndex,
     cache: &mut RankCache,
-) -> Vec<Counterparty> {
+    scratch: &'s mut Scratch,
+) -> &'s mut [Counterparty] {
     let u = ctx.universe;
     let k = market as usize;
+    scratch.all.clear();
     // Options are not deleveraged: an option's premium is not a profit on a price.
     if k >= u.n_markets() || u.contract(k).is_option() {
-        return vec![];
+        return &mut scratch.all;
     }
     let sp = ctx.prices.asset[u.markets.settle[k] as usize];
     let (contract, mark) = (u.contract(k), ctx.prices.mark[k]);
+    let rows = index.rows(k);
+    let chunks = rows.len().div_ceil(SCAN_CHUNK);
+    scratch.found.resize_with(chunks.max(scratch.found.len()), Vec::new);
+    scratch.fresh.resize_with(chunks.max(scratch.fresh.len()), Vec::new);
     let cached = &*cache;
-    let found: Vec<(Counterparty, bool)> = index
-        .rows(k)
-        .par_iter()
-        .filter_map(|&p| {
-            let p = p as usize;
-            if state.pos_qty[p] * side <= 0.0 {
-                return None;
+    scratch.found[..chunks].par_iter_mut().zip(&mut scratch.fresh[..chunks]).enumerate().for_each(
+        |(c, (found, fresh))| {
+            found.clear();
+            fresh.clear();
+            for &p in &rows[c * SCAN_CHUNK..((c + 1) * SCAN_CHUNK).min(rows.len())] {
+                let p = p as usize;
+                let qty = state.pos_qty[p];
+                if qty * side <= 0.0 {
+                    continue;
+                }
+                // The position's uPnL (USD), as position_stake has it for a perp or future.
+                let upnl = contract.pnl(qty, state.pos_entry[p], mark) * sp;
+                if upnl <= 0.0 {
+                    continue;
+                }
+                let a = index.account[p];
+                let (equity, notional) = if cached.stamp[a as usize] == cached.epoch {
+                    cached.value[a as usize]
+                } else if let Some(&(_, e, n)) = fresh.last().filter(|f| f.0 == a) {
+                    (e, n)
+                } else {
+                    let (e, n) = rank_numbers(state, ctx, a as usize);
+                    fresh.push((a, e, n));
+                    (e, n)
+                };
+                let entry_notional = contract.notional_usd(qty, state.pos_entry[p], sp);
+                let leverage = if equity > 0.0 { notional / equity } else { f64::INFINITY };
+                let score = upnl / entry_notional * leverage;
+                let id = state.accounts[a as usize];
+                found.push(Counterparty { account: a, pos: p as u32, id, upnl, score });
             }
-            // The position's uPnL (USD), as position_stake has it for a perp or future.
-            let upnl = contract.pnl(state.pos_qty[p], state.pos_entry[p], mark) * sp;
-            if upnl <= 0.0 {
-                return None;
-            }
-            let a = index.account[p] as usize;
-            let fresh = cached.stamp[a] != cached.epoch;
-            let (equity, notional) = if fresh { rank_numbers(state, ctx, a) } else { cached.value[a] };
-            let entry_notional = contract.notional_usd(state.pos_qty[p], state.pos_entry[p], sp);
-            let leverage = if equity > 0.0 { notional / equity } else { f64::INFINITY };
-            let score = upnl / entry_notional * leverage;
-            let id = state.accounts[a];
-            Some((Counterparty { account: a, id, pos: p, upnl, score, equity, notional }, fresh))
-        })
-        .collect();
-    for (c, fresh) in &found {
-        if *fresh {
-            cache.stamp[c.account] = cache.epoch;
-            cache.value[c.account] = (c.equity, c.notional);
+        },
+    );
+    for (found, fresh) in scratch.found[..chunks].iter().zip(&scratch.fresh[..chunks]) {
+        for &(a, e, n) in fresh {
+            cache.stamp[a as usize] = cache.epoch;
+            cache.value[a as usize] = (e, n);
         }
+        scratch.all.extend_from_slice(found);
     }
-    found.into_iter().map(|(c, _)| c).collect()
+    &mut scratch.all
 }
 
 /// The ranking: best score first, ties by account id, then row (a total order, so the result
@@ -228,7 +260,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn counterparty(i: usize, id: i64, upnl: f64, score: f64) -> Counterparty {
-        Counterparty { account: i, id, pos: i, upnl, score, equity: 1.0, notional: 1.0 }
+        Counterparty { account: i as u32, pos: i as u32, id, upnl, score }
     }
 
     proptest! {

@@ -18,6 +18,8 @@ pub mod screen;
 pub mod state;
 pub mod step;
 
+use rayon::prelude::*;
+
 use crate::book::GroupedBook;
 use crate::error::{CoreError, Result};
 use crate::universe::Universe;
@@ -102,6 +104,21 @@ impl Events {
 
     pub fn len(&self) -> usize {
         self.round.len()
+    }
+
+    /// Room for `n` more events.
+    pub fn reserve(&mut self, n: usize) {
+        self.round.reserve(n);
+        self.step.reserve(n);
+        self.account.reserve(n);
+        self.market.reserve(n);
+        self.side.reserve(n);
+        self.qty.reserve(n);
+        self.price.reserve(n);
+        self.notional_usd.reserve(n);
+        self.fee_usd.reserve(n);
+        self.bad_debt_usd.reserve(n);
+        self.kind.reserve(n);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -214,21 +231,27 @@ fn check(cfg: &CascadeConfig, u: &Universe) -> Result<()> {
 /// P&L a fill realises is then an amount the ledger holds.
 fn check_position_sizes(book: &GroupedBook, u: &Universe, state: &State, cfg: &CascadeConfig) -> Result<()> {
     let limit = crate::limits::MAX_AMOUNT / 100.0;
-    for p in 0..state.pos_qty.len() {
+    let worst = |p: usize| {
         let k = state.pos_market[p] as usize;
         let (c, qty, entry) = (u.contract(k), state.pos_qty[p], state.pos_entry[p]);
         let at_entry = if entry > 0.0 { c.notional(qty, entry) } else { 0.0 };
-        let worst = cfg.step_marks.iter().map(|m| c.notional(qty, m[k])).fold(at_entry, f64::max);
-        if worst.is_nan() || worst > limit {
-            return Err(CoreError::book(
-                crate::error::Table::Positions,
-                book.positions.row[p] as usize,
-                "qty",
-                format!(
-                    "a position worth {worst:e} settle units is beyond what the cascade's ledger holds ({limit:e})"
-                ),
-            ));
-        }
+        cfg.step_marks.iter().map(|m| c.notional(qty, m[k])).fold(at_entry, f64::max)
+    };
+    // The first row beyond the limit (in parallel, the same row as a scan in order).
+    let bad = (0..state.pos_qty.len()).into_par_iter().position_first(|p| {
+        let w = worst(p);
+        w.is_nan() || w > limit
+    });
+    if let Some(p) = bad {
+        return Err(CoreError::book(
+            crate::error::Table::Positions,
+            book.positions.row[p] as usize,
+            "qty",
+            format!(
+                "a position worth {:e} settle units is beyond what the cascade's ledger holds ({limit:e})",
+                worst(p)
+            ),
+        ));
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use crate::book::{AccountRows, GroupedBook};
+use crate::book::{AccountRows, Balances, GroupedBook, Orders, Positions};
 use crate::cascade::ledger::{to_minor, to_units};
 use crate::universe::Universe;
 
@@ -207,12 +207,137 @@ impl State {
         r.clone().find(|&i| self.bal_asset[i] == asset).expect("State::new adds a row per settle asset")
     }
 
+    /// The book as flat columns in universe indices (what a cascade hands back as its final
+    /// book): every balance row in units (from the ledger), the open positions only, each with
+    /// its side and its isolated margin in units (0 for a cross position). Rows stay grouped by
+    /// account in the state's order; built in parallel chunks of accounts.
+    pub fn columns(&self) -> BookColumns {
+        const ACCOUNTS: usize = 4096;
+        let n = self.n_accounts();
+        let chunks: Vec<BookColumns> = (0..n.div_ceil(ACCOUNTS))
+            .into_par_iter()
+            .map(|c| {
+                let (lo, hi) = (c * ACCOUNTS, ((c + 1) * ACCOUNTS).min(n));
+                let mut out = BookColumns::default();
+                let b = self.bal_offsets[lo]..self.bal_offsets[hi];
+                out.bal_account.reserve(b.len());
+                for a in lo..hi {
+                    let rows = self.bal_offsets[a + 1] - self.bal_offsets[a];
+                    out.bal_account.extend(std::iter::repeat_n(self.accounts[a], rows));
+                }
+                out.bal_asset.extend_from_slice(&self.bal_asset[b.clone()]);
+                out.bal_qty.extend(self.bal_minor[b].iter().map(|&m| to_units(m)));
+                for a in lo..hi {
+                    let before = out.pos_account.len();
+                    for p in self.pos_offsets[a]..self.pos_offsets[a + 1] {
+                        if self.pos_qty[p] != 0.0 {
+                            out.pos_account.push(self.accounts[a]);
+                            out.pos_market.push(self.pos_market[p]);
+                            out.pos_qty.push(self.pos_qty[p]);
+                            out.pos_entry.push(self.pos_entry[p]);
+                            out.pos_isolated.push(if self.pos_isolated[p] { to_units(self.iso_minor[p]) } else { 0.0 });
+                            out.pos_side.push(self.side_of(p));
+                        }
+                    }
+                    let (bal, pos) = (self.bal_offsets[a + 1] - self.bal_offsets[a], out.pos_account.len() - before);
+                    // An account with no row left (it held only orders) is not in the book.
+                    if bal + pos > 0 {
+                        out.accounts.push(self.accounts[a]);
+                        out.bal_len.push(bal);
+                        out.pos_len.push(pos);
+                    }
+                }
+                out
+            })
+            .collect();
+        fn join<T: Copy + Send + Sync>(chunks: &[BookColumns], col: impl Fn(&BookColumns) -> &Vec<T>) -> Vec<T> {
+            let mut v = Vec::with_capacity(chunks.iter().map(|c| col(c).len()).sum());
+            for c in chunks {
+                v.extend_from_slice(col(c));
+            }
+            v
+        }
+        let c = &chunks[..];
+        BookColumns {
+            accounts: join(c, |x| &x.accounts),
+            bal_len: join(c, |x| &x.bal_len),
+            pos_len: join(c, |x| &x.pos_len),
+            bal_account: join(c, |x| &x.bal_account),
+            bal_asset: join(c, |x| &x.bal_asset),
+            bal_qty: join(c, |x| &x.bal_qty),
+            pos_account: join(c, |x| &x.pos_account),
+            pos_market: join(c, |x| &x.pos_market),
+            pos_qty: join(c, |x| &x.pos_qty),
+            pos_entry: join(c, |x| &x.pos_entry),
+            pos_isolated: join(c, |x| &x.pos_isolated),
+            pos_side: join(c, |x| &x.pos_side),
+        }
+    }
+
     /// Isolated margins as (settle asset, minor units), for the ledger totals.
     pub fn isolated_holdings(&self, u: &Universe) -> Vec<(u32, i128)> {
         (0..self.pos_market.len())
             .filter(|&p| self.iso_minor[p] != 0)
             .map(|p| (u.markets.settle[self.pos_market[p] as usize], self.iso_minor[p]))
             .collect()
+    }
+}
+
+/// A book as flat columns in universe indices ([`State::columns`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BookColumns {
+    /// The accounts with rows (ascending, as the state holds them) and each one's number of
+    /// balance and position rows.
+    pub accounts: Vec<i64>,
+    pub bal_len: Vec<usize>,
+    pub pos_len: Vec<usize>,
+    pub bal_account: Vec<i64>,
+    pub bal_asset: Vec<u32>,
+    pub bal_qty: Vec<f64>,
+    pub pos_account: Vec<i64>,
+    pub pos_market: Vec<u32>,
+    pub pos_qty: Vec<f64>,
+    pub pos_entry: Vec<f64>,
+    /// Isolated margin in units, 0 for a cross position.
+    pub pos_isolated: Vec<f64>,
+    pub pos_side: Vec<u8>,
+}
+
+impl BookColumns {
+    /// The book these columns group into — what `book::group_with` makes of them (accounts
+    /// ascending, each account's balances by asset, positions by (market, side), codes the
+    /// universe indices the columns hold), built from the rows' grouping as it stands: the
+    /// columns are already in that order (test `grouped_columns_are_what_grouping_makes`).
+    pub fn grouped(&self) -> GroupedBook {
+        let offsets = |lens: &[usize]| {
+            let mut o = Vec::with_capacity(lens.len() + 1);
+            o.push(0usize);
+            for &n in lens {
+                o.push(o[o.len() - 1] + n);
+            }
+            o
+        };
+        let n_codes = |codes: &[u32]| codes.par_iter().copied().max().map_or(0, |m| m + 1);
+        GroupedBook {
+            accounts: self.accounts.clone(),
+            balances: Balances {
+                offsets: offsets(&self.bal_len),
+                code: self.bal_asset.clone(),
+                qty: self.bal_qty.clone(),
+            },
+            positions: Positions {
+                offsets: offsets(&self.pos_len),
+                code: self.pos_market.clone(),
+                qty: self.pos_qty.clone(),
+                entry_price: self.pos_entry.clone(),
+                isolated_margin: self.pos_isolated.clone(),
+                side: self.pos_side.clone(),
+                row: (0..self.pos_qty.len() as u32).collect(),
+            },
+            orders: Orders::default(),
+            n_asset_codes: n_codes(&self.bal_asset),
+            n_market_codes: n_codes(&self.pos_market),
+        }
     }
 }
 
@@ -306,5 +431,91 @@ fn iso_mirror(isolated: bool, minor: i128) -> f64 {
         to_units(minor).max(f64::MIN_POSITIVE)
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::{group_with, BalanceInput, OrderInput, PositionInput};
+    use crate::universe::fixtures::{asset, perp};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The final book's grouping, taken from the state's rows, is what grouping its
+        /// columns makes: closed positions dropped, accounts left with no row dropped.
+        #[test]
+        fn grouped_columns_are_what_grouping_makes(
+            cash in prop::collection::vec((0i64..30, 0u32..2, -100.0f64..100.0), 0..40),
+            pos in prop::collection::vec((0i64..30, 0u32..2, -5.0f64..5.0, 0u8..3, prop::bool::ANY, prop::bool::ANY), 0..60),
+            only_orders in prop::collection::vec(30i64..40, 0..4),
+        ) {
+            let u = Universe::new(
+                &[asset("USDT", 1.0), asset("BTC", 100.0)],
+                &[
+                    perp("BTCUSDT", "USDT", "BTC", 100.0, &[(f64::INFINITY, 0.1, 0.05)]),
+                    perp("BTCUSD", "BTC", "BTC", 100.0, &[(f64::INFINITY, 0.1, 0.05)]),
+                ],
+            )
+            .unwrap();
+            let mut seen = std::collections::HashSet::new();
+            let pos: Vec<_> = pos.into_iter().filter(|p| seen.insert((p.0, p.1))).collect();
+            let (ba, bc, bq): (Vec<i64>, Vec<u32>, Vec<f64>) =
+                (cash.iter().map(|c| c.0).collect(), cash.iter().map(|c| c.1).collect(), cash.iter().map(|c| c.2).collect());
+            let pa: Vec<i64> = pos.iter().map(|p| p.0).collect();
+            let pc: Vec<u32> = pos.iter().map(|p| p.1).collect();
+            // A long leg holds a quantity ≥ 0, a short leg ≤ 0.
+            let size = |q: f64| if q.abs() > 0.1 { q } else { 1.0 };
+            let pq: Vec<f64> = pos
+                .iter()
+                .map(|p| match p.3 {
+                    1 => size(p.2).abs(),
+                    2 => -size(p.2).abs(),
+                    _ => size(p.2),
+                })
+                .collect();
+            let pe = vec![100.0; pos.len()];
+            let pi: Vec<f64> = pos.iter().map(|p| if p.4 { 10.0 } else { 0.0 }).collect();
+            let ps: Vec<u8> = pos.iter().map(|p| p.3).collect();
+            let n_orders = only_orders.len();
+            let (oc, os, oq, op, or) = (vec![0u32; n_orders], vec![0u8; n_orders], vec![1.0; n_orders], vec![90.0; n_orders], vec![false; n_orders]);
+            let orders = OrderInput { account: &only_orders, code: &oc, side: &os, qty: &oq, price: &op, reduce_only: &or };
+            let book = group_with(
+                BalanceInput { account: &ba, code: &bc, qty: &bq },
+                PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
+                &ps,
+                Some(orders),
+                2,
+                2,
+            )
+            .unwrap();
+            let mut state = State::new(&book, &u, &[0, 1], &[0, 1]);
+            // Close the positions the input marks (a cascade's fills leave them at 0).
+            for (p, &r) in book.positions.row.iter().enumerate() {
+                if pos[r as usize].5 {
+                    state.pos_qty[p] = 0.0;
+                }
+            }
+            let c = state.columns();
+            let n_codes = |codes: &[u32]| codes.iter().max().map_or(0, |m| m + 1);
+            let regrouped = group_with(
+                BalanceInput { account: &c.bal_account, code: &c.bal_asset, qty: &c.bal_qty },
+                PositionInput {
+                    account: &c.pos_account,
+                    code: &c.pos_market,
+                    qty: &c.pos_qty,
+                    entry_price: &c.pos_entry,
+                    isolated_margin: &c.pos_isolated,
+                },
+                &c.pos_side,
+                None,
+                n_codes(&c.bal_asset),
+                n_codes(&c.pos_market),
+            )
+            .unwrap();
+            prop_assert_eq!(c.grouped(), regrouped);
+        }
     }
 }

@@ -25,7 +25,7 @@
 use rayon::prelude::*;
 
 use crate::book::GroupedBook;
-use crate::cascade::adl::{counterparties, rank, to_fund_from_external, Deleverage, MarketIndex, RankCache};
+use crate::cascade::adl::{counterparties, rank, to_fund_from_external, Deleverage, MarketIndex, RankCache, Scratch};
 use crate::cascade::impact::Execution;
 use crate::cascade::ledger::{self, to_minor, Pools};
 use crate::cascade::policy::{self, cross_equity_and_notional, Candidate, EventKind, Order, Slicing};
@@ -68,6 +68,11 @@ pub struct TaggedEvents {
 }
 
 impl TaggedEvents {
+    fn reserve(&mut self, n: usize) {
+        self.item.reserve(n);
+        self.events.reserve(n);
+    }
+
     fn push(&mut self, item: usize, account: i64, e: Event) {
         self.item.push(item as u32);
         self.events.push(0, 0, account, e);
@@ -149,6 +154,10 @@ pub struct Shard {
     index: MarketIndex,
     /// The ranking's per-account numbers at the round's prices.
     rank: RankCache,
+    /// The deleveraging scan's buffers.
+    scratch: Scratch,
+    /// Each ADL close of a deficit: (quantity before, after, event).
+    closing: Vec<(f64, f64, Event)>,
     /// Accounts certified safe over a band of marks ([`crate::cascade::screen`]).
     certs: Certificates,
     /// Accounts evaluated / skipped by the selections so far.
@@ -167,6 +176,8 @@ impl Shard {
             identity_a: (0..u.n_assets() as u32).collect(),
             identity_m: (0..u.n_markets() as u32).collect(),
             rank: RankCache::default(),
+            scratch: Scratch::default(),
+            closing: Vec::new(),
             certs: Certificates::new(u, book.n_accounts()),
             evaluated: 0,
             skipped: 0,
@@ -331,6 +342,7 @@ impl Shard {
             settled[item] = (w.events, w.pieces);
         }
         let mut out = Settlement::default();
+        out.events.reserve(settled.iter().map(|x| x.0.len()).sum());
         for (item, (&ci, (events, pieces))) in chosen.iter().zip(settled).enumerate() {
             let a = self.cands[ci as usize].account;
             self.rank.invalidate(a);
@@ -375,8 +387,8 @@ impl Shard {
         let remap = Remap { asset: &self.identity_a, market: &self.identity_m };
         let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: marks }, remap };
         self.rank.at(self.state.n_accounts(), assets, marks);
-        let mut all = counterparties(&self.state, &ctx, market, side, &self.index, &mut self.rank);
-        let n = rank(&mut all, cover * (1.0 + COVER_HEADROOM));
+        let all = counterparties(&self.state, &ctx, market, side, &self.index, &mut self.rank, &mut self.scratch);
+        let n = rank(all, cover * (1.0 + COVER_HEADROOM));
         let mut out = Counterparties {
             account: Vec::with_capacity(n),
             local_account: Vec::with_capacity(n),
@@ -385,9 +397,9 @@ impl Shard {
             score: Vec::with_capacity(n),
         };
         for cp in &all[..n] {
-            out.account.push(self.state.accounts[cp.account]);
-            out.local_account.push(cp.account as u32);
-            out.pos.push(cp.pos as u64);
+            out.account.push(cp.id);
+            out.local_account.push(cp.account);
+            out.pos.push(u64::from(cp.pos));
             out.upnl.push(cp.upnl);
             out.score.push(cp.score);
         }
@@ -413,7 +425,7 @@ impl Shard {
         if ku >= marks.len() {
             return Err(CoreError::config("cascade.shard", format!("market {market} is out of range")));
         }
-        let s = &mut self.state;
+        let s = &self.state;
         for i in 0..n {
             let (a, p) = (closes.local_account[i] as usize, closes.pos[i] as usize);
             if a >= s.n_accounts() || p < s.pos_offsets[a] || p >= s.pos_offsets[a + 1] || s.pos_market[p] != market {
@@ -426,39 +438,52 @@ impl Shard {
         let settle = u.markets.settle[ku] as usize;
         let sp = assets[settle];
         let mut out = TaggedEvents::default();
-        for i in 0..n {
-            let (a, p) = (closes.local_account[i] as usize, closes.pos[i] as usize);
-            self.rank.invalidate(a);
-            self.certs.invalidate(a);
-            match how {
-                Deleverage::None => {}
-                Deleverage::Adl => {
-                    let (share, minor) = (closes.share[i], closes.minor[i]);
-                    let q = s.pos_qty[p];
-                    let x = if share >= 1.0 { -q } else { -q * share };
-                    s.pos_qty[p] = if share >= 1.0 { 0.0 } else { q + x };
-                    // The profit goes to the fund from outside: the account's ledger moves
-                    // only when a closed isolated position hands its margin back.
-                    if s.pos_qty[p] == 0.0 && s.pos_isolated[p] {
+        out.reserve(if how == Deleverage::None { 0 } else { n });
+        match how {
+            Deleverage::None => {
+                for &a in &closes.local_account {
+                    self.rank.invalidate(a as usize);
+                    self.certs.invalidate(a as usize);
+                }
+            }
+            Deleverage::Adl => {
+                // Each close is computed from the state as the plan found it, in parallel; then
+                // applied in plan order. A position the plan names twice (never the driver's
+                // plan) is recomputed from the state its earlier close left, so the result is
+                // that of applying the closes one by one.
+                let contract = u.contract(ku);
+                let state = &self.state;
+                let close = |i: usize| adl_close(state, &contract, closes, i, market, sp);
+                (0..n).into_par_iter().map(close).collect_into_vec(&mut self.closing);
+                for i in 0..n {
+                    let (a, p) = (closes.local_account[i] as usize, closes.pos[i] as usize);
+                    self.rank.invalidate(a);
+                    self.certs.invalidate(a);
+                    let (old, new, e) = self.closing[i];
+                    let (new, e) = if self.state.pos_qty[p].to_bits() == old.to_bits() {
+                        (new, e)
+                    } else {
+                        let (_, new, e) = adl_close(&self.state, &contract, closes, i, market, sp);
+                        (new, e)
+                    };
+                    let s = &mut self.state;
+                    s.pos_qty[p] = new;
+                    // The profit goes to the fund from outside: the account's ledger moves only
+                    // when a closed isolated position hands its margin back.
+                    if new == 0.0 && s.pos_isolated[p] {
                         let mut acc = s.account_mut(a);
                         acc.release_isolated(p - acc.pos_first, u);
                         acc.refresh();
                     }
-                    let entry = s.pos_entry[p];
-                    let notional = u.contract(ku).notional_usd(x, entry, sp);
-                    let e = Event {
-                        market: market as i32,
-                        side: s.side_of(p),
-                        qty: x,
-                        price: entry,
-                        notional_usd: notional,
-                        fee_usd: 0.0,
-                        bad_debt_usd: Minor(minor).to_usd(sp),
-                        kind: EventKind::Adl,
-                    };
                     out.push(i, s.accounts[a], e);
                 }
-                Deleverage::SocializedLoss => {
+            }
+            Deleverage::SocializedLoss => {
+                for i in 0..n {
+                    let (a, p) = (closes.local_account[i] as usize, closes.pos[i] as usize);
+                    self.rank.invalidate(a);
+                    self.certs.invalidate(a);
+                    let s = &mut self.state;
                     let part = closes.minor[i];
                     let row = s.balance_row(a, settle as u32);
                     s.bal_minor[row] -= part;
@@ -479,6 +504,35 @@ impl Shard {
         }
         Ok(out)
     }
+}
+
+/// Close `i` of an ADL plan on the state as it stands: (the position's quantity before, after,
+/// the event). The position closes `share` of itself (all of it at ≥ 1) at its entry price,
+/// `minor` units of its profit going to the fund.
+fn adl_close(
+    s: &State,
+    contract: &crate::contract::Contract,
+    closes: &Closes,
+    i: usize,
+    market: u32,
+    sp: f64,
+) -> (f64, f64, Event) {
+    let (p, share, minor) = (closes.pos[i] as usize, closes.share[i], closes.minor[i]);
+    let q = s.pos_qty[p];
+    let x = if share >= 1.0 { -q } else { -q * share };
+    let new = if share >= 1.0 { 0.0 } else { q + x };
+    let entry = s.pos_entry[p];
+    let e = Event {
+        market: market as i32,
+        side: s.side_of(p),
+        qty: x,
+        price: entry,
+        notional_usd: contract.notional_usd(x, entry, sp),
+        fee_usd: 0.0,
+        bad_debt_usd: Minor(minor).to_usd(sp),
+        kind: EventKind::Adl,
+    };
+    (q, new, e)
 }
 
 // ---- the shard's rules: fills, fees, bankruptcies ----------------------------------------
@@ -913,6 +967,7 @@ impl Driver {
             }
         }
         let (round, step) = (self.round as u32, self.step as u32);
+        self.events.reserve(results.iter().map(|r| r.events.item.len()).sum());
         let mut ev_at = vec![0usize; results.len()];
         let mut pc_at = vec![0usize; results.len()];
         let mut pieces: Vec<Piece> = Vec::new();
@@ -1020,6 +1075,7 @@ impl Driver {
     /// Merges the shards' deleveraging events in ranking order; moves on to the next deficit.
     pub fn deleveraged(&mut self, results: &[TaggedEvents]) -> Result<()> {
         let (round, step) = (self.round as u32, self.step as u32);
+        self.events.reserve(results.iter().map(|r| r.item.len()).sum());
         let mut at = vec![0usize; results.len()];
         for &(s, item) in &self.del_order {
             let Some(r) = results.get(s as usize) else {
