@@ -393,19 +393,7 @@ fn a_thousand_accounts_in_many_groups_match() {
         AssetDraw { price: 1.0, weight: 1.0, tiers: vec![], imf: 0.0 },
         AssetDraw { price: 95_000.0, weight: 0.95, tiers: vec![1e5, 2e5, 5e5], imf: 0.001 },
     ];
-    let m = |settle, inverse, tiers| MarketDraw {
-        settle,
-        inverse,
-        option: false,
-        cs: 1.0,
-        mark: 95_000.0,
-        tiers,
-        step: [true, false],
-        imf: 0.0,
-        upnl_w: 1.0,
-        fee: 0.0,
-    };
-    let markets = vec![m(0, false, 12), m(1, true, 5)];
+    let markets = vec![perp(0, false, 12), perp(1, true, 5)];
     let n = 4_099i64;
     let bal = (0..n).flat_map(|a| [(a, 0, (a % 7) as f64 * 1e3 - 500.0), (a, 1, (a % 5) as f64 * 0.3 - 0.2)]).collect();
     let pos = (0..n)
