@@ -275,9 +275,7 @@ pub fn evaluate_into(
     level: Level,
 ) -> Result<()> {
     out.len_checked(book.n_accounts())?;
-    if level == Level::Scalar || !simd_applies(ctx, layout, book) || !level.supported() {
-        return crate::margin::evaluate_into(book, ctx, out);
-    }
+    // Where the SIMD kernel does not apply, every block runs the scalar formula.
     let p = Prepared::new(book, layout, ctx, level);
     out.into_chunks(CHUNK).into_par_iter().enumerate().for_each(|(c, mut cols)| {
         evaluate_block(book, layout, &p, c * CHUNK, &mut cols);
