@@ -40,6 +40,7 @@
 //! position already below maintenance the same rule gives the nearest price at which it is
 //! back at maintenance, the number the exchanges' closed-form formulas also give.
 
+mod base;
 mod piecewise;
 
 use rayon::prelude::*;
@@ -129,6 +130,8 @@ struct Scratch {
     memo: Vec<(u64, AccountMargin)>,
     /// The moving terms of the current closed-form search ([`piecewise`]).
     terms: piecewise::Terms,
+    /// The current account's rows at s = 1 ([`base`]).
+    base: base::Base,
 }
 
 impl Scratch {
@@ -139,6 +142,7 @@ impl Scratch {
             breaks: Vec::with_capacity(64),
             memo: Vec::with_capacity(64),
             terms: piecewise::Terms::default(),
+            base: base::Base::default(),
         }
     }
 
@@ -442,7 +446,7 @@ fn closed_form_roots(
     }
     // The constant part is g(1) less the moving rows at 1, by the same formulas. The gross:
     // the line's terms (a uPnL nets size·M·s against size·e), the rows' values at s and at 1.
-    let at1 = terms.exact(u, 1.0);
+    let at1 = terms.exact_at_one(u);
     for i in 0..2 {
         let (s, line) = both[i];
         if !s.is_nan() {
@@ -458,7 +462,9 @@ fn closed_form_roots(
 }
 
 /// The closed-form search of a cross pool ([`piecewise`]) under driver `d`, `base` the
-/// account at the call's prices; `None`: search with the full model.
+/// account at the call's prices (its rows at s = 1 in `scr.base` when `rows_at_one`); `None`:
+/// search with the full model.
+#[allow(clippy::too_many_arguments)]
 fn cross_closed_form(
     rows: AccountRows<'_>,
     ctx: &MarginContext<'_>,
@@ -467,10 +473,12 @@ fn cross_closed_form(
     d: Driver,
     scr: &mut Scratch,
     base: &AccountMargin,
+    rows_at_one: bool,
 ) -> Option<(f64, f64)> {
     let mut terms = std::mem::take(&mut scr.terms);
     let g1 = [pool_gap(base, Boundary::Maintenance), pool_gap(base, Boundary::Bankruptcy)];
-    let found = piecewise::cross_terms(rows, ctx, moves, tables, d, &mut terms)
+    let at_one = rows_at_one.then_some(&scr.base);
+    let found = piecewise::cross_terms(rows, ctx, moves, tables, d, at_one, &mut terms)
         .and_then(|basis| closed_form_roots(&mut terms, ctx.universe, tables, basis, g1));
     scr.terms = terms;
     found
@@ -512,8 +520,9 @@ fn account_prices(
     (liq, bank): (&mut [f64], &mut [f64]),
 ) {
     let u = ctx.universe;
-    // The account at the call's prices: g(1) of every cross search.
-    let mut base: Option<AccountMargin> = None;
+    // The account at the call's prices: g(1) of every cross search, and whether its rows'
+    // numbers at s = 1 are in `scr.base`.
+    let mut base: Option<(AccountMargin, bool)> = None;
     // Cross roots already found for a driver of this account (all positions on one
     // underlying share one root under LiqMove::Underlying).
     let mut solved: [(Option<Driver>, (f64, f64)); 4] = [(None, (f64::NAN, f64::NAN)); 4];
@@ -540,8 +549,8 @@ fn account_prices(
             s
         } else {
             let closed = tables.and_then(|t| {
-                let m = *base.get_or_insert_with(|| evaluate_account(rows, ctx));
-                cross_closed_form(rows, ctx, moves, t, d, scr, &m)
+                let (m, rows_at_one) = *base.get_or_insert_with(|| account_base(rows, ctx, &mut scr.base));
+                cross_closed_form(rows, ctx, moves, t, d, scr, &m, rows_at_one)
             });
             let s = closed.unwrap_or_else(|| cross_search(rows, ctx, moves, d, scr));
             if n_solved < solved.len() {
@@ -553,6 +562,18 @@ fn account_prices(
         // (The searches leave the scratch prices as they found them.)
         let mark = ctx.prices.mark[k];
         (liq[j], bank[j]) = (mark * s.0, mark * s.1);
+    }
+}
+
+/// The account at the call's prices as [`evaluate_account`] gives it (the maintenance numbers
+/// [`pool_gap`] reads): from its rows at s = 1 ([`base::Base`], then also kept for the
+/// searches: true) where they apply, else by `evaluate_account` (false).
+fn account_base(rows: AccountRows<'_>, ctx: &MarginContext<'_>, base: &mut base::Base) -> (AccountMargin, bool) {
+    if base.fill(rows, ctx) {
+        let m = AccountMargin { adj_equity: [0.0, base.adj], requirement: [0.0, base.req], ..AccountMargin::default() };
+        (m, true)
+    } else {
+        (evaluate_account(rows, ctx), false)
     }
 }
 
@@ -754,7 +775,7 @@ mod tests {
             isolated_closed_form(&ctx, &moves, &tables, d, &mut scr, k, pos[0].1, pos[0].2, pos[0].3)
         } else {
             let base = evaluate_account(rows, &ctx);
-            cross_closed_form(rows, &ctx, &moves, &tables, d, &mut scr, &base)
+            cross_closed_form(rows, &ctx, &moves, &tables, d, &mut scr, &base, false)
         }?;
         // The scratch prices are restored after every search.
         assert_eq!(scr.mark, u.markets.mark);

@@ -37,6 +37,7 @@ use crate::imf;
 use crate::margin::{position_margin_hot, MarginContext};
 use crate::universe::{MarketHot, Universe};
 
+use super::base::Base;
 use super::{Driver, Moves, S_MAX, S_MIN};
 
 /// One haircut slice: (lower, bound, rate, discounted value below `lower`).
@@ -329,6 +330,10 @@ enum Row {
 pub(super) struct Terms {
     terms: Vec<Term>,
     rows: Vec<Row>,
+    /// Each row's (collateral, requirement) at s = 1 where the account's [`Base`] gave them
+    /// (the same numbers as [`Terms::exact`] at s = 1: one formula, the same prices); empty
+    /// otherwise.
+    at1: Vec<[f64; 2]>,
     basis: Option<Basis>,
     mixed: bool,
     /// Whether g is concave in x (every term but haircut tiers whose rate rises is).
@@ -343,12 +348,13 @@ impl Default for Terms {
 
 impl Terms {
     pub(super) fn new() -> Self {
-        Terms { terms: Vec::new(), rows: Vec::new(), basis: None, mixed: false, concave: true }
+        Terms { terms: Vec::new(), rows: Vec::new(), at1: Vec::new(), basis: None, mixed: false, concave: true }
     }
 
     fn clear(&mut self) {
         self.terms.clear();
         self.rows.clear();
+        self.at1.clear();
         self.basis = None;
         self.mixed = false;
         self.concave = true;
@@ -370,6 +376,22 @@ impl Terms {
                 Row::Scaled { adj, req } => (adj * s, req * s),
                 Row::Holding { asset, qp, w } => (u.assets.haircuts.discounted(asset as usize, qp * s) * w, 0.0),
             };
+            for ((g, gross), req) in out.iter_mut().zip([req, 0.0]) {
+                *g += adj - req;
+                *gross += adj.abs() + req.abs();
+            }
+        }
+        out
+    }
+
+    /// [`Terms::exact`] at s = 1, from the rows' numbers at s = 1 where the account's [`Base`]
+    /// gave them (summed as `exact` sums: the same bits).
+    pub(super) fn exact_at_one(&self, u: &Universe) -> [(f64, f64); 2] {
+        if self.at1.len() != self.rows.len() {
+            return self.exact(u, 1.0);
+        }
+        let mut out = [(0.0, 0.0); 2];
+        for &[adj, req] in &self.at1 {
             for ((g, gross), req) in out.iter_mut().zip([req, 0.0]) {
                 *g += adj - req;
                 *gross += adj.abs() + req.abs();
@@ -470,6 +492,7 @@ pub(super) fn cross_terms(
     moves: &Moves,
     t: &Tables,
     d: Driver,
+    base: Option<&Base>,
     out: &mut Terms,
 ) -> Option<Basis> {
     let u = ctx.universe;
@@ -482,7 +505,7 @@ pub(super) fn cross_terms(
         Driver::Underlying(x) => (x, moves.asset_of[x]),
     };
     let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
-    for (((&code, &qty), &entry), &iso) in positions {
+    for (i, (((&code, &qty), &entry), &iso)) in positions.enumerate() {
         if iso > 0.0 || qty == 0.0 {
             continue;
         }
@@ -505,21 +528,35 @@ pub(super) fn cross_terms(
         let (mark, p) = (ctx.prices.mark[k], ctx.prices.asset[h.settle as usize]);
         if moving {
             push_moving(out, t, u, k, qty, entry, mark, p, h.upnl_weight[1], settle_moves)?;
+            if let Some(b) = base {
+                out.at1.push(b.pos[i]);
+            }
         } else if settle_moves {
             // Amounts in the moving coin: their USD value scales with s.
-            let pm = position_margin_hot(&u.markets.brackets, h, qty, entry, mark, p);
-            let collateral = pm.upnl.min(0.0) + pm.upnl.max(0.0) * h.upnl_weight[1];
+            let [collateral, req] = match base {
+                Some(b) => b.pos[i],
+                None => {
+                    let pm = position_margin_hot(&u.markets.brackets, h, qty, entry, mark, p);
+                    [pm.upnl.min(0.0) + pm.upnl.max(0.0) * h.upnl_weight[1], pm.requirement[1]]
+                }
+            };
             out.push(t, Kind::Flat([0.0, collateral]), false, Some(Basis::S));
-            out.push(t, Kind::Flat([0.0, pm.requirement[1]]), true, Some(Basis::S));
-            out.rows.push(Row::Scaled { adj: collateral, req: pm.requirement[1] });
+            out.push(t, Kind::Flat([0.0, req]), true, Some(Basis::S));
+            out.rows.push(Row::Scaled { adj: collateral, req });
+            if base.is_some() {
+                out.at1.push([collateral, req]);
+            }
         }
     }
     if let Some(a) = asset {
         let hot = &u.asset_hot[a];
         let price = ctx.prices.asset[a];
-        for (&code, &qty) in rows.bal_code.iter().zip(rows.bal_qty) {
+        for (i, (&code, &qty)) in rows.bal_code.iter().zip(rows.bal_qty).enumerate() {
             if ctx.remap.asset[code as usize] as usize != a || qty == 0.0 {
                 continue;
+            }
+            if let Some(b) = base {
+                out.at1.push([b.bal[i], 0.0]);
             }
             let qp = qty * price;
             if qty > 0.0 {
