@@ -67,7 +67,7 @@ def liquidation_prices(
     out = {
         "account": cols["account"],
         "market": symbols[cols["market"]],
-        "row": cols["row"].astype(np.int64),
+        "row": cols["row"],
     }
     side = np.asarray(cols["side"])
     if side.any():

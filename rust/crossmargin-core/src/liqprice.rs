@@ -75,8 +75,8 @@ pub struct LiqColumns {
     pub account: Vec<i64>,
     /// Universe index of the market.
     pub market: Vec<u32>,
-    /// The position's row in the input positions table.
-    pub row: Vec<u32>,
+    /// The position's row in the input positions table (int64, the public column's type).
+    pub row: Vec<i64>,
     /// Position side per row (a hedge leg has a liquidation price of its own).
     pub side: Vec<u8>,
     pub liq_price: Vec<f64>,
@@ -667,6 +667,7 @@ pub fn liquidation_prices(book: &GroupedBook, ctx: &MarginContext<'_>, how: LiqM
     // own rows, in parallel.
     let mut account = vec![0i64; n_pos];
     let mut market = vec![0u32; n_pos];
+    let mut row = vec![0i64; n_pos];
     let mut liq_price = vec![0.0; n_pos];
     let mut bankruptcy_price = vec![0.0; n_pos];
     let bounds: Vec<usize> = (0..n).step_by(CHUNK).chain(std::iter::once(n)).collect();
@@ -675,16 +676,20 @@ pub fn liquidation_prices(book: &GroupedBook, ctx: &MarginContext<'_>, how: LiqM
         .windows(2)
         .zip(split_by(&mut account, lens()))
         .zip(split_by(&mut market, lens()))
+        .zip(split_by(&mut row, lens()))
         .zip(split_by(&mut liq_price, lens()))
         .zip(split_by(&mut bankruptcy_price, lens()))
-        .map(|((((w, acc), mkt), liq), bank)| (w[0], w[1], acc, mkt, liq, bank))
+        .map(|(((((w, acc), mkt), rw), liq), bank)| (w[0], w[1], acc, mkt, rw, liq, bank))
         .collect::<Vec<_>>();
     parts.into_par_iter().for_each_init(
         || Scratch::new(ctx),
-        |scr, (a0, a1, acc, mkt, liq, bank)| {
+        |scr, (a0, a1, acc, mkt, rw, liq, bank)| {
             let base = offsets[a0];
             for (c, &code) in mkt.iter_mut().zip(&book.positions.code[base..base + liq.len()]) {
                 *c = ctx.remap.market[code as usize];
+            }
+            for (r, &x) in rw.iter_mut().zip(&book.positions.row[base..base + liq.len()]) {
+                *r = i64::from(x);
             }
             for a in a0..a1 {
                 let (lo, hi) = (offsets[a] - base, offsets[a + 1] - base);
@@ -697,7 +702,7 @@ pub fn liquidation_prices(book: &GroupedBook, ctx: &MarginContext<'_>, how: LiqM
     LiqColumns {
         account,
         market,
-        row: book.positions.row.clone(),
+        row,
         side: book.positions.side.clone(),
         liq_price,
         bankruptcy_price,

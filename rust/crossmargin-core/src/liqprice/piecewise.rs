@@ -159,6 +159,8 @@ enum Kind {
 }
 
 impl Term {
+    /// Inlined into each caller, whose `kind` is then known: its matches fold away.
+    #[inline(always)]
     fn new(kind: Kind, req: bool, t: &Tables) -> Self {
         let n = match kind {
             Kind::Flat(_) => 0,
@@ -400,6 +402,7 @@ impl Terms {
         out
     }
 
+    #[inline(always)]
     fn push(&mut self, t: &Tables, kind: Kind, req: bool, basis: Option<Basis>) {
         if let Some(b) = basis {
             match self.basis {
