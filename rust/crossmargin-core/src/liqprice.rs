@@ -699,14 +699,7 @@ pub fn liquidation_prices(book: &GroupedBook, ctx: &MarginContext<'_>, how: LiqM
             }
         },
     );
-    LiqColumns {
-        account,
-        market,
-        row,
-        side: book.positions.side.clone(),
-        liq_price,
-        bankruptcy_price,
-    }
+    LiqColumns { account, market, row, side: book.positions.side.clone(), liq_price, bankruptcy_price }
 }
 
 /// `v` cut into consecutive pieces of the given lengths.

@@ -14,7 +14,8 @@
 //! | a position that does not move, settled in the moving asset | its collateral and requirement at s = 1, × s | s |
 //! | maintenance on the entry basis | constant in its settle units (× s when the coin moves) | — |
 //!
-//! The constant is g(1) of the full model less the moving rows at s = 1. Each term's piece
+//! The constant is g(1) of the full model less the moving rows at s = 1 (their numbers at
+//! s = 1 from the account's [`Base`] where it has them: [`Terms::exact_at_one`]). Each term's piece
 //! at s = 1, its coefficients and its first breakpoint either way are set up once per account
 //! and driver ([`Term::new`]); one sweep downward and one upward ([`Terms::sweep`]) answer the
 //! maintenance and the bankruptcy gap together, keeping one piece index per term and crossing
