@@ -64,7 +64,9 @@ def differences(old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> list[
             same = a == b
         if not np.all(same):
             first = int(np.argmin(same))
-            out.append(f"{name}: {int((~same).sum())} rows differ, first {first}: {a[first]!r} vs {b[first]!r}")
+            n_diff = int((~same).sum())
+            was, now = a[first].item(), b[first].item()
+            out.append(f"{name}: {n_diff} rows differ, first {first}: {was!r} vs {now!r}")
         elif floats:
             assert np.array_equal(a, b, equal_nan=True)
     return out
@@ -77,7 +79,9 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=1_000_000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--old-threads", type=int, default=None, help="default: --threads")
-    ap.add_argument("--old-cache", help="an .npz of the old build's columns: read if it exists, else written")
+    ap.add_argument(
+        "--old-cache", help="an .npz of the old build's columns: read if it exists, else written"
+    )
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if a.old_cache and os.path.exists(a.old_cache):
