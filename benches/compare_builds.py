@@ -31,7 +31,10 @@ group_sorted group_str copy_floor --threads 2 --pairs 5``, main's release build 
 branch's, at load 13);
 benches/compare_builds.liqprice2.json one behind the liqprice2 branch (``--stages liq_underlying
 liq_mark --threads 2 --pairs 5``, main's release build against the branch's, load 16–19: only
-the CPU ratios mean anything at that load).
+the CPU ratios mean anything at that load);
+benches/compare_builds.liqprice3.json one behind the liqprice3 branch (the same stages,
+``--pairs 7``, main's release build against the branch's, load 5.7–7.4; the branch's columns
+are main's bit for bit: ``python -m benches.liq_same_bits``).
 """
 
 from __future__ import annotations
