@@ -122,7 +122,7 @@ mod tests {
             x ^= x << 17;
             x
         };
-        let mut uniform = move |lo: f64, hi: f64, n: u64| lo + (hi - lo) * ((n % 1_000_003) as f64 / 1_000_003.0);
+        let uniform = |lo: f64, hi: f64, n: u64| lo + (hi - lo) * ((n % 1_000_003) as f64 / 1_000_003.0);
         let mut base = Base::default();
         for _ in 0..2_000 {
             let (mut ba, mut bc, mut bq) = (vec![], vec![], vec![]);
