@@ -239,14 +239,18 @@ macro_rules! group {
                 equity = add_where(valid, equity, value);
                 let long = and(valid, lt(zero, qty));
                 let short = and(valid, lt(qty, zero));
-                let imf = get::<SA>(t.a_imf.as_ptr(), &c);
-                let sized = and_not(eq(imf, zero), or(long, short));
-                // Drift's size discount / premium term imf·sqrt(|qty|), once for both sides.
-                let (term, cap) = if any(sized) {
+                // Drift's size discount / premium change a weight only above the asset's
+                // neutral |qty| (+inf without imf, Tables::a_neutral): the term
+                // imf·sqrt(|qty|) and the cap 1.1 / (1 + term) are computed, once for both
+                // sides, only for a slot with a lane above it.
+                let exact = any(and_not(le(abs(qty), get::<SA>(t.a_neutral.as_ptr(), &c)), or(long, short)));
+                let (sized, term, cap) = if exact {
+                    let imf = get::<SA>(t.a_imf.as_ptr(), &c);
+                    let sized = and_not(eq(imf, zero), or(long, short));
                     let term = mul(imf, sqrt(abs(qty)));
-                    (term, div(splat(1.1), add(one, term)))
+                    (sized, term, select(sized, inf, div(splat(1.1), add(one, term))))
                 } else {
-                    (zero, zero)
+                    (no_lanes(), zero, inf)
                 };
                 if any(long) {
                     // Haircut tiers (only where a lane's asset has them; without, the
@@ -295,17 +299,17 @@ macro_rules! group {
                         discounted = add(base, mul(sub(min(value, last), lower), rate));
                     }
                     // Drift's size discount: weight ≤ 1.1 / (1 + imf·sqrt(|qty|)).
-                    let cap = select(sized, inf, cap);
                     for m in 0..2 {
                         let w = get::<SA>(t.a_w[m].as_ptr(), &c);
-                        adj[m] = add_where(long, adj[m], mul(discounted, min(w, cap)));
+                        let w = if exact { min(w, cap) } else { w };
+                        adj[m] = add_where(long, adj[m], mul(discounted, w));
                     }
                 }
                 if any(short) {
                     // Drift's size premium: max(w, 0.8·w + imf·sqrt(|qty|)).
                     for m in 0..2 {
                         let w = get::<SA>(t.a_lw[m].as_ptr(), &c);
-                        let w = select(sized, w, max(w, add(mul(splat(0.8), w), term)));
+                        let w = if exact { select(sized, w, max(w, add(mul(splat(0.8), w), term))) } else { w };
                         adj[m] = add_where(short, adj[m], mul(value, w));
                     }
                 }
