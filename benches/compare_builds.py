@@ -31,7 +31,10 @@ group_sorted group_str copy_floor --threads 2 --pairs 5``, main's release build 
 branch's, at load 13);
 benches/compare_builds.liqprice2.json one behind the liqprice2 branch (``--stages liq_underlying
 liq_mark --threads 2 --pairs 5``, main's release build against the branch's, load 16–19: only
-the CPU ratios mean anything at that load).
+the CPU ratios mean anything at that load);
+benches/compare_builds.kernel4.json the two behind the kernel4 branch (``--stages evaluate_out
+--threads 2`` and ``--threads 1``, 15 pairs, main's release build against the branch's, load
+8.5–10.4: the CPU ratios are the measure).
 """
 
 from __future__ import annotations
