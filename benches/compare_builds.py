@@ -35,6 +35,9 @@ the CPU ratios mean anything at that load);
 benches/compare_builds.liqprice3.json one behind the liqprice3 branch (the same stages,
 ``--pairs 7``, main's release build against the branch's, load 5.7–7.4; the branch's columns
 are main's bit for bit: ``python -m benches.liq_same_bits``).
+benches/compare_builds.kernel4.json the two behind the kernel4 branch (``--stages evaluate_out
+--threads 2`` and ``--threads 1``, 15 pairs, main's release build against the branch's, load
+8.5–10.4: the CPU ratios are the measure).
 """
 
 from __future__ import annotations

@@ -487,3 +487,46 @@ fn packed_isolated_margins_match_in_every_pattern() {
     let case = Case { assets: two_assets(), markets, bal, pos, orders: vec![], rotate: 0 };
     check(&case).unwrap();
 }
+
+/// Drift's size discount / premium around the |qty| where they start to change a weight: the
+/// kernel skips the square root and division for a slot whose lanes are all at or below the
+/// asset's neutral |qty|, so quantities a few ulps either side of each weight's real-number
+/// threshold ((1.1/w − 1)/imf)² and (0.2·lw/imf)², long and short, in groups of 8 that sit
+/// wholly below, wholly above and across it, must match the scalar formula bit for bit.
+#[test]
+fn size_discount_thresholds_match_bit_for_bit() {
+    let mut assets = two_assets();
+    assets.push(AssetDraw { price: 140.0, weight: 0.9, tiers: vec![], imf: 0.003 });
+    assets.push(AssetDraw { price: 2.0, weight: 0.5, tiers: vec![1e3], imf: 0.37 });
+    let u = build_universe(&assets, &[perp(0, false, 3)]);
+    let mut bal: Vec<Bal> = vec![];
+    let mut a = 0i64;
+    for (code, d) in assets.iter().enumerate().skip(1) {
+        let w = [d.weight, (d.weight + 0.05).min(1.0)];
+        let thresholds = w
+            .iter()
+            .map(|&w| ((1.1 / w - 1.0) / d.imf).powi(2))
+            .chain([1.2f64, 1.1].iter().map(|&lw| (0.2 * lw / d.imf).powi(2)));
+        for t in thresholds {
+            let mut near = vec![t];
+            let (mut up, mut down) = (t, t);
+            for _ in 0..6 {
+                (up, down) = (up.next_up(), down.next_down());
+                near.extend([up, down]);
+            }
+            near.extend([-1e-6, -1e-9, 1e-9, 1e-6].map(|r| t * (1.0 + r)));
+            near.sort_by(f64::total_cmp);
+            // 8 lanes a group: all below, across, all above; long and short.
+            for sign in [1.0, -1.0] {
+                for q in &near {
+                    bal.push((a, code as u32, sign * q));
+                    bal.push((a, 0, 1e9));
+                    a += 1;
+                }
+            }
+        }
+    }
+    let case =
+        Case { assets: assets.clone(), markets: vec![perp(0, false, 3)], bal, pos: vec![], orders: vec![], rotate: 0 };
+    check_in(&u, &case, None).unwrap();
+}

@@ -104,6 +104,10 @@ pub(crate) struct Tables {
     pub a_w: [Vec<f64>; 2],
     pub a_lw: [Vec<f64>; 2],
     pub a_imf: Vec<f64>,
+    /// The |qty| up to which Drift's size discount and premium leave every weight of the
+    /// asset unchanged, bit for bit ([`size_neutral_up_to`]; +inf without imf): a balance
+    /// slot takes the square root and division only when a lane's |qty| is above it.
+    pub a_neutral: Vec<f64>,
     /// 1 where the asset has haircut tiers.
     pub a_tiered: Vec<f64>,
     /// Haircut slices: `h_tiers` per code (an asset without tiers: one slice counting the
@@ -151,6 +155,7 @@ impl Tables {
         t.a_lw = [per(sa, 0.0), per(sa, 0.0)];
         t.a_imf = per(sa, 0.0);
         t.a_tiered = per(sa, 0.0);
+        t.a_neutral = per(sa, f64::INFINITY);
         t.h_last = per(sa, f64::INFINITY);
         let slices: Vec<Vec<(f64, f64, f64, f64)>> = (0..na)
             .map(|c| {
@@ -174,6 +179,7 @@ impl Tables {
                 t.a_lw[m][c] = a.hot.liability_weight[m];
             }
             t.a_imf[c] = a.hot.imf_factor;
+            t.a_neutral[c] = size_neutral_up_to(a.hot.imf_factor, a.hot.weight, a.hot.liability_weight);
             t.a_tiered[c] = f64::from(u8::from(a.hot.has_tiers));
             for (k, &(lower, bound, rate, base)) in s.iter().enumerate() {
                 if k + 1 < s.len() {
@@ -231,6 +237,47 @@ impl Tables {
         t.any_market_imf = t.m_imf.iter().any(|&x| x != 0.0);
         t
     }
+}
+
+/// The largest |qty| found (bisection) at which Drift's size discount and premium
+/// ([`crate::imf`]) leave the asset's weights `w` and liability weights `lw` unchanged, bit
+/// for bit: `min(w, 1.1 / (1 + imf·sqrt|qty|)) = w` and `max(lw, 0.8·lw + imf·sqrt|qty|) = lw`
+/// in both modes; +inf when `imf` is 0, −1 (no quantity) when even |qty| = 0 changes one.
+///
+/// Checked at the quantity itself with the scalar formula's own floating-point operations, so
+/// it holds for every smaller |qty| too: each operation is correctly rounded, hence monotone
+/// in its operands, so the cap falls and the premium term rises with |qty|.
+pub(crate) fn size_neutral_up_to(imf: f64, w: [f64; 2], lw: [f64; 2]) -> f64 {
+    use crate::imf::{discount_cap, premium, premium_term};
+    if imf == 0.0 {
+        return f64::INFINITY;
+    }
+    let neutral = |q: f64| {
+        let (cap, term) = (discount_cap(imf, q), premium_term(imf, q));
+        let same = |a: f64, b: f64| a.to_bits() == b.to_bits();
+        w.iter().all(|&w| cap > w || same(cap, w)) && lw.iter().all(|&lw| same(premium(lw, term), lw))
+    };
+    if !neutral(0.0) {
+        return -1.0;
+    }
+    // The real-number bound (min over the weights of ((1.1/w − 1)/imf)² and (0.2·lw/imf)²),
+    // then bisection below it to a quantity the float formula confirms.
+    let bound = |x: f64| if x > 0.0 { (x / imf).powi(2) } else { 0.0 };
+    let real = w.iter().map(|&w| bound(1.1 / w - 1.0)).chain(lw.iter().map(|&lw| bound(0.2 * lw)));
+    let real = real.fold(f64::MAX, f64::min);
+    if neutral(real) {
+        return real;
+    }
+    let (mut lo, mut hi) = (0.0, real);
+    for _ in 0..80 {
+        let mid = 0.5 * (lo + hi);
+        if neutral(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// Whether the SIMD kernel computes this call (else every account runs the scalar one).
@@ -329,4 +376,51 @@ fn holds_option(layout: &Sliced8, t: &Tables, g: usize) -> bool {
         let mask = layout.pos_mask[s];
         (0..GROUP).any(|l| mask & (1 << l) != 0 && t.m_option[layout.pos_code(s, l) as usize])
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_neutral_up_to;
+    use crate::imf::{discounted_weight, premium_weight};
+
+    /// Whether |qty| `q` leaves every weight unchanged, bit for bit, by the scalar formulas.
+    fn neutral(imf: f64, w: [f64; 2], lw: [f64; 2], q: f64) -> bool {
+        w.iter().all(|&w| discounted_weight(w, imf, q).to_bits() == w.to_bits())
+            && lw.iter().all(|&lw| premium_weight(lw, imf, q).to_bits() == lw.to_bits())
+    }
+
+    #[test]
+    fn the_neutral_quantity_holds_below_and_is_tight() {
+        for (imf, w, lw) in [
+            (0.001, [0.95, 0.95], [1.2, 1.1]),
+            (0.001, [0.9, 0.95], [1.2, 1.1]),
+            (0.37, [0.5, 0.55], [1.2, 1.1]),
+            (1e-9, [0.8, 0.9], [1.3, 1.2]),
+            (0.5, [1.0, 1.0], [0.01, 0.02]),
+        ] {
+            let t = size_neutral_up_to(imf, w, lw);
+            assert!(t > 0.0 && t.is_finite(), "{imf} {w:?} {lw:?}: {t}");
+            // Every quantity up to it (a sweep and the last ulps) leaves the weights alone...
+            let below = (0..=1000).map(|i| t * i as f64 / 1000.0);
+            let mut last = t;
+            for q in below.chain((0..50).map(|_| {
+                last = last.next_down();
+                last
+            })) {
+                assert!(neutral(imf, w, lw, q) && neutral(imf, w, lw, -q), "{imf} {w:?} {lw:?}: {q} ≤ {t}");
+            }
+            // ...and a quantity a millionth above it changes one (the bound is not loose).
+            assert!(!neutral(imf, w, lw, t * (1.0 + 1e-6)), "{imf} {w:?} {lw:?}: {t} is loose");
+        }
+    }
+
+    #[test]
+    fn no_imf_is_neutral_everywhere_and_a_weight_the_cap_binds_at_zero_nowhere() {
+        assert_eq!(size_neutral_up_to(0.0, [0.9, 0.9], [1.2, 1.1]), f64::INFINITY);
+        // A weight above 1.1 is capped at any size; a NaN weight never compares equal.
+        assert_eq!(size_neutral_up_to(0.001, [1.2, 1.0], [1.2, 1.1]), -1.0);
+        assert_eq!(size_neutral_up_to(0.001, [f64::NAN, 1.0], [1.2, 1.1]), -1.0);
+        // A zero liability weight: the premium binds at any size above zero.
+        assert_eq!(size_neutral_up_to(0.001, [0.9, 0.9], [0.0, 1.1]), 0.0);
+    }
 }
