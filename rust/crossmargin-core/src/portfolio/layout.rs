@@ -1,0 +1,172 @@
+//! The portfolio kernel's per-call layout: every book code resolved once to one record of
+//! what a row of it needs (its universe index, underlying, where its risk rows and its
+//! underlying's scenario slots start, its contract, mark, settle price and per-contract
+//! sensitivities), so that an account's row reads one record instead of a dozen per-market
+//! arrays through the remap; and scenario rows padded to a multiple of [`LANES`] so that
+//! the per-row accumulation and the worst-loss scan run in whole chunks (vector adds and
+//! maxima, no remainder).
+
+use super::{EntryTerm, RiskArrays};
+use crate::contract::Contract;
+use crate::margin::MarginContext;
+use crate::universe::MarketKind;
+
+/// Scenario rows are padded to a multiple of this (4 f64: one AVX register, two SSE2).
+pub(crate) const LANES: usize = 4;
+
+/// `n` scenario slots rounded up to whole chunks of [`LANES`].
+#[inline]
+pub(crate) fn padded(n: usize) -> usize {
+    n.div_ceil(LANES) * LANES
+}
+
+/// What a position row of one book market code reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MarketRow {
+    /// Universe market index.
+    pub k: u32,
+    pub underlying: u32,
+    /// Start of the market's rows in [`RiskArrays::value`] / [`RiskArrays::entry`], start
+    /// of its underlying's slots in the scratch P&L, and their padded length (0: the
+    /// underlying has no portfolio parameters).
+    pub risk: u32,
+    pub slots: u32,
+    pub width: u32,
+    pub option: bool,
+    pub entry_term: EntryTerm,
+    /// The contract the standard model's uPnL and value use (an option's: premium payoff,
+    /// as `options::option_margin` builds it).
+    pub contract: Contract,
+    pub mark: f64,
+    pub settle_price: f64,
+    pub dollar_delta: f64,
+    pub dollar_delta_entry: f64,
+    pub gamma: f64,
+    pub vega_move: f64,
+    pub short_min: f64,
+    pub contingency: f64,
+}
+
+/// What a balance row of one book asset code reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AssetRow {
+    /// Universe asset index.
+    pub i: u32,
+    /// Underlying the asset moves with (u32::MAX: none).
+    pub underlying: u32,
+    /// Start of its rows in [`RiskArrays::asset_value`], of its underlying's slots in the
+    /// scratch P&L, and their padded length (0: it does not move in the scenarios).
+    pub risk: u32,
+    pub slots: u32,
+    pub width: u32,
+    pub price: f64,
+}
+
+/// Every book code's record, built once per call from the context and the risk arrays.
+#[derive(Debug, Clone)]
+pub(crate) struct CodeTables {
+    pub market: Vec<MarketRow>,
+    pub asset: Vec<AssetRow>,
+}
+
+impl CodeTables {
+    pub(crate) fn new(ctx: &MarginContext<'_>, ra: &RiskArrays, market_offset: &[usize]) -> Self {
+        let u = ctx.universe;
+        let mt = &u.markets;
+        let market = ctx
+            .remap
+            .market
+            .iter()
+            .map(|&k| {
+                let k = k as usize;
+                let ui = mt.underlying[k] as usize;
+                let option = mt.kind[k] == MarketKind::Option;
+                MarketRow {
+                    k: k as u32,
+                    underlying: ui as u32,
+                    risk: market_offset[k] as u32,
+                    slots: ra.scen_offset[ui] as u32,
+                    width: ra.width(ui) as u32,
+                    option,
+                    entry_term: ra.entry_term[k],
+                    contract: if option {
+                        Contract::new(mt.contract_size[k], mt.inverse[k], true)
+                    } else {
+                        u.market_hot[k].contract
+                    },
+                    mark: ctx.prices.mark[k],
+                    settle_price: ctx.prices.asset[mt.settle[k] as usize],
+                    dollar_delta: ra.dollar_delta[k],
+                    dollar_delta_entry: ra.dollar_delta_entry[k],
+                    gamma: ra.gamma[k],
+                    vega_move: ra.vega_move[k],
+                    short_min: ra.short_min[k],
+                    contingency: ra.contingency[k],
+                }
+            })
+            .collect();
+        let asset = ctx
+            .remap
+            .asset
+            .iter()
+            .map(|&i| {
+                let i = i as usize;
+                let ui = ra.asset_underlying[i];
+                let width = ra.asset_offset[i + 1] - ra.asset_offset[i];
+                AssetRow {
+                    i: i as u32,
+                    underlying: ui,
+                    risk: ra.asset_offset[i] as u32,
+                    slots: if width > 0 { ra.scen_offset[ui as usize] as u32 } else { 0 },
+                    width: width as u32,
+                    price: ctx.prices.asset[i],
+                }
+            })
+            .collect();
+        CodeTables { market, asset }
+    }
+}
+
+/// pnl\[s\] += q × v\[s\] over whole chunks (`pnl` and `v` of one padded length).
+#[inline(always)]
+pub(crate) fn add_scaled(pnl: &mut [f64], q: f64, v: &[f64]) {
+    let (p, _) = pnl.as_chunks_mut::<LANES>();
+    let (v, _) = v.as_chunks::<LANES>();
+    for (p, v) in p.iter_mut().zip(v) {
+        for l in 0..LANES {
+            p[l] += q * v[l];
+        }
+    }
+}
+
+/// pnl\[s\] += q × (v\[s\] + x × e\[s\]) over whole chunks.
+#[inline(always)]
+pub(crate) fn add_scaled_entry(pnl: &mut [f64], q: f64, v: &[f64], x: f64, e: &[f64]) {
+    let (p, _) = pnl.as_chunks_mut::<LANES>();
+    let (v, _) = v.as_chunks::<LANES>();
+    let (e, _) = e.as_chunks::<LANES>();
+    for ((p, v), e) in p.iter_mut().zip(v).zip(e) {
+        for l in 0..LANES {
+            p[l] += q * (v[l] + x * e[l]);
+        }
+    }
+}
+
+/// The worst weighted scenario loss max(0, max −pnl\[s\]) of one underlying's padded slots,
+/// which it leaves at zero for the next account. One running maximum per lane, then the
+/// lanes': the maximum of the same values as a scan in scenario order (a maximum does not
+/// depend on the order; NaN never wins, as with `f64::max`). Padding slots hold ±0 or NaN
+/// (q × 0, or ∞ × 0 for an entry term of ∞), neither of which exceeds the start value 0.
+#[inline(always)]
+pub(crate) fn take_worst_loss(pnl: &mut [f64]) -> f64 {
+    let mut worst = [0.0f64; LANES];
+    let (p, _) = pnl.as_chunks_mut::<LANES>();
+    for p in p.iter_mut() {
+        for l in 0..LANES {
+            let loss = -p[l];
+            worst[l] = if loss > worst[l] { loss } else { worst[l] };
+            p[l] = 0.0;
+        }
+    }
+    worst.into_iter().fold(0.0, |w, x| if x > w { x } else { w })
+}
