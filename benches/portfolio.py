@@ -33,12 +33,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import crossmargin as cm
+if TYPE_CHECKING:
+    import crossmargin as cm
 
 
 def options_universe() -> cm.Universe:
-    """BTC and ETH: a perp, a future and 12 options each on 33 scenarios (see the module)."""
+    """BTC and ETH: a perp, a future and 12 options each on 33 scenarios (see the module);
+    imported in the children, each with its own build first on the path."""
+    import crossmargin as cm
     from crossmargin.portfolio import PortfolioConfig, crypto
 
     markets = []

@@ -127,28 +127,54 @@ impl CodeTables {
     }
 }
 
+// The three loops below are written with SSE2 (the x86-64 baseline: no runtime dispatch)
+// two f64 to a register, two registers to a chunk; elsewhere as plain per-slot loops. Each
+// slot's arithmetic is the same IEEE operation either way (no fused multiply-add), so the
+// results are the same bits on every target. Plain loops over chunks were vectorised by
+// the compiler across chunks (strided loads), not within them.
+
 /// pnl\[s\] += q × v\[s\] over whole chunks (`pnl` and `v` of one padded length).
 #[inline(always)]
 pub(crate) fn add_scaled(pnl: &mut [f64], q: f64, v: &[f64]) {
-    let (p, _) = pnl.as_chunks_mut::<LANES>();
-    let (v, _) = v.as_chunks::<LANES>();
-    for (p, v) in p.iter_mut().zip(v) {
-        for l in 0..LANES {
-            p[l] += q * v[l];
+    assert!(v.len() >= pnl.len() && pnl.len().is_multiple_of(LANES));
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is part of x86-64; every access is within `pnl` / `v` (asserted above).
+    unsafe {
+        use std::arch::x86_64::*;
+        let (p, v, qq) = (pnl.as_mut_ptr(), v.as_ptr(), _mm_set1_pd(q));
+        for c in (0..pnl.len()).step_by(LANES) {
+            for h in [c, c + 2] {
+                let x = _mm_add_pd(_mm_loadu_pd(p.add(h)), _mm_mul_pd(qq, _mm_loadu_pd(v.add(h))));
+                _mm_storeu_pd(p.add(h), x);
+            }
         }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for (p, v) in pnl.iter_mut().zip(v) {
+        *p += q * v;
     }
 }
 
 /// pnl\[s\] += q × (v\[s\] + x × e\[s\]) over whole chunks.
 #[inline(always)]
 pub(crate) fn add_scaled_entry(pnl: &mut [f64], q: f64, v: &[f64], x: f64, e: &[f64]) {
-    let (p, _) = pnl.as_chunks_mut::<LANES>();
-    let (v, _) = v.as_chunks::<LANES>();
-    let (e, _) = e.as_chunks::<LANES>();
-    for ((p, v), e) in p.iter_mut().zip(v).zip(e) {
-        for l in 0..LANES {
-            p[l] += q * (v[l] + x * e[l]);
+    assert!(v.len() >= pnl.len() && e.len() >= pnl.len() && pnl.len().is_multiple_of(LANES));
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `add_scaled`.
+    unsafe {
+        use std::arch::x86_64::*;
+        let (p, v, e) = (pnl.as_mut_ptr(), v.as_ptr(), e.as_ptr());
+        let (qq, xx) = (_mm_set1_pd(q), _mm_set1_pd(x));
+        for c in (0..pnl.len()).step_by(LANES) {
+            for h in [c, c + 2] {
+                let ve = _mm_add_pd(_mm_loadu_pd(v.add(h)), _mm_mul_pd(xx, _mm_loadu_pd(e.add(h))));
+                _mm_storeu_pd(p.add(h), _mm_add_pd(_mm_loadu_pd(p.add(h)), _mm_mul_pd(qq, ve)));
+            }
         }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for ((p, v), e) in pnl.iter_mut().zip(v).zip(e) {
+        *p += q * (v + x * e);
     }
 }
 
@@ -159,14 +185,37 @@ pub(crate) fn add_scaled_entry(pnl: &mut [f64], q: f64, v: &[f64], x: f64, e: &[
 /// (q × 0, or ∞ × 0 for an entry term of ∞), neither of which exceeds the start value 0.
 #[inline(always)]
 pub(crate) fn take_worst_loss(pnl: &mut [f64]) -> f64 {
-    let mut worst = [0.0f64; LANES];
-    let (p, _) = pnl.as_chunks_mut::<LANES>();
-    for p in p.iter_mut() {
-        for l in 0..LANES {
-            let loss = -p[l];
-            worst[l] = if loss > worst[l] { loss } else { worst[l] };
-            p[l] = 0.0;
+    assert!(pnl.len().is_multiple_of(LANES));
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `add_scaled`. `_mm_max_pd(a, b)` is a where a > b, else b (b when
+    // either is NaN): `if loss > worst { loss } else { worst }` per lane.
+    unsafe {
+        use std::arch::x86_64::*;
+        let p = pnl.as_mut_ptr();
+        let (zero, sign) = (_mm_setzero_pd(), _mm_set1_pd(-0.0));
+        let (mut w0, mut w1) = (zero, zero);
+        for c in (0..pnl.len()).step_by(LANES) {
+            w0 = _mm_max_pd(_mm_xor_pd(_mm_loadu_pd(p.add(c)), sign), w0);
+            w1 = _mm_max_pd(_mm_xor_pd(_mm_loadu_pd(p.add(c + 2)), sign), w1);
+            _mm_storeu_pd(p.add(c), zero);
+            _mm_storeu_pd(p.add(c + 2), zero);
+        }
+        let w = _mm_max_pd(w0, w1);
+        let (lo, hi) = (_mm_cvtsd_f64(w), _mm_cvtsd_f64(_mm_unpackhi_pd(w, w)));
+        if hi > lo {
+            hi
+        } else {
+            lo
         }
     }
-    worst.into_iter().fold(0.0, |w, x| if x > w { x } else { w })
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut worst = 0.0f64;
+        for p in pnl.iter_mut() {
+            let loss = -*p;
+            worst = if loss > worst { loss } else { worst };
+            *p = 0.0;
+        }
+        worst
+    }
 }
