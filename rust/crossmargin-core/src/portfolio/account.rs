@@ -122,18 +122,24 @@ fn gather(rows: AccountRows<'_>, pc: &PortfolioContext<'_>, model: Model, sc: &m
     for j in 0..rows.pos_code.len() {
         let c = &codes.market[rows.pos_code[j] as usize];
         let (qty, entry, isolated) = (rows.pos_qty[j], rows.pos_entry[j], rows.pos_isolated[j]);
+        // Selections instead of branches where the row's kind decides (rows of random kinds
+        // would mispredict them); each selected value is the expression the branchy code
+        // computes (entries are > 0 and quantities finite: the book's checks).
+        let recip = 1.0 / entry;
         let wants_requirement = isolated > 0.0 || hybrid || c.width == 0;
         // The standard model's own per-position numbers (margin::position_stake); without
-        // the requirement, its equity and uPnL by the same expressions.
+        // the requirement, its equity and uPnL by the same expressions (contract::Contract
+        // pnl and value_usd).
         let (contribution, upnl, requirement) = if wants_requirement {
             let p = position_stake(ctx, c.k as usize, qty, entry);
             (p.equity, p.upnl, p.requirement)
-        } else if c.option {
-            let upnl = c.contract.pnl(qty, entry, c.mark) * c.settle_price;
-            (c.contract.value_usd(qty, c.mark, c.settle_price), upnl, [0.0; 2])
         } else {
-            let upnl = c.contract.pnl(qty, entry, c.mark) * c.settle_price;
-            (upnl, upnl, [0.0; 2])
+            let size = qty * c.size;
+            let moved = if c.inverse { recip - c.inv_mark } else { c.mark - entry };
+            let pnl = if qty == 0.0 && !c.linear { 0.0 } else { size * moved };
+            let upnl = pnl * c.settle_price;
+            let value = size * c.mark * c.settle_price;
+            (if c.option { value } else { upnl }, upnl, [0.0; 2])
         };
         m.upnl += upnl;
         m.equity += contribution;
@@ -152,7 +158,7 @@ fn gather(rows: AccountRows<'_>, pc: &PortfolioContext<'_>, model: Model, sc: &m
         if qty == 0.0 {
             continue;
         }
-        let x = c.entry_term.factor(entry);
+        let x = [0.0, entry, recip][c.term as usize];
         let dd = qty * (c.dollar_delta + x * c.dollar_delta_entry);
         let e = sc.touch(c.underlying);
         e.delta += dd;
@@ -165,24 +171,20 @@ fn gather(rows: AccountRows<'_>, pc: &PortfolioContext<'_>, model: Model, sc: &m
             continue;
         }
         e.vega_move += qty * c.vega_move;
-        if qty < 0.0 {
-            e.short_min -= qty * c.short_min;
-        }
-        if c.option {
-            e.contingency += qty.abs() * c.contingency;
-        } else if dd > 0.0 {
-            e.fut_long += dd;
-        } else {
-            e.fut_short -= dd;
-        }
+        // Adding 0 leaves these sums' bits alone: each starts at +0 and only grows (a sum
+        // that starts at +0 never becomes −0).
+        let short = if qty < 0.0 { qty } else { 0.0 };
+        e.short_min -= short * c.short_min;
+        e.contingency += qty.abs() * c.contingency; // 0 but for options
+        let long = dd > 0.0;
+        e.fut_long += if !c.option && long { dd } else { 0.0 };
+        e.fut_short -= if !c.option && !long { dd } else { 0.0 };
         if scenarios {
+            // pnl += q × (value + x × entry part): for x = 0 (options, whose entry part is
+            // 0) the same bits as q × value, up to the sign of a zero product, which adding
+            // to a sum that is never −0 cannot show.
             let (s, r, w) = (c.slots as usize, c.risk as usize, c.width as usize);
-            let pnl = &mut sc.pnl[s..s + w];
-            if x == 0.0 {
-                add_scaled(pnl, qty, &ra.value[r..r + w]);
-            } else {
-                add_scaled_entry(pnl, qty, &ra.value[r..r + w], x, &ra.entry[r..r + w]);
-            }
+            add_scaled_entry(&mut sc.pnl[s..s + w], qty, &ra.value[r..r + w], x, &ra.entry[r..r + w]);
         }
     }
     Pool { m, standard, unconfigured }

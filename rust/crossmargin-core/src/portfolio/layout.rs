@@ -7,7 +7,7 @@
 //! maxima, no remainder).
 
 use super::{EntryTerm, RiskArrays};
-use crate::contract::Contract;
+use crate::contract::{Contract, Payoff};
 use crate::margin::MarginContext;
 use crate::universe::MarketKind;
 
@@ -33,11 +33,17 @@ pub(crate) struct MarketRow {
     pub slots: u32,
     pub width: u32,
     pub option: bool,
-    pub entry_term: EntryTerm,
-    /// The contract the standard model's uPnL and value use (an option's: premium payoff,
-    /// as `options::option_margin` builds it).
-    pub contract: Contract,
+    /// Inverse payoff (uPnL by 1 / entry − 1 / mark), and linear payoff (a flat position's
+    /// uPnL is its formula's, not 0): `contract::Contract::pnl`'s cases.
+    pub inverse: bool,
+    pub linear: bool,
+    /// The entry term as an index of [0, entry, 1 / entry] (`EntryTerm::factor`).
+    pub term: u8,
+    /// Contract size (an option's as `options::option_margin` builds its contract).
+    pub size: f64,
     pub mark: f64,
+    /// 1 / mark, the inverse uPnL's second term.
+    pub inv_mark: f64,
     pub settle_price: f64,
     pub dollar_delta: f64,
     pub dollar_delta_entry: f64,
@@ -81,6 +87,11 @@ impl CodeTables {
                 let k = k as usize;
                 let ui = mt.underlying[k] as usize;
                 let option = mt.kind[k] == MarketKind::Option;
+                let contract = if option {
+                    Contract::new(mt.contract_size[k], mt.inverse[k], true)
+                } else {
+                    u.market_hot[k].contract
+                };
                 MarketRow {
                     k: k as u32,
                     underlying: ui as u32,
@@ -88,13 +99,16 @@ impl CodeTables {
                     slots: ra.scen_offset[ui] as u32,
                     width: ra.width(ui) as u32,
                     option,
-                    entry_term: ra.entry_term[k],
-                    contract: if option {
-                        Contract::new(mt.contract_size[k], mt.inverse[k], true)
-                    } else {
-                        u.market_hot[k].contract
+                    inverse: contract.payoff == Payoff::Inverse,
+                    linear: contract.payoff == Payoff::Linear,
+                    term: match ra.entry_term[k] {
+                        EntryTerm::None => 0,
+                        EntryTerm::Linear => 1,
+                        EntryTerm::Inverse => 2,
                     },
+                    size: contract.size,
                     mark: ctx.prices.mark[k],
+                    inv_mark: 1.0 / ctx.prices.mark[k],
                     settle_price: ctx.prices.asset[mt.settle[k] as usize],
                     dollar_delta: ra.dollar_delta[k],
                     dollar_delta_entry: ra.dollar_delta_entry[k],
