@@ -10,6 +10,10 @@
 //! short-option minimum; markets on underlyings without parameters keep their standard
 //! requirement. The rules are written out in docs/MODEL.md ("Options" and "Portfolio
 //! margin") and in `crossmargin.reference.portfolio`.
+//!
+//! The kernel reads the book through a per-call layout (`layout.rs`: one record a book code,
+//! scenario rows padded to whole vector chunks) in `account.rs`; `plain.rs` keeps the formula
+//! as first written, row by row, which the tests hold it to bit for bit.
 
 mod account;
 mod layout;
