@@ -20,6 +20,10 @@ ratio new / old in wall and process CPU time, and the 1-minute load average befo
 
 Run from the repository root with ``PYTHONPATH=$PWD`` (the ``benches`` package); each child
 puts its build first on its own path. The JSON report goes to stdout.
+
+benches/portfolio.portfolio2.json holds the runs behind the portfolio2 branch (main's release
+build against the branch's, 2 threads and 1 thread, load 10–11: only the ratios mean anything
+at that load).
 """
 
 from __future__ import annotations
