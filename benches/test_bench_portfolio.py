@@ -4,51 +4,22 @@ requirement.
 
     CM_BENCH_ACCOUNTS=1000000 pytest benches/test_bench_portfolio.py --benchmark-enable
 
-The universe: BTC and ETH, each with a perp, a future and 12 options (linear and inverse),
-on Deribit's grid of 11 price moves × 3 volatility moves = 33 scenarios; synthetic book
-with half of the position draws on options.
+The universe (``benches.portfolio.options_universe``): BTC and ETH, each with a perp, a
+future and 12 options (linear and inverse), on Deribit's grid of 11 price moves × 3
+volatility moves = 33 scenarios; synthetic book with half of the position draws on options.
+Two builds against each other, bit for bit: ``python -m benches.portfolio`` (benches/portfolio.py).
 """
 
 from __future__ import annotations
-
-import math
 
 import crossmargin as cm
 import numpy as np
 import pytest
 from crossmargin import synth
 from crossmargin.options import black76
-from crossmargin.portfolio import PortfolioConfig, crypto
 
 from benches.conftest import bench_accounts
-
-
-def options_universe() -> cm.Universe:
-    markets = []
-    for u, s in (("BTC", 50_000.0), ("ETH", 2_500.0)):
-        perp_brackets = [(1e6, 0.02, 0.01), (math.inf, 0.05, 0.025)]
-        markets += [
-            cm.Market(f"{u}-PERP", "perp", "USDC", u, s, perp_brackets),
-            cm.Market(f"{u}-FUT", "future", "USDC", u, s * 1.01, [(math.inf, 0.03, 0.015)]),
-        ]
-        for j, k in enumerate((0.8, 0.9, 1.0, 1.1, 1.2, 1.3)):
-            for t in ("call", "put"):
-                markets.append(
-                    cm.Market(f"{u}-{t[0]}{k}", "option", u if j % 2 else "USDC", u,
-                              option_type=t, strike=s * k, expiry=0.05 + 0.1 * j, iv=0.5 + 0.05 * j,
-                              inverse=bool(j % 2))
-                )  # fmt: skip
-    grid = crypto(buckets=11, extended=())
-    assert len(grid.scenarios) == 33
-    return cm.Universe(
-        [
-            cm.Asset("USDC", 1.0),
-            cm.Asset("BTC", 50_000.0, 0.9, 0.95),
-            cm.Asset("ETH", 2_500.0, 0.8, 0.9),
-        ],
-        markets,
-        portfolio=PortfolioConfig(default=grid, im_factor=1.3),
-    )  # fmt: skip
+from benches.portfolio import options_universe
 
 
 class NumpyPortfolio:

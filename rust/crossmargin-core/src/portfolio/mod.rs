@@ -10,16 +10,27 @@
 //! short-option minimum; markets on underlyings without parameters keep their standard
 //! requirement. The rules are written out in docs/MODEL.md ("Options" and "Portfolio
 //! margin") and in `crossmargin.reference.portfolio`.
+//!
+//! The kernel reads the book through a per-call layout (`layout.rs`: one record a book code,
+//! scenario rows padded to whole vector chunks) in `account.rs`; `plain.rs` keeps the formula
+//! as first written, row by row, which the tests hold it to bit for bit.
+
+mod account;
+mod layout;
+#[cfg(test)]
+mod plain;
 
 use rayon::prelude::*;
+
+pub use account::{evaluate_account, Scratch};
+use layout::{padded, CodeTables};
 
 use crate::book::{AccountRows, GroupedBook};
 use crate::contract::Payoff;
 use crate::efficiency::{refuse_orders, refuse_two_sided};
 use crate::error::{CoreError, Result};
-use crate::imf;
 use crate::limits::MAX_FACTOR;
-use crate::margin::{columns_by_account, position_stake, AccountMargin, MarginColumns, MarginContext};
+use crate::margin::{columns_by_account, MarginColumns, MarginContext};
 use crate::options::OptionSpec;
 use crate::universe::{MarketKind, Universe};
 
@@ -181,16 +192,17 @@ impl EntryTerm {
 /// Per-call risk arrays and per-contract sensitivities, built once from the call's prices.
 #[derive(Debug, Clone)]
 pub struct RiskArrays {
-    /// Scenario slots of underlying u: `scen_offset[u]..scen_offset[u + 1]` (empty when the
-    /// underlying has no portfolio parameters).
+    /// Scenario slots of underlying u: `scen_offset[u]..scen_offset[u + 1]`, its scenarios
+    /// padded with zero rows to whole chunks of `layout::LANES` (empty when the underlying
+    /// has no portfolio parameters).
     pub(crate) scen_offset: Vec<usize>,
-    /// Per market, per scenario of its underlying: P&L of one contract (value part and the
-    /// part multiplied by the entry term), cover weight included.
+    /// Per market, per scenario slot of its underlying: P&L of one contract (value part and
+    /// the part multiplied by the entry term), cover weight included; 0 in padding slots.
     pub(crate) value: Vec<f64>,
     pub(crate) entry: Vec<f64>,
     pub(crate) entry_term: Vec<EntryTerm>,
-    /// Per asset: underlying it moves with (u32::MAX: none) and, per scenario of that
-    /// underlying, the weighted P&L of one unit.
+    /// Per asset: underlying it moves with (u32::MAX: none) and, per scenario slot of that
+    /// underlying, the weighted P&L of one unit (0 in padding slots).
     pub(crate) asset_underlying: Vec<u32>,
     pub(crate) asset_offset: Vec<usize>,
     pub(crate) asset_value: Vec<f64>,
@@ -245,7 +257,7 @@ impl RiskArrays {
         let params = |i: usize| pm.and_then(|p| p.underlying[i].as_ref());
         let mut scen_offset = vec![0usize; nu + 1];
         for i in 0..nu {
-            scen_offset[i + 1] = scen_offset[i] + params(i).map_or(0, |p| p.scenarios.len());
+            scen_offset[i + 1] = scen_offset[i] + padded(params(i).map_or(0, |p| p.scenarios.len()));
         }
         let asset_underlying: Vec<u32> = u
             .assets
@@ -360,11 +372,16 @@ impl RiskArrays {
                 ra.value.push(value);
                 ra.entry.push(entry);
             }
+            let pad = padded(par.scenarios.len()) - par.scenarios.len();
+            ra.value.extend(std::iter::repeat_n(0.0, pad));
+            ra.entry.extend(std::iter::repeat_n(0.0, pad));
         }
         for (i, &ui) in ra.asset_underlying.iter().enumerate() {
             if let Some(par) = (ui != u32::MAX).then(|| params(ui as usize)).flatten() {
                 let price = ctx.prices.asset[i];
                 ra.asset_value.extend(par.scenarios.iter().map(|sc| sc.weight * price * sc.price));
+                let pad = padded(par.scenarios.len()) - par.scenarios.len();
+                ra.asset_value.extend(std::iter::repeat_n(0.0, pad));
             }
             ra.asset_offset.push(ra.asset_value.len());
         }
@@ -372,7 +389,8 @@ impl RiskArrays {
     }
 
     #[inline]
-    pub(crate) fn n_scenarios(&self, u: usize) -> usize {
+    /// Scenario slots of underlying `u` (its scenarios padded to whole chunks).
+    pub(crate) fn width(&self, u: usize) -> usize {
         self.scen_offset[u + 1] - self.scen_offset[u]
     }
 
@@ -380,79 +398,9 @@ impl RiskArrays {
         let mut off = Vec::with_capacity(u.n_markets() + 1);
         off.push(0);
         for k in 0..u.n_markets() {
-            off.push(off[k] + self.n_scenarios(u.markets.underlying[k] as usize));
+            off.push(off[k] + self.width(u.markets.underlying[k] as usize));
         }
         off
-    }
-}
-
-/// Per-underlying accumulators of one account (reused across accounts of a chunk).
-#[derive(Debug, Clone)]
-pub struct Scratch {
-    pnl: Vec<f64>,
-    seen: Vec<bool>,
-    touched: Vec<u32>,
-    delta: Vec<f64>,
-    gamma: Vec<f64>,
-    vega: Vec<f64>,
-    theta: Vec<f64>,
-    rho: Vec<f64>,
-    short_min: Vec<f64>,
-    /// Option contingency, and the USD delta of long and of short perps and futures.
-    contingency: Vec<f64>,
-    fut_long: Vec<f64>,
-    fut_short: Vec<f64>,
-    vega_move: Vec<f64>,
-    charge: Vec<f64>,
-}
-
-impl Scratch {
-    pub fn new(ra: &RiskArrays) -> Self {
-        let nu = ra.scen_offset.len() - 1;
-        Scratch {
-            pnl: vec![0.0; *ra.scen_offset.last().unwrap_or(&0)],
-            seen: vec![false; nu],
-            touched: Vec::with_capacity(8),
-            delta: vec![0.0; nu],
-            gamma: vec![0.0; nu],
-            vega: vec![0.0; nu],
-            theta: vec![0.0; nu],
-            rho: vec![0.0; nu],
-            short_min: vec![0.0; nu],
-            contingency: vec![0.0; nu],
-            fut_long: vec![0.0; nu],
-            fut_short: vec![0.0; nu],
-            vega_move: vec![0.0; nu],
-            charge: vec![0.0; nu],
-        }
-    }
-
-    #[inline]
-    fn touch(&mut self, u: u32) {
-        if !self.seen[u as usize] {
-            self.seen[u as usize] = true;
-            self.touched.push(u);
-        }
-    }
-
-    fn reset(&mut self, ra: &RiskArrays) {
-        for &u in &self.touched {
-            let u = u as usize;
-            self.pnl[ra.scen_offset[u]..ra.scen_offset[u + 1]].fill(0.0);
-            self.seen[u] = false;
-            self.delta[u] = 0.0;
-            self.gamma[u] = 0.0;
-            self.vega[u] = 0.0;
-            self.theta[u] = 0.0;
-            self.rho[u] = 0.0;
-            self.short_min[u] = 0.0;
-            self.contingency[u] = 0.0;
-            self.fut_long[u] = 0.0;
-            self.fut_short[u] = 0.0;
-            self.vega_move[u] = 0.0;
-            self.charge[u] = 0.0;
-        }
-        self.touched.clear();
     }
 }
 
@@ -463,6 +411,8 @@ pub struct PortfolioContext<'a> {
     pub params: &'a PortfolioParams,
     pub arrays: RiskArrays,
     pub(crate) market_offset: Vec<usize>,
+    /// Every book code's record ([`layout`]).
+    pub(crate) codes: CodeTables,
 }
 
 impl<'a> PortfolioContext<'a> {
@@ -472,211 +422,9 @@ impl<'a> PortfolioContext<'a> {
         }
         let arrays = RiskArrays::new(&margin, Some(params));
         let market_offset = arrays.market_offsets(margin.universe);
-        Ok(PortfolioContext { margin, params, arrays, market_offset })
+        let codes = CodeTables::new(&margin, &arrays, &market_offset);
+        Ok(PortfolioContext { margin, params, arrays, market_offset, codes })
     }
-}
-
-/// One account's pool: equity, upnl, isolated positions, the unweighted-adjusted equity
-/// and the standard requirement of its cross positions; per-underlying exposure in `sc`.
-struct Pool {
-    m: AccountMargin,
-    /// Standard requirement of all cross positions (hybrid floor).
-    standard: [f64; 2],
-    /// Standard requirement of cross positions on underlyings without parameters.
-    unconfigured: [f64; 2],
-}
-
-/// Collects an account: standard-model amounts and the per-underlying scenario P&L,
-/// delta, greeks and short-option minimum. Greeks are gathered for every underlying;
-/// scenario P&L only where the underlying has parameters.
-fn gather(rows: AccountRows<'_>, pc: &PortfolioContext<'_>, sc: &mut Scratch) -> Pool {
-    let ctx = &pc.margin;
-    let u = ctx.universe;
-    let (at, mt, ra) = (&u.assets, &u.markets, &pc.arrays);
-    let mut m = AccountMargin::default();
-    let mut standard = [0.0f64; 2];
-    let mut unconfigured = [0.0f64; 2];
-
-    for (&code, &qty) in rows.bal_code.iter().zip(rows.bal_qty) {
-        let i = ctx.remap.asset[code as usize] as usize;
-        let value = qty * ctx.prices.asset[i];
-        m.equity += value;
-        let ui = ra.asset_underlying[i];
-        if ui != u32::MAX {
-            sc.touch(ui);
-            sc.delta[ui as usize] += value;
-        }
-        let risk = &ra.asset_value[ra.asset_offset[i]..ra.asset_offset[i + 1]];
-        if !risk.is_empty() {
-            // Moves with a scenario underlying: full value, its risk is in the scenarios.
-            let base = ra.scen_offset[ui as usize];
-            for (x, r) in sc.pnl[base..base + risk.len()].iter_mut().zip(risk) {
-                *x += qty * r;
-            }
-            m.adj_equity[0] += value;
-            m.adj_equity[1] += value;
-        } else if qty > 0.0 {
-            let discounted = at.haircuts.discounted(i, value);
-            for (mode, adj) in m.adj_equity.iter_mut().enumerate() {
-                let w = at.weight[mode][i];
-                let w = if mode == 0 {
-                    imf::scaled_initial_weight(
-                        w,
-                        (at.scale_initial_weight_start[i], at.total_deposits[i]),
-                        ctx.prices.asset[i],
-                    )
-                } else {
-                    w
-                };
-                *adj += discounted * imf::discounted_weight(w, at.imf_factor[i], qty);
-            }
-        } else if qty < 0.0 {
-            for (mode, adj) in m.adj_equity.iter_mut().enumerate() {
-                *adj += value * imf::premium_weight(at.liability_weight[mode][i], at.imf_factor[i], qty);
-            }
-        }
-    }
-
-    for j in 0..rows.pos_code.len() {
-        let k = ctx.remap.market[rows.pos_code[j] as usize] as usize;
-        let (qty, entry, isolated) = (rows.pos_qty[j], rows.pos_entry[j], rows.pos_isolated[j]);
-        let settle_price = ctx.prices.asset[mt.settle[k] as usize];
-        let ui = mt.underlying[k] as usize;
-        // The standard model's own per-position numbers (margin::position_stake).
-        let p = position_stake(ctx, k, qty, entry);
-        let (contribution, upnl, requirement) = (p.equity, p.upnl, p.requirement);
-        m.upnl += upnl;
-        m.equity += contribution;
-        if isolated > 0.0 {
-            let margin = isolated * settle_price;
-            m.equity += margin;
-            if margin + contribution < requirement[1] {
-                m.isolated_liquidatable = true;
-            }
-            continue;
-        }
-        m.adj_equity[0] += contribution;
-        m.adj_equity[1] += contribution;
-        standard[0] += requirement[0];
-        standard[1] += requirement[1];
-        if qty == 0.0 {
-            continue;
-        }
-        sc.touch(ui as u32);
-        let x = ra.entry_term[k].factor(entry);
-        let dd = qty * (ra.dollar_delta[k] + x * ra.dollar_delta_entry[k]);
-        sc.delta[ui] += dd;
-        sc.gamma[ui] += qty * ra.gamma[k];
-        sc.vega[ui] += qty * ra.vega[k];
-        sc.theta[ui] += qty * ra.theta[k];
-        if ra.n_scenarios(ui) == 0 {
-            unconfigured[0] += requirement[0];
-            unconfigured[1] += requirement[1];
-            continue;
-        }
-        sc.vega_move[ui] += qty * ra.vega_move[k];
-        if qty < 0.0 {
-            sc.short_min[ui] -= qty * ra.short_min[k];
-        }
-        if mt.kind[k] == MarketKind::Option {
-            sc.contingency[ui] += qty.abs() * ra.contingency[k];
-        } else if dd > 0.0 {
-            sc.fut_long[ui] += dd;
-        } else {
-            sc.fut_short[ui] -= dd;
-        }
-        let (base, off) = (ra.scen_offset[ui], pc.market_offset[k]);
-        let n = ra.n_scenarios(ui);
-        let (value, entry_part) = (&ra.value[off..off + n], &ra.entry[off..off + n]);
-        if x == 0.0 {
-            for (p, v) in sc.pnl[base..base + n].iter_mut().zip(value) {
-                *p += qty * v;
-            }
-        } else {
-            for ((p, v), e) in sc.pnl[base..base + n].iter_mut().zip(value).zip(entry_part) {
-                *p += qty * (v + x * e);
-            }
-        }
-    }
-    Pool { m, standard, unconfigured }
-}
-
-/// Worst weighted scenario loss of an underlying (≥ 0).
-#[inline]
-fn scan_loss(pnl: &[f64]) -> f64 {
-    pnl.iter().fold(0.0f64, |worst, &p| worst.max(-p))
-}
-
-/// Inter-underlying credits, in configured order: for a pair whose net USD deltas have
-/// opposite signs, the matched delta min(|δa|, |δb|) earns each leg rate × its remaining
-/// charge × matched / |δ leg|; matched delta is used up.
-fn apply_offsets(params: &PortfolioParams, sc: &mut Scratch) {
-    if params.offsets.is_empty() {
-        return;
-    }
-    let mut free = sc.delta.clone();
-    for &(a, b, rate) in &params.offsets {
-        let (a, b) = (a as usize, b as usize);
-        let configured = params.underlying[a].is_some() && params.underlying[b].is_some();
-        if !(configured && sc.seen[a] && sc.seen[b]) || free[a] * free[b] >= 0.0 {
-            continue;
-        }
-        let matched = free[a].abs().min(free[b].abs());
-        let ca = rate * sc.charge[a] * matched / free[a].abs();
-        let cb = rate * sc.charge[b] * matched / free[b].abs();
-        sc.charge[a] -= ca;
-        sc.charge[b] -= cb;
-        free[a] -= matched * free[a].signum();
-        free[b] -= matched * free[b].signum();
-    }
-}
-
-/// One account under a portfolio model. `adj_equity` is the pool at full value for
-/// assets that move in the scenarios and uPnL / option values, standard weights for
-/// other collateral; requirement per docs/MODEL.md "Scenario requirement" and "Delta model".
-pub fn evaluate_account(
-    rows: AccountRows<'_>,
-    pc: &PortfolioContext<'_>,
-    model: Model,
-    sc: &mut Scratch,
-) -> AccountMargin {
-    let pool = gather(rows, pc, sc);
-    let ra = &pc.arrays;
-    let mut m = pool.m;
-    for t in 0..sc.touched.len() {
-        let i = sc.touched[t] as usize;
-        let Some(par) = pc.params.underlying[i].as_ref() else { continue };
-        sc.charge[i] = match model {
-            Model::Delta => {
-                let s = pc.margin.underlying_price(i);
-                let gamma_rel = sc.gamma[i] * s * s;
-                sc.delta[i].abs() * par.delta_rate
-                    + 0.5 * (-gamma_rel).max(0.0) * ra.price_range[i] * ra.price_range[i]
-                    + sc.vega_move[i].abs() * ra.vol_range[i]
-            }
-            Model::Portfolio | Model::Hybrid => scan_loss(&sc.pnl[ra.scen_offset[i]..ra.scen_offset[i + 1]]),
-        };
-    }
-    apply_offsets(pc.params, sc);
-    let mut mm = pool.unconfigured[1];
-    let mut pm = 0.0;
-    for &i in &sc.touched {
-        let i = i as usize;
-        if pc.params.underlying[i].is_some() {
-            let offset = ra.futures_offset[i] * sc.fut_long[i].min(sc.fut_short[i]);
-            pm += sc.charge[i] + sc.short_min[i] + sc.contingency[i] + offset;
-        }
-    }
-    mm += pm;
-    let mut im = pool.unconfigured[0] + pc.params.im_factor * pm;
-    if model == Model::Hybrid {
-        let f = pc.params.hybrid_floor;
-        im = im.max(f * pool.standard[0]);
-        mm = mm.max(f * pool.standard[1]);
-    }
-    sc.reset(ra);
-    m.requirement = [im, mm];
-    m
 }
 
 /// Accounts per parallel task.
@@ -696,7 +444,7 @@ pub fn evaluate(book: &GroupedBook, pc: &PortfolioContext<'_>, model: Model) -> 
             "the portfolio model has no closing-fee reserve (margin the market with the standard model)",
         ));
     }
-    Ok(columns_by_account(book, || Scratch::new(&pc.arrays), |rows, sc| evaluate_account(rows, pc, model, sc)))
+    Ok(columns_by_account(book, || Scratch::new(pc), |rows, sc| evaluate_account(rows, pc, model, sc)))
 }
 
 /// Greeks per account × underlying (long format, accounts ascending, underlyings by index):
@@ -714,28 +462,50 @@ pub struct GreekColumns {
     pub rho: Vec<f64>,
 }
 
+/// One account's greeks per underlying: delta (USD), gamma, vega, theta, rho.
+struct GreekScratch {
+    seen: Vec<bool>,
+    touched: Vec<u32>,
+    sums: Vec<[f64; 5]>,
+}
+
+impl GreekScratch {
+    #[inline]
+    fn touch(&mut self, u: u32) -> &mut [f64; 5] {
+        if !self.seen[u as usize] {
+            self.seen[u as usize] = true;
+            self.touched.push(u);
+        }
+        &mut self.sums[u as usize]
+    }
+}
+
 pub fn greeks(book: &GroupedBook, ctx: &MarginContext<'_>) -> GreekColumns {
     let ra = RiskArrays::new(ctx, None);
-    let n = book.n_accounts();
+    let (n, nu) = (book.n_accounts(), ctx.universe.underlyings.len());
     let chunks: Vec<GreekColumns> = (0..n.div_ceil(CHUNK))
         .into_par_iter()
         .map(|c| {
-            let mut sc = Scratch::new(&ra);
+            let mut sc =
+                GreekScratch { seen: vec![false; nu], touched: Vec::with_capacity(8), sums: vec![[0.0; 5]; nu] };
             let mut out = GreekColumns::default();
             for a in c * CHUNK..((c + 1) * CHUNK).min(n) {
                 account_greeks(book.account(a), ctx, &ra, &mut sc);
                 sc.touched.sort_unstable();
                 for &i in &sc.touched {
                     let i = i as usize;
+                    let [delta, gamma, vega, theta, rho] = sc.sums[i];
                     out.account.push(a as u32);
                     out.underlying.push(i as u32);
-                    out.delta.push(sc.delta[i] / ctx.underlying_price(i));
-                    out.gamma.push(sc.gamma[i]);
-                    out.vega.push(sc.vega[i]);
-                    out.theta.push(sc.theta[i]);
-                    out.rho.push(sc.rho[i]);
+                    out.delta.push(delta / ctx.underlying_price(i));
+                    out.gamma.push(gamma);
+                    out.vega.push(vega);
+                    out.theta.push(theta);
+                    out.rho.push(rho);
+                    sc.seen[i] = false;
+                    sc.sums[i] = [0.0; 5];
                 }
-                sc.reset(&ra);
+                sc.touched.clear();
             }
             out
         })
@@ -753,14 +523,13 @@ pub fn greeks(book: &GroupedBook, ctx: &MarginContext<'_>) -> GreekColumns {
     out
 }
 
-fn account_greeks(rows: AccountRows<'_>, ctx: &MarginContext<'_>, ra: &RiskArrays, sc: &mut Scratch) {
+fn account_greeks(rows: AccountRows<'_>, ctx: &MarginContext<'_>, ra: &RiskArrays, sc: &mut GreekScratch) {
     let mt = &ctx.universe.markets;
     for (&code, &qty) in rows.bal_code.iter().zip(rows.bal_qty) {
         let i = ctx.remap.asset[code as usize] as usize;
         let ui = ra.asset_underlying[i];
         if ui != u32::MAX {
-            sc.touch(ui);
-            sc.delta[ui as usize] += qty * ctx.prices.asset[i];
+            sc.touch(ui)[0] += qty * ctx.prices.asset[i];
         }
     }
     for j in 0..rows.pos_code.len() {
@@ -769,14 +538,13 @@ fn account_greeks(rows: AccountRows<'_>, ctx: &MarginContext<'_>, ra: &RiskArray
         if qty == 0.0 {
             continue;
         }
-        let ui = mt.underlying[k] as usize;
-        sc.touch(ui as u32);
+        let g = sc.touch(mt.underlying[k]);
         let x = ra.entry_term[k].factor(entry);
-        sc.delta[ui] += qty * (ra.dollar_delta[k] + x * ra.dollar_delta_entry[k]);
-        sc.gamma[ui] += qty * ra.gamma[k];
-        sc.vega[ui] += qty * ra.vega[k];
-        sc.theta[ui] += qty * ra.theta[k];
-        sc.rho[ui] += qty * ra.rho[k];
+        g[0] += qty * (ra.dollar_delta[k] + x * ra.dollar_delta_entry[k]);
+        g[1] += qty * ra.gamma[k];
+        g[2] += qty * ra.vega[k];
+        g[3] += qty * ra.theta[k];
+        g[4] += qty * ra.rho[k];
     }
 }
 
@@ -784,7 +552,7 @@ fn account_greeks(rows: AccountRows<'_>, ctx: &MarginContext<'_>, ra: &RiskArray
 mod tests {
     use super::*;
     use crate::book::{group, BalanceInput, PositionInput};
-    use crate::margin::{Prices, Remap};
+    use crate::margin::{AccountMargin, Prices, Remap};
     use crate::universe::fixtures::{asset, option, perp};
 
     fn universe() -> Universe {
@@ -836,7 +604,7 @@ mod tests {
         let prices = Prices { asset: &[1.0, 50_000.0], mark: &marks };
         let ctx = MarginContext::new(u, &book, prices, Remap { asset: &[0, 1], market: &[0, 1, 2] }).unwrap();
         let pc = PortfolioContext::new(ctx, pm).unwrap();
-        let mut sc = Scratch::new(&pc.arrays);
+        let mut sc = Scratch::new(&pc);
         evaluate_account(book.account(0), &pc, Model::Portfolio, &mut sc)
     }
 
@@ -897,6 +665,127 @@ mod tests {
             proptest::prop_assert!(requirement(&u, &pm, &[], &scaled).requirement[1] <= full * (1.0 + 1e-12) + 1e-9);
             let apart: f64 = legs.iter().map(|&l| requirement(&u, &pm, &[], &[l]).requirement[1]).sum();
             proptest::prop_assert!(full <= apart * (1.0 + 1e-12) + 1e-9);
+        }
+    }
+
+    /// BTC (21 scenarios with an extreme pair: padded to 24) and ETH (5 scenarios, padded
+    /// to 8) with parameters, SOL without; linear and inverse futures, options settled in
+    /// USDC and in BTC; an offset between BTC and ETH.
+    fn wide_universe() -> (Universe, PortfolioParams) {
+        let mut fut = perp("BTC-FUT", "USDC", "BTC", 50_000.0, &[(f64::INFINITY, 0.02, 0.01)]);
+        fut.kind = MarketKind::Future;
+        let mut inv = perp("ETHUSD", "ETH", "ETH", 2_500.0, &[(1e6, 0.02, 0.01), (f64::INFINITY, 0.05, 0.025)]);
+        inv.inverse = true;
+        inv.contract_size = 10.0;
+        let mut put = option("BTC-P", "BTC", "BTC", false, 45_000.0, 0.016);
+        put.inverse = true;
+        let markets = [
+            fut,
+            option("BTC-C", "USDC", "BTC", true, 55_000.0, 1_000.0),
+            put,
+            inv,
+            perp("SOL-PERP", "USDC", "SOL", 150.0, &[(f64::INFINITY, 0.05, 0.025)]),
+        ];
+        let assets = [asset("USDC", 1.0), asset("BTC", 50_000.0), asset("ETH", 2_500.0), asset("SOL", 150.0)];
+        let u = Universe::new(&assets, &markets).unwrap();
+        let mut btc = params(&u).underlying[0].clone().unwrap();
+        (btc.option_contingency, btc.futures_offset) = (0.01, 0.02);
+        let eth = UnderlyingParams {
+            scenarios: [-0.2, -0.1, 0.0, 0.1, 0.2].map(|p| Scenario { price: p, vol: 0.05, weight: 1.0 }).to_vec(),
+            short_option_min: 0.0,
+            option_contingency: 0.01,
+            futures_offset: 0.02,
+            delta_rate: 0.05,
+            vol_power: 0.5,
+            vol_relative: true,
+        };
+        let offsets = vec![("BTC".into(), "ETH".into(), 0.5)];
+        let pm = PortfolioParams::new(&u, vec![("BTC".into(), btc), ("ETH".into(), eth)], offsets, 1.3, 0.5).unwrap();
+        (u, pm)
+    }
+
+    /// Bit patterns of everything an account's result holds.
+    fn bits(m: &AccountMargin) -> [u64; 8] {
+        [
+            m.equity.to_bits(),
+            m.upnl.to_bits(),
+            m.adj_equity[0].to_bits(),
+            m.adj_equity[1].to_bits(),
+            m.requirement[0].to_bits(),
+            m.requirement[1].to_bits(),
+            m.isolated_liquidatable as u64,
+            m.fee_reserve.to_bits(),
+        ]
+    }
+
+    type Bal = (u32, f64);
+    type Pos = (u32, f64, f64, f64);
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// The kernel on its code tables (padded slots, lane maxima, requirements only where
+        /// read) gives every account exactly the bits of the plain per-row formula, under
+        /// every model, with rows in any code order (a shuffled remap).
+        #[test]
+        fn the_kernel_matches_the_plain_formula_bit_for_bit(
+            accounts in proptest::collection::vec((
+                proptest::collection::vec((0u32..4, -3.0f64..3.0), 0..4),
+                proptest::collection::vec(
+                    (0u32..5, proptest::prop_oneof![-4.0f64..4.0, proptest::strategy::Just(0.0)],
+                     0.5f64..1.5, proptest::prop_oneof![3 => proptest::strategy::Just(0.0), 1 => 0.0f64..5_000.0]),
+                    0..6,
+                ),
+            ), 1..40),
+        ) {
+            let (u, pm) = wide_universe();
+            let entry_scale = [50_000.0, 1_000.0, 0.016, 2_500.0, 150.0];
+            // Book codes in another order than the universe's: code c is market remap[c].
+            let (asset_remap, market_remap) = ([2u32, 0, 3, 1], [3u32, 1, 4, 0, 2]);
+            let (mut ba, mut bc, mut bq) = (vec![], vec![], vec![]);
+            let (mut pa, mut pcode, mut pq, mut pe, mut pi) = (vec![], vec![], vec![], vec![], vec![]);
+            for (id, (bals, poss)) in accounts.iter().enumerate() {
+                let bals: &Vec<Bal> = bals;
+                let poss: &Vec<Pos> = poss;
+                let mut seen_a = [false; 4];
+                for &(c, q) in bals {
+                    if !std::mem::replace(&mut seen_a[c as usize], true) {
+                        ba.push(id as i64);
+                        bc.push(c);
+                        bq.push(q * [1_000.0, 0.2, 3.0, 40.0][asset_remap[c as usize] as usize]);
+                    }
+                }
+                let mut seen_m = [false; 5];
+                for &(c, q, e, iso) in poss {
+                    if !std::mem::replace(&mut seen_m[c as usize], true) {
+                        pa.push(id as i64);
+                        pcode.push(c);
+                        pq.push(q);
+                        pe.push(e * entry_scale[market_remap[c as usize] as usize]);
+                        pi.push(iso);
+                    }
+                }
+            }
+            let book = group(
+                BalanceInput { account: &ba, code: &bc, qty: &bq },
+                PositionInput { account: &pa, code: &pcode, qty: &pq, entry_price: &pe, isolated_margin: &pi },
+                4,
+                5,
+            )
+            .unwrap();
+            let marks = [50_500.0, 1_000.0, 0.016, 2_480.0, 151.0];
+            let prices = Prices { asset: &[1.0, 50_000.0, 2_500.0, 150.0], mark: &marks };
+            let remap = Remap { asset: &asset_remap, market: &market_remap };
+            let ctx = MarginContext::new(&u, &book, prices, remap).unwrap();
+            let pc = PortfolioContext::new(ctx, &pm).unwrap();
+            let (mut fast, mut slow) = (Scratch::new(&pc), plain::Scratch::new(&pc.arrays));
+            for model in [Model::Portfolio, Model::Delta, Model::Hybrid] {
+                for a in 0..book.n_accounts() {
+                    let want = plain::evaluate_account(book.account(a), &pc, model, &mut slow);
+                    let got = evaluate_account(book.account(a), &pc, model, &mut fast);
+                    proptest::prop_assert_eq!(bits(&got), bits(&want), "account {} {:?}", a, model);
+                }
+            }
         }
     }
 
