@@ -94,3 +94,10 @@ pub fn column_from<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     unsafe { out.set_len(n) };
     out
 }
+
+/// Room for `n` more values in `v` (exactly), the new room advised onto huge pages: a column
+/// grown step by step, each step written through a [`Disjoint`] view and then its length set.
+pub fn reserve_more<T>(v: &mut Vec<T>, n: usize) {
+    v.reserve_exact(n);
+    advise_huge_pages(&mut v.spare_capacity_mut()[..n]);
+}

@@ -20,8 +20,8 @@
 
 use rayon::prelude::*;
 
-use crate::book::GroupedBook;
-use crate::memory::column;
+use crate::book::{GroupedBook, RowRun, RowSink};
+use crate::memory::{column, reserve_more, Disjoint};
 
 /// Accounts per group: one AVX-512 register of f64 (two AVX2 registers).
 pub const GROUP: usize = 8;
@@ -91,14 +91,14 @@ code!(u16);
 code!(u32);
 
 /// Balance and position codes, per slot × 8 lanes, at one width.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct SlotCodes<C> {
     pub bal: Vec<C>,
     pub pos: Vec<C>,
 }
 
 /// The layout's codes at its [`CodeWidth`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Codes {
     U8(SlotCodes<u8>),
     U16(SlotCodes<u16>),
@@ -112,7 +112,7 @@ impl Default for Codes {
 }
 
 /// A grouped book in groups of 8 accounts (see the module docs).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sliced8 {
     n_accounts: usize,
     /// Balance slots of group g: `bal_slot[g]..bal_slot[g + 1]`.
@@ -334,5 +334,305 @@ impl Sliced8 {
             + nb * (1 + GROUP * (code + 8))
             + np * (2 + GROUP * (code + 16))
             + self.iso.len() * 8
+    }
+}
+
+impl Sliced8 {
+    /// The codes held by some row (masked lanes only): (asset codes, market codes), each a
+    /// table of `n` flags.
+    pub fn used_codes(&self, n_assets: usize, n_markets: usize) -> (Vec<bool>, Vec<bool>) {
+        fn mark<C: Code>(codes: &[C], masks: &[u8], used: &mut [bool]) {
+            for (s, &m) in masks.iter().enumerate() {
+                for lane in 0..GROUP {
+                    if m & (1 << lane) != 0 {
+                        used[codes[s * GROUP + lane].get() as usize] = true;
+                    }
+                }
+            }
+        }
+        let (mut a, mut m) = (vec![false; n_assets], vec![false; n_markets]);
+        match &self.codes {
+            Codes::U8(c) => (mark(&c.bal, &self.bal_mask, &mut a), mark(&c.pos, &self.pos_mask, &mut m)),
+            Codes::U16(c) => (mark(&c.bal, &self.bal_mask, &mut a), mark(&c.pos, &self.pos_mask, &mut m)),
+            Codes::U32(c) => (mark(&c.bal, &self.bal_mask, &mut a), mark(&c.pos, &self.pos_mask, &mut m)),
+        };
+        (a, m)
+    }
+
+    /// The layout of the rows that `fill` hands over run by run (grouping straight into the
+    /// layout, no grouped copy of the rows): balance runs and position runs each in account
+    /// order, every run starting at a group; `n_accounts` accounts in all.
+    pub(crate) fn build_with<E>(
+        n_accounts: usize,
+        width: CodeWidth,
+        fill: impl FnOnce(&mut dyn RowSink) -> Result<(), E>,
+    ) -> Result<Sliced8, E> {
+        fn run<C: Code, E>(n: usize, fill: impl FnOnce(&mut dyn RowSink) -> Result<(), E>) -> Result<Sliced8, E>
+        where
+            SlotCodes<C>: Into<Codes>,
+        {
+            let mut b = Builder { bal: BalanceSlots::<C>::new(), pos: PositionSlots::<C>::new() };
+            fill(&mut b)?;
+            Ok(Sliced8::assemble(n, b.bal, b.pos))
+        }
+        match width {
+            CodeWidth::U8 => run::<u8, E>(n_accounts, fill),
+            CodeWidth::U16 => run::<u16, E>(n_accounts, fill),
+            CodeWidth::U32 => run::<u32, E>(n_accounts, fill),
+        }
+    }
+
+    /// The layout assembled from its two kinds' slot arrays.
+    fn assemble<C: Code>(n_accounts: usize, b: BalanceSlots<C>, mut p: PositionSlots<C>) -> Sliced8
+    where
+        SlotCodes<C>: Into<Codes>,
+    {
+        let groups = n_accounts.div_ceil(GROUP);
+        debug_assert_eq!(b.slot.len(), groups + 1);
+        debug_assert_eq!(p.slot.len(), groups + 1);
+        p.iso.extend(std::iter::repeat_n(0.0, ISO_PAD));
+        Sliced8 {
+            n_accounts,
+            bal_slot: b.slot,
+            pos_slot: p.slot,
+            bal_mask: b.mask,
+            pos_mask: p.mask,
+            codes: SlotCodes { bal: b.code, pos: p.code }.into(),
+            bal_qty: b.qty,
+            pos_qty: p.qty,
+            pos_entry: p.entry,
+            iso_mask: p.iso_mask,
+            iso_at: p.iso_at,
+            iso: p.iso,
+            has_orders: vec![false; groups],
+        }
+    }
+}
+
+impl From<SlotCodes<u8>> for Codes {
+    fn from(c: SlotCodes<u8>) -> Codes {
+        Codes::U8(c)
+    }
+}
+impl From<SlotCodes<u16>> for Codes {
+    fn from(c: SlotCodes<u16>) -> Codes {
+        Codes::U16(c)
+    }
+}
+impl From<SlotCodes<u32>> for Codes {
+    fn from(c: SlotCodes<u32>) -> Codes {
+        Codes::U32(c)
+    }
+}
+
+/// What the layout builder reads of a run.
+trait Run {
+    fn accounts(&self) -> usize;
+    fn widths(&self, isolated: bool) -> Vec<(usize, usize)>;
+}
+
+impl Run for RowRun<'_> {
+    fn accounts(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// Per group of the run: (slots, stored isolated margins).
+    fn widths(&self, isolated: bool) -> Vec<(usize, usize)> {
+        let n = self.accounts();
+        let off = self.offsets;
+        (0..n.div_ceil(GROUP))
+            .into_par_iter()
+            .with_min_len(64)
+            .map(|g| {
+                let (a0, a1) = (g * GROUP, ((g + 1) * GROUP).min(n));
+                let width = (a0..a1).map(|a| off[a + 1] - off[a]).max().unwrap_or(0);
+                let stored_iso =
+                    if isolated { self.isolated[off[a0]..off[a1]].iter().filter(|&&m| stored(m)).count() } else { 0 };
+                (width, stored_iso)
+            })
+            .collect()
+    }
+}
+
+/// The two halves of a layout being built.
+struct Builder<C> {
+    bal: BalanceSlots<C>,
+    pos: PositionSlots<C>,
+}
+
+impl<C: Code> RowSink for Builder<C> {
+    fn balances(&mut self, run: &RowRun<'_>) {
+        self.bal.append(run);
+    }
+    fn positions(&mut self, run: &RowRun<'_>) {
+        self.pos.append(run);
+    }
+}
+
+/// Appends to `v`'s slot-array bookkeeping: the running prefix of `widths`.
+fn push_prefix(v: &mut Vec<usize>, widths: impl Iterator<Item = usize>) {
+    let mut last = *v.last().expect("a prefix starts at 0");
+    for w in widths {
+        last += w;
+        v.push(last);
+    }
+}
+
+/// A column grown by `add` values written in parallel through [`Disjoint`] views.
+fn grown<T>(v: &mut Vec<T>, add: usize) -> Disjoint<T> {
+    reserve_more(v, add);
+    Disjoint::new(v)
+}
+
+/// The balance half of a layout, built group by group.
+struct BalanceSlots<C> {
+    slot: Vec<usize>,
+    mask: Vec<u8>,
+    code: Vec<C>,
+    qty: Vec<f64>,
+}
+
+impl<C: Code> BalanceSlots<C> {
+    fn new() -> Self {
+        BalanceSlots { slot: vec![0], mask: vec![], code: vec![], qty: vec![] }
+    }
+
+    /// Appends the groups of `run` (its accounts start group `self.groups()`), exactly as
+    /// [`Sliced8::new`] lays them out.
+    fn append(&mut self, run: &RowRun<'_>) {
+        let widths = run.widths(false);
+        let first = self.slot.len() - 1;
+        let s0 = self.slot[first];
+        push_prefix(&mut self.slot, widths.iter().map(|w| w.0));
+        let add = self.slot[self.slot.len() - 1] - s0;
+        let (mask, code, qty) =
+            (grown(&mut self.mask, add), grown(&mut self.code, add * GROUP), grown(&mut self.qty, add * GROUP));
+        let slot = &self.slot[first..];
+        let n = run.accounts();
+        (0..widths.len()).into_par_iter().with_min_len(GROUPS_PER_TASK).for_each(|g| {
+            let lanes = g * GROUP..((g + 1) * GROUP).min(n);
+            for (j, s) in (slot[g]..slot[g + 1]).enumerate() {
+                let mut m = 0u8;
+                for lane in 0..GROUP {
+                    let a = lanes.start + lane;
+                    let r = (a < lanes.end).then(|| run.offsets[a] + j).filter(|&r| a < n && r < run.offsets[a + 1]);
+                    let (c, q) = match r {
+                        Some(r) => {
+                            m |= 1 << lane;
+                            (run.key[r] >> run.key_shift, run.qty[r])
+                        }
+                        None => (0, 0.0),
+                    };
+                    // SAFETY: group g alone writes its slots slot[g]..slot[g + 1], inside the
+                    // capacity reserved above.
+                    unsafe {
+                        code.write(s * GROUP + lane, C::of(c));
+                        qty.write(s * GROUP + lane, q);
+                    }
+                }
+                // SAFETY: as above.
+                unsafe { mask.write(s, m) };
+            }
+        });
+        let total = self.slot[self.slot.len() - 1];
+        // SAFETY: the groups wrote every slot up to `total` (their ranges tile s0..total).
+        unsafe {
+            self.mask.set_len(total);
+            self.code.set_len(total * GROUP);
+            self.qty.set_len(total * GROUP);
+        }
+    }
+}
+
+/// The position half of a layout, built group by group.
+struct PositionSlots<C> {
+    slot: Vec<usize>,
+    mask: Vec<u8>,
+    code: Vec<C>,
+    qty: Vec<f64>,
+    entry: Vec<f64>,
+    iso_mask: Vec<u8>,
+    iso_at: Vec<usize>,
+    iso: Vec<f64>,
+}
+
+impl<C: Code> PositionSlots<C> {
+    fn new() -> Self {
+        PositionSlots {
+            slot: vec![0],
+            mask: vec![],
+            code: vec![],
+            qty: vec![],
+            entry: vec![],
+            iso_mask: vec![],
+            iso_at: vec![0],
+            iso: vec![],
+        }
+    }
+
+    /// Appends the groups of `run`, exactly as [`Sliced8::new`] lays them out.
+    fn append(&mut self, run: &RowRun<'_>) {
+        let widths = run.widths(true);
+        let first = self.slot.len() - 1;
+        let (s0, i0) = (self.slot[first], self.iso_at[first]);
+        push_prefix(&mut self.slot, widths.iter().map(|w| w.0));
+        push_prefix(&mut self.iso_at, widths.iter().map(|w| w.1));
+        let add = self.slot[self.slot.len() - 1] - s0;
+        let add_iso = self.iso_at[self.iso_at.len() - 1] - i0;
+        let (mask, iso_mask) = (grown(&mut self.mask, add), grown(&mut self.iso_mask, add));
+        let (code, qty) = (grown(&mut self.code, add * GROUP), grown(&mut self.qty, add * GROUP));
+        let (entry, iso) = (grown(&mut self.entry, add * GROUP), grown(&mut self.iso, add_iso));
+        let (slot, iso_at) = (&self.slot[first..], &self.iso_at[first..]);
+        let n = run.accounts();
+        (0..widths.len()).into_par_iter().with_min_len(GROUPS_PER_TASK).for_each(|g| {
+            let lanes = g * GROUP..((g + 1) * GROUP).min(n);
+            let mut at = iso_at[g];
+            for (j, s) in (slot[g]..slot[g + 1]).enumerate() {
+                let (mut m, mut im) = (0u8, 0u8);
+                for lane in 0..GROUP {
+                    let a = lanes.start + lane;
+                    let r = (a < lanes.end).then(|| run.offsets[a] + j).filter(|&r| a < n && r < run.offsets[a + 1]);
+                    let (c, q, e) = match r {
+                        Some(r) => {
+                            m |= 1 << lane;
+                            let i = run.isolated[r];
+                            if stored(i) {
+                                im |= 1 << lane;
+                                // SAFETY: group g alone writes its stored margins
+                                // iso_at[g]..iso_at[g + 1], inside the reserved capacity.
+                                unsafe { iso.write(at, i) };
+                                at += 1;
+                            }
+                            (run.key[r] >> run.key_shift, run.qty[r], run.entry[r])
+                        }
+                        None => (0, 0.0, 0.0),
+                    };
+                    // SAFETY: group g alone writes its slots slot[g]..slot[g + 1], inside the
+                    // capacity reserved above.
+                    unsafe {
+                        code.write(s * GROUP + lane, C::of(c));
+                        qty.write(s * GROUP + lane, q);
+                        entry.write(s * GROUP + lane, e);
+                    }
+                }
+                // SAFETY: as above.
+                unsafe {
+                    mask.write(s, m);
+                    iso_mask.write(s, im);
+                }
+            }
+            debug_assert_eq!(at, iso_at[g + 1]);
+        });
+        let (total, total_iso) = (self.slot[self.slot.len() - 1], self.iso_at[self.iso_at.len() - 1]);
+        // SAFETY: the groups wrote every slot up to `total` and every stored margin up to
+        // `total_iso` (their ranges tile the additions).
+        unsafe {
+            self.mask.set_len(total);
+            self.iso_mask.set_len(total);
+            self.code.set_len(total * GROUP);
+            self.qty.set_len(total * GROUP);
+            self.entry.set_len(total * GROUP);
+            self.iso.set_len(total_iso);
+        }
     }
 }
