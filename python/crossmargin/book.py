@@ -68,7 +68,10 @@ class SymbolColumn:
     def remap(self, index: Mapping[str, int], n: int, table: str, column: str) -> np.ndarray:
         """Book codes → universe indices; an unknown symbol names its first row."""
         if self.labels is None:
-            bad = np.flatnonzero(self.codes >= n)
+            # min / max first: no boolean temporary the size of the column unless one is bad
+            bad = (
+                np.flatnonzero(self.codes >= n) if len(self.codes) and self.codes.max() >= n else ()
+            )
             if len(bad):
                 r = int(bad[0])
                 raise BookError(

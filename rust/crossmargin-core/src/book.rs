@@ -25,7 +25,7 @@ use crate::error::{CoreError, Result, Table};
 use crate::fsum::exact_sum;
 use crate::kernel::{CodeWidth, Sliced8, GROUP};
 use crate::limits::{is_price, within, MAX_AMOUNT, MAX_PRICE, MAX_QTY, MIN_PRICE};
-use crate::memory::{map_column, reserve_more, reserved_column, Disjoint};
+use crate::memory::{map_column, release_freed, reserve_more, reserved_column, Disjoint};
 
 /// Position sides (docs/MODEL.md "Book"): one-way net position, hedge-mode long leg, short leg.
 pub const SIDE_BOTH: u8 = 0;
@@ -817,7 +817,13 @@ fn lay_out(
     let accounts = space.accounts(&base);
     let n = accounts.len();
     let side_of = |r: usize| if side.is_empty() { SIDE_BOTH } else { side[r] };
-    let built = Sliced8::build_with(n, CodeWidth::for_codes(na.max(nm)), |sink| {
+    let (Some(bal_rows), Some(pos_rows)) = (space.row_counts(0), space.row_counts(1)) else {
+        drop((space, hist, accounts));
+        return by_rows();
+    };
+    let slots = space.slot_offsets([&bal_rows, &pos_rows], n);
+    drop((bal_rows, pos_rows));
+    let built = Sliced8::build_with(n, CodeWidth::for_codes(na.max(nm)), slots, |sink: &mut dyn RowSink| {
         lay_out_table(
             &space,
             0,
@@ -873,10 +879,12 @@ fn lay_out(
             },
         )
     });
+    drop((space, hist));
+    release_freed();
     match built {
         Ok(layout) => Ok(LaidOutBook { accounts, layout, n_asset_codes: na, n_market_codes: nm, has_sides }),
         Err(Declined) => {
-            drop((space, hist, accounts));
+            drop(accounts);
             by_rows()
         }
     }
@@ -915,6 +923,12 @@ fn increasing(columns: &[&[u32]], n_codes: u32, remap: &[u32]) -> bool {
             used[c as usize] = true;
         }
     }
+    keeps_order(&used, remap)
+}
+
+/// True when `remap` maps the codes flagged in `used` to strictly increasing universe
+/// indices (each account's rows, ordered by code, are then in universe order).
+pub fn keeps_order(used: &[bool], remap: &[u32]) -> bool {
     let mut last: Option<u32> = None;
     for (c, _) in used.iter().enumerate().filter(|(_, &u)| u) {
         let u = remap[c];
@@ -1371,6 +1385,63 @@ impl<'a> Space<'a> {
         }
         region.push(next);
         Histogram { chunks, cursor, region }
+    }
+
+    /// Table t's rows per slot (per account), or None when an account has 65,535 or more
+    /// (the caller then takes another path): one pass over the ids, a table per thread.
+    fn row_counts(&self, t: usize) -> Option<Vec<u16>> {
+        let n = self.ids[t].len();
+        let k = rayon::current_num_threads().max(1);
+        let per = n.div_ceil(k).max(1);
+        let mut tables: Vec<Vec<u16>> = (0..k)
+            .into_par_iter()
+            .map(|i| {
+                let mut c = vec![0u16; self.range];
+                for r in (i * per).min(n)..((i + 1) * per).min(n) {
+                    let s = self.slot(t, r) as usize;
+                    c[s] = c[s].saturating_add(1);
+                }
+                c
+            })
+            .collect();
+        let mut total = tables.swap_remove(0);
+        const SLOTS: usize = 1 << 14;
+        let full = total
+            .par_chunks_mut(SLOTS)
+            .enumerate()
+            .map(|(j, c)| {
+                for other in &tables {
+                    for (x, &y) in c.iter_mut().zip(&other[j * SLOTS..]) {
+                        *x = x.saturating_add(y);
+                    }
+                }
+                c.contains(&u16::MAX)
+            })
+            .reduce(|| false, |a, b| a | b);
+        (!full).then_some(total)
+    }
+
+    /// Each table's slot offsets per group of [`GROUP`] accounts in the kernel's layout
+    /// (`groups + 1` entries): a group takes as many slots as its account with the most rows.
+    fn slot_offsets(&self, rows: [&[u16]; 2], n: usize) -> (Vec<usize>, Vec<usize>) {
+        let groups = n.div_ceil(GROUP);
+        let mut width = [vec![0usize; groups + 1], vec![0usize; groups + 1]];
+        let mut a = 0;
+        for (s, (&b, &p)) in rows[0].iter().zip(rows[1]).enumerate() {
+            if self.is_seen(s) {
+                let g = a / GROUP + 1;
+                width[0][g] = width[0][g].max(b as usize);
+                width[1][g] = width[1][g].max(p as usize);
+                a += 1;
+            }
+        }
+        for w in width.iter_mut() {
+            for g in 0..groups {
+                w[g + 1] += w[g];
+            }
+        }
+        let [b, p] = width;
+        (b, p)
     }
 
     /// Dense index of each partition's first slot (`parts + 1` entries).

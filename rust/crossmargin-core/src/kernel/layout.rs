@@ -21,7 +21,7 @@
 use rayon::prelude::*;
 
 use crate::book::{GroupedBook, RowRun, RowSink};
-use crate::memory::{column, reserve_more, Disjoint};
+use crate::memory::{column, reserve_more, reserved_column, Disjoint};
 
 /// Accounts per group: one AVX-512 register of f64 (two AVX2 registers).
 pub const GROUP: usize = 8;
@@ -361,36 +361,56 @@ impl Sliced8 {
 
     /// The layout of the rows that `fill` hands over run by run (grouping straight into the
     /// layout, no grouped copy of the rows): balance runs and position runs each in account
-    /// order, every run starting at a group; `n_accounts` accounts in all.
+    /// order, every run starting at a group; `n_accounts` accounts in all. `slots`: each
+    /// kind's slot offsets per group (`groups + 1` entries, from the accounts' row counts),
+    /// so that every slot column is allocated once, at its final size.
     pub(crate) fn build_with<E>(
         n_accounts: usize,
         width: CodeWidth,
+        slots: (Vec<usize>, Vec<usize>),
         fill: impl FnOnce(&mut dyn RowSink) -> Result<(), E>,
     ) -> Result<Sliced8, E> {
-        fn run<C: Code, E>(n: usize, fill: impl FnOnce(&mut dyn RowSink) -> Result<(), E>) -> Result<Sliced8, E>
+        type Fill<'f, E> = &'f mut dyn FnMut(&mut dyn RowSink) -> Result<(), E>;
+        fn run<C: Code, E>(n: usize, slots: (Vec<usize>, Vec<usize>), fill: Fill<'_, E>) -> Result<Sliced8, E>
         where
             SlotCodes<C>: Into<Codes>,
         {
-            let mut b = Builder { bal: BalanceSlots::<C>::new(), pos: PositionSlots::<C>::new() };
+            let mut b = Builder { bal: BalanceSlots::<C>::new(slots.0), pos: PositionSlots::<C>::new(slots.1) };
             fill(&mut b)?;
             Ok(Sliced8::assemble(n, b.bal, b.pos))
         }
+        let mut once = Some(fill);
+        let mut fill = |sink: &mut dyn RowSink| (once.take().expect("filled once"))(sink);
         match width {
-            CodeWidth::U8 => run::<u8, E>(n_accounts, fill),
-            CodeWidth::U16 => run::<u16, E>(n_accounts, fill),
-            CodeWidth::U32 => run::<u32, E>(n_accounts, fill),
+            CodeWidth::U8 => run::<u8, E>(n_accounts, slots, &mut fill),
+            CodeWidth::U16 => run::<u16, E>(n_accounts, slots, &mut fill),
+            CodeWidth::U32 => run::<u32, E>(n_accounts, slots, &mut fill),
         }
     }
 
     /// The layout assembled from its two kinds' slot arrays.
-    fn assemble<C: Code>(n_accounts: usize, b: BalanceSlots<C>, mut p: PositionSlots<C>) -> Sliced8
+    fn assemble<C: Code>(n_accounts: usize, mut b: BalanceSlots<C>, mut p: PositionSlots<C>) -> Sliced8
     where
         SlotCodes<C>: Into<Codes>,
     {
         let groups = n_accounts.div_ceil(GROUP);
-        debug_assert_eq!(b.slot.len(), groups + 1);
-        debug_assert_eq!(p.slot.len(), groups + 1);
+        assert!(b.done == groups && p.done == groups, "every group laid out");
+        let (nb, np) = (b.slot[groups], p.slot[groups]);
+        // SAFETY: the runs wrote every slot of every group (their slot ranges tile 0..nb and
+        // 0..np), and every stored isolated margin (`PositionSlots::append` sets that length).
+        unsafe {
+            b.mask.set_len(nb);
+            b.code.set_len(nb * GROUP);
+            b.qty.set_len(nb * GROUP);
+            p.mask.set_len(np);
+            p.iso_mask.set_len(np);
+            p.code.set_len(np * GROUP);
+            p.qty.set_len(np * GROUP);
+            p.entry.set_len(np * GROUP);
+        }
         p.iso.extend(std::iter::repeat_n(0.0, ISO_PAD));
+        // Grown in a mapping with room to spare (`memory::reserve_more`): give the room back.
+        p.iso.shrink_to_fit();
         Sliced8 {
             n_accounts,
             bal_slot: b.slot,
@@ -425,32 +445,14 @@ impl From<SlotCodes<u32>> for Codes {
     }
 }
 
-/// What the layout builder reads of a run.
+/// Accounts in a run.
 trait Run {
     fn accounts(&self) -> usize;
-    fn widths(&self, isolated: bool) -> Vec<(usize, usize)>;
 }
 
 impl Run for RowRun<'_> {
     fn accounts(&self) -> usize {
         self.offsets.len() - 1
-    }
-
-    /// Per group of the run: (slots, stored isolated margins).
-    fn widths(&self, isolated: bool) -> Vec<(usize, usize)> {
-        let n = self.accounts();
-        let off = self.offsets;
-        (0..n.div_ceil(GROUP))
-            .into_par_iter()
-            .with_min_len(64)
-            .map(|g| {
-                let (a0, a1) = (g * GROUP, ((g + 1) * GROUP).min(n));
-                let width = (a0..a1).map(|a| off[a + 1] - off[a]).max().unwrap_or(0);
-                let stored_iso =
-                    if isolated { self.isolated[off[a0]..off[a1]].iter().filter(|&&m| stored(m)).count() } else { 0 };
-                (width, stored_iso)
-            })
-            .collect()
     }
 }
 
@@ -484,33 +486,44 @@ fn grown<T>(v: &mut Vec<T>, add: usize) -> Disjoint<T> {
     Disjoint::new(v)
 }
 
-/// The balance half of a layout, built group by group.
+/// The balance half of a layout, built group by group into columns allocated at their final
+/// size.
 struct BalanceSlots<C> {
     slot: Vec<usize>,
+    /// Groups written so far.
+    done: usize,
     mask: Vec<u8>,
     code: Vec<C>,
     qty: Vec<f64>,
 }
 
 impl<C: Code> BalanceSlots<C> {
-    fn new() -> Self {
-        BalanceSlots { slot: vec![0], mask: vec![], code: vec![], qty: vec![] }
+    fn new(slot: Vec<usize>) -> Self {
+        let n = slot[slot.len() - 1];
+        BalanceSlots {
+            slot,
+            done: 0,
+            mask: reserved_column(n),
+            code: reserved_column(n * GROUP),
+            qty: reserved_column(n * GROUP),
+        }
     }
 
-    /// Appends the groups of `run` (its accounts start group `self.groups()`), exactly as
+    /// Writes the groups of `run` (its first account starts group `self.done`), exactly as
     /// [`Sliced8::new`] lays them out.
     fn append(&mut self, run: &RowRun<'_>) {
-        let widths = run.widths(false);
-        let first = self.slot.len() - 1;
-        let s0 = self.slot[first];
-        push_prefix(&mut self.slot, widths.iter().map(|w| w.0));
-        let add = self.slot[self.slot.len() - 1] - s0;
-        let (mask, code, qty) =
-            (grown(&mut self.mask, add), grown(&mut self.code, add * GROUP), grown(&mut self.qty, add * GROUP));
-        let slot = &self.slot[first..];
         let n = run.accounts();
-        (0..widths.len()).into_par_iter().with_min_len(GROUPS_PER_TASK).for_each(|g| {
+        let groups = n.div_ceil(GROUP);
+        let first = self.done;
+        let (mask, code, qty) =
+            (Disjoint::new(&mut self.mask), Disjoint::new(&mut self.code), Disjoint::new(&mut self.qty));
+        let slot = &self.slot[first..=first + groups];
+        (0..groups).into_par_iter().with_min_len(GROUPS_PER_TASK).for_each(|g| {
             let lanes = g * GROUP..((g + 1) * GROUP).min(n);
+            debug_assert_eq!(
+                slot[g + 1] - slot[g],
+                lanes.clone().map(|a| run.offsets[a + 1] - run.offsets[a]).max().unwrap_or(0)
+            );
             for (j, s) in (slot[g]..slot[g + 1]).enumerate() {
                 let mut m = 0u8;
                 for lane in 0..GROUP {
@@ -524,7 +537,7 @@ impl<C: Code> BalanceSlots<C> {
                         None => (0, 0.0),
                     };
                     // SAFETY: group g alone writes its slots slot[g]..slot[g + 1], inside the
-                    // capacity reserved above.
+                    // columns' capacity (allocated for every slot).
                     unsafe {
                         code.write(s * GROUP + lane, C::of(c));
                         qty.write(s * GROUP + lane, q);
@@ -534,19 +547,15 @@ impl<C: Code> BalanceSlots<C> {
                 unsafe { mask.write(s, m) };
             }
         });
-        let total = self.slot[self.slot.len() - 1];
-        // SAFETY: the groups wrote every slot up to `total` (their ranges tile s0..total).
-        unsafe {
-            self.mask.set_len(total);
-            self.code.set_len(total * GROUP);
-            self.qty.set_len(total * GROUP);
-        }
+        self.done += groups;
     }
 }
 
-/// The position half of a layout, built group by group.
+/// The position half of a layout, built group by group into columns allocated at their
+/// final size (the stored isolated margins grow run by run).
 struct PositionSlots<C> {
     slot: Vec<usize>,
+    done: usize,
     mask: Vec<u8>,
     code: Vec<C>,
     qty: Vec<f64>,
@@ -557,35 +566,51 @@ struct PositionSlots<C> {
 }
 
 impl<C: Code> PositionSlots<C> {
-    fn new() -> Self {
+    fn new(slot: Vec<usize>) -> Self {
+        let n = slot[slot.len() - 1];
+        let groups = slot.len() - 1;
+        let mut iso_at = Vec::with_capacity(groups + 1);
+        iso_at.push(0);
         PositionSlots {
-            slot: vec![0],
-            mask: vec![],
-            code: vec![],
-            qty: vec![],
-            entry: vec![],
-            iso_mask: vec![],
-            iso_at: vec![0],
+            slot,
+            done: 0,
+            mask: reserved_column(n),
+            code: reserved_column(n * GROUP),
+            qty: reserved_column(n * GROUP),
+            entry: reserved_column(n * GROUP),
+            iso_mask: reserved_column(n),
+            iso_at,
             iso: vec![],
         }
     }
 
-    /// Appends the groups of `run`, exactly as [`Sliced8::new`] lays them out.
+    /// Writes the groups of `run`, exactly as [`Sliced8::new`] lays them out.
     fn append(&mut self, run: &RowRun<'_>) {
-        let widths = run.widths(true);
-        let first = self.slot.len() - 1;
-        let (s0, i0) = (self.slot[first], self.iso_at[first]);
-        push_prefix(&mut self.slot, widths.iter().map(|w| w.0));
-        push_prefix(&mut self.iso_at, widths.iter().map(|w| w.1));
-        let add = self.slot[self.slot.len() - 1] - s0;
-        let add_iso = self.iso_at[self.iso_at.len() - 1] - i0;
-        let (mask, iso_mask) = (grown(&mut self.mask, add), grown(&mut self.iso_mask, add));
-        let (code, qty) = (grown(&mut self.code, add * GROUP), grown(&mut self.qty, add * GROUP));
-        let (entry, iso) = (grown(&mut self.entry, add * GROUP), grown(&mut self.iso, add_iso));
-        let (slot, iso_at) = (&self.slot[first..], &self.iso_at[first..]);
         let n = run.accounts();
-        (0..widths.len()).into_par_iter().with_min_len(GROUPS_PER_TASK).for_each(|g| {
+        let groups = n.div_ceil(GROUP);
+        let first = self.done;
+        let stored_iso: Vec<usize> = (0..groups)
+            .into_par_iter()
+            .with_min_len(64)
+            .map(|g| {
+                let (a0, a1) = (g * GROUP, ((g + 1) * GROUP).min(n));
+                run.isolated[run.offsets[a0]..run.offsets[a1]].iter().filter(|&&m| stored(m)).count()
+            })
+            .collect();
+        let i0 = self.iso_at[first];
+        push_prefix(&mut self.iso_at, stored_iso.into_iter());
+        let add_iso = self.iso_at[first + groups] - i0;
+        let (mask, iso_mask) = (Disjoint::new(&mut self.mask), Disjoint::new(&mut self.iso_mask));
+        let (code, qty, entry) =
+            (Disjoint::new(&mut self.code), Disjoint::new(&mut self.qty), Disjoint::new(&mut self.entry));
+        let iso = grown(&mut self.iso, add_iso);
+        let (slot, iso_at) = (&self.slot[first..=first + groups], &self.iso_at[first..=first + groups]);
+        (0..groups).into_par_iter().with_min_len(GROUPS_PER_TASK).for_each(|g| {
             let lanes = g * GROUP..((g + 1) * GROUP).min(n);
+            debug_assert_eq!(
+                slot[g + 1] - slot[g],
+                lanes.clone().map(|a| run.offsets[a + 1] - run.offsets[a]).max().unwrap_or(0)
+            );
             let mut at = iso_at[g];
             for (j, s) in (slot[g]..slot[g + 1]).enumerate() {
                 let (mut m, mut im) = (0u8, 0u8);
@@ -608,7 +633,7 @@ impl<C: Code> PositionSlots<C> {
                         None => (0, 0.0, 0.0),
                     };
                     // SAFETY: group g alone writes its slots slot[g]..slot[g + 1], inside the
-                    // capacity reserved above.
+                    // columns' capacity (allocated for every slot).
                     unsafe {
                         code.write(s * GROUP + lane, C::of(c));
                         qty.write(s * GROUP + lane, q);
@@ -623,16 +648,10 @@ impl<C: Code> PositionSlots<C> {
             }
             debug_assert_eq!(at, iso_at[g + 1]);
         });
-        let (total, total_iso) = (self.slot[self.slot.len() - 1], self.iso_at[self.iso_at.len() - 1]);
-        // SAFETY: the groups wrote every slot up to `total` and every stored margin up to
-        // `total_iso` (their ranges tile the additions).
-        unsafe {
-            self.mask.set_len(total);
-            self.iso_mask.set_len(total);
-            self.code.set_len(total * GROUP);
-            self.qty.set_len(total * GROUP);
-            self.entry.set_len(total * GROUP);
-            self.iso.set_len(total_iso);
-        }
+        let total_iso = self.iso_at[first + groups];
+        // SAFETY: the groups wrote every stored margin up to `total_iso` (their ranges tile
+        // the addition).
+        unsafe { self.iso.set_len(total_iso) };
+        self.done += groups;
     }
 }
