@@ -7,10 +7,13 @@ A position row has a ``side``: ``both`` (one-way mode, the net position; the def
 reduce_only) lock initial margin only (docs/MODEL.md "Open orders").
 
 Rows need not be sorted and account ids are arbitrary int64. Symbols are dictionary-encoded
-here; the Rust core groups the rows by account into CSR arrays once, on construction, and
-every later call reuses that grouping. Columns are kept as given (no copy when they already
-have the right dtype), so the book can be handed on, written out or checked by the
-pure-Python reference.
+here; the Rust core groups the rows by account once, on construction, and every later call
+reuses that grouping: a book without open orders is grouped straight into the evaluation
+kernel's layout (one copy of the rows), and the per-account (CSR) grouping that liquidation
+prices, the cascade and the other account-by-account models read is built from the columns
+on the first such call (docs/ARCHITECTURE.md "One copy of the rows"). Columns are kept as
+given (no copy when they already have the right dtype), so the book can be handed on,
+written out or checked by the pure-Python reference.
 
 A book is immutable, so that its grouping never goes stale: ``balances`` and ``positions``
 are read-only mappings that cannot be reassigned, and their numpy columns are read-only
@@ -303,7 +306,9 @@ class Book:
 
     @property
     def grouped_nbytes(self) -> int:
-        """Bytes of the engine's grouped (CSR) copy of the book."""
+        """Bytes the engine's grouping holds: the kernel's layout and the account ids (a
+        book without open orders), plus the CSR copy once a model reading accounts' rows
+        (liquidation prices, the cascade, ...) has built it."""
         return int(self._grouped.nbytes)
 
     @property
