@@ -71,12 +71,9 @@ class SymbolColumn:
     def remap(self, index: Mapping[str, int], n: int, table: str, column: str) -> np.ndarray:
         """Book codes → universe indices; an unknown symbol names its first row."""
         if self.labels is None:
-            # min / max first: no boolean temporary the size of the column unless one is bad
-            bad = (
-                np.flatnonzero(self.codes >= n) if len(self.codes) and self.codes.max() >= n else ()
-            )
-            if len(bad):
-                r = int(bad[0])
+            # max first: no boolean temporary the size of the column unless one is bad
+            if len(self.codes) and self.codes.max() >= n:
+                r = int(np.flatnonzero(self.codes >= n)[0])
                 raise BookError(
                     f"{table} row {r}: {column} index {int(self.codes[r])} is out of range "
                     f"(the universe has {n})",
