@@ -364,7 +364,10 @@ class CompiledUniverse:
 
 @final
 class GroupedBook:
-    """Balances and positions grouped by account into CSR arrays (raises BookError).
+    """Balances and positions grouped by account (raises BookError). A book without open
+    orders is grouped straight into the evaluation kernel's layout and keeps no CSR copy:
+    the CSR that account-by-account models read is rebuilt from the input columns (kept by
+    reference, never copied; they must not be written to) on the first call that needs it.
 
     ``balances``: columns ``account``, ``asset`` (a code column), ``qty``; ``positions``:
     ``account``, ``market`` (a code column), ``qty``, ``entry_price``, ``isolated_margin``,
@@ -395,7 +398,8 @@ class GroupedBook:
     ) -> BookView:
         """This book bound to ``universe`` (regrouped in universe order when the remaps do
         not keep it)."""
-    def accounts(self) -> npt.NDArray[np.int64]: ...
+    def accounts(self) -> npt.NDArray[np.int64]:
+        """Account ids, ascending: a read-only view of the book's own ids (no copy)."""
 
 @final
 class BookView:

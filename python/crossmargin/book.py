@@ -7,10 +7,13 @@ A position row has a ``side``: ``both`` (one-way mode, the net position; the def
 reduce_only) lock initial margin only (docs/MODEL.md "Open orders").
 
 Rows need not be sorted and account ids are arbitrary int64. Symbols are dictionary-encoded
-here; the Rust core groups the rows by account into CSR arrays once, on construction, and
-every later call reuses that grouping. Columns are kept as given (no copy when they already
-have the right dtype), so the book can be handed on, written out or checked by the
-pure-Python reference.
+here; the Rust core groups the rows by account once, on construction, and every later call
+reuses that grouping: a book without open orders is grouped straight into the evaluation
+kernel's layout (one copy of the rows), and the per-account (CSR) grouping that liquidation
+prices, the cascade and the other account-by-account models read is built from the columns
+on the first such call (docs/ARCHITECTURE.md "One copy of the rows"). Columns are kept as
+given (no copy when they already have the right dtype), so the book can be handed on,
+written out or checked by the pure-Python reference.
 
 A book is immutable, so that its grouping never goes stale: ``balances`` and ``positions``
 are read-only mappings that cannot be reassigned, and their numpy columns are read-only
@@ -68,9 +71,9 @@ class SymbolColumn:
     def remap(self, index: Mapping[str, int], n: int, table: str, column: str) -> np.ndarray:
         """Book codes → universe indices; an unknown symbol names its first row."""
         if self.labels is None:
-            bad = np.flatnonzero(self.codes >= n)
-            if len(bad):
-                r = int(bad[0])
+            # max first: no boolean temporary the size of the column unless one is bad
+            if len(self.codes) and self.codes.max() >= n:
+                r = int(np.flatnonzero(self.codes >= n)[0])
                 raise BookError(
                     f"{table} row {r}: {column} index {int(self.codes[r])} is out of range "
                     f"(the universe has {n})",
@@ -300,7 +303,9 @@ class Book:
 
     @property
     def grouped_nbytes(self) -> int:
-        """Bytes of the engine's grouped (CSR) copy of the book."""
+        """Bytes the engine's grouping holds: the kernel's layout and the account ids (a
+        book without open orders), plus the CSR copy once a model reading accounts' rows
+        (liquidation prices, the cascade, ...) has built it."""
         return int(self._grouped.nbytes)
 
     @property

@@ -23,8 +23,9 @@ use rayon::prelude::*;
 
 use crate::error::{CoreError, Result, Table};
 use crate::fsum::exact_sum;
+use crate::kernel::{CodeWidth, Sliced8, GROUP};
 use crate::limits::{is_price, within, MAX_AMOUNT, MAX_PRICE, MAX_QTY, MIN_PRICE};
-use crate::memory::{map_column, reserved_column, Disjoint};
+use crate::memory::{map_column, release_freed, reserve_more, reserved_column, Disjoint};
 
 /// Position sides (docs/MODEL.md "Book"): one-way net position, hedge-mode long leg, short leg.
 pub const SIDE_BOTH: u8 = 0;
@@ -567,6 +568,328 @@ pub fn group_with(
     Ok(GroupedBook { accounts, balances, positions, orders, n_asset_codes, n_market_codes })
 }
 
+/// Rows of consecutive accounts grouped by account, one wave of [`group_into_layout`]:
+/// account i's rows are `offsets[i]..offsets[i + 1]` (indices into the columns); the first
+/// account starts a group of [`GROUP`].
+pub(crate) struct RowRun<'a> {
+    pub offsets: &'a [usize],
+    /// Balance codes, or position keys (market code << 2 | side: `key_shift` 2).
+    pub key: &'a [u32],
+    pub key_shift: u32,
+    pub qty: &'a [f64],
+    /// Positions only (empty for balances).
+    pub entry: &'a [f64],
+    pub isolated: &'a [f64],
+}
+
+/// Where [`group_into_layout`] hands its runs: the kernel's layout builder.
+pub(crate) trait RowSink {
+    fn balances(&mut self, run: &RowRun<'_>);
+    fn positions(&mut self, run: &RowRun<'_>);
+}
+
+/// A book grouped straight into the evaluation kernel's layout: one copy of the rows
+/// (docs/ARCHITECTURE.md "Grouping"). The grouped CSR ([`GroupedBook`]) of the same rows is
+/// what [`group_with`] returns for the same input.
+#[derive(Debug, Clone)]
+pub struct LaidOutBook {
+    /// Account ids, ascending and unique; index = dense account number.
+    pub accounts: Vec<i64>,
+    pub layout: Sliced8,
+    pub n_asset_codes: u32,
+    pub n_market_codes: u32,
+    /// Whether any position is a hedge-mode leg.
+    pub has_sides: bool,
+}
+
+/// The fast path of [`group_into_layout`] declined the input (a flagged row, a duplicate
+/// balance or a clashing position): the CSR path names the error or merges the rows.
+struct Declined;
+
+/// A wave's buffer: the rows of a range of partitions (after the rows a previous wave
+/// carried over), in partition order, then ordered in place by (account, key).
+#[derive(Default)]
+struct WaveBuffer {
+    key: Vec<u32>,
+    f: [Vec<f64>; 3],
+    lo: Vec<u16>,
+}
+
+/// The buffer's columns as parallel tasks write them.
+struct WaveColumns {
+    key: Disjoint<u32>,
+    f: [Disjoint<f64>; 3],
+    lo: Disjoint<u16>,
+}
+
+/// Partition ranges holding at most `max_rows` rows each (a partition larger than that is
+/// a wave of its own), in order.
+fn waves(region: &[usize], max_rows: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = region.len() - 1;
+    let mut out = vec![];
+    let mut p0 = 0;
+    while p0 < parts {
+        let mut p1 = p0 + 1;
+        while p1 < parts && region[p1 + 1] - region[p0] <= max_rows {
+            p1 += 1;
+        }
+        out.push(p0..p1);
+        p0 = p1;
+    }
+    if out.is_empty() {
+        out.push(0..parts);
+    }
+    out
+}
+
+/// Groups table `t` wave by wave into `emit`: each wave scatters the rows of its partitions
+/// into the buffer (`put(row, columns, buffer index)` writes one and tells whether it fails a
+/// check), orders each partition in cache (`flag`: sorted keys the fast path declines), and
+/// hands the complete groups to `emit`; the accounts of a trailing partial group are carried
+/// to the next wave. `nf`: f64 columns used.
+#[allow(clippy::too_many_arguments)]
+fn lay_out_table(
+    space: &Space<'_>,
+    t: usize,
+    h: &Histogram,
+    base: &[usize],
+    max_rows: usize,
+    nf: usize,
+    put: impl Fn(usize, &WaveColumns, usize) -> bool + Sync,
+    flag: impl Fn(&[u32]) -> bool + Sync,
+    mut emit: impl FnMut(&[usize], &WaveBuffer),
+) -> std::result::Result<(), Declined> {
+    let mut buf = WaveBuffer::default();
+    let mut carry: Vec<usize> = vec![0];
+    let plan = waves(&h.region, max_rows);
+    for (w, parts) in plan.iter().enumerate() {
+        let (p0, p1) = (parts.start, parts.end);
+        let held = carry[carry.len() - 1];
+        let rows = h.region[p1] - h.region[p0];
+        // Region index r sits at buffer index r - at.
+        let at = h.region[p0] - held;
+        buf.lo.clear();
+        buf.lo.resize(held, 0);
+        for v in [&mut buf.key as &mut dyn Grow, &mut buf.lo] {
+            v.grow(held, rows);
+        }
+        for v in buf.f.iter_mut().take(nf) {
+            v.grow(held, rows);
+        }
+        let bad = {
+            let cols = WaveColumns {
+                key: Disjoint::new(&mut buf.key),
+                f: [Disjoint::new(&mut buf.f[0]), Disjoint::new(&mut buf.f[1]), Disjoint::new(&mut buf.f[2])],
+                lo: Disjoint::new(&mut buf.lo),
+            };
+            space.scatter_parts(t, h, parts.clone(), |r, d, slot| {
+                // SAFETY: `scatter_parts` hands each row a distinct slot d of the wave's
+                // regions, so d - at is a distinct index in held..held + rows.
+                unsafe { cols.lo.write(d - at, slot) };
+                put(r, &cols, d - at)
+            })
+        };
+        // SAFETY: the scatter wrote every index held..held + rows of the used columns.
+        unsafe {
+            buf.key.set_len(held + rows);
+            buf.lo.set_len(held + rows);
+            for v in buf.f.iter_mut().take(nf) {
+                v.set_len(held + rows);
+            }
+        }
+        if bad {
+            return Err(Declined);
+        }
+        let n_carry = carry.len() - 1;
+        let n_local = n_carry + base[p1] - base[p0];
+        let mut offsets = Vec::with_capacity(n_local + 1);
+        offsets.extend_from_slice(&carry[..n_carry]);
+        let found = {
+            let out = Disjoint::new(&mut offsets);
+            let key = Disjoint::new(&mut buf.key);
+            let f = [Disjoint::new(&mut buf.f[0]), Disjoint::new(&mut buf.f[1]), Disjoint::new(&mut buf.f[2])];
+            let acc_at = base[p0] - n_carry;
+            space.order_parts(
+                parts.clone(),
+                (at, acc_at),
+                &h.region,
+                base,
+                &buf.lo,
+                &key,
+                &out,
+                &flag,
+                |s, e, perm, keys, sc| {
+                    // SAFETY: `order_parts` hands each partition's buffer range s..e to one task.
+                    unsafe {
+                        key.slice(s, e).copy_from_slice(keys);
+                        for col in f.iter().take(nf) {
+                            permute(col.slice(s, e), perm, sc);
+                        }
+                    }
+                },
+            )
+        };
+        // SAFETY: the partitions wrote the offsets of local accounts n_carry..n_local.
+        unsafe { offsets.set_len(n_local) };
+        offsets.push(held + rows);
+        if found.is_some() {
+            return Err(Declined);
+        }
+        let last = w + 1 == plan.len();
+        let full = if last { n_local } else { n_local / GROUP * GROUP };
+        emit(&offsets[..=full], &buf);
+        if !last {
+            let (r0, r1) = (offsets[full], offsets[n_local]);
+            buf.key.copy_within(r0..r1, 0);
+            for v in buf.f.iter_mut().take(nf) {
+                v.copy_within(r0..r1, 0);
+            }
+            buf.key.truncate(r1 - r0);
+            for v in buf.f.iter_mut().take(nf) {
+                v.truncate(r1 - r0);
+            }
+            carry = offsets[full..=n_local].iter().map(|&o| o - r0).collect();
+        }
+    }
+    Ok(())
+}
+
+/// A buffer column made ready for a wave: `held` values kept, room for `rows` more.
+trait Grow {
+    fn grow(&mut self, held: usize, rows: usize);
+}
+impl<T> Grow for Vec<T> {
+    fn grow(&mut self, held: usize, rows: usize) {
+        self.truncate(held);
+        if self.capacity() < held + rows {
+            reserve_more(self, rows);
+        }
+    }
+}
+
+/// Groups balances and positions (with their sides, as [`group_with`]; no open orders)
+/// straight into the evaluation kernel's layout ([`Sliced8`]), keeping no grouped copy of
+/// the rows. The result's layout equals `Sliced8::new(&group_with(...))` field for field,
+/// and so do its accounts; errors are [`group_with`]'s (the first offending row).
+///
+/// Same passes as [`group_with`] (ids to slots, histogram, scatter, in-cache ordering per
+/// partition), but the scatter fills a buffer for a *wave* of partitions at a time (about a
+/// quarter of the book's bytes), and each ordered wave is written into the layout's groups
+/// of 8 at once, so building adds the layout and one wave's buffer to memory, not a full
+/// grouped copy. A book with duplicate balance rows, a flagged row or a clash takes the
+/// [`group_with`] path (its error, or its merged rows laid out).
+pub fn group_into_layout(
+    bal: BalanceInput<'_>,
+    pos: PositionInput<'_>,
+    side: &[u8],
+    n_asset_codes: u32,
+    n_market_codes: u32,
+) -> Result<LaidOutBook> {
+    // A wave's buffer holds about a quarter of the input columns' bytes.
+    let budget = ((bal.account.len() * 20 + pos.account.len() * 37) / 4).max(1 << 23);
+    lay_out(bal, pos, side, n_asset_codes, n_market_codes, budget)
+}
+
+/// [`group_into_layout`] with waves of at most `budget` buffer bytes.
+fn lay_out(
+    bal: BalanceInput<'_>,
+    pos: PositionInput<'_>,
+    side: &[u8],
+    n_asset_codes: u32,
+    n_market_codes: u32,
+    budget: usize,
+) -> Result<LaidOutBook> {
+    let (na, nm) = (n_asset_codes, n_market_codes);
+    let has_sides = side.iter().any(|&s| s != SIDE_BOTH);
+    let by_rows = || -> Result<LaidOutBook> {
+        let g = group_with(bal, pos, side, None, na, nm)?;
+        let layout = Sliced8::new(&g);
+        Ok(LaidOutBook { accounts: g.accounts, layout, n_asset_codes: na, n_market_codes: nm, has_sides })
+    };
+    let (nb, np) = (bal.account.len(), pos.account.len());
+    let too_many = nb >= u32::MAX as usize || np >= u32::MAX as usize;
+    if !same_lengths(&bal, &pos, side, None) || too_many || nm > MAX_PACKED_CODES {
+        return by_rows();
+    }
+    let mut space = Space::new([bal.account, pos.account, &[]]);
+    let hist = [space.histogram(0), space.histogram(1)];
+    let base = space.dense_bases();
+    let accounts = space.accounts(&base);
+    let n = accounts.len();
+    let side_of = |r: usize| if side.is_empty() { SIDE_BOTH } else { side[r] };
+    let (Some(bal_rows), Some(pos_rows)) = (space.row_counts(0), space.row_counts(1)) else {
+        drop((space, hist, accounts));
+        return by_rows();
+    };
+    let slots = space.slot_offsets([&bal_rows, &pos_rows], n);
+    drop((bal_rows, pos_rows));
+    let built = Sliced8::build_with(n, CodeWidth::for_codes(na.max(nm)), slots, |sink: &mut dyn RowSink| {
+        lay_out_table(
+            &space,
+            0,
+            &hist[0],
+            &base,
+            budget / 14,
+            1,
+            |r, c, i| {
+                let (code, qty) = (bal.code[r], bal.qty[r]);
+                // SAFETY: each row has its own buffer index i (`lay_out_table`).
+                unsafe {
+                    c.key.write(i, code);
+                    c.f[0].write(i, qty);
+                }
+                code >= na || !within(qty, MAX_AMOUNT)
+            },
+            |k| k.windows(2).any(|w| w[0] == w[1]),
+            |offsets, b| {
+                let r = RowRun { offsets, key: &b.key, key_shift: 0, qty: &b.f[0], entry: &[], isolated: &[] };
+                sink.balances(&r);
+            },
+        )?;
+        lay_out_table(
+            &space,
+            1,
+            &hist[1],
+            &base,
+            budget / 30,
+            3,
+            |r, c, i| {
+                let (k, s, q, e, m) = (pos.code[r], side_of(r), pos.qty[r], pos.entry_price[r], pos.isolated_margin[r]);
+                // SAFETY: each row has its own buffer index i (`lay_out_table`).
+                unsafe {
+                    c.key.write(i, pack(k, s));
+                    c.f[0].write(i, q);
+                    c.f[1].write(i, e);
+                    // NaN and 0 both mean cross.
+                    c.f[2].write(i, if m.is_nan() { 0.0 } else { m });
+                }
+                // validate_positions and validate_sides, in one test (as group_with)
+                k >= nm
+                    || !within(q, MAX_QTY)
+                    || !is_price(e, q == 0.0)
+                    || !(m.is_nan() || (0.0..=MAX_AMOUNT).contains(&m))
+                    || s > SIDE_SHORT
+                    || (s == SIDE_LONG && q < 0.0)
+                    || (s == SIDE_SHORT && q > 0.0)
+            },
+            |k| k.windows(2).any(|w| clash(w[0], w[1])),
+            |offsets, b| {
+                let r = RowRun { offsets, key: &b.key, key_shift: 2, qty: &b.f[0], entry: &b.f[1], isolated: &b.f[2] };
+                sink.positions(&r);
+            },
+        )
+    });
+    drop((space, hist));
+    release_freed();
+    match built {
+        Ok(layout) => Ok(LaidOutBook { accounts, layout, n_asset_codes: na, n_market_codes: nm, has_sides }),
+        Err(Declined) => {
+            drop(accounts);
+            by_rows()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct BalRow {
     code: u32,
@@ -600,6 +923,12 @@ fn increasing(columns: &[&[u32]], n_codes: u32, remap: &[u32]) -> bool {
             used[c as usize] = true;
         }
     }
+    keeps_order(&used, remap)
+}
+
+/// True when `remap` maps the codes flagged in `used` to strictly increasing universe
+/// indices (each account's rows, ordered by code, are then in universe order).
+pub fn keeps_order(used: &[bool], remap: &[u32]) -> bool {
     let mut last: Option<u32> = None;
     for (c, _) in used.iter().enumerate().filter(|(_, &u)| u) {
         let u = remap[c];
@@ -1058,6 +1387,63 @@ impl<'a> Space<'a> {
         Histogram { chunks, cursor, region }
     }
 
+    /// Table t's rows per slot (per account), or None when an account has 65,535 or more
+    /// (the caller then takes another path): one pass over the ids, a table per thread.
+    fn row_counts(&self, t: usize) -> Option<Vec<u16>> {
+        let n = self.ids[t].len();
+        let k = rayon::current_num_threads().max(1);
+        let per = n.div_ceil(k).max(1);
+        let mut tables: Vec<Vec<u16>> = (0..k)
+            .into_par_iter()
+            .map(|i| {
+                let mut c = vec![0u16; self.range];
+                for r in (i * per).min(n)..((i + 1) * per).min(n) {
+                    let s = self.slot(t, r) as usize;
+                    c[s] = c[s].saturating_add(1);
+                }
+                c
+            })
+            .collect();
+        let mut total = tables.swap_remove(0);
+        const SLOTS: usize = 1 << 14;
+        let full = total
+            .par_chunks_mut(SLOTS)
+            .enumerate()
+            .map(|(j, c)| {
+                for other in &tables {
+                    for (x, &y) in c.iter_mut().zip(&other[j * SLOTS..]) {
+                        *x = x.saturating_add(y);
+                    }
+                }
+                c.contains(&u16::MAX)
+            })
+            .reduce(|| false, |a, b| a | b);
+        (!full).then_some(total)
+    }
+
+    /// Each table's slot offsets per group of [`GROUP`] accounts in the kernel's layout
+    /// (`groups + 1` entries): a group takes as many slots as its account with the most rows.
+    fn slot_offsets(&self, rows: [&[u16]; 2], n: usize) -> (Vec<usize>, Vec<usize>) {
+        let groups = n.div_ceil(GROUP);
+        let mut width = [vec![0usize; groups + 1], vec![0usize; groups + 1]];
+        let mut a = 0;
+        for (s, (&b, &p)) in rows[0].iter().zip(rows[1]).enumerate() {
+            if self.is_seen(s) {
+                let g = a / GROUP + 1;
+                width[0][g] = width[0][g].max(b as usize);
+                width[1][g] = width[1][g].max(p as usize);
+                a += 1;
+            }
+        }
+        for w in width.iter_mut() {
+            for g in 0..groups {
+                w[g + 1] += w[g];
+            }
+        }
+        let [b, p] = width;
+        (b, p)
+    }
+
     /// Dense index of each partition's first slot (`parts + 1` entries).
     fn dense_bases(&self) -> Vec<usize> {
         let w = 1usize << self.shift;
@@ -1119,6 +1505,35 @@ impl<'a> Space<'a> {
             .reduce(|| false, |a, b| a | b)
     }
 
+    /// [`Space::scatter`] of the rows whose partition lies in `parts` only (one wave).
+    fn scatter_parts(
+        &self,
+        t: usize,
+        h: &Histogram,
+        parts: std::ops::Range<usize>,
+        put: impl Fn(usize, usize, u16) -> bool + Sync,
+    ) -> bool {
+        let mask = (1u32 << self.shift) - 1;
+        let mut cursor = h.cursor.clone();
+        cursor
+            .par_chunks_mut(self.parts.max(1))
+            .enumerate()
+            .map(|(c, cur)| {
+                let mut bad = false;
+                for r in h.chunks[c]..h.chunks[c + 1] {
+                    let s = self.slot(t, r);
+                    let p = (s >> self.shift) as usize;
+                    if parts.contains(&p) {
+                        let d = &mut cur[p];
+                        bad |= put(r, *d, (s & mask) as u16);
+                        *d += 1;
+                    }
+                }
+                bad
+            })
+            .reduce(|| false, |a, b| a | b)
+    }
+
     /// Orders each partition's region (rows in input order, as the scatter left them) by
     /// (account, key, input row), in parallel over partitions: a counting sort by local slot
     /// and an insertion sort of each account's keys (a handful of rows). Fills `offsets`
@@ -1140,11 +1555,37 @@ impl<'a> Space<'a> {
         let n = base[self.parts];
         *offsets = reserved_column::<usize>(n + 1);
         let out = Disjoint::new(offsets);
+        let found = self.order_parts(0..self.parts, (0, 0), region, base, lo, key, &out, flag, apply);
+        // SAFETY: the partitions wrote offsets 0..n; the last is the total.
+        unsafe {
+            out.write(n, region[self.parts]);
+            offsets.set_len(n + 1);
+        }
+        found
+    }
+
+    /// [`Space::order`] of the partitions `parts` (one wave) held in a buffer: a partition
+    /// region's row i (region index) sits at buffer index i − `at.0` ("at" = (region index of
+    /// buffer slot 0, dense account of offset slot 0)); `lo` and `key` are the buffer's, and
+    /// account d's offset (a buffer index) goes to `out[d − at.1]`.
+    #[allow(clippy::too_many_arguments)]
+    fn order_parts(
+        &self,
+        parts: std::ops::Range<usize>,
+        at: (usize, usize),
+        region: &[usize],
+        base: &[usize],
+        lo: &[u16],
+        key: &Disjoint<u32>,
+        out: &Disjoint<usize>,
+        flag: impl Fn(&[u32]) -> bool + Sync,
+        apply: impl Fn(usize, usize, Option<&[u32]>, &[u32], &mut Scratch) + Sync,
+    ) -> Option<usize> {
         let w = 1usize << self.shift;
-        let found = (0..self.parts)
+        parts
             .into_par_iter()
             .map_init(Scratch::default, |sc, p| {
-                let (s, e) = (region[p], region[p + 1]);
+                let (s, e) = (region[p] - at.0, region[p + 1] - at.0);
                 let (first_slot, slots) = (p * w, w.min(self.range - p * w));
                 let lo = &lo[s..e];
                 let start = &mut sc.start;
@@ -1156,11 +1597,11 @@ impl<'a> Space<'a> {
                 for j in 0..slots {
                     start[j + 1] += start[j];
                 }
-                let mut d = base[p];
-                for (j, &at) in start[..slots].iter().enumerate() {
+                let mut d = base[p] - at.1;
+                for (j, &row) in start[..slots].iter().enumerate() {
                     if self.is_seen(first_slot + j) {
                         // SAFETY: partition p writes the dense indices base[p]..base[p + 1].
-                        unsafe { out.write(d, s + at as usize) };
+                        unsafe { out.write(d, s + row as usize) };
                         d += 1;
                     }
                 }
@@ -1209,13 +1650,7 @@ impl<'a> Space<'a> {
                 (sc.perm, sc.keys) = (perm, keys);
                 first
             })
-            .reduce(|| None, |a, b| a.into_iter().chain(b).min());
-        // SAFETY: the partitions wrote offsets 0..n; the last is the total.
-        unsafe {
-            out.write(n, region[self.parts]);
-            offsets.set_len(n + 1);
-        }
-        found
+            .reduce(|| None, |a, b| a.into_iter().chain(b).min())
     }
 }
 
@@ -1288,6 +1723,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::kernel::Sliced8;
     use crate::memory::column;
 
     /// Sorted unique ids over all columns, and each column's rows as dense indices.
@@ -1678,8 +2114,99 @@ mod tests {
         }
     }
 
+    /// A layout's fields with floats as bits (equality bit for bit).
+    fn layout_bits(l: &Sliced8) -> String {
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let codes = format!("{:?}", l.codes);
+        format!(
+            "{} {:?} {:?} {:?} {:?} {} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            l.n_accounts(),
+            l.bal_slot,
+            l.pos_slot,
+            l.bal_mask,
+            l.pos_mask,
+            codes,
+            bits(&l.bal_qty),
+            bits(&l.pos_qty),
+            bits(&l.pos_entry),
+            l.iso_mask,
+            l.iso_at,
+            bits(&l.iso),
+            l.has_orders
+        )
+    }
+
+    #[test]
+    fn grouping_into_the_layout_is_the_csrs_layout_for_any_thread_count_order_spread_and_wave() {
+        for (spread, sorted) in [(1, false), (1, true), (1 << 40, false), (3, false)] {
+            let (ba, bc, bq, pa, pc, ps, pq, ..) = large_book(spread, sorted);
+            let entry: Vec<f64> = (0..pa.len()).map(|i| 100.0 + (i % 7) as f64).collect();
+            let iso: Vec<f64> = (0..pa.len()).map(|i| [f64::NAN, 0.0, 2.5, -0.0][i % 4]).collect();
+            let b = BalanceInput { account: &ba, code: &bc, qty: &bq };
+            let p = PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &entry, isolated_margin: &iso };
+            let csr = group_with(b, p, &ps, None, 6, 5).unwrap();
+            let want = layout_bits(&Sliced8::new(&csr));
+            for (threads, budget) in [(1, usize::MAX), (2, 1 << 20), (3, 1 << 16), (7, 5_000)] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let got = pool.install(|| lay_out(b, p, &ps, 6, 5, budget).unwrap());
+                let at = format!("{threads} threads, budget {budget}, spread {spread}, sorted {sorted}");
+                assert!(got.accounts == csr.accounts, "{at}");
+                assert!(got.has_sides, "{at}");
+                assert!(layout_bits(&got.layout) == want, "{at}");
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Grouping straight into the layout gives the CSR grouping's layout and accounts, or
+        /// its error, whatever the waves' size.
+        #[test]
+        fn grouping_into_the_layout_matches_the_csr_grouping(
+            sparse in any::<bool>(),
+            seed_ids in prop::collection::vec(any::<prop::sample::Index>(), 40),
+            bal in prop::collection::vec((0usize..40, prop_oneof![200 => 0u32..3, 1 => Just(3u32)], prop_oneof![400 => -1e6f64..1e6, 1 => Just(f64::NAN)]), 0..80),
+            pos in prop::collection::vec(
+                (0usize..40, prop_oneof![200 => 0u32..5, 1 => Just(5u32)], prop_oneof![20 => Just(0u8), 10 => 1u8..3, 1 => Just(3u8)], -10f64..10.0, prop_oneof![Just(100.0), Just(0.0)], prop_oneof![Just(0.0), Just(f64::NAN), Just(5.0), Just(-0.0)]),
+                0..60,
+            ),
+            with_sides in any::<bool>(),
+            id_pool in prop::collection::vec(any::<i64>(), 40),
+            budget in prop_oneof![Just(usize::MAX), 1usize..2_000],
+            wide in any::<bool>(),
+        ) {
+            let pool: Vec<i64> = if sparse {
+                id_pool.iter().zip(&seed_ids).map(|(&x, i)| if i.index(2) == 0 { x } else { i.index(64) as i64 - 32 }).collect()
+            } else {
+                id_pool.iter().map(|&x| x.rem_euclid(48)).collect()
+            };
+            let id = |k: usize| pool[k % pool.len()];
+            let ba: Vec<i64> = bal.iter().map(|r| id(r.0)).collect();
+            let bc: Vec<u32> = bal.iter().map(|r| r.1).collect();
+            let bq: Vec<f64> = bal.iter().map(|r| r.2).collect();
+            let pa: Vec<i64> = pos.iter().map(|r| id(r.0)).collect();
+            let pc: Vec<u32> = pos.iter().map(|r| r.1).collect();
+            let ps: Vec<u8> = pos.iter().map(|r| r.2).collect();
+            let pq: Vec<f64> = pos.iter().map(|r| match r.2 { SIDE_LONG => r.3.abs(), SIDE_SHORT => -r.3.abs(), _ => r.3 }).collect();
+            let pe: Vec<f64> = pos.iter().map(|r| if r.3 == 0.0 { r.4 } else { 100.0 }).collect();
+            let pm: Vec<f64> = pos.iter().map(|r| r.5).collect();
+            let side: &[u8] = if with_sides { &ps } else { &[] };
+            let b = BalanceInput { account: &ba, code: &bc, qty: &bq };
+            let p = PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pm };
+            // 300 codes of each kind: the layout stores them as u16.
+            let (na, nm) = if wide { (300, 300) } else { (3, 5) };
+            let got = lay_out(b, p, side, na, nm, budget);
+            match group_with(b, p, side, None, na, nm) {
+                Err(e) => prop_assert_eq!(format!("{:?}", got.err()), format!("{:?}", Some(e))),
+                Ok(csr) => {
+                    let got = got.unwrap();
+                    prop_assert_eq!(&got.accounts, &csr.accounts);
+                    prop_assert_eq!(got.has_sides, csr.has_sides());
+                    prop_assert_eq!(layout_bits(&got.layout), layout_bits(&Sliced8::new(&csr)));
+                }
+            }
+        }
 
         /// The column-at-a-time grouping reproduces the previous row-struct grouping, field
         /// for field and bit for bit, or the same error: duplicates, hedge legs beside one-way

@@ -42,7 +42,9 @@ pub mod span;
 pub mod stress;
 pub mod universe;
 
-pub use book::{group, group_with, BalanceInput, GroupedBook, OrderInput, PositionInput};
+pub use book::{
+    group, group_into_layout, group_with, BalanceInput, GroupedBook, LaidOutBook, OrderInput, PositionInput,
+};
 pub use contract::{Contract, Payoff};
 pub use error::{CoreError, Result, Table};
 pub use margin::{evaluate, evaluate_account, AccountMargin, MarginColumns, MarginContext, Prices, Remap};

@@ -94,3 +94,36 @@ pub fn column_from<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     unsafe { out.set_len(n) };
     out
 }
+
+/// Hands the heap's freed pages back to the operating system (glibc's `malloc_trim`; a no-op
+/// elsewhere): a step that freed large transients (a grouping's buffers and count tables)
+/// would otherwise leave them resident in the heap, where the next allocations may not reuse
+/// them.
+pub fn release_freed() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it reads no caller memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Bytes from which glibc's malloc gives an allocation a memory mapping of its own whatever
+/// its dynamic threshold (`DEFAULT_MMAP_THRESHOLD_MAX` on 64-bit): freed, it goes back to the
+/// operating system; grown, it is remapped rather than copied.
+const MAPPED: usize = 32 << 20;
+
+/// Room for `n` more values in `v`, the new room advised onto huge pages: a column grown step
+/// by step, each step written through a [`Disjoint`] view and then its length set. A column
+/// of a megabyte or more reserves at least [`MAPPED`] bytes (address space, not memory: pages
+/// are only backed once written), so that it lives in a mapping of its own — growing it
+/// moves no bytes and freeing it leaves no resident hole in the heap (call `shrink_to_fit`
+/// when done).
+pub fn reserve_more<T>(v: &mut Vec<T>, n: usize) {
+    let size = std::mem::size_of::<T>().max(1);
+    let want = v.len() + n;
+    if v.capacity() < want {
+        let target = if want * size >= 1 << 20 { want.max(MAPPED / size + 1) } else { want };
+        v.reserve_exact(target - v.len());
+    }
+    advise_huge_pages(&mut v.spare_capacity_mut()[..n]);
+}

@@ -31,7 +31,7 @@ pub fn margin_context<'a>(
     book: &'a PyBookView,
     prices: &'a PricesIn<'_>,
 ) -> PyResult<MarginContext<'a>> {
-    MarginContext::new(universe, book.grouped(), prices.slices()?, book.remap()).map_err(|e| to_pyerr(py, e))
+    MarginContext::new(universe, book.header(), prices.slices()?, book.remap()).map_err(|e| to_pyerr(py, e))
 }
 
 /// Per-account margin columns as a dict of numpy arrays (moved, not copied).

@@ -1,14 +1,24 @@
-//! The grouped (CSR) book as a Python object, and the book bound to a universe's indices
+//! The grouped book as a Python object, and the book bound to a universe's indices
 //! (`BookView`), which is how a book crosses into every engine method. Input columns are
 //! read in place (readonly numpy views, by column name); grouping runs without the GIL.
+//!
+//! One copy of the rows (docs/ARCHITECTURE.md "Grouping"): a book without open orders is
+//! grouped straight into the evaluation kernel's layout and keeps no grouped (CSR) copy;
+//! the CSR that the account-by-account models read is rebuilt from the input columns (kept
+//! alive by the book, shared, never copied) on the first call that needs it.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crossmargin_core::fixed::{FixedBook, FixedUniverse};
-use crossmargin_core::kernel::Sliced8;
-use crossmargin_core::{group_with, BalanceInput, GroupedBook, OrderInput, PositionInput, Remap};
+use crossmargin_core::kernel::{Level, Sliced8};
+use crossmargin_core::universe::Universe;
+use crossmargin_core::{
+    group_into_layout, group_with, BalanceInput, GroupedBook, LaidOutBook, OrderInput, PositionInput, Remap,
+};
+use numpy::ndarray::ArrayView1;
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::errors::detached;
 use crate::universe::PyUniverse;
@@ -55,16 +65,136 @@ struct OrdersIn<'py> {
     reduce_only: PyReadonlyArray1<'py, bool>,
 }
 
+/// A column of the caller's, read without the GIL after construction.
+struct Raw<T> {
+    ptr: *const T,
+    len: usize,
+}
+
+// SAFETY: `Raw` points into a numpy array that its `Source` keeps alive (a reference to the
+// array object); numpy neither frees nor moves the data of a referenced array, and the book
+// only reads it (docs: the caller must not write to a book's columns while it is in use).
+unsafe impl<T: Sync> Send for Raw<T> {}
+unsafe impl<T: Sync> Sync for Raw<T> {}
+
+impl<T> Raw<T> {
+    fn of(a: &PyReadonlyArray1<'_, T>, keep: &mut Vec<Py<PyAny>>) -> PyResult<Self>
+    where
+        T: numpy::Element,
+    {
+        let s = a.as_slice()?;
+        keep.push(a.as_any().clone().unbind());
+        Ok(Raw { ptr: s.as_ptr(), len: s.len() })
+    }
+
+    fn get(&self) -> &[T] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: see the `Send` impl: the array is alive and unmoved while `self` is.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// The input columns a book was grouped into the layout from: its CSR grouping is rebuilt
+/// from them on first use.
+struct Source {
+    _keep: Vec<Py<PyAny>>,
+    b_account: Raw<i64>,
+    b_code: Raw<u32>,
+    b_qty: Raw<f64>,
+    p_account: Raw<i64>,
+    p_code: Raw<u32>,
+    p_qty: Raw<f64>,
+    p_entry: Raw<f64>,
+    p_isolated: Raw<f64>,
+    p_side: Raw<u8>,
+}
+
+impl Source {
+    fn inputs(&self) -> (BalanceInput<'_>, PositionInput<'_>, &[u8]) {
+        (
+            BalanceInput { account: self.b_account.get(), code: self.b_code.get(), qty: self.b_qty.get() },
+            PositionInput {
+                account: self.p_account.get(),
+                code: self.p_code.get(),
+                qty: self.p_qty.get(),
+                entry_price: self.p_entry.get(),
+                isolated_margin: self.p_isolated.get(),
+            },
+            self.p_side.get(),
+        )
+    }
+}
+
 #[pyclass(frozen, module = "crossmargin._core", name = "GroupedBook")]
 pub struct PyBook {
-    pub inner: GroupedBook,
-    /// The SIMD kernel's layout of `inner`, built on first use (`crossmargin_core::kernel`).
+    /// The CSR grouping: given (a cascade's final book, a regrouped view, a book with open
+    /// orders), or rebuilt from `source` on first use.
+    csr: OnceLock<GroupedBook>,
+    /// A book grouped into the layout: its account ids over no rows (what the kernel reads
+    /// when every group of a call runs SIMD), and the input columns.
+    laid_out: Option<(GroupedBook, Source)>,
+    /// The SIMD kernel's layout, built by the grouping or on first use (`crossmargin_core::kernel`).
     layout: OnceLock<Sliced8>,
+    has_sides: bool,
+    /// Codes some row uses, (assets, markets), for `bind`.
+    used: OnceLock<(Vec<bool>, Vec<bool>)>,
 }
 
 impl PyBook {
     pub(crate) fn of(inner: GroupedBook) -> Self {
-        PyBook { inner, layout: OnceLock::new() }
+        let has_sides = inner.has_sides();
+        PyBook { csr: OnceLock::from(inner), laid_out: None, layout: OnceLock::new(), has_sides, used: OnceLock::new() }
+    }
+
+    /// The CSR grouping (rebuilt from the input columns on first use for a book grouped
+    /// into the layout: its cost is the calling model's, once).
+    pub fn grouped(&self) -> &GroupedBook {
+        self.csr.get_or_init(|| {
+            let (shell, source) = self.laid_out.as_ref().expect("a book holds its CSR or its input columns");
+            let (b, p, side) = source.inputs();
+            let (na, nm) = (shell.n_asset_codes, shell.n_market_codes);
+            group_with(b, p, side, None, na, nm)
+                .expect("the book's input columns changed after grouping (a book's columns must not be written)")
+        })
+    }
+
+    /// The rows the kernel reads beside the layout in a call at `level` under `universe`: the
+    /// account ids alone when every group runs SIMD (no venue rules, no options, a SIMD
+    /// level; a book grouped into the layout holds no open orders), else the CSR grouping.
+    pub fn kernel_rows(&self, universe: &Universe, level: Level) -> &GroupedBook {
+        match (&self.laid_out, self.csr.get()) {
+            (_, Some(csr)) => csr,
+            (Some((shell, _)), None)
+                if level != Level::Scalar
+                    && level.supported()
+                    && !universe.venue_rules
+                    && !universe.market_hot.iter().any(|h| h.is_option()) =>
+            {
+                shell
+            }
+            _ => self.grouped(),
+        }
+    }
+
+    fn n_accounts(&self) -> usize {
+        match (&self.laid_out, self.csr.get()) {
+            (Some((shell, _)), _) => shell.n_accounts(),
+            (None, Some(csr)) => csr.n_accounts(),
+            (None, None) => unreachable!("a book holds its CSR or its input columns"),
+        }
+    }
+
+    fn accounts_slice(&self) -> &[i64] {
+        match &self.laid_out {
+            Some((shell, _)) => &shell.accounts,
+            None => &self.grouped().accounts,
+        }
+    }
+
+    fn layout(&self) -> &Sliced8 {
+        self.layout.get_or_init(|| Sliced8::new(self.grouped()))
     }
 }
 
@@ -106,19 +236,51 @@ impl PyBook {
         let side = p.side.as_slice()?;
         let na = b.asset.n_codes;
         let nm = p.market.n_codes.max(orders.as_ref().map_or(0, |o| o.market.n_codes));
-        let inner = detached(py, || group_with(bal, pos, side, ord, na, nm))?;
-        Ok(PyBook::of(inner))
+        if ord.is_some() {
+            let inner = detached(py, || group_with(bal, pos, side, ord, na, nm))?;
+            return Ok(PyBook::of(inner));
+        }
+        let mut keep = vec![];
+        let source = Source {
+            b_account: Raw::of(&b.account, &mut keep)?,
+            b_code: Raw::of(&b.asset.codes, &mut keep)?,
+            b_qty: Raw::of(&b.qty, &mut keep)?,
+            p_account: Raw::of(&p.account, &mut keep)?,
+            p_code: Raw::of(&p.market.codes, &mut keep)?,
+            p_qty: Raw::of(&p.qty, &mut keep)?,
+            p_entry: Raw::of(&p.entry_price, &mut keep)?,
+            p_isolated: Raw::of(&p.isolated_margin, &mut keep)?,
+            p_side: Raw::of(&p.side, &mut keep)?,
+            _keep: keep,
+        };
+        let laid: LaidOutBook = detached(py, || group_into_layout(bal, pos, side, na, nm))?;
+        let shell = GroupedBook {
+            accounts: laid.accounts,
+            n_asset_codes: laid.n_asset_codes,
+            n_market_codes: laid.n_market_codes,
+            ..GroupedBook::default()
+        };
+        Ok(PyBook {
+            csr: OnceLock::new(),
+            laid_out: Some((shell, source)),
+            layout: OnceLock::from(laid.layout),
+            has_sides: laid.has_sides,
+            used: OnceLock::new(),
+        })
     }
 
-    #[getter]
-    fn n_accounts(&self) -> usize {
-        self.inner.n_accounts()
+    #[getter(n_accounts)]
+    fn py_n_accounts(&self) -> usize {
+        self.n_accounts()
     }
 
-    /// Bytes held by the grouped arrays.
+    /// Bytes held by the grouping: the kernel's layout when the book was grouped into it,
+    /// its account ids, and the CSR grouping once built.
     #[getter]
     fn nbytes(&self) -> usize {
-        self.inner.nbytes()
+        let ids = self.laid_out.as_ref().map_or(0, |(shell, _)| shell.accounts.len() * 8);
+        let layout = if self.laid_out.is_some() { self.layout.get().map_or(0, Sliced8::nbytes) } else { 0 };
+        ids + layout + self.csr.get().map_or(0, GroupedBook::nbytes)
     }
 
     /// This book bound to `universe` through its code → universe index remaps. Each account's
@@ -135,7 +297,15 @@ impl PyBook {
         let (a, m) = (asset_remap.as_slice()?, market_remap.as_slice()?);
         let u = &universe.get().inner;
         let this = slf.get();
-        if this.inner.is_in_order(a, m) {
+        let in_order = match (&this.laid_out, this.csr.get()) {
+            (Some((shell, _)), None) => {
+                let (na, nm) = (shell.n_asset_codes as usize, shell.n_market_codes as usize);
+                let (ua, um) = this.used.get_or_init(|| this.layout().used_codes(na, nm));
+                crossmargin_core::book::keeps_order(ua, a) && crossmargin_core::book::keeps_order(um, m)
+            }
+            _ => this.grouped().is_in_order(a, m),
+        };
+        if in_order {
             return Ok(PyBookView {
                 book: slf.clone().unbind(),
                 asset_remap: a.to_vec(),
@@ -144,7 +314,7 @@ impl PyBook {
             });
         }
         let (na, nm) = (u.n_assets() as u32, u.n_markets() as u32);
-        let inner = detached(py, || this.inner.in_universe_order(a, m, na, nm))?;
+        let inner = detached(py, || this.grouped().in_universe_order(a, m, na, nm))?;
         Ok(PyBookView {
             book: Py::new(py, PyBook::of(inner))?,
             asset_remap: (0..na).collect(),
@@ -156,18 +326,25 @@ impl PyBook {
     /// Whether any position is a hedge-mode leg (side long or short).
     #[getter]
     fn has_sides(&self) -> bool {
-        self.inner.has_sides()
+        self.has_sides
     }
 
     /// Whether the book holds open orders.
     #[getter]
     fn has_orders(&self) -> bool {
-        self.inner.has_orders()
+        self.laid_out.is_none() && self.grouped().has_orders()
     }
 
-    /// Account ids, ascending (a new array each call).
-    fn accounts<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
-        self.inner.accounts.clone().into_pyarray(py)
+    /// Account ids, ascending: a read-only view of the book's own ids (no copy).
+    fn accounts<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let ids = ArrayView1::from(slf.get().accounts_slice());
+        // SAFETY: the ids live as long as the book (frozen: never replaced or moved), which the
+        // array keeps alive as its base.
+        let a = unsafe { PyArray1::borrow_from_array(&ids, slf.clone().into_any()) };
+        let kwargs = PyDict::new(slf.py());
+        kwargs.set_item("write", false)?;
+        a.call_method("setflags", (), Some(&kwargs))?;
+        Ok(a)
     }
 }
 
@@ -196,14 +373,31 @@ impl PyBookView {
         }
     }
 
+    /// The CSR grouping (for a book grouped into the layout, rebuilt from its input columns
+    /// on the first call that reads accounts' rows; that call bears its cost).
     pub fn grouped(&self) -> &GroupedBook {
-        &self.book.get().inner
+        self.book.get().grouped()
+    }
+
+    /// What the evaluation kernel reads beside the layout at `level` under `universe`
+    /// ([`PyBook::kernel_rows`]): the account ids alone when every group runs SIMD.
+    pub fn kernel_rows(&self, universe: &Universe, level: Level) -> &GroupedBook {
+        self.book.get().kernel_rows(universe, level)
     }
 
     /// The kernel's layout of the grouping (built once, in parallel on the current pool).
     pub fn layout(&self) -> &Sliced8 {
+        self.book.get().layout()
+    }
+
+    /// The grouping's account ids, code counts and open orders, with or without its rows
+    /// (what a call's checks read: no CSR is built for them).
+    pub fn header(&self) -> &GroupedBook {
         let b = self.book.get();
-        b.layout.get_or_init(|| Sliced8::new(&b.inner))
+        match (&b.laid_out, b.csr.get()) {
+            (Some((shell, _)), None) => shell,
+            _ => b.grouped(),
+        }
     }
 
     pub fn remap(&self) -> Remap<'_> {
@@ -216,7 +410,7 @@ impl PyBookView {
     /// Bytes held by the grouping the kernels read (the book's own, or its regrouped copy).
     #[getter]
     fn nbytes(&self) -> usize {
-        self.grouped().nbytes()
+        self.book.get().nbytes()
     }
 
     /// Builds the evaluation kernel's layout of the grouping now (else the first
@@ -248,6 +442,6 @@ impl PyBookView {
 
     #[getter]
     fn n_accounts(&self) -> usize {
-        self.grouped().n_accounts()
+        self.book.get().n_accounts()
     }
 }

@@ -135,8 +135,8 @@ impl PyEngine {
         let Some(dict) = out else {
             let cols = detached(py, || {
                 self.install(|| {
-                    let mut cols = MarginColumns::zeroed(b.grouped().n_accounts());
-                    kernel::evaluate_into(b.grouped(), b.layout(), &ctx, cols.as_mut(), level)?;
+                    let mut cols = MarginColumns::zeroed(b.layout().n_accounts());
+                    kernel::evaluate_into(b.kernel_rows(ctx.universe, level), b.layout(), &ctx, cols.as_mut(), level)?;
                     Ok(cols)
                 })
             })?;
@@ -145,7 +145,11 @@ impl PyEngine {
         {
             let mut margin = MarginColumnsOut::of(&dict)?;
             let cols = margin.as_mut()?;
-            detached(py, || self.install(|| kernel::evaluate_into(b.grouped(), b.layout(), &ctx, cols, level)))?;
+            detached(py, || {
+                self.install(|| {
+                    kernel::evaluate_into(b.kernel_rows(ctx.universe, level), b.layout(), &ctx, cols, level)
+                })
+            })?;
         }
         Ok(dict)
     }

@@ -20,8 +20,8 @@
 
 use rayon::prelude::*;
 
-use crate::book::GroupedBook;
-use crate::memory::column;
+use crate::book::{GroupedBook, RowRun, RowSink};
+use crate::memory::{column, reserve_more, reserved_column, Disjoint};
 
 /// Accounts per group: one AVX-512 register of f64 (two AVX2 registers).
 pub const GROUP: usize = 8;
@@ -91,14 +91,14 @@ code!(u16);
 code!(u32);
 
 /// Balance and position codes, per slot × 8 lanes, at one width.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct SlotCodes<C> {
     pub bal: Vec<C>,
     pub pos: Vec<C>,
 }
 
 /// The layout's codes at its [`CodeWidth`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Codes {
     U8(SlotCodes<u8>),
     U16(SlotCodes<u16>),
@@ -112,7 +112,7 @@ impl Default for Codes {
 }
 
 /// A grouped book in groups of 8 accounts (see the module docs).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sliced8 {
     n_accounts: usize,
     /// Balance slots of group g: `bal_slot[g]..bal_slot[g + 1]`.
@@ -334,5 +334,324 @@ impl Sliced8 {
             + nb * (1 + GROUP * (code + 8))
             + np * (2 + GROUP * (code + 16))
             + self.iso.len() * 8
+    }
+}
+
+impl Sliced8 {
+    /// The codes held by some row (masked lanes only): (asset codes, market codes), each a
+    /// table of `n` flags.
+    pub fn used_codes(&self, n_assets: usize, n_markets: usize) -> (Vec<bool>, Vec<bool>) {
+        fn mark<C: Code>(codes: &[C], masks: &[u8], used: &mut [bool]) {
+            for (s, &m) in masks.iter().enumerate() {
+                for lane in 0..GROUP {
+                    if m & (1 << lane) != 0 {
+                        used[codes[s * GROUP + lane].get() as usize] = true;
+                    }
+                }
+            }
+        }
+        let (mut a, mut m) = (vec![false; n_assets], vec![false; n_markets]);
+        match &self.codes {
+            Codes::U8(c) => (mark(&c.bal, &self.bal_mask, &mut a), mark(&c.pos, &self.pos_mask, &mut m)),
+            Codes::U16(c) => (mark(&c.bal, &self.bal_mask, &mut a), mark(&c.pos, &self.pos_mask, &mut m)),
+            Codes::U32(c) => (mark(&c.bal, &self.bal_mask, &mut a), mark(&c.pos, &self.pos_mask, &mut m)),
+        };
+        (a, m)
+    }
+
+    /// The layout of the rows that `fill` hands over run by run (grouping straight into the
+    /// layout, no grouped copy of the rows): balance runs and position runs each in account
+    /// order, every run starting at a group; `n_accounts` accounts in all. `slots`: each
+    /// kind's slot offsets per group (`groups + 1` entries, from the accounts' row counts),
+    /// so that every slot column is allocated once, at its final size.
+    pub(crate) fn build_with<E>(
+        n_accounts: usize,
+        width: CodeWidth,
+        slots: (Vec<usize>, Vec<usize>),
+        fill: impl FnOnce(&mut dyn RowSink) -> Result<(), E>,
+    ) -> Result<Sliced8, E> {
+        type Fill<'f, E> = &'f mut dyn FnMut(&mut dyn RowSink) -> Result<(), E>;
+        fn run<C: Code, E>(n: usize, slots: (Vec<usize>, Vec<usize>), fill: Fill<'_, E>) -> Result<Sliced8, E>
+        where
+            SlotCodes<C>: Into<Codes>,
+        {
+            let mut b = Builder { bal: BalanceSlots::<C>::new(slots.0), pos: PositionSlots::<C>::new(slots.1) };
+            fill(&mut b)?;
+            Ok(Sliced8::assemble(n, b.bal, b.pos))
+        }
+        let mut once = Some(fill);
+        let mut fill = |sink: &mut dyn RowSink| (once.take().expect("filled once"))(sink);
+        match width {
+            CodeWidth::U8 => run::<u8, E>(n_accounts, slots, &mut fill),
+            CodeWidth::U16 => run::<u16, E>(n_accounts, slots, &mut fill),
+            CodeWidth::U32 => run::<u32, E>(n_accounts, slots, &mut fill),
+        }
+    }
+
+    /// The layout assembled from its two kinds' slot arrays.
+    fn assemble<C: Code>(n_accounts: usize, mut b: BalanceSlots<C>, mut p: PositionSlots<C>) -> Sliced8
+    where
+        SlotCodes<C>: Into<Codes>,
+    {
+        let groups = n_accounts.div_ceil(GROUP);
+        assert!(b.done == groups && p.done == groups, "every group laid out");
+        let (nb, np) = (b.slot[groups], p.slot[groups]);
+        // SAFETY: the runs wrote every slot of every group (their slot ranges tile 0..nb and
+        // 0..np), and every stored isolated margin (`PositionSlots::append` sets that length).
+        unsafe {
+            b.mask.set_len(nb);
+            b.code.set_len(nb * GROUP);
+            b.qty.set_len(nb * GROUP);
+            p.mask.set_len(np);
+            p.iso_mask.set_len(np);
+            p.code.set_len(np * GROUP);
+            p.qty.set_len(np * GROUP);
+            p.entry.set_len(np * GROUP);
+        }
+        p.iso.extend(std::iter::repeat_n(0.0, ISO_PAD));
+        // Grown in a mapping with room to spare (`memory::reserve_more`): give the room back.
+        p.iso.shrink_to_fit();
+        Sliced8 {
+            n_accounts,
+            bal_slot: b.slot,
+            pos_slot: p.slot,
+            bal_mask: b.mask,
+            pos_mask: p.mask,
+            codes: SlotCodes { bal: b.code, pos: p.code }.into(),
+            bal_qty: b.qty,
+            pos_qty: p.qty,
+            pos_entry: p.entry,
+            iso_mask: p.iso_mask,
+            iso_at: p.iso_at,
+            iso: p.iso,
+            has_orders: vec![false; groups],
+        }
+    }
+}
+
+impl From<SlotCodes<u8>> for Codes {
+    fn from(c: SlotCodes<u8>) -> Codes {
+        Codes::U8(c)
+    }
+}
+impl From<SlotCodes<u16>> for Codes {
+    fn from(c: SlotCodes<u16>) -> Codes {
+        Codes::U16(c)
+    }
+}
+impl From<SlotCodes<u32>> for Codes {
+    fn from(c: SlotCodes<u32>) -> Codes {
+        Codes::U32(c)
+    }
+}
+
+/// Accounts in a run.
+trait Run {
+    fn accounts(&self) -> usize;
+}
+
+impl Run for RowRun<'_> {
+    fn accounts(&self) -> usize {
+        self.offsets.len() - 1
+    }
+}
+
+/// The two halves of a layout being built.
+struct Builder<C> {
+    bal: BalanceSlots<C>,
+    pos: PositionSlots<C>,
+}
+
+impl<C: Code> RowSink for Builder<C> {
+    fn balances(&mut self, run: &RowRun<'_>) {
+        self.bal.append(run);
+    }
+    fn positions(&mut self, run: &RowRun<'_>) {
+        self.pos.append(run);
+    }
+}
+
+/// Appends to `v`'s slot-array bookkeeping: the running prefix of `widths`.
+fn push_prefix(v: &mut Vec<usize>, widths: impl Iterator<Item = usize>) {
+    let mut last = *v.last().expect("a prefix starts at 0");
+    for w in widths {
+        last += w;
+        v.push(last);
+    }
+}
+
+/// A column grown by `add` values written in parallel through [`Disjoint`] views.
+fn grown<T>(v: &mut Vec<T>, add: usize) -> Disjoint<T> {
+    reserve_more(v, add);
+    Disjoint::new(v)
+}
+
+/// The balance half of a layout, built group by group into columns allocated at their final
+/// size.
+struct BalanceSlots<C> {
+    slot: Vec<usize>,
+    /// Groups written so far.
+    done: usize,
+    mask: Vec<u8>,
+    code: Vec<C>,
+    qty: Vec<f64>,
+}
+
+impl<C: Code> BalanceSlots<C> {
+    fn new(slot: Vec<usize>) -> Self {
+        let n = slot[slot.len() - 1];
+        BalanceSlots {
+            slot,
+            done: 0,
+            mask: reserved_column(n),
+            code: reserved_column(n * GROUP),
+            qty: reserved_column(n * GROUP),
+        }
+    }
+
+    /// Writes the groups of `run` (its first account starts group `self.done`), exactly as
+    /// [`Sliced8::new`] lays them out.
+    fn append(&mut self, run: &RowRun<'_>) {
+        let n = run.accounts();
+        let groups = n.div_ceil(GROUP);
+        let first = self.done;
+        let (mask, code, qty) =
+            (Disjoint::new(&mut self.mask), Disjoint::new(&mut self.code), Disjoint::new(&mut self.qty));
+        let slot = &self.slot[first..=first + groups];
+        (0..groups).into_par_iter().with_min_len(GROUPS_PER_TASK).for_each(|g| {
+            let lanes = g * GROUP..((g + 1) * GROUP).min(n);
+            debug_assert_eq!(
+                slot[g + 1] - slot[g],
+                lanes.clone().map(|a| run.offsets[a + 1] - run.offsets[a]).max().unwrap_or(0)
+            );
+            for (j, s) in (slot[g]..slot[g + 1]).enumerate() {
+                let mut m = 0u8;
+                for lane in 0..GROUP {
+                    let a = lanes.start + lane;
+                    let r = (a < lanes.end).then(|| run.offsets[a] + j).filter(|&r| a < n && r < run.offsets[a + 1]);
+                    let (c, q) = match r {
+                        Some(r) => {
+                            m |= 1 << lane;
+                            (run.key[r] >> run.key_shift, run.qty[r])
+                        }
+                        None => (0, 0.0),
+                    };
+                    // SAFETY: group g alone writes its slots slot[g]..slot[g + 1], inside the
+                    // columns' capacity (allocated for every slot).
+                    unsafe {
+                        code.write(s * GROUP + lane, C::of(c));
+                        qty.write(s * GROUP + lane, q);
+                    }
+                }
+                // SAFETY: as above.
+                unsafe { mask.write(s, m) };
+            }
+        });
+        self.done += groups;
+    }
+}
+
+/// The position half of a layout, built group by group into columns allocated at their
+/// final size (the stored isolated margins grow run by run).
+struct PositionSlots<C> {
+    slot: Vec<usize>,
+    done: usize,
+    mask: Vec<u8>,
+    code: Vec<C>,
+    qty: Vec<f64>,
+    entry: Vec<f64>,
+    iso_mask: Vec<u8>,
+    iso_at: Vec<usize>,
+    iso: Vec<f64>,
+}
+
+impl<C: Code> PositionSlots<C> {
+    fn new(slot: Vec<usize>) -> Self {
+        let n = slot[slot.len() - 1];
+        let groups = slot.len() - 1;
+        let mut iso_at = Vec::with_capacity(groups + 1);
+        iso_at.push(0);
+        PositionSlots {
+            slot,
+            done: 0,
+            mask: reserved_column(n),
+            code: reserved_column(n * GROUP),
+            qty: reserved_column(n * GROUP),
+            entry: reserved_column(n * GROUP),
+            iso_mask: reserved_column(n),
+            iso_at,
+            iso: vec![],
+        }
+    }
+
+    /// Writes the groups of `run`, exactly as [`Sliced8::new`] lays them out.
+    fn append(&mut self, run: &RowRun<'_>) {
+        let n = run.accounts();
+        let groups = n.div_ceil(GROUP);
+        let first = self.done;
+        let stored_iso: Vec<usize> = (0..groups)
+            .into_par_iter()
+            .with_min_len(64)
+            .map(|g| {
+                let (a0, a1) = (g * GROUP, ((g + 1) * GROUP).min(n));
+                run.isolated[run.offsets[a0]..run.offsets[a1]].iter().filter(|&&m| stored(m)).count()
+            })
+            .collect();
+        let i0 = self.iso_at[first];
+        push_prefix(&mut self.iso_at, stored_iso.into_iter());
+        let add_iso = self.iso_at[first + groups] - i0;
+        let (mask, iso_mask) = (Disjoint::new(&mut self.mask), Disjoint::new(&mut self.iso_mask));
+        let (code, qty, entry) =
+            (Disjoint::new(&mut self.code), Disjoint::new(&mut self.qty), Disjoint::new(&mut self.entry));
+        let iso = grown(&mut self.iso, add_iso);
+        let (slot, iso_at) = (&self.slot[first..=first + groups], &self.iso_at[first..=first + groups]);
+        (0..groups).into_par_iter().with_min_len(GROUPS_PER_TASK).for_each(|g| {
+            let lanes = g * GROUP..((g + 1) * GROUP).min(n);
+            debug_assert_eq!(
+                slot[g + 1] - slot[g],
+                lanes.clone().map(|a| run.offsets[a + 1] - run.offsets[a]).max().unwrap_or(0)
+            );
+            let mut at = iso_at[g];
+            for (j, s) in (slot[g]..slot[g + 1]).enumerate() {
+                let (mut m, mut im) = (0u8, 0u8);
+                for lane in 0..GROUP {
+                    let a = lanes.start + lane;
+                    let r = (a < lanes.end).then(|| run.offsets[a] + j).filter(|&r| a < n && r < run.offsets[a + 1]);
+                    let (c, q, e) = match r {
+                        Some(r) => {
+                            m |= 1 << lane;
+                            let i = run.isolated[r];
+                            if stored(i) {
+                                im |= 1 << lane;
+                                // SAFETY: group g alone writes its stored margins
+                                // iso_at[g]..iso_at[g + 1], inside the reserved capacity.
+                                unsafe { iso.write(at, i) };
+                                at += 1;
+                            }
+                            (run.key[r] >> run.key_shift, run.qty[r], run.entry[r])
+                        }
+                        None => (0, 0.0, 0.0),
+                    };
+                    // SAFETY: group g alone writes its slots slot[g]..slot[g + 1], inside the
+                    // columns' capacity (allocated for every slot).
+                    unsafe {
+                        code.write(s * GROUP + lane, C::of(c));
+                        qty.write(s * GROUP + lane, q);
+                        entry.write(s * GROUP + lane, e);
+                    }
+                }
+                // SAFETY: as above.
+                unsafe {
+                    mask.write(s, m);
+                    iso_mask.write(s, im);
+                }
+            }
+            debug_assert_eq!(at, iso_at[g + 1]);
+        });
+        let total_iso = self.iso_at[first + groups];
+        // SAFETY: the groups wrote every stored margin up to `total_iso` (their ranges tile
+        // the addition).
+        unsafe { self.iso.set_len(total_iso) };
+        self.done += groups;
     }
 }
