@@ -62,7 +62,7 @@ impl RowSink for BalanceTotals {
     fn balance(&mut self, line: &BalanceLine) {
         self.equity += line.value;
         // The kernel adds collateral for a holding or a borrow only (not for 0 or NaN).
-        if line.qty > 0.0 || line.qty < 0.0 {
+        if line.qty.abs() > 0.0 {
             self.collateral += line.collateral[1];
         }
         self.magnitude += line.value.abs() + line.collateral[1].abs();
