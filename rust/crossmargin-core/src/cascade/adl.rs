@@ -56,38 +56,52 @@ pub struct MarketIndex {
     short: (Vec<usize>, Vec<u32>),
 }
 
-/// Rows of `keep`, grouped by market (CSR: offsets per market, rows ascending within one).
-fn by_market(state: &State, n_markets: usize, keep: impl Fn(usize) -> bool) -> (Vec<usize>, Vec<u32>) {
-    let mut offsets = vec![0usize; n_markets + 1];
-    for (p, &k) in state.pos_market.iter().enumerate() {
-        if keep(p) {
-            offsets[k as usize + 1] += 1;
-        }
-    }
-    for k in 0..n_markets {
-        offsets[k + 1] += offsets[k];
-    }
-    let mut at = offsets.clone();
-    let mut pos = vec![0u32; offsets[n_markets]];
-    for (p, &k) in state.pos_market.iter().enumerate() {
-        if keep(p) {
-            pos[at[k as usize]] = p as u32;
-            at[k as usize] += 1;
-        }
-    }
-    (offsets, pos)
-}
-
 impl MarketIndex {
     pub fn new(state: &State, n_markets: usize) -> MarketIndex {
-        let (offsets, pos) = by_market(state, n_markets, |_| true);
-        let long = by_market(state, n_markets, |p| state.pos_qty[p] > 0.0 || state.pos_qty[p].is_nan());
-        let short = by_market(state, n_markets, |p| state.pos_qty[p] < 0.0 || state.pos_qty[p].is_nan());
-        let mut account = vec![0u32; state.pos_market.len()];
-        for a in 0..state.n_accounts() {
-            account[state.pos_offsets[a]..state.pos_offsets[a + 1]].fill(a as u32);
+        // One counting pass and one filling pass for the three groupings (all rows, the long
+        // side's, the short side's): CSR offsets per market, rows ascending within one.
+        let q = &state.pos_qty;
+        let is_long = |p: usize| q[p] > 0.0 || q[p].is_nan();
+        let is_short = |p: usize| q[p] < 0.0 || q[p].is_nan();
+        let mut counts = [vec![0usize; n_markets + 1], vec![0usize; n_markets + 1], vec![0usize; n_markets + 1]];
+        for (p, &k) in state.pos_market.iter().enumerate() {
+            let k = k as usize + 1;
+            counts[0][k] += 1;
+            counts[1][k] += usize::from(is_long(p));
+            counts[2][k] += usize::from(is_short(p));
         }
-        MarketIndex { offsets, pos, account, long, short }
+        for c in &mut counts {
+            for k in 0..n_markets {
+                c[k + 1] += c[k];
+            }
+        }
+        let mut at = counts.clone();
+        let mut rows =
+            [vec![0u32; counts[0][n_markets]], vec![0u32; counts[1][n_markets]], vec![0u32; counts[2][n_markets]]];
+        for (p, &k) in state.pos_market.iter().enumerate() {
+            let k = k as usize;
+            let keep = [true, is_long(p), is_short(p)];
+            for g in 0..3 {
+                if keep[g] {
+                    rows[g][at[g][k]] = p as u32;
+                    at[g][k] += 1;
+                }
+            }
+        }
+        // Each position row's account, in parallel chunks of accounts (rows are grouped by
+        // account, so a chunk of accounts owns one contiguous run of rows).
+        const ACCOUNTS: usize = 4096;
+        let n = state.n_accounts();
+        let account: Vec<u32> = (0..n.div_ceil(ACCOUNTS))
+            .into_par_iter()
+            .flat_map_iter(|c| {
+                let (lo, hi) = (c * ACCOUNTS, ((c + 1) * ACCOUNTS).min(n));
+                (lo..hi).flat_map(|a| std::iter::repeat_n(a as u32, state.pos_offsets[a + 1] - state.pos_offsets[a]))
+            })
+            .collect();
+        let [offsets, long_offsets, short_offsets] = counts;
+        let [pos, long, short] = rows;
+        MarketIndex { offsets, pos, account, long: (long_offsets, long), short: (short_offsets, short) }
     }
 
     /// The market's rows that can hold a position on `side` (`qty × side > 0`): one side's

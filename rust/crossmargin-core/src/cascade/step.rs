@@ -158,6 +158,8 @@ pub struct Shard {
     scratch: Scratch,
     /// Each ADL close of a deficit: (quantity before, after, event).
     closing: Vec<(f64, f64, Event)>,
+    /// The rows of an ADL plan with their place in it, sorted.
+    del_rows: Vec<(u64, u32)>,
     /// Accounts certified safe over a band of marks ([`crate::cascade::screen`]).
     certs: Certificates,
     /// Accounts evaluated / skipped by the selections so far.
@@ -178,6 +180,7 @@ impl Shard {
             rank: RankCache::default(),
             scratch: Scratch::default(),
             closing: Vec::new(),
+            del_rows: Vec::new(),
             certs: Certificates::new(u, book.n_accounts()),
             evaluated: 0,
             skipped: 0,
@@ -467,6 +470,35 @@ impl Shard {
                 let state = &self.state;
                 let close = |i: usize| adl_close(state, &contract, closes, i, market, sp);
                 (0..n).into_par_iter().map(close).collect_into_vec(&mut self.closing);
+                // The plan's rows in ascending order (their accounts' too): when no row is
+                // named twice, each close is the one computed above (a close reads only its
+                // own row, and the only other change a close makes — an isolated margin back
+                // to its account's wallet — is an integer sum, the same in any order), so the
+                // state is updated in row order, which walks memory forwards, and the events
+                // are taken in plan order.
+                self.del_rows.clear();
+                self.del_rows.extend(closes.pos.iter().enumerate().map(|(i, &p)| (p, i as u32)));
+                self.del_rows.par_sort_unstable();
+                if self.del_rows.windows(2).all(|w| w[0].0 != w[1].0) {
+                    for &(p, i) in &self.del_rows {
+                        let (p, i) = (p as usize, i as usize);
+                        let a = closes.local_account[i] as usize;
+                        self.rank.invalidate(a);
+                        self.certs.invalidate(a);
+                        let new = self.closing[i].1;
+                        let s = &mut self.state;
+                        s.pos_qty[p] = new;
+                        if new == 0.0 && s.pos_isolated[p] {
+                            let mut acc = s.account_mut(a);
+                            acc.release_isolated(p - acc.pos_first, u);
+                            acc.refresh();
+                        }
+                    }
+                    for (i, &(_, _, e)) in self.closing.iter().enumerate() {
+                        out.push(i, self.state.accounts[closes.local_account[i] as usize], e);
+                    }
+                    return Ok(out);
+                }
                 for i in 0..n {
                     let (a, p) = (closes.local_account[i] as usize, closes.pos[i] as usize);
                     self.rank.invalidate(a);
