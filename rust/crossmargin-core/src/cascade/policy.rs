@@ -234,8 +234,9 @@ pub fn select_evaluated(
     let mut orders = Vec::new();
     let mut risk = 0.0f64;
     let mut largest: Option<(f64, usize, f64)> = None;
-    let mut open_cross = Vec::new();
-    for p in state.pos_offsets[a]..state.pos_offsets[a + 1] {
+    let mut open_cross = 0usize;
+    let rows = state.pos_offsets[a]..state.pos_offsets[a + 1];
+    for p in rows.clone() {
         if state.pos_qty[p] == 0.0 {
             continue;
         }
@@ -254,7 +255,7 @@ pub fn select_evaluated(
                 risk = risk.max(ratio(pm.requirement[1], eq));
             }
         } else {
-            open_cross.push(p);
+            open_cross += 1;
             if largest.is_none_or(|(mm, _, _)| pm.requirement[1] > mm) {
                 largest = Some((pm.requirement[1], p, pm.notional));
             }
@@ -265,14 +266,16 @@ pub fn select_evaluated(
     if adj < mm || cross_eq < 0.0 {
         risk = risk.max(if gone { f64::INFINITY } else { ratio(mm, adj) });
         if gone {
-            orders.extend(open_cross.iter().map(|&p| Order { pos: p, fraction: 1.0, kind: EventKind::Liquidation }));
+            // Every open cross position, in row order.
+            let open = rows.filter(|&p| state.pos_qty[p] != 0.0 && !state.pos_isolated[p]);
+            orders.extend(open.map(|p| Order { pos: p, fraction: 1.0, kind: EventKind::Liquidation }));
         } else if let Some((pmm, p, notional)) = largest {
             let fraction = slicing.fraction(notional, pmm, mm, adj);
             orders.push(Order { pos: p, fraction, kind: EventKind::Liquidation });
         }
     }
     // An insolvent pool with nothing left to close still needs its bankruptcy settled.
-    let needs_closeout = cross_eq < 0.0 && open_cross.is_empty();
+    let needs_closeout = cross_eq < 0.0 && open_cross == 0;
     if orders.is_empty() && !needs_closeout {
         return None;
     }

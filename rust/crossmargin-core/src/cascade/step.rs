@@ -610,18 +610,12 @@ fn settle_candidate(
     c: &Candidate,
     fill_price: impl Fn(usize) -> f64,
 ) -> (Vec<Event>, Vec<Piece>) {
-    let (mut events, mut pieces, mut closed) = (Vec::new(), Vec::<Piece>::new(), Vec::<Piece>::new());
+    let (mut events, mut pieces) = (Vec::with_capacity(c.orders.len() + 1), Vec::<Piece>::new());
     for o in &c.orders {
         let o = Order { pos: o.pos - acc.pos_first, ..*o };
         let price = fill_price(acc.pos_market[o.pos] as usize);
         let mut fill = Fill { acc: &mut *acc, pools: &mut *pools, ctx, fee_rate };
-        for (e, piece) in fill.close(o, price) {
-            if e.kind != EventKind::Isolated && e.market >= 0 && e.bad_debt_usd == 0.0 {
-                closed.push((e.market as u32, -e.qty.signum(), e.notional_usd));
-            }
-            pieces.extend(piece);
-            events.push(e);
-        }
+        fill.close(o, price, &mut events, &mut pieces);
     }
     let (eq, _) = cross_equity_and_notional(acc.rows(), acc.pos_isolated, ctx);
     let open_cross = acc.pos_isolated.iter().zip(acc.pos_qty.iter()).any(|(&i, &q)| !i && q != 0.0);
@@ -641,9 +635,15 @@ fn settle_candidate(
             bad_debt_usd: -eq,
             kind: EventKind::Bankruptcy,
         });
-        let total: f64 = closed.iter().map(|c| c.2).sum();
+        // The markets it closed this round, by the fills' events (the bankruptcy event just
+        // pushed is none of them: it has no market).
+        let closed = events
+            .iter()
+            .filter(|e| e.kind != EventKind::Isolated && e.market >= 0 && e.bad_debt_usd == 0.0)
+            .map(|e| (e.market as u32, -e.qty.signum(), e.notional_usd));
+        let total: f64 = closed.clone().map(|c| c.2).sum();
         if total > 0.0 {
-            pieces.extend(closed.iter().map(|&(k, side, w)| (k, side, -eq * w / total)));
+            pieces.extend(closed.map(|(k, side, w)| (k, side, -eq * w / total)));
         }
     }
     (events, pieces)
@@ -661,14 +661,15 @@ impl Fill<'_, '_, '_> {
     /// Closes `o.fraction` of the account's position `o.pos` (numbered within the account) at
     /// `price`: realised P&L from the external side, the fee to the fund (never more than the
     /// equity left), an isolated position's margin back to the wallet or its deficit to the
-    /// fund. Returns the events, each with the (market, side, USD) bad-debt piece it caused.
-    fn close(&mut self, o: Order, price: f64) -> Vec<(Event, Option<Piece>)> {
+    /// fund. Pushes its events to `events` and the (market, side, USD) bad-debt pieces they
+    /// cause to `pieces`.
+    fn close(&mut self, o: Order, price: f64, events: &mut Vec<Event>, pieces: &mut Vec<Piece>) {
         let u = self.ctx.universe;
         let s = &mut *self.acc;
         let p = o.pos;
         let q = s.pos_qty[p];
         if q == 0.0 {
-            return vec![];
+            return;
         }
         let k = s.pos_market[p] as usize;
         let settle = u.markets.settle[k] as usize;
@@ -684,7 +685,6 @@ impl Fill<'_, '_, '_> {
         s.pos_qty[p] = if full { 0.0 } else { q + x };
         let notional = c.notional(x, price);
         let nominal_fee = to_minor(self.fee_rate * notional);
-        let mut out = Vec::new();
         let fee;
         if s.pos_isolated[p] {
             s.iso_minor[p] += realized;
@@ -703,19 +703,16 @@ impl Fill<'_, '_, '_> {
         self.pools.insurance[settle] += fee;
         s.refresh();
         let kind = if s.pos_isolated[p] { EventKind::Isolated } else { o.kind };
-        out.push((
-            Event {
-                market: k as i32,
-                side: s.side_of(p),
-                qty: x,
-                price,
-                notional_usd: notional * sp,
-                fee_usd: Minor(fee).to_usd(sp),
-                bad_debt_usd: 0.0,
-                kind,
-            },
-            None,
-        ));
+        events.push(Event {
+            market: k as i32,
+            side: s.side_of(p),
+            qty: x,
+            price,
+            notional_usd: notional * sp,
+            fee_usd: Minor(fee).to_usd(sp),
+            bad_debt_usd: 0.0,
+            kind,
+        });
         if s.pos_isolated[p] {
             if s.pos_qty[p] == 0.0 {
                 if s.iso_minor[p] < 0 {
@@ -725,29 +722,26 @@ impl Fill<'_, '_, '_> {
                     s.iso_minor[p] = 0;
                     s.pos_isolated[p] = false;
                     let usd = Minor(deficit).to_usd(sp);
-                    out.push((
-                        Event {
-                            market: k as i32,
-                            side: s.side_of(p),
-                            qty: 0.0,
-                            price,
-                            notional_usd: 0.0,
-                            fee_usd: 0.0,
-                            bad_debt_usd: usd,
-                            kind: EventKind::Bankruptcy,
-                        },
-                        Some((k as u32, q.signum(), usd)),
-                    ));
+                    events.push(Event {
+                        market: k as i32,
+                        side: s.side_of(p),
+                        qty: 0.0,
+                        price,
+                        notional_usd: 0.0,
+                        fee_usd: 0.0,
+                        bad_debt_usd: usd,
+                        kind: EventKind::Bankruptcy,
+                    });
+                    pieces.push((k as u32, q.signum(), usd));
                 } else {
                     s.release_isolated(p, u);
                 }
                 s.refresh();
             } else if s.iso_minor[p] <= 0 {
                 // A slice used the margin up: the rest goes at the same price.
-                out.extend(self.close(Order { pos: p, fraction: 1.0, kind: EventKind::Isolated }, price));
+                self.close(Order { pos: p, fraction: 1.0, kind: EventKind::Isolated }, price, events, pieces);
             }
         }
-        out
     }
 }
 
