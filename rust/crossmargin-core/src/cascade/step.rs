@@ -1425,6 +1425,70 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// An ADL plan applied at once (in row order when it names each row once, else in
+        /// plan order) leaves the state and events of its closes applied one by one in plan
+        /// order, isolated margins handed back included.
+        #[test]
+        fn adl_closes_apply_as_one_by_one(
+            qty in prop::collection::vec((-30.0f64..30.0, -200.0f64..200.0), 2..12),
+            iso in prop::collection::vec(prop::bool::ANY, 12),
+            shares in prop::collection::vec(0.1f64..1.5, 24),
+            keys in prop::collection::vec(0u32..1000, 24),
+            dup in prop::bool::ANY,
+        ) {
+            let u = universe();
+            let n = qty.len();
+            let r = rows(&vec![100.0; n], &vec![0.0; n], &qty, &iso[..n]);
+            let base = Shard::new(&r.subset(|_| true), &u, &[0, 1], &[0, 1]).unwrap();
+            let s = &base.state;
+            let mut rows_of: Vec<(u32, u32, u64)> = (0..s.n_accounts())
+                .flat_map(|a| (s.pos_offsets[a]..s.pos_offsets[a + 1]).map(move |p| (a, p)))
+                .filter(|&(_, p)| s.pos_market[p] == 1)
+                .map(|(a, p)| (keys[p % keys.len()], a as u32, p as u64))
+                .collect();
+            rows_of.sort_unstable();
+            if dup && !rows_of.is_empty() {
+                rows_of.push(rows_of[0]);
+            }
+            let plan = Closes {
+                local_account: rows_of.iter().map(|x| x.1).collect(),
+                pos: rows_of.iter().map(|x| x.2).collect(),
+                share: (0..rows_of.len()).map(|i| shares[i % shares.len()]).collect(),
+                minor: (0..rows_of.len()).map(|i| 1000 * i as i128).collect(),
+            };
+            let (assets, marks) = (vec![1.0, 100.0], vec![100.0, 10.0]);
+            let mut at_once = base.clone();
+            let all = at_once.deleverage(&u, &assets, &marks, Deleverage::Adl, 1, &plan).unwrap();
+            let mut one_by_one = base.clone();
+            let mut events = Events::default();
+            for i in 0..plan.pos.len() {
+                let one = Closes {
+                    local_account: vec![plan.local_account[i]],
+                    pos: vec![plan.pos[i]],
+                    share: vec![plan.share[i]],
+                    minor: vec![plan.minor[i]],
+                };
+                let got = one_by_one.deleverage(&u, &assets, &marks, Deleverage::Adl, 1, &one).unwrap();
+                for j in 0..got.item.len() {
+                    let (account, e) = got.event(j).unwrap();
+                    events.push(0, 0, account, e);
+                }
+            }
+            prop_assert_eq!(&all.events, &events);
+            prop_assert_eq!(all.item, (0..plan.pos.len() as u32).collect::<Vec<_>>());
+            let (x, y) = (&at_once.state, &one_by_one.state);
+            prop_assert_eq!(&x.pos_qty, &y.pos_qty);
+            prop_assert_eq!(&x.bal_minor, &y.bal_minor);
+            prop_assert_eq!(&x.bal_qty, &y.bal_qty);
+            prop_assert_eq!(&x.iso_minor, &y.iso_minor);
+            prop_assert_eq!(&x.iso_qty, &y.iso_qty);
+            prop_assert_eq!(&x.pos_isolated, &y.pos_isolated);
+        }
+    }
+
     #[test]
     fn certified_accounts_are_skipped_and_change_nothing() {
         // Well-funded accounts far from maintenance beside thin ones that cascade over many
