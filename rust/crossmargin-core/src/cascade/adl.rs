@@ -41,38 +41,80 @@ pub struct Counterparty {
 }
 
 /// Each market's position rows (ascending) and each position row's account: built once per
-/// shard (a position never changes market), so a deficit reads only its market's rows.
+/// shard (a position never changes market), so a deficit reads only its market's rows. The
+/// rows are also kept by side, as the book starts: a deficit asks for the positions of one
+/// side (`qty × side > 0`), and a cascade only ever moves a quantity towards 0 (a close
+/// keeps its sign or ends at 0), so every row that can be asked for a side is in that side's
+/// list from the start.
 #[derive(Debug, Clone, Default)]
 pub struct MarketIndex {
     offsets: Vec<usize>,
     pos: Vec<u32>,
     account: Vec<u32>,
+    /// Per market, the rows with `qty > 0` (or NaN) and those with `qty < 0` (or NaN).
+    long: (Vec<usize>, Vec<u32>),
+    short: (Vec<usize>, Vec<u32>),
 }
 
 impl MarketIndex {
     pub fn new(state: &State, n_markets: usize) -> MarketIndex {
-        let mut offsets = vec![0usize; n_markets + 1];
-        for &k in &state.pos_market {
-            offsets[k as usize + 1] += 1;
-        }
-        for k in 0..n_markets {
-            offsets[k + 1] += offsets[k];
-        }
-        let mut at = offsets.clone();
-        let mut pos = vec![0u32; state.pos_market.len()];
+        // One counting pass and one filling pass for the three groupings (all rows, the long
+        // side's, the short side's): CSR offsets per market, rows ascending within one.
+        let q = &state.pos_qty;
+        let is_long = |p: usize| q[p] > 0.0 || q[p].is_nan();
+        let is_short = |p: usize| q[p] < 0.0 || q[p].is_nan();
+        let mut counts = [vec![0usize; n_markets + 1], vec![0usize; n_markets + 1], vec![0usize; n_markets + 1]];
         for (p, &k) in state.pos_market.iter().enumerate() {
-            pos[at[k as usize]] = p as u32;
-            at[k as usize] += 1;
+            let k = k as usize + 1;
+            counts[0][k] += 1;
+            counts[1][k] += usize::from(is_long(p));
+            counts[2][k] += usize::from(is_short(p));
         }
-        let mut account = vec![0u32; state.pos_market.len()];
-        for a in 0..state.n_accounts() {
-            account[state.pos_offsets[a]..state.pos_offsets[a + 1]].fill(a as u32);
+        for c in &mut counts {
+            for k in 0..n_markets {
+                c[k + 1] += c[k];
+            }
         }
-        MarketIndex { offsets, pos, account }
+        let mut at = counts.clone();
+        let mut rows =
+            [vec![0u32; counts[0][n_markets]], vec![0u32; counts[1][n_markets]], vec![0u32; counts[2][n_markets]]];
+        for (p, &k) in state.pos_market.iter().enumerate() {
+            let k = k as usize;
+            let keep = [true, is_long(p), is_short(p)];
+            for g in 0..3 {
+                if keep[g] {
+                    rows[g][at[g][k]] = p as u32;
+                    at[g][k] += 1;
+                }
+            }
+        }
+        // Each position row's account, in parallel chunks of accounts (rows are grouped by
+        // account, so a chunk of accounts owns one contiguous run of rows).
+        const ACCOUNTS: usize = 4096;
+        let n = state.n_accounts();
+        let account: Vec<u32> = (0..n.div_ceil(ACCOUNTS))
+            .into_par_iter()
+            .flat_map_iter(|c| {
+                let (lo, hi) = (c * ACCOUNTS, ((c + 1) * ACCOUNTS).min(n));
+                (lo..hi).flat_map(|a| std::iter::repeat_n(a as u32, state.pos_offsets[a + 1] - state.pos_offsets[a]))
+            })
+            .collect();
+        let [offsets, long_offsets, short_offsets] = counts;
+        let [pos, long, short] = rows;
+        MarketIndex { offsets, pos, account, long: (long_offsets, long), short: (short_offsets, short) }
     }
 
-    fn rows(&self, market: usize) -> &[u32] {
-        self.offsets.get(market..market + 2).map_or(&[], |w| &self.pos[w[0]..w[1]])
+    /// The market's rows that can hold a position on `side` (`qty × side > 0`): one side's
+    /// list for a side of ±1, every row of the market otherwise.
+    fn rows(&self, market: usize, side: f64) -> &[u32] {
+        let (offsets, pos) = if side == 1.0 {
+            (&self.long.0, &self.long.1)
+        } else if side == -1.0 {
+            (&self.short.0, &self.short.1)
+        } else {
+            (&self.offsets, &self.pos)
+        };
+        offsets.get(market..market + 2).map_or(&[], |w| &pos[w[0]..w[1]])
     }
 }
 
@@ -108,6 +150,13 @@ impl RankCache {
         if let Some(s) = self.stamp.get_mut(a) {
             *s = 0;
         }
+    }
+
+    /// The epoch and each account's (stamp, value) slots, for a caller that computes the
+    /// numbers of many accounts at the cached prices (the selection, which evaluates them
+    /// anyway): writing `value[a]` and setting `stamp[a]` to the epoch caches account `a`.
+    pub fn slots(&mut self) -> (u32, &mut [u32], &mut [(f64, f64)]) {
+        (self.epoch, &mut self.stamp, &mut self.value)
     }
 }
 
@@ -153,7 +202,7 @@ pub fn counterparties<'s>(
     }
     let sp = ctx.prices.asset[u.markets.settle[k] as usize];
     let (contract, mark) = (u.contract(k), ctx.prices.mark[k]);
-    let rows = index.rows(k);
+    let rows = index.rows(k, side);
     let chunks = rows.len().div_ceil(SCAN_CHUNK);
     scratch.found.resize_with(chunks.max(scratch.found.len()), Vec::new);
     scratch.fresh.resize_with(chunks.max(scratch.fresh.len()), Vec::new);

@@ -8,7 +8,7 @@
 
 use crate::book::AccountRows;
 use crate::cascade::state::State;
-use crate::margin::{evaluate_rows, position_stake, MarginContext, RowLookup};
+use crate::margin::{evaluate_rows_into, position_stake, MarginContext, RowLookup, RowSink};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -102,7 +102,31 @@ pub fn cross_equity_of<L: RowLookup>(
     ctx: &MarginContext<'_>,
     lookup: &L,
 ) -> (f64, crate::margin::AccountMargin) {
-    let m = evaluate_rows(rows, ctx, lookup);
+    cross_equity_into(rows, isolated, ctx, lookup, &mut ())
+}
+
+/// [`cross_equity_with`] of account `a`, handing the kernel's row lines to `sink`
+/// ([`evaluate_rows_into`]).
+pub fn cross_equity_with_into<L: RowLookup, S: RowSink>(
+    state: &State,
+    a: usize,
+    ctx: &MarginContext<'_>,
+    lookup: &L,
+    sink: &mut S,
+) -> (f64, crate::margin::AccountMargin) {
+    let p = state.pos_offsets[a]..state.pos_offsets[a + 1];
+    cross_equity_into(state.account(a), &state.pos_isolated[p], ctx, lookup, sink)
+}
+
+#[inline]
+fn cross_equity_into<L: RowLookup, S: RowSink>(
+    rows: AccountRows<'_>,
+    isolated: &[bool],
+    ctx: &MarginContext<'_>,
+    lookup: &L,
+    sink: &mut S,
+) -> (f64, crate::margin::AccountMargin) {
+    let m = evaluate_rows_into(rows, ctx, lookup, sink);
     let u = ctx.universe;
     let mut iso = 0.0;
     for (p, _) in isolated.iter().enumerate().filter(|(_, &i)| i) {
@@ -154,6 +178,23 @@ pub fn cross_equity_and_notional(rows: AccountRows<'_>, isolated: &[bool], ctx: 
     (eq, notional)
 }
 
+/// Σ of the account's positions' [`position_stake`] notionals (USD), in row order: the
+/// notional [`cross_equity_and_notional`] sums, bit for bit (the same terms in the same order).
+pub fn positions_notional(rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> f64 {
+    let u = ctx.universe;
+    let mut notional = 0.0f64;
+    for ((&k, &qty), &entry) in rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry) {
+        let k = k as usize;
+        let h = &u.market_hot[k];
+        notional += if h.is_option() {
+            position_stake(ctx, k, qty, entry).notional
+        } else {
+            h.contract.notional(qty, ctx.prices.mark[k]) * ctx.prices.asset[h.settle as usize]
+        };
+    }
+    notional
+}
+
 fn ratio(requirement: f64, equity: f64) -> f64 {
     if requirement <= 0.0 {
         0.0
@@ -173,6 +214,19 @@ pub fn select<L: RowLookup>(
     slicing: &Slicing,
 ) -> Option<Candidate> {
     let (cross_eq, m) = cross_equity_with(state, a, ctx, lookup);
+    select_evaluated(state, a, ctx, slicing, cross_eq, &m)
+}
+
+/// [`select`] of an account already evaluated: `cross_eq` and `m` are what
+/// [`cross_equity_with`] gives for it at the context's prices.
+pub fn select_evaluated(
+    state: &State,
+    a: usize,
+    ctx: &MarginContext<'_>,
+    slicing: &Slicing,
+    cross_eq: f64,
+    m: &crate::margin::AccountMargin,
+) -> Option<Candidate> {
     if !m.liquidatable() && cross_eq >= 0.0 {
         return None;
     }
@@ -180,8 +234,9 @@ pub fn select<L: RowLookup>(
     let mut orders = Vec::new();
     let mut risk = 0.0f64;
     let mut largest: Option<(f64, usize, f64)> = None;
-    let mut open_cross = Vec::new();
-    for p in state.pos_offsets[a]..state.pos_offsets[a + 1] {
+    let mut open_cross = 0usize;
+    let rows = state.pos_offsets[a]..state.pos_offsets[a + 1];
+    for p in rows.clone() {
         if state.pos_qty[p] == 0.0 {
             continue;
         }
@@ -200,7 +255,7 @@ pub fn select<L: RowLookup>(
                 risk = risk.max(ratio(pm.requirement[1], eq));
             }
         } else {
-            open_cross.push(p);
+            open_cross += 1;
             if largest.is_none_or(|(mm, _, _)| pm.requirement[1] > mm) {
                 largest = Some((pm.requirement[1], p, pm.notional));
             }
@@ -211,14 +266,16 @@ pub fn select<L: RowLookup>(
     if adj < mm || cross_eq < 0.0 {
         risk = risk.max(if gone { f64::INFINITY } else { ratio(mm, adj) });
         if gone {
-            orders.extend(open_cross.iter().map(|&p| Order { pos: p, fraction: 1.0, kind: EventKind::Liquidation }));
+            // Every open cross position, in row order.
+            let open = rows.filter(|&p| state.pos_qty[p] != 0.0 && !state.pos_isolated[p]);
+            orders.extend(open.map(|p| Order { pos: p, fraction: 1.0, kind: EventKind::Liquidation }));
         } else if let Some((pmm, p, notional)) = largest {
             let fraction = slicing.fraction(notional, pmm, mm, adj);
             orders.push(Order { pos: p, fraction, kind: EventKind::Liquidation });
         }
     }
     // An insolvent pool with nothing left to close still needs its bankruptcy settled.
-    let needs_closeout = cross_eq < 0.0 && open_cross.is_empty();
+    let needs_closeout = cross_eq < 0.0 && open_cross == 0;
     if orders.is_empty() && !needs_closeout {
         return None;
     }

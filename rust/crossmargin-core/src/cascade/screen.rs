@@ -26,9 +26,8 @@
 //! venue rules whose terms couple the positions (two-sided valuation, closing-fee reserves,
 //! Drift's uPnL size discount) — are never certified: they are evaluated every round.
 
-use crate::book::AccountRows;
 use crate::cascade::state::State;
-use crate::margin::{evaluate_rows_into, position_margin, BalanceLine, MarginContext, RowSink};
+use crate::margin::{position_margin, BalanceLine, MarginContext, RowSink};
 use crate::universe::Universe;
 
 /// Band half-widths (relative to the mark) a certificate can have. Each account keeps a hint
@@ -45,12 +44,28 @@ const WAIT: u8 = 2;
 const FROM_CALL: u32 = 2;
 const NONE: u32 = u32::MAX;
 
-/// Σ |value| + |maintenance collateral| of the balance rows the kernel visits.
-struct Magnitudes(f64);
+/// The balance rows' part of an account's evaluation, gathered from the kernel's own lines
+/// as it evaluates the whole account: their equity and maintenance collateral (the kernel's
+/// running sums after its balance loop, which comes first: the same terms added in the same
+/// order from 0, so the same floats as evaluating the balances alone) and Σ |value| +
+/// |maintenance collateral|. A certification reads these instead of evaluating the balances
+/// a second time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BalanceTotals {
+    equity: f64,
+    collateral: f64,
+    magnitude: f64,
+}
 
-impl RowSink for Magnitudes {
+impl RowSink for BalanceTotals {
+    #[inline]
     fn balance(&mut self, line: &BalanceLine) {
-        self.0 += line.value.abs() + line.collateral[1].abs();
+        self.equity += line.value;
+        // The kernel adds collateral for a holding or a borrow only (not for 0 or NaN).
+        if line.qty.abs() > 0.0 {
+            self.collateral += line.collateral[1];
+        }
+        self.magnitude += line.value.abs() + line.collateral[1].abs();
     }
 }
 
@@ -184,8 +199,9 @@ impl View<'_> {
     }
 
     /// Account `a`, just found in no need of action at the context's prices (the view's
-    /// centre): certifies it if it is safe over a band, updating `c`.
-    pub fn certify(&self, c: &mut Cert, state: &State, a: usize, ctx: &MarginContext<'_>) {
+    /// centre): certifies it if it is safe over a band, updating `c`. `balances` are the
+    /// balance totals its evaluation gathered ([`BalanceTotals`]).
+    pub fn certify(&self, c: &mut Cert, state: &State, a: usize, ctx: &MarginContext<'_>, balances: &BalanceTotals) {
         c.at = NONE;
         if !self.enabled || !self.certify_now {
             return;
@@ -201,12 +217,11 @@ impl View<'_> {
             c.wait = u8::MAX;
             return;
         }
-        // The balances' part, by the kernel itself (positions left out: they are bounded below).
-        let only_balances =
-            AccountRows { pos_code: &[], pos_qty: &[], pos_entry: &[], pos_isolated: &[], pos_side: &[], ..rows };
-        let mut mags = Magnitudes(0.0);
-        let m = evaluate_rows_into(only_balances, ctx, ctx, &mut mags);
-        let safe = |w: u8| safe_over(state, a, ctx, DELTAS[w as usize], m.equity, m.adj_equity[1], mags.0);
+        // The balances' part, by the kernel itself (positions are bounded below): no asset
+        // here has two-sided valuation, so a balance row's line does not depend on the
+        // account's positions.
+        let b = balances;
+        let safe = |w: u8| safe_over(state, a, ctx, DELTAS[w as usize], b.equity, b.collateral, b.magnitude);
         let w = c.width.min(DELTAS.len() as u8 - 1);
         let top = DELTAS.len() as u8 - 1;
         let got = if safe(w) {

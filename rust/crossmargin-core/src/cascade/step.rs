@@ -29,7 +29,7 @@ use crate::cascade::adl::{counterparties, rank, to_fund_from_external, Deleverag
 use crate::cascade::impact::Execution;
 use crate::cascade::ledger::{self, to_minor, Pools};
 use crate::cascade::policy::{self, cross_equity_and_notional, Candidate, EventKind, Order, Slicing};
-use crate::cascade::screen::Certificates;
+use crate::cascade::screen::{BalanceTotals, Certificates};
 use crate::cascade::state::{AccountMut, State};
 use crate::cascade::{check, check_remap, CascadeConfig, Event, Events, Rounds};
 use crate::error::{CoreError, Result};
@@ -158,6 +158,8 @@ pub struct Shard {
     scratch: Scratch,
     /// Each ADL close of a deficit: (quantity before, after, event).
     closing: Vec<(f64, f64, Event)>,
+    /// The rows of an ADL plan with their place in it, sorted.
+    del_rows: Vec<(u64, u32)>,
     /// Accounts certified safe over a band of marks ([`crate::cascade::screen`]).
     certs: Certificates,
     /// Accounts evaluated / skipped by the selections so far.
@@ -178,6 +180,7 @@ impl Shard {
             rank: RankCache::default(),
             scratch: Scratch::default(),
             closing: Vec::new(),
+            del_rows: Vec::new(),
             certs: Certificates::new(u, book.n_accounts()),
             evaluated: 0,
             skipped: 0,
@@ -230,13 +233,21 @@ impl Shard {
         let lookup = PreparedLookup::new(&ctx);
         let state = &self.state;
         let (view, certs) = self.certs.begin(assets, marks);
-        // Accounts in chunks, each with its certificates: skipped while certified, else
-        // evaluated (and certified when safe).
+        // The deleveraging ranking reads each account's cross equity and total notional at
+        // these prices: the evaluation below has the first, and the second is a sum over the
+        // positions, so every evaluated account's pair is cached here (the scan of a deficit
+        // then computes only the accounts this skipped or a settlement changed).
+        self.rank.at(state.n_accounts(), assets, marks);
+        let (epoch, stamps, values) = self.rank.slots();
+        // Accounts in chunks, each with its certificates and ranking slots: skipped while
+        // certified, else evaluated (and certified when safe).
         const ACCOUNTS: usize = 1024;
         let per_chunk: Vec<(Vec<Candidate>, u64)> = certs
             .par_chunks_mut(ACCOUNTS)
+            .zip(stamps.par_chunks_mut(ACCOUNTS))
+            .zip(values.par_chunks_mut(ACCOUNTS))
             .enumerate()
-            .map(|(i, chunk)| {
+            .map(|(i, ((chunk, stamps), values))| {
                 let (mut cands, mut evaluated) = (Vec::new(), 0u64);
                 for (j, c) in chunk.iter_mut().enumerate() {
                     let a = i * ACCOUNTS + j;
@@ -244,9 +255,13 @@ impl Shard {
                         continue;
                     }
                     evaluated += 1;
-                    match policy::select(state, a, &ctx, &lookup, slicing) {
+                    let mut balances = BalanceTotals::default();
+                    let (cross_eq, m) = policy::cross_equity_with_into(state, a, &ctx, &lookup, &mut balances);
+                    values[j] = (cross_eq, policy::positions_notional(state.account(a), &ctx));
+                    stamps[j] = epoch;
+                    match policy::select_evaluated(state, a, &ctx, slicing, cross_eq, &m) {
                         Some(cand) => cands.push(cand),
-                        None => view.certify(c, state, a, &ctx),
+                        None => view.certify(c, state, a, &ctx, &balances),
                     }
                 }
                 (cands, evaluated)
@@ -455,6 +470,35 @@ impl Shard {
                 let state = &self.state;
                 let close = |i: usize| adl_close(state, &contract, closes, i, market, sp);
                 (0..n).into_par_iter().map(close).collect_into_vec(&mut self.closing);
+                // The plan's rows in ascending order (their accounts' too): when no row is
+                // named twice, each close is the one computed above (a close reads only its
+                // own row, and the only other change a close makes — an isolated margin back
+                // to its account's wallet — is an integer sum, the same in any order), so the
+                // state is updated in row order, which walks memory forwards, and the events
+                // are taken in plan order.
+                self.del_rows.clear();
+                self.del_rows.extend(closes.pos.iter().enumerate().map(|(i, &p)| (p, i as u32)));
+                self.del_rows.par_sort_unstable();
+                if self.del_rows.windows(2).all(|w| w[0].0 != w[1].0) {
+                    for &(p, i) in &self.del_rows {
+                        let (p, i) = (p as usize, i as usize);
+                        let a = closes.local_account[i] as usize;
+                        self.rank.invalidate(a);
+                        self.certs.invalidate(a);
+                        let new = self.closing[i].1;
+                        let s = &mut self.state;
+                        s.pos_qty[p] = new;
+                        if new == 0.0 && s.pos_isolated[p] {
+                            let mut acc = s.account_mut(a);
+                            acc.release_isolated(p - acc.pos_first, u);
+                            acc.refresh();
+                        }
+                    }
+                    for (i, &(_, _, e)) in self.closing.iter().enumerate() {
+                        out.push(i, self.state.accounts[closes.local_account[i] as usize], e);
+                    }
+                    return Ok(out);
+                }
                 for i in 0..n {
                     let (a, p) = (closes.local_account[i] as usize, closes.pos[i] as usize);
                     self.rank.invalidate(a);
@@ -566,18 +610,12 @@ fn settle_candidate(
     c: &Candidate,
     fill_price: impl Fn(usize) -> f64,
 ) -> (Vec<Event>, Vec<Piece>) {
-    let (mut events, mut pieces, mut closed) = (Vec::new(), Vec::<Piece>::new(), Vec::<Piece>::new());
+    let (mut events, mut pieces) = (Vec::with_capacity(c.orders.len() + 1), Vec::<Piece>::new());
     for o in &c.orders {
         let o = Order { pos: o.pos - acc.pos_first, ..*o };
         let price = fill_price(acc.pos_market[o.pos] as usize);
         let mut fill = Fill { acc: &mut *acc, pools: &mut *pools, ctx, fee_rate };
-        for (e, piece) in fill.close(o, price) {
-            if e.kind != EventKind::Isolated && e.market >= 0 && e.bad_debt_usd == 0.0 {
-                closed.push((e.market as u32, -e.qty.signum(), e.notional_usd));
-            }
-            pieces.extend(piece);
-            events.push(e);
-        }
+        fill.close(o, price, &mut events, &mut pieces);
     }
     let (eq, _) = cross_equity_and_notional(acc.rows(), acc.pos_isolated, ctx);
     let open_cross = acc.pos_isolated.iter().zip(acc.pos_qty.iter()).any(|(&i, &q)| !i && q != 0.0);
@@ -597,9 +635,15 @@ fn settle_candidate(
             bad_debt_usd: -eq,
             kind: EventKind::Bankruptcy,
         });
-        let total: f64 = closed.iter().map(|c| c.2).sum();
+        // The markets it closed this round, by the fills' events (the bankruptcy event just
+        // pushed is none of them: it has no market).
+        let closed = events
+            .iter()
+            .filter(|e| e.kind != EventKind::Isolated && e.market >= 0 && e.bad_debt_usd == 0.0)
+            .map(|e| (e.market as u32, -e.qty.signum(), e.notional_usd));
+        let total: f64 = closed.clone().map(|c| c.2).sum();
         if total > 0.0 {
-            pieces.extend(closed.iter().map(|&(k, side, w)| (k, side, -eq * w / total)));
+            pieces.extend(closed.map(|(k, side, w)| (k, side, -eq * w / total)));
         }
     }
     (events, pieces)
@@ -617,14 +661,15 @@ impl Fill<'_, '_, '_> {
     /// Closes `o.fraction` of the account's position `o.pos` (numbered within the account) at
     /// `price`: realised P&L from the external side, the fee to the fund (never more than the
     /// equity left), an isolated position's margin back to the wallet or its deficit to the
-    /// fund. Returns the events, each with the (market, side, USD) bad-debt piece it caused.
-    fn close(&mut self, o: Order, price: f64) -> Vec<(Event, Option<Piece>)> {
+    /// fund. Pushes its events to `events` and the (market, side, USD) bad-debt pieces they
+    /// cause to `pieces`.
+    fn close(&mut self, o: Order, price: f64, events: &mut Vec<Event>, pieces: &mut Vec<Piece>) {
         let u = self.ctx.universe;
         let s = &mut *self.acc;
         let p = o.pos;
         let q = s.pos_qty[p];
         if q == 0.0 {
-            return vec![];
+            return;
         }
         let k = s.pos_market[p] as usize;
         let settle = u.markets.settle[k] as usize;
@@ -640,7 +685,6 @@ impl Fill<'_, '_, '_> {
         s.pos_qty[p] = if full { 0.0 } else { q + x };
         let notional = c.notional(x, price);
         let nominal_fee = to_minor(self.fee_rate * notional);
-        let mut out = Vec::new();
         let fee;
         if s.pos_isolated[p] {
             s.iso_minor[p] += realized;
@@ -659,19 +703,16 @@ impl Fill<'_, '_, '_> {
         self.pools.insurance[settle] += fee;
         s.refresh();
         let kind = if s.pos_isolated[p] { EventKind::Isolated } else { o.kind };
-        out.push((
-            Event {
-                market: k as i32,
-                side: s.side_of(p),
-                qty: x,
-                price,
-                notional_usd: notional * sp,
-                fee_usd: Minor(fee).to_usd(sp),
-                bad_debt_usd: 0.0,
-                kind,
-            },
-            None,
-        ));
+        events.push(Event {
+            market: k as i32,
+            side: s.side_of(p),
+            qty: x,
+            price,
+            notional_usd: notional * sp,
+            fee_usd: Minor(fee).to_usd(sp),
+            bad_debt_usd: 0.0,
+            kind,
+        });
         if s.pos_isolated[p] {
             if s.pos_qty[p] == 0.0 {
                 if s.iso_minor[p] < 0 {
@@ -681,29 +722,26 @@ impl Fill<'_, '_, '_> {
                     s.iso_minor[p] = 0;
                     s.pos_isolated[p] = false;
                     let usd = Minor(deficit).to_usd(sp);
-                    out.push((
-                        Event {
-                            market: k as i32,
-                            side: s.side_of(p),
-                            qty: 0.0,
-                            price,
-                            notional_usd: 0.0,
-                            fee_usd: 0.0,
-                            bad_debt_usd: usd,
-                            kind: EventKind::Bankruptcy,
-                        },
-                        Some((k as u32, q.signum(), usd)),
-                    ));
+                    events.push(Event {
+                        market: k as i32,
+                        side: s.side_of(p),
+                        qty: 0.0,
+                        price,
+                        notional_usd: 0.0,
+                        fee_usd: 0.0,
+                        bad_debt_usd: usd,
+                        kind: EventKind::Bankruptcy,
+                    });
+                    pieces.push((k as u32, q.signum(), usd));
                 } else {
                     s.release_isolated(p, u);
                 }
                 s.refresh();
             } else if s.iso_minor[p] <= 0 {
                 // A slice used the margin up: the rest goes at the same price.
-                out.extend(self.close(Order { pos: p, fraction: 1.0, kind: EventKind::Isolated }, price));
+                self.close(Order { pos: p, fraction: 1.0, kind: EventKind::Isolated }, price, events, pieces);
             }
         }
-        out
     }
 }
 
@@ -1384,6 +1422,70 @@ mod tests {
             prop_assert_eq!(&ft, &it);
             prop_assert_eq!(full.bad_debt_usd.to_bits(), inc.bad_debt_usd.to_bits());
             prop_assert_eq!(&full.final_marks, &inc.final_marks);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// An ADL plan applied at once (in row order when it names each row once, else in
+        /// plan order) leaves the state and events of its closes applied one by one in plan
+        /// order, isolated margins handed back included.
+        #[test]
+        fn adl_closes_apply_as_one_by_one(
+            qty in prop::collection::vec((-30.0f64..30.0, -200.0f64..200.0), 2..12),
+            iso in prop::collection::vec(prop::bool::ANY, 12),
+            shares in prop::collection::vec(0.1f64..1.5, 24),
+            keys in prop::collection::vec(0u32..1000, 24),
+            dup in prop::bool::ANY,
+        ) {
+            let u = universe();
+            let n = qty.len();
+            let r = rows(&vec![100.0; n], &vec![0.0; n], &qty, &iso[..n]);
+            let base = Shard::new(&r.subset(|_| true), &u, &[0, 1], &[0, 1]).unwrap();
+            let s = &base.state;
+            let mut rows_of: Vec<(u32, u32, u64)> = (0..s.n_accounts())
+                .flat_map(|a| (s.pos_offsets[a]..s.pos_offsets[a + 1]).map(move |p| (a, p)))
+                .filter(|&(_, p)| s.pos_market[p] == 1)
+                .map(|(a, p)| (keys[p % keys.len()], a as u32, p as u64))
+                .collect();
+            rows_of.sort_unstable();
+            if dup && !rows_of.is_empty() {
+                rows_of.push(rows_of[0]);
+            }
+            let plan = Closes {
+                local_account: rows_of.iter().map(|x| x.1).collect(),
+                pos: rows_of.iter().map(|x| x.2).collect(),
+                share: (0..rows_of.len()).map(|i| shares[i % shares.len()]).collect(),
+                minor: (0..rows_of.len()).map(|i| 1000 * i as i128).collect(),
+            };
+            let (assets, marks) = (vec![1.0, 100.0], vec![100.0, 10.0]);
+            let mut at_once = base.clone();
+            let all = at_once.deleverage(&u, &assets, &marks, Deleverage::Adl, 1, &plan).unwrap();
+            let mut one_by_one = base.clone();
+            let mut events = Events::default();
+            for i in 0..plan.pos.len() {
+                let one = Closes {
+                    local_account: vec![plan.local_account[i]],
+                    pos: vec![plan.pos[i]],
+                    share: vec![plan.share[i]],
+                    minor: vec![plan.minor[i]],
+                };
+                let got = one_by_one.deleverage(&u, &assets, &marks, Deleverage::Adl, 1, &one).unwrap();
+                for j in 0..got.item.len() {
+                    let (account, e) = got.event(j).unwrap();
+                    events.push(0, 0, account, e);
+                }
+            }
+            prop_assert_eq!(&all.events, &events);
+            prop_assert_eq!(all.item, (0..plan.pos.len() as u32).collect::<Vec<_>>());
+            let (x, y) = (&at_once.state, &one_by_one.state);
+            prop_assert_eq!(&x.pos_qty, &y.pos_qty);
+            prop_assert_eq!(&x.bal_minor, &y.bal_minor);
+            prop_assert_eq!(&x.bal_qty, &y.bal_qty);
+            prop_assert_eq!(&x.iso_minor, &y.iso_minor);
+            prop_assert_eq!(&x.iso_qty, &y.iso_qty);
+            prop_assert_eq!(&x.pos_isolated, &y.pos_isolated);
         }
     }
 
