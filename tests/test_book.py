@@ -354,6 +354,25 @@ def test_a_book_is_immutable_so_its_grouping_never_goes_stale(small):
     assert cm.Engine(small).evaluate(b2).equity[1] == before[1] + 50_000.0
 
 
+def test_a_shared_column_written_before_the_rows_are_rebuilt_is_a_typed_error(small):
+    """A book grouped into the kernel's layout rebuilds its per-account rows from the
+    shared columns on the first call that reads them (liquidation prices here); a caller who
+    broke the rule above by writing an invalid value into a shared array meanwhile gets the
+    BookError naming the row and column, never a panic."""
+    pqty = np.array([0.5, -1.0])
+    b = cm.Book.from_arrays(  # symbols in the universe's order: the book itself is bound
+        {"account": np.array([1, 2]), "asset": ["BTC", "ETH"], "qty": np.array([1.0, 20.0])},
+        {"account": [1, 2], "market": ["BTCUSDT"] * 2, "qty": pqty, "entry_price": [5e4] * 2},
+    )
+    engine = cm.Engine(small)
+    engine.evaluate(b)  # the layout alone: no per-account rows built yet
+    assert b.grouping(small).layout_nbytes > 0
+    pqty[1] = np.nan
+    with pytest.raises(cm.exceptions.BookError, match="row 1") as err:
+        engine.liquidation_prices(b)
+    assert (err.value.table, err.value.row, err.value.column) == ("positions", 1, "qty")
+
+
 # ---- empty and omitted tables --------------------------------------------------------------
 @pytest.mark.parametrize(
     "make",

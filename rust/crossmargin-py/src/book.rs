@@ -13,7 +13,7 @@ use crossmargin_core::fixed::{FixedBook, FixedUniverse};
 use crossmargin_core::kernel::{Level, Sliced8};
 use crossmargin_core::universe::Universe;
 use crossmargin_core::{
-    group_into_layout, group_with, BalanceInput, GroupedBook, LaidOutBook, OrderInput, PositionInput, Remap,
+    group_into_layout, group_with, BalanceInput, CoreError, GroupedBook, LaidOutBook, OrderInput, PositionInput, Remap,
 };
 use numpy::ndarray::ArrayView1;
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
@@ -150,21 +150,26 @@ impl PyBook {
 
     /// The CSR grouping (rebuilt from the input columns on first use for a book grouped
     /// into the layout: its cost is the calling model's, once).
-    pub fn grouped(&self) -> &GroupedBook {
-        self.csr.get_or_init(|| {
-            let (shell, source) = self.laid_out.as_ref().expect("a book holds its CSR or its input columns");
-            let (b, p, side) = source.inputs();
-            let (na, nm) = (shell.n_asset_codes, shell.n_market_codes);
-            group_with(b, p, side, None, na, nm)
-                .expect("the book's input columns changed after grouping (a book's columns must not be written)")
-        })
+    pub fn grouped(&self) -> Result<&GroupedBook, CoreError> {
+        if let Some(csr) = self.csr.get() {
+            return Ok(csr);
+        }
+        let Some((shell, source)) = self.laid_out.as_ref() else {
+            unreachable!("a book holds its CSR or its input columns")
+        };
+        let (b, p, side) = source.inputs();
+        // The columns were checked when the book was built; a failure here means the caller
+        // wrote into a column the book shares (docs/MODEL.md "Book": a book's columns must
+        // not be written while it is in use) — a typed error naming the row, never a panic.
+        let csr = group_with(b, p, side, None, shell.n_asset_codes, shell.n_market_codes)?;
+        Ok(self.csr.get_or_init(|| csr))
     }
 
     /// The rows the kernel reads beside the layout in a call at `level` under `universe`: the
     /// account ids alone when every group runs SIMD (no venue rules, no options, a SIMD
     /// level; a book grouped into the layout holds no open orders), else the CSR grouping.
-    pub fn kernel_rows(&self, universe: &Universe, level: Level) -> &GroupedBook {
-        match (&self.laid_out, self.csr.get()) {
+    pub fn kernel_rows(&self, universe: &Universe, level: Level) -> Result<&GroupedBook, CoreError> {
+        Ok(match (&self.laid_out, self.csr.get()) {
             (_, Some(csr)) => csr,
             (Some((shell, _)), None)
                 if level != Level::Scalar
@@ -174,8 +179,13 @@ impl PyBook {
             {
                 shell
             }
-            _ => self.grouped(),
-        }
+            _ => self.grouped()?,
+        })
+    }
+
+    /// The CSR of a book not grouped into the layout (it always holds one).
+    fn held(&self) -> &GroupedBook {
+        self.csr.get().unwrap_or_else(|| unreachable!("a book not grouped into the layout holds its CSR"))
     }
 
     fn n_accounts(&self) -> usize {
@@ -189,12 +199,12 @@ impl PyBook {
     fn accounts_slice(&self) -> &[i64] {
         match &self.laid_out {
             Some((shell, _)) => &shell.accounts,
-            None => &self.grouped().accounts,
+            None => &self.held().accounts,
         }
     }
 
     fn layout(&self) -> &Sliced8 {
-        self.layout.get_or_init(|| Sliced8::new(self.grouped()))
+        self.layout.get_or_init(|| Sliced8::new(self.held()))
     }
 }
 
@@ -303,7 +313,7 @@ impl PyBook {
                 let (ua, um) = this.used.get_or_init(|| this.layout().used_codes(na, nm));
                 crossmargin_core::book::keeps_order(ua, a) && crossmargin_core::book::keeps_order(um, m)
             }
-            _ => this.grouped().is_in_order(a, m),
+            _ => this.held().is_in_order(a, m),
         };
         if in_order {
             return Ok(PyBookView {
@@ -314,7 +324,7 @@ impl PyBook {
             });
         }
         let (na, nm) = (u.n_assets() as u32, u.n_markets() as u32);
-        let inner = detached(py, || this.grouped().in_universe_order(a, m, na, nm))?;
+        let inner = detached(py, || this.grouped()?.in_universe_order(a, m, na, nm))?;
         Ok(PyBookView {
             book: Py::new(py, PyBook::of(inner))?,
             asset_remap: (0..na).collect(),
@@ -332,7 +342,7 @@ impl PyBook {
     /// Whether the book holds open orders.
     #[getter]
     fn has_orders(&self) -> bool {
-        self.laid_out.is_none() && self.grouped().has_orders()
+        self.laid_out.is_none() && self.held().has_orders()
     }
 
     /// Account ids, ascending: a read-only view of the book's own ids (no copy).
@@ -361,27 +371,36 @@ pub struct PyBookView {
 
 impl PyBookView {
     /// The rows in `fx`'s raw units: the kept conversion when it was made in those units.
-    pub fn fixed_rows(&self, fx: &FixedUniverse) -> Arc<FixedBook> {
+    pub fn fixed_rows(&self, fx: &FixedUniverse) -> Result<Arc<FixedBook>, CoreError> {
         let mut kept = self.fixed_rows.lock().unwrap_or_else(|e| e.into_inner());
-        match &*kept {
+        Ok(match &*kept {
             Some(rows) if rows.matches(fx) => Arc::clone(rows),
             _ => {
-                let rows = Arc::new(FixedBook::new(self.grouped(), self.remap(), fx));
+                let rows = Arc::new(FixedBook::new(self.grouped()?, self.remap(), fx));
                 *kept = Some(Arc::clone(&rows));
                 rows
             }
-        }
+        })
     }
 
     /// The CSR grouping (for a book grouped into the layout, rebuilt from its input columns
     /// on the first call that reads accounts' rows; that call bears its cost).
-    pub fn grouped(&self) -> &GroupedBook {
+    pub fn grouped(&self) -> Result<&GroupedBook, CoreError> {
         self.book.get().grouped()
+    }
+
+    /// [`Self::grouped`] for a binding call: the rebuild runs without the GIL, its error
+    /// becomes the typed Python error.
+    pub fn rows(&self, py: Python<'_>) -> PyResult<&GroupedBook> {
+        match self.book.get().csr.get() {
+            Some(csr) => Ok(csr),
+            None => detached(py, || self.grouped()),
+        }
     }
 
     /// What the evaluation kernel reads beside the layout at `level` under `universe`
     /// ([`PyBook::kernel_rows`]): the account ids alone when every group runs SIMD.
-    pub fn kernel_rows(&self, universe: &Universe, level: Level) -> &GroupedBook {
+    pub fn kernel_rows(&self, universe: &Universe, level: Level) -> Result<&GroupedBook, CoreError> {
         self.book.get().kernel_rows(universe, level)
     }
 
@@ -396,7 +415,7 @@ impl PyBookView {
         let b = self.book.get();
         match (&b.laid_out, b.csr.get()) {
             (Some((shell, _)), None) => shell,
-            _ => b.grouped(),
+            _ => b.held(),
         }
     }
 

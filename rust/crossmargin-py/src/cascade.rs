@@ -185,9 +185,10 @@ pub fn run_cascade<'py>(
     let u = e.universe();
     let cfg = rules.config(u).map_err(|err| to_pyerr(py, err))?;
     let remap = b.remap();
+    let rows = b.rows(py)?;
     let (out, columns, grouped) = detached(py, || {
         e.install(|| {
-            let out = run(u, b.grouped(), remap.asset, remap.market, &cfg)?;
+            let out = run(u, rows, remap.asset, remap.market, &cfg)?;
             let columns = out.state.columns();
             let grouped = columns.grouped();
             Ok((out, columns, grouped))

@@ -82,7 +82,7 @@ pub struct PyShard {
 pub fn shard(py: Python<'_>, universe: &Py<PyUniverse>, b: &PyBookView, rules: &RulesIn<'_>) -> PyResult<PyShard> {
     let u = &universe.get().inner;
     let remap = b.remap();
-    let inner = Shard::new(b.grouped(), u, remap.asset, remap.market).map_err(|e| to_pyerr(py, e))?;
+    let inner = Shard::new(b.rows(py)?, u, remap.asset, remap.market).map_err(|e| to_pyerr(py, e))?;
     let deleverage = rules.deleverage().map_err(|e| to_pyerr(py, e))?;
     Ok(PyShard { universe: universe.clone_ref(py), inner, slicing: rules.slicing(), fee: rules.fee(), deleverage })
 }

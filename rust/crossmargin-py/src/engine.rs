@@ -96,13 +96,14 @@ impl PyEngine {
         let ctx = margin_context(py, self.universe(), b, &prices)?;
         if let Some(fx) = &self.universe.get().fixed {
             let level = Level::from_env().map_err(|e| to_pyerr(py, e))?;
-            let rows = b.fixed_rows(fx);
+            let book_rows = b.rows(py)?;
+            let rows = b.fixed_rows(fx).map_err(|e| to_pyerr(py, e))?;
             let Some(dict) = out else {
-                let n = b.grouped().n_accounts();
+                let n = book_rows.n_accounts();
                 let (cols, raw) = detached(py, || {
                     self.install(|| {
                         let (mut cols, mut raw) = (MarginColumns::zeroed(n), fixed::FixedColumns::zeroed(n));
-                        fixed::evaluate_rows_into(b.grouped(), &rows, &ctx, fx, cols.as_mut(), raw.as_mut(), level)?;
+                        fixed::evaluate_rows_into(book_rows, &rows, &ctx, fx, cols.as_mut(), raw.as_mut(), level)?;
                         Ok((cols, raw))
                     })
                 })?;
@@ -126,7 +127,7 @@ impl PyEngine {
                 };
                 let cols = margin.as_mut()?;
                 detached(py, || {
-                    self.install(|| fixed::evaluate_rows_into(b.grouped(), &rows, &ctx, fx, cols, raw, level))
+                    self.install(|| fixed::evaluate_rows_into(book_rows, &rows, &ctx, fx, cols, raw, level))
                 })?;
             }
             return Ok(dict);
@@ -136,7 +137,7 @@ impl PyEngine {
             let cols = detached(py, || {
                 self.install(|| {
                     let mut cols = MarginColumns::zeroed(b.layout().n_accounts());
-                    kernel::evaluate_into(b.kernel_rows(ctx.universe, level), b.layout(), &ctx, cols.as_mut(), level)?;
+                    kernel::evaluate_into(b.kernel_rows(ctx.universe, level)?, b.layout(), &ctx, cols.as_mut(), level)?;
                     Ok(cols)
                 })
             })?;
@@ -147,7 +148,7 @@ impl PyEngine {
             let cols = margin.as_mut()?;
             detached(py, || {
                 self.install(|| {
-                    kernel::evaluate_into(b.kernel_rows(ctx.universe, level), b.layout(), &ctx, cols, level)
+                    kernel::evaluate_into(b.kernel_rows(ctx.universe, level)?, b.layout(), &ctx, cols, level)
                 })
             })?;
         }

@@ -20,11 +20,12 @@ pub fn explain<'py>(
     prices: &PricesIn<'_>,
     account_index: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    if account_index >= b.grouped().n_accounts() {
+    let rows = b.rows(py)?;
+    if account_index >= rows.n_accounts() {
         return Err(to_pyerr(py, CoreError::config("account", format!("index {account_index} is not in the book"))));
     }
     let ctx = margin_context(py, e.universe(), b, prices)?;
-    let ex = detached(py, || Ok(core_explain(b.grouped(), account_index, &ctx)))?;
+    let ex = detached(py, || Ok(core_explain(rows, account_index, &ctx)))?;
     let m = &ex.margin;
     let margin = PyDict::new(py);
     margin.set_item("equity", m.equity)?;

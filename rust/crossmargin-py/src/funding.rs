@@ -42,7 +42,7 @@ pub fn apply<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let ctx = margin_context(py, e.universe(), b, prices)?;
     let rates = rates.as_slice()?;
-    let book = b.grouped();
+    let book = b.rows(py)?;
     let (f, bal, pay, totals) = detached(py, || {
         e.install(|| {
             let f = core_apply_funding(book, &ctx, rates)?;

@@ -97,7 +97,7 @@ pub struct PyMonitor {
 /// The book's grouping coded by universe index, in the canonical order.
 fn universe_coded(py: Python<'_>, engine: &PyEngine, book: &PyBookView) -> PyResult<GroupedBook> {
     let u = engine.universe();
-    let g = book.grouped();
+    let g = book.rows(py)?;
     let r = book.remap();
     let (na, nm) = (u.n_assets() as u32, u.n_markets() as u32);
     let identity = |m: &[u32], n: u32| m.len() == n as usize && m.iter().enumerate().all(|(i, &x)| x as usize == i);

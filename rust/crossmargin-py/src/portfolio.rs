@@ -193,9 +193,10 @@ pub fn evaluate<'py>(
     };
     let ctx = margin_context(py, e.universe(), b, prices)?;
     let params = &portfolio.inner;
+    let rows = b.rows(py)?;
     let cols = detached(py, || {
         let pc = PortfolioContext::new(ctx, params)?;
-        e.install(|| portfolio::evaluate(b.grouped(), &pc, model))
+        e.install(|| portfolio::evaluate(rows, &pc, model))
     })?;
     margin_columns_dict(py, cols)
 }
@@ -208,7 +209,8 @@ pub fn greeks<'py>(
     prices: &PricesIn<'_>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let ctx = margin_context(py, e.universe(), b, prices)?;
-    let cols = detached(py, || Ok(e.install(|| portfolio::greeks(b.grouped(), &ctx))))?;
+    let rows = b.rows(py)?;
+    let cols = detached(py, || Ok(e.install(|| portfolio::greeks(rows, &ctx))))?;
     let out = PyDict::new(py);
     out.set_item("account_index", cols.account.into_pyarray(py))?;
     out.set_item("underlying_index", cols.underlying.into_pyarray(py))?;

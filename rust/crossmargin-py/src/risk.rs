@@ -32,7 +32,8 @@ pub fn liquidation_prices<'py>(
         return Err(to_pyerr(py, CoreError::config("move", msg)));
     };
     let ctx = margin_context(py, e.universe(), b, prices)?;
-    let cols = detached(py, || Ok(e.install(|| core_liquidation_prices(b.grouped(), &ctx, how))))?;
+    let rows = b.rows(py)?;
+    let cols = detached(py, || Ok(e.install(|| core_liquidation_prices(rows, &ctx, how))))?;
     let out = PyDict::new(py);
     out.set_item("account", cols.account.into_pyarray(py))?;
     out.set_item("market", cols.market.into_pyarray(py))?;
@@ -59,10 +60,11 @@ pub fn stress<'py>(
         return Err(to_pyerr(py, CoreError::price("scenario prices", msg)));
     }
     let base = Prices { asset: &u.assets.price, mark: &u.markets.mark };
-    let ctx = MarginContext::new(u, b.grouped(), base, b.remap()).map_err(|err| to_pyerr(py, err))?;
+    let rows = b.rows(py)?;
+    let ctx = MarginContext::new(u, rows, base, b.remap()).map_err(|err| to_pyerr(py, err))?;
     let sc = ScenarioPrices { n, asset: scenarios.0.as_slice()?, mark: scenarios.1.as_slice()? };
     let level = Level::from_env().map_err(|err| to_pyerr(py, err))?;
-    let cols = detached(py, || e.install(|| stress_on(b.grouped(), Some((b.layout(), level)), &ctx, sc, keep_matrix)))?;
+    let cols = detached(py, || e.install(|| stress_on(rows, Some((b.layout(), level)), &ctx, sc, keep_matrix)))?;
     let out = PyDict::new(py);
     out.set_item("margin", cols.margin.into_pyarray(py))?;
     out.set_item("liquidatable", cols.liquidatable.into_pyarray(py))?;
@@ -80,7 +82,8 @@ pub fn efficiency<'py>(
     prices: &PricesIn<'_>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let ctx = margin_context(py, e.universe(), b, prices)?;
-    let cols = detached(py, || e.install(|| capital_efficiency(b.grouped(), &ctx)))?;
+    let rows = b.rows(py)?;
+    let cols = detached(py, || e.install(|| capital_efficiency(rows, &ctx)))?;
     let out = PyDict::new(py);
     out.set_item("equity", cols.equity.into_pyarray(py))?;
     out.set_item("collateral", cols.collateral.into_pyarray(py))?;

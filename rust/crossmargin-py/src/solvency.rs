@@ -64,7 +64,7 @@ pub fn solvency<'py>(
 ) -> PyResult<(Bound<'py, PyDict>, Option<PyTree>)> {
     let ctx = margin_context(py, e.universe(), b, prices)?;
     let reserves = reserves.as_slice()?;
-    let book = b.grouped();
+    let book = b.rows(py)?;
     let (l, total, minor, value, tree) = detached(py, || {
         e.install(|| {
             let value = reserves_value(&ctx, reserves)?;

@@ -145,9 +145,10 @@ pub fn evaluate<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let ctx = margin_context(py, e.universe(), b, prices)?;
     let params = &params.inner;
+    let book_rows = b.rows(py)?;
     let (cols, rows) = detached(py, || {
         let sc = SpanContext::new(ctx, params)?;
-        Ok(e.install(|| span::evaluate(b.grouped(), &sc, detail)))
+        Ok(e.install(|| span::evaluate(book_rows, &sc, detail)))
     })?;
     let out = margin_columns_dict(py, cols)?;
     out.set_item("commodity_account_index", rows.account.into_pyarray(py))?;
