@@ -2157,6 +2157,39 @@ mod tests {
         }
     }
 
+    /// The proptests' account ids: dense small ids, or a mix of arbitrary and small ones.
+    fn id_pool_of(sparse: bool, seed_ids: &[prop::sample::Index], id_pool: &[i64]) -> Vec<i64> {
+        if sparse {
+            id_pool
+                .iter()
+                .zip(seed_ids)
+                .map(|(&x, i)| if i.index(2) == 0 { x } else { i.index(64) as i64 - 32 })
+                .collect()
+        } else {
+            id_pool.iter().map(|&x| x.rem_euclid(48)).collect()
+        }
+    }
+
+    type PositionColumns = (Vec<u32>, Vec<u8>, Vec<f64>, Vec<f64>, Vec<f64>);
+
+    /// The proptests' position columns (code, side, qty, entry, isolated) from generated rows
+    /// (account, code, side, qty, entry if flat, isolated): a leg's quantity follows its side,
+    /// else the grouping never gets past validation.
+    fn position_columns(pos: &[(usize, u32, u8, f64, f64, f64)]) -> PositionColumns {
+        let ps: Vec<u8> = pos.iter().map(|r| r.2).collect();
+        let pq = pos
+            .iter()
+            .map(|r| match r.2 {
+                SIDE_LONG => r.3.abs(),
+                SIDE_SHORT => -r.3.abs(),
+                _ => r.3,
+            })
+            .collect();
+        let pe = pos.iter().map(|r| if r.3 == 0.0 { r.4 } else { 100.0 }).collect();
+        let pm = pos.iter().map(|r| r.5).collect();
+        (pos.iter().map(|r| r.1).collect(), ps, pq, pe, pm)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
 
@@ -2176,21 +2209,11 @@ mod tests {
             budget in prop_oneof![Just(usize::MAX), 1usize..2_000],
             wide in any::<bool>(),
         ) {
-            let pool: Vec<i64> = if sparse {
-                id_pool.iter().zip(&seed_ids).map(|(&x, i)| if i.index(2) == 0 { x } else { i.index(64) as i64 - 32 }).collect()
-            } else {
-                id_pool.iter().map(|&x| x.rem_euclid(48)).collect()
-            };
+            let pool = id_pool_of(sparse, &seed_ids, &id_pool);
             let id = |k: usize| pool[k % pool.len()];
-            let ba: Vec<i64> = bal.iter().map(|r| id(r.0)).collect();
-            let bc: Vec<u32> = bal.iter().map(|r| r.1).collect();
-            let bq: Vec<f64> = bal.iter().map(|r| r.2).collect();
+            let (ba, bc, bq) = (bal.iter().map(|r| id(r.0)).collect::<Vec<i64>>(), bal.iter().map(|r| r.1).collect::<Vec<u32>>(), bal.iter().map(|r| r.2).collect::<Vec<f64>>());
             let pa: Vec<i64> = pos.iter().map(|r| id(r.0)).collect();
-            let pc: Vec<u32> = pos.iter().map(|r| r.1).collect();
-            let ps: Vec<u8> = pos.iter().map(|r| r.2).collect();
-            let pq: Vec<f64> = pos.iter().map(|r| match r.2 { SIDE_LONG => r.3.abs(), SIDE_SHORT => -r.3.abs(), _ => r.3 }).collect();
-            let pe: Vec<f64> = pos.iter().map(|r| if r.3 == 0.0 { r.4 } else { 100.0 }).collect();
-            let pm: Vec<f64> = pos.iter().map(|r| r.5).collect();
+            let (pc, ps, pq, pe, pm) = position_columns(&pos);
             let side: &[u8] = if with_sides { &ps } else { &[] };
             let b = BalanceInput { account: &ba, code: &bc, qty: &bq };
             let p = PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pm };
@@ -2224,22 +2247,11 @@ mod tests {
             ord in prop::option::of(prop::collection::vec((0usize..40, 0u32..5, 0u8..2, 0.5f64..3.0, 1f64..50.0, any::<bool>()), 0..20)),
             id_pool in prop::collection::vec(any::<i64>(), 40),
         ) {
-            let pool: Vec<i64> = if sparse {
-                id_pool.iter().zip(&seed_ids).map(|(&x, i)| if i.index(2) == 0 { x } else { i.index(64) as i64 - 32 }).collect()
-            } else {
-                id_pool.iter().map(|&x| x.rem_euclid(48)).collect()
-            };
+            let pool = id_pool_of(sparse, &seed_ids, &id_pool);
             let id = |k: usize| pool[k % pool.len()];
-            let ba: Vec<i64> = bal.iter().map(|r| id(r.0)).collect();
-            let bc: Vec<u32> = bal.iter().map(|r| r.1).collect();
-            let bq: Vec<f64> = bal.iter().map(|r| r.2).collect();
+            let (ba, bc, bq) = (bal.iter().map(|r| id(r.0)).collect::<Vec<i64>>(), bal.iter().map(|r| r.1).collect::<Vec<u32>>(), bal.iter().map(|r| r.2).collect::<Vec<f64>>());
             let pa: Vec<i64> = pos.iter().map(|r| id(r.0)).collect();
-            let pc: Vec<u32> = pos.iter().map(|r| r.1).collect();
-            // A leg's quantity follows its side (else the grouping never gets past validation).
-            let ps: Vec<u8> = pos.iter().map(|r| r.2).collect();
-            let pq: Vec<f64> = pos.iter().map(|r| match r.2 { SIDE_LONG => r.3.abs(), SIDE_SHORT => -r.3.abs(), _ => r.3 }).collect();
-            let pe: Vec<f64> = pos.iter().map(|r| if r.3 == 0.0 { r.4 } else { 100.0 }).collect();
-            let pm: Vec<f64> = pos.iter().map(|r| r.5).collect();
+            let (pc, ps, pq, pe, pm) = position_columns(&pos);
             let side: &[u8] = if with_sides { &ps } else { &[] };
             let ord = ord.unwrap_or_default();
             let oa: Vec<i64> = ord.iter().map(|r| id(r.0)).collect();
