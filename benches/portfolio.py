@@ -43,11 +43,10 @@ if TYPE_CHECKING:
     import crossmargin as cm
 
 
-def options_universe() -> cm.Universe:
-    """BTC and ETH: a perp, a future and 12 options each on 33 scenarios (see the module);
-    imported in the children, each with its own build first on the path."""
+def options_markets() -> list[cm.Market]:
+    """A perp, a future and 12 options (calls and puts at six strikes, every other one
+    inverse) on BTC and on ETH: the options book of the portfolio and SPAN benchmarks."""
     import crossmargin as cm
-    from crossmargin.portfolio import PortfolioConfig, crypto
 
     markets = []
     for u, s in (("BTC", 50_000.0), ("ETH", 2_500.0)):
@@ -63,6 +62,16 @@ def options_universe() -> cm.Universe:
                               option_type=t, strike=s * k, expiry=0.05 + 0.1 * j, iv=0.5 + 0.05 * j,
                               inverse=bool(j % 2))
                 )  # fmt: skip
+    return markets
+
+
+def options_universe() -> cm.Universe:
+    """BTC and ETH: a perp, a future and 12 options each on 33 scenarios (see the module);
+    imported in the children, each with its own build first on the path."""
+    import crossmargin as cm
+    from crossmargin.portfolio import PortfolioConfig, crypto
+
+    markets = options_markets()
     grid = crypto(buckets=11, extended=())
     assert len(grid.scenarios) == 33
     return cm.Universe(

@@ -25,23 +25,11 @@ from crossmargin.portfolio import PortfolioConfig, span16
 from crossmargin.span import CombinedCommodity, Contract, InterSpread, IntraSpread, SpanConfig
 
 from benches.conftest import bench_accounts
+from benches.portfolio import options_markets
 
 
 def span_universe() -> cm.Universe:
-    markets = []
-    for u, s in (("BTC", 50_000.0), ("ETH", 2_500.0)):
-        perp_brackets = [(1e6, 0.02, 0.01), (math.inf, 0.05, 0.025)]
-        markets += [
-            cm.Market(f"{u}-PERP", "perp", "USDC", u, s, perp_brackets),
-            cm.Market(f"{u}-FUT", "future", "USDC", u, s * 1.01, [(math.inf, 0.03, 0.015)]),
-        ]
-        for j, k in enumerate((0.8, 0.9, 1.0, 1.1, 1.2, 1.3)):
-            for t in ("call", "put"):
-                markets.append(
-                    cm.Market(f"{u}-{t[0]}{k}", "option", u if j % 2 else "USDC", u,
-                              option_type=t, strike=s * k, expiry=0.05 + 0.1 * j,
-                              iv=0.5 + 0.05 * j, inverse=bool(j % 2))
-                )  # fmt: skip
+    markets = options_markets()
     return cm.Universe(
         [
             cm.Asset("USDC", 1.0),
