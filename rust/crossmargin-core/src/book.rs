@@ -1487,22 +1487,7 @@ impl<'a> Space<'a> {
     /// partition's region: `put(row, slot, local slot)` writes it and tells whether the row
     /// fails a check. True when any row does.
     fn scatter(&self, t: usize, h: &Histogram, put: impl Fn(usize, usize, u16) -> bool + Sync) -> bool {
-        let mask = (1u32 << self.shift) - 1;
-        let mut cursor = h.cursor.clone();
-        cursor
-            .par_chunks_mut(self.parts.max(1))
-            .enumerate()
-            .map(|(c, cur)| {
-                let mut bad = false;
-                for r in h.chunks[c]..h.chunks[c + 1] {
-                    let s = self.slot(t, r);
-                    let d = &mut cur[(s >> self.shift) as usize];
-                    bad |= put(r, *d, (s & mask) as u16);
-                    *d += 1;
-                }
-                bad
-            })
-            .reduce(|| false, |a, b| a | b)
+        self.scatter_parts(t, h, 0..self.parts, put)
     }
 
     /// [`Space::scatter`] of the rows whose partition lies in `parts` only (one wave).
