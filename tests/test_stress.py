@@ -9,7 +9,7 @@ from typing import Any
 import crossmargin as cm
 import numpy as np
 import pytest
-from crossmargin import reference, synth
+from crossmargin import _core, reference, synth
 from crossmargin.risk import stress
 from crossmargin.risk.stress import PRESETS, preset, presets, scenario_prices
 from crossmargin.testing import universe_and_book
@@ -37,6 +37,33 @@ def test_matrix_and_totals_equal_one_evaluation_per_scenario(demo: cm.Universe) 
         assert row["bad_debt"] == pytest.approx(np.maximum(-r.equity, 0).sum(), rel=1e-12)
         assert row["fund_exhausted"] == (row["bad_debt"] > 1e6)
     assert st_.matrix_frame().shape == (b.n_accounts, 3)
+
+
+def test_a_book_grouped_into_the_layout_is_stressed_without_rebuilding_its_rows(
+    demo: cm.Universe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where every group runs SIMD, stress reads the kernel's layout alone: the book's
+    per-account rows (what liquidation prices build) are not rebuilt for it, and the
+    result is bit for bit the one computed with them, at every SIMD level."""
+    scen = {"crash": {"BTC": -0.3, "ETH": -0.35}, "pump": {"SOL": 0.4}}
+    eng = cm.Engine(demo)
+    results = {}
+    for level in _core.simd_levels()[0]:
+        monkeypatch.setenv("CROSSMARGIN_SIMD", level)
+        b = synth.generate(demo, n_accounts=3_000, seed=11)
+        held = b.grouped_nbytes
+        first = eng.stress(b, scen, insurance_fund=1e6)
+        if level != "scalar":  # the scalar level reads the rows, which it builds
+            assert b.grouped_nbytes == held
+        eng.liquidation_prices(b)  # builds the rows
+        assert b.grouped_nbytes > held
+        again = eng.stress(b, scen, insurance_fund=1e6)
+        np.testing.assert_array_equal(first.matrix, again.matrix)
+        for k in first.scenarios.columns:
+            np.testing.assert_array_equal(first.scenarios[k], again.scenarios[k])
+        results[level] = first.matrix
+    for m in results.values():
+        np.testing.assert_array_equal(m, results["scalar"])
 
 
 def test_an_underlying_move_equals_the_same_price_override(small: cm.Universe) -> None:

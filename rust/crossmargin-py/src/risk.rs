@@ -60,11 +60,14 @@ pub fn stress<'py>(
         return Err(to_pyerr(py, CoreError::price("scenario prices", msg)));
     }
     let base = Prices { asset: &u.assets.price, mark: &u.markets.mark };
-    let rows = b.rows(py)?;
-    let ctx = MarginContext::new(u, rows, base, b.remap()).map_err(|err| to_pyerr(py, err))?;
+    let ctx = MarginContext::new(u, b.header(), base, b.remap()).map_err(|err| to_pyerr(py, err))?;
     let sc = ScenarioPrices { n, asset: scenarios.0.as_slice()?, mark: scenarios.1.as_slice()? };
     let level = Level::from_env().map_err(|err| to_pyerr(py, err))?;
-    let cols = detached(py, || e.install(|| stress_on(rows, Some((b.layout(), level)), &ctx, sc, keep_matrix)))?;
+    // The kernel's rows: a book grouped into the layout builds no per-account rows when
+    // every group runs SIMD (the blocks read the layout alone).
+    let cols = detached(py, || {
+        e.install(|| stress_on(b.kernel_rows(u, level)?, Some((b.layout(), level)), &ctx, sc, keep_matrix))
+    })?;
     let out = PyDict::new(py);
     out.set_item("margin", cols.margin.into_pyarray(py))?;
     out.set_item("liquidatable", cols.liquidatable.into_pyarray(py))?;
