@@ -81,6 +81,9 @@ def test_out_is_checked_like_numpys_out_raw_columns_by_name() -> None:
         eng.evaluate(book, out=cm.MarginResult(cols))
     with pytest.raises(ConfigError, match="out"):
         eng.evaluate(book, unit="USDC", out=r)
+    # The portfolio models write no raw columns: out= would leave them stale.
+    with pytest.raises(ConfigError, match="writes no \\*_raw columns"):
+        eng.evaluate(book, model="portfolio", out=r)
 
 
 def test_an_account_leaving_the_integer_range_is_named_with_out_too() -> None:

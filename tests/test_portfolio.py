@@ -190,6 +190,25 @@ def test_results_do_not_depend_on_the_thread_count(data):
             np.testing.assert_array_equal(x[c], y[c])
 
 
+@settings(max_examples=20)
+@given(st.data())
+def test_out_gets_the_bits_of_fresh_columns_under_every_model(data):
+    """``out=`` (numpy's convention) under the portfolio models: the previous result's
+    arrays are written in place and returned, bit for bit the fresh result, whichever model
+    wrote them before and whatever prices moved."""
+    b = data.draw(books(U))
+    out = ENGINE.evaluate(b)
+    arrays = {c: out[c] for c in out.columns}
+    for model in data.draw(st.permutations(MODELS)):
+        prices = data.draw(st.sampled_from([None, {"BTC": 42_000.0}, {"ETH": 2_500.0}]))
+        want = ENGINE.evaluate(b, prices=prices, model=model)
+        got = ENGINE.evaluate(b, prices=prices, model=model, out=out)
+        assert got is out
+        for c in want.columns:
+            assert got[c] is arrays[c], c  # written in place, not replaced
+            np.testing.assert_array_equal(got[c], want[c], err_msg=f"{model}: {c}")
+
+
 def book(*positions: tuple[str, float], balances: tuple[tuple[str, float], ...] = ()) -> cm.Book:
     return cm.Book.from_arrays(
         balances={"account": [1] * len(balances), "asset": [a for a, _ in balances],

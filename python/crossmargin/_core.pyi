@@ -467,9 +467,15 @@ class Engine:
         """Standard-model margin of every account (into ``out``'s arrays when given; in a
         fixed-point universe with the four int64 ``*_raw`` columns, ``out``'s included)."""
     def evaluate_portfolio(
-        self, book: BookView, prices: _Prices, portfolio: CompiledPortfolio, model: str
+        self,
+        book: BookView,
+        prices: _Prices,
+        portfolio: CompiledPortfolio,
+        model: str,
+        out: dict[str, npt.NDArray[Any]] | None = None,
     ) -> dict[str, npt.NDArray[Any]]:
-        """Portfolio, delta or hybrid margin of every account."""
+        """Portfolio, delta or hybrid margin of every account (into ``out``'s arrays when
+        given)."""
     def evaluate_span(
         self, book: BookView, prices: _Prices, span: CompiledSpan, *, detail: bool
     ) -> dict[str, npt.NDArray[Any]]:

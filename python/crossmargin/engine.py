@@ -153,15 +153,15 @@ class Engine:
                 mm, free collateral) in units of that asset, USD ÷ its ask at this call's
                 prices (Binance Multi-Assets "available for order" in USDT; docs/MODEL.md
                 "Two-sided valuation"); None: USD.
-            out: a previous :class:`MarginResult` of this book (numpy's ``out=``): the
-                standard model writes its columns in place and returns it, so a repeated
-                evaluation allocates nothing and faults in no fresh pages. Its columns must
-                have one row per account, float64 (bool for the flags), writable and
-                contiguous (:class:`~crossmargin.exceptions.TableError` /
-                ``TableTypeError`` otherwise, naming the column); under fixed-point
-                arithmetic also the four int64 ``*_raw`` columns (a result of a fixed-point
-                universe). Not with ``unit`` or another model. If the call raises, the
-                columns hold no result.
+            out: a previous :class:`MarginResult` of this book (numpy's ``out=``): every
+                model writes its columns in place and returns it, so a repeated evaluation
+                allocates nothing and faults in no fresh pages. Its columns must have one
+                row per account, float64 (bool for the flags), writable and contiguous
+                (:class:`~crossmargin.exceptions.TableError` / ``TableTypeError``
+                otherwise, naming the column); under fixed-point arithmetic (the standard
+                model only) also the four int64 ``*_raw`` columns (a result of a
+                fixed-point universe). Not with ``unit``. If the call raises, the columns
+                hold no result.
 
         Returns:
             A :class:`MarginResult`, one row per account (ascending id), the same fields for
@@ -175,18 +175,23 @@ class Engine:
             raise ConfigError(f"model: {model!r} is not one of {', '.join(MODELS)}", field="model")
         view = _book(book).grouping(self.universe)
         px = resolve(self.universe, prices)
+        fixed = self.universe.compiled.is_fixed_point
         if out is not None:
-            if model != "standard" or unit is not None:
+            if unit is not None:
                 raise ConfigError(
-                    "out: only the standard model writes into a previous result "
-                    "(not with unit= or another model)",
+                    "out: the columns are written in USD (not with unit=)", field="out"
+                )
+            if model != "standard" and fixed:
+                raise ConfigError(
+                    f"out: the {model!r} model writes no *_raw columns; under fixed-point "
+                    "arithmetic only the standard model writes into a previous result",
                     field="out",
                 )
-            arrays = _out_columns(out, book, raw=self.universe.compiled.is_fixed_point)
-            self._native.evaluate(view, px, arrays)
-            return out
+            arrays = _out_columns(out, book, raw=fixed and model == "standard")
+        else:
+            arrays = None
         if model == "standard":
-            cols = self._native.evaluate(view, px)
+            cols = self._native.evaluate(view, px, arrays)
         else:
             if book.has_orders:
                 raise ConfigError(
@@ -200,7 +205,9 @@ class Engine:
                     f"model: {model!r} needs Universe(portfolio=PortfolioConfig(...))",
                     field="portfolio",
                 )
-            cols = self._native.evaluate_portfolio(view, px, pm, model)
+            cols = self._native.evaluate_portfolio(view, px, pm, model, arrays)
+        if out is not None:
+            return out
         if unit is not None:
             cols = in_units(cols, self.universe.ask_price(unit, px[0]))
         return MarginResult({"account": book.accounts, **cols})

@@ -155,7 +155,9 @@ impl PyEngine {
         Ok(dict)
     }
 
-    /// Portfolio, delta or hybrid margin of every account (the same columns as `evaluate`).
+    /// Portfolio, delta or hybrid margin of every account (the same columns as `evaluate`;
+    /// into `out`'s ten arrays when given, which is returned).
+    #[pyo3(signature = (book, prices, portfolio, model, out=None))]
     fn evaluate_portfolio<'py>(
         &self,
         py: Python<'py>,
@@ -163,8 +165,9 @@ impl PyEngine {
         prices: PricesIn<'py>,
         portfolio: &Bound<'py, PyPortfolio>,
         model: &str,
+        out: Option<Bound<'py, PyDict>>,
     ) -> Columns<'py> {
-        portfolio::evaluate(py, self, book.get(), &prices, portfolio.get(), model)
+        portfolio::evaluate(py, self, book.get(), &prices, portfolio.get(), model, out)
     }
 
     /// SPAN margin of every account (the `evaluate` columns) and, with `detail`, the
@@ -289,13 +292,13 @@ const RAW_COLUMNS: [&str; 4] = [
 ];
 
 /// The ten standard columns of an `out=` mapping, borrowed for writing.
-struct MarginColumnsOut<'py> {
+pub(crate) struct MarginColumnsOut<'py> {
     money: [PyReadwriteArray1<'py, f64>; 8],
     flags: [PyReadwriteArray1<'py, bool>; 2],
 }
 
 impl<'py> MarginColumnsOut<'py> {
-    fn of(dict: &Bound<'py, PyDict>) -> PyResult<Self> {
+    pub(crate) fn of(dict: &Bound<'py, PyDict>) -> PyResult<Self> {
         let f = |name: &str| -> PyResult<PyReadwriteArray1<'py, f64>> { column_of(dict, name) };
         Ok(MarginColumnsOut {
             money: [
@@ -312,7 +315,7 @@ impl<'py> MarginColumnsOut<'py> {
         })
     }
 
-    fn as_mut(&mut self) -> PyResult<MarginColumnsMut<'_>> {
+    pub(crate) fn as_mut(&mut self) -> PyResult<MarginColumnsMut<'_>> {
         let [eq, up, ai, am, im, mm, fc, mr] = &mut self.money;
         let [lq, bk] = &mut self.flags;
         Ok(MarginColumnsMut {

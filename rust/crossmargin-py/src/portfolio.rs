@@ -10,7 +10,7 @@ use pyo3::types::PyDict;
 
 use crate::args::{margin_columns_dict, margin_context, PricesIn};
 use crate::book::PyBookView;
-use crate::engine::PyEngine;
+use crate::engine::{MarginColumnsOut, PyEngine};
 use crate::errors::{detached, to_pyerr};
 use crate::universe::PyUniverse;
 
@@ -186,6 +186,7 @@ pub fn evaluate<'py>(
     prices: &PricesIn<'_>,
     portfolio: &PyPortfolio,
     model: &str,
+    out: Option<Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let Some(model) = Model::parse(model) else {
         let msg = format!("'{model}' is not one of {}", MODEL_NAMES.join(", "));
@@ -194,11 +195,22 @@ pub fn evaluate<'py>(
     let ctx = margin_context(py, e.universe(), b, prices)?;
     let params = &portfolio.inner;
     let rows = b.rows(py)?;
-    let cols = detached(py, || {
-        let pc = PortfolioContext::new(ctx, params)?;
-        e.install(|| portfolio::evaluate(rows, &pc, model))
-    })?;
-    margin_columns_dict(py, cols)
+    let Some(dict) = out else {
+        let cols = detached(py, || {
+            let pc = PortfolioContext::new(ctx, params)?;
+            e.install(|| portfolio::evaluate(rows, &pc, model))
+        })?;
+        return margin_columns_dict(py, cols);
+    };
+    {
+        let mut margin = MarginColumnsOut::of(&dict)?;
+        let cols = margin.as_mut()?;
+        detached(py, || {
+            let pc = PortfolioContext::new(ctx, params)?;
+            e.install(|| portfolio::evaluate_into(rows, &pc, model, cols))
+        })?;
+    }
+    Ok(dict)
 }
 
 /// Greeks per account × underlying: dense account index, underlying index and the greeks.

@@ -30,7 +30,7 @@ use crate::contract::Payoff;
 use crate::efficiency::{refuse_orders, refuse_two_sided};
 use crate::error::{CoreError, Result};
 use crate::limits::MAX_FACTOR;
-use crate::margin::{columns_by_account, MarginColumns, MarginContext};
+use crate::margin::{columns_by_account_into, MarginColumns, MarginColumnsMut, MarginContext};
 use crate::options::OptionSpec;
 use crate::universe::{MarketKind, Universe};
 
@@ -435,6 +435,20 @@ const CHUNK: usize = 2048;
 /// one price and has no rule for open orders or a closing-fee reserve: a book with orders, a
 /// two-sided asset or a market with a liquidation fee is a typed error naming it.
 pub fn evaluate(book: &GroupedBook, pc: &PortfolioContext<'_>, model: Model) -> Result<MarginColumns> {
+    let mut out = MarginColumns::zeroed(book.n_accounts());
+    evaluate_into(book, pc, model, out.as_mut())?;
+    Ok(out)
+}
+
+/// [`evaluate`] into the caller's columns (a previous result's, one row per account): the
+/// same values, no fresh pages faulted in per call.
+pub fn evaluate_into(
+    book: &GroupedBook,
+    pc: &PortfolioContext<'_>,
+    model: Model,
+    out: MarginColumnsMut<'_>,
+) -> Result<()> {
+    out.len_checked(book.n_accounts())?;
     let u = pc.margin.universe;
     refuse_orders(book, "the portfolio model")?;
     refuse_two_sided(u, "the portfolio model")?;
@@ -444,7 +458,8 @@ pub fn evaluate(book: &GroupedBook, pc: &PortfolioContext<'_>, model: Model) -> 
             "the portfolio model has no closing-fee reserve (margin the market with the standard model)",
         ));
     }
-    Ok(columns_by_account(book, || Scratch::new(pc), |rows, sc| evaluate_account(rows, pc, model, sc)))
+    columns_by_account_into(book, out, || Scratch::new(pc), |rows, sc| evaluate_account(rows, pc, model, sc));
+    Ok(())
 }
 
 /// Greeks per account × underlying (long format, accounts ascending, underlyings by index):
