@@ -266,9 +266,10 @@ macro_rules! group {
                     (no_lanes(), zero, inf)
                 };
                 if any(long) {
-                    // Haircut tiers (only where a lane's asset has them; without, the
-                    // value counts whole): the slice is the count of bounds below the value.
-                    let tiered = and(long, lt(zero, get::<SA>(t.a_tiered.as_ptr(), &c)));
+                    // Haircut tiers (only where a lane's value is above the part its
+                    // asset counts whole, Tables::a_whole_upto: no tiers, or the first
+                    // slice at rate 1): the slice is the count of bounds below the value.
+                    let tiered = and(long, lt(get::<SA>(t.a_whole_upto.as_ptr(), &c), value));
                     let mut discounted = value;
                     if any(tiered) {
                         let (lower, rate, base) = if SA {
