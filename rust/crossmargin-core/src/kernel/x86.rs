@@ -425,16 +425,18 @@ macro_rules! group {
                 let size = mul(qty, cs);
                 let mut notional = mul(abs(size), mark);
                 let mut pnl = mul(size, sub(mark, entry));
+                // Branch-free when the book has an inverse market: about half the slots hold
+                // one (the benchmark book: 55 %), a branch on them was mispredicted about as
+                // often; the divisions of the other slots overlap with the rest of the slot.
+                // Lanes not inverse (a padded lane's 1 / 0 included) are selected away.
                 if t.any_inverse {
                     let inverse = and(valid, lt(zero, get::<SM>(pick::<SM>(&hot.m_inverse, &t.m_inverse), &c)));
-                    if any(inverse) {
-                        let inv_mark = get::<SM>(pick::<SM>(&hot.m_inv_mark, &t.m_inv_mark), &c);
-                        let (inv_notional, inv_entry) = (div(abs(size), mark), div(one, entry));
-                        let inv_pnl = mul(size, sub(inv_entry, inv_mark));
-                        let inv_pnl = select(eq(qty, zero), inv_pnl, zero);
-                        notional = select(inverse, notional, inv_notional);
-                        pnl = select(inverse, pnl, inv_pnl);
-                    }
+                    let inv_mark = get::<SM>(pick::<SM>(&hot.m_inv_mark, &t.m_inv_mark), &c);
+                    let (inv_notional, inv_entry) = (div(abs(size), mark), div(one, entry));
+                    let inv_pnl = mul(size, sub(inv_entry, inv_mark));
+                    let inv_pnl = select(eq(qty, zero), inv_pnl, zero);
+                    notional = select(inverse, notional, inv_notional);
+                    pnl = select(inverse, pnl, inv_pnl);
                 }
                 // Brackets: the tier is the count of bounds below the notional.
                 let (rate, cum) = if SM {
