@@ -446,7 +446,9 @@ mod tests {
 
     #[test]
     fn a_value_up_to_the_whole_bound_is_its_own_discounted_value() {
-        // The demo's BTC tiers (a first slice at rate 1), a first slice below 1, one slice.
+        // The demo's BTC tiers (python/crossmargin/data/universe.toml: Binance Cross Margin
+        // "Collateral Ratio" Example 1, a first slice at rate 1 up to 100M), an illustrative
+        // first slice below rate 1, an illustrative single slice.
         let tables: [&[(f64, f64)]; 3] = [
             &[(1e8, 1.0), (1.2e8, 0.975), (1.5e8, 0.95), (1.8e8, 0.9), (f64::INFINITY, 0.85)],
             &[(100.0, 0.9), (f64::INFINITY, 0.5)],
