@@ -38,6 +38,8 @@ are main's bit for bit: ``python -m benches.liq_same_bits``).
 benches/compare_builds.kernel4.json the two behind the kernel4 branch (``--stages evaluate_out
 --threads 2`` and ``--threads 1``, 15 pairs, main's release build against the branch's, load
 8.5–10.4: the CPU ratios are the measure).
+benches/compare_builds.kernel5.json the two behind the kernel5 branch (the same stages and
+threads, 15 pairs, main's release build against the branch's, load 5.8–10.7: CPU ratios).
 """
 
 from __future__ import annotations

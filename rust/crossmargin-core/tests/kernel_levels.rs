@@ -73,8 +73,14 @@ fn build_universe(assets: &[AssetDraw], markets: &[MarketDraw]) -> Universe {
             let mut bounds = a.tiers.clone();
             bounds.sort_by(f64::total_cmp);
             bounds.dedup();
-            let mut tiers: Vec<(f64, f64)> =
-                bounds.iter().enumerate().map(|(k, &b)| (b * (k + 1) as f64, 1.0 - 0.1 * k as f64)).collect();
+            // Every third asset's first slice below rate 1 (its values never count whole), the
+            // others' at rate 1 (whole up to the first bound: Tables::a_whole_upto).
+            let first_cut = if i % 3 == 1 { 0.05 } else { 0.0 };
+            let mut tiers: Vec<(f64, f64)> = bounds
+                .iter()
+                .enumerate()
+                .map(|(k, &b)| (b * (k + 1) as f64, 1.0 - 0.1 * k as f64 - first_cut))
+                .collect();
             if !tiers.is_empty() && i % 2 == 0 {
                 tiers.push((f64::INFINITY, 0.3));
             }

@@ -108,8 +108,11 @@ pub(crate) struct Tables {
     /// asset unchanged, bit for bit ([`size_neutral_up_to`]; +inf without imf): a balance
     /// slot takes the square root and division only when a lane's |qty| is above it.
     pub a_neutral: Vec<f64>,
-    /// 1 where the asset has haircut tiers.
-    pub a_tiered: Vec<f64>,
+    /// The value up to which the asset's haircut leaves a long balance's value whole, bit
+    /// for bit: +inf without tiers; the first slice's bound when that slice counts the value
+    /// at rate 1 from 0 (lower 0, rate 1, base 0: `0 + (value − 0)·1` is `value`), else −inf.
+    /// A balance slot computes the slices only when a lane's value is above it.
+    pub a_whole_upto: Vec<f64>,
     /// Haircut slices: `h_tiers` per code (an asset without tiers: one slice counting the
     /// whole value); bounds of all but the last slice (+inf beyond a code's own).
     pub h_tiers: usize,
@@ -154,7 +157,7 @@ impl Tables {
         t.a_w = [per(sa, 0.0), per(sa, 0.0)];
         t.a_lw = [per(sa, 0.0), per(sa, 0.0)];
         t.a_imf = per(sa, 0.0);
-        t.a_tiered = per(sa, 0.0);
+        t.a_whole_upto = per(sa, f64::INFINITY);
         t.a_neutral = per(sa, f64::INFINITY);
         t.h_last = per(sa, f64::INFINITY);
         let slices: Vec<Vec<(f64, f64, f64, f64)>> = (0..na)
@@ -180,7 +183,7 @@ impl Tables {
             }
             t.a_imf[c] = a.hot.imf_factor;
             t.a_neutral[c] = size_neutral_up_to(a.hot.imf_factor, a.hot.weight, a.hot.liability_weight);
-            t.a_tiered[c] = f64::from(u8::from(a.hot.has_tiers));
+            t.a_whole_upto[c] = whole_up_to(a.hot.has_tiers, s[0]);
             for (k, &(lower, bound, rate, base)) in s.iter().enumerate() {
                 if k + 1 < s.len() {
                     t.h_bound[k * sa + c] = bound;
@@ -278,6 +281,22 @@ pub(crate) fn size_neutral_up_to(imf: f64, w: [f64; 2], lw: [f64; 2]) -> f64 {
         }
     }
     lo
+}
+
+/// [`Tables::a_whole_upto`] of an asset whose first haircut slice is `first` (lower, bound,
+/// rate, base): the value up to which [`crate::haircut::HaircutTable::discounted`] returns the
+/// value itself. Without tiers every value counts whole (+inf). A first slice from 0 at rate 1
+/// with base 0 leaves `0 + (min(value, last) − 0)·1` equal to `value` for every value up to its
+/// bound (the slice is then 0, and the last bound is at or above the first); else −inf.
+fn whole_up_to(has_tiers: bool, first: (f64, f64, f64, f64)) -> f64 {
+    let (lower, bound, rate, base) = first;
+    if !has_tiers {
+        f64::INFINITY
+    } else if lower == 0.0 && rate == 1.0 && base == 0.0 {
+        bound
+    } else {
+        f64::NEG_INFINITY
+    }
 }
 
 /// Whether the SIMD kernel computes this call (else every account runs the scalar one).
@@ -380,7 +399,8 @@ fn holds_option(layout: &Sliced8, t: &Tables, g: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::size_neutral_up_to;
+    use super::{size_neutral_up_to, whole_up_to};
+    use crate::haircut::HaircutTable;
     use crate::imf::{discounted_weight, premium_weight};
 
     /// Whether |qty| `q` leaves every weight unchanged, bit for bit, by the scalar formulas.
@@ -422,5 +442,32 @@ mod tests {
         assert_eq!(size_neutral_up_to(0.001, [f64::NAN, 1.0], [1.2, 1.1]), -1.0);
         // A zero liability weight: the premium binds at any size above zero.
         assert_eq!(size_neutral_up_to(0.001, [0.9, 0.9], [0.0, 1.1]), 0.0);
+    }
+
+    #[test]
+    fn a_value_up_to_the_whole_bound_is_its_own_discounted_value() {
+        // The demo's BTC tiers (python/crossmargin/data/universe.toml: Binance Cross Margin
+        // "Collateral Ratio" Example 1, a first slice at rate 1 up to 100M), an illustrative
+        // first slice below rate 1, an illustrative single slice.
+        let tables: [&[(f64, f64)]; 3] = [
+            &[(1e8, 1.0), (1.2e8, 0.975), (1.5e8, 0.95), (1.8e8, 0.9), (f64::INFINITY, 0.85)],
+            &[(100.0, 0.9), (f64::INFINITY, 0.5)],
+            &[(250.0, 1.0)],
+        ];
+        for (a, tiers) in tables.iter().enumerate() {
+            let mut h = HaircutTable::default();
+            h.push(tiers, "assets[X]").unwrap();
+            let first = h.slices_of(0).next().unwrap();
+            let upto = whole_up_to(true, first);
+            assert_eq!(upto, [1e8, f64::NEG_INFINITY, 250.0][a]);
+            if upto.is_finite() {
+                let values = (0..=2000).map(|i| upto * i as f64 / 2000.0).chain([upto.next_down(), 1e-300, 0.3]);
+                for v in values {
+                    assert_eq!(h.discounted(0, v).to_bits(), v.to_bits(), "{tiers:?} {v}");
+                }
+                assert_ne!(h.discounted(0, upto * 1.5).to_bits(), (upto * 1.5).to_bits());
+            }
+        }
+        assert_eq!(whole_up_to(false, (0.0, f64::INFINITY, 1.0, 0.0)), f64::INFINITY);
     }
 }

@@ -130,6 +130,72 @@ unsafe fn write_flags(p: *mut bool, bits: u8, n: usize) {
     }
 }
 
+/// The per-code tables that the permute kernels read in every slot, copied to the stack of a
+/// run's call: with at most 8 codes of a kind each is one 64-byte line, addressed from the
+/// stack pointer (`vpermq off(%rsp)`), where the tables' own addresses, one register each, did
+/// not fit the registers and were reloaded from spill slots in the slot loop. The first 8
+/// entries of each table (of the bracket tables: tier 0), read only when the kind's stride is
+/// 8 ([`pick`]); with more codes the kernel gathers from [`Tables`] itself.
+#[repr(C, align(64))]
+struct Hot {
+    a_price: [f64; GROUP],
+    a_neutral: [f64; GROUP],
+    a_whole_upto: [f64; GROUP],
+    a_imf: [f64; GROUP],
+    a_w: [[f64; GROUP]; 2],
+    a_lw: [[f64; GROUP]; 2],
+    h_last: [f64; GROUP],
+    m_cs: [f64; GROUP],
+    m_mark: [f64; GROUP],
+    m_settle: [f64; GROUP],
+    m_inverse: [f64; GROUP],
+    m_inv_mark: [f64; GROUP],
+    m_imf: [f64; GROUP],
+    m_base: [[f64; GROUP]; 2],
+    m_upnl_w: [[f64; GROUP]; 2],
+    b_bound: [f64; GROUP],
+    b_rate: [[f64; GROUP]; 2],
+    b_cum: [[f64; GROUP]; 2],
+}
+
+impl Hot {
+    fn new(t: &Tables) -> Hot {
+        // Every table has a stride of at least 8 entries.
+        let e = |v: &[f64]| -> [f64; GROUP] { std::array::from_fn(|i| v[i]) };
+        Hot {
+            a_price: e(&t.a_price),
+            a_neutral: e(&t.a_neutral),
+            a_whole_upto: e(&t.a_whole_upto),
+            a_imf: e(&t.a_imf),
+            a_w: [e(&t.a_w[0]), e(&t.a_w[1])],
+            a_lw: [e(&t.a_lw[0]), e(&t.a_lw[1])],
+            h_last: e(&t.h_last),
+            m_cs: e(&t.m_cs),
+            m_mark: e(&t.m_mark),
+            m_settle: e(&t.m_settle),
+            m_inverse: e(&t.m_inverse),
+            m_inv_mark: e(&t.m_inv_mark),
+            m_imf: e(&t.m_imf),
+            m_base: [e(&t.m_base[0]), e(&t.m_base[1])],
+            m_upnl_w: [e(&t.m_upnl_w[0]), e(&t.m_upnl_w[1])],
+            b_bound: e(&t.b_bound),
+            b_rate: [e(&t.b_rate[0]), e(&t.b_rate[1])],
+            b_cum: [e(&t.b_cum[0]), e(&t.b_cum[1])],
+        }
+    }
+}
+
+/// A per-code table's address: its copy in [`Hot`] when the kernel permutes (`SMALL`: at most
+/// 8 codes), else the table itself (gathers).
+#[inline(always)]
+fn pick<const SMALL: bool>(hot: &[f64; GROUP], table: &[f64]) -> *const f64 {
+    if SMALL {
+        hot.as_ptr()
+    } else {
+        table.as_ptr()
+    }
+}
+
 /// The kernel over `L` lanes; the module that invokes it defines the vector operations (`F`
 /// a vector of f64, `M` a lane mask, `Codes` a vector of codes) and `PERMUTES` (whether
 /// tables of at most 8 codes are read with register permutes).
@@ -184,6 +250,8 @@ macro_rules! group_body {
             base: usize,
         ) {
             let n = cols.equity.len();
+            // The 8-code tables on this function's stack (see Hot).
+            let hot = Hot::new(t);
             let mut partial = None;
             {
                 let mut sink = Sink {
@@ -197,7 +265,7 @@ macro_rules! group_body {
                         partial = Some(g);
                         break;
                     }
-                    group!(s, codes, t, g, sink, local);
+                    group!(s, codes, t, hot, g, sink, local);
                 }
                 for c in &mut sink.f64s {
                     c.finish();
@@ -213,7 +281,7 @@ macro_rules! group_body {
                     liquidatable: lanes.liquidatable.as_mut_ptr(),
                     bankrupt: lanes.bankrupt.as_mut_ptr(),
                 };
-                group!(s, codes, t, g, sink, 0);
+                group!(s, codes, t, hot, g, sink, 0);
                 lanes.copy_to(cols, local, n - local);
             }
         }
@@ -223,8 +291,9 @@ macro_rules! group_body {
 /// The formula of group `g` of `s` into `out` (the module's vector operations, generic
 /// `SA` / `SM` in scope).
 macro_rules! group {
-    ($s:ident, $codes:ident, $t:ident, $g:ident, $out:ident, $at:expr) => {{
-        let (s, t, g, out, at0): (&Sliced8, &Tables, usize, &mut Sink<Stream>, usize) = ($s, $t, $g, &mut $out, $at);
+    ($s:ident, $codes:ident, $t:ident, $hot:ident, $g:ident, $out:ident, $at:expr) => {{
+        let (s, t, hot, g, out, at0): (&Sliced8, &Tables, &Hot, usize, &mut Sink<Stream>, usize) =
+            ($s, $t, &$hot, $g, &mut $out, $at);
         let (bal_code, pos_code) = ($codes.bal.as_ptr(), $codes.pos.as_ptr());
         let one = splat(1.0);
         let zero = splat(0.0);
@@ -247,7 +316,7 @@ macro_rules! group {
                 let at = slot * GROUP + lane0;
                 let c = codes(bal_code.add(at));
                 let qty = load(s.bal_qty.as_ptr().add(at));
-                let price = get::<SA>(t.a_price.as_ptr(), &c);
+                let price = get::<SA>(pick::<SA>(&hot.a_price, &t.a_price), &c);
                 let value = mul(qty, price);
                 equity = add_where(valid, equity, value);
                 let long = and(valid, lt(zero, qty));
@@ -256,9 +325,12 @@ macro_rules! group {
                 // neutral |qty| (+inf without imf, Tables::a_neutral): the term
                 // imf·sqrt(|qty|) and the cap 1.1 / (1 + term) are computed, once for both
                 // sides, only for a slot with a lane above it.
-                let exact = any(and_not(le(abs(qty), get::<SA>(t.a_neutral.as_ptr(), &c)), or(long, short)));
+                let exact = any(and_not(
+                    le(abs(qty), get::<SA>(pick::<SA>(&hot.a_neutral, &t.a_neutral), &c)),
+                    or(long, short),
+                ));
                 let (sized, term, cap) = if exact {
-                    let imf = get::<SA>(t.a_imf.as_ptr(), &c);
+                    let imf = get::<SA>(pick::<SA>(&hot.a_imf, &t.a_imf), &c);
                     let sized = and_not(eq(imf, zero), or(long, short));
                     let term = mul(imf, sqrt(abs(qty)));
                     (sized, term, select(sized, inf, div(splat(1.1), add(one, term))))
@@ -266,9 +338,10 @@ macro_rules! group {
                     (no_lanes(), zero, inf)
                 };
                 if any(long) {
-                    // Haircut tiers (only where a lane's asset has them; without, the
-                    // value counts whole): the slice is the count of bounds below the value.
-                    let tiered = and(long, lt(zero, get::<SA>(t.a_tiered.as_ptr(), &c)));
+                    // Haircut tiers (only where a lane's value is above the part its
+                    // asset counts whole, Tables::a_whole_upto: no tiers, or the first
+                    // slice at rate 1): the slice is the count of bounds below the value.
+                    let tiered = and(long, lt(get::<SA>(pick::<SA>(&hot.a_whole_upto, &t.a_whole_upto), &c), value));
                     let mut discounted = value;
                     if any(tiered) {
                         let (lower, rate, base) = if SA {
@@ -308,12 +381,12 @@ macro_rules! group {
                                 gather(t.h_base.as_ptr(), ix),
                             )
                         };
-                        let last = get::<SA>(t.h_last.as_ptr(), &c);
+                        let last = get::<SA>(pick::<SA>(&hot.h_last, &t.h_last), &c);
                         discounted = add(base, mul(sub(min(value, last), lower), rate));
                     }
                     // Drift's size discount: weight ≤ 1.1 / (1 + imf·sqrt(|qty|)).
                     for m in 0..2 {
-                        let w = get::<SA>(t.a_w[m].as_ptr(), &c);
+                        let w = get::<SA>(pick::<SA>(&hot.a_w[m], &t.a_w[m]), &c);
                         let w = if exact { min(w, cap) } else { w };
                         adj[m] = add_where(long, adj[m], mul(discounted, w));
                     }
@@ -321,7 +394,7 @@ macro_rules! group {
                 if any(short) {
                     // Drift's size premium: max(w, 0.8·w + imf·sqrt(|qty|)).
                     for m in 0..2 {
-                        let w = get::<SA>(t.a_lw[m].as_ptr(), &c);
+                        let w = get::<SA>(pick::<SA>(&hot.a_lw[m], &t.a_lw[m]), &c);
                         let w = if exact { select(sized, w, max(w, add(mul(splat(0.8), w), term))) } else { w };
                         adj[m] = add_where(short, adj[m], mul(value, w));
                     }
@@ -344,32 +417,35 @@ macro_rules! group {
                 let qty = load(s.pos_qty.as_ptr().add(at));
                 let entry = load(s.pos_entry.as_ptr().add(at));
                 let isolated = expand(s.iso.as_ptr().add(iso_here), iso_mask, lane0);
-                let cs = get::<SM>(t.m_cs.as_ptr(), &c);
-                let mark = get::<SM>(t.m_mark.as_ptr(), &c);
-                let settle = get::<SM>(t.m_settle.as_ptr(), &c);
+                let cs = get::<SM>(pick::<SM>(&hot.m_cs, &t.m_cs), &c);
+                let mark = get::<SM>(pick::<SM>(&hot.m_mark, &t.m_mark), &c);
+                let settle = get::<SM>(pick::<SM>(&hot.m_settle, &t.m_settle), &c);
                 // crate::contract: linear |size|·mark, size·(mark − entry); inverse
                 // |size| / mark, size·(1/entry − 1/mark) (0 for a zero quantity).
                 let size = mul(qty, cs);
                 let mut notional = mul(abs(size), mark);
                 let mut pnl = mul(size, sub(mark, entry));
+                // Branch-free when the book has an inverse market: about half the slots hold
+                // one (the benchmark book: 55 %), a branch on them was mispredicted about as
+                // often; the divisions of the other slots overlap with the rest of the slot.
+                // Lanes not inverse (a padded lane's 1 / 0 included) are selected away.
                 if t.any_inverse {
-                    let inverse = and(valid, lt(zero, get::<SM>(t.m_inverse.as_ptr(), &c)));
-                    if any(inverse) {
-                        let inv_mark = get::<SM>(t.m_inv_mark.as_ptr(), &c);
-                        let (inv_notional, inv_entry) = (div(abs(size), mark), div(one, entry));
-                        let inv_pnl = mul(size, sub(inv_entry, inv_mark));
-                        let inv_pnl = select(eq(qty, zero), inv_pnl, zero);
-                        notional = select(inverse, notional, inv_notional);
-                        pnl = select(inverse, pnl, inv_pnl);
-                    }
+                    let inverse = and(valid, lt(zero, get::<SM>(pick::<SM>(&hot.m_inverse, &t.m_inverse), &c)));
+                    let inv_mark = get::<SM>(pick::<SM>(&hot.m_inv_mark, &t.m_inv_mark), &c);
+                    let (inv_notional, inv_entry) = (div(abs(size), mark), div(one, entry));
+                    let inv_pnl = mul(size, sub(inv_entry, inv_mark));
+                    let inv_pnl = select(eq(qty, zero), inv_pnl, zero);
+                    notional = select(inverse, notional, inv_notional);
+                    pnl = select(inverse, pnl, inv_pnl);
                 }
                 // Brackets: the tier is the count of bounds below the notional.
                 let (rate, cum) = if SM {
                     // Tier by tier, as the haircut slices above.
-                    let mut rate = [get::<true>(t.b_rate[0].as_ptr(), &c), get::<true>(t.b_rate[1].as_ptr(), &c)];
-                    let mut cum = [get::<true>(t.b_cum[0].as_ptr(), &c), get::<true>(t.b_cum[1].as_ptr(), &c)];
+                    let mut rate = [get::<true>(hot.b_rate[0].as_ptr(), &c), get::<true>(hot.b_rate[1].as_ptr(), &c)];
+                    let mut cum = [get::<true>(hot.b_cum[0].as_ptr(), &c), get::<true>(hot.b_cum[1].as_ptr(), &c)];
                     for k in 0..t.b_tiers - 1 {
-                        let below = lt(get::<true>(t.b_bound.as_ptr().add(k * 8), &c), notional);
+                        let bound = if k == 0 { hot.b_bound.as_ptr() } else { t.b_bound.as_ptr().add(k * 8) };
+                        let below = lt(get::<true>(bound, &c), notional);
                         if !any(below) {
                             break;
                         }
@@ -398,12 +474,12 @@ macro_rules! group {
                 };
                 let mut r = [sub(mul(notional, rate[0]), cum[0]), sub(mul(notional, rate[1]), cum[1])];
                 if t.any_market_imf {
-                    let imf = get::<SM>(t.m_imf.as_ptr(), &c);
+                    let imf = get::<SM>(pick::<SM>(&hot.m_imf, &t.m_imf), &c);
                     let premium = and(valid, lt(zero, imf));
                     if any(premium) {
                         let term = mul(imf, sqrt(abs(size)));
                         for m in 0..2 {
-                            let base = get::<SM>(t.m_base[m].as_ptr(), &c);
+                            let base = get::<SM>(pick::<SM>(&hot.m_base[m], &t.m_base[m]), &c);
                             let p = max(base, add(mul(splat(0.8), base), term));
                             r[m] = select(premium, r[m], max(r[m], mul(notional, p)));
                         }
@@ -420,7 +496,7 @@ macro_rules! group {
                 equity = add_where(iso, equity, margin);
                 iso_liq = or(iso_liq, and(iso, lt(add(margin, pnl), r[1])));
                 for m in 0..2 {
-                    let w = get::<SM>(t.m_upnl_w[m].as_ptr(), &c);
+                    let w = get::<SM>(pick::<SM>(&hot.m_upnl_w[m], &t.m_upnl_w[m]), &c);
                     let collateral = add(min(pnl, zero), mul(max(pnl, zero), w));
                     adj[m] = add_where(cross, adj[m], collateral);
                     req[m] = add_where(cross, req[m], r[m]);
@@ -450,8 +526,8 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{
-        f64_columns, prefetch, write_flags, Code, Codes as CodeCols, Lanes, MarginColumnsMut, Range, Sink, Sliced8,
-        SlotCodes, Tables, ADJ, AHEAD, EQUITY, FREE, GROUP, RATIO, REQ, UPNL,
+        f64_columns, pick, prefetch, write_flags, Code, Codes as CodeCols, Hot, Lanes, MarginColumnsMut, Range, Sink,
+        Sliced8, SlotCodes, Tables, ADJ, AHEAD, EQUITY, FREE, GROUP, RATIO, REQ, UPNL,
     };
 
     const L: usize = 8;
@@ -701,8 +777,8 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{
-        f64_columns, prefetch, write_flags, Code, Codes as CodeCols, Lanes, MarginColumnsMut, Range, Sink, Sliced8,
-        SlotCodes, Tables, ADJ, AHEAD, EQUITY, FREE, GROUP, RATIO, REQ, UPNL,
+        f64_columns, pick, prefetch, write_flags, Code, Codes as CodeCols, Hot, Lanes, MarginColumnsMut, Range, Sink,
+        Sliced8, SlotCodes, Tables, ADJ, AHEAD, EQUITY, FREE, GROUP, RATIO, REQ, UPNL,
     };
 
     const L: usize = 4;
