@@ -94,6 +94,31 @@ def test_missing_symbol_names_its_row():
     book_error(lambda: bal_book(asset=["USDT", None, "ETH", "USDC"]), "balances", 1, "asset")
 
 
+def test_long_str_symbol_columns_encode_as_pyarrow_does_and_name_their_bad_rows():
+    # From 65,536 rows an object column of str is hashed by pandas (book._FACTORIZE_ROWS);
+    # the codes and labels are the pyarrow path's, and a missing or non-str cell still names
+    # its row (the pyarrow path then runs).
+    rng = np.random.default_rng(5)
+    names = np.array(["USDT", "BTC", "ETH", "USDC", "SOL", "é"], dtype=object)
+    n = 70_000
+    cols = {"account": rng.integers(0, 9_000, n), "qty": rng.random(n)}
+    asset = names[rng.integers(0, len(names), n)]
+    hashed = cm.Book.from_arrays(balances={**cols, "asset": asset})
+    arrow = cm.Book.from_arrays(balances={**cols, "asset": pa.array(asset.tolist())})
+    assert hashed.balances["asset"].labels == arrow.balances["asset"].labels
+    np.testing.assert_array_equal(hashed.balances["asset"].codes, arrow.balances["asset"].codes)
+    np.testing.assert_array_equal(hashed.accounts, arrow.accounts)
+    for bad in (None, float("nan"), 7):
+        a = asset.copy()
+        a[61_234] = bad
+        book_error(
+            lambda a=a: cm.Book.from_arrays(balances={**cols, "asset": a}),
+            "balances",
+            61_234,
+            "asset",
+        )
+
+
 def test_symbols_as_str_or_integer_indices_mean_the_same(small_engine):
     by_name = bal_book()
     by_index = bal_book(asset=np.array([0, 2, 3, 1], dtype=np.uint8))

@@ -25,7 +25,9 @@ use crate::error::{CoreError, Result, Table};
 use crate::fsum::exact_sum;
 use crate::kernel::{CodeWidth, Sliced8, GROUP};
 use crate::limits::{is_price, within, MAX_AMOUNT, MAX_PRICE, MAX_QTY, MIN_PRICE};
-use crate::memory::{map_column, release_freed, reserve_more, reserved_column, Disjoint};
+use crate::memory::{
+    map_column, release_freed, release_spare, release_values, reserve_more, reserved_column, Disjoint,
+};
 
 /// Position sides (docs/MODEL.md "Book"): one-way net position, hedge-mode long leg, short leg.
 pub const SIDE_BOTH: u8 = 0;
@@ -622,25 +624,50 @@ struct WaveColumns {
     lo: Disjoint<u16>,
 }
 
-/// Partition ranges holding at most `max_rows` rows each (a partition larger than that is
-/// a wave of its own), in order.
-fn waves(region: &[usize], max_rows: usize) -> Vec<std::ops::Range<usize>> {
-    let parts = region.len() - 1;
-    let mut out = vec![];
-    let mut p0 = 0;
-    while p0 < parts {
-        let mut p1 = p0 + 1;
-        while p1 < parts && region[p1 + 1] - region[p0] <= max_rows {
-            p1 += 1;
-        }
-        out.push(p0..p1);
-        p0 = p1;
-    }
-    if out.is_empty() {
-        out.push(0..parts);
-    }
-    out
+/// How [`lay_out_table`] cuts a table into waves of partitions.
+#[derive(Clone, Copy)]
+struct WavePlan<'a> {
+    /// Bytes a wave's buffer may hold above what the layout will hold when done.
+    budget: usize,
+    /// Buffer bytes per row.
+    row_bytes: usize,
+    /// The table's slot offsets per group and the layout's bytes per slot: a wave's buffer
+    /// may also hold as many bytes as the layout has still to write (from the wave's first
+    /// group on), since the buffer's pages are handed back as the layout grows. None: the
+    /// buffer alone stays within the budget.
+    credit: Option<(&'a [usize], usize)>,
 }
+
+impl WavePlan<'_> {
+    /// Partition ranges, in order, each within the plan's bytes (a partition larger than
+    /// that is a wave of its own). `base`: each partition's first dense account.
+    fn waves(&self, region: &[usize], base: &[usize]) -> Vec<std::ops::Range<usize>> {
+        let parts = region.len() - 1;
+        let mut out = vec![];
+        let mut p0 = 0;
+        while p0 < parts {
+            let credit = self.credit.map_or(0, |(slot, bytes)| {
+                let groups = slot.len() - 1;
+                (slot[groups] - slot[(base[p0] / GROUP).min(groups)]) * bytes
+            });
+            let max_rows = self.budget.saturating_add(credit) / self.row_bytes.max(1);
+            let mut p1 = p0 + 1;
+            while p1 < parts && region[p1 + 1] - region[p0] <= max_rows {
+                p1 += 1;
+            }
+            out.push(p0..p1);
+            p0 = p1;
+        }
+        if out.is_empty() {
+            out.push(0..parts);
+        }
+        out
+    }
+}
+
+/// Accounts per emission step of a wave (whole groups): after each step the buffer's pages it
+/// consumed are handed back.
+const EMIT_ACCOUNTS: usize = 1 << 15;
 
 /// Groups table `t` wave by wave into `emit`: each wave scatters the rows of its partitions
 /// into the buffer (`put(row, columns, buffer index)` writes one and tells whether it fails a
@@ -653,7 +680,7 @@ fn lay_out_table(
     t: usize,
     h: &Histogram,
     base: &[usize],
-    max_rows: usize,
+    plan: &[std::ops::Range<usize>],
     nf: usize,
     put: impl Fn(usize, &WaveColumns, usize) -> bool + Sync,
     flag: impl Fn(&[u32]) -> bool + Sync,
@@ -661,7 +688,6 @@ fn lay_out_table(
 ) -> std::result::Result<(), Declined> {
     let mut buf = WaveBuffer::default();
     let mut carry: Vec<usize> = vec![0];
-    let plan = waves(&h.region, max_rows);
     for (w, parts) in plan.iter().enumerate() {
         let (p0, p1) = (parts.start, parts.end);
         let held = carry[carry.len() - 1];
@@ -675,6 +701,13 @@ fn lay_out_table(
         }
         for v in buf.f.iter_mut().take(nf) {
             v.grow(held, rows);
+        }
+        // A wave smaller than the last (the final one) keeps only the pages it writes: the
+        // layout has grown meanwhile, and the buffer's high-water pages would add to the peak.
+        release_spare(&mut buf.key, held + rows);
+        release_spare(&mut buf.lo, held + rows);
+        for v in buf.f.iter_mut().take(nf) {
+            release_spare(v, held + rows);
         }
         let bad = {
             let cols = WaveColumns {
@@ -737,7 +770,25 @@ fn lay_out_table(
         }
         let last = w + 1 == plan.len();
         let full = if last { n_local } else { n_local / GROUP * GROUP };
-        emit(&offsets[..=full], &buf);
+        // The local slots are read by the ordering only.
+        release_values(&mut buf.lo, 0, held + rows);
+        // The complete groups, in steps: each step's rows are read once more (by the
+        // layout), then their pages go back, so the buffer shrinks as the layout grows.
+        let mut a0 = 0;
+        while a0 < full {
+            let a1 = (a0 + EMIT_ACCOUNTS).min(full);
+            emit(&offsets[a0..=a1], &buf);
+            let done = offsets[a1];
+            release_values(&mut buf.key, 0, done);
+            for v in buf.f.iter_mut().take(nf) {
+                release_values(v, 0, done);
+            }
+            a0 = a1;
+        }
+        if rows >= 1 << 16 {
+            // The wave's offsets and the ordering's scratch buffers, freed meanwhile.
+            release_freed();
+        }
         if !last {
             let (r0, r1) = (offsets[full], offsets[n_local]);
             buf.key.copy_within(r0..r1, 0);
@@ -773,11 +824,13 @@ impl<T> Grow for Vec<T> {
 /// and so do its accounts; errors are [`group_with`]'s (the first offending row).
 ///
 /// Same passes as [`group_with`] (ids to slots, histogram, scatter, in-cache ordering per
-/// partition), but the scatter fills a buffer for a *wave* of partitions at a time (about a
-/// quarter of the book's bytes), and each ordered wave is written into the layout's groups
-/// of 8 at once, so building adds the layout and one wave's buffer to memory, not a full
-/// grouped copy. A book with duplicate balance rows, a flagged row or a clash takes the
-/// [`group_with`] path (its error, or its merged rows laid out).
+/// partition), but the scatter fills a buffer for a *wave* of partitions at a time, and each
+/// ordered wave is written into the layout's groups of 8 in steps that hand the buffer's
+/// consumed pages back, so building holds at most about a quarter of the book's bytes above
+/// the finished layout, not a full grouped copy (a table whose buffer fits within that plus
+/// the layout it has still to write is one wave: each of the benchmark book's tables is). A
+/// book with duplicate balance rows, a flagged row or a clash takes the [`group_with`] path
+/// (its error, or its merged rows laid out).
 pub fn group_into_layout(
     bal: BalanceInput<'_>,
     pos: PositionInput<'_>,
@@ -785,12 +838,14 @@ pub fn group_into_layout(
     n_asset_codes: u32,
     n_market_codes: u32,
 ) -> Result<LaidOutBook> {
-    // A wave's buffer holds about a quarter of the input columns' bytes.
+    // A wave's buffer holds about a quarter of the input columns' bytes above the layout it
+    // has still to write.
     let budget = ((bal.account.len() * 20 + pos.account.len() * 37) / 4).max(1 << 23);
-    lay_out(bal, pos, side, n_asset_codes, n_market_codes, budget)
+    lay_out(bal, pos, side, n_asset_codes, n_market_codes, budget, true)
 }
 
-/// [`group_into_layout`] with waves of at most `budget` buffer bytes.
+/// [`group_into_layout`] with waves of at most `budget` buffer bytes, plus the layout's
+/// bytes still to write when `credit`.
 fn lay_out(
     bal: BalanceInput<'_>,
     pos: PositionInput<'_>,
@@ -798,6 +853,7 @@ fn lay_out(
     n_asset_codes: u32,
     n_market_codes: u32,
     budget: usize,
+    credit: bool,
 ) -> Result<LaidOutBook> {
     let (na, nm) = (n_asset_codes, n_market_codes);
     let has_sides = side.iter().any(|&s| s != SIDE_BOTH);
@@ -823,13 +879,23 @@ fn lay_out(
     };
     let slots = space.slot_offsets([&bal_rows, &pos_rows], n);
     drop((bal_rows, pos_rows));
-    let built = Sliced8::build_with(n, CodeWidth::for_codes(na.max(nm)), slots, |sink: &mut dyn RowSink| {
+    release_freed();
+    let width = CodeWidth::for_codes(na.max(nm));
+    // Buffer bytes per row (key, f64 columns, local slot) and layout bytes per slot (codes,
+    // f64 columns, masks; the few stored isolated margins aside).
+    let plan = |t: usize, nf: usize, (slot, f64s, masks): (&[usize], usize, usize)| {
+        let slot_bytes = GROUP * (width.bytes() + 8 * f64s) + masks;
+        let plan = WavePlan { budget, row_bytes: 6 + 8 * nf, credit: credit.then_some((slot, slot_bytes)) };
+        plan.waves(&hist[t].region, &base)
+    };
+    let waves = [plan(0, 1, (&slots.0, 1, 1)), plan(1, 3, (&slots.1, 2, 2))];
+    let built = Sliced8::build_with(n, width, slots, |sink: &mut dyn RowSink| {
         lay_out_table(
             &space,
             0,
             &hist[0],
             &base,
-            budget / 14,
+            &waves[0],
             1,
             |r, c, i| {
                 let (code, qty) = (bal.code[r], bal.qty[r]);
@@ -846,12 +912,15 @@ fn lay_out(
                 sink.balances(&r);
             },
         )?;
+        // The balances' wave buffer is freed: hand its pages back before the positions'
+        // buffer and layout grow (a long-lived process's heap would otherwise keep them).
+        release_freed();
         lay_out_table(
             &space,
             1,
             &hist[1],
             &base,
-            budget / 30,
+            &waves[1],
             3,
             |r, c, i| {
                 let (k, s, q, e, m) = (pos.code[r], side_of(r), pos.qty[r], pos.entry_price[r], pos.isolated_margin[r]);
@@ -2131,10 +2200,13 @@ mod tests {
             let p = PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &entry, isolated_margin: &iso };
             let csr = group_with(b, p, &ps, None, 6, 5).unwrap();
             let want = layout_bits(&Sliced8::new(&csr));
-            for (threads, budget) in [(1, usize::MAX), (2, 1 << 20), (3, 1 << 16), (7, 5_000)] {
+            let runs =
+                [(1, usize::MAX, false), (2, 1 << 20, true), (3, 1 << 16, false), (7, 5_000, true), (2, 5_000, false)];
+            for (threads, budget, credit) in runs {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                let got = pool.install(|| lay_out(b, p, &ps, 6, 5, budget).unwrap());
-                let at = format!("{threads} threads, budget {budget}, spread {spread}, sorted {sorted}");
+                let got = pool.install(|| lay_out(b, p, &ps, 6, 5, budget, credit).unwrap());
+                let at =
+                    format!("{threads} threads, budget {budget}, credit {credit}, spread {spread}, sorted {sorted}");
                 assert!(got.accounts == csr.accounts, "{at}");
                 assert!(got.has_sides, "{at}");
                 assert!(layout_bits(&got.layout) == want, "{at}");
@@ -2192,6 +2264,7 @@ mod tests {
             with_sides in any::<bool>(),
             id_pool in prop::collection::vec(any::<i64>(), 40),
             budget in prop_oneof![Just(usize::MAX), 1usize..2_000],
+            credit in any::<bool>(),
             wide in any::<bool>(),
         ) {
             let pool = id_pool_of(sparse, &seed_ids, &id_pool);
@@ -2204,7 +2277,7 @@ mod tests {
             let p = PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pm };
             // 300 codes of each kind: the layout stores them as u16.
             let (na, nm) = if wide { (300, 300) } else { (3, 5) };
-            let got = lay_out(b, p, side, na, nm, budget);
+            let got = lay_out(b, p, side, na, nm, budget, credit);
             match group_with(b, p, side, None, na, nm) {
                 Err(e) => prop_assert_eq!(format!("{:?}", got.err()), format!("{:?}", Some(e))),
                 Ok(csr) => {

@@ -107,6 +107,60 @@ pub fn release_freed() {
     }
 }
 
+/// Hands back to the operating system the pages of `v`'s spare capacity beyond its first
+/// `keep` values (whole pages only): a reused buffer whose next use needs less room than its
+/// last would otherwise keep the difference resident. The spare capacity holds no values;
+/// the allocation and its length are unchanged.
+pub fn release_spare<T>(v: &mut Vec<T>, keep: usize) {
+    let keep = keep.max(v.len()).min(v.capacity());
+    let base = v.as_mut_ptr() as usize;
+    let size = std::mem::size_of::<T>();
+    // SAFETY: the range lies inside `v`'s allocation, past its initialised values.
+    unsafe { drop_pages(base + keep * size, base + v.capacity() * size) };
+}
+
+/// Plain numbers, for which all-zero bytes are a valid value.
+pub trait Plain: Copy {}
+impl Plain for u16 {}
+impl Plain for u32 {}
+impl Plain for f64 {}
+
+/// Hands back to the operating system the pages wholly inside `v[s..e]`: values a step has
+/// consumed, in a buffer kept for later steps (which write before they read). Those values
+/// read as zero afterwards.
+pub fn release_values<T: Plain>(v: &mut [T], s: usize, e: usize) {
+    let e = e.min(v.len());
+    if s >= e {
+        return;
+    }
+    let base = v.as_mut_ptr() as usize;
+    let size = std::mem::size_of::<T>();
+    // SAFETY: the range lies inside `v`, whose values stay valid as zero bytes (`Plain`),
+    // and `v` is borrowed mutably, so nothing else reads them meanwhile.
+    unsafe { drop_pages(base + s * size, base + e * size) };
+}
+
+/// `MADV_DONTNEED` on the whole pages inside `[start, end)` (a no-op elsewhere than Linux).
+///
+/// # Safety
+/// The range lies inside one allocation the caller owns, and whatever it holds may become
+/// zero bytes.
+unsafe fn drop_pages(start: usize, end: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let (start, end) = (start.next_multiple_of(PAGE), end & !(PAGE - 1));
+        if end > start {
+            // SAFETY: as the caller guarantees; the call only drops the pages' contents.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (start, end);
+}
+
 /// Bytes from which glibc's malloc gives an allocation a memory mapping of its own whatever
 /// its dynamic threshold (`DEFAULT_MMAP_THRESHOLD_MAX` on 64-bit): freed, it goes back to the
 /// operating system; grown, it is remapped rather than copied.
