@@ -452,7 +452,7 @@ fn closed_form_roots(
         if !s.is_nan() {
             let (at1, gross1) = at1[i];
             let c = g1[i].0 - at1;
-            let (at, gross) = terms.exact(u, s)[i];
+            let (at, gross) = terms.exact(u, s, i == 0);
             if (c + at).abs() > REL_TOL * (c.abs() + line.max(gross).max(gross1)) {
                 return None;
             }

@@ -20,6 +20,9 @@ use crate::margin::{position_margin_hot, MarginContext};
 pub(super) struct Base {
     /// Collateral (adj_equity_maint's share) of each balance row; 0 for a zero balance.
     pub bal: Vec<f64>,
+    /// The maintenance weight of each balance row (the asset weight capped by its size
+    /// discount, or the liability weight with its size premium; 0 for a zero balance).
+    pub bal_w: Vec<f64>,
     /// (collateral, maintenance requirement) of each position row; (0, 0) for an isolated one.
     pub pos: Vec<[f64; 2]>,
     /// adj_equity_maint and the cross maintenance requirement.
@@ -36,25 +39,28 @@ impl Base {
             return false;
         }
         self.bal.clear();
+        self.bal_w.clear();
         self.pos.clear();
         let mut adj = 0.0;
         for (&code, &qty) in rows.bal_code.iter().zip(rows.bal_qty) {
             let i = ctx.remap.asset[code as usize] as usize;
             let a = &u.asset_hot[i];
             let value = qty * ctx.prices.asset[i];
-            let mut c = 0.0;
+            let (mut c, mut w) = (0.0, 0.0);
             if qty > 0.0 {
                 let discounted = if a.has_tiers { u.assets.haircuts.discounted(i, value) } else { value };
                 let cap = if a.imf_factor == 0.0 { f64::INFINITY } else { imf::discount_cap(a.imf_factor, qty) };
-                c = discounted * a.weight[1].min(cap);
+                w = a.weight[1].min(cap);
+                c = discounted * w;
                 adj += c;
             } else if qty < 0.0 {
-                let w = a.liability_weight[1];
-                let w = if a.imf_factor == 0.0 { w } else { imf::premium(w, imf::premium_term(a.imf_factor, qty)) };
+                w = a.liability_weight[1];
+                w = if a.imf_factor == 0.0 { w } else { imf::premium(w, imf::premium_term(a.imf_factor, qty)) };
                 c = value * w;
                 adj += c;
             }
             self.bal.push(c);
+            self.bal_w.push(w);
         }
         let mut req = 0.0;
         let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);

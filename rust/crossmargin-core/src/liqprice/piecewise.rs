@@ -119,6 +119,17 @@ fn below(a: f64, b: f64) -> bool {
     a < b
 }
 
+/// The number of leading elements of `xs` (bounds that increase) for which `pred` holds:
+/// [`slice::partition_point`], settled by the first element alone where it fails (most
+/// notionals lie below a market's first bound).
+#[inline]
+fn leading<T>(xs: &[T], pred: impl Fn(&T) -> bool) -> usize {
+    match xs.first() {
+        Some(x) if pred(x) => xs.partition_point(pred),
+        _ => 0,
+    }
+}
+
 /// One moving contribution to g: piecewise c0 + c1·x, pieces separated by `n` breakpoints
 /// (increasing in s); `j` the current piece.
 #[derive(Debug, Clone, Copy)]
@@ -183,14 +194,17 @@ impl Term {
         // comparing bounds with the notional (no division), a count that can only be too high
         // by the breakpoints whose quotient rounds to 1: those are taken back.
         let mut j = term.maybe_below_one(t);
-        while j > 0 && !below(term.brk(t, j - 1), 1.0) {
+        while j > 0 {
+            let b = term.brk(t, j - 1);
+            if below(b, 1.0) {
+                // The first breakpoint of the downward walk.
+                term.start[0] = b;
+                break;
+            }
             j -= 1;
         }
         term.j_down = j;
         term.k_down = term.coef(t, j);
-        if j > 0 {
-            term.start[0] = term.brk(t, j - 1);
-        }
         term.j_up = j;
         if j < term.n {
             let b = term.brk(t, j);
@@ -214,13 +228,13 @@ impl Term {
         let n = self.n as usize;
         let count = match self.kind {
             Kind::Flat(_) => 0,
-            Kind::Tiered { asset, qp, .. } => t.slices[asset as usize][..n].partition_point(|x| x.bound < qp),
+            Kind::Tiered { asset, qp, .. } => leading(&t.slices[asset as usize][..n], |x| x.bound < qp),
             Kind::Pnl { at, .. } => usize::from(n > 0 && at < 1.0),
             // Breakpoint j of an inverse contract is bound n − 1 − j: those above the notional.
             Kind::Brackets { market, nq, inverse: true, .. } => {
-                n - t.tiers[market as usize][..n].partition_point(|x| !below(nq, x.bound))
+                n - leading(&t.tiers[market as usize][..n], |x| !below(nq, x.bound))
             }
-            Kind::Brackets { market, nq, .. } => t.tiers[market as usize][..n].partition_point(|x| x.bound < nq),
+            Kind::Brackets { market, nq, .. } => leading(&t.tiers[market as usize][..n], |x| x.bound < nq),
         };
         count as u32
     }
@@ -231,11 +245,21 @@ impl Term {
     #[inline]
     fn piece_toward(&self, t: &Tables, limit: f64, up: bool) -> u32 {
         let mut j = self.j;
+        // The breakpoints never decrease in j (a bound over a positive number, or a positive
+        // number over a falling bound: rounding keeps the order), so the last one below the
+        // limit (or the first not below it) settles the count without the walk; most end
+        // checks look past every breakpoint (s = 1e6 or 1e-6).
         if up {
+            if j < self.n && self.brk(t, self.n - 1) < limit {
+                return self.n;
+            }
             while j < self.n && self.brk(t, j) < limit {
                 j += 1;
             }
         } else {
+            if j > 0 && !below(self.brk(t, 0), limit) {
+                return 0;
+            }
             while j > 0 && !below(self.brk(t, j - 1), limit) {
                 j -= 1;
             }
@@ -363,35 +387,40 @@ impl Terms {
         self.concave = true;
     }
 
-    /// Σ of the moving rows' contributions to g at factor s by the model's per-row formulas,
-    /// and the sum of their magnitudes: [maintenance gap, bankruptcy gap (requirements left
-    /// out)], each row evaluated once for both.
-    pub(super) fn exact(&self, u: &Universe, s: f64) -> [(f64, f64); 2] {
-        let mut out = [(0.0, 0.0); 2];
+    /// Σ of the moving rows' contributions to one gap at factor s by the model's per-row
+    /// formulas, and the sum of their magnitudes: the maintenance gap (`maint`) or the
+    /// bankruptcy gap, which leaves the requirements out (a position's uPnL then by
+    /// [`Contract::pnl`](crate::contract::Contract::pnl) × the settle price, the number
+    /// [`position_margin_hot`] gives, without its bracket lookup).
+    pub(super) fn exact(&self, u: &Universe, s: f64, maint: bool) -> (f64, f64) {
+        let (mut g, mut gross) = (0.0, 0.0);
         for row in &self.rows {
             let (adj, req) = match *row {
                 Row::Position { market, qty, entry, mark, p, w, settle_moves } => {
                     let h = &u.market_hot[market as usize];
                     let p = if settle_moves { p * s } else { p };
-                    let pm = position_margin_hot(&u.markets.brackets, h, qty, entry, mark * s, p);
-                    (pm.upnl.min(0.0) + pm.upnl.max(0.0) * w, pm.requirement[1])
+                    let (upnl, req) = if maint {
+                        let pm = position_margin_hot(&u.markets.brackets, h, qty, entry, mark * s, p);
+                        (pm.upnl, pm.requirement[1])
+                    } else {
+                        (h.contract.pnl(qty, entry, mark * s) * p, 0.0)
+                    };
+                    (upnl.min(0.0) + upnl.max(0.0) * w, req)
                 }
-                Row::Scaled { adj, req } => (adj * s, req * s),
+                Row::Scaled { adj, req } => (adj * s, if maint { req * s } else { 0.0 }),
                 Row::Holding { asset, qp, w } => (u.assets.haircuts.discounted(asset as usize, qp * s) * w, 0.0),
             };
-            for ((g, gross), req) in out.iter_mut().zip([req, 0.0]) {
-                *g += adj - req;
-                *gross += adj.abs() + req.abs();
-            }
+            g += adj - req;
+            gross += adj.abs() + req.abs();
         }
-        out
+        (g, gross)
     }
 
     /// [`Terms::exact`] at s = 1, from the rows' numbers at s = 1 where the account's [`Base`]
     /// gave them (summed as `exact` sums: the same bits).
     pub(super) fn exact_at_one(&self, u: &Universe) -> [(f64, f64); 2] {
         if self.at1.len() != self.rows.len() {
-            return self.exact(u, 1.0);
+            return [self.exact(u, 1.0, true), self.exact(u, 1.0, false)];
         }
         let mut out = [(0.0, 0.0); 2];
         for &[adj, req] in &self.at1 {
@@ -559,19 +588,32 @@ pub(super) fn cross_terms(
             if ctx.remap.asset[code as usize] as usize != a || qty == 0.0 {
                 continue;
             }
-            if let Some(b) = base {
-                out.at1.push([b.bal[i], 0.0]);
-            }
+            // The row's weight: as the account's base computed it, else by the same formula.
+            let w = match base {
+                Some(b) => {
+                    out.at1.push([b.bal[i], 0.0]);
+                    b.bal_w[i]
+                }
+                None if qty > 0.0 => {
+                    let cap =
+                        if hot.imf_factor == 0.0 { f64::INFINITY } else { imf::discount_cap(hot.imf_factor, qty) };
+                    hot.weight[1].min(cap)
+                }
+                None => {
+                    let w = hot.liability_weight[1];
+                    if hot.imf_factor == 0.0 {
+                        w
+                    } else {
+                        imf::premium(w, imf::premium_term(hot.imf_factor, qty))
+                    }
+                }
+            };
             let qp = qty * price;
             if qty > 0.0 {
-                let cap = if hot.imf_factor == 0.0 { f64::INFINITY } else { imf::discount_cap(hot.imf_factor, qty) };
-                let w = hot.weight[1].min(cap);
                 out.concave &= t.falling[a];
                 out.push(t, Kind::Tiered { asset: a as u32, qp, w }, false, Some(Basis::S));
                 out.rows.push(Row::Holding { asset: a as u32, qp, w });
             } else {
-                let w = hot.liability_weight[1];
-                let w = if hot.imf_factor == 0.0 { w } else { imf::premium(w, imf::premium_term(hot.imf_factor, qty)) };
                 out.push(t, Kind::Flat([0.0, qp * w]), false, Some(Basis::S));
                 out.rows.push(Row::Scaled { adj: qp * w, req: 0.0 });
             }
