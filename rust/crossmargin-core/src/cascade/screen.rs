@@ -42,6 +42,14 @@ const WAIT: u8 = 2;
 /// Certificates are made from this selection at one set of asset prices on (the step's third
 /// round): a step that settles in a round or two never pays for certificates it cannot use.
 const FROM_CALL: u32 = 2;
+/// A market whose mark moved by more than this share since the previous selection (at the
+/// same asset prices) is moving too fast for a band to outlast the next round: an account
+/// holding it is evaluated without a certification attempt in that selection. On the 1M demo
+/// (`python -m benches.cascade_demo`) the marks move 4–21 % a round through the first step
+/// and 0.2–2 % in the last; certifying through the first step cost more than the skips it
+/// bought (≈ 20 % of the cascade's CPU), in the last it pays. The width ladder's second rung
+/// ([`DELTAS`]\[1\], where a certification starts) is the scale.
+pub const CALM: f64 = DELTAS[1];
 const NONE: u32 = u32::MAX;
 
 /// The balance rows' part of an account's evaluation, gathered from the kernel's own lines
@@ -97,6 +105,10 @@ pub struct Certificates {
     centres: Vec<Vec<f64>>,
     /// Selections since the asset prices last changed.
     calls: u32,
+    /// The marks of the previous selection at these asset prices (empty at a new step), and
+    /// per market whether it moved by more than [`CALM`] from them.
+    last_marks: Vec<f64>,
+    moving: Vec<bool>,
     /// Per account.
     pub certs: Vec<Cert>,
     market_ok: Vec<bool>,
@@ -118,6 +130,7 @@ pub struct View<'c> {
     centres: &'c [Vec<f64>],
     centre: u32,
     market_ok: &'c [bool],
+    moving: &'c [bool],
     asset_ok: &'c [bool],
 }
 
@@ -143,6 +156,8 @@ impl Certificates {
             key: Vec::new(),
             centres: Vec::new(),
             calls: 0,
+            last_marks: Vec::new(),
+            moving: vec![false; u.n_markets()],
             certs: vec![Cert::default(); n_accounts],
             market_ok,
             asset_ok,
@@ -157,10 +172,21 @@ impl Certificates {
             self.key = key;
             self.centres.clear();
             self.calls = 0;
+            self.last_marks.clear();
             self.certs.iter_mut().for_each(|c| c.at = NONE);
         } else {
             self.calls = self.calls.saturating_add(1);
         }
+        // Which markets move fast (none at the first selection of a step).
+        self.moving.clear();
+        self.moving.extend(
+            marks
+                .iter()
+                .enumerate()
+                .map(|(k, &m)| self.last_marks.get(k).is_some_and(|&last| (m - last).abs() > CALM * last.abs())),
+        );
+        self.last_marks.clear();
+        self.last_marks.extend_from_slice(marks);
         if self.centres.last().is_none_or(|c| c.as_slice() != marks) {
             self.centres.push(marks.to_vec());
         }
@@ -170,6 +196,7 @@ impl Certificates {
             centres: &self.centres,
             centre: (self.centres.len() - 1) as u32,
             market_ok: &self.market_ok,
+            moving: &self.moving,
             asset_ok: &self.asset_ok,
         };
         (view, &mut self.certs)
@@ -215,6 +242,11 @@ impl View<'_> {
             || rows.pos_code.iter().any(|&k| !self.market_ok[k as usize])
         {
             c.wait = u8::MAX;
+            return;
+        }
+        // A fast-moving market would most likely carry the account out of any band by the
+        // next round: no attempt this time (the account is evaluated exactly meanwhile).
+        if rows.pos_code.iter().any(|&k| self.moving[k as usize]) {
             return;
         }
         // The balances' part, by the kernel itself (positions are bounded below): no asset
