@@ -42,11 +42,12 @@ const WAIT: u8 = 2;
 /// Certificates are made from this selection at one set of asset prices on (the step's third
 /// round): a step that settles in a round or two never pays for certificates it cannot use.
 const FROM_CALL: u32 = 2;
-/// A market whose mark moved by more than this share since the previous selection (at the
-/// same asset prices) is moving too fast for a band to outlast the next round: an account
-/// holding it is evaluated without a certification attempt in that selection. On the 1M demo
-/// (`python -m benches.cascade_demo`) the marks move 4–21 % a round through the first step
-/// and 0.2–2 % in the last; certifying through the first step cost more than the skips it
+/// A market whose mark has moved by more than this share from one selection to the next
+/// within the current path step is volatile for the rest of the step (impact and its decay
+/// swing a mark back and forth, so a calm round says little about the next): an account
+/// holding it is evaluated every round without a certification attempt. On the 1M demo
+/// (`python -m benches.cascade_demo`) the marks move 4–21 % a round through the crash's first
+/// step and 0.2–2 % in its last; certifying through the first step cost more than the skips it
 /// bought (≈ 20 % of the cascade's CPU), in the last it pays. The width ladder's second rung
 /// ([`DELTAS`]\[1\], where a certification starts) is the scale.
 pub const CALM: f64 = DELTAS[1];
@@ -106,7 +107,8 @@ pub struct Certificates {
     /// Selections since the asset prices last changed.
     calls: u32,
     /// The marks of the previous selection at these asset prices (empty at a new step), and
-    /// per market whether it moved by more than [`CALM`] from them.
+    /// per market whether it has moved by more than [`CALM`] between two selections of this
+    /// step.
     last_marks: Vec<f64>,
     moving: Vec<bool>,
     /// Per account.
@@ -173,18 +175,15 @@ impl Certificates {
             self.centres.clear();
             self.calls = 0;
             self.last_marks.clear();
+            self.moving.iter_mut().for_each(|m| *m = false);
             self.certs.iter_mut().for_each(|c| c.at = NONE);
         } else {
             self.calls = self.calls.saturating_add(1);
         }
-        // Which markets move fast (none at the first selection of a step).
-        self.moving.clear();
-        self.moving.extend(
-            marks
-                .iter()
-                .enumerate()
-                .map(|(k, &m)| self.last_marks.get(k).is_some_and(|&last| (m - last).abs() > CALM * last.abs())),
-        );
+        // Which markets have moved fast in this step (none at its first selection).
+        for ((moving, &m), &last) in self.moving.iter_mut().zip(marks).zip(&self.last_marks) {
+            *moving |= (m - last).abs() > CALM * last.abs();
+        }
         self.last_marks.clear();
         self.last_marks.extend_from_slice(marks);
         if self.centres.last().is_none_or(|c| c.as_slice() != marks) {
@@ -244,8 +243,8 @@ impl View<'_> {
             c.wait = u8::MAX;
             return;
         }
-        // A fast-moving market would most likely carry the account out of any band by the
-        // next round: no attempt this time (the account is evaluated exactly meanwhile).
+        // A volatile market would most likely carry the account out of any band by the next
+        // round: no attempt (the account is evaluated exactly every round instead).
         if rows.pos_code.iter().any(|&k| self.moving[k as usize]) {
             return;
         }
