@@ -47,8 +47,9 @@ const FROM_CALL: u32 = 2;
 /// swing a mark back and forth, so a calm round says little about the next): an account
 /// holding it is evaluated every round without a certification attempt. On the 1M demo
 /// (`python -m benches.cascade_demo`) the marks move 4–21 % a round through the crash's first
-/// step and 0.2–2 % in its last; certifying through the first step cost more than the skips it
-/// bought (≈ 20 % of the cascade's CPU), in the last it pays. The width ladder's second rung
+/// step and 0.2–2 % in its last; certifying everywhere cost ≈ 20 % of the cascade's CPU, most
+/// of it in the first step, where the certificates broke before they were used. The width
+/// ladder's second rung
 /// ([`DELTAS`]\[1\], where a certification starts) is the scale.
 pub const CALM: f64 = DELTAS[1];
 const NONE: u32 = u32::MAX;
