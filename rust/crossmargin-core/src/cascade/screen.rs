@@ -326,3 +326,37 @@ fn safe_over(
     let need = HEADROOM * mag;
     cross > need && equity > need
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::universe::fixtures::{asset, perp};
+
+    /// A market is volatile from the selection whose mark moved by more than [`CALM`] from the
+    /// previous one, for the rest of the step, however calm it is after; a new step (new asset
+    /// prices) starts with every market calm.
+    #[test]
+    fn a_market_that_jumped_stays_volatile_until_the_step_ends() {
+        let u = Universe::new(
+            &[asset("USDT", 1.0)],
+            &[
+                perp("BTCUSDT", "USDT", "BTC", 100.0, &[(f64::INFINITY, 0.1, 0.05)]),
+                perp("ETHUSDT", "USDT", "ETH", 10.0, &[(f64::INFINITY, 0.1, 0.05)]),
+            ],
+        )
+        .unwrap();
+        let mut certs = Certificates::new(&u, 1);
+        let mut moving = |assets: &[f64], marks: &[f64]| {
+            certs.begin(assets, marks);
+            certs.moving.clone()
+        };
+        assert_eq!(moving(&[1.0], &[100.0, 10.0]), [false, false]);
+        // 4 % is calm, 5.05 % is not (BTC), 4 % is (ETH).
+        assert_eq!(moving(&[1.0], &[104.0, 10.0]), [false, false]);
+        assert_eq!(moving(&[1.0], &[109.26, 10.4]), [true, false]);
+        assert_eq!(moving(&[1.0], &[109.26, 10.4]), [true, false]);
+        assert_eq!(moving(&[1.0], &[110.0, 9.9]), [true, false]);
+        assert_eq!(moving(&[1.0], &[110.0, 9.0]), [true, true]);
+        assert_eq!(moving(&[2.0], &[50.0, 9.0]), [false, false]);
+    }
+}
