@@ -106,6 +106,32 @@ impl Events {
         self.round.len()
     }
 
+    /// Appends events `rows` of `from` (their round and step replaced by `round`, `step`)
+    /// column by column: what pushing each one does, without a pass per event. A side column
+    /// shorter than the others (a shard that sends none) reads as side 0. Errors on a kind
+    /// code no [`EventKind`] has.
+    fn append(&mut self, round: u32, step: u32, from: &Events, rows: std::ops::Range<usize>) -> Result<()> {
+        if let Some(&bad) = from.kind[rows.clone()].iter().find(|&&k| EventKind::from_code(k).is_none()) {
+            return Err(CoreError::config("cascade.shards", format!("event kind {bad} is not one of the core's")));
+        }
+        let n = rows.len();
+        self.round.extend(std::iter::repeat_n(round, n));
+        self.step.extend(std::iter::repeat_n(step, n));
+        self.account.extend_from_slice(&from.account[rows.clone()]);
+        self.market.extend_from_slice(&from.market[rows.clone()]);
+        match from.side.get(rows.clone()) {
+            Some(side) => self.side.extend_from_slice(side),
+            None => self.side.extend(rows.clone().map(|i| from.side.get(i).copied().unwrap_or(0))),
+        }
+        self.qty.extend_from_slice(&from.qty[rows.clone()]);
+        self.price.extend_from_slice(&from.price[rows.clone()]);
+        self.notional_usd.extend_from_slice(&from.notional_usd[rows.clone()]);
+        self.fee_usd.extend_from_slice(&from.fee_usd[rows.clone()]);
+        self.bad_debt_usd.extend_from_slice(&from.bad_debt_usd[rows.clone()]);
+        self.kind.extend_from_slice(&from.kind[rows]);
+        Ok(())
+    }
+
     /// Room for `n` more events.
     pub fn reserve(&mut self, n: usize) {
         self.round.reserve(n);

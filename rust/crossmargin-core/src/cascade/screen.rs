@@ -42,6 +42,16 @@ const WAIT: u8 = 2;
 /// Certificates are made from this selection at one set of asset prices on (the step's third
 /// round): a step that settles in a round or two never pays for certificates it cannot use.
 const FROM_CALL: u32 = 2;
+/// A market whose mark has moved by more than this share from one selection to the next
+/// within the current path step is volatile for the rest of the step (impact and its decay
+/// swing a mark back and forth, so a calm round says little about the next): an account
+/// holding it is evaluated every round without a certification attempt. On the 1M demo
+/// (`python -m benches.cascade_demo`) the marks move 4–21 % a round through the crash's first
+/// step and 0.2–2 % in its last; certifying everywhere cost ≈ 20 % of the cascade's CPU, most
+/// of it in the first step, where the certificates broke before they were used. The width
+/// ladder's second rung
+/// ([`DELTAS`]\[1\], where a certification starts) is the scale.
+pub const CALM: f64 = DELTAS[1];
 const NONE: u32 = u32::MAX;
 
 /// The balance rows' part of an account's evaluation, gathered from the kernel's own lines
@@ -97,6 +107,11 @@ pub struct Certificates {
     centres: Vec<Vec<f64>>,
     /// Selections since the asset prices last changed.
     calls: u32,
+    /// The marks of the previous selection at these asset prices (empty at a new step), and
+    /// per market whether it has moved by more than [`CALM`] between two selections of this
+    /// step.
+    last_marks: Vec<f64>,
+    moving: Vec<bool>,
     /// Per account.
     pub certs: Vec<Cert>,
     market_ok: Vec<bool>,
@@ -118,6 +133,7 @@ pub struct View<'c> {
     centres: &'c [Vec<f64>],
     centre: u32,
     market_ok: &'c [bool],
+    moving: &'c [bool],
     asset_ok: &'c [bool],
 }
 
@@ -143,6 +159,8 @@ impl Certificates {
             key: Vec::new(),
             centres: Vec::new(),
             calls: 0,
+            last_marks: Vec::new(),
+            moving: vec![false; u.n_markets()],
             certs: vec![Cert::default(); n_accounts],
             market_ok,
             asset_ok,
@@ -157,10 +175,18 @@ impl Certificates {
             self.key = key;
             self.centres.clear();
             self.calls = 0;
+            self.last_marks.clear();
+            self.moving.iter_mut().for_each(|m| *m = false);
             self.certs.iter_mut().for_each(|c| c.at = NONE);
         } else {
             self.calls = self.calls.saturating_add(1);
         }
+        // Which markets have moved fast in this step (none at its first selection).
+        for ((moving, &m), &last) in self.moving.iter_mut().zip(marks).zip(&self.last_marks) {
+            *moving |= (m - last).abs() > CALM * last.abs();
+        }
+        self.last_marks.clear();
+        self.last_marks.extend_from_slice(marks);
         if self.centres.last().is_none_or(|c| c.as_slice() != marks) {
             self.centres.push(marks.to_vec());
         }
@@ -170,6 +196,7 @@ impl Certificates {
             centres: &self.centres,
             centre: (self.centres.len() - 1) as u32,
             market_ok: &self.market_ok,
+            moving: &self.moving,
             asset_ok: &self.asset_ok,
         };
         (view, &mut self.certs)
@@ -215,6 +242,11 @@ impl View<'_> {
             || rows.pos_code.iter().any(|&k| !self.market_ok[k as usize])
         {
             c.wait = u8::MAX;
+            return;
+        }
+        // A volatile market would most likely carry the account out of any band by the next
+        // round: no attempt (the account is evaluated exactly every round instead).
+        if rows.pos_code.iter().any(|&k| self.moving[k as usize]) {
             return;
         }
         // The balances' part, by the kernel itself (positions are bounded below): no asset
@@ -293,4 +325,38 @@ fn safe_over(
     }
     let need = HEADROOM * mag;
     cross > need && equity > need
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::universe::fixtures::{asset, perp};
+
+    /// A market is volatile from the selection whose mark moved by more than [`CALM`] from the
+    /// previous one, for the rest of the step, however calm it is after; a new step (new asset
+    /// prices) starts with every market calm.
+    #[test]
+    fn a_market_that_jumped_stays_volatile_until_the_step_ends() {
+        let u = Universe::new(
+            &[asset("USDT", 1.0)],
+            &[
+                perp("BTCUSDT", "USDT", "BTC", 100.0, &[(f64::INFINITY, 0.1, 0.05)]),
+                perp("ETHUSDT", "USDT", "ETH", 10.0, &[(f64::INFINITY, 0.1, 0.05)]),
+            ],
+        )
+        .unwrap();
+        let mut certs = Certificates::new(&u, 1);
+        let mut moving = |assets: &[f64], marks: &[f64]| {
+            certs.begin(assets, marks);
+            certs.moving.clone()
+        };
+        assert_eq!(moving(&[1.0], &[100.0, 10.0]), [false, false]);
+        // 4 % is calm, 5.05 % is not (BTC), 4 % is (ETH).
+        assert_eq!(moving(&[1.0], &[104.0, 10.0]), [false, false]);
+        assert_eq!(moving(&[1.0], &[109.26, 10.4]), [true, false]);
+        assert_eq!(moving(&[1.0], &[109.26, 10.4]), [true, false]);
+        assert_eq!(moving(&[1.0], &[110.0, 9.9]), [true, false]);
+        assert_eq!(moving(&[1.0], &[110.0, 9.0]), [true, true]);
+        assert_eq!(moving(&[2.0], &[50.0, 9.0]), [false, false]);
+    }
 }

@@ -78,6 +78,7 @@ impl TaggedEvents {
         self.events.push(0, 0, account, e);
     }
 
+    #[cfg(test)]
     fn event(&self, i: usize) -> Result<(i64, Event)> {
         let e = &self.events;
         let Some(kind) = EventKind::from_code(e.kind[i]) else {
@@ -761,10 +762,66 @@ struct RoundTally {
 }
 
 impl RoundTally {
-    fn add(&mut self, e: &Event) {
-        self.notional += e.notional_usd;
-        self.fees += e.fee_usd;
-        self.bad_debt += e.bad_debt_usd;
+    /// Adds events `rows` of `e`, in order (each sum takes them one by one, as it would
+    /// event by event).
+    fn add(&mut self, e: &Events, rows: std::ops::Range<usize>) {
+        self.notional = e.notional_usd[rows.clone()].iter().fold(self.notional, |s, &x| s + x);
+        self.fees = e.fee_usd[rows.clone()].iter().fold(self.fees, |s, &x| s + x);
+        self.bad_debt = e.bad_debt_usd[rows].iter().fold(self.bad_debt, |s, &x| s + x);
+    }
+}
+
+/// Merges shards' tagged events in a global item order: each `(shard, item)` of the order
+/// takes the run of that shard's events tagged `item` (the next ones in its list); runs that
+/// continue one shard's list are appended as one, column by column ([`Events::append`]).
+struct Merge {
+    /// Per shard, the next event to take.
+    at: Vec<usize>,
+    /// The run waiting to be appended: (shard, rows).
+    run: Option<(usize, std::ops::Range<usize>)>,
+}
+
+impl Merge {
+    fn new(n_shards: usize) -> Merge {
+        Merge { at: vec![0; n_shards], run: None }
+    }
+
+    /// Takes shard `s`'s events tagged `item`; `flush` receives each finished run.
+    fn take(
+        &mut self,
+        s: usize,
+        items: &[u32],
+        item: u32,
+        mut flush: impl FnMut(usize, std::ops::Range<usize>) -> Result<()>,
+    ) -> Result<()> {
+        let start = self.at[s];
+        let end = start + items[start..].iter().take_while(|&&i| i == item).count();
+        self.at[s] = end;
+        if start == end {
+            return Ok(());
+        }
+        match &mut self.run {
+            Some((rs, rows)) if *rs == s && rows.end == start => rows.end = end,
+            run => {
+                if let Some((rs, rows)) = run.take() {
+                    flush(rs, rows)?;
+                }
+                *run = Some((s, start..end));
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the last run; then whether every shard's list was taken to its end.
+    fn finish(
+        &mut self,
+        lens: impl Iterator<Item = usize>,
+        mut flush: impl FnMut(usize, std::ops::Range<usize>) -> Result<()>,
+    ) -> Result<bool> {
+        if let Some((s, rows)) = self.run.take() {
+            flush(s, rows)?;
+        }
+        Ok(self.at.iter().zip(lens).all(|(&at, n)| at == n))
     }
 }
 
@@ -1006,26 +1063,26 @@ impl Driver {
         }
         let (round, step) = (self.round as u32, self.step as u32);
         self.events.reserve(results.iter().map(|r| r.events.item.len()).sum());
-        let mut ev_at = vec![0usize; results.len()];
+        let mut merge = Merge::new(results.len());
         let mut pc_at = vec![0usize; results.len()];
         let mut pieces: Vec<Piece> = Vec::new();
+        let (events, tally) = (&mut self.events, &mut self.tally);
+        let mut flush = |s: usize, rows: std::ops::Range<usize>| {
+            let e = &results[s].events.events;
+            tally.add(e, rows.clone());
+            events.append(round, step, e, rows)
+        };
         for &(s, item) in &self.order {
             let (s, r) = (s as usize, &results[s as usize]);
-            while ev_at[s] < r.events.item.len() && r.events.item[ev_at[s]] == item {
-                let (account, e) = r.events.event(ev_at[s])?;
-                self.tally.add(&e);
-                self.events.push(round, step, account, e);
-                ev_at[s] += 1;
-            }
+            merge.take(s, &r.events.item, item, &mut flush)?;
             while pc_at[s] < r.piece_item.len() && r.piece_item[pc_at[s]] == item {
                 let i = pc_at[s];
                 pieces.push((r.piece_market[i], r.piece_side[i], r.piece_usd[i]));
                 pc_at[s] += 1;
             }
         }
-        if ev_at.iter().zip(results).any(|(&n, r)| n != r.events.item.len())
-            || pc_at.iter().zip(results).any(|(&n, r)| n != r.piece_item.len())
-        {
+        let all_events = merge.finish(results.iter().map(|r| r.events.item.len()), &mut flush)?;
+        if !all_events || pc_at.iter().zip(results).any(|(&n, r)| n != r.piece_item.len()) {
             return Err(CoreError::config("cascade.shards", "a settlement holds items that were not chosen"));
         }
         // The fund covers bad debt; past zero, deleverage the other side.
@@ -1114,18 +1171,16 @@ impl Driver {
     pub fn deleveraged(&mut self, results: &[TaggedEvents]) -> Result<()> {
         let (round, step) = (self.round as u32, self.step as u32);
         self.events.reserve(results.iter().map(|r| r.item.len()).sum());
-        let mut at = vec![0usize; results.len()];
+        let mut merge = Merge::new(results.len());
+        let events = &mut self.events;
+        let mut flush = |s: usize, rows: std::ops::Range<usize>| events.append(round, step, &results[s].events, rows);
         for &(s, item) in &self.del_order {
             let Some(r) = results.get(s as usize) else {
                 return Err(CoreError::config("cascade.shards", "one deleverage result per shard"));
             };
-            let s = s as usize;
-            while at[s] < r.item.len() && r.item[at[s]] == item {
-                let (account, e) = r.event(at[s])?;
-                self.events.push(round, step, account, e);
-                at[s] += 1;
-            }
+            merge.take(s as usize, &r.item, item, &mut flush)?;
         }
+        merge.finish(std::iter::empty(), &mut flush)?;
         self.next_deficit += 1;
         Ok(())
     }
