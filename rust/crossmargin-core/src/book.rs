@@ -290,6 +290,29 @@ pub fn group(
     group_with(bal, pos, &[], None, n_asset_codes, n_market_codes)
 }
 
+/// One account (id 1) of `bal` (asset code, qty) and `pos` (market code, qty, entry price,
+/// isolated margin): the book the models' unit tests evaluate.
+#[cfg(test)]
+pub(crate) fn one_account(
+    bal: &[(u32, f64)],
+    pos: &[(u32, f64, f64, f64)],
+    n_asset_codes: u32,
+    n_market_codes: u32,
+) -> GroupedBook {
+    let (bc, bq): (Vec<u32>, Vec<f64>) = bal.iter().copied().unzip();
+    let pc: Vec<u32> = pos.iter().map(|p| p.0).collect();
+    let pq: Vec<f64> = pos.iter().map(|p| p.1).collect();
+    let pe: Vec<f64> = pos.iter().map(|p| p.2).collect();
+    let pi: Vec<f64> = pos.iter().map(|p| p.3).collect();
+    group(
+        BalanceInput { account: &vec![1; bal.len()], code: &bc, qty: &bq },
+        PositionInput { account: &vec![1; pos.len()], code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
+        n_asset_codes,
+        n_market_codes,
+    )
+    .unwrap()
+}
+
 /// Every row check of [`group_with`]'s inputs (the first offending row is the error).
 fn validate(
     bal: &BalanceInput<'_>,

@@ -715,7 +715,6 @@ fn split_by<T>(mut v: &mut [T], lens: impl Iterator<Item = usize>) -> Vec<&mut [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::book::{group, BalanceInput, PositionInput};
     use crate::margin::Remap;
     use crate::universe::fixtures::{asset, perp};
 
@@ -726,22 +725,8 @@ mod tests {
         bal: &[(u32, f64)],
         pos: &[(u32, f64, f64, f64)],
     ) -> (GroupedBook, Vec<u32>, Vec<u32>) {
-        let ba = vec![1i64; bal.len()];
-        let bc: Vec<u32> = bal.iter().map(|b| b.0).collect();
-        let bq: Vec<f64> = bal.iter().map(|b| b.1).collect();
-        let pa = vec![1i64; pos.len()];
-        let pc: Vec<u32> = pos.iter().map(|p| p.0).collect();
-        let pq: Vec<f64> = pos.iter().map(|p| p.1).collect();
-        let pe: Vec<f64> = pos.iter().map(|p| p.2).collect();
-        let pi: Vec<f64> = pos.iter().map(|p| p.3).collect();
         let (na, nm) = (u.n_assets() as u32, u.n_markets() as u32);
-        let book = group(
-            BalanceInput { account: &ba, code: &bc, qty: &bq },
-            PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
-            na,
-            nm,
-        )
-        .unwrap();
+        let book = crate::book::one_account(bal, pos, na, nm);
         let ar: Vec<u32> = (0..na).collect();
         let mr: Vec<u32> = (0..nm).collect();
         (book, ar, mr)

@@ -1248,21 +1248,8 @@ mod tests {
 
     /// One account (id 1) of `bal` (asset, qty) and `pos` (market, qty, entry), grouped.
     fn one_account(u: &Universe, bal: &[(u32, f64)], pos: &[(u32, f64, f64)]) -> GroupedBook {
-        let ba = vec![1i64; bal.len()];
-        let bc: Vec<u32> = bal.iter().map(|b| b.0).collect();
-        let bq: Vec<f64> = bal.iter().map(|b| b.1).collect();
-        let pa = vec![1i64; pos.len()];
-        let pc: Vec<u32> = pos.iter().map(|p| p.0).collect();
-        let pq: Vec<f64> = pos.iter().map(|p| p.1).collect();
-        let pe: Vec<f64> = pos.iter().map(|p| p.2).collect();
-        let pi = vec![0.0; pos.len()];
-        group(
-            BalanceInput { account: &ba, code: &bc, qty: &bq },
-            PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
-            u.n_assets() as u32,
-            u.n_markets() as u32,
-        )
-        .unwrap()
+        let pos: Vec<_> = pos.iter().map(|&(c, q, e)| (c, q, e, 0.0)).collect();
+        crate::book::one_account(bal, &pos, u.n_assets() as u32, u.n_markets() as u32)
     }
 
     /// One account (id 1) of `bal` (asset, qty) and `pos` (market, qty, entry).

@@ -600,21 +600,8 @@ mod tests {
     }
 
     fn requirement(u: &Universe, pm: &PortfolioParams, bal: &[(u32, f64)], pos: &[(u32, f64, f64)]) -> AccountMargin {
-        let ba = vec![1i64; bal.len()];
-        let bc: Vec<u32> = bal.iter().map(|b| b.0).collect();
-        let bq: Vec<f64> = bal.iter().map(|b| b.1).collect();
-        let pa = vec![1i64; pos.len()];
-        let pc: Vec<u32> = pos.iter().map(|p| p.0).collect();
-        let pq: Vec<f64> = pos.iter().map(|p| p.1).collect();
-        let pe: Vec<f64> = pos.iter().map(|p| p.2).collect();
-        let pi = vec![0.0; pos.len()];
-        let book = group(
-            BalanceInput { account: &ba, code: &bc, qty: &bq },
-            PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
-            2,
-            3,
-        )
-        .unwrap();
+        let pos: Vec<_> = pos.iter().map(|&(c, q, e)| (c, q, e, 0.0)).collect();
+        let book = crate::book::one_account(bal, &pos, 2, 3);
         let marks = [50_000.0, 1_000.0, 800.0];
         let prices = Prices { asset: &[1.0, 50_000.0], mark: &marks };
         let ctx = MarginContext::new(u, &book, prices, Remap { asset: &[0, 1], market: &[0, 1, 2] }).unwrap();
