@@ -413,6 +413,75 @@ def measure_size(
 
 
 # ---- report ----------------------------------------------------------------------------
+def measure_kernel_size(
+    universe: cm.Universe,
+    n: int,
+    *,
+    repeat: int,
+    threads: int | None,
+    seed: int,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """The kernel alone on a book too large for the baselines (issue #18: "10M the same or
+    better"): grouping, ``evaluate(out=)`` on N threads and on 1 at each SIMD level, and the
+    stream-once floor, timed as in :func:`measure_size`; no NumPy, reference or risk stages,
+    which would take many minutes at this size."""
+    log(f"[{n:,} accounts, kernel only] generating the book")
+    book = synth.generate(universe, n_accounts=n, seed=seed)
+    b, p = raw_columns(book)
+    engine = cm.Engine(universe, threads=threads)
+    engine1 = cm.Engine(universe, threads=1)
+    log(f"[{n:,}] grouping")
+    t_group = best_time(
+        lambda: cm.Book.from_arrays(balances=b, positions=p), max(1, min(repeat, 3))
+    )
+    log(f"[{n:,}] engine")
+    book.grouping(universe).prepare()
+    out_n, out_1 = engine.evaluate(book), engine1.evaluate(book)
+    threads_agree = all(np.array_equal(out_n[k], out_1[k], equal_nan=True) for k in out_n.columns)
+    levels, default_level = cm._core.simd_levels()
+    by_level: dict[str, dict[str, float]] = {}
+    saved = os.environ.get("CROSSMARGIN_SIMD")
+    try:
+        for level in levels:
+            os.environ["CROSSMARGIN_SIMD"] = level
+            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+            t_n = call_times(lambda: engine.evaluate(book, out=out_n), call_samples(repeat))
+            t_1 = call_times(lambda: engine1.evaluate(book, out=out_1), call_samples(repeat))
+            by_level[level] = {
+                "engine_s": min(t_n),
+                "engine_1thread_s": min(t_1),
+                "engine_median_s": statistics.median(t_n),
+                "engine_1thread_median_s": statistics.median(t_1),
+                "loadavg_1min": load,
+            }
+    finally:
+        if saved is None:
+            os.environ.pop("CROSSMARGIN_SIMD", None)
+        else:
+            os.environ["CROSSMARGIN_SIMD"] = saved
+    log(f"[{n:,}] bandwidth floor")
+    columns = [*b.values(), *p.values()]
+    t_floor1 = stream_floor(columns, 1, repeat)
+    t_floor_n = stream_floor(columns, engine.threads, repeat)
+    best = by_level[default_level]
+    return {
+        "accounts": book.n_accounts,
+        "book_bytes": book.nbytes,
+        "engine_threads": engine.threads,
+        "simd_default": default_level,
+        "simd_levels": by_level,
+        "threads_identical": threads_agree,
+        "engine_accounts_per_s": n / best["engine_s"],
+        "engine_1thread_accounts_per_s": n / best["engine_1thread_s"],
+        "engine_over_floor": best["engine_s"] / min(t_floor1, t_floor_n),
+        "floor_nthreads_s": t_floor_n,
+        "floor_1thread_s": t_floor1,
+        "grouping_s": t_group,
+        "grouping_ms_per_1m_accounts": t_group * 1e3 * 1e6 / n,
+    }
+
+
 def machine_info(threads: int) -> dict[str, Any]:
     info: dict[str, Any] = {
         "platform": platform.platform(),
@@ -474,7 +543,11 @@ def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
+def markdown(
+    results: list[dict[str, Any]],
+    info: dict[str, Any],
+    kernel_results: Sequence[dict[str, Any]] = (),
+) -> str:
     cpu = info.get("cpu_model") or info["machine"]
     load = info.get("loadavg_at_start")
     lines = [
@@ -613,6 +686,41 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
                 ]
             )
         )
+    if kernel_results:
+        lines += [
+            "",
+            "**Kernel at scale** (`--kernel-sizes`: `Engine.evaluate` with `out=` alone, best "
+            "of single calls, and the grouping; no baselines at this size)",
+            "",
+            "| accounts | level | N threads (≥100) | 1 thread (≥60) | engine ÷ floor (≤2×) "
+            "| floor ms (N thr / 1 thr) | grouping ms (per 1M, ≤50) | threads agree | load |",
+            "|---:|:--|---:|---:|---:|---:|---:|:--|---:|",
+        ]
+    for r in kernel_results:
+        for level, v in r["simd_levels"].items():
+            default = level == r["simd_default"]
+            n_rate, one_rate = r["accounts"] / v["engine_s"], r["accounts"] / v["engine_1thread_s"]
+            lines.append(
+                _row(
+                    [
+                        f"{r['accounts']:,}",
+                        level + (" (default)" if default else ""),
+                        _x(n_rate, "engine_accounts_per_s", unit="", scale=1e6)
+                        if default
+                        else f"{n_rate / 1e6:.1f}",
+                        _x(one_rate, "engine_1thread_accounts_per_s", unit="", scale=1e6)
+                        if default
+                        else f"{one_rate / 1e6:.1f}",
+                        _x(r["engine_over_floor"], "engine_over_floor") if default else "",
+                        f"{r['floor_nthreads_s'] * 1e3:.1f} / {r['floor_1thread_s'] * 1e3:.1f}",
+                        f"{r['grouping_s'] * 1e3:.0f} ("
+                        + _x(r["grouping_ms_per_1m_accounts"], "grouping_ms_per_1m", ".0f", "")
+                        + ")",
+                        "yes" if r["threads_identical"] else "NO",
+                        f"{v['loadavg_1min']:.2f}",
+                    ]
+                )
+            )
     method = results[0]["memory_method"] if results else ""
     lines += [
         "",
@@ -667,6 +775,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="book size when --sizes is not given (default 1,000,000)",
     )
     ap.add_argument("--sizes", type=_sizes, default=None, help="comma-separated book sizes")
+    ap.add_argument(
+        "--kernel-sizes",
+        type=_sizes,
+        default=[],
+        help="comma-separated book sizes measured for the kernel and grouping alone "
+        "(e.g. 10000000)",
+    )
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
     ap.add_argument("--repeat", type=int, default=5, help="samples per measurement (best is kept)")
     ap.add_argument(
@@ -699,14 +814,14 @@ README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 
 
-def update_readme(path: Path, table: str, source: str) -> None:
+def update_readme(path: Path, table: str, source: str, command: str = "crossmargin bench") -> None:
     """Replaces the lines between the bench markers of ``path`` with ``table``."""
     text = path.read_text(encoding="utf-8")
     if README_START not in text or README_END not in text:
         raise SystemExit(f"{path}: no '{README_START}' ... '{README_END}' section to fill")
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
-    note = f"_Generated by `crossmargin bench --readme README.md` from `{source}`._"
+    note = f"_Generated by `{command} --readme README.md` from `{source}`._"
     body = f"{README_START}\n{note}\n\n{table}\n{README_END}"
     path.write_text(head + body + tail, encoding="utf-8")
 
@@ -715,7 +830,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.from_results is not None:
         saved = json.loads(args.from_results.read_text(encoding="utf-8"))
-        table = markdown(saved["results"], saved["machine"])
+        table = markdown(saved["results"], saved["machine"], saved.get("kernel_results", []))
         print(table)
         if args.readme is not None:
             update_readme(args.readme, table, str(args.from_results))
@@ -742,6 +857,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for n in sizes
     ]
+    kernel_results = [
+        measure_kernel_size(
+            universe, n, repeat=args.repeat, threads=args.threads, seed=args.seed, log=log
+        )
+        for n in args.kernel_sizes
+    ]
     report = {
         "started_utc": started.isoformat(),
         "finished_utc": dt.datetime.now(dt.UTC).isoformat(),
@@ -752,8 +873,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "targets": TARGETS,
         "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "results": results,
+        "kernel_results": kernel_results,
     }
-    table = markdown(results, info)
+    table = markdown(results, info, kernel_results)
     print(table)
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"\nprocess max RSS {max_rss / 1e6:.0f} MB (includes book generation)")
@@ -765,7 +887,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         (args.out / "latest.json").write_text(text + "\n", encoding="utf-8")
         log(f"wrote {args.out / (stamp + '.json')} and latest.json")
         if args.readme is not None:
-            update_readme(args.readme, table, str(args.out / (stamp + ".json")))
+            command = "crossmargin bench" + (
+                f" --kernel-sizes {','.join(map(str, args.kernel_sizes))}"
+                if args.kernel_sizes
+                else ""
+            )
+            update_readme(args.readme, table, str(args.out / (stamp + ".json")), command)
     ok = all(
         r["agree_numpy"]["ok"] and r["agree_reference"]["ok"] and r["threads_identical"]
         for r in results

@@ -41,6 +41,13 @@ def bench(
     readme: Annotated[
         Path | None, typer.Option(help="Also write the tables into this markdown file.")
     ] = None,
+    kernel_sizes: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated book sizes measured for the kernel and grouping alone "
+            "(e.g. 10000000; no baselines at that size)."
+        ),
+    ] = "",
 ) -> None:
     """Engine vs NumPy vs pure Python on the same books; writes JSON and prints the table.
     Runs from a checkout of crossmargin (the runner and the NumPy baseline live in benches/,
@@ -55,5 +62,7 @@ def bench(
         ) from None
 
     args = ["--sizes", sizes, "--out", str(out)]
+    if kernel_sizes:
+        args += ["--kernel-sizes", kernel_sizes]
     code = bench_main(args + (["--readme", str(readme)] if readme else []))
     raise typer.Exit(code or 0)
