@@ -95,6 +95,40 @@ def call_samples(repeat: int) -> int:
     return max(15, 3 * repeat)
 
 
+def time_levels(
+    engine: cm.Engine,
+    engine1: cm.Engine,
+    book: cm.Book,
+    out_n: cm.MarginResult,
+    out_1: cm.MarginResult,
+    repeat: int,
+) -> tuple[dict[str, dict[str, float]], str]:
+    """``evaluate(book, out=)`` on N threads and on 1 at every SIMD level this CPU runs (best
+    and median of single calls, the load when measured), and the default level."""
+    levels, default_level = cm._core.simd_levels()
+    by_level: dict[str, dict[str, float]] = {}
+    saved = os.environ.get("CROSSMARGIN_SIMD")
+    try:
+        for level in levels:
+            os.environ["CROSSMARGIN_SIMD"] = level
+            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+            t_n = call_times(lambda: engine.evaluate(book, out=out_n), call_samples(repeat))
+            t_1 = call_times(lambda: engine1.evaluate(book, out=out_1), call_samples(repeat))
+            by_level[level] = {
+                "engine_s": min(t_n),
+                "engine_1thread_s": min(t_1),
+                "engine_median_s": statistics.median(t_n),
+                "engine_1thread_median_s": statistics.median(t_1),
+                "loadavg_1min": load,
+            }
+    finally:
+        if saved is None:
+            os.environ.pop("CROSSMARGIN_SIMD", None)
+        else:
+            os.environ["CROSSMARGIN_SIMD"] = saved
+    return by_level, default_level
+
+
 def stream_floor(columns: Sequence[np.ndarray], threads: int, repeat: int) -> float:
     """Seconds to read every column once (numpy sums; split over ``threads`` threads): the
     best of single calls, as the engine's."""
@@ -267,27 +301,7 @@ def measure_size(
     view.prepare()
     t_layout = time.perf_counter() - t0
     out_n, out_1 = engine.evaluate(book), engine1.evaluate(book)
-    levels, default_level = cm._core.simd_levels()
-    by_level: dict[str, dict[str, float]] = {}
-    saved = os.environ.get("CROSSMARGIN_SIMD")
-    try:
-        for level in levels:
-            os.environ["CROSSMARGIN_SIMD"] = level
-            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-            t_n = call_times(lambda: engine.evaluate(book, out=out_n), call_samples(repeat))
-            t_1 = call_times(lambda: engine1.evaluate(book, out=out_1), call_samples(repeat))
-            by_level[level] = {
-                "engine_s": min(t_n),
-                "engine_1thread_s": min(t_1),
-                "engine_median_s": statistics.median(t_n),
-                "engine_1thread_median_s": statistics.median(t_1),
-                "loadavg_1min": load,
-            }
-    finally:
-        if saved is None:
-            os.environ.pop("CROSSMARGIN_SIMD", None)
-        else:
-            os.environ["CROSSMARGIN_SIMD"] = saved
+    by_level, default_level = time_levels(engine, engine1, book, out_n, out_1, repeat)
     t_eng = by_level[default_level]["engine_s"]
     t_eng1 = by_level[default_level]["engine_1thread_s"]
     t_fresh = best_time(lambda: engine.evaluate(book), repeat)
@@ -439,27 +453,7 @@ def measure_kernel_size(
     book.grouping(universe).prepare()
     out_n, out_1 = engine.evaluate(book), engine1.evaluate(book)
     threads_agree = all(np.array_equal(out_n[k], out_1[k], equal_nan=True) for k in out_n.columns)
-    levels, default_level = cm._core.simd_levels()
-    by_level: dict[str, dict[str, float]] = {}
-    saved = os.environ.get("CROSSMARGIN_SIMD")
-    try:
-        for level in levels:
-            os.environ["CROSSMARGIN_SIMD"] = level
-            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-            t_n = call_times(lambda: engine.evaluate(book, out=out_n), call_samples(repeat))
-            t_1 = call_times(lambda: engine1.evaluate(book, out=out_1), call_samples(repeat))
-            by_level[level] = {
-                "engine_s": min(t_n),
-                "engine_1thread_s": min(t_1),
-                "engine_median_s": statistics.median(t_n),
-                "engine_1thread_median_s": statistics.median(t_1),
-                "loadavg_1min": load,
-            }
-    finally:
-        if saved is None:
-            os.environ.pop("CROSSMARGIN_SIMD", None)
-        else:
-            os.environ["CROSSMARGIN_SIMD"] = saved
+    by_level, default_level = time_levels(engine, engine1, book, out_n, out_1, repeat)
     log(f"[{n:,}] bandwidth floor")
     columns = [*b.values(), *p.values()]
     t_floor1 = stream_floor(columns, 1, repeat)
@@ -759,10 +753,10 @@ def _sizes(text: str) -> list[int]:
         sizes = [int(float(s.replace("_", ""))) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--sizes: {text!r} is not a comma-separated list of integers"
+            f"{text!r} is not a comma-separated list of integers"
         ) from None
     if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError("--sizes: need positive account counts")
+        raise argparse.ArgumentTypeError("need positive account counts")
     return sizes
 
 
