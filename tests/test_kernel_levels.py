@@ -167,6 +167,23 @@ def test_out_columns_at_any_offset_from_a_cache_line_get_the_same_bits(offset: i
             assert (buf[:offset] == fill).all() and (buf[offset + n :] == fill).all(), f
 
 
+@pytest.mark.parametrize("n", [0, 1, 9, 30_001])
+def test_fresh_result_columns_start_on_a_cache_line(n: int) -> None:
+    # so that the first call and every out= call reusing its result stream whole lines (an
+    # empty column has no line to start)
+    u = cm.Universe.demo()
+    book = generate(u, n_accounts=n, seed=5) if n else cm.Book.from_arrays()
+    engine = cm.Engine(u, threads=2)
+    for model in ("standard", "portfolio"):
+        r = engine.evaluate(book, model=model)
+        for f in FIELDS:
+            assert not n or r[f].ctypes.data % 64 == 0, (model, f, r[f].ctypes.data % 64)
+            assert len(r[f]) == n and r[f].flags.c_contiguous and r[f].flags.writeable, (model, f)
+        if n:
+            again = engine.evaluate(book, model=model)
+            assert_same_bits(again, r, f"{model}: fresh aligned columns")
+
+
 def test_a_universe_of_more_than_256_markets_gives_the_same_bits_at_every_level(level) -> None:  # type: ignore[no-untyped-def]
     # Past 256 codes the kernel's layout stores codes as u16 (rust tests/kernel_levels.rs
     # covers u8 / u16 / u32 alike); isolated positions in some lanes of a group, not others.

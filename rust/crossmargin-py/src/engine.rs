@@ -13,7 +13,7 @@ use numpy::{PyReadonlyArray1, PyReadwriteArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::args::{margin_columns_dict, margin_context, PriceRowsIn, PricesIn};
+use crate::args::{fresh_margin_columns, margin_columns_dict, margin_context, PriceRowsIn, PricesIn};
 use crate::book::PyBookView;
 use crate::cascade::RulesIn;
 use crate::cascade_step::{PyDriver, PyShard};
@@ -133,15 +133,9 @@ impl PyEngine {
             return Ok(dict);
         }
         let level = Level::from_env().map_err(|e| to_pyerr(py, e))?;
-        let Some(dict) = out else {
-            let cols = detached(py, || {
-                self.install(|| {
-                    let mut cols = MarginColumns::zeroed(b.layout().n_accounts());
-                    kernel::evaluate_into(b.kernel_rows(ctx.universe, level)?, b.layout(), &ctx, cols.as_mut(), level)?;
-                    Ok(cols)
-                })
-            })?;
-            return margin_columns_dict(py, cols);
+        let dict = match out {
+            Some(dict) => dict,
+            None => fresh_margin_columns(py, b.layout().n_accounts())?,
         };
         {
             let mut margin = MarginColumnsOut::of(&dict)?;

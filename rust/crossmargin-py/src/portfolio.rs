@@ -8,7 +8,7 @@ use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::args::{margin_columns_dict, margin_context, PricesIn};
+use crate::args::{fresh_margin_columns, margin_context, PricesIn};
 use crate::book::PyBookView;
 use crate::engine::{MarginColumnsOut, PyEngine};
 use crate::errors::{detached, to_pyerr};
@@ -195,12 +195,9 @@ pub fn evaluate<'py>(
     let ctx = margin_context(py, e.universe(), b, prices)?;
     let params = &portfolio.inner;
     let rows = b.rows(py)?;
-    let Some(dict) = out else {
-        let cols = detached(py, || {
-            let pc = PortfolioContext::new(ctx, params)?;
-            e.install(|| portfolio::evaluate(rows, &pc, model))
-        })?;
-        return margin_columns_dict(py, cols);
+    let dict = match out {
+        Some(dict) => dict,
+        None => fresh_margin_columns(py, rows.n_accounts())?,
     };
     {
         let mut margin = MarginColumnsOut::of(&dict)?;
