@@ -7,8 +7,9 @@
 //! kernel"):
 //! - One call per run of groups (not per group): the tables' addresses are read once.
 //! - Per-code constants and bracket / haircut tier values are register permutes when the book
-//!   uses at most 8 codes (AVX-512): the tier search and the lookup are one pass, each tier a
-//!   masked permute of the lanes above its lower bound; gathers otherwise.
+//!   uses at most 8 codes (AVX-512: one permute; AVX2: two and a blend): the tier search and
+//!   the lookup are one pass, each tier a masked permute of the lanes above its lower bound;
+//!   gathers otherwise.
 
 use std::ops::Range;
 
@@ -783,14 +784,20 @@ mod avx2 {
 
     const L: usize = 4;
     const LANE_BITS: u8 = 0x0f;
-    /// AVX2 has no permute of 8 f64 in one register: per-code values are gathered.
-    const PERMUTES: bool = false;
+    /// A table of 8 codes is two registers of 4 f64, read with two cross-lane permutes and a
+    /// blend (a gather costs several times that, most on AMD cores).
+    const PERMUTES: bool = true;
     type F = __m256d;
     /// A lane mask: all bits set in a selected lane.
     type M = __m256d;
 
+    /// A half slot's 4 codes: as 32-bit gather offsets, and for the permutes the 32-bit
+    /// element pair of `code mod 4` in a register of 4 f64 (`pair`) and whether the code is
+    /// in the table's upper half (`upper`, bit 2 of the code in each lane's sign bit).
     struct Codes {
         c32: __m128i,
+        pair: __m256i,
+        upper: __m256d,
     }
 
     /// A half slot's 4 codes of width `C`, widened.
@@ -802,7 +809,12 @@ mod avx2 {
             2 => _mm_cvtepu16_epi32(_mm_loadl_epi64(p as *const __m128i)),
             _ => _mm_loadu_si128(p as *const __m128i),
         };
-        Codes { c32 }
+        let c64 = _mm256_cvtepu32_epi64(c32);
+        // Element 2·(c mod 4) in the low half of each 64-bit lane, the next one in its high
+        // half; the low 3 bits of a code pick its entry, as AVX-512's permute does.
+        let even = _mm256_slli_epi64::<1>(_mm256_and_si256(c64, _mm256_set1_epi64x(3)));
+        let pair = _mm256_or_si256(even, _mm256_slli_epi64::<32>(_mm256_add_epi64(even, _mm256_set1_epi64x(1))));
+        Codes { c32, pair, upper: _mm256_castsi256_pd(_mm256_slli_epi64::<61>(c64)) }
     }
 
     /// Per 4-lane mask: the 32-bit halves of the packed values each lane takes (lane i of the
@@ -840,17 +852,25 @@ mod avx2 {
         _mm256_and_pd(v, lanes_of(half))
     }
 
+    /// Entry `code` of a per-code table: permutes of its 8 entries when the book uses at
+    /// most 8 codes (`SMALL`), else a gather.
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn get<const SMALL: bool>(table: *const f64, c: &Codes) -> F {
-        _mm256_i32gather_pd::<8>(table, c.c32)
+        if SMALL {
+            let lower = _mm256_permutevar8x32_ps(_mm256_castpd_ps(_mm256_loadu_pd(table)), c.pair);
+            let upper = _mm256_permutevar8x32_ps(_mm256_castpd_ps(_mm256_loadu_pd(table.add(4))), c.pair);
+            _mm256_blendv_pd(_mm256_castps_pd(lower), _mm256_castps_pd(upper), c.upper)
+        } else {
+            _mm256_i32gather_pd::<8>(table, c.c32)
+        }
     }
 
-    /// `m ? table[code] : src` per lane (a masked gather).
+    /// `m ? table[code] : src` per lane, from a table of 8 codes.
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn get_where(m: M, src: F, table: *const f64, c: &Codes) -> F {
-        _mm256_mask_i32gather_pd::<8>(src, table, c.c32, m)
+        _mm256_blendv_pd(src, get::<true>(table, c), m)
     }
 
     #[inline]
@@ -1027,9 +1047,24 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn lanes_of(bits: u8) -> M {
-        let b = bits as i64;
-        _mm256_castsi256_pd(_mm256_set_epi64x(-(b >> 3 & 1), -(b >> 2 & 1), -(b >> 1 & 1), -(b & 1)))
+        // One load from a 512-byte table (building the mask from the bits took ~8 µops).
+        _mm256_loadu_pd(LANE_MASKS[(bits & LANE_BITS) as usize].as_ptr() as *const f64)
     }
+
+    /// The lane mask of each 4-bit lane set.
+    static LANE_MASKS: [[i64; 4]; 16] = {
+        let mut t = [[0i64; 4]; 16];
+        let mut b = 0;
+        while b < 16 {
+            let mut i = 0;
+            while i < 4 {
+                t[b][i] = -((b as i64 >> i) & 1);
+                i += 1;
+            }
+            b += 1;
+        }
+        t
+    };
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn bits_of(m: M) -> u8 {
