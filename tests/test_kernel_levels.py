@@ -134,6 +134,24 @@ def test_out_is_checked_like_numpys_out() -> None:
     cols["upnl"] = cols["equity"]
     with pytest.raises(TableError, match="out\\['upnl'\\]: shares memory"):
         engine.evaluate(book, out=cm.MarginResult(cols))
+    cols = r.to_dict()
+    cols["upnl"] = cols["equity"][:]  # another array object over the same memory
+    with pytest.raises(TableError, match="out\\['upnl'\\]: shares memory"):
+        engine.evaluate(book, out=cm.MarginResult(cols))
+    # Columns carved from one buffer: accepted while disjoint, refused once two overlap (the
+    # later one named), whatever the owner of their memory.
+    n = book.n_accounts
+    for step, clash in ((n, None), (n - 1, "upnl")):
+        buf = np.zeros(10 * n)
+        cols = r.to_dict()
+        for k, f in enumerate(("equity", "upnl", "adj_equity_initial")):
+            cols[f] = buf[k * step : k * step + n]
+        if clash is None:
+            engine.evaluate(book, out=cm.MarginResult(cols))
+            assert_same_bits(r, cm.MarginResult(cols), "carved from one buffer")
+        else:
+            with pytest.raises(TableError, match=f"out\\['{clash}'\\]: shares memory"):
+                engine.evaluate(book, out=cm.MarginResult(cols))
     with pytest.raises(ConfigError, match="out"):
         engine.evaluate(book, unit="USDT", out=r)
 
