@@ -797,11 +797,17 @@ impl Terms {
             if far.is_nan() {
                 break;
             }
+            // `far` is a number here (a gap's limit) and a NaN breakpoint is nearer than
+            // nothing: plain comparisons give f64::min / max's result without their NaN
+            // handling.
             for term in &self.terms {
-                far = if up { far.min(term.next) } else { far.max(term.next) };
+                if (up && term.next < far) || (!up && term.next > far) {
+                    far = term.next;
+                }
             }
             for gap in gaps.iter_mut().filter(|g| g.found.is_none()) {
-                let end = if up { far.min(gap.limit) } else { far.max(gap.limit) };
+                let nearer = if up { gap.limit < far } else { gap.limit > far };
+                let end = if nearer { gap.limit } else { far };
                 let (mut at_near, mut at_far);
                 loop {
                     at_near = (at(gap.g, gap.near) >= 0.0) != gap.safe;
