@@ -750,16 +750,17 @@ impl Terms {
     /// downward, > 1 upward), in one pass over the breakpoints of every term; gaps not `run`
     /// are left out. The lines' coefficients are updated as each breakpoint is crossed (O(1)
     /// per crossing; the bankruptcy line only at its own terms' breakpoints) and summed afresh
-    /// in the segment that changes sign, whose root is then solved in closed form.
-    fn sweep(
+    /// in the segment that changes sign, whose root is then solved in closed form. `UP` the
+    /// direction, a constant: each direction compiled apart, without its `if up` branches.
+    fn sweep<const UP: bool>(
         &mut self,
         t: &Tables,
         basis: Basis,
         g1: [f64; 2],
-        up: bool,
         limit: [f64; 2],
         run: [bool; 2],
     ) -> [Walk; 2] {
+        let up = UP;
         for term in &mut self.terms {
             term.j = if up { term.j_up } else { term.j_down };
             term.next = term.start[usize::from(up)];
@@ -888,7 +889,7 @@ impl Terms {
     ) -> [Option<(f64, f64)>; 2] {
         let mut best = [(f64::NAN, 0.0); 2];
         let mut ok = run;
-        let down = self.sweep(t, basis, g1, false, [S_MIN; 2], ok);
+        let down = self.sweep::<false>(t, basis, g1, [S_MIN; 2], ok);
         for i in 0..2 {
             match down[i] {
                 Walk::Root(s, gross) => best[i] = (s, gross),
@@ -898,7 +899,7 @@ impl Terms {
         }
         // Upward, no farther than the root found downward.
         let limit = best.map(|b| if b.0.is_nan() { S_MAX } else { 1.0 / b.0 });
-        let up = self.sweep(t, basis, g1, true, limit, ok);
+        let up = self.sweep::<true>(t, basis, g1, limit, ok);
         for i in 0..2 {
             match up[i] {
                 Walk::Root(r, gross) if best[i].0.is_nan() || r.ln() < -best[i].0.ln() => best[i] = (r, gross),
