@@ -225,6 +225,9 @@ def test_rows_follow_the_book_and_name_their_market(small: cm.Universe) -> None:
         (1, "BTCUSDT"),
         (2, "BTCUSDT"),
     ]
+    # Made by the binding: an object column of str (one per symbol, shared by its rows).
+    assert t.market.dtype == object
+    assert all(type(m) is str for m in t.market)
     with pytest.raises(cm.ConfigError, match="move"):
         cm.Engine(small).liquidation_prices(b, move="index")  # type: ignore[arg-type]
 

@@ -487,7 +487,8 @@ class Engine:
     def liquidation_prices(
         self, book: BookView, prices: _Prices, move_: str
     ) -> dict[str, npt.NDArray[Any]]:
-        """Liquidation and bankruptcy price of every position."""
+        """Liquidation and bankruptcy price of every position (``market``: object array of
+        the markets' symbols)."""
     def stress(
         self, book: BookView, scenario_prices: _Prices, *, keep_matrix: bool
     ) -> dict[str, npt.NDArray[Any]]:

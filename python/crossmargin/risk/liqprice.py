@@ -61,12 +61,11 @@ def liquidation_prices(
     check_move(move)
     u = universe
     cols = engine.liquidation_prices(book, resolve(u, prices), move)
-    # object strings: a gather of pointers (a fixed-width unicode gather of millions of rows
-    # costs more than the search itself)
-    symbols = np.array([m.symbol for m in u.markets] or [""], dtype=object)
+    # market: object strings made by the binding (one str per symbol, referenced per row; a
+    # fixed-width unicode column of millions of rows costs more than the search itself)
     out = {
         "account": cols["account"],
-        "market": symbols[cols["market"]],
+        "market": cols["market"],
         "row": cols["row"],
     }
     side = np.asarray(cols["side"])

@@ -6,9 +6,9 @@ use crossmargin_core::kernel::Level;
 use crossmargin_core::liqprice::{liquidation_prices as core_liquidation_prices, LiqMove};
 use crossmargin_core::stress::{stress_on, ScenarioPrices};
 use crossmargin_core::{CoreError, MarginContext, Prices};
-use numpy::{IntoPyArray, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 
 use crate::args::{margin_context, PriceRowsIn, PricesIn};
 use crate::book::PyBookView;
@@ -18,7 +18,8 @@ use crate::errors::{detached, to_pyerr};
 /// What a liquidation price moves, by name (exported as `_core.LIQ_MOVES`).
 pub const LIQ_MOVES: [(&str, LiqMove); 2] = [("underlying", LiqMove::Underlying), ("mark", LiqMove::Mark)];
 
-/// `{account, market, row, side, liq_price}` in the grouped book's order.
+/// `{account, market, row, side, liq_price, bankruptcy_price}` in the grouped book's order;
+/// `market` holds the markets' symbols (object array of str).
 pub fn liquidation_prices<'py>(
     py: Python<'py>,
     e: &PyEngine,
@@ -36,12 +37,20 @@ pub fn liquidation_prices<'py>(
     let cols = detached(py, || Ok(e.install(|| core_liquidation_prices(rows, &ctx, how))))?;
     let out = PyDict::new(py);
     out.set_item("account", cols.account.into_pyarray(py))?;
-    out.set_item("market", cols.market.into_pyarray(py))?;
+    out.set_item("market", market_symbols(py, &e.universe().markets.symbol, &cols.market))?;
     out.set_item("row", cols.row.into_pyarray(py))?;
     out.set_item("side", cols.side.into_pyarray(py))?;
     out.set_item("liq_price", cols.liq_price.into_pyarray(py))?;
     out.set_item("bankruptcy_price", cols.bankruptcy_price.into_pyarray(py))?;
     Ok(out)
+}
+
+/// The market column as a numpy object array of str: one PyString per market symbol, made
+/// once and referenced by every row (a NumPy gather by index in Python costs a temporary
+/// index array and a second pass over millions of rows).
+fn market_symbols<'py>(py: Python<'py>, symbols: &[String], market: &[u32]) -> Bound<'py, PyArray1<Py<PyAny>>> {
+    let names: Vec<Py<PyAny>> = symbols.iter().map(|s| PyString::new(py, s).into_any().unbind()).collect();
+    PyArray1::from_iter(py, market.iter().map(|&k| names[k as usize].clone_ref(py)))
 }
 
 /// Per-scenario totals and, with `keep_matrix`, the flat accounts × scenarios matrix of
