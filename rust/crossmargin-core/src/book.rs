@@ -649,30 +649,27 @@ struct WaveColumns {
 
 /// How [`lay_out_table`] cuts a table into waves of partitions.
 #[derive(Clone, Copy)]
-struct WavePlan<'a> {
+struct WavePlan {
     /// Bytes a wave's buffer may hold above what the layout will hold when done.
     budget: usize,
     /// Buffer bytes per row.
     row_bytes: usize,
-    /// The table's slot offsets per group and the layout's bytes per slot: a wave's buffer
-    /// may also hold as many bytes as the layout has still to write (from the wave's first
-    /// group on), since the buffer's pages are handed back as the layout grows. None: the
-    /// buffer alone stays within the budget.
-    credit: Option<(&'a [usize], usize)>,
+    /// The layout's bytes per row at the least (a row's lane, no padding): a wave's buffer
+    /// may also hold the layout's least bytes for the rows still to write (from the wave's
+    /// first partition on), since the buffer's pages are handed back as the layout grows.
+    /// None: the buffer alone stays within the budget.
+    credit: Option<usize>,
 }
 
-impl WavePlan<'_> {
+impl WavePlan {
     /// Partition ranges, in order, each within the plan's bytes (a partition larger than
-    /// that is a wave of its own). `base`: each partition's first dense account.
-    fn waves(&self, region: &[usize], base: &[usize]) -> Vec<std::ops::Range<usize>> {
+    /// that is a wave of its own).
+    fn waves(&self, region: &[usize]) -> Vec<std::ops::Range<usize>> {
         let parts = region.len() - 1;
         let mut out = vec![];
         let mut p0 = 0;
         while p0 < parts {
-            let credit = self.credit.map_or(0, |(slot, bytes)| {
-                let groups = slot.len() - 1;
-                (slot[groups] - slot[(base[p0] / GROUP).min(groups)]) * bytes
-            });
+            let credit = self.credit.map_or(0, |bytes| (region[parts] - region[p0]).saturating_mul(bytes));
             let max_rows = self.budget.saturating_add(credit) / self.row_bytes.max(1);
             let mut p1 = p0 + 1;
             while p1 < parts && region[p1 + 1] - region[p0] <= max_rows {
@@ -849,11 +846,13 @@ impl<T> Grow for Vec<T> {
 /// Same passes as [`group_with`] (ids to slots, histogram, scatter, in-cache ordering per
 /// partition), but the scatter fills a buffer for a *wave* of partitions at a time, and each
 /// ordered wave is written into the layout's groups of 8 in steps that hand the buffer's
-/// consumed pages back, so building holds at most about a quarter of the book's bytes above
+/// consumed pages back, so building holds at most about a third of the book's bytes above
 /// the finished layout, not a full grouped copy (a table whose buffer fits within that plus
-/// the layout it has still to write is one wave: each of the benchmark book's tables is). A
-/// book with duplicate balance rows, a flagged row or a clash takes the [`group_with`] path
-/// (its error, or its merged rows laid out).
+/// the layout it has still to write is one wave: each of the benchmark book's tables is).
+/// A group's slots are known once its rows are ordered; the slot columns are reserved for
+/// as many slots as rows (address space, backed as written) and trimmed when done. A book
+/// with duplicate balance rows, a flagged row or a clash takes the [`group_with`] path (its
+/// error, or its merged rows laid out).
 pub fn group_into_layout(
     bal: BalanceInput<'_>,
     pos: PositionInput<'_>,
@@ -861,14 +860,14 @@ pub fn group_into_layout(
     n_asset_codes: u32,
     n_market_codes: u32,
 ) -> Result<LaidOutBook> {
-    // A wave's buffer holds about a quarter of the input columns' bytes above the layout it
-    // has still to write.
-    let budget = ((bal.account.len() * 20 + pos.account.len() * 37) / 4).max(1 << 23);
+    // A wave's buffer holds about a third of the input columns' bytes above the least bytes
+    // of the layout it has still to write (its slots are not known before the rows move).
+    let budget = ((bal.account.len() * 20 + pos.account.len() * 37) / 3).max(1 << 23);
     lay_out(bal, pos, side, n_asset_codes, n_market_codes, budget, true)
 }
 
 /// [`group_into_layout`] with waves of at most `budget` buffer bytes, plus the layout's
-/// bytes still to write when `credit`.
+/// least bytes still to write when `credit`.
 fn lay_out(
     bal: BalanceInput<'_>,
     pos: PositionInput<'_>,
@@ -879,16 +878,30 @@ fn lay_out(
     credit: bool,
 ) -> Result<LaidOutBook> {
     let (na, nm) = (n_asset_codes, n_market_codes);
-    let has_sides = side.iter().any(|&s| s != SIDE_BOTH);
-    let by_rows = || -> Result<LaidOutBook> {
+    lay_out_fast(bal, pos, side, na, nm, budget, credit).or_else(|Declined| {
         let g = group_with(bal, pos, side, None, na, nm)?;
         let layout = Sliced8::new(&g);
+        let has_sides = side.iter().any(|&s| s != SIDE_BOTH);
         Ok(LaidOutBook { accounts: g.accounts, layout, n_asset_codes: na, n_market_codes: nm, has_sides })
-    };
+    })
+}
+
+/// The fast path of [`lay_out`]: Declined when the input needs [`group_with`] (for its error
+/// or its merged rows).
+fn lay_out_fast(
+    bal: BalanceInput<'_>,
+    pos: PositionInput<'_>,
+    side: &[u8],
+    na: u32,
+    nm: u32,
+    budget: usize,
+    credit: bool,
+) -> std::result::Result<LaidOutBook, Declined> {
+    let has_sides = side.iter().any(|&s| s != SIDE_BOTH);
     let (nb, np) = (bal.account.len(), pos.account.len());
     let too_many = nb >= u32::MAX as usize || np >= u32::MAX as usize;
     if !same_lengths(&bal, &pos, side, None) || too_many || nm > MAX_PACKED_CODES {
-        return by_rows();
+        return Err(Declined);
     }
     let mut space = Space::new([bal.account, pos.account, &[]]);
     let hist = [space.histogram(0), space.histogram(1)];
@@ -896,23 +909,17 @@ fn lay_out(
     let accounts = space.accounts(&base);
     let n = accounts.len();
     let side_of = |r: usize| if side.is_empty() { SIDE_BOTH } else { side[r] };
-    let (Some(bal_rows), Some(pos_rows)) = (space.row_counts(0), space.row_counts(1)) else {
-        drop((space, hist, accounts));
-        return by_rows();
-    };
-    let slots = space.slot_offsets([&bal_rows, &pos_rows], n);
-    drop((bal_rows, pos_rows));
-    release_freed();
     let width = CodeWidth::for_codes(na.max(nm));
-    // Buffer bytes per row (key, f64 columns, local slot) and layout bytes per slot (codes,
-    // f64 columns, masks; the few stored isolated margins aside).
-    let plan = |t: usize, nf: usize, (slot, f64s, masks): (&[usize], usize, usize)| {
-        let slot_bytes = GROUP * (width.bytes() + 8 * f64s) + masks;
-        let plan = WavePlan { budget, row_bytes: 6 + 8 * nf, credit: credit.then_some((slot, slot_bytes)) };
-        plan.waves(&hist[t].region, &base)
+    // Buffer bytes per row (key, f64 columns, local slot) and the layout's least bytes per
+    // row (its lane: code and f64 columns; the masks and the few stored isolated margins
+    // aside).
+    let plan = |t: usize, nf: usize, f64s: usize| {
+        let lane_bytes = width.bytes() + 8 * f64s;
+        let plan = WavePlan { budget, row_bytes: 6 + 8 * nf, credit: credit.then_some(lane_bytes) };
+        plan.waves(&hist[t].region)
     };
-    let waves = [plan(0, 1, (&slots.0, 1, 1)), plan(1, 3, (&slots.1, 2, 2))];
-    let built = Sliced8::build_with(n, width, slots, |sink: &mut dyn RowSink| {
+    let waves = [plan(0, 1, 1), plan(1, 3, 2)];
+    let built = Sliced8::build_with(n, width, (nb, np), |sink: &mut dyn RowSink| {
         lay_out_table(
             &space,
             0,
@@ -973,13 +980,7 @@ fn lay_out(
     });
     drop((space, hist));
     release_freed();
-    match built {
-        Ok(layout) => Ok(LaidOutBook { accounts, layout, n_asset_codes: na, n_market_codes: nm, has_sides }),
-        Err(Declined) => {
-            drop(accounts);
-            by_rows()
-        }
-    }
+    Ok(LaidOutBook { accounts, layout: built?, n_asset_codes: na, n_market_codes: nm, has_sides })
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -1477,63 +1478,6 @@ impl<'a> Space<'a> {
         }
         region.push(next);
         Histogram { chunks, cursor, region }
-    }
-
-    /// Table t's rows per slot (per account), or None when an account has 65,535 or more
-    /// (the caller then takes another path): one pass over the ids, a table per thread.
-    fn row_counts(&self, t: usize) -> Option<Vec<u16>> {
-        let n = self.ids[t].len();
-        let k = rayon::current_num_threads().max(1);
-        let per = n.div_ceil(k).max(1);
-        let mut tables: Vec<Vec<u16>> = (0..k)
-            .into_par_iter()
-            .map(|i| {
-                let mut c = vec![0u16; self.range];
-                for r in (i * per).min(n)..((i + 1) * per).min(n) {
-                    let s = self.slot(t, r) as usize;
-                    c[s] = c[s].saturating_add(1);
-                }
-                c
-            })
-            .collect();
-        let mut total = tables.swap_remove(0);
-        const SLOTS: usize = 1 << 14;
-        let full = total
-            .par_chunks_mut(SLOTS)
-            .enumerate()
-            .map(|(j, c)| {
-                for other in &tables {
-                    for (x, &y) in c.iter_mut().zip(&other[j * SLOTS..]) {
-                        *x = x.saturating_add(y);
-                    }
-                }
-                c.contains(&u16::MAX)
-            })
-            .reduce(|| false, |a, b| a | b);
-        (!full).then_some(total)
-    }
-
-    /// Each table's slot offsets per group of [`GROUP`] accounts in the kernel's layout
-    /// (`groups + 1` entries): a group takes as many slots as its account with the most rows.
-    fn slot_offsets(&self, rows: [&[u16]; 2], n: usize) -> (Vec<usize>, Vec<usize>) {
-        let groups = n.div_ceil(GROUP);
-        let mut width = [vec![0usize; groups + 1], vec![0usize; groups + 1]];
-        let mut a = 0;
-        for (s, (&b, &p)) in rows[0].iter().zip(rows[1]).enumerate() {
-            if self.is_seen(s) {
-                let g = a / GROUP + 1;
-                width[0][g] = width[0][g].max(b as usize);
-                width[1][g] = width[1][g].max(p as usize);
-                a += 1;
-            }
-        }
-        for w in width.iter_mut() {
-            for g in 0..groups {
-                w[g + 1] += w[g];
-            }
-        }
-        let [b, p] = width;
-        (b, p)
     }
 
     /// Dense index of each partition's first slot (`parts + 1` entries).
@@ -2234,6 +2178,42 @@ mod tests {
                 assert!(got.has_sides, "{at}");
                 assert!(layout_bits(&got.layout) == want, "{at}");
             }
+        }
+    }
+
+    #[test]
+    fn an_account_with_65535_rows_or_more_is_grouped_by_the_fast_path() {
+        // One account holds 70,000 balances and 66,000 positions (more than a u16 counts),
+        // beside a few small ones; codes this many are stored as u32. Rows near their order
+        // (each account's rows are insertion-sorted by code, as `group_with` does).
+        let (big_b, big_p) = (70_000u32, 66_000u32);
+        let mut ba: Vec<i64> = vec![1_000; big_b as usize];
+        let mut bc: Vec<u32> = (0..big_b).map(|c| c ^ 1).collect();
+        let mut pa: Vec<i64> = vec![1_000; big_p as usize];
+        let mut pc: Vec<u32> = (0..big_p).map(|c| c ^ 1).collect();
+        for a in 0..20i64 {
+            for c in 0..(a % 4) as u32 {
+                ba.push(a * 3);
+                bc.push(c * 5);
+                pa.push(a * 3 + 1);
+                pc.push(c * 7);
+            }
+        }
+        let bq: Vec<f64> = (0..ba.len()).map(|i| i as f64 - 9.5).collect();
+        let pq: Vec<f64> = (0..pa.len()).map(|i| (i % 13) as f64 - 6.0).collect();
+        let entry = vec![100.0; pa.len()];
+        let iso: Vec<f64> = (0..pa.len()).map(|i| [0.0, 3.0, f64::NAN][i % 3]).collect();
+        let b = BalanceInput { account: &ba, code: &bc, qty: &bq };
+        let p = PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &entry, isolated_margin: &iso };
+        let csr = group_with(b, p, &[], None, big_b, big_p).unwrap();
+        let want = layout_bits(&Sliced8::new(&csr));
+        for (threads, budget) in [(1, usize::MAX), (2, 1 << 23), (3, 5_000)] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let got = pool.install(|| lay_out_fast(b, p, &[], big_b, big_p, budget, true));
+            let Ok(got) = got else { panic!("declined at {threads} threads, budget {budget}") };
+            assert_eq!(got.layout.code_width(), crate::kernel::CodeWidth::U32);
+            assert!(got.accounts == csr.accounts, "{threads} threads");
+            assert!(layout_bits(&got.layout) == want, "{threads} threads, budget {budget}");
         }
     }
 

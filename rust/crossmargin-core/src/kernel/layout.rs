@@ -21,7 +21,7 @@
 use rayon::prelude::*;
 
 use crate::book::{GroupedBook, RowRun, RowSink};
-use crate::memory::{column, reserve_more, reserved_column, Disjoint};
+use crate::memory::{column, reserve_more, Disjoint};
 
 /// Accounts per group: one AVX-512 register of f64 (two AVX2 registers).
 pub const GROUP: usize = 8;
@@ -361,30 +361,32 @@ impl Sliced8 {
 
     /// The layout of the rows that `fill` hands over run by run (grouping straight into the
     /// layout, no grouped copy of the rows): balance runs and position runs each in account
-    /// order, every run starting at a group; `n_accounts` accounts in all. `slots`: each
-    /// kind's slot offsets per group (`groups + 1` entries, from the accounts' row counts),
-    /// so that every slot column is allocated once, at its final size.
+    /// order, every run starting at a group; `n_accounts` accounts in all. `rows`: each kind's
+    /// row count, the most slots its groups can take (a group's width is its widest account's
+    /// row count, at most the group's rows), so that no slot column moves as the runs arrive.
     pub(crate) fn build_with<E>(
         n_accounts: usize,
         width: CodeWidth,
-        slots: (Vec<usize>, Vec<usize>),
+        rows: (usize, usize),
         fill: impl FnOnce(&mut dyn RowSink) -> Result<(), E>,
     ) -> Result<Sliced8, E> {
         type Fill<'f, E> = &'f mut dyn FnMut(&mut dyn RowSink) -> Result<(), E>;
-        fn run<C: Code, E>(n: usize, slots: (Vec<usize>, Vec<usize>), fill: Fill<'_, E>) -> Result<Sliced8, E>
+        fn run<C: Code, E>(n: usize, rows: (usize, usize), fill: Fill<'_, E>) -> Result<Sliced8, E>
         where
             SlotCodes<C>: Into<Codes>,
         {
-            let mut b = Builder { bal: BalanceSlots::<C>::new(slots.0), pos: PositionSlots::<C>::new(slots.1) };
+            let groups = n.div_ceil(GROUP);
+            let mut b =
+                Builder { bal: BalanceSlots::<C>::new(groups, rows.0), pos: PositionSlots::<C>::new(groups, rows.1) };
             fill(&mut b)?;
             Ok(Sliced8::assemble(n, b.bal, b.pos))
         }
         let mut once = Some(fill);
         let mut fill = |sink: &mut dyn RowSink| (once.take().expect("filled once"))(sink);
         match width {
-            CodeWidth::U8 => run::<u8, E>(n_accounts, slots, &mut fill),
-            CodeWidth::U16 => run::<u16, E>(n_accounts, slots, &mut fill),
-            CodeWidth::U32 => run::<u32, E>(n_accounts, slots, &mut fill),
+            CodeWidth::U8 => run::<u8, E>(n_accounts, rows, &mut fill),
+            CodeWidth::U16 => run::<u16, E>(n_accounts, rows, &mut fill),
+            CodeWidth::U32 => run::<u32, E>(n_accounts, rows, &mut fill),
         }
     }
 
@@ -409,7 +411,17 @@ impl Sliced8 {
             p.entry.set_len(np * GROUP);
         }
         p.iso.extend(std::iter::repeat_n(0.0, ISO_PAD));
-        // Grown in a mapping with room to spare (`memory::reserve_more`): give the room back.
+        // Reserved at the most slots the rows allow, in mappings of their own
+        // (`memory::reserve_more`), or grown there: give the unwritten room back (the mapping
+        // shrinks in place, nothing is copied).
+        b.mask.shrink_to_fit();
+        b.code.shrink_to_fit();
+        b.qty.shrink_to_fit();
+        p.mask.shrink_to_fit();
+        p.iso_mask.shrink_to_fit();
+        p.code.shrink_to_fit();
+        p.qty.shrink_to_fit();
+        p.entry.shrink_to_fit();
         p.iso.shrink_to_fit();
         Sliced8 {
             n_accounts,
@@ -486,10 +498,34 @@ fn grown<T>(v: &mut Vec<T>, add: usize) -> Disjoint<T> {
     Disjoint::new(v)
 }
 
-/// The balance half of a layout, built group by group into columns allocated at their final
-/// size.
+/// An empty column with room for `n` values, in a mapping of its own when large
+/// ([`reserve_more`]): pages are backed only as the runs write them, and the room left over
+/// goes back at [`Sliced8::assemble`] without a copy.
+fn room_for<T>(n: usize) -> Vec<T> {
+    let mut v = vec![];
+    reserve_more(&mut v, n);
+    v
+}
+
+/// Rows of account `a` of `run`.
+#[inline]
+fn rows_of(run: &RowRun<'_>, a: usize) -> usize {
+    run.offsets[a + 1] - run.offsets[a]
+}
+
+/// The slots of group `g` of `run` (accounts `8g..`, `n` in the run): its widest account's
+/// row count.
+#[inline]
+fn width_of(run: &RowRun<'_>, g: usize, n: usize) -> usize {
+    (g * GROUP..((g + 1) * GROUP).min(n)).map(|a| rows_of(run, a)).max().unwrap_or(0)
+}
+
+/// The balance half of a layout, built group by group into columns reserved at the most
+/// slots the rows allow (a group's slot offsets are appended as its run arrives).
 struct BalanceSlots<C> {
     slot: Vec<usize>,
+    /// Slots every column has room for.
+    room: usize,
     /// Groups written so far.
     done: usize,
     mask: Vec<u8>,
@@ -498,14 +534,17 @@ struct BalanceSlots<C> {
 }
 
 impl<C: Code> BalanceSlots<C> {
-    fn new(slot: Vec<usize>) -> Self {
-        let n = slot[slot.len() - 1];
+    /// Room for `groups` groups holding `rows` rows.
+    fn new(groups: usize, rows: usize) -> Self {
+        let mut slot = Vec::with_capacity(groups + 1);
+        slot.push(0);
         BalanceSlots {
             slot,
+            room: rows,
             done: 0,
-            mask: reserved_column(n),
-            code: reserved_column(n * GROUP),
-            qty: reserved_column(n * GROUP),
+            mask: room_for(rows),
+            code: room_for(rows * GROUP),
+            qty: room_for(rows * GROUP),
         }
     }
 
@@ -515,15 +554,15 @@ impl<C: Code> BalanceSlots<C> {
         let n = run.accounts();
         let groups = n.div_ceil(GROUP);
         let first = self.done;
+        push_prefix(&mut self.slot, (0..groups).map(|g| width_of(run, g, n)));
         let (mask, code, qty) =
             (Disjoint::new(&mut self.mask), Disjoint::new(&mut self.code), Disjoint::new(&mut self.qty));
         let slot = &self.slot[first..=first + groups];
+        // The writes below rely on it: the runs hold the `rows` rows, and a group has no more
+        // slots than rows.
+        assert!(slot[groups] <= self.room);
         (0..groups).into_par_iter().with_min_len(GROUPS_PER_TASK).for_each(|g| {
             let lanes = g * GROUP..((g + 1) * GROUP).min(n);
-            debug_assert_eq!(
-                slot[g + 1] - slot[g],
-                lanes.clone().map(|a| run.offsets[a + 1] - run.offsets[a]).max().unwrap_or(0)
-            );
             for (j, s) in (slot[g]..slot[g + 1]).enumerate() {
                 let mut m = 0u8;
                 for lane in 0..GROUP {
@@ -537,7 +576,8 @@ impl<C: Code> BalanceSlots<C> {
                         None => (0, 0.0),
                     };
                     // SAFETY: group g alone writes its slots slot[g]..slot[g + 1], inside the
-                    // columns' capacity (allocated for every slot).
+                    // columns' capacity (room for as many slots as rows, and a group has at
+                    // most as many slots as rows).
                     unsafe {
                         code.write(s * GROUP + lane, C::of(c));
                         qty.write(s * GROUP + lane, q);
@@ -551,10 +591,11 @@ impl<C: Code> BalanceSlots<C> {
     }
 }
 
-/// The position half of a layout, built group by group into columns allocated at their
-/// final size (the stored isolated margins grow run by run).
+/// The position half of a layout, built group by group like [`BalanceSlots`] (the stored
+/// isolated margins grow run by run).
 struct PositionSlots<C> {
     slot: Vec<usize>,
+    room: usize,
     done: usize,
     mask: Vec<u8>,
     code: Vec<C>,
@@ -566,19 +607,20 @@ struct PositionSlots<C> {
 }
 
 impl<C: Code> PositionSlots<C> {
-    fn new(slot: Vec<usize>) -> Self {
-        let n = slot[slot.len() - 1];
-        let groups = slot.len() - 1;
-        let mut iso_at = Vec::with_capacity(groups + 1);
+    /// Room for `groups` groups holding `rows` rows.
+    fn new(groups: usize, rows: usize) -> Self {
+        let (mut slot, mut iso_at) = (Vec::with_capacity(groups + 1), Vec::with_capacity(groups + 1));
+        slot.push(0);
         iso_at.push(0);
         PositionSlots {
             slot,
+            room: rows,
             done: 0,
-            mask: reserved_column(n),
-            code: reserved_column(n * GROUP),
-            qty: reserved_column(n * GROUP),
-            entry: reserved_column(n * GROUP),
-            iso_mask: reserved_column(n),
+            mask: room_for(rows),
+            code: room_for(rows * GROUP),
+            qty: room_for(rows * GROUP),
+            entry: room_for(rows * GROUP),
+            iso_mask: room_for(rows),
             iso_at,
             iso: vec![],
         }
@@ -589,28 +631,31 @@ impl<C: Code> PositionSlots<C> {
         let n = run.accounts();
         let groups = n.div_ceil(GROUP);
         let first = self.done;
-        let stored_iso: Vec<usize> = (0..groups)
+        // Per group: slots, stored isolated margins.
+        let counts: Vec<(usize, usize)> = (0..groups)
             .into_par_iter()
             .with_min_len(64)
             .map(|g| {
                 let (a0, a1) = (g * GROUP, ((g + 1) * GROUP).min(n));
-                run.isolated[run.offsets[a0]..run.offsets[a1]].iter().filter(|&&m| stored(m)).count()
+                let stored_iso = run.isolated[run.offsets[a0]..run.offsets[a1]].iter().filter(|&&m| stored(m)).count();
+                (width_of(run, g, n), stored_iso)
             })
             .collect();
+        push_prefix(&mut self.slot, counts.iter().map(|c| c.0));
         let i0 = self.iso_at[first];
-        push_prefix(&mut self.iso_at, stored_iso.into_iter());
+        push_prefix(&mut self.iso_at, counts.iter().map(|c| c.1));
+        drop(counts);
         let add_iso = self.iso_at[first + groups] - i0;
         let (mask, iso_mask) = (Disjoint::new(&mut self.mask), Disjoint::new(&mut self.iso_mask));
         let (code, qty, entry) =
             (Disjoint::new(&mut self.code), Disjoint::new(&mut self.qty), Disjoint::new(&mut self.entry));
         let iso = grown(&mut self.iso, add_iso);
         let (slot, iso_at) = (&self.slot[first..=first + groups], &self.iso_at[first..=first + groups]);
+        // The writes below rely on it: the runs hold the `rows` rows, and a group has no more
+        // slots than rows.
+        assert!(slot[groups] <= self.room);
         (0..groups).into_par_iter().with_min_len(GROUPS_PER_TASK).for_each(|g| {
             let lanes = g * GROUP..((g + 1) * GROUP).min(n);
-            debug_assert_eq!(
-                slot[g + 1] - slot[g],
-                lanes.clone().map(|a| run.offsets[a + 1] - run.offsets[a]).max().unwrap_or(0)
-            );
             let mut at = iso_at[g];
             for (j, s) in (slot[g]..slot[g + 1]).enumerate() {
                 let (mut m, mut im) = (0u8, 0u8);
@@ -633,7 +678,8 @@ impl<C: Code> PositionSlots<C> {
                         None => (0, 0.0, 0.0),
                     };
                     // SAFETY: group g alone writes its slots slot[g]..slot[g + 1], inside the
-                    // columns' capacity (allocated for every slot).
+                    // columns' capacity (room for as many slots as rows, and a group has at
+                    // most as many slots as rows).
                     unsafe {
                         code.write(s * GROUP + lane, C::of(c));
                         qty.write(s * GROUP + lane, q);
