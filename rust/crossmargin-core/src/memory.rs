@@ -173,11 +173,20 @@ const MAPPED: usize = 32 << 20;
 /// moves no bytes and freeing it leaves no resident hole in the heap (call `shrink_to_fit`
 /// when done).
 pub fn reserve_more<T>(v: &mut Vec<T>, n: usize) {
+    reserve_more_advising(v, n, true);
+}
+
+/// [`reserve_more`], with the huge-page advice only when `huge`: room far larger than what
+/// will be written (an upper bound) would otherwise back a partly written 2 MiB page per
+/// column, more than a small column's data.
+pub fn reserve_more_advising<T>(v: &mut Vec<T>, n: usize, huge: bool) {
     let size = std::mem::size_of::<T>().max(1);
     let want = v.len() + n;
     if v.capacity() < want {
         let target = if want * size >= 1 << 20 { want.max(MAPPED / size + 1) } else { want };
         v.reserve_exact(target - v.len());
     }
-    advise_huge_pages(&mut v.spare_capacity_mut()[..n]);
+    if huge {
+        advise_huge_pages(&mut v.spare_capacity_mut()[..n]);
+    }
 }
