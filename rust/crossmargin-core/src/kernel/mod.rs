@@ -331,6 +331,11 @@ impl<'c, 'a> Prepared<'c, 'a> {
     }
 }
 
+/// Bytes of one account's result (eight f64 columns, two flags).
+const RESULT_BYTES: usize = 8 * 8 + 2;
+/// Results up to this size are written with ordinary stores.
+const CACHED_RESULTS: usize = 8 << 20;
+
 /// [`crate::margin::evaluate_into`] at `level` on `layout` (the layout of `book`): the same
 /// columns, bit for bit, at every level and thread count.
 pub fn evaluate_into(
@@ -342,7 +347,12 @@ pub fn evaluate_into(
 ) -> Result<()> {
     out.len_checked(book.n_accounts())?;
     // Where the SIMD kernel does not apply, every block runs the scalar formula.
-    let p = Prepared::new(book, layout, ctx, level);
+    let mut p = Prepared::new(book, layout, ctx, level);
+    if book.n_accounts() * RESULT_BYTES <= CACHED_RESULTS {
+        // A small book's result stays in cache from one call to the next (out=): streaming
+        // stores would send it to memory each time.
+        p = p.cached();
+    }
     out.into_chunks(CHUNK).into_par_iter().enumerate().for_each(|(c, mut cols)| {
         evaluate_block(book, layout, &p, c * CHUNK, &mut cols);
     });
