@@ -161,7 +161,7 @@ def test_out_columns_at_any_offset_from_a_cache_line_get_the_same_bits(offset: i
     # The kernel streams whole aligned 64-byte lines and writes the ends around them with
     # ordinary stores: columns that start anywhere in a line, with sentinels around them.
     u = cm.Universe.demo()
-    n = 4_099
+    n = 131_075  # more than 8 MiB of results: streaming stores (smaller ones are ordinary)
     book = generate(u, n_accounts=n, seed=11)
     for name in LEVELS:
         engine = cm.Engine(u, threads=2)

@@ -5,7 +5,7 @@
 //! positions, open orders, flat rows, codes out of universe order).
 
 use crossmargin_core::brackets::{Bracket, Shape};
-use crossmargin_core::kernel::{evaluate_into, CodeWidth, Level, Sliced8};
+use crossmargin_core::kernel::{evaluate_into_storing, CodeWidth, Level, Sliced8};
 use crossmargin_core::stress::{stress, stress_on, ScenarioPrices, StressColumns};
 use crossmargin_core::{
     evaluate, group_with, AssetSpec, BalanceInput, MarginColumns, MarginContext, MarketKind, MarketSpec, OptionSpec,
@@ -263,12 +263,16 @@ fn check_in(u: &Universe, c: &Case, width: Option<CodeWidth>) -> Result<(), Test
         for threads in [1, 2] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             // Result columns starting at every offset from a 64-byte line (the streaming
-            // stores write whole aligned lines and the ends around them).
-            for offset in 0..8 {
-                let got = pool.install(|| evaluate_at(&book, &layout, &ctx, level, offset));
+            // stores write whole aligned lines and the ends around them), with streaming and
+            // with ordinary stores.
+            for (offset, stream) in (0..8).flat_map(|o| [(o, true), (o, false)]) {
+                let got = pool.install(|| evaluate_at(&book, &layout, &ctx, level, offset, stream));
                 if let Err(e) = columns_equal(&want, &got) {
                     let l = level.name();
-                    return Err(TestCaseError::fail(format!("{l} at {threads} thread(s), offset {offset}: {e}")));
+                    let s = if stream { "streaming" } else { "ordinary" };
+                    return Err(TestCaseError::fail(format!(
+                        "{l} at {threads} thread(s), offset {offset}, {s} stores: {e}"
+                    )));
                 }
             }
         }
@@ -311,14 +315,16 @@ fn stress_equal(a: &Result<StressColumns, String>, b: &Result<StressColumns, Str
     Ok(())
 }
 
-/// [`evaluate_into`] into columns that start `offset` values into 64-byte aligned buffers,
-/// with sentinel values around them (a write outside the columns fails the comparison).
+/// [`evaluate_into_storing`] (streaming stores or not) into columns that start `offset`
+/// values into 64-byte aligned buffers, with sentinel values around them (a write outside
+/// the columns fails the comparison).
 fn evaluate_at(
     book: &crossmargin_core::GroupedBook,
     layout: &Sliced8,
     ctx: &MarginContext<'_>,
     level: Level,
     offset: usize,
+    stream: bool,
 ) -> MarginColumns {
     #[repr(align(64))]
     #[derive(Clone, Copy)]
@@ -350,7 +356,7 @@ fn evaluate_at(
             liquidatable: &mut l[offset..offset + n],
             bankrupt: &mut b[offset..offset + n],
         };
-        evaluate_into(book, layout, ctx, out, level).unwrap();
+        evaluate_into_storing(book, layout, ctx, out, level, stream).unwrap();
     }
     let col = |b: &Vec<Line>| -> Vec<f64> {
         let all: Vec<f64> = b.iter().flat_map(|l| l.0).collect();

@@ -345,14 +345,26 @@ pub fn evaluate_into(
     out: MarginColumnsMut<'_>,
     level: Level,
 ) -> Result<()> {
+    // A small book's result stays in cache from one call to the next (out=): streaming
+    // stores would send it to memory each time.
+    let stream = book.n_accounts() * RESULT_BYTES > CACHED_RESULTS;
+    evaluate_into_storing(book, layout, ctx, out, level, stream)
+}
+
+/// [`evaluate_into`] with the result's stores chosen: streaming (`stream`) or ordinary,
+/// whatever the book's size (the tests hold both to the same bits on small books).
+pub fn evaluate_into_storing(
+    book: &GroupedBook,
+    layout: &Sliced8,
+    ctx: &MarginContext<'_>,
+    out: MarginColumnsMut<'_>,
+    level: Level,
+    stream: bool,
+) -> Result<()> {
     out.len_checked(book.n_accounts())?;
     // Where the SIMD kernel does not apply, every block runs the scalar formula.
-    let mut p = Prepared::new(book, layout, ctx, level);
-    if book.n_accounts() * RESULT_BYTES <= CACHED_RESULTS {
-        // A small book's result stays in cache from one call to the next (out=): streaming
-        // stores would send it to memory each time.
-        p = p.cached();
-    }
+    let p = Prepared::new(book, layout, ctx, level);
+    let p = if stream { p } else { p.cached() };
     out.into_chunks(CHUNK).into_par_iter().enumerate().for_each(|(c, mut cols)| {
         evaluate_block(book, layout, &p, c * CHUNK, &mut cols);
     });
