@@ -166,7 +166,6 @@ impl Sliced8 {
         let oo = &book.orders.offsets;
         let iso = &book.positions.isolated_margin;
         let accounts = |g: usize| g * GROUP..((g + 1) * GROUP).min(n);
-        let widest = |off: &[usize], g: usize| accounts(g).map(|a| off[a + 1] - off[a]).max().unwrap_or(0);
         // Per group: balance slots, position slots, stored isolated margins, open orders.
         let widths: Vec<(usize, usize, usize, bool)> = (0..groups)
             .into_par_iter()
@@ -174,7 +173,7 @@ impl Sliced8 {
                 let orders = !oo.is_empty() && oo[(g * GROUP).min(n)] != oo[((g + 1) * GROUP).min(n)];
                 let rows = po[accounts(g).start]..po[accounts(g).end];
                 let isolated = iso[rows].iter().filter(|&&m| stored(m)).count();
-                (widest(bo, g), widest(po, g), isolated, orders)
+                (widest(bo, g, n), widest(po, g, n), isolated, orders)
             })
             .collect();
         let prefix = |f: fn(&(usize, usize, usize, bool)) -> usize| {
@@ -511,17 +510,11 @@ fn room_for<T>(n: usize) -> Vec<T> {
     v
 }
 
-/// Rows of account `a` of `run`.
+/// The slots of group `g` (accounts `8g..`, `n` in all) of rows at `offsets`: its widest
+/// account's row count.
 #[inline]
-fn rows_of(run: &RowRun<'_>, a: usize) -> usize {
-    run.offsets[a + 1] - run.offsets[a]
-}
-
-/// The slots of group `g` of `run` (accounts `8g..`, `n` in the run): its widest account's
-/// row count.
-#[inline]
-fn width_of(run: &RowRun<'_>, g: usize, n: usize) -> usize {
-    (g * GROUP..((g + 1) * GROUP).min(n)).map(|a| rows_of(run, a)).max().unwrap_or(0)
+fn widest(offsets: &[usize], g: usize, n: usize) -> usize {
+    (g * GROUP..((g + 1) * GROUP).min(n)).map(|a| offsets[a + 1] - offsets[a]).max().unwrap_or(0)
 }
 
 /// The balance half of a layout, built group by group into columns reserved at the most
@@ -558,7 +551,7 @@ impl<C: Code> BalanceSlots<C> {
         let n = run.accounts();
         let groups = n.div_ceil(GROUP);
         let first = self.done;
-        push_prefix(&mut self.slot, (0..groups).map(|g| width_of(run, g, n)));
+        push_prefix(&mut self.slot, (0..groups).map(|g| widest(run.offsets, g, n)));
         let (mask, code, qty) =
             (Disjoint::new(&mut self.mask), Disjoint::new(&mut self.code), Disjoint::new(&mut self.qty));
         let slot = &self.slot[first..=first + groups];
@@ -642,7 +635,7 @@ impl<C: Code> PositionSlots<C> {
             .map(|g| {
                 let (a0, a1) = (g * GROUP, ((g + 1) * GROUP).min(n));
                 let stored_iso = run.isolated[run.offsets[a0]..run.offsets[a1]].iter().filter(|&&m| stored(m)).count();
-                (width_of(run, g, n), stored_iso)
+                (widest(run.offsets, g, n), stored_iso)
             })
             .collect();
         push_prefix(&mut self.slot, counts.iter().map(|c| c.0));
