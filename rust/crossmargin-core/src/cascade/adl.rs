@@ -302,8 +302,9 @@ pub fn to_fund_from_external(pools: &mut Pools, asset: usize, minor: i128) {
 mod tests {
     use super::*;
     use crate::book::{group, BalanceInput, PositionInput};
-    use crate::cascade::policy::cross_equity;
-    use crate::margin::{position_stake, Prices, Remap};
+    use crate::cascade::policy::{cross_equity, cross_equity_with_into, positions_notional};
+    use crate::cascade::screen::Gathered;
+    use crate::margin::{position_stake, PreparedLookup, Prices, Remap};
     use crate::universe::fixtures::{asset, option, perp};
     use crate::universe::{MarketSpec, Universe};
     use proptest::prelude::*;
@@ -384,6 +385,12 @@ mod tests {
             let (e, n) = rank_numbers(&state, &ctx, 0);
             prop_assert_eq!(e.to_bits(), equity.to_bits());
             prop_assert_eq!(n.to_bits(), notional.to_bits());
+            // The selection's pair: gathered from the evaluation it makes anyway.
+            let mut g = Gathered::default();
+            let (e, _) = cross_equity_with_into(&state, 0, &ctx, &PreparedLookup::new(&ctx), &mut g);
+            prop_assert_eq!(e.to_bits(), equity.to_bits());
+            prop_assert_eq!(g.notional.to_bits(), notional.to_bits());
+            prop_assert_eq!(positions_notional(state.account(0), &ctx).to_bits(), notional.to_bits());
         }
     }
 }

@@ -27,7 +27,7 @@
 //! Drift's uPnL size discount) — are never certified: they are evaluated every round.
 
 use crate::cascade::state::State;
-use crate::margin::{position_margin, BalanceLine, MarginContext, RowSink};
+use crate::margin::{position_margin, BalanceLine, MarginContext, PositionLine, RowSink};
 use crate::universe::Universe;
 
 /// Band half-widths (relative to the mark) a certificate can have. Each account keeps a hint
@@ -76,6 +76,29 @@ impl RowSink for BalanceTotals {
             self.collateral += line.collateral[1];
         }
         self.magnitude += line.value.abs() + line.collateral[1].abs();
+    }
+}
+
+/// What a selection gathers from an account's evaluation as the kernel runs it: the balance
+/// totals a certification reads, and the positions' total notional the deleveraging ranking
+/// caches — the kernel's own line notionals summed in row order from 0, the terms and order
+/// of [`policy::positions_notional`](super::policy::positions_notional), so the same float
+/// without a second pass over the positions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gathered {
+    pub balances: BalanceTotals,
+    pub notional: f64,
+}
+
+impl RowSink for Gathered {
+    #[inline]
+    fn balance(&mut self, line: &BalanceLine) {
+        self.balances.balance(line);
+    }
+
+    #[inline]
+    fn position(&mut self, line: &PositionLine) {
+        self.notional += line.notional;
     }
 }
 
@@ -304,10 +327,16 @@ fn safe_over(
         let h = &u.market_hot[k];
         let sp = ctx.prices.asset[h.settle as usize];
         let (lo, hi) = band(ctx.prices.mark[k], d);
-        let (x, y) = (position_margin(u, k, q, e, lo, sp), position_margin(u, k, q, e, hi, sp));
-        let upnl = x.upnl.min(y.upnl);
-        let req = x.requirement[1].max(y.requirement[1]);
-        let terms = x.upnl.abs() + y.upnl.abs() + req.abs();
+        // The requirement rises with the notional (see the module documentation): the larger
+        // is the one at the end with the larger notional, so one requirement is computed, at
+        // that end, and the other end adds only its uPnL (the kernel's formula).
+        let c = &h.contract;
+        let (at, other) = if c.notional(q, hi) >= c.notional(q, lo) { (hi, lo) } else { (lo, hi) };
+        let x = position_margin(u, k, q, e, at, sp);
+        let y = c.pnl(q, e, other) * sp;
+        let upnl = x.upnl.min(y);
+        let req = x.requirement[1];
+        let terms = x.upnl.abs() + y.abs() + req.abs();
         if state.iso_qty[p] > 0.0 {
             let margin = state.iso_qty[p] * sp;
             let own = terms + margin.abs();

@@ -29,7 +29,7 @@ use crate::cascade::adl::{counterparties, rank, to_fund_from_external, Deleverag
 use crate::cascade::impact::Execution;
 use crate::cascade::ledger::{self, to_minor, Pools};
 use crate::cascade::policy::{self, cross_equity_and_notional, Candidate, EventKind, Order, Slicing};
-use crate::cascade::screen::{BalanceTotals, Certificates};
+use crate::cascade::screen::{Certificates, Gathered};
 use crate::cascade::state::{AccountMut, State};
 use crate::cascade::{check, check_remap, CascadeConfig, Event, Events, Rounds};
 use crate::error::{CoreError, Result};
@@ -235,9 +235,9 @@ impl Shard {
         let state = &self.state;
         let (view, certs) = self.certs.begin(assets, marks);
         // The deleveraging ranking reads each account's cross equity and total notional at
-        // these prices: the evaluation below has the first, and the second is a sum over the
-        // positions, so every evaluated account's pair is cached here (the scan of a deficit
-        // then computes only the accounts this skipped or a settlement changed).
+        // these prices: the evaluation below has both (the second gathered from its position
+        // lines, [`Gathered`]), so every evaluated account's pair is cached here (the scan of a
+        // deficit then computes only the accounts this skipped or a settlement changed).
         self.rank.at(state.n_accounts(), assets, marks);
         let (epoch, stamps, values) = self.rank.slots();
         // Accounts in chunks, each with its certificates and ranking slots: skipped while
@@ -256,13 +256,13 @@ impl Shard {
                         continue;
                     }
                     evaluated += 1;
-                    let mut balances = BalanceTotals::default();
-                    let (cross_eq, m) = policy::cross_equity_with_into(state, a, &ctx, &lookup, &mut balances);
-                    values[j] = (cross_eq, policy::positions_notional(state.account(a), &ctx));
+                    let mut g = Gathered::default();
+                    let (cross_eq, m) = policy::cross_equity_with_into(state, a, &ctx, &lookup, &mut g);
+                    values[j] = (cross_eq, g.notional);
                     stamps[j] = epoch;
                     match policy::select_evaluated(state, a, &ctx, slicing, cross_eq, &m) {
                         Some(cand) => cands.push(cand),
-                        None => view.certify(c, state, a, &ctx, &balances),
+                        None => view.certify(c, state, a, &ctx, &g.balances),
                     }
                 }
                 (cands, evaluated)
