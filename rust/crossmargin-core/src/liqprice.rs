@@ -446,13 +446,13 @@ fn closed_form_roots(
     }
     // The constant part is g(1) less the moving rows at 1, by the same formulas. The gross:
     // the line's terms (a uPnL nets size·M·s against size·e), the rows' values at s and at 1.
-    let at1 = terms.exact_at_one(u);
+    let at1 = terms.exact_at_one(u, tables);
     for i in 0..2 {
         let (s, line) = both[i];
         if !s.is_nan() {
             let (at1, gross1) = at1[i];
             let c = g1[i].0 - at1;
-            let (at, gross) = terms.exact(u, s, i == 0);
+            let (at, gross) = terms.exact(u, tables, s, i == 0);
             if (c + at).abs() > REL_TOL * (c.abs() + line.max(gross).max(gross1)) {
                 return None;
             }
@@ -549,7 +549,7 @@ fn account_prices(
             s
         } else {
             let closed = tables.and_then(|t| {
-                let (m, rows_at_one) = *base.get_or_insert_with(|| account_base(rows, ctx, &mut scr.base));
+                let (m, rows_at_one) = *base.get_or_insert_with(|| account_base(rows, ctx, t, &mut scr.base));
                 cross_closed_form(rows, ctx, moves, t, d, scr, &m, rows_at_one)
             });
             let s = closed.unwrap_or_else(|| cross_search(rows, ctx, moves, d, scr));
@@ -568,8 +568,13 @@ fn account_prices(
 /// The account at the call's prices as [`evaluate_account`] gives it (the maintenance numbers
 /// [`pool_gap`] reads): from its rows at s = 1 ([`base::Base`], then also kept for the
 /// searches: true) where they apply, else by `evaluate_account` (false).
-fn account_base(rows: AccountRows<'_>, ctx: &MarginContext<'_>, base: &mut base::Base) -> (AccountMargin, bool) {
-    if base.fill(rows, ctx) {
+fn account_base(
+    rows: AccountRows<'_>,
+    ctx: &MarginContext<'_>,
+    tables: &piecewise::Tables,
+    base: &mut base::Base,
+) -> (AccountMargin, bool) {
+    if base.fill(rows, ctx, tables) {
         let m = AccountMargin { adj_equity: [0.0, base.adj], requirement: [0.0, base.req], ..AccountMargin::default() };
         (m, true)
     } else {
