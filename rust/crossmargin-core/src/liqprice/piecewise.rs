@@ -586,8 +586,10 @@ pub(super) fn cross_terms(
             Driver::Market(m) => m == k,
             Driver::Underlying(x) => u.markets.underlying[k] as usize == x,
         };
-        let (mark, p) = (ctx.prices.mark[k], ctx.prices.asset[h.settle as usize]);
+        // The prices only where the row enters g (most rows of a search do not).
+        let prices = || (ctx.prices.mark[k], ctx.prices.asset[h.settle as usize]);
         if moving {
+            let (mark, p) = prices();
             push_moving(out, t, u, k, qty, entry, mark, p, h.upnl_weight[1], settle_moves)?;
             if let Some(b) = base {
                 out.at1.push(b.pos[i]);
@@ -597,6 +599,7 @@ pub(super) fn cross_terms(
             let [collateral, req] = match base {
                 Some(b) => b.pos[i],
                 None => {
+                    let (mark, p) = prices();
                     let [upnl, req] = t.maintenance(u, k, qty, entry, mark, p);
                     [upnl.min(0.0) + upnl.max(0.0) * h.upnl_weight[1], req]
                 }
