@@ -232,6 +232,15 @@ def test_rows_follow_the_book_and_name_their_market(small: cm.Universe) -> None:
         cm.Engine(small).liquidation_prices(b, move="index")  # type: ignore[arg-type]
 
 
+def test_books_without_positions_give_empty_columns(small: cm.Universe) -> None:
+    # The columns are written by the parallel tasks, one part per block of accounts: none
+    # here (balances only, or nothing at all), and no row left unwritten.
+    for bal in ([(1, "USDT", 1_000.0)], []):
+        t = cm.Engine(small, threads=2).liquidation_prices(book(bal=bal, pos=[]))
+        assert t.columns == ["account", "market", "row", "liq_price", "bankruptcy_price"]
+        assert [len(t[c]) for c in t.columns] == [0] * 5
+
+
 def test_results_do_not_depend_on_thread_count(demo: cm.Universe) -> None:
     from crossmargin import synth
 

@@ -43,6 +43,8 @@
 mod base;
 mod piecewise;
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::book::{AccountRows, GroupedBook};
@@ -446,13 +448,13 @@ fn closed_form_roots(
     }
     // The constant part is g(1) less the moving rows at 1, by the same formulas. The gross:
     // the line's terms (a uPnL nets size·M·s against size·e), the rows' values at s and at 1.
-    let at1 = terms.exact_at_one(u);
+    let at1 = terms.exact_at_one(u, tables);
     for i in 0..2 {
         let (s, line) = both[i];
         if !s.is_nan() {
             let (at1, gross1) = at1[i];
             let c = g1[i].0 - at1;
-            let (at, gross) = terms.exact(u, s, i == 0);
+            let (at, gross) = terms.exact(u, tables, s, i == 0);
             if (c + at).abs() > REL_TOL * (c.abs() + line.max(gross).max(gross1)) {
                 return None;
             }
@@ -509,7 +511,7 @@ fn isolated_closed_form(
 }
 
 /// Liquidation and bankruptcy prices of one account's positions, written to `liq` and `bank`
-/// (one each per position).
+/// (one each per position; every row is written).
 fn account_prices(
     rows: AccountRows<'_>,
     ctx: &MarginContext<'_>,
@@ -517,7 +519,7 @@ fn account_prices(
     tables: Option<&piecewise::Tables>,
     how: LiqMove,
     scr: &mut Scratch,
-    (liq, bank): (&mut [f64], &mut [f64]),
+    (liq, bank): (&mut [MaybeUninit<f64>], &mut [MaybeUninit<f64>]),
 ) {
     let u = ctx.universe;
     // The account at the call's prices: g(1) of every cross search, and whether its rows'
@@ -531,7 +533,8 @@ fn account_prices(
         let k = ctx.remap.market[rows.pos_code[j] as usize] as usize;
         let (qty, entry, iso) = (rows.pos_qty[j], rows.pos_entry[j], rows.pos_isolated[j]);
         if qty == 0.0 || u.markets.kind[k] == MarketKind::Option {
-            (liq[j], bank[j]) = (f64::NAN, f64::NAN);
+            liq[j].write(f64::NAN);
+            bank[j].write(f64::NAN);
             continue;
         }
         let d = match how {
@@ -549,7 +552,7 @@ fn account_prices(
             s
         } else {
             let closed = tables.and_then(|t| {
-                let (m, rows_at_one) = *base.get_or_insert_with(|| account_base(rows, ctx, &mut scr.base));
+                let (m, rows_at_one) = *base.get_or_insert_with(|| account_base(rows, ctx, t, &mut scr.base));
                 cross_closed_form(rows, ctx, moves, t, d, scr, &m, rows_at_one)
             });
             let s = closed.unwrap_or_else(|| cross_search(rows, ctx, moves, d, scr));
@@ -561,15 +564,21 @@ fn account_prices(
         };
         // (The searches leave the scratch prices as they found them.)
         let mark = ctx.prices.mark[k];
-        (liq[j], bank[j]) = (mark * s.0, mark * s.1);
+        liq[j].write(mark * s.0);
+        bank[j].write(mark * s.1);
     }
 }
 
 /// The account at the call's prices as [`evaluate_account`] gives it (the maintenance numbers
 /// [`pool_gap`] reads): from its rows at s = 1 ([`base::Base`], then also kept for the
 /// searches: true) where they apply, else by `evaluate_account` (false).
-fn account_base(rows: AccountRows<'_>, ctx: &MarginContext<'_>, base: &mut base::Base) -> (AccountMargin, bool) {
-    if base.fill(rows, ctx) {
+fn account_base(
+    rows: AccountRows<'_>,
+    ctx: &MarginContext<'_>,
+    tables: &piecewise::Tables,
+    base: &mut base::Base,
+) -> (AccountMargin, bool) {
+    if base.fill(rows, ctx, tables) {
         let m = AccountMargin { adj_equity: [0.0, base.adj], requirement: [0.0, base.req], ..AccountMargin::default() };
         (m, true)
     } else {
@@ -663,22 +672,26 @@ pub fn liquidation_prices(book: &GroupedBook, ctx: &MarginContext<'_>, how: LiqM
     // comparisons with the closed form; docs/MODEL.md "Search").
     let closed_form = std::env::var("CROSSMARGIN_LIQ_CLOSED_FORM").map_or(true, |v| v != "0");
     let tables = closed_form.then(|| piecewise::Tables::new(ctx.universe));
-    // Zeroed columns are fresh pages from the allocator: each task faults in and writes its
-    // own rows, in parallel.
-    let mut account = vec![0i64; n_pos];
-    let mut market = vec![0u32; n_pos];
-    let mut row = vec![0i64; n_pos];
-    let mut liq_price = vec![0.0; n_pos];
-    let mut bankruptcy_price = vec![0.0; n_pos];
+    // The columns are left uninitialised and each task writes its own rows, in parallel:
+    // zeroed ones cost a serial memset of ~36 bytes a position where the allocator reuses
+    // memory (or the kernel's page clearing where it maps fresh), all of it overwritten.
+    let mut account: Vec<i64> = Vec::with_capacity(n_pos);
+    let mut market: Vec<u32> = Vec::with_capacity(n_pos);
+    let mut row: Vec<i64> = Vec::with_capacity(n_pos);
+    let mut liq_price: Vec<f64> = Vec::with_capacity(n_pos);
+    let mut bankruptcy_price: Vec<f64> = Vec::with_capacity(n_pos);
     let bounds: Vec<usize> = (0..n).step_by(CHUNK).chain(std::iter::once(n)).collect();
+    // The parts tile the rows 0..n_pos: the first account's rows start at 0, the last's end
+    // at n_pos (the columns' lengths are set below on this).
+    assert!(offsets[0] == 0 && offsets[n] == n_pos);
     let lens = || bounds.windows(2).map(|w| offsets[w[1]] - offsets[w[0]]);
     let parts = bounds
         .windows(2)
-        .zip(split_by(&mut account, lens()))
-        .zip(split_by(&mut market, lens()))
-        .zip(split_by(&mut row, lens()))
-        .zip(split_by(&mut liq_price, lens()))
-        .zip(split_by(&mut bankruptcy_price, lens()))
+        .zip(split_by(&mut account.spare_capacity_mut()[..n_pos], lens()))
+        .zip(split_by(&mut market.spare_capacity_mut()[..n_pos], lens()))
+        .zip(split_by(&mut row.spare_capacity_mut()[..n_pos], lens()))
+        .zip(split_by(&mut liq_price.spare_capacity_mut()[..n_pos], lens()))
+        .zip(split_by(&mut bankruptcy_price.spare_capacity_mut()[..n_pos], lens()))
         .map(|(((((w, acc), mkt), rw), liq), bank)| (w[0], w[1], acc, mkt, rw, liq, bank))
         .collect::<Vec<_>>();
     parts.into_par_iter().for_each_init(
@@ -686,19 +699,31 @@ pub fn liquidation_prices(book: &GroupedBook, ctx: &MarginContext<'_>, how: LiqM
         |scr, (a0, a1, acc, mkt, rw, liq, bank)| {
             let base = offsets[a0];
             for (c, &code) in mkt.iter_mut().zip(&book.positions.code[base..base + liq.len()]) {
-                *c = ctx.remap.market[code as usize];
+                c.write(ctx.remap.market[code as usize]);
             }
             for (r, &x) in rw.iter_mut().zip(&book.positions.row[base..base + liq.len()]) {
-                *r = i64::from(x);
+                r.write(i64::from(x));
             }
             for a in a0..a1 {
                 let (lo, hi) = (offsets[a] - base, offsets[a + 1] - base);
-                acc[lo..hi].fill(book.accounts[a]);
+                for x in &mut acc[lo..hi] {
+                    x.write(book.accounts[a]);
+                }
                 let out = (&mut liq[lo..hi], &mut bank[lo..hi]);
                 account_prices(book.account(a), ctx, &moves, tables.as_ref(), how, scr, out);
             }
         },
     );
+    // SAFETY: every row below n_pos was written: the parts tile 0..n_pos (asserted above),
+    // each task writes every row of its part in each column (account_prices both prices of
+    // every position), and a task that panics never gets here.
+    unsafe {
+        account.set_len(n_pos);
+        market.set_len(n_pos);
+        row.set_len(n_pos);
+        liq_price.set_len(n_pos);
+        bankruptcy_price.set_len(n_pos);
+    }
     LiqColumns { account, market, row, side: book.positions.side.clone(), liq_price, bankruptcy_price }
 }
 

@@ -5,14 +5,18 @@
 //! The numbers are those of [`crate::margin::evaluate_account`], maintenance mode only, for a
 //! universe without venue rules and an account without option rows (elsewhere the caller
 //! evaluates the account with the margin module and the rows at s = 1 with their own
-//! formulas): each row by the margin module's per-row functions ([`position_margin_hot`],
+//! formulas): each row by the margin module's per-row functions
+//! ([`position_margin_hot`](crate::margin::position_margin_hot), of a plain market its
+//! maintenance alone by [`Tables::maintenance`] with the same bits;
 //! [`crate::haircut::HaircutTable::discounted`], the [`imf`] weights), summed in the kernel's
 //! order (balances, then positions), so the totals are the kernel's bit for bit (tested
 //! below against `evaluate_account`).
 
 use crate::book::AccountRows;
 use crate::imf;
-use crate::margin::{position_margin_hot, MarginContext};
+use crate::margin::MarginContext;
+
+use super::piecewise::Tables;
 
 /// Per-row maintenance collateral and requirement of one account at s = 1, and the cross
 /// pool's totals.
@@ -33,7 +37,7 @@ pub(super) struct Base {
 impl Base {
     /// Fills in the account's rows; false (nothing usable) where the rule above does not
     /// apply: venue rules in the universe or an option row in the account.
-    pub fn fill(&mut self, rows: AccountRows<'_>, ctx: &MarginContext<'_>) -> bool {
+    pub fn fill(&mut self, rows: AccountRows<'_>, ctx: &MarginContext<'_>, t: &Tables) -> bool {
         let u = ctx.universe;
         if u.venue_rules {
             return false;
@@ -75,11 +79,11 @@ impl Base {
                 continue;
             }
             let settle_price = ctx.prices.asset[h.settle as usize];
-            let p = position_margin_hot(&u.markets.brackets, h, qty, entry, ctx.prices.mark[k], settle_price);
-            let c = p.upnl.min(0.0) + p.upnl.max(0.0) * h.upnl_weight[1];
+            let [upnl, mm] = t.maintenance(u, k, qty, entry, ctx.prices.mark[k], settle_price);
+            let c = upnl.min(0.0) + upnl.max(0.0) * h.upnl_weight[1];
             adj += c;
-            req += p.requirement[1];
-            self.pos.push([c, p.requirement[1]]);
+            req += mm;
+            self.pos.push([c, mm]);
         }
         (self.adj, self.req) = (adj, req);
         true
@@ -130,6 +134,7 @@ mod tests {
         };
         let uniform = |lo: f64, hi: f64, n: u64| lo + (hi - lo) * ((n % 1_000_003) as f64 / 1_000_003.0);
         let mut base = Base::default();
+        let tables = Tables::new(&u);
         for _ in 0..2_000 {
             let (mut ba, mut bc, mut bq) = (vec![], vec![], vec![]);
             for code in 0..3u32 {
@@ -170,7 +175,7 @@ mod tests {
             }
             let rows = book.account(0);
             let m = evaluate_account(rows, &ctx);
-            assert!(base.fill(rows, &ctx));
+            assert!(base.fill(rows, &ctx, &tables));
             assert_eq!(base.adj.to_bits(), m.adj_equity[1].to_bits(), "{bq:?} {pq:?}");
             assert_eq!(base.req.to_bits(), m.requirement[1].to_bits(), "{bq:?} {pq:?}");
             assert_eq!((base.bal.len(), base.pos.len()), (rows.bal_code.len(), rows.pos_code.len()));

@@ -89,6 +89,32 @@ impl Tables {
             .collect();
         Tables { slices, tiers, falling }
     }
+
+    /// [`position_margin_hot`]'s (uPnL, maintenance requirement) of market `k` at `mark`, USD
+    /// at settle price `p`, bit for bit: the same contract arithmetic and bracket formula, the
+    /// tier found by a scan that stops at the first bound ≥ the notional (most notionals lie
+    /// below a market's first bound) where the kernel counts every bound below it (bounds
+    /// increase strictly: the same tier, NaN included). Maintenance only, and without the
+    /// call: the base and the root checks need nothing else. Markets with a size-scaled rate,
+    /// a size premium or the entry basis take `position_margin_hot` itself.
+    #[inline(always)]
+    pub(super) fn maintenance(&self, u: &Universe, k: usize, qty: f64, entry: f64, mark: f64, p: f64) -> [f64; 2] {
+        let h = &u.market_hot[k];
+        if h.scaled || h.imf_factor > 0.0 || h.entry_basis {
+            let pm = position_margin_hot(&u.markets.brackets, h, qty, entry, mark, p);
+            return [pm.upnl, pm.requirement[1]];
+        }
+        let c = &h.contract;
+        let (notional, upnl) = (c.notional(qty, mark), c.pnl(qty, entry, mark));
+        let tiers = &self.tiers[k];
+        let last = tiers.len() - 1;
+        let mut i = 0;
+        while i < last && tiers[i].bound < notional {
+            i += 1;
+        }
+        let tier = tiers[i];
+        [upnl * p, (notional * tier.rate - tier.cum) * p]
+    }
 }
 
 /// The variable g is linear in within a segment.
@@ -121,8 +147,9 @@ fn below(a: f64, b: f64) -> bool {
 
 /// The number of leading elements of `xs` (bounds that increase) for which `pred` holds:
 /// [`slice::partition_point`], settled by the first element alone where it fails (most
-/// notionals lie below a market's first bound).
-#[inline]
+/// notionals lie below a market's first bound). Forced inline: left to itself the compiler
+/// calls it, a call per term for one comparison.
+#[inline(always)]
 fn leading<T>(xs: &[T], pred: impl Fn(&T) -> bool) -> usize {
     match xs.first() {
         Some(x) if pred(x) => xs.partition_point(pred),
@@ -393,7 +420,7 @@ impl Terms {
     /// bankruptcy gap, which leaves the requirements out (a position's uPnL then by
     /// [`Contract::pnl`](crate::contract::Contract::pnl) × the settle price, the number
     /// [`position_margin_hot`] gives, without its bracket lookup).
-    pub(super) fn exact(&self, u: &Universe, s: f64, maint: bool) -> (f64, f64) {
+    pub(super) fn exact(&self, u: &Universe, t: &Tables, s: f64, maint: bool) -> (f64, f64) {
         let (mut g, mut gross) = (0.0, 0.0);
         for row in &self.rows {
             let (adj, req) = match *row {
@@ -401,8 +428,8 @@ impl Terms {
                     let h = &u.market_hot[market as usize];
                     let p = if settle_moves { p * s } else { p };
                     let (upnl, req) = if maint {
-                        let pm = position_margin_hot(&u.markets.brackets, h, qty, entry, mark * s, p);
-                        (pm.upnl, pm.requirement[1])
+                        let [upnl, req] = t.maintenance(u, market as usize, qty, entry, mark * s, p);
+                        (upnl, req)
                     } else {
                         (h.contract.pnl(qty, entry, mark * s) * p, 0.0)
                     };
@@ -419,9 +446,9 @@ impl Terms {
 
     /// [`Terms::exact`] at s = 1, from the rows' numbers at s = 1 where the account's [`Base`]
     /// gave them (summed as `exact` sums: the same bits).
-    pub(super) fn exact_at_one(&self, u: &Universe) -> [(f64, f64); 2] {
+    pub(super) fn exact_at_one(&self, u: &Universe, t: &Tables) -> [(f64, f64); 2] {
         if self.at1.len() != self.rows.len() {
-            return [self.exact(u, 1.0, true), self.exact(u, 1.0, false)];
+            return [self.exact(u, t, 1.0, true), self.exact(u, t, 1.0, false)];
         }
         let mut out = [(0.0, 0.0); 2];
         for &[adj, req] in &self.at1 {
@@ -559,8 +586,10 @@ pub(super) fn cross_terms(
             Driver::Market(m) => m == k,
             Driver::Underlying(x) => u.markets.underlying[k] as usize == x,
         };
-        let (mark, p) = (ctx.prices.mark[k], ctx.prices.asset[h.settle as usize]);
+        // The prices only where the row enters g (most rows of a search do not).
+        let prices = || (ctx.prices.mark[k], ctx.prices.asset[h.settle as usize]);
         if moving {
+            let (mark, p) = prices();
             push_moving(out, t, u, k, qty, entry, mark, p, h.upnl_weight[1], settle_moves)?;
             if let Some(b) = base {
                 out.at1.push(b.pos[i]);
@@ -570,8 +599,9 @@ pub(super) fn cross_terms(
             let [collateral, req] = match base {
                 Some(b) => b.pos[i],
                 None => {
-                    let pm = position_margin_hot(&u.markets.brackets, h, qty, entry, mark, p);
-                    [pm.upnl.min(0.0) + pm.upnl.max(0.0) * h.upnl_weight[1], pm.requirement[1]]
+                    let (mark, p) = prices();
+                    let [upnl, req] = t.maintenance(u, k, qty, entry, mark, p);
+                    [upnl.min(0.0) + upnl.max(0.0) * h.upnl_weight[1], req]
                 }
             };
             out.push(t, Kind::Flat([0.0, collateral]), false, Some(Basis::S));
@@ -965,6 +995,39 @@ mod tests {
             }
             let term = Term::new(Kind::Tiered { asset: 1, qp: nq, w: 1.0 }, false, &t);
             assert_eq!(term.j_down, count_below(&term, &t, 1.0), "{nq} tiered");
+        }
+    }
+
+    #[test]
+    fn maintenance_is_position_margin_hot_bit_for_bit() {
+        // Linear and inverse, marks at, an ulp either side of and between every bound (and a
+        // NaN), both signs, losses and profits.
+        let lin = perp(
+            "L",
+            "USDT",
+            "BTC",
+            50_000.0,
+            &[(1_000.0, 0.01, 0.005), (5_000.0, 0.02, 0.01), (f64::INFINITY, 0.1, 0.05)],
+        );
+        let mut inv =
+            perp("I", "BTC", "BTC", 50_000.0, &[(0.02, 0.02, 0.01), (0.1, 0.04, 0.03), (f64::INFINITY, 0.1, 0.05)]);
+        inv.inverse = true;
+        let u = Universe::new(&[asset("USDT", 1.0), asset("BTC", 50_000.0)], &[lin, inv]).unwrap();
+        let t = Tables::new(&u);
+        let mut marks = vec![f64::NAN, 1e-3, 7.0, 1e9];
+        for nq in notionals() {
+            marks.extend([nq, nq / 0.3, 1.0 / nq, 0.3 / nq]);
+        }
+        for k in 0..2 {
+            let h = &u.market_hot[k];
+            for &mark in &marks {
+                for qty in [1.0, -0.3, 2.5e-4, 0.0] {
+                    let pm = position_margin_hot(&u.markets.brackets, h, qty, 900.0, mark, 1.7);
+                    let [upnl, req] = t.maintenance(&u, k, qty, 900.0, mark, 1.7);
+                    assert_eq!(upnl.to_bits(), pm.upnl.to_bits(), "{k} {mark} {qty}");
+                    assert_eq!(req.to_bits(), pm.requirement[1].to_bits(), "{k} {mark} {qty}");
+                }
+            }
         }
     }
 
