@@ -454,7 +454,6 @@ impl Shard {
         let settle = u.markets.settle[ku] as usize;
         let sp = assets[settle];
         let mut out = TaggedEvents::default();
-        out.reserve(if how == Deleverage::None { 0 } else { n });
         match how {
             Deleverage::None => {
                 for &a in &closes.local_account {
@@ -495,11 +494,13 @@ impl Shard {
                             acc.refresh();
                         }
                     }
-                    for (i, &(_, _, e)) in self.closing.iter().enumerate() {
-                        out.push(i, self.state.accounts[closes.local_account[i] as usize], e);
-                    }
+                    // The events in plan order, built in parallel (as pushing each in turn).
+                    let (accounts, closing) = (&self.state.accounts, &self.closing);
+                    out.item = (0..n as u32).into_par_iter().collect();
+                    out.events = Events::collect_par(n, |i| (accounts[closes.local_account[i] as usize], closing[i].2));
                     return Ok(out);
                 }
+                out.reserve(n);
                 for i in 0..n {
                     let (a, p) = (closes.local_account[i] as usize, closes.pos[i] as usize);
                     self.rank.invalidate(a);
@@ -524,6 +525,7 @@ impl Shard {
                 }
             }
             Deleverage::SocializedLoss => {
+                out.reserve(n);
                 for i in 0..n {
                     let (a, p) = (closes.local_account[i] as usize, closes.pos[i] as usize);
                     self.rank.invalidate(a);
