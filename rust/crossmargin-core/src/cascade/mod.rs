@@ -92,19 +92,19 @@ impl Events {
     /// pushing them one by one in order gives, built column by column by parallel tasks (a
     /// large log's fresh pages are then faulted in by every thread, not one).
     fn collect_par(n: usize, f: impl Fn(usize) -> (i64, Event) + Sync) -> Events {
-        let mut e = Events { round: vec![0; n], step: vec![0; n], ..Events::default() };
-        let col = |get: &(dyn Fn(usize) -> f64 + Sync), out: &mut Vec<f64>| {
+        fn col<T: Send>(n: usize, out: &mut Vec<T>, get: impl Fn(usize) -> T + Sync + Send) {
             (0..n).into_par_iter().map(get).collect_into_vec(out);
-        };
-        (0..n).into_par_iter().map(|i| f(i).0).collect_into_vec(&mut e.account);
-        (0..n).into_par_iter().map(|i| f(i).1.market).collect_into_vec(&mut e.market);
-        (0..n).into_par_iter().map(|i| f(i).1.side).collect_into_vec(&mut e.side);
-        (0..n).into_par_iter().map(|i| f(i).1.kind as u8).collect_into_vec(&mut e.kind);
-        col(&|i| f(i).1.qty, &mut e.qty);
-        col(&|i| f(i).1.price, &mut e.price);
-        col(&|i| f(i).1.notional_usd, &mut e.notional_usd);
-        col(&|i| f(i).1.fee_usd, &mut e.fee_usd);
-        col(&|i| f(i).1.bad_debt_usd, &mut e.bad_debt_usd);
+        }
+        let mut e = Events { round: vec![0; n], step: vec![0; n], ..Events::default() };
+        col(n, &mut e.account, |i| f(i).0);
+        col(n, &mut e.market, |i| f(i).1.market);
+        col(n, &mut e.side, |i| f(i).1.side);
+        col(n, &mut e.qty, |i| f(i).1.qty);
+        col(n, &mut e.price, |i| f(i).1.price);
+        col(n, &mut e.notional_usd, |i| f(i).1.notional_usd);
+        col(n, &mut e.fee_usd, |i| f(i).1.fee_usd);
+        col(n, &mut e.bad_debt_usd, |i| f(i).1.bad_debt_usd);
+        col(n, &mut e.kind, |i| f(i).1.kind as u8);
         e
     }
 
