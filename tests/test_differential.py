@@ -8,6 +8,7 @@ the order of the input rows, or on the constructor / file format the book came t
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from crossmargin import reference
+from crossmargin.options import black76
 from crossmargin.synth import generate
 from crossmargin.testing import (
     ALL_COLUMNS,
@@ -28,6 +30,7 @@ from crossmargin.testing import (
     universe_and_book,
     universes,
 )
+from crossmargin.universe import option_marks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,6 +59,25 @@ def test_engine_matches_reference_under_price_overrides(data):
     assert_results_close(got, want, gross_scale(u, b, prices))
 
 
+def _tail_depths(u: cm.Universe, assets: np.ndarray, marks: np.ndarray) -> np.ndarray:
+    """Per market: how deep in a tail its Black-76 values lie, ln(spot / value) summed over the
+    reference and the overridden underlying price (0 for a perp or future). A value deep in a
+    tail is about exp(-d²/2) of the spot, and two implementations' roundings differ by about
+    d²/2 ≈ ln(spot / value) ulps; a repriced explicit mark is the ratio of two such values
+    (prices.reprice_options), so both depths count. Seen: a call at d ≈ -20 (value 2e-94)
+    repriced at d ≈ -9 gave a mark of 2e15 whose two computations differ by 3.4e-12."""
+    spots = cm.prices.underlying_spots(u, assets, marks)
+    depth = np.zeros(len(u.markets))
+    for k, m in enumerate(u.markets):
+        if not m.is_option:
+            continue
+        for s in {u.reference_price(m.underlying), spots[m.underlying]}:
+            v = float(option_marks(u, [k], [s], black76)[0]) * (s if m.inverse else 1.0)
+            if s > 0:
+                depth[k] += math.log(s / v) if v > 0 else 745.0  # 745: ln of the least double
+    return np.maximum(depth, 0.0)
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_price_overrides_with_options_match_the_references_own_resolver(data):
@@ -82,7 +104,9 @@ def test_price_overrides_with_options_match_the_references_own_resolver(data):
     option = np.array([m.is_option for m in u.markets], dtype=bool)
     np.testing.assert_array_equal(got_marks[~option], np.array(want_marks)[~option])
     atol = 1e-11 * max([1.0, *(3.0 * u.reference_price(x) for x in u.underlyings)])
-    np.testing.assert_allclose(got_marks, want_marks, rtol=1e-12, atol=atol)
+    rtol = 1e-12 * (1.0 + _tail_depths(u, got_assets, got_marks))
+    bad = np.abs(got_marks - np.array(want_marks)) > atol + rtol * np.abs(want_marks)
+    assert not bad.any(), (got_marks, want_marks, rtol)
     b = rb.book(u)
     got = cm.Engine(u, threads=2).evaluate(b, prices=prices)
     want = reference.evaluate(u, b, prices=prices)
@@ -376,3 +400,34 @@ def test_results_convert_to_pandas_and_arrow(small):
     summary = r.summary()
     assert summary["accounts"] == 2
     assert summary["equity"] == pytest.approx(50_005.0)
+
+
+def test_a_deep_tail_option_mark_matches_the_references_to_its_rounding():
+    """The example hypothesis found (CI, 2026-12-04): a call with an explicit mark whose
+    Black-76 value at the reference price is 2e-94 (d ≈ -20), repriced at twice the price,
+    is the ratio of two tail values, 2.2e15; the two resolvers differ by 3.4e-12 relative,
+    within the tail's rounding (`_tail_depths`) and far outside 1e-12."""
+
+    def asset(s: str) -> cm.Asset:
+        return cm.Asset(symbol=s, price=1.0, weight_initial=0.0, weight_maint=0.0)
+
+    def perp(s: str, underlying: str) -> cm.Market:
+        return cm.Market(
+            symbol=s, kind="perp", settle="A0", underlying=underlying, mark=1.0,
+            brackets=((10.0, 0.0, 0.0),),
+        )  # fmt: skip
+
+    call = cm.Market(
+        symbol="O0", kind="option", settle="A0", underlying="A2", mark=0.25, brackets=(),
+        contract_size=0.01, option_type="call", strike=2.0, expiry=1.0, iv=0.0625,
+    )  # fmt: skip
+    u = cm.Universe(
+        assets=(asset("A0"), asset("A1"), asset("A2")),
+        markets=(perp("M0", "A2"), perp("M1", "A0"), call),
+        underlying_prices={"A2": 0.5625},
+    )
+    got_assets, got = cm.prices.resolve(u, {"A2": 1.125})
+    want = np.array(reference.prices.resolve(u, {"A2": 1.125})[1])
+    rtol = 1e-12 * (1.0 + _tail_depths(u, got_assets, got))
+    assert got[2] > 1e15 and rtol[2] > 1e-10 and rtol[0] == 1e-12
+    assert np.all(np.abs(got - want) <= rtol * np.abs(want))
