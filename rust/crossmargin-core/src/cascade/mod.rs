@@ -71,6 +71,10 @@ pub struct Events {
     pub kind: Vec<u8>,
 }
 
+/// Events an [`Events::append`] copies column by column in parallel from (fewer: in order, on
+/// the calling thread).
+const APPEND_PAR: usize = 1 << 15;
+
 /// The side code of an account-level event (no position).
 pub const NO_SIDE: u8 = u8::MAX;
 
@@ -134,21 +138,43 @@ impl Events {
         if let Some(&bad) = from.kind[rows.clone()].iter().find(|&&k| EventKind::from_code(k).is_none()) {
             return Err(CoreError::config("cascade.shards", format!("event kind {bad} is not one of the core's")));
         }
-        let n = rows.len();
-        self.round.extend(std::iter::repeat_n(round, n));
-        self.step.extend(std::iter::repeat_n(step, n));
-        self.account.extend_from_slice(&from.account[rows.clone()]);
-        self.market.extend_from_slice(&from.market[rows.clone()]);
-        match from.side.get(rows.clone()) {
-            Some(side) => self.side.extend_from_slice(side),
-            None => self.side.extend(rows.clone().map(|i| from.side.get(i).copied().unwrap_or(0))),
+        let (n, r) = (rows.len(), rows);
+        let Events {
+            round: ro,
+            step: st,
+            account,
+            market,
+            side,
+            qty,
+            price,
+            notional_usd,
+            fee_usd,
+            bad_debt_usd,
+            kind,
+        } = self;
+        let columns: [Box<dyn FnOnce() + Send + '_>; 11] = [
+            Box::new(|| ro.extend(std::iter::repeat_n(round, n))),
+            Box::new(|| st.extend(std::iter::repeat_n(step, n))),
+            Box::new(|| account.extend_from_slice(&from.account[r.clone()])),
+            Box::new(|| market.extend_from_slice(&from.market[r.clone()])),
+            Box::new(|| match from.side.get(r.clone()) {
+                Some(x) => side.extend_from_slice(x),
+                None => side.extend(r.clone().map(|i| from.side.get(i).copied().unwrap_or(0))),
+            }),
+            Box::new(|| qty.extend_from_slice(&from.qty[r.clone()])),
+            Box::new(|| price.extend_from_slice(&from.price[r.clone()])),
+            Box::new(|| notional_usd.extend_from_slice(&from.notional_usd[r.clone()])),
+            Box::new(|| fee_usd.extend_from_slice(&from.fee_usd[r.clone()])),
+            Box::new(|| bad_debt_usd.extend_from_slice(&from.bad_debt_usd[r.clone()])),
+            Box::new(|| kind.extend_from_slice(&from.kind[r.clone()])),
+        ];
+        if n < APPEND_PAR {
+            columns.into_iter().for_each(|f| f());
+        } else {
+            // A task per column: the log's fresh pages are faulted in (and cleared) by every
+            // thread, not by the driving one alone.
+            rayon::scope(|s| columns.into_iter().for_each(|f| s.spawn(move |_| f())));
         }
-        self.qty.extend_from_slice(&from.qty[rows.clone()]);
-        self.price.extend_from_slice(&from.price[rows.clone()]);
-        self.notional_usd.extend_from_slice(&from.notional_usd[rows.clone()]);
-        self.fee_usd.extend_from_slice(&from.fee_usd[rows.clone()]);
-        self.bad_debt_usd.extend_from_slice(&from.bad_debt_usd[rows.clone()]);
-        self.kind.extend_from_slice(&from.kind[rows]);
         Ok(())
     }
 
