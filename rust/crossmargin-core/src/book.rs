@@ -2182,6 +2182,23 @@ mod tests {
     }
 
     #[test]
+    fn the_layouts_used_codes_are_the_codes_of_its_rows_for_any_thread_count() {
+        let (ba, bc, bq, pa, pc, ps, pq, ..) = large_book(3, false);
+        let entry = vec![100.0; pa.len()];
+        let iso = vec![0.0; pa.len()];
+        let b = BalanceInput { account: &ba, code: &bc, qty: &bq };
+        let p = PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &entry, isolated_margin: &iso };
+        let csr = group_with(b, p, &ps, None, 9, 8).unwrap();
+        let flags = |codes: &[u32], n: usize| (0..n as u32).map(|c| codes.contains(&c)).collect::<Vec<bool>>();
+        let want = (flags(&csr.balances.code, 9), flags(&csr.positions.code, 8));
+        let layout = Sliced8::new(&csr);
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            assert_eq!(pool.install(|| layout.used_codes(9, 8)), want, "{threads} threads");
+        }
+    }
+
+    #[test]
     fn an_account_with_65535_rows_or_more_is_grouped_by_the_fast_path() {
         // One account holds 70,000 balances and 66,000 positions (more than a u16 counts),
         // beside a few small ones; codes this many are stored as u32. Rows near their order

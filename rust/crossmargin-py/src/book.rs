@@ -310,7 +310,8 @@ impl PyBook {
         let in_order = match (&this.laid_out, this.csr.get()) {
             (Some((shell, _)), None) => {
                 let (na, nm) = (shell.n_asset_codes as usize, shell.n_market_codes as usize);
-                let (ua, um) = this.used.get_or_init(|| this.layout().used_codes(na, nm));
+                // Parallel, without the GIL: a pass over every slot of the layout.
+                let (ua, um) = this.used.get_or_init(|| py.detach(|| this.layout().used_codes(na, nm)));
                 crossmargin_core::book::keeps_order(ua, a) && crossmargin_core::book::keeps_order(um, m)
             }
             _ => this.held().is_in_order(a, m),

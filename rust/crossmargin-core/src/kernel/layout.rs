@@ -338,24 +338,34 @@ impl Sliced8 {
 
 impl Sliced8 {
     /// The codes held by some row (masked lanes only): (asset codes, market codes), each a
-    /// table of `n` flags.
+    /// table of `n` flags. Ranges of slots are marked by parallel tasks and their tables
+    /// OR-ed (the same flags for any split).
     pub fn used_codes(&self, n_assets: usize, n_markets: usize) -> (Vec<bool>, Vec<bool>) {
-        fn mark<C: Code>(codes: &[C], masks: &[u8], used: &mut [bool]) {
-            for (s, &m) in masks.iter().enumerate() {
-                for lane in 0..GROUP {
-                    if m & (1 << lane) != 0 {
-                        used[codes[s * GROUP + lane].get() as usize] = true;
+        fn mark<C: Code>(codes: &[C], masks: &[u8], n: usize) -> Vec<bool> {
+            const SLOTS: usize = 1 << 14;
+            let range = |c: usize, ms: &[u8], mut used: Vec<bool>| {
+                for (i, &m) in ms.iter().enumerate() {
+                    let lanes = &codes[(c * SLOTS + i) * GROUP..][..GROUP];
+                    // Branch-free: a padded lane (code 0, in the table whenever a slot exists) ORs false.
+                    for (lane, x) in lanes.iter().enumerate() {
+                        used[x.get() as usize] |= m & (1 << lane) != 0;
                     }
                 }
-            }
+                used
+            };
+            masks.par_chunks(SLOTS).enumerate().fold(|| vec![false; n], |used, (c, ms)| range(c, ms, used)).reduce(
+                || vec![false; n],
+                |mut a, b| {
+                    a.iter_mut().zip(b).for_each(|(x, y)| *x |= y);
+                    a
+                },
+            )
         }
-        let (mut a, mut m) = (vec![false; n_assets], vec![false; n_markets]);
         match &self.codes {
-            Codes::U8(c) => (mark(&c.bal, &self.bal_mask, &mut a), mark(&c.pos, &self.pos_mask, &mut m)),
-            Codes::U16(c) => (mark(&c.bal, &self.bal_mask, &mut a), mark(&c.pos, &self.pos_mask, &mut m)),
-            Codes::U32(c) => (mark(&c.bal, &self.bal_mask, &mut a), mark(&c.pos, &self.pos_mask, &mut m)),
-        };
-        (a, m)
+            Codes::U8(c) => (mark(&c.bal, &self.bal_mask, n_assets), mark(&c.pos, &self.pos_mask, n_markets)),
+            Codes::U16(c) => (mark(&c.bal, &self.bal_mask, n_assets), mark(&c.pos, &self.pos_mask, n_markets)),
+            Codes::U32(c) => (mark(&c.bal, &self.bal_mask, n_assets), mark(&c.pos, &self.pos_mask, n_markets)),
+        }
     }
 
     /// The layout of the rows that `fill` hands over run by run (grouping straight into the
