@@ -42,21 +42,6 @@ impl Pools {
     }
 }
 
-/// Σ of every holder per asset: what conservation compares before and after.
-pub fn totals(n_assets: usize, bal_asset: &[u32], bal_minor: &[i128], iso: &[(u32, i128)], pools: &Pools) -> Vec<i128> {
-    let mut t = vec![0i128; n_assets];
-    for (&a, &m) in bal_asset.iter().zip(bal_minor) {
-        t[a as usize] += m;
-    }
-    for &(a, m) in iso {
-        t[a as usize] += m;
-    }
-    for ((t, i), e) in t.iter_mut().zip(&pools.insurance).zip(&pools.external) {
-        *t += i + e;
-    }
-    t
-}
-
 /// Largest Σ |holdings| of one asset a cascade starts from (minor units): 10²⁸ asset units
 /// ([`crate::money::MAX_MINOR`]), 1/170 of what i128 holds, so transfers between holders
 /// cannot overflow the ledger.

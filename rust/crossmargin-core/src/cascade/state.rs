@@ -321,12 +321,32 @@ impl State {
         out
     }
 
-    /// Isolated margins as (settle asset, minor units), for the ledger totals.
-    pub fn isolated_holdings(&self, u: &Universe) -> Vec<(u32, i128)> {
-        (0..self.pos_market.len())
+    /// Per asset, `f` of every balance and isolated margin (minor units) folded with `add`,
+    /// by parallel tasks over ranges of rows. `add` is associative and commutative where it is
+    /// used (integer sums; saturating sums of magnitudes), so any split gives the same totals.
+    pub fn per_asset(
+        &self,
+        u: &Universe,
+        f: impl Fn(i128) -> i128 + Sync,
+        add: impl Fn(i128, i128) -> i128 + Sync,
+    ) -> Vec<i128> {
+        let na = u.n_assets();
+        let zero = || vec![0i128; na];
+        let into = |mut t: Vec<i128>, (a, m): (usize, i128)| {
+            t[a] = add(t[a], f(m));
+            t
+        };
+        let merge = |mut x: Vec<i128>, y: Vec<i128>| {
+            x.iter_mut().zip(y).for_each(|(x, y)| *x = add(*x, y));
+            x
+        };
+        let balances = self.bal_asset.par_iter().zip(&self.bal_minor).map(|(&a, &m)| (a as usize, m));
+        let isolated = (0..self.pos_market.len())
+            .into_par_iter()
             .filter(|&p| self.iso_minor[p] != 0)
-            .map(|p| (u.markets.settle[self.pos_market[p] as usize], self.iso_minor[p]))
-            .collect()
+            .map(|p| (u.markets.settle[self.pos_market[p] as usize] as usize, self.iso_minor[p]));
+        let t = balances.fold(zero, into).reduce(zero, merge);
+        merge(t, isolated.fold(zero, into).reduce(zero, merge))
     }
 }
 
@@ -698,6 +718,18 @@ mod tests {
                 if pos[r as usize].5 {
                     state.pos_qty[p] = 0.0;
                 }
+            }
+            // Per-asset holdings: the serial sums, on any number of threads.
+            let mut want = vec![0i128; 2];
+            for (&a, &m) in state.bal_asset.iter().zip(&state.bal_minor) {
+                want[a as usize] += m;
+            }
+            for (p, &m) in state.iso_minor.iter().enumerate() {
+                want[u.markets.settle[state.pos_market[p] as usize] as usize] += m;
+            }
+            for threads in [1, 3] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                prop_assert_eq!(&pool.install(|| state.per_asset(&u, |m| m, |x, y| x + y)), &want);
             }
             let c = state.columns();
             for chunk in [1, 3, 7] {

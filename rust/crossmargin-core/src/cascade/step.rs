@@ -209,21 +209,13 @@ impl Shard {
 
     /// Per asset: balances + isolated margins of the shard's accounts (minor units).
     pub fn holdings(&self, u: &Universe) -> Vec<i128> {
-        let s = &self.state;
-        let zero = Pools::new(vec![0; u.n_assets()]);
-        ledger::totals(u.n_assets(), &s.bal_asset, &s.bal_minor, &s.isolated_holdings(u), &zero)
+        self.state.per_asset(u, |m| m, |x, y| x + y)
     }
 
     /// Per asset: Σ |balances and isolated margins| of the shard's accounts (minor units,
     /// saturating) — the shard's share of the ledger-capacity check `run` makes.
     pub fn gross_holdings(&self, u: &Universe) -> Vec<i128> {
-        let s = &self.state;
-        let mut t = vec![0i128; u.n_assets()];
-        let rows = s.bal_asset.iter().copied().zip(s.bal_minor.iter().copied()).chain(s.isolated_holdings(u));
-        for (a, m) in rows {
-            t[a as usize] = t[a as usize].saturating_add(m.saturating_abs());
-        }
-        t
+        self.state.per_asset(u, i128::saturating_abs, i128::saturating_add)
     }
 
     /// Who needs action at these prices, with their orders (kept for [`Shard::settle`]).
