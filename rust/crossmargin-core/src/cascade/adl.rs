@@ -10,6 +10,8 @@
 //! - socialised loss: the deficit is split over the same profitable positions pro rata to
 //!   their uPnL (never more than it) and taken from their settle balances; positions stay.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::cascade::ledger::Pools;
@@ -257,40 +259,120 @@ fn ranked(x: &Counterparty, y: &Counterparty) -> std::cmp::Ordering {
 }
 
 /// Ranks `c` and returns how many of the best-ranked a deficit of `cover` USD reaches: the
-/// shortest prefix whose uPnLs sum past `enough`, all of them when none does. Only that prefix
-/// is sorted: a partial selection of the next block of the ranking, sorted in parallel, then
-/// the running sum carried on through it, block after block (each four times the last), so
-/// the prefix and its sum are those of a full sort summed in order. The first block is about
-/// twice the share of the positions that `enough` is of their total uPnL (at least
-/// [`FIRST_BLOCK`]): the best-ranked usually reach it in one selection. Block sizes change
-/// only how the prefix is found, never what it is.
+/// shortest prefix whose uPnLs sum past `enough`, all of them when none does. Only about that
+/// prefix is sorted ([`Sample::settle`]): the list is split around sampled counterparties
+/// (one partition pass each, where a partial selection takes several), the part ranked first
+/// before the rest, and a part is sorted whole (in parallel) once the sample says the running
+/// sum needs all of it; so the prefix and its sum are those of a full sort summed in order.
+/// The splits change only how the prefix is found, never what it is.
 pub fn rank(c: &mut [Counterparty], enough: f64) -> usize {
-    let total: f64 = c.iter().map(|cp| cp.upnl).sum();
-    let share = if total > 0.0 { (2.0 * enough / total).min(1.0) } else { 1.0 };
-    let (mut sum, mut done) = (0.0f64, 0usize);
-    // A NaN share (a NaN cover) casts to 0: the smallest block.
-    let mut block = ((share * c.len() as f64) as usize).max(FIRST_BLOCK);
-    while done < c.len() {
-        let rest = &mut c[done..];
-        let take = block.min(rest.len());
-        if take < rest.len() {
-            rest.select_nth_unstable_by(take, ranked);
-        }
-        rest[..take].par_sort_unstable_by(ranked);
-        for (i, cp) in rest[..take].iter().enumerate() {
-            sum += cp.upnl;
-            if sum > enough {
-                return done + i + 1;
-            }
-        }
-        done += take;
-        block = block.saturating_mul(4);
-    }
-    c.len()
+    let sample = Sample::new(c);
+    let mut sum = 0.0;
+    sample.settle(c, 0..sample.sorted.len(), enough, &mut sum, None).unwrap_or(c.len())
 }
 
-/// The smallest first block [`rank`] selects.
-pub const FIRST_BLOCK: usize = 256;
+/// Every `len / SAMPLE`-th counterparty of a list, sorted by the ranking: each stands for
+/// `len / SAMPLE` of the list, so where their running sum of uPnLs passes a need says about
+/// how far down the ranking the need reaches.
+struct Sample {
+    sorted: Vec<Counterparty>,
+    /// How many of the list each stands for.
+    scale: f64,
+}
+
+/// Counterparties a [`Sample`] holds.
+const SAMPLE: usize = 2048;
+
+/// Parts of a list [`Sample::settle`] sorts whole rather than splits.
+const SMALL: usize = 4 * 1024;
+
+impl Sample {
+    fn new(c: &[Counterparty]) -> Sample {
+        let n = c.len();
+        let mut sorted: Vec<Counterparty> =
+            if n > SMALL { (0..SAMPLE).map(|i| c[i * n / SAMPLE]).collect() } else { Vec::new() };
+        sorted.sort_unstable_by(ranked);
+        Sample { sorted, scale: n as f64 / SAMPLE as f64 }
+    }
+
+    /// Carries the running sum `sum` through `c` in ranking order until it passes `enough`;
+    /// returns how many of `c` that took (sorted at its front), `None` when all of `c` did not
+    /// (all of it sorted). `c` is a run of the ranking holding the sampled counterparties `s`;
+    /// `passes`, when known, is the sum of `c`'s uPnLs, past what the running sum needs.
+    fn settle(
+        &self,
+        c: &mut [Counterparty],
+        s: Range<usize>,
+        enough: f64,
+        sum: &mut f64,
+        passes: Option<f64>,
+    ) -> Option<usize> {
+        let need = enough - *sum;
+        let Some(q) = (if c.len() <= SMALL { None } else { self.pivot(s.clone(), need, passes) }) else {
+            c.par_sort_unstable_by(ranked);
+            return carry(c, sum, enough);
+        };
+        let (m, front) = partition(c, &self.sorted[q]);
+        let (head, tail) = c.split_at_mut(m);
+        let reached = if front > need {
+            self.settle(head, s.start..q, enough, sum, Some(front))
+        } else {
+            head.par_sort_unstable_by(ranked);
+            carry(head, sum, enough)
+        };
+        reached.or_else(|| self.settle(tail, q + 1..s.end, enough, sum, None).map(|n| m + n))
+    }
+
+    /// The sampled counterparty (of `s`) to split a run at: about where the running sum passes
+    /// `need` (the sampled ones standing for `passes` in all when it is known, else each for
+    /// [`Sample::scale`]), plus a margin of `3√j + 8` sampled ones; within the first three
+    /// quarters of `s` when the run is known to pass (so that the runs shrink). `None` when
+    /// the sample says the whole run is needed or holds none.
+    fn pivot(&self, s: Range<usize>, need: f64, passes: Option<f64>) -> Option<usize> {
+        let sample = self.sorted.get(s.clone()).filter(|x| !x.is_empty())?;
+        let scale = match passes {
+            Some(t) => t / sample.iter().map(|x| x.upnl).sum::<f64>(),
+            None => self.scale,
+        };
+        let mut acc = 0.0;
+        let j = sample.iter().position(|x| {
+            acc += x.upnl * scale;
+            acc > need
+        });
+        let q = match (j, passes) {
+            (None, None) => return None,
+            (None, Some(_)) => sample.len() - 1,
+            (Some(j), _) => j + 3 * (j + 1).isqrt() + 8,
+        };
+        let cap = if passes.is_some() { (sample.len() - 1) * 3 / 4 } else { sample.len() - 1 };
+        Some(s.start + q.min(cap))
+    }
+}
+
+/// Adds `c`'s uPnLs to `sum` in order until it passes `enough`: how many that took, if any.
+fn carry(c: &[Counterparty], sum: &mut f64, enough: f64) -> Option<usize> {
+    for (i, cp) in c.iter().enumerate() {
+        *sum += cp.upnl;
+        if *sum > enough {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// Moves the counterparties ranked at or before `pivot` to the front of `c` (in no order);
+/// returns their number and the sum of their uPnLs (in no set order: a guide only).
+fn partition(c: &mut [Counterparty], pivot: &Counterparty) -> (usize, f64) {
+    let (mut m, mut sum) = (0, 0.0);
+    for i in 0..c.len() {
+        if ranked(&c[i], pivot) != std::cmp::Ordering::Greater {
+            sum += c[i].upnl;
+            c.swap(i, m);
+            m += 1;
+        }
+    }
+    (m, sum)
+}
 
 /// Moves `minor` units of `asset` from the external counterparty to the insurance fund.
 pub fn to_fund_from_external(pools: &mut Pools, asset: usize, minor: i128) {
@@ -313,6 +395,25 @@ mod tests {
         Counterparty { account: i as u32, pos: i as u32, id, upnl, score }
     }
 
+    /// [`rank`]'s prefix of `c` and its length are the full sort's.
+    fn ranks_as_the_full_sort(mut c: Vec<Counterparty>, cover: f64) -> Result<(), TestCaseError> {
+        let mut full = c.clone();
+        full.sort_by(ranked);
+        let mut sum = 0.0;
+        let want = full
+            .iter()
+            .position(|x| {
+                sum += x.upnl;
+                sum > cover
+            })
+            .map_or(full.len(), |i| i + 1);
+        let n = rank(&mut c, cover);
+        prop_assert_eq!(n, want);
+        let key = |x: &Counterparty| (x.score.to_bits(), x.id, x.pos);
+        prop_assert_eq!(c[..n].iter().map(key).collect::<Vec<_>>(), full[..n].iter().map(key).collect::<Vec<_>>());
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -323,16 +424,36 @@ mod tests {
             cover in prop::sample::select(vec![0.0, 1.0, 50.0, 800.0, 5e3, 1e9, f64::INFINITY]),
         ) {
             // Few distinct scores and ids: ties are broken by id, then row.
-            let mut c: Vec<Counterparty> =
+            let c: Vec<Counterparty> =
                 rows.iter().enumerate().map(|(i, &(id, u, s))| counterparty(i, id, u, f64::from(s) * 0.5)).collect();
-            let mut full = c.clone();
-            full.sort_by(ranked);
-            let mut sum = 0.0;
-            let want = full.iter().position(|x| { sum += x.upnl; sum > cover }).map_or(full.len(), |i| i + 1);
-            let n = rank(&mut c, cover);
-            prop_assert_eq!(n, want);
-            let key = |x: &Counterparty| (x.score.to_bits(), x.id, x.pos);
-            prop_assert_eq!(c[..n].iter().map(key).collect::<Vec<_>>(), full[..n].iter().map(key).collect::<Vec<_>>());
+            ranks_as_the_full_sort(c, cover)?;
+        }
+
+        /// Lists long enough for [`Sample`]: its blocks, short of the prefix or past it
+        /// (heavy-tailed uPnLs throw the sample off), change nothing.
+        #[test]
+        fn the_sampled_blocks_change_nothing(
+            seed in any::<u64>(),
+            n in 8_193usize..30_000,
+            heavy in prop::bool::ANY,
+            share in prop::sample::select(vec![0.0, 1e-5, 1e-3, 0.05, 0.5, 0.999, 2.0]),
+        ) {
+            // xorshift64: a list from the seed, few distinct scores (ties by id, then row).
+            let mut x = seed | 1;
+            let mut next = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 11) as f64 / (1u64 << 53) as f64
+            };
+            let c: Vec<Counterparty> = (0..n)
+                .map(|i| {
+                    let u = if heavy { (next() * 14.0).exp() } else { 0.5 + next() };
+                    counterparty(i, (i % 97) as i64, u, (next() * 64.0).floor() * 0.25)
+                })
+                .collect();
+            let cover = c.iter().map(|x| x.upnl).sum::<f64>() * share;
+            ranks_as_the_full_sort(c, cover)?;
         }
 
         /// The ranking's numbers are the margin kernel's: cross equity as `cross_equity`
