@@ -440,3 +440,38 @@ def test_book_to_pandas_spells_out_symbols(small):
     assert bal["asset"].tolist() == ["BTC"]
     assert pos["market"].tolist() == ["BTCUSDT"]
     assert list(pos.columns) == ["account", "market", "qty", "entry_price", "isolated_margin"]
+
+
+def test_threads_binding_one_fresh_book_at_once_never_deadlock() -> None:
+    # Binding computes the layout's used codes once per book, in parallel and without the GIL;
+    # a thread that waited for that computation while holding the GIL deadlocked the two (the
+    # first needs the GIL back to return). Run in a subprocess: a deadlock holds the GIL, so
+    # only a parent process can see it and fail the test instead of hanging the suite.
+    import subprocess
+    import sys
+
+    script = """
+import threading
+import crossmargin as cm
+from crossmargin.synth import generate
+u = cm.Universe.demo()
+b = generate(u, n_accounts=200_000, seed=3)
+cols = ({k: (v.codes if k == "asset" else v) for k, v in b.balances.items()},
+        {k: (v.codes if k == "market" else v) for k, v in b.positions.items() if k != "side"})
+for _ in range(6):
+    book = cm.Book.from_arrays(*cols)
+    start = threading.Barrier(6)
+    def bind():
+        start.wait()
+        book.grouping(u)
+    threads = [threading.Thread(target=bind) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+print("ok")
+"""
+    run = [sys.executable, "-c", script]
+    out = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

@@ -310,8 +310,17 @@ impl PyBook {
         let in_order = match (&this.laid_out, this.csr.get()) {
             (Some((shell, _)), None) => {
                 let (na, nm) = (shell.n_asset_codes as usize, shell.n_market_codes as usize);
-                // Parallel, without the GIL: a pass over every slot of the layout.
-                let (ua, um) = this.used.get_or_init(|| py.detach(|| this.layout().used_codes(na, nm)));
+                // A pass over every slot of the layout, in parallel and without the GIL —
+                // outside the OnceLock: a thread blocked in its initialisation would hold the
+                // GIL that this one needs back (two threads may both compute; the first keeps).
+                let used = match this.used.get() {
+                    Some(used) => used,
+                    None => {
+                        let computed = py.detach(|| this.layout().used_codes(na, nm));
+                        this.used.get_or_init(|| computed)
+                    }
+                };
+                let (ua, um) = used;
                 crossmargin_core::book::keeps_order(ua, a) && crossmargin_core::book::keeps_order(um, m)
             }
             _ => this.held().is_in_order(a, m),
