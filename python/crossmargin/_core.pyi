@@ -507,6 +507,11 @@ class Engine:
         seed: bytes | None = None,
     ) -> tuple[dict[str, Any], MerkleSumTree | None]:
         """Liabilities and reserves; with ``seed``, the Merkle-sum tree."""
+    def take_names(
+        self, names: Sequence[object], codes: npt.NDArray[Any], missing: object | None = None
+    ) -> npt.NDArray[np.object_]:
+        """``names[codes]`` as an object array (codes uint8, uint32, int32 or int64); a code
+        outside the names gives ``missing``, or an IndexError naming its row without one."""
     def cascade(self, book: BookView, rules: _CascadeRules) -> dict[str, Any]:
         """A liquidation cascade: events, rounds, the final book (columns and their
         grouping), pools and totals."""

@@ -392,28 +392,28 @@ def assemble(
     out: Mapping[str, Any],
     totals: tuple[list[int], list[int]],
     final_book: Book,
+    engine: _core.Engine,
 ) -> CascadeResult:
-    """A :class:`CascadeResult` from the core's outputs (events, rounds, pools, totals)."""
+    """A :class:`CascadeResult` from the core's outputs (events, rounds, pools, totals);
+    ``engine`` picks the events' names by code (``Engine.take_names``, on its pool)."""
     u = universe
-    market_names = np.array([m.symbol for m in u.markets] + [""], dtype=object)
     ev = out["events"]
+    names = engine.take_names
     events = Table(
         {
             "round": ev["round"],
             "step": ev["step"],
             "account": ev["account"],
-            "market": market_names[ev["market"]],  # -1 → "" (account-level event)
+            "market": names([m.symbol for m in u.markets], ev["market"], ""),  # -1: account-level
             "qty": ev["qty"],
             "price": ev["price"],
             "notional_usd": ev["notional_usd"],
             "fee_usd": ev["fee_usd"],
             "bad_debt_usd": ev["bad_debt_usd"],
-            "kind": np.array(EVENT_KINDS, dtype=object)[ev["kind"]],
+            "kind": names(list(EVENT_KINDS), ev["kind"]),
             # The position's side (a hedge leg is liquidated as its own position); "" for an
             # account-level event (core code 255).
-            "side": np.array([*POSITION_SIDES, ""], dtype=object)[
-                np.minimum(ev["side"], len(POSITION_SIDES))
-            ],
+            "side": names(list(POSITION_SIDES), ev["side"], ""),
         }
     )
     r = dict(out["rounds"])
@@ -470,7 +470,7 @@ def run_cascade(
         {**p, "market": SymbolColumn(p["market"], None)},
         grouped=out["grouped"],
     )
-    return assemble(universe, out, (out["totals_before"], out["totals_after"]), final_book)
+    return assemble(universe, out, (out["totals_before"], out["totals_after"]), final_book, engine)
 
 
 __all__ = [

@@ -915,7 +915,8 @@ def cascade(
     ``final_book`` is empty (a billion-account book stays on the workers)."""
     u = universe
     rules = CascadeRules.of(u, config)
-    driver = _core.Engine(u.compiled, 1).cascade_driver(rules)
+    engine = _core.Engine(u.compiled, 1)
+    driver = engine.cascade_driver(rules)
     doc, plan = _plan(folder)
     parts = [p for p, _ in plan]
     spec = _broadcast(client, u)
@@ -970,7 +971,7 @@ def cascade(
         ]
     )
     final_book = _merge_final(books) if o is None else Book.from_arrays()
-    return assemble(u, out_d, (totals_before, totals_after), final_book)
+    return assemble(u, out_d, (totals_before, totals_after), final_book, engine)
 
 
 def _check_total(folder: str | Path, doc: Mapping[str, Any], accounts: int) -> None:

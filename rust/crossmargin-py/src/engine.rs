@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crossmargin_core::kernel::{self, Level};
 use crossmargin_core::margin::MarginColumnsMut;
 use crossmargin_core::{fixed, CoreError, MarginColumns, Universe};
-use numpy::IntoPyArray;
+use numpy::{IntoPyArray, PyArray1};
 use numpy::{PyReadonlyArray1, PyReadwriteArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -18,6 +18,7 @@ use crate::book::PyBookView;
 use crate::cascade::RulesIn;
 use crate::cascade_step::{PyDriver, PyShard};
 use crate::errors::{detached, to_pyerr};
+use crate::names;
 use crate::portfolio::PyPortfolio;
 use crate::solvency::PyTree;
 use crate::span::PySpan;
@@ -245,6 +246,19 @@ impl PyEngine {
         seed: Option<Vec<u8>>,
     ) -> PyResult<(Bound<'py, PyDict>, Option<PyTree>)> {
         solvency::solvency(py, self, book.get(), &prices, &reserves, seed)
+    }
+
+    /// `names[codes]` as an object array on the engine's pool; a code outside the names gives
+    /// `missing`, or an IndexError naming its row.
+    #[pyo3(signature = (names, codes, missing=None))]
+    fn take_names<'py>(
+        &self,
+        py: Python<'py>,
+        names: Vec<Bound<'py, PyAny>>,
+        codes: Bound<'py, PyAny>,
+        missing: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyArray1<Py<PyAny>>>> {
+        names::take_in(py, self, &names, &codes, missing.as_ref())
     }
 
     /// Runs a cascade of `rules` (a `crossmargin.cascade.CascadeRules`) on the book.

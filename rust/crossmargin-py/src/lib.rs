@@ -19,6 +19,7 @@ mod errors;
 mod explain;
 mod funding;
 mod monitor;
+mod names;
 mod portfolio;
 mod risk;
 mod solvency;

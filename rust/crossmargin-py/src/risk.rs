@@ -6,7 +6,7 @@ use crossmargin_core::kernel::Level;
 use crossmargin_core::liqprice::{liquidation_prices as core_liquidation_prices, LiqMove};
 use crossmargin_core::stress::{stress_on, ScenarioPrices};
 use crossmargin_core::{CoreError, MarginContext, Prices};
-use numpy::{IntoPyArray, PyArray1, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
@@ -14,6 +14,7 @@ use crate::args::{margin_context, PriceRowsIn, PricesIn};
 use crate::book::PyBookView;
 use crate::engine::PyEngine;
 use crate::errors::{detached, to_pyerr};
+use crate::names;
 
 /// What a liquidation price moves, by name (exported as `_core.LIQ_MOVES`).
 pub const LIQ_MOVES: [(&str, LiqMove); 2] = [("underlying", LiqMove::Underlying), ("mark", LiqMove::Mark)];
@@ -37,20 +38,15 @@ pub fn liquidation_prices<'py>(
     let cols = detached(py, || Ok(e.install(|| core_liquidation_prices(rows, &ctx, how))))?;
     let out = PyDict::new(py);
     out.set_item("account", cols.account.into_pyarray(py))?;
-    out.set_item("market", market_symbols(py, &e.universe().markets.symbol, &cols.market))?;
+    // One str per market symbol, referenced by every row.
+    let symbols: Vec<Bound<'py, PyAny>> =
+        e.universe().markets.symbol.iter().map(|s| PyString::new(py, s).into_any()).collect();
+    out.set_item("market", names::take(py, e, &symbols, &cols.market, None)?)?;
     out.set_item("row", cols.row.into_pyarray(py))?;
     out.set_item("side", cols.side.into_pyarray(py))?;
     out.set_item("liq_price", cols.liq_price.into_pyarray(py))?;
     out.set_item("bankruptcy_price", cols.bankruptcy_price.into_pyarray(py))?;
     Ok(out)
-}
-
-/// The market column as a numpy object array of str: one PyString per market symbol, made
-/// once and referenced by every row (a NumPy gather by index in Python costs a temporary
-/// index array and a second pass over millions of rows).
-fn market_symbols<'py>(py: Python<'py>, symbols: &[String], market: &[u32]) -> Bound<'py, PyArray1<Py<PyAny>>> {
-    let names: Vec<Py<PyAny>> = symbols.iter().map(|s| PyString::new(py, s).into_any().unbind()).collect();
-    PyArray1::from_iter(py, market.iter().map(|&k| names[k as usize].clone_ref(py)))
 }
 
 /// Per-scenario totals and, with `keep_matrix`, the flat accounts × scenarios matrix of
