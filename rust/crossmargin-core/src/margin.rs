@@ -399,6 +399,62 @@ pub fn evaluate_rows_into<L: RowLookup, S: RowSink>(
     }
 }
 
+/// The kernel's running sums after its balance loop (which runs first, from 0): the balance
+/// rows' equity and (initial, maintenance) collateral. Where no balance line depends on the
+/// account's positions or the marks ([`balances_fixed`]), these are the same floats at every
+/// mark for the same rows and asset prices, and [`evaluate_positions_onto`] resumes the
+/// evaluation from them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BalanceSums {
+    pub equity: f64,
+    pub adj_equity: PerMode<f64>,
+}
+
+/// [`evaluate_rows_into`]'s balance loop alone (its balance lines to `sink`).
+#[inline]
+pub fn evaluate_balances_into<L: RowLookup, S: RowSink>(
+    rows: AccountRows<'_>,
+    ctx: &MarginContext<'_>,
+    lookup: &L,
+    sink: &mut S,
+) -> BalanceSums {
+    let mut m = AccountMargin::default();
+    if ctx.universe.venue_rules {
+        balances_into::<L, S, true>(&mut m, rows, ctx, lookup, sink);
+    } else {
+        balances_into::<L, S, false>(&mut m, rows, ctx, lookup, sink);
+    }
+    BalanceSums { equity: m.equity, adj_equity: m.adj_equity }
+}
+
+/// The rest of [`evaluate_rows_into`] (its position lines to `sink`), resumed from the
+/// balance loop's sums: the same result, bit for bit, when `balances` are what
+/// [`evaluate_balances_into`] gives for these rows at these prices.
+#[inline]
+pub fn evaluate_positions_onto<L: RowLookup, S: RowSink>(
+    balances: BalanceSums,
+    rows: AccountRows<'_>,
+    ctx: &MarginContext<'_>,
+    lookup: &L,
+    sink: &mut S,
+) -> AccountMargin {
+    let mut m = AccountMargin { equity: balances.equity, adj_equity: balances.adj_equity, ..AccountMargin::default() };
+    if ctx.universe.venue_rules {
+        positions_into::<L, S, true>(&mut m, rows, ctx, lookup, sink);
+    } else {
+        positions_into::<L, S, false>(&mut m, rows, ctx, lookup, sink);
+    }
+    m
+}
+
+/// Whether the balance lines of an account holding `assets` (universe indices) read nothing
+/// but its balance rows and the asset prices: every asset but a two-sided one under venue
+/// rules (whose side follows the account's positions and the marks, [`side_of`]).
+#[inline]
+pub fn balances_fixed(u: &Universe, assets: &[u32]) -> bool {
+    !u.two_sided || assets.iter().all(|&i| !u.asset_hot[i as usize].two_sided)
+}
+
 #[inline(always)]
 fn rows_into<L: RowLookup, S: RowSink, const VENUE: bool>(
     rows: AccountRows<'_>,
@@ -406,9 +462,22 @@ fn rows_into<L: RowLookup, S: RowSink, const VENUE: bool>(
     lookup: &L,
     sink: &mut S,
 ) -> AccountMargin {
-    let u = ctx.universe;
     let mut m = AccountMargin::default();
+    balances_into::<L, S, VENUE>(&mut m, rows, ctx, lookup, sink);
+    positions_into::<L, S, VENUE>(&mut m, rows, ctx, lookup, sink);
+    m
+}
 
+/// The kernel's balance loop: adds each balance row to `m`'s equity and adjusted equity.
+#[inline(always)]
+fn balances_into<L: RowLookup, S: RowSink, const VENUE: bool>(
+    m: &mut AccountMargin,
+    rows: AccountRows<'_>,
+    ctx: &MarginContext<'_>,
+    lookup: &L,
+    sink: &mut S,
+) {
+    let u = ctx.universe;
     for (&code, &qty) in rows.bal_code.iter().zip(rows.bal_qty) {
         let AssetCall { index: i, price, hot: a } = lookup.asset(code);
         let value = qty * price;
@@ -438,7 +507,18 @@ fn rows_into<L: RowLookup, S: RowSink, const VENUE: bool>(
         }
         sink.balance(&BalanceLine { asset: i, qty, price, value, collateral });
     }
+}
 
+/// The kernel's position loop and what follows it (fee reserves, open orders), onto `m`.
+#[inline(always)]
+fn positions_into<L: RowLookup, S: RowSink, const VENUE: bool>(
+    m: &mut AccountMargin,
+    rows: AccountRows<'_>,
+    ctx: &MarginContext<'_>,
+    lookup: &L,
+    sink: &mut S,
+) {
+    let u = ctx.universe;
     let positions = rows.pos_code.iter().zip(rows.pos_qty).zip(rows.pos_entry).zip(rows.pos_isolated);
     for (((&code, &qty), &entry), &isolated) in positions {
         let MarketCall { index: k, mark, settle_price, hot: h, settle_side } = lookup.market(code);
@@ -448,7 +528,7 @@ fn rows_into<L: RowLookup, S: RowSink, const VENUE: bool>(
             _ => (1.0, 1.0),
         };
         if h.is_option() {
-            add_option(&mut m, ctx, k, qty, entry, isolated, settle_price, [held, owed], sink);
+            add_option(m, ctx, k, qty, entry, isolated, settle_price, [held, owed], sink);
             continue;
         }
         let p = if VENUE {
@@ -498,14 +578,13 @@ fn rows_into<L: RowLookup, S: RowSink, const VENUE: bool>(
         sink.position(&line);
     }
     if VENUE && u.has_fee_reserve {
-        add_fee_reserves(rows, u, lookup, &mut m);
+        add_fee_reserves(rows, u, lookup, m);
     }
 
     // Open orders lock initial margin only (docs/MODEL.md "Open orders"; crate::orders).
     if !rows.ord_code.is_empty() {
         m.requirement[0] += orders::order_margin(&rows, ctx, lookup, |line| sink.order(line));
     }
-    m
 }
 
 /// Which of an asset's two prices values this account's holding of it (0: bid, 1: ask): the
@@ -692,6 +771,18 @@ pub fn position_stake(ctx: &MarginContext<'_>, k: usize, qty: f64, entry: f64) -
     }
     let p = position_margin_hot(&u.markets.brackets, h, qty, entry, ctx.prices.mark[k], settle_price);
     Stake { equity: p.upnl, upnl: p.upnl, requirement: p.requirement, notional: p.notional }
+}
+
+/// The equity [`position_stake`] gives (a perp's or future's uPnL, an option's value), without
+/// the requirement it does not read: the same float.
+#[inline]
+pub fn position_equity(ctx: &MarginContext<'_>, k: usize, qty: f64, entry: f64) -> f64 {
+    let h = &ctx.universe.market_hot[k];
+    let settle_price = ctx.prices.asset[h.settle as usize];
+    if h.is_option() {
+        return option_terms(ctx, k, qty, entry, settle_price).value;
+    }
+    h.contract.pnl(qty, entry, ctx.prices.mark[k]) * settle_price
 }
 
 /// Per-account results as columns, in dense account order.

@@ -8,7 +8,7 @@
 
 use crate::book::AccountRows;
 use crate::cascade::state::State;
-use crate::margin::{evaluate_rows_into, position_stake, MarginContext, RowLookup, RowSink};
+use crate::margin::{evaluate_rows_into, position_equity, position_stake, MarginContext, RowLookup, RowSink};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -127,16 +127,32 @@ fn cross_equity_into<L: RowLookup, S: RowSink>(
     sink: &mut S,
 ) -> (f64, crate::margin::AccountMargin) {
     let m = evaluate_rows_into(rows, ctx, lookup, sink);
+    (cross_equity_of_margin(rows, isolated, ctx, &m), m)
+}
+
+/// The cross equity of an account whose evaluation at the context's prices is `m`: its
+/// equity less its isolated positions' margin + uPnL (an option's value), `isolated` flagging
+/// those.
+#[inline]
+pub fn cross_equity_of_margin(
+    rows: AccountRows<'_>,
+    isolated: &[bool],
+    ctx: &MarginContext<'_>,
+    m: &crate::margin::AccountMargin,
+) -> f64 {
     let u = ctx.universe;
     let mut iso = 0.0;
     for (p, _) in isolated.iter().enumerate().filter(|(_, &i)| i) {
         let k = rows.pos_code[p] as usize;
         let sp = ctx.prices.asset[u.markets.settle[k] as usize];
-        iso += rows.pos_isolated[p] * sp + position_stake(ctx, k, rows.pos_qty[p], rows.pos_entry[p]).equity;
+        iso += rows.pos_isolated[p] * sp + position_equity(ctx, k, rows.pos_qty[p], rows.pos_entry[p]);
     }
     let eq = m.equity - iso;
-    let eq = if eq.abs() <= 1e-10 * (m.equity.abs() + iso.abs()) { 0.0 } else { eq };
-    (eq, m)
+    if eq.abs() <= 1e-10 * (m.equity.abs() + iso.abs()) {
+        0.0
+    } else {
+        eq
+    }
 }
 
 /// The account's cross equity (the number [`cross_equity_of`] gives) and its positions' total

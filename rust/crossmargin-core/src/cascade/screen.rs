@@ -25,9 +25,22 @@
 //! what this argument does not cover — options (they move with their underlying's forward),
 //! venue rules whose terms couple the positions (two-sided valuation, closing-fee reserves,
 //! Drift's uPnL size discount) — are never certified: they are evaluated every round.
+//!
+//! Kept balance totals. For the same reason (only marks move within a step) an evaluated
+//! account's balance part — the kernel's running sums after its balance loop — is the same
+//! floats every round of the step until its rows change, wherever no balance line reads the
+//! positions or the marks (two-sided valuation under venue rules does:
+//! [`balances_fixed`](crate::margin::balances_fixed)). The first evaluation in the step keeps
+//! them and later ones resume the kernel from them ([`View::evaluate`]); a new step and
+//! [`Certificates::invalidate`] drop them with the certificates.
 
+use crate::cascade::policy;
 use crate::cascade::state::State;
-use crate::margin::{position_margin, BalanceLine, MarginContext, PositionLine, RowSink};
+use crate::margin::{
+    balances_fixed, evaluate_balances_into, evaluate_positions_onto, position_margin, AccountMargin, BalanceLine,
+    BalanceSums, MarginContext, PositionLine, RowLookup, RowSink,
+};
+use crate::memory::column;
 use crate::universe::Universe;
 
 /// Band half-widths (relative to the mark) a certificate can have. Each account keeps a hint
@@ -54,27 +67,20 @@ const FROM_CALL: u32 = 2;
 pub const CALM: f64 = DELTAS[1];
 const NONE: u32 = u32::MAX;
 
-/// The balance rows' part of an account's evaluation, gathered from the kernel's own lines
-/// as it evaluates the whole account: their equity and maintenance collateral (the kernel's
-/// running sums after its balance loop, which comes first: the same terms added in the same
-/// order from 0, so the same floats as evaluating the balances alone) and Σ |value| +
-/// |maintenance collateral|. A certification reads these instead of evaluating the balances
-/// a second time.
+/// The balance rows' part of an account's evaluation: the kernel's running sums after its
+/// balance loop ([`BalanceSums`]) and Σ |value| + |maintenance collateral| of its lines,
+/// gathered as the kernel evaluates them. A certification reads these instead of evaluating
+/// the balances a second time, and a later round of the step resumes the kernel from them
+/// ([`View::evaluate`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BalanceTotals {
-    equity: f64,
-    collateral: f64,
+    pub sums: BalanceSums,
     magnitude: f64,
 }
 
 impl RowSink for BalanceTotals {
     #[inline]
     fn balance(&mut self, line: &BalanceLine) {
-        self.equity += line.value;
-        // The kernel adds collateral for a holding or a borrow only (not for 0 or NaN).
-        if line.qty.abs() > 0.0 {
-            self.collateral += line.collateral[1];
-        }
         self.magnitude += line.value.abs() + line.collateral[1].abs();
     }
 }
@@ -111,11 +117,13 @@ pub struct Cert {
     width: u8,
     /// Evaluations to let pass before the next attempt.
     wait: u8,
+    /// Whether the account's [`BalanceTotals`] at the step's asset prices are kept.
+    held: bool,
 }
 
 impl Default for Cert {
     fn default() -> Self {
-        Cert { at: NONE, width: 1, wait: 0 }
+        Cert { at: NONE, width: 1, wait: 0, held: false }
     }
 }
 
@@ -137,6 +145,9 @@ pub struct Certificates {
     moving: Vec<bool>,
     /// Per account.
     pub certs: Vec<Cert>,
+    /// Per account, the balance totals of its first evaluation in the step, kept while its
+    /// balance rows are untouched (valid where its [`Cert::held`] is set).
+    held: Vec<BalanceTotals>,
     market_ok: Vec<bool>,
     asset_ok: Vec<bool>,
 }
@@ -185,14 +196,16 @@ impl Certificates {
             last_marks: Vec::new(),
             moving: vec![false; u.n_markets()],
             certs: vec![Cert::default(); n_accounts],
+            held: column(n_accounts),
             market_ok,
             asset_ok,
         }
     }
 
-    /// Starts a selection at these prices: clears every certificate when the asset prices
-    /// changed; returns the view the selection reads, centred on these marks.
-    pub fn begin(&mut self, assets: &[f64], marks: &[f64]) -> (View<'_>, &mut [Cert]) {
+    /// Starts a selection at these prices: clears every certificate and kept balance totals
+    /// when the asset prices changed; returns the view the selection reads, centred on these
+    /// marks, with the per-account certificates and balance totals.
+    pub fn begin(&mut self, assets: &[f64], marks: &[f64]) -> (View<'_>, &mut [Cert], &mut [BalanceTotals]) {
         let key: Vec<u64> = assets.iter().map(|x| x.to_bits()).collect();
         if key != self.key || self.centres.len() >= NONE as usize - 1 {
             self.key = key;
@@ -200,7 +213,7 @@ impl Certificates {
             self.calls = 0;
             self.last_marks.clear();
             self.moving.iter_mut().for_each(|m| *m = false);
-            self.certs.iter_mut().for_each(|c| c.at = NONE);
+            self.certs.iter_mut().for_each(|c| (c.at, c.held) = (NONE, false));
         } else {
             self.calls = self.calls.saturating_add(1);
         }
@@ -222,18 +235,52 @@ impl Certificates {
             moving: &self.moving,
             asset_ok: &self.asset_ok,
         };
-        (view, &mut self.certs)
+        (view, &mut self.certs, &mut self.held)
     }
 
     /// Account `a`'s rows changed.
     pub fn invalidate(&mut self, a: usize) {
         if let Some(c) = self.certs.get_mut(a) {
-            c.at = NONE;
+            (c.at, c.held) = (NONE, false);
         }
     }
 }
 
 impl View<'_> {
+    /// Account `a`'s cross equity and evaluation at the context's prices — what
+    /// [`policy::cross_equity_with_into`] gives, bit for bit — gathering its lines into `g`.
+    /// Within a step only the marks move, so an account whose balance lines read nothing else
+    /// ([`balances_fixed`]) has the same balance sums every round until its rows change: the
+    /// first evaluation keeps them in `held` (`c` records it) and later ones resume the kernel
+    /// from them, skipping the balance rows. Off ([`Certificates::enabled`]), nothing is kept:
+    /// the balance rows are evaluated every time.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub fn evaluate<L: RowLookup>(
+        &self,
+        c: &mut Cert,
+        held: &mut BalanceTotals,
+        state: &State,
+        a: usize,
+        ctx: &MarginContext<'_>,
+        lookup: &L,
+        g: &mut Gathered,
+    ) -> (f64, AccountMargin) {
+        let rows = state.account(a);
+        if self.enabled && c.held {
+            g.balances = *held;
+        } else {
+            g.balances.sums = evaluate_balances_into(rows, ctx, lookup, &mut g.balances);
+            if self.enabled && balances_fixed(ctx.universe, rows.bal_code) {
+                *held = g.balances;
+                c.held = true;
+            }
+        }
+        let m = evaluate_positions_onto(g.balances.sums, rows, ctx, lookup, g);
+        let isolated = &state.pos_isolated[state.pos_offsets[a]..state.pos_offsets[a + 1]];
+        (policy::cross_equity_of_margin(rows, isolated, ctx, &m), m)
+    }
+
     /// Whether account `a` (certificate `c`) is certified safe at `marks`.
     #[inline]
     pub fn holds(&self, c: &Cert, state: &State, a: usize, marks: &[f64]) -> bool {
@@ -276,7 +323,8 @@ impl View<'_> {
         // here has two-sided valuation, so a balance row's line does not depend on the
         // account's positions.
         let b = balances;
-        let safe = |w: u8| safe_over(state, a, ctx, DELTAS[w as usize], b.equity, b.collateral, b.magnitude);
+        let (equity, collateral) = (b.sums.equity, b.sums.adj_equity[1]);
+        let safe = |w: u8| safe_over(state, a, ctx, DELTAS[w as usize], equity, collateral, b.magnitude);
         let w = c.width.min(DELTAS.len() as u8 - 1);
         let top = DELTAS.len() as u8 - 1;
         let got = if safe(w) {
@@ -359,7 +407,118 @@ fn safe_over(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::book::{group, BalanceInput, PositionInput};
+    use crate::cascade::ledger::to_minor;
+    use crate::margin::{PreparedLookup, Prices, Remap};
     use crate::universe::fixtures::{asset, perp};
+    use proptest::prelude::*;
+
+    /// Assets whose balance lines use every rule the kernel has for them (haircut tiers, size
+    /// discount and premium, the scaled initial weight; USDC two-sided when asked, which turns
+    /// the venue rules on), a linear perp with a closing-fee reserve (it reads the pool's
+    /// adjusted equity after the positions) and one settled in USDC.
+    fn rich_universe(two_sided: bool) -> Universe {
+        let mut btc = asset("BTC", 100.0);
+        btc.weight = [0.9, 0.95];
+        btc.liability_weight = [1.2, 1.1];
+        btc.haircut_tiers = vec![(300.0, 1.0), (f64::INFINITY, 0.8)];
+        btc.imf_factor = 0.01;
+        (btc.scale_initial_weight_start, btc.total_deposits) = (1e4, 120.0);
+        let mut usdc = asset("USDC", 1.0);
+        if two_sided {
+            usdc.bid_ask = Some((0.99, 1.01));
+        }
+        let mut lin = perp("BTCUSDT", "USDT", "BTC", 100.0, &[(1e3, 0.1, 0.05), (f64::INFINITY, 0.2, 0.1)]);
+        lin.rules.liquidation_fee = 0.001;
+        let eth = perp("ETHUSDC", "USDC", "ETH", 10.0, &[(f64::INFINITY, 0.1, 0.05)]);
+        Universe::new(&[asset("USDT", 1.0), btc, usdc], &[lin, eth]).unwrap()
+    }
+
+    /// Every number of one account's evaluation, as bits.
+    fn bits(eq: f64, m: &AccountMargin, g: &Gathered) -> Vec<u64> {
+        let b = &g.balances;
+        let mut x = vec![eq, m.equity, m.upnl, m.fee_reserve, g.notional, b.sums.equity, b.magnitude];
+        x.extend(m.adj_equity.iter().chain(&m.requirement).chain(&b.sums.adj_equity));
+        x.push(f64::from(u8::from(m.isolated_liquidatable)));
+        x.iter().map(|v| v.to_bits()).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Round after round of a step's moving marks, across new steps (new asset prices) and
+        /// accounts whose balances change between rounds (invalidated, as settlement does), an
+        /// evaluation that resumes the kernel from kept balance totals gives the full kernel's
+        /// numbers bit for bit — and keeps them for every account whose balance lines are fixed.
+        #[test]
+        fn kept_balance_totals_resume_the_kernel_bit_for_bit(
+            bal in prop::collection::vec((-50.0f64..500.0, -2.0f64..8.0, -300.0f64..300.0), 1..16),
+            pos in prop::collection::vec((-20.0f64..20.0, -100.0f64..100.0, prop::bool::ANY), 16),
+            rounds in prop::collection::vec((0.7f64..1.3, 0.7f64..1.3, prop::bool::ANY, 0usize..16, -50.0f64..50.0), 1..8),
+            two_sided in prop::bool::ANY,
+        ) {
+            let u = rich_universe(two_sided);
+            let n = bal.len();
+            let (mut ba, mut bc, mut bq) = (vec![], vec![], vec![]);
+            let (mut pa, mut pc, mut pq, mut pe, mut pi) = (vec![], vec![], vec![], vec![], vec![]);
+            for a in 0..n {
+                let (usdt, btc, usdc) = bal[a];
+                for (code, q) in [(0u32, usdt), (1, btc), (2, usdc)] {
+                    ba.push(a as i64);
+                    bc.push(code);
+                    bq.push(q);
+                }
+                let (lin, eth, iso) = pos[a];
+                for (code, q, entry) in [(0u32, lin, 100.0), (1, eth, 10.0)] {
+                    pa.push(a as i64);
+                    pc.push(code);
+                    pq.push(q);
+                    pe.push(entry);
+                    pi.push(if iso && code == 1 { q.abs() * entry * 0.1 } else { 0.0 });
+                }
+            }
+            let book = group(
+                BalanceInput { account: &ba, code: &bc, qty: &bq },
+                PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
+                3,
+                2,
+            )
+            .unwrap();
+            let mut state = State::new(&book, &u, &[0, 1, 2], &[0, 1]);
+            let mut certs = Certificates::new(&u, n);
+            certs.enabled = true;
+            let (ida, idm) = ([0u32, 1, 2], [0u32, 1]);
+            let (mut assets, mut marks) = (vec![1.0, 100.0, 1.0], vec![100.0, 10.0]);
+            for (f, g, new_step, touched, delta) in rounds {
+                if new_step {
+                    (assets[1], assets[2]) = (assets[1] * f, assets[2] * (0.5 + 0.5 * g));
+                }
+                (marks[0], marks[1]) = (marks[0] * f, marks[1] * g);
+                let ctx = MarginContext {
+                    universe: &u,
+                    prices: Prices { asset: &assets, mark: &marks },
+                    remap: Remap { asset: &ida, market: &idm },
+                };
+                let lookup = PreparedLookup::new(&ctx);
+                let (view, cs, held) = certs.begin(&assets, &marks);
+                for a in 0..n {
+                    let mut kept = Gathered::default();
+                    let (eq, m) = view.evaluate(&mut cs[a], &mut held[a], &state, a, &ctx, &lookup, &mut kept);
+                    let mut full = Gathered::default();
+                    let (want_eq, want) = policy::cross_equity_with_into(&state, a, &ctx, &lookup, &mut full);
+                    full.balances.sums = evaluate_balances_into(state.account(a), &ctx, &lookup, &mut ());
+                    prop_assert_eq!(bits(eq, &m, &kept), bits(want_eq, &want, &full), "account {}", a);
+                    prop_assert_eq!(cs[a].held, balances_fixed(&u, state.account(a).bal_code));
+                }
+                // A balance changed, as a fill or a socialised charge changes it.
+                let a = touched % n;
+                let row = state.bal_offsets[a] + touched % (state.bal_offsets[a + 1] - state.bal_offsets[a]);
+                state.bal_minor[row] += to_minor(delta);
+                state.refresh(a);
+                certs.invalidate(a);
+            }
+        }
+    }
 
     /// A market is volatile from the selection whose mark moved by more than [`CALM`] from the
     /// previous one, for the rest of the step, however calm it is after; a new step (new asset

@@ -143,7 +143,7 @@ impl State {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn account(&self, a: usize) -> AccountRows<'_> {
         let b = self.bal_offsets[a]..self.bal_offsets[a + 1];
         let p = self.pos_offsets[a]..self.pos_offsets[a + 1];

@@ -189,8 +189,8 @@ impl Shard {
     }
 
     /// Switches the incremental selection on or off (on by default unless
-    /// `CROSSMARGIN_CASCADE_INCREMENTAL=0`); off, every round evaluates every account. The
-    /// results are the same either way.
+    /// `CROSSMARGIN_CASCADE_INCREMENTAL=0`); off, every round evaluates every account whole
+    /// (no certificates, no kept balance totals). The results are the same either way.
     pub fn set_incremental(&mut self, on: bool) {
         self.certs.enabled = on;
     }
@@ -225,31 +225,32 @@ impl Shard {
         let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: marks }, remap };
         let lookup = PreparedLookup::new(&ctx);
         let state = &self.state;
-        let (view, certs) = self.certs.begin(assets, marks);
+        let (view, certs, held) = self.certs.begin(assets, marks);
         // The deleveraging ranking reads each account's cross equity and total notional at
         // these prices: the evaluation below has both (the second gathered from its position
         // lines, [`Gathered`]), so every evaluated account's pair is cached here (the scan of a
         // deficit then computes only the accounts this skipped or a settlement changed).
         self.rank.at(state.n_accounts(), assets, marks);
         let (epoch, stamps, values) = self.rank.slots();
-        // Accounts in chunks, each with its certificates and ranking slots: skipped while
-        // certified, else evaluated (and certified when safe).
+        // Accounts in chunks, each with its certificates, kept balance totals and ranking
+        // slots: skipped while certified, else evaluated (and certified when safe).
         const ACCOUNTS: usize = 1024;
         let per_chunk: Vec<(Vec<Candidate>, u64)> = certs
             .par_chunks_mut(ACCOUNTS)
+            .zip(held.par_chunks_mut(ACCOUNTS))
             .zip(stamps.par_chunks_mut(ACCOUNTS))
             .zip(values.par_chunks_mut(ACCOUNTS))
             .enumerate()
-            .map(|(i, ((chunk, stamps), values))| {
+            .map(|(i, (((chunk, held), stamps), values))| {
                 let (mut cands, mut evaluated) = (Vec::new(), 0u64);
-                for (j, c) in chunk.iter_mut().enumerate() {
+                for (j, (c, held)) in chunk.iter_mut().zip(held).enumerate() {
                     let a = i * ACCOUNTS + j;
                     if view.holds(c, state, a, marks) {
                         continue;
                     }
                     evaluated += 1;
                     let mut g = Gathered::default();
-                    let (cross_eq, m) = policy::cross_equity_with_into(state, a, &ctx, &lookup, &mut g);
+                    let (cross_eq, m) = view.evaluate(c, held, state, a, &ctx, &lookup, &mut g);
                     values[j] = (cross_eq, g.notional);
                     stamps[j] = epoch;
                     match policy::select_evaluated(state, a, &ctx, slicing, cross_eq, &m) {
@@ -1535,6 +1536,53 @@ mod tests {
             prop_assert_eq!(&x.iso_minor, &y.iso_minor);
             prop_assert_eq!(&x.iso_qty, &y.iso_qty);
             prop_assert_eq!(&x.pos_isolated, &y.pos_isolated);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Round after round of one step, a shard that keeps its accounts' balance totals
+        /// (and certificates) selects, settles and deleverages exactly as one that evaluates
+        /// every account whole: the fills and socialised charges between the rounds change the
+        /// balances of the accounts they touch, which must not be read from what was kept.
+        #[test]
+        fn kept_balance_totals_select_as_full_evaluations(
+            cash in prop::collection::vec(0.0f64..400.0, 1..24),
+            btc in prop::collection::vec(0.0f64..3.0, 24),
+            qty in prop::collection::vec((-30.0f64..30.0, -200.0f64..200.0), 24),
+            iso in prop::collection::vec(prop::bool::ANY, 24),
+            moves in prop::collection::vec((-0.12f64..0.08, 0usize..24), 2..10),
+        ) {
+            let u = universe();
+            let k = cash.len();
+            let book = rows(&cash, &btc[..k], &qty[..k], &iso[..k]).subset(|_| true);
+            let mut kept = Shard::new(&book, &u, &[0, 1], &[0, 1]).unwrap();
+            kept.set_incremental(true);
+            let mut full = kept.clone();
+            full.set_incremental(false);
+            let slicing = Slicing { fraction: 0.3, target_ratio: 0.0, min_notional: 5.0 };
+            let (assets, mut marks) = (vec![1.0, 100.0], vec![100.0, 10.0]);
+            for (shock, charged) in moves {
+                (marks[0], marks[1]) = (marks[0] * (1.0 + shock), marks[1] * (1.0 - shock));
+                let want = full.select(&u, &assets, &marks, &slicing).unwrap();
+                prop_assert_eq!(&kept.select(&u, &assets, &marks, &slicing).unwrap(), &want);
+                let chosen: Vec<u32> = (0..want.len() as u32).collect();
+                let settled = full.settle(&u, &assets, &marks, &chosen, &marks, 0.01).unwrap();
+                prop_assert_eq!(&kept.settle(&u, &assets, &marks, &chosen, &marks, 0.01).unwrap(), &settled);
+                // A socialised charge on one account's first position.
+                let a = charged % k;
+                let s = &full.state;
+                if let Some(p) = (s.pos_offsets[a]..s.pos_offsets[a + 1]).next() {
+                    let market = s.pos_market[p];
+                    let closes = Closes { local_account: vec![a as u32], pos: vec![p as u64], share: vec![1.0], minor: vec![7_000_000_000] };
+                    let how = Deleverage::SocializedLoss;
+                    let charged = full.deleverage(&u, &assets, &marks, how, market, &closes).unwrap();
+                    prop_assert_eq!(&kept.deleverage(&u, &assets, &marks, how, market, &closes).unwrap(), &charged);
+                }
+            }
+            prop_assert_eq!(&kept.state.bal_minor, &full.state.bal_minor);
+            prop_assert_eq!(&kept.state.pos_qty, &full.state.pos_qty);
         }
     }
 
