@@ -9,6 +9,7 @@ import sys
 import crossmargin as cm
 import numpy as np
 import pytest
+from crossmargin import _core
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,9 +18,9 @@ DTYPES = [np.uint8, np.uint32, np.int32, np.int64]
 
 
 @pytest.fixture(scope="module")
-def engines() -> list[object]:
+def engines() -> list[_core.Engine]:
     u = cm.Universe.demo()
-    return [cm.Engine(u, threads=t)._native for t in (1, 2, 3)]
+    return [_core.Engine(u.compiled, t) for t in (1, 2, 3)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -29,7 +30,7 @@ def engines() -> list[object]:
     dtype=st.sampled_from(DTYPES),
 )
 def test_names_are_numpys_gather_with_the_fallback_beyond_the_names(
-    engines: list[object], codes: list[int], repeat: int, dtype: type
+    engines: list[_core.Engine], codes: list[int], repeat: int, dtype: type
 ) -> None:
     if np.dtype(dtype).kind == "u":
         codes = [c % 256 for c in codes]
@@ -44,7 +45,7 @@ def test_names_are_numpys_gather_with_the_fallback_beyond_the_names(
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_a_code_outside_the_names_without_a_fallback_names_its_row(
-    engines: list[object], dtype: type
+    engines: list[_core.Engine], dtype: type
 ) -> None:
     c = np.zeros(200_000, dtype=dtype)
     c[150_001] = 3
@@ -59,12 +60,12 @@ def test_a_code_outside_the_names_without_a_fallback_names_its_row(
     [np.array([0.0]), np.arange(10, dtype=np.int64)[::2], [0, 1], np.zeros((2, 2), np.uint8)],
     ids=["float", "strided", "list", "2-d"],
 )
-def test_codes_of_another_kind_are_refused(engines: list[object], codes: object) -> None:
+def test_codes_of_another_kind_are_refused(engines: list[_core.Engine], codes: object) -> None:
     with pytest.raises(TypeError, match="contiguous 1-D array of uint8, uint32, int32 or int64"):
         engines[0].take_names(NAMES, codes)
 
 
-def test_every_row_holds_one_reference_released_with_the_array(engines: list[object]) -> None:
+def test_every_row_holds_one_reference_released_with_the_array(engines: list[_core.Engine]) -> None:
     # Fresh (not interned) strings, so no other holder moves their counts meanwhile.
     names = ["".join(["name", str(i)]) for i in range(3)]
     missing = "".join(["miss", "ing"])
@@ -78,6 +79,6 @@ def test_every_row_holds_one_reference_released_with_the_array(engines: list[obj
     assert [sys.getrefcount(x) for x in [*names, missing]] == before
 
 
-def test_no_rows_give_an_empty_object_array(engines: list[object]) -> None:
+def test_no_rows_give_an_empty_object_array(engines: list[_core.Engine]) -> None:
     out = engines[0].take_names(NAMES, np.zeros(0, dtype=np.uint32))
     assert out.dtype == object and out.shape == (0,)
