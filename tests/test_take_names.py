@@ -5,6 +5,7 @@ code dtype the engine emits, at any thread count, with every reference counted."
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import crossmargin as cm
 import numpy as np
@@ -34,7 +35,7 @@ def test_names_are_numpys_gather_with_the_fallback_beyond_the_names(
 ) -> None:
     if np.dtype(dtype).kind == "u":
         codes = [c % 256 for c in codes]
-    c = np.array(codes * repeat, dtype=dtype)  # long enough for several parallel chunks
+    c: np.ndarray = np.array(codes * repeat, dtype=dtype)  # long enough for several parallel chunks
     table = np.array([*NAMES, ""], dtype=object)
     expected = table[np.where((c >= 0) & (c < len(NAMES)), c, len(NAMES))]
     for e in engines:
@@ -47,7 +48,7 @@ def test_names_are_numpys_gather_with_the_fallback_beyond_the_names(
 def test_a_code_outside_the_names_without_a_fallback_names_its_row(
     engines: list[_core.Engine], dtype: type
 ) -> None:
-    c = np.zeros(200_000, dtype=dtype)
+    c: np.ndarray = np.zeros(200_000, dtype=dtype)
     c[150_001] = 3
     c[170_000] = 7
     for e in engines:
@@ -60,7 +61,7 @@ def test_a_code_outside_the_names_without_a_fallback_names_its_row(
     [np.array([0.0]), np.arange(10, dtype=np.int64)[::2], [0, 1], np.zeros((2, 2), np.uint8)],
     ids=["float", "strided", "list", "2-d"],
 )
-def test_codes_of_another_kind_are_refused(engines: list[_core.Engine], codes: object) -> None:
+def test_codes_of_another_kind_are_refused(engines: list[_core.Engine], codes: Any) -> None:
     with pytest.raises(TypeError, match="contiguous 1-D array of uint8, uint32, int32 or int64"):
         engines[0].take_names(NAMES, codes)
 
