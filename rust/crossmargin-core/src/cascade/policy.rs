@@ -106,7 +106,9 @@ pub fn cross_equity_of<L: RowLookup>(
 }
 
 /// [`cross_equity_with`] of account `a`, handing the kernel's row lines to `sink`
-/// ([`evaluate_rows_into`]).
+/// ([`evaluate_rows_into`]): the whole evaluation the selection's kept balance totals are
+/// tested against (the selection itself runs [`View::evaluate`](super::screen::View::evaluate)).
+#[cfg(test)]
 pub fn cross_equity_with_into<L: RowLookup, S: RowSink>(
     state: &State,
     a: usize,

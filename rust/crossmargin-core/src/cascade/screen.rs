@@ -74,6 +74,8 @@ const NONE: u32 = u32::MAX;
 /// ([`View::evaluate`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BalanceTotals {
+    /// Set by whoever runs the balance loop ([`View::evaluate`] from the kernel's return
+    /// value), not by the sink, which adds only the magnitude.
     pub sums: BalanceSums,
     magnitude: f64,
 }
