@@ -225,7 +225,7 @@ impl Shard {
         let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: marks }, remap };
         let lookup = PreparedLookup::new(&ctx);
         let state = &self.state;
-        let (view, certs, held) = self.certs.begin(assets, marks);
+        let (view, certs, held) = self.certs.begin(u, assets, marks);
         // The deleveraging ranking reads each account's cross equity and total notional at
         // these prices: the evaluation below has both (the second gathered from its position
         // lines, [`Gathered`]), so every evaluated account's pair is cached here (the scan of a
@@ -249,13 +249,16 @@ impl Shard {
                         continue;
                     }
                     evaluated += 1;
-                    let mut g = Gathered::default();
+                    let mut g = Gathered::new(&view);
                     let (cross_eq, m) = view.evaluate(c, held, state, a, &ctx, &lookup, &mut g);
                     values[j] = (cross_eq, g.notional);
                     stamps[j] = epoch;
                     match policy::select_evaluated(state, a, &ctx, slicing, cross_eq, &m) {
                         Some(cand) => cands.push(cand),
-                        None => view.certify(c, state, a, &ctx, &g.balances),
+                        None => {
+                            view.anchor(c, state, a, cross_eq, &m, &g);
+                            view.certify(c, state, a, &ctx, &g.balances);
+                        }
                     }
                 }
                 (cands, evaluated)
