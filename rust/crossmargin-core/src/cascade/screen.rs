@@ -179,6 +179,12 @@ pub struct SlackRate {
 }
 
 impl SlackRate {
+    /// Whether a slack certificate covers the market.
+    #[inline]
+    fn covered(&self) -> bool {
+        self.top.is_finite()
+    }
+
     /// The factor of a position of `notional` USD: a move of ρ ≤ 1 takes its notional to at
     /// most (1 + ρ) × it ≤ twice it.
     #[inline]
@@ -253,10 +259,10 @@ pub struct Certificates {
     held: Vec<BalanceTotals>,
     market_ok: Vec<bool>,
     asset_ok: Vec<bool>,
-    /// Per market, whether a slack certificate covers it ([`slack_factor`]).
-    slack_ok: Vec<bool>,
+    /// Per market, its [`slack_factor`] where a slack certificate covers it.
+    slack: Vec<Option<(f64, f64, f64)>>,
     all_slack_ok: bool,
-    /// Per market, its [`SlackRate`] at the step's asset prices.
+    /// Per market, its [`SlackRate`] at the step's asset prices (from `slack`).
     rates: Vec<SlackRate>,
     /// Per centre, the move ρ of the current marks from it ([`rho`]).
     rho: Vec<f64>,
@@ -279,7 +285,6 @@ pub struct View<'c> {
     market_ok: &'c [bool],
     moving: &'c [bool],
     asset_ok: &'c [bool],
-    slack_ok: &'c [bool],
     all_slack_ok: bool,
     rates: &'c [SlackRate],
     rho: &'c [f64],
@@ -302,10 +307,10 @@ impl Certificates {
                 plain && !h.is_option() && h.upnl_weight[1] >= 0.0
             })
             .collect::<Vec<bool>>();
-        let slack_ok: Vec<bool> = (0..u.n_markets()).map(|k| market_ok[k] && slack_factor(u, k).is_some()).collect();
+        let slack: Vec<_> = (0..u.n_markets()).map(|k| slack_factor(u, k).filter(|_| market_ok[k])).collect();
         Certificates {
-            all_slack_ok: slack_ok.iter().all(|&x| x),
-            slack_ok,
+            all_slack_ok: slack.iter().all(Option::is_some),
+            slack,
             rates: Vec::new(),
             rho: Vec::new(),
             enabled: enabled_by_env(),
@@ -334,7 +339,7 @@ impl Certificates {
         if key != self.key || self.centres.len() >= NONE as usize - 1 {
             self.key = key;
             self.rates.clear();
-            self.rates.extend((0..u.n_markets()).map(|k| match slack_factor(u, k).filter(|_| self.slack_ok[k]) {
+            self.rates.extend(self.slack.iter().enumerate().map(|(k, f)| match *f {
                 Some((first_bound, first, top)) => {
                     SlackRate { first_bound: first_bound * assets[u.market_hot[k].settle as usize], first, top }
                 }
@@ -367,7 +372,6 @@ impl Certificates {
             market_ok: &self.market_ok,
             moving: &self.moving,
             asset_ok: &self.asset_ok,
-            slack_ok: &self.slack_ok,
             all_slack_ok: self.all_slack_ok,
             rates: &self.rates,
             rho: &self.rho,
@@ -451,7 +455,7 @@ impl View<'_> {
             return;
         }
         let p = state.pos_offsets[a]..state.pos_offsets[a + 1];
-        if !self.all_slack_ok && state.pos_market[p.clone()].iter().any(|&k| !self.slack_ok[k as usize]) {
+        if !self.all_slack_ok && state.pos_market[p.clone()].iter().any(|&k| !self.rates[k as usize].covered()) {
             return;
         }
         // An isolated position whose margin is gone is out of the kernel's isolated lines but
