@@ -230,6 +230,26 @@ pub struct Cert {
     tolerance: f32,
 }
 
+impl Cert {
+    /// The account's rows changed: no certificate and no kept balance totals.
+    #[inline]
+    pub fn invalidate(&mut self) {
+        (self.at, self.held, self.slack_at) = (NONE, false, NONE);
+    }
+}
+
+#[cfg(test)]
+impl Cert {
+    /// A certificate holding kept balance totals (a test's starting point).
+    pub fn kept_for_test() -> Cert {
+        Cert { held: true, ..Cert::default() }
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+}
+
 impl Default for Cert {
     fn default() -> Self {
         Cert { at: NONE, width: 1, wait: 0, held: false, slack_at: NONE, tolerance: 0.0 }
@@ -382,7 +402,7 @@ impl Certificates {
     /// Account `a`'s rows changed.
     pub fn invalidate(&mut self, a: usize) {
         if let Some(c) = self.certs.get_mut(a) {
-            (c.at, c.held, c.slack_at) = (NONE, false, NONE);
+            c.invalidate();
         }
     }
 }

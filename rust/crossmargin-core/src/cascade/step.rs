@@ -476,19 +476,19 @@ impl Shard {
                 self.del_rows.extend(closes.pos.iter().enumerate().map(|(i, &p)| (p, i as u32)));
                 self.del_rows.par_sort_unstable();
                 if self.del_rows.windows(2).all(|w| w[0].0 != w[1].0) {
-                    for &(p, i) in &self.del_rows {
-                        let (p, i) = (p as usize, i as usize);
-                        let a = closes.local_account[i] as usize;
-                        self.rank.invalidate(a);
-                        self.certs.invalidate(a);
-                        let new = self.closing[i].1;
-                        let s = &mut self.state;
-                        s.pos_qty[p] = new;
-                        if new == 0.0 && s.pos_isolated[p] {
-                            let mut acc = s.account_mut(a);
-                            acc.release_isolated(p - acc.pos_first, u);
-                            acc.refresh();
-                        }
+                    let released = apply_closes(
+                        &mut self.state,
+                        &mut self.rank,
+                        &mut self.certs,
+                        &self.del_rows,
+                        &closes.local_account,
+                        &self.closing,
+                        CLOSE_RUN,
+                    );
+                    for (a, p) in released {
+                        let mut acc = self.state.account_mut(a);
+                        acc.release_isolated(p - acc.pos_first, u);
+                        acc.refresh();
                     }
                     // The events in plan order, built in parallel (as pushing each in turn).
                     let (accounts, closing) = (&self.state.accounts, &self.closing);
@@ -552,6 +552,86 @@ impl Shard {
 /// Close `i` of an ADL plan on the state as it stands: (the position's quantity before, after,
 /// the event). The position closes `share` of itself (all of it at ≥ 1) at its entry price,
 /// `minor` units of its profit going to the fund.
+/// Closes a parallel task of [`apply_closes`] takes at least.
+const CLOSE_RUN: usize = 8 * 1024;
+
+/// Writes the closes' quantities (`rows`: the plan's (row, place) sorted by row, no row twice;
+/// `closing[place].1` the quantity after) and drops their accounts' ranking numbers and
+/// certificates, by parallel tasks over runs of whole accounts (rows are grouped by account,
+/// so a run's rows and accounts are ranges of their own). Returns the closed isolated
+/// positions (account, row) in row order: their margins go back to the wallets after, which
+/// reads no quantity, so the state is that of applying the closes one by one in row order.
+fn apply_closes(
+    state: &mut State,
+    rank: &mut RankCache,
+    certs: &mut Certificates,
+    rows: &[(u64, u32)],
+    local_account: &[u32],
+    closing: &[(f64, f64, Event)],
+    run: usize,
+) -> Vec<(usize, usize)> {
+    let account = |j: usize| local_account[rows[j].1 as usize] as usize;
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let mut end = start.saturating_add(run.max(1)).min(rows.len());
+        while end < rows.len() && account(end) == account(end - 1) {
+            end += 1;
+        }
+        runs.push(start..end);
+        start = end;
+    }
+    let row_ranges = runs.iter().map(|r| rows[r.start].0 as usize..rows[r.end - 1].0 as usize + 1);
+    let account_ranges = runs.iter().map(|r| account(r.start)..account(r.end - 1) + 1);
+    let qty = carve_ranges(&mut state.pos_qty, row_ranges);
+    // No stamps before the cache's first prices: nothing cached to drop.
+    let stamps = if rank.stamps().len() == state.accounts.len() {
+        carve_ranges(rank.stamps(), account_ranges.clone())
+    } else {
+        runs.iter().map(|_| &mut [][..]).collect()
+    };
+    let certs = carve_ranges(&mut certs.certs, account_ranges);
+    let isolated = &state.pos_isolated;
+    let released: Vec<Vec<(usize, usize)>> = runs
+        .into_par_iter()
+        .zip(qty)
+        .zip(stamps)
+        .zip(certs)
+        .map(|(((run, qty), stamps), certs)| {
+            let (p0, a0) = (rows[run.start].0 as usize, account(run.start));
+            let mut released = Vec::new();
+            for &(p, i) in &rows[run] {
+                let (p, i) = (p as usize, i as usize);
+                let a = local_account[i] as usize;
+                if let Some(s) = stamps.get_mut(a - a0) {
+                    *s = RankCache::STALE;
+                }
+                certs[a - a0].invalidate();
+                let new = closing[i].1;
+                qty[p - p0] = new;
+                if new == 0.0 && isolated[p] {
+                    released.push((a, p));
+                }
+            }
+            released
+        })
+        .collect();
+    released.concat()
+}
+
+/// Disjoint mutable parts of `v`, one per range (ascending, not overlapping).
+fn carve_ranges<T>(mut v: &mut [T], ranges: impl Iterator<Item = std::ops::Range<usize>>) -> Vec<&mut [T]> {
+    let (mut at, mut out) = (0, Vec::new());
+    for r in ranges {
+        let (_, tail) = std::mem::take(&mut v).split_at_mut(r.start - at);
+        let (mine, tail) = tail.split_at_mut(r.end - r.start);
+        out.push(mine);
+        v = tail;
+        at = r.end;
+    }
+    out
+}
+
 fn adl_close(
     s: &State,
     contract: &crate::contract::Contract,
@@ -1286,6 +1366,7 @@ mod tests {
     use crate::book::{group, BalanceInput, PositionInput};
     use crate::cascade::impact::Liquidity;
     use crate::cascade::run;
+    use crate::cascade::screen::Cert;
     use crate::universe::fixtures::{asset, perp};
     use proptest::prelude::*;
 
@@ -1480,6 +1561,86 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Closes applied by runs of any length (cut at whole accounts) leave the state, the
+        /// ranking cache and the certificates as applying them one by one does, and hand back
+        /// the closed isolated positions in row order.
+        #[test]
+        fn closes_apply_the_same_by_runs_of_any_length(
+            qty in prop::collection::vec((-30.0f64..30.0, -200.0f64..200.0), 1..12),
+            iso in prop::collection::vec(prop::bool::ANY, 12),
+            pick in prop::collection::vec((prop::bool::ANY, prop::bool::ANY), 24),
+            run in 1usize..5,
+        ) {
+            let u = universe();
+            let n = qty.len();
+            let r = rows(&vec![100.0; n], &vec![0.0; n], &qty, &iso[..n]);
+            let base = Shard::new(&r.subset(|_| true), &u, &[0, 1], &[0, 1]).unwrap();
+            // Any rows of any accounts (an account's rows in both markets too), each closed to
+            // half its quantity or to 0.
+            let rows: Vec<(u64, u32)> = (0..base.state.pos_qty.len())
+                .filter(|&p| pick[p % pick.len()].0)
+                .enumerate()
+                .map(|(i, p)| (p as u64, i as u32))
+                .collect();
+            let local_account: Vec<u32> = rows
+                .iter()
+                .map(|&(p, _)| (0..n).find(|&a| base.state.pos_offsets[a + 1] > p as usize).unwrap() as u32)
+                .collect();
+            let event = Event {
+                market: 1,
+                side: 0,
+                qty: 0.0,
+                price: 0.0,
+                notional_usd: 0.0,
+                fee_usd: 0.0,
+                bad_debt_usd: 0.0,
+                kind: EventKind::Adl,
+            };
+            let closing: Vec<(f64, f64, Event)> = rows
+                .iter()
+                .map(|&(p, i)| {
+                    let q = base.state.pos_qty[p as usize];
+                    (q, if pick[i as usize % pick.len()].1 { 0.0 } else { q * 0.5 }, event)
+                })
+                .collect();
+            let assets = [1.0, 100.0];
+            let apply = |run: usize| {
+                let mut s = base.clone();
+                s.rank.at(n, &assets, &[100.0, 10.0]);
+                let (_, stamps, _) = s.rank.slots();
+                stamps.iter_mut().for_each(|x| *x = 7);
+                s.certs.certs.iter_mut().for_each(|c| *c = Cert::kept_for_test());
+                let released = apply_closes(&mut s.state, &mut s.rank, &mut s.certs, &rows, &local_account, &closing, run);
+                (s, released)
+            };
+            let (one, released_one) = apply(usize::MAX);
+            let (got, released) = apply(run);
+            prop_assert_eq!(&released, &released_one);
+            prop_assert_eq!(&got.state.pos_qty, &one.state.pos_qty);
+            let stamps = |s: &Shard| s.rank.clone().stamps().to_vec();
+            prop_assert_eq!(stamps(&got), stamps(&one));
+            let held = |s: &Shard| s.certs.certs.iter().map(Cert::is_held).collect::<Vec<_>>();
+            prop_assert_eq!(held(&got), held(&one));
+            // The definition: each row's quantity, its account uncached and uncertified.
+            let mut want = base.state.pos_qty.clone();
+            let mut touched = vec![false; n];
+            let mut want_released = Vec::new();
+            for (j, &(p, i)) in rows.iter().enumerate() {
+                want[p as usize] = closing[i as usize].1;
+                touched[local_account[j] as usize] = true;
+                if want[p as usize] == 0.0 && base.state.pos_isolated[p as usize] {
+                    want_released.push((local_account[j] as usize, p as usize));
+                }
+            }
+            prop_assert_eq!(&got.state.pos_qty, &want);
+            prop_assert_eq!(released, want_released);
+            let got_stamps = stamps(&got);
+            for (a, &t) in touched.iter().enumerate() {
+                prop_assert_eq!(got.certs.certs[a].is_held(), !t);
+                prop_assert_eq!(got_stamps[a] == RankCache::STALE, t);
+            }
+        }
 
         /// An ADL plan applied at once (in row order when it names each row once, else in
         /// plan order) leaves the state and events of its closes applied one by one in plan
