@@ -31,13 +31,11 @@ pub enum Deleverage {
 /// A profitable position that can cover a deficit.
 #[derive(Debug, Clone, Copy)]
 pub struct Counterparty {
-    /// The account's index in the state.
+    /// The account's index in the state: the ranking's tie-break (ids ascend with it), so a
+    /// comparison reads no other memory and the scan no id.
     pub account: u32,
     /// The position row.
     pub pos: u32,
-    /// The account's id (the ranking's tie-break, kept here so that a comparison reads no
-    /// other memory).
-    pub id: i64,
     /// uPnL in USD at the round's prices (> 0).
     pub upnl: f64,
     pub score: f64,
@@ -277,8 +275,7 @@ pub fn counterparties<'s>(
                 let entry_notional = contract.notional_usd(qty, state.pos_entry[p], sp);
                 let leverage = if equity > 0.0 { notional / equity } else { f64::INFINITY };
                 let score = upnl / entry_notional * leverage;
-                let id = state.accounts[a as usize];
-                found.push(Counterparty { account: a, pos: p as u32, id, upnl, score });
+                found.push(Counterparty { account: a, pos: p as u32, upnl, score });
             }
         },
     );
@@ -292,10 +289,12 @@ pub fn counterparties<'s>(
     &mut scratch.all
 }
 
-/// The ranking: best score first, ties by account id, then row (a total order, so the result
+/// The ranking: best score first, ties by account id — the account's index in the state,
+/// whose ids ascend with it ([`GroupedBook::accounts`](crate::book::GroupedBook)) —, then row
+/// (a total order, so the result
 /// does not depend on how the list was gathered or sorted).
 fn ranked(x: &Counterparty, y: &Counterparty) -> std::cmp::Ordering {
-    y.score.total_cmp(&x.score).then(x.id.cmp(&y.id)).then(x.pos.cmp(&y.pos))
+    y.score.total_cmp(&x.score).then(x.account.cmp(&y.account)).then(x.pos.cmp(&y.pos))
 }
 
 /// Ranks `c` and returns how many of the best-ranked a deficit of `cover` USD reaches: the
@@ -432,7 +431,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn counterparty(i: usize, id: i64, upnl: f64, score: f64) -> Counterparty {
-        Counterparty { account: i as u32, pos: i as u32, id, upnl, score }
+        Counterparty { account: id as u32, pos: i as u32, upnl, score }
     }
 
     /// [`rank`]'s prefix of `c` and its length are the full sort's.
@@ -449,7 +448,7 @@ mod tests {
             .map_or(full.len(), |i| i + 1);
         let n = rank(&mut c, cover);
         prop_assert_eq!(n, want);
-        let key = |x: &Counterparty| (x.score.to_bits(), x.id, x.pos);
+        let key = |x: &Counterparty| (x.score.to_bits(), x.account, x.pos);
         prop_assert_eq!(c[..n].iter().map(key).collect::<Vec<_>>(), full[..n].iter().map(key).collect::<Vec<_>>());
         Ok(())
     }

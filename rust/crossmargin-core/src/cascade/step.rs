@@ -171,6 +171,10 @@ pub struct Shard {
 impl Shard {
     pub fn new(book: &GroupedBook, u: &Universe, asset_remap: &[u32], market_remap: &[u32]) -> Result<Shard> {
         check_remap(book, u, asset_remap, market_remap)?;
+        // The deleveraging ranking breaks ties by the accounts' index for their ids.
+        if !book.accounts.par_windows(2).all(|w| w[0] < w[1]) {
+            return Err(CoreError::config("cascade.shard", "account ids are not ascending and unique"));
+        }
         let state = State::new(book, u, asset_remap, market_remap);
         Ok(Shard {
             index: MarketIndex::new(&state, u.n_markets()),
@@ -409,7 +413,7 @@ impl Shard {
             score: Vec::with_capacity(n),
         };
         for cp in &all[..n] {
-            out.account.push(cp.id);
+            out.account.push(self.state.accounts[cp.account as usize]);
             out.local_account.push(cp.account);
             out.pos.push(u64::from(cp.pos));
             out.upnl.push(cp.upnl);
