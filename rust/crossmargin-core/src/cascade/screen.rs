@@ -469,20 +469,29 @@ impl View<'_> {
     /// is the least room of the three triggers [`policy::select_evaluated`] reads (the cross
     /// pool's maintenance shortfall and negative cross equity at `factor` × the cross
     /// notional, each isolated position's shortfall at `factor` × its notional).
-    pub fn anchor(&self, c: &mut Cert, state: &State, a: usize, cross_eq: f64, m: &AccountMargin, g: &Gathered) {
+    /// Returns whether it gave one.
+    pub fn anchor(
+        &self,
+        c: &mut Cert,
+        state: &State,
+        a: usize,
+        cross_eq: f64,
+        m: &AccountMargin,
+        g: &Gathered,
+    ) -> bool {
         c.slack_at = NONE;
         if !self.enabled || !c.held {
-            return;
+            return false;
         }
         let p = state.pos_offsets[a]..state.pos_offsets[a + 1];
         if !self.all_slack_ok && state.pos_market[p.clone()].iter().any(|&k| !self.rates[k as usize].covered()) {
-            return;
+            return false;
         }
         // An isolated position whose margin is gone is out of the kernel's isolated lines but
         // still in the selection's isolated trigger.
         let gone = |(&iso, &q): (&bool, &f64)| iso && (q <= 0.0 || q.is_nan());
         if state.pos_isolated[p.clone()].iter().zip(&state.iso_qty[p]).any(gone) {
-            return;
+            return false;
         }
         let magnitude = g.balances.magnitude + g.magnitude + m.equity.abs() + cross_eq.abs();
         let per_unit = g.cross_notional;
@@ -498,6 +507,7 @@ impl View<'_> {
             c.tolerance = if f64::from(t) > tolerance { t.next_down() } else { t };
             c.slack_at = self.centre;
         }
+        c.slack_at != NONE
     }
 
     /// Account `a`, just found in no need of action at the context's prices (the view's

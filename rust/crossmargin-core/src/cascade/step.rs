@@ -260,8 +260,12 @@ impl Shard {
                     match policy::select_evaluated(state, a, &ctx, slicing, cross_eq, &m) {
                         Some(cand) => cands.push(cand),
                         None => {
-                            view.anchor(c, state, a, cross_eq, &m, &g);
-                            view.certify(c, state, a, &ctx, &g.balances);
+                            // A band is tried only where no slack certificate was given: on
+                            // the 1M demo, bands beside slack certificates spared 3 of 7.7M
+                            // evaluations for the cost of their attempts.
+                            if !view.anchor(c, state, a, cross_eq, &m, &g) {
+                                view.certify(c, state, a, &ctx, &g.balances);
+                            }
                         }
                     }
                 }
