@@ -58,7 +58,7 @@ impl Minor {
     /// conversion). For amounts bounded before they get here (the cascade's ledger).
     #[inline]
     pub fn saturating_from_f64(x: f64) -> Minor {
-        Minor((x * SCALE_F64).round_ties_even() as i128)
+        Minor(f64_to_i128((x * SCALE_F64).round_ties_even()))
     }
 
     /// `usd` in minor units of an asset priced at `price` USD: usd / price, saturating; 0 when
@@ -75,7 +75,7 @@ impl Minor {
     /// Asset units as f64 (rounded to the nearest f64 when beyond 2⁵³ minor units).
     #[inline]
     pub fn to_f64(self) -> f64 {
-        self.0 as f64 / SCALE_F64
+        i128_to_f64(self.0) / SCALE_F64
     }
 
     /// The amount's value in USD with the asset at `price`.
@@ -195,10 +195,75 @@ pub fn allocate(total: Minor, weights: &[f64]) -> Result<Vec<Minor>> {
     Ok(parts.into_iter().map(|p| Minor(sign * p as i128)).collect())
 }
 
+/// `x as f64`: a ledger amount nearly always fits in i64, whose conversion is one
+/// instruction where i128's is a library call (both round to nearest, ties to even: the same
+/// float).
+#[inline]
+fn i128_to_f64(x: i128) -> f64 {
+    match i64::try_from(x) {
+        Ok(x) => x as f64,
+        Err(_) => wide_to_f64(x),
+    }
+}
+
+/// Out of line, so that the compiler does not fold the two paths back into the library call.
+#[cold]
+#[inline(never)]
+fn wide_to_f64(x: i128) -> f64 {
+    x as f64
+}
+
+/// `y as i128` for an integral (or non-finite) `y`: through i64 where it fits (one
+/// instruction, exact), else i128's saturating library conversion (NaN → 0, ±∞ → the bounds).
+#[inline]
+fn f64_to_i128(y: f64) -> i128 {
+    // 2⁶³: every integral float below it in magnitude is an i64.
+    if y.abs() < 9_223_372_036_854_775_808.0 {
+        i128::from(y as i64)
+    } else {
+        y as i128
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The fast conversions are Rust's `as` conversions, bit for bit, at and around every
+    /// boundary (2⁵³, 2⁶³, the i64 and i128 bounds) and over random bit patterns.
+    #[test]
+    fn fast_conversions_are_the_as_conversions() {
+        let mut ints: Vec<i128> = vec![0, 1, -1, i128::MAX, i128::MIN, i128::MAX - 1, i128::MIN + 1];
+        for e in [52u32, 53, 54, 62, 63, 64, 100, 126] {
+            for d in -3i128..=3 {
+                ints.push((1i128 << e) + d);
+                ints.push(-(1i128 << e) + d);
+            }
+        }
+        ints.extend([i64::MAX as i128, i64::MIN as i128, i64::MAX as i128 + 1, i64::MIN as i128 - 1]);
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let wide = (i128::from(x) << 64 | i128::from(x.rotate_left(17))) >> (x % 127);
+            ints.push(wide);
+            ints.push(x as i64 as i128);
+        }
+        for &v in &ints {
+            assert_eq!(i128_to_f64(v).to_bits(), (v as f64).to_bits(), "{v}");
+        }
+        let mut floats: Vec<f64> = vec![0.0, -0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, f64::MAX, f64::MIN];
+        for v in [9_223_372_036_854_775_808.0f64, 4_503_599_627_370_496.0, 1e19, 1e28, 1.7e38, 1.8e38] {
+            floats.extend([v, -v, v.next_up(), v.next_down(), -v.next_up(), -v.next_down()]);
+        }
+        floats.extend(ints.iter().map(|&v| v as f64));
+        for &y in &floats {
+            let y = y.round_ties_even();
+            assert_eq!(f64_to_i128(y), y as i128, "{y}");
+        }
+    }
 
     #[test]
     fn from_f64_rounds_half_to_even() {
