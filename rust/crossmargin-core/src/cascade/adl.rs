@@ -18,7 +18,6 @@ use crate::cascade::ledger::Pools;
 use crate::cascade::policy::cross_equity_and_notional;
 use crate::cascade::state::State;
 use crate::margin::MarginContext;
-use crate::memory::Disjoint;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deleverage {
@@ -59,65 +58,35 @@ pub struct MarketIndex {
 
 impl MarketIndex {
     pub fn new(state: &State, n_markets: usize) -> MarketIndex {
-        MarketIndex::chunked(state, n_markets, 1 << 16)
-    }
-
-    /// [`MarketIndex::new`] by chunks of `rows` position rows (the same index for any size).
-    fn chunked(state: &State, n_markets: usize, rows: usize) -> MarketIndex {
-        // The three groupings (all rows, the long side's, the short side's) as CSR offsets per
-        // market, rows ascending within one: each chunk of rows counts its rows per grouping
-        // and market, then writes them at its own place (a market's chunks in row order), both
-        // passes by parallel tasks.
+        // One counting pass and one filling pass for the three groupings (all rows, the long
+        // side's, the short side's): CSR offsets per market, rows ascending within one.
         let q = &state.pos_qty;
         let is_long = |p: usize| q[p] > 0.0 || q[p].is_nan();
         let is_short = |p: usize| q[p] < 0.0 || q[p].is_nan();
-        let np = state.pos_market.len();
-        let chunk = |c: usize| c * rows..((c + 1) * rows).min(np);
-        let counts: Vec<[Vec<usize>; 3]> = (0..np.div_ceil(rows))
-            .into_par_iter()
-            .map(|c| {
-                let mut n = [vec![0usize; n_markets], vec![0usize; n_markets], vec![0usize; n_markets]];
-                for p in chunk(c) {
-                    let k = state.pos_market[p] as usize;
-                    n[0][k] += 1;
-                    n[1][k] += usize::from(is_long(p));
-                    n[2][k] += usize::from(is_short(p));
-                }
-                n
-            })
-            .collect();
-        let mut offsets = [vec![0usize; n_markets + 1], vec![0usize; n_markets + 1], vec![0usize; n_markets + 1]];
-        let mut starts = counts.clone();
-        for g in 0..3 {
-            let mut total = 0;
-            for k in 0..n_markets {
-                offsets[g][k] = total;
-                for (n, at) in counts.iter().zip(&mut starts) {
-                    at[g][k] = total;
-                    total += n[g][k];
-                }
-            }
-            offsets[g][n_markets] = total;
+        let mut counts = [vec![0usize; n_markets + 1], vec![0usize; n_markets + 1], vec![0usize; n_markets + 1]];
+        for (p, &k) in state.pos_market.iter().enumerate() {
+            let k = k as usize + 1;
+            counts[0][k] += 1;
+            counts[1][k] += usize::from(is_long(p));
+            counts[2][k] += usize::from(is_short(p));
         }
-        let mut lists = offsets.each_ref().map(|o| Vec::<u32>::with_capacity(o[n_markets]));
-        let out = lists.each_mut().map(Disjoint::new);
-        starts.into_par_iter().enumerate().for_each(|(c, mut at)| {
-            for p in chunk(c) {
-                let k = state.pos_market[p] as usize;
-                let keep = [true, is_long(p), is_short(p)];
-                for g in 0..3 {
-                    if keep[g] {
-                        // SAFETY: chunk c alone writes its rows of market k in grouping g, at
-                        // at[g][k].., within the capacity (the counts sum to the lengths).
-                        unsafe { out[g].write(at[g][k], p as u32) };
-                        at[g][k] += 1;
-                    }
+        for c in &mut counts {
+            for k in 0..n_markets {
+                c[k + 1] += c[k];
+            }
+        }
+        let mut at = counts.clone();
+        let mut rows =
+            [vec![0u32; counts[0][n_markets]], vec![0u32; counts[1][n_markets]], vec![0u32; counts[2][n_markets]]];
+        for (p, &k) in state.pos_market.iter().enumerate() {
+            let k = k as usize;
+            let keep = [true, is_long(p), is_short(p)];
+            for g in 0..3 {
+                if keep[g] {
+                    rows[g][at[g][k]] = p as u32;
+                    at[g][k] += 1;
                 }
             }
-        });
-        for (r, o) in lists.iter_mut().zip(&offsets) {
-            // SAFETY: every slot below the total was written by the chunk counting it.
-            unsafe { r.set_len(o[n_markets]) };
         }
         // Each position row's account, in parallel chunks of accounts (rows are grouped by
         // account, so a chunk of accounts owns one contiguous run of rows).
@@ -130,9 +99,9 @@ impl MarketIndex {
                 (lo..hi).flat_map(|a| std::iter::repeat_n(a as u32, state.pos_offsets[a + 1] - state.pos_offsets[a]))
             })
             .collect();
-        let [all_offsets, long_offsets, short_offsets] = offsets;
-        let [pos, long, short] = lists;
-        MarketIndex { offsets: all_offsets, pos, account, long: (long_offsets, long), short: (short_offsets, short) }
+        let [offsets, long_offsets, short_offsets] = counts;
+        let [pos, long, short] = rows;
+        MarketIndex { offsets, pos, account, long: (long_offsets, long), short: (short_offsets, short) }
     }
 
     /// The market's rows that can hold a position on `side` (`qty × side > 0`): one side's
@@ -451,63 +420,6 @@ mod tests {
         let key = |x: &Counterparty| (x.score.to_bits(), x.account, x.pos);
         prop_assert_eq!(c[..n].iter().map(key).collect::<Vec<_>>(), full[..n].iter().map(key).collect::<Vec<_>>());
         Ok(())
-    }
-
-    /// The index as its definition has it, row by row: per market the rows in ascending order,
-    /// all of them, those with qty > 0 or NaN, those with qty < 0 or NaN.
-    #[test]
-    fn the_market_index_is_its_definition_for_any_chunking() {
-        let u = Universe::new(
-            &[asset("USDT", 1.0), asset("BTC", 100.0)],
-            &[
-                perp("BTCUSDT", "USDT", "BTC", 100.0, &[(f64::INFINITY, 0.1, 0.05)]),
-                perp("ETHUSDT", "USDT", "BTC", 10.0, &[(f64::INFINITY, 0.1, 0.05)]),
-                perp("SOLUSDT", "USDT", "BTC", 1.0, &[(f64::INFINITY, 0.1, 0.05)]),
-            ],
-        )
-        .unwrap();
-        let qtys = [1.0, -2.0, 0.0, -0.0, 3.0, -0.5, 0.25];
-        let (mut pa, mut pc, mut pq) = (vec![], vec![], vec![]);
-        for a in 0..40i64 {
-            for k in 0..3u32 {
-                if (a + i64::from(k)) % 4 != 0 {
-                    pa.push(a);
-                    pc.push(k);
-                    pq.push(qtys[(a as usize * 3 + k as usize) % qtys.len()]);
-                }
-            }
-        }
-        let n = pa.len();
-        let book = group(
-            BalanceInput { account: &[], code: &[], qty: &[] },
-            PositionInput {
-                account: &pa,
-                code: &pc,
-                qty: &pq,
-                entry_price: &vec![1.0; n],
-                isolated_margin: &vec![0.0; n],
-            },
-            2,
-            3,
-        )
-        .unwrap();
-        let state = State::new(&book, &u, &[0, 1], &[0, 1, 2]);
-        let q = &state.pos_qty;
-        let want = |k: usize, keep: &dyn Fn(f64) -> bool| -> Vec<u32> {
-            (0..n).filter(|&p| state.pos_market[p] as usize == k && keep(q[p])).map(|p| p as u32).collect()
-        };
-        for rows in [1, 3, 7, 64, 1 << 16] {
-            let index = MarketIndex::chunked(&state, 3, rows);
-            for k in 0..3 {
-                assert_eq!(index.rows(k, 0.0), want(k, &|_| true), "rows {rows}, market {k}");
-                assert_eq!(index.rows(k, 1.0), want(k, &|x| x > 0.0 || x.is_nan()), "rows {rows}, market {k}");
-                assert_eq!(index.rows(k, -1.0), want(k, &|x| x < 0.0 || x.is_nan()), "rows {rows}, market {k}");
-            }
-            let accounts: Vec<u32> = (0..state.n_accounts())
-                .flat_map(|a| (state.pos_offsets[a]..state.pos_offsets[a + 1]).map(move |_| a as u32))
-                .collect();
-            assert_eq!(index.account, accounts);
-        }
     }
 
     proptest! {
