@@ -557,9 +557,6 @@ impl Shard {
     }
 }
 
-/// Close `i` of an ADL plan on the state as it stands: (the position's quantity before, after,
-/// the event). The position closes `share` of itself (all of it at ≥ 1) at its entry price,
-/// `minor` units of its profit going to the fund.
 /// Closes a parallel task of [`apply_closes`] takes at least.
 const CLOSE_RUN: usize = 8 * 1024;
 
@@ -640,6 +637,9 @@ fn carve_ranges<T>(mut v: &mut [T], ranges: impl Iterator<Item = std::ops::Range
     out
 }
 
+/// Close `i` of an ADL plan on the state as it stands: (the position's quantity before, after,
+/// the event). The position closes `share` of itself (all of it at ≥ 1) at its entry price,
+/// `minor` units of its profit going to the fund.
 fn adl_close(
     s: &State,
     contract: &crate::contract::Contract,
