@@ -371,7 +371,7 @@ impl Certificates {
             self.calls = 0;
             self.last_marks.clear();
             self.moving.iter_mut().for_each(|m| *m = false);
-            self.certs.iter_mut().for_each(|c| (c.at, c.held, c.slack_at) = (NONE, false, NONE));
+            self.certs.iter_mut().for_each(Cert::invalidate);
         } else {
             self.calls = self.calls.saturating_add(1);
         }

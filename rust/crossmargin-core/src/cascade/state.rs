@@ -468,15 +468,19 @@ impl BookColumns {
 
 /// The rows `offsets[a]..offsets[a + 1]` of each of `accounts` (ascending, distinct), as
 /// disjoint mutable slices.
-fn carve<'s, T>(mut rest: &'s mut [T], offsets: &[usize], accounts: &[usize]) -> Vec<&'s mut [T]> {
-    let (mut at, mut out) = (0usize, Vec::with_capacity(accounts.len()));
-    for &a in accounts {
-        let (lo, hi) = (offsets[a], offsets[a + 1]);
-        let (_, tail) = std::mem::take(&mut rest).split_at_mut(lo - at);
-        let (mine, tail) = tail.split_at_mut(hi - lo);
+fn carve<'s, T>(rest: &'s mut [T], offsets: &[usize], accounts: &[usize]) -> Vec<&'s mut [T]> {
+    carve_ranges(rest, accounts.iter().map(|&a| offsets[a]..offsets[a + 1]))
+}
+
+/// Disjoint mutable parts of `v`, one per range (ascending, not overlapping).
+pub fn carve_ranges<T>(mut v: &mut [T], ranges: impl Iterator<Item = std::ops::Range<usize>>) -> Vec<&mut [T]> {
+    let (mut at, mut out) = (0, Vec::with_capacity(ranges.size_hint().0));
+    for r in ranges {
+        let (_, tail) = std::mem::take(&mut v).split_at_mut(r.start - at);
+        let (mine, tail) = tail.split_at_mut(r.end - r.start);
         out.push(mine);
-        rest = tail;
-        at = hi;
+        v = tail;
+        at = r.end;
     }
     out
 }

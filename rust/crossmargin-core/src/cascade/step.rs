@@ -30,7 +30,7 @@ use crate::cascade::impact::Execution;
 use crate::cascade::ledger::{self, to_minor, Pools};
 use crate::cascade::policy::{self, cross_equity_and_notional, Candidate, EventKind, Order, Slicing};
 use crate::cascade::screen::{Certificates, Gathered};
-use crate::cascade::state::{AccountMut, State};
+use crate::cascade::state::{carve_ranges, AccountMut, State};
 use crate::cascade::{check, check_remap, CascadeConfig, Event, Events, Rounds};
 use crate::error::{CoreError, Result};
 use crate::margin::{position_stake, MarginContext, PreparedLookup, Prices, Remap};
@@ -622,19 +622,6 @@ fn apply_closes(
         })
         .collect();
     released.concat()
-}
-
-/// Disjoint mutable parts of `v`, one per range (ascending, not overlapping).
-fn carve_ranges<T>(mut v: &mut [T], ranges: impl Iterator<Item = std::ops::Range<usize>>) -> Vec<&mut [T]> {
-    let (mut at, mut out) = (0, Vec::new());
-    for r in ranges {
-        let (_, tail) = std::mem::take(&mut v).split_at_mut(r.start - at);
-        let (mine, tail) = tail.split_at_mut(r.end - r.start);
-        out.push(mine);
-        v = tail;
-        at = r.end;
-    }
-    out
 }
 
 /// Close `i` of an ADL plan on the state as it stands: (the position's quantity before, after,
