@@ -8,6 +8,9 @@ compares them with ``np.array_equal(..., equal_nan=True)`` (dtypes too).
     python -m benches.liq_same_bits --old /tmp/main/python --new python --old-cache /tmp/main.npz
 
 Exits 1 and names the columns that differ (with the first differing row) when any does.
+With ``--rtol`` (a change that moves roots by rounding, e.g. a different summation order) the
+price columns may differ by at most that relative amount, NaN where the old build has NaN;
+the rows that differ and the largest relative difference are reported.
 """
 
 from __future__ import annotations
@@ -46,9 +49,12 @@ def run(python_path: str, accounts: int, threads: int, out: str) -> dict[str, np
         return {k: z[k] for k in z.files}
 
 
-def differences(old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> list[str]:
-    """One line per column that is missing on one side or differs (dtype, length or bits)."""
-    out = []
+def differences(
+    old: dict[str, np.ndarray], new: dict[str, np.ndarray], rtol: float | None = None
+) -> tuple[list[str], list[str]]:
+    """One line per column that is missing on one side or differs (dtype, length or bits;
+    float columns beyond `rtol` when it is given), and one per float column within it."""
+    out, within = [], []
     for name in sorted((set(old) | set(new)) - {"build"}):
         if name not in old or name not in new:
             out.append(f"{name}: only in {'new' if name in new else 'old'}")
@@ -62,6 +68,17 @@ def differences(old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> list[
             same = (a.view(np.uint64) == b.view(np.uint64)) | (np.isnan(a) & np.isnan(b))
         else:
             same = a == b
+        if floats and rtol is not None and not np.all(same):
+            nan_same = np.array_equal(np.isnan(a), np.isnan(b))
+            ok = ~np.isnan(a)
+            rel = np.abs(b[ok] - a[ok]) / np.maximum(np.abs(a[ok]), np.finfo(float).tiny)
+            worst = float(rel.max(initial=0.0))
+            n_diff = int((~same).sum())
+            line = f"{name}: {n_diff} rows differ, largest relative difference {worst:.3g}"
+            (within if nan_same and worst <= rtol else out).append(
+                line + ("" if nan_same else ", NaN rows differ")
+            )
+            continue
         if not np.all(same):
             first = int(np.argmin(same))
             n_diff = int((~same).sum())
@@ -69,7 +86,7 @@ def differences(old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> list[
             out.append(f"{name}: {n_diff} rows differ, first {first}: {was!r} vs {now!r}")
         elif floats:
             assert np.array_equal(a, b, equal_nan=True)
-    return out
+    return out, within
 
 
 def main() -> None:
@@ -82,6 +99,7 @@ def main() -> None:
     ap.add_argument(
         "--old-cache", help="an .npz of the old build's columns: read if it exists, else written"
     )
+    ap.add_argument("--rtol", type=float, help="float columns may differ by this relative amount")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if a.old_cache and os.path.exists(a.old_cache):
@@ -92,12 +110,15 @@ def main() -> None:
             old = run(a.old, a.accounts, a.old_threads or a.threads, old_path)
         new = run(a.new, a.accounts, a.threads, os.path.join(tmp, "new.npz"))
     print(f"old: {old['build']}\nnew: {new['build']}")
-    diff = differences(old, new)
+    diff, within = differences(old, new, a.rtol)
     n_cols = len(set(old) - {"build"})
     if diff:
         print("\n".join(diff))
         sys.exit(1)
-    print(f"{n_cols} columns bit-identical ({a.accounts} accounts)")
+    if within:
+        print(f"within rtol {a.rtol}:\n" + "\n".join(within))
+    n_same = n_cols - len(within)
+    print(f"{n_same} of {n_cols} columns bit-identical ({a.accounts} accounts)")
 
 
 if __name__ == "__main__":

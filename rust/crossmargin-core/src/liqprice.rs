@@ -477,13 +477,12 @@ fn cross_closed_form(
     base: &AccountMargin,
     rows_at_one: bool,
 ) -> Option<(f64, f64)> {
-    let mut terms = std::mem::take(&mut scr.terms);
     let g1 = [pool_gap(base, Boundary::Maintenance), pool_gap(base, Boundary::Bankruptcy)];
-    let at_one = rows_at_one.then_some(&scr.base);
-    let found = piecewise::cross_terms(rows, ctx, moves, tables, d, at_one, &mut terms)
-        .and_then(|basis| closed_form_roots(&mut terms, ctx.universe, tables, basis, g1));
-    scr.terms = terms;
-    found
+    // Borrowed field by field (taking the terms out of the scratch and back is two copies of
+    // the struct, each a call to memcpy).
+    let (terms, at_one) = (&mut scr.terms, rows_at_one.then_some(&scr.base));
+    piecewise::cross_terms(rows, ctx, moves, tables, d, at_one, terms)
+        .and_then(|basis| closed_form_roots(terms, ctx.universe, tables, basis, g1))
 }
 
 /// The closed-form search of an isolated position (see [`cross_closed_form`]).

@@ -17,7 +17,9 @@
 //! The constant is g(1) of the full model less the moving rows at s = 1 (their numbers at
 //! s = 1 from the account's [`Base`] where it has them: [`Terms::exact_at_one`]). Each term's piece
 //! at s = 1, its coefficients and its first breakpoint either way are set up once per account
-//! and driver ([`Term::new`]); one sweep downward and one upward ([`Terms::sweep`]) answer the
+//! and driver ([`Term::new`]); a term without a breakpoint (a flat amount, a uPnL at weight 1,
+//! a balance without haircut tiers) is summed into a line per gap instead, once. One sweep
+//! downward and one upward ([`Terms::sweep`]) answer the
 //! maintenance and the bankruptcy gap together, keeping one piece index per term and crossing
 //! breakpoints one at a time (O(1) per crossing); the segment's root is solved in closed form,
 //! and the caller checks it with the model's own per-row formulas ([`Terms::exact`]). Every
@@ -203,19 +205,7 @@ impl Term {
     /// Inlined into each caller, whose `kind` is then known: its matches fold away.
     #[inline(always)]
     fn new(kind: Kind, req: bool, t: &Tables) -> Self {
-        let n = match kind {
-            Kind::Flat(_) => 0,
-            Kind::Tiered { asset, .. } => {
-                let sl = &t.slices[asset as usize];
-                match sl.last() {
-                    None => 0,
-                    Some(last) if last.bound.is_finite() => sl.len(),
-                    Some(_) => sl.len() - 1,
-                }
-            }
-            Kind::Pnl { w, at, .. } => usize::from(w != 1.0 && at.is_finite() && at > 0.0),
-            Kind::Brackets { market, .. } => t.tiers[market as usize].len() - 1,
-        };
+        let n = kind.breakpoints(t);
         let start = [f64::NEG_INFINITY, f64::INFINITY];
         let (k, k_down) = ([0.0; 2], [0.0; 2]);
         let mut term = Term { kind, req, n: n as u32, j: 0, j_down: 0, j_up: 0, next: f64::INFINITY, k, start, k_down };
@@ -336,8 +326,34 @@ impl Term {
     /// (c0, c1) of piece `j`.
     #[inline(always)]
     fn coef(&self, t: &Tables, j: u32) -> [f64; 2] {
+        self.kind.coef(t, j)
+    }
+}
+
+impl Kind {
+    /// The number of breakpoints (the term has one piece more).
+    #[inline(always)]
+    fn breakpoints(&self, t: &Tables) -> usize {
+        match *self {
+            Kind::Flat(_) => 0,
+            Kind::Tiered { asset, .. } => {
+                let sl = &t.slices[asset as usize];
+                match sl.last() {
+                    None => 0,
+                    Some(last) if last.bound.is_finite() => sl.len(),
+                    Some(_) => sl.len() - 1,
+                }
+            }
+            Kind::Pnl { w, at, .. } => usize::from(w != 1.0 && at.is_finite() && at > 0.0),
+            Kind::Brackets { market, .. } => t.tiers[market as usize].len() - 1,
+        }
+    }
+
+    /// (c0, c1) of piece `j`.
+    #[inline(always)]
+    fn coef(&self, t: &Tables, j: u32) -> [f64; 2] {
         let j = j as usize;
-        match self.kind {
+        match *self {
             Kind::Flat(c) => c,
             Kind::Tiered { asset, qp, w } => {
                 let sl = &t.slices[asset as usize];
@@ -385,7 +401,14 @@ enum Row {
 
 /// The moving terms of one search and the basis they share.
 pub(super) struct Terms {
+    /// The terms with a breakpoint, walked by the sweeps.
     terms: Vec<Term>,
+    /// The terms without one (one piece throughout: flat amounts, a uPnL at weight 1, a
+    /// balance without haircut tiers), summed once: (c0, c1) of the maintenance gap (their
+    /// requirements subtracted) and of the bankruptcy gap (requirements left out).
+    fixed: [[f64; 2]; 2],
+    /// Σ |c0| and Σ |c1| of the terms in `fixed`, per gap (their share of the gross).
+    fixed_abs: [[f64; 2]; 2],
     rows: Vec<Row>,
     /// Each row's (collateral, requirement) at s = 1 where the account's [`Base`] gave them
     /// (the same numbers as [`Terms::exact`] at s = 1: one formula, the same prices); empty
@@ -405,11 +428,22 @@ impl Default for Terms {
 
 impl Terms {
     pub(super) fn new() -> Self {
-        Terms { terms: Vec::new(), rows: Vec::new(), at1: Vec::new(), basis: None, mixed: false, concave: true }
+        Terms {
+            terms: Vec::new(),
+            fixed: [[0.0; 2]; 2],
+            fixed_abs: [[0.0; 2]; 2],
+            rows: Vec::new(),
+            at1: Vec::new(),
+            basis: None,
+            mixed: false,
+            concave: true,
+        }
     }
 
     fn clear(&mut self) {
         self.terms.clear();
+        self.fixed = [[0.0; 2]; 2];
+        self.fixed_abs = [[0.0; 2]; 2];
         self.rows.clear();
         self.at1.clear();
         self.basis = None;
@@ -470,7 +504,20 @@ impl Terms {
                 Some(_) => {}
             }
         }
-        self.terms.push(Term::new(kind, req, t));
+        if kind.breakpoints(t) > 0 {
+            self.terms.push(Term::new(kind, req, t));
+            return;
+        }
+        // One piece: no sweep ever crosses it.
+        let k = kind.coef(t, 0);
+        let sign = if req { -1.0 } else { 1.0 };
+        let gaps = if req { 1 } else { 2 };
+        for (line, abs) in self.fixed.iter_mut().zip(&mut self.fixed_abs).take(gaps) {
+            for ((l, a), k) in line.iter_mut().zip(abs).zip(k) {
+                *l += sign * k;
+                *a += k.abs();
+            }
+        }
     }
 
     /// The basis of the search: s unless every moving term is in 1/s; `None` when they mix.
@@ -718,11 +765,12 @@ struct Gap {
 }
 
 impl Terms {
-    /// Σ of the terms' current pieces (requirements subtracted at maintenance, left out of the
-    /// bankruptcy gap) plus `c`.
+    /// Σ of the terms' current pieces and the one-piece terms (requirements subtracted at
+    /// maintenance, left out of the bankruptcy gap) plus `c`.
     #[inline]
     fn sum(&self, maint: bool, c: f64) -> [f64; 2] {
-        let mut g = [c, 0.0];
+        let f = self.fixed[usize::from(!maint)];
+        let mut g = [c + f[0], f[1]];
         for term in &self.terms {
             if term.req && !maint {
                 continue;
@@ -738,7 +786,7 @@ impl Terms {
     /// [`Terms::sum`] with c = 0 of the maintenance and the bankruptcy gap, in one pass.
     #[inline]
     fn sum_both(&self) -> [[f64; 2]; 2] {
-        let mut g = [[0.0; 2]; 2];
+        let mut g = self.fixed;
         for term in &self.terms {
             let x = term.k;
             let sign = if term.req { -1.0 } else { 1.0 };
@@ -752,10 +800,11 @@ impl Terms {
         g
     }
 
-    /// |c| + Σ |term| at factor s (the current pieces): the gross of g.
+    /// |c| + Σ |term| at factor s (the current pieces, the one-piece terms): the gross of g.
     fn gross(&self, basis: Basis, maint: bool, c: f64, s: f64) -> f64 {
         let x = basis.phi(s);
-        let mut sum = c.abs();
+        let f = self.fixed_abs[usize::from(!maint)];
+        let mut sum = c.abs() + f[0] + f[1] * x;
         for term in self.terms.iter().filter(|term| maint || !term.req) {
             let k = term.k;
             sum += k[0].abs() + (k[1] * x).abs();
@@ -764,10 +813,11 @@ impl Terms {
     }
 
     /// g of a gap at the walk's limit, each term on its piece there (called before the first
-    /// crossing: every term on its piece at s = 1).
+    /// crossing: every term on its piece at s = 1), the one-piece terms with them.
     fn at_limit(&self, t: &Tables, basis: Basis, maint: bool, c: f64, limit: f64, up: bool) -> f64 {
         let x = basis.phi(limit);
-        let mut at = c;
+        let f = self.fixed[usize::from(!maint)];
+        let mut at = c + f[0] + f[1] * x;
         for term in self.terms.iter().filter(|term| maint || !term.req) {
             let j = term.piece_toward(t, limit, up);
             let k = if j == term.j { term.k } else { term.coef(t, j) };
