@@ -90,8 +90,8 @@ pub struct LiqColumns {
 /// of the closing-fee reserves (the bankruptcy price).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Boundary {
-    Maintenance,
-    Bankruptcy,
+    Maintenance = 0,
+    Bankruptcy = 1,
 }
 
 /// What one search moves.
@@ -289,15 +289,17 @@ fn isolated_gap(
     s: f64,
 ) -> (f64, f64) {
     scr.set(ctx, moves, d, s);
-    let u = ctx.universe;
-    let settle = scr.asset[u.markets.settle[k] as usize];
-    let p = position_margin(u, k, qty, entry, scr.mark[k], 1.0);
-    let reserve = fee_reserve(&u.market_hot[k], qty, scr.mark[k], margin + p.upnl);
-    let req = match b {
-        Boundary::Maintenance => p.requirement[1] + reserve,
-        Boundary::Bankruptcy => reserve,
-    };
-    ((margin + p.upnl - req) * settle, (margin.abs() + p.upnl.abs() + req.abs()) * settle)
+    let settle = scr.asset[ctx.universe.markets.settle[k] as usize];
+    isolated_gaps(ctx.universe, k, qty, entry, margin, scr.mark[k], settle)[b as usize]
+}
+
+/// [`isolated_gap`] of both boundaries (maintenance, bankruptcy) at a mark and settle price.
+#[inline]
+fn isolated_gaps(u: &Universe, k: usize, qty: f64, entry: f64, margin: f64, mark: f64, settle: f64) -> [(f64, f64); 2] {
+    let p = position_margin(u, k, qty, entry, mark, 1.0);
+    let reserve = fee_reserve(&u.market_hot[k], qty, mark, margin + p.upnl);
+    [p.requirement[1] + reserve, reserve]
+        .map(|req| ((margin + p.upnl - req) * settle, (margin.abs() + p.upnl.abs() + req.abs()) * settle))
 }
 
 /// The factor nearest 1 (log distance) in [S_MIN, S_MAX] at which g changes sign, walking the
@@ -498,15 +500,14 @@ fn isolated_closed_form(
     entry: f64,
     margin: f64,
 ) -> Option<(f64, f64)> {
-    let mut terms = std::mem::take(&mut scr.terms);
-    let found = piecewise::isolated_terms(ctx, moves, tables, d, k, qty, entry, margin, &mut terms).and_then(|basis| {
-        let g1 = [Boundary::Maintenance, Boundary::Bankruptcy]
-            .map(|b| isolated_gap(ctx, moves, d, scr, k, qty, entry, margin, b, 1.0));
-        closed_form_roots(&mut terms, ctx.universe, tables, basis, g1)
-    });
-    scr.set(ctx, moves, d, 1.0);
-    scr.terms = terms;
-    found
+    let terms = &mut scr.terms;
+    piecewise::isolated_terms(ctx, moves, tables, d, k, qty, entry, margin, terms).and_then(|basis| {
+        // g at s = 1 is at the call's own prices (the scratch's, moved by 1, are the same bits).
+        let u = ctx.universe;
+        let settle = ctx.prices.asset[u.markets.settle[k] as usize];
+        let g1 = isolated_gaps(u, k, qty, entry, margin, ctx.prices.mark[k], settle);
+        closed_form_roots(terms, u, tables, basis, g1)
+    })
 }
 
 /// Liquidation and bankruptcy prices of one account's positions, written to `liq` and `bank`
