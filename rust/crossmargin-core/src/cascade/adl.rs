@@ -155,15 +155,10 @@ impl RankCache {
         }
     }
 
-    /// Each account's stamp, for a caller that invalidates many accounts at once (setting
-    /// theirs to [`RankCache::STALE`]).
-    pub fn stamps(&mut self) -> &mut [u32] {
-        &mut self.stamp
-    }
-
     /// The epoch and each account's (stamp, value) slots, for a caller that computes the
     /// numbers of many accounts at the cached prices (the selection, which evaluates them
-    /// anyway): writing `value[a]` and setting `stamp[a]` to the epoch caches account `a`.
+    /// anyway): writing `value[a]` and setting `stamp[a]` to the epoch caches account `a`, and
+    /// setting it to [`RankCache::STALE`] drops it (many accounts at once: the ADL closes).
     pub fn slots(&mut self) -> (u32, &mut [u32], &mut [(f64, f64)]) {
         (self.epoch, &mut self.stamp, &mut self.value)
     }

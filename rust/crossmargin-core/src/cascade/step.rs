@@ -590,8 +590,9 @@ fn apply_closes(
     let account_ranges = runs.iter().map(|r| account(r.start)..account(r.end - 1) + 1);
     let qty = carve_ranges(&mut state.pos_qty, row_ranges);
     // No stamps before the cache's first prices: nothing cached to drop.
-    let stamps = if rank.stamps().len() == state.accounts.len() {
-        carve_ranges(rank.stamps(), account_ranges.clone())
+    let (_, stamps, _) = rank.slots();
+    let stamps = if stamps.len() == state.accounts.len() {
+        carve_ranges(stamps, account_ranges.clone())
     } else {
         runs.iter().map(|_| &mut [][..]).collect()
     };
@@ -1613,7 +1614,7 @@ mod tests {
             let (got, released) = apply(run);
             prop_assert_eq!(&released, &released_one);
             prop_assert_eq!(&got.state.pos_qty, &one.state.pos_qty);
-            let stamps = |s: &Shard| s.rank.clone().stamps().to_vec();
+            let stamps = |s: &Shard| s.rank.clone().slots().1.to_vec();
             prop_assert_eq!(stamps(&got), stamps(&one));
             let held = |s: &Shard| s.certs.certs.iter().map(Cert::is_held).collect::<Vec<_>>();
             prop_assert_eq!(held(&got), held(&one));
