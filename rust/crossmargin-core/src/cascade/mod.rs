@@ -13,6 +13,7 @@
 pub mod adl;
 pub mod impact;
 pub mod ledger;
+pub mod phases;
 pub mod policy;
 pub mod screen;
 pub mod state;
@@ -25,9 +26,10 @@ use crate::error::{CoreError, Result};
 use crate::universe::Universe;
 use adl::Deleverage;
 use impact::Liquidity;
+use phases::{Phase, PhaseClock};
 use policy::{EventKind, Slicing};
 use state::State;
-use step::{run_sharded, Driver, DriverOutput, Shard};
+use step::{run_sharded_timed, Driver, DriverOutput, Shard};
 
 #[derive(Debug, Clone)]
 pub struct CascadeConfig {
@@ -354,14 +356,24 @@ pub fn run(
     market_remap: &[u32],
     cfg: &CascadeConfig,
 ) -> Result<CascadeOutput> {
-    let mut driver = Driver::new(u, cfg.clone())?;
-    let mut shard = Shard::new(book, u, asset_remap, market_remap)?;
-    driver.check_capacity(&[shard.gross_holdings(u)])?;
-    check_position_sizes(book, u, &shard.state, cfg)?;
-    let totals_before = driver.totals(&[shard.holdings(u)])?;
-    run_sharded(u, std::slice::from_mut(&mut shard), &mut driver)?;
-    let totals_after = driver.totals(&[shard.holdings(u)])?;
-    Ok(CascadeOutput { outcome: driver.finish(), state: shard.state, totals_before, totals_after })
+    let mut clock = PhaseClock::from_env();
+    let (mut driver, mut shard, totals_before) = clock.time(Phase::Setup, || {
+        let driver = Driver::new(u, cfg.clone())?;
+        let shard = Shard::new(book, u, asset_remap, market_remap)?;
+        driver.check_capacity(&[shard.gross_holdings(u)])?;
+        check_position_sizes(book, u, &shard.state, cfg)?;
+        let totals_before = driver.totals(&[shard.holdings(u)])?;
+        Ok::<_, CoreError>((driver, shard, totals_before))
+    })?;
+    run_sharded_timed(u, std::slice::from_mut(&mut shard), &mut driver, &mut clock)?;
+    let (totals_after, outcome) = clock.time(Phase::Finish, || {
+        let totals_after = driver.totals(&[shard.holdings(u)])?;
+        Ok::<_, CoreError>((totals_after, driver.finish()))
+    })?;
+    if let Some(report) = clock.report() {
+        eprintln!("{report}");
+    }
+    Ok(CascadeOutput { outcome, state: shard.state, totals_before, totals_after })
 }
 
 #[cfg(test)]

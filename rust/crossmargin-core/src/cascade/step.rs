@@ -28,6 +28,7 @@ use crate::book::GroupedBook;
 use crate::cascade::adl::{counterparties, rank, to_fund_from_external, Deleverage, MarketIndex, RankCache, Scratch};
 use crate::cascade::impact::Execution;
 use crate::cascade::ledger::{self, to_minor, Pools};
+use crate::cascade::phases::{Phase, PhaseClock};
 use crate::cascade::policy::{self, cross_equity_and_notional, Candidate, EventKind, Order, Slicing};
 use crate::cascade::screen::{Certificates, Gathered};
 use crate::cascade::state::{carve_ranges, AccountMut, State};
@@ -1324,33 +1325,46 @@ fn deficits(pieces: &[Piece], deficit: f64) -> Vec<Piece> {
 /// The caller checks the ledger's capacity first ([`Driver::check_capacity`]) and takes the
 /// totals and [`Driver::finish`] after.
 pub fn run_sharded(u: &Universe, shards: &mut [Shard], d: &mut Driver) -> Result<()> {
+    run_sharded_timed(u, shards, d, &mut PhaseClock::default())
+}
+
+/// [`run_sharded`] with each step timed on `clock` ([`crate::cascade::phases`]).
+pub fn run_sharded_timed(u: &Universe, shards: &mut [Shard], d: &mut Driver, clock: &mut PhaseClock) -> Result<()> {
     let (slicing, fee, how) = (d.cfg.slicing, d.cfg.liquidation_fee, d.cfg.deleverage);
     loop {
         let (assets, marks) = d.round_prices();
-        let cands = shards.iter_mut().map(|s| s.select(u, &assets, &marks, &slicing)).collect::<Result<Vec<_>>>()?;
-        let (chosen, price) = match d.plan(&cands)? {
+        let cands = clock.time(Phase::Select, || {
+            shards.iter_mut().map(|s| s.select(u, &assets, &marks, &slicing)).collect::<Result<Vec<_>>>()
+        })?;
+        let (chosen, price) = match clock.time(Phase::Plan, || d.plan(&cands))? {
             Plan::NextStep => continue,
             Plan::Done => return Ok(()),
             Plan::Settle { chosen, fill_price } => (chosen, fill_price),
         };
-        let settled = shards
-            .iter_mut()
-            .zip(&chosen)
-            .map(|(s, c)| s.settle(u, &assets, &marks, c, &price, fee))
-            .collect::<Result<Vec<_>>>()?;
-        d.settled(&settled)?;
+        let settled = clock.time(Phase::Settle, || {
+            shards
+                .iter_mut()
+                .zip(&chosen)
+                .map(|(s, c)| s.settle(u, &assets, &marks, c, &price, fee))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        clock.time(Phase::Settled, || d.settled(&settled))?;
         while let Some((k, side, cover)) = d.deficit() {
-            let cps = shards
-                .iter_mut()
-                .map(|s| s.counterparties(u, &assets, &marks, k, side, cover))
-                .collect::<Result<Vec<_>>>()?;
-            let closes = d.plan_deleverage(&cps)?;
-            let done = shards
-                .iter_mut()
-                .zip(&closes)
-                .map(|(s, c)| s.deleverage(u, &assets, &marks, how, k, c))
-                .collect::<Result<Vec<_>>>()?;
-            d.deleveraged(&done)?;
+            let cps = clock.time(Phase::Counterparties, || {
+                shards
+                    .iter_mut()
+                    .map(|s| s.counterparties(u, &assets, &marks, k, side, cover))
+                    .collect::<Result<Vec<_>>>()
+            })?;
+            let closes = clock.time(Phase::PlanDeleverage, || d.plan_deleverage(&cps))?;
+            let done = clock.time(Phase::Deleverage, || {
+                shards
+                    .iter_mut()
+                    .zip(&closes)
+                    .map(|(s, c)| s.deleverage(u, &assets, &marks, how, k, c))
+                    .collect::<Result<Vec<_>>>()
+            })?;
+            clock.time(Phase::Deleveraged, || d.deleveraged(&done))?;
         }
         d.end_round();
     }
