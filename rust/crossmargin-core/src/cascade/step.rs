@@ -410,20 +410,15 @@ impl Shard {
         self.rank.at(self.state.n_accounts(), assets, marks);
         let all = counterparties(&self.state, &ctx, market, side, &self.index, &mut self.rank, &mut self.scratch);
         let n = rank(all, cover * (1.0 + COVER_HEADROOM));
-        let mut out = Counterparties {
-            account: Vec::with_capacity(n),
-            local_account: Vec::with_capacity(n),
-            pos: Vec::with_capacity(n),
-            upnl: Vec::with_capacity(n),
-            score: Vec::with_capacity(n),
-        };
-        for cp in &all[..n] {
-            out.account.push(self.state.accounts[cp.account as usize]);
-            out.local_account.push(cp.account);
-            out.pos.push(u64::from(cp.pos));
-            out.upnl.push(cp.upnl);
-            out.score.push(cp.score);
-        }
+        // Column by column, in parallel: a prefix can hold a million positions, and the ids are
+        // read in ranking order, i.e. at random.
+        let (all, ids) = (&all[..n], &self.state.accounts);
+        let mut out = Counterparties::default();
+        all.par_iter().map(|cp| ids[cp.account as usize]).collect_into_vec(&mut out.account);
+        all.par_iter().map(|cp| cp.account).collect_into_vec(&mut out.local_account);
+        all.par_iter().map(|cp| u64::from(cp.pos)).collect_into_vec(&mut out.pos);
+        all.par_iter().map(|cp| cp.upnl).collect_into_vec(&mut out.upnl);
+        all.par_iter().map(|cp| cp.score).collect_into_vec(&mut out.score);
         Ok(out)
     }
 
