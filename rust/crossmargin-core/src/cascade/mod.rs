@@ -347,6 +347,10 @@ fn check_remap(book: &GroupedBook, u: &Universe, asset_remap: &[u32], market_rem
     Ok(())
 }
 
+/// The most events [`run`] reserves room for before the first round (≈ 1 GiB of address
+/// space); a log past it grows as it goes.
+const EVENTS_RESERVED_MAX: usize = 1 << 24;
+
 /// Runs a cascade on `book` (codes mapped to the universe by the remaps): the round protocol
 /// of [`step`] with the whole book as one shard.
 pub fn run(
@@ -358,8 +362,9 @@ pub fn run(
 ) -> Result<CascadeOutput> {
     let mut clock = PhaseClock::from_env();
     let (mut driver, mut shard, totals_before) = clock.time(Phase::Setup, || {
-        let driver = Driver::new(u, cfg.clone())?;
+        let mut driver = Driver::new(u, cfg.clone())?;
         let shard = Shard::new(book, u, asset_remap, market_remap)?;
+        driver.reserve_events(shard.state.pos_qty.len().min(EVENTS_RESERVED_MAX));
         driver.check_capacity(&[shard.gross_holdings(u)])?;
         check_position_sizes(book, u, &shard.state, cfg)?;
         let totals_before = driver.totals(&[shard.holdings(u)])?;

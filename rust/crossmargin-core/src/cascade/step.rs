@@ -1007,6 +1007,15 @@ impl Driver {
         Ok(())
     }
 
+    /// Room in the event log for `n` events before the first round. The log grows by
+    /// doubling, and below the allocator's mmap threshold (up to 32 MiB a column) each growth
+    /// copies the columns, serially: [`super::run`] gives the book's position count, which
+    /// reserves address space only (pages are touched as events are written) and which an
+    /// ordinary cascade's events stay under (the 1M demo: 2.3M events, 4M positions).
+    pub fn reserve_events(&mut self, n: usize) {
+        self.events.reserve(n);
+    }
+
     /// The ledger's capacity before the first round: per asset, Σ |balances + isolated
     /// margins| over the shards ([`Shard::gross_holdings`]) + |pools| stays within
     /// [`ledger::MAX_TOTAL_MINOR`].
