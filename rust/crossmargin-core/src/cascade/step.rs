@@ -1201,7 +1201,20 @@ impl Driver {
         }
         let settle = self.settle[k as usize] as usize;
         let sp = self.assets()[settle];
-        let mut closes = vec![Closes::default(); shards.len()];
+        // Room for every counterparty a shard sent (the most the plan can take): the columns
+        // are not grown, and copied, as the plan is pushed.
+        let mut closes: Vec<Closes> = shards
+            .iter()
+            .map(|c| {
+                let n = c.account.len();
+                Closes {
+                    local_account: Vec::with_capacity(n),
+                    pos: Vec::with_capacity(n),
+                    share: Vec::with_capacity(n),
+                    minor: Vec::with_capacity(n),
+                }
+            })
+            .collect();
         let take_one =
             |closes: &mut Vec<Closes>, del: &mut Vec<(u32, u32)>, s: u32, i: u32, share: f64, minor: i128| {
                 let (c, out) = (&shards[s as usize], &mut closes[s as usize]);
