@@ -42,10 +42,11 @@ pub struct Counterparty {
 
 /// Each market's position rows (ascending) and each position row's account: built once per
 /// shard (a position never changes market), so a deficit reads only its market's rows. The
-/// rows are also kept by side, as the book starts: a deficit asks for the positions of one
-/// side (`qty × side > 0`), and a cascade only ever moves a quantity towards 0 (a close
-/// keeps its sign or ends at 0), so every row that can be asked for a side is in that side's
-/// list from the start.
+/// rows are also kept by side, as the state stands when the index is built: a deficit asks
+/// for the positions of one side (`qty × side > 0`), and a cascade only ever moves a
+/// quantity towards 0 (a close keeps its sign or ends at 0), so every row that can be asked
+/// for a side later is in that side's list (a row already at 0 is in neither and never
+/// counts again).
 #[derive(Debug, Clone, Default)]
 pub struct MarketIndex {
     offsets: Vec<usize>,

@@ -152,8 +152,9 @@ pub struct Shard {
     cands: Vec<Candidate>,
     identity_a: Vec<u32>,
     identity_m: Vec<u32>,
-    /// Position rows by market, for the deleveraging ranking.
-    index: MarketIndex,
+    /// Position rows by market, for the deleveraging ranking: built at the first deficit (a
+    /// cascade the insurance fund covers never needs it).
+    index: Option<MarketIndex>,
     /// The ranking's per-account numbers at the round's prices.
     rank: RankCache,
     /// The deleveraging scan's buffers.
@@ -178,7 +179,7 @@ impl Shard {
         }
         let state = State::new(book, u, asset_remap, market_remap);
         Ok(Shard {
-            index: MarketIndex::new(&state, u.n_markets()),
+            index: None,
             state,
             cands: Vec::new(),
             identity_a: (0..u.n_assets() as u32).collect(),
@@ -408,7 +409,8 @@ impl Shard {
         let remap = Remap { asset: &self.identity_a, market: &self.identity_m };
         let ctx = MarginContext { universe: u, prices: Prices { asset: assets, mark: marks }, remap };
         self.rank.at(self.state.n_accounts(), assets, marks);
-        let all = counterparties(&self.state, &ctx, market, side, &self.index, &mut self.rank, &mut self.scratch);
+        let index = self.index.get_or_insert_with(|| MarketIndex::new(&self.state, u.n_markets()));
+        let all = counterparties(&self.state, &ctx, market, side, index, &mut self.rank, &mut self.scratch);
         let n = rank(all, cover * (1.0 + COVER_HEADROOM));
         // Column by column, in parallel: a prefix can hold a million positions, and the ids are
         // read in ranking order, i.e. at random.
