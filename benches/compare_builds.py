@@ -10,8 +10,9 @@ columns as the README's table times it, ``group_sorted`` the same rows already g
 ``copy_floor`` a copy of every raw column into fresh memory, the floor of one move; one
 ``evaluate`` into fresh columns, and ``evaluate_out``: one ``evaluate`` with the previous
 result reused as ``out=``, the README table's measure; ``liq_underlying`` / ``liq_mark``:
-``Engine.liquidation_prices`` with each move; ``stress``: ``Engine.stress`` under eight
-scenarios; wall and process CPU time): the best time of each build and the median of the
+``Engine.liquidation_prices`` with each move; ``cascade``: the demo's crash
+(``synth.demo_crash``, as ``benches/cascade_demo.py`` runs it); ``stress``: ``Engine.stress``
+under eight scenarios; wall and process CPU time): the best time of each build and the median of the
 paired ratios, the robust number on a shared machine, with the 1-minute load average before
 and after.
 
@@ -74,6 +75,10 @@ sorted_p = {k: v[op] for k, v in raw_p.items()}
 engine = cm.Engine(u, threads=threads)
 fresh = cm.Book(b, p)
 out = engine.evaluate(fresh)  # binds the book to the universe (cached) and warms up
+if "cascade" in sys.argv[3:]:  # the generated book (with sides), its rows grouped once
+    from crossmargin.synth import demo_crash
+    crash = demo_crash(u)
+    engine.cascade(book, crash)
 print(json.dumps({"file": cm.__file__}), flush=True)
 for line in sys.stdin:
     stage = line.strip()
@@ -92,6 +97,8 @@ for line in sys.stdin:
         engine.evaluate(fresh, out=out)
     elif stage.startswith("liq_"):  # liq_underlying, liq_mark
         engine.liquidation_prices(fresh, move=stage[4:])
+    elif stage == "cascade":  # the demo's crash on the generated book (benches/cascade_demo.py)
+        engine.cascade(book, crash)
     elif stage == "stress":  # the four historical presets and four uniform falls
         from crossmargin.risk.stress import presets
         falls = (0.1, 0.2, 0.3, 0.5)
@@ -127,7 +134,7 @@ def main() -> None:
     old_env = dict(kv.split("=", 1) for kv in a.old_env)
     procs = {
         name: subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(a.accounts), str(a.threads)],
+            [sys.executable, "-c", CHILD, str(a.accounts), str(a.threads), *a.stages],
             env={**env, "PYTHONPATH": path, **(old_env if name == "old" else {})},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

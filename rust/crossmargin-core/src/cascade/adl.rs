@@ -517,5 +517,86 @@ mod tests {
             prop_assert_eq!(g.notional.to_bits(), notional.to_bits());
             prop_assert_eq!(positions_notional(state.account(0), &ctx).to_bits(), notional.to_bits());
         }
+
+        /// A scan lists what every row of the market gives, row by row (the side lists, the
+        /// ranking cache, the chunks change nothing): linear and inverse, entries equal to
+        /// the mark, closes to 0 after the index was built, settle prices of 0 and +inf.
+        #[test]
+        fn a_scan_lists_every_profitable_row(
+            rows in prop::collection::vec((0u32..6, 0u32..2, -5i32..6, 0usize..5, 0u8..4), 1..400),
+            marks in (prop::sample::select(vec![90.0, 100.0, 100.5]), prop::sample::select(vec![95.0, 100.0, 104.0])),
+            btc in prop::sample::select(vec![1.0, 100.0, 0.0, f64::INFINITY]),
+            closed in prop::collection::vec(any::<bool>(), 400),
+        ) {
+            let u = Universe::new(
+                &[asset("USDT", 1.0), asset("BTC", 100.0)],
+                &[
+                    perp("BTCUSDT", "USDT", "BTC", 100.0, &[(1e3, 0.1, 0.05), (f64::INFINITY, 0.2, 0.1)]),
+                    MarketSpec { inverse: true, contract_size: 100.0, ..perp("BTCUSD", "BTC", "BTC", 100.0, &[(f64::INFINITY, 0.1, 0.05)]) },
+                ],
+            )
+            .unwrap();
+            // Entries from a few levels around the marks, equal to them among others.
+            let levels = [90.0, 95.0, 100.0, 100.5, 104.0];
+            let mut seen = std::collections::HashSet::new();
+            let rows: Vec<_> = rows.into_iter().filter(|r| r.2 != 0 && seen.insert((r.0, r.1))).collect();
+            let mut rows = rows;
+            rows.sort_by_key(|r| (r.0, r.1));
+            let pa: Vec<i64> = rows.iter().map(|r| i64::from(r.0)).collect();
+            let pc: Vec<u32> = rows.iter().map(|r| r.1).collect();
+            let pq: Vec<f64> = rows.iter().map(|r| f64::from(r.2) * 0.5).collect();
+            let pe: Vec<f64> = rows.iter().map(|r| levels[r.3]).collect();
+            let pi = vec![0.0; rows.len()];
+            let ba: Vec<i64> = (0..6).collect();
+            let book = group(
+                BalanceInput { account: &ba, code: &[0; 6], qty: &[1e3; 6] },
+                PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pi },
+                2,
+                2,
+            )
+            .unwrap();
+            let mut state = State::new(&book, &u, &[0, 1], &[0, 1]);
+            let index = MarketIndex::new(&state, 2);
+            for (p, &c) in closed.iter().enumerate().take(state.pos_qty.len()) {
+                if c && p % 3 == 0 {
+                    state.pos_qty[p] = 0.0;
+                }
+            }
+            let (ai, mi) = ([0u32, 1], [0u32, 1]);
+            let (assets, mk) = (vec![1.0, btc], vec![marks.0, marks.1]);
+            let ctx = MarginContext {
+                universe: &u,
+                prices: Prices { asset: &assets, mark: &mk },
+                remap: Remap { asset: &ai, market: &mi },
+            };
+            for k in 0..2u32 {
+                for side in [1.0, -1.0] {
+                    let (mut cache, mut scratch) = (RankCache::default(), Scratch::default());
+                    cache.at(state.n_accounts(), &assets, &mk);
+                    let got: Vec<_> = counterparties(&state, &ctx, k, side, &index, &mut cache, &mut scratch)
+                        .iter()
+                        .map(|c| (c.account, c.pos, c.upnl.to_bits(), c.score.to_bits()))
+                        .collect();
+                    let contract = u.contract(k as usize);
+                    let (mark, sp) = (mk[k as usize], assets[u.markets.settle[k as usize] as usize]);
+                    let want: Vec<_> = (0..state.pos_qty.len())
+                        .filter(|&p| state.pos_market[p] == k && state.pos_qty[p] * side > 0.0)
+                        .filter_map(|p| {
+                            let (qty, entry) = (state.pos_qty[p], state.pos_entry[p]);
+                            let upnl = contract.pnl(qty, entry, mark) * sp;
+                            if upnl <= 0.0 {
+                                return None;
+                            }
+                            let a = (0..state.n_accounts()).find(|&a| state.pos_offsets[a + 1] > p).unwrap();
+                            let (equity, notional) = rank_numbers(&state, &ctx, a);
+                            let leverage = if equity > 0.0 { notional / equity } else { f64::INFINITY };
+                            let score = upnl / contract.notional_usd(qty, entry, sp) * leverage;
+                            Some((a as u32, p as u32, upnl.to_bits(), score.to_bits()))
+                        })
+                        .collect();
+                    prop_assert_eq!(got, want);
+                }
+            }
+        }
     }
 }
