@@ -331,48 +331,59 @@ impl Shard {
         let mut work: Vec<Settling<'_, '_>> = rows
             .into_iter()
             .zip(&by_account)
-            .map(|(acc, &(_, item))| Settling {
-                acc,
-                cand: &cands[chosen[item] as usize],
-                events: Vec::new(),
-                pieces: Vec::new(),
-            })
+            .map(|(acc, &(_, item))| Settling { acc, cand: &cands[chosen[item] as usize] })
             .collect();
         let na = u.n_assets();
-        let pools = work
-            .par_iter_mut()
-            .fold(
-                || Pools::new(vec![0; na]),
-                |mut pools, w| {
-                    (w.events, w.pieces) =
-                        settle_candidate(&mut w.acc, &mut pools, &ctx, fee_rate, w.cand, |k| fill_price[k]);
-                    pools
-                },
-            )
-            .reduce(
-                || Pools::new(vec![0; na]),
-                |mut x, y| {
-                    for a in 0..na {
-                        x.insurance[a] += y.insurance[a];
-                        x.external[a] += y.external[a];
-                    }
-                    x
-                },
-            );
-        let mut settled: Vec<(Vec<Event>, Vec<Piece>)> = vec![(Vec::new(), Vec::new()); chosen.len()];
-        for (w, &(_, item)) in work.into_iter().zip(&by_account) {
-            settled[item] = (w.events, w.pieces);
+        // Per task, one buffer of events and one of pieces for all its accounts (each
+        // account's a range of them): an allocation per task, not two per account.
+        let per_task: Vec<(Pools, Settled)> = work
+            .par_chunks_mut(SETTLE_CHUNK)
+            .map(|ws| {
+                let mut pools = Pools::new(vec![0; na]);
+                let mut done = Settled::default();
+                for w in ws {
+                    let (e0, p0) = (done.events.len(), done.pieces.len());
+                    let cand = w.cand;
+                    settle_candidate(
+                        &mut w.acc,
+                        &mut pools,
+                        &ctx,
+                        fee_rate,
+                        cand,
+                        |k| fill_price[k],
+                        &mut done.events,
+                        &mut done.pieces,
+                    );
+                    done.spans.push([e0 as u32, done.events.len() as u32, p0 as u32, done.pieces.len() as u32]);
+                }
+                (pools, done)
+            })
+            .collect();
+        // The pools' integer sums do not depend on the order they are added in.
+        let mut pools = Pools::new(vec![0; na]);
+        for (y, _) in &per_task {
+            for a in 0..na {
+                pools.insurance[a] += y.insurance[a];
+                pools.external[a] += y.external[a];
+            }
+        }
+        // Each chosen item's (task, index in the task), by priority.
+        let mut at = vec![(0u32, 0u32); chosen.len()];
+        for (i, &(_, item)) in by_account.iter().enumerate() {
+            at[item] = ((i / SETTLE_CHUNK) as u32, (i % SETTLE_CHUNK) as u32);
         }
         let mut out = Settlement::default();
-        out.events.reserve(settled.iter().map(|x| x.0.len()).sum());
-        for (item, (&ci, (events, pieces))) in chosen.iter().zip(settled).enumerate() {
+        out.events.reserve(per_task.iter().map(|x| x.1.events.len()).sum());
+        for (item, (&ci, &(t, j))) in chosen.iter().zip(&at).enumerate() {
             let a = self.cands[ci as usize].account;
             self.rank.invalidate(a);
             self.certs.invalidate(a);
-            for e in events {
+            let done = &per_task[t as usize].1;
+            let [e0, e1, p0, p1] = done.spans[j as usize].map(|x| x as usize);
+            for &e in &done.events[e0..e1] {
                 out.events.push(item, self.state.accounts[a], e);
             }
-            for (k, side, usd) in pieces {
+            for &(k, side, usd) in &done.pieces[p0..p1] {
                 out.piece_item.push(item as u32);
                 out.piece_market.push(k);
                 out.piece_side.push(side);
@@ -663,18 +674,29 @@ fn order_flow(u: &Universe, state: &State, pos: usize, fraction: f64, assets: &[
     (k as u32, h.contract.value_usd(x, marks[k], assets[h.settle as usize]))
 }
 
-/// A chosen account during settlement: its rows, its candidate entry, what settling it gave.
+/// A chosen account during settlement: its rows and its candidate entry.
 struct Settling<'s, 'c> {
     acc: AccountMut<'s>,
     cand: &'c Candidate,
+}
+
+/// Chosen accounts a settlement task takes at a time.
+const SETTLE_CHUNK: usize = 256;
+
+/// What one settlement task's accounts gave: their events and pieces, account after account,
+/// and each account's `[events start, end, pieces start, end]`.
+#[derive(Default)]
+struct Settled {
     events: Vec<Event>,
     pieces: Vec<Piece>,
+    spans: Vec<[u32; 4]>,
 }
 
 /// Settles one account: its orders at their markets' fill prices, then, when its pool is left
 /// with no cross position and negative equity, the fund takes over its balances (assets and
 /// debts alike) and the deficit is bad debt, attributed to the markets it closed this round pro
-/// rata to closed notional. Returns the events and the (market, side, USD) bad-debt pieces.
+/// rata to closed notional. Appends its events and the (market, side, USD) bad-debt pieces.
+#[allow(clippy::too_many_arguments)]
 fn settle_candidate(
     acc: &mut AccountMut<'_>,
     pools: &mut Pools,
@@ -682,13 +704,15 @@ fn settle_candidate(
     fee_rate: f64,
     c: &Candidate,
     fill_price: impl Fn(usize) -> f64,
-) -> (Vec<Event>, Vec<Piece>) {
-    let (mut events, mut pieces) = (Vec::with_capacity(c.orders.len() + 1), Vec::<Piece>::new());
+    events: &mut Vec<Event>,
+    pieces: &mut Vec<Piece>,
+) {
+    let first = events.len();
     for o in &c.orders {
         let o = Order { pos: o.pos - acc.pos_first, ..*o };
         let price = fill_price(acc.pos_market[o.pos] as usize);
         let mut fill = Fill { acc: &mut *acc, pools: &mut *pools, ctx, fee_rate };
-        fill.close(o, price, &mut events, &mut pieces);
+        fill.close(o, price, events, pieces);
     }
     let (eq, _) = cross_equity_and_notional(acc.rows(), acc.pos_isolated, ctx);
     let open_cross = acc.pos_isolated.iter().zip(acc.pos_qty.iter()).any(|(&i, &q)| !i && q != 0.0);
@@ -710,7 +734,7 @@ fn settle_candidate(
         });
         // The markets it closed this round, by the fills' events (the bankruptcy event just
         // pushed is none of them: it has no market).
-        let closed = events
+        let closed = events[first..]
             .iter()
             .filter(|e| e.kind != EventKind::Isolated && e.market >= 0 && e.bad_debt_usd == 0.0)
             .map(|e| (e.market as u32, -e.qty.signum(), e.notional_usd));
@@ -719,7 +743,6 @@ fn settle_candidate(
             pieces.extend(closed.map(|(k, side, w)| (k, side, -eq * w / total)));
         }
     }
-    (events, pieces)
 }
 
 /// Settles fills of one account against the ledger.
