@@ -311,10 +311,15 @@ fn check_position_sizes(book: &GroupedBook, u: &Universe, state: &State, cfg: &C
         let at_entry = if entry > 0.0 { c.notional(qty, entry) } else { 0.0 };
         cfg.step_marks.iter().map(|m| c.notional(qty, m[k])).fold(at_entry, f64::max)
     };
-    // The first row beyond the limit (in parallel, the same row as a scan in order).
-    let bad = (0..state.pos_qty.len()).into_par_iter().position_first(|p| {
-        let w = worst(p);
-        w.is_nan() || w > limit
+    // The first row beyond the limit (the same row as a scan in order): chunks of rows in
+    // parallel, each a plain loop (a parallel search row by row cost ≈ 30 ms at 4M rows).
+    const ROWS: usize = 16 * 1024;
+    let n = state.pos_qty.len();
+    let bad = (0..n.div_ceil(ROWS)).into_par_iter().find_map_first(|c| {
+        (c * ROWS..((c + 1) * ROWS).min(n)).find(|&p| {
+            let w = worst(p);
+            w.is_nan() || w > limit
+        })
     });
     if let Some(p) = bad {
         return Err(CoreError::book(
@@ -433,6 +438,22 @@ mod tests {
         assert!((out.outcome.rounds.marks[1] - 85.164).abs() < 1e-9);
         assert_eq!(out.totals_before, out.totals_after);
         assert!((out.outcome.bad_debt_usd - out.outcome.events.bad_debt_usd.iter().sum::<f64>()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_position_beyond_the_ledger_is_named_by_its_first_row() {
+        // Rows in three of the size check's chunks; the limit is 1e26 settle units at the
+        // entry (100) or any step's mark.
+        let u = universe();
+        let mut qty = vec![1.0; 40_000];
+        qty[20_000] = 2e16; // 2e26 at a mark of 1e10, 4e25 at 2e9
+        qty[30_000] = 1e17; // 2e26 at 2e9
+        qty[39_999] = 1e17;
+        let cash = vec![1e3; qty.len()];
+        for (mark, want) in [(1e10, 20_000), (2e9, 30_000)] {
+            let err = run(&u, &book(&cash, &qty), &[0], &[0], &config(mark, Liquidity::None)).unwrap_err();
+            assert!(matches!(err, CoreError::Book { row, column: "qty", .. } if row == want), "mark {mark}: {err:?}");
+        }
     }
 
     #[test]
