@@ -330,23 +330,34 @@ impl State {
         f: impl Fn(i128) -> i128 + Sync,
         add: impl Fn(i128, i128) -> i128 + Sync,
     ) -> Vec<i128> {
+        // Chunks of rows, each summed in a plain loop (a fold row by row cost ≈ 10 ms a pass
+        // at 1M accounts, in the cascade's setup and finish).
+        const ROWS: usize = 64 * 1024;
         let na = u.n_assets();
         let zero = || vec![0i128; na];
-        let into = |mut t: Vec<i128>, (a, m): (usize, i128)| {
-            t[a] = add(t[a], f(m));
-            t
-        };
         let merge = |mut x: Vec<i128>, y: Vec<i128>| {
             x.iter_mut().zip(y).for_each(|(x, y)| *x = add(*x, y));
             x
         };
-        let balances = self.bal_asset.par_iter().zip(&self.bal_minor).map(|(&a, &m)| (a as usize, m));
-        let isolated = (0..self.pos_market.len())
-            .into_par_iter()
-            .filter(|&p| self.iso_minor[p] != 0)
-            .map(|p| (u.markets.settle[self.pos_market[p] as usize] as usize, self.iso_minor[p]));
-        let t = balances.fold(zero, into).reduce(zero, merge);
-        merge(t, isolated.fold(zero, into).reduce(zero, merge))
+        let balances = self.bal_asset.par_chunks(ROWS).zip(self.bal_minor.par_chunks(ROWS)).map(|(asset, minor)| {
+            let mut t = zero();
+            for (&a, &m) in asset.iter().zip(minor) {
+                t[a as usize] = add(t[a as usize], f(m));
+            }
+            t
+        });
+        let settle = &u.markets.settle;
+        let isolated = self.pos_market.par_chunks(ROWS).zip(self.iso_minor.par_chunks(ROWS)).map(|(market, iso)| {
+            let mut t = zero();
+            for (&k, &m) in market.iter().zip(iso) {
+                if m != 0 {
+                    let a = settle[k as usize] as usize;
+                    t[a] = add(t[a], f(m));
+                }
+            }
+            t
+        });
+        merge(balances.reduce(zero, merge), isolated.reduce(zero, merge))
     }
 }
 
