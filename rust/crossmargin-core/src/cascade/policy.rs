@@ -73,7 +73,9 @@ pub struct Order {
 pub struct Candidate {
     pub account: usize,
     pub risk: f64,
-    pub orders: Vec<Order>,
+    /// Its orders: this range of the order list the selection appended them to (one list
+    /// for many candidates, not an allocation each).
+    pub orders: std::ops::Range<usize>,
 }
 
 /// The account's cross-pool equity: everything but its isolated positions (USD). The
@@ -230,9 +232,10 @@ pub fn select<L: RowLookup>(
     ctx: &MarginContext<'_>,
     lookup: &L,
     slicing: &Slicing,
+    orders: &mut Vec<Order>,
 ) -> Option<Candidate> {
     let (cross_eq, m) = cross_equity_with(state, a, ctx, lookup);
-    select_evaluated(state, a, ctx, slicing, cross_eq, &m)
+    select_evaluated(state, a, ctx, slicing, cross_eq, &m, orders)
 }
 
 /// [`select`] of an account already evaluated: `cross_eq` and `m` are what
@@ -244,12 +247,13 @@ pub fn select_evaluated(
     slicing: &Slicing,
     cross_eq: f64,
     m: &crate::margin::AccountMargin,
+    orders: &mut Vec<Order>,
 ) -> Option<Candidate> {
     if !m.liquidatable() && cross_eq >= 0.0 {
         return None;
     }
     let u = ctx.universe;
-    let mut orders = Vec::new();
+    let first = orders.len();
     let mut risk = 0.0f64;
     let mut largest: Option<(f64, usize, f64)> = None;
     let mut open_cross = 0usize;
@@ -294,8 +298,8 @@ pub fn select_evaluated(
     }
     // An insolvent pool with nothing left to close still needs its bankruptcy settled.
     let needs_closeout = cross_eq < 0.0 && open_cross == 0;
-    if orders.is_empty() && !needs_closeout {
+    if orders.len() == first && !needs_closeout {
         return None;
     }
-    Some(Candidate { account: a, risk, orders })
+    Some(Candidate { account: a, risk, orders: first..orders.len() })
 }

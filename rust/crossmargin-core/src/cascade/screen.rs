@@ -822,7 +822,7 @@ mod tests {
         let mut g = Gathered::new(&view);
         let (cross_eq, m) = view.evaluate(&mut cs[a], &mut held[a], state, a, &ctx, &lookup, &mut g);
         let slicing = policy::Slicing { fraction: 0.25, target_ratio: 0.0, min_notional: 0.0 };
-        match policy::select_evaluated(state, a, &ctx, &slicing, cross_eq, &m) {
+        match policy::select_evaluated(state, a, &ctx, &slicing, cross_eq, &m, &mut Vec::new()) {
             Some(_) => None,
             None => {
                 view.anchor(&mut cs[a], state, a, cross_eq, &m, &g);

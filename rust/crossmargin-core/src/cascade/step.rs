@@ -150,6 +150,8 @@ pub struct Closes {
 pub struct Shard {
     pub state: State,
     cands: Vec<Candidate>,
+    /// The orders of `cands` (each candidate's range of them).
+    orders: Vec<Order>,
     identity_a: Vec<u32>,
     identity_m: Vec<u32>,
     /// Position rows by market, for the deleveraging ranking: built at the first deficit (a
@@ -182,6 +184,7 @@ impl Shard {
             index: None,
             state,
             cands: Vec::new(),
+            orders: Vec::new(),
             identity_a: (0..u.n_assets() as u32).collect(),
             identity_m: (0..u.n_markets() as u32).collect(),
             rank: RankCache::default(),
@@ -241,14 +244,14 @@ impl Shard {
         // Accounts in chunks, each with its certificates, kept balance totals and ranking
         // slots: skipped while certified, else evaluated (and certified when safe).
         const ACCOUNTS: usize = 1024;
-        let per_chunk: Vec<(Vec<Candidate>, u64)> = certs
+        let per_chunk: Vec<(Vec<Candidate>, Vec<Order>, u64)> = certs
             .par_chunks_mut(ACCOUNTS)
             .zip(held.par_chunks_mut(ACCOUNTS))
             .zip(stamps.par_chunks_mut(ACCOUNTS))
             .zip(values.par_chunks_mut(ACCOUNTS))
             .enumerate()
             .map(|(i, (((chunk, held), stamps), values))| {
-                let (mut cands, mut evaluated) = (Vec::new(), 0u64);
+                let (mut cands, mut orders, mut evaluated) = (Vec::new(), Vec::new(), 0u64);
                 for (j, (c, held)) in chunk.iter_mut().zip(held).enumerate() {
                     let a = i * ACCOUNTS + j;
                     if view.holds(c, state, a, marks) {
@@ -259,7 +262,7 @@ impl Shard {
                     let (cross_eq, m) = view.evaluate(c, held, state, a, &ctx, &lookup, &mut g);
                     values[j] = (cross_eq, g.notional);
                     stamps[j] = epoch;
-                    match policy::select_evaluated(state, a, &ctx, slicing, cross_eq, &m) {
+                    match policy::select_evaluated(state, a, &ctx, slicing, cross_eq, &m, &mut orders) {
                         Some(cand) => cands.push(cand),
                         None => {
                             // A band is tried only where no slack certificate was given: on
@@ -271,13 +274,18 @@ impl Shard {
                         }
                     }
                 }
-                (cands, evaluated)
+                (cands, orders, evaluated)
             })
             .collect();
         self.cands.clear();
+        self.orders.clear();
         let mut evaluated = 0;
-        for (cands, n) in per_chunk {
-            self.cands.extend(cands);
+        for (cands, orders, n) in per_chunk {
+            let base = self.orders.len();
+            self.cands.extend(
+                cands.into_iter().map(|c| Candidate { orders: base + c.orders.start..base + c.orders.end, ..c }),
+            );
+            self.orders.extend(orders);
             evaluated += n;
         }
         self.evaluated += evaluated;
@@ -287,7 +295,7 @@ impl Shard {
         for c in &self.cands {
             out.account.push(state.accounts[c.account]);
             out.risk.push(c.risk);
-            for o in &c.orders {
+            for o in &self.orders[c.orders.clone()] {
                 let (k, flow) = order_flow(u, state, o.pos, o.fraction, assets, marks);
                 out.order_market.push(k);
                 out.order_flow.push(flow);
@@ -327,11 +335,11 @@ impl Shard {
         let Some(rows) = self.state.accounts_mut(&accounts) else {
             return Err(CoreError::config("cascade.shard", "a candidate is chosen twice"));
         };
-        let cands = &self.cands;
+        let (cands, orders) = (&self.cands, &self.orders);
         let mut work: Vec<Settling<'_, '_>> = rows
             .into_iter()
             .zip(&by_account)
-            .map(|(acc, &(_, item))| Settling { acc, cand: &cands[chosen[item] as usize] })
+            .map(|(acc, &(_, item))| Settling { acc, orders: &orders[cands[chosen[item] as usize].orders.clone()] })
             .collect();
         let na = u.n_assets();
         // Per task, one buffer of events and one of pieces for all its accounts (each
@@ -343,13 +351,13 @@ impl Shard {
                 let mut done = Settled::default();
                 for w in ws {
                     let (e0, p0) = (done.events.len(), done.pieces.len());
-                    let cand = w.cand;
+                    let orders = w.orders;
                     settle_candidate(
                         &mut w.acc,
                         &mut pools,
                         &ctx,
                         fee_rate,
-                        cand,
+                        orders,
                         |k| fill_price[k],
                         &mut done.events,
                         &mut done.pieces,
@@ -674,10 +682,10 @@ fn order_flow(u: &Universe, state: &State, pos: usize, fraction: f64, assets: &[
     (k as u32, h.contract.value_usd(x, marks[k], assets[h.settle as usize]))
 }
 
-/// A chosen account during settlement: its rows and its candidate entry.
+/// A chosen account during settlement: its rows and its candidate's orders.
 struct Settling<'s, 'c> {
     acc: AccountMut<'s>,
-    cand: &'c Candidate,
+    orders: &'c [Order],
 }
 
 /// Chosen accounts a settlement task takes at a time.
@@ -702,13 +710,13 @@ fn settle_candidate(
     pools: &mut Pools,
     ctx: &MarginContext<'_>,
     fee_rate: f64,
-    c: &Candidate,
+    orders: &[Order],
     fill_price: impl Fn(usize) -> f64,
     events: &mut Vec<Event>,
     pieces: &mut Vec<Piece>,
 ) {
     let first = events.len();
-    for o in &c.orders {
+    for o in orders {
         let o = Order { pos: o.pos - acc.pos_first, ..*o };
         let price = fill_price(acc.pos_market[o.pos] as usize);
         let mut fill = Fill { acc: &mut *acc, pools: &mut *pools, ctx, fee_rate };
