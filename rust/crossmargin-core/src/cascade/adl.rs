@@ -539,8 +539,7 @@ mod tests {
             // Entries from a few levels around the marks, equal to them among others.
             let levels = [90.0, 95.0, 100.0, 100.5, 104.0];
             let mut seen = std::collections::HashSet::new();
-            let rows: Vec<_> = rows.into_iter().filter(|r| r.2 != 0 && seen.insert((r.0, r.1))).collect();
-            let mut rows = rows;
+            let mut rows: Vec<_> = rows.into_iter().filter(|r| r.2 != 0 && seen.insert((r.0, r.1))).collect();
             rows.sort_by_key(|r| (r.0, r.1));
             let pa: Vec<i64> = rows.iter().map(|r| i64::from(r.0)).collect();
             let pc: Vec<u32> = rows.iter().map(|r| r.1).collect();

@@ -40,6 +40,12 @@ impl Pools {
         let n = insurance.len();
         Pools { insurance, external: vec![0; n] }
     }
+
+    /// Adds another holder's per-asset amounts (integer sums: any order gives the same).
+    pub fn add(&mut self, insurance: &[i128], external: &[i128]) {
+        self.insurance.iter_mut().zip(insurance).for_each(|(x, y)| *x += y);
+        self.external.iter_mut().zip(external).for_each(|(x, y)| *x += y);
+    }
 }
 
 /// Largest Σ |holdings| of one asset a cascade starts from (minor units): 10²⁸ asset units

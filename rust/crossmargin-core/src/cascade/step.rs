@@ -351,13 +351,12 @@ impl Shard {
                 let mut done = Settled::default();
                 for w in ws {
                     let (e0, p0) = (done.events.len(), done.pieces.len());
-                    let orders = w.orders;
                     settle_candidate(
                         &mut w.acc,
                         &mut pools,
                         &ctx,
                         fee_rate,
-                        orders,
+                        w.orders,
                         |k| fill_price[k],
                         &mut done.events,
                         &mut done.pieces,
@@ -367,13 +366,9 @@ impl Shard {
                 (pools, done)
             })
             .collect();
-        // The pools' integer sums do not depend on the order they are added in.
         let mut pools = Pools::new(vec![0; na]);
         for (y, _) in &per_task {
-            for a in 0..na {
-                pools.insurance[a] += y.insurance[a];
-                pools.external[a] += y.external[a];
-            }
+            pools.add(&y.insurance, &y.external);
         }
         // Each chosen item's (task, index in the task), by priority.
         let mut at = vec![(0u32, 0u32); chosen.len()];
@@ -1168,10 +1163,7 @@ impl Driver {
             return Err(CoreError::config("cascade.shards", "one settlement per shard, one amount per asset"));
         }
         for r in results {
-            for a in 0..na {
-                self.pools.insurance[a] += r.insurance[a];
-                self.pools.external[a] += r.external[a];
-            }
+            self.pools.add(&r.insurance, &r.external);
         }
         let (round, step) = (self.round as u32, self.step as u32);
         self.events.reserve(results.iter().map(|r| r.events.item.len()).sum());
