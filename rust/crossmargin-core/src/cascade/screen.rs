@@ -32,7 +32,10 @@
 //! anchor (ρ = r / (1 − r): exact for linear, the bound for inverse), and a continuous-bracket
 //! requirement by at most its bracket's rate times that; so each trigger's room divided by
 //! Σ N × (max(1, w) + rate) bounds the ρ it survives. A later round skips the account while the
-//! largest relative move of any mark since the anchor keeps ρ < τ. No attempt, no band: the
+//! largest relative move since the anchor of a mark it holds keeps ρ < τ — not counting a move
+//! of ρ ≤ 1 that all of its positions in that market gain from (a fall for a linear short, a
+//! rise for an inverse long, either for a closed position: [`View::anchor`]). An account
+//! whose positions are all closed (quantity 0) has the same lines at any finite marks: τ = +∞. No attempt, no band: the
 //! crash's first step, where marks move 4–21 % a round and band certificates are not tried,
 //! skips the accounts whose room is larger than the move. A band is tried only where an
 //! evaluation gave no slack certificate (on the 1M demo bands beside them spared 3 of 7.7M
@@ -49,6 +52,7 @@
 use crate::brackets::Shape;
 use crate::cascade::policy;
 use crate::cascade::state::State;
+use crate::contract::Payoff;
 use crate::margin::{
     balances_fixed, evaluate_balances_into, evaluate_positions_onto, position_margin, AccountMargin, BalanceLine,
     BalanceSums, MarginContext, PositionLine, RowLookup, RowSink,
@@ -79,6 +83,9 @@ const FROM_CALL: u32 = 2;
 /// ([`DELTAS`]\[1\], where a certification starts) is the scale.
 pub const CALM: f64 = DELTAS[1];
 const NONE: u32 = u32::MAX;
+/// Universes with at most this many markets give slack certificates per-market masks
+/// ([`Cert::markets`]); larger ones compare every mark's move.
+const MASKED: usize = 32;
 
 /// The balance rows' part of an account's evaluation: the kernel's running sums after its
 /// balance loop ([`BalanceSums`]) and Σ |value| + |maintenance collateral| of its lines,
@@ -228,8 +235,15 @@ pub struct Cert {
     /// The centre of the account's slack certificate ([`View::anchor`]), NONE without one.
     slack_at: u32,
     /// The slack certificate's tolerance: the account stays safe while every mark's move ρ
-    /// from that centre stays below it.
+    /// from that centre stays below it — every mark of a market it holds, not counting a
+    /// market whose mark moved the way that only adds room ([`View::anchor`]).
     tolerance: f32,
+    /// The markets it holds (bit k: market k; read only where the universe has at most
+    /// [`MASKED`] markets), and those where every one of its positions gains room as the
+    /// mark falls (linear shorts) or as it rises (inverse longs), or is closed (qty 0).
+    markets: u32,
+    gains_on_fall: u32,
+    gains_on_rise: u32,
 }
 
 impl Cert {
@@ -254,7 +268,17 @@ impl Cert {
 
 impl Default for Cert {
     fn default() -> Self {
-        Cert { at: NONE, width: 1, wait: 0, held: false, slack_at: NONE, tolerance: 0.0 }
+        Cert {
+            at: NONE,
+            width: 1,
+            wait: 0,
+            held: false,
+            slack_at: NONE,
+            tolerance: 0.0,
+            markets: 0,
+            gains_on_fall: 0,
+            gains_on_rise: 0,
+        }
     }
 }
 
@@ -288,6 +312,14 @@ pub struct Certificates {
     rates: Vec<SlackRate>,
     /// Per centre, the move ρ of the current marks from it ([`rho`]).
     rho: Vec<f64>,
+    /// Per market, whether it is inverse (where a rise, not a fall, only adds room).
+    inverse: Vec<bool>,
+    /// Per centre and market (centre-major), the move ρ of its mark from the centre; per
+    /// centre, the markets whose mark fell (rose) from it by ρ ≤ 1. Empty where the universe
+    /// has more than [`MASKED`] markets.
+    market_rho: Vec<f64>,
+    fell: Vec<u32>,
+    rose: Vec<u32>,
 }
 
 /// Whether the environment leaves the incremental selection on
@@ -310,6 +342,10 @@ pub struct View<'c> {
     all_slack_ok: bool,
     rates: &'c [SlackRate],
     rho: &'c [f64],
+    inverse: &'c [bool],
+    market_rho: &'c [f64],
+    fell: &'c [u32],
+    rose: &'c [u32],
 }
 
 impl Certificates {
@@ -335,6 +371,10 @@ impl Certificates {
             slack,
             rates: Vec::new(),
             rho: Vec::new(),
+            inverse: u.market_hot.iter().map(|h| h.contract.payoff == Payoff::Inverse).collect(),
+            market_rho: Vec::new(),
+            fell: Vec::new(),
+            rose: Vec::new(),
             enabled: enabled_by_env(),
             key: Vec::new(),
             centres: Vec::new(),
@@ -386,6 +426,24 @@ impl Certificates {
         }
         self.rho.clear();
         self.rho.extend(self.centres.iter().map(|c| rho(c, marks)));
+        self.market_rho.clear();
+        self.fell.clear();
+        self.rose.clear();
+        if marks.len() <= MASKED {
+            for c in &self.centres {
+                let (mut fell, mut rose) = (0u32, 0u32);
+                for (k, (&c, &m)) in c.iter().zip(marks).enumerate() {
+                    let r = rho(&[c], &[m]);
+                    self.market_rho.push(r);
+                    if r <= 1.0 {
+                        fell |= u32::from(m < c) << k;
+                        rose |= u32::from(m > c) << k;
+                    }
+                }
+                self.fell.push(fell);
+                self.rose.push(rose);
+            }
+        }
         let view = View {
             enabled: self.enabled,
             certify_now: self.calls >= FROM_CALL,
@@ -397,6 +455,10 @@ impl Certificates {
             all_slack_ok: self.all_slack_ok,
             rates: &self.rates,
             rho: &self.rho,
+            inverse: &self.inverse,
+            market_rho: &self.market_rho,
+            fell: &self.fell,
+            rose: &self.rose,
         };
         (view, &mut self.certs, &mut self.held)
     }
@@ -450,7 +512,7 @@ impl View<'_> {
         if !self.enabled {
             return false;
         }
-        if c.slack_at != NONE && self.rho[c.slack_at as usize] < f64::from(c.tolerance) {
+        if c.slack_at != NONE && self.slack_rho(c) < f64::from(c.tolerance) {
             return true;
         }
         if c.at == NONE {
@@ -462,6 +524,27 @@ impl View<'_> {
             let (lo, hi) = band(centre[k], d);
             marks[k] >= lo && marks[k] <= hi
         })
+    }
+
+    /// The move ρ that counts against `c`'s slack certificate: the largest of its markets'
+    /// moves from the certificate's centre, leaving out a market whose mark moved by ρ ≤ 1 in
+    /// the direction all of the account's positions there gain from (its uPnL rises and its
+    /// notional, so its requirement, does not); without per-market masks, every mark's.
+    #[inline]
+    fn slack_rho(&self, c: &Cert) -> f64 {
+        let s = c.slack_at as usize;
+        if self.fell.is_empty() {
+            return self.rho[s];
+        }
+        let gains = (c.gains_on_fall & self.fell[s]) | (c.gains_on_rise & self.rose[s]);
+        let n = self.market_rho.len() / self.fell.len();
+        let moves = &self.market_rho[s * n..(s + 1) * n];
+        let (mut against, mut r) = (c.markets & !gains, 0.0f64);
+        while against != 0 {
+            r = r.max(moves[against.trailing_zeros() as usize]);
+            against &= against - 1;
+        }
+        r
     }
 
     /// Account `a`, just evaluated (`cross_eq`, `m`, its lines gathered in `g`) and found in no
@@ -492,22 +575,56 @@ impl View<'_> {
         // An isolated position whose margin is gone is out of the kernel's isolated lines but
         // still in the selection's isolated trigger.
         let gone = |(&iso, &q): (&bool, &f64)| iso && (q <= 0.0 || q.is_nan());
-        if state.pos_isolated[p.clone()].iter().zip(&state.iso_qty[p]).any(gone) {
+        if state.pos_isolated[p.clone()].iter().zip(&state.iso_qty[p.clone()]).any(gone) {
             return false;
         }
-        let magnitude = g.balances.magnitude + g.magnitude + m.equity.abs() + cross_eq.abs();
-        let per_unit = g.cross_notional;
-        // At most 1: the first bracket's rate holds only while ρ ≤ 1 ([`SlackRate::of`]).
-        let tolerance = room(m.adj_equity[1] - m.requirement[1], magnitude, per_unit)
-            .min(room(cross_eq, magnitude, per_unit))
-            .min(g.iso_room)
-            .min(1.0)
-            / (1.0 + 8.0 * HEADROOM);
+        // An account whose every position has quantity 0 (closed, its rows kept) has the same
+        // lines at any finite marks — each uPnL is 0 × a finite difference, each notional 0 —,
+        // so no move of a finite mark changes its verdict: an unbounded tolerance (ρ is +∞
+        // only where a mark it holds is not finite or has moved by 100 % or more). On the 1M
+        // demo these are the accounts liquidated whole: ≈ 238k a round, evaluated every round
+        // before, as their zero room gave no tolerance.
+        let flat = state.pos_qty[p.clone()].iter().all(|&q| q == 0.0);
+        let tolerance = if flat {
+            f64::INFINITY
+        } else {
+            // The terms' magnitudes at the marks the certificate admits: a move that only adds
+            // room is not bounded by the tolerance, but by ρ ≤ 1, which changes a position's
+            // uPnL by at most its notional (and lowers its notional and requirement).
+            let magnitude =
+                g.balances.magnitude + g.magnitude + m.equity.abs() + cross_eq.abs() + 2.0 * g.notional.abs();
+            let per_unit = g.cross_notional;
+            // At most 1: the first bracket's rate holds only while ρ ≤ 1 ([`SlackRate::of`]).
+            room(m.adj_equity[1] - m.requirement[1], magnitude, per_unit)
+                .min(room(cross_eq, magnitude, per_unit))
+                .min(g.iso_room)
+                .min(1.0)
+                / (1.0 + 8.0 * HEADROOM)
+        };
         if tolerance > 0.0 {
             // Rounded down: the test compares an f64 ρ with it.
             let t = tolerance as f32;
             c.tolerance = if f64::from(t) > tolerance { t.next_down() } else { t };
             c.slack_at = self.centre;
+            if !self.fell.is_empty() {
+                // A linear short gains as its mark falls, an inverse long as it rises (its
+                // notional in the settle asset is |qty| × size / mark); a closed position (qty
+                // 0) is the same at any finite mark.
+                let (mut markets, mut not_on_fall, mut not_on_rise) = (0u32, 0u32, 0u32);
+                for (&k, &q) in state.pos_market[p.clone()].iter().zip(&state.pos_qty[p]) {
+                    let bit = 1u32 << k;
+                    markets |= bit;
+                    let inverse = self.inverse[k as usize];
+                    if !(q < 0.0 && !inverse || q == 0.0) {
+                        not_on_fall |= bit;
+                    }
+                    if !(q > 0.0 && inverse || q == 0.0) {
+                        not_on_rise |= bit;
+                    }
+                }
+                (c.markets, c.gains_on_fall, c.gains_on_rise) =
+                    (markets, markets & !not_on_fall, markets & !not_on_rise);
+            }
         }
         c.slack_at != NONE
     }
@@ -859,20 +976,27 @@ mod tests {
         .unwrap()
     }
 
+    /// A position quantity within ±`max`, 0 one time in four.
+    fn qty(max: f64) -> impl Strategy<Value = f64> {
+        prop_oneof![1 => Just(0.0), 3 => -max..max]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
         /// A slack certificate skips an account only where the full evaluation finds it in no
-        /// need of action: after its anchoring selection, the marks move against it (each
-        /// sign pattern, every market by the same relative r) as far as the certificate
-        /// still skips it — found by bisection, so the test probes the edge of what the
-        /// implementation admits, not what its formula says — and the kernel's own verdict at
-        /// those marks must be "no action".
+        /// need of action: after its anchoring selection, the marks move (each sign pattern,
+        /// market k by the relative r × its share, the shares often all 1) as far as the
+        /// certificate still skips it — found by bisection, so the test probes the edge of
+        /// what the implementation admits, not what its formula says — and the kernel's own
+        /// verdict at those marks must be "no action". Quantities are often 0, so accounts
+        /// hold fewer markets, and some none with a nonzero quantity (unbounded tolerance).
         #[test]
         fn a_slack_certificate_skips_only_safe_accounts(
             bal in prop::collection::vec((-200.0f64..2000.0, -2.0f64..20.0), 1..6),
-            pos in prop::collection::vec((-20.0f64..20.0, -200.0f64..200.0, -5.0f64..5.0, 0.6f64..1.6, prop_oneof![Just(0.0), 0.02f64..0.5]), 6),
+            pos in prop::collection::vec((qty(20.0), qty(200.0), qty(5.0), 0.6f64..1.6, prop_oneof![Just(0.0), 0.02f64..0.5]), 6),
             centre in (50.0f64..150.0, 5.0f64..15.0, 50.0f64..150.0),
+            share in prop_oneof![Just([1.0; 3]), prop::array::uniform3(0.0f64..1.0)],
             btc in 50.0f64..150.0,
         ) {
             let u = slack_universe();
@@ -886,7 +1010,7 @@ mod tests {
                     let marks = |r: f64| {
                         let mut m = centre;
                         for (k, m) in m.iter_mut().enumerate() {
-                            *m *= if pattern >> k & 1 == 0 { 1.0 - r } else { 1.0 + r };
+                            *m *= if pattern >> k & 1 == 0 { 1.0 - r * share[k] } else { 1.0 + r * share[k] };
                         }
                         m
                     };
@@ -976,6 +1100,74 @@ mod tests {
         assert_eq!(screen(&mut certs, &u, &state, 0, &assets, &at(1.1 * t / (1.0 + t))), Some(true));
         // New asset prices: evaluated.
         assert_eq!(screen(&mut certs, &u, &state, 0, &[1.0, 99.0], &at(1.1 * t / (1.0 + t))), Some(false));
+    }
+
+    /// A slack certificate counts only the markets the account holds, and not a move of ρ ≤ 1
+    /// that every position there gains from: a linear short (tolerance ≈ 0.29 on 60 USDT;
+    /// its ETH and inverse rows closed) is skipped while its mark falls by ρ = 0.8 and ETH's
+    /// rises by half, evaluated when its mark falls by ρ = 1.5 or rises past its tolerance,
+    /// or ETH's mark doubles (ρ = +∞).
+    #[test]
+    fn a_slack_certificate_leaves_out_moves_the_account_gains_from() {
+        let u = slack_universe();
+        let book = slack_book(&[(60.0, 0.0)], &[(-2.0, 0.0, 0.0, 1.0, 0.0)]);
+        let state = State::new(&book, &u, &[0, 1], &[0, 1, 2]);
+        let (assets, centre) = ([1.0, 100.0], [100.0, 10.0, 100.0]);
+        // Anchored at the centre, then selected at `marks`.
+        let at = |marks: [f64; 3]| {
+            let mut certs = Certificates::new(&u, 1);
+            certs.enabled = true;
+            assert_eq!(screen(&mut certs, &u, &state, 0, &assets, &centre), Some(false));
+            (screen(&mut certs, &u, &state, 0, &assets, &marks), f64::from(certs.certs[0].tolerance))
+        };
+        let t = at(centre).1;
+        assert!(t > 0.25 && t < 0.3, "tolerance {t}");
+        // ρ = r / (1 − r) for a move by the share r.
+        let fall = |rho: f64| 100.0 * (1.0 - rho / (1.0 + rho));
+        let rise = |rho: f64| 100.0 * (1.0 + rho / (1.0 + rho));
+        let at = |marks| at(marks).0;
+        assert_eq!(at([fall(0.8), 15.0, 100.0]), Some(true));
+        assert_eq!(at([fall(0.8), 20.0, 100.0]), Some(false));
+        assert_eq!(at([fall(1.5), 10.0, 100.0]), Some(false));
+        assert_eq!(at([rise(0.9 * t), 10.0, 100.0]), Some(true));
+        assert_eq!(at([rise(1.1 * t), 10.0, 100.0]), Some(false));
+    }
+
+    /// An inverse long gains as its mark rises (uPnL up, notional in BTC down), an inverse
+    /// short loses: anchored at the centre on 0.3 BTC, the long is skipped at a rise of ρ = 0.8,
+    /// far past its tolerance, the short is selected there.
+    #[test]
+    fn an_inverse_long_gains_as_its_mark_rises() {
+        let u = slack_universe();
+        let (assets, centre) = ([1.0, 100.0], [100.0, 10.0, 100.0]);
+        let rise = [100.0, 10.0, 100.0 * (1.0 + 0.8 / 1.8)];
+        for (qty, then) in [(2.0, Some(true)), (-2.0, None)] {
+            let book = slack_book(&[(0.0, 0.3)], &[(0.0, 0.0, qty, 1.0, 0.0)]);
+            let state = State::new(&book, &u, &[0, 1], &[0, 1, 2]);
+            let mut certs = Certificates::new(&u, 1);
+            certs.enabled = true;
+            assert_eq!(screen(&mut certs, &u, &state, 0, &assets, &centre), Some(false));
+            let t = f64::from(certs.certs[0].tolerance);
+            assert!(t > 0.0 && t < 0.5, "tolerance {t}");
+            assert_eq!(screen(&mut certs, &u, &state, 0, &assets, &rise), then, "qty {qty}");
+        }
+    }
+
+    /// An account whose positions all have quantity 0 (liquidated whole, its rows kept) has
+    /// no bound on its tolerance: skipped at any finite move of its marks, evaluated once one
+    /// of them is NaN.
+    #[test]
+    fn an_account_without_open_positions_is_skipped_at_any_finite_marks() {
+        let u = slack_universe();
+        let book = slack_book(&[(100.0, 0.0)], &[(0.0, 0.0, 0.0, 1.0, 0.0)]);
+        let state = State::new(&book, &u, &[0, 1], &[0, 1, 2]);
+        let (assets, centre) = ([1.0, 100.0], [100.0, 10.0, 100.0]);
+        let mut certs = Certificates::new(&u, 1);
+        certs.enabled = true;
+        assert_eq!(screen(&mut certs, &u, &state, 0, &assets, &centre), Some(false));
+        assert_eq!(f64::from(certs.certs[0].tolerance), f64::INFINITY);
+        assert_eq!(screen(&mut certs, &u, &state, 0, &assets, &[5.0, 0.5, 195.0]), Some(true));
+        assert_ne!(screen(&mut certs, &u, &state, 0, &assets, &[100.0, 10.0, f64::NAN]), Some(true));
     }
 
     /// A market is volatile from the selection whose mark moved by more than [`CALM`] from the
