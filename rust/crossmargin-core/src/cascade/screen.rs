@@ -861,8 +861,7 @@ mod tests {
             )
             .unwrap();
             let mut state = State::new(&book, &u, &[0, 1, 2], &[0, 1]);
-            let mut certs = Certificates::new(&u, n);
-            certs.enabled = true;
+            let mut certs = certificates(&u, n, true);
             let (ida, idm) = ([0u32, 1, 2], [0u32, 1]);
             let (mut assets, mut marks) = (vec![1.0, 100.0, 1.0], vec![100.0, 10.0]);
             for (f, g, new_step, touched, delta) in rounds {
@@ -976,6 +975,11 @@ mod tests {
         .unwrap()
     }
 
+    /// Certificates for `n` accounts, on or off whatever the environment says.
+    fn certificates(u: &Universe, n: usize, enabled: bool) -> Certificates {
+        Certificates { enabled, ..Certificates::new(u, n) }
+    }
+
     /// A position quantity within ±`max`, 0 one time in four.
     fn qty(max: f64) -> impl Strategy<Value = f64> {
         prop_oneof![1 => Just(0.0), 3 => -max..max]
@@ -1016,8 +1020,7 @@ mod tests {
                     };
                     // Some(true) where a certificate anchored at the centre skips the account.
                     let skipped_at = |r: f64| {
-                        let mut certs = Certificates::new(&u, n);
-                        certs.enabled = true;
+                        let mut certs = certificates(&u, n, true);
                         let anchored = screen(&mut certs, &u, &state, a, &assets, &centre);
                         anchored.and(screen(&mut certs, &u, &state, a, &assets, &marks(r)))
                     };
@@ -1029,8 +1032,7 @@ mod tests {
                         let mid = 0.5 * (lo + hi);
                         if skipped_at(mid) == Some(true) { lo = mid } else { hi = mid }
                     }
-                    let mut exact = Certificates::new(&u, n);
-                    exact.enabled = false;
+                    let mut exact = certificates(&u, n, false);
                     prop_assert_eq!(
                         screen(&mut exact, &u, &state, a, &assets, &marks(lo)),
                         Some(false),
@@ -1053,11 +1055,7 @@ mod tests {
         let state = State::new(&book, &u, &[0, 1], &[0, 1, 2]);
         let (assets, centre) = ([1.0, 100.0], [100.0, 10.0, 100.0]);
         let at = |rho: f64| [centre[0], centre[1], centre[2] / (1.0 + rho)];
-        let fresh = || {
-            let mut certs = Certificates::new(&u, 1);
-            certs.enabled = true;
-            certs
-        };
+        let fresh = || certificates(&u, 1, true);
         let mut certs = fresh();
         assert_eq!(screen(&mut certs, &u, &state, 0, &assets, &centre), Some(false));
         let t = f64::from(certs.certs[0].tolerance);
@@ -1081,8 +1079,7 @@ mod tests {
         let u = slack_universe();
         let book = slack_book(&[(5000.0, 1.0)], &[(2.0, -10.0, 1.0, 1.0, 0.0)]);
         let mut state = State::new(&book, &u, &[0, 1], &[0, 1, 2]);
-        let mut certs = Certificates::new(&u, 1);
-        certs.enabled = true;
+        let mut certs = certificates(&u, 1, true);
         let (assets, centre) = ([1.0, 100.0], [100.0, 10.0, 100.0]);
         assert_eq!(screen(&mut certs, &u, &state, 0, &assets, &centre), Some(false));
         let t = f64::from(certs.certs[0].tolerance);
@@ -1115,8 +1112,7 @@ mod tests {
         let (assets, centre) = ([1.0, 100.0], [100.0, 10.0, 100.0]);
         // Anchored at the centre, then selected at `marks`.
         let at = |marks: [f64; 3]| {
-            let mut certs = Certificates::new(&u, 1);
-            certs.enabled = true;
+            let mut certs = certificates(&u, 1, true);
             assert_eq!(screen(&mut certs, &u, &state, 0, &assets, &centre), Some(false));
             (screen(&mut certs, &u, &state, 0, &assets, &marks), f64::from(certs.certs[0].tolerance))
         };
@@ -1144,8 +1140,7 @@ mod tests {
         for (qty, then) in [(2.0, Some(true)), (-2.0, None)] {
             let book = slack_book(&[(0.0, 0.3)], &[(0.0, 0.0, qty, 1.0, 0.0)]);
             let state = State::new(&book, &u, &[0, 1], &[0, 1, 2]);
-            let mut certs = Certificates::new(&u, 1);
-            certs.enabled = true;
+            let mut certs = certificates(&u, 1, true);
             assert_eq!(screen(&mut certs, &u, &state, 0, &assets, &centre), Some(false));
             let t = f64::from(certs.certs[0].tolerance);
             assert!(t > 0.0 && t < 0.5, "tolerance {t}");
@@ -1162,8 +1157,7 @@ mod tests {
         let book = slack_book(&[(100.0, 0.0)], &[(0.0, 0.0, 0.0, 1.0, 0.0)]);
         let state = State::new(&book, &u, &[0, 1], &[0, 1, 2]);
         let (assets, centre) = ([1.0, 100.0], [100.0, 10.0, 100.0]);
-        let mut certs = Certificates::new(&u, 1);
-        certs.enabled = true;
+        let mut certs = certificates(&u, 1, true);
         assert_eq!(screen(&mut certs, &u, &state, 0, &assets, &centre), Some(false));
         assert_eq!(f64::from(certs.certs[0].tolerance), f64::INFINITY);
         assert_eq!(screen(&mut certs, &u, &state, 0, &assets, &[5.0, 0.5, 195.0]), Some(true));
