@@ -35,8 +35,8 @@
 //! largest relative move since the anchor of a mark it holds keeps ρ < τ — not counting a move
 //! of ρ ≤ 1 that all of its positions in that market gain from (a fall for a linear short, a
 //! rise for an inverse long, either for a closed position: [`View::anchor`]). An account
-//! whose positions are all closed (quantity 0) has the same lines at any finite marks: τ = +∞. No attempt, no band: the
-//! crash's first step, where marks move 4–21 % a round and band certificates are not tried,
+//! whose positions are all closed (quantity 0) has the same lines at any finite marks: τ = +∞.
+//! No attempt, no band: the crash's first step, where marks move 4–21 % a round and band certificates are not tried,
 //! skips the accounts whose room is larger than the move. A band is tried only where an
 //! evaluation gave no slack certificate (on the 1M demo bands beside them spared 3 of 7.7M
 //! evaluations).
@@ -310,7 +310,8 @@ pub struct Certificates {
     all_slack_ok: bool,
     /// Per market, its [`SlackRate`] at the step's asset prices (from `slack`).
     rates: Vec<SlackRate>,
-    /// Per centre, the move ρ of the current marks from it ([`rho`]).
+    /// Per centre, the move ρ of the current marks from it ([`rho`]), where the universe has
+    /// more than [`MASKED`] markets (else `market_rho` has it market by market).
     rho: Vec<f64>,
     /// Per market, whether it is inverse (where a rise, not a fall, only adds room).
     inverse: Vec<bool>,
@@ -425,11 +426,12 @@ impl Certificates {
             self.centres.push(marks.to_vec());
         }
         self.rho.clear();
-        self.rho.extend(self.centres.iter().map(|c| rho(c, marks)));
         self.market_rho.clear();
         self.fell.clear();
         self.rose.clear();
-        if marks.len() <= MASKED {
+        if marks.len() > MASKED {
+            self.rho.extend(self.centres.iter().map(|c| rho(c, marks)));
+        } else {
             for c in &self.centres {
                 let (mut fell, mut rose) = (0u32, 0u32);
                 for (k, (&c, &m)) in c.iter().zip(marks).enumerate() {
