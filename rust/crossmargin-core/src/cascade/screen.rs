@@ -926,7 +926,8 @@ mod tests {
         assets: &[f64],
         marks: &[f64],
     ) -> Option<bool> {
-        let (ida, idm) = ([0u32, 1], [0u32, 1, 2]);
+        let ida: Vec<u32> = (0..assets.len() as u32).collect();
+        let idm: Vec<u32> = (0..marks.len() as u32).collect();
         let ctx = MarginContext {
             universe: u,
             prices: Prices { asset: assets, mark: marks },
@@ -1164,6 +1165,36 @@ mod tests {
         assert_eq!(f64::from(certs.certs[0].tolerance), f64::INFINITY);
         assert_eq!(screen(&mut certs, &u, &state, 0, &assets, &[5.0, 0.5, 195.0]), Some(true));
         assert_ne!(screen(&mut certs, &u, &state, 0, &assets, &[100.0, 10.0, f64::NAN]), Some(true));
+    }
+
+    /// Beyond [`MASKED`] markets a slack certificate compares every mark's move: an account
+    /// holding only market 0 of 33 is skipped while market 32 moves less than its tolerance
+    /// and evaluated once it moves more (with masks, a market it does not hold never counts).
+    #[test]
+    fn beyond_the_masked_markets_every_mark_counts() {
+        let brackets = [(f64::INFINITY, 0.1, 0.05)];
+        let markets: Vec<_> = (0..=MASKED).map(|k| perp(&format!("M{k}"), "USDT", "BTC", 100.0, &brackets)).collect();
+        let u = Universe::new(&[asset("USDT", 1.0)], &markets).unwrap();
+        let book = group(
+            BalanceInput { account: &[0], code: &[0], qty: &[500.0] },
+            PositionInput { account: &[0], code: &[0], qty: &[-10.0], entry_price: &[100.0], isolated_margin: &[0.0] },
+            1,
+            1,
+        )
+        .unwrap();
+        let state = State::new(&book, &u, &[0], &(0..=MASKED as u32).collect::<Vec<_>>());
+        let centre = vec![100.0; MASKED + 1];
+        let at = |move_last: f64| {
+            let mut certs = certificates(&u, 1, true);
+            assert_eq!(screen(&mut certs, &u, &state, 0, &[1.0], &centre), Some(false));
+            let t = f64::from(certs.certs[0].tolerance);
+            assert!(t > 0.1 && t < 0.5, "tolerance {t}");
+            let mut marks = centre.clone();
+            marks[MASKED] *= 1.0 + move_last * t / (1.0 + t);
+            screen(&mut certs, &u, &state, 0, &[1.0], &marks)
+        };
+        assert_eq!(at(0.9), Some(true));
+        assert_eq!(at(1.1), Some(false));
     }
 
     /// A market is volatile from the selection whose mark moved by more than [`CALM`] from the
