@@ -165,15 +165,17 @@ impl State {
 
     /// Account `a`'s rows, mutable.
     pub fn account_mut(&mut self, a: usize) -> AccountMut<'_> {
-        self.accounts_mut(&[a]).and_then(|mut v| v.pop()).expect("an account of the state")
+        let mut runs = self.runs_mut(&[a, a + 1]).expect("an account of the state");
+        runs.pop().expect("one run").into_account(a)
     }
 
-    /// The rows of `accounts` (ascending, distinct), each account's mutable on its own: what
-    /// lets settlement work on many accounts in parallel. `None` when `accounts` is not
-    /// ascending and distinct or names an account beyond the state.
-    pub fn accounts_mut(&mut self, accounts: &[usize]) -> Option<Vec<AccountMut<'_>>> {
+    /// The rows of the accounts `cuts[i]..cuts[i + 1]` for each i, each run's mutable on its
+    /// own: what lets settlement work on runs of accounts in parallel, each task taking its
+    /// accounts' rows one by one ([`Run::account`]) — cut once per run, not once per account.
+    /// `None` when `cuts` is not ascending or reaches beyond the state.
+    pub fn runs_mut(&mut self, cuts: &[usize]) -> Option<Vec<Run<'_>>> {
         let n = self.n_accounts();
-        if accounts.windows(2).any(|w| w[0] >= w[1]) || accounts.last().is_some_and(|&a| a >= n) {
+        if cuts.windows(2).any(|w| w[0] > w[1]) || cuts.last().is_some_and(|&a| a > n) {
             return None;
         }
         let State {
@@ -192,19 +194,22 @@ impl State {
             iso_qty,
         } = self;
         let (bo, po) = (&bal_offsets[..], &pos_offsets[..]);
-        let mut bal_minor = carve(bal_minor, bo, accounts).into_iter();
-        let mut bal_qty = carve(bal_qty, bo, accounts).into_iter();
-        let mut pos_qty = carve(pos_qty, po, accounts).into_iter();
-        let mut pos_isolated = carve(pos_isolated, po, accounts).into_iter();
-        let mut iso_minor = carve(iso_minor, po, accounts).into_iter();
-        let mut iso_qty = carve(iso_qty, po, accounts).into_iter();
-        let mut out = Vec::with_capacity(accounts.len());
-        for &a in accounts {
-            let (b, p) = (bo[a]..bo[a + 1], po[a]..po[a + 1]);
-            out.push(AccountMut {
-                id: ids[a],
-                pos_first: p.start,
-                bal_asset: &bal_asset[b],
+        let ranges = |o: &[usize]| cuts.windows(2).map(move |w| o[w[0]]..o[w[1]]).collect::<Vec<_>>();
+        let (b, p) = (ranges(bo), ranges(po));
+        let mut bal_minor = carve_ranges(bal_minor, b.iter().cloned()).into_iter();
+        let mut bal_qty = carve_ranges(bal_qty, b.iter().cloned()).into_iter();
+        let mut pos_qty = carve_ranges(pos_qty, p.iter().cloned()).into_iter();
+        let mut pos_isolated = carve_ranges(pos_isolated, p.iter().cloned()).into_iter();
+        let mut iso_minor = carve_ranges(iso_minor, p.iter().cloned()).into_iter();
+        let mut iso_qty = carve_ranges(iso_qty, p.iter().cloned()).into_iter();
+        let mut out = Vec::with_capacity(b.len());
+        for (w, (b, p)) in cuts.windows(2).zip(b.into_iter().zip(p)) {
+            out.push(Run {
+                accounts: w[0]..w[1],
+                ids,
+                bal_offsets: bo,
+                pos_offsets: po,
+                bal_asset: &bal_asset[b.clone()],
                 bal_minor: bal_minor.next()?,
                 bal_qty: bal_qty.next()?,
                 pos_market: &pos_market[p.clone()],
@@ -477,12 +482,6 @@ impl BookColumns {
     }
 }
 
-/// The rows `offsets[a]..offsets[a + 1]` of each of `accounts` (ascending, distinct), as
-/// disjoint mutable slices.
-fn carve<'s, T>(rest: &'s mut [T], offsets: &[usize], accounts: &[usize]) -> Vec<&'s mut [T]> {
-    carve_ranges(rest, accounts.iter().map(|&a| offsets[a]..offsets[a + 1]))
-}
-
 /// Disjoint mutable parts of `v`, one per range (ascending, not overlapping).
 pub fn carve_ranges<T>(mut v: &mut [T], ranges: impl Iterator<Item = std::ops::Range<usize>>) -> Vec<&mut [T]> {
     let (mut at, mut out) = (0, Vec::with_capacity(ranges.size_hint().0));
@@ -513,6 +512,71 @@ pub struct AccountMut<'s> {
     pub pos_side: &'s [u8],
     pub iso_minor: &'s mut [i128],
     pub iso_qty: &'s mut [f64],
+}
+
+/// The rows of a run of accounts ([`State::runs_mut`]): the ledger and positions mutable, the
+/// rest read-only; an account's [`AccountMut`] is cut from it on demand.
+#[derive(Debug)]
+pub struct Run<'s> {
+    accounts: std::ops::Range<usize>,
+    ids: &'s [i64],
+    bal_offsets: &'s [usize],
+    pos_offsets: &'s [usize],
+    bal_asset: &'s [u32],
+    bal_minor: &'s mut [i128],
+    bal_qty: &'s mut [f64],
+    pos_market: &'s [u32],
+    pos_qty: &'s mut [f64],
+    pos_entry: &'s [f64],
+    pos_isolated: &'s mut [bool],
+    pos_side: &'s [u8],
+    iso_minor: &'s mut [i128],
+    iso_qty: &'s mut [f64],
+}
+
+impl<'s> Run<'s> {
+    /// Account `a`'s rows (an account of the run), mutable.
+    pub fn account(&mut self, a: usize) -> AccountMut<'_> {
+        let run = Run {
+            accounts: self.accounts.clone(),
+            ids: self.ids,
+            bal_offsets: self.bal_offsets,
+            pos_offsets: self.pos_offsets,
+            bal_asset: self.bal_asset,
+            bal_minor: self.bal_minor,
+            bal_qty: self.bal_qty,
+            pos_market: self.pos_market,
+            pos_qty: self.pos_qty,
+            pos_entry: self.pos_entry,
+            pos_isolated: self.pos_isolated,
+            pos_side: self.pos_side,
+            iso_minor: self.iso_minor,
+            iso_qty: self.iso_qty,
+        };
+        run.into_account(a)
+    }
+
+    /// Account `a`'s rows for as long as the run's.
+    fn into_account(self, a: usize) -> AccountMut<'s> {
+        assert!(self.accounts.contains(&a), "account {a} is not in the run {:?}", self.accounts);
+        let (b0, p0) = (self.bal_offsets[self.accounts.start], self.pos_offsets[self.accounts.start]);
+        let b = self.bal_offsets[a] - b0..self.bal_offsets[a + 1] - b0;
+        let p = self.pos_offsets[a] - p0..self.pos_offsets[a + 1] - p0;
+        AccountMut {
+            id: self.ids[a],
+            pos_first: self.pos_offsets[a],
+            bal_asset: &self.bal_asset[b.clone()],
+            bal_minor: &mut self.bal_minor[b.clone()],
+            bal_qty: &mut self.bal_qty[b],
+            pos_market: &self.pos_market[p.clone()],
+            pos_qty: &mut self.pos_qty[p.clone()],
+            pos_entry: &self.pos_entry[p.clone()],
+            pos_isolated: &mut self.pos_isolated[p.clone()],
+            pos_side: self.pos_side.get(p.clone()).unwrap_or(&[]),
+            iso_minor: &mut self.iso_minor[p.clone()],
+            iso_qty: &mut self.iso_qty[p],
+        }
+    }
 }
 
 impl AccountMut<'_> {
@@ -665,6 +729,61 @@ mod tests {
         assert_eq!(state.bal_offsets, offsets);
         assert_eq!(state.bal_asset, assets);
         assert_eq!(state.bal_minor, minor);
+    }
+
+    /// Runs of accounts hand out each account's own rows (what a whole-state cut gives), and
+    /// what a run writes lands in the state; cuts that go back or past the state give none.
+    #[test]
+    fn runs_hand_out_each_accounts_rows() {
+        let u = Universe::new(
+            &[asset("USDT", 1.0)],
+            &[perp("BTCUSDT", "USDT", "BTC", 100.0, &[(f64::INFINITY, 0.1, 0.05)])],
+        )
+        .unwrap();
+        // Account i holds 1 + i % 3 balance rows of asset 0 and i % 2 positions.
+        let n = 50i64;
+        let bal: Vec<i64> = (0..n).flat_map(|i| std::iter::repeat_n(i, 1 + (i % 3) as usize)).collect();
+        let pos: Vec<i64> = (0..n).filter(|i| i % 2 == 1).collect();
+        let bq: Vec<f64> = (0..bal.len()).map(|r| r as f64).collect();
+        let pq: Vec<f64> = (0..pos.len()).map(|r| 1.0 + r as f64).collect();
+        let book = group_with(
+            BalanceInput { account: &bal, code: &vec![0; bal.len()], qty: &bq },
+            PositionInput {
+                account: &pos,
+                code: &vec![0; pos.len()],
+                qty: &pq,
+                entry_price: &vec![100.0; pos.len()],
+                isolated_margin: &vec![0.0; pos.len()],
+            },
+            &[],
+            None,
+            1,
+            1,
+        )
+        .unwrap();
+        let mut state = State::new(&book, &u, &[0], &[0]);
+        let whole = |s: &mut State, a: usize| {
+            let acc = s.account_mut(a);
+            (acc.id, acc.pos_first, acc.bal_minor.to_vec(), acc.bal_qty.to_vec(), acc.pos_qty.to_vec())
+        };
+        let want: Vec<_> = (0..n as usize).map(|a| whole(&mut state, a)).collect();
+        let cuts = [3, 4, 17, 40, 50];
+        for (run, w) in state.runs_mut(&cuts).unwrap().iter_mut().zip(cuts.windows(2)) {
+            for a in w[0]..w[1] {
+                let acc = run.account(a);
+                let got = (acc.id, acc.pos_first, acc.bal_minor.to_vec(), acc.bal_qty.to_vec(), acc.pos_qty.to_vec());
+                assert_eq!(got, want[a], "account {a}");
+                acc.pos_qty.iter_mut().for_each(|q| *q = -(a as f64));
+            }
+        }
+        for a in 3..n as usize {
+            let p = state.pos_offsets[a]..state.pos_offsets[a + 1];
+            assert!(state.pos_qty[p].iter().all(|&q| q == -(a as f64)), "account {a}");
+        }
+        assert_eq!(state.pos_qty[..state.pos_offsets[3]], pq[..state.pos_offsets[3]]);
+        assert!(state.runs_mut(&[4, 3]).is_none());
+        assert!(state.runs_mut(&[0, n as usize + 1]).is_none());
+        assert_eq!(state.runs_mut(&[]).unwrap().len(), 0);
     }
 
     #[test]

@@ -330,33 +330,34 @@ impl Shard {
         // are gathered in priority order after.
         let mut by_account: Vec<(usize, usize)> =
             chosen.iter().enumerate().map(|(item, &ci)| (self.cands[ci as usize].account, item)).collect();
-        by_account.sort_unstable();
-        let accounts: Vec<usize> = by_account.iter().map(|x| x.0).collect();
-        let Some(rows) = self.state.accounts_mut(&accounts) else {
+        by_account.par_sort_unstable();
+        if by_account.windows(2).any(|w| w[0].0 == w[1].0) {
             return Err(CoreError::config("cascade.shard", "a candidate is chosen twice"));
+        }
+        // One run of the state's rows per task: from its first account to the next task's.
+        let ends = by_account.last().map(|x| x.0 + 1);
+        let cuts: Vec<usize> = by_account.chunks(SETTLE_CHUNK).map(|c| c[0].0).chain(ends).collect();
+        let Some(runs) = self.state.runs_mut(&cuts) else {
+            return Err(CoreError::config("cascade.shard", "a candidate is beyond the state"));
         };
         let (cands, orders) = (&self.cands, &self.orders);
-        let mut work: Vec<Settling<'_, '_>> = rows
-            .into_iter()
-            .zip(&by_account)
-            .map(|(acc, &(_, item))| Settling { acc, orders: &orders[cands[chosen[item] as usize].orders.clone()] })
-            .collect();
         let na = u.n_assets();
         // Per task, one buffer of events and one of pieces for all its accounts (each
         // account's a range of them): an allocation per task, not two per account.
-        let per_task: Vec<(Pools, Settled)> = work
-            .par_chunks_mut(SETTLE_CHUNK)
-            .map(|ws| {
+        let per_task: Vec<(Pools, Settled)> = runs
+            .into_par_iter()
+            .zip(by_account.par_chunks(SETTLE_CHUNK))
+            .map(|(mut run, chunk)| {
                 let mut pools = Pools::new(vec![0; na]);
                 let mut done = Settled::default();
-                for w in ws {
+                for &(a, item) in chunk {
                     let (e0, p0) = (done.events.len(), done.pieces.len());
                     settle_candidate(
-                        &mut w.acc,
+                        &mut run.account(a),
                         &mut pools,
                         &ctx,
                         fee_rate,
-                        w.orders,
+                        &orders[cands[chosen[item] as usize].orders.clone()],
                         |k| fill_price[k],
                         &mut done.events,
                         &mut done.pieces,
@@ -372,27 +373,31 @@ impl Shard {
         }
         // Each chosen item's (task, index in the task), by priority.
         let mut at = vec![(0u32, 0u32); chosen.len()];
-        for (i, &(_, item)) in by_account.iter().enumerate() {
+        for (i, &(a, item)) in by_account.iter().enumerate() {
             at[item] = ((i / SETTLE_CHUNK) as u32, (i % SETTLE_CHUNK) as u32);
-        }
-        let mut out = Settlement::default();
-        out.events.reserve(per_task.iter().map(|x| x.1.events.len()).sum());
-        for (item, (&ci, &(t, j))) in chosen.iter().zip(&at).enumerate() {
-            let a = self.cands[ci as usize].account;
             self.rank.invalidate(a);
             self.certs.invalidate(a);
-            let done = &per_task[t as usize].1;
-            let [e0, e1, p0, p1] = done.spans[j as usize].map(|x| x as usize);
-            for &e in &done.events[e0..e1] {
-                out.events.push(item, self.state.accounts[a], e);
-            }
-            for &(k, side, usd) in &done.pieces[p0..p1] {
+        }
+        // The events in priority order: where each comes from (item, task, index in the task),
+        // then the columns built in parallel (as pushing each in turn).
+        let mut from: Vec<(u32, u32, u32)> = Vec::with_capacity(per_task.iter().map(|x| x.1.events.len()).sum());
+        let mut out = Settlement::default();
+        for (item, &(t, j)) in at.iter().enumerate() {
+            let [e0, e1, p0, p1] = per_task[t as usize].1.spans[j as usize];
+            from.extend((e0..e1).map(|e| (item as u32, t, e)));
+            for &(k, side, usd) in &per_task[t as usize].1.pieces[p0 as usize..p1 as usize] {
                 out.piece_item.push(item as u32);
                 out.piece_market.push(k);
                 out.piece_side.push(side);
                 out.piece_usd.push(usd);
             }
         }
+        let (ids, cands) = (&self.state.accounts, &self.cands);
+        from.par_iter().map(|x| x.0).collect_into_vec(&mut out.events.item);
+        out.events.events = Events::collect_par(from.len(), |i| {
+            let (item, t, e) = from[i];
+            (ids[cands[chosen[item as usize] as usize].account], per_task[t as usize].1.events[e as usize])
+        });
         out.insurance = pools.insurance;
         out.external = pools.external;
         Ok(out)
@@ -675,12 +680,6 @@ fn order_flow(u: &Universe, state: &State, pos: usize, fraction: f64, assets: &[
     let x = -state.pos_qty[pos] * fraction;
     let h = &u.market_hot[k];
     (k as u32, h.contract.value_usd(x, marks[k], assets[h.settle as usize]))
-}
-
-/// A chosen account during settlement: its rows and its candidate's orders.
-struct Settling<'s, 'c> {
-    acc: AccountMut<'s>,
-    orders: &'c [Order],
 }
 
 /// Chosen accounts a settlement task takes at a time.
