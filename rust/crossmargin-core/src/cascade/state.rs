@@ -769,10 +769,10 @@ mod tests {
         let want: Vec<_> = (0..n as usize).map(|a| whole(&mut state, a)).collect();
         let cuts = [3, 4, 17, 40, 50];
         for (run, w) in state.runs_mut(&cuts).unwrap().iter_mut().zip(cuts.windows(2)) {
-            for a in w[0]..w[1] {
+            for (a, want) in want.iter().enumerate().take(w[1]).skip(w[0]) {
                 let acc = run.account(a);
                 let got = (acc.id, acc.pos_first, acc.bal_minor.to_vec(), acc.bal_qty.to_vec(), acc.pos_qty.to_vec());
-                assert_eq!(got, want[a], "account {a}");
+                assert_eq!(&got, want, "account {a}");
                 acc.pos_qty.iter_mut().for_each(|q| *q = -(a as f64));
             }
         }
