@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use crate::cascade::ledger::Pools;
 use crate::cascade::policy::cross_equity_and_notional;
-use crate::cascade::state::State;
+use crate::cascade::state::{carve_ranges, State};
 use crate::margin::MarginContext;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,15 +180,15 @@ const SCAN_CHUNK: usize = 16 * 1024;
 pub struct Scratch {
     /// Per chunk of the market's rows: the counterparties found, in row order.
     found: Vec<Vec<Counterparty>>,
-    /// Per chunk: (account, cross equity, total notional) the chunk computed afresh.
-    fresh: Vec<Vec<(u32, f64, f64)>>,
     /// The counterparties of the last scan, in row order.
     all: Vec<Counterparty>,
 }
 
 /// Profitable positions in `market` on `side` (sign of qty), in row order (unranked: see
 /// [`rank`]), in `scratch`'s buffer. `cache` must be [`RankCache::at`] the context's prices.
-/// The market's rows are scanned in parallel chunks; the list is the same for any split.
+/// The market's rows are scanned in parallel chunks, each chunk holding whole accounts (so
+/// each caches the numbers it computes in its own accounts' slots); the list is the same for
+/// any split.
 pub fn counterparties<'s>(
     state: &State,
     ctx: &MarginContext<'_>,
@@ -197,6 +197,19 @@ pub fn counterparties<'s>(
     index: &MarketIndex,
     cache: &mut RankCache,
     scratch: &'s mut Scratch,
+) -> &'s mut [Counterparty] {
+    scan(state, ctx, (market, side), index, cache, scratch, SCAN_CHUNK)
+}
+
+/// [`counterparties`] in chunks of about `chunk` rows.
+fn scan<'s>(
+    state: &State,
+    ctx: &MarginContext<'_>,
+    (market, side): (u32, f64),
+    index: &MarketIndex,
+    cache: &mut RankCache,
+    scratch: &'s mut Scratch,
+    chunk: usize,
 ) -> &'s mut [Counterparty] {
     let u = ctx.universe;
     let k = market as usize;
@@ -208,15 +221,35 @@ pub fn counterparties<'s>(
     let sp = ctx.prices.asset[u.markets.settle[k] as usize];
     let (contract, mark) = (u.contract(k), ctx.prices.mark[k]);
     let rows = index.rows(k, side);
-    let chunks = rows.len().div_ceil(SCAN_CHUNK);
+    let account = |j: usize| index.account[rows[j] as usize] as usize;
+    // Chunks of about `chunk` rows, cut between accounts (an account's rows are adjacent:
+    // rows ascend, and so do their accounts).
+    let mut bounds = vec![0];
+    let chunk = chunk.max(1);
+    let mut b = chunk;
+    while b < rows.len() {
+        while b < rows.len() && account(b) == account(b - 1) {
+            b += 1;
+        }
+        if b < rows.len() {
+            bounds.push(b);
+        }
+        b += chunk;
+    }
+    if !rows.is_empty() {
+        bounds.push(rows.len());
+    }
+    let chunks = bounds.len() - 1;
+    let accounts: Vec<Range<usize>> = bounds.windows(2).map(|w| account(w[0])..account(w[1] - 1) + 1).collect();
+    let epoch = cache.epoch;
+    let stamps = carve_ranges(&mut cache.stamp, accounts.iter().cloned());
+    let values = carve_ranges(&mut cache.value, accounts.iter().cloned());
     scratch.found.resize_with(chunks.max(scratch.found.len()), Vec::new);
-    scratch.fresh.resize_with(chunks.max(scratch.fresh.len()), Vec::new);
-    let cached = &*cache;
-    scratch.found[..chunks].par_iter_mut().zip(&mut scratch.fresh[..chunks]).enumerate().for_each(
-        |(c, (found, fresh))| {
+    scratch.found[..chunks].par_iter_mut().zip(stamps).zip(values).enumerate().for_each(
+        |(c, ((found, stamp), value))| {
             found.clear();
-            fresh.clear();
-            for &p in &rows[c * SCAN_CHUNK..((c + 1) * SCAN_CHUNK).min(rows.len())] {
+            let a0 = accounts[c].start;
+            for &p in &rows[bounds[c]..bounds[c + 1]] {
                 let p = p as usize;
                 let qty = state.pos_qty[p];
                 if qty * side <= 0.0 {
@@ -228,14 +261,13 @@ pub fn counterparties<'s>(
                     continue;
                 }
                 let a = index.account[p];
-                let (equity, notional) = if cached.stamp[a as usize] == cached.epoch {
-                    cached.value[a as usize]
-                } else if let Some(&(_, e, n)) = fresh.last().filter(|f| f.0 == a) {
-                    (e, n)
+                let j = a as usize - a0;
+                let (equity, notional) = if stamp[j] == epoch {
+                    value[j]
                 } else {
-                    let (e, n) = rank_numbers(state, ctx, a as usize);
-                    fresh.push((a, e, n));
-                    (e, n)
+                    let v = rank_numbers(state, ctx, a as usize);
+                    (stamp[j], value[j]) = (epoch, v);
+                    v
                 };
                 let entry_notional = contract.notional_usd(qty, state.pos_entry[p], sp);
                 let leverage = if equity > 0.0 { notional / equity } else { f64::INFINITY };
@@ -244,13 +276,24 @@ pub fn counterparties<'s>(
             }
         },
     );
-    for (found, fresh) in scratch.found[..chunks].iter().zip(&scratch.fresh[..chunks]) {
-        for &(a, e, n) in fresh {
-            cache.stamp[a as usize] = cache.epoch;
-            cache.value[a as usize] = (e, n);
-        }
-        scratch.all.extend_from_slice(found);
+    // The chunks' lists joined in order, copied in parallel.
+    let found = &scratch.found[..chunks];
+    let total = found.iter().map(Vec::len).sum();
+    scratch.all.reserve(total);
+    let mut rest = &mut scratch.all.spare_capacity_mut()[..total];
+    let mut parts = Vec::with_capacity(chunks);
+    for f in found {
+        let (mine, tail) = std::mem::take(&mut rest).split_at_mut(f.len());
+        parts.push(mine);
+        rest = tail;
     }
+    parts.into_par_iter().zip(found).for_each(|(dst, src)| {
+        for (d, &x) in dst.iter_mut().zip(src) {
+            d.write(x);
+        }
+    });
+    // SAFETY: the parts tile the first `total` slots of the spare capacity, each written whole.
+    unsafe { scratch.all.set_len(total) };
     &mut scratch.all
 }
 
@@ -519,10 +562,12 @@ mod tests {
         }
 
         /// A scan lists what every row of the market gives, row by row (the side lists, the
-        /// ranking cache, the chunks change nothing): linear and inverse, entries equal to
-        /// the mark, closes to 0 after the index was built, settle prices of 0 and +inf.
+        /// ranking cache, the chunks change nothing), and caches each account's numbers it
+        /// reads: linear and inverse, entries equal to the mark, closes to 0 after the index
+        /// was built, settle prices of 0 and +inf, chunks of a row up to all of them.
         #[test]
         fn a_scan_lists_every_profitable_row(
+            chunk in prop::sample::select(vec![1usize, 2, 7, SCAN_CHUNK]),
             rows in prop::collection::vec((0u32..6, 0u32..2, -5i32..6, 0usize..5, 0u8..4), 1..400),
             marks in (prop::sample::select(vec![90.0, 100.0, 100.5]), prop::sample::select(vec![95.0, 100.0, 104.0])),
             btc in prop::sample::select(vec![1.0, 100.0, 0.0, f64::INFINITY]),
@@ -572,7 +617,7 @@ mod tests {
                 for side in [1.0, -1.0] {
                     let (mut cache, mut scratch) = (RankCache::default(), Scratch::default());
                     cache.at(state.n_accounts(), &assets, &mk);
-                    let got: Vec<_> = counterparties(&state, &ctx, k, side, &index, &mut cache, &mut scratch)
+                    let got: Vec<_> = scan(&state, &ctx, (k, side), &index, &mut cache, &mut scratch, chunk)
                         .iter()
                         .map(|c| (c.account, c.pos, c.upnl.to_bits(), c.score.to_bits()))
                         .collect();
@@ -593,7 +638,13 @@ mod tests {
                             Some((a as u32, p as u32, upnl.to_bits(), score.to_bits()))
                         })
                         .collect();
-                    prop_assert_eq!(got, want);
+                    prop_assert_eq!(&got, &want);
+                    for &(a, ..) in &got {
+                        let (e, n) = rank_numbers(&state, &ctx, a as usize);
+                        prop_assert_eq!(cache.stamp[a as usize], cache.epoch);
+                        let (ce, cn) = cache.value[a as usize];
+                        prop_assert_eq!((ce.to_bits(), cn.to_bits()), (e.to_bits(), n.to_bits()));
+                    }
                 }
             }
         }
