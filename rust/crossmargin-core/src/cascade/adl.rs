@@ -407,9 +407,56 @@ fn carry(c: &[Counterparty], sum: &mut f64, enough: f64) -> Option<usize> {
     None
 }
 
+/// Counterparties a partition pass hands to one task.
+const PARTITION_BLOCK: usize = 16 * 1024;
+
 /// Moves the counterparties ranked at or before `pivot` to the front of `c` (in no order);
-/// returns their number and the sum of their uPnLs (in no set order: a guide only).
+/// returns their number and the sum of their uPnLs (in no set order: a guide only). A long
+/// list is partitioned block by block in parallel, then the blocks' misplaced counterparties
+/// (the back ones left of the split, the front ones right of it, as many of each) are
+/// swapped pairwise, in parallel.
 fn partition(c: &mut [Counterparty], pivot: &Counterparty) -> (usize, f64) {
+    if c.len() <= 2 * PARTITION_BLOCK {
+        return partition_block(c, pivot);
+    }
+    let blocks: Vec<(usize, f64)> = c.par_chunks_mut(PARTITION_BLOCK).map(|b| partition_block(b, pivot)).collect();
+    let m: usize = blocks.iter().map(|b| b.0).sum();
+    let sum = blocks.iter().map(|b| b.1).sum();
+    // Each block's back part left of m and front part right of m, in order.
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    for (i, &(f, _)) in blocks.iter().enumerate() {
+        let (s, e) = (i * PARTITION_BLOCK, ((i + 1) * PARTITION_BLOCK).min(c.len()));
+        if s + f < e.min(m) {
+            left.push(s + f..e.min(m));
+        }
+        if s.max(m) < s + f {
+            right.push(s.max(m) - m..s + f - m);
+        }
+    }
+    // Pair them in order, in pieces of at most a block.
+    let (mut pairs_l, mut pairs_r) = (Vec::new(), Vec::new());
+    let (mut l, mut r) = (left.into_iter().peekable(), right.into_iter().peekable());
+    while let (Some(a), Some(b)) = (l.peek_mut(), r.peek_mut()) {
+        let n = (a.end - a.start).min(b.end - b.start).min(PARTITION_BLOCK);
+        pairs_l.push(a.start..a.start + n);
+        pairs_r.push(b.start..b.start + n);
+        a.start += n;
+        b.start += n;
+        if a.start == a.end {
+            l.next();
+        }
+        if b.start == b.end {
+            r.next();
+        }
+    }
+    let (front, back) = c.split_at_mut(m);
+    let (front, back) = (carve_ranges(front, pairs_l.into_iter()), carve_ranges(back, pairs_r.into_iter()));
+    front.into_par_iter().zip(back).for_each(|(x, y)| x.swap_with_slice(y));
+    (m, sum)
+}
+
+/// [`partition`] in one pass on the calling thread.
+fn partition_block(c: &mut [Counterparty], pivot: &Counterparty) -> (usize, f64) {
     let (mut m, mut sum) = (0, 0.0);
     for i in 0..c.len() {
         if ranked(&c[i], pivot) != std::cmp::Ordering::Greater {
@@ -481,7 +528,7 @@ mod tests {
         #[test]
         fn the_sampled_blocks_change_nothing(
             seed in any::<u64>(),
-            n in 8_193usize..30_000,
+            n in 8_193usize..80_000,
             heavy in prop::bool::ANY,
             share in prop::sample::select(vec![0.0, 1e-5, 1e-3, 0.05, 0.5, 0.999, 2.0]),
         ) {
@@ -501,6 +548,37 @@ mod tests {
                 .collect();
             let cover = c.iter().map(|x| x.upnl).sum::<f64>() * share;
             ranks_as_the_full_sort(c, cover)?;
+        }
+
+        /// A partition puts exactly the counterparties ranked at or before the pivot in front
+        /// and keeps every one: short lists in one pass, long ones block by block (lists
+        /// around the blocks' sizes, pivots from the first to past the last).
+        #[test]
+        fn a_partition_splits_at_the_pivot(
+            seed in any::<u64>(),
+            n in prop::sample::select(vec![0usize, 1, 5, 2 * PARTITION_BLOCK, 2 * PARTITION_BLOCK + 1, 70_001, 100_000]),
+            at in 0.0f64..1.0,
+        ) {
+            let mut x = seed | 1;
+            let mut next = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 11) as f64 / (1u64 << 53) as f64
+            };
+            let mut c: Vec<Counterparty> =
+                (0..n).map(|i| counterparty(i, (i % 89) as i64, 0.5 + next(), (next() * 32.0).floor())).collect();
+            let mut sorted = c.clone();
+            sorted.sort_by(ranked);
+            let pivot = sorted.get((at * n as f64) as usize).copied().unwrap_or(counterparty(0, 0, 1.0, -1.0));
+            let (m, _) = partition(&mut c, &pivot);
+            let before = sorted.iter().filter(|x| ranked(x, &pivot) != std::cmp::Ordering::Greater).count();
+            prop_assert_eq!(m, before);
+            prop_assert!(c[..m].iter().all(|x| ranked(x, &pivot) != std::cmp::Ordering::Greater));
+            prop_assert!(c[m..].iter().all(|x| ranked(x, &pivot) == std::cmp::Ordering::Greater));
+            c.sort_by(ranked);
+            let key = |x: &Counterparty| (x.score.to_bits(), x.account, x.pos, x.upnl.to_bits());
+            prop_assert_eq!(c.iter().map(key).collect::<Vec<_>>(), sorted.iter().map(key).collect::<Vec<_>>());
         }
 
         /// The ranking's numbers are the margin kernel's: cross equity as `cross_equity`

@@ -1131,8 +1131,9 @@ impl Driver {
                 all.push((c.risk[i], c.account[i], s as u32, i as u32));
             }
         }
-        // The liquidation priority: riskiest first, then ascending account id (a total order).
-        all.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        // The liquidation priority: riskiest first, then ascending account id (a total order:
+        // the ids are distinct, checked above across shards).
+        all.par_sort_unstable_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
         if self.cfg.max_liquidations_per_round > 0 {
             all.truncate(self.cfg.max_liquidations_per_round);
         }
