@@ -244,7 +244,7 @@ impl Shard {
         // Accounts in chunks, each with its certificates, kept balance totals and ranking
         // slots: skipped while certified, else evaluated (and certified when safe).
         const ACCOUNTS: usize = 1024;
-        let per_chunk: Vec<(Vec<Candidate>, Vec<Order>, u64)> = certs
+        let per_chunk: Vec<(Vec<Candidate>, Vec<Order>, Vec<(u32, f64)>, u64)> = certs
             .par_chunks_mut(ACCOUNTS)
             .zip(held.par_chunks_mut(ACCOUNTS))
             .zip(stamps.par_chunks_mut(ACCOUNTS))
@@ -274,14 +274,30 @@ impl Shard {
                         }
                     }
                 }
-                (cands, orders, evaluated)
+                // The candidates' orders' (market, flow), in candidate order (the driver's).
+                let flows = cands
+                    .iter()
+                    .flat_map(|c: &Candidate| &orders[c.orders.clone()])
+                    .map(|o| order_flow(u, state, o.pos, o.fraction, assets, marks))
+                    .collect();
+                (cands, orders, flows, evaluated)
             })
             .collect();
         self.cands.clear();
         self.orders.clear();
         let mut evaluated = 0;
-        for (cands, orders, n) in per_chunk {
+        let mut out = Candidates { order_offsets: vec![0], ..Default::default() };
+        for (cands, orders, flows, n) in per_chunk {
             let base = self.orders.len();
+            out.account.extend(cands.iter().map(|c| state.accounts[c.account]));
+            out.risk.extend(cands.iter().map(|c| c.risk));
+            let mut at = out.order_market.len();
+            for c in &cands {
+                at += c.orders.len();
+                out.order_offsets.push(at as u32);
+            }
+            out.order_market.extend(flows.iter().map(|f| f.0));
+            out.order_flow.extend(flows.iter().map(|f| f.1));
             self.cands.extend(
                 cands.into_iter().map(|c| Candidate { orders: base + c.orders.start..base + c.orders.end, ..c }),
             );
@@ -290,18 +306,6 @@ impl Shard {
         }
         self.evaluated += evaluated;
         self.skipped += state.n_accounts() as u64 - evaluated;
-        let state = &self.state;
-        let mut out = Candidates { order_offsets: vec![0], ..Default::default() };
-        for c in &self.cands {
-            out.account.push(state.accounts[c.account]);
-            out.risk.push(c.risk);
-            for o in &self.orders[c.orders.clone()] {
-                let (k, flow) = order_flow(u, state, o.pos, o.fraction, assets, marks);
-                out.order_market.push(k);
-                out.order_flow.push(flow);
-            }
-            out.order_offsets.push(out.order_market.len() as u32);
-        }
         Ok(out)
     }
 
