@@ -244,7 +244,7 @@ impl Shard {
         // Accounts in chunks, each with its certificates, kept balance totals and ranking
         // slots: skipped while certified, else evaluated (and certified when safe).
         const ACCOUNTS: usize = 1024;
-        let per_chunk: Vec<(Vec<Candidate>, Vec<Order>, Vec<(u32, f64)>, u64)> = certs
+        let per_chunk: Vec<ChunkSelection> = certs
             .par_chunks_mut(ACCOUNTS)
             .zip(held.par_chunks_mut(ACCOUNTS))
             .zip(stamps.par_chunks_mut(ACCOUNTS))
@@ -685,6 +685,10 @@ fn order_flow(u: &Universe, state: &State, pos: usize, fraction: f64, assets: &[
     let h = &u.market_hot[k];
     (k as u32, h.contract.value_usd(x, marks[k], assets[h.settle as usize]))
 }
+
+/// What one chunk of a selection found: its candidates, their orders, the orders' (market,
+/// flow), and how many accounts it evaluated.
+type ChunkSelection = (Vec<Candidate>, Vec<Order>, Vec<(u32, f64)>, u64);
 
 /// Chosen accounts a settlement task takes at a time.
 const SETTLE_CHUNK: usize = 256;
