@@ -467,14 +467,17 @@ impl Shard {
             return Err(CoreError::config("cascade.shard", format!("market {market} is out of range")));
         }
         let s = &self.state;
-        for i in 0..n {
+        let misplaced = |i: usize| {
             let (a, p) = (closes.local_account[i] as usize, closes.pos[i] as usize);
-            if a >= s.n_accounts() || p < s.pos_offsets[a] || p >= s.pos_offsets[a + 1] || s.pos_market[p] != market {
-                return Err(CoreError::config(
-                    "cascade.shard",
-                    format!("position {p} of account {a} is not in market {market}"),
-                ));
-            }
+            a >= s.n_accounts() || p < s.pos_offsets[a] || p >= s.pos_offsets[a + 1] || s.pos_market[p] != market
+        };
+        // The first misplaced close names the error, as a check in plan order would.
+        if let Some(i) = (0..n).into_par_iter().with_min_len(4096).find_first(|&i| misplaced(i)) {
+            let (a, p) = (closes.local_account[i], closes.pos[i]);
+            return Err(CoreError::config(
+                "cascade.shard",
+                format!("position {p} of account {a} is not in market {market}"),
+            ));
         }
         let settle = u.markets.settle[ku] as usize;
         let sp = assets[settle];
@@ -1876,6 +1879,33 @@ mod tests {
         assert!(d.check_capacity(&[vec![0, btc]]).is_ok());
         assert!(d.check_capacity(&[vec![0, btc + 1]]).unwrap_err().to_string().contains("cascade.holdings[BTC]"));
         assert!(d.check_capacity(&[vec![0]]).is_err());
+    }
+
+    /// A deleveraging plan naming a position outside its market (or another account's) is
+    /// refused, naming the first such close in plan order, and changes nothing.
+    #[test]
+    fn a_close_outside_its_market_is_refused() {
+        let u = universe();
+        let n = 5000;
+        let r = rows(&vec![100.0; n], &vec![0.0; n], &vec![(1.0, -2.0); n], &vec![false; n]);
+        let mut shard = Shard::new(&r.subset(|_| true), &u, &[0, 1], &[0, 1]).unwrap();
+        let s = &shard.state;
+        // Every account's market-1 row, then at 4321 a market-0 row, at 4700 another account's.
+        let mut plan = Closes::default();
+        for a in 0..n {
+            let p = (s.pos_offsets[a]..s.pos_offsets[a + 1]).find(|&p| s.pos_market[p] == 1).unwrap();
+            plan.local_account.push(a as u32);
+            plan.pos.push(p as u64);
+            plan.share.push(0.5);
+            plan.minor.push(0);
+        }
+        plan.pos[4321] = s.pos_offsets[4321] as u64;
+        plan.local_account[4700] = 4699;
+        let first = format!("position {} of account 4321 is not in market 1", plan.pos[4321]);
+        let before = shard.state.pos_qty.clone();
+        let err = shard.deleverage(&u, &[1.0, 100.0], &[100.0, 10.0], Deleverage::Adl, 1, &plan).unwrap_err();
+        assert!(err.to_string().contains(&first), "{err}");
+        assert_eq!(shard.state.pos_qty, before);
     }
 
     #[test]
