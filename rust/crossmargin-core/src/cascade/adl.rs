@@ -485,6 +485,17 @@ mod tests {
     use crate::universe::{MarketSpec, Universe};
     use proptest::prelude::*;
 
+    /// Uniform numbers in [0, 1) from `seed` (xorshift64).
+    fn uniform(seed: u64) -> impl FnMut() -> f64 {
+        let mut x = seed | 1;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
     fn counterparty(i: usize, id: i64, upnl: f64, score: f64) -> Counterparty {
         Counterparty { account: id as u32, pos: i as u32, upnl, score }
     }
@@ -532,14 +543,8 @@ mod tests {
             heavy in prop::bool::ANY,
             share in prop::sample::select(vec![0.0, 1e-5, 1e-3, 0.05, 0.5, 0.999, 2.0]),
         ) {
-            // xorshift64: a list from the seed, few distinct scores (ties by id, then row).
-            let mut x = seed | 1;
-            let mut next = move || {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 11) as f64 / (1u64 << 53) as f64
-            };
+            // A list from the seed, few distinct scores (ties by id, then row).
+            let mut next = uniform(seed);
             let c: Vec<Counterparty> = (0..n)
                 .map(|i| {
                     let u = if heavy { (next() * 14.0).exp() } else { 0.5 + next() };
@@ -559,13 +564,7 @@ mod tests {
             n in prop::sample::select(vec![0usize, 1, 5, 2 * PARTITION_BLOCK, 2 * PARTITION_BLOCK + 1, 70_001, 100_000]),
             at in 0.0f64..1.0,
         ) {
-            let mut x = seed | 1;
-            let mut next = move || {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 11) as f64 / (1u64 << 53) as f64
-            };
+            let mut next = uniform(seed);
             let mut c: Vec<Counterparty> =
                 (0..n).map(|i| counterparty(i, (i % 89) as i64, 0.5 + next(), (next() * 32.0).floor())).collect();
             let mut sorted = c.clone();
