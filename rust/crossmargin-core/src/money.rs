@@ -58,7 +58,7 @@ impl Minor {
     /// conversion). For amounts bounded before they get here (the cascade's ledger).
     #[inline]
     pub fn saturating_from_f64(x: f64) -> Minor {
-        Minor(f64_to_i128((x * SCALE_F64).round_ties_even()))
+        Minor(f64_to_i128(round_ties_even(x * SCALE_F64)))
     }
 
     /// `usd` in minor units of an asset priced at `price` USD: usd / price, saturating; 0 when
@@ -195,6 +195,21 @@ pub fn allocate(total: Minor, weights: &[f64]) -> Result<Vec<Minor>> {
     Ok(parts.into_iter().map(|p| Minor(sign * p as i128)).collect())
 }
 
+/// `y.round_ties_even()` without the library call (`rint`) a generic x86-64 build makes for
+/// it (no SSE4.1 `roundsd`): below 2⁵² in magnitude, adding and taking away 2⁵² rounds to an
+/// integer by the float addition's own rounding (to nearest, ties to even); from 2⁵² on
+/// every float is an integer already. NaN stays NaN, −0.0 stays −0.0.
+#[inline]
+fn round_ties_even(y: f64) -> f64 {
+    const TWO_52: f64 = 4_503_599_627_370_496.0;
+    let a = y.abs();
+    if a < TWO_52 {
+        ((a + TWO_52) - TWO_52).copysign(y)
+    } else {
+        y
+    }
+}
+
 /// `x as f64`: a ledger amount nearly always fits in i64, whose conversion is one
 /// instruction where i128's is a library call (both round to nearest, ties to even: the same
 /// float).
@@ -263,6 +278,32 @@ mod tests {
             let y = y.round_ties_even();
             assert_eq!(f64_to_i128(y), y as i128, "{y}");
         }
+    }
+
+    /// The rounding is the library's `round_ties_even`, bit for bit: halves at every scale up
+    /// to 2⁵², the neighbours of 2⁵² and 2⁵³, zeros, infinities, NaN, subnormals and random
+    /// bit patterns.
+    #[test]
+    fn the_rounding_is_the_librarys() {
+        let mut ys: Vec<f64> = vec![0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::MIN_POSITIVE, 5e-324, f64::MAX];
+        for e in 0..=53 {
+            let v = (1u64 << e) as f64;
+            ys.extend([v + 0.5, v - 0.5, v + 1.5, v - 1.5, v.next_up(), v.next_down(), v]);
+        }
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ys.push(f64::from_bits(x));
+            // Amounts of a ledger's scale: x·10⁸ of values with a few decimals.
+            ys.push((x % 10_000_000_000) as f64 * 0.125 * SCALE_F64 / 1e6);
+        }
+        for &y in ys.iter().flat_map(|y| [*y, -*y]).collect::<Vec<_>>().iter() {
+            let (got, want) = (round_ties_even(y), y.round_ties_even());
+            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{y:e}: {got:e} {want:e}");
+        }
+        assert!(round_ties_even(f64::NAN).is_nan());
     }
 
     #[test]
