@@ -280,13 +280,11 @@ fn scan<'s>(
     let found = &scratch.found[..chunks];
     let total = found.iter().map(Vec::len).sum();
     scratch.all.reserve(total);
-    let mut rest = &mut scratch.all.spare_capacity_mut()[..total];
-    let mut parts = Vec::with_capacity(chunks);
-    for f in found {
-        let (mine, tail) = std::mem::take(&mut rest).split_at_mut(f.len());
-        parts.push(mine);
-        rest = tail;
-    }
+    let ranges = found.iter().scan(0, |at, f| {
+        *at += f.len();
+        Some(*at - f.len()..*at)
+    });
+    let parts = carve_ranges(&mut scratch.all.spare_capacity_mut()[..total], ranges);
     parts.into_par_iter().zip(found).for_each(|(dst, src)| {
         for (d, &x) in dst.iter_mut().zip(src) {
             d.write(x);
