@@ -23,7 +23,7 @@ use rayon::prelude::*;
 
 use crate::error::{CoreError, Result, Table};
 use crate::fsum::exact_sum;
-use crate::kernel::{CodeWidth, Sliced8, GROUP};
+use crate::kernel::{CodeWidth, LaneLayout, Sliced8};
 use crate::limits::{is_price, within, MAX_AMOUNT, MAX_PRICE, MAX_QTY, MIN_PRICE};
 use crate::memory::{
     map_column, release_freed, release_spare, release_values, reserve_more, reserved_column, Disjoint,
@@ -593,26 +593,6 @@ pub fn group_with(
     Ok(GroupedBook { accounts, balances, positions, orders, n_asset_codes, n_market_codes })
 }
 
-/// Rows of consecutive accounts grouped by account, one wave of [`group_into_layout`]:
-/// account i's rows are `offsets[i]..offsets[i + 1]` (indices into the columns); the first
-/// account starts a group of [`GROUP`].
-pub(crate) struct RowRun<'a> {
-    pub offsets: &'a [usize],
-    /// Balance codes, or position keys (market code << 2 | side: `key_shift` 2).
-    pub key: &'a [u32],
-    pub key_shift: u32,
-    pub qty: &'a [f64],
-    /// Positions only (empty for balances).
-    pub entry: &'a [f64],
-    pub isolated: &'a [f64],
-}
-
-/// Where [`group_into_layout`] hands its runs: the kernel's layout builder.
-pub(crate) trait RowSink {
-    fn balances(&mut self, run: &RowRun<'_>);
-    fn positions(&mut self, run: &RowRun<'_>);
-}
-
 /// A book grouped straight into the evaluation kernel's layout: one copy of the rows
 /// (docs/ARCHITECTURE.md "Grouping"). The grouped CSR ([`GroupedBook`]) of the same rows is
 /// what [`group_with`] returns for the same input.
@@ -631,8 +611,8 @@ pub struct LaidOutBook {
 /// balance or a clashing position): the CSR path names the error or merges the rows.
 struct Declined;
 
-/// A wave's buffer: the rows of a range of partitions (after the rows a previous wave
-/// carried over), in partition order, then ordered in place by (account, key).
+/// A wave's buffer: the rows of a range of partitions, in partition order (each partition's
+/// rows in input order), read back by each partition's task.
 #[derive(Default)]
 struct WaveBuffer {
     key: Vec<u32>,
@@ -640,7 +620,7 @@ struct WaveBuffer {
     lo: Vec<u16>,
 }
 
-/// The buffer's columns as parallel tasks write them.
+/// The buffer's columns as parallel tasks write and read them.
 struct WaveColumns {
     key: Disjoint<u32>,
     f: [Disjoint<f64>; 3],
@@ -656,8 +636,8 @@ struct WavePlan {
     row_bytes: usize,
     /// The layout's bytes per row at the least (a row's lane, no padding): a wave's buffer
     /// may also hold the layout's least bytes for the rows still to write (from the wave's
-    /// first partition on), since the buffer's pages are handed back as the layout grows.
-    /// None: the buffer alone stays within the budget.
+    /// first partition on), since each partition's buffer pages are handed back once its
+    /// rows are in the layout. None: the buffer alone stays within the budget.
     credit: Option<usize>,
 }
 
@@ -685,17 +665,78 @@ impl WavePlan {
     }
 }
 
-/// Accounts per emission step of a wave (whole groups): after each step the buffer's pages it
-/// consumed are handed back.
-const EMIT_ACCOUNTS: usize = 1 << 15;
+/// An account's rows as a partition's task hands them on, in input order: their keys, their
+/// ranks among the account's rows (the layout slot each takes), their indices into the
+/// partition's buffer columns `f`.
+struct HandedRows<'r> {
+    keys: &'r [u32],
+    ranks: &'r [u32],
+    rows: &'r [u32],
+    f: &'r [&'r mut [f64]; 3],
+}
 
-/// Groups table `t` wave by wave into `emit`: each wave scatters the rows of its partitions
-/// into the buffer (`put(row, columns, buffer index)` writes one and tells whether it fails a
-/// check), orders each partition in cache (`flag`: sorted keys the fast path declines), and
-/// hands the complete groups to `emit`; the accounts of a trailing partial group are carried
-/// to the next wave. `nf`: f64 columns used.
+impl HandedRows<'_> {
+    /// Column `c` of row `i`.
+    #[inline(always)]
+    fn f(&self, c: usize, i: usize) -> f64 {
+        self.f[c][self.rows[i] as usize]
+    }
+}
+
+/// Reads one value per cache line of `v` (in order, so the hardware prefetcher streams it):
+/// brings `v` into the core's cache.
+#[inline]
+fn warm<T: Copy + Into<f64>>(v: &[T]) {
+    let mut acc = 0.0;
+    for x in v.iter().step_by(64 / std::mem::size_of::<T>()) {
+        acc += (*x).into();
+    }
+    std::hint::black_box(acc);
+}
+
+/// Accounts with at most this many rows of a table rank them by comparing every pair
+/// (branch-free); larger ones sort.
+const PAIRWISE_ROWS: usize = 16;
+
+/// Each of an account's keys' rank among them (their order: distinct keys unless `clash`
+/// marks a pair) into `ranks`; true when `clash` marks a pair (a symmetric test). The keys
+/// compared pairwise, or sorted (`order` as scratch) when there are many: either way every
+/// clashing pair is found, since `clash` marks a pair of keys as soon as it marks a pair
+/// between them in sorted order.
+fn rank(keys: &[u32], ranks: &mut Vec<u32>, order: &mut Vec<u32>, clash: &impl Fn(u32, u32) -> bool) -> bool {
+    ranks.clear();
+    if keys.len() <= PAIRWISE_ROWS {
+        let mut bad = false;
+        for (i, &k) in keys.iter().enumerate() {
+            let mut r = 0u32;
+            for (m, &x) in keys.iter().enumerate() {
+                r += u32::from(x < k);
+                bad |= m != i && clash(k, x);
+            }
+            ranks.push(r);
+        }
+        bad
+    } else {
+        order.clear();
+        order.extend(0..keys.len() as u32);
+        order.sort_unstable_by_key(|&i| keys[i as usize]);
+        ranks.resize(keys.len(), 0);
+        for (t, &i) in order.iter().enumerate() {
+            ranks[i as usize] = t as u32;
+        }
+        order.windows(2).any(|w| clash(keys[w[0] as usize], keys[w[1] as usize]))
+    }
+}
+
+/// Lays table `t` out wave by wave: each wave scatters the rows of its partitions into the
+/// buffer (`put(row, columns, buffer index)` writes one and tells whether it fails a check),
+/// then each partition's task groups its rows by account in cache, ranks each account's
+/// rows by key ([`rank`]) and hands each account (dense index) its rows, in ascending account
+/// order — `account(state, d, rows)`, `state` from `start(p)` — and hands the partition's
+/// buffer pages back. Declined when a row fails its check or `clash` marks two keys of an
+/// account. `nf`: f64 columns used.
 #[allow(clippy::too_many_arguments)]
-fn lay_out_table(
+fn lay_out_table<S>(
     space: &Space<'_>,
     t: usize,
     h: &Histogram,
@@ -703,123 +744,45 @@ fn lay_out_table(
     plan: &[std::ops::Range<usize>],
     nf: usize,
     put: impl Fn(usize, &WaveColumns, usize) -> bool + Sync,
-    flag: impl Fn(&[u32]) -> bool + Sync,
-    mut emit: impl FnMut(&[usize], &WaveBuffer),
+    clash: impl Fn(u32, u32) -> bool + Sync,
+    start: impl Fn(usize) -> S + Sync,
+    account: impl Fn(&mut S, usize, HandedRows<'_>) + Sync,
 ) -> std::result::Result<(), Declined> {
     let mut buf = WaveBuffer::default();
-    let mut carry: Vec<usize> = vec![0];
-    for (w, parts) in plan.iter().enumerate() {
+    for parts in plan {
         let (p0, p1) = (parts.start, parts.end);
-        let held = carry[carry.len() - 1];
         let rows = h.region[p1] - h.region[p0];
         // Region index r sits at buffer index r - at.
-        let at = h.region[p0] - held;
-        buf.lo.clear();
-        buf.lo.resize(held, 0);
+        let at = h.region[p0];
         for v in [&mut buf.key as &mut dyn Grow, &mut buf.lo] {
-            v.grow(held, rows);
+            v.grow(0, rows);
         }
         for v in buf.f.iter_mut().take(nf) {
-            v.grow(held, rows);
+            v.grow(0, rows);
         }
-        // A wave smaller than the last (the final one) keeps only the pages it writes: the
-        // layout has grown meanwhile, and the buffer's high-water pages would add to the peak.
-        release_spare(&mut buf.key, held + rows);
-        release_spare(&mut buf.lo, held + rows);
+        // A wave smaller than the last (the final one) keeps only the pages it writes.
+        release_spare(&mut buf.key, rows);
+        release_spare(&mut buf.lo, rows);
         for v in buf.f.iter_mut().take(nf) {
-            release_spare(v, held + rows);
+            release_spare(v, rows);
         }
-        let bad = {
-            let cols = WaveColumns {
-                key: Disjoint::new(&mut buf.key),
-                f: [Disjoint::new(&mut buf.f[0]), Disjoint::new(&mut buf.f[1]), Disjoint::new(&mut buf.f[2])],
-                lo: Disjoint::new(&mut buf.lo),
-            };
-            space.scatter_parts(t, h, parts.clone(), |r, d, slot| {
-                // SAFETY: `scatter_parts` hands each row a distinct slot d of the wave's
-                // regions, so d - at is a distinct index in held..held + rows.
-                unsafe { cols.lo.write(d - at, slot) };
-                put(r, &cols, d - at)
-            })
+        let cols = WaveColumns {
+            key: Disjoint::new(&mut buf.key),
+            f: [Disjoint::new(&mut buf.f[0]), Disjoint::new(&mut buf.f[1]), Disjoint::new(&mut buf.f[2])],
+            lo: Disjoint::new(&mut buf.lo),
         };
-        // SAFETY: the scatter wrote every index held..held + rows of the used columns.
-        unsafe {
-            buf.key.set_len(held + rows);
-            buf.lo.set_len(held + rows);
-            for v in buf.f.iter_mut().take(nf) {
-                v.set_len(held + rows);
-            }
-        }
-        if bad {
+        let bad = space.scatter_parts(t, h, parts.clone(), |r, d, slot| {
+            // SAFETY: `scatter_parts` hands each row a distinct slot d of the wave's regions,
+            // so d - at is a distinct index in 0..rows.
+            unsafe { cols.lo.write(d - at, slot) };
+            put(r, &cols, d - at)
+        });
+        if bad || space.lay_parts(parts.clone(), at, &h.region, base, &cols, nf, &clash, &start, &account) {
             return Err(Declined);
-        }
-        let n_carry = carry.len() - 1;
-        let n_local = n_carry + base[p1] - base[p0];
-        let mut offsets = Vec::with_capacity(n_local + 1);
-        offsets.extend_from_slice(&carry[..n_carry]);
-        let found = {
-            let out = Disjoint::new(&mut offsets);
-            let key = Disjoint::new(&mut buf.key);
-            let f = [Disjoint::new(&mut buf.f[0]), Disjoint::new(&mut buf.f[1]), Disjoint::new(&mut buf.f[2])];
-            let acc_at = base[p0] - n_carry;
-            space.order_parts(
-                parts.clone(),
-                (at, acc_at),
-                &h.region,
-                base,
-                &buf.lo,
-                &key,
-                &out,
-                &flag,
-                |s, e, perm, keys, sc| {
-                    // SAFETY: `order_parts` hands each partition's buffer range s..e to one task.
-                    unsafe {
-                        key.slice(s, e).copy_from_slice(keys);
-                        for col in f.iter().take(nf) {
-                            permute(col.slice(s, e), perm, sc);
-                        }
-                    }
-                },
-            )
-        };
-        // SAFETY: the partitions wrote the offsets of local accounts n_carry..n_local.
-        unsafe { offsets.set_len(n_local) };
-        offsets.push(held + rows);
-        if found.is_some() {
-            return Err(Declined);
-        }
-        let last = w + 1 == plan.len();
-        let full = if last { n_local } else { n_local / GROUP * GROUP };
-        // The local slots are read by the ordering only.
-        release_values(&mut buf.lo, 0, held + rows);
-        // The complete groups, in steps: each step's rows are read once more (by the
-        // layout), then their pages go back, so the buffer shrinks as the layout grows.
-        let mut a0 = 0;
-        while a0 < full {
-            let a1 = (a0 + EMIT_ACCOUNTS).min(full);
-            emit(&offsets[a0..=a1], &buf);
-            let done = offsets[a1];
-            release_values(&mut buf.key, 0, done);
-            for v in buf.f.iter_mut().take(nf) {
-                release_values(v, 0, done);
-            }
-            a0 = a1;
         }
         if rows >= 1 << 16 {
-            // The wave's offsets and the ordering's scratch buffers, freed meanwhile.
+            // The partitions' scratch buffers, freed meanwhile.
             release_freed();
-        }
-        if !last {
-            let (r0, r1) = (offsets[full], offsets[n_local]);
-            buf.key.copy_within(r0..r1, 0);
-            for v in buf.f.iter_mut().take(nf) {
-                v.copy_within(r0..r1, 0);
-            }
-            buf.key.truncate(r1 - r0);
-            for v in buf.f.iter_mut().take(nf) {
-                v.truncate(r1 - r0);
-            }
-            carry = offsets[full..=n_local].iter().map(|&o| o - r0).collect();
         }
     }
     Ok(())
@@ -843,16 +806,15 @@ impl<T> Grow for Vec<T> {
 /// the rows. The result's layout equals `Sliced8::new(&group_with(...))` field for field,
 /// and so do its accounts; errors are [`group_with`]'s (the first offending row).
 ///
-/// Same passes as [`group_with`] (ids to slots, histogram, scatter, in-cache ordering per
-/// partition), but the scatter fills a buffer for a *wave* of partitions at a time, and each
-/// ordered wave is written into the layout's groups of 8 in steps that hand the buffer's
-/// consumed pages back, so building holds at most about a third of the book's bytes above
-/// the finished layout, not a full grouped copy (a table whose buffer fits within that plus
-/// the layout it has still to write is one wave: each of the benchmark book's tables is).
-/// A group's slots are known once its rows are ordered; the slot columns are reserved for
-/// as many slots as rows (address space, backed as written) and trimmed when done. A book
-/// with duplicate balance rows, a flagged row or a clash takes the [`group_with`] path (its
-/// error, or its merged rows laid out).
+/// The histogram pass also counts each account's rows, so every group's slots, and so the
+/// layout's final size, are known before a row moves ([`LaneLayout`]). Then, a *wave* of
+/// partitions at a time, the rows are scattered into a buffer, and each partition's task
+/// orders its rows in cache and writes its accounts' lanes of the layout directly, then
+/// hands its buffer pages back — so building holds at most about a third of the book's
+/// bytes above the finished layout, not a full grouped copy (a table whose buffer fits
+/// within that plus the layout it has still to write is one wave: each of the benchmark
+/// book's tables is). A book with duplicate balance rows, a flagged row or a clash takes the
+/// [`group_with`] path (its error, or its merged rows laid out).
 pub fn group_into_layout(
     bal: BalanceInput<'_>,
     pos: PositionInput<'_>,
@@ -861,7 +823,7 @@ pub fn group_into_layout(
     n_market_codes: u32,
 ) -> Result<LaidOutBook> {
     // A wave's buffer holds about a third of the input columns' bytes above the least bytes
-    // of the layout it has still to write (its slots are not known before the rows move).
+    // of the layout it has still to write.
     let budget = ((bal.account.len() * 20 + pos.account.len() * 37) / 3).max(1 << 23);
     lay_out(bal, pos, side, n_asset_codes, n_market_codes, budget, true)
 }
@@ -886,6 +848,13 @@ fn lay_out(
     })
 }
 
+/// Whether a position's isolated margin is one the layout stores (not +0.0, NaN reading as
+/// 0: cross).
+#[inline(always)]
+fn stored_isolated(m: f64) -> bool {
+    !m.is_nan() && m.to_bits() != 0
+}
+
 /// The fast path of [`lay_out`]: Declined when the input needs [`group_with`] (for its error
 /// or its merged rows).
 fn lay_out_fast(
@@ -904,26 +873,37 @@ fn lay_out_fast(
         return Err(Declined);
     }
     let mut space = Space::new([bal.account, pos.account, &[]]);
-    let hist = [space.histogram(0), space.histogram(1)];
+    let (hb, cb, _) = space.count(0, None);
+    let (hp, cp, stored) = space.count(1, Some(pos.isolated_margin));
+    space.mark_seen([&cb, &cp]);
     let base = space.dense_bases();
     let accounts = space.accounts(&base);
-    let n = accounts.len();
+    let (bal_count, pos_count) = (space.per_account(&cb, &base), space.per_account(&cp, &base));
+    drop((cb, cp));
+    // Each partition's first stored isolated margin (accounts ascending).
+    let mut iso_base = Vec::with_capacity(stored.len() + 1);
+    iso_base.push(0usize);
+    for s in stored {
+        iso_base.push(iso_base[iso_base.len() - 1] + s);
+    }
     let side_of = |r: usize| if side.is_empty() { SIDE_BOTH } else { side[r] };
     let width = CodeWidth::for_codes(na.max(nm));
     // Buffer bytes per row (key, f64 columns, local slot) and the layout's least bytes per
     // row (its lane: code and f64 columns; the masks and the few stored isolated margins
     // aside).
-    let plan = |t: usize, nf: usize, f64s: usize| {
+    let plan = |h: &Histogram, nf: usize, f64s: usize| {
         let lane_bytes = width.bytes() + 8 * f64s;
         let plan = WavePlan { budget, row_bytes: 6 + 8 * nf, credit: credit.then_some(lane_bytes) };
-        plan.waves(&hist[t].region)
+        plan.waves(&h.region)
     };
-    let waves = [plan(0, 1, 1), plan(1, 3, 2)];
-    let built = Sliced8::build_with(n, width, (nb, np), |sink: &mut dyn RowSink| {
+    let waves = [plan(&hb, 1, 1), plan(&hp, 3, 2)];
+    let mut lanes = LaneLayout::new(width, bal_count, pos_count, iso_base[iso_base.len() - 1]);
+    {
+        let sink = lanes.sink();
         lay_out_table(
             &space,
             0,
-            &hist[0],
+            &hb,
             &base,
             &waves[0],
             1,
@@ -936,11 +916,11 @@ fn lay_out_fast(
                 }
                 code >= na || !within(qty, MAX_AMOUNT)
             },
-            |k| k.windows(2).any(|w| w[0] == w[1]),
-            |offsets, b| {
-                let r = RowRun { offsets, key: &b.key, key_shift: 0, qty: &b.f[0], entry: &[], isolated: &[] };
-                sink.balances(&r);
-            },
+            |k0, k1| k0 == k1,
+            |_| (),
+            // SAFETY: each account is handed on once, by its partition's task, with distinct
+            // ranks.
+            |_, d, a| unsafe { sink.balances(d, a.rows.len(), |i| (a.ranks[i], a.keys[i], a.f(0, i))) },
         )?;
         // The balances' wave buffer is freed: hand its pages back before the positions'
         // buffer and layout grow (a long-lived process's heap would otherwise keep them).
@@ -948,7 +928,7 @@ fn lay_out_fast(
         lay_out_table(
             &space,
             1,
-            &hist[1],
+            &hp,
             &base,
             &waves[1],
             3,
@@ -971,16 +951,24 @@ fn lay_out_fast(
                     || (s == SIDE_LONG && q < 0.0)
                     || (s == SIDE_SHORT && q > 0.0)
             },
-            |k| k.windows(2).any(|w| clash(w[0], w[1])),
-            |offsets, b| {
-                let r = RowRun { offsets, key: &b.key, key_shift: 2, qty: &b.f[0], entry: &b.f[1], isolated: &b.f[2] };
-                sink.positions(&r);
+            // `clash` of the two in order: the same key, or a one-way row beside another
+            // row of its market.
+            |k0, k1| k0 == k1 || (k0 >> 2 == k1 >> 2 && (k0 & 3 == 0 || k1 & 3 == 0)),
+            |p| iso_base[p],
+            // SAFETY: each account is handed on once, with distinct ranks, in ascending order
+            // within its partition, from its partition's first stored margin on.
+            |at, d, a| unsafe {
+                sink.positions(d, a.rows.len(), at, |i| (a.ranks[i], a.keys[i] >> 2, a.f(0, i), a.f(1, i), a.f(2, i)))
             },
-        )
-    });
-    drop((space, hist));
+        )?;
+    }
+    drop((space, hb, hp));
     release_freed();
-    Ok(LaidOutBook { accounts, layout: built?, n_asset_codes: na, n_market_codes: nm, has_sides })
+    // SAFETY: both tables' passes handed every account its rows once (every partition of
+    // each, every seen slot of each partition), and the positions' stored margins are those
+    // the histogram counted.
+    let layout = unsafe { lanes.finish() };
+    Ok(LaidOutBook { accounts, layout, n_asset_codes: na, n_market_codes: nm, has_sides })
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -1350,12 +1338,49 @@ struct Histogram {
     region: Vec<usize>,
 }
 
+impl Histogram {
+    /// From each chunk's rows per partition: partition p's region holds chunk 0's rows of p,
+    /// then chunk 1's, ...
+    fn of(chunks: Vec<usize>, counts: &[Vec<usize>], parts: usize) -> Self {
+        let mut cursor = vec![0usize; counts.len() * parts];
+        let mut region = Vec::with_capacity(parts + 1);
+        let mut next = 0;
+        for p in 0..parts {
+            region.push(next);
+            for (c, h) in counts.iter().enumerate() {
+                cursor[c * parts + p] = next;
+                next += h[p];
+            }
+        }
+        region.push(next);
+        Histogram { chunks, cursor, region }
+    }
+}
+
+/// A table's rows per slot ([`Space::count`]): each counting task's tally (a byte per slot,
+/// the common case), or exact counts when a task counted 255 rows or more for one slot.
+enum SlotCounts {
+    Tasks(Vec<Vec<u8>>),
+    Exact(Vec<u32>),
+}
+
+impl SlotCounts {
+    #[inline]
+    fn at(&self, s: usize) -> u32 {
+        match self {
+            SlotCounts::Tasks(t) => t.iter().map(|c| u32::from(c[s])).sum(),
+            SlotCounts::Exact(e) => e[s],
+        }
+    }
+}
+
 /// Per-task buffers of [`Space::order`], reused from partition to partition.
 #[derive(Default)]
 struct Scratch {
     start: Vec<u32>,
     perm: Vec<u32>,
     keys: Vec<u32>,
+    ranks: Vec<u32>,
     f64s: Vec<f64>,
     u32s: Vec<u32>,
     bools: Vec<bool>,
@@ -1465,19 +1490,101 @@ impl<'a> Space<'a> {
                 h
             })
             .collect();
-        // Partition p's region holds chunk 0's rows of p, then chunk 1's, ...
-        let mut cursor = vec![0usize; n_chunks * parts];
-        let mut region = Vec::with_capacity(parts + 1);
-        let mut next = 0;
-        for p in 0..parts {
-            region.push(next);
-            for (c, h) in counts.iter().enumerate() {
-                cursor[c * parts + p] = next;
-                next += h[p];
-            }
+        Histogram::of(chunks, &counts, parts)
+    }
+
+    /// [`Space::histogram`] that also counts table t's rows per slot (the layout's group
+    /// widths come from them) and, given the positions' isolated margins, each partition's
+    /// stored ones. Marks no slot seen ([`Space::mark_seen`] does, from the counts).
+    fn count(&self, t: usize, isolated: Option<&[f64]>) -> (Histogram, SlotCounts, Vec<usize>) {
+        let n = self.ids[t].len();
+        let n_chunks = n.div_ceil(SCATTER_ROWS).max(1);
+        let chunks: Vec<usize> = (0..=n_chunks).map(|c| (c * SCATTER_ROWS).min(n)).collect();
+        let (parts, shift) = (self.parts, self.shift);
+        // One tally per task (a byte per slot: they stay in a core's cache), each task a run
+        // of whole chunks.
+        let tasks = rayon::current_num_threads().clamp(1, n_chunks);
+        type Tally = (Vec<Vec<usize>>, Vec<u8>, Vec<usize>, bool);
+        let tallies: Vec<Tally> = (0..tasks)
+            .into_par_iter()
+            .map(|k| {
+                let (mut slots, mut stored, mut full) = (vec![0u8; self.range], vec![0usize; parts], false);
+                let hists = (k * n_chunks / tasks..(k + 1) * n_chunks / tasks)
+                    .map(|c| {
+                        let mut h = vec![0usize; parts];
+                        for r in chunks[c]..chunks[c + 1] {
+                            let s = self.slot(t, r) as usize;
+                            h[s >> shift] += 1;
+                            let x = &mut slots[s];
+                            full |= *x == u8::MAX;
+                            *x = x.wrapping_add(1);
+                        }
+                        if let Some(m) = isolated {
+                            for r in chunks[c]..chunks[c + 1] {
+                                if stored_isolated(m[r]) {
+                                    stored[(self.slot(t, r) >> shift) as usize] += 1;
+                                }
+                            }
+                        }
+                        h
+                    })
+                    .collect();
+                (hists, slots, stored, full)
+            })
+            .collect();
+        let mut stored = vec![0usize; parts];
+        let (mut counts, mut slots, mut full) = (Vec::with_capacity(n_chunks), vec![], false);
+        for (h, sl, st, f) in tallies {
+            counts.extend(h);
+            slots.push(sl);
+            stored.iter_mut().zip(st).for_each(|(a, b)| *a += b);
+            full |= f;
         }
-        region.push(next);
-        Histogram { chunks, cursor, region }
+        let slots = if full {
+            // A task counted 255 rows or more for one slot (an account that large is rare):
+            // count exactly instead.
+            drop(slots);
+            let mut exact = vec![0u32; self.range];
+            for r in 0..n {
+                exact[self.slot(t, r) as usize] += 1;
+            }
+            SlotCounts::Exact(exact)
+        } else {
+            SlotCounts::Tasks(slots)
+        };
+        (Histogram::of(chunks, &counts, parts), slots, stored)
+    }
+
+    /// Marks seen the slots some row of the counted tables takes (dense ids).
+    fn mark_seen(&self, counts: [&SlotCounts; 2]) {
+        if !self.seen.is_empty() {
+            self.seen.par_iter().enumerate().with_min_len(1 << 14).for_each(|(s, seen)| {
+                if counts.iter().any(|c| c.at(s) > 0) {
+                    seen.store(true, Ordering::Relaxed);
+                }
+            });
+        }
+    }
+
+    /// The counted rows of each account (dense index).
+    fn per_account(&self, counts: &SlotCounts, base: &[usize]) -> Vec<u32> {
+        let n = base[self.parts];
+        let mut out = reserved_column::<u32>(n);
+        let o = Disjoint::new(&mut out);
+        let w = 1usize << self.shift;
+        (0..self.parts).into_par_iter().for_each(|p| {
+            let mut d = base[p];
+            for j in p * w..((p + 1) * w).min(self.range) {
+                if self.is_seen(j) {
+                    // SAFETY: partition p writes the dense indices base[p]..base[p + 1].
+                    unsafe { o.write(d, counts.at(j)) };
+                    d += 1;
+                }
+            }
+        });
+        // SAFETY: the partitions wrote every dense index 0..n.
+        unsafe { out.set_len(n) };
+        out
     }
 
     /// Dense index of each partition's first slot (`parts + 1` entries).
@@ -1607,71 +1714,147 @@ impl<'a> Space<'a> {
             .into_par_iter()
             .map_init(Scratch::default, |sc, p| {
                 let (s, e) = (region[p] - at.0, region[p + 1] - at.0);
-                let (first_slot, slots) = (p * w, w.min(self.range - p * w));
-                let lo = &lo[s..e];
-                let start = &mut sc.start;
-                start.clear();
-                start.resize(slots + 1, 0);
-                for &l in lo {
-                    start[l as usize + 1] += 1;
-                }
+                // SAFETY: only this task touches the region s..e; the slice ends here.
+                let slots = self.sort_part(p, &lo[s..e], unsafe { key.slice(s, e) }, sc);
+                let (mut d, mut a0, mut first) = (base[p], 0usize, None);
                 for j in 0..slots {
-                    start[j + 1] += start[j];
-                }
-                let mut d = base[p] - at.1;
-                for (j, &row) in start[..slots].iter().enumerate() {
-                    if self.is_seen(first_slot + j) {
+                    let a1 = sc.start[j] as usize;
+                    if self.is_seen(p * w + j) {
                         // SAFETY: partition p writes the dense indices base[p]..base[p + 1].
-                        unsafe { out.write(d, s + row as usize) };
-                        d += 1;
-                    }
-                }
-                // Stable counting sort of the region's rows by slot (start[j] ends as the
-                // end of slot j's rows).
-                let perm = &mut sc.perm;
-                perm.clear();
-                perm.resize(e - s, 0);
-                for (i, &l) in lo.iter().enumerate() {
-                    let c = &mut start[l as usize];
-                    perm[*c as usize] = i as u32;
-                    *c += 1;
-                }
-                {
-                    // SAFETY: only this task touches the region s..e; the slice ends here.
-                    let key = unsafe { key.slice(s, e) };
-                    sc.keys.clear();
-                    sc.keys.extend(perm.iter().map(|&i| key[i as usize]));
-                }
-                let keys = &mut sc.keys;
-                let (mut a0, mut d, mut first) = (0usize, base[p], None);
-                for (j, &end) in start[..slots].iter().enumerate() {
-                    let a1 = end as usize;
-                    let (k, r) = (&mut keys[a0..a1], &mut perm[a0..a1]);
-                    // Rows arrive in input order: a stable insertion sort by key gives
-                    // (key, input row) order.
-                    for i in 1..k.len() {
-                        let mut x = i;
-                        while x > 0 && k[x - 1] > k[x] {
-                            k.swap(x - 1, x);
-                            r.swap(x - 1, x);
-                            x -= 1;
-                        }
-                    }
-                    if self.is_seen(first_slot + j) {
-                        if first.is_none() && flag(k) {
+                        unsafe { out.write(d - at.1, s + a0) };
+                        if first.is_none() && flag(&sc.keys[a0..a1]) {
                             first = Some(d);
                         }
                         d += 1;
                     }
                     a0 = a1;
                 }
-                let identity = perm.iter().enumerate().all(|(i, &x)| x as usize == i);
+                let identity = sc.perm.iter().enumerate().all(|(i, &x)| x as usize == i);
                 let (perm, keys) = (std::mem::take(&mut sc.perm), std::mem::take(&mut sc.keys));
                 apply(s, e, (!identity).then_some(&perm[..]), &keys, sc);
                 (sc.perm, sc.keys) = (perm, keys);
                 first
             })
             .reduce(|| None, |a, b| a.into_iter().chain(b).min())
+    }
+
+    /// Partition p's rows (region-relative, in input order: local slots `lo`) grouped by slot
+    /// with a counting sort: `sc.perm` the rows by slot, in input order within a slot, and
+    /// `sc.start[j]` the end of slot j's rows. Returns the partition's slot count.
+    fn group_part(&self, p: usize, lo: &[u16], sc: &mut Scratch) -> usize {
+        let w = 1usize << self.shift;
+        let slots = w.min(self.range - p * w);
+        let start = &mut sc.start;
+        start.clear();
+        start.resize(slots + 1, 0);
+        for &l in lo {
+            start[l as usize + 1] += 1;
+        }
+        for j in 0..slots {
+            start[j + 1] += start[j];
+        }
+        // Stable counting sort of the rows by slot (start[j] ends as the end of slot j's rows).
+        let perm = &mut sc.perm;
+        perm.clear();
+        perm.resize(lo.len(), 0);
+        for (i, &l) in lo.iter().enumerate() {
+            let c = &mut start[l as usize];
+            perm[*c as usize] = i as u32;
+            *c += 1;
+        }
+        slots
+    }
+
+    /// [`Space::group_part`], then each slot's rows ordered by (key, input row): `sc.keys`
+    /// holds the rows' keys in that order.
+    fn sort_part(&self, p: usize, lo: &[u16], key: &[u32], sc: &mut Scratch) -> usize {
+        let slots = self.group_part(p, lo, sc);
+        let perm = &mut sc.perm;
+        sc.keys.clear();
+        sc.keys.extend(perm.iter().map(|&i| key[i as usize]));
+        let (keys, mut a0) = (&mut sc.keys, 0usize);
+        for &end in &sc.start[..slots] {
+            let a1 = end as usize;
+            let (k, r) = (&mut keys[a0..a1], &mut perm[a0..a1]);
+            // Rows arrive in input order: a stable insertion sort by key gives (key, input
+            // row) order.
+            for i in 1..k.len() {
+                let mut x = i;
+                while x > 0 && k[x - 1] > k[x] {
+                    k.swap(x - 1, x);
+                    r.swap(x - 1, x);
+                    x -= 1;
+                }
+            }
+            a0 = a1;
+        }
+        slots
+    }
+
+    /// Groups each partition of `parts` (one wave, region index r at buffer index r − `at`)
+    /// by account, ranks each account's rows by key and hands it its rows, accounts
+    /// ascending: `account(state, d, rows)` (d its dense index, `state` from `start(p)`).
+    /// Then hands the partition's buffer pages back. True when `clash` marks two keys of an
+    /// account (its partition stops there: the caller declines).
+    #[allow(clippy::too_many_arguments)]
+    fn lay_parts<S>(
+        &self,
+        parts: std::ops::Range<usize>,
+        at: usize,
+        region: &[usize],
+        base: &[usize],
+        cols: &WaveColumns,
+        nf: usize,
+        clash: &(impl Fn(u32, u32) -> bool + Sync),
+        start: &(impl Fn(usize) -> S + Sync),
+        account: &(impl Fn(&mut S, usize, HandedRows<'_>) + Sync),
+    ) -> bool {
+        let w = 1usize << self.shift;
+        parts
+            .into_par_iter()
+            .map_init(Scratch::default, |sc, p| {
+                let (s, e) = (region[p] - at, region[p + 1] - at);
+                // SAFETY: partition p's task alone touches its region s..e of the buffer, which
+                // the wave's scatter wrote (the used f64 columns only).
+                let (lo, key, f) = unsafe {
+                    let f: [&mut [f64]; 3] =
+                        std::array::from_fn(|c| if c < nf { cols.f[c].slice(s, e) } else { &mut [][..] });
+                    (cols.lo.slice(s, e), cols.key.slice(s, e), f)
+                };
+                // The region left the cache as the wave's scatter went on: read it back in
+                // order first (at the prefetcher's pace), so that taking each account's rows
+                // in turn (in no order within the region) finds them in cache.
+                warm(key);
+                for c in &f {
+                    warm(c);
+                }
+                let slots = self.group_part(p, lo, sc);
+                let (mut state, mut d, mut a0, mut bad) = (start(p), base[p], 0usize, false);
+                for j in 0..slots {
+                    let a1 = sc.start[j] as usize;
+                    if self.is_seen(p * w + j) {
+                        let rows = &sc.perm[a0..a1];
+                        sc.keys.clear();
+                        sc.keys.extend(rows.iter().map(|&r| key[r as usize]));
+                        if rank(&sc.keys, &mut sc.ranks, &mut sc.u32s, clash) {
+                            bad = true;
+                            break;
+                        }
+                        account(&mut state, d, HandedRows { keys: &sc.keys, ranks: &sc.ranks, rows, f: &f });
+                        d += 1;
+                    }
+                    a0 = a1;
+                }
+                // The partition's rows are in the layout: its buffer pages go back.
+                let len = lo.len();
+                release_values(lo, 0, len);
+                release_values(key, 0, len);
+                for c in f {
+                    release_values(c, 0, len);
+                }
+                bad
+            })
+            .reduce(|| false, |a, b| a | b)
     }
 }
 

@@ -20,8 +20,8 @@
 
 use rayon::prelude::*;
 
-use crate::book::{GroupedBook, RowRun, RowSink};
-use crate::memory::{column, reserve_more, reserve_more_advising, Disjoint};
+use crate::book::GroupedBook;
+use crate::memory::column;
 
 /// Accounts per group: one AVX-512 register of f64 (two AVX2 registers).
 pub const GROUP: usize = 8;
@@ -30,7 +30,7 @@ pub const GROUP: usize = 8;
 const GROUPS_PER_TASK: usize = 256;
 
 /// Zeros after the packed isolated margins: a 4-lane load at the last offset stays inside.
-const ISO_PAD: usize = GROUP;
+pub(super) const ISO_PAD: usize = GROUP;
 
 /// How a layout stores its codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +114,7 @@ impl Default for Codes {
 /// A grouped book in groups of 8 accounts (see the module docs).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sliced8 {
-    n_accounts: usize,
+    pub(crate) n_accounts: usize,
     /// Balance slots of group g: `bal_slot[g]..bal_slot[g + 1]`.
     pub(crate) bal_slot: Vec<usize>,
     pub(crate) pos_slot: Vec<usize>,
@@ -153,7 +153,7 @@ struct Part<'a, C> {
 
 /// Whether a position's isolated margin is stored (every value but +0.0, bit for bit).
 #[inline]
-fn stored(isolated: f64) -> bool {
+pub(super) fn stored(isolated: f64) -> bool {
     isolated.to_bits() != 0
 }
 
@@ -367,87 +367,13 @@ impl Sliced8 {
             Codes::U32(c) => (mark(&c.bal, &self.bal_mask, n_assets), mark(&c.pos, &self.pos_mask, n_markets)),
         }
     }
+}
 
-    /// The layout of the rows that `fill` hands over run by run (grouping straight into the
-    /// layout, no grouped copy of the rows): balance runs and position runs each in account
-    /// order, every run starting at a group; `n_accounts` accounts in all. `rows`: each kind's
-    /// row count, the most slots its groups can take (a group's width is its widest account's
-    /// row count, at most the group's rows), so that no slot column moves as the runs arrive.
-    pub(crate) fn build_with<E>(
-        n_accounts: usize,
-        width: CodeWidth,
-        rows: (usize, usize),
-        fill: impl FnOnce(&mut dyn RowSink) -> Result<(), E>,
-    ) -> Result<Sliced8, E> {
-        type Fill<'f, E> = &'f mut dyn FnMut(&mut dyn RowSink) -> Result<(), E>;
-        fn run<C: Code, E>(n: usize, rows: (usize, usize), fill: Fill<'_, E>) -> Result<Sliced8, E>
-        where
-            SlotCodes<C>: Into<Codes>,
-        {
-            let groups = n.div_ceil(GROUP);
-            let mut b =
-                Builder { bal: BalanceSlots::<C>::new(groups, rows.0), pos: PositionSlots::<C>::new(groups, rows.1) };
-            fill(&mut b)?;
-            Ok(Sliced8::assemble(n, b.bal, b.pos))
-        }
-        let mut once = Some(fill);
-        let mut fill = |sink: &mut dyn RowSink| (once.take().expect("filled once"))(sink);
-        match width {
-            CodeWidth::U8 => run::<u8, E>(n_accounts, rows, &mut fill),
-            CodeWidth::U16 => run::<u16, E>(n_accounts, rows, &mut fill),
-            CodeWidth::U32 => run::<u32, E>(n_accounts, rows, &mut fill),
-        }
-    }
-
-    /// The layout assembled from its two kinds' slot arrays.
-    fn assemble<C: Code>(n_accounts: usize, mut b: BalanceSlots<C>, mut p: PositionSlots<C>) -> Sliced8
-    where
-        SlotCodes<C>: Into<Codes>,
-    {
-        let groups = n_accounts.div_ceil(GROUP);
-        assert!(b.done == groups && p.done == groups, "every group laid out");
-        let (nb, np) = (b.slot[groups], p.slot[groups]);
-        // SAFETY: the runs wrote every slot of every group (their slot ranges tile 0..nb and
-        // 0..np), and every stored isolated margin (`PositionSlots::append` sets that length).
-        unsafe {
-            b.mask.set_len(nb);
-            b.code.set_len(nb * GROUP);
-            b.qty.set_len(nb * GROUP);
-            p.mask.set_len(np);
-            p.iso_mask.set_len(np);
-            p.code.set_len(np * GROUP);
-            p.qty.set_len(np * GROUP);
-            p.entry.set_len(np * GROUP);
-        }
-        p.iso.extend(std::iter::repeat_n(0.0, ISO_PAD));
-        // Reserved at the most slots the rows allow, in mappings of their own
-        // (`memory::reserve_more`), or grown there: give the unwritten room back (the mapping
-        // shrinks in place, nothing is copied).
-        b.mask.shrink_to_fit();
-        b.code.shrink_to_fit();
-        b.qty.shrink_to_fit();
-        p.mask.shrink_to_fit();
-        p.iso_mask.shrink_to_fit();
-        p.code.shrink_to_fit();
-        p.qty.shrink_to_fit();
-        p.entry.shrink_to_fit();
-        p.iso.shrink_to_fit();
-        Sliced8 {
-            n_accounts,
-            bal_slot: b.slot,
-            pos_slot: p.slot,
-            bal_mask: b.mask,
-            pos_mask: p.mask,
-            codes: SlotCodes { bal: b.code, pos: p.code }.into(),
-            bal_qty: b.qty,
-            pos_qty: p.qty,
-            pos_entry: p.entry,
-            iso_mask: p.iso_mask,
-            iso_at: p.iso_at,
-            iso: p.iso,
-            has_orders: vec![false; groups],
-        }
-    }
+/// The slots of group `g` (accounts `8g..`, `n` in all) of rows at `offsets`: its widest
+/// account's row count.
+#[inline]
+fn widest(offsets: &[usize], g: usize, n: usize) -> usize {
+    (g * GROUP..((g + 1) * GROUP).min(n)).map(|a| offsets[a + 1] - offsets[a]).max().unwrap_or(0)
 }
 
 impl From<SlotCodes<u8>> for Codes {
@@ -463,248 +389,5 @@ impl From<SlotCodes<u16>> for Codes {
 impl From<SlotCodes<u32>> for Codes {
     fn from(c: SlotCodes<u32>) -> Codes {
         Codes::U32(c)
-    }
-}
-
-/// Accounts in a run.
-trait Run {
-    fn accounts(&self) -> usize;
-}
-
-impl Run for RowRun<'_> {
-    fn accounts(&self) -> usize {
-        self.offsets.len() - 1
-    }
-}
-
-/// The two halves of a layout being built.
-struct Builder<C> {
-    bal: BalanceSlots<C>,
-    pos: PositionSlots<C>,
-}
-
-impl<C: Code> RowSink for Builder<C> {
-    fn balances(&mut self, run: &RowRun<'_>) {
-        self.bal.append(run);
-    }
-    fn positions(&mut self, run: &RowRun<'_>) {
-        self.pos.append(run);
-    }
-}
-
-/// Appends to `v`'s slot-array bookkeeping: the running prefix of `widths`.
-fn push_prefix(v: &mut Vec<usize>, widths: impl Iterator<Item = usize>) {
-    let mut last = *v.last().expect("a prefix starts at 0");
-    for w in widths {
-        last += w;
-        v.push(last);
-    }
-}
-
-/// A column grown by `add` values written in parallel through [`Disjoint`] views.
-fn grown<T>(v: &mut Vec<T>, add: usize) -> Disjoint<T> {
-    reserve_more(v, add);
-    Disjoint::new(v)
-}
-
-/// An empty column with room for `n` values, in a mapping of its own when large
-/// ([`reserve_more`]): pages are backed only as the runs write them, and the room left over
-/// goes back at [`Sliced8::assemble`] without a copy. `n` is 8× the least the runs write (a
-/// slot holds at most 8 rows): the room goes on huge pages only when that least is 4 MiB or
-/// more (a small book's columns, each backing a partly written 2 MiB page, had more than
-/// doubled the grouping's peak at 10k accounts).
-fn room_for<T>(n: usize) -> Vec<T> {
-    let least_bytes = n / GROUP * std::mem::size_of::<T>();
-    let mut v = vec![];
-    reserve_more_advising(&mut v, n, least_bytes >= 4 << 20);
-    v
-}
-
-/// The slots of group `g` (accounts `8g..`, `n` in all) of rows at `offsets`: its widest
-/// account's row count.
-#[inline]
-fn widest(offsets: &[usize], g: usize, n: usize) -> usize {
-    (g * GROUP..((g + 1) * GROUP).min(n)).map(|a| offsets[a + 1] - offsets[a]).max().unwrap_or(0)
-}
-
-/// The balance half of a layout, built group by group into columns reserved at the most
-/// slots the rows allow (a group's slot offsets are appended as its run arrives).
-struct BalanceSlots<C> {
-    slot: Vec<usize>,
-    /// Slots every column has room for.
-    room: usize,
-    /// Groups written so far.
-    done: usize,
-    mask: Vec<u8>,
-    code: Vec<C>,
-    qty: Vec<f64>,
-}
-
-impl<C: Code> BalanceSlots<C> {
-    /// Room for `groups` groups holding `rows` rows.
-    fn new(groups: usize, rows: usize) -> Self {
-        let mut slot = Vec::with_capacity(groups + 1);
-        slot.push(0);
-        BalanceSlots {
-            slot,
-            room: rows,
-            done: 0,
-            mask: room_for(rows),
-            code: room_for(rows * GROUP),
-            qty: room_for(rows * GROUP),
-        }
-    }
-
-    /// Writes the groups of `run` (its first account starts group `self.done`), exactly as
-    /// [`Sliced8::new`] lays them out.
-    fn append(&mut self, run: &RowRun<'_>) {
-        let n = run.accounts();
-        let groups = n.div_ceil(GROUP);
-        let first = self.done;
-        push_prefix(&mut self.slot, (0..groups).map(|g| widest(run.offsets, g, n)));
-        let (mask, code, qty) =
-            (Disjoint::new(&mut self.mask), Disjoint::new(&mut self.code), Disjoint::new(&mut self.qty));
-        let slot = &self.slot[first..=first + groups];
-        // The writes below rely on it: the runs hold the `rows` rows, and a group has no more
-        // slots than rows.
-        assert!(slot[groups] <= self.room);
-        (0..groups).into_par_iter().with_min_len(GROUPS_PER_TASK).for_each(|g| {
-            let lanes = g * GROUP..((g + 1) * GROUP).min(n);
-            for (j, s) in (slot[g]..slot[g + 1]).enumerate() {
-                let mut m = 0u8;
-                for lane in 0..GROUP {
-                    let a = lanes.start + lane;
-                    let r = (a < lanes.end).then(|| run.offsets[a] + j).filter(|&r| a < n && r < run.offsets[a + 1]);
-                    let (c, q) = match r {
-                        Some(r) => {
-                            m |= 1 << lane;
-                            (run.key[r] >> run.key_shift, run.qty[r])
-                        }
-                        None => (0, 0.0),
-                    };
-                    // SAFETY: group g alone writes its slots slot[g]..slot[g + 1], inside the
-                    // columns' capacity (room for as many slots as rows, and a group has at
-                    // most as many slots as rows).
-                    unsafe {
-                        code.write(s * GROUP + lane, C::of(c));
-                        qty.write(s * GROUP + lane, q);
-                    }
-                }
-                // SAFETY: as above.
-                unsafe { mask.write(s, m) };
-            }
-        });
-        self.done += groups;
-    }
-}
-
-/// The position half of a layout, built group by group like [`BalanceSlots`] (the stored
-/// isolated margins grow run by run).
-struct PositionSlots<C> {
-    slot: Vec<usize>,
-    room: usize,
-    done: usize,
-    mask: Vec<u8>,
-    code: Vec<C>,
-    qty: Vec<f64>,
-    entry: Vec<f64>,
-    iso_mask: Vec<u8>,
-    iso_at: Vec<usize>,
-    iso: Vec<f64>,
-}
-
-impl<C: Code> PositionSlots<C> {
-    /// Room for `groups` groups holding `rows` rows.
-    fn new(groups: usize, rows: usize) -> Self {
-        let (mut slot, mut iso_at) = (Vec::with_capacity(groups + 1), Vec::with_capacity(groups + 1));
-        slot.push(0);
-        iso_at.push(0);
-        PositionSlots {
-            slot,
-            room: rows,
-            done: 0,
-            mask: room_for(rows),
-            code: room_for(rows * GROUP),
-            qty: room_for(rows * GROUP),
-            entry: room_for(rows * GROUP),
-            iso_mask: room_for(rows),
-            iso_at,
-            iso: vec![],
-        }
-    }
-
-    /// Writes the groups of `run`, exactly as [`Sliced8::new`] lays them out.
-    fn append(&mut self, run: &RowRun<'_>) {
-        let n = run.accounts();
-        let groups = n.div_ceil(GROUP);
-        let first = self.done;
-        // Per group: slots, stored isolated margins.
-        let counts: Vec<(usize, usize)> = (0..groups)
-            .into_par_iter()
-            .with_min_len(64)
-            .map(|g| {
-                let (a0, a1) = (g * GROUP, ((g + 1) * GROUP).min(n));
-                let stored_iso = run.isolated[run.offsets[a0]..run.offsets[a1]].iter().filter(|&&m| stored(m)).count();
-                (widest(run.offsets, g, n), stored_iso)
-            })
-            .collect();
-        push_prefix(&mut self.slot, counts.iter().map(|c| c.0));
-        let i0 = self.iso_at[first];
-        push_prefix(&mut self.iso_at, counts.iter().map(|c| c.1));
-        drop(counts);
-        let add_iso = self.iso_at[first + groups] - i0;
-        let (mask, iso_mask) = (Disjoint::new(&mut self.mask), Disjoint::new(&mut self.iso_mask));
-        let (code, qty, entry) =
-            (Disjoint::new(&mut self.code), Disjoint::new(&mut self.qty), Disjoint::new(&mut self.entry));
-        let iso = grown(&mut self.iso, add_iso);
-        let (slot, iso_at) = (&self.slot[first..=first + groups], &self.iso_at[first..=first + groups]);
-        // The writes below rely on it: the runs hold the `rows` rows, and a group has no more
-        // slots than rows.
-        assert!(slot[groups] <= self.room);
-        (0..groups).into_par_iter().with_min_len(GROUPS_PER_TASK).for_each(|g| {
-            let lanes = g * GROUP..((g + 1) * GROUP).min(n);
-            let mut at = iso_at[g];
-            for (j, s) in (slot[g]..slot[g + 1]).enumerate() {
-                let (mut m, mut im) = (0u8, 0u8);
-                for lane in 0..GROUP {
-                    let a = lanes.start + lane;
-                    let r = (a < lanes.end).then(|| run.offsets[a] + j).filter(|&r| a < n && r < run.offsets[a + 1]);
-                    let (c, q, e) = match r {
-                        Some(r) => {
-                            m |= 1 << lane;
-                            let i = run.isolated[r];
-                            if stored(i) {
-                                im |= 1 << lane;
-                                // SAFETY: group g alone writes its stored margins
-                                // iso_at[g]..iso_at[g + 1], inside the reserved capacity.
-                                unsafe { iso.write(at, i) };
-                                at += 1;
-                            }
-                            (run.key[r] >> run.key_shift, run.qty[r], run.entry[r])
-                        }
-                        None => (0, 0.0, 0.0),
-                    };
-                    // SAFETY: group g alone writes its slots slot[g]..slot[g + 1], inside the
-                    // columns' capacity (room for as many slots as rows, and a group has at
-                    // most as many slots as rows).
-                    unsafe {
-                        code.write(s * GROUP + lane, C::of(c));
-                        qty.write(s * GROUP + lane, q);
-                        entry.write(s * GROUP + lane, e);
-                    }
-                }
-                // SAFETY: as above.
-                unsafe {
-                    mask.write(s, m);
-                    iso_mask.write(s, im);
-                }
-            }
-            debug_assert_eq!(at, iso_at[g + 1]);
-        });
-        let total_iso = self.iso_at[first + groups];
-        // SAFETY: the groups wrote every stored margin up to `total_iso` (their ranges tile
-        // the addition).
-        unsafe { self.iso.set_len(total_iso) };
-        self.done += groups;
     }
 }

@@ -17,10 +17,12 @@
 //!   fused multiply-add, no reassociation); padded lanes and rows outside a branch are
 //!   masked, never added as zeros.
 
+mod lanes;
 mod layout;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub(crate) use lanes::LaneLayout;
 pub use layout::{Code, CodeWidth, Sliced8, GROUP};
 
 use rayon::prelude::*;
