@@ -734,7 +734,9 @@ fn rank(keys: &[u32], ranks: &mut Vec<u32>, order: &mut Vec<u32>, clash: &impl F
 /// rows by key ([`rank`]) and hands each account (dense index) its rows, in ascending account
 /// order — `account(state, d, rows)`, `state` from `start(p)` — and hands the partition's
 /// buffer pages back. Declined when a row fails its check or `clash` marks two keys of an
-/// account. `nf`: f64 columns used.
+/// account. `nf`: f64 columns used. `buf` is the waves' buffer; with `keep` its pages stay
+/// (for the next table to reuse: fresh pages cost the kernel a clear each) instead of going
+/// back partition by partition.
 #[allow(clippy::too_many_arguments)]
 fn lay_out_table<S>(
     space: &Space<'_>,
@@ -742,13 +744,13 @@ fn lay_out_table<S>(
     h: &Histogram,
     base: &[usize],
     plan: &[std::ops::Range<usize>],
+    (buf, keep): (&mut WaveBuffer, bool),
     nf: usize,
     put: impl Fn(usize, &WaveColumns, usize) -> bool + Sync,
     clash: impl Fn(u32, u32) -> bool + Sync,
     start: impl Fn(usize) -> S + Sync,
     account: impl Fn(&mut S, usize, HandedRows<'_>) + Sync,
 ) -> std::result::Result<(), Declined> {
-    let mut buf = WaveBuffer::default();
     for parts in plan {
         let (p0, p1) = (parts.start, parts.end);
         let rows = h.region[p1] - h.region[p0];
@@ -777,7 +779,7 @@ fn lay_out_table<S>(
             unsafe { cols.lo.write(d - at, slot) };
             put(r, &cols, d - at)
         });
-        if bad || space.lay_parts(parts.clone(), at, &h.region, base, &cols, nf, &clash, &start, &account) {
+        if bad || space.lay_parts(parts.clone(), at, &h.region, base, (&cols, nf, keep), &clash, &start, &account) {
             return Err(Declined);
         }
         if rows >= 1 << 16 {
@@ -891,12 +893,15 @@ fn lay_out_fast(
     // Buffer bytes per row (key, f64 columns, local slot) and the layout's least bytes per
     // row (its lane: code and f64 columns; the masks and the few stored isolated margins
     // aside).
-    let plan = |h: &Histogram, nf: usize, f64s: usize| {
+    // The balances' buffer is kept for the positions to reuse (its pages cleared once), so
+    // their waves take no credit for pages handed back.
+    let plan = |h: &Histogram, nf: usize, f64s: usize, keep: bool| {
         let lane_bytes = width.bytes() + 8 * f64s;
-        let plan = WavePlan { budget, row_bytes: 6 + 8 * nf, credit: credit.then_some(lane_bytes) };
+        let plan = WavePlan { budget, row_bytes: 6 + 8 * nf, credit: (credit && !keep).then_some(lane_bytes) };
         plan.waves(&h.region)
     };
-    let waves = [plan(&hb, 1, 1), plan(&hp, 3, 2)];
+    let waves = [plan(&hb, 1, 1, true), plan(&hp, 3, 2, false)];
+    let mut buf = WaveBuffer::default();
     let mut lanes = LaneLayout::new(width, bal_count, pos_count, iso_base[iso_base.len() - 1]);
     {
         let sink = lanes.sink();
@@ -906,6 +911,7 @@ fn lay_out_fast(
             &hb,
             &base,
             &waves[0],
+            (&mut buf, true),
             1,
             |r, c, i| {
                 let (code, qty) = (bal.code[r], bal.qty[r]);
@@ -922,8 +928,8 @@ fn lay_out_fast(
             // ranks.
             |_, d, a| unsafe { sink.balances(d, a.rows.len(), |i| (a.ranks[i], a.keys[i], a.f(0, i))) },
         )?;
-        // The balances' wave buffer is freed: hand its pages back before the positions'
-        // buffer and layout grow (a long-lived process's heap would otherwise keep them).
+        // The balances' scratch is freed: hand its pages back before the positions' buffer
+        // and layout grow (a long-lived process's heap would otherwise keep them).
         release_freed();
         lay_out_table(
             &space,
@@ -931,6 +937,7 @@ fn lay_out_fast(
             &hp,
             &base,
             &waves[1],
+            (&mut buf, false),
             3,
             |r, c, i| {
                 let (k, s, q, e, m) = (pos.code[r], side_of(r), pos.qty[r], pos.entry_price[r], pos.isolated_margin[r]);
@@ -962,7 +969,7 @@ fn lay_out_fast(
             },
         )?;
     }
-    drop((space, hb, hp));
+    drop((space, hb, hp, buf));
     release_freed();
     // SAFETY: both tables' passes handed every account its rows once (every partition of
     // each, every seen slot of each partition), and the positions' stored margins are those
@@ -1794,8 +1801,8 @@ impl<'a> Space<'a> {
     /// Groups each partition of `parts` (one wave, region index r at buffer index r − `at`)
     /// by account, ranks each account's rows by key and hands it its rows, accounts
     /// ascending: `account(state, d, rows)` (d its dense index, `state` from `start(p)`).
-    /// Then hands the partition's buffer pages back. True when `clash` marks two keys of an
-    /// account (its partition stops there: the caller declines).
+    /// Then hands the partition's buffer pages back, unless `keep`. True when `clash` marks two
+    /// keys of an account (its partition stops there: the caller declines).
     #[allow(clippy::too_many_arguments)]
     fn lay_parts<S>(
         &self,
@@ -1803,8 +1810,7 @@ impl<'a> Space<'a> {
         at: usize,
         region: &[usize],
         base: &[usize],
-        cols: &WaveColumns,
-        nf: usize,
+        (cols, nf, keep): (&WaveColumns, usize, bool),
         clash: &(impl Fn(u32, u32) -> bool + Sync),
         start: &(impl Fn(usize) -> S + Sync),
         account: &(impl Fn(&mut S, usize, HandedRows<'_>) + Sync),
@@ -1845,12 +1851,14 @@ impl<'a> Space<'a> {
                     }
                     a0 = a1;
                 }
-                // The partition's rows are in the layout: its buffer pages go back.
-                let len = lo.len();
-                release_values(lo, 0, len);
-                release_values(key, 0, len);
-                for c in f {
-                    release_values(c, 0, len);
+                if !keep {
+                    // The partition's rows are in the layout: its buffer pages go back.
+                    let len = lo.len();
+                    release_values(lo, 0, len);
+                    release_values(key, 0, len);
+                    for c in f {
+                        release_values(c, 0, len);
+                    }
                 }
                 bad
             })
