@@ -698,33 +698,35 @@ fn warm<T: Copy + Into<f64>>(v: &[T]) {
 /// (branch-free); larger ones sort.
 const PAIRWISE_ROWS: usize = 16;
 
-/// Each of an account's keys' rank among them (their order: distinct keys unless `clash`
-/// marks a pair) into `ranks`; true when `clash` marks a pair (a symmetric test). The keys
-/// compared pairwise, or sorted (`order` as scratch) when there are many: either way every
-/// clashing pair is found, since `clash` marks a pair of keys as soon as it marks a pair
-/// between them in sorted order.
+/// Each of an account's keys' rank among them (their order) into `ranks`; true when two keys
+/// are equal or `clash` marks two neighbours in sorted order (then the ranks are not a
+/// permutation: the caller declines). A handful of keys count their smaller ones without
+/// branches; more are sorted (`order` as scratch).
 fn rank(keys: &[u32], ranks: &mut Vec<u32>, order: &mut Vec<u32>, clash: &impl Fn(u32, u32) -> bool) -> bool {
     ranks.clear();
-    if keys.len() <= PAIRWISE_ROWS {
-        let mut bad = false;
-        for (i, &k) in keys.iter().enumerate() {
-            let mut r = 0u32;
-            for (m, &x) in keys.iter().enumerate() {
-                r += u32::from(x < k);
-                bad |= m != i && clash(k, x);
-            }
+    let c = keys.len();
+    if c <= PAIRWISE_ROWS {
+        let (mut sorted, mut taken) = ([0u32; PAIRWISE_ROWS], 0u32);
+        for &k in keys {
+            let r: u32 = keys.iter().map(|&x| u32::from(x < k)).sum();
             ranks.push(r);
+            taken |= 1 << r;
+            sorted[r as usize] = k;
         }
-        bad
+        // Distinct keys take the ranks 0..c once each; equal keys share one.
+        taken != ((1u64 << c) - 1) as u32 || sorted[..c].windows(2).any(|w| clash(w[0], w[1]))
     } else {
         order.clear();
-        order.extend(0..keys.len() as u32);
+        order.extend(0..c as u32);
         order.sort_unstable_by_key(|&i| keys[i as usize]);
-        ranks.resize(keys.len(), 0);
+        ranks.resize(c, 0);
         for (t, &i) in order.iter().enumerate() {
             ranks[i as usize] = t as u32;
         }
-        order.windows(2).any(|w| clash(keys[w[0] as usize], keys[w[1] as usize]))
+        order.windows(2).any(|w| {
+            let (k0, k1) = (keys[w[0] as usize], keys[w[1] as usize]);
+            k0 == k1 || clash(k0, k1)
+        })
     }
 }
 
@@ -733,8 +735,8 @@ fn rank(keys: &[u32], ranks: &mut Vec<u32>, order: &mut Vec<u32>, clash: &impl F
 /// then each partition's task groups its rows by account in cache, ranks each account's
 /// rows by key ([`rank`]) and hands each account (dense index) its rows, in ascending account
 /// order — `account(state, d, rows)`, `state` from `start(p)` — and hands the partition's
-/// buffer pages back. Declined when a row fails its check or `clash` marks two keys of an
-/// account. `nf`: f64 columns used. `buf` is the waves' buffer; with `keep` its pages stay
+/// buffer pages back. Declined when a row fails its check, or an account holds two equal
+/// keys or two that `clash` marks (neighbours in sorted order). `nf`: f64 columns used. `buf` is the waves' buffer; with `keep` its pages stay
 /// (for the next table to reuse: fresh pages cost the kernel a clear each) instead of going
 /// back partition by partition.
 #[allow(clippy::too_many_arguments)]
@@ -922,7 +924,7 @@ fn lay_out_fast(
                 }
                 code >= na || !within(qty, MAX_AMOUNT)
             },
-            |k0, k1| k0 == k1,
+            |_, _| false,
             |_| (),
             // SAFETY: each account is handed on once, by its partition's task, with distinct
             // ranks.
@@ -958,9 +960,7 @@ fn lay_out_fast(
                     || (s == SIDE_LONG && q < 0.0)
                     || (s == SIDE_SHORT && q > 0.0)
             },
-            // `clash` of the two in order: the same key, or a one-way row beside another
-            // row of its market.
-            |k0, k1| k0 == k1 || (k0 >> 2 == k1 >> 2 && (k0 & 3 == 0 || k1 & 3 == 0)),
+            clash,
             |p| iso_base[p],
             // SAFETY: each account is handed on once, with distinct ranks, in ascending order
             // within its partition, from its partition's first stored margin on.
