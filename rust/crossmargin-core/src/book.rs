@@ -970,11 +970,13 @@ fn lay_out_fast(
         )?;
     }
     drop((space, hb, hp, buf));
-    release_freed();
     // SAFETY: both tables' passes handed every account its rows once (every partition of
     // each, every seen slot of each partition), and the positions' stored margins are those
     // the histogram counted.
     let layout = unsafe { lanes.finish() };
+    // The transients (row counts, scratch, the stored margins' staging) are freed: hand them
+    // back (a long-lived process's heap would otherwise keep them resident).
+    release_freed();
     Ok(LaidOutBook { accounts, layout, n_asset_codes: na, n_market_codes: nm, has_sides })
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Every account's row counts are known before any row moves (the grouping counts them with
 //! its histogram), so each group's slots, and so every column's final size, are known up
-//! front. The columns start zeroed (fresh pages: padding costs nothing), and a task that
+//! front. The columns start zeroed (fresh pages: the padding costs no pass), and a task that
 //! knows each of an account's rows' rank writes that row into the account's lane itself (its
 //! lane is its own: no other task touches it).
 //! What several accounts of a group share — the slots' masks and the stored isolated margins,
@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::layout::{stored, CodeWidth, Codes, SlotCodes, ISO_PAD};
 use super::{Sliced8, GROUP};
-use crate::memory::{column, reserved_column, Disjoint};
+use crate::memory::{reserved_column, zeroed_column, Disjoint};
 
 /// Groups per task of the passes over groups.
 const GROUPS_PER_TASK: usize = 1 << 10;
@@ -101,12 +101,11 @@ impl LaneLayout {
         let (bal_slot, pos_slot) = (slot_offsets(&bal_count), slot_offsets(&pos_count));
         let groups = n_accounts.div_ceil(GROUP);
         let (nb, np) = (bal_slot[groups] * GROUP, pos_slot[groups] * GROUP);
-        // Zeroed: the padding's code 0 and quantity 0 (a large column's zero pages cost
-        // nothing until written).
+        // Zeroed: the padding's code 0 and quantity 0 (fresh pages, backed only as written).
         let codes = match width {
-            CodeWidth::U8 => CodeColumns::U8(column(nb), column(np)),
-            CodeWidth::U16 => CodeColumns::U16(column(nb), column(np)),
-            CodeWidth::U32 => CodeColumns::U32(column(nb), column(np)),
+            CodeWidth::U8 => CodeColumns::U8(zeroed_column(nb), zeroed_column(np)),
+            CodeWidth::U16 => CodeColumns::U16(zeroed_column(nb), zeroed_column(np)),
+            CodeWidth::U32 => CodeColumns::U32(zeroed_column(nb), zeroed_column(np)),
         };
         LaneLayout {
             n_accounts,
@@ -115,9 +114,9 @@ impl LaneLayout {
             bal_slot,
             pos_slot,
             codes,
-            bal_qty: column(nb),
-            pos_qty: column(np),
-            pos_entry: column(np),
+            bal_qty: zeroed_column(nb),
+            pos_qty: zeroed_column(np),
+            pos_entry: zeroed_column(np),
             iso_at: vec![0; groups + 1],
             stored: reserved_column(stored),
             n_stored: stored,
