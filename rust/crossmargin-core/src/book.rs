@@ -1577,8 +1577,13 @@ impl<'a> Space<'a> {
 
     /// The counted rows of each account (dense index).
     fn per_account(&self, counts: &SlotCounts, base: &[usize]) -> Vec<u32> {
+        self.per_seen(base, |j| counts.at(j))
+    }
+
+    /// `f(slot)` of each seen slot, at its dense index (accounts ascending).
+    fn per_seen<T: Send>(&self, base: &[usize], f: impl Fn(usize) -> T + Sync) -> Vec<T> {
         let n = base[self.parts];
-        let mut out = reserved_column::<u32>(n);
+        let mut out = reserved_column::<T>(n);
         let o = Disjoint::new(&mut out);
         let w = 1usize << self.shift;
         (0..self.parts).into_par_iter().for_each(|p| {
@@ -1586,7 +1591,7 @@ impl<'a> Space<'a> {
             for j in p * w..((p + 1) * w).min(self.range) {
                 if self.is_seen(j) {
                     // SAFETY: partition p writes the dense indices base[p]..base[p + 1].
-                    unsafe { o.write(d, counts.at(j)) };
+                    unsafe { o.write(d, f(j)) };
                     d += 1;
                 }
             }
@@ -1616,23 +1621,8 @@ impl<'a> Space<'a> {
         if self.seen.is_empty() {
             return std::mem::take(&mut self.sorted_ids);
         }
-        let n = base[self.parts];
-        let mut accounts = reserved_column::<i64>(n);
-        let out = Disjoint::new(&mut accounts);
-        let w = 1usize << self.shift;
-        (0..self.parts).into_par_iter().for_each(|p| {
-            let mut d = base[p];
-            for j in p * w..((p + 1) * w).min(self.range) {
-                if self.is_seen(j) {
-                    // SAFETY: partition p writes the dense indices base[p]..base[p + 1].
-                    unsafe { out.write(d, self.min + j as i64) };
-                    d += 1;
-                }
-            }
-        });
-        // SAFETY: the partitions wrote every dense index 0..n.
-        unsafe { accounts.set_len(n) };
-        accounts
+        let min = self.min;
+        self.per_seen(base, |j| min + j as i64)
     }
 
     /// Sends each row of table t, chunk by chunk in input order, to the next slot of its

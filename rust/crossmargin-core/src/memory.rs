@@ -209,3 +209,19 @@ pub fn reserve_more_advising<T>(v: &mut Vec<T>, n: usize, huge: bool) {
         advise_huge_pages(&mut v.spare_capacity_mut()[..n]);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zeroed_column_holds_n_zeros_in_room_for_n() {
+        // Small (from the heap) and large (a mapping of its own, shrunk in place).
+        for n in [0, 3, 1 << 17, (MAPPED / 8) + 5, 3 << 20] {
+            let v: Vec<f64> = zeroed_column(n);
+            assert_eq!(v.len(), n);
+            assert!(v.capacity() == n || n * 8 < 1 << 20, "{n}: room for {}", v.capacity());
+            assert!(v.iter().all(|x| x.to_bits() == 0), "{n}");
+        }
+    }
+}
