@@ -29,25 +29,6 @@ fn advise_huge_pages<T>(v: &mut [T]) {
 #[cfg(not(target_os = "linux"))]
 fn advise_huge_pages<T>(_: &mut [T]) {}
 
-/// A zeroed column of `n` values that a caller fills sparsely (a layout's lanes, padding left
-/// at zero): a large one lives in a memory mapping of its own — fresh pages, zero without a
-/// clearing pass and backed only as written, advised onto huge pages. (`column` may take
-/// freed heap memory, which the allocator clears at once: every page resident before a value
-/// is written.)
-pub fn zeroed_column<T: Clone + Default>(n: usize) -> Vec<T> {
-    let size = std::mem::size_of::<T>().max(1);
-    if n * size < 1 << 20 {
-        return column(n);
-    }
-    // Above the allocator's largest mapping threshold: a mapping of its own, which shrinks in
-    // place to `n` values.
-    let mut v = vec![T::default(); n.max(MAPPED / size + 1)];
-    v.truncate(n);
-    v.shrink_to_fit();
-    advise_huge_pages(&mut v);
-    v
-}
-
 /// An empty column with room for `n` values on huge pages, for a caller that writes every
 /// slot through a [`Disjoint`] view and then sets the length (no clearing pass).
 pub fn reserved_column<T>(n: usize) -> Vec<T> {
@@ -207,21 +188,5 @@ pub fn reserve_more_advising<T>(v: &mut Vec<T>, n: usize, huge: bool) {
     }
     if huge {
         advise_huge_pages(&mut v.spare_capacity_mut()[..n]);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_zeroed_column_holds_n_zeros_in_room_for_n() {
-        // Small (from the heap) and large (a mapping of its own, shrunk in place).
-        for n in [0, 3, 1 << 17, (MAPPED / 8) + 5, 3 << 20] {
-            let v: Vec<f64> = zeroed_column(n);
-            assert_eq!(v.len(), n);
-            assert!(v.capacity() == n || n * 8 < 1 << 20, "{n}: room for {}", v.capacity());
-            assert!(v.iter().all(|x| x.to_bits() == 0), "{n}");
-        }
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! Every account's row counts are known before any row moves (the grouping counts them with
 //! its histogram), so each group's slots, and so every column's final size, are known up
-//! front. The columns start zeroed (fresh pages: the padding costs no pass), and a task that
-//! knows each of an account's rows' rank writes that row into the account's lane itself (its
-//! lane is its own: no other task touches it).
+//! front. A task that knows each of an account's rows' rank writes that row into the
+//! account's lane itself, and the lane's padding after it (the lane is the account's own: no
+//! other task touches it). The columns are reserved, not cleared: a page is backed only once
+//! a task writes to it, so the layout grows as the grouping's buffer shrinks.
 //! What several accounts of a group share — the slots' masks and the stored isolated margins,
 //! packed slot by slot in lane order — is set afterwards, group by group
 //! ([`LaneLayout::finish`]).
@@ -14,7 +15,7 @@ use rayon::prelude::*;
 
 use super::layout::{stored, CodeWidth, Codes, SlotCodes, ISO_PAD};
 use super::{Sliced8, GROUP};
-use crate::memory::{reserved_column, zeroed_column, Disjoint};
+use crate::memory::{reserve_more, reserved_column, Disjoint};
 
 /// Groups per task of the passes over groups.
 const GROUPS_PER_TASK: usize = 1 << 10;
@@ -76,6 +77,15 @@ pub(crate) struct LaneLayout {
     n_stored: usize,
 }
 
+/// Room for `n` values, in a mapping of its own when large (`memory::reserve_more`): fresh
+/// pages, backed only as written. (Zeroed memory would not do: the allocator may serve it from
+/// freed heap memory, which it clears at once, every page resident before a row is written.)
+fn room<T>(n: usize) -> Vec<T> {
+    let mut v = Vec::new();
+    reserve_more(&mut v, n);
+    v
+}
+
 /// Slot offsets of groups of 8 accounts: each group as wide as its account with the most rows.
 fn slot_offsets(count: &[u32]) -> Vec<usize> {
     let groups = count.len().div_ceil(GROUP);
@@ -101,11 +111,10 @@ impl LaneLayout {
         let (bal_slot, pos_slot) = (slot_offsets(&bal_count), slot_offsets(&pos_count));
         let groups = n_accounts.div_ceil(GROUP);
         let (nb, np) = (bal_slot[groups] * GROUP, pos_slot[groups] * GROUP);
-        // Zeroed: the padding's code 0 and quantity 0 (fresh pages, backed only as written).
         let codes = match width {
-            CodeWidth::U8 => CodeColumns::U8(zeroed_column(nb), zeroed_column(np)),
-            CodeWidth::U16 => CodeColumns::U16(zeroed_column(nb), zeroed_column(np)),
-            CodeWidth::U32 => CodeColumns::U32(zeroed_column(nb), zeroed_column(np)),
+            CodeWidth::U8 => CodeColumns::U8(room(nb), room(np)),
+            CodeWidth::U16 => CodeColumns::U16(room(nb), room(np)),
+            CodeWidth::U32 => CodeColumns::U32(room(nb), room(np)),
         };
         LaneLayout {
             n_accounts,
@@ -114,9 +123,9 @@ impl LaneLayout {
             bal_slot,
             pos_slot,
             codes,
-            bal_qty: zeroed_column(nb),
-            pos_qty: zeroed_column(np),
-            pos_entry: zeroed_column(np),
+            bal_qty: room(nb),
+            pos_qty: room(np),
+            pos_entry: room(np),
             iso_at: vec![0; groups + 1],
             stored: reserved_column(stored),
             n_stored: stored,
@@ -156,8 +165,41 @@ impl LaneLayout {
         let groups = self.n_accounts.div_ceil(GROUP);
         let (nb, np) = (self.bal_slot[groups], self.pos_slot[groups]);
         let n_stored = self.n_stored;
-        // SAFETY: the accounts' stored margins tile 0..n_stored (the caller's contract).
-        unsafe { self.stored.set_len(n_stored) };
+        {
+            // The last group's lanes past the last account hold no account: padding.
+            let n = self.n_accounts;
+            let sink = self.sink();
+            for a in n..groups * GROUP {
+                // SAFETY: no account writes these lanes.
+                unsafe {
+                    sink.balances(a, 0, |_| unreachable!("no rows"));
+                    sink.positions(a, 0, &mut 0, |_| unreachable!("no rows"));
+                }
+            }
+        }
+        // SAFETY: the accounts' lanes tile every slot × lane of both kinds (each writes its
+        // rows and its padding), and their stored margins tile 0..n_stored (the caller's
+        // contract); the columns were reserved for exactly these lengths (`LaneLayout::new`).
+        unsafe {
+            self.bal_qty.set_len(nb * GROUP);
+            self.pos_qty.set_len(np * GROUP);
+            self.pos_entry.set_len(np * GROUP);
+            self.stored.set_len(n_stored);
+            match &mut self.codes {
+                CodeColumns::U8(b, p) => (b.set_len(nb * GROUP), p.set_len(np * GROUP)),
+                CodeColumns::U16(b, p) => (b.set_len(nb * GROUP), p.set_len(np * GROUP)),
+                CodeColumns::U32(b, p) => (b.set_len(nb * GROUP), p.set_len(np * GROUP)),
+            };
+        }
+        // Reserved with room to spare (a mapping of its own): give it back, in place.
+        for v in [&mut self.bal_qty, &mut self.pos_qty, &mut self.pos_entry] {
+            v.shrink_to_fit();
+        }
+        match &mut self.codes {
+            CodeColumns::U8(b, p) => (b.shrink_to_fit(), p.shrink_to_fit()),
+            CodeColumns::U16(b, p) => (b.shrink_to_fit(), p.shrink_to_fit()),
+            CodeColumns::U32(b, p) => (b.shrink_to_fit(), p.shrink_to_fit()),
+        };
         self.iso_at[groups] = n_stored;
         let mut bal_mask: Vec<u8> = reserved_column(nb);
         let mut pos_mask: Vec<u8> = reserved_column(np);
@@ -260,14 +302,23 @@ pub(crate) struct LaneSink<'a> {
 impl LaneSink<'_> {
     /// Account `a`'s balances into its lane: `row(i)` → (rank, code, quantity) of each of its
     /// `count` rows (as counted for [`LaneLayout::new`]); the rank is the row's slot in the
-    /// group. The lane's other slots stay padding.
+    /// group. The lane's slots after them are padding (code 0, quantity 0).
     ///
     /// # Safety
-    /// No other task writes account `a`'s balances; the ranks are distinct.
+    /// No other task writes account `a`'s balances; the ranks are distinct. (An `a` past the
+    /// last account: a padding lane of the last group, no rows.)
     #[inline]
     pub(crate) unsafe fn balances(&self, a: usize, count: usize, row: impl Fn(usize) -> (u32, u32, f64)) {
-        assert_eq!(count, self.bal_count[a] as usize, "account {a}: balance rows as counted");
-        let (s0, lane) = (self.bal_slot[a / GROUP], a % GROUP);
+        assert_eq!(count, self.bal_count.get(a).map_or(0, |&c| c as usize), "account {a}: balance rows as counted");
+        let (g, lane) = (a / GROUP, a % GROUP);
+        let s0 = self.bal_slot[g];
+        for s in s0 + count..self.bal_slot[g + 1] {
+            // SAFETY: as below.
+            unsafe {
+                self.bal_code.write(s * GROUP + lane, 0);
+                self.bal_qty.write(s * GROUP + lane, 0.0);
+            }
+        }
         for i in 0..count {
             let (j, c, q) = row(i);
             assert!((j as usize) < count, "a rank within the account's rows");
@@ -297,13 +348,22 @@ impl LaneSink<'_> {
         stored_at: &mut usize,
         row: impl Fn(usize) -> (u32, u32, f64, f64, f64),
     ) {
-        assert_eq!(count, self.pos_count[a] as usize, "account {a}: position rows as counted");
+        assert_eq!(count, self.pos_count.get(a).map_or(0, |&c| c as usize), "account {a}: position rows as counted");
         let (g, lane) = (a / GROUP, a % GROUP);
         if lane == 0 {
             // SAFETY: a group's first account alone writes the group's offset.
             unsafe { self.iso_at.write(g, *stored_at) };
         }
         let s0 = self.pos_slot[g];
+        for s in s0 + count..self.pos_slot[g + 1] {
+            let at = s * GROUP + lane;
+            // SAFETY: as below.
+            unsafe {
+                self.pos_code.write(at, 0);
+                self.pos_qty.write(at, 0.0);
+                self.pos_entry.write(at, 0.0);
+            }
+        }
         for i in 0..count {
             let (j, c, q, e, m) = row(i);
             assert!((j as usize) < count, "a rank within the account's rows");
