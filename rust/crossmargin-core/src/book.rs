@@ -23,7 +23,7 @@ use rayon::prelude::*;
 
 use crate::error::{CoreError, Result, Table};
 use crate::fsum::exact_sum;
-use crate::kernel::{CodeWidth, LaneLayout, Sliced8};
+use crate::kernel::{stored as layout_stores, CodeWidth, LaneLayout, Sliced8};
 use crate::limits::{is_price, within, MAX_AMOUNT, MAX_PRICE, MAX_QTY, MIN_PRICE};
 use crate::memory::{
     map_column, release_freed, release_spare, release_values, reserve_more, reserved_column, Disjoint,
@@ -446,8 +446,7 @@ pub fn group_with(
                 cols.0.write(d, pack(c, s));
                 cols.1.write(d, q);
                 cols.2.write(d, e);
-                // NaN and 0 both mean cross.
-                cols.3.write(d, if m.is_nan() { 0.0 } else { m });
+                cols.3.write(d, cross_as_zero(m));
                 cols.4.write(d, r as u32);
                 cols.5.write(d, slot);
             }
@@ -759,10 +758,10 @@ fn lay_out_table<S>(
         // Region index r sits at buffer index r - at.
         let at = h.region[p0];
         for v in [&mut buf.key as &mut dyn Grow, &mut buf.lo] {
-            v.grow(0, rows);
+            v.grow(rows);
         }
         for v in buf.f.iter_mut().take(nf) {
-            v.grow(0, rows);
+            v.grow(rows);
         }
         // A wave smaller than the last (the final one) keeps only the pages it writes.
         release_spare(&mut buf.key, rows);
@@ -792,14 +791,14 @@ fn lay_out_table<S>(
     Ok(())
 }
 
-/// A buffer column made ready for a wave: `held` values kept, room for `rows` more.
+/// A buffer column made ready for a wave: room for `rows` values.
 trait Grow {
-    fn grow(&mut self, held: usize, rows: usize);
+    fn grow(&mut self, rows: usize);
 }
 impl<T> Grow for Vec<T> {
-    fn grow(&mut self, held: usize, rows: usize) {
-        self.truncate(held);
-        if self.capacity() < held + rows {
+    fn grow(&mut self, rows: usize) {
+        self.clear();
+        if self.capacity() < rows {
             reserve_more(self, rows);
         }
     }
@@ -852,11 +851,14 @@ fn lay_out(
     })
 }
 
-/// Whether a position's isolated margin is one the layout stores (not +0.0, NaN reading as
-/// 0: cross).
+/// A position's isolated margin as grouping keeps it: NaN and 0 both mean cross (+0.0).
 #[inline(always)]
-fn stored_isolated(m: f64) -> bool {
-    !m.is_nan() && m.to_bits() != 0
+fn cross_as_zero(m: f64) -> f64 {
+    if m.is_nan() {
+        0.0
+    } else {
+        m
+    }
 }
 
 /// The fast path of [`lay_out`]: Declined when the input needs [`group_with`] (for its error
@@ -948,8 +950,7 @@ fn lay_out_fast(
                     c.key.write(i, pack(k, s));
                     c.f[0].write(i, q);
                     c.f[1].write(i, e);
-                    // NaN and 0 both mean cross.
-                    c.f[2].write(i, if m.is_nan() { 0.0 } else { m });
+                    c.f[2].write(i, cross_as_zero(m));
                 }
                 // validate_positions and validate_sides, in one test (as group_with)
                 k >= nm
@@ -1530,7 +1531,7 @@ impl<'a> Space<'a> {
                         }
                         if let Some(m) = isolated {
                             for r in chunks[c]..chunks[c + 1] {
-                                if stored_isolated(m[r]) {
+                                if layout_stores(cross_as_zero(m[r])) {
                                     stored[(self.slot(t, r) >> shift) as usize] += 1;
                                 }
                             }

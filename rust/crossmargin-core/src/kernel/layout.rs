@@ -153,7 +153,7 @@ struct Part<'a, C> {
 
 /// Whether a position's isolated margin is stored (every value but +0.0, bit for bit).
 #[inline]
-pub(super) fn stored(isolated: f64) -> bool {
+pub(crate) fn stored(isolated: f64) -> bool {
     isolated.to_bits() != 0
 }
 

@@ -23,6 +23,7 @@ mod layout;
 mod x86;
 
 pub(crate) use lanes::LaneLayout;
+pub(crate) use layout::stored;
 pub use layout::{Code, CodeWidth, Sliced8, GROUP};
 
 use rayon::prelude::*;
