@@ -17,13 +17,17 @@
 //! table) are grouped the same way, by (code, input row); they are read only by the initial
 //! requirement ([`crate::orders`]).
 
+mod masked;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
+use masked::{join_masks, KeyMask, MaskTally, MaskedRows};
+
 use crate::error::{CoreError, Result, Table};
 use crate::fsum::exact_sum;
-use crate::kernel::{stored as layout_stores, CodeWidth, LaneLayout, Sliced8};
+use crate::kernel::{stored as layout_stores, CodeWidth, LaneLayout, LaneSink, Sliced8, GROUP};
 use crate::limits::{is_price, within, MAX_AMOUNT, MAX_PRICE, MAX_QTY, MIN_PRICE};
 use crate::memory::{
     map_column, release_freed, release_spare, release_values, reserve_more, reserved_column, Disjoint,
@@ -731,26 +735,22 @@ fn rank(keys: &[u32], ranks: &mut Vec<u32>, order: &mut Vec<u32>, clash: &impl F
 
 /// Lays table `t` out wave by wave: each wave scatters the rows of its partitions into the
 /// buffer (`put(row, columns, buffer index)` writes one and tells whether it fails a check),
-/// then each partition's task groups its rows by account in cache, ranks each account's
-/// rows by key ([`rank`]) and hands each account (dense index) its rows, in ascending account
-/// order — `account(state, d, rows)`, `state` from `start(p)` — and hands the partition's
-/// buffer pages back. Declined when a row fails its check, or an account holds two equal
-/// keys or two that `clash` marks (neighbours in sorted order). `nf`: f64 columns used. `buf` is the waves' buffer; with `keep` its pages stay
-/// (for the next table to reuse: fresh pages cost the kernel a clear each) instead of going
-/// back partition by partition.
+/// then `lay(partitions, at, (columns, nf, keep))` writes the wave's partitions into the
+/// layout from the buffer (region index r at buffer index r − at: [`Space::lay_parts`] or
+/// [`Space::lay_parts_masked`]) and tells whether it declines. Declined when a row fails its
+/// check or `lay` declines. `nf`: f64 columns used. `buf` is the waves' buffer; with `keep`
+/// its pages stay (for the next table to reuse: fresh pages cost the kernel a clear each)
+/// instead of going back partition by partition.
 #[allow(clippy::too_many_arguments)]
-fn lay_out_table<S>(
+fn lay_out_table(
     space: &Space<'_>,
     t: usize,
     h: &Histogram,
-    base: &[usize],
     plan: &[std::ops::Range<usize>],
     (buf, keep): (&mut WaveBuffer, bool),
     nf: usize,
     put: impl Fn(usize, &WaveColumns, usize) -> bool + Sync,
-    clash: impl Fn(u32, u32) -> bool + Sync,
-    start: impl Fn(usize) -> S + Sync,
-    account: impl Fn(&mut S, usize, HandedRows<'_>) + Sync,
+    lay: impl Fn(std::ops::Range<usize>, usize, (&WaveColumns, usize, bool)) -> bool,
 ) -> std::result::Result<(), Declined> {
     for parts in plan {
         let (p0, p1) = (parts.start, parts.end);
@@ -780,7 +780,7 @@ fn lay_out_table<S>(
             unsafe { cols.lo.write(d - at, slot) };
             put(r, &cols, d - at)
         });
-        if bad || space.lay_parts(parts.clone(), at, &h.region, base, (&cols, nf, keep), &clash, &start, &account) {
+        if bad || lay(parts.clone(), at, (&cols, nf, keep)) {
             return Err(Declined);
         }
         if rows >= 1 << 16 {
@@ -862,7 +862,9 @@ fn cross_as_zero(m: f64) -> f64 {
 }
 
 /// The fast path of [`lay_out`]: Declined when the input needs [`group_with`] (for its error
-/// or its merged rows).
+/// or its merged rows). Tables with at most 64 keys (asset codes; market codes, times 4 with
+/// hedge legs) rank their rows by key masks ([`masked`]), wider ones by ordering each
+/// account's keys ([`rank`]).
 fn lay_out_fast(
     bal: BalanceInput<'_>,
     pos: PositionInput<'_>,
@@ -873,26 +875,66 @@ fn lay_out_fast(
     credit: bool,
 ) -> std::result::Result<LaidOutBook, Declined> {
     let has_sides = side.iter().any(|&s| s != SIDE_BOTH);
+    let keys = na.max(if has_sides { nm.saturating_mul(4) } else { nm });
+    let args = (bal, pos, side, na, nm, budget, credit);
+    match keys {
+        0..=8 => lay_out_by::<u8>(args, true),
+        9..=16 => lay_out_by::<u16>(args, true),
+        17..=32 => lay_out_by::<u32>(args, true),
+        33..=64 => lay_out_by::<u64>(args, true),
+        _ => lay_out_by::<u8>(args, false),
+    }
+}
+
+/// [`lay_out_fast`]'s arguments.
+type FastArgs<'a> = (BalanceInput<'a>, PositionInput<'a>, &'a [u8], u32, u32, usize, bool);
+
+/// Table t's histogram, its rows per slot (each slot's keys `key(row)` when `masked`) and
+/// each partition's stored isolated margins (given `isolated`). None: a key too large for
+/// the mask (a row the scatter rejects).
+fn count_table<M: KeyMask>(
+    space: &Space<'_>,
+    t: usize,
+    isolated: Option<&[f64]>,
+    masked: bool,
+    key: &(impl Fn(usize) -> u32 + Sync),
+) -> Option<(Histogram, Counted<M>, Vec<usize>)> {
+    if masked {
+        let (h, tallies, stored) = space.count(t, isolated, || MaskTally::<M, _>::new(space.range, key));
+        Some((h, Counted::Keys(join_masks(tallies)?), stored))
+    } else {
+        let (h, tallies, stored) = space.count(t, isolated, || ByteTally { slots: vec![0; space.range], full: false });
+        Some((h, Counted::Rows(space.slot_counts(t, tallies)), stored))
+    }
+}
+
+/// [`lay_out_fast`], ranking by masks of type M when `masked`.
+fn lay_out_by<M: KeyMask>(
+    (bal, pos, side, na, nm, budget, credit): FastArgs<'_>,
+    masked: bool,
+) -> std::result::Result<LaidOutBook, Declined> {
+    let has_sides = side.iter().any(|&s| s != SIDE_BOTH);
     let (nb, np) = (bal.account.len(), pos.account.len());
     let too_many = nb >= u32::MAX as usize || np >= u32::MAX as usize;
     if !same_lengths(&bal, &pos, side, None) || too_many || nm > MAX_PACKED_CODES {
         return Err(Declined);
     }
+    let side_of = |r: usize| if side.is_empty() { SIDE_BOTH } else { side[r] };
     let mut space = Space::new([bal.account, pos.account, &[]]);
-    let (hb, cb, _) = space.count(0, None);
-    let (hp, cp, stored) = space.count(1, Some(pos.isolated_margin));
+    let bal_key = |r: usize| bal.code[r];
+    let pos_key = |r: usize| if has_sides { pack(pos.code[r], side_of(r)) } else { pos.code[r] };
+    let (hb, cb, _) = count_table::<M>(&space, 0, None, masked, &bal_key).ok_or(Declined)?;
+    let (hp, cp, stored) = count_table::<M>(&space, 1, Some(pos.isolated_margin), masked, &pos_key).ok_or(Declined)?;
     space.mark_seen([&cb, &cp]);
     let base = space.dense_bases();
     let accounts = space.accounts(&base);
     let (bal_count, pos_count) = (space.per_account(&cb, &base), space.per_account(&cp, &base));
-    drop((cb, cp));
     // Each partition's first stored isolated margin (accounts ascending).
     let mut iso_base = Vec::with_capacity(stored.len() + 1);
     iso_base.push(0usize);
     for s in stored {
         iso_base.push(iso_base[iso_base.len() - 1] + s);
     }
-    let side_of = |r: usize| if side.is_empty() { SIDE_BOTH } else { side[r] };
     let width = CodeWidth::for_codes(na.max(nm));
     // Buffer bytes per row (key, f64 columns, local slot) and the layout's least bytes per
     // row (its lane: code and f64 columns; the masks and the few stored isolated margins
@@ -909,11 +951,11 @@ fn lay_out_fast(
     let mut lanes = LaneLayout::new(width, bal_count, pos_count, iso_base[iso_base.len() - 1]);
     {
         let sink = lanes.sink();
+        let bal_lanes = BalanceLanes { sink: &sink };
         lay_out_table(
             &space,
             0,
             &hb,
-            &base,
             &waves[0],
             (&mut buf, true),
             1,
@@ -926,20 +968,33 @@ fn lay_out_fast(
                 }
                 code >= na || !within(qty, MAX_AMOUNT)
             },
-            |_, _| false,
-            |_| (),
-            // SAFETY: each account is handed on once, by its partition's task, with distinct
-            // ranks.
-            |_, d, a| unsafe { sink.balances(d, a.rows.len(), |i| (a.ranks[i], a.keys[i], a.f(0, i))) },
+            |parts, at, cols| match &cb {
+                Counted::Keys(masks) => {
+                    space.lay_parts_masked(parts, at, &hb.region, &base, cols, masks, |k| k, &bal_lanes)
+                }
+                Counted::Rows(_) => space.lay_parts(
+                    parts,
+                    at,
+                    &hb.region,
+                    &base,
+                    cols,
+                    &|_, _| false,
+                    &|_| (),
+                    // SAFETY: each account is handed on once, by its partition's task, with
+                    // distinct ranks.
+                    &|_, d, a| unsafe { sink.balances(d, a.rows.len(), |i| (a.ranks[i], a.keys[i], a.f(0, i))) },
+                ),
+            },
         )?;
+        drop(cb);
         // The balances' scratch is freed: hand its pages back before the positions' buffer
         // and layout grow (a long-lived process's heap would otherwise keep them).
         release_freed();
+        let pos_lanes = PositionLanes { sink: &sink, iso_base: &iso_base, sides: has_sides };
         lay_out_table(
             &space,
             1,
             &hp,
-            &base,
             &waves[1],
             (&mut buf, false),
             3,
@@ -961,16 +1016,37 @@ fn lay_out_fast(
                     || (s == SIDE_LONG && q < 0.0)
                     || (s == SIDE_SHORT && q > 0.0)
             },
-            clash,
-            |p| iso_base[p],
-            // SAFETY: each account is handed on once, with distinct ranks, in ascending order
-            // within its partition, from its partition's first stored margin on.
-            |at, d, a| unsafe {
-                sink.positions(d, a.rows.len(), at, |i| (a.ranks[i], a.keys[i] >> 2, a.f(0, i), a.f(1, i), a.f(2, i)))
+            |parts, at, cols| match &cp {
+                Counted::Keys(masks) => space.lay_parts_masked(
+                    parts,
+                    at,
+                    &hp.region,
+                    &base,
+                    cols,
+                    masks,
+                    |k| if has_sides { k } else { k >> 2 },
+                    &pos_lanes,
+                ),
+                Counted::Rows(_) => space.lay_parts(
+                    parts,
+                    at,
+                    &hp.region,
+                    &base,
+                    cols,
+                    &clash,
+                    &|p| iso_base[p],
+                    // SAFETY: each account is handed on once, with distinct ranks, in ascending
+                    // order within its partition, from its partition's first stored margin on.
+                    &|at, d, a| unsafe {
+                        sink.positions(d, a.rows.len(), at, |i| {
+                            (a.ranks[i], a.keys[i] >> 2, a.f(0, i), a.f(1, i), a.f(2, i))
+                        })
+                    },
+                ),
             },
         )?;
     }
-    drop((space, hb, hp, buf));
+    drop((space, hb, hp, cp, buf));
     // SAFETY: both tables' passes handed every account its rows once (every partition of
     // each, every seen slot of each partition), and the positions' stored margins are those
     // the histogram counted.
@@ -979,6 +1055,83 @@ fn lay_out_fast(
     // back (a long-lived process's heap would otherwise keep them resident).
     release_freed();
     Ok(LaidOutBook { accounts, layout, n_asset_codes: na, n_market_codes: nm, has_sides })
+}
+
+/// Balances written by key masks ([`Space::lay_parts_masked`]).
+struct BalanceLanes<'s> {
+    sink: &'s LaneSink<'s>,
+}
+
+impl<M: KeyMask> MaskedRows<M> for BalanceLanes<'_> {
+    type State = ();
+
+    unsafe fn account(&self, d: usize, keys: M) -> bool {
+        // SAFETY: account d is this task's (the trait's contract).
+        unsafe { self.sink.pad_balances(d, keys.ones() as usize) };
+        false
+    }
+
+    #[inline(always)]
+    unsafe fn row(&self, _: &mut (), d: usize, j: u32, key: u32, i: usize, f: &[&mut [f64]; 3]) {
+        // SAFETY: account d is this task's, rank j its row's alone (the trait's contract).
+        unsafe { self.sink.balance(d, j, key, f[0][i]) };
+    }
+
+    unsafe fn end(&self, _: &mut (), _: usize, _: std::ops::Range<usize>) -> bool {
+        false
+    }
+}
+
+/// Positions written by key masks ([`Space::lay_parts_masked`]): the partition's stored
+/// isolated margins gathered (dense account, rank, value) and handed over in account order
+/// at its end, from the partition's first (`iso_base`).
+struct PositionLanes<'s> {
+    sink: &'s LaneSink<'s>,
+    iso_base: &'s [usize],
+    /// Keys are packed (market, side): a one-way row beside a leg of its market clashes.
+    sides: bool,
+}
+
+impl<M: KeyMask> MaskedRows<M> for PositionLanes<'_> {
+    type State = Vec<(u32, u32, f64)>;
+
+    unsafe fn account(&self, d: usize, keys: M) -> bool {
+        // SAFETY: account d is this task's (the trait's contract).
+        unsafe { self.sink.pad_positions(d, keys.ones() as usize) };
+        self.sides && keys.clash()
+    }
+
+    #[inline(always)]
+    unsafe fn row(&self, stored: &mut Self::State, d: usize, j: u32, key: u32, i: usize, f: &[&mut [f64]; 3]) {
+        // SAFETY: account d is this task's, rank j its row's alone (the trait's contract).
+        unsafe { self.sink.position(d, j, key >> 2, f[0][i], f[1][i]) };
+        if layout_stores(f[2][i]) {
+            stored.push((d as u32, j, f[2][i]));
+        }
+    }
+
+    unsafe fn end(&self, stored: &mut Self::State, p: usize, dense: std::ops::Range<usize>) -> bool {
+        let first = self.iso_base[p];
+        if stored.len() != self.iso_base[p + 1] - first {
+            stored.clear();
+            return true;
+        }
+        stored.sort_unstable_by_key(|e| (e.0, e.1));
+        let mut k = 0;
+        for g in dense.start.div_ceil(GROUP)..dense.end.div_ceil(GROUP) {
+            while k < stored.len() && (stored[k].0 as usize) < g * GROUP {
+                k += 1;
+            }
+            // SAFETY: the group's first account is this partition's.
+            unsafe { self.sink.group_stored_at(g, first + k) };
+        }
+        for (i, &(d, j, m)) in stored.iter().enumerate() {
+            // SAFETY: the partition's margins take its indices first.. alone, in account order.
+            unsafe { self.sink.store(first + i, d as usize, j, m) };
+        }
+        stored.clear();
+        false
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -1384,6 +1537,43 @@ impl SlotCounts {
     }
 }
 
+/// What a counting task keeps per slot ([`Space::count`]): `add(slot, row)` for each row.
+trait Tally: Send {
+    fn add(&mut self, slot: usize, row: usize);
+}
+
+/// A counting task's rows per slot, a byte each (they stay in a core's cache); `full` when
+/// one reached 255.
+struct ByteTally {
+    slots: Vec<u8>,
+    full: bool,
+}
+
+impl Tally for ByteTally {
+    #[inline(always)]
+    fn add(&mut self, slot: usize, _row: usize) {
+        let x = &mut self.slots[slot];
+        self.full |= *x == u8::MAX;
+        *x = x.wrapping_add(1);
+    }
+}
+
+/// A table's rows per slot: counted, or each slot's keys ([`masked`]).
+enum Counted<M> {
+    Rows(SlotCounts),
+    Keys(Vec<M>),
+}
+
+impl<M: KeyMask> Counted<M> {
+    #[inline]
+    fn at(&self, s: usize) -> u32 {
+        match self {
+            Counted::Rows(c) => c.at(s),
+            Counted::Keys(m) => m[s].ones(),
+        }
+    }
+}
+
 /// Per-task buffers of [`Space::order`], reused from partition to partition.
 #[derive(Default)]
 struct Scratch {
@@ -1503,31 +1693,33 @@ impl<'a> Space<'a> {
         Histogram::of(chunks, &counts, parts)
     }
 
-    /// [`Space::histogram`] that also counts table t's rows per slot (the layout's group
-    /// widths come from them) and, given the positions' isolated margins, each partition's
-    /// stored ones. Marks no slot seen ([`Space::mark_seen`] does, from the counts).
-    fn count(&self, t: usize, isolated: Option<&[f64]>) -> (Histogram, SlotCounts, Vec<usize>) {
+    /// [`Space::histogram`] that also tallies table t's rows per slot (the layout's group
+    /// widths come from them: one [`Tally`] per counting task, from `tally()`) and, given the
+    /// positions' isolated margins, each partition's stored ones. Marks no slot seen
+    /// ([`Space::mark_seen`] does, from the tallies).
+    fn count<T: Tally>(
+        &self,
+        t: usize,
+        isolated: Option<&[f64]>,
+        tally: impl Fn() -> T + Sync,
+    ) -> (Histogram, Vec<T>, Vec<usize>) {
         let n = self.ids[t].len();
         let n_chunks = n.div_ceil(SCATTER_ROWS).max(1);
         let chunks: Vec<usize> = (0..=n_chunks).map(|c| (c * SCATTER_ROWS).min(n)).collect();
         let (parts, shift) = (self.parts, self.shift);
-        // One tally per task (a byte per slot: they stay in a core's cache), each task a run
-        // of whole chunks.
+        // One tally per task (they stay in a core's cache), each task a run of whole chunks.
         let tasks = rayon::current_num_threads().clamp(1, n_chunks);
-        type Tally = (Vec<Vec<usize>>, Vec<u8>, Vec<usize>, bool);
-        let tallies: Vec<Tally> = (0..tasks)
+        let tallies: Vec<(Vec<Vec<usize>>, T, Vec<usize>)> = (0..tasks)
             .into_par_iter()
             .map(|k| {
-                let (mut slots, mut stored, mut full) = (vec![0u8; self.range], vec![0usize; parts], false);
+                let (mut slots, mut stored) = (tally(), vec![0usize; parts]);
                 let hists = (k * n_chunks / tasks..(k + 1) * n_chunks / tasks)
                     .map(|c| {
                         let mut h = vec![0usize; parts];
                         for r in chunks[c]..chunks[c + 1] {
                             let s = self.slot(t, r) as usize;
                             h[s >> shift] += 1;
-                            let x = &mut slots[s];
-                            full |= *x == u8::MAX;
-                            *x = x.wrapping_add(1);
+                            slots.add(s, r);
                         }
                         if let Some(m) = isolated {
                             for r in chunks[c]..chunks[c + 1] {
@@ -1539,34 +1731,37 @@ impl<'a> Space<'a> {
                         h
                     })
                     .collect();
-                (hists, slots, stored, full)
+                (hists, slots, stored)
             })
             .collect();
         let mut stored = vec![0usize; parts];
-        let (mut counts, mut slots, mut full) = (Vec::with_capacity(n_chunks), vec![], false);
-        for (h, sl, st, f) in tallies {
+        let (mut counts, mut slots) = (Vec::with_capacity(n_chunks), Vec::with_capacity(tasks));
+        for (h, sl, st) in tallies {
             counts.extend(h);
             slots.push(sl);
             stored.iter_mut().zip(st).for_each(|(a, b)| *a += b);
-            full |= f;
         }
-        let slots = if full {
-            // A task counted 255 rows or more for one slot (an account that large is rare):
-            // count exactly instead.
-            drop(slots);
+        (Histogram::of(chunks, &counts, parts), slots, stored)
+    }
+
+    /// Table t's rows per slot from the counting tasks' byte tallies (exact counts when a
+    /// task counted 255 rows or more for one slot).
+    fn slot_counts(&self, t: usize, tallies: Vec<ByteTally>) -> SlotCounts {
+        if tallies.iter().any(|b| b.full) {
+            // An account that large is rare: count exactly instead.
+            drop(tallies);
             let mut exact = vec![0u32; self.range];
-            for r in 0..n {
+            for r in 0..self.ids[t].len() {
                 exact[self.slot(t, r) as usize] += 1;
             }
             SlotCounts::Exact(exact)
         } else {
-            SlotCounts::Tasks(slots)
-        };
-        (Histogram::of(chunks, &counts, parts), slots, stored)
+            SlotCounts::Tasks(tallies.into_iter().map(|b| b.slots).collect())
+        }
     }
 
     /// Marks seen the slots some row of the counted tables takes (dense ids).
-    fn mark_seen(&self, counts: [&SlotCounts; 2]) {
+    fn mark_seen<M: KeyMask>(&self, counts: [&Counted<M>; 2]) {
         if !self.seen.is_empty() {
             self.seen.par_iter().enumerate().with_min_len(1 << 14).for_each(|(s, seen)| {
                 if counts.iter().any(|c| c.at(s) > 0) {
@@ -1577,7 +1772,7 @@ impl<'a> Space<'a> {
     }
 
     /// The counted rows of each account (dense index).
-    fn per_account(&self, counts: &SlotCounts, base: &[usize]) -> Vec<u32> {
+    fn per_account<M: KeyMask>(&self, counts: &Counted<M>, base: &[usize]) -> Vec<u32> {
         self.per_seen(base, |j| counts.at(j))
     }
 
@@ -2361,6 +2556,64 @@ mod tests {
                 assert!(got.accounts == csr.accounts, "{at}");
                 assert!(got.has_sides, "{at}");
                 assert!(layout_bits(&got.layout) == want, "{at}");
+            }
+        }
+    }
+
+    /// Columns of [`distinct_book`]: balances (account, asset, qty), positions (account,
+    /// market, side, qty).
+    type DistinctBook = (Vec<i64>, Vec<u32>, Vec<f64>, Vec<i64>, Vec<u32>, Vec<u8>, Vec<f64>);
+
+    /// [`large_book`] without duplicate balances; with `one_way`, one position per (account,
+    /// market) and no sides.
+    fn distinct_book(spread: i64, one_way: bool) -> DistinctBook {
+        let (ba, bc, bq, pa, pc, ps, pq, ..) = large_book(spread, false);
+        let mut seen = std::collections::HashSet::new();
+        let keep: Vec<usize> = (0..ba.len()).filter(|&i| seen.insert((ba[i], bc[i]))).collect();
+        let (ba, bc, bq) = (
+            keep.iter().map(|&i| ba[i]).collect(),
+            keep.iter().map(|&i| bc[i]).collect(),
+            keep.iter().map(|&i| bq[i]).collect(),
+        );
+        let mut seen = std::collections::HashSet::new();
+        let keep: Vec<usize> = (0..pa.len()).filter(|&i| !one_way || seen.insert((pa[i], pc[i]))).collect();
+        let side = if one_way { vec![] } else { keep.iter().map(|&i| ps[i]).collect() };
+        let pick = |c: &[u32]| keep.iter().map(|&i| c[i]).collect();
+        (ba, bc, bq, keep.iter().map(|&i| pa[i]).collect(), pick(&pc), side, keep.iter().map(|&i| pq[i]).collect())
+    }
+
+    #[test]
+    fn ranks_from_key_masks_of_any_width_lay_out_the_ranked_layout() {
+        // No duplicates or clashes: the fast path lays the book out itself (never declines),
+        // by masks of each width wide enough (6 assets; 5 markets one-way, or 20 packed keys
+        // with hedge legs) and by ranking, all into the CSR grouping's layout.
+        for (spread, one_way) in [(1, true), (1, false), (1 << 40, true), (3, false)] {
+            let (ba, bc, bq, pa, pc, side, pq) = distinct_book(spread, one_way);
+            let entry: Vec<f64> = (0..pa.len()).map(|i| 100.0 + (i % 7) as f64).collect();
+            let iso: Vec<f64> = (0..pa.len()).map(|i| [f64::NAN, 0.0, 2.5, -0.0, 7.0][i % 5]).collect();
+            let b = BalanceInput { account: &ba, code: &bc, qty: &bq };
+            let p = PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &entry, isolated_margin: &iso };
+            let csr = group_with(b, p, &side, None, 6, 5).unwrap();
+            let want = layout_bits(&Sliced8::new(&csr));
+            for (threads, budget) in [(1, usize::MAX), (2, 1 << 20), (3, 5_000)] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let args = (b, p, &side[..], 6, 5, budget, true);
+                let runs = [
+                    ("ranked", pool.install(|| lay_out_by::<u8>(args, false))),
+                    ("u8", if one_way { pool.install(|| lay_out_by::<u8>(args, true)) } else { Err(Declined) }),
+                    ("u16", if one_way { pool.install(|| lay_out_by::<u16>(args, true)) } else { Err(Declined) }),
+                    ("u32", pool.install(|| lay_out_by::<u32>(args, true))),
+                    ("u64", pool.install(|| lay_out_by::<u64>(args, true))),
+                ];
+                for (how, got) in runs {
+                    let at = format!("{how}, {threads} threads, budget {budget}, spread {spread}, one-way {one_way}");
+                    if !one_way && (how == "u8" || how == "u16") {
+                        continue;
+                    }
+                    let Ok(got) = got else { panic!("declined: {at}") };
+                    assert!(got.accounts == csr.accounts, "{at}");
+                    assert!(layout_bits(&got.layout) == want, "{at}");
+                }
             }
         }
     }

@@ -309,26 +309,48 @@ impl LaneSink<'_> {
     /// last account: a padding lane of the last group, no rows.)
     #[inline]
     pub(crate) unsafe fn balances(&self, a: usize, count: usize, row: impl Fn(usize) -> (u32, u32, f64)) {
+        // SAFETY: the caller's contract, as `pad_balances` and `balance` ask.
+        unsafe {
+            self.pad_balances(a, count);
+            for i in 0..count {
+                let (j, c, q) = row(i);
+                assert!((j as usize) < count, "a rank within the account's rows");
+                self.balance(a, j, c, q);
+            }
+        }
+    }
+
+    /// The padding of account `a`'s balance lane after its `count` rows (code 0, quantity 0).
+    ///
+    /// # Safety
+    /// No other task writes account `a`'s balances.
+    #[inline(always)]
+    pub(crate) unsafe fn pad_balances(&self, a: usize, count: usize) {
         assert_eq!(count, self.bal_count.get(a).map_or(0, |&c| c as usize), "account {a}: balance rows as counted");
         let (g, lane) = (a / GROUP, a % GROUP);
-        let s0 = self.bal_slot[g];
-        for s in s0 + count..self.bal_slot[g + 1] {
-            // SAFETY: as below.
+        for s in self.bal_slot[g] + count..self.bal_slot[g + 1] {
+            // SAFETY: lane `lane` of the group's slots is account a's alone (the caller's
+            // contract).
             unsafe {
                 self.bal_code.write(s * GROUP + lane, 0);
                 self.bal_qty.write(s * GROUP + lane, 0.0);
             }
         }
-        for i in 0..count {
-            let (j, c, q) = row(i);
-            assert!((j as usize) < count, "a rank within the account's rows");
-            let at = (s0 + j as usize) * GROUP + lane;
-            // SAFETY: lane `lane` of the group's slots is account a's alone (the caller's
-            // contract), and slot s0 + j is one of the group's (j < count ≤ its width).
-            unsafe {
-                self.bal_code.write(at, c);
-                self.bal_qty.write(at, q);
-            }
+    }
+
+    /// One balance of account `a` at slot `j` of its group (its rank among the account's rows).
+    ///
+    /// # Safety
+    /// No other task writes account `a`'s balances; no other of its rows takes rank `j`.
+    #[inline(always)]
+    pub(crate) unsafe fn balance(&self, a: usize, j: u32, code: u32, qty: f64) {
+        let (g, lane) = (a / GROUP, a % GROUP);
+        let s = self.bal_slot[g] + j as usize;
+        assert!(s < self.bal_slot[g + 1], "a rank within the group's slots");
+        // SAFETY: slot s is one of the group's, lane `lane` account a's (the caller's contract).
+        unsafe {
+            self.bal_code.write(s * GROUP + lane, code);
+            self.bal_qty.write(s * GROUP + lane, qty);
         }
     }
 
@@ -348,39 +370,83 @@ impl LaneSink<'_> {
         stored_at: &mut usize,
         row: impl Fn(usize) -> (u32, u32, f64, f64, f64),
     ) {
+        if a.is_multiple_of(GROUP) {
+            // SAFETY: a group's first account alone writes the group's offset.
+            unsafe { self.group_stored_at(a / GROUP, *stored_at) };
+        }
+        // SAFETY: the caller's contract, as `pad_positions`, `position` and `store` ask.
+        unsafe {
+            self.pad_positions(a, count);
+            for i in 0..count {
+                let (j, c, q, e, m) = row(i);
+                assert!((j as usize) < count, "a rank within the account's rows");
+                self.position(a, j, c, q, e);
+                if stored(m) {
+                    self.store(*stored_at, a, j, m);
+                    *stored_at += 1;
+                }
+            }
+        }
+    }
+
+    /// The padding of account `a`'s position lane after its `count` rows.
+    ///
+    /// # Safety
+    /// No other task writes account `a`'s positions.
+    #[inline(always)]
+    pub(crate) unsafe fn pad_positions(&self, a: usize, count: usize) {
         assert_eq!(count, self.pos_count.get(a).map_or(0, |&c| c as usize), "account {a}: position rows as counted");
         let (g, lane) = (a / GROUP, a % GROUP);
-        if lane == 0 {
-            // SAFETY: a group's first account alone writes the group's offset.
-            unsafe { self.iso_at.write(g, *stored_at) };
-        }
-        let s0 = self.pos_slot[g];
-        for s in s0 + count..self.pos_slot[g + 1] {
+        for s in self.pos_slot[g] + count..self.pos_slot[g + 1] {
             let at = s * GROUP + lane;
-            // SAFETY: as below.
+            // SAFETY: lane `lane` of the group's slots is account a's alone (the caller's
+            // contract).
             unsafe {
                 self.pos_code.write(at, 0);
                 self.pos_qty.write(at, 0.0);
                 self.pos_entry.write(at, 0.0);
             }
         }
-        for i in 0..count {
-            let (j, c, q, e, m) = row(i);
-            assert!((j as usize) < count, "a rank within the account's rows");
-            let at = (s0 + j as usize) * GROUP + lane;
-            // SAFETY: as in `balances`.
-            unsafe {
-                self.pos_code.write(at, c);
-                self.pos_qty.write(at, q);
-                self.pos_entry.write(at, e);
-            }
-            if stored(m) {
-                assert!(*stored_at < self.stored_room, "stored isolated margins as counted");
-                // SAFETY: the accounts' stored margins take distinct, ascending indices (the
-                // caller's contract), checked against the room above.
-                unsafe { self.stored.write(*stored_at, Stored { slot: j, lane: lane as u32, value: m }) };
-                *stored_at += 1;
-            }
+    }
+
+    /// One position of account `a` at slot `j` of its group (its rank among the account's
+    /// rows); its isolated margin, if stored, goes through [`LaneSink::store`].
+    ///
+    /// # Safety
+    /// As [`LaneSink::balance`], for positions.
+    #[inline(always)]
+    pub(crate) unsafe fn position(&self, a: usize, j: u32, code: u32, qty: f64, entry: f64) {
+        let (g, lane) = (a / GROUP, a % GROUP);
+        let s = self.pos_slot[g] + j as usize;
+        assert!(s < self.pos_slot[g + 1], "a rank within the group's slots");
+        let at = s * GROUP + lane;
+        // SAFETY: slot s is one of the group's, lane `lane` account a's (the caller's contract).
+        unsafe {
+            self.pos_code.write(at, code);
+            self.pos_qty.write(at, qty);
+            self.pos_entry.write(at, entry);
         }
+    }
+
+    /// Stored isolated margin number `i` (accounts ascending): account `a`'s row at slot `j`.
+    ///
+    /// # Safety
+    /// No other task writes index `i`; the indices of a group's margins start at the group's
+    /// [`LaneSink::group_stored_at`].
+    #[inline]
+    pub(crate) unsafe fn store(&self, i: usize, a: usize, j: u32, value: f64) {
+        assert!(i < self.stored_room, "stored isolated margins as counted");
+        // SAFETY: the caller's contract, checked against the room above.
+        unsafe { self.stored.write(i, Stored { slot: j, lane: (a % GROUP) as u32, value }) };
+    }
+
+    /// Group `g`'s first stored isolated margin.
+    ///
+    /// # Safety
+    /// No other task writes group `g`'s offset.
+    #[inline]
+    pub(crate) unsafe fn group_stored_at(&self, g: usize, i: usize) {
+        // SAFETY: the caller's contract.
+        unsafe { self.iso_at.write(g, i) };
     }
 }

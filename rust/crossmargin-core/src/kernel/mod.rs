@@ -22,7 +22,7 @@ mod layout;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub(crate) use lanes::LaneLayout;
+pub(crate) use lanes::{LaneLayout, LaneSink};
 pub(crate) use layout::stored;
 pub use layout::{Code, CodeWidth, Sliced8, GROUP};
 
