@@ -121,8 +121,8 @@ pub(super) trait MaskedRows<M>: Sync {
     /// # Safety
     /// Called once per row, by its partition's task alone, with distinct ranks per account.
     unsafe fn row(&self, state: &mut Self::State, d: usize, j: u32, key: u32, i: usize, f: &[&mut [f64]; 3]);
-    /// After partition `p`'s rows (its accounts are `dense`): true when the rows do not add
-    /// up to what was counted.
+    /// After partition `p`'s rows (its accounts are `dense`), also after a partition that
+    /// declined: true when the rows do not add up to what was counted. Leaves `state` empty.
     ///
     /// # Safety
     /// Called once per partition, by its task, after its rows.
@@ -187,23 +187,27 @@ impl Space<'_> {
                     }
                     sc.left.push(m);
                 }
-                for i in 0..if bad { 0 } else { lo.len() } {
-                    let (l, k) = (lo[i] as usize, mask_key(key[i]));
-                    let left = &mut sc.left[l];
-                    // A key already written (a second row of it) or never counted: decline.
-                    if k >= M::BITS || *left & M::bit(k) == M::default() {
-                        bad = true;
-                        break;
+                if !bad {
+                    for i in 0..lo.len() {
+                        let (l, k) = (lo[i] as usize, mask_key(key[i]));
+                        let left = &mut sc.left[l];
+                        // A key already written (a second row of it) or never counted: decline.
+                        if k >= M::BITS || *left & M::bit(k) == M::default() {
+                            bad = true;
+                            break;
+                        }
+                        *left = *left ^ M::bit(k);
+                        // SAFETY: the account's bit for key k was set and is now cleared: no
+                        // other row of it gets this rank. An unseen slot has no keys, so d is
+                        // an account.
+                        unsafe { rows.row(&mut sc.state, sc.dense[l] as usize, slots[l].below(k), key[i], i, &f) };
                     }
-                    *left = *left ^ M::bit(k);
-                    // SAFETY: the account's bit for key k was set and is now cleared: no other
-                    // row of it gets this rank. An unseen slot has no keys, so d is an account.
-                    unsafe { rows.row(&mut sc.state, sc.dense[l] as usize, slots[l].below(k), key[i], i, &f) };
                 }
                 // Every counted key was written, or the input changed since it was counted.
                 bad = bad || sc.left.iter().any(|&m| m != M::default());
-                // SAFETY: once, by the partition's task, after its rows.
-                bad = bad || unsafe { rows.end(&mut sc.state, p, base[p]..base[p + 1]) };
+                // SAFETY: once, by the partition's task, after its rows. Called whatever came
+                // before, so that the state starts empty for the task's next partition.
+                bad = unsafe { rows.end(&mut sc.state, p, base[p]..base[p + 1]) } || bad;
                 if !keep {
                     // The partition's rows are in the layout: its buffer pages go back.
                     let len = lo.len();
