@@ -630,6 +630,34 @@ struct WaveColumns {
     lo: Disjoint<u16>,
 }
 
+/// One partition's rows in a wave's buffer: local slots, keys, the used f64 columns (the
+/// others empty).
+type Region<'a> = (&'a mut [u16], &'a mut [u32], [&'a mut [f64]; 3]);
+
+impl WaveColumns {
+    /// Rows s..e of the buffer, `nf` f64 columns used.
+    ///
+    /// # Safety
+    /// Only the calling task touches rows s..e meanwhile, and the wave's scatter wrote them.
+    unsafe fn region(&self, s: usize, e: usize, nf: usize) -> Region<'_> {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            let f: [&mut [f64]; 3] = std::array::from_fn(|c| if c < nf { self.f[c].slice(s, e) } else { &mut [][..] });
+            (self.lo.slice(s, e), self.key.slice(s, e), f)
+        }
+    }
+}
+
+/// Hands a partition's buffer pages back once its rows are in the layout.
+fn release_region((lo, key, f): Region<'_>) {
+    let len = lo.len();
+    release_values(lo, 0, len);
+    release_values(key, 0, len);
+    for c in f {
+        release_values(c, 0, len);
+    }
+}
+
 /// How [`lay_out_table`] cuts a table into waves of partitions.
 #[derive(Clone, Copy)]
 struct WavePlan {
@@ -2009,12 +2037,8 @@ impl<'a> Space<'a> {
             .map_init(Scratch::default, |sc, p| {
                 let (s, e) = (region[p] - at, region[p + 1] - at);
                 // SAFETY: partition p's task alone touches its region s..e of the buffer, which
-                // the wave's scatter wrote (the used f64 columns only).
-                let (lo, key, f) = unsafe {
-                    let f: [&mut [f64]; 3] =
-                        std::array::from_fn(|c| if c < nf { cols.f[c].slice(s, e) } else { &mut [][..] });
-                    (cols.lo.slice(s, e), cols.key.slice(s, e), f)
-                };
+                // the wave's scatter wrote.
+                let (lo, key, f) = unsafe { cols.region(s, e, nf) };
                 // The region left the cache as the wave's scatter went on: read it back in
                 // order first (at the prefetcher's pace), so that taking each account's rows
                 // in turn (in no order within the region) finds them in cache.
@@ -2041,12 +2065,7 @@ impl<'a> Space<'a> {
                 }
                 if !keep {
                     // The partition's rows are in the layout: its buffer pages go back.
-                    let len = lo.len();
-                    release_values(lo, 0, len);
-                    release_values(key, 0, len);
-                    for c in f {
-                        release_values(c, 0, len);
-                    }
+                    release_region((lo, key, f));
                 }
                 bad
             })

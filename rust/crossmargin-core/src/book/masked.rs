@@ -14,7 +14,7 @@ use std::ops::{BitAnd, BitOr, BitXor, Range};
 
 use rayon::prelude::*;
 
-use super::{release_values, Space, Tally, WaveColumns};
+use super::{release_region, Space, Tally, WaveColumns};
 
 /// A set of keys, one bit each: u8 to u64, the narrowest that holds a book's keys (the count
 /// keeps one per account and counting task).
@@ -165,12 +165,8 @@ impl Space<'_> {
             .map_init(MaskScratch::<M, R::State>::default, |sc, p| {
                 let (s, e) = (region[p] - at, region[p + 1] - at);
                 // SAFETY: partition p's task alone touches its region s..e of the buffer, which
-                // the wave's scatter wrote (the used f64 columns only).
-                let (lo, key, f) = unsafe {
-                    let f: [&mut [f64]; 3] =
-                        std::array::from_fn(|c| if c < nf { cols.f[c].slice(s, e) } else { &mut [][..] });
-                    (cols.lo.slice(s, e), cols.key.slice(s, e), f)
-                };
+                // the wave's scatter wrote.
+                let (lo, key, f) = unsafe { cols.region(s, e, nf) };
                 let first = p * w;
                 let slots = &masks[first..((p + 1) * w).min(self.range)];
                 sc.dense.clear();
@@ -210,12 +206,7 @@ impl Space<'_> {
                 bad = unsafe { rows.end(&mut sc.state, p, base[p]..base[p + 1]) } || bad;
                 if !keep {
                     // The partition's rows are in the layout: its buffer pages go back.
-                    let len = lo.len();
-                    release_values(lo, 0, len);
-                    release_values(key, 0, len);
-                    for c in f {
-                        release_values(c, 0, len);
-                    }
+                    release_region((lo, key, f));
                 }
                 bad
             })
