@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import crossmargin as cm
+import pandas as pd
 import pytest
 from crossmargin.io import write_book
 from crossmargin.synth import generate
@@ -123,3 +124,26 @@ def test_an_unreachable_scheduler_fails_fast(script: str, book: Path, tmp_path: 
     assert p.returncode == 2
     assert "cannot connect to tcp://127.0.0.1:1" in one_line_error(p)
     assert time.monotonic() - t0 < 20
+
+
+def test_no_huge_pages_is_a_root_option_that_changes_no_number(
+    script: str, book: Path, tmp_path: Path
+) -> None:
+    tables = []
+    for option in ("--huge-pages", "--no-huge-pages"):
+        out = tmp_path / option.strip("-")
+        p = run(
+            script,
+            option,
+            "margin",
+            str(book),
+            "--universe",
+            "demo",
+            "-o",
+            str(out),
+            "-q",
+            cwd=tmp_path,
+        )
+        assert p.returncode == 0 and p.stderr == "", p.stderr
+        tables.append(pd.read_parquet(out / "margin.parquet"))
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)

@@ -53,8 +53,10 @@ __all__ = [
     "black76_columns",
     "bsm_columns",
     "funding_rates",
+    "huge_pages",
     "leaf_nonce",
     "panic_guard_selftest",
+    "set_huge_pages",
     "simd_levels",
     "verify_inclusion",
 ]
@@ -671,6 +673,13 @@ def leaf_nonce(seed: bytes, account: int) -> bytes:
 
 def simd_levels() -> tuple[list[str], str]:
     """The SIMD levels this CPU runs (best last) and the one ``CROSSMARGIN_SIMD`` selects."""
+
+def set_huge_pages(on: bool) -> bool:
+    """Turns the huge-page advice for large fresh columns on or off; returns the previous
+    setting."""
+
+def huge_pages() -> bool:
+    """Whether large fresh columns ask for huge pages."""
 
 def black76_columns(
     forward: npt.NDArray[np.float64],

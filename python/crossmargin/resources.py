@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from crossmargin.exceptions import ResourceError
+from crossmargin import _core
+from crossmargin.exceptions import ConfigError, ResourceError
 
 # Bytes per input row of the core's grouping (crossmargin_core::book::group), transient peak:
 # the dense account index (4), the scattered row (balances 16, positions 32), the grouped
@@ -90,4 +91,26 @@ def book_bytes(n_balances: int, n_positions: int, converted: bool = True) -> int
     return n_balances * per_b + n_positions * per_p
 
 
-__all__ = ["available_memory", "book_bytes", "check_memory"]
+def use_huge_pages(on: bool) -> bool:
+    """Turns the transparent huge-page advice for large fresh columns (a grouping's layout and
+    buffers, result columns) on (the default) or off for the process; returns the previous
+    setting. Columns already allocated keep their pages.
+
+    Huge pages fault a 2 MiB page at a time, about a third of the small pages' cost on bare
+    metal. On a virtual machine whose balloon reports freed memory to the host, a huge page
+    on reported memory costs several times the small pages instead: there a one-shot job
+    (the first grouping in a fresh process) runs faster with them off.
+    ``python -m benches.page_faults`` measures a machine (docs/ARCHITECTURE.md, "Settled at
+    stop 42").
+    """
+    if not isinstance(on, bool):
+        raise ConfigError(f"huge pages: {on!r} is not True or False", field="huge_pages")
+    return _core.set_huge_pages(on)
+
+
+def huge_pages() -> bool:
+    """Whether large fresh columns ask for huge pages (:func:`use_huge_pages`)."""
+    return _core.huge_pages()
+
+
+__all__ = ["available_memory", "book_bytes", "check_memory", "huge_pages", "use_huge_pages"]

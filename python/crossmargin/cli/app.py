@@ -48,6 +48,7 @@ from crossmargin.cli import accounts, montecarlo, scenarios, synthetic, tools, w
 from crossmargin.cli.common import STATE, fresh_state
 from crossmargin.cli.errors import handle
 from crossmargin.cli.venue_import import import_venue
+from crossmargin.resources import use_huge_pages
 
 app = typer.Typer(
     name="crossmargin",
@@ -83,10 +84,19 @@ def _root(
     debug: Annotated[
         bool, typer.Option(help="Show tracebacks of errors (the exit code stays the same).")
     ] = False,
+    huge_pages: Annotated[
+        bool,
+        typer.Option(
+            help="Back large fresh columns with transparent huge pages. Off is faster on a "
+            "virtual machine whose balloon reports freed memory to the host "
+            "(python -m benches.page_faults measures it)."
+        ),
+    ] = True,
 ) -> None:
     """crossmargin: cross-collateralized margin, stress and liquidation cascades over millions
     of accounts, with a Rust core."""
     STATE["debug"] = STATE["debug"] or debug
+    use_huge_pages(huge_pages)
 
 
 def main(argv: list[str] | None = None) -> None:

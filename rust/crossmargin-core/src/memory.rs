@@ -3,7 +3,26 @@
 //! is a large share of the time. Large columns ask for 2 MiB pages instead (transparent huge
 //! pages through `madvise`), so each faults a few dozen times.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rayon::prelude::*;
+
+/// Whether large fresh columns ask for transparent huge pages ([`set_huge_pages`]).
+static HUGE_PAGES: AtomicBool = AtomicBool::new(true);
+
+/// Turns the huge-page advice for large fresh columns on (the default) or off for the
+/// process; returns the previous setting. Off suits a virtual machine whose balloon reports
+/// freed memory to the host: there a huge page faulted onto such memory costs several times
+/// the small pages it replaces (docs/ARCHITECTURE.md, "Settled at stop 42";
+/// `benches/page_faults.py` measures a machine). Columns already allocated keep their pages.
+pub fn set_huge_pages(on: bool) -> bool {
+    HUGE_PAGES.swap(on, Ordering::Relaxed)
+}
+
+/// Whether large fresh columns ask for huge pages ([`set_huge_pages`]).
+pub fn huge_pages() -> bool {
+    HUGE_PAGES.load(Ordering::Relaxed)
+}
 
 /// A zeroed column of `n` values on huge pages where the platform has them.
 pub fn column<T: Clone + Default>(n: usize) -> Vec<T> {
@@ -15,6 +34,9 @@ pub fn column<T: Clone + Default>(n: usize) -> Vec<T> {
 #[cfg(target_os = "linux")]
 fn advise_huge_pages<T>(v: &mut [T]) {
     const HUGE: usize = 2 << 20;
+    if !huge_pages() {
+        return;
+    }
     let (ptr, bytes) = (v.as_mut_ptr() as usize, std::mem::size_of_val(v));
     let (start, end) = ((ptr + HUGE - 1) & !(HUGE - 1), (ptr + bytes) & !(HUGE - 1));
     if end > start {

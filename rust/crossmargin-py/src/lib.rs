@@ -64,6 +64,19 @@ fn add_constants(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
+/// Turns the huge-page advice for large fresh columns on or off; returns the previous
+/// setting (crossmargin_core::memory::set_huge_pages).
+#[pyfunction]
+fn set_huge_pages(on: bool) -> bool {
+    crossmargin_core::memory::set_huge_pages(on)
+}
+
+/// Whether large fresh columns ask for huge pages.
+#[pyfunction]
+fn huge_pages() -> bool {
+    crossmargin_core::memory::huge_pages()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -78,6 +91,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     cascade_step::register(m)?;
     monitor::register(m)?;
     m.add_function(wrap_pyfunction!(engine::simd_levels, m)?)?;
+    m.add_function(wrap_pyfunction!(set_huge_pages, m)?)?;
+    m.add_function(wrap_pyfunction!(huge_pages, m)?)?;
     m.add_function(wrap_pyfunction!(portfolio::black76_columns, m)?)?;
     m.add_function(wrap_pyfunction!(portfolio::bsm_columns, m)?)?;
     m.add_function(wrap_pyfunction!(funding::funding_rates, m)?)?;
