@@ -68,8 +68,10 @@ def test_no_free_function_takes_a_book() -> None:
         "black76_columns",
         "bsm_columns",
         "funding_rates",
+        "huge_pages",
         "leaf_nonce",
         "panic_guard_selftest",
+        "set_huge_pages",
         "simd_levels",
         "verify_inclusion",
     }

@@ -96,10 +96,11 @@ def use_huge_pages(on: bool) -> bool:
     buffers, result columns) on (the default) or off for the process; returns the previous
     setting. Columns already allocated keep their pages.
 
-    Huge pages fault a 2 MiB page at a time, about a third of the small pages' cost on bare
-    metal. On a virtual machine whose balloon reports freed memory to the host, a huge page
-    on reported memory costs several times the small pages instead: there a one-shot job
-    (the first grouping in a fresh process) runs faster with them off.
+    Huge pages fault a 2 MiB page at a time, about a third of the small pages' cost where
+    the memory has not gone back to a host (measured on a VM, reusing memory freed just
+    before). On a virtual machine whose balloon reports freed memory to the host, a huge
+    page on reported memory costs several times the small pages instead: there a one-shot
+    job (the first grouping in a fresh process) runs faster with them off.
     ``python -m benches.page_faults`` measures a machine (docs/ARCHITECTURE.md, "Settled at
     stop 42").
     """
