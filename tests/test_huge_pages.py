@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import crossmargin as cm
-import numpy as np
 import pytest
 from crossmargin.exceptions import ConfigError
 from crossmargin.resources import huge_pages, use_huge_pages
@@ -68,14 +67,17 @@ THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
     reason="huge pages follow the advice only in the kernel's madvise mode",
 )
 def test_off_a_grouping_takes_no_huge_pages_and_on_it_does(restore: None) -> None:
-    # 300k accounts: the layout's columns and the grouping's buffer are tens of MB each.
+    # 300k accounts: the layout's columns are tens of MB (about 30 MiB of huge pages when on).
     book = generate(U, n_accounts=300_000, seed=3)
     b, p = dict(book.balances), {k: v for k, v in book.positions.items() if k != "side"}
-    held = []
-    for on, grows in ((False, False), (True, True)):
+    held = [cm.Book(b, p)]  # a first grouping: whatever it frees of earlier work, not counted
+    grew = {}
+    for on in (False, True):
         use_huge_pages(on)
         before = _anon_huge_kib()
         held.append(cm.Book(b, p))  # kept alive: its layout stays mapped
-        grew = _anon_huge_kib() > before
-        assert grew == grows, f"huge pages {'on' if on else 'off'}: AnonHugePages grew {grew}"
-    assert np.array_equal(held[0].n_accounts, held[1].n_accounts)
+        grew[on] = _anon_huge_kib() - before
+    # Off: none of its own (a 2 MiB page of slack for the kernel's background collapsing of
+    # other memory); on: its layout's.
+    assert grew[False] <= 2048 and grew[True] >= 8192, grew
+    assert len({g.n_accounts for g in held}) == 1
