@@ -906,11 +906,11 @@ fn lay_out_fast(
     let keys = na.max(if has_sides { nm.saturating_mul(4) } else { nm });
     let args = (bal, pos, side, na, nm, budget, credit);
     match keys {
-        0..=8 => lay_out_by::<u8>(args, true),
-        9..=16 => lay_out_by::<u16>(args, true),
-        17..=32 => lay_out_by::<u32>(args, true),
-        33..=64 => lay_out_by::<u64>(args, true),
-        _ => lay_out_by::<u8>(args, false),
+        0..=8 => lay_out_by::<u8>(args, has_sides, true),
+        9..=16 => lay_out_by::<u16>(args, has_sides, true),
+        17..=32 => lay_out_by::<u32>(args, has_sides, true),
+        33..=64 => lay_out_by::<u64>(args, has_sides, true),
+        _ => lay_out_by::<u8>(args, has_sides, false),
     }
 }
 
@@ -936,12 +936,13 @@ fn count_table<M: KeyMask>(
     }
 }
 
-/// [`lay_out_fast`], ranking by masks of type M when `masked`.
+/// [`lay_out_fast`], ranking by masks of type M when `masked`; `has_sides`: some position is
+/// a hedge leg.
 fn lay_out_by<M: KeyMask>(
     (bal, pos, side, na, nm, budget, credit): FastArgs<'_>,
+    has_sides: bool,
     masked: bool,
 ) -> std::result::Result<LaidOutBook, Declined> {
-    let has_sides = side.iter().any(|&s| s != SIDE_BOTH);
     let (nb, np) = (bal.account.len(), pos.account.len());
     let too_many = nb >= u32::MAX as usize || np >= u32::MAX as usize;
     if !same_lengths(&bal, &pos, side, None) || too_many || nm > MAX_PACKED_CODES {
@@ -1570,6 +1571,18 @@ trait Tally: Send {
     fn add(&mut self, slot: usize, row: usize);
 }
 
+/// A counting task that marks each row's slot seen (dense ids; sparse ones have no marks).
+struct MarkSeen<'s>(&'s [AtomicBool]);
+
+impl Tally for MarkSeen<'_> {
+    #[inline(always)]
+    fn add(&mut self, slot: usize, _row: usize) {
+        if !self.0.is_empty() {
+            self.0[slot].store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 /// A counting task's rows per slot, a byte each (they stay in a core's cache); `full` when
 /// one reached 255.
 struct ByteTally {
@@ -1700,31 +1713,13 @@ impl<'a> Space<'a> {
     /// Table t's rows per chunk and partition; marks the slots seen (every store writes
     /// true, whatever the order).
     fn histogram(&self, t: usize) -> Histogram {
-        let n = self.ids[t].len();
-        let n_chunks = n.div_ceil(SCATTER_ROWS).max(1);
-        let chunks: Vec<usize> = (0..=n_chunks).map(|c| (c * SCATTER_ROWS).min(n)).collect();
-        let parts = self.parts;
-        let counts: Vec<Vec<usize>> = (0..n_chunks)
-            .into_par_iter()
-            .map(|c| {
-                let mut h = vec![0usize; parts];
-                for r in chunks[c]..chunks[c + 1] {
-                    let s = self.slot(t, r);
-                    h[(s >> self.shift) as usize] += 1;
-                    if !self.seen.is_empty() {
-                        self.seen[s as usize].store(true, Ordering::Relaxed);
-                    }
-                }
-                h
-            })
-            .collect();
-        Histogram::of(chunks, &counts, parts)
+        self.count(t, None, || MarkSeen(&self.seen)).0
     }
 
-    /// [`Space::histogram`] that also tallies table t's rows per slot (the layout's group
-    /// widths come from them: one [`Tally`] per counting task, from `tally()`) and, given the
-    /// positions' isolated margins, each partition's stored ones. Marks no slot seen
-    /// ([`Space::mark_seen`] does, from the tallies).
+    /// Table t's rows per chunk and partition (its [`Histogram`]), what one [`Tally`] per
+    /// counting task (from `tally()`) keeps of each row's slot (the layout's group widths
+    /// come from the rows per slot; the CSR path marks slots seen), and, given the positions'
+    /// isolated margins, each partition's stored ones.
     fn count<T: Tally>(
         &self,
         t: usize,
@@ -2618,11 +2613,17 @@ mod tests {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 let args = (b, p, &side[..], 6, 5, budget, true);
                 let runs = [
-                    ("ranked", pool.install(|| lay_out_by::<u8>(args, false))),
-                    ("u8", if one_way { pool.install(|| lay_out_by::<u8>(args, true)) } else { Err(Declined) }),
-                    ("u16", if one_way { pool.install(|| lay_out_by::<u16>(args, true)) } else { Err(Declined) }),
-                    ("u32", pool.install(|| lay_out_by::<u32>(args, true))),
-                    ("u64", pool.install(|| lay_out_by::<u64>(args, true))),
+                    ("ranked", pool.install(|| lay_out_by::<u8>(args, !one_way, false))),
+                    (
+                        "u8",
+                        if one_way { pool.install(|| lay_out_by::<u8>(args, !one_way, true)) } else { Err(Declined) },
+                    ),
+                    (
+                        "u16",
+                        if one_way { pool.install(|| lay_out_by::<u16>(args, !one_way, true)) } else { Err(Declined) },
+                    ),
+                    ("u32", pool.install(|| lay_out_by::<u32>(args, !one_way, true))),
+                    ("u64", pool.install(|| lay_out_by::<u64>(args, !one_way, true))),
                 ];
                 for (how, got) in runs {
                     let at = format!("{how}, {threads} threads, budget {budget}, spread {spread}, one-way {one_way}");
