@@ -762,7 +762,8 @@ fn rank(keys: &[u32], ranks: &mut Vec<u32>, order: &mut Vec<u32>, clash: &impl F
 }
 
 /// Lays table `t` out wave by wave: each wave scatters the rows of its partitions into the
-/// buffer (`put(row, columns, buffer index)` writes one and tells whether it fails a check),
+/// buffer (`put(row, columns, buffer index, side cell)` writes one and tells whether it fails
+/// a check; the cell is the row's in `side`, [`Space::scatter_parts`]),
 /// then `lay(partitions, at, (columns, nf, keep))` writes the wave's partitions into the
 /// layout from the buffer (region index r at buffer index r − at: [`Space::lay_parts`] or
 /// [`Space::lay_parts_masked`]) and tells whether it declines. Declined when a row fails its
@@ -772,12 +773,11 @@ fn rank(keys: &[u32], ranks: &mut Vec<u32>, order: &mut Vec<u32>, clash: &impl F
 #[allow(clippy::too_many_arguments)]
 fn lay_out_table(
     space: &Space<'_>,
-    t: usize,
-    h: &Histogram,
+    (t, h, side): (usize, &Histogram, Option<&Histogram>),
     plan: &[std::ops::Range<usize>],
     (buf, keep): (&mut WaveBuffer, bool),
     nf: usize,
-    put: impl Fn(usize, &WaveColumns, usize) -> bool + Sync,
+    put: impl Fn(usize, &WaveColumns, usize, &mut SideCell<'_>) -> bool + Sync,
     lay: impl Fn(std::ops::Range<usize>, usize, (&WaveColumns, usize, bool)) -> bool,
 ) -> std::result::Result<(), Declined> {
     for parts in plan {
@@ -802,11 +802,11 @@ fn lay_out_table(
             f: [Disjoint::new(&mut buf.f[0]), Disjoint::new(&mut buf.f[1]), Disjoint::new(&mut buf.f[2])],
             lo: Disjoint::new(&mut buf.lo),
         };
-        let bad = space.scatter_parts(t, h, parts.clone(), |r, d, slot| {
+        let bad = space.scatter_parts(t, h, side, parts.clone(), |r, d, slot, cell| {
             // SAFETY: `scatter_parts` hands each row a distinct slot d of the wave's regions,
             // so d - at is a distinct index in 0..rows.
             unsafe { cols.lo.write(d - at, slot) };
-            put(r, &cols, d - at)
+            put(r, &cols, d - at, cell)
         });
         if bad || lay(parts.clone(), at, (&cols, nf, keep)) {
             return Err(Declined);
@@ -918,21 +918,21 @@ fn lay_out_fast(
 type FastArgs<'a> = (BalanceInput<'a>, PositionInput<'a>, &'a [u8], u32, u32, usize, bool);
 
 /// Table t's histogram, its rows per slot (each slot's keys `key(row)` when `masked`) and
-/// each partition's stored isolated margins (given `isolated`). None: a key too large for
-/// the mask (a row the scatter rejects).
+/// the stored isolated margins' histogram (given `isolated`, [`Space::count`]). None: a key
+/// too large for the mask (a row the scatter rejects).
 fn count_table<M: KeyMask>(
     space: &Space<'_>,
     t: usize,
     isolated: Option<&[f64]>,
     masked: bool,
     key: &(impl Fn(usize) -> u32 + Sync),
-) -> Option<(Histogram, Counted<M>, Vec<usize>)> {
+) -> Option<(Histogram, Counted<M>, Option<Histogram>)> {
     if masked {
-        let (h, tallies, stored) = space.count(t, isolated, || MaskTally::<M, _>::new(space.range, key));
-        Some((h, Counted::Keys(join_masks(tallies)?), stored))
+        let (h, tallies, side) = space.count(t, isolated, || MaskTally::<M, _>::new(space.range, key));
+        Some((h, Counted::Keys(join_masks(tallies)?), side))
     } else {
-        let (h, tallies, stored) = space.count(t, isolated, || ByteTally { slots: vec![0; space.range], full: false });
-        Some((h, Counted::Rows(space.slot_counts(t, tallies)), stored))
+        let (h, tallies, side) = space.count(t, isolated, || ByteTally { slots: vec![0; space.range], full: false });
+        Some((h, Counted::Rows(space.slot_counts(t, tallies)), side))
     }
 }
 
@@ -953,17 +953,19 @@ fn lay_out_by<M: KeyMask>(
     let bal_key = |r: usize| bal.code[r];
     let pos_key = |r: usize| if has_sides { pack(pos.code[r], side_of(r)) } else { pos.code[r] };
     let (hb, cb, _) = count_table::<M>(&space, 0, None, masked, &bal_key).ok_or(Declined)?;
-    let (hp, cp, stored) = count_table::<M>(&space, 1, Some(pos.isolated_margin), masked, &pos_key).ok_or(Declined)?;
+    let (hp, cp, hs) = count_table::<M>(&space, 1, Some(pos.isolated_margin), masked, &pos_key).ok_or(Declined)?;
+    let hs = hs.expect("counted with the isolated margins");
     space.mark_seen([&cb, &cp]);
     let base = space.dense_bases();
     let accounts = space.accounts(&base);
     let (bal_count, pos_count) = (space.per_account(&cb, &base), space.per_account(&cp, &base));
-    // Each partition's first stored isolated margin (accounts ascending).
-    let mut iso_base = Vec::with_capacity(stored.len() + 1);
-    iso_base.push(0usize);
-    for s in stored {
-        iso_base.push(iso_base[iso_base.len() - 1] + s);
-    }
+    // Each partition's first stored isolated margin (accounts ascending): its region's start.
+    let iso_base = &hs.region;
+    let n_stored = iso_base[iso_base.len() - 1];
+    // By key masks the positions' buffer holds no margins: the few stored ones go to a side
+    // list in the buffer's order (each partition's region of it), their rows' keys flagged.
+    let side_margins = if masked { vec![0.0; n_stored] } else { vec![] };
+    let nf_pos = if masked { 2 } else { 3 };
     let width = CodeWidth::for_codes(na.max(nm));
     // Buffer bytes per row (key, f64 columns, local slot) and the layout's least bytes per
     // row (its lane: code and f64 columns; the masks and the few stored isolated margins
@@ -975,20 +977,19 @@ fn lay_out_by<M: KeyMask>(
         let plan = WavePlan { budget, row_bytes: 6 + 8 * nf, credit: (credit && !keep).then_some(lane_bytes) };
         plan.waves(&h.region)
     };
-    let waves = [plan(&hb, 1, 1, true), plan(&hp, 3, 2, false)];
+    let waves = [plan(&hb, 1, 1, true), plan(&hp, nf_pos, 2, false)];
     let mut buf = WaveBuffer::default();
-    let mut lanes = LaneLayout::new(width, bal_count, pos_count, iso_base[iso_base.len() - 1]);
+    let mut lanes = LaneLayout::new(width, bal_count, pos_count, n_stored);
     {
         let sink = lanes.sink();
         let bal_lanes = BalanceLanes { sink: &sink };
         lay_out_table(
             &space,
-            0,
-            &hb,
+            (0, &hb, None),
             &waves[0],
             (&mut buf, true),
             1,
-            |r, c, i| {
+            |r, c, i, _| {
                 let (code, qty) = (bal.code[r], bal.qty[r]);
                 // SAFETY: each row has its own buffer index i (`lay_out_table`).
                 unsafe {
@@ -1019,25 +1020,36 @@ fn lay_out_by<M: KeyMask>(
         // The balances' scratch is freed: hand its pages back before the positions' buffer
         // and layout grow (a long-lived process's heap would otherwise keep them).
         release_freed();
-        let pos_lanes = PositionLanes { sink: &sink, iso_base: &iso_base, sides: has_sides };
+        let mut side_margins = side_margins;
+        let side_cols = Disjoint::new(&mut side_margins);
         lay_out_table(
             &space,
-            1,
-            &hp,
+            (1, &hp, masked.then_some(&hs)),
             &waves[1],
             (&mut buf, false),
-            3,
-            |r, c, i| {
+            nf_pos,
+            |r, c, i, cell| {
                 let (k, s, q, e, m) = (pos.code[r], side_of(r), pos.qty[r], pos.entry_price[r], pos.isolated_margin[r]);
-                // SAFETY: each row has its own buffer index i (`lay_out_table`).
+                let (mut key, mut full, m0) = (pack(k, s), false, cross_as_zero(m));
+                // SAFETY: each row has its own buffer index i (`lay_out_table`), each stored
+                // margin its own place in the side list (its cell's next).
                 unsafe {
-                    c.key.write(i, pack(k, s));
                     c.f[0].write(i, q);
                     c.f[1].write(i, e);
-                    c.f[2].write(i, cross_as_zero(m));
+                    if !masked {
+                        c.f[2].write(i, m0);
+                    } else if layout_stores(m0) {
+                        match cell.take() {
+                            Some(at) => side_cols.write(at, m0),
+                            None => full = true,
+                        }
+                        key |= STORED_MARGIN;
+                    }
+                    c.key.write(i, key);
                 }
-                // validate_positions and validate_sides, in one test (as group_with)
-                k >= nm
+                // validate_positions and validate_sides, in one test (as group_with); a full
+                // cell: more stored margins than counted (the input changed meanwhile)
+                full || k >= nm
                     || !within(q, MAX_QTY)
                     || !is_price(e, q == 0.0)
                     || !(m.is_nan() || (0.0..=MAX_AMOUNT).contains(&m))
@@ -1053,8 +1065,8 @@ fn lay_out_by<M: KeyMask>(
                     &base,
                     cols,
                     masks,
-                    |k| if has_sides { k } else { k >> 2 },
-                    &pos_lanes,
+                    |k| if has_sides { k & !STORED_MARGIN } else { (k & !STORED_MARGIN) >> 2 },
+                    &PositionLanes { sink: &sink, iso_base, side: &side_cols, sides: has_sides },
                 ),
                 Counted::Rows(_) => space.lay_parts(
                     parts,
@@ -1075,7 +1087,7 @@ fn lay_out_by<M: KeyMask>(
             },
         )?;
     }
-    drop((space, hb, hp, cp, buf));
+    drop((space, hb, hp, hs, cp, buf));
     // SAFETY: both tables' passes handed every account its rows once (every partition of
     // each, every seen slot of each partition), and the positions' stored margins are those
     // the histogram counted.
@@ -1112,17 +1124,38 @@ impl<M: KeyMask> MaskedRows<M> for BalanceLanes<'_> {
 }
 
 /// Positions written by key masks ([`Space::lay_parts_masked`]): the partition's stored
-/// isolated margins gathered (dense account, rank, value) and handed over in account order
+/// isolated margins, read from the side list as their rows come (keys flagged
+/// [`STORED_MARGIN`]), gathered (dense account, rank, value) and handed over in account order
 /// at its end, from the partition's first (`iso_base`).
 struct PositionLanes<'s> {
     sink: &'s LaneSink<'s>,
     iso_base: &'s [usize],
+    /// The stored margins in buffer order, partition p's from `iso_base[p]` (the scatter
+    /// wrote them before the partition's rows are laid out).
+    side: &'s Disjoint<f64>,
     /// Keys are packed (market, side): a one-way row beside a leg of its market clashes.
     sides: bool,
 }
 
+/// A buffered position key's flag: the row's isolated margin is stored (the next of its
+/// partition's side list). Keys by masks are below 64, so the bit is free.
+const STORED_MARGIN: u32 = 1 << 31;
+
+/// [`PositionLanes`]' state in a partition: its stored margins so far, the next's place in
+/// the side list and the end of the partition's.
+#[derive(Default)]
+struct PositionsSeen {
+    stored: Vec<(u32, u32, f64)>,
+    next: usize,
+    end: usize,
+}
+
 impl<M: KeyMask> MaskedRows<M> for PositionLanes<'_> {
-    type State = Vec<(u32, u32, f64)>;
+    type State = PositionsSeen;
+
+    fn begin(&self, seen: &mut PositionsSeen, p: usize) {
+        (seen.next, seen.end) = (self.iso_base[p], self.iso_base[p + 1]);
+    }
 
     unsafe fn account(&self, d: usize, keys: M) -> bool {
         // SAFETY: account d is this task's (the trait's contract).
@@ -1131,15 +1164,21 @@ impl<M: KeyMask> MaskedRows<M> for PositionLanes<'_> {
     }
 
     #[inline(always)]
-    unsafe fn row(&self, stored: &mut Self::State, d: usize, j: u32, key: u32, i: usize, f: &[&mut [f64]; 3]) {
+    unsafe fn row(&self, seen: &mut PositionsSeen, d: usize, j: u32, key: u32, i: usize, f: &[&mut [f64]; 3]) {
         // SAFETY: account d is this task's, rank j its row's alone (the trait's contract).
-        unsafe { self.sink.position(d, j, key >> 2, f[0][i], f[1][i]) };
-        if layout_stores(f[2][i]) {
-            stored.push((d as u32, j, f[2][i]));
+        unsafe { self.sink.position(d, j, (key & !STORED_MARGIN) >> 2, f[0][i], f[1][i]) };
+        if key & STORED_MARGIN != 0 {
+            // The scatter's cells bound the partition's flagged rows by its counted margins.
+            assert!(seen.next < seen.end, "stored isolated margins as counted");
+            // SAFETY: the partition's place, written by the scatter (the side list is zeroed
+            // besides), read by its task alone.
+            seen.stored.push((d as u32, j, unsafe { self.side.read(seen.next) }));
+            seen.next += 1;
         }
     }
 
-    unsafe fn end(&self, stored: &mut Self::State, p: usize, dense: std::ops::Range<usize>) -> bool {
+    unsafe fn end(&self, seen: &mut Self::State, p: usize, dense: std::ops::Range<usize>) -> bool {
+        let stored = &mut seen.stored;
         let first = self.iso_base[p];
         if stored.len() != self.iso_base[p + 1] - first {
             stored.clear();
@@ -1547,6 +1586,38 @@ impl Histogram {
         region.push(next);
         Histogram { chunks, cursor, region }
     }
+
+    /// Where chunk c's rows of partition p end (the next chunk's start, or the region's end).
+    fn cell_end(&self, c: usize, p: usize) -> usize {
+        let parts = self.region.len() - 1;
+        if c + 2 < self.chunks.len() {
+            self.cursor[(c + 1) * parts + p]
+        } else {
+            self.region[p + 1]
+        }
+    }
+}
+
+/// A scattering chunk's cell of a side histogram's partition (the rows of chunk c and
+/// partition p that the side holds): its next place, bounded by the cell's end.
+struct SideCell<'a> {
+    next: &'a mut usize,
+    side: Option<&'a Histogram>,
+    c: usize,
+    p: usize,
+}
+
+impl SideCell<'_> {
+    /// The next place in the cell; None when the cell is full (more side rows than counted)
+    /// or there is no side.
+    #[inline(always)]
+    fn take(&mut self) -> Option<usize> {
+        let end = self.side?.cell_end(self.c, self.p);
+        (*self.next < end).then(|| {
+            *self.next += 1;
+            *self.next - 1
+        })
+    }
 }
 
 /// A table's rows per slot ([`Space::count`]): each counting task's tally (a byte per slot,
@@ -1719,52 +1790,60 @@ impl<'a> Space<'a> {
     /// Table t's rows per chunk and partition (its [`Histogram`]), what one [`Tally`] per
     /// counting task (from `tally()`) keeps of each row's slot (the layout's group widths
     /// come from the rows per slot; the CSR path marks slots seen), and, given the positions'
-    /// isolated margins, each partition's stored ones.
+    /// isolated margins, the stored ones' histogram (their region per partition, in the
+    /// layout's order of stored margins: each partition's first is its region's start).
     fn count<T: Tally>(
         &self,
         t: usize,
         isolated: Option<&[f64]>,
         tally: impl Fn() -> T + Sync,
-    ) -> (Histogram, Vec<T>, Vec<usize>) {
+    ) -> (Histogram, Vec<T>, Option<Histogram>) {
         let n = self.ids[t].len();
         let n_chunks = n.div_ceil(SCATTER_ROWS).max(1);
         let chunks: Vec<usize> = (0..=n_chunks).map(|c| (c * SCATTER_ROWS).min(n)).collect();
         let (parts, shift) = (self.parts, self.shift);
         // One tally per task (they stay in a core's cache), each task a run of whole chunks.
         let tasks = rayon::current_num_threads().clamp(1, n_chunks);
-        let tallies: Vec<(Vec<Vec<usize>>, T, Vec<usize>)> = (0..tasks)
+        type Hists = Vec<(Vec<usize>, Vec<usize>)>;
+        let tallies: Vec<(Hists, T)> = (0..tasks)
             .into_par_iter()
             .map(|k| {
-                let (mut slots, mut stored) = (tally(), vec![0usize; parts]);
+                let mut slots = tally();
                 let hists = (k * n_chunks / tasks..(k + 1) * n_chunks / tasks)
                     .map(|c| {
+                        let rows = chunks[c]..chunks[c + 1];
                         let mut h = vec![0usize; parts];
-                        for r in chunks[c]..chunks[c + 1] {
+                        let Some(m) = isolated else {
+                            for r in rows {
+                                let s = self.slot(t, r) as usize;
+                                h[s >> shift] += 1;
+                                slots.add(s, r);
+                            }
+                            return (h, vec![]);
+                        };
+                        let mut stored = vec![0usize; parts];
+                        for r in rows {
                             let s = self.slot(t, r) as usize;
                             h[s >> shift] += 1;
+                            stored[s >> shift] += usize::from(layout_stores(cross_as_zero(m[r])));
                             slots.add(s, r);
                         }
-                        if let Some(m) = isolated {
-                            for r in chunks[c]..chunks[c + 1] {
-                                if layout_stores(cross_as_zero(m[r])) {
-                                    stored[(self.slot(t, r) >> shift) as usize] += 1;
-                                }
-                            }
-                        }
-                        h
+                        (h, stored)
                     })
                     .collect();
-                (hists, slots, stored)
+                (hists, slots)
             })
             .collect();
-        let mut stored = vec![0usize; parts];
-        let (mut counts, mut slots) = (Vec::with_capacity(n_chunks), Vec::with_capacity(tasks));
-        for (h, sl, st) in tallies {
-            counts.extend(h);
+        let (mut counts, mut stored, mut slots) = (Vec::with_capacity(n_chunks), vec![], Vec::with_capacity(tasks));
+        for (hists, sl) in tallies {
+            for (h, st) in hists {
+                counts.push(h);
+                stored.push(st);
+            }
             slots.push(sl);
-            stored.iter_mut().zip(st).for_each(|(a, b)| *a += b);
         }
-        (Histogram::of(chunks, &counts, parts), slots, stored)
+        let side = isolated.map(|_| Histogram::of(chunks.clone(), &stored, parts));
+        (Histogram::of(chunks, &counts, parts), slots, side)
     }
 
     /// Table t's rows per slot from the counting tasks' byte tallies (exact counts when a
@@ -1848,30 +1927,37 @@ impl<'a> Space<'a> {
     /// partition's region: `put(row, slot, local slot)` writes it and tells whether the row
     /// fails a check. True when any row does.
     fn scatter(&self, t: usize, h: &Histogram, put: impl Fn(usize, usize, u16) -> bool + Sync) -> bool {
-        self.scatter_parts(t, h, 0..self.parts, put)
+        self.scatter_parts(t, h, None, 0..self.parts, |r, d, slot, _| put(r, d, slot))
     }
 
-    /// [`Space::scatter`] of the rows whose partition lies in `parts` only (one wave).
+    /// [`Space::scatter`] of the rows whose partition lies in `parts` only (one wave), each
+    /// row handed its chunk's [`SideCell`] of its partition in `side` (a second, sparser
+    /// histogram of the same chunks: the stored isolated margins; with None every cell is
+    /// empty).
     fn scatter_parts(
         &self,
         t: usize,
         h: &Histogram,
+        side: Option<&Histogram>,
         parts: std::ops::Range<usize>,
-        put: impl Fn(usize, usize, u16) -> bool + Sync,
+        put: impl Fn(usize, usize, u16, &mut SideCell<'_>) -> bool + Sync,
     ) -> bool {
         let mask = (1u32 << self.shift) - 1;
+        let n_parts = self.parts.max(1);
         let mut cursor = h.cursor.clone();
+        let mut side_cursor = side.map_or_else(|| vec![0; cursor.len()], |s| s.cursor.clone());
         cursor
-            .par_chunks_mut(self.parts.max(1))
+            .par_chunks_mut(n_parts)
+            .zip(side_cursor.par_chunks_mut(n_parts))
             .enumerate()
-            .map(|(c, cur)| {
+            .map(|(c, (cur, side_cur))| {
                 let mut bad = false;
                 for r in h.chunks[c]..h.chunks[c + 1] {
                     let s = self.slot(t, r);
                     let p = (s >> self.shift) as usize;
                     if parts.contains(&p) {
                         let d = &mut cur[p];
-                        bad |= put(r, *d, (s & mask) as u16);
+                        bad |= put(r, *d, (s & mask) as u16, &mut SideCell { next: &mut side_cur[p], side, c, p });
                         *d += 1;
                     }
                 }

@@ -83,6 +83,20 @@ impl<T> Disjoint<T> {
         unsafe { self.0.add(i).write(x) }
     }
 
+    /// Reads slot `i`.
+    ///
+    /// # Safety
+    /// `i` is within the buffer's capacity, its slot initialised, and no task writes it
+    /// meanwhile.
+    #[inline(always)]
+    pub unsafe fn read(&self, i: usize) -> T
+    where
+        T: Copy,
+    {
+        // SAFETY: as the caller guarantees.
+        unsafe { self.0.add(i).read() }
+    }
+
     /// Slots `s..e` as a slice.
     ///
     /// # Safety

@@ -109,6 +109,8 @@ pub(super) fn join_masks<M: KeyMask, K>(tallies: Vec<MaskTally<'_, M, K>>) -> Op
 pub(super) trait MaskedRows<M>: Sync {
     /// Per-partition state (the positions' stored isolated margins).
     type State: Default + Send;
+    /// Partition `p`'s task starts on it (before its accounts).
+    fn begin(&self, _state: &mut Self::State, _p: usize) {}
     /// Account `d` (dense index) with its keys, before its rows: writes its lane's padding.
     /// True when its keys may not share an account.
     ///
@@ -171,6 +173,7 @@ impl Space<'_> {
                 let slots = &masks[first..((p + 1) * w).min(self.range)];
                 sc.dense.clear();
                 sc.left.clear();
+                rows.begin(&mut sc.state, p);
                 let (mut d, mut bad) = (base[p], false);
                 for (j, &m) in slots.iter().enumerate() {
                     if self.is_seen(first + j) {
