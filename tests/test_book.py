@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from crossmargin import reference
+from crossmargin import book, reference
 from crossmargin.testing import INT64_MAX, INT64_MIN
 from helpers import balances, positions
 
@@ -117,6 +117,50 @@ def test_long_str_symbol_columns_encode_as_pyarrow_does_and_name_their_bad_rows(
             61_234,
             "asset",
         )
+
+
+@pytest.mark.parametrize("n", [5, 70_000])
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "arrow-string", "arrow-large"])
+def test_arrow_backed_pandas_symbols_encode_by_arrow_as_object_columns_do(
+    monkeypatch, n, dtype
+):
+    # pandas 3 stores str columns as Arrow arrays: their symbols are encoded by Arrow from the
+    # array as it is, never converted to a numpy array of str objects (one per row), and the
+    # book is the object column's.
+    rng = np.random.default_rng(11)
+    names = np.array(["USDT", "BTC", "ETH", "USDC", "SOL", "é"], dtype=object)
+    asset = names[rng.integers(0, len(names), n)]
+    account = rng.integers(0, max(n // 8, 2), n)
+    qty = rng.random(n)
+    dtypes = {
+        "arrow-string": pd.ArrowDtype(pa.string()),
+        "arrow-large": pd.ArrowDtype(pa.large_string()),
+    }
+    df = pd.DataFrame({"account": account, "asset": asset, "qty": qty})
+    df = df.astype({"asset": dtypes.get(dtype, dtype)})
+    assert book._arrow_backed(df["asset"])
+    converted: list[str] = []
+    numpy_of = book._numpy
+
+    def numpy_recording(values, table, column):
+        converted.append(column)
+        return numpy_of(values, table, column)
+
+    monkeypatch.setattr(book, "_numpy", numpy_recording)
+    got = cm.Book.from_pandas(df)
+    assert "asset" not in converted and "qty" in converted
+    want = cm.Book.from_arrays(balances={"account": account, "asset": asset, "qty": qty})
+    assert got.balances["asset"].labels == want.balances["asset"].labels
+    np.testing.assert_array_equal(got.balances["asset"].codes, want.balances["asset"].codes)
+    np.testing.assert_array_equal(got.accounts, want.accounts)
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", pd.ArrowDtype(pa.string())])
+def test_a_missing_symbol_in_an_arrow_backed_pandas_column_names_its_row(dtype):
+    df = pd.DataFrame(
+        {"account": [1, 2, 3], "asset": ["USDT", None, "BTC"], "qty": [1.0, 2.0, 3.0]}
+    ).astype({"asset": dtype})
+    book_error(lambda: cm.Book.from_pandas(df), "balances", 1, "asset")
 
 
 def test_symbols_as_str_or_integer_indices_mean_the_same(small_engine):

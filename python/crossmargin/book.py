@@ -235,7 +235,9 @@ class Book:
         are taken without a copy, and rows already grouped (sorted by account, each account's
         symbols in ascending order, as a previous book's columns are) are detected and skip
         the moves of grouping (docs/ARCHITECTURE.md "Grouping"); string symbols add their
-        dictionary encoding. The grouping runs on all cores, without the GIL.
+        dictionary encoding (Arrow arrays and pandas' Arrow-backed str columns, pandas 3's
+        default, by Arrow from the array as it is; object columns by pandas' hash table).
+        The grouping runs on all cores, without the GIL.
 
         Returns the immutable, grouped :class:`Book`; a bad row raises
         :class:`~crossmargin.exceptions.BookError` (or ``BookTypeError``) naming its table,
@@ -748,6 +750,10 @@ def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
         codes = np.asarray(values.cat.codes)
         labels = tuple(str(x) for x in values.cat.categories)
         return _coded(codes, labels, table, column)
+    if _arrow_backed(values):
+        # pandas' default str columns (pandas 3) and ArrowDtype columns: their Arrow array as
+        # it is, encoded by Arrow, rather than a fresh Python str object per row.
+        values = pa.array(values)
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if isinstance(values, pa.Array) and pa.types.is_dictionary(values.type):
@@ -800,6 +806,15 @@ def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
     if enc.null_count:
         codes = np.where(enc.is_null().to_numpy(zero_copy_only=False), -1, codes)
     return _coded(codes, tuple(enc.dictionary.to_pylist()), table, column)
+
+
+def _arrow_backed(values: Any) -> bool:
+    """A pandas column stored as an Arrow array: ``StringDtype("pyarrow")`` (pandas 3's
+    default for str) or any ``ArrowDtype``."""
+    if isinstance(values, np.ndarray):
+        return False
+    dtype = getattr(values, "dtype", None)
+    return getattr(dtype, "storage", None) == "pyarrow" or hasattr(dtype, "pyarrow_dtype")
 
 
 # From this many rows an object column of str is encoded by pandas' hash table when pandas is
