@@ -17,6 +17,8 @@ import pytest
 from crossmargin import book, reference
 from crossmargin.testing import INT64_MAX, INT64_MIN
 from helpers import balances, positions
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def book_error(build, table: str, row: int | None, column: str | None) -> cm.BookError:
@@ -95,9 +97,9 @@ def test_missing_symbol_names_its_row():
 
 
 def test_long_str_symbol_columns_encode_as_pyarrow_does_and_name_their_bad_rows():
-    # From 65,536 rows an object column of str is hashed by pandas (book._FACTORIZE_ROWS);
-    # the codes and labels are the pyarrow path's, and a missing or non-str cell still names
-    # its row (the pyarrow path then runs).
+    # An object column of str is encoded by the core from its objects; the codes and labels
+    # are the Arrow array's, and a missing or non-str cell still names its row (the pyarrow
+    # path then runs).
     rng = np.random.default_rng(5)
     names = np.array(["USDT", "BTC", "ETH", "USDC", "SOL", "é"], dtype=object)
     n = 70_000
@@ -121,9 +123,7 @@ def test_long_str_symbol_columns_encode_as_pyarrow_does_and_name_their_bad_rows(
 
 @pytest.mark.parametrize("n", [5, 70_000])
 @pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "arrow-string", "arrow-large"])
-def test_arrow_backed_pandas_symbols_encode_by_arrow_as_object_columns_do(
-    monkeypatch, n, dtype
-):
+def test_arrow_backed_pandas_symbols_encode_by_arrow_as_object_columns_do(monkeypatch, n, dtype):
     # pandas 3 stores str columns as Arrow arrays: their symbols are encoded by Arrow from the
     # array as it is, never converted to a numpy array of str objects (one per row), and the
     # book is the object column's.
@@ -161,6 +161,57 @@ def test_a_missing_symbol_in_an_arrow_backed_pandas_column_names_its_row(dtype):
         {"account": [1, 2, 3], "asset": ["USDT", None, "BTC"], "qty": [1.0, 2.0, 3.0]}
     ).astype({"asset": dtype})
     book_error(lambda: cm.Book.from_pandas(df), "balances", 1, "asset")
+
+
+_SYMBOL_KINDS = {
+    "list": list,
+    "object": lambda s: np.array(s, dtype=object),
+    "object-fresh": lambda s: np.array(["".join(x) for x in s], dtype=object),  # no shared str
+    "numpy-str": lambda s: np.array(s, dtype=str),
+    "arrow": lambda s: pa.array(s, type=pa.string()),
+    "arrow-large": lambda s: pa.array(s, type=pa.large_string()),
+    "arrow-sliced": lambda s: pa.array(["x", "yy", *s], type=pa.string()).slice(2),
+    "arrow-chunked": lambda s: pa.chunked_array([s[: len(s) // 2], s[len(s) // 2 :]], pa.string()),
+    "pandas-str": lambda s: pd.Series(s, dtype="str"),
+    "pandas-object": lambda s: pd.Series(s, dtype=object),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_SYMBOL_KINDS))
+@settings(max_examples=40, deadline=None)
+@given(
+    symbols=st.lists(
+        st.sampled_from(["USDT", "BTC", "BTC2", "é", "", "A", "A\x00", "ETHUSDT2", "X" * 30])
+        | st.text(
+            st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=12
+        ),
+        min_size=1,
+        max_size=300,
+    )
+)
+def test_symbol_codes_number_the_sorted_symbols_whatever_the_column_kind(kind, symbols):
+    # Python's own sort is the oracle: the labels are the distinct symbols sorted, and each
+    # row's code is its symbol's place among them.
+    col = book._symbols(_SYMBOL_KINDS[kind](symbols), "balances", "asset")
+    if kind == "numpy-str":  # numpy's fixed-width str drops trailing NULs itself
+        symbols = [str(x) for x in np.array(symbols, dtype=str)]
+    assert col.labels == tuple(sorted(set(symbols)))
+    assert col.codes.dtype == np.uint32
+    assert [col.labels[c] for c in col.codes] == symbols
+
+
+@pytest.mark.parametrize("sliced", [False, True])
+def test_a_null_in_an_arrow_symbol_column_names_its_row(sliced):
+    cells = ["USDT"] * 70_000 + [None] + ["BTC"] * 10
+    arr = pa.array(["x", None, "z", *cells]).slice(3) if sliced else pa.array(cells)
+    book_error(
+        lambda: cm.Book.from_arrays(
+            balances={"account": np.arange(len(cells)), "asset": arr, "qty": np.ones(len(cells))}
+        ),
+        "balances",
+        70_000,
+        "asset",
+    )
 
 
 def test_symbols_as_str_or_integer_indices_mean_the_same(small_engine):

@@ -67,6 +67,8 @@ def test_no_free_function_takes_a_book() -> None:
     assert functions == {
         "black76_columns",
         "bsm_columns",
+        "encode_arrow_strings",
+        "encode_str_objects",
         "funding_rates",
         "huge_pages",
         "leaf_nonce",

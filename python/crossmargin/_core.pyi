@@ -52,6 +52,8 @@ __all__ = [
     "__version__",
     "black76_columns",
     "bsm_columns",
+    "encode_arrow_strings",
+    "encode_str_objects",
     "funding_rates",
     "huge_pages",
     "leaf_nonce",
@@ -680,6 +682,23 @@ def set_huge_pages(on: bool) -> bool:
 
 def huge_pages() -> bool:
     """Whether large fresh columns ask for huge pages."""
+
+def encode_arrow_strings(
+    offsets: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+    data: npt.NDArray[np.uint8],
+    validity: npt.NDArray[np.uint8] | None,
+    bit_offset: int,
+) -> tuple[npt.NDArray[np.uint32], list[str]] | int | None:
+    """Dictionary-encodes an Arrow ``string`` / ``large_string`` array from its buffers
+    (``offsets`` from the array's offset on, ``len + 1`` of them; the validity bitmap with the
+    array's offset in bits): codes over the sorted labels; an int: the first null row; None:
+    bytes that are not UTF-8 (or buffers shorter than the offsets name)."""
+
+def encode_str_objects(
+    cells: npt.NDArray[np.object_],
+) -> tuple[npt.NDArray[np.uint32], list[str]] | int | None:
+    """Dictionary-encodes an object column of str: codes over the sorted labels; None when a
+    cell is not a str (or not encodable as UTF-8)."""
 
 def black76_columns(
     forward: npt.NDArray[np.float64],

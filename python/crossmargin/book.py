@@ -236,7 +236,8 @@ class Book:
         symbols in ascending order, as a previous book's columns are) are detected and skip
         the moves of grouping (docs/ARCHITECTURE.md "Grouping"); string symbols add their
         dictionary encoding (Arrow arrays and pandas' Arrow-backed str columns, pandas 3's
-        default, by Arrow from the array as it is; object columns by pandas' hash table).
+        default, read from the array as it is, in parallel; object columns of str from
+        their objects).
         The grouping runs on all cores, without the GIL.
 
         Returns the immutable, grouped :class:`Book`; a bad row raises
@@ -739,9 +740,9 @@ def _bad_cell(table: str, row: int, column: str, value: Any) -> BookTypeError:
 
 
 def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
-    """Dictionary-encodes a symbol column (hash-based: pandas for a long object column of
-    str when it is installed, pyarrow otherwise) or takes integer indices (or a book's own
-    encoded column, as it is)."""
+    """Dictionary-encodes a symbol column (by the core: an Arrow string array from its
+    buffers, an object column of str from its objects; anything else through pyarrow) or
+    takes integer indices (or a book's own encoded column, as it is)."""
     import pyarrow as pa
 
     if isinstance(values, SymbolColumn):
@@ -765,6 +766,9 @@ def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
     ):
         values = values.to_numpy(zero_copy_only=False)
     a = values if isinstance(values, pa.Array) else _numpy(values, table, column)
+    if isinstance(a, np.ndarray) and a.dtype.kind == "U" and isinstance(values, list | tuple):
+        # numpy's fixed-width str would drop a symbol's trailing NULs: keep the str objects.
+        a = np.array(values, dtype=object)
     if isinstance(a, np.ndarray) and a.dtype.kind in "iuf":
         if a.dtype.kind == "f" and len(a) and (~np.isfinite(a) | (a != np.round(a))).any():
             r = int(np.argmax(~np.isfinite(a) | (a != np.round(a))))
@@ -784,10 +788,10 @@ def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
                 column=column,
             )
         return SymbolColumn(np.ascontiguousarray(a, dtype=np.uint32), None)
-    if isinstance(a, np.ndarray) and a.dtype == object and len(a) >= _FACTORIZE_ROWS:
-        hashed = _factorized(a)
-        if hashed is not None:
-            return _coded(*hashed, table, column)
+    if isinstance(a, np.ndarray) and a.dtype == object:
+        encoded = _core.encode_str_objects(a)
+        if isinstance(encoded, tuple):
+            return SymbolColumn(encoded[0], tuple(encoded[1]))
     try:
         arr = a if isinstance(a, pa.Array) else pa.array(a, type=pa.string())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -801,6 +805,13 @@ def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
             row=bad_row,
             column=column,
         ) from None
+    encoded = _arrow_strings(arr)
+    if isinstance(encoded, tuple):
+        return SymbolColumn(encoded[0], tuple(encoded[1]))
+    if isinstance(encoded, int):
+        raise BookError(
+            f"{table} row {encoded}: {column} is missing", table=table, row=encoded, column=column
+        )
     enc = arr.dictionary_encode()
     codes = enc.indices.to_numpy(zero_copy_only=False)
     if enc.null_count:
@@ -817,26 +828,26 @@ def _arrow_backed(values: Any) -> bool:
     return getattr(dtype, "storage", None) == "pyarrow" or hasattr(dtype, "pyarrow_dtype")
 
 
-# From this many rows an object column of str is encoded by pandas' hash table when pandas is
-# installed (below, a one-time import would cost more than it saves).
-_FACTORIZE_ROWS = 1 << 16
+def _arrow_strings(arr: Any) -> tuple[np.ndarray, list[str]] | int | None:
+    """Codes over sorted labels of an Arrow ``string`` / ``large_string`` array, read from its
+    buffers by the core (in parallel, without the GIL); an int: its first null row; None:
+    another type (or bytes that are not UTF-8), left to Arrow's dictionary encoding."""
+    import pyarrow as pa
 
-
-def _factorized(a: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]] | None:
-    """Codes and labels of an object column holding only str, through ``pandas.factorize``
-    (hashing the str objects, whose hashes Python caches: about twice as fast as pyarrow's
-    conversion to its string type followed by its dictionary encoding); None when pandas is
-    not installed or a cell is missing or not a str, and the pyarrow path then names the row
-    exactly as it always has."""
-    try:
-        import pandas as pd
-    except ImportError:
+    large = pa.types.is_large_string(arr.type)
+    if not (large or pa.types.is_string(arr.type)) or len(arr) == 0:
         return None
-    codes, uniques = pd.factorize(a)
-    labels = tuple(uniques)
-    if (codes < 0).any() or any(type(x) is not str for x in labels):
-        return None
-    return codes, labels
+    validity, offsets, data = arr.buffers()
+    rows = slice(arr.offset, arr.offset + len(arr) + 1)
+    if large:
+        offsets = np.frombuffer(offsets, dtype=np.int64)[rows]
+    else:
+        offsets = np.frombuffer(offsets, dtype=np.int32)[rows]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, np.uint8)
+    bits = None
+    if validity is not None and arr.null_count:
+        bits = np.frombuffer(validity, dtype=np.uint8)
+    return _core.encode_arrow_strings(offsets, data, bits, arr.offset)
 
 
 def _coded(codes: np.ndarray, labels: tuple[str, ...], table: str, column: str) -> SymbolColumn:

@@ -40,6 +40,7 @@ pub mod portfolio;
 pub mod solvency;
 pub mod span;
 pub mod stress;
+pub mod symbols;
 pub mod universe;
 
 pub use book::{

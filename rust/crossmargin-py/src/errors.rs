@@ -7,7 +7,7 @@ use crossmargin_core::CoreError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-fn exception(py: Python<'_>, class: &str, message: String, fields: &[(&str, Py<PyAny>)]) -> PyErr {
+pub(crate) fn exception(py: Python<'_>, class: &str, message: String, fields: &[(&str, Py<PyAny>)]) -> PyErr {
     let build = || -> PyResult<PyErr> {
         let cls = py.import("crossmargin.exceptions")?.getattr(class)?;
         let kwargs = PyDict::new(py);

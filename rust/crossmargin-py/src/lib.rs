@@ -24,6 +24,7 @@ mod portfolio;
 mod risk;
 mod solvency;
 mod span;
+mod symbols;
 mod universe;
 
 /// The module's constants: one home (crossmargin-core, or this crate for names it parses).
@@ -93,6 +94,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(engine::simd_levels, m)?)?;
     m.add_function(wrap_pyfunction!(set_huge_pages, m)?)?;
     m.add_function(wrap_pyfunction!(huge_pages, m)?)?;
+    m.add_function(wrap_pyfunction!(symbols::encode_arrow_strings, m)?)?;
+    m.add_function(wrap_pyfunction!(symbols::encode_str_objects, m)?)?;
     m.add_function(wrap_pyfunction!(portfolio::black76_columns, m)?)?;
     m.add_function(wrap_pyfunction!(portfolio::bsm_columns, m)?)?;
     m.add_function(wrap_pyfunction!(funding::funding_rates, m)?)?;
