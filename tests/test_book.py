@@ -167,6 +167,7 @@ _SYMBOL_KINDS = {
     "list": list,
     "object": lambda s: np.array(s, dtype=object),
     "object-fresh": lambda s: np.array(["".join(x) for x in s], dtype=object),  # no shared str
+    "object-strided": lambda s: np.array([x for x in s for _ in (0, 1)], dtype=object)[::2],
     "numpy-str": lambda s: np.array(s, dtype=str),
     "arrow": lambda s: pa.array(s, type=pa.string()),
     "arrow-large": lambda s: pa.array(s, type=pa.large_string()),

@@ -753,7 +753,7 @@ def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
         return _coded(codes, labels, table, column)
     if _arrow_backed(values):
         # pandas' default str columns (pandas 3) and ArrowDtype columns: their Arrow array as
-        # it is, encoded by Arrow, rather than a fresh Python str object per row.
+        # it is, rather than a fresh Python str object per row.
         values = pa.array(values)
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
@@ -789,7 +789,7 @@ def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
             )
         return SymbolColumn(np.ascontiguousarray(a, dtype=np.uint32), None)
     if isinstance(a, np.ndarray) and a.dtype == object:
-        encoded = _core.encode_str_objects(a)
+        encoded = _core.encode_str_objects(np.ascontiguousarray(a))
         if isinstance(encoded, tuple):
             return SymbolColumn(encoded[0], tuple(encoded[1]))
     try:
