@@ -186,10 +186,9 @@ impl ShortSymbols {
                 u64::from_le_bytes(bytes)
             }
         };
-        let symbol = &data[s..e];
-        let at = ((word ^ symbol.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize;
-        let (w, len, code) = self.0[at];
-        if w == word && len == symbol.len() as u32 {
+        let at = ((word ^ len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize;
+        let (cached_word, cached_len, code) = self.0[at];
+        if cached_word == word && cached_len == len as u32 {
             Ok(code)
         } else {
             Err(Some((at, word)))

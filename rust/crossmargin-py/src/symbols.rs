@@ -1,7 +1,7 @@
 //! Dictionary encoding of symbol columns (crossmargin_core::symbols): an Arrow string array's
 //! buffers without the GIL and in parallel, a numpy object column of str with it.
 
-use crossmargin_core::symbols::{encode_strings, join, Dictionary, Encoded, LocalCodes, NotSymbols};
+use crossmargin_core::symbols::{encode_strings, join, Dictionary, Encoded, LocalCodes, NotSymbols, Offset};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -39,27 +39,32 @@ pub fn encode_arrow_strings<'py>(
 ) -> PyResult<Option<Outcome<'py>>> {
     let data = data.as_slice()?;
     let bits = validity.as_ref().map(|v| v.as_slice()).transpose()?;
-    let valid = bits.map(|b| (b, bit_offset));
-    let n = |len: usize| len.saturating_sub(1);
-    // The bitmap and data must hold every row the offsets name.
-    let check = |last: usize, rows: usize| {
-        last <= data.len() && bits.is_none_or(|b| (rows + bit_offset).div_ceil(8) <= b.len())
-    };
     let r = if let Ok(o) = offsets.extract::<PyReadonlyArray1<'py, i64>>() {
-        let o = o.as_slice()?;
-        if !check(o.last().map_or(0, |&x| x as usize), n(o.len())) || o.windows(2).any(|w| w[0] > w[1] || w[0] < 0) {
-            return Ok(None);
-        }
-        detached(py, || Ok(encode_strings(o, data, valid)))?
+        encode_with(py, o.as_slice()?, data, bits, bit_offset)?
     } else {
-        let o = offsets.extract::<PyReadonlyArray1<'py, i32>>()?;
-        let o = o.as_slice()?;
-        if !check(o.last().map_or(0, |&x| x as usize), n(o.len())) || o.windows(2).any(|w| w[0] > w[1] || w[0] < 0) {
-            return Ok(None);
-        }
-        detached(py, || Ok(encode_strings(o, data, valid)))?
+        encode_with(py, offsets.extract::<PyReadonlyArray1<'py, i32>>()?.as_slice()?, data, bits, bit_offset)?
     };
-    Ok(outcome(py, r))
+    Ok(r.and_then(|r| outcome(py, r)))
+}
+
+/// [`encode_strings`] without the GIL, once the buffers are checked to hold every row the
+/// offsets name (None otherwise).
+fn encode_with<O: Offset + Into<i64>>(
+    py: Python<'_>,
+    offsets: &[O],
+    data: &[u8],
+    bits: Option<&[u8]>,
+    bit_offset: usize,
+) -> PyResult<Option<Result<Encoded, NotSymbols>>> {
+    let rows = offsets.len().saturating_sub(1);
+    let held = offsets.last().is_none_or(|&x| x.into() <= data.len() as i64)
+        && offsets.windows(2).all(|w| 0 <= w[0].into() && w[0].into() <= w[1].into())
+        && bits.is_none_or(|b| (rows + bit_offset).div_ceil(8) <= b.len());
+    if !held {
+        return Ok(None);
+    }
+    let valid = bits.map(|b| (b, bit_offset));
+    Ok(Some(detached(py, || Ok(encode_strings(offsets, data, valid)))?))
 }
 
 /// A numpy object column of str. A cell that repeats the previous object at its place in a
