@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from crossmargin import book, reference
+from crossmargin import _core, book, reference
 from crossmargin.testing import INT64_MAX, INT64_MIN
 from helpers import balances, positions
 from hypothesis import given, settings
@@ -571,3 +571,20 @@ print("ok")
     out = subprocess.run(run, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize(
+    ("offsets", "bits", "bit_offset"),
+    [
+        (np.array([0, 3, 10], np.int64), None, 0),  # past the data
+        (np.array([0, 3, 2], np.int32), None, 0),  # decreasing
+        (np.array([-1, 3], np.int32), None, 0),  # negative
+        (np.array([0, 3, 6], np.int32), np.array([3], np.uint8), 7),  # bitmap too short
+    ],
+)
+def test_arrow_buffers_that_do_not_hold_their_rows_are_left_to_arrow(offsets, bits, bit_offset):
+    # The core reads the buffers only once they hold every row the offsets name; else the
+    # caller's general path decides (no out-of-bounds read, no panic).
+    data = np.frombuffer(b"BTCETHUSD", np.uint8)
+    assert _core.encode_arrow_strings(offsets, data, bits, bit_offset) is None
+    assert _core.encode_arrow_strings(np.array([0, 3, 9], np.int32), data, None, 0) is not None
