@@ -809,9 +809,7 @@ def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
     if isinstance(encoded, tuple):
         return SymbolColumn(encoded[0], tuple(encoded[1]))
     if isinstance(encoded, int):
-        raise BookError(
-            f"{table} row {encoded}: {column} is missing", table=table, row=encoded, column=column
-        )
+        raise _missing(table, encoded, column)
     enc = arr.dictionary_encode()
     codes = enc.indices.to_numpy(zero_copy_only=False)
     if enc.null_count:
@@ -850,12 +848,16 @@ def _arrow_strings(arr: Any) -> tuple[np.ndarray, list[str]] | int | None:
     return _core.encode_arrow_strings(offsets, data, bits, arr.offset)
 
 
+def _missing(table: str, row: int, column: str) -> BookError:
+    return BookError(f"{table} row {row}: {column} is missing", table=table, row=row, column=column)
+
+
 def _coded(codes: np.ndarray, labels: tuple[str, ...], table: str, column: str) -> SymbolColumn:
     """Codes over sorted labels: the code of a symbol, and so the order in which an account's
     rows are summed, does not depend on which rows a book (or a shard of it) holds."""
     if len(codes) and (codes < 0).any():
         r = int(np.argmax(codes < 0))
-        raise BookError(f"{table} row {r}: {column} is missing", table=table, row=r, column=column)
+        raise _missing(table, r, column)
     order = sorted(range(len(labels)), key=labels.__getitem__)
     rank = np.empty(len(labels), dtype=np.uint32)
     rank[order] = np.arange(len(labels), dtype=np.uint32)

@@ -87,15 +87,16 @@ impl<'a> LocalCodes<'a> {
         LocalCodes { codes: Vec::with_capacity(rows), symbols: vec![] }
     }
 
-    /// Appends a row holding `symbol`.
+    /// Appends a row holding `symbol`; returns its local code.
     #[inline]
-    pub fn push(&mut self, dictionary: &mut Dictionary<'a>, symbol: &'a [u8]) {
+    pub fn push(&mut self, dictionary: &mut Dictionary<'a>, symbol: &'a [u8]) -> u32 {
         let next = self.symbols.len() as u32;
         let code = *dictionary.entry(symbol).or_insert_with(|| {
             self.symbols.push(symbol);
             next
         });
         self.codes.push(code);
+        code
     }
 }
 
@@ -105,33 +106,7 @@ pub fn join(chunks: Vec<LocalCodes<'_>>) -> Result<Encoded, NotSymbols> {
     let mut all: Vec<&[u8]> = chunks.iter().flat_map(|c| c.symbols.iter().copied()).collect();
     all.sort_unstable();
     all.dedup();
-    let mut labels = Vec::with_capacity(all.len());
-    for s in &all {
-        match std::str::from_utf8(s) {
-            Ok(s) => labels.push(s.to_owned()),
-            Err(_) => {
-                // The first row holding the first such symbol.
-                let bad = chunks
-                    .iter()
-                    .scan(0usize, |start, c| {
-                        let at = *start;
-                        *start += c.codes.len();
-                        Some((at, c))
-                    })
-                    .find_map(|(at, c)| {
-                        c.codes
-                            .iter()
-                            .position(|&k| std::str::from_utf8(c.symbols[k as usize]).is_err())
-                            .map(|i| at + i)
-                    })
-                    .expect("a row holds the symbol");
-                return Err(NotSymbols::NotUtf8(bad));
-            }
-        }
-    }
-    let n: usize = chunks.iter().map(|c| c.codes.len()).sum();
-    let mut codes = reserved_column::<u32>(n);
-    let out = Disjoint::new(&mut codes);
+    // Each chunk's first row.
     let starts: Vec<usize> = chunks
         .iter()
         .scan(0usize, |s, c| {
@@ -140,6 +115,24 @@ pub fn join(chunks: Vec<LocalCodes<'_>>) -> Result<Encoded, NotSymbols> {
             Some(at)
         })
         .collect();
+    let mut labels = Vec::with_capacity(all.len());
+    for s in &all {
+        let Ok(label) = std::str::from_utf8(s) else {
+            // The first row holding a symbol that is not UTF-8.
+            let bad = chunks
+                .iter()
+                .zip(&starts)
+                .find_map(|(c, &at)| {
+                    c.codes.iter().position(|&k| std::str::from_utf8(c.symbols[k as usize]).is_err()).map(|i| at + i)
+                })
+                .expect("a row holds the symbol");
+            return Err(NotSymbols::NotUtf8(bad));
+        };
+        labels.push(label.to_owned());
+    }
+    let n: usize = chunks.iter().map(|c| c.codes.len()).sum();
+    let mut codes = reserved_column::<u32>(n);
+    let out = Disjoint::new(&mut codes);
     chunks.par_iter().zip(starts).for_each(|(c, at)| {
         let global: Vec<u32> =
             c.symbols.iter().map(|s| all.binary_search(s).expect("a collected symbol") as u32).collect();
@@ -230,8 +223,8 @@ pub fn encode_strings<O: Offset>(
                 match short.code(data, s, e) {
                     Ok(code) => local.codes.push(code),
                     Err(at) => {
-                        local.push(&mut dictionary, symbol);
-                        short.keep(at, symbol, local.codes[local.codes.len() - 1]);
+                        let code = local.push(&mut dictionary, symbol);
+                        short.keep(at, symbol, code);
                     }
                 }
             }

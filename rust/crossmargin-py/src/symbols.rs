@@ -95,8 +95,7 @@ fn encode_objects<'py>(py: Python<'py>, cells: &[Py<PyAny>]) -> PyResult<Option<
         }
         let Ok(s) = c.cast_bound::<PyString>(py) else { return Ok(None) };
         let Ok(text) = s.to_str() else { return Ok(None) };
-        local.push(&mut dictionary, text.as_bytes());
-        seen[at] = (p, local.codes[local.codes.len() - 1]);
+        seen[at] = (p, local.push(&mut dictionary, text.as_bytes()));
     }
     Ok(outcome(py, join(vec![local])))
 }
