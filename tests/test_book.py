@@ -333,6 +333,29 @@ def test_duplicate_position_given_by_index_names_both_rows():
     assert err.other_row == 0
 
 
+@pytest.mark.parametrize("dtype", [np.uint32, np.int64, np.float64])
+def test_symbol_indices_count_their_codes_and_name_a_row_out_of_range(small_engine, dtype):
+    """Integer symbol indices: the reader's max is the column's count of codes (kept, not
+    read again by the grouping or each binding); a negative or too large index names its
+    row at once, one past the universe's markets when the book is first evaluated."""
+    n = len(small_engine.universe.markets)
+    cols = positions((1, 0, 1.0, 1.0), (2, n - 1, 1.0, 1.0), (3, 1, 1.0, 1.0))
+    cols["market"] = np.asarray(cols["market"], dtype=dtype)
+    b = cm.Book.from_arrays(positions=cols)
+    assert b.positions["market"].n_codes == n
+    assert b.positions["market"] == book.SymbolColumn(b.positions["market"].codes, None)
+    small_engine.evaluate(b)
+    past = dict(cols, market=np.asarray([0, n, 1], dtype=dtype))
+    past_book = cm.Book.from_arrays(positions=past)
+    book_error(lambda: small_engine.evaluate(past_book), "positions", 1, "market")
+    if dtype != np.uint32:
+        bad = dict(cols, market=np.asarray([0, 1, -1], dtype=dtype))
+        err = book_error(lambda: cm.Book.from_arrays(positions=bad), "positions", 2, "market")
+        assert "index -1" in str(err) and "out of range" in str(err)
+    big = dict(cols, market=np.asarray([0, 2**32 - 1, 1], dtype=np.int64))
+    book_error(lambda: cm.Book.from_arrays(positions=big), "positions", 1, "market")
+
+
 def test_same_market_in_two_accounts_is_not_a_duplicate():
     cm.Book.from_arrays(positions=positions((1, "BTCUSDT", 1.0, 1.0), (2, "BTCUSDT", 1.0, 1.0)))
 

@@ -26,7 +26,7 @@ new one (``Book.from_arrays({**book.balances, "qty": new_qty}, book.positions)``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -61,18 +61,23 @@ class SymbolColumn:
 
     codes: np.ndarray
     labels: tuple[str, ...] | None
+    # Indices: the largest + 1, where the reader found it checking the column (the grouping
+    # and each binding would otherwise pass over the codes again for it).
+    known_n: int | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_codes(self) -> int:
         if self.labels is not None:
             return len(self.labels)
+        if self.known_n is not None:
+            return self.known_n
         return int(self.codes.max()) + 1 if len(self.codes) else 0
 
     def remap(self, index: Mapping[str, int], n: int, table: str, column: str) -> np.ndarray:
         """Book codes → universe indices; an unknown symbol names its first row."""
         if self.labels is None:
             # max first: no boolean temporary the size of the column unless one is bad
-            if len(self.codes) and self.codes.max() >= n:
+            if self.n_codes > n:
                 r = int(np.flatnonzero(self.codes >= n)[0])
                 raise BookError(
                     f"{table} row {r}: {column} index {int(self.codes[r])} is out of range "
@@ -109,7 +114,7 @@ _NO_SIDES = np.zeros(0, dtype=np.uint8)
 def _read_only(value: Any) -> Any:
     """A read-only view of a column (the data is shared, not copied)."""
     if isinstance(value, SymbolColumn):
-        return SymbolColumn(_read_only(value.codes), value.labels)
+        return SymbolColumn(_read_only(value.codes), value.labels, value.known_n)
     view = np.asarray(value).view()
     view.setflags(write=False)
     return view
@@ -152,7 +157,8 @@ class Book:
         when the core made both from rows it already held grouped (a cascade's final book);
         the book is then not grouped again."""
         positions = dict(positions)
-        if "side" not in positions:
+        one_way = "side" not in positions
+        if one_way:
             positions["side"] = np.zeros(len(positions["qty"]), dtype=np.uint8)
         self._balances = MappingProxyType({k: _read_only(v) for k, v in balances.items()})
         self._positions = MappingProxyType({k: _read_only(v) for k, v in positions.items()})
@@ -165,7 +171,7 @@ class Book:
         check_memory(book_bytes(len(b["qty"]), len(p["qty"]), converted=False), "grouping the book")
         # The core reads the columns by name (asset / market: a SymbolColumn's codes); a
         # book without hedge legs hands it no sides (all one-way: nothing to check or read).
-        core_p = p if p["side"].any() else {**p, "side": _NO_SIDES}
+        core_p = {**p, "side": _NO_SIDES} if one_way or not p["side"].any() else p
         if grouped is None:
             grouped = _core.GroupedBook(b, core_p, self._orders)
         self._grouped = grouped
@@ -778,8 +784,10 @@ def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
                 row=r,
                 column=column,
             )
-        # min / max first (two passes, no temporaries); the rows only when one is out.
-        if len(a) and (a.min() < 0 or a.max() >= 2**32 - 1):
+        # min / max first (no temporaries; no min of unsigned indices); the rows only when one
+        # is out. The max is the column's number of codes.
+        hi = a.max() if len(a) else -1
+        if len(a) and ((a.dtype.kind != "u" and a.min() < 0) or hi >= 2**32 - 1):
             r = int(np.argmax((a < 0) | (a >= 2**32 - 1)))
             raise BookError(
                 f"{table} row {r}: {column} index {a[r]} is out of range",
@@ -787,7 +795,7 @@ def _symbols(values: Any, table: str, column: str) -> SymbolColumn:
                 row=r,
                 column=column,
             )
-        return SymbolColumn(np.ascontiguousarray(a, dtype=np.uint32), None)
+        return SymbolColumn(np.ascontiguousarray(a, dtype=np.uint32), None, int(hi) + 1)
     if isinstance(a, np.ndarray) and a.dtype == object:
         encoded = _core.encode_str_objects(np.ascontiguousarray(a))
         if isinstance(encoded, tuple):
