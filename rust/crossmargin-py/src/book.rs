@@ -171,16 +171,25 @@ impl PyBook {
     pub fn kernel_rows(&self, universe: &Universe, level: Level) -> Result<&GroupedBook, CoreError> {
         Ok(match (&self.laid_out, self.csr.get()) {
             (_, Some(csr)) => csr,
-            (Some((shell, _)), None)
-                if level != Level::Scalar
-                    && level.supported()
-                    && !universe.venue_rules
-                    && !universe.market_hot.iter().any(|h| h.is_option()) =>
-            {
-                shell
-            }
+            (Some((shell, _)), None) if Self::ids_serve(universe, level) => shell,
             _ => self.grouped()?,
         })
+    }
+
+    /// Whether the account ids alone serve the kernel (every group runs SIMD).
+    fn ids_serve(universe: &Universe, level: Level) -> bool {
+        level != Level::Scalar
+            && level.supported()
+            && !universe.venue_rules
+            && !universe.market_hot.iter().any(|h| h.is_option())
+    }
+
+    /// Whether a call at `level` under `universe` finds the kernel's rows and layout built
+    /// ([`Self::kernel_rows`], [`Self::layout`]): it then runs no parallel step before the
+    /// kernel.
+    pub fn kernel_ready(&self, universe: &Universe, level: Level) -> bool {
+        self.layout.get().is_some()
+            && (self.csr.get().is_some() || (self.laid_out.is_some() && Self::ids_serve(universe, level)))
     }
 
     /// The CSR of a book not grouped into the layout (it always holds one).
@@ -417,6 +426,11 @@ impl PyBookView {
     /// The kernel's layout of the grouping (built once, in parallel on the current pool).
     pub fn layout(&self) -> &Sliced8 {
         self.book.get().layout()
+    }
+
+    /// [`PyBook::kernel_ready`].
+    pub fn kernel_ready(&self, universe: &Universe, level: Level) -> bool {
+        self.book.get().kernel_ready(universe, level)
     }
 
     /// The grouping's account ids, code counts and open orders, with or without its rows

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crossmargin_core::kernel::{self, Level};
-use crossmargin_core::margin::MarginColumnsMut;
+use crossmargin_core::margin::{MarginColumnsMut, CHUNK};
 use crossmargin_core::{fixed, CoreError, MarginColumns, Universe};
 use numpy::{IntoPyArray, PyArray1};
 use numpy::{PyReadonlyArray1, PyReadwriteArray1};
@@ -142,9 +142,15 @@ impl PyEngine {
             let mut margin = MarginColumnsOut::of(&dict)?;
             let cols = margin.as_mut()?;
             detached(py, || {
-                self.install(|| {
-                    kernel::evaluate_into(b.kernel_rows(ctx.universe, level)?, b.layout(), &ctx, cols, level)
-                })
+                let run = || kernel::evaluate_into(b.kernel_rows(ctx.universe, level)?, b.layout(), &ctx, cols, level);
+                // A book of one block, its rows and layout built, runs on this thread: the kernel
+                // then uses no pool, and handing the call to one costs more than a small block
+                // (about 15 µs of context switches a call).
+                if b.header().n_accounts() <= CHUNK && b.kernel_ready(ctx.universe, level) {
+                    run()
+                } else {
+                    self.install(run)
+                }
             })?;
         }
         Ok(dict)

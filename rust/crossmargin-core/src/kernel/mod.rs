@@ -368,6 +368,12 @@ pub fn evaluate_into_storing(
     // Where the SIMD kernel does not apply, every block runs the scalar formula.
     let p = Prepared::new(book, layout, ctx, level);
     let p = if stream { p } else { p.cached() };
+    if book.n_accounts() <= CHUNK {
+        // One block: no task to hand to another thread.
+        let mut cols = out;
+        evaluate_block(book, layout, &p, 0, &mut cols);
+        return Ok(());
+    }
     out.into_chunks(CHUNK).into_par_iter().enumerate().for_each(|(c, mut cols)| {
         evaluate_block(book, layout, &p, c * CHUNK, &mut cols);
     });
