@@ -92,17 +92,19 @@ def test_every_level_gives_the_scalar_bits_on_random_books(case) -> None:  # typ
         assert_same_bits(want, got, f"{key}")
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 2_048, 2_049, 20_011])
-def test_demo_books_of_every_size_match_across_levels_and_out(level, n: int) -> None:  # type: ignore[no-untyped-def]
-    """Up to one block (2,048 accounts) a call whose rows and layout are built runs on the
-    calling thread; larger books on the engine's pool: the same bits either way."""
+def test_demo_books_of_every_size_match_across_levels_and_out(level, n: int, threads: int) -> None:  # type: ignore[no-untyped-def]
+    """A call whose rows and layout are built runs on the calling thread for a one-thread
+    engine or a book of one chunk (2,048 accounts), chunk after chunk; otherwise on the
+    engine's pool: the same bits either way."""
     u = cm.Universe.demo()
     book = generate(u, n_accounts=n, seed=n)
     level("scalar")
     want = cm.Engine(u, threads=2).evaluate(book, prices={"BTC": 71_000.0})
     for name in LEVELS:
         level(name)
-        engine = cm.Engine(u, threads=2)
+        engine = cm.Engine(u, threads=threads)
         fresh = engine.evaluate(book, prices={"BTC": 71_000.0})
         assert_same_bits(want, fresh, name)
         # out=: a result at other prices, overwritten in place with these prices' bits

@@ -142,14 +142,16 @@ impl PyEngine {
             let mut margin = MarginColumnsOut::of(&dict)?;
             let cols = margin.as_mut()?;
             detached(py, || {
-                let run = || kernel::evaluate_into(b.kernel_rows(ctx.universe, level)?, b.layout(), &ctx, cols, level);
-                // A book of one block, its rows and layout built, runs on this thread: the kernel
-                // then uses no pool, and handing the call to one costs more than a small block
-                // (about 15 µs of context switches a call).
-                if b.header().n_accounts() <= CHUNK && b.kernel_ready(ctx.universe, level) {
-                    run()
+                // A one-thread engine's call, or a book of one chunk, runs on this thread once
+                // the book's rows and layout are built: the kernel then makes no rayon call,
+                // and handing it to the pool costs tens of µs a call in context switches.
+                let serial = b.header().n_accounts() <= CHUNK || self.pool.current_num_threads() == 1;
+                if serial && b.kernel_ready(ctx.universe, level) {
+                    kernel::evaluate_into_serial(b.kernel_rows(ctx.universe, level)?, b.layout(), &ctx, cols, level)
                 } else {
-                    self.install(run)
+                    self.install(|| {
+                        kernel::evaluate_into(b.kernel_rows(ctx.universe, level)?, b.layout(), &ctx, cols, level)
+                    })
                 }
             })?;
         }

@@ -351,7 +351,20 @@ pub fn evaluate_into(
     // A small book's result stays in cache from one call to the next (out=): streaming
     // stores would send it to memory each time.
     let stream = book.n_accounts() * RESULT_BYTES > CACHED_RESULTS;
-    evaluate_into_storing(book, layout, ctx, out, level, stream)
+    evaluate_chunks(book, layout, ctx, out, level, stream, true)
+}
+
+/// [`evaluate_into`] on the calling thread, chunk after chunk: no rayon call (a one-thread
+/// engine, or a book of one chunk, gains nothing from a pool and pays its hand-off).
+pub fn evaluate_into_serial(
+    book: &GroupedBook,
+    layout: &Sliced8,
+    ctx: &MarginContext<'_>,
+    out: MarginColumnsMut<'_>,
+    level: Level,
+) -> Result<()> {
+    let stream = book.n_accounts() * RESULT_BYTES > CACHED_RESULTS;
+    evaluate_chunks(book, layout, ctx, out, level, stream, false)
 }
 
 /// [`evaluate_into`] with the result's stores chosen: streaming (`stream`) or ordinary,
@@ -364,19 +377,34 @@ pub fn evaluate_into_storing(
     level: Level,
     stream: bool,
 ) -> Result<()> {
+    evaluate_chunks(book, layout, ctx, out, level, stream, true)
+}
+
+/// The chunks of [`evaluate_into_storing`], in parallel on the current pool when `parallel`
+/// and there is more than one, else one after another on this thread.
+fn evaluate_chunks(
+    book: &GroupedBook,
+    layout: &Sliced8,
+    ctx: &MarginContext<'_>,
+    out: MarginColumnsMut<'_>,
+    level: Level,
+    stream: bool,
+    parallel: bool,
+) -> Result<()> {
     out.len_checked(book.n_accounts())?;
     // Where the SIMD kernel does not apply, every block runs the scalar formula.
     let p = Prepared::new(book, layout, ctx, level);
     let p = if stream { p } else { p.cached() };
-    if book.n_accounts() <= CHUNK {
-        // One block: no task to hand to another thread.
-        let mut cols = out;
-        evaluate_block(book, layout, &p, 0, &mut cols);
-        return Ok(());
+    let chunks = out.into_chunks(CHUNK);
+    if parallel && chunks.len() > 1 {
+        chunks.into_par_iter().enumerate().for_each(|(c, mut cols)| {
+            evaluate_block(book, layout, &p, c * CHUNK, &mut cols);
+        });
+    } else {
+        for (c, mut cols) in chunks.into_iter().enumerate() {
+            evaluate_block(book, layout, &p, c * CHUNK, &mut cols);
+        }
     }
-    out.into_chunks(CHUNK).into_par_iter().enumerate().for_each(|(c, mut cols)| {
-        evaluate_block(book, layout, &p, c * CHUNK, &mut cols);
-    });
     Ok(())
 }
 
