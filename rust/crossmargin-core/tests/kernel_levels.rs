@@ -5,7 +5,7 @@
 //! positions, open orders, flat rows, codes out of universe order).
 
 use crossmargin_core::brackets::{Bracket, Shape};
-use crossmargin_core::kernel::{evaluate_into_storing, CodeWidth, Level, Sliced8};
+use crossmargin_core::kernel::{evaluate_into_with, CodeWidth, Level, Run, Sliced8};
 use crossmargin_core::stress::{stress, stress_on, ScenarioPrices, StressColumns};
 use crossmargin_core::{
     evaluate, group_with, AssetSpec, BalanceInput, MarginColumns, MarginContext, MarketKind, MarketSpec, OptionSpec,
@@ -315,7 +315,7 @@ fn stress_equal(a: &Result<StressColumns, String>, b: &Result<StressColumns, Str
     Ok(())
 }
 
-/// [`evaluate_into_storing`] (streaming stores or not) into columns that start `offset`
+/// [`evaluate_into_with`] (streaming stores or not) into columns that start `offset`
 /// values into 64-byte aligned buffers, with sentinel values around them (a write outside
 /// the columns fails the comparison).
 fn evaluate_at(
@@ -356,7 +356,7 @@ fn evaluate_at(
             liquidatable: &mut l[offset..offset + n],
             bankrupt: &mut b[offset..offset + n],
         };
-        evaluate_into_storing(book, layout, ctx, out, level, stream).unwrap();
+        evaluate_into_with(book, layout, ctx, out, level, Run { stream, parallel: true }).unwrap();
     }
     let col = |b: &Vec<Line>| -> Vec<f64> {
         let all: Vec<f64> = b.iter().flat_map(|l| l.0).collect();

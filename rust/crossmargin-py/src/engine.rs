@@ -147,7 +147,9 @@ impl PyEngine {
                 // and handing it to the pool costs tens of µs a call in context switches.
                 let serial = b.header().n_accounts() <= CHUNK || self.pool.current_num_threads() == 1;
                 if serial && b.kernel_ready(ctx.universe, level) {
-                    kernel::evaluate_into_serial(b.kernel_rows(ctx.universe, level)?, b.layout(), &ctx, cols, level)
+                    let rows = b.kernel_rows(ctx.universe, level)?;
+                    let run = kernel::Run { parallel: false, ..kernel::Run::for_accounts(rows.n_accounts()) };
+                    kernel::evaluate_into_with(rows, b.layout(), &ctx, cols, level, run)
                 } else {
                     self.install(|| {
                         kernel::evaluate_into(b.kernel_rows(ctx.universe, level)?, b.layout(), &ctx, cols, level)

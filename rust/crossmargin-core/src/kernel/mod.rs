@@ -339,6 +339,25 @@ const RESULT_BYTES: usize = 8 * 8 + 2;
 /// Results up to this size are written with ordinary stores.
 const CACHED_RESULTS: usize = 8 << 20;
 
+/// How [`evaluate_into_with`] runs: the result's stores and the threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// Streaming stores (a bulk pass over the book), else ordinary ones.
+    pub stream: bool,
+    /// The chunks in parallel on the current pool, else one after another on the calling
+    /// thread, with no rayon call (a one-thread engine, or a book of one chunk, gains nothing
+    /// from a pool and pays its hand-off).
+    pub parallel: bool,
+}
+
+impl Run {
+    /// In parallel; streaming stores for a result too large to stay in cache from one call
+    /// to the next (`out=`), where they would send it to memory each time.
+    pub fn for_accounts(n: usize) -> Run {
+        Run { stream: n * RESULT_BYTES > CACHED_RESULTS, parallel: true }
+    }
+}
+
 /// [`crate::margin::evaluate_into`] at `level` on `layout` (the layout of `book`): the same
 /// columns, bit for bit, at every level and thread count.
 pub fn evaluate_into(
@@ -348,55 +367,25 @@ pub fn evaluate_into(
     out: MarginColumnsMut<'_>,
     level: Level,
 ) -> Result<()> {
-    // A small book's result stays in cache from one call to the next (out=): streaming
-    // stores would send it to memory each time.
-    let stream = book.n_accounts() * RESULT_BYTES > CACHED_RESULTS;
-    evaluate_chunks(book, layout, ctx, out, level, stream, true)
+    evaluate_into_with(book, layout, ctx, out, level, Run::for_accounts(book.n_accounts()))
 }
 
-/// [`evaluate_into`] on the calling thread, chunk after chunk: no rayon call (a one-thread
-/// engine, or a book of one chunk, gains nothing from a pool and pays its hand-off).
-pub fn evaluate_into_serial(
+/// [`evaluate_into`] run as `run` says, whatever the book's size (the tests hold every way to
+/// the same bits).
+pub fn evaluate_into_with(
     book: &GroupedBook,
     layout: &Sliced8,
     ctx: &MarginContext<'_>,
     out: MarginColumnsMut<'_>,
     level: Level,
-) -> Result<()> {
-    let stream = book.n_accounts() * RESULT_BYTES > CACHED_RESULTS;
-    evaluate_chunks(book, layout, ctx, out, level, stream, false)
-}
-
-/// [`evaluate_into`] with the result's stores chosen: streaming (`stream`) or ordinary,
-/// whatever the book's size (the tests hold both to the same bits on small books).
-pub fn evaluate_into_storing(
-    book: &GroupedBook,
-    layout: &Sliced8,
-    ctx: &MarginContext<'_>,
-    out: MarginColumnsMut<'_>,
-    level: Level,
-    stream: bool,
-) -> Result<()> {
-    evaluate_chunks(book, layout, ctx, out, level, stream, true)
-}
-
-/// The chunks of [`evaluate_into_storing`], in parallel on the current pool when `parallel`
-/// and there is more than one, else one after another on this thread.
-fn evaluate_chunks(
-    book: &GroupedBook,
-    layout: &Sliced8,
-    ctx: &MarginContext<'_>,
-    out: MarginColumnsMut<'_>,
-    level: Level,
-    stream: bool,
-    parallel: bool,
+    run: Run,
 ) -> Result<()> {
     out.len_checked(book.n_accounts())?;
     // Where the SIMD kernel does not apply, every block runs the scalar formula.
     let p = Prepared::new(book, layout, ctx, level);
-    let p = if stream { p } else { p.cached() };
+    let p = if run.stream { p } else { p.cached() };
     let chunks = out.into_chunks(CHUNK);
-    if parallel && chunks.len() > 1 {
+    if run.parallel && chunks.len() > 1 {
         chunks.into_par_iter().enumerate().for_each(|(c, mut cols)| {
             evaluate_block(book, layout, &p, c * CHUNK, &mut cols);
         });
