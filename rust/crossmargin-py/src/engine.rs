@@ -1,7 +1,8 @@
 //! `_core.Engine`: a compiled universe and a rayon pool, built once; every computation over a
 //! book is a method. A book crosses as one `BookView` (grouped rows + remaps), prices as one
-//! pair of arrays; numpy columns come back by move, and all work runs on the engine's pool
-//! without the GIL (the feature modules hold each method's conversions).
+//! pair of arrays; numpy columns come back by move, and all work runs without the GIL on the
+//! engine's pool (a standard evaluation with one thread's work: on the calling thread, with
+//! no pool at all; the feature modules hold each method's conversions).
 
 use std::sync::Arc;
 
