@@ -147,14 +147,16 @@ impl PyEngine {
                 // the book's rows and layout are built: the kernel then makes no rayon call,
                 // and handing it to the pool costs tens of µs a call in context switches.
                 let serial = b.header().n_accounts() <= CHUNK || self.pool.current_num_threads() == 1;
-                if serial && b.kernel_ready(ctx.universe, level) {
+                let parallel = !(serial && b.kernel_ready(ctx.universe, level));
+                let evaluate = || {
                     let rows = b.kernel_rows(ctx.universe, level)?;
-                    let run = kernel::Run { parallel: false, ..kernel::Run::for_accounts(rows.n_accounts()) };
+                    let run = kernel::Run { parallel, ..kernel::Run::for_accounts(rows.n_accounts()) };
                     kernel::evaluate_into_with(rows, b.layout(), &ctx, cols, level, run)
+                };
+                if parallel {
+                    self.install(evaluate)
                 } else {
-                    self.install(|| {
-                        kernel::evaluate_into(b.kernel_rows(ctx.universe, level)?, b.layout(), &ctx, cols, level)
-                    })
+                    evaluate()
                 }
             })?;
         }

@@ -7,7 +7,7 @@ use crossmargin_core::CoreError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-pub(crate) fn exception(py: Python<'_>, class: &str, message: String, fields: &[(&str, Py<PyAny>)]) -> PyErr {
+fn exception(py: Python<'_>, class: &str, message: String, fields: &[(&str, Py<PyAny>)]) -> PyErr {
     let build = || -> PyResult<PyErr> {
         let cls = py.import("crossmargin.exceptions")?.getattr(class)?;
         let kwargs = PyDict::new(py);
@@ -55,13 +55,22 @@ pub fn detached<T: Send>(py: Python<'_>, work: impl FnOnce() -> Result<T, CoreEr
     match outcome {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(to_pyerr(py, e)),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(exception(py, "CrossmarginError", format!("internal error in the engine: {what}"), &[]))
-        }
+        Err(panic) => Err(panic_error(py, panic)),
     }
+}
+
+/// Runs work that holds the GIL (it reads Python objects), turning a panic into a Python
+/// error as [`detached`] does.
+pub fn guarded<T>(py: Python<'_>, work: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| Err(panic_error(py, panic)))
+}
+
+/// `CrossmarginError` naming a panic's message (never pyo3's `PanicException`).
+fn panic_error(py: Python<'_>, panic: Box<dyn std::any::Any + Send>) -> PyErr {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    exception(py, "CrossmarginError", format!("internal error in the engine: {what}"), &[])
 }

@@ -6,7 +6,7 @@ use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use crate::errors::{detached, exception};
+use crate::errors::{detached, guarded};
 
 /// A tuple (codes: uint32, one per row; the sorted labels), or an int: the first null row.
 /// None in its place: the column is not what this encoder reads (bytes that are not UTF-8,
@@ -77,9 +77,7 @@ pub fn encode_str_objects<'py>(
 ) -> PyResult<Option<Outcome<'py>>> {
     let cells = cells.as_slice()?;
     // With the GIL held throughout: the text read is borrowed from the column's objects.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| encode_objects(py, cells))).unwrap_or_else(|_| {
-        Err(exception(py, "CrossmarginError", "internal error in the engine: symbol encoding".into(), &[]))
-    })
+    guarded(py, || encode_objects(py, cells))
 }
 
 fn encode_objects<'py>(py: Python<'py>, cells: &[Py<PyAny>]) -> PyResult<Option<Outcome<'py>>> {
