@@ -791,11 +791,13 @@ fn lay_out_table(
         for v in buf.f.iter_mut().take(nf) {
             v.grow(rows);
         }
-        // A wave smaller than the last (the final one) keeps only the pages it writes.
-        release_spare(&mut buf.key, rows);
-        release_spare(&mut buf.lo, rows);
-        for v in buf.f.iter_mut().take(nf) {
-            release_spare(v, rows);
+        if space.release {
+            // A wave smaller than the last (the final one) keeps only the pages it writes.
+            release_spare(&mut buf.key, rows);
+            release_spare(&mut buf.lo, rows);
+            for v in buf.f.iter_mut().take(nf) {
+                release_spare(v, rows);
+            }
         }
         let cols = WaveColumns {
             key: Disjoint::new(&mut buf.key),
@@ -811,7 +813,7 @@ fn lay_out_table(
         if bad || lay(parts.clone(), at, (&cols, nf, keep)) {
             return Err(Declined);
         }
-        if rows >= 1 << 16 {
+        if space.release && rows >= 1 << 16 {
             // The partitions' scratch buffers, freed meanwhile.
             release_freed();
         }
@@ -855,23 +857,43 @@ pub fn group_into_layout(
 ) -> Result<LaidOutBook> {
     // A wave's buffer holds about a third of the input columns' bytes above the least bytes
     // of the layout it has still to write.
-    let budget = ((bal.account.len() * 20 + pos.account.len() * 37) / 3).max(1 << 23);
-    lay_out(bal, pos, side, n_asset_codes, n_market_codes, budget, true)
+    let (nb, np) = (bal.account.len(), pos.account.len());
+    let plan =
+        MemoryPlan { budget: ((nb * 20 + np * 37) / 3).max(1 << 23), credit: true, release: nb + np >= RELEASE_ROWS };
+    // One hand-off to the pool for the whole grouping: called from outside it, each parallel
+    // step would otherwise be handed to a pool thread and back on its own.
+    rayon::scope(|_| lay_out(bal, pos, side, n_asset_codes, n_market_codes, plan))
 }
 
-/// [`group_into_layout`] with waves of at most `budget` buffer bytes, plus the layout's
-/// least bytes still to write when `credit`.
+/// From this many rows in all, a grouping hands its transients' pages back to the operating
+/// system as it goes. Below it they are a few megabytes at most, and handing them back
+/// (`madvise`, `malloc_trim`) to fault them in again at the next grouping cost a fifth to a
+/// quarter of a small book's grouping.
+const RELEASE_ROWS: usize = 1 << 20;
+
+/// How [`lay_out`] spends memory.
+#[derive(Debug, Clone, Copy)]
+struct MemoryPlan {
+    /// A wave's buffer holds at most this many bytes...
+    budget: usize,
+    /// ...plus the layout's least bytes still to write, when set.
+    credit: bool,
+    /// Buffer pages go back to the operating system as each partition is laid out, and freed
+    /// transients after each step (`malloc_trim`).
+    release: bool,
+}
+
+/// [`group_into_layout`] under a [`MemoryPlan`].
 fn lay_out(
     bal: BalanceInput<'_>,
     pos: PositionInput<'_>,
     side: &[u8],
     n_asset_codes: u32,
     n_market_codes: u32,
-    budget: usize,
-    credit: bool,
+    plan: MemoryPlan,
 ) -> Result<LaidOutBook> {
     let (na, nm) = (n_asset_codes, n_market_codes);
-    lay_out_fast(bal, pos, side, na, nm, budget, credit).or_else(|Declined| {
+    lay_out_fast(bal, pos, side, na, nm, plan).or_else(|Declined| {
         let g = group_with(bal, pos, side, None, na, nm)?;
         let layout = Sliced8::new(&g);
         let has_sides = side.iter().any(|&s| s != SIDE_BOTH);
@@ -899,12 +921,11 @@ fn lay_out_fast(
     side: &[u8],
     na: u32,
     nm: u32,
-    budget: usize,
-    credit: bool,
+    plan: MemoryPlan,
 ) -> std::result::Result<LaidOutBook, Declined> {
     let has_sides = side.iter().any(|&s| s != SIDE_BOTH);
     let keys = na.max(if has_sides { nm.saturating_mul(4) } else { nm });
-    let args = (bal, pos, side, na, nm, budget, credit);
+    let args = (bal, pos, side, na, nm, plan);
     match keys {
         0..=8 => lay_out_by::<u8>(args, has_sides, true),
         9..=16 => lay_out_by::<u16>(args, has_sides, true),
@@ -915,7 +936,7 @@ fn lay_out_fast(
 }
 
 /// [`lay_out_fast`]'s arguments.
-type FastArgs<'a> = (BalanceInput<'a>, PositionInput<'a>, &'a [u8], u32, u32, usize, bool);
+type FastArgs<'a> = (BalanceInput<'a>, PositionInput<'a>, &'a [u8], u32, u32, MemoryPlan);
 
 /// Table t's histogram, its rows per slot (each slot's keys `key(row)` when `masked`) and
 /// the stored isolated margins' histogram (given `isolated`, [`Space::count`]). None: a key
@@ -939,7 +960,7 @@ fn count_table<M: KeyMask>(
 /// [`lay_out_fast`], ranking by masks of type M when `masked`; `has_sides`: some position is
 /// a hedge leg.
 fn lay_out_by<M: KeyMask>(
-    (bal, pos, side, na, nm, budget, credit): FastArgs<'_>,
+    (bal, pos, side, na, nm, MemoryPlan { budget, credit, release }): FastArgs<'_>,
     has_sides: bool,
     masked: bool,
 ) -> std::result::Result<LaidOutBook, Declined> {
@@ -950,6 +971,7 @@ fn lay_out_by<M: KeyMask>(
     }
     let side_of = |r: usize| if side.is_empty() { SIDE_BOTH } else { side[r] };
     let mut space = Space::new([bal.account, pos.account, &[]]);
+    space.release = release;
     let bal_key = |r: usize| bal.code[r];
     let pos_key = |r: usize| if has_sides { pack(pos.code[r], side_of(r)) } else { pos.code[r] };
     let (hb, cb, _) = count_table::<M>(&space, 0, None, masked, &bal_key).ok_or(Declined)?;
@@ -1019,7 +1041,9 @@ fn lay_out_by<M: KeyMask>(
         drop(cb);
         // The balances' scratch is freed: hand its pages back before the positions' buffer
         // and layout grow (a long-lived process's heap would otherwise keep them).
-        release_freed();
+        if release {
+            release_freed();
+        }
         let mut side_margins = side_margins;
         let side_cols = Disjoint::new(&mut side_margins);
         lay_out_table(
@@ -1094,7 +1118,9 @@ fn lay_out_by<M: KeyMask>(
     let layout = unsafe { lanes.finish() };
     // The transients (row counts, scratch, the stored margins' staging) are freed: hand them
     // back (a long-lived process's heap would otherwise keep them resident).
-    release_freed();
+    if release {
+        release_freed();
+    }
     Ok(LaidOutBook { accounts, layout, n_asset_codes: na, n_market_codes: nm, has_sides })
 }
 
@@ -1558,6 +1584,9 @@ struct Space<'a> {
     /// Slots holding an account (dense ids); empty for sparse ids (every slot does).
     seen: Vec<AtomicBool>,
     sorted_ids: Vec<i64>,
+    /// Whether transient pages go back to the operating system as the grouping goes
+    /// ([`MemoryPlan::release`]).
+    release: bool,
 }
 
 /// A table's rows per (scatter chunk, partition), and each partition's region of the output.
@@ -1763,7 +1792,7 @@ impl<'a> Space<'a> {
         let want = (PARTITION_ROWS * range as u128 / rows.max(1) as u128).max(1);
         let shift = (127 - want.leading_zeros()).min(16);
         let parts = range.div_ceil(1 << shift);
-        Space { ids, min, dense, range, shift, parts, seen, sorted_ids }
+        Space { ids, min, dense, range, shift, parts, seen, sorted_ids, release: false }
     }
 
     /// Row r of table t's slot.
@@ -2144,7 +2173,7 @@ impl<'a> Space<'a> {
                     }
                     a0 = a1;
                 }
-                if !keep {
+                if !keep && self.release {
                     // The partition's rows are in the layout: its buffer pages go back.
                     release_region((lo, key, f));
                 }
@@ -2650,7 +2679,8 @@ mod tests {
                 [(1, usize::MAX, false), (2, 1 << 20, true), (3, 1 << 16, false), (7, 5_000, true), (2, 5_000, false)];
             for (threads, budget, credit) in runs {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                let got = pool.install(|| lay_out(b, p, &ps, 6, 5, budget, credit).unwrap());
+                let plan = MemoryPlan { budget, credit, release: threads != 2 };
+                let got = pool.install(|| lay_out(b, p, &ps, 6, 5, plan).unwrap());
                 let at =
                     format!("{threads} threads, budget {budget}, credit {credit}, spread {spread}, sorted {sorted}");
                 assert!(got.accounts == csr.accounts, "{at}");
@@ -2697,7 +2727,7 @@ mod tests {
             let want = layout_bits(&Sliced8::new(&csr));
             for (threads, budget) in [(1, usize::MAX), (2, 1 << 20), (3, 5_000)] {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                let args = (b, p, &side[..], 6, 5, budget, true);
+                let args = (b, p, &side[..], 6, 5, MemoryPlan { budget, credit: true, release: threads != 2 });
                 let runs = [
                     ("ranked", pool.install(|| lay_out_by::<u8>(args, !one_way, false))),
                     (
@@ -2769,7 +2799,8 @@ mod tests {
         let want = layout_bits(&Sliced8::new(&csr));
         for (threads, budget) in [(1, usize::MAX), (2, 1 << 23), (3, 5_000)] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let got = pool.install(|| lay_out_fast(b, p, &[], big_b, big_p, budget, true));
+            let plan = MemoryPlan { budget, credit: true, release: threads != 2 };
+            let got = pool.install(|| lay_out_fast(b, p, &[], big_b, big_p, plan));
             let Ok(got) = got else { panic!("declined at {threads} threads, budget {budget}") };
             assert_eq!(got.layout.code_width(), crate::kernel::CodeWidth::U32);
             assert!(got.accounts == csr.accounts, "{threads} threads");
@@ -2828,6 +2859,7 @@ mod tests {
             id_pool in prop::collection::vec(any::<i64>(), 40),
             budget in prop_oneof![Just(usize::MAX), 1usize..2_000],
             credit in any::<bool>(),
+            release in any::<bool>(),
             wide in any::<bool>(),
         ) {
             let pool = id_pool_of(sparse, &seed_ids, &id_pool);
@@ -2840,7 +2872,7 @@ mod tests {
             let p = PositionInput { account: &pa, code: &pc, qty: &pq, entry_price: &pe, isolated_margin: &pm };
             // 300 codes of each kind: the layout stores them as u16.
             let (na, nm) = if wide { (300, 300) } else { (3, 5) };
-            let got = lay_out(b, p, side, na, nm, budget, credit);
+            let got = lay_out(b, p, side, na, nm, MemoryPlan { budget, credit, release });
             match group_with(b, p, side, None, na, nm) {
                 Err(e) => prop_assert_eq!(format!("{:?}", got.err()), format!("{:?}", Some(e))),
                 Ok(csr) => {
