@@ -93,11 +93,12 @@ def test_every_level_gives_the_scalar_bits_on_random_books(case) -> None:  # typ
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("n", [1, 7, 8, 9, 2_048, 2_049, 20_011])
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 2_048, 2_049, 3 * 2_048 + 1, 20_011, 64 * 2_048 + 1])
 def test_demo_books_of_every_size_match_across_levels_and_out(level, n: int, threads: int) -> None:  # type: ignore[no-untyped-def]
     """A call whose rows and layout are built runs on the calling thread for a one-thread
-    engine or a book of one chunk (2,048 accounts), chunk after chunk; otherwise on the
-    engine's pool: the same bits either way."""
+    engine or a book of one chunk (2,048 accounts), chunk after chunk; on the calling thread
+    beside the pool's for a book of 4 to 64 chunks; otherwise on the engine's pool, as the
+    first call does: the same bits every way."""
     u = cm.Universe.demo()
     book = generate(u, n_accounts=n, seed=n)
     level("scalar")

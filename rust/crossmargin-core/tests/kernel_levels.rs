@@ -5,7 +5,7 @@
 //! positions, open orders, flat rows, codes out of universe order).
 
 use crossmargin_core::brackets::{Bracket, Shape};
-use crossmargin_core::kernel::{evaluate_into_with, CodeWidth, Level, Run, Sliced8};
+use crossmargin_core::kernel::{evaluate_into_with, CodeWidth, Level, Run, Sliced8, Threads};
 use crossmargin_core::stress::{stress, stress_on, ScenarioPrices, StressColumns};
 use crossmargin_core::{
     evaluate, group_with, AssetSpec, BalanceInput, MarginColumns, MarginContext, MarketKind, MarketSpec, OptionSpec,
@@ -266,7 +266,11 @@ fn check_in(u: &Universe, c: &Case, width: Option<CodeWidth>) -> Result<(), Test
             // stores write whole aligned lines and the ends around them), with streaming and
             // with ordinary stores.
             for (offset, stream) in (0..8).flat_map(|o| [(o, true), (o, false)]) {
-                let got = pool.install(|| evaluate_at(&book, &layout, &ctx, level, offset, stream));
+                let got = match offset % 3 {
+                    0 => pool.install(|| evaluate_at(&book, &layout, &ctx, level, offset, stream, Threads::Pool)),
+                    1 => evaluate_at(&book, &layout, &ctx, level, offset, stream, Threads::Beside(&pool)),
+                    _ => evaluate_at(&book, &layout, &ctx, level, offset, stream, Threads::Calling),
+                };
                 if let Err(e) = columns_equal(&want, &got) {
                     let l = level.name();
                     let s = if stream { "streaming" } else { "ordinary" };
@@ -325,6 +329,7 @@ fn evaluate_at(
     level: Level,
     offset: usize,
     stream: bool,
+    threads: Threads<'_>,
 ) -> MarginColumns {
     #[repr(align(64))]
     #[derive(Clone, Copy)]
@@ -356,7 +361,7 @@ fn evaluate_at(
             liquidatable: &mut l[offset..offset + n],
             bankrupt: &mut b[offset..offset + n],
         };
-        evaluate_into_with(book, layout, ctx, out, level, Run { stream, parallel: true }).unwrap();
+        evaluate_into_with(book, layout, ctx, out, level, Run { stream, threads }).unwrap();
     }
     let col = |b: &Vec<Line>| -> Vec<f64> {
         let all: Vec<f64> = b.iter().flat_map(|l| l.0).collect();
@@ -541,4 +546,24 @@ fn size_discount_thresholds_match_bit_for_bit() {
     let case =
         Case { assets: assets.clone(), markets: vec![perp(0, false, 3)], bal, pos: vec![], orders: vec![], rotate: 0 };
     check_in(&u, &case, None).unwrap();
+}
+
+/// A book of several chunks and a part (four of 2,048 accounts and 11 more): the same bits
+/// whether the pool takes the chunks, the calling thread takes them all, or both take the next
+/// one as they finish (`check_in` runs each, at 1 and 2 threads).
+#[test]
+fn every_way_of_sharing_the_chunks_gives_the_same_bits() {
+    let markets = vec![perp(0, false, 3), perp(1, true, 2), perp(0, false, 5)];
+    let n = 4 * 2048 + 11;
+    let bal = (0..n).map(|a| (a, (a % 2) as u32, 500.0 + (a % 97) as f64 * 13.0)).collect();
+    let pos = (0..n)
+        .flat_map(|a| {
+            (0..(a % 4) as u32).map(move |k| {
+                let q = ((a * 5 + k as i64) % 11) as f64 - 5.0;
+                (a, k % 3, 0u8, q * 0.7, 90_000.0 + 250.0 * k as f64, [0.0, 0.0, 0.0, 40.0][(a % 4) as usize])
+            })
+        })
+        .collect();
+    let case = Case { assets: two_assets(), markets, bal, pos, orders: vec![], rotate: 0 };
+    check(&case).unwrap();
 }

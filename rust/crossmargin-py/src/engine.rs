@@ -1,12 +1,13 @@
 //! `_core.Engine`: a compiled universe and a rayon pool, built once; every computation over a
 //! book is a method. A book crosses as one `BookView` (grouped rows + remaps), prices as one
 //! pair of arrays; numpy columns come back by move, and all work runs without the GIL on the
-//! engine's pool (a standard evaluation with one thread's work: on the calling thread, with
-//! no pool at all; the feature modules hold each method's conversions).
+//! engine's pool (a standard evaluation of a built book: with one thread's work on the calling
+//! thread alone, with a few chunks' on the calling thread beside the pool's; the feature
+//! modules hold each method's conversions).
 
 use std::sync::Arc;
 
-use crossmargin_core::kernel::{self, Level};
+use crossmargin_core::kernel::{self, Level, Threads};
 use crossmargin_core::margin::{MarginColumnsMut, CHUNK};
 use crossmargin_core::{fixed, CoreError, MarginColumns, Universe};
 use numpy::{IntoPyArray, PyArray1};
@@ -28,6 +29,13 @@ use crate::{cascade, cascade_step, explain, funding, portfolio, risk, solvency, 
 
 /// Columns by name, as returned to Python.
 type Columns<'py> = PyResult<Bound<'py, PyDict>>;
+
+/// Books of this many chunks, their rows and layout built, are evaluated by the calling thread
+/// beside the pool's (`kernel::Threads::Beside`): a call saves a thread's wake-up, 10–25 %
+/// of its time from Python. Two or three chunks gained as much in single calls but lost a
+/// fifth in a tight loop, where the pool's threads are still awake; larger books are split in
+/// halves by the pool.
+const BESIDE_CHUNKS: std::ops::RangeInclusive<usize> = 4..=64;
 
 #[pyclass(frozen, module = "crossmargin._core", name = "Engine")]
 pub struct PyEngine {
@@ -143,20 +151,27 @@ impl PyEngine {
             let mut margin = MarginColumnsOut::of(&dict)?;
             let cols = margin.as_mut()?;
             detached(py, || {
-                // A one-thread engine's call, or a book of one chunk, runs on this thread once
-                // the book's rows and layout are built: the kernel then makes no rayon call,
-                // and handing it to the pool costs tens of µs a call in context switches.
-                let serial = b.header().n_accounts() <= CHUNK || self.pool.current_num_threads() == 1;
-                let parallel = !(serial && b.kernel_ready(ctx.universe, level));
+                // Once the book's rows and layout are built, this thread evaluates: alone for a
+                // one-thread engine or a book of one chunk (no rayon call), beside the pool's
+                // other threads for a book of a few chunks. Handing the whole call to the pool
+                // costs tens of µs in context switches, a small book's time. The first call
+                // builds in the pool, and other books run there.
+                let (n, ready) = (b.header().n_accounts(), b.kernel_ready(ctx.universe, level));
+                let threads = if ready && (n <= CHUNK || self.pool.current_num_threads() == 1) {
+                    Threads::Calling
+                } else if ready && BESIDE_CHUNKS.contains(&n.div_ceil(CHUNK)) {
+                    Threads::Beside(&self.pool)
+                } else {
+                    Threads::Pool
+                };
                 let evaluate = || {
                     let rows = b.kernel_rows(ctx.universe, level)?;
-                    let run = kernel::Run { parallel, ..kernel::Run::for_accounts(rows.n_accounts()) };
+                    let run = kernel::Run { threads, ..kernel::Run::for_accounts(rows.n_accounts()) };
                     kernel::evaluate_into_with(rows, b.layout(), &ctx, cols, level, run)
                 };
-                if parallel {
-                    self.install(evaluate)
-                } else {
-                    evaluate()
+                match threads {
+                    Threads::Pool => self.install(evaluate),
+                    _ => evaluate(),
                 }
             })?;
         }

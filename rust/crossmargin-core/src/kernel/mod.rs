@@ -26,6 +26,9 @@ pub(crate) use lanes::{LaneLayout, LaneSink};
 pub(crate) use layout::stored;
 pub use layout::{Code, CodeWidth, Sliced8, GROUP};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
 use rayon::prelude::*;
 
 use crate::book::GroupedBook;
@@ -340,21 +343,33 @@ const RESULT_BYTES: usize = 8 * 8 + 2;
 const CACHED_RESULTS: usize = 8 << 20;
 
 /// How [`evaluate_into_with`] runs: the result's stores and the threads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Run {
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'p> {
     /// Streaming stores (a bulk pass over the book), else ordinary ones.
     pub stream: bool,
-    /// The chunks in parallel on the current pool, else one after another on the calling
-    /// thread, with no rayon call (a one-thread engine, or a book of one chunk, gains nothing
-    /// from a pool and pays its hand-off).
-    pub parallel: bool,
+    pub threads: Threads<'p>,
 }
 
-impl Run {
-    /// In parallel; streaming stores for a result too large to stay in cache from one call
-    /// to the next (`out=`), where they would send it to memory each time.
-    pub fn for_accounts(n: usize) -> Run {
-        Run { stream: n * RESULT_BYTES > CACHED_RESULTS, parallel: true }
+/// Which threads evaluate the chunks. The chunks are independent, so which thread takes which
+/// does not change a bit of the result.
+#[derive(Debug, Clone, Copy)]
+pub enum Threads<'p> {
+    /// One after another on the calling thread, with no rayon call (a one-thread engine, or a
+    /// book of one chunk, gains nothing from a pool and pays its hand-off).
+    Calling,
+    /// In parallel on the current rayon pool.
+    Pool,
+    /// The calling thread and the pool's other threads, each taking the next chunk until none
+    /// is left: the caller works instead of waiting for the pool, and one thread fewer has to
+    /// wake (a book of a few chunks is done in about the time a sleeping thread takes to wake).
+    Beside(&'p rayon::ThreadPool),
+}
+
+impl Run<'_> {
+    /// In parallel on the current pool; streaming stores for a result too large to stay in
+    /// cache from one call to the next (`out=`), where they would send it to memory each time.
+    pub fn for_accounts(n: usize) -> Self {
+        Run { stream: n * RESULT_BYTES > CACHED_RESULTS, threads: Threads::Pool }
     }
 }
 
@@ -385,13 +400,33 @@ pub fn evaluate_into_with(
     let p = Prepared::new(book, layout, ctx, level);
     let p = if run.stream { p } else { p.cached() };
     let chunks = out.into_chunks(CHUNK);
-    if run.parallel && chunks.len() > 1 {
-        chunks.into_par_iter().enumerate().for_each(|(c, mut cols)| {
-            evaluate_block(book, layout, &p, c * CHUNK, &mut cols);
-        });
-    } else {
-        for (c, mut cols) in chunks.into_iter().enumerate() {
-            evaluate_block(book, layout, &p, c * CHUNK, &mut cols);
+    match run.threads {
+        Threads::Pool if chunks.len() > 1 => {
+            chunks.into_par_iter().enumerate().for_each(|(c, mut cols)| {
+                evaluate_block(book, layout, &p, c * CHUNK, &mut cols);
+            });
+        }
+        Threads::Beside(pool) if chunks.len() > 1 => {
+            let chunks: Vec<Mutex<Option<MarginColumnsMut<'_>>>> =
+                chunks.into_iter().map(|c| Mutex::new(Some(c))).collect();
+            let next = AtomicUsize::new(0);
+            let take = || loop {
+                let c = next.fetch_add(1, Ordering::Relaxed);
+                let Some(chunk) = chunks.get(c) else { break };
+                let mut cols = chunk.lock().expect("a chunk's lock").take().expect("each chunk taken once");
+                evaluate_block(book, layout, &p, c * CHUNK, &mut cols);
+            };
+            pool.in_place_scope(|s| {
+                for _ in 1..pool.current_num_threads().min(chunks.len()) {
+                    s.spawn(|_| take());
+                }
+                take();
+            });
+        }
+        _ => {
+            for (c, mut cols) in chunks.into_iter().enumerate() {
+                evaluate_block(book, layout, &p, c * CHUNK, &mut cols);
+            }
         }
     }
     Ok(())
