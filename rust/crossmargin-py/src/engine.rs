@@ -31,10 +31,11 @@ use crate::{cascade, cascade_step, explain, funding, portfolio, risk, solvency, 
 type Columns<'py> = PyResult<Bound<'py, PyDict>>;
 
 /// Books of this many chunks, their rows and layout built, are evaluated by the calling thread
-/// beside the pool's (`kernel::Threads::Beside`): a call saves a thread's wake-up, 10–25 %
-/// of its time from Python. Two or three chunks gained as much in single calls but lost a
-/// fifth in a tight loop, where the pool's threads are still awake; larger books are split in
-/// halves by the pool.
+/// beside the pool's (`kernel::Threads::Beside`): a call saves a thread's wake-up (single
+/// calls from Python took 0.77–1.00 of their time at 10k accounts, 0.91–0.94 at 30k and
+/// 100k). Two or three chunks gained as much in single calls but took 1.3× as long in a
+/// tight loop, where the pool's threads are still awake; larger books are split in halves by
+/// the pool (docs/ARCHITECTURE.md, "Calls").
 const BESIDE_CHUNKS: std::ops::RangeInclusive<usize> = 4..=64;
 
 #[pyclass(frozen, module = "crossmargin._core", name = "Engine")]
