@@ -810,7 +810,8 @@ fn lay_out_table(
             unsafe { cols.lo.write(d - at, slot) };
             put(r, &cols, d - at, cell)
         });
-        if bad || lay(parts.clone(), at, (&cols, nf, keep)) {
+        // Pages go back as partitions are laid out only when the grouping releases at all.
+        if bad || lay(parts.clone(), at, (&cols, nf, keep || !space.release)) {
             return Err(Declined);
         }
         if space.release && rows >= 1 << 16 {
@@ -2173,7 +2174,7 @@ impl<'a> Space<'a> {
                     }
                     a0 = a1;
                 }
-                if !keep && self.release {
+                if !keep {
                     // The partition's rows are in the layout: its buffer pages go back.
                     release_region((lo, key, f));
                 }

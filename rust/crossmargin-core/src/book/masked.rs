@@ -207,7 +207,7 @@ impl Space<'_> {
                 // SAFETY: once, by the partition's task, after its rows. Called whatever came
                 // before, so that the state starts empty for the task's next partition.
                 bad = unsafe { rows.end(&mut sc.state, p, base[p]..base[p + 1]) } || bad;
-                if !keep && self.release {
+                if !keep {
                     // The partition's rows are in the layout: its buffer pages go back.
                     release_region((lo, key, f));
                 }
