@@ -30,7 +30,7 @@ use crate::fsum::exact_sum;
 use crate::kernel::{stored as layout_stores, CodeWidth, LaneLayout, LaneSink, Sliced8, GROUP};
 use crate::limits::{is_price, within, MAX_AMOUNT, MAX_PRICE, MAX_QTY, MIN_PRICE};
 use crate::memory::{
-    map_column, release_freed, release_spare, release_values, reserve_more, reserved_column, Disjoint,
+    map_column, prefetch, release_consumed, release_freed, release_spare, reserve_more, reserved_column, Disjoint,
 };
 
 /// Position sides (docs/MODEL.md "Book"): one-way net position, hedge-mode long leg, short leg.
@@ -648,14 +648,41 @@ impl WaveColumns {
     }
 }
 
-/// Hands a partition's buffer pages back once its rows are in the layout.
-fn release_region((lo, key, f): Region<'_>) {
-    let len = lo.len();
-    release_values(lo, 0, len);
-    release_values(key, 0, len);
-    for c in f {
-        release_values(c, 0, len);
+impl WaveColumns {
+    /// Hands back the whole huge pages of the buffer's first `e` rows (its used columns, `nf`
+    /// f64 ones) that the previous calls did not (`from`: where each column's stopped).
+    ///
+    /// # Safety
+    /// Nothing reads or writes the buffer's first `e` rows meanwhile, nor later before writing.
+    unsafe fn release_consumed(&self, e: usize, nf: usize, from: &mut [usize; 5]) {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            release_consumed(&self.lo, e, &mut from[0]);
+            release_consumed(&self.key, e, &mut from[1]);
+            for c in 0..nf {
+                release_consumed(&self.f[c], e, &mut from[2 + c]);
+            }
+        }
     }
+}
+
+/// Rows of a table the partitions' tasks lay out between two hand-backs of the buffer's
+/// pages (when the grouping hands them back as it goes): 4 MiB of each f64 column, whole
+/// huge pages.
+const RELEASE_BATCH_ROWS: usize = 1 << 19;
+
+/// `parts` cut into runs of consecutive partitions of at least `rows` rows each (the last
+/// may hold fewer).
+fn batches(parts: std::ops::Range<usize>, region: &[usize], rows: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = vec![];
+    let mut p0 = parts.start;
+    for p in parts.clone() {
+        if region[p + 1] - region[p0] >= rows || p + 1 == parts.end {
+            out.push(p0..p + 1);
+            p0 = p + 1;
+        }
+    }
+    out
 }
 
 /// How [`lay_out_table`] cuts a table into waves of partitions.
@@ -764,12 +791,12 @@ fn rank(keys: &[u32], ranks: &mut Vec<u32>, order: &mut Vec<u32>, clash: &impl F
 /// Lays table `t` out wave by wave: each wave scatters the rows of its partitions into the
 /// buffer (`put(row, columns, buffer index, side cell)` writes one and tells whether it fails
 /// a check; the cell is the row's in `side`, [`Space::scatter_parts`]),
-/// then `lay(partitions, at, (columns, nf, keep))` writes the wave's partitions into the
-/// layout from the buffer (region index r at buffer index r − at: [`Space::lay_parts`] or
+/// then `lay(partitions, at, (columns, nf))` writes the wave's partitions into the layout
+/// from the buffer (region index r at buffer index r − at: [`Space::lay_parts`] or
 /// [`Space::lay_parts_masked`]) and tells whether it declines. Declined when a row fails its
 /// check or `lay` declines. `nf`: f64 columns used. `buf` is the waves' buffer; with `keep`
 /// its pages stay (for the next table to reuse: fresh pages cost the kernel a clear each)
-/// instead of going back partition by partition.
+/// instead of going back a batch of partitions at a time ([`RELEASE_BATCH_ROWS`]).
 #[allow(clippy::too_many_arguments)]
 fn lay_out_table(
     space: &Space<'_>,
@@ -778,7 +805,7 @@ fn lay_out_table(
     (buf, keep): (&mut WaveBuffer, bool),
     nf: usize,
     put: impl Fn(usize, &WaveColumns, usize, &mut SideCell<'_>) -> bool + Sync,
-    lay: impl Fn(std::ops::Range<usize>, usize, (&WaveColumns, usize, bool)) -> bool,
+    lay: impl Fn(std::ops::Range<usize>, usize, (&WaveColumns, usize)) -> bool,
 ) -> std::result::Result<(), Declined> {
     for parts in plan {
         let (p0, p1) = (parts.start, parts.end);
@@ -791,7 +818,7 @@ fn lay_out_table(
         for v in buf.f.iter_mut().take(nf) {
             v.grow(rows);
         }
-        if space.release {
+        if space.release.is_some() {
             // A wave smaller than the last (the final one) keeps only the pages it writes.
             release_spare(&mut buf.key, rows);
             release_spare(&mut buf.lo, rows);
@@ -810,11 +837,24 @@ fn lay_out_table(
             unsafe { cols.lo.write(d - at, slot) };
             put(r, &cols, d - at, cell)
         });
-        // Pages go back as partitions are laid out only when the grouping releases at all.
-        if bad || lay(parts.clone(), at, (&cols, nf, keep || !space.release)) {
+        if bad {
             return Err(Declined);
         }
-        if space.release && rows >= 1 << 16 {
+        // Pages go back as partitions are laid out only when the grouping releases at all.
+        let batch = space.release.filter(|_| !keep);
+        let runs = batch.map_or_else(|| vec![parts.clone()], |rows| batches(parts.clone(), &h.region, rows));
+        let mut from = [0; 5];
+        for run in runs {
+            if lay(run.clone(), at, (&cols, nf)) {
+                return Err(Declined);
+            }
+            if batch.is_some() {
+                // SAFETY: the run's rows are in the layout, and no later step of this wave reads
+                // them (the next wave writes its rows first).
+                unsafe { cols.release_consumed(h.region[run.end] - at, nf, &mut from) };
+            }
+        }
+        if space.release.is_some() && rows >= 1 << 16 {
             // The partitions' scratch buffers, freed meanwhile.
             release_freed();
         }
@@ -859,8 +899,11 @@ pub fn group_into_layout(
     // A wave's buffer holds about a third of the input columns' bytes above the least bytes
     // of the layout it has still to write.
     let (nb, np) = (bal.account.len(), pos.account.len());
-    let plan =
-        MemoryPlan { budget: ((nb * 20 + np * 37) / 3).max(1 << 23), credit: true, release: nb + np >= RELEASE_ROWS };
+    let plan = MemoryPlan {
+        budget: ((nb * 20 + np * 37) / 3).max(1 << 23),
+        credit: true,
+        release: (nb + np >= RELEASE_ROWS).then_some(RELEASE_BATCH_ROWS),
+    };
     // One hand-off to the pool for the whole grouping: called from outside it, each parallel
     // step would otherwise be handed to a pool thread and back on its own.
     rayon::scope(|_| lay_out(bal, pos, side, n_asset_codes, n_market_codes, plan))
@@ -879,9 +922,10 @@ struct MemoryPlan {
     budget: usize,
     /// ...plus the layout's least bytes still to write, when set.
     credit: bool,
-    /// Buffer pages go back to the operating system as each partition is laid out, and freed
-    /// transients after each step (`malloc_trim`).
-    release: bool,
+    /// Some(rows): buffer pages go back to the operating system as each run of partitions of
+    /// at least that many rows is laid out ([`RELEASE_BATCH_ROWS`]), and freed transients
+    /// after each step (`malloc_trim`).
+    release: Option<usize>,
 }
 
 /// [`group_into_layout`] under a [`MemoryPlan`].
@@ -1042,7 +1086,7 @@ fn lay_out_by<M: KeyMask>(
         drop(cb);
         // The balances' scratch is freed: hand its pages back before the positions' buffer
         // and layout grow (a long-lived process's heap would otherwise keep them).
-        if release {
+        if release.is_some() {
             release_freed();
         }
         let mut side_margins = side_margins;
@@ -1119,7 +1163,7 @@ fn lay_out_by<M: KeyMask>(
     let layout = unsafe { lanes.finish() };
     // The transients (row counts, scratch, the stored margins' staging) are freed: hand them
     // back (a long-lived process's heap would otherwise keep them resident).
-    if release {
+    if release.is_some() {
         release_freed();
     }
     Ok(LaidOutBook { accounts, layout, n_asset_codes: na, n_market_codes: nm, has_sides })
@@ -1563,6 +1607,9 @@ fn same_lengths(bal: &BalanceInput<'_>, pos: &PositionInput<'_>, side: &[u8], or
     b && p && o
 }
 
+/// Rows ahead of the current one whose slot's tally entry the counting pass prefetches.
+const PREFETCH_ROWS: usize = 16;
+
 /// Rows a chunk of the scatter takes (its rows keep their input order within a partition).
 const SCATTER_ROWS: usize = 1 << 18;
 /// About this many rows per partition, so a partition's columns stay in a core's L2 cache
@@ -1585,9 +1632,9 @@ struct Space<'a> {
     /// Slots holding an account (dense ids); empty for sparse ids (every slot does).
     seen: Vec<AtomicBool>,
     sorted_ids: Vec<i64>,
-    /// Whether transient pages go back to the operating system as the grouping goes
-    /// ([`MemoryPlan::release`]).
-    release: bool,
+    /// Whether transient pages go back to the operating system as the grouping goes, and the
+    /// rows laid out between two hand-backs of a buffer's ([`MemoryPlan::release`]).
+    release: Option<usize>,
 }
 
 /// A table's rows per (scatter chunk, partition), and each partition's region of the output.
@@ -1670,6 +1717,10 @@ impl SlotCounts {
 /// What a counting task keeps per slot ([`Space::count`]): `add(slot, row)` for each row.
 trait Tally: Send {
     fn add(&mut self, slot: usize, row: usize);
+    /// Brings `slot`'s entry towards the core ahead of its row's `add`: the rows' slots come
+    /// in no order, and a tally larger than the core's cache (a book of millions of accounts)
+    /// would otherwise wait on memory once per row.
+    fn prefetch(&self, _slot: usize) {}
 }
 
 /// A counting task that marks each row's slot seen (dense ids; sparse ones have no marks).
@@ -1697,6 +1748,11 @@ impl Tally for ByteTally {
         let x = &mut self.slots[slot];
         self.full |= *x == u8::MAX;
         *x = x.wrapping_add(1);
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, slot: usize) {
+        prefetch(self.slots.as_ptr().wrapping_add(slot));
     }
 }
 
@@ -1793,7 +1849,7 @@ impl<'a> Space<'a> {
         let want = (PARTITION_ROWS * range as u128 / rows.max(1) as u128).max(1);
         let shift = (127 - want.leading_zeros()).min(16);
         let parts = range.div_ceil(1 << shift);
-        Space { ids, min, dense, range, shift, parts, seen, sorted_ids, release: false }
+        Space { ids, min, dense, range, shift, parts, seen, sorted_ids, release: None }
     }
 
     /// Row r of table t's slot.
@@ -1842,9 +1898,12 @@ impl<'a> Space<'a> {
                 let hists = (k * n_chunks / tasks..(k + 1) * n_chunks / tasks)
                     .map(|c| {
                         let rows = chunks[c]..chunks[c + 1];
+                        let last = rows.end.saturating_sub(1);
+                        let ahead = |r: usize| self.slot(t, (r + PREFETCH_ROWS).min(last)) as usize;
                         let mut h = vec![0usize; parts];
                         let Some(m) = isolated else {
                             for r in rows {
+                                slots.prefetch(ahead(r));
                                 let s = self.slot(t, r) as usize;
                                 h[s >> shift] += 1;
                                 slots.add(s, r);
@@ -1853,6 +1912,7 @@ impl<'a> Space<'a> {
                         };
                         let mut stored = vec![0usize; parts];
                         for r in rows {
+                            slots.prefetch(ahead(r));
                             let s = self.slot(t, r) as usize;
                             h[s >> shift] += 1;
                             stored[s >> shift] += usize::from(layout_stores(cross_as_zero(m[r])));
@@ -2128,8 +2188,8 @@ impl<'a> Space<'a> {
     /// Groups each partition of `parts` (one wave, region index r at buffer index r − `at`)
     /// by account, ranks each account's rows by key and hands it its rows, accounts
     /// ascending: `account(state, d, rows)` (d its dense index, `state` from `start(p)`).
-    /// Then hands the partition's buffer pages back, unless `keep`. True when `clash` marks two
-    /// keys of an account (its partition stops there: the caller declines).
+    /// True when `clash` marks two keys of an account (its partition stops there: the caller
+    /// declines).
     #[allow(clippy::too_many_arguments)]
     fn lay_parts<S>(
         &self,
@@ -2137,7 +2197,7 @@ impl<'a> Space<'a> {
         at: usize,
         region: &[usize],
         base: &[usize],
-        (cols, nf, keep): (&WaveColumns, usize, bool),
+        (cols, nf): (&WaveColumns, usize),
         clash: &(impl Fn(u32, u32) -> bool + Sync),
         start: &(impl Fn(usize) -> S + Sync),
         account: &(impl Fn(&mut S, usize, HandedRows<'_>) + Sync),
@@ -2173,10 +2233,6 @@ impl<'a> Space<'a> {
                         d += 1;
                     }
                     a0 = a1;
-                }
-                if !keep {
-                    // The partition's rows are in the layout: its buffer pages go back.
-                    release_region((lo, key, f));
                 }
                 bad
             })
@@ -2680,7 +2736,7 @@ mod tests {
                 [(1, usize::MAX, false), (2, 1 << 20, true), (3, 1 << 16, false), (7, 5_000, true), (2, 5_000, false)];
             for (threads, budget, credit) in runs {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                let plan = MemoryPlan { budget, credit, release: threads != 2 };
+                let plan = MemoryPlan { budget, credit, release: (threads != 2).then_some(1 << 12) };
                 let got = pool.install(|| lay_out(b, p, &ps, 6, 5, plan).unwrap());
                 let at =
                     format!("{threads} threads, budget {budget}, credit {credit}, spread {spread}, sorted {sorted}");
@@ -2728,7 +2784,8 @@ mod tests {
             let want = layout_bits(&Sliced8::new(&csr));
             for (threads, budget) in [(1, usize::MAX), (2, 1 << 20), (3, 5_000)] {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                let args = (b, p, &side[..], 6, 5, MemoryPlan { budget, credit: true, release: threads != 2 });
+                let plan = MemoryPlan { budget, credit: true, release: (threads != 2).then_some(1 << 12) };
+                let args = (b, p, &side[..], 6, 5, plan);
                 let runs = [
                     ("ranked", pool.install(|| lay_out_by::<u8>(args, !one_way, false))),
                     (
@@ -2800,7 +2857,7 @@ mod tests {
         let want = layout_bits(&Sliced8::new(&csr));
         for (threads, budget) in [(1, usize::MAX), (2, 1 << 23), (3, 5_000)] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let plan = MemoryPlan { budget, credit: true, release: threads != 2 };
+            let plan = MemoryPlan { budget, credit: true, release: (threads != 2).then_some(1 << 12) };
             let got = pool.install(|| lay_out_fast(b, p, &[], big_b, big_p, plan));
             let Ok(got) = got else { panic!("declined at {threads} threads, budget {budget}") };
             assert_eq!(got.layout.code_width(), crate::kernel::CodeWidth::U32);
@@ -2860,7 +2917,7 @@ mod tests {
             id_pool in prop::collection::vec(any::<i64>(), 40),
             budget in prop_oneof![Just(usize::MAX), 1usize..2_000],
             credit in any::<bool>(),
-            release in any::<bool>(),
+            release in prop::option::of(1usize..100),
             wide in any::<bool>(),
         ) {
             let pool = id_pool_of(sparse, &seed_ids, &id_pool);

@@ -24,6 +24,19 @@ pub fn huge_pages() -> bool {
     HUGE_PAGES.load(Ordering::Relaxed)
 }
 
+/// Brings the cache line at `p` towards the core (a hint, for a read or write soon; a no-op
+/// off x86-64). Any address will do: a prefetch reads nothing and faults on none.
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as above, the instruction touches no memory the program can observe.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// A zeroed column of `n` values on huge pages where the platform has them.
 pub fn column<T: Clone + Default>(n: usize) -> Vec<T> {
     let mut v = vec![T::default(); n];
@@ -31,9 +44,11 @@ pub fn column<T: Clone + Default>(n: usize) -> Vec<T> {
     v
 }
 
+/// A transparent huge page's bytes (x86-64 and 4 KiB-page aarch64).
+const HUGE: usize = 2 << 20;
+
 #[cfg(target_os = "linux")]
 fn advise_huge_pages<T>(v: &mut [T]) {
-    const HUGE: usize = 2 << 20;
     if !huge_pages() {
         return;
     }
@@ -161,19 +176,24 @@ impl Plain for u16 {}
 impl Plain for u32 {}
 impl Plain for f64 {}
 
-/// Hands back to the operating system the pages wholly inside `v[s..e]`: values a step has
-/// consumed, in a buffer kept for later steps (which write before they read). Those values
-/// read as zero afterwards.
-pub fn release_values<T: Plain>(v: &mut [T], s: usize, e: usize) {
-    let e = e.min(v.len());
-    if s >= e {
-        return;
+/// Hands back to the operating system the whole 2 MiB pages of the buffer's first `e` values
+/// that lie past byte address `*from` (where the previous call stopped; 0 at first), and
+/// moves `*from` past them: a buffer consumed from its start, step by step, goes back as it
+/// is consumed. Whole huge pages only: handing back part of a transparent huge page splits
+/// it, and the split and the shootdown of its mappings cost more than the page is worth to
+/// hand back early. Those values read as zero afterwards.
+///
+/// # Safety
+/// The buffer's first `e` values lie within its allocation, and nothing reads or writes them
+/// meanwhile (a later step writes before it reads).
+pub unsafe fn release_consumed<T: Plain>(v: &Disjoint<T>, e: usize, from: &mut usize) {
+    let (base, size) = (v.0 as usize, std::mem::size_of::<T>());
+    let (start, end) = ((*from).max(base).next_multiple_of(HUGE), (base + e * size) & !(HUGE - 1));
+    if end > start {
+        // SAFETY: as the caller guarantees; zero bytes are valid values (`Plain`).
+        unsafe { drop_pages(start, end) };
+        *from = end;
     }
-    let base = v.as_mut_ptr() as usize;
-    let size = std::mem::size_of::<T>();
-    // SAFETY: the range lies inside `v`, whose values stay valid as zero bytes (`Plain`),
-    // and `v` is borrowed mutably, so nothing else reads them meanwhile.
-    unsafe { drop_pages(base + s * size, base + e * size) };
 }
 
 /// `MADV_DONTNEED` on the whole pages inside `[start, end)` (a no-op elsewhere than Linux).

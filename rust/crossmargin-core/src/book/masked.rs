@@ -14,7 +14,8 @@ use std::ops::{BitAnd, BitOr, BitXor, Range};
 
 use rayon::prelude::*;
 
-use super::{release_region, Space, Tally, WaveColumns};
+use super::{Space, Tally, WaveColumns};
+use crate::memory::prefetch;
 
 /// A set of keys, one bit each: u8 to u64, the narrowest that holds a book's keys (the count
 /// keeps one per account and counting task).
@@ -85,6 +86,11 @@ impl<M: KeyMask, K: Fn(usize) -> u32 + Sync> Tally for MaskTally<'_, M, K> {
             self.bad = true;
         }
     }
+
+    #[inline(always)]
+    fn prefetch(&self, slot: usize) {
+        prefetch(self.masks.as_ptr().wrapping_add(slot));
+    }
 }
 
 /// The counting tasks' masks joined into one (a slot's keys from every task); None when a
@@ -145,10 +151,9 @@ impl Space<'_> {
     /// [`Space::lay_parts`] by key masks: each partition of `parts` (one wave, region index r
     /// at buffer index r − `at`) hands each account its keys (`rows.account`, accounts
     /// ascending), then each row in buffer order its rank (`rows.row`), the count of its
-    /// account's keys below its own (`mask_key` maps a buffered key to its mask key). Hands
-    /// the partition's buffer pages back unless `keep`. True when a row repeats a key of its
-    /// account, or an account's keys clash, or the rows are not those counted (the caller
-    /// declines).
+    /// account's keys below its own (`mask_key` maps a buffered key to its mask key). True when
+    /// a row repeats a key of its account, or an account's keys clash, or the rows are not
+    /// those counted (the caller declines).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn lay_parts_masked<M: KeyMask, R: MaskedRows<M>>(
         &self,
@@ -156,7 +161,7 @@ impl Space<'_> {
         at: usize,
         region: &[usize],
         base: &[usize],
-        (cols, nf, keep): (&WaveColumns, usize, bool),
+        (cols, nf): (&WaveColumns, usize),
         masks: &[M],
         mask_key: impl Fn(u32) -> u32 + Sync,
         rows: &R,
@@ -207,10 +212,6 @@ impl Space<'_> {
                 // SAFETY: once, by the partition's task, after its rows. Called whatever came
                 // before, so that the state starts empty for the task's next partition.
                 bad = unsafe { rows.end(&mut sc.state, p, base[p]..base[p + 1]) } || bad;
-                if !keep {
-                    // The partition's rows are in the layout: its buffer pages go back.
-                    release_region((lo, key, f));
-                }
                 bad
             })
             .reduce(|| false, |a, b| a | b)

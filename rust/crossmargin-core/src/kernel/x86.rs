@@ -16,6 +16,7 @@ use std::ops::Range;
 use super::layout::{Code, Codes, SlotCodes};
 use super::{Level, Sliced8, Tables, GROUP};
 use crate::margin::MarginColumnsMut;
+use crate::memory::prefetch;
 
 /// Groups `groups` of `layout` into `cols`, the columns of the accounts from `base` on (the
 /// groups' accounts lie in them).
@@ -97,13 +98,6 @@ impl Lanes {
 /// loads of a slot's first quantities were the kernel's hottest stalls at 1M accounts
 /// (cache misses on the layout's streams the hardware prefetcher had not brought in).
 const AHEAD: usize = 16;
-
-/// Brings the line at `p` towards L1 (a hint: an address outside the layout is never read).
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    // SAFETY: a prefetch reads nothing and faults on no address.
-    unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8) };
-}
 
 /// Byte l of entry b is bit l of b: 8 lane flags as 8 bools in one store.
 const SPREAD: [u64; 256] = {
