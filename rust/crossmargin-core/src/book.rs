@@ -646,9 +646,7 @@ impl WaveColumns {
             (self.lo.slice(s, e), self.key.slice(s, e), f)
         }
     }
-}
 
-impl WaveColumns {
     /// Hands back the whole huge pages of the buffer's first `e` rows (its used columns, `nf`
     /// f64 ones) that the previous calls did not (`from`: where each column's stopped).
     ///
@@ -796,7 +794,7 @@ fn rank(keys: &[u32], ranks: &mut Vec<u32>, order: &mut Vec<u32>, clash: &impl F
 /// [`Space::lay_parts_masked`]) and tells whether it declines. Declined when a row fails its
 /// check or `lay` declines. `nf`: f64 columns used. `buf` is the waves' buffer; with `keep`
 /// its pages stay (for the next table to reuse: fresh pages cost the kernel a clear each)
-/// instead of going back a batch of partitions at a time ([`RELEASE_BATCH_ROWS`]).
+/// instead of going back a run of partitions at a time ([`MemoryPlan::release`]).
 #[allow(clippy::too_many_arguments)]
 fn lay_out_table(
     space: &Space<'_>,
